@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration of the connector. Every key has a safe default that runs the demo on a
+ * developer machine (local Redis and PostgreSQL, the embedded bank sandbox on loopback).
+ * Secrets are never values here: only paths of files that hold them (or env variables read at use).
+ */
+const hostPort = z.number().int().min(1).max(65535);
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), e.g. "17:00"');
+
+export const configSchema = z
+  .object({
+    testMode: z.boolean().default(false),
+    /** ISO time the clock starts from; honoured only in test mode. */
+    fakeNow: z.string().datetime({ offset: true }).optional(),
+    database: z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'expected a postgresql:// URL')
+          .default('postgresql://postgres@127.0.0.1:5432/connector'),
+        /** Schema for the connector's tables (tests use their own). */
+        schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case SQL identifier').default('public'),
+        poolMax: z.number().int().min(1).max(200).default(10),
+      })
+      .default({}),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, "_", "-" or "." (no ":")')
+          .default('connector'),
+      })
+      .default({}),
+    api: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: hostPort.default(8080),
+        /** Origins of a console allowed to call the API with a session cookie (CSRF check). */
+        consoleOrigins: z.array(z.string().url()).default([]),
+        maxBatchSize: z.number().int().min(1).max(10000).default(500),
+      })
+      .default({}),
+    bank: z
+      .object({
+        url: z.string().url().default('http://127.0.0.1:8900'),
+        apiVersion: z.string().min(1).default('v1'),
+        clientId: z.string().min(1).optional(),
+        /** File holding the Client Secret until the credential vault has one. */
+        clientSecretFile: z.string().min(1).optional(),
+        timeoutMs: z.number().int().min(100).max(600_000).default(15_000),
+        statementTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
+        caFile: z.string().optional(),
+        clientCertFile: z.string().optional(),
+        clientKeyFile: z.string().optional(),
+      })
+      .default({}),
+    signer: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(https?:\/\/|unix:)/, 'expected http://host:port or unix:/path')
+          .default('http://127.0.0.1:8901'),
+        tokenFile: z.string().default('.connector/signer.token'),
+        sessionIdleMinutes: z.number().int().min(1).max(30).default(30),
+        trust: z.array(z.string()).default([]),
+        crl: z.array(z.string()).default([]),
+        requireRevocation: z.boolean().default(false),
+      })
+      .default({}),
+    masterKeyFile: z.string().default('.connector/master.key'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .default({}),
+    onec: z
+      .object({
+        outboxDir: z.string().default('exchange/outbox'),
+        inboxDir: z.string().default('exchange/inbox'),
+        encoding: z.enum(['windows', 'utf8']).default('windows'),
+        /** A file is taken only when its size has not changed for this long (1C may still write). */
+        stableMs: z.number().int().min(0).max(600_000).default(2_000),
+        scanEveryMs: z.number().int().min(200).max(3_600_000).default(5_000),
+      })
+      .default({}),
+    calendar: z
+      .object({
+        /** The bank's operational-day cut-off, Kazakhstan time (UTC+5). */
+        cutoff: hhmm.default('17:00'),
+      })
+      .default({}),
+    worker: z
+      .object({
+        concurrency: z.number().int().min(1).max(256).default(8),
+        /** PM2 instances of connector-worker. */
+        instances: z.number().int().min(1).max(64).default(1),
+      })
+      .default({}),
+    sweeper: z
+      .object({
+        everyMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+        /** Orders untouched this long in a transient state are re-queued. */
+        staleAfterMs: z.number().int().min(1000).max(86_400_000).default(120_000),
+      })
+      .default({}),
+  })
+  .strict();
+
+export type ConnectorConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

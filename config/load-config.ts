@@ -1,0 +1,114 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ZodError } from 'zod';
+import { configSchema, type ConnectorConfig } from './config.schema';
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Environment variables fixed by INTERFACES.md, mapped onto config paths. */
+const ENV_MAP: ReadonlyArray<[string, string[], 'string' | 'int' | 'bool']> = [
+  ['CONNECTOR_DATABASE_URL', ['database', 'url'], 'string'],
+  ['CONNECTOR_DATABASE_SCHEMA', ['database', 'schema'], 'string'],
+  ['CONNECTOR_REDIS_URL', ['redis', 'url'], 'string'],
+  ['CONNECTOR_REDIS_PREFIX', ['redis', 'prefix'], 'string'],
+  ['CONNECTOR_API_HOST', ['api', 'host'], 'string'],
+  ['CONNECTOR_API_PORT', ['api', 'port'], 'int'],
+  ['CONNECTOR_BANK_URL', ['bank', 'url'], 'string'],
+  ['CONNECTOR_BANK_CLIENT_ID', ['bank', 'clientId'], 'string'],
+  ['CONNECTOR_BANK_CLIENT_SECRET_FILE', ['bank', 'clientSecretFile'], 'string'],
+  ['CONNECTOR_LOG_LEVEL', ['log', 'level'], 'string'],
+  ['CONNECTOR_SIGNER_URL', ['signer', 'url'], 'string'],
+  ['CONNECTOR_SIGNER_TOKEN_FILE', ['signer', 'tokenFile'], 'string'],
+  ['CONNECTOR_TEST_MODE', ['testMode'], 'bool'],
+  ['CONNECTOR_FAKE_NOW', ['fakeNow'], 'string'],
+  ['CONNECTOR_MASTER_KEY_FILE', ['masterKeyFile'], 'string'],
+  ['CONNECTOR_WORKER_CONCURRENCY', ['worker', 'concurrency'], 'int'],
+  ['CONNECTOR_WORKER_INSTANCES', ['worker', 'instances'], 'int'],
+];
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function envValue(name: string, raw: string, kind: 'string' | 'int' | 'bool'): unknown {
+  if (kind === 'string') return raw;
+  if (kind === 'bool') {
+    if (raw === '1' || raw === 'true') return true;
+    if (raw === '0' || raw === 'false' || raw === '') return false;
+    throw new ConfigError(`${name}: "${raw}" is not a switch; expected 1 or 0`);
+  }
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name}: "${raw}" is not a whole number; expected e.g. 8080`);
+  return Number(raw);
+}
+
+/** Names a zod issue the way an operator reads it: key, problem, expected form. No secret is ever a value here. */
+export function describeConfigIssues(error: ZodError, source: string): string {
+  return error.issues
+    .map((issue) => {
+      const key = issue.path.join('.') || '(root)';
+      return `config ${source}: ${key}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Values that win over the file and the environment (tests, embedded use). */
+  overrides?: Record<string, unknown>;
+}
+
+/**
+ * Loads the one configuration: optional JSON file (CONNECTOR_CONFIG, else connector.config.json in the
+ * working directory when present), then CONNECTOR_* environment overrides, validated once.
+ * A bad value fails here naming its key, the problem and the expected form.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const explicit = env.CONNECTOR_CONFIG;
+  const file = explicit ? resolve(cwd, explicit) : resolve(cwd, 'connector.config.json');
+  let raw: Record<string, unknown> = {};
+  if (explicit || existsSync(file)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw new ConfigError(`config file ${file}: expected a JSON object at the top level`);
+      }
+      raw = parsed as Record<string, unknown>;
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  for (const [name, path, kind] of ENV_MAP) {
+    const value = env[name];
+    if (value !== undefined) setPath(raw, path, envValue(name, value, kind));
+  }
+  for (const [dotted, value] of Object.entries(options.overrides ?? {})) setPath(raw, dotted.split('.'), value);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(describeConfigIssues(result.error, explicit || existsSync(file) ? file : '(defaults + environment)'));
+  const config = result.data;
+  if (config.fakeNow && !config.testMode) {
+    throw new ConfigError('config: fakeNow (CONNECTOR_FAKE_NOW) is honoured only in test mode; set CONNECTOR_TEST_MODE=1 or unset it');
+  }
+  return config;
+}

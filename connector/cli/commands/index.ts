@@ -1,0 +1,9 @@
+import type { Command } from 'commander';
+
+/**
+ * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
+ * program (`connector`). A register function only declares commands; work happens in actions.
+ */
+export type RegisterCommands = (program: Command) => void;
+
+export const commandRegistrars: RegisterCommands[] = [];

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/**
+ * The normalised payment order: one shape for every ERP (INTERFACES.md, "1C files").
+ * Amount is a decimal string at this edge ("7745.70"); inside the domain it becomes tiyn.
+ * Requisite rules (IIN/BIN checksum, IBAN, KNP, ...) are judged by the validator, not here:
+ * this schema only says "this is an order at all".
+ */
+export const partySchema = z.object({
+  name: z.string().max(500),
+  iinBin: z.string().max(32),
+  iban: z.string().max(64),
+  bic: z.string().max(32),
+});
+
+export const paymentOrderSchema = z.object({
+  number: z.string().min(1).max(64),
+  date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected an ISO date YYYY-MM-DD'),
+  amount: z.string().max(32),
+  currency: z.string().max(8).default('KZT'),
+  payer: partySchema.extend({ kod: z.string().max(8) }),
+  beneficiary: partySchema.extend({ kbe: z.string().max(8) }),
+  knp: z.string().max(8),
+  purpose: z.string().max(2000),
+  kbk: z.string().max(16).optional(),
+  valueDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected an ISO date YYYY-MM-DD').optional(),
+  erpDocumentId: z.string().max(128).optional(),
+  direction: z.enum(['out', 'in']).optional(),
+  raw: z.record(z.string()).optional(),
+});
+
+export type PaymentOrderInput = z.input<typeof paymentOrderSchema>;
+export type NormalisedOrder = z.output<typeof paymentOrderSchema>;
+
+/** A requisite-rule failure on one field of an order. `message` is Russian for the 1C user. */
+export interface FieldError {
+  field: string;
+  code: string;
+  message: string;
+  /** The same in English, for logs. */
+  messageEn?: string;
+}

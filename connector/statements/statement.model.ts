@@ -1,0 +1,60 @@
+/**
+ * The statement model every source maps into (the bank's JSON, ISO 20022 camt.053, a 1C
+ * statement file). Reconciliation works on this shape only, never on an adapter's.
+ * Amounts are positive integers of tiyn; `direction` says which way the money went for the
+ * statement's own account.
+ */
+export type StatementKind = 'booked' | 'intraday';
+export type LineDirection = 'debit' | 'credit';
+export type LineStatus = 'booked' | 'pending';
+export type LineKind = 'payment' | 'fee' | 'tax' | 'other';
+
+export interface Counterparty {
+  name: string;
+  iinBin: string;
+  iban: string;
+  bic: string;
+}
+
+export interface StatementLineData {
+  /** The bank's unique reference of this line: the idempotency key of storage (LESSONS.md 5). */
+  bankLineId: string;
+  bookingDate: string;
+  valueDate: string;
+  direction: LineDirection;
+  amount: number;
+  currency: string;
+  status: LineStatus;
+  kind: LineKind;
+  counterparty: Counterparty;
+  purpose: string;
+  knp?: string;
+  documentNumber?: string;
+  documentDate?: string;
+  /** The bank's reference of our document, when the line is one of our orders. */
+  bankReference?: string;
+  /** Our external id, when the bank echoes it. */
+  externalId?: string;
+}
+
+export interface StatementData {
+  account: string;
+  currency: string;
+  periodFrom: string;
+  periodTo: string;
+  kind: StatementKind;
+  openingBalance: number;
+  closingBalance: number;
+  lines: StatementLineData[];
+  source: 'bank-json' | 'camt053' | 'onec';
+}
+
+/** Opening + booked credits - booked debits must equal closing (LESSONS.md 6). Pending lines do not count. */
+export function checkStatementBalance(statement: StatementData): { ok: boolean; expectedClosing: number } {
+  let balance = statement.openingBalance;
+  for (const line of statement.lines) {
+    if (line.status !== 'booked') continue;
+    balance += line.direction === 'credit' ? line.amount : -line.amount;
+  }
+  return { ok: balance === statement.closingBalance, expectedClosing: balance };
+}
