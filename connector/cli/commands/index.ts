@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { registerFoundationCommands } from './foundation.commands';
+import { registerDoctorCommands } from './doctor.commands';
+import { registerDemoCommands } from './demo.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -6,4 +9,4 @@ import type { Command } from 'commander';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [];
+export const commandRegistrars: RegisterCommands[] = [registerFoundationCommands, registerDoctorCommands, registerDemoCommands];
