@@ -1,5 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import IORedis from 'ioredis';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
@@ -124,7 +125,7 @@ function probeHttp(url: string, path: string): Promise<number> {
     const options: http.RequestOptions = url.startsWith('unix:')
       ? { socketPath: url.slice('unix:'.length), path, method: 'GET', timeout: 3_000 }
       : { ...(() => { const u = new URL(path, url); return { hostname: u.hostname, port: u.port, path: u.pathname, protocol: u.protocol }; })(), method: 'GET', timeout: 3_000 };
-    const lib = url.startsWith('https:') ? require('node:https') : http;
+    const lib = url.startsWith('https:') ? https : http;
     const req = lib.request(options, (res: http.IncomingMessage) => {
       res.resume();
       resolve(res.statusCode ?? 0);
