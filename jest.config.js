@@ -8,4 +8,5 @@ module.exports = {
   testTimeout: 60000,
   // Integration tests share one PostgreSQL and Redis; each file uses its own schema/prefix.
   maxWorkers: 1,
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
 };
