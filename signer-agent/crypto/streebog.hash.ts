@@ -134,20 +134,56 @@ function lpsx(x: Int32Array, y: Int32Array, out: Int32Array): void {
   const r5l = x[10] ^ y[10], r5h = x[11] ^ y[11];
   const r6l = x[12] ^ y[12], r6h = x[13] ^ y[13];
   const r7l = x[14] ^ y[14], r7h = x[15] ^ y[15];
-  for (let i = 0; i < 8; i++) {
-    let b0: number, b1: number, b2: number, b3: number, b4: number, b5: number, b6: number, b7: number;
-    if (i < 4) {
-      const sh = i << 3;
-      b0 = (r0l >>> sh) & 255; b1 = (r1l >>> sh) & 255; b2 = (r2l >>> sh) & 255; b3 = (r3l >>> sh) & 255;
-      b4 = (r4l >>> sh) & 255; b5 = (r5l >>> sh) & 255; b6 = (r6l >>> sh) & 255; b7 = (r7l >>> sh) & 255;
-    } else {
-      const sh = (i - 4) << 3;
-      b0 = (r0h >>> sh) & 255; b1 = (r1h >>> sh) & 255; b2 = (r2h >>> sh) & 255; b3 = (r3h >>> sh) & 255;
-      b4 = (r4h >>> sh) & 255; b5 = (r5h >>> sh) & 255; b6 = (r6h >>> sh) & 255; b7 = (r7h >>> sh) & 255;
-    }
-    b1 |= 256; b2 |= 512; b3 |= 768; b4 |= 1024; b5 |= 1280; b6 |= 1536; b7 |= 1792;
-    out[2 * i] = T_LO[b0] ^ T_LO[b1] ^ T_LO[b2] ^ T_LO[b3] ^ T_LO[b4] ^ T_LO[b5] ^ T_LO[b6] ^ T_LO[b7];
-    out[2 * i + 1] = T_HI[b0] ^ T_HI[b1] ^ T_HI[b2] ^ T_HI[b3] ^ T_HI[b4] ^ T_HI[b5] ^ T_HI[b6] ^ T_HI[b7];
+  const tl = T_LO, th = T_HI;
+  // Output words 0..3 take their bytes from the low halves, words 4..7 from the high halves;
+  // unrolled because this is the inner loop of everything GOST does.
+  {
+    const b0 = r0l & 255, b1 = (r1l & 255) | 256, b2 = (r2l & 255) | 512, b3 = (r3l & 255) | 768,
+      b4 = (r4l & 255) | 1024, b5 = (r5l & 255) | 1280, b6 = (r6l & 255) | 1536, b7 = (r7l & 255) | 1792;
+    out[0] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[1] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = (r0l >>> 8) & 255, b1 = ((r1l >>> 8) & 255) | 256, b2 = ((r2l >>> 8) & 255) | 512, b3 = ((r3l >>> 8) & 255) | 768,
+      b4 = ((r4l >>> 8) & 255) | 1024, b5 = ((r5l >>> 8) & 255) | 1280, b6 = ((r6l >>> 8) & 255) | 1536, b7 = ((r7l >>> 8) & 255) | 1792;
+    out[2] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[3] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = (r0l >>> 16) & 255, b1 = ((r1l >>> 16) & 255) | 256, b2 = ((r2l >>> 16) & 255) | 512, b3 = ((r3l >>> 16) & 255) | 768,
+      b4 = ((r4l >>> 16) & 255) | 1024, b5 = ((r5l >>> 16) & 255) | 1280, b6 = ((r6l >>> 16) & 255) | 1536, b7 = ((r7l >>> 16) & 255) | 1792;
+    out[4] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[5] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = r0l >>> 24, b1 = (r1l >>> 24) | 256, b2 = (r2l >>> 24) | 512, b3 = (r3l >>> 24) | 768,
+      b4 = (r4l >>> 24) | 1024, b5 = (r5l >>> 24) | 1280, b6 = (r6l >>> 24) | 1536, b7 = (r7l >>> 24) | 1792;
+    out[6] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[7] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = r0h & 255, b1 = (r1h & 255) | 256, b2 = (r2h & 255) | 512, b3 = (r3h & 255) | 768,
+      b4 = (r4h & 255) | 1024, b5 = (r5h & 255) | 1280, b6 = (r6h & 255) | 1536, b7 = (r7h & 255) | 1792;
+    out[8] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[9] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = (r0h >>> 8) & 255, b1 = ((r1h >>> 8) & 255) | 256, b2 = ((r2h >>> 8) & 255) | 512, b3 = ((r3h >>> 8) & 255) | 768,
+      b4 = ((r4h >>> 8) & 255) | 1024, b5 = ((r5h >>> 8) & 255) | 1280, b6 = ((r6h >>> 8) & 255) | 1536, b7 = ((r7h >>> 8) & 255) | 1792;
+    out[10] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[11] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = (r0h >>> 16) & 255, b1 = ((r1h >>> 16) & 255) | 256, b2 = ((r2h >>> 16) & 255) | 512, b3 = ((r3h >>> 16) & 255) | 768,
+      b4 = ((r4h >>> 16) & 255) | 1024, b5 = ((r5h >>> 16) & 255) | 1280, b6 = ((r6h >>> 16) & 255) | 1536, b7 = ((r7h >>> 16) & 255) | 1792;
+    out[12] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[13] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
+  }
+  {
+    const b0 = r0h >>> 24, b1 = (r1h >>> 24) | 256, b2 = (r2h >>> 24) | 512, b3 = (r3h >>> 24) | 768,
+      b4 = (r4h >>> 24) | 1024, b5 = (r5h >>> 24) | 1280, b6 = (r6h >>> 24) | 1536, b7 = (r7h >>> 24) | 1792;
+    out[14] = tl[b0] ^ tl[b1] ^ tl[b2] ^ tl[b3] ^ tl[b4] ^ tl[b5] ^ tl[b6] ^ tl[b7];
+    out[15] = th[b0] ^ th[b1] ^ th[b2] ^ th[b3] ^ th[b4] ^ th[b5] ^ th[b6] ^ th[b7];
   }
 }
 
