@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import { at, CA, CRL, crls, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
-import { gostAvailable } from '../crypto/gost.facade';
 import { openPkcs12 } from '../keystore/pkcs12.reader';
 import { checkCertificate } from './certificate.check';
 import { parseCrl } from './crl.parser';
@@ -106,7 +105,7 @@ describe('checkCertificate: GOST 34.310-2004', () => {
   });
 });
 
-(gostAvailable() ? describe : describe.skip)('checkCertificate on the real NCA GOST 2015 test certificates', () => {
+describe('checkCertificate on the real NCA GOST 2015 test certificates', () => {
   const individual = () => cert(P12.gostIndividual);
   const ceo = () => cert(P12.gostCeoRevoked);
 
