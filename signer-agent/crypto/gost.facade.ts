@@ -1,4 +1,3 @@
-import { SignerError } from '../signer.errors';
 import { createGostVerifier, gostDigest, gostPublicKeyFromPrivate, gostSignDigest, gostVerifyDigest } from './gost3410-2015';
 
 /**
@@ -65,13 +64,4 @@ export function gostPrimitives(): GostPrimitives {
 /** Substitutes the primitives (tests); undefined restores the built-in ones. */
 export function setGostPrimitives(primitives: GostPrimitives | undefined): void {
   current = primitives ?? builtIn;
-}
-
-/** Kept for callers that ask; GOST 34.10-2015 is built in. */
-export function gostAvailable(): boolean {
-  return true;
-}
-
-export function assertGostKeyLength(d: Uint8Array): void {
-  if (d.length !== 64) throw new SignerError('INPUT_UNREADABLE', `GOST private key of ${d.length} bytes; expected 64`);
 }
