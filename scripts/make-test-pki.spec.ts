@@ -61,6 +61,15 @@ describe('makeTestPki', () => {
     expect(verdict('rsa-revoked').code).toBe('CERT_REVOKED');
   });
 
+  it('a CRL of another CA key with the same CA name is not applied (NCA re-keys CAs under one name)', () => {
+    const other = makeTestPki(join(dir, 'other'), { algorithms: ['RSA'], users: [] });
+    const cert = open('rsa-individual').certificate;
+    const withOwn = checkCertificate(cert, { trust: trust(), at: new Date(), crls: loadCrls([pki.crls.RSA!]) });
+    expect(withOwn).toMatchObject({ revocation: 'good', revocationSource: expect.stringContaining('ca-rsa.crl') });
+    const withOther = checkCertificate(cert, { trust: trust(), at: new Date(), crls: loadCrls([other.crls.RSA!]) });
+    expect(withOther).toMatchObject({ ok: true, revocation: 'unchecked' });
+  });
+
   it('a GOST test key signs a CMS that verifies now; OpenSSL verifies an RSA CMS without -attime; co-signed both ways', () => {
     const doc = Buffer.from('<order>1</order>');
     const now = new Date();
