@@ -51,8 +51,9 @@ describe('connector keys inspect', () => {
   });
 
   it('WRONG_PASSWORD (exit 1), GOST 2004 UNSUPPORTED_ALGORITHM (exit 1), no --password-stdin (exit 2)', () => {
-    const wrong = cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path, '--password-stdin'], { stdin: 'nope\n' });
+    const wrong = cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path, '--password-stdin'], { stdin: 'Wr0ngSecret\n' });
     expect([wrong.status, wrong.stderr]).toEqual([1, expect.stringMatching(/^WRONG_PASSWORD: /)]);
+    expect(wrong.stderr + wrong.stdout).not.toContain('Wr0ngSecret');
     const old = cli(['keys', 'inspect', '--p12', P12.gost2004.path, '--password-stdin'], { stdin: 'Qwerty12\n' });
     expect([old.status, old.stderr]).toEqual([1, expect.stringMatching(/^UNSUPPORTED_ALGORITHM: .*GOST 34\.310-2004.*replaced/)]);
     expect(cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path]).status).toBe(2);
