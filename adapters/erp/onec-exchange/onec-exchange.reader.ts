@@ -26,6 +26,8 @@ export interface OnecReaderOptions {
 }
 
 const KNOWN_VERSIONS = new Set(['1.01', '1.02', '1.03', '2.0', '2.00', '2.01', '2.02', '2.03']);
+// Control characters and U+FFFD (bytes that do not exist in the code page) mean a damaged file.
+// eslint-disable-next-line no-control-regex
 const BAD_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\uFFFD]/;
 const DEFAULT_MAX_DOCUMENT_LINES = 5000;
 
