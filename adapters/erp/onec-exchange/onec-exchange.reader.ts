@@ -435,6 +435,7 @@ export class OnecExchangeParser {
       accounts: this.statementAccounts,
       makeIssue: (line, field, code, ru, en, key) => this.issue(line, field, code, ru, en, key),
     });
+    if (this.fileName !== undefined) document.file = this.fileName;
     this.documents += 1;
     this.state = 'between';
     this.entries = [];

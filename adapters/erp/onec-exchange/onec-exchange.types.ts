@@ -57,6 +57,8 @@ export interface OnecBalance {
 export type OnecOrder = NormalisedOrder & { raw: Record<string, string> };
 
 export interface OnecDocument {
+  /** The file it was read from, when the reader was told. */
+  file?: string;
   /** Line of `СекцияДокумент`. */
   line: number;
   /** Line of `КонецДокумента` (or of the last line read, when the document was not closed). */
