@@ -94,6 +94,8 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   if (required('date', order.date, 'Дата документа')) {
     if (!isCalendarDate(order.date)) {
       error('date', f('DATE_INVALID', `Дата документа «${order.date}» не является датой`, `date "${order.date}" is not a calendar date`));
+    } else if (statement) {
+      // A statement line is dated when the bank executed it: its age says nothing.
     } else if (order.date > localDate(options.now, rules.utcOffsetMinutes, rules.futureDateToleranceDays)) {
       error(
         'date',
@@ -110,7 +112,7 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   const valueField = order.valueDate !== undefined ? 'valueDate' : 'date';
   if (order.valueDate !== undefined && !isCalendarDate(order.valueDate)) {
     error('valueDate', f('DATE_INVALID', `Дата валютирования «${order.valueDate}» не является датой`, `valueDate "${order.valueDate}" is not a calendar date`));
-  } else if (valueDate && isCalendarDate(valueDate) && valueDate < today) {
+  } else if (!statement && valueDate && isCalendarDate(valueDate) && valueDate < today) {
     error(
       valueField,
       f('VALUE_DATE_PAST', `Дата валютирования ${ruDate(valueDate)} уже прошла (сегодня ${ruDate(today)}); укажите сегодняшнюю или более позднюю дату`, `value date ${valueDate} is in the past (today ${today})`),
