@@ -29,6 +29,9 @@ export function checkIinBin(value: string): RuleResult {
       `IIN/BIN "${value}" must be exactly 12 digits`,
     );
   }
+  if (/^0+$/.test(value)) {
+    return fail('IIN_BIN_FORMAT', 'ИИН/БИН не может состоять из одних нулей', 'IIN/BIN cannot be all zeros');
+  }
   const expected = iinBinCheckDigit(value.slice(0, 11));
   if (expected === null || expected !== value.charCodeAt(11) - 48) {
     return fail(
