@@ -70,6 +70,7 @@ const KEY_SUM = lower('Сумма');
 const KEY_OPERATION = lower('ДатаОперации');
 const KEY_DEBITED = lower('ДатаСписано');
 const KEY_CREDITED = lower('ДатаПоступило');
+const STATEMENT_KEYS = K('СуммаПриход', 'СуммаРасход', 'ДатаСписано', 'ДатаПоступило', 'ДатаОперации');
 const KZ_MARKERS = K('ПлательщикБИН_ИИН', 'ПолучательБИН_ИИН', 'ПлательщикИИК', 'ПолучательИИК', 'КодНазначенияПлатежа', 'ПлательщикКБЕ', 'ПолучательКБЕ');
 const RU_MARKERS = K('ПлательщикИНН', 'ПолучательИНН', 'ПлательщикКПП', 'ПлательщикКорсчет', 'ПлательщикСчет', 'Плательщик1');
 
@@ -421,12 +422,18 @@ export class OnecExchangeParser {
     return { type: 'balance', balance };
   }
 
+  /** A bare `СекцияДокумент` takes its kind from the header's `Документ=` when that names one kind. */
+  private announcedKind(): string {
+    const kinds = new Set(this.header.documentKinds);
+    return kinds.size === 1 ? [...kinds][0] : '';
+  }
+
   private finishDocument(closed: boolean, endLine: number): OnecEvent {
     const document = buildDocument({
       line: this.sectionLine,
       endLine,
       closed,
-      kind: this.sectionKind || (this.header.documentKinds.length === 1 ? this.header.documentKinds[0] : ''),
+      kind: this.sectionKind || this.announcedKind(),
       kindWritten: this.sectionKind !== '',
       entries: this.entries,
       text: this.textLines.join('\r\n'),
@@ -568,7 +575,9 @@ function buildDocument(input: BuildInput): OnecDocument {
     valueDate = onecDateToIso(valueText);
     if (!valueDate) errors.push(makeIssue(sources.valueDate.line, 'valueDate', 'BAD_DATE', `Строка ${sources.valueDate.line}: дата валютирования «${valueText}» не вида ДД.ММ.ГГГГ`, `line ${sources.valueDate.line}: value date "${valueText}" is not dd.mm.yyyy`, sources.valueDate.key));
   }
-  const statement = isStatementKind(input.kind) || input.statementFile;
+  // A statement is told by its kind, by the file's balance block, or by keys only a bank writes
+  // (the debit/credit dates and amounts): the last makes each line self-describing.
+  const statement = isStatementKind(input.kind) || input.statementFile || STATEMENT_KEYS.some((k) => byKey.has(k));
   const order: OnecOrder = {
     number,
     date,
