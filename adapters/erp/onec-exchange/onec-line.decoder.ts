@@ -16,15 +16,12 @@ import * as iconv from 'iconv-lite';
  */
 export type OnecEncoding = 'utf8' | 'cp1251' | 'cp866';
 
-export interface DecodedLine {
-  /** 1-based line number in the file. */
-  line: number;
-  /** Without the line ending. */
-  text: string;
-  /** The line was longer than maxLineBytes: `text` is only its head. */
-  tooLong?: boolean;
-  byteLength?: number;
-}
+/**
+ * Receives each line as soon as it is decoded: `line` is 1-based, `text` has no line ending;
+ * `tooLong` says the line was longer than maxLineBytes and `text` is only its head.
+ * A callback rather than objects: a 200 MB file has millions of lines (allocation is the cost).
+ */
+export type LineSink = (line: number, text: string, tooLong: boolean, byteLength: number) => void;
 
 export interface LineIssue {
   line: number;
@@ -43,8 +40,23 @@ export interface EncodingDecision {
 const SNIFF_BYTES = 64 * 1024;
 const LF = 0x0a;
 
+/**
+ * Legacy code pages: the platform's TextDecoder (ICU, about 6x faster than iconv-lite's JS loop)
+ * when Node has it, iconv-lite otherwise. They differ only on control bytes (cp1251 0x98 is
+ * U+0098 there, U+FFFD in iconv-lite); both are reported as damaged characters by the reader.
+ */
+function legacyDecoder(enc: 'cp1251' | 'cp866'): (bytes: Buffer) => string {
+  try {
+    const td = new TextDecoder(enc === 'cp1251' ? 'windows-1251' : 'ibm866');
+    return (bytes) => td.decode(bytes);
+  } catch {
+    return (bytes) => iconv.decode(bytes, enc);
+  }
+}
+const LEGACY = { cp1251: legacyDecoder('cp1251'), cp866: legacyDecoder('cp866') };
+
 /** In cp1251, a UTF-8 Cyrillic letter reads as Р/С followed by one of the characters of bytes 0x80..0xBF. */
-const CP1251_HIGH = iconv.decode(Buffer.from(Array.from({ length: 64 }, (_, i) => 0x80 + i)), 'cp1251');
+const CP1251_HIGH = LEGACY.cp1251(Buffer.from(Array.from({ length: 64 }, (_, i) => 0x80 + i))) + '\uFFFD';
 const MOJIBAKE: Record<'cp1251' | 'cp866', RegExp> = {
   cp1251: new RegExp(`[РС][${CP1251_HIGH.replace(/[\]\\^-]/g, '\\$&')}]`),
   // in cp866 the lead bytes 0xD0/0xD1 are box-drawing characters, followed by a Cyrillic letter
@@ -117,8 +129,8 @@ export interface LineDecoderOptions {
 }
 
 /**
- * Push bytes in, get decoded lines out. `push` returns the lines completed by this chunk;
- * `end` the last one (a file need not end with a line break).
+ * Push bytes in, decoded lines go to the sink. `end` flushes the last line (a file need not
+ * end with a line break).
  */
 export class OnecLineDecoder {
   readonly maxLineBytes: number;
@@ -134,7 +146,10 @@ export class OnecLineDecoder {
   bytes = 0;
   private legacyWarned = 0;
 
-  constructor(options: LineDecoderOptions = {}) {
+  constructor(
+    private readonly sink: LineSink,
+    options: LineDecoderOptions = {},
+  ) {
     this.maxLineBytes = options.maxLineBytes ?? 64 * 1024;
   }
 
@@ -142,72 +157,69 @@ export class OnecLineDecoder {
     return this.decision?.encoding ?? 'cp1251';
   }
 
-  push(chunk: Buffer): DecodedLine[] {
+  push(chunk: Buffer): void {
     this.bytes += chunk.length;
     if (!this.decision) {
       this.sniff.push(chunk);
       this.sniffBytes += chunk.length;
-      if (this.sniffBytes < SNIFF_BYTES) return [];
-      return this.startWith(Buffer.concat(this.sniff));
+      if (this.sniffBytes < SNIFF_BYTES) return;
+      this.startWith(Buffer.concat(this.sniff));
+      return;
     }
-    return this.consume(chunk);
+    this.consume(chunk);
   }
 
-  end(): DecodedLine[] {
-    const out: DecodedLine[] = [];
-    if (!this.decision) out.push(...this.startWith(Buffer.concat(this.sniff)));
+  end(): void {
+    if (!this.decision) this.startWith(Buffer.concat(this.sniff));
     if (this.carry.length > 0 || this.skipping) {
-      if (!this.skipping) this.decodeBlock(this.carry, out, false);
+      if (!this.skipping) this.decodeBlock(this.carry, false);
       this.carry = Buffer.alloc(0);
       this.skipping = false;
     }
-    return out;
   }
 
-  private startWith(sample: Buffer): DecodedLine[] {
+  private startWith(sample: Buffer): void {
     const decision = decideEncoding(sample.subarray(0, SNIFF_BYTES));
     this.decision = { encoding: decision.encoding, declared: decision.declared, bom: decision.bom };
     this.issues.push(...decision.issues);
     this.sniff = [];
     const body = decision.bom ? sample.subarray(3) : sample;
-    return this.consume(body);
+    this.consume(body);
   }
 
-  private consume(chunk: Buffer): DecodedLine[] {
-    const out: DecodedLine[] = [];
+  private consume(chunk: Buffer): void {
     let start = 0;
     if (this.skipping) {
       const lf = chunk.indexOf(LF);
-      if (lf < 0) return out;
+      if (lf < 0) return;
       this.skipping = false;
       start = lf + 1;
     }
     if (this.carry.length > 0) {
       const lf = chunk.indexOf(LF, start);
       if (lf < 0) {
-        this.appendCarry(chunk.subarray(start), out);
-        return out;
+        this.appendCarry(chunk.subarray(start));
+        return;
       }
       if (this.carry.length + (lf - start) > this.maxLineBytes) {
-        this.emitTooLong(Buffer.concat([this.carry.subarray(0, 512), chunk.subarray(start, Math.min(lf, start + 512))]), out, this.carry.length + (lf - start));
+        this.emitTooLong(Buffer.concat([this.carry.subarray(0, 512), chunk.subarray(start, Math.min(lf, start + 512))]), this.carry.length + (lf - start));
       } else {
-        this.decodeBlock(Buffer.concat([this.carry, chunk.subarray(start, lf + 1)]), out, true);
+        this.decodeBlock(Buffer.concat([this.carry, chunk.subarray(start, lf + 1)]), true);
       }
       this.carry = Buffer.alloc(0);
       start = lf + 1;
     }
     const lastLf = chunk.lastIndexOf(LF);
-    if (lastLf >= start) this.decodeBlock(chunk.subarray(start, lastLf + 1), out, true);
-    if (lastLf + 1 < chunk.length) this.appendCarry(chunk.subarray(Math.max(start, lastLf + 1)), out);
-    return out;
+    if (lastLf >= start) this.decodeBlock(chunk.subarray(start, lastLf + 1), true);
+    if (lastLf + 1 < chunk.length) this.appendCarry(chunk.subarray(Math.max(start, lastLf + 1)));
   }
 
-  private appendCarry(part: Buffer, out: DecodedLine[]): void {
+  private appendCarry(part: Buffer): void {
     if (this.carry.length + part.length > this.maxLineBytes) {
       const head = Buffer.concat([this.carry.subarray(0, 512), part.subarray(0, 512)]);
       const total = this.carry.length + part.length;
       this.carry = Buffer.alloc(0);
-      this.emitTooLong(head, out, total);
+      this.emitTooLong(head, total);
       this.skipping = true;
       return;
     }
@@ -215,13 +227,13 @@ export class OnecLineDecoder {
   }
 
   /** The partial last line is bounded too: a 200 MB line without LF never sits in memory. */
-  private emitTooLong(head: Buffer, out: DecodedLine[], byteLength: number): void {
+  private emitTooLong(head: Buffer, byteLength: number): void {
     this.lineNo += 1;
     // Keep a head long enough to name the key; the value is useless anyway.
     const head512 = head.subarray(0, 512);
     const enc = this.encoding;
-    const text = (enc === 'utf8' ? head512.toString('utf8') : iconv.decode(head512, enc)).replace(/\r$/, '');
-    out.push({ line: this.lineNo, text, tooLong: true, byteLength });
+    const text = (enc === 'utf8' ? head512.toString('utf8') : LEGACY[enc](head512)).replace(/\r$/, '');
+    this.sink(this.lineNo, text, true, byteLength);
   }
 
   private decodeOne(bytes: Buffer, line: number): string {
@@ -229,9 +241,9 @@ export class OnecLineDecoder {
     if (enc === 'utf8') {
       if (isUtf8(bytes)) return bytes.toString('utf8');
       this.legacyLine(line, 'cp1251');
-      return iconv.decode(bytes, this.legacyFallback());
+      return LEGACY[this.legacyFallback()](bytes);
     }
-    return iconv.decode(bytes, enc);
+    return LEGACY[enc](bytes);
   }
 
   private legacyFallback(): 'cp1251' | 'cp866' {
@@ -252,20 +264,20 @@ export class OnecLineDecoder {
   }
 
   /** Decodes a block of whole lines (ending with LF when `terminated`) and splits it. */
-  private decodeBlock(block: Buffer, out: DecodedLine[], terminated: boolean): void {
+  private decodeBlock(block: Buffer, terminated: boolean): void {
     if (block.length === 0) return;
     const enc = this.encoding;
     let text: string;
     if (enc === 'utf8') {
       if (!isUtf8(block)) {
-        this.decodeLinesOneByOne(block, out, terminated);
+        this.decodeLinesOneByOne(block, terminated);
         return;
       }
       text = block.toString('utf8');
     } else {
-      text = iconv.decode(block, enc);
+      text = LEGACY[enc](block);
       if (MOJIBAKE[enc].test(text)) {
-        this.decodeLinesOneByOne(block, out, terminated);
+        this.decodeLinesOneByOne(block, terminated);
         return;
       }
     }
@@ -280,13 +292,13 @@ export class OnecLineDecoder {
       if (t.length > 0 && t.charCodeAt(t.length - 1) === 13) t = t.slice(0, -1);
       this.lineNo += 1;
       // A long line inside one chunk: the chunk bounds memory; only the head travels on.
-      if (t.length > this.maxLineBytes) out.push({ line: this.lineNo, text: t.slice(0, 512), tooLong: true, byteLength: t.length });
-      else out.push({ line: this.lineNo, text: t });
+      if (t.length > this.maxLineBytes) this.sink(this.lineNo, t.slice(0, 512), true, t.length);
+      else this.sink(this.lineNo, t, false, t.length);
     }
   }
 
   /** Slow path: a block holding at least one line in another encoding than the file's. */
-  private decodeLinesOneByOne(block: Buffer, out: DecodedLine[], terminated: boolean): void {
+  private decodeLinesOneByOne(block: Buffer, terminated: boolean): void {
     const enc = this.encoding;
     let pos = 0;
     while (pos < block.length) {
@@ -303,7 +315,7 @@ export class OnecLineDecoder {
       if (enc === 'utf8') {
         text = this.decodeOne(bytes, this.lineNo);
       } else {
-        text = iconv.decode(bytes, enc);
+        text = LEGACY[enc](bytes);
         if (MOJIBAKE[enc].test(text) && isUtf8(bytes)) {
           text = bytes.toString('utf8');
           this.legacyLine(this.lineNo, 'utf8');
@@ -313,8 +325,8 @@ export class OnecLineDecoder {
         this.firstBlock = false;
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       }
-      if (text.length > this.maxLineBytes) out.push({ line: this.lineNo, text: text.slice(0, 512), tooLong: true, byteLength: bytes.length });
-      else out.push({ line: this.lineNo, text });
+      if (text.length > this.maxLineBytes) this.sink(this.lineNo, text.slice(0, 512), true, bytes.length);
+      else this.sink(this.lineNo, text, false, bytes.length);
       pos = lf + 1;
     }
   }
