@@ -30,6 +30,8 @@ const KNOWN_VERSIONS = new Set(['1.01', '1.02', '1.03', '2.0', '2.00', '2.01', '
 // eslint-disable-next-line no-control-regex
 const BAD_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uFFFD]/;
 const DEFAULT_MAX_DOCUMENT_LINES = 5000;
+const KEY_BUCKETS = 1024;
+const MAX_CACHED_KEYS = 4096;
 
 const lower = (s: string): string => s.toLowerCase();
 const M = {
@@ -172,7 +174,8 @@ export class OnecExchangeParser {
   private textLines: string[] = [];
   private sectionIssues: OnecIssue[] = [];
   private sectionOverflow = false;
-  private readonly keyCache = new Map<string, KeyInfo>();
+  private readonly keyBuckets: (KeyInfo[] | undefined)[] = new Array(KEY_BUCKETS);
+  private keysCached = 0;
   /** Reused for every document (cleared, not reallocated: a big file has hundreds of thousands). */
   private readonly byKey = new Map<string, Entry>();
 
@@ -253,11 +256,20 @@ export class OnecExchangeParser {
    * form when the key becomes a property of `raw`) and its lower-case form for matching.
    */
   private keyInfo(key: string): KeyInfo {
-    let info = this.keyCache.get(key);
-    if (info === undefined) {
-      info = { key, lk: key.toLowerCase() };
-      // Bounded: a garbage file with millions of distinct "keys" must not grow the cache.
-      if (this.keyCache.size < 4096) this.keyCache.set(key, info);
+    // A small open hash on length and three characters: cheaper than hashing the whole fresh
+    // string for a Map, and a file uses a few dozen distinct keys.
+    const n = key.length;
+    const h = n === 0 ? 0 : (n * 31 + key.charCodeAt(0) * 7 + key.charCodeAt(n - 1) * 13 + key.charCodeAt(n >> 1)) & (KEY_BUCKETS - 1);
+    let bucket = this.keyBuckets[h];
+    if (bucket !== undefined) {
+      for (let i = 0; i < bucket.length; i += 1) if (bucket[i].key === key) return bucket[i];
+    }
+    const info: KeyInfo = { key, lk: key.toLowerCase() };
+    // Bounded: a garbage file with millions of distinct "keys" must not grow the cache.
+    if (this.keysCached < MAX_CACHED_KEYS) {
+      if (bucket === undefined) bucket = this.keyBuckets[h] = [];
+      bucket.push(info);
+      this.keysCached += 1;
     }
     return info;
   }
