@@ -99,8 +99,10 @@ async function parse(path: string, judge: boolean): Promise<{ seconds: number; d
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'onec-bench-'));
-  const path = join(dir, 'kl_to_1c.txt');
+  // BENCH_ONEC_FILE keeps the generated file at that path (for profiling); otherwise a temp dir.
+  const keep = process.env.BENCH_ONEC_FILE;
+  const dir = keep ? undefined : mkdtempSync(join(tmpdir(), 'onec-bench-'));
+  const path = keep ?? join(dir as string, 'kl_to_1c.txt');
   try {
     const generated = await generate(path);
     const size = statSync(path).size;
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
     console.log(`onec reader + rules:     ${(size / 1024 / 1024 / j.seconds).toFixed(1)} MB/s (${j.seconds.toFixed(2)} s, ${j.invalid} invalid), peak RSS ${mb(j.peakRss)} MB`);
     console.log(`process peak RSS (maxRSS, whole run): ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MB; targets: >= 100 MB/s, <= 150 MB RSS`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }
 

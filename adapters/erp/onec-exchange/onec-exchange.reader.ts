@@ -136,14 +136,26 @@ export function isStatementKind(kind: string): boolean {
   return k === 'выписка' || k === 'банковскийордер';
 }
 
+/**
+ * One lower-cased key: `stamp`/`entry` say which line of the current document holds it, so a
+ * document is indexed by writing two fields per line instead of filling a Map.
+ */
+interface LkInfo {
+  lk: string;
+  stamp: number;
+  entry: Entry | undefined;
+}
+
 interface KeyInfo {
   key: string;
   lk: string;
+  li: LkInfo;
 }
 
 interface Entry {
   key: string;
   lk: string;
+  li: LkInfo;
   value: string | undefined;
   line: number;
 }
@@ -171,13 +183,18 @@ export class OnecExchangeParser {
   private sectionLine = 0;
   private sectionKind = '';
   private entries: Entry[] = [];
-  private textLines: string[] = [];
+  // The section's original text: slices of the decoder's blocks (no per-line copies).
+  private textPieces: string[] = [];
+  private segBlock: string | undefined;
+  private segStart = 0;
+  private segEnd = 0;
   private sectionIssues: OnecIssue[] = [];
   private sectionOverflow = false;
   private readonly keyBuckets: (KeyInfo[] | undefined)[] = new Array(KEY_BUCKETS);
   private keysCached = 0;
-  /** Reused for every document (cleared, not reallocated: a big file has hundreds of thousands). */
-  private readonly byKey = new Map<string, Entry>();
+  private readonly lkInfos = new Map<string, LkInfo>();
+  private readonly known: KnownKeys;
+  private stamp = 0;
 
   /** Events produced by the current push/end. */
   private out: OnecEvent[] = [];
@@ -186,6 +203,22 @@ export class OnecExchangeParser {
     this.decoder = new OnecLineDecoder((line, text, tooLong, byteLength) => this.onLine(line, text, tooLong, byteLength), { maxLineBytes: options.maxLineBytes });
     this.fileName = options.fileName;
     this.maxDocumentLines = options.maxDocumentLines ?? DEFAULT_MAX_DOCUMENT_LINES;
+    const infos = (lks: readonly string[]): LkInfo[] => lks.map((lk) => this.lkInfo(lk));
+    const fields = {} as Record<FieldName, LkInfo[]>;
+    for (const f of Object.keys(FIELD_KEYS) as FieldName[]) fields[f] = infos(FIELD_KEYS[f]);
+    this.known = {
+      fields,
+      purposeLines: infos(PURPOSE_LINES),
+      in: this.lkInfo(KEY_IN),
+      out: this.lkInfo(KEY_OUT),
+      sum: this.lkInfo(KEY_SUM),
+      operation: this.lkInfo(KEY_OPERATION),
+      debited: this.lkInfo(KEY_DEBITED),
+      credited: this.lkInfo(KEY_CREDITED),
+      kz: infos(KZ_MARKERS),
+      ru: infos(RU_MARKERS),
+      statement: infos(STATEMENT_KEYS),
+    };
   }
 
   /** True once the file proved not to be an exchange file: callers may stop reading. */
@@ -255,16 +288,23 @@ export class OnecExchangeParser {
    * The key as first seen (one string instance per distinct key, so V8 reuses its internalized
    * form when the key becomes a property of `raw`) and its lower-case form for matching.
    */
-  private keyInfo(key: string): KeyInfo {
-    // A small open hash on length and three characters: cheaper than hashing the whole fresh
-    // string for a Map, and a file uses a few dozen distinct keys.
-    const n = key.length;
-    const h = n === 0 ? 0 : (n * 31 + key.charCodeAt(0) * 7 + key.charCodeAt(n - 1) * 13 + key.charCodeAt(n >> 1)) & (KEY_BUCKETS - 1);
+  /**
+   * The key of `text` (its first `n` characters). A small open hash on length and three
+   * characters, compared in place: no hashing of a fresh string, no slice for a known key (a big
+   * file has millions of lines and a few dozen distinct keys).
+   */
+  private keyInfo(text: string, n: number): KeyInfo {
+    const h = n === 0 ? 0 : (n * 31 + text.charCodeAt(0) * 7 + text.charCodeAt(n - 1) * 13 + text.charCodeAt(n >> 1)) & (KEY_BUCKETS - 1);
     let bucket = this.keyBuckets[h];
     if (bucket !== undefined) {
-      for (let i = 0; i < bucket.length; i += 1) if (bucket[i].key === key) return bucket[i];
+      for (let i = 0; i < bucket.length; i += 1) {
+        const k = bucket[i].key;
+        if (k.length === n && text.startsWith(k)) return bucket[i];
+      }
     }
-    const info: KeyInfo = { key, lk: key.toLowerCase() };
+    const key = n === text.length ? text : text.slice(0, n);
+    const lk = key.toLowerCase();
+    const info: KeyInfo = { key, lk, li: this.lkInfo(lk) };
     // Bounded: a garbage file with millions of distinct "keys" must not grow the cache.
     if (this.keysCached < MAX_CACHED_KEYS) {
       if (bucket === undefined) bucket = this.keyBuckets[h] = [];
@@ -272,6 +312,16 @@ export class OnecExchangeParser {
       this.keysCached += 1;
     }
     return info;
+  }
+
+  private lkInfo(lk: string): LkInfo {
+    let li = this.lkInfos.get(lk);
+    if (li === undefined) {
+      li = { lk, stamp: 0, entry: undefined };
+      // Bounded like the key cache; an unregistered key still works, only without duplicate detection.
+      if (this.lkInfos.size < MAX_CACHED_KEYS) this.lkInfos.set(lk, li);
+    }
+    return li;
   }
 
   private onLine(lineNo: number, text: string, tooLong: boolean, byteLength: number): void {
@@ -299,8 +349,8 @@ export class OnecExchangeParser {
       return;
     }
     const inSection = state === 'document' || state === 'balance';
-    if (inSection && !this.sectionOverflow) this.textLines.push(text);
     if (tooLong) {
+      if (inSection && !this.sectionOverflow) this.textAdd(text);
       const eq = text.indexOf('=');
       const key = eq > 0 ? text.slice(0, eq).trim() : 'line';
       const issue = this.issue(lineNo, key, 'LINE_TOO_LONG', `Строка ${lineNo} слишком длинная (${byteLength} байт, допустимо ${this.decoder.maxLineBytes}); значение не прочитано`, `line ${lineNo} is ${byteLength} bytes, over the ${this.decoder.maxLineBytes} limit`, eq > 0 ? key : undefined);
@@ -308,15 +358,24 @@ export class OnecExchangeParser {
       else this.fileErrors.push(issue);
       return;
     }
-    if (text.length === 0) return;
-    const eq = text.indexOf('=');
-    let key = eq < 0 ? text : text.slice(0, eq);
-    if (key.charCodeAt(0) <= 32 || key.charCodeAt(key.length - 1) <= 32) key = key.trim();
-    if (key === '') {
-      if (eq < 0) return; // blank line with spaces
+    if (text.length === 0) {
+      if (inSection && !this.sectionOverflow) this.textAdd(text);
+      return;
     }
-    const info = this.keyInfo(key);
-    key = info.key;
+    const eq = text.indexOf('=');
+    const keyEnd = eq < 0 ? text.length : eq;
+    let info: KeyInfo;
+    if (keyEnd > 0 && text.charCodeAt(0) > 32 && text.charCodeAt(keyEnd - 1) > 32) {
+      info = this.keyInfo(text, keyEnd);
+    } else {
+      const trimmed = text.slice(0, keyEnd).trim();
+      if (trimmed === '' && eq < 0) {
+        if (inSection && !this.sectionOverflow) this.textAdd(text);
+        return; // blank line with spaces
+      }
+      info = this.keyInfo(trimmed, trimmed.length);
+    }
+    const key = info.key;
     const lk = info.lk;
     const value = eq < 0 ? undefined : text.slice(eq + 1);
 
@@ -334,12 +393,18 @@ export class OnecExchangeParser {
       return;
     }
     if (lk === M.docEnd) {
-      if (state === 'document') out.push(this.finishDocument(true, lineNo));
+      if (state === 'document') {
+        this.textAdd(text);
+        out.push(this.finishDocument(true, lineNo));
+      }
       else this.fileWarnings.push(this.issue(lineNo, 'КонецДокумента', 'STRAY_END', `Строка ${lineNo}: КонецДокумента без начала документа`, `line ${lineNo}: КонецДокумента outside a document`));
       return;
     }
     if (lk === M.balEnd) {
-      if (state === 'balance') out.push(this.finishBalance(true, lineNo));
+      if (state === 'balance') {
+        this.textAdd(text);
+        out.push(this.finishBalance(true, lineNo));
+      }
       else this.fileWarnings.push(this.issue(lineNo, 'КонецРасчСчет', 'STRAY_END', `Строка ${lineNo}: КонецРасчСчет без СекцияРасчСчет`, `line ${lineNo}: КонецРасчСчет outside a balance block`));
       return;
     }
@@ -358,7 +423,8 @@ export class OnecExchangeParser {
         }
         return;
       }
-      this.entries.push({ key, lk, value, line: lineNo });
+      this.textAdd(text);
+      this.entries.push({ key, lk, li: info.li, value, line: lineNo });
       return;
     }
     // header (or stray lines between sections)
@@ -404,19 +470,46 @@ export class OnecExchangeParser {
     this.sectionLine = line;
     this.sectionKind = kind;
     this.entries = [];
-    this.textLines = [text];
+    this.textPieces = [];
+    this.segBlock = undefined;
+    this.textAdd(text);
     this.sectionIssues = [];
     this.sectionOverflow = false;
+  }
+
+  /** Adds the current line to the section's text: extends the slice of the current block when it can. */
+  private textAdd(text: string): void {
+    const block = this.decoder.blockText;
+    if (block !== undefined && block === this.segBlock) {
+      this.segEnd = this.decoder.lineEnd;
+      return;
+    }
+    if (this.segBlock !== undefined) this.textPieces.push(this.segBlock.slice(this.segStart, this.segEnd));
+    if (block === undefined) {
+      // a cut line: only its head is known
+      this.textPieces.push(`${text}\r\n`);
+      this.segBlock = undefined;
+    } else {
+      this.segBlock = block;
+      this.segStart = this.decoder.lineStart;
+      this.segEnd = this.decoder.lineEnd;
+    }
+  }
+
+  /** The section's original text, line breaks as in the file, without the last one. */
+  private textValue(): string {
+    const tail = this.segBlock !== undefined ? this.segBlock.slice(this.segStart, this.segEnd) : '';
+    let t = this.textPieces.length > 0 ? this.textPieces.join('') + tail : tail;
+    if (t.endsWith('\n')) t = t.slice(0, t.endsWith('\r\n') ? -2 : -1);
+    return t;
   }
 
   /** A new section (or the file's end) while one is open: the open one was never closed. */
   private closeOpenSection(line: number, out: OnecEvent[], by: string): void {
     if (this.state === 'document') {
-      this.textLines.pop(); // the marker line belongs to what follows
       this.sectionIssues.push(this.issue(line, 'КонецДокумента', 'DOCUMENT_NOT_CLOSED', `Документ со строки ${this.sectionLine} не завершён строкой КонецДокумента (в строке ${line} уже ${by}); документ не принят`, `document at line ${this.sectionLine} is not closed by КонецДокумента before ${by} at line ${line}`));
       out.push(this.finishDocument(false, line - 1));
     } else if (this.state === 'balance') {
-      this.textLines.pop();
       out.push(this.finishBalance(false, line - 1));
     }
   }
@@ -483,8 +576,9 @@ export class OnecExchangeParser {
       kind: this.sectionKind || this.announcedKind(),
       kindWritten: this.sectionKind !== '',
       entries: this.entries,
-      byKey: this.byKey,
-      text: this.textLines.join('\r\n'),
+      known: this.known,
+      stamp: ++this.stamp,
+      text: this.textValue(),
       issues: this.sectionIssues,
       statementFile: this.sawBalance,
       accounts: this.statementAccounts,
@@ -494,7 +588,8 @@ export class OnecExchangeParser {
     this.documents += 1;
     this.state = 'between';
     this.entries = [];
-    this.textLines = [];
+    this.textPieces = [];
+    this.segBlock = undefined;
     return { type: 'document', document };
   }
 }
@@ -515,6 +610,28 @@ function parseSignedAmount(text: string): string | undefined {
   }
 }
 
+type FieldName = keyof typeof FIELD_KEYS;
+
+/** `trim()` only when there is something to trim (most 1C values have no surrounding spaces). */
+function trimmed(v: string): string {
+  const n = v.length;
+  return n === 0 || (v.charCodeAt(0) > 32 && v.charCodeAt(n - 1) > 32) ? v : v.trim();
+}
+
+interface KnownKeys {
+  fields: Record<FieldName, LkInfo[]>;
+  purposeLines: LkInfo[];
+  in: LkInfo;
+  out: LkInfo;
+  sum: LkInfo;
+  operation: LkInfo;
+  debited: LkInfo;
+  credited: LkInfo;
+  kz: LkInfo[];
+  ru: LkInfo[];
+  statement: LkInfo[];
+}
+
 interface BuildInput {
   line: number;
   endLine: number;
@@ -522,7 +639,8 @@ interface BuildInput {
   kind: string;
   kindWritten: boolean;
   entries: Entry[];
-  byKey: Map<string, Entry>;
+  known: KnownKeys;
+  stamp: number;
   text: string;
   issues: OnecIssue[];
   statementFile: boolean;
@@ -535,8 +653,8 @@ function buildDocument(input: BuildInput): OnecDocument {
   const { entries, makeIssue } = input;
   const errors: OnecIssue[] = [...input.issues];
   const warnings: OnecIssue[] = [];
-  const byKey = input.byKey;
-  byKey.clear();
+  const { known, stamp } = input;
+  const get = (li: LkInfo): Entry | undefined => (li.stamp === stamp ? li.entry : undefined);
   // One scan of the whole text; the lines are looked at only when it finds something.
   const suspect = BAD_CHARS.test(input.text);
   for (let i = 0; i < entries.length; i += 1) {
@@ -548,7 +666,8 @@ function buildDocument(input: BuildInput): OnecDocument {
     if (suspect && (BAD_CHARS.test(e.key) || BAD_CHARS.test(e.value))) {
       errors.push(makeIssue(e.line, e.key, 'BAD_CHARACTERS', `Строка ${e.line} (${e.key}): недопустимые символы — файл повреждён или в другой кодировке`, `line ${e.line} (${e.key}): control or undecodable characters`, e.key));
     }
-    const prior = byKey.get(e.lk);
+    const li = e.li;
+    const prior = li.stamp === stamp ? li.entry : undefined;
     if (prior) {
       if (prior.value !== e.value) {
         errors.push(makeIssue(e.line, e.key, 'DUPLICATE_KEY', `Строка ${e.line}: ключ ${e.key} повторяется (строка ${prior.line}) с другим значением; неясно, какое верно`, `line ${e.line}: key ${e.key} repeats line ${prior.line} with another value`, e.key));
@@ -557,25 +676,30 @@ function buildDocument(input: BuildInput): OnecDocument {
       }
       continue;
     }
-    byKey.set(e.lk, e);
+    li.stamp = stamp;
+    li.entry = e;
   }
   if (!input.kindWritten) {
     warnings.push(makeIssue(input.line, 'СекцияДокумент', 'MISSING_KIND', `Строка ${input.line}: у СекцияДокумент не указан вид документа`, `line ${input.line}: СекцияДокумент has no kind`, 'СекцияДокумент'));
   }
 
   const sources: Record<string, { key: string; line: number }> = {};
-  const pick = (field: keyof typeof FIELD_KEYS): string => {
-    for (const k of FIELD_KEYS[field]) {
-      const e = byKey.get(k);
-      if (e && e.value !== undefined && e.value.trim() !== '') {
-        sources[field] = { key: e.key, line: e.line };
-        return e.value.trim();
+  const pick = (field: FieldName): string => {
+    const candidates = known.fields[field];
+    for (let i = 0; i < candidates.length; i += 1) {
+      const e = get(candidates[i]);
+      if (e !== undefined && e.value !== undefined) {
+        const v = trimmed(e.value);
+        if (v !== '') {
+          sources[field] = e; // an Entry is a {key, line}
+          return v;
+        }
       }
     }
     return '';
   };
   let variant: 'kz' | 'ru' = 'kz';
-  if (!KZ_MARKERS.some((k) => byKey.has(k)) && RU_MARKERS.some((k) => byKey.has(k))) variant = 'ru';
+  if (!known.kz.some((k) => get(k)) && known.ru.some((k) => get(k))) variant = 'ru';
 
   const number = pick('number');
   if (!number) errors.push(makeIssue(input.line, 'number', 'MISSING_FIELD', 'Нет номера документа (НомерДокумента)', 'no document number (НомерДокумента)', 'НомерДокумента'));
@@ -598,9 +722,9 @@ function buildDocument(input: BuildInput): OnecDocument {
     }
   }
   // A statement line may carry Сумма and СуммаРасход/СуммаПриход (BCC writes both): they must agree.
-  const inE = byKey.get(KEY_IN);
-  const outE = byKey.get(KEY_OUT);
-  const sumE = byKey.get(KEY_SUM);
+  const inE = get(known.in);
+  const outE = get(known.out);
+  const sumE = get(known.sum);
   for (const side of [inE, outE]) {
     if (amount && side && sumE && side.value?.trim() && sumE.value?.trim() && parseSignedAmount(side.value) !== parseSignedAmount(sumE.value)) {
       warnings.push(makeIssue(side.line, 'amount', 'AMOUNT_CONFLICT', `Строка ${side.line}: ${side.key}=${side.value.trim()} не совпадает с Сумма=${sumE.value.trim()}`, `line ${side.line}: ${side.key} ${side.value.trim()} differs from Сумма ${sumE.value.trim()}`, side.key));
@@ -610,8 +734,8 @@ function buildDocument(input: BuildInput): OnecDocument {
   let purpose = pick('purpose');
   if (!purpose) {
     const parts: string[] = [];
-    for (const k of PURPOSE_LINES) {
-      const e = byKey.get(k);
+    for (const k of known.purposeLines) {
+      const e = get(k);
       if (e && e.value && e.value.trim()) {
         parts.push(e.value.trim());
         sources.purpose ??= { key: e.key, line: e.line };
@@ -627,7 +751,7 @@ function buildDocument(input: BuildInput): OnecDocument {
   }
   // A statement is told by its kind, by the file's balance block, or by keys only a bank writes
   // (the debit/credit dates and amounts): the last makes each line self-describing.
-  const statement = isStatementKind(input.kind) || input.statementFile || STATEMENT_KEYS.some((k) => byKey.has(k));
+  const statement = isStatementKind(input.kind) || input.statementFile || known.statement.some((k) => get(k) !== undefined);
   const order: OnecOrder = new ReadOrder(entries, {
     number,
     date,
@@ -655,16 +779,16 @@ function buildDocument(input: BuildInput): OnecDocument {
     errors,
     warnings,
   };
-  const dateOf = (lk: string): string | undefined => {
-    const e = byKey.get(lk);
+  const dateOf = (li: LkInfo): string | undefined => {
+    const e = get(li);
     if (!e || !e.value || !e.value.trim()) return undefined;
     const iso = onecDateToIso(e.value);
     if (!iso) warnings.push(makeIssue(e.line, e.key, 'BAD_DATE', `Строка ${e.line}: дата «${e.value.trim()}» не вида ДД.ММ.ГГГГ`, `line ${e.line}: date "${e.value.trim()}" is not dd.mm.yyyy`, e.key));
     return iso;
   };
-  doc.operationDate = dateOf(KEY_OPERATION);
-  doc.debitedDate = dateOf(KEY_DEBITED);
-  doc.creditedDate = dateOf(KEY_CREDITED);
+  doc.operationDate = dateOf(known.operation);
+  doc.debitedDate = dateOf(known.debited);
+  doc.creditedDate = dateOf(known.credited);
   if (statement) {
     // Which way the money went for the statement's own account.
     if (inE?.value?.trim()) order.direction = 'in';
@@ -735,20 +859,30 @@ class ReadOrder implements OnecOrder {
   }
 }
 
-/** Reads a stream of bytes and yields header, balance blocks and documents one by one, then `end`. */
+/**
+ * Reads a stream of bytes and yields header, balance blocks and documents one by one, then `end`.
+ * Chunks are handed to the parser in slices of at most 64 KiB: the decoded block strings (which
+ * the documents' texts are slices of) stay small, so the live set, and RSS, stay flat.
+ */
 export async function* readOnecExchange(source: AsyncIterable<Buffer | string>, options: OnecReaderOptions = {}): AsyncGenerator<OnecEvent> {
   const parser = new OnecExchangeParser(options);
   for await (const chunk of source) {
-    const events = parser.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-    for (const e of events) yield e;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    for (let at = 0; at < bytes.length; at += PUSH_BYTES) {
+      const events = parser.push(at === 0 && bytes.length <= PUSH_BYTES ? bytes : bytes.subarray(at, at + PUSH_BYTES));
+      for (let i = 0; i < events.length; i += 1) yield events[i];
+      if (parser.rejected) break;
+    }
     if (parser.rejected) break;
   }
   for (const e of parser.end()) yield e;
 }
 
-/** Streams a file from disk (64 KiB chunks: small blocks keep the live set, and so RSS, small); I/O errors (missing file, no permission) are thrown. */
+const PUSH_BYTES = 64 * 1024;
+
+/** Streams a file from disk (256 KiB reads); I/O errors (missing file, no permission) are thrown. */
 export async function* readOnecExchangeFile(path: string, options: OnecReaderOptions = {}): AsyncGenerator<OnecEvent> {
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+  const stream = createReadStream(path, { highWaterMark: 256 * 1024 });
   try {
     yield* readOnecExchange(stream, { fileName: path, ...options });
   } finally {

@@ -40,6 +40,19 @@ export interface EncodingDecision {
 const SNIFF_BYTES = 64 * 1024;
 const LF = 0x0a;
 
+/** True when the bytes hold a UTF-8 two-byte sequence for Cyrillic or Kazakh letters. */
+export function hasUtf8Pair(bytes: Buffer): boolean {
+  for (let lead = 0xd0; lead <= 0xd3; lead += 1) {
+    let pos = bytes.indexOf(lead);
+    while (pos >= 0 && pos + 1 < bytes.length) {
+      const next = bytes[pos + 1];
+      if (next >= 0x80 && next <= 0xbf) return true;
+      pos = bytes.indexOf(lead, pos + 1);
+    }
+  }
+  return false;
+}
+
 /**
  * Legacy code pages: the platform's TextDecoder (ICU, about 6x faster than iconv-lite's JS loop)
  * when Node has it, iconv-lite otherwise. They differ only on control bytes (cp1251 0x98 is
@@ -145,6 +158,11 @@ export class OnecLineDecoder {
   private firstBlock = true;
   bytes = 0;
   private legacyWarned = 0;
+  /** While the sink runs: the decoded block holding the line (undefined for a cut line). */
+  blockText: string | undefined;
+  /** While the sink runs: where the line starts in `blockText`, and where the next one starts. */
+  lineStart = 0;
+  lineEnd = 0;
 
   constructor(
     private readonly sink: LineSink,
@@ -233,6 +251,7 @@ export class OnecLineDecoder {
     const head512 = head.subarray(0, 512);
     const enc = this.encoding;
     const text = (enc === 'utf8' ? head512.toString('utf8') : LEGACY[enc](head512)).replace(/\r$/, '');
+    this.blockText = undefined;
     this.sink(this.lineNo, text, true, byteLength);
   }
 
@@ -269,65 +288,80 @@ export class OnecLineDecoder {
     const enc = this.encoding;
     let text: string;
     if (enc === 'utf8') {
-      if (!isUtf8(block)) {
-        this.decodeLinesOneByOne(block, terminated);
-        return;
-      }
-      text = block.toString('utf8');
+      text = isUtf8(block) ? block.toString('utf8') : this.decodeLinesOneByOne(block);
     } else {
-      text = LEGACY[enc](block);
-      if (MOJIBAKE[enc].test(text)) {
-        this.decodeLinesOneByOne(block, terminated);
-        return;
-      }
+      // Only a block holding a UTF-8 Cyrillic/Kazakh pair (lead 0xD0-0xD3, then 0x80-0xBF) can
+      // hide a UTF-8 line: checked on the bytes, natively, before any per-line work.
+      text = hasUtf8Pair(block) ? this.decodeLinesOneByOne(block) : LEGACY[enc](block);
     }
     if (this.firstBlock) {
       this.firstBlock = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
-    const parts = text.split('\n');
-    const n = terminated ? parts.length - 1 : parts.length;
-    for (let i = 0; i < n; i += 1) {
-      let t = parts[i];
-      if (t.length > 0 && t.charCodeAt(t.length - 1) === 13) t = t.slice(0, -1);
-      this.lineNo += 1;
-      // A long line inside one chunk: the chunk bounds memory; only the head travels on.
-      if (t.length > this.maxLineBytes) this.sink(this.lineNo, t.slice(0, 512), true, t.length);
-      else this.sink(this.lineNo, t, false, t.length);
-    }
+    this.emitBlock(text, terminated);
   }
 
-  /** Slow path: a block holding at least one line in another encoding than the file's. */
-  private decodeLinesOneByOne(block: Buffer, terminated: boolean): void {
-    const enc = this.encoding;
+  /**
+   * Hands each line of a decoded block to the sink. While the sink runs, `blockText`,
+   * `lineStart` and `lineEnd` (after the line break) locate the line in the block, so a reader
+   * can keep a document's original text as one slice instead of joining its lines again.
+   */
+  private emitBlock(text: string, terminated: boolean): void {
+    this.blockText = text;
     let pos = 0;
+    const length = text.length;
+    while (pos < length) {
+      let nl = text.indexOf('\n', pos);
+      if (nl < 0) {
+        if (terminated) break;
+        nl = length;
+      }
+      const end = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      this.lineNo += 1;
+      this.lineStart = pos;
+      this.lineEnd = nl < length ? nl + 1 : nl;
+      // A long line inside one block: the block bounds memory; only the head travels on.
+      if (end - pos > this.maxLineBytes) {
+        this.blockText = undefined;
+        this.sink(this.lineNo, text.slice(pos, pos + 512), true, end - pos);
+        this.blockText = text;
+      } else {
+        this.sink(this.lineNo, text.slice(pos, end), false, end - pos);
+      }
+      pos = nl + 1;
+    }
+    this.blockText = undefined;
+  }
+
+  /**
+   * Slow path: a block holding at least one line in another encoding than the file's. Each line
+   * is decoded on its own, the line breaks kept as they were.
+   */
+  private decodeLinesOneByOne(block: Buffer): string {
+    const enc = this.encoding;
+    const parts: string[] = [];
+    let pos = 0;
+    let lineNo = this.lineNo;
     while (pos < block.length) {
       let lf = block.indexOf(LF, pos);
-      if (lf < 0) {
-        if (terminated) break;
-        lf = block.length;
-      }
-      let end = lf;
-      if (end > pos && block[end - 1] === 13) end -= 1;
+      const terminator = lf < 0 ? '' : lf > pos && block[lf - 1] === 13 ? '\r\n' : '\n';
+      if (lf < 0) lf = block.length;
+      const end = terminator === '\r\n' ? lf - 1 : lf;
       const bytes = block.subarray(pos, end);
-      this.lineNo += 1;
+      lineNo += 1;
       let text: string;
       if (enc === 'utf8') {
-        text = this.decodeOne(bytes, this.lineNo);
+        text = this.decodeOne(bytes, lineNo);
       } else {
         text = LEGACY[enc](bytes);
         if (MOJIBAKE[enc].test(text) && isUtf8(bytes)) {
           text = bytes.toString('utf8');
-          this.legacyLine(this.lineNo, 'utf8');
+          this.legacyLine(lineNo, 'utf8');
         }
       }
-      if (this.firstBlock) {
-        this.firstBlock = false;
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      }
-      if (text.length > this.maxLineBytes) this.sink(this.lineNo, text.slice(0, 512), true, bytes.length);
-      else this.sink(this.lineNo, text, false, bytes.length);
+      parts.push(text, terminator);
       pos = lf + 1;
     }
+    return parts.join('');
   }
 }
