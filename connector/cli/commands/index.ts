@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerFoundationCommands } from './foundation.commands';
 import { registerDoctorCommands } from './doctor.commands';
 import { registerDemoCommands } from './demo.commands';
+import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
 
 /**
@@ -14,5 +15,6 @@ export const commandRegistrars: RegisterCommands[] = [
   registerFoundationCommands,
   registerDoctorCommands,
   registerDemoCommands,
+  registerErpCommands,
   registerSignerCommands,
 ];
