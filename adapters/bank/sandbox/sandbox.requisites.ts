@@ -60,3 +60,22 @@ export function checkRequisites(r: PaymentRequisites): RequisiteProblem[] {
   if (r.purpose.trim() === '') problems.push({ field: 'purpose', message: 'purpose of payment is empty' });
   return problems;
 }
+
+/** A valid 12-digit IIN/BIN beginning with `prefix11` (11 digits), or the next valid one (demo data, tests). */
+export function makeIinBin(prefix11: string): string {
+  let n = BigInt(prefix11);
+  for (;;) {
+    const candidate = n.toString().padStart(11, '0');
+    for (let c = 0; c <= 9; c += 1) if (iinBinValid(`${candidate}${c}`)) return `${candidate}${c}`;
+    n += 1n;
+  }
+}
+
+/** A KZ IBAN with the right check digits for a 3-digit bank code and a 13-character account. */
+export function makeIban(bankCode: string, account13: string): string {
+  const bban = `${bankCode}${account13}`.toUpperCase();
+  const rearranged = `${bban}KZ00`.replace(/[A-Z]/g, (ch) => String(ch.charCodeAt(0) - 55));
+  let mod = 0;
+  for (const ch of rearranged) mod = (mod * 10 + Number(ch)) % 97;
+  return `KZ${String(98 - mod).padStart(2, '0')}${bban}`;
+}
