@@ -239,8 +239,17 @@ export class BusinessApiClient {
     const res = await this.authorised('submit', opts, (headers, signal) =>
       this.http.post('/payments', body, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
     );
+    if (res.status === 200 || res.status === 201) {
+      // A success we cannot read is an unknown outcome, not a failure (LESSONS.md 1): the bank
+      // may well hold the document. The caller looks it up by externalId.
+      const parsed = paymentDocumentSchema.safeParse(res.data);
+      if (!parsed.success) {
+        throw new BankError('OUTCOME_UNKNOWN', `the bank answered the submit with HTTP ${res.status} but the body does not follow the contract; look the document up by its external id`, { httpStatus: res.status });
+      }
+      return { ...parsed.data, created: res.status === 201 };
+    }
     const doc = this.check('submit', res, [200, 201], paymentDocumentSchema);
-    return { ...doc, created: res.status === 201 };
+    return { ...doc, created: false };
   }
 
   /** GET /payments/by-external-id/{externalId}: NOT_FOUND when the bank never registered it. Safe to repeat. */

@@ -349,6 +349,9 @@ describe('not found, transient, rate limits, maintenance, contract violations', 
       const err = await caught(c.getStatus('D1'));
       expect(err.code).toBe('CONTRACT_VIOLATION');
       expect(err.message).toMatch(/status/);
+      // An unreadable success to a submit may hide an accepted document: unknown, not violated.
+      const submitErr = await caught(c.submit(h.signed(sampleOrder({ number: nextNumber() }), `liar-${n}`)));
+      expect(submitErr.code).toBe('OUTCOME_UNKNOWN');
     } finally {
       liar.close();
     }
