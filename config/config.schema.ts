@@ -85,6 +85,26 @@ export const configSchema = z
         scanEveryMs: z.number().int().min(200).max(3_600_000).default(5_000),
       })
       .default({}),
+    /** Kazakhstan requisite rules (connector/requisites): limits and how strict the reference lists are. */
+    requisites: z
+      .object({
+        /** An unknown КНП: the shipped list is partial (no official machine-readable list), so a warning by default. */
+        unknownKnp: z.enum(['warning', 'error']).default('warning'),
+        /** A BIC (or IIK bank code) missing from the bank directory. */
+        unknownBic: z.enum(['warning', 'error']).default('error'),
+        minAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "0.01"').default('0.01'),
+        /** Largest amount of one order; unset = no limit beyond the safe-integer range. */
+        maxAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "100000000.00"').optional(),
+        currencies: z.array(z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code, e.g. "KZT"')).min(1).default(['KZT']),
+        purposeMaxLength: z.number().int().min(1).max(2000).default(420),
+        /** How many days ahead of today (Kazakhstan time) a document date may be. */
+        futureDateToleranceDays: z.number().int().min(0).max(30).default(1),
+        /** Older documents get a warning (a payment order is valid 10 calendar days from its date). */
+        staleAfterDays: z.number().int().min(1).max(366).default(10),
+        /** Kazakhstan has one time zone, UTC+5, since 1 March 2024: "today" is judged there. */
+        utcOffsetMinutes: z.number().int().min(-720).max(840).default(300),
+      })
+      .default({}),
     calendar: z
       .object({
         /** The bank's operational-day cut-off, Kazakhstan time (UTC+5). */

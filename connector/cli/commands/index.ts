@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBankCommands } from './bank.commands';
+import { registerErpCommands } from './erp.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -7,4 +8,4 @@ import { registerBankCommands } from './bank.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerBankCommands];
+export const commandRegistrars: RegisterCommands[] = [registerErpCommands, registerBankCommands];

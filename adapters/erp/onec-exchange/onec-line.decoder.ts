@@ -1,0 +1,321 @@
+import { isUtf8 } from 'node:buffer';
+import * as iconv from 'iconv-lite';
+
+/**
+ * Turns the bytes of a 1CClientBankExchange file into decoded lines, streaming.
+ *
+ * The declared `Кодировка=` is only a hint (INTERFACES.md "1C files"): real files lie, e.g. UTF-8
+ * labelled `Windows`, or one UTF-8 line appended to a cp1251 file. So the bytes decide: a BOM,
+ * else valid UTF-8 in the first 64 KiB, else the declared legacy code page (DOS = cp866, anything
+ * else cp1251). Every later line is still checked: a line that does not fit the file's encoding
+ * is decoded the other way and reported as a warning with its line number.
+ *
+ * Memory stays flat: a block of lines is decoded at once (fast path) and only the partial last
+ * line is carried over; a line longer than `maxLineBytes` is cut (its head kept, the rest
+ * skipped up to the next LF) and flagged, never accumulated.
+ */
+export type OnecEncoding = 'utf8' | 'cp1251' | 'cp866';
+
+export interface DecodedLine {
+  /** 1-based line number in the file. */
+  line: number;
+  /** Without the line ending. */
+  text: string;
+  /** The line was longer than maxLineBytes: `text` is only its head. */
+  tooLong?: boolean;
+  byteLength?: number;
+}
+
+export interface LineIssue {
+  line: number;
+  code: string;
+  message: string;
+  messageEn: string;
+}
+
+export interface EncodingDecision {
+  encoding: OnecEncoding;
+  /** The `Кодировка=` value as written, when present in the first 64 KiB. */
+  declared?: string;
+  bom: boolean;
+}
+
+const SNIFF_BYTES = 64 * 1024;
+const LF = 0x0a;
+
+/** In cp1251, a UTF-8 Cyrillic letter reads as Р/С followed by one of the characters of bytes 0x80..0xBF. */
+const CP1251_HIGH = iconv.decode(Buffer.from(Array.from({ length: 64 }, (_, i) => 0x80 + i)), 'cp1251');
+const MOJIBAKE: Record<'cp1251' | 'cp866', RegExp> = {
+  cp1251: new RegExp(`[РС][${CP1251_HIGH.replace(/[\]\\^-]/g, '\\$&')}]`),
+  // in cp866 the lead bytes 0xD0/0xD1 are box-drawing characters, followed by a Cyrillic letter
+  cp866: /[╨╤][\u0410-\u044F\u0401\u0451]/,
+};
+
+export function declaredToEncoding(declared: string | undefined): OnecEncoding | undefined {
+  if (declared === undefined) return undefined;
+  const d = declared.trim().toLowerCase().replace(/[\s_-]/g, '');
+  if (d === 'dos' || d === 'cp866' || d === 'ibm866' || d === '866') return 'cp866';
+  if (d === 'utf8') return 'utf8';
+  if (d === 'windows' || d === 'windows1251' || d === 'cp1251' || d === '1251') return 'cp1251';
+  return undefined;
+}
+
+function findDeclared(text: string): string | undefined {
+  const m = /^\s*кодировка\s*=([^\r\n]*)/im.exec(text);
+  return m ? m[1].trim() : undefined;
+}
+
+/** Decides the file's encoding from its first bytes (up to 64 KiB). */
+export function decideEncoding(sample: Buffer): EncodingDecision & { issues: LineIssue[] } {
+  const issues: LineIssue[] = [];
+  if (sample.length >= 3 && sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf) {
+    const declared = findDeclared(sample.toString('utf8'));
+    const hint = declaredToEncoding(declared);
+    if (hint && hint !== 'utf8') issues.push(mismatch(declared as string, 'utf8'));
+    return { encoding: 'utf8', declared, bom: true, issues };
+  }
+  // Cut the sample at its last LF so a multi-byte sequence split by the sample's end is not "invalid".
+  const lastLf = sample.lastIndexOf(LF);
+  const whole = lastLf >= 0 && sample.length >= SNIFF_BYTES ? sample.subarray(0, lastLf + 1) : sample;
+  let ascii = true;
+  for (let i = 0; i < whole.length; i += 1) {
+    if (whole[i] >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  const declaredUtf = findDeclared(whole.toString('utf8'));
+  const declared1251 = findDeclared(iconv.decode(whole, 'cp1251'));
+  const declared866 = findDeclared(iconv.decode(whole, 'cp866'));
+  if (!ascii && isUtf8(whole)) {
+    const declared = declaredUtf ?? declared1251 ?? declared866;
+    const hint = declaredToEncoding(declared);
+    if (hint && hint !== 'utf8') issues.push(mismatch(declared as string, 'utf8'));
+    return { encoding: 'utf8', declared, bom: false, issues };
+  }
+  // Legacy: the key "Кодировка" is only readable in the right code page, which itself tells us.
+  const declared = declared1251 ?? declared866 ?? declaredUtf;
+  let encoding: OnecEncoding = 'cp1251';
+  if (declared866 !== undefined && declared1251 === undefined) encoding = 'cp866';
+  else if (declaredToEncoding(declared) === 'cp866') encoding = 'cp866';
+  const hint = declaredToEncoding(declared);
+  if (!ascii && hint && hint !== encoding) issues.push(mismatch(declared as string, encoding));
+  return { encoding, declared, bom: false, issues };
+}
+
+function mismatch(declared: string, actual: OnecEncoding): LineIssue {
+  return {
+    line: 0,
+    code: 'ENCODING_MISMATCH',
+    message: `В файле указано «Кодировка=${declared}», но по содержимому файл в кодировке ${actual}; файл прочитан как ${actual}`,
+    messageEn: `the file declares Кодировка=${declared} but its bytes are ${actual}; read as ${actual}`,
+  };
+}
+
+export interface LineDecoderOptions {
+  maxLineBytes?: number;
+}
+
+/**
+ * Push bytes in, get decoded lines out. `push` returns the lines completed by this chunk;
+ * `end` the last one (a file need not end with a line break).
+ */
+export class OnecLineDecoder {
+  readonly maxLineBytes: number;
+  decision: EncodingDecision | undefined;
+  readonly issues: LineIssue[] = [];
+  private sniff: Buffer[] = [];
+  private sniffBytes = 0;
+  private carry: Buffer = Buffer.alloc(0);
+  /** The current line overflowed: its head was emitted, the rest is skipped up to the next LF. */
+  private skipping = false;
+  private lineNo = 0;
+  private firstBlock = true;
+  bytes = 0;
+  private legacyWarned = 0;
+
+  constructor(options: LineDecoderOptions = {}) {
+    this.maxLineBytes = options.maxLineBytes ?? 64 * 1024;
+  }
+
+  get encoding(): OnecEncoding {
+    return this.decision?.encoding ?? 'cp1251';
+  }
+
+  push(chunk: Buffer): DecodedLine[] {
+    this.bytes += chunk.length;
+    if (!this.decision) {
+      this.sniff.push(chunk);
+      this.sniffBytes += chunk.length;
+      if (this.sniffBytes < SNIFF_BYTES) return [];
+      return this.startWith(Buffer.concat(this.sniff));
+    }
+    return this.consume(chunk);
+  }
+
+  end(): DecodedLine[] {
+    const out: DecodedLine[] = [];
+    if (!this.decision) out.push(...this.startWith(Buffer.concat(this.sniff)));
+    if (this.carry.length > 0 || this.skipping) {
+      if (!this.skipping) this.decodeBlock(this.carry, out, false);
+      this.carry = Buffer.alloc(0);
+      this.skipping = false;
+    }
+    return out;
+  }
+
+  private startWith(sample: Buffer): DecodedLine[] {
+    const decision = decideEncoding(sample.subarray(0, SNIFF_BYTES));
+    this.decision = { encoding: decision.encoding, declared: decision.declared, bom: decision.bom };
+    this.issues.push(...decision.issues);
+    this.sniff = [];
+    const body = decision.bom ? sample.subarray(3) : sample;
+    return this.consume(body);
+  }
+
+  private consume(chunk: Buffer): DecodedLine[] {
+    const out: DecodedLine[] = [];
+    let start = 0;
+    if (this.skipping) {
+      const lf = chunk.indexOf(LF);
+      if (lf < 0) return out;
+      this.skipping = false;
+      start = lf + 1;
+    }
+    if (this.carry.length > 0) {
+      const lf = chunk.indexOf(LF, start);
+      if (lf < 0) {
+        this.appendCarry(chunk.subarray(start), out);
+        return out;
+      }
+      if (this.carry.length + (lf - start) > this.maxLineBytes) {
+        this.emitTooLong(Buffer.concat([this.carry.subarray(0, 512), chunk.subarray(start, Math.min(lf, start + 512))]), out, this.carry.length + (lf - start));
+      } else {
+        this.decodeBlock(Buffer.concat([this.carry, chunk.subarray(start, lf + 1)]), out, true);
+      }
+      this.carry = Buffer.alloc(0);
+      start = lf + 1;
+    }
+    const lastLf = chunk.lastIndexOf(LF);
+    if (lastLf >= start) this.decodeBlock(chunk.subarray(start, lastLf + 1), out, true);
+    if (lastLf + 1 < chunk.length) this.appendCarry(chunk.subarray(Math.max(start, lastLf + 1)), out);
+    return out;
+  }
+
+  private appendCarry(part: Buffer, out: DecodedLine[]): void {
+    if (this.carry.length + part.length > this.maxLineBytes) {
+      const head = Buffer.concat([this.carry.subarray(0, 512), part.subarray(0, 512)]);
+      const total = this.carry.length + part.length;
+      this.carry = Buffer.alloc(0);
+      this.emitTooLong(head, out, total);
+      this.skipping = true;
+      return;
+    }
+    this.carry = this.carry.length > 0 ? Buffer.concat([this.carry, part]) : Buffer.from(part);
+  }
+
+  /** The partial last line is bounded too: a 200 MB line without LF never sits in memory. */
+  private emitTooLong(head: Buffer, out: DecodedLine[], byteLength: number): void {
+    this.lineNo += 1;
+    // Keep a head long enough to name the key; the value is useless anyway.
+    const head512 = head.subarray(0, 512);
+    const enc = this.encoding;
+    const text = (enc === 'utf8' ? head512.toString('utf8') : iconv.decode(head512, enc)).replace(/\r$/, '');
+    out.push({ line: this.lineNo, text, tooLong: true, byteLength });
+  }
+
+  private decodeOne(bytes: Buffer, line: number): string {
+    const enc = this.encoding;
+    if (enc === 'utf8') {
+      if (isUtf8(bytes)) return bytes.toString('utf8');
+      this.legacyLine(line, 'cp1251');
+      return iconv.decode(bytes, this.legacyFallback());
+    }
+    return iconv.decode(bytes, enc);
+  }
+
+  private legacyFallback(): 'cp1251' | 'cp866' {
+    const hint = declaredToEncoding(this.decision?.declared);
+    return hint === 'cp866' ? 'cp866' : 'cp1251';
+  }
+
+  private legacyLine(line: number, actual: OnecEncoding): void {
+    // One warning per line, but a file of a million such lines must not grow a million warnings.
+    this.legacyWarned += 1;
+    if (this.legacyWarned > 100) return;
+    this.issues.push({
+      line,
+      code: 'LINE_ENCODING',
+      message: `Строка ${line} записана в другой кодировке (${actual}), чем файл (${this.encoding}); прочитана как ${actual}`,
+      messageEn: `line ${line} is ${actual}, unlike the file (${this.encoding}); decoded as ${actual}`,
+    });
+  }
+
+  /** Decodes a block of whole lines (ending with LF when `terminated`) and splits it. */
+  private decodeBlock(block: Buffer, out: DecodedLine[], terminated: boolean): void {
+    if (block.length === 0) return;
+    const enc = this.encoding;
+    let text: string;
+    if (enc === 'utf8') {
+      if (!isUtf8(block)) {
+        this.decodeLinesOneByOne(block, out, terminated);
+        return;
+      }
+      text = block.toString('utf8');
+    } else {
+      text = iconv.decode(block, enc);
+      if (MOJIBAKE[enc].test(text)) {
+        this.decodeLinesOneByOne(block, out, terminated);
+        return;
+      }
+    }
+    if (this.firstBlock) {
+      this.firstBlock = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    const parts = text.split('\n');
+    const n = terminated ? parts.length - 1 : parts.length;
+    for (let i = 0; i < n; i += 1) {
+      let t = parts[i];
+      if (t.length > 0 && t.charCodeAt(t.length - 1) === 13) t = t.slice(0, -1);
+      this.lineNo += 1;
+      // A long line inside one chunk: the chunk bounds memory; only the head travels on.
+      if (t.length > this.maxLineBytes) out.push({ line: this.lineNo, text: t.slice(0, 512), tooLong: true, byteLength: t.length });
+      else out.push({ line: this.lineNo, text: t });
+    }
+  }
+
+  /** Slow path: a block holding at least one line in another encoding than the file's. */
+  private decodeLinesOneByOne(block: Buffer, out: DecodedLine[], terminated: boolean): void {
+    const enc = this.encoding;
+    let pos = 0;
+    while (pos < block.length) {
+      let lf = block.indexOf(LF, pos);
+      if (lf < 0) {
+        if (terminated) break;
+        lf = block.length;
+      }
+      let end = lf;
+      if (end > pos && block[end - 1] === 13) end -= 1;
+      const bytes = block.subarray(pos, end);
+      this.lineNo += 1;
+      let text: string;
+      if (enc === 'utf8') {
+        text = this.decodeOne(bytes, this.lineNo);
+      } else {
+        text = iconv.decode(bytes, enc);
+        if (MOJIBAKE[enc].test(text) && isUtf8(bytes)) {
+          text = bytes.toString('utf8');
+          this.legacyLine(this.lineNo, 'utf8');
+        }
+      }
+      if (this.firstBlock) {
+        this.firstBlock = false;
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
+      if (text.length > this.maxLineBytes) out.push({ line: this.lineNo, text: text.slice(0, 512), tooLong: true, byteLength: bytes.length });
+      else out.push({ line: this.lineNo, text });
+      pos = lf + 1;
+    }
+  }
+}

@@ -1,0 +1,167 @@
+import * as iconv from 'iconv-lite';
+import { formatAmount, sumTiyn } from '../../../connector/shared/money';
+import type { StatementData, StatementLineData } from '../../../connector/statements/statement.model';
+
+/**
+ * Writes the statement file 1C imports (`kl_to_1c.txt`, ONEC-KZ.md): the header, one
+ * `СекцияРасчСчет` with the opening balance, totals in and out and the closing balance, and one
+ * `СекцияДокумент` per statement line with what 1C needs to match its own documents (number,
+ * date, amounts, both parties, `ДатаСписано`/`ДатаПоступило`, КНП, purpose). Keys are the
+ * Kazakhstan set seen in banks' statements; a few connector keys (`ИдентификаторОперацииБанка`,
+ * `ВидОперации`, ...) carry what the statement model holds beyond them: 1C skips keys it does not
+ * know, and our reader gets every field back (round trip).
+ */
+export interface StatementOwner {
+  /** The account holder, written on our side of every document. */
+  name: string;
+  iinBin: string;
+  bic: string;
+  /** КБе/КОд of the holder, e.g. 17. */
+  code?: string;
+}
+
+export interface OnecStatementWriteOptions {
+  encoding: 'windows' | 'utf8';
+  owner: StatementOwner;
+  /** When the file is made (ДатаСоздания/ВремяСоздания). */
+  createdAt: Date;
+  /** Kazakhstan time, UTC+5 (config requisites.utcOffsetMinutes). */
+  utcOffsetMinutes?: number;
+  sender?: string;
+  recipient?: string;
+  /** Pending (not yet booked) lines are left out unless asked for: 1C would book them. */
+  includePending?: boolean;
+}
+
+export interface WrittenStatement {
+  bytes: Buffer;
+  text: string;
+  /** Characters the code page cannot hold (e.g. Kazakh letters in cp1251), replaced by "?". */
+  warnings: string[];
+}
+
+/** Extension keys (not in the 1C standard; 1C skips them). */
+export const EXT = {
+  bankLineId: 'ИдентификаторОперацииБанка',
+  bankReference: 'СсылкаБанка',
+  externalId: 'ВнешнийИдентификатор',
+  kind: 'ВидОперации',
+  status: 'СтатусОперации',
+  statementKind: 'ВидВыписки',
+  currency: 'ВалютаСчета',
+} as const;
+
+/** ISO `2025-03-04` -> 1C `04.03.2025`. */
+export function isoToOnecDate(iso: string): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso);
+  return m ? `${m[3]}.${m[2]}.${m[1]}` : iso;
+}
+
+/** A value goes on one line: line breaks become spaces (the grammar has no escaping). */
+function clean(value: string | undefined): string {
+  return (value ?? '').replace(/[\r\n]+/g, ' ');
+}
+
+function localParts(at: Date, offsetMinutes: number): { date: string; time: string } {
+  const iso = new Date(at.getTime() + offsetMinutes * 60_000).toISOString();
+  return { date: isoToOnecDate(iso.slice(0, 10)), time: iso.slice(11, 19) };
+}
+
+export function renderOnecStatement(statement: StatementData, options: OnecStatementWriteOptions): string {
+  const lines = statement.lines.filter((l) => options.includePending || l.status === 'booked');
+  const booked = lines.filter((l) => l.status === 'booked');
+  const totalIn = sumTiyn(booked.filter((l) => l.direction === 'credit').map((l) => l.amount));
+  const totalOut = sumTiyn(booked.filter((l) => l.direction === 'debit').map((l) => l.amount));
+  const created = localParts(options.createdAt, options.utcOffsetMinutes ?? 300);
+  const out: string[] = [];
+  const kv = (key: string, value: string | undefined): void => {
+    out.push(`${key}=${clean(value)}`);
+  };
+  out.push('1CClientBankExchange');
+  kv('ВерсияФормата', '1.03');
+  kv('Кодировка', options.encoding === 'windows' ? 'Windows' : 'UTF8');
+  kv('Отправитель', options.sender ?? 'Bank connector (Alatau City Bank Business API)');
+  kv('Получатель', options.recipient ?? '1С:Предприятие');
+  kv('ДатаСоздания', created.date);
+  kv('ВремяСоздания', created.time);
+  kv('ДатаНачала', isoToOnecDate(statement.periodFrom));
+  kv('ДатаКонца', isoToOnecDate(statement.periodTo));
+  kv('РасчСчет', statement.account);
+  kv(EXT.statementKind, statement.kind);
+  kv(EXT.currency, statement.currency);
+  out.push('СекцияРасчСчет');
+  kv('ДатаНачала', isoToOnecDate(statement.periodFrom));
+  kv('ДатаКонца', isoToOnecDate(statement.periodTo));
+  kv('РасчСчет', statement.account);
+  kv('НачальныйОстаток', formatAmount(statement.openingBalance));
+  kv('ВсегоПоступило', formatAmount(totalIn));
+  kv('ВсегоСписано', formatAmount(totalOut));
+  kv('КонечныйОстаток', formatAmount(statement.closingBalance));
+  out.push('КонецРасчСчет');
+  for (const line of lines) writeLine(line, statement, options.owner, kv, out);
+  out.push('КонецФайла');
+  return `${out.join('\r\n')}\r\n`;
+}
+
+function writeLine(
+  line: StatementLineData,
+  statement: StatementData,
+  owner: StatementOwner,
+  kv: (key: string, value: string | undefined) => void,
+  out: string[],
+): void {
+  const debit = line.direction === 'debit';
+  const amount = formatAmount(line.amount);
+  const ours = { name: owner.name, iinBin: owner.iinBin, iban: statement.account, bic: owner.bic, code: owner.code };
+  const theirs = { ...line.counterparty, code: undefined as string | undefined };
+  const payer = debit ? ours : theirs;
+  const beneficiary = debit ? theirs : ours;
+  const kind = line.kind === 'fee' ? 'Банковский ордер' : 'Платежное поручение';
+  out.push(`СекцияДокумент=${kind}`);
+  kv('ВидДокумента', kind);
+  kv('НомерДокумента', line.documentNumber ?? line.bankLineId);
+  kv('ДатаДокумента', isoToOnecDate(line.documentDate ?? line.bookingDate));
+  kv('Сумма', amount);
+  kv(debit ? 'СуммаРасход' : 'СуммаПриход', amount);
+  kv('Валюта', line.currency);
+  kv('ДатаОперации', isoToOnecDate(line.bookingDate));
+  kv('ДатаВалютирования', isoToOnecDate(line.valueDate));
+  // 1C matches its payment orders by the debit date and books receipts by the credit date.
+  kv('ДатаСписано', debit ? isoToOnecDate(line.bookingDate) : '');
+  kv('ДатаПоступило', debit ? '' : isoToOnecDate(line.bookingDate));
+  for (const [prefix, party] of [
+    ['Плательщик', payer],
+    ['Получатель', beneficiary],
+  ] as const) {
+    kv(`${prefix}Наименование`, party.name);
+    kv(`${prefix}БИН_ИИН`, party.iinBin);
+    kv(`${prefix}ИИК`, party.iban);
+    kv(`${prefix}БанкБИК`, party.bic);
+    if (party.code) kv(`${prefix}КБЕ`, party.code);
+  }
+  kv('НазначениеПлатежа', line.purpose);
+  if (line.knp !== undefined) kv('КодНазначенияПлатежа', line.knp);
+  kv(EXT.bankLineId, line.bankLineId);
+  if (line.bankReference !== undefined) kv(EXT.bankReference, line.bankReference);
+  if (line.externalId !== undefined) kv(EXT.externalId, line.externalId);
+  kv(EXT.kind, line.kind);
+  kv(EXT.status, line.status);
+  out.push('КонецДокумента');
+}
+
+/** The statement file in the configured encoding: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
+export function writeOnecStatement(statement: StatementData, options: OnecStatementWriteOptions): WrittenStatement {
+  const text = renderOnecStatement(statement, options);
+  if (options.encoding === 'utf8') {
+    return { bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]), text, warnings: [] };
+  }
+  const bytes = iconv.encode(text, 'cp1251');
+  const warnings: string[] = [];
+  const back = iconv.decode(bytes, 'cp1251');
+  if (back !== text) {
+    const lost = new Set<string>();
+    for (const ch of text) if (iconv.decode(iconv.encode(ch, 'cp1251'), 'cp1251') !== ch) lost.add(ch);
+    warnings.push(`cp1251 cannot hold ${[...lost].join(' ')}: written as "?"; use --encoding utf8 to keep them`);
+  }
+  return { bytes, text, warnings };
+}

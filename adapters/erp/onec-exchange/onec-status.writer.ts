@@ -1,0 +1,111 @@
+import * as iconv from 'iconv-lite';
+import { isoToOnecDate } from './onec-statement.writer';
+
+/**
+ * The status report for documents 1C exported (R-21: the status of each document reaches the
+ * ERP; R-23: a refusal reaches it in words a person understands). Same grammar as the exchange
+ * file (so a 1C processing, or our reader, can load it), and readable as it is: one section per
+ * document with its number, date, amount, beneficiary, the status in Russian and, for a refusal,
+ * the reason. See README.md in this folder.
+ */
+export type ReportedState =
+  | 'received'
+  | 'validated'
+  | 'invalid'
+  | 'awaiting_signatures'
+  | 'signed'
+  | 'submitting'
+  | 'submitted'
+  | 'executed'
+  | 'rejected'
+  | 'deemed_executed'
+  | 'held'
+  | 'failed';
+
+/** What a 1C user reads for each order state (INTERFACES.md "orders list" states). */
+export const STATE_RU: Record<ReportedState, string> = {
+  received: 'Получен коннектором',
+  validated: 'Проверен, готовится к подписи',
+  invalid: 'Не принят: ошибки в реквизитах',
+  awaiting_signatures: 'Ожидает подписи (ЭЦП)',
+  signed: 'Подписан, готовится к отправке в банк',
+  submitting: 'Отправляется в банк',
+  submitted: 'Принят банком, в обработке',
+  executed: 'Исполнен банком',
+  rejected: 'Отклонён банком',
+  deemed_executed: 'Считается исполненным (нет отказа банка в течение операционного дня)',
+  held: 'Задержан: работа с банком приостановлена (блокировка)',
+  failed: 'Техническая ошибка: обратитесь к администратору',
+};
+
+export interface StatusReportEntry {
+  number: string;
+  /** ISO date of the document. */
+  date: string;
+  amount: string;
+  currency?: string;
+  beneficiaryName?: string;
+  state: ReportedState;
+  /** Why it was refused (bank's reason, or the field errors of an invalid order), in Russian. */
+  reason?: string;
+  /** The bank's reason code, when refused by the bank. */
+  reasonCode?: string;
+  /** When the state was reached. */
+  at: Date;
+  bankReference?: string;
+  erpDocumentId?: string;
+}
+
+export interface StatusReportOptions {
+  encoding: 'windows' | 'utf8';
+  createdAt: Date;
+  utcOffsetMinutes?: number;
+}
+
+function local(at: Date, offset: number): { date: string; time: string } {
+  const iso = new Date(at.getTime() + offset * 60_000).toISOString();
+  return { date: isoToOnecDate(iso.slice(0, 10)), time: iso.slice(11, 19) };
+}
+
+const clean = (v: string | undefined): string => (v ?? '').replace(/[\r\n]+/g, ' ');
+
+export function renderOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): string {
+  const offset = options.utcOffsetMinutes ?? 300;
+  const created = local(options.createdAt, offset);
+  const out: string[] = ['1CClientBankExchange'];
+  const kv = (k: string, v: string | undefined): void => {
+    out.push(`${k}=${clean(v)}`);
+  };
+  kv('ВерсияФормата', '1.03');
+  kv('Кодировка', options.encoding === 'windows' ? 'Windows' : 'UTF8');
+  kv('Отправитель', 'Bank connector');
+  kv('Получатель', '1С:Предприятие');
+  kv('ДатаСоздания', created.date);
+  kv('ВремяСоздания', created.time);
+  kv('Документ', 'Статус документа');
+  for (const e of entries) {
+    const at = local(e.at, offset);
+    out.push('СекцияДокумент=Статус документа');
+    kv('НомерДокумента', e.number);
+    kv('ДатаДокумента', isoToOnecDate(e.date));
+    kv('Сумма', e.amount);
+    kv('Валюта', e.currency ?? 'KZT');
+    if (e.beneficiaryName !== undefined) kv('ПолучательНаименование', e.beneficiaryName);
+    kv('Статус', STATE_RU[e.state]);
+    kv('КодСтатуса', e.state);
+    kv('ДатаСтатуса', at.date);
+    kv('ВремяСтатуса', at.time);
+    if (e.reason !== undefined) kv('ПричинаОтказа', e.reason);
+    if (e.reasonCode !== undefined) kv('КодПричиныОтказа', e.reasonCode);
+    if (e.bankReference !== undefined) kv('СсылкаБанка', e.bankReference);
+    if (e.erpDocumentId !== undefined) kv('ИдентификаторДокумента', e.erpDocumentId);
+    out.push('КонецДокумента');
+  }
+  out.push('КонецФайла');
+  return `${out.join('\r\n')}\r\n`;
+}
+
+export function writeOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): Buffer {
+  const text = renderOnecStatusReport(entries, options);
+  return options.encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+}

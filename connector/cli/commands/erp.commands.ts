@@ -1,0 +1,196 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { judgeOnecDocument } from '../../../adapters/erp/onec-exchange/onec-document.judge';
+import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-exchange.reader';
+import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
+import { loadConfig } from '../../../config/load-config';
+import { defaultBankDirectory } from '../../requisites/bank-directory';
+import { checkBic } from '../../requisites/bic.validator';
+import { checkIban, checkIbanFormat, ibanBankCode } from '../../requisites/iban.validator';
+import { checkBin, checkIin } from '../../requisites/iin-bin.validator';
+import { checkKnp, findKnp } from '../../requisites/knp.validator';
+import type { RuleResult } from '../../requisites/requisite-rule';
+import { ConnectorError, UsageError } from '../../shared/errors';
+import { clockFromConfig } from '../../shared/clock';
+import { runAction } from '../run-action';
+
+/**
+ * ERP-side commands (INTERFACES.md "CLI conventions" and "1C files"):
+ * `connector onec parse FILE [--json]` and `connector validate (--iin|--bin|--iban|--bic|--knp) V [--json]`.
+ */
+export function registerErpCommands(program: Command): void {
+  const onec = program.command('onec').description('1C exchange files (1CClientBankExchange, Kazakhstan variant)');
+  onec
+    .command('parse')
+    .description('read a 1C exchange file (payment orders or a bank statement) and judge every document')
+    .argument('<file>', 'the 1CClientBankExchange file')
+    .option('--json', 'JSON lines: one per document, then a summary line')
+    .action(runAction(async (file: string, opts: { json?: boolean }) => parseCommand(file, Boolean(opts.json))));
+
+  program
+    .command('validate')
+    .description('check one Kazakhstan requisite: exit 0 valid, 1 invalid (naming the rule), 2 usage')
+    .addOption(new Option('--iin <value>', 'individual identification number (12 digits)'))
+    .addOption(new Option('--bin <value>', 'business identification number (12 digits)'))
+    .addOption(new Option('--iban <value>', 'IIK, the Kazakhstan IBAN (KZ + 18)'))
+    .addOption(new Option('--bic <value>', 'bank BIC (8 characters)'))
+    .addOption(new Option('--knp <value>', 'purpose-of-payment code (3 digits)'))
+    .option('--json', 'one JSON document on stdout')
+    .action(runAction(async (opts: Record<string, string | boolean | undefined>) => validateCommand(opts)));
+}
+
+function issueJson(issue: OnecIssue): Record<string, unknown> {
+  const out: Record<string, unknown> = { field: issue.field, code: issue.code, message: issue.message, line: issue.line };
+  if (issue.key !== undefined) out.key = issue.key;
+  out.messageEn = issue.messageEn;
+  return out;
+}
+
+function human(issue: OnecIssue, file: string): string {
+  return `${file}:${issue.line}: ${issue.field}: ${issue.code}: ${issue.message}`;
+}
+
+async function parseCommand(file: string, json: boolean): Promise<number> {
+  const config = loadConfig();
+  const now = clockFromConfig(config).now();
+  let summary: OnecFileSummary | undefined;
+  let documents = 0;
+  let ok = 0;
+  let warnings = 0;
+  const write = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  try {
+    for await (const event of readOnecExchangeFile(file)) {
+      if (event.type === 'document') {
+        const judged = judgeOnecDocument(event.document, { now, rules: config.requisites });
+        documents += 1;
+        warnings += judged.warnings.length;
+        if (judged.ok) ok += 1;
+        if (json) {
+          const line = judged.ok
+            ? { line: judged.line, kind: judged.kind, ok: true, order: judged.order, warnings: judged.warnings.map(issueJson) }
+            : { line: judged.line, kind: judged.kind, ok: false, errors: judged.errors.map(issueJson), warnings: judged.warnings.map(issueJson) };
+          write(JSON.stringify(line));
+        } else {
+          const o = judged.order;
+          write(`line ${judged.line} ${judged.kind || '(no kind)'} №${o.number} ${o.date} ${o.amount} ${o.currency}${o.direction ? ` ${o.direction}` : ''}: ${judged.ok ? 'OK' : 'INVALID'}`);
+          for (const e of judged.errors) write(`  error   ${human(e, file)}`);
+          for (const w of judged.warnings) write(`  warning ${human(w, file)}`);
+        }
+      } else if (event.type === 'end') {
+        summary = event.file;
+      }
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConnectorError('FILE_UNREADABLE', `${file} cannot be read: ${code ?? (err as Error).message}`, 2);
+  }
+  const s = summary as OnecFileSummary;
+  warnings += s.warnings.length;
+  const out = {
+    summary: {
+      documents,
+      ok,
+      invalid: documents - ok,
+      warnings,
+      encoding: s.encoding,
+      file,
+      exchange: s.exchange,
+      complete: s.complete,
+      balances: s.balances,
+      declaredEncoding: s.declaredEncoding ?? null,
+      fileErrors: s.errors.map(issueJson),
+      fileWarnings: s.warnings.map(issueJson),
+    },
+  };
+  if (json) write(JSON.stringify(out));
+  else {
+    for (const e of s.errors) write(`error   ${human(e, file)}`);
+    for (const w of s.warnings) write(`warning ${human(w, file)}`);
+    write(`${file}: ${documents} documents, ${ok} ok, ${documents - ok} invalid, ${warnings} warnings, encoding ${s.encoding}`);
+  }
+  if (!s.exchange) {
+    const first = s.errors[0];
+    process.stderr.write(`NOT_EXCHANGE_FILE: ${first ? first.messageEn : `${file} is not a 1CClientBankExchange file`}\n`);
+    return 2;
+  }
+  return 0;
+}
+
+const KINDS = ['iin', 'bin', 'iban', 'bic', 'knp'] as const;
+type Kind = (typeof KINDS)[number];
+
+async function validateCommand(opts: Record<string, string | boolean | undefined>): Promise<number> {
+  const given = KINDS.filter((k) => typeof opts[k] === 'string');
+  if (given.length !== 1) throw new UsageError('give exactly one of --iin, --bin, --iban, --bic, --knp with a value');
+  const kind: Kind = given[0];
+  const value = (opts[kind] as string).trim();
+  const json = Boolean(opts.json);
+  let result: RuleResult;
+  const info: Record<string, unknown> = {};
+  const warnings: { code: string; message: string; messageEn: string }[] = [];
+  switch (kind) {
+    case 'iin':
+      result = checkIin(value);
+      break;
+    case 'bin':
+      result = checkBin(value);
+      break;
+    case 'iban': {
+      const upper = value.toUpperCase().replace(/\s+/g, '');
+      result = checkIban(upper);
+      if (checkIbanFormat(upper).ok) {
+        const banks = defaultBankDirectory.findByIbanCode(ibanBankCode(upper));
+        if (banks.length > 0) info.bank = { code: ibanBankCode(upper), bics: banks.map((b) => b.bic), name: banks[0].name };
+      }
+      break;
+    }
+    case 'bic': {
+      result = checkBic(value.toUpperCase());
+      const bank = defaultBankDirectory.findByBic(value.toUpperCase());
+      if (bank) info.bank = { code: bank.ibanCode, name: bank.name, active: bank.active !== false };
+      break;
+    }
+    case 'knp': {
+      result = checkKnp(value);
+      if (!result.ok && result.code === 'KNP_UNKNOWN') {
+        // The shipped list is partial: an unknown code is valid unless the config says otherwise.
+        const strict = loadConfig().requisites.unknownKnp === 'error';
+        if (!strict) {
+          warnings.push({ code: result.code, message: result.message, messageEn: result.messageEn });
+          result = { ok: true };
+        }
+      }
+      const known = findKnp(value);
+      if (known) info.knp = { name: known.name };
+      break;
+    }
+    default: {
+      const never: never = kind;
+      throw new UsageError(`unknown requisite ${String(never)}`);
+    }
+  }
+  for (const w of warnings) process.stderr.write(`warning ${w.code}: ${w.messageEn}\n`);
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        valid: result.ok,
+        kind,
+        value,
+        code: result.ok ? null : result.code,
+        message: result.ok ? null : result.message,
+        messageEn: result.ok ? null : result.messageEn,
+        warnings,
+        ...info,
+      })}\n`,
+    );
+  } else if (result.ok) {
+    process.stdout.write(`valid: ${kind.toUpperCase()} ${value}\n`);
+  }
+  if (!result.ok) {
+    process.stderr.write(`${result.code}: ${result.messageEn} (${result.message})\n`);
+    return 1;
+  }
+  return 0;
+}

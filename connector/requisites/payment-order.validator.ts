@@ -1,0 +1,254 @@
+import type { ConnectorConfig } from '../../config/config.schema';
+import type { FieldError, PaymentOrderInput } from '../orders/payment-order';
+import { MoneyError, parseAmount } from '../shared/money';
+import { defaultBankDirectory, TREASURY_BIC, TREASURY_IBAN_CODE, type BankDirectory } from './bank-directory';
+import { checkBicFormat } from './bic.validator';
+import { checkIbanFormat, checkIbanMatchesBic, ibanBankCode } from './iban.validator';
+import { checkIinBin } from './iin-bin.validator';
+import { checkKbe, residencyOf } from './kbe.validator';
+import { checkKnpFormat, findKnp, isBudgetKnp, isContributionKnp } from './knp.validator';
+import { toFieldError, type RuleFailure } from './requisite-rule';
+
+export type RequisitesConfig = ConnectorConfig['requisites'];
+
+export const DEFAULT_REQUISITES: RequisitesConfig = {
+  unknownKnp: 'warning',
+  unknownBic: 'error',
+  minAmount: '0.01',
+  currencies: ['KZT'],
+  purposeMaxLength: 420,
+  futureDateToleranceDays: 1,
+  staleAfterDays: 10,
+  utcOffsetMinutes: 300,
+};
+
+export interface ValidatePaymentOrderOptions {
+  now: Date;
+  /**
+   * `order` judges what an ERP asks us to pay (R-19): a breach is an error.
+   * `statement` reads a document the bank already executed: it is a fact, so every breach is a warning.
+   */
+  mode?: 'order' | 'statement';
+  rules?: Partial<RequisitesConfig>;
+  directory?: BankDirectory;
+}
+
+export interface ValidationResult {
+  errors: FieldError[];
+  warnings: FieldError[];
+}
+
+/** The fields a validator reads: the normalised order, every field possibly empty. */
+export type ValidatableOrder = Pick<PaymentOrderInput, 'number' | 'date' | 'amount' | 'currency' | 'payer' | 'beneficiary' | 'knp' | 'purpose'> &
+  Partial<Pick<PaymentOrderInput, 'kbk' | 'valueDate'>>;
+
+const GCVP_BIC = 'GCVPKZ2A';
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+function isCalendarDate(iso: string): boolean {
+  const m = ISO_DATE.exec(iso);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]);
+}
+
+/** The calendar date at `now` in the configured zone (Kazakhstan, UTC+5), shifted by `days`. */
+export function localDate(now: Date, utcOffsetMinutes: number, days = 0): string {
+  return new Date(now.getTime() + utcOffsetMinutes * 60_000 + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+function ruDate(iso: string): string {
+  const m = ISO_DATE.exec(iso);
+  return m ? `${m[3]}.${m[2]}.${m[1]}` : iso;
+}
+
+/**
+ * Judges one order against the Kazakhstan requisite rules (R-19). Pure: the time comes from
+ * `options.now`. Every failure names the order field, a stable code, Russian for the 1C user and
+ * English for logs.
+ */
+export function validatePaymentOrder(order: ValidatableOrder, options: ValidatePaymentOrderOptions): ValidationResult {
+  const rules: RequisitesConfig = { ...DEFAULT_REQUISITES, ...options.rules };
+  const directory = options.directory ?? defaultBankDirectory;
+  const errors: FieldError[] = [];
+  const warnings: FieldError[] = [];
+  const statement = options.mode === 'statement';
+  const error = (field: string, failure: RuleFailure): void => {
+    (statement ? warnings : errors).push(toFieldError(field, failure));
+  };
+  const warning = (field: string, failure: RuleFailure): void => {
+    warnings.push(toFieldError(field, failure));
+  };
+  const f = (code: string, message: string, messageEn: string): RuleFailure => ({ code, message, messageEn });
+  const required = (field: string, value: string | undefined, ru: string): boolean => {
+    if (value !== undefined && value.trim() !== '') return true;
+    error(field, f('REQUIRED', `Не заполнено поле «${ru}»`, `${field} is required`));
+    return false;
+  };
+
+  required('number', order.number, 'Номер документа');
+
+  // Dates: the document date may not run ahead of today beyond a tolerance; the value date
+  // (default: the document date) may not lie in the past: the bank cannot execute yesterday.
+  const today = localDate(options.now, rules.utcOffsetMinutes);
+  if (required('date', order.date, 'Дата документа')) {
+    if (!isCalendarDate(order.date)) {
+      error('date', f('DATE_INVALID', `Дата документа «${order.date}» не является датой`, `date "${order.date}" is not a calendar date`));
+    } else if (statement) {
+      // A statement line is dated when the bank executed it: its age says nothing.
+    } else if (order.date > localDate(options.now, rules.utcOffsetMinutes, rules.futureDateToleranceDays)) {
+      error(
+        'date',
+        f('DATE_IN_FUTURE', `Дата документа ${ruDate(order.date)} позже сегодняшней (${ruDate(today)}); исправьте дату`, `date ${order.date} is in the future (today ${today})`),
+      );
+    } else if (order.date < localDate(options.now, rules.utcOffsetMinutes, -rules.staleAfterDays)) {
+      warning(
+        'date',
+        f('DATE_STALE', `Документ датирован ${ruDate(order.date)}: старше ${rules.staleAfterDays} дней, банк может его не принять`, `date ${order.date} is older than ${rules.staleAfterDays} days`),
+      );
+    }
+  }
+  const valueDate = order.valueDate ?? order.date;
+  const valueField = order.valueDate !== undefined ? 'valueDate' : 'date';
+  if (order.valueDate !== undefined && !isCalendarDate(order.valueDate)) {
+    error('valueDate', f('DATE_INVALID', `Дата валютирования «${order.valueDate}» не является датой`, `valueDate "${order.valueDate}" is not a calendar date`));
+  } else if (!statement && valueDate && isCalendarDate(valueDate) && valueDate < today) {
+    error(
+      valueField,
+      f('VALUE_DATE_PAST', `Дата валютирования ${ruDate(valueDate)} уже прошла (сегодня ${ruDate(today)}); укажите сегодняшнюю или более позднюю дату`, `value date ${valueDate} is in the past (today ${today})`),
+    );
+  }
+
+  checkAmount(order.amount, rules, error);
+
+  if (!rules.currencies.includes(order.currency ?? 'KZT')) {
+    error(
+      'currency',
+      f('CURRENCY_NOT_ALLOWED', `Валюта ${order.currency} не допускается: платёжное поручение внутри Казахстана — в ${rules.currencies.join(', ')}`, `currency ${order.currency} is not allowed (${rules.currencies.join(', ')})`),
+    );
+  }
+
+  const parties = [
+    { key: 'payer', ru: 'Плательщик', party: order.payer, code: order.payer?.kod, codeField: 'payer.kod', codeLabel: 'КОд' as const },
+    { key: 'beneficiary', ru: 'Получатель', party: order.beneficiary, code: order.beneficiary?.kbe, codeField: 'beneficiary.kbe', codeLabel: 'КБе' as const },
+  ];
+  for (const { key, ru, party, code, codeField, codeLabel } of parties) {
+    required(`${key}.name`, party?.name, `${ru}: наименование`);
+    if (required(`${key}.iinBin`, party?.iinBin, `${ru}: ИИН/БИН`)) {
+      const r = checkIinBin(party.iinBin);
+      if (!r.ok) error(`${key}.iinBin`, r);
+    }
+    let ibanOk = false;
+    if (required(`${key}.iban`, party?.iban, `${ru}: ИИК`)) {
+      const r = checkIbanFormat(party.iban);
+      if (!r.ok) error(`${key}.iban`, r);
+      else ibanOk = true;
+    }
+    if (required(`${key}.bic`, party?.bic, `${ru}: БИК банка`)) {
+      const r = checkBicFormat(party.bic);
+      if (!r.ok) error(`${key}.bic`, r);
+      else if (!directory.findByBic(party.bic)) {
+        const unknown = f('BIC_UNKNOWN', `БИК ${party.bic} не найден в справочнике банков Казахстана; проверьте БИК`, `BIC ${party.bic} is not in the bank directory`);
+        if (rules.unknownBic === 'error') error(`${key}.bic`, unknown);
+        else warning(`${key}.bic`, unknown);
+      } else if (ibanOk) {
+        const m = checkIbanMatchesBic(party.iban, party.bic, directory);
+        if (!m.ok) error(`${key}.iban`, m);
+      }
+    }
+    if (required(codeField, code, `${ru}: ${codeLabel}`)) {
+      const r = checkKbe(code as string, codeLabel);
+      if (!r.ok) error(codeField, r);
+      else if (party?.iinBin && checkIinBin(party.iinBin).ok) {
+        // IIN digit 5 is a day's tens digit (0-3); BIN digit 5 is the entity type (4-6).
+        const isBin = party.iinBin.charCodeAt(4) >= 52;
+        const sector = (code as string)[1];
+        if (isBin === (sector === '9')) {
+          warning(
+            codeField,
+            f('KBE_SECTOR_MISMATCH', `${codeLabel} ${code}: сектор ${sector} не соответствует ${isBin ? 'БИН организации' : 'ИИН физического лица (ожидается сектор 9)'}`, `${codeLabel} ${code}: sector does not match the ${isBin ? 'BIN' : 'IIN'}`),
+          );
+        } else if (isBin && party.iinBin[4] === '5' && residencyOf(code as string) === 'resident') {
+          warning(codeField, f('KBE_RESIDENCY_MISMATCH', `${codeLabel} ${code}: БИН ${party.iinBin} — нерезидент, а код указывает резидента`, `${codeLabel} ${code}: BIN is a non-resident's`));
+        }
+      }
+    }
+  }
+
+  // КНП and the budget rules: a payment to the Treasury or with a 9xx КНП needs a КБК.
+  let knpOk = false;
+  if (required('knp', order.knp, 'КНП')) {
+    const r = checkKnpFormat(order.knp);
+    if (!r.ok) error('knp', r);
+    else {
+      knpOk = true;
+      if (!findKnp(order.knp)) {
+        const unknown = f('KNP_UNKNOWN', `КНП ${order.knp} нет в справочнике коннектора; проверьте код по классификатору НБРК`, `KNP ${order.knp} is not in the connector's KNP list`);
+        if (rules.unknownKnp === 'error') error('knp', unknown);
+        else warning('knp', unknown);
+      }
+    }
+  }
+  const bic = order.beneficiary?.bic ?? '';
+  const iban = order.beneficiary?.iban ?? '';
+  const toTreasury = bic === TREASURY_BIC || (iban.length === 20 && ibanBankCode(iban) === TREASURY_IBAN_CODE);
+  const budget = toTreasury || (knpOk && isBudgetKnp(order.knp));
+  if (budget) {
+    if (!order.kbk || order.kbk.trim() === '') {
+      error('kbk', f('KBK_REQUIRED', 'Платёж в бюджет: укажите КБК (код бюджетной классификации, 6 цифр)', 'budget payment without a KBK'));
+    } else if (!/^\d{6}$/.test(order.kbk)) {
+      error('kbk', f('KBK_FORMAT', `КБК «${order.kbk}» должен состоять из 6 цифр`, `KBK "${order.kbk}" must be 6 digits`));
+    }
+    if (knpOk && isBudgetKnp(order.knp) && !toTreasury) {
+      warning('beneficiary.bic', f('BUDGET_NOT_TREASURY', `КНП ${order.knp} — платёж в бюджет, но получатель не Казначейство (БИК ${TREASURY_BIC})`, `budget KNP ${order.knp} but the beneficiary is not the Treasury`));
+    }
+  }
+  if (knpOk && isContributionKnp(order.knp) && bic !== GCVP_BIC) {
+    warning(
+      'beneficiary.bic',
+      f('KNP_BENEFICIARY_MISMATCH', `КНП ${order.knp} — пенсионные/социальные взносы, их получатель Госкорпорация «Правительство для граждан» (БИК ${GCVP_BIC})`, `contribution KNP ${order.knp} but the beneficiary bank is not ${GCVP_BIC}`),
+    );
+  }
+
+  if (required('purpose', order.purpose, 'Назначение платежа') && order.purpose.length > rules.purposeMaxLength) {
+    error(
+      'purpose',
+      f('PURPOSE_TOO_LONG', `Назначение платежа длиннее ${rules.purposeMaxLength} знаков (${order.purpose.length}); сократите текст`, `purpose is ${order.purpose.length} characters, limit ${rules.purposeMaxLength}`),
+    );
+  }
+  if (order.payer?.iban && order.payer.iban === order.beneficiary?.iban) {
+    warning('beneficiary.iban', f('SAME_ACCOUNT', 'Счёт получателя совпадает со счётом плательщика', 'beneficiary account equals the payer account'));
+  }
+  return { errors, warnings };
+}
+
+function checkAmount(amount: string | undefined, rules: RequisitesConfig, error: (field: string, failure: RuleFailure) => void): void {
+  const text = (amount ?? '').trim();
+  if (text === '') {
+    error('amount', { code: 'REQUIRED', message: 'Не заполнено поле «Сумма»', messageEn: 'amount is required' });
+    return;
+  }
+  if (/^-/.test(text)) {
+    error('amount', { code: 'AMOUNT_NOT_POSITIVE', message: `Сумма ${text} должна быть больше нуля`, messageEn: `amount ${text} must be positive` });
+    return;
+  }
+  if (/^\d+[.,]\d{3,}$/.test(text)) {
+    error('amount', { code: 'AMOUNT_DECIMALS', message: `Сумма ${text}: не более 2 знаков после точки (тиыны)`, messageEn: `amount ${text} has more than 2 decimals` });
+    return;
+  }
+  let tiyn: number;
+  try {
+    tiyn = parseAmount(text);
+  } catch (err) {
+    if (!(err instanceof MoneyError)) throw err;
+    error('amount', { code: 'AMOUNT_FORMAT', message: `Сумма «${text}» записана неверно: нужны цифры и не более 2 знаков после точки, например 7745.70`, messageEn: `amount "${text}" is not a decimal with at most 2 places` });
+    return;
+  }
+  if (tiyn <= 0) {
+    error('amount', { code: 'AMOUNT_NOT_POSITIVE', message: `Сумма ${text} должна быть больше нуля`, messageEn: `amount ${text} must be positive` });
+  } else if (tiyn < parseAmount(rules.minAmount)) {
+    error('amount', { code: 'AMOUNT_TOO_SMALL', message: `Сумма ${text} меньше допустимой (${rules.minAmount})`, messageEn: `amount ${text} is below the minimum ${rules.minAmount}` });
+  } else if (rules.maxAmount !== undefined && tiyn > parseAmount(rules.maxAmount)) {
+    error('amount', { code: 'AMOUNT_TOO_LARGE', message: `Сумма ${text} больше допустимой для одного платежа (${rules.maxAmount})`, messageEn: `amount ${text} exceeds the limit ${rules.maxAmount}` });
+  }
+}

@@ -1,0 +1,206 @@
+import { checkBic } from './bic.validator';
+import { checkIban, checkIbanMatchesBic, ibanMod97 } from './iban.validator';
+import { checkBin, checkIin, checkIinBin, iinBinCheckDigit } from './iin-bin.validator';
+import { checkKbe } from './kbe.validator';
+import { checkKnp, isBudgetKnp } from './knp.validator';
+import { validatePaymentOrder, type ValidatableOrder } from './payment-order.validator';
+
+describe('IIN/BIN check digit (two passes)', () => {
+  // Real numbers: Halyk Bank and Kaspi Bank BINs, IINs/BINs from a Kaspi statement, and the KZ samples.
+  it.each([
+    ['940140000385', 'Halyk Bank BIN'],
+    ['971240001315', 'Kaspi Bank BIN'],
+    ['910308400020', 'IIN on a Kaspi statement line'],
+    ['181140004063', 'BIN of an ОСИ on a Kaspi statement line'],
+    ['200540000019', 'sample payer BIN'],
+    ['850315300019', 'sample IIN'],
+    ['100000554338', 'first pass gives 10: second pass decides'],
+  ])('%s (%s) is valid', (value) => {
+    expect(checkIinBin(value)).toEqual({ ok: true });
+  });
+
+  it.each([
+    ['940140000386', 'IIN_BIN_CHECKSUM', 'last digit changed'],
+    ['941040000385', 'IIN_BIN_CHECKSUM', 'two digits swapped'],
+    ['123456789011', 'IIN_BIN_CHECKSUM', 'NCA test-certificate IIN'],
+    ['100001900560', 'IIN_BIN_CHECKSUM', 'both passes give 10: no valid number has this prefix'],
+    ['94014000038', 'IIN_BIN_FORMAT', '11 digits'],
+    ['9401400003850', 'IIN_BIN_FORMAT', '13 digits'],
+    ['94014000038A', 'IIN_BIN_FORMAT', 'a letter'],
+    ['', 'IIN_BIN_FORMAT', 'empty'],
+    ['000000000000', 'IIN_BIN_FORMAT', 'all zeros'],
+  ])('%s fails with %s (%s)', (value, code) => {
+    expect(checkIinBin(value)).toMatchObject({ ok: false, code });
+  });
+
+  it('returns null for a prefix whose both passes give 10', () => {
+    expect(iinBinCheckDigit('10000190056')).toBeNull();
+  });
+
+  it('tells an IIN from a BIN by structure', () => {
+    expect(checkIin('850315300019').ok).toBe(true);
+    expect(checkIin('940140000385')).toMatchObject({ ok: false, code: 'IIN_STRUCTURE' });
+    expect(checkBin('940140000385').ok).toBe(true);
+    expect(checkBin('850315300019')).toMatchObject({ ok: false, code: 'BIN_STRUCTURE' });
+  });
+});
+
+describe('IIK (KZ IBAN)', () => {
+  it.each(['KZ22722C000024901213', 'KZ79722S000001674774', 'KZ24070105KSN0000000', 'KZ35601A000000012345', 'KZ288562203000011111'])(
+    '%s is valid',
+    (iban) => {
+      expect(checkIban(iban)).toEqual({ ok: true });
+      expect(ibanMod97(iban)).toBe(1);
+    },
+  );
+
+  it.each([
+    ['KZ23722C000024901213', 'IBAN_CHECKSUM'],
+    ['KZ22722C000024901231', 'IBAN_CHECKSUM'],
+    ['KZ22722C00002490121', 'IBAN_FORMAT'],
+    ['RU22722C000024901213', 'IBAN_FORMAT'],
+    ['kz22722c000024901213', 'IBAN_FORMAT'],
+    ['KZ22ABC000024901213X', 'IBAN_FORMAT'],
+    ['40702810000000074935', 'IBAN_FORMAT'],
+  ])('%s fails with %s', (iban, code) => {
+    expect(checkIban(iban)).toMatchObject({ ok: false, code });
+  });
+
+  it('knows which bank code belongs to which BIC', () => {
+    expect(checkIbanMatchesBic('KZ22722C000024901213', 'CASPKZKA').ok).toBe(true);
+    expect(checkIbanMatchesBic('KZ22722C000024901213', 'HSBKKZKX')).toMatchObject({ ok: false, code: 'IBAN_BIC_MISMATCH' });
+    // Jusan is Alatau City Bank now: same BIC, bank code 998.
+    expect(checkBic('TSESKZKA').ok).toBe(true);
+  });
+});
+
+describe('BIC, KNP, KBe/KOd', () => {
+  it.each([
+    ['HSBKKZKX', true, undefined],
+    ['KKMFKZ2A', true, undefined],
+    ['CASPKZKAXXX', true, undefined],
+    ['ABCDKZKA', false, 'BIC_UNKNOWN'],
+    ['HSBKRUMM', false, 'BIC_NOT_KZ'],
+    ['HSBK', false, 'BIC_FORMAT'],
+    ['hsbkkzkx', false, 'BIC_FORMAT'],
+    ['044525411', false, 'BIC_FORMAT'],
+  ])('BIC %s -> %s %s', (bic, ok, code) => {
+    const r = checkBic(bic);
+    expect(r.ok).toBe(ok);
+    if (!ok) expect(r).toMatchObject({ code });
+  });
+
+  it.each([
+    ['710', true, undefined],
+    ['911', true, undefined],
+    ['010', true, undefined],
+    ['555', false, 'KNP_UNKNOWN'],
+    ['71', false, 'KNP_FORMAT'],
+    ['7100', false, 'KNP_FORMAT'],
+    ['7a0', false, 'KNP_FORMAT'],
+  ])('KNP %s -> %s %s', (knp, ok, code) => {
+    const r = checkKnp(knp);
+    expect(r.ok).toBe(ok);
+    if (!ok) expect(r).toMatchObject({ code });
+  });
+
+  it('9xx is the budget group', () => {
+    expect(isBudgetKnp('911')).toBe(true);
+    expect(isBudgetKnp('710')).toBe(false);
+  });
+
+  it.each([
+    ['17', true],
+    ['19', true],
+    ['21', true],
+    ['11', true],
+    ['10', false],
+    ['37', false],
+    ['1', false],
+    ['177', false],
+  ])('KBe %s -> %s', (code, ok) => {
+    expect(checkKbe(code).ok).toBe(ok);
+  });
+});
+
+describe('validatePaymentOrder', () => {
+  const now = new Date('2025-03-05T04:00:00Z'); // 09:00 in Almaty
+  const good = (): ValidatableOrder => ({
+    number: '17',
+    date: '2025-03-05',
+    amount: '150000.00',
+    currency: 'KZT',
+    payer: { name: 'ТОО "Пример Плательщик"', iinBin: '200540000019', iban: 'KZ35601A000000012345', bic: 'HSBKKZKX', kod: '17' },
+    beneficiary: { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA', kbe: '17' },
+    knp: '710',
+    purpose: 'Оплата по счету №12 от 01.03.2025 за товары',
+  });
+  const codes = (o: ValidatableOrder, opts: Partial<Parameters<typeof validatePaymentOrder>[1]> = {}) => {
+    const r = validatePaymentOrder(o, { now, ...opts });
+    return { errors: r.errors.map((e) => `${e.field}:${e.code}`), warnings: r.warnings.map((e) => `${e.field}:${e.code}`) };
+  };
+
+  it('passes a correct order', () => {
+    expect(codes(good())).toEqual({ errors: [], warnings: [] });
+  });
+
+  it.each<[string, (o: ValidatableOrder) => void, string]>([
+    ['payer BIN checksum', (o) => (o.payer.iinBin = '200540000018'), 'payer.iinBin:IIN_BIN_CHECKSUM'],
+    ['beneficiary IIK checksum', (o) => (o.beneficiary.iban = 'KZ78722S000000067891'), 'beneficiary.iban:IBAN_CHECKSUM'],
+    ['IIK of another bank than the BIC', (o) => (o.beneficiary.bic = 'HSBKKZKX'), 'beneficiary.iban:IBAN_BIC_MISMATCH'],
+    ['unknown BIC', (o) => (o.beneficiary.bic = 'ABCDKZKA'), 'beneficiary.bic:BIC_UNKNOWN'],
+    ['KBe format', (o) => (o.beneficiary.kbe = '30'), 'beneficiary.kbe:KBE_FORMAT'],
+    ['KOd missing', (o) => (o.payer.kod = ''), 'payer.kod:REQUIRED'],
+    ['KNP format', (o) => (o.knp = '71'), 'knp:KNP_FORMAT'],
+    ['zero amount', (o) => (o.amount = '0.00'), 'amount:AMOUNT_NOT_POSITIVE'],
+    ['negative amount', (o) => (o.amount = '-5.00'), 'amount:AMOUNT_NOT_POSITIVE'],
+    ['three decimals', (o) => (o.amount = '10.005'), 'amount:AMOUNT_DECIMALS'],
+    ['not a number', (o) => (o.amount = '1e5'), 'amount:AMOUNT_FORMAT'],
+    ['foreign currency', (o) => (o.currency = 'USD'), 'currency:CURRENCY_NOT_ALLOWED'],
+    ['no purpose', (o) => (o.purpose = '  '), 'purpose:REQUIRED'],
+    ['purpose too long', (o) => (o.purpose = 'x'.repeat(421)), 'purpose:PURPOSE_TOO_LONG'],
+    ['date in the future', (o) => (o.date = '2025-03-08'), 'date:DATE_IN_FUTURE'],
+    ['value date in the past', (o) => (o.valueDate = '2025-03-04'), 'valueDate:VALUE_DATE_PAST'],
+    ['document date yesterday, no value date', (o) => (o.date = '2025-03-04'), 'date:VALUE_DATE_PAST'],
+    ['not a calendar date', (o) => (o.date = '2025-02-30'), 'date:DATE_INVALID'],
+    ['budget payment without KBK', (o) => Object.assign(o, { knp: '911', beneficiary: { ...o.beneficiary, iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11', iinBin: '081240000013' } }), 'kbk:KBK_REQUIRED'],
+    ['KBK malformed', (o) => Object.assign(o, { knp: '911', kbk: '1012', beneficiary: { ...o.beneficiary, iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11', iinBin: '081240000013' } }), 'kbk:KBK_FORMAT'],
+  ])('%s', (_name, mutate, expected) => {
+    const o = good();
+    mutate(o);
+    expect(codes(o).errors).toContain(expected);
+  });
+
+  it('accepts a budget payment with a KBK', () => {
+    const o = { ...good(), knp: '911', kbk: '101201', beneficiary: { name: 'УГД', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11' } };
+    expect(codes(o).errors).toEqual([]);
+  });
+
+  it('an unknown KNP is a warning unless configured as an error', () => {
+    const o = { ...good(), knp: '555' };
+    expect(codes(o)).toEqual({ errors: [], warnings: ['knp:KNP_UNKNOWN'] });
+    expect(codes(o, { rules: { unknownKnp: 'error' } }).errors).toEqual(['knp:KNP_UNKNOWN']);
+  });
+
+  it('applies the configured amount limits', () => {
+    expect(codes({ ...good(), amount: '150000.00' }, { rules: { maxAmount: '100000.00' } }).errors).toEqual(['amount:AMOUNT_TOO_LARGE']);
+    expect(codes({ ...good(), amount: '0.50' }, { rules: { minAmount: '1.00' } }).errors).toEqual(['amount:AMOUNT_TOO_SMALL']);
+  });
+
+  it('warns when pension contributions do not go to the State Corporation', () => {
+    expect(codes({ ...good(), knp: '010' }).warnings).toContain('beneficiary.bic:KNP_BENEFICIARY_MISMATCH');
+  });
+
+  it('statement mode turns every breach into a warning and ignores the age of the line', () => {
+    const o = { ...good(), date: '2024-01-01', payer: { ...good().payer, iinBin: '200540000018' } };
+    const r = codes(o, { mode: 'statement' });
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual(['payer.iinBin:IIN_BIN_CHECKSUM']);
+  });
+
+  it('speaks Russian to the 1C user and English to the logs', () => {
+    const r = validatePaymentOrder({ ...good(), payer: { ...good().payer, iinBin: '200540000018' } }, { now });
+    expect(r.errors[0].message).toMatch(/ИИН\/БИН 200540000018: неверное контрольное число/);
+    expect(r.errors[0].messageEn).toMatch(/check digit/);
+  });
+});
