@@ -5,6 +5,7 @@ import { StaticCredentialsProvider } from '../adapters/bank/business-api/credent
 import { buildPaymentOrderDocument, requisitesFromOrder } from '../adapters/bank/business-api/payment-order.document';
 import { DEMO, loadSandboxConfig } from '../adapters/bank/sandbox/sandbox.config';
 import { makeIban, makeIinBin } from '../adapters/bank/sandbox/sandbox.requisites';
+import { kzDate } from '../adapters/bank/sandbox/sandbox.clock';
 import { startSandbox } from '../adapters/bank/sandbox/sandbox.server';
 import { createTestCa, issueSigner, signDetached } from '../adapters/bank/sandbox/test-ca';
 
@@ -48,9 +49,11 @@ async function main(): Promise<void> {
   const client = new BusinessApiClient({ baseUrl: sandbox.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'bench', clientSecret: secret }) });
   try {
     const beneficiary = { name: 'ТОО Поставщик', iinBin: makeIinBin('95044000000'), iban: makeIban('826', '0000000000042'), bic: 'ALMNKZKA', kbe: '17' };
+    // Documents dated today (KZ time): the bank's requisite rules refuse stale or future dates.
+    const today = kzDate(new Date());
     const inputs: SubmitPaymentInput[] = Array.from({ length: submits }, (_, i) => {
       const order = {
-        number: String(i + 1), date: '2026-11-25', amount: '1000.00', currency: 'KZT',
+        number: String(i + 1), date: today, amount: '1000.00', currency: 'KZT',
         payer: { name: 'Bench', iinBin: DEMO.payerBin, iban: DEMO.payerIban, bic: 'TSESKZKA', kod: '17' },
         beneficiary, knp: '710', purpose: `Bench payment ${i + 1}`,
       };

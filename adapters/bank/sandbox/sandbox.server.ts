@@ -324,7 +324,7 @@ export class Sandbox {
     if (canonicalRequisites(doc.requisites) !== canonicalRequisites(body.requisites as PaymentRequisites)) {
       throw new Refusal(422, 'DOCUMENT_MISMATCH', 'the requisites in the request differ from those in the signed document');
     }
-    const problems = checkRequisites(doc.requisites);
+    const problems = checkRequisites(doc.requisites, this.clock.now());
     if (problems.length > 0) throw new Refusal(422, 'REQUISITES_INVALID', problems.map((p) => `${p.field}: ${p.message}`).join('; '), problems[0].field);
     const signatures: Buffer[] = [];
     for (const s of body.signatures) {
