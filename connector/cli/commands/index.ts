@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerBankCommands } from './bank.commands';
 import { registerErpCommands } from './erp.commands';
+import { registerSignerCommands } from './signer.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -8,4 +9,4 @@ import { registerErpCommands } from './erp.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerErpCommands, registerBankCommands];
+export const commandRegistrars: RegisterCommands[] = [registerErpCommands, registerSignerCommands, registerBankCommands];
