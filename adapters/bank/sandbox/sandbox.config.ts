@@ -76,9 +76,13 @@ export const sandboxConfigSchema = z
         tickMs: z.number().int().min(10).max(60_000).default(200),
       })
       .default({}),
-    /** Trust store for signer certificates: PEM file paths (the test CA), plus inline PEMs (tests). */
+    /** Trust store for signer certificates: PEM/DER files or directories (the test CA), plus inline PEMs (tests). */
     trust: z.array(z.string()).default([]),
     trustPem: z.array(z.string()).default([]),
+    /** CRL files or directories; a CRL that cannot be read fails closed (LESSONS.md 14). */
+    crl: z.array(z.string()).default([]),
+    /** Refuse a signer whose revocation could not be checked. */
+    requireRevocation: z.boolean().default(false),
     /** How long a "timeout after accepting" fault holds the connection before dropping it. */
     hangMs: z.number().int().min(0).default(30_000),
   })

@@ -1,5 +1,4 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { PoolClient } from 'pg';
@@ -18,7 +17,7 @@ import type { SandboxConfig } from './sandbox.config';
 import { FaultSwitches, type FaultAnswer } from './sandbox.faults';
 import { checkRequisites } from './sandbox.requisites';
 import { SandboxStore, type DocumentRow } from './sandbox.store';
-import { InterimRsaCmsVerifier, type SignatureVerifier } from './sandbox.verifier';
+import { CmsSignatureVerifier, type SignatureVerifier } from './sandbox.verifier';
 
 /**
  * The bank sandbox (issue 13): the contract of `../business-api/openapi.yaml` served by Fastify,
@@ -124,8 +123,8 @@ export class Sandbox {
     const { config } = options;
     this.store = new SandboxStore(config.databaseUrl, config.schema);
     this.faults = new FaultSwitches(options.random);
-    const trust = [...config.trustPem, ...config.trust.map((f) => readFileSync(f, 'utf8'))];
-    this.verifier = options.verifier ?? new InterimRsaCmsVerifier(trust);
+    this.verifier =
+      options.verifier ?? CmsSignatureVerifier.from({ trustPaths: config.trust, trustPem: config.trustPem, crlPaths: config.crl, requireRevocation: config.requireRevocation });
     this.app = Fastify({ logger: options.logger ?? false, forceCloseConnections: true, bodyLimit: 4 * 1024 * 1024 });
     this.routes();
   }

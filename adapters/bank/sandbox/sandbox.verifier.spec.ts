@@ -1,30 +1,38 @@
-import { InterimRsaCmsVerifier } from './sandbox.verifier';
+import { CmsSignatureVerifier } from './sandbox.verifier';
 import { createTestCa, issueSigner, signDetached } from './test-ca';
 import { makeIinBin } from '../test/fixtures';
 
-describe('the sandbox interim CMS verifier', () => {
+describe('the sandbox signature verifier (signer-agent rules)', () => {
   const ca = createTestCa();
   const otherCa = createTestCa('Not trusted');
   const bin = makeIinBin('04054000000');
   const iin = makeIinBin('80010130000');
   const signer = issueSigner(ca, { commonName: 'Директор', iin, bin });
-  const verifier = new InterimRsaCmsVerifier([ca.certPem]);
+  const verifier = CmsSignatureVerifier.from({ trustPaths: [], trustPem: [ca.certPem], crlPaths: [] });
   const content = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n<PaymentOrder/>\n');
   const now = new Date();
 
   it('accepts a detached signature over the exact bytes by a trusted signer of the payer', async () => {
     const res = await verifier.verify({ content, signatures: [signDetached(content, signer)], payerIinBin: bin, at: now });
-    expect(res).toMatchObject({ ok: true, signers: [{ iin, bin }] });
+    expect(res).toMatchObject({ ok: true, signers: [{ iin, bin, algorithm: 'RSA-SHA256' }] });
   });
 
-  it('refuses unsigned documents, changed bytes, a foreign CA, another payer, expiry and garbage', async () => {
+  it('accepts an individual entrepreneur signing for their own IIN, and two signatures', async () => {
+    const person = issueSigner(ca, { commonName: 'ИП Иванов', iin });
+    const res = await verifier.verify({ content, signatures: [signDetached(content, person), signDetached(content, signer)], payerIinBin: iin, at: now });
+    expect(res).toMatchObject({ ok: true });
+  });
+
+  it('refuses unsigned documents, changed bytes, a foreign CA, another payer, expiry, a missing role and garbage', async () => {
     const sig = signDetached(content, signer);
-    const cases: Array<[Parameters<InterimRsaCmsVerifier['verify']>[0], string]> = [
+    const noRole = issueSigner(ca, { commonName: 'Бухгалтер', iin, bin, roles: ['1.2.398.3.3.4.1.2', '1.2.398.3.3.4.1.2.5'] });
+    const cases: Array<[Parameters<CmsSignatureVerifier['verify']>[0], string]> = [
       [{ content, signatures: [], payerIinBin: bin, at: now }, 'SIGNATURE_INVALID'],
       [{ content: Buffer.concat([content, Buffer.from(' ')]), signatures: [sig], payerIinBin: bin, at: now }, 'SIGNATURE_INVALID'],
       [{ content, signatures: [signDetached(content, issueSigner(otherCa, { commonName: 'X', iin, bin }))], payerIinBin: bin, at: now }, 'CERTIFICATE_INVALID'],
       [{ content, signatures: [sig], payerIinBin: makeIinBin('99999900000'), at: now }, 'SIGNER_NOT_AUTHORISED'],
       [{ content, signatures: [sig], payerIinBin: bin, at: new Date(now.getTime() + 400 * 86_400_000) }, 'CERTIFICATE_INVALID'],
+      [{ content, signatures: [signDetached(content, noRole)], payerIinBin: bin, at: now }, 'CERTIFICATE_INVALID'],
       [{ content, signatures: [Buffer.from('not a cms')], payerIinBin: bin, at: now }, 'SIGNATURE_INVALID'],
     ];
     for (const [input, code] of cases) expect(await verifier.verify(input)).toMatchObject({ ok: false, code });

@@ -50,7 +50,7 @@ export function createTestCa(name = 'Sandbox Test CA', validFrom = new Date(Date
 
 export function issueSigner(
   ca: TestCa,
-  who: { commonName: string; iin: string; bin?: string },
+  who: { commonName: string; iin: string; bin?: string; roles?: string[] },
   validFrom = new Date(Date.now() - 3_600_000),
   days = 365,
 ): TestSigner {
@@ -69,7 +69,12 @@ export function issueSigner(
   if (who.bin) subject.push({ type: '2.5.4.11', value: `BIN${who.bin}` });
   cert.setSubject(subject);
   cert.setIssuer(ca.cert.subject.attributes);
-  cert.setExtensions([{ name: 'keyUsage', digitalSignature: true, nonRepudiation: true, critical: true }]);
+  // NCA profile: a signing key (digitalSignature + nonRepudiation) and, for an organisation, the
+  // roles "organisation" + "CEO" in EKU (testdata/nca/README.md), which financial signing needs (R-15).
+  const eku: Record<string, unknown> = { name: 'extKeyUsage', emailProtection: true };
+  const roles = who.roles ?? (who.bin ? ['1.2.398.3.3.4.1.2', '1.2.398.3.3.4.1.2.1'] : ['1.2.398.3.3.4.1.1']);
+  for (const role of roles) eku[role] = true;
+  cert.setExtensions([{ name: 'keyUsage', digitalSignature: true, nonRepudiation: true, critical: true }, eku]);
   cert.sign(ca.key, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), cert, keyPem: pair.privatePem };
 }
