@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { z } from 'zod';
 import { makeIban, makeIinBin } from './sandbox.requisites';
 
@@ -76,7 +77,9 @@ export const sandboxConfigSchema = z
         tickMs: z.number().int().min(10).max(60_000).default(200),
       })
       .default({}),
-    /** Trust store for signer certificates: PEM/DER files or directories (the test CA), plus inline PEMs (tests). */
+    /** Test mode (CONNECTOR_TEST_MODE=1): the NCA test CAs join the trust store (INTERFACES.md). */
+    testMode: z.boolean().default(false),
+    /** Trust store for signer certificates (beside NCA's production CAs): PEM/DER files or directories (the test CA), plus inline PEMs (tests). */
     trust: z.array(z.string()).default([]),
     trustPem: z.array(z.string()).default([]),
     /** CRL files or directories; a CRL that cannot be read fails closed (LESSONS.md 14). */
@@ -97,7 +100,8 @@ export class SandboxConfigError extends Error {
 
 /**
  * File (CONNECTOR_SANDBOX_CONFIG) + environment: CONNECTOR_DATABASE_URL, CONNECTOR_SANDBOX_SCHEMA,
- * CONNECTOR_SANDBOX_CLIENT_ID + CONNECTOR_SANDBOX_CLIENT_SECRET (replace the demo pair).
+ * CONNECTOR_SANDBOX_CLIENT_ID + CONNECTOR_SANDBOX_CLIENT_SECRET (replace the demo pair),
+ * CONNECTOR_SANDBOX_TRUST (extra CA files/directories), CONNECTOR_TEST_MODE.
  */
 export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SandboxConfigInput> = {}): SandboxConfig {
   let raw: Record<string, unknown> = {};
@@ -112,6 +116,9 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, override
   }
   if (env.CONNECTOR_DATABASE_URL) raw.databaseUrl = env.CONNECTOR_DATABASE_URL;
   if (env.CONNECTOR_SANDBOX_SCHEMA) raw.schema = env.CONNECTOR_SANDBOX_SCHEMA;
+  if (env.CONNECTOR_TEST_MODE === '1' || env.CONNECTOR_TEST_MODE === 'true') raw.testMode = true;
+  // Extra trust anchors (e.g. the demo's test CA), separated like PATH.
+  if (env.CONNECTOR_SANDBOX_TRUST) raw.trust = [...((raw.trust as string[] | undefined) ?? []), ...env.CONNECTOR_SANDBOX_TRUST.split(delimiter).filter(Boolean)];
   if (env.CONNECTOR_SANDBOX_CLIENT_ID || env.CONNECTOR_SANDBOX_CLIENT_SECRET) {
     if (!env.CONNECTOR_SANDBOX_CLIENT_ID || !env.CONNECTOR_SANDBOX_CLIENT_SECRET) {
       throw new SandboxConfigError('set both CONNECTOR_SANDBOX_CLIENT_ID and CONNECTOR_SANDBOX_CLIENT_SECRET, or neither');

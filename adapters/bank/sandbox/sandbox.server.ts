@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { PoolClient } from 'pg';
@@ -12,6 +13,7 @@ import {
   type PaymentOrderDocument,
   type PaymentRequisites,
 } from '../business-api/payment-order.document';
+import { PRODUCTION_TRUST_DIR, TEST_TRUST_DIR } from '../../../signer-agent';
 import { kzDate, operationalDay, SandboxClock, type ClockState } from './sandbox.clock';
 import type { SandboxConfig } from './sandbox.config';
 import { FaultSwitches, type FaultAnswer } from './sandbox.faults';
@@ -123,8 +125,10 @@ export class Sandbox {
     const { config } = options;
     this.store = new SandboxStore(config.databaseUrl, config.schema);
     this.faults = new FaultSwitches(options.random);
+    // Like the real bank: NCA's production CAs, plus configured anchors, plus NCA's test CAs in test mode.
+    const trustPaths = [...(existsSync(PRODUCTION_TRUST_DIR) ? [PRODUCTION_TRUST_DIR] : []), ...config.trust, ...(config.testMode ? [TEST_TRUST_DIR] : [])];
     this.verifier =
-      options.verifier ?? CmsSignatureVerifier.from({ trustPaths: config.trust, trustPem: config.trustPem, crlPaths: config.crl, requireRevocation: config.requireRevocation });
+      options.verifier ?? CmsSignatureVerifier.from({ trustPaths, trustPem: config.trustPem, crlPaths: config.crl, requireRevocation: config.requireRevocation });
     this.app = Fastify({ logger: options.logger ?? false, forceCloseConnections: true, bodyLimit: 4 * 1024 * 1024 });
     this.routes();
   }

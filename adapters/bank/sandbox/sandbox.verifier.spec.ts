@@ -1,3 +1,5 @@
+import { loadTrustStore, openPkcs12, signDocument, TEST_TRUST_DIR } from '../../../signer-agent';
+import { CRL, P12, readP12 } from '../../../test/fixtures/nca/fixtures';
 import { CmsSignatureVerifier } from './sandbox.verifier';
 import { createTestCa, issueSigner, signDetached } from './test-ca';
 import { makeIinBin } from '../test/fixtures';
@@ -42,5 +44,26 @@ describe('the sandbox signature verifier (signer-agent rules)', () => {
     const sig = Buffer.from(signDetached(content, signer));
     sig[sig.length - 5] ^= 0x01;
     expect(await verifier.verify({ content, signatures: [sig], payerIinBin: bin, at: now })).toMatchObject({ ok: false, code: 'SIGNATURE_INVALID' });
+  });
+});
+
+describe('the sandbox signature verifier on real NCA test keys (GOST 34.10-2015, RSA)', () => {
+  const content = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n<PaymentOrder/>\n');
+  const at = new Date('2022-09-01T00:00:00Z');
+  const trust = loadTrustStore([TEST_TRUST_DIR]);
+  const verifier = CmsSignatureVerifier.from({ trustPaths: [TEST_TRUST_DIR], trustPem: [], crlPaths: [CRL.gost2022, CRL.rsa] });
+  const sign = (p: { path: string; password: string }, when: Date) =>
+    signDocument({ key: openPkcs12(readP12(p), p.password), content, signingTime: when, trust }).cms;
+
+  it('accepts a GOST 2015 signature of an individual for their own IIN', async () => {
+    const res = await verifier.verify({ content, signatures: [sign(P12.gostIndividual, at)], payerIinBin: '123456789012', at });
+    expect(res).toMatchObject({ ok: true, signers: [{ iin: '123456789012', algorithm: expect.stringMatching(/GOST/) }] });
+  });
+
+  it('refuses a revoked CEO certificate (CRL) and a GOST signature over other bytes', async () => {
+    const revoked = signDocument({ key: openPkcs12(readP12(P12.gostCeoRevoked), P12.gostCeoRevoked.password), content, signingTime: new Date('2022-07-28T00:00:00Z'), trust }).cms;
+    expect(await verifier.verify({ content, signatures: [revoked], payerIinBin: '123456789021', at })).toMatchObject({ ok: false, code: 'CERTIFICATE_INVALID' });
+    const sig = sign(P12.gostIndividual, at);
+    expect(await verifier.verify({ content: Buffer.from('other'), signatures: [sig], payerIinBin: '123456789012', at })).toMatchObject({ ok: false, code: 'SIGNATURE_INVALID' });
   });
 });
