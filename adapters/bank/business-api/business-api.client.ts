@@ -164,7 +164,7 @@ export class BusinessApiClient {
       clientCertFile?: string;
       clientKeyFile?: string;
     },
-    extra: { credentials?: CredentialsProvider; logger?: Logger; env?: NodeJS.ProcessEnv } = {},
+    extra: { credentials?: CredentialsProvider; logger?: Logger; env?: NodeJS.ProcessEnv; retry?: Partial<RetryPolicy> } = {},
   ): BusinessApiClient {
     const read = (file?: string) => (file ? readFileSync(file) : undefined);
     return new BusinessApiClient({
@@ -175,6 +175,7 @@ export class BusinessApiClient {
       statementTimeoutMs: bank.statementTimeoutMs,
       tls: { ca: read(bank.caFile), cert: read(bank.clientCertFile), key: read(bank.clientKeyFile) },
       logger: extra.logger,
+      retry: extra.retry,
     });
   }
 

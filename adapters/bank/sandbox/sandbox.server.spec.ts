@@ -70,6 +70,28 @@ describe('bad input gets contract errors, never a crash', () => {
   });
 });
 
+describe('fault switches', () => {
+  afterEach(() => h.admin('POST', '/faults/reset'));
+
+  it('errorRate 1 fails every contract call with 500; slowMs delays answers past a client timeout', async () => {
+    const t = await token();
+    await h.admin('PUT', '/faults', { errorRate: 1 });
+    expect(await call('/api/v1/accounts', { token: t })).toMatchObject({ status: 500, body: { code: 'INTERNAL_ERROR' } });
+    await h.admin('PUT', '/faults', { errorRate: 0, slowMs: 400 });
+    const hasty = h.client({ timeoutMs: 100, retry: { maxAttempts: 1 } });
+    await expect(hasty.listAccounts()).rejects.toMatchObject({ code: 'TRANSIENT' });
+    const patient = h.client({ timeoutMs: 2_000 });
+    const started = Date.now();
+    await patient.listAccounts();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+  });
+
+  it('refuses a bad switch with a contract error', async () => {
+    await expect(h.admin('PUT', '/faults', { errorRate: 2 })).rejects.toThrow(/400/);
+    await expect(h.admin('PUT', '/faults', { nonsense: true })).rejects.toThrow(/400/);
+  });
+});
+
 describe('the operational-day clock', () => {
   it('moves documents by simulated time: accepted -> in_processing -> executed', async () => {
     const client = h.client();

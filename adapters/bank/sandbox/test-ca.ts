@@ -116,3 +116,23 @@ export function signDetached(content: Buffer, signer: TestSigner, at = new Date(
   const contentInfo = seq([oid('1.2.840.113549.1.7.2'), asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [signedData])]);
   return Buffer.from(asn1.toDer(contentInfo).getBytes(), 'binary');
 }
+
+/** A TLS server or client certificate from the test CA (mutual-TLS tests of the bank client). */
+export function issueTlsCertificate(ca: TestCa, who: { commonName: string; ip?: string; client?: boolean }): { certPem: string; keyPem: string } {
+  const pair = rsaPair();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(pair.publicPem);
+  cert.serialNumber = serial();
+  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = new Date(Date.now() + 30 * 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: who.commonName }]);
+  cert.setIssuer(ca.cert.subject.attributes);
+  const extensions: Record<string, unknown>[] = [
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: !who.client, clientAuth: !!who.client },
+  ];
+  if (who.ip) extensions.push({ name: 'subjectAltName', altNames: [{ type: 7, ip: who.ip }] });
+  cert.setExtensions(extensions);
+  cert.sign(ca.key, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: pair.privatePem };
+}
