@@ -191,12 +191,14 @@ export class BusinessApiClient {
 
   // ---- token ----------------------------------------------------------------------------
 
-  private async getToken(signal?: AbortSignal): Promise<string> {
+  private async getToken(): Promise<string> {
     const cached = this.token;
     if (cached && this.now() < cached.refreshAt) return cached.value;
     if (!this.tokenInFlight) {
-      // One refresh in flight: concurrent callers share it (contract: /oauth/token).
-      this.tokenInFlight = this.fetchToken(signal).finally(() => {
+      // One refresh in flight: concurrent callers share it (contract: /oauth/token). It is not
+      // bound to the first caller's AbortSignal (that caller leaving must not fail the others);
+      // the per-call timeout bounds it.
+      this.tokenInFlight = this.fetchToken().finally(() => {
         this.tokenInFlight = undefined;
       });
     }
@@ -311,7 +313,7 @@ export class BusinessApiClient {
     send: (headers: Record<string, string>, signal?: AbortSignal) => Promise<AxiosResponse>,
   ): Promise<AxiosResponse> {
     for (let attempt = 0; ; attempt += 1) {
-      const token = await this.getToken(opts.signal);
+      const token = await this.getToken();
       const started = this.now();
       let res: AxiosResponse;
       try {

@@ -14,7 +14,8 @@ const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
 /** Demo requisites: valid checksums, computed once. */
 export const DEMO = {
   bankBin: makeIinBin('99074000001'),
-  payerBin: makeIinBin('04054000000'),
+  /** The demo company of the test PKI (scripts/make-test-pki.ts `testBin('demo-company')`): its keys sign for this payer. */
+  payerBin: '050640872810',
   payerIban: makeIban('998', 'CTB0000000001'),
   arrestedIban: makeIban('998', 'CTB0000000002'),
   poorIban: makeIban('998', 'CTB0000000003'),
@@ -101,7 +102,8 @@ export class SandboxConfigError extends Error {
 /**
  * File (CONNECTOR_SANDBOX_CONFIG) + environment: CONNECTOR_DATABASE_URL, CONNECTOR_SANDBOX_SCHEMA,
  * CONNECTOR_SANDBOX_CLIENT_ID + CONNECTOR_SANDBOX_CLIENT_SECRET (replace the demo pair),
- * CONNECTOR_SANDBOX_TRUST (extra CA files/directories), CONNECTOR_TEST_MODE.
+ * CONNECTOR_SANDBOX_TRUST (extra CA files/directories) and CONNECTOR_SANDBOX_CRL (CRL files), both
+ * separated like PATH, CONNECTOR_TEST_MODE.
  */
 export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SandboxConfigInput> = {}): SandboxConfig {
   let raw: Record<string, unknown> = {};
@@ -118,6 +120,7 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, override
   if (env.CONNECTOR_SANDBOX_SCHEMA) raw.schema = env.CONNECTOR_SANDBOX_SCHEMA;
   if (env.CONNECTOR_TEST_MODE === '1' || env.CONNECTOR_TEST_MODE === 'true') raw.testMode = true;
   // Extra trust anchors (e.g. the demo's test CA), separated like PATH.
+  if (env.CONNECTOR_SANDBOX_CRL) raw.crl = [...((raw.crl as string[] | undefined) ?? []), ...env.CONNECTOR_SANDBOX_CRL.split(delimiter).filter(Boolean)];
   if (env.CONNECTOR_SANDBOX_TRUST) raw.trust = [...((raw.trust as string[] | undefined) ?? []), ...env.CONNECTOR_SANDBOX_TRUST.split(delimiter).filter(Boolean)];
   if (env.CONNECTOR_SANDBOX_CLIENT_ID || env.CONNECTOR_SANDBOX_CLIENT_SECRET) {
     if (!env.CONNECTOR_SANDBOX_CLIENT_ID || !env.CONNECTOR_SANDBOX_CLIENT_SECRET) {

@@ -40,6 +40,7 @@ describe('bad input gets contract errors, never a crash', () => {
       ['/api/v1/payments', { method: 'POST', headers: json, body: '{"externalId":', token: t }, 400, 'INVALID_REQUEST'],
       ['/api/v1/payments', { method: 'POST', headers: json, body: '{"externalId":"x"}', token: t }, 400, 'INVALID_REQUEST'],
       ['/api/v1/payments', { method: 'POST', headers: json, body: JSON.stringify({ externalId: 'e', document: { format: 'kz-payment-order-xml/1', content: '%%%' }, signatures: [], requisites: { ...sampleOrder() } }), token: t }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/payments', { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<x/>', token: t }, 415, 'INVALID_REQUEST'],
       ['/api/v2/accounts', { token: t }, 404, 'NOT_FOUND'],
       ['/api/v1/nothing', { token: t }, 404, 'NOT_FOUND'],
       ['/api/v1/oauth/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password' }, 400, 'INVALID_REQUEST'],

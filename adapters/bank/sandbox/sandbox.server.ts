@@ -485,7 +485,7 @@ export class Sandbox {
     app.setErrorHandler((err: { statusCode?: number; message?: string }, _req, reply) => {
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
       if (status === 500) app.log.error({ err }, 'sandbox error');
-      return send(reply, status === 500 ? 500 : 400, status === 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST', status === 500 ? 'internal error' : (err.message ?? 'bad request'));
+      return send(reply, status, status === 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST', status === 500 ? 'internal error' : (err.message ?? 'bad request'));
     });
     app.setNotFoundHandler((_req, reply) => send(reply, 404, 'NOT_FOUND', 'no such resource'));
 

@@ -67,3 +67,11 @@ describe('the sandbox signature verifier on real NCA test keys (GOST 34.10-2015,
     expect(await verifier.verify({ content: Buffer.from('other'), signatures: [sig], payerIinBin: '123456789012', at })).toMatchObject({ ok: false, code: 'SIGNATURE_INVALID' });
   });
 });
+
+describe('the demo payer', () => {
+  it('is the demo company of the test PKI, so the demo keys sign for it', async () => {
+    const { testBin } = await import('../../../scripts/make-test-pki');
+    const { DEMO } = await import('./sandbox.config');
+    expect(DEMO.payerBin).toBe(testBin('demo-company'));
+  });
+});
