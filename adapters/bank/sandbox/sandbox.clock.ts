@@ -48,8 +48,22 @@ export function kzTime(at: Date): string {
   return new Date(at.getTime() + KZ_OFFSET_MS).toISOString().slice(11, 16);
 }
 
-/** The operational day a document received at `at` belongs to: after the cut-off, the next day. */
-export function operationalDay(at: Date, cutoff?: string): string {
-  if (cutoff && kzTime(at) >= cutoff) return kzDate(new Date(at.getTime() + 86_400_000));
-  return kzDate(at);
+function addDays(isoDate: string, days: number): string {
+  return new Date(Date.parse(`${isoDate}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+function isWeekend(isoDate: string): boolean {
+  const dow = new Date(`${isoDate}T00:00:00Z`).getUTCDay();
+  return dow === 0 || dow === 6;
+}
+
+/**
+ * The operational day a document received at `at` belongs to (R-20: documents are formed 24/7,
+ * executed within the bank's operational day): after the cut-off, the next day; with
+ * `businessDaysOnly`, a Saturday or Sunday moves to Monday. Public holidays are not modelled.
+ */
+export function operationalDay(at: Date, cutoff?: string, businessDaysOnly = false): string {
+  let day = cutoff && kzTime(at) >= cutoff ? addDays(kzDate(at), 1) : kzDate(at);
+  if (businessDaysOnly) while (isWeekend(day)) day = addDays(day, 1);
+  return day;
 }

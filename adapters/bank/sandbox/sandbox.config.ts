@@ -75,6 +75,8 @@ export const sandboxConfigSchema = z
         processingToFinalMs: z.number().int().min(0).default(2_000),
         /** Operational-day cut-off, Kazakhstan time; later documents belong to the next day. Absent: 24/7 (demo). */
         cutoff: hhmm.optional(),
+        /** Operational days are Monday to Friday (documents of a weekend wait for Monday). */
+        businessDaysOnly: z.boolean().default(false),
         tickMs: z.number().int().min(10).max(60_000).default(200),
       })
       .default({}),

@@ -124,6 +124,25 @@ describe('the operational-day clock', () => {
   });
 });
 
+describe('the operational day with a cut-off', () => {
+  it('holds a document received after the cut-off until its operational day', async () => {
+    const late = await startHarness({ clock: { speed: 0, startAt: '2026-11-25T13:00:00Z', cutoff: '17:00', acceptedToProcessingMs: 1_000, processingToFinalMs: 1_000 } });
+    try {
+      const client = late.client();
+      const doc = await client.submit(late.signed(sampleOrder({ number: '7100' }), 'late-7100'));
+      expect(doc.operationalDay).toBe('2026-11-26');
+      await late.admin('POST', '/clock/advance', { ms: 3_600_000 });
+      expect((await client.getStatus(doc.documentId)).status).toBe('accepted');
+      await late.admin('PUT', '/clock', { now: '2026-11-26T04:00:00Z' });
+      await late.admin('POST', '/clock/advance', { ms: 1_000 });
+      expect((await client.getStatus(doc.documentId)).status).toBe('in_processing');
+    } finally {
+      await late.stop();
+      await late.drop();
+    }
+  });
+});
+
 describe('the admin API stays on loopback', () => {
   it('knows loopback hosts', () => {
     expect(['127.0.0.1', '127.1.2.3', '::1', 'localhost'].every(isLoopbackHost)).toBe(true);

@@ -399,7 +399,7 @@ export class Sandbox {
       if (injected) return refuse(injected, reasonTextRu(injected));
       const seq = await this.store.nextSeq(db, 'doc_seq');
       const documentId = `D${String(seq).padStart(10, '0')}`;
-      const day = operationalDay(now, this.options.config.clock.cutoff);
+      const day = operationalDay(now, this.options.config.clock.cutoff, this.options.config.clock.businessDaysOnly);
       const bankReference = `ACB${day.replace(/-/g, '')}${String(seq).padStart(7, '0')}`;
       await db.query(
         `INSERT INTO ${t}.documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day, bank_reference, requisites, content, content_hash, signatures, signers)

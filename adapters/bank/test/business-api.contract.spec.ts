@@ -196,6 +196,22 @@ describe('duplicates and the ledger', () => {
     expect(entry).toMatchObject({ requests: 2, afterAccepted: 1 });
   });
 
+  it('concurrent resends and concurrent second ids still make exactly one document', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const input = h.signed(order, `race-${order.number}`);
+    const sameId = await Promise.allSettled(Array.from({ length: 8 }, () => client.submit(input)));
+    const created = sameId.filter((r) => r.status === 'fulfilled' && r.value.created);
+    expect(created).toHaveLength(1);
+    expect(sameId.every((r) => r.status === 'fulfilled')).toBe(true);
+    const others = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.submit(h.signed(order, `race-${order.number}-${i}`))));
+    expect(others.map((r) => (r.status === 'rejected' ? (r.reason as BankError).reasonCode : 'accepted'))).toEqual(Array(5).fill('DUPLICATE_DOCUMENT'));
+    const docs = await h.admin<{ documents: Array<{ document: { number: string } }> }>('GET', '/documents');
+    expect(docs.documents.filter((d) => d.document.number === order.number)).toHaveLength(1);
+    const entry = (await h.admin<Ledger>('GET', '/submissions')).submissions.find((s) => s.externalId === input.externalId)!;
+    expect(entry).toMatchObject({ requests: 13, accepted: true, afterAccepted: 12 });
+  });
+
   it('the same externalId with a different document is EXTERNAL_ID_CONFLICT', async () => {
     const client = h.client();
     const order = sampleOrder({ number: nextNumber() });
