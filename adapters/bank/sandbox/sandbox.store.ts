@@ -1,4 +1,4 @@
-import { Pool, type PoolClient } from 'pg';
+import { Client, Pool, type PoolClient } from 'pg';
 import type { ClockState } from './sandbox.clock';
 import type { SandboxConfig } from './sandbox.config';
 import { parseAmount } from '../../../connector/shared/money';
@@ -81,8 +81,35 @@ export class SandboxStore {
     return this.s;
   }
 
+  /** Creates the database when it is missing (INTERFACES.md: the sandbox needs no migrate step). */
+  static async ensureDatabase(databaseUrl: string): Promise<void> {
+    const probe = new Client({ connectionString: databaseUrl });
+    try {
+      await probe.connect();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '3D000') throw err;
+    } finally {
+      await probe.end().catch(() => undefined);
+    }
+    const url = new URL(databaseUrl);
+    const name = decodeURIComponent(url.pathname.slice(1));
+    url.pathname = '/postgres';
+    const admin = new Client({ connectionString: url.toString() });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    } catch (err) {
+      // Another process created it meanwhile.
+      if ((err as { code?: string }).code !== '42P04') throw err;
+    } finally {
+      await admin.end();
+    }
+  }
+
   async init(config: SandboxConfig, initialClock: ClockState): Promise<void> {
     const s = this.s;
+    await SandboxStore.ensureDatabase(config.databaseUrl);
     const client = await this.pool.connect();
     try {
       // Two sandboxes starting at once would race on the catalog: serialise the DDL.

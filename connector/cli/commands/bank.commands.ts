@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { runAction } from '../run-action';
+import { loadConfig } from '../../../config/load-config';
 import { loadSandboxConfig, SandboxConfigError } from '../../../adapters/bank/sandbox/sandbox.config';
 import { isLoopbackHost, startSandbox } from '../../../adapters/bank/sandbox/sandbox.server';
 
@@ -25,9 +26,16 @@ export function registerBankCommands(program: Command): void {
             `--host ${opts.host} is not a loopback address and the /_sandbox/ admin API must never leave loopback; add --no-admin to serve only the bank contract there`,
           );
         }
+        // The connector's own config says where PostgreSQL is (file or CONNECTOR_DATABASE_URL) and whether test mode is on.
+        const connector = loadConfig();
         let config;
         try {
-          config = loadSandboxConfig(process.env, { host: opts.host, port: Number(opts.port) });
+          config = loadSandboxConfig(process.env, {
+            host: opts.host,
+            port: Number(opts.port),
+            databaseUrl: connector.database.url,
+            ...(connector.testMode ? { testMode: true } : {}),
+          });
         } catch (err) {
           if (err instanceof SandboxConfigError) throw new ConnectorError(err.code, err.message);
           throw err;
