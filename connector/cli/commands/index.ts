@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerFoundationCommands } from './foundation.commands';
 import { registerDoctorCommands } from './doctor.commands';
 import { registerDemoCommands } from './demo.commands';
+import { registerBankCommands } from './bank.commands';
 import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
 
@@ -15,6 +16,7 @@ export const commandRegistrars: RegisterCommands[] = [
   registerFoundationCommands,
   registerDoctorCommands,
   registerDemoCommands,
+  registerBankCommands,
   registerErpCommands,
   registerSignerCommands,
 ];
