@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerSignerAgentCommands } from './signer-agent.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -6,4 +7,4 @@ import type { Command } from 'commander';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [];
+export const commandRegistrars: RegisterCommands[] = [registerSignerAgentCommands];
