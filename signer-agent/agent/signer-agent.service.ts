@@ -217,7 +217,7 @@ export class SignerAgentService {
         at: new Date().toISOString(),
         userId: request.userId,
         orderId: request.orderId,
-        signingTime: signingTime.toISOString(),
+        signingTime: result.signingTime.toISOString(),
         algorithm: result.facts.algorithm,
         serial: result.facts.serial,
         subject: result.facts.subject,
@@ -239,7 +239,7 @@ export class SignerAgentService {
       { event: 'signer.signed', userId: request.userId, orderId: request.orderId, algorithm: result.facts.algorithm, serial: result.facts.serial, documentSha256, ms: Math.round(seconds * 1000) },
       'document signed',
     );
-    return { cms, facts: result.facts, signingTime, documentSha256 };
+    return { cms, facts: result.facts, signingTime: result.signingTime, documentSha256 };
   }
 
   /**

@@ -84,8 +84,8 @@ export class SigningPool {
         expected: request.expected,
       }),
     );
-    if (!reply.cms || !reply.facts) throw new ConnectorError('INTERNAL', 'worker answered a signature without CMS');
-    return { cms: reply.cms, facts: reply.facts };
+    if (!reply.cms || !reply.facts || !reply.signingTime) throw new ConnectorError('INTERNAL', 'worker answered a signature without CMS');
+    return { cms: reply.cms, facts: reply.facts, signingTime: new Date(reply.signingTime) };
   }
 
   /** Wipes one user's key in every worker. Messages are ordered per worker, so no later sign can use it. */

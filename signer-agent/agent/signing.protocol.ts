@@ -48,8 +48,10 @@ export type WorkerRequest =
 export interface SignResult {
   cms: Uint8Array;
   facts: KeyFacts;
+  /** The signing-time written into the CMS (whole seconds). */
+  signingTime: Date;
 }
 
 export type WorkerReply =
-  | { id: number; ok: true; facts?: KeyFacts; cms?: Uint8Array; wiped?: number }
+  | { id: number; ok: true; facts?: KeyFacts; cms?: Uint8Array; signingTime?: string; wiped?: number }
   | { id: number; ok: false; code: string; message: string };

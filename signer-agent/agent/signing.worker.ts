@@ -57,13 +57,13 @@ function handle(msg: WorkerRequest): WorkerReply {
       honourEpoch();
       const entry = keys.get(msg.userId);
       if (!entry) return { id: msg.id, ok: false, code: 'KEY_LOCKED', message: `the key of user ${msg.userId} is not unlocked` };
-      const cms = backend.sign(entry.key, msg.document, new Date(msg.signingTime), msg.cosign, msg.expected);
+      const signed = backend.sign(entry.key, msg.document, new Date(msg.signingTime), msg.cosign, msg.expected);
       // Checked again after the work: a signature made across a lockdown is never handed out.
       if (Atomics.load(epoch, 0) !== entry.epoch) {
         wipeAll();
         return { id: msg.id, ok: false, code: 'KEY_LOCKED', message: 'a lockdown wiped the keys during signing' };
       }
-      return { id: msg.id, ok: true, cms, facts: entry.key.facts };
+      return { id: msg.id, ok: true, cms: signed.cms, signingTime: signed.signingTime.toISOString(), facts: entry.key.facts };
     }
     default: {
       const never: never = msg;
