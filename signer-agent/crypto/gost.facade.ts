@@ -7,8 +7,8 @@ import { SignerError } from '../signer.errors';
  * r||s each little-endian (128 bytes).
  *
  * The math lives in `./streebog.hash` and `./gost3410-2015` (built on their own branch). They
- * are loaded on first use so this library builds and its RSA path works before they exist;
- * once present they are used as they are, nothing is re-implemented here.
+ * are loaded on first use so that this library builds, and its RSA path works, whichever of
+ * them is present; nothing is re-implemented here.
  */
 export interface GostPrimitives {
   gostDigest(data: Uint8Array): Uint8Array;
@@ -17,45 +17,59 @@ export interface GostPrimitives {
   gostPublicKeyFromPrivate(privateKeyLE: Uint8Array): Uint8Array;
 }
 
+type Module = Record<string, unknown>;
+
+function load(name: string): Module | null {
+  try {
+    // The name is built at run time so that the TypeScript build does not require the file.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(['.', name].join('/')) as Module;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((err as Error).message).includes(name)) return null;
+    throw err;
+  }
+}
+
+function missing(what: string): never {
+  throw new SignerError('UNSUPPORTED_ALGORITHM', `GOST 34.10-2015 support is not installed in this build (${what} missing)`);
+}
+
 let cached: GostPrimitives | undefined;
 
 export function gostPrimitives(): GostPrimitives {
   if (cached) return cached;
-  let hash: Record<string, unknown>;
-  let curve: Record<string, unknown>;
-  try {
-    // Module names are built at run time so the TypeScript build does not require the files.
-    hash = require(['.', 'streebog.hash'].join('/')) as Record<string, unknown>;
-    curve = require(['.', 'gost3410-2015'].join('/')) as Record<string, unknown>;
-  } catch (err) {
-    throw new SignerError(
-      'UNSUPPORTED_ALGORITHM',
-      `GOST 34.10-2015 support is not installed in this build (${(err as Error).message.split('\n')[0]})`,
-    );
-  }
-  // Either module may export a name (the hash helper may sit beside the curve code).
-  const pick = <T>(first: Record<string, unknown>, name: string): T => {
-    const fn = first[name] ?? hash[name] ?? curve[name];
-    if (typeof fn !== 'function') throw new SignerError('UNSUPPORTED_ALGORITHM', `GOST module does not export ${name}()`);
-    return fn as T;
+  const hash = load('streebog.hash');
+  const curve = load('gost3410-2015');
+  const find = (name: string): ((...args: never[]) => unknown) | null => {
+    for (const mod of [curve, hash]) {
+      const fn = mod?.[name];
+      if (typeof fn === 'function') return fn as (...args: never[]) => unknown;
+    }
+    return null;
   };
+  const digest = (find('gostDigest') ?? find('streebog512')) as GostPrimitives['gostDigest'] | null;
+  const signDigest = find('gostSignDigest') as GostPrimitives['gostSignDigest'] | null;
+  const verifyDigest = find('gostVerifyDigest') as GostPrimitives['gostVerifyDigest'] | null;
+  const publicFromPrivate = find('gostPublicKeyFromPrivate') as GostPrimitives['gostPublicKeyFromPrivate'] | null;
   cached = {
-    gostDigest: pick(hash, 'gostDigest'),
-    gostSignDigest: pick(curve, 'gostSignDigest'),
-    gostVerifyDigest: pick(curve, 'gostVerifyDigest'),
-    gostPublicKeyFromPrivate: pick(curve, 'gostPublicKeyFromPrivate'),
+    gostDigest: digest ?? (() => missing('Streebog-512')),
+    gostSignDigest: signDigest ?? (() => missing('gostSignDigest')),
+    gostVerifyDigest: verifyDigest ?? (() => missing('gostVerifyDigest')),
+    gostPublicKeyFromPrivate: publicFromPrivate ?? (() => missing('gostPublicKeyFromPrivate')),
   };
   return cached;
 }
 
-/** Lets tests or an embedding process supply the primitives explicitly. */
+/** Lets tests or an embedding process supply the primitives explicitly (undefined: load again). */
 export function setGostPrimitives(primitives: GostPrimitives | undefined): void {
   cached = primitives;
 }
 
+/** True when signing and verification with GOST 34.10-2015 are available in this build. */
 export function gostAvailable(): boolean {
   try {
-    gostPrimitives();
+    const g = gostPrimitives();
+    g.gostPublicKeyFromPrivate(new Uint8Array(64).fill(1));
     return true;
   } catch {
     return false;
