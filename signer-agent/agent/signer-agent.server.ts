@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z, type ZodType } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
@@ -66,7 +66,7 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
   const { service, metrics, token } = options;
   const app = Fastify({
     loggerInstance: options.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.ceil((options.maxDocumentBytes * 4) / 3) * 2 + 64 * 1024,
     // Lockdown must answer fast even with a signing burst queued: no keep-alive starvation.
     return503OnClosing: true,

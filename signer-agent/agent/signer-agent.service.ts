@@ -214,7 +214,7 @@ export class SignerAgentService {
     try {
       await this.deps.journal.append({
         event: 'signed',
-        at: new Date().toISOString(),
+        at: this.now().toISOString(),
         userId: request.userId,
         orderId: request.orderId,
         signingTime: result.signingTime.toISOString(),
