@@ -1,3 +1,5 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
 /**
  * The agent's Prometheus metrics (issue 11: "signatures per algorithm, failures by code").
  * Hand-written text exposition format 0.0.4: a handful of counters needs no client library.
@@ -10,7 +12,26 @@ export class AgentMetrics {
   private signSecondsSum = 0;
   private signCount = 0;
 
-  constructor(private readonly unlockedKeys: () => number) {}
+  /** Event-loop delay of the main thread: the proof that signing stays off it (LESSONS.md 10). */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor(private readonly unlockedKeys: () => number) {
+    this.loopDelay.enable();
+  }
+
+  /** Largest event-loop delay seen since start, in milliseconds. */
+  eventLoopDelayMaxMs(): number {
+    return this.loopDelay.max / 1e6;
+  }
+
+  /** Start-up (worker spawn, route compilation) is not serving time: measure from listening on. */
+  resetLoopDelay(): void {
+    this.loopDelay.reset();
+  }
+
+  stop(): void {
+    this.loopDelay.disable();
+  }
 
   signed(algorithm: string, seconds: number): void {
     this.signatures.set(algorithm, (this.signatures.get(algorithm) ?? 0) + 1);
@@ -49,6 +70,13 @@ export class AgentMetrics {
       '# TYPE signer_sign_duration_seconds summary',
       `signer_sign_duration_seconds_sum ${this.signSecondsSum.toFixed(6)}`,
       `signer_sign_duration_seconds_count ${this.signCount}`,
+    );
+    out.push(
+      '# HELP signer_event_loop_delay_seconds Main-thread event-loop delay since the agent listens (signing runs in worker threads).',
+      '# TYPE signer_event_loop_delay_seconds gauge',
+      `signer_event_loop_delay_seconds{quantile="0.5"} ${(this.loopDelay.percentile(50) / 1e9).toFixed(6)}`,
+      `signer_event_loop_delay_seconds{quantile="0.99"} ${(this.loopDelay.percentile(99) / 1e9).toFixed(6)}`,
+      `signer_event_loop_delay_seconds{quantile="1"} ${(this.loopDelay.max / 1e9).toFixed(6)}`,
     );
     return `${out.join('\n')}\n`;
   }

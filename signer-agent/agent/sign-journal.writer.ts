@@ -34,13 +34,15 @@ export type JournalRecord =
   | { event: 'lockdown'; at: string; wipedUsers: string[]; reason: string | null };
 
 /**
- * Append-only JSON-lines file (opened with O_APPEND, mode 0600). Writes are serialised through
- * one promise chain so lines never interleave, and each is flushed to disk (datasync) before
- * the caller gets its signature: a signature handed out is always on record.
+ * Append-only JSON-lines file (opened with O_APPEND, mode 0600). Each record is flushed to disk
+ * (datasync) before its caller gets an answer: a signature handed out is always on record.
+ * Group commit: records that arrive while a flush is running are written and synced together,
+ * in arrival order, so a burst of signatures costs a few fsyncs, not one each.
  */
 export class SignJournal {
   private handle: FileHandle | undefined;
-  private tail: Promise<void> = Promise.resolve();
+  private queue: Array<{ line: string; resolve: () => void; reject: (err: Error) => void }> = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(readonly path: string) {}
 
@@ -54,23 +56,35 @@ export class SignJournal {
   }
 
   append(record: JournalRecord): Promise<void> {
+    if (!this.handle) return Promise.reject(new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed'));
     const line = `${JSON.stringify(record)}\n`;
-    const write = this.tail.then(async () => {
-      if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
-      await this.handle.write(line);
-      await this.handle.datasync();
-    });
-    // The chain continues after a failure; the failing caller sees its own error.
-    this.tail = write.catch(() => undefined);
-    return write.catch((err: unknown) => {
-      if (err instanceof ConnectorError) throw err;
-      throw new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
     });
   }
 
   async close(): Promise<void> {
-    await this.tail;
+    while (this.flushing) await this.flushing;
     await this.handle?.close();
     this.handle = undefined;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.queue.length);
+      try {
+        if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+        await this.handle.write(batch.map((b) => b.line).join(''));
+        await this.handle.datasync();
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        const coded =
+          err instanceof ConnectorError
+            ? err
+            : new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
+        for (const b of batch) b.reject(coded);
+      }
+    }
   }
 }

@@ -68,8 +68,9 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
   const journal = new SignJournal(at(config.signer.journalFile));
   await journal.open();
 
-  let service: SignerAgentService | undefined;
-  const sessions = new KeySessionManager(idleMs, maxMs, (userId, reason) => service?.onSessionEnd(userId, reason));
+  // The sessions and the pool call back into the service, which needs them to exist first.
+  const late: { service?: SignerAgentService } = {};
+  const sessions = new KeySessionManager(idleMs, maxMs, (userId, reason) => late.service?.onSessionEnd(userId, reason));
   const metrics = new AgentMetrics(() => sessions.count());
   const workers = options.workers ?? config.signer.workers ?? availableParallelism();
   const pool = new SigningPool({
@@ -81,7 +82,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
       crl: config.signer.crl.map(at),
       requireRevocation: config.signer.requireRevocation,
     },
-    onWorkerLost: () => service?.onWorkerLost(),
+    onWorkerLost: () => late.service?.onWorkerLost(),
   });
   try {
     await pool.start();
@@ -90,7 +91,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     await journal.close();
     throw new ConnectorError('SIGNER_UNAVAILABLE', `signing workers failed to start: ${(err as Error).message}`);
   }
-  service = new SignerAgentService({
+  const service = new SignerAgentService({
     registry,
     sessions,
     pool,
@@ -102,6 +103,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     testMode: config.testMode,
     maxDocumentBytes: config.signer.maxDocumentBytes,
   });
+  late.service = service;
   const startedAt = new Date().toISOString();
   const version = agentVersion();
   const app = buildSignerAgentServer({
@@ -129,6 +131,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     await service.shutdown();
     throw err instanceof ConnectorError ? err : new ConnectorError('SIGNER_LISTEN_FAILED', `signer agent cannot listen on ${address.url}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  metrics.resetLoopDelay();
   logger.info({ event: 'signer-agent.listening', url, workers: pool.size, idleTimeoutSeconds: idleMs / 1000, testMode: config.testMode }, 'signer agent listening');
 
   let stopping: Promise<void> | undefined;
@@ -136,6 +139,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     (stopping ??= (async () => {
       // Keys first: whatever happens to the server afterwards, they are gone.
       await service.shutdown();
+      metrics.stop();
       await app.close();
       if (address.kind === 'unix' && existsSync(address.path)) unlinkSync(address.path);
       logger.info({ event: 'signer-agent.stopped' }, 'signer agent stopped; every key wiped');

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { verifyCms } from '../../signer-agent/cms/cms.verifier';
@@ -131,7 +132,7 @@ describe('signer agent process (test mode)', () => {
       documentBytes: DOC.length,
       cosign: false,
     });
-    expect(signed.documentSha256).toBe(require('node:crypto').createHash('sha256').update(DOC).digest('hex'));
+    expect(signed.documentSha256).toBe(createHash('sha256').update(DOC).digest('hex'));
   });
 
   it('adds a second signer to an existing CMS without disturbing the first (openssl verifies both)', async () => {
@@ -275,6 +276,9 @@ describe('signer agent process (test mode)', () => {
     expect(failed.map((f) => (f as PromiseRejectedResult).reason?.code)).toEqual([]);
     expect(latencies.length).toBeGreaterThan(0);
     const sorted = [...latencies].sort((a, b) => a - b);
+    const loopMax = /signer_event_loop_delay_seconds\{quantile="1"\} ([\d.]+)/.exec(await agent.client.metrics());
+    expect(loopMax).not.toBeNull();
+    figures.push(`agent main-thread event-loop delay max since listening (10 ms resolution): ${(Number(loopMax![1]) * 1000).toFixed(1)} ms`);
     figures.push(
       `burst: 200 RSA signatures over HTTP in ${seconds.toFixed(2)} s (${(200 / seconds).toFixed(0)}/s); /health during it: ${latencies.length} probes, median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms`,
     );
@@ -376,7 +380,7 @@ describe('signer agent process: sessions, addresses, modes', () => {
   });
 
   it('listens on a Unix socket with mode 0600; the client reaches it and the socket is removed on exit', async () => {
-    const dir = require('node:fs').mkdtempSync(join(require('node:os').tmpdir(), 'signer-sock-'));
+    const dir = mkdtempSync(join(tmpdir(), 'signer-sock-'));
     const socket = join(dir, 'agent.sock');
     const agent = await startAgent({ dir, config: { testMode: true, signer: { workers: 1 } }, args: ['--url', `unix:${socket}`] });
     expect(agent.url).toBe(`unix:${socket}`);

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import pino from 'pino';
 import { loadConfig } from '../../../config/load-config';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
@@ -24,7 +25,10 @@ export function registerSignerAgentCommands(program: Command): void {
     .action(
       runAction(async (opts: { url?: string; workers?: number }) => {
         const config = loadConfig();
-        const logger = createLogger({ level: config.log.level, name: 'signer-agent' });
+        // Asynchronous log writes: a slow log reader (a full pipe) must never stall the agent's event
+        // loop, which has to answer /health and a lockdown promptly (issue 11). Flushed on exit.
+        const destination = pino.destination({ fd: 2, sync: false });
+        const logger = createLogger({ level: config.log.level, name: 'signer-agent' }, destination);
         const agent = await startSignerAgent({ config, logger, url: opts.url, workers: opts.workers });
         await new Promise<void>((resolveStopped) => {
           let signalled = false;
@@ -40,6 +44,7 @@ export function registerSignerAgentCommands(program: Command): void {
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
         });
+        destination.flushSync();
         return 0;
       }),
     );
