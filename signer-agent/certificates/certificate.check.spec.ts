@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import { at, CA, CRL, crls, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
-import { gostAvailable } from '../crypto/gost.facade';
 import { openPkcs12 } from '../keystore/pkcs12.reader';
 import { checkCertificate } from './certificate.check';
 import { parseCrl } from './crl.parser';
+import { verifyIssuedSignature } from './signature.verify';
 import { loadCrls, loadTrustStore } from './trust.store';
 
 const cert = (p: { path: string; password: string }) => openPkcs12(readP12(p), p.password).certificate;
@@ -106,7 +106,7 @@ describe('checkCertificate: GOST 34.310-2004', () => {
   });
 });
 
-(gostAvailable() ? describe : describe.skip)('checkCertificate on the real NCA GOST 2015 test certificates', () => {
+describe('checkCertificate on the real NCA GOST 2015 test certificates', () => {
   const individual = () => cert(P12.gostIndividual);
   const ceo = () => cert(P12.gostCeoRevoked);
 
@@ -118,6 +118,12 @@ describe('checkCertificate: GOST 34.310-2004', () => {
 
   it('CERT_EXPIRED after 2023-07-28', () => {
     expect(checkCertificate(individual(), { trust, at: at('2023-08-01T00:00:00Z') }).code).toBe('CERT_EXPIRED');
+  });
+
+  it('the CEO certificate (organisation, CEO role) is a valid signer without a CRL (revocation unchecked)', () => {
+    const r = checkCertificate(ceo(), { trust, at: at('2022-09-01T00:00:00Z') });
+    expect(r).toMatchObject({ ok: true, revocation: 'unchecked' });
+    expect(r.info).toMatchObject({ bin: '123456789021', organisation: true, financialSigningRole: true });
   });
 
   it('CERT_REVOKED: the CEO certificate per the GOST CRL (signature of the CRL checked with GOST)', () => {
@@ -137,5 +143,30 @@ describe('checkCertificate: GOST 34.310-2004', () => {
     const der = Buffer.from(individual().der);
     der[der.length - 3] ^= 0x01;
     expect(checkCertificate(der, { trust, at: at('2022-09-28T00:00:00Z') }).code).toBe('CHAIN_UNTRUSTED');
+  });
+});
+
+describe('the real NCA CA certificates and CRLs', () => {
+  it('the trust loader reads the PEM and DER CA files and a directory of them', () => {
+    expect(loadTrustStore([CA.rsa, CA.gost2004, CA.gost2022]).anchors.map((c) => c.isCa)).toEqual([true, true, true]);
+    expect(testTrust().anchors).toHaveLength(3);
+  });
+
+  it('each CRL parses with its issuer, dates and entries; the 2015 and RSA CRL signatures verify against their CA', () => {
+    const read = (p: string) => parseCrl(readFileSync(p));
+    const rsa = read(CRL.rsa);
+    const g2004 = read(CRL.gost2004);
+    const g2022 = read(CRL.gost2022);
+    expect([rsa.revoked.size, g2004.revoked.size, g2022.revoked.size]).toEqual([126, 31, 6]);
+    expect(g2022.thisUpdate.toISOString()).toBe('2022-07-27T11:26:06.000Z');
+    expect(rsa.nextUpdate?.toISOString()).toBe('2022-09-25T04:18:29.000Z');
+    const [rsaCa, , gostCa] = loadTrustStore([CA.rsa, CA.gost2004, CA.gost2022]).anchors;
+    expect(verifyIssuedSignature(rsa.tbs, rsa.signatureAlgorithm, rsa.signature, rsaCa)).toBe('valid');
+    expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, g2022.signature, gostCa)).toBe('valid');
+    const flipped = Buffer.from(g2022.signature);
+    flipped[0] ^= 1;
+    expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, flipped, gostCa)).toBe('invalid');
+    // GOST 34.310-2004 signatures are not verified at all (unsupported), so that CRL can never say "not revoked".
+    expect(verifyIssuedSignature(g2004.tbs, g2004.signatureAlgorithm, g2004.signature, gostCa)).toBe('unsupported');
   });
 });

@@ -40,6 +40,8 @@ export interface CertificateCheckResult {
   message: string;
   warnings: string[];
   revocation: RevocationStatus;
+  /** The CRL that decided the revocation status (source and its validity window), when one did. */
+  revocationSource: string | null;
   /** Leaf first; the trust anchor last when the chain was built. */
   chain: ParsedCertificate[];
   info: CertificateInfo;
@@ -169,6 +171,7 @@ function checkRevocation(
   moments: readonly Date[],
   requireRevocation: boolean,
   warnings: string[],
+  decided: { source: string | null },
 ): RevocationStatus {
   const leaf = chain[0];
   const issuer = chain[1];
@@ -177,6 +180,8 @@ function checkRevocation(
   const verified = [];
   for (const entry of crls.crls) {
     if (!sameName(entry.crl.issuerDer, entry.crl.issuer, leaf.issuerDer, leaf.issuer)) continue;
+    // Same CA name, another CA key (NCA re-keys its CAs): that CRL speaks for other certificates.
+    if (entry.crl.authorityKeyId && issuer?.subjectKeyId && entry.crl.authorityKeyId !== issuer.subjectKeyId) continue;
     const result = issuer ? verifyIssuedSignature(entry.crl.tbs, entry.crl.signatureAlgorithm, entry.crl.signature, issuer) : 'invalid';
     if (result !== 'valid') {
       failures.push(`CRL ${entry.source} does not verify against its issuer "${formatName(leaf.issuer)}"`);
@@ -188,6 +193,7 @@ function checkRevocation(
     const revoked = entry.crl.revoked.get(leaf.serial);
     if (revoked && revoked.revokedAt.getTime() <= latest.getTime()) {
       const hold = revoked.reason === 6 ? ' (on hold)' : '';
+      decided.source = `${entry.source}: ${describeCrl(entry.crl)}`;
       throw new CheckFailure(
         'CERT_REVOKED',
         `the certificate (serial ${leaf.serial}) was revoked${hold} on ${iso(revoked.revokedAt)} per ${describeCrl(entry.crl)} from ${entry.source}`,
@@ -196,7 +202,10 @@ function checkRevocation(
   }
   if (failures.length) throw new CheckFailure('REVOCATION_UNKNOWN', `revocation could not be checked: ${failures.join('; ')}`);
   const fresh = verified.filter((e) => !e.crl.nextUpdate || e.crl.nextUpdate.getTime() >= latest.getTime());
-  if (fresh.length) return 'good';
+  if (fresh.length) {
+    decided.source = `${fresh[0].source}: ${describeCrl(fresh[0].crl)}`;
+    return 'good';
+  }
   const stale = verified.map((e) => `${describeCrl(e.crl)} is stale at ${iso(latest)}`);
   const why = `revocation unchecked: no current CRL of "${formatName(leaf.issuer)}" was given${stale.length ? ` (${stale.join('; ')})` : ''}`;
   if (requireRevocation) throw new CheckFailure('REVOCATION_UNKNOWN', `${why}; revocation is required`);
@@ -218,6 +227,7 @@ export function checkCertificate(certificate: ParsedCertificate | Buffer, option
   const warnings: string[] = [];
   let chain: ParsedCertificate[] = [cert];
   let revocation: RevocationStatus = 'unchecked';
+  const decided: { source: string | null } = { source: null };
   try {
     if (moments.length === 0 || moments.some((m) => Number.isNaN(m.getTime()))) throw new Error('no valid moment to judge the certificate at');
     const algorithm = keyAlgorithmOf(cert);
@@ -227,15 +237,18 @@ export function checkCertificate(certificate: ParsedCertificate | Buffer, option
     checkValidity(chain, moments);
     if ((options.purpose ?? 'document') === 'document') checkSigningUse(cert, info);
     checkIdentity(info, options.expectedIin, options.expectedBin);
-    revocation = checkRevocation(chain, options.crls ?? emptyCrlSet(), moments, options.requireRevocation ?? false, warnings);
-    return { ok: true, code: null, message: `certificate ${cert.serial} is valid`, warnings, revocation, chain, info };
+    revocation = checkRevocation(chain, options.crls ?? emptyCrlSet(), moments, options.requireRevocation ?? false, warnings, decided);
+    const revocationSource = decided.source;
+    return { ok: true, code: null, message: `certificate ${cert.serial} is valid`, warnings, revocation, revocationSource, chain, info };
   } catch (err) {
     if (err instanceof CheckFailure) {
       if (err.code === 'CERT_REVOKED') revocation = 'revoked';
       if (err.code === 'REVOCATION_UNKNOWN') revocation = 'failed';
-      return { ok: false, code: err.code, message: err.message, warnings, revocation, chain, info };
+      return { ok: false, code: err.code, message: err.message, warnings, revocation, revocationSource: decided.source, chain, info };
     }
-    if (err instanceof SignerError) return { ok: false, code: err.code, message: err.message, warnings, revocation, chain, info };
+    if (err instanceof SignerError) {
+      return { ok: false, code: err.code, message: err.message, warnings, revocation, revocationSource: decided.source, chain, info };
+    }
     throw err;
   }
 }

@@ -21,6 +21,8 @@ export interface ParsedCrl {
   nextUpdate: Date | null;
   /** Keyed by upper-case hex serial. */
   revoked: Map<string, RevokedEntry>;
+  /** Authority key identifier (hex) when the CRL carries one: tells CA keys of the same name apart. */
+  authorityKeyId: string | null;
 }
 
 export function parseCrl(der: Buffer): ParsedCrl {
@@ -49,7 +51,17 @@ export function parseCrl(der: Buffer): ParsedCrl {
         revoked.set(serial, { serial, revokedAt: dateNode.time(), reason });
       }
     }
+    let authorityKeyId: string | null = null;
+    const extensions = parts[i]?.tag === 0xa0 ? parts[i].child(0).children() : [];
+    for (const ext of extensions) {
+      if (ext.child(0).oid() !== '2.5.29.35') continue;
+      const keyId = parseDer(ext.children()[ext.children().length - 1].octets())
+        .children()
+        .find((c) => c.tag === 0x80);
+      if (keyId) authorityKeyId = keyId.content.toString('hex').toUpperCase();
+    }
     return {
+      authorityKeyId,
       der: root.raw,
       tbs: tbsNode.raw,
       signatureAlgorithm: sigAlg.child(0).oid(),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DerNode, parseDer } from '../asn1/der.reader';
 import { OID } from '../asn1/oids';
-import { parseCertificate, pemBlocks, type ParsedCertificate } from '../certificates/x509.parser';
+import { formatName, parseCertificate, parseName, pemBlocks, type ParsedCertificate } from '../certificates/x509.parser';
 import { gostPrimitives } from '../crypto/gost.facade';
 import { SignerError } from '../signer.errors';
 
@@ -112,5 +112,15 @@ export function contentDigest(digestAlgorithm: string, content: Buffer): Buffer 
 
 export function findSignerCertificate(sid: SignerIdentifier, certificates: readonly ParsedCertificate[]): ParsedCertificate | undefined {
   if ('subjectKeyId' in sid) return certificates.find((c) => c.subjectKeyId === sid.subjectKeyId);
-  return certificates.find((c) => c.serial === sid.serial && c.issuerDer.equals(sid.issuerDer));
+  const bySerial = certificates.filter((c) => c.serial === sid.serial);
+  const exact = bySerial.find((c) => c.issuerDer.equals(sid.issuerDer));
+  if (exact) return exact;
+  // Another encoding of the same issuer Name (e.g. PrintableString where the certificate has UTF8String):
+  // compare the readable names.
+  try {
+    const wanted = formatName(parseName(parseDer(sid.issuerDer))).toLowerCase();
+    return bySerial.find((c) => formatName(c.issuer).toLowerCase() === wanted);
+  } catch {
+    return undefined;
+  }
 }

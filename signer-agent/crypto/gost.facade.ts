@@ -1,14 +1,11 @@
-import { SignerError } from '../signer.errors';
+import { createGostVerifier, gostDigest, gostPublicKeyFromPrivate, gostSignDigest, gostVerifyDigest } from './gost3410-2015';
 
 /**
- * The GOST 34.10-2015 (512) and Streebog-512 functions this library needs, in NCA's byte
- * conventions (testdata README): public key x||y each little-endian (128 bytes), private key d
- * little-endian (64 bytes), digest = Streebog-512 output as the hash returns it, signature
- * r||s each little-endian (128 bytes).
- *
- * The math lives in `./streebog.hash` and `./gost3410-2015` (built on their own branch). They
- * are loaded on first use so that this library builds, and its RSA path works, whichever of
- * them is present; nothing is re-implemented here.
+ * The GOST 34.10-2015 (512) and Streebog-512 functions the signing library uses, in NCA's byte
+ * conventions (testdata README; proven in gost3410-2015.spec.ts): public key x||y each
+ * little-endian (128 bytes), private key d little-endian (64 bytes), digest = Streebog-512
+ * output as the hash returns it, signature r||s each little-endian (128 bytes).
+ * One seam, so tests can count calls or an embedding process can substitute an implementation.
  */
 export interface GostPrimitives {
   gostDigest(data: Uint8Array): Uint8Array;
@@ -17,61 +14,54 @@ export interface GostPrimitives {
   gostPublicKeyFromPrivate(privateKeyLE: Uint8Array): Uint8Array;
 }
 
-type Module = Record<string, unknown>;
+type Verifier = (digest: Uint8Array, signature: Uint8Array) => boolean;
 
-function load(name: string): Module | null {
+/**
+ * Keys verified repeatedly (the NCA CA key on every certificate and CRL, a known signer in the
+ * agent or the sandbox) get a precomputed verifier from the third use on: building one costs
+ * tens of milliseconds, which a one-shot CLI verification should not pay.
+ */
+const PRECOMPUTE_AFTER_USES = 3;
+const MAX_VERIFIERS = 64;
+const uses = new Map<string, number>();
+const verifiers = new Map<string, Verifier>();
+
+function verifyDigestCached(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
   try {
-    // The name is built at run time so that the TypeScript build does not require the file.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(['.', name].join('/')) as Module;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((err as Error).message).includes(name)) return null;
-    throw err;
-  }
-}
-
-function missing(what: string): never {
-  throw new SignerError('UNSUPPORTED_ALGORITHM', `GOST 34.10-2015 support is not installed in this build (${what} missing)`);
-}
-
-let cached: GostPrimitives | undefined;
-
-export function gostPrimitives(): GostPrimitives {
-  if (cached) return cached;
-  const hash = load('streebog.hash');
-  const curve = load('gost3410-2015');
-  const find = (name: string): ((...args: never[]) => unknown) | null => {
-    for (const mod of [curve, hash]) {
-      const fn = mod?.[name];
-      if (typeof fn === 'function') return fn as (...args: never[]) => unknown;
+    const id = Buffer.from(publicKey).toString('hex');
+    const known = verifiers.get(id);
+    if (known) return known(digest, signature);
+    const count = (uses.get(id) ?? 0) + 1;
+    if (count < PRECOMPUTE_AFTER_USES) {
+      if (uses.size > 10_000) uses.clear();
+      uses.set(id, count);
+      return gostVerifyDigest(publicKey, digest, signature);
     }
-    return null;
-  };
-  const digest = (find('gostDigest') ?? find('streebog512')) as GostPrimitives['gostDigest'] | null;
-  const signDigest = find('gostSignDigest') as GostPrimitives['gostSignDigest'] | null;
-  const verifyDigest = find('gostVerifyDigest') as GostPrimitives['gostVerifyDigest'] | null;
-  const publicFromPrivate = find('gostPublicKeyFromPrivate') as GostPrimitives['gostPublicKeyFromPrivate'] | null;
-  cached = {
-    gostDigest: digest ?? (() => missing('Streebog-512')),
-    gostSignDigest: signDigest ?? (() => missing('gostSignDigest')),
-    gostVerifyDigest: verifyDigest ?? (() => missing('gostVerifyDigest')),
-    gostPublicKeyFromPrivate: publicFromPrivate ?? (() => missing('gostPublicKeyFromPrivate')),
-  };
-  return cached;
-}
-
-/** Lets tests or an embedding process supply the primitives explicitly (undefined: load again). */
-export function setGostPrimitives(primitives: GostPrimitives | undefined): void {
-  cached = primitives;
-}
-
-/** True when signing and verification with GOST 34.10-2015 are available in this build. */
-export function gostAvailable(): boolean {
-  try {
-    const g = gostPrimitives();
-    g.gostPublicKeyFromPrivate(new Uint8Array(64).fill(1));
-    return true;
+    uses.delete(id);
+    if (verifiers.size >= MAX_VERIFIERS) verifiers.delete(verifiers.keys().next().value as string);
+    const verifier = createGostVerifier(publicKey);
+    verifiers.set(id, verifier);
+    return verifier(digest, signature);
   } catch {
+    // A malformed key or signature (GostError) is a signature that does not verify.
     return false;
   }
+}
+
+const builtIn: GostPrimitives = {
+  gostDigest,
+  gostSignDigest,
+  gostVerifyDigest: verifyDigestCached,
+  gostPublicKeyFromPrivate,
+};
+
+let current: GostPrimitives = builtIn;
+
+export function gostPrimitives(): GostPrimitives {
+  return current;
+}
+
+/** Substitutes the primitives (tests); undefined restores the built-in ones. */
+export function setGostPrimitives(primitives: GostPrimitives | undefined): void {
+  current = primitives ?? builtIn;
 }

@@ -167,7 +167,7 @@ export function openPkcs12(p12Bytes: Buffer, password: string): LoadedKey {
   }
   if (!signer) throw new SignerError('INPUT_UNREADABLE', 'no certificate in the keystore matches its private key');
   if (signer.cert.publicKeyAlgorithm === OID.gost2004Key) throw new SignerError('UNSUPPORTED_ALGORITHM', GOST_2004_MESSAGE);
-  if (byId.length === 1 && material.algorithm === 'RSA-SHA256' && !publicKeyMatches(signer.cert)) {
+  if (byId.length === 1 && !publicKeyMatches(signer.cert)) {
     throw new SignerError('INPUT_UNREADABLE', 'the keystore certificate does not match its private key');
   }
   const chain = parsed.filter((c) => c !== signer).map((c) => c.der);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerSignerCommands } from './signer.commands';
 import { registerSignerAgentCommands } from './signer-agent.commands';
 
 /**
@@ -7,4 +8,4 @@ import { registerSignerAgentCommands } from './signer-agent.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerSignerAgentCommands];
+export const commandRegistrars: RegisterCommands[] = [registerSignerCommands, registerSignerAgentCommands];
