@@ -5,6 +5,7 @@ import { registerDemoCommands } from './demo.commands';
 import { registerBankCommands } from './bank.commands';
 import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
+import { registerSignerAgentCommands } from './signer-agent.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -19,4 +20,5 @@ export const commandRegistrars: RegisterCommands[] = [
   registerBankCommands,
   registerErpCommands,
   registerSignerCommands,
+  registerSignerAgentCommands,
 ];
