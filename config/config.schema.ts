@@ -62,6 +62,21 @@ export const configSchema = z
           .default('http://127.0.0.1:8901'),
         tokenFile: z.string().default('.connector/signer.token'),
         sessionIdleMinutes: z.number().int().min(1).max(30).default(30),
+        /**
+         * Idle timeout in seconds, overriding sessionIdleMinutes; honoured only in test mode (tests
+         * that watch a session end cannot wait minutes). Never above R-13's 30 minutes.
+         */
+        sessionIdleSeconds: z.number().int().min(1).max(1800).optional(),
+        /** Absolute bound of one unlock session whatever its activity (default 8 h, one working day). */
+        sessionMaxMinutes: z.number().int().min(1).max(1440).default(480),
+        /** The agent's registry of enrolled keystores: user id -> path (never a password). */
+        keysFile: z.string().min(1).default('.connector/signer-keys.json'),
+        /** Append-only JSON-lines journal of what the agent signed (no secrets). */
+        journalFile: z.string().min(1).default('.connector/signer-journal.jsonl'),
+        /** Signing worker threads; default: one per core. */
+        workers: z.number().int().min(1).max(64).optional(),
+        /** Largest document (bytes) the agent accepts for signing. */
+        maxDocumentBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
         trust: z.array(z.string()).default([]),
         crl: z.array(z.string()).default([]),
         requireRevocation: z.boolean().default(false),

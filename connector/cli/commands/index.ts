@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerFoundationCommands } from './foundation.commands';
 import { registerDoctorCommands } from './doctor.commands';
 import { registerDemoCommands } from './demo.commands';
+import { registerSignerAgentCommands } from './signer-agent.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -9,4 +10,4 @@ import { registerDemoCommands } from './demo.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerFoundationCommands, registerDoctorCommands, registerDemoCommands];
+export const commandRegistrars: RegisterCommands[] = [registerFoundationCommands, registerDoctorCommands, registerDemoCommands, registerSignerAgentCommands];
