@@ -30,7 +30,12 @@ export class SecretBox {
   decrypt(sealed: string, purpose: string): string {
     const parts = sealed.split(':');
     if (parts.length !== 5 || parts[0] !== 'v1') throw new ConnectorError('VAULT_CORRUPT', 'a sealed secret is not in the v1 format');
-    const key = this.ring.byId.get(parts[1]);
+    let key = this.ring.byId.get(parts[1]);
+    if (!key) {
+      // Another process rotated the master key (connector vault rotate-key): read the file again.
+      this.ring = loadOrCreateMasterKey(this.ring.path);
+      key = this.ring.byId.get(parts[1]);
+    }
     if (!key) {
       throw new ConnectorError('MASTER_KEY_MISSING', `a secret is sealed under master key ${parts[1]}, which ${this.ring.path} no longer holds; restore that file from backup`);
     }

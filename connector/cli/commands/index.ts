@@ -3,6 +3,7 @@ import { registerFoundationCommands } from './foundation.commands';
 import { registerDoctorCommands } from './doctor.commands';
 import { registerDemoCommands } from './demo.commands';
 import { registerSignerAgentCommands } from './signer-agent.commands';
+import { registerUsersCommands } from './users.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -10,4 +11,4 @@ import { registerSignerAgentCommands } from './signer-agent.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerFoundationCommands, registerDoctorCommands, registerDemoCommands, registerSignerAgentCommands];
+export const commandRegistrars: RegisterCommands[] = [registerFoundationCommands, registerDoctorCommands, registerDemoCommands, registerSignerAgentCommands, registerUsersCommands];
