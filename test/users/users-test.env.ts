@@ -128,7 +128,7 @@ export class Browser {
   cookie: string | undefined;
   constructor(
     private readonly env: UsersTestEnv,
-    readonly ip = '10.0.0.1',
+    readonly ip = `10.${(Math.random() * 250) | 0}.${(Math.random() * 250) | 0}.${(Math.random() * 250) | 0}`,
   ) {}
 
   async request(method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResponse> {
@@ -162,7 +162,7 @@ export class Browser {
 /** Creates a user and completes the forced first change, so the user is in normal use. */
 export async function activeUser(env: UsersTestEnv, login: string, role: 'admin' | 'signer' | 'operator' | 'viewer', password: string, options: { iin?: string } = {}): Promise<Browser> {
   await createUser(env.deps(), { login, role, password: `Tmp-${password}`, actor: 'test', iin: options.iin });
-  const browser = new Browser(env, `10.1.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`);
+  const browser = new Browser(env);
   const first = await browser.login(login, `Tmp-${password}`);
   if (first.statusCode !== 200) throw new Error(`first login of ${login}: ${first.statusCode} ${first.body}`);
   const changed = await browser.changePassword(`Tmp-${password}`, password);
