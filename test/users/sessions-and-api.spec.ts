@@ -142,7 +142,8 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
     ['no Origin (same-site tools)', {}, 204, null],
   ])('logout-all with %s -> %s', async (_what, headers, status, code) => {
     const b = await activeUser(env, uniq('csrf'), 'viewer', 'Csrf-Pass-1');
-    const res = await b.request('POST', '/api/v1/auth/logout-all', headers['content-type'] ? 'x=1' : undefined, headers as Record<string, string>);
+    const h = headers as Record<string, string>;
+    const res = await b.request('POST', '/api/v1/auth/logout-all', h['content-type'] ? 'x=1' : undefined, h);
     expect(res.statusCode).toBe(status);
     if (code) {
       expect(res.json().code).toBe(code);
