@@ -83,6 +83,25 @@ export const configSchema = z
       })
       .default({}),
     masterKeyFile: z.string().default('.connector/master.key'),
+    /** People: password policy, sessions, lock-out, second factor (R-5..R-14, INTERFACES.md "HTTP API"). */
+    users: z
+      .object({
+        /** 30 minutes idle ends a session; may be set lower, never higher. */
+        sessionIdleMinutes: z.number().int().min(1).max(30).default(30),
+        /** A session ends after this long whatever its activity (one working day by default). */
+        sessionAbsoluteHours: z.number().int().min(1).max(24).default(12),
+        /** how long 5 consecutive wrong passwords lock a login (an admin can unlock sooner). */
+        lockoutMinutes: z.number().int().min(1).max(1440).default(30),
+        /** Per-IP login attempts a minute; INTERFACES.md: never below 30. */
+        loginRateLimitPerMinute: z.number().int().min(30).max(100_000).default(30),
+        /** roles whose members must present a TOTP code at login. */
+        totpRequiredRoles: z.array(z.enum(['admin', 'signer', 'operator', 'viewer'])).default([]),
+        /** scrypt cost as log2(N); 15 = 32 MiB of memory per hash. */
+        scryptLogN: z.number().int().min(14).max(20).default(15),
+        /** Mark the session cookie Secure even when the request did not arrive over TLS (behind a TLS proxy that does not say so). */
+        secureCookie: z.boolean().default(false),
+      })
+      .default({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -6,6 +6,7 @@ import { registerBankCommands } from './bank.commands';
 import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
 import { registerSignerAgentCommands } from './signer-agent.commands';
+import { registerUsersCommands } from './users.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -21,4 +22,5 @@ export const commandRegistrars: RegisterCommands[] = [
   registerErpCommands,
   registerSignerCommands,
   registerSignerAgentCommands,
+  registerUsersCommands,
 ];
