@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { verifyCms } from '../../signer-agent/cms/cms.verifier';
-import { gostAvailable } from '../../signer-agent/crypto/gost.facade';
+
 import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { CA, CRL, P12, testTrust } from '../fixtures/nca/fixtures';
 import { buildOnce, expectEventually, journalOf, runAgent, startAgent, type AgentProcess } from './signer-agent.harness';
@@ -19,7 +19,7 @@ jest.setTimeout(120_000);
 const RSA_MOMENT = '2021-06-01T00:00:00Z'; // inside the RSA 2021 test key's window (it has expired since)
 const GOST_MOMENT = '2022-09-01T00:00:00Z';
 const DOC = Buffer.from('<payment-order number="17" amount="7745.70">Оплата по счету 5</payment-order>\n', 'utf8');
-const itGost = gostAvailable() ? it : it.skip;
+const itGost = it;
 
 async function refusal(promise: Promise<unknown>): Promise<SignerAgentError> {
   try {
