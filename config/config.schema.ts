@@ -160,6 +160,46 @@ export const configSchema = z
         backoffMs: z.number().int().min(10).max(3_600_000).default(2_000),
       })
       .default({}),
+    signing: z
+      .object({
+        /**
+         * How many signatures an order needs, by payer account and amount (DESIGN.md step 3).
+         * The rule with the highest fromAmount not above the order's amount, for its account
+         * (or "*"), applies: 1 = a first signature, 2 = first and second.
+         */
+        rules: z
+          .array(
+            z.object({
+              account: z.string().default('*'),
+              fromAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "1000000.00"').default('0'),
+              signatures: z.union([z.literal(1), z.literal(2)]),
+            }),
+          )
+          .default([{ account: '*', fromAmount: '0', signatures: 1 }]),
+        /**
+         * Standing mandates: a user's unlocked key signs ERP orders of an account up to an amount
+         * without a per-order approval. Off (empty) by default; every use is audited.
+         */
+        mandates: z
+          .array(
+            z.object({
+              login: z.string().min(1),
+              account: z.string().default('*'),
+              upTo: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "500000.00"'),
+            }),
+          )
+          .default([]),
+        /** How often an order waiting for signatures looks again for an unlocked signer. */
+        pollEveryMs: z.number().int().min(100).max(3_600_000).default(3_000),
+      })
+      .default({}),
+    tracking: z
+      .object({
+        /** First status poll after submission; doubles up to maxPollEveryMs (backoff). */
+        pollEveryMs: z.number().int().min(50).max(3_600_000).default(2_000),
+        maxPollEveryMs: z.number().int().min(50).max(3_600_000).default(60_000),
+      })
+      .default({}),
     sweeper: z
       .object({
         everyMs: z.number().int().min(1000).max(3_600_000).default(30_000),
