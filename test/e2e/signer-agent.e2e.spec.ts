@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { verifyCms } from '../../signer-agent/cms/cms.verifier';
-import { gostAvailable } from '../../signer-agent/crypto/gost.facade';
 import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { CA, CRL, P12, testTrust } from '../fixtures/nca/fixtures';
 import { buildOnce, expectEventually, journalOf, runAgent, startAgent, type AgentProcess } from './signer-agent.harness';
@@ -19,7 +18,6 @@ jest.setTimeout(120_000);
 const RSA_MOMENT = '2021-06-01T00:00:00Z'; // inside the RSA 2021 test key's window (it has expired since)
 const GOST_MOMENT = '2022-09-01T00:00:00Z';
 const DOC = Buffer.from('<payment-order number="17" amount="7745.70">Оплата по счету 5</payment-order>\n', 'utf8');
-const itGost = gostAvailable() ? it : it.skip;
 
 async function refusal(promise: Promise<unknown>): Promise<SignerAgentError> {
   try {
@@ -155,7 +153,7 @@ describe('signer agent process (test mode)', () => {
     expect(other.code).toBe('DIGEST_MISMATCH');
   });
 
-  itGost('signs with a GOST 34.10-2015 key and cosigns after RSA; our verifier accepts both signers', async () => {
+  it('signs with a GOST 34.10-2015 key and cosigns after RSA; our verifier accepts both signers', async () => {
     await agent.client.enroll('gulnara', { keystorePath: P12.gostIndividual.path, expectedIin: '123456789012' });
     await agent.client.unlock('gulnara', P12.gostIndividual.password);
     const gost = await agent.client.sign('gulnara', { orderId: 'order-g', document: DOC, signingTime: GOST_MOMENT });
