@@ -247,6 +247,13 @@ describe('signer agent process (test mode)', () => {
     const locked = await refusal(agent.client.sign('ivan', { orderId: 'o-ivan-2', document: DOC, signingTime: RSA_MOMENT }));
     expect([locked.status, locked.code]).toEqual([409, 'KEY_LOCKED']);
     expect((await agent.client.keyStatus('ivan')).unlocked).toBe(false);
+    await agent.client.unlock('ivan', RSA_PASSWORD);
+    await agent.client.unenroll('ivan');
+    expect((await refusal(agent.client.keyStatus('ivan'))).code).toBe('NOT_ENROLLED');
+    expect((await refusal(agent.client.sign('ivan', { orderId: 'o-ivan-3', document: DOC, signingTime: RSA_MOMENT }))).code).toBe('NOT_ENROLLED');
+    expect(journalOf(agent.dir).filter((r) => r.userId === 'ivan').map((r) => r.event)).toEqual(
+      expect.arrayContaining(['enrolled', 'unlocked', 'signed', 'locked', 'unenrolled']),
+    );
     expect((await refusal(agent.client.enroll('kim', { keystorePath: join(agent.dir, 'missing.p12') }))).code).toBe('KEYSTORE_UNREADABLE');
     expect((await refusal(agent.client.sign('alice', { orderId: 'bad id with spaces', document: DOC }))).code).toBe('INVALID_REQUEST');
   });
@@ -353,6 +360,14 @@ describe('signer agent process: sessions, addresses, modes', () => {
       const run = runAgent({ args });
       expect(await run.exited).toBe(1);
       expect(run.output()).toMatch(/SIGNER_NOT_LOOPBACK: .*127\.0\.0\.1/);
+    }
+    const first = await startAgent({ config: { testMode: true, signer: { workers: 1 } } });
+    try {
+      const taken = runAgent({ args: ['--url', first.url] });
+      expect(await taken.exited).toBe(1);
+      expect(taken.output()).toContain('SIGNER_LISTEN_FAILED');
+    } finally {
+      await first.stop();
     }
     const fromEnv = runAgent({ args: [], env: { CONNECTOR_SIGNER_URL: 'http://10.0.0.1:8901' } });
     expect(await fromEnv.exited).toBe(1);
