@@ -161,10 +161,21 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     };
   });
 
-  app.post('/v1/lockdown', async (request): Promise<LockdownResponse> => {
-    // The body is optional: a lockdown must never fail on its input.
-    const parsed = lockdownBodySchema.safeParse(request.body ?? {});
-    return service.lockdown(parsed.success ? (parsed.data.reason ?? null) : null);
+  // A lockdown must never fail on its input: in its own scope any body (none, empty, not JSON,
+  // another content type) is accepted, and only a well-formed reason is kept.
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+      try {
+        done(null, typeof body === 'string' && body.trim() ? JSON.parse(body) : {});
+      } catch {
+        done(null, {});
+      }
+    });
+    scope.post('/v1/lockdown', async (request): Promise<LockdownResponse> => {
+      const parsed = lockdownBodySchema.safeParse(request.body ?? {});
+      return service.lockdown(parsed.success ? (parsed.data.reason ?? null) : null);
+    });
   });
 
   return app;

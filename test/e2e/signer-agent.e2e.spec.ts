@@ -323,6 +323,17 @@ describe('signer agent process (test mode)', () => {
     expect(await agent.client.metrics()).toMatch(/signer_keys_unlocked 0\n/);
     const idle = await agent.client.lockdown();
     figures.push(`lockdown idle: elapsedMs ${idle.elapsedMs.toFixed(2)} ms`);
+    // Whatever the body, a lockdown with the token is carried out.
+    const auth = { authorization: `Bearer ${agent.token}` };
+    for (const [headers, body] of [
+      [{ ...auth, 'content-type': 'application/json' }, ''],
+      [{ ...auth, 'content-type': 'application/json' }, '{not json'],
+      [{ ...auth, 'content-type': 'text/plain' }, 'lock it all'],
+      [auth, undefined],
+    ] as Array<[Record<string, string>, string | undefined]>) {
+      const res = await raw(agent.url, 'POST', '/v1/lockdown', headers, body);
+      expect([res.status, JSON.parse(res.body).workers]).toEqual([200, 2]);
+    }
   });
 
   it('exits 0 on SIGTERM after wiping, and no password ever reached its output, journal or registry', async () => {
