@@ -366,6 +366,24 @@ describe('signer agent process: sessions, addresses, modes', () => {
     }
   });
 
+  it('keeps enrolments, the wrong-password count and the token across a restart, but never an unlocked key', async () => {
+    const first = await startAgent({ config: { testMode: true, signer: { workers: 1 } } });
+    await first.client.enroll('alice', { keystorePath: P12.rsaSign2021.path });
+    await first.client.enroll('bob', { keystorePath: P12.rsaSign2021.path });
+    await first.client.unlock('bob', P12.rsaSign2021.password);
+    for (let i = 0; i < 2; i++) expect((await refusal(first.client.unlock('alice', `wrong-${i}-password`))).code).toBe('WRONG_PASSWORD');
+    expect(await first.stop()).toBe(0);
+    const second = await startAgent({ dir: first.dir });
+    try {
+      expect(second.token).toBe(first.token);
+      expect(await second.client.keyStatus('alice')).toMatchObject({ wrongPasswordCount: 2, unlocked: false });
+      expect(await second.client.keyStatus('bob')).toMatchObject({ unlocked: false });
+      expect((await refusal(second.client.sign('bob', { orderId: 'o', document: DOC, signingTime: RSA_MOMENT }))).code).toBe('KEY_LOCKED');
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('refuses to start on a non-loopback address, naming the rule (exit 1)', async () => {
     for (const args of [['--url', 'http://0.0.0.0:8901'], ['--url', 'http://192.168.10.5:8901']]) {
       const run = runAgent({ args });
