@@ -32,6 +32,17 @@ export function accountsVisibleTo(user: Pick<AppUser, 'blockedReason'>, rights: 
   return [...new Set(rights.map((r) => r.account))].sort();
 }
 
+/**
+ * Accounts a user may act on (submit orders for): 'manage' rights only, and never for a viewer
+ * (R-16: "information only" users look, they do not prepare or send).
+ */
+export function accountsManageableBy(user: Pick<AppUser, 'blockedReason' | 'role'>, rights: Array<Pick<UserAccountRight, 'account' | 'rights'>>): string[] | 'all' {
+  if (user.blockedReason || user.role === 'viewer') return [];
+  const manage = rights.filter((r) => r.rights === 'manage');
+  if (manage.some((r) => r.account === '*')) return 'all';
+  return [...new Set(manage.map((r) => r.account))].sort();
+}
+
 export async function loadRights(em: EntityManager, userId: string): Promise<UserAccountRight[]> {
   return em.find(UserAccountRight, { userId }, { orderBy: { account: 'asc' } });
 }

@@ -4,6 +4,8 @@ import { mayUserSign } from '../../connector/users/authority';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents } from '../../connector/incidents/incident.service';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
@@ -211,6 +213,22 @@ describe('R-16 authority and the orders endpoints with a session', () => {
   });
 
   test.each([
+    ['viewer with information rights on all accounts', 'viewer', 'all', 'info', 403],
+    ['operator with information rights on the account', 'operator', DEMO_ACCOUNTS[0], 'info', 403],
+    ['operator who manages another account', 'operator', DEMO_ACCOUNTS[1], 'manage', 403],
+    ['operator who manages the account', 'operator', DEMO_ACCOUNTS[0], 'manage', 201],
+    ['operator who manages all accounts', 'operator', 'all', 'manage', 201],
+  ] as const)('a session submitting an order: %s -> %s', async (_what, role, account, rights, status) => {
+    const login = uniq('submit');
+    const b = await activeUser(env, login, role, 'Submit-Pass1');
+    await grantRight(env.deps(), { login, account, rights, actor: 'test' });
+    const order = demoOrders(uniq('s'), '2026-03-02')[0];
+    const res = await b.request('POST', '/api/v1/orders', order);
+    expect(res.statusCode).toBe(status);
+    if (status === 403) expect(res.json().code).toBe('ACCOUNT_NOT_ALLOWED');
+  });
+
+  test.each([
     ['manage, first level, within limit', { rights: 'manage', level: 'first', limitTiyn: 100_000_00 }, 'signer', 50_000_00, { allowed: true, level: 'first', reason: null }],
     ['manage, over the limit', { rights: 'manage', level: 'second', limitTiyn: 100_000_00 }, 'signer', 100_000_01, { allowed: false, level: 'second', reason: 'OVER_LIMIT' }],
     ['manage, no limit', { rights: 'manage', level: 'second', limitTiyn: null }, 'signer', 9_000_000_000_00, { allowed: true, level: 'second', reason: null }],
@@ -237,6 +255,17 @@ describe('admin endpoints and R-17 disabling', () => {
     return b;
   }
 
+  test('admins see the Client ID / Secret clocks at GET /api/v1/me (R-1, R-2)', async () => {
+    const boss = await admin();
+    const box = SecretBox.fromConfig(env.context.config);
+    const generatedAt = new Date(env.clock.now().getTime() - 80 * DAY);
+    await setCredentials({ em: env.context.orm.em.fork(), box, clock: env.context.clock }, { clientId: 'client-me', clientSecret: 'Me-Client-Secret', actor: 'test', generatedAt });
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ level: 'warning', code: 'CREDENTIALS_AGING', message: expect.stringMatching(/80 days/) })]));
+    const viewer = await activeUser(env, uniq('peek'), 'viewer', 'Peek-Pass-1');
+    expect((await viewer.request('GET', '/api/v1/me')).json().notices).toBeUndefined();
+  });
+
   test('only admins manage users', async () => {
     const viewer = await activeUser(env, uniq('plain'), 'viewer', 'Plain-Pass1');
     const res = await viewer.request('POST', '/api/v1/users', { login: uniq('x'), role: 'viewer', password: 'Xx-Pass-123' });
@@ -255,7 +284,11 @@ describe('admin endpoints and R-17 disabling', () => {
     const clerk = new Browser(env);
     expect((await clerk.login(login, 'Clerk-Start1')).json().mustChangePassword).toBe(true);
     expect((await clerk.changePassword('Clerk-Start1', 'Clerk-Own-2')).statusCode).toBe(204);
-    await grantRight(env.deps(), { login, account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first', actor: 'test' });
+    const granted = await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first', limit: '500000.00' });
+    expect(granted.statusCode).toBe(200);
+    expect(granted.json().rights).toEqual([{ account: DEMO_ACCOUNTS[0], rights: 'manage', limitTiyn: 50_000_000, level: 'first' }]);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: 'all', rights: 'info', limit: '1.00' })).statusCode).toBe(400);
+    expect((await boss.request('POST', `/api/v1/users/${login}/revoke`, { account: DEMO_ACCOUNTS[1] })).statusCode).toBe(404);
     const id = (await findUser(env.context.orm.em.fork(), login))!.id;
     expect((await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).allowed).toBe(true);
 
@@ -279,6 +312,9 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(reminder!.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
     expect(reminder!.deadlineAt!.getTime() - env.clock.now().getTime()).toBeLessThanOrEqual(4 * DAY);
     expect(blocked.json().incidentId).toBe(reminder!.id);
+    // The admin is reminded at every GET /api/v1/me until the incident is resolved.
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder!.deadlineAt!.toISOString() })]));
 
     expect((await boss.request('POST', `/api/v1/users/${login}/unblock`)).statusCode).toBe(204);
     expect((await new Browser(env).login(login, 'Clerk-Own-4')).statusCode).toBe(200);

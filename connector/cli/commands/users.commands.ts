@@ -14,6 +14,7 @@ import { rotateMasterKey } from '../../vault/master-key.rotation';
 import { SecretBox } from '../../vault/secret-box';
 import { printJson, say, table } from '../output';
 import { readSecretFromStdin, runAction } from '../run-action';
+import { readNewPassword } from '../secret.prompt';
 import { cliActor } from './foundation.commands';
 
 /**
@@ -56,11 +57,10 @@ export function registerUsersCommands(program: Command): void {
     .description('create a user; the initial password (stdin) must be changed at first login')
     .requiredOption('--role <role>', 'admin, signer, operator or viewer')
     .option('--iin <iin>', "the person's IIN (12 digits; matched against their EDS certificate)")
-    .option('--password-stdin', 'read the initial password from standard input (required: never argv)')
+    .option('--password-stdin', 'read the initial password from standard input (otherwise a hidden prompt; never argv)')
     .action(
       runAction(async (login: string, opts: { role: string; iin?: string; passwordStdin?: boolean }) => {
-        if (!opts.passwordStdin) throw new UsageError('give the initial password on standard input with --password-stdin (never on the command line)');
-        const password = await readSecretFromStdin('password');
+        const password = await readNewPassword(opts.passwordStdin, () => readSecretFromStdin('password'));
         return withContext(async (context) => {
           const user = await createUser(userDeps(context), { login, role: opts.role, iin: opts.iin ?? null, password, actor: cliActor() });
           say(`user ${user.login} (${user.role}) created; the password must be changed at first login`);
@@ -72,11 +72,10 @@ export function registerUsersCommands(program: Command): void {
   users
     .command('reset-password <login>')
     .description('set a new password (stdin); the user must change it at next login; their sessions end')
-    .option('--password-stdin', 'read the new password from standard input (required)')
+    .option('--password-stdin', 'read the new password from standard input (otherwise a hidden prompt)')
     .action(
       runAction(async (login: string, opts: { passwordStdin?: boolean }) => {
-        if (!opts.passwordStdin) throw new UsageError('give the new password on standard input with --password-stdin (never on the command line)');
-        const password = await readSecretFromStdin('password');
+        const password = await readNewPassword(opts.passwordStdin, () => readSecretFromStdin('password'));
         return withContext(async (context) => {
           await resetPassword(userDeps(context), { login, password, actor: cliActor() });
           say(`password of ${login} reset; it must be changed at next login`);
