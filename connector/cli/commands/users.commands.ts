@@ -236,16 +236,17 @@ export function registerUsersCommands(program: Command): void {
     );
   credentials
     .command('rotate')
-    .description('store a regenerated Client Secret (Internet-banking 2.1.1-2.1.2) for the same Client ID')
+    .description('store a regenerated Client Secret (Internet-banking 2.1.1-2.1.2); both clocks restart')
     .option('--secret-stdin', 'read the new Client Secret from standard input (required)')
+    .option('--client-id <id>', 'the new Client ID, when the bank issued one with the new secret')
     .action(
-      runAction(async (opts: { secretStdin?: boolean }) => {
+      runAction(async (opts: { secretStdin?: boolean; clientId?: string }) => {
         if (!opts.secretStdin) throw new UsageError('give the new Client Secret on standard input with --secret-stdin (never on the command line)');
         const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
         const box = SecretBox.fromConfig(config);
         return withOrm(config, async (orm) => {
-          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, actor: cliActor() });
+          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor() });
           say(`Client Secret of ${status.clientId} rotated; both clocks restart today`);
           return 0;
         });
