@@ -12,8 +12,8 @@ import { accountsVisibleTo } from './authority';
 import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
-import { UserError, userError } from './user.errors';
-import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
+import { MESSAGES, UserError, userError } from './user.errors';
+import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
 
 /**
  * People's HTTP API (INTERFACES.md "HTTP API"): login, change-password, logout, logout-all, me,
@@ -226,6 +226,26 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
         idleTimeoutMinutes: context.config.users.sessionIdleMinutes,
         ...(user.role === 'admin' ? { notices: await adminNotices(context) } : {}),
       };
+    });
+
+    // ---- the user's own EDS key in the signer agent ----
+    app.post('/api/v1/me/key/unlock', async (request) => {
+      const session = requireSession(request);
+      const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
+      if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
+      const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
+      const deps = userDeps(context, wiring);
+      if (result.ok) {
+        await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });
+        return { unlocked: true, key: result.status };
+      }
+      if (result.wrongPassword) {
+        // R-12: the agent counts, the users module decides: wrong keystore passwords lock the user too.
+        const { locked } = await mapped(context, () => recordKeystoreFailure(deps, session.user.login));
+        if (locked) throw new ApiError(423, 'LOCKED_TEMPORARILY', MESSAGES.LOCKED_TEMPORARILY[0]);
+        throw new ApiError(403, 'WRONG_PASSWORD', 'Неверный пароль ключа ЭЦП.');
+      }
+      throw new ApiError(result.httpStatus, result.code, result.message);
     });
 
     // ---- admin ----

@@ -244,6 +244,25 @@ describe('R-16 authority and the orders endpoints with a session', () => {
   });
 });
 
+describe('the EDS key in the signer agent: wrong keystore passwords count toward the lock-out (R-12)', () => {
+  test('unlock through the session; 5 wrong keystore passwords lock the user and end the session', async () => {
+    const login = uniq('keyholder');
+    const b = await activeUser(env, login, 'signer', 'Holder-Pass1');
+    const ok = await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' });
+    expect([ok.statusCode, ok.json().unlocked]).toEqual([200, true]);
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i += 1) codes.push((await b.request('POST', '/api/v1/me/key/unlock', { password: `wrong-${i}` })).json().code);
+    expect(codes).toEqual(['WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'LOCKED_TEMPORARILY']);
+    expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await new Browser(env).login(login, 'Holder-Pass1')).statusCode).toBe(423);
+  });
+
+  test('a viewer has no key to unlock', async () => {
+    const b = await activeUser(env, uniq('nokey'), 'viewer', 'Nokey-Pass1');
+    expect((await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' })).statusCode).toBe(403);
+  });
+});
+
 describe('admin endpoints and R-17 disabling', () => {
   async function admin(): Promise<Browser> {
     const login = uniq('boss');

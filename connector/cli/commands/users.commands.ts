@@ -8,7 +8,7 @@ import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { userDeps } from '../../users/user-context';
 import { UserError } from '../../users/user.errors';
-import { blockUser, createUser, disableTotp, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
+import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
 import { credentialStatus, rotateSecret, setCredentials, type CredentialStatus } from '../../vault/credential.vault';
 import { rotateMasterKey } from '../../vault/master-key.rotation';
 import { SecretBox } from '../../vault/secret-box';
@@ -198,6 +198,20 @@ export function registerUsersCommands(program: Command): void {
           const { uri } = await enrollTotp(userDeps(context), { login, actor: cliActor() });
           process.stdout.write(`${uri}\n`);
           say(`TOTP enrolled for ${login}: add the URI to an authenticator app now; it is not shown again`);
+          return 0;
+        }),
+      ),
+    );
+
+  users
+    .command('enroll-key <login>')
+    .description("enroll the user's EDS keystore in the signer agent; its certificate must carry the user's IIN")
+    .requiredOption('--keystore <path>', 'the PKCS#12 keystore (path as the signer agent sees it)')
+    .action(
+      runAction(async (login: string, opts: { keystore: string }) =>
+        withContext(async (context) => {
+          await enrollKey(userDeps(context), { login, keystorePath: opts.keystore, actor: cliActor() });
+          say(`keystore enrolled for ${login}; the user unlocks it with POST /api/v1/me/key/unlock`);
           return 0;
         }),
       ),
