@@ -239,7 +239,10 @@ export class VaultCredentialsProvider implements CredentialsProvider {
     return markCredentialsRevoked(this.deps, { reason, actor: this.actor });
   }
 
-  credentialsUsable(): Promise<boolean> {
-    return credentialsUsable(this.deps);
+  async credentialsUsable(): Promise<boolean> {
+    const status = await credentialStatus(this.deps);
+    if (status.configured) return status.usable;
+    // No pair in the vault yet: the development fallback from config, when complete.
+    return Boolean(this.deps.config?.bank.clientId && this.deps.config.bank.clientSecretFile);
   }
 }

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp } from '../../connector/users/user.service';
 import { SecretBox } from '../../connector/vault/secret-box';
@@ -102,6 +104,21 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
     expect({ where: 'redis', found: redis.includes(canary), canary }).toEqual({ where: 'redis', found: false, canary });
     expect({ where: 'postgresql', found: pg.includes(canary), canary }).toEqual({ where: 'postgresql', found: false, canary });
   }
+});
+
+test('before the vault holds a pair, the provider uses bank.clientId + bank.clientSecretFile from config', async () => {
+  await env.context.orm.em.fork().execute('delete from credential_vault');
+  const file = join(env.dir, 'client.secret');
+  writeFileSync(file, 'File-Secret-123\n', { mode: 0o600 });
+  const deps = { em: env.context.orm.em.fork(), box: SecretBox.fromConfig(env.context.config), clock: env.context.clock };
+  const bare = new VaultCredentialsProvider(deps);
+  expect(await bare.credentialsUsable()).toBe(false);
+  await expect(bare.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_MISSING' });
+  const withConfig = new VaultCredentialsProvider({ ...deps, config: { bank: { clientId: 'dev-client', clientSecretFile: file } } });
+  expect(await withConfig.credentialsUsable()).toBe(true);
+  expect(await withConfig.getClientCredentials()).toEqual({ clientId: 'dev-client', clientSecret: 'File-Secret-123' });
+  await setCredentials(deps, { clientId: 'vault-client', clientSecret: 'Vault-Secret-123', actor: 'test' });
+  expect((await withConfig.getClientCredentials()).clientId).toBe('vault-client');
 });
 
 test('a revoked pair stops the provider and says what to do (R-2)', async () => {
