@@ -5,6 +5,7 @@ import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents } from '../../connector/incidents/incident.service';
 import { SecretBox } from '../../connector/vault/secret-box';
+import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
@@ -85,6 +86,15 @@ describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhe
     expect((await a.changePassword('Change-Pass1', 'Changed-Pass2')).statusCode).toBe(204);
     expect((await a.request('GET', '/api/v1/me')).statusCode).toBe(200);
     expect((await other.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
+  test('lockdown ends every session of every user (SessionStore.destroyAll)', async () => {
+    const a = await activeUser(env, uniq('lockA'), 'viewer', 'Lockdown-Pass1');
+    const b = await activeUser(env, uniq('lockB'), 'operator', 'Lockdown-Pass1');
+    const ended = await usersWiring(env.context).sessions.destroyAll();
+    expect(ended).toBeGreaterThanOrEqual(2);
+    for (const s of [a, b]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect(await env.context.redis.keys(`${env.prefix}:session:*`)).toEqual([]);
   });
 
   test('Redis keeps only a hash of the session id under <prefix>:session:', async () => {
