@@ -1,6 +1,6 @@
 import { createApiKey } from '../../connector/api-keys/api-key.service';
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
-import { mayUserSign } from '../../connector/users/authority';
+import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents } from '../../connector/incidents/incident.service';
@@ -220,6 +220,10 @@ describe('R-16 authority and the orders endpoints with a session', () => {
     expect(seen1.length).toBe(1);
     expect(new Set(seen1)).toEqual(new Set([DEMO_ACCOUNTS[1]]));
     expect((await list(ba)).length).toBe(3);
+    const em = env.context.orm.em.fork();
+    expect(await accountsVisibleToUser(em, (await findUser(em, one))!.id)).toEqual([DEMO_ACCOUNTS[1]]);
+    expect(await accountsVisibleToUser(em, (await findUser(em, all))!.id)).toBe('all');
+    expect(await accountsVisibleToUser(em, (await findUser(em, none))!.id)).toEqual([]);
   });
 
   test.each([
