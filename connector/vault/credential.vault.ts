@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
+import { openIncident } from '../incidents/incident.service';
 import { CredentialVault } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import type { Clock } from '../shared/clock';
@@ -167,6 +168,16 @@ export async function markCredentialsRevoked(deps: Pick<VaultDeps, 'em' | 'clock
     row.updatedBy = input.actor;
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.revoked', subject: row.clientId, details: { reason: row.revokedReason }, at: now });
+    // The admin must act (R-2): an incident says exactly what to do, once per revocation.
+    await openIncident(tx, {
+      kind: 'credentials_revoked',
+      severity: 'critical',
+      title: `The bank blocked or revoked Client ID ${row.clientId}; submission is stopped. ${REGENERATE_HINT}`,
+      evidence: { clientId: row.clientId, reason: row.revokedReason, revokedAt: now.toISOString() },
+      dedupeKey: `credentials_revoked:${row.clientId}:${row.generatedAt.toISOString()}`,
+      actor: input.actor,
+      now,
+    });
   });
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp } from '../../connector/users/user.service';
 import { SecretBox } from '../../connector/vault/secret-box';
+import { listIncidents } from '../../connector/incidents/incident.service';
 import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials, VaultCredentialsProvider } from '../../connector/vault/credential.vault';
 import { Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
@@ -129,4 +130,12 @@ test('a revoked pair stops the provider and says what to do (R-2)', async () => 
   await markCredentialsRevoked(vault, { reason: 'bank answered 401 invalid_client', actor: 'test' });
   expect(await provider.credentialsUsable()).toBe(false);
   await expect(provider.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
+  // Reported twice by the bank: one incident.
+  await provider.markCredentialsRevoked('again');
+  const incidents = (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'credentials_revoked');
+  expect(incidents).toHaveLength(1);
+  expect(incidents[0].title).toMatch(/2\.1\.1-2\.1\.2/);
+  // Rotation makes the pair usable again.
+  await rotateSecret(vault, { clientSecret: 'After-Revoke-Secret', actor: 'test' });
+  expect(await provider.credentialsUsable()).toBe(true);
 });
