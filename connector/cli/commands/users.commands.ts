@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load-config';
 import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
 import { verifyAudit } from '../../audit/audit.log';
-import { exportArchive } from '../../archive/archive.export';
+import { checkAuditAnchor, exportArchive } from '../../archive/archive.export';
 import { parseAmount, formatAmount } from '../../shared/money';
 import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
@@ -305,13 +305,17 @@ export function registerUsersCommands(program: Command): void {
     .command('verify')
     .description('exit 0 when the hash chain is intact; 1 naming the first modified, missing or reordered record')
     .option('--json', 'one JSON document')
+    .option('--anchor <archive-dir>', 'also check that the last audit record of an exported archive is still there, unchanged (detects a cut-off tail)')
     .action(
-      runAction(async (opts: { json?: boolean }) =>
+      runAction(async (opts: { json?: boolean; anchor?: string }) =>
         withOrm(loadConfig(), async (orm) => {
           const result = await verifyAudit(orm.em.fork());
-          if (opts.json) printJson(result);
-          if (!result.ok) throw new ConnectorError(`AUDIT_${result.problem!.kind.toUpperCase()}`, `${result.problem!.message}; the audit log was altered: treat it as an incident (connector lockdown) and restore from backup`);
-          say(`audit log intact: ${result.records} record(s)`);
+          const anchor = opts.anchor ? await checkAuditAnchor(orm.em.fork(), opts.anchor) : undefined;
+          if (opts.json) printJson({ ...result, ...(anchor ? { anchor } : {}) });
+          const restore = 'the audit log was altered: treat it as an incident (connector lockdown) and restore from backup';
+          if (!result.ok) throw new ConnectorError(`AUDIT_${result.problem!.kind.toUpperCase()}`, `${result.problem!.message}; ${restore}`);
+          if (anchor && !anchor.ok) throw new ConnectorError('AUDIT_ANCHOR_MISMATCH', `${anchor.message}; ${restore}`);
+          say(`audit log intact: ${result.records} record(s)${anchor ? `; ${anchor.message}` : ''}`);
           return 0;
         }),
       ),
