@@ -4,8 +4,9 @@ module.exports = {
   roots: ['<rootDir>'],
   testMatch: ['**/*.spec.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', {}] },
   testTimeout: 60000,
   // Integration tests share one PostgreSQL and Redis; each file uses its own schema/prefix.
   maxWorkers: 1,
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
 };

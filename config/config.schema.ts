@@ -19,8 +19,6 @@ export const configSchema = z
           .string()
           .regex(/^postgres(ql)?:\/\//, 'expected a postgresql:// URL')
           .default('postgresql://postgres@127.0.0.1:5432/connector'),
-        /** Schema for the connector's tables (tests use their own). */
-        schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case SQL identifier').default('public'),
         poolMax: z.number().int().min(1).max(200).default(10),
       })
       .default({}),
@@ -116,6 +114,16 @@ export const configSchema = z
         concurrency: z.number().int().min(1).max(256).default(8),
         /** PM2 instances of connector-worker. */
         instances: z.number().int().min(1).max(64).default(1),
+      })
+      .default({}),
+    queue: z
+      .object({
+        /** BullMQ lock of an active job; a worker that dies loses its jobs to another after this. */
+        lockDurationMs: z.number().int().min(500).max(600_000).default(30_000),
+        stalledIntervalMs: z.number().int().min(500).max(600_000).default(30_000),
+        maxStalledCount: z.number().int().min(0).max(100).default(5),
+        attempts: z.number().int().min(1).max(1000).default(8),
+        backoffMs: z.number().int().min(10).max(3_600_000).default(2_000),
       })
       .default({}),
     sweeper: z

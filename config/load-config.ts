@@ -14,7 +14,6 @@ export class ConfigError extends Error {
 /** Environment variables fixed by INTERFACES.md, mapped onto config paths. */
 const ENV_MAP: ReadonlyArray<[string, string[], 'string' | 'int' | 'bool']> = [
   ['CONNECTOR_DATABASE_URL', ['database', 'url'], 'string'],
-  ['CONNECTOR_DATABASE_SCHEMA', ['database', 'schema'], 'string'],
   ['CONNECTOR_REDIS_URL', ['redis', 'url'], 'string'],
   ['CONNECTOR_REDIS_PREFIX', ['redis', 'prefix'], 'string'],
   ['CONNECTOR_API_HOST', ['api', 'host'], 'string'],

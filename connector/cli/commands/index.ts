@@ -1,4 +1,8 @@
 import type { Command } from 'commander';
+import { registerFoundationCommands } from './foundation.commands';
+import { registerDoctorCommands } from './doctor.commands';
+import { registerDemoCommands } from './demo.commands';
+import { registerSignerCommands } from './signer.commands';
 import { registerErpCommands } from './erp.commands';
 
 /**
@@ -7,4 +11,10 @@ import { registerErpCommands } from './erp.commands';
  */
 export type RegisterCommands = (program: Command) => void;
 
-export const commandRegistrars: RegisterCommands[] = [registerErpCommands];
+export const commandRegistrars: RegisterCommands[] = [
+  registerFoundationCommands,
+  registerDoctorCommands,
+  registerDemoCommands,
+  registerSignerCommands,
+  registerErpCommands,
+];

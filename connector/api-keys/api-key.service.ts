@@ -1,0 +1,62 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ApiKey } from '../persistence/entities';
+import { ConnectorError } from '../shared/errors';
+import { appendAudit } from '../audit/audit.log';
+
+/** API keys for ERPs: shown once at creation, only their SHA-256 stored, scoped to payer accounts. */
+const KEY_PREFIX = 'ck_';
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export interface CreatedApiKey {
+  key: string;
+  record: ApiKey;
+}
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const IBAN = /^KZ[0-9]{2}[0-9A-Z]{16}$/;
+
+export async function createApiKey(em: EntityManager, name: string, accounts: string[], actor: string): Promise<CreatedApiKey> {
+  if (!NAME.test(name)) throw new ConnectorError('INVALID_NAME', `API key name "${name}" must be 1-64 letters, digits, "_", "-" or "."`, 2);
+  for (const account of accounts) {
+    if (!IBAN.test(account)) throw new ConnectorError('INVALID_ACCOUNT', `"${account}" is not a Kazakhstan IBAN (KZ + 18 characters)`, 2);
+  }
+  const existing = await em.findOne(ApiKey, { name });
+  if (existing) throw new ConnectorError('NAME_TAKEN', `an API key named "${name}" already exists; revoke it or choose another name`);
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const record = em.create(ApiKey, {
+    id: randomUUID(),
+    name,
+    keyHash: hashApiKey(key),
+    keyPrefix: key.slice(0, KEY_PREFIX.length + 6),
+    accounts: [...new Set(accounts)],
+    createdAt: new Date(),
+  });
+  await em.flush();
+  await appendAudit(em, { actor, action: 'api_key.created', subject: name, details: { accounts: record.accounts } });
+  return { key, record };
+}
+
+export async function listApiKeys(em: EntityManager): Promise<ApiKey[]> {
+  return em.find(ApiKey, {}, { orderBy: { createdAt: 'asc' } });
+}
+
+export async function revokeApiKey(em: EntityManager, name: string, actor: string): Promise<void> {
+  const record = await em.findOne(ApiKey, { name });
+  if (!record) throw new ConnectorError('NOT_FOUND', `no API key named "${name}"`);
+  if (record.revokedAt) return;
+  record.revokedAt = new Date();
+  await em.flush();
+  await appendAudit(em, { actor, action: 'api_key.revoked', subject: name });
+}
+
+/** The key's record when it is known and not revoked; null otherwise (the caller answers 401). */
+export async function authenticateApiKey(em: EntityManager, presented: string): Promise<ApiKey | null> {
+  if (!presented.startsWith(KEY_PREFIX) || presented.length > 200) return null;
+  const record = await em.findOne(ApiKey, { keyHash: hashApiKey(presented) });
+  if (!record || record.revokedAt) return null;
+  return record;
+}

@@ -1,0 +1,69 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AppContext } from '../app/app-context';
+import { pendingMigrations } from '../persistence/database';
+import { ApiError, sendError } from './api-errors';
+import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.hooks';
+import { registerOrderRoutes } from './order.routes';
+
+export interface ApiOptions {
+  authenticators?: Authenticator[];
+  /** Extra route modules (users, incidents, lockdown...) added by later capabilities. */
+  routes?: Array<(app: FastifyInstance, context: AppContext) => void>;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The HTTP API (`connector api`): Fastify, JSON only, errors in the INTERFACES.md shape. */
+export function buildApi(context: AppContext, options: ApiOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 16 * 1024 * 1024,
+    // Behind PM2 on loopback; a reverse proxy in front sets X-Forwarded-For.
+    trustProxy: ['127.0.0.1', '::1'],
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    if (error instanceof ApiError) return sendError(reply, error);
+    const status = error.statusCode;
+    if (status === 415) return sendError(reply, new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json'));
+    if (status && status >= 400 && status < 500) {
+      return sendError(reply, new ApiError(400, 'INVALID_REQUEST', error.message));
+    }
+    context.logger.error({ event: 'api.error', method: request.method, url: request.routeOptions.url, err: error.message });
+    return sendError(reply, new ApiError(500, 'INTERNAL', 'internal error; see the connector log'));
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, new ApiError(404, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_request, reply) => {
+    const failing: Array<{ dependency: string; error: string }> = [];
+    await Promise.all([
+      withTimeout(context.redis.ping(), 2000, 'Redis').catch((err: Error) => failing.push({ dependency: 'redis', error: err.message })),
+      withTimeout(context.orm.em.fork().execute('select 1'), 2000, 'PostgreSQL')
+        .then(() => withTimeout(pendingMigrations(context.orm), 2000, 'PostgreSQL migrations'))
+        .then((pending) => {
+          if (pending.length) failing.push({ dependency: 'migrations', error: `${pending.length} pending: run connector migrate` });
+        })
+        .catch((err: Error) => failing.push({ dependency: 'postgresql', error: err.message })),
+    ]);
+    if (failing.length) return reply.status(503).send({ status: 'not_ready', failing });
+    return { status: 'ready' };
+  });
+
+  registerAuth(app, context, options.authenticators ?? [apiKeyAuthenticator]);
+  registerOrderRoutes(app, context);
+  for (const register of options.routes ?? []) register(app, context);
+  return app;
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authenticateApiKey } from '../api-keys/api-key.service';
+import type { AppContext } from '../app/app-context';
+import { ApiError } from './api-errors';
+
+/**
+ * Who is calling. ERPs come with an API key (scoped to payer accounts); people come with a
+ * session (the users issue adds that authenticator). `accounts` is what the caller may see and
+ * submit for; 'all' only for roles that have it.
+ */
+export interface Principal {
+  kind: 'api_key' | 'session';
+  /** Namespace of idempotency keys and rate limits. */
+  scope: string;
+  /** ERP source of orders this principal submits (part of the natural key). */
+  source: string;
+  /** Recorded in order events and the audit log. */
+  actor: string;
+  accounts: string[] | 'all';
+}
+
+export type Authenticator = (request: FastifyRequest, context: AppContext) => Promise<Principal | null>;
+
+const PRINCIPAL = Symbol('principal');
+type WithPrincipal = FastifyRequest & { [PRINCIPAL]?: Principal };
+
+export function principalOf(request: FastifyRequest): Principal {
+  const principal = (request as WithPrincipal)[PRINCIPAL];
+  if (!principal) throw new ApiError(401, 'UNAUTHENTICATED', 'authentication required');
+  return principal;
+}
+
+export const apiKeyAuthenticator: Authenticator = async (request, context) => {
+  const header = request.headers.authorization;
+  if (!header || !header.startsWith('Bearer ')) return null;
+  const record = await authenticateApiKey(context.orm.em.fork(), header.slice('Bearer '.length).trim());
+  if (!record) throw new ApiError(401, 'UNAUTHENTICATED', 'the API key is unknown or revoked');
+  // Best effort: the last use of a key helps operators spot forgotten ones.
+  void context.orm.em
+    .fork()
+    .execute('update api_key set last_used_at = ? where id = ?', [context.clock.now(), record.id])
+    .catch(() => undefined);
+  return { kind: 'api_key', scope: `key:${record.id}`, source: `api:${record.name}`, actor: `api-key:${record.name}`, accounts: record.accounts };
+};
+
+/** Paths that need no principal. */
+const PUBLIC = new Set(['/health', '/ready', '/api/v1/auth/login']);
+
+export function registerAuth(app: FastifyInstance, context: AppContext, authenticators: Authenticator[]): void {
+  app.addHook('preHandler', async (request) => {
+    const path = request.routeOptions.url ?? request.url.split('?')[0];
+    if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
+    for (const authenticate of authenticators) {
+      const principal = await authenticate(request, context);
+      if (principal) {
+        (request as WithPrincipal)[PRINCIPAL] = principal;
+        return;
+      }
+    }
+    throw new ApiError(401, 'UNAUTHENTICATED', 'authentication required: Authorization: Bearer <API key> or a session');
+  });
+}

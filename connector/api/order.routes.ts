@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { paymentOrderSchema } from '../orders/payment-order';
+import { PaymentOrder } from '../persistence/entities';
+import { intakeOrders } from '../intake/order-intake';
+import { orderView } from '../orders/order.mapper';
+import { isOrderState } from '../orders/order-state';
+import { canonicalJson } from '../audit/audit.log';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import type { AppContext } from '../app/app-context';
+import { ApiError } from './api-errors';
+import { principalOf, type Principal } from './auth.hooks';
+
+const bodySchema = z.union([z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict(), paymentOrderSchema]);
+
+function canSee(principal: Principal, account: string): boolean {
+  return principal.accounts === 'all' || principal.accounts.includes(account);
+}
+
+interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+async function findIdempotent(context: AppContext, scope: string, key: string): Promise<{ hash: string; response: StoredResponse } | null> {
+  const rows = await context.orm.em.fork().execute<Array<{ request_hash: string; response_status: number; response_body: unknown }>>(
+    'select request_hash, response_status, response_body from idempotency_record where scope = ? and idempotency_key = ?',
+    [scope, key],
+  );
+  return rows.length ? { hash: rows[0].request_hash, response: { status: rows[0].response_status, body: rows[0].response_body } } : null;
+}
+
+export function registerOrderRoutes(app: FastifyInstance, context: AppContext): void {
+  const intakePort = bullmqIntakePort(context.queues);
+
+  app.post('/api/v1/orders', async (request, reply) => {
+    const principal = principalOf(request);
+    const idempotencyKey = request.headers['idempotency-key'];
+    if (Array.isArray(idempotencyKey) || (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
+      throw new ApiError(400, 'INVALID_REQUEST', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    }
+    const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
+    const scope = principal.scope;
+    if (idempotencyKey) {
+      const previous = await findIdempotent(context, scope, idempotencyKey);
+      if (previous) {
+        if (previous.hash !== requestHash) {
+          throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
+        }
+        return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
+      }
+    }
+    const parsed = bodySchema.safeParse(request.body);
+    if (!parsed.success) {
+      throw new ApiError(400, 'INVALID_REQUEST', 'the body is not a payment order (nor {"orders":[...]}); nothing was stored', parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+    }
+    const batch = 'orders' in parsed.data;
+    const orders = 'orders' in parsed.data ? parsed.data.orders : [parsed.data];
+    if (orders.length > context.config.api.maxBatchSize) {
+      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
+    }
+    const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
+    if (outside.length) {
+      throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
+    }
+    const results = await intakeOrders(
+      context.orm.em.fork(),
+      principal.source,
+      orders.map((order) => ({ order, rawDocument: JSON.stringify(order) })),
+      intakePort,
+      { actor: principal.actor, now: context.clock.now(), validateInline: context.validator },
+    );
+    const em = context.orm.em.fork();
+    const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
+    const byId = new Map(stored.map((o) => [o.id, o]));
+    const items = results.map((r) => {
+      const order = byId.get(r.orderId);
+      return {
+        id: r.orderId,
+        externalId: r.externalId,
+        state: order?.state ?? r.state,
+        created: r.created,
+        erpDocumentId: order?.erpDocumentId ?? null,
+        errors: order?.errors ?? [],
+        warnings: order?.warnings ?? [],
+      };
+    });
+    const status = items.some((i) => i.created) ? 201 : 200;
+    const body = batch ? { results: items } : items[0];
+    if (idempotencyKey) {
+      await context.orm.em.fork().execute(
+        `insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at)
+         values (?, ?, ?, ?, ?, ?) on conflict do nothing`,
+        [scope, idempotencyKey, requestHash, status, JSON.stringify(body), context.clock.now()],
+      );
+    }
+    return reply.status(status).send(body);
+  });
+
+  const listQuery = z.object({
+    state: z.string().optional(),
+    erpDocumentId: z.string().max(128).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().max(200).optional(),
+  });
+
+  app.get('/api/v1/orders', async (request: FastifyRequest) => {
+    const principal = principalOf(request);
+    const query = listQuery.safeParse(request.query);
+    if (!query.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad query', query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+    const { state, erpDocumentId, limit, cursor } = query.data;
+    if (state && !isOrderState(state)) throw new ApiError(400, 'INVALID_REQUEST', `unknown state "${state}"`);
+    if (principal.accounts !== 'all' && principal.accounts.length === 0) return { orders: [], nextCursor: null };
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (principal.accounts !== 'all') {
+      where.push(`payer_iban in (${principal.accounts.map(() => '?').join(', ')})`);
+      params.push(...principal.accounts);
+    }
+    if (state) {
+      where.push('state = ?');
+      params.push(state);
+    }
+    if (erpDocumentId) {
+      where.push('erp_document_id = ?');
+      params.push(erpDocumentId);
+    }
+    if (cursor) {
+      const decoded = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+      if (decoded.length !== 2 || Number.isNaN(Date.parse(decoded[0]))) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
+      where.push('(created_at, id) < (?, ?)');
+      params.push(new Date(decoded[0]), decoded[1]);
+    }
+    const em = context.orm.em.fork();
+    const rows = await em.execute<Array<{ id: string }>>(
+      `select id from payment_order ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ?`,
+      [...params, limit + 1],
+    );
+    const page = rows.slice(0, limit);
+    const orders = await em.find(PaymentOrder, { id: { $in: page.map((r) => r.id) } }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+    const last = orders[orders.length - 1];
+    const nextCursor = rows.length > limit && last ? Buffer.from(`${last.createdAt.toISOString()}|${last.id}`).toString('base64url') : null;
+    return { orders: orders.map(orderView), nextCursor };
+  });
+
+  app.get('/api/v1/orders/:id', async (request) => {
+    const principal = principalOf(request);
+    const { id } = request.params as { id: string };
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    const order = await context.orm.em.fork().findOne(PaymentOrder, { id });
+    if (!order || !canSee(principal, order.payerIban)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    return orderView(order);
+  });
+}

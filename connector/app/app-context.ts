@@ -1,0 +1,62 @@
+import type IORedis from 'ioredis';
+import type { Logger } from 'pino';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { loadConfig } from '../../config/load-config';
+import { openOrm, type Orm } from '../persistence/database';
+import { createLogger } from '../logging/logger';
+import { clockFromConfig, type Clock } from '../shared/clock';
+import { QueueSet, redisConnection } from '../../queue/queue.factory';
+import type { JobContext } from '../../queue/job-context';
+import type { OrderValidator } from '../orders/order-validation';
+import { kzOrderValidator } from '../requisites/payment-order.validator';
+
+/**
+ * What an entry point (CLI command, API, worker, scheduler) needs, built once per process and
+ * closed once. Entry points sit on top of the layers (DESIGN.md) and may wire everything.
+ */
+export interface AppContext extends JobContext {
+  redis: IORedis;
+  close(): Promise<void>;
+}
+
+/** The Kazakhstan requisite rules (connector/requisites), with the config's limits and strictness. */
+export function defaultValidator(config?: ConnectorConfig): OrderValidator {
+  return kzOrderValidator(config?.requisites);
+}
+
+export async function createAppContext(options: { config?: ConnectorConfig; logger?: Logger; name?: string; role?: 'worker' | 'producer' } = {}): Promise<AppContext> {
+  const config = options.config ?? loadConfig();
+  const logger = options.logger ?? createLogger({ level: config.log.level, name: options.name });
+  const clock: Clock = clockFromConfig(config);
+  const orm = await openOrm(config);
+  const redis = redisConnection(config, options.role ?? 'worker');
+  redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));
+  const queues = new QueueSet(config, redis);
+  let closed = false;
+  return {
+    config,
+    logger,
+    clock,
+    orm,
+    redis,
+    queues,
+    validator: defaultValidator(config),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queues.close().catch(() => undefined);
+      redis.disconnect();
+      await orm.close(true).catch(() => undefined);
+    },
+  };
+}
+
+/** Open orm only (commands that need no Redis). */
+export async function withOrm<T>(config: ConnectorConfig, fn: (orm: Orm) => Promise<T>): Promise<T> {
+  const orm = await openOrm(config);
+  try {
+    return await fn(orm);
+  } finally {
+    await orm.close(true);
+  }
+}

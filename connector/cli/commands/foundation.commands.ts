@@ -1,0 +1,248 @@
+import type { Command } from 'commander';
+import { buildApiWithExtensions } from '../../api/api.extensions';
+import { userInfo } from 'node:os';
+import { loadConfig } from '../../../config/load-config';
+import { migrate } from '../../persistence/database';
+import { createAppContext, withOrm } from '../../app/app-context';
+
+import { startWorkers } from '../../../queue/worker.runner';
+import { startScheduler } from '../../../queue/scheduler.runner';
+import { requeueOrder } from '../../../queue/jobs/sweep-orders.job';
+import { PaymentOrder } from '../../persistence/entities';
+import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
+import { orderView } from '../../orders/order.mapper';
+import { transitionOrder } from '../../orders/order-state.machine';
+import { getIncident, incidentView, listIncidents } from '../../incidents/incident.service';
+import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
+import { formatAmount } from '../../shared/money';
+import { ConnectorError, UsageError } from '../../shared/errors';
+
+import { runAction } from '../run-action';
+import { untilSignal } from '../lifecycle';
+import { printJson, say, table } from '../output';
+
+/** The local operator acting through the CLI (INTERFACES.md: recorded as cli:<os user>). */
+export function cliActor(): string {
+  let name = 'unknown';
+  try {
+    name = userInfo().username;
+  } catch {
+    name = process.env.USER ?? 'unknown';
+  }
+  return `cli:${name}`;
+}
+
+export function registerFoundationCommands(program: Command): void {
+  program
+    .command('migrate')
+    .description('create the database if missing and apply pending migrations (safe to repeat)')
+    .action(
+      runAction(async () => {
+        const config = loadConfig();
+        const result = await migrate(config);
+        if (result.created) say(`created database ${new URL(config.database.url).pathname.slice(1)}`);
+        say(result.applied.length ? `applied ${result.applied.length} migration(s): ${result.applied.join(', ')}` : 'schema is up to date');
+        return 0;
+      }),
+    );
+
+  program
+    .command('api')
+    .description('run the HTTP API (long-running; SIGINT/SIGTERM stop it gracefully)')
+    .action(
+      runAction(async () => {
+        const context = await createAppContext({ name: 'connector-api', role: 'producer' });
+
+        const app = buildApiWithExtensions(context);
+        await app.listen({ host: context.config.api.host, port: context.config.api.port });
+        context.logger.info({ event: 'api.listening', host: context.config.api.host, port: context.config.api.port });
+        return untilSignal(context.logger, 'api', async () => {
+          await app.close();
+          await context.close();
+        });
+      }),
+    );
+
+  program
+    .command('worker')
+    .description('run the queue workers (long-running; SIGINT/SIGTERM finish current jobs and stop)')
+    .action(
+      runAction(async () => {
+        const context = await createAppContext({ name: 'connector-worker', role: 'worker' });
+        const running = startWorkers(context, context.redis);
+        context.logger.info({ event: 'worker.started', queues: running.workers.map((w) => w.name), concurrency: context.config.worker.concurrency });
+        return untilSignal(context.logger, 'worker', async () => {
+          await running.close();
+          await context.close();
+        });
+      }),
+    );
+
+  program
+    .command('scheduler')
+    .description('register repeatable jobs once (leader lease in Redis; standby otherwise) and keep the lease')
+    .action(
+      runAction(async () => {
+        const context = await createAppContext({ name: 'connector-scheduler', role: 'worker' });
+        const scheduler = await startScheduler(context, context.redis);
+        context.logger.info({ event: 'scheduler.started', leader: scheduler.isLeader() });
+        return untilSignal(context.logger, 'scheduler', async () => {
+          await scheduler.close();
+          await context.close();
+        });
+      }),
+    );
+
+  const orders = program.command('orders').description("operators' view of payment orders");
+  orders
+    .command('list')
+    .description('list orders, newest first')
+    .option('--state <state>', `one of: ${ORDER_STATES.join(', ')}`)
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'JSON lines, one order per line')
+    .action(
+      runAction(async (opts: { state?: string; limit: string; json?: boolean }) => {
+        if (opts.state && !isOrderState(opts.state)) throw new UsageError(`unknown state "${opts.state}"; one of: ${ORDER_STATES.join(', ')}`);
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
+        const config = loadConfig();
+        return withOrm(config, async (orm) => {
+          const rows = await orm.em.fork().find(PaymentOrder, opts.state ? { state: opts.state as OrderState } : {}, { orderBy: { createdAt: 'desc', id: 'desc' }, limit });
+          if (opts.json) {
+            for (const row of rows) printJson(orderView(row));
+          } else {
+            process.stdout.write(
+              `${table(
+                rows.map((o) => [o.id, o.state, o.number, o.docDate, formatAmount(o.amountTiyn), o.payerIban, o.lastError ?? (o.errors?.length ? o.errors.map((e) => e.code).join(',') : '')]),
+                ['ID', 'STATE', 'NUMBER', 'DATE', 'AMOUNT', 'PAYER ACCOUNT', 'LAST ERROR'],
+              )}\n`,
+            );
+          }
+          return 0;
+        });
+      }),
+    );
+  orders
+    .command('show <id>')
+    .description('one order with its history')
+    .option('--json', 'one JSON document')
+    .action(
+      runAction(async (id: string, opts: { json?: boolean }) => {
+        const config = loadConfig();
+        return withOrm(config, async (orm) => {
+          const em = orm.em.fork();
+          const order = /^[0-9a-f-]{36}$/i.test(id) ? await em.findOne(PaymentOrder, { id }) : null;
+          if (!order) throw new ConnectorError('NOT_FOUND', `no order ${id}`);
+          const events = await em.execute<Array<{ from_state: string | null; to_state: string; actor: string; reason: string | null; at: Date }>>(
+            'select from_state, to_state, actor, reason, at from order_event where order_id = ? order by id',
+            [id],
+          );
+          const history = events.map((e) => ({ from: e.from_state, to: e.to_state, actor: e.actor, reason: e.reason, at: new Date(e.at).toISOString() }));
+          if (opts.json) {
+            printJson({ ...orderView(order), history });
+          } else {
+            const v = orderView(order);
+            process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+            process.stdout.write(`${table(history.map((h) => [h.at, `${h.from ?? '-'} -> ${h.to}`, h.actor, h.reason ?? '']), ['AT', 'TRANSITION', 'ACTOR', 'REASON'])}\n`);
+          }
+          return 0;
+        });
+      }),
+    );
+  orders
+    .command('retry <id>')
+    .description('send a failed order on from the stage it failed in (never a second submission: a submit resumes with a lookup)')
+    .action(
+      runAction(async (id: string) => {
+        const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
+        try {
+          const em = context.orm.em.fork();
+          const order = /^[0-9a-f-]{36}$/i.test(id) ? await em.findOne(PaymentOrder, { id }) : null;
+          if (!order) throw new ConnectorError('NOT_FOUND', `no order ${id}`);
+          if (order.state !== 'failed') throw new ConnectorError('NOT_FAILED', `order ${id} is ${order.state}; only failed orders can be retried`);
+          const target = (order.failedFrom ?? 'received') as OrderState;
+          await transitionOrder(em, id, target, { actor: cliActor(), from: 'failed', reason: 'operator retry', patch: { lastError: null } });
+          await requeueOrder(context.queues, target, id);
+          say(`order ${id}: failed -> ${target}, queued`);
+          return 0;
+        } finally {
+          await context.close();
+        }
+      }),
+    );
+
+  const incidents = program.command('incidents').description('incidents (possible compromise, unexplained debits, missing statuses)');
+  incidents
+    .command('list')
+    .option('--json', 'JSON lines, one incident per line')
+    .option('--status <status>', 'open or resolved')
+    .action(
+      runAction(async (opts: { json?: boolean; status?: string }) => {
+        if (opts.status && opts.status !== 'open' && opts.status !== 'resolved') throw new UsageError('--status is open or resolved');
+        return withOrm(loadConfig(), async (orm) => {
+          const rows = await listIncidents(orm.em.fork(), { status: opts.status as 'open' | 'resolved' | undefined });
+          if (opts.json) for (const row of rows) printJson(incidentView(row));
+          else process.stdout.write(`${table(rows.map((i) => [i.id, i.status, i.severity, i.kind, i.openedAt.toISOString(), i.title]), ['ID', 'STATUS', 'SEVERITY', 'KIND', 'OPENED', 'TITLE'])}\n`);
+          return 0;
+        });
+      }),
+    );
+  incidents
+    .command('show <id>')
+    .option('--json', 'one JSON document')
+    .action(
+      runAction(async (id: string, opts: { json?: boolean }) =>
+        withOrm(loadConfig(), async (orm) => {
+          const incident = await getIncident(orm.em.fork(), id);
+          if (!incident) throw new ConnectorError('NOT_FOUND', `no incident ${id}`);
+          if (opts.json) printJson(incidentView(incident));
+          else process.stdout.write(`${JSON.stringify(incidentView(incident), null, 2)}\n`);
+          return 0;
+        }),
+      ),
+    );
+
+  const keys = program.command('api-keys').description('API keys for ERPs (shown once; only a hash is stored)');
+  keys
+    .command('create <name>')
+    .description('create a key; it is printed once, alone on stdout')
+    .option('--accounts <ibans>', 'comma-separated payer accounts the key may submit for (none without it)')
+    .action(
+      runAction(async (name: string, opts: { accounts?: string }) => {
+        const accounts = opts.accounts ? opts.accounts.split(',').map((a) => a.trim()).filter(Boolean) : [];
+        return withOrm(loadConfig(), async (orm) => {
+          const { key, record } = await createApiKey(orm.em.fork(), name, accounts, cliActor());
+          process.stdout.write(`${key}\n`);
+          say(`API key "${record.name}" created (${record.keyPrefix}...), accounts: ${record.accounts.length ? record.accounts.join(', ') : 'none yet'}; store it now, it is not shown again`);
+          return 0;
+        });
+      }),
+    );
+  keys
+    .command('list')
+    .option('--json', 'JSON lines')
+    .action(
+      runAction(async (opts: { json?: boolean }) =>
+        withOrm(loadConfig(), async (orm) => {
+          const rows = await listApiKeys(orm.em.fork());
+          const views = rows.map((k) => ({ name: k.name, prefix: k.keyPrefix, accounts: k.accounts, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null, lastUsedAt: k.lastUsedAt?.toISOString() ?? null }));
+          if (opts.json) for (const v of views) printJson(v);
+          else process.stdout.write(`${table(views.map((v) => [v.name, v.prefix, v.accounts.join(',') || '-', v.revokedAt ? 'revoked' : 'active', v.lastUsedAt ?? 'never']), ['NAME', 'PREFIX', 'ACCOUNTS', 'STATE', 'LAST USED'])}\n`);
+          return 0;
+        }),
+      ),
+    );
+  keys
+    .command('revoke <name>')
+    .action(
+      runAction(async (name: string) =>
+        withOrm(loadConfig(), async (orm) => {
+          await revokeApiKey(orm.em.fork(), name, cliActor());
+          say(`API key "${name}" revoked`);
+          return 0;
+        }),
+      ),
+    );
+}
+
+

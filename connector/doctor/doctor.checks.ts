@@ -1,0 +1,173 @@
+import { statfs } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import IORedis from 'ioredis';
+import { Client } from 'pg';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { loadConfig } from '../../config/load-config';
+import { MIGRATIONS } from '../persistence/migrations';
+
+export type Verdict = 'OK' | 'WARN' | 'FAIL';
+export interface CheckResult {
+  name: string;
+  /** Core checks decide the exit code; component checks only WARN unless --strict. */
+  core: boolean;
+  verdict: Verdict;
+  detail: string;
+  hint?: string;
+}
+
+const CHECK_TIMEOUT_MS = 4_000;
+
+function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+      timer.unref();
+    }),
+  ]);
+}
+
+function skew(serverMs: number, localMs: number): number {
+  return Math.abs(serverMs - localMs);
+}
+
+/** Clock skew above this breaks token expiry, signing times and the R-9/R-13 clocks. */
+const SKEW_WARN_MS = 1_000;
+const SKEW_FAIL_MS = 5_000;
+
+function skewVerdict(name: string, ms: number): CheckResult {
+  const verdict: Verdict = ms > SKEW_FAIL_MS ? 'FAIL' : ms > SKEW_WARN_MS ? 'WARN' : 'OK';
+  return {
+    name,
+    core: true,
+    verdict,
+    detail: `skew ${ms} ms`,
+    hint: verdict === 'OK' ? undefined : 'synchronise the clocks (chrony/systemd-timesyncd) of this host and the server',
+  };
+}
+
+async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
+  const redis = new IORedis(config.redis.url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  const hint = 'start Redis (redis-server --daemonize yes) or fix CONNECTOR_REDIS_URL';
+  try {
+    await timeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');
+    const before = Date.now();
+    const [info, time, policy] = await timeout(
+      Promise.all([redis.info('server'), redis.time(), redis.config('GET', 'maxmemory-policy').catch(() => [] as string[])]),
+      CHECK_TIMEOUT_MS,
+      'Redis',
+    );
+    const local = (before + Date.now()) / 2;
+    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+    const [major, minor] = version.split('.').map(Number);
+    const results: CheckResult[] = [];
+    const tooOld = major < 6 || (major === 6 && minor < 2);
+    results.push({ name: 'redis', core: true, verdict: tooOld ? 'FAIL' : 'OK', detail: `${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} version ${version}`, hint: tooOld ? 'BullMQ needs Redis >= 6.2' : undefined });
+    const evict = Array.isArray(policy) && policy[1] && policy[1] !== 'noeviction';
+    if (evict) results.push({ name: 'redis-eviction', core: false, verdict: 'WARN', detail: `maxmemory-policy ${policy[1]}`, hint: 'set maxmemory-policy noeviction: an evicting Redis drops queued jobs (LESSONS.md 13)' });
+    const serverMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    results.push(skewVerdict('clock-skew-redis', Math.round(skew(serverMs, local))));
+    return results;
+  } catch (err) {
+    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: (err as Error).message, hint }];
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
+  const client = new Client({ connectionString: config.database.url, connectionTimeoutMillis: 3_000, query_timeout: 3_000, statement_timeout: 3_000 });
+  client.on('error', () => undefined);
+  const hint = 'start PostgreSQL (pg_ctlcluster <version> main start) or fix CONNECTOR_DATABASE_URL; run `connector migrate` to create the database';
+  try {
+    await timeout(client.connect(), CHECK_TIMEOUT_MS, 'PostgreSQL');
+    const before = Date.now();
+    const res = await timeout(client.query<{ now: Date; version: string }>('select now() as now, current_setting(\'server_version\') as version'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+    const local = (before + Date.now()) / 2;
+    const results: CheckResult[] = [{ name: 'postgresql', core: true, verdict: 'OK', detail: `server ${res.rows[0].version}` }];
+    results.push(skewVerdict('clock-skew-postgresql', Math.round(skew(new Date(res.rows[0].now).getTime(), local))));
+    let applied: string[] = [];
+    try {
+      const m = await timeout(client.query<{ name: string }>('select name from mikro_orm_migrations'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+      applied = m.rows.map((r) => r.name);
+    } catch {
+      applied = [];
+    }
+    const pending = MIGRATIONS.map((m) => m.name).filter((name) => !applied.includes(name));
+    results.push(
+      pending.length
+        ? { name: 'migrations', core: true, verdict: 'FAIL', detail: `${pending.length} pending`, hint: 'run `connector migrate`' }
+        : { name: 'migrations', core: true, verdict: 'OK', detail: `${applied.length} applied, none pending` },
+    );
+    return results;
+  } catch (err) {
+    return [{ name: 'postgresql', core: true, verdict: 'FAIL', detail: (err as Error).message, hint }];
+  } finally {
+    void client.end().catch(() => undefined);
+  }
+}
+
+async function checkDisk(): Promise<CheckResult> {
+  const stats = await statfs(process.cwd());
+  const freeBytes = Number(stats.bavail) * Number(stats.bsize);
+  const gib = freeBytes / 1024 ** 3;
+  const verdict: Verdict = gib < 1 ? 'FAIL' : gib < 5 ? 'WARN' : 'OK';
+  return { name: 'disk', core: true, verdict, detail: `${gib.toFixed(1)} GiB free in ${process.cwd()}`, hint: verdict === 'OK' ? undefined : 'free disk space: logs, archive and PostgreSQL need room' };
+}
+
+/** Any HTTP answer means the endpoint is reachable; only connection failures and timeouts count. */
+function probeHttp(url: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const options: http.RequestOptions = url.startsWith('unix:')
+      ? { socketPath: url.slice('unix:'.length), path, method: 'GET', timeout: 3_000 }
+      : { ...(() => { const u = new URL(path, url); return { hostname: u.hostname, port: u.port, path: u.pathname, protocol: u.protocol }; })(), method: 'GET', timeout: 3_000 };
+    const lib = url.startsWith('https:') ? https : http;
+    const req = lib.request(options, (res: http.IncomingMessage) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 3 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function checkComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<CheckResult> {
+  try {
+    const status = await timeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
+    return { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${status}` };
+  } catch (err) {
+    return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint };
+  }
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: CheckResult[];
+}
+
+/** Runs every check in parallel with bounded timeouts: it answers well within 15 s even when a service hangs. */
+export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<DoctorReport> {
+  let config: ConnectorConfig;
+  try {
+    config = loadConfig({ env: options.env });
+  } catch (err) {
+    return { ok: false, checks: [{ name: 'config', core: true, verdict: 'FAIL', detail: (err as Error).message, hint: 'fix the named key in connector.config.json or the CONNECTOR_* environment' }] };
+  }
+  const strict = options.strict ?? false;
+  const groups = await Promise.all([
+    Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid' }]),
+    checkRedis(config),
+    checkPostgres(config),
+    checkDisk().then((r) => [r]),
+    checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
+    checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
+  ]);
+  const checks = groups.flat();
+  const ok = checks.every((c) => !(c.verdict === 'FAIL' && (c.core || strict)));
+  return { ok, checks };
+}

@@ -1,0 +1,65 @@
+/**
+ * Order states (DESIGN.md "The flow of one payment order") and the transitions allowed between
+ * them. Every transition is applied as one conditional database update that records an
+ * OrderEvent (order-state.machine.ts); the queue only carries ids.
+ */
+export const ORDER_STATES = [
+  'received',
+  'validated',
+  'invalid',
+  'awaiting_signatures',
+  'signed',
+  'submitting',
+  'submitted',
+  'executed',
+  'rejected',
+  'deemed_executed',
+  'held',
+  'failed',
+] as const;
+
+export type OrderState = (typeof ORDER_STATES)[number];
+
+export function isOrderState(value: string): value is OrderState {
+  return (ORDER_STATES as readonly string[]).includes(value);
+}
+
+/**
+ * from -> allowed targets. Notes on the less obvious edges:
+ * - `held` (lockdown) is reachable only from states where nothing has gone to the bank yet;
+ *   an order in `submitting` may already be at the bank, so it is never held: it is resolved
+ *   by lookup first.
+ * - `signed -> awaiting_signatures`: a signer lost authority before submission (R-17).
+ * - `deemed_executed -> executed|rejected`: the statement or a late notice confirms or
+ *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
+ * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as
+ *   failedFrom); from `submitting` that means lookup-before-resend, never a second submission.
+ */
+export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = {
+  received: ['validated', 'invalid', 'held', 'failed'],
+  validated: ['awaiting_signatures', 'held', 'failed'],
+  invalid: [],
+  awaiting_signatures: ['signed', 'held', 'failed'],
+  signed: ['submitting', 'awaiting_signatures', 'held', 'failed'],
+  submitting: ['submitted', 'rejected', 'failed'],
+  submitted: ['executed', 'rejected', 'deemed_executed', 'failed'],
+  executed: [],
+  rejected: [],
+  deemed_executed: ['executed', 'rejected'],
+  held: ['received'],
+  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'],
+};
+
+export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];
+
+/** States in which work is pending in a queue; the sweeper re-queues orders stuck in them. */
+export const TRANSIENT_STATES: readonly OrderState[] = ['received', 'validated', 'signed', 'submitting', 'submitted'];
+
+export function canTransition(from: OrderState, to: OrderState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** States from which `to` is reachable. */
+export function sourcesOf(to: OrderState): OrderState[] {
+  return ORDER_STATES.filter((from) => TRANSITIONS[from].includes(to));
+}

@@ -1,0 +1,10 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261125000000_foundation } from './Migration20261125000000_foundation';
+
+/**
+ * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
+ * PM2 all run the same set. Later issues append theirs here.
+ */
+export const MIGRATIONS: MigrationObject[] = [
+  { name: 'Migration20261125000000_foundation', class: Migration20261125000000_foundation },
+];

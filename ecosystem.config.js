@@ -1,0 +1,43 @@
+/**
+ * PM2 apps of the connector. Start from a built checkout: `npm ci && npm run build && npx pm2 start ecosystem.config.js`.
+ * PM2 reads this file with require(): CommonJS only.
+ *
+ * kill_timeout: PM2 sends SIGINT, waits this long, then SIGKILLs. Workers finish their current
+ * jobs within 20 s (queue/worker.runner.ts) and the slowest bank call times out at bank.timeoutMs
+ * (15 s default), so 30 s is above both.
+ */
+const path = require('node:path');
+
+const cli = path.join(__dirname, 'dist', 'connector', 'cli', 'main.js');
+const logs = process.env.CONNECTOR_LOG_DIR || path.join(__dirname, 'logs');
+const workerInstances = Number(process.env.CONNECTOR_WORKER_INSTANCES || 1);
+
+function app(name, command, extra = {}) {
+  return {
+    name,
+    script: cli,
+    args: command,
+    cwd: __dirname,
+    exec_mode: 'fork',
+    instances: 1,
+    autorestart: true,
+    max_restarts: 20,
+    min_uptime: '10s',
+    restart_delay: 2000,
+    kill_timeout: 30000,
+    out_file: path.join(logs, `${name}.out.log`),
+    error_file: path.join(logs, `${name}.err.log`),
+    merge_logs: true,
+    time: false,
+    env: { NODE_ENV: 'production' },
+    ...extra,
+  };
+}
+
+module.exports = {
+  apps: [
+    app('connector-api', 'api'),
+    app('connector-worker', 'worker', { instances: workerInstances }),
+    app('connector-scheduler', 'scheduler'),
+  ],
+};

@@ -1,0 +1,10 @@
+import type { IntakeQueuePort } from '../connector/intake/order-intake';
+import type { QueueSet } from './queue.factory';
+import { validateOrderJob } from './jobs/validate-order.job';
+
+/** The domain's intake port, implemented on BullMQ. */
+export function bullmqIntakePort(queues: QueueSet): IntakeQueuePort {
+  return {
+    enqueueValidate: (orderIds) => queues.addBulk(validateOrderJob, orderIds.map((orderId) => ({ orderId }))),
+  };
+}

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
+import { TRANSIENT_STATES, type OrderState } from '../../connector/orders/order-state';
+import { validateOrderJob } from './validate-order.job';
+import type { QueueSet } from '../queue.factory';
+
+export const sweepOrdersJob = defineJob({
+  name: 'maintenance.sweep',
+  queue: 'maintenance',
+  payload: z.object({}).passthrough(),
+  jobId: () => 'sweep-orders',
+});
+
+/**
+ * Which job moves an order out of each transient state. The pipeline adds its stages here; a
+ * state with no job is not swept.
+ */
+export const STAGE_JOBS: Partial<Record<OrderState, AnyJobDefinition>> = {
+  received: validateOrderJob,
+};
+
+/**
+ * Re-queues the stage job of one order unless that job is already waiting or running.
+ * A completed or failed job with the same id would make `add` a silent no-op (LESSONS.md 11),
+ * so it is removed first; the database state decides whether the work is still needed.
+ */
+export async function requeueOrder(queues: QueueSet, state: OrderState, orderId: string): Promise<boolean> {
+  const definition = STAGE_JOBS[state];
+  if (!definition) return false;
+  const queue = queues.get(definition.queue);
+  const jobId = definition.jobId({ orderId });
+  const existing = await queue.getJob(jobId);
+  if (existing) {
+    const jobState = await existing.getState();
+    if (jobState === 'waiting' || jobState === 'active' || jobState === 'delayed' || jobState === 'prioritized' || jobState === 'waiting-children') return false;
+    await existing.remove().catch(() => undefined);
+  }
+  await queues.add(definition, { orderId });
+  return true;
+}
+
+/**
+ * The sweeper: PostgreSQL is the truth, Redis only carries work. An order left in a transient
+ * state longer than `sweeper.staleAfterMs` (default 2 min: well above the time any one stage
+ * takes, including a bank call at its timeout, so a live job is never doubled needlessly) is
+ * re-queued. This also rebuilds every queue after Redis lost its data.
+ */
+export async function sweepOrders(context: { orm: import('../../connector/persistence/database').Orm; queues: QueueSet; config: { sweeper: { staleAfterMs: number } } }, now: Date, limit = 5000): Promise<number> {
+  const states = TRANSIENT_STATES.filter((s) => STAGE_JOBS[s]);
+  if (states.length === 0) return 0;
+  const cutoff = new Date(now.getTime() - context.config.sweeper.staleAfterMs);
+  const rows = await context.orm.em.fork().execute<Array<{ id: string; state: OrderState }>>(
+    `select id, state from payment_order where state in (${states.map(() => '?').join(', ')}) and state_changed_at < ? order by state_changed_at limit ?`,
+    [...states, cutoff, limit],
+  );
+  let requeued = 0;
+  for (const row of rows) if (await requeueOrder(context.queues, row.state, row.id)) requeued += 1;
+  return requeued;
+}
+
+export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = async (_payload, context) => {
+  const requeued = await sweepOrders(context, context.clock.now());
+  if (requeued > 0) context.logger.warn({ event: 'maintenance.sweep.requeued', requeued });
+  return { requeued };
+};

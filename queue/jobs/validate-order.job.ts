@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { defineJob, type JobHandler } from '../job-definition';
+import { validateStoredOrder } from '../../connector/orders/order-validation';
+import { testPausePoint } from '../test-hooks';
+
+export const validateOrderJob = defineJob({
+  name: 'order.validate',
+  queue: 'validate',
+  payload: z.object({ orderId: z.string().uuid() }),
+  jobId: (p) => `validate-${p.orderId}`,
+});
+
+/** Stage 2 (DESIGN.md): KZ requisites. Reloads the order; does nothing when it is already past `received`. */
+export const handleValidateOrder: JobHandler<typeof validateOrderJob.payload> = async (payload, context, job) => {
+  const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
+  await testPausePoint(context, 'order.validate');
+  const em = context.orm.em.fork();
+  const result = await validateStoredOrder(em, payload.orderId, context.validator, { actor: 'worker', now: context.clock.now() });
+  log.info({ event: 'order.validate.done', state: result.state, changed: result.changed });
+  return result;
+};

@@ -1,0 +1,73 @@
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import IORedis, { type RedisOptions } from 'ioredis';
+import type { z } from 'zod';
+import type { ConnectorConfig } from '../config/config.schema';
+import { QUEUE_NAMES, type QueueName } from './queue-names';
+import { assertValidJobId, type JobDefinition } from './job-definition';
+
+/**
+ * Redis connections. Workers need maxRetriesPerRequest: null (BullMQ going-to-production);
+ * producers keep a bounded retry so an API call fails fast when Redis is down.
+ */
+export function redisConnection(config: ConnectorConfig, role: 'worker' | 'producer'): IORedis {
+  const options: RedisOptions = {
+    maxRetriesPerRequest: role === 'worker' ? null : 3,
+    enableReadyCheck: true,
+    connectTimeout: 5_000,
+    lazyConnect: false,
+  };
+  return new IORedis(config.redis.url, options);
+}
+
+export class QueueSet {
+  private readonly queues = new Map<QueueName, Queue>();
+  constructor(
+    readonly config: ConnectorConfig,
+    readonly connection: IORedis,
+  ) {
+    for (const name of QUEUE_NAMES) {
+      this.queues.set(name, new Queue(name, { connection: connection as unknown as ConnectionOptions, prefix: config.redis.prefix }));
+    }
+  }
+
+  get(name: QueueName): Queue {
+    const queue = this.queues.get(name);
+    if (!queue) throw new Error(`unknown queue ${name}`);
+    return queue;
+  }
+
+  all(): Queue[] {
+    return [...this.queues.values()];
+  }
+
+  defaultJobOptions(): JobsOptions {
+    return {
+      attempts: this.config.queue.attempts,
+      backoff: { type: 'exponential', delay: this.config.queue.backoffMs },
+      // Completed jobs go away so the same id can run again when the sweeper asks for it;
+      // failed ones stay for inspection (the order itself records the error in PostgreSQL).
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    };
+  }
+
+  /** Adds one job of `definition`, validating its payload first (never an unchecked payload in Redis). */
+  async add<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payload: z.input<S>, options: JobsOptions = {}): Promise<void> {
+    const data = definition.payload.parse(payload);
+    const jobId = assertValidJobId(definition.jobId(data));
+    await this.get(definition.queue).add(definition.name, data, { ...this.defaultJobOptions(), jobId, ...options });
+  }
+
+  async addBulk<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payloads: z.input<S>[]): Promise<void> {
+    if (payloads.length === 0) return;
+    const jobs = payloads.map((payload) => {
+      const data = definition.payload.parse(payload);
+      return { name: definition.name, data, opts: { ...this.defaultJobOptions(), jobId: assertValidJobId(definition.jobId(data)) } };
+    });
+    await this.get(definition.queue).addBulk(jobs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all().map((q) => q.close()));
+  }
+}

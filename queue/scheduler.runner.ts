@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import type { JobContext } from './job-context';
+import type IORedis from 'ioredis';
+import { sweepOrdersJob } from './jobs/sweep-orders.job';
+
+export interface ScheduleEntry {
+  /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
+  id: string;
+  everyMs: number;
+  definition: { name: string; queue: import('./queue-names').QueueName };
+  data: Record<string, unknown>;
+}
+
+export function schedules(context: JobContext): ScheduleEntry[] {
+  return [{ id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} }];
+}
+
+export interface RunningScheduler {
+  isLeader(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Job schedulers are registered from one place only (LESSONS.md 12): the scheduler process that
+ * holds a Redis leader lease (`<prefix>:scheduler:leader`, SET NX PX) upserts them; others
+ * stand by and take over when the lease lapses. Renewal is a compare-and-set in Lua so a process
+ * that lost the lease never extends another's.
+ */
+export async function startScheduler(context: JobContext, redis: IORedis, options: { leaseMs?: number; extra?: ScheduleEntry[] } = {}): Promise<RunningScheduler> {
+  const leaseMs = options.leaseMs ?? 30_000;
+  const key = `${context.config.redis.prefix}:scheduler:leader`;
+  const me = `${process.pid}-${randomUUID()}`;
+  let leader = false;
+  let stopped = false;
+
+  const renewScript = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+  const releaseScript = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+  async function register(): Promise<void> {
+    for (const entry of [...schedules(context), ...(options.extra ?? [])]) {
+      await context.queues.get(entry.definition.queue).upsertJobScheduler(entry.id, { every: entry.everyMs }, { name: entry.definition.name, data: entry.data });
+    }
+    context.logger.info({ event: 'scheduler.registered', leader: me });
+  }
+
+  async function tick(): Promise<void> {
+    if (stopped) return;
+    try {
+      if (leader) {
+        const renewed = await redis.eval(renewScript, 1, key, me, String(leaseMs));
+        if (renewed !== 1) {
+          leader = false;
+          context.logger.warn({ event: 'scheduler.lease.lost' });
+        }
+      } else {
+        const acquired = await redis.set(key, me, 'PX', leaseMs, 'NX');
+        if (acquired === 'OK') {
+          leader = true;
+          context.logger.info({ event: 'scheduler.lease.acquired' });
+          await register();
+        }
+      }
+    } catch (err) {
+      context.logger.warn({ event: 'scheduler.tick.error', err: (err as Error).message });
+    }
+  }
+
+  await tick();
+  const timer = setInterval(() => void tick(), Math.max(500, Math.floor(leaseMs / 3)));
+  return {
+    isLeader: () => leader,
+    async close() {
+      stopped = true;
+      clearInterval(timer);
+      if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
+      leader = false;
+    },
+  };
+}

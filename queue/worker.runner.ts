@@ -1,0 +1,68 @@
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type IORedis from 'ioredis';
+import { QUEUE_NAMES } from './queue-names';
+import { buildJobRegistry } from './job.registry';
+import { REGISTERED_JOBS } from './jobs';
+import type { JobContext } from './job-context';
+import type { RegisteredJob } from './job-definition';
+
+export interface RunningWorkers {
+  workers: Worker[];
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Starts one BullMQ worker per queue that has jobs. Each job's payload is validated again when
+ * consumed (STYLE.md 2); an unknown job name or a bad payload is unrecoverable (retrying cannot help).
+ */
+export function startWorkers(context: JobContext, connection: IORedis, jobs: RegisteredJob[] = REGISTERED_JOBS): RunningWorkers {
+  const registry = buildJobRegistry(jobs);
+  const queuesWithJobs = new Set(jobs.map((j) => j.definition.queue));
+  const workers: Worker[] = [];
+  for (const queueName of QUEUE_NAMES) {
+    if (!queuesWithJobs.has(queueName)) continue;
+    const worker = new Worker(
+      queueName,
+      async (job: Job) => {
+        const entry = registry.get(job.name);
+        if (!entry) throw new UnrecoverableError(`no handler for job ${job.name}`);
+        const parsed = entry.definition.payload.safeParse(job.data);
+        if (!parsed.success) throw new UnrecoverableError(`job ${job.name} ${job.id}: payload rejected: ${parsed.error.issues.map((i: { path: (string | number)[]; message: string }) => i.path.join('.') + ' ' + i.message).join('; ')}`);
+        return entry.handler(parsed.data, context, job);
+      },
+      {
+        connection: connection as unknown as ConnectionOptions,
+        prefix: context.config.redis.prefix,
+        concurrency: context.config.worker.concurrency,
+        lockDuration: context.config.queue.lockDurationMs,
+        stalledInterval: context.config.queue.stalledIntervalMs,
+        maxStalledCount: context.config.queue.maxStalledCount,
+        autorun: true,
+      },
+    );
+    worker.on('error', (err) => context.logger.error({ event: 'worker.error', queue: queueName, err: err.message }));
+    worker.on('failed', (job, err) => {
+      // LESSONS.md 13: when stall retries run out there is no `stalled` event, only this.
+      const stalled = /stalled more than allowable limit/i.test(err.message);
+      context.logger[stalled ? 'error' : 'warn']({
+        event: stalled ? 'job.stalled.exhausted' : 'job.failed',
+        queue: queueName,
+        job: job?.name,
+        jobId: job?.id,
+        attempt: job?.attemptsMade,
+        err: err.message,
+      });
+    });
+    workers.push(worker);
+  }
+  return {
+    workers,
+    async close(timeoutMs = 20_000) {
+      // Bounded below PM2's kill_timeout (ecosystem.config.js) so PM2 never SIGKILLs a clean shutdown.
+      await Promise.race([
+        Promise.all(workers.map((w) => w.close())),
+        new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    },
+  };
+}

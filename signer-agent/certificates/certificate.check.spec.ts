@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import forge from 'node-forge';
+import { at, CA, CRL, crls, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
+import { openPkcs12 } from '../keystore/pkcs12.reader';
+import { checkCertificate } from './certificate.check';
+import { parseCrl } from './crl.parser';
+import { verifyIssuedSignature } from './signature.verify';
+import { loadCrls, loadTrustStore } from './trust.store';
+
+const cert = (p: { path: string; password: string }) => openPkcs12(readP12(p), p.password).certificate;
+const trust = testTrust();
+
+describe('checkCertificate on the real NCA RSA test certificates', () => {
+  const sign2021 = cert(P12.rsaSign2021);
+
+  it('valid inside its window (2021-06-01), with revocation unchecked when no CRL is given', () => {
+    const r = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z') });
+    expect(r).toMatchObject({ ok: true, code: null, revocation: 'unchecked' });
+    expect(r.warnings.join()).toMatch(/revocation unchecked/);
+    expect(r.chain.map((c) => c.serial)).toHaveLength(2);
+  });
+
+  it('REVOCATION_UNKNOWN instead of a warning when revocation is required', () => {
+    const r = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), requireRevocation: true });
+    expect(r.code).toBe('REVOCATION_UNKNOWN');
+  });
+
+  it('CERT_EXPIRED after its window, CERT_NOT_YET_VALID before it', () => {
+    expect(checkCertificate(sign2021, { trust, at: at('2022-01-19T00:00:00Z') })).toMatchObject({ ok: false, code: 'CERT_EXPIRED' });
+    expect(checkCertificate(sign2021, { trust, at: at('2021-01-17T00:00:00Z') }).code).toBe('CERT_NOT_YET_VALID');
+  });
+
+  it('each moment counts: valid at the first, expired at the second -> CERT_EXPIRED', () => {
+    expect(checkCertificate(sign2021, { trust, at: [at('2021-06-01T00:00:00Z'), at('2022-09-28T00:00:00Z')] }).code).toBe('CERT_EXPIRED');
+  });
+
+  it('CHAIN_UNTRUSTED against another CA or an empty trust store', () => {
+    const gostOnly = loadTrustStore([CA.gost2004]);
+    expect(checkCertificate(sign2021, { trust: gostOnly, at: at('2021-06-01T00:00:00Z') }).code).toBe('CHAIN_UNTRUSTED');
+    expect(checkCertificate(sign2021, { trust: { anchors: [], sources: [] }, at: at('2021-06-01T00:00:00Z') }).code).toBe('CHAIN_UNTRUSTED');
+  });
+
+  it('CHAIN_UNTRUSTED when the issuer signature on the certificate is broken (one bit)', () => {
+    const der = Buffer.from(sign2021.der);
+    der[der.length - 10] ^= 0x01;
+    expect(checkCertificate(der, { trust, at: at('2021-06-01T00:00:00Z') }).code).toBe('CHAIN_UNTRUSTED');
+  });
+
+  it('CERT_REVOKED per the NCA RSA CRL (revoked 2022-01-18), judged 2022-09-01', () => {
+    const r = checkCertificate(cert(P12.rsaSignRevoked), { trust, at: at('2022-09-01T00:00:00Z'), crls: crls(CRL.rsa) });
+    expect(r).toMatchObject({ ok: false, code: 'CERT_REVOKED', revocation: 'revoked' });
+    expect(r.message).toMatch(/2022-01-18T04:40:24/);
+  });
+
+  it('not revoked before its revocation date with a CRL that covers the moment', () => {
+    // Revoked at 04:40:24; the certificate is valid from 04:39:33; the CRL (2022-03-29) is later news, still current then.
+    const r = checkCertificate(cert(P12.rsaSignRevoked), { trust, at: at('2022-01-18T04:40:00Z'), crls: crls(CRL.rsa), requireRevocation: true });
+    expect(r).toMatchObject({ ok: true, revocation: 'good' });
+  });
+
+  it('a CRL current at the moment gives "good"; a stale CRL still proves a revocation', () => {
+    const r = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), crls: crls(CRL.rsa) });
+    expect(r.revocation).toBe('good'); // nextUpdate 2022-09-25 is after the moment: current
+    const late = checkCertificate(cert(P12.rsaSignRevoked), { trust, at: at('2022-12-01T00:00:00Z'), crls: crls(CRL.rsa) });
+    expect(late.code).toBe('CERT_REVOKED'); // a stale CRL still proves a revocation
+  });
+
+  it('AUTH key: NOT_A_SIGNING_KEY (before its revocation is even considered)', () => {
+    const r = checkCertificate(cert(P12.rsaAuthRevoked), { trust, at: at('2022-09-01T00:00:00Z'), crls: crls(CRL.rsa) });
+    expect(r.code).toBe('NOT_A_SIGNING_KEY');
+    expect(r.message).toMatch(/keyEncipherment/);
+    expect(r.message).toMatch(/clientAuth/);
+  });
+
+  it('a CRL that fails its signature check is never "not revoked": REVOCATION_UNKNOWN', () => {
+    const der = Buffer.from(readFileSync(CRL.rsa));
+    der[der.length - 5] ^= 0x01;
+    const set = { crls: [{ source: 'tampered.crl', crl: parseCrl(der) }], unreadable: [] };
+    const r = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), crls: set });
+    expect(r).toMatchObject({ code: 'REVOCATION_UNKNOWN', revocation: 'failed' });
+    expect(r.message).toMatch(/tampered\.crl does not verify/);
+  });
+
+  it('an unreadable CRL file is never "not revoked": REVOCATION_UNKNOWN', () => {
+    const set = loadCrls([CA.rsa]); // a certificate, not a CRL
+    expect(set.unreadable).toHaveLength(1);
+    expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), crls: set }).code).toBe('REVOCATION_UNKNOWN');
+  });
+
+  it('expected IIN/BIN must match', () => {
+    expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedIin: '123456789011' }).ok).toBe(true);
+    expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedIin: '123456789012' }).code).toBe('IDENTITY_MISMATCH');
+    expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedBin: '123456789021' }).code).toBe('IDENTITY_MISMATCH');
+  });
+});
+
+describe('checkCertificate: GOST 34.310-2004', () => {
+  it('UNSUPPORTED_ALGORITHM naming GOST 34.310-2004 and its replacement', () => {
+    // The certificate itself (openPkcs12 refuses the keystore earlier): read from the fixture via forge's bag.
+    const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(readP12(P12.gost2004).toString('binary')), P12.gost2004.password);
+    const bag = p12.getBags({ bagType: forge.pki.oids.certBag })[forge.pki.oids.certBag]![0] as { asn1: forge.asn1.Asn1 };
+    const der = Buffer.from(forge.asn1.toDer(bag.asn1).getBytes(), 'binary');
+    const r = checkCertificate(der, { trust, at: at('2022-09-01T00:00:00Z') });
+    expect(r.code).toBe('UNSUPPORTED_ALGORITHM');
+    expect(r.message).toMatch(/GOST 34\.310-2004.*replaced.*GOST 34\.10-2015/);
+  });
+});
+
+describe('checkCertificate on the real NCA GOST 2015 test certificates', () => {
+  const individual = () => cert(P12.gostIndividual);
+  const ceo = () => cert(P12.gostCeoRevoked);
+
+  it('valid inside its window, chain signature verified with GOST', () => {
+    const r = checkCertificate(individual(), { trust, at: at('2022-09-28T00:00:00Z'), crls: crls(CRL.gost2022), requireRevocation: true });
+    expect(r).toMatchObject({ ok: true, revocation: 'good' });
+    expect(r.info.iin).toBe('123456789012');
+  });
+
+  it('CERT_EXPIRED after 2023-07-28', () => {
+    expect(checkCertificate(individual(), { trust, at: at('2023-08-01T00:00:00Z') }).code).toBe('CERT_EXPIRED');
+  });
+
+  it('the CEO certificate (organisation, CEO role) is a valid signer without a CRL (revocation unchecked)', () => {
+    const r = checkCertificate(ceo(), { trust, at: at('2022-09-01T00:00:00Z') });
+    expect(r).toMatchObject({ ok: true, revocation: 'unchecked' });
+    expect(r.info).toMatchObject({ bin: '123456789021', organisation: true, financialSigningRole: true });
+  });
+
+  it('CERT_REVOKED: the CEO certificate per the GOST CRL (signature of the CRL checked with GOST)', () => {
+    expect(checkCertificate(ceo(), { trust, at: at('2022-09-01T00:00:00Z'), crls: crls(CRL.gost2022) }).code).toBe('CERT_REVOKED');
+  });
+
+  it('a CRL stale at the moment judged (nextUpdate 2023-01-23): unchecked with a warning, never "good"', () => {
+    const r = checkCertificate(individual(), { trust, at: at('2023-02-01T00:00:00Z'), crls: crls(CRL.gost2022) });
+    expect(r).toMatchObject({ ok: true, revocation: 'unchecked' });
+    expect(r.warnings.join()).toMatch(/stale/);
+    expect(checkCertificate(individual(), { trust, at: at('2023-02-01T00:00:00Z'), crls: crls(CRL.gost2022), requireRevocation: true }).code).toBe(
+      'REVOCATION_UNKNOWN',
+    );
+  });
+
+  it('a flipped bit in the certificate signature breaks the chain', () => {
+    const der = Buffer.from(individual().der);
+    der[der.length - 3] ^= 0x01;
+    expect(checkCertificate(der, { trust, at: at('2022-09-28T00:00:00Z') }).code).toBe('CHAIN_UNTRUSTED');
+  });
+});
+
+describe('the real NCA CA certificates and CRLs', () => {
+  it('the trust loader reads the PEM and DER CA files and a directory of them', () => {
+    expect(loadTrustStore([CA.rsa, CA.gost2004, CA.gost2022]).anchors.map((c) => c.isCa)).toEqual([true, true, true]);
+    expect(testTrust().anchors).toHaveLength(3);
+  });
+
+  it('each CRL parses with its issuer, dates and entries; the 2015 and RSA CRL signatures verify against their CA', () => {
+    const read = (p: string) => parseCrl(readFileSync(p));
+    const rsa = read(CRL.rsa);
+    const g2004 = read(CRL.gost2004);
+    const g2022 = read(CRL.gost2022);
+    expect([rsa.revoked.size, g2004.revoked.size, g2022.revoked.size]).toEqual([126, 31, 6]);
+    expect(g2022.thisUpdate.toISOString()).toBe('2022-07-27T11:26:06.000Z');
+    expect(rsa.nextUpdate?.toISOString()).toBe('2022-09-25T04:18:29.000Z');
+    const [rsaCa, , gostCa] = loadTrustStore([CA.rsa, CA.gost2004, CA.gost2022]).anchors;
+    expect(verifyIssuedSignature(rsa.tbs, rsa.signatureAlgorithm, rsa.signature, rsaCa)).toBe('valid');
+    expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, g2022.signature, gostCa)).toBe('valid');
+    const flipped = Buffer.from(g2022.signature);
+    flipped[0] ^= 1;
+    expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, flipped, gostCa)).toBe('invalid');
+    // GOST 34.310-2004 signatures are not verified at all (unsupported), so that CRL can never say "not revoked".
+    expect(verifyIssuedSignature(g2004.tbs, g2004.signatureAlgorithm, g2004.signature, gostCa)).toBe('unsupported');
+  });
+});

@@ -1,0 +1,68 @@
+import net from 'node:net';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { runCli } from '../support/cli';
+
+describe('connector doctor', () => {
+  let env: TestEnv;
+  const hanging: net.Socket[] = [];
+  let silentServer: net.Server;
+  let silentPort = 0;
+
+  beforeAll(async () => {
+    env = await createTestEnv('doctor');
+    // A server that accepts connections and never answers: a hung Redis or PostgreSQL.
+    silentServer = net.createServer((socket) => void hanging.push(socket));
+    await new Promise<void>((resolve) => silentServer.listen(0, '127.0.0.1', resolve));
+    silentPort = (silentServer.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    for (const s of hanging) s.destroy();
+    await new Promise((resolve) => silentServer.close(resolve));
+    await env.cleanup();
+  });
+
+  it('is green with the services up (bank and signer agent only WARN when absent)', async () => {
+    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    const report = JSON.parse(res.stdout);
+    expect(res.code).toBe(0);
+    expect(report.ok).toBe(true);
+    const byName = Object.fromEntries(report.checks.map((c: { name: string; verdict: string }) => [c.name, c.verdict]));
+    expect(byName).toMatchObject({ config: 'OK', redis: 'OK', postgresql: 'OK', migrations: 'OK', disk: expect.stringMatching(/OK|WARN/), bank: 'WARN', 'signer-agent': 'WARN' });
+    expect(byName['clock-skew-redis']).toBe('OK');
+    expect(byName['clock-skew-postgresql']).toBe('OK');
+  });
+
+  it('fails an unreachable bank under --strict', async () => {
+    const res = await runCli(['doctor', '--json', '--strict'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    expect(res.code).toBe(1);
+  });
+
+  it.each([
+    ['Redis refusing connections', { CONNECTOR_REDIS_URL: 'redis://127.0.0.1:1' }, 'redis'],
+    ['PostgreSQL refusing connections', { CONNECTOR_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/x' }, 'postgresql'],
+  ])('is red with a hint when %s', async (_label, extra, check) => {
+    const res = await runCli(['doctor'], { env: { ...env.env, ...extra }, cwd: env.workDir });
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(new RegExp(`FAIL\\s+${check}`));
+    expect(res.stdout).toMatch(/start (Redis|PostgreSQL)/);
+  });
+
+  it('answers within 15 s, red, when Redis and PostgreSQL hang', async () => {
+    const res = await runCli(['doctor', '--json'], {
+      env: { ...env.env, CONNECTOR_REDIS_URL: `redis://127.0.0.1:${silentPort}`, CONNECTOR_DATABASE_URL: `postgresql://postgres@127.0.0.1:${silentPort}/x` },
+      cwd: env.workDir,
+      timeoutMs: 30_000,
+    });
+    expect(res.code).toBe(1);
+    expect(res.ms).toBeLessThan(15_000);
+    const report = JSON.parse(res.stdout);
+    const failed = report.checks.filter((c: { verdict: string }) => c.verdict === 'FAIL').map((c: { name: string; hint: string }) => [c.name, Boolean(c.hint)]);
+    expect(failed).toEqual(expect.arrayContaining([['redis', true], ['postgresql', true]]));
+  });
+
+  it('fails on a bad config value and names the key', async () => {
+    const res = await runCli(['doctor'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/FAIL\s+config\s+CONNECTOR_API_PORT/);
+  });
+});

@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { buildApi } from '../../connector/api/api.server';
+import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
+import { sampleOrder } from '../support/orders.fixture';
+
+describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let app: FastifyInstance;
+  let key: string;
+  const account = 'KZ69998CTA0000000101';
+
+  beforeAll(async () => {
+    env = await createTestEnv('apiorders');
+    context = await createAppContext({ config: env.config, role: 'producer' });
+    app = buildApi(context);
+    await app.ready();
+    key = (await createApiKey(context.orm.em.fork(), 'erp-main', [account], 'test')).key;
+  });
+  afterAll(async () => {
+    await app.close();
+    await context.close();
+    await env.cleanup();
+  });
+
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) });
+
+  async function countOrders(number: string): Promise<number> {
+    const [{ count }] = await context.orm.em.fork().execute<Array<{ count: string }>>('select count(*) from payment_order where number = ?', [number]);
+    return Number(count);
+  }
+
+  it('answers /health and /ready with real dependencies', async () => {
+    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const ready = await app.inject({ method: 'GET', url: '/ready' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ status: 'ready' });
+  });
+
+  it('refuses a call without a valid key with 401 UNAUTHENTICATED', async () => {
+    const none = await app.inject({ method: 'GET', url: '/api/v1/orders' });
+    expect(none.statusCode).toBe(401);
+    expect(none.json()).toMatchObject({ code: 'UNAUTHENTICATED' });
+    const wrong = await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: 'Bearer ck_nope' } });
+    expect(wrong.statusCode).toBe(401);
+  });
+
+  it('makes one order from the same Idempotency-Key and body posted twice, and returns the first result', async () => {
+    const body = sampleOrder({ number: 'IDEM-1', erpDocumentId: 'doc-1' });
+    const first = await post(body, { 'idempotency-key': 'k-1' });
+    expect(first.statusCode).toBe(201);
+    const second = await post(body, { 'idempotency-key': 'k-1' });
+    expect(second.statusCode).toBe(201);
+    expect(second.json()).toEqual(first.json());
+    expect(await countOrders('IDEM-1')).toBe(1);
+    expect(first.json()).toMatchObject({ state: 'validated', errors: [] });
+  });
+
+  it('answers 409 IDEMPOTENCY_CONFLICT for the same key with another body, and stores nothing new', async () => {
+    await post(sampleOrder({ number: 'IDEM-2' }), { 'idempotency-key': 'k-2' });
+    const conflict = await post(sampleOrder({ number: 'IDEM-2', amount: '999.00' }), { 'idempotency-key': 'k-2' });
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json()).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(await countOrders('IDEM-2')).toBe(1);
+  });
+
+  it('makes no second order for the same document without a key either (natural key)', async () => {
+    await post(sampleOrder({ number: 'NAT-1' }));
+    const again = await post(sampleOrder({ number: 'NAT-1' }));
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ created: false });
+    expect(await countOrders('NAT-1')).toBe(1);
+  });
+
+  it('records an order that breaks a rule as invalid (201 with state and errors)', async () => {
+    const res = await post(sampleOrder({ number: 'INV-1', currency: 'USD' }));
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ state: 'invalid', errors: [expect.objectContaining({ field: 'currency', code: 'CURRENCY_NOT_KZT' })] });
+  });
+
+  it('answers 400 INVALID_REQUEST for a body that is not an order and stores nothing', async () => {
+    const res = await post({ hello: 'world' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+    const notJson = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, payload: '{oops' });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
+  it('refuses an order for an account outside the key with 403 ACCOUNT_NOT_ALLOWED', async () => {
+    const res = await post(sampleOrder({ number: 'SCOPE-1', payer: { ...sampleOrder().payer, iban: 'KZ58998CTA0000000202' } }));
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'ACCOUNT_NOT_ALLOWED' });
+    expect(await countOrders('SCOPE-1')).toBe(0);
+  });
+
+  it('accepts a batch with per-order results; an invalid order does not stop its valid siblings', async () => {
+    const res = await post({ orders: [sampleOrder({ number: 'B-1' }), sampleOrder({ number: 'B-2', amount: '0.00' }), sampleOrder({ number: 'B-3' })] });
+    expect(res.statusCode).toBe(201);
+    const results = res.json().results as Array<{ state: string }>;
+    expect(results.map((r) => r.state)).toEqual(['validated', 'invalid', 'validated']);
+  });
+
+  it('lists with filters and a cursor, and shows one order; never another key\'s account', async () => {
+    const other = (await createApiKey(context.orm.em.fork(), 'erp-other', ['KZ58998CTA0000000202'], 'test')).key;
+    const list = await app.inject({ method: 'GET', url: '/api/v1/orders?limit=2', headers: { authorization: `Bearer ${key}` } });
+    expect(list.statusCode).toBe(200);
+    const page1 = list.json();
+    expect(page1.orders).toHaveLength(2);
+    expect(page1.nextCursor).toEqual(expect.any(String));
+    const page2 = (await app.inject({ method: 'GET', url: `/api/v1/orders?limit=2&cursor=${page1.nextCursor}`, headers: { authorization: `Bearer ${key}` } })).json();
+    const ids1 = page1.orders.map((o: { id: string }) => o.id);
+    for (const o of page2.orders) expect(ids1).not.toContain(o.id);
+    const byDoc = (await app.inject({ method: 'GET', url: '/api/v1/orders?erpDocumentId=doc-1', headers: { authorization: `Bearer ${key}` } })).json();
+    expect(byDoc.orders).toHaveLength(1);
+    const one = await app.inject({ method: 'GET', url: `/api/v1/orders/${byDoc.orders[0].id}`, headers: { authorization: `Bearer ${key}` } });
+    expect(one.json()).toMatchObject({ erpDocumentId: 'doc-1', order: { amount: '150000.00' } });
+    const hidden = await app.inject({ method: 'GET', url: `/api/v1/orders/${byDoc.orders[0].id}`, headers: { authorization: `Bearer ${other}` } });
+    expect(hidden.statusCode).toBe(404);
+    const otherList = (await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${other}` } })).json();
+    expect(otherList.orders).toEqual([]);
+  });
+
+  it('stops accepting a revoked key at once', async () => {
+    const { key: temp } = await createApiKey(context.orm.em.fork(), 'erp-temp', [account], 'test');
+    expect((await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${temp}` } })).statusCode).toBe(200);
+    await revokeApiKey(context.orm.em.fork(), 'erp-temp', 'test');
+    expect((await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${temp}` } })).statusCode).toBe(401);
+  });
+
+  it('stores only a hash of API keys', async () => {
+    const rows = await context.orm.em.fork().execute<Array<Record<string, unknown>>>('select * from api_key');
+    expect(JSON.stringify(rows)).not.toContain(key);
+  });
+});

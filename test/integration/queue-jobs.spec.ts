@@ -1,0 +1,95 @@
+import { QueueEvents } from 'bullmq';
+import { createTestEnv, eventually, deleteRedisPrefix, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import { validateOrderJob } from '../../queue/jobs/validate-order.job';
+import { sweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { buildJobRegistry, JobRegistryError } from '../../queue/job.registry';
+import { REGISTERED_JOBS } from '../../queue/jobs';
+import { registerJob } from '../../queue/job-definition';
+import { sampleOrder } from '../support/orders.fixture';
+
+describe('queue topology on real Redis and PostgreSQL', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let workers: RunningWorkers | undefined;
+
+  beforeAll(async () => {
+    env = await createTestEnv('queue');
+    context = await createAppContext({ config: env.config, role: 'worker' });
+  });
+  afterEach(async () => {
+    await workers?.close(5_000);
+    workers = undefined;
+  });
+  afterAll(async () => {
+    await context.close();
+    await env.cleanup();
+  });
+
+  const stateOf = async (id: string) => (await context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [id]))[0]?.state;
+  const eventCount = async (id: string, to: string) =>
+    Number((await context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from order_event where order_id = ? and to_state = ?', [id, to]))[0].n);
+
+  it('uses CONNECTOR_REDIS_PREFIX as the prefix of every queue key', async () => {
+    await context.queues.get('validate').add('probe', {}, { jobId: 'probe-1' });
+    const keys = await context.redis.keys(`${env.config.redis.prefix}:validate:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await context.queues.get('validate').obliterate({ force: true });
+  });
+
+  it('carries ids only in job payloads', async () => {
+    const [result] = await intakeOrders(context.orm.em.fork(), 'q', [{ order: sampleOrder({ number: 'P-1' }) }], bullmqIntakePort(context.queues), { actor: 't' });
+    const job = await context.queues.get('validate').getJob(`validate-${result.orderId}`);
+    expect(job?.data).toEqual({ orderId: result.orderId });
+    await context.queues.get('validate').obliterate({ force: true });
+  });
+
+  it('runs a job delivered twice (same id re-added after completion) with one effect', async () => {
+    workers = startWorkers(context, context.redis);
+    const [result] = await intakeOrders(context.orm.em.fork(), 'q', [{ order: sampleOrder({ number: 'TWICE-1' }) }], bullmqIntakePort(context.queues), { actor: 't' });
+    await eventually(async () => (await stateOf(result.orderId)) === 'validated', { what: 'validated' });
+    // removeOnComplete frees the id: the same job runs again (LESSONS.md 11). The database guard holds.
+    const eventsConnection = context.redis.duplicate();
+    const events = new QueueEvents('validate', { connection: eventsConnection, prefix: env.config.redis.prefix });
+    await events.waitUntilReady();
+    try {
+      const job = await context.queues.get('validate').add(validateOrderJob.name, { orderId: result.orderId }, { jobId: `validate-${result.orderId}` });
+      const outcome = await job.waitUntilFinished(events, 15_000);
+      expect(outcome).toEqual({ state: 'validated', changed: false });
+    } finally {
+      await events.close();
+      eventsConnection.disconnect();
+    }
+    expect(await eventCount(result.orderId, 'validated')).toBe(1);
+    expect(await stateOf(result.orderId)).toBe('validated');
+  });
+
+  it('rebuilds lost queue work from PostgreSQL (sweeper after Redis lost the data)', async () => {
+    const [result] = await intakeOrders(context.orm.em.fork(), 'q', [{ order: sampleOrder({ number: 'LOST-1' }) }], bullmqIntakePort(context.queues), { actor: 't' });
+    await deleteRedisPrefix(env.config.redis.prefix); // Redis lost everything
+    expect(await stateOf(result.orderId)).toBe('received');
+    const requeued = await sweepOrders({ ...context, config: { ...context.config, sweeper: { ...context.config.sweeper, staleAfterMs: 0 } } }, new Date(Date.now() + 1000));
+    expect(requeued).toBeGreaterThanOrEqual(1);
+    workers = startWorkers(context, context.redis);
+    await eventually(async () => (await stateOf(result.orderId)) === 'validated', { what: 'validated after sweep' });
+    // A second sweep finds nothing to do for it.
+    const again = await sweepOrders({ ...context, config: { ...context.config, sweeper: { ...context.config.sweeper, staleAfterMs: 0 } } }, new Date(Date.now() + 1000));
+    expect(again).toBe(0);
+  });
+
+  it('fails at boot when a job has two handlers or none', () => {
+    expect(() => buildJobRegistry(REGISTERED_JOBS)).not.toThrow();
+    const dup = [...REGISTERED_JOBS, registerJob(validateOrderJob, async () => undefined)];
+    expect(() => buildJobRegistry(dup)).toThrow(new JobRegistryError('job order.validate has two handlers'));
+    expect(() => buildJobRegistry(REGISTERED_JOBS.slice(1), REGISTERED_JOBS.map((j) => j.definition))).toThrow(/order\.validate has no handler/);
+  });
+
+  it('refuses job ids BullMQ cannot take', async () => {
+    const bad = { ...validateOrderJob, jobId: () => 'validate:1' };
+    await expect(context.queues.add(bad, { orderId: '5f0c7b8e-6c36-4a53-8f0b-2f3a8c1d9e10' })).rejects.toThrow(/not allowed by BullMQ/);
+    await expect(context.queues.add(validateOrderJob, { orderId: 'not-a-uuid' })).rejects.toThrow();
+  });
+});

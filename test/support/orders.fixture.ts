@@ -1,0 +1,17 @@
+import type { NormalisedOrder } from '../../connector/orders/payment-order';
+
+/** A valid order (real check digits) with overridable fields. */
+export function sampleOrder(overrides: Partial<NormalisedOrder> = {}): NormalisedOrder {
+  return {
+    number: '17',
+    date: '2026-11-25',
+    valueDate: '2026-11-25',
+    amount: '150000.00',
+    currency: 'KZT',
+    payer: { name: 'ТОО "Пример Плательщик"', iinBin: '200540000019', iban: 'KZ69998CTA0000000101', bic: 'TSESKZKA', kod: '17' },
+    beneficiary: { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA', kbe: '17' },
+    knp: '710',
+    purpose: 'Оплата по счету №12 за товары',
+    ...overrides,
+  };
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import IORedis from 'ioredis';
+import { Client } from 'pg';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { loadConfig } from '../../config/load-config';
+import { migrate } from '../../connector/persistence/database';
+
+/**
+ * An isolated world for one test file: its own PostgreSQL database and Redis key prefix (so runs
+ * never collide with each other or with a developer's data), a temp working directory, and the
+ * environment a child process needs to use the same. `cleanup()` drops both.
+ */
+export interface TestEnv {
+  name: string;
+  config: ConnectorConfig;
+  env: NodeJS.ProcessEnv;
+  workDir: string;
+  cleanup(): Promise<void>;
+}
+
+const SERVER = process.env.CONNECTOR_TEST_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432';
+const REDIS = process.env.CONNECTOR_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export async function createTestEnv(label: string, extraEnv: NodeJS.ProcessEnv = {}, options: { migrate?: boolean } = {}): Promise<TestEnv> {
+  const suffix = randomBytes(4).toString('hex');
+  const name = `connector_test_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
+  const workDir = mkdtempSync(join(tmpdir(), `connector-${label}-`));
+  const env: NodeJS.ProcessEnv = {
+    CONNECTOR_DATABASE_URL: `${SERVER}/${name}`,
+    CONNECTOR_REDIS_URL: REDIS,
+    CONNECTOR_REDIS_PREFIX: `t-${label}-${suffix}`,
+    CONNECTOR_TEST_MODE: '1',
+    CONNECTOR_LOG_LEVEL: 'warn',
+    CONNECTOR_SIGNER_TOKEN_FILE: join(workDir, 'signer.token'),
+    CONNECTOR_MASTER_KEY_FILE: join(workDir, 'master.key'),
+    ...extraEnv,
+  };
+  const config = loadConfig({ env, cwd: workDir });
+  if (options.migrate !== false) await migrate(config);
+  return {
+    name,
+    config,
+    env,
+    workDir,
+    async cleanup() {
+      await dropDatabase(name);
+      await deleteRedisPrefix(config.redis.prefix);
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  const client = new Client({ connectionString: `${SERVER}/postgres` });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function deleteRedisPrefix(prefix: string): Promise<void> {
+  const redis = new IORedis(REDIS, { maxRetriesPerRequest: 3 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Polls until `check` returns a truthy value (Twenty's expectEventually): no fixed sleeps in tests. */
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
+  }
+}

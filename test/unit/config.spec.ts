@@ -1,0 +1,59 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, ConfigError } from '../../config/load-config';
+
+describe('configuration', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cfg-'));
+
+  it('has defaults that run the demo on this machine (INTERFACES.md)', () => {
+    const config = loadConfig({ env: {}, cwd });
+    expect(config.database.url).toBe('postgresql://postgres@127.0.0.1:5432/connector');
+    expect(config.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(config.redis.prefix).toBe('connector');
+    expect(config.api).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(config.bank.url).toBe('http://127.0.0.1:8900');
+    expect(config.signer.url).toBe('http://127.0.0.1:8901');
+    expect(config.signer.tokenFile).toBe('.connector/signer.token');
+    expect(config.masterKeyFile).toBe('.connector/master.key');
+    expect(config.log.level).toBe('info');
+    expect(config.testMode).toBe(false);
+  });
+
+  it('takes CONNECTOR_* environment over the file', () => {
+    const file = join(cwd, 'a.json');
+    writeFileSync(file, JSON.stringify({ api: { port: 9000 }, redis: { prefix: 'fromfile' } }));
+    const config = loadConfig({ env: { CONNECTOR_CONFIG: file, CONNECTOR_API_PORT: '9100' }, cwd });
+    expect(config.api.port).toBe(9100);
+    expect(config.redis.prefix).toBe('fromfile');
+  });
+
+  it('names the key, the problem and the expected form of a bad value', () => {
+    const file = join(cwd, 'bad.json');
+    writeFileSync(file, JSON.stringify({ api: { port: 'eighty' } }));
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/api\.port: Expected number, received string/);
+    expect(() => loadConfig({ env: { CONNECTOR_API_PORT: 'eighty' }, cwd })).toThrow(/CONNECTOR_API_PORT: "eighty" is not a whole number; expected e\.g\. 8080/);
+    expect(() => loadConfig({ env: { CONNECTOR_REDIS_PREFIX: 'a:b' }, cwd })).toThrow(/redis\.prefix: expected letters, digits/);
+    expect(() => loadConfig({ env: { CONNECTOR_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(/database\.url: expected a postgresql:\/\/ URL/);
+  });
+
+  it('refuses unknown keys (a typo is not silently ignored)', () => {
+    const file = join(cwd, 'typo.json');
+    writeFileSync(file, JSON.stringify({ reddis: {} }));
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/reddis/);
+  });
+
+  it('honours CONNECTOR_FAKE_NOW only in test mode', () => {
+    expect(() => loadConfig({ env: { CONNECTOR_FAKE_NOW: '2026-01-05T09:00:00Z' }, cwd })).toThrow(/only in test mode/);
+    const config = loadConfig({ env: { CONNECTOR_FAKE_NOW: '2026-01-05T09:00:00Z', CONNECTOR_TEST_MODE: '1' }, cwd });
+    expect(config.fakeNow).toBe('2026-01-05T09:00:00Z');
+  });
+
+  it('reports an unreadable or non-JSON file by path', () => {
+    const file = join(cwd, 'broken.json');
+    writeFileSync(file, '{ not json');
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(new RegExp(`${file} is not valid JSON`));
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: join(cwd, 'missing.json') }, cwd })).toThrow(/cannot be read: ENOENT/);
+  });
+});
