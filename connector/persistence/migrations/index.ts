@@ -1,5 +1,6 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000_foundation } from './Migration20261125000000_foundation';
+import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -7,4 +8,5 @@ import { Migration20261125000000_foundation } from './Migration20261125000000_fo
  */
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125000000_foundation', class: Migration20261125000000_foundation },
+  { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
 ];
