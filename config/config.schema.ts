@@ -137,6 +137,20 @@ export const configSchema = z
         utcOffsetMinutes: z.number().int().min(-720).max(840).default(300),
       })
       .default({}),
+    /** Status-change webhooks to an ERP (INTERFACES.md "1C folder exchange and webhooks"). */
+    webhooks: z
+      .object({
+        /** Where status changes are POSTed; unset = no webhooks. */
+        url: z.string().url().optional(),
+        /** File holding the HMAC secret (never the secret itself in config). */
+        secretFile: z.string().min(1).optional(),
+        timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        everyMs: z.number().int().min(200).max(3_600_000).default(2_000),
+        /** Backoff between attempts on one event doubles from 1 s up to this. */
+        maxBackoffMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+        batchSize: z.number().int().min(1).max(1000).default(100),
+      })
+      .default({}),
     calendar: z
       .object({
         /** The bank's operational-day cut-off, Kazakhstan time (UTC+5). */

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { JobContext } from './job-context';
 import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
+import { scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
+import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 
 export interface ScheduleEntry {
   /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
@@ -12,7 +14,13 @@ export interface ScheduleEntry {
 }
 
 export function schedules(context: JobContext): ScheduleEntry[] {
-  return [{ id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} }];
+  return [
+    { id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} },
+    // The 1C outbox folder (INTERFACES.md "1C folder exchange"); the job itself holds a folder lock.
+    { id: 'onec-outbox-scan', everyMs: context.config.onec.scanEveryMs, definition: scanOnecOutboxJob, data: {} },
+    // Status webhooks to the ERP; the job returns at once when no URL is configured.
+    { id: 'webhook-dispatch', everyMs: context.config.webhooks.everyMs, definition: dispatchWebhooksJob, data: {} },
+  ];
 }
 
 export interface RunningScheduler {

@@ -9,7 +9,7 @@ import { QueueSet, redisConnection } from '../../queue/queue.factory';
 import type { JobContext } from '../../queue/job-context';
 import type { OrderValidator } from '../orders/order-validation';
 import { createPipelineServices } from './pipeline-services.factory';
-import { validatePaymentOrder } from '../requisites/payment-order.validator';
+import { kzOrderValidator } from '../requisites/payment-order.validator';
 
 /**
  * What an entry point (CLI command, API, worker, scheduler) needs, built once per process and
@@ -20,9 +20,9 @@ export interface AppContext extends JobContext {
   close(): Promise<void>;
 }
 
-/** The requisite rules: the Kazakhstan validator with the configured limits. */
-export function defaultValidator(config: ConnectorConfig): OrderValidator {
-  return (order, { now }) => validatePaymentOrder(order, { now, rules: config.requisites });
+/** The Kazakhstan requisite rules (connector/requisites), with the config's limits and strictness. */
+export function defaultValidator(config?: ConnectorConfig): OrderValidator {
+  return kzOrderValidator(config?.requisites);
 }
 
 export async function createAppContext(options: { config?: ConnectorConfig; logger?: Logger; name?: string; role?: 'worker' | 'producer' } = {}): Promise<AppContext> {

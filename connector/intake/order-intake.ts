@@ -9,7 +9,7 @@ import { validateStoredOrder, type OrderValidator } from '../orders/order-valida
 export interface IntakeQueuePort {
   enqueueValidate(orderIds: string[]): Promise<void>;
   /** Orders validated inline go on to the signing stage. */
-  enqueueValidated(orderIds: string[]): Promise<void>;
+  enqueueValidated?(orderIds: string[]): Promise<void>;
 }
 
 export interface IntakeItem {
@@ -125,7 +125,7 @@ export async function intakeOrders(
       }
     }
     toEnqueue.splice(0, toEnqueue.length, ...pending);
-    if (validated.length) await queue.enqueueValidated(validated);
+    if (validated.length && queue.enqueueValidated) await queue.enqueueValidated(validated);
   }
   if (toEnqueue.length) await queue.enqueueValidate(toEnqueue);
   return results;

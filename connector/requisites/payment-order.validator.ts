@@ -124,7 +124,8 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   if (!rules.currencies.includes(order.currency ?? 'KZT')) {
     error(
       'currency',
-      f('CURRENCY_NOT_ALLOWED', `Валюта ${order.currency} не допускается: платёжное поручение внутри Казахстана — в ${rules.currencies.join(', ')}`, `currency ${order.currency} is not allowed (${rules.currencies.join(', ')})`),
+      // CURRENCY_NOT_KZT is the foundation's code for the default (KZT only) rule; kept for ERPs that rely on it.
+      f(rules.currencies.length === 1 && rules.currencies[0] === 'KZT' ? 'CURRENCY_NOT_KZT' : 'CURRENCY_NOT_ALLOWED', `Валюта ${order.currency} не допускается: платёжное поручение внутри Казахстана — в ${rules.currencies.join(', ')}`, `currency ${order.currency} is not allowed (${rules.currencies.join(', ')})`),
     );
   }
 
@@ -251,4 +252,12 @@ function checkAmount(amount: string | undefined, rules: RequisitesConfig, error:
   } else if (rules.maxAmount !== undefined && tiyn > parseAmount(rules.maxAmount)) {
     error('amount', { code: 'AMOUNT_TOO_LARGE', message: `Сумма ${text} больше допустимой для одного платежа (${rules.maxAmount})`, messageEn: `amount ${text} exceeds the limit ${rules.maxAmount}` });
   }
+}
+
+/**
+ * The Kazakhstan requisite rules as the domain's `OrderValidator` port
+ * (connector/orders/order-validation.ts): what the validate stage and the HTTP intake apply.
+ */
+export function kzOrderValidator(rules: Partial<RequisitesConfig> = {}): (order: ValidatableOrder, context: { now: Date }) => ValidationResult {
+  return (order, context) => validatePaymentOrder(order, { now: context.now, rules, mode: 'order' });
 }

@@ -1,9 +1,16 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { judgeOnecDocument } from '../../../adapters/erp/onec-exchange/onec-document.judge';
 import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-exchange.reader';
 import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
+import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
+import { withOrm } from '../../app/app-context';
+import { loadStoredStatement } from '../../statements/statement.repository';
+import { formatAmount } from '../../shared/money';
 import { defaultBankDirectory } from '../../requisites/bank-directory';
 import { checkBic } from '../../requisites/bic.validator';
 import { checkIban, checkIbanFormat, ibanBankCode } from '../../requisites/iban.validator';
@@ -26,6 +33,15 @@ export function registerErpCommands(program: Command): void {
     .argument('<file>', 'the 1CClientBankExchange file')
     .option('--json', 'JSON lines: one per document, then a summary line')
     .action(runAction(async (file: string, opts: { json?: boolean }) => parseCommand(file, Boolean(opts.json))));
+  onec
+    .command('statement')
+    .description('write the statement file 1C imports (kl_to_1c.txt) from the stored bank statement lines')
+    .requiredOption('--account <iban>', 'the account (IIK)')
+    .requiredOption('--from <date>', 'first day, YYYY-MM-DD')
+    .requiredOption('--to <date>', 'last day, YYYY-MM-DD')
+    .requiredOption('--out <file>', 'where to write the file')
+    .addOption(new Option('--encoding <encoding>', 'windows (cp1251, what 1C expects) or utf8').choices(['windows', 'utf8']))
+    .action(runAction(async (opts: StatementOptions) => statementCommand(opts)));
 
   program
     .command('validate')
@@ -115,6 +131,50 @@ async function parseCommand(file: string, json: boolean): Promise<number> {
     process.stderr.write(`NOT_EXCHANGE_FILE: ${first ? first.messageEn : `${file} is not a 1CClientBankExchange file`}\n`);
     return 2;
   }
+  return 0;
+}
+
+interface StatementOptions {
+  account: string;
+  from: string;
+  to: string;
+  out: string;
+  encoding?: 'windows' | 'utf8';
+}
+
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+async function statementCommand(opts: StatementOptions): Promise<number> {
+  for (const [name, value] of [
+    ['--from', opts.from],
+    ['--to', opts.to],
+  ] as const) {
+    if (!ISO_DAY.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`)) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
+      throw new UsageError(`${name} ${value} is not a date: expected YYYY-MM-DD`);
+    }
+  }
+  if (opts.from > opts.to) throw new UsageError(`--from ${opts.from} is after --to ${opts.to}`);
+  const account = opts.account.trim().toUpperCase();
+  const config = loadConfig();
+  const encoding = opts.encoding ?? config.onec.encoding;
+  const now = clockFromConfig(config).now();
+  const stored = await withOrm(config, (orm) => loadStoredStatement(orm.em.fork() as EntityManager, account, opts.from, opts.to));
+  const written = writeOnecStatement(stored.statement, {
+    encoding,
+    owner: { name: stored.holder.name, iinBin: stored.holder.iinBin, bic: stored.holder.bic, code: stored.holder.code },
+    createdAt: now,
+    utcOffsetMinutes: config.requisites.utcOffsetMinutes,
+  });
+  const out = resolve(opts.out);
+  mkdirSync(dirname(out), { recursive: true });
+  // Write beside, then rename: 1C never sees a half-written file.
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, written.bytes);
+  renameSync(tmp, out);
+  for (const w of [...stored.warnings, ...written.warnings]) process.stderr.write(`warning: ${w}\n`);
+  const s = stored.statement;
+  process.stderr.write(`${out}: ${s.lines.length} lines, ${s.periodFrom}..${s.periodTo}, opening ${formatAmount(s.openingBalance)}, closing ${formatAmount(s.closingBalance)} ${s.currency}, ${encoding === 'windows' ? 'cp1251' : 'utf8'}\n`);
+  process.stdout.write(`${out}\n`);
   return 0;
 }
 
