@@ -32,12 +32,14 @@ const NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS', '
 export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (payload, context, job) => {
   const log = context.logger.child({ orderId: payload.orderId, jobId: job.id });
   const em = context.orm.em.fork();
-  const order = await em.findOne(PaymentOrder, { id: payload.orderId });
-  if (order?.state === 'validated') {
+  // Read-only snapshot: every change goes through conditional updates, never through this entity.
+  const order = await em.findOne(PaymentOrder, { id: payload.orderId }, { disableIdentityMap: true });
+  let state = order?.state;
+  if (order && state === 'validated') {
     await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'validated', reason: 'signatures requested' });
-    order.state = 'awaiting_signatures';
+    state = 'awaiting_signatures';
   }
-  if (!order || order.state !== 'awaiting_signatures') return { state: order?.state ?? 'missing' };
+  if (!order || state !== 'awaiting_signatures') return { state: state ?? 'missing' };
   const now = context.clock.now();
   const document = await freezeDocument(em, order.id, () => ({ format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) }), now);
   await dropSignaturesOfRevokedSigners(context, order);
