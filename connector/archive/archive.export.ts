@@ -13,7 +13,8 @@ import { ConnectorError } from '../shared/errors';
 const ARCHIVE_TABLES: ReadonlyArray<{ table: string; orderBy: string }> = [
   { table: 'payment_order', orderBy: 'created_at, id' },
   { table: 'order_event', orderBy: 'id' },
-  { table: 'order_signature', orderBy: '1' },
+  { table: 'order_document', orderBy: 'created_at, order_id' },
+  { table: 'order_signature', orderBy: 'id' },
   { table: 'statement', orderBy: 'fetched_at, id' },
   { table: 'statement_line', orderBy: 'created_at, id' },
   { table: 'audit_event', orderBy: 'seq' },

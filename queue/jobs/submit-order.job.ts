@@ -82,9 +82,24 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
     order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
   }
 
+  // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
+  const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
+  const lease = await em.execute<Array<{ submit_attempts: number }>>(
+    `update payment_order set send_lease_until = now() + make_interval(secs => ?)
+     where id = ? and state = 'submitting' and (send_lease_until is null or send_lease_until < now())
+     returning submit_attempts`,
+    [leaseSeconds, order.id],
+  );
+  if (lease.length === 0) {
+    const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
+    if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
+    return waitAndRetry(job, leaseSeconds * 1000, 'another worker holds the send lease');
+  }
+  const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
+
   const bank = context.services.bank();
   try {
-    if (order.submitAttempts > 0) {
+    if (Number(lease[0].submit_attempts) > 0) {
       // The outcome of an earlier send is unknown: ask the bank first.
       try {
         const found = await bank.lookup(order.externalId);
@@ -98,6 +113,7 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
     const signatures = await validSignatures(em, order.id);
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
+    // Counted before the send: a crash between sending and recording is always followed by a lookup.
     const counted = await em.execute<Array<{ submit_attempts: number }>>(
       "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
       [context.clock.now(), order.id],
@@ -147,5 +163,7 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
         throw err;
       }
     }
+  } finally {
+    await releaseLease();
   }
 };

@@ -10,7 +10,7 @@ import { startWorkers } from '../../../queue/worker.runner';
 import { scanOnecOutbox, ONEC_SOURCE } from '../../../queue/jobs/scan-onec-outbox.job';
 import { demoDocuments, demoOnecExport, DEMO_PAYER } from '../../demo/demo-orders';
 import { PaymentOrder } from '../../persistence/entities';
-import { formatAmount } from '../../shared/money';
+import { formatAmount, parseAmount } from '../../shared/money';
 import { makeTestPki, type TestPkiResult } from '../../../scripts/make-test-pki';
 import { startSandbox, type Sandbox } from '../../../adapters/bank/sandbox/sandbox.server';
 import { DEMO, loadSandboxConfig } from '../../../adapters/bank/sandbox/sandbox.config';
@@ -95,6 +95,24 @@ async function ensureBankCredentials(context: AppContext): Promise<void> {
   await setCredentials(deps, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'demo' });
 }
 
+/**
+ * Every run spends about 3 million KZT of the demo account: a customer's incoming payment tops it
+ * up first (a real credit line in the statement, so opening + lines = closing still holds).
+ */
+async function fundDemoAccount(bankUrl: string): Promise<void> {
+  const admin = `${bankUrl.replace(/\/$/, '')}/_sandbox`;
+  const { accounts } = (await (await fetch(`${admin}/accounts`)).json()) as { accounts: Array<{ iban: string; balance: string }> };
+  const balance = parseAmount(accounts.find((a) => a.iban === DEMO.payerIban)?.balance ?? '0');
+  const wanted = parseAmount('10000000.00');
+  if (balance >= wanted) return;
+  const res = await fetch(`${admin}/accounts/${DEMO.payerIban}/incoming`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ amount: formatAmount(wanted - balance), purpose: 'Оплата от покупателя по договору №1' }),
+  });
+  if (!res.ok) throw new Error(`the sandbox refused to fund the demo account: HTTP ${res.status}`);
+}
+
 export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
@@ -125,6 +143,7 @@ export function registerDemoCommands(program: Command): void {
             port: Number(bankUrl.port || 80),
           });
           say(`demo: bank sandbox on ${config.bank.url}`);
+          await fundDemoAccount(config.bank.url);
           agent = await startSignerAgent({ config, logger, cwd: dir });
           say(`demo: signer agent on ${agent.url}`);
           await ensureBankCredentials(context);
