@@ -28,7 +28,8 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
   const state = await prepareSigning(context, payload.orderId);
   if (!state) return { state: 'past-signing' };
   const em = context.orm.em.fork();
-  for (const login of mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn)) {
+  const candidates = mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
+  for (const login of candidates) {
     if (state.missing.length === 0) break;
     const user = await em.findOne(AppUser, { login });
     if (!user) continue;
@@ -42,5 +43,8 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
     }
   }
   if (await completeSigning(context, state)) return { state: 'signed' };
+  // No standing mandate covers it: the order waits for people (POST /api/v1/orders/:id/sign), whose
+  // last signature moves it on; only the sweeper looks at it again now and then.
+  if (candidates.length === 0) return { state: 'awaiting_signatures', missing: state.missing };
   return waitAndRetry(job, context.config.signing.pollEveryMs, { missing: state.missing });
 };

@@ -53,14 +53,16 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
     await em.execute("update payment_order set bank_status = ?, updated_at = ? where id = ? and state = 'submitted'", [status.status, now, order.id]);
   }
   const calendar = kzCalendarFromConfig(context.config);
+  // R-22: the day the bank received it, then one more operational day without a notice.
   const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
   if (now >= deemedAt) {
     await transitionOrder(em, order.id, 'deemed_executed', { actor: 'worker', from: 'submitted', reason: `no notice of non-execution by ${deemedAt.toISOString()} (R-22)`, now });
     return { state: 'deemed_executed' };
   }
-  const alertAt = calendar.endOfOperationalDay(calendar.operationalDayOf(order.stateChangedAt));
-  if (now >= alertAt && (status.status === 'accepted' || !status.status)) {
+  // R-21: a processing status is due within 1 business day of submission.
+  const alertAt = calendar.operationalDeadline(order.stateChangedAt, 1);
+  if (now >= alertAt && status.status === 'accepted') {
     await openIncident(context.orm.em.fork(), {
       kind: 'status_overdue',
       severity: 'medium',
