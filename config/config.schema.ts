@@ -78,7 +78,10 @@ export const configSchema = z
         /** Largest document (bytes) the agent accepts for signing. */
         maxDocumentBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
         trust: z.array(z.string()).default([]),
+        /** CRL files, or http(s) URLs refreshed on a schedule into crlCacheDir (LESSONS.md 14-15). */
         crl: z.array(z.string()).default([]),
+        crlCacheDir: z.string().min(1).default('.connector/crl-cache'),
+        crlRefreshMinutes: z.number().int().min(1).max(10_080).default(60),
         requireRevocation: z.boolean().default(false),
       })
       .default({}),

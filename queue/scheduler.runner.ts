@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JobContext } from './job-context';
 import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
+import { refreshCrlsJob } from './jobs/refresh-crls.job';
 import { scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
 import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 
@@ -20,6 +21,8 @@ export function schedules(context: JobContext): ScheduleEntry[] {
     { id: 'onec-outbox-scan', everyMs: context.config.onec.scanEveryMs, definition: scanOnecOutboxJob, data: {} },
     // Status webhooks to the ERP; the job returns at once when no URL is configured.
     { id: 'webhook-dispatch', everyMs: context.config.webhooks.everyMs, definition: dispatchWebhooksJob, data: {} },
+    // Configured CRL URLs (signer.crl entries that are http(s) URLs); the job returns at once when there are none.
+    { id: 'crl-refresh', everyMs: context.config.signer.crlRefreshMinutes * 60_000, definition: refreshCrlsJob, data: {} },
   ];
 }
 

@@ -1,6 +1,7 @@
 import { registerJob, type RegisteredJob } from '../job-definition';
 import { handleValidateOrder, validateOrderJob } from './validate-order.job';
 import { handleSweepOrders, sweepOrdersJob } from './sweep-orders.job';
+import { handleRefreshCrls, refreshCrlsJob } from './refresh-crls.job';
 import { handleSignOrder, signOrderJob } from './sign-order.job';
 import { handleSubmitOrder, submitOrderJob } from './submit-order.job';
 import { handleTrackOrder, trackOrderJob } from './track-order.job';
@@ -11,6 +12,7 @@ import { dispatchWebhooksJob, handleDispatchWebhooks } from './dispatch-webhooks
 export const REGISTERED_JOBS: RegisteredJob[] = [
   registerJob(validateOrderJob, handleValidateOrder),
   registerJob(sweepOrdersJob, handleSweepOrders),
+  registerJob(refreshCrlsJob, handleRefreshCrls),
   registerJob(signOrderJob, handleSignOrder),
   registerJob(submitOrderJob, handleSubmitOrder),
   registerJob(trackOrderJob, handleTrackOrder),
