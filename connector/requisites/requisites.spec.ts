@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { checkBic } from './bic.validator';
 import { checkIban, checkIbanMatchesBic, ibanMod97 } from './iban.validator';
 import { checkBin, checkIin, checkIinBin, iinBinCheckDigit } from './iin-bin.validator';
@@ -206,10 +207,6 @@ describe('validatePaymentOrder', () => {
 });
 
 describe('properties', () => {
-  // fast-check is imported lazily so the table tests above stay readable on their own.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const fc = require('fast-check') as typeof import('fast-check');
-
   it('IIN/BIN: exactly one 12th digit completes any 11 digits (or none, when both passes give 10)', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^\d{11}$/), (first11) => {
