@@ -62,12 +62,46 @@ export const configSchema = z
           .default('http://127.0.0.1:8901'),
         tokenFile: z.string().default('.connector/signer.token'),
         sessionIdleMinutes: z.number().int().min(1).max(30).default(30),
+        /**
+         * Idle timeout in seconds, overriding sessionIdleMinutes; honoured only in test mode (tests
+         * that watch a session end cannot wait minutes). Never above R-13's 30 minutes.
+         */
+        sessionIdleSeconds: z.number().int().min(1).max(1800).optional(),
+        /** Absolute bound of one unlock session whatever its activity (default 8 h, one working day). */
+        sessionMaxMinutes: z.number().int().min(1).max(1440).default(480),
+        /** The agent's registry of enrolled keystores: user id -> path (never a password). */
+        keysFile: z.string().min(1).default('.connector/signer-keys.json'),
+        /** Append-only JSON-lines journal of what the agent signed (no secrets). */
+        journalFile: z.string().min(1).default('.connector/signer-journal.jsonl'),
+        /** Signing worker threads; default: one per core. */
+        workers: z.number().int().min(1).max(64).optional(),
+        /** Largest document (bytes) the agent accepts for signing. */
+        maxDocumentBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
         trust: z.array(z.string()).default([]),
         crl: z.array(z.string()).default([]),
         requireRevocation: z.boolean().default(false),
       })
       .default({}),
     masterKeyFile: z.string().default('.connector/master.key'),
+    /** People: password policy, sessions, lock-out, second factor (R-5..R-14, INTERFACES.md "HTTP API"). */
+    users: z
+      .object({
+        /** R-13: 30 minutes idle ends a session; may be set lower, never higher. */
+        sessionIdleMinutes: z.number().int().min(1).max(30).default(30),
+        /** A session ends after this long whatever its activity (one working day by default). */
+        sessionAbsoluteHours: z.number().int().min(1).max(24).default(12),
+        /** R-12: how long 5 consecutive wrong passwords lock a login (an admin can unlock sooner). */
+        lockoutMinutes: z.number().int().min(1).max(1440).default(30),
+        /** Per-IP login attempts a minute; INTERFACES.md: never below 30. */
+        loginRateLimitPerMinute: z.number().int().min(30).max(100_000).default(30),
+        /** R-14: roles whose members must present a TOTP code at login. */
+        totpRequiredRoles: z.array(z.enum(['admin', 'signer', 'operator', 'viewer'])).default([]),
+        /** scrypt cost as log2(N); 15 = 32 MiB of memory per hash. */
+        scryptLogN: z.number().int().min(14).max(20).default(15),
+        /** Mark the session cookie Secure even when the request did not arrive over TLS (behind a TLS proxy that does not say so). */
+        secureCookie: z.boolean().default(false),
+      })
+      .default({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -138,6 +172,46 @@ export const configSchema = z
         maxStalledCount: z.number().int().min(0).max(100).default(5),
         attempts: z.number().int().min(1).max(1000).default(8),
         backoffMs: z.number().int().min(10).max(3_600_000).default(2_000),
+      })
+      .default({}),
+    signing: z
+      .object({
+        /**
+         * How many signatures an order needs, by payer account and amount (DESIGN.md step 3).
+         * The rule with the highest fromAmount not above the order's amount, for its account
+         * (or "*"), applies: 1 = a first signature, 2 = first and second.
+         */
+        rules: z
+          .array(
+            z.object({
+              account: z.string().default('*'),
+              fromAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "1000000.00"').default('0'),
+              signatures: z.union([z.literal(1), z.literal(2)]),
+            }),
+          )
+          .default([{ account: '*', fromAmount: '0', signatures: 1 }]),
+        /**
+         * Standing mandates: a user's unlocked key signs ERP orders of an account up to an amount
+         * without a per-order approval. Off (empty) by default; every use is audited.
+         */
+        mandates: z
+          .array(
+            z.object({
+              login: z.string().min(1),
+              account: z.string().default('*'),
+              upTo: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "500000.00"'),
+            }),
+          )
+          .default([]),
+        /** How often an order waiting for signatures looks again for an unlocked signer. */
+        pollEveryMs: z.number().int().min(100).max(3_600_000).default(3_000),
+      })
+      .default({}),
+    tracking: z
+      .object({
+        /** First status poll after submission; doubles up to maxPollEveryMs (backoff). */
+        pollEveryMs: z.number().int().min(50).max(3_600_000).default(2_000),
+        maxPollEveryMs: z.number().int().min(50).max(3_600_000).default(60_000),
       })
       .default({}),
     sweeper: z

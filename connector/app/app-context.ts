@@ -8,6 +8,7 @@ import { clockFromConfig, type Clock } from '../shared/clock';
 import { QueueSet, redisConnection } from '../../queue/queue.factory';
 import type { JobContext } from '../../queue/job-context';
 import type { OrderValidator } from '../orders/order-validation';
+import { createPipelineServices } from './pipeline-services.factory';
 import { kzOrderValidator } from '../requisites/payment-order.validator';
 
 /**
@@ -32,6 +33,7 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
   const redis = redisConnection(config, options.role ?? 'worker');
   redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));
   const queues = new QueueSet(config, redis);
+  const services = createPipelineServices(config, orm, clock, logger);
   let closed = false;
   return {
     config,
@@ -40,10 +42,12 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
     orm,
     redis,
     queues,
+    services,
     validator: defaultValidator(config),
     async close() {
       if (closed) return;
       closed = true;
+      services.close();
       await queues.close().catch(() => undefined);
       redis.disconnect();
       await orm.close(true).catch(() => undefined);

@@ -309,6 +309,107 @@ export const StatementLineSchema = new EntitySchema<StatementLine>({
   },
 });
 
+
+export type UserRole = 'admin' | 'signer' | 'operator' | 'viewer';
+export type BlockedReason = 'admin' | 'inactive';
+
+/** A person using the connector. Secrets appear only as scrypt hashes and AES-GCM ciphertexts. */
+export class AppUser {
+  id!: string;
+  login!: string;
+  iin?: string | null;
+  role!: UserRole;
+  passwordHash!: string;
+  passwordChangedAt!: Date;
+  mustChangePassword!: boolean;
+  failedAttempts!: number;
+  lockedUntil?: Date | null;
+  blockedReason?: BlockedReason | null;
+  blockedAt?: Date | null;
+  lastActivityAt!: Date;
+  totpSecretEnc?: string | null;
+  createdAt!: Date;
+  updatedAt!: Date;
+}
+
+export const AppUserSchema = new EntitySchema<AppUser>({
+  class: AppUser,
+  tableName: 'app_user',
+  properties: {
+    id: { type: 'uuid', primary: true },
+    login: { type: 'string' },
+    iin: { type: 'string', nullable: true },
+    role: { type: 'string' },
+    passwordHash: { type: 'text' },
+    passwordChangedAt: { type: 'datetime' },
+    mustChangePassword: { type: 'boolean' },
+    failedAttempts: { type: 'integer' },
+    lockedUntil: { type: 'datetime', nullable: true },
+    blockedReason: { type: 'string', nullable: true },
+    blockedAt: { type: 'datetime', nullable: true },
+    lastActivityAt: { type: 'datetime' },
+    totpSecretEnc: { type: 'text', nullable: true },
+    createdAt: { type: 'datetime' },
+    updatedAt: { type: 'datetime' },
+  },
+});
+
+/** what a user may do on one account ('*' = every account). */
+export class UserAccountRight {
+  id!: number;
+  userId!: string;
+  account!: string;
+  rights!: 'info' | 'manage';
+  signLimitTiyn?: number | null;
+  signLevel?: 'first' | 'second' | null;
+  grantedAt!: Date;
+  grantedBy!: string;
+}
+
+export const UserAccountRightSchema = new EntitySchema<UserAccountRight>({
+  class: UserAccountRight,
+  tableName: 'user_account_right',
+  properties: {
+    id: { type: new BigIntType('number'), primary: true, autoincrement: true },
+    userId: { type: 'uuid' },
+    account: { type: 'string' },
+    rights: { type: 'string' },
+    signLimitTiyn: { type: new BigIntType('number'), nullable: true },
+    signLevel: { type: 'string', nullable: true },
+    grantedAt: { type: 'datetime' },
+    grantedBy: { type: 'string' },
+  },
+});
+
+/** the one Client ID / Client Secret pair of this installation; the secret only as ciphertext. */
+export class CredentialVault {
+  id!: number;
+  clientId!: string;
+  secretEnc!: string;
+  generatedAt!: Date;
+  lastUsedAt?: Date | null;
+  revokedAt?: Date | null;
+  revokedReason?: string | null;
+  updatedAt!: Date;
+  updatedBy!: string;
+}
+
+export const CredentialVaultSchema = new EntitySchema<CredentialVault>({
+  class: CredentialVault,
+  tableName: 'credential_vault',
+  properties: {
+    id: { type: 'smallint', primary: true },
+    clientId: { type: 'string' },
+    secretEnc: { type: 'text' },
+    generatedAt: { type: 'datetime' },
+    lastUsedAt: { type: 'datetime', nullable: true },
+    revokedAt: { type: 'datetime', nullable: true },
+    revokedReason: { type: 'text', nullable: true },
+    updatedAt: { type: 'datetime' },
+    updatedBy: { type: 'string' },
+  },
+});
+
 export const ENTITIES = [
   PaymentOrderSchema,
   OrderEventSchema,
@@ -317,4 +418,7 @@ export const ENTITIES = [
   ApiKeySchema,
   StatementSchema,
   StatementLineSchema,
+  AppUserSchema,
+  UserAccountRightSchema,
+  CredentialVaultSchema,
 ];

@@ -2,8 +2,11 @@ import type { Command } from 'commander';
 import { registerFoundationCommands } from './foundation.commands';
 import { registerDoctorCommands } from './doctor.commands';
 import { registerDemoCommands } from './demo.commands';
-import { registerSignerCommands } from './signer.commands';
+import { registerBankCommands } from './bank.commands';
 import { registerErpCommands } from './erp.commands';
+import { registerSignerCommands } from './signer.commands';
+import { registerSignerAgentCommands } from './signer-agent.commands';
+import { registerUsersCommands } from './users.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -15,6 +18,9 @@ export const commandRegistrars: RegisterCommands[] = [
   registerFoundationCommands,
   registerDoctorCommands,
   registerDemoCommands,
-  registerSignerCommands,
+  registerBankCommands,
   registerErpCommands,
+  registerSignerCommands,
+  registerSignerAgentCommands,
+  registerUsersCommands,
 ];

@@ -1,5 +1,7 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000_foundation } from './Migration20261125000000_foundation';
+import { Migration20261125010000_users } from './Migration20261125010000_users';
+import { Migration20261125030000_pipeline } from './Migration20261125030000_pipeline';
 import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
 
 /**
@@ -8,5 +10,7 @@ import { Migration20261125180000_webhooks } from './Migration20261125180000_webh
  */
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125000000_foundation', class: Migration20261125000000_foundation },
+  { name: 'Migration20261125010000_users', class: Migration20261125010000_users },
+  { name: 'Migration20261125030000_pipeline', class: Migration20261125030000_pipeline },
   { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
 ];

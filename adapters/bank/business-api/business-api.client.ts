@@ -1,0 +1,386 @@
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { ZodType } from 'zod';
+import type { Logger } from '../../../connector/logging/logger';
+import type { StatementData } from '../../../connector/statements/statement.model';
+import { BankError, failureFromAxios, parseBankError, type BankOperation } from './business-api.errors';
+import {
+  accountsSchema,
+  FINAL_STATUSES,
+  paymentDocumentSchema,
+  paymentStatusSchema,
+  statementSchema,
+  tokenSchema,
+  type BankAccount,
+  type BankPaymentDocument,
+  type BankPaymentStatus,
+} from './business-api.schemas';
+import { ConfigCredentialsProvider, type CredentialsProvider } from './credentials.provider';
+import { PAYMENT_ORDER_FORMAT, type PaymentRequisites } from './payment-order.document';
+import { mapBankStatement } from './statement.mapper';
+
+export interface CallOptions {
+  /** Cancels the call (and any wait between retries). */
+  signal?: AbortSignal;
+  /** Overrides the per-call timeout. */
+  timeoutMs?: number;
+}
+
+export interface SubmitPaymentInput {
+  /** Stable, fixed before the first send, reused on every retry (LESSONS.md 1). */
+  externalId: string;
+  /** The exact signed bytes (payment-order.document.ts), never rebuilt. */
+  document: Buffer;
+  /** Detached CMS signatures (DER), one per signer, each over exactly `document`. */
+  signatures: Buffer[];
+  /** The requisites as JSON; must equal what `document` says (the bank checks). */
+  requisites: PaymentRequisites;
+}
+
+export interface RetryPolicy {
+  /** Attempts of a safe call in total (1 = no retry). */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A Retry-After longer than this is not waited for inside the call: the error goes to the caller. */
+  maxRetryAfterMs: number;
+}
+
+export interface BusinessApiClientOptions {
+  /** The bank's base URL (CONNECTOR_BANK_URL), without the API prefix. */
+  baseUrl: string;
+  /** Path segment of the API version (bank.apiVersion, R-3). */
+  apiVersion: string;
+  credentials: CredentialsProvider;
+  timeoutMs?: number;
+  statementTimeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Refresh a token this long before it expires (bounded to a fifth of its lifetime). */
+  refreshMarginMs?: number;
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  logger?: Logger;
+  now?: () => number;
+  /** Random in [0,1) for jitter (tests make it deterministic). */
+  random?: () => number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5_000, maxRetryAfterMs: 30_000 };
+
+export function isFinalStatus(status: string): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new BankError('TRANSIENT', 'the call was cancelled'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new BankError('TRANSIENT', 'the call was cancelled'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+interface CachedToken {
+  value: string;
+  refreshAt: number;
+  expiresAt: number;
+}
+
+/**
+ * The one HTTP primitive for the bank's Business API (STYLE.md 7; contract: openapi.yaml beside
+ * this file). One axios instance; a cached bearer token refreshed before expiry with one refresh
+ * in flight; per-call timeouts and AbortSignal; a zod check on every response; retries with
+ * jittered backoff only for calls that are safe to repeat (token, lookup, status, accounts,
+ * statement). `submit` is never resent by this client: a lost answer is OUTCOME_UNKNOWN and the
+ * caller resolves it with `lookup(externalId)`.
+ *
+ * Secrets: the Client Secret goes only into the token request's Authorization header, the token
+ * only into Authorization headers; neither is logged, put into an error or a URL (R-4). Errors
+ * are always BankError built by parseBankError, never the axios error (whose config holds headers).
+ */
+export class BusinessApiClient {
+  private readonly http: AxiosInstance;
+  private readonly retry: RetryPolicy;
+  private readonly timeoutMs: number;
+  private readonly statementTimeoutMs: number;
+  private readonly refreshMarginMs: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private token?: CachedToken;
+  private tokenInFlight?: Promise<CachedToken>;
+  private readonly agents: Array<http.Agent | https.Agent>;
+  /** Counts token requests made (diagnostics and tests). */
+  tokenRequests = 0;
+
+  constructor(private readonly options: BusinessApiClientOptions) {
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.statementTimeoutMs = options.statementTimeoutMs ?? 120_000;
+    this.refreshMarginMs = options.refreshMarginMs ?? 30_000;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const httpsAgent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      ca: options.tls?.ca,
+      cert: options.tls?.cert,
+      key: options.tls?.key,
+      // Never switch verification off "for the bank" (LESSONS.md 16): a private CA goes into `ca`.
+      rejectUnauthorized: true,
+    });
+    this.agents = [httpAgent, httpsAgent];
+    const base = options.baseUrl.replace(/\/+$/, '');
+    this.http = axios.create({
+      baseURL: `${base}/api/${encodeURIComponent(options.apiVersion)}`,
+      httpAgent,
+      httpsAgent,
+      // Status codes are judged here, not by axios, so every answer goes through parseBankError.
+      validateStatus: () => true,
+      maxRedirects: 0,
+      proxy: false,
+      transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: true },
+      headers: { Accept: 'application/json', 'User-Agent': 'bank-connector/0.1' },
+    });
+  }
+
+  /** Builds a client from the validated config (bank.*); credentials from config/env until the vault exists. */
+  static fromConfig(
+    bank: {
+      url: string;
+      apiVersion: string;
+      clientId?: string;
+      clientSecretFile?: string;
+      timeoutMs: number;
+      statementTimeoutMs: number;
+      caFile?: string;
+      clientCertFile?: string;
+      clientKeyFile?: string;
+    },
+    extra: { credentials?: CredentialsProvider; logger?: Logger; env?: NodeJS.ProcessEnv; retry?: Partial<RetryPolicy> } = {},
+  ): BusinessApiClient {
+    const read = (file?: string) => (file ? readFileSync(file) : undefined);
+    return new BusinessApiClient({
+      baseUrl: bank.url,
+      apiVersion: bank.apiVersion,
+      credentials: extra.credentials ?? new ConfigCredentialsProvider({ clientId: bank.clientId, clientSecretFile: bank.clientSecretFile, env: extra.env }),
+      timeoutMs: bank.timeoutMs,
+      statementTimeoutMs: bank.statementTimeoutMs,
+      tls: { ca: read(bank.caFile), cert: read(bank.clientCertFile), key: read(bank.clientKeyFile) },
+      logger: extra.logger,
+      retry: extra.retry,
+    });
+  }
+
+  /** Frees keep-alive sockets. */
+  close(): void {
+    for (const agent of this.agents) agent.destroy();
+  }
+
+  /** Drops the cached token (e.g. after the credentials were rotated). */
+  invalidateToken(): void {
+    this.token = undefined;
+  }
+
+  // ---- token ----------------------------------------------------------------------------
+
+  private async getToken(): Promise<string> {
+    const cached = this.token;
+    if (cached && this.now() < cached.refreshAt) return cached.value;
+    if (!this.tokenInFlight) {
+      // One refresh in flight: concurrent callers share it (contract: /oauth/token). It is not
+      // bound to the first caller's AbortSignal (that caller leaving must not fail the others);
+      // the per-call timeout bounds it.
+      this.tokenInFlight = this.fetchToken().finally(() => {
+        this.tokenInFlight = undefined;
+      });
+    }
+    return (await this.tokenInFlight).value;
+  }
+
+  private async fetchToken(signal?: AbortSignal): Promise<CachedToken> {
+    const token = await this.safeCall('token', signal, async () => {
+      const { clientId, clientSecret } = await this.options.credentials.getCredentials();
+      this.tokenRequests += 1;
+      const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`, 'utf8').toString('base64');
+      return this.http.post('/oauth/token', 'grant_type=client_credentials', {
+        headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+        timeout: this.timeoutMs,
+        signal,
+      });
+    }, [200], tokenSchema);
+    const issuedAt = this.now();
+    const lifetimeMs = token.expires_in * 1000;
+    const margin = Math.min(this.refreshMarginMs, Math.floor(lifetimeMs / 5));
+    const cached = { value: token.access_token, refreshAt: issuedAt + lifetimeMs - margin, expiresAt: issuedAt + lifetimeMs };
+    this.token = cached;
+    return cached;
+  }
+
+  // ---- calls ----------------------------------------------------------------------------
+
+  /**
+   * POST /payments. Never retried here except after a 401 on the bearer token (the contract says a
+   * 401 was not processed). 201 = new document, 200 = this externalId was already accepted (the
+   * first document). A lost answer -> OUTCOME_UNKNOWN: call `lookup(externalId)` next.
+   */
+  async submit(input: SubmitPaymentInput, opts: CallOptions = {}): Promise<BankPaymentDocument & { created: boolean }> {
+    if (input.signatures.length === 0) throw new BankError('CONTRACT_VIOLATION', 'a payment document needs at least one signature');
+    const body = {
+      externalId: input.externalId,
+      document: { format: PAYMENT_ORDER_FORMAT, content: input.document.toString('base64') },
+      signatures: input.signatures.map((s) => s.toString('base64')),
+      requisites: input.requisites,
+    };
+    const res = await this.authorised('submit', opts, (headers, signal) =>
+      this.http.post('/payments', body, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
+    );
+    if (res.status === 200 || res.status === 201) {
+      // A success we cannot read is an unknown outcome, not a failure (LESSONS.md 1): the bank
+      // may well hold the document. The caller looks it up by externalId.
+      const parsed = paymentDocumentSchema.safeParse(res.data);
+      if (!parsed.success) {
+        throw new BankError('OUTCOME_UNKNOWN', `the bank answered the submit with HTTP ${res.status} but the body does not follow the contract; look the document up by its external id`, { httpStatus: res.status });
+      }
+      return { ...parsed.data, created: res.status === 201 };
+    }
+    const doc = this.check('submit', res, [200, 201], paymentDocumentSchema);
+    return { ...doc, created: false };
+  }
+
+  /** GET /payments/by-external-id/{externalId}: NOT_FOUND when the bank never registered it. Safe to repeat. */
+  async lookup(externalId: string, opts: CallOptions = {}): Promise<BankPaymentDocument> {
+    return this.safeAuthorised('lookup', opts, paymentDocumentSchema, (headers, signal) =>
+      this.http.get(`/payments/by-external-id/${encodeURIComponent(externalId)}`, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
+    );
+  }
+
+  /** GET /payments/{documentId}/status. Unknown statuses come back verbatim (isFinalStatus() says false). */
+  async getStatus(documentId: string, opts: CallOptions = {}): Promise<BankPaymentStatus> {
+    return this.safeAuthorised('status', opts, paymentStatusSchema, (headers, signal) =>
+      this.http.get(`/payments/${encodeURIComponent(documentId)}/status`, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
+    );
+  }
+
+  /** GET /accounts. */
+  async listAccounts(opts: CallOptions = {}): Promise<BankAccount[]> {
+    const res = await this.safeAuthorised('accounts', opts, accountsSchema, (headers, signal) =>
+      this.http.get('/accounts', { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
+    );
+    return res.accounts;
+  }
+
+  /** GET /accounts/{iban}/statement?from&to, mapped to the domain's statement model. Longer timeout (LESSONS.md 9). */
+  async getStatement(iban: string, from: string, to: string, opts: CallOptions = {}): Promise<StatementData> {
+    const res = await this.safeAuthorised('statement', opts, statementSchema, (headers, signal) =>
+      this.http.get(`/accounts/${encodeURIComponent(iban)}/statement`, {
+        params: { from, to },
+        headers,
+        timeout: opts.timeoutMs ?? this.statementTimeoutMs,
+        signal,
+      }),
+    );
+    return mapBankStatement(res);
+  }
+
+  // ---- machinery ------------------------------------------------------------------------
+
+  private check<T>(operation: BankOperation, res: AxiosResponse, ok: number[], schema: ZodType<T>): T {
+    if (!ok.includes(res.status)) {
+      const err = parseBankError({ operation, status: res.status, headers: res.headers as Record<string, unknown>, body: res.data });
+      if (err.code === 'CREDENTIALS_REVOKED') void this.options.credentials.onRevoked?.();
+      throw err;
+    }
+    const parsed = schema.safeParse(res.data);
+    if (!parsed.success) {
+      const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+      throw new BankError('CONTRACT_VIOLATION', `the bank's ${operation} answer does not follow the contract (${where})`, { httpStatus: res.status });
+    }
+    return parsed.data;
+  }
+
+  /** One authorised request; after a 401 the token is refreshed once and the request repeated (401 = not processed). */
+  private async authorised(
+    operation: BankOperation,
+    opts: CallOptions,
+    send: (headers: Record<string, string>, signal?: AbortSignal) => Promise<AxiosResponse>,
+  ): Promise<AxiosResponse> {
+    for (let attempt = 0; ; attempt += 1) {
+      const token = await this.getToken();
+      const started = this.now();
+      let res: AxiosResponse;
+      try {
+        res = await send({ Authorization: `Bearer ${token}` }, opts.signal);
+      } catch (err) {
+        const failure = failureFromAxios(operation, err);
+        this.options.logger?.warn({ event: 'bank.call.failed', operation, transport: failure.transportCode, ms: this.now() - started }, 'bank call failed');
+        throw parseBankError(failure);
+      }
+      this.options.logger?.debug({ event: 'bank.call', operation, status: res.status, ms: this.now() - started }, 'bank call');
+      if (res.status === 401 && attempt === 0) {
+        if (this.token?.value === token) this.token = undefined;
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private safeAuthorised<T>(
+    operation: BankOperation,
+    opts: CallOptions,
+    schema: ZodType<T>,
+    send: (headers: Record<string, string>, signal?: AbortSignal) => Promise<AxiosResponse>,
+  ): Promise<T> {
+    return this.withRetry(operation, opts.signal, async () => {
+      const res = await this.authorised(operation, opts, send);
+      return this.check(operation, res, [200], schema);
+    });
+  }
+
+  private safeCall<T>(
+    operation: BankOperation,
+    signal: AbortSignal | undefined,
+    send: () => Promise<AxiosResponse>,
+    ok: number[],
+    schema: ZodType<T>,
+  ): Promise<T> {
+    return this.withRetry(operation, signal, async () => {
+      let res: AxiosResponse;
+      try {
+        res = await send();
+      } catch (err) {
+        if (err instanceof BankError) throw err;
+        throw parseBankError(failureFromAxios(operation, err));
+      }
+      return this.check(operation, res, ok, schema);
+    });
+  }
+
+  /** Retries a call that is safe to repeat: TRANSIENT with full-jitter backoff, RATE_LIMITED/MAINTENANCE after Retry-After. */
+  private async withRetry<T>(operation: BankOperation, signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err instanceof BankError) || !err.retryable || attempt >= this.retry.maxAttempts || signal?.aborted) throw err;
+        let delay: number;
+        if (err.retryAfterMs !== undefined) {
+          if (err.retryAfterMs > this.retry.maxRetryAfterMs) throw err;
+          delay = err.retryAfterMs;
+        } else {
+          const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+          delay = Math.floor(this.random() * cap);
+        }
+        this.options.logger?.info({ event: 'bank.call.retry', operation, code: err.code, attempt, delayMs: delay }, 'retrying a safe bank call');
+        await sleep(delay, signal);
+      }
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+/**
+ * zod mirrors of the response schemas in openapi.yaml. Every response the client receives is
+ * checked against one of these; a mismatch is CONTRACT_VIOLATION. Objects are `passthrough`-free
+ * but not strict: unknown fields are tolerated (R-3) and dropped.
+ */
+const amount = z.string().regex(/^\d{1,16}\.\d{2}$/);
+const signedAmount = z.string().regex(/^-?\d{1,16}\.\d{2}$/);
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+
+export const errorBodySchema = z.object({ code: z.string().min(1), message: z.string(), field: z.string().optional() });
+export type BankErrorBody = z.infer<typeof errorBodySchema>;
+
+export const tokenSchema = z.object({
+  access_token: z.string().min(16),
+  token_type: z.string().refine((t) => t.toLowerCase() === 'bearer', 'expected a Bearer token'),
+  expires_in: z.number().int().positive(),
+});
+
+/** Known statuses; any other string is kept verbatim and treated as non-final (R-3). */
+export const KNOWN_STATUSES = ['accepted', 'in_processing', 'executed', 'rejected'] as const;
+export type KnownStatus = (typeof KNOWN_STATUSES)[number];
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(['executed', 'rejected']);
+
+export const paymentStatusSchema = z.object({
+  documentId: z.string().min(1),
+  externalId: z.string().min(1),
+  status: z.string().min(1),
+  reasonCode: z.string().optional(),
+  reasonText: z.string().optional(),
+  updatedAt: z.string().datetime({ offset: true }),
+  operationalDay: isoDate.optional(),
+  bankReference: z.string().optional(),
+  fee: amount.optional(),
+});
+
+export const paymentDocumentSchema = paymentStatusSchema.extend({
+  receivedAt: z.string().datetime({ offset: true }),
+  document: z.object({ payerAccount: z.string(), number: z.string(), date: isoDate, amount, currency: z.string() }),
+});
+
+export const accountSchema = z.object({
+  iban: z.string(),
+  currency: z.string(),
+  name: z.string().optional(),
+  balance: signedAmount,
+  available: signedAmount,
+  status: z.string(),
+});
+export const accountsSchema = z.object({ accounts: z.array(accountSchema) });
+
+export const counterpartySchema = z.object({ name: z.string(), iinBin: z.string(), iban: z.string(), bic: z.string() });
+export const statementLineSchema = z.object({
+  lineId: z.string().min(1),
+  bookingDate: isoDate,
+  valueDate: isoDate,
+  direction: z.enum(['debit', 'credit']),
+  amount,
+  currency: z.string(),
+  status: z.enum(['booked', 'pending']),
+  kind: z.enum(['payment', 'fee', 'tax', 'other']),
+  counterparty: counterpartySchema,
+  purpose: z.string(),
+  knp: z.string().optional(),
+  documentNumber: z.string().optional(),
+  documentDate: isoDate.optional(),
+  bankReference: z.string().optional(),
+  externalId: z.string().optional(),
+});
+export const statementSchema = z.object({
+  account: z.string(),
+  currency: z.string(),
+  from: isoDate,
+  to: isoDate,
+  kind: z.enum(['booked', 'intraday']).optional(),
+  openingBalance: signedAmount,
+  closingBalance: signedAmount,
+  lines: z.array(statementLineSchema),
+});
+
+export type BankPaymentStatus = z.infer<typeof paymentStatusSchema>;
+export type BankPaymentDocument = z.infer<typeof paymentDocumentSchema>;
+export type BankAccount = z.infer<typeof accountSchema>;
+export type BankStatement = z.infer<typeof statementSchema>;
+export type BankStatementLine = z.infer<typeof statementLineSchema>;

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkStatementBalance } from '../../../connector/statements/statement.model';
+import { Camt053Error, readCamt053 } from './camt053.reader';
+import { mapBankStatement } from './statement.mapper';
+
+const sample = readFileSync(join(__dirname, 'testdata', 'camt053-sample.xml'), 'utf8');
+
+describe('camt.053 reader', () => {
+  it('maps balances, our payment, its fee, an incoming payment and a pending line', async () => {
+    const [st] = await readCamt053(sample);
+    expect(st).toMatchObject({ account: 'KZ88998CTB0000000001', currency: 'KZT', periodFrom: '2026-11-25', periodTo: '2026-11-25', openingBalance: 1_000_000_000, closingBalance: 1_000_070_050, source: 'camt053' });
+    expect(st.lines).toHaveLength(4);
+    expect(st.lines[0]).toEqual({
+      bankLineId: '20261125-00000001', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: 150000, currency: 'KZT',
+      status: 'booked', kind: 'payment', counterparty: { name: 'ТОО Поставщик', iinBin: '950440000000', iban: 'KZ608260000000000042', bic: 'ALMNKZKA' },
+      purpose: 'Оплата по счёту №5 от 20.11.2026, в т.ч. НДС 12%', knp: '710', documentNumber: '1001', externalId: 'ext-1001', bankReference: 'ACB202611250000001',
+    });
+    expect(st.lines[1]).toMatchObject({ kind: 'fee', amount: 30000, bankReference: 'ACB202611250000001' });
+    expect(st.lines[2]).toMatchObject({ direction: 'credit', counterparty: { iinBin: '870650000005', bic: 'HSBKKZKX' } });
+    expect(st.lines[2].externalId).toBeUndefined();
+    expect(st.lines[3]).toMatchObject({ bankLineId: 'PENDING-D0000000042', status: 'pending', purpose: 'Платёж в обработке' });
+    expect(checkStatementBalance(st).ok).toBe(true);
+  });
+
+  it('reads later versions: prefixed namespace, Sts/Cd, BICFI, DBIT balances', async () => {
+    const v8 = sample
+      .replace('urn:iso:std:iso:20022:tech:xsd:camt.053.001.02', 'urn:iso:std:iso:20022:tech:xsd:camt.053.001.08')
+      .replace(/<(\/?)([A-Za-z]+)/g, '<$1c:$2')
+      .replace('<c:Document xmlns=', '<c:Document xmlns:c=')
+      .replace(/<c:Sts>BOOK<\/c:Sts>/g, '<c:Sts><c:Cd>BOOK</c:Cd></c:Sts>')
+      .replace(/<c:BIC>/g, '<c:BICFI>').replace(/<\/c:BIC>/g, '</c:BICFI>');
+    const [st] = await readCamt053(v8);
+    expect(st.lines[0]).toMatchObject({ status: 'booked', counterparty: { bic: 'ALMNKZKA' } });
+    const overdrawn = sample.replace(/(<Cd>OPBD<\/Cd>[\s\S]*?<CdtDbtInd>)CRDT/, '$1DBIT');
+    expect((await readCamt053(overdrawn))[0].openingBalance).toBe(-1_000_000_000);
+  });
+
+  it('refuses what is not a statement, naming where', async () => {
+    await expect(readCamt053('<Document/>')).rejects.toThrow(Camt053Error);
+    await expect(readCamt053('<<<')).rejects.toThrow(/well-formed/);
+    await expect(readCamt053(sample.replace('<Amt Ccy="KZT">300.00</Amt>', '<Amt Ccy="KZT">300.001</Amt>'))).rejects.toThrow(/Stmt 1 Ntry 2/);
+    await expect(readCamt053(sample.replace(/<Bal>[\s\S]*?CLBD[\s\S]*?<\/Bal>/, ''))).rejects.toThrow(/closing/);
+  });
+});
+
+describe('statement JSON mapper', () => {
+  it('maps signed balances and keeps fee and pending lines', () => {
+    const st = mapBankStatement({
+      account: 'KZ88998CTB0000000001', currency: 'KZT', from: '2026-11-25', to: '2026-11-25', kind: 'intraday',
+      openingBalance: '-10.00', closingBalance: '-310.00',
+      lines: [
+        { lineId: 'L1', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '300.00', currency: 'KZT', status: 'booked', kind: 'fee', counterparty: { name: 'Bank', iinBin: '', iban: '', bic: 'TSESKZKA' }, purpose: 'fee', bankReference: 'R1' },
+        { lineId: 'P1', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '5.00', currency: 'KZT', status: 'pending', kind: 'payment', counterparty: { name: 'X', iinBin: '', iban: '', bic: '' }, purpose: 'p' },
+      ],
+    });
+    expect(st).toMatchObject({ openingBalance: -1000, closingBalance: -31000, kind: 'intraday', source: 'bank-json' });
+    expect(st.lines.map((l) => [l.bankLineId, l.kind, l.status, l.amount])).toEqual([['L1', 'fee', 'booked', 30000], ['P1', 'payment', 'pending', 500]]);
+    expect(checkStatementBalance(st).ok).toBe(true);
+  });
+});

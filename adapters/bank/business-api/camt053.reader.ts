@@ -1,0 +1,181 @@
+import { parseStringPromise, processors } from 'xml2js';
+import { parseAmount } from '../../../connector/shared/money';
+import type { LineKind, StatementData, StatementLineData } from '../../../connector/statements/statement.model';
+
+/**
+ * ISO 20022 camt.053 (BankToCustomerStatement) -> the domain's statement model. Banks and files
+ * use it beside the contract's JSON (DESIGN.md "The signed document"). Reads versions .001.02
+ * to .001.08 (Sts as text or <Cd>, BIC or BICFI), namespace prefixes ignored.
+ *
+ * Mapping: Ntry/AcctSvcrRef -> bankLineId (else NtryRef); CdtDbtInd -> direction; Sts BOOK/PDNG ->
+ * booked/pending; BkTxCd sub-family CHRG/COMM/FEES -> fee line (R-25), TAXE -> tax; the
+ * counterparty is the creditor of a debit and the debtor of a credit; TxDtls/Refs/EndToEndId ->
+ * externalId, InstrId -> documentNumber, TxDtls/Refs/AcctSvcrRef -> bankReference;
+ * Purp/Prtry (or Cd) of three digits -> KNP; RmtInf/Ustrd -> purpose. Balances OPBD/PRCD ->
+ * opening, CLBD -> closing (DBIT means negative).
+ */
+export class Camt053Error extends Error {
+  readonly code = 'CAMT053_INVALID';
+}
+
+type Node = Record<string, unknown>;
+
+function kids(node: unknown, name: string): Node[] {
+  if (!node || typeof node !== 'object') return [];
+  const v = (node as Node)[name];
+  return Array.isArray(v) ? (v as Node[]) : [];
+}
+
+function at(node: unknown, ...path: string[]): Node | undefined {
+  let cur: unknown = node;
+  for (const p of path) {
+    cur = kids(cur, p)[0];
+    if (cur === undefined) return undefined;
+  }
+  return cur as Node;
+}
+
+function text(node: unknown, ...path: string[]): string | undefined {
+  const n = path.length ? at(node, ...path) : node;
+  if (n === undefined || n === null) return undefined;
+  if (typeof n === 'string') return n.trim();
+  const t = (n as Node)._;
+  return typeof t === 'string' ? t.trim() : undefined;
+}
+
+function attr(node: unknown, name: string): string | undefined {
+  const a = (node as Node | undefined)?.$ as Record<string, string> | undefined;
+  return a?.[name];
+}
+
+function amountOf(node: Node | undefined, where: string): number {
+  const raw = text(node);
+  if (!raw) throw new Camt053Error(`${where}: missing amount`);
+  try {
+    return parseAmount(raw);
+  } catch {
+    throw new Camt053Error(`${where}: "${raw}" is not an amount with at most two decimals`);
+  }
+}
+
+function dateOf(node: unknown, ...path: string[]): string | undefined {
+  const base = at(node, ...path);
+  const d = text(base, 'Dt') ?? text(base, 'DtTm');
+  return d ? d.slice(0, 10) : undefined;
+}
+
+function party(tx: Node | undefined, role: 'Dbtr' | 'Cdtr'): { name: string; iinBin: string; iban: string; bic: string } {
+  const p = at(tx, 'RltdPties', role);
+  // camt.053.001.08 wraps the party in <Pty>.
+  const who = at(p, 'Pty') ?? p;
+  const idNode = at(who, 'Id', 'OrgId', 'Othr') ?? at(who, 'Id', 'PrvtId', 'Othr');
+  const agent = at(tx, 'RltdAgts', `${role}Agt`, 'FinInstnId');
+  return {
+    name: text(who, 'Nm') ?? '',
+    iinBin: text(idNode, 'Id') ?? '',
+    iban: text(tx, 'RltdPties', `${role}Acct`, 'Id', 'IBAN') ?? text(tx, 'RltdPties', `${role}Acct`, 'Id', 'Othr', 'Id') ?? '',
+    bic: text(agent, 'BICFI') ?? text(agent, 'BIC') ?? '',
+  };
+}
+
+function kindOf(entry: Node): LineKind {
+  const fmly = at(entry, 'BkTxCd', 'Domn', 'Fmly');
+  const sub = text(fmly, 'SubFmlyCd') ?? '';
+  if (['CHRG', 'COMM', 'FEES', 'COME'].includes(sub)) return 'fee';
+  if (sub === 'TAXE') return 'tax';
+  const prtry = (text(entry, 'BkTxCd', 'Prtry', 'Cd') ?? '').toUpperCase();
+  if (/FEE|CHRG|COMM/.test(prtry)) return 'fee';
+  return 'payment';
+}
+
+function balance(stmt: Node, codes: string[]): { amount: number; date?: string } | undefined {
+  for (const bal of kids(stmt, 'Bal')) {
+    const code = text(bal, 'Tp', 'CdOrPrtry', 'Cd');
+    if (code && codes.includes(code)) {
+      const amount = amountOf(at(bal, 'Amt'), `balance ${code}`);
+      return { amount: text(bal, 'CdtDbtInd') === 'DBIT' ? -amount : amount, date: dateOf(bal, 'Dt') };
+    }
+  }
+  return undefined;
+}
+
+export async function readCamt053(xml: string | Buffer): Promise<StatementData[]> {
+  let doc: Node;
+  try {
+    doc = (await parseStringPromise(typeof xml === 'string' ? xml : xml.toString('utf8'), {
+      explicitArray: true,
+      tagNameProcessors: [processors.stripPrefix],
+      attrNameProcessors: [processors.stripPrefix],
+    })) as Node;
+  } catch (err) {
+    throw new Camt053Error(`not well-formed XML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  // The root element is not wrapped in an array by xml2js.
+  const root = at(doc?.Document, 'BkToCstmrStmt');
+  if (!root) throw new Camt053Error('not a camt.053 document: expected Document/BkToCstmrStmt');
+  const statements = kids(root, 'Stmt');
+  if (statements.length === 0) throw new Camt053Error('the document holds no Stmt');
+  return statements.map((stmt, si) => {
+    const where = `Stmt ${si + 1}`;
+    const account = text(stmt, 'Acct', 'Id', 'IBAN') ?? text(stmt, 'Acct', 'Id', 'Othr', 'Id');
+    if (!account) throw new Camt053Error(`${where}: no account (Acct/Id/IBAN)`);
+    const opening = balance(stmt, ['OPBD', 'PRCD', 'OPAV']);
+    const closing = balance(stmt, ['CLBD']);
+    if (!opening || !closing) throw new Camt053Error(`${where}: an opening (OPBD/PRCD) and a closing (CLBD) balance are required`);
+    let currency = text(stmt, 'Acct', 'Ccy');
+    const lines: StatementLineData[] = kids(stmt, 'Ntry').map((entry, ei) => {
+      const w = `${where} Ntry ${ei + 1}`;
+      const amtNode = at(entry, 'Amt');
+      const amount = amountOf(amtNode, w);
+      const lineCurrency = attr(amtNode, 'Ccy') ?? currency ?? '';
+      currency = currency ?? lineCurrency;
+      const ind = text(entry, 'CdtDbtInd');
+      if (ind !== 'CRDT' && ind !== 'DBIT') throw new Camt053Error(`${w}: CdtDbtInd must be CRDT or DBIT`);
+      const sts = text(entry, 'Sts') ?? text(entry, 'Sts', 'Cd');
+      const status = sts === 'BOOK' ? 'booked' : 'pending';
+      const tx = at(entry, 'NtryDtls', 'TxDtls');
+      const bankLineId = text(entry, 'AcctSvcrRef') ?? text(entry, 'NtryRef');
+      if (!bankLineId) throw new Camt053Error(`${w}: no AcctSvcrRef or NtryRef to identify the line`);
+      const bookingDate = dateOf(entry, 'BookgDt') ?? dateOf(entry, 'ValDt');
+      if (!bookingDate) throw new Camt053Error(`${w}: no booking date`);
+      const direction = ind === 'DBIT' ? 'debit' : 'credit';
+      const purp = text(tx, 'Purp', 'Prtry') ?? text(tx, 'Purp', 'Cd');
+      const knp = purp && /^\d{3}$/.test(purp) ? purp : undefined;
+      const line: StatementLineData = {
+        bankLineId,
+        bookingDate,
+        valueDate: dateOf(entry, 'ValDt') ?? bookingDate,
+        direction,
+        amount,
+        currency: lineCurrency,
+        status,
+        kind: kindOf(entry),
+        counterparty: party(tx, direction === 'debit' ? 'Cdtr' : 'Dbtr'),
+        purpose: kids(at(tx, 'RmtInf'), 'Ustrd').map((u) => text(u) ?? '').join(' ').trim() || (text(entry, 'AddtlNtryInf') ?? ''),
+      };
+      if (knp) line.knp = knp;
+      const refs = at(tx, 'Refs');
+      const e2e = text(refs, 'EndToEndId');
+      if (e2e && e2e !== 'NOTPROVIDED') line.externalId = e2e;
+      const instr = text(refs, 'InstrId');
+      if (instr) line.documentNumber = instr;
+      const ref = text(refs, 'AcctSvcrRef');
+      if (ref) line.bankReference = ref;
+      return line;
+    });
+    const periodFrom = dateOf(stmt, 'FrToDt', 'FrDtTm') ?? text(stmt, 'FrToDt', 'FrDtTm')?.slice(0, 10) ?? opening.date;
+    const periodTo = text(stmt, 'FrToDt', 'ToDtTm')?.slice(0, 10) ?? closing.date;
+    if (!periodFrom || !periodTo) throw new Camt053Error(`${where}: no period (FrToDt or balance dates)`);
+    return {
+      account,
+      currency: currency ?? '',
+      periodFrom,
+      periodTo,
+      kind: 'booked',
+      openingBalance: opening.amount,
+      closingBalance: closing.amount,
+      lines,
+      source: 'camt053',
+    } satisfies StatementData;
+  });
+}

@@ -1,0 +1,213 @@
+import { networkInterfaces } from 'node:os';
+import { Client } from 'pg';
+import { buildProgram } from '../../../connector/cli/main';
+import { DEMO, loadSandboxConfig } from './sandbox.config';
+import { isLoopbackHost, Sandbox, startSandbox } from './sandbox.server';
+import { sampleOrder } from '../test/fixtures';
+import { startHarness, TEST_DATABASE_URL, type Harness } from '../test/sandbox.harness';
+
+/** The sandbox on its own: bad input, the admin API's loopback rule, the day clock, its schema. */
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ clock: { speed: 0, startAt: '2026-11-25T04:00:00Z', acceptedToProcessingMs: 60_000, processingToFinalMs: 60_000, tickMs: 50 } });
+});
+afterAll(async () => {
+  await h.stop();
+  await h.drop();
+});
+
+async function call(path: string, init: RequestInit & { token?: string } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  const res = await fetch(`${h.url}${path}`, { ...init, headers });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function token(): Promise<string> {
+  const r = await call('/api/v1/oauth/token', {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`test-client:${h.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials',
+  });
+  return r.body.access_token as string;
+}
+
+describe('bad input gets contract errors, never a crash', () => {
+  it('answers {code,message} for broken JSON, missing fields, bad base64, an unknown version or path', async () => {
+    const t = await token();
+    const json = { 'content-type': 'application/json' };
+    const cases: Array<[string, RequestInit & { token?: string }, number, string]> = [
+      ['/api/v1/payments', { method: 'POST', headers: json, body: '{"externalId":', token: t }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/payments', { method: 'POST', headers: json, body: '{"externalId":"x"}', token: t }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/payments', { method: 'POST', headers: json, body: JSON.stringify({ externalId: 'e', document: { format: 'kz-payment-order-xml/1', content: '%%%' }, signatures: [], requisites: { ...sampleOrder() } }), token: t }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/payments', { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<x/>', token: t }, 415, 'INVALID_REQUEST'],
+      ['/api/v2/accounts', { token: t }, 404, 'NOT_FOUND'],
+      ['/api/v1/nothing', { token: t }, 404, 'NOT_FOUND'],
+      ['/api/v1/oauth/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password' }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/oauth/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic !!!' }, body: 'grant_type=client_credentials' }, 401, 'INVALID_CLIENT'],
+      ['/api/v1/accounts', {}, 401, 'UNAUTHORIZED'],
+      [`/api/v1/accounts/${DEMO.payerIban}/statement?from=yesterday&to=2026-11-25`, { token: t }, 400, 'INVALID_REQUEST'],
+    ];
+    for (const [path, init, status, code] of cases) {
+      const r = await call(path, init);
+      expect({ path, status: r.status, code: r.body.code }).toEqual({ path, status, code });
+      expect(typeof r.body.message).toBe('string');
+    }
+    expect((await call('/api/v1/accounts', { token: t })).status).toBe(200);
+  });
+
+  it('an unsigned document is refused (SIGNATURE_INVALID), and is counted in the ledger', async () => {
+    const t = await token();
+    const input = h.signed(sampleOrder({ number: '7001' }), 'unsigned-7001');
+    const r = await call('/api/v1/payments', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      token: t,
+      body: JSON.stringify({ externalId: input.externalId, document: { format: 'kz-payment-order-xml/1', content: input.document.toString('base64') }, signatures: [], requisites: input.requisites }),
+    });
+    expect(r).toMatchObject({ status: 422, body: { code: 'SIGNATURE_INVALID' } });
+    const ledger = await h.admin<{ submissions: Array<{ externalId: string; requests: number; accepted: boolean }> }>('GET', '/submissions');
+    expect(ledger.submissions.find((s) => s.externalId === 'unsigned-7001')).toMatchObject({ requests: 1, accepted: false });
+  });
+});
+
+describe('fault switches', () => {
+  afterEach(() => h.admin('POST', '/faults/reset'));
+
+  it('errorRate 1 fails every contract call with 500; slowMs delays answers past a client timeout', async () => {
+    const t = await token();
+    await h.admin('PUT', '/faults', { errorRate: 1 });
+    expect(await call('/api/v1/accounts', { token: t })).toMatchObject({ status: 500, body: { code: 'INTERNAL_ERROR' } });
+    await h.admin('PUT', '/faults', { errorRate: 0, slowMs: 400 });
+    const hasty = h.client({ timeoutMs: 100, retry: { maxAttempts: 1 } });
+    await expect(hasty.listAccounts()).rejects.toMatchObject({ code: 'TRANSIENT' });
+    const patient = h.client({ timeoutMs: 2_000 });
+    const started = Date.now();
+    await patient.listAccounts();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+  });
+
+  it('refuses a bad switch with a contract error', async () => {
+    await expect(h.admin('PUT', '/faults', { errorRate: 2 })).rejects.toThrow(/400/);
+    await expect(h.admin('PUT', '/faults', { nonsense: true })).rejects.toThrow(/400/);
+  });
+});
+
+describe('the operational-day clock', () => {
+  it('moves documents by simulated time: accepted -> in_processing -> executed', async () => {
+    const client = h.client();
+    const doc = await client.submit(h.signed(sampleOrder({ number: '7002' }), 'clock-7002'));
+    await h.admin('POST', '/clock/advance', { ms: 59_000 });
+    expect((await client.getStatus(doc.documentId)).status).toBe('accepted');
+    await h.admin('POST', '/clock/advance', { ms: 2_000 });
+    expect((await client.getStatus(doc.documentId)).status).toBe('in_processing');
+    await h.admin('POST', '/clock/advance', { ms: 61_000 });
+    expect((await client.getStatus(doc.documentId)).status).toBe('executed');
+    const clock = await h.admin<{ now: string; operationalDay: string; speed: number }>('GET', '/clock');
+    expect(clock).toEqual({ now: '2026-11-25T04:02:02.000Z', operationalDay: '2026-11-25', speed: 0 });
+  });
+
+  it('runs by itself at the configured speed', async () => {
+    const client = h.client();
+    await h.admin('PUT', '/clock', { speed: 1000 });
+    try {
+      const doc = await client.submit(h.signed(sampleOrder({ number: '7003' }), 'clock-7003'));
+      let status = '';
+      for (let i = 0; i < 100 && status !== 'executed'; i += 1) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (await client.getStatus(doc.documentId)).status;
+      }
+      expect(status).toBe('executed');
+    } finally {
+      await h.admin('PUT', '/clock', { speed: 0, now: '2026-11-25T05:00:00Z' });
+    }
+  });
+});
+
+describe('the operational day with a cut-off', () => {
+  it('holds a document received after the cut-off until its operational day', async () => {
+    const late = await startHarness({ clock: { speed: 0, startAt: '2026-11-25T13:00:00Z', cutoff: '17:00', acceptedToProcessingMs: 1_000, processingToFinalMs: 1_000 } });
+    try {
+      const client = late.client();
+      const doc = await client.submit(late.signed(sampleOrder({ number: '7100' }), 'late-7100'));
+      expect(doc.operationalDay).toBe('2026-11-26');
+      await late.admin('POST', '/clock/advance', { ms: 3_600_000 });
+      expect((await client.getStatus(doc.documentId)).status).toBe('accepted');
+      await late.admin('PUT', '/clock', { now: '2026-11-26T04:00:00Z' });
+      await late.admin('POST', '/clock/advance', { ms: 1_000 });
+      expect((await client.getStatus(doc.documentId)).status).toBe('in_processing');
+    } finally {
+      await late.stop();
+      await late.drop();
+    }
+  });
+});
+
+describe('the admin API stays on loopback', () => {
+  it('knows loopback hosts', () => {
+    expect(['127.0.0.1', '127.1.2.3', '::1', 'localhost'].every(isLoopbackHost)).toBe(true);
+    expect(['0.0.0.0', '192.0.2.2', '::', 'example.com'].some(isLoopbackHost)).toBe(false);
+  });
+
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+  (external ? it : it.skip)('refuses a caller that is not on loopback even when listening on all interfaces', async () => {
+    const config = loadSandboxConfig({}, { databaseUrl: TEST_DATABASE_URL, schema: h.schema, port: 0, clock: { speed: 0 } });
+    const wide: Sandbox = await startSandbox({ config, host: '0.0.0.0', port: 0 });
+    try {
+      const port = new URL(wide.url).port;
+      const remote = await fetch(`http://${external}:${port}/_sandbox/submissions`);
+      expect(remote.status).toBe(403);
+      expect(((await remote.json()) as { code: string }).code).toBe('FORBIDDEN');
+      expect((await fetch(`http://127.0.0.1:${port}/_sandbox/submissions`)).status).toBe(200);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  it('without admin, /_sandbox/ does not exist', async () => {
+    const config = loadSandboxConfig({}, { databaseUrl: TEST_DATABASE_URL, schema: h.schema, port: 0, clock: { speed: 0 } });
+    const closed = await startSandbox({ config, admin: false, port: 0 });
+    try {
+      expect((await fetch(`${closed.url}/_sandbox/submissions`)).status).toBe(404);
+    } finally {
+      await closed.close();
+    }
+  });
+
+  it('`connector sandbox --host 0.0.0.0` exits 1 with a clear error unless --no-admin', async () => {
+    const writes: string[] = [];
+    const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    const before = process.exitCode;
+    try {
+      await buildProgram().parseAsync(['node', 'connector', 'sandbox', '--host', '0.0.0.0', '--port', '0']);
+      expect(process.exitCode).toBe(1);
+      expect(writes.join('')).toMatch(/^ADMIN_NOT_LOOPBACK: .*--no-admin/);
+    } finally {
+      spy.mockRestore();
+      process.exitCode = before;
+    }
+  });
+});
+
+describe('its PostgreSQL schema', () => {
+  it('is created on start idempotently, also by two sandboxes starting at once', async () => {
+    const schema = `sandbox_test_twice_${Date.now().toString(36)}`;
+    const config = loadSandboxConfig({}, { databaseUrl: TEST_DATABASE_URL, schema, port: 0, clock: { speed: 0 } });
+    const [a, b] = await Promise.all([startSandbox({ config, port: 0 }), startSandbox({ config, port: 0 })]);
+    await Promise.all([a.close(), b.close()]);
+    const pg = new Client({ connectionString: TEST_DATABASE_URL });
+    await pg.connect();
+    try {
+      const r = await pg.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [schema]);
+      expect(r.rows[0].n).toBe(6);
+      const acc = await pg.query(`SELECT count(*)::int AS n FROM "${schema}".accounts`);
+      expect(acc.rows[0].n).toBe(config.accounts.length);
+    } finally {
+      await pg.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await pg.end();
+    }
+  });
+});

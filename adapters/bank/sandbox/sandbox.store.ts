@@ -1,0 +1,270 @@
+import { Client, Pool, type PoolClient } from 'pg';
+import type { ClockState } from './sandbox.clock';
+import type { SandboxConfig } from './sandbox.config';
+import { parseAmount } from '../../../connector/shared/money';
+
+/**
+ * The sandbox's state in PostgreSQL (schema `sandbox` of CONNECTOR_DATABASE_URL by default,
+ * INTERFACES.md). Tables are created on start, idempotently; no migrate step. Everything a
+ * restarted sandbox must remember lives here: tokens (hashed), accounts and balances, documents
+ * with their exact bytes, statement lines, the submissions ledger, the clock and the
+ * credentials switch. Amounts are bigint tiyn.
+ */
+export interface DocumentRow {
+  document_id: string;
+  external_id: string;
+  doc_key: string;
+  payer_iban: string;
+  number: string;
+  doc_date: string;
+  amount: string;
+  currency: string;
+  fee: string | null;
+  status: string;
+  reason_code: string | null;
+  reason_text: string | null;
+  received_at: Date;
+  updated_at: Date;
+  operational_day: string;
+  bank_reference: string;
+  requisites: {
+    beneficiary: { name: string; iinBin: string; iban: string; bic: string; kbe: string };
+    payer: { name: string; iinBin: string; iban: string; bic: string; kod: string };
+    knp: string;
+    purpose: string;
+    number: string;
+    date: string;
+  };
+  content_hash: string;
+}
+
+export interface AccountRow {
+  iban: string;
+  name: string;
+  iin_bin: string;
+  bic: string;
+  currency: string;
+  balance: string;
+  status: string;
+}
+
+export interface LineInsert {
+  iban: string;
+  bookingDate: string;
+  valueDate: string;
+  direction: 'debit' | 'credit';
+  amount: number;
+  currency: string;
+  kind: 'payment' | 'fee' | 'tax' | 'other';
+  counterparty: { name: string; iinBin: string; iban: string; bic: string };
+  purpose: string;
+  knp?: string;
+  documentNumber?: string;
+  documentDate?: string;
+  bankReference?: string;
+  externalId?: string;
+}
+
+export class SandboxStore {
+  readonly pool: Pool;
+  private readonly s: string;
+
+  constructor(databaseUrl: string, readonly schema: string, poolMax = 10) {
+    if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+    this.s = `"${schema}"`;
+    this.pool = new Pool({ connectionString: databaseUrl, max: poolMax });
+    // An idle client's error (server restart) must not crash the sandbox.
+    this.pool.on('error', () => undefined);
+  }
+
+  get t(): string {
+    return this.s;
+  }
+
+  /** Creates the database when it is missing (INTERFACES.md: the sandbox needs no migrate step). */
+  static async ensureDatabase(databaseUrl: string): Promise<void> {
+    const probe = new Client({ connectionString: databaseUrl });
+    try {
+      await probe.connect();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '3D000') throw err;
+    } finally {
+      await probe.end().catch(() => undefined);
+    }
+    const url = new URL(databaseUrl);
+    const name = decodeURIComponent(url.pathname.slice(1));
+    url.pathname = '/postgres';
+    const admin = new Client({ connectionString: url.toString() });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    } catch (err) {
+      // Another process created it meanwhile.
+      if ((err as { code?: string }).code !== '42P04') throw err;
+    } finally {
+      await admin.end();
+    }
+  }
+
+  async init(config: SandboxConfig, initialClock: ClockState): Promise<void> {
+    const s = this.s;
+    await SandboxStore.ensureDatabase(config.databaseUrl);
+    const client = await this.pool.connect();
+    try {
+      // Two sandboxes starting at once would race on the catalog: serialise the DDL.
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`sandbox-ddl-${this.schema}`]);
+      await client.query(`
+        CREATE SCHEMA IF NOT EXISTS ${s};
+        CREATE TABLE IF NOT EXISTS ${s}.state (key text PRIMARY KEY, value jsonb NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${s}.tokens (token_hash text PRIMARY KEY, client_id text NOT NULL, expires_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${s}.accounts (
+          iban text PRIMARY KEY, name text NOT NULL, iin_bin text NOT NULL, bic text NOT NULL,
+          currency text NOT NULL, balance bigint NOT NULL, status text NOT NULL);
+        CREATE SEQUENCE IF NOT EXISTS ${s}.doc_seq;
+        CREATE SEQUENCE IF NOT EXISTS ${s}.line_seq;
+        CREATE TABLE IF NOT EXISTS ${s}.documents (
+          document_id text PRIMARY KEY, external_id text NOT NULL UNIQUE, doc_key text NOT NULL UNIQUE,
+          payer_iban text NOT NULL, number text NOT NULL, doc_date text NOT NULL,
+          amount bigint NOT NULL, currency text NOT NULL, fee bigint,
+          status text NOT NULL, reason_code text, reason_text text,
+          received_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, operational_day text NOT NULL,
+          bank_reference text NOT NULL, requisites jsonb NOT NULL, content bytea NOT NULL,
+          content_hash text NOT NULL, signatures jsonb NOT NULL, signers jsonb NOT NULL);
+        CREATE INDEX IF NOT EXISTS documents_status ON ${s}.documents (status);
+        CREATE TABLE IF NOT EXISTS ${s}.submissions (
+          doc_key text PRIMARY KEY, external_id text NOT NULL, requests integer NOT NULL,
+          accepted boolean NOT NULL, after_accepted integer NOT NULL, first_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${s}.lines (
+          line_id text PRIMARY KEY, seq bigint NOT NULL, iban text NOT NULL, booking_date text NOT NULL,
+          value_date text NOT NULL, direction text NOT NULL, amount bigint NOT NULL, currency text NOT NULL,
+          kind text NOT NULL, counterparty jsonb NOT NULL, purpose text NOT NULL, knp text,
+          document_number text, document_date text, bank_reference text, external_id text);
+        CREATE INDEX IF NOT EXISTS lines_account ON ${s}.lines (iban, booking_date, seq);
+      `);
+      await this.seed(client, config, initialClock);
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`sandbox-ddl-${this.schema}`]);
+    } finally {
+      client.release();
+    }
+  }
+
+  private async seed(client: PoolClient, config: SandboxConfig, initialClock: ClockState): Promise<void> {
+    for (const a of config.accounts) {
+      // Balances survive restarts; the status follows the config at every start.
+      await client.query(
+        `INSERT INTO ${this.s}.accounts (iban, name, iin_bin, bic, currency, balance, status) VALUES ($1,$2,$3,$4,$5,$6,$7)
+         ON CONFLICT (iban) DO UPDATE SET status = EXCLUDED.status, name = EXCLUDED.name, iin_bin = EXCLUDED.iin_bin, bic = EXCLUDED.bic`,
+        [a.iban, a.name, a.iinBin, a.bic, a.currency, parseAmount(a.balance), a.status],
+      );
+    }
+    await client.query(`INSERT INTO ${this.s}.state (key, value) VALUES ('clock', $1) ON CONFLICT (key) DO NOTHING`, [JSON.stringify(initialClock)]);
+    await client.query(`INSERT INTO ${this.s}.state (key, value) VALUES ('credentials', '{"revoked":false}') ON CONFLICT (key) DO NOTHING`);
+  }
+
+  /** Wipes everything and seeds again (admin reset). */
+  async reset(config: SandboxConfig, initialClock: ClockState): Promise<void> {
+    await this.pool.query(`TRUNCATE ${this.s}.state, ${this.s}.tokens, ${this.s}.accounts, ${this.s}.documents, ${this.s}.submissions, ${this.s}.lines`);
+    const client = await this.pool.connect();
+    try {
+      await this.seed(client, config, initialClock);
+    } finally {
+      client.release();
+    }
+  }
+
+  async getState<T>(key: string): Promise<T | undefined> {
+    const r = await this.pool.query(`SELECT value FROM ${this.s}.state WHERE key = $1`, [key]);
+    return r.rows[0]?.value as T | undefined;
+  }
+
+  async setState(key: string, value: unknown): Promise<void> {
+    await this.pool.query(`INSERT INTO ${this.s}.state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, JSON.stringify(value)]);
+  }
+
+  async tx<T>(work: (c: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * The ledger (INTERFACES.md): one row per document, counting every submit request for it and
+   * those that arrived after it was accepted. Called for every submit request whatever the answer.
+   */
+  async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string): Promise<void> {
+    await db.query(
+      `INSERT INTO ${this.s}.submissions AS l (doc_key, external_id, requests, accepted, after_accepted, first_at)
+       VALUES ($1, $2, 1, false, 0, now())
+       ON CONFLICT (doc_key) DO UPDATE SET requests = l.requests + 1,
+         after_accepted = l.after_accepted + (CASE WHEN l.accepted THEN 1 ELSE 0 END)`,
+      [docKey, externalId],
+    );
+  }
+
+  async markAccepted(db: Pick<PoolClient, 'query'>, docKey: string): Promise<void> {
+    await db.query(`UPDATE ${this.s}.submissions SET accepted = true WHERE doc_key = $1`, [docKey]);
+  }
+
+  async ledger(): Promise<{ total: number; duplicates: number; submissions: Array<Record<string, unknown>> }> {
+    const r = await this.pool.query(`SELECT doc_key, external_id, requests, accepted, after_accepted, first_at FROM ${this.s}.submissions ORDER BY first_at, doc_key`);
+    const submissions = r.rows.map((row) => ({
+      externalId: row.external_id as string,
+      document: row.doc_key as string,
+      requests: Number(row.requests),
+      accepted: row.accepted as boolean,
+      afterAccepted: Number(row.after_accepted),
+      firstAt: (row.first_at as Date).toISOString(),
+    }));
+    return { total: submissions.length, duplicates: submissions.reduce((s, x) => s + x.afterAccepted, 0), submissions };
+  }
+
+  async documentByExternalId(db: Pick<PoolClient, 'query'>, externalId: string): Promise<DocumentRow | undefined> {
+    const r = await db.query(`SELECT * FROM ${this.s}.documents WHERE external_id = $1`, [externalId]);
+    return r.rows[0] as DocumentRow | undefined;
+  }
+
+  async documentByKey(db: Pick<PoolClient, 'query'>, docKey: string): Promise<DocumentRow | undefined> {
+    const r = await db.query(`SELECT * FROM ${this.s}.documents WHERE doc_key = $1`, [docKey]);
+    return r.rows[0] as DocumentRow | undefined;
+  }
+
+  async documentById(documentId: string): Promise<DocumentRow | undefined> {
+    const r = await this.pool.query(`SELECT * FROM ${this.s}.documents WHERE document_id = $1`, [documentId]);
+    return r.rows[0] as DocumentRow | undefined;
+  }
+
+  async account(db: Pick<PoolClient, 'query'>, iban: string, forUpdate = false): Promise<AccountRow | undefined> {
+    const r = await db.query(`SELECT * FROM ${this.s}.accounts WHERE iban = $1${forUpdate ? ' FOR UPDATE' : ''}`, [iban]);
+    return r.rows[0] as AccountRow | undefined;
+  }
+
+  async nextSeq(db: Pick<PoolClient, 'query'>, name: 'doc_seq' | 'line_seq'): Promise<number> {
+    const r = await db.query(`SELECT nextval('${this.s}.${name}') AS n`);
+    return Number(r.rows[0].n);
+  }
+
+  async insertLine(db: Pick<PoolClient, 'query'>, line: LineInsert): Promise<string> {
+    const seq = await this.nextSeq(db, 'line_seq');
+    const lineId = `${line.bookingDate.replace(/-/g, '')}-${String(seq).padStart(8, '0')}`;
+    await db.query(
+      `INSERT INTO ${this.s}.lines (line_id, seq, iban, booking_date, value_date, direction, amount, currency, kind, counterparty, purpose, knp, document_number, document_date, bank_reference, external_id)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+      [lineId, seq, line.iban, line.bookingDate, line.valueDate, line.direction, line.amount, line.currency, line.kind, JSON.stringify(line.counterparty), line.purpose, line.knp ?? null, line.documentNumber ?? null, line.documentDate ?? null, line.bankReference ?? null, line.externalId ?? null],
+    );
+    return lineId;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,443 @@
+import { Writable } from 'node:stream';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../../../connector/logging/logger';
+import { checkStatementBalance } from '../../../connector/statements/statement.model';
+import { BusinessApiClient, isFinalStatus } from '../business-api/business-api.client';
+import { BankError } from '../business-api/business-api.errors';
+import { StaticCredentialsProvider } from '../business-api/credentials.provider';
+import { DEMO } from '../sandbox/sandbox.config';
+import { createTestCa, issueSigner, signDetached } from '../sandbox/test-ca';
+import { BENEFICIARY_BIN, makeIban, makeIinBin, sampleOrder } from './fixtures';
+import { startHarness, type Harness } from './sandbox.harness';
+
+/**
+ * Contract tests: the real client against the real sandbox over HTTP (issue 13). Each case names
+ * what a caller relies on. The sandbox's day clock is frozen (speed 0) and stepped by the admin API.
+ */
+type Ledger = { total: number; duplicates: number; submissions: Array<{ externalId: string; document: string; requests: number; accepted: boolean; afterAccepted: number; firstAt: string }> };
+
+async function caught(p: Promise<unknown>): Promise<BankError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof BankError) return err;
+    throw err;
+  }
+  throw new Error('expected a BankError');
+}
+
+/** A beneficiary the bank's AML screening refuses (valid BIN, listed in the sandbox config). */
+const AML_BIN = makeIinBin('99034000001');
+let h: Harness;
+let n = 0;
+const nextNumber = () => String(1000 + (n += 1));
+
+beforeAll(async () => {
+  h = await startHarness({ amlBlockedIinBins: [AML_BIN] });
+});
+afterAll(async () => {
+  await h.stop();
+  await h.drop();
+});
+beforeEach(async () => {
+  await h.admin('POST', '/faults/reset');
+});
+
+describe('token (OAuth2 client credentials)', () => {
+  it('issues a token for the configured pair; a wrong secret is AUTH', async () => {
+    const good = h.client();
+    expect(await good.listAccounts()).toEqual(expect.arrayContaining([expect.objectContaining({ iban: DEMO.payerIban, status: 'active' })]));
+    const bad = h.client({ credentials: new StaticCredentialsProvider({ clientId: 'test-client', clientSecret: 'wrong-secret-123' }) });
+    const err = await caught(bad.listAccounts());
+    expect(err.code).toBe('AUTH');
+  });
+
+  it('a revoked pair is CREDENTIALS_REVOKED, told apart from AUTH, and the provider hears of it (R-2)', async () => {
+    const provider = new StaticCredentialsProvider({ clientId: 'test-client', clientSecret: h.secret });
+    const client = h.client({ credentials: provider });
+    await client.listAccounts();
+    await h.admin('PUT', '/credentials', { revoked: true });
+    try {
+      const onCall = await caught(client.listAccounts());
+      expect(onCall.code).toBe('CREDENTIALS_REVOKED');
+      client.invalidateToken();
+      const onToken = await caught(client.listAccounts());
+      expect(onToken.code).toBe('CREDENTIALS_REVOKED');
+      expect(onToken.message).toMatch(/regenerate/);
+      expect(provider.revoked).toBeGreaterThanOrEqual(2);
+    } finally {
+      await h.admin('PUT', '/credentials', { revoked: false });
+    }
+  });
+
+  it('concurrent calls when the cached token is due make exactly one token request', async () => {
+    let fakeNow = Date.now();
+    const client = h.client({ now: () => fakeNow });
+    await client.listAccounts();
+    expect(client.tokenRequests).toBe(1);
+    fakeNow += 11 * 60_000; // past the token's 600 s lifetime
+    const before = h.sandbox.stats.tokenRequests;
+    await Promise.all(Array.from({ length: 20 }, () => client.listAccounts()));
+    expect(h.sandbox.stats.tokenRequests - before).toBe(1);
+    expect(client.tokenRequests).toBe(2);
+  });
+
+  it('a token the bank expired early is refreshed once for all concurrent callers (401 -> one new token)', async () => {
+    const client = h.client();
+    await client.listAccounts();
+    await h.admin('POST', '/tokens/expire');
+    const before = h.sandbox.stats.tokenRequests;
+    const results = await Promise.all(Array.from({ length: 10 }, () => client.listAccounts()));
+    expect(results.every((r) => r.length > 0)).toBe(true);
+    expect(h.sandbox.stats.tokenRequests - before).toBe(1);
+  });
+});
+
+describe('submit, lookup, status, statement: the happy path', () => {
+  it('accepts a signed order, moves it on the day clock to executed, and the statement shows it with its fee', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber(), amount: '1500.00' });
+    const accountsBefore = await client.listAccounts();
+    const balanceBefore = accountsBefore.find((a) => a.iban === DEMO.payerIban)!.balance;
+
+    const doc = await client.submit(h.signed(order, `ext-${order.number}`));
+    expect(doc).toMatchObject({ created: true, externalId: `ext-${order.number}`, status: 'accepted', document: { payerAccount: DEMO.payerIban, number: order.number, amount: '1500.00' } });
+
+    const pending = await client.getStatement(DEMO.payerIban, '2026-11-25', '2026-11-25');
+    expect(pending.lines.find((l) => l.externalId === doc.externalId)).toMatchObject({ status: 'pending', kind: 'payment' });
+
+    await h.admin('POST', '/clock/step');
+    expect((await client.getStatus(doc.documentId)).status).toBe('in_processing');
+    await h.admin('POST', '/clock/step');
+    const final = await client.getStatus(doc.documentId);
+    expect(final).toMatchObject({ status: 'executed', fee: '300.00', bankReference: doc.bankReference });
+    expect(isFinalStatus(final.status)).toBe(true);
+    expect(await client.lookup(doc.externalId)).toMatchObject({ documentId: doc.documentId, status: 'executed' });
+
+    const statement = await client.getStatement(DEMO.payerIban, '2026-11-25', '2026-11-25');
+    const ours = statement.lines.filter((l) => l.bankReference === doc.bankReference);
+    expect(ours).toEqual([
+      expect.objectContaining({ kind: 'payment', direction: 'debit', amount: 150000, status: 'booked', externalId: doc.externalId, knp: '710', documentNumber: order.number, counterparty: expect.objectContaining({ iinBin: BENEFICIARY_BIN }) }),
+      expect.objectContaining({ kind: 'fee', direction: 'debit', amount: 30000, status: 'booked' }),
+    ]);
+    expect(statement.source).toBe('bank-json');
+    expect(checkStatementBalance(statement).ok).toBe(true);
+    const balanceAfter = (await client.listAccounts()).find((a) => a.iban === DEMO.payerIban)!.balance;
+    expect(Math.round((Number(balanceBefore) - Number(balanceAfter)) * 100)).toBe(150000 + 30000);
+  });
+
+  it('an intrabank payment has no fee and credits the beneficiary account', async () => {
+    const client = h.client();
+    const order = sampleOrder({
+      number: nextNumber(),
+      amount: '10.00',
+      beneficiary: { name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, iban: DEMO.internalBeneficiaryIban, bic: 'TSESKZKA', kbe: '17' },
+    });
+    const doc = await client.submit(h.signed(order, `ext-${order.number}`));
+    await h.admin('POST', '/clock/step');
+    await h.admin('POST', '/clock/step');
+    expect(await client.getStatus(doc.documentId)).toMatchObject({ status: 'executed', fee: '0.00' });
+    const st = await client.getStatement(DEMO.internalBeneficiaryIban, '2026-11-25', '2026-11-25');
+    expect(st.lines).toEqual([expect.objectContaining({ direction: 'credit', amount: 1000, documentNumber: order.number })]);
+  });
+
+  it('statements carry injected incoming payments and an unexplained debit, and balance', async () => {
+    const client = h.client();
+    await h.admin('POST', `/accounts/${DEMO.payerIban}/incoming`, { amount: '2500.50', purpose: 'Оплата по договору 7', knp: '710' });
+    const debit = await h.admin<{ lineId: string }>('POST', `/accounts/${DEMO.payerIban}/debit`, { amount: '99.99' });
+    const st = await client.getStatement(DEMO.payerIban, '2026-11-20', '2026-11-25');
+    expect(st.lines).toEqual(expect.arrayContaining([
+      expect.objectContaining({ direction: 'credit', amount: 250050, purpose: 'Оплата по договору 7' }),
+      expect.objectContaining({ bankLineId: debit.lineId, direction: 'debit', amount: 9999 }),
+    ]));
+    expect(st.lines.find((l) => l.bankLineId === debit.lineId)?.bankReference).toBeUndefined();
+    expect(checkStatementBalance(st).ok).toBe(true);
+    const earlier = await client.getStatement(DEMO.payerIban, '2026-11-20', '2026-11-24');
+    expect(earlier.closingBalance).toBe(st.openingBalance);
+    expect(earlier.kind).toBe('booked');
+    expect(st.kind).toBe('intraday');
+  });
+
+  it('keeps an unknown status verbatim and non-final (R-3)', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const doc = await client.submit(h.signed(order, `ext-${order.number}`));
+    await h.admin('PUT', `/documents/${doc.documentId}`, { status: 'partially_accepted' });
+    const st = await client.getStatus(doc.documentId);
+    expect(st.status).toBe('partially_accepted');
+    expect(isFinalStatus(st.status)).toBe(false);
+  });
+});
+
+describe('duplicates and the ledger', () => {
+  it('same externalId returns the first document; the resend shows in the ledger as afterAccepted', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const input = h.signed(order, `ext-${order.number}`);
+    const first = await client.submit(input);
+    const again = await client.submit(input);
+    expect(again).toMatchObject({ created: false, documentId: first.documentId });
+    const ledger = await h.admin<Ledger>('GET', '/submissions');
+    const entry = ledger.submissions.find((s) => s.externalId === input.externalId)!;
+    expect(entry).toEqual({ externalId: input.externalId, document: `${DEMO.payerIban}/${order.number}/${order.date}`, requests: 2, accepted: true, afterAccepted: 1, firstAt: expect.any(String) });
+    expect(ledger.duplicates).toBe(ledger.submissions.reduce((s, x) => s + x.afterAccepted, 0));
+    expect(Object.keys(ledger).sort()).toEqual(['duplicates', 'submissions', 'total']);
+  });
+
+  it('the same payer+number+date under another externalId is refused as DUPLICATE_DOCUMENT', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    await client.submit(h.signed(order, `a-${order.number}`));
+    const err = await caught(client.submit(h.signed(order, `b-${order.number}`)));
+    expect(err).toMatchObject({ code: 'REJECTED', reasonCode: 'DUPLICATE_DOCUMENT' });
+    expect(err.details.reasonText).toMatch(/уже принят/);
+    const entry = (await h.admin<Ledger>('GET', '/submissions')).submissions.find((s) => s.externalId === `a-${order.number}`)!;
+    expect(entry).toMatchObject({ requests: 2, afterAccepted: 1 });
+  });
+
+  it('concurrent resends and concurrent second ids still make exactly one document', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const input = h.signed(order, `race-${order.number}`);
+    const sameId = await Promise.allSettled(Array.from({ length: 8 }, () => client.submit(input)));
+    const created = sameId.filter((r) => r.status === 'fulfilled' && r.value.created);
+    expect(created).toHaveLength(1);
+    expect(sameId.every((r) => r.status === 'fulfilled')).toBe(true);
+    const others = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.submit(h.signed(order, `race-${order.number}-${i}`))));
+    expect(others.map((r) => (r.status === 'rejected' ? (r.reason as BankError).reasonCode : 'accepted'))).toEqual(Array(5).fill('DUPLICATE_DOCUMENT'));
+    const docs = await h.admin<{ documents: Array<{ document: { number: string } }> }>('GET', '/documents');
+    expect(docs.documents.filter((d) => d.document.number === order.number)).toHaveLength(1);
+    const entry = (await h.admin<Ledger>('GET', '/submissions')).submissions.find((s) => s.externalId === input.externalId)!;
+    expect(entry).toMatchObject({ requests: 13, accepted: true, afterAccepted: 12 });
+  });
+
+  it('the same externalId with a different document is EXTERNAL_ID_CONFLICT', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    await client.submit(h.signed(order, `c-${order.number}`));
+    const other = sampleOrder({ number: nextNumber() });
+    const err = await caught(client.submit(h.signed(other, `c-${order.number}`)));
+    expect(err).toMatchObject({ code: 'REJECTED', reasonCode: 'EXTERNAL_ID_CONFLICT' });
+  });
+});
+
+describe('refusals (R-23), each with its own code and Russian text', () => {
+  const refused = async (input: Parameters<BusinessApiClient['submit']>[0], code: string) => {
+    const err = await caught(h.client().submit(input));
+    expect({ code: err.code, reason: err.reasonCode }).toEqual({ code: 'REJECTED', reason: code });
+    expect(err.details.reasonText).toMatch(/[а-яё]/i);
+    return err;
+  };
+
+  it('MALFORMED_DOCUMENT for bytes that are not the canonical XML', async () => {
+    const input = h.signed(sampleOrder({ number: nextNumber() }), `m-${n}`);
+    const garbage = Buffer.from('<PaymentOrder>not canonical</PaymentOrder>');
+    await refused({ ...input, document: garbage, signatures: [signDetached(garbage, h.signer)] }, 'MALFORMED_DOCUMENT');
+  });
+
+  it('DOCUMENT_MISMATCH when the JSON differs from what was signed', async () => {
+    const input = h.signed(sampleOrder({ number: nextNumber() }), `mm-${n}`);
+    await refused({ ...input, requisites: { ...input.requisites, amount: '9999999.00' } }, 'DOCUMENT_MISMATCH');
+  });
+
+  it('REQUISITES_INVALID names the field', async () => {
+    const order = sampleOrder({ number: nextNumber() });
+    order.beneficiary.iinBin = '123456789012';
+    const err = await refused(h.signed(order, `r-${n}`), 'REQUISITES_INVALID');
+    expect(err.details.field).toBe('beneficiary.iinBin');
+  });
+
+  it('SIGNATURE_INVALID for an unsigned-equivalent or foreign-bytes signature', async () => {
+    const input = h.signed(sampleOrder({ number: nextNumber() }), `s-${n}`);
+    await refused({ ...input, signatures: [signDetached(Buffer.from('other bytes'), h.signer)] }, 'SIGNATURE_INVALID');
+  });
+
+  it('CERTIFICATE_INVALID for a signer outside the trust store', async () => {
+    const stranger = issueSigner(createTestCa('Rogue CA', new Date('2020-01-01T00:00:00Z'), 30), { commonName: 'X', iin: '800101300006', bin: DEMO.payerBin }, new Date('2026-01-01T00:00:00Z'), 3650);
+    await refused(h.signed(sampleOrder({ number: nextNumber() }), `c-${n}`, stranger), 'CERTIFICATE_INVALID');
+  });
+
+  it('SIGNER_NOT_AUTHORISED when the signer does not act for the payer', async () => {
+    const other = issueSigner(h.ca, { commonName: 'Чужой', iin: '800101300006', bin: BENEFICIARY_BIN }, new Date('2026-01-01T00:00:00Z'), 3650);
+    await refused(h.signed(sampleOrder({ number: nextNumber() }), `na-${n}`, other), 'SIGNER_NOT_AUTHORISED');
+  });
+
+  it('ACCOUNT_ARRESTED (from config) and ACCOUNT_NOT_FOUND at submit', async () => {
+    await refused(h.signed(sampleOrder({ number: nextNumber(), payer: { ...sampleOrder().payer, iban: DEMO.arrestedIban } }), `ar-${n}`), 'ACCOUNT_ARRESTED');
+    await refused(h.signed(sampleOrder({ number: nextNumber(), payer: { ...sampleOrder().payer, iban: makeIban('998', 'CTB0000009999') } }), `nf-${n}`), 'ACCOUNT_NOT_FOUND');
+  });
+
+  it('AML_REFUSAL for a screened beneficiary; AUTHENTICATION_IMPOSSIBLE and CREDENTIALS_COMPROMISED when the bank says so', async () => {
+    const aml = sampleOrder({ number: nextNumber() });
+    aml.beneficiary.iinBin = AML_BIN;
+    await refused(h.signed(aml, `aml-${n}`), 'AML_REFUSAL');
+    for (const code of ['AUTHENTICATION_IMPOSSIBLE', 'CREDENTIALS_COMPROMISED']) {
+      await h.admin('PUT', '/faults', { refuse: { code, count: 1, at: 'submit' } });
+      await refused(h.signed(sampleOrder({ number: nextNumber() }), `x-${n}`), code);
+    }
+  });
+
+  it('INSUFFICIENT_FUNDS (payment + fee) and ACCOUNT_SUSPENDED come as rejected statuses on execution', async () => {
+    const client = h.client();
+    const poor = await client.submit(h.signed(sampleOrder({ number: nextNumber(), amount: '50.00', payer: { ...sampleOrder().payer, iban: DEMO.poorIban } }), `poor-${n}`));
+    const later = await client.submit(h.signed(sampleOrder({ number: nextNumber(), amount: '1.00' }), `susp-${n}`));
+    await h.admin('PUT', `/accounts/${DEMO.payerIban}`, { status: 'suspended' });
+    try {
+      await h.admin('POST', '/clock/step');
+      await h.admin('POST', '/clock/step');
+    } finally {
+      await h.admin('PUT', `/accounts/${DEMO.payerIban}`, { status: 'active' });
+    }
+    expect(await client.getStatus(poor.documentId)).toMatchObject({ status: 'rejected', reasonCode: 'INSUFFICIENT_FUNDS', reasonText: expect.stringMatching(/комисс/) });
+    expect(await client.getStatus(later.documentId)).toMatchObject({ status: 'rejected', reasonCode: 'ACCOUNT_SUSPENDED' });
+  });
+});
+
+describe('not found, transient, rate limits, maintenance, contract violations', () => {
+  it('NOT_FOUND for an unknown externalId, document id and account', async () => {
+    const client = h.client();
+    expect((await caught(client.lookup('never-sent'))).code).toBe('NOT_FOUND');
+    expect((await caught(client.getStatus('D9999999999'))).code).toBe('NOT_FOUND');
+    expect((await caught(client.getStatement(makeIban('998', 'CTB0000009998'), '2026-11-01', '2026-11-02'))).code).toBe('NOT_FOUND');
+  });
+
+  it('a safe call rides over a 5xx with backoff; a submit 5xx is OUTCOME_UNKNOWN, and lookup then settles it', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const doc = await client.submit(h.signed(order, `t-${order.number}`));
+    await h.admin('PUT', '/faults', { fail5xxNext: 2 });
+    expect((await client.getStatus(doc.documentId)).documentId).toBe(doc.documentId);
+    await h.admin('PUT', '/faults', { fail5xxNext: 10 });
+    expect((await caught(h.client({ retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }).getStatus(doc.documentId))).code).toBe('TRANSIENT');
+    await h.admin('PUT', '/faults', { fail5xxNext: 1 });
+    const order2 = sampleOrder({ number: nextNumber() });
+    const err = await caught(client.submit(h.signed(order2, `t-${order2.number}`)));
+    expect(err.code).toBe('OUTCOME_UNKNOWN');
+    await h.admin('POST', '/faults/reset');
+    expect((await caught(client.lookup(`t-${order2.number}`))).code).toBe('NOT_FOUND');
+  });
+
+  it('an unreachable bank is TRANSIENT, also for submit (nothing was sent)', async () => {
+    const client = h.client({ baseUrl: 'http://127.0.0.1:9', retry: { maxAttempts: 1 } });
+    expect((await caught(client.listAccounts())).code).toBe('TRANSIENT');
+    const submitErr = await caught(client.submit(h.signed(sampleOrder({ number: nextNumber() }), `u-${n}`)));
+    expect(submitErr.code).toBe('TRANSIENT');
+  });
+
+  it('429 with Retry-After: a safe call waits for it and succeeds; a submit gets RATE_LIMITED with retryAfterMs', async () => {
+    const client = h.client();
+    await client.listAccounts();
+    await h.admin('PUT', '/faults', { rateLimitNext: 1, retryAfterSeconds: 1 });
+    const started = Date.now();
+    await client.listAccounts();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    await h.admin('PUT', '/faults', { rateLimitNext: 1, retryAfterSeconds: 7 });
+    const err = await caught(client.submit(h.signed(sampleOrder({ number: nextNumber() }), `rl-${n}`)));
+    expect(err).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 7000 });
+  });
+
+  it('503 maintenance with Retry-After: waited for when short, handed to the caller when long', async () => {
+    const client = h.client({ retry: { maxRetryAfterMs: 3_000 } });
+    await client.listAccounts();
+    await h.admin('PUT', '/faults', { maintenanceUntil: new Date(Date.now() + 1_200).toISOString() });
+    const started = Date.now();
+    await client.listAccounts();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    await h.admin('PUT', '/faults', { maintenanceUntil: new Date(Date.now() + 60_000).toISOString() });
+    const err = await caught(client.listAccounts());
+    expect(err.code).toBe('MAINTENANCE');
+    expect(err.retryAfterMs).toBeGreaterThan(50_000);
+  });
+
+  it('CONTRACT_VIOLATION when our request breaks the contract (400) or an answer fails its schema', async () => {
+    const client = h.client();
+    expect((await caught(client.getStatement(DEMO.payerIban, '2026-11-25', '2026-11-01'))).code).toBe('CONTRACT_VIOLATION');
+    const liar: Server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url?.endsWith('/oauth/token')) return res.end(JSON.stringify({ access_token: 'x'.repeat(20), token_type: 'Bearer', expires_in: 60 }));
+      return res.end(JSON.stringify({ documentId: 'D1', status: 42 }));
+    });
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (liar.address() as AddressInfo).port;
+      const c = h.client({ baseUrl: `http://127.0.0.1:${port}` });
+      const err = await caught(c.getStatus('D1'));
+      expect(err.code).toBe('CONTRACT_VIOLATION');
+      expect(err.message).toMatch(/status/);
+      // An unreadable success to a submit may hide an accepted document: unknown, not violated.
+      const submitErr = await caught(c.submit(h.signed(sampleOrder({ number: nextNumber() }), `liar-${n}`)));
+      expect(submitErr.code).toBe('OUTCOME_UNKNOWN');
+    } finally {
+      liar.close();
+    }
+  });
+});
+
+describe('the ambiguous timeout (exactly once)', () => {
+  it('a submit whose answer never comes is OUTCOME_UNKNOWN; lookup finds it; the bank holds exactly one document', async () => {
+    const client = h.client({ timeoutMs: 400 });
+    const order = sampleOrder({ number: nextNumber() });
+    const input = h.signed(order, `amb-${order.number}`);
+    await h.admin('PUT', '/faults', { timeoutAfterAcceptNext: 1 });
+    const err = await caught(client.submit(input));
+    expect(err.code).toBe('OUTCOME_UNKNOWN');
+    const found = await client.lookup(input.externalId);
+    expect(found).toMatchObject({ externalId: input.externalId, status: 'accepted' });
+    const docs = await h.admin<{ documents: Array<{ externalId: string; document: { number: string } }> }>('GET', '/documents');
+    expect(docs.documents.filter((d) => d.document.number === order.number)).toHaveLength(1);
+    const entry = (await h.admin<Ledger>('GET', '/submissions')).submissions.find((s) => s.externalId === input.externalId)!;
+    expect(entry).toMatchObject({ requests: 1, accepted: true, afterAccepted: 0 });
+  });
+
+  it('a caller AbortSignal during a submit is OUTCOME_UNKNOWN too (the bytes may have left)', async () => {
+    const client = h.client();
+    await client.listAccounts();
+    await h.admin('PUT', '/faults', { timeoutAfterAcceptNext: 1 });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 300);
+    const order = sampleOrder({ number: nextNumber() });
+    const err = await caught(client.submit(h.signed(order, `ab-${order.number}`), { signal: ac.signal }));
+    expect(err.code).toBe('OUTCOME_UNKNOWN');
+    expect((await client.lookup(`ab-${order.number}`)).status).toBe('accepted');
+  });
+});
+
+describe('secrets never leak (R-4)', () => {
+  it('neither the Client Secret nor a token appears in errors or debug logs', async () => {
+    const canary = `CANARY-${Date.now()}-secret`;
+    const chunks: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { chunks.push(String(chunk)); cb(); } });
+    const logger = createLogger({ level: 'trace' }, sink);
+    const wrong = h.client({ credentials: new StaticCredentialsProvider({ clientId: 'test-client', clientSecret: canary }), logger });
+    const errors: unknown[] = [await caught(wrong.listAccounts())];
+    const good = h.client({ logger });
+    const tokenRes = await fetch(`${h.url}/api/v1/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`test-client:${h.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    const { access_token: token } = (await tokenRes.json()) as { access_token: string };
+    await good.listAccounts();
+    await h.admin('PUT', '/faults', { fail5xxNext: 1 });
+    errors.push(await caught(good.submit(h.signed(sampleOrder({ number: nextNumber() }), `sec-${n}`))));
+    errors.push(await caught(good.lookup('none-such')));
+    const text = [...chunks, ...errors.map((e) => `${JSON.stringify(e)} ${(e as Error).message} ${(e as Error).stack}`)].join('\n');
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const secret of [canary, h.secret, token, Buffer.from(`test-client:${canary}`).toString('base64')]) expect(text).not.toContain(secret);
+  });
+});
+
+describe('restart', () => {
+  it('documents, tokens, balances and the ledger survive a sandbox restart', async () => {
+    const client = h.client();
+    const order = sampleOrder({ number: nextNumber() });
+    const doc = await client.submit(h.signed(order, `rs-${order.number}`));
+    const ledgerBefore = await h.admin<Ledger>('GET', '/submissions');
+    const tokensBefore = client.tokenRequests;
+    await h.restart();
+    expect((await client.lookup(doc.externalId)).documentId).toBe(doc.documentId);
+    expect(client.tokenRequests).toBe(tokensBefore);
+    expect(await h.admin<Ledger>('GET', '/submissions')).toEqual(ledgerBefore);
+  });
+});

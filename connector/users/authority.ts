@@ -1,0 +1,84 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { AppUser, UserAccountRight } from '../persistence/entities';
+import type { Clock } from '../shared/clock';
+import { isInactive } from './password.policy';
+
+/**
+ * The one source of who may see and sign what (R-16, R-17). The pipeline's signing policy asks
+ * `mayUserSign` for every signature it counts; the API asks `accountsVisibleTo` for every request.
+ */
+export type SignLevel = 'first' | 'second';
+
+export interface SignDecision {
+  allowed: boolean;
+  level: SignLevel | null;
+  /** Why not (stable code), or null when allowed. */
+  reason: 'USER_NOT_FOUND' | 'USER_DISABLED' | 'USER_BLOCKED_INACTIVE' | 'ROLE_CANNOT_SIGN' | 'NO_RIGHT_ON_ACCOUNT' | 'INFO_ONLY' | 'NO_SIGNATURE_LEVEL' | 'OVER_LIMIT' | null;
+  limitTiyn: number | null;
+}
+
+/** Roles that may hold a signature right at all; operators prepare and send, viewers look. */
+const SIGNING_ROLES = new Set(['signer', 'admin']);
+
+/** The right that applies to an account: an explicit one wins over "all accounts". */
+function rightFor(rights: UserAccountRight[], account: string): UserAccountRight | undefined {
+  return rights.find((r) => r.account === account) ?? rights.find((r) => r.account === '*');
+}
+
+/** Accounts a user may see: 'all', or the IBANs granted (info or manage). A blocked user sees none. */
+export function accountsVisibleTo(user: Pick<AppUser, 'blockedReason'>, rights: Array<Pick<UserAccountRight, 'account'>>): string[] | 'all' {
+  if (user.blockedReason) return [];
+  if (rights.some((r) => r.account === '*')) return 'all';
+  return [...new Set(rights.map((r) => r.account))].sort();
+}
+
+/**
+ * Accounts a user may act on (submit orders for): 'manage' rights only, and never for a viewer
+ * (R-16: "information only" users look, they do not prepare or send).
+ */
+export function accountsManageableBy(user: Pick<AppUser, 'blockedReason' | 'role'>, rights: Array<Pick<UserAccountRight, 'account' | 'rights'>>): string[] | 'all' {
+  if (user.blockedReason || user.role === 'viewer') return [];
+  const manage = rights.filter((r) => r.rights === 'manage');
+  if (manage.some((r) => r.account === '*')) return 'all';
+  return [...new Set(manage.map((r) => r.account))].sort();
+}
+
+export async function loadRights(em: EntityManager, userId: string): Promise<UserAccountRight[]> {
+  return em.find(UserAccountRight, { userId }, { orderBy: { account: 'asc' } });
+}
+
+/**
+ * May this user's signature count on an order of `amountTiyn` from `account`, and at which level?
+ * A disabled (R-17) or inactivity-blocked (R-11) user's signature never counts, including on
+ * orders they signed before being disabled but that are not yet submitted: the pipeline asks
+ * again before submission.
+ */
+export async function mayUserSign(em: EntityManager, userId: string, account: string, amountTiyn: number, clock?: Clock): Promise<SignDecision> {
+  const deny = (reason: NonNullable<SignDecision['reason']>, limitTiyn: number | null = null, level: SignLevel | null = null): SignDecision => ({ allowed: false, level, reason, limitTiyn });
+  const fork = em.fork();
+  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
+  if (!user) return deny('USER_NOT_FOUND');
+  if (user.blockedReason === 'admin') return deny('USER_DISABLED');
+  if (user.blockedReason === 'inactive' || (clock && isInactive(user.lastActivityAt, clock.now()))) return deny('USER_BLOCKED_INACTIVE');
+  if (!SIGNING_ROLES.has(user.role)) return deny('ROLE_CANNOT_SIGN');
+  const right = rightFor(await loadRights(fork, user.id), account);
+  if (!right) return deny('NO_RIGHT_ON_ACCOUNT');
+  if (right.rights !== 'manage') return deny('INFO_ONLY');
+  const limit = right.signLimitTiyn ?? null;
+  if (!right.signLevel) return deny('NO_SIGNATURE_LEVEL', limit);
+  if (limit !== null && amountTiyn > limit) return deny('OVER_LIMIT', limit, right.signLevel);
+  return { allowed: true, level: right.signLevel, reason: null, limitTiyn: limit };
+}
+
+/** accountsVisibleTo by user id (statements, reports): [] for an unknown user. */
+export async function accountsVisibleToUser(em: EntityManager, userId: string): Promise<string[] | 'all'> {
+  const fork = em.fork();
+  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
+  return user ? accountsVisibleTo(user, await loadRights(fork, user.id)) : [];
+}
+
+/** For the pipeline: is this user disabled (their signatures stop counting)? */
+export async function isUserDisabled(em: EntityManager, userId: string): Promise<boolean> {
+  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await em.fork().findOne(AppUser, { id: userId }) : null;
+  return !user || user.blockedReason === 'admin';
+}

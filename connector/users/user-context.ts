@@ -1,0 +1,45 @@
+import type { AppContext } from '../app/app-context';
+import { SecretBox } from '../vault/secret-box';
+import { sessionStoreFor, type SessionStore } from './session.store';
+import { signerAgentPortFromConfig, type SignerAgentPort } from './signer-agent.port';
+import type { UserDeps } from './user.service';
+
+/**
+ * Wiring of the users capability for one process: one SecretBox (master key read once, lazily:
+ * a process that never touches a TOTP seed never needs the key file), one session store, the
+ * signer agent port. Tests pass their own signer agent port.
+ */
+export interface UsersWiring {
+  sessions: SessionStore;
+  signerAgent: SignerAgentPort;
+  box: () => SecretBox;
+}
+
+const wirings = new WeakMap<AppContext, UsersWiring>();
+
+export function usersWiring(context: AppContext, overrides: Partial<UsersWiring> = {}): UsersWiring {
+  let wiring = wirings.get(context);
+  if (!wiring) {
+    let box: SecretBox | undefined;
+    wiring = {
+      sessions: overrides.sessions ?? sessionStoreFor(context),
+      signerAgent: overrides.signerAgent ?? signerAgentPortFromConfig(context.config),
+      box: overrides.box ?? (() => (box ??= SecretBox.fromConfig(context.config))),
+    };
+    wirings.set(context, wiring);
+  }
+  return wiring;
+}
+
+/** UserDeps on a fresh EntityManager (one per request / command). */
+export function userDeps(context: AppContext, wiring: UsersWiring = usersWiring(context)): UserDeps {
+  return {
+    em: context.orm.em.fork(),
+    clock: context.clock,
+    config: context.config,
+    logger: context.logger,
+    box: wiring.box,
+    sessions: wiring.sessions,
+    signerAgent: wiring.signerAgent,
+  };
+}

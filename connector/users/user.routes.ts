@@ -1,0 +1,324 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { AppContext } from '../app/app-context';
+import { ApiError } from '../api/api-errors';
+import { appendAudit } from '../audit/audit.log';
+import { principalOf } from '../api/auth.hooks';
+import { Incident } from '../persistence/entities';
+import { ConnectorError } from '../shared/errors';
+import { parseAmount } from '../shared/money';
+import { credentialStatus } from '../vault/credential.vault';
+import { accountsVisibleTo } from './authority';
+import { passwordExpiresInDays } from './password.policy';
+import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
+import { usersWiring, userDeps, type UsersWiring } from './user-context';
+import { MESSAGES, UserError, userError } from './user.errors';
+import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
+
+/**
+ * People's HTTP API (INTERFACES.md "HTTP API"): login, change-password, logout, logout-all, me,
+ * and the admin's user endpoints. Also the request guards every session relies on: CSRF
+ * (JSON content type + Origin check; SameSite=Strict cookie; no token) and the per-IP login rate
+ * limit (>= 30 a minute, 429 RATE_LIMITED with Retry-After).
+ */
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function isJson(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const media = contentType.split(';')[0].trim().toLowerCase();
+  return media === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(media);
+}
+
+/** The API's own origins: the Host it was reached at, and the configured listen address. */
+function ownOrigins(request: FastifyRequest, context: AppContext): Set<string> {
+  const origins = new Set<string>(context.config.api.consoleOrigins.map((o) => new URL(o).origin));
+  if (request.headers.host) origins.add(`${request.protocol}://${request.headers.host}`);
+  origins.add(`http://${context.config.api.host}:${context.config.api.port}`);
+  return origins;
+}
+
+function registerGuards(app: FastifyInstance, context: AppContext): void {
+  // A state-changing request without a body (logout) still says application/json (the CSRF rule);
+  // Fastify's default parser refuses an empty JSON body, so this one reads it as {}.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, {});
+    try {
+      // Prototype pollution: refuse keys that could reach Object.prototype in a later merge.
+      if (/"(__proto__|prototype)"\s*:/.test(text)) throw new Error('forbidden key');
+      done(null, JSON.parse(text));
+    } catch (err) {
+      const error = new Error(`the body is not valid JSON: ${(err as Error).message}`) as Error & { statusCode: number };
+      error.statusCode = 400;
+      done(error, undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (!STATE_CHANGING.has(request.method) || !request.url.startsWith('/api/')) return;
+    // ERPs with an API key are not browsers: a cross-site page cannot set an Authorization header.
+    if (request.headers.authorization?.startsWith('Bearer ')) return;
+    if (!isJson(request.headers['content-type'])) {
+      throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'state-changing requests must be sent with Content-Type: application/json');
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && !ownOrigins(request, context).has(origin)) {
+      context.logger.warn({ event: 'api.csrf.refused', origin, url: request.url.split('?')[0] });
+      throw new ApiError(403, 'ORIGIN_NOT_ALLOWED', `requests from origin ${origin} are not allowed; add it to api.consoleOrigins if it is your console`);
+    }
+    if (origin === undefined && request.headers['sec-fetch-site'] === 'cross-site') {
+      throw new ApiError(403, 'ORIGIN_NOT_ALLOWED', 'cross-site requests are not allowed');
+    }
+  });
+}
+
+/** Per-IP fixed one-minute window in Redis: `<prefix>:ratelimit:login:<ip>`. */
+async function chargeLoginAttempt(context: AppContext, ip: string): Promise<void> {
+  const key = `${context.config.redis.prefix}:ratelimit:login:${ip}`;
+  const [[, count], [, ttl]] = (await context.redis.multi().incr(key).pttl(key).exec()) as [[Error | null, number], [Error | null, number]];
+  if (ttl < 0) await context.redis.pexpire(key, 60_000);
+  if (count > context.config.users.loginRateLimitPerMinute) {
+    const retryAfter = Math.max(1, Math.ceil((ttl > 0 ? ttl : 60_000) / 1000));
+    context.logger.warn({ event: 'auth.rate_limited', ip, count });
+    throw userError('RATE_LIMITED', 429, { retryAfterSeconds: retryAfter }, { 'retry-after': String(retryAfter) });
+  }
+}
+
+/** Service refusals in the API's error shape; English reason to the log, Russian message to the person. */
+export function toApiError(err: unknown, context: AppContext): unknown {
+  if (err instanceof UserError) {
+    context.logger.info({ event: 'auth.refused', code: err.code, reason: err.logMessage });
+    return new ApiError(err.httpStatus, err.code, err.message, err.details, err.headers);
+  }
+  if (err instanceof ConnectorError) {
+    const status = err.code === 'USER_NOT_FOUND' || err.code === 'NO_SUCH_RIGHT' ? 404 : err.code === 'LOGIN_TAKEN' ? 409 : err.exitCode === 2 ? 400 : 422;
+    return new ApiError(status, err.code, err.message);
+  }
+  return err;
+}
+
+async function mapped<T>(context: AppContext, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toApiError(err, context);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    throw new ApiError(400, 'INVALID_REQUEST', 'bad request body', result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  }
+  return result.data;
+}
+
+function requireSession(request: FastifyRequest): SessionContext {
+  principalOf(request);
+  const session = sessionOf(request);
+  if (!session) throw new ApiError(403, 'SESSION_REQUIRED', 'this endpoint is for people with a session, not API keys');
+  return session;
+}
+
+function requireAdmin(request: FastifyRequest): SessionContext {
+  const session = requireSession(request);
+  if (session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin may manage users');
+  return session;
+}
+
+/**
+ * What an admin must act on, shown at every `GET /api/v1/me`: the Client ID / Secret clocks (R-1,
+ * R-2: from day 75, urgent at day 85) and bank notices still owed for users who lost authority
+ * (R-17: within 1 business day).
+ */
+async function adminNotices(context: AppContext): Promise<Array<{ level: string; code: string; message: string; deadline?: string }>> {
+  const em = context.orm.em.fork();
+  const status = await credentialStatus({ em, clock: context.clock });
+  const notices: Array<{ level: string; code: string; message: string; deadline?: string }> = status.warnings.map((w) => ({ level: w.level, code: w.code, message: w.message }));
+  const open = await em.find(Incident, { kind: 'authority_revoked', status: 'open' }, { orderBy: { deadlineAt: 'asc' } });
+  for (const incident of open) {
+    notices.push({ level: 'urgent', code: 'BANK_NOTICE_DUE', message: incident.title, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
+  }
+  return notices;
+}
+
+const loginBody = z.object({ login: z.string().min(1).max(200), password: z.string().min(1).max(1024), totp: z.string().max(16).optional() }).strict();
+const changeBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }).strict();
+const createBody = z
+  .object({ login: z.string().min(1).max(64), role: z.enum(['admin', 'signer', 'operator', 'viewer']), iin: z.string().regex(/^\d{12}$/).nullish(), password: z.string().min(1).max(1024) })
+  .strict();
+const resetBody = z.object({ password: z.string().min(1).max(1024) }).strict();
+const blockBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const grantBody = z
+  .object({
+    account: z.string().min(1).max(34),
+    rights: z.enum(['info', 'manage']),
+    /** Tenge as a decimal string ("1000000.00"); money is never a float. */
+    limit: z.string().max(32).nullish(),
+    level: z.enum(['first', 'second']).nullish(),
+  })
+  .strict();
+const revokeBody = z.object({ account: z.string().min(1).max(34) }).strict();
+
+export function userRoutes(overrides: Partial<UsersWiring> = {}) {
+  return (app: FastifyInstance, context: AppContext): void => {
+    registerGuards(app, context);
+    const wiring = usersWiring(context, overrides);
+
+    app.post('/api/v1/auth/login', async (request, reply) => {
+      const body = parse(loginBody, request.body);
+      const deps = userDeps(context, wiring);
+      const result = await mapped(context, () => checkLogin(deps, { login: body.login, password: body.password, totp: body.totp, ip: request.ip }, () => chargeLoginAttempt(context, request.ip)));
+      const now = context.clock.now();
+      // Fixation: a login always starts a new session id.
+      const { sessionId, record } = await wiring.sessions.create(result.user, now);
+      setSessionCookie(reply, request, context, sessionId, Math.floor((record.expiresAt - now.getTime()) / 1000));
+      reply.header('cache-control', 'no-store');
+      if (result.expired) {
+        const error = userError('PASSWORD_EXPIRED', 403);
+        return reply.status(403).send({ code: error.code, message: error.message, mustChangePassword: true, passwordExpiresInDays: 0 });
+      }
+      return { mustChangePassword: result.mustChangePassword, passwordExpiresInDays: result.passwordExpiresInDays, ...(result.warning ? { warning: result.warning } : {}) };
+    });
+
+    app.post('/api/v1/auth/change-password', async (request, reply) => {
+      const session = requireSession(request);
+      const body = parse(changeBody, request.body);
+      await mapped(context, () => changePassword(userDeps(context, wiring), { userId: session.user.id, currentPassword: body.currentPassword, newPassword: body.newPassword, keepSessionId: session.sessionId }));
+      return reply.status(204).send();
+    });
+
+    app.post('/api/v1/auth/logout', async (request, reply) => {
+      const session = requireSession(request);
+      await wiring.sessions.destroy(session.sessionId);
+      clearSessionCookie(reply, request, context);
+      return reply.status(204).send();
+    });
+
+    app.post('/api/v1/auth/logout-all', async (request, reply) => {
+      const session = requireSession(request);
+      const ended = await wiring.sessions.destroyAllForUser(session.user.id);
+      const deps = userDeps(context, wiring);
+      await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'auth.logout_all', subject: session.user.login, details: { sessionsEnded: ended }, at: context.clock.now() });
+      clearSessionCookie(reply, request, context);
+      return reply.status(204).send();
+    });
+
+    app.get('/api/v1/me', async (request) => {
+      const principal = principalOf(request);
+      const session = sessionOf(request);
+      if (!session) return { kind: principal.kind, actor: principal.actor, accounts: principal.accounts };
+      const now = context.clock.now();
+      const { user } = session;
+      return {
+        kind: 'session',
+        login: user.login,
+        role: user.role,
+        iin: user.iin ?? null,
+        mustChangePassword: session.changeDue,
+        passwordExpiresInDays: Math.max(0, passwordExpiresInDays(user.passwordChangedAt, now)),
+        totpEnabled: Boolean(user.totpSecretEnc),
+        accounts: accountsVisibleTo(user, session.rights),
+        rights: session.rights.map(rightView),
+        sessionExpiresAt: new Date(session.expiresAt).toISOString(),
+        idleTimeoutMinutes: context.config.users.sessionIdleMinutes,
+        ...(user.role === 'admin' ? { notices: await adminNotices(context) } : {}),
+      };
+    });
+
+    // ---- the user's own EDS key in the signer agent ----
+    app.post('/api/v1/me/key/unlock', async (request) => {
+      const session = requireSession(request);
+      const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
+      if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
+      const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
+      const deps = userDeps(context, wiring);
+      if (result.ok) {
+        await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });
+        return { unlocked: true, key: result.status };
+      }
+      if (result.wrongPassword) {
+        // R-12: the agent counts, the users module decides: wrong keystore passwords lock the user too.
+        const { locked } = await mapped(context, () => recordKeystoreFailure(deps, session.user.login));
+        if (locked) throw new ApiError(423, 'LOCKED_TEMPORARILY', MESSAGES.LOCKED_TEMPORARILY[0]);
+        throw new ApiError(403, 'WRONG_PASSWORD', 'Неверный пароль ключа ЭЦП.');
+      }
+      throw new ApiError(result.httpStatus, result.code, result.message);
+    });
+
+    // ---- admin ----
+    app.get('/api/v1/users', async (request) => {
+      requireAdmin(request);
+      return { users: await listUsers(userDeps(context, wiring)) };
+    });
+
+    app.get('/api/v1/users/:login', async (request) => {
+      requireAdmin(request);
+      return mapped(context, () => showUser(userDeps(context, wiring), (request.params as { login: string }).login));
+    });
+
+    app.post('/api/v1/users', async (request, reply) => {
+      const admin = requireAdmin(request);
+      const body = parse(createBody, request.body);
+      const deps = userDeps(context, wiring);
+      const view = await mapped(context, async () => {
+        const user = await createUser(deps, { ...body, actor: `user:${admin.user.login}` });
+        return showUser(deps, user.login);
+      });
+      return reply.status(201).send(view);
+    });
+
+    app.post('/api/v1/users/:login/reset-password', async (request, reply) => {
+      const admin = requireAdmin(request);
+      const body = parse(resetBody, request.body);
+      await mapped(context, () => resetPassword(userDeps(context, wiring), { login: (request.params as { login: string }).login, password: body.password, actor: `user:${admin.user.login}` }));
+      return reply.status(204).send();
+    });
+
+    app.post('/api/v1/users/:login/block', async (request) => {
+      const admin = requireAdmin(request);
+      const body = parse(blockBody, request.body ?? {});
+      return mapped(context, () => blockUser(userDeps(context, wiring), { login: (request.params as { login: string }).login, reason: body.reason, actor: `user:${admin.user.login}` }));
+    });
+
+    app.post('/api/v1/users/:login/grant', async (request) => {
+      const admin = requireAdmin(request);
+      const body = parse(grantBody, request.body);
+      const login = (request.params as { login: string }).login;
+      let limitTiyn: number | null = null;
+      if (body.limit != null) {
+        try {
+          limitTiyn = parseAmount(body.limit);
+        } catch (err) {
+          throw new ApiError(400, 'INVALID_REQUEST', `limit: ${(err as Error).message}`);
+        }
+      }
+      return mapped(context, async () => {
+        const deps = userDeps(context, wiring);
+        await grantRight(deps, { login, account: body.account, rights: body.rights, limitTiyn, level: body.level ?? null, actor: `user:${admin.user.login}` });
+        return showUser(deps, login);
+      });
+    });
+
+    app.post('/api/v1/users/:login/revoke', async (request) => {
+      const admin = requireAdmin(request);
+      const body = parse(revokeBody, request.body);
+      const login = (request.params as { login: string }).login;
+      return mapped(context, async () => {
+        const deps = userDeps(context, wiring);
+        if (!(await revokeRight(deps, { login, account: body.account, actor: `user:${admin.user.login}` }))) {
+          throw new ConnectorError('NO_SUCH_RIGHT', `${login} has no right on ${body.account}`);
+        }
+        return showUser(deps, login);
+      });
+    });
+
+    app.post('/api/v1/users/:login/unblock', async (request, reply) => {
+      const admin = requireAdmin(request);
+      await mapped(context, () => unblockUser(userDeps(context, wiring), { login: (request.params as { login: string }).login, actor: `user:${admin.user.login}` }));
+      return reply.status(204).send();
+    });
+  };
+}

@@ -1,0 +1,552 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { appendAudit } from '../audit/audit.log';
+import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { openIncident } from '../incidents/incident.service';
+import { AppUser, UserAccountRight, type UserRole } from '../persistence/entities';
+import type { Clock } from '../shared/clock';
+import { ConnectorError } from '../shared/errors';
+import type { SecretBox } from '../vault/secret-box';
+import {
+  checkPasswordStrength,
+  dummyPasswordHash,
+  earliestNextChange,
+  hashPassword,
+  HISTORY_SIZE,
+  isInactive,
+  isPasswordExpired,
+  MAX_FAILED_ATTEMPTS,
+  passwordExpiresAt,
+  passwordExpiresInDays,
+  verifyPassword,
+  violation,
+  WARN_DAYS,
+  type PasswordViolation,
+} from './password.policy';
+import type { SessionStore } from './session.store';
+import type { SignerAgentPort } from './signer-agent.port';
+import { base32Decode, newTotpSecret, otpauthUri, verifyTotp } from './totp';
+import { UserError, userError } from './user.errors';
+
+/**
+ * Users, passwords and the login flow (R-5..R-12, R-14, R-16, R-17). Every security event goes to
+ * the tamper-evident audit log; no secret ever reaches it, the logger or an error.
+ */
+export const ROLES: readonly UserRole[] = ['admin', 'signer', 'operator', 'viewer'];
+const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
+const IIN = /^\d{12}$/;
+const IBAN = /^KZ[0-9]{2}[0-9A-Z]{16}$/;
+export const TOTP_PURPOSE = (userId: string) => `user.totp:${userId}`;
+/** Activity is written at most this often per user (each request would otherwise write). */
+const ACTIVITY_WRITE_EVERY_MS = 60_000;
+
+export interface UserDeps {
+  em: EntityManager;
+  clock: Clock;
+  config: ConnectorConfig;
+  logger?: Logger;
+  /** Needed only for TOTP seeds. */
+  box?: () => SecretBox;
+  /** Needed to end sessions (block, reset, password change). */
+  sessions?: SessionStore;
+  signerAgent?: SignerAgentPort;
+}
+
+export function normalizeLogin(login: string): string {
+  return login.trim().toLowerCase();
+}
+
+export function assertLogin(login: string): string {
+  const normalized = normalizeLogin(login);
+  if (!LOGIN.test(normalized)) throw new ConnectorError('INVALID_LOGIN', `login "${login}" must be 1-64 characters: latin letters, digits, ".", "_", "@", "-", starting with a letter or digit`, 2);
+  return normalized;
+}
+
+function policyError(v: PasswordViolation, details?: Record<string, unknown>): UserError {
+  return new UserError(v.code, 422, v.message, v.logMessage, details);
+}
+
+function assertRole(role: string): UserRole {
+  if (!(ROLES as readonly string[]).includes(role)) throw new ConnectorError('INVALID_ROLE', `role "${role}" is not one of ${ROLES.join(', ')}`, 2);
+  return role as UserRole;
+}
+
+export async function findUser(em: EntityManager, login: string): Promise<AppUser | null> {
+  const normalized = normalizeLogin(login);
+  if (!LOGIN.test(normalized)) return null;
+  return em.findOne(AppUser, { login: normalized });
+}
+
+async function requireUser(em: EntityManager, login: string): Promise<AppUser> {
+  const user = await findUser(em, login);
+  if (!user) throw new ConnectorError('USER_NOT_FOUND', `no user with login "${login}"`);
+  return user;
+}
+
+async function addHistory(em: EntityManager, userId: string, hash: string, at: Date): Promise<void> {
+  await em.execute('insert into password_history (user_id, password_hash, created_at) values (?, ?, ?)', [userId, hash, at]);
+  // R-8 needs the last 7; older hashes are deleted (less to steal).
+  await em.execute(
+    'delete from password_history where user_id = ? and id not in (select id from password_history where user_id = ? order by id desc limit ?)',
+    [userId, userId, HISTORY_SIZE],
+  );
+}
+
+function log(deps: UserDeps, level: 'info' | 'warn', event: string, fields: Record<string, unknown>): void {
+  deps.logger?.[level]({ event, ...fields });
+}
+
+// ---- administration ---------------------------------------------------------------------------
+
+export async function createUser(deps: UserDeps, input: { login: string; role: string; iin?: string | null; password: string; actor: string }): Promise<AppUser> {
+  const login = assertLogin(input.login);
+  const role = assertRole(input.role);
+  if (input.iin != null && !IIN.test(input.iin)) throw new ConnectorError('INVALID_IIN', `IIN "${input.iin}" must be 12 digits`, 2);
+  const weak = checkPasswordStrength(input.password);
+  if (weak) throw policyError(weak);
+  const now = deps.clock.now();
+  const hash = await hashPassword(input.password, deps.config.users.scryptLogN);
+  return deps.em.transactional(async (tx) => {
+    if (await tx.findOne(AppUser, { login })) throw new ConnectorError('LOGIN_TAKEN', `login "${login}" is already taken (R-5: one personal account per login)`);
+    const user = tx.create(AppUser, {
+      id: randomUUID(),
+      login,
+      iin: input.iin ?? null,
+      role,
+      passwordHash: hash,
+      passwordChangedAt: now,
+      // R-10: the first login forces a change.
+      mustChangePassword: true,
+      failedAttempts: 0,
+      lockedUntil: null,
+      blockedReason: null,
+      blockedAt: null,
+      lastActivityAt: now,
+      totpSecretEnc: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await tx.flush();
+    await addHistory(tx, user.id, hash, now);
+    await appendAudit(tx, { actor: input.actor, action: 'user.created', subject: login, details: { role, iin: input.iin ?? null }, at: now });
+    log(deps, 'info', 'user.created', { login, role, actor: input.actor });
+    return user;
+  });
+}
+
+/** Admin sets/resets a password (R-10: the next login must change it; ends the user's sessions). */
+export async function resetPassword(deps: UserDeps, input: { login: string; password: string; actor: string }): Promise<void> {
+  const weak = checkPasswordStrength(input.password);
+  if (weak) throw policyError(weak);
+  const now = deps.clock.now();
+  const hash = await hashPassword(input.password, deps.config.users.scryptLogN);
+  const user = await deps.em.transactional(async (tx) => {
+    const u = await requireUser(tx, input.login);
+    Object.assign(u, { passwordHash: hash, passwordChangedAt: now, mustChangePassword: true, failedAttempts: 0, lockedUntil: null, updatedAt: now });
+    await tx.flush();
+    await addHistory(tx, u.id, hash, now);
+    await appendAudit(tx, { actor: input.actor, action: 'user.password_reset', subject: u.login, at: now });
+    return u;
+  });
+  const ended = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
+  log(deps, 'info', 'user.password_reset', { login: user.login, actor: input.actor, sessionsEnded: ended });
+}
+
+export interface BlockResult {
+  sessionsEnded: number;
+  incidentId: string | null;
+  bankDeadline: string | null;
+  warnings: string[];
+}
+
+/** One business day to tell the bank (R-17): the end of the next operational day; fail closed to 24 h. */
+function bankNoticeDeadline(config: ConnectorConfig, now: Date): Date {
+  try {
+    return kzCalendarFromConfig(config).operationalDeadline(now, 1);
+  } catch {
+    return new Date(now.getTime() + 86_400_000);
+  }
+}
+
+/**
+ * Disables a user at once (R-17, R-30): blocked in the database (the pipeline stops counting
+ * their signatures: `mayUserSign` refuses them), every session ended, their key locked in the
+ * signer agent, and a reminder to tell the bank within 1 business day opened as an incident.
+ */
+export async function blockUser(deps: UserDeps, input: { login: string; actor: string; reason?: string }): Promise<BlockResult> {
+  const now = deps.clock.now();
+  const user = await deps.em.transactional(async (tx) => {
+    const u = await requireUser(tx, input.login);
+    u.blockedReason = 'admin';
+    u.blockedAt = now;
+    u.updatedAt = now;
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'user.blocked', subject: u.login, details: { reason: input.reason ?? null }, at: now });
+    return u;
+  });
+  const warnings: string[] = [];
+  let sessionsEnded = 0;
+  if (deps.sessions) sessionsEnded = await deps.sessions.destroyAllForUser(user.id);
+  else warnings.push('sessions were not ended here (no Redis); they end at their next request because the user is blocked');
+  if (deps.signerAgent) {
+    const locked = await deps.signerAgent.lockUser(user.login);
+    if (!locked.locked && locked.warning) warnings.push(locked.warning);
+    await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_locked', subject: user.login, details: { confirmed: locked.locked }, at: now });
+  }
+  let incidentId: string | null = null;
+  let bankDeadline: string | null = null;
+  const authority = (await deps.em.count(UserAccountRight, { userId: user.id, rights: 'manage' })) > 0 || user.role === 'signer';
+  if (authority) {
+    const deadline = bankNoticeDeadline(deps.config, now);
+    const { incident } = await openIncident(deps.em, {
+      kind: 'authority_revoked',
+      severity: 'high',
+      title: `User ${user.login} lost authority: tell the bank within 1 business day (terms 6.1.13, 7.2.4) and have their EDS revoked`,
+      evidence: { login: user.login, iin: user.iin ?? null, blockedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
+      dedupeKey: `authority_revoked:${user.id}`,
+      deadlineAt: deadline,
+      actor: input.actor,
+      now,
+    });
+    incidentId = incident.id;
+    bankDeadline = deadline.toISOString();
+  }
+  log(deps, 'warn', 'user.blocked', { login: user.login, actor: input.actor, sessionsEnded, incidentId });
+  return { sessionsEnded, incidentId, bankDeadline, warnings };
+}
+
+/** Lifts an admin block, an inactivity block and a temporary lock-out (R-11, R-12 "an admin can unlock"). */
+export async function unblockUser(deps: UserDeps, input: { login: string; actor: string }): Promise<void> {
+  const now = deps.clock.now();
+  await deps.em.transactional(async (tx) => {
+    const u = await requireUser(tx, input.login);
+    const was = { blockedReason: u.blockedReason ?? null, locked: Boolean(u.lockedUntil && u.lockedUntil > now) };
+    // Activity restarts now, else an inactivity block would return at the next login.
+    Object.assign(u, { blockedReason: null, blockedAt: null, lockedUntil: null, failedAttempts: 0, lastActivityAt: now, updatedAt: now });
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'user.unblocked', subject: u.login, details: was, at: now });
+  });
+}
+
+export interface RightInput {
+  login: string;
+  account: string;
+  rights: 'info' | 'manage';
+  limitTiyn?: number | null;
+  level?: 'first' | 'second' | null;
+  actor: string;
+}
+
+export async function grantRight(deps: UserDeps, input: RightInput): Promise<UserAccountRight> {
+  const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
+  if (account !== '*' && !IBAN.test(account)) throw new ConnectorError('INVALID_ACCOUNT', `"${input.account}" is not a Kazakhstan IBAN (KZ + 18 characters) or "all"`, 2);
+  if (input.rights !== 'info' && input.rights !== 'manage') throw new ConnectorError('INVALID_RIGHTS', '--rights is info or manage', 2);
+  if (input.rights === 'info' && (input.limitTiyn != null || input.level != null)) {
+    throw new ConnectorError('INVALID_RIGHTS', 'information-only rights carry no signing limit or level; grant --rights manage to sign', 2);
+  }
+  if (input.limitTiyn != null && (!Number.isSafeInteger(input.limitTiyn) || input.limitTiyn < 0)) throw new ConnectorError('INVALID_LIMIT', 'the signing limit must be a non-negative amount', 2);
+  const now = deps.clock.now();
+  return deps.em.transactional(async (tx) => {
+    const user = await requireUser(tx, input.login);
+    let right = await tx.findOne(UserAccountRight, { userId: user.id, account });
+    const values = { rights: input.rights, signLimitTiyn: input.limitTiyn ?? null, signLevel: input.rights === 'manage' ? (input.level ?? null) : null, grantedAt: now, grantedBy: input.actor };
+    if (right) Object.assign(right, values);
+    else right = tx.create(UserAccountRight, { userId: user.id, account, ...values });
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'user.right_granted', subject: user.login, details: { account, rights: values.rights, limitTiyn: values.signLimitTiyn, level: values.signLevel }, at: now });
+    return right;
+  });
+}
+
+export async function revokeRight(deps: UserDeps, input: { login: string; account: string; actor: string }): Promise<boolean> {
+  const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
+  const now = deps.clock.now();
+  return deps.em.transactional(async (tx) => {
+    const user = await requireUser(tx, input.login);
+    const deleted = await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
+    if (deleted) await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
+    return deleted > 0;
+  });
+}
+
+/** R-14: a new TOTP seed for a user; returned once (for the authenticator app), stored sealed. */
+export async function enrollTotp(deps: UserDeps, input: { login: string; actor: string }): Promise<{ secret: string; uri: string }> {
+  if (!deps.box) throw new ConnectorError('VAULT_UNAVAILABLE', 'the master key is needed to store a TOTP seed');
+  const now = deps.clock.now();
+  const secret = newTotpSecret();
+  const login = await deps.em.transactional(async (tx) => {
+    const user = await requireUser(tx, input.login);
+    user.totpSecretEnc = deps.box!().encrypt(secret, TOTP_PURPOSE(user.id));
+    user.updatedAt = now;
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'user.totp_enrolled', subject: user.login, at: now });
+    return user.login;
+  });
+  return { secret, uri: otpauthUri(secret, login) };
+}
+
+/** Enrolls the user's EDS keystore in the signer agent, with the user's IIN as the certificate IIN it must carry. */
+export async function enrollKey(deps: UserDeps, input: { login: string; keystorePath: string; actor: string }): Promise<unknown> {
+  if (!deps.signerAgent) throw new ConnectorError('SIGNER_UNAVAILABLE', 'no signer agent configured');
+  const user = await requireUser(deps.em, input.login);
+  if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
+  if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it (add the user with --iin)`);
+  const status = await deps.signerAgent.enrollKey(user.login, input.keystorePath, user.iin);
+  await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin }, at: deps.clock.now() });
+  return status;
+}
+
+export async function disableTotp(deps: UserDeps, input: { login: string; actor: string }): Promise<void> {
+  const now = deps.clock.now();
+  await deps.em.transactional(async (tx) => {
+    const user = await requireUser(tx, input.login);
+    user.totpSecretEnc = null;
+    user.updatedAt = now;
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'user.totp_disabled', subject: user.login, at: now });
+  });
+}
+
+// ---- views ------------------------------------------------------------------------------------
+
+export type UserStatus = 'active' | 'locked' | 'blocked_admin' | 'blocked_inactive';
+
+export function userStatus(user: AppUser, now: Date): UserStatus {
+  if (user.blockedReason === 'admin') return 'blocked_admin';
+  if (user.blockedReason === 'inactive' || isInactive(user.lastActivityAt, now)) return 'blocked_inactive';
+  if (user.lockedUntil && user.lockedUntil > now) return 'locked';
+  return 'active';
+}
+
+export function rightView(r: UserAccountRight) {
+  return { account: r.account === '*' ? 'all' : r.account, rights: r.rights, limitTiyn: r.signLimitTiyn ?? null, level: r.signLevel ?? null };
+}
+
+export function userView(user: AppUser, rights: UserAccountRight[], now: Date) {
+  return {
+    login: user.login,
+    role: user.role,
+    iin: user.iin ?? null,
+    status: userStatus(user, now),
+    mustChangePassword: user.mustChangePassword || isPasswordExpired(user.passwordChangedAt, now),
+    passwordChangedAt: user.passwordChangedAt.toISOString(),
+    passwordExpiresAt: passwordExpiresAt(user.passwordChangedAt).toISOString(),
+    passwordExpiresInDays: passwordExpiresInDays(user.passwordChangedAt, now),
+    lockedUntil: user.lockedUntil && user.lockedUntil > now ? user.lockedUntil.toISOString() : null,
+    lastActivityAt: user.lastActivityAt.toISOString(),
+    totpEnabled: Boolean(user.totpSecretEnc),
+    rights: rights.map(rightView),
+  };
+}
+
+export async function listUsers(deps: UserDeps) {
+  const users = await deps.em.find(AppUser, {}, { orderBy: { login: 'asc' } });
+  const rights = await deps.em.find(UserAccountRight, { userId: { $in: users.map((u) => u.id) } }, { orderBy: { account: 'asc' } });
+  const now = deps.clock.now();
+  return users.map((u) => userView(u, rights.filter((r) => r.userId === u.id), now));
+}
+
+export async function showUser(deps: UserDeps, login: string) {
+  const user = await requireUser(deps.em, login);
+  const rights = await deps.em.find(UserAccountRight, { userId: user.id }, { orderBy: { account: 'asc' } });
+  return userView(user, rights, deps.clock.now());
+}
+
+// ---- login and password change ----------------------------------------------------------------
+
+/**
+ * Counts one failed proof (wrong password, wrong TOTP, a wrong keystore password the signer agent
+ * reported) atomically; the 5th consecutive one locks the login (R-12). An expired lock restarts
+ * the count. Returns whether the login is now locked.
+ */
+export async function recordFailedAttempt(deps: UserDeps, userId: string, why: string): Promise<{ locked: boolean; failedAttempts: number; lockedUntil: Date | null }> {
+  const now = deps.clock.now();
+  const until = new Date(now.getTime() + deps.config.users.lockoutMinutes * 60_000);
+  const rows = await deps.em.execute<Array<{ login: string; failed_attempts: number; locked_until: Date | null; was_locked: boolean }>>(
+    `update app_user set
+       failed_attempts = case when locked_until is not null and locked_until <= ? then 1 else failed_attempts + 1 end,
+       locked_until = case
+         when locked_until is not null and locked_until <= ? then null
+         when locked_until is null and failed_attempts + 1 >= ? then ?
+         else locked_until end,
+       updated_at = ?
+     where id = ?
+     returning login, failed_attempts, locked_until, (locked_until is not null) as was_locked`,
+    [now, now, MAX_FAILED_ATTEMPTS, until, now, userId],
+  );
+  const row = rows[0];
+  if (!row) return { locked: false, failedAttempts: 0, lockedUntil: null };
+  const lockedUntil = row.locked_until ? new Date(row.locked_until) : null;
+  const locked = Boolean(lockedUntil && lockedUntil > now);
+  if (locked && row.failed_attempts === MAX_FAILED_ATTEMPTS) {
+    await appendAudit(deps.em, { actor: 'system:auth', action: 'user.locked', subject: row.login, details: { why, failedAttempts: row.failed_attempts, lockedUntil: lockedUntil!.toISOString() }, at: now });
+    log(deps, 'warn', 'user.locked', { login: row.login, why, lockedUntil: lockedUntil!.toISOString() });
+  }
+  return { locked, failedAttempts: row.failed_attempts, lockedUntil };
+}
+
+/** A wrong keystore password reported by the signer agent counts toward the user's lock-out (R-12). */
+export async function recordKeystoreFailure(deps: UserDeps, login: string): Promise<{ locked: boolean }> {
+  const user = await requireUser(deps.em, login);
+  await appendAudit(deps.em, { actor: 'system:signer-agent', action: 'signer.wrong_keystore_password', subject: user.login, at: deps.clock.now() });
+  const result = await recordFailedAttempt(deps, user.id, 'keystore password');
+  if (result.locked) await deps.sessions?.destroyAllForUser(user.id);
+  return { locked: result.locked };
+}
+
+export interface LoginInput {
+  login: string;
+  password: string;
+  totp?: string;
+  ip: string;
+}
+
+export interface LoginSuccess {
+  user: AppUser;
+  /** PASSWORD_EXPIRED: a session that can only change the password (R-9 "after expiry ... until the password is changed"). */
+  expired: boolean;
+  mustChangePassword: boolean;
+  passwordExpiresInDays: number;
+  warning?: string;
+}
+
+/** The answer given while a login is locked (R-12), with Retry-After. */
+function lockedError(lockedUntil: Date, now: Date): UserError {
+  const seconds = Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000));
+  return userError('LOCKED_TEMPORARILY', 423, { lockedUntil: lockedUntil.toISOString() }, { 'retry-after': String(seconds) });
+}
+
+async function auditLogin(deps: UserDeps, login: string, outcome: string, ip: string): Promise<void> {
+  await appendAudit(deps.em, { actor: `login:${login}`, action: outcome === 'OK' ? 'auth.login.succeeded' : 'auth.login.failed', subject: login, details: { code: outcome, ip }, at: deps.clock.now() });
+}
+
+/**
+ * Checks a login attempt in the order the terms need: lock-out first (R-12, before any per-IP
+ * limit, which the caller applies through `beforePasswordCheck`), then the password (constant
+ * time, also for unknown logins), then blocks (R-11, admin), the second factor (R-14) and the
+ * password's age (R-9, R-10). Throws a UserError for every refusal.
+ */
+export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswordCheck: () => Promise<void> = async () => undefined): Promise<LoginSuccess> {
+  const now = deps.clock.now();
+  const login = normalizeLogin(input.login);
+  const user = await findUser(deps.em, login);
+  if (user?.lockedUntil && user.lockedUntil > now) {
+    await auditLogin(deps, user.login, 'LOCKED_TEMPORARILY', input.ip);
+    throw lockedError(user.lockedUntil, now);
+  }
+  await beforePasswordCheck();
+  const ok = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash(deps.config.users.scryptLogN)));
+  if (!user || !ok) {
+    if (!user) {
+      await auditLogin(deps, LOGIN.test(login) ? login : '(invalid)', 'INVALID_CREDENTIALS', input.ip);
+      throw userError('INVALID_CREDENTIALS', 401);
+    }
+    const result = await recordFailedAttempt(deps, user.id, 'password');
+    await auditLogin(deps, user.login, result.locked ? 'LOCKED_TEMPORARILY' : 'INVALID_CREDENTIALS', input.ip);
+    log(deps, 'info', 'auth.login.failed', { login: user.login, ip: input.ip, failedAttempts: result.failedAttempts });
+    if (result.locked) throw lockedError(result.lockedUntil!, now);
+    throw userError('INVALID_CREDENTIALS', 401);
+  }
+  if (user.blockedReason === 'admin') {
+    await auditLogin(deps, user.login, 'BLOCKED_BY_ADMIN', input.ip);
+    throw userError('BLOCKED_BY_ADMIN', 403);
+  }
+  if (user.blockedReason === 'inactive' || isInactive(user.lastActivityAt, now)) {
+    if (user.blockedReason !== 'inactive') {
+      // R-11: blocked automatically; recorded once, when first noticed.
+      await deps.em.execute("update app_user set blocked_reason = 'inactive', blocked_at = ?, updated_at = ? where id = ? and blocked_reason is null", [now, now, user.id]);
+      await appendAudit(deps.em, { actor: 'system:auth', action: 'user.blocked_inactive', subject: user.login, details: { lastActivityAt: user.lastActivityAt.toISOString() }, at: now });
+    }
+    await auditLogin(deps, user.login, 'BLOCKED_INACTIVE', input.ip);
+    throw userError('BLOCKED_INACTIVE', 403);
+  }
+  const totpRequired = Boolean(user.totpSecretEnc) || deps.config.users.totpRequiredRoles.includes(user.role);
+  if (totpRequired) {
+    if (!user.totpSecretEnc) {
+      await auditLogin(deps, user.login, 'TOTP_REQUIRED', input.ip);
+      throw userError('TOTP_NOT_ENROLLED', 403, undefined, undefined, 'TOTP_REQUIRED');
+    }
+    if (!input.totp) {
+      await auditLogin(deps, user.login, 'TOTP_REQUIRED', input.ip);
+      throw userError('TOTP_REQUIRED', 401);
+    }
+    if (!deps.box) throw new ConnectorError('VAULT_UNAVAILABLE', 'the master key is needed to check a TOTP code');
+    const seed = base32Decode(deps.box().decrypt(user.totpSecretEnc, TOTP_PURPOSE(user.id)));
+    if (!verifyTotp(seed, input.totp, now)) {
+      const result = await recordFailedAttempt(deps, user.id, 'totp');
+      await auditLogin(deps, user.login, result.locked ? 'LOCKED_TEMPORARILY' : 'TOTP_REQUIRED', input.ip);
+      if (result.locked) throw lockedError(result.lockedUntil!, now);
+      throw userError('TOTP_REQUIRED', 401, { wrongCode: true });
+    }
+  }
+  await deps.em.execute('update app_user set failed_attempts = 0, locked_until = null, last_activity_at = ?, updated_at = ? where id = ?', [now, now, user.id]);
+  user.lastActivityAt = now;
+  const expired = !user.mustChangePassword && isPasswordExpired(user.passwordChangedAt, now);
+  const days = passwordExpiresInDays(user.passwordChangedAt, now);
+  await auditLogin(deps, user.login, expired ? 'PASSWORD_EXPIRED' : 'OK', input.ip);
+  log(deps, 'info', 'auth.login.succeeded', { login: user.login, ip: input.ip, mustChangePassword: user.mustChangePassword, expired });
+  const warning =
+    !user.mustChangePassword && !expired && days <= WARN_DAYS
+      ? `Срок действия пароля истекает через ${days} дн. Смените пароль заранее.`
+      : undefined;
+  return { user, expired, mustChangePassword: user.mustChangePassword || expired, passwordExpiresInDays: Math.max(0, days), ...(warning ? { warning } : {}) };
+}
+
+/**
+ * A password change by its owner (R-6..R-10): strength, history of 7, minimum age of 1 business
+ * day unless the change is forced (R-10 overrides it). The session that changed it stays; the
+ * user's other sessions end.
+ */
+export async function changePassword(
+  deps: UserDeps,
+  input: { userId: string; currentPassword: string; newPassword: string; keepSessionId?: string },
+): Promise<{ sessionsEnded: number }> {
+  const now = deps.clock.now();
+  const user = await deps.em.findOne(AppUser, { id: input.userId });
+  if (!user) throw userError('INVALID_CREDENTIALS', 401);
+  if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
+    const result = await recordFailedAttempt(deps, user.id, 'current password at change');
+    await appendAudit(deps.em, { actor: `user:${user.login}`, action: 'user.password_change_refused', subject: user.login, details: { code: 'WRONG_CURRENT_PASSWORD' }, at: now });
+    if (result.locked) {
+      await deps.sessions?.destroyAllForUser(user.id);
+      throw lockedError(result.lockedUntil!, now);
+    }
+    throw userError('WRONG_CURRENT_PASSWORD', 403, undefined, undefined, 'INVALID_CREDENTIALS');
+  }
+  const refuse = async (v: PasswordViolation, details?: Record<string, unknown>): Promise<never> => {
+    await appendAudit(deps.em, { actor: `user:${user.login}`, action: 'user.password_change_refused', subject: user.login, details: { code: v.code }, at: now });
+    log(deps, 'info', 'user.password_change_refused', { login: user.login, code: v.code, reason: v.logMessage });
+    throw policyError(v, details);
+  };
+  const weak = checkPasswordStrength(input.newPassword);
+  if (weak) await refuse(weak);
+  // R-8: the current password and the ones before it, 7 in all.
+  const history = await deps.em.execute<Array<{ password_hash: string }>>('select password_hash from password_history where user_id = ? order by id desc limit ?', [user.id, HISTORY_SIZE]);
+  const previous = new Set([user.passwordHash, ...history.map((h) => h.password_hash)]);
+  for (const hash of previous) {
+    if (await verifyPassword(input.newPassword, hash)) await refuse(violation('REUSED'));
+  }
+  const forced = user.mustChangePassword || isPasswordExpired(user.passwordChangedAt, now);
+  if (!forced) {
+    const earliest = earliestNextChange(user.passwordChangedAt);
+    if (now < earliest) await refuse(violation('TOO_SOON', { earliest }), { earliestChangeAt: earliest.toISOString() });
+  }
+  const hash = await hashPassword(input.newPassword, deps.config.users.scryptLogN);
+  await deps.em.transactional(async (tx) => {
+    await tx.execute('update app_user set password_hash = ?, password_changed_at = ?, must_change_password = false, last_activity_at = ?, updated_at = ? where id = ?', [hash, now, now, now, user.id]);
+    await addHistory(tx, user.id, hash, now);
+    await appendAudit(tx, { actor: `user:${user.login}`, action: 'user.password_changed', subject: user.login, details: { forced }, at: now });
+  });
+  const sessionsEnded = (await deps.sessions?.destroyAllForUser(user.id, input.keepSessionId)) ?? 0;
+  log(deps, 'info', 'user.password_changed', { login: user.login, forced, sessionsEnded });
+  return { sessionsEnded };
+}
+
+/** Session activity counts as activity for R-11; written at most once a minute per user. */
+export async function touchActivity(deps: UserDeps, user: AppUser): Promise<void> {
+  const now = deps.clock.now();
+  if (now.getTime() - user.lastActivityAt.getTime() < ACTIVITY_WRITE_EVERY_MS) return;
+  await deps.em.execute('update app_user set last_activity_at = ? where id = ? and last_activity_at < ?', [now, user.id, now]);
+}

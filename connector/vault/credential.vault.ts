@@ -1,0 +1,259 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { appendAudit } from '../audit/audit.log';
+import { openIncident } from '../incidents/incident.service';
+import { CredentialVault } from '../persistence/entities';
+import { ConnectorError } from '../shared/errors';
+import type { Clock } from '../shared/clock';
+import type { SecretBox } from './secret-box';
+
+/**
+ * The bank's Client ID / Client Secret (R-1, R-2, R-4): one pair per installation, the secret
+ * sealed with AES-256-GCM under the master key. Two clocks run against the pair (R-1, R-2):
+ * days since it was generated, and days since it was last used successfully; the bank may block
+ * it at 90 days of either. Admins are warned from day 75 and urgently at day 85.
+ */
+export const SECRET_PURPOSE = 'bank.clientSecret';
+const DAY_MS = 86_400_000;
+export const WARN_FROM_DAY = 75;
+export const URGENT_FROM_DAY = 85;
+export const BANK_LIMIT_DAYS = 90;
+
+/** Exactly what the admin must do (R-2, clauses 2.1.1-2.1.2 of the bank's terms). */
+export const REGENERATE_HINT =
+  'log in to Internet-banking (terms 2.1.1-2.1.2: 2.1.1 sign in with your usual identification method; 2.1.2 open the API tab and generate the Client ID / Client Secret again), then run: connector credentials rotate --secret-stdin (add --client-id NEW_ID if the bank issued a new Client ID)';
+
+export interface CredentialWarning {
+  level: 'warning' | 'urgent' | 'blocked';
+  code: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE' | 'CREDENTIALS_REVOKED' | 'CREDENTIALS_MISSING';
+  message: string;
+}
+
+export interface CredentialStatus {
+  configured: boolean;
+  clientId: string | null;
+  generatedAt: string | null;
+  lastUsedAt: string | null;
+  /** Whole days since generation / since last successful use (generation when never used). */
+  ageDays: number | null;
+  idleDays: number | null;
+  revokedAt: string | null;
+  revokedReason: string | null;
+  usable: boolean;
+  warnings: CredentialWarning[];
+}
+
+function days(from: Date, to: Date): number {
+  return Math.floor((to.getTime() - from.getTime()) / DAY_MS);
+}
+
+function clockWarnings(kind: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE', n: number, what: string): CredentialWarning[] {
+  if (n >= URGENT_FROM_DAY) {
+    return [{ level: 'urgent', code: kind, message: `${what} ${n} days ago; the bank may block the pair at ${BANK_LIMIT_DAYS} days. Now: ${REGENERATE_HINT}` }];
+  }
+  if (n >= WARN_FROM_DAY) {
+    return [{ level: 'warning', code: kind, message: `${what} ${n} days ago (the bank may block the pair at ${BANK_LIMIT_DAYS} days). Before then: ${REGENERATE_HINT}` }];
+  }
+  return [];
+}
+
+/** Pure: the status of a stored pair at `now`. */
+export function credentialStatusOf(row: CredentialVault | null, now: Date): CredentialStatus {
+  if (!row) {
+    return {
+      configured: false,
+      clientId: null,
+      generatedAt: null,
+      lastUsedAt: null,
+      ageDays: null,
+      idleDays: null,
+      revokedAt: null,
+      revokedReason: null,
+      usable: false,
+      warnings: [{ level: 'blocked', code: 'CREDENTIALS_MISSING', message: 'no Client ID / Client Secret stored: run connector credentials set --client-id ID --secret-stdin' }],
+    };
+  }
+  const ageDays = days(row.generatedAt, now);
+  const idleDays = days(row.lastUsedAt ?? row.generatedAt, now);
+  const warnings: CredentialWarning[] = [];
+  if (row.revokedAt) {
+    warnings.push({
+      level: 'blocked',
+      code: 'CREDENTIALS_REVOKED',
+      message: `the bank answered that the Client ID / Secret are blocked or revoked (${row.revokedReason ?? 'no reason given'}); submission is stopped: ${REGENERATE_HINT}`,
+    });
+  }
+  warnings.push(...clockWarnings('CREDENTIALS_AGING', ageDays, 'the Client Secret was generated'));
+  warnings.push(...clockWarnings('CREDENTIALS_IDLE', idleDays, row.lastUsedAt ? 'the Business API was last used successfully' : 'the pair has not been used since it was generated'));
+  return {
+    configured: true,
+    clientId: row.clientId,
+    generatedAt: row.generatedAt.toISOString(),
+    lastUsedAt: row.lastUsedAt?.toISOString() ?? null,
+    ageDays,
+    idleDays,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+    revokedReason: row.revokedReason ?? null,
+    usable: !row.revokedAt,
+    warnings,
+  };
+}
+
+const CLIENT_ID = /^[\x21-\x7e]{1,200}$/;
+
+function checkSecret(secret: string): void {
+  if (secret.length < 8 || secret.length > 4096 || /[\r\n]/.test(secret)) {
+    throw new ConnectorError('INVALID_SECRET', 'the Client Secret must be one line of 8-4096 characters', 2);
+  }
+}
+
+export interface VaultDeps {
+  em: EntityManager;
+  box: SecretBox;
+  clock: Clock;
+}
+
+/** `credentials set`: stores the pair (replacing any earlier one: R-1, one pair per installation). */
+export async function setCredentials(deps: VaultDeps, input: { clientId: string; clientSecret: string; actor: string; generatedAt?: Date }): Promise<CredentialStatus> {
+  if (!CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
+  checkSecret(input.clientSecret);
+  const now = deps.clock.now();
+  return deps.em.transactional(async (tx) => {
+    const existing = await tx.findOne(CredentialVault, { id: 1 });
+    const sealed = deps.box.encrypt(input.clientSecret, SECRET_PURPOSE);
+    const generatedAt = input.generatedAt ?? now;
+    if (existing) {
+      Object.assign(existing, { clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+    } else {
+      tx.create(CredentialVault, { id: 1, clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+    }
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'credentials.set', subject: input.clientId, details: { replaced: Boolean(existing), keyId: deps.box.currentKeyId }, at: now });
+    return credentialStatusOf(await tx.findOneOrFail(CredentialVault, { id: 1 }), now);
+  });
+}
+
+/** `credentials rotate`: a new Client Secret for the same Client ID, regenerated in Internet-banking (2.1.1-2.1.2). */
+export async function rotateSecret(deps: VaultDeps, input: { clientSecret: string; clientId?: string; actor: string }): Promise<CredentialStatus> {
+  checkSecret(input.clientSecret);
+  if (input.clientId !== undefined && !CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
+  const now = deps.clock.now();
+  return deps.em.transactional(async (tx) => {
+    const row = await tx.findOne(CredentialVault, { id: 1 });
+    if (!row) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID stored yet: run connector credentials set --client-id ID --secret-stdin first');
+    const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);
+    if (input.clientId) row.clientId = input.clientId;
+    if (previous === input.clientSecret) throw new ConnectorError('SECRET_UNCHANGED', 'this is the Client Secret already stored; regenerate a new one in Internet-banking (2.1.1-2.1.2)');
+    Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'credentials.rotated', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: now });
+    return credentialStatusOf(row, now);
+  });
+}
+
+export async function credentialStatus(deps: Pick<VaultDeps, 'em' | 'clock'>): Promise<CredentialStatus> {
+  return credentialStatusOf(await deps.em.fork().findOne(CredentialVault, { id: 1 }), deps.clock.now());
+}
+
+/** The bank answered "blocked/revoked" (R-2): the pair is unusable until rotated; submission stops. */
+export async function markCredentialsRevoked(deps: Pick<VaultDeps, 'em' | 'clock'>, input: { reason: string; actor: string }): Promise<void> {
+  const now = deps.clock.now();
+  await deps.em.transactional(async (tx) => {
+    const row = await tx.findOne(CredentialVault, { id: 1 });
+    if (!row || row.revokedAt) return;
+    row.revokedAt = now;
+    row.revokedReason = input.reason.slice(0, 500);
+    row.updatedAt = now;
+    row.updatedBy = input.actor;
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'credentials.revoked', subject: row.clientId, details: { reason: row.revokedReason }, at: now });
+    // The admin must act (R-2): an incident says exactly what to do, once per revocation.
+    await openIncident(tx, {
+      kind: 'credentials_revoked',
+      severity: 'critical',
+      title: `The bank blocked or revoked Client ID ${row.clientId}; submission is stopped. ${REGENERATE_HINT}`,
+      evidence: { clientId: row.clientId, reason: row.revokedReason, revokedAt: now.toISOString() },
+      dedupeKey: `credentials_revoked:${row.clientId}:${row.generatedAt.toISOString()}`,
+      actor: input.actor,
+      now,
+    });
+  });
+}
+
+export async function credentialsUsable(deps: Pick<VaultDeps, 'em' | 'clock'>): Promise<boolean> {
+  return (await credentialStatus(deps)).usable;
+}
+
+/** Re-seals the stored secret under the current master key (after `vault rotate-key`). */
+export async function resealCredentials(deps: VaultDeps, actor: string): Promise<boolean> {
+  return deps.em.transactional(async (tx) => {
+    const row = await tx.findOne(CredentialVault, { id: 1 });
+    if (!row || !deps.box.isStale(row.secretEnc)) return false;
+    row.secretEnc = deps.box.encrypt(deps.box.decrypt(row.secretEnc, SECRET_PURPOSE), SECRET_PURPOSE);
+    await tx.flush();
+    await appendAudit(tx, { actor, action: 'credentials.resealed', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: deps.clock.now() });
+    return true;
+  });
+}
+
+/** What the bank client asks for its credentials. */
+export interface CredentialsProvider {
+  /** Throws CREDENTIALS_MISSING / CREDENTIALS_REVOKED when there is no usable pair. */
+  getClientCredentials(): Promise<{ clientId: string; clientSecret: string }>;
+  /** After a call the bank accepted: restarts the idle clock (R-1, R-2). */
+  recordSuccessfulUse(): Promise<void>;
+  /** The bank answered "credentials blocked/revoked" (R-2). */
+  markCredentialsRevoked(reason: string): Promise<void>;
+  credentialsUsable(): Promise<boolean>;
+}
+
+/**
+ * The vault as the bank client sees it. Until a pair is stored in the vault, a Client ID and a
+ * Client Secret file from config (`bank.clientId`, `bank.clientSecretFile`) are used, so a
+ * development setup needs no vault; the vault wins once it holds a pair.
+ */
+export class VaultCredentialsProvider implements CredentialsProvider {
+  /** recordSuccessfulUse writes at most this often (every bank call succeeds; one write a minute is plenty). */
+  private static readonly USE_WRITE_EVERY_MS = 60_000;
+  private lastUseWrite = 0;
+
+  constructor(
+    private readonly deps: VaultDeps & { config?: { bank: { clientId?: string; clientSecretFile?: string } }; cwd?: string },
+    private readonly actor = 'system:bank-client',
+  ) {}
+
+  async getClientCredentials(): Promise<{ clientId: string; clientSecret: string }> {
+    const row = await this.deps.em.fork().findOne(CredentialVault, { id: 1 });
+    if (row) {
+      if (row.revokedAt) {
+        throw new ConnectorError('CREDENTIALS_REVOKED', `the bank blocked or revoked the Client ID / Secret (${row.revokedReason ?? 'no reason given'}): ${REGENERATE_HINT}`);
+      }
+      return { clientId: row.clientId, clientSecret: this.deps.box.decrypt(row.secretEnc, SECRET_PURPOSE) };
+    }
+    const bank = this.deps.config?.bank;
+    if (bank?.clientId && bank.clientSecretFile) {
+      const secret = readFileSync(resolve(this.deps.cwd ?? process.cwd(), bank.clientSecretFile), 'utf8').replace(/\r?\n$/, '');
+      return { clientId: bank.clientId, clientSecret: secret };
+    }
+    throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID / Client Secret: run connector credentials set --client-id ID --secret-stdin');
+  }
+
+  async recordSuccessfulUse(): Promise<void> {
+    const now = this.deps.clock.now();
+    if (now.getTime() - this.lastUseWrite < VaultCredentialsProvider.USE_WRITE_EVERY_MS && this.lastUseWrite <= now.getTime()) return;
+    this.lastUseWrite = now.getTime();
+    await this.deps.em.fork().execute('update credential_vault set last_used_at = ? where id = 1 and (last_used_at is null or last_used_at < ?)', [now, now]);
+  }
+
+  markCredentialsRevoked(reason: string): Promise<void> {
+    return markCredentialsRevoked(this.deps, { reason, actor: this.actor });
+  }
+
+  async credentialsUsable(): Promise<boolean> {
+    const status = await credentialStatus(this.deps);
+    if (status.configured) return status.usable;
+    // No pair in the vault yet: the development fallback from config, when complete.
+    return Boolean(this.deps.config?.bank.clientId && this.deps.config.bank.clientSecretFile);
+  }
+}

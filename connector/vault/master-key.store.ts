@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConnectorError } from '../shared/errors';
+
+/**
+ * The master key file (CONNECTOR_MASTER_KEY_FILE, default `.connector/master.key`) that encrypts
+ * the credential vault and TOTP seeds (R-4: never stored in clear).
+ *
+ * Format: one key per line, `<id>:<base64 of 32 bytes>`; the LAST line is the current key, the
+ * earlier ones remain only so ciphertexts written under them can still be read until
+ * `connector vault rotate-key` has re-encrypted everything. Created with mode 0600 on first use;
+ * a file readable by group or others is refused (it would leak every secret it protects).
+ */
+export interface MasterKey {
+  id: string;
+  key: Buffer;
+}
+
+export interface MasterKeyRing {
+  current: MasterKey;
+  byId: Map<string, Buffer>;
+  path: string;
+}
+
+const LINE = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/;
+
+export function resolveMasterKeyPath(file: string, cwd: string = process.cwd()): string {
+  return resolve(cwd, file);
+}
+
+function assertPrivate(path: string): void {
+  if (process.platform === 'win32') return;
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o077) {
+    throw new ConnectorError(
+      'MASTER_KEY_PERMISSIONS',
+      `master key file ${path} has mode ${mode.toString(8).padStart(4, '0')}; it must be readable by its owner only: chmod 600 ${path}`,
+    );
+  }
+}
+
+function parse(path: string, text: string): MasterKeyRing {
+  const byId = new Map<string, Buffer>();
+  let current: MasterKey | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const m = LINE.exec(line);
+    if (!m) throw new ConnectorError('MASTER_KEY_INVALID', `master key file ${path} has a line that is not "<id>:<base64 32-byte key>"`);
+    const key = Buffer.from(m[2], 'base64');
+    if (key.length !== 32) throw new ConnectorError('MASTER_KEY_INVALID', `master key ${m[1]} in ${path} is not 32 bytes`);
+    byId.set(m[1], key);
+    current = { id: m[1], key };
+  }
+  if (!current) throw new ConnectorError('MASTER_KEY_INVALID', `master key file ${path} holds no key`);
+  return { current, byId, path };
+}
+
+function newKeyLine(existing: Set<string>): string {
+  let id: string;
+  do id = `k${randomBytes(4).toString('hex')}`;
+  while (existing.has(id));
+  return `${id}:${randomBytes(32).toString('base64')}\n`;
+}
+
+function writePrivate(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+/** Loads the key ring, creating the file (0600) with one fresh key when it does not exist. */
+export function loadOrCreateMasterKey(path: string): MasterKeyRing {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        writeSync(fd, newKeyLine(new Set()));
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      // Another process created it first: use theirs.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  assertPrivate(path);
+  return parse(path, readFileSync(path, 'utf8'));
+}
+
+/** Appends a new current key (old keys stay readable); returns the new ring. */
+export function addMasterKey(path: string): MasterKeyRing {
+  const ring = loadOrCreateMasterKey(path);
+  const text = readFileSync(path, 'utf8');
+  writePrivate(path, `${text.endsWith('\n') ? text : `${text}\n`}${newKeyLine(new Set(ring.byId.keys()))}`);
+  return loadOrCreateMasterKey(path);
+}
+
+/** Drops every key but the current one (after everything was re-encrypted under it). */
+export function pruneMasterKeys(path: string): MasterKeyRing {
+  const ring = loadOrCreateMasterKey(path);
+  writePrivate(path, `${ring.current.id}:${ring.current.key.toString('base64')}\n`);
+  return loadOrCreateMasterKey(path);
+}

@@ -1,0 +1,90 @@
+import { mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ConnectorError } from '../../connector/shared/errors';
+
+/**
+ * One line of the agent's journal. Who signed what, when, with which certificate (issue 11);
+ * R-18 makes the signed bytes legally binding, so the journal keeps their sha256. Never a
+ * password, a key or the document itself.
+ */
+export type JournalRecord =
+  | {
+      event: 'signed';
+      at: string;
+      userId: string;
+      orderId: string;
+      signingTime: string;
+      algorithm: string;
+      serial: string;
+      subject: string;
+      iin: string | null;
+      bin: string | null;
+      documentSha256: string;
+      documentBytes: number;
+      cosign: boolean;
+      cmsSha256: string;
+    }
+  | { event: 'sign_refused'; at: string; userId: string; orderId: string; documentSha256: string; code: string }
+  | { event: 'enrolled'; at: string; userId: string; keystorePath: string; expectedIin: string | null }
+  | { event: 'unenrolled'; at: string; userId: string }
+  | { event: 'unlocked'; at: string; userId: string; algorithm: string; serial: string; iin: string | null; bin: string | null }
+  | { event: 'unlock_refused'; at: string; userId: string; code: string; wrongPasswordCount?: number }
+  | { event: 'locked'; at: string; userId: string; reason: 'request' | 'idle_timeout' | 'session_max' | 'worker_lost' | 'shutdown' | 'unenrolled' | 'lockdown' }
+  | { event: 'lockdown'; at: string; wipedUsers: string[]; reason: string | null };
+
+/**
+ * Append-only JSON-lines file (opened with O_APPEND, mode 0600). Each record is flushed to disk
+ * (datasync) before its caller gets an answer: a signature handed out is always on record.
+ * Group commit: records that arrive while a flush is running are written and synced together,
+ * in arrival order, so a burst of signatures costs a few fsyncs, not one each.
+ */
+export class SignJournal {
+  private handle: FileHandle | undefined;
+  private queue: Array<{ line: string; resolve: () => void; reject: (err: Error) => void }> = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(readonly path: string) {}
+
+  async open(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    try {
+      this.handle = await open(this.path, 'a', 0o600);
+    } catch (err) {
+      throw new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be opened: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+
+  append(record: JournalRecord): Promise<void> {
+    if (!this.handle) return Promise.reject(new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed'));
+    const line = `${JSON.stringify(record)}\n`;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.queue.length);
+      try {
+        if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+        await this.handle.write(batch.map((b) => b.line).join(''));
+        await this.handle.datasync();
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        const coded =
+          err instanceof ConnectorError
+            ? err
+            : new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
+        for (const b of batch) b.reject(coded);
+      }
+    }
+  }
+}

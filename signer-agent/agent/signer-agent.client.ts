@@ -1,0 +1,211 @@
+import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConnectorError } from '../../connector/shared/errors';
+import { readToken, resolveTokenFile } from './agent-token.store';
+import type { AgentStatusResponse, KeyStatusResponse, LockdownResponse, LockResponse, SignResponse } from './signer-agent.contract';
+
+/** A refusal or failure reported by (or about reaching) the signer agent. `status` is the HTTP status, 0 when none. */
+export class SignerAgentError extends ConnectorError {
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number,
+    details?: unknown,
+  ) {
+    super(code, message, 1, details);
+    this.name = 'SignerAgentError';
+  }
+}
+
+export interface SignerAgentClientOptions {
+  /** `http://127.0.0.1:8901` or `unix:/path/agent.sock` (CONNECTOR_SIGNER_URL). */
+  url: string;
+  /** The bearer token itself, or the file that holds it (read on first use: the agent creates it). */
+  token?: string;
+  tokenFile?: string;
+  /** Working directory that a relative tokenFile resolves against. */
+  cwd?: string;
+  /** Per request; signing waits in the agent's worker queue, so keep it generous. */
+  timeoutMs?: number;
+}
+
+export interface SignInput {
+  /** The connector order these bytes belong to (recorded in the agent's journal). */
+  orderId: string;
+  /** The exact document bytes (R-18). */
+  document: Uint8Array;
+  /** An existing detached CMS to add this signer to (second signature). */
+  cosign?: Uint8Array;
+  /** Test mode only (the agent refuses it otherwise). */
+  signingTime?: Date | string;
+  expectedIin?: string;
+  expectedBin?: string;
+}
+
+export type SignOutput = SignResponse & { cmsDer: Buffer };
+
+const errorBodySchema = z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() });
+const sessionSchema = z
+  .object({ algorithm: z.string(), serial: z.string(), subject: z.string(), iin: z.string().nullable(), bin: z.string().nullable() })
+  .passthrough();
+const keyStatusSchema = z
+  .object({
+    userId: z.string(),
+    keystorePath: z.string(),
+    expectedIin: z.string().nullable(),
+    wrongPasswordCount: z.number().int(),
+    wrongPasswordTotal: z.number().int(),
+    unlocked: z.boolean(),
+    session: sessionSchema.nullable(),
+  })
+  .passthrough();
+const signSchema = z
+  .object({
+    orderId: z.string(),
+    userId: z.string(),
+    cms: z.string().min(1),
+    algorithm: z.string(),
+    serial: z.string(),
+    subject: z.string(),
+    iin: z.string().nullable(),
+    bin: z.string().nullable(),
+    signingTime: z.string(),
+    documentSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+  .strict();
+const lockSchema = z.object({ userId: z.string(), wiped: z.boolean() }).strict();
+const lockdownSchema = z.object({ wipedUsers: z.array(z.string()), workers: z.number(), workersAcknowledged: z.number(), elapsedMs: z.number() }).strict();
+const statusSchema = z.object({ version: z.string(), pid: z.number(), workers: z.number(), users: z.array(keyStatusSchema) }).passthrough();
+
+/**
+ * Typed client of the signer agent (README.md beside this file), for the connector's pipeline and
+ * for the lockdown. One axios instance; `unix:` URLs go through `socketPath`; proxies are never
+ * used (the token must not leave the machine); every response is checked with zod.
+ */
+export class SignerAgentClient {
+  private readonly http: AxiosInstance;
+  private token: string | undefined;
+  private readonly tokenFile: string | undefined;
+
+  constructor(options: SignerAgentClientOptions) {
+    this.token = options.token;
+    this.tokenFile = options.tokenFile ? resolveTokenFile(options.tokenFile, options.cwd) : undefined;
+    if (!this.token && !this.tokenFile) throw new ConnectorError('SIGNER_TOKEN_MISSING', 'signer agent client needs a token or a token file');
+    const base: AxiosRequestConfig = {
+      timeout: options.timeoutMs ?? 30_000,
+      proxy: false,
+      // Errors are read from the body; axios must not throw on them before we do.
+      validateStatus: () => true,
+      maxContentLength: 256 * 1024 * 1024,
+      maxBodyLength: 256 * 1024 * 1024,
+    };
+    if (options.url.startsWith('unix:')) {
+      const socket = options.url.slice('unix:'.length);
+      this.http = axios.create({ ...base, baseURL: 'http://localhost', socketPath: isAbsolute(socket) ? socket : resolve(options.cwd ?? process.cwd(), socket) });
+    } else {
+      this.http = axios.create({ ...base, baseURL: options.url.replace(/\/+$/, '') });
+    }
+  }
+
+  /** The client the rest of the connector uses: URL and token file from the one configuration. */
+  static fromConfig(config: { signer: { url: string; tokenFile: string } }, cwd: string = process.cwd()): SignerAgentClient {
+    return new SignerAgentClient({ url: config.signer.url, tokenFile: config.signer.tokenFile, cwd });
+  }
+
+  /** GET /health: true when the agent answers 200 (no token needed). */
+  async health(): Promise<boolean> {
+    try {
+      const res = await this.http.get('/health');
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  enroll(userId: string, input: { keystorePath: string; expectedIin?: string | null }): Promise<KeyStatusResponse> {
+    return this.call<KeyStatusResponse>('PUT', `/v1/keys/${encodeURIComponent(userId)}`, keyStatusSchema, input);
+  }
+
+  async unenroll(userId: string): Promise<void> {
+    await this.call<void>('DELETE', `/v1/keys/${encodeURIComponent(userId)}`, z.unknown());
+  }
+
+  /** WRONG_PASSWORD errors carry `details.wrongPasswordCount` (consecutive, per user). */
+  unlock(userId: string, password: string): Promise<KeyStatusResponse> {
+    return this.call<KeyStatusResponse>('POST', `/v1/keys/${encodeURIComponent(userId)}/unlock`, keyStatusSchema, { password });
+  }
+
+  lock(userId: string): Promise<LockResponse> {
+    return this.call<LockResponse>('POST', `/v1/keys/${encodeURIComponent(userId)}/lock`, lockSchema, {});
+  }
+
+  keyStatus(userId: string): Promise<KeyStatusResponse> {
+    return this.call<KeyStatusResponse>('GET', `/v1/keys/${encodeURIComponent(userId)}`, keyStatusSchema);
+  }
+
+  status(): Promise<AgentStatusResponse> {
+    return this.call<AgentStatusResponse>('GET', '/v1/status', statusSchema);
+  }
+
+  async sign(userId: string, input: SignInput): Promise<SignOutput> {
+    const body = {
+      orderId: input.orderId,
+      document: Buffer.from(input.document).toString('base64'),
+      cosign: input.cosign ? Buffer.from(input.cosign).toString('base64') : undefined,
+      signingTime: input.signingTime instanceof Date ? input.signingTime.toISOString() : input.signingTime,
+      expectedIin: input.expectedIin,
+      expectedBin: input.expectedBin,
+    };
+    const res = await this.call<SignResponse>('POST', `/v1/keys/${encodeURIComponent(userId)}/sign`, signSchema, body);
+    return { ...res, cmsDer: Buffer.from(res.cms, 'base64') };
+  }
+
+  lockdown(reason?: string): Promise<LockdownResponse> {
+    return this.call<LockdownResponse>('POST', '/v1/lockdown', lockdownSchema, { reason: reason ?? null });
+  }
+
+  async metrics(): Promise<string> {
+    const res = await this.send('GET', '/metrics');
+    if (res.status !== 200) throw this.errorOf(res.status, res.data);
+    return String(res.data);
+  }
+
+  private async call<T>(method: string, path: string, schema: z.ZodTypeAny, data?: unknown): Promise<T> {
+    const res = await this.send(method, path, data);
+    if (res.status === 204) return undefined as T;
+    if (res.status < 200 || res.status >= 300) throw this.errorOf(res.status, res.data);
+    const parsed = schema.safeParse(res.data);
+    if (!parsed.success) {
+      throw new SignerAgentError('CONTRACT_VIOLATION', `signer agent answered ${method} ${path} with an unexpected body: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`, res.status);
+    }
+    return parsed.data as T;
+  }
+
+  private async send(method: string, path: string, data?: unknown) {
+    const token = this.currentToken();
+    try {
+      return await this.http.request({
+        method,
+        url: path,
+        data,
+        headers: { authorization: `Bearer ${token}`, ...(data !== undefined ? { 'content-type': 'application/json' } : {}) },
+      });
+    } catch (err) {
+      const e = err as AxiosError;
+      if (e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT') throw new SignerAgentError('SIGNER_TIMEOUT', `signer agent did not answer ${method} ${path} in time`, 0);
+      throw new SignerAgentError('SIGNER_UNREACHABLE', `signer agent is unreachable (${e.code ?? e.message}); is connector signer-agent running?`, 0);
+    }
+  }
+
+  private currentToken(): string {
+    if (!this.token) this.token = readToken(this.tokenFile as string);
+    return this.token;
+  }
+
+  private errorOf(status: number, data: unknown): SignerAgentError {
+    const body = errorBodySchema.safeParse(data);
+    if (body.success) return new SignerAgentError(body.data.code, body.data.message, status, body.data.details);
+    return new SignerAgentError('CONTRACT_VIOLATION', `signer agent answered HTTP ${status} without an error body`, status);
+  }
+}

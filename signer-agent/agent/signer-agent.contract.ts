@@ -1,0 +1,109 @@
+import { z } from 'zod';
+
+/**
+ * The agent's HTTP contract (README.md beside this file), shared by the server and the client.
+ * Binary values travel as standard base64 in JSON.
+ */
+export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
+export const ORDER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export const userIdSchema = z.string().regex(USER_ID, 'expected 1-128 letters, digits, "_", ".", "@" or "-"');
+const digits12 = z.string().regex(/^\d{12}$/, 'expected 12 digits');
+const base64 = z.string().regex(BASE64, 'expected standard base64');
+
+export const enrollBodySchema = z
+  .object({
+    keystorePath: z.string().min(1).max(4096),
+    expectedIin: digits12.nullish(),
+  })
+  .strict();
+
+export const unlockBodySchema = z.object({ password: z.string().min(1).max(1024) }).strict();
+
+export const signBodySchema = z
+  .object({
+    orderId: z.string().regex(ORDER_ID, 'expected 1-128 letters, digits, "_", ".", ":" or "-"'),
+    document: base64.min(1, 'the document is empty'),
+    cosign: base64.min(1).nullish(),
+    /** Honoured only in test mode (CONNECTOR_TEST_MODE=1); otherwise the signing moment is now. */
+    signingTime: z.string().datetime({ offset: true }).nullish(),
+    expectedIin: digits12.nullish(),
+    expectedBin: digits12.nullish(),
+  })
+  .strict();
+
+export const lockdownBodySchema = z.object({ reason: z.string().max(500).nullish() }).strict();
+
+export type EnrollRequest = z.infer<typeof enrollBodySchema>;
+export type SignRequest = z.infer<typeof signBodySchema>;
+
+export interface KeySessionView {
+  algorithm: string;
+  subject: string;
+  iin: string | null;
+  bin: string | null;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  unlockedAt: string;
+  lastUsedAt: string;
+  idleExpiresAt: string;
+  expiresAt: string;
+}
+
+export interface KeyStatusResponse {
+  userId: string;
+  keystorePath: string;
+  expectedIin: string | null;
+  enrolledAt: string;
+  wrongPasswordCount: number;
+  wrongPasswordTotal: number;
+  lastWrongPasswordAt: string | null;
+  unlocked: boolean;
+  session: KeySessionView | null;
+}
+
+export interface SignResponse {
+  orderId: string;
+  userId: string;
+  /** Detached CMS SignedData, DER, base64. */
+  cms: string;
+  algorithm: string;
+  serial: string;
+  subject: string;
+  iin: string | null;
+  bin: string | null;
+  signingTime: string;
+  documentSha256: string;
+}
+
+export interface LockResponse {
+  userId: string;
+  wiped: boolean;
+}
+
+export interface LockdownResponse {
+  wipedUsers: string[];
+  workers: number;
+  workersAcknowledged: number;
+  /** Measured inside the agent from the start of the lockdown to the wipe being in force. */
+  elapsedMs: number;
+}
+
+export interface AgentStatusResponse {
+  version: string;
+  pid: number;
+  startedAt: string;
+  testMode: boolean;
+  workers: number;
+  idleTimeoutSeconds: number;
+  sessionMaxSeconds: number;
+  users: KeyStatusResponse[];
+}
+
+export interface AgentErrorBody {
+  code: string;
+  message: string;
+  details?: unknown;
+}

@@ -1,0 +1,181 @@
+import { availableParallelism } from 'node:os';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { clockFromConfig } from '../../connector/shared/clock';
+import { ConnectorError } from '../../connector/shared/errors';
+import { AgentMetrics } from './agent.metrics';
+import { ensureToken, resolveTokenFile, tokenFileTooOpen } from './agent-token.store';
+import { KeyRegistry } from './key-registry.store';
+import { KeySessionManager } from './key-session.manager';
+import { parseListenAddress, type ListenAddress } from './listen-address.parser';
+import { SignJournal } from './sign-journal.writer';
+import { SigningPool } from './signing.pool';
+import { buildSignerAgentServer } from './signer-agent.server';
+import { SignerAgentService } from './signer-agent.service';
+
+export interface StartSignerAgentOptions {
+  config: ConnectorConfig;
+  logger: Logger;
+  cwd?: string;
+  /** Wins over config.signer.url (the command's --url). */
+  url?: string;
+  /** Wins over config.signer.workers (the command's --workers). */
+  workers?: number;
+}
+
+export interface RunningSignerAgent {
+  url: string;
+  address: ListenAddress;
+  app: FastifyInstance;
+  service: SignerAgentService;
+  /** Wipes every key, stops the workers and the server. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Idle timeout in ms: R-13's 30 minutes at most; seconds only in test mode. */
+export function idleTimeoutMs(config: ConnectorConfig): number {
+  if (config.signer.sessionIdleSeconds !== undefined) {
+    if (!config.testMode) {
+      throw new ConnectorError('CONFIG_INVALID', 'config signer.sessionIdleSeconds is honoured only in test mode; use signer.sessionIdleMinutes (1-30)');
+    }
+    return config.signer.sessionIdleSeconds * 1000;
+  }
+  return config.signer.sessionIdleMinutes * 60_000;
+}
+
+/**
+ * Starts the signer agent: token, registry, journal, signing workers, HTTP on loopback or a Unix
+ * socket (mode 0600). Refuses any other address before touching a key.
+ */
+export async function startSignerAgent(options: StartSignerAgentOptions): Promise<RunningSignerAgent> {
+  const { config, logger } = options;
+  const cwd = options.cwd ?? process.cwd();
+  const address = parseListenAddress(options.url ?? config.signer.url, cwd);
+  const idleMs = idleTimeoutMs(config);
+  const maxMs = Math.max(config.signer.sessionMaxMinutes * 60_000, idleMs);
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+
+  const tokenFile = resolveTokenFile(config.signer.tokenFile, cwd);
+  const token = ensureToken(tokenFile);
+  if (tokenFileTooOpen(tokenFile)) logger.warn({ event: 'signer.token.too_open', tokenFile }, 'the token file is readable by group or others; chmod 600 it');
+
+  const clock = clockFromConfig(config);
+  const registry = new KeyRegistry(at(config.signer.keysFile)).load();
+  const journal = new SignJournal(at(config.signer.journalFile));
+  await journal.open();
+
+  // The sessions and the pool call back into the service, which needs them to exist first.
+  const late: { service?: SignerAgentService } = {};
+  const sessions = new KeySessionManager(idleMs, maxMs, (userId, reason) => late.service?.onSessionEnd(userId, reason));
+  const metrics = new AgentMetrics(() => sessions.count());
+  const workers = options.workers ?? config.signer.workers ?? availableParallelism();
+  const pool = new SigningPool({
+    size: workers,
+    logger,
+    setup: {
+      testMode: config.testMode,
+      trust: config.signer.trust.map(at),
+      crl: config.signer.crl.map(at),
+      requireRevocation: config.signer.requireRevocation,
+    },
+    onWorkerLost: () => late.service?.onWorkerLost(),
+  });
+  try {
+    await pool.start();
+  } catch (err) {
+    await pool.close().catch(() => undefined);
+    await journal.close();
+    throw new ConnectorError('SIGNER_UNAVAILABLE', `signing workers failed to start: ${(err as Error).message}`);
+  }
+  const service = new SignerAgentService({
+    registry,
+    sessions,
+    pool,
+    journal,
+    metrics,
+    clock,
+    logger,
+    cwd,
+    testMode: config.testMode,
+    maxDocumentBytes: config.signer.maxDocumentBytes,
+  });
+  late.service = service;
+  const startedAt = new Date().toISOString();
+  const version = agentVersion();
+  const app = buildSignerAgentServer({
+    service,
+    metrics,
+    logger,
+    token,
+    testMode: config.testMode,
+    maxDocumentBytes: config.signer.maxDocumentBytes,
+    describe: () => ({
+      version,
+      pid: process.pid,
+      startedAt,
+      testMode: config.testMode,
+      workers: pool.size,
+      idleTimeoutSeconds: idleMs / 1000,
+      sessionMaxSeconds: maxMs / 1000,
+    }),
+  });
+
+  let url: string;
+  try {
+    url = await listen(app, address);
+  } catch (err) {
+    await service.shutdown();
+    throw err instanceof ConnectorError ? err : new ConnectorError('SIGNER_LISTEN_FAILED', `signer agent cannot listen on ${address.url}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  metrics.resetLoopDelay();
+  logger.info({ event: 'signer-agent.listening', url, workers: pool.size, idleTimeoutSeconds: idleMs / 1000, testMode: config.testMode }, 'signer agent listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Keys first: whatever happens to the server afterwards, they are gone.
+      await service.shutdown();
+      metrics.stop();
+      await app.close();
+      if (address.kind === 'unix' && existsSync(address.path)) unlinkSync(address.path);
+      logger.info({ event: 'signer-agent.stopped' }, 'signer agent stopped; every key wiped');
+    })());
+  return { url, address, app, service, stop };
+}
+
+async function listen(app: FastifyInstance, address: ListenAddress): Promise<string> {
+  if (address.kind === 'tcp') {
+    await app.listen({ host: address.host, port: address.port });
+    const bound = app.server.address() as AddressInfo;
+    return `http://${address.host === '::1' ? '[::1]' : address.host}:${bound.port}`;
+  }
+  if (existsSync(address.path)) {
+    // A socket left by a crashed agent is replaced; any other file is not ours to delete.
+    if (!lstatSync(address.path).isSocket()) {
+      throw new ConnectorError('SIGNER_LISTEN_FAILED', `${address.path} exists and is not a socket; remove it or choose another unix: path`);
+    }
+    unlinkSync(address.path);
+  }
+  // The socket is created 0600 (no window where others could connect), then made sure of.
+  const previous = process.umask(0o177);
+  try {
+    await app.listen({ path: address.path });
+  } finally {
+    process.umask(previous);
+  }
+  chmodSync(address.path, 0o600);
+  return address.url;
+}
+
+function agentVersion(): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../../package.json') as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}

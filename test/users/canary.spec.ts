@@ -1,0 +1,141 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { base32Decode, totp } from '../../connector/users/totp';
+import { createUser, enrollTotp } from '../../connector/users/user.service';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { listIncidents } from '../../connector/incidents/incident.service';
+import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials, VaultCredentialsProvider } from '../../connector/vault/credential.vault';
+import { Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+
+/**
+ * R-4: a canary password, Client Secret and TOTP seed go through every path that handles them
+ * (API, service, vault, logs at debug level), then the logs, every Redis key and value under the
+ * prefix, and every row of every PostgreSQL table (as text) are searched for them in clear.
+ */
+let env: UsersTestEnv;
+beforeAll(async () => {
+  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z' });
+});
+afterAll(async () => {
+  await env?.close();
+});
+
+const PASSWORD = 'Canary-Pw-7f3a9e';
+const NEW_PASSWORD = 'Canary-Pw2-c41d0b';
+const WRONG = 'Canary-Wrong-55e1';
+const CLIENT_SECRET = 'Canary-Client-Secret-91b2d7';
+const ROTATED_SECRET = 'Canary-Client-Secret-2-aa80';
+
+async function redisDump(): Promise<string> {
+  const redis = env.context.redis;
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      out.push(key);
+      const type = await redis.type(key);
+      if (type === 'string') out.push((await redis.get(key)) ?? '');
+      else if (type === 'hash') out.push(JSON.stringify(await redis.hgetall(key)));
+      else if (type === 'set') out.push(...(await redis.smembers(key)));
+      else if (type === 'list') out.push(...(await redis.lrange(key, 0, -1)));
+      else if (type === 'zset') out.push(...(await redis.zrange(key, 0, -1)));
+    }
+  } while (cursor !== '0');
+  return out.join('\n');
+}
+
+async function postgresDump(): Promise<string> {
+  const em = env.context.orm.em.fork();
+  const tables = await em.execute<Array<{ table_name: string }>>("select table_name from information_schema.tables where table_schema = 'public'");
+  const out: string[] = [];
+  for (const { table_name } of tables) {
+    const rows = await em.execute<Array<{ row: string }>>(`select t::text as row from "${table_name}" t`);
+    out.push(...rows.map((r) => r.row));
+  }
+  expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(['app_user', 'password_history', 'credential_vault', 'audit_event']));
+  return out.join('\n');
+}
+
+test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async () => {
+  // A password through the admin API, a wrong login, a forced change, a voluntary change refused.
+  await createUser(env.deps(), { login: 'boss', role: 'admin', password: 'Boss-Start-1', actor: 'test' });
+  const boss = new Browser(env);
+  await boss.login('boss', 'Boss-Start-1');
+  expect((await boss.changePassword('Boss-Start-1', 'Boss-Own-22')).statusCode).toBe(204);
+  expect((await boss.request('POST', '/api/v1/users', { login: 'canary', role: 'signer', password: PASSWORD })).statusCode).toBe(201);
+  const user = new Browser(env);
+  expect((await user.login('canary', WRONG)).statusCode).toBe(401);
+  expect((await user.login('canary', PASSWORD)).statusCode).toBe(200);
+  expect((await user.changePassword(PASSWORD, NEW_PASSWORD)).statusCode).toBe(204);
+  expect((await user.changePassword(NEW_PASSWORD, PASSWORD)).statusCode).toBe(422);
+  // A malformed login body carrying the secret.
+  expect((await user.request('POST', '/api/v1/auth/login', { login: 'canary', password: PASSWORD, extra: PASSWORD })).statusCode).toBe(400);
+
+  // TOTP seed.
+  const { secret: seedBase32, uri } = await enrollTotp(env.deps(), { login: 'canary', actor: 'test' });
+  const seed = base32Decode(seedBase32);
+  expect((await new Browser(env).login('canary', NEW_PASSWORD, totp(seed, env.clock.now()))).statusCode).toBe(200);
+  expect((await new Browser(env).login('canary', NEW_PASSWORD, '123456')).statusCode).toBe(401);
+
+  // Client Secret through the vault and the provider the bank client uses.
+  const box = SecretBox.fromConfig(env.context.config);
+  const vault = { em: env.context.orm.em.fork(), box, clock: env.context.clock };
+  await setCredentials(vault, { clientId: 'client-canary', clientSecret: CLIENT_SECRET, actor: 'test' });
+  const provider = new VaultCredentialsProvider(vault);
+  expect(await provider.getClientCredentials()).toEqual({ clientId: 'client-canary', clientSecret: CLIENT_SECRET });
+  await provider.recordSuccessfulUse();
+  expect((await credentialStatus(vault)).lastUsedAt).not.toBeNull();
+  await rotateSecret(vault, { clientSecret: ROTATED_SECRET, actor: 'test' });
+  expect((await provider.getClientCredentials()).clientSecret).toBe(ROTATED_SECRET);
+  // A log line that carries a secret by mistake is redacted by the logger.
+  env.context.logger.info({ event: 'test.redaction', password: PASSWORD, clientSecret: CLIENT_SECRET, totpSecret: seedBase32 });
+
+  const canaries = [PASSWORD, NEW_PASSWORD, WRONG, CLIENT_SECRET, ROTATED_SECRET, seedBase32, seed.toString('hex'), seed.toString('base64'), uri];
+  const logs = env.logLines.join('');
+  const redis = await redisDump();
+  const pg = await postgresDump();
+  expect(logs).toContain('auth.login.failed');
+  expect(logs).toContain('[REDACTED]');
+  expect(redis).toMatch(/:session:/);
+  expect(pg).toMatch(/scrypt\$/);
+  for (const canary of canaries) {
+    expect({ where: 'logs', found: logs.includes(canary), canary }).toEqual({ where: 'logs', found: false, canary });
+    expect({ where: 'redis', found: redis.includes(canary), canary }).toEqual({ where: 'redis', found: false, canary });
+    expect({ where: 'postgresql', found: pg.includes(canary), canary }).toEqual({ where: 'postgresql', found: false, canary });
+  }
+});
+
+test('before the vault holds a pair, the provider uses bank.clientId + bank.clientSecretFile from config', async () => {
+  await env.context.orm.em.fork().execute('delete from credential_vault');
+  const file = join(env.dir, 'client.secret');
+  writeFileSync(file, 'File-Secret-123\n', { mode: 0o600 });
+  const deps = { em: env.context.orm.em.fork(), box: SecretBox.fromConfig(env.context.config), clock: env.context.clock };
+  const bare = new VaultCredentialsProvider(deps);
+  expect(await bare.credentialsUsable()).toBe(false);
+  await expect(bare.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_MISSING' });
+  const withConfig = new VaultCredentialsProvider({ ...deps, config: { bank: { clientId: 'dev-client', clientSecretFile: file } } });
+  expect(await withConfig.credentialsUsable()).toBe(true);
+  expect(await withConfig.getClientCredentials()).toEqual({ clientId: 'dev-client', clientSecret: 'File-Secret-123' });
+  await setCredentials(deps, { clientId: 'vault-client', clientSecret: 'Vault-Secret-123', actor: 'test' });
+  expect((await withConfig.getClientCredentials()).clientId).toBe('vault-client');
+});
+
+test('a revoked pair stops the provider and says what to do (R-2)', async () => {
+  const box = SecretBox.fromConfig(env.context.config);
+  const vault = { em: env.context.orm.em.fork(), box, clock: env.context.clock };
+  const provider = new VaultCredentialsProvider(vault);
+  expect(await provider.credentialsUsable()).toBe(true);
+  await markCredentialsRevoked(vault, { reason: 'bank answered 401 invalid_client', actor: 'test' });
+  expect(await provider.credentialsUsable()).toBe(false);
+  await expect(provider.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
+  // Reported twice by the bank: one incident.
+  await provider.markCredentialsRevoked('again');
+  const incidents = (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'credentials_revoked');
+  expect(incidents).toHaveLength(1);
+  expect(incidents[0].title).toMatch(/2\.1\.1-2\.1\.2/);
+  // Rotation makes the pair usable again.
+  await rotateSecret(vault, { clientSecret: 'After-Revoke-Secret', actor: 'test' });
+  expect(await provider.credentialsUsable()).toBe(true);
+});

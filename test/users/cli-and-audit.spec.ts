@@ -1,0 +1,203 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { verifyAudit } from '../../connector/audit/audit.log';
+import { buildProgram } from '../../connector/cli/main';
+import { findUser } from '../../connector/users/user.service';
+import { mayUserSign } from '../../connector/users/authority';
+import { startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+
+/**
+ * The CLI in-process against a real database (INTERFACES.md: exit codes 0/1/2, secrets from
+ * stdin only), and the audit log's tamper evidence: a modified, deleted or reordered record is
+ * named by verifyAudit and makes `connector audit verify` exit 1.
+ */
+let env: UsersTestEnv;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z' });
+  Object.assign(process.env, {
+    CONNECTOR_DATABASE_URL: env.dbUrl,
+    CONNECTOR_REDIS_PREFIX: env.prefix,
+    CONNECTOR_MASTER_KEY_FILE: env.context.config.masterKeyFile,
+    CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9',
+    CONNECTOR_SIGNER_TOKEN_FILE: join(env.dir, 'signer.token'),
+    CONNECTOR_LOG_LEVEL: 'silent',
+  });
+  delete process.env.CONNECTOR_CONFIG;
+});
+afterAll(async () => {
+  process.env = savedEnv;
+  await env?.close();
+});
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], stdin?: string): Promise<CliResult> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (err.push(String(chunk)), true));
+  const originalStdin = Object.getOwnPropertyDescriptor(process, 'stdin')!;
+  if (stdin !== undefined) Object.defineProperty(process, 'stdin', { value: Readable.from([Buffer.from(stdin)]), configurable: true });
+  process.exitCode = undefined;
+  try {
+    try {
+      await buildProgram().parseAsync(['node', 'connector', ...args]);
+    } catch (e) {
+      // commander's exitOverride: usage errors.
+      if ((e as { exitCode?: number }).exitCode === undefined) throw e;
+      process.exitCode = (e as { exitCode: number }).exitCode === 0 ? 0 : 2;
+    }
+    return { code: Number(process.exitCode ?? 0), stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.exitCode = undefined;
+    stdout.mockRestore();
+    stderr.mockRestore();
+    Object.defineProperty(process, 'stdin', originalStdin);
+  }
+}
+
+describe('connector users / credentials', () => {
+  test('users add reads the password from stdin; never from argv', async () => {
+    expect((await cli(['users', 'add', 'ivanov', '--role', 'signer', '--iin', '880712300141', '--password-stdin'], 'Ivanov-Start-1\n')).code).toBe(0);
+    const noStdin = await cli(['users', 'add', 'petrov', '--role', 'signer']);
+    expect(noStdin.code).toBe(2);
+    expect(noStdin.stderr).toMatch(/--password-stdin/);
+    const weak = await cli(['users', 'add', 'weak', '--role', 'viewer', '--password-stdin'], 'password\n');
+    expect(weak.code).toBe(1);
+    expect(weak.stderr).toMatch(/^TOO_SIMPLE: /m);
+    expect((await cli(['users', 'add', 'ivanov', '--role', 'viewer', '--password-stdin'], 'Ivanov-Start-2\n')).stderr).toMatch(/LOGIN_TAKEN/);
+    expect((await cli(['users', 'add', 'x', '--role', 'boss', '--password-stdin'], 'Ivanov-Start-2\n')).code).toBe(2);
+  });
+
+  test('grant / revoke / show / list / block / unblock / reset-password', async () => {
+    await cli(['users', 'add', 'signer1', '--role', 'signer', '--password-stdin'], 'Signer-Start-1\n');
+    const grant = await cli(['users', 'grant', 'signer1', '--account', 'KZ69998CTA0000000101', '--rights', 'manage', '--limit', '1000000.00', '--level', 'second']);
+    expect(grant.code).toBe(0);
+    expect((await cli(['users', 'grant', 'signer1', '--account', 'all', '--rights', 'info'])).code).toBe(0);
+    expect((await cli(['users', 'grant', 'signer1', '--account', 'KZ1', '--rights', 'info'])).code).toBe(2);
+    const shown = JSON.parse((await cli(['users', 'show', 'signer1', '--json'])).stdout);
+    expect(shown.rights).toHaveLength(2);
+    expect(shown.rights).toEqual(
+      expect.arrayContaining([
+        { account: 'KZ69998CTA0000000101', rights: 'manage', limitTiyn: 100_000_000, level: 'second' },
+        { account: 'all', rights: 'info', limitTiyn: null, level: null },
+      ]),
+    );
+    const id = (await findUser(env.context.orm.em.fork(), 'signer1'))!.id;
+    expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ69998CTA0000000101', 100_000_000)).toMatchObject({ allowed: true, level: 'second' });
+    expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'INFO_ONLY' });
+    expect((await cli(['users', 'revoke', 'signer1', '--account', 'all'])).code).toBe(0);
+    expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'NO_RIGHT_ON_ACCOUNT' });
+    const list = (await cli(['users', 'list', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(list.map((u: { login: string }) => u.login)).toContain('signer1');
+    const block = await cli(['users', 'block', 'signer1', '--reason', 'dismissed']);
+    expect(block.code).toBe(0);
+    expect(block.stderr).toMatch(/R-17: tell the bank by/);
+    // No agent runs here: the block holds and the CLI warns.
+    expect(block.stderr).toMatch(/WARNING: signer agent did not confirm/);
+    expect(JSON.parse((await cli(['users', 'show', 'signer1', '--json'])).stdout).status).toBe('blocked_admin');
+    expect((await cli(['users', 'unblock', 'signer1'])).code).toBe(0);
+    expect((await cli(['users', 'reset-password', 'signer1', '--password-stdin'], 'Signer-Reset-2\n')).code).toBe(0);
+    expect((await cli(['users', 'block', 'nobody'])).stderr).toMatch(/USER_NOT_FOUND/);
+  });
+
+  test('credentials set / status / rotate; the secret only from stdin', async () => {
+    expect((await cli(['credentials', 'status', '--json'])).code).toBe(1);
+    expect((await cli(['credentials', 'set', '--client-id', 'client-7'])).code).toBe(2);
+    expect((await cli(['credentials', 'set', '--client-id', 'client-7', '--secret-stdin'], 'First-Client-Secret\n')).code).toBe(0);
+    const status = await cli(['credentials', 'status', '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ configured: true, clientId: 'client-7', ageDays: 0, usable: true, warnings: [] });
+    expect(status.stdout).not.toContain('First-Client-Secret');
+    expect((await cli(['credentials', 'rotate', '--secret-stdin'], 'First-Client-Secret\n')).stderr).toMatch(/SECRET_UNCHANGED/);
+    expect((await cli(['credentials', 'rotate', '--secret-stdin'], 'Second-Client-Secret\n')).code).toBe(0);
+  });
+
+  test('vault rotate-key re-encrypts the stored secret under a new master key', async () => {
+    const before = readFileSync(env.context.config.masterKeyFile, 'utf8');
+    const rotated = await cli(['vault', 'rotate-key']);
+    expect(rotated.code).toBe(0);
+    expect(readFileSync(env.context.config.masterKeyFile, 'utf8')).not.toBe(before);
+    const status = await cli(['credentials', 'status', '--json']);
+    expect(JSON.parse(status.stdout).usable).toBe(true);
+    expect((await cli(['credentials', 'rotate', '--secret-stdin'], 'Third-Client-Secret\n')).code).toBe(0);
+  });
+
+  test('archive export writes the tables with a manifest and refuses a non-empty directory', async () => {
+    const out = join(env.dir, 'archive');
+    expect((await cli(['archive', 'export', '--out', out])).code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.files.map((f: { table: string }) => f.table)).toEqual(expect.arrayContaining(['payment_order', 'audit_event', 'statement_line']));
+    expect(existsSync(join(out, 'audit_event.jsonl'))).toBe(true);
+    expect((await cli(['archive', 'export', '--out', out])).stderr).toMatch(/ARCHIVE_DIR_NOT_EMPTY/);
+  });
+});
+
+describe('audit log tamper evidence', () => {
+  type Row = Record<string, unknown>;
+  let snapshot: Row[];
+
+  beforeAll(async () => {
+    snapshot = await env.context.orm.em.fork().execute<Row[]>('select * from audit_event order by seq');
+    expect(snapshot.length).toBeGreaterThanOrEqual(6);
+  });
+  afterEach(async () => {
+    const em = env.context.orm.em.fork();
+    await em.execute('delete from audit_event');
+    for (const r of snapshot) {
+      await em.execute('insert into audit_event (seq, at, actor, action, subject, details, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)', [
+        r.seq, r.at, r.actor, r.action, r.subject, r.details === null ? null : JSON.stringify(r.details), r.prev_hash, r.hash,
+      ]);
+    }
+  });
+
+  test('intact: verifyAudit ok, CLI exit 0', async () => {
+    expect(await verifyAudit(env.context.orm.em.fork())).toMatchObject({ ok: true, records: snapshot.length });
+    const res = await cli(['audit', 'verify']);
+    expect(res.code).toBe(0);
+    expect(res.stderr).toMatch(/intact/);
+  });
+
+  test.each([
+    ['modified actor', "update audit_event set actor = 'someone-else' where seq = 3", 3, 'modified'],
+    ['modified details', `update audit_event set details = '{"role":"admin"}' where seq = 4`, 4, 'modified'],
+    ['modified time', "update audit_event set at = at + interval '1 second' where seq = 2", 2, 'modified'],
+    ['deleted record', 'delete from audit_event where seq = 3', 3, 'missing'],
+    ['deleted first record', 'delete from audit_event where seq = 1', 1, 'missing'],
+    [
+      'two records swapped',
+      `update audit_event a set at = b.at, actor = b.actor, action = b.action, subject = b.subject, details = b.details, prev_hash = b.prev_hash, hash = b.hash
+         from audit_event b where (a.seq, b.seq) in ((3, 4), (4, 3))`,
+      3,
+      'reordered',
+    ],
+    ['record rehashed alone (hash recomputed, chain not)', "update audit_event set hash = repeat('a', 64) where seq = 2", 2, 'modified'],
+  ])('%s: verifyAudit names the record and how; CLI exits 1', async (_what, sql, seq, kind) => {
+    await env.context.orm.em.fork().execute(sql);
+    const result = await verifyAudit(env.context.orm.em.fork());
+    expect(result.ok).toBe(false);
+    expect(result.problem).toMatchObject({ seq, kind });
+    const res = await cli(['audit', 'verify']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(new RegExp(`^AUDIT_${kind.toUpperCase()}: record ${seq}\\b`, 'm'));
+  });
+
+  test('a cut-off tail keeps the chain valid, but an exported archive anchors it', async () => {
+    const dir = join(env.dir, `anchor-${Date.now()}`);
+    expect((await cli(['archive', 'export', '--out', dir])).code).toBe(0);
+    expect((await cli(['audit', 'verify', '--anchor', dir])).code).toBe(0);
+    const last = snapshot[snapshot.length - 1].seq;
+    await env.context.orm.em.fork().execute('delete from audit_event where seq = ?', [last]);
+    expect((await verifyAudit(env.context.orm.em.fork())).ok).toBe(true);
+    const res = await cli(['audit', 'verify', '--anchor', dir]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(new RegExp(`^AUDIT_ANCHOR_MISMATCH: record ${last}, exported on .* is missing`, 'm'));
+  });
+});

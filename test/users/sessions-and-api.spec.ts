@@ -1,0 +1,356 @@
+import { createApiKey } from '../../connector/api-keys/api-key.service';
+import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
+import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
+import { base32Decode, totp } from '../../connector/users/totp';
+import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
+import { listIncidents } from '../../connector/incidents/incident.service';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { usersWiring } from '../../connector/users/user-context';
+import { setCredentials } from '../../connector/vault/credential.vault';
+import { activeUser, Browser, DAY, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+
+/** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
+let env: UsersTestEnv;
+let seq = 0;
+const uniq = (base: string) => `${base}${++seq}`;
+
+beforeAll(async () => {
+  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z', overrides: { 'users.totpRequiredRoles': ['admin'], 'api.consoleOrigins': ['https://console.example.kz'] } });
+});
+afterAll(async () => {
+  await env?.close();
+});
+
+describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhere', () => {
+  test.each([
+    ['29 min idle', [29], 200],
+    ['31 min idle', [31], 401],
+    ['activity every 20 min keeps it for 2 hours', [20, 20, 20, 20, 20, 20], 200],
+    ['activity every 20 min, then 31 idle', [20, 20, 31], 401],
+    ['beyond the absolute lifetime (12 h) despite activity', Array.from({ length: 37 }, () => 20), 401],
+  ])('%s -> %s', async (_what, gaps, status) => {
+    const b = await activeUser(env, uniq('idle'), 'viewer', 'Session-Pass1');
+    let last = 200;
+    for (const minutes of gaps) {
+      env.clock.advance(minutes * 60_000);
+      last = (await b.request('GET', '/api/v1/me')).statusCode;
+      if (last !== 200) break;
+    }
+    expect(last).toBe(status);
+  });
+
+  test('the cookie is HttpOnly and SameSite=Strict; Secure only over TLS (X-Forwarded-Proto from the proxy)', async () => {
+    const login = uniq('cookie');
+    await activeUser(env, login, 'viewer', 'Cookie-Pass1');
+    const plain = await fetch(`${env.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login, password: 'Cookie-Pass1' }) });
+    const cookie = plain.headers.getSetCookie()[0];
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).not.toMatch(/Secure/);
+    const tls = await fetch(`${env.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' }, body: JSON.stringify({ login, password: 'Cookie-Pass1' }) });
+    expect(tls.headers.getSetCookie()[0]).toMatch(/; Secure/);
+  });
+
+  test('logout ends this session only; logout-all ends every session of the user', async () => {
+    const login = uniq('out');
+    const a = await activeUser(env, login, 'viewer', 'Logout-Pass1');
+    const b = new Browser(env);
+    const c = new Browser(env);
+    await b.login(login, 'Logout-Pass1');
+    await c.login(login, 'Logout-Pass1');
+    expect((await b.request('POST', '/api/v1/auth/logout')).statusCode).toBe(204);
+    expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await a.request('GET', '/api/v1/me')).statusCode).toBe(200);
+    expect((await a.request('POST', '/api/v1/auth/logout-all')).statusCode).toBe(204);
+    for (const s of [a, c]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
+  test('a stolen cookie stops working after logout (the server forgets the session)', async () => {
+    const login = uniq('stolen');
+    const a = await activeUser(env, login, 'viewer', 'Stolen-Pass1');
+    const copy = new Browser(env);
+    copy.cookie = a.cookie;
+    await a.request('POST', '/api/v1/auth/logout');
+    expect((await copy.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
+  test('the session that changes the password stays; the others end', async () => {
+    const login = uniq('change');
+    const a = await activeUser(env, login, 'viewer', 'Change-Pass1');
+    const other = new Browser(env);
+    await other.login(login, 'Change-Pass1');
+    env.clock.advance(2 * DAY);
+    // Both sessions would have idled out: log in twice again.
+    await a.login(login, 'Change-Pass1');
+    await other.login(login, 'Change-Pass1');
+    expect((await a.changePassword('Change-Pass1', 'Changed-Pass2')).statusCode).toBe(204);
+    expect((await a.request('GET', '/api/v1/me')).statusCode).toBe(200);
+    expect((await other.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
+  test('lockdown ends every session of every user (SessionStore.destroyAll)', async () => {
+    const a = await activeUser(env, uniq('lockA'), 'viewer', 'Lockdown-Pass1');
+    const b = await activeUser(env, uniq('lockB'), 'operator', 'Lockdown-Pass1');
+    const ended = await usersWiring(env.context).sessions.destroyAll();
+    expect(ended).toBeGreaterThanOrEqual(2);
+    for (const s of [a, b]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect(await env.context.redis.keys(`${env.prefix}:session:*`)).toEqual([]);
+  });
+
+  test('Redis keeps only a hash of the session id under <prefix>:session:', async () => {
+    const a = await activeUser(env, uniq('hash'), 'viewer', 'Hashed-Pass1');
+    const keys = await env.context.redis.keys(`${env.prefix}:session:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.some((k) => k.includes(a.cookie!))).toBe(false);
+    for (const k of keys) expect(k).toMatch(new RegExp(`^${env.prefix}:session:[0-9a-f]{64}$`));
+  });
+});
+
+describe('R-14 second factor (TOTP, RFC 6238): per user, or required by role', () => {
+  test('a user with TOTP: no code -> 401 TOTP_REQUIRED, wrong -> 401, right -> 200', async () => {
+    const login = uniq('totp');
+    await activeUser(env, login, 'viewer', 'Totp-Pass-1');
+    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
+    const seed = base32Decode(secret);
+    const none = await new Browser(env).login(login, 'Totp-Pass-1');
+    expect([none.statusCode, none.json().code]).toEqual([401, 'TOTP_REQUIRED']);
+    const good = totp(seed, env.clock.now());
+    const wrong = String((Number(good) + 1) % 1_000_000).padStart(6, '0');
+    const bad = await new Browser(env).login(login, 'Totp-Pass-1', wrong);
+    expect([bad.statusCode, bad.json().code]).toEqual([401, 'TOTP_REQUIRED']);
+    expect((await new Browser(env).login(login, 'Totp-Pass-1', good)).statusCode).toBe(200);
+    // A code of two steps ago is too old.
+    const stale = totp(seed, new Date(env.clock.now().getTime() - 90_000));
+    if (stale !== good) expect((await new Browser(env).login(login, 'Totp-Pass-1', stale)).statusCode).toBe(401);
+  });
+
+  test('wrong TOTP codes count toward the lock-out', async () => {
+    const login = uniq('totplock');
+    await activeUser(env, login, 'viewer', 'Totp-Pass-2');
+    await enrollTotp(env.deps(), { login, actor: 'test' });
+    let last;
+    for (let i = 0; i < 5; i += 1) last = await new Browser(env).login(login, 'Totp-Pass-2', '000000');
+    expect(last!.statusCode).toBe(423);
+  });
+
+  test('a role that requires it (config users.totpRequiredRoles) refuses a user without an enrolled factor', async () => {
+    const login = uniq('admintotp');
+    await createUser(env.deps(), { login, role: 'admin', password: 'Admin-Totp-1', actor: 'test' });
+    const res = await new Browser(env).login(login, 'Admin-Totp-1');
+    expect(res.json().code).toBe('TOTP_REQUIRED');
+    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
+    expect((await new Browser(env).login(login, 'Admin-Totp-1', totp(base32Decode(secret), env.clock.now()))).statusCode).toBe(200);
+  });
+});
+
+describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', () => {
+  test.each([
+    ['text/plain body', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['form body', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['foreign Origin', { origin: 'https://evil.example' }, 403, 'ORIGIN_NOT_ALLOWED'],
+    ['a configured console origin (api.consoleOrigins)', { origin: 'https://console.example.kz' }, 204, null],
+    ['the configured API address', { origin: 'http://127.0.0.1:8080' }, 204, null],
+    ['a look-alike of the console origin', { origin: 'https://console.example.kz.evil.example' }, 403, 'ORIGIN_NOT_ALLOWED'],
+    ['no Origin (same-site tools)', {}, 204, null],
+  ])('logout-all with %s -> %s', async (_what, headers, status, code) => {
+    const b = await activeUser(env, uniq('csrf'), 'viewer', 'Csrf-Pass-1');
+    const h = headers as Record<string, string>;
+    const res = await b.request('POST', '/api/v1/auth/logout-all', h['content-type'] ? 'x=1' : undefined, h);
+    expect(res.statusCode).toBe(status);
+    if (code) {
+      expect(res.json().code).toBe(code);
+      expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(200);
+    }
+  });
+
+  test('the API reached at its own origin accepts that Origin', async () => {
+    const b = await activeUser(env, uniq('own'), 'viewer', 'Origin-Pass1');
+    expect((await b.request('POST', '/api/v1/auth/logout', undefined, { origin: env.baseUrl })).statusCode).toBe(204);
+  });
+});
+
+describe('brute force: lock-out before the per-IP rate limit', () => {
+  test('one login hammered from one address: 423 from the 5th attempt, before any 429', async () => {
+    const login = uniq('brute');
+    await activeUser(env, login, 'viewer', 'Brute-Pass-1');
+    const attacker = new Browser(env);
+    const codes: number[] = [];
+    for (let i = 0; i < 12; i += 1) codes.push((await attacker.login(login, `Guess-${i}-Pw`)).statusCode);
+    expect(codes.slice(0, 4)).toEqual([401, 401, 401, 401]);
+    expect(codes.slice(4)).toEqual(Array(8).fill(423));
+  });
+
+  test('many logins from one address: more than 30 a minute answer 429 RATE_LIMITED with Retry-After', async () => {
+    const attacker = new Browser(env);
+    const results: Array<{ status: number; retryAfter: string | null }> = [];
+    for (let i = 0; i < 32; i += 1) {
+      const r = await attacker.login(`nobody${i}`, 'Guess-Pass-1');
+      results.push({ status: r.statusCode, retryAfter: r.headers.get('retry-after') });
+    }
+    expect(results.slice(0, 30).every((r) => r.status === 401)).toBe(true);
+    expect(results[30].status).toBe(429);
+    expect(Number(results[30].retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(Number(results[30].retryAfter)).toBeLessThanOrEqual(60);
+    // Another address is not affected.
+    expect((await new Browser(env).login('nobody', 'Guess-Pass-1')).statusCode).toBe(401);
+  });
+});
+
+describe('R-16 authority and the orders endpoints with a session', () => {
+  test('a session sees the orders of its accounts only; no account -> 200 and an empty list', async () => {
+    const { key } = await createApiKey(env.context.orm.em.fork(), uniq('erp'), DEMO_ACCOUNTS, 'test');
+    const created = await fetch(`${env.baseUrl}/api/v1/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ orders: demoOrders(uniq('run'), '2026-03-02') }),
+    });
+    expect(created.status).toBe(201);
+    const one = uniq('one');
+    const none = uniq('none');
+    const all = uniq('all');
+    const b1 = await activeUser(env, one, 'operator', 'Orders-Pass1');
+    const b0 = await activeUser(env, none, 'viewer', 'Orders-Pass1');
+    const ba = await activeUser(env, all, 'viewer', 'Orders-Pass1');
+    await grantRight(env.deps(), { login: one, account: DEMO_ACCOUNTS[1], rights: 'info', actor: 'test' });
+    await grantRight(env.deps(), { login: all, account: 'all', rights: 'info', actor: 'test' });
+    const list = async (b: Browser) => (await b.request('GET', '/api/v1/orders')).json().orders.map((o: { order: { payer: { iban: string } } }) => o.order.payer.iban);
+    expect(await list(b0)).toEqual([]);
+    expect((await b0.request('GET', '/api/v1/orders')).statusCode).toBe(200);
+    const seen1 = await list(b1);
+    expect(seen1.length).toBe(1);
+    expect(new Set(seen1)).toEqual(new Set([DEMO_ACCOUNTS[1]]));
+    expect((await list(ba)).length).toBe(3);
+    const em = env.context.orm.em.fork();
+    expect(await accountsVisibleToUser(em, (await findUser(em, one))!.id)).toEqual([DEMO_ACCOUNTS[1]]);
+    expect(await accountsVisibleToUser(em, (await findUser(em, all))!.id)).toBe('all');
+    expect(await accountsVisibleToUser(em, (await findUser(em, none))!.id)).toEqual([]);
+  });
+
+  test.each([
+    ['viewer with information rights on all accounts', 'viewer', 'all', 'info', 403],
+    ['operator with information rights on the account', 'operator', DEMO_ACCOUNTS[0], 'info', 403],
+    ['operator who manages another account', 'operator', DEMO_ACCOUNTS[1], 'manage', 403],
+    ['operator who manages the account', 'operator', DEMO_ACCOUNTS[0], 'manage', 201],
+    ['operator who manages all accounts', 'operator', 'all', 'manage', 201],
+  ] as const)('a session submitting an order: %s -> %s', async (_what, role, account, rights, status) => {
+    const login = uniq('submit');
+    const b = await activeUser(env, login, role, 'Submit-Pass1');
+    await grantRight(env.deps(), { login, account, rights, actor: 'test' });
+    const order = demoOrders(uniq('s'), '2026-03-02')[0];
+    const res = await b.request('POST', '/api/v1/orders', order);
+    expect(res.statusCode).toBe(status);
+    if (status === 403) expect(res.json().code).toBe('ACCOUNT_NOT_ALLOWED');
+  });
+
+  test.each([
+    ['manage, first level, within limit', { rights: 'manage', level: 'first', limitTiyn: 100_000_00 }, 'signer', 50_000_00, { allowed: true, level: 'first', reason: null }],
+    ['manage, over the limit', { rights: 'manage', level: 'second', limitTiyn: 100_000_00 }, 'signer', 100_000_01, { allowed: false, level: 'second', reason: 'OVER_LIMIT' }],
+    ['manage, no limit', { rights: 'manage', level: 'second', limitTiyn: null }, 'signer', 9_000_000_000_00, { allowed: true, level: 'second', reason: null }],
+    ['information only', { rights: 'info', level: null, limitTiyn: null }, 'signer', 1, { allowed: false, level: null, reason: 'INFO_ONLY' }],
+    ['operator role cannot sign', { rights: 'manage', level: 'first', limitTiyn: null }, 'operator', 1, { allowed: false, level: null, reason: 'ROLE_CANNOT_SIGN' }],
+  ] as const)('mayUserSign: %s', async (_what, right, role, amount, expected) => {
+    const login = uniq('sign');
+    const user = await createUser(env.deps(), { login, role, password: 'Signer-Pass1', actor: 'test' });
+    await grantRight(env.deps(), { login, account: DEMO_ACCOUNTS[0], rights: right.rights, level: right.level, limitTiyn: right.limitTiyn, actor: 'test' });
+    const decision = await mayUserSign(env.context.orm.em.fork(), user.id, DEMO_ACCOUNTS[0], amount);
+    expect({ allowed: decision.allowed, level: decision.level, reason: decision.reason }).toEqual(expected);
+    expect((await mayUserSign(env.context.orm.em.fork(), user.id, DEMO_ACCOUNTS[1], amount)).reason).toBe(role === 'operator' ? 'ROLE_CANNOT_SIGN' : 'NO_RIGHT_ON_ACCOUNT');
+  });
+});
+
+describe('the EDS key in the signer agent: wrong keystore passwords count toward the lock-out (R-12)', () => {
+  test('unlock through the session; 5 wrong keystore passwords lock the user and end the session', async () => {
+    const login = uniq('keyholder');
+    const b = await activeUser(env, login, 'signer', 'Holder-Pass1');
+    const ok = await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' });
+    expect([ok.statusCode, ok.json().unlocked]).toEqual([200, true]);
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i += 1) codes.push((await b.request('POST', '/api/v1/me/key/unlock', { password: `wrong-${i}` })).json().code);
+    expect(codes).toEqual(['WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'LOCKED_TEMPORARILY']);
+    expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await new Browser(env).login(login, 'Holder-Pass1')).statusCode).toBe(423);
+  });
+
+  test('a viewer has no key to unlock', async () => {
+    const b = await activeUser(env, uniq('nokey'), 'viewer', 'Nokey-Pass1');
+    expect((await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' })).statusCode).toBe(403);
+  });
+});
+
+describe('admin endpoints and R-17 disabling', () => {
+  async function admin(): Promise<Browser> {
+    const login = uniq('boss');
+    await createUser(env.deps(), { login, role: 'admin', password: 'Boss-Pass-1', actor: 'test' });
+    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
+    const b = new Browser(env);
+    expect((await b.login(login, 'Boss-Pass-1', totp(base32Decode(secret), env.clock.now()))).statusCode).toBe(200);
+    expect((await b.changePassword('Boss-Pass-1', 'Boss-Pass-2')).statusCode).toBe(204);
+    return b;
+  }
+
+  test('admins see the Client ID / Secret clocks at GET /api/v1/me (R-1, R-2)', async () => {
+    const boss = await admin();
+    const box = SecretBox.fromConfig(env.context.config);
+    const generatedAt = new Date(env.clock.now().getTime() - 80 * DAY);
+    await setCredentials({ em: env.context.orm.em.fork(), box, clock: env.context.clock }, { clientId: 'client-me', clientSecret: 'Me-Client-Secret', actor: 'test', generatedAt });
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ level: 'warning', code: 'CREDENTIALS_AGING', message: expect.stringMatching(/80 days/) })]));
+    const viewer = await activeUser(env, uniq('peek'), 'viewer', 'Peek-Pass-1');
+    expect((await viewer.request('GET', '/api/v1/me')).json().notices).toBeUndefined();
+  });
+
+  test('only admins manage users', async () => {
+    const viewer = await activeUser(env, uniq('plain'), 'viewer', 'Plain-Pass1');
+    const res = await viewer.request('POST', '/api/v1/users', { login: uniq('x'), role: 'viewer', password: 'Xx-Pass-123' });
+    expect([res.statusCode, res.json().code]).toEqual([403, 'FORBIDDEN']);
+    const { key } = await createApiKey(env.context.orm.em.fork(), uniq('erp'), [], 'test');
+    const byKey = await fetch(`${env.baseUrl}/api/v1/users`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(byKey.status).toBe(403);
+  });
+
+  test('create, reset, block (sessions end at once, key locked, bank reminder within 1 business day), unblock', async () => {
+    const boss = await admin();
+    const login = uniq('clerk');
+    const created = await boss.request('POST', '/api/v1/users', { login, role: 'signer', iin: '880712300141', password: 'Clerk-Start1' });
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({ login, role: 'signer', mustChangePassword: true });
+    const clerk = new Browser(env);
+    expect((await clerk.login(login, 'Clerk-Start1')).json().mustChangePassword).toBe(true);
+    expect((await clerk.changePassword('Clerk-Start1', 'Clerk-Own-2')).statusCode).toBe(204);
+    const granted = await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first', limit: '500000.00' });
+    expect(granted.statusCode).toBe(200);
+    expect(granted.json().rights).toEqual([{ account: DEMO_ACCOUNTS[0], rights: 'manage', limitTiyn: 50_000_000, level: 'first' }]);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: 'all', rights: 'info', limit: '1.00' })).statusCode).toBe(400);
+    expect((await boss.request('POST', `/api/v1/users/${login}/revoke`, { account: DEMO_ACCOUNTS[1] })).statusCode).toBe(404);
+    const id = (await findUser(env.context.orm.em.fork(), login))!.id;
+    expect((await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).allowed).toBe(true);
+
+    const reset = await boss.request('POST', `/api/v1/users/${login}/reset-password`, { password: 'Clerk-Reset3' });
+    expect(reset.statusCode).toBe(204);
+    expect((await clerk.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await clerk.login(login, 'Clerk-Reset3')).json().mustChangePassword).toBe(true);
+    expect((await clerk.changePassword('Clerk-Reset3', 'Clerk-Own-4')).statusCode).toBe(204);
+
+    const blocked = await boss.request('POST', `/api/v1/users/${login}/block`, { reason: 'left the company' });
+    expect(blocked.statusCode).toBe(200);
+    expect(blocked.json().sessionsEnded).toBe(1);
+    expect((await clerk.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await new Browser(env).login(login, 'Clerk-Own-4')).json().code).toBe('BLOCKED_BY_ADMIN');
+    expect(env.lockedAgentUsers).toContain(login);
+    expect(await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).toMatchObject({ allowed: false, reason: 'USER_DISABLED' });
+    const incidents = await listIncidents(env.context.orm.em.fork(), { status: 'open' });
+    const reminder = incidents.find((i) => i.kind === 'authority_revoked' && i.evidence.login === login);
+    expect(reminder).toBeDefined();
+    // Monday 09:00 -> the deadline is the next business day (Tuesday), not later.
+    expect(reminder!.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
+    expect(reminder!.deadlineAt!.getTime() - env.clock.now().getTime()).toBeLessThanOrEqual(4 * DAY);
+    expect(blocked.json().incidentId).toBe(reminder!.id);
+    // The admin is reminded at every GET /api/v1/me until the incident is resolved.
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder!.deadlineAt!.toISOString() })]));
+
+    expect((await boss.request('POST', `/api/v1/users/${login}/unblock`)).statusCode).toBe(204);
+    expect((await new Browser(env).login(login, 'Clerk-Own-4')).statusCode).toBe(200);
+    expect((await boss.request('POST', '/api/v1/users/nobody-at-all/block', {})).statusCode).toBe(404);
+  });
+});
