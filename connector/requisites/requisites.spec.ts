@@ -157,7 +157,7 @@ describe('validatePaymentOrder', () => {
     ['negative amount', (o) => (o.amount = '-5.00'), 'amount:AMOUNT_NOT_POSITIVE'],
     ['three decimals', (o) => (o.amount = '10.005'), 'amount:AMOUNT_DECIMALS'],
     ['not a number', (o) => (o.amount = '1e5'), 'amount:AMOUNT_FORMAT'],
-    ['foreign currency', (o) => (o.currency = 'USD'), 'currency:CURRENCY_NOT_KZT'],
+    ['foreign currency', (o) => (o.currency = 'USD'), 'currency:CURRENCY_NOT_ALLOWED'],
     ['no purpose', (o) => (o.purpose = '  '), 'purpose:REQUIRED'],
     ['purpose too long', (o) => (o.purpose = 'x'.repeat(421)), 'purpose:PURPOSE_TOO_LONG'],
     ['date in the future', (o) => (o.date = '2025-03-08'), 'date:DATE_IN_FUTURE'],
