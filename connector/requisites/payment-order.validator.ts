@@ -124,8 +124,7 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   if (!rules.currencies.includes(order.currency ?? 'KZT')) {
     error(
       'currency',
-      // CURRENCY_NOT_KZT is the foundation's code for the default (KZT only) rule; kept for ERPs that rely on it.
-      f(rules.currencies.length === 1 && rules.currencies[0] === 'KZT' ? 'CURRENCY_NOT_KZT' : 'CURRENCY_NOT_ALLOWED', `Валюта ${order.currency} не допускается: платёжное поручение внутри Казахстана — в ${rules.currencies.join(', ')}`, `currency ${order.currency} is not allowed (${rules.currencies.join(', ')})`),
+      f('CURRENCY_NOT_ALLOWED', `Валюта ${order.currency} не допускается: платёжное поручение внутри Казахстана — в ${rules.currencies.join(', ')}`, `currency ${order.currency} is not allowed (${rules.currencies.join(', ')})`),
     );
   }
 

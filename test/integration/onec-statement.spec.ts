@@ -5,6 +5,7 @@ import * as iconv from 'iconv-lite';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import { onecToStatement } from '../../adapters/erp/onec-exchange/onec-statement.mapper';
 import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { Statement, StatementLine } from '../../connector/persistence/entities';
 import { runCli } from '../support/cli';
@@ -95,6 +96,23 @@ describe('connector onec statement', () => {
     const parsed = parseOnecExchange(readFileSync(out));
     expect(parsed.file.encoding).toBe('utf8');
     expect(parsed.balances[0]).toMatchObject({ opening: '850000.00', totalIn: '220000.00', totalOut: '500.00', closing: '1069500.00' });
+  });
+
+  it('connector onec statuses: each exported document with its state in Russian, refusals with the reason', async () => {
+    const em = orm.em.fork();
+    const [ok, bad] = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: 'S-1' }) }, { order: sampleOrder({ number: 'S-2', amount: '0.00' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await transitionOrder(orm.em.fork(), ok.orderId, 'validated', { actor: 'test' });
+    await transitionOrder(orm.em.fork(), bad.orderId, 'invalid', { actor: 'test', patch: { errors: [{ field: 'amount', code: 'AMOUNT_NOT_POSITIVE', message: 'Сумма должна быть больше нуля' }] } });
+    const out = join(env.workDir, 'inbox', 'statuses.txt');
+    const r = await runCli(['onec', 'statuses', '--out', out], { env: env.env, cwd: env.workDir });
+    expect(r.code).toBe(0);
+    const parsed = parseOnecExchange(readFileSync(out));
+    expect(parsed.file).toMatchObject({ exchange: true, complete: true, encoding: 'cp1251' });
+    expect(parsed.documents.map((d) => [d.order.number, d.order.raw['Статус'], d.order.raw['КодСтатуса'], d.order.raw['ПричинаОтказа']])).toEqual([
+      ['S-1', 'Проверен, готовится к подписи', 'validated', undefined],
+      ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'amount: Сумма должна быть больше нуля'],
+    ]);
+    expect(parsed.documents[1].order.raw['КодПричиныОтказа']).toBe('AMOUNT_NOT_POSITIVE');
   });
 
   it('refuses a period no stored statement covers (exit 1), and bad dates (exit 2)', async () => {
