@@ -118,3 +118,19 @@ export function demoOrders(runId: string, date: string): NormalisedOrder[] {
     },
   ];
 }
+
+/** A demo document in the normalised shape (for the HTTP API and tests). */
+export function demoOrder(doc: DemoDocument, date: string): NormalisedOrder {
+  return {
+    number: doc.number,
+    date,
+    valueDate: date,
+    amount: doc.amount,
+    currency: 'KZT',
+    payer: { ...DEMO_PAYER, iban: doc.payerIban },
+    beneficiary: { name: doc.beneficiary.name, iinBin: doc.beneficiary.iinBin, iban: doc.beneficiary.iban, bic: doc.beneficiary.bic, kbe: doc.beneficiary.kbe },
+    knp: doc.knp,
+    purpose: doc.purpose,
+    ...(doc.kbk ? { kbk: doc.kbk } : {}),
+  };
+}

@@ -1,20 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
 import { openOrm } from '../../connector/persistence/database';
-
-/** Free-ish ports for this run's sandbox and signer agent (the defaults may be in use on a dev machine). */
-function port(offset: number): number {
-  return 20_000 + ((process.pid * 7 + offset) % 20_000);
-}
 
 describe('connector demo (child process, real services, bank sandbox, signer agent)', () => {
   let env: TestEnv;
   beforeAll(async () => {
     env = await createTestEnv('demo', {}, { migrate: false });
-    env.env.CONNECTOR_BANK_URL = `http://127.0.0.1:${port(1)}`;
-    env.env.CONNECTOR_SIGNER_URL = `http://127.0.0.1:${port(2)}`;
+    env.env.CONNECTOR_BANK_URL = `http://127.0.0.1:${await freePort()}`;
+    env.env.CONNECTOR_SIGNER_URL = `http://127.0.0.1:${await freePort()}`;
   });
   afterAll(async () => env.cleanup());
 
