@@ -5,6 +5,7 @@ import { buildJobRegistry } from './job.registry';
 import { REGISTERED_JOBS } from './jobs';
 import type { JobContext } from './job-context';
 import type { RegisteredJob } from './job-definition';
+import { markOrderFailed } from '../connector/orders/order-state.machine';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -42,6 +43,13 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
     );
     worker.on('error', (err) => context.logger.error({ event: 'worker.error', queue: queueName, err: err.message }));
     worker.on('failed', (job, err) => {
+      const exhausted = job !== undefined && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError' || /stalled more than allowable limit/i.test(err.message));
+      const orderId = (job?.data as { orderId?: unknown } | undefined)?.orderId;
+      if (exhausted && typeof orderId === 'string') {
+        void markOrderFailed(context.orm.em.fork(), orderId, `${job?.name}: ${err.message}`).catch((e: Error) =>
+          context.logger.error({ event: 'order.failed.record_error', orderId, err: e.message }),
+        );
+      }
       // LESSONS.md 13: when stall retries run out there is no `stalled` event, only this.
       const stalled = /stalled more than allowable limit/i.test(err.message);
       context.logger[stalled ? 'error' : 'warn']({

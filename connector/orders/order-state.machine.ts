@@ -106,3 +106,24 @@ export async function transitionOrder(
     throw new IllegalTransitionError(orderId, state, to);
   });
 }
+
+/** States a stage job works on; when its retries run out the order becomes `failed` from there. */
+const RETRYABLE_FROM: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'];
+
+/**
+ * Dead letter (issue: "an order that exhausts retries becomes failed, visible with its last
+ * error"): the order goes to `failed` remembering the stage, so `connector orders retry` sends it
+ * on from there (from `submitting`: lookup before any resend). No-op when it already moved on.
+ */
+export async function markOrderFailed(em: EntityManager, orderId: string, error: string, actor = 'worker'): Promise<boolean> {
+  const rows = await em.execute<Array<{ state: OrderState }>>('select state from payment_order where id = ?', [orderId]);
+  const from = rows[0]?.state;
+  if (!from || !RETRYABLE_FROM.includes(from)) return false;
+  try {
+    const result = await transitionOrder(em, orderId, 'failed', { actor, from, reason: error.slice(0, 500), patch: { failedFrom: from, lastError: error.slice(0, 2000) } });
+    return result.changed;
+  } catch (err) {
+    if (err instanceof IllegalTransitionError) return false; // it moved on meanwhile
+    throw err;
+  }
+}

@@ -11,6 +11,7 @@ import { submitOrderJob } from '../../queue/jobs/submit-order.job';
 import { trackOrderJob } from '../../queue/jobs/track-order.job';
 import { validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { createLogger } from '../../connector/logging/logger';
+import { retryFailedOrder } from '../../queue/order-retry';
 import type { AnyJobDefinition } from '../../queue/job-definition';
 
 /** Every pipeline job delivered again after it finished (same job id) has no second effect. */
@@ -22,7 +23,8 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
 
   beforeAll(async () => {
     env = await createTestEnv('jobstwice', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
-    world = await startDemoWorld(env.config, join(env.workDir, 'world'), createLogger({ level: 'silent' }));
+    // Few, quick retries so a stage that keeps failing reaches `failed` within the test.
+    world = await startDemoWorld(env.config, join(env.workDir, 'world'), createLogger({ level: 'silent' }), { config: (c) => ({ ...c, queue: { ...c.queue, attempts: 2, backoffMs: 100 } }) });
     workers = startWorkers(world.context, world.context.redis);
     events = new Map();
     for (const q of ['validate', 'sign', 'submit', 'track']) {
@@ -96,6 +98,31 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       expect((await ledger()).duplicates).toBe(0);
     } finally {
       await submitQueue.resume();
+    }
+  });
+
+  it('an order whose stage exhausts its retries becomes failed with its last error; retry sends it on without a second submission', async () => {
+    const admin = `${world.config.bank.url}/_sandbox`;
+    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await put('/clock', { speed: 0 }); // the bank keeps the document "accepted"
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const doc = demoDocuments(String(Date.now()).slice(-7))[1];
+      const [result] = await intakeOrders(db(), 'erp-dead', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const row = async () => (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null }>>('select state, last_error, failed_from from payment_order where id = ?', [result.orderId]))[0];
+      await eventually(async () => (await row()).state === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
+      await put('/faults', { errorRate: 1 }); // every status call now fails
+      await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
+      expect(await row()).toMatchObject({ failed_from: 'submitted', last_error: expect.stringMatching(/order\.track/) });
+
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await put('/clock', { speed: 1 });
+      expect(await retryFailedOrder(db(), world.context.queues, result.orderId, 'test')).toBe('submitted');
+      await eventually(async () => (await row()).state === 'executed', { what: 'executed after retry', timeoutMs: 45_000 });
+      expect((await ledger()).submissions.find((s) => s.externalId === result.externalId)?.requests).toBe(1);
+    } finally {
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await put('/clock', { speed: 1 });
     }
   });
 });

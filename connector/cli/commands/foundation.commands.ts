@@ -7,11 +7,10 @@ import { createAppContext, withOrm } from '../../app/app-context';
 
 import { startWorkers } from '../../../queue/worker.runner';
 import { startScheduler } from '../../../queue/scheduler.runner';
-import { requeueOrder } from '../../../queue/jobs/sweep-orders.job';
+import { retryFailedOrder } from '../../../queue/order-retry';
 import { PaymentOrder } from '../../persistence/entities';
 import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
 import { orderView } from '../../orders/order.mapper';
-import { transitionOrder } from '../../orders/order-state.machine';
 import { getIncident, incidentView, listIncidents } from '../../incidents/incident.service';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
@@ -156,13 +155,7 @@ export function registerFoundationCommands(program: Command): void {
       runAction(async (id: string) => {
         const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
         try {
-          const em = context.orm.em.fork();
-          const order = /^[0-9a-f-]{36}$/i.test(id) ? await em.findOne(PaymentOrder, { id }) : null;
-          if (!order) throw new ConnectorError('NOT_FOUND', `no order ${id}`);
-          if (order.state !== 'failed') throw new ConnectorError('NOT_FAILED', `order ${id} is ${order.state}; only failed orders can be retried`);
-          const target = (order.failedFrom ?? 'received') as OrderState;
-          await transitionOrder(em, id, target, { actor: cliActor(), from: 'failed', reason: 'operator retry', patch: { lastError: null } });
-          await requeueOrder(context.queues, target, id);
+          const target = await retryFailedOrder(context.orm.em.fork(), context.queues, id, cliActor());
           say(`order ${id}: failed -> ${target}, queued`);
           return 0;
         } finally {
