@@ -8,5 +8,8 @@ module.exports = {
   testTimeout: 60000,
   // Integration tests share one PostgreSQL and Redis; each file uses its own schema/prefix.
   maxWorkers: 1,
+  // A leaked handle must never hang CI: jest exits when the run is over (leaks are fixed where found).
+  forceExit: true,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
+  reporters: ['default', '<rootDir>/test/support/summary.reporter.js'],
 };

@@ -49,6 +49,16 @@ describe('connector demo (child process, real services, bank sandbox, signer age
       await orm.close(true);
     }
 
+    // Operators see the same through the CLI, one JSON document.
+    const listed = await runCli(['orders', 'list', '--state', 'executed', '--json'], { env: env.env, cwd: env.workDir });
+    expect(listed.code).toBe(0);
+    const executed = JSON.parse(listed.stdout).orders as Array<{ id: string; state: string; bank: { reference: string | null } }>;
+    expect(executed).toHaveLength(4);
+    expect(executed.every((o) => o.state === 'executed' && o.bank.reference)).toBe(true);
+    const shown = await runCli(['orders', 'show', executed[0].id, '--json'], { env: env.env, cwd: env.workDir });
+    expect(JSON.parse(shown.stdout).history.map((h: { to: string }) => h.to)).toEqual(['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed']);
+    expect((await runCli(['orders', 'retry', executed[0].id], { env: env.env, cwd: env.workDir })).stderr).toMatch(/NOT_FAILED/);
+
     const second = await runCli(['demo', '--dir', dir], { env: env.env, cwd: env.workDir, timeoutMs: 150_000 });
     expect(second.code).toBe(0);
     expect(summaryOf(second.stdout)).toMatchObject({ executed: '4', rejected: '1', invalid: '1', duplicates: '0' });

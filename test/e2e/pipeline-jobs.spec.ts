@@ -20,6 +20,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   let world: DemoWorld;
   let workers: RunningWorkers;
   let events: Map<string, QueueEvents>;
+  const connections: Array<{ disconnect(): void }> = [];
 
   beforeAll(async () => {
     env = await createTestEnv('jobstwice', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
@@ -28,7 +29,9 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     workers = startWorkers(world.context, world.context.redis);
     events = new Map();
     for (const q of ['validate', 'sign', 'submit', 'track']) {
-      const e = new QueueEvents(q, { connection: world.context.redis.duplicate(), prefix: env.config.redis.prefix });
+      const connection = world.context.redis.duplicate();
+      connections.push(connection);
+      const e = new QueueEvents(q, { connection, prefix: env.config.redis.prefix });
       await e.waitUntilReady();
       events.set(q, e);
     }
@@ -36,6 +39,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   afterAll(async () => {
     await workers?.close(5_000);
     for (const e of events?.values() ?? []) await e.close();
+    for (const c of connections) c.disconnect();
     await world?.close();
     await env?.cleanup();
   });

@@ -95,7 +95,7 @@ describe('connector users / credentials', () => {
     expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'INFO_ONLY' });
     expect((await cli(['users', 'revoke', 'signer1', '--account', 'all'])).code).toBe(0);
     expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'NO_RIGHT_ON_ACCOUNT' });
-    const list = (await cli(['users', 'list', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const list = JSON.parse((await cli(['users', 'list', '--json'])).stdout).users;
     expect(list.map((u: { login: string }) => u.login)).toContain('signer1');
     const block = await cli(['users', 'block', 'signer1', '--reason', 'dismissed']);
     expect(block.code).toBe(0);

@@ -98,7 +98,7 @@ export function registerFoundationCommands(program: Command): void {
     .description('list orders, newest first')
     .option('--state <state>', `one of: ${ORDER_STATES.join(', ')}`)
     .option('--limit <n>', 'at most this many', '100')
-    .option('--json', 'JSON lines, one order per line')
+    .option('--json', 'one JSON document: {"orders":[...]}')
     .action(
       runAction(async (opts: { state?: string; limit: string; json?: boolean }) => {
         if (opts.state && !isOrderState(opts.state)) throw new UsageError(`unknown state "${opts.state}"; one of: ${ORDER_STATES.join(', ')}`);
@@ -108,7 +108,7 @@ export function registerFoundationCommands(program: Command): void {
         return withOrm(config, async (orm) => {
           const rows = await orm.em.fork().find(PaymentOrder, opts.state ? { state: opts.state as OrderState } : {}, { orderBy: { createdAt: 'desc', id: 'desc' }, limit });
           if (opts.json) {
-            for (const row of rows) printJson(orderView(row));
+            printJson({ orders: rows.map(orderView) });
           } else {
             process.stdout.write(
               `${table(
@@ -167,14 +167,14 @@ export function registerFoundationCommands(program: Command): void {
   const incidents = program.command('incidents').description('incidents (possible compromise, unexplained debits, missing statuses)');
   incidents
     .command('list')
-    .option('--json', 'JSON lines, one incident per line')
+    .option('--json', 'one JSON document: {"incidents":[...]}')
     .option('--status <status>', 'open or resolved')
     .action(
       runAction(async (opts: { json?: boolean; status?: string }) => {
         if (opts.status && opts.status !== 'open' && opts.status !== 'resolved') throw new UsageError('--status is open or resolved');
         return withOrm(loadConfig(), async (orm) => {
           const rows = await listIncidents(orm.em.fork(), { status: opts.status as 'open' | 'resolved' | undefined });
-          if (opts.json) for (const row of rows) printJson(incidentView(row));
+          if (opts.json) printJson({ incidents: rows.map(incidentView) });
           else process.stdout.write(`${table(rows.map((i) => [i.id, i.status, i.severity, i.kind, i.openedAt.toISOString(), i.title]), ['ID', 'STATUS', 'SEVERITY', 'KIND', 'OPENED', 'TITLE'])}\n`);
           return 0;
         });
@@ -213,13 +213,13 @@ export function registerFoundationCommands(program: Command): void {
     );
   keys
     .command('list')
-    .option('--json', 'JSON lines')
+    .option('--json', 'one JSON document: {"apiKeys":[...]}')
     .action(
       runAction(async (opts: { json?: boolean }) =>
         withOrm(loadConfig(), async (orm) => {
           const rows = await listApiKeys(orm.em.fork());
           const views = rows.map((k) => ({ name: k.name, prefix: k.keyPrefix, accounts: k.accounts, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null, lastUsedAt: k.lastUsedAt?.toISOString() ?? null }));
-          if (opts.json) for (const v of views) printJson(v);
+          if (opts.json) printJson({ apiKeys: views });
           else process.stdout.write(`${table(views.map((v) => [v.name, v.prefix, v.accounts.join(',') || '-', v.revokedAt ? 'revoked' : 'active', v.lastUsedAt ?? 'never']), ['NAME', 'PREFIX', 'ACCOUNTS', 'STATE', 'LAST USED'])}\n`);
           return 0;
         }),

@@ -86,12 +86,12 @@ export function registerUsersCommands(program: Command): void {
 
   users
     .command('list')
-    .option('--json', 'JSON lines, one user per line')
+    .option('--json', 'one JSON document: {"users":[...]}')
     .action(
       runAction(async (opts: { json?: boolean }) =>
         withContext(async (context) => {
           const rows = await listUsers(userDeps(context));
-          if (opts.json) for (const row of rows) printJson(row);
+          if (opts.json) printJson({ users: rows });
           else
             process.stdout.write(
               `${table(
