@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JobContext } from './job-context';
 import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
+import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 
 export interface ScheduleEntry {
   /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
@@ -12,7 +13,11 @@ export interface ScheduleEntry {
 }
 
 export function schedules(context: JobContext): ScheduleEntry[] {
-  return [{ id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} }];
+  return [
+    { id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} },
+    // Stage 5: every account's statement, today's and the closed previous business day(s) (issue 15).
+    { id: 'statements-schedule', everyMs: context.config.pipeline.statementsEveryMs, definition: scheduleStatementsJob, data: {} },
+  ];
 }
 
 export interface RunningScheduler {

@@ -1,6 +1,7 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000_foundation } from './Migration20261125000000_foundation';
 import { Migration20261125010000_users } from './Migration20261125010000_users';
+import { Migration20261125050000_statements } from './Migration20261125050000_statements';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -9,4 +10,5 @@ import { Migration20261125010000_users } from './Migration20261125010000_users';
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125000000_foundation', class: Migration20261125000000_foundation },
   { name: 'Migration20261125010000_users', class: Migration20261125010000_users },
+  { name: 'Migration20261125050000_statements', class: Migration20261125050000_statements },
 ];

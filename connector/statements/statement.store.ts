@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ConnectorError } from '../shared/errors';
+import { addDays, checkBalance, type StatementBalances } from './statement.checks';
+import type { LineDirection, LineKind, LineStatus, StatementData, StatementKind, StatementLineData } from './statement.model';
+
+/**
+ * Statements in PostgreSQL (issue 15 stage 5). Lines are keyed by (account, bank line id), so a
+ * re-fetch stores nothing twice (LESSONS.md 5); a line the bank first showed as pending and now
+ * books under the same id is promoted, never duplicated. Pending lines are a snapshot of what the
+ * bank has not booked yet: they are stored apart (status `pending`, never counted in balances nor
+ * reconciled) and replaced by each fetch of their period. Fee and tax lines are kept like any
+ * other (LESSONS.md 7, R-25).
+ */
+
+export interface StoreResult {
+  statementId: string;
+  /** Lines stored for the first time. */
+  stored: number;
+  /** Lines already stored (a re-fetch). */
+  duplicates: number;
+  /** Pending lines now booked under the same bank line id. */
+  promoted: number;
+  /** Pending lines of an earlier fetch that this fetch no longer shows (booked under another id, or withdrawn). */
+  pendingDropped: number;
+  balanced: boolean;
+  /** What was stored for this period before this fetch (null: the period is new). */
+  before: StatementBalances | null;
+}
+
+interface StatementRow {
+  id: string;
+  period_from: string | Date;
+  period_to: string | Date;
+  opening_balance: string | number;
+  closing_balance: string | number;
+  kind: StatementKind;
+  currency: string;
+}
+
+/** PostgreSQL `date` columns come back as Date (node-pg) or string; both to ISO `YYYY-MM-DD`. */
+export function isoDateOf(value: string | Date): string {
+  if (typeof value === 'string') return value.slice(0, 10);
+  // node-pg builds a local-midnight Date for a `date`: read it back in local time.
+  const y = value.getFullYear();
+  const m = String(value.getMonth() + 1).padStart(2, '0');
+  const d = String(value.getDate()).padStart(2, '0');
+  return `${y}-${m}-${d}`;
+}
+
+function balancesOf(row: StatementRow): StatementBalances {
+  return {
+    periodFrom: isoDateOf(row.period_from),
+    periodTo: isoDateOf(row.period_to),
+    openingBalance: Number(row.opening_balance),
+    closingBalance: Number(row.closing_balance),
+    kind: row.kind,
+  };
+}
+
+/** The latest stored statement of `account` that ends before `before` (the one to chain balances to). */
+export async function previousStatement(em: EntityManager, account: string, before: string): Promise<StatementBalances | null> {
+  const rows = await em.execute<StatementRow[]>(
+    'select * from statement where account = ? and period_to < ? order by period_to desc, period_from desc, fetched_at desc limit 1',
+    [account, before],
+  );
+  return rows[0] ? balancesOf(rows[0]) : null;
+}
+
+export async function storedStatement(em: EntityManager, account: string, from: string, to: string): Promise<StatementBalances | null> {
+  const rows = await em.execute<StatementRow[]>('select * from statement where account = ? and period_from = ? and period_to = ?', [account, from, to]);
+  return rows[0] ? balancesOf(rows[0]) : null;
+}
+
+const LINE_COLUMNS = [
+  'id', 'account', 'bank_line_id', 'statement_id', 'booking_date', 'value_date', 'direction', 'amount_tiyn', 'currency', 'status', 'kind', 'is_fee',
+  'counterparty_name', 'counterparty_iin_bin', 'counterparty_iban', 'counterparty_bic', 'purpose', 'knp', 'document_number', 'document_date',
+  'bank_reference', 'external_id', 'created_at',
+];
+/** Rows per INSERT: 23 parameters each stays far below PostgreSQL's 65535. */
+const BATCH = 500;
+
+/**
+ * Stores the lines of `statement` (idempotent). `statementId` links first-seen lines to the
+ * statement row they came with; a line already stored keeps its first link.
+ */
+export async function storeLines(
+  em: EntityManager,
+  statement: StatementData,
+  options: { statementId: string | null; now: Date },
+): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
+  // The same id twice inside one answer would make ON CONFLICT touch a row twice: keep the first.
+  const unique = new Map<string, StatementLineData>();
+  let duplicates = 0;
+  for (const line of statement.lines) {
+    if (unique.has(line.bankLineId)) duplicates += 1;
+    else unique.set(line.bankLineId, line);
+  }
+  const lines = [...unique.values()];
+  let stored = 0;
+  let promoted = 0;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const batch = lines.slice(i, i + BATCH);
+    const params: unknown[] = [];
+    for (const l of batch) {
+      params.push(
+        randomUUID(), statement.account, l.bankLineId, options.statementId, l.bookingDate, l.valueDate, l.direction, l.amount, l.currency, l.status, l.kind,
+        l.kind === 'fee', l.counterparty.name, l.counterparty.iinBin, l.counterparty.iban, l.counterparty.bic, l.purpose, l.knp ?? null,
+        l.documentNumber ?? null, l.documentDate ?? null, l.bankReference ?? null, l.externalId ?? null, options.now,
+      );
+    }
+    const values = batch.map(() => `(${LINE_COLUMNS.map(() => '?').join(', ')})`).join(', ');
+    const rows = await em.execute<Array<{ inserted: boolean }>>(
+      `insert into statement_line (${LINE_COLUMNS.join(', ')}) values ${values}
+       on conflict (account, bank_line_id) do update
+         set status = 'booked', booking_date = excluded.booking_date, value_date = excluded.value_date, match_kind = null, reconciled_at = null
+         where statement_line.status = 'pending' and excluded.status = 'booked'
+       returning (xmax = 0) as inserted`,
+      params,
+    );
+    for (const row of rows) {
+      if (row.inserted) stored += 1;
+      else promoted += 1;
+    }
+    duplicates += batch.length - rows.length;
+  }
+  // The pending snapshot of this period is replaced by this fetch's (LESSONS.md 6: kept apart).
+  const pendingIds = lines.filter((l) => l.status === 'pending').map((l) => l.bankLineId);
+  const keep = pendingIds.length ? ` and bank_line_id not in (${pendingIds.map(() => '?').join(', ')})` : '';
+  const dropped = await em.execute<Array<{ id: string }>>(
+    `delete from statement_line where account = ? and status = 'pending' and booking_date between ? and ?${keep} returning id`,
+    [statement.account, statement.periodFrom, statement.periodTo, ...pendingIds],
+  );
+  return { stored, duplicates, promoted, pendingDropped: dropped.length };
+}
+
+/**
+ * Stores a fetched statement: one row per (account, period), updated by a re-fetch, and its lines
+ * (storeLines). One transaction: a crash leaves either all of it or none.
+ */
+export async function storeStatement(em: EntityManager, statement: StatementData, options: { now: Date }): Promise<StoreResult> {
+  const balance = checkBalance(statement);
+  return em.transactional(async (tx) => {
+    const existing = await tx.execute<StatementRow[]>(
+      'select * from statement where account = ? and period_from = ? and period_to = ? for update',
+      [statement.account, statement.periodFrom, statement.periodTo],
+    );
+    const rows = await tx.execute<Array<{ id: string }>>(
+      `insert into statement (id, account, currency, period_from, period_to, kind, opening_balance, closing_balance, balanced, source, fetched_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (account, period_from, period_to) do update
+         set currency = excluded.currency, kind = excluded.kind, opening_balance = excluded.opening_balance,
+             closing_balance = excluded.closing_balance, balanced = excluded.balanced, source = excluded.source, fetched_at = excluded.fetched_at
+       returning id`,
+      [
+        randomUUID(), statement.account, statement.currency, statement.periodFrom, statement.periodTo, statement.kind,
+        statement.openingBalance, statement.closingBalance, balance.ok, statement.source, options.now,
+      ],
+    );
+    const statementId = rows[0].id;
+    const lines = await storeLines(tx, statement, { statementId, now: options.now });
+    return { statementId, ...lines, balanced: balance.ok, before: existing[0] ? balancesOf(existing[0]) : null };
+  });
+}
+
+interface LineRow {
+  bank_line_id: string;
+  booking_date: string | Date;
+  value_date: string | Date;
+  direction: LineDirection;
+  amount_tiyn: string | number;
+  currency: string;
+  status: LineStatus;
+  kind: LineKind;
+  counterparty_name: string;
+  counterparty_iin_bin: string;
+  counterparty_iban: string;
+  counterparty_bic: string;
+  purpose: string;
+  knp: string | null;
+  document_number: string | null;
+  document_date: string | Date | null;
+  bank_reference: string | null;
+  external_id: string | null;
+}
+
+function lineOf(row: LineRow): StatementLineData {
+  const line: StatementLineData = {
+    bankLineId: row.bank_line_id,
+    bookingDate: isoDateOf(row.booking_date),
+    valueDate: isoDateOf(row.value_date),
+    direction: row.direction,
+    amount: Number(row.amount_tiyn),
+    currency: row.currency,
+    status: row.status,
+    kind: row.kind,
+    counterparty: { name: row.counterparty_name, iinBin: row.counterparty_iin_bin, iban: row.counterparty_iban, bic: row.counterparty_bic },
+    purpose: row.purpose,
+  };
+  if (row.knp !== null) line.knp = row.knp;
+  if (row.document_number !== null) line.documentNumber = row.document_number;
+  if (row.document_date !== null) line.documentDate = isoDateOf(row.document_date);
+  if (row.bank_reference !== null) line.bankReference = row.bank_reference;
+  if (row.external_id !== null) line.externalId = row.external_id;
+  return line;
+}
+
+const signed = (l: StatementLineData): number => (l.direction === 'credit' ? l.amount : -l.amount);
+
+/**
+ * The statement of `account` for [from, to] as the store knows it (for the ERP: 1C's
+ * `kl_to_1c.txt`). The opening balance comes from the stored statement covering `from` plus the
+ * booked lines between its start and `from`; the closing is the opening plus the booked lines of
+ * the period. Throws STATEMENT_NOT_STORED when no fetched statement covers `from`.
+ */
+export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string): Promise<StatementData> {
+  const covering = await em.execute<StatementRow[]>(
+    `select * from statement where account = ? and period_from <= ? and period_to >= ?
+     order by period_from desc, fetched_at desc limit 1`,
+    [account, from, from],
+  );
+  if (!covering[0]) {
+    throw new ConnectorError('STATEMENT_NOT_STORED', `no statement of ${account} covering ${from} has been fetched yet; fetch it first (connector onec statement fetches it)`);
+  }
+  const base = balancesOf(covering[0]);
+  const rows = await em.execute<LineRow[]>(
+    `select * from statement_line where account = ? and booking_date between ? and ? order by booking_date, created_at, bank_line_id`,
+    [account, base.periodFrom, to],
+  );
+  const all = rows.map(lineOf);
+  let opening = base.openingBalance;
+  for (const line of all) if (line.status === 'booked' && line.bookingDate < from) opening += signed(line);
+  const lines = all.filter((l) => l.bookingDate >= from);
+  let closing = opening;
+  for (const line of lines) if (line.status === 'booked') closing += signed(line);
+  const last = await em.execute<Array<{ kind: StatementKind }>>(
+    'select kind from statement where account = ? and period_from <= ? and period_to >= ? order by fetched_at desc limit 1',
+    [account, to, to],
+  );
+  return {
+    account,
+    currency: covering[0].currency,
+    periodFrom: from,
+    periodTo: to,
+    kind: last[0]?.kind ?? 'intraday',
+    openingBalance: opening,
+    closingBalance: closing,
+    lines,
+    source: 'bank-json',
+  };
+}
+
+/** The day after `date` (re-exported for callers that build ranges). */
+export const nextDay = (date: string): string => addDays(date, 1);
