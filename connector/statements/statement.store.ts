@@ -97,6 +97,22 @@ export async function storeLines(
     else unique.set(line.bankLineId, line);
   }
   const lines = [...unique.values()];
+  return em.transactional(async (tx) => {
+    // One writer per account at a time (the closed-day and intraday fetches may run together):
+    // no lock-order deadlocks between their inserts, and the pending snapshot is replaced whole.
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    return insertLines(tx, statement, lines, duplicates, options);
+  });
+}
+
+async function insertLines(
+  em: EntityManager,
+  statement: StatementData,
+  lines: StatementLineData[],
+  duplicatesInAnswer: number,
+  options: { statementId: string | null; now: Date },
+): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
+  let duplicates = duplicatesInAnswer;
   let stored = 0;
   let promoted = 0;
   for (let i = 0; i < lines.length; i += BATCH) {
@@ -141,6 +157,7 @@ export async function storeLines(
 export async function storeStatement(em: EntityManager, statement: StatementData, options: { now: Date }): Promise<StoreResult> {
   const balance = checkBalance(statement);
   return em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
     const existing = await tx.execute<StatementRow[]>(
       'select * from statement where account = ? and period_from = ? and period_to = ? for update',
       [statement.account, statement.periodFrom, statement.periodTo],

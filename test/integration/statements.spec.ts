@@ -177,6 +177,24 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect((await fetchAndReconcile(context, PAYER_IBAN, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
 
+  it('a line naming our order with another amount is an erroneous execution: incident with a draft notice and 3 operational days (R-27)', async () => {
+    const o = await order({ number: 'R-5', amount: '200.00' }, 'submitted');
+    // What the bank executed under our external id differs from what we signed.
+    await executeAtBank({ externalId: o.externalId, order: { ...o.order, amount: '210.00' } });
+    const r = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(r.executed).toBe(0);
+    expect(await stateOf(o.id)).toBe('submitted');
+    const [incident] = await incidentsOf('execution_mismatch');
+    expect(r.incidents).toEqual([incident.id]);
+    expect(incident.evidence).toMatchObject({ orderId: o.id, differences: [{ field: 'amount', signed: '200.00', executed: '210.00' }] });
+    expect(String(incident.evidence.draftNotice)).toContain('подписано 200.00, исполнено 210.00');
+    // Wednesday + 3 operational days = Monday 2026-11-30, 17:00 Kazakhstan time.
+    expect(new Date(incident.deadline_at).toISOString()).toBe('2026-11-30T12:00:00.000Z');
+    // The fee of that payment is still an expected fee, and nothing else is unexplained.
+    expect(await incidentsOf('unexplained_debit')).toHaveLength(1);
+    expect((await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY)).incidents).toEqual([]);
+  });
+
   it('writes kl_to_1c.txt from the stored statement, readable by the 1C reader', async () => {
     const path = await writeStatementFile(app, PAYER_IBAN, TODAY, TODAY);
     expect(path).toBe(join(env.workDir, 'inbox', STATEMENT_FILE));
