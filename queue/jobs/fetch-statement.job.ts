@@ -50,6 +50,9 @@ const calendars = new WeakMap<object, KzBusinessCalendar>();
  */
 export function statementSourceOf(context: StatementsContext): StatementSource {
   if (context.statementSource) return context.statementSource;
+  // A process that already holds a bank client (e.g. `bank` wired for the submit stage) shares it.
+  const shared = (context as { bank?: Partial<StatementSource> }).bank;
+  if (shared && typeof shared.getStatement === 'function') return shared as StatementSource;
   let source = sources.get(context);
   if (!source) {
     // The master key file is read only when the vault actually holds a pair to decrypt.
@@ -125,6 +128,8 @@ export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.p
   const ranges = scheduledRanges(calendarOf(context), now);
   const payloads = accounts.flatMap((account) => ranges.map((r) => ({ account, ...r })));
   await context.queues.addBulk(fetchStatementJob, payloads);
+  // Each fetch asks for a write-back; this one also carries status changes to the ERP when no account has statements yet.
+  await enqueueWriteBack(context.queues);
   context.logger.info({ event: 'statements.scheduled', accounts: accounts.length, jobs: payloads.length });
   return { accounts: accounts.length, jobs: payloads.length };
 };

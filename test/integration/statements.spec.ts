@@ -217,6 +217,7 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect(waiting).toHaveLength(first.jobs);
     expect(waiting.map((j) => j.id).sort()).toContain(`statement-${PAYER_IBAN}-2026-11-24-2026-11-24-closed`);
     await app.queues.get('statements').obliterate({ force: true });
+    await app.queues.get('writeback').obliterate({ force: true });
   });
 
   it('statements.fetch and erp.writeback each run twice with one effect', async () => {
