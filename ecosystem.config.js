@@ -39,5 +39,7 @@ module.exports = {
     app('connector-api', 'api'),
     app('connector-worker', 'worker', { instances: workerInstances }),
     app('connector-scheduler', 'scheduler'),
+    // Keys live only in this process's memory: a restart locks every key until its owner unlocks it again.
+    app('connector-signer-agent', 'signer-agent', { max_restarts: 5 }),
   ],
 };

@@ -78,7 +78,10 @@ export const configSchema = z
         /** Largest document (bytes) the agent accepts for signing. */
         maxDocumentBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
         trust: z.array(z.string()).default([]),
+        /** CRL files, or http(s) URLs refreshed on a schedule into crlCacheDir (LESSONS.md 14-15). */
         crl: z.array(z.string()).default([]),
+        crlCacheDir: z.string().min(1).default('.connector/crl-cache'),
+        crlRefreshMinutes: z.number().int().min(1).max(10_080).default(60),
         requireRevocation: z.boolean().default(false),
       })
       .default({}),
@@ -137,6 +140,20 @@ export const configSchema = z
         utcOffsetMinutes: z.number().int().min(-720).max(840).default(300),
       })
       .default({}),
+    /** Status-change webhooks to an ERP (INTERFACES.md "1C folder exchange and webhooks"). */
+    webhooks: z
+      .object({
+        /** Where status changes are POSTed; unset = no webhooks. */
+        url: z.string().url().optional(),
+        /** File holding the HMAC secret (never the secret itself in config). */
+        secretFile: z.string().min(1).optional(),
+        timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        everyMs: z.number().int().min(200).max(3_600_000).default(2_000),
+        /** Backoff between attempts on one event doubles from 1 s up to this. */
+        maxBackoffMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+        batchSize: z.number().int().min(1).max(1000).default(100),
+      })
+      .default({}),
     calendar: z
       .object({
         /** The bank's operational-day cut-off, Kazakhstan time (UTC+5). */
@@ -158,6 +175,46 @@ export const configSchema = z
         maxStalledCount: z.number().int().min(0).max(100).default(5),
         attempts: z.number().int().min(1).max(1000).default(8),
         backoffMs: z.number().int().min(10).max(3_600_000).default(2_000),
+      })
+      .default({}),
+    signing: z
+      .object({
+        /**
+         * How many signatures an order needs, by payer account and amount (DESIGN.md step 3).
+         * The rule with the highest fromAmount not above the order's amount, for its account
+         * (or "*"), applies: 1 = a first signature, 2 = first and second.
+         */
+        rules: z
+          .array(
+            z.object({
+              account: z.string().default('*'),
+              fromAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "1000000.00"').default('0'),
+              signatures: z.union([z.literal(1), z.literal(2)]),
+            }),
+          )
+          .default([{ account: '*', fromAmount: '0', signatures: 1 }]),
+        /**
+         * Standing mandates: a user's unlocked key signs ERP orders of an account up to an amount
+         * without a per-order approval. Off (empty) by default; every use is audited.
+         */
+        mandates: z
+          .array(
+            z.object({
+              login: z.string().min(1),
+              account: z.string().default('*'),
+              upTo: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "500000.00"'),
+            }),
+          )
+          .default([]),
+        /** How often an order waiting for signatures looks again for an unlocked signer. */
+        pollEveryMs: z.number().int().min(100).max(3_600_000).default(3_000),
+      })
+      .default({}),
+    tracking: z
+      .object({
+        /** First status poll after submission; doubles up to maxPollEveryMs (backoff). */
+        pollEveryMs: z.number().int().min(50).max(3_600_000).default(2_000),
+        maxPollEveryMs: z.number().int().min(50).max(3_600_000).default(60_000),
       })
       .default({}),
     sweeper: z

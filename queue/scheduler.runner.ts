@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { JobContext } from './job-context';
 import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
+import { refreshCrlsJob } from './jobs/refresh-crls.job';
+import { scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
+import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 
 export interface ScheduleEntry {
@@ -15,6 +18,12 @@ export interface ScheduleEntry {
 export function schedules(context: JobContext): ScheduleEntry[] {
   return [
     { id: 'sweep-orders', everyMs: context.config.sweeper.everyMs, definition: sweepOrdersJob, data: {} },
+    // The 1C outbox folder (INTERFACES.md "1C folder exchange"); the job itself holds a folder lock.
+    { id: 'onec-outbox-scan', everyMs: context.config.onec.scanEveryMs, definition: scanOnecOutboxJob, data: {} },
+    // Status webhooks to the ERP; the job returns at once when no URL is configured.
+    { id: 'webhook-dispatch', everyMs: context.config.webhooks.everyMs, definition: dispatchWebhooksJob, data: {} },
+    // Configured CRL URLs (signer.crl entries that are http(s) URLs); the job returns at once when there are none.
+    { id: 'crl-refresh', everyMs: context.config.signer.crlRefreshMinutes * 60_000, definition: refreshCrlsJob, data: {} },
     // Stage 5: every account's statement, today's and the closed previous business day(s) (issue 15).
     { id: 'statements-schedule', everyMs: context.config.pipeline.statementsEveryMs, definition: scheduleStatementsJob, data: {} },
   ];

@@ -7,7 +7,9 @@ import { createLogger } from '../logging/logger';
 import { clockFromConfig, type Clock } from '../shared/clock';
 import { QueueSet, redisConnection } from '../../queue/queue.factory';
 import type { JobContext } from '../../queue/job-context';
-import { basicOrderValidator, type OrderValidator } from '../orders/order-validation';
+import type { OrderValidator } from '../orders/order-validation';
+import { createPipelineServices } from './pipeline-services.factory';
+import { kzOrderValidator } from '../requisites/payment-order.validator';
 
 /**
  * What an entry point (CLI command, API, worker, scheduler) needs, built once per process and
@@ -18,8 +20,9 @@ export interface AppContext extends JobContext {
   close(): Promise<void>;
 }
 
-export function defaultValidator(): OrderValidator {
-  return basicOrderValidator;
+/** The Kazakhstan requisite rules (connector/requisites), with the config's limits and strictness. */
+export function defaultValidator(config?: ConnectorConfig): OrderValidator {
+  return kzOrderValidator(config?.requisites);
 }
 
 export async function createAppContext(options: { config?: ConnectorConfig; logger?: Logger; name?: string; role?: 'worker' | 'producer' } = {}): Promise<AppContext> {
@@ -30,6 +33,7 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
   const redis = redisConnection(config, options.role ?? 'worker');
   redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));
   const queues = new QueueSet(config, redis);
+  const services = createPipelineServices(config, orm, clock, logger);
   let closed = false;
   return {
     config,
@@ -38,10 +42,12 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
     orm,
     redis,
     queues,
-    validator: defaultValidator(),
+    services,
+    validator: defaultValidator(config),
     async close() {
       if (closed) return;
       closed = true;
+      services.close();
       await queues.close().catch(() => undefined);
       redis.disconnect();
       await orm.close(true).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
@@ -13,7 +13,8 @@ import { ConnectorError } from '../shared/errors';
 const ARCHIVE_TABLES: ReadonlyArray<{ table: string; orderBy: string }> = [
   { table: 'payment_order', orderBy: 'created_at, id' },
   { table: 'order_event', orderBy: 'id' },
-  { table: 'order_signature', orderBy: '1' },
+  { table: 'order_document', orderBy: 'created_at, order_id' },
+  { table: 'order_signature', orderBy: 'id' },
   { table: 'statement', orderBy: 'fetched_at, id' },
   { table: 'statement_line', orderBy: 'created_at, id' },
   { table: 'audit_event', orderBy: 'seq' },
@@ -46,4 +47,35 @@ export async function exportArchive(em: EntityManager, outDir: string, now: Date
   }
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
+}
+
+export interface AnchorCheck {
+  ok: boolean;
+  anchorSeq: number | null;
+  message: string;
+}
+
+/**
+ * An exported archive is an anchor outside the database: its last audit record must still be in
+ * the chain with the same hash. This catches what the hash chain alone cannot: the newest
+ * records deleted (the chain stays valid when its tail is cut).
+ */
+export async function checkAuditAnchor(em: EntityManager, archiveDir: string): Promise<AnchorCheck> {
+  const manifestPath = join(archiveDir, 'manifest.json');
+  if (!existsSync(manifestPath)) throw new ConnectorError('ARCHIVE_INVALID', `${archiveDir} has no manifest.json; give a directory written by connector archive export`, 2);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ArchiveManifest;
+  const entry = manifest.files.find((f) => f.table === 'audit_event');
+  if (!entry) throw new ConnectorError('ARCHIVE_INVALID', `${archiveDir} holds no audit_event export`, 2);
+  const text = readFileSync(join(archiveDir, entry.file), 'utf8');
+  if (createHash('sha256').update(text).digest('hex') !== entry.sha256) {
+    return { ok: false, anchorSeq: null, message: `the archive's ${entry.file} does not match its manifest: the archive itself was altered` };
+  }
+  const lines = text.split('\n').filter(Boolean);
+  if (!lines.length) return { ok: true, anchorSeq: null, message: 'the archive holds no audit record to anchor on' };
+  const last = JSON.parse(lines[lines.length - 1]) as { seq: number | string; hash: string };
+  const seq = Number(last.seq);
+  const rows = await em.execute<Array<{ hash: string }>>('select hash from audit_event where seq = ?', [seq]);
+  if (!rows.length) return { ok: false, anchorSeq: seq, message: `record ${seq}, exported on ${manifest.exportedAt}, is missing from the audit log (records were deleted)` };
+  if (rows[0].hash !== last.hash) return { ok: false, anchorSeq: seq, message: `record ${seq} differs from the one exported on ${manifest.exportedAt} (the log was rewritten)` };
+  return { ok: true, anchorSeq: seq, message: `record ${seq} matches the archive exported on ${manifest.exportedAt}` };
 }

@@ -6,6 +6,8 @@ import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
+import type { CredentialVault } from '../persistence/entities';
+import { credentialStatusOf } from '../vault/credential.vault';
 
 export type Verdict = 'OK' | 'WARN' | 'FAIL';
 export interface CheckResult {
@@ -98,6 +100,7 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
       applied = [];
     }
     const pending = MIGRATIONS.map((m) => m.name).filter((name) => !applied.includes(name));
+    if (pending.length === 0) results.push(await checkBankCredentials(client, config));
     results.push(
       pending.length
         ? { name: 'migrations', core: true, verdict: 'FAIL', detail: `${pending.length} pending`, hint: 'run `connector migrate`' }
@@ -109,6 +112,34 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
   } finally {
     void client.end().catch(() => undefined);
   }
+}
+
+/**
+ * R-1/R-2: the bank's Client ID / Secret must be regenerated within 90 days and is blocked after
+ * 90 idle days; warn from day 75. A component check (WARN, FAIL only with --strict).
+ */
+async function checkBankCredentials(client: Client, config: ConnectorConfig): Promise<CheckResult> {
+  const name = 'bank-credentials';
+  const res = await timeout(
+    client.query<{ client_id: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null }>(
+      'select client_id, generated_at, last_used_at, revoked_at, revoked_reason from credential_vault where id = 1',
+    ),
+    CHECK_TIMEOUT_MS,
+    'PostgreSQL',
+  );
+  const row = res.rows[0];
+  if (!row) {
+    return config.bank.clientId
+      ? { name, core: false, verdict: 'OK', detail: `Client ID ${config.bank.clientId} from config (the vault is empty)` }
+      : { name, core: false, verdict: 'WARN', detail: 'no Client ID / Client Secret stored', hint: 'connector credentials set --client-id ID --secret-stdin' };
+  }
+  const status = credentialStatusOf(
+    { clientId: row.client_id, generatedAt: new Date(row.generated_at), lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null, revokedAt: row.revoked_at ? new Date(row.revoked_at) : null, revokedReason: row.revoked_reason } as CredentialVault,
+    new Date(),
+  );
+  if (status.warnings.length === 0) return { name, core: false, verdict: 'OK', detail: `Client ID ${status.clientId}, ${status.ageDays} days old, last used ${status.idleDays} days ago` };
+  const worst = status.warnings[0];
+  return { name, core: false, verdict: 'WARN', detail: `${worst.code}: ${worst.message}`, hint: 'regenerate the pair in Internet-banking (terms 2.1.1-2.1.2), then connector credentials rotate --secret-stdin' };
 }
 
 async function checkDisk(): Promise<CheckResult> {

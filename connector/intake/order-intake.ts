@@ -8,6 +8,8 @@ import { validateStoredOrder, type OrderValidator } from '../orders/order-valida
 /** Where intake hands orders on; queue/ implements it (DESIGN.md dependency rules: a port). */
 export interface IntakeQueuePort {
   enqueueValidate(orderIds: string[]): Promise<void>;
+  /** Orders validated inline go on to the signing stage. */
+  enqueueValidated?(orderIds: string[]): Promise<void>;
 }
 
 export interface IntakeItem {
@@ -109,18 +111,21 @@ export async function intakeOrders(
   // If this enqueue is lost (crash, Redis down), the sweeper finds the order in `received`.
   if (options.validateInline) {
     const pending: string[] = [];
+    const validated: string[] = [];
     for (const result of results) {
       if (!result.created) continue;
       try {
         const verdict = await validateStoredOrder(em, result.orderId, options.validateInline, { actor: options.actor, now });
         result.state = verdict.state as OrderState;
         if (verdict.state === 'received') pending.push(result.orderId);
+        if (verdict.state === 'validated') validated.push(result.orderId);
       } catch {
         // Still `received`: the validate job takes it (and the sweeper, should that enqueue be lost).
         pending.push(result.orderId);
       }
     }
     toEnqueue.splice(0, toEnqueue.length, ...pending);
+    if (validated.length && queue.enqueueValidated) await queue.enqueueValidated(validated);
   }
   if (toEnqueue.length) await queue.enqueueValidate(toEnqueue);
   return results;

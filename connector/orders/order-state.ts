@@ -52,8 +52,6 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
 
 export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];
 
-/** States in which work is pending in a queue; the sweeper re-queues orders stuck in them. */
-export const TRANSIENT_STATES: readonly OrderState[] = ['received', 'validated', 'signed', 'submitting', 'submitted'];
 
 export function canTransition(from: OrderState, to: OrderState): boolean {
   return TRANSITIONS[from].includes(to);

@@ -252,3 +252,11 @@ function checkAmount(amount: string | undefined, rules: RequisitesConfig, error:
     error('amount', { code: 'AMOUNT_TOO_LARGE', message: `Сумма ${text} больше допустимой для одного платежа (${rules.maxAmount})`, messageEn: `amount ${text} exceeds the limit ${rules.maxAmount}` });
   }
 }
+
+/**
+ * The Kazakhstan requisite rules as the domain's `OrderValidator` port
+ * (connector/orders/order-validation.ts): what the validate stage and the HTTP intake apply.
+ */
+export function kzOrderValidator(rules: Partial<RequisitesConfig> = {}): (order: ValidatableOrder, context: { now: Date }) => ValidationResult {
+  return (order, context) => validatePaymentOrder(order, { now: context.now, rules, mode: 'order' });
+}

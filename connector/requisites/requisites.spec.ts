@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { checkBic } from './bic.validator';
 import { checkIban, checkIbanMatchesBic, ibanMod97 } from './iban.validator';
 import { checkBin, checkIin, checkIinBin, iinBinCheckDigit } from './iin-bin.validator';
@@ -202,5 +203,34 @@ describe('validatePaymentOrder', () => {
     const r = validatePaymentOrder({ ...good(), payer: { ...good().payer, iinBin: '200540000018' } }, { now });
     expect(r.errors[0].message).toMatch(/ИИН\/БИН 200540000018: неверное контрольное число/);
     expect(r.errors[0].messageEn).toMatch(/check digit/);
+  });
+});
+
+describe('properties', () => {
+  it('IIN/BIN: exactly one 12th digit completes any 11 digits (or none, when both passes give 10)', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^\d{11}$/), (first11) => {
+        const valid = [...'0123456789'].filter((d) => checkIinBin(first11 + d).ok);
+        const expected = iinBinCheckDigit(first11);
+        // (all zeros is refused as a format error, whatever its check digit)
+        if (/^0+$/.test(first11)) return;
+        expect(valid).toEqual(expected === null ? [] : [String(expected)]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  // mod-97 catches every change of one digit into another (d x 10^k is never a multiple of the
+  // prime 97); a digit swapped for a letter changes the length of the number and can slip through.
+  it('IIK: changing any one digit of a valid IIK is always caught', () => {
+    const valid = ['KZ22722C000024901213', 'KZ79722S000001674774', 'KZ24070105KSN0000000', 'KZ35601A000000012345'];
+    fc.assert(
+      fc.property(fc.constantFrom(...valid), fc.integer({ min: 2, max: 19 }), fc.constantFrom(...'0123456789'), (iban, at, ch) => {
+        fc.pre(/\d/.test(iban[at]) && iban[at] !== ch);
+        const changed = iban.slice(0, at) + ch + iban.slice(at + 1);
+        expect(checkIban(changed).ok).toBe(false);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

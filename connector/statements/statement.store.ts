@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ConnectorError } from '../shared/errors';
 import { addDays, checkBalance, type StatementBalances } from './statement.checks';
-import type { LineDirection, LineKind, LineStatus, StatementData, StatementKind, StatementLineData } from './statement.model';
+import type { StatementData, StatementKind, StatementLineData } from './statement.model';
 
 /**
  * Statements in PostgreSQL (issue 15 stage 5). Lines are keyed by (account, bank line id), so a
@@ -178,93 +177,6 @@ export async function storeStatement(em: EntityManager, statement: StatementData
     const lines = await storeLines(tx, statement, { statementId, now: options.now });
     return { statementId, ...lines, balanced: balance.ok, before: existing[0] ? balancesOf(existing[0]) : null };
   });
-}
-
-interface LineRow {
-  bank_line_id: string;
-  booking_date: string | Date;
-  value_date: string | Date;
-  direction: LineDirection;
-  amount_tiyn: string | number;
-  currency: string;
-  status: LineStatus;
-  kind: LineKind;
-  counterparty_name: string;
-  counterparty_iin_bin: string;
-  counterparty_iban: string;
-  counterparty_bic: string;
-  purpose: string;
-  knp: string | null;
-  document_number: string | null;
-  document_date: string | Date | null;
-  bank_reference: string | null;
-  external_id: string | null;
-}
-
-function lineOf(row: LineRow): StatementLineData {
-  const line: StatementLineData = {
-    bankLineId: row.bank_line_id,
-    bookingDate: isoDateOf(row.booking_date),
-    valueDate: isoDateOf(row.value_date),
-    direction: row.direction,
-    amount: Number(row.amount_tiyn),
-    currency: row.currency,
-    status: row.status,
-    kind: row.kind,
-    counterparty: { name: row.counterparty_name, iinBin: row.counterparty_iin_bin, iban: row.counterparty_iban, bic: row.counterparty_bic },
-    purpose: row.purpose,
-  };
-  if (row.knp !== null) line.knp = row.knp;
-  if (row.document_number !== null) line.documentNumber = row.document_number;
-  if (row.document_date !== null) line.documentDate = isoDateOf(row.document_date);
-  if (row.bank_reference !== null) line.bankReference = row.bank_reference;
-  if (row.external_id !== null) line.externalId = row.external_id;
-  return line;
-}
-
-const signed = (l: StatementLineData): number => (l.direction === 'credit' ? l.amount : -l.amount);
-
-/**
- * The statement of `account` for [from, to] as the store knows it (for the ERP: 1C's
- * `kl_to_1c.txt`). The opening balance comes from the stored statement covering `from` plus the
- * booked lines between its start and `from`; the closing is the opening plus the booked lines of
- * the period. Throws STATEMENT_NOT_STORED when no fetched statement covers `from`.
- */
-export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string): Promise<StatementData> {
-  const covering = await em.execute<StatementRow[]>(
-    `select * from statement where account = ? and period_from <= ? and period_to >= ?
-     order by period_from desc, fetched_at desc limit 1`,
-    [account, from, from],
-  );
-  if (!covering[0]) {
-    throw new ConnectorError('STATEMENT_NOT_STORED', `no statement of ${account} covering ${from} has been fetched yet; fetch it first (connector onec statement fetches it)`);
-  }
-  const base = balancesOf(covering[0]);
-  const rows = await em.execute<LineRow[]>(
-    `select * from statement_line where account = ? and booking_date between ? and ? order by booking_date, created_at, bank_line_id`,
-    [account, base.periodFrom, to],
-  );
-  const all = rows.map(lineOf);
-  let opening = base.openingBalance;
-  for (const line of all) if (line.status === 'booked' && line.bookingDate < from) opening += signed(line);
-  const lines = all.filter((l) => l.bookingDate >= from);
-  let closing = opening;
-  for (const line of lines) if (line.status === 'booked') closing += signed(line);
-  const last = await em.execute<Array<{ kind: StatementKind }>>(
-    'select kind from statement where account = ? and period_from <= ? and period_to >= ? order by fetched_at desc limit 1',
-    [account, to, to],
-  );
-  return {
-    account,
-    currency: covering[0].currency,
-    periodFrom: from,
-    periodTo: to,
-    kind: last[0]?.kind ?? 'intraday',
-    openingBalance: opening,
-    closingBalance: closing,
-    lines,
-    source: 'bank-json',
-  };
 }
 
 /** The day after `date` (re-exported for callers that build ranges). */

@@ -32,6 +32,17 @@ export function accountsVisibleTo(user: Pick<AppUser, 'blockedReason'>, rights: 
   return [...new Set(rights.map((r) => r.account))].sort();
 }
 
+/**
+ * Accounts a user may act on (submit orders for): 'manage' rights only, and never for a viewer
+ * (R-16: "information only" users look, they do not prepare or send).
+ */
+export function accountsManageableBy(user: Pick<AppUser, 'blockedReason' | 'role'>, rights: Array<Pick<UserAccountRight, 'account' | 'rights'>>): string[] | 'all' {
+  if (user.blockedReason || user.role === 'viewer') return [];
+  const manage = rights.filter((r) => r.rights === 'manage');
+  if (manage.some((r) => r.account === '*')) return 'all';
+  return [...new Set(manage.map((r) => r.account))].sort();
+}
+
 export async function loadRights(em: EntityManager, userId: string): Promise<UserAccountRight[]> {
   return em.find(UserAccountRight, { userId }, { orderBy: { account: 'asc' } });
 }
@@ -57,6 +68,13 @@ export async function mayUserSign(em: EntityManager, userId: string, account: st
   if (!right.signLevel) return deny('NO_SIGNATURE_LEVEL', limit);
   if (limit !== null && amountTiyn > limit) return deny('OVER_LIMIT', limit, right.signLevel);
   return { allowed: true, level: right.signLevel, reason: null, limitTiyn: limit };
+}
+
+/** accountsVisibleTo by user id (statements, reports): [] for an unknown user. */
+export async function accountsVisibleToUser(em: EntityManager, userId: string): Promise<string[] | 'all'> {
+  const fork = em.fork();
+  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
+  return user ? accountsVisibleTo(user, await loadRights(fork, user.id)) : [];
 }
 
 /** For the pipeline: is this user disabled (their signatures stop counting)? */

@@ -3,7 +3,7 @@ import type { AppContext } from '../app/app-context';
 import { ApiError } from '../api/api-errors';
 import type { Authenticator, Principal } from '../api/auth.hooks';
 import { AppUser, type UserAccountRight } from '../persistence/entities';
-import { accountsVisibleTo, loadRights } from './authority';
+import { accountsManageableBy, accountsVisibleTo, loadRights } from './authority';
 import { isPasswordExpired } from './password.policy';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
 import { touchActivity } from './user.service';
@@ -86,6 +86,8 @@ export function sessionAuthenticator(overrides: Partial<UsersWiring> = {}): Auth
     if (changeDue && !ALLOWED_WHILE_CHANGE_DUE.has(route)) {
       throw new ApiError(403, 'MUST_CHANGE_PASSWORD', MESSAGES.MUST_CHANGE_PASSWORD[0]);
     }
-    return { kind: 'session', scope: `user:${user.id}`, source: 'console', actor: `user:${user.login}`, accounts: accountsVisibleTo(user, rights) };
+    // Reading needs any right on the account; changing anything (submitting orders) needs 'manage'.
+    const accounts = request.method === 'GET' || request.method === 'HEAD' ? accountsVisibleTo(user, rights) : accountsManageableBy(user, rights);
+    return { kind: 'session', scope: `user:${user.id}`, source: 'console', actor: `user:${user.login}`, accounts };
   };
 }

@@ -101,6 +101,23 @@ export class SessionStore {
     return (results ?? []).slice(0, doomed.length).reduce((n, [, deleted]) => n + (Number(deleted) || 0), 0);
   }
 
+  /** Lockdown: ends every session of every user. Returns how many ended. */
+  async destroyAll(): Promise<number> {
+    let ended = 0;
+    for (const pattern of [`${this.prefix}:session:*`, `${this.prefix}:user-sessions:*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        if (keys.length) {
+          const deleted = await this.redis.del(...keys);
+          if (pattern.includes(':session:')) ended += deleted;
+        }
+      } while (cursor !== '0');
+    }
+    return ended;
+  }
+
   async countForUser(userId: string): Promise<number> {
     return this.redis.scard(this.userKey(userId));
   }

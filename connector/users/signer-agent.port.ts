@@ -2,21 +2,35 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 
 /**
- * What disabling a user asks of the signer agent (R-17, R-30: "their EDS no longer accepted"):
- * wipe the user's unlocked key at once. The agent identifies users by login.
+ * What the users capability asks of the signer agent (signer-agent/agent/README.md). The agent
+ * identifies users by login. Disabling a user wipes their unlocked key at once (R-17, R-30:
+ * "their EDS no longer accepted"); unlocking goes through the connector so that wrong keystore
+ * passwords count toward the user's lock-out (R-12: "the agent only counts").
  */
+export type KeyUnlockResult = { ok: true; status: unknown } | { ok: false; code: string; message: string; wrongPassword: boolean; httpStatus: number };
+
 export interface SignerAgentPort {
   /** Resolves with a warning text when the agent could not be reached (the block still holds in the connector). */
   lockUser(login: string): Promise<{ locked: boolean; warning?: string }>;
+  unlockKey(login: string, password: string): Promise<KeyUnlockResult>;
+  /** Enrolls a keystore with the user's IIN as the expected certificate IIN. */
+  enrollKey(login: string, keystorePath: string, expectedIin: string | null): Promise<unknown>;
+}
+
+function refusal(err: unknown): KeyUnlockResult {
+  if (err instanceof SignerAgentError) {
+    return { ok: false, code: err.code, message: err.message, wrongPassword: err.code === 'WRONG_PASSWORD', httpStatus: err.status >= 400 && err.status < 500 ? err.status : 502 };
+  }
+  return { ok: false, code: 'SIGNER_UNREACHABLE', message: 'the signer agent is not reachable; check connector-signer-agent', wrongPassword: false, httpStatus: 502 };
 }
 
 export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'>, cwd?: string): SignerAgentPort {
+  let client: SignerAgentClient | undefined;
+  const agent = () => (client ??= SignerAgentClient.fromConfig(config, cwd));
   return {
     async lockUser(login) {
-      let client: SignerAgentClient;
       try {
-        client = SignerAgentClient.fromConfig(config, cwd);
-        await client.lock(login);
+        await agent().lock(login);
         return { locked: true };
       } catch (err) {
         // A user with no enrolled key has nothing to lock.
@@ -25,8 +39,15 @@ export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'
         return { locked: false, warning: `signer agent did not confirm the key lock (${code}); the connector refuses this user's signatures regardless; check connector-signer-agent` };
       }
     },
+    async unlockKey(login, password) {
+      try {
+        return { ok: true, status: await agent().unlock(login, password) };
+      } catch (err) {
+        return refusal(err);
+      }
+    },
+    async enrollKey(login, keystorePath, expectedIin) {
+      return agent().enroll(login, { keystorePath, expectedIin });
+    },
   };
 }
-
-/** For tests and installations without an agent. */
-export const noSignerAgent: SignerAgentPort = { lockUser: async () => ({ locked: true }) };

@@ -4,13 +4,16 @@ import type { AppContext } from '../app/app-context';
 import { ApiError } from '../api/api-errors';
 import { appendAudit } from '../audit/audit.log';
 import { principalOf } from '../api/auth.hooks';
+import { Incident } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
+import { parseAmount } from '../shared/money';
+import { credentialStatus } from '../vault/credential.vault';
 import { accountsVisibleTo } from './authority';
 import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
-import { UserError, userError } from './user.errors';
-import { blockUser, changePassword, checkLogin, createUser, listUsers, resetPassword, rightView, showUser, unblockUser } from './user.service';
+import { MESSAGES, UserError, userError } from './user.errors';
+import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
 
 /**
  * People's HTTP API (INTERFACES.md "HTTP API"): login, change-password, logout, logout-all, me,
@@ -90,7 +93,7 @@ export function toApiError(err: unknown, context: AppContext): unknown {
     return new ApiError(err.httpStatus, err.code, err.message, err.details, err.headers);
   }
   if (err instanceof ConnectorError) {
-    const status = err.code === 'USER_NOT_FOUND' ? 404 : err.code === 'LOGIN_TAKEN' ? 409 : err.exitCode === 2 ? 400 : 422;
+    const status = err.code === 'USER_NOT_FOUND' || err.code === 'NO_SUCH_RIGHT' ? 404 : err.code === 'LOGIN_TAKEN' ? 409 : err.exitCode === 2 ? 400 : 422;
     return new ApiError(status, err.code, err.message);
   }
   return err;
@@ -125,6 +128,22 @@ function requireAdmin(request: FastifyRequest): SessionContext {
   return session;
 }
 
+/**
+ * What an admin must act on, shown at every `GET /api/v1/me`: the Client ID / Secret clocks (R-1,
+ * R-2: from day 75, urgent at day 85) and bank notices still owed for users who lost authority
+ * (R-17: within 1 business day).
+ */
+async function adminNotices(context: AppContext): Promise<Array<{ level: string; code: string; message: string; deadline?: string }>> {
+  const em = context.orm.em.fork();
+  const status = await credentialStatus({ em, clock: context.clock });
+  const notices: Array<{ level: string; code: string; message: string; deadline?: string }> = status.warnings.map((w) => ({ level: w.level, code: w.code, message: w.message }));
+  const open = await em.find(Incident, { kind: 'authority_revoked', status: 'open' }, { orderBy: { deadlineAt: 'asc' } });
+  for (const incident of open) {
+    notices.push({ level: 'urgent', code: 'BANK_NOTICE_DUE', message: incident.title, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
+  }
+  return notices;
+}
+
 const loginBody = z.object({ login: z.string().min(1).max(200), password: z.string().min(1).max(1024), totp: z.string().max(16).optional() }).strict();
 const changeBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }).strict();
 const createBody = z
@@ -132,6 +151,16 @@ const createBody = z
   .strict();
 const resetBody = z.object({ password: z.string().min(1).max(1024) }).strict();
 const blockBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const grantBody = z
+  .object({
+    account: z.string().min(1).max(34),
+    rights: z.enum(['info', 'manage']),
+    /** Tenge as a decimal string ("1000000.00"); money is never a float. */
+    limit: z.string().max(32).nullish(),
+    level: z.enum(['first', 'second']).nullish(),
+  })
+  .strict();
+const revokeBody = z.object({ account: z.string().min(1).max(34) }).strict();
 
 export function userRoutes(overrides: Partial<UsersWiring> = {}) {
   return (app: FastifyInstance, context: AppContext): void => {
@@ -195,7 +224,28 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
         rights: session.rights.map(rightView),
         sessionExpiresAt: new Date(session.expiresAt).toISOString(),
         idleTimeoutMinutes: context.config.users.sessionIdleMinutes,
+        ...(user.role === 'admin' ? { notices: await adminNotices(context) } : {}),
       };
+    });
+
+    // ---- the user's own EDS key in the signer agent ----
+    app.post('/api/v1/me/key/unlock', async (request) => {
+      const session = requireSession(request);
+      const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
+      if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
+      const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
+      const deps = userDeps(context, wiring);
+      if (result.ok) {
+        await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });
+        return { unlocked: true, key: result.status };
+      }
+      if (result.wrongPassword) {
+        // R-12: the agent counts, the users module decides: wrong keystore passwords lock the user too.
+        const { locked } = await mapped(context, () => recordKeystoreFailure(deps, session.user.login));
+        if (locked) throw new ApiError(423, 'LOCKED_TEMPORARILY', MESSAGES.LOCKED_TEMPORARILY[0]);
+        throw new ApiError(403, 'WRONG_PASSWORD', 'Неверный пароль ключа ЭЦП.');
+      }
+      throw new ApiError(result.httpStatus, result.code, result.message);
     });
 
     // ---- admin ----
@@ -231,6 +281,38 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const admin = requireAdmin(request);
       const body = parse(blockBody, request.body ?? {});
       return mapped(context, () => blockUser(userDeps(context, wiring), { login: (request.params as { login: string }).login, reason: body.reason, actor: `user:${admin.user.login}` }));
+    });
+
+    app.post('/api/v1/users/:login/grant', async (request) => {
+      const admin = requireAdmin(request);
+      const body = parse(grantBody, request.body);
+      const login = (request.params as { login: string }).login;
+      let limitTiyn: number | null = null;
+      if (body.limit != null) {
+        try {
+          limitTiyn = parseAmount(body.limit);
+        } catch (err) {
+          throw new ApiError(400, 'INVALID_REQUEST', `limit: ${(err as Error).message}`);
+        }
+      }
+      return mapped(context, async () => {
+        const deps = userDeps(context, wiring);
+        await grantRight(deps, { login, account: body.account, rights: body.rights, limitTiyn, level: body.level ?? null, actor: `user:${admin.user.login}` });
+        return showUser(deps, login);
+      });
+    });
+
+    app.post('/api/v1/users/:login/revoke', async (request) => {
+      const admin = requireAdmin(request);
+      const body = parse(revokeBody, request.body);
+      const login = (request.params as { login: string }).login;
+      return mapped(context, async () => {
+        const deps = userDeps(context, wiring);
+        if (!(await revokeRight(deps, { login, account: body.account, actor: `user:${admin.user.login}` }))) {
+          throw new ConnectorError('NO_SUCH_RIGHT', `${login} has no right on ${body.account}`);
+        }
+        return showUser(deps, login);
+      });
     });
 
     app.post('/api/v1/users/:login/unblock', async (request, reply) => {

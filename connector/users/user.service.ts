@@ -287,6 +287,17 @@ export async function enrollTotp(deps: UserDeps, input: { login: string; actor: 
   return { secret, uri: otpauthUri(secret, login) };
 }
 
+/** Enrolls the user's EDS keystore in the signer agent, with the user's IIN as the certificate IIN it must carry. */
+export async function enrollKey(deps: UserDeps, input: { login: string; keystorePath: string; actor: string }): Promise<unknown> {
+  if (!deps.signerAgent) throw new ConnectorError('SIGNER_UNAVAILABLE', 'no signer agent configured');
+  const user = await requireUser(deps.em, input.login);
+  if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
+  if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it (add the user with --iin)`);
+  const status = await deps.signerAgent.enrollKey(user.login, input.keystorePath, user.iin);
+  await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin }, at: deps.clock.now() });
+  return status;
+}
+
 export async function disableTotp(deps: UserDeps, input: { login: string; actor: string }): Promise<void> {
   const now = deps.clock.now();
   await deps.em.transactional(async (tx) => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
+import { openIncident } from '../incidents/incident.service';
 import { CredentialVault } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import type { Clock } from '../shared/clock';
@@ -21,7 +22,7 @@ export const BANK_LIMIT_DAYS = 90;
 
 /** Exactly what the admin must do (R-2, clauses 2.1.1-2.1.2 of the bank's terms). */
 export const REGENERATE_HINT =
-  'regenerate the Client Secret in Internet-banking (terms 2.1.1-2.1.2: Settings -> Business API -> regenerate), then run: connector credentials rotate --secret-stdin';
+  'log in to Internet-banking (terms 2.1.1-2.1.2: 2.1.1 sign in with your usual identification method; 2.1.2 open the API tab and generate the Client ID / Client Secret again), then run: connector credentials rotate --secret-stdin (add --client-id NEW_ID if the bank issued a new Client ID)';
 
 export interface CredentialWarning {
   level: 'warning' | 'urgent' | 'blocked';
@@ -49,10 +50,10 @@ function days(from: Date, to: Date): number {
 
 function clockWarnings(kind: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE', n: number, what: string): CredentialWarning[] {
   if (n >= URGENT_FROM_DAY) {
-    return [{ level: 'urgent', code: kind, message: `${what} ${n} days ago; the bank may block the pair at ${BANK_LIMIT_DAYS} days: ${REGENERATE_HINT}` }];
+    return [{ level: 'urgent', code: kind, message: `${what} ${n} days ago; the bank may block the pair at ${BANK_LIMIT_DAYS} days. Now: ${REGENERATE_HINT}` }];
   }
   if (n >= WARN_FROM_DAY) {
-    return [{ level: 'warning', code: kind, message: `${what} ${n} days ago (bank limit ${BANK_LIMIT_DAYS} days): plan to ${REGENERATE_HINT}` }];
+    return [{ level: 'warning', code: kind, message: `${what} ${n} days ago (the bank may block the pair at ${BANK_LIMIT_DAYS} days). Before then: ${REGENERATE_HINT}` }];
   }
   return [];
 }
@@ -84,7 +85,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
     });
   }
   warnings.push(...clockWarnings('CREDENTIALS_AGING', ageDays, 'the Client Secret was generated'));
-  warnings.push(...clockWarnings('CREDENTIALS_IDLE', idleDays, row.lastUsedAt ? 'the Business API was last used successfully' : 'the pair was generated and has never been used; last use'));
+  warnings.push(...clockWarnings('CREDENTIALS_IDLE', idleDays, row.lastUsedAt ? 'the Business API was last used successfully' : 'the pair has not been used since it was generated'));
   return {
     configured: true,
     clientId: row.clientId,
@@ -134,13 +135,15 @@ export async function setCredentials(deps: VaultDeps, input: { clientId: string;
 }
 
 /** `credentials rotate`: a new Client Secret for the same Client ID, regenerated in Internet-banking (2.1.1-2.1.2). */
-export async function rotateSecret(deps: VaultDeps, input: { clientSecret: string; actor: string }): Promise<CredentialStatus> {
+export async function rotateSecret(deps: VaultDeps, input: { clientSecret: string; clientId?: string; actor: string }): Promise<CredentialStatus> {
   checkSecret(input.clientSecret);
+  if (input.clientId !== undefined && !CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
     const row = await tx.findOne(CredentialVault, { id: 1 });
     if (!row) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID stored yet: run connector credentials set --client-id ID --secret-stdin first');
     const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);
+    if (input.clientId) row.clientId = input.clientId;
     if (previous === input.clientSecret) throw new ConnectorError('SECRET_UNCHANGED', 'this is the Client Secret already stored; regenerate a new one in Internet-banking (2.1.1-2.1.2)');
     Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
     await tx.flush();
@@ -165,6 +168,16 @@ export async function markCredentialsRevoked(deps: Pick<VaultDeps, 'em' | 'clock
     row.updatedBy = input.actor;
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.revoked', subject: row.clientId, details: { reason: row.revokedReason }, at: now });
+    // The admin must act (R-2): an incident says exactly what to do, once per revocation.
+    await openIncident(tx, {
+      kind: 'credentials_revoked',
+      severity: 'critical',
+      title: `The bank blocked or revoked Client ID ${row.clientId}; submission is stopped. ${REGENERATE_HINT}`,
+      evidence: { clientId: row.clientId, reason: row.revokedReason, revokedAt: now.toISOString() },
+      dedupeKey: `credentials_revoked:${row.clientId}:${row.generatedAt.toISOString()}`,
+      actor: input.actor,
+      now,
+    });
   });
 }
 
@@ -237,7 +250,10 @@ export class VaultCredentialsProvider implements CredentialsProvider {
     return markCredentialsRevoked(this.deps, { reason, actor: this.actor });
   }
 
-  credentialsUsable(): Promise<boolean> {
-    return credentialsUsable(this.deps);
+  async credentialsUsable(): Promise<boolean> {
+    const status = await credentialStatus(this.deps);
+    if (status.configured) return status.usable;
+    // No pair in the vault yet: the development fallback from config, when complete.
+    return Boolean(this.deps.config?.bank.clientId && this.deps.config.bank.clientSecretFile);
   }
 }

@@ -1,13 +1,9 @@
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { BusinessApiClient } from '../../adapters/bank/business-api/business-api.client';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
-import type { CredentialsProvider as BankCredentialsProvider } from '../../adapters/bank/business-api/credentials.provider';
 import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/calendar/kz-business-calendar';
 import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
 import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSource } from '../../connector/statements/statement.service';
-import { VaultCredentialsProvider } from '../../connector/vault/credential.vault';
-import { SecretBox } from '../../connector/vault/secret-box';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { testPausePoint } from '../test-hooks';
@@ -41,32 +37,11 @@ export const scheduleStatementsJob = defineJob({
 /** What the statements stage needs beyond a JobContext: a bank to ask (tests and the demo may give one). */
 export type StatementsContext = JobContext & { statementSource?: StatementSource };
 
-const sources = new WeakMap<object, StatementSource>();
 const calendars = new WeakMap<object, KzBusinessCalendar>();
 
-/**
- * The Business API client for this process: credentials from the vault (or, until it holds a
- * pair, bank.clientId + bank.clientSecretFile), built once per context.
- */
+/** The bank: the process's one Business API client (context.services, R-3), unless a test or the demo gives another. */
 export function statementSourceOf(context: StatementsContext): StatementSource {
-  if (context.statementSource) return context.statementSource;
-  // A process that already holds a bank client (e.g. `bank` wired for the submit stage) shares it.
-  const shared = (context as { bank?: Partial<StatementSource> }).bank;
-  if (shared && typeof shared.getStatement === 'function') return shared as StatementSource;
-  let source = sources.get(context);
-  if (!source) {
-    // The master key file is read only when the vault actually holds a pair to decrypt.
-    let box: SecretBox | undefined;
-    const lazyBox = { decrypt: (text: string, purpose: string) => (box ??= SecretBox.fromConfig(context.config)).decrypt(text, purpose) } as unknown as SecretBox;
-    const vault = new VaultCredentialsProvider({ em: context.orm.em.fork(), box: lazyBox, clock: context.clock, config: context.config }, 'system:statements');
-    const credentials: BankCredentialsProvider = {
-      getCredentials: () => vault.getClientCredentials(),
-      onRevoked: () => vault.markCredentialsRevoked('the bank answered CREDENTIALS_REVOKED to a statement request'),
-    };
-    source = BusinessApiClient.fromConfig(context.config.bank, { credentials, logger: context.logger });
-    sources.set(context, source);
-  }
-  return source;
+  return context.statementSource ?? context.services.bank();
 }
 
 export function calendarOf(context: Pick<JobContext, 'config'>): KzBusinessCalendar {

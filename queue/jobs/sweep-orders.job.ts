@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
-import { TRANSIENT_STATES, type OrderState } from '../../connector/orders/order-state';
+import type { OrderState } from '../../connector/orders/order-state';
 import { validateOrderJob } from './validate-order.job';
+import { signOrderJob } from './sign-order.job';
+import { submitOrderJob } from './submit-order.job';
+import { trackOrderJob } from './track-order.job';
 import type { QueueSet } from '../queue.factory';
 
 export const sweepOrdersJob = defineJob({
@@ -17,6 +20,11 @@ export const sweepOrdersJob = defineJob({
  */
 export const STAGE_JOBS: Partial<Record<OrderState, AnyJobDefinition>> = {
   received: validateOrderJob,
+  validated: signOrderJob,
+  awaiting_signatures: signOrderJob,
+  signed: submitOrderJob,
+  submitting: submitOrderJob,
+  submitted: trackOrderJob,
 };
 
 /**
@@ -46,7 +54,7 @@ export async function requeueOrder(queues: QueueSet, state: OrderState, orderId:
  * re-queued. This also rebuilds every queue after Redis lost its data.
  */
 export async function sweepOrders(context: { orm: import('../../connector/persistence/database').Orm; queues: QueueSet; config: { sweeper: { staleAfterMs: number } } }, now: Date, limit = 5000): Promise<number> {
-  const states = TRANSIENT_STATES.filter((s) => STAGE_JOBS[s]);
+  const states = Object.keys(STAGE_JOBS) as OrderState[];
   if (states.length === 0) return 0;
   const cutoff = new Date(now.getTime() - context.config.sweeper.staleAfterMs);
   const rows = await context.orm.em.fork().execute<Array<{ id: string; state: OrderState }>>(

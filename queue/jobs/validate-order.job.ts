@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import { validateStoredOrder } from '../../connector/orders/order-validation';
 import { testPausePoint } from '../test-hooks';
+import { signOrderJob } from './sign-order.job';
 
 export const validateOrderJob = defineJob({
   name: 'order.validate',
@@ -17,5 +18,7 @@ export const handleValidateOrder: JobHandler<typeof validateOrderJob.payload> = 
   const em = context.orm.em.fork();
   const result = await validateStoredOrder(em, payload.orderId, context.validator, { actor: 'worker', now: context.clock.now() });
   log.info({ event: 'order.validate.done', state: result.state, changed: result.changed });
+  // Also when this is a re-run that found the order validated: the next stage must be queued.
+  if (result.state === 'validated') await context.queues.add(signOrderJob, { orderId: payload.orderId });
   return result;
 };

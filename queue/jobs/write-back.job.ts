@@ -12,7 +12,8 @@ import { ConnectorError } from '../../connector/shared/errors';
 import { formatAmount } from '../../connector/shared/money';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
-import { isoDateOf, loadStoredStatement } from '../../connector/statements/statement.store';
+import { loadStoredStatement } from '../../connector/statements/statement.repository';
+import { isoDateOf } from '../../connector/statements/statement.store';
 import type { StatementData } from '../../connector/statements/statement.model';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -96,16 +97,6 @@ export async function writeOnce(
   });
 }
 
-/** The account holder as the ERP knows it: from the latest order paid from the account. */
-async function ownerOf(em: EntityManager, account: string): Promise<StatementOwner> {
-  const rows = await em.execute<Array<{ payer_name: string; payer_iin_bin: string; payer_bic: string; payer_kod: string }>>(
-    'select payer_name, payer_iin_bin, payer_bic, payer_kod from payment_order where payer_iban = ? order by created_at desc limit 1',
-    [account],
-  );
-  const r = rows[0];
-  return r ? { name: r.payer_name, iinBin: r.payer_iin_bin, bic: r.payer_bic, code: r.payer_kod } : { name: '', iinBin: '', bic: '' };
-}
-
 /**
  * Several accounts in one exchange file: 1C's format allows several `РасчСчет` header keys and
  * `СекцияРасчСчет` blocks (each followed here by that account's documents). The header of the
@@ -126,14 +117,15 @@ function encode(text: string, encoding: Encoding): Buffer {
   return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
 
-/** The stored statements of `accounts` for [from, to] (accounts with nothing stored are left out). */
-export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<StatementData[]> {
-  const out: StatementData[] = [];
+/** The stored statements of `accounts` for [from, to] with their holders (accounts with nothing stored are left out). */
+export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {
+  const out: Array<{ statement: StatementData; owner: StatementOwner }> = [];
   for (const account of accounts) {
     try {
-      out.push(await loadStoredStatement(em, account, from, to));
+      const stored = await loadStoredStatement(em, account, from, to);
+      out.push({ statement: stored.statement, owner: stored.holder });
     } catch (err) {
-      if (!(err instanceof ConnectorError && err.code === 'STATEMENT_NOT_STORED')) throw err;
+      if (!(err instanceof ConnectorError && err.code === 'NO_STATEMENT')) throw err;
     }
   }
   return out;
@@ -147,20 +139,19 @@ export async function renderStatementFile(
   to: string,
   encoding: Encoding,
 ): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[] }> {
-  const statements = await storedStatements(em, accounts, from, to);
-  if (statements.length === 0) {
-    throw new ConnectorError('STATEMENT_NOT_STORED', `no statement covering ${from} has been fetched for ${accounts.join(', ') || 'any account'}`);
+  const stored = await storedStatements(em, accounts, from, to);
+  if (stored.length === 0) {
+    throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
   }
-  const owners = await Promise.all(statements.map((s) => ownerOf(em, s.account)));
   const render = (createdAt: Date): Buffer =>
     encode(
       mergeStatementTexts(
-        statements.map((s, i) => renderOnecStatement(s, { encoding, owner: owners[i], createdAt })),
-        statements.map((s) => s.account),
+        stored.map((s) => renderOnecStatement(s.statement, { encoding, owner: s.owner, createdAt })),
+        stored.map((s) => s.statement.account),
       ),
       encoding,
     );
-  return { render, statements };
+  return { render, statements: stored.map((s) => s.statement) };
 }
 
 function inboxPath(context: Pick<JobContext, 'config'>, file: string): string {
@@ -268,9 +259,9 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
   const { accounts, from, to } = await defaults(context);
   let statement: { path: string; written: boolean } | null = null;
   const em = context.orm.em.fork();
-  const statements = await storedStatements(em, accounts, from, to);
-  if (statements.length) {
-    const { render } = await renderStatementFile(em, statements.map((s) => s.account), from, to, context.config.onec.encoding);
+  const stored = await storedStatements(em, accounts, from, to);
+  if (stored.length) {
+    const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding);
     statement = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
   }
   const status = await writeStatusReport(context, { onlyIfChanged: true });

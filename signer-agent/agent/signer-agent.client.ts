@@ -1,4 +1,5 @@
 import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
+import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
 import { readToken, resolveTokenFile } from './agent-token.store';
@@ -100,7 +101,8 @@ export class SignerAgentClient {
       maxBodyLength: 256 * 1024 * 1024,
     };
     if (options.url.startsWith('unix:')) {
-      this.http = axios.create({ ...base, baseURL: 'http://localhost', socketPath: options.url.slice('unix:'.length) });
+      const socket = options.url.slice('unix:'.length);
+      this.http = axios.create({ ...base, baseURL: 'http://localhost', socketPath: isAbsolute(socket) ? socket : resolve(options.cwd ?? process.cwd(), socket) });
     } else {
       this.http = axios.create({ ...base, baseURL: options.url.replace(/\/+$/, '') });
     }

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { crlPathsFromConfig } from '../certificates/crl.refresher';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { clockFromConfig } from '../../connector/shared/clock';
 import { ConnectorError } from '../../connector/shared/errors';
@@ -79,7 +80,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     setup: {
       testMode: config.testMode,
       trust: config.signer.trust.map(at),
-      crl: config.signer.crl.map(at),
+      crl: crlPathsFromConfig(config, cwd),
       requireRevocation: config.signer.requireRevocation,
     },
     onWorkerLost: () => late.service?.onWorkerLost(),

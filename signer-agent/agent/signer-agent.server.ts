@@ -79,24 +79,26 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     if (request.headers.origin !== undefined) return sendError(reply, new ConnectorError('ORIGIN_REFUSED', 'the signer agent does not serve browsers'));
     if (request.method === 'GET' && request.url === '/health') return;
     if (!tokenMatches(bearerToken(request.headers.authorization), token)) {
-      metrics.failed('UNAUTHENTICATED');
       return sendError(reply, new ConnectorError('UNAUTHENTICATED', 'missing or wrong bearer token; see CONNECTOR_SIGNER_TOKEN_FILE'));
     }
   });
+
+  // Every refusal the agent answers is counted once, here, by its code (issue 11: failures by code).
+  const sendError = (reply: FastifyReply, err: ConnectorError): FastifyReply => {
+    metrics.failed(err.code);
+    return sendErrorBody(reply, err);
+  };
 
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _request, reply) => {
     if (err instanceof ConnectorError) return sendError(reply, err);
     // Fastify's own errors (body parsing, size). Their messages may quote the body: never echoed.
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      metrics.failed('DOCUMENT_TOO_LARGE');
       return sendError(reply, new ConnectorError('DOCUMENT_TOO_LARGE', `the request body is larger than the agent accepts (${options.maxDocumentBytes} document bytes)`));
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      metrics.failed('INVALID_REQUEST');
       return sendError(reply, new ConnectorError('INVALID_REQUEST', 'the request body is not valid JSON of the expected content type (application/json)'));
     }
     options.logger.error({ event: 'signer.http.error', err: { name: err.name, code: err.code } }, 'unexpected error');
-    metrics.failed('INTERNAL');
     return sendError(reply, new ConnectorError('INTERNAL', 'internal error of the signer agent; see its log'));
   });
 
@@ -161,10 +163,21 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     };
   });
 
-  app.post('/v1/lockdown', async (request): Promise<LockdownResponse> => {
-    // The body is optional: a lockdown must never fail on its input.
-    const parsed = lockdownBodySchema.safeParse(request.body ?? {});
-    return service.lockdown(parsed.success ? (parsed.data.reason ?? null) : null);
+  // A lockdown must never fail on its input: in its own scope any body (none, empty, not JSON,
+  // another content type) is accepted, and only a well-formed reason is kept.
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+      try {
+        done(null, typeof body === 'string' && body.trim() ? JSON.parse(body) : {});
+      } catch {
+        done(null, {});
+      }
+    });
+    scope.post('/v1/lockdown', async (request): Promise<LockdownResponse> => {
+      const parsed = lockdownBodySchema.safeParse(request.body ?? {});
+      return service.lockdown(parsed.success ? (parsed.data.reason ?? null) : null);
+    });
   });
 
   return app;
@@ -176,7 +189,7 @@ export function hostWithoutPort(host: string): string {
   return host.split(':')[0];
 }
 
-function sendError(reply: FastifyReply, err: ConnectorError): FastifyReply {
+function sendErrorBody(reply: FastifyReply, err: ConnectorError): FastifyReply {
   const body: AgentErrorBody = { code: err.code, message: err.message };
   if (err.details !== undefined) body.details = err.details;
   return reply.code(httpStatusOf(err.code)).type('application/json; charset=utf-8').send(body);

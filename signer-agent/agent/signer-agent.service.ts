@@ -75,9 +75,9 @@ export class SignerAgentService {
     try {
       info = await stat(path);
     } catch (err) {
-      throw this.fail(new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`));
+      throw new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
-    if (!info.isFile()) throw this.fail(new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} is not a file`));
+    if (!info.isFile()) throw new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} is not a file`);
     // A new enrolment replaces the old one: the old key must not stay unlocked under it.
     if (this.deps.sessions.end(userId, 'unenrolled', false)) this.deps.pool.lock(userId);
     this.deps.registry.enroll(userId, path, expectedIin, this.now());
@@ -101,7 +101,7 @@ export class SignerAgentService {
   async unlock(userId: string, password: string): Promise<UserStatus> {
     this.refuseWhenShuttingDown();
     const enrolment = this.requireEnrolment(userId);
-    if (this.unlocking.has(userId)) throw this.fail(new ConnectorError('UNLOCK_IN_PROGRESS', `an unlock of user ${userId}'s key is already in progress`));
+    if (this.unlocking.has(userId)) throw new ConnectorError('UNLOCK_IN_PROGRESS', `an unlock of user ${userId}'s key is already in progress`);
     const ticket = { cancelled: false };
     this.unlocking.set(userId, ticket);
     try {
@@ -113,8 +113,12 @@ export class SignerAgentService {
         throw new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${enrolment.keystorePath} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
       const epoch = this.deps.pool.currentEpoch();
-      const facts = await this.deps.pool.unlock(userId, p12, password, enrolment.expectedIin);
-      p12.fill(0);
+      let facts: KeyFacts;
+      try {
+        facts = await this.deps.pool.unlock(userId, p12, password, enrolment.expectedIin);
+      } finally {
+        p12.fill(0);
+      }
       if (ticket.cancelled || this.deps.pool.currentEpoch() !== epoch || this.shuttingDown) {
         this.deps.pool.lock(userId);
         throw new ConnectorError('KEY_LOCKED', `user ${userId}'s key was locked while it was being unlocked`);
@@ -132,17 +136,15 @@ export class SignerAgentService {
         this.deps.metrics.unlockOutcome('wrong_password');
         this.deps.logger.warn({ event: 'signer.unlock.wrong_password', userId, wrongPasswordCount: updated.wrongPasswordCount }, 'wrong keystore password');
         this.journal({ event: 'unlock_refused', at: this.now().toISOString(), userId, code: coded.code, wrongPasswordCount: updated.wrongPasswordCount });
-        throw this.fail(
-          new ConnectorError('WRONG_PASSWORD', `wrong keystore password for user ${userId} (${updated.wrongPasswordCount} in a row)`, 1, {
-            wrongPasswordCount: updated.wrongPasswordCount,
-            wrongPasswordTotal: updated.wrongPasswordTotal,
-          }),
-        );
+        throw new ConnectorError('WRONG_PASSWORD', `wrong keystore password for user ${userId} (${updated.wrongPasswordCount} in a row)`, 1, {
+          wrongPasswordCount: updated.wrongPasswordCount,
+          wrongPasswordTotal: updated.wrongPasswordTotal,
+        });
       }
       this.deps.metrics.unlockOutcome('refused');
       this.deps.logger.warn({ event: 'signer.unlock.refused', userId, code: coded.code }, coded.message);
       this.journal({ event: 'unlock_refused', at: this.now().toISOString(), userId, code: coded.code });
-      throw this.fail(coded);
+      throw coded;
     } finally {
       this.unlocking.delete(userId);
     }
@@ -176,7 +178,7 @@ export class SignerAgentService {
     const refuse = (err: ConnectorError): ConnectorError => {
       this.journal({ event: 'sign_refused', at: this.now().toISOString(), userId: request.userId, orderId: request.orderId, documentSha256, code: err.code });
       this.deps.logger.warn({ event: 'signer.sign.refused', userId: request.userId, orderId: request.orderId, code: err.code }, err.message);
-      return this.fail(err);
+      return err;
     };
     if (this.shuttingDown) throw refuse(new ConnectorError('SHUTTING_DOWN', 'the signer agent is shutting down'));
     const enrolment = this.deps.registry.get(request.userId);
@@ -230,7 +232,7 @@ export class SignerAgentService {
       });
     } catch (err) {
       // Fail closed: a signature that is not on record is not handed out.
-      throw this.fail(err instanceof ConnectorError ? err : new ConnectorError('JOURNAL_UNAVAILABLE', 'the journal cannot be written'));
+      throw err instanceof ConnectorError ? err : new ConnectorError('JOURNAL_UNAVAILABLE', 'the journal cannot be written');
     }
     this.deps.sessions.touch(request.userId, this.now());
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -302,17 +304,12 @@ export class SignerAgentService {
 
   private requireEnrolment(userId: string): Enrolment {
     const enrolment = this.deps.registry.get(userId);
-    if (!enrolment) throw this.fail(new ConnectorError('NOT_ENROLLED', `user ${userId} has no enrolled keystore; enroll it first`));
+    if (!enrolment) throw new ConnectorError('NOT_ENROLLED', `user ${userId} has no enrolled keystore; enroll it first`);
     return enrolment;
   }
 
   private refuseWhenShuttingDown(): void {
-    if (this.shuttingDown) throw this.fail(new ConnectorError('SHUTTING_DOWN', 'the signer agent is shutting down'));
-  }
-
-  private fail(err: ConnectorError): ConnectorError {
-    this.deps.metrics.failed(err.code);
-    return err;
+    if (this.shuttingDown) throw new ConnectorError('SHUTTING_DOWN', 'the signer agent is shutting down');
   }
 
   private now(): Date {

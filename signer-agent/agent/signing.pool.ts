@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -128,7 +129,9 @@ export class SigningPool {
   }
 
   private spawn(): Slot {
-    const script = this.options.workerScript ?? join(__dirname, 'signing.worker.js');
+    // Compiled: the worker sits beside this file. Under ts-jest (sources) the built copy in dist/ is used.
+    const beside = join(__dirname, 'signing.worker.js');
+    const script = this.options.workerScript ?? (existsSync(beside) ? beside : join(__dirname, '..', '..', 'dist', 'signer-agent', 'agent', 'signing.worker.js'));
     const setup: WorkerSetup = { ...this.options.setup, epoch: this.epochBuffer };
     const worker = new Worker(script, { workerData: setup });
     const slot: Slot = { worker, pending: new Map(), ready: true };

@@ -1,35 +1,56 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
 import { openOrm } from '../../connector/persistence/database';
 
-describe('connector demo (child process, real services)', () => {
+describe('connector demo (child process, real services, bank sandbox, signer agent)', () => {
   let env: TestEnv;
   beforeAll(async () => {
     env = await createTestEnv('demo', {}, { migrate: false });
+    env.env.CONNECTOR_BANK_URL = `http://127.0.0.1:${await freePort()}`;
+    env.env.CONNECTOR_SIGNER_URL = `http://127.0.0.1:${await freePort()}`;
   });
   afterAll(async () => env.cleanup());
 
-  it('creates and migrates its database, runs the main job and leaves the result in PostgreSQL', async () => {
-    const res = await runCli(['demo'], { env: env.env, cwd: env.workDir, timeoutMs: 150_000 });
-    expect(res.stderr).not.toMatch(/ERROR/);
-    expect(res.code).toBe(0);
-    const lines = res.stdout.split('\n');
-    const summary = Object.fromEntries(lines.filter((l) => /^(executed|rejected|invalid|duplicates|statement): /.test(l)).map((l) => l.split(': ')));
+  const summaryOf = (stdout: string) =>
+    Object.fromEntries(
+      stdout
+        .split('\n')
+        .filter((l) => /^(executed|rejected|invalid|duplicates|statement): /.test(l))
+        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+    );
+
+  it('runs the main job end to end, twice, with no duplicate at the bank', async () => {
+    const dir = join(env.workDir, 'demo');
+    const first = await runCli(['demo', '--dir', dir], { env: env.env, cwd: env.workDir, timeoutMs: 150_000 });
+    expect(first.stderr).not.toMatch(/ERROR/);
+    expect(first.code).toBe(0);
+    const summary = summaryOf(first.stdout);
+    expect(summary).toMatchObject({ executed: '4', rejected: '1', invalid: '1', duplicates: '0' });
+    expect(summary.statement).toBe(join(dir, 'exchange', 'inbox', 'kl_to_1c.txt'));
+    expect(existsSync(summary.statement)).toBe(true);
+
+    // The statement is a 1C exchange file our reader accepts.
+    const parsed = await runCli(['onec', 'parse', summary.statement, '--json'], { env: env.env, cwd: env.workDir });
+    expect(parsed.code).toBe(0);
+    const last = JSON.parse(parsed.stdout.trim().split('\n').pop() as string);
+    expect(last.summary.documents).toBeGreaterThanOrEqual(4);
+
     const orm = await openOrm(env.config);
     try {
-      const rows = await orm.em.fork().execute<Array<{ state: string; n: string }>>("select state, count(*) as n from payment_order where source like 'demo:%' group by state");
+      const rows = await orm.em.fork().execute<Array<{ state: string; n: string }>>("select state, count(*) as n from payment_order where source = 'onec' group by state");
       const byState = Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
-      // What the demo printed is what the database holds.
-      expect(Number(summary.invalid)).toBe(byState.invalid ?? 0);
-      expect(Number(summary.executed)).toBe(byState.executed ?? 0);
-      expect(Number(summary.rejected)).toBe(byState.rejected ?? 0);
-      expect(byState.invalid).toBeGreaterThanOrEqual(1);
-      // Nothing is left half-way: every order of the run reached the end of the wired stages.
-      expect(byState.received ?? 0).toBe(0);
-      const events = await orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from order_event');
-      expect(Number(events[0].n)).toBeGreaterThanOrEqual(6);
+      expect(byState).toEqual({ executed: 4, rejected: 1, invalid: 1 });
+      // Every executed order carries its signatures (R-18): one, or two above the threshold.
+      const sigs = await orm.em.fork().execute<Array<{ n: string }>>("select count(*) as n from order_signature s join payment_order o on o.id = s.order_id where o.state = 'executed' and s.valid");
+      expect(Number(sigs[0].n)).toBe(5);
     } finally {
       await orm.close(true);
     }
+
+    const second = await runCli(['demo', '--dir', dir], { env: env.env, cwd: env.workDir, timeoutMs: 150_000 });
+    expect(second.code).toBe(0);
+    expect(summaryOf(second.stdout)).toMatchObject({ executed: '4', rejected: '1', invalid: '1', duplicates: '0' });
   });
 });

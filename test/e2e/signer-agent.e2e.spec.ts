@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { verifyCms } from '../../signer-agent/cms/cms.verifier';
-
 import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { CA, CRL, P12, testTrust } from '../fixtures/nca/fixtures';
 import { buildOnce, expectEventually, journalOf, runAgent, startAgent, type AgentProcess } from './signer-agent.harness';
@@ -19,7 +18,6 @@ jest.setTimeout(120_000);
 const RSA_MOMENT = '2021-06-01T00:00:00Z'; // inside the RSA 2021 test key's window (it has expired since)
 const GOST_MOMENT = '2022-09-01T00:00:00Z';
 const DOC = Buffer.from('<payment-order number="17" amount="7745.70">Оплата по счету 5</payment-order>\n', 'utf8');
-const itGost = it;
 
 async function refusal(promise: Promise<unknown>): Promise<SignerAgentError> {
   try {
@@ -155,7 +153,7 @@ describe('signer agent process (test mode)', () => {
     expect(other.code).toBe('DIGEST_MISMATCH');
   });
 
-  itGost('signs with a GOST 34.10-2015 key and cosigns after RSA; our verifier accepts both signers', async () => {
+  it('signs with a GOST 34.10-2015 key and cosigns after RSA; our verifier accepts both signers', async () => {
     await agent.client.enroll('gulnara', { keystorePath: P12.gostIndividual.path, expectedIin: '123456789012' });
     await agent.client.unlock('gulnara', P12.gostIndividual.password);
     const gost = await agent.client.sign('gulnara', { orderId: 'order-g', document: DOC, signingTime: GOST_MOMENT });
@@ -249,6 +247,13 @@ describe('signer agent process (test mode)', () => {
     const locked = await refusal(agent.client.sign('ivan', { orderId: 'o-ivan-2', document: DOC, signingTime: RSA_MOMENT }));
     expect([locked.status, locked.code]).toEqual([409, 'KEY_LOCKED']);
     expect((await agent.client.keyStatus('ivan')).unlocked).toBe(false);
+    await agent.client.unlock('ivan', RSA_PASSWORD);
+    await agent.client.unenroll('ivan');
+    expect((await refusal(agent.client.keyStatus('ivan'))).code).toBe('NOT_ENROLLED');
+    expect((await refusal(agent.client.sign('ivan', { orderId: 'o-ivan-3', document: DOC, signingTime: RSA_MOMENT }))).code).toBe('NOT_ENROLLED');
+    expect(journalOf(agent.dir).filter((r) => r.userId === 'ivan').map((r) => r.event)).toEqual(
+      expect.arrayContaining(['enrolled', 'unlocked', 'signed', 'locked', 'unenrolled']),
+    );
     expect((await refusal(agent.client.enroll('kim', { keystorePath: join(agent.dir, 'missing.p12') }))).code).toBe('KEYSTORE_UNREADABLE');
     expect((await refusal(agent.client.sign('alice', { orderId: 'bad id with spaces', document: DOC }))).code).toBe('INVALID_REQUEST');
   });
@@ -318,6 +323,17 @@ describe('signer agent process (test mode)', () => {
     expect(await agent.client.metrics()).toMatch(/signer_keys_unlocked 0\n/);
     const idle = await agent.client.lockdown();
     figures.push(`lockdown idle: elapsedMs ${idle.elapsedMs.toFixed(2)} ms`);
+    // Whatever the body, a lockdown with the token is carried out.
+    const auth = { authorization: `Bearer ${agent.token}` };
+    for (const [headers, body] of [
+      [{ ...auth, 'content-type': 'application/json' }, ''],
+      [{ ...auth, 'content-type': 'application/json' }, '{not json'],
+      [{ ...auth, 'content-type': 'text/plain' }, 'lock it all'],
+      [auth, undefined],
+    ] as Array<[Record<string, string>, string | undefined]>) {
+      const res = await raw(agent.url, 'POST', '/v1/lockdown', headers, body);
+      expect([res.status, JSON.parse(res.body).workers]).toEqual([200, 2]);
+    }
   });
 
   it('exits 0 on SIGTERM after wiping, and no password ever reached its output, journal or registry', async () => {
@@ -350,11 +366,37 @@ describe('signer agent process: sessions, addresses, modes', () => {
     }
   });
 
+  it('keeps enrolments, the wrong-password count and the token across a restart, but never an unlocked key', async () => {
+    const first = await startAgent({ config: { testMode: true, signer: { workers: 1 } } });
+    await first.client.enroll('alice', { keystorePath: P12.rsaSign2021.path });
+    await first.client.enroll('bob', { keystorePath: P12.rsaSign2021.path });
+    await first.client.unlock('bob', P12.rsaSign2021.password);
+    for (let i = 0; i < 2; i++) expect((await refusal(first.client.unlock('alice', `wrong-${i}-password`))).code).toBe('WRONG_PASSWORD');
+    expect(await first.stop()).toBe(0);
+    const second = await startAgent({ dir: first.dir });
+    try {
+      expect(second.token).toBe(first.token);
+      expect(await second.client.keyStatus('alice')).toMatchObject({ wrongPasswordCount: 2, unlocked: false });
+      expect(await second.client.keyStatus('bob')).toMatchObject({ unlocked: false });
+      expect((await refusal(second.client.sign('bob', { orderId: 'o', document: DOC, signingTime: RSA_MOMENT }))).code).toBe('KEY_LOCKED');
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('refuses to start on a non-loopback address, naming the rule (exit 1)', async () => {
     for (const args of [['--url', 'http://0.0.0.0:8901'], ['--url', 'http://192.168.10.5:8901']]) {
       const run = runAgent({ args });
       expect(await run.exited).toBe(1);
       expect(run.output()).toMatch(/SIGNER_NOT_LOOPBACK: .*127\.0\.0\.1/);
+    }
+    const first = await startAgent({ config: { testMode: true, signer: { workers: 1 } } });
+    try {
+      const taken = runAgent({ args: ['--url', first.url] });
+      expect(await taken.exited).toBe(1);
+      expect(taken.output()).toContain('SIGNER_LISTEN_FAILED');
+    } finally {
+      await first.stop();
     }
     const fromEnv = runAgent({ args: [], env: { CONNECTOR_SIGNER_URL: 'http://10.0.0.1:8901' } });
     expect(await fromEnv.exited).toBe(1);

@@ -36,7 +36,7 @@ describe('a worker killed mid-job (real child process, SIGKILL)', () => {
 
     const heir = startCli(['worker'], { env: env.env, cwd: env.workDir });
     try {
-      await eventually(async () => (await state()) === 'validated', { what: 'the next worker to finish the job', timeoutMs: 45_000 });
+      await eventually(async () => ['validated', 'awaiting_signatures'].includes(await state()), { what: 'the next worker to finish the job', timeoutMs: 45_000 });
       const [{ n }] = await context.orm.em.fork().execute<Array<{ n: string }>>("select count(*) as n from order_event where order_id = ? and to_state = 'validated'", [result.orderId]);
       expect(Number(n)).toBe(1);
     } finally {

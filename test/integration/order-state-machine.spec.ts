@@ -8,7 +8,7 @@ describe('order transitions on PostgreSQL', () => {
   let env: TestEnv;
   let orm: Orm;
   const enqueued: string[] = [];
-  const port = { enqueueValidate: async (ids: string[]) => void enqueued.push(...ids) };
+  const port = { enqueueValidate: async (ids: string[]) => void enqueued.push(...ids), enqueueValidated: async () => undefined };
 
   beforeAll(async () => {
     env = await createTestEnv('statemachine');

@@ -2,10 +2,12 @@ import type { NormalisedOrder } from '../../connector/orders/payment-order';
 
 /** A valid order (real check digits) with overridable fields. */
 export function sampleOrder(overrides: Partial<NormalisedOrder> = {}): NormalisedOrder {
+  // Today in Kazakhstan (UTC+5): the requisite rules refuse stale or future-dated documents.
+  const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
   return {
     number: '17',
-    date: '2026-11-25',
-    valueDate: '2026-11-25',
+    date: today,
+    valueDate: today,
     amount: '150000.00',
     currency: 'KZT',
     payer: { name: 'ТОО "Пример Плательщик"', iinBin: '200540000019', iban: 'KZ69998CTA0000000101', bic: 'TSESKZKA', kod: '17' },

@@ -1,6 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp } from '../../connector/users/user.service';
 import { SecretBox } from '../../connector/vault/secret-box';
+import { listIncidents } from '../../connector/incidents/incident.service';
 import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials, VaultCredentialsProvider } from '../../connector/vault/credential.vault';
 import { Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
@@ -104,6 +107,21 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   }
 });
 
+test('before the vault holds a pair, the provider uses bank.clientId + bank.clientSecretFile from config', async () => {
+  await env.context.orm.em.fork().execute('delete from credential_vault');
+  const file = join(env.dir, 'client.secret');
+  writeFileSync(file, 'File-Secret-123\n', { mode: 0o600 });
+  const deps = { em: env.context.orm.em.fork(), box: SecretBox.fromConfig(env.context.config), clock: env.context.clock };
+  const bare = new VaultCredentialsProvider(deps);
+  expect(await bare.credentialsUsable()).toBe(false);
+  await expect(bare.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_MISSING' });
+  const withConfig = new VaultCredentialsProvider({ ...deps, config: { bank: { clientId: 'dev-client', clientSecretFile: file } } });
+  expect(await withConfig.credentialsUsable()).toBe(true);
+  expect(await withConfig.getClientCredentials()).toEqual({ clientId: 'dev-client', clientSecret: 'File-Secret-123' });
+  await setCredentials(deps, { clientId: 'vault-client', clientSecret: 'Vault-Secret-123', actor: 'test' });
+  expect((await withConfig.getClientCredentials()).clientId).toBe('vault-client');
+});
+
 test('a revoked pair stops the provider and says what to do (R-2)', async () => {
   const box = SecretBox.fromConfig(env.context.config);
   const vault = { em: env.context.orm.em.fork(), box, clock: env.context.clock };
@@ -112,4 +130,12 @@ test('a revoked pair stops the provider and says what to do (R-2)', async () => 
   await markCredentialsRevoked(vault, { reason: 'bank answered 401 invalid_client', actor: 'test' });
   expect(await provider.credentialsUsable()).toBe(false);
   await expect(provider.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
+  // Reported twice by the bank: one incident.
+  await provider.markCredentialsRevoked('again');
+  const incidents = (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'credentials_revoked');
+  expect(incidents).toHaveLength(1);
+  expect(incidents[0].title).toMatch(/2\.1\.1-2\.1\.2/);
+  // Rotation makes the pair usable again.
+  await rotateSecret(vault, { clientSecret: 'After-Revoke-Secret', actor: 'test' });
+  expect(await provider.credentialsUsable()).toBe(true);
 });

@@ -188,4 +188,16 @@ describe('audit log tamper evidence', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(new RegExp(`^AUDIT_${kind.toUpperCase()}: record ${seq}\\b`, 'm'));
   });
+
+  test('a cut-off tail keeps the chain valid, but an exported archive anchors it', async () => {
+    const dir = join(env.dir, `anchor-${Date.now()}`);
+    expect((await cli(['archive', 'export', '--out', dir])).code).toBe(0);
+    expect((await cli(['audit', 'verify', '--anchor', dir])).code).toBe(0);
+    const last = snapshot[snapshot.length - 1].seq;
+    await env.context.orm.em.fork().execute('delete from audit_event where seq = ?', [last]);
+    expect((await verifyAudit(env.context.orm.em.fork())).ok).toBe(true);
+    const res = await cli(['audit', 'verify', '--anchor', dir]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(new RegExp(`^AUDIT_ANCHOR_MISMATCH: record ${last}, exported on .* is missing`, 'm'));
+  });
 });

@@ -1,9 +1,12 @@
 import { createApiKey } from '../../connector/api-keys/api-key.service';
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
-import { mayUserSign } from '../../connector/users/authority';
+import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents } from '../../connector/incidents/incident.service';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { usersWiring } from '../../connector/users/user-context';
+import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
@@ -83,6 +86,15 @@ describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhe
     expect((await a.changePassword('Change-Pass1', 'Changed-Pass2')).statusCode).toBe(204);
     expect((await a.request('GET', '/api/v1/me')).statusCode).toBe(200);
     expect((await other.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
+  test('lockdown ends every session of every user (SessionStore.destroyAll)', async () => {
+    const a = await activeUser(env, uniq('lockA'), 'viewer', 'Lockdown-Pass1');
+    const b = await activeUser(env, uniq('lockB'), 'operator', 'Lockdown-Pass1');
+    const ended = await usersWiring(env.context).sessions.destroyAll();
+    expect(ended).toBeGreaterThanOrEqual(2);
+    for (const s of [a, b]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect(await env.context.redis.keys(`${env.prefix}:session:*`)).toEqual([]);
   });
 
   test('Redis keeps only a hash of the session id under <prefix>:session:', async () => {
@@ -208,6 +220,26 @@ describe('R-16 authority and the orders endpoints with a session', () => {
     expect(seen1.length).toBe(1);
     expect(new Set(seen1)).toEqual(new Set([DEMO_ACCOUNTS[1]]));
     expect((await list(ba)).length).toBe(3);
+    const em = env.context.orm.em.fork();
+    expect(await accountsVisibleToUser(em, (await findUser(em, one))!.id)).toEqual([DEMO_ACCOUNTS[1]]);
+    expect(await accountsVisibleToUser(em, (await findUser(em, all))!.id)).toBe('all');
+    expect(await accountsVisibleToUser(em, (await findUser(em, none))!.id)).toEqual([]);
+  });
+
+  test.each([
+    ['viewer with information rights on all accounts', 'viewer', 'all', 'info', 403],
+    ['operator with information rights on the account', 'operator', DEMO_ACCOUNTS[0], 'info', 403],
+    ['operator who manages another account', 'operator', DEMO_ACCOUNTS[1], 'manage', 403],
+    ['operator who manages the account', 'operator', DEMO_ACCOUNTS[0], 'manage', 201],
+    ['operator who manages all accounts', 'operator', 'all', 'manage', 201],
+  ] as const)('a session submitting an order: %s -> %s', async (_what, role, account, rights, status) => {
+    const login = uniq('submit');
+    const b = await activeUser(env, login, role, 'Submit-Pass1');
+    await grantRight(env.deps(), { login, account, rights, actor: 'test' });
+    const order = demoOrders(uniq('s'), '2026-03-02')[0];
+    const res = await b.request('POST', '/api/v1/orders', order);
+    expect(res.statusCode).toBe(status);
+    if (status === 403) expect(res.json().code).toBe('ACCOUNT_NOT_ALLOWED');
   });
 
   test.each([
@@ -226,6 +258,25 @@ describe('R-16 authority and the orders endpoints with a session', () => {
   });
 });
 
+describe('the EDS key in the signer agent: wrong keystore passwords count toward the lock-out (R-12)', () => {
+  test('unlock through the session; 5 wrong keystore passwords lock the user and end the session', async () => {
+    const login = uniq('keyholder');
+    const b = await activeUser(env, login, 'signer', 'Holder-Pass1');
+    const ok = await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' });
+    expect([ok.statusCode, ok.json().unlocked]).toEqual([200, true]);
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i += 1) codes.push((await b.request('POST', '/api/v1/me/key/unlock', { password: `wrong-${i}` })).json().code);
+    expect(codes).toEqual(['WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'LOCKED_TEMPORARILY']);
+    expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    expect((await new Browser(env).login(login, 'Holder-Pass1')).statusCode).toBe(423);
+  });
+
+  test('a viewer has no key to unlock', async () => {
+    const b = await activeUser(env, uniq('nokey'), 'viewer', 'Nokey-Pass1');
+    expect((await b.request('POST', '/api/v1/me/key/unlock', { password: 'Key-Pass-1' })).statusCode).toBe(403);
+  });
+});
+
 describe('admin endpoints and R-17 disabling', () => {
   async function admin(): Promise<Browser> {
     const login = uniq('boss');
@@ -236,6 +287,17 @@ describe('admin endpoints and R-17 disabling', () => {
     expect((await b.changePassword('Boss-Pass-1', 'Boss-Pass-2')).statusCode).toBe(204);
     return b;
   }
+
+  test('admins see the Client ID / Secret clocks at GET /api/v1/me (R-1, R-2)', async () => {
+    const boss = await admin();
+    const box = SecretBox.fromConfig(env.context.config);
+    const generatedAt = new Date(env.clock.now().getTime() - 80 * DAY);
+    await setCredentials({ em: env.context.orm.em.fork(), box, clock: env.context.clock }, { clientId: 'client-me', clientSecret: 'Me-Client-Secret', actor: 'test', generatedAt });
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ level: 'warning', code: 'CREDENTIALS_AGING', message: expect.stringMatching(/80 days/) })]));
+    const viewer = await activeUser(env, uniq('peek'), 'viewer', 'Peek-Pass-1');
+    expect((await viewer.request('GET', '/api/v1/me')).json().notices).toBeUndefined();
+  });
 
   test('only admins manage users', async () => {
     const viewer = await activeUser(env, uniq('plain'), 'viewer', 'Plain-Pass1');
@@ -255,7 +317,11 @@ describe('admin endpoints and R-17 disabling', () => {
     const clerk = new Browser(env);
     expect((await clerk.login(login, 'Clerk-Start1')).json().mustChangePassword).toBe(true);
     expect((await clerk.changePassword('Clerk-Start1', 'Clerk-Own-2')).statusCode).toBe(204);
-    await grantRight(env.deps(), { login, account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first', actor: 'test' });
+    const granted = await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first', limit: '500000.00' });
+    expect(granted.statusCode).toBe(200);
+    expect(granted.json().rights).toEqual([{ account: DEMO_ACCOUNTS[0], rights: 'manage', limitTiyn: 50_000_000, level: 'first' }]);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: 'all', rights: 'info', limit: '1.00' })).statusCode).toBe(400);
+    expect((await boss.request('POST', `/api/v1/users/${login}/revoke`, { account: DEMO_ACCOUNTS[1] })).statusCode).toBe(404);
     const id = (await findUser(env.context.orm.em.fork(), login))!.id;
     expect((await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).allowed).toBe(true);
 
@@ -279,6 +345,9 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(reminder!.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
     expect(reminder!.deadlineAt!.getTime() - env.clock.now().getTime()).toBeLessThanOrEqual(4 * DAY);
     expect(blocked.json().incidentId).toBe(reminder!.id);
+    // The admin is reminded at every GET /api/v1/me until the incident is resolved.
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder!.deadlineAt!.toISOString() })]));
 
     expect((await boss.request('POST', `/api/v1/users/${login}/unblock`)).statusCode).toBe(204);
     expect((await new Browser(env).login(login, 'Clerk-Own-4')).statusCode).toBe(200);

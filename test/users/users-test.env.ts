@@ -69,11 +69,17 @@ export async function startUsersTestEnv(options: { start?: string; overrides?: R
   const clock = new OffsetClock(new Date(options.start ?? '2026-03-02T04:00:00Z'));
   const context: AppContext = { ...base, clock };
   const lockedAgentUsers: string[] = [];
+  // A stand-in agent: every key's password is "Key-Pass-1".
   const signerAgent: SignerAgentPort = {
     lockUser: async (login) => {
       lockedAgentUsers.push(login);
       return { locked: true };
     },
+    unlockKey: async (login, password) =>
+      password === 'Key-Pass-1'
+        ? { ok: true, status: { userId: login, unlocked: true } }
+        : { ok: false, code: 'WRONG_PASSWORD', message: 'wrong keystore password', wrongPassword: true, httpStatus: 403 },
+    enrollKey: async (login) => ({ userId: login }),
   };
   usersWiring(context, { signerAgent });
   const app = buildApiWithExtensions(context, { users: { signerAgent } });

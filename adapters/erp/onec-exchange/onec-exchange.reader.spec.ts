@@ -126,6 +126,28 @@ describe('encodings: the bytes decide', () => {
   });
 });
 
+describe('encoding decided on the first 64 KiB', () => {
+  it('a UTF-8 file whose 64 KiB boundary cuts a Cyrillic letter is still UTF-8, with no line warnings', () => {
+    const doc = ORDER_TEXT.slice(3, 20).join('\r\n') + '\r\n';
+    let text = ORDER_TEXT.slice(0, 3).join('\r\n') + '\r\n';
+    let n = 0;
+    while (Buffer.byteLength(text) < 200_000) {
+      text += doc.replace('НомерДокумента=17', `НомерДокумента=${++n}`);
+    }
+    text += 'КонецФайла\r\n';
+    const bytes = Buffer.from(text, 'utf8');
+    // the sniff boundary lands inside a two-byte letter in at least one of these shifts
+    for (const pad of [0, 1]) {
+      const shifted = Buffer.concat([Buffer.from(ORDER_TEXT[0] + '\r\n'), Buffer.from('Отправитель=' + 'x'.repeat(pad + 1) + '\r\n'), bytes.subarray(Buffer.byteLength(ORDER_TEXT[0] + '\r\n'))]);
+      const parsed = parseOnecExchange(shifted);
+      expect(parsed.file).toMatchObject({ encoding: 'utf8', complete: true, errors: [] });
+      expect(parsed.file.warnings.map((w) => w.code)).toEqual(['ENCODING_MISMATCH']);
+      expect(parsed.documents).toHaveLength(n);
+      expect(parsed.documents.every((d) => d.errors.length === 0 && d.order.payer.name === 'ТОО "Пример"')).toBe(true);
+    }
+  });
+});
+
 describe('grammar details', () => {
   it('matches keys case-insensitively and keeps unknown keys', () => {
     const lines = ORDER_TEXT.map((l) => (l.startsWith('Сумма=') ? 'СУММА=10.5' : l));

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { MoneyError, formatAmount, parseAmount } from '../../../connector/shared/money';
 import { OnecLineDecoder, type LineIssue } from './onec-line.decoder';
 import type { OnecBalance, OnecDocument, OnecEvent, OnecFileSummary, OnecHeader, OnecIssue, OnecOrder } from './onec-exchange.types';
@@ -150,6 +150,24 @@ interface KeyInfo {
   key: string;
   lk: string;
   li: LkInfo;
+  /** Which grammar marker the key is (MARKER_*), computed once per distinct key. */
+  marker: number;
+}
+
+const MARKER_NONE = 0;
+const MARKER_DOC_START = 1;
+const MARKER_BAL_START = 2;
+const MARKER_DOC_END = 3;
+const MARKER_BAL_END = 4;
+const MARKER_FILE_END = 5;
+
+function markerOf(lk: string): number {
+  if (lk === M.docStart) return MARKER_DOC_START;
+  if (lk === M.balStart) return MARKER_BAL_START;
+  if (lk === M.docEnd) return MARKER_DOC_END;
+  if (lk === M.balEnd) return MARKER_BAL_END;
+  if (lk === M.fileEnd) return MARKER_FILE_END;
+  return MARKER_NONE;
 }
 
 interface Entry {
@@ -304,7 +322,7 @@ export class OnecExchangeParser {
     }
     const key = n === text.length ? text : text.slice(0, n);
     const lk = key.toLowerCase();
-    const info: KeyInfo = { key, lk, li: this.lkInfo(lk) };
+    const info: KeyInfo = { key, lk, li: this.lkInfo(lk), marker: markerOf(lk) };
     // Bounded: a garbage file with millions of distinct "keys" must not grow the cache.
     if (this.keysCached < MAX_CACHED_KEYS) {
       if (bucket === undefined) bucket = this.keyBuckets[h] = [];
@@ -379,20 +397,21 @@ export class OnecExchangeParser {
     const lk = info.lk;
     const value = eq < 0 ? undefined : text.slice(eq + 1);
 
-    if (lk === M.docStart) {
+    const marker = info.marker;
+    if (marker === MARKER_DOC_START) {
       this.closeOpenSection(lineNo, out, 'СекцияДокумент');
       if (!this.headerEmitted) this.emitHeader(out);
       this.openSection('document', lineNo, text, value === undefined ? '' : unquote(value));
       return;
     }
-    if (lk === M.balStart) {
+    if (marker === MARKER_BAL_START) {
       this.closeOpenSection(lineNo, out, 'СекцияРасчСчет');
       if (!this.headerEmitted) this.emitHeader(out);
       this.openSection('balance', lineNo, text, '');
       this.sawBalance = true;
       return;
     }
-    if (lk === M.docEnd) {
+    if (marker === MARKER_DOC_END) {
       if (state === 'document') {
         this.textAdd(text);
         out.push(this.finishDocument(true, lineNo));
@@ -400,7 +419,7 @@ export class OnecExchangeParser {
       else this.fileWarnings.push(this.issue(lineNo, 'КонецДокумента', 'STRAY_END', `Строка ${lineNo}: КонецДокумента без начала документа`, `line ${lineNo}: КонецДокумента outside a document`));
       return;
     }
-    if (lk === M.balEnd) {
+    if (marker === MARKER_BAL_END) {
       if (state === 'balance') {
         this.textAdd(text);
         out.push(this.finishBalance(true, lineNo));
@@ -408,7 +427,7 @@ export class OnecExchangeParser {
       else this.fileWarnings.push(this.issue(lineNo, 'КонецРасчСчет', 'STRAY_END', `Строка ${lineNo}: КонецРасчСчет без СекцияРасчСчет`, `line ${lineNo}: КонецРасчСчет outside a balance block`));
       return;
     }
-    if (lk === M.fileEnd) {
+    if (marker === MARKER_FILE_END) {
       this.closeOpenSection(lineNo, out, 'КонецФайла');
       if (!this.headerEmitted) this.emitHeader(out);
       this.complete = true;
@@ -880,15 +899,30 @@ export async function* readOnecExchange(source: AsyncIterable<Buffer | string>, 
 
 const PUSH_BYTES = 64 * 1024;
 
-/** Streams a file from disk (256 KiB reads); I/O errors (missing file, no permission) are thrown. */
+/**
+ * Streams a file from disk: 256 KiB reads straight into the parser (no stream machinery between),
+ * pushed in 64 KiB slices. I/O errors (missing file, no permission) are thrown.
+ */
 export async function* readOnecExchangeFile(path: string, options: OnecReaderOptions = {}): AsyncGenerator<OnecEvent> {
-  const stream = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const handle = await open(path, 'r');
   try {
-    yield* readOnecExchange(stream, { fileName: path, ...options });
+    const parser = new OnecExchangeParser({ fileName: path, ...options });
+    while (!parser.rejected) {
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
+      if (bytesRead === 0) break;
+      for (let at = 0; at < bytesRead && !parser.rejected; at += PUSH_BYTES) {
+        const events = parser.push(buffer.subarray(at, Math.min(bytesRead, at + PUSH_BYTES)));
+        for (let i = 0; i < events.length; i += 1) yield events[i];
+      }
+    }
+    for (const e of parser.end()) yield e;
   } finally {
-    stream.destroy();
+    await handle.close();
   }
 }
+
+const READ_BYTES = 256 * 1024;
 
 export interface ParsedOnecFile {
   header: OnecHeader;

@@ -178,7 +178,8 @@ export class OnecLineDecoder {
   push(chunk: Buffer): void {
     this.bytes += chunk.length;
     if (!this.decision) {
-      this.sniff.push(chunk);
+      // Copied: the caller may reuse its buffer for the next read.
+      this.sniff.push(Buffer.from(chunk));
       this.sniffBytes += chunk.length;
       if (this.sniffBytes < SNIFF_BYTES) return;
       this.startWith(Buffer.concat(this.sniff));

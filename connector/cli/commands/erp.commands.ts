@@ -1,9 +1,18 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { judgeOnecDocument } from '../../../adapters/erp/onec-exchange/onec-document.judge';
 import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-exchange.reader';
 import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
+import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
+import { writeOnecStatusReport, type StatusReportEntry } from '../../../adapters/erp/onec-exchange/onec-status.writer';
+import { PaymentOrder } from '../../persistence/entities';
+import { withOrm } from '../../app/app-context';
+import { loadStoredStatement } from '../../statements/statement.repository';
+import { formatAmount } from '../../shared/money';
 import { defaultBankDirectory } from '../../requisites/bank-directory';
 import { checkBic } from '../../requisites/bic.validator';
 import { checkIban, checkIbanFormat, ibanBankCode } from '../../requisites/iban.validator';
@@ -26,6 +35,23 @@ export function registerErpCommands(program: Command): void {
     .argument('<file>', 'the 1CClientBankExchange file')
     .option('--json', 'JSON lines: one per document, then a summary line')
     .action(runAction(async (file: string, opts: { json?: boolean }) => parseCommand(file, Boolean(opts.json))));
+  onec
+    .command('statement')
+    .description('write the statement file 1C imports (kl_to_1c.txt) from the stored bank statement lines')
+    .requiredOption('--account <iban>', 'the account (IIK)')
+    .requiredOption('--from <date>', 'first day, YYYY-MM-DD')
+    .requiredOption('--to <date>', 'last day, YYYY-MM-DD')
+    .requiredOption('--out <file>', 'where to write the file')
+    .addOption(new Option('--encoding <encoding>', 'windows (cp1251, what 1C expects) or utf8').choices(['windows', 'utf8']))
+    .action(runAction(async (opts: StatementOptions) => statementCommand(opts)));
+  onec
+    .command('statuses')
+    .description('write the status report of exported documents for 1C users (accepted, executed, rejected with reason)')
+    .requiredOption('--out <file>', 'where to write the report')
+    .option('--since <iso>', 'only orders whose state changed at or after this moment')
+    .option('--source <source>', 'intake source of the orders', 'onec')
+    .addOption(new Option('--encoding <encoding>', 'windows (cp1251) or utf8').choices(['windows', 'utf8']))
+    .action(runAction(async (opts: StatusesOptions) => statusesCommand(opts)));
 
   program
     .command('validate')
@@ -115,6 +141,103 @@ async function parseCommand(file: string, json: boolean): Promise<number> {
     process.stderr.write(`NOT_EXCHANGE_FILE: ${first ? first.messageEn : `${file} is not a 1CClientBankExchange file`}\n`);
     return 2;
   }
+  return 0;
+}
+
+interface StatementOptions {
+  account: string;
+  from: string;
+  to: string;
+  out: string;
+  encoding?: 'windows' | 'utf8';
+}
+
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+async function statementCommand(opts: StatementOptions): Promise<number> {
+  for (const [name, value] of [
+    ['--from', opts.from],
+    ['--to', opts.to],
+  ] as const) {
+    if (!ISO_DAY.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`)) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
+      throw new UsageError(`${name} ${value} is not a date: expected YYYY-MM-DD`);
+    }
+  }
+  if (opts.from > opts.to) throw new UsageError(`--from ${opts.from} is after --to ${opts.to}`);
+  const account = opts.account.trim().toUpperCase();
+  const config = loadConfig();
+  const encoding = opts.encoding ?? config.onec.encoding;
+  const now = clockFromConfig(config).now();
+  const stored = await withOrm(config, (orm) => loadStoredStatement(orm.em.fork() as EntityManager, account, opts.from, opts.to));
+  const written = writeOnecStatement(stored.statement, {
+    encoding,
+    owner: { name: stored.holder.name, iinBin: stored.holder.iinBin, bic: stored.holder.bic, code: stored.holder.code },
+    createdAt: now,
+    utcOffsetMinutes: config.requisites.utcOffsetMinutes,
+  });
+  const out = writeAtomically(opts.out, written.bytes);
+  for (const w of [...stored.warnings, ...written.warnings]) process.stderr.write(`warning: ${w}\n`);
+  const s = stored.statement;
+  process.stderr.write(`${out}: ${s.lines.length} lines, ${s.periodFrom}..${s.periodTo}, opening ${formatAmount(s.openingBalance)}, closing ${formatAmount(s.closingBalance)} ${s.currency}, ${encoding === 'windows' ? 'cp1251' : 'utf8'}\n`);
+  process.stdout.write(`${out}\n`);
+  return 0;
+}
+
+interface StatusesOptions {
+  out: string;
+  since?: string;
+  source: string;
+  encoding?: 'windows' | 'utf8';
+}
+
+/** Writes bytes beside the target, then renames: 1C never reads a half-written file. */
+function writeAtomically(path: string, bytes: Buffer): string {
+  const out = resolve(path);
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, out);
+  return out;
+}
+
+/** The reason a 1C user reads: the bank's words, or the field errors of an invalid order (R-23). */
+function reasonOf(order: PaymentOrder): { reason?: string; reasonCode?: string } {
+  if (order.state === 'rejected') return { reason: order.bankReasonText ?? order.bankStatus ?? 'Отклонён банком без объяснения причины', reasonCode: order.bankReasonCode ?? undefined };
+  if (order.state === 'invalid') {
+    const errors = order.errors ?? [];
+    return { reason: errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'Ошибки в реквизитах', reasonCode: [...new Set(errors.map((e) => e.code))].join(',') || undefined };
+  }
+  if (order.state === 'failed') return { reason: 'Техническая ошибка при отправке; администратор коннектора повторит отправку' };
+  return {};
+}
+
+async function statusesCommand(opts: StatusesOptions): Promise<number> {
+  let since: Date | undefined;
+  if (opts.since !== undefined) {
+    since = new Date(opts.since);
+    if (Number.isNaN(since.getTime())) throw new UsageError(`--since ${opts.since} is not a moment: expected ISO, e.g. 2026-11-25T00:00:00Z`);
+  }
+  const config = loadConfig();
+  const now = clockFromConfig(config).now();
+  const orders = await withOrm(config, (orm) =>
+    orm.em.fork().find(PaymentOrder, since ? { source: opts.source, stateChangedAt: { $gte: since } } : { source: opts.source }, { orderBy: { docDate: 'asc', number: 'asc' } }),
+  );
+  const entries: StatusReportEntry[] = orders.map((o) => ({
+    number: o.number,
+    date: String(o.docDate).slice(0, 10),
+    amount: formatAmount(Number(o.amountTiyn)),
+    currency: o.currency,
+    beneficiaryName: o.beneficiaryName,
+    state: o.state,
+    at: o.stateChangedAt,
+    ...(o.bankReference ? { bankReference: o.bankReference } : {}),
+    ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
+    ...reasonOf(o),
+  }));
+  const encoding = opts.encoding ?? config.onec.encoding;
+  const out = writeAtomically(opts.out, writeOnecStatusReport(entries, { encoding, createdAt: now, utcOffsetMinutes: config.requisites.utcOffsetMinutes }));
+  process.stderr.write(`${out}: ${entries.length} documents\n`);
+  process.stdout.write(`${out}\n`);
   return 0;
 }
 

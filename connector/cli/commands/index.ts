@@ -7,7 +7,6 @@ import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
 import { registerSignerAgentCommands } from './signer-agent.commands';
 import { registerUsersCommands } from './users.commands';
-import { registerStatementsCommands } from './statements.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -24,6 +23,4 @@ export const commandRegistrars: RegisterCommands[] = [
   registerSignerCommands,
   registerSignerAgentCommands,
   registerUsersCommands,
-  // After the ERP commands: it adds `onec statement` to their `onec`.
-  registerStatementsCommands,
 ];

@@ -1,3 +1,4 @@
+import { crlPathsFromConfig } from '../../../signer-agent/certificates/crl.refresher';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../../config/load-config';
@@ -51,7 +52,7 @@ function trustContext(opts: TrustOptions): { trust: TrustStore; crls: CrlSet; re
   const config = loadConfig();
   const trust = loadTrustStore(opts.trust?.length ? opts.trust : defaultTrustPaths(config));
   // Configured CRL URLs are refreshed into files by the agent's scheduler; the CLI reads files only.
-  const crlPaths = opts.crl?.length ? opts.crl : config.signer.crl.filter((p) => !/^[a-z]+:\/\//i.test(p));
+  const crlPaths = opts.crl?.length ? opts.crl : crlPathsFromConfig(config);
   const at = parseAt(opts.at, () => clockFromConfig(config).now());
   return { trust, crls: loadCrls(crlPaths), requireRevocation: Boolean(opts.requireRevocation) || config.signer.requireRevocation, at };
 }

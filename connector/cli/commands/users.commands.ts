@@ -2,18 +2,19 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load-config';
 import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
 import { verifyAudit } from '../../audit/audit.log';
-import { exportArchive } from '../../archive/archive.export';
+import { checkAuditAnchor, exportArchive } from '../../archive/archive.export';
 import { parseAmount, formatAmount } from '../../shared/money';
 import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { userDeps } from '../../users/user-context';
 import { UserError } from '../../users/user.errors';
-import { blockUser, createUser, disableTotp, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
+import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
 import { credentialStatus, rotateSecret, setCredentials, type CredentialStatus } from '../../vault/credential.vault';
 import { rotateMasterKey } from '../../vault/master-key.rotation';
 import { SecretBox } from '../../vault/secret-box';
 import { printJson, say, table } from '../output';
 import { readSecretFromStdin, runAction } from '../run-action';
+import { readNewPassword } from '../secret.prompt';
 import { cliActor } from './foundation.commands';
 
 /**
@@ -56,11 +57,10 @@ export function registerUsersCommands(program: Command): void {
     .description('create a user; the initial password (stdin) must be changed at first login')
     .requiredOption('--role <role>', 'admin, signer, operator or viewer')
     .option('--iin <iin>', "the person's IIN (12 digits; matched against their EDS certificate)")
-    .option('--password-stdin', 'read the initial password from standard input (required: never argv)')
+    .option('--password-stdin', 'read the initial password from standard input (otherwise a hidden prompt; never argv)')
     .action(
       runAction(async (login: string, opts: { role: string; iin?: string; passwordStdin?: boolean }) => {
-        if (!opts.passwordStdin) throw new UsageError('give the initial password on standard input with --password-stdin (never on the command line)');
-        const password = await readSecretFromStdin('password');
+        const password = await readNewPassword(opts.passwordStdin, () => readSecretFromStdin('password'));
         return withContext(async (context) => {
           const user = await createUser(userDeps(context), { login, role: opts.role, iin: opts.iin ?? null, password, actor: cliActor() });
           say(`user ${user.login} (${user.role}) created; the password must be changed at first login`);
@@ -72,11 +72,10 @@ export function registerUsersCommands(program: Command): void {
   users
     .command('reset-password <login>')
     .description('set a new password (stdin); the user must change it at next login; their sessions end')
-    .option('--password-stdin', 'read the new password from standard input (required)')
+    .option('--password-stdin', 'read the new password from standard input (otherwise a hidden prompt)')
     .action(
       runAction(async (login: string, opts: { passwordStdin?: boolean }) => {
-        if (!opts.passwordStdin) throw new UsageError('give the new password on standard input with --password-stdin (never on the command line)');
-        const password = await readSecretFromStdin('password');
+        const password = await readNewPassword(opts.passwordStdin, () => readSecretFromStdin('password'));
         return withContext(async (context) => {
           await resetPassword(userDeps(context), { login, password, actor: cliActor() });
           say(`password of ${login} reset; it must be changed at next login`);
@@ -205,6 +204,20 @@ export function registerUsersCommands(program: Command): void {
     );
 
   users
+    .command('enroll-key <login>')
+    .description("enroll the user's EDS keystore in the signer agent; its certificate must carry the user's IIN")
+    .requiredOption('--keystore <path>', 'the PKCS#12 keystore (path as the signer agent sees it)')
+    .action(
+      runAction(async (login: string, opts: { keystore: string }) =>
+        withContext(async (context) => {
+          await enrollKey(userDeps(context), { login, keystorePath: opts.keystore, actor: cliActor() });
+          say(`keystore enrolled for ${login}; the user unlocks it with POST /api/v1/me/key/unlock`);
+          return 0;
+        }),
+      ),
+    );
+
+  users
     .command('totp-disable <login>')
     .action(
       runAction(async (login: string) =>
@@ -237,16 +250,17 @@ export function registerUsersCommands(program: Command): void {
     );
   credentials
     .command('rotate')
-    .description('store a regenerated Client Secret (Internet-banking 2.1.1-2.1.2) for the same Client ID')
+    .description('store a regenerated Client Secret (Internet-banking 2.1.1-2.1.2); both clocks restart')
     .option('--secret-stdin', 'read the new Client Secret from standard input (required)')
+    .option('--client-id <id>', 'the new Client ID, when the bank issued one with the new secret')
     .action(
-      runAction(async (opts: { secretStdin?: boolean }) => {
+      runAction(async (opts: { secretStdin?: boolean; clientId?: string }) => {
         if (!opts.secretStdin) throw new UsageError('give the new Client Secret on standard input with --secret-stdin (never on the command line)');
         const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
         const box = SecretBox.fromConfig(config);
         return withOrm(config, async (orm) => {
-          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, actor: cliActor() });
+          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor() });
           say(`Client Secret of ${status.clientId} rotated; both clocks restart today`);
           return 0;
         });
@@ -291,13 +305,17 @@ export function registerUsersCommands(program: Command): void {
     .command('verify')
     .description('exit 0 when the hash chain is intact; 1 naming the first modified, missing or reordered record')
     .option('--json', 'one JSON document')
+    .option('--anchor <archive-dir>', 'also check that the last audit record of an exported archive is still there, unchanged (detects a cut-off tail)')
     .action(
-      runAction(async (opts: { json?: boolean }) =>
+      runAction(async (opts: { json?: boolean; anchor?: string }) =>
         withOrm(loadConfig(), async (orm) => {
           const result = await verifyAudit(orm.em.fork());
-          if (opts.json) printJson(result);
-          if (!result.ok) throw new ConnectorError(`AUDIT_${result.problem!.kind.toUpperCase()}`, `${result.problem!.message}; the audit log was altered: treat it as an incident (connector lockdown) and restore from backup`);
-          say(`audit log intact: ${result.records} record(s)`);
+          const anchor = opts.anchor ? await checkAuditAnchor(orm.em.fork(), opts.anchor) : undefined;
+          if (opts.json) printJson({ ...result, ...(anchor ? { anchor } : {}) });
+          const restore = 'the audit log was altered: treat it as an incident (connector lockdown) and restore from backup';
+          if (!result.ok) throw new ConnectorError(`AUDIT_${result.problem!.kind.toUpperCase()}`, `${result.problem!.message}; ${restore}`);
+          if (anchor && !anchor.ok) throw new ConnectorError('AUDIT_ANCHOR_MISMATCH', `${anchor.message}; ${restore}`);
+          say(`audit log intact: ${result.records} record(s)${anchor ? `; ${anchor.message}` : ''}`);
           return 0;
         }),
       ),

@@ -1,7 +1,10 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000_foundation } from './Migration20261125000000_foundation';
 import { Migration20261125010000_users } from './Migration20261125010000_users';
-import { Migration20261125050000_statements } from './Migration20261125050000_statements';
+import { Migration20261125030000_pipeline } from './Migration20261125030000_pipeline';
+import { Migration20261125031000_submit_lease } from './Migration20261125031000_submit_lease';
+import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
+import { Migration20261125190000_statements } from './Migration20261125190000_statements';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -10,5 +13,8 @@ import { Migration20261125050000_statements } from './Migration20261125050000_st
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125000000_foundation', class: Migration20261125000000_foundation },
   { name: 'Migration20261125010000_users', class: Migration20261125010000_users },
-  { name: 'Migration20261125050000_statements', class: Migration20261125050000_statements },
+  { name: 'Migration20261125030000_pipeline', class: Migration20261125030000_pipeline },
+  { name: 'Migration20261125031000_submit_lease', class: Migration20261125031000_submit_lease },
+  { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
+  { name: 'Migration20261125190000_statements', class: Migration20261125190000_statements },
 ];

@@ -9,7 +9,7 @@ import { Migration } from '@mikro-orm/migrations';
  * - `writeback_mark` remembers the hash of what was last written to the ERP for each target, so
  *   each change is written exactly once (issue 15 stage 7).
  */
-export class Migration20261125050000_statements extends Migration {
+export class Migration20261125190000_statements extends Migration {
   override async up(): Promise<void> {
     this.addSql(`create unique index statement_period_key on statement (account, period_from, period_to);`);
     this.addSql(`alter table statement_line add column match_kind text null

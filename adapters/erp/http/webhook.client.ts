@@ -1,0 +1,37 @@
+import axios, { type AxiosInstance } from 'axios';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook } from './webhook.signature';
+
+/** The one HTTP primitive for ERP webhooks: a signed JSON POST, acknowledged by any 2xx. */
+export interface WebhookDelivery {
+  ok: boolean;
+  status?: number;
+  error?: string;
+}
+
+export class WebhookClient {
+  private readonly http: AxiosInstance;
+
+  constructor(
+    private readonly url: string,
+    private readonly secret: string,
+    timeoutMs: number,
+  ) {
+    // No redirects (a signed body must not be replayed elsewhere), every status handled here.
+    this.http = axios.create({ timeout: timeoutMs, maxRedirects: 0, validateStatus: () => true });
+  }
+
+  async post(body: string, now: Date): Promise<WebhookDelivery> {
+    const timestamp = Math.floor(now.getTime() / 1000);
+    try {
+      const res = await this.http.post(this.url, body, {
+        headers: { 'Content-Type': 'application/json', [TIMESTAMP_HEADER]: String(timestamp), [SIGNATURE_HEADER]: signWebhook(this.secret, timestamp, body) },
+        transformRequest: [(data: string) => data],
+      });
+      return res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `HTTP ${res.status}` };
+    } catch (err) {
+      // The URL may carry a token: never echo it; the error code says enough.
+      const code = (err as { code?: string }).code ?? 'ERROR';
+      return { ok: false, error: code };
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../app/app-context';
+import { sessionOf } from '../users/session.authenticator';
+import { accountsVisibleTo } from '../users/authority';
+import { completeSigning, prepareSigning, signAs } from '../../queue/order-signing';
+import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
+import { ApiError } from './api-errors';
+
+/**
+ * A person signs an order with their EDS (R-15, R-16): `POST /api/v1/orders/:id/sign` with a
+ * session; the user's key must be unlocked in the signer agent (`POST /api/v1/me/key/unlock`).
+ * The level comes from the user's right on the payer account; one person gives one signature.
+ */
+export function orderSigningRoutes(app: FastifyInstance, context: AppContext): void {
+  app.post('/api/v1/orders/:id/sign', async (request) => {
+    const session = sessionOf(request);
+    if (!session) throw new ApiError(403, 'SESSION_REQUIRED', 'a person signs with their own session, not with an API key');
+    const { id } = request.params as { id: string };
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    const state = await prepareSigning(context, id);
+    const visible = accountsVisibleTo(session.user, session.rights);
+    if (state && visible !== 'all' && !visible.includes(state.order.payerIban)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    if (!state) throw new ApiError(409, 'NOT_AWAITING_SIGNATURES', 'the order is not waiting for signatures');
+    let attempt;
+    try {
+      attempt = await signAs(context, state, session.user, { mandate: false });
+    } catch (err) {
+      if (err instanceof SignerAgentError) throw new ApiError(err.code === 'KEY_LOCKED' || err.code === 'NOT_ENROLLED' ? 409 : 422, err.code, err.message);
+      throw err;
+    }
+    if ('refused' in attempt) throw new ApiError(403, attempt.refused, `this signature cannot be given: ${attempt.refused}`);
+    const complete = await completeSigning(context, state);
+    return { id, signed: attempt.signed, missing: state.missing, state: complete ? 'signed' : 'awaiting_signatures' };
+  });
+}

@@ -1,0 +1,23 @@
+import { parseAmount } from '../shared/money';
+import type { ConnectorConfig } from '../../config/config.schema';
+
+export type SignLevel = 'first' | 'second';
+
+/**
+ * How many signatures an order needs (config `signing.rules`): for the order's account (or "*"),
+ * the rule with the highest `fromAmount` not above the amount. Who may give each is the users'
+ * authority (connector/users/authority.ts), asked separately.
+ */
+export function requiredLevels(rules: ConnectorConfig['signing']['rules'], account: string, amountTiyn: number): SignLevel[] {
+  const applicable = rules
+    .filter((r) => (r.account === account || r.account === '*') && parseAmount(r.fromAmount) <= amountTiyn)
+    // An account's own rules win over "*"; among them the highest threshold reached.
+    .sort((a, b) => Number(b.account !== '*') - Number(a.account !== '*') || parseAmount(b.fromAmount) - parseAmount(a.fromAmount));
+  const signatures = applicable[0]?.signatures ?? 1;
+  return signatures === 2 ? ['first', 'second'] : ['first'];
+}
+
+/** Logins whose standing mandate covers this account and amount (config `signing.mandates`). */
+export function mandatedLogins(mandates: ConnectorConfig['signing']['mandates'], account: string, amountTiyn: number): string[] {
+  return mandates.filter((m) => (m.account === account || m.account === '*') && amountTiyn <= parseAmount(m.upTo)).map((m) => m.login);
+}

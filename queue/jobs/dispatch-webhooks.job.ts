@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type IORedis from 'ioredis';
+import { z } from 'zod';
+import { WebhookClient } from '../../adapters/erp/http/webhook.client';
+import { ConnectorError } from '../../connector/shared/errors';
+import { formatAmount } from '../../connector/shared/money';
+import { defineJob, type JobHandler } from '../job-definition';
+import type { JobContext } from '../job-context';
+
+export const dispatchWebhooksJob = defineJob({
+  name: 'webhook.dispatch',
+  queue: 'writeback',
+  payload: z.object({}).passthrough(),
+  jobId: () => 'webhook-dispatch',
+});
+
+const CURSOR = 'default';
+
+export type DispatchResult =
+  | { status: 'disabled' | 'locked' | 'backoff' }
+  | { status: 'done'; delivered: number; failed?: { eventId: string; error: string; attempts: number } };
+
+interface EventRow {
+  id: string;
+  order_id: string;
+  from_state: string | null;
+  to_state: string;
+  reason: string | null;
+  at: Date;
+  erp_document_id: string | null;
+  number: string;
+  doc_date: string | Date;
+  amount_tiyn: string | number;
+  external_id: string;
+  source: string;
+  errors: unknown;
+}
+
+function isoDay(value: string | Date): string {
+  return typeof value === 'string' ? value.slice(0, 10) : new Date(value.getTime() - value.getTimezoneOffset() * 60_000).toISOString().slice(0, 10);
+}
+
+/**
+ * Status changes to the ERP's webhook URL (issue 12, INTERFACES.md "webhooks"): the `order_event`
+ * rows (written in the same transaction as each transition) are the outbox; they are POSTed in
+ * order, signed (HMAC-SHA256 over "<timestamp>.<body>"), and the cursor in PostgreSQL moves only
+ * when the ERP acknowledged with a 2xx. A failure is retried with a doubling backoff (1 s up to
+ * `webhooks.maxBackoffMs`) until acknowledged; later events wait, so the ERP sees them in order.
+ * At-least-once: a crash between delivery and the cursor update resends one event; the ERP
+ * deduplicates on `eventId`. The cursor starts at the events that exist when webhooks are first
+ * run, so enabling them does not replay history. One dispatcher at a time (Redis lock).
+ */
+export async function dispatchWebhooks(context: JobContext, redis: IORedis, options: { client?: WebhookClient; lockMs?: number } = {}): Promise<DispatchResult> {
+  const cfg = context.config.webhooks;
+  if (!cfg.url) return { status: 'disabled' };
+  let client = options.client;
+  if (!client) {
+    if (!cfg.secretFile) throw new ConnectorError('CONFIG_INVALID', 'webhooks.url is set but webhooks.secretFile is not: webhooks are signed with the secret in that file', 1);
+    client = new WebhookClient(cfg.url, readFileSync(cfg.secretFile, 'utf8').trim(), cfg.timeoutMs);
+  }
+  const lockMs = options.lockMs ?? 60_000;
+  const key = `${context.config.redis.prefix}:webhooks:lock`;
+  const me = `${process.pid}-${randomUUID()}`;
+  if ((await redis.set(key, me, 'PX', lockMs, 'NX')) !== 'OK') return { status: 'locked' };
+  try {
+    const em = context.orm.em.fork();
+    const now = context.clock.now();
+    await em.execute(
+      `insert into webhook_cursor (name, last_event_id, attempts, updated_at)
+       select ?, coalesce(max(id), 0), 0, ? from order_event
+       on conflict (name) do nothing`,
+      [CURSOR, now],
+    );
+    const [cursor] = await em.execute<Array<{ last_event_id: string; attempts: number; next_attempt_at: Date | null }>>(
+      'select last_event_id, attempts, next_attempt_at from webhook_cursor where name = ?',
+      [CURSOR],
+    );
+    if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
+    const events = await em.execute<EventRow[]>(
+      `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
+              p.amount_tiyn, p.external_id, p.source, p.errors
+         from order_event e join payment_order p on p.id = e.order_id
+        where e.id > ? order by e.id limit ?`,
+      [cursor.last_event_id, cfg.batchSize],
+    );
+    let delivered = 0;
+    let attempts = cursor.attempts;
+    for (const e of events) {
+      const body = JSON.stringify({
+        event: 'order.status',
+        eventId: String(e.id),
+        orderId: e.order_id,
+        erpDocumentId: e.erp_document_id,
+        source: e.source,
+        number: e.number,
+        date: isoDay(e.doc_date),
+        amount: formatAmount(Number(e.amount_tiyn)),
+        externalId: e.external_id,
+        state: e.to_state,
+        previousState: e.from_state,
+        reason: e.reason,
+        ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
+        at: new Date(e.at).toISOString(),
+      });
+      const result = await client.post(body, context.clock.now());
+      if (!result.ok) {
+        attempts += 1;
+        const backoffMs = Math.min(cfg.maxBackoffMs, 1000 * 2 ** Math.min(attempts - 1, 30));
+        const error = result.error ?? 'error';
+        await em.execute('update webhook_cursor set attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? where name = ?', [
+          attempts,
+          new Date(context.clock.now().getTime() + backoffMs),
+          error,
+          context.clock.now(),
+          CURSOR,
+        ]);
+        context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
+        return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
+      }
+      attempts = 0;
+      delivered += 1;
+      await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
+    }
+    return { status: 'done', delivered };
+  } finally {
+    const release = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+    await redis.eval(release, 1, key, me).catch(() => undefined);
+  }
+}
+
+export const handleDispatchWebhooks: JobHandler<typeof dispatchWebhooksJob.payload> = async (_payload, context, job) => {
+  const result = await dispatchWebhooks(context, context.queues.connection);
+  if (result.status === 'done' && (result.delivered > 0 || result.failed)) context.logger.child({ jobId: job.id }).info({ event: 'webhook.dispatched', ...result });
+  return result;
+};

@@ -1,0 +1,169 @@
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { defineJob, type JobHandler } from '../job-definition';
+import type { JobContext } from '../job-context';
+import { PaymentOrder } from '../../connector/persistence/entities';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { toNormalisedOrder } from '../../connector/orders/order.mapper';
+import { loadDocument, validSignatures } from '../../connector/signing/order-signatures';
+import { openIncident } from '../../connector/incidents/incident.service';
+import { appendAudit } from '../../connector/audit/audit.log';
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
+import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
+import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
+import { testPausePoint } from '../test-hooks';
+import { trackOrderJob } from './track-order.job';
+import { signOrderJob } from './sign-order.job';
+import { dropSignaturesOfRevokedSigners, waitAndRetry } from './pipeline.helpers';
+
+export const submitOrderJob = defineJob({
+  name: 'order.submit',
+  queue: 'submit',
+  payload: z.object({ orderId: z.string().uuid() }),
+  jobId: (p) => `submit-${p.orderId}`,
+});
+
+/** While the bank refuses our credentials we do not keep hammering it (R-31). */
+const CREDENTIALS_WAIT_MS = 60_000;
+
+async function markSubmitted(context: JobContext, orderId: string, doc: BankPaymentDocument, how: string): Promise<void> {
+  const em = context.orm.em.fork();
+  await transitionOrder(em, orderId, 'submitted', {
+    actor: 'worker',
+    from: 'submitting',
+    reason: how,
+    patch: { bankReference: doc.documentId, bankStatus: doc.status },
+    now: context.clock.now(),
+  });
+  await appendAudit(em, { actor: 'worker', action: 'order.submitted', subject: orderId, details: { documentId: doc.documentId, how } });
+  await context.queues.add(trackOrderJob, { orderId }, { delay: context.config.tracking.pollEveryMs });
+}
+
+async function markRejected(context: JobContext, orderId: string, err: BankError): Promise<void> {
+  await transitionOrder(context.orm.em.fork(), orderId, 'rejected', {
+    actor: 'bank',
+    from: 'submitting',
+    reason: `${err.reasonCode ?? err.details.bankCode ?? 'REJECTED'}: ${err.details.reasonText ?? err.message}`,
+    patch: { bankStatus: 'rejected', bankReasonCode: err.reasonCode ?? err.details.bankCode ?? 'REJECTED', bankReasonText: err.details.reasonText ?? err.message },
+    now: context.clock.now(),
+  });
+}
+
+/**
+ * Stage 4 (DESIGN.md), exactly once:
+ * 1. claim `signed -> submitting` with a conditional update (the guard: only one worker wins);
+ * 2. an order already in `submitting` may have reached the bank (a crash or timeout after the
+ *    send): look it up by its external id before anything is sent again (LESSONS.md 1);
+ * 3. send the frozen bytes and signatures under the stable external id, counting the attempt in
+ *    PostgreSQL first, so a crash between sending and recording is always followed by a lookup.
+ * RATE_LIMITED / MAINTENANCE / TRANSIENT / OUTCOME_UNKNOWN are retried with backoff (each retry
+ * starts with the lookup); REJECTED ends the order with the bank's reason (R-23);
+ * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31).
+ */
+export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
+  const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
+  const em = context.orm.em.fork();
+  let order = await em.findOne(PaymentOrder, { id: payload.orderId });
+  if (!order || (order.state !== 'signed' && order.state !== 'submitting')) return { state: order?.state ?? 'missing' };
+
+  if (!(await context.services.credentialsUsable())) {
+    return waitAndRetry(job, CREDENTIALS_WAIT_MS, 'credentials revoked');
+  }
+
+  if (order.state === 'signed') {
+    // R-17: a signer who lost authority since signing: back to awaiting signatures.
+    if ((await dropSignaturesOfRevokedSigners(context, order)) > 0) {
+      await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: 'a signer lost authority before submission (R-17)' });
+      await context.queues.add(signOrderJob, { orderId: order.id });
+      return { state: 'awaiting_signatures' };
+    }
+    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' });
+    if (!claim.changed) return { state: 'submitting', claimed: false };
+    order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
+  }
+
+  // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
+  const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
+  const lease = await em.execute<Array<{ submit_attempts: number }>>(
+    `update payment_order set send_lease_until = now() + make_interval(secs => ?)
+     where id = ? and state = 'submitting' and (send_lease_until is null or send_lease_until < now())
+     returning submit_attempts`,
+    [leaseSeconds, order.id],
+  );
+  if (lease.length === 0) {
+    const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
+    if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
+    return waitAndRetry(job, leaseSeconds * 1000, 'another worker holds the send lease');
+  }
+  const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
+
+  const bank = context.services.bank();
+  try {
+    if (Number(lease[0].submit_attempts) > 0) {
+      // The outcome of an earlier send is unknown: ask the bank first.
+      try {
+        const found = await bank.lookup(order.externalId);
+        await markSubmitted(context, order.id, found, 'found by external id after an earlier attempt');
+        return { state: 'submitted', via: 'lookup' };
+      } catch (err) {
+        if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
+      }
+    }
+    const document = await loadDocument(em, order.id);
+    const signatures = await validSignatures(em, order.id);
+    if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
+    const cms = signatures[signatures.length - 1].cms; // holds every signer
+    // Counted before the send: a crash between sending and recording is always followed by a lookup.
+    const counted = await em.execute<Array<{ submit_attempts: number }>>(
+      "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
+      [context.clock.now(), order.id],
+    );
+    if (counted.length === 0) return { state: 'moved-on' };
+    await testPausePoint(context, 'order.submit.before-send');
+    const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
+    await testPausePoint(context, 'order.submit.after-send');
+    await markSubmitted(context, order.id, accepted, accepted.created ? 'accepted by the bank' : 'the bank already had it under this external id');
+    log.info({ event: 'order.submit.accepted', documentId: accepted.documentId });
+    return { state: 'submitted' };
+  } catch (err) {
+    if (!(err instanceof BankError)) throw err;
+    log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
+    switch (err.code) {
+      case 'REJECTED':
+        await markRejected(context, order.id, err);
+        return { state: 'rejected', reason: err.reasonCode };
+      case 'CREDENTIALS_REVOKED':
+      case 'AUTH':
+        if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
+        await openIncident(context.orm.em.fork(), {
+          kind: 'credentials_revoked',
+          severity: 'critical',
+          title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
+          evidence: { code: err.code, httpStatus: err.details.httpStatus },
+          dedupeKey: 'credentials_revoked',
+          actor: 'worker',
+        });
+        return waitAndRetry(job, CREDENTIALS_WAIT_MS, err.code);
+      case 'RATE_LIMITED':
+      case 'MAINTENANCE':
+        // Honour Retry-After (R-24) without spending an attempt.
+        return waitAndRetry(job, err.retryAfterMs ?? context.config.queue.backoffMs, err.code);
+      default: {
+        // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
+        const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        if (last) {
+          await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
+            actor: 'worker',
+            from: 'submitting',
+            reason: `submission gave up after ${job.attemptsMade + 1} attempts`,
+            patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
+          });
+          return { state: 'failed' };
+        }
+        throw err;
+      }
+    }
+  } finally {
+    await releaseLease();
+  }
+};

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as iconv from 'iconv-lite';
+import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { onecToStatement } from '../../adapters/erp/onec-exchange/onec-statement.mapper';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { openOrm, type Orm } from '../../connector/persistence/database';
+import { Statement, StatementLine } from '../../connector/persistence/entities';
+import { runCli } from '../support/cli';
+import { sampleOrder } from '../support/orders.fixture';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/** `connector onec statement` on rows stored in a real PostgreSQL database (its own, dropped after). */
+describe('connector onec statement', () => {
+  let env: TestEnv;
+  let orm: Orm;
+  const ACCOUNT = 'KZ69998CTA0000000101';
+
+  beforeAll(async () => {
+    env = await createTestEnv('onecstmt');
+    orm = await openOrm(env.config);
+    const em = orm.em.fork();
+    await intakeOrders(em, 'test', [{ order: sampleOrder({ number: 'H-1' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const statement = (periodFrom: string, periodTo: string, opening: number, closing: number) =>
+      em.create(Statement, { id: randomUUID(), account: ACCOUNT, currency: 'KZT', periodFrom, periodTo, kind: 'booked', openingBalance: opening, closingBalance: closing, balanced: true, source: 'bank-json', fetchedAt: new Date() });
+    statement('2026-11-23', '2026-11-23', 100_000_000, 85_000_000);
+    statement('2026-11-24', '2026-11-24', 85_000_000, 106_950_000);
+    const line = (bankLineId: string, bookingDate: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
+      em.create(StatementLine, {
+        id: randomUUID(),
+        account: ACCOUNT,
+        bankLineId,
+        bookingDate,
+        valueDate: bookingDate,
+        direction,
+        amountTiyn,
+        currency: 'KZT',
+        status: 'booked',
+        kind: 'payment',
+        isFee: false,
+        counterpartyName: 'ТОО "Пример Получатель"',
+        counterpartyIinBin: '190840000015',
+        counterpartyIban: 'KZ78722S000000067890',
+        counterpartyBic: 'CASPKZKA',
+        purpose: `Оплата ${bankLineId}`,
+        knp: '710',
+        documentNumber: bankLineId.replace('BL-', ''),
+        documentDate: bookingDate,
+        createdAt: new Date(),
+        ...extra,
+      });
+    line('BL-1', '2026-11-23', 'debit', 15_000_000, { externalId: 'ext1', bankReference: 'ACB-1' });
+    line('BL-2', '2026-11-24', 'debit', 50_000, { kind: 'fee', isFee: true, purpose: 'Комиссия за платёж', knp: null, counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '920140000084', counterpartyIban: 'KZ24070105KSN0000000', counterpartyBic: 'TSESKZKA' });
+    line('BL-3', '2026-11-24', 'credit', 22_000_000, { counterpartyName: 'Иванов Иван Иванович', counterpartyIinBin: '850315300019', counterpartyIban: 'KZ288562203000011111', counterpartyBic: 'KCJBKZKX' });
+    line('BL-4', '2026-11-24', 'credit', 1_000, { status: 'pending' });
+    await em.flush();
+  });
+  afterAll(async () => {
+    await orm.close(true);
+    await env.cleanup();
+  });
+
+  it('writes the cp1251 file 1C imports: balances, every booked line, the holder on our side', async () => {
+    const out = join(env.workDir, 'inbox', 'kl_to_1c.txt');
+    const r = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir });
+    expect(r.stderr).not.toMatch(/warning/);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(out);
+    const bytes = readFileSync(out);
+    const text = iconv.decode(bytes, 'cp1251');
+    expect(text).toMatch(/^1CClientBankExchange\r\nВерсияФормата=1\.03\r\nКодировка=Windows\r\n/);
+    expect(text).toContain('\r\nНачальныйОстаток=1000000.00\r\nВсегоПоступило=220000.00\r\nВсегоСписано=150500.00\r\nКонечныйОстаток=1069500.00\r\n');
+    const parsed = parseOnecExchange(bytes);
+    expect(parsed.file).toMatchObject({ exchange: true, complete: true, encoding: 'cp1251', documents: 3, errors: [], warnings: [] });
+    const { statement } = onecToStatement(parsed);
+    expect(statement).toMatchObject({ account: ACCOUNT, periodFrom: '2026-11-23', periodTo: '2026-11-24', openingBalance: 100_000_000, closingBalance: 106_950_000 });
+    expect(statement.lines.map((l) => [l.bankLineId, l.direction, l.amount, l.kind])).toEqual([
+      ['BL-1', 'debit', 15_000_000, 'payment'],
+      ['BL-2', 'debit', 50_000, 'fee'],
+      ['BL-3', 'credit', 22_000_000, 'payment'],
+    ]);
+    expect(statement.lines[0]).toMatchObject({ externalId: 'ext1', bankReference: 'ACB-1', knp: '710', documentNumber: '1' });
+    // Our side of each document: the holder's name and BIN from its orders, the BIC from the IIK.
+    expect(parsed.documents[0].order.payer).toEqual({ name: 'ТОО "Пример Плательщик"', iinBin: '200540000019', iban: ACCOUNT, bic: 'TSESKZKA', kod: '17' });
+    expect(parsed.documents[2].order.beneficiary).toMatchObject({ iban: ACCOUNT, iinBin: '200540000019' });
+    expect(parsed.documents[0].debitedDate).toBe('2026-11-23');
+    expect(parsed.documents[2].creditedDate).toBe('2026-11-24');
+  });
+
+  it('one day: opening from the stored statement of that day; utf8 on request', async () => {
+    const out = join(env.workDir, 'day.txt');
+    const r = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-24', '--to', '2026-11-24', '--out', out, '--encoding', 'utf8'], { env: env.env, cwd: env.workDir });
+    expect(r.code).toBe(0);
+    const parsed = parseOnecExchange(readFileSync(out));
+    expect(parsed.file.encoding).toBe('utf8');
+    expect(parsed.balances[0]).toMatchObject({ opening: '850000.00', totalIn: '220000.00', totalOut: '500.00', closing: '1069500.00' });
+  });
+
+  it('connector onec statuses: each exported document with its state in Russian, refusals with the reason', async () => {
+    const em = orm.em.fork();
+    const [ok, bad] = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: 'S-1' }) }, { order: sampleOrder({ number: 'S-2', amount: '0.00' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await transitionOrder(orm.em.fork(), ok.orderId, 'validated', { actor: 'test' });
+    await transitionOrder(orm.em.fork(), bad.orderId, 'invalid', { actor: 'test', patch: { errors: [{ field: 'amount', code: 'AMOUNT_NOT_POSITIVE', message: 'Сумма должна быть больше нуля' }] } });
+    const out = join(env.workDir, 'inbox', 'statuses.txt');
+    const r = await runCli(['onec', 'statuses', '--out', out], { env: env.env, cwd: env.workDir });
+    expect(r.code).toBe(0);
+    const parsed = parseOnecExchange(readFileSync(out));
+    expect(parsed.file).toMatchObject({ exchange: true, complete: true, encoding: 'cp1251' });
+    expect(parsed.documents.map((d) => [d.order.number, d.order.raw['Статус'], d.order.raw['КодСтатуса'], d.order.raw['ПричинаОтказа']])).toEqual([
+      ['S-1', 'Проверен, готовится к подписи', 'validated', undefined],
+      ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'amount: Сумма должна быть больше нуля'],
+    ]);
+    expect(parsed.documents[1].order.raw['КодПричиныОтказа']).toBe('AMOUNT_NOT_POSITIVE');
+  });
+
+  it('refuses a period no stored statement covers (exit 1), and bad dates (exit 2)', async () => {
+    const none = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-01', '--to', '2026-11-02', '--out', join(env.workDir, 'x.txt')], { env: env.env, cwd: env.workDir });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^NO_STATEMENT: /m);
+    const bad = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-31', '--to', '2026-11-24', '--out', join(env.workDir, 'x.txt')], { env: env.env, cwd: env.workDir });
+    expect(bad.code).toBe(2);
+  });
+});

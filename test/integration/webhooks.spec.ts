@@ -1,0 +1,102 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { ManualClock } from '../../connector/shared/clock';
+import { dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
+import { sampleOrder } from '../support/orders.fixture';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/** Status webhooks to a real local HTTP endpoint, from real PostgreSQL rows. */
+describe('status webhooks', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let server: Server;
+  const received: { headers: IncomingMessage['headers']; body: string }[] = [];
+  let failNext = 0;
+  const SECRET = 'test-webhook-secret';
+  const clock = new ManualClock(new Date('2026-11-25T06:00:00Z'));
+  const noQueue = { enqueueValidate: async () => undefined };
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (failNext > 0) {
+          failNext -= 1;
+          res.writeHead(503).end();
+          return;
+        }
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    env = await createTestEnv('webhooks');
+    const secretFile = join(env.workDir, 'webhook.secret');
+    writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+    context = await createAppContext({ config: { ...env.config, webhooks: { ...env.config.webhooks, url: `http://127.0.0.1:${port}/hooks`, secretFile } }, role: 'worker' });
+    context.clock = clock;
+  });
+  afterAll(async () => {
+    await context.close();
+    await env.cleanup();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('starts after the events that already exist: enabling webhooks replays no history', async () => {
+    await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'OLD-1', erpDocumentId: 'old-1' }) }], noQueue, { actor: 't' });
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 0 });
+    expect(received).toHaveLength(0);
+  });
+
+  it('posts each status change in order, signed over "<timestamp>.<body>"', async () => {
+    const [order] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-1', erpDocumentId: 'erp-wh-1' }) }], noQueue, { actor: 't' });
+    await transitionOrder(context.orm.em.fork(), order.orderId, 'invalid', { actor: 't', reason: 'amount: amount must be positive', patch: { errors: [{ field: 'amount', code: 'AMOUNT_NOT_POSITIVE', message: 'Сумма должна быть больше нуля' }] } });
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 2 });
+    expect(received).toHaveLength(2);
+    const bodies = received.map((r) => JSON.parse(r.body));
+    expect(bodies.map((b) => [b.erpDocumentId, b.previousState, b.state])).toEqual([
+      ['erp-wh-1', null, 'received'],
+      ['erp-wh-1', 'received', 'invalid'],
+    ]);
+    expect(bodies[1]).toMatchObject({ event: 'order.status', orderId: order.orderId, number: 'WH-1', date: '2026-11-25', amount: '150000.00', errors: [expect.objectContaining({ code: 'AMOUNT_NOT_POSITIVE' })] });
+    for (const r of received) {
+      const ts = r.headers['x-connector-timestamp'] as string;
+      expect(ts).toBe(String(Math.floor(clock.now().getTime() / 1000)));
+      expect(r.headers['x-connector-signature']).toMatch(/^sha256=[0-9a-f]{64}$/);
+      expect(verifyWebhook(SECRET, ts, r.body, r.headers['x-connector-signature'] as string, clock.now())).toBe(true);
+      expect(verifyWebhook('another-secret', ts, r.body, r.headers['x-connector-signature'] as string, clock.now())).toBe(false);
+    }
+    // Nothing new: nothing sent twice.
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 0 });
+    expect(received).toHaveLength(2);
+  });
+
+  it('retries an unacknowledged event with backoff until the ERP answers 2xx; later events wait', async () => {
+    received.length = 0;
+    const [a] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-2', erpDocumentId: 'erp-wh-2' }) }], noQueue, { actor: 't' });
+    await transitionOrder(context.orm.em.fork(), a.orderId, 'validated', { actor: 't' });
+    failNext = 2;
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 0, failed: { error: 'HTTP 503', attempts: 1 } });
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'backoff' });
+    clock.advance(1_000);
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 0, failed: { attempts: 2 } });
+    clock.advance(1_000);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'backoff' });
+    clock.advance(1_000);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 2 });
+    expect(received.map((r) => JSON.parse(r.body).state)).toEqual(['received', 'validated']);
+  });
+
+  it('one dispatcher at a time', async () => {
+    await context.redis.set(`${env.config.redis.prefix}:webhooks:lock`, 'other', 'PX', 5_000);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'locked' });
+    await context.redis.del(`${env.config.redis.prefix}:webhooks:lock`);
+  });
+});
