@@ -224,6 +224,20 @@ export const configSchema = z
         staleAfterMs: z.number().int().min(1000).max(86_400_000).default(120_000),
       })
       .default({}),
+    /** Statements, reconciliation and write-back (issue 15 stages 5-7). */
+    pipeline: z
+      .object({
+        /**
+         * Accounts whose statements are fetched. Empty: the distinct payer accounts of orders not
+         * yet final or created in the last 3 days.
+         */
+        accounts: z.array(z.string().regex(/^KZ\d{2}[0-9A-Z]{16}$/, 'expected a Kazakhstan IBAN (KZ + 18)')).default([]),
+        /** How often each account's statement is fetched: today's (intraday) and the closed previous business day(s). */
+        statementsEveryMs: z.number().int().min(1000).max(86_400_000).default(15 * 60_000),
+        /** Orders whose document date is this recent appear in the status report for 1C. */
+        statusReportDays: z.number().int().min(1).max(366).default(7),
+      })
+      .default({}),
   })
   .strict();
 

@@ -5,6 +5,7 @@ import { sweepOrdersJob } from './jobs/sweep-orders.job';
 import { refreshCrlsJob } from './jobs/refresh-crls.job';
 import { scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
 import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
+import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 
 export interface ScheduleEntry {
   /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
@@ -23,6 +24,8 @@ export function schedules(context: JobContext): ScheduleEntry[] {
     { id: 'webhook-dispatch', everyMs: context.config.webhooks.everyMs, definition: dispatchWebhooksJob, data: {} },
     // Configured CRL URLs (signer.crl entries that are http(s) URLs); the job returns at once when there are none.
     { id: 'crl-refresh', everyMs: context.config.signer.crlRefreshMinutes * 60_000, definition: refreshCrlsJob, data: {} },
+    // Stage 5: every account's statement, today's and the closed previous business day(s) (issue 15).
+    { id: 'statements-schedule', everyMs: context.config.pipeline.statementsEveryMs, definition: scheduleStatementsJob, data: {} },
   ];
 }
 

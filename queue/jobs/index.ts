@@ -7,6 +7,8 @@ import { handleSubmitOrder, submitOrderJob } from './submit-order.job';
 import { handleTrackOrder, trackOrderJob } from './track-order.job';
 import { handleScanOnecOutbox, scanOnecOutboxJob } from './scan-onec-outbox.job';
 import { dispatchWebhooksJob, handleDispatchWebhooks } from './dispatch-webhooks.job';
+import { fetchStatementJob, handleFetchStatement, handleScheduleStatements, scheduleStatementsJob } from './fetch-statement.job';
+import { handleWriteBack, writeBackJob } from './write-back.job';
 
 /** Every job the connector runs, each with its handler. One line per job. */
 export const REGISTERED_JOBS: RegisteredJob[] = [
@@ -18,4 +20,7 @@ export const REGISTERED_JOBS: RegisteredJob[] = [
   registerJob(trackOrderJob, handleTrackOrder),
   registerJob(scanOnecOutboxJob, handleScanOnecOutbox),
   registerJob(dispatchWebhooksJob, handleDispatchWebhooks),
+  registerJob(fetchStatementJob, handleFetchStatement),
+  registerJob(scheduleStatementsJob, handleScheduleStatements),
+  registerJob(writeBackJob, handleWriteBack),
 ];

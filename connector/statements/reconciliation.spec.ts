@@ -1,0 +1,89 @@
+import { decideLines, draftErroneousExecutionNotice, draftUnauthorisedDebitNotice, type LineForMatch, type OrderForMatch } from './reconciliation';
+
+const order = (over: Partial<OrderForMatch> = {}): OrderForMatch => ({
+  id: 'o1',
+  state: 'submitted',
+  number: '101',
+  docDate: '2026-11-25',
+  amountTiyn: 774570,
+  beneficiaryIban: 'KZ07826000000000042A',
+  beneficiaryName: 'ТОО Поставщик',
+  externalId: 'ext-1',
+  bankReference: null,
+  ...over,
+});
+
+const line = (over: Partial<LineForMatch> = {}): LineForMatch => ({
+  id: 'l1',
+  bankLineId: 'B1',
+  direction: 'debit',
+  amount: 774570,
+  status: 'booked',
+  kind: 'payment',
+  bookingDate: '2026-11-25',
+  counterpartyName: 'ТОО Поставщик',
+  counterpartyIban: 'KZ07826000000000042A',
+  purpose: 'Оплата',
+  documentNumber: '101',
+  documentDate: '2026-11-25',
+  bankReference: null,
+  externalId: null,
+  ...over,
+});
+
+describe('decideLines', () => {
+  it.each<[string, LineForMatch[], OrderForMatch[], unknown[]]>([
+    ['our external id on the line confirms the order', [line({ externalId: 'ext-1', documentNumber: null })], [order()], [{ kind: 'order', orderId: 'o1', how: 'reference', execute: true }]],
+    ['the bank reference confirms it too', [line({ bankReference: 'ACB1', documentNumber: null })], [order({ bankReference: 'ACB1' })], [{ kind: 'order', how: 'reference' }]],
+    ['number + date + amount + counterparty when the bank names nothing', [line()], [order()], [{ kind: 'order', how: 'requisites', execute: true }]],
+    ['deemed executed becomes executed', [line()], [order({ state: 'deemed_executed' })], [{ kind: 'order', execute: true }]],
+    ['already executed: linked, nothing to move', [line()], [order({ state: 'executed' })], [{ kind: 'order', execute: false }]],
+    ['still submitting (answer not recorded yet): linked, not moved', [line({ externalId: 'ext-1' })], [order({ state: 'submitting' })], [{ kind: 'order', execute: false }]],
+    ['another amount under our reference is an erroneous execution', [line({ externalId: 'ext-1', amount: 874570 })], [order()], [{ kind: 'mismatch', differences: [{ field: 'amount', signed: '7745.70', executed: '8745.70' }] }]],
+    ['another beneficiary under our reference too', [line({ externalId: 'ext-1', counterpartyIban: 'KZ99' })], [order()], [{ kind: 'mismatch', differences: [{ field: 'beneficiaryIban' }] }]],
+    ['a debit for an order the bank refused', [line({ externalId: 'ext-1' })], [order({ state: 'rejected' })], [{ kind: 'mismatch', differences: [{ field: 'state' }] }]],
+    ['requisites must all agree: another amount is not our order', [line({ amount: 1 })], [order()], [{ kind: 'unexplained' }]],
+    ['requisites must all agree: another date', [line({ documentDate: '2026-11-24' })], [order()], [{ kind: 'unexplained' }]],
+    ['a debit no order explains', [line({ documentNumber: null })], [], [{ kind: 'unexplained' }]],
+    ['a fee naming the payment is linked to it (R-25)', [line({ id: 'f', kind: 'fee', amount: 30000, externalId: 'ext-1' })], [order()], [{ kind: 'fee', orderId: 'o1' }]],
+    ['a fee naming nothing is still a fee, not an alarm', [line({ id: 'f', kind: 'fee', amount: 30000, documentNumber: null })], [], [{ kind: 'fee', orderId: null }]],
+    ['a tax line is expected', [line({ kind: 'tax', documentNumber: null })], [], [{ kind: 'tax' }]],
+    ['an incoming payment is a credit', [line({ direction: 'credit', documentNumber: null })], [], [{ kind: 'credit' }]],
+    ['pending lines are not decided', [line({ status: 'pending' })], [order()], []],
+  ])('%s', (_name, lines, orders, expected) => {
+    const decisions = decideLines(lines, orders);
+    expect(decisions).toHaveLength(expected.length);
+    expected.forEach((e, i) => expect(decisions[i]).toMatchObject(e as object));
+  });
+
+  it('one order explains one debit: the bank paying it twice leaves the second unexplained', () => {
+    const decisions = decideLines([line({ id: 'a', externalId: 'ext-1' }), line({ id: 'b', bankLineId: 'B2', externalId: 'ext-1' })], [order()]);
+    expect(decisions.map((d) => d.kind)).toEqual(['order', 'unexplained']);
+  });
+
+  it('a reference match is never taken by an earlier line matching on requisites', () => {
+    const decisions = decideLines([line({ id: 'a' }), line({ id: 'b', bankLineId: 'B2', externalId: 'ext-1' })], [order()]);
+    expect(decisions).toEqual([
+      { kind: 'unexplained', lineId: 'a' },
+      { kind: 'order', lineId: 'b', orderId: 'o1', how: 'reference', execute: true },
+    ]);
+  });
+});
+
+describe('draft notices', () => {
+  const deadline = new Date('2026-11-26T12:00:00Z');
+  it('the unauthorised-debit notice names the operation, amount, counterparty and the bank phones (R-29)', () => {
+    const text = draftUnauthorisedDebitNotice({ account: 'KZ11', line: line({ bankLineId: '20261125-00000009', amount: 123400, counterpartyName: 'Неизвестный' }), deadline });
+    expect(text).toContain('20261125-00000009');
+    expect(text).toContain('1234.00');
+    expect(text).toContain('Неизвестный');
+    expect(text).toContain('+7 7172 770 622');
+    expect(text).toContain(deadline.toISOString());
+  });
+  it('the erroneous-execution notice gives the signed and the executed requisites (R-27)', () => {
+    const text = draftErroneousExecutionNotice({ order: order(), line: line(), differences: [{ field: 'amount', signed: '7745.70', executed: '8745.70' }], deadline });
+    expect(text).toContain('№ 101 от 2026-11-25');
+    expect(text).toContain('подписано 7745.70, исполнено 8745.70');
+    expect(text).toContain('3 операционных дней');
+  });
+});

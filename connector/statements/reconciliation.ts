@@ -1,0 +1,443 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { openIncident, type OpenIncidentInput } from '../incidents/incident.service';
+import { IllegalTransitionError, transitionOrder } from '../orders/order-state.machine';
+import type { OrderState } from '../orders/order-state';
+import { formatAmount } from '../shared/money';
+import { isoDateOf } from './statement.store';
+import type { LineDirection, LineKind, LineStatus } from './statement.model';
+
+/**
+ * Reconciliation (issue 15 stage 6): statement lines against our orders.
+ *
+ * Matching order: the bank's reference of our document or our external id echoed on the line
+ * first; otherwise document number + date + amount + counterparty account (the requisites 1C's
+ * own statement import matches by). Then:
+ * - a debit that is one of our orders confirms it: `submitted`/`deemed_executed` -> `executed`
+ *   (LESSONS.md 4: confirmed by a line naming our document, amount included);
+ * - a line naming our document with another amount or beneficiary is an erroneous execution
+ *   (R-27): incident with a draft notice and the 3-operational-day deadline; the order is not
+ *   marked executed;
+ * - fee lines are expected (R-25): linked to their payment when the bank names it, else matched
+ *   as fees; tax lines are expected too; credits are incoming money, never an alarm;
+ * - any other debit is unexplained: a possible unauthorised payment (R-29), critical incident,
+ *   the bank to be told within 1 business day.
+ * The decision is a pure function (decideLines); applying it is idempotent: each line records
+ * what it was matched as, a transition that already happened changes nothing, and an incident is
+ * raised once per line or order (by its dedupe key, open or resolved).
+ */
+
+export interface LineForMatch {
+  id: string;
+  bankLineId: string;
+  direction: LineDirection;
+  amount: number;
+  status: LineStatus;
+  kind: LineKind;
+  bookingDate: string;
+  counterpartyName: string;
+  counterpartyIban: string;
+  purpose: string;
+  documentNumber?: string | null;
+  documentDate?: string | null;
+  bankReference?: string | null;
+  externalId?: string | null;
+}
+
+export interface OrderForMatch {
+  id: string;
+  state: OrderState;
+  number: string;
+  docDate: string;
+  amountTiyn: number;
+  beneficiaryIban: string;
+  beneficiaryName: string;
+  externalId: string;
+  bankReference?: string | null;
+}
+
+export interface Difference {
+  field: 'amount' | 'beneficiaryIban' | 'state';
+  signed: string;
+  executed: string;
+}
+
+export type LineDecision =
+  | { kind: 'order'; lineId: string; orderId: string; how: 'reference' | 'requisites'; execute: boolean }
+  | { kind: 'mismatch'; lineId: string; orderId: string; differences: Difference[] }
+  | { kind: 'fee'; lineId: string; orderId: string | null }
+  | { kind: 'tax'; lineId: string }
+  | { kind: 'credit'; lineId: string }
+  | { kind: 'unexplained'; lineId: string };
+
+/** Orders the bank may have executed: everything from the first send on. */
+export const MATCHABLE_STATES: readonly OrderState[] = ['submitting', 'submitted', 'deemed_executed', 'executed', 'rejected', 'failed'];
+/** A statement line confirms execution of orders in these states (order-state.ts). */
+const CONFIRMABLE: readonly OrderState[] = ['submitted', 'deemed_executed'];
+
+function byReference(line: LineForMatch, orders: readonly OrderForMatch[]): OrderForMatch | undefined {
+  return orders.find(
+    (o) => (line.externalId && line.externalId === o.externalId) || (line.bankReference && o.bankReference && line.bankReference === o.bankReference),
+  );
+}
+
+function byRequisites(line: LineForMatch, orders: readonly OrderForMatch[], taken: ReadonlySet<string>): OrderForMatch | undefined {
+  if (!line.documentNumber || !line.documentDate) return undefined;
+  return orders.find(
+    (o) =>
+      !taken.has(o.id) &&
+      o.number === line.documentNumber &&
+      o.docDate === line.documentDate &&
+      o.amountTiyn === line.amount &&
+      o.beneficiaryIban === line.counterpartyIban,
+  );
+}
+
+function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
+  const out: Difference[] = [];
+  if (line.amount !== order.amountTiyn) out.push({ field: 'amount', signed: formatAmount(order.amountTiyn), executed: formatAmount(line.amount) });
+  if (line.counterpartyIban && line.counterpartyIban !== order.beneficiaryIban) {
+    out.push({ field: 'beneficiaryIban', signed: order.beneficiaryIban, executed: line.counterpartyIban });
+  }
+  // The bank refused it, yet the money left: as erroneous as a wrong amount.
+  if (order.state === 'rejected') out.push({ field: 'state', signed: 'rejected by the bank', executed: 'debited' });
+  return out;
+}
+
+/** Decides what each booked line is. Pending lines are not decided (they have not moved money). */
+export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[]): LineDecision[] {
+  const decisions: LineDecision[] = [];
+  const taken = new Set<string>();
+  const booked = lines.filter((l) => l.status === 'booked');
+  // Reference matches first, over all lines, so a requisites match never takes an order a later line names.
+  const paymentLines = booked.filter((l) => l.direction === 'debit' && l.kind !== 'fee');
+  const referenced = new Map<string, OrderForMatch>();
+  for (const line of paymentLines) {
+    const order = byReference(line, orders);
+    if (order && !taken.has(order.id)) {
+      referenced.set(line.id, order);
+      taken.add(order.id);
+    }
+  }
+  for (const line of booked) {
+    if (line.kind === 'fee') {
+      // R-25: expected. Linked to the payment it was charged for when the bank names it.
+      decisions.push({ kind: 'fee', lineId: line.id, orderId: byReference(line, orders)?.id ?? null });
+      continue;
+    }
+    if (line.direction === 'credit') {
+      decisions.push({ kind: 'credit', lineId: line.id });
+      continue;
+    }
+    const ref = referenced.get(line.id);
+    if (ref) {
+      const differences = differencesOf(line, ref);
+      decisions.push(
+        differences.length
+          ? { kind: 'mismatch', lineId: line.id, orderId: ref.id, differences }
+          : { kind: 'order', lineId: line.id, orderId: ref.id, how: 'reference', execute: CONFIRMABLE.includes(ref.state) },
+      );
+      continue;
+    }
+    const req = byRequisites(line, orders, taken);
+    if (req) {
+      taken.add(req.id);
+      const differences = differencesOf(line, req);
+      decisions.push(
+        differences.length
+          ? { kind: 'mismatch', lineId: line.id, orderId: req.id, differences }
+          : { kind: 'order', lineId: line.id, orderId: req.id, how: 'requisites', execute: CONFIRMABLE.includes(req.state) },
+      );
+      continue;
+    }
+    // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
+    decisions.push(line.kind === 'tax' ? { kind: 'tax', lineId: line.id } : { kind: 'unexplained', lineId: line.id });
+  }
+  return decisions;
+}
+
+// ---- drafts of notices to the bank (the operator sends them; we never send on our own) --------
+
+const BANK_PHONES = '+7 7172 770 622, +7 800 080 0711, 7711';
+
+export function draftUnauthorisedDebitNotice(input: { account: string; line: LineForMatch; deadline: Date }): string {
+  const l = input.line;
+  return [
+    'В АО «Alatau City Bank»',
+    `Уведомление о несанкционированном списании по счёту ${input.account}`,
+    `${l.bookingDate} со счёта списано ${formatAmount(l.amount)} (операция банка ${l.bankLineId}) в пользу «${l.counterpartyName || 'не указан'}»` +
+      `${l.counterpartyIban ? `, счёт ${l.counterpartyIban}` : ''}, назначение: «${l.purpose}».`,
+    'Платёжный документ на эту сумму нами не формировался и не подписывался.',
+    'Просим приостановить доступ к системе «Business API» по нашим учётным данным, провести проверку и вернуть средства.',
+    `Срок уведомления (п. 4.3, 6.1.12): незамедлительно, не позднее ${input.deadline.toISOString()}. Телефоны банка: ${BANK_PHONES}.`,
+  ].join('\n');
+}
+
+export function draftErroneousExecutionNotice(input: { order: OrderForMatch; line: LineForMatch; differences: Difference[]; deadline: Date }): string {
+  const o = input.order;
+  return [
+    'В АО «Alatau City Bank»',
+    `Уведомление об ошибочном исполнении платёжного поручения № ${o.number} от ${o.docDate} (п. 6.1.16)`,
+    `Подписанные реквизиты: сумма ${formatAmount(o.amountTiyn)}, получатель «${o.beneficiaryName}», счёт ${o.beneficiaryIban}.`,
+    `Исполнено (операция банка ${input.line.bankLineId}, ${input.line.bookingDate}): ` +
+      input.differences.map((d) => `${d.field}: подписано ${d.signed}, исполнено ${d.executed}`).join('; ') +
+      '.',
+    'Просим исправить ошибку и запросить возврат средств у банка получателя (п. 8.2).',
+    `Срок уведомления: в течение 3 операционных дней с момента обнаружения, не позднее ${input.deadline.toISOString()}.`,
+  ].join('\n');
+}
+
+// ---- applying decisions -------------------------------------------------------------------
+
+export interface ReconcileOptions {
+  calendar: KzBusinessCalendar;
+  now: Date;
+  actor?: string;
+}
+
+export interface ReconcileResult {
+  /** Lines whose match changed in this run (order, fee, tax, credit). */
+  matched: number;
+  /** Orders moved to `executed` in this run. */
+  executed: number;
+  fees: number;
+  /** Incidents opened in this run (ids). */
+  incidents: string[];
+}
+
+/**
+ * Opens an incident once per dedupe key, whatever its status: a resolved "unexplained debit" must
+ * not come back with every later fetch of the same statement.
+ */
+export async function raiseOnce(em: EntityManager, input: OpenIncidentInput & { dedupeKey: string }): Promise<{ id: string; created: boolean }> {
+  const existing = await em.fork().execute<Array<{ id: string }>>('select id from incident where dedupe_key = ? order by opened_at limit 1', [input.dedupeKey]);
+  if (existing[0]) return { id: existing[0].id, created: false };
+  try {
+    const { incident, created } = await openIncident(em.fork(), input);
+    return { id: incident.id, created };
+  } catch (err) {
+    // A concurrent run inserted it first (unique index on open dedupe keys).
+    const again = await em.fork().execute<Array<{ id: string }>>('select id from incident where dedupe_key = ? limit 1', [input.dedupeKey]);
+    if (again[0]) return { id: again[0].id, created: false };
+    throw err;
+  }
+}
+
+interface LineRow {
+  id: string;
+  bank_line_id: string;
+  direction: LineDirection;
+  amount_tiyn: string | number;
+  status: LineStatus;
+  kind: LineKind;
+  booking_date: string | Date;
+  counterparty_name: string;
+  counterparty_iban: string;
+  purpose: string;
+  document_number: string | null;
+  document_date: string | Date | null;
+  bank_reference: string | null;
+  external_id: string | null;
+  order_id: string | null;
+  match_kind: string | null;
+}
+
+interface OrderRow {
+  id: string;
+  state: OrderState;
+  number: string;
+  doc_date: string | Date;
+  amount_tiyn: string | number;
+  beneficiary_iban: string;
+  beneficiary_name: string;
+  external_id: string;
+  bank_reference: string | null;
+}
+
+function orderOf(r: OrderRow): OrderForMatch {
+  return {
+    id: r.id,
+    state: r.state,
+    number: r.number,
+    docDate: isoDateOf(r.doc_date),
+    amountTiyn: Number(r.amount_tiyn),
+    beneficiaryIban: r.beneficiary_iban,
+    beneficiaryName: r.beneficiary_name,
+    externalId: r.external_id,
+    bankReference: r.bank_reference,
+  };
+}
+
+function lineOf(r: LineRow): LineForMatch {
+  return {
+    id: r.id,
+    bankLineId: r.bank_line_id,
+    direction: r.direction,
+    amount: Number(r.amount_tiyn),
+    status: r.status,
+    kind: r.kind,
+    bookingDate: isoDateOf(r.booking_date),
+    counterpartyName: r.counterparty_name,
+    counterpartyIban: r.counterparty_iban,
+    purpose: r.purpose,
+    documentNumber: r.document_number,
+    documentDate: r.document_date === null ? null : isoDateOf(r.document_date),
+    bankReference: r.bank_reference,
+    externalId: r.external_id,
+  };
+}
+
+/** Reconciles the booked lines of `account` booked in [from, to] against its orders. */
+export async function reconcileAccount(em: EntityManager, account: string, from: string, to: string, options: ReconcileOptions): Promise<ReconcileResult> {
+  const actor = options.actor ?? 'reconciliation';
+  const lineRows = await em.execute<LineRow[]>(
+    `select * from statement_line where account = ? and status = 'booked' and booking_date between ? and ? order by booking_date, created_at, bank_line_id`,
+    [account, from, to],
+  );
+  const lines = lineRows.map(lineOf);
+  const refs = [...new Set(lines.flatMap((l) => [l.externalId, l.bankReference]).filter((v): v is string => Boolean(v)))];
+  const numbers = [...new Set(lines.map((l) => l.documentNumber).filter((v): v is string => Boolean(v)))];
+  let orders: OrderForMatch[] = [];
+  if (refs.length || numbers.length) {
+    const clauses: string[] = [];
+    const params: unknown[] = [account, ...MATCHABLE_STATES];
+    if (refs.length) {
+      clauses.push(`external_id in (${refs.map(() => '?').join(', ')})`, `bank_reference in (${refs.map(() => '?').join(', ')})`);
+      params.push(...refs, ...refs);
+    }
+    if (numbers.length) {
+      clauses.push(`number in (${numbers.map(() => '?').join(', ')})`);
+      params.push(...numbers);
+    }
+    const rows = await em.execute<OrderRow[]>(
+      `select id, state, number, doc_date, amount_tiyn, beneficiary_iban, beneficiary_name, external_id, bank_reference
+         from payment_order where payer_iban = ? and state in (${MATCHABLE_STATES.map(() => '?').join(', ')}) and (${clauses.join(' or ')})
+        order by created_at`,
+      params,
+    );
+    orders = rows.map(orderOf);
+  }
+  const ordersById = new Map(orders.map((o) => [o.id, o]));
+  const linesById = new Map(lines.map((l) => [l.id, l]));
+  const rowsById = new Map(lineRows.map((r) => [r.id, r]));
+  const result: ReconcileResult = { matched: 0, executed: 0, fees: 0, incidents: [] };
+
+  for (const decision of decideLines(lines, orders)) {
+    const line = linesById.get(decision.lineId)!;
+    const row = rowsById.get(decision.lineId)!;
+    const orderId = 'orderId' in decision ? decision.orderId : null;
+    const matchKind = decision.kind;
+    if (row.match_kind !== matchKind || row.order_id !== orderId) {
+      await em.execute('update statement_line set match_kind = ?, order_id = ?, reconciled_at = ? where id = ?', [matchKind, orderId, options.now, line.id]);
+      if (matchKind !== 'unexplained' && matchKind !== 'mismatch') result.matched += 1;
+      if (matchKind === 'fee') result.fees += 1;
+    }
+    if (decision.kind === 'order' && decision.execute) {
+      try {
+        const t = await transitionOrder(em, decision.orderId, 'executed', {
+          actor,
+          from: CONFIRMABLE,
+          reason: `statement line ${line.bankLineId} of ${line.bookingDate} confirms the debit`,
+          details: { bankLineId: line.bankLineId, bookingDate: line.bookingDate, amount: formatAmount(line.amount), how: decision.how },
+          patch: line.bankReference && !ordersById.get(decision.orderId)?.bankReference ? { bankReference: line.bankReference } : undefined,
+          now: options.now,
+        });
+        if (t.changed) result.executed += 1;
+      } catch (err) {
+        // Moved on meanwhile (e.g. a late refusal): the next run judges it again.
+        if (!(err instanceof IllegalTransitionError)) throw err;
+      }
+    } else if (decision.kind === 'mismatch') {
+      const order = ordersById.get(decision.orderId)!;
+      const deadline = options.calendar.operationalDeadline(options.now, 3);
+      const raised = await raiseOnce(em, {
+        kind: 'execution_mismatch',
+        severity: 'high',
+        title: `Order ${order.number} of ${order.docDate} was executed differently from what was signed (${decision.differences.map((d) => d.field).join(', ')})`,
+        dedupeKey: `execution_mismatch:${order.id}`,
+        deadlineAt: deadline,
+        actor,
+        now: options.now,
+        evidence: {
+          account,
+          orderId: order.id,
+          number: order.number,
+          date: order.docDate,
+          bankLineId: line.bankLineId,
+          bookingDate: line.bookingDate,
+          differences: decision.differences,
+          // R-27: notify the bank within 3 operational days of discovery.
+          draftNotice: draftErroneousExecutionNotice({ order, line, differences: decision.differences, deadline }),
+        },
+      });
+      if (raised.created) result.incidents.push(raised.id);
+    } else if (decision.kind === 'unexplained') {
+      // R-29: a debit nobody ordered is a possible unauthorised payment; the bank must be told at once, within 1 business day.
+      const deadline = options.calendar.operationalDeadline(options.now, 1);
+      const raised = await raiseOnce(em, {
+        kind: 'unexplained_debit',
+        severity: 'critical',
+        title: `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
+        dedupeKey: `unexplained_debit:${account}:${line.bankLineId}`,
+        deadlineAt: deadline,
+        actor,
+        now: options.now,
+        evidence: {
+          account,
+          bankLineId: line.bankLineId,
+          amount: formatAmount(line.amount),
+          bookingDate: line.bookingDate,
+          counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
+          purpose: line.purpose,
+          draftNotice: draftUnauthorisedDebitNotice({ account, line, deadline }),
+        },
+      });
+      if (raised.created) result.incidents.push(raised.id);
+    }
+  }
+  return result;
+}
+
+/**
+ * After a closed day: every order the bank reported executed during [from, to] must have its
+ * debit line in the statement (R-27: check every executed document). One incident per order.
+ */
+export async function checkExecutedInStatement(em: EntityManager, account: string, from: string, to: string, options: ReconcileOptions): Promise<string[]> {
+  const actor = options.actor ?? 'reconciliation';
+  // Kazakhstan is UTC+5 since 2024-03-01 (connector/calendar/kz-time.ts).
+  const start = new Date(`${from}T00:00:00+05:00`);
+  const end = new Date(Date.parse(`${to}T00:00:00+05:00`) + 86_400_000);
+  const missing = await em.execute<OrderRow[]>(
+    `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.beneficiary_iban, o.beneficiary_name, o.external_id, o.bank_reference
+       from payment_order o
+      where o.payer_iban = ? and o.state = 'executed' and o.state_changed_at >= ? and o.state_changed_at < ?
+        and not exists (select 1 from statement_line l where l.order_id = o.id and l.status = 'booked' and l.match_kind in ('order', 'mismatch'))
+      order by o.state_changed_at`,
+    [account, start, end],
+  );
+  const opened: string[] = [];
+  for (const row of missing) {
+    const order = orderOf(row);
+    const raised = await raiseOnce(em, {
+      kind: 'executed_missing_from_statement',
+      severity: 'high',
+      title: `Order ${order.number} of ${order.docDate} is executed per the bank's status but missing from the closed statement of ${account} for ${from}..${to}`,
+      dedupeKey: `executed_missing_from_statement:${order.id}`,
+      deadlineAt: options.calendar.operationalDeadline(options.now, 3),
+      actor,
+      now: options.now,
+      evidence: {
+        account,
+        orderId: order.id,
+        number: order.number,
+        date: order.docDate,
+        amount: formatAmount(order.amountTiyn),
+        externalId: order.externalId,
+        bankReference: order.bankReference ?? null,
+        statement: { from, to },
+      },
+    });
+    if (raised.created) opened.push(raised.id);
+  }
+  return opened;
+}

@@ -1,0 +1,49 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { isoOfEpochDay } from '../calendar/kz-calendar-data';
+import { kzLocalDayOf } from '../calendar/kz-time';
+import { FINAL_STATES } from '../orders/order-state';
+import { addDays } from './statement.checks';
+
+/** Today's date in Kazakhstan: the bank's statement days are Kazakhstan dates. */
+export function kzToday(now: Date): string {
+  return isoOfEpochDay(kzLocalDayOf(now.getTime()).epochDay);
+}
+
+export interface ScheduledRange {
+  from: string;
+  to: string;
+  kind: 'intraday' | 'closed';
+}
+
+/**
+ * What a scheduled run fetches for each account (issue 15 stage 5): the closed days since the
+ * previous business day (a Monday also fetches the weekend: banks book on any day), and today
+ * (intraday). Both by date range, never by a "new only" cursor (LESSONS.md 8).
+ */
+export function scheduledRanges(calendar: KzBusinessCalendar, now: Date): ScheduledRange[] {
+  const today = kzToday(now);
+  const yesterday = addDays(today, -1);
+  const previous = calendar.previousBusinessDay(today);
+  return [
+    { from: previous <= yesterday ? previous : yesterday, to: yesterday, kind: 'closed' },
+    { from: today, to: today, kind: 'intraday' },
+  ];
+}
+
+/**
+ * Accounts whose statements are fetched: `configured` (config `pipeline.accounts`) when given,
+ * else the distinct payer accounts of orders not yet final, or created in the last 3 days (their
+ * lines are still arriving), that passed validation.
+ */
+export async function statementAccounts(em: EntityManager, configured: readonly string[], now: Date): Promise<string[]> {
+  if (configured.length) return [...configured];
+  const since = new Date(now.getTime() - 3 * 86_400_000);
+  const rows = await em.execute<Array<{ payer_iban: string }>>(
+    `select distinct payer_iban from payment_order
+      where state <> 'invalid' and (state not in (${FINAL_STATES.map(() => '?').join(', ')}) or created_at >= ?)
+      order by payer_iban`,
+    [...FINAL_STATES, since],
+  );
+  return rows.map((r) => r.payer_iban);
+}

@@ -1,0 +1,207 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { formatAmount } from '../shared/money';
+import { checkBalance, checkContinuity, checkRestatement, type StatementBalances } from './statement.checks';
+import type { StatementData } from './statement.model';
+import { previousStatement, storeLines, storeStatement, storedStatement } from './statement.store';
+import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
+
+/**
+ * Stage 5 + 6 for one account and date range: fetch (by range, never a "new only" cursor,
+ * LESSONS.md 8), check, store, chain to the previous statement, reconcile. The bank is a port so
+ * the domain imports no adapter; the queue wires the Business API client in.
+ */
+export interface StatementSource {
+  getStatement(account: string, from: string, to: string): Promise<StatementData>;
+}
+
+export interface StatementServiceDeps {
+  em: EntityManager;
+  source: StatementSource;
+  calendar: KzBusinessCalendar;
+  now: Date;
+  logger?: Logger;
+  actor?: string;
+}
+
+export interface FetchReconcileResult {
+  account: string;
+  from: string;
+  to: string;
+  kind: StatementData['kind'];
+  /** Lines stored for the first time (the hole fetched before this statement included). */
+  stored: number;
+  /** Lines already stored: a re-fetch stores nothing twice. */
+  duplicates: number;
+  /** Lines matched (to an order, as a fee, a tax or a credit) in this run. */
+  matched: number;
+  /** Orders moved to `executed` in this run. */
+  executed: number;
+  /** Incidents opened in this run (ids). */
+  incidents: string[];
+  balanced: boolean;
+  continuity: 'first' | 'continuous' | 'repaired' | 'gap';
+}
+
+const MAX_HOLE_DEPTH = 2;
+
+/** Alerts go to the log at error level with a stable event name (the operators' alerting reads it). */
+function alert(logger: Logger | undefined, event: string, details: Record<string, unknown>): void {
+  logger?.error({ event, alert: true, ...details }, event);
+}
+
+export async function fetchAndReconcileStatement(deps: StatementServiceDeps, account: string, from: string, to: string): Promise<FetchReconcileResult> {
+  const actor = deps.actor ?? 'statements';
+  const incidents: string[] = [];
+  let stored = 0;
+  let duplicates = 0;
+
+  // 1. Fetch; an unbalanced answer is fetched once more before it is called broken (LESSONS.md 6).
+  let statement = await deps.source.getStatement(account, from, to);
+  let balance = checkBalance(statement);
+  if (!balance.ok) {
+    deps.logger?.warn({ event: 'statement.unbalanced.refetch', account, from, to, difference: balance.difference });
+    statement = await deps.source.getStatement(account, from, to);
+    balance = checkBalance(statement);
+  }
+  if (!balance.ok) {
+    const raised = await raiseOnce(deps.em, {
+      kind: 'statement_unbalanced',
+      severity: 'high',
+      title: `Statement of ${account} for ${from}..${to} does not balance: opening + booked lines = ${formatAmount(balance.expectedClosing)}, closing ${formatAmount(statement.closingBalance)}`,
+      dedupeKey: `statement_unbalanced:${account}:${from}:${to}`,
+      actor,
+      now: deps.now,
+      evidence: { account, from, to, opening: statement.openingBalance, closing: statement.closingBalance, expectedClosing: balance.expectedClosing, difference: balance.difference },
+    });
+    if (raised.created) incidents.push(raised.id);
+    alert(deps.logger, 'statement.unbalanced', { account, from, to, difference: balance.difference, incidentId: raised.id });
+  }
+
+  // 2. Chain to what is stored before it; fetch a hole first (no gaps).
+  const continuity = await ensureContinuity(deps, statement, incidents, 0, (r) => {
+    stored += r.stored;
+    duplicates += r.duplicates;
+  });
+
+  // 3. Store (after the chain check, which reads the previous state of this period too).
+  const before = await storedStatement(deps.em, account, statement.periodFrom, statement.periodTo);
+  const restatement = checkRestatement(before, statement);
+  if (restatement.status === 'restated') {
+    const raised = await raiseOnce(deps.em, {
+      kind: 'statement_gap',
+      severity: 'high',
+      title: `The bank's statement of ${account} for ${from}..${to} changed after it was closed (opening ${restatement.openingDifference}, closing ${restatement.closingDifference} tiyn)`,
+      dedupeKey: `statement_restated:${account}:${from}:${to}:${statement.openingBalance}:${statement.closingBalance}`,
+      actor,
+      now: deps.now,
+      evidence: { account, from, to, stored: before, fetched: { opening: statement.openingBalance, closing: statement.closingBalance } },
+    });
+    if (raised.created) incidents.push(raised.id);
+    alert(deps.logger, 'statement.restated', { account, from, to, incidentId: raised.id });
+  }
+  const result = await storeStatement(deps.em, statement, { now: deps.now });
+  stored += result.stored;
+  duplicates += result.duplicates;
+
+  // 4. Reconcile what is stored for the period (also lines stored by earlier fetches).
+  const rec = await reconcileAccount(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+  incidents.push(...rec.incidents);
+  if (rec.incidents.length) alert(deps.logger, 'statement.reconciliation.incident', { account, from, to, incidentIds: rec.incidents });
+  // 5. A closed period: every order executed in it must be in it.
+  if (statement.kind === 'booked') {
+    const missing = await checkExecutedInStatement(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+    incidents.push(...missing);
+    if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from, to, incidentIds: missing });
+  }
+  deps.logger?.info({ event: 'statement.fetched', account, from, to, kind: statement.kind, stored, duplicates, matched: rec.matched, executed: rec.executed, incidents: incidents.length });
+  return {
+    account,
+    from,
+    to,
+    kind: statement.kind,
+    stored,
+    duplicates,
+    matched: rec.matched,
+    executed: rec.executed,
+    incidents,
+    balanced: balance.ok,
+    continuity,
+  };
+}
+
+/**
+ * The closing of the previous stored statement must be this statement's opening.
+ * - Days never fetched in between (a hole): fetch them as their own statement, store it, and chain
+ *   through it.
+ * - A gap: re-fetch the previous period once. When the bank's previous statement still opens
+ *   where we stored it and now closes where this one opens, we had missed lines: they are stored
+ *   now (idempotently) and the chain holds. Otherwise an incident `statement_gap` and an alert.
+ */
+async function ensureContinuity(
+  deps: StatementServiceDeps,
+  next: StatementData,
+  incidents: string[],
+  depth: number,
+  count: (r: { stored: number; duplicates: number }) => void,
+): Promise<FetchReconcileResult['continuity']> {
+  const account = next.account;
+  const previous = await previousStatement(deps.em, account, next.periodFrom);
+  const verdict = checkContinuity(previous, next);
+  if (verdict.status === 'first' || verdict.status === 'continuous') return verdict.status;
+  if (verdict.status === 'hole') {
+    if (depth >= MAX_HOLE_DEPTH) return 'gap';
+    deps.logger?.info({ event: 'statement.hole.fetch', account, from: verdict.missingFrom, to: verdict.missingTo });
+    const hole = await deps.source.getStatement(account, verdict.missingFrom, verdict.missingTo);
+    const status = await ensureContinuity(deps, hole, incidents, depth + 1, count);
+    const r = await storeStatement(deps.em, hole, { now: deps.now });
+    count(r);
+    if (status === 'gap') return 'gap';
+    const after = checkContinuity(await previousStatement(deps.em, account, next.periodFrom), next);
+    if (after.status === 'continuous') return status === 'repaired' ? 'repaired' : 'continuous';
+    return reportGap(deps, incidents, await previousStatement(deps.em, account, next.periodFrom), next, null);
+  }
+  // A gap between adjacent periods: re-fetch the previous one once.
+  const prev = previous as StatementBalances;
+  deps.logger?.warn({ event: 'statement.gap.refetch', account, previous: prev, nextOpening: next.openingBalance });
+  const again = await deps.source.getStatement(account, prev.periodFrom, prev.periodTo);
+  // Whatever it says, its lines are facts: store them (idempotent), keep the stored balances as evidence.
+  count(await storeLines(deps.em, again, { statementId: null, now: deps.now }));
+  if (checkBalance(again).ok && again.openingBalance === prev.openingBalance && again.closingBalance === next.openingBalance) {
+    await storeStatement(deps.em, again, { now: deps.now });
+    deps.logger?.warn({ event: 'statement.gap.repaired', account, from: prev.periodFrom, to: prev.periodTo });
+    return 'repaired';
+  }
+  return reportGap(deps, incidents, prev, next, again);
+}
+
+async function reportGap(
+  deps: StatementServiceDeps,
+  incidents: string[],
+  prev: StatementBalances | null,
+  next: StatementData,
+  refetched: StatementData | null,
+): Promise<'gap'> {
+  const account = next.account;
+  const difference = prev ? next.openingBalance - prev.closingBalance : 0;
+  const raised = await raiseOnce(deps.em, {
+    kind: 'statement_gap',
+    severity: 'high',
+    title: `Statements of ${account} do not chain: ${prev ? `closing ${formatAmount(prev.closingBalance)} on ${prev.periodTo}` : 'nothing before'}, opening ${formatAmount(next.openingBalance)} on ${next.periodFrom}`,
+    dedupeKey: `statement_gap:${account}:${prev?.periodTo ?? 'none'}:${next.periodFrom}`,
+    actor: deps.actor ?? 'statements',
+    now: deps.now,
+    evidence: {
+      account,
+      previous: prev,
+      next: { periodFrom: next.periodFrom, periodTo: next.periodTo, openingBalance: next.openingBalance },
+      difference,
+      refetchedPrevious: refetched ? { openingBalance: refetched.openingBalance, closingBalance: refetched.closingBalance, lines: refetched.lines.length } : null,
+      hint: 'ask the bank for the missing operations; money moved that no statement line explains',
+    },
+  });
+  if (raised.created) incidents.push(raised.id);
+  alert(deps.logger, 'statement.gap', { account, previousTo: prev?.periodTo, nextFrom: next.periodFrom, difference, incidentId: raised.id });
+  return 'gap';
+}

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { addDays, checkBalance, type StatementBalances } from './statement.checks';
+import type { StatementData, StatementKind, StatementLineData } from './statement.model';
+
+/**
+ * Statements in PostgreSQL (issue 15 stage 5). Lines are keyed by (account, bank line id), so a
+ * re-fetch stores nothing twice (LESSONS.md 5); a line the bank first showed as pending and now
+ * books under the same id is promoted, never duplicated. Pending lines are a snapshot of what the
+ * bank has not booked yet: they are stored apart (status `pending`, never counted in balances nor
+ * reconciled) and replaced by each fetch of their period. Fee and tax lines are kept like any
+ * other (LESSONS.md 7, R-25).
+ */
+
+export interface StoreResult {
+  statementId: string;
+  /** Lines stored for the first time. */
+  stored: number;
+  /** Lines already stored (a re-fetch). */
+  duplicates: number;
+  /** Pending lines now booked under the same bank line id. */
+  promoted: number;
+  /** Pending lines of an earlier fetch that this fetch no longer shows (booked under another id, or withdrawn). */
+  pendingDropped: number;
+  balanced: boolean;
+  /** What was stored for this period before this fetch (null: the period is new). */
+  before: StatementBalances | null;
+}
+
+interface StatementRow {
+  id: string;
+  period_from: string | Date;
+  period_to: string | Date;
+  opening_balance: string | number;
+  closing_balance: string | number;
+  kind: StatementKind;
+  currency: string;
+}
+
+/** PostgreSQL `date` columns come back as Date (node-pg) or string; both to ISO `YYYY-MM-DD`. */
+export function isoDateOf(value: string | Date): string {
+  if (typeof value === 'string') return value.slice(0, 10);
+  // node-pg builds a local-midnight Date for a `date`: read it back in local time.
+  const y = value.getFullYear();
+  const m = String(value.getMonth() + 1).padStart(2, '0');
+  const d = String(value.getDate()).padStart(2, '0');
+  return `${y}-${m}-${d}`;
+}
+
+function balancesOf(row: StatementRow): StatementBalances {
+  return {
+    periodFrom: isoDateOf(row.period_from),
+    periodTo: isoDateOf(row.period_to),
+    openingBalance: Number(row.opening_balance),
+    closingBalance: Number(row.closing_balance),
+    kind: row.kind,
+  };
+}
+
+/** The latest stored statement of `account` that ends before `before` (the one to chain balances to). */
+export async function previousStatement(em: EntityManager, account: string, before: string): Promise<StatementBalances | null> {
+  const rows = await em.execute<StatementRow[]>(
+    'select * from statement where account = ? and period_to < ? order by period_to desc, period_from desc, fetched_at desc limit 1',
+    [account, before],
+  );
+  return rows[0] ? balancesOf(rows[0]) : null;
+}
+
+export async function storedStatement(em: EntityManager, account: string, from: string, to: string): Promise<StatementBalances | null> {
+  const rows = await em.execute<StatementRow[]>('select * from statement where account = ? and period_from = ? and period_to = ?', [account, from, to]);
+  return rows[0] ? balancesOf(rows[0]) : null;
+}
+
+const LINE_COLUMNS = [
+  'id', 'account', 'bank_line_id', 'statement_id', 'booking_date', 'value_date', 'direction', 'amount_tiyn', 'currency', 'status', 'kind', 'is_fee',
+  'counterparty_name', 'counterparty_iin_bin', 'counterparty_iban', 'counterparty_bic', 'purpose', 'knp', 'document_number', 'document_date',
+  'bank_reference', 'external_id', 'created_at',
+];
+/** Rows per INSERT: 23 parameters each stays far below PostgreSQL's 65535. */
+const BATCH = 500;
+
+/**
+ * Stores the lines of `statement` (idempotent). `statementId` links first-seen lines to the
+ * statement row they came with; a line already stored keeps its first link.
+ */
+export async function storeLines(
+  em: EntityManager,
+  statement: StatementData,
+  options: { statementId: string | null; now: Date },
+): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
+  // The same id twice inside one answer would make ON CONFLICT touch a row twice: keep the first.
+  const unique = new Map<string, StatementLineData>();
+  let duplicates = 0;
+  for (const line of statement.lines) {
+    if (unique.has(line.bankLineId)) duplicates += 1;
+    else unique.set(line.bankLineId, line);
+  }
+  const lines = [...unique.values()];
+  return em.transactional(async (tx) => {
+    // One writer per account at a time (the closed-day and intraday fetches may run together):
+    // no lock-order deadlocks between their inserts, and the pending snapshot is replaced whole.
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    return insertLines(tx, statement, lines, duplicates, options);
+  });
+}
+
+async function insertLines(
+  em: EntityManager,
+  statement: StatementData,
+  lines: StatementLineData[],
+  duplicatesInAnswer: number,
+  options: { statementId: string | null; now: Date },
+): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
+  let duplicates = duplicatesInAnswer;
+  let stored = 0;
+  let promoted = 0;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const batch = lines.slice(i, i + BATCH);
+    const params: unknown[] = [];
+    for (const l of batch) {
+      params.push(
+        randomUUID(), statement.account, l.bankLineId, options.statementId, l.bookingDate, l.valueDate, l.direction, l.amount, l.currency, l.status, l.kind,
+        l.kind === 'fee', l.counterparty.name, l.counterparty.iinBin, l.counterparty.iban, l.counterparty.bic, l.purpose, l.knp ?? null,
+        l.documentNumber ?? null, l.documentDate ?? null, l.bankReference ?? null, l.externalId ?? null, options.now,
+      );
+    }
+    const values = batch.map(() => `(${LINE_COLUMNS.map(() => '?').join(', ')})`).join(', ');
+    const rows = await em.execute<Array<{ inserted: boolean }>>(
+      `insert into statement_line (${LINE_COLUMNS.join(', ')}) values ${values}
+       on conflict (account, bank_line_id) do update
+         set status = 'booked', booking_date = excluded.booking_date, value_date = excluded.value_date, match_kind = null, reconciled_at = null
+         where statement_line.status = 'pending' and excluded.status = 'booked'
+       returning (xmax = 0) as inserted`,
+      params,
+    );
+    for (const row of rows) {
+      if (row.inserted) stored += 1;
+      else promoted += 1;
+    }
+    duplicates += batch.length - rows.length;
+  }
+  // The pending snapshot of this period is replaced by this fetch's (LESSONS.md 6: kept apart).
+  const pendingIds = lines.filter((l) => l.status === 'pending').map((l) => l.bankLineId);
+  const keep = pendingIds.length ? ` and bank_line_id not in (${pendingIds.map(() => '?').join(', ')})` : '';
+  const dropped = await em.execute<Array<{ id: string }>>(
+    `delete from statement_line where account = ? and status = 'pending' and booking_date between ? and ?${keep} returning id`,
+    [statement.account, statement.periodFrom, statement.periodTo, ...pendingIds],
+  );
+  return { stored, duplicates, promoted, pendingDropped: dropped.length };
+}
+
+/**
+ * Stores a fetched statement: one row per (account, period), updated by a re-fetch, and its lines
+ * (storeLines). One transaction: a crash leaves either all of it or none.
+ */
+export async function storeStatement(em: EntityManager, statement: StatementData, options: { now: Date }): Promise<StoreResult> {
+  const balance = checkBalance(statement);
+  return em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    const existing = await tx.execute<StatementRow[]>(
+      'select * from statement where account = ? and period_from = ? and period_to = ? for update',
+      [statement.account, statement.periodFrom, statement.periodTo],
+    );
+    const rows = await tx.execute<Array<{ id: string }>>(
+      `insert into statement (id, account, currency, period_from, period_to, kind, opening_balance, closing_balance, balanced, source, fetched_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (account, period_from, period_to) do update
+         set currency = excluded.currency, kind = excluded.kind, opening_balance = excluded.opening_balance,
+             closing_balance = excluded.closing_balance, balanced = excluded.balanced, source = excluded.source, fetched_at = excluded.fetched_at
+       returning id`,
+      [
+        randomUUID(), statement.account, statement.currency, statement.periodFrom, statement.periodTo, statement.kind,
+        statement.openingBalance, statement.closingBalance, balance.ok, statement.source, options.now,
+      ],
+    );
+    const statementId = rows[0].id;
+    const lines = await storeLines(tx, statement, { statementId, now: options.now });
+    return { statementId, ...lines, balanced: balance.ok, before: existing[0] ? balancesOf(existing[0]) : null };
+  });
+}
+
+/** The day after `date` (re-exported for callers that build ranges). */
+export const nextDay = (date: string): string => addDays(date, 1);

@@ -1,0 +1,110 @@
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
+import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/calendar/kz-business-calendar';
+import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
+import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSource } from '../../connector/statements/statement.service';
+import { defineJob, type JobHandler } from '../job-definition';
+import type { JobContext } from '../job-context';
+import { testPausePoint } from '../test-hooks';
+import { enqueueWriteBack } from './write-back.job';
+
+/**
+ * Stage 5 (issue 15): statements by date range per account (LESSONS.md 8), stored, checked,
+ * reconciled (connector/statements). The scheduler enqueues one `statements.fetch` per account
+ * for today (intraday) and for the closed previous business day(s).
+ */
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD');
+const iban = z.string().regex(/^KZ\d{2}[0-9A-Z]{16}$/, 'expected a Kazakhstan IBAN');
+
+export const fetchStatementJob = defineJob({
+  name: 'statements.fetch',
+  queue: 'statements',
+  payload: z
+    .object({ account: iban, from: isoDate, to: isoDate, kind: z.enum(['intraday', 'closed']) })
+    .refine((p) => p.from <= p.to, 'from must not be after to'),
+  // No ":" in BullMQ ids (LESSONS.md 11); the id only saves a redundant fetch of the same range.
+  jobId: (p) => `statement-${p.account}-${p.from}-${p.to}-${p.kind}`,
+});
+
+export const scheduleStatementsJob = defineJob({
+  name: 'statements.schedule',
+  queue: 'statements',
+  payload: z.object({}).passthrough(),
+  jobId: () => 'statements-schedule',
+});
+
+/** What the statements stage needs beyond a JobContext: a bank to ask (tests and the demo may give one). */
+export type StatementsContext = JobContext & { statementSource?: StatementSource };
+
+const calendars = new WeakMap<object, KzBusinessCalendar>();
+
+/** The bank: the process's one Business API client (context.services, R-3), unless a test or the demo gives another. */
+export function statementSourceOf(context: StatementsContext): StatementSource {
+  return context.statementSource ?? context.services.bank();
+}
+
+export function calendarOf(context: Pick<JobContext, 'config'>): KzBusinessCalendar {
+  let calendar = calendars.get(context.config);
+  if (!calendar) {
+    calendar = kzCalendarFromConfig(context.config);
+    calendars.set(context.config, calendar);
+  }
+  return calendar;
+}
+
+export interface FetchSummary {
+  stored: number;
+  duplicates: number;
+  matched: number;
+  executed: number;
+  incidents: string[];
+}
+
+/**
+ * Fetches, stores, checks and reconciles one account's statement for [from, to] (the demo calls
+ * it directly). Safe to repeat: a second run stores nothing and changes nothing.
+ */
+export async function fetchAndReconcile(
+  context: StatementsContext,
+  account: string,
+  from: string,
+  to: string,
+  options: { logger?: JobContext['logger'] } = {},
+): Promise<FetchSummary & { result: FetchReconcileResult }> {
+  const result = await fetchAndReconcileStatement(
+    { em: context.orm.em.fork(), source: statementSourceOf(context), calendar: calendarOf(context), now: context.clock.now(), logger: options.logger ?? context.logger },
+    account,
+    from,
+    to,
+  );
+  return { stored: result.stored, duplicates: result.duplicates, matched: result.matched, executed: result.executed, incidents: result.incidents, result };
+}
+
+export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> = async (payload, context, job) => {
+  const log = context.logger.child({ account: payload.account, jobId: job.id, attempt: job.attemptsMade + 1 });
+  await testPausePoint(context, 'statements.fetch');
+  let summary: FetchSummary;
+  try {
+    summary = await fetchAndReconcile(context, payload.account, payload.from, payload.to, { logger: log });
+  } catch (err) {
+    // Transient bank trouble: BullMQ backs off and retries (R-24). Anything else will not get better by repeating.
+    if (err instanceof BankError && !err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    throw err;
+  }
+  // Stage 7: the statement (and any status it changed) goes back to the ERP; the hash guard makes this free when nothing changed.
+  await enqueueWriteBack(context.queues, { from: payload.from, to: payload.to });
+  return { stored: summary.stored, duplicates: summary.duplicates, matched: summary.matched, executed: summary.executed, incidents: summary.incidents.length };
+};
+
+export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.payload> = async (_payload, context) => {
+  const now = context.clock.now();
+  const accounts = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now);
+  const ranges = scheduledRanges(calendarOf(context), now);
+  const payloads = accounts.flatMap((account) => ranges.map((r) => ({ account, ...r })));
+  await context.queues.addBulk(fetchStatementJob, payloads);
+  // Each fetch asks for a write-back; this one also carries status changes to the ERP when no account has statements yet.
+  await enqueueWriteBack(context.queues);
+  context.logger.info({ event: 'statements.scheduled', accounts: accounts.length, jobs: payloads.length });
+  return { accounts: accounts.length, jobs: payloads.length };
+};

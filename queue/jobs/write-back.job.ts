@@ -1,0 +1,270 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import * as iconv from 'iconv-lite';
+import { z } from 'zod';
+import { renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
+import { writeOnecStatusReport, type ReportedState, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import type { FieldError } from '../../connector/orders/payment-order';
+import { ConnectorError } from '../../connector/shared/errors';
+import { formatAmount } from '../../connector/shared/money';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
+import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
+import { loadStoredStatement } from '../../connector/statements/statement.repository';
+import { isoDateOf } from '../../connector/statements/statement.store';
+import type { StatementData } from '../../connector/statements/statement.model';
+import { defineJob, type JobHandler } from '../job-definition';
+import type { JobContext } from '../job-context';
+import type { QueueSet } from '../queue.factory';
+import { testPausePoint } from '../test-hooks';
+
+/**
+ * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
+ * `onec.inboxDir`: `kl_to_1c.txt` (the statement 1C imports, INTERFACES.md) and
+ * `kl_to_1c_status.txt` (the status of each exported document, R-21/R-23). Each is written
+ * exactly once per change: the SHA-256 of what would be written (without its creation time) is
+ * kept in `writeback_mark`, and an unchanged file is not written again. Files appear atomically
+ * (temp file in the same folder, fsync, rename): 1C never reads half a file.
+ */
+export const STATEMENT_FILE = 'kl_to_1c.txt';
+export const STATUS_FILE = 'kl_to_1c_status.txt';
+const STATEMENT_TARGET = 'onec.statement';
+const STATUS_TARGET = 'onec.status';
+
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+
+export const writeBackJob = defineJob({
+  name: 'erp.writeback',
+  queue: 'writeback',
+  payload: z.object({ from: isoDate.optional(), to: isoDate.optional(), at: z.number().int().min(0).optional() }),
+  // Each trigger gets its own id (`at`): one already running must not swallow a later change.
+  jobId: (p) => `writeback-${p.at ?? 0}`,
+});
+
+/** Asks for a write-back after a change (a fetched statement, an order status). Cheap when nothing changed. */
+export async function enqueueWriteBack(queues: QueueSet, trigger: { from?: string; to?: string } = {}): Promise<void> {
+  await queues.add(writeBackJob, { ...trigger, at: Date.now() });
+}
+
+export type Encoding = 'windows' | 'utf8';
+
+/** Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename (POSIX rename is atomic within a folder). */
+export async function writeFileAtomic(path: string, bytes: Buffer): Promise<void> {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await open(temp, 'w', 0o640);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Writes a file unless the same content was already written to the same path (the mark's hash).
+ * The advisory lock serialises concurrent write-backs of one target across workers.
+ */
+export async function writeOnce(
+  em: EntityManager,
+  target: string,
+  path: string,
+  render: (createdAt: Date) => Buffer,
+  options: { now: Date; onlyIfChanged: boolean },
+): Promise<{ path: string; written: boolean; hash: string }> {
+  // The creation time is part of the file, not of the change: hash a rendering at a fixed time.
+  const hash = createHash('sha256').update(render(new Date(0))).digest('hex');
+  return em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    const mark = await tx.execute<Array<{ content_hash: string; path: string | null }>>('select content_hash, path from writeback_mark where target = ?', [target]);
+    if (options.onlyIfChanged && mark[0]?.content_hash === hash && mark[0].path === path) return { path, written: false, hash };
+    await writeFileAtomic(path, render(options.now));
+    await tx.execute(
+      `insert into writeback_mark (target, content_hash, path, written_at) values (?, ?, ?, ?)
+       on conflict (target) do update set content_hash = excluded.content_hash, path = excluded.path, written_at = excluded.written_at, writes = writeback_mark.writes + 1`,
+      [target, hash, path, options.now],
+    );
+    return { path, written: true, hash };
+  });
+}
+
+/**
+ * Several accounts in one exchange file: 1C's format allows several `РасчСчет` header keys and
+ * `СекцияРасчСчет` blocks (each followed here by that account's documents). The header of the
+ * first rendering is kept, its `РасчСчет` line repeated for every account.
+ */
+export function mergeStatementTexts(texts: readonly string[], accounts: readonly string[]): string {
+  if (texts.length === 1) return texts[0];
+  const split = texts.map((t) => t.replace(/\r\n$/, '').split('\r\n'));
+  const first = split[0];
+  const sectionAt = first.indexOf('СекцияРасчСчет');
+  const header = first.slice(0, sectionAt).flatMap((line) => (line.startsWith('РасчСчет=') ? accounts.map((a) => `РасчСчет=${a}`) : [line]));
+  const bodies = split.flatMap((lines) => lines.slice(lines.indexOf('СекцияРасчСчет'), lines.lastIndexOf('КонецФайла')));
+  return `${[...header, ...bodies, 'КонецФайла'].join('\r\n')}\r\n`;
+}
+
+function encode(text: string, encoding: Encoding): Buffer {
+  // windows = cp1251 with CRLF (what 1C expects); utf8 with a BOM (onec-statement.writer.ts).
+  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+}
+
+/** The stored statements of `accounts` for [from, to] with their holders (accounts with nothing stored are left out). */
+export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {
+  const out: Array<{ statement: StatementData; owner: StatementOwner }> = [];
+  for (const account of accounts) {
+    try {
+      const stored = await loadStoredStatement(em, account, from, to);
+      out.push({ statement: stored.statement, owner: stored.holder });
+    } catch (err) {
+      if (!(err instanceof ConnectorError && err.code === 'NO_STATEMENT')) throw err;
+    }
+  }
+  return out;
+}
+
+/** Renders the 1C statement file of the stored statements of `accounts` for [from, to]. */
+export async function renderStatementFile(
+  em: EntityManager,
+  accounts: readonly string[],
+  from: string,
+  to: string,
+  encoding: Encoding,
+): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[] }> {
+  const stored = await storedStatements(em, accounts, from, to);
+  if (stored.length === 0) {
+    throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
+  }
+  const render = (createdAt: Date): Buffer =>
+    encode(
+      mergeStatementTexts(
+        stored.map((s) => renderOnecStatement(s.statement, { encoding, owner: s.owner, createdAt })),
+        stored.map((s) => s.statement.account),
+      ),
+      encoding,
+    );
+  return { render, statements: stored.map((s) => s.statement) };
+}
+
+function inboxPath(context: Pick<JobContext, 'config'>, file: string): string {
+  return resolve(process.cwd(), context.config.onec.inboxDir, file);
+}
+
+/**
+ * Writes `kl_to_1c.txt` into `onec.inboxDir` from the stored statement(s) of `account` for
+ * [from, to] (the demo calls it directly; the write-back job with `onlyIfChanged`). Returns the
+ * absolute path.
+ */
+export async function writeStatementFile(
+  context: Pick<JobContext, 'config' | 'orm' | 'clock'>,
+  account: string | readonly string[],
+  from: string,
+  to: string,
+  options: { onlyIfChanged?: boolean; encoding?: Encoding } = {},
+): Promise<string> {
+  const em = context.orm.em.fork();
+  const accounts = typeof account === 'string' ? [account] : account;
+  const { render } = await renderStatementFile(em, accounts, from, to, options.encoding ?? context.config.onec.encoding);
+  const path = inboxPath(context, STATEMENT_FILE);
+  await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false });
+  return path;
+}
+
+interface StatusRow {
+  number: string;
+  doc_date: string | Date;
+  amount_tiyn: string | number;
+  currency: string;
+  beneficiary_name: string;
+  state: ReportedState;
+  errors: FieldError[] | string | null;
+  bank_reason_code: string | null;
+  bank_reason_text: string | null;
+  bank_reference: string | null;
+  erp_document_id: string | null;
+  state_changed_at: Date;
+}
+
+function reasonOf(row: StatusRow): string | undefined {
+  if (row.state === 'rejected') return row.bank_reason_text ?? row.bank_reason_code ?? undefined;
+  if (row.state === 'invalid' && row.errors) {
+    const errors = typeof row.errors === 'string' ? (JSON.parse(row.errors) as FieldError[]) : row.errors;
+    return errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+  }
+  return undefined;
+}
+
+/** The status report entries: every order whose document date is within `pipeline.statusReportDays`. */
+export async function statusReportEntries(em: EntityManager, since: string): Promise<StatusReportEntry[]> {
+  const rows = await em.execute<StatusRow[]>(
+    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
+       from payment_order where doc_date >= ? order by doc_date, number, id limit 20000`,
+    [since],
+  );
+  return rows.map((r) => {
+    const entry: StatusReportEntry = {
+      number: r.number,
+      date: isoDateOf(r.doc_date),
+      amount: formatAmount(Number(r.amount_tiyn)),
+      currency: r.currency,
+      beneficiaryName: r.beneficiary_name,
+      state: r.state,
+      at: new Date(r.state_changed_at),
+    };
+    const reason = reasonOf(r);
+    if (reason !== undefined) entry.reason = reason;
+    if (r.state === 'rejected' && r.bank_reason_code) entry.reasonCode = r.bank_reason_code;
+    if (r.bank_reference) entry.bankReference = r.bank_reference;
+    if (r.erp_document_id) entry.erpDocumentId = r.erp_document_id;
+    return entry;
+  });
+}
+
+/** Writes `kl_to_1c_status.txt` when the statuses changed since the last write. */
+export async function writeStatusReport(context: Pick<JobContext, 'config' | 'orm' | 'clock'>, options: { onlyIfChanged?: boolean } = {}): Promise<{ path: string; written: boolean }> {
+  const em = context.orm.em.fork();
+  const now = context.clock.now();
+  const since = new Date(now.getTime() - context.config.pipeline.statusReportDays * 86_400_000).toISOString().slice(0, 10);
+  const entries = await statusReportEntries(em, since);
+  const encoding = context.config.onec.encoding;
+  const path = inboxPath(context, STATUS_FILE);
+  const { written } = await writeOnce(em, STATUS_TARGET, path, (createdAt) => writeOnecStatusReport(entries, { encoding, createdAt }), {
+    now,
+    onlyIfChanged: options.onlyIfChanged ?? true,
+  });
+  return { path, written };
+}
+
+async function defaults(context: JobContext): Promise<{ accounts: string[]; from: string; to: string }> {
+  const now = context.clock.now();
+  const ranges = scheduledRanges(kzCalendarFromConfig(context.config), now);
+  return { accounts: await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now), from: ranges[0].from, to: ranges[ranges.length - 1].to };
+}
+
+/**
+ * The write-back: the statement file always covers one canonical range (the closed days since
+ * the previous business day, through today), whatever fetch triggered it, so the file changes
+ * only when the statements do. Then the status report.
+ */
+export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_payload, context, job) => {
+  await testPausePoint(context, 'erp.writeback');
+  const { accounts, from, to } = await defaults(context);
+  let statement: { path: string; written: boolean } | null = null;
+  const em = context.orm.em.fork();
+  const stored = await storedStatements(em, accounts, from, to);
+  if (stored.length) {
+    const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding);
+    statement = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
+  }
+  const status = await writeStatusReport(context, { onlyIfChanged: true });
+  context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written });
+  return { statement: statement?.written ?? false, status: status.written };
+};

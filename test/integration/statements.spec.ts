@@ -1,0 +1,316 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { QueueEvents, type Job } from 'bullmq';
+import { startHarness, type Harness } from '../../adapters/bank/test/sandbox.harness';
+import { PAYER_IBAN, sampleOrder } from '../../adapters/bank/test/fixtures';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import type { OrderState } from '../../connector/orders/order-state';
+import type { NormalisedOrder } from '../../connector/orders/payment-order';
+import type { StatementSource } from '../../connector/statements/statement.service';
+import type { StatementData } from '../../connector/statements/statement.model';
+import { fetchAndReconcile, fetchStatementJob, handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
+import { STATEMENT_FILE, STATUS_FILE, writeBackJob, writeStatementFile } from '../../queue/jobs/write-back.job';
+import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
+import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
+
+/**
+ * Stages 5-7 on real PostgreSQL and Redis against the real sandbox (in-process, its own schema),
+ * talking HTTP through the real Business API client. The sandbox's day clock is frozen at
+ * 2026-11-25 09:00 Kazakhstan time and stepped by its admin API; the connector's clock starts there.
+ */
+const TODAY = '2026-11-25';
+const NOW = '2026-11-25T04:00:00Z';
+
+/** Wraps the bank: records every range asked for; `tamper` may change an answer. */
+class RecordingSource implements StatementSource {
+  calls: Array<[string, string, string]> = [];
+  tamper?: (s: StatementData, call: number) => StatementData;
+  constructor(private readonly inner: StatementSource) {}
+  async getStatement(account: string, from: string, to: string): Promise<StatementData> {
+    this.calls.push([account, from, to]);
+    const s = await this.inner.getStatement(account, from, to);
+    return this.tamper ? this.tamper(s, this.calls.length) : s;
+  }
+}
+
+describe('statements: fetch, store, check, reconcile, write back', () => {
+  let env: TestEnv;
+  let app: AppContext;
+  let h: Harness;
+  let source: RecordingSource;
+  let context: StatementsContext;
+  let workers: RunningWorkers | undefined;
+
+  beforeAll(async () => {
+    env = await createTestEnv('stmt', { CONNECTOR_FAKE_NOW: NOW });
+    env.config.onec.inboxDir = join(env.workDir, 'inbox');
+    // Alerts are logged at error level by design; the assertions read the incidents instead.
+    app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    h = await startHarness();
+    source = new RecordingSource(h.client());
+    context = { ...app, statementSource: source };
+  });
+  afterAll(async () => {
+    await workers?.close(5_000);
+    await app?.close();
+    await h?.stop();
+    await h?.drop();
+    await env?.cleanup();
+  });
+
+  const db = () => app.orm.em.fork();
+  const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => db().execute<T[]>(sql, params);
+  const stateOf = async (id: string) => (await q<{ state: OrderState }>('select state from payment_order where id = ?', [id]))[0].state;
+  const incidentsOf = (kind: string) => q<{ id: string; severity: string; evidence: Record<string, unknown>; deadline_at: Date }>('select * from incident where kind = ? order by opened_at', [kind]);
+
+  /** An order of ours, moved through the pipeline states up to `until` (the lead's stages do this for real). */
+  async function order(overrides: Partial<NormalisedOrder>, until: OrderState, at?: Date): Promise<{ id: string; externalId: string; order: NormalisedOrder }> {
+    const o = sampleOrder(overrides);
+    const [r] = await intakeOrders(db(), 'test', [{ order: o }], { enqueueValidate: async () => undefined }, { actor: 't', now: at });
+    const path: OrderState[] = ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'];
+    for (const to of path.slice(0, path.indexOf(until) + 1)) await transitionOrder(db(), r.orderId, to, { actor: 't', now: at });
+    return { id: r.orderId, externalId: r.externalId, order: o };
+  }
+
+  async function executeAtBank(o: { externalId: string; order: NormalisedOrder }): Promise<void> {
+    await h.client().submit(h.signed(o.order, o.externalId));
+    await h.admin('POST', '/clock/step'); // accepted -> in_processing
+    await h.admin('POST', '/clock/step'); // in_processing -> executed (payment line + fee line)
+    expect((await h.client().lookup(o.externalId)).status).toBe('executed');
+  }
+
+  it('an order executed at the bank and `submitted` here becomes `executed`; its fee is matched; a re-fetch stores nothing twice', async () => {
+    const o = await order({ number: 'R-1' }, 'submitted');
+    await executeAtBank(o);
+
+    const first = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(first).toMatchObject({ stored: 2, duplicates: 0, matched: 2, executed: 1, incidents: [] });
+    expect(await stateOf(o.id)).toBe('executed');
+    const lines = await q<{ kind: string; match_kind: string; order_id: string; amount_tiyn: string }>(
+      'select kind, match_kind, order_id, amount_tiyn from statement_line where account = ? order by kind desc',
+      [PAYER_IBAN],
+    );
+    expect(lines).toEqual([
+      { kind: 'payment', match_kind: 'order', order_id: o.id, amount_tiyn: '774570' },
+      // R-25: the bank's fee (interbank tariff 300.00), linked to the payment it names, no incident.
+      { kind: 'fee', match_kind: 'fee', order_id: o.id, amount_tiyn: '30000' },
+    ]);
+    const statement = await q<{ balanced: boolean; kind: string }>('select balanced, kind from statement where account = ?', [PAYER_IBAN]);
+    expect(statement).toEqual([{ balanced: true, kind: 'intraday' }]);
+
+    // Fetched again: same lines, nothing stored twice, nothing moved twice.
+    const second = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(second).toMatchObject({ stored: 0, duplicates: 2, matched: 0, executed: 0, incidents: [] });
+    expect(Number((await q<{ n: string }>('select count(*) as n from statement_line where account = ?', [PAYER_IBAN]))[0].n)).toBe(2);
+    expect(Number((await q<{ n: string }>("select count(*) as n from order_event where order_id = ? and to_state = 'executed'", [o.id]))[0].n)).toBe(1);
+    expect(Number((await q<{ n: string }>('select count(*) as n from statement where account = ?', [PAYER_IBAN]))[0].n)).toBe(1);
+    expect(await incidentsOf('unexplained_debit')).toHaveLength(0);
+  });
+
+  it('keeps a pending line apart until the bank books it, then reconciles the booked one', async () => {
+    const o = await order({ number: 'R-2', amount: '100.00' }, 'submitted');
+    await h.client().submit(h.signed(o.order, o.externalId));
+    const pending = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(pending).toMatchObject({ stored: 1, executed: 0, incidents: [] });
+    const rows = await q<{ status: string; match_kind: string | null }>("select status, match_kind from statement_line where account = ? and status = 'pending'", [PAYER_IBAN]);
+    expect(rows).toEqual([{ status: 'pending', match_kind: null }]);
+    expect(await stateOf(o.id)).toBe('submitted');
+
+    await h.admin('POST', '/clock/step');
+    await h.admin('POST', '/clock/step');
+    const booked = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(booked).toMatchObject({ stored: 2, executed: 1, incidents: [] });
+    expect(await q("select * from statement_line where account = ? and status = 'pending'", [PAYER_IBAN])).toHaveLength(0);
+    expect(await stateOf(o.id)).toBe('executed');
+  });
+
+  it('an injected debit no order explains opens one critical incident with the evidence and a 1-business-day deadline (R-29)', async () => {
+    const counterparty = { name: 'ИП Неизвестный', iinBin: '', iban: 'KZ000000000000000001', bic: 'XXXXKZKA' };
+    const injected = await h.admin<{ lineId: string }>('POST', `/accounts/${PAYER_IBAN}/debit`, { amount: '1234.00', counterparty, purpose: 'Списание' });
+    const result = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(result.incidents).toHaveLength(1);
+    const [incident] = await incidentsOf('unexplained_debit');
+    expect(incident.id).toBe(result.incidents[0]);
+    expect(incident.severity).toBe('critical');
+    expect(incident.evidence).toMatchObject({ account: PAYER_IBAN, bankLineId: injected.lineId, amount: '1234.00', bookingDate: TODAY, counterparty: { name: counterparty.name, iban: counterparty.iban } });
+    expect(String(incident.evidence.draftNotice)).toContain(injected.lineId);
+    // Wednesday 2026-11-25 -> end of the next operational day, Thursday 17:00 Kazakhstan time.
+    expect(new Date(incident.deadline_at).toISOString()).toBe('2026-11-26T12:00:00.000Z');
+
+    // The next fetches of the same day do not raise it again.
+    const again = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(again.incidents).toEqual([]);
+    expect(await incidentsOf('unexplained_debit')).toHaveLength(1);
+  });
+
+  it('an unbalanced statement is fetched once more, then opens an incident', async () => {
+    source.calls = [];
+    source.tamper = (s) => ({ ...s, closingBalance: s.closingBalance + 1 });
+    const r = await fetchAndReconcile(context, DEMO.arrestedIban, '2026-11-23', '2026-11-23');
+    expect(source.calls).toEqual([[DEMO.arrestedIban, '2026-11-23', '2026-11-23'], [DEMO.arrestedIban, '2026-11-23', '2026-11-23']]);
+    expect(r.result.balanced).toBe(false);
+    expect(await incidentsOf('statement_unbalanced')).toHaveLength(1);
+
+    // Wrong only the first time: the second answer balances, no incident.
+    source.tamper = (s, call) => (call === 1 ? { ...s, closingBalance: s.closingBalance + 1 } : s);
+    source.calls = [];
+    const ok = await fetchAndReconcile(context, DEMO.arrestedIban, '2026-11-20', '2026-11-20');
+    expect(ok.result.balanced).toBe(true);
+    expect(await incidentsOf('statement_unbalanced')).toHaveLength(1);
+    source.tamper = undefined;
+  });
+
+  it('an order executed per the bank status but missing from the closed day opens an incident', async () => {
+    const at = new Date('2026-11-24T06:00:00Z');
+    const o = await order({ number: 'R-3', date: '2026-11-24' }, 'executed', at);
+    const r = await fetchAndReconcile(context, PAYER_IBAN, '2026-11-24', '2026-11-24');
+    expect(r.result.kind).toBe('booked');
+    const incidents = await incidentsOf('executed_missing_from_statement');
+    expect(incidents).toHaveLength(1);
+    expect(r.incidents).toEqual([incidents[0].id]);
+    expect(incidents[0].evidence).toMatchObject({ orderId: o.id, number: 'R-3' });
+    expect((await fetchAndReconcile(context, PAYER_IBAN, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
+  });
+
+  it('a line naming our order with another amount is an erroneous execution: incident with a draft notice and 3 operational days (R-27)', async () => {
+    const o = await order({ number: 'R-5', amount: '200.00' }, 'submitted');
+    // What the bank executed under our external id differs from what we signed.
+    await executeAtBank({ externalId: o.externalId, order: { ...o.order, amount: '210.00' } });
+    const r = await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY);
+    expect(r.executed).toBe(0);
+    expect(await stateOf(o.id)).toBe('submitted');
+    const [incident] = await incidentsOf('execution_mismatch');
+    expect(r.incidents).toEqual([incident.id]);
+    expect(incident.evidence).toMatchObject({ orderId: o.id, differences: [{ field: 'amount', signed: '200.00', executed: '210.00' }] });
+    expect(String(incident.evidence.draftNotice)).toContain('подписано 200.00, исполнено 210.00');
+    // Wednesday + 3 operational days = Monday 2026-11-30, 17:00 Kazakhstan time.
+    expect(new Date(incident.deadline_at).toISOString()).toBe('2026-11-30T12:00:00.000Z');
+    // The fee of that payment is still an expected fee, and nothing else is unexplained.
+    expect(await incidentsOf('unexplained_debit')).toHaveLength(1);
+    expect((await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY)).incidents).toEqual([]);
+  });
+
+  it('writes kl_to_1c.txt from the stored statement, readable by the 1C reader', async () => {
+    const path = await writeStatementFile(app, PAYER_IBAN, TODAY, TODAY);
+    expect(path).toBe(join(env.workDir, 'inbox', STATEMENT_FILE));
+    const parsed = (await import('../../adapters/erp/onec-exchange/onec-statement.mapper')).onecToStatement(parseOnecExchange(readFileSync(path)));
+    const stored = await q<{ n: string }>("select count(*) as n from statement_line where account = ? and status = 'booked' and booking_date = ?", [PAYER_IBAN, TODAY]);
+    expect(parsed.statement.lines).toHaveLength(Number(stored[0].n));
+    expect(parsed.statement.account).toBe(PAYER_IBAN);
+    // What the bank says the day closes at is what the file says.
+    const bank = await h.client().getStatement(PAYER_IBAN, TODAY, TODAY);
+    expect(parsed.statement.openingBalance).toBe(bank.openingBalance);
+    expect(parsed.statement.closingBalance).toBe(bank.closingBalance);
+  });
+
+  it('the schedule enqueues one fetch per account and range, and twice enqueues nothing more', async () => {
+    const fakeJob = { id: 'statements-schedule', attemptsMade: 0 } as unknown as Job;
+    const first = (await handleScheduleStatements({}, context, fakeJob)) as { accounts: number; jobs: number };
+    expect(first.accounts).toBeGreaterThanOrEqual(1);
+    await handleScheduleStatements({}, context, fakeJob);
+    const waiting = await app.queues.get('statements').getJobs(['waiting']);
+    expect(waiting).toHaveLength(first.jobs);
+    expect(waiting.map((j) => j.id).sort()).toContain(`statement-${PAYER_IBAN}-2026-11-24-2026-11-24-closed`);
+    await app.queues.get('statements').obliterate({ force: true });
+    await app.queues.get('writeback').obliterate({ force: true });
+  });
+
+  it('statements.fetch and erp.writeback each run twice with one effect', async () => {
+    workers = startWorkers(context, app.redis);
+    const connections = [app.redis.duplicate(), app.redis.duplicate()];
+    const events = {
+      statements: new QueueEvents('statements', { connection: connections[0], prefix: env.config.redis.prefix }),
+      writeback: new QueueEvents('writeback', { connection: connections[1], prefix: env.config.redis.prefix }),
+    };
+    await Promise.all([events.statements.waitUntilReady(), events.writeback.waitUntilReady()]);
+    const idle = async () => {
+      for (const name of ['statements', 'writeback'] as const) {
+        const c = await app.queues.get(name).getJobCounts('waiting', 'active', 'delayed');
+        if (c.waiting + c.active + c.delayed > 0) return false;
+      }
+      return true;
+    };
+    try {
+      await h.admin('POST', `/accounts/${PAYER_IBAN}/incoming`, { amount: '555.00' });
+      const payload = { account: PAYER_IBAN, from: TODAY, to: TODAY, kind: 'intraday' as const };
+      const run = async () => (await app.queues.get('statements').add(fetchStatementJob.name, payload, { jobId: fetchStatementJob.jobId(payload), removeOnComplete: true })).waitUntilFinished(events.statements, 30_000);
+      const a = await run();
+      const b = await run();
+      expect(a).toMatchObject({ stored: 1, executed: 0, incidents: 0 });
+      expect(b).toMatchObject({ stored: 0, executed: 0, incidents: 0 });
+      expect(await q("select * from statement_line where account = ? and direction = 'credit'", [PAYER_IBAN])).toHaveLength(1);
+
+      // The fetches asked for write-backs; once they are done the files exist, and running it twice more writes nothing.
+      await eventually(idle, { what: 'queues idle' });
+      const statementPath = join(env.workDir, 'inbox', STATEMENT_FILE);
+      const statusPath = join(env.workDir, 'inbox', STATUS_FILE);
+      const marks = async () => q<{ target: string; writes: number }>('select target, writes from writeback_mark order by target');
+      const before = await marks();
+      const mtimes = [statSync(statementPath).mtimeMs, statSync(statusPath).mtimeMs];
+      for (const at of [1, 2]) {
+        const job = await app.queues.get('writeback').add(writeBackJob.name, { at }, { jobId: writeBackJob.jobId({ at }) });
+        expect(await job.waitUntilFinished(events.writeback, 30_000)).toEqual({ statement: false, status: false });
+      }
+      expect(await marks()).toEqual(before);
+      expect([statSync(statementPath).mtimeMs, statSync(statusPath).mtimeMs]).toEqual(mtimes);
+      const status = readFileSync(statusPath, 'latin1');
+      expect(status).toContain('R-1');
+
+      // A change (a new order status) is written, once.
+      const o = await order({ number: 'R-9', amount: '1.00' }, 'submitted');
+      await transitionOrder(db(), o.id, 'rejected', { actor: 't', patch: { bankReasonCode: 'INSUFFICIENT_FUNDS', bankReasonText: 'Недостаточно средств' } });
+      const job = await app.queues.get('writeback').add(writeBackJob.name, { at: 3 }, { jobId: writeBackJob.jobId({ at: 3 }) });
+      expect(await job.waitUntilFinished(events.writeback, 30_000)).toEqual({ statement: false, status: true });
+      const report = parseOnecExchange(readFileSync(statusPath));
+      const r9 = report.documents.find((d) => d.order.number === 'R-9');
+      expect(r9?.order.raw['КодСтатуса']).toBe('rejected');
+      expect(r9?.order.raw['ПричинаОтказа']).toBe('Недостаточно средств');
+    } finally {
+      await events.statements.close();
+      await events.writeback.close();
+      for (const c of connections) c.disconnect();
+      await workers.close(5_000);
+      workers = undefined;
+    }
+  });
+
+  it('a gap between statements is re-fetched once: missed lines repair it, otherwise an incident', async () => {
+    // Day 1 for two accounts: the internal one receives 10.00, the reserve one 50.00.
+    const internal = DEMO.internalBeneficiaryIban;
+    const reserve = DEMO.poorIban;
+    await h.admin('POST', `/accounts/${internal}/incoming`, { amount: '10.00' });
+    await h.admin('POST', `/accounts/${reserve}/incoming`, { amount: '50.00' });
+    // The bank's first answer for the internal account misses the line (and closes without it).
+    source.tamper = (s, call) => (call === 1 && s.account === internal ? { ...s, lines: [], closingBalance: s.openingBalance } : s);
+    source.calls = [];
+    await fetchAndReconcile(context, internal, TODAY, TODAY);
+    source.tamper = undefined;
+    await fetchAndReconcile(context, reserve, TODAY, TODAY);
+
+    // Day 2. The reserve account's balance moves without any line (money the statements never show).
+    await h.admin('PUT', '/clock', { now: '2026-11-26T04:00:00Z' });
+    await h.admin('PUT', `/accounts/${reserve}`, { balance: '500.00' });
+
+    source.calls = [];
+    const repaired = await fetchAndReconcile(context, internal, '2026-11-26', '2026-11-26');
+    expect(source.calls).toEqual([[internal, '2026-11-26', '2026-11-26'], [internal, TODAY, TODAY]]);
+    expect(repaired.result.continuity).toBe('repaired');
+    expect(repaired.incidents).toEqual([]);
+    expect(await q('select * from statement_line where account = ?', [internal])).toHaveLength(1);
+
+    source.calls = [];
+    const gap = await fetchAndReconcile(context, reserve, '2026-11-26', '2026-11-26');
+    expect(source.calls).toEqual([[reserve, '2026-11-26', '2026-11-26'], [reserve, TODAY, TODAY]]);
+    expect(gap.result.continuity).toBe('gap');
+    const incidents = await incidentsOf('statement_gap');
+    expect(incidents).toHaveLength(1);
+    expect(gap.incidents).toEqual([incidents[0].id]);
+    // Closed at 150.00 on day 1, opened at 500.00 on day 2.
+    expect(incidents[0].evidence).toMatchObject({ account: reserve, difference: 35000 });
+  });
+});
