@@ -5,12 +5,13 @@ import { loadConfig } from '../../../config/load-config';
 import { migrate } from '../../persistence/database';
 import { startWorkers } from '../../../queue/worker.runner';
 import { scanOnecOutbox, ONEC_SOURCE } from '../../../queue/jobs/scan-onec-outbox.job';
-import { demoDocuments, demoOnecExport, DEMO_PAYER } from '../../demo/demo-orders';
+import { demoDocuments, demoOnecExport } from '../../demo/demo-orders';
 import { startDemoWorld, type DemoWorld } from '../../demo/demo-world';
 import { PaymentOrder } from '../../persistence/entities';
 import { formatAmount } from '../../shared/money';
 import { DEMO } from '../../../adapters/bank/sandbox/sandbox.config';
-import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
+import { fetchAndReconcile } from '../../../queue/jobs/fetch-statement.job';
+import { writeStatementFile } from '../../../queue/jobs/write-back.job';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
 import { say, table } from '../output';
@@ -77,18 +78,19 @@ export function registerDemoCommands(program: Command): void {
           }
           if (process.stderr.isTTY) process.stderr.write('\n');
 
-          // The statement for 1C (kl_to_1c.txt), from what the bank executed today.
-          const statement = await context.services.bank().getStatement(DEMO.payerIban, today, today);
-          const written = writeOnecStatement(statement, {
-            encoding: config.onec.encoding,
-            owner: { name: DEMO_PAYER.name, iinBin: DEMO_PAYER.iinBin, bic: DEMO_PAYER.bic, code: DEMO_PAYER.kod },
-            createdAt: context.clock.now(),
-          });
-          mkdirSync(config.onec.inboxDir, { recursive: true });
-          const statementPath = resolve(config.onec.inboxDir, 'kl_to_1c.txt');
-          writeFileSync(`${statementPath}.tmp`, written.bytes);
-          renameSync(`${statementPath}.tmp`, statementPath);
-
+          // Statements: fetched, checked (opening + lines = closing), stored once per bank line,
+          // reconciled with the orders (fees expected), and written for 1C as kl_to_1c.txt.
+          const accounts = [DEMO.payerIban, DEMO.poorIban];
+          let matched = 0;
+          const incidents: string[] = [];
+          let statementLines = 0;
+          for (const account of accounts) {
+            const fetched = await fetchAndReconcile(context, account, today, today);
+            matched += fetched.matched;
+            statementLines += fetched.stored + fetched.duplicates;
+            incidents.push(...fetched.incidents);
+          }
+          const statementPath = await writeStatementFile(context, accounts, today, today);
           const ledger = (await (await fetch(`${config.bank.url.replace(/\/$/, '')}/_sandbox/submissions`)).json()) as { total: number; duplicates: number };
           const reason = (r: PaymentOrder) => (r.state === 'invalid' ? (r.errors ?? []).map((e) => `${e.field}: ${e.message}`).join('; ') : r.state === 'rejected' ? `${r.bankReasonCode}: ${r.bankReasonText ?? ''}` : '');
           process.stdout.write(
@@ -98,7 +100,7 @@ export function registerDemoCommands(program: Command): void {
             )}\n`,
           );
           const count = (state: string) => rows.filter((r) => r.state === state).length;
-          say(`demo: ${statement.lines.length} statement lines (fees included), ${ledger.total} documents in the bank's ledger, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          say(`demo: statements: ${statementLines} lines (fees included), ${matched} matched to orders, ${incidents.length} incident(s); ${ledger.total} documents in the bank's ledger; ${((Date.now() - started) / 1000).toFixed(1)} s`);
           process.stdout.write(`executed: ${count('executed')}\nrejected: ${count('rejected')}\ninvalid: ${count('invalid')}\nduplicates: ${ledger.duplicates}\nstatement: ${statementPath}\n`);
           return 0;
         } finally {
