@@ -11,6 +11,8 @@ import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../../adapters/
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { submitOrderJob } from './submit-order.job';
 import { dropSignaturesOfRevokedSigners, waitAndRetry } from './pipeline.helpers';
+import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
+import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 
 export const signOrderJob = defineJob({
   name: 'order.sign',
@@ -32,6 +34,11 @@ const NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS', '
 export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (payload, context, job) => {
   const log = context.logger.child({ orderId: payload.orderId, jobId: job.id });
   const em = context.orm.em.fork();
+  // Issue 16: no signature is applied under lockdown; the order waits as `held`.
+  if (await isLockedDown(context)) {
+    const held = await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), [payload.orderId]);
+    return { state: held.length ? 'held' : 'unchanged', lockdown: true };
+  }
   // Read-only snapshot: every change goes through conditional updates, never through this entity.
   const order = await em.findOne(PaymentOrder, { id: payload.orderId }, { disableIdentityMap: true });
   let state = order?.state;
@@ -56,7 +63,17 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
       const previous = signatures[signatures.length - 1];
       try {
         const signed = await context.services.signer().sign(user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
-        if (signed.documentSha256 !== document.sha256) throw new Error('the agent signed other bytes than the frozen document');
+        if (signed.documentSha256 !== document.sha256) {
+          // A signature over other bytes than the frozen document: a check that must never fail did (issue 16).
+          await triggerLockdown(context, {
+            trigger: 'certificate_check_failed',
+            reason: `the signer agent returned a signature of ${login} over other bytes than order ${order.number}'s frozen document`,
+            scope: `user:${login}`,
+            evidence: { orderId: order.id, login, expectedSha256: document.sha256, signedSha256: signed.documentSha256 },
+            actor: 'worker',
+          });
+          throw new Error('the agent signed other bytes than the frozen document');
+        }
         const recorded = await recordSignature(
           em,
           { orderId: order.id, userId: user.id, login, level, algorithm: signed.algorithm, serial: signed.serial, subject: signed.subject, iin: signed.iin, signingTime: new Date(signed.signingTime), documentSha256: document.sha256, cms: signed.cmsDer, mandate: true },
@@ -70,6 +87,18 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
         break;
       } catch (err) {
         if (err instanceof SignerAgentError && NOT_READY.has(err.code)) continue;
+        if (err instanceof SignerAgentError && err.code === 'CERT_REVOKED') {
+          // A mandated signer's certificate is revoked per the CRL: either the key leaked or the
+          // person lost authority without the connector being told (issue 16, R-30).
+          await triggerLockdown(context, {
+            trigger: 'certificate_check_failed',
+            reason: `the EDS certificate of ${login} is revoked (${err.message})`,
+            scope: `user:${login}`,
+            evidence: { orderId: order.id, login, code: err.code },
+            actor: 'worker',
+          });
+          return { state: 'held', lockdown: true };
+        }
         if ((err as { code?: string }).code === 'ECONNREFUSED' || /ECONNREFUSED|socket hang up/.test((err as Error).message)) continue;
         // A certificate that is expired, revoked or not the payer's: the order cannot be signed by
         // this user; another candidate may still sign it.
