@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
-import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { IllegalTransitionError, transitionOrder } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
 import { loadDocument, validSignatures } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
@@ -110,7 +110,12 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
     }
-    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' });
+    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' }).catch((err) => {
+      // The order moved on meanwhile (a lockdown held it): nothing to claim.
+      if (err instanceof IllegalTransitionError) return null;
+      throw err;
+    });
+    if (!claim) return { state: 'moved-on', claimed: false };
     if (!claim.changed) return { state: 'submitting', claimed: false };
     order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
   }

@@ -156,6 +156,8 @@ export async function startLockdownWorld(label: string, patch: (c: ConnectorConf
       const em = context.orm.em.fork();
       await em.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]' where id = 1");
       await em.execute("update incident set status = 'resolved', resolved_at = now(), resolved_by = 'test' where status = 'open'");
+      await em.execute('update credential_vault set revoked_at = null, revoked_reason = null');
+      await em.execute("update app_user set blocked_reason = null, blocked_at = null, locked_until = null, failed_attempts = 0");
       await context.redis.del(lockdownKey(config.redis.prefix));
       await Promise.all(context.queues.all().map((q) => q.resume()));
     },

@@ -102,48 +102,58 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await world.stopWorkers();
   }, 120_000);
 
-  it('a worker that holds a submit job when the lock lands does not submit it', async () => {
+  it('a worker that holds a submit job when the lock lands does not submit it; after resolution it is submitted once', async () => {
     const { context } = world;
     await world.reset();
     await world.unlock('ceo');
     const before = (await world.ledger()).total;
-    const [id] = await world.intake(['LD-INFLIGHT']);
-    // Everything up to `signed`, with the real workers.
-    world.startWorkers();
-    // The lock lands while the submit worker is inside its job: after its first look at the flag
-    // (credentialsUsable is asked right after it), before the claim and the bank call.
+    // The lock lands while the submit worker is inside its job, after its claim (`signed ->
+    // submitting`, which can no longer be held) and before the bank call: when it asks for the bank client.
     let landed = false;
+    let incidentId = '';
     const bankCalls: string[] = [];
     const original = context.services;
     const services = {
       ...original,
-      credentialsUsable: async () => {
-        if (!landed) {
-          landed = true;
-          await triggerLockdown(context, { trigger: 'manual', reason: 'test: lock lands mid-job', scope: 'all', actor: 'test' });
-        }
-        return original.credentialsUsable();
-      },
       bank: () => {
         const bank = original.bank();
-        return new Proxy(bank, {
+        const wrapped = new Proxy(bank, {
           get(target, prop, receiver) {
             const value = Reflect.get(target, prop, receiver);
             if (prop === 'submit' || prop === 'lookup') bankCalls.push(String(prop));
             return typeof value === 'function' ? value.bind(target) : value;
           },
         });
+        if (landed) return wrapped;
+        landed = true;
+        // Synchronous getter: the lock is engaged before the job's next step runs.
+        pending = triggerLockdown(context, { trigger: 'manual', reason: 'test: lock lands mid-job', scope: 'user:revoked', actor: 'test' }).then((r) => {
+          incidentId = r.incidentId;
+        });
+        return wrapped;
       },
     };
-    await world.stopWorkers();
+    let pending: Promise<void> = Promise.resolve();
     world.startWorkers({ ...context, services });
-    await eventually(async () => landed && (await world.states([id]))[id] !== 'signed', { timeoutMs: 30_000, what: 'the submit job ran into the lock' });
-    await eventually(async () => ['held', 'submitting'].includes((await world.states([id]))[id]), { what: 'the order stopped' });
-    await new Promise((r) => setTimeout(r, 500));
+    const [id] = await world.intake(['LD-INFLIGHT']);
+    await eventually(async () => landed && incidentId !== '' && (await world.states([id]))[id] === 'submitting', { timeoutMs: 15_000, what: 'the submit job ran into the lock after its claim' }).catch(async (err) => { throw new Error(`${err.message}; landed=${landed}; state=${(await world.states([id]))[id]}; events=${JSON.stringify(await context.orm.em.fork().execute('select from_state, to_state, reason from order_event where order_id = ? order by id', [id]))}`); });
+    await pending;
+    // Give the worker time to do what it would do next: it must not call the bank.
+    await new Promise((r) => setTimeout(r, 1_000));
     expect(bankCalls).toEqual([]);
     expect((await world.ledger()).total).toBe(before);
     const attempts = await context.orm.em.fork().execute<Array<{ submit_attempts: number }>>('select submit_attempts from payment_order where id = ?', [id]);
     expect(Number(attempts[0].submit_attempts)).toBe(0);
+    await world.stopWorkers();
+
+    // Scope user:revoked: `revoked` holds no signing rights, so the bank record is the only step.
+    const resolved = await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-43', actor: 'cli:tester', isAdmin: true });
+    expect(resolved.requeuedSubmissions).toBe(1);
+    world.startWorkers();
+    await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { what: 'submitted after resolution' });
+    const ledger = await world.ledger();
+    expect(ledger.total).toBe(before + 1);
+    expect(ledger.duplicates).toBe(0);
     await world.stopWorkers();
   }, 90_000);
 });
