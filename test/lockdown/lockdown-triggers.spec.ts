@@ -61,6 +61,21 @@ describe('lockdown triggers', () => {
     }
   }, 60_000);
 
+  it('the bank refusing a document for a compromise reason (sandbox refusal) locks down', async () => {
+    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'submit' } });
+    try {
+      await world.unlock('ceo');
+      world.startWorkers();
+      const [id] = await world.intake(['TR-REFUSED']);
+      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('bank_refused_compromise');
+      expect(evidence.evidence).toMatchObject({ orderId: id, reasonCode: 'CREDENTIALS_COMPROMISED' });
+      expect((await world.states([id]))[id]).toBe('rejected');
+    } finally {
+      await world.admin('POST', '/faults/reset');
+    }
+  }, 60_000);
+
   it('a revoked signer certificate (the test CRL) at signing locks down with that user in scope', async () => {
     await grantRight(userDeps(world.context), { login: 'revoked', account: DEMO.payerIban, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
     try {
