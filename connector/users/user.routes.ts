@@ -8,6 +8,7 @@ import { Incident } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import { parseAmount } from '../shared/money';
 import { credentialStatus } from '../vault/credential.vault';
+import { isLockedDown } from '../lockdown/lockdown.flag';
 import { accountsVisibleTo } from './authority';
 import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
@@ -233,6 +234,10 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const session = requireSession(request);
       const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
       if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
+      // Issue 16: the lockdown wiped every key; none is unlocked again until an admin resolves it.
+      if (await isLockedDown({ em: context.orm.em.fork(), redis: context.redis, prefix: context.config.redis.prefix })) {
+        throw new ApiError(423, 'LOCKED_DOWN', 'the connector is locked down after a suspected compromise (R-29); keys stay locked until an admin resolves it (connector lockdown status)');
+      }
       const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
       const deps = userDeps(context, wiring);
       if (result.ok) {

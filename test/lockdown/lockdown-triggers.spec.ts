@@ -145,6 +145,10 @@ describe('lockdown triggers', () => {
     expect(state.statusCode).toBe(200);
     expect(Object.keys(state.json())).toEqual(['state', 'since', 'reason', 'scope', 'incidentId', 'heldOrders', 'warnings']);
     expect(state.json()).toMatchObject({ state: 'locked', scope: 'credentials', incidentId: body.incident.id });
+    // No key is unlocked again while locked down.
+    const unlock = await api.inject({ method: 'POST', url: '/api/v1/me/key/unlock', headers: { 'content-type': 'application/json', cookie }, payload: { password: 'anything' } });
+    expect(unlock.statusCode).toBe(423);
+    expect(unlock.json().code).toBe('LOCKED_DOWN');
     const list = await api.inject({ method: 'GET', url: '/api/v1/incidents', headers: { cookie } });
     expect((list.json() as { incidents: Array<{ id: string }> }).incidents.map((i) => i.id)).toContain(body.incident.id);
     const bob = await login('carol', 'Correct-Horse-9');
