@@ -138,6 +138,11 @@ async function adminNotices(context: AppContext): Promise<Array<{ level: string;
   const em = context.orm.em.fork();
   const status = await credentialStatus({ em, clock: context.clock });
   const notices: Array<{ level: string; code: string; message: string; deadline?: string }> = status.warnings.map((w) => ({ level: w.level, code: w.code, message: w.message }));
+  // Issue 16: a lockdown in force comes first: the bank must be told within 1 business day (R-29).
+  const lockdown = await em.find(Incident, { kind: 'lockdown', status: 'open' });
+  for (const incident of lockdown) {
+    notices.push({ level: 'urgent', code: 'LOCKDOWN', message: `${incident.title}. Call the bank (+7 7172 770 622, +7 800 080 0711, 7711), then resolve incident ${incident.id}`, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
+  }
   const open = await em.find(Incident, { kind: 'authority_revoked', status: 'open' }, { orderBy: { deadlineAt: 'asc' } });
   for (const incident of open) {
     notices.push({ level: 'urgent', code: 'BANK_NOTICE_DUE', message: incident.title, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
