@@ -6,6 +6,11 @@ import { userDeps } from '../../connector/users/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { demoDocuments, demoOnecExport } from '../../connector/demo/demo-orders';
+import { startScheduler } from '../../queue/scheduler.runner';
+import { ONEC_SOURCE } from '../../queue/jobs/scan-onec-outbox.job';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
 /** Issue 16 "Proof": each trigger fires for real, and the lock it causes is the full lockdown. */
@@ -115,6 +120,30 @@ describe('lockdown triggers', () => {
     await triggerLockdown(world.context, { trigger: 'unexplained_debit', reason: `a debit of 777.00 no order explains (${stranger!.bankLineId})`, scope: 'all', evidence: { bankLineId: stranger!.bankLineId, amount: '777.00' } });
     const { evidence } = await incidentOf();
     expect(evidence.trigger).toBe('unexplained_debit');
+  }, 60_000);
+
+  it('1C intake stays open under lockdown: the scheduler takes the outbox file, the orders wait as held', async () => {
+    await triggerLockdown(world.context, { trigger: 'manual', reason: 'test: intake while locked', scope: 'all' });
+    const scheduler = await startScheduler(world.context, world.context.redis, { leaseMs: 3_000 });
+    try {
+      const run = String(Date.now()).slice(-7);
+      const docs = demoDocuments(run);
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      mkdirSync(world.config.onec.outboxDir, { recursive: true });
+      const tmp = join(world.config.onec.outboxDir, `.tmp-${run}`);
+      writeFileSync(tmp, demoOnecExport(docs, today));
+      renameSync(tmp, join(world.config.onec.outboxDir, `1c_to_kl_${run}.txt`));
+      const rows = await eventually(
+        async () => {
+          const found = await world.context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where source = ? and number like ?', [ONEC_SOURCE, `${run}%`]);
+          return found.length === docs.length ? found : null;
+        },
+        { timeoutMs: 20_000, what: 'the 1C orders stored' },
+      );
+      expect(rows.map((r) => r.state)).toEqual(docs.map(() => 'held'));
+    } finally {
+      await scheduler.close();
+    }
   }, 60_000);
 
   it('a trigger configured `alert` raises an incident and locks nothing', async () => {

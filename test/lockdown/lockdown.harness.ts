@@ -99,6 +99,7 @@ export async function startLockdownWorld(label: string, patch: (c: ConnectorConf
     tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
     queue: { ...env.config.queue, backoffMs: 200, lockDurationMs: 10_000 },
     users: { ...env.config.users, scryptLogN: 14 },
+    onec: { ...env.config.onec, outboxDir: join(env.workDir, 'exchange', 'outbox'), inboxDir: join(env.workDir, 'exchange', 'inbox'), stableMs: 100, scanEveryMs: 200 },
   });
   const logger = createLogger({ level: 'silent', name: `test-${label}` });
   const context = await createAppContext({ config, logger, role: 'worker' });
