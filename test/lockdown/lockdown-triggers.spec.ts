@@ -110,6 +110,16 @@ describe('lockdown triggers', () => {
     expect((evidence.evidence as { logins: string[] }).logins.sort()).toEqual(['alice', 'bob', 'carol']);
   }, 60_000);
 
+  it('brute force: repeated login attempts on a disabled account lock down', async () => {
+    await world.context.orm.em.fork().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'bob'");
+    for (let i = 0; i < 2; i += 1) expect((await login('bob', 'Correct-Horse-9')).statusCode).toBe(403);
+    expect((await lockdownStatusOf(world.context)).state).toBe('normal');
+    await login('bob', 'guess-3');
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('brute_force');
+    expect(evidence.evidence).toMatchObject({ kind: 'disabled_login', logins: ['bob'], count: 3 });
+  }, 60_000);
+
   it('an unexplained debit (sandbox injection, reported through triggerLockdown) locks down', async () => {
     await world.admin('POST', `/accounts/${DEMO.payerIban}/debit`, { amount: '777.00', purpose: 'not ours' });
     const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
