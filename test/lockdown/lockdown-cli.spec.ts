@@ -50,6 +50,9 @@ describe('connector lockdown (CLI)', () => {
     expect(locked).toMatchObject({ state: 'locked', reason: 'Client Secret left on a shared drive', scope: 'credentials', incidentId, heldOrders: 0 });
     expect(locked.warnings.join(' ')).toMatch(/signer agent not reached/);
 
+    const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; verdict: string; hint?: string }> };
+    expect(doctor.checks.find((c) => c.name === 'lockdown')).toMatchObject({ verdict: 'WARN', hint: expect.stringContaining(incidentId) });
+
     const refused = await cli(['lockdown', 'resolve', '--incident', incidentId]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^LOCKDOWN_STEPS_MISSING: /);
