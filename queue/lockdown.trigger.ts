@@ -5,7 +5,7 @@ import { validateOrderJob } from './jobs/validate-order.job';
 import { submitOrderJob } from './jobs/submit-order.job';
 import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
 import { WebhookClient } from '../adapters/erp/http/webhook.client';
-import { engageLockdown, resolveLockdown, lockdownStatus, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
+import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
 import { isLockedDown as flagCheck } from '../connector/lockdown/lockdown.flag';
 import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
 import { recordSecurityEvent, type SecurityEvent } from '../connector/lockdown/brute-force.detector';
@@ -147,4 +147,26 @@ export async function reportSecurityEvent(context: JobContext, event: SecurityEv
     context.logger.error({ event: 'lockdown.brute_force.check_failed', err: (err as Error).message });
     return null;
   }
+}
+
+/** Incident kinds reconciliation opens (branch `statements`) that are triggers of their own. */
+export const RECONCILIATION_TRIGGER_KINDS = RECONCILIATION_KINDS;
+
+/**
+ * Escalates open reconciliation incidents (an unexplained debit, an executed document that differs
+ * from what was signed) to the lockdown trigger of the same name, once each: the incident is marked
+ * with the lockdown incident's id. Called by the maintenance sweep, so a reconciliation that only
+ * opens an incident still stops the connector (or alerts, per `lockdown.triggers`).
+ */
+export async function escalateReconciliationIncidents(context: JobContext): Promise<number> {
+  const em = context.orm.em.fork();
+  const rows = await em.execute<Array<{ id: string; kind: (typeof RECONCILIATION_TRIGGER_KINDS)[number]; title: string }>>(
+    `select id, kind, title from incident where status = 'open' and kind in (${RECONCILIATION_TRIGGER_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null order by opened_at`,
+    [...RECONCILIATION_TRIGGER_KINDS],
+  );
+  for (const row of rows) {
+    const result = await triggerLockdown(context, { trigger: row.kind, reason: row.title, scope: 'all', evidence: { incidentId: row.id }, actor: 'system:reconciliation' });
+    await em.execute("update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text) where id = ?", [result.incidentId, row.id]);
+  }
+  return rows.length;
 }

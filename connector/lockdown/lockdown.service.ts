@@ -33,6 +33,9 @@ export const LOCKDOWN_TRIGGERS = [
 export type LockdownTrigger = (typeof LOCKDOWN_TRIGGERS)[number];
 export type LockdownScope = 'all' | 'credentials' | `user:${string}`;
 
+/** Incident kinds reconciliation opens that are lockdown triggers of their own (escalated by the sweep). */
+export const RECONCILIATION_KINDS = ['unexplained_debit', 'execution_mismatch'] as const;
+
 /** States where nothing has gone to the bank yet (order-state.ts: only these may become `held`). */
 export const HOLDABLE_STATES = ['received', 'validated', 'awaiting_signatures', 'signed'] as const;
 
@@ -463,6 +466,13 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
        insert into order_event (order_id, from_state, to_state, actor, reason, at)
        select id, 'held', 'received', ?, ?, ? from moved returning order_id`,
       [now, now, input.actor, `lockdown resolved (incident ${input.incidentId}): validated again`, now],
+    );
+    // Reconciliation findings opened while locked were seen by the admin who resolves: they belong
+    // to this lockdown and do not start another one at the next sweep.
+    await tx.execute(
+      `update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text)
+       where status = 'open' and kind in (${RECONCILIATION_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null and opened_at <= ?`,
+      [input.incidentId, ...RECONCILIATION_KINDS, now],
     );
     await tx.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]', updated_at = ?, updated_by = ? where id = 1", [now, input.actor]);
     const bankNotification = { notifiedAt: new Date(input.bankNotifiedAt!).toISOString(), reference: input.bankReference!.trim(), notifiedBy: input.notifiedBy?.trim() || input.actor, recordedBy: input.actor };

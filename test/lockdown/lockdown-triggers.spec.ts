@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApiWithExtensions } from '../../connector/api/api.extensions';
-import { getIncident } from '../../connector/incidents/incident.service';
+import type { Job } from 'bullmq';
+import { getIncident, openIncident } from '../../connector/incidents/incident.service';
+import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { createUser, grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
@@ -130,6 +132,16 @@ describe('lockdown triggers', () => {
     await triggerLockdown(world.context, { trigger: 'unexplained_debit', reason: `a debit of 777.00 no order explains (${stranger!.bankLineId})`, scope: 'all', evidence: { bankLineId: stranger!.bankLineId, amount: '777.00' } });
     const { evidence } = await incidentOf();
     expect(evidence.trigger).toBe('unexplained_debit');
+  }, 60_000);
+
+  it('a reconciliation incident (execution mismatch) is escalated by the maintenance sweep, once', async () => {
+    const { incident } = await openIncident(world.context.orm.em.fork(), { kind: 'execution_mismatch', severity: 'critical', title: 'executed document 17 differs from what was signed', evidence: { orderId: 'x' }, actor: 'system:reconciliation' });
+    const job = { id: 'sweep-test', attemptsMade: 0 } as unknown as Job;
+    expect(await handleSweepOrders({}, world.context, job)).toMatchObject({ escalated: 1 });
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('execution_mismatch');
+    expect(evidence.evidence).toEqual({ incidentId: incident.id });
+    expect(await handleSweepOrders({}, world.context, job)).toMatchObject({ escalated: 0 });
   }, 60_000);
 
   it('1C intake stays open under lockdown: the scheduler takes the outbox file, the orders wait as held', async () => {
