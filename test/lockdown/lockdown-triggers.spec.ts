@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApiWithExtensions } from '../../connector/api/api.extensions';
 import type { Job } from 'bullmq';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
 import { getIncident, openIncident } from '../../connector/incidents/incident.service';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { createUser, grantRight } from '../../connector/users/user.service';
@@ -167,6 +170,32 @@ describe('lockdown triggers', () => {
       await scheduler.close();
     }
   }, 60_000);
+
+  it('alerts admins by a signed webhook when one is configured', async () => {
+    const received: Array<{ body: string; ts: string; sig: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      req.on('end', () => {
+        received.push({ body, ts: String(req.headers['x-connector-timestamp']), sig: String(req.headers['x-connector-signature']) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const secretFile = join(world.env.workDir, 'admin-webhook.secret');
+      writeFileSync(secretFile, 'admin-hook-secret\n');
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify: { ...world.config.lockdown.notify, webhookUrl: url, webhookSecretFile: secretFile } } } };
+      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook', scope: 'all' });
+      expect(result.warnings).toEqual([]);
+      expect(received).toHaveLength(1);
+      expect(verifyWebhook('admin-hook-secret', received[0].ts, received[0].body, received[0].sig, new Date())).toBe(true);
+      expect(JSON.parse(received[0].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, trigger: 'manual', scope: 'all' });
+    } finally {
+      server.close();
+    }
+  });
 
   it('a trigger configured `alert` raises an incident and locks nothing', async () => {
     const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, triggers: { ...world.config.lockdown.triggers, unexplained_debit: 'alert' as const } } } };
