@@ -217,6 +217,48 @@ export const configSchema = z
         maxPollEveryMs: z.number().int().min(50).max(3_600_000).default(60_000),
       })
       .default({}),
+    /** Compromise lockdown (R-29..R-31, connector/lockdown): what each trigger does, brute-force bounds, admin alerts. */
+    lockdown: z
+      .object({
+        /** Per trigger: `lockdown` (stop everything, default) or `alert` (an incident and an admin alert only). */
+        triggers: z
+          .object({
+            user_report: z.enum(['lockdown', 'alert']).default('lockdown'),
+            bank_credentials_revoked: z.enum(['lockdown', 'alert']).default('lockdown'),
+            bank_refused_compromise: z.enum(['lockdown', 'alert']).default('lockdown'),
+            certificate_check_failed: z.enum(['lockdown', 'alert']).default('lockdown'),
+            unexplained_debit: z.enum(['lockdown', 'alert']).default('lockdown'),
+            execution_mismatch: z.enum(['lockdown', 'alert']).default('lockdown'),
+            brute_force: z.enum(['lockdown', 'alert']).default('lockdown'),
+          })
+          .strict()
+          .default({}),
+        /** Bank refusal reason codes that mean identification / authentication / compromise (R-31, terms 5.2.2, 5.2.8d). */
+        bankRefusalCodes: z.array(z.string().regex(/^[A-Z_]{1,60}$/)).default(['AUTHENTICATION_IMPOSSIBLE', 'CREDENTIALS_COMPROMISED']),
+        bruteForce: z
+          .object({
+            windowMinutes: z.number().int().min(1).max(1440).default(15),
+            /** This many different logins locked out (R-12) within the window is an attack, not a forgetful user. */
+            lockoutsAcrossAccounts: z.number().int().min(2).max(1000).default(3),
+            /** Login attempts for blocked (disabled) users within the window. */
+            disabledUserAttempts: z.number().int().min(1).max(1000).default(3),
+          })
+          .default({}),
+        notify: z
+          .object({
+            /** Admins' alert webhook (signed like the ERP webhooks); unset = no webhook. */
+            webhookUrl: z.string().url().optional(),
+            /** File holding the HMAC secret; defaults to webhooks.secretFile. */
+            webhookSecretFile: z.string().min(1).optional(),
+            /** Recorded in the incident; e-mail delivery is not built yet (docs/lockdown.md). */
+            emails: z.array(z.string().email()).default([]),
+            timeoutMs: z.number().int().min(100).max(60_000).default(3_000),
+          })
+          .default({}),
+        /** Bound on each outside call of the lockdown (signer agent, webhook): the lock never waits longer. */
+        agentTimeoutMs: z.number().int().min(50).max(30_000).default(2_000),
+      })
+      .default({}),
     sweeper: z
       .object({
         everyMs: z.number().int().min(1000).max(3_600_000).default(30_000),

@@ -10,6 +10,8 @@ import { ConnectorError } from '../connector/shared/errors';
 import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../adapters/bank/business-api/payment-order.document';
 import { submitOrderJob } from './jobs/submit-order.job';
 import { dropSignaturesOfRevokedSigners } from './jobs/pipeline.helpers';
+import { isLockedDown, triggerLockdown } from './lockdown.trigger';
+import { SignerAgentError } from '../signer-agent/agent/signer-agent.client';
 
 /**
  * Signing one order (DESIGN.md step 3), shared by the sign job (standing mandates) and a person
@@ -54,9 +56,37 @@ export async function signAs(context: JobContext, state: SigningState, user: { i
   const decision = await mayUserSign(em, user.id, order.payerIban, order.amountTiyn, context.clock);
   if (!decision.allowed || !decision.level) return { refused: decision.reason ?? 'NOT_ALLOWED' };
   if (!state.missing.includes(decision.level)) return { refused: 'LEVEL_ALREADY_SIGNED' };
+  if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
   const previous = signatures[signatures.length - 1];
-  const signed = await context.services.signer().sign(user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
-  if (signed.documentSha256 !== document.sha256) throw new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document');
+  let signed;
+  try {
+    signed = await context.services.signer().sign(user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
+  } catch (err) {
+    if (err instanceof SignerAgentError && err.code === 'CERT_REVOKED') {
+      // The signer's certificate is revoked per the CRL: the key leaked or the person lost
+      // authority without the connector being told (issue 16, R-30).
+      await triggerLockdown(context, {
+        trigger: 'certificate_check_failed',
+        reason: `the EDS certificate of ${user.login} is revoked (${err.message})`,
+        scope: `user:${user.login}`,
+        evidence: { orderId: order.id, login: user.login, code: err.code },
+        actor: 'worker',
+      });
+      throw Object.assign(err, { lockdown: true });
+    }
+    throw err;
+  }
+  if (signed.documentSha256 !== document.sha256) {
+    // A signature over other bytes than the frozen document: a check that must never fail did (issue 16).
+    await triggerLockdown(context, {
+      trigger: 'certificate_check_failed',
+      reason: `the signer agent returned a signature of ${user.login} over other bytes than order ${order.number}'s frozen document`,
+      scope: `user:${user.login}`,
+      evidence: { orderId: order.id, login: user.login, expectedSha256: document.sha256, signedSha256: signed.documentSha256 },
+      actor: 'worker',
+    });
+    throw Object.assign(new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document'), { lockdown: true });
+  }
   const recorded = await recordSignature(
     em,
     { orderId: order.id, userId: user.id, login: user.login, level: decision.level, algorithm: signed.algorithm, serial: signed.serial, subject: signed.subject, iin: signed.iin, signingTime: new Date(signed.signingTime), documentSha256: document.sha256, cms: signed.cmsDer, mandate: options.mandate },

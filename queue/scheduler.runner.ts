@@ -3,7 +3,8 @@ import type { JobContext } from './job-context';
 import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
 import { refreshCrlsJob } from './jobs/refresh-crls.job';
-import { scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
+import { scanOnecOutbox, scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
+import { isLockedDown } from './lockdown.trigger';
 import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 
@@ -79,13 +80,33 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     }
   }
 
+  /**
+   * Issue 16: under lockdown every queue is paused, the intake queue too, yet intake must stay open
+   * so that no ERP order is lost: the leader scans the 1C outbox itself (orders are stored and wait
+   * as `held`; nothing goes further until an admin resolves the lockdown).
+   */
+  let scanning = false;
+  async function scanWhileLocked(): Promise<void> {
+    if (stopped || !leader || scanning) return;
+    scanning = true;
+    try {
+      if (await isLockedDown(context)) await scanOnecOutbox(context, redis);
+    } catch (err) {
+      context.logger.warn({ event: 'scheduler.lockdown_scan.error', err: (err as Error).message });
+    } finally {
+      scanning = false;
+    }
+  }
+
   await tick();
   const timer = setInterval(() => void tick(), Math.max(500, Math.floor(leaseMs / 3)));
+  const scanTimer = setInterval(() => void scanWhileLocked(), context.config.onec.scanEveryMs);
   return {
     isLeader: () => leader,
     async close() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(scanTimer);
       if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
       leader = false;
     },

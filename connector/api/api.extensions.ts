@@ -6,6 +6,7 @@ import { sessionAuthenticator } from '../users/session.authenticator';
 import { userRoutes } from '../users/user.routes';
 import type { UsersWiring } from '../users/user-context';
 import { orderSigningRoutes } from './order-signing.routes';
+import { lockdownRoutes } from './lockdown.routes';
 
 export interface ApiExtensionOverrides {
   /** Tests replace the signer agent (and may share a session store). */
@@ -20,6 +21,6 @@ export function buildApiWithExtensions(context: AppContext, overrides: ApiExtens
   return buildApi(context, {
     // An Authorization header decides first (ERPs); otherwise the session cookie (people).
     authenticators: [apiKeyAuthenticator, sessionAuthenticator(overrides.users)],
-    routes: [userRoutes(overrides.users), orderSigningRoutes],
+    routes: [userRoutes(overrides.users), orderSigningRoutes, lockdownRoutes()],
   });
 }

@@ -106,6 +106,18 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
         ? { name: 'migrations', core: true, verdict: 'FAIL', detail: `${pending.length} pending`, hint: 'run `connector migrate`' }
         : { name: 'migrations', core: true, verdict: 'OK', detail: `${applied.length} applied, none pending` },
     );
+    // Issue 16: a lockdown in force is not a fault of the installation, but an operator must see it.
+    try {
+      const l = await timeout(client.query<{ state: string; since: Date | null; reason: string | null; incident_id: string | null }>('select state, since, reason, incident_id from lockdown_state where id = 1'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+      const row = l.rows[0];
+      if (row?.state === 'locked') {
+        results.push({ name: 'lockdown', core: false, verdict: 'WARN', detail: `locked down since ${row.since ? new Date(row.since).toISOString() : '?'}: ${row.reason ?? ''}`, hint: `tell the bank (R-29), then connector lockdown resolve --incident ${row.incident_id} --bank-notified-at ISO --bank-reference TEXT` });
+      } else if (row) {
+        results.push({ name: 'lockdown', core: false, verdict: 'OK', detail: 'normal' });
+      }
+    } catch {
+      // No lockdown table yet: the migrations check above says so.
+    }
     return results;
   } catch (err) {
     return [{ name: 'postgresql', core: true, verdict: 'FAIL', detail: (err as Error).message, hint }];

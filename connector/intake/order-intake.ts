@@ -4,6 +4,8 @@ import { parseAmount, MoneyError } from '../shared/money';
 import type { FieldError, NormalisedOrder } from '../orders/payment-order';
 import type { OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
+import { isLockdownRecorded } from '../lockdown/lockdown.flag';
+import { holdPendingOrders } from '../lockdown/lockdown.service';
 
 /** Where intake hands orders on; queue/ implements it (DESIGN.md dependency rules: a port). */
 export interface IntakeQueuePort {
@@ -107,6 +109,13 @@ export async function intakeOrders(
       }
     }
   });
+  // Issue 16: under lockdown intake stays open (nothing an ERP sends is lost) but new orders wait
+  // as `held`; they are validated when an admin resolves the lockdown.
+  if (toEnqueue.length && (await isLockdownRecorded(em))) {
+    const held = new Set(await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue));
+    for (const result of results) if (held.has(result.orderId)) result.state = 'held';
+    return results;
+  }
   // After commit: a job must never point at a row that a rolled-back transaction never wrote.
   // If this enqueue is lost (crash, Redis down), the sweeper finds the order in `received`.
   if (options.validateInline) {

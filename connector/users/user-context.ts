@@ -3,6 +3,7 @@ import { SecretBox } from '../vault/secret-box';
 import { sessionStoreFor, type SessionStore } from './session.store';
 import { signerAgentPortFromConfig, type SignerAgentPort } from './signer-agent.port';
 import type { UserDeps } from './user.service';
+import { reportSecurityEvent } from '../../queue/lockdown.trigger';
 
 /**
  * Wiring of the users capability for one process: one SecretBox (master key read once, lazily:
@@ -41,5 +42,9 @@ export function userDeps(context: AppContext, wiring: UsersWiring = usersWiring(
     box: wiring.box,
     sessions: wiring.sessions,
     signerAgent: wiring.signerAgent,
+    // Issue 16: brute force across accounts locks the connector down (or alerts, per config).
+    onSecurityEvent: async (event) => {
+      await reportSecurityEvent(context, event);
+    },
   };
 }

@@ -8,6 +8,7 @@ import { Incident } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import { parseAmount } from '../shared/money';
 import { credentialStatus } from '../vault/credential.vault';
+import { isLockedDown } from '../lockdown/lockdown.flag';
 import { accountsVisibleTo } from './authority';
 import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
@@ -137,6 +138,11 @@ async function adminNotices(context: AppContext): Promise<Array<{ level: string;
   const em = context.orm.em.fork();
   const status = await credentialStatus({ em, clock: context.clock });
   const notices: Array<{ level: string; code: string; message: string; deadline?: string }> = status.warnings.map((w) => ({ level: w.level, code: w.code, message: w.message }));
+  // Issue 16: a lockdown in force comes first: the bank must be told within 1 business day (R-29).
+  const lockdown = await em.find(Incident, { kind: 'lockdown', status: 'open' });
+  for (const incident of lockdown) {
+    notices.push({ level: 'urgent', code: 'LOCKDOWN', message: `${incident.title}. Call the bank (+7 7172 770 622, +7 800 080 0711, 7711), then resolve incident ${incident.id}`, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
+  }
   const open = await em.find(Incident, { kind: 'authority_revoked', status: 'open' }, { orderBy: { deadlineAt: 'asc' } });
   for (const incident of open) {
     notices.push({ level: 'urgent', code: 'BANK_NOTICE_DUE', message: incident.title, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
@@ -233,6 +239,10 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const session = requireSession(request);
       const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
       if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
+      // Issue 16: the lockdown wiped every key; none is unlocked again until an admin resolves it.
+      if (await isLockedDown({ em: context.orm.em.fork(), redis: context.redis, prefix: context.config.redis.prefix })) {
+        throw new ApiError(423, 'LOCKED_DOWN', 'the connector is locked down after a suspected compromise (R-29); keys stay locked until an admin resolves it (connector lockdown status)');
+      }
       const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
       const deps = userDeps(context, wiring);
       if (result.ok) {

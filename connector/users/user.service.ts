@@ -52,6 +52,8 @@ export interface UserDeps {
   /** Needed to end sessions (block, reset, password change). */
   sessions?: SessionStore;
   signerAgent?: SignerAgentPort;
+  /** Lock-outs and attempts on disabled accounts, for the lockdown's brute-force trigger (issue 16). Never throws. */
+  onSecurityEvent?: (event: { kind: 'lockout' | 'disabled_login'; login: string; ip?: string; at: Date }) => Promise<void>;
 }
 
 export function normalizeLogin(login: string): string {
@@ -383,6 +385,7 @@ export async function recordFailedAttempt(deps: UserDeps, userId: string, why: s
   if (locked && row.failed_attempts === MAX_FAILED_ATTEMPTS) {
     await appendAudit(deps.em, { actor: 'system:auth', action: 'user.locked', subject: row.login, details: { why, failedAttempts: row.failed_attempts, lockedUntil: lockedUntil!.toISOString() }, at: now });
     log(deps, 'warn', 'user.locked', { login: row.login, why, lockedUntil: lockedUntil!.toISOString() });
+    await deps.onSecurityEvent?.({ kind: 'lockout', login: row.login, at: now });
   }
   return { locked, failedAttempts: row.failed_attempts, lockedUntil };
 }
@@ -437,6 +440,8 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     throw lockedError(user.lockedUntil, now);
   }
   await beforePasswordCheck();
+  // A login attempt on an account an admin disabled (lost authority, R-17) is counted for brute force.
+  if (user?.blockedReason === 'admin') await deps.onSecurityEvent?.({ kind: 'disabled_login', login: user.login, ip: input.ip, at: now });
   const ok = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash(deps.config.users.scryptLogN)));
   if (!user || !ok) {
     if (!user) {

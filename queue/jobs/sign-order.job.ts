@@ -5,6 +5,8 @@ import { mandatedLogins } from '../../connector/signing/signing-policy';
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { waitAndRetry } from './pipeline.helpers';
 import { completeSigning, prepareSigning, signAs } from '../order-signing';
+import { isLockedDown } from '../lockdown.trigger';
+import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 
 export const signOrderJob = defineJob({
   name: 'order.sign',
@@ -25,9 +27,14 @@ const NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS', '
  */
 export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (payload, context, job) => {
   const log = context.logger.child({ orderId: payload.orderId, jobId: job.id });
+  const em = context.orm.em.fork();
+  // Issue 16: no signature is applied under lockdown; the order waits as `held`.
+  if (await isLockedDown(context)) {
+    const held = await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), [payload.orderId]);
+    return { state: held.length ? 'held' : 'unchanged', lockdown: true };
+  }
   const state = await prepareSigning(context, payload.orderId);
   if (!state) return { state: 'past-signing' };
-  const em = context.orm.em.fork();
   const candidates = mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
   for (const login of candidates) {
     if (state.missing.length === 0) break;
@@ -38,6 +45,7 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
       if ('signed' in attempt) log.info({ event: 'order.sign.signed', level: attempt.signed, login });
     } catch (err) {
       if (err instanceof SignerAgentError && NOT_READY.has(err.code)) continue;
+      if ((err as { lockdown?: boolean }).lockdown) return { state: 'held', lockdown: true };
       // A certificate that is expired, revoked or not the payer's: another candidate may still sign.
       log.warn({ event: 'order.sign.refused', login, code: (err as { code?: string }).code, err: (err as Error).message });
     }

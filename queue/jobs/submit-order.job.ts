@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
-import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { IllegalTransitionError, transitionOrder } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
 import { loadDocument, validSignatures } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
@@ -15,6 +15,8 @@ import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
 import { dropSignaturesOfRevokedSigners, waitAndRetry } from './pipeline.helpers';
+import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
+import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -25,6 +27,27 @@ export const submitOrderJob = defineJob({
 
 /** While the bank refuses our credentials we do not keep hammering it (R-31). */
 const CREDENTIALS_WAIT_MS = 60_000;
+/** A claimed order found under lockdown waits in the (paused) queue; it runs again after resolution. */
+const LOCKDOWN_WAIT_MS = 1_000;
+
+/**
+ * Issue 16: a worker that already holds a job when the lock lands must not submit it. Before the
+ * claim the order goes to `held`; once claimed (`submitting`, never held: it may be at the bank) it
+ * stays claimed with its attempt uncounted and the job waits; nothing is sent.
+ */
+async function stopIfLockedDown(context: JobContext, job: Parameters<typeof handleSubmitOrder>[2], orderId: string, where: string): Promise<void> {
+  if (!(await isLockedDown(context))) return;
+  context.logger.warn({ event: 'order.submit.lockdown', orderId, where });
+  const held = await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), [orderId]);
+  if (held.length) throw new LockdownStop('held');
+  await waitAndRetry(job, LOCKDOWN_WAIT_MS, 'lockdown');
+}
+
+class LockdownStop extends Error {
+  constructor(readonly state: string) {
+    super('lockdown');
+  }
+}
 
 async function markSubmitted(context: JobContext, orderId: string, doc: BankPaymentDocument, how: string): Promise<void> {
   const em = context.orm.em.fork();
@@ -61,11 +84,21 @@ async function markRejected(context: JobContext, orderId: string, err: BankError
  * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31).
  */
 export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
+  try {
+    return await submitOrder(payload, context, job);
+  } catch (err) {
+    if (err instanceof LockdownStop) return { state: err.state, lockdown: true };
+    throw err;
+  }
+};
+
+const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
   const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
   let order = await em.findOne(PaymentOrder, { id: payload.orderId });
   if (!order || (order.state !== 'signed' && order.state !== 'submitting')) return { state: order?.state ?? 'missing' };
 
+  await stopIfLockedDown(context, job, order.id, 'before the claim');
   if (!(await context.services.credentialsUsable())) {
     return waitAndRetry(job, CREDENTIALS_WAIT_MS, 'credentials revoked');
   }
@@ -77,11 +110,17 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
     }
-    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' });
+    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' }).catch((err) => {
+      // The order moved on meanwhile (a lockdown held it): nothing to claim.
+      if (err instanceof IllegalTransitionError) return null;
+      throw err;
+    });
+    if (!claim) return { state: 'moved-on', claimed: false };
     if (!claim.changed) return { state: 'submitting', claimed: false };
     order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
   }
 
+  await stopIfLockedDown(context, job, order.id, 'after the claim');
   // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
   const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
   const lease = await em.execute<Array<{ submit_attempts: number }>>(
@@ -113,6 +152,8 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
     const signatures = await validSignatures(em, order.id);
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
+    // The last look before the bank call: a lock that landed while this job held the order stops it here.
+    await stopIfLockedDown(context, job, order.id, 'before the bank call');
     // Counted before the send: a crash between sending and recording is always followed by a lookup.
     const counted = await em.execute<Array<{ submit_attempts: number }>>(
       "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
@@ -131,6 +172,16 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
     switch (err.code) {
       case 'REJECTED':
         await markRejected(context, order.id, err);
+        if (err.reasonCode && context.config.lockdown.bankRefusalCodes.includes(err.reasonCode)) {
+          // R-31: a refusal for identification / authentication / compromise reasons stops everything.
+          await triggerLockdown(context, {
+            trigger: 'bank_refused_compromise',
+            reason: `the bank refused order ${order.number} with ${err.reasonCode} (identification / authentication / compromise)`,
+            scope: 'credentials',
+            evidence: { orderId: order.id, reasonCode: err.reasonCode, httpStatus: err.details.httpStatus },
+            actor: 'worker',
+          });
+        }
         return { state: 'rejected', reason: err.reasonCode };
       case 'CREDENTIALS_REVOKED':
       case 'AUTH':
@@ -143,6 +194,16 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
           dedupeKey: 'credentials_revoked',
           actor: 'worker',
         });
+        if (err.code === 'CREDENTIALS_REVOKED') {
+          // Issue 16: the bank says our credentials are blocked: lock down (or alert, per config).
+          await triggerLockdown(context, {
+            trigger: 'bank_credentials_revoked',
+            reason: 'the bank answered that the Client ID / Secret is blocked or revoked',
+            scope: 'credentials',
+            evidence: { orderId: order.id, code: err.code, httpStatus: err.details.httpStatus },
+            actor: 'worker',
+          });
+        }
         return waitAndRetry(job, CREDENTIALS_WAIT_MS, err.code);
       case 'RATE_LIMITED':
       case 'MAINTENANCE':

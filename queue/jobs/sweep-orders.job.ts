@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { escalateReconciliationIncidents } from '../lockdown.trigger';
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
 import type { OrderState } from '../../connector/orders/order-state';
 import { validateOrderJob } from './validate-order.job';
@@ -69,5 +70,7 @@ export async function sweepOrders(context: { orm: import('../../connector/persis
 export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = async (_payload, context) => {
   const requeued = await sweepOrders(context, context.clock.now());
   if (requeued > 0) context.logger.warn({ event: 'maintenance.sweep.requeued', requeued });
-  return { requeued };
+  // Issue 16: reconciliation incidents (unexplained debit, execution mismatch) are lockdown triggers.
+  const escalated = await escalateReconciliationIncidents(context);
+  return { requeued, escalated };
 };

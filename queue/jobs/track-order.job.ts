@@ -7,6 +7,7 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { waitAndRetry } from './pipeline.helpers';
+import { triggerLockdown } from '../lockdown.trigger';
 
 export const trackOrderJob = defineJob({
   name: 'order.track',
@@ -46,6 +47,16 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
       patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: text },
       now,
     });
+    if (status.reasonCode && context.config.lockdown.bankRefusalCodes.includes(status.reasonCode)) {
+      // R-31 (terms 5.2.2, 5.2.8d): refused at execution for identification / authentication / compromise reasons.
+      await triggerLockdown(context, {
+        trigger: 'bank_refused_compromise',
+        reason: `the bank refused order ${order.number} at execution with ${status.reasonCode}`,
+        scope: 'credentials',
+        evidence: { orderId: order.id, reasonCode: status.reasonCode, bankReference: order.bankReference },
+        actor: 'worker',
+      });
+    }
     return { state: 'rejected' };
   }
   if (!isFinalStatus(status.status) && status.status !== order.bankStatus) {

@@ -7,6 +7,7 @@ import { registerErpCommands } from './erp.commands';
 import { registerSignerCommands } from './signer.commands';
 import { registerSignerAgentCommands } from './signer-agent.commands';
 import { registerUsersCommands } from './users.commands';
+import { registerLockdownCommands } from './lockdown.commands';
 
 /**
  * Every area of the connector adds its subcommands here, one line each, so the CLI stays one
@@ -23,4 +24,5 @@ export const commandRegistrars: RegisterCommands[] = [
   registerSignerCommands,
   registerSignerAgentCommands,
   registerUsersCommands,
+  registerLockdownCommands,
 ];

@@ -3,6 +3,7 @@ import { Migration20261125000000_foundation } from './Migration20261125000000_fo
 import { Migration20261125010000_users } from './Migration20261125010000_users';
 import { Migration20261125030000_pipeline } from './Migration20261125030000_pipeline';
 import { Migration20261125031000_submit_lease } from './Migration20261125031000_submit_lease';
+import { Migration20261125040000_lockdown } from './Migration20261125040000_lockdown';
 import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
 import { Migration20261125190000_statements } from './Migration20261125190000_statements';
 
@@ -15,6 +16,7 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125010000_users', class: Migration20261125010000_users },
   { name: 'Migration20261125030000_pipeline', class: Migration20261125030000_pipeline },
   { name: 'Migration20261125031000_submit_lease', class: Migration20261125031000_submit_lease },
+  { name: 'Migration20261125040000_lockdown', class: Migration20261125040000_lockdown },
   { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
   { name: 'Migration20261125190000_statements', class: Migration20261125190000_statements },
 ];

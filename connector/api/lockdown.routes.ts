@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { AppContext } from '../app/app-context';
+import { ApiError } from './api-errors';
+import { principalOf } from './auth.hooks';
+import { sessionOf, type SessionContext } from '../users/session.authenticator';
+import { getIncident, incidentView, listIncidents } from '../incidents/incident.service';
+import { parseScope } from '../lockdown/lockdown.service';
+import { ConnectorError } from '../shared/errors';
+import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
+
+/**
+ * Incidents and the lockdown over HTTP (INTERFACES.md "Incidents"): any logged-in person may report
+ * a suspected compromise (R-29: "detected or suspected"); only an admin resolves; any authenticated
+ * caller (a console, an ERP) may read the lockdown state.
+ */
+const reportBody = z
+  .object({
+    /** What may have leaked: the reporter's password or EDS, the Client Secret, or something else. */
+    what: z.enum(['password', 'eds', 'client_secret', 'other']).default('other'),
+    description: z.string().trim().min(1).max(2000),
+    /** An admin may name the scope; others get the one that follows from `what`. */
+    scope: z.string().max(80).optional(),
+  })
+  .strict();
+const resolveBody = z
+  .object({
+    bankNotifiedAt: z.string().max(64).optional(),
+    bankReference: z.string().max(500).optional(),
+    notifiedBy: z.string().max(200).optional(),
+  })
+  .strict();
+
+function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: unknown): T {
+  const result = schema.safeParse(body ?? {});
+  if (!result.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad request body', result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  return result.data;
+}
+
+function requirePerson(request: FastifyRequest): SessionContext {
+  principalOf(request);
+  const session = sessionOf(request);
+  if (!session) throw new ApiError(403, 'SESSION_REQUIRED', 'incidents are reported and read by people with a session, not API keys');
+  return session;
+}
+
+function asApiError(err: unknown): unknown {
+  if (!(err instanceof ConnectorError)) return err;
+  const status = err.code === 'FORBIDDEN' ? 403 : err.code === 'LOCKDOWN_STEPS_MISSING' ? 422 : err.code === 'NOT_LOCKED' || err.code === 'WRONG_INCIDENT' ? 409 : err.exitCode === 2 ? 400 : 422;
+  return new ApiError(status, err.code, err.message, err.details);
+}
+
+export function lockdownRoutes() {
+  return (app: FastifyInstance, context: AppContext): void => {
+    app.post('/api/v1/incidents', async (request, reply) => {
+      const session = requirePerson(request);
+      const body = parse(reportBody, request.body);
+      const login = session.user.login;
+      let scope: string;
+      if (body.scope !== undefined) {
+        if (session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin may choose the scope; describe what leaked with "what"');
+        scope = body.scope;
+      } else {
+        scope = body.what === 'password' || body.what === 'eds' ? `user:${login}` : body.what === 'client_secret' ? 'credentials' : 'all';
+      }
+      try {
+        parseScope(scope);
+      } catch (err) {
+        throw asApiError(err);
+      }
+      const result = await triggerLockdown(context, {
+        trigger: 'user_report',
+        reason: `reported by ${login} (${body.what}): ${body.description}`,
+        scope,
+        evidence: { reportedBy: login, what: body.what, ip: request.ip },
+        actor: `user:${login}`,
+      }).catch((err) => {
+        throw asApiError(err);
+      });
+      const incident = await getIncident(context.orm.em.fork(), result.incidentId);
+      return reply.status(201).send({
+        incident: incident ? incidentView(incident) : { id: result.incidentId },
+        lockdown: await lockdownStatusOf(context),
+        engaged: result.engaged,
+        checklist: result.checklist,
+      });
+    });
+
+    app.get('/api/v1/incidents', async (request) => {
+      requirePerson(request);
+      const query = request.query as { status?: string };
+      if (query.status !== undefined && query.status !== 'open' && query.status !== 'resolved') throw new ApiError(400, 'INVALID_REQUEST', 'status is open or resolved');
+      const rows = await listIncidents(context.orm.em.fork(), { status: query.status as 'open' | 'resolved' | undefined });
+      return { incidents: rows.map(incidentView) };
+    });
+
+    app.post('/api/v1/incidents/:id/resolve', async (request) => {
+      const session = requirePerson(request);
+      const body = parse(resolveBody, request.body);
+      const { id } = request.params as { id: string };
+      try {
+        const result = await resolveLockdownIn(context, {
+          incidentId: id,
+          bankNotifiedAt: body.bankNotifiedAt,
+          bankReference: body.bankReference,
+          notifiedBy: body.notifiedBy,
+          actor: `user:${session.user.login}`,
+          isAdmin: session.user.role === 'admin',
+        });
+        return { ...result, lockdown: await lockdownStatusOf(context) };
+      } catch (err) {
+        throw asApiError(err);
+      }
+    });
+
+    app.get('/api/v1/lockdown', async (request) => {
+      principalOf(request);
+      return lockdownStatusOf(context);
+    });
+  };
+}

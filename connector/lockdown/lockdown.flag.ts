@@ -1,0 +1,54 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type IORedis from 'ioredis';
+
+/**
+ * The lockdown flag. PostgreSQL (`lockdown_state`, one row) is the truth; Redis `<prefix>:lockdown`
+ * mirrors it so that every worker can look before every side effect at the cost of one GET.
+ * A check reads both: Redis is set first when the lock lands (fastest), PostgreSQL survives a Redis
+ * flush. Fail closed: a check that cannot read PostgreSQL throws (the job retries), it never says "open".
+ */
+export type LockdownState = 'normal' | 'locked';
+
+export interface LockdownRow {
+  state: LockdownState;
+  since: Date | null;
+  reason: string | null;
+  scope: string | null;
+  trigger: string | null;
+  incidentId: string | null;
+  warnings: string[];
+}
+
+export function lockdownKey(prefix: string): string {
+  return `${prefix}:lockdown`;
+}
+
+export async function readLockdownRow(em: EntityManager): Promise<LockdownRow> {
+  const rows = await em.execute<Array<{ state: LockdownState; since: Date | null; reason: string | null; scope: string | null; trigger: string | null; incident_id: string | null; warnings: string[] | string }>>(
+    'select state, since, reason, scope, trigger, incident_id, warnings from lockdown_state where id = 1',
+  );
+  const row = rows[0];
+  if (!row) return { state: 'normal', since: null, reason: null, scope: null, trigger: null, incidentId: null, warnings: [] };
+  const warnings = typeof row.warnings === 'string' ? (JSON.parse(row.warnings) as string[]) : row.warnings ?? [];
+  return { state: row.state, since: row.since ? new Date(row.since) : null, reason: row.reason, scope: row.scope, trigger: row.trigger, incidentId: row.incident_id, warnings };
+}
+
+/** The recorded flag only (domain code without Redis, e.g. intake). */
+export async function isLockdownRecorded(em: EntityManager): Promise<boolean> {
+  return (await readLockdownRow(em)).state === 'locked';
+}
+
+/**
+ * The check every worker makes before a side effect: Redis first (set before anything else when the
+ * lock lands), then PostgreSQL (the truth, also after a Redis flush).
+ */
+export async function isLockedDown(deps: { em: EntityManager; redis?: IORedis; prefix: string }): Promise<boolean> {
+  if (deps.redis) {
+    try {
+      if ((await deps.redis.exists(lockdownKey(deps.prefix))) === 1) return true;
+    } catch {
+      // Redis unreachable: PostgreSQL decides.
+    }
+  }
+  return isLockdownRecorded(deps.em);
+}

@@ -1,0 +1,512 @@
+import { performance } from 'node:perf_hooks';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type IORedis from 'ioredis';
+import type { Logger } from 'pino';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { appendAudit } from '../audit/audit.log';
+import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { openIncident } from '../incidents/incident.service';
+import { Incident, type TimelineEntry } from '../persistence/entities';
+import type { Clock } from '../shared/clock';
+import { ConnectorError, UsageError } from '../shared/errors';
+import { formatAmount } from '../shared/money';
+import { buildBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
+import { lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
+import type { LockdownPorts } from './lockdown.ports';
+
+/**
+ * Compromise lockdown (R-29..R-31, issue 16). At the first sign of compromise the connector stops
+ * itself faster than a person can: flag, queues paused, keys wiped, sessions ended, credentials
+ * marked, orders held, an incident with the bank-notification checklist, admins alerted. Intake stays
+ * open (new orders wait as `held`); nothing reaches the bank until an admin resolves it.
+ */
+export const LOCKDOWN_TRIGGERS = [
+  'manual',
+  'user_report',
+  'bank_credentials_revoked',
+  'bank_refused_compromise',
+  'certificate_check_failed',
+  'unexplained_debit',
+  'execution_mismatch',
+  'brute_force',
+] as const;
+export type LockdownTrigger = (typeof LOCKDOWN_TRIGGERS)[number];
+export type LockdownScope = 'all' | 'credentials' | `user:${string}`;
+
+/** Incident kinds reconciliation opens that are lockdown triggers of their own (escalated by the sweep). */
+export const RECONCILIATION_KINDS = ['unexplained_debit', 'execution_mismatch'] as const;
+
+/** States where nothing has gone to the bank yet (order-state.ts: only these may become `held`). */
+export const HOLDABLE_STATES = ['received', 'validated', 'awaiting_signatures', 'signed'] as const;
+
+const LOCKDOWN_LOCK_ID = 0x6c6b646e; // "lkdn": one engage/resolve at a time across processes
+const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
+
+export function parseScope(text: string | undefined): LockdownScope {
+  const value = (text ?? 'all').trim();
+  if (value === 'all' || value === 'credentials') return value;
+  if (value.startsWith('user:') && LOGIN.test(value.slice(5).toLowerCase())) return `user:${value.slice(5).toLowerCase()}`;
+  throw new UsageError(`--scope is all, credentials or user:LOGIN (got "${value}")`, 'INVALID_SCOPE');
+}
+
+export interface LockdownDeps {
+  em: EntityManager;
+  redis: IORedis;
+  config: ConnectorConfig;
+  clock: Clock;
+  logger?: Logger;
+  ports: LockdownPorts;
+}
+
+export interface TriggerLockdownInput {
+  trigger: LockdownTrigger;
+  reason: string;
+  scope?: string;
+  /** Ids, codes, counts: never a secret. */
+  evidence?: Record<string, unknown>;
+  actor: string;
+}
+
+export interface EngageResult {
+  /** false: the trigger is configured `alert`, only an incident and an alert were raised. */
+  engaged: boolean;
+  alreadyLocked: boolean;
+  incidentId: string;
+  since: string | null;
+  scope: LockdownScope;
+  heldOrders: number;
+  warnings: string[];
+  checklist: BankChecklist | null;
+  /** ms from the call to "flag set, every queue paused and the agent's keys wiped". */
+  pausedAndWipedMs: number;
+  totalMs: number;
+}
+
+export interface LockdownStatusView {
+  state: LockdownState;
+  since: string | null;
+  reason: string | null;
+  scope: string | null;
+  incidentId: string | null;
+  heldOrders: number;
+  warnings: string[];
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+        timer.unref();
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** R-29: the bank must be told "at once, and no later than 1 business day": end of the next operational day; fail closed to 24 h. */
+export function bankDeadline(config: ConnectorConfig, now: Date): Date {
+  try {
+    return kzCalendarFromConfig(config).operationalDeadline(now, 1);
+  } catch {
+    return new Date(now.getTime() + 86_400_000);
+  }
+}
+
+function mergeScope(a: string | null, b: LockdownScope): LockdownScope {
+  if (!a || a === b) return b;
+  return 'all';
+}
+
+async function countHeld(em: EntityManager): Promise<number> {
+  const rows = await em.execute<Array<{ n: string }>>("select count(*) as n from payment_order where state = 'held'");
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Moves every order not yet at the bank to `held` in one statement, with its OrderEvent (heldFrom remembers the stage). */
+export async function holdPendingOrders(em: EntityManager, actor: string, reason: string, now: Date, onlyIds?: string[]): Promise<string[]> {
+  const idFilter = onlyIds ? ` and id in (${onlyIds.map(() => '?').join(', ')})` : '';
+  if (onlyIds && onlyIds.length === 0) return [];
+  const rows = await em.execute<Array<{ order_id: string }>>(
+    `with moved as (
+       update payment_order set held_from = state, state = 'held', version = version + 1, updated_at = ?, state_changed_at = ?
+       where state in (${HOLDABLE_STATES.map(() => '?').join(', ')})${idFilter}
+       returning id, held_from)
+     insert into order_event (order_id, from_state, to_state, actor, reason, at)
+     select id, held_from, 'held', ?, ?, ? from moved
+     returning order_id`,
+    [now, now, ...HOLDABLE_STATES, ...(onlyIds ?? []), actor, reason, now],
+  );
+  return rows.map((r) => r.order_id);
+}
+
+async function recentDocuments(em: EntityManager, now: Date): Promise<ChecklistDocument[]> {
+  // What the bank may have received in the last 3 days: the data to give it (R-29).
+  const rows = await em.execute<Array<{ number: string; doc_date: string | Date; amount_tiyn: string; payer_iban: string; state: string; external_id: string; bank_reference: string | null; state_changed_at: Date }>>(
+    `select number, doc_date, amount_tiyn, payer_iban, state, external_id, bank_reference, state_changed_at from payment_order
+     where state in ('submitting', 'submitted', 'executed', 'deemed_executed', 'rejected') and state_changed_at >= ?
+     order by state_changed_at desc limit 500`,
+    [new Date(now.getTime() - 3 * 86_400_000)],
+  );
+  return rows.map((r) => ({
+    number: r.number,
+    date: r.doc_date instanceof Date ? r.doc_date.toISOString().slice(0, 10) : String(r.doc_date).slice(0, 10),
+    amount: formatAmount(Number(r.amount_tiyn)),
+    payerAccount: r.payer_iban,
+    state: r.state,
+    externalId: r.external_id,
+    bankReference: r.bank_reference,
+    at: new Date(r.state_changed_at).toISOString(),
+  }));
+}
+
+async function signerLogins(em: EntityManager): Promise<string[]> {
+  const rows = await em.execute<Array<{ login: string }>>(
+    "select distinct u.login from app_user u join user_account_right r on r.user_id = u.id where r.rights = 'manage' and r.sign_level is not null order by u.login",
+  );
+  return rows.map((r) => r.login);
+}
+
+async function markSecretCompromised(em: EntityManager, reason: string, actor: string, now: Date): Promise<string | null> {
+  const rows = await em.execute<Array<{ client_id: string }>>(
+    'update credential_vault set revoked_at = ?, revoked_reason = ?, updated_at = ?, updated_by = ? where id = 1 and revoked_at is null returning client_id',
+    [now, `compromise suspected (lockdown): ${reason}`.slice(0, 500), now, actor],
+  );
+  if (rows.length) await appendAudit(em, { actor, action: 'credentials.compromised', subject: rows[0].client_id, details: { reason: reason.slice(0, 200) }, at: now });
+  return rows[0]?.client_id ?? null;
+}
+
+async function clientIdOf(em: EntityManager, config: ConnectorConfig): Promise<string | null> {
+  const rows = await em.execute<Array<{ client_id: string }>>('select client_id from credential_vault where id = 1');
+  return rows[0]?.client_id ?? config.bank.clientId ?? null;
+}
+
+async function appendTimeline(em: EntityManager, incidentId: string, entries: TimelineEntry[], evidencePatch: Record<string, unknown> = {}): Promise<void> {
+  const fork = em.fork();
+  const incident = await fork.findOne(Incident, { id: incidentId });
+  if (!incident) return;
+  incident.timeline = [...incident.timeline, ...entries];
+  incident.evidence = { ...incident.evidence, ...evidencePatch };
+  await fork.flush();
+}
+
+/** A trigger configured `alert`: an incident and the admins' alert, nothing stopped. */
+async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, started: number): Promise<EngageResult> {
+  const now = deps.clock.now();
+  const { incident } = await openIncident(deps.em, {
+    kind: 'security_alert',
+    severity: 'high',
+    title: `Security alert (${input.trigger}, configured alert-only): ${input.reason}`,
+    evidence: { trigger: input.trigger, scope, reason: input.reason, ...(input.evidence ? { evidence: input.evidence } : {}) },
+    dedupeKey: `security_alert:${input.trigger}`,
+    deadlineAt: bankDeadline(deps.config, now),
+    actor: input.actor,
+    now,
+  });
+  await appendAudit(deps.em, { actor: input.actor, action: 'lockdown.alert', subject: incident.id, details: { trigger: input.trigger, scope }, at: now });
+  const sent = await deps.ports.notifier.notify({ event: 'lockdown.alert', incidentId: incident.id, trigger: input.trigger, scope, reason: input.reason, at: now.toISOString() }).catch((err) => ({ delivered: [], warnings: [errorText(err)] }));
+  deps.logger?.warn({ event: 'lockdown.alert', trigger: input.trigger, incidentId: incident.id });
+  return { engaged: false, alreadyLocked: false, incidentId: incident.id, since: null, scope, heldOrders: await countHeld(deps.em), warnings: sent.warnings, checklist: null, pausedAndWipedMs: 0, totalMs: performance.now() - started };
+}
+
+/**
+ * Engages the lockdown; idempotent (a second trigger adds to the same incident and re-applies every
+ * action). Order of urgency: the Redis flag, then queues paused and keys wiped (together), then the
+ * PostgreSQL record, sessions, credentials, held orders, incident + checklist, audit, alert. A part that
+ * cannot be reached is a warning: the lock holds once the flag is set and the queues are paused.
+ */
+export async function engageLockdown(deps: LockdownDeps, input: TriggerLockdownInput): Promise<EngageResult> {
+  const started = performance.now();
+  const scope = parseScope(input.scope);
+  const mode = input.trigger === 'manual' ? 'lockdown' : deps.config.lockdown.triggers[input.trigger];
+  if (mode === 'alert') return raiseAlert(deps, input, scope, started);
+
+  const now = deps.clock.now();
+  const warnings: string[] = [];
+  const timeline: TimelineEntry[] = [];
+  const done = (text: string) => timeline.push({ at: deps.clock.now().toISOString(), actor: input.actor, text });
+  const prefix = deps.config.redis.prefix;
+
+  // 1. The flag every worker checks before a side effect.
+  try {
+    await deps.redis.set(lockdownKey(prefix), JSON.stringify({ since: now.toISOString(), trigger: input.trigger }));
+  } catch (err) {
+    warnings.push(`the Redis lockdown flag could not be set (${errorText(err)}); workers still see the PostgreSQL flag`);
+  }
+  // 2 + 3. Pause every queue and wipe every key, at once: neither waits for the other.
+  const agentMs = deps.config.lockdown.agentTimeoutMs;
+  const [paused, wiped] = await Promise.allSettled([deps.ports.queues.pauseAll(), bounded(deps.ports.agent.wipeAll(input.reason), agentMs, 'the signer agent')]);
+  const pausedAndWipedMs = performance.now() - started;
+  if (paused.status === 'fulfilled') done(`queues paused: ${paused.value.join(', ')}`);
+  else warnings.push(`queues could not be paused (${errorText(paused.reason)}); workers refuse every side effect while the flag is set`);
+  if (wiped.status === 'fulfilled') done(`signer agent wiped every unlocked key (${wiped.value.wipedUsers.length} users)`);
+  else warnings.push(`signer agent not reached (${errorText(wiped.reason)}): keys unlocked in it were NOT wiped; stop connector-signer-agent or run connector lockdown on again once it answers`);
+
+  // 4. The record (serialised: one lockdown, one incident).
+  const record = await deps.em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    const row = await readLockdownRow(tx);
+    if (row.state === 'locked' && row.incidentId) {
+      const merged = mergeScope(row.scope, scope);
+      await tx.execute('update lockdown_state set scope = ?, updated_at = ?, updated_by = ? where id = 1', [merged, now, input.actor]);
+      return { alreadyLocked: true, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
+    }
+    const { incident } = await openIncident(tx, {
+      kind: 'lockdown',
+      severity: 'critical',
+      title: `Lockdown (${input.trigger}): ${input.reason}`,
+      evidence: { trigger: input.trigger, scope, reason: input.reason, ...(input.evidence ? { evidence: input.evidence } : {}) },
+      dedupeKey: 'lockdown',
+      deadlineAt: bankDeadline(deps.config, now),
+      actor: input.actor,
+      now,
+    });
+    await tx.execute(
+      "update lockdown_state set state = 'locked', since = ?, reason = ?, scope = ?, trigger = ?, incident_id = ?, warnings = '[]', updated_at = ?, updated_by = ? where id = 1",
+      [now, input.reason.slice(0, 2000), scope, input.trigger, incident.id, now, input.actor],
+    );
+    return { alreadyLocked: false, incidentId: incident.id, since: now, scope };
+  });
+  done(record.alreadyLocked ? `again (${input.trigger}): ${input.reason}` : `lockdown recorded (scope ${record.scope})`);
+
+  // 5. Sessions: everyone's, or the one user's (and that user blocked, R-30).
+  try {
+    if (scope.startsWith('user:')) {
+      const login = scope.slice(5);
+      const blocked = await deps.ports.sessions.blockUser(login, `lockdown: ${input.reason}`);
+      warnings.push(...blocked.warnings);
+      done(`user ${login} blocked, ${blocked.sessionsEnded} sessions ended`);
+    } else {
+      done(`${await deps.ports.sessions.endAll()} sessions ended`);
+    }
+  } catch (err) {
+    warnings.push(`sessions not ended (${errorText(err)}); end them with connector users block LOGIN`);
+  }
+
+  // 6. The Client Secret, when in scope: unusable until rotated after this moment.
+  if (scope === 'all' || scope === 'credentials') {
+    const clientId = await markSecretCompromised(deps.em, input.reason, input.actor, now);
+    done(clientId ? `Client Secret of ${clientId} marked compromised` : 'Client Secret already marked (or none stored)');
+  }
+
+  // 7. Orders not yet at the bank wait as `held` (intake stays open: new ones are held on arrival).
+  const held = await holdPendingOrders(deps.em, input.actor, `lockdown: ${input.reason}`.slice(0, 500), deps.clock.now());
+  done(`${held.length} orders held`);
+
+  // 8. Checklist, incident, audit, alert.
+  const heldOrders = await countHeld(deps.em);
+  const users = record.scope.startsWith('user:') ? [record.scope.slice(5)] : record.scope === 'all' ? await signerLogins(deps.em) : [];
+  const checklist = buildBankChecklist({
+    reason: input.reason,
+    trigger: input.trigger,
+    scope: record.scope,
+    detectedAt: record.since,
+    deadline: bankDeadline(deps.config, record.since),
+    recentDocuments: await recentDocuments(deps.em, now),
+    heldOrders,
+    clientId: await clientIdOf(deps.em, deps.config),
+    users,
+  });
+  const sent = await deps.ports.notifier.notify({ event: 'lockdown.engaged', incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline }).catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
+  warnings.push(...sent.warnings);
+  if (sent.delivered.length) done(`admins alerted: ${sent.delivered.join(', ')}`);
+  if (deps.config.lockdown.notify.emails.length) warnings.push(`e-mail alerts are not sent yet (configured: ${deps.config.lockdown.notify.emails.length}); call the admins`);
+
+  await appendTimeline(deps.em, record.incidentId, timeline, {
+    checklist,
+    scope: record.scope,
+    ...(record.alreadyLocked ? {} : { pausedAndWipedMs: Math.round(pausedAndWipedMs) }),
+    warnings,
+    heldOrders,
+  });
+  await deps.em.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(warnings)]);
+  await appendAudit(deps.em, {
+    actor: input.actor,
+    action: record.alreadyLocked ? 'lockdown.retriggered' : 'lockdown.engaged',
+    subject: record.incidentId,
+    details: { trigger: input.trigger, scope: record.scope, heldOrders: held.length, warnings: warnings.length },
+    at: now,
+  });
+  deps.logger?.error({ event: 'lockdown.engaged', trigger: input.trigger, scope: record.scope, incidentId: record.incidentId, pausedAndWipedMs: Math.round(pausedAndWipedMs), warnings });
+  return {
+    engaged: true,
+    alreadyLocked: record.alreadyLocked,
+    incidentId: record.incidentId,
+    since: record.since.toISOString(),
+    scope: record.scope,
+    heldOrders,
+    warnings,
+    checklist,
+    pausedAndWipedMs,
+    totalMs: performance.now() - started,
+  };
+}
+
+/** `lockdown status --json` and `GET /api/v1/lockdown` (INTERFACES.md: exactly these keys). */
+export async function lockdownStatus(deps: { em: EntityManager; redis?: IORedis; prefix: string }): Promise<LockdownStatusView> {
+  const row = await readLockdownRow(deps.em);
+  const heldOrders = await countHeld(deps.em);
+  const warnings = [...row.warnings];
+  let state = row.state;
+  if (deps.redis && state === 'normal') {
+    const flagged = await deps.redis.exists(lockdownKey(deps.prefix)).catch(() => 0);
+    if (flagged === 1) {
+      state = 'locked';
+      warnings.push('the Redis lockdown flag is set but PostgreSQL has no lockdown recorded (a lockdown was interrupted); run connector lockdown on --reason TEXT to record it');
+    }
+  }
+  return {
+    state,
+    since: row.state === 'locked' && row.since ? row.since.toISOString() : null,
+    reason: row.state === 'locked' ? row.reason : null,
+    scope: row.state === 'locked' ? row.scope : null,
+    incidentId: row.state === 'locked' ? row.incidentId : null,
+    heldOrders,
+    warnings,
+  };
+}
+
+export interface ResolveInput {
+  incidentId: string;
+  bankNotifiedAt?: string;
+  bankReference?: string;
+  notifiedBy?: string;
+  actor: string;
+  /** The CLI has local operator authority; the API passes the session user's role. */
+  isAdmin: boolean;
+}
+
+export interface ResolveResult {
+  incidentId: string;
+  released: number;
+  signaturesInvalidated: number;
+  requeuedSubmissions: number;
+  warnings: string[];
+}
+
+/** Every step the terms require before the connector may run again; empty when all are done. */
+export async function missingResolutionSteps(deps: Pick<LockdownDeps, 'em' | 'clock'>, row: { since: Date | null; scope: string | null }, input: Pick<ResolveInput, 'bankNotifiedAt' | 'bankReference'>): Promise<string[]> {
+  const missing: string[] = [];
+  const now = deps.clock.now();
+  if (!input.bankNotifiedAt) {
+    missing.push('bank notification: give --bank-notified-at ISO, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)');
+  } else {
+    const at = new Date(input.bankNotifiedAt);
+    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: --bank-notified-at "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
+    else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: --bank-notified-at ${input.bankNotifiedAt} is in the future`);
+  }
+  if (!input.bankReference || !input.bankReference.trim()) missing.push("bank notification: give --bank-reference TEXT, the bank's reference (or the name of the person) for this notice");
+  const since = row.since ?? now;
+  const scope = row.scope ?? 'all';
+  if (scope === 'all' || scope === 'credentials') {
+    const vault = await deps.em.execute<Array<{ generated_at: Date; revoked_at: Date | null }>>('select generated_at, revoked_at from credential_vault where id = 1');
+    if (!vault.length || new Date(vault[0].generated_at).getTime() <= since.getTime() || vault[0].revoked_at) {
+      missing.push(`Client Secret rotation: generate a new Client Secret in Internet-banking (terms 2.1.1-2.1.2) and run connector credentials rotate --secret-stdin (the stored one dates from before the lockdown of ${since.toISOString()})`);
+    }
+  }
+  if (scope.startsWith('user:')) {
+    const login = scope.slice(5);
+    const enrolled = await deps.em.execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'signer.key_enrolled' and subject = ? and at > ?", [login, since]);
+    const authority = await deps.em.execute<Array<{ n: string }>>(
+      "select count(*) as n from user_account_right r join app_user u on u.id = r.user_id where u.login = ? and r.rights = 'manage' and r.sign_level is not null",
+      [login],
+    );
+    if (Number(enrolled[0].n) === 0 && Number(authority[0].n) > 0) {
+      missing.push(`EDS of ${login}: have the NCA certificate revoked and re-enroll the new key (connector users unblock ${login}, then connector users enroll-key ${login} ...), or revoke ${login}'s signing rights (connector users revoke ${login} --account IBAN)`);
+    }
+  }
+  return missing;
+}
+
+/**
+ * Lifts the lockdown when, and only when, every step is done (exit 1 naming EVERY missing one):
+ * the bank was told (who, when, reference), the Client Secret rotated after the lockdown when in
+ * scope, the affected EDS re-enrolled or its rights revoked. Then: orders signed by a compromised key
+ * lose those signatures, held orders go back to validation, queues resume. Submission resumes
+ * through the same exactly-once path (claim, lookup before resend), so no order is sent twice.
+ */
+export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): Promise<ResolveResult> {
+  if (!input.isAdmin) throw new ConnectorError('FORBIDDEN', 'only an admin may resolve a lockdown', 1);
+  const row = await readLockdownRow(deps.em);
+  if (row.state !== 'locked') throw new ConnectorError('NOT_LOCKED', 'no lockdown is in force (connector lockdown status)', 1);
+  if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
+  const missing = await missingResolutionSteps(deps, row, input);
+  if (missing.length) {
+    throw new ConnectorError('LOCKDOWN_STEPS_MISSING', `the lockdown cannot be resolved yet; ${missing.length} step(s) missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`, 1, { missing });
+  }
+  const now = deps.clock.now();
+  const scope = row.scope ?? 'all';
+  const outcome = await deps.em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    const current = await readLockdownRow(tx);
+    if (current.state !== 'locked' || current.incidentId !== input.incidentId) throw new ConnectorError('NOT_LOCKED', 'the lockdown was resolved meanwhile', 1);
+    // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier
+    // signers, so the whole round of such an order is invalidated (as for R-17).
+    let invalidated: Array<{ id: string }> = [];
+    if (scope === 'all' || scope.startsWith('user:')) {
+      const userClause = scope === 'all' ? '' : ' and exists (select 1 from order_signature x join app_user u on u.id = x.user_id where x.order_id = s.order_id and x.valid and u.login = ?)';
+      invalidated = await tx.execute<Array<{ id: string }>>(
+        `update order_signature s set valid = false, invalidated_reason = ?
+         where s.valid and s.order_id in (select id from payment_order where state = 'held')${userClause}
+         returning s.id`,
+        [`signed before the lockdown of ${current.since?.toISOString()} (scope ${scope}): a fresh signature is needed`, ...(scope === 'all' ? [] : [scope.slice(5)])],
+      );
+    }
+    const released = await tx.execute<Array<{ order_id: string }>>(
+      `with moved as (
+         update payment_order set state = 'received', held_from = null, version = version + 1, updated_at = ?, state_changed_at = ?
+         where state = 'held' returning id)
+       insert into order_event (order_id, from_state, to_state, actor, reason, at)
+       select id, 'held', 'received', ?, ?, ? from moved returning order_id`,
+      [now, now, input.actor, `lockdown resolved (incident ${input.incidentId}): validated again`, now],
+    );
+    // Reconciliation findings opened while locked were seen by the admin who resolves: they belong
+    // to this lockdown and do not start another one at the next sweep.
+    await tx.execute(
+      `update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text)
+       where status = 'open' and kind in (${RECONCILIATION_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null and opened_at <= ?`,
+      [input.incidentId, ...RECONCILIATION_KINDS, now],
+    );
+    await tx.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]', updated_at = ?, updated_by = ? where id = 1", [now, input.actor]);
+    const bankNotification = { notifiedAt: new Date(input.bankNotifiedAt!).toISOString(), reference: input.bankReference!.trim(), notifiedBy: input.notifiedBy?.trim() || input.actor, recordedBy: input.actor };
+    const incident = await tx.findOne(Incident, { id: input.incidentId });
+    if (incident) {
+      incident.status = 'resolved';
+      incident.resolvedAt = now;
+      incident.resolvedBy = input.actor;
+      incident.evidence = { ...incident.evidence, bankNotification, released: released.length, signaturesInvalidated: invalidated.length };
+      incident.timeline = [
+        ...incident.timeline,
+        { at: now.toISOString(), actor: input.actor, text: `bank notified at ${bankNotification.notifiedAt} by ${bankNotification.notifiedBy}, reference ${bankNotification.reference}` },
+        { at: now.toISOString(), actor: input.actor, text: `resolved: ${released.length} held orders back to validation, ${invalidated.length} signatures to be given again` },
+      ];
+      await tx.flush();
+    }
+    await appendAudit(tx, { actor: input.actor, action: 'lockdown.resolved', subject: input.incidentId, details: { bankReference: bankNotification.reference, notifiedAt: bankNotification.notifiedAt, released: released.length, signaturesInvalidated: invalidated.length }, at: now });
+    return { released: released.map((r) => r.order_id), invalidated: invalidated.length };
+  });
+
+  const warnings: string[] = [];
+  await deps.redis.del(lockdownKey(deps.config.redis.prefix)).catch((err) => warnings.push(`the Redis flag could not be cleared (${errorText(err)})`));
+  try {
+    await deps.ports.queues.resumeAll();
+  } catch (err) {
+    warnings.push(`queues could not be resumed (${errorText(err)}); run connector lockdown resolve again or resume them`);
+  }
+  await deps.ports.queues.requeueValidate(outcome.released);
+  const submitting = await deps.em.execute<Array<{ id: string }>>("select id from payment_order where state = 'submitting'");
+  await deps.ports.queues.requeueSubmit(submitting.map((r) => r.id));
+  const sent = await deps.ports.notifier
+    .notify({ event: 'lockdown.resolved', incidentId: input.incidentId, trigger: row.trigger ?? 'manual', scope, reason: row.reason ?? '', at: now.toISOString() })
+    .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
+  warnings.push(...sent.warnings);
+  deps.logger?.warn({ event: 'lockdown.resolved', incidentId: input.incidentId, released: outcome.released.length, actor: input.actor });
+  return { incidentId: input.incidentId, released: outcome.released.length, signaturesInvalidated: outcome.invalidated, requeuedSubmissions: submitting.length, warnings };
+}

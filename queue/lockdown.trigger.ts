@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import type { Queue } from 'bullmq';
+import type { JobContext } from './job-context';
+import { validateOrderJob } from './jobs/validate-order.job';
+import { submitOrderJob } from './jobs/submit-order.job';
+import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
+import { WebhookClient } from '../adapters/erp/http/webhook.client';
+import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
+import { isLockedDown as flagCheck } from '../connector/lockdown/lockdown.flag';
+import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
+import { recordSecurityEvent, type SecurityEvent } from '../connector/lockdown/brute-force.detector';
+import { sessionStoreFor } from '../connector/users/session.store';
+import { signerAgentPortFromConfig } from '../connector/users/signer-agent.port';
+import { blockUser } from '../connector/users/user.service';
+
+/**
+ * The lockdown's ports on BullMQ, the signer agent, Redis sessions and the admins' webhook, built
+ * from any JobContext (a job, the API, the CLI, a test). Other code calls `triggerLockdown` and
+ * `isLockedDown` from here (e.g. reconciliation on an unexplained debit).
+ */
+const portsCache = new WeakMap<object, LockdownPorts>();
+
+/** Removes a finished job with the id a re-queue needs (a failed one is kept 7 days and would swallow the add, LESSONS.md 11). */
+async function clearFinished(queue: Queue, jobId: string): Promise<void> {
+  const job = await queue.getJob(jobId);
+  if (!job) return;
+  const state = await job.getState();
+  if (state === 'failed' || state === 'completed') await job.remove().catch(() => undefined);
+}
+
+export function lockdownPortsFor(context: JobContext): LockdownPorts {
+  const cached = portsCache.get(context);
+  if (cached) return cached;
+  const config = context.config;
+  const redis = context.queues.connection;
+  let agent: SignerAgentClient | undefined;
+  // Its own client with a short timeout: the lock never waits 30 s for a hung agent.
+  const agentClient = () => (agent ??= new SignerAgentClient({ url: config.signer.url, tokenFile: config.signer.tokenFile, timeoutMs: config.lockdown.agentTimeoutMs }));
+  const sessions = sessionStoreFor({ redis, config });
+  const ports: LockdownPorts = {
+    queues: {
+      async pauseAll() {
+        const queues = context.queues.all();
+        await Promise.all(queues.map((q) => q.pause()));
+        return queues.map((q) => q.name);
+      },
+      async resumeAll() {
+        const queues = context.queues.all();
+        await Promise.all(queues.map((q) => q.resume()));
+        return queues.map((q) => q.name);
+      },
+      async requeueValidate(orderIds) {
+        const queue = context.queues.get(validateOrderJob.queue);
+        for (const orderId of orderIds) await clearFinished(queue, validateOrderJob.jobId({ orderId }));
+        for (let i = 0; i < orderIds.length; i += 500) await context.queues.addBulk(validateOrderJob, orderIds.slice(i, i + 500).map((orderId) => ({ orderId })));
+      },
+      async requeueSubmit(orderIds) {
+        const queue = context.queues.get(submitOrderJob.queue);
+        for (const orderId of orderIds) await clearFinished(queue, submitOrderJob.jobId({ orderId }));
+        await context.queues.addBulk(submitOrderJob, orderIds.map((orderId) => ({ orderId })));
+      },
+    },
+    agent: {
+      async wipeAll(reason) {
+        const answer = await agentClient().lockdown(reason.slice(0, 200));
+        return { wipedUsers: answer.wipedUsers };
+      },
+    },
+    sessions: {
+      endAll: () => sessions.destroyAll(),
+      async blockUser(login, reason) {
+        const result = await blockUser(
+          { em: context.orm.em.fork(), clock: context.clock, config, logger: context.logger, sessions, signerAgent: signerAgentPortFromConfig(config) },
+          { login, actor: 'system:lockdown', reason },
+        );
+        return { sessionsEnded: result.sessionsEnded, warnings: result.warnings };
+      },
+    },
+    notifier: {
+      async notify(notice: LockdownNotice) {
+        const cfg = config.lockdown.notify;
+        if (!cfg.webhookUrl) return { delivered: [], warnings: [] };
+        const secretFile = cfg.webhookSecretFile ?? config.webhooks.secretFile;
+        if (!secretFile) return { delivered: [], warnings: ['lockdown.notify.webhookUrl is set but no secret file (lockdown.notify.webhookSecretFile): admins were not alerted by webhook'] };
+        let secret: string;
+        try {
+          secret = readFileSync(secretFile, 'utf8').trim();
+        } catch {
+          return { delivered: [], warnings: [`the admins' webhook secret file ${secretFile} cannot be read: admins were not alerted by webhook`] };
+        }
+        const sent = await new WebhookClient(cfg.webhookUrl, secret, cfg.timeoutMs).post(JSON.stringify(notice), context.clock.now());
+        return sent.ok ? { delivered: ['webhook'], warnings: [] } : { delivered: [], warnings: [`admins' webhook not delivered (${sent.error ?? 'error'})`] };
+      },
+    },
+  };
+  portsCache.set(context, ports);
+  return ports;
+}
+
+export function lockdownDepsFor(context: JobContext, ports: LockdownPorts = lockdownPortsFor(context)): LockdownDeps {
+  return { em: context.orm.em.fork(), redis: context.queues.connection, config: context.config, clock: context.clock, logger: context.logger, ports };
+}
+
+/**
+ * Engages the lockdown (or raises an alert when the trigger is configured `alert`). The one entry
+ * for every trigger: reports (API/CLI), the bank's answers, certificate checks, reconciliation
+ * (`unexplained_debit`, `execution_mismatch`), brute force. Idempotent; never throws for a part
+ * it cannot reach (those come back as warnings).
+ */
+export async function triggerLockdown(
+  context: JobContext,
+  input: { trigger: LockdownTrigger; reason: string; scope?: string; evidence?: Record<string, unknown>; actor?: string },
+): Promise<EngageResult> {
+  return engageLockdown(lockdownDepsFor(context), { ...input, actor: input.actor ?? `system:${input.trigger}` });
+}
+
+/** The check every worker makes before a side effect (Redis flag, then PostgreSQL). */
+export function isLockedDown(context: JobContext): Promise<boolean> {
+  return flagCheck({ em: context.orm.em.fork(), redis: context.queues.connection, prefix: context.config.redis.prefix });
+}
+
+export function lockdownStatusOf(context: JobContext): Promise<LockdownStatusView> {
+  return lockdownStatus({ em: context.orm.em.fork(), redis: context.queues.connection, prefix: context.config.redis.prefix });
+}
+
+export function resolveLockdownIn(context: JobContext, input: ResolveInput): Promise<ResolveResult> {
+  return resolveLockdown(lockdownDepsFor(context), input);
+}
+
+/**
+ * Brute force (issue 16): called where the users code records a lock-out or a login attempt on a
+ * disabled account. Never fails the login it observes.
+ */
+export async function reportSecurityEvent(context: JobContext, event: SecurityEvent): Promise<EngageResult | null> {
+  try {
+    const verdict = await recordSecurityEvent(context.queues.connection, context.config, event);
+    if (!verdict.trip) return null;
+    const what = event.kind === 'lockout' ? `${verdict.count} different logins locked out` : `${verdict.count} login attempts on disabled accounts`;
+    return await triggerLockdown(context, {
+      trigger: 'brute_force',
+      reason: `brute force suspected: ${what} within ${verdict.windowMinutes} minutes`,
+      scope: 'all',
+      evidence: { kind: event.kind, logins: verdict.logins, count: verdict.count, threshold: verdict.threshold, windowMinutes: verdict.windowMinutes, lastIp: event.ip ?? null },
+      actor: 'system:auth',
+    });
+  } catch (err) {
+    context.logger.error({ event: 'lockdown.brute_force.check_failed', err: (err as Error).message });
+    return null;
+  }
+}
+
+/** Incident kinds reconciliation opens (branch `statements`) that are triggers of their own. */
+export const RECONCILIATION_TRIGGER_KINDS = RECONCILIATION_KINDS;
+
+/**
+ * Escalates open reconciliation incidents (an unexplained debit, an executed document that differs
+ * from what was signed) to the lockdown trigger of the same name, once each: the incident is marked
+ * with the lockdown incident's id. Called by the maintenance sweep, so a reconciliation that only
+ * opens an incident still stops the connector (or alerts, per `lockdown.triggers`).
+ */
+export async function escalateReconciliationIncidents(context: JobContext): Promise<number> {
+  const em = context.orm.em.fork();
+  const rows = await em.execute<Array<{ id: string; kind: (typeof RECONCILIATION_TRIGGER_KINDS)[number]; title: string }>>(
+    `select id, kind, title from incident where status = 'open' and kind in (${RECONCILIATION_TRIGGER_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null order by opened_at`,
+    [...RECONCILIATION_TRIGGER_KINDS],
+  );
+  for (const row of rows) {
+    const result = await triggerLockdown(context, { trigger: row.kind, reason: row.title, scope: 'all', evidence: { incidentId: row.id }, actor: 'system:reconciliation' });
+    await em.execute("update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text) where id = ?", [result.incidentId, row.id]);
+  }
+  return rows.length;
+}

@@ -1,0 +1,70 @@
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
+import { QUEUE_NAMES } from '../../queue/queue-names';
+import { runCli } from '../support/cli';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/** The CLI contract of INTERFACES.md, on the built CLI, with no signer agent running. */
+describe('connector lockdown (CLI)', () => {
+  let env: TestEnv;
+  let cliEnv: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('lockdown_cli');
+    // Nothing listens here: the agent is "not running".
+    cliEnv = { ...env.env, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9' };
+  }, 60_000);
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  const cli = (args: string[], input?: string) => runCli(args, { env: cliEnv, cwd: env.workDir, input });
+
+  it('on -> status -> resolve refuses naming every step -> resolve succeeds', async () => {
+    const normal = await cli(['lockdown', 'status', '--json']);
+    expect(normal.code).toBe(0);
+    expect(JSON.parse(normal.stdout)).toEqual({ state: 'normal', since: null, reason: null, scope: null, incidentId: null, heldOrders: 0, warnings: [] });
+
+    expect((await cli(['lockdown', 'on', '--reason', 'x', '--scope', 'everything'])).code).toBe(2);
+
+    const on = await cli(['lockdown', 'on', '--reason', 'Client Secret left on a shared drive', '--scope', 'credentials']);
+    expect(on.code).toBe(0);
+    const incidentId = on.stdout.trim();
+    expect(incidentId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(on.stderr).toMatch(/warning: signer agent not reached/);
+    expect(on.stderr).toMatch(/\+7 7172 770 622/);
+
+    const redis = new IORedis(env.config.redis.url, { maxRetriesPerRequest: 3 });
+    try {
+      for (const name of QUEUE_NAMES) {
+        const queue = new Queue(name, { connection: redis, prefix: env.config.redis.prefix });
+        expect(await queue.isPaused()).toBe(true);
+        await queue.close();
+      }
+    } finally {
+      redis.disconnect();
+    }
+
+    const locked = JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout);
+    expect(Object.keys(locked)).toEqual(['state', 'since', 'reason', 'scope', 'incidentId', 'heldOrders', 'warnings']);
+    expect(locked).toMatchObject({ state: 'locked', reason: 'Client Secret left on a shared drive', scope: 'credentials', incidentId, heldOrders: 0 });
+    expect(locked.warnings.join(' ')).toMatch(/signer agent not reached/);
+
+    const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; verdict: string; hint?: string }> };
+    expect(doctor.checks.find((c) => c.name === 'lockdown')).toMatchObject({ verdict: 'WARN', hint: expect.stringContaining(incidentId) });
+
+    const refused = await cli(['lockdown', 'resolve', '--incident', incidentId]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^LOCKDOWN_STEPS_MISSING: /);
+    expect(refused.stderr).toMatch(/--bank-notified-at/);
+    expect(refused.stderr).toMatch(/--bank-reference/);
+    expect(refused.stderr).toMatch(/Client Secret rotation/);
+
+    // A new pair generated after the lockdown satisfies the rotation step.
+    expect((await cli(['credentials', 'set', '--client-id', 'new-client', '--secret-stdin'], 'a-brand-new-secret-123\n')).code).toBe(0);
+    const resolved = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', new Date().toISOString(), '--bank-reference', 'ACB-2026-77', '--notified-by', 'Chief Accountant']);
+    expect(resolved.stderr).toMatch(/lockdown resolved/);
+    expect(resolved.code).toBe(0);
+    expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout).state).toBe('normal');
+  }, 120_000);
+});

@@ -1,0 +1,242 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApiWithExtensions } from '../../connector/api/api.extensions';
+import type { Job } from 'bullmq';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
+import { getIncident, openIncident } from '../../connector/incidents/incident.service';
+import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { createUser, grantRight } from '../../connector/users/user.service';
+import { userDeps } from '../../connector/users/user-context';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
+import { eventually } from '../support/test-env';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { demoDocuments, demoOnecExport } from '../../connector/demo/demo-orders';
+import { startScheduler } from '../../queue/scheduler.runner';
+import { ONEC_SOURCE } from '../../queue/jobs/scan-onec-outbox.job';
+import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
+
+/** Issue 16 "Proof": each trigger fires for real, and the lock it causes is the full lockdown. */
+describe('lockdown triggers', () => {
+  let world: LockdownWorld;
+  let api: FastifyInstance;
+
+  beforeAll(async () => {
+    // `revoked` (whose certificate the CA's CRL lists) is the first mandated signer here.
+    world = await startLockdownWorld('lockdown_triggers', (c) => ({
+      ...c,
+      signing: { ...c.signing, mandates: [{ login: 'revoked', account: '*', upTo: '100000000' }, ...c.signing.mandates] },
+    }));
+    api = buildApiWithExtensions(world.context, { users: { signerAgent: { lockUser: async () => ({ locked: true }), unlockKey: async () => ({ ok: false, code: 'X', message: 'x', wrongPassword: false, httpStatus: 502 }), enrollKey: async () => ({}) } } });
+    await api.ready();
+    for (const login of ['alice', 'bob', 'carol', 'dave']) {
+      await createUser(userDeps(world.context), { login, role: login === 'dave' ? 'admin' : 'viewer', password: 'Correct-Horse-9', actor: 'test' });
+    }
+    // As if each had set their own password already (an admin-set one must be changed first, R-10).
+    await world.context.orm.em.fork().execute("update app_user set must_change_password = false where login in ('alice', 'bob', 'carol', 'dave')");
+  }, 120_000);
+  afterAll(async () => {
+    await api?.close();
+    await world?.close();
+  });
+  beforeEach(async () => {
+    await world.reset();
+  });
+  afterEach(async () => {
+    await world.stopWorkers();
+  });
+
+  const incidentOf = async () => {
+    const status = await lockdownStatusOf(world.context);
+    expect(status.state).toBe('locked');
+    const incident = await getIncident(world.context.orm.em.fork(), status.incidentId!);
+    return { status, evidence: incident!.evidence as { trigger: string; scope: string; evidence?: Record<string, unknown> } };
+  };
+  const login = async (who: string, password: string) => api.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/json' }, payload: { login: who, password } });
+
+  it('the bank answering "credentials revoked" (sandbox switch) locks down with scope credentials', async () => {
+    await world.admin('PUT', '/credentials', { revoked: true });
+    try {
+      await world.unlock('ceo');
+      world.startWorkers();
+      await world.intake(['TR-CRED']);
+      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('bank_credentials_revoked');
+      expect(evidence.scope).toBe('credentials');
+      for (const queue of world.context.queues.all()) expect(await queue.isPaused()).toBe(true);
+    } finally {
+      await world.admin('PUT', '/credentials', { revoked: false });
+    }
+  }, 60_000);
+
+  it('the bank refusing a document for a compromise reason (sandbox refusal) locks down', async () => {
+    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'submit' } });
+    try {
+      await world.unlock('ceo');
+      world.startWorkers();
+      const [id] = await world.intake(['TR-REFUSED']);
+      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('bank_refused_compromise');
+      expect(evidence.evidence).toMatchObject({ orderId: id, reasonCode: 'CREDENTIALS_COMPROMISED' });
+      expect((await world.states([id]))[id]).toBe('rejected');
+    } finally {
+      await world.admin('POST', '/faults/reset');
+    }
+  }, 60_000);
+
+  it('a revoked signer certificate (the test CRL) at signing locks down with that user in scope', async () => {
+    await grantRight(userDeps(world.context), { login: 'revoked', account: DEMO.payerIban, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
+    try {
+      await world.unlock('revoked');
+      world.startWorkers();
+      const [id] = await world.intake(['TR-CERT']);
+      const { status, evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('certificate_check_failed');
+      expect(status.scope).toBe('user:revoked');
+      expect(evidence.evidence).toMatchObject({ login: 'revoked', code: 'CERT_REVOKED' });
+      await eventually(async () => (await world.states([id]))[id] === 'held', { what: 'the order held' });
+      const user = await world.context.orm.em.fork().execute<Array<{ blocked_reason: string | null }>>("select blocked_reason from app_user where login = 'revoked'");
+      expect(user[0].blocked_reason).toBe('admin');
+    } finally {
+      await world.context.orm.em.fork().execute("delete from user_account_right where user_id = (select id from app_user where login = 'revoked')");
+    }
+  }, 60_000);
+
+  it('brute force through the login API (lock-outs across accounts) locks down', async () => {
+    for (const who of ['alice', 'bob']) {
+      for (let i = 0; i < 5; i += 1) await login(who, 'wrong-password-1');
+    }
+    expect((await lockdownStatusOf(world.context)).state).toBe('normal'); // two lock-outs: people forget passwords
+    for (let i = 0; i < 5; i += 1) await login('carol', 'wrong-password-1');
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('brute_force');
+    expect((evidence.evidence as { logins: string[] }).logins.sort()).toEqual(['alice', 'bob', 'carol']);
+  }, 60_000);
+
+  it('brute force: repeated login attempts on a disabled account lock down', async () => {
+    await world.context.orm.em.fork().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'bob'");
+    for (let i = 0; i < 2; i += 1) expect((await login('bob', 'Correct-Horse-9')).statusCode).toBe(403);
+    expect((await lockdownStatusOf(world.context)).state).toBe('normal');
+    await login('bob', 'guess-3');
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('brute_force');
+    expect(evidence.evidence).toMatchObject({ kind: 'disabled_login', logins: ['bob'], count: 3 });
+  }, 60_000);
+
+  it('an unexplained debit (sandbox injection, reported through triggerLockdown) locks down', async () => {
+    await world.admin('POST', `/accounts/${DEMO.payerIban}/debit`, { amount: '777.00', purpose: 'not ours' });
+    const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+    const statement = await world.context.services.bank().getStatement(DEMO.payerIban, today, today);
+    const known = new Set((await world.context.orm.em.fork().execute<Array<{ external_id: string }>>('select external_id from payment_order')).map((r) => r.external_id));
+    const stranger = statement.lines.find((l) => l.direction === 'debit' && l.kind !== 'fee' && !(l.externalId && known.has(l.externalId)) && l.amount === 77_700);
+    expect(stranger).toBeDefined();
+    await triggerLockdown(world.context, { trigger: 'unexplained_debit', reason: `a debit of 777.00 no order explains (${stranger!.bankLineId})`, scope: 'all', evidence: { bankLineId: stranger!.bankLineId, amount: '777.00' } });
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('unexplained_debit');
+  }, 60_000);
+
+  it('a reconciliation incident (execution mismatch) is escalated by the maintenance sweep, once', async () => {
+    const { incident } = await openIncident(world.context.orm.em.fork(), { kind: 'execution_mismatch', severity: 'critical', title: 'executed document 17 differs from what was signed', evidence: { orderId: 'x' }, actor: 'system:reconciliation' });
+    const job = { id: 'sweep-test', attemptsMade: 0 } as unknown as Job;
+    expect(await handleSweepOrders({}, world.context, job)).toMatchObject({ escalated: 1 });
+    const { evidence } = await incidentOf();
+    expect(evidence.trigger).toBe('execution_mismatch');
+    expect(evidence.evidence).toEqual({ incidentId: incident.id });
+    expect(await handleSweepOrders({}, world.context, job)).toMatchObject({ escalated: 0 });
+  }, 60_000);
+
+  it('1C intake stays open under lockdown: the scheduler takes the outbox file, the orders wait as held', async () => {
+    await triggerLockdown(world.context, { trigger: 'manual', reason: 'test: intake while locked', scope: 'all' });
+    const scheduler = await startScheduler(world.context, world.context.redis, { leaseMs: 3_000 });
+    try {
+      const run = String(Date.now()).slice(-7);
+      const docs = demoDocuments(run);
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      mkdirSync(world.config.onec.outboxDir, { recursive: true });
+      const tmp = join(world.config.onec.outboxDir, `.tmp-${run}`);
+      writeFileSync(tmp, demoOnecExport(docs, today));
+      renameSync(tmp, join(world.config.onec.outboxDir, `1c_to_kl_${run}.txt`));
+      const rows = await eventually(
+        async () => {
+          const found = await world.context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where source = ? and number like ?', [ONEC_SOURCE, `${run}%`]);
+          return found.length === docs.length ? found : null;
+        },
+        { timeoutMs: 20_000, what: 'the 1C orders stored' },
+      );
+      expect(rows.map((r) => r.state)).toEqual(docs.map(() => 'held'));
+    } finally {
+      await scheduler.close();
+    }
+  }, 60_000);
+
+  it('alerts admins by a signed webhook when one is configured', async () => {
+    const received: Array<{ body: string; ts: string; sig: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      req.on('end', () => {
+        received.push({ body, ts: String(req.headers['x-connector-timestamp']), sig: String(req.headers['x-connector-signature']) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const secretFile = join(world.env.workDir, 'admin-webhook.secret');
+      writeFileSync(secretFile, 'admin-hook-secret\n');
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify: { ...world.config.lockdown.notify, webhookUrl: url, webhookSecretFile: secretFile } } } };
+      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook', scope: 'all' });
+      expect(result.warnings).toEqual([]);
+      expect(received).toHaveLength(1);
+      expect(verifyWebhook('admin-hook-secret', received[0].ts, received[0].body, received[0].sig, new Date())).toBe(true);
+      expect(JSON.parse(received[0].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, trigger: 'manual', scope: 'all' });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a trigger configured `alert` raises an incident and locks nothing', async () => {
+    const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, triggers: { ...world.config.lockdown.triggers, unexplained_debit: 'alert' as const } } } };
+    const result = await triggerLockdown(context, { trigger: 'unexplained_debit', reason: 'alert only', scope: 'all' });
+    expect(result.engaged).toBe(false);
+    expect((await lockdownStatusOf(world.context)).state).toBe('normal');
+    for (const queue of world.context.queues.all()) expect(await queue.isPaused()).toBe(false);
+    const incident = await getIncident(world.context.orm.em.fork(), result.incidentId);
+    expect(incident?.kind).toBe('security_alert');
+  });
+
+  it('a person reports over the API; GET /api/v1/lockdown shows the lock; only an admin resolves', async () => {
+    const res = await login('dave', 'Correct-Horse-9');
+    expect(res.statusCode).toBe(200);
+    const adminCookie = String(res.headers['set-cookie']).split(';')[0];
+    const viewer = await login('alice', 'Correct-Horse-9');
+    const viewerCookie = String(viewer.headers['set-cookie']).split(';')[0];
+    const report = await api.inject({ method: 'POST', url: '/api/v1/incidents', headers: { 'content-type': 'application/json', cookie: viewerCookie }, payload: { what: 'client_secret', description: 'I pasted the Client Secret into a public chat' } });
+    expect(report.statusCode).toBe(201);
+    const body = report.json() as { incident: { id: string }; lockdown: { scope: string } };
+    expect(body.lockdown.scope).toBe('credentials');
+    // The viewer's session ended with everyone's; the admin logs in again and reads the state.
+    const again = await login('dave', 'Correct-Horse-9');
+    const cookie = String(again.headers['set-cookie']).split(';')[0];
+    expect(cookie).not.toBe(adminCookie);
+    const state = await api.inject({ method: 'GET', url: '/api/v1/lockdown', headers: { cookie } });
+    expect(state.statusCode).toBe(200);
+    expect(Object.keys(state.json())).toEqual(['state', 'since', 'reason', 'scope', 'incidentId', 'heldOrders', 'warnings']);
+    expect(state.json()).toMatchObject({ state: 'locked', scope: 'credentials', incidentId: body.incident.id });
+    // No key is unlocked again while locked down.
+    const unlock = await api.inject({ method: 'POST', url: '/api/v1/me/key/unlock', headers: { 'content-type': 'application/json', cookie }, payload: { password: 'anything' } });
+    expect(unlock.statusCode).toBe(423);
+    expect(unlock.json().code).toBe('LOCKED_DOWN');
+    const list = await api.inject({ method: 'GET', url: '/api/v1/incidents', headers: { cookie } });
+    expect((list.json() as { incidents: Array<{ id: string }> }).incidents.map((i) => i.id)).toContain(body.incident.id);
+    const bob = await login('carol', 'Correct-Horse-9');
+    const bobCookie = String(bob.headers['set-cookie']).split(';')[0];
+    const refused = await api.inject({ method: 'POST', url: `/api/v1/incidents/${body.incident.id}/resolve`, headers: { 'content-type': 'application/json', cookie: bobCookie }, payload: {} });
+    expect(refused.statusCode).toBe(403);
+    const missing = await api.inject({ method: 'POST', url: `/api/v1/incidents/${body.incident.id}/resolve`, headers: { 'content-type': 'application/json', cookie }, payload: { bankReference: 'ACB-1' } });
+    expect(missing.statusCode).toBe(422);
+    expect((missing.json() as { details: { missing: string[] } }).details.missing).toEqual([expect.stringMatching(/bank-notified-at/), expect.stringMatching(/Client Secret rotation/)]);
+  }, 60_000);
+});

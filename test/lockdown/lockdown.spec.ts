@@ -1,0 +1,159 @@
+import { ConnectorError } from '../../connector/shared/errors';
+import { rotateSecret } from '../../connector/vault/credential.vault';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { sessionStoreFor } from '../../connector/users/session.store';
+import { getIncident } from '../../connector/incidents/incident.service';
+import { isLockedDown, lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
+import { eventually } from '../support/test-env';
+import { ROTATED, startLockdownWorld, type LockdownWorld } from './lockdown.harness';
+
+/**
+ * Issue 16 on real PostgreSQL, Redis, the bank sandbox and the signer agent: what `lockdown on`
+ * does, what resolution demands, and that held orders complete exactly once afterwards.
+ */
+describe('lockdown: engage, hold, resolve, exactly once', () => {
+  let world: LockdownWorld;
+
+  beforeAll(async () => {
+    world = await startLockdownWorld('lockdown');
+  }, 120_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  const SUBMITTED = new Set(['submitted', 'executed']);
+
+  it('pauses every queue, wipes the keys, ends sessions, holds orders; status JSON is exact; resolve names every missing step, then orders complete once', async () => {
+    const { context } = world;
+    await world.unlock('ceo');
+    expect(await world.unlocked('ceo')).toBe(true);
+    const sessions = sessionStoreFor(context);
+    await sessions.create({ id: world.users.ceo, login: 'ceo' }, new Date());
+    await sessions.create({ id: world.users.revoked, login: 'revoked' }, new Date());
+    expect(await sessions.countForUser(world.users.ceo)).toBe(1);
+
+    const ids = await world.intake(Array.from({ length: 12 }, (_, i) => `LD-${i + 1}`));
+    const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: Client Secret seen in a chat', scope: 'all', actor: 'cli:tester' });
+
+    expect(result.engaged).toBe(true);
+    // Every queue paused with BullMQ's own pause under the prefix (what any operator tool sees).
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+    expect(await world.unlocked('ceo')).toBe(false);
+    expect(await sessions.countForUser(world.users.ceo)).toBe(0);
+    expect(await sessions.countForUser(world.users.revoked)).toBe(0);
+    expect(Object.values(await world.states(ids))).toEqual(ids.map(() => 'held'));
+    expect(await isLockedDown(context)).toBe(true);
+
+    const status = await lockdownStatusOf(context);
+    expect(Object.keys(status)).toEqual(['state', 'since', 'reason', 'scope', 'incidentId', 'heldOrders', 'warnings']);
+    expect(status).toEqual({ state: 'locked', since: result.since, reason: 'test: Client Secret seen in a chat', scope: 'all', incidentId: result.incidentId, heldOrders: 12, warnings: [] });
+
+    // The incident carries the checklist: phones, deadline, what to ask; and the audit log has the entry.
+    const incident = await getIncident(context.orm.em.fork(), result.incidentId);
+    const checklist = incident!.evidence.checklist as { phones: string[]; deadline: string; ask: string[] };
+    expect(checklist.phones).toEqual(['+7 7172 770 622', '+7 800 080 0711', '7711']);
+    expect(new Date(checklist.deadline).getTime()).toBeGreaterThan(Date.now());
+    expect(checklist.ask.join(' ')).toMatch(/block access/);
+    expect(incident!.deadlineAt?.toISOString()).toBe(checklist.deadline);
+    const audit = await context.orm.em.fork().execute<Array<{ action: string }>>("select action from audit_event where action = 'lockdown.engaged' and subject = ?", [result.incidentId]);
+    expect(audit).toHaveLength(1);
+
+    // Idempotent: a second trigger adds to the same incident.
+    const again = await triggerLockdown(context, { trigger: 'manual', reason: 'test: again', scope: 'all', actor: 'cli:tester' });
+    expect(again.incidentId).toBe(result.incidentId);
+    expect(again.alreadyLocked).toBe(true);
+
+    // Intake stays open: a new order is stored and waits as held.
+    const [late] = await world.intake(['LD-LATE']);
+    expect((await world.states([late]))[late]).toBe('held');
+
+    // Resolution refuses, naming every missing step.
+    let refusal: ConnectorError | undefined;
+    await resolveLockdownIn(context, { incidentId: result.incidentId, actor: 'cli:tester', isAdmin: true }).catch((err) => (refusal = err));
+    expect(refusal?.code).toBe('LOCKDOWN_STEPS_MISSING');
+    expect(refusal?.exitCode).toBe(1);
+    expect(refusal?.message).toMatch(/--bank-notified-at/);
+    expect(refusal?.message).toMatch(/--bank-reference/);
+    expect(refusal?.message).toMatch(/Client Secret rotation/);
+    await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', actor: 'user:op', isAdmin: false })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    // Still missing the rotation after the bank was told.
+    await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', actor: 'cli:tester', isAdmin: true })).rejects.toMatchObject({
+      code: 'LOCKDOWN_STEPS_MISSING',
+      details: { missing: [expect.stringMatching(/Client Secret rotation/)] },
+    });
+
+    await rotateSecret({ em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: ROTATED.clientId, clientSecret: ROTATED.clientSecret, actor: 'cli:tester' });
+    const resolved = await resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', notifiedBy: 'A. Admin', actor: 'cli:tester', isAdmin: true });
+    expect(resolved.released).toBe(13);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(false);
+    expect((await lockdownStatusOf(context)).state).toBe('normal');
+    const closed = await getIncident(context.orm.em.fork(), result.incidentId);
+    expect(closed?.status).toBe('resolved');
+    expect((closed?.evidence.bankNotification as { reference: string }).reference).toBe('ACB-42');
+
+    // The key was wiped: its owner unlocks it again; held orders are validated, signed and submitted once.
+    await world.unlock('ceo');
+    world.startWorkers();
+    const all = [...ids, late];
+    await eventually(async () => Object.values(await world.states(all)).every((s) => SUBMITTED.has(s)), { timeoutMs: 60_000, what: 'every held order submitted after resolution' });
+    const ledger = await world.ledger();
+    expect(ledger.duplicates).toBe(0);
+    expect(ledger.total).toBe(all.length);
+    await world.stopWorkers();
+  }, 120_000);
+
+  it('a worker that holds a submit job when the lock lands does not submit it; after resolution it is submitted once', async () => {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    const before = (await world.ledger()).total;
+    // The lock lands while the submit worker is inside its job, after its claim (`signed ->
+    // submitting`, which can no longer be held) and before the bank call: when it asks for the bank client.
+    let landed = false;
+    let incidentId = '';
+    const bankCalls: string[] = [];
+    const original = context.services;
+    const services = {
+      ...original,
+      bank: () => {
+        const bank = original.bank();
+        const wrapped = new Proxy(bank, {
+          get(target, prop, receiver) {
+            const value = Reflect.get(target, prop, receiver);
+            if (prop === 'submit' || prop === 'lookup') bankCalls.push(String(prop));
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        if (landed) return wrapped;
+        landed = true;
+        // Synchronous getter: the lock is engaged before the job's next step runs.
+        pending = triggerLockdown(context, { trigger: 'manual', reason: 'test: lock lands mid-job', scope: 'user:revoked', actor: 'test' }).then((r) => {
+          incidentId = r.incidentId;
+        });
+        return wrapped;
+      },
+    };
+    let pending: Promise<void> = Promise.resolve();
+    world.startWorkers({ ...context, services });
+    const [id] = await world.intake(['LD-INFLIGHT']);
+    await eventually(async () => landed && incidentId !== '' && (await world.states([id]))[id] === 'submitting', { timeoutMs: 15_000, what: 'the submit job ran into the lock after its claim' }).catch(async (err) => { throw new Error(`${err.message}; landed=${landed}; state=${(await world.states([id]))[id]}; events=${JSON.stringify(await context.orm.em.fork().execute('select from_state, to_state, reason from order_event where order_id = ? order by id', [id]))}`); });
+    await pending;
+    // Give the worker time to do what it would do next: it must not call the bank.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(bankCalls).toEqual([]);
+    expect((await world.ledger()).total).toBe(before);
+    const attempts = await context.orm.em.fork().execute<Array<{ submit_attempts: number }>>('select submit_attempts from payment_order where id = ?', [id]);
+    expect(Number(attempts[0].submit_attempts)).toBe(0);
+    await world.stopWorkers();
+
+    // Scope user:revoked: `revoked` holds no signing rights, so the bank record is the only step.
+    const resolved = await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-43', actor: 'cli:tester', isAdmin: true });
+    expect(resolved.requeuedSubmissions).toBe(1);
+    world.startWorkers();
+    await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { what: 'submitted after resolution' });
+    const ledger = await world.ledger();
+    expect(ledger.total).toBe(before + 1);
+    expect(ledger.duplicates).toBe(0);
+    await world.stopWorkers();
+  }, 90_000);
+});
