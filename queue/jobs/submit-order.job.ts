@@ -135,6 +135,8 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     return waitAndRetry(job, leaseSeconds * 1000, 'another worker holds the send lease');
   }
   const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
+  // A deferral (Retry-After, revoked credentials) is applied after the lease is released.
+  let defer: { ms: number; why: string } | undefined;
 
   const bank = context.services.bank();
   try {
@@ -204,11 +206,13 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
             actor: 'worker',
           });
         }
-        return waitAndRetry(job, CREDENTIALS_WAIT_MS, err.code);
+        defer = { ms: CREDENTIALS_WAIT_MS, why: err.code };
+        return { state: 'submitting', deferred: err.code };
       case 'RATE_LIMITED':
       case 'MAINTENANCE':
         // Honour Retry-After without spending an attempt.
-        return waitAndRetry(job, err.retryAfterMs ?? context.config.queue.backoffMs, err.code);
+        defer = { ms: err.retryAfterMs ?? context.config.queue.backoffMs, why: err.code };
+        return { state: 'submitting', deferred: err.code };
       default: {
         // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
         const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -226,5 +230,6 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     }
   } finally {
     await releaseLease();
+    if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
 };
