@@ -7,6 +7,7 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { waitAndRetry } from './pipeline.helpers';
+import { enqueueWriteBack } from './write-back.job';
 import { triggerLockdown } from '../lockdown.trigger';
 
 export const trackOrderJob = defineJob({
@@ -36,6 +37,7 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
   }
   if (status.status === 'executed') {
     await transitionOrder(em, order.id, 'executed', { actor: 'bank', from: 'submitted', reason: 'executed by the bank', patch: { bankStatus: status.status }, now });
+    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
     return { state: 'executed' };
   }
   if (status.status === 'rejected') {
@@ -57,6 +59,7 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
         actor: 'worker',
       });
     }
+    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
     return { state: 'rejected' };
   }
   if (!isFinalStatus(status.status) && status.status !== order.bankStatus) {
@@ -69,6 +72,7 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
   if (now >= deemedAt) {
     await transitionOrder(em, order.id, 'deemed_executed', { actor: 'worker', from: 'submitted', reason: `no notice of non-execution by ${deemedAt.toISOString()} (R-22)`, now });
+    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
     return { state: 'deemed_executed' };
   }
   // R-21: a processing status is due within 1 business day of submission.

@@ -40,13 +40,18 @@ export const writeBackJob = defineJob({
   queue: 'writeback',
   payload: z.object({ from: isoDate.optional(), to: isoDate.optional(), at: z.number().int().min(0).optional() }),
   // Each trigger gets its own id (`at`): one already running must not swallow a later change.
-  jobId: (p) => `writeback-${p.at ?? 0}`,
+  jobId: (p) => `writeback-${p.from ?? 'any'}-${p.to ?? 'any'}-${p.at ?? 0}`,
 });
 
 /** Asks for a write-back after a change (a fetched statement, an order status). Cheap when nothing changed. */
 export async function enqueueWriteBack(queues: QueueSet, trigger: { from?: string; to?: string } = {}): Promise<void> {
-  await queues.add(writeBackJob, { ...trigger, at: Date.now() });
+  // Coalesced: every change within the same 2-second window shares one job (same id), which runs
+  // at the end of the window, so a burst of status changes rewrites the 1C files once.
+  const at = Math.ceil((Date.now() + 1) / WRITEBACK_WINDOW_MS) * WRITEBACK_WINDOW_MS;
+  await queues.add(writeBackJob, { ...trigger, at }, { delay: Math.max(0, at - Date.now()) });
 }
+
+const WRITEBACK_WINDOW_MS = 2_000;
 
 export type Encoding = 'windows' | 'utf8';
 
