@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppContext } from '../app/app-context';
 import { pendingMigrations } from '../persistence/database';
 import { ApiError, sendError } from './api-errors';
+import { withTimeout } from '../shared/timeout';
 import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.hooks';
 import { registerOrderRoutes } from './order.routes';
 
@@ -11,19 +12,6 @@ export interface ApiOptions {
   routes?: Array<(app: FastifyInstance, context: AppContext) => void>;
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The HTTP API (`connector api`): Fastify, JSON only, errors in the INTERFACES.md shape. */
 export function buildApi(context: AppContext, options: ApiOptions = {}): FastifyInstance {

@@ -75,48 +75,14 @@ export function demoOnecExport(docs: DemoDocument[], date: string): Buffer {
   return iconv.encode(`${lines.join('\r\n')}\r\n`, 'cp1251');
 }
 
-/** JSON orders of the demo company for ERPs on the HTTP API (two accounts; the third order is invalid: amount zero). */
-export const DEMO_ACCOUNTS = ['KZ69998CTA0000000101', 'KZ58998CTA0000000202'];
+/** The demo company's accounts at the sandbox bank. */
+export const DEMO_ACCOUNTS = [DEMO.payerIban, DEMO.poorIban];
 
-export function demoOrders(runId: string, date: string): NormalisedOrder[] {
-  const base = {
-    date,
-    valueDate: date,
-    currency: 'KZT',
-  };
-  const payer = (iban: string) => ({ name: 'ТОО "Демо Коннектор"', iinBin: '200540000019', bic: 'TSESKZKA', kod: '17', iban });
-  return [
-    {
-      ...base,
-      number: `${runId}-1`,
-      amount: '150000.00',
-      payer: payer(DEMO_ACCOUNTS[0]),
-      beneficiary: { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA', kbe: '17' },
-      knp: '710',
-      purpose: 'Оплата по счету №12 за товары, в т.ч. НДС',
-      erpDocumentId: `demo-${runId}-1`,
-    },
-    {
-      ...base,
-      number: `${runId}-2`,
-      amount: '48250.50',
-      payer: payer(DEMO_ACCOUNTS[1]),
-      beneficiary: { name: 'ТОО "Поставщик Услуг"', iinBin: '231040000455', iban: 'KZ35601A000000012345', bic: 'HSBKKZKX', kbe: '17' },
-      knp: '859',
-      purpose: 'Оплата за услуги связи за октябрь',
-      erpDocumentId: `demo-${runId}-2`,
-    },
-    {
-      ...base,
-      number: `${runId}-3`,
-      amount: '0.00',
-      payer: payer(DEMO_ACCOUNTS[0]),
-      beneficiary: { name: 'ИП Иванов', iinBin: '880712300141', iban: 'KZ988560000000123456', bic: 'KCJBKZKX', kbe: '19' },
-      knp: '859',
-      purpose: 'Оплата без суммы (ошибка ввода в 1С)',
-      erpDocumentId: `demo-${runId}-3`,
-    },
-  ];
+/** The demo documents of the company's own accounts as JSON orders (an ERP on the HTTP API). */
+export function demoOrders(run: string, date: string): NormalisedOrder[] {
+  return demoDocuments(run)
+    .filter((d) => DEMO_ACCOUNTS.includes(d.payerIban))
+    .map((d) => ({ ...demoOrder(d, date), erpDocumentId: `demo-${d.number}` }));
 }
 
 /** A demo document in the normalised shape (for the HTTP API and tests). */

@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
+import { withTimeout } from '../shared/timeout';
 import type { CredentialVault } from '../persistence/entities';
 import { credentialStatusOf } from '../vault/credential.vault';
 
@@ -21,16 +22,6 @@ export interface CheckResult {
 
 const CHECK_TIMEOUT_MS = 4_000;
 
-function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
-      timer.unref();
-    }),
-  ]);
-}
 
 function skew(serverMs: number, localMs: number): number {
   return Math.abs(serverMs - localMs);
@@ -56,9 +47,9 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
   redis.on('error', () => undefined);
   const hint = 'start Redis (redis-server --daemonize yes) or fix CONNECTOR_REDIS_URL';
   try {
-    await timeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');
+    await withTimeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');
     const before = Date.now();
-    const [info, time, policy] = await timeout(
+    const [info, time, policy] = await withTimeout(
       Promise.all([redis.info('server'), redis.time(), redis.config('GET', 'maxmemory-policy').catch(() => [] as string[])]),
       CHECK_TIMEOUT_MS,
       'Redis',
@@ -86,15 +77,15 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
   client.on('error', () => undefined);
   const hint = 'start PostgreSQL (pg_ctlcluster <version> main start) or fix CONNECTOR_DATABASE_URL; run `connector migrate` to create the database';
   try {
-    await timeout(client.connect(), CHECK_TIMEOUT_MS, 'PostgreSQL');
+    await withTimeout(client.connect(), CHECK_TIMEOUT_MS, 'PostgreSQL');
     const before = Date.now();
-    const res = await timeout(client.query<{ now: Date; version: string }>('select now() as now, current_setting(\'server_version\') as version'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+    const res = await withTimeout(client.query<{ now: Date; version: string }>('select now() as now, current_setting(\'server_version\') as version'), CHECK_TIMEOUT_MS, 'PostgreSQL');
     const local = (before + Date.now()) / 2;
     const results: CheckResult[] = [{ name: 'postgresql', core: true, verdict: 'OK', detail: `server ${res.rows[0].version}` }];
     results.push(skewVerdict('clock-skew-postgresql', Math.round(skew(new Date(res.rows[0].now).getTime(), local))));
     let applied: string[] = [];
     try {
-      const m = await timeout(client.query<{ name: string }>('select name from mikro_orm_migrations'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+      const m = await withTimeout(client.query<{ name: string }>('select name from mikro_orm_migrations'), CHECK_TIMEOUT_MS, 'PostgreSQL');
       applied = m.rows.map((r) => r.name);
     } catch {
       applied = [];
@@ -108,7 +99,7 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
     );
     // Issue 16: a lockdown in force is not a fault of the installation, but an operator must see it.
     try {
-      const l = await timeout(client.query<{ state: string; since: Date | null; reason: string | null; incident_id: string | null }>('select state, since, reason, incident_id from lockdown_state where id = 1'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+      const l = await withTimeout(client.query<{ state: string; since: Date | null; reason: string | null; incident_id: string | null }>('select state, since, reason, incident_id from lockdown_state where id = 1'), CHECK_TIMEOUT_MS, 'PostgreSQL');
       const row = l.rows[0];
       if (row?.state === 'locked') {
         results.push({ name: 'lockdown', core: false, verdict: 'WARN', detail: `locked down since ${row.since ? new Date(row.since).toISOString() : '?'}: ${row.reason ?? ''}`, hint: `tell the bank (R-29), then connector lockdown resolve --incident ${row.incident_id} --bank-notified-at ISO --bank-reference TEXT` });
@@ -132,7 +123,7 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
  */
 async function checkBankCredentials(client: Client, config: ConnectorConfig): Promise<CheckResult> {
   const name = 'bank-credentials';
-  const res = await timeout(
+  const res = await withTimeout(
     client.query<{ client_id: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null }>(
       'select client_id, generated_at, last_used_at, revoked_at, revoked_reason from credential_vault where id = 1',
     ),
@@ -181,7 +172,7 @@ function probeHttp(url: string, path: string): Promise<number> {
 
 async function checkComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<CheckResult> {
   try {
-    const status = await timeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
+    const status = await withTimeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
     return { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${status}` };
   } catch (err) {
     return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint };

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { withTimeout } from '../shared/timeout';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type IORedis from 'ioredis';
 import type { Logger } from 'pino';
@@ -96,20 +97,6 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-        timer.unref();
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
-}
 
 /** R-29: the bank must be told "at once, and no later than 1 business day": end of the next operational day; fail closed to 24 h. */
 export function bankDeadline(config: ConnectorConfig, now: Date): Date {
@@ -242,7 +229,7 @@ export async function engageLockdown(deps: LockdownDeps, input: TriggerLockdownI
   }
   // 2 + 3. Pause every queue and wipe every key, at once: neither waits for the other.
   const agentMs = deps.config.lockdown.agentTimeoutMs;
-  const [paused, wiped] = await Promise.allSettled([deps.ports.queues.pauseAll(), bounded(deps.ports.agent.wipeAll(input.reason), agentMs, 'the signer agent')]);
+  const [paused, wiped] = await Promise.allSettled([deps.ports.queues.pauseAll(), withTimeout(deps.ports.agent.wipeAll(input.reason), agentMs, 'the signer agent')]);
   const pausedAndWipedMs = performance.now() - started;
   if (paused.status === 'fulfilled') done(`queues paused: ${paused.value.join(', ')}`);
   else warnings.push(`queues could not be paused (${errorText(paused.reason)}); workers refuse every side effect while the flag is set`);
