@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../../config/load-config';
 import type { ConnectorConfig } from '../../../config/config.schema';
 import { migrate } from '../../persistence/database';
@@ -12,13 +11,8 @@ import { demoDocuments, demoOnecExport, DEMO_PAYER } from '../../demo/demo-order
 import { PaymentOrder } from '../../persistence/entities';
 import { formatAmount } from '../../shared/money';
 import { makeTestPki, type TestPkiResult } from '../../../scripts/make-test-pki';
-import { startSandbox, type Sandbox } from '../../../adapters/bank/sandbox/sandbox.server';
-import { DEMO, loadSandboxConfig } from '../../../adapters/bank/sandbox/sandbox.config';
-import { startSignerAgent, type RunningSignerAgent } from '../../../signer-agent/agent/signer-agent.process';
-import { createUser, findUser, grantRight } from '../../users/user.service';
-import { userDeps } from '../../users/user-context';
-import { credentialStatus, setCredentials } from '../../vault/credential.vault';
-import { SecretBox } from '../../vault/secret-box';
+import { DEMO } from '../../../adapters/bank/sandbox/sandbox.config';
+import { DEMO_SIGNER_ACCOUNTS, DEMO_SIGNERS, ensureBankCredentials, ensureSigners, startWorld, worldConfig, type World } from '../../demo/pipeline-world';
 import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
@@ -28,71 +22,23 @@ import { say, table } from '../output';
 const SETTLED = new Set<string>(['executed', 'rejected', 'invalid', 'deemed_executed', 'failed']);
 const STAGES = ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const;
 
-interface DemoSigner {
-  login: string;
-  keystore: string;
-  level: 'first' | 'second';
-}
-
-/** The demo company's signers: the CEO (RSA key) signs first, the accountant (GOST 2015 key) second. */
-const SIGNERS: DemoSigner[] = [
-  { login: 'demo.ceo', keystore: 'rsa-ceo', level: 'first' },
-  { login: 'demo.accountant', keystore: 'gost-accountant', level: 'second' },
-];
-
 function demoConfig(base: ConnectorConfig, dir: string, pki: TestPkiResult): ConnectorConfig {
+  const world = worldConfig(base, dir, pki, DEMO_SIGNERS);
   return {
-    ...base,
-    signer: {
-      ...base.signer,
-      trust: [...base.signer.trust, ...Object.values(pki.caCertificates)],
-      crl: [...base.signer.crl, ...Object.values(pki.crls)],
-      keysFile: join(dir, 'signer-keys.json'),
-      journalFile: join(dir, 'signer-journal.jsonl'),
-      tokenFile: join(dir, 'signer.token'),
-    },
+    ...world,
     onec: { ...base.onec, outboxDir: join(dir, 'exchange', 'outbox'), inboxDir: join(dir, 'exchange', 'inbox'), stableMs: 300 },
     signing: {
-      ...base.signing,
+      ...world.signing,
       // Above 1,000,000 KZT an order needs a second signature (DESIGN.md step 3).
       rules: [
         { account: '*', fromAmount: '0', signatures: 1 },
         { account: '*', fromAmount: '1000000', signatures: 2 },
       ],
-      // The demo signers have standing mandates (explicit configuration, audited on every use).
-      mandates: SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })),
       pollEveryMs: 500,
     },
     tracking: { pollEveryMs: 300, maxPollEveryMs: 2_000 },
     queue: { ...base.queue, backoffMs: 300 },
   };
-}
-
-/** The demo's users: personal accounts (R-5) with rights on the demo accounts and a signature level (R-16). */
-async function ensureSigners(context: AppContext, pki: TestPkiResult, agent: RunningSignerAgent): Promise<void> {
-  const deps = userDeps(context);
-  for (const signer of SIGNERS) {
-    const keystore = pki.keystores.find((k) => k.name === signer.keystore);
-    if (!keystore) throw new Error(`test PKI has no keystore ${signer.keystore}`);
-    let user = await findUser(deps.em, signer.login);
-    if (!user) {
-      user = await createUser(deps, { login: signer.login, role: 'signer', iin: keystore.iin, password: `Demo-${randomBytes(9).toString('base64url')}1a`, actor: 'demo' });
-    }
-    for (const account of [DEMO.payerIban, DEMO.poorIban]) {
-      await grantRight(userDeps(context), { login: signer.login, account, rights: 'manage', level: signer.level, limitTiyn: null, actor: 'demo' });
-    }
-    // The owner enrolls the key and unlocks it for a bounded session (R-13): keys stay in the agent's memory.
-    await agent.service.enroll(user.id, keystore.path, keystore.iin);
-    await agent.service.unlock(user.id, keystore.password);
-  }
-}
-
-async function ensureBankCredentials(context: AppContext): Promise<void> {
-  const deps = { em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(context.config) };
-  const status = await credentialStatus(deps);
-  if (status.configured && status.usable && status.clientId === DEMO.clientId) return;
-  // The sandbox's public demo pair; a real installation runs `connector credentials set --secret-stdin`.
-  await setCredentials(deps, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'demo' });
 }
 
 export function registerDemoCommands(program: Command): void {
@@ -113,22 +59,15 @@ export function registerDemoCommands(program: Command): void {
         const config = demoConfig(base, dir, pki);
         const logger = createLogger({ level: process.env.CONNECTOR_LOG_LEVEL ?? 'warn', name: 'connector-demo' });
 
-        const bankUrl = new URL(config.bank.url);
-        let sandbox: Sandbox | undefined;
-        let agent: RunningSignerAgent | undefined;
+        let world: World | undefined;
         const context = await createAppContext({ config, logger, name: 'connector-demo', role: 'worker' });
         let workers: ReturnType<typeof startWorkers> | undefined;
         try {
-          sandbox = await startSandbox({
-            config: loadSandboxConfig(process.env, { databaseUrl: config.database.url, testMode: true, trust: Object.values(pki.caCertificates), crl: Object.values(pki.crls) }),
-            host: bankUrl.hostname,
-            port: Number(bankUrl.port || 80),
-          });
+          world = await startWorld({ config, pki, logger, dir });
           say(`demo: bank sandbox on ${config.bank.url}`);
-          agent = await startSignerAgent({ config, logger, cwd: dir });
-          say(`demo: signer agent on ${agent.url}`);
+          say(`demo: signer agent on ${world.agent.url}`);
           await ensureBankCredentials(context);
-          await ensureSigners(context, pki, agent);
+          await ensureSigners(context, pki, world.agent, DEMO_SIGNERS, DEMO_SIGNER_ACCOUNTS);
           workers = startWorkers(context, context.redis);
 
           // 1C drops its export into the outbox; the outbox job takes it once its size is stable.
@@ -193,8 +132,7 @@ export function registerDemoCommands(program: Command): void {
           return 0;
         } finally {
           await workers?.close(5_000);
-          await agent?.stop().catch(() => undefined);
-          await sandbox?.close().catch(() => undefined);
+          await world?.close();
           await context.close();
         }
       }),
