@@ -116,6 +116,10 @@ export async function startWorld(options: {
   /** Sandbox settings beyond the defaults (accounts, clock timings, hangMs...). */
   sandbox?: Partial<SandboxConfigInput>;
   env?: NodeJS.ProcessEnv;
+  /** The signer agent's compiled signing worker, when this module runs from sources (jest). */
+  signerWorkerScript?: string;
+  /** Signing worker threads (default: config / one per core). */
+  signerWorkers?: number;
 }): Promise<World> {
   const { config, pki } = options;
   const bankUrl = new URL(config.bank.url);
@@ -132,7 +136,7 @@ export async function startWorld(options: {
   });
   let agent: RunningSignerAgent;
   try {
-    agent = await startSignerAgent({ config, logger: options.logger, cwd: options.dir });
+    agent = await startSignerAgent({ config, logger: options.logger, cwd: options.dir, workerScript: options.signerWorkerScript, workers: options.signerWorkers });
   } catch (err) {
     await sandbox.close().catch(() => undefined);
     throw err;

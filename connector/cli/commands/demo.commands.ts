@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../../../config/load-config';
 import type { ConnectorConfig } from '../../../config/config.schema';
 import { migrate } from '../../persistence/database';
-import { createAppContext, type AppContext } from '../../app/app-context';
+import { createAppContext } from '../../app/app-context';
 import { startWorkers } from '../../../queue/worker.runner';
 import { scanOnecOutbox, ONEC_SOURCE } from '../../../queue/jobs/scan-onec-outbox.job';
 import { demoDocuments, demoOnecExport, DEMO_PAYER } from '../../demo/demo-orders';
