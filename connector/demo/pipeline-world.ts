@@ -3,6 +3,8 @@ import { isAbsolute, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import type { AppContext } from '../app/app-context';
+import type { NormalisedOrder } from '../orders/payment-order';
+import { DEMO_PAYER } from './demo-orders';
 import { defaultTestUsers, makeTestPki, type TestPkiResult } from '../../scripts/make-test-pki';
 import { startSandbox, type Sandbox } from '../../adapters/bank/sandbox/sandbox.server';
 import { DEMO, loadSandboxConfig, type SandboxConfigInput } from '../../adapters/bank/sandbox/sandbox.config';
@@ -151,3 +153,29 @@ export async function startWorld(options: {
     },
   };
 }
+
+/**
+ * `count` valid orders of the demo company's funded account to the intrabank beneficiary (no fee),
+ * numbered `<run>-<i>`: distinct natural keys, so each is one order and one bank document.
+ */
+export function bulkOrders(run: string, count: number): NormalisedOrder[] {
+  const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+  return Array.from({ length: count }, (_, i) => ({
+    number: `${run}-${i + 1}`,
+    date: today,
+    valueDate: today,
+    amount: `${100 + (i % 900)}.${String(i % 100).padStart(2, '0')}`,
+    currency: 'KZT',
+    payer: { name: DEMO_PAYER.name, iinBin: DEMO.payerBin, iban: DEMO.payerIban, bic: DEMO_PAYER.bic, kod: DEMO_PAYER.kod },
+    beneficiary: { name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, iban: DEMO.internalBeneficiaryIban, bic: 'TSESKZKA', kbe: '17' },
+    knp: '859',
+    purpose: `Оплата по счету №${i + 1} за услуги`,
+  }));
+}
+
+/** The sandbox's accounts for bulk runs: the demo payer with enough money for many thousand orders, and the beneficiary. */
+export const FUNDED_ACCOUNTS = [
+  { iban: DEMO.payerIban, name: 'ТОО "Ромашка"', iinBin: DEMO.payerBin, balance: '9000000000.00', status: 'active' as const },
+  { iban: DEMO.internalBeneficiaryIban, name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, balance: '0.00', status: 'active' as const },
+];
+

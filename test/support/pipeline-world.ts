@@ -3,10 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import IORedis from 'ioredis';
-import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import type { Orm } from '../../connector/persistence/database';
-import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { DEMO_PAYER } from '../../connector/demo/demo-orders';
 import type { WorldSigner } from '../../connector/demo/pipeline-world';
 
 /**
@@ -35,30 +32,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/**
- * `count` valid orders of the demo company's funded account to the intrabank beneficiary (no fee),
- * numbered `<run>-<i>`: distinct natural keys, so each is one order and one bank document.
- */
-export function proofOrders(run: string, count: number): NormalisedOrder[] {
-  const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-  return Array.from({ length: count }, (_, i) => ({
-    number: `${run}-${i + 1}`,
-    date: today,
-    valueDate: today,
-    amount: `${100 + (i % 900)}.${String(i % 100).padStart(2, '0')}`,
-    currency: 'KZT',
-    payer: { name: DEMO_PAYER.name, iinBin: DEMO.payerBin, iban: DEMO.payerIban, bic: DEMO_PAYER.bic, kod: DEMO_PAYER.kod },
-    beneficiary: { name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, iban: DEMO.internalBeneficiaryIban, bic: 'TSESKZKA', kbe: '17' },
-    knp: '859',
-    purpose: `Оплата по счету №${i + 1} за услуги`,
-  }));
-}
-
-/** The sandbox's funded account with enough money for thousands of proof orders. */
-export const FUNDED_ACCOUNTS = [
-  { iban: DEMO.payerIban, name: 'ТОО "Ромашка"', iinBin: DEMO.payerBin, balance: '9000000000.00', status: 'active' as const },
-  { iban: DEMO.internalBeneficiaryIban, name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, balance: '0.00', status: 'active' as const },
-];
+export { bulkOrders as proofOrders, FUNDED_ACCOUNTS } from '../../connector/demo/pipeline-world';
 
 export interface Ledger {
   total: number;
