@@ -60,6 +60,17 @@ function peakRssMiB(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in seconds; undefined once it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // After "pid (comm) ": state is field 0, utime field 11, stime field 12 (proc(5)), in clock ticks (100/s on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 const fmt = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
 /** The bare chain: N chains of 4 no-op jobs on 4 queues, each job adding the next; chains/s. */
@@ -143,8 +154,13 @@ async function main(): Promise<void> {
   });
   const children: ChildProcess[] = [];
   const peaks = new Map<number, number>();
+  const cpu = new Map<number, number>();
   const sample = setInterval(() => {
-    for (const c of children) if (c.pid) peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
+    for (const c of children) {
+      if (!c.pid) continue;
+      peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
+      cpu.set(c.pid, cpuSeconds(c.pid) ?? cpu.get(c.pid) ?? 0);
+    }
   }, 500);
   try {
     await ensureBankCredentials(context);
@@ -160,6 +176,8 @@ async function main(): Promise<void> {
     const all = bulkOrders(`B${Date.now().toString(36)}`, orders);
     process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${rate ? `${rate} orders/s offered` : 'all offered at once'}\n`);
     const started = Date.now();
+    const cpuAtStart = process.cpuUsage();
+    const childCpuAtStart = new Map(children.map((c) => [c.pid ?? 0, cpuSeconds(c.pid ?? 0) ?? 0]));
     const chunk = rate ? Math.max(1, Math.round(rate / 10)) : 500;
     for (let i = 0; i < all.length; i += chunk) {
       const slice = all.slice(i, i + chunk).map((order) => ({ order }));
@@ -183,6 +201,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1_000));
     }
     const wallMs = Date.now() - started;
+    const ownCpu = process.cpuUsage(cpuAtStart);
+    const benchCpuS = (ownCpu.user + ownCpu.system) / 1e6;
+    const workerCpuS = children.map((c) => (cpuSeconds(c.pid ?? 0) ?? 0) - (childCpuAtStart.get(c.pid ?? 0) ?? 0));
     await inProcess?.close(5_000);
 
     // Latencies from the order events (PostgreSQL's own timestamps of each transition).
@@ -229,6 +250,7 @@ async function main(): Promise<void> {
       `intake->executed  p50 ${fmt(n('exe50'))}  p95 ${fmt(n('exe95'))}  p99 ${fmt(n('exe99'))}`,
       `per stage (avg / p50): validate ${fmt(n('v_avg'))} / ${fmt(n('v50'))} | sign ${fmt(n('g_avg'))} / ${fmt(n('g50'))} | claim ${fmt(n('c_avg'))} / ${fmt(n('c50'))} | submit ${fmt(n('u_avg'))} / ${fmt(n('u50'))} | track to executed ${fmt(n('k_avg'))} / ${fmt(n('k50'))}`,
       `peak RSS: bench process (sandbox + signer agent + intake) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; worker processes ${workerPeaks.map((p) => `${p.toFixed(0)} MiB`).join(', ') || '-'}`,
+      `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${(((benchCpuS + workerCpuS.reduce((a, b) => a + b, 0)) * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
       `bare BullMQ chain (4 no-op stages, ${orders} chains, 1 process, concurrency ${config.worker.concurrency * Math.max(1, workerCount)} per queue, same Redis): ${bare.perSecond.toFixed(1)} chains/s`,
       `ratio pipeline / bare chain: ${(e2e / bare.perSecond).toFixed(3)}`,
     ];
