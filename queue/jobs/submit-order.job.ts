@@ -1,4 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
+import { Pool } from 'pg';
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -25,6 +26,45 @@ export const submitOrderJob = defineJob({
 
 /** While the bank refuses our credentials we do not keep hammering it (R-31). */
 const CREDENTIALS_WAIT_MS = 60_000;
+
+/** Advisory-lock class of the send lease (the sandbox, sharing a database in tests, uses 1 and 2). */
+const SEND_LEASE_CLASS = 15001;
+const leasePools = new Map<string, Pool>();
+
+/**
+ * The send lease: BullMQ is at-least-once (LESSONS.md 10), so two runs of one order's submit job
+ * can overlap (a lock that lapsed on a live worker, a sweeper re-queue after Redis lost its data,
+ * an operator retry). Both would find the order `submitting`, both look it up while neither send
+ * has reached the bank, and both send. A PostgreSQL session advisory lock per order, held from the
+ * lookup to the recorded answer, lets one run talk to the bank at a time; it dies with the
+ * holder's connection, so a killed worker never leaves it behind. Its own small pool: a held lease
+ * must never wait for a connection the job itself needs (no pool deadlock).
+ */
+async function withSendLease<T>(context: JobContext, orderId: string, fn: () => Promise<T>): Promise<T | undefined> {
+  const url = context.config.database.url;
+  let pool = leasePools.get(url);
+  if (!pool) {
+    pool = new Pool({ connectionString: url, max: Math.max(2, context.config.worker.concurrency), idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    pool.on('error', (err) => context.logger.warn({ event: 'order.submit.lease.pool_error', err: err.message }));
+    leasePools.set(url, pool);
+  }
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    const got = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as locked', [SEND_LEASE_CLASS, orderId]);
+    if (!got.rows[0]?.locked) return undefined;
+    try {
+      return await fn();
+    } finally {
+      await client.query('select pg_advisory_unlock($1, hashtext($2))', [SEND_LEASE_CLASS, orderId]).catch(() => {
+        // A connection that cannot unlock is dropped: closing it releases the lock.
+        broken = true;
+      });
+    }
+  } finally {
+    client.release(broken);
+  }
+}
 
 async function markSubmitted(context: JobContext, orderId: string, doc: BankPaymentDocument, how: string): Promise<void> {
   const em = context.orm.em.fork();
@@ -82,70 +122,78 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
     order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
   }
 
+  const claimed = order;
   const bank = context.services.bank();
-  try {
-    if (order.submitAttempts > 0) {
-      // The outcome of an earlier send is unknown: ask the bank first.
-      try {
-        const found = await bank.lookup(order.externalId);
-        await markSubmitted(context, order.id, found, 'found by external id after an earlier attempt');
-        return { state: 'submitted', via: 'lookup' };
-      } catch (err) {
-        if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
-      }
-    }
-    const document = await loadDocument(em, order.id);
-    const signatures = await validSignatures(em, order.id);
-    if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
-    const cms = signatures[signatures.length - 1].cms; // holds every signer
-    const counted = await em.execute<Array<{ submit_attempts: number }>>(
-      "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
-      [context.clock.now(), order.id],
-    );
-    if (counted.length === 0) return { state: 'moved-on' };
-    await testPausePoint(context, 'order.submit.before-send');
-    const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
-    await testPausePoint(context, 'order.submit.after-send');
-    await markSubmitted(context, order.id, accepted, accepted.created ? 'accepted by the bank' : 'the bank already had it under this external id');
-    log.info({ event: 'order.submit.accepted', documentId: accepted.documentId });
-    return { state: 'submitted' };
-  } catch (err) {
-    if (!(err instanceof BankError)) throw err;
-    log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
-    switch (err.code) {
-      case 'REJECTED':
-        await markRejected(context, order.id, err);
-        return { state: 'rejected', reason: err.reasonCode };
-      case 'CREDENTIALS_REVOKED':
-      case 'AUTH':
-        if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
-        await openIncident(context.orm.em.fork(), {
-          kind: 'credentials_revoked',
-          severity: 'critical',
-          title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
-          evidence: { code: err.code, httpStatus: err.details.httpStatus },
-          dedupeKey: 'credentials_revoked',
-          actor: 'worker',
-        });
-        return waitAndRetry(job, CREDENTIALS_WAIT_MS, err.code);
-      case 'RATE_LIMITED':
-      case 'MAINTENANCE':
-        // Honour Retry-After (R-24) without spending an attempt.
-        return waitAndRetry(job, err.retryAfterMs ?? context.config.queue.backoffMs, err.code);
-      default: {
-        // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
-        const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        if (last) {
-          await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
-            actor: 'worker',
-            from: 'submitting',
-            reason: `submission gave up after ${job.attemptsMade + 1} attempts`,
-            patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
-          });
-          return { state: 'failed' };
+  const leased = await withSendLease(context, claimed.id, async () => {
+    // Read again under the lease: another run may have finished meanwhile.
+    const order = await context.orm.em.fork().findOne(PaymentOrder, { id: claimed.id }, { disableIdentityMap: true });
+    if (!order || order.state !== 'submitting') return { state: order?.state ?? 'missing' };
+    try {
+      if (order.submitAttempts > 0) {
+        // The outcome of an earlier send is unknown: ask the bank first.
+        try {
+          const found = await bank.lookup(order.externalId);
+          await markSubmitted(context, order.id, found, 'found by external id after an earlier attempt');
+          return { state: 'submitted', via: 'lookup' };
+        } catch (err) {
+          if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
         }
-        throw err;
+      }
+      const document = await loadDocument(em, order.id);
+      const signatures = await validSignatures(em, order.id);
+      if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
+      const cms = signatures[signatures.length - 1].cms; // holds every signer
+      const counted = await em.execute<Array<{ submit_attempts: number }>>(
+        "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
+        [context.clock.now(), order.id],
+      );
+      if (counted.length === 0) return { state: 'moved-on' };
+      await testPausePoint(context, 'order.submit.before-send');
+      const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
+      await testPausePoint(context, 'order.submit.after-send');
+      await markSubmitted(context, order.id, accepted, accepted.created ? 'accepted by the bank' : 'the bank already had it under this external id');
+      log.info({ event: 'order.submit.accepted', documentId: accepted.documentId });
+      return { state: 'submitted' };
+    } catch (err) {
+      if (!(err instanceof BankError)) throw err;
+      log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
+      switch (err.code) {
+        case 'REJECTED':
+          await markRejected(context, order.id, err);
+          return { state: 'rejected', reason: err.reasonCode };
+        case 'CREDENTIALS_REVOKED':
+        case 'AUTH':
+          if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
+          await openIncident(context.orm.em.fork(), {
+            kind: 'credentials_revoked',
+            severity: 'critical',
+            title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
+            evidence: { code: err.code, httpStatus: err.details.httpStatus },
+            dedupeKey: 'credentials_revoked',
+            actor: 'worker',
+          });
+          return waitAndRetry(job, CREDENTIALS_WAIT_MS, err.code);
+        case 'RATE_LIMITED':
+        case 'MAINTENANCE':
+          // Honour Retry-After (R-24) without spending an attempt.
+          return waitAndRetry(job, err.retryAfterMs ?? context.config.queue.backoffMs, err.code);
+        default: {
+          // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
+          const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+          if (last) {
+            await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
+              actor: 'worker',
+              from: 'submitting',
+              reason: `submission gave up after ${job.attemptsMade + 1} attempts`,
+              patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
+            });
+            return { state: 'failed' };
+          }
+          throw err;
+        }
       }
     }
-  }
+  });
+  // Another run holds the lease and is talking to the bank about this order right now.
+  return leased ?? waitAndRetry(job, context.config.queue.backoffMs, 'another run holds the send lease');
 };
