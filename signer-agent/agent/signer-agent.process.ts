@@ -26,6 +26,8 @@ export interface StartSignerAgentOptions {
   url?: string;
   /** Wins over config.signer.workers (the command's --workers). */
   workers?: number;
+  /** The signing worker's compiled script (tests that load this module from sources point at dist/). */
+  workerScript?: string;
 }
 
 export interface RunningSignerAgent {
@@ -76,6 +78,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
   const workers = options.workers ?? config.signer.workers ?? availableParallelism();
   const pool = new SigningPool({
     size: workers,
+    workerScript: options.workerScript,
     logger,
     setup: {
       testMode: config.testMode,

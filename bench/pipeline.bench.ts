@@ -1,0 +1,285 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker, type ConnectionOptions } from 'bullmq';
+import IORedis from 'ioredis';
+import { Client } from 'pg';
+import { loadConfig } from '../config/load-config';
+import { migrate } from '../connector/persistence/database';
+import { createAppContext } from '../connector/app/app-context';
+import { intakeOrders } from '../connector/intake/order-intake';
+import { bullmqIntakePort } from '../queue/bullmq-intake.port';
+import { createLogger } from '../connector/logging/logger';
+import { bulkOrders, ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type WorldSigner } from '../connector/demo/pipeline-world';
+import { DEMO } from '../adapters/bank/sandbox/sandbox.config';
+
+/**
+ * `npm run bench [-- --orders N --workers W --rate R]`: N payment orders (default 5000) through the
+ * whole pipeline (intake -> validate -> RSA signature by the signer agent -> exactly-once submit ->
+ * status tracking until executed) against the bank sandbox on loopback, with the real Redis and
+ * PostgreSQL (its own database and key prefix, dropped after). Prints orders/s end to end,
+ * p50/p95/p99 intake->submitted and intake->executed (from order_event timestamps), the time each
+ * stage took, peak RSS; then a bare 4-stage BullMQ chain of no-op jobs on the same Redis, and the
+ * ratio. W connector worker processes (default 2) run as children (`connector worker`); the
+ * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once.
+ * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
+ */
+const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
+const SOURCE = 'bench';
+const CLI = join(__dirname, '..', 'connector', 'cli', 'main.js');
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} expects a number`);
+  return value;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Peak resident set of a process (VmHWM), in MiB; undefined once it is gone. */
+function peakRssMiB(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in seconds; undefined once it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // After "pid (comm) ": state is field 0, utime field 11, stime field 12 (proc(5)), in clock ticks (100/s on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+const fmt = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+
+/** The bare chain: N chains of 4 no-op jobs on 4 queues, each job adding the next; chains/s. */
+async function bareChain(redisUrl: string, prefix: string, n: number, concurrency: number): Promise<{ perSecond: number; ms: number }> {
+  const names = ['bare-a', 'bare-b', 'bare-c', 'bare-d'];
+  const connection = new IORedis(redisUrl, { maxRetriesPerRequest: null });
+  const queues = names.map((name) => new Queue(name, { connection: connection as unknown as ConnectionOptions, prefix }));
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const opts = { removeOnComplete: true, removeOnFail: true };
+  const workers = names.map(
+    (name, i) =>
+      new Worker(
+        name,
+        async (job) => {
+          if (i < names.length - 1) await queues[i + 1].add('step', job.data, { ...opts, jobId: `${names[i + 1]}-${(job.data as { i: number }).i}` });
+          else if (++done === n) finish();
+        },
+        { connection: new IORedis(redisUrl, { maxRetriesPerRequest: null }) as unknown as ConnectionOptions, prefix, concurrency },
+      ),
+  );
+  const started = Date.now();
+  for (let i = 0; i < n; i += 1000) {
+    await queues[0].addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'step', data: { i: i + k }, opts: { ...opts, jobId: `${names[0]}-${i + k}` } })));
+  }
+  await finished;
+  const ms = Date.now() - started;
+  await Promise.all(workers.map((w) => w.close()));
+  for (const q of queues) await q.obliterate({ force: true }).catch(() => undefined);
+  await Promise.all(queues.map((q) => q.close()));
+  connection.disconnect();
+  return { perSecond: (n * 1000) / ms, ms };
+}
+
+async function main(): Promise<void> {
+  const orders = arg('orders', 5000);
+  const workerCount = arg('workers', 2);
+  const rate = arg('rate', 0);
+  const suffix = randomBytes(4).toString('hex');
+  const server = process.env.CONNECTOR_BENCH_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432';
+  const redisUrl = process.env.CONNECTOR_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const dbName = `connector_bench_${suffix}`;
+  const prefix = `bench-${suffix}`;
+  const dir = mkdtempSync(join(tmpdir(), 'connector-bench-'));
+  const configFile = join(dir, 'connector.config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
+      tracking: { pollEveryMs: 200, maxPollEveryMs: 1_000 },
+      queue: { backoffMs: 200 },
+      log: { level: 'warn' },
+    }),
+  );
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CONNECTOR_CONFIG: configFile,
+    CONNECTOR_DATABASE_URL: `${server}/${dbName}`,
+    CONNECTOR_REDIS_URL: redisUrl,
+    CONNECTOR_REDIS_PREFIX: prefix,
+    CONNECTOR_TEST_MODE: '1',
+    CONNECTOR_LOG_LEVEL: 'warn',
+    CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`,
+    CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}`,
+    CONNECTOR_SIGNER_TOKEN_FILE: join(dir, 'signer.token'),
+    CONNECTOR_MASTER_KEY_FILE: join(dir, 'master.key'),
+  };
+  const logger = createLogger({ level: 'warn', name: 'bench' });
+  const pki = makeWorldPki(join(dir, 'pki'), SIGNERS);
+  const config = worldConfig(loadConfig({ env, cwd: dir }), dir, pki, SIGNERS);
+  await migrate(config);
+  const context = await createAppContext({ config, logger, role: 'producer' });
+  const world = await startWorld({
+    config,
+    pki,
+    logger,
+    dir,
+    env: {},
+    sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 50 } },
+  });
+  const children: ChildProcess[] = [];
+  const peaks = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  const sample = setInterval(() => {
+    for (const c of children) {
+      if (!c.pid) continue;
+      peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
+      cpu.set(c.pid, cpuSeconds(c.pid) ?? cpu.get(c.pid) ?? 0);
+    }
+  }, 500);
+  try {
+    await ensureBankCredentials(context);
+    await ensureSigners(context, pki, world.agent, SIGNERS, [DEMO.payerIban]);
+    for (let i = 0; i < workerCount; i++) {
+      const child = spawn(process.execPath, [CLI, 'worker'], { env, cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+      children.push(child);
+    }
+    const inProcess = workerCount === 0 ? (await import('../queue/worker.runner')).startWorkers(context, context.redis) : undefined;
+    // Let the workers connect before the clock starts.
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    const all = bulkOrders(`B${Date.now().toString(36)}`, orders);
+    process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${rate ? `${rate} orders/s offered` : 'all offered at once'}\n`);
+    const started = Date.now();
+    const cpuAtStart = process.cpuUsage();
+    const childCpuAtStart = new Map(children.map((c) => [c.pid ?? 0, cpuSeconds(c.pid ?? 0) ?? 0]));
+    const chunk = rate ? Math.max(1, Math.round(rate / 10)) : 500;
+    for (let i = 0; i < all.length; i += chunk) {
+      const slice = all.slice(i, i + chunk).map((order) => ({ order }));
+      await intakeOrders(context.orm.em.fork(), SOURCE, slice, bullmqIntakePort(context.queues), { actor: 'bench' });
+      if (rate) {
+        const due = started + ((i + chunk) / rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    const intakeMs = Date.now() - started;
+    const em = () => context.orm.em.fork();
+    for (let lastLine = '';;) {
+      const rows = await em().execute<Array<{ state: string; n: string }>>('select state, count(*) as n from payment_order where source = ? group by state', [SOURCE]);
+      const byState = Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+      const final = (byState.executed ?? 0) + (byState.rejected ?? 0) + (byState.invalid ?? 0) + (byState.failed ?? 0) + (byState.deemed_executed ?? 0);
+      const line = `  ${((Date.now() - started) / 1000).toFixed(0)} s ${JSON.stringify(byState)}`;
+      if (line !== lastLine) process.stderr.write(`${line}\n`);
+      lastLine = line;
+      if (final === orders) break;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    const wallMs = Date.now() - started;
+    const ownCpu = process.cpuUsage(cpuAtStart);
+    const benchCpuS = (ownCpu.user + ownCpu.system) / 1e6;
+    const workerCpuS = children.map((c) => (cpuSeconds(c.pid ?? 0) ?? 0) - (childCpuAtStart.get(c.pid ?? 0) ?? 0));
+    await inProcess?.close(5_000);
+
+    // Latencies from the order events (PostgreSQL's own timestamps of each transition).
+    const [lat] = await em().execute<Array<Record<string, number | null>>>(
+      `with t as (
+         select o.id,
+           min(e.at) filter (where e.to_state = 'received') as received,
+           min(e.at) filter (where e.to_state = 'validated') as validated,
+           min(e.at) filter (where e.to_state = 'signed') as signed,
+           min(e.at) filter (where e.to_state = 'submitting') as submitting,
+           min(e.at) filter (where e.to_state = 'submitted') as submitted,
+           min(e.at) filter (where e.to_state = 'executed') as executed
+         from payment_order o join order_event e on e.order_id = o.id where o.source = ? group by o.id),
+       d as (select extract(epoch from submitted - received) * 1000 as to_submitted, extract(epoch from executed - received) * 1000 as to_executed,
+                    extract(epoch from validated - received) * 1000 as s_validate, extract(epoch from signed - validated) * 1000 as s_sign,
+                    extract(epoch from submitting - signed) * 1000 as s_claim, extract(epoch from submitted - submitting) * 1000 as s_submit,
+                    extract(epoch from executed - submitted) * 1000 as s_track, received, executed from t)
+       select
+         percentile_cont(0.5) within group (order by to_submitted) as sub50, percentile_cont(0.95) within group (order by to_submitted) as sub95, percentile_cont(0.99) within group (order by to_submitted) as sub99,
+         percentile_cont(0.5) within group (order by to_executed) as exe50, percentile_cont(0.95) within group (order by to_executed) as exe95, percentile_cont(0.99) within group (order by to_executed) as exe99,
+         avg(s_validate) as v_avg, percentile_cont(0.5) within group (order by s_validate) as v50,
+         avg(s_sign) as g_avg, percentile_cont(0.5) within group (order by s_sign) as g50,
+         avg(s_claim) as c_avg, percentile_cont(0.5) within group (order by s_claim) as c50,
+         avg(s_submit) as u_avg, percentile_cont(0.5) within group (order by s_submit) as u50,
+         avg(s_track) as k_avg, percentile_cont(0.5) within group (order by s_track) as k50,
+         extract(epoch from max(executed) - min(received)) * 1000 as span,
+         count(executed) as executed
+       from d`,
+      [SOURCE],
+    );
+    const ledger = (await (await fetch(`${world.admin}/submissions`)).json()) as { total: number; duplicates: number };
+    const n = (k: string) => (lat[k] === null ? null : Number(lat[k]));
+    const e2e = (Number(lat.executed) * 1000) / (n('span') ?? wallMs);
+    for (const c of children) if (c.pid) peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
+    const workerPeaks = [...peaks.values()];
+
+    const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount));
+    const out = [
+      `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total} duplicates ${ledger.duplicates}`,
+      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}; RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
+      `intake: ${fmt(intakeMs)} for ${orders} orders (${rate ? `${rate}/s offered` : 'all at once, 500 per batch'})`,
+      `orders/s end to end (first received -> last executed): ${e2e.toFixed(1)}  (wall ${fmt(wallMs)})`,
+      `intake->submitted p50 ${fmt(n('sub50'))}  p95 ${fmt(n('sub95'))}  p99 ${fmt(n('sub99'))}`,
+      `intake->executed  p50 ${fmt(n('exe50'))}  p95 ${fmt(n('exe95'))}  p99 ${fmt(n('exe99'))}`,
+      `per stage (avg / p50): validate ${fmt(n('v_avg'))} / ${fmt(n('v50'))} | sign ${fmt(n('g_avg'))} / ${fmt(n('g50'))} | claim ${fmt(n('c_avg'))} / ${fmt(n('c50'))} | submit ${fmt(n('u_avg'))} / ${fmt(n('u50'))} | track to executed ${fmt(n('k_avg'))} / ${fmt(n('k50'))}`,
+      `peak RSS: bench process (sandbox + signer agent + intake) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; worker processes ${workerPeaks.map((p) => `${p.toFixed(0)} MiB`).join(', ') || '-'}`,
+      `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${(((benchCpuS + workerCpuS.reduce((a, b) => a + b, 0)) * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
+      `bare BullMQ chain (4 no-op stages, ${orders} chains, 1 process, concurrency ${config.worker.concurrency * Math.max(1, workerCount)} per queue, same Redis): ${bare.perSecond.toFixed(1)} chains/s`,
+      `ratio pipeline / bare chain: ${(e2e / bare.perSecond).toFixed(3)}`,
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    clearInterval(sample);
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+    await world.close();
+    await context.close();
+    const admin = new Client({ connectionString: `${server}/postgres` });
+    await admin.connect();
+    await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => undefined);
+    await admin.end();
+    const redis = new IORedis(redisUrl);
+    for (const pattern of [`${prefix}:*`, `${prefix}-bare:*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
+    redis.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

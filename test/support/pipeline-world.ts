@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import IORedis from 'ioredis';
+import type { Orm } from '../../connector/persistence/database';
+import type { WorldSigner } from '../../connector/demo/pipeline-world';
+
+/**
+ * What the pipeline proofs share beyond the demo's world (connector/demo/pipeline-world.ts):
+ * free ports, a private Redis server, many valid orders, the sandbox ledger and the final-state check.
+ */
+
+/** The signer agent's signing worker as built by the global setup (jest loads the agent from sources). */
+export const SIGNING_WORKER_SCRIPT = join(__dirname, '..', '..', 'dist', 'signer-agent', 'agent', 'signing.worker.js');
+
+/** One RSA signer and a single-signature policy: the cheapest signing, so the proofs test the pipeline, not the crypto. */
+export const PROOF_SIGNERS: WorldSigner[] = [{ login: 'proof.ceo', keystore: 'rsa-ceo', level: 'first' }];
+
+/** Where an order stops: final states, and `failed` (visible, retryable: a proof counts it as not done). */
+export const FINAL_STATES = ['executed', 'rejected', 'invalid', 'deemed_executed'];
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export { bulkOrders as proofOrders, FUNDED_ACCOUNTS } from '../../connector/demo/pipeline-world';
+
+export interface Ledger {
+  total: number;
+  duplicates: number;
+  submissions: Array<{ externalId: string; document: string; requests: number; accepted: boolean; afterAccepted: number }>;
+}
+
+export async function sandboxAdmin<T>(admin: string, path: string, init?: { method: string; body?: unknown }): Promise<T> {
+  const res = await fetch(`${admin}${path}`, {
+    method: init?.method ?? 'GET',
+    headers: init?.body !== undefined ? { 'content-type': 'application/json' } : undefined,
+    body: init?.body !== undefined ? JSON.stringify(init.body) : undefined,
+  });
+  if (!res.ok) throw new Error(`sandbox ${path}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+export async function statesOf(orm: Orm, source: string): Promise<Record<string, number>> {
+  const rows = await orm.em.fork().execute<Array<{ state: string; n: string }>>('select state, count(*) as n from payment_order where source = ? group by state', [source]);
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+export function finalCount(states: Record<string, number>): number {
+  return FINAL_STATES.reduce((sum, s) => sum + (states[s] ?? 0), 0);
+}
+
+/**
+ * A private `redis-server` on a free port with its own directory: the machine's shared Redis keeps
+ * nothing on disk and must not be restarted by a test. AOF on, no RDB snapshots.
+ */
+export class PrivateRedis {
+  private child?: ChildProcess;
+  constructor(
+    readonly port: number,
+    public dir: string,
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', this.dir, '--maxmemory-policy', 'noeviction'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    const probe = new IORedis(this.url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => 100 });
+    try {
+      for (let i = 0; ; i++) {
+        try {
+          await probe.connect().catch(() => undefined);
+          if ((await probe.ping()) === 'PONG') {
+            // Loading the AOF answers LOADING until done.
+            return;
+          }
+        } catch {
+          if (i > 100 || child.exitCode !== null) throw new Error(`redis-server on port ${this.port} did not start`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /**
+   * SIGTERM: Redis flushes and fsyncs the AOF before exiting, so a restart on the same directory
+   * has every acknowledged write. SIGKILL: what survives is what the AOF had (fsync every second).
+   */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+}
