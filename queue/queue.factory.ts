@@ -24,9 +24,13 @@ export class QueueSet {
   constructor(
     readonly config: ConnectorConfig,
     readonly connection: IORedis,
+    /** Connection trouble is reported here (a logger), never as an unhandled 'error' event. */
+    onError: (queue: QueueName, err: Error) => void = () => undefined,
   ) {
     for (const name of QUEUE_NAMES) {
-      this.queues.set(name, new Queue(name, { connection: connection as unknown as ConnectionOptions, prefix: config.redis.prefix }));
+      const queue = new Queue(name, { connection: connection as unknown as ConnectionOptions, prefix: config.redis.prefix });
+      queue.on('error', (err) => onError(name, err));
+      this.queues.set(name, queue);
     }
   }
 

@@ -32,7 +32,7 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
   const orm = await openOrm(config);
   const redis = redisConnection(config, options.role ?? 'worker');
   redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));
-  const queues = new QueueSet(config, redis);
+  const queues = new QueueSet(config, redis, (queue, err) => logger.warn({ event: 'queue.error', queue, err: err.message }));
   const services = createPipelineServices(config, orm, clock, logger);
   let closed = false;
   return {
