@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   const pki = makeWorldPki(join(dir, 'pki'), SIGNERS);
   const config = worldConfig(loadConfig({ env, cwd: dir }), dir, pki, SIGNERS);
   await migrate(config);
-  const context = await createAppContext({ config, logger, role: 'producer' });
+  const context = await createAppContext({ config, logger, role: workerCount === 0 ? 'worker' : 'producer' });
   const world = await startWorld({
     config,
     pki,
