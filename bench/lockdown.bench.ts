@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import IORedis from 'ioredis';
 import { Client } from 'pg';
 import { loadConfig } from '../config/load-config';
 import { migrate } from '../connector/persistence/database';
@@ -15,6 +14,7 @@ import { intakeOrders } from '../connector/intake/order-intake';
 import { sessionStoreFor } from '../connector/users/session.store';
 import { bullmqIntakePort } from '../queue/bullmq-intake.port';
 import { triggerLockdown } from '../queue/lockdown.trigger';
+import { deleteKeysWithPrefix } from '../queue/redis-keys';
 import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
 import { defaultTestUsers, makeTestPki } from '../scripts/make-test-pki';
 import { DEMO } from '../adapters/bank/sandbox/sandbox.config';
@@ -58,19 +58,6 @@ async function startAgent(dir: string, trust: string[], crl: string[]): Promise<
   return { url, stop: () => child.kill('SIGTERM') };
 }
 
-async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new IORedis(url, { maxRetriesPerRequest: 3 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function main(): Promise<void> {
   const suffix = randomBytes(4).toString('hex');
@@ -150,7 +137,7 @@ async function main(): Promise<void> {
     await admin.connect();
     await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => undefined);
     await admin.end();
-    await deleteRedisPrefix(config.redis.url, config.redis.prefix);
+    await deleteKeysWithPrefix(config.redis.url, config.redis.prefix);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -104,6 +104,14 @@ function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   return out;
 }
 
+/** A line matched to an order: confirmed when it is what was signed, a mismatch otherwise. */
+function matchDecision(line: LineForMatch, order: OrderForMatch, how: 'reference' | 'requisites'): LineDecision {
+  const differences = differencesOf(line, order);
+  return differences.length
+    ? { kind: 'mismatch', lineId: line.id, orderId: order.id, differences }
+    : { kind: 'order', lineId: line.id, orderId: order.id, how, execute: CONFIRMABLE.includes(order.state) };
+}
+
 /** Decides what each booked line is. Pending lines are not decided (they have not moved money). */
 export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[]): LineDecision[] {
   const decisions: LineDecision[] = [];
@@ -131,23 +139,13 @@ export function decideLines(lines: readonly LineForMatch[], orders: readonly Ord
     }
     const ref = referenced.get(line.id);
     if (ref) {
-      const differences = differencesOf(line, ref);
-      decisions.push(
-        differences.length
-          ? { kind: 'mismatch', lineId: line.id, orderId: ref.id, differences }
-          : { kind: 'order', lineId: line.id, orderId: ref.id, how: 'reference', execute: CONFIRMABLE.includes(ref.state) },
-      );
+      decisions.push(matchDecision(line, ref, 'reference'));
       continue;
     }
     const req = byRequisites(line, orders, taken);
     if (req) {
       taken.add(req.id);
-      const differences = differencesOf(line, req);
-      decisions.push(
-        differences.length
-          ? { kind: 'mismatch', lineId: line.id, orderId: req.id, differences }
-          : { kind: 'order', lineId: line.id, orderId: req.id, how: 'requisites', execute: CONFIRMABLE.includes(req.state) },
-      );
+      decisions.push(matchDecision(line, req, 'requisites'));
       continue;
     }
     // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import IORedis from 'ioredis';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig } from '../../config/load-config';
 import { migrate } from '../../connector/persistence/database';
+import { deleteKeysWithPrefix } from '../../queue/redis-keys';
 
 /**
  * An isolated world for one test file: its own PostgreSQL database and Redis key prefix (so runs
@@ -64,17 +64,7 @@ export async function dropDatabase(name: string): Promise<void> {
 }
 
 export async function deleteRedisPrefix(prefix: string): Promise<void> {
-  const redis = new IORedis(REDIS, { maxRetriesPerRequest: 3 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
+  await deleteKeysWithPrefix(REDIS, prefix);
 }
 
 /** Polls until `check` returns a truthy value (Twenty's expectEventually): no fixed sleeps in tests. */
