@@ -293,8 +293,16 @@ export class KzBusinessCalendar {
 }
 
 /** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
+// Building a calendar precomputes every day of the shipped years (a few ms); it is immutable, so
+// one per cut-off serves every caller (the track job asks for it per order).
+const byCutoff = new Map<string, KzBusinessCalendar>();
 export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
-  return KzBusinessCalendar.shipped({ cutoff: config.calendar.cutoff });
+  let calendar = byCutoff.get(config.calendar.cutoff);
+  if (!calendar) {
+    calendar = KzBusinessCalendar.shipped({ cutoff: config.calendar.cutoff });
+    byCutoff.set(config.calendar.cutoff, calendar);
+  }
+  return calendar;
 }
 
 // Date-only helpers over the shipped data, for callers that need no operational day (the cut-off
