@@ -41,21 +41,38 @@ export function auditHash(prevHash: string, record: { seq: number; at: Date; act
 }
 
 export async function appendAudit(em: EntityManager, input: AuditInput): Promise<{ seq: number; hash: string }> {
+  return (await appendAudits(em, [input]))[0];
+}
+
+/**
+ * Appends several records under one lock and one insert (a batch stage records each order's event
+ * without taking the global lock once per order). The chain is the same as one append at a time.
+ */
+export async function appendAudits(em: EntityManager, inputs: readonly AuditInput[]): Promise<Array<{ seq: number; hash: string }>> {
+  if (inputs.length === 0) return [];
   return em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [AUDIT_LOCK_ID]);
     const last = await tx.execute<Array<{ seq: string; hash: string }>>('select seq, hash from audit_event order by seq desc limit 1');
-    const seq = last.length ? Number(last[0].seq) + 1 : 1;
-    const prevHash = last.length ? last[0].hash : GENESIS_HASH;
-    // Millisecond precision: what PostgreSQL stores is what the hash covers.
-    const at = new Date((input.at ?? new Date()).getTime());
-    const subject = input.subject ?? null;
-    const details = input.details ?? null;
-    const hash = auditHash(prevHash, { seq, at, actor: input.actor, action: input.action, subject, details });
+    let seq = last.length ? Number(last[0].seq) : 0;
+    let prevHash = last.length ? last[0].hash : GENESIS_HASH;
+    const rows: unknown[][] = [];
+    const out: Array<{ seq: number; hash: string }> = [];
+    for (const input of inputs) {
+      seq += 1;
+      // Millisecond precision: what PostgreSQL stores is what the hash covers.
+      const at = new Date((input.at ?? new Date()).getTime());
+      const subject = input.subject ?? null;
+      const details = input.details ?? null;
+      const hash = auditHash(prevHash, { seq, at, actor: input.actor, action: input.action, subject, details });
+      rows.push([seq, at, input.actor, input.action, subject, details === null ? null : JSON.stringify(details), prevHash, hash]);
+      out.push({ seq, hash });
+      prevHash = hash;
+    }
     await tx.execute(
-      'insert into audit_event (seq, at, actor, action, subject, details, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)',
-      [seq, at, input.actor, input.action, subject, details === null ? null : JSON.stringify(details), prevHash, hash],
+      `insert into audit_event (seq, at, actor, action, subject, details, prev_hash, hash) values ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      rows.flat(),
     );
-    return { seq, hash };
+    return out;
   });
 }
 

@@ -26,6 +26,7 @@ const PATCHABLE = {
   bankStatus: 'bank_status',
   bankReasonCode: 'bank_reason_code',
   bankReasonText: 'bank_reason_text',
+  sendLeaseUntil: 'send_lease_until',
 } as const;
 export type TransitionPatch = Partial<Record<keyof typeof PATCHABLE, unknown>>;
 
@@ -52,7 +53,7 @@ export interface TransitionResult {
 
 /**
  * Applies one state transition as ONE conditional UPDATE (the real guard against double effects,
- * LESSONS.md 10) and records the OrderEvent in the same transaction.
+ * LESSONS.md 10) and records the OrderEvent in the same statement (one round trip, atomic).
  * - allowed and current: changed=true;
  * - the order is already in `to`: a repeated transition, changed=false (no-op, no event);
  * - anything else: IllegalTransitionError (or OrderNotFoundError).
@@ -63,11 +64,41 @@ export async function transitionOrder(
   to: OrderState,
   options: TransitionOptions,
 ): Promise<TransitionResult> {
+  const [outcome] = await transitionOrders(em, [orderId], to, options);
+  if ('error' in outcome) throw outcome.error;
+  return outcome;
+}
+
+export type BulkTransitionOutcome = (TransitionResult & { orderId: string }) | { orderId: string; error: IllegalTransitionError | OrderNotFoundError };
+
+/**
+ * The same transition (same target, sources, reason and patch) for many orders in one statement:
+ * each row is locked (in id order, so two batches never deadlock), moved only when its state
+ * allows it, and gets its OrderEvent. One outcome per id, in the order given; an order that may
+ * not move gets its error instead of failing the others (a batch stage handles them one by one).
+ */
+export async function transitionOrders(
+  em: EntityManager,
+  orderIds: readonly string[],
+  to: OrderState,
+  options: TransitionOptions,
+): Promise<BulkTransitionOutcome[]> {
+  if (orderIds.length === 0) return [];
   const wanted = options.from === undefined ? sourcesOf(to) : ([] as OrderState[]).concat(options.from);
   const allowed = wanted.filter((from) => canTransition(from, to));
   const now = options.now ?? new Date();
-  return em.transactional(async (tx) => {
-    // Parameters in the order their placeholders appear in the statement text.
+  const ids = [...new Set(orderIds)];
+  const idList = ids.map(() => '?').join(', ');
+  let rows: Array<{ id: string; cur_state: OrderState; cur_version: number; from_state: OrderState | null; new_version: number | null }>;
+  if (allowed.length === 0) {
+    rows = (await em.execute<Array<{ id: string; state: OrderState; version: number }>>(`select id, state, version from payment_order where id in (${idList})`, ids)).map((r) => ({
+      id: r.id,
+      cur_state: r.state,
+      cur_version: r.version,
+      from_state: null,
+      new_version: null,
+    }));
+  } else {
     const setClauses = ['state = ?', 'version = p.version + 1', 'updated_at = ?', 'state_changed_at = ?'];
     const setParams: unknown[] = [to, now, now];
     for (const [key, value] of Object.entries(options.patch ?? {})) {
@@ -76,34 +107,40 @@ export async function transitionOrder(
       setClauses.push(`${column} = ?`);
       setParams.push(JSON_COLUMNS.has(column) && value !== null && value !== undefined ? JSON.stringify(value) : value ?? null);
     }
-    let rows: Array<{ from_state: OrderState; version: number }> = [];
-    if (allowed.length > 0) {
-      const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
-      const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
-      rows = await tx.execute(
-        `with prev as (select id, state, version from payment_order where id = ? for update)
+    const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
+    const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
+    // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
+    rows = await em.execute(
+      `with prev as (select id, state, version from payment_order where id in (${idList}) order by id for update),
+       upd as (
          update payment_order p set ${setClauses.join(', ')}
          from prev where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}
-         returning prev.state as from_state, p.version`,
-        [orderId, ...setParams, ...allowed, ...versionParams],
-      );
-    }
-    if (rows.length === 1) {
-      const from = rows[0].from_state;
-      await tx.execute(
-        'insert into order_event (order_id, from_state, to_state, actor, reason, details, at) values (?, ?, ?, ?, ?, ?, ?)',
-        [orderId, from, to, options.actor, options.reason ?? null, options.details === undefined ? null : JSON.stringify(options.details), now],
-      );
-      return { changed: true, from, to, version: Number(rows[0].version) };
-    }
-    const current = await tx.execute<Array<{ state: OrderState; version: number }>>(
-      'select state, version from payment_order where id = ?',
-      [orderId],
+         returning p.id, prev.state as from_state, p.version),
+       ev as (
+         insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
+         select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, ?::timestamptz from upd)
+       select prev.id, prev.state as cur_state, prev.version as cur_version, upd.from_state, upd.version as new_version
+       from prev left join upd on upd.id = prev.id`,
+      [
+        ...ids,
+        ...setParams,
+        ...allowed,
+        ...versionParams,
+        to,
+        options.actor,
+        options.reason ?? null,
+        options.details === undefined ? null : JSON.stringify(options.details),
+        now,
+      ],
     );
-    if (current.length === 0) throw new OrderNotFoundError(orderId);
-    const state = current[0].state;
-    if (state === to) return { changed: false, from: state, to, version: Number(current[0].version) };
-    throw new IllegalTransitionError(orderId, state, to);
+  }
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return orderIds.map((orderId): BulkTransitionOutcome => {
+    const row = byId.get(orderId);
+    if (!row) return { orderId, error: new OrderNotFoundError(orderId) };
+    if (row.from_state !== null && row.new_version !== null) return { orderId, changed: true, from: row.from_state, to, version: Number(row.new_version) };
+    if (row.cur_state === to) return { orderId, changed: false, from: row.cur_state, to, version: Number(row.cur_version) };
+    return { orderId, error: new IllegalTransitionError(orderId, row.cur_state, to) };
   });
 }
 
@@ -111,14 +148,28 @@ export async function transitionOrder(
 const RETRYABLE_FROM: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'];
 
 /**
+ * The states each stage's job works on (queue/jobs). A job that gives up fails the order only
+ * while the order is still in its stage: a sign job that stalled out after the order was signed
+ * must not fail an order that the submit stage already holds.
+ */
+const STAGE_STATES: Readonly<Record<string, readonly OrderState[]>> = {
+  'order.validate': ['received'],
+  'order.sign': ['validated', 'awaiting_signatures'],
+  'order.submit': ['signed', 'submitting'],
+  'order.track': ['submitted'],
+};
+
+/**
  * Dead letter (issue: "an order that exhausts retries becomes failed, visible with its last
  * error"): the order goes to `failed` remembering the stage, so `connector orders retry` sends it
- * on from there (from `submitting`: lookup before any resend). No-op when it already moved on.
+ * on from there (from `submitting`: lookup before any resend). No-op when it already moved on
+ * (past the stage of `job`, when given).
  */
-export async function markOrderFailed(em: EntityManager, orderId: string, error: string, actor = 'worker'): Promise<boolean> {
+export async function markOrderFailed(em: EntityManager, orderId: string, error: string, actor = 'worker', job?: string): Promise<boolean> {
   const rows = await em.execute<Array<{ state: OrderState }>>('select state from payment_order where id = ?', [orderId]);
   const from = rows[0]?.state;
-  if (!from || !RETRYABLE_FROM.includes(from)) return false;
+  const failable = (job && STAGE_STATES[job]) || RETRYABLE_FROM;
+  if (!from || !failable.includes(from)) return false;
   try {
     const result = await transitionOrder(em, orderId, 'failed', { actor, from, reason: error.slice(0, 500), patch: { failedFrom: from, lastError: error.slice(0, 2000) } });
     return result.changed;

@@ -1,7 +1,8 @@
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { intakeOrders } from '../../connector/intake/order-intake';
-import { transitionOrder, IllegalTransitionError } from '../../connector/orders/order-state.machine';
+import { markOrderFailed, transitionOrder, transitionOrders, IllegalTransitionError, OrderNotFoundError } from '../../connector/orders/order-state.machine';
+import { appendAudit, appendAudits, verifyAudit } from '../../connector/audit/audit.log';
 import { sampleOrder } from '../support/orders.fixture';
 
 describe('order transitions on PostgreSQL', () => {
@@ -66,6 +67,57 @@ describe('order transitions on PostgreSQL', () => {
     const id = await newOrder('A5');
     await expect(transitionOrder(orm.em.fork(), id, 'validated', { actor: 't', expectVersion: 7 })).rejects.toBeInstanceOf(IllegalTransitionError);
     expect((await transitionOrder(orm.em.fork(), id, 'validated', { actor: 't', expectVersion: 1 })).changed).toBe(true);
+  });
+
+  it('moves a batch in one statement: each allowed order once, the others with their own error', async () => {
+    const ready = [await newOrder('B1'), await newOrder('B2')];
+    const already = await newOrder('B3');
+    await transitionOrder(orm.em.fork(), already, 'validated', { actor: 't' });
+    const stuck = await newOrder('B4');
+    await transitionOrder(orm.em.fork(), stuck, 'invalid', { actor: 't' });
+    const missing = '00000000-0000-4000-8000-000000000000';
+    const outcomes = await transitionOrders(orm.em.fork(), [...ready, already, stuck, missing], 'validated', { actor: 'batch', from: 'received', reason: 'ok', patch: { warnings: [] } });
+    expect(outcomes.slice(0, 3)).toEqual([
+      { orderId: ready[0], changed: true, from: 'received', to: 'validated', version: 2 },
+      { orderId: ready[1], changed: true, from: 'received', to: 'validated', version: 2 },
+      { orderId: already, changed: false, from: 'validated', to: 'validated', version: 2 },
+    ]);
+    expect((outcomes[3] as { error: Error }).error).toBeInstanceOf(IllegalTransitionError);
+    expect((outcomes[4] as { error: Error }).error).toBeInstanceOf(OrderNotFoundError);
+    for (const id of ready) expect(await events(id)).toEqual([expect.objectContaining({ to_state: 'received' }), { from_state: 'received', to_state: 'validated', actor: 'batch' }]);
+    // The same batch again: no second event anywhere.
+    const again = await transitionOrders(orm.em.fork(), ready, 'validated', { actor: 'batch', from: 'received' });
+    expect(again.map((o) => 'changed' in o && o.changed)).toEqual([false, false]);
+    for (const id of ready) expect((await events(id)).length).toBe(2);
+  });
+
+  it('lets exactly one of two overlapping concurrent batches move each order', async () => {
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push(await newOrder(`C${i}`));
+    const batches = await Promise.all([transitionOrders(orm.em.fork(), ids, 'validated', { actor: 'a', from: 'received' }), transitionOrders(orm.em.fork(), [...ids].reverse(), 'validated', { actor: 'b', from: 'received' })]);
+    const changed = batches.flat().filter((o) => 'changed' in o && o.changed).map((o) => o.orderId);
+    expect(changed.sort()).toEqual([...ids].sort());
+    for (const id of ids) expect((await events(id)).filter((e) => e.to_state === 'validated')).toHaveLength(1);
+  });
+
+  it('fails an order for a dead job only while the order is still in that job\'s stage', async () => {
+    const id = await newOrder('D1');
+    for (const to of ['validated', 'awaiting_signatures', 'signed'] as const) await transitionOrder(orm.em.fork(), id, to, { actor: 't' });
+    // The sign job stalled out after it had signed: the order belongs to the submit stage now.
+    expect(await markOrderFailed(orm.em.fork(), id, 'order.sign: job stalled more than allowable limit', 'worker', 'order.sign')).toBe(false);
+    expect(await markOrderFailed(orm.em.fork(), id, 'order.submit: job stalled more than allowable limit', 'worker', 'order.submit')).toBe(true);
+    const [row] = await orm.em.fork().execute<Array<{ state: string; failed_from: string; last_error: string }>>('select state, failed_from, last_error from payment_order where id = ?', [id]);
+    expect(row).toEqual({ state: 'failed', failed_from: 'signed', last_error: 'order.submit: job stalled more than allowable limit' });
+  });
+
+  it('appends a batch of audit records as the same chain as one at a time', async () => {
+    await appendAudit(orm.em.fork(), { actor: 't', action: 'single', subject: 's0' });
+    const batch = await appendAudits(orm.em.fork(), [1, 2, 3].map((i) => ({ actor: 't', action: 'batched', subject: `s${i}`, details: { i } })));
+    expect(batch.map((b) => b.seq)).toEqual([batch[0].seq, batch[0].seq + 1, batch[0].seq + 2]);
+    await appendAudit(orm.em.fork(), { actor: 't', action: 'single', subject: 's4' });
+    expect(await verifyAudit(orm.em.fork())).toMatchObject({ ok: true });
+    await orm.em.fork().execute("update audit_event set details = '{\"i\": 9}' where seq = ?", [batch[1].seq]);
+    expect(await verifyAudit(orm.em.fork())).toMatchObject({ ok: false, problem: { seq: batch[1].seq, kind: 'modified' } });
   });
 
   it('makes the same document delivered twice one order (natural key)', async () => {
