@@ -1,63 +1,95 @@
 import type { JobContext } from './job-context';
 import { PaymentOrder } from '../connector/persistence/entities';
 import { toNormalisedOrder } from '../connector/orders/order.mapper';
-import { transitionOrder } from '../connector/orders/order-state.machine';
-import { requiredLevels, type SignLevel } from '../connector/signing/signing-policy';
-import { freezeDocument, recordSignature, validSignatures, type FrozenDocument } from '../connector/signing/order-signatures';
-import { mayUserSign } from '../connector/users/authority';
-import { appendAudit } from '../connector/audit/audit.log';
+import { transitionOrders } from '../connector/orders/order-state.machine';
+import { mandatedLogins, requiredLevels, type SignLevel } from '../connector/signing/signing-policy';
+import { freezeDocuments, recordSignatures, validSignatures, validSignaturesOf, type FrozenDocument, type NewSignature, type StoredSignature } from '../connector/signing/order-signatures';
+import { decideSign, type SignerRecord } from '../connector/users/authority';
+import { appendAudits } from '../connector/audit/audit.log';
 import { ConnectorError } from '../connector/shared/errors';
 import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../adapters/bank/business-api/payment-order.document';
 import { submitOrderJob } from './jobs/submit-order.job';
-import { dropSignaturesOfRevokedSigners } from './jobs/pipeline.helpers';
+import { dropSignaturesOfRevokedSigners, SignerDirectory } from './jobs/pipeline.helpers';
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
 import { SignerAgentError } from '../signer-agent/agent/signer-agent.client';
 
 /**
- * Signing one order (DESIGN.md step 3), shared by the sign job (standing mandates) and a person
- * signing through the API: the policy says which levels the order needs, the users' authority
- * who may give each (R-16); the document bytes are frozen before the first signature and every
- * signature covers exactly them (R-18); the agent adds the signer to the CMS that already holds
- * the earlier ones. When the last level is given the order becomes `signed` and goes to submit.
+ * Signing orders (DESIGN.md step 3), shared by the sign job (standing mandates, a batch of orders
+ * at a time) and a person signing one order through the API: the policy says which levels the
+ * order needs, the users' authority who may give each (R-16); the document bytes are frozen
+ * before the first signature and every signature covers exactly them (R-18); the agent adds the
+ * signer to the CMS that already holds the earlier ones. When the last level is given the order
+ * becomes `signed` and goes to submit.
  */
 export interface SigningState {
   order: PaymentOrder;
   document: FrozenDocument;
   levels: SignLevel[];
   missing: SignLevel[];
+  /** The valid signatures so far, in signing order (the last one's CMS holds them all). */
+  signatures: StoredSignature[];
 }
 
 /** Loads an order that may be signed, moving `validated` on to `awaiting_signatures`. Null when it is past signing. */
 export async function prepareSigning(context: JobContext, orderId: string): Promise<SigningState | null> {
+  return (await prepareSigningMany(context, [orderId], new SignerDirectory(context.orm.em.fork()))).get(orderId) ?? null;
+}
+
+/** `prepareSigning` for a batch: one load, one transition, one freeze, one read of the signatures. */
+export async function prepareSigningMany(context: JobContext, orderIds: readonly string[], directory: SignerDirectory): Promise<Map<string, SigningState>> {
   const em = context.orm.em.fork();
-  // Read-only snapshot: every change goes through conditional updates, never through this entity.
-  const order = await em.findOne(PaymentOrder, { id: orderId }, { disableIdentityMap: true });
-  if (!order) return null;
-  if (order.state === 'validated') {
-    await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'validated', reason: 'signatures requested' });
-    order.state = 'awaiting_signatures';
+  // Read-only snapshots: every change goes through conditional updates, never through these entities.
+  const orders = await em.find(PaymentOrder, { id: { $in: [...orderIds] } }, { disableIdentityMap: true });
+  const validated = orders.filter((o) => o.state === 'validated');
+  if (validated.length > 0) {
+    const moved = await transitionOrders(em, validated.map((o) => o.id), 'awaiting_signatures', { actor: 'worker', from: 'validated', reason: 'signatures requested' });
+    for (const [i, outcome] of moved.entries()) if (!('error' in outcome)) validated[i].state = 'awaiting_signatures';
   }
-  if (order.state !== 'awaiting_signatures') return null;
-  const document = await freezeDocument(em, order.id, () => ({ format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) }), context.clock.now());
-  await dropSignaturesOfRevokedSigners(context, order);
-  const levels = requiredLevels(context.config.signing.rules, order.payerIban, order.amountTiyn);
-  const signatures = await validSignatures(em, order.id);
-  return { order, document, levels, missing: levels.filter((level) => !signatures.some((s) => s.level === level)) };
+  const active = orders.filter((o) => o.state === 'awaiting_signatures');
+  const states = new Map<string, SigningState>();
+  if (active.length === 0) return states;
+  const byId = new Map(active.map((o) => [o.id, o]));
+  const documents = await freezeDocuments(
+    em,
+    active.map((o) => o.id),
+    (id) => {
+      const order = byId.get(id) as PaymentOrder;
+      return { format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) };
+    },
+    context.clock.now(),
+  );
+  const signatures = await validSignaturesOf(em, active.map((o) => o.id));
+  for (const order of active) {
+    let valid = signatures.get(order.id) ?? [];
+    if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: valid, directory })) > 0) valid = [];
+    const levels = requiredLevels(context.config.signing.rules, order.payerIban, order.amountTiyn);
+    states.set(order.id, {
+      order,
+      document: documents.get(order.id) as FrozenDocument,
+      levels,
+      missing: levels.filter((level) => !valid.some((s) => s.level === level)),
+      signatures: valid,
+    });
+  }
+  return states;
 }
 
 export type SignAttempt = { signed: SignLevel } | { refused: string };
 
-/** One user's signature on the order, at the level their right gives, if that level is still missing. */
-export async function signAs(context: JobContext, state: SigningState, user: { id: string; login: string }, options: { mandate: boolean }): Promise<SignAttempt> {
-  const em = context.orm.em.fork();
+/**
+ * One signer's signature over the frozen document at the level their right gives, if that level
+ * is still missing: authority (R-16), one person one signature, the agent (cosigning the CMS that
+ * holds the earlier signatures), and the checks that lock the connector down when they fail.
+ * Nothing is recorded yet; the caller records it (`recordSignatures`) and only then counts it.
+ */
+async function produceSignature(context: JobContext, state: SigningState, signer: SignerRecord, options: { mandate: boolean }): Promise<NewSignature | { refused: string }> {
   const { order, document } = state;
-  const signatures = await validSignatures(em, order.id);
-  if (signatures.some((s) => s.userId === user.id)) return { refused: 'ALREADY_SIGNED' }; // one person, one signature
-  const decision = await mayUserSign(em, user.id, order.payerIban, order.amountTiyn, context.clock);
+  const { user } = signer;
+  if (state.signatures.some((s) => s.userId === user.id)) return { refused: 'ALREADY_SIGNED' }; // one person, one signature
+  const decision = decideSign(signer, order.payerIban, order.amountTiyn, context.clock);
   if (!decision.allowed || !decision.level) return { refused: decision.reason ?? 'NOT_ALLOWED' };
   if (!state.missing.includes(decision.level)) return { refused: 'LEVEL_ALREADY_SIGNED' };
-  if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
-  const previous = signatures[signatures.length - 1];
+  const previous = state.signatures[state.signatures.length - 1];
   let signed;
   try {
     signed = await context.services.signer().sign(user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
@@ -87,21 +119,141 @@ export async function signAs(context: JobContext, state: SigningState, user: { i
     });
     throw Object.assign(new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document'), { lockdown: true });
   }
-  const recorded = await recordSignature(
+  return {
+    orderId: order.id,
+    userId: user.id,
+    login: user.login,
+    level: decision.level,
+    algorithm: signed.algorithm,
+    serial: signed.serial,
+    subject: signed.subject,
+    iin: signed.iin,
+    signingTime: new Date(signed.signingTime),
+    documentSha256: document.sha256,
+    cms: signed.cmsDer,
+    mandate: options.mandate,
+  };
+}
+
+/**
+ * Records signatures produced for several orders (at most one level per order per call, in
+ * signing order) and their audit records; each one that was recorded counts on its order's state.
+ */
+async function recordProduced(context: JobContext, produced: Array<{ state: SigningState; signature: NewSignature }>): Promise<boolean[]> {
+  const em = context.orm.em.fork();
+  const now = context.clock.now();
+  const recorded = await recordSignatures(em, produced.map((p) => p.signature), now);
+  const kept = produced.filter((_, i) => recorded[i]);
+  await appendAudits(
     em,
-    { orderId: order.id, userId: user.id, login: user.login, level: decision.level, algorithm: signed.algorithm, serial: signed.serial, subject: signed.subject, iin: signed.iin, signingTime: new Date(signed.signingTime), documentSha256: document.sha256, cms: signed.cmsDer, mandate: options.mandate },
-    context.clock.now(),
+    kept.map(({ signature: s }) => ({ actor: `user:${s.login}`, action: 'order.signed', subject: s.orderId, details: { level: s.level, serial: s.serial, mandate: s.mandate, documentSha256: s.documentSha256 } })),
   );
-  if (!recorded) return { refused: 'LEVEL_ALREADY_SIGNED' };
-  await appendAudit(em, { actor: `user:${user.login}`, action: 'order.signed', subject: order.id, details: { level: decision.level, serial: signed.serial, mandate: options.mandate, documentSha256: document.sha256 } });
-  state.missing = state.missing.filter((l) => l !== decision.level);
-  return { signed: decision.level };
+  for (const { state, signature: s } of kept) {
+    state.missing = state.missing.filter((l) => l !== s.level);
+    state.signatures.push({ id: 0, userId: s.userId, login: s.login, level: s.level, serial: s.serial, signingTime: s.signingTime, cms: s.cms });
+  }
+  return recorded;
+}
+
+/** One user's signature on the order (a person through the API), if their level is still missing. */
+export async function signAs(context: JobContext, state: SigningState, user: { id: string; login: string }, options: { mandate: boolean }): Promise<SignAttempt> {
+  const em = context.orm.em.fork();
+  // Fresh: another person may have signed since the state was loaded.
+  state.signatures = await validSignatures(em, state.order.id);
+  state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+  const signer = await new SignerDirectory(em).signer(user.id);
+  if (!signer) return { refused: 'USER_NOT_FOUND' };
+  if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
+  const signature = await produceSignature(context, state, signer, options);
+  if ('refused' in signature) return signature;
+  const [recorded] = await recordProduced(context, [{ state, signature }]);
+  return recorded ? { signed: signature.level } : { refused: 'LEVEL_ALREADY_SIGNED' };
+}
+
+/** What signing a batch under standing mandates did to each order. */
+export type MandateOutcome =
+  | { state: 'signed' | 'past-signing' | 'held'; lockdown?: boolean }
+  | { state: 'awaiting_signatures'; missing: SignLevel[]; mandated: boolean };
+
+/**
+ * The sign stage for a batch: every order's mandated signers (config `signing.mandates`) sign the
+ * levels still missing, the agent's worker threads signing the orders in parallel; the signatures
+ * of the batch are recorded in one insert per level and one audit append; the orders complete in
+ * one transition and go to submit in one addBulk.
+ */
+export async function signWithMandates(context: JobContext, orderIds: readonly string[], onRefused: (orderId: string, login: string, err: Error) => void): Promise<Map<string, MandateOutcome | Error>> {
+  const directory = new SignerDirectory(context.orm.em.fork());
+  const states = await prepareSigningMany(context, orderIds, directory);
+  const outcomes = new Map<string, MandateOutcome | Error>(orderIds.map((id) => [id, { state: 'past-signing' }]));
+  const candidatesOf = new Map([...states.values()].map((s) => [s.order.id, s.missing.length ? mandatedLoginsFor(context, s) : []]));
+  if ([...candidatesOf.values()].some((c) => c.length > 0) && (await isLockedDown(context))) {
+    // Issue 16: no signature is applied under lockdown; the orders stay where they are and wait.
+    for (const id of states.keys()) outcomes.set(id, { state: 'held', lockdown: true });
+    return outcomes;
+  }
+  const stopped = new Set<string>();
+  // Levels are given one at a time across the batch: a second signature cosigns a recorded first one.
+  let pending = [...states.values()];
+  for (let round = 0; round < 2 && pending.length > 0; round++) {
+    const produced: Array<{ state: SigningState; signature: NewSignature }> = [];
+    await Promise.all(
+      pending.map(async (state) => {
+        if (state.missing.length === 0 || stopped.has(state.order.id)) return;
+        for (const login of candidatesOf.get(state.order.id) ?? []) {
+          const signer = await directory.signerByLogin(login);
+          if (!signer) continue;
+          try {
+            const signature = await produceSignature(context, state, signer, { mandate: true });
+            if ('refused' in signature) continue;
+            produced.push({ state, signature });
+            return;
+          } catch (err) {
+            if ((err as { lockdown?: boolean }).lockdown) {
+              // The check that failed locked the connector down: this order stops here.
+              stopped.add(state.order.id);
+              outcomes.set(state.order.id, { state: 'held', lockdown: true });
+              return;
+            }
+            onRefused(state.order.id, login, err as Error);
+          }
+        }
+      }),
+    );
+    const recorded = await recordProduced(context, produced);
+    // Only an order that got a level this round may need its next one from another mandate.
+    pending = produced.filter((_, i) => recorded[i]).map((p) => p.state);
+  }
+  const complete = [...states.values()].filter((s) => s.missing.length === 0 && !stopped.has(s.order.id));
+  const next: string[] = [];
+  for (const levels of new Set(complete.map((s) => s.levels.join(' + ')))) {
+    const ids = complete.filter((s) => s.levels.join(' + ') === levels).map((s) => s.order.id);
+    for (const outcome of await transitionOrders(context.orm.em.fork(), ids, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${levels}` })) {
+      if ('error' in outcome) {
+        outcomes.set(outcome.orderId, outcome.error);
+        continue;
+      }
+      outcomes.set(outcome.orderId, { state: 'signed' });
+      next.push(outcome.orderId);
+    }
+  }
+  await context.queues.addBulk(submitOrderJob, next.map((orderId) => ({ orderId })));
+  for (const state of states.values()) {
+    if (state.missing.length > 0 && !stopped.has(state.order.id)) {
+      outcomes.set(state.order.id, { state: 'awaiting_signatures', missing: state.missing, mandated: (candidatesOf.get(state.order.id) ?? []).length > 0 });
+    }
+  }
+  return outcomes;
+}
+
+function mandatedLoginsFor(context: JobContext, state: SigningState): string[] {
+  return mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
 }
 
 /** When every level is given: `awaiting_signatures -> signed`, and on to submission. */
 export async function completeSigning(context: JobContext, state: SigningState): Promise<boolean> {
   if (state.missing.length > 0) return false;
-  const result = await transitionOrder(context.orm.em.fork(), state.order.id, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${state.levels.join(' + ')}` });
+  const [result] = await transitionOrders(context.orm.em.fork(), [state.order.id], 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${state.levels.join(' + ')}` });
+  if ('error' in result) throw result.error;
   if (result.changed || result.to === 'signed') await context.queues.add(submitOrderJob, { orderId: state.order.id });
   return true;
 }

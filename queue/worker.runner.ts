@@ -7,6 +7,9 @@ import type { JobContext } from './job-context';
 import type { RegisteredJob } from './job-definition';
 import { markOrderFailed } from '../connector/orders/order-state.machine';
 
+/** Stages whose jobs are coalesced into batches (queue/stage-batcher.ts): they take many jobs at once. */
+const BATCHED_QUEUES = new Set<string>(['validate', 'sign', 'track']);
+
 export interface RunningWorkers {
   workers: Worker[];
   close(timeoutMs?: number): Promise<void>;
@@ -34,7 +37,7 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
       {
         connection: connection as unknown as ConnectionOptions,
         prefix: context.config.redis.prefix,
-        concurrency: context.config.worker.concurrency,
+        concurrency: BATCHED_QUEUES.has(queueName) ? Math.max(context.config.worker.concurrency, context.config.worker.batchConcurrency) : context.config.worker.concurrency,
         lockDuration: context.config.queue.lockDurationMs,
         stalledInterval: context.config.queue.stalledIntervalMs,
         maxStalledCount: context.config.queue.maxStalledCount,
@@ -46,7 +49,7 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
       const exhausted = job !== undefined && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError' || /stalled more than allowable limit/i.test(err.message));
       const orderId = (job?.data as { orderId?: unknown } | undefined)?.orderId;
       if (exhausted && typeof orderId === 'string') {
-        void markOrderFailed(context.orm.em.fork(), orderId, `${job?.name}: ${err.message}`).catch((e: Error) =>
+        void markOrderFailed(context.orm.em.fork(), orderId, `${job?.name}: ${err.message}`, 'worker', job?.name).catch((e: Error) =>
           context.logger.error({ event: 'order.failed.record_error', orderId, err: e.message }),
         );
       }

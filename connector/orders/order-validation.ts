@@ -2,7 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { PaymentOrder } from '../persistence/entities';
 import { toNormalisedOrder } from './order.mapper';
 import type { FieldError, NormalisedOrder } from './payment-order';
-import { transitionOrder } from './order-state.machine';
+import { transitionOrders } from './order-state.machine';
+import type { OrderState } from './order-state';
 
 export interface ValidationOutcome {
   errors: FieldError[];
@@ -34,19 +35,51 @@ export async function validateStoredOrder(
   validator: OrderValidator,
   options: { actor: string; now?: Date },
 ): Promise<{ state: string; changed: boolean }> {
-  const order = await em.fork().findOne(PaymentOrder, { id: orderId });
-  if (!order) return { state: 'missing', changed: false };
-  if (order.state !== 'received') return { state: order.state, changed: false };
+  const [outcome] = await validateStoredOrders(em, [orderId], validator, options);
+  if (outcome instanceof Error) throw outcome;
+  return outcome;
+}
+
+/**
+ * `validateStoredOrder` for many orders: one load, then one conditional UPDATE per group of orders
+ * with the same verdict (the valid ones usually form one group). One outcome per id, in order.
+ */
+export async function validateStoredOrders(
+  em: EntityManager,
+  orderIds: readonly string[],
+  validator: OrderValidator,
+  options: { actor: string; now?: Date },
+): Promise<Array<{ state: string; changed: boolean } | Error>> {
   const now = options.now ?? new Date();
-  const outcome = validator(toNormalisedOrder(order), { now });
-  const errors = [...(order.errors ?? []), ...outcome.errors];
-  const to = errors.length > 0 ? 'invalid' : 'validated';
-  const result = await transitionOrder(em, orderId, to, {
-    actor: options.actor,
-    from: 'received',
-    reason: to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined,
-    patch: { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings] },
-    now,
-  });
-  return { state: result.to, changed: result.changed };
+  const orders = await em.fork().find(PaymentOrder, { id: { $in: [...orderIds] } }, { disableIdentityMap: true });
+  const byId = new Map(orders.map((o) => [o.id, o]));
+  const outcomes = new Map<string, { state: string; changed: boolean } | Error>();
+  const groups = new Map<string, { to: OrderState; reason: string | undefined; patch: { errors: FieldError[]; warnings: FieldError[] }; ids: string[] }>();
+  for (const id of orderIds) {
+    const order = byId.get(id);
+    if (!order) outcomes.set(id, { state: 'missing', changed: false });
+    else if (order.state !== 'received') outcomes.set(id, { state: order.state, changed: false });
+    else {
+      let outcome: ValidationOutcome;
+      try {
+        outcome = validator(toNormalisedOrder(order), { now });
+      } catch (err) {
+        outcomes.set(id, err as Error);
+        continue;
+      }
+      const errors = [...(order.errors ?? []), ...outcome.errors];
+      const to: OrderState = errors.length > 0 ? 'invalid' : 'validated';
+      const patch = { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings] };
+      const reason = to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined;
+      const key = JSON.stringify([to, reason, patch]);
+      const group = groups.get(key);
+      if (group) group.ids.push(id);
+      else groups.set(key, { to, reason, patch, ids: [id] });
+    }
+  }
+  for (const group of groups.values()) {
+    const results = await transitionOrders(em, group.ids, group.to, { actor: options.actor, from: 'received', reason: group.reason, patch: group.patch, now });
+    for (const r of results) outcomes.set(r.orderId, 'error' in r ? r.error : { state: r.to, changed: r.changed });
+  }
+  return orderIds.map((id) => outcomes.get(id) as { state: string; changed: boolean } | Error);
 }

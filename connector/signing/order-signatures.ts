@@ -13,18 +13,35 @@ export interface FrozenDocument {
 }
 
 export async function freezeDocument(em: EntityManager, orderId: string, build: () => { format: string; bytes: Buffer }, now: Date): Promise<FrozenDocument> {
-  const existing = await loadDocument(em, orderId);
-  if (existing) return existing;
-  const { format, bytes } = build();
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  await em.execute('insert into order_document (order_id, format, bytes, sha256, created_at) values (?, ?, ?, ?, ?) on conflict (order_id) do nothing', [orderId, format, bytes, sha256, now]);
-  // Another worker may have won the race: whatever is stored is the document.
-  return (await loadDocument(em, orderId)) as FrozenDocument;
+  return (await freezeDocuments(em, [orderId], () => build(), now)).get(orderId) as FrozenDocument;
+}
+
+/** `freezeDocument` for many orders: one read, one insert of the missing ones, one read back of those. */
+export async function freezeDocuments(em: EntityManager, orderIds: readonly string[], build: (orderId: string) => { format: string; bytes: Buffer }, now: Date): Promise<Map<string, FrozenDocument>> {
+  const frozen = await loadDocuments(em, orderIds);
+  const missing = orderIds.filter((id) => !frozen.has(id));
+  if (missing.length === 0) return frozen;
+  const rows = missing.map((orderId) => {
+    const { format, bytes } = build(orderId);
+    return [orderId, format, bytes, createHash('sha256').update(bytes).digest('hex'), now];
+  });
+  await em.execute(`insert into order_document (order_id, format, bytes, sha256, created_at) values ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')} on conflict (order_id) do nothing`, rows.flat());
+  // Read back: a concurrent freeze may have won, and its bytes are the frozen ones.
+  for (const [id, doc] of await loadDocuments(em, missing)) frozen.set(id, doc);
+  return frozen;
 }
 
 export async function loadDocument(em: EntityManager, orderId: string): Promise<FrozenDocument | null> {
-  const rows = await em.execute<Array<{ format: string; bytes: Buffer; sha256: string }>>('select format, bytes, sha256 from order_document where order_id = ?', [orderId]);
-  return rows.length ? { format: rows[0].format, bytes: Buffer.from(rows[0].bytes), sha256: rows[0].sha256 } : null;
+  return (await loadDocuments(em, [orderId])).get(orderId) ?? null;
+}
+
+export async function loadDocuments(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, FrozenDocument>> {
+  if (orderIds.length === 0) return new Map();
+  const rows = await em.execute<Array<{ order_id: string; format: string; bytes: Buffer; sha256: string }>>(
+    `select order_id, format, bytes, sha256 from order_document where order_id in (${orderIds.map(() => '?').join(', ')})`,
+    [...orderIds],
+  );
+  return new Map(rows.map((r) => [r.order_id, { format: r.format, bytes: Buffer.from(r.bytes), sha256: r.sha256 }]));
 }
 
 export interface StoredSignature {
@@ -38,11 +55,21 @@ export interface StoredSignature {
 }
 
 export async function validSignatures(em: EntityManager, orderId: string): Promise<StoredSignature[]> {
-  const rows = await em.execute<Array<{ id: string; user_id: string; login: string; level: SignLevel; serial: string; signing_time: Date; cms: Buffer }>>(
-    'select id, user_id, login, level, serial, signing_time, cms from order_signature where order_id = ? and valid order by id',
-    [orderId],
+  return (await validSignaturesOf(em, [orderId])).get(orderId) ?? [];
+}
+
+/** The valid signatures of many orders, each order's in signing order (every id has an entry). */
+export async function validSignaturesOf(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, StoredSignature[]>> {
+  const out = new Map<string, StoredSignature[]>(orderIds.map((id) => [id, []]));
+  if (orderIds.length === 0) return out;
+  const rows = await em.execute<Array<{ id: string; order_id: string; user_id: string; login: string; level: SignLevel; serial: string; signing_time: Date; cms: Buffer }>>(
+    `select id, order_id, user_id, login, level, serial, signing_time, cms from order_signature where order_id in (${orderIds.map(() => '?').join(', ')}) and valid order by id`,
+    [...orderIds],
   );
-  return rows.map((r) => ({ id: Number(r.id), userId: r.user_id, login: r.login, level: r.level, serial: r.serial, signingTime: new Date(r.signing_time), cms: Buffer.from(r.cms) }));
+  for (const r of rows) {
+    out.get(r.order_id)?.push({ id: Number(r.id), userId: r.user_id, login: r.login, level: r.level, serial: r.serial, signingTime: new Date(r.signing_time), cms: Buffer.from(r.cms) });
+  }
+  return out;
 }
 
 export interface NewSignature {
@@ -62,12 +89,19 @@ export interface NewSignature {
 
 /** Records a signature; false when that level is already signed (a concurrent signer won). */
 export async function recordSignature(em: EntityManager, s: NewSignature, now: Date): Promise<boolean> {
-  const rows = await em.execute<Array<{ id: string }>>(
+  return (await recordSignatures(em, [s], now))[0];
+}
+
+/** Records many signatures in one insert; for each, false when its level was already signed. */
+export async function recordSignatures(em: EntityManager, list: readonly NewSignature[], now: Date): Promise<boolean[]> {
+  if (list.length === 0) return [];
+  const rows = await em.execute<Array<{ order_id: string; level: string }>>(
     `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, created_at)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (order_id, level) where valid do nothing returning id`,
-    [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, now],
+     values ${list.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} on conflict (order_id, level) where valid do nothing returning order_id, level`,
+    list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, now]),
   );
-  return rows.length === 1;
+  const inserted = new Set(rows.map((r) => `${r.order_id}/${r.level}`));
+  return list.map((s) => inserted.has(`${s.orderId}/${s.level}`));
 }
 
 /** R-17: a signature by a user who lost authority stops counting while the order is not submitted. */

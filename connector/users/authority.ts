@@ -54,14 +54,30 @@ export async function loadRights(em: EntityManager, userId: string): Promise<Use
  * again before submission.
  */
 export async function mayUserSign(em: EntityManager, userId: string, account: string, amountTiyn: number, clock?: Clock): Promise<SignDecision> {
-  const deny = (reason: NonNullable<SignDecision['reason']>, limitTiyn: number | null = null, level: SignLevel | null = null): SignDecision => ({ allowed: false, level, reason, limitTiyn });
+  return decideSign(await loadSigner(em, userId), account, amountTiyn, clock);
+}
+
+/** A user and their account rights, as `decideSign` needs them; null when there is no such user. */
+export interface SignerRecord {
+  user: AppUser;
+  rights: UserAccountRight[];
+}
+
+export async function loadSigner(em: EntityManager, userId: string): Promise<SignerRecord | null> {
   const fork = em.fork();
   const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
-  if (!user) return deny('USER_NOT_FOUND');
+  return user ? { user, rights: await loadRights(fork, user.id) } : null;
+}
+
+/** `mayUserSign` over an already loaded signer (a batch loads each user once). */
+export function decideSign(signer: SignerRecord | null, account: string, amountTiyn: number, clock?: Clock): SignDecision {
+  const deny = (reason: NonNullable<SignDecision['reason']>, limitTiyn: number | null = null, level: SignLevel | null = null): SignDecision => ({ allowed: false, level, reason, limitTiyn });
+  if (!signer) return deny('USER_NOT_FOUND');
+  const { user } = signer;
   if (user.blockedReason === 'admin') return deny('USER_DISABLED');
   if (user.blockedReason === 'inactive' || (clock && isInactive(user.lastActivityAt, clock.now()))) return deny('USER_BLOCKED_INACTIVE');
   if (!SIGNING_ROLES.has(user.role)) return deny('ROLE_CANNOT_SIGN');
-  const right = rightFor(await loadRights(fork, user.id), account);
+  const right = rightFor(signer.rights, account);
   if (!right) return deny('NO_RIGHT_ON_ACCOUNT');
   if (right.rights !== 'manage') return deny('INFO_ONLY');
   const limit = right.signLimitTiyn ?? null;

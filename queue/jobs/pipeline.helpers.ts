@@ -1,21 +1,53 @@
 import { DelayedError, type Job } from 'bullmq';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobContext } from '../job-context';
-import type { PaymentOrder } from '../../connector/persistence/entities';
-import { invalidateSignature, validSignatures } from '../../connector/signing/order-signatures';
-import { mayUserSign } from '../../connector/users/authority';
+import { AppUser, type PaymentOrder } from '../../connector/persistence/entities';
+import { invalidateSignature, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
+import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
+
+/**
+ * The users a stage asks about, each loaded once per batch (or per order outside a batch): a
+ * signer's rights are read at most once per batch, never cached across batches, so R-17 (a
+ * disabled user's signature stops counting) holds from the next batch on.
+ */
+export class SignerDirectory {
+  private readonly byId = new Map<string, Promise<SignerRecord | null>>();
+  private readonly idByLogin = new Map<string, Promise<string | null>>();
+
+  constructor(private readonly em: EntityManager) {}
+
+  signer(userId: string): Promise<SignerRecord | null> {
+    let found = this.byId.get(userId);
+    if (!found) this.byId.set(userId, (found = loadSigner(this.em, userId)));
+    return found;
+  }
+
+  async signerByLogin(login: string): Promise<SignerRecord | null> {
+    let id = this.idByLogin.get(login);
+    if (!id) this.idByLogin.set(login, (id = this.em.fork().findOne(AppUser, { login }).then((u) => u?.id ?? null)));
+    const userId = await id;
+    return userId ? this.signer(userId) : null;
+  }
+}
 
 /**
  * R-17 before anything else: a signature whose signer may no longer sign this order stops
  * counting. The CMS of later signatures contains the earlier ones, so the whole round is
- * invalidated and signed afresh.
+ * invalidated and signed afresh. Returns how many signatures were dropped.
  */
-export async function dropSignaturesOfRevokedSigners(context: JobContext, order: PaymentOrder): Promise<number> {
+export async function dropSignaturesOfRevokedSigners(
+  context: JobContext,
+  order: Pick<PaymentOrder, 'id' | 'payerIban' | 'amountTiyn'>,
+  known?: { signatures: StoredSignature[]; directory: SignerDirectory },
+): Promise<number> {
   const em = context.orm.em.fork();
-  const signatures = await validSignatures(em, order.id);
+  const signatures = known?.signatures ?? (await validSignatures(em, order.id));
+  if (signatures.length === 0) return 0;
+  const directory = known?.directory ?? new SignerDirectory(em);
   const revoked: string[] = [];
   for (const s of signatures) {
-    const decision = await mayUserSign(em, s.userId, order.payerIban, order.amountTiyn, context.clock);
+    const decision = decideSign(await directory.signer(s.userId), order.payerIban, order.amountTiyn, context.clock);
     if (!decision.allowed) revoked.push(`${s.login}: ${decision.reason}`);
   }
   if (revoked.length === 0) return 0;

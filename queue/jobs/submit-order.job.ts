@@ -5,16 +5,16 @@ import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { loadDocument, validSignatures } from '../../connector/signing/order-signatures';
+import { loadDocument, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { appendAudit } from '../../connector/audit/audit.log';
+import { appendAuditBatched } from '../audit.batcher';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
 import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { dropSignaturesOfRevokedSigners, waitAndRetry } from './pipeline.helpers';
+import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 
@@ -55,10 +55,11 @@ async function markSubmitted(context: JobContext, orderId: string, doc: BankPaym
     actor: 'worker',
     from: 'submitting',
     reason: how,
-    patch: { bankReference: doc.documentId, bankStatus: doc.status },
+    // The send lease goes with the transition: nothing is sent for a submitted order.
+    patch: { bankReference: doc.documentId, bankStatus: doc.status, sendLeaseUntil: null },
     now: context.clock.now(),
   });
-  await appendAudit(em, { actor: 'worker', action: 'order.submitted', subject: orderId, details: { documentId: doc.documentId, how } });
+  await appendAuditBatched(context, { actor: 'worker', action: 'order.submitted', subject: orderId, details: { documentId: doc.documentId, how } });
   await context.queues.add(trackOrderJob, { orderId }, { delay: context.config.tracking.pollEveryMs });
 }
 
@@ -95,7 +96,7 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
 const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
   const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
-  let order = await em.findOne(PaymentOrder, { id: payload.orderId });
+  const order = await em.findOne(PaymentOrder, { id: payload.orderId }, { disableIdentityMap: true });
   if (!order || (order.state !== 'signed' && order.state !== 'submitting')) return { state: order?.state ?? 'missing' };
 
   await stopIfLockedDown(context, job, order.id, 'before the claim');
@@ -103,9 +104,12 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     return waitAndRetry(job, CREDENTIALS_WAIT_MS, 'credentials revoked');
   }
 
+  // Read once for the R-17 check and the send (a claimed order's signatures no longer change).
+  let signatures: StoredSignature[] | undefined;
   if (order.state === 'signed') {
     // R-17: a signer who lost authority since signing: back to awaiting signatures.
-    if ((await dropSignaturesOfRevokedSigners(context, order)) > 0) {
+    signatures = await validSignatures(em, order.id);
+    if ((await dropSignaturesOfRevokedSigners(context, order, { signatures, directory: new SignerDirectory(em) })) > 0) {
       await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: 'a signer lost authority before submission (R-17)' });
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
@@ -117,10 +121,9 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     });
     if (!claim) return { state: 'moved-on', claimed: false };
     if (!claim.changed) return { state: 'submitting', claimed: false };
-    order = (await context.orm.em.fork().findOne(PaymentOrder, { id: order.id })) as PaymentOrder;
+    order.state = 'submitting';
   }
 
-  await stopIfLockedDown(context, job, order.id, 'after the claim');
   // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
   const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
   const lease = await em.execute<Array<{ submit_attempts: number }>>(
@@ -134,6 +137,7 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
     return waitAndRetry(job, leaseSeconds * 1000, 'another worker holds the send lease');
   }
+  let leaseReleased = false; // markSubmitted clears it with the transition
   const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
   // A deferral (Retry-After, revoked credentials) is applied after the lease is released.
   let defer: { ms: number; why: string } | undefined;
@@ -145,13 +149,14 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
       try {
         const found = await bank.lookup(order.externalId);
         await markSubmitted(context, order.id, found, 'found by external id after an earlier attempt');
+        leaseReleased = true;
         return { state: 'submitted', via: 'lookup' };
       } catch (err) {
         if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
       }
     }
     const document = await loadDocument(em, order.id);
-    const signatures = await validSignatures(em, order.id);
+    signatures ??= await validSignatures(em, order.id);
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
     // The last look before the bank call: a lock that landed while this job held the order stops it here.
@@ -166,6 +171,7 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
     await testPausePoint(context, 'order.submit.after-send');
     await markSubmitted(context, order.id, accepted, accepted.created ? 'accepted by the bank' : 'the bank already had it under this external id');
+    leaseReleased = true;
     log.info({ event: 'order.submit.accepted', documentId: accepted.documentId });
     return { state: 'submitted' };
   } catch (err) {
@@ -229,7 +235,7 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
       }
     }
   } finally {
-    await releaseLease();
+    if (!leaseReleased) await releaseLease();
     if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
 };

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import { PaymentOrder } from '../../connector/persistence/entities';
-import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
+import type { JobContext } from '../job-context';
+import { StageBatcher, stageBatcher } from '../stage-batcher';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -17,29 +19,57 @@ export const trackOrderJob = defineJob({
   jobId: (p) => `track-${p.orderId}`,
 });
 
+type TrackOutcome = { state: string } | { waitMs: number; why: string } | { poll: string };
+
 /**
  * Stage 5: poll the bank's status with backoff until it is final. Statuses only move forward; an
  * unknown status is kept verbatim and moves nothing (LESSONS.md 3, R-3). R-22: with no notice of
  * non-execution by the end of the operational day after the day the bank received it, the order
  * is deemed executed. R-21: no status at all one business day after submission raises an alert.
+ *
+ * A batch of polls at a time (queue/stage-batcher.ts): one load of the orders, the status requests
+ * in parallel, one transition for all the executed ones, one write-back trigger.
  */
-export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
+export async function trackBatch(context: JobContext, orderIds: string[]): Promise<Array<TrackOutcome | Error>> {
   const em = context.orm.em.fork();
-  const order = await em.findOne(PaymentOrder, { id: payload.orderId });
-  if (!order || order.state !== 'submitted' || !order.bankReference) return { state: order?.state ?? 'missing' };
+  const orders = await em.find(PaymentOrder, { id: { $in: orderIds } }, { disableIdentityMap: true });
+  const byId = new Map(orders.map((o) => [o.id, o]));
   const now = context.clock.now();
+  const outcomes = new Map<string, TrackOutcome | Error>();
+  const executed: string[] = [];
+  await Promise.all(
+    orderIds.map(async (id) => {
+      const order = byId.get(id);
+      if (!order || order.state !== 'submitted' || !order.bankReference) return outcomes.set(id, { state: order?.state ?? 'missing' });
+      try {
+        const outcome = await trackOne(context, order, now);
+        if (outcome === 'executed') executed.push(id);
+        else outcomes.set(id, outcome);
+      } catch (err) {
+        outcomes.set(id, err as Error);
+      }
+    }),
+  );
+  for (const r of await transitionOrders(em, executed, 'executed', { actor: 'bank', from: 'submitted', reason: 'executed by the bank', patch: { bankStatus: 'executed' }, now })) {
+    outcomes.set(r.orderId, 'error' in r ? r.error : { state: 'executed' });
+  }
+  // The status report for 1C (written only when it changed).
+  if ([...outcomes.values()].some((o) => 'state' in o && FINAL_STATES.has(o.state))) await enqueueWriteBack(context.queues);
+  return orderIds.map((id) => outcomes.get(id) as TrackOutcome | Error);
+}
+
+const FINAL_STATES = new Set(['executed', 'rejected', 'deemed_executed']);
+
+async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<TrackOutcome | 'executed'> {
+  const em = context.orm.em.fork();
   let status;
   try {
-    status = await context.services.bank().getStatus(order.bankReference);
+    status = await context.services.bank().getStatus(order.bankReference as string);
   } catch (err) {
-    if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return waitAndRetry(job, err.retryAfterMs ?? context.config.tracking.pollEveryMs, err.code);
+    if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return { waitMs: err.retryAfterMs ?? context.config.tracking.pollEveryMs, why: err.code };
     throw err;
   }
-  if (status.status === 'executed') {
-    await transitionOrder(em, order.id, 'executed', { actor: 'bank', from: 'submitted', reason: 'executed by the bank', patch: { bankStatus: status.status }, now });
-    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
-    return { state: 'executed' };
-  }
+  if (status.status === 'executed') return 'executed';
   if (status.status === 'rejected') {
     const text = status.reasonText ?? status.reasonCode ?? 'rejected by the bank';
     await transitionOrder(em, order.id, 'rejected', {
@@ -59,7 +89,6 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
         actor: 'worker',
       });
     }
-    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
     return { state: 'rejected' };
   }
   if (!isFinalStatus(status.status) && status.status !== order.bankStatus) {
@@ -72,7 +101,6 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
   if (now >= deemedAt) {
     await transitionOrder(em, order.id, 'deemed_executed', { actor: 'worker', from: 'submitted', reason: `no notice of non-execution by ${deemedAt.toISOString()} (R-22)`, now });
-    await enqueueWriteBack(context.queues); // the status report for 1C (written only when it changed)
     return { state: 'deemed_executed' };
   }
   // R-21: a processing status is due within 1 business day of submission.
@@ -87,9 +115,18 @@ export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async 
       actor: 'worker',
     });
   }
+  return { poll: status.status };
+}
+
+export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
+  const { batchSize, batchWaitMs } = context.config.worker;
+  const batcher = stageBatcher(context, 'track', () => new StageBatcher<string, TrackOutcome>((ids) => trackBatch(context, ids), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  const outcome = await batcher.run(payload.orderId);
+  if ('state' in outcome) return outcome;
+  if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);
   // Backoff: the first polls are quick, later ones stretch up to maxPollEveryMs.
   const polls = Number((job.data as { polls?: number }).polls ?? 0) + 1;
   await job.updateData({ ...job.data, polls });
   const delay = Math.min(context.config.tracking.maxPollEveryMs, context.config.tracking.pollEveryMs * 2 ** Math.min(polls, 10) / 2);
-  return waitAndRetry(job, delay, status.status);
+  return waitAndRetry(job, delay, outcome.poll);
 };

@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
-import { validateStoredOrder } from '../../connector/orders/order-validation';
+import type { JobContext } from '../job-context';
+import { validateStoredOrders } from '../../connector/orders/order-validation';
 import { testPausePoint } from '../test-hooks';
 import { signOrderJob } from './sign-order.job';
 import { isLockedDown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
+import { StageBatcher, stageBatcher } from '../stage-batcher';
 
 export const validateOrderJob = defineJob({
   name: 'order.validate',
@@ -13,19 +15,31 @@ export const validateOrderJob = defineJob({
   jobId: (p) => `validate-${p.orderId}`,
 });
 
-/** Stage 2 (DESIGN.md): KZ requisites. Reloads the order; does nothing when it is already past `received`. */
-export const handleValidateOrder: JobHandler<typeof validateOrderJob.payload> = async (payload, context, job) => {
-  const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
-  await testPausePoint(context, 'order.validate');
+type ValidateResult = { state: string; changed: boolean };
+
+/**
+ * Stage 2 (DESIGN.md): KZ requisites, for a batch of orders at once (queue/stage-batcher.ts).
+ * Each order is reloaded; one already past `received` is left as it is.
+ */
+export async function validateBatch(context: JobContext, orderIds: string[]): Promise<Array<ValidateResult | Error>> {
   const em = context.orm.em.fork();
-  // Issue 16: intake stays open under lockdown; the order waits as `held` and is validated on resolution.
+  const now = context.clock.now();
+  // Issue 16: intake stays open under lockdown; the orders wait as `held` and are validated on resolution.
   if (await isLockedDown(context)) {
-    const held = await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), [payload.orderId]);
-    return { state: held.length ? 'held' : 'unchanged', changed: held.length > 0 };
+    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds));
+    return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'unchanged', changed: held.has(id) }));
   }
-  const result = await validateStoredOrder(em, payload.orderId, context.validator, { actor: 'worker', now: context.clock.now() });
-  log.info({ event: 'order.validate.done', state: result.state, changed: result.changed });
-  // Also when this is a re-run that found the order validated: the next stage must be queued.
-  if (result.state === 'validated') await context.queues.add(signOrderJob, { orderId: payload.orderId });
-  return result;
+  const results = await validateStoredOrders(em, orderIds, context.validator, { actor: 'worker', now });
+  // Also when a re-run finds an order validated: the next stage must be queued.
+  const next = orderIds.filter((_, i) => !(results[i] instanceof Error) && (results[i] as ValidateResult).state === 'validated');
+  await context.queues.addBulk(signOrderJob, next.map((orderId) => ({ orderId })));
+  context.logger.info({ event: 'order.validate.batch', orders: orderIds.length, validated: next.length });
+  return results;
+}
+
+export const handleValidateOrder: JobHandler<typeof validateOrderJob.payload> = async (payload, context) => {
+  await testPausePoint(context, 'order.validate');
+  const { batchSize, batchWaitMs } = context.config.worker;
+  const batcher = stageBatcher(context, 'validate', () => new StageBatcher<string, ValidateResult>((ids) => validateBatch(context, ids), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  return batcher.run(payload.orderId);
 };

@@ -175,8 +175,9 @@ describe('the pipeline survives SIGKILLed workers and Redis restarts (real child
           return finalCount(last) === ORDERS;
         },
         { timeoutMs: 120_000, intervalMs: 500, what: 'every order to reach a final state' },
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; states: ${JSON.stringify(last)}\n${log.join('\n')}`);
+      ).catch(async (err: Error) => {
+        const why = await context.orm.em.fork().execute("select state, failed_from, last_error, count(*) as n from payment_order where source = ? and state <> 'executed' group by 1, 2, 3", [SOURCE]);
+        throw new Error(`${err.message}; states: ${JSON.stringify(last)}; not executed: ${JSON.stringify(why)}\n${log.join('\n')}`);
       });
       if (last.executed !== ORDERS) {
         const why = await context.orm.em.fork().execute("select state, bank_reason_code, bank_reason_text, last_error, count(*) as n from payment_order where source = ? and state <> 'executed' group by 1, 2, 3, 4", [SOURCE]);

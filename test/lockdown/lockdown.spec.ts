@@ -106,6 +106,9 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     const { context } = world;
     await world.reset();
     await world.unlock('ceo');
+    // The earlier test's orders may still be tracked, and a status poll asks for the bank client
+    // too: only this test's submit may meet the wrapper below.
+    await context.queues.get('track').obliterate({ force: true });
     const before = (await world.ledger()).total;
     // The lock lands while the submit worker is inside its job, after its claim (`signed ->
     // submitting`, which can no longer be held) and before the bank call: when it asks for the bank client.

@@ -1,0 +1,38 @@
+import { StageBatcher } from './stage-batcher';
+
+describe('StageBatcher', () => {
+  it('coalesces concurrent calls into batches of at most maxBatch, one outcome each', async () => {
+    const batches: number[][] = [];
+    const batcher = new StageBatcher<number, number>(async (items) => {
+      batches.push(items);
+      return items.map((i) => i * 10);
+    }, { maxBatch: 4, maxWaitMs: 20 });
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => batcher.run(i)));
+    expect(results).toEqual([10, 20, 30, 40, 50, 60]);
+    expect(batches).toEqual([[1, 2, 3, 4], [5, 6]]);
+  });
+
+  it('runs a lone item after maxWaitMs', async () => {
+    const batcher = new StageBatcher<string, string>(async (items) => items.map((s) => s.toUpperCase()), { maxBatch: 100, maxWaitMs: 1 });
+    await expect(batcher.run('a')).resolves.toBe('A');
+  });
+
+  it('fails only the items whose outcome is an error; a failed batch fails each of its items', async () => {
+    const batcher = new StageBatcher<number, number>(async (items) => items.map((i) => (i % 2 ? new Error(`odd ${i}`) : i)), { maxBatch: 10, maxWaitMs: 1 });
+    const settled = await Promise.allSettled([1, 2, 3].map((i) => batcher.run(i)));
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+    expect((settled[0] as PromiseRejectedResult).reason.message).toBe('odd 1');
+
+    const broken = new StageBatcher<number, number>(async () => {
+      throw new Error('database unreachable');
+    }, { maxBatch: 10, maxWaitMs: 1 });
+    const all = await Promise.allSettled([1, 2].map((i) => broken.run(i)));
+    expect(all.map((s) => s.status === 'rejected' && (s.reason as Error).message)).toEqual(['database unreachable', 'database unreachable']);
+  });
+
+  it('rejects every item when the runner returns the wrong number of outcomes', async () => {
+    const batcher = new StageBatcher<number, number>(async () => [1], { maxBatch: 10, maxWaitMs: 1 });
+    const all = await Promise.allSettled([1, 2].map((i) => batcher.run(i)));
+    expect(all.every((s) => s.status === 'rejected')).toBe(true);
+  });
+});
