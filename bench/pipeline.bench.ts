@@ -15,6 +15,7 @@ import { bullmqIntakePort } from '../queue/bullmq-intake.port';
 import { createLogger } from '../connector/logging/logger';
 import { bulkOrders, ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type WorldSigner } from '../connector/demo/pipeline-world';
 import { DEMO } from '../adapters/bank/sandbox/sandbox.config';
+import { Session } from 'node:inspector/promises';
 
 /**
  * `npm run bench [-- --orders N --workers W --rate R]`: N payment orders (default 5000) through the
@@ -82,6 +83,7 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   const opts = { removeOnComplete: true, removeOnFail: true };
+  const workerConnections = names.map(() => new IORedis(redisUrl, { maxRetriesPerRequest: null }));
   const workers = names.map(
     (name, i) =>
       new Worker(
@@ -90,7 +92,7 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
           if (i < names.length - 1) await queues[i + 1].add('step', job.data, { ...opts, jobId: `${names[i + 1]}-${(job.data as { i: number }).i}` });
           else if (++done === n) finish();
         },
-        { connection: new IORedis(redisUrl, { maxRetriesPerRequest: null }) as unknown as ConnectionOptions, prefix, concurrency },
+        { connection: workerConnections[i] as unknown as ConnectionOptions, prefix, concurrency },
       ),
   );
   const started = Date.now();
@@ -103,6 +105,8 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
   for (const q of queues) await q.obliterate({ force: true }).catch(() => undefined);
   await Promise.all(queues.map((q) => q.close()));
   connection.disconnect();
+  // BullMQ does not close a connection it was handed.
+  for (const c of workerConnections) c.disconnect();
   return { perSecond: (n * 1000) / ms, ms };
 }
 
@@ -166,7 +170,9 @@ async function main(): Promise<void> {
     await ensureBankCredentials(context);
     await ensureSigners(context, pki, world.agent, SIGNERS, [DEMO.payerIban]);
     for (let i = 0; i < workerCount; i++) {
-      const child = spawn(process.execPath, [CLI, 'worker'], { env, cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+      // BENCH_WORKER_PROFILE_DIR=<dir>: a V8 CPU profile of each worker process, written when it stops.
+      const profile = process.env.BENCH_WORKER_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_WORKER_PROFILE_DIR}`] : [];
+      const child = spawn(process.execPath, [...profile, CLI, 'worker'], { env, cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
     }
     const inProcess = workerCount === 0 ? (await import('../queue/worker.runner')).startWorkers(context, context.redis) : undefined;
@@ -175,6 +181,14 @@ async function main(): Promise<void> {
 
     const all = bulkOrders(`B${Date.now().toString(36)}`, orders);
     process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${rate ? `${rate} orders/s offered` : 'all offered at once'}\n`);
+    // BENCH_CPU_PROFILE=<file>: a V8 CPU profile of this process over the run (node --cpu-prof does not
+    // cover the main thread of a process that exits through its own handles).
+    const profiler = process.env.BENCH_CPU_PROFILE ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     const started = Date.now();
     const cpuAtStart = process.cpuUsage();
     const childCpuAtStart = new Map(children.map((c) => [c.pid ?? 0, cpuSeconds(c.pid ?? 0) ?? 0]));
@@ -201,6 +215,11 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1_000));
     }
     const wallMs = Date.now() - started;
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(process.env.BENCH_CPU_PROFILE as string, JSON.stringify(profile));
+      profiler.disconnect();
+    }
     const ownCpu = process.cpuUsage(cpuAtStart);
     const benchCpuS = (ownCpu.user + ownCpu.system) / 1e6;
     const workerCpuS = children.map((c) => (cpuSeconds(c.pid ?? 0) ?? 0) - (childCpuAtStart.get(c.pid ?? 0) ?? 0));
