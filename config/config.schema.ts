@@ -164,11 +164,11 @@ export const configSchema = z
       .object({
         concurrency: z.number().int().min(1).max(256).default(8),
         /**
-         * Jobs the validate and sign stages take at once per worker process. They are coalesced
+         * Jobs the validate, sign, submit and track stages take at once per worker process. They are coalesced
          * into batches of up to `batchSize` orders (queue/stage-batcher.ts), so this bounds the batch.
          */
         batchConcurrency: z.number().int().min(1).max(1024).default(16),
-        /** Orders per batch in the validate and sign stages; 1 turns batching off. */
+        /** Orders per batch in those stages; 1 turns batching off. */
         batchSize: z.number().int().min(1).max(1024).default(16),
         /** How long the first order of a batch waits for others to join it. */
         batchWaitMs: z.number().int().min(0).max(1000).default(5),

@@ -8,7 +8,7 @@ import type { RegisteredJob } from './job-definition';
 import { markOrderFailed } from '../connector/orders/order-state.machine';
 
 /** Stages whose jobs are coalesced into batches (queue/stage-batcher.ts): they take many jobs at once. */
-const BATCHED_QUEUES = new Set<string>(['validate', 'sign', 'track']);
+const BATCHED_QUEUES = new Set<string>(['validate', 'sign', 'submit', 'track']);
 
 export interface RunningWorkers {
   workers: Worker[];

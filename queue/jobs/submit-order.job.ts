@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
-import { IllegalTransitionError, transitionOrder } from '../../connector/orders/order-state.machine';
+import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { loadDocument, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
+import { loadDocument, validSignatures, validSignaturesOf, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { appendAuditBatched } from '../audit.batcher';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -17,6 +17,7 @@ import { signOrderJob } from './sign-order.job';
 import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
+import { StageBatcher, stageBatcher } from '../stage-batcher';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -84,46 +85,102 @@ async function markRejected(context: JobContext, orderId: string, err: BankError
  * starts with the lookup); REJECTED ends the order with the bank's reason (R-23);
  * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31).
  */
+type SubmitJob = Parameters<typeof handleSubmitOrder>[2];
+type SubmitResult = Record<string, unknown> & { state: string };
+
 export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
-  try {
-    return await submitOrder(payload, context, job);
-  } catch (err) {
-    if (err instanceof LockdownStop) return { state: err.state, lockdown: true };
-    throw err;
-  }
+  const { batchSize, batchWaitMs } = context.config.worker;
+  const batcher = stageBatcher(context, 'submit', () => new StageBatcher<{ orderId: string; job: SubmitJob }, SubmitResult>((items) => submitBatch(context, items), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  return batcher.run({ orderId: payload.orderId, job });
 };
 
-const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
-  const log = context.logger.child({ orderId: payload.orderId, jobId: job.id, attempt: job.attemptsMade + 1 });
-  const em = context.orm.em.fork();
-  const order = await em.findOne(PaymentOrder, { id: payload.orderId }, { disableIdentityMap: true });
-  if (!order || (order.state !== 'signed' && order.state !== 'submitting')) return { state: order?.state ?? 'missing' };
+/** Runs one order's step, turning a lockdown stop into its result and anything else into its error. */
+async function settle(step: () => Promise<SubmitResult>): Promise<SubmitResult | Error> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof LockdownStop) return { state: err.state, lockdown: true };
+    return err as Error;
+  }
+}
 
-  await stopIfLockedDown(context, job, order.id, 'before the claim');
-  if (!(await context.services.credentialsUsable())) {
-    return waitAndRetry(job, CREDENTIALS_WAIT_MS, 'credentials revoked');
+/**
+ * The submit stage for a batch of jobs (queue/stage-batcher.ts): the checks and the claim for all
+ * of them at once (one load, one lockdown and credentials check, one read of the signatures, one
+ * conditional UPDATE `signed -> submitting`), then each claimed order is sent on its own, in
+ * parallel (`sendOrder`). Every order's outcome is its own job's.
+ */
+export async function submitBatch(context: JobContext, items: Array<{ orderId: string; job: SubmitJob }>): Promise<Array<SubmitResult | Error>> {
+  const em = context.orm.em.fork();
+  const ids = items.map((i) => i.orderId);
+  const orders = new Map((await em.find(PaymentOrder, { id: { $in: ids } }, { disableIdentityMap: true })).map((o) => [o.id, o]));
+  const results = new Map<string, SubmitResult | Error>();
+  const jobOf = new Map(items.map((i) => [i.orderId, i.job]));
+  const open: PaymentOrder[] = [];
+  for (const id of ids) {
+    const order = orders.get(id);
+    if (!order || (order.state !== 'signed' && order.state !== 'submitting')) results.set(id, { state: order?.state ?? 'missing' });
+    else if (!open.includes(order)) open.push(order);
+  }
+  const waitAll = async (list: PaymentOrder[], ms: number, why: string) => {
+    for (const order of list) results.set(order.id, await settle(() => waitAndRetry(jobOf.get(order.id) as SubmitJob, ms, why)));
+  };
+  if (open.length > 0 && (await isLockedDown(context))) {
+    context.logger.warn({ event: 'order.submit.lockdown', orders: open.map((o) => o.id), where: 'before the claim' });
+    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id)));
+    for (const order of open) if (held.has(order.id)) results.set(order.id, { state: 'held', lockdown: true });
+    await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
+    return ids.map((id) => results.get(id) as SubmitResult | Error);
+  }
+  if (open.length > 0 && !(await context.services.credentialsUsable())) {
+    await waitAll(open, CREDENTIALS_WAIT_MS, 'credentials revoked');
+    return ids.map((id) => results.get(id) as SubmitResult | Error);
   }
 
   // Read once for the R-17 check and the send (a claimed order's signatures no longer change).
-  let signatures: StoredSignature[] | undefined;
-  if (order.state === 'signed') {
+  const signed = open.filter((o) => o.state === 'signed');
+  const signatures = await validSignaturesOf(em, signed.map((o) => o.id));
+  const directory = new SignerDirectory(em);
+  const toClaim: PaymentOrder[] = [];
+  for (const order of signed) {
     // R-17: a signer who lost authority since signing: back to awaiting signatures.
-    signatures = await validSignatures(em, order.id);
-    if ((await dropSignaturesOfRevokedSigners(context, order, { signatures, directory: new SignerDirectory(em) })) > 0) {
+    const outcome = await settle(async () => {
+      if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: signatures.get(order.id) ?? [], directory })) === 0) return { state: 'signed' };
       await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: 'a signer lost authority before submission (R-17)' });
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
-    }
-    const claim = await transitionOrder(em, order.id, 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' }).catch((err) => {
-      // The order moved on meanwhile (a lockdown held it): nothing to claim.
-      if (err instanceof IllegalTransitionError) return null;
-      throw err;
     });
-    if (!claim) return { state: 'moved-on', claimed: false };
-    if (!claim.changed) return { state: 'submitting', claimed: false };
-    order.state = 'submitting';
+    if (!(outcome instanceof Error) && outcome.state === 'signed') toClaim.push(order);
+    else results.set(order.id, outcome);
   }
+  const ready = open.filter((o) => o.state === 'submitting');
+  for (const claim of await transitionOrders(em, toClaim.map((o) => o.id), 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' })) {
+    // IllegalTransition: the order moved on meanwhile (a lockdown held it): nothing to claim.
+    if ('error' in claim) results.set(claim.orderId, claim.error instanceof IllegalTransitionError ? { state: 'moved-on', claimed: false } : claim.error);
+    else if (!claim.changed) results.set(claim.orderId, { state: 'submitting', claimed: false });
+    else {
+      const order = orders.get(claim.orderId) as PaymentOrder;
+      order.state = 'submitting';
+      ready.push(order);
+    }
+  }
+  await Promise.all(
+    ready.map(async (order) => {
+      results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, signatures.get(order.id))));
+    }),
+  );
+  return ids.map((id) => results.get(id) as SubmitResult | Error);
+}
 
+/**
+ * One claimed order (`submitting`), exactly once: a send lease, a lookup by external id when an
+ * earlier attempt may have reached the bank, the attempt counted before the send, the answer
+ * recorded (see the comment of the stage above).
+ */
+async function sendOrder(context: JobContext, job: SubmitJob, order: PaymentOrder, known: StoredSignature[] | undefined): Promise<SubmitResult> {
+  const log = context.logger.child({ orderId: order.id, jobId: job.id, attempt: job.attemptsMade + 1 });
+  const em = context.orm.em.fork();
+  let signatures = known;
   // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
   const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
   const lease = await em.execute<Array<{ submit_attempts: number }>>(
@@ -238,4 +295,4 @@ const submitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, c
     if (!leaseReleased) await releaseLease();
     if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
-};
+}
