@@ -195,8 +195,8 @@ export class Sandbox {
       `SELECT document_id FROM ${t}.documents WHERE status = 'in_processing' AND ($1 OR updated_at <= $2) ORDER BY received_at`,
       [force, new Date(now.getTime() - c.processingToFinalMs)],
     );
-    for (const row of accepted.rows) {
-      await this.store.pool.query(`UPDATE ${t}.documents SET status = 'in_processing', updated_at = $2 WHERE document_id = $1 AND status = 'accepted'`, [row.document_id, now]);
+    if (accepted.rows.length > 0) {
+      await this.store.pool.query(`UPDATE ${t}.documents SET status = 'in_processing', updated_at = $2 WHERE document_id = ANY($1::text[]) AND status = 'accepted'`, [accepted.rows.map((r) => r.document_id as string), now]);
     }
     for (const row of processing.rows) await this.execute(row.document_id as string, now);
     return { moved: accepted.rows.length + processing.rows.length };

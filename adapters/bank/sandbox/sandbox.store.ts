@@ -254,14 +254,16 @@ export class SandboxStore {
   }
 
   async insertLine(db: Pick<PoolClient, 'query'>, line: LineInsert): Promise<string> {
-    const seq = await this.nextSeq(db, 'line_seq');
-    const lineId = `${line.bookingDate.replace(/-/g, '')}-${String(seq).padStart(8, '0')}`;
-    await db.query(
-      `INSERT INTO ${this.s}.lines (line_id, seq, iban, booking_date, value_date, direction, amount, currency, kind, counterparty, purpose, knp, document_number, document_date, bank_reference, external_id)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
-      [lineId, seq, line.iban, line.bookingDate, line.valueDate, line.direction, line.amount, line.currency, line.kind, JSON.stringify(line.counterparty), line.purpose, line.knp ?? null, line.documentNumber ?? null, line.documentDate ?? null, line.bankReference ?? null, line.externalId ?? null],
+    // One round trip: the sequence number and the line id derived from it (booking date + 8 digits).
+    const r = await db.query(
+      `WITH n AS (SELECT nextval('${this.s}.line_seq') AS seq)
+       INSERT INTO ${this.s}.lines (line_id, seq, iban, booking_date, value_date, direction, amount, currency, kind, counterparty, purpose, knp, document_number, document_date, bank_reference, external_id)
+       SELECT replace($1::text, '-', '') || '-' || CASE WHEN length(n.seq::text) >= 8 THEN n.seq::text ELSE lpad(n.seq::text, 8, '0') END,
+              n.seq, $2::text, $1::text, $3::text, $4::text, $5::bigint, $6::text, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text
+       FROM n RETURNING line_id`,
+      [line.bookingDate, line.iban, line.valueDate, line.direction, line.amount, line.currency, line.kind, JSON.stringify(line.counterparty), line.purpose, line.knp ?? null, line.documentNumber ?? null, line.documentDate ?? null, line.bankReference ?? null, line.externalId ?? null],
     );
-    return lineId;
+    return r.rows[0].line_id as string;
   }
 
   async close(): Promise<void> {
