@@ -195,6 +195,21 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
   // Levels are given one at a time across the batch: a second signature cosigns a recorded first one.
   let pending = [...states.values()];
   for (let round = 0; round < 2 && pending.length > 0; round++) {
+    if (round > 0 && (await isLockedDown(context))) {
+      // A lock landed during the batch (a sibling's revoked certificate, say): no further signature.
+      for (const state of pending) {
+        stopped.add(state.order.id);
+        outcomes.set(state.order.id, { state: 'held', lockdown: true });
+      }
+      break;
+    }
+    // Fresh, right before the agent: a person may have signed a level through the API meanwhile,
+    // and a new signature must cosign the CMS that holds every signature so far.
+    const fresh = await validSignaturesOf(context.orm.em.fork(), pending.map((p) => p.order.id));
+    for (const state of pending) {
+      state.signatures = fresh.get(state.order.id) ?? [];
+      state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+    }
     const produced: Array<{ state: SigningState; signature: NewSignature }> = [];
     await Promise.all(
       pending.map(async (state) => {

@@ -122,14 +122,17 @@ export async function holdPendingOrders(em: EntityManager, actor: string, reason
   const idFilter = onlyIds ? ` and id in (${onlyIds.map(() => '?').join(', ')})` : '';
   if (onlyIds && onlyIds.length === 0) return [];
   const rows = await em.execute<Array<{ order_id: string }>>(
-    `with moved as (
-       update payment_order set held_from = state, state = 'held', version = version + 1, updated_at = ?, state_changed_at = ?
-       where state in (${HOLDABLE_STATES.map(() => '?').join(', ')})${idFilter}
-       returning id, held_from)
+    // Rows locked in id order, as every batch transition locks them (transitionOrders): never a deadlock.
+    `with locked as (
+       select id from payment_order where state in (${HOLDABLE_STATES.map(() => '?').join(', ')})${idFilter} order by id for update),
+     moved as (
+       update payment_order p set held_from = p.state, state = 'held', version = p.version + 1, updated_at = ?, state_changed_at = ?
+       from locked where p.id = locked.id and p.state in (${HOLDABLE_STATES.map(() => '?').join(', ')})
+       returning p.id, p.held_from)
      insert into order_event (order_id, from_state, to_state, actor, reason, at)
      select id, held_from, 'held', ?, ?, ? from moved
      returning order_id`,
-    [now, now, ...HOLDABLE_STATES, ...(onlyIds ?? []), actor, reason, now],
+    [...HOLDABLE_STATES, ...(onlyIds ?? []), now, now, ...HOLDABLE_STATES, actor, reason, now],
   );
   return rows.map((r) => r.order_id);
 }
@@ -447,9 +450,10 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       );
     }
     const released = await tx.execute<Array<{ order_id: string }>>(
-      `with moved as (
-         update payment_order set state = 'received', held_from = null, version = version + 1, updated_at = ?, state_changed_at = ?
-         where state = 'held' returning id)
+      `with locked as (select id from payment_order where state = 'held' order by id for update),
+       moved as (
+         update payment_order p set state = 'received', held_from = null, version = p.version + 1, updated_at = ?, state_changed_at = ?
+         from locked where p.id = locked.id and p.state = 'held' returning p.id)
        insert into order_event (order_id, from_state, to_state, actor, reason, at)
        select id, 'held', 'received', ?, ?, ? from moved returning order_id`,
       [now, now, input.actor, `lockdown resolved (incident ${input.incidentId}): validated again`, now],

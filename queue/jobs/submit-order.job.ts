@@ -137,7 +137,6 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     return ids.map((id) => results.get(id) as SubmitResult | Error);
   }
 
-  // Read once for the R-17 check and the send (a claimed order's signatures no longer change).
   const signed = open.filter((o) => o.state === 'signed');
   const signatures = await validSignaturesOf(em, signed.map((o) => o.id));
   const directory = new SignerDirectory(em);
@@ -164,9 +163,11 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
       ready.push(order);
     }
   }
+  // Read again after the claim: from here on the order's signatures no longer change.
+  const claimed = await validSignaturesOf(em, ready.map((o) => o.id));
   await Promise.all(
     ready.map(async (order) => {
-      results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, signatures.get(order.id))));
+      results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, claimed.get(order.id))));
     }),
   );
   return ids.map((id) => results.get(id) as SubmitResult | Error);
@@ -202,6 +203,8 @@ async function sendOrder(context: JobContext, job: SubmitJob, order: PaymentOrde
   const bank = context.services.bank();
   try {
     if (Number(lease[0].submit_attempts) > 0) {
+      // Under lockdown not even a lookup goes out (the credentials may be compromised).
+      await stopIfLockedDown(context, job, order.id, 'before the lookup');
       // The outcome of an earlier send is unknown: ask the bank first.
       try {
         const found = await bank.lookup(order.externalId);
