@@ -100,7 +100,7 @@ async function settle(step: () => Promise<SubmitResult>): Promise<SubmitResult |
     return await step();
   } catch (err) {
     if (err instanceof LockdownStop) return { state: err.state, lockdown: true };
-    return err as Error;
+    return err instanceof Error ? err : new Error(String(err));
   }
 }
 
@@ -112,10 +112,14 @@ async function settle(step: () => Promise<SubmitResult>): Promise<SubmitResult |
  */
 export async function submitBatch(context: JobContext, items: Array<{ orderId: string; job: SubmitJob }>): Promise<Array<SubmitResult | Error>> {
   const em = context.orm.em.fork();
-  const ids = items.map((i) => i.orderId);
+  // One job per order id (BullMQ job ids are per order); should the same id come twice (a stalled
+  // job delivered again while its first run is still here), the first run handles the order.
+  const firstOf = new Map<string, SubmitJob>();
+  for (const item of items) if (!firstOf.has(item.orderId)) firstOf.set(item.orderId, item.job);
+  const ids = [...firstOf.keys()];
   const orders = new Map((await em.find(PaymentOrder, { id: { $in: ids } }, { disableIdentityMap: true })).map((o) => [o.id, o]));
   const results = new Map<string, SubmitResult | Error>();
-  const jobOf = new Map(items.map((i) => [i.orderId, i.job]));
+  const jobOf = firstOf;
   const open: PaymentOrder[] = [];
   for (const id of ids) {
     const order = orders.get(id);
@@ -130,11 +134,11 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id)));
     for (const order of open) if (held.has(order.id)) results.set(order.id, { state: 'held', lockdown: true });
     await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
-    return ids.map((id) => results.get(id) as SubmitResult | Error);
+    return answer(items, firstOf, results);
   }
   if (open.length > 0 && !(await context.services.credentialsUsable())) {
     await waitAll(open, CREDENTIALS_WAIT_MS, 'credentials revoked');
-    return ids.map((id) => results.get(id) as SubmitResult | Error);
+    return answer(items, firstOf, results);
   }
 
   const signed = open.filter((o) => o.state === 'signed');
@@ -170,7 +174,11 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
       results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, claimed.get(order.id))));
     }),
   );
-  return ids.map((id) => results.get(id) as SubmitResult | Error);
+  return answer(items, firstOf, results);
+}
+
+function answer(items: Array<{ orderId: string; job: SubmitJob }>, firstOf: Map<string, SubmitJob>, results: Map<string, SubmitResult | Error>): Array<SubmitResult | Error> {
+  return items.map((item) => (firstOf.get(item.orderId) === item.job ? (results.get(item.orderId) as SubmitResult | Error) : { state: 'skipped', why: 'the same order is already being submitted in this batch' }));
 }
 
 /**
