@@ -71,11 +71,13 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const [row] = await context.orm.em.fork().execute<Array<{ state: string; submit_attempts: number }>>('select state, submit_attempts from payment_order where id = ?', [result.orderId]);
     expect(row).toEqual({ state: 'submitting', submit_attempts: 1 });
 
-    // The retry runs twice at once (the bank answers slowly, as under load).
+    // The retry runs twice at once (the bank answers slowly, as under load), as in two worker
+    // processes: each run gets its own context, so the submit stage's batcher (one per context
+    // and stage) cannot fold the two into one batch; the send lease alone must keep them apart.
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 300 } });
     const runs = await Promise.allSettled([
-      handleSubmitOrder({ orderId: result.orderId }, context, fakeJob(result.orderId, 1)),
-      handleSubmitOrder({ orderId: result.orderId }, context, fakeJob(result.orderId, 1)),
+      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeJob(result.orderId, 1)),
+      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeJob(result.orderId, 1)),
     ]);
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
     expect(runs.some((r) => r.status === 'fulfilled' && (r.value as { state: string }).state === 'submitted')).toBe(true);
@@ -83,6 +85,8 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const ledger = await sandboxAdmin<Ledger>(world.admin, '/submissions');
     expect(ledger.total).toBe(1);
     expect(ledger.duplicates).toBe(0);
+    // The failed first attempt and exactly one send of the two overlapping runs.
+    expect(ledger.submissions[0].requests).toBe(2);
     const [after] = await context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]);
     expect(after.state).toBe('submitted');
   }, 120_000);
