@@ -1,14 +1,11 @@
-import { join } from 'node:path';
-import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { eventually, type TestEnv } from '../support/test-env';
+import type { AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { sweepOrders } from '../../queue/jobs/sweep-orders.job';
-import { createLogger } from '../../connector/logging/logger';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
-import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { finalCount, freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, sandboxAdmin, SIGNING_WORKER_SCRIPT, statesOf, type Ledger } from '../support/pipeline-world';
+import type { World } from '../../connector/demo/pipeline-world';
+import { finalCount, FUNDED_ACCOUNTS, proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
 
 /**
  * Issue 15 "Proof / Bank faults": with the sandbox answering 20% of contract requests with 500,
@@ -26,33 +23,21 @@ describe('the pipeline against a faulty bank (sandbox: 20% 5xx, timeouts after a
   let workers: RunningWorkers | undefined;
 
   beforeAll(async () => {
-    env = await createTestEnv('faults', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
-    const pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
-    const base = worldConfig(env.config, env.workDir, pki, PROOF_SIGNERS);
-    const config = {
-      ...base,
-      // The bank client gives up on a hung answer after 1.5 s (OUTCOME_UNKNOWN -> lookup next).
-      bank: { ...base.bank, timeoutMs: 1_500 },
-      // Enough attempts that 20% errors never exhaust them; short backoff to keep the run short.
-      queue: { ...base.queue, attempts: 30, backoffMs: 100 },
-      tracking: { pollEveryMs: 200, maxPollEveryMs: 1_000 },
-      signing: { ...base.signing, pollEveryMs: 300 },
-      sweeper: { everyMs: 1_000, staleAfterMs: 5_000 },
-      worker: { ...base.worker, concurrency: 16 },
-    };
-    const logger = createLogger({ level: (process.env.PROOF_LOG_LEVEL as 'silent' | undefined) ?? 'silent', name: 'proof-faults' });
-    context = await createAppContext({ config, logger, role: 'worker' });
-    world = await startWorld({
-      config,
-      pki,
-      logger,
-      dir: env.workDir,
-      env: {},
-      signerWorkerScript: SIGNING_WORKER_SCRIPT,
+    ({ env, context, world } = await startProofWorld('faults', {
+      tune: (base) => ({
+        ...base,
+        // The bank client gives up on a hung answer after 1.5 s (OUTCOME_UNKNOWN -> lookup next).
+        bank: { ...base.bank, timeoutMs: 1_500 },
+        // Enough attempts that 20% errors never exhaust them; short backoff to keep the run short.
+        queue: { ...base.queue, attempts: 30, backoffMs: 100 },
+        tracking: { pollEveryMs: 200, maxPollEveryMs: 1_000 },
+        signing: { ...base.signing, pollEveryMs: 300 },
+        sweeper: { everyMs: 1_000, staleAfterMs: 5_000 },
+        worker: { ...base.worker, concurrency: 16 },
+      }),
+      logLevel: process.env.PROOF_LOG_LEVEL,
       sandbox: { hangMs: 500, accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 200, processingToFinalMs: 200, tickMs: 50 } },
-    });
-    await ensureBankCredentials(context);
-    await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+    }));
   }, 120_000);
 
   afterAll(async () => {

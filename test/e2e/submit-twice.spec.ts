@@ -1,16 +1,13 @@
-import { join } from 'node:path';
 import type { Job } from 'bullmq';
-import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { eventually, type TestEnv } from '../support/test-env';
+import type { AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { REGISTERED_JOBS } from '../../queue/jobs';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
-import { createLogger } from '../../connector/logging/logger';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
-import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, sandboxAdmin, SIGNING_WORKER_SCRIPT, statesOf, type Ledger } from '../support/pipeline-world';
+import type { World } from '../../connector/demo/pipeline-world';
+import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
 
 /**
  * "Runs twice, one effect" for the submit job, when the two runs overlap: BullMQ is at-least-once
@@ -41,14 +38,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
   let workers: RunningWorkers | undefined;
 
   beforeAll(async () => {
-    env = await createTestEnv('twice', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
-    const pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
-    const config = worldConfig(env.config, env.workDir, pki, PROOF_SIGNERS);
-    const logger = createLogger({ level: 'silent', name: 'proof-twice' });
-    context = await createAppContext({ config, logger, role: 'worker' });
-    world = await startWorld({ config, pki, logger, dir: env.workDir, env: {}, signerWorkerScript: SIGNING_WORKER_SCRIPT, sandbox: { accounts: FUNDED_ACCOUNTS } });
-    await ensureBankCredentials(context);
-    await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+    ({ env, context, world } = await startProofWorld('twice'));
   }, 120_000);
 
   afterAll(async () => {

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import IORedis from 'ioredis';
 import type { Orm } from '../../connector/persistence/database';
-import type { WorldSigner } from '../../connector/demo/pipeline-world';
+import { ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type World, type WorldSigner } from '../../connector/demo/pipeline-world';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { createTestEnv, type TestEnv } from './test-env';
 
 /**
  * What the pipeline proofs share beyond the demo's world (connector/demo/pipeline-world.ts):
@@ -111,4 +116,25 @@ export class PrivateRedis {
       child.kill(signal);
     });
   }
+}
+
+/**
+ * The in-process proof world: a test database and key prefix, the test PKI, the sandbox bank and
+ * the signer agent on free ports, bank credentials stored and the proof signer's key unlocked.
+ * `tune` adjusts the connector's configuration (timeouts, attempts) before anything starts.
+ */
+export async function startProofWorld(
+  label: string,
+  options: { tune?: (config: ConnectorConfig) => ConnectorConfig; sandbox?: Parameters<typeof startWorld>[0]['sandbox']; logLevel?: string } = {},
+): Promise<{ env: TestEnv; context: AppContext; world: World }> {
+  const env = await createTestEnv(label, { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
+  const pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
+  const base = worldConfig(env.config, env.workDir, pki, PROOF_SIGNERS);
+  const config = options.tune ? options.tune(base) : base;
+  const logger = createLogger({ level: (options.logLevel ?? 'silent') as 'silent', name: `proof-${label}` });
+  const context = await createAppContext({ config, logger, role: 'worker' });
+  const world = await startWorld({ config, pki, logger, dir: env.workDir, env: {}, signerWorkerScript: SIGNING_WORKER_SCRIPT, sandbox: options.sandbox ?? { accounts: FUNDED_ACCOUNTS } });
+  await ensureBankCredentials(context);
+  await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+  return { env, context, world };
 }
