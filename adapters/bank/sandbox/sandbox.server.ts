@@ -18,7 +18,10 @@ import { kzDate, operationalDay, SandboxClock, type ClockState } from './sandbox
 import type { SandboxConfig } from './sandbox.config';
 import { FaultSwitches, type FaultAnswer } from './sandbox.faults';
 import { checkRequisites } from './sandbox.requisites';
-import { SandboxStore, type DocumentRow } from './sandbox.store';
+import { SandboxStore, type AccountRow, type DocumentRow, type LineInsert } from './sandbox.store';
+
+/** Documents executed per transaction by the day clock. */
+const EXECUTION_BATCH = 200;
 import { CmsSignatureVerifier, type SignatureVerifier } from './sandbox.verifier';
 
 /**
@@ -187,66 +190,107 @@ export class Sandbox {
     const now = this.clock.now();
     const today = kzDate(now);
     const t = this.store.t;
-    const accepted = await this.store.pool.query(
-      `SELECT document_id FROM ${t}.documents WHERE status = 'accepted' AND ($1 OR (received_at <= $2 AND operational_day <= $3)) ORDER BY received_at`,
-      [force, new Date(now.getTime() - c.acceptedToProcessingMs), today],
-    );
+    // Those already in processing are taken before this tick moves more in, so each document spends
+    // at least one step there.
     const processing = await this.store.pool.query(
-      `SELECT document_id FROM ${t}.documents WHERE status = 'in_processing' AND ($1 OR updated_at <= $2) ORDER BY received_at`,
+      `SELECT document_id FROM ${t}.documents WHERE status = 'in_processing' AND ($1 OR updated_at <= $2) ORDER BY received_at, document_id`,
       [force, new Date(now.getTime() - c.processingToFinalMs)],
     );
-    if (accepted.rows.length > 0) {
-      await this.store.pool.query(`UPDATE ${t}.documents SET status = 'in_processing', updated_at = $2 WHERE document_id = ANY($1::text[]) AND status = 'accepted'`, [accepted.rows.map((r) => r.document_id as string), now]);
-    }
-    for (const row of processing.rows) await this.execute(row.document_id as string, now);
-    return { moved: accepted.rows.length + processing.rows.length };
+    const moved = await this.store.pool.query(
+      `UPDATE ${t}.documents SET status = 'in_processing', updated_at = $4
+        WHERE status = 'accepted' AND ($1 OR (received_at <= $2 AND operational_day <= $3))`,
+      [force, new Date(now.getTime() - c.acceptedToProcessingMs), today, now],
+    );
+    const due = processing.rows.map((row) => row.document_id as string);
+    // Executed in batches, each one transaction, in the order the bank received them.
+    for (let i = 0; i < due.length; i += EXECUTION_BATCH) await this.execute(due.slice(i, i + EXECUTION_BATCH), now);
+    return { moved: (moved.rowCount ?? 0) + due.length };
   }
 
-  private async execute(documentId: string, now: Date): Promise<void> {
+  /**
+   * Executes documents in one transaction: each is rejected (injected refusal, account missing,
+   * arrested or suspended, funds short of amount + fee, R-23) or debits the payer, books the
+   * payment line and the fee line (R-25), and credits a beneficiary held here. Documents are taken
+   * in the order received, so an earlier payment can leave a later one short of funds.
+   */
+  private async execute(documentIds: string[], now: Date): Promise<void> {
     const { config } = this.options;
     const t = this.store.t;
     await this.store.tx(async (db) => {
-      const doc = (await db.query(`SELECT * FROM ${t}.documents WHERE document_id = $1 FOR UPDATE`, [documentId])).rows[0] as DocumentRow | undefined;
-      if (!doc || doc.status !== 'in_processing') return;
-      const account = await this.store.account(db, doc.payer_iban, true);
-      const amount = Number(doc.amount);
-      const r = doc.requisites;
-      const fee = parseAmount(r.beneficiary.bic === config.bank.bic ? config.tariff.intrabankFee : config.tariff.interbankFee);
-      const reject = async (code: string) => {
-        await db.query(`UPDATE ${t}.documents SET status = 'rejected', reason_code = $2, reason_text = $3, updated_at = $4 WHERE document_id = $1`, [documentId, code, reasonTextRu(code), now]);
-      };
-      const injected = this.faults.takeRefusal('execution');
-      if (injected) return reject(injected);
-      if (!account) return reject('ACCOUNT_NOT_FOUND');
-      if (account.status === 'arrested') return reject('ACCOUNT_ARRESTED');
-      if (account.status === 'suspended') return reject('ACCOUNT_SUSPENDED');
-      // R-23: funds must cover the payment and the bank's fee.
-      if (Number(account.balance) < amount + fee) return reject('INSUFFICIENT_FUNDS');
+      // Locks in id order (as every executor does) and rechecks the status under the lock.
+      const docs = (
+        await db.query(`SELECT * FROM ${t}.documents WHERE document_id = ANY($1::text[]) AND status = 'in_processing' ORDER BY document_id FOR UPDATE`, [documentIds])
+      ).rows as DocumentRow[];
+      if (docs.length === 0) return;
+      docs.sort((x, y) => new Date(x.received_at).getTime() - new Date(y.received_at).getTime() || (x.document_id < y.document_id ? -1 : 1));
+      const ibans = [...new Set(docs.flatMap((d) => [d.payer_iban, d.requisites.beneficiary.iban]))].sort();
+      const accounts = new Map(
+        ((await db.query(`SELECT * FROM ${t}.accounts WHERE iban = ANY($1::text[]) ORDER BY iban FOR UPDATE`, [ibans])).rows as AccountRow[]).map((a) => [a.iban, { ...a, balance: Number(a.balance) }]),
+      );
       const day = kzDate(now);
-      await db.query(`UPDATE ${t}.accounts SET balance = balance - $2 WHERE iban = $1`, [account.iban, amount + fee]);
-      await this.store.insertLine(db, {
-        iban: account.iban, bookingDate: day, valueDate: day, direction: 'debit', amount, currency: doc.currency, kind: 'payment',
-        counterparty: { name: r.beneficiary.name, iinBin: r.beneficiary.iinBin, iban: r.beneficiary.iban, bic: r.beneficiary.bic },
-        purpose: r.purpose, knp: r.knp, documentNumber: doc.number, documentDate: doc.doc_date, bankReference: doc.bank_reference, externalId: doc.external_id,
-      });
-      if (fee > 0) {
-        // R-25: the fee is its own line, naming the document it was charged for.
-        await this.store.insertLine(db, {
-          iban: account.iban, bookingDate: day, valueDate: day, direction: 'debit', amount: fee, currency: doc.currency, kind: 'fee',
-          counterparty: { name: config.bank.name, iinBin: config.bank.bin, iban: config.bank.feeIban, bic: config.bank.bic },
-          purpose: `Комиссия за платёж №${doc.number} от ${doc.doc_date}`, knp: '840', bankReference: doc.bank_reference, externalId: doc.external_id,
+      const rejected: Array<{ id: string; code: string }> = [];
+      const executed: Array<{ id: string; fee: number }> = [];
+      const lines: LineInsert[] = [];
+      for (const doc of docs) {
+        const account = accounts.get(doc.payer_iban);
+        const amount = Number(doc.amount);
+        const r = doc.requisites;
+        const fee = parseAmount(r.beneficiary.bic === config.bank.bic ? config.tariff.intrabankFee : config.tariff.interbankFee);
+        const refusal =
+          this.faults.takeRefusal('execution') ??
+          (!account ? 'ACCOUNT_NOT_FOUND'
+            : account.status === 'arrested' ? 'ACCOUNT_ARRESTED'
+            : account.status === 'suspended' ? 'ACCOUNT_SUSPENDED'
+            // R-23: funds must cover the payment and the bank's fee.
+            : account.balance < amount + fee ? 'INSUFFICIENT_FUNDS'
+            : undefined);
+        if (refusal || !account) {
+          rejected.push({ id: doc.document_id, code: refusal ?? 'ACCOUNT_NOT_FOUND' });
+          continue;
+        }
+        account.balance -= amount + fee;
+        lines.push({
+          iban: account.iban, bookingDate: day, valueDate: day, direction: 'debit', amount, currency: doc.currency, kind: 'payment',
+          counterparty: { name: r.beneficiary.name, iinBin: r.beneficiary.iinBin, iban: r.beneficiary.iban, bic: r.beneficiary.bic },
+          purpose: r.purpose, knp: r.knp, documentNumber: doc.number, documentDate: doc.doc_date, bankReference: doc.bank_reference, externalId: doc.external_id,
         });
+        if (fee > 0) {
+          // R-25: the fee is its own line, naming the document it was charged for.
+          lines.push({
+            iban: account.iban, bookingDate: day, valueDate: day, direction: 'debit', amount: fee, currency: doc.currency, kind: 'fee',
+            counterparty: { name: config.bank.name, iinBin: config.bank.bin, iban: config.bank.feeIban, bic: config.bank.bic },
+            purpose: `Комиссия за платёж №${doc.number} от ${doc.doc_date}`, knp: '840', bankReference: doc.bank_reference, externalId: doc.external_id,
+          });
+        }
+        const beneficiary = accounts.get(r.beneficiary.iban);
+        if (beneficiary && beneficiary.status !== 'arrested') {
+          beneficiary.balance += amount;
+          lines.push({
+            iban: beneficiary.iban, bookingDate: day, valueDate: day, direction: 'credit', amount, currency: doc.currency, kind: 'payment',
+            counterparty: { name: r.payer.name, iinBin: r.payer.iinBin, iban: r.payer.iban, bic: r.payer.bic },
+            purpose: r.purpose, knp: r.knp, documentNumber: doc.number, documentDate: doc.doc_date,
+          });
+        }
+        executed.push({ id: doc.document_id, fee });
       }
-      const beneficiary = await this.store.account(db, r.beneficiary.iban, true);
-      if (beneficiary && beneficiary.status !== 'arrested') {
-        await db.query(`UPDATE ${t}.accounts SET balance = balance + $2 WHERE iban = $1`, [beneficiary.iban, amount]);
-        await this.store.insertLine(db, {
-          iban: beneficiary.iban, bookingDate: day, valueDate: day, direction: 'credit', amount, currency: doc.currency, kind: 'payment',
-          counterparty: { name: r.payer.name, iinBin: r.payer.iinBin, iban: r.payer.iban, bic: r.payer.bic },
-          purpose: r.purpose, knp: r.knp, documentNumber: doc.number, documentDate: doc.doc_date,
-        });
+      if (rejected.length > 0) {
+        await db.query(
+          `UPDATE ${t}.documents d SET status = 'rejected', reason_code = x.code, reason_text = x.text, updated_at = $4
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS x(id, code, text) WHERE d.document_id = x.id`,
+          [rejected.map((x) => x.id), rejected.map((x) => x.code), rejected.map((x) => reasonTextRu(x.code)), now],
+        );
       }
-      await db.query(`UPDATE ${t}.documents SET status = 'executed', fee = $2, updated_at = $3 WHERE document_id = $1`, [documentId, fee, now]);
+      if (executed.length === 0) return;
+      await this.store.insertLines(db, lines);
+      const changed = [...accounts.values()];
+      await db.query(
+        `UPDATE ${t}.accounts a SET balance = x.balance FROM unnest($1::text[], $2::bigint[]) AS x(iban, balance) WHERE a.iban = x.iban`,
+        [changed.map((a) => a.iban), changed.map((a) => String(a.balance))],
+      );
+      await db.query(
+        `UPDATE ${t}.documents d SET status = 'executed', fee = x.fee, updated_at = $3 FROM unnest($1::text[], $2::bigint[]) AS x(id, fee) WHERE d.document_id = x.id`,
+        [executed.map((x) => x.id), executed.map((x) => x.fee), now],
+      );
     });
   }
 
@@ -349,15 +393,14 @@ export class Sandbox {
     const body = parsed.data;
     if (!BASE64.test(body.document.content)) return send(reply, 400, 'INVALID_REQUEST', 'document.content is not base64');
     const content = Buffer.from(body.document.content, 'base64');
-    const t = this.store.t;
-    // The ledger key: the document already registered under this externalId, else payer/number/date as requested.
-    const known = await this.store.documentByExternalId(this.store.pool, body.externalId);
     const r = body.requisites;
-    const docKey = known?.doc_key ?? `${r.payer.iban}/${r.number}/${r.date}`;
+    const requestKey = `${r.payer.iban}/${r.number}/${r.date}`;
 
     const denied = (await this.authenticate(req)) ?? this.faults.take();
     if (denied) {
-      await this.store.recordRequest(this.store.pool, docKey, body.externalId);
+      // The ledger key: the document already registered under this externalId, else payer/number/date as requested.
+      const known = await this.store.documentByExternalId(this.store.pool, body.externalId);
+      await this.store.recordRequest(this.store.pool, known?.doc_key ?? requestKey, body.externalId);
       return sendFault(reply, denied);
     }
 
@@ -374,41 +417,39 @@ export class Sandbox {
 
     const outcome = await this.store.tx(async (db): Promise<{ status: number; body: Record<string, unknown>; hang?: boolean }> => {
       // Serialise requests for the same external id and the same document (several sandbox processes too).
-      await db.query('SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))', [body.externalId, docKey]);
+      await db.query('SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))', [body.externalId, requestKey]);
       const byExternalId = await this.store.documentByExternalId(db, body.externalId);
       if (byExternalId) {
         await this.store.recordRequest(db, byExternalId.doc_key, body.externalId);
         if (byExternalId.content_hash === contentHash) return { status: 200, body: documentJson(byExternalId) };
         return { status: 409, body: { code: 'EXTERNAL_ID_CONFLICT', message: 'this externalId was already used for a different document' } };
       }
-      await this.store.recordRequest(db, docKey, body.externalId);
-      const byKey = await this.store.documentByKey(db, docKey);
-      if (byKey) {
-        return { status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: `document ${r.number} of ${r.date} from ${r.payer.iban} was already accepted (bank reference ${byKey.bank_reference})` } };
-      }
-      if (refusal) return { status: refusal.status, body: { code: refusal.code, message: refusal.message, ...(refusal.field ? { field: refusal.field } : {}) } };
-      const doc = verified!.doc;
-      const account = await this.store.account(db, doc.requisites.payer.iban);
-      const refuse = (code: string, message: string) => ({ status: 422, body: { code, message } });
-      if (!account) return refuse('ACCOUNT_NOT_FOUND', `account ${doc.requisites.payer.iban} is not held at this bank`);
-      if (account.iin_bin && account.iin_bin !== doc.requisites.payer.iinBin) return refuse('AUTHENTICATION_IMPOSSIBLE', 'the payer IIN/BIN does not own this account');
-      if (account.status === 'arrested') return refuse('ACCOUNT_ARRESTED', 'the account is under arrest or priority claims');
-      if (account.status === 'suspended') return refuse('ACCOUNT_SUSPENDED', 'operations on the account are suspended');
-      if (this.options.config.amlBlockedIinBins.includes(doc.requisites.beneficiary.iinBin)) return refuse('AML_REFUSAL', 'refused under AML/CFT rules');
-      const injected = this.faults.takeRefusal('submit');
-      if (injected) return refuse(injected, reasonTextRu(injected));
-      const seq = await this.store.nextSeq(db, 'doc_seq');
-      const documentId = `D${String(seq).padStart(10, '0')}`;
-      const day = operationalDay(now, this.options.config.clock.cutoff, this.options.config.clock.businessDaysOnly);
-      const bankReference = `ACB${day.replace(/-/g, '')}${String(seq).padStart(7, '0')}`;
-      await db.query(
-        `INSERT INTO ${t}.documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day, bank_reference, requisites, content, content_hash, signatures, signers)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'accepted',$9,$9,$10,$11,$12,$13,$14,$15,$16)`,
-        [documentId, body.externalId, docKey, doc.requisites.payer.iban, doc.requisites.number, doc.requisites.date, parseAmount(doc.requisites.amount), doc.requisites.currency, now, day, bankReference, JSON.stringify(doc.requisites), content, contentHash, JSON.stringify(body.signatures), JSON.stringify(verified!.signers)],
-      );
-      await this.store.markAccepted(db, docKey);
-      const row = (await this.store.documentByExternalId(db, body.externalId))!;
-      return { status: 201, body: documentJson(row), hang: this.faults.takeTimeoutAfterAccept() };
+      const answer = await (async () => {
+        const { duplicateOf, account } = await this.store.duplicateAndAccount(db, requestKey, verified?.doc.requisites.payer.iban ?? r.payer.iban);
+        if (duplicateOf !== undefined) {
+          return { status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: `document ${r.number} of ${r.date} from ${r.payer.iban} was already accepted (bank reference ${duplicateOf})` } };
+        }
+        if (refusal) return { status: refusal.status, body: { code: refusal.code, message: refusal.message, ...(refusal.field ? { field: refusal.field } : {}) } };
+        const doc = verified!.doc;
+        const refuse = (code: string, message: string) => ({ status: 422, body: { code, message } });
+        if (!account) return refuse('ACCOUNT_NOT_FOUND', `account ${doc.requisites.payer.iban} is not held at this bank`);
+        if (account.iin_bin && account.iin_bin !== doc.requisites.payer.iinBin) return refuse('AUTHENTICATION_IMPOSSIBLE', 'the payer IIN/BIN does not own this account');
+        if (account.status === 'arrested') return refuse('ACCOUNT_ARRESTED', 'the account is under arrest or priority claims');
+        if (account.status === 'suspended') return refuse('ACCOUNT_SUSPENDED', 'operations on the account are suspended');
+        if (this.options.config.amlBlockedIinBins.includes(doc.requisites.beneficiary.iinBin)) return refuse('AML_REFUSAL', 'refused under AML/CFT rules');
+        const injected = this.faults.takeRefusal('submit');
+        if (injected) return refuse(injected, reasonTextRu(injected));
+        const row = await this.store.insertDocument(db, {
+          externalId: body.externalId, docKey: requestKey, payerIban: doc.requisites.payer.iban, number: doc.requisites.number, date: doc.requisites.date,
+          amount: parseAmount(doc.requisites.amount), currency: doc.requisites.currency, receivedAt: now,
+          operationalDay: operationalDay(now, this.options.config.clock.cutoff, this.options.config.clock.businessDaysOnly),
+          requisites: doc.requisites, content, contentHash, signatures: body.signatures, signers: verified!.signers,
+        });
+        return { status: 201, body: documentJson(row), hang: this.faults.takeTimeoutAfterAccept() };
+      })();
+      // Every request is counted in the ledger, accepted or not, in the transaction of its answer.
+      await this.store.recordRequest(db, requestKey, body.externalId, answer.status === 201);
+      return answer;
     });
     if (outcome.hang) {
       // The ambiguous case: the document is registered, the answer never comes.
@@ -654,11 +695,12 @@ export class Sandbox {
         const account = await this.store.account(db, iban, true);
         if (!account) return undefined;
         await db.query(`UPDATE ${this.store.t}.accounts SET balance = balance + $2 WHERE iban = $1`, [iban, direction === 'credit' ? amount : -amount]);
-        return this.store.insertLine(db, {
+        const [lineId] = await this.store.insertLines(db, [{
           iban, bookingDate: day, valueDate: day, direction, amount, currency: account.currency, kind: 'payment',
           counterparty: p.counterparty ?? { name: direction === 'credit' ? 'ТОО "Покупатель"' : 'Неизвестный получатель', iinBin: '', iban: '', bic: '' },
           purpose: p.purpose ?? (direction === 'credit' ? 'Оплата по договору' : 'Списание'), knp: p.knp,
-        });
+        }]);
+        return lineId;
       });
       if (!lineId) return send(reply, 404, 'ACCOUNT_NOT_FOUND', 'no such account');
       return { lineId, iban, direction, amount: p.amount, bookingDate: day };

@@ -65,6 +65,28 @@ export interface LineInsert {
   externalId?: string;
 }
 
+export interface DocumentInsert {
+  externalId: string;
+  docKey: string;
+  payerIban: string;
+  number: string;
+  date: string;
+  amount: number;
+  currency: string;
+  receivedAt: Date;
+  operationalDay: string;
+  requisites: unknown;
+  content: Buffer;
+  contentHash: string;
+  signatures: string[];
+  signers: unknown[];
+}
+
+/** SQL for a sequence number left-padded with zeros to at least `width` digits (never cut). */
+function padded(expr: string, width: number): string {
+  return `CASE WHEN length(${expr}::text) >= ${width} THEN ${expr}::text ELSE lpad(${expr}::text, ${width}, '0') END`;
+}
+
 export class SandboxStore {
   readonly pool: Pool;
   private readonly s: string;
@@ -199,20 +221,18 @@ export class SandboxStore {
 
   /**
    * The ledger (INTERFACES.md): one row per document, counting every submit request for it and
-   * those that arrived after it was accepted. Called for every submit request whatever the answer.
+   * those that arrived after it was accepted. Called once for every submit request whatever the
+   * answer; `accepted` is true for the request that registered the document.
    */
-  async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string): Promise<void> {
+  async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string, accepted = false): Promise<void> {
     await db.query(
       `INSERT INTO ${this.s}.submissions AS l (doc_key, external_id, requests, accepted, after_accepted, first_at)
-       VALUES ($1, $2, 1, false, 0, now())
+       VALUES ($1, $2, 1, $3, 0, now())
        ON CONFLICT (doc_key) DO UPDATE SET requests = l.requests + 1,
-         after_accepted = l.after_accepted + (CASE WHEN l.accepted THEN 1 ELSE 0 END)`,
-      [docKey, externalId],
+         after_accepted = l.after_accepted + (CASE WHEN l.accepted THEN 1 ELSE 0 END),
+         accepted = l.accepted OR EXCLUDED.accepted`,
+      [docKey, externalId, accepted],
     );
-  }
-
-  async markAccepted(db: Pick<PoolClient, 'query'>, docKey: string): Promise<void> {
-    await db.query(`UPDATE ${this.s}.submissions SET accepted = true WHERE doc_key = $1`, [docKey]);
   }
 
   async ledger(): Promise<{ total: number; duplicates: number; submissions: Array<Record<string, unknown>> }> {
@@ -233,9 +253,15 @@ export class SandboxStore {
     return r.rows[0] as DocumentRow | undefined;
   }
 
-  async documentByKey(db: Pick<PoolClient, 'query'>, docKey: string): Promise<DocumentRow | undefined> {
-    const r = await db.query(`SELECT * FROM ${this.s}.documents WHERE doc_key = $1`, [docKey]);
-    return r.rows[0] as DocumentRow | undefined;
+  /** In one round trip: the bank reference of a document already registered under docKey, and the payer's account. */
+  async duplicateAndAccount(db: Pick<PoolClient, 'query'>, docKey: string, iban: string): Promise<{ duplicateOf?: string; account?: AccountRow }> {
+    const r = await db.query(
+      `SELECT (SELECT bank_reference FROM ${this.s}.documents WHERE doc_key = $1) AS duplicate_of, a.*
+         FROM (SELECT 1) one LEFT JOIN ${this.s}.accounts a ON a.iban = $2`,
+      [docKey, iban],
+    );
+    const { duplicate_of: duplicateOf, ...account } = r.rows[0] as AccountRow & { duplicate_of: string | null };
+    return { duplicateOf: duplicateOf ?? undefined, account: account.iban === null ? undefined : account };
   }
 
   async documentById(documentId: string): Promise<DocumentRow | undefined> {
@@ -248,22 +274,41 @@ export class SandboxStore {
     return r.rows[0] as AccountRow | undefined;
   }
 
-  async nextSeq(db: Pick<PoolClient, 'query'>, name: 'doc_seq' | 'line_seq'): Promise<number> {
-    const r = await db.query(`SELECT nextval('${this.s}.${name}') AS n`);
-    return Number(r.rows[0].n);
+  /**
+   * Registers a document in one round trip: its id and bank reference come from doc_seq
+   * (`D` + 10 digits; `ACB` + operational day + 7 digits), and the stored row comes back.
+   */
+  async insertDocument(db: Pick<PoolClient, 'query'>, d: DocumentInsert): Promise<DocumentRow> {
+    const r = await db.query(
+      `WITH n AS (SELECT nextval('${this.s}.doc_seq') AS seq)
+       INSERT INTO ${this.s}.documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day, bank_reference, requisites, content, content_hash, signatures, signers)
+       SELECT 'D' || ${padded('n.seq', 10)}, $1, $2, $3, $4, $5, $6, $7, 'accepted', $8, $8, $9, 'ACB' || replace($9::text, '-', '') || ${padded('n.seq', 7)}, $10, $11, $12, $13, $14
+       FROM n RETURNING *`,
+      [d.externalId, d.docKey, d.payerIban, d.number, d.date, d.amount, d.currency, d.receivedAt, d.operationalDay, JSON.stringify(d.requisites), d.content, d.contentHash, JSON.stringify(d.signatures), JSON.stringify(d.signers)],
+    );
+    return r.rows[0] as DocumentRow;
   }
 
-  async insertLine(db: Pick<PoolClient, 'query'>, line: LineInsert): Promise<string> {
-    // One round trip: the sequence number and the line id derived from it (booking date + 8 digits).
-    const r = await db.query(
-      `WITH n AS (SELECT nextval('${this.s}.line_seq') AS seq)
-       INSERT INTO ${this.s}.lines (line_id, seq, iban, booking_date, value_date, direction, amount, currency, kind, counterparty, purpose, knp, document_number, document_date, bank_reference, external_id)
-       SELECT replace($1::text, '-', '') || '-' || CASE WHEN length(n.seq::text) >= 8 THEN n.seq::text ELSE lpad(n.seq::text, 8, '0') END,
-              n.seq, $2::text, $1::text, $3::text, $4::text, $5::bigint, $6::text, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text
-       FROM n RETURNING line_id`,
-      [line.bookingDate, line.iban, line.valueDate, line.direction, line.amount, line.currency, line.kind, JSON.stringify(line.counterparty), line.purpose, line.knp ?? null, line.documentNumber ?? null, line.documentDate ?? null, line.bankReference ?? null, line.externalId ?? null],
+  /**
+   * Books statement lines in two round trips whatever their number: one draw of line_seq numbers,
+   * handed out in the order given (so a payment's line precedes its fee's), and one insert. The
+   * line id is the booking date and the sequence number (8 digits or more). Returns the ids.
+   */
+  async insertLines(db: Pick<PoolClient, 'query'>, lines: LineInsert[]): Promise<string[]> {
+    if (lines.length === 0) return [];
+    const drawn = await db.query(`SELECT nextval('${this.s}.line_seq') AS seq FROM generate_series(1, $1::int)`, [lines.length]);
+    const seqs = drawn.rows.map((row) => BigInt(row.seq as string)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const ids = lines.map((l, i) => `${l.bookingDate.replace(/-/g, '')}-${String(seqs[i]).padStart(8, '0')}`);
+    const column = <K extends keyof LineInsert>(k: K) => lines.map((l) => l[k] ?? null);
+    await db.query(
+      `INSERT INTO ${this.s}.lines (line_id, seq, iban, booking_date, value_date, direction, amount, currency, kind, counterparty, purpose, knp, document_number, document_date, bank_reference, external_id)
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])`,
+      [
+        ids, seqs.map(String), column('iban'), column('bookingDate'), column('valueDate'), column('direction'), column('amount'), column('currency'), column('kind'),
+        lines.map((l) => JSON.stringify(l.counterparty)), column('purpose'), column('knp'), column('documentNumber'), column('documentDate'), column('bankReference'), column('externalId'),
+      ],
     );
-    return r.rows[0].line_id as string;
+    return ids;
   }
 
   async close(): Promise<void> {

@@ -292,6 +292,38 @@ describe('refusals (R-23), each with its own code and Russian text', () => {
     expect(await client.getStatus(poor.documentId)).toMatchObject({ status: 'rejected', reasonCode: 'INSUFFICIENT_FUNDS', reasonText: expect.stringMatching(/комисс/) });
     expect(await client.getStatus(later.documentId)).toMatchObject({ status: 'rejected', reasonCode: 'ACCOUNT_SUSPENDED' });
   });
+
+  it('a step executes the due documents together in the order received: an earlier payment can leave a later one short', async () => {
+    const client = h.client();
+    const payer = { ...sampleOrder().payer, iban: DEMO.poorIban };
+    const internal = { name: 'ТОО "Внутренний"', iinBin: DEMO.internalBeneficiaryBin, iban: DEMO.internalBeneficiaryIban, bic: 'TSESKZKA', kbe: '17' };
+    await h.admin('PUT', `/accounts/${DEMO.poorIban}`, { balance: '700.00' });
+    try {
+      // 350.00 + 300.00 fee leaves 50.00; 10.00 + 300.00 no longer fits; 40.00 intrabank (no fee) does.
+      const first = await client.submit(h.signed(sampleOrder({ number: nextNumber(), amount: '350.00', payer }), `batch-a-${n}`));
+      const second = await client.submit(h.signed(sampleOrder({ number: nextNumber(), amount: '10.00', payer }), `batch-b-${n}`));
+      const third = await client.submit(h.signed(sampleOrder({ number: nextNumber(), amount: '40.00', payer, beneficiary: internal }), `batch-c-${n}`));
+      const creditedBefore = (await client.getStatement(DEMO.internalBeneficiaryIban, '2026-11-25', '2026-11-25')).lines.length;
+      await h.admin('POST', '/clock/step');
+      await h.admin('POST', '/clock/step');
+      expect(await client.getStatus(first.documentId)).toMatchObject({ status: 'executed', fee: '300.00' });
+      expect(await client.getStatus(second.documentId)).toMatchObject({ status: 'rejected', reasonCode: 'INSUFFICIENT_FUNDS' });
+      expect(await client.getStatus(third.documentId)).toMatchObject({ status: 'executed', fee: '0.00' });
+      const st = await client.getStatement(DEMO.poorIban, '2026-11-25', '2026-11-25');
+      const ours = st.lines.filter((l) => [first.bankReference, third.bankReference].includes(l.bankReference ?? ''));
+      expect(ours.map((l) => [l.bankReference, l.kind, l.amount])).toEqual([
+        [first.bankReference, 'payment', 35000],
+        [first.bankReference, 'fee', 30000],
+        [third.bankReference, 'payment', 4000],
+      ]);
+      expect(checkStatementBalance(st).ok).toBe(true);
+      expect((await client.listAccounts()).find((a) => a.iban === DEMO.poorIban)?.balance).toBe('10.00');
+      const credited = await client.getStatement(DEMO.internalBeneficiaryIban, '2026-11-25', '2026-11-25');
+      expect(credited.lines.slice(creditedBefore)).toEqual([expect.objectContaining({ direction: 'credit', amount: 4000, documentNumber: third.document.number })]);
+    } finally {
+      await h.admin('PUT', `/accounts/${DEMO.poorIban}`, { balance: '100.00' });
+    }
+  });
 });
 
 describe('not found, transient, rate limits, maintenance, contract violations', () => {
