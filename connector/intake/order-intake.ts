@@ -27,6 +27,11 @@ export interface IntakeResult {
   state: OrderState;
 }
 
+/** Orders per insert statement at intake (a 1C file can hold thousands). */
+const INTAKE_CHUNK = 1000;
+
+const naturalKey = (o: { number: string; doc_date: string; payer_iban: string }) => `${o.number}\u0000${o.doc_date}\u0000${o.payer_iban}`;
+
 function isRealDate(iso: string): boolean {
   const d = new Date(`${iso}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === iso;
@@ -54,58 +59,88 @@ export async function intakeOrders(
   const now = options.now ?? new Date();
   const results: IntakeResult[] = [];
   const toEnqueue: string[] = [];
+  const rows = items.map(({ order, rawDocument }) => {
+    const errors: FieldError[] = [];
+    let amountTiyn = 0;
+    try {
+      amountTiyn = parseAmount(order.amount);
+    } catch (err) {
+      if (!(err instanceof MoneyError)) throw err;
+      errors.push({ field: 'amount', code: 'AMOUNT_FORMAT', message: `Сумма "${order.amount}" записана неверно: нужны цифры и не более 2 знаков после точки`, messageEn: err.message });
+    }
+    let docDate = order.date;
+    if (!isRealDate(docDate)) {
+      errors.push({ field: 'date', code: 'DATE_INVALID', message: `Дата документа "${order.date}" не существует`, messageEn: `document date ${order.date} does not exist` });
+      docDate = '1970-01-01';
+    }
+    let valueDate = order.valueDate ?? docDate;
+    if (!isRealDate(valueDate)) {
+      errors.push({ field: 'valueDate', code: 'DATE_INVALID', message: `Дата валютирования "${valueDate}" не существует`, messageEn: `value date ${valueDate} does not exist` });
+      valueDate = docDate;
+    }
+    const id = randomUUID();
+    return {
+      id, source, erp_document_id: order.erpDocumentId ?? null, number: order.number, doc_date: docDate, value_date: valueDate, amount_tiyn: amountTiyn,
+      currency: order.currency, payer_name: order.payer.name, payer_iin_bin: order.payer.iinBin, payer_iban: order.payer.iban, payer_bic: order.payer.bic,
+      payer_kod: order.payer.kod, beneficiary_name: order.beneficiary.name, beneficiary_iin_bin: order.beneficiary.iinBin, beneficiary_iban: order.beneficiary.iban,
+      beneficiary_bic: order.beneficiary.bic, beneficiary_kbe: order.beneficiary.kbe, knp: order.knp, kbk: order.kbk ?? null, purpose: order.purpose,
+      external_id: id.replace(/-/g, ''), errors: errors.length ? errors : null, raw_document: rawDocument ?? null,
+    };
+  });
   await em.transactional(async (tx) => {
-    for (const { order, rawDocument } of items) {
-      const errors: FieldError[] = [];
-      let amountTiyn = 0;
-      try {
-        amountTiyn = parseAmount(order.amount);
-      } catch (err) {
-        if (!(err instanceof MoneyError)) throw err;
-        errors.push({ field: 'amount', code: 'AMOUNT_FORMAT', message: `Сумма "${order.amount}" записана неверно: нужны цифры и не более 2 знаков после точки`, messageEn: err.message });
-      }
-      let docDate = order.date;
-      if (!isRealDate(docDate)) {
-        errors.push({ field: 'date', code: 'DATE_INVALID', message: `Дата документа "${order.date}" не существует`, messageEn: `document date ${order.date} does not exist` });
-        docDate = '1970-01-01';
-      }
-      let valueDate = order.valueDate ?? docDate;
-      if (!isRealDate(valueDate)) {
-        errors.push({ field: 'valueDate', code: 'DATE_INVALID', message: `Дата валютирования "${valueDate}" не существует`, messageEn: `value date ${valueDate} does not exist` });
-        valueDate = docDate;
-      }
-      const id = randomUUID();
-      const externalId = id.replace(/-/g, '');
+    for (let start = 0; start < rows.length; start += INTAKE_CHUNK) {
+      const chunk = rows.slice(start, start + INTAKE_CHUNK);
+      // One statement per chunk, rows taken in the order given: of two with the same natural key
+      // in one delivery the first is kept, as with one insert per order.
       const inserted = await tx.execute<Array<{ id: string }>>(
         `insert into payment_order (id, source, erp_document_id, number, doc_date, value_date, amount_tiyn, currency,
            payer_name, payer_iin_bin, payer_iban, payer_bic, payer_kod,
            beneficiary_name, beneficiary_iin_bin, beneficiary_iban, beneficiary_bic, beneficiary_kbe,
            knp, kbk, purpose, state, version, external_id, errors, submit_attempts, raw_document,
            created_at, updated_at, state_changed_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 1, ?, ?, 0, ?, ?, ?, ?)
+         select x.id, x.source, x.erp_document_id, x.number, x.doc_date, x.value_date, x.amount_tiyn, x.currency,
+           x.payer_name, x.payer_iin_bin, x.payer_iban, x.payer_bic, x.payer_kod,
+           x.beneficiary_name, x.beneficiary_iin_bin, x.beneficiary_iban, x.beneficiary_bic, x.beneficiary_kbe,
+           x.knp, x.kbk, x.purpose, 'received', 1, x.external_id, x.errors, 0, x.raw_document, ?, ?, ?
+         from rows from (jsonb_to_recordset(?::jsonb) as (id uuid, source text, erp_document_id text, number text, doc_date date, value_date date,
+           amount_tiyn bigint, currency text, payer_name text, payer_iin_bin text, payer_iban text, payer_bic text, payer_kod text,
+           beneficiary_name text, beneficiary_iin_bin text, beneficiary_iban text, beneficiary_bic text, beneficiary_kbe text,
+           knp text, kbk text, purpose text, external_id text, errors jsonb, raw_document text)) with ordinality as x(id, source, erp_document_id, number,
+           doc_date, value_date, amount_tiyn, currency, payer_name, payer_iin_bin, payer_iban, payer_bic, payer_kod, beneficiary_name, beneficiary_iin_bin,
+           beneficiary_iban, beneficiary_bic, beneficiary_kbe, knp, kbk, purpose, external_id, errors, raw_document, ord)
+         order by x.ord
          on conflict on constraint payment_order_natural_key do nothing
          returning id`,
-        [
-          id, source, order.erpDocumentId ?? null, order.number, docDate, valueDate, amountTiyn, order.currency,
-          order.payer.name, order.payer.iinBin, order.payer.iban, order.payer.bic, order.payer.kod,
-          order.beneficiary.name, order.beneficiary.iinBin, order.beneficiary.iban, order.beneficiary.bic, order.beneficiary.kbe,
-          order.knp, order.kbk ?? null, order.purpose, externalId, errors.length ? JSON.stringify(errors) : null,
-          rawDocument ?? null, now, now, now,
-        ],
+        [now, now, now, JSON.stringify(chunk)],
       );
-      if (inserted.length === 1) {
+      const created = new Set(inserted.map((r) => r.id));
+      if (created.size > 0) {
         await tx.execute(
-          'insert into order_event (order_id, from_state, to_state, actor, reason, at) values (?, null, ?, ?, ?, ?)',
-          [id, 'received', options.actor, `intake from ${source}`, now],
+          `insert into order_event (order_id, from_state, to_state, actor, reason, at)
+           select id::uuid, null, 'received', ?, ?, ? from jsonb_array_elements_text(?::jsonb) as id`,
+          [options.actor, `intake from ${source}`, now, JSON.stringify([...created])],
         );
-        results.push({ orderId: id, externalId, created: true, state: 'received' });
-        toEnqueue.push(id);
-      } else {
-        const existing = await tx.execute<Array<{ id: string; external_id: string; state: OrderState }>>(
-          'select id, external_id, state from payment_order where source = ? and number = ? and doc_date = ? and payer_iban = ?',
-          [source, order.number, docDate, order.payer.iban],
+      }
+      const repeated = chunk.filter((row) => !created.has(row.id));
+      const existing = new Map<string, { id: string; external_id: string; state: OrderState }>();
+      if (repeated.length > 0) {
+        const found = await tx.execute<Array<{ id: string; external_id: string; state: OrderState; number: string; doc_date: string; payer_iban: string }>>(
+          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban
+             from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
+               on o.source = ? and o.number = k.number and o.doc_date = k.doc_date and o.payer_iban = k.payer_iban`,
+          [JSON.stringify(repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban }))), source],
         );
-        results.push({ orderId: existing[0].id, externalId: existing[0].external_id, created: false, state: existing[0].state });
+        for (const row of found) existing.set(naturalKey(row), row);
+      }
+      for (const row of chunk) {
+        if (created.has(row.id)) {
+          results.push({ orderId: row.id, externalId: row.external_id, created: true, state: 'received' });
+          toEnqueue.push(row.id);
+        } else {
+          const known = existing.get(naturalKey(row));
+          if (!known) throw new Error(`intake: order ${row.number} of ${row.doc_date} (${row.payer_iban}) was neither inserted nor found`);
+          results.push({ orderId: known.id, externalId: known.external_id, created: false, state: known.state });
+        }
       }
     }
   });

@@ -129,6 +129,31 @@ describe('order transitions on PostgreSQL', () => {
     expect(enqueued.filter((id) => id === first[0].orderId)).toHaveLength(1);
   });
 
+  it('takes a mixed delivery in one go: new, already known and repeated orders keep their order; the first of a repeat wins', async () => {
+    const known = await intakeOrders(orm.em.fork(), 'erp2', [{ order: sampleOrder({ number: 'M1' }) }], port, { actor: 't' });
+    const batch = await intakeOrders(
+      orm.em.fork(),
+      'erp2',
+      [
+        { order: sampleOrder({ number: 'M2', amount: '10.00' }) },
+        { order: sampleOrder({ number: 'M1' }) },
+        { order: sampleOrder({ number: 'M2', amount: '99.00' }) },
+        { order: sampleOrder({ number: 'M3', date: '2026-02-30' }) },
+      ],
+      port,
+      { actor: 't' },
+    );
+    expect(batch.map((r) => [r.created, r.state])).toEqual([[true, 'received'], [false, 'received'], [false, 'received'], [true, 'received']]);
+    expect(batch[1].orderId).toBe(known[0].orderId);
+    expect(batch[2].orderId).toBe(batch[0].orderId);
+    const rows = await orm.em.fork().execute<Array<{ id: string; number: string; amount_tiyn: string; errors: unknown; events: string }>>(
+      "select o.id, o.number, o.amount_tiyn, o.errors, (select count(*) from order_event e where e.order_id = o.id and e.to_state = 'received') as events from payment_order o where o.source = 'erp2' order by o.number",
+    );
+    expect(rows.map((r) => [r.number, Number(r.amount_tiyn), Number(r.events)])).toEqual([['M1', 15_000_000, 1], ['M2', 1_000, 1], ['M3', 15_000_000, 1]]);
+    expect(rows[2].errors).toEqual([expect.objectContaining({ field: 'date', code: 'DATE_INVALID' })]);
+    expect(enqueued.filter((id) => [batch[0].orderId, batch[3].orderId].includes(id))).toHaveLength(2);
+  });
+
   it('records an order whose amount cannot be stored, with the reason, instead of dropping it', async () => {
     const [result] = await intakeOrders(orm.em.fork(), 'erp1', [{ order: sampleOrder({ number: 'BAD1', amount: '12,3456' }) }], port, { actor: 't' });
     const [row] = await orm.em.fork().execute<Array<{ errors: Array<{ field: string; code: string }> }>>('select errors from payment_order where id = ?', [result.orderId]);
