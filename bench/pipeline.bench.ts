@@ -24,8 +24,9 @@ import { Session } from 'node:inspector/promises';
  * PostgreSQL (its own database and key prefix, dropped after). Prints orders/s end to end,
  * p50/p95/p99 intake->submitted and intake->executed (from order_event timestamps), the time each
  * stage took, peak RSS; then a bare 4-stage BullMQ chain of no-op jobs on the same Redis, and the
- * ratio. W connector worker processes (default 2) run as children (`connector worker`); the
- * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once.
+ * ratio. W connector worker processes (default 1, as PM2's ecosystem runs) run as children (`connector worker`); the
+ * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
+ * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each).
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
@@ -112,8 +113,10 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
 
 async function main(): Promise<void> {
   const orders = arg('orders', 5000);
-  const workerCount = arg('workers', 2);
+  const workerCount = arg('workers', 1);
   const rate = arg('rate', 0);
+  // --batch N: worker.batchSize and worker.batchConcurrency (jobs a process takes at once per batched stage).
+  const batch = arg('batch', 0);
   const suffix = randomBytes(4).toString('hex');
   const server = process.env.CONNECTOR_BENCH_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432';
   const redisUrl = process.env.CONNECTOR_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
       signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
       tracking: { pollEveryMs: 200, maxPollEveryMs: 1_000 },
       queue: { backoffMs: 200 },
+      ...(batch ? { worker: { batchSize: batch, batchConcurrency: batch } } : {}),
       log: { level: 'warn' },
     }),
   );
@@ -262,7 +266,7 @@ async function main(): Promise<void> {
     const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount));
     const out = [
       `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total} duplicates ${ledger.duplicates}`,
-      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}; RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
+      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize}; RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
       `intake: ${fmt(intakeMs)} for ${orders} orders (${rate ? `${rate}/s offered` : 'all at once, 500 per batch'})`,
       `orders/s end to end (first received -> last executed): ${e2e.toFixed(1)}  (wall ${fmt(wallMs)})`,
       `intake->submitted p50 ${fmt(n('sub50'))}  p95 ${fmt(n('sub95'))}  p99 ${fmt(n('sub99'))}`,

@@ -5,7 +5,7 @@ import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { loadDocument, validSignatures, validSignaturesOf, type StoredSignature } from '../../connector/signing/order-signatures';
+import { loadDocument, loadDocuments, validSignatures, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { appendAuditBatched } from '../audit.batcher';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -38,10 +38,63 @@ const LOCKDOWN_WAIT_MS = 1_000;
  */
 async function stopIfLockedDown(context: JobContext, job: Parameters<typeof handleSubmitOrder>[2], orderId: string, where: string): Promise<void> {
   if (!(await isLockedDown(context))) return;
+  await stopForLockdown(context, job, orderId, where);
+}
+
+/** The lock holds: an order not yet claimed is held; a claimed one waits in its job. Never returns. */
+async function stopForLockdown(context: JobContext, job: Parameters<typeof handleSubmitOrder>[2], orderId: string, where: string): Promise<never> {
   context.logger.warn({ event: 'order.submit.lockdown', orderId, where });
   const held = await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), [orderId]);
   if (held.length) throw new LockdownStop('held');
-  await waitAndRetry(job, LOCKDOWN_WAIT_MS, 'lockdown');
+  return waitAndRetry(job, LOCKDOWN_WAIT_MS, 'lockdown');
+}
+
+type GateOutcome = 'go' | 'locked' | 'moved-on';
+
+/**
+ * The last step before the bank call, for every order about to be sent in this process at that
+ * moment: one look at the lockdown flag, then one UPDATE counting the attempt of each order still
+ * `submitting` (counted before the send: a crash between sending and recording is always followed
+ * by a lookup). Orders sent together share both round trips; each still passes on its own.
+ */
+function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
+  return stageBatcher(context, 'submit.gate', () =>
+    new StageBatcher<string, GateOutcome>(
+      async (orderIds) => {
+        if (await isLockedDown(context)) return orderIds.map(() => 'locked' as const);
+        const unique = [...new Set(orderIds)];
+        const counted = await context.orm.em.fork().execute<Array<{ id: string }>>(
+          `update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
+           where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' returning id`,
+          [context.clock.now(), ...unique],
+        );
+        const go = new Set(counted.map((r) => r.id));
+        return orderIds.map((id) => (go.has(id) ? 'go' : 'moved-on'));
+      },
+      { maxBatch: context.config.worker.batchSize, maxWaitMs: 0 },
+    ),
+  );
+}
+
+/** Seconds a sender holds an order: the bank's timeout and a margin. */
+function leaseSecondsOf(context: JobContext): number {
+  return Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
+}
+
+/**
+ * Takes the send lease of every order given that has none (or an expired one), in one UPDATE; the
+ * attempts already counted for each leased order. One sender at a time (see the migration of
+ * send_lease_until), on PostgreSQL's clock, not ours.
+ */
+async function takeSendLeases(context: JobContext, orderIds: readonly string[]): Promise<Map<string, number>> {
+  if (orderIds.length === 0) return new Map();
+  const rows = await context.orm.em.fork().execute<Array<{ id: string; submit_attempts: number }>>(
+    `update payment_order set send_lease_until = now() + make_interval(secs => ?)
+     where id in (${orderIds.map(() => '?').join(', ')}) and state = 'submitting' and (send_lease_until is null or send_lease_until < now())
+     returning id, submit_attempts`,
+    [leaseSecondsOf(context), ...orderIds],
+  );
+  return new Map(rows.map((r) => [r.id, Number(r.submit_attempts)]));
 }
 
 class LockdownStop extends Error {
@@ -169,9 +222,12 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   }
   // Read again after the claim: from here on the order's signatures no longer change.
   const claimed = await validSignaturesOf(em, ready.map((o) => o.id));
+  const leases = await takeSendLeases(context, ready.map((o) => o.id));
+  const documents = await loadDocuments(em, [...leases.keys()]);
   await Promise.all(
     ready.map(async (order) => {
-      results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, claimed.get(order.id))));
+      const prepared = { attempts: leases.get(order.id), document: documents.get(order.id), signatures: claimed.get(order.id) };
+      results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, prepared)));
     }),
   );
   return answer(items, firstOf, results);
@@ -182,26 +238,24 @@ function answer(items: Array<{ orderId: string; job: SubmitJob }>, firstOf: Map<
 }
 
 /**
- * One claimed order (`submitting`), exactly once: a send lease, a lookup by external id when an
- * earlier attempt may have reached the bank, the attempt counted before the send, the answer
- * recorded (see the comment of the stage above).
+ * One claimed order (`submitting`), exactly once: a send lease (taken for the batch, `attempts`
+ * undefined when another sender holds it), a lookup by external id when an earlier attempt may
+ * have reached the bank, the attempt counted before the send, the answer recorded (see the comment
+ * of the stage above).
  */
-async function sendOrder(context: JobContext, job: SubmitJob, order: PaymentOrder, known: StoredSignature[] | undefined): Promise<SubmitResult> {
+async function sendOrder(
+  context: JobContext,
+  job: SubmitJob,
+  order: PaymentOrder,
+  prepared: { attempts: number | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] | undefined },
+): Promise<SubmitResult> {
   const log = context.logger.child({ orderId: order.id, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
-  let signatures = known;
-  // One sender at a time (see the migration of send_lease_until): PostgreSQL's clock, not ours.
-  const leaseSeconds = Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
-  const lease = await em.execute<Array<{ submit_attempts: number }>>(
-    `update payment_order set send_lease_until = now() + make_interval(secs => ?)
-     where id = ? and state = 'submitting' and (send_lease_until is null or send_lease_until < now())
-     returning submit_attempts`,
-    [leaseSeconds, order.id],
-  );
-  if (lease.length === 0) {
+  let signatures = prepared.signatures;
+  if (prepared.attempts === undefined) {
     const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
     if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
-    return waitAndRetry(job, leaseSeconds * 1000, 'another worker holds the send lease');
+    return waitAndRetry(job, leaseSecondsOf(context) * 1000, 'another worker holds the send lease');
   }
   let leaseReleased = false; // markSubmitted clears it with the transition
   const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
@@ -210,7 +264,7 @@ async function sendOrder(context: JobContext, job: SubmitJob, order: PaymentOrde
 
   const bank = context.services.bank();
   try {
-    if (Number(lease[0].submit_attempts) > 0) {
+    if (prepared.attempts > 0) {
       // Under lockdown not even a lookup goes out (the credentials may be compromised).
       await stopIfLockedDown(context, job, order.id, 'before the lookup');
       // The outcome of an earlier send is unknown: ask the bank first.
@@ -223,18 +277,15 @@ async function sendOrder(context: JobContext, job: SubmitJob, order: PaymentOrde
         if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
       }
     }
-    const document = await loadDocument(em, order.id);
+    const document = prepared.document ?? (await loadDocument(em, order.id));
     signatures ??= await validSignatures(em, order.id);
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
-    // The last look before the bank call: a lock that landed while this job held the order stops it here.
-    await stopIfLockedDown(context, job, order.id, 'before the bank call');
-    // Counted before the send: a crash between sending and recording is always followed by a lookup.
-    const counted = await em.execute<Array<{ submit_attempts: number }>>(
-      "update payment_order set submit_attempts = submit_attempts + 1, updated_at = ? where id = ? and state = 'submitting' returning submit_attempts",
-      [context.clock.now(), order.id],
-    );
-    if (counted.length === 0) return { state: 'moved-on' };
+    // The last look before the bank call (a lock that landed while this job held the order stops it
+    // here), and the attempt counted before the send.
+    const gate = await sendGate(context).run(order.id);
+    if (gate === 'locked') await stopForLockdown(context, job, order.id, 'before the bank call');
+    if (gate === 'moved-on') return { state: 'moved-on' };
     await testPausePoint(context, 'order.submit.before-send');
     const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
     await testPausePoint(context, 'order.submit.after-send');
