@@ -68,6 +68,13 @@ describe('bad input gets contract errors, never a crash', () => {
     expect(r).toMatchObject({ status: 422, body: { code: 'SIGNATURE_INVALID' } });
     const ledger = await h.admin<{ submissions: Array<{ externalId: string; requests: number; accepted: boolean }> }>('GET', '/submissions');
     expect(ledger.submissions.find((s) => s.externalId === 'unsigned-7001')).toMatchObject({ requests: 1, accepted: false });
+
+    // The same document signed is accepted on the same ledger row; a resend after that is a duplicate.
+    const client = h.client();
+    await client.submit(input);
+    await client.submit(input);
+    const after = await h.admin<{ submissions: Array<{ externalId: string; requests: number; accepted: boolean; afterAccepted: number }> }>('GET', '/submissions');
+    expect(after.submissions.filter((s) => s.externalId === 'unsigned-7001')).toEqual([expect.objectContaining({ requests: 3, accepted: true, afterAccepted: 1 })]);
   });
 });
 

@@ -418,14 +418,13 @@ export class Sandbox {
     const outcome = await this.store.tx(async (db): Promise<{ status: number; body: Record<string, unknown>; hang?: boolean }> => {
       // Serialise requests for the same external id and the same document (several sandbox processes too).
       await db.query('SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))', [body.externalId, requestKey]);
-      const byExternalId = await this.store.documentByExternalId(db, body.externalId);
+      const { byExternalId, duplicateOf, account } = await this.store.submitFacts(db, body.externalId, requestKey, verified?.doc.requisites.payer.iban ?? r.payer.iban);
       if (byExternalId) {
         await this.store.recordRequest(db, byExternalId.doc_key, body.externalId);
         if (byExternalId.content_hash === contentHash) return { status: 200, body: documentJson(byExternalId) };
         return { status: 409, body: { code: 'EXTERNAL_ID_CONFLICT', message: 'this externalId was already used for a different document' } };
       }
       const answer = await (async () => {
-        const { duplicateOf, account } = await this.store.duplicateAndAccount(db, requestKey, verified?.doc.requisites.payer.iban ?? r.payer.iban);
         if (duplicateOf !== undefined) {
           return { status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: `document ${r.number} of ${r.date} from ${r.payer.iban} was already accepted (bank reference ${duplicateOf})` } };
         }
@@ -447,8 +446,9 @@ export class Sandbox {
         });
         return { status: 201, body: documentJson(row), hang: this.faults.takeTimeoutAfterAccept() };
       })();
-      // Every request is counted in the ledger, accepted or not, in the transaction of its answer.
-      await this.store.recordRequest(db, requestKey, body.externalId, answer.status === 201);
+      // Every request is counted in the ledger, accepted or not, in the transaction of its answer
+      // (the accepting one by the insert itself).
+      if (answer.status !== 201) await this.store.recordRequest(db, requestKey, body.externalId);
       return answer;
     });
     if (outcome.hang) {

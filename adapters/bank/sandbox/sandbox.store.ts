@@ -225,14 +225,16 @@ export class SandboxStore {
    * answer; `accepted` is true for the request that registered the document.
    */
   async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string, accepted = false): Promise<void> {
-    await db.query(
-      `INSERT INTO ${this.s}.submissions AS l (doc_key, external_id, requests, accepted, after_accepted, first_at)
-       VALUES ($1, $2, 1, $3, 0, now())
+    await db.query(this.ledgerUpsert('$1', '$2', '$3'), [docKey, externalId, accepted]);
+  }
+
+  /** The ledger row's upsert for one request, with the SQL parameters (or expressions) given. */
+  private ledgerUpsert(docKey: string, externalId: string, accepted: string): string {
+    return `INSERT INTO ${this.s}.submissions AS l (doc_key, external_id, requests, accepted, after_accepted, first_at)
+       VALUES (${docKey}, ${externalId}, 1, ${accepted}, 0, now())
        ON CONFLICT (doc_key) DO UPDATE SET requests = l.requests + 1,
          after_accepted = l.after_accepted + (CASE WHEN l.accepted THEN 1 ELSE 0 END),
-         accepted = l.accepted OR EXCLUDED.accepted`,
-      [docKey, externalId, accepted],
-    );
+         accepted = l.accepted OR EXCLUDED.accepted`;
   }
 
   async ledger(): Promise<{ total: number; duplicates: number; submissions: Array<Record<string, unknown>> }> {
@@ -253,15 +255,20 @@ export class SandboxStore {
     return r.rows[0] as DocumentRow | undefined;
   }
 
-  /** In one round trip: the bank reference of a document already registered under docKey, and the payer's account. */
-  async duplicateAndAccount(db: Pick<PoolClient, 'query'>, docKey: string, iban: string): Promise<{ duplicateOf?: string; account?: AccountRow }> {
+  /**
+   * What a submit needs to know, in one round trip (taken under its locks): the document already
+   * registered under this externalId, the bank reference of one registered under docKey, and the
+   * payer's account.
+   */
+  async submitFacts(db: Pick<PoolClient, 'query'>, externalId: string, docKey: string, iban: string): Promise<{ byExternalId?: DocumentRow; duplicateOf?: string; account?: AccountRow }> {
     const r = await db.query(
-      `SELECT (SELECT bank_reference FROM ${this.s}.documents WHERE doc_key = $1) AS duplicate_of, a.*
-         FROM (SELECT 1) one LEFT JOIN ${this.s}.accounts a ON a.iban = $2`,
-      [docKey, iban],
+      `SELECT (SELECT row_to_json(d) FROM ${this.s}.documents d WHERE d.external_id = $1) AS by_external_id,
+              (SELECT bank_reference FROM ${this.s}.documents WHERE doc_key = $2) AS duplicate_of, a.*
+         FROM (SELECT 1) one LEFT JOIN ${this.s}.accounts a ON a.iban = $3`,
+      [externalId, docKey, iban],
     );
-    const { duplicate_of: duplicateOf, ...account } = r.rows[0] as AccountRow & { duplicate_of: string | null };
-    return { duplicateOf: duplicateOf ?? undefined, account: account.iban === null ? undefined : account };
+    const { by_external_id: byExternalId, duplicate_of: duplicateOf, ...account } = r.rows[0] as AccountRow & { by_external_id: DocumentRow | null; duplicate_of: string | null };
+    return { byExternalId: byExternalId ?? undefined, duplicateOf: duplicateOf ?? undefined, account: account.iban === null ? undefined : account };
   }
 
   async documentById(documentId: string): Promise<DocumentRow | undefined> {
@@ -275,12 +282,14 @@ export class SandboxStore {
   }
 
   /**
-   * Registers a document in one round trip: its id and bank reference come from doc_seq
-   * (`D` + 10 digits; `ACB` + operational day + 7 digits), and the stored row comes back.
+   * Registers a document, and counts the request that registered it in the ledger as accepted, in
+   * one round trip: its id and bank reference come from doc_seq (`D` + 10 digits; `ACB` +
+   * operational day + 7 digits), and the stored row comes back.
    */
   async insertDocument(db: Pick<PoolClient, 'query'>, d: DocumentInsert): Promise<DocumentRow> {
     const r = await db.query(
-      `WITH n AS (SELECT nextval('${this.s}.doc_seq') AS seq)
+      `WITH n AS (SELECT nextval('${this.s}.doc_seq') AS seq),
+       ledger AS (${this.ledgerUpsert('$2::text', '$1::text', 'true')})
        INSERT INTO ${this.s}.documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day, bank_reference, requisites, content, content_hash, signatures, signers)
        SELECT 'D' || ${padded('n.seq', 10)}, $1, $2, $3, $4, $5, $6, $7, 'accepted', $8, $8, $9, 'ACB' || replace($9::text, '-', '') || ${padded('n.seq', 7)}, $10, $11, $12, $13, $14
        FROM n RETURNING *`,
