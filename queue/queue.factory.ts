@@ -62,11 +62,11 @@ export class QueueSet {
     await this.get(definition.queue).add(definition.name, data, { ...this.defaultJobOptions(), jobId, ...options });
   }
 
-  async addBulk<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payloads: z.input<S>[]): Promise<void> {
+  async addBulk<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payloads: z.input<S>[], options: JobsOptions = {}): Promise<void> {
     if (payloads.length === 0) return;
     const jobs = payloads.map((payload) => {
       const data = definition.payload.parse(payload);
-      return { name: definition.name, data, opts: { ...this.defaultJobOptions(), jobId: assertValidJobId(definition.jobId(data)) } };
+      return { name: definition.name, data, opts: { ...this.defaultJobOptions(), jobId: assertValidJobId(definition.jobId(data)), ...options } };
     });
     await this.get(definition.queue).addBulk(jobs);
   }

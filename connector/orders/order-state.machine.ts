@@ -14,21 +14,27 @@ export class OrderNotFoundError extends ConnectorError {
   }
 }
 
-/** Columns a transition may set together with the state (whitelist: nothing else is writable here). */
+/** Columns a transition may set together with the state (whitelist: nothing else is writable here), with their types. */
 const PATCHABLE = {
-  errors: 'errors',
-  warnings: 'warnings',
-  lastError: 'last_error',
-  failedFrom: 'failed_from',
-  heldFrom: 'held_from',
-  submitAttempts: 'submit_attempts',
-  bankReference: 'bank_reference',
-  bankStatus: 'bank_status',
-  bankReasonCode: 'bank_reason_code',
-  bankReasonText: 'bank_reason_text',
-  sendLeaseUntil: 'send_lease_until',
+  errors: ['errors', 'jsonb'],
+  warnings: ['warnings', 'jsonb'],
+  lastError: ['last_error', 'text'],
+  failedFrom: ['failed_from', 'text'],
+  heldFrom: ['held_from', 'text'],
+  submitAttempts: ['submit_attempts', 'integer'],
+  bankReference: ['bank_reference', 'text'],
+  bankStatus: ['bank_status', 'text'],
+  bankReasonCode: ['bank_reason_code', 'text'],
+  bankReasonText: ['bank_reason_text', 'text'],
+  sendLeaseUntil: ['send_lease_until', 'timestamptz'],
 } as const;
 export type TransitionPatch = Partial<Record<keyof typeof PATCHABLE, unknown>>;
+
+function patchColumn(key: string): readonly [string, string] {
+  const entry = PATCHABLE[key as keyof typeof PATCHABLE];
+  if (!entry) throw new Error(`transitionOrder: ${key} is not patchable`);
+  return entry;
+}
 
 const JSON_COLUMNS = new Set(['errors', 'warnings']);
 
@@ -41,6 +47,8 @@ export interface TransitionOptions {
   /** Optimistic lock: only when the row still has this version. */
   expectVersion?: number;
   patch?: TransitionPatch;
+  /** Values that differ per order (transitionOrders), e.g. each order's bank reference; every entry has the same keys. */
+  perOrder?: ReadonlyMap<string, TransitionPatch>;
   now?: Date;
 }
 
@@ -102,11 +110,24 @@ export async function transitionOrders(
     const setClauses = ['state = ?', 'version = p.version + 1', 'updated_at = ?', 'state_changed_at = ?'];
     const setParams: unknown[] = [to, now, now];
     for (const [key, value] of Object.entries(options.patch ?? {})) {
-      const column = PATCHABLE[key as keyof typeof PATCHABLE];
-      if (!column) throw new Error(`transitionOrder: ${key} is not patchable`);
+      const [column] = patchColumn(key);
       setClauses.push(`${column} = ?`);
       setParams.push(JSON_COLUMNS.has(column) && value !== null && value !== undefined ? JSON.stringify(value) : value ?? null);
     }
+    // Per-order values arrive as one JSON recordset joined on the id.
+    const perOrderKeys = options.perOrder?.size ? Object.keys(options.perOrder.values().next().value as TransitionPatch) : [];
+    const perOrderColumns = perOrderKeys.map(patchColumn);
+    for (const [column] of perOrderColumns) setClauses.push(`${column} = v.${column}`);
+    const perOrderRows = perOrderKeys.length
+      ? ids.map((id) => {
+          const values = options.perOrder?.get(id) ?? {};
+          return Object.fromEntries([['id', id], ...perOrderKeys.map((key, i) => [perOrderColumns[i][0], values[key as keyof TransitionPatch] ?? null])]);
+        })
+      : [];
+    const perOrderFrom = perOrderKeys.length
+      ? ` join jsonb_to_recordset(?::jsonb) as v(id uuid, ${perOrderColumns.map(([column, type]) => `${column} ${type}`).join(', ')}) on v.id = prev.id`
+      : '';
+    const perOrderParams = perOrderKeys.length ? [JSON.stringify(perOrderRows)] : [];
     const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
     const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
     // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
@@ -114,7 +135,7 @@ export async function transitionOrders(
       `with prev as (select id, state, version from payment_order where id in (${idList}) order by id for update),
        upd as (
          update payment_order p set ${setClauses.join(', ')}
-         from prev where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}
+         from prev${perOrderFrom} where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}
          returning p.id, prev.state as from_state, p.version),
        ev as (
          insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
@@ -124,6 +145,7 @@ export async function transitionOrders(
       [
         ...ids,
         ...setParams,
+        ...perOrderParams,
         ...allowed,
         ...versionParams,
         to,

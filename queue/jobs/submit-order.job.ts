@@ -7,7 +7,7 @@ import { IllegalTransitionError, transitionOrder, transitionOrders } from '../..
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
 import { loadDocument, loadDocuments, validSignatures, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { appendAuditBatched } from '../audit.batcher';
+import { appendAudits } from '../../connector/audit/audit.log';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
 import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
@@ -103,18 +103,50 @@ class LockdownStop extends Error {
   }
 }
 
+/** Records the bank's acceptance of a claimed order (through the recorder below). */
 async function markSubmitted(context: JobContext, orderId: string, doc: BankPaymentDocument, how: string): Promise<void> {
+  await submittedRecorder(context).run({ orderId, doc, how });
+}
+
+interface Accepted {
+  orderId: string;
+  doc: BankPaymentDocument;
+  how: string;
+}
+
+/**
+ * The acceptances of the orders whose bank calls end together in this process, recorded at once:
+ * one `submitting -> submitted` per wording of how (each order with its own bank reference and
+ * status; the send lease cleared by the same statement: nothing is sent for a submitted order),
+ * one audit append, one addBulk of the first status polls. Each order's outcome is its own.
+ */
+function submittedRecorder(context: JobContext): StageBatcher<Accepted, true> {
+  return stageBatcher(context, 'submit.record', () => new StageBatcher<Accepted, true>((items) => recordSubmitted(context, items), { maxBatch: 256, maxWaitMs: 2 }));
+}
+
+async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<Array<true | Error>> {
   const em = context.orm.em.fork();
-  await transitionOrder(em, orderId, 'submitted', {
-    actor: 'worker',
-    from: 'submitting',
-    reason: how,
-    // The send lease goes with the transition: nothing is sent for a submitted order.
-    patch: { bankReference: doc.documentId, bankStatus: doc.status, sendLeaseUntil: null },
-    now: context.clock.now(),
-  });
-  await appendAuditBatched(context, { actor: 'worker', action: 'order.submitted', subject: orderId, details: { documentId: doc.documentId, how } });
-  await context.queues.add(trackOrderJob, { orderId }, { delay: context.config.tracking.pollEveryMs });
+  const now = context.clock.now();
+  const outcomes = new Map<Accepted, true | Error>();
+  for (const how of new Set(items.map((i) => i.how))) {
+    const group = items.filter((i) => i.how === how);
+    const moved = await transitionOrders(em, group.map((i) => i.orderId), 'submitted', {
+      actor: 'worker',
+      from: 'submitting',
+      reason: how,
+      patch: { sendLeaseUntil: null },
+      perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
+      now,
+    });
+    group.forEach((item, k) => {
+      const outcome = moved[k];
+      outcomes.set(item, 'error' in outcome ? outcome.error : true);
+    });
+  }
+  const recorded = items.filter((i) => outcomes.get(i) === true);
+  await appendAudits(em, recorded.map((i) => ({ actor: 'worker', action: 'order.submitted', subject: i.orderId, details: { documentId: i.doc.documentId, how: i.how } })));
+  await context.queues.addBulk(trackOrderJob, recorded.map((i) => ({ orderId: i.orderId })), { delay: context.config.tracking.pollEveryMs });
+  return items.map((i) => outcomes.get(i) as true | Error);
 }
 
 async function markRejected(context: JobContext, orderId: string, err: BankError): Promise<void> {

@@ -91,6 +91,29 @@ describe('order transitions on PostgreSQL', () => {
     for (const id of ready) expect((await events(id)).length).toBe(2);
   });
 
+  it('sets values that differ per order in the same statement (each order its own bank reference), typed per column', async () => {
+    const ids = [await newOrder('P1'), await newOrder('P2')];
+    const until = new Date('2026-11-25T10:00:00Z');
+    const outcomes = await transitionOrders(orm.em.fork(), ids, 'validated', {
+      actor: 'batch',
+      from: 'received',
+      patch: { bankStatus: 'accepted' },
+      perOrder: new Map([
+        [ids[0], { bankReference: 'REF-1', sendLeaseUntil: until.toISOString(), warnings: [{ field: 'knp' }] }],
+        [ids[1], { bankReference: 'REF-2', sendLeaseUntil: null, warnings: null }],
+      ]),
+    });
+    expect(outcomes.map((o) => 'changed' in o && o.changed)).toEqual([true, true]);
+    const rows = await orm.em.fork().execute<Array<{ id: string; bank_reference: string; bank_status: string; send_lease_until: Date | null; warnings: unknown }>>(
+      `select id, bank_reference, bank_status, send_lease_until, warnings from payment_order where id in (?, ?) order by number`,
+      ids,
+    );
+    expect(rows.map((r) => [r.bank_reference, r.bank_status, r.send_lease_until && new Date(r.send_lease_until).toISOString(), r.warnings])).toEqual([
+      ['REF-1', 'accepted', until.toISOString(), [{ field: 'knp' }]],
+      ['REF-2', 'accepted', null, null],
+    ]);
+  });
+
   it('lets exactly one of two overlapping concurrent batches move each order', async () => {
     const ids = [];
     for (let i = 0; i < 20; i++) ids.push(await newOrder(`C${i}`));
