@@ -11,7 +11,9 @@ import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../adapters/ban
 import { submitOrderJob } from './jobs/submit-order.job';
 import { dropSignaturesOfRevokedSigners, SignerDirectory } from './jobs/pipeline.helpers';
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
-import { SignerAgentError } from '../signer-agent/agent/signer-agent.client';
+import { SignerAgentError, type SignInput, type SignOutput } from '../signer-agent/agent/signer-agent.client';
+import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
+import { StageBatcher, stageBatcher } from './stage-batcher';
 
 /**
  * Signing orders (DESIGN.md step 3), shared by the sign job (standing mandates, a batch of orders
@@ -74,6 +76,18 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
   return states;
 }
 
+/**
+ * Issue 15, grouped signing per signer: the documents one signer's key must sign at the same
+ * moment in this process go to the agent in one request (`signMany`); each document's outcome,
+ * a signature or the agent's refusal, is its own, exactly as with one request each.
+ */
+function signGrouped(context: JobContext, userId: string, input: SignInput): Promise<SignOutput> {
+  const batcher = stageBatcher(context, `agent.sign:${userId}`, () =>
+    new StageBatcher<SignInput, SignOutput>((inputs) => context.services.signer().signMany(userId, inputs), { maxBatch: MAX_SIGN_BATCH, maxWaitMs: 0 }),
+  );
+  return batcher.run(input);
+}
+
 export type SignAttempt = { signed: SignLevel } | { refused: string };
 
 /**
@@ -92,7 +106,7 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   const previous = state.signatures[state.signatures.length - 1];
   let signed;
   try {
-    signed = await context.services.signer().sign(user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
+    signed = await signGrouped(context, user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
   } catch (err) {
     if (err instanceof SignerAgentError && err.code === 'CERT_REVOKED') {
       // The signer's certificate is revoked per the CRL: the key leaked or the person lost

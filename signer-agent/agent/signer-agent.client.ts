@@ -5,6 +5,17 @@ import { ConnectorError } from '../../connector/shared/errors';
 import { readToken, resolveTokenFile } from './agent-token.store';
 import type { AgentStatusResponse, KeyStatusResponse, LockdownResponse, LockResponse, SignResponse } from './signer-agent.contract';
 
+function signBody(input: SignInput): Record<string, unknown> {
+  return {
+    orderId: input.orderId,
+    document: Buffer.from(input.document).toString('base64'),
+    cosign: input.cosign ? Buffer.from(input.cosign).toString('base64') : undefined,
+    signingTime: input.signingTime instanceof Date ? input.signingTime.toISOString() : input.signingTime,
+    expectedIin: input.expectedIin,
+    expectedBin: input.expectedBin,
+  };
+}
+
 /** A refusal or failure reported by (or about reaching) the signer agent. `status` is the HTTP status, 0 when none. */
 export class SignerAgentError extends ConnectorError {
   constructor(
@@ -72,6 +83,16 @@ const signSchema = z
     bin: z.string().nullable(),
     signingTime: z.string(),
     documentSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+  .strict();
+const signBatchSchema = z
+  .object({
+    results: z.array(
+      z.union([
+        signSchema.extend({ ok: z.literal(true) }).strict(),
+        z.object({ ok: z.literal(false), orderId: z.string(), status: z.number().int(), error: errorBodySchema }).strict(),
+      ]),
+    ),
   })
   .strict();
 const lockSchema = z.object({ userId: z.string(), wiped: z.boolean() }).strict();
@@ -149,16 +170,27 @@ export class SignerAgentClient {
   }
 
   async sign(userId: string, input: SignInput): Promise<SignOutput> {
-    const body = {
-      orderId: input.orderId,
-      document: Buffer.from(input.document).toString('base64'),
-      cosign: input.cosign ? Buffer.from(input.cosign).toString('base64') : undefined,
-      signingTime: input.signingTime instanceof Date ? input.signingTime.toISOString() : input.signingTime,
-      expectedIin: input.expectedIin,
-      expectedBin: input.expectedBin,
-    };
-    const res = await this.call<SignResponse>('POST', `/v1/keys/${encodeURIComponent(userId)}/sign`, signSchema, body);
+    const res = await this.call<SignResponse>('POST', `/v1/keys/${encodeURIComponent(userId)}/sign`, signSchema, signBody(input));
     return { ...res, cmsDer: Buffer.from(res.cms, 'base64') };
+  }
+
+  /**
+   * Several documents signed by one user's key in one request (at most MAX_SIGN_BATCH). One
+   * outcome per input, in order: the signature, or that document's refusal as the same
+   * SignerAgentError a single `sign` would have thrown. A failure of the request itself (agent
+   * unreachable, token refused) is thrown for all of them.
+   */
+  async signMany(userId: string, inputs: readonly SignInput[]): Promise<Array<SignOutput | SignerAgentError>> {
+    if (inputs.length === 0) return [];
+    const res = await this.call<z.infer<typeof signBatchSchema>>('POST', `/v1/keys/${encodeURIComponent(userId)}/sign-batch`, signBatchSchema, { items: inputs.map(signBody) });
+    if (res.results.length !== inputs.length) {
+      throw new SignerAgentError('CONTRACT_VIOLATION', `signer agent answered ${res.results.length} results for ${inputs.length} documents`, 200);
+    }
+    return res.results.map((item) => {
+      if (!item.ok) return new SignerAgentError(item.error.code, item.error.message, item.status, item.error.details);
+      const { ok: _ok, ...signature } = item;
+      return { ...signature, cmsDer: Buffer.from(signature.cms, 'base64') };
+    });
   }
 
   lockdown(reason?: string): Promise<LockdownResponse> {

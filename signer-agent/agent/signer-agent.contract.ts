@@ -33,6 +33,12 @@ export const signBodySchema = z
   })
   .strict();
 
+/** Most documents one sign-batch request carries. */
+export const MAX_SIGN_BATCH = 64;
+
+/** Several documents signed by the same user's key in one request (the pipeline's sign stage). */
+export const signBatchBodySchema = z.object({ items: z.array(signBodySchema).min(1).max(MAX_SIGN_BATCH) }).strict();
+
 export const lockdownBodySchema = z.object({ reason: z.string().max(500).nullish() }).strict();
 
 export type EnrollRequest = z.infer<typeof enrollBodySchema>;
@@ -100,6 +106,13 @@ export interface AgentStatusResponse {
   idleTimeoutSeconds: number;
   sessionMaxSeconds: number;
   users: KeyStatusResponse[];
+}
+
+/** One item of a sign-batch answer, in the order of the request: the signature, or that item's refusal with the HTTP status a single sign would have had. */
+export type SignBatchItem = ({ ok: true } & SignResponse) | { ok: false; orderId: string; status: number; error: AgentErrorBody };
+
+export interface SignBatchResponse {
+  results: SignBatchItem[];
 }
 
 export interface AgentErrorBody {

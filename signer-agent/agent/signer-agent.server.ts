@@ -7,12 +7,16 @@ import { bearerToken, tokenMatches } from './agent-token.store';
 import {
   enrollBodySchema,
   lockdownBodySchema,
+  signBatchBodySchema,
   signBodySchema,
   unlockBodySchema,
   userIdSchema,
   type AgentErrorBody,
   type AgentStatusResponse,
   type LockdownResponse,
+  type SignBatchItem,
+  type SignBatchResponse,
+  type SignRequest,
   type SignResponse,
 } from './signer-agent.contract';
 import type { SignerAgentService } from './signer-agent.service';
@@ -138,9 +142,7 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     return { userId, ...service.lock(userId) };
   });
 
-  app.post('/v1/keys/:userId/sign', async (request): Promise<SignResponse> => {
-    const userId = userIdParam(request);
-    const body = parseBody(signBodySchema, request.body);
+  const signOne = async (userId: string, body: SignRequest): Promise<SignResponse> => {
     const outcome = await service.sign({
       userId,
       orderId: body.orderId,
@@ -161,6 +163,30 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
       signingTime: outcome.signingTime.toISOString(),
       documentSha256: outcome.documentSha256,
     };
+  };
+
+  app.post('/v1/keys/:userId/sign', async (request): Promise<SignResponse> => signOne(userIdParam(request), parseBody(signBodySchema, request.body)));
+
+  // The same signatures for several documents of one user in one request: each item is signed
+  // (in parallel, by the signing workers) and answered on its own, exactly as a single sign would be.
+  app.post('/v1/keys/:userId/sign-batch', async (request): Promise<SignBatchResponse> => {
+    const userId = userIdParam(request);
+    const { items } = parseBody(signBatchBodySchema, request.body);
+    const results = await Promise.all(
+      items.map(async (item): Promise<SignBatchItem> => {
+        try {
+          return { ok: true, ...(await signOne(userId, item)) };
+        } catch (err) {
+          const refusal = err instanceof ConnectorError ? err : new ConnectorError('INTERNAL', 'unexpected error');
+          if (!(err instanceof ConnectorError)) options.logger.error({ event: 'signer.http.error', err: { name: (err as Error).name } }, 'unexpected error');
+          metrics.failed(refusal.code);
+          const error: AgentErrorBody = { code: refusal.code, message: refusal.message };
+          if (refusal.details !== undefined) error.details = refusal.details;
+          return { ok: false, orderId: item.orderId, status: httpStatusOf(refusal.code), error };
+        }
+      }),
+    );
+    return { results };
   });
 
   // A lockdown must never fail on its input: in its own scope any body (none, empty, not JSON,

@@ -258,6 +258,35 @@ describe('signer agent process (test mode)', () => {
     expect((await refusal(agent.client.sign('alice', { orderId: 'bad id with spaces', document: DOC }))).code).toBe('INVALID_REQUEST');
   });
 
+  it('sign-batch answers every document on its own: signatures that verify and are journaled, and a refused item that fails only itself', async () => {
+    await agent.client.unlock('alice', RSA_PASSWORD);
+    const docs = [DOC, Buffer.from('<second/>'), Buffer.from('<third/>')];
+    const results = await agent.client.signMany('alice', [
+      { orderId: 'batch-1', document: docs[0], signingTime: RSA_MOMENT },
+      { orderId: 'batch-2', document: docs[1], signingTime: RSA_MOMENT, expectedIin: '999999999999' },
+      { orderId: 'batch-3', document: docs[2], signingTime: RSA_MOMENT },
+    ]);
+    expect(results.map((r) => (r instanceof SignerAgentError ? [r.code, r.status] : [r.orderId, r.userId]))).toEqual([
+      ['batch-1', 'alice'],
+      ['IDENTITY_MISMATCH', 422],
+      ['batch-3', 'alice'],
+    ]);
+    for (const i of [0, 2]) {
+      const signed = results[i] as Exclude<(typeof results)[number], SignerAgentError>;
+      expect(signed.documentSha256).toBe(createHash('sha256').update(docs[i]).digest('hex'));
+      expect(verifyCms(signed.cmsDer, { content: docs[i], trust: testTrust(), at: new Date('2021-06-02T00:00:00Z') }).valid).toBe(true);
+    }
+    const journal = journalOf(agent.dir);
+    expect(journal.filter((r) => r.event === 'signed' && String(r.orderId).startsWith('batch-')).map((r) => r.orderId).sort()).toEqual(['batch-1', 'batch-3']);
+    expect(journal.find((r) => r.event === 'sign_refused' && r.orderId === 'batch-2')).toMatchObject({ code: 'IDENTITY_MISMATCH' });
+    // A key that is not unlocked refuses each item with the code a single sign gets.
+    await agent.client.lock('alice');
+    const locked = await agent.client.signMany('alice', [{ orderId: 'batch-4', document: DOC, signingTime: RSA_MOMENT }]);
+    expect(locked.map((r) => r instanceof SignerAgentError && [r.code, r.status])).toEqual([['KEY_LOCKED', 409]]);
+    // A malformed batch is refused whole, like any bad request.
+    expect((await refusal(agent.client.signMany('alice', [{ orderId: 'bad id', document: DOC }]))).code).toBe('INVALID_REQUEST');
+  });
+
   it('keeps /health responsive during a burst of 200 signing requests (figures reported, not asserted)', async () => {
     await agent.client.unlock('alice', RSA_PASSWORD);
     const latencies: number[] = [];
