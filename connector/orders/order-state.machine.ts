@@ -30,6 +30,20 @@ const PATCHABLE = {
 } as const;
 export type TransitionPatch = Partial<Record<keyof typeof PATCHABLE, unknown>>;
 
+/** The keys of `perOrder`: the same for every order given, none also in `patch` (it would set a column twice). */
+function perOrderKeysOf(ids: readonly string[], options: TransitionOptions): string[] {
+  if (!options.perOrder?.size) return [];
+  const keys = Object.keys(options.perOrder.values().next().value as TransitionPatch).sort();
+  for (const id of ids) {
+    const entry = options.perOrder.get(id);
+    if (!entry) throw new Error(`transitionOrders: no per-order values for order ${id}`);
+    if (Object.keys(entry).sort().join() !== keys.join()) throw new Error(`transitionOrders: order ${id} has other per-order keys than ${keys.join(', ')}`);
+  }
+  const both = keys.filter((key) => key in (options.patch ?? {}));
+  if (both.length) throw new Error(`transitionOrders: ${both.join(', ')} given both in patch and per order`);
+  return keys;
+}
+
 function patchColumn(key: string): readonly [string, string] {
   const entry = PATCHABLE[key as keyof typeof PATCHABLE];
   if (!entry) throw new Error(`transitionOrder: ${key} is not patchable`);
@@ -115,7 +129,7 @@ export async function transitionOrders(
       setParams.push(JSON_COLUMNS.has(column) && value !== null && value !== undefined ? JSON.stringify(value) : value ?? null);
     }
     // Per-order values arrive as one JSON recordset joined on the id.
-    const perOrderKeys = options.perOrder?.size ? Object.keys(options.perOrder.values().next().value as TransitionPatch) : [];
+    const perOrderKeys = perOrderKeysOf(ids, options);
     const perOrderColumns = perOrderKeys.map(patchColumn);
     for (const [column] of perOrderColumns) setClauses.push(`${column} = v.${column}`);
     const perOrderRows = perOrderKeys.length

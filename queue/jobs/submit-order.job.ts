@@ -68,8 +68,9 @@ function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
            where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' returning id`,
           [context.clock.now(), ...unique],
         );
+        // One counted attempt, one send: should the same order come twice, only the first goes.
         const go = new Set(counted.map((r) => r.id));
-        return orderIds.map((id) => (go.has(id) ? 'go' : 'moved-on'));
+        return orderIds.map((id) => (go.delete(id) ? 'go' : 'moved-on'));
       },
       { maxBatch: context.config.worker.batchSize, maxWaitMs: 0 },
     ),
@@ -125,26 +126,31 @@ function submittedRecorder(context: JobContext): StageBatcher<Accepted, true> {
 }
 
 async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<Array<true | Error>> {
-  const em = context.orm.em.fork();
   const now = context.clock.now();
   const outcomes = new Map<Accepted, true | Error>();
-  for (const how of new Set(items.map((i) => i.how))) {
-    const group = items.filter((i) => i.how === how);
-    const moved = await transitionOrders(em, group.map((i) => i.orderId), 'submitted', {
-      actor: 'worker',
-      from: 'submitting',
-      reason: how,
-      patch: { sendLeaseUntil: null },
-      perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
-      now,
-    });
-    group.forEach((item, k) => {
-      const outcome = moved[k];
-      outcomes.set(item, 'error' in outcome ? outcome.error : true);
-    });
-  }
-  const recorded = items.filter((i) => outcomes.get(i) === true);
-  await appendAudits(em, recorded.map((i) => ({ actor: 'worker', action: 'order.submitted', subject: i.orderId, details: { documentId: i.doc.documentId, how: i.how } })));
+  // The transitions and their audit records commit together: should anything fail, every order
+  // stays `submitting`, its job retries, looks the document up at the bank and records it then.
+  const recorded = await context.orm.em.fork().transactional(async (tx) => {
+    for (const how of new Set(items.map((i) => i.how))) {
+      const group = items.filter((i) => i.how === how);
+      const moved = await transitionOrders(tx, group.map((i) => i.orderId), 'submitted', {
+        actor: 'worker',
+        from: 'submitting',
+        reason: how,
+        patch: { sendLeaseUntil: null },
+        perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
+        now,
+      });
+      group.forEach((item, k) => {
+        const outcome = moved[k];
+        outcomes.set(item, 'error' in outcome ? outcome.error : true);
+      });
+    }
+    const done = items.filter((i) => outcomes.get(i) === true);
+    await appendAudits(tx, done.map((i) => ({ actor: 'worker', action: 'order.submitted', subject: i.orderId, details: { documentId: i.doc.documentId, how: i.how } })));
+    return done;
+  });
+  // After the commit; a lost add is rebuilt by the sweeper from the `submitted` state.
   await context.queues.addBulk(trackOrderJob, recorded.map((i) => ({ orderId: i.orderId })), { delay: context.config.tracking.pollEveryMs });
   return items.map((i) => outcomes.get(i) as true | Error);
 }
@@ -254,8 +260,9 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   }
   // Read again after the claim: from here on the order's signatures no longer change.
   const claimed = await validSignaturesOf(em, ready.map((o) => o.id));
+  const documents = await loadDocuments(em, ready.map((o) => o.id));
+  // The last step before the sends: from here on each order's own code releases its lease.
   const leases = await takeSendLeases(context, ready.map((o) => o.id));
-  const documents = await loadDocuments(em, [...leases.keys()]);
   await Promise.all(
     ready.map(async (order) => {
       const prepared = { attempts: leases.get(order.id), document: documents.get(order.id), signatures: claimed.get(order.id) };

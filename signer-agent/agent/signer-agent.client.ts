@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
 import { readToken, resolveTokenFile } from './agent-token.store';
-import type { AgentStatusResponse, KeyStatusResponse, LockdownResponse, LockResponse, SignResponse } from './signer-agent.contract';
+import { MAX_SIGN_BATCH, SIGN_BATCH_BYTES, type AgentStatusResponse, type KeyStatusResponse, type LockdownResponse, type LockResponse, type SignResponse } from './signer-agent.contract';
 
 function signBody(input: SignInput): Record<string, unknown> {
   return {
@@ -175,18 +175,36 @@ export class SignerAgentClient {
   }
 
   /**
-   * Several documents signed by one user's key in one request (at most MAX_SIGN_BATCH). One
-   * outcome per input, in order: the signature, or that document's refusal as the same
-   * SignerAgentError a single `sign` would have thrown. A failure of the request itself (agent
-   * unreachable, token refused) is thrown for all of them.
+   * Several documents signed by one user's key, packed into as few requests as the agent takes
+   * (at most MAX_SIGN_BATCH documents and SIGN_BATCH_BYTES of documents and CMS each; a larger
+   * document travels alone). One outcome per input, in order: the signature, or that document's
+   * refusal as the same SignerAgentError a single `sign` would have thrown. A failure of a request
+   * itself (agent unreachable, token refused) is thrown.
    */
   async signMany(userId: string, inputs: readonly SignInput[]): Promise<Array<SignOutput | SignerAgentError>> {
-    if (inputs.length === 0) return [];
+    const chunks: SignInput[][] = [];
+    let bytes = 0;
+    for (const input of inputs) {
+      const size = input.document.length + (input.cosign?.length ?? 0);
+      const last = chunks[chunks.length - 1];
+      if (!last || last.length >= MAX_SIGN_BATCH || bytes + size > SIGN_BATCH_BYTES) {
+        chunks.push([input]);
+        bytes = size;
+      } else {
+        last.push(input);
+        bytes += size;
+      }
+    }
+    return (await Promise.all(chunks.map((chunk) => this.signBatch(userId, chunk)))).flat();
+  }
+
+  private async signBatch(userId: string, inputs: readonly SignInput[]): Promise<Array<SignOutput | SignerAgentError>> {
     const res = await this.call<z.infer<typeof signBatchSchema>>('POST', `/v1/keys/${encodeURIComponent(userId)}/sign-batch`, signBatchSchema, { items: inputs.map(signBody) });
     if (res.results.length !== inputs.length) {
       throw new SignerAgentError('CONTRACT_VIOLATION', `signer agent answered ${res.results.length} results for ${inputs.length} documents`, 200);
     }
-    return res.results.map((item) => {
+    return res.results.map((item, i) => {
+      if (item.orderId !== inputs[i].orderId) return new SignerAgentError('CONTRACT_VIOLATION', `signer agent answered item ${i} for order ${item.orderId}, not ${inputs[i].orderId}`, 200);
       if (!item.ok) return new SignerAgentError(item.error.code, item.error.message, item.status, item.error.details);
       const { ok: _ok, ...signature } = item;
       return { ...signature, cmsDer: Buffer.from(signature.cms, 'base64') };

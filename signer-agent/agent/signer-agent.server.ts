@@ -7,6 +7,7 @@ import { bearerToken, tokenMatches } from './agent-token.store';
 import {
   enrollBodySchema,
   lockdownBodySchema,
+  SIGN_BATCH_BYTES,
   signBatchBodySchema,
   signBodySchema,
   unlockBodySchema,
@@ -169,20 +170,23 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
 
   // The same signatures for several documents of one user in one request: each item is signed
   // (in parallel, by the signing workers) and answered on its own, exactly as a single sign would be.
-  app.post('/v1/keys/:userId/sign-batch', async (request): Promise<SignBatchResponse> => {
+  // Room for a client's packed batch (SIGN_BATCH_BYTES, base64) or for one document of the largest size.
+  const batchBodyLimit = Math.max(app.initialConfig.bodyLimit ?? 0, Math.ceil((SIGN_BATCH_BYTES * 4) / 3) * 2 + 256 * 1024);
+  app.post('/v1/keys/:userId/sign-batch', { bodyLimit: batchBodyLimit }, async (request): Promise<SignBatchResponse> => {
     const userId = userIdParam(request);
     const { items } = parseBody(signBatchBodySchema, request.body);
     const results = await Promise.all(
-      items.map(async (item): Promise<SignBatchItem> => {
+      items.map(async (raw): Promise<SignBatchItem> => {
+        const orderId = typeof (raw as { orderId?: unknown })?.orderId === 'string' ? (raw as { orderId: string }).orderId : '';
         try {
-          return { ok: true, ...(await signOne(userId, item)) };
+          return { ok: true, ...(await signOne(userId, parseBody(signBodySchema, raw))) };
         } catch (err) {
           const refusal = err instanceof ConnectorError ? err : new ConnectorError('INTERNAL', 'unexpected error');
-          if (!(err instanceof ConnectorError)) options.logger.error({ event: 'signer.http.error', err: { name: (err as Error).name } }, 'unexpected error');
+          if (!(err instanceof ConnectorError)) options.logger.error({ event: 'signer.http.error', err: { name: (err as Error).name, code: (err as { code?: string }).code } }, 'unexpected error');
           metrics.failed(refusal.code);
           const error: AgentErrorBody = { code: refusal.code, message: refusal.message };
           if (refusal.details !== undefined) error.details = refusal.details;
-          return { ok: false, orderId: item.orderId, status: httpStatusOf(refusal.code), error };
+          return { ok: false, orderId, status: httpStatusOf(refusal.code), error };
         }
       }),
     );

@@ -283,8 +283,18 @@ describe('signer agent process (test mode)', () => {
     await agent.client.lock('alice');
     const locked = await agent.client.signMany('alice', [{ orderId: 'batch-4', document: DOC, signingTime: RSA_MOMENT }]);
     expect(locked.map((r) => r instanceof SignerAgentError && [r.code, r.status])).toEqual([['KEY_LOCKED', 409]]);
-    // A malformed batch is refused whole, like any bad request.
-    expect((await refusal(agent.client.signMany('alice', [{ orderId: 'bad id', document: DOC }]))).code).toBe('INVALID_REQUEST');
+    await agent.client.unlock('alice', RSA_PASSWORD);
+    // A malformed item is refused on its own; the others are signed.
+    const mixed = await agent.client.signMany('alice', [
+      { orderId: 'batch-5', document: DOC, signingTime: RSA_MOMENT },
+      { orderId: 'bad id', document: DOC },
+    ]);
+    expect(mixed.map((r) => (r instanceof SignerAgentError ? [r.code, r.status] : r.orderId))).toEqual(['batch-5', ['INVALID_REQUEST', 400]]);
+    // Documents too large to travel together travel one per request, each with its own answer:
+    // three of 7 MB, each within the agent's 8 MB, together over what one request may carry.
+    const big = [0x41, 0x42, 0x43].map((byte) => Buffer.alloc(7 * 1024 * 1024, byte));
+    const large = await agent.client.signMany('alice', big.map((document, i) => ({ orderId: `batch-big-${i}`, document, signingTime: RSA_MOMENT })));
+    expect(large.map((r) => (r instanceof SignerAgentError ? r.code : r.documentSha256))).toEqual(big.map((d) => createHash('sha256').update(d).digest('hex')));
   });
 
   it('keeps /health responsive during a burst of 200 signing requests (figures reported, not asserted)', async () => {

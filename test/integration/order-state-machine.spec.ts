@@ -112,6 +112,13 @@ describe('order transitions on PostgreSQL', () => {
       ['REF-1', 'accepted', until.toISOString(), [{ field: 'knp' }]],
       ['REF-2', 'accepted', null, null],
     ]);
+    // Never a silent NULL: every order needs its values, the same keys each, none also in patch.
+    const more = [await newOrder('P3'), await newOrder('P4')];
+    const opts = { actor: 'batch', from: 'received' as const };
+    await expect(transitionOrders(orm.em.fork(), more, 'validated', { ...opts, perOrder: new Map([[more[0], { bankReference: 'R3' }]]) })).rejects.toThrow(/no per-order values for order/);
+    await expect(transitionOrders(orm.em.fork(), more, 'validated', { ...opts, perOrder: new Map([[more[0], { bankReference: 'R3' }], [more[1], { bankStatus: 'x' }]]) })).rejects.toThrow(/other per-order keys/);
+    await expect(transitionOrders(orm.em.fork(), more, 'validated', { ...opts, patch: { bankReference: 'R' }, perOrder: new Map(more.map((id) => [id, { bankReference: id }])) })).rejects.toThrow(/both in patch and per order/);
+    expect((await transitionOrders(orm.em.fork(), more, 'validated', opts)).map((o) => 'changed' in o && o.changed)).toEqual([true, true]);
   });
 
   it('lets exactly one of two overlapping concurrent batches move each order', async () => {
