@@ -51,16 +51,19 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
   const states = new Map<string, SigningState>();
   if (active.length === 0) return states;
   const byId = new Map(active.map((o) => [o.id, o]));
-  const documents = await freezeDocuments(
-    em,
-    active.map((o) => o.id),
-    (id) => {
-      const order = byId.get(id) as PaymentOrder;
-      return { format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) };
-    },
-    context.clock.now(),
-  );
-  const signatures = await validSignaturesOf(em, active.map((o) => o.id));
+  // Independent of each other: the freeze and the read of the signatures go in parallel.
+  const [documents, signatures] = await Promise.all([
+    freezeDocuments(
+      em,
+      active.map((o) => o.id),
+      (id) => {
+        const order = byId.get(id) as PaymentOrder;
+        return { format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) };
+      },
+      context.clock.now(),
+    ),
+    validSignaturesOf(context.orm.em.fork(), active.map((o) => o.id)),
+  ]);
   for (const order of active) {
     let valid = signatures.get(order.id) ?? [];
     if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: valid, directory })) > 0) valid = [];
@@ -217,12 +220,15 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
       }
       break;
     }
-    // Fresh, right before the agent: a person may have signed a level through the API meanwhile,
-    // and a new signature must cosign the CMS that holds every signature so far.
-    const fresh = await validSignaturesOf(context.orm.em.fork(), pending.map((p) => p.order.id));
-    for (const state of pending) {
-      state.signatures = fresh.get(state.order.id) ?? [];
-      state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+    if (round > 0) {
+      // Fresh before a further level (the first round uses what was just read): a person may have
+      // signed a level through the API meanwhile, and a new signature must cosign the CMS that
+      // holds every signature so far.
+      const fresh = await validSignaturesOf(context.orm.em.fork(), pending.map((p) => p.order.id));
+      for (const state of pending) {
+        state.signatures = fresh.get(state.order.id) ?? [];
+        state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+      }
     }
     const produced: Array<{ state: SigningState; signature: NewSignature }> = [];
     await Promise.all(
@@ -249,8 +255,8 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
       }),
     );
     const recorded = await recordProduced(context, produced);
-    // Only an order that got a level this round may need its next one from another mandate.
-    pending = produced.filter((_, i) => recorded[i]).map((p) => p.state);
+    // Only an order that got a level this round and still misses one may get it from another mandate.
+    pending = produced.filter((p, i) => recorded[i] && p.state.missing.length > 0).map((p) => p.state);
   }
   const complete = [...states.values()].filter((s) => s.missing.length === 0 && !stopped.has(s.order.id));
   const next: string[] = [];
