@@ -12,11 +12,7 @@ export interface FrozenDocument {
   sha256: string;
 }
 
-export async function freezeDocument(em: EntityManager, orderId: string, build: () => { format: string; bytes: Buffer }, now: Date): Promise<FrozenDocument> {
-  return (await freezeDocuments(em, [orderId], () => build(), now)).get(orderId) as FrozenDocument;
-}
-
-/** `freezeDocument` for many orders: one read, one insert of the missing ones, one read back of those. */
+/** Freezes the documents of the orders that have none yet: one read, one insert of the missing ones, one read back of those. */
 export async function freezeDocuments(em: EntityManager, orderIds: readonly string[], build: (orderId: string) => { format: string; bytes: Buffer }, now: Date): Promise<Map<string, FrozenDocument>> {
   const frozen = await loadDocuments(em, orderIds);
   const missing = orderIds.filter((id) => !frozen.has(id));
@@ -87,12 +83,7 @@ export interface NewSignature {
   mandate: boolean;
 }
 
-/** Records a signature; false when that level is already signed (a concurrent signer won). */
-export async function recordSignature(em: EntityManager, s: NewSignature, now: Date): Promise<boolean> {
-  return (await recordSignatures(em, [s], now))[0];
-}
-
-/** Records many signatures in one insert; for each, false when its level was already signed. */
+/** Records signatures in one insert; for each, false when its level was already signed (a concurrent signer won). */
 export async function recordSignatures(em: EntityManager, list: readonly NewSignature[], now: Date): Promise<boolean[]> {
   if (list.length === 0) return [];
   const rows = await em.execute<Array<{ order_id: string; level: string }>>(
