@@ -50,8 +50,6 @@ function patchColumn(key: string): readonly [string, string] {
   return entry;
 }
 
-const JSON_COLUMNS = new Set(['errors', 'warnings']);
-
 export interface TransitionOptions {
   actor: string;
   reason?: string;
@@ -124,24 +122,21 @@ export async function transitionOrders(
     const setClauses = ['state = ?', 'version = p.version + 1', 'updated_at = ?', 'state_changed_at = ?'];
     const setParams: unknown[] = [to, now, now];
     for (const [key, value] of Object.entries(options.patch ?? {})) {
-      const [column] = patchColumn(key);
+      const [column, type] = patchColumn(key);
       setClauses.push(`${column} = ?`);
-      setParams.push(JSON_COLUMNS.has(column) && value !== null && value !== undefined ? JSON.stringify(value) : value ?? null);
+      setParams.push(type === 'jsonb' && value !== null && value !== undefined ? JSON.stringify(value) : value ?? null);
     }
     // Per-order values arrive as one JSON recordset joined on the id.
+    let perOrderFrom = '';
+    const perOrderParams: unknown[] = [];
     const perOrderKeys = perOrderKeysOf(ids, options);
-    const perOrderColumns = perOrderKeys.map(patchColumn);
-    for (const [column] of perOrderColumns) setClauses.push(`${column} = v.${column}`);
-    const perOrderRows = perOrderKeys.length
-      ? ids.map((id) => {
-          const values = options.perOrder?.get(id) ?? {};
-          return Object.fromEntries([['id', id], ...perOrderKeys.map((key, i) => [perOrderColumns[i][0], values[key as keyof TransitionPatch] ?? null])]);
-        })
-      : [];
-    const perOrderFrom = perOrderKeys.length
-      ? ` join jsonb_to_recordset(?::jsonb) as v(id uuid, ${perOrderColumns.map(([column, type]) => `${column} ${type}`).join(', ')}) on v.id = prev.id`
-      : '';
-    const perOrderParams = perOrderKeys.length ? [JSON.stringify(perOrderRows)] : [];
+    if (perOrderKeys.length > 0) {
+      const columns = perOrderKeys.map(patchColumn);
+      for (const [column] of columns) setClauses.push(`${column} = v.${column}`);
+      perOrderFrom = ` join jsonb_to_recordset(?::jsonb) as v(id uuid, ${columns.map(([column, type]) => `${column} ${type}`).join(', ')}) on v.id = prev.id`;
+      const rowOf = (id: string, values: TransitionPatch) => Object.fromEntries([['id', id], ...perOrderKeys.map((key, i) => [columns[i][0], values[key as keyof TransitionPatch] ?? null])]);
+      perOrderParams.push(JSON.stringify(ids.map((id) => rowOf(id, options.perOrder?.get(id) as TransitionPatch))));
+    }
     const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
     const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
     // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.

@@ -41,8 +41,9 @@ export async function validateStoredOrder(
 }
 
 /**
- * `validateStoredOrder` for many orders: one load, then one conditional UPDATE per group of orders
- * with the same verdict (the valid ones usually form one group). One outcome per id, in order.
+ * `validateStoredOrder` for many orders: one load, then one conditional UPDATE per verdict and
+ * reason (all the valid ones together), each order with its own errors and warnings. One outcome
+ * per id, in order.
  */
 export async function validateStoredOrders(
   em: EntityManager,
@@ -54,7 +55,7 @@ export async function validateStoredOrders(
   const orders = await em.fork().find(PaymentOrder, { id: { $in: [...orderIds] } }, { disableIdentityMap: true });
   const byId = new Map(orders.map((o) => [o.id, o]));
   const outcomes = new Map<string, { state: string; changed: boolean } | Error>();
-  const groups = new Map<string, { to: OrderState; reason: string | undefined; patch: { errors: FieldError[]; warnings: FieldError[] }; ids: string[] }>();
+  const groups = new Map<string, { to: OrderState; reason: string | undefined; perOrder: Map<string, { errors: FieldError[]; warnings: FieldError[] }> }>();
   for (const id of orderIds) {
     const order = byId.get(id);
     if (!order) outcomes.set(id, { state: 'missing', changed: false });
@@ -69,17 +70,16 @@ export async function validateStoredOrders(
       }
       const errors = [...(order.errors ?? []), ...outcome.errors];
       const to: OrderState = errors.length > 0 ? 'invalid' : 'validated';
-      const patch = { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings] };
       const reason = to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined;
-      const key = JSON.stringify([to, reason, patch]);
-      const group = groups.get(key);
-      if (group) group.ids.push(id);
-      else groups.set(key, { to, reason, patch, ids: [id] });
+      const key = `${to}\u0000${reason ?? ''}`;
+      if (!groups.has(key)) groups.set(key, { to, reason, perOrder: new Map() });
+      groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings] });
     }
   }
-  for (const group of groups.values()) {
-    const results = await transitionOrders(em, group.ids, group.to, { actor: options.actor, from: 'received', reason: group.reason, patch: group.patch, now });
-    for (const r of results) outcomes.set(r.orderId, 'error' in r ? r.error : { state: r.to, changed: r.changed });
+  for (const { to, reason, perOrder } of groups.values()) {
+    for (const r of await transitionOrders(em, [...perOrder.keys()], to, { actor: options.actor, from: 'received', reason, perOrder, now })) {
+      outcomes.set(r.orderId, 'error' in r ? r.error : { state: r.to, changed: r.changed });
+    }
   }
   return orderIds.map((id) => outcomes.get(id) as { state: string; changed: boolean } | Error);
 }
