@@ -72,7 +72,7 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
       order,
       document: documents.get(order.id) as FrozenDocument,
       levels,
-      missing: levels.filter((level) => !valid.some((s) => s.level === level)),
+      missing: missingLevels(levels, valid),
       signatures: valid,
     });
   }
@@ -89,6 +89,11 @@ function signGrouped(context: JobContext, userId: string, input: SignInput): Pro
     new StageBatcher<SignInput, SignOutput>((inputs) => context.services.signer().signMany(userId, inputs), { maxBatch: MAX_SIGN_BATCH, maxWaitMs: 0 }),
   );
   return batcher.run(input);
+}
+
+/** The levels still missing once these signatures count. */
+function missingLevels(levels: readonly SignLevel[], signatures: readonly StoredSignature[]): SignLevel[] {
+  return levels.filter((level) => !signatures.some((s) => s.level === level));
 }
 
 export type SignAttempt = { signed: SignLevel } | { refused: string };
@@ -177,7 +182,7 @@ export async function signAs(context: JobContext, state: SigningState, user: { i
   const em = context.orm.em.fork();
   // Fresh: another person may have signed since the state was loaded.
   state.signatures = await validSignatures(em, state.order.id);
-  state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+  state.missing = missingLevels(state.levels, state.signatures);
   const signer = await new SignerDirectory(em).signer(user.id);
   if (!signer) return { refused: 'USER_NOT_FOUND' };
   if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
@@ -227,7 +232,7 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
       const fresh = await validSignaturesOf(context.orm.em.fork(), pending.map((p) => p.order.id));
       for (const state of pending) {
         state.signatures = fresh.get(state.order.id) ?? [];
-        state.missing = state.levels.filter((level) => !state.signatures.some((s) => s.level === level));
+        state.missing = missingLevels(state.levels, state.signatures);
       }
     }
     const produced: Array<{ state: SigningState; signature: NewSignature }> = [];
@@ -259,19 +264,7 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
     pending = produced.filter((p, i) => recorded[i] && p.state.missing.length > 0).map((p) => p.state);
   }
   const complete = [...states.values()].filter((s) => s.missing.length === 0 && !stopped.has(s.order.id));
-  const next: string[] = [];
-  for (const levels of new Set(complete.map((s) => s.levels.join(' + ')))) {
-    const ids = complete.filter((s) => s.levels.join(' + ') === levels).map((s) => s.order.id);
-    for (const outcome of await transitionOrders(context.orm.em.fork(), ids, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${levels}` })) {
-      if ('error' in outcome) {
-        outcomes.set(outcome.orderId, outcome.error);
-        continue;
-      }
-      outcomes.set(outcome.orderId, { state: 'signed' });
-      next.push(outcome.orderId);
-    }
-  }
-  await context.queues.addBulk(submitOrderJob, next.map((orderId) => ({ orderId })));
+  for (const [orderId, outcome] of await completeSignings(context, complete)) outcomes.set(orderId, outcome === true ? { state: 'signed' } : outcome);
   for (const state of states.values()) {
     if (state.missing.length > 0 && !stopped.has(state.order.id)) {
       outcomes.set(state.order.id, { state: 'awaiting_signatures', missing: state.missing, mandated: (candidatesOf.get(state.order.id) ?? []).length > 0 });
@@ -287,8 +280,25 @@ function mandatedLoginsFor(context: JobContext, state: SigningState): string[] {
 /** When every level is given: `awaiting_signatures -> signed`, and on to submission. */
 export async function completeSigning(context: JobContext, state: SigningState): Promise<boolean> {
   if (state.missing.length > 0) return false;
-  const [result] = await transitionOrders(context.orm.em.fork(), [state.order.id], 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${state.levels.join(' + ')}` });
-  if ('error' in result) throw result.error;
-  if (result.changed || result.to === 'signed') await context.queues.add(submitOrderJob, { orderId: state.order.id });
+  const outcome = (await completeSignings(context, [state])).get(state.order.id);
+  if (outcome instanceof Error) throw outcome;
   return true;
+}
+
+/** `completeSigning` for orders with every level given: one transition per set of levels, one addBulk to submission. */
+async function completeSignings(context: JobContext, complete: readonly SigningState[]): Promise<Map<string, true | Error>> {
+  const outcomes = new Map<string, true | Error>();
+  const next: string[] = [];
+  for (const levels of new Set(complete.map((s) => s.levels.join(' + ')))) {
+    const ids = complete.filter((s) => s.levels.join(' + ') === levels).map((s) => s.order.id);
+    for (const outcome of await transitionOrders(context.orm.em.fork(), ids, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${levels}` })) {
+      if ('error' in outcome) outcomes.set(outcome.orderId, outcome.error);
+      else {
+        outcomes.set(outcome.orderId, true);
+        next.push(outcome.orderId);
+      }
+    }
+  }
+  await context.queues.addBulk(submitOrderJob, next.map((orderId) => ({ orderId })));
+  return outcomes;
 }

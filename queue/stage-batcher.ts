@@ -74,3 +74,13 @@ export function stageBatcher<T, R>(owner: object, stage: string, make: () => Sta
   if (!batcher) byStage.set(stage, (batcher = make() as StageBatcher<unknown, unknown>));
   return batcher as StageBatcher<T, R>;
 }
+
+/** The batcher of a pipeline stage (validate, sign, submit, track), sized by `worker.batchSize` and `worker.batchWaitMs`. */
+export function pipelineStageBatcher<T, R>(
+  context: { config: { worker: { batchSize: number; batchWaitMs: number } } },
+  stage: string,
+  runner: BatchRunner<T, R>,
+): StageBatcher<T, R> {
+  const { batchSize, batchWaitMs } = context.config.worker;
+  return stageBatcher(context, stage, () => new StageBatcher(runner, { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+}

@@ -292,10 +292,11 @@ export class KzBusinessCalendar {
   }
 }
 
-/** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
 // Building a calendar precomputes every day of the shipped years (a few ms); it is immutable, so
 // one per cut-off serves every caller (the track job asks for it per order).
 const byCutoff = new Map<string, KzBusinessCalendar>();
+
+/** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
 export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
   let calendar = byCutoff.get(config.calendar.cutoff);
   if (!calendar) {

@@ -6,7 +6,7 @@ import { waitAndRetry } from './pipeline.helpers';
 import { signWithMandates, type MandateOutcome } from '../order-signing';
 import { isLockedDown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
-import { StageBatcher, stageBatcher } from '../stage-batcher';
+import { pipelineStageBatcher } from '../stage-batcher';
 
 export const signOrderJob = defineJob({
   name: 'order.sign',
@@ -41,8 +41,7 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
  * unlocked meanwhile).
  */
 export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (payload, context, job) => {
-  const { batchSize, batchWaitMs } = context.config.worker;
-  const batcher = stageBatcher(context, 'sign', () => new StageBatcher<string, MandateOutcome>((ids) => signBatch(context, ids), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  const batcher = pipelineStageBatcher<string, MandateOutcome>(context, 'sign', (ids) => signBatch(context, ids));
   const outcome = await batcher.run(payload.orderId);
   if (outcome.state !== 'awaiting_signatures') return outcome;
   // No standing mandate covers it: the order waits for people (POST /api/v1/orders/:id/sign), whose

@@ -17,7 +17,7 @@ import { signOrderJob } from './sign-order.job';
 import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
-import { StageBatcher, stageBatcher } from '../stage-batcher';
+import { pipelineStageBatcher, StageBatcher, stageBatcher } from '../stage-batcher';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -180,8 +180,7 @@ type SubmitJob = Parameters<typeof handleSubmitOrder>[2];
 type SubmitResult = Record<string, unknown> & { state: string };
 
 export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = async (payload, context, job) => {
-  const { batchSize, batchWaitMs } = context.config.worker;
-  const batcher = stageBatcher(context, 'submit', () => new StageBatcher<{ orderId: string; job: SubmitJob }, SubmitResult>((items) => submitBatch(context, items), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  const batcher = pipelineStageBatcher<{ orderId: string; job: SubmitJob }, SubmitResult>(context, 'submit', (items) => submitBatch(context, items));
   return batcher.run({ orderId: payload.orderId, job });
 };
 

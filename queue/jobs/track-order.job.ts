@@ -3,7 +3,7 @@ import { defineJob, type JobHandler } from '../job-definition';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import type { JobContext } from '../job-context';
-import { StageBatcher, stageBatcher } from '../stage-batcher';
+import { pipelineStageBatcher } from '../stage-batcher';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -119,8 +119,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
-  const { batchSize, batchWaitMs } = context.config.worker;
-  const batcher = stageBatcher(context, 'track', () => new StageBatcher<string, TrackOutcome>((ids) => trackBatch(context, ids), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  const batcher = pipelineStageBatcher<string, TrackOutcome>(context, 'track', (ids) => trackBatch(context, ids));
   const outcome = await batcher.run(payload.orderId);
   if ('state' in outcome) return outcome;
   if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);

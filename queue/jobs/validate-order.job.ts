@@ -6,7 +6,7 @@ import { testPausePoint } from '../test-hooks';
 import { signOrderJob } from './sign-order.job';
 import { isLockedDown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
-import { StageBatcher, stageBatcher } from '../stage-batcher';
+import { pipelineStageBatcher } from '../stage-batcher';
 
 export const validateOrderJob = defineJob({
   name: 'order.validate',
@@ -39,7 +39,6 @@ export async function validateBatch(context: JobContext, orderIds: string[]): Pr
 
 export const handleValidateOrder: JobHandler<typeof validateOrderJob.payload> = async (payload, context) => {
   await testPausePoint(context, 'order.validate');
-  const { batchSize, batchWaitMs } = context.config.worker;
-  const batcher = stageBatcher(context, 'validate', () => new StageBatcher<string, ValidateResult>((ids) => validateBatch(context, ids), { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  const batcher = pipelineStageBatcher<string, ValidateResult>(context, 'validate', (ids) => validateBatch(context, ids));
   return batcher.run(payload.orderId);
 };
