@@ -4,9 +4,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 /**
  * Tamper-evident audit log (R-18, R-26): each record carries the hash of the previous one, so a
  * modified, deleted or reordered record breaks the chain at a nameable place.
- * Appends are serialised with a transaction-scoped advisory lock (one chain, many processes).
+ * Appends are serialised with a transaction-scoped advisory lock (one chain, many processes), taken
+ * by the database function `audit_append`.
  */
-const AUDIT_LOCK_ID = 0x61756474; // "audt"
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditInput {
@@ -28,16 +28,23 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-export function auditHash(prevHash: string, record: { seq: number; at: Date; actor: string; action: string; subject: string | null; details: unknown }): string {
-  const body = canonicalJson({
-    seq: record.seq,
-    at: record.at.toISOString(),
-    actor: record.actor,
-    action: record.action,
-    subject: record.subject,
-    details: record.details ?? null,
-  });
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+type AuditRecord = { seq: number; at: Date; actor: string; action: string; subject: string | null; details: unknown };
+
+/**
+ * The canonical JSON of a record's body, split around its sequence number: the keys sorted
+ * (action, actor, at, details, seq, subject), so `head + seq + tail` is exactly
+ * `canonicalJson({ seq, at, actor, action, subject, details })`. The database function
+ * `audit_append` only learns the sequence number under the chain's lock, so it gets the two parts.
+ */
+export function auditRecordParts(record: Omit<AuditRecord, 'seq'>): { head: string; tail: string } {
+  const head = `{"action":${canonicalJson(record.action)},"actor":${canonicalJson(record.actor)},"at":${canonicalJson(record.at.toISOString())},"details":${canonicalJson(record.details ?? null)},"seq":`;
+  return { head, tail: `,"subject":${canonicalJson(record.subject)}}` };
+}
+
+/** sha256(prevHash + "\n" + canonical JSON of the record), in hex; `audit_append` computes the same in SQL. */
+export function auditHash(prevHash: string, record: AuditRecord): string {
+  const { head, tail } = auditRecordParts(record);
+  return createHash('sha256').update(prevHash).update('\n').update(head).update(String(record.seq)).update(tail).digest('hex');
 }
 
 export async function appendAudit(em: EntityManager, input: AuditInput): Promise<{ seq: number; hash: string }> {
@@ -45,35 +52,22 @@ export async function appendAudit(em: EntityManager, input: AuditInput): Promise
 }
 
 /**
- * Appends several records under one lock and one insert (a batch stage records each order's event
- * without taking the global lock once per order). The chain is the same as one append at a time.
+ * Appends records to the chain, in the order given, in one statement: the database function
+ * `audit_append` (migration 20261126000000) takes the chain's advisory lock, reads its head and
+ * inserts them all. Inside a transaction, the lock is held until it ends, so the records land with
+ * the changes they describe; outside one, the statement is its own transaction.
  */
 export async function appendAudits(em: EntityManager, inputs: readonly AuditInput[]): Promise<Array<{ seq: number; hash: string }>> {
   if (inputs.length === 0) return [];
-  return em.transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(?)', [AUDIT_LOCK_ID]);
-    const last = await tx.execute<Array<{ seq: string; hash: string }>>('select seq, hash from audit_event order by seq desc limit 1');
-    let seq = last.length ? Number(last[0].seq) : 0;
-    let prevHash = last.length ? last[0].hash : GENESIS_HASH;
-    const rows: unknown[][] = [];
-    const out: Array<{ seq: number; hash: string }> = [];
-    for (const input of inputs) {
-      seq += 1;
-      // Millisecond precision: what PostgreSQL stores is what the hash covers.
-      const at = new Date((input.at ?? new Date()).getTime());
-      const subject = input.subject ?? null;
-      const details = input.details ?? null;
-      const hash = auditHash(prevHash, { seq, at, actor: input.actor, action: input.action, subject, details });
-      rows.push([seq, at, input.actor, input.action, subject, details === null ? null : JSON.stringify(details), prevHash, hash]);
-      out.push({ seq, hash });
-      prevHash = hash;
-    }
-    await tx.execute(
-      `insert into audit_event (seq, at, actor, action, subject, details, prev_hash, hash) values ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-      rows.flat(),
-    );
-    return out;
+  const records = inputs.map((input) => {
+    // Millisecond precision: what PostgreSQL stores is what the hash covers.
+    const at = new Date((input.at ?? new Date()).getTime());
+    const subject = input.subject ?? null;
+    const details = input.details ?? null;
+    return { at: at.toISOString(), actor: input.actor, action: input.action, subject, details, ...auditRecordParts({ at, actor: input.actor, action: input.action, subject, details }) };
   });
+  const rows = await em.execute<Array<{ appended_seq: string; appended_hash: string }>>('select appended_seq, appended_hash from audit_append(?::jsonb)', [JSON.stringify(records)]);
+  return rows.map((row) => ({ seq: Number(row.appended_seq), hash: row.appended_hash }));
 }
 
 export interface AuditVerifyResult {

@@ -2,7 +2,8 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { markOrderFailed, transitionOrder, transitionOrders, IllegalTransitionError, OrderNotFoundError } from '../../connector/orders/order-state.machine';
-import { appendAudit, appendAudits, verifyAudit } from '../../connector/audit/audit.log';
+import { createHash } from 'node:crypto';
+import { appendAudit, appendAudits, canonicalJson, verifyAudit } from '../../connector/audit/audit.log';
 import { sampleOrder } from '../support/orders.fixture';
 
 describe('order transitions on PostgreSQL', () => {
@@ -148,6 +149,26 @@ describe('order transitions on PostgreSQL', () => {
     expect(await verifyAudit(orm.em.fork())).toMatchObject({ ok: true });
     await orm.em.fork().execute("update audit_event set details = '{\"i\": 9}' where seq = ?", [batch[1].seq]);
     expect(await verifyAudit(orm.em.fork())).toMatchObject({ ok: false, problem: { seq: batch[1].seq, kind: 'modified' } });
+  });
+
+  it('chains appends made at once from many connections into one unbroken chain, each hash the canonical JSON of its record', async () => {
+    const [head] = await orm.em.fork().execute<Array<{ seq: string; hash: string }>>('select seq, hash from audit_event order by seq desc limit 1');
+    // Twelve connections append at the same moment: the lock in audit_append orders them.
+    await Promise.all(Array.from({ length: 12 }, (_, i) =>
+      appendAudits(orm.em.fork(), [{ actor: 'Қазақ ақын', action: 'concurrent', subject: `c${i}`, details: { i, note: 'төлем «№1»', nested: { b: 2, a: [1, 'x'] } } }, { actor: 't', action: 'concurrent', subject: null }])));
+    const rows = await orm.em.fork().execute<Array<{ seq: string; at: Date; actor: string; action: string; subject: string | null; details: unknown; prev_hash: string; hash: string }>>(
+      'select * from audit_event where seq > ? order by seq', [head.seq]);
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 24 }, (_, i) => Number(head.seq) + 1 + i));
+    let prev = head.hash;
+    for (const row of rows) {
+      expect(row.prev_hash).toBe(prev);
+      // sha256(prev + "\n" + canonical JSON of the record), as chains written before audit_append were.
+      const body = canonicalJson({ seq: Number(row.seq), at: new Date(row.at).toISOString(), actor: row.actor, action: row.action, subject: row.subject, details: row.details });
+      expect(row.hash).toBe(createHash('sha256').update(`${prev}\n${body}`).digest('hex'));
+      prev = row.hash;
+    }
+    // Each call's two records stay together and in the order given.
+    for (let i = 0; i < rows.length; i += 2) expect([rows[i].actor, rows[i + 1].subject]).toEqual(['Қазақ ақын', null]);
   });
 
   it('makes the same document delivered twice one order (natural key)', async () => {

@@ -6,6 +6,7 @@ import { Migration20261125031000_submit_lease } from './Migration20261125031000_
 import { Migration20261125040000_lockdown } from './Migration20261125040000_lockdown';
 import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
 import { Migration20261125190000_statements } from './Migration20261125190000_statements';
+import { Migration20261126000000_audit_append } from './Migration20261126000000_audit_append';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -19,4 +20,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125040000_lockdown', class: Migration20261125040000_lockdown },
   { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
   { name: 'Migration20261125190000_statements', class: Migration20261125190000_statements },
+  { name: 'Migration20261126000000_audit_append', class: Migration20261126000000_audit_append },
 ];
