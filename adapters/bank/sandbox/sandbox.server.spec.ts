@@ -78,6 +78,71 @@ describe('bad input gets contract errors, never a crash', () => {
   });
 });
 
+describe('submits that race', () => {
+  it('registers a document once when many requests for it arrive at once; each is answered from that one and counted', async () => {
+    const t = await token();
+    const post = (input: ReturnType<Harness['signed']>) =>
+      call('/api/v1/payments', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        token: t,
+        body: JSON.stringify({ externalId: input.externalId, document: { format: 'kz-payment-order-xml/1', content: input.document.toString('base64') }, signatures: input.signatures.map((x) => x.toString('base64')), requisites: input.requisites }),
+      });
+    const order = sampleOrder({ number: '7301' });
+    const same = h.signed(order, 'race-7301');
+    // Eight resends under one external id and four of the same document under other external ids, all at once.
+    const answers = await Promise.all([...Array.from({ length: 8 }, () => post(same)), ...[1, 2, 3, 4].map((i) => post(h.signed(order, `race-7301-${i}`)))]);
+    const accepted = answers.filter((a) => a.status === 201);
+    expect(accepted).toHaveLength(1);
+    const reference = accepted[0].body.bankReference;
+    for (const a of answers.filter((x) => x.status !== 201)) {
+      // The other requests under the same external id see the registered document; the rest are refused as duplicates of it.
+      if (a.status === 200) expect(a.body.bankReference).toBe(reference);
+      else expect(a).toMatchObject({ status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: expect.stringContaining(String(reference)) } });
+    }
+    const winner = accepted[0].body.externalId;
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(winner === 'race-7301' ? 7 : 0);
+    const ledger = await h.admin<{ submissions: Array<{ externalId: string; document: string; requests: number; accepted: boolean; afterAccepted: number }> }>('GET', '/submissions');
+    const row = ledger.submissions.filter((x) => x.externalId.startsWith('race-7301'));
+    expect(row).toEqual([expect.objectContaining({ requests: 12, accepted: true, externalId: winner })]);
+    expect(row[0].afterAccepted).toBeLessThanOrEqual(11);
+  });
+
+  it('answers a request whose registration lost a race from what the winner registered, counting it once', async () => {
+    const t = await token();
+    const first = h.signed(sampleOrder({ number: '7302' }), 'race-7302');
+    expect((await h.client().submit(first)).status).toBe('accepted');
+    const contender = h.signed(sampleOrder({ number: '7303' }), 'race-7303-b');
+    const docKey = `${contender.requisites.payer.iban}/7303/${contender.requisites.date}`;
+    // Another request registers the same document and has not committed yet when this one reads what the bank holds.
+    const other = new Client({ connectionString: TEST_DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(
+        `INSERT INTO "${h.schema}".documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day,
+           bank_reference, requisites, content, content_hash, signatures, signers)
+         SELECT 'DRACE7303', 'race-7303-a', $1, payer_iban, '7303', doc_date, amount, currency, status, received_at, updated_at, operational_day,
+           'ACBRACE7303', requisites, content, content_hash, signatures, signers FROM "${h.schema}".documents WHERE external_id = 'race-7302'`,
+        [docKey],
+      );
+      const answer = call('/api/v1/payments', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        token: t,
+        body: JSON.stringify({ externalId: contender.externalId, document: { format: 'kz-payment-order-xml/1', content: contender.document.toString('base64') }, signatures: contender.signatures.map((x) => x.toString('base64')), requisites: contender.requisites }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // its insert now waits on the document key
+      await other.query('COMMIT');
+      expect(await answer).toMatchObject({ status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: expect.stringContaining('ACBRACE7303') } });
+    } finally {
+      await other.end();
+    }
+    const ledger = await h.admin<{ submissions: Array<{ document: string; requests: number; accepted: boolean }> }>('GET', '/submissions');
+    expect(ledger.submissions.filter((x) => x.document === docKey)).toEqual([expect.objectContaining({ requests: 1, accepted: false })]);
+  });
+});
+
 describe('fault switches', () => {
   afterEach(() => h.admin('POST', '/faults/reset'));
 

@@ -415,16 +415,23 @@ export class Sandbox {
     const contentHash = sha256(content);
     const now = this.clock.now();
 
-    const outcome = await this.store.tx(async (db): Promise<{ status: number; body: Record<string, unknown>; hang?: boolean }> => {
-      // Serialise requests for the same external id and the same document (several sandbox processes too).
-      await db.query('SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))', [body.externalId, requestKey]);
-      const { byExternalId, duplicateOf, account } = await this.store.submitFacts(db, body.externalId, requestKey, verified?.doc.requisites.payer.iban ?? r.payer.iban);
+    type Answer = { status: number; body: Record<string, unknown>; hang?: boolean };
+    type Facts = Awaited<ReturnType<SandboxStore['submitFacts']>>;
+    const payerIban = verified?.doc.requisites.payer.iban ?? r.payer.iban;
+    let refusalTaken = false;
+    /**
+     * The answer to this request given what the bank holds (`facts`), and the write that goes with
+     * it: every request is counted in the ledger, accepted or not, in the statement of its answer
+     * (the accepting one by the insert itself).
+     */
+    const answerWith = async (db: Pick<PoolClient, 'query'>, facts: Facts): Promise<Answer> => {
+      const { byExternalId, duplicateOf, account } = facts;
       if (byExternalId) {
         await this.store.recordRequest(db, byExternalId.doc_key, body.externalId);
         if (byExternalId.content_hash === contentHash) return { status: 200, body: documentJson(byExternalId) };
         return { status: 409, body: { code: 'EXTERNAL_ID_CONFLICT', message: 'this externalId was already used for a different document' } };
       }
-      const answer = await (async () => {
+      const answer = await (async (): Promise<Answer> => {
         if (duplicateOf !== undefined) {
           return { status: 409, body: { code: 'DUPLICATE_DOCUMENT', message: `document ${r.number} of ${r.date} from ${r.payer.iban} was already accepted (bank reference ${duplicateOf})` } };
         }
@@ -436,7 +443,9 @@ export class Sandbox {
         if (account.status === 'arrested') return refuse('ACCOUNT_ARRESTED', 'the account is under arrest or priority claims');
         if (account.status === 'suspended') return refuse('ACCOUNT_SUSPENDED', 'operations on the account are suspended');
         if (this.options.config.amlBlockedIinBins.includes(doc.requisites.beneficiary.iinBin)) return refuse('AML_REFUSAL', 'refused under AML/CFT rules');
-        const injected = this.faults.takeRefusal('submit');
+        // An injected refusal is drawn once per request, also when a race sends it to the locked path.
+        const injected = refusalTaken ? undefined : this.faults.takeRefusal('submit');
+        refusalTaken = true;
         if (injected) return refuse(injected, reasonTextRu(injected));
         const row = await this.store.insertDocument(db, {
           externalId: body.externalId, docKey: requestKey, payerIban: doc.requisites.payer.iban, number: doc.requisites.number, date: doc.requisites.date,
@@ -446,11 +455,26 @@ export class Sandbox {
         });
         return { status: 201, body: documentJson(row), hang: this.faults.takeTimeoutAfterAccept() };
       })();
-      // Every request is counted in the ledger, accepted or not, in the transaction of its answer
-      // (the accepting one by the insert itself).
       if (answer.status !== 201) await this.store.recordRequest(db, requestKey, body.externalId);
       return answer;
-    });
+    };
+    /** Requests for the same external id and the same document one after another (several sandbox processes too). */
+    const locked = () =>
+      this.store.tx(async (db) => {
+        await db.query('SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))', [body.externalId, requestKey]);
+        return answerWith(db, await this.store.submitFacts(db, body.externalId, requestKey, payerIban));
+      });
+    let outcome: Answer;
+    try {
+      // Most requests race with nobody: read the facts and write the answer in two statements of
+      // their own. The unique external id and document key make a concurrent registration fail
+      // this path's insert (the statement, ledger count included, does nothing); then the request
+      // is answered again under the locks, from what the winner registered.
+      outcome = await answerWith(this.store.pool, await this.store.submitFacts(this.store.pool, body.externalId, requestKey, payerIban));
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      outcome = await locked();
+    }
     if (outcome.hang) {
       // The ambiguous case: the document is registered, the answer never comes.
       reply.hijack();
