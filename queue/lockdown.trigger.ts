@@ -6,7 +6,7 @@ import { submitOrderJob } from './jobs/submit-order.job';
 import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
 import { WebhookClient } from '../adapters/erp/http/webhook.client';
 import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
-import { isLockedDown as flagCheck } from '../connector/lockdown/lockdown.flag';
+import { isLockedDown as flagCheck, isLockdownMirrored } from '../connector/lockdown/lockdown.flag';
 import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
 import { recordSecurityEvent, type SecurityEvent } from '../connector/lockdown/brute-force.detector';
 import { sessionStoreFor } from '../connector/users/session.store';
@@ -117,6 +117,11 @@ export async function triggerLockdown(
 /** The check every worker makes before a side effect (Redis flag, then PostgreSQL). */
 export function isLockedDown(context: JobContext): Promise<boolean> {
   return flagCheck({ em: context.orm.em.fork(), redis: context.queues.connection, prefix: context.config.redis.prefix });
+}
+
+/** The Redis mirror only, for a caller whose next statement reads the recorded flag itself (`LOCKDOWN_RECORDED_SQL`). */
+export function isLockedDownInRedis(context: JobContext): Promise<boolean> {
+  return isLockdownMirrored({ redis: context.queues.connection, prefix: context.config.redis.prefix });
 }
 
 export function lockdownStatusOf(context: JobContext): Promise<LockdownStatusView> {

@@ -43,12 +43,27 @@ export async function isLockdownRecorded(em: EntityManager): Promise<boolean> {
  * lock lands), then PostgreSQL (the truth, also after a Redis flush).
  */
 export async function isLockedDown(deps: { em: EntityManager; redis?: IORedis; prefix: string }): Promise<boolean> {
-  if (deps.redis) {
-    try {
-      if ((await deps.redis.exists(lockdownKey(deps.prefix))) === 1) return true;
-    } catch {
-      // Redis unreachable: PostgreSQL decides.
-    }
+  // Both asked at once (the check sits on every stage's path); Redis' "locked" wins without waiting.
+  const recorded = isLockdownRecorded(deps.em);
+  if (await isLockdownMirrored(deps)) {
+    recorded.catch(() => undefined);
+    return true;
   }
-  return isLockdownRecorded(deps.em);
+  return recorded;
 }
+
+/** The Redis mirror alone; false when Redis is absent or unreachable (PostgreSQL then decides). */
+export async function isLockdownMirrored(deps: { redis?: IORedis; prefix: string }): Promise<boolean> {
+  if (!deps.redis) return false;
+  try {
+    return (await deps.redis.exists(lockdownKey(deps.prefix))) === 1;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The recorded flag as an SQL expression (true when locked), for a statement that must look at it
+ * and act in the same round trip (the submit stage's last step before the bank call).
+ */
+export const LOCKDOWN_RECORDED_SQL = "coalesce((select state = 'locked' from lockdown_state where id = 1), false)";

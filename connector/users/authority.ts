@@ -63,10 +63,46 @@ export interface SignerRecord {
   rights: UserAccountRight[];
 }
 
-export async function loadSigner(em: EntityManager, userId: string): Promise<SignerRecord | null> {
+/**
+ * A user and their account rights, in one statement (the pipeline asks for every batch it signs or
+ * submits). By id (a uuid; anything else finds nobody) or by login.
+ */
+export async function loadSigner(em: EntityManager, key: string | { login: string }): Promise<SignerRecord | null> {
+  const byLogin = typeof key !== 'string';
+  if (!byLogin && !/^[0-9a-f-]{36}$/i.test(key)) return null;
   const fork = em.fork();
-  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
-  return user ? { user, rights: await loadRights(fork, user.id) } : null;
+  const rows = await fork.execute<Array<Record<string, unknown> & { signer_rights: RightJson[] | string }>>(
+    `select u.*, coalesce((select json_agg(json_build_object('id', r.id, 'account', r.account, 'rights', r.rights, 'sign_limit_tiyn', r.sign_limit_tiyn,
+            'sign_level', r.sign_level, 'granted_at', r.granted_at, 'granted_by', r.granted_by) order by r.account) from user_account_right r where r.user_id = u.id), '[]'::json) as signer_rights
+       from app_user u where ${byLogin ? 'u.login' : 'u.id'} = ?`,
+    [byLogin ? key.login : key],
+  );
+  if (rows.length === 0) return null;
+  const { signer_rights: raw, ...userRow } = rows[0];
+  const user = fork.map(AppUser, userRow);
+  const rights = (typeof raw === 'string' ? (JSON.parse(raw) as RightJson[]) : raw).map((r) =>
+    Object.assign(new UserAccountRight(), {
+      id: Number(r.id),
+      userId: user.id,
+      account: r.account,
+      rights: r.rights,
+      signLimitTiyn: r.sign_limit_tiyn === null ? null : Number(r.sign_limit_tiyn),
+      signLevel: r.sign_level,
+      grantedAt: new Date(r.granted_at),
+      grantedBy: r.granted_by,
+    }),
+  );
+  return { user, rights };
+}
+
+interface RightJson {
+  id: number | string;
+  account: string;
+  rights: string;
+  sign_limit_tiyn: number | string | null;
+  sign_level: SignLevel | null;
+  granted_at: string;
+  granted_by: string;
 }
 
 /** `mayUserSign` over an already loaded signer (a batch loads each user once). */

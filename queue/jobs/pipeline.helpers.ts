@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobContext } from '../job-context';
-import { AppUser, type PaymentOrder } from '../../connector/persistence/entities';
+import type { PaymentOrder } from '../../connector/persistence/entities';
 import { invalidateSignature, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
@@ -13,7 +13,7 @@ import { appendAudit } from '../../connector/audit/audit.log';
  */
 export class SignerDirectory {
   private readonly byId = new Map<string, Promise<SignerRecord | null>>();
-  private readonly idByLogin = new Map<string, Promise<string | null>>();
+  private readonly byLogin = new Map<string, Promise<SignerRecord | null>>();
 
   constructor(private readonly em: EntityManager) {}
 
@@ -23,11 +23,14 @@ export class SignerDirectory {
     return found;
   }
 
-  async signerByLogin(login: string): Promise<SignerRecord | null> {
-    let id = this.idByLogin.get(login);
-    if (!id) this.idByLogin.set(login, (id = this.em.fork().findOne(AppUser, { login }).then((u) => u?.id ?? null)));
-    const userId = await id;
-    return userId ? this.signer(userId) : null;
+  signerByLogin(login: string): Promise<SignerRecord | null> {
+    let found = this.byLogin.get(login);
+    if (!found) {
+      this.byLogin.set(login, (found = loadSigner(this.em, { login })));
+      // The same record for a later look by id.
+      found.then((s) => s && !this.byId.has(s.user.id) && this.byId.set(s.user.id, Promise.resolve(s)), () => undefined);
+    }
+    return found;
   }
 }
 

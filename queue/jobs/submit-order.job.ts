@@ -15,7 +15,8 @@ import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
 import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from './pipeline.helpers';
-import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
+import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
+import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { pipelineStageBatcher, StageBatcher, stageBatcher } from '../stage-batcher';
 
@@ -61,15 +62,19 @@ function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
   return stageBatcher(context, 'submit.gate', () =>
     new StageBatcher<string, GateOutcome>(
       async (orderIds) => {
-        if (await isLockedDown(context)) return orderIds.map(() => 'locked' as const);
+        if (await isLockedDownInRedis(context)) return orderIds.map(() => 'locked' as const);
         const unique = [...new Set(orderIds)];
-        const counted = await context.orm.em.fork().execute<Array<{ id: string }>>(
-          `update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
-           where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' returning id`,
+        // The recorded flag and the count in one statement: nothing is counted under a lock.
+        const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; ids: string[] | null }>>(
+          `with counted as (
+             update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
+             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and not ${LOCKDOWN_RECORDED_SQL} returning id)
+           select ${LOCKDOWN_RECORDED_SQL} as locked, (select array_agg(id) from counted) as ids`,
           [context.clock.now(), ...unique],
         );
+        if (gate.locked) return orderIds.map(() => 'locked' as const);
         // One counted attempt, one send: should the same order come twice, only the first goes.
-        const go = new Set(counted.map((r) => r.id));
+        const go = new Set(gate.ids ?? []);
         return orderIds.map((id) => (go.delete(id) ? 'go' : 'moved-on'));
       },
       { maxBatch: context.config.worker.batchSize, maxWaitMs: 0 },
@@ -219,14 +224,16 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const waitAll = async (list: PaymentOrder[], ms: number, why: string) => {
     for (const order of list) results.set(order.id, await settle(() => waitAndRetry(jobOf.get(order.id) as SubmitJob, ms, why)));
   };
-  if (open.length > 0 && (await isLockedDown(context))) {
+  // The lockdown flag and the credentials are read at once (each decides alone, lockdown first).
+  const [lockedDown, credentialsUsable] = open.length > 0 ? await Promise.all([isLockedDown(context), context.services.credentialsUsable()]) : [false, true];
+  if (lockedDown) {
     context.logger.warn({ event: 'order.submit.lockdown', orders: open.map((o) => o.id), where: 'before the claim' });
     const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id)));
     for (const order of open) if (held.has(order.id)) results.set(order.id, { state: 'held', lockdown: true });
     await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
     return answer(items, firstOf, results);
   }
-  if (open.length > 0 && !(await context.services.credentialsUsable())) {
+  if (!credentialsUsable) {
     await waitAll(open, CREDENTIALS_WAIT_MS, 'credentials revoked');
     return answer(items, firstOf, results);
   }
@@ -258,8 +265,7 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     }
   }
   // Read again after the claim: from here on the order's signatures no longer change.
-  const claimed = await validSignaturesOf(em, ready.map((o) => o.id));
-  const documents = await loadDocuments(em, ready.map((o) => o.id));
+  const [claimed, documents] = await Promise.all([validSignaturesOf(em, ready.map((o) => o.id)), loadDocuments(em, ready.map((o) => o.id))]);
   // The last step before the sends: from here on each order's own code releases its lease.
   const leases = await takeSendLeases(context, ready.map((o) => o.id));
   await Promise.all(

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { verifyAudit } from '../../connector/audit/audit.log';
 import { buildProgram } from '../../connector/cli/main';
 import { findUser } from '../../connector/users/user.service';
-import { mayUserSign } from '../../connector/users/authority';
+import { loadSigner, mayUserSign } from '../../connector/users/authority';
 import { startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /**
@@ -93,6 +93,18 @@ describe('connector users / credentials', () => {
     const id = (await findUser(env.context.orm.em.fork(), 'signer1'))!.id;
     expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ69998CTA0000000101', 100_000_000)).toMatchObject({ allowed: true, level: 'second' });
     expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'INFO_ONLY' });
+    expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ69998CTA0000000101', 100_000_001)).toMatchObject({ allowed: false, reason: 'OVER_LIMIT', limitTiyn: 100_000_000 });
+    // The pipeline loads a signer by id or by login, with their rights, in one statement: the same record either way.
+    const byId = await loadSigner(env.context.orm.em.fork(), id);
+    const byLogin = await loadSigner(env.context.orm.em.fork(), { login: 'signer1' });
+    expect(byLogin?.user.id).toBe(id);
+    expect(byId?.rights).toEqual(byLogin?.rights);
+    expect(byId?.rights.map((r) => [r.account, r.rights, r.signLimitTiyn, r.signLevel, r.grantedAt instanceof Date])).toEqual([
+      ['*', 'info', null, null, true],
+      ['KZ69998CTA0000000101', 'manage', 100_000_000, 'second', true],
+    ]);
+    expect(await loadSigner(env.context.orm.em.fork(), { login: 'nobody' })).toBeNull();
+    expect(await loadSigner(env.context.orm.em.fork(), 'not-a-uuid')).toBeNull();
     expect((await cli(['users', 'revoke', 'signer1', '--account', 'all'])).code).toBe(0);
     expect(await mayUserSign(env.context.orm.em.fork(), id, 'KZ58998CTA0000000202', 1)).toMatchObject({ allowed: false, reason: 'NO_RIGHT_ON_ACCOUNT' });
     const list = JSON.parse((await cli(['users', 'list', '--json'])).stdout).users;
