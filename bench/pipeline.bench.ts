@@ -26,7 +26,7 @@ import { Session } from 'node:inspector/promises';
  * stage took, peak RSS; then a bare 4-stage BullMQ chain of no-op jobs on the same Redis, and the
  * ratio. W connector worker processes (default 1, as PM2's ecosystem runs) run as children (`connector worker`); the
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
- * --batch B sets worker.batchSize and worker.batchConcurrency (default 128 each).
+ * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each).
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];

@@ -166,14 +166,10 @@ export const configSchema = z
         /**
          * Jobs the validate, sign, submit and track stages take at once per worker process. They are coalesced
          * into batches of up to `batchSize` orders (queue/stage-batcher.ts), so this bounds the batch.
-         * 128: a batch costs about the same round trips whatever its size, so a backlog (a salary run
-         * dropped at once) drains faster with larger ones (`npm run bench`, 5,000 orders at once:
-         * 197 orders/s at 16, 280 at 128), while at a steady rate batches hold what arrived within
-         * `batchWaitMs` and stay small. Sends to the bank are bounded by the HTTP agent (64 sockets).
          */
-        batchConcurrency: z.number().int().min(1).max(1024).default(128),
+        batchConcurrency: z.number().int().min(1).max(1024).default(16),
         /** Orders per batch in those stages; 1 turns batching off. */
-        batchSize: z.number().int().min(1).max(1024).default(128),
+        batchSize: z.number().int().min(1).max(1024).default(16),
         /** How long the first order of a batch waits for others to join it. */
         batchWaitMs: z.number().int().min(0).max(1000).default(5),
         /** PM2 instances of connector-worker. */
