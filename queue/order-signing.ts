@@ -203,18 +203,12 @@ export type MandateOutcome =
  * of the batch are recorded in one insert per level and one audit append; the orders complete in
  * one transition and go to submit in one addBulk.
  */
-export async function signWithMandates(
-  context: JobContext,
-  orderIds: readonly string[],
-  onRefused: (orderId: string, login: string, err: Error) => void,
-  options: { lockdownCheckedJustBefore?: boolean } = {},
-): Promise<Map<string, MandateOutcome | Error>> {
+export async function signWithMandates(context: JobContext, orderIds: readonly string[], onRefused: (orderId: string, login: string, err: Error) => void): Promise<Map<string, MandateOutcome | Error>> {
   const directory = new SignerDirectory(context.orm.em.fork());
   const states = await prepareSigningMany(context, orderIds, directory);
   const outcomes = new Map<string, MandateOutcome | Error>(orderIds.map((id) => [id, { state: 'past-signing' }]));
   const candidatesOf = new Map([...states.values()].map((s) => [s.order.id, s.missing.length ? mandatedLoginsFor(context, s) : []]));
-  // A caller that looked at the flag just before loading the batch (the sign stage) saves a look.
-  if (!options.lockdownCheckedJustBefore && [...candidatesOf.values()].some((c) => c.length > 0) && (await isLockedDown(context))) {
+  if ([...candidatesOf.values()].some((c) => c.length > 0) && (await isLockedDown(context))) {
     // Issue 16: no signature is applied under lockdown; the orders stay where they are and wait.
     for (const id of states.keys()) outcomes.set(id, { state: 'held', lockdown: true });
     return outcomes;

@@ -45,10 +45,10 @@ export async function isLockdownRecorded(em: EntityManager): Promise<boolean> {
 export async function isLockedDown(deps: { em: EntityManager; redis?: IORedis; prefix: string }): Promise<boolean> {
   // Both asked at once (the check sits on every stage's path); Redis' "locked" wins without waiting.
   const recorded = isLockdownRecorded(deps.em);
-  if (await isLockdownMirrored(deps)) {
-    recorded.catch(() => undefined);
-    return true;
-  }
+  // Handled at once: should PostgreSQL fail before Redis answers, the rejection must not go
+  // unhandled; the caller still gets it through `recorded` below (fail closed).
+  recorded.catch(() => undefined);
+  if (await isLockdownMirrored(deps)) return true;
   return recorded;
 }
 

@@ -29,7 +29,7 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
     if (err instanceof SignerAgentError && NOT_READY.has(err.code)) return;
     // A certificate that is expired, revoked or not the payer's: another candidate may still sign.
     context.logger.warn({ event: 'order.sign.refused', orderId, login, code: (err as { code?: string }).code, err: err.message });
-  }, { lockdownCheckedJustBefore: true });
+  });
   return orderIds.map((id) => outcomes.get(id) as MandateOutcome | Error);
 }
 
