@@ -27,10 +27,6 @@ export async function freezeDocuments(em: EntityManager, orderIds: readonly stri
   return frozen;
 }
 
-export async function loadDocument(em: EntityManager, orderId: string): Promise<FrozenDocument | null> {
-  return (await loadDocuments(em, [orderId])).get(orderId) ?? null;
-}
-
 export async function loadDocuments(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, FrozenDocument>> {
   if (orderIds.length === 0) return new Map();
   const rows = await em.execute<Array<{ order_id: string; format: string; bytes: Buffer; sha256: string }>>(

@@ -124,13 +124,6 @@ export function decideSign(signer: SignerRecord | null, account: string, amountT
 
 /** accountsVisibleTo by user id (statements, reports): [] for an unknown user. */
 export async function accountsVisibleToUser(em: EntityManager, userId: string): Promise<string[] | 'all'> {
-  const fork = em.fork();
-  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await fork.findOne(AppUser, { id: userId }) : null;
-  return user ? accountsVisibleTo(user, await loadRights(fork, user.id)) : [];
-}
-
-/** For the pipeline: is this user disabled (their signatures stop counting)? */
-export async function isUserDisabled(em: EntityManager, userId: string): Promise<boolean> {
-  const user = /^[0-9a-f-]{36}$/i.test(userId) ? await em.fork().findOne(AppUser, { id: userId }) : null;
-  return !user || user.blockedReason === 'admin';
+  const signer = await loadSigner(em, userId);
+  return signer ? accountsVisibleTo(signer.user, signer.rights) : [];
 }

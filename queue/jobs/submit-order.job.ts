@@ -5,7 +5,7 @@ import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { loadDocument, loadDocuments, validSignatures, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
+import { loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { appendAudits } from '../../connector/audit/audit.log';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -66,10 +66,11 @@ function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
         const unique = [...new Set(orderIds)];
         // The recorded flag and the count in one statement: nothing is counted under a lock.
         const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; ids: string[] | null }>>(
-          `with counted as (
+          `with flag as (select ${LOCKDOWN_RECORDED_SQL} as locked),
+           counted as (
              update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
-             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and not ${LOCKDOWN_RECORDED_SQL} returning id)
-           select ${LOCKDOWN_RECORDED_SQL} as locked, (select array_agg(id) from counted) as ids`,
+             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and not (select locked from flag) returning id)
+           select (select locked from flag) as locked, (select array_agg(id) from counted) as ids`,
           [context.clock.now(), ...unique],
         );
         if (gate.locked) return orderIds.map(() => 'locked' as const);
@@ -155,8 +156,11 @@ async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<
     await appendAudits(tx, done.map((i) => ({ actor: 'worker', action: 'order.submitted', subject: i.orderId, details: { documentId: i.doc.documentId, how: i.how } })));
     return done;
   });
-  // After the commit; a lost add is rebuilt by the sweeper from the `submitted` state.
-  await context.queues.addBulk(trackOrderJob, recorded.map((i) => ({ orderId: i.orderId })), { delay: context.config.tracking.pollEveryMs });
+  // After the commit; a lost add is rebuilt by the sweeper from the `submitted` state, so it fails
+  // no job (each order is recorded; a retry would only look it up again).
+  await context.queues.addBulk(trackOrderJob, recorded.map((i) => ({ orderId: i.orderId })), { delay: context.config.tracking.pollEveryMs }).catch((err: Error) => {
+    context.logger.warn({ event: 'order.track.enqueue_failed', orders: recorded.length, err: err.message });
+  });
   return items.map((i) => outcomes.get(i) as true | Error);
 }
 
@@ -270,7 +274,7 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const leases = await takeSendLeases(context, ready.map((o) => o.id));
   await Promise.all(
     ready.map(async (order) => {
-      const prepared = { attempts: leases.get(order.id), document: documents.get(order.id), signatures: claimed.get(order.id) };
+      const prepared = { attempts: leases.get(order.id), document: documents.get(order.id), signatures: claimed.get(order.id) ?? [] };
       results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, prepared)));
     }),
   );
@@ -291,11 +295,10 @@ async function sendOrder(
   context: JobContext,
   job: SubmitJob,
   order: PaymentOrder,
-  prepared: { attempts: number | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] | undefined },
+  prepared: { attempts: number | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] },
 ): Promise<SubmitResult> {
   const log = context.logger.child({ orderId: order.id, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
-  let signatures = prepared.signatures;
   if (prepared.attempts === undefined) {
     const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
     if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
@@ -321,8 +324,8 @@ async function sendOrder(
         if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
       }
     }
-    const document = prepared.document ?? (await loadDocument(em, order.id));
-    signatures ??= await validSignatures(em, order.id);
+    // Both read for the batch after the claim (a missing document stays missing on a re-read).
+    const { document, signatures } = prepared;
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
     // The last look before the bank call (a lock that landed while this job held the order stops it

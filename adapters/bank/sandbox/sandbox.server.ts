@@ -418,7 +418,6 @@ export class Sandbox {
     type Answer = { status: number; body: Record<string, unknown>; hang?: boolean };
     type Facts = Awaited<ReturnType<SandboxStore['submitFacts']>>;
     const payerIban = verified?.doc.requisites.payer.iban ?? r.payer.iban;
-    let refusalTaken = false;
     /**
      * The answer to this request given what the bank holds (`facts`), and the write that goes with
      * it: every request is counted in the ledger, accepted or not, in the statement of its answer
@@ -443,9 +442,9 @@ export class Sandbox {
         if (account.status === 'arrested') return refuse('ACCOUNT_ARRESTED', 'the account is under arrest or priority claims');
         if (account.status === 'suspended') return refuse('ACCOUNT_SUSPENDED', 'operations on the account are suspended');
         if (this.options.config.amlBlockedIinBins.includes(doc.requisites.beneficiary.iinBin)) return refuse('AML_REFUSAL', 'refused under AML/CFT rules');
-        // An injected refusal is drawn once per request, also when a race sends it to the locked path.
-        const injected = refusalTaken ? undefined : this.faults.takeRefusal('submit');
-        refusalTaken = true;
+        // Drawn at most once per request: a race only sends a request to the locked path when the
+        // winner's row is committed, and there it is answered from that row before this point.
+        const injected = this.faults.takeRefusal('submit');
         if (injected) return refuse(injected, reasonTextRu(injected));
         const row = await this.store.insertDocument(db, {
           externalId: body.externalId, docKey: requestKey, payerIban: doc.requisites.payer.iban, number: doc.requisites.number, date: doc.requisites.date,

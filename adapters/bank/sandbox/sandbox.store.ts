@@ -222,10 +222,10 @@ export class SandboxStore {
   /**
    * The ledger (INTERFACES.md): one row per document, counting every submit request for it and
    * those that arrived after it was accepted. Called once for every submit request whatever the
-   * answer; `accepted` is true for the request that registered the document.
+   * answer (the request that registered the document is counted by `insertDocument`).
    */
-  async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string, accepted = false): Promise<void> {
-    await db.query(this.ledgerUpsert('$1', '$2', '$3'), [docKey, externalId, accepted]);
+  async recordRequest(db: Pick<PoolClient, 'query'>, docKey: string, externalId: string): Promise<void> {
+    await db.query(this.ledgerUpsert('$1', '$2', 'false'), [docKey, externalId]);
   }
 
   /** The ledger row's upsert for one request, with the SQL parameters (or expressions) given. */
