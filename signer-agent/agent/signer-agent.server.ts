@@ -88,6 +88,13 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     }
   });
 
+  /** A refusal as it is answered: a ConnectorError as is; anything else logged (name and code only) and INTERNAL. */
+  const asRefusal = (err: unknown): ConnectorError => {
+    if (err instanceof ConnectorError) return err;
+    options.logger.error({ event: 'signer.http.error', err: { name: (err as Error)?.name, code: (err as { code?: string })?.code } }, 'unexpected error');
+    return new ConnectorError('INTERNAL', 'internal error of the signer agent; see its log');
+  };
+
   // Every refusal the agent answers is counted once, here, by its code (issue 11: failures by code).
   const sendError = (reply: FastifyReply, err: ConnectorError): FastifyReply => {
     metrics.failed(err.code);
@@ -103,8 +110,7 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, new ConnectorError('INVALID_REQUEST', 'the request body is not valid JSON of the expected content type (application/json)'));
     }
-    options.logger.error({ event: 'signer.http.error', err: { name: err.name, code: err.code } }, 'unexpected error');
-    return sendError(reply, new ConnectorError('INTERNAL', 'internal error of the signer agent; see its log'));
+    return sendError(reply, asRefusal(err));
   });
 
   app.setNotFoundHandler((request, reply) => sendError(reply, new ConnectorError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
@@ -181,12 +187,9 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
         try {
           return { ok: true, ...(await signOne(userId, parseBody(signBodySchema, raw))) };
         } catch (err) {
-          const refusal = err instanceof ConnectorError ? err : new ConnectorError('INTERNAL', 'unexpected error');
-          if (!(err instanceof ConnectorError)) options.logger.error({ event: 'signer.http.error', err: { name: (err as Error).name, code: (err as { code?: string }).code } }, 'unexpected error');
+          const refusal = asRefusal(err);
           metrics.failed(refusal.code);
-          const error: AgentErrorBody = { code: refusal.code, message: refusal.message };
-          if (refusal.details !== undefined) error.details = refusal.details;
-          return { ok: false, orderId, status: httpStatusOf(refusal.code), error };
+          return { ok: false, orderId, status: httpStatusOf(refusal.code), error: errorBody(refusal) };
         }
       }),
     );
@@ -219,10 +222,14 @@ export function hostWithoutPort(host: string): string {
   return host.split(':')[0];
 }
 
-function sendErrorBody(reply: FastifyReply, err: ConnectorError): FastifyReply {
+function errorBody(err: ConnectorError): AgentErrorBody {
   const body: AgentErrorBody = { code: err.code, message: err.message };
   if (err.details !== undefined) body.details = err.details;
-  return reply.code(httpStatusOf(err.code)).type('application/json; charset=utf-8').send(body);
+  return body;
+}
+
+function sendErrorBody(reply: FastifyReply, err: ConnectorError): FastifyReply {
+  return reply.code(httpStatusOf(err.code)).type('application/json; charset=utf-8').send(errorBody(err));
 }
 
 function userIdParam(request: FastifyRequest): string {
