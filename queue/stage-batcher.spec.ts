@@ -1,4 +1,4 @@
-import { StageBatcher } from './stage-batcher';
+import { Slots, StageBatcher } from './stage-batcher';
 
 describe('StageBatcher', () => {
   it('coalesces concurrent calls into batches of at most maxBatch, one outcome each', async () => {
@@ -34,5 +34,33 @@ describe('StageBatcher', () => {
     const batcher = new StageBatcher<number, number>(async () => [1], { maxBatch: 10, maxWaitMs: 1 });
     const all = await Promise.allSettled([1, 2].map((i) => batcher.run(i)));
     expect(all.every((s) => s.status === 'rejected')).toBe(true);
+  });
+});
+
+describe('Slots', () => {
+  it('lets at most `size` holders run at once, the others in arrival order, and gives a slot back when work fails', async () => {
+    const slots = new Slots(2);
+    let running = 0;
+    let peak = 0;
+    const started: number[] = [];
+    const work = (i: number) =>
+      slots.hold(async () => {
+        started.push(i);
+        running += 1;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, 5));
+        running -= 1;
+        if (i === 1) throw new Error('bank down');
+        return i;
+      });
+    const settled = await Promise.allSettled([0, 1, 2, 3, 4].map(work));
+    expect(peak).toBe(2);
+    expect(started).toEqual([0, 1, 2, 3, 4]);
+    expect(settled.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    // Both slots came back: two holders run at once again.
+    running = 0;
+    peak = 0;
+    await Promise.all([work(5), work(6), work(7)]);
+    expect(peak).toBe(2);
   });
 });

@@ -64,15 +64,46 @@ export class StageBatcher<T, R> {
   }
 }
 
-/** One batcher per (context, stage): every job of that stage in this process shares it. */
-const batchers = new WeakMap<object, Map<string, StageBatcher<unknown, unknown>>>();
+/**
+ * At most `size` holders at once; the others wait in arrival order. The submit stage holds one
+ * from the last lockdown look to the bank's answer, so however many jobs a stage takes at once,
+ * no more than `size` requests per process are past that look when a lockdown lands.
+ */
+export class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
 
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`slots must be a whole number >= 1, got ${size}`);
+    this.free = size;
+  }
+
+  async hold<T>(work: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free += 1;
+    }
+  }
+}
+
+/** One shared object per (context, name) in this process: a stage's batcher, the send slots. */
+const shared = new WeakMap<object, Map<string, unknown>>();
+
+export function perContext<T>(owner: object, name: string, make: () => T): T {
+  let byName = shared.get(owner);
+  if (!byName) shared.set(owner, (byName = new Map()));
+  if (!byName.has(name)) byName.set(name, make());
+  return byName.get(name) as T;
+}
+
+/** One batcher per (context, stage): every job of that stage in this process shares it. */
 export function stageBatcher<T, R>(owner: object, stage: string, make: () => StageBatcher<T, R>): StageBatcher<T, R> {
-  let byStage = batchers.get(owner);
-  if (!byStage) batchers.set(owner, (byStage = new Map()));
-  let batcher = byStage.get(stage);
-  if (!batcher) byStage.set(stage, (batcher = make() as StageBatcher<unknown, unknown>));
-  return batcher as StageBatcher<T, R>;
+  return perContext(owner, `batcher:${stage}`, make);
 }
 
 /** The batcher of a pipeline stage (validate, sign, submit, track), sized by `worker.batchSize` and `worker.batchWaitMs`. */

@@ -18,7 +18,7 @@ import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from '.
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
-import { pipelineStageBatcher, StageBatcher, stageBatcher } from '../stage-batcher';
+import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } from '../stage-batcher';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -55,8 +55,10 @@ type GateOutcome = 'go' | 'locked' | 'moved-on';
 /**
  * The last step before the bank call, for every order about to be sent in this process at that
  * moment: one look at the lockdown flag, then one UPDATE counting the attempt of each order still
- * `submitting` (counted before the send: a crash between sending and recording is always followed
- * by a lookup). Orders sent together share both round trips; each still passes on its own.
+ * `submitting` and still under a send lease (counted before the send: a crash between sending and
+ * recording is always followed by a lookup). An order whose lease lapsed while it waited for a send
+ * slot is `moved-on`: it is not sent, and the sweeper queues it again. Orders sent together share
+ * both round trips; each still passes on its own.
  */
 function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
   return stageBatcher(context, 'submit.gate', () =>
@@ -69,7 +71,7 @@ function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
           `with flag as (select ${LOCKDOWN_RECORDED_SQL} as locked),
            counted as (
              update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
-             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and not (select locked from flag) returning id)
+             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id)
            select (select locked from flag) as locked, (select array_agg(id) from counted) as ids`,
           [context.clock.now(), ...unique],
         );
@@ -328,13 +330,19 @@ async function sendOrder(
     const { document, signatures } = prepared;
     if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
     const cms = signatures[signatures.length - 1].cms; // holds every signer
-    // The last look before the bank call (a lock that landed while this job held the order stops it
-    // here), and the attempt counted before the send.
-    const gate = await sendGate(context).run(order.id);
-    if (gate === 'locked') await stopForLockdown(context, job, order.id, 'before the bank call');
-    if (gate === 'moved-on') return { state: 'moved-on' };
-    await testPausePoint(context, 'order.submit.before-send');
-    const accepted = await bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
+    // Held from the last look to the bank's answer: at most `worker.concurrency` requests per
+    // process are on their way when a lockdown lands, however many jobs the stage takes at once.
+    const sent = await perContext(context, 'submit.slots', () => new Slots(context.config.worker.concurrency)).hold(async () => {
+      // The last look before the bank call (a lock that landed while this job held the order stops
+      // it here), and the attempt counted before the send.
+      const gate = await sendGate(context).run(order.id);
+      if (gate !== 'go') return gate;
+      await testPausePoint(context, 'order.submit.before-send');
+      return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
+    });
+    if (sent === 'locked') return await stopForLockdown(context, job, order.id, 'before the bank call');
+    if (sent === 'moved-on') return { state: 'moved-on' };
+    const accepted = sent;
     await testPausePoint(context, 'order.submit.after-send');
     await markSubmitted(context, order.id, accepted, accepted.created ? 'accepted by the bank' : 'the bank already had it under this external id');
     leaseReleased = true;
