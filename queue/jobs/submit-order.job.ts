@@ -42,11 +42,9 @@ async function stopIfLockedDown(context: JobContext, job: Parameters<typeof hand
   await stopForLockdown(context, job, orderId, where);
 }
 
-/** The lock holds: an order not yet claimed is held; a claimed one waits in its job. Never returns. */
+/** The lock holds and the order is claimed (never held: it may be at the bank): its job waits. Never returns. */
 async function stopForLockdown(context: JobContext, job: Parameters<typeof handleSubmitOrder>[2], orderId: string, where: string): Promise<never> {
   context.logger.warn({ event: 'order.submit.lockdown', orderId, where });
-  const held = await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), [orderId]);
-  if (held.length) throw new LockdownStop('held');
   return waitAndRetry(job, LOCKDOWN_WAIT_MS, 'lockdown');
 }
 
@@ -104,12 +102,6 @@ async function takeSendLeases(context: JobContext, orderIds: readonly string[]):
     [leaseSecondsOf(context), ...orderIds],
   );
   return new Map(rows.map((r) => [r.id, Number(r.submit_attempts)]));
-}
-
-class LockdownStop extends Error {
-  constructor(readonly state: string) {
-    super('lockdown');
-  }
 }
 
 /** Records the bank's acceptance of a claimed order (through the recorder below). */
@@ -195,12 +187,11 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
   return batcher.run({ orderId: payload.orderId, job });
 };
 
-/** Runs one order's step, turning a lockdown stop into its result and anything else into its error. */
+/** Runs one order's step, turning anything it throws into that order's error. */
 async function settle(step: () => Promise<SubmitResult>): Promise<SubmitResult | Error> {
   try {
     return await step();
   } catch (err) {
-    if (err instanceof LockdownStop) return { state: err.state, lockdown: true };
     return err instanceof Error ? err : new Error(String(err));
   }
 }

@@ -227,6 +227,7 @@ export class Sandbox {
       const accounts = new Map(
         ((await db.query(`SELECT * FROM ${t}.accounts WHERE iban = ANY($1::text[]) ORDER BY iban FOR UPDATE`, [ibans])).rows as AccountRow[]).map((a) => [a.iban, { ...a, balance: Number(a.balance) }]),
       );
+      const openingBalance = new Map([...accounts.values()].map((a) => [a.iban, a.balance]));
       const day = kzDate(now);
       const rejected: Array<{ id: string; code: string }> = [];
       const executed: Array<{ id: string; fee: number }> = [];
@@ -282,7 +283,7 @@ export class Sandbox {
       }
       if (executed.length === 0) return;
       await this.store.insertLines(db, lines);
-      const changed = [...accounts.values()];
+      const changed = [...accounts.values()].filter((a) => a.balance !== openingBalance.get(a.iban));
       await db.query(
         `UPDATE ${t}.accounts a SET balance = x.balance FROM unnest($1::text[], $2::bigint[]) AS x(iban, balance) WHERE a.iban = x.iban`,
         [changed.map((a) => a.iban), changed.map((a) => String(a.balance))],
