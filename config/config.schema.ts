@@ -162,6 +162,7 @@ export const configSchema = z
       .default({}),
     worker: z
       .object({
+        /** Jobs per queue a worker process runs at once; also its send slots: the most payment requests on their way to the bank (what a lockdown can find in flight). */
         concurrency: z.number().int().min(1).max(256).default(8),
         /**
          * Jobs the validate, sign, submit and track stages take at once per worker process. They are coalesced
