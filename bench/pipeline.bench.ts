@@ -26,6 +26,7 @@ import { Session } from 'node:inspector/promises';
  * stage took, peak RSS; then a bare 4-stage BullMQ chain of no-op jobs on the same Redis, and the
  * ratio. W connector worker processes (default 1, as PM2's ecosystem runs) run as children (`connector worker`); the
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
+ * BENCH_DUMP=<file> writes each order's transition times, BENCH_WORKER_PROFILE_DIR and BENCH_CPU_PROFILE CPU profiles.
  * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each).
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
@@ -257,6 +258,18 @@ async function main(): Promise<void> {
        from d`,
       [SOURCE],
     );
+    // BENCH_DUMP=<file>: one line per order, its transitions in ms after its intake (to study the tails).
+    if (process.env.BENCH_DUMP) {
+      const rows = await em().execute<Array<{ received: Date | string; id: string; times: string }>>(
+        `select o.id, r.at as received, string_agg(e.to_state || '=' || round(extract(epoch from e.at - r.at) * 1000), ' ' order by e.at) as times
+           from payment_order o
+           join lateral (select min(at) as at from order_event where order_id = o.id and to_state = 'received') r on true
+           join order_event e on e.order_id = o.id
+          where o.source = ? group by o.id, r.at order by r.at`,
+        [SOURCE],
+      );
+      writeFileSync(process.env.BENCH_DUMP, rows.map((r) => `${new Date(r.received).toISOString()} ${r.id} ${r.times}\n`).join(''));
+    }
     const ledger = (await (await fetch(`${world.admin}/submissions`)).json()) as { total: number; duplicates: number };
     const n = (k: string) => (lat[k] === null ? null : Number(lat[k]));
     const e2e = (Number(lat.executed) * 1000) / (n('span') ?? wallMs);

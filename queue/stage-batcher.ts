@@ -78,6 +78,11 @@ export class Slots {
     this.free = size;
   }
 
+  /** How many wait for a slot now. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
   async hold<T>(work: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free -= 1;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
@@ -50,33 +51,41 @@ async function stopForLockdown(context: JobContext, job: Parameters<typeof handl
 
 type GateOutcome = 'go' | 'locked' | 'moved-on';
 
+/** A send lease as its taker holds it: the order and the token written with the lease. */
+interface SendLease {
+  orderId: string;
+  owner: string;
+}
+
 /**
  * The last step before the bank call, for every order about to be sent in this process at that
  * moment: one look at the lockdown flag, then one UPDATE counting the attempt of each order still
- * `submitting` and still under a send lease (counted before the send: a crash between sending and
- * recording is always followed by a lookup). An order whose lease lapsed while it waited for a send
- * slot is `moved-on`: it is not sent, and the sweeper queues it again. Orders sent together share
- * both round trips; each still passes on its own.
+ * `submitting` and still under the caller's own send lease (counted before the send: a crash
+ * between sending and recording is always followed by a lookup). An order whose lease lapsed while
+ * it waited for a send slot is `moved-on`: it is not sent, whether the lease is free (the sweeper
+ * queues the order again) or another sender took it (that sender sends). Orders sent together
+ * share both round trips; each still passes on its own.
  */
-function sendGate(context: JobContext): StageBatcher<string, GateOutcome> {
+function sendGate(context: JobContext): StageBatcher<SendLease, GateOutcome> {
   return stageBatcher(context, 'submit.gate', () =>
-    new StageBatcher<string, GateOutcome>(
-      async (orderIds) => {
-        if (await isLockedDownInRedis(context)) return orderIds.map(() => 'locked' as const);
-        const unique = [...new Set(orderIds)];
+    new StageBatcher<SendLease, GateOutcome>(
+      async (leases) => {
+        if (await isLockedDownInRedis(context)) return leases.map(() => 'locked' as const);
+        const ids = [...new Set(leases.map((l) => l.orderId))];
         // The recorded flag and the count in one statement: nothing is counted under a lock.
         const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; ids: string[] | null }>>(
           `with flag as (select ${LOCKDOWN_RECORDED_SQL} as locked),
            counted as (
              update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
-             where id in (${unique.map(() => '?').join(', ')}) and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id)
+             where id in (${ids.map(() => '?').join(', ')}) and (id, send_lease_owner) in (${leases.map(() => '(?::uuid, ?::uuid)').join(', ')})
+               and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id)
            select (select locked from flag) as locked, (select array_agg(id) from counted) as ids`,
-          [context.clock.now(), ...unique],
+          [context.clock.now(), ...ids, ...leases.flatMap((l) => [l.orderId, l.owner])],
         );
-        if (gate.locked) return orderIds.map(() => 'locked' as const);
+        if (gate.locked) return leases.map(() => 'locked' as const);
         // One counted attempt, one send: should the same order come twice, only the first goes.
         const go = new Set(gate.ids ?? []);
-        return orderIds.map((id) => (go.delete(id) ? 'go' : 'moved-on'));
+        return leases.map((l) => (go.delete(l.orderId) ? 'go' : 'moved-on'));
       },
       { maxBatch: context.config.worker.batchSize, maxWaitMs: 0 },
     ),
@@ -89,19 +98,20 @@ function leaseSecondsOf(context: JobContext): number {
 }
 
 /**
- * Takes the send lease of every order given that has none (or an expired one), in one UPDATE; the
- * attempts already counted for each leased order. One sender at a time (see the migration of
- * send_lease_until), on PostgreSQL's clock, not ours.
+ * Takes the send lease of every order given that has none (or an expired one), in one UPDATE, under
+ * one new owner token; the attempts already counted for each leased order. One sender at a time
+ * (see the migrations of send_lease_until and send_lease_owner), on PostgreSQL's clock, not ours.
  */
-async function takeSendLeases(context: JobContext, orderIds: readonly string[]): Promise<Map<string, number>> {
-  if (orderIds.length === 0) return new Map();
+async function takeSendLeases(context: JobContext, orderIds: readonly string[]): Promise<{ owner: string; attempts: Map<string, number> }> {
+  const owner = randomUUID();
+  if (orderIds.length === 0) return { owner, attempts: new Map() };
   const rows = await context.orm.em.fork().execute<Array<{ id: string; submit_attempts: number }>>(
-    `update payment_order set send_lease_until = now() + make_interval(secs => ?)
+    `update payment_order set send_lease_until = now() + make_interval(secs => ?), send_lease_owner = ?
      where id in (${orderIds.map(() => '?').join(', ')}) and state = 'submitting' and (send_lease_until is null or send_lease_until < now())
      returning id, submit_attempts`,
-    [leaseSecondsOf(context), ...orderIds],
+    [leaseSecondsOf(context), owner, ...orderIds],
   );
-  return new Map(rows.map((r) => [r.id, Number(r.submit_attempts)]));
+  return { owner, attempts: new Map(rows.map((r) => [r.id, Number(r.submit_attempts)])) };
 }
 
 /** Records the bank's acceptance of a claimed order (through the recorder below). */
@@ -267,7 +277,8 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const leases = await takeSendLeases(context, ready.map((o) => o.id));
   await Promise.all(
     ready.map(async (order) => {
-      const prepared = { attempts: leases.get(order.id), document: documents.get(order.id), signatures: claimed.get(order.id) ?? [] };
+      const attempts = leases.attempts.get(order.id);
+      const prepared = { lease: attempts === undefined ? undefined : { owner: leases.owner, attempts }, document: documents.get(order.id), signatures: claimed.get(order.id) ?? [] };
       results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, prepared)));
     }),
   );
@@ -288,23 +299,26 @@ async function sendOrder(
   context: JobContext,
   job: SubmitJob,
   order: PaymentOrder,
-  prepared: { attempts: number | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] },
+  prepared: { lease: { owner: string; attempts: number } | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] },
 ): Promise<SubmitResult> {
   const log = context.logger.child({ orderId: order.id, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
-  if (prepared.attempts === undefined) {
+  const { lease } = prepared;
+  if (lease === undefined) {
     const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
     if (row?.state !== 'submitting') return { state: row?.state ?? 'missing' };
     return waitAndRetry(job, leaseSecondsOf(context) * 1000, 'another worker holds the send lease');
   }
   let leaseReleased = false; // markSubmitted clears it with the transition
-  const releaseLease = () => em.execute('update payment_order set send_lease_until = null where id = ?', [order.id]).catch(() => undefined);
+  // Only its own lease: one that lapsed and was taken by another sender is that sender's.
+  const releaseLease = () =>
+    em.execute('update payment_order set send_lease_until = null, send_lease_owner = null where id = ? and send_lease_owner = ?', [order.id, lease.owner]).catch(() => undefined);
   // A deferral (Retry-After, revoked credentials) is applied after the lease is released.
   let defer: { ms: number; why: string } | undefined;
 
   const bank = context.services.bank();
   try {
-    if (prepared.attempts > 0) {
+    if (lease.attempts > 0) {
       // Under lockdown not even a lookup goes out (the credentials may be compromised).
       await stopIfLockedDown(context, job, order.id, 'before the lookup');
       // The outcome of an earlier send is unknown: ask the bank first.
@@ -326,7 +340,7 @@ async function sendOrder(
     const sent = await perContext(context, 'submit.slots', () => new Slots(context.config.worker.concurrency)).hold(async () => {
       // The last look before the bank call (a lock that landed while this job held the order stops
       // it here), and the attempt counted before the send.
-      const gate = await sendGate(context).run(order.id);
+      const gate = await sendGate(context).run({ orderId: order.id, owner: lease.owner });
       if (gate !== 'go') return gate;
       await testPausePoint(context, 'order.submit.before-send');
       return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });

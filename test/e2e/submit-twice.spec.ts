@@ -6,6 +6,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { REGISTERED_JOBS } from '../../queue/jobs';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
+import { perContext, Slots } from '../../queue/stage-batcher';
 import type { World } from '../../connector/demo/pipeline-world';
 import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
 
@@ -48,18 +49,34 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     await env?.cleanup();
   });
 
-  it('sends the order to the bank once', async () => {
-    // Every stage but submission runs; the submit job is driven by hand below.
-    workers = startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
-    const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`T${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
-    await eventually(async () => (await statesOf(context.orm, SOURCE)).signed === 1, { timeoutMs: 30_000, what: 'the order to be signed' });
+  const row = async (orderId: string) =>
+    (await context.orm.em.fork().execute<Array<{ state: string; submit_attempts: number; leased: boolean }>>(
+      'select state, submit_attempts, coalesce(send_lease_until > now(), false) as leased from payment_order where id = ?',
+      [orderId],
+    ))[0];
 
-    // A first attempt whose answer is a 500: the outcome is unknown, the order stays `submitting`.
+  /** One signed order whose first send got a 500: its outcome is unknown, it stays `submitting`. */
+  async function orderAfterAnUnknownOutcome(): Promise<string> {
+    // Every stage but submission runs; the submit job is driven by hand.
+    workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
+    const signedBefore = (await statesOf(context.orm, SOURCE)).signed ?? 0;
+    const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`T${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
+    await eventually(async () => ((await statesOf(context.orm, SOURCE)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
     await context.services.bank().lookup('warm-up-the-token').catch(() => undefined);
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { fail5xxNext: 1 } });
     await expect(handleSubmitOrder({ orderId: result.orderId }, context, fakeJob(result.orderId, 0))).rejects.toThrow();
-    const [row] = await context.orm.em.fork().execute<Array<{ state: string; submit_attempts: number }>>('select state, submit_attempts from payment_order where id = ?', [result.orderId]);
-    expect(row).toEqual({ state: 'submitting', submit_attempts: 1 });
+    expect(await row(result.orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: false });
+    return result.orderId;
+  }
+
+  const requestsFor = async (orderId: string) => {
+    const [order] = await context.orm.em.fork().execute<Array<{ external_id: string }>>('select external_id from payment_order where id = ?', [orderId]);
+    return (await sandboxAdmin<Ledger>(world.admin, '/submissions')).submissions.filter((s) => s.externalId === order.external_id);
+  };
+
+  it('sends the order to the bank once', async () => {
+    const orderId = await orderAfterAnUnknownOutcome();
+    const result = { orderId };
 
     // The retry runs twice at once (the bank answers slowly, as under load), as in two worker
     // processes: each run gets its own context, so the submit stage's batcher (one per context
@@ -73,11 +90,41 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     expect(runs.some((r) => r.status === 'fulfilled' && (r.value as { state: string }).state === 'submitted')).toBe(true);
 
     const ledger = await sandboxAdmin<Ledger>(world.admin, '/submissions');
-    expect(ledger.total).toBe(1);
     expect(ledger.duplicates).toBe(0);
     // The failed first attempt and exactly one send of the two overlapping runs.
-    expect(ledger.submissions[0].requests).toBe(2);
-    const [after] = await context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]);
-    expect(after.state).toBe('submitted');
+    expect((await requestsFor(result.orderId)).map((s) => s.requests)).toEqual([2]);
+    expect((await row(result.orderId)).state).toBe('submitted');
+  }, 120_000);
+
+  it('a run whose send lease lapsed while it waited for a send slot neither sends on the next holder\'s lease nor clears it', async () => {
+    const orderId = await orderAfterAnUnknownOutcome();
+    // Run A, in a process with one send slot that something else holds: A takes the lease, looks
+    // the order up (not found), and waits for the slot.
+    const contextA = { ...context, config: { ...context.config, worker: { ...context.config.worker, concurrency: 1 } } };
+    const slotsA = perContext(contextA, 'submit.slots', () => new Slots(1));
+    let freeTheSlot!: () => void;
+    const blocker = slotsA.hold(() => new Promise<void>((resolve) => (freeTheSlot = resolve)));
+    const runA = handleSubmitOrder({ orderId }, contextA, fakeJob(orderId, 1));
+    await eventually(async () => slotsA.queued === 1, { timeoutMs: 30_000, intervalMs: 10, what: 'run A waiting for a send slot' });
+    expect(await row(orderId)).toMatchObject({ submit_attempts: 1, leased: true });
+
+    // A waits longer than its lease (bank timeout + margin): the lease lapses, and run B (a
+    // re-delivered job in another process) takes it, passes its last look and is at the bank.
+    await context.orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [orderId]);
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 1_500 } });
+    const runB = handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1));
+    await eventually(async () => (await row(orderId)).submit_attempts === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B to pass its last look' });
+
+    // A gets its slot while B is still waiting for the bank: A must not send, nor free B's lease.
+    freeTheSlot();
+    await blocker;
+    await expect(runA).resolves.toEqual({ state: 'moved-on' });
+    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 2, leased: true });
+
+    await expect(runB).resolves.toEqual({ state: 'submitted' });
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
+    // The 500 and B's send; nothing from A.
+    expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
+    expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
   }, 120_000);
 });

@@ -7,6 +7,7 @@ import { Migration20261125040000_lockdown } from './Migration20261125040000_lock
 import { Migration20261125180000_webhooks } from './Migration20261125180000_webhooks';
 import { Migration20261125190000_statements } from './Migration20261125190000_statements';
 import { Migration20261126000000_audit_append } from './Migration20261126000000_audit_append';
+import { Migration20261126010000_send_lease_owner } from './Migration20261126010000_send_lease_owner';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -21,4 +22,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125180000_webhooks', class: Migration20261125180000_webhooks },
   { name: 'Migration20261125190000_statements', class: Migration20261125190000_statements },
   { name: 'Migration20261126000000_audit_append', class: Migration20261126000000_audit_append },
+  { name: 'Migration20261126010000_send_lease_owner', class: Migration20261126010000_send_lease_owner },
 ];
