@@ -154,42 +154,55 @@ async function produceSignature(context: JobContext, state: SigningState, signer
     documentSha256: document.sha256,
     cms: signed.cmsDer,
     mandate: options.mandate,
+    cosignedId: previous?.id ?? null,
   };
 }
 
 /**
  * Records signatures produced for several orders (at most one level per order per call, in
  * signing order) and their audit records; each one that was recorded counts on its order's state.
+ * One not recorded came too late: its level was signed, or another signature was recorded after
+ * the one it cosigned (`recordSignatures`); its signer may sign again over the fresh CMS.
  */
 async function recordProduced(context: JobContext, produced: Array<{ state: SigningState; signature: NewSignature }>): Promise<boolean[]> {
   const em = context.orm.em.fork();
   const now = context.clock.now();
-  const recorded = await recordSignatures(em, produced.map((p) => p.signature), now);
-  const kept = produced.filter((_, i) => recorded[i]);
+  const ids = await recordSignatures(em, produced.map((p) => p.signature), now);
+  const kept = produced.flatMap((p, i) => (ids[i] === null ? [] : [{ ...p, id: ids[i] as number }]));
   await appendAudits(
     em,
     kept.map(({ signature: s }) => ({ actor: `user:${s.login}`, action: 'order.signed', subject: s.orderId, details: { level: s.level, serial: s.serial, mandate: s.mandate, documentSha256: s.documentSha256 } })),
   );
-  for (const { state, signature: s } of kept) {
+  for (const { state, signature: s, id } of kept) {
     state.missing = state.missing.filter((l) => l !== s.level);
-    state.signatures.push({ id: 0, userId: s.userId, login: s.login, level: s.level, serial: s.serial, signingTime: s.signingTime, cms: s.cms });
+    state.signatures.push({ id, userId: s.userId, login: s.login, level: s.level, serial: s.serial, signingTime: s.signingTime, cms: s.cms });
   }
-  return recorded;
+  return ids.map((id) => id !== null);
 }
 
-/** One user's signature on the order (a person through the API), if their level is still missing. */
+/** Times a person's signature is made again when other signatures keep landing first. */
+const SIGN_AGAIN = 3;
+
+/**
+ * One user's signature on the order (a person through the API), if their level is still missing.
+ * Should another signature be recorded between the read and the insert (a standing mandate on the
+ * other level), this one is not recorded and is made again over the CMS that holds it.
+ */
 export async function signAs(context: JobContext, state: SigningState, user: { id: string; login: string }, options: { mandate: boolean }): Promise<SignAttempt> {
   const em = context.orm.em.fork();
-  // Fresh: another person may have signed since the state was loaded.
-  state.signatures = await validSignatures(em, state.order.id);
-  state.missing = missingLevels(state.levels, state.signatures);
   const signer = await new SignerDirectory(em).signer(user.id);
   if (!signer) return { refused: 'USER_NOT_FOUND' };
-  if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
-  const signature = await produceSignature(context, state, signer, options);
-  if ('refused' in signature) return signature;
-  const [recorded] = await recordProduced(context, [{ state, signature }]);
-  return recorded ? { signed: signature.level } : { refused: 'LEVEL_ALREADY_SIGNED' };
+  for (let attempt = 1; ; attempt++) {
+    // Fresh: another person may have signed since the state was loaded.
+    state.signatures = await validSignatures(em, state.order.id);
+    state.missing = missingLevels(state.levels, state.signatures);
+    if (await isLockedDown(context)) throw Object.assign(new ConnectorError('LOCKED_DOWN', 'the connector is locked down: no signature is applied until an admin resolves the incident'), { lockdown: true });
+    const signature = await produceSignature(context, state, signer, options);
+    if ('refused' in signature) return signature;
+    const [recorded] = await recordProduced(context, [{ state, signature }]);
+    if (recorded) return { signed: signature.level };
+    if (attempt >= SIGN_AGAIN) return { refused: 'SIGNATURES_CHANGED' };
+  }
 }
 
 /** What signing a batch under standing mandates did to each order. */

@@ -28,7 +28,8 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
       if (err instanceof SignerAgentError) throw new ApiError(err.code === 'KEY_LOCKED' || err.code === 'NOT_ENROLLED' ? 409 : 422, err.code, err.message);
       throw err;
     }
-    if ('refused' in attempt) throw new ApiError(403, attempt.refused, `this signature cannot be given: ${attempt.refused}`);
+    // SIGNATURES_CHANGED: other signatures kept landing first; the person may simply sign again.
+    if ('refused' in attempt) throw new ApiError(attempt.refused === 'SIGNATURES_CHANGED' ? 409 : 403, attempt.refused, `this signature cannot be given: ${attempt.refused}`);
     const complete = await completeSigning(context, state);
     return { id, signed: attempt.signed, missing: state.missing, state: complete ? 'signed' : 'awaiting_signatures' };
   });

@@ -77,18 +77,27 @@ export interface NewSignature {
   documentSha256: string;
   cms: Buffer;
   mandate: boolean;
+  /** The signature whose CMS this one cosigned (null: the first); see the signature_chain migration. */
+  cosignedId: number | null;
 }
 
-/** Records signatures in one insert; for each, false when its level was already signed (a concurrent signer won). */
-export async function recordSignatures(em: EntityManager, list: readonly NewSignature[], now: Date): Promise<boolean[]> {
+/**
+ * Records signatures in one insert (at most one per order); for each, its id, or null when it no
+ * longer fits: its level was signed meanwhile, or the signature it cosigned is no longer the
+ * order's newest valid one (another signer got in between: the CMS would lack them).
+ */
+export async function recordSignatures(em: EntityManager, list: readonly NewSignature[], now: Date): Promise<Array<number | null>> {
   if (list.length === 0) return [];
-  const rows = await em.execute<Array<{ order_id: string; level: string }>>(
-    `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, created_at)
-     values ${list.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} on conflict (order_id, level) where valid do nothing returning order_id, level`,
-    list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, now]),
+  const rows = await em.execute<Array<{ id: string; order_id: string }>>(
+    `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+     select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
+       as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+      where v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
+     on conflict do nothing returning id, order_id`,
+    list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]),
   );
-  const inserted = new Set(rows.map((r) => `${r.order_id}/${r.level}`));
-  return list.map((s) => inserted.has(`${s.orderId}/${s.level}`));
+  const inserted = new Map(rows.map((r) => [r.order_id, Number(r.id)]));
+  return list.map((s) => inserted.get(s.orderId) ?? null);
 }
 
 /** R-17: a signature by a user who lost authority stops counting while the order is not submitted. */

@@ -13,6 +13,13 @@ import { validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { createLogger } from '../../connector/logging/logger';
 import { retryFailedOrder } from '../../queue/order-retry';
 import type { AnyJobDefinition } from '../../queue/job-definition';
+import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
+import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { validSignatures } from '../../connector/signing/order-signatures';
+import { parseCms } from '../../signer-agent/cms/cms.parser';
+import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
+import type { AppContext } from '../../connector/app/app-context';
 
 /** Every pipeline job delivered again after it finished (same job id) has no second effect. */
 describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Redis, PostgreSQL)', () => {
@@ -80,6 +87,47 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const after = await ledger();
     expect(after.submissions.find((s) => s.externalId === result.externalId)?.requests).toBe(1);
     expect(after.duplicates).toBe(0);
+  });
+
+  it('a person signing while a standing mandate signs the other level: the last CMS, the one the bank gets, holds both signers', async () => {
+    const context = world.context;
+    const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+    const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
+    // Taken in without a job (the workers' mandates would sign it first); validated by hand.
+    const [result] = await intakeOrders(db(), 'erp-sign-race', [{ order: demoOrder(doc, today) }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
+    await transitionOrder(db(), result.orderId, 'validated', { actor: 'test', from: 'received' });
+    const accountant = (await new SignerDirectory(db()).signerByLogin('demo.accountant'))?.user;
+    if (!accountant) throw new Error('the demo world has no accountant');
+
+    // While the agent makes the accountant's signature (over no earlier CMS: none is recorded yet),
+    // the CEO's standing mandate signs the first level and records it.
+    const ceoMandateOnly = { ...context, config: { ...context.config, signing: { ...context.config.signing, mandates: context.config.signing.mandates.filter((m) => m.login === 'demo.ceo') } } };
+    const agent = context.services.signer();
+    let mandate: Awaited<ReturnType<typeof signWithMandates>> | undefined;
+    const racingAgent: SignerAgentClient = Object.assign(Object.create(agent) as SignerAgentClient, {
+      signMany: async (userId: string, inputs: Parameters<SignerAgentClient['signMany']>[1]) => {
+        const made = await agent.signMany(userId, inputs);
+        if (userId === accountant.id && !mandate) mandate = await signWithMandates(ceoMandateOnly, [result.orderId], () => undefined);
+        return made;
+      },
+    });
+    const racing: AppContext = { ...context, services: Object.assign(Object.create(context.services) as AppContext['services'], { signer: () => racingAgent }) };
+
+    const state = await prepareSigning(racing, result.orderId);
+    if (!state) throw new Error('the order is not waiting for signatures');
+    await expect(signAs(racing, state, accountant, { mandate: false })).resolves.toEqual({ signed: 'second' });
+    expect(mandate?.get(result.orderId)).toMatchObject({ state: 'awaiting_signatures', missing: ['second'] });
+
+    // The accountant's first signature came too late and was made again over the CEO's CMS.
+    const signatures = await validSignatures(db(), result.orderId);
+    expect(signatures.map((s) => [s.login, s.level])).toEqual([['demo.ceo', 'first'], ['demo.accountant', 'second']]);
+    expect(parseCms(signatures[0].cms).signerInfos).toHaveLength(1);
+    expect(parseCms(signatures[1].cms).signerInfos).toHaveLength(2);
+    expect(await count('select count(*) as n from order_signature where order_id = ? and cosigned_id = ?', [result.orderId, signatures[0].id])).toBe(1);
+
+    // The order goes on to the bank with that CMS.
+    await expect(completeSigning(racing, state)).resolves.toBe(true);
+    await eventually(async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state === 'executed', { what: 'executed', timeoutMs: 45_000 });
   });
 
   it('two deliveries of the submit job racing on one order send it once (claim + send lease)', async () => {

@@ -5,6 +5,7 @@ import { markOrderFailed, transitionOrder, transitionOrders, IllegalTransitionEr
 import { createHash } from 'node:crypto';
 import { appendAudit, appendAudits, canonicalJson, verifyAudit } from '../../connector/audit/audit.log';
 import { sampleOrder } from '../support/orders.fixture';
+import { recordSignatures, validSignatures, type NewSignature } from '../../connector/signing/order-signatures';
 
 describe('order transitions on PostgreSQL', () => {
   let env: TestEnv;
@@ -209,5 +210,76 @@ describe('order transitions on PostgreSQL', () => {
     const [result] = await intakeOrders(orm.em.fork(), 'erp1', [{ order: sampleOrder({ number: 'BAD1', amount: '12,3456' }) }], port, { actor: 't' });
     const [row] = await orm.em.fork().execute<Array<{ errors: Array<{ field: string; code: string }> }>>('select errors from payment_order where id = ?', [result.orderId]);
     expect(row.errors).toEqual([expect.objectContaining({ field: 'amount', code: 'AMOUNT_FORMAT' })]);
+  });
+
+  describe('signatures form one chain: the newest valid CMS holds every valid signer', () => {
+    const signature = (orderId: string, level: 'first' | 'second', login: string, cosignedId: number | null): NewSignature => ({
+      orderId,
+      userId: createHash('md5').update(login).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5'),
+      login,
+      level,
+      algorithm: 'RSA',
+      serial: `serial-${login}`,
+      subject: `CN=${login}`,
+      iin: null,
+      signingTime: new Date('2026-11-26T05:00:00Z'),
+      documentSha256: 'ab'.repeat(32),
+      cms: Buffer.from(`cms of ${login} over ${cosignedId ?? 'nothing'}`),
+      mandate: false,
+      cosignedId,
+    });
+    const now = new Date('2026-11-26T05:00:01Z');
+
+    it('records a signature only over the order\'s newest valid one', async () => {
+      const id = await newOrder('SIG1');
+      const [first] = await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now);
+      expect(first).toEqual(expect.any(Number));
+      // Made before the first was recorded (it cosigned nothing): its CMS lacks the first signer.
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'second', 'accountant', null)], now)).toEqual([null]);
+      const [second] = await recordSignatures(orm.em.fork(), [signature(id, 'second', 'accountant', first)], now);
+      expect(second).toEqual(expect.any(Number));
+      expect((await validSignatures(orm.em.fork(), id)).map((s) => [s.login, s.level])).toEqual([['ceo', 'first'], ['accountant', 'second']]);
+
+      // R-17: the first signer's signature stops counting; a new first signature cosigns the newest valid one.
+      await orm.em.fork().execute('update order_signature set valid = false where id = ?', [first]);
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'deputy', null)], now)).toEqual([null]);
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'deputy', first)], now)).toEqual([null]);
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'deputy', second)], now)).toEqual([expect.any(Number)]);
+    });
+
+    it('of two signatures over the same CMS recorded at once, on other levels, exactly one counts', async () => {
+      const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => newOrder(`SIGRACE${i}`)));
+      const outcomes = await Promise.all(
+        ids.flatMap((id) => [
+          recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now),
+          recordSignatures(orm.em.fork(), [signature(id, 'second', 'accountant', null)], now),
+        ]),
+      );
+      for (let i = 0; i < ids.length; i++) {
+        expect(outcomes.slice(2 * i, 2 * i + 2).flat().filter((o) => o !== null)).toHaveLength(1);
+        expect(await validSignatures(orm.em.fork(), ids[i])).toHaveLength(1);
+      }
+    });
+
+    it('the migration chains the valid signatures an order already had, in the order given', async () => {
+      const id = await newOrder('SIGOLD');
+      const migrator = orm.getMigrator();
+      await migrator.down({ to: 'Migration20261126010000_send_lease_owner' });
+      try {
+        const insert = (level: string, login: string, valid: boolean) =>
+          orm.em.fork().execute(
+            `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, signing_time, document_sha256, cms, valid, created_at)
+             values (?, gen_random_uuid(), ?, ?, 'RSA', 's', 'CN', now(), 'x', '\\x00', ?, now())`,
+            [id, login, level, valid],
+          );
+        await insert('first', 'old-ceo', false);
+        await insert('first', 'ceo', true);
+        await insert('second', 'accountant', true);
+      } finally {
+        await migrator.up();
+      }
+      const rows = await orm.em.fork().execute<Array<{ id: string; login: string; cosigned_id: string | null }>>('select id, login, cosigned_id from order_signature where order_id = ? order by id', [id]);
+      expect(rows.map((r) => [r.login, r.cosigned_id === null ? null : Number(r.cosigned_id)])).toEqual([['old-ceo', null], ['ceo', null], ['accountant', Number(rows[1].id)]]);
+    });
   });
 });

@@ -8,6 +8,7 @@ import { Migration20261125180000_webhooks } from './Migration20261125180000_webh
 import { Migration20261125190000_statements } from './Migration20261125190000_statements';
 import { Migration20261126000000_audit_append } from './Migration20261126000000_audit_append';
 import { Migration20261126010000_send_lease_owner } from './Migration20261126010000_send_lease_owner';
+import { Migration20261126020000_signature_chain } from './Migration20261126020000_signature_chain';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -23,4 +24,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261125190000_statements', class: Migration20261125190000_statements },
   { name: 'Migration20261126000000_audit_append', class: Migration20261126000000_audit_append },
   { name: 'Migration20261126010000_send_lease_owner', class: Migration20261126010000_send_lease_owner },
+  { name: 'Migration20261126020000_signature_chain', class: Migration20261126020000_signature_chain },
 ];
