@@ -20,6 +20,8 @@ export const trackOrderJob = defineJob({
 });
 
 type TrackOutcome = { state: string } | { waitMs: number; why: string } | { poll: string };
+/** A poll that found a status other than the one recorded: recorded for the batch at once. */
+type Polled = { poll: string; newStatus?: true };
 
 /**
  * Stage 5: poll the bank's status with backoff until it is final. Statuses only move forward; an
@@ -28,7 +30,8 @@ type TrackOutcome = { state: string } | { waitMs: number; why: string } | { poll
  * is deemed executed. R-21: no status at all one business day after submission raises an alert.
  *
  * A batch of polls at a time (queue/stage-batcher.ts): one load of the orders, the status requests
- * in parallel, one transition for all the executed ones, one write-back trigger.
+ * in parallel, one update of the statuses that changed, one transition for all the executed ones,
+ * one write-back trigger.
  */
 export async function trackBatch(context: JobContext, orderIds: string[]): Promise<Array<TrackOutcome | Error>> {
   const em = context.orm.em.fork();
@@ -37,6 +40,7 @@ export async function trackBatch(context: JobContext, orderIds: string[]): Promi
   const now = context.clock.now();
   const outcomes = new Map<string, TrackOutcome | Error>();
   const executed: string[] = [];
+  const changed: Array<{ id: string; status: string }> = [];
   await Promise.all(
     orderIds.map(async (id) => {
       const order = byId.get(id);
@@ -44,12 +48,23 @@ export async function trackBatch(context: JobContext, orderIds: string[]): Promi
       try {
         const outcome = await trackOne(context, order, now);
         if (outcome === 'executed') executed.push(id);
-        else outcomes.set(id, outcome);
+        else if ('newStatus' in outcome) {
+          changed.push({ id, status: outcome.poll });
+          outcomes.set(id, { poll: outcome.poll });
+        } else outcomes.set(id, outcome);
       } catch (err) {
         outcomes.set(id, err as Error);
       }
     }),
   );
+  if (changed.length > 0) {
+    // Kept verbatim (an unknown status included); the state does not move.
+    await em.execute(
+      `update payment_order p set bank_status = v.status, updated_at = ? from (values ${changed.map(() => '(?::uuid, ?)').join(', ')}) as v (id, status)
+        where p.id = v.id and p.state = 'submitted'`,
+      [now, ...changed.flatMap((c) => [c.id, c.status])],
+    );
+  }
   for (const r of await transitionOrders(em, executed, 'executed', { actor: 'bank', from: 'submitted', reason: 'executed by the bank', patch: { bankStatus: 'executed' }, now })) {
     outcomes.set(r.orderId, 'error' in r ? r.error : { state: 'executed' });
   }
@@ -60,7 +75,7 @@ export async function trackBatch(context: JobContext, orderIds: string[]): Promi
 
 const FINAL_STATES = new Set(['executed', 'rejected', 'deemed_executed']);
 
-async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<TrackOutcome | 'executed'> {
+async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<TrackOutcome | Polled | 'executed'> {
   const em = context.orm.em.fork();
   let status;
   try {
@@ -91,10 +106,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     }
     return { state: 'rejected' };
   }
-  if (!isFinalStatus(status.status) && status.status !== order.bankStatus) {
-    // Kept verbatim (an unknown status included); the state does not move.
-    await em.execute("update payment_order set bank_status = ?, updated_at = ? where id = ? and state = 'submitted'", [status.status, now, order.id]);
-  }
+  const newStatus = !isFinalStatus(status.status) && status.status !== order.bankStatus;
   const calendar = kzCalendarFromConfig(context.config);
   // R-22: the day the bank received it, then one more operational day without a notice.
   const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
@@ -115,7 +127,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       actor: 'worker',
     });
   }
-  return { poll: status.status };
+  return newStatus ? { poll: status.status, newStatus } : { poll: status.status };
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {

@@ -8,7 +8,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { signOrderJob } from '../../queue/jobs/sign-order.job';
 import { submitOrderJob } from '../../queue/jobs/submit-order.job';
-import { trackOrderJob } from '../../queue/jobs/track-order.job';
+import { trackBatch, trackOrderJob } from '../../queue/jobs/track-order.job';
 import { validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { createLogger } from '../../connector/logging/logger';
 import { retryFailedOrder } from '../../queue/order-retry';
@@ -128,6 +128,33 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     // The order goes on to the bank with that CMS.
     await expect(completeSigning(racing, state)).resolves.toBe(true);
     await eventually(async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state === 'executed', { what: 'executed', timeoutMs: 45_000 });
+  });
+
+  it('a poll records each order\'s own new status verbatim, an unknown one included, and moves no state until a final one', async () => {
+    const trackQueue = world.context.queues.get('track');
+    await trackQueue.pause();
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const docs = demoDocuments(String(Date.now()).slice(-7)).slice(0, 2);
+      const taken = await intakeOrders(db(), 'erp-statuses', docs.map((d) => ({ order: demoOrder(d, today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const ids = taken.map((t) => t.orderId);
+      const rows = async () => db().execute<Array<{ id: string; state: string; bank_status: string; bank_reference: string }>>(`select id, state, bank_status, bank_reference from payment_order where id in (?, ?) order by number`, [...ids]);
+      await eventually(async () => (await rows()).every((r) => r.state === 'submitted'), { what: 'both submitted', timeoutMs: 45_000 });
+      // The bank reports statuses the contract does not know (R-3), one per document.
+      const setStatus = async (documentId: string, status: string) =>
+        expect((await fetch(`${world.config.bank.url}/_sandbox/documents/${documentId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status }) })).status).toBe(200);
+      const [a, b] = await rows();
+      await setStatus(a.bank_reference, 'currency_control');
+      await setStatus(b.bank_reference, 'awaiting_funds');
+      await expect(trackBatch(world.context, [a.id, b.id])).resolves.toEqual([{ poll: 'currency_control' }, { poll: 'awaiting_funds' }]);
+      expect((await rows()).map((r) => [r.state, r.bank_status])).toEqual([['submitted', 'currency_control'], ['submitted', 'awaiting_funds']]);
+      await setStatus(a.bank_reference, 'executed');
+      await expect(trackBatch(world.context, [a.id, b.id])).resolves.toEqual([{ state: 'executed' }, { poll: 'awaiting_funds' }]);
+      expect((await rows()).map((r) => [r.state, r.bank_status])).toEqual([['executed', 'executed'], ['submitted', 'awaiting_funds']]);
+      await setStatus(b.bank_reference, 'executed');
+    } finally {
+      await trackQueue.resume();
+    }
   });
 
   it('two deliveries of the submit job racing on one order send it once (claim + send lease)', async () => {
