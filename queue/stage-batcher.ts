@@ -1,68 +1,18 @@
 /**
- * Coalesces the concurrent jobs of one stage in one process into batches (issue 15: "batch where
- * it pays"). Each BullMQ job still carries one order id and completes or retries on its own; its
- * handler hands the id to the batcher and waits for that order's outcome. The batch does the
- * PostgreSQL work of all of them at once (one load, one conditional UPDATE per transition, one
- * audit append, one addBulk of the next stage), so the per-order cost falls with the batch size.
- *
- * A batch starts when `maxBatch` ids are waiting or `maxWaitMs` after the first one arrived: with
- * a quiet queue an order waits at most that long; with a busy one the batch fills at once.
- * Everything a batch does is per order and idempotent, so a crash in the middle leaves each order
- * where a re-run of its own job picks it up (the same guarantees as one job at a time).
+ * The pipeline's stages coalesce the concurrent jobs of one stage in one process into batches
+ * (issue 15: "batch where it pays"; connector/shared/batcher.ts). Each BullMQ job still carries one
+ * order id and completes or retries on its own; its handler hands the id to the batcher and waits
+ * for that order's outcome. The batch does the PostgreSQL work of all of them at once (one load,
+ * one conditional UPDATE per transition, one audit append, one addBulk of the next stage), so the
+ * per-order cost falls with the batch size. Everything a batch does is per order and idempotent,
+ * so a crash in the middle leaves each order where a re-run of its own job picks it up (the same
+ * guarantees as one job at a time); a batch that fails as a whole fails each of its jobs, which
+ * retry on their own.
  */
-export interface BatchOptions {
-  maxBatch: number;
-  maxWaitMs: number;
-}
 
-/** One outcome per item, in the order given; an Error fails that item's job only. */
-export type BatchRunner<T, R> = (items: T[]) => Promise<Array<R | Error>>;
+import { StageBatcher, type BatchRunner } from '../connector/shared/batcher';
 
-interface Waiting<T, R> {
-  item: T;
-  resolve(value: R): void;
-  reject(err: unknown): void;
-}
-
-export class StageBatcher<T, R> {
-  private waiting: Array<Waiting<T, R>> = [];
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly runner: BatchRunner<T, R>,
-    private readonly options: BatchOptions,
-  ) {
-    if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) throw new Error(`maxBatch must be a whole number >= 1, got ${options.maxBatch}`);
-  }
-
-  run(item: T): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
-      if (this.waiting.length >= this.options.maxBatch) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.maxWaitMs);
-    });
-  }
-
-  private flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const batch = this.waiting.splice(0, this.options.maxBatch);
-    if (this.waiting.length > 0) this.timer = setTimeout(() => this.flush(), 0);
-    if (batch.length === 0) return;
-    this.runner(batch.map((w) => w.item)).then(
-      (outcomes) => {
-        batch.forEach((w, i) => {
-          const outcome = outcomes[i];
-          if (outcomes.length !== batch.length) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} items`));
-          else if (outcome instanceof Error) w.reject(outcome);
-          else w.resolve(outcome as R);
-        });
-      },
-      // The whole batch failed (PostgreSQL unreachable, say): every job retries on its own.
-      (err: unknown) => batch.forEach((w) => w.reject(err)),
-    );
-  }
-}
+export { StageBatcher, type BatchOptions, type BatchRunner } from '../connector/shared/batcher';
 
 /**
  * At most `size` holders at once; the others wait in arrival order. The submit stage holds one

@@ -153,6 +153,44 @@ describe('submits that race', () => {
   });
 });
 
+describe('status polls that arrive together', () => {
+  it('answer each with its own document (a repeated id and an unknown one included); reads asked for together are one query', async () => {
+    const t = await token();
+    const refs: string[] = [];
+    for (const n of ['7401', '7402', '7403']) {
+      const input = h.signed(sampleOrder({ number: n }), `poll-${n}`);
+      const r = await call('/api/v1/payments', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        token: t,
+        body: JSON.stringify({ externalId: input.externalId, document: { format: 'kz-payment-order-xml/1', content: input.document.toString('base64') }, signatures: input.signatures.map((x) => x.toString('base64')), requisites: input.requisites }),
+      });
+      expect(r.status).toBe(201);
+      refs.push(r.body.documentId as string);
+    }
+    const asked = [refs[2], 'no-such-document', refs[0], refs[1], refs[0]];
+    const answers = await Promise.all(asked.map((id) => call(`/api/v1/payments/${id}/status`, { token: t })));
+    expect(answers.map((a) => [a.status, a.body.documentId ?? a.body.code])).toEqual([[200, refs[2]], [404, 'NOT_FOUND'], [200, refs[0]], [200, refs[1]], [200, refs[0]]]);
+    expect(answers.filter((a) => a.status === 200).every((a) => a.body.status === 'accepted')).toBe(true);
+
+    // Reads asked for in the same moment are one query.
+    const { store } = h.sandbox;
+    const query = store.pool.query.bind(store.pool);
+    const reads: string[] = [];
+    const spy = jest.spyOn(store.pool, 'query').mockImplementation(((text: string, values?: unknown[]) => {
+      reads.push(text);
+      return query(text, values);
+    }) as typeof store.pool.query);
+    try {
+      const rows = await Promise.all(asked.map((id) => store.documentById(id)));
+      expect(rows.map((r) => r?.document_id)).toEqual([refs[2], undefined, refs[0], refs[1], refs[0]]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(reads).toHaveLength(1);
+  });
+});
+
 describe('fault switches', () => {
   afterEach(() => h.admin('POST', '/faults/reset'));
 

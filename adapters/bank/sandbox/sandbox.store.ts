@@ -2,6 +2,7 @@ import { Client, Pool, type PoolClient } from 'pg';
 import type { ClockState } from './sandbox.clock';
 import type { SandboxConfig } from './sandbox.config';
 import { parseAmount } from '../../../connector/shared/money';
+import { StageBatcher } from '../../../connector/shared/batcher';
 
 /**
  * The sandbox's state in PostgreSQL (schema `sandbox` of CONNECTOR_DATABASE_URL by default,
@@ -90,6 +91,15 @@ function padded(expr: string, width: number): string {
 export class SandboxStore {
   readonly pool: Pool;
   private readonly s: string;
+  /** Status polls come in bursts (a client tracks many documents): those that arrive together share one read. */
+  private readonly byId = new StageBatcher<string, DocumentRow | undefined>(
+    async (ids) => {
+      const r = await this.pool.query(`SELECT * FROM ${this.s}.documents WHERE document_id = ANY($1::text[])`, [[...new Set(ids)]]);
+      const rows = new Map((r.rows as DocumentRow[]).map((d) => [d.document_id, d]));
+      return ids.map((id) => rows.get(id));
+    },
+    { maxBatch: 256, maxWaitMs: 0 },
+  );
 
   constructor(databaseUrl: string, readonly schema: string, poolMax = 10) {
     if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
@@ -271,9 +281,8 @@ export class SandboxStore {
     return { byExternalId: byExternalId ?? undefined, duplicateOf: duplicateOf ?? undefined, account: account.iban === null ? undefined : account };
   }
 
-  async documentById(documentId: string): Promise<DocumentRow | undefined> {
-    const r = await this.pool.query(`SELECT * FROM ${this.s}.documents WHERE document_id = $1`, [documentId]);
-    return r.rows[0] as DocumentRow | undefined;
+  documentById(documentId: string): Promise<DocumentRow | undefined> {
+    return this.byId.run(documentId);
   }
 
   async account(db: Pick<PoolClient, 'query'>, iban: string, forUpdate = false): Promise<AccountRow | undefined> {

@@ -1,0 +1,60 @@
+/**
+ * Coalesces concurrent calls into batches: each caller hands over one item and waits for its own
+ * outcome; the runner does the work of the whole batch at once. A batch starts when `maxBatch`
+ * items are waiting or `maxWaitMs` after the first one arrived: when calls are few each waits at
+ * most that long; when they are many the batch fills at once. The pipeline's stages use it
+ * (queue/stage-batcher.ts), and the bank sandbox for the status polls that arrive together.
+ */
+export interface BatchOptions {
+  maxBatch: number;
+  maxWaitMs: number;
+}
+
+/** One outcome per item, in the order given; an Error fails that item's job only. */
+export type BatchRunner<T, R> = (items: T[]) => Promise<Array<R | Error>>;
+
+interface Waiting<T, R> {
+  item: T;
+  resolve(value: R): void;
+  reject(err: unknown): void;
+}
+
+export class StageBatcher<T, R> {
+  private waiting: Array<Waiting<T, R>> = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly runner: BatchRunner<T, R>,
+    private readonly options: BatchOptions,
+  ) {
+    if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) throw new Error(`maxBatch must be a whole number >= 1, got ${options.maxBatch}`);
+  }
+
+  run(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (this.waiting.length >= this.options.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.options.maxWaitMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.waiting.splice(0, this.options.maxBatch);
+    if (this.waiting.length > 0) this.timer = setTimeout(() => this.flush(), 0);
+    if (batch.length === 0) return;
+    this.runner(batch.map((w) => w.item)).then(
+      (outcomes) => {
+        batch.forEach((w, i) => {
+          const outcome = outcomes[i];
+          if (outcomes.length !== batch.length) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} items`));
+          else if (outcome instanceof Error) w.reject(outcome);
+          else w.resolve(outcome as R);
+        });
+      },
+      // The whole batch failed (PostgreSQL unreachable, say): every caller gets the error.
+      (err: unknown) => batch.forEach((w) => w.reject(err)),
+    );
+  }
+}
