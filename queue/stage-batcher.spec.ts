@@ -30,6 +30,30 @@ describe('StageBatcher', () => {
     expect(all.map((s) => s.status === 'rejected' && (s.reason as Error).message)).toEqual(['database unreachable', 'database unreachable']);
   });
 
+  it('isolating, runs the items of a failed batch again alone: only the item that breaks it fails', async () => {
+    const calls: number[][] = [];
+    const runner = async (items: number[]) => {
+      calls.push(items);
+      if (items.includes(13)) throw new Error('value too long for column (13)');
+      return items.map((i) => i * 2);
+    };
+    const isolating = new StageBatcher<number, number>(runner, { maxBatch: 10, maxWaitMs: 1, isolateFailures: true });
+    const settled = await Promise.allSettled([12, 13, 14].map((i) => isolating.run(i)));
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([24, 'value too long for column (13)', 28]);
+    expect(calls).toEqual([[12, 13, 14], [12], [13], [14]]);
+
+    // Without the option a failed batch fails every item; an error outcome of a lone run fails only it.
+    calls.length = 0;
+    const plain = new StageBatcher<number, number>(runner, { maxBatch: 10, maxWaitMs: 1 });
+    expect((await Promise.allSettled([12, 13].map((i) => plain.run(i)))).map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(calls).toEqual([[12, 13]]);
+    const outcomes = new StageBatcher<number, number>(async (items) => {
+      if (items.length > 1) throw new Error('batch statement failed');
+      return [items[0] === 13 ? new Error('bad 13') : items[0]];
+    }, { maxBatch: 10, maxWaitMs: 1, isolateFailures: true });
+    expect((await Promise.allSettled([12, 13].map((i) => outcomes.run(i)))).map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([12, 'bad 13']);
+  });
+
   it('rejects every item when the runner returns the wrong number of outcomes', async () => {
     const batcher = new StageBatcher<number, number>(async () => [1], { maxBatch: 10, maxWaitMs: 1 });
     const all = await Promise.allSettled([1, 2].map((i) => batcher.run(i)));

@@ -6,8 +6,8 @@
  * one conditional UPDATE per transition, one audit append, one addBulk of the next stage), so the
  * per-order cost falls with the batch size. Everything a batch does is per order and idempotent,
  * so a crash in the middle leaves each order where a re-run of its own job picks it up (the same
- * guarantees as one job at a time); a batch that fails as a whole fails each of its jobs, which
- * retry on their own.
+ * guarantees as one job at a time), and a batch that fails as a whole can run its orders again
+ * one by one.
  */
 
 import { StageBatcher, type BatchRunner } from '../connector/shared/batcher';
@@ -68,5 +68,7 @@ export function pipelineStageBatcher<T, R>(
   runner: BatchRunner<T, R>,
 ): StageBatcher<T, R> {
   const { batchSize, batchWaitMs } = context.config.worker;
-  return stageBatcher(context, stage, () => new StageBatcher(runner, { maxBatch: batchSize, maxWaitMs: batchWaitMs }));
+  // A batch that fails as a whole runs its orders again one by one: an order whose data breaks the
+  // batch's statement costs only its own job an attempt (PostgreSQL down fails each alone, as before).
+  return stageBatcher(context, stage, () => new StageBatcher(runner, { maxBatch: batchSize, maxWaitMs: batchWaitMs, isolateFailures: true }));
 }

@@ -8,6 +8,13 @@
 export interface BatchOptions {
   maxBatch: number;
   maxWaitMs: number;
+  /**
+   * When the runner fails for the whole batch, run each item of it again alone, so that one item
+   * whose data breaks the batch's statement fails only its own caller and the others go through.
+   * Only for runners whose work is per item and idempotent (a failed batch changed nothing, or
+   * what it changed a re-run finds done): the pipeline's stages.
+   */
+  isolateFailures?: boolean;
 }
 
 /** One outcome per item, in the order given; an Error fails that item's job only. */
@@ -53,8 +60,18 @@ export class StageBatcher<T, R> {
           else w.resolve(outcome as R);
         });
       },
-      // The whole batch failed (PostgreSQL unreachable, say): every caller gets the error.
-      (err: unknown) => batch.forEach((w) => w.reject(err)),
+      // The whole batch failed: every caller gets the error, or, isolating, its own item's.
+      (err: unknown) => {
+        if (!this.options.isolateFailures || batch.length === 1) batch.forEach((w) => w.reject(err));
+        else for (const w of batch) this.runAlone(w);
+      },
+    );
+  }
+
+  private runAlone(w: Waiting<T, R>): void {
+    this.runner([w.item]).then(
+      ([outcome]) => (outcome instanceof Error ? w.reject(outcome) : w.resolve(outcome as R)),
+      (err: unknown) => w.reject(err),
     );
   }
 }
