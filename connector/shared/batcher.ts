@@ -70,7 +70,12 @@ export class StageBatcher<T, R> {
 
   private runAlone(w: Waiting<T, R>): void {
     this.runner([w.item]).then(
-      ([outcome]) => (outcome instanceof Error ? w.reject(outcome) : w.resolve(outcome as R)),
+      (outcomes) => {
+        const [outcome] = outcomes;
+        if (outcomes.length !== 1) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for 1 item`));
+        else if (outcome instanceof Error) w.reject(outcome);
+        else w.resolve(outcome as R);
+      },
       (err: unknown) => w.reject(err),
     );
   }

@@ -73,19 +73,20 @@ function sendGate(context: JobContext): StageBatcher<SendLease, GateOutcome> {
         if (await isLockedDownInRedis(context)) return leases.map(() => 'locked' as const);
         const ids = [...new Set(leases.map((l) => l.orderId))];
         // The recorded flag and the count in one statement: nothing is counted under a lock.
-        const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; ids: string[] | null }>>(
+        const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; leases: string[] | null }>>(
           `with flag as (select ${LOCKDOWN_RECORDED_SQL} as locked),
            counted as (
              update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
              where id in (${ids.map(() => '?').join(', ')}) and (id, send_lease_owner) in (${leases.map(() => '(?::uuid, ?::uuid)').join(', ')})
-               and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id)
-           select (select locked from flag) as locked, (select array_agg(id) from counted) as ids`,
+               and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id, send_lease_owner)
+           select (select locked from flag) as locked, (select array_agg(id || '/' || send_lease_owner) from counted) as leases`,
           [context.clock.now(), ...ids, ...leases.flatMap((l) => [l.orderId, l.owner])],
         );
         if (gate.locked) return leases.map(() => 'locked' as const);
-        // One counted attempt, one send: should the same order come twice, only the first goes.
-        const go = new Set(gate.ids ?? []);
-        return leases.map((l) => (go.delete(l.orderId) ? 'go' : 'moved-on'));
+        // One counted attempt, one send, by the holder of the current lease: a stale holder of the
+        // same order in this batch is moved on; should the same lease come twice, only the first goes.
+        const go = new Set(gate.leases ?? []);
+        return leases.map((l) => (go.delete(`${l.orderId}/${l.owner}`) ? 'go' : 'moved-on'));
       },
       { maxBatch: context.config.worker.batchSize, maxWaitMs: 0 },
     ),

@@ -112,7 +112,13 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
   if (now >= deemedAt) {
-    await transitionOrder(em, order.id, 'deemed_executed', { actor: 'worker', from: 'submitted', reason: `no notice of non-execution by ${deemedAt.toISOString()} (R-22)`, now });
+    await transitionOrder(em, order.id, 'deemed_executed', {
+      actor: 'worker',
+      from: 'submitted',
+      reason: `no notice of non-execution by ${deemedAt.toISOString()} (R-22)`,
+      ...(newStatus ? { patch: { bankStatus: status.status } } : {}),
+      now,
+    });
     return { state: 'deemed_executed' };
   }
   // R-21: a processing status is due within 1 business day of submission.

@@ -130,7 +130,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     await eventually(async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state === 'executed', { what: 'executed', timeoutMs: 45_000 });
   });
 
-  it('a poll records each order\'s own new status verbatim, an unknown one included, and moves no state until a final one', async () => {
+  it('a poll records each order\'s own new status verbatim, an unknown one included, and moves no state until a final one or R-22', async () => {
     const trackQueue = world.context.queues.get('track');
     await trackQueue.pause();
     try {
@@ -151,6 +151,13 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       await setStatus(a.bank_reference, 'executed');
       await expect(trackBatch(world.context, [a.id, b.id])).resolves.toEqual([{ state: 'executed' }, { poll: 'awaiting_funds' }]);
       expect((await rows()).map((r) => [r.state, r.bank_status])).toEqual([['executed', 'executed'], ['submitted', 'awaiting_funds']]);
+
+      // R-22: no notice of non-execution by the end of the operational day after the one the bank
+      // received it: deemed executed, keeping the status the bank last reported.
+      await setStatus(b.bank_reference, 'in_processing');
+      const tenDaysOn = { ...world.context, clock: { now: () => new Date(Date.now() + 10 * 86_400_000) } };
+      await expect(trackBatch(tenDaysOn, [b.id])).resolves.toEqual([{ state: 'deemed_executed' }]);
+      expect((await rows()).map((r) => [r.state, r.bank_status])).toEqual([['executed', 'executed'], ['deemed_executed', 'in_processing']]);
       await setStatus(b.bank_reference, 'executed');
     } finally {
       await trackQueue.resume();

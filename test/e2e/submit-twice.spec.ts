@@ -111,19 +111,46 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // A waits longer than its lease (bank timeout + margin): the lease lapses, and run B (a
     // re-delivered job in another process) takes it, passes its last look and is at the bank.
     await context.orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [orderId]);
-    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 1_500 } });
-    const runB = handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1));
-    await eventually(async () => (await row(orderId)).submit_attempts === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B to pass its last look' });
+    // The bank answers B slowly (as under load): long enough for A to finish while B waits for it.
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 3_000 } });
+    try {
+      const runB = handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1));
+      await eventually(async () => (await row(orderId)).submit_attempts === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B to pass its last look' });
 
-    // A gets its slot while B is still waiting for the bank: A must not send, nor free B's lease.
-    freeTheSlot();
-    await blocker;
-    await expect(runA).resolves.toEqual({ state: 'moved-on' });
-    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 2, leased: true });
+      // A gets its slot while B is still waiting for the bank: A must not send, nor free B's lease.
+      freeTheSlot();
+      await blocker;
+      await expect(runA).resolves.toEqual({ state: 'moved-on' });
+      expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 2, leased: true });
 
-    await expect(runB).resolves.toEqual({ state: 'submitted' });
-    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
+      await expect(runB).resolves.toEqual({ state: 'submitted' });
+    } finally {
+      await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
+    }
     // The 500 and B's send; nothing from A.
+    expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
+    expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
+  }, 120_000);
+
+  it('two runs in one process, the stale lease holder and the current one, reaching the last look together: only the current one sends', async () => {
+    const orderId = await orderAfterAnUnknownOutcome();
+    // One process with two send slots, both held: run A takes the lease and waits for a slot.
+    const process1 = { ...context, config: { ...context.config, worker: { ...context.config.worker, concurrency: 2 } } };
+    const slots = perContext(process1, 'submit.slots', () => new Slots(2));
+    const free: Array<() => void> = [];
+    const blockers = [0, 1].map(() => slots.hold(() => new Promise<void>((resolve) => free.push(resolve))));
+    const runA = handleSubmitOrder({ orderId }, process1, fakeJob(orderId, 1));
+    await eventually(async () => slots.queued === 1, { timeoutMs: 30_000, intervalMs: 10, what: 'run A waiting for a send slot' });
+    // A's lease lapses; run B (the same job delivered again to this process) takes a new one and waits too.
+    await context.orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [orderId]);
+    const runB = handleSubmitOrder({ orderId }, process1, fakeJob(orderId, 1));
+    await eventually(async () => slots.queued === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B waiting for a send slot' });
+
+    // Both slots free at once: A and B pass to the last look in the same batch, A first.
+    for (const f of free) f();
+    await Promise.all(blockers);
+    await expect(runA).resolves.toEqual({ state: 'moved-on' });
+    await expect(runB).resolves.toEqual({ state: 'submitted' });
     expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
     expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
   }, 120_000);

@@ -264,7 +264,7 @@ describe('order transitions on PostgreSQL', () => {
     it('the migration chains the valid signatures an order already had, in the order given', async () => {
       const id = await newOrder('SIGOLD');
       const migrator = orm.getMigrator();
-      await migrator.down({ to: 'Migration20261126010000_send_lease_owner' });
+      await migrator.down({ to: 'Migration20261126020000_signature_chain' });
       try {
         const insert = (level: string, login: string, valid: boolean) =>
           orm.em.fork().execute(
