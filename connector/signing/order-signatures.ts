@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { SignLevel } from './signing-policy';
+import { cmsSignerSerials } from '../../signer-agent/cms/cms.parser';
 
 /**
  * The exact signed bytes and the signatures over them (R-18). The document is frozen the first
@@ -98,6 +99,17 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
   );
   const inserted = new Map(rows.map((r) => [r.order_id, Number(r.id)]));
   return list.map((s) => inserted.get(s.orderId) ?? null);
+}
+
+/**
+ * Whether the CMS of the newest valid signature, the one the bank receives, names the certificate
+ * of every valid signature and no other: a chain broken before the signature_chain migration (two
+ * signatures made at once, each over a CMS without the other) or by a bug must not reach the bank.
+ */
+export function cmsHoldsEverySigner(signatures: readonly StoredSignature[]): boolean {
+  if (signatures.length === 0) return false;
+  const named = cmsSignerSerials(signatures[signatures.length - 1].cms);
+  return named.length === signatures.length && signatures.every((s) => named.includes(s.serial));
 }
 
 /** a signature by a user who lost authority stops counting while the order is not submitted. */

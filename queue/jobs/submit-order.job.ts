@@ -6,7 +6,7 @@ import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
+import { cmsHoldsEverySigner, invalidateSignature, loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { appendAudits } from '../../connector/audit/audit.log';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -253,8 +253,18 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   for (const order of signed) {
     // a signer who lost authority since signing: back to awaiting signatures.
     const outcome = await settle(async () => {
-      if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: signatures.get(order.id) ?? [], directory })) === 0) return { state: 'signed' };
-      await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: 'a signer lost authority before submission (R-17)' });
+      const held = signatures.get(order.id) ?? [];
+      let why = 'a signer lost authority before submission (R-17)';
+      if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: held, directory })) === 0) {
+        if (cmsHoldsEverySigner(held)) return { state: 'signed' };
+        // The CMS the bank would get does not name exactly the valid signers: as for R-17, the
+        // round is invalidated and signed afresh (a new chain, nothing is sent meanwhile).
+        why = 'the CMS of the newest signature does not name exactly the valid signers';
+        context.logger.warn({ event: 'order.submit.cms_incomplete', orderId: order.id, signatures: held.map((x) => x.id) });
+        for (const x of held) await invalidateSignature(em, x.id, why);
+        await appendAudits(em, [{ actor: 'worker', action: 'order.signatures.invalidated', subject: order.id, details: { reasons: [why] } }]);
+      }
+      await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: why });
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
     });

@@ -83,6 +83,25 @@ export function parseCms(input: Buffer): ParsedSignedData {
   }
 }
 
+/**
+ * The certificate serial (upper-case hex) each SignerInfo of a CMS names, null for one named by
+ * key id; reads only the SignerInfos (no certificate is parsed), for a cheap "who signed" check.
+ */
+export function cmsSignerSerials(input: Buffer): Array<string | null> {
+  try {
+    const root = parseDer(cmsBytes(input)).expect(0x30, 'ContentInfo');
+    const parts = root.child(1).expect(0xa0, 'content').child(0).expect(0x30, 'SignedData').children();
+    const signerInfos = parts[parts.length - 1].expect(0x31, 'signerInfos');
+    return signerInfos.children().map((info) => {
+      const sid = info.expect(0x30, 'SignerInfo').child(1);
+      return sid.tag === 0x30 ? sid.child(1).integerHex() : null;
+    });
+  } catch (err) {
+    if (err instanceof SignerError) throw err;
+    throw new SignerError('INPUT_UNREADABLE', `not a readable CMS SignedData: ${(err as Error).message}`);
+  }
+}
+
 function parseSignerInfo(node: DerNode): ParsedSignerInfo {
   const parts = node.expect(0x30, 'SignerInfo').children();
   const sidNode = parts[1];

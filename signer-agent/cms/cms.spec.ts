@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { at, CA, CRL, crls, nca, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
 import { openPkcs12 } from '../keystore/pkcs12.reader';
-import { parseCms } from './cms.parser';
+import { cmsSignerSerials, parseCms } from './cms.parser';
 import { signDocument } from './cms.signer';
 import { verifyCms } from './cms.verifier';
 
@@ -168,6 +168,11 @@ describe('GOST 34.10-2015 detached CMS', () => {
     const gostFirst = signDocument({ key: key(P12.gostIndividual), content: DOC, signingTime: GOST_AT, trust }).cms;
     const gostThenRsa = signDocument({ key: key(P12.rsaSign2021), content: DOC, signingTime: rsaAt, trust, cosign: gostFirst }).cms;
     expect(parseCms(gostThenRsa).signerInfos[0].raw.equals(parseCms(gostFirst).signerInfos[0].raw)).toBe(true);
+    // Who signed, read cheaply (no certificate parsed): each SignerInfo's certificate serial, in order.
+    const serialOf = (cms: Buffer) => parseCms(cms).certificates.map((c) => c.serial);
+    expect(cmsSignerSerials(rsaThenGost)).toEqual([...serialOf(rsaFirst), ...serialOf(signDocument({ key: key(P12.gostIndividual), content: DOC, signingTime: GOST_AT, trust }).cms)]);
+    expect(cmsSignerSerials(gostFirst)).toEqual(serialOf(gostFirst));
+    expect(() => cmsSignerSerials(Buffer.from('not a cms'))).toThrow(expect.objectContaining({ code: 'INPUT_UNREADABLE' }));
     for (const cms of [rsaThenGost, gostThenRsa]) {
       const r = verifyCms(cms, { content: DOC, trust, at: at('2022-09-02T00:00:00Z') });
       const byAlg = Object.fromEntries(r.signers.map((s) => [s.algorithm, s.code]));

@@ -16,7 +16,7 @@ import type { AnyJobDefinition } from '../../queue/job-definition';
 import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
 import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
-import { validSignatures } from '../../connector/signing/order-signatures';
+import { loadDocuments, validSignatures } from '../../connector/signing/order-signatures';
 import { parseCms } from '../../signer-agent/cms/cms.parser';
 import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
 import type { AppContext } from '../../connector/app/app-context';
@@ -128,6 +128,39 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     // The order goes on to the bank with that CMS.
     await expect(completeSigning(racing, state)).resolves.toBe(true);
     await eventually(async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state === 'executed', { what: 'executed', timeoutMs: 45_000 });
+  });
+
+  it('an order whose last CMS lacks a valid signer (a chain broken before the fix) is not sent: its round is signed afresh', async () => {
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
+      const [result] = await intakeOrders(db(), 'erp-broken-chain', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
+      await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      // What the race used to leave: the accountant's signature made over no CMS, so the last CMS lacks the CEO.
+      const [first, second] = await validSignatures(db(), result.orderId);
+      const frozen = (await loadDocuments(db(), [result.orderId])).get(result.orderId);
+      const [alone] = await world.context.services.signer().signMany(second.userId, [{ orderId: result.orderId, document: frozen!.bytes, expectedBin: demoOrder(doc, today).payer.iinBin }]);
+      if (!('cmsDer' in alone)) throw alone;
+      await db().execute('update order_signature set cms = ? where id = ?', [alone.cmsDer, second.id]);
+
+      await submitQueue.resume();
+      await eventually(async () => (await stateOf()) === 'executed', { what: 'executed after signing afresh', timeoutMs: 45_000 });
+      const rows = await db().execute<Array<{ id: string; valid: boolean; invalidated_reason: string | null }>>('select id, valid, invalidated_reason from order_signature where order_id = ? order by id', [result.orderId]);
+      expect(rows.slice(0, 2).map((r) => [Number(r.id), r.valid, r.invalidated_reason])).toEqual([
+        [first.id, false, 'the CMS of the newest signature does not name exactly the valid signers'],
+        [second.id, false, 'the CMS of the newest signature does not name exactly the valid signers'],
+      ]);
+      const fresh = await validSignatures(db(), result.orderId);
+      expect(fresh.map((x) => x.level)).toEqual(['first', 'second']);
+      expect(parseCms(fresh[1].cms).signerInfos).toHaveLength(2);
+      const entry = (await ledger()).submissions.find((x) => x.externalId === result.externalId);
+      expect(entry?.requests).toBe(1);
+    } finally {
+      await submitQueue.resume();
+    }
   });
 
   it('a poll records each order\'s own new status verbatim, an unknown one included, and moves no state until a final one or R-22', async () => {
