@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
 import { canTransition, type OrderState, sourcesOf } from './order-state';
+import { auditRecordParts } from '../audit/audit.log';
 
 export class IllegalTransitionError extends ConnectorError {
   constructor(orderId: string, from: OrderState, to: OrderState) {
@@ -61,6 +62,12 @@ export interface TransitionOptions {
   patch?: TransitionPatch;
   /** Values that differ per order (transitionOrders), e.g. each order's bank reference; every entry has the same keys. */
   perOrder?: ReadonlyMap<string, TransitionPatch>;
+  /**
+   * An audit record for each order that moves (actor and time of the transition, the order as
+   * subject), appended by the same statement (`audit_append`): the transition and its record
+   * commit together, without a transaction of several round trips.
+   */
+  audit?: { action: string; details: (orderId: string) => Record<string, unknown> };
   now?: Date;
 }
 
@@ -139,6 +146,26 @@ export async function transitionOrders(
     }
     const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
     const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
+    // The audit records of every order, in the order given; only those of the orders that moved are appended.
+    let auditCte = '';
+    let auditJoin = '';
+    const auditParams: unknown[] = [];
+    if (options.audit) {
+      const { action, details } = options.audit;
+      const at = new Date(now.getTime());
+      const records = ids.map((id) => {
+        const record = { at, actor: options.actor, action, subject: id, details: details(id) };
+        return { order: id, at: at.toISOString(), actor: record.actor, action, subject: id, details: record.details, ...auditRecordParts(record) };
+      });
+      auditCte = `,
+       aud as (
+         select count(*) as appended from audit_append(coalesce(
+           (select jsonb_agg(a.r order by a.n) from jsonb_array_elements(?::jsonb) with ordinality as a(r, n) where (a.r->>'order')::uuid in (select id from upd)),
+           '[]'::jsonb)))`;
+      // A CTE that only reads runs when it is referenced.
+      auditJoin = ' cross join aud';
+      auditParams.push(JSON.stringify(records));
+    }
     // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
     rows = await em.execute(
       `with prev as (select id, state, version from payment_order where id in (${idList}) order by id for update),
@@ -148,9 +175,9 @@ export async function transitionOrders(
          returning p.id, prev.state as from_state, p.version),
        ev as (
          insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
-         select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, ?::timestamptz from upd)
+         select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, ?::timestamptz from upd)${auditCte}
        select prev.id, prev.state as cur_state, prev.version as cur_version, upd.from_state, upd.version as new_version
-       from prev left join upd on upd.id = prev.id`,
+       from prev left join upd on upd.id = prev.id${auditJoin}`,
       [
         ...ids,
         ...setParams,
@@ -162,6 +189,7 @@ export async function transitionOrders(
         options.reason ?? null,
         options.details === undefined ? null : JSON.stringify(options.details),
         now,
+        ...auditParams,
       ],
     );
   }

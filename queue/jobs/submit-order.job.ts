@@ -129,8 +129,8 @@ interface Accepted {
 /**
  * The acceptances of the orders whose bank calls end together in this process, recorded at once:
  * one `submitting -> submitted` per wording of how (each order with its own bank reference and
- * status; the send lease cleared by the same statement: nothing is sent for a submitted order),
- * one audit append, one addBulk of the first status polls. Each order's outcome is its own.
+ * status; the send lease cleared and the audit records appended by the same statement: nothing is
+ * sent for a submitted order), one addBulk of the first status polls. Each order's outcome is its own.
  */
 function submittedRecorder(context: JobContext): StageBatcher<Accepted, true> {
   return stageBatcher(context, 'submit.record', () => new StageBatcher<Accepted, true>((items) => recordSubmitted(context, items), { maxBatch: 256, maxWaitMs: 2 }));
@@ -139,28 +139,28 @@ function submittedRecorder(context: JobContext): StageBatcher<Accepted, true> {
 async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<Array<true | Error>> {
   const now = context.clock.now();
   const outcomes = new Map<Accepted, true | Error>();
-  // The transitions and their audit records commit together: should anything fail, every order
-  // stays `submitting`, its job retries, looks the document up at the bank and records it then.
-  const recorded = await context.orm.em.fork().transactional(async (tx) => {
-    for (const how of new Set(items.map((i) => i.how))) {
-      const group = items.filter((i) => i.how === how);
-      const moved = await transitionOrders(tx, group.map((i) => i.orderId), 'submitted', {
-        actor: 'worker',
-        from: 'submitting',
-        reason: how,
-        patch: { sendLeaseUntil: null },
-        perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
-        now,
-      });
-      group.forEach((item, k) => {
-        const outcome = moved[k];
-        outcomes.set(item, 'error' in outcome ? outcome.error : true);
-      });
-    }
-    const done = items.filter((i) => outcomes.get(i) === true);
-    await appendAudits(tx, done.map((i) => ({ actor: 'worker', action: 'order.submitted', subject: i.orderId, details: { documentId: i.doc.documentId, how: i.how } })));
-    return done;
-  });
+  // Each transition and its audit records are one statement (they commit together): should it
+  // fail, its orders stay `submitting`, their jobs retry, look the documents up at the bank and
+  // record them then. One statement per wording of how (nearly always one).
+  const recorded: Accepted[] = [];
+  for (const how of new Set(items.map((i) => i.how))) {
+    const group = items.filter((i) => i.how === how);
+    const documentOf = new Map(group.map((i) => [i.orderId, i.doc.documentId]));
+    const moved = await transitionOrders(context.orm.em.fork(), group.map((i) => i.orderId), 'submitted', {
+      actor: 'worker',
+      from: 'submitting',
+      reason: how,
+      patch: { sendLeaseUntil: null },
+      perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
+      audit: { action: 'order.submitted', details: (orderId) => ({ documentId: documentOf.get(orderId), how }) },
+      now,
+    }).catch((err: Error) => group.map((i) => ({ orderId: i.orderId, error: err })));
+    group.forEach((item, k) => {
+      const outcome = moved[k];
+      outcomes.set(item, 'error' in outcome ? outcome.error : true);
+      if (!('error' in outcome)) recorded.push(item);
+    });
+  }
   // After the commit; a lost add is rebuilt by the sweeper from the `submitted` state, so it fails
   // no job (each order is recorded; a retry would only look it up again).
   await context.queues.addBulk(trackOrderJob, recorded.map((i) => ({ orderId: i.orderId })), { delay: context.config.tracking.pollEveryMs }).catch((err: Error) => {

@@ -142,6 +142,35 @@ describe('order transitions on PostgreSQL', () => {
     expect(row).toEqual({ state: 'failed', failed_from: 'signed', last_error: 'order.submit: job stalled more than allowable limit' });
   });
 
+  it('appends the audit record of each order that moves in the transition\'s own statement, none for one that does not', async () => {
+    const [a, b, c] = [await newOrder('AUD1'), await newOrder('AUD2'), await newOrder('AUD3')];
+    await transitionOrder(orm.em.fork(), b, 'validated', { actor: 'tester' }); // b has moved on already
+    const before = await orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from audit_event');
+    const at = new Date('2026-11-26T06:00:00.123Z');
+    const outcomes = await transitionOrders(orm.em.fork(), [c, b, a], 'validated', {
+      actor: 'checker',
+      from: 'received',
+      audit: { action: 'order.checked', details: (id) => ({ which: id === a ? 'a' : 'c', note: 'Проверен' }) },
+      now: at,
+    });
+    expect(outcomes.map((o) => ('error' in o ? 'error' : o.changed))).toEqual([true, false, true]);
+    const added = await orm.em.fork().execute<Array<{ seq: string; subject: string; actor: string; action: string; details: unknown; at: Date }>>(
+      'select seq, subject, actor, action, details, at from audit_event where seq > ? order by seq',
+      [Number(before[0].n)],
+    );
+    // In the order given, only the two that moved, stamped with the transition's actor and time.
+    expect(added.map((r) => [r.subject, r.actor, r.action, r.details, new Date(r.at).toISOString()])).toEqual([
+      [c, 'checker', 'order.checked', { which: 'c', note: 'Проверен' }, at.toISOString()],
+      [a, 'checker', 'order.checked', { which: 'a', note: 'Проверен' }, at.toISOString()],
+    ]);
+    expect(await verifyAudit(orm.em.fork())).toMatchObject({ ok: true });
+    // An illegal transition appends nothing either.
+    await expect(transitionOrders(orm.em.fork(), [a], 'executed', { actor: 'checker', audit: { action: 'order.bad', details: () => ({}) } })).resolves.toEqual([
+      expect.objectContaining({ error: expect.any(IllegalTransitionError) }),
+    ]);
+    expect((await orm.em.fork().execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'order.bad'"))[0].n).toBe('0');
+  });
+
   it('appends a batch of audit records as the same chain as one at a time', async () => {
     await appendAudit(orm.em.fork(), { actor: 't', action: 'single', subject: 's0' });
     const batch = await appendAudits(orm.em.fork(), [1, 2, 3].map((i) => ({ actor: 't', action: 'batched', subject: `s${i}`, details: { i } })));
