@@ -5,7 +5,6 @@ import { transitionOrders } from '../connector/orders/order-state.machine';
 import { mandatedLogins, requiredLevels, type SignLevel } from '../connector/signing/signing-policy';
 import { freezeDocuments, recordSignatures, validSignatures, validSignaturesOf, type FrozenDocument, type NewSignature, type StoredSignature } from '../connector/signing/order-signatures';
 import { decideSign, type SignerRecord } from '../connector/users/authority';
-import { appendAudits } from '../connector/audit/audit.log';
 import { ConnectorError } from '../connector/shared/errors';
 import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../adapters/bank/business-api/payment-order.document';
 import { submitOrderJob } from './jobs/submit-order.job';
@@ -160,7 +159,7 @@ async function produceSignature(context: JobContext, state: SigningState, signer
 
 /**
  * Records signatures produced for several orders (at most one level per order per call, in
- * signing order) and their audit records; each one that was recorded counts on its order's state.
+ * signing order) with their audit records (one statement); each one recorded counts on its order's state.
  * One not recorded came too late: its level was signed, or another signature was recorded after
  * the one it cosigned (`recordSignatures`); its signer may sign again over the fresh CMS.
  */
@@ -169,10 +168,6 @@ async function recordProduced(context: JobContext, produced: Array<{ state: Sign
   const now = context.clock.now();
   const ids = await recordSignatures(em, produced.map((p) => p.signature), now);
   const kept = produced.flatMap((p, i) => (ids[i] === null ? [] : [{ ...p, id: ids[i] as number }]));
-  await appendAudits(
-    em,
-    kept.map(({ signature: s }) => ({ actor: `user:${s.login}`, action: 'order.signed', subject: s.orderId, details: { level: s.level, serial: s.serial, mandate: s.mandate, documentSha256: s.documentSha256 } })),
-  );
   for (const { state, signature: s, id } of kept) {
     state.missing = state.missing.filter((l) => l !== s.level);
     state.signatures.push({ id, userId: s.userId, login: s.login, level: s.level, serial: s.serial, signingTime: s.signingTime, cms: s.cms });

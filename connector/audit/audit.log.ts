@@ -59,15 +59,35 @@ export async function appendAudit(em: EntityManager, input: AuditInput): Promise
  */
 export async function appendAudits(em: EntityManager, inputs: readonly AuditInput[]): Promise<Array<{ seq: number; hash: string }>> {
   if (inputs.length === 0) return [];
-  const records = inputs.map((input) => {
-    // Millisecond precision: what PostgreSQL stores is what the hash covers.
-    const at = new Date((input.at ?? new Date()).getTime());
-    const subject = input.subject ?? null;
-    const details = input.details ?? null;
-    return { at: at.toISOString(), actor: input.actor, action: input.action, subject, details, ...auditRecordParts({ at, actor: input.actor, action: input.action, subject, details }) };
-  });
+  const records = inputs.map(auditRecordJson);
   const rows = await em.execute<Array<{ appended_seq: string; appended_hash: string }>>('select appended_seq, appended_hash from audit_append(?::jsonb)', [JSON.stringify(records)]);
   return rows.map((row) => ({ seq: Number(row.appended_seq), hash: row.appended_hash }));
+}
+
+/** A record as `audit_append` takes it. */
+function auditRecordJson(input: AuditInput): Record<string, unknown> {
+  // Millisecond precision: what PostgreSQL stores is what the hash covers.
+  const at = new Date((input.at ?? new Date()).getTime());
+  const subject = input.subject ?? null;
+  const details = input.details ?? null;
+  return { at: at.toISOString(), actor: input.actor, action: input.action, subject, details, ...auditRecordParts({ at, actor: input.actor, action: input.action, subject, details }) };
+}
+
+/**
+ * A CTE named `aud` (one row) that appends, in the very statement that changes orders, the audit
+ * records of the orders it changed: each record names its order, and only those whose order is
+ * among `changedOrdersSql` (a subquery of the statement) are appended, in the order given. The
+ * change and its records commit together. A CTE that only reads runs when referenced: the
+ * statement must join `aud`.
+ */
+export function auditOfChangedOrders(records: ReadonlyArray<{ order: string; input: AuditInput }>, changedOrdersSql: string): { cte: string; param: string } {
+  return {
+    cte: `aud as (
+         select count(*) as appended from audit_append(coalesce(
+           (select jsonb_agg(a.r order by a.n) from jsonb_array_elements(?::jsonb) with ordinality as a(r, n) where (a.r->>'order')::uuid in (${changedOrdersSql})),
+           '[]'::jsonb)))`,
+    param: JSON.stringify(records.map((r) => ({ order: r.order, ...auditRecordJson(r.input) }))),
+  };
 }
 
 export interface AuditVerifyResult {

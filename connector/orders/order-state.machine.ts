@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
 import { canTransition, type OrderState, sourcesOf } from './order-state';
-import { auditRecordParts } from '../audit/audit.log';
+import { auditOfChangedOrders } from '../audit/audit.log';
 
 export class IllegalTransitionError extends ConnectorError {
   constructor(orderId: string, from: OrderState, to: OrderState) {
@@ -152,19 +152,14 @@ export async function transitionOrders(
     const auditParams: unknown[] = [];
     if (options.audit) {
       const { action, details } = options.audit;
-      const at = new Date(now.getTime());
-      const records = ids.map((id) => {
-        const record = { at, actor: options.actor, action, subject: id, details: details(id) };
-        return { order: id, at: at.toISOString(), actor: record.actor, action, subject: id, details: record.details, ...auditRecordParts(record) };
-      });
+      const audit = auditOfChangedOrders(
+        ids.map((id) => ({ order: id, input: { actor: options.actor, action, subject: id, details: details(id), at: now } })),
+        'select id from upd',
+      );
       auditCte = `,
-       aud as (
-         select count(*) as appended from audit_append(coalesce(
-           (select jsonb_agg(a.r order by a.n) from jsonb_array_elements(?::jsonb) with ordinality as a(r, n) where (a.r->>'order')::uuid in (select id from upd)),
-           '[]'::jsonb)))`;
-      // A CTE that only reads runs when it is referenced.
+       ${audit.cte}`;
       auditJoin = ' cross join aud';
-      auditParams.push(JSON.stringify(records));
+      auditParams.push(audit.param);
     }
     // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
     rows = await em.execute(

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { SignLevel } from './signing-policy';
 import { cmsSignerSerials } from '../../signer-agent/cms/cms.parser';
+import { auditOfChangedOrders } from '../audit/audit.log';
 
 /**
  * The exact signed bytes and the signatures over them (R-18). The document is frozen the first
@@ -83,19 +84,30 @@ export interface NewSignature {
 }
 
 /**
- * Records signatures in one insert (at most one per order); for each, its id, or null when it no
- * longer fits: its level was signed meanwhile, or the signature it cosigned is no longer the
+ * Records signatures in one insert (at most one per order), with the audit record of each one
+ * recorded (`order.signed`, by the signer) in the same statement; for each, its id, or null when
+ * it no longer fits: its level was signed meanwhile, or the signature it cosigned is no longer the
  * order's newest valid one (another signer got in between: the CMS would lack them).
  */
 export async function recordSignatures(em: EntityManager, list: readonly NewSignature[], now: Date): Promise<Array<number | null>> {
   if (list.length === 0) return [];
+  const audit = auditOfChangedOrders(
+    list.map((s) => ({
+      order: s.orderId,
+      input: { actor: `user:${s.login}`, action: 'order.signed', subject: s.orderId, details: { level: s.level, serial: s.serial, mandate: s.mandate, documentSha256: s.documentSha256 }, at: now },
+    })),
+    'select order_id from ins',
+  );
   const rows = await em.execute<Array<{ id: string; order_id: string }>>(
-    `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
-     select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
-       as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
-      where v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
-     on conflict do nothing returning id, order_id`,
-    list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]),
+    `with ins as (
+       insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+       select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
+         as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+        where v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
+       on conflict do nothing returning id, order_id),
+     ${audit.cte}
+     select ins.id, ins.order_id from ins cross join aud`,
+    [...list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]), audit.param],
   );
   const inserted = new Map(rows.map((r) => [r.order_id, Number(r.id)]));
   return list.map((s) => inserted.get(s.orderId) ?? null);

@@ -27,6 +27,21 @@ describe('order transitions on PostgreSQL', () => {
     return result.orderId;
   }
 
+  /** Whether each audit record of `action` on `subject` hashes as the chain defines it (an earlier test tampers with another record). */
+  async function auditedAsChained(action: string, subject: string): Promise<Array<{ actor: string; details: { level?: string } }>> {
+    const rows = await orm.em.fork().execute<Array<{ seq: string; at: Date; actor: string; action: string; subject: string | null; details: { level?: string }; prev_hash: string; hash: string }>>(
+      'select * from audit_event where action = ? and subject = ? order by seq',
+      [action, subject],
+    );
+    for (const row of rows) {
+      const body = canonicalJson({ seq: Number(row.seq), at: new Date(row.at).toISOString(), actor: row.actor, action: row.action, subject: row.subject, details: row.details });
+      expect(row.hash).toBe(createHash('sha256').update(`${row.prev_hash}\n${body}`).digest('hex'));
+      const [previous] = await orm.em.fork().execute<Array<{ hash: string }>>('select hash from audit_event where seq = ?', [Number(row.seq) - 1]);
+      expect(row.prev_hash).toBe(previous.hash);
+    }
+    return rows;
+  }
+
   async function events(orderId: string) {
     return orm.em.fork().execute<Array<{ from_state: string | null; to_state: string; actor: string }>>('select from_state, to_state, actor from order_event where order_id = ? order by id', [orderId]);
   }
@@ -268,6 +283,8 @@ describe('order transitions on PostgreSQL', () => {
       const [second] = await recordSignatures(orm.em.fork(), [signature(id, 'second', 'accountant', first)], now);
       expect(second).toEqual(expect.any(Number));
       expect((await validSignatures(orm.em.fork(), id)).map((s) => [s.login, s.level])).toEqual([['ceo', 'first'], ['accountant', 'second']]);
+      // Each recorded signature, and only those, is on the audit chain (same statement).
+      expect((await auditedAsChained('order.signed', id)).map((r) => [r.actor, r.details.level])).toEqual([['user:ceo', 'first'], ['user:accountant', 'second']]);
 
       // R-17: the first signer's signature stops counting; a new first signature cosigns the newest valid one.
       await orm.em.fork().execute('update order_signature set valid = false where id = ?', [first]);
