@@ -74,18 +74,20 @@ function auditRecordJson(input: AuditInput): Record<string, unknown> {
 }
 
 /**
- * A CTE named `aud` (one row) that appends, in the very statement that changes orders, the audit
- * records of the orders it changed: each record names its order, and only those whose order is
- * among `changedOrdersSql` (a subquery of the statement) are appended, in the order given. The
- * change and its records commit together. A CTE that only reads runs when referenced: the
- * statement must join `aud`.
+ * A CTE named `aud` that appends, in the very statement that changes orders, the audit records of
+ * the orders it changed: each record names its order, and only those whose order is among
+ * `changedOrdersSql` (a subquery of the statement) are appended, in the order given; with none,
+ * `audit_append` is not called (no chain lock for nothing). The change and its records commit
+ * together. A CTE that only reads runs only when referenced: the statement must select
+ * `aud.appended` through `left join aud on true`.
  */
 export function auditOfChangedOrders(records: ReadonlyArray<{ order: string; input: AuditInput }>, changedOrdersSql: string): { cte: string; param: string } {
   return {
     cte: `aud as (
-         select count(*) as appended from audit_append(coalesce(
-           (select jsonb_agg(a.r order by a.n) from jsonb_array_elements(?::jsonb) with ordinality as a(r, n) where (a.r->>'order')::uuid in (${changedOrdersSql})),
-           '[]'::jsonb)))`,
+         select (select count(*) from audit_append(x.records)) as appended
+           from (select jsonb_agg(a.r order by a.n) as records from jsonb_array_elements(?::jsonb) with ordinality as a(r, n)
+                  where (a.r->>'order')::uuid in (${changedOrdersSql})) x
+          where x.records is not null)`,
     param: JSON.stringify(records.map((r) => ({ order: r.order, ...auditRecordJson(r.input) }))),
   };
 }

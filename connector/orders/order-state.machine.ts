@@ -158,7 +158,7 @@ export async function transitionOrders(
       );
       auditCte = `,
        ${audit.cte}`;
-      auditJoin = ' cross join aud';
+      auditJoin = ' left join aud on true';
       auditParams.push(audit.param);
     }
     // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
@@ -171,7 +171,7 @@ export async function transitionOrders(
        ev as (
          insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
          select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, ?::timestamptz from upd)${auditCte}
-       select prev.id, prev.state as cur_state, prev.version as cur_version, upd.from_state, upd.version as new_version
+       select prev.id, prev.state as cur_state, prev.version as cur_version, upd.from_state, upd.version as new_version${auditJoin ? ', aud.appended' : ''}
        from prev left join upd on upd.id = prev.id${auditJoin}`,
       [
         ...ids,

@@ -98,16 +98,25 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
     })),
     'select order_id from ins',
   );
+  const orders = [...new Set(list.map((s) => s.orderId))];
+  // The orders' rows are locked (key share, what the foreign key takes anyway) before the insert and
+  // so before the audit chain's lock: the order every other path takes them in (rows, then chain).
   const rows = await em.execute<Array<{ id: string; order_id: string }>>(
-    `with ins as (
+    `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) order by id for key share),
+     ins as (
        insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
        select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
          as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
-        where v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
+        where v.order_id in (select id from lk)
+          and v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
        on conflict do nothing returning id, order_id),
      ${audit.cte}
-     select ins.id, ins.order_id from ins cross join aud`,
-    [...list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]), audit.param],
+     select ins.id, ins.order_id, aud.appended from ins left join aud on true`,
+    [
+      ...orders,
+      ...list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]),
+      audit.param,
+    ],
   );
   const inserted = new Map(rows.map((r) => [r.order_id, Number(r.id)]));
   return list.map((s) => inserted.get(s.orderId) ?? null);
@@ -120,8 +129,11 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
  */
 export function cmsHoldsEverySigner(signatures: readonly StoredSignature[]): boolean {
   if (signatures.length === 0) return false;
-  const named = cmsSignerSerials(signatures[signatures.length - 1].cms);
-  return named.length === signatures.length && signatures.every((s) => named.includes(s.serial));
+  // Serials as the connector's own signer writes them (issuer and serial); a CMS naming a signer
+  // by key id would never match, and none is made here.
+  const named = cmsSignerSerials(signatures[signatures.length - 1].cms).map((s) => s ?? '').sort();
+  const valid = signatures.map((s) => s.serial).sort();
+  return named.length === valid.length && named.every((serial, i) => serial === valid[i]);
 }
 
 /** R-17: a signature by a user who lost authority stops counting while the order is not submitted. */
