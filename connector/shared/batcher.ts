@@ -51,32 +51,22 @@ export class StageBatcher<T, R> {
     const batch = this.waiting.splice(0, this.options.maxBatch);
     if (this.waiting.length > 0) this.timer = setTimeout(() => this.flush(), 0);
     if (batch.length === 0) return;
-    this.runner(batch.map((w) => w.item)).then(
-      (outcomes) => {
-        batch.forEach((w, i) => {
-          const outcome = outcomes[i];
-          if (outcomes.length !== batch.length) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} items`));
-          else if (outcome instanceof Error) w.reject(outcome);
-          else w.resolve(outcome as R);
-        });
-      },
-      // The whole batch failed: every caller gets the error, or, isolating, its own item's.
-      (err: unknown) => {
-        if (!this.options.isolateFailures || batch.length === 1) batch.forEach((w) => w.reject(err));
-        else for (const w of batch) this.runAlone(w);
-      },
-    );
+    // A batch that fails as a whole: every caller gets the error, or, isolating, its own item's run alone.
+    this.runBatch(batch, (err) => {
+      if (!this.options.isolateFailures || batch.length === 1) batch.forEach((w) => w.reject(err));
+      else for (const w of batch) this.runBatch([w], (alone) => w.reject(alone));
+    });
   }
 
-  private runAlone(w: Waiting<T, R>): void {
-    this.runner([w.item]).then(
-      (outcomes) => {
-        const [outcome] = outcomes;
-        if (outcomes.length !== 1) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for 1 item`));
+  /** Runs `batch` and hands each caller its own outcome; `failed` gets an error of the whole batch. */
+  private runBatch(batch: Array<Waiting<T, R>>, failed: (err: unknown) => void): void {
+    this.runner(batch.map((w) => w.item)).then((outcomes) => {
+      batch.forEach((w, i) => {
+        const outcome = outcomes[i];
+        if (outcomes.length !== batch.length) w.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} items`));
         else if (outcome instanceof Error) w.reject(outcome);
         else w.resolve(outcome as R);
-      },
-      (err: unknown) => w.reject(err),
-    );
+      });
+    }, failed);
   }
 }
