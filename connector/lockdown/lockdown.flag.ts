@@ -35,12 +35,13 @@ export async function readLockdownRow(em: EntityManager): Promise<LockdownRow> {
 
 /** The recorded flag only (domain code without Redis, e.g. intake). */
 export async function isLockdownRecorded(em: EntityManager): Promise<boolean> {
-  return (await readLockdownRow(em)).state === 'locked';
+  const [row] = await em.execute<Array<{ locked: boolean }>>(`select ${LOCKDOWN_RECORDED_SQL} as locked`);
+  return row.locked === true;
 }
 
 /**
- * The check every worker makes before a side effect: Redis first (set before anything else when the
- * lock lands), then PostgreSQL (the truth, also after a Redis flush).
+ * The check every worker makes before a side effect: the Redis flag (set before anything else when
+ * the lock lands) and PostgreSQL (the truth, also after a Redis flush), asked at once.
  */
 export async function isLockedDown(deps: { em: EntityManager; redis?: IORedis; prefix: string }): Promise<boolean> {
   // Both asked at once (the check sits on every stage's path); Redis' "locked" wins without waiting.
