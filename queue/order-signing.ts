@@ -8,7 +8,7 @@ import { decideSign, type SignerRecord } from '../connector/users/authority';
 import { ConnectorError } from '../connector/shared/errors';
 import { buildPaymentOrderDocument, PAYMENT_ORDER_FORMAT } from '../adapters/bank/business-api/payment-order.document';
 import { submitOrderJob } from './jobs/submit-order.job';
-import { dropSignaturesOfRevokedSigners, SignerDirectory } from './jobs/pipeline.helpers';
+import { dropSignaturesThatNoLongerCount, SignerDirectory } from './jobs/pipeline.helpers';
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
 import { SignerAgentError, type SignInput, type SignOutput } from '../signer-agent/agent/signer-agent.client';
 import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
@@ -65,7 +65,7 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
   ]);
   for (const order of active) {
     let valid = signatures.get(order.id) ?? [];
-    if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: valid, directory })) > 0) valid = [];
+    if ((await dropSignaturesThatNoLongerCount(context, order, { signatures: valid, directory })) !== null) valid = [];
     const levels = requiredLevels(context.config.signing.rules, order.payerIban, order.amountTiyn);
     states.set(order.id, {
       order,

@@ -29,7 +29,7 @@ export function isOrderState(value: string): value is OrderState {
  * - `held` (lockdown) is reachable only from states where nothing has gone to the bank yet;
  *   an order in `submitting` may already be at the bank, so it is never held: it is resolved
  *   by lookup first.
- * - `signed -> awaiting_signatures`: a signer lost authority before submission (R-17).
+ * - `signed -> awaiting_signatures`: a signer lost authority before submission (R-17), or the newest CMS does not name exactly the valid signers.
  * - `deemed_executed -> executed|rejected`: the statement or a late notice confirms or
  *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
  * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as

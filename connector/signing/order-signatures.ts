@@ -136,7 +136,8 @@ export function cmsHoldsEverySigner(signatures: readonly StoredSignature[]): boo
   return named.length === valid.length && named.every((serial, i) => serial === valid[i]);
 }
 
-/** R-17: a signature by a user who lost authority stops counting while the order is not submitted. */
-export async function invalidateSignature(em: EntityManager, signatureId: number, reason: string): Promise<void> {
-  await em.execute('update order_signature set valid = false, invalidated_reason = ? where id = ?', [reason, signatureId]);
+/** Signatures that stop counting while the order is not submitted (R-17, a broken chain), in one statement. */
+export async function invalidateSignatures(em: EntityManager, signatureIds: readonly number[], reason: string): Promise<void> {
+  if (signatureIds.length === 0) return;
+  await em.execute(`update order_signature set valid = false, invalidated_reason = ? where id in (${signatureIds.map(() => '?').join(', ')})`, [reason, ...signatureIds]);
 }

@@ -2,7 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobContext } from '../job-context';
 import type { PaymentOrder } from '../../connector/persistence/entities';
-import { invalidateSignature, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
+import { cmsHoldsEverySigner, invalidateSignatures, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
 
@@ -34,29 +34,36 @@ export class SignerDirectory {
   }
 }
 
+/** Why a chain of signatures is dropped when its newest CMS does not name exactly its valid signers. */
+export const CMS_INCOMPLETE = 'the CMS of the newest signature does not name exactly the valid signers';
+
 /**
- * R-17 before anything else: a signature whose signer may no longer sign this order stops
- * counting. The CMS of later signatures contains the earlier ones, so the whole round is
- * invalidated and signed afresh. Returns how many signatures were dropped.
+ * Before anything else, signatures that no longer count: R-17 (a signer who may no longer sign this
+ * order), or a chain whose newest CMS, the one the bank would get, does not name exactly the valid
+ * signers (signed at once before the signature_chain migration, or a bug). The CMS of later
+ * signatures contains the earlier ones, so the whole round is invalidated and signed afresh.
+ * Returns why, or null when every signature still counts.
  */
-export async function dropSignaturesOfRevokedSigners(
+export async function dropSignaturesThatNoLongerCount(
   context: JobContext,
   order: Pick<PaymentOrder, 'id' | 'payerIban' | 'amountTiyn'>,
   known?: { signatures: StoredSignature[]; directory: SignerDirectory },
-): Promise<number> {
+): Promise<string | null> {
   const em = context.orm.em.fork();
   const signatures = known?.signatures ?? (await validSignatures(em, order.id));
-  if (signatures.length === 0) return 0;
+  if (signatures.length === 0) return null;
   const directory = known?.directory ?? new SignerDirectory(em);
-  const revoked: string[] = [];
+  const reasons: string[] = [];
   for (const s of signatures) {
     const decision = decideSign(await directory.signer(s.userId), order.payerIban, order.amountTiyn, context.clock);
-    if (!decision.allowed) revoked.push(`${s.login}: ${decision.reason}`);
+    if (!decision.allowed) reasons.push(`${s.login}: ${decision.reason}`);
   }
-  if (revoked.length === 0) return 0;
-  for (const s of signatures) await invalidateSignature(em, s.id, `signer lost authority (${revoked.join('; ')})`);
-  await appendAudit(em, { actor: 'worker', action: 'order.signatures.invalidated', subject: order.id, details: { reasons: revoked } });
-  return signatures.length;
+  const why = reasons.length > 0 ? `signer lost authority (${reasons.join('; ')})` : cmsHoldsEverySigner(signatures) ? null : CMS_INCOMPLETE;
+  if (why === null) return null;
+  if (why === CMS_INCOMPLETE) context.logger.warn({ event: 'order.signatures.cms_incomplete', orderId: order.id, signatures: signatures.map((s) => s.id) });
+  await invalidateSignatures(em, signatures.map((s) => s.id), why);
+  await appendAudit(em, { actor: 'worker', action: 'order.signatures.invalidated', subject: order.id, details: { reasons: reasons.length > 0 ? reasons : [why] } });
+  return why;
 }
 
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */

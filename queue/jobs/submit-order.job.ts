@@ -6,16 +6,15 @@ import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
-import { cmsHoldsEverySigner, invalidateSignature, loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
+import { loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { appendAudits } from '../../connector/audit/audit.log';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
 import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { dropSignaturesOfRevokedSigners, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -251,19 +250,11 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const directory = new SignerDirectory(em);
   const toClaim: PaymentOrder[] = [];
   for (const order of signed) {
-    // a signer who lost authority since signing: back to awaiting signatures.
+    // R-17, a broken chain (or no signature at all): back to awaiting signatures.
     const outcome = await settle(async () => {
       const held = signatures.get(order.id) ?? [];
-      let why = 'a signer lost authority before submission (R-17)';
-      if ((await dropSignaturesOfRevokedSigners(context, order, { signatures: held, directory })) === 0) {
-        if (cmsHoldsEverySigner(held)) return { state: 'signed' };
-        // The CMS the bank would get does not name exactly the valid signers: as for R-17, the
-        // round is invalidated and signed afresh (a new chain, nothing is sent meanwhile).
-        why = 'the CMS of the newest signature does not name exactly the valid signers';
-        context.logger.warn({ event: 'order.submit.cms_incomplete', orderId: order.id, signatures: held.map((x) => x.id) });
-        for (const x of held) await invalidateSignature(em, x.id, why);
-        await appendAudits(em, [{ actor: 'worker', action: 'order.signatures.invalidated', subject: order.id, details: { reasons: [why] } }]);
-      }
+      const why = held.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures: held, directory });
+      if (why === null) return { state: 'signed' };
       await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: why });
       await context.queues.add(signOrderJob, { orderId: order.id });
       return { state: 'awaiting_signatures' };
