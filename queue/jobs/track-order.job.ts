@@ -20,8 +20,8 @@ export const trackOrderJob = defineJob({
 });
 
 type TrackOutcome = { state: string } | { waitMs: number; why: string } | { poll: string };
-/** A poll that found a status other than the one recorded: recorded for the batch at once. */
-type Polled = { poll: string; newStatus?: true };
+/** A poll that moved nothing; `newStatus` when it found a status other than the one recorded (recorded for the batch at once). */
+type Polled = { poll: string; newStatus: boolean };
 
 /**
  * Stage 5: poll the bank's status with backoff until it is final. Statuses only move forward; an
@@ -49,7 +49,7 @@ export async function trackBatch(context: JobContext, orderIds: string[]): Promi
         const outcome = await trackOne(context, order, now);
         if (outcome === 'executed') executed.push(id);
         else if ('newStatus' in outcome) {
-          changed.push({ id, status: outcome.poll });
+          if (outcome.newStatus) changed.push({ id, status: outcome.poll });
           outcomes.set(id, { poll: outcome.poll });
         } else outcomes.set(id, outcome);
       } catch (err) {
@@ -75,7 +75,7 @@ export async function trackBatch(context: JobContext, orderIds: string[]): Promi
 
 const FINAL_STATES = new Set(['executed', 'rejected', 'deemed_executed']);
 
-async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<TrackOutcome | Polled | 'executed'> {
+async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<Exclude<TrackOutcome, { poll: string }> | Polled | 'executed'> {
   const em = context.orm.em.fork();
   let status;
   try {
@@ -133,7 +133,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       actor: 'worker',
     });
   }
-  return newStatus ? { poll: status.status, newStatus } : { poll: status.status };
+  return { poll: status.status, newStatus };
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
