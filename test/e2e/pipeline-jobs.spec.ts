@@ -62,6 +62,29 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     return job.waitUntilFinished(events.get(definition.queue) as QueueEvents, 20_000);
   }
 
+  /**
+   * A 2,500,000 KZT order (first + second signature) signed by the standing mandates while
+   * submission is paused; `then` runs with it (and may resume submission itself), and submission
+ * resumes afterwards whatever happens.
+   */
+  async function withSignedLargeOrder(
+    source: string,
+    then: (order: { result: { orderId: string; externalId: string }; stateOf: () => Promise<string>; payerBin: string; resume: () => Promise<void> }) => Promise<void>,
+  ): Promise<void> {
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const order = demoOrder(demoDocuments(String(Date.now()).slice(-7))[2], today);
+      const [result] = await intakeOrders(db(), source, [{ order }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
+      await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      await then({ result, stateOf, payerBin: order.payer.iinBin, resume: () => submitQueue.resume() });
+    } finally {
+      await submitQueue.resume();
+    }
+  }
+
   it('validate, sign (two signatures), submit and track again change nothing once the order is executed', async () => {
     const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
     const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
@@ -133,18 +156,11 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   });
 
   it('R-17: a signature by a user disabled before submission stops counting; the order waits for signatures again and goes on once a valid signer signs', async () => {
-    const submitQueue = world.context.queues.get('submit');
-    await submitQueue.pause();
-    try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
-      const [result] = await intakeOrders(db(), 'erp-r17', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
-      const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
-      await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+    await withSignedLargeOrder('erp-r17', async ({ result, stateOf, resume }) => {
       const before = await validSignatures(db(), result.orderId);
       await blockUser(userDeps(world.context), { login: 'demo.accountant', actor: 'admin:test' });
       try {
-        await submitQueue.resume();
+        await resume();
         await eventually(async () => (await stateOf()) === 'awaiting_signatures', { what: 'back to awaiting signatures', timeoutMs: 45_000 });
         const rows = await db().execute<Array<{ id: string; valid: boolean; invalidated_reason: string | null }>>('select id, valid, invalidated_reason from order_signature where order_id = ? order by id', [result.orderId]);
         // The whole round: the CEO's CMS is inside the accountant's, so both are signed afresh.
@@ -162,28 +178,19 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       await eventually(async () => ['executed', 'rejected'].includes(await stateOf()), { what: 'final at the bank after signing afresh', timeoutMs: 45_000 });
       expect((await validSignatures(db(), result.orderId)).map((x) => x.login)).toEqual(['demo.ceo', 'demo.accountant']);
       expect((await ledger()).submissions.find((x) => x.externalId === result.externalId)?.requests).toBe(1);
-    } finally {
-      await submitQueue.resume();
-    }
+    });
   });
 
   it('an order whose last CMS lacks a valid signer (a chain broken before the fix) is not sent: its round is signed afresh', async () => {
-    const submitQueue = world.context.queues.get('submit');
-    await submitQueue.pause();
-    try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
-      const [result] = await intakeOrders(db(), 'erp-broken-chain', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
-      const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
-      await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+    await withSignedLargeOrder('erp-broken-chain', async ({ result, stateOf, payerBin, resume }) => {
       // What the race used to leave: the accountant's signature made over no CMS, so the last CMS lacks the CEO.
       const [first, second] = await validSignatures(db(), result.orderId);
       const frozen = (await loadDocuments(db(), [result.orderId])).get(result.orderId);
-      const [alone] = await world.context.services.signer().signMany(second.userId, [{ orderId: result.orderId, document: frozen!.bytes, expectedBin: demoOrder(doc, today).payer.iinBin }]);
+      const [alone] = await world.context.services.signer().signMany(second.userId, [{ orderId: result.orderId, document: frozen!.bytes, expectedBin: payerBin }]);
       if (!('cmsDer' in alone)) throw alone;
       await db().execute('update order_signature set cms = ? where id = ?', [alone.cmsDer, second.id]);
 
-      await submitQueue.resume();
+      await resume();
       // Final at the bank (the demo payer's funds run out over this file's large orders: executed or refused for funds).
       await eventually(async () => ['executed', 'rejected'].includes(await stateOf()), { what: 'final at the bank after signing afresh', timeoutMs: 45_000 });
       const rows = await db().execute<Array<{ id: string; valid: boolean; invalidated_reason: string | null }>>('select id, valid, invalidated_reason from order_signature where order_id = ? order by id', [result.orderId]);
@@ -196,9 +203,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       expect(parseCms(fresh[1].cms).signerInfos).toHaveLength(2);
       const entry = (await ledger()).submissions.find((x) => x.externalId === result.externalId);
       expect(entry?.requests).toBe(1);
-    } finally {
-      await submitQueue.resume();
-    }
+    });
   });
 
   it('a poll records each order\'s own new status verbatim, an unknown one included, and moves no state until a final one or R-22', async () => {
