@@ -18,7 +18,7 @@ import { kzDate, operationalDay, SandboxClock, type ClockState } from './sandbox
 import type { SandboxConfig } from './sandbox.config';
 import { FaultSwitches, type FaultAnswer } from './sandbox.faults';
 import { checkRequisites } from './sandbox.requisites';
-import { SandboxStore, type AccountRow, type DocumentRow, type LineInsert } from './sandbox.store';
+import { DOCUMENT_COLUMNS, SandboxStore, type AccountRow, type DocumentRow, type LineInsert } from './sandbox.store';
 
 /** Documents executed per transaction by the day clock. */
 const EXECUTION_BATCH = 200;
@@ -219,7 +219,7 @@ export class Sandbox {
     await this.store.tx(async (db) => {
       // Locks in id order (as every executor does) and rechecks the status under the lock.
       const docs = (
-        await db.query(`SELECT * FROM ${t}.documents WHERE document_id = ANY($1::text[]) AND status = 'in_processing' ORDER BY document_id FOR UPDATE`, [documentIds])
+        await db.query(`SELECT ${DOCUMENT_COLUMNS} FROM ${t}.documents WHERE document_id = ANY($1::text[]) AND status = 'in_processing' ORDER BY document_id FOR UPDATE`, [documentIds])
       ).rows as DocumentRow[];
       if (docs.length === 0) return;
       docs.sort((x, y) => new Date(x.received_at).getTime() - new Date(y.received_at).getTime() || (x.document_id < y.document_id ? -1 : 1));
@@ -522,7 +522,7 @@ export class Sandbox {
     const today = kzDate(this.clock.now());
     if (from <= today && today <= to) {
       // Pending: documents taken but not yet executed; they do not move the balance (LESSONS.md 6).
-      const pending = await this.store.pool.query(`SELECT * FROM ${t}.documents WHERE payer_iban = $1 AND status IN ('accepted', 'in_processing') ORDER BY received_at`, [iban]);
+      const pending = await this.store.pool.query(`SELECT ${DOCUMENT_COLUMNS} FROM ${t}.documents WHERE payer_iban = $1 AND status IN ('accepted', 'in_processing') ORDER BY received_at`, [iban]);
       for (const d of pending.rows as DocumentRow[]) {
         const r = d.requisites;
         lines.push({
@@ -672,7 +672,7 @@ export class Sandbox {
       return { ...clockView(), moved };
     });
     admin.get('/documents', async () => {
-      const r = await this.store.pool.query(`SELECT * FROM ${this.store.t}.documents ORDER BY received_at, document_id`);
+      const r = await this.store.pool.query(`SELECT ${DOCUMENT_COLUMNS} FROM ${this.store.t}.documents ORDER BY received_at, document_id`);
       return { documents: (r.rows as DocumentRow[]).map(documentJson) };
     });
     /** Sets a document's status verbatim (e.g. a status the contract does not know yet, R-3). */
