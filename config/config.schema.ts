@@ -6,6 +6,34 @@ import { z } from 'zod';
  * Secrets are never values here: only paths of files that hold them (or env variables read at use).
  */
 const hostPort = z.number().int().min(1).max(65535);
+
+/**
+ * An SMTP server for the admins' alerts. The login is only ever sent over TLS: `starttls` (the
+ * default, port 587) requires the upgrade and never falls back to clear text, `tls` speaks TLS from
+ * the first byte (port 465), `none` is clear text and allowed only without a login (a relay on
+ * loopback). The password lives in a file, like every other secret here.
+ */
+const smtpSchema = z
+  .object({
+    host: z.string().min(1),
+    port: hostPort.default(587),
+    security: z.enum(['starttls', 'tls', 'none']).default('starttls'),
+    /** The sender address (envelope and From). */
+    from: z.string().email(),
+    user: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    /** PEM file of the CA that signed the server's certificate, when it is not a public one. */
+    caFile: z.string().min(1).optional(),
+    /** Bound on the whole send, and on each of its steps: a lockdown never waits longer for its e-mail. */
+    timeoutMs: z.number().int().min(500).max(120_000).default(10_000),
+  })
+  .strict()
+  .superRefine((smtp, ctx) => {
+    if (smtp.user && !smtp.passwordFile) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['passwordFile'], message: 'smtp.user is set: the password must be in smtp.passwordFile' });
+    if (smtp.passwordFile && !smtp.user) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['user'], message: 'smtp.passwordFile is set without smtp.user' });
+    if (smtp.user && smtp.security === 'none') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['security'], message: 'a login is never sent in clear text: use starttls or tls with smtp.user' });
+  });
+
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), e.g. "17:00"');
 
 export const configSchema = z
@@ -260,9 +288,11 @@ export const configSchema = z
             webhookUrl: z.string().url().optional(),
             /** File holding the HMAC secret; defaults to webhooks.secretFile. */
             webhookSecretFile: z.string().min(1).optional(),
-            /** Recorded in the incident; e-mail delivery is not built yet (docs/lockdown.md). */
+            /** Admins who get each lockdown notice by e-mail, through `smtp` (docs/lockdown.md). */
             emails: z.array(z.string().email()).default([]),
             timeoutMs: z.number().int().min(100).max(60_000).default(3_000),
+            /** The mail server the e-mails go through; unset = no e-mail (a warning when `emails` is set). */
+            smtp: smtpSchema.optional(),
           })
           .default({}),
         /** Bound on each outside call of the lockdown (signer agent, webhook): the lock never waits longer. */

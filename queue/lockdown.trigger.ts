@@ -5,6 +5,8 @@ import { validateOrderJob } from './jobs/validate-order.job';
 import { submitOrderJob } from './jobs/submit-order.job';
 import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
 import { WebhookClient } from '../adapters/erp/http/webhook.client';
+import { SmtpMailer } from '../adapters/mail/smtp.mailer';
+import { lockdownNoticeText } from '../connector/lockdown/lockdown.notice';
 import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
 import { isLockedDown as flagCheck, isLockdownMirrored } from '../connector/lockdown/lockdown.flag';
 import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
@@ -77,24 +79,50 @@ export function lockdownPortsFor(context: JobContext): LockdownPorts {
       },
     },
     notifier: {
+      // Every configured channel at once; each one not delivered is a warning of its own.
       async notify(notice: LockdownNotice) {
-        const cfg = config.lockdown.notify;
-        if (!cfg.webhookUrl) return { delivered: [], warnings: [] };
-        const secretFile = cfg.webhookSecretFile ?? config.webhooks.secretFile;
-        if (!secretFile) return { delivered: [], warnings: ['lockdown.notify.webhookUrl is set but no secret file (lockdown.notify.webhookSecretFile): admins were not alerted by webhook'] };
-        let secret: string;
-        try {
-          secret = readFileSync(secretFile, 'utf8').trim();
-        } catch {
-          return { delivered: [], warnings: [`the admins' webhook secret file ${secretFile} cannot be read: admins were not alerted by webhook`] };
-        }
-        const sent = await new WebhookClient(cfg.webhookUrl, secret, cfg.timeoutMs).post(JSON.stringify(notice), context.clock.now());
-        return sent.ok ? { delivered: ['webhook'], warnings: [] } : { delivered: [], warnings: [`admins' webhook not delivered (${sent.error ?? 'error'})`] };
+        const outcomes = await Promise.all([notifyByWebhook(context, notice), notifyByEmail(context, notice)]);
+        return { delivered: outcomes.flatMap((o) => o.delivered), warnings: outcomes.flatMap((o) => o.warnings) };
       },
     },
   };
   portsCache.set(context, ports);
   return ports;
+}
+
+type NoticeOutcome = { delivered: string[]; warnings: string[] };
+
+/** The admins' webhook (`lockdown.notify.webhookUrl`), signed like the ERP webhooks. */
+async function notifyByWebhook(context: JobContext, notice: LockdownNotice): Promise<NoticeOutcome> {
+  const { config } = context;
+  const cfg = config.lockdown.notify;
+  if (!cfg.webhookUrl) return { delivered: [], warnings: [] };
+  const secretFile = cfg.webhookSecretFile ?? config.webhooks.secretFile;
+  if (!secretFile) return { delivered: [], warnings: ['lockdown.notify.webhookUrl is set but no secret file (lockdown.notify.webhookSecretFile): admins were not alerted by webhook'] };
+  let secret: string;
+  try {
+    secret = readFileSync(secretFile, 'utf8').trim();
+  } catch {
+    return { delivered: [], warnings: [`the admins' webhook secret file ${secretFile} cannot be read: admins were not alerted by webhook`] };
+  }
+  const sent = await new WebhookClient(cfg.webhookUrl, secret, cfg.timeoutMs).post(JSON.stringify(notice), context.clock.now());
+  return sent.ok ? { delivered: ['webhook'], warnings: [] } : { delivered: [], warnings: [`admins' webhook not delivered (${sent.error ?? 'error'})`] };
+}
+
+/** The admins' e-mail (`lockdown.notify.emails` through `lockdown.notify.smtp`). */
+async function notifyByEmail(context: JobContext, notice: LockdownNotice): Promise<NoticeOutcome> {
+  const { emails, smtp } = context.config.lockdown.notify;
+  if (emails.length === 0) return { delivered: [], warnings: [] };
+  if (!smtp) return { delivered: [], warnings: [`lockdown.notify.emails is set but lockdown.notify.smtp is not: no e-mail was sent to the ${emails.length} admin(s); call them`] };
+  const sent = await new SmtpMailer(smtp, emails).send(lockdownNoticeText(notice));
+  if (!sent.ok) {
+    context.logger.error({ event: 'lockdown.email.failed', notice: notice.event, incidentId: notice.incidentId, err: sent.error });
+    return { delivered: [], warnings: [`admins' e-mail not sent (${sent.error}); call them`] };
+  }
+  return {
+    delivered: [`e-mail to ${sent.accepted.join(', ')}`],
+    warnings: sent.rejected.length ? [`the mail server refused the admins' address(es) ${sent.rejected.join(', ')}`] : [],
+  };
 }
 
 export function lockdownDepsFor(context: JobContext, ports: LockdownPorts = lockdownPortsFor(context)): LockdownDeps {

@@ -185,7 +185,10 @@ export interface DoctorReport {
 }
 
 /** Runs every check in parallel with bounded timeouts: it answers well within 15 s even when a service hangs. */
-export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<DoctorReport> {
+/** A check the entry point adds (one that needs an adapter, e.g. the admins' mail server); null when it does not apply. */
+export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: number) => Promise<CheckResult | null>;
+
+export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv; extra?: ExtraCheck[] } = {}): Promise<DoctorReport> {
   let config: ConnectorConfig;
   try {
     config = loadConfig({ env: options.env });
@@ -200,6 +203,12 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkDisk().then((r) => [r]),
     checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
     checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
+    ...(options.extra ?? []).map((check) =>
+      withTimeout(check(config, strict, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS + 1_000, 'check').then(
+        (r) => (r ? [r] : []),
+        (err: Error) => [{ name: 'check', core: strict, verdict: strict ? ('FAIL' as const) : ('WARN' as const), detail: err.message }],
+      ),
+    ),
   ]);
   const checks = groups.flat();
   const ok = checks.every((c) => !(c.verdict === 'FAIL' && (c.core || strict)));

@@ -32,10 +32,12 @@ export interface LockdownNotice {
   reason: string;
   at: string;
   bankDeadline?: string | null;
+  /** The bank-notification checklist as text (lockdown.engaged). */
+  checklist?: string;
 }
 
 export interface LockdownNotifierPort {
-  /** Admins' alert (webhook; e-mail when built). Resolves with a warning text when not delivered. */
+  /** Admins' alert (webhook, e-mail). Resolves with what was delivered and a warning for each channel that was not. */
   notify(notice: LockdownNotice): Promise<{ delivered: string[]; warnings: string[] }>;
 }
 

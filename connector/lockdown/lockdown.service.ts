@@ -11,7 +11,7 @@ import { Incident, type TimelineEntry } from '../persistence/entities';
 import type { Clock } from '../shared/clock';
 import { ConnectorError, UsageError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
-import { buildBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
+import { buildBankChecklist, formatBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
 import { lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
 import type { LockdownPorts } from './lockdown.ports';
 
@@ -304,10 +304,11 @@ export async function engageLockdown(deps: LockdownDeps, input: TriggerLockdownI
     clientId: await clientIdOf(deps.em, deps.config),
     users,
   });
-  const sent = await deps.ports.notifier.notify({ event: 'lockdown.engaged', incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline }).catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
+  const sent = await deps.ports.notifier
+    .notify({ event: 'lockdown.engaged', incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline, checklist: formatBankChecklist(checklist) })
+    .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
   warnings.push(...sent.warnings);
   if (sent.delivered.length) done(`admins alerted: ${sent.delivered.join(', ')}`);
-  if (deps.config.lockdown.notify.emails.length) warnings.push(`e-mail alerts are not sent yet (configured: ${deps.config.lockdown.notify.emails.length}); call the admins`);
 
   await appendTimeline(deps.em, record.incidentId, timeline, {
     checklist,

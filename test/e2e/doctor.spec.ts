@@ -1,6 +1,9 @@
 import net from 'node:net';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startMailServer } from '../support/mail-server';
 
 describe('connector doctor', () => {
   let env: TestEnv;
@@ -32,6 +35,41 @@ describe('connector doctor', () => {
     // R-1: no Client ID / Secret stored yet is a warning with the command to run, not a failure.
     expect(byName['bank-credentials']).toBe('WARN');
     expect(byName['clock-skew-postgresql']).toBe('OK');
+  });
+
+  it('checks the admins\' mail server when e-mails are configured: logs in over TLS, sends nothing, never prints the password', async () => {
+    const login = { user: 'connector@example.kz', password: 'Doctor-Smtp-Secret' };
+    const mail = await startMailServer(login);
+    try {
+      const passwordFile = join(env.workDir, 'smtp.password');
+      const wrongFile = join(env.workDir, 'smtp.wrong');
+      const caFile = join(env.workDir, 'smtp-ca.pem');
+      writeFileSync(passwordFile, login.password);
+      writeFileSync(wrongFile, 'Doctor-Wrong-Secret');
+      writeFileSync(caFile, mail.caPem);
+      const run = async (file: string, strict: boolean) => {
+        const config = join(env.workDir, `doctor-smtp-${strict}.json`);
+        const smtp = { host: '127.0.0.1', port: mail.port, from: 'connector@example.kz', user: login.user, passwordFile: file, caFile };
+        writeFileSync(config, JSON.stringify({ lockdown: { notify: { emails: ['ops@example.kz'], smtp } } }));
+        const res = await runCli(['doctor', '--json', ...(strict ? ['--strict'] : [])], { env: { ...env.env, CONNECTOR_CONFIG: config }, cwd: env.workDir });
+        const check = (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> }).checks.find((c) => c.name === 'smtp');
+        return { res, check };
+      };
+      const good = await run(passwordFile, true);
+      expect(good.check).toMatchObject({ verdict: 'OK', detail: `127.0.0.1:${mail.port} (starttls, login connector@example.kz) accepts us; 1 admin(s)` });
+      expect(mail.logins).toEqual([{ ...login, secure: true }]);
+      const wrong = await run(wrongFile, false);
+      expect(wrong.res.code).toBe(0);
+      expect(wrong.check?.verdict).toBe('WARN');
+      expect(wrong.check?.detail).toContain('EAUTH');
+      const strict = await run(wrongFile, true);
+      expect(strict.res.code).toBe(1);
+      expect(strict.check?.verdict).toBe('FAIL');
+      for (const r of [good.res, wrong.res, strict.res]) expect(r.stdout + r.stderr).not.toMatch(/Doctor-(Smtp|Wrong)-Secret/);
+      expect(mail.received).toEqual([]);
+    } finally {
+      await mail.close();
+    }
   });
 
   it('fails an unreachable bank under --strict', async () => {

@@ -11,6 +11,7 @@ import { userDeps } from '../../connector/users/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';
+import { bodyOf, headerValue, startMailServer } from '../support/mail-server';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { demoDocuments, demoOnecExport } from '../../connector/demo/demo-orders';
@@ -195,6 +196,45 @@ describe('lockdown triggers', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('e-mails the admins the bank checklist through the configured SMTP server (login over TLS only)', async () => {
+    const login = { user: 'connector@example.kz', password: 'Smtp-Secret-For-Lockdown' };
+    const mail = await startMailServer(login);
+    try {
+      const passwordFile = join(world.env.workDir, 'smtp.password');
+      const caFile = join(world.env.workDir, 'smtp-ca.pem');
+      writeFileSync(passwordFile, `${login.password}\n`);
+      writeFileSync(caFile, mail.caPem);
+      const smtp = { host: '127.0.0.1', port: mail.port, security: 'starttls' as const, from: 'connector@example.kz', user: login.user, passwordFile, caFile, timeoutMs: 5_000 };
+      const notify = { ...world.config.lockdown.notify, emails: ['ops@example.kz', 'cfo@example.kz'], smtp };
+      const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify } } };
+      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: e-mail', scope: 'credentials' });
+      expect(result.warnings).toEqual([]);
+      expect(mail.logins).toEqual([{ ...login, secure: true }]);
+      expect(mail.received).toHaveLength(1);
+      const [message] = mail.received;
+      expect(message.to).toEqual(['ops@example.kz', 'cfo@example.kz']);
+      expect(headerValue(message.raw, 'subject')).toBe(`LOCKDOWN: the bank connector stopped itself; call the bank before ${result.checklist?.deadline} (test: e-mail)`);
+      const body = bodyOf(message.raw);
+      for (const phone of ['+7 7172 770 622', '+7 800 080 0711', '7711']) expect(body).toContain(phone);
+      expect(body).toContain(`incident: ${result.incidentId}`);
+      expect(body).toContain('connector credentials rotate');
+      // The incident's timeline says who was alerted; the SMTP password is nowhere in it.
+      const incident = await getIncident(world.context.orm.em.fork(), result.incidentId);
+      expect(JSON.stringify(incident)).toContain('admins alerted: e-mail to ops@example.kz, cfo@example.kz');
+      expect(JSON.stringify(incident)).not.toContain(login.password);
+    } finally {
+      await mail.close();
+    }
+  });
+
+  it('says, as a warning of the lockdown, that admins listed for e-mail got none when no SMTP server is configured', async () => {
+    const notify = { ...world.config.lockdown.notify, emails: ['ops@example.kz'], smtp: undefined };
+    const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify } } };
+    const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: no smtp', scope: 'all' });
+    expect(result.warnings).toEqual(['lockdown.notify.emails is set but lockdown.notify.smtp is not: no e-mail was sent to the 1 admin(s); call them']);
+    expect((await lockdownStatusOf(world.context)).warnings).toEqual(result.warnings);
   });
 
   it('a trigger configured `alert` raises an incident and locks nothing', async () => {

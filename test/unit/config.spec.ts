@@ -37,6 +37,20 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(/database\.url: expected a postgresql:\/\/ URL/);
   });
 
+  it('takes an SMTP server for the admins\' e-mail only with the login over TLS and the password in a file', () => {
+    const withSmtp = (smtp: Record<string, unknown>) => {
+      const file = join(cwd, 'smtp.json');
+      writeFileSync(file, JSON.stringify({ lockdown: { notify: { emails: ['ops@example.kz'], smtp } } }));
+      return () => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    };
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', user: 'u', passwordFile: '/etc/connector/smtp.password' })().lockdown.notify.smtp).toEqual({
+      host: 'mail.example.kz', port: 587, security: 'starttls', from: 'connector@example.kz', user: 'u', passwordFile: '/etc/connector/smtp.password', timeoutMs: 10_000,
+    });
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', user: 'u' })).toThrow(/lockdown\.notify\.smtp\.passwordFile: smtp\.user is set: the password must be in smtp\.passwordFile/);
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', user: 'u', passwordFile: 'p', security: 'none' })).toThrow(/lockdown\.notify\.smtp\.security: a login is never sent in clear text/);
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', password: 'inline' })).toThrow(/password/);
+  });
+
   it('refuses unknown keys (a typo is not silently ignored)', () => {
     const file = join(cwd, 'typo.json');
     writeFileSync(file, JSON.stringify({ reddis: {} }));
