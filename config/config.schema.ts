@@ -293,6 +293,8 @@ export const configSchema = z
             timeoutMs: z.number().int().min(100).max(60_000).default(3_000),
             /** The mail server the e-mails go through; unset = no e-mail (a warning when `emails` is set). */
             smtp: smtpSchema.optional(),
+            /** How often the scheduler's leader mails new open incidents to `emails` (one digest; each incident once). */
+            incidentsEveryMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
           })
           .default({}),
         /** Bound on each outside call of the lockdown (signer agent, webhook): the lock never waits longer. */

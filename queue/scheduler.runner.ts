@@ -7,6 +7,7 @@ import { scanOnecOutbox, scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
 import { isLockedDown } from './lockdown.trigger';
 import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
+import { mailIncidentAlerts } from './incident-alerts';
 
 export interface ScheduleEntry {
   /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
@@ -98,15 +99,40 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     }
   }
 
+  /**
+   * New incidents to the admins by e-mail (queue/incident-alerts.ts), from the leader itself: queues
+   * are paused under lockdown, when incidents matter most. After a failure it waits twice as long
+   * each time (up to 16 periods), so a mail server that is down is not hammered.
+   */
+  let alerting = false;
+  let alertFailures = 0;
+  let nextAlertAt = 0;
+  async function alertIncidents(): Promise<void> {
+    if (stopped || !leader || alerting || Date.now() < nextAlertAt) return;
+    alerting = true;
+    try {
+      const result = await mailIncidentAlerts(context);
+      alertFailures = result.status === 'failed' ? alertFailures + 1 : 0;
+    } catch (err) {
+      alertFailures += 1;
+      context.logger.warn({ event: 'scheduler.incident_alerts.error', err: (err as Error).message });
+    } finally {
+      nextAlertAt = alertFailures ? Date.now() + context.config.lockdown.notify.incidentsEveryMs * 2 ** Math.min(alertFailures, 4) : 0;
+      alerting = false;
+    }
+  }
+
   await tick();
   const timer = setInterval(() => void tick(), Math.max(500, Math.floor(leaseMs / 3)));
   const scanTimer = setInterval(() => void scanWhileLocked(), context.config.onec.scanEveryMs);
+  const alertTimer = setInterval(() => void alertIncidents(), context.config.lockdown.notify.incidentsEveryMs);
   return {
     isLeader: () => leader,
     async close() {
       stopped = true;
       clearInterval(timer);
       clearInterval(scanTimer);
+      clearInterval(alertTimer);
       if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
       leader = false;
     },

@@ -1,0 +1,117 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { openIncident } from '../../connector/incidents/incident.service';
+import { mailIncidentAlerts } from '../../queue/incident-alerts';
+import { startScheduler } from '../../queue/scheduler.runner';
+import { bodyOf, headerValue, startMailServer, type TestMailServer } from '../support/mail-server';
+
+/** New incidents reach the admins by e-mail, each once, through a real SMTP server on loopback. */
+describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', () => {
+  const login = { user: 'connector@example.kz', password: 'Incident-Smtp-Secret' };
+  let env: TestEnv;
+  let context: AppContext;
+  let mail: TestMailServer;
+  let withMail: AppContext;
+  let passwordFile: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv('incident-alerts');
+    context = await createAppContext({ config: env.config, role: 'worker' });
+    mail = await startMailServer(login);
+    passwordFile = join(env.workDir, 'smtp.password');
+    const caFile = join(env.workDir, 'smtp-ca.pem');
+    writeFileSync(passwordFile, login.password);
+    writeFileSync(caFile, mail.caPem);
+    const smtp = { host: '127.0.0.1', port: mail.port, security: 'starttls' as const, from: 'connector@example.kz', user: login.user, passwordFile, caFile, timeoutMs: 5_000 };
+    withMail = withNotify(context, { emails: ['ops@example.kz'], smtp, incidentsEveryMs: 1_000 });
+  });
+  afterAll(async () => {
+    await mail.close();
+    await context.close();
+    await env.cleanup();
+  });
+  beforeEach(async () => {
+    await context.orm.em.fork().execute('delete from incident');
+    mail.received.length = 0;
+  });
+
+  function withNotify(base: AppContext, notify: Partial<AppContext['config']['lockdown']['notify']>): AppContext {
+    return { ...base, config: { ...base.config, lockdown: { ...base.config.lockdown, notify: { ...base.config.lockdown.notify, ...notify } } } } as AppContext;
+  }
+  const open = (kind: string, title: string, severity: 'low' | 'medium' | 'high' | 'critical' = 'high', deadlineAt?: Date) =>
+    openIncident(context.orm.em.fork(), { kind, severity, title, actor: 'test', ...(deadlineAt ? { deadlineAt } : {}) });
+
+  it('mails the open incidents in one digest, each once; the lockdown\'s own and resolved ones are left out', async () => {
+    const gap = await open('statement_gap', 'Statement gap on KZ12 between 2026-11-24 and 2026-11-25', 'high');
+    const debit = await open('unexplained_debit', 'A debit of 1 000 000.00 KZT no order explains', 'critical', new Date('2026-11-30T12:00:00Z'));
+    await open('security_alert', 'alert-only trigger (mailed by the lockdown notice)');
+    const resolved = await open('status_overdue', 'already handled', 'medium');
+    await context.orm.em.fork().execute("update incident set status = 'resolved' where id = ?", [resolved.incident.id]);
+
+    expect(await mailIncidentAlerts(withMail)).toEqual({ status: 'sent', incidents: 2, more: false, rejected: [] });
+    expect(mail.received).toHaveLength(1);
+    const [message] = mail.received;
+    expect(message.to).toEqual(['ops@example.kz']);
+    expect(headerValue(message.raw, 'subject')).toBe('2 new incidents, the worst critical: A debit of 1 000 000.00 KZT no order explains');
+    const body = bodyOf(message.raw);
+    expect(body).toContain(`connector incidents show ${gap.incident.id}`);
+    expect(body).toContain(`connector incidents show ${debit.incident.id}`);
+    expect(body).toContain('act before 2026-11-30T12:00:00.000Z');
+    expect(body).not.toContain('alert-only trigger');
+    expect(body).not.toContain('already handled');
+
+    // Told once: a second run finds nothing; a repeat of the same incident (dedupe) is not new.
+    expect(await mailIncidentAlerts(withMail)).toEqual({ status: 'none' });
+    await openIncident(context.orm.em.fork(), { kind: 'statement_gap', severity: 'high', title: 'again', actor: 'test', dedupeKey: 'k1' });
+    await openIncident(context.orm.em.fork(), { kind: 'statement_gap', severity: 'high', title: 'again', actor: 'test', dedupeKey: 'k1' });
+    expect(await mailIncidentAlerts(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+    expect(await mailIncidentAlerts(withMail)).toEqual({ status: 'none' });
+    expect(mail.received).toHaveLength(2);
+  });
+
+  it('keeps an incident for the next run when the mail server refuses, and never names the password', async () => {
+    const wrongFile = join(env.workDir, 'smtp.wrong');
+    writeFileSync(wrongFile, 'Wrong-Incident-Secret');
+    const broken = withNotify(withMail, { smtp: { ...(withMail.config.lockdown.notify.smtp as NonNullable<AppContext['config']['lockdown']['notify']['smtp']>), passwordFile: wrongFile } });
+    const { incident } = await open('executed_missing_from_statement', 'Executed order 17 missing from the closed day statement');
+    const failed = await mailIncidentAlerts(broken);
+    expect(failed).toMatchObject({ status: 'failed', incidents: 1 });
+    if (failed.status === 'failed') expect(failed.error).not.toContain('Wrong-Incident-Secret');
+    expect(mail.received).toEqual([]);
+    const [row] = await context.orm.em.fork().execute<Array<{ alerted_at: Date | null }>>('select alerted_at from incident where id = ?', [incident.id]);
+    expect(row.alerted_at).toBeNull();
+    expect(await mailIncidentAlerts(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+    expect(bodyOf(mail.received[0].raw)).toContain(incident.id);
+  });
+
+  it('does nothing without admins or a mail server', async () => {
+    await open('statement_gap', 'nobody to tell');
+    expect(await mailIncidentAlerts(withNotify(context, { emails: [], smtp: undefined }))).toEqual({ status: 'disabled' });
+    expect(await mailIncidentAlerts(withNotify(withMail, { smtp: undefined }))).toEqual({ status: 'disabled' });
+  });
+
+  it('two runners at once mail each incident once', async () => {
+    await open('statement_unbalanced', 'Opening + lines != closing on KZ34');
+    const results = await Promise.all([mailIncidentAlerts(withMail), mailIncidentAlerts(withMail)]);
+    // One sends; the other finds the lock held ('busy') or, should it come after the commit, nothing new.
+    expect(results.filter((r) => r.status === 'sent')).toHaveLength(1);
+    expect(results.filter((r) => r.status !== 'sent').map((r) => r.status)).toEqual([expect.stringMatching(/^(busy|none)$/)]);
+    expect(mail.received).toHaveLength(1);
+  });
+
+  it('the scheduler\'s leader mails new incidents on its own, also under lockdown when every queue is paused', async () => {
+    for (const queue of context.queues.all()) await queue.pause();
+    const scheduler = await startScheduler(withMail, context.redis, { leaseMs: 3_000 });
+    try {
+      expect(scheduler.isLeader()).toBe(true);
+      const { incident } = await open('credentials_revoked', 'The bank refused our Client ID / Secret (401)', 'critical');
+      await eventually(async () => (mail.received.length === 1 ? true : null), { timeoutMs: 15_000, what: 'the incident e-mail' });
+      expect(bodyOf(mail.received[0].raw)).toContain(incident.id);
+    } finally {
+      await scheduler.close();
+      for (const queue of context.queues.all()) await queue.resume();
+    }
+  });
+});
