@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
@@ -15,16 +16,24 @@ import { enqueueWriteBack } from './write-back.job';
  * for today (intraday) and for the closed previous business day(s).
  */
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD');
-const iban = z.string().regex(/^KZ\d{2}[0-9A-Z]{16}$/, 'expected a Kazakhstan IBAN');
+
+/**
+ * An account as a job names it: no account number in Redis (STYLE.md 4), a digest of it that the
+ * handler resolves against the accounts it follows (`statementAccounts`).
+ */
+export function accountRefOf(iban: string): string {
+  return createHash('sha256').update(`statement-account:${iban}`).digest('hex').slice(0, 24);
+}
 
 export const fetchStatementJob = defineJob({
   name: 'statements.fetch',
   queue: 'statements',
   payload: z
-    .object({ account: iban, from: isoDate, to: isoDate, kind: z.enum(['intraday', 'closed']) })
+    .object({ accountRef: z.string().regex(/^[0-9a-f]{24}$/, 'expected an account reference (accountRefOf)'), from: isoDate, to: isoDate, kind: z.enum(['intraday', 'closed']) })
+    .strict()
     .refine((p) => p.from <= p.to, 'from must not be after to'),
   // No ":" in BullMQ ids (LESSONS.md 11); the id only saves a redundant fetch of the same range.
-  jobId: (p) => `statement-${p.account}-${p.from}-${p.to}-${p.kind}`,
+  jobId: (p) => `statement-${p.accountRef}-${p.from}-${p.to}-${p.kind}`,
 });
 
 export const scheduleStatementsJob = defineJob({
@@ -82,11 +91,18 @@ export async function fetchAndReconcile(
 }
 
 export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> = async (payload, context, job) => {
-  const log = context.logger.child({ account: payload.account, jobId: job.id, attempt: job.attemptsMade + 1 });
+  const followed = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, context.clock.now());
+  const account = followed.find((iban) => accountRefOf(iban) === payload.accountRef);
+  if (!account) {
+    // No longer followed since it was scheduled (taken out of pipeline.accounts, or its orders aged out): nothing to fetch.
+    context.logger.warn({ event: 'statements.fetch.account_gone', accountRef: payload.accountRef, jobId: job.id });
+    return { skipped: 'account no longer followed' };
+  }
+  const log = context.logger.child({ account, jobId: job.id, attempt: job.attemptsMade + 1 });
   await testPausePoint(context, 'statements.fetch');
   let summary: FetchSummary;
   try {
-    summary = await fetchAndReconcile(context, payload.account, payload.from, payload.to, { logger: log });
+    summary = await fetchAndReconcile(context, account, payload.from, payload.to, { logger: log });
   } catch (err) {
     // Transient bank trouble: BullMQ backs off and retries (R-24). Anything else will not get better by repeating.
     if (err instanceof BankError && !err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
@@ -101,7 +117,7 @@ export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.p
   const now = context.clock.now();
   const accounts = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now);
   const ranges = scheduledRanges(calendarOf(context), now);
-  const payloads = accounts.flatMap((account) => ranges.map((r) => ({ account, ...r })));
+  const payloads = accounts.flatMap((account) => ranges.map((r) => ({ accountRef: accountRefOf(account), ...r })));
   await context.queues.addBulk(fetchStatementJob, payloads);
   // Each fetch asks for a write-back; this one also carries status changes to the ERP when no account has statements yet.
   await enqueueWriteBack(context.queues);

@@ -13,7 +13,7 @@ import type { OrderState } from '../../connector/orders/order-state';
 import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import type { StatementSource } from '../../connector/statements/statement.service';
 import type { StatementData } from '../../connector/statements/statement.model';
-import { fetchAndReconcile, fetchStatementJob, handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
+import { accountRefOf, fetchAndReconcile, fetchStatementJob, handleFetchStatement, handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
 import { STATEMENT_FILE, STATUS_FILE, writeBackJob, writeStatementFile } from '../../queue/jobs/write-back.job';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
@@ -215,9 +215,20 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     await handleScheduleStatements({}, context, fakeJob);
     const waiting = await app.queues.get('statements').getJobs(['waiting']);
     expect(waiting).toHaveLength(first.jobs);
-    expect(waiting.map((j) => j.id).sort()).toContain(`statement-${PAYER_IBAN}-2026-11-24-2026-11-24-closed`);
+    expect(waiting.map((j) => j.id).sort()).toContain(`statement-${accountRefOf(PAYER_IBAN)}-2026-11-24-2026-11-24-closed`);
+    // STYLE.md 4: no account number in Redis, neither in a payload nor in a job id.
+    for (const j of waiting) expect(JSON.stringify({ id: j.id, data: j.data })).not.toMatch(/KZ\d{2}[0-9A-Z]{16}/);
     await app.queues.get('statements').obliterate({ force: true });
     await app.queues.get('writeback').obliterate({ force: true });
+  });
+
+  it('a fetch for an account no longer followed fetches nothing and fails no job', async () => {
+    const fakeJob = { id: 'statement-x', attemptsMade: 0 } as unknown as Job;
+    const stranger = accountRefOf('KZ000000000000000001');
+    const counts = async () => q('select (select count(*) from statement)::int as statements, (select count(*) from statement_line)::int as lines');
+    const before = await counts();
+    await expect(handleFetchStatement({ accountRef: stranger, from: TODAY, to: TODAY, kind: 'intraday' }, context, fakeJob)).resolves.toEqual({ skipped: 'account no longer followed' });
+    expect(await counts()).toEqual(before);
   });
 
   it('statements.fetch and erp.writeback each run twice with one effect', async () => {
@@ -237,7 +248,7 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     };
     try {
       await h.admin('POST', `/accounts/${PAYER_IBAN}/incoming`, { amount: '555.00' });
-      const payload = { account: PAYER_IBAN, from: TODAY, to: TODAY, kind: 'intraday' as const };
+      const payload = { accountRef: accountRefOf(PAYER_IBAN), from: TODAY, to: TODAY, kind: 'intraday' as const };
       const run = async () => (await app.queues.get('statements').add(fetchStatementJob.name, payload, { jobId: fetchStatementJob.jobId(payload), removeOnComplete: true })).waitUntilFinished(events.statements, 30_000);
       const a = await run();
       const b = await run();
