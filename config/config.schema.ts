@@ -16,23 +16,29 @@ const hostPort = z.number().int().min(1).max(65535);
 const smtpSchema = z
   .object({
     host: z.string().min(1),
-    port: hostPort.default(587),
+    /** Default: 465 with `tls`, 587 otherwise. */
+    port: hostPort.optional(),
     security: z.enum(['starttls', 'tls', 'none']).default('starttls'),
     /** The sender address (envelope and From). */
     from: z.string().email(),
     user: z.string().min(1).optional(),
     passwordFile: z.string().min(1).optional(),
-    /** PEM file of the CA that signed the server's certificate, when it is not a public one. */
+    /** PEM file of the CA that signed the server's certificate, trusted instead of the public ones (a private mail server). */
     caFile: z.string().min(1).optional(),
-    /** Bound on the whole send, and on each of its steps: a lockdown never waits longer for its e-mail. */
-    timeoutMs: z.number().int().min(500).max(120_000).default(10_000),
+    /** Bound on the whole send, and on each of its steps: a lockdown never waits longer for its e-mail; below PM2's kill_timeout (30 s). */
+    timeoutMs: z.number().int().min(500).max(20_000).default(10_000),
   })
   .strict()
   .superRefine((smtp, ctx) => {
     if (smtp.user && !smtp.passwordFile) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['passwordFile'], message: 'smtp.user is set: the password must be in smtp.passwordFile' });
     if (smtp.passwordFile && !smtp.user) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['user'], message: 'smtp.passwordFile is set without smtp.user' });
     if (smtp.user && smtp.security === 'none') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['security'], message: 'a login is never sent in clear text: use starttls or tls with smtp.user' });
-  });
+    // The lockdown's e-mail carries the bank checklist (Client ID, accounts, documents): clear text only to a relay on this machine.
+    if (smtp.security === 'none' && !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/i.test(smtp.host)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['security'], message: `none (clear text) is only for a relay on loopback, not ${smtp.host}: use starttls or tls` });
+    }
+  })
+  .transform((smtp) => ({ ...smtp, port: smtp.port ?? (smtp.security === 'tls' ? 465 : 587) }));
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), e.g. "17:00"');
 

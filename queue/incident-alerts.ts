@@ -21,7 +21,7 @@ export async function mailIncidentAlerts(context: JobContext): Promise<IncidentA
   return context.orm.em.fork().transactional(async (tx): Promise<IncidentAlertResult> => {
     const [lock] = await tx.execute<Array<{ got: boolean }>>(`select pg_try_advisory_xact_lock(hashtext('connector:incident-alerts')) as got`);
     if (!lock.got) return { status: 'busy' };
-    const found = await incidentsToAlert(tx, MAX_DIGEST + 1);
+    const found = await incidentsToAlert(tx, context.clock.now(), MAX_DIGEST + 1);
     if (found.length === 0) return { status: 'none' };
     const digest = found.slice(0, MAX_DIGEST);
     const more = found.length > MAX_DIGEST;

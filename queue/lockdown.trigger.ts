@@ -7,6 +7,7 @@ import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
 import { WebhookClient } from '../adapters/erp/http/webhook.client';
 import { SmtpMailer } from '../adapters/mail/smtp.mailer';
 import { lockdownNoticeText } from '../connector/lockdown/lockdown.notice';
+import { markIncidentsAlerted } from '../connector/incidents/incident.alerts';
 import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
 import { isLockedDown as flagCheck, isLockdownMirrored } from '../connector/lockdown/lockdown.flag';
 import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
@@ -118,6 +119,12 @@ async function notifyByEmail(context: JobContext, notice: LockdownNotice): Promi
   if (!sent.ok) {
     context.logger.error({ event: 'lockdown.email.failed', notice: notice.event, incidentId: notice.incidentId, err: sent.error });
     return { delivered: [], warnings: [`admins' e-mail not sent (${sent.error}); call them`] };
+  }
+  // Told: the incident digest (queue/incident-alerts.ts) does not mail it again; had this failed, it would.
+  if (notice.event !== 'lockdown.resolved') {
+    await markIncidentsAlerted(context.orm.em.fork(), [notice.incidentId], context.clock.now()).catch((err: Error) =>
+      context.logger.warn({ event: 'lockdown.email.mark_failed', incidentId: notice.incidentId, err: err.message }),
+    );
   }
   return {
     delivered: [`e-mail to ${sent.accepted.join(', ')}`],

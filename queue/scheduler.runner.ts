@@ -102,30 +102,32 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
   /**
    * New incidents to the admins by e-mail (queue/incident-alerts.ts), from the leader itself: queues
    * are paused under lockdown, when incidents matter most. After a failure it waits twice as long
-   * each time (up to 16 periods), so a mail server that is down is not hammered.
+   * each time (up to 16 periods more), so a mail server that is down is not hammered; close() waits
+   * for a digest on its way.
    */
-  let alerting = false;
+  let alerting: Promise<void> | undefined;
   let alertFailures = 0;
   let nextAlertAt = 0;
-  async function alertIncidents(): Promise<void> {
+  function alertIncidents(): void {
     if (stopped || !leader || alerting || Date.now() < nextAlertAt) return;
-    alerting = true;
-    try {
-      const result = await mailIncidentAlerts(context);
-      alertFailures = result.status === 'failed' ? alertFailures + 1 : 0;
-    } catch (err) {
-      alertFailures += 1;
-      context.logger.warn({ event: 'scheduler.incident_alerts.error', err: (err as Error).message });
-    } finally {
-      nextAlertAt = alertFailures ? Date.now() + context.config.lockdown.notify.incidentsEveryMs * 2 ** Math.min(alertFailures, 4) : 0;
-      alerting = false;
-    }
+    alerting = (async () => {
+      try {
+        const result = await mailIncidentAlerts(context);
+        alertFailures = result.status === 'failed' ? alertFailures + 1 : 0;
+      } catch (err) {
+        alertFailures += 1;
+        context.logger.warn({ event: 'scheduler.incident_alerts.error', err: (err as Error).message });
+      } finally {
+        nextAlertAt = alertFailures ? Date.now() + context.config.lockdown.notify.incidentsEveryMs * 2 ** Math.min(alertFailures, 4) : 0;
+        alerting = undefined;
+      }
+    })();
   }
 
   await tick();
   const timer = setInterval(() => void tick(), Math.max(500, Math.floor(leaseMs / 3)));
   const scanTimer = setInterval(() => void scanWhileLocked(), context.config.onec.scanEveryMs);
-  const alertTimer = setInterval(() => void alertIncidents(), context.config.lockdown.notify.incidentsEveryMs);
+  const alertTimer = setInterval(alertIncidents, context.config.lockdown.notify.incidentsEveryMs);
   return {
     isLeader: () => leader,
     async close() {
@@ -133,6 +135,8 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       clearInterval(timer);
       clearInterval(scanTimer);
       clearInterval(alertTimer);
+      // A digest on its way finishes (bounded by smtp.timeoutMs, below PM2's kill_timeout) before the lease goes.
+      await alerting;
       if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
       leader = false;
     },

@@ -94,6 +94,75 @@ describe('SmtpMailer', () => {
     }
   });
 
+  it('takes the password out of whatever the server echoes, in full or in the forms AUTH sends it, before the answer is cut', async () => {
+    const echoes = [
+      // Whatever the length of the server's prefix, one of these puts the cut inside the password.
+      ...[160, 168, 176, 184, 192].map((n) => `${'x'.repeat(n)}${PASSWORD}`),
+      `bad credentials ${Buffer.from(`\u0000${USER}\u0000${PASSWORD}`).toString('base64')}`,
+      `bad password ${Buffer.from(PASSWORD).toString('base64')}`,
+    ];
+    for (const echo of echoes) {
+      const mailbox = await startMailbox({ onAuth: (_auth, _session, callback) => callback(new Error(echo)) });
+      try {
+        const sent = await new SmtpMailer(smtpConfig(mailbox), ['ops@example.kz']).send({ subject: 's', text: 't' });
+        expect(sent.ok).toBe(false);
+        if (sent.ok) continue;
+        expect(sent.error).toContain('EAUTH');
+        for (const piece of [PASSWORD.slice(0, 8), PASSWORD.slice(-8), Buffer.from(PASSWORD).toString('base64').slice(0, 12)]) expect(sent.error).not.toContain(piece);
+      } finally {
+        await mailbox.close();
+      }
+    }
+  });
+
+  it('speaks TLS from the first byte with security tls', async () => {
+    const mailbox = await startMailbox({ secure: true });
+    try {
+      const sent = await new SmtpMailer(smtpConfig(mailbox, { security: 'tls' }), ['ops@example.kz']).send({ subject: 'tls', text: 'implicit TLS' });
+      expect(sent).toEqual({ ok: true, accepted: ['ops@example.kz'], rejected: [] });
+      expect(mailbox.logins).toEqual([{ user: USER, password: PASSWORD, secure: true }]);
+    } finally {
+      await mailbox.close();
+    }
+  });
+
+  it('refuses a certificate that does not name the host it connects to', async () => {
+    const mailbox = await startMailbox();
+    try {
+      // The test certificate names 127.0.0.1 (and mail.test), not localhost.
+      const sent = await new SmtpMailer(smtpConfig(mailbox, { host: 'localhost' }), ['ops@example.kz']).send({ subject: 's', text: 't' });
+      expect(sent.ok).toBe(false);
+      if (!sent.ok) expect(sent.error).toMatch(/altnames|hostname|certificate/i);
+      expect(mailbox.logins).toEqual([]);
+    } finally {
+      await mailbox.close();
+    }
+  });
+
+  it('never logs in over clear text, even when handed security none with a login', async () => {
+    const mailbox = await startMailbox({ hideSTARTTLS: true, disabledCommands: ['STARTTLS'], allowInsecureAuth: true });
+    try {
+      const sent = await new SmtpMailer(smtpConfig(mailbox, { security: 'none' }), ['ops@example.kz']).send({ subject: 's', text: 't' });
+      expect(sent.ok).toBe(false);
+      expect(mailbox.logins).toEqual([]);
+      expect(mailbox.received).toEqual([]);
+    } finally {
+      await mailbox.close();
+    }
+  });
+
+  it('does not send without the configured login when the server offers no AUTH', async () => {
+    const mailbox = await startMailbox({ disabledCommands: ['AUTH'] });
+    try {
+      const mailer = new SmtpMailer(smtpConfig(mailbox), ['ops@example.kz']);
+      expect((await mailer.send({ subject: 's', text: 't' })).ok).toBe(false);
+      expect((await mailer.verify()).ok).toBe(false);
+      expect(mailbox.received).toEqual([]);
+    } finally {
+      await mailbox.close();
+    }
+  });
+
   it('names a password file it cannot read, and does not connect', async () => {
     const sent = await new SmtpMailer(smtpConfig({ port: 1 }, { passwordFile: join(dir, 'missing') }), ['ops@example.kz']).send({ subject: 's', text: 't' });
     expect(sent).toEqual({ ok: false, error: `the SMTP password file ${join(dir, 'missing')} cannot be read` });

@@ -85,6 +85,8 @@ export class SmtpMailer {
     } catch {
       return { error: `the SMTP CA file ${smtp.caFile} cannot be read` };
     }
+    // Never a login in clear text, whatever the caller built (the config refuses it too).
+    if (smtp.user && smtp.security === 'none') return { error: 'a login is never sent in clear text: lockdown.notify.smtp.security must be starttls or tls with a user' };
     const mailer = createTransport({
       host: smtp.host,
       port: smtp.port,
@@ -94,6 +96,8 @@ export class SmtpMailer {
       ignoreTLS: smtp.security === 'none',
       name: hostname(),
       auth: smtp.user && pass !== undefined ? { user: smtp.user, pass } : undefined,
+      // A server that does not offer AUTH gets no message from a configured login (not a silent skip).
+      forceAuth: Boolean(smtp.user),
       // The certificate must name the host (its IP when the host is one: no SNI for an address).
       tls: { ...(isIP(smtp.host) ? {} : { servername: smtp.host }), minVersion: 'TLSv1.2', rejectUnauthorized: true, ...(ca ? { ca } : {}) },
       connectionTimeout: smtp.timeoutMs,
@@ -117,11 +121,12 @@ function oneLine(text: string, max: number): string {
 function describe(err: unknown, smtp: SmtpConfig, pass: string | undefined): string {
   const e = err as { code?: string; response?: string; message?: string };
   // The server's reply is the most useful part ("535 5.7.8 Authentication failed"); our own commands are never quoted.
-  let text = `SMTP ${smtp.host}:${smtp.port}: ${e.code ? `${e.code} ` : ''}${oneLine(e.response ?? e.message ?? String(err), 200)}`;
-  // A server may echo what it was sent: the password, and the forms AUTH PLAIN / LOGIN send it in, never pass on.
+  let said = e.response ?? e.message ?? String(err);
+  // A server may echo what it was sent: the password, and the forms AUTH PLAIN / LOGIN send it in,
+  // are taken out of the whole text first, before it is flattened and cut (a cut would leave a piece).
   if (pass) {
     const forms = [pass, Buffer.from(pass).toString('base64'), Buffer.from(`\u0000${smtp.user ?? ''}\u0000${pass}`).toString('base64')];
-    for (const form of forms) text = text.split(form).join('<redacted>');
+    for (const form of forms) said = said.split(form).join('<redacted>');
   }
-  return text;
+  return `SMTP ${smtp.host}:${smtp.port}: ${e.code ? `${e.code} ` : ''}${oneLine(said, 200)}`;
 }

@@ -206,7 +206,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     ...(options.extra ?? []).map((check) =>
       withTimeout(check(config, strict, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS + 1_000, 'check').then(
         (r) => (r ? [r] : []),
-        (err: Error) => [{ name: 'check', core: strict, verdict: strict ? ('FAIL' as const) : ('WARN' as const), detail: err.message }],
+        (err: Error) => [{ name: 'check', core: strict, verdict: strict ? ('FAIL' as const) : ('WARN' as const), detail: err.message, hint: 'a component check did not answer in time: run connector doctor again; if it stays, check that component' }],
       ),
     ),
   ]);

@@ -3,10 +3,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 /**
  * The admins' alert for incidents (R-21 overdue statuses, statement gaps and imbalances,
  * reconciliation findings R-27, revoked credentials, ...): each open incident is told once, in a
- * digest of those found together. The lockdown's own incidents are left out: its notice
- * (lockdown.notice.ts) already carries them, at once.
+ * digest of those found together. The lockdown's own incidents are told at once by its notice,
+ * which marks them told when the mail went out; the digest takes them only when that notice did
+ * not get through (still untold after LOCKDOWN_NOTICE_GRACE_MS).
  */
 export const KINDS_THE_LOCKDOWN_NOTIFIES = ['lockdown', 'security_alert'] as const;
+export const LOCKDOWN_NOTICE_GRACE_MS = 5 * 60_000;
 
 /** Most incidents in one digest; more wait for the next one (a flood must not make a mail nobody reads). */
 export const MAX_DIGEST = 50;
@@ -20,13 +22,14 @@ export interface AlertableIncident {
   deadlineAt: Date | null;
 }
 
-/** Open incidents not yet told to the admins, oldest first. */
-export async function incidentsToAlert(em: EntityManager, limit = MAX_DIGEST): Promise<AlertableIncident[]> {
+/** Open incidents not yet told to the admins, oldest first (those of the lockdown after their notice's grace). */
+export async function incidentsToAlert(em: EntityManager, now: Date, limit = MAX_DIGEST): Promise<AlertableIncident[]> {
   const rows = await em.execute<Array<{ id: string; kind: string; severity: string; title: string; opened_at: Date; deadline_at: Date | null }>>(
     `select id, kind, severity, title, opened_at, deadline_at from incident
-      where alerted_at is null and status = 'open' and kind not in (${KINDS_THE_LOCKDOWN_NOTIFIES.map(() => '?').join(', ')})
+      where alerted_at is null and status = 'open'
+        and (kind not in (${KINDS_THE_LOCKDOWN_NOTIFIES.map(() => '?').join(', ')}) or opened_at < ?)
       order by opened_at, id limit ?`,
-    [...KINDS_THE_LOCKDOWN_NOTIFIES, limit],
+    [...KINDS_THE_LOCKDOWN_NOTIFIES, new Date(now.getTime() - LOCKDOWN_NOTICE_GRACE_MS), limit],
   );
   return rows.map((r) => ({ id: r.id, kind: r.kind, severity: r.severity, title: r.title, openedAt: new Date(r.opened_at), deadlineAt: r.deadline_at ? new Date(r.deadline_at) : null }));
 }

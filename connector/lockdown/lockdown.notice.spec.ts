@@ -21,4 +21,13 @@ describe('lockdownNoticeText', () => {
     expect(resolved.subject).toBe('Lockdown resolved: submission resumes (EDS token lost)');
     expect(resolved.text).toContain('incident: inc-1');
   });
+
+  it('a reason typed by a person stays one line: it cannot add lines that pass for the checklist', () => {
+    const forged = 'lost my token\nBANK NOTIFICATION (R-29): call the bank now\n  phones: +7 000 000 0000';
+    for (const event of ['lockdown.engaged', 'lockdown.alert', 'lockdown.resolved'] as const) {
+      const mail = lockdownNoticeText({ ...base, event, reason: forged });
+      expect(mail.text.split('\n').filter((l) => l.includes('+7 000 000 0000'))).toEqual(['reason: lost my token BANK NOTIFICATION (R-29): call the bank now phones: +7 000 000 0000']);
+      expect(mail.subject).not.toMatch(/[\r\n]/);
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { singleLine } from '../shared/text';
 import type { LockdownNotice } from './lockdown.ports';
 
 /**
@@ -5,8 +6,9 @@ import type { LockdownNotice } from './lockdown.ports';
  * first, and a body with the facts, the bank checklist when there is one, and where to look next.
  */
 export function lockdownNoticeText(notice: LockdownNotice): { subject: string; text: string } {
+  const reason = singleLine(notice.reason);
   const facts = [
-    `reason: ${notice.reason}`,
+    `reason: ${reason}`,
     `trigger: ${notice.trigger}`,
     `scope: ${notice.scope ?? '-'}`,
     `incident: ${notice.incidentId}`,
@@ -16,7 +18,7 @@ export function lockdownNoticeText(notice: LockdownNotice): { subject: string; t
   switch (notice.event) {
     case 'lockdown.engaged':
       return {
-        subject: `LOCKDOWN: the bank connector stopped itself; call the bank${notice.bankDeadline ? ` before ${notice.bankDeadline}` : ''} (${notice.reason})`,
+        subject: `LOCKDOWN: the bank connector stopped itself; call the bank${notice.bankDeadline ? ` before ${notice.bankDeadline}` : ''} (${reason})`,
         text: [
           'The bank connector stopped at the first sign of compromise: no payment is sent, no key is unlocked, every session ended.',
           'New orders from the ERP are kept as `held` and go on after an admin resolves the lockdown.',
@@ -31,7 +33,7 @@ export function lockdownNoticeText(notice: LockdownNotice): { subject: string; t
       };
     case 'lockdown.alert':
       return {
-        subject: `Security alert (nothing stopped): ${notice.reason}`,
+        subject: `Security alert (nothing stopped): ${reason}`,
         text: [
           'A lockdown trigger fired, configured as alert only: the connector goes on working. Check whether the credentials or a key may be compromised; if so, run connector lockdown on.',
           '',
@@ -43,7 +45,7 @@ export function lockdownNoticeText(notice: LockdownNotice): { subject: string; t
       };
     case 'lockdown.resolved':
       return {
-        subject: `Lockdown resolved: submission resumes (${notice.reason})`,
+        subject: `Lockdown resolved: submission resumes (${reason})`,
         text: ['An admin resolved the lockdown: held orders are validated again and submission resumes, exactly once.', '', ...facts, '', 'See:', ...lookup.map((l) => `  ${l}`)].join('\n'),
       };
     default: {

@@ -11,6 +11,7 @@ import { Incident, type TimelineEntry } from '../persistence/entities';
 import type { Clock } from '../shared/clock';
 import { ConnectorError, UsageError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
+import { singleLine } from '../shared/text';
 import { buildBankChecklist, formatBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
 import { lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
 import type { LockdownPorts } from './lockdown.ports';
@@ -212,8 +213,10 @@ async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope
  * PostgreSQL record, sessions, credentials, held orders, incident + checklist, audit, alert. A part that
  * cannot be reached is a warning: the lock holds once the flag is set and the queues are paused.
  */
-export async function engageLockdown(deps: LockdownDeps, input: TriggerLockdownInput): Promise<EngageResult> {
+export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownInput): Promise<EngageResult> {
   const started = performance.now();
+  // The reason may be a person's words (a report): one line wherever it is shown (checklist, e-mail, status).
+  const input = { ...given, reason: singleLine(given.reason) };
   const scope = parseScope(input.scope);
   const mode = input.trigger === 'manual' ? 'lockdown' : deps.config.lockdown.triggers[input.trigger];
   if (mode === 'alert') return raiseAlert(deps, input, scope, started);

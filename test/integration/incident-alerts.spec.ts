@@ -71,6 +71,29 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
     expect(mail.received).toHaveLength(2);
   });
 
+  it('takes a lockdown incident only when its own notice did not get through (untold after the grace)', async () => {
+    const told = await open('lockdown', 'Lockdown: told by its notice', 'critical');
+    await context.orm.em.fork().execute('update incident set alerted_at = now() where id = ?', [told.incident.id]);
+    const fresh = await open('lockdown', 'Lockdown: its notice may still be on its way', 'critical');
+    const missed = await open('security_alert', 'Alert-only trigger whose notice failed', 'high');
+    await context.orm.em.fork().execute("update incident set opened_at = now() - interval '10 minutes' where id in (?, ?)", [missed.incident.id, told.incident.id]);
+    expect(await mailIncidentAlerts(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+    const body = bodyOf(mail.received[0].raw);
+    expect(body).toContain(missed.incident.id);
+    expect(body).not.toContain(told.incident.id);
+    expect(body).not.toContain(fresh.incident.id);
+  });
+
+  it('the migration marks the incidents that exist at the upgrade as told (no backlog in the inbox)', async () => {
+    const old = await open('statement_gap', 'from before e-mail alerts');
+    const migrator = context.orm.getMigrator();
+    await migrator.down({ to: 'Migration20261126030000_incident_alerts' });
+    await migrator.up();
+    const [row] = await context.orm.em.fork().execute<Array<{ alerted_at: Date | null; opened_at: Date }>>('select alerted_at, opened_at from incident where id = ?', [old.incident.id]);
+    expect(row.alerted_at).toEqual(row.opened_at);
+    expect(await mailIncidentAlerts(withMail)).toEqual({ status: 'none' });
+  });
+
   it('keeps an incident for the next run when the mail server refuses, and never names the password', async () => {
     const wrongFile = join(env.workDir, 'smtp.wrong');
     writeFileSync(wrongFile, 'Wrong-Incident-Secret');

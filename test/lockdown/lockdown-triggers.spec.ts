@@ -209,7 +209,9 @@ describe('lockdown triggers', () => {
       const smtp = { host: '127.0.0.1', port: mail.port, security: 'starttls' as const, from: 'connector@example.kz', user: login.user, passwordFile, caFile, timeoutMs: 5_000 };
       const notify = { ...world.config.lockdown.notify, emails: ['ops@example.kz', 'cfo@example.kz'], smtp };
       const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify } } };
-      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: e-mail', scope: 'credentials' });
+      // A reason with line breaks (a person's report) stays one line in the status and the e-mail.
+      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test:\r\ne-mail', scope: 'credentials' });
+      expect((await lockdownStatusOf(world.context)).reason).toBe('test: e-mail');
       expect(result.warnings).toEqual([]);
       expect(mail.logins).toEqual([{ ...login, secure: true }]);
       expect(mail.received).toHaveLength(1);
@@ -223,7 +225,19 @@ describe('lockdown triggers', () => {
       // The incident's timeline says who was alerted; the SMTP password is nowhere in it.
       const incident = await getIncident(world.context.orm.em.fork(), result.incidentId);
       expect(JSON.stringify(incident)).toContain('admins alerted: e-mail to ops@example.kz, cfo@example.kz');
-      expect(JSON.stringify(incident)).not.toContain(login.password);
+      // Told: the incident digest does not mail it again.
+      const [told] = await world.context.orm.em.fork().execute<Array<{ alerted_at: Date | null }>>('select alerted_at from incident where id = ?', [result.incidentId]);
+      expect(told.alerted_at).not.toBeNull();
+
+      // A mail server that refuses the login (a second trigger): the warning says so, and neither it
+      // nor the incident nor the lockdown record names the password.
+      const wrongFile = join(world.env.workDir, 'smtp.wrong');
+      writeFileSync(wrongFile, 'Wrong-Lockdown-Smtp-Secret\n');
+      const broken = { ...context, config: { ...context.config, lockdown: { ...context.config.lockdown, notify: { ...notify, smtp: { ...smtp, passwordFile: wrongFile } } } } };
+      const again = await triggerLockdown(broken, { trigger: 'manual', reason: 'test: e-mail refused', scope: 'all' });
+      expect(again.warnings).toEqual([expect.stringMatching(new RegExp(`^admins' e-mail not sent \\(SMTP 127\\.0\\.0\\.1:${mail.port}: EAUTH .*\\); call them$`))]);
+      const records = JSON.stringify([again, await getIncident(world.context.orm.em.fork(), again.incidentId), await lockdownStatusOf(world.context)]);
+      for (const secret of ['Wrong-Lockdown-Smtp-Secret', Buffer.from('Wrong-Lockdown-Smtp-Secret').toString('base64'), login.password]) expect(records).not.toContain(secret);
     } finally {
       await mail.close();
     }

@@ -48,6 +48,10 @@ describe('configuration', () => {
     });
     expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', user: 'u' })).toThrow(/lockdown\.notify\.smtp\.passwordFile: smtp\.user is set: the password must be in smtp\.passwordFile/);
     expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', user: 'u', passwordFile: 'p', security: 'none' })).toThrow(/lockdown\.notify\.smtp\.security: a login is never sent in clear text/);
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', security: 'none' })).toThrow(/lockdown\.notify\.smtp\.security: none \(clear text\) is only for a relay on loopback, not mail\.example\.kz/);
+    expect(withSmtp({ host: '127.0.0.1', from: 'connector@example.kz', security: 'none' })().lockdown.notify.smtp).toMatchObject({ port: 587, security: 'none' });
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', security: 'tls' })().lockdown.notify.smtp?.port).toBe(465);
+    expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', timeoutMs: 60_000 })).toThrow(/lockdown\.notify\.smtp\.timeoutMs/);
     expect(withSmtp({ host: 'mail.example.kz', from: 'connector@example.kz', password: 'inline' })).toThrow(/password/);
   });
 

@@ -41,7 +41,7 @@ export interface DocumentRow {
 
 /**
  * The columns of a `DocumentRow`: never `*`, which would also fetch the stored content and
- * signatures (out of line, see the table) that no reader of a row needs.
+ * signatures (kilobytes, mostly out of line) that no reader of a row needs.
  */
 export const DOCUMENT_COLUMNS =
   'document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, fee, status, reason_code, reason_text, received_at, updated_at, operational_day, bank_reference, requisites, content_hash';
@@ -170,10 +170,7 @@ export class SandboxStore {
           received_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, operational_day text NOT NULL,
           bank_reference text NOT NULL, requisites jsonb NOT NULL, content bytea NOT NULL,
           content_hash text NOT NULL, signatures jsonb NOT NULL, signers jsonb NOT NULL);
-        -- A document's status changes three times after a wide insert (content, signatures): its
-        -- wide values live out of line (toast_tuple_target), so each status UPDATE copies a short row.
-        ALTER TABLE ${s}.documents SET (toast_tuple_target = 128);
-        -- The day's processing looks only at documents not yet final. Partial indexes in the order it
+        -- The day's processing looks only at documents not yet final. A partial index in the order it
         -- takes them: a plain index scan skips (and marks) the entries of documents that moved on,
         -- where a bitmap scan over an index of every status visited each dead row's page.
         DROP INDEX IF EXISTS ${s}.documents_status;
@@ -315,7 +312,7 @@ export class SandboxStore {
        ledger AS (${this.ledgerUpsert('$2::text', '$1::text', 'true')})
        INSERT INTO ${this.s}.documents (document_id, external_id, doc_key, payer_iban, number, doc_date, amount, currency, status, received_at, updated_at, operational_day, bank_reference, requisites, content, content_hash, signatures, signers)
        SELECT 'D' || ${padded('n.seq', 10)}, $1, $2, $3, $4, $5, $6, $7, 'accepted', $8, $8, $9, 'ACB' || replace($9::text, '-', '') || ${padded('n.seq', 7)}, $10, $11, $12, $13, $14
-       FROM n RETURNING *`,
+       FROM n RETURNING ${DOCUMENT_COLUMNS}`,
       [d.externalId, d.docKey, d.payerIban, d.number, d.date, d.amount, d.currency, d.receivedAt, d.operationalDay, JSON.stringify(d.requisites), d.content, d.contentHash, JSON.stringify(d.signatures), JSON.stringify(d.signers)],
     );
     return r.rows[0] as DocumentRow;
