@@ -7,6 +7,8 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
+import { clockFromConfig } from '../shared/clock';
+import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import type { CredentialVault } from '../persistence/entities';
 import { credentialStatusOf } from '../vault/credential.vault';
 
@@ -179,6 +181,44 @@ async function checkComponent(name: string, url: string, path: string, strict: b
   }
 }
 
+/**
+ * The business-day calendar's data (R-20..R-22, R-9, R-29 deadlines) ends on a date: past it every
+ * deadline throws (fail closed), so password changes, status tracking and incidents stop. FAIL once
+ * today is not covered, WARN in the last 90 days (ship the next year's data), and WARN while the
+ * current year's data is still provisional.
+ */
+export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
+  const calendar = kzCalendarFromConfig(config);
+  const { lastDate } = calendar.coverage();
+  const today = new Date(now.getTime() + 5 * 3_600_000).toISOString().slice(0, 10); // Kazakhstan, UTC+5
+  const daysLeft = Math.floor((Date.parse(`${lastDate}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
+  const update = 'update the connector (its calendar data holds the official holidays and carry-overs of each year)';
+  if (daysLeft < 0) return { name: 'calendar', core: true, verdict: 'FAIL', detail: `the business-day data ends ${lastDate}: deadlines cannot be computed today (${today})`, hint: update };
+  if (daysLeft <= 90) return { name: 'calendar', core: false, verdict: 'WARN', detail: `the business-day data ends ${lastDate}, in ${daysLeft} days`, hint: update };
+  const year = Number(today.slice(0, 4));
+  const provisional = calendar.unconfirmed().filter((u) => u.year === year);
+  if (provisional.length) return { name: 'calendar', core: false, verdict: 'WARN', detail: `${year}: ${provisional.length} item(s) of the calendar not yet official (e.g. ${provisional[0].what.length > 100 ? `${provisional[0].what.slice(0, 99)}…` : provisional[0].what})`, hint: update };
+  return { name: 'calendar', core: false, verdict: 'OK', detail: `business days known until ${lastDate}` };
+}
+
+/**
+ * Someone must hear of an incident (an unexplained debit is for the bank within 1 business day,
+ * R-29; an erroneous execution within 3 operational days, R-27): WARN (FAIL with --strict) when no
+ * admin channel is configured, neither e-mail (lockdown.notify.emails + smtp) nor the webhook.
+ */
+export function checkAlertChannel(config: ConnectorConfig, strict: boolean): CheckResult {
+  const { emails, smtp, webhookUrl } = config.lockdown.notify;
+  const channels = [...(emails.length && smtp ? [`e-mail to ${emails.length} admin(s)`] : []), ...(webhookUrl ? ['webhook'] : [])];
+  if (channels.length) return { name: 'alerts', core: false, verdict: 'OK', detail: channels.join(', ') };
+  return {
+    name: 'alerts',
+    core: strict,
+    verdict: strict ? 'FAIL' : 'WARN',
+    detail: 'no admin alert channel: incidents and lockdowns are only in connector incidents list and the logs',
+    hint: 'set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md), or lockdown.notify.webhookUrl',
+  };
+}
+
 export interface DoctorReport {
   ok: boolean;
   checks: CheckResult[];
@@ -201,6 +241,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkRedis(config),
     checkPostgres(config),
     checkDisk().then((r) => [r]),
+    Promise.resolve([checkCalendar(config, clockFromConfig(config).now()), checkAlertChannel(config, strict)]),
     checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
     checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
     ...(options.extra ?? []).map((check) =>

@@ -1,0 +1,44 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../config/load-config';
+import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { checkAlertChannel, checkCalendar } from './doctor.checks';
+
+const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-')) });
+const lastDate = kzCalendarFromConfig(config).coverage().lastDate;
+const daysBefore = (n: number) => new Date(Date.parse(`${lastDate}T12:00:00Z`) - n * 86_400_000);
+
+describe('doctor: calendar data', () => {
+  it('fails, as a core check, once today is past the business-day data', () => {
+    expect(checkCalendar(config, daysBefore(-2))).toMatchObject({ name: 'calendar', core: true, verdict: 'FAIL', detail: expect.stringContaining(`ends ${lastDate}`) });
+  });
+
+  it('warns in the last 90 days of the data, naming how many are left', () => {
+    expect(checkCalendar(config, daysBefore(60))).toMatchObject({ core: false, verdict: 'WARN', detail: `the business-day data ends ${lastDate}, in 60 days` });
+  });
+
+  it('is OK (or warns of a provisional current year) well before the end', () => {
+    const result = checkCalendar(config, daysBefore(400));
+    expect(['OK', 'WARN']).toContain(result.verdict);
+    expect(result.core).toBe(false);
+    if (result.verdict === 'WARN') expect(result.detail).toMatch(/not yet official/);
+  });
+});
+
+describe('doctor: an admin alert channel', () => {
+  const notify = (over: Partial<typeof config.lockdown.notify>) => ({ ...config, lockdown: { ...config.lockdown, notify: { ...config.lockdown.notify, ...over } } });
+
+  it('warns (fails with --strict) when nobody would hear of an incident', () => {
+    expect(checkAlertChannel(config, false)).toMatchObject({ name: 'alerts', core: false, verdict: 'WARN', hint: expect.stringContaining('lockdown.notify.smtp') });
+    expect(checkAlertChannel(config, true)).toMatchObject({ core: true, verdict: 'FAIL' });
+    // Admins listed, but no mail server to reach them: still nobody.
+    expect(checkAlertChannel(notify({ emails: ['ops@example.kz'] }), false).verdict).toBe('WARN');
+  });
+
+  it('is OK with e-mail through a mail server, or a webhook', () => {
+    const smtp = { host: 'mail.example.kz', port: 587, security: 'starttls' as const, from: 'c@example.kz', timeoutMs: 10_000 };
+    expect(checkAlertChannel(notify({ emails: ['ops@example.kz'], smtp }), true)).toEqual({ name: 'alerts', core: false, verdict: 'OK', detail: 'e-mail to 1 admin(s)' });
+    expect(checkAlertChannel(notify({ webhookUrl: 'https://hooks.example.kz/x' }), true).detail).toBe('webhook');
+  });
+});
