@@ -77,10 +77,15 @@ const FINAL_STATES = new Set(['executed', 'rejected', 'deemed_executed']);
 
 async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<Exclude<TrackOutcome, { poll: string }> | Polled | 'executed'> {
   const em = context.orm.em.fork();
+  const calendar = kzCalendarFromConfig(context.config);
+  // R-21: a processing status is due within 1 business day of submission.
+  const statusDueBy = calendar.operationalDeadline(order.stateChangedAt, 1);
   let status;
   try {
     status = await context.services.bank().getStatus(order.bankReference as string);
   } catch (err) {
+    // No status because the bank does not answer is no status too (R-21): the incident does not wait for the bank.
+    if (now >= statusDueBy) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' });
     if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return { waitMs: err.retryAfterMs ?? context.config.tracking.pollEveryMs, why: err.code };
     throw err;
   }
@@ -107,7 +112,9 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     return { state: 'rejected' };
   }
   const newStatus = !isFinalStatus(status.status) && status.status !== order.bankStatus;
-  const calendar = kzCalendarFromConfig(context.config);
+  // R-21 before R-22: the two windows close together, and an order the bank never confirmed as
+  // processing is one a person should look at, even as it is deemed executed.
+  if (now >= statusDueBy && status.status === 'accepted') await statusOverdue(context, order, { bankStatus: status.status });
   // R-22: the day the bank received it, then one more operational day without a notice.
   const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
@@ -121,19 +128,19 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     });
     return { state: 'deemed_executed' };
   }
-  // R-21: a processing status is due within 1 business day of submission.
-  const alertAt = calendar.operationalDeadline(order.stateChangedAt, 1);
-  if (now >= alertAt && status.status === 'accepted') {
-    await openIncident(context.orm.em.fork(), {
-      kind: 'status_overdue',
-      severity: 'medium',
-      title: `Order ${order.number} has no processing status one business day after submission (R-21)`,
-      evidence: { orderId: order.id, externalId: order.externalId, bankStatus: status.status },
-      dedupeKey: `status_overdue:${order.id}`,
-      actor: 'worker',
-    });
-  }
   return { poll: status.status, newStatus };
+}
+
+/** R-21: one incident per order whose processing status is overdue (the bank says only `accepted`, or does not answer). */
+async function statusOverdue(context: JobContext, order: PaymentOrder, evidence: Record<string, unknown>): Promise<void> {
+  await openIncident(context.orm.em.fork(), {
+    kind: 'status_overdue',
+    severity: 'medium',
+    title: `Order ${order.number} has no processing status one business day after submission (R-21)`,
+    evidence: { orderId: order.id, externalId: order.externalId, ...evidence },
+    dedupeKey: `status_overdue:${order.id}`,
+    actor: 'worker',
+  });
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
