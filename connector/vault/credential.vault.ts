@@ -257,3 +257,46 @@ export class VaultCredentialsProvider implements CredentialsProvider {
     return Boolean(this.deps.config?.bank.clientId && this.deps.config.bank.clientSecretFile);
   }
 }
+
+const CLOCK_INCIDENT_PREFIX = 'credentials-clock:';
+
+/**
+ * R-1/R-2: the pair's clocks as incidents, so that the admins are told (the incident digest mails
+ * them) rather than having to look: one incident per clock and threshold (day 75, day 85) of the
+ * stored pair, with the day the bank may block it as the deadline. Once a clock no longer warns
+ * (the pair was used, or rotated), its open incidents are resolved. Idempotent; the sweeper runs it.
+ */
+export async function raiseCredentialClockIncidents(deps: Pick<VaultDeps, 'em' | 'clock'>): Promise<{ opened: number; resolved: number }> {
+  const em = deps.em.fork();
+  const now = deps.clock.now();
+  const row = await em.findOne(CredentialVault, { id: 1 });
+  const status = credentialStatusOf(row, now);
+  const current: string[] = [];
+  let opened = 0;
+  if (row && !row.revokedAt) {
+    for (const warning of status.warnings) {
+      if (warning.code !== 'CREDENTIALS_AGING' && warning.code !== 'CREDENTIALS_IDLE') continue;
+      const since = warning.code === 'CREDENTIALS_AGING' ? row.generatedAt : (row.lastUsedAt ?? row.generatedAt);
+      const key = `${CLOCK_INCIDENT_PREFIX}${warning.code}:${warning.level}:${since.toISOString()}`;
+      current.push(key);
+      const { created } = await openIncident(em, {
+        kind: warning.code === 'CREDENTIALS_AGING' ? 'credentials_aging' : 'credentials_idle',
+        severity: warning.level === 'urgent' ? 'high' : 'medium',
+        title: warning.message,
+        evidence: { clientId: row.clientId, since: since.toISOString(), code: warning.code, level: warning.level },
+        dedupeKey: key,
+        deadlineAt: new Date(since.getTime() + BANK_LIMIT_DAYS * DAY_MS),
+        actor: 'system:credential-clock',
+        now,
+      });
+      if (created) opened += 1;
+    }
+  }
+  const stale = await em.execute<Array<{ id: string }>>(
+    `update incident set status = 'resolved', resolved_at = ?, resolved_by = 'system:credential-clock'
+      where status = 'open' and dedupe_key like ? ${current.length ? `and dedupe_key not in (${current.map(() => '?').join(', ')})` : ''}
+      returning id`,
+    [now, `${CLOCK_INCIDENT_PREFIX}%`, ...current],
+  );
+  return { opened, resolved: stale.length };
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { escalateReconciliationIncidents } from '../lockdown.trigger';
+import { raiseCredentialClockIncidents } from '../../connector/vault/credential.vault';
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
 import type { OrderState } from '../../connector/orders/order-state';
 import { validateOrderJob } from './validate-order.job';
@@ -72,5 +73,8 @@ export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = asyn
   if (requeued > 0) context.logger.warn({ event: 'maintenance.sweep.requeued', requeued });
   // Issue 16: reconciliation incidents (unexplained debit, execution mismatch) are lockdown triggers.
   const escalated = await escalateReconciliationIncidents(context);
-  return { requeued, escalated };
+  // the Client ID / Secret's clocks as incidents (mailed to the admins by the incident digest).
+  const credentials = await raiseCredentialClockIncidents({ em: context.orm.em, clock: context.clock });
+  if (credentials.opened > 0) context.logger.warn({ event: 'credentials.clock.incident', opened: credentials.opened });
+  return { requeued, escalated, credentials };
 };

@@ -1,0 +1,67 @@
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { SecretBox } from '../../connector/vault/secret-box';
+import { raiseCredentialClockIncidents, rotateSecret, setCredentials } from '../../connector/vault/credential.vault';
+import { ManualClock } from '../../connector/shared/clock';
+
+/**
+ * R-1/R-2: the Client ID / Secret's two clocks (days since generated, days since last used) become
+ * incidents the admins are told of (the incident digest mails them), one per clock and threshold,
+ * resolved once the clock no longer warns. Real PostgreSQL.
+ */
+describe('credential clocks as incidents (R-1, R-2)', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  const start = new Date('2026-01-10T06:00:00Z');
+  const clock = new ManualClock(start);
+  const day = (n: number) => new Date(start.getTime() + n * 86_400_000);
+
+  beforeAll(async () => {
+    env = await createTestEnv('credential-clocks');
+    context = await createAppContext({ config: env.config, role: 'worker' });
+  });
+  afterAll(async () => {
+    await context.close();
+    await env.cleanup();
+  });
+
+  const deps = () => ({ em: context.orm.em.fork(), clock, box: SecretBox.fromConfig(env.config) });
+  const openClockIncidents = async () =>
+    context.orm.em
+      .fork()
+      .execute<Array<{ kind: string; severity: string; deadline_at: Date; title: string }>>(
+        "select kind, severity, deadline_at, title from incident where status = 'open' and dedupe_key like 'credentials-clock:%' order by opened_at, kind",
+      );
+
+  it('opens one incident per clock at day 75 and another at day 85, each with the day the bank may block the pair; none before', async () => {
+    clock.set(start);
+    await setCredentials(deps(), { clientId: 'clock-client', clientSecret: 'Clock-Secret-123', actor: 'test' });
+    clock.set(day(74));
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 0 });
+
+    clock.set(day(75));
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 2, resolved: 0 });
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 0 });
+    const warned = await openClockIncidents();
+    expect(warned.map((i) => [i.kind, i.severity])).toEqual([['credentials_aging', 'medium'], ['credentials_idle', 'medium']]);
+    for (const i of warned) expect(new Date(i.deadline_at)).toEqual(day(90));
+    expect(warned[0].title).toMatch(/generated 75 days ago .*connector credentials rotate/);
+
+    // Day 85: urgent; the day-75 ones are resolved (their clock now warns at another level).
+    clock.set(day(85));
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 2, resolved: 2 });
+    expect((await openClockIncidents()).map((i) => [i.kind, i.severity])).toEqual([['credentials_aging', 'high'], ['credentials_idle', 'high']]);
+  });
+
+  it('a successful use stops the idle clock, a rotation both; their incidents are resolved', async () => {
+    clock.set(day(86));
+    // What the bank client records after a successful call (VaultCredentialsProvider.recordSuccessfulUse).
+    await context.orm.em.fork().execute('update credential_vault set last_used_at = ? where id = 1', [clock.now()]);
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 1 });
+    expect((await openClockIncidents()).map((i) => i.kind)).toEqual(['credentials_aging']);
+
+    await rotateSecret(deps(), { clientSecret: 'Clock-Secret-456', actor: 'test' });
+    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 1 });
+    expect(await openClockIncidents()).toEqual([]);
+  });
+});
