@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load-config';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
-import { checkAlertChannel, checkCalendar } from './doctor.checks';
+import { checkAlertChannel, checkCalendar, checkSignerTrust } from './doctor.checks';
+import { TEST_CRL_DIR } from '../../signer-agent/certificates/trust.store';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-')) });
 const lastDate = kzCalendarFromConfig(config).coverage().lastDate;
@@ -40,5 +41,24 @@ describe('doctor: an admin alert channel', () => {
     const smtp = { host: 'mail.example.kz', port: 587, security: 'starttls' as const, from: 'c@example.kz', timeoutMs: 10_000 };
     expect(checkAlertChannel(notify({ emails: ['ops@example.kz'], smtp }), true)).toEqual({ name: 'alerts', core: false, verdict: 'OK', detail: 'e-mail to 1 admin(s)' });
     expect(checkAlertChannel(notify({ webhookUrl: 'https://hooks.example.kz/x' }), true).detail).toBe('webhook');
+  });
+});
+
+describe('doctor: whose signatures count (R-15, R-30)', () => {
+  const signer = (over: Partial<typeof config.signer>, testMode = false) => ({ ...config, testMode, signer: { ...config.signer, ...over } });
+
+  it('warns (fails with --strict) when no trust anchor is there: every signer would be refused', () => {
+    // This build ships no production NCA certificate, and outside test mode the test CAs are not trusted.
+    expect(checkSignerTrust(signer({}), false)).toMatchObject({ name: 'signer-trust', verdict: 'WARN', detail: 'no trust anchor: every signer certificate is refused' });
+    expect(checkSignerTrust(signer({}), true)).toMatchObject({ core: true, verdict: 'FAIL' });
+  });
+
+  it('warns without a CRL (a certificate NCA revoked would be accepted), and is OK with one', () => {
+    expect(checkSignerTrust(signer({}, true), false)).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/trust anchor\(s\), no CRL: a certificate NCA revoked is still accepted/) });
+    expect(checkSignerTrust(signer({ crl: [TEST_CRL_DIR], requireRevocation: true }, true), true)).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/1 CRL source\(s\), revocation required$/) });
+  });
+
+  it('names a trust path that cannot be read', () => {
+    expect(checkSignerTrust(signer({ trust: ['/nonexistent/nca.pem'] }), false)).toMatchObject({ verdict: 'WARN', detail: expect.stringContaining('/nonexistent/nca.pem') });
   });
 });

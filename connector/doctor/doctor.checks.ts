@@ -9,6 +9,7 @@ import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
 import { clockFromConfig } from '../shared/clock';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { defaultTrustPaths, loadTrustStore } from '../../signer-agent/certificates/trust.store';
 import type { CredentialVault } from '../persistence/entities';
 import { credentialStatusOf } from '../vault/credential.vault';
 
@@ -219,6 +220,25 @@ export function checkAlertChannel(config: ConnectorConfig, strict: boolean): Che
   };
 }
 
+/**
+ * Whose signatures count (R-15, R-30): the NCA trust anchors the signer agent checks certificates
+ * against, and whether a certificate NCA revoked is refused (CRLs). WARN (FAIL with --strict) with
+ * no anchor (every signer refused) or no CRL (a revoked certificate accepted).
+ */
+export function checkSignerTrust(config: ConnectorConfig, strict: boolean): CheckResult {
+  const failed = (detail: string, hint: string): CheckResult => ({ name: 'signer-trust', core: strict, verdict: strict ? 'FAIL' : 'WARN', detail, hint });
+  let anchors: number;
+  try {
+    anchors = loadTrustStore(defaultTrustPaths(config)).anchors.length;
+  } catch (err) {
+    return failed((err as Error).message, 'fix signer.trust: every path must be a readable certificate file or folder');
+  }
+  if (anchors === 0) return failed('no trust anchor: every signer certificate is refused', "put NCA's root and issuing CA certificates into signer-agent/trust/production (its README says which) or list them in signer.trust");
+  const { crl, requireRevocation } = config.signer;
+  if (crl.length === 0) return failed(`${anchors} trust anchor(s), no CRL: a certificate NCA revoked is still accepted`, "add NCA's CRL URLs (or files) to signer.crl and set signer.requireRevocation: true");
+  return { name: 'signer-trust', core: false, verdict: 'OK', detail: `${anchors} trust anchor(s), ${crl.length} CRL source(s), revocation ${requireRevocation ? 'required' : 'checked where a CRL covers the certificate'}` };
+}
+
 export interface DoctorReport {
   ok: boolean;
   checks: CheckResult[];
@@ -241,7 +261,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkRedis(config),
     checkPostgres(config),
     checkDisk().then((r) => [r]),
-    Promise.resolve([checkCalendar(config, clockFromConfig(config).now()), checkAlertChannel(config, strict)]),
+    Promise.resolve([checkCalendar(config, clockFromConfig(config).now()), checkAlertChannel(config, strict), checkSignerTrust(config, strict)]),
     checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
     checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
     ...(options.extra ?? []).map((check) =>
