@@ -397,8 +397,9 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
 }
 
 /**
- * After a closed day: every order the bank reported executed during [from, to] must have its
- * debit line in the statement (R-27: check every executed document). One incident per order.
+ * After a closed day: every order the bank reported executed during [from, to], or that was
+ * deemed executed then (R-22: no notice of non-execution), must have its debit line in the
+ * statement (R-27: check every executed document). One incident per order.
  */
 export async function checkExecutedInStatement(em: EntityManager, account: string, from: string, to: string, options: ReconcileOptions): Promise<string[]> {
   const actor = options.actor ?? 'reconciliation';
@@ -408,7 +409,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
   const missing = await em.execute<OrderRow[]>(
     `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.beneficiary_iban, o.beneficiary_name, o.external_id, o.bank_reference
        from payment_order o
-      where o.payer_iban = ? and o.state = 'executed' and o.state_changed_at >= ? and o.state_changed_at < ?
+      where o.payer_iban = ? and o.state in ('executed', 'deemed_executed') and o.state_changed_at >= ? and o.state_changed_at < ?
         and not exists (select 1 from statement_line l where l.order_id = o.id and l.status = 'booked' and l.match_kind in ('order', 'mismatch'))
       order by o.state_changed_at`,
     [account, start, end],
@@ -419,7 +420,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
     const raised = await raiseOnce(em, {
       kind: 'executed_missing_from_statement',
       severity: 'high',
-      title: `Order ${order.number} of ${order.docDate} is executed per the bank's status but missing from the closed statement of ${account} for ${from}..${to}`,
+      title: `Order ${order.number} of ${order.docDate} is ${row.state === 'deemed_executed' ? 'deemed executed (no notice of non-execution, R-22)' : "executed per the bank's status"} but missing from the closed statement of ${account} for ${from}..${to}`,
       dedupeKey: `executed_missing_from_statement:${order.id}`,
       deadlineAt: options.calendar.operationalDeadline(options.now, 3),
       actor,

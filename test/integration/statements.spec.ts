@@ -180,6 +180,17 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect((await fetchAndReconcile(context, PAYER_IBAN, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
 
+  it('an order deemed executed (R-22) whose debit is not in the closed day opens an incident too', async () => {
+    const at = new Date('2026-11-24T07:00:00Z');
+    const o = await order({ number: 'R-3D', date: '2026-11-24' }, 'submitted', at);
+    await transitionOrder(db(), o.id, 'deemed_executed', { actor: 't', from: 'submitted', reason: 'R-22', now: at });
+    const r = await fetchAndReconcile(context, PAYER_IBAN, '2026-11-24', '2026-11-24');
+    const incident = (await incidentsOf('executed_missing_from_statement')).find((i) => i.evidence.orderId === o.id);
+    expect(incident).toBeDefined();
+    expect(r.incidents).toContain(incident?.id);
+    expect((await q<{ title: string }>('select title from incident where id = ?', [incident?.id]))[0].title).toMatch(/^Order R-3D of 2026-11-24 is deemed executed \(no notice of non-execution, R-22\) but missing/);
+  });
+
   it('a line naming our order with another amount is an erroneous execution: incident with a draft notice and 3 operational days (R-27)', async () => {
     const o = await order({ number: 'R-5', amount: '200.00' }, 'submitted');
     // What the bank executed under our external id differs from what we signed.
