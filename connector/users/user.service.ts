@@ -262,15 +262,37 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
   });
 }
 
+/**
+ * Takes a user's rights on an account away. Taking away the right to manage (sign for) an account
+ * is a loss of authority the bank must hear of within 1 business day (R-17; terms 6.1.13, 7.2.4):
+ * it opens the same reminder as blocking the user (an incident with the deadline, mailed to the admins).
+ */
 export async function revokeRight(deps: UserDeps, input: { login: string; account: string; actor: string }): Promise<boolean> {
   const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
   const now = deps.clock.now();
-  return deps.em.transactional(async (tx) => {
+  const revoked = await deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
-    const deleted = await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
-    if (deleted) await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
-    return deleted > 0;
+    const right = await tx.findOne(UserAccountRight, { userId: user.id, account });
+    if (!right) return null;
+    await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
+    await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
+    return { user, rights: right.rights };
   });
+  if (!revoked) return false;
+  if (revoked.rights === 'manage') {
+    const { user } = revoked;
+    await openIncident(deps.em, {
+      kind: 'authority_revoked',
+      severity: 'high',
+      title: `User ${user.login} lost the authority to sign for ${account === '*' ? 'every account' : account}: tell the bank within 1 business day (terms 6.1.13, 7.2.4)`,
+      evidence: { login: user.login, iin: user.iin ?? null, account, revokedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
+      dedupeKey: `authority_revoked:${user.id}:${account}`,
+      deadlineAt: bankNoticeDeadline(deps.config, now),
+      actor: input.actor,
+      now,
+    });
+  }
+  return true;
 }
 
 /** R-14: a new TOTP seed for a user; returned once (for the authenticator app), stored sealed. */

@@ -310,6 +310,25 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(byKey.status).toBe(403);
   });
 
+  test('taking away the right to sign for an account opens the bank reminder (R-17); taking away a view right does not', async () => {
+    const boss = await admin();
+    const login = uniq('signer');
+    expect((await boss.request('POST', '/api/v1/users', { login, role: 'signer', password: 'Signer-Start1' })).statusCode).toBe(201);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'first' })).statusCode).toBe(200);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[1], rights: 'info' })).statusCode).toBe(200);
+    const reminders = async () => (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'authority_revoked' && i.evidence.login === login);
+
+    expect((await boss.request('POST', `/api/v1/users/${login}/revoke`, { account: DEMO_ACCOUNTS[1] })).statusCode).toBe(200);
+    expect(await reminders()).toEqual([]);
+    expect((await boss.request('POST', `/api/v1/users/${login}/revoke`, { account: DEMO_ACCOUNTS[0] })).statusCode).toBe(200);
+    const [reminder] = await reminders();
+    expect(reminder).toMatchObject({ severity: 'high', evidence: expect.objectContaining({ account: DEMO_ACCOUNTS[0] }) });
+    expect(reminder.title).toContain(`lost the authority to sign for ${DEMO_ACCOUNTS[0]}: tell the bank within 1 business day`);
+    expect(reminder.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
+    const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
+    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder.deadlineAt!.toISOString() })]));
+  });
+
   test('create, reset, block (sessions end at once, key locked, bank reminder within 1 business day), unblock', async () => {
     const boss = await admin();
     const login = uniq('clerk');
