@@ -131,8 +131,8 @@ function requireAdmin(request: FastifyRequest): SessionContext {
 
 /**
  * What an admin must act on, shown at every `GET /api/v1/me`: the Client ID / Secret clocks (R-1,
- * R-2: from day 75, urgent at day 85) and bank notices still owed for users who lost authority
- * (R-17: within 1 business day).
+ * R-2: from day 75, urgent at day 85), bank notices still owed for users who lost authority
+ * (R-17: within 1 business day), and every other open incident that has a deadline.
  */
 async function adminNotices(context: AppContext): Promise<Array<{ level: string; code: string; message: string; deadline?: string }>> {
   const em = context.orm.em.fork();
@@ -147,8 +147,27 @@ async function adminNotices(context: AppContext): Promise<Array<{ level: string;
   for (const incident of open) {
     notices.push({ level: 'urgent', code: 'BANK_NOTICE_DUE', message: incident.title, ...(incident.deadlineAt ? { deadline: incident.deadlineAt.toISOString() } : {}) });
   }
+  // Every other open incident with a deadline (R-27 erroneous execution: 3 operational days; R-29
+  // unexplained debit: 1 business day; statements missing an executed order, ...), soonest first.
+  const due = await em.find(
+    Incident,
+    { status: 'open', deadlineAt: { $ne: null }, kind: { $nin: [...NOTICED_ELSEWHERE] } },
+    { orderBy: { deadlineAt: 'asc' }, limit: MAX_INCIDENT_NOTICES },
+  );
+  for (const incident of due) {
+    notices.push({
+      level: incident.severity === 'critical' || incident.severity === 'high' ? 'urgent' : 'warning',
+      code: 'INCIDENT_DEADLINE',
+      message: `${incident.title} (connector incidents show ${incident.id})`,
+      deadline: (incident.deadlineAt as Date).toISOString(),
+    });
+  }
   return notices;
 }
+
+/** Incidents shown above in their own words (the lockdown, authority) or as the credential clocks' warnings. */
+const NOTICED_ELSEWHERE = ['lockdown', 'authority_revoked', 'credentials_aging', 'credentials_idle'];
+const MAX_INCIDENT_NOTICES = 20;
 
 const loginBody = z.object({ login: z.string().min(1).max(200), password: z.string().min(1).max(1024), totp: z.string().max(16).optional() }).strict();
 const changeBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }).strict();

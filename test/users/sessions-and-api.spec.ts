@@ -3,7 +3,7 @@ import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
 import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
-import { listIncidents } from '../../connector/incidents/incident.service';
+import { listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
@@ -327,6 +327,21 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(reminder.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
     const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
     expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder.deadlineAt!.toISOString() })]));
+  });
+
+  test('an admin sees every open incident that has a deadline at GET /api/v1/me, soonest first', async () => {
+    const boss = await admin();
+    const now = env.clock.now();
+    const later = await openIncident(env.context.orm.em.fork(), { kind: 'execution_mismatch', severity: 'high', title: 'Order 9 executed with another amount (R-27)', deadlineAt: new Date(now.getTime() + 3 * DAY), actor: 'test' });
+    const sooner = await openIncident(env.context.orm.em.fork(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit no order explains (R-29)', deadlineAt: new Date(now.getTime() + DAY), actor: 'test' });
+    const noDeadline = await openIncident(env.context.orm.em.fork(), { kind: 'statement_gap', severity: 'medium', title: 'A statement gap', actor: 'test' });
+    const notices = ((await boss.request('GET', '/api/v1/me')).json().notices as Array<{ code: string; message: string; level: string; deadline?: string }>).filter((n) => n.code === 'INCIDENT_DEADLINE');
+    const ours = notices.filter((n) => [later, sooner, noDeadline].some((i) => n.message.includes(i.incident.id)));
+    expect(ours).toEqual([
+      { level: 'urgent', code: 'INCIDENT_DEADLINE', message: `A debit no order explains (R-29) (connector incidents show ${sooner.incident.id})`, deadline: sooner.incident.deadlineAt!.toISOString() },
+      { level: 'urgent', code: 'INCIDENT_DEADLINE', message: `Order 9 executed with another amount (R-27) (connector incidents show ${later.incident.id})`, deadline: later.incident.deadlineAt!.toISOString() },
+    ]);
+    await env.context.orm.em.fork().execute("update incident set status = 'resolved' where id in (?, ?, ?)", [later.incident.id, sooner.incident.id, noDeadline.incident.id]);
   });
 
   test('create, reset, block (sessions end at once, key locked, bank reminder within 1 business day), unblock', async () => {
