@@ -33,21 +33,17 @@ export function scheduledRanges(calendar: KzBusinessCalendar, now: Date): Schedu
 
 /**
  * Accounts whose statements are fetched: `configured` (config `pipeline.accounts`) when given,
- * else every account of the company the connector knows of: those people hold rights on
- * (R-16; a quiet account must be watched too, or a debit no order explains goes unseen, R-29),
- * and the payer accounts of orders not yet final, or created in the last 3 days (their lines are
- * still arriving), that passed validation.
+ * else the distinct payer accounts of orders not yet final, or created in the last 3 days (their
+ * lines are still arriving), that passed validation.
  */
 export async function statementAccounts(em: EntityManager, configured: readonly string[], now: Date): Promise<string[]> {
   if (configured.length) return [...configured];
   const since = new Date(now.getTime() - 3 * 86_400_000);
-  const rows = await em.execute<Array<{ iban: string }>>(
-    `select payer_iban as iban from payment_order
+  const rows = await em.execute<Array<{ payer_iban: string }>>(
+    `select distinct payer_iban from payment_order
       where state <> 'invalid' and (state not in (${FINAL_STATES.map(() => '?').join(', ')}) or created_at >= ?)
-     union
-     select account from user_account_right where account <> '*'
-     order by 1`,
+      order by payer_iban`,
     [...FINAL_STATES, since],
   );
-  return rows.map((r) => r.iban);
+  return rows.map((r) => r.payer_iban);
 }

@@ -13,9 +13,6 @@ import type { OrderState } from '../../connector/orders/order-state';
 import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import type { StatementSource } from '../../connector/statements/statement.service';
 import type { StatementData } from '../../connector/statements/statement.model';
-import { createUser, grantRight } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
-import { statementAccounts } from '../../connector/statements/statement.schedule';
 import { accountRefOf, fetchAndReconcile, fetchStatementJob, handleFetchStatement, handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
 import { STATEMENT_FILE, STATUS_FILE, writeBackJob, writeStatementFile } from '../../queue/jobs/write-back.job';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
@@ -234,20 +231,6 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     for (const j of waiting) expect(JSON.stringify({ id: j.id, data: j.data })).not.toMatch(/KZ\d{2}[0-9A-Z]{16}/);
     await app.queues.get('statements').obliterate({ force: true });
     await app.queues.get('writeback').obliterate({ force: true });
-  });
-
-  it('follows every account people hold rights on, a quiet one included (R-29: a debit no order explains must be seen there too)', async () => {
-    const quiet = 'KZ000000000000000777';
-    expect(await statementAccounts(db(), [], new Date(NOW))).not.toContain(quiet);
-    await createUser(userDeps(app), { login: 'quiet.viewer', role: 'viewer', password: 'Correct-Horse-9', actor: 'test' });
-    await grantRight(userDeps(app), { login: 'quiet.viewer', account: quiet, rights: 'info', level: null, limitTiyn: null, actor: 'test' });
-    await grantRight(userDeps(app), { login: 'quiet.viewer', account: '*', rights: 'info', level: null, limitTiyn: null, actor: 'test' });
-    const followed = await statementAccounts(db(), [], new Date(NOW));
-    expect(followed).toContain(quiet);
-    expect(followed).not.toContain('*');
-    // The configured list, when given, is the list.
-    expect(await statementAccounts(db(), [PAYER_IBAN], new Date(NOW))).toEqual([PAYER_IBAN]);
-    await db().execute("delete from user_account_right where account in (?, '*')", [quiet]);
   });
 
   it('a fetch for an account no longer followed fetches nothing and fails no job', async () => {
