@@ -10,6 +10,12 @@ export interface OpenIncidentInput {
   evidence?: Record<string, unknown>;
   /** One open incident per key: a repeat of the same trigger adds to its timeline instead. */
   dedupeKey?: string;
+  /**
+   * What a repeat of an open incident's key does: `note` (default) adds "again: ..." to its
+   * timeline and counts it; `ignore` changes nothing (for a condition a periodic check finds again
+   * and again while it lasts: one entry per look would grow the incident without end).
+   */
+  onRepeat?: 'note' | 'ignore';
   deadlineAt?: Date;
   actor: string;
   now?: Date;
@@ -22,6 +28,7 @@ export async function openIncident(em: EntityManager, input: OpenIncidentInput):
     if (input.dedupeKey) {
       const existing = await tx.findOne(Incident, { dedupeKey: input.dedupeKey, status: 'open' });
       if (existing) {
+        if (input.onRepeat === 'ignore') return { incident: existing, created: false };
         existing.timeline = [...existing.timeline, { ...entry, text: `again: ${input.title}` }];
         existing.evidence = { ...existing.evidence, occurrences: Number(existing.evidence.occurrences ?? 1) + 1 };
         await tx.flush();

@@ -288,6 +288,8 @@ export async function raiseCredentialClockIncidents(deps: Pick<VaultDeps, 'em' |
         deadlineAt: new Date(since.getTime() + BANK_LIMIT_DAYS * DAY_MS),
         actor: 'system:credential-clock',
         now,
+        // The sweeper looks every 30 s while the clock warns: one incident, not one entry per look.
+        onRepeat: 'ignore',
       });
       if (created) opened += 1;
     }

@@ -78,14 +78,20 @@ const FINAL_STATES = new Set(['executed', 'rejected', 'deemed_executed']);
 async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Promise<Exclude<TrackOutcome, { poll: string }> | Polled | 'executed'> {
   const em = context.orm.em.fork();
   const calendar = kzCalendarFromConfig(context.config);
-  // R-21: a processing status is due within 1 business day of submission.
-  const statusDueBy = calendar.operationalDeadline(order.stateChangedAt, 1);
   let status;
   try {
     status = await context.services.bank().getStatus(order.bankReference as string);
   } catch (err) {
-    // No status because the bank does not answer is no status too (R-21): the incident does not wait for the bank.
-    if (now >= statusDueBy) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' });
+    // No status because the bank does not answer is no status too (R-21): the incident does not wait
+    // for the bank. Best effort: a calendar that cannot say (its data ended) must not hide the bank's error.
+    const overdue = (() => {
+      try {
+        return statusOverdueAt(calendar, order, now);
+      } catch {
+        return false;
+      }
+    })();
+    if (overdue) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' }, now);
     if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return { waitMs: err.retryAfterMs ?? context.config.tracking.pollEveryMs, why: err.code };
     throw err;
   }
@@ -114,7 +120,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   const newStatus = !isFinalStatus(status.status) && status.status !== order.bankStatus;
   // R-21 before R-22: the two windows close together, and an order the bank never confirmed as
   // processing is one a person should look at, even as it is deemed executed.
-  if (now >= statusDueBy && status.status === 'accepted') await statusOverdue(context, order, { bankStatus: status.status });
+  if (status.status === 'accepted' && statusOverdueAt(calendar, order, now)) await statusOverdue(context, order, { bankStatus: status.status }, now);
   // R-22: the day the bank received it, then one more operational day without a notice.
   const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
@@ -131,8 +137,18 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   return { poll: status.status, newStatus };
 }
 
+/**
+ * R-21: a processing status is due within 1 business day of submission. Overdue only for an order
+ * that never had one: the bank reported nothing past `accepted` so far (a later stale `accepted`
+ * after `in_processing`, LESSONS.md 3, is not a missing status).
+ */
+function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, order: PaymentOrder, now: Date): boolean {
+  if (order.bankStatus && order.bankStatus !== 'accepted') return false;
+  return now >= calendar.operationalDeadline(order.stateChangedAt, 1);
+}
+
 /** R-21: one incident per order whose processing status is overdue (the bank says only `accepted`, or does not answer). */
-async function statusOverdue(context: JobContext, order: PaymentOrder, evidence: Record<string, unknown>): Promise<void> {
+async function statusOverdue(context: JobContext, order: PaymentOrder, evidence: Record<string, unknown>, now: Date): Promise<void> {
   await openIncident(context.orm.em.fork(), {
     kind: 'status_overdue',
     severity: 'medium',
@@ -140,6 +156,9 @@ async function statusOverdue(context: JobContext, order: PaymentOrder, evidence:
     evidence: { orderId: order.id, externalId: order.externalId, ...evidence },
     dedupeKey: `status_overdue:${order.id}`,
     actor: 'worker',
+    now,
+    // Every poll past the deadline finds it again: one incident, not one timeline entry per poll.
+    onRepeat: 'ignore',
   });
 }
 

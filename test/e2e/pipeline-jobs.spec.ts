@@ -240,10 +240,13 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
-  it('R-21: one business day without a processing status (the bank says only "accepted", or does not answer) opens one incident per order; a processing status opens none', async () => {
+  it('R-21: one business day without a processing status (the bank says only "accepted", or does not answer) opens one incident per order; an order that had one opens none', async () => {
     const admin = `${world.config.bank.url}/_sandbox`;
+    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const trackQueue = world.context.queues.get('track');
     await trackQueue.pause();
+    // The bank's own day stands still: the statuses are the ones this test sets.
+    await put('/clock', { speed: 0 });
     try {
       const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
       const docs = demoDocuments(String(Date.now()).slice(-7)).slice(0, 3);
@@ -251,34 +254,40 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       const ids = taken.map((t) => t.orderId);
       const rows = async () => db().execute<Array<{ id: string; state: string; bank_reference: string }>>(`select id, state, bank_reference from payment_order where id in (?, ?, ?) order by number`, [...ids]);
       await eventually(async () => (await rows()).every((r) => r.state === 'submitted'), { what: 'all submitted', timeoutMs: 45_000 });
-      const setStatus = async (documentId: string, status: string) =>
-        expect((await fetch(`${admin}/documents/${documentId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status }) })).status).toBe(200);
+      const setStatus = async (documentId: string, status: string) => expect((await put(`/documents/${documentId}`, { status })).status).toBe(200);
       const [silent, processing, unreachable] = await rows();
-      await setStatus(silent.bank_reference, 'accepted');
       await setStatus(processing.bank_reference, 'in_processing');
       const overdue = async () =>
-        (await db().execute<Array<{ order_id: string; n: string }>>(
-          `select evidence->>'orderId' as order_id, count(*) as n from incident where kind = 'status_overdue' and evidence->>'orderId' in (?, ?, ?) group by 1`,
+        (await db().execute<Array<{ order_id: string; n: string; entries: number }>>(
+          `select evidence->>'orderId' as order_id, count(*) as n, max(jsonb_array_length(timeline)) as entries from incident where kind = 'status_overdue' and evidence->>'orderId' in (?, ?, ?) group by 1`,
           [...ids],
-        )).map((r) => [r.order_id, Number(r.n)]);
-      // Within the business day: nothing yet.
+        )).map((r) => [r.order_id, Number(r.n), Number(r.entries)]);
+      // Within the business day: nothing yet (and the processing status is recorded).
       await expect(trackBatch(world.context, [silent.id, processing.id])).resolves.toEqual([{ poll: 'accepted' }, { poll: 'in_processing' }]);
       expect(await overdue()).toEqual([]);
 
       const tenDaysOn = { ...world.context, clock: { now: () => new Date(Date.now() + 10 * 86_400_000) } };
-      // The bank never said more than "accepted": an incident, and the order is still deemed executed (R-22).
+      // The bank does not answer: an incident for the order that never had a processing status, none for
+      // the one that had; polled again, still one incident with one timeline entry.
+      await put('/faults', { errorRate: 1 });
+      for (let i = 0; i < 2; i++) {
+        const outcomes = await trackBatch(tenDaysOn, [unreachable.id, processing.id]);
+        for (const o of outcomes) expect(o).toBeInstanceOf(Error);
+      }
+      expect(await overdue()).toEqual([[unreachable.id, 1, 1]]);
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+
+      // The bank never said more than "accepted": an incident, and the order is still deemed executed
+      // (R-22). A stale "accepted" after "in_processing" (LESSONS.md 3) is not a missing status.
+      await setStatus(processing.bank_reference, 'accepted');
       await expect(trackBatch(tenDaysOn, [silent.id, processing.id])).resolves.toEqual([{ state: 'deemed_executed' }, { state: 'deemed_executed' }]);
-      // The bank does not answer at all: an incident too, and the poll fails its job (BullMQ retries it).
-      await fetch(`${admin}/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errorRate: 1 }) });
-      const [failed] = await trackBatch(tenDaysOn, [unreachable.id]);
-      expect(failed).toBeInstanceOf(Error);
-      await trackBatch(tenDaysOn, [unreachable.id]); // a second failed poll: still one incident
-      expect((await overdue()).sort()).toEqual([[silent.id, 1], [unreachable.id, 1]].sort());
+      expect((await overdue()).sort()).toEqual([[silent.id, 1, 1], [unreachable.id, 1, 1]].sort());
       const [incident] = await db().execute<Array<{ title: string; evidence: Record<string, unknown> }>>(`select title, evidence from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [unreachable.id]);
       expect(incident.title).toMatch(/no processing status one business day after submission \(R-21\)/);
       expect(incident.evidence).toMatchObject({ orderId: unreachable.id, bankError: expect.any(String) });
     } finally {
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await put('/clock', { speed: 1 });
       await trackQueue.resume();
     }
   });

@@ -41,7 +41,10 @@ describe('credential clocks as incidents (R-1, R-2)', () => {
 
     clock.set(day(75));
     expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 2, resolved: 0 });
-    expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 0 });
+    // The sweeper looks every 30 s: each look after the first changes nothing (no growing timeline).
+    for (let i = 0; i < 3; i++) expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 0 });
+    const entries = await context.orm.em.fork().execute<Array<{ n: number }>>("select jsonb_array_length(timeline) as n from incident where dedupe_key like 'credentials-clock:%' and status = 'open'");
+    expect(entries.map((e) => Number(e.n))).toEqual([1, 1]);
     const warned = await openClockIncidents();
     expect(warned.map((i) => [i.kind, i.severity])).toEqual([['credentials_aging', 'medium'], ['credentials_idle', 'medium']]);
     for (const i of warned) expect(new Date(i.deadline_at)).toEqual(day(90));
