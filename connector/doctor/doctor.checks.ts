@@ -194,7 +194,16 @@ export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
   const today = new Date(now.getTime() + 5 * 3_600_000).toISOString().slice(0, 10); // Kazakhstan, UTC+5
   const daysLeft = Math.floor((Date.parse(`${lastDate}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
   const update = 'update the connector (its calendar data holds the official holidays and carry-overs of each year)';
-  if (daysLeft < 0) return { name: 'calendar', core: true, verdict: 'FAIL', detail: `the business-day data ends ${lastDate}: deadlines cannot be computed today (${today})`, hint: update };
+  // Deadlines look a few business days ahead (R-27: 3 operational days): fail as soon as they cannot be computed.
+  let aheadOk = daysLeft >= 0;
+  if (aheadOk) {
+    try {
+      calendar.operationalDeadline(now, 5);
+    } catch {
+      aheadOk = false;
+    }
+  }
+  if (!aheadOk) return { name: 'calendar', core: true, verdict: 'FAIL', detail: `the business-day data ends ${lastDate}: deadlines from today (${today}) cannot be computed`, hint: update };
   if (daysLeft <= 90) return { name: 'calendar', core: false, verdict: 'WARN', detail: `the business-day data ends ${lastDate}, in ${daysLeft} days`, hint: update };
   const year = Number(today.slice(0, 4));
   const provisional = calendar.unconfirmed().filter((u) => u.year === year);
@@ -204,19 +213,21 @@ export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
 
 /**
  * Someone must hear of an incident (an unexplained debit is for the bank within 1 business day,
- * R-29; an erroneous execution within 3 operational days, R-27): WARN (FAIL with --strict) when no
- * admin channel is configured, neither e-mail (lockdown.notify.emails + smtp) nor the webhook.
+ * R-29; an erroneous execution within 3 operational days, R-27): every incident goes to the admins
+ * by e-mail (lockdown.notify.emails + smtp); the webhook carries the lockdown's notices only.
+ * WARN (FAIL with --strict) when incidents would reach no one.
  */
 export function checkAlertChannel(config: ConnectorConfig, strict: boolean): CheckResult {
   const { emails, smtp, webhookUrl } = config.lockdown.notify;
-  const channels = [...(emails.length && smtp ? [`e-mail to ${emails.length} admin(s)`] : []), ...(webhookUrl ? ['webhook'] : [])];
-  if (channels.length) return { name: 'alerts', core: false, verdict: 'OK', detail: channels.join(', ') };
+  if (emails.length && smtp) return { name: 'alerts', core: false, verdict: 'OK', detail: `e-mail to ${emails.length} admin(s)${webhookUrl ? ', lockdown notices also by webhook' : ''}` };
   return {
     name: 'alerts',
     core: strict,
     verdict: strict ? 'FAIL' : 'WARN',
-    detail: 'no admin alert channel: incidents and lockdowns are only in connector incidents list and the logs',
-    hint: 'set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md), or lockdown.notify.webhookUrl',
+    detail: webhookUrl
+      ? 'incidents reach no one: only the lockdown notices go to the webhook, incidents go by e-mail and none is configured'
+      : 'no admin alert channel: incidents and lockdowns are only in connector incidents list and the logs',
+    hint: 'set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md)',
   };
 }
 
@@ -261,7 +272,16 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkRedis(config),
     checkPostgres(config),
     checkDisk().then((r) => [r]),
-    Promise.resolve([checkCalendar(config, clockFromConfig(config).now()), checkAlertChannel(config, strict), checkSignerTrust(config, strict)]),
+    ...([
+      ['calendar', () => checkCalendar(config, clockFromConfig(config).now())],
+      ['alerts', () => checkAlertChannel(config, strict)],
+      ['signer-trust', () => checkSignerTrust(config, strict)],
+    ] as const).map(([name, check]) =>
+      Promise.resolve().then(check).then(
+        (r) => [r],
+        (err: Error) => [{ name, core: true, verdict: 'FAIL' as const, detail: err.message, hint: 'the check itself failed: reinstall the connector (npm ci && npm run build)' }],
+      ),
+    ),
     checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
     checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
     ...(options.extra ?? []).map((check) =>
