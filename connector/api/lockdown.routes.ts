@@ -4,7 +4,7 @@ import type { AppContext } from '../app/app-context';
 import { ApiError } from './api-errors';
 import { principalOf } from './auth.hooks';
 import { sessionOf, type SessionContext } from '../users/session.authenticator';
-import { getIncident, incidentView, listIncidents } from '../incidents/incident.service';
+import { getIncident, incidentView, listIncidents, resolveIncident } from '../incidents/incident.service';
 import { parseScope } from '../lockdown/lockdown.service';
 import { ConnectorError } from '../shared/errors';
 import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
@@ -31,6 +31,14 @@ const resolveBody = z
   })
   .strict();
 
+const incidentResolveBody = z
+  .object({
+    note: z.string().trim().min(1).max(1000),
+    bankNotifiedAt: z.string().datetime({ offset: true }).optional(),
+    bankReference: z.string().trim().min(1).max(500).optional(),
+  })
+  .strict();
+
 function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: unknown): T {
   const result = schema.safeParse(body ?? {});
   if (!result.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad request body', result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
@@ -46,7 +54,7 @@ function requirePerson(request: FastifyRequest): SessionContext {
 
 function asApiError(err: unknown): unknown {
   if (!(err instanceof ConnectorError)) return err;
-  const status = err.code === 'FORBIDDEN' ? 403 : err.code === 'LOCKDOWN_STEPS_MISSING' ? 422 : err.code === 'NOT_LOCKED' || err.code === 'WRONG_INCIDENT' ? 409 : err.exitCode === 2 ? 400 : 422;
+  const status = err.code === 'FORBIDDEN' ? 403 : err.code === 'NOT_FOUND' ? 404 : err.code === 'LOCKDOWN_STEPS_MISSING' ? 422 : err.code === 'NOT_LOCKED' || err.code === 'WRONG_INCIDENT' ? 409 : err.exitCode === 2 ? 400 : 422;
   return new ApiError(status, err.code, err.message, err.details);
 }
 
@@ -96,8 +104,28 @@ export function lockdownRoutes() {
 
     app.post('/api/v1/incidents/:id/resolve', async (request) => {
       const session = requirePerson(request);
-      const body = parse(resolveBody, request.body);
       const { id } = request.params as { id: string };
+      const found = await getIncident(context.orm.em.fork(), id);
+      if (!found) throw new ApiError(404, 'NOT_FOUND', `no incident ${id}`);
+      if (found.kind !== 'lockdown') {
+        // Any other incident: an admin closes it once dealt with (incident.service.ts resolveIncident).
+        if (session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin resolves an incident');
+        const body = parse(incidentResolveBody, request.body);
+        try {
+          const { incident, resolved } = await resolveIncident(context.orm.em.fork(), {
+            id,
+            actor: `user:${session.user.login}`,
+            note: body.note,
+            bankNotifiedAt: body.bankNotifiedAt ? new Date(body.bankNotifiedAt) : undefined,
+            bankReference: body.bankReference,
+            now: context.clock.now(),
+          });
+          return { resolved, incident: incidentView(incident) };
+        } catch (err) {
+          throw asApiError(err);
+        }
+      }
+      const body = parse(resolveBody, request.body);
       try {
         const result = await resolveLockdownIn(context, {
           incidentId: id,

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { ConnectorError } from '../shared/errors';
+import { singleLine } from '../shared/text';
 import { Incident, type IncidentSeverity, type TimelineEntry } from '../persistence/entities';
 import { appendAudit } from '../audit/audit.log';
 
@@ -76,4 +79,47 @@ export function incidentView(incident: Incident) {
     resolvedAt: incident.resolvedAt?.toISOString() ?? null,
     resolvedBy: incident.resolvedBy ?? null,
   };
+}
+
+/** Incidents whose resolution must say when and how the bank was told (R-17, R-27, R-29). */
+export const BANK_NOTICE_KINDS = ['authority_revoked', 'unexplained_debit', 'execution_mismatch'] as const;
+
+export interface ResolveIncidentInput {
+  id: string;
+  actor: string;
+  /** What was done about it, in a person's words. */
+  note: string;
+  bankNotifiedAt?: Date;
+  bankReference?: string;
+  now?: Date;
+}
+
+/**
+ * Closes an incident once a person has dealt with it (the lockdown's own is resolved by
+ * `connector lockdown resolve`, which checks its steps). Those the bank must hear of need when and
+ * under which reference it was told. The note and the bank notice go on the timeline and the
+ * audit log; an incident already resolved is left as it is.
+ */
+export async function resolveIncident(em: EntityManager, input: ResolveIncidentInput): Promise<{ incident: Incident; resolved: boolean }> {
+  const now = input.now ?? new Date();
+  const note = singleLine(input.note);
+  if (!note) throw new ConnectorError('INVALID_REQUEST', 'say in a note what was done about the incident', 2);
+  return em.transactional(async (tx) => {
+    const incident = /^[0-9a-f-]{36}$/i.test(input.id) ? await tx.findOne(Incident, { id: input.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
+    if (!incident) throw new ConnectorError('NOT_FOUND', `no incident ${input.id}`, 1);
+    if (incident.kind === 'lockdown') throw new ConnectorError('LOCKDOWN_INCIDENT', 'a lockdown is resolved with connector lockdown resolve (it checks the steps the terms require)', 2);
+    if (incident.status === 'resolved') return { incident, resolved: false };
+    const needsBank = (BANK_NOTICE_KINDS as readonly string[]).includes(incident.kind);
+    if (needsBank && (!input.bankNotifiedAt || !input.bankReference?.trim())) {
+      throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: --bank-notified-at ISO --bank-reference TEXT`, 1);
+    }
+    const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: input.bankReference.trim() } : null;
+    incident.status = 'resolved';
+    incident.resolvedAt = now;
+    incident.resolvedBy = input.actor;
+    incident.timeline = [...incident.timeline, { at: now.toISOString(), actor: input.actor, text: `resolved: ${note}${bank ? ` (bank told ${bank.notifiedAt}, reference ${bank.reference})` : ''}` }];
+    await tx.flush();
+    await appendAudit(tx, { actor: input.actor, action: 'incident.resolved', subject: incident.id, details: { kind: incident.kind, note, bank }, at: now });
+    return { incident, resolved: true };
+  });
 }

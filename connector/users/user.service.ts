@@ -253,11 +253,14 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
   return deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
     let right = await tx.findOne(UserAccountRight, { userId: user.id, account });
+    const couldSign = right?.rights === 'manage';
     const values = { rights: input.rights, signLimitTiyn: input.limitTiyn ?? null, signLevel: input.rights === 'manage' ? (input.level ?? null) : null, grantedAt: now, grantedBy: input.actor };
     if (right) Object.assign(right, values);
     else right = tx.create(UserAccountRight, { userId: user.id, account, ...values });
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'user.right_granted', subject: user.login, details: { account, rights: values.rights, limitTiyn: values.signLimitTiyn, level: values.signLevel }, at: now });
+    // Manage -> info: the user may no longer sign for the account (R-17), as with a revoke.
+    if (couldSign && input.rights === 'info') await remindBankOfLostAuthority(tx, deps, user, account, input.actor, now);
     return right;
   });
 }
@@ -270,29 +273,30 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
 export async function revokeRight(deps: UserDeps, input: { login: string; account: string; actor: string }): Promise<boolean> {
   const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
   const now = deps.clock.now();
-  const revoked = await deps.em.transactional(async (tx) => {
+  return deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
     const right = await tx.findOne(UserAccountRight, { userId: user.id, account });
-    if (!right) return null;
+    if (!right) return false;
     await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
     await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
-    return { user, rights: right.rights };
+    // In the same transaction: the right is never gone without its reminder.
+    if (right.rights === 'manage') await remindBankOfLostAuthority(tx, deps, user, account, input.actor, now);
+    return true;
   });
-  if (!revoked) return false;
-  if (revoked.rights === 'manage') {
-    const { user } = revoked;
-    await openIncident(deps.em, {
-      kind: 'authority_revoked',
-      severity: 'high',
-      title: `User ${user.login} lost the authority to sign for ${account === '*' ? 'every account' : account}: tell the bank within 1 business day (terms 6.1.13, 7.2.4)`,
-      evidence: { login: user.login, iin: user.iin ?? null, account, revokedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
-      dedupeKey: `authority_revoked:${user.id}:${account}`,
-      deadlineAt: bankNoticeDeadline(deps.config, now),
-      actor: input.actor,
-      now,
-    });
-  }
-  return true;
+}
+
+/** R-17 (terms 6.1.13, 7.2.4): a user who may no longer sign for an account: the bank must hear of it within 1 business day. */
+async function remindBankOfLostAuthority(em: EntityManager, deps: UserDeps, user: AppUser, account: string, actor: string, now: Date): Promise<void> {
+  await openIncident(em, {
+    kind: 'authority_revoked',
+    severity: 'high',
+    title: `User ${user.login} lost the authority to sign for ${account === '*' ? 'every account' : account}: tell the bank within 1 business day (terms 6.1.13, 7.2.4)`,
+    evidence: { login: user.login, iin: user.iin ?? null, account, revokedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
+    dedupeKey: `authority_revoked:${user.id}:${account}`,
+    deadlineAt: bankNoticeDeadline(deps.config, now),
+    actor,
+    now,
+  });
 }
 
 /** R-14: a new TOTP seed for a user; returned once (for the authenticator app), stored sealed. */

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { verifyAudit } from '../../connector/audit/audit.log';
 import { buildProgram } from '../../connector/cli/main';
 import { findUser } from '../../connector/users/user.service';
+import { openIncident } from '../../connector/incidents/incident.service';
 import { loadSigner, mayUserSign } from '../../connector/users/authority';
 import { startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
@@ -213,3 +214,33 @@ describe('audit log tamper evidence', () => {
     expect(res.stderr).toMatch(new RegExp(`^AUDIT_ANCHOR_MISMATCH: record ${last}, exported on .* is missing`, 'm'));
   });
 });
+
+describe('connector incidents resolve', () => {
+  test('closes an incident with a note; one the bank must hear of needs when and under which reference; a lockdown is not closed here', async () => {
+    const em = () => env.context.orm.em.fork();
+    const gap = await openIncident(em(), { kind: 'statement_gap', severity: 'medium', title: 'A gap on KZ12', actor: 'test' });
+    const debit = await openIncident(em(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit no order explains', actor: 'test' });
+    const lock = await openIncident(em(), { kind: 'lockdown', severity: 'critical', title: 'Lockdown', actor: 'test' });
+
+    const closed = await cli(['incidents', 'resolve', gap.incident.id, '--note', 're-fetched, the lines arrived\nlate', '--json']);
+    expect(closed.code).toBe(0);
+    expect(JSON.parse(closed.stdout)).toMatchObject({ resolved: true, incident: { id: gap.incident.id, status: 'resolved', resolvedBy: expect.stringMatching(/^cli:/) } });
+    expect(JSON.parse(closed.stdout).incident.timeline.at(-1).text).toBe('resolved: re-fetched, the lines arrived late');
+    expect(JSON.parse((await cli(['incidents', 'resolve', gap.incident.id, '--note', 'again', '--json'])).stdout).resolved).toBe(false);
+
+    const noBank = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank']);
+    expect(noBank.code).toBe(1);
+    expect(noBank.stderr).toMatch(/^BANK_NOTICE_MISSING: .*--bank-notified-at ISO --bank-reference TEXT/m);
+    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30:00+05:00', '--bank-reference', 'ACB 4711']);
+    expect(told.code).toBe(0);
+    const [audit] = await em().execute<Array<{ details: Record<string, unknown> }>>("select details from audit_event where action = 'incident.resolved' and subject = ?", [debit.incident.id]);
+    expect(audit.details).toMatchObject({ kind: 'unexplained_debit', bank: { notifiedAt: '2026-03-02T05:30:00.000Z', reference: 'ACB 4711' } });
+
+    const refused = await cli(['incidents', 'resolve', lock.incident.id, '--note', 'x']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^LOCKDOWN_INCIDENT: .*connector lockdown resolve/m);
+    expect((await cli(['incidents', 'resolve', '00000000-0000-0000-0000-000000000000', '--note', 'x'])).stderr).toMatch(/^NOT_FOUND: /m);
+    await em().execute("update incident set status = 'resolved' where id = ?", [lock.incident.id]);
+  });
+});
+

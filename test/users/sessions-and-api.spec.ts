@@ -327,6 +327,10 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(reminder.deadlineAt!.getTime()).toBeGreaterThan(env.clock.now().getTime());
     const notices = (await boss.request('GET', '/api/v1/me')).json().notices;
     expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'BANK_NOTICE_DUE', deadline: reminder.deadlineAt!.toISOString() })]));
+    // Manage turned into view only is a loss of authority too.
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[1], rights: 'manage', level: 'first' })).statusCode).toBe(200);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[1], rights: 'info' })).statusCode).toBe(200);
+    expect((await reminders()).map((r) => r.evidence.account).sort()).toEqual([DEMO_ACCOUNTS[0], DEMO_ACCOUNTS[1]].sort());
   });
 
   test('an admin sees every open incident that has a deadline at GET /api/v1/me, soonest first', async () => {
@@ -341,7 +345,21 @@ describe('admin endpoints and R-17 disabling', () => {
       { level: 'urgent', code: 'INCIDENT_DEADLINE', message: `A debit no order explains (R-29) (connector incidents show ${sooner.incident.id})`, deadline: sooner.incident.deadlineAt!.toISOString() },
       { level: 'urgent', code: 'INCIDENT_DEADLINE', message: `Order 9 executed with another amount (R-27) (connector incidents show ${later.incident.id})`, deadline: later.incident.deadlineAt!.toISOString() },
     ]);
-    await env.context.orm.em.fork().execute("update incident set status = 'resolved' where id in (?, ?, ?)", [later.incident.id, sooner.incident.id, noDeadline.incident.id]);
+
+    // An admin closes them once dealt with; the one the bank must hear of needs when and under which reference.
+    const resolve = (id: string, body: unknown, who = boss) => who.request('POST', `/api/v1/incidents/${id}/resolve`, body);
+    const viewer = await activeUser(env, uniq('eye'), 'viewer', 'Eye-Pass-123');
+    expect((await resolve(sooner.incident.id, { note: 'called the bank' }, viewer)).statusCode).toBe(403);
+    const missing = await resolve(sooner.incident.id, { note: 'called the bank' });
+    expect([missing.statusCode, missing.json().code]).toEqual([422, 'BANK_NOTICE_MISSING']);
+    const told = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711' });
+    expect(told.statusCode).toBe(200);
+    expect(told.json()).toMatchObject({ resolved: true, incident: { status: 'resolved', resolvedBy: expect.stringMatching(/^user:/) } });
+    expect((await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: '2026-03-02T11:00:00+05:00', bankReference: 'ACB 4712' })).statusCode).toBe(200);
+    expect((await resolve(noDeadline.incident.id, { note: 'lines arrived' })).json().resolved).toBe(true);
+    expect((await resolve('00000000-0000-0000-0000-000000000000', { note: 'x' })).statusCode).toBe(404);
+    const after = ((await boss.request('GET', '/api/v1/me')).json().notices as Array<{ message: string }>).filter((n) => [later, sooner].some((i) => n.message.includes(i.incident.id)));
+    expect(after).toEqual([]);
   });
 
   test('create, reset, block (sessions end at once, key locked, bank reminder within 1 business day), unblock', async () => {

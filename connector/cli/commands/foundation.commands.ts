@@ -11,7 +11,7 @@ import { retryFailedOrder } from '../../../queue/order-retry';
 import { PaymentOrder } from '../../persistence/entities';
 import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
 import { orderView } from '../../orders/order.mapper';
-import { getIncident, incidentView, listIncidents } from '../../incidents/incident.service';
+import { getIncident, incidentView, listIncidents, resolveIncident } from '../../incidents/incident.service';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
 import { ConnectorError, UsageError } from '../../shared/errors';
@@ -193,6 +193,25 @@ export function registerFoundationCommands(program: Command): void {
           return 0;
         }),
       ),
+    );
+  incidents
+    .command('resolve <id>')
+    .description('close an incident a person has dealt with (a lockdown: connector lockdown resolve); those the bank must hear of (authority_revoked, unexplained_debit, execution_mismatch) need --bank-notified-at and --bank-reference')
+    .requiredOption('--note <text>', 'what was done about it')
+    .option('--bank-notified-at <iso>', 'when the bank was told, e.g. 2026-11-26T10:30:00+05:00')
+    .option('--bank-reference <text>', "the bank's reference of that notice")
+    .option('--json', 'one JSON document')
+    .action(
+      runAction(async (id: string, opts: { note: string; bankNotifiedAt?: string; bankReference?: string; json?: boolean }) => {
+        const bankNotifiedAt = opts.bankNotifiedAt === undefined ? undefined : new Date(opts.bankNotifiedAt);
+        if (bankNotifiedAt && Number.isNaN(bankNotifiedAt.getTime())) throw new UsageError(`--bank-notified-at ${opts.bankNotifiedAt}: expected an ISO date and time`);
+        return withOrm(loadConfig(), async (orm) => {
+          const { incident, resolved } = await resolveIncident(orm.em.fork(), { id, actor: cliActor(), note: opts.note, bankNotifiedAt, bankReference: opts.bankReference });
+          if (opts.json) printJson({ resolved, incident: incidentView(incident) });
+          else say(resolved ? `incident ${incident.id} resolved` : `incident ${incident.id} was already resolved`);
+          return 0;
+        });
+      }),
     );
 
   const keys = program.command('api-keys').description('API keys for ERPs (shown once; only a hash is stored)');
