@@ -5,6 +5,9 @@ import { verifyAudit } from '../../connector/audit/audit.log';
 import { buildProgram } from '../../connector/cli/main';
 import { findUser } from '../../connector/users/user.service';
 import { openIncident } from '../../connector/incidents/incident.service';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { sampleOrder } from '../support/orders.fixture';
 import { loadSigner, mayUserSign } from '../../connector/users/authority';
 import { startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
@@ -241,6 +244,28 @@ describe('connector incidents resolve', () => {
     expect(refused.stderr).toMatch(/^LOCKDOWN_INCIDENT: .*connector lockdown resolve/m);
     expect((await cli(['incidents', 'resolve', '00000000-0000-0000-0000-000000000000', '--note', 'x'])).stderr).toMatch(/^NOT_FOUND: /m);
     await em().execute("update incident set status = 'resolved' where id = ?", [lock.incident.id]);
+  });
+});
+
+describe('connector orders claim', () => {
+  test('prints the R-28 penalty and the draft claim for an order the bank has not executed; exit 1 for one never sent', async () => {
+    const em = () => env.context.orm.em.fork();
+    const [sent, kept] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-1', amount: '2000.00' }) }, { order: sampleOrder({ number: 'CL-2' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    const at = new Date(env.clock.now().getTime() - 3 * 86_400_000);
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(em(), sent.orderId, to, { actor: 't', now: at });
+    const claim = await cli(['orders', 'claim', sent.orderId, '--json']);
+    expect(claim.code).toBe(0);
+    const body = JSON.parse(claim.stdout) as { delayDays: number; penaltyTiyn: number; claimable: boolean; draft: string };
+    expect(body.claimable).toBe(true);
+    expect(body.delayDays).toBeGreaterThanOrEqual(3);
+    expect(body.penaltyTiyn).toBe(Math.round((2000_00 * body.delayDays) / 10_000));
+    expect(body.draft).toContain('Претензия о взыскании неустойки');
+    const human = await cli(['orders', 'claim', sent.orderId]);
+    expect(human.stderr).toMatch(/^order CL-1: received \d{4}-\d{2}-\d{2}, not executed yet; delay \d+ day\(s\); penalty \d+\.\d{2} KZT$/m);
+    expect(human.stdout).toContain('× 0,01 %');
+    const never = await cli(['orders', 'claim', kept.orderId]);
+    expect(never.code).toBe(1);
+    expect(never.stderr).toMatch(/^NOT_CLAIMABLE: /m);
   });
 });
 

@@ -12,6 +12,9 @@ import { PaymentOrder } from '../../persistence/entities';
 import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
 import { orderView } from '../../orders/order.mapper';
 import { getIncident, incidentView, listIncidents, resolveIncident } from '../../incidents/incident.service';
+import { penaltyClaim } from '../../claims/penalty.claim';
+import { kzCalendarFromConfig } from '../../calendar/kz-business-calendar';
+import { clockFromConfig } from '../../shared/clock';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
 import { ConnectorError, UsageError } from '../../shared/errors';
@@ -145,6 +148,25 @@ export function registerFoundationCommands(program: Command): void {
             process.stdout.write(`${table(history.map((h) => [h.at, `${h.from ?? '-'} -> ${h.to}`, h.actor, h.reason ?? '']), ['AT', 'TRANSITION', 'ACTOR', 'REASON'])}\n`);
           }
           return 0;
+        });
+      }),
+    );
+  orders
+    .command('claim <id>')
+    .description("R-28: the penalty the bank owes for an order it did not execute in time (0.01 % a day), with a draft of the written claim; exit 1 when there is nothing to claim")
+    .option('--json', 'one JSON document')
+    .action(
+      runAction(async (id: string, opts: { json?: boolean }) => {
+        const config = loadConfig();
+        return withOrm(config, async (orm) => {
+          const claim = await penaltyClaim(orm.em.fork(), id, kzCalendarFromConfig(config), clockFromConfig(config).now());
+          if (opts.json) printJson(claim);
+          else {
+            say(`order ${claim.number}: received ${claim.receivedDay}, ${claim.executedDay ? `executed ${claim.executedDay}` : 'not executed yet'}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} KZT${claim.claimable ? '' : ' (not claimable)'}`);
+            for (const note of claim.notes) say(`note: ${note}`);
+            if (claim.claimable) process.stdout.write(`\n${claim.draft}\n`);
+          }
+          return claim.claimable ? 0 : 1;
         });
       }),
     );

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import type { OrderState } from '../../connector/orders/order-state';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
+import { penaltyClaim, penaltyTiyn } from '../../connector/claims/penalty.claim';
+import { sampleOrder } from '../support/orders.fixture';
+
+/** R-28: the penalty for an order the bank did not execute in time, from what PostgreSQL holds. */
+describe('penalty claim (R-28)', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  // Tuesday 2026-11-24, 11:00 in Kazakhstan: before the cut-off, so that is the operational day.
+  const receivedAt = new Date('2026-11-24T06:00:00Z');
+  const now = new Date('2026-11-30T06:00:00Z');
+
+  beforeAll(async () => {
+    env = await createTestEnv('penalty-claim');
+    context = await createAppContext({ config: env.config, role: 'worker' });
+  });
+  afterAll(async () => {
+    await context.close();
+    await env.cleanup();
+  });
+
+  const db = () => context.orm.em.fork();
+  const calendar = () => kzCalendarFromConfig(env.config);
+
+  async function orderAtBank(number: string, amount: string, until: OrderState): Promise<{ id: string; iban: string }> {
+    const [r] = await intakeOrders(db(), 'claims', [{ order: sampleOrder({ number, amount }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    const path: OrderState[] = ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'];
+    for (const to of path.slice(0, path.indexOf(until) + 1)) await transitionOrder(db(), r.orderId, to, { actor: 't', now: receivedAt });
+    const [row] = await db().execute<Array<{ payer_iban: string }>>('select payer_iban from payment_order where id = ?', [r.orderId]);
+    return { id: r.orderId, iban: row.payer_iban };
+  }
+
+  async function statement(iban: string, day: string, openingTiyn: number): Promise<void> {
+    await db().execute(
+      `insert into statement (id, account, currency, period_from, period_to, kind, opening_balance, closing_balance, balanced, source, fetched_at)
+       values (?, ?, 'KZT', ?, ?, 'booked', ?, ?, true, 'test', now())`,
+      [randomUUID(), iban, day, day, openingTiyn, openingTiyn],
+    );
+  }
+
+  async function bookedDebit(orderId: string, iban: string, day: string, amountTiyn: number): Promise<void> {
+    await db().execute(
+      `insert into statement_line (id, account, bank_line_id, booking_date, value_date, direction, amount_tiyn, currency, status, kind, counterparty_name, counterparty_iin_bin, counterparty_iban, counterparty_bic, purpose, order_id, created_at)
+       values (?, ?, ?, ?, ?, 'debit', ?, 'KZT', 'booked', 'payment', 'x', '000000000000', 'KZ000000000000000000', 'XXXXKZKA', 'p', ?, now())`,
+      [randomUUID(), iban, `L-${randomUUID()}`, day, day, amountTiyn, orderId],
+    );
+  }
+
+  it('0.01 % of the amount per day, in tiyn, rounded half up, exact for large amounts', () => {
+    expect(penaltyTiyn(100_000_00, 3)).toBe(3_000); // 100,000.00 x 0.01 % x 3 = 30.00
+    expect(penaltyTiyn(12_345, 1)).toBe(1); // 1.2345 tiyn -> 1
+    expect(penaltyTiyn(15_000, 1)).toBe(2); // 1.5 tiyn -> 2
+    expect(penaltyTiyn(123_456_789_012_345, 9_999)).toBe(123_444_443_333_444); // the product passes 2^53 before the division
+    expect(penaltyTiyn(100_000_00, 0)).toBe(0);
+  });
+
+  it('an order executed 3 days after the day the bank received it, with the funds there: the penalty and a draft claim', async () => {
+    const o = await orderAtBank('C-1', '100000.00', 'executed');
+    await statement(o.iban, '2026-11-24', 250_000_00);
+    await bookedDebit(o.id, o.iban, '2026-11-27', 100_000_00);
+    const claim = await penaltyClaim(db(), o.id, calendar(), now);
+    expect(claim).toMatchObject({
+      receivedDay: '2026-11-24',
+      executedDay: '2026-11-27',
+      delayDays: 3,
+      penalty: '30.00',
+      penaltyTiyn: 3_000,
+      fundsAtReceipt: { openingBalance: '250000.00', sufficient: true },
+      claimable: true,
+      notes: [],
+    });
+    expect(claim.draft).toContain('100000.00 × 0,01 % × 3 = 30.00 KZT');
+    expect(claim.draft).toContain('получено банком в операционный день 2026-11-24 и исполнено 2026-11-27');
+  });
+
+  it('not claimable when the funds did not cover it, or it was executed on time; still counting while not executed', async () => {
+    const short = await orderAtBank('C-2', '100000.00', 'executed');
+    // The same account and day as above, its opening balance now short of the amount.
+    await db().execute("update statement set opening_balance = ? where account = ? and period_from = '2026-11-24'", [50_000_00, short.iban]);
+    await bookedDebit(short.id, short.iban, '2026-11-26', 100_000_00);
+    const refused = await penaltyClaim(db(), short.id, calendar(), now);
+    expect(refused).toMatchObject({ delayDays: 2, claimable: false, fundsAtReceipt: { sufficient: false } });
+    expect(refused.notes.join(' ')).toMatch(/did not cover the amount/);
+
+    const onTime = await orderAtBank('C-3', '10.00', 'executed');
+    await bookedDebit(onTime.id, onTime.iban, '2026-11-24', 10_00);
+    expect(await penaltyClaim(db(), onTime.id, calendar(), now)).toMatchObject({ delayDays: 0, penalty: '0.00', claimable: false });
+
+    const waiting = await orderAtBank('C-4', '1000.00', 'submitted');
+    // Not executed: counted to today (2026-11-30); with no statement of that day stored, a person checks the funds.
+    await db().execute("delete from statement where account = ? and period_from = '2026-11-24'", [waiting.iban]);
+    const pending = await penaltyClaim(db(), waiting.id, calendar(), now);
+    expect(pending).toMatchObject({ executedDay: null, delayDays: 6, penalty: '0.60', fundsAtReceipt: null, claimable: true });
+    expect(pending.notes.join(' ')).toMatch(/check that the funds were sufficient/);
+    expect(pending.draft).toContain('на дату претензии не исполнено');
+  });
+
+  it('refuses an order the bank never received', async () => {
+    const notSent = await orderAtBank('C-5', '10.00', 'signed');
+    await expect(penaltyClaim(db(), notSent.id, calendar(), now)).rejects.toMatchObject({ code: 'NOT_CLAIMABLE' });
+    await expect(penaltyClaim(db(), randomUUID(), calendar(), now)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
