@@ -113,7 +113,7 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
     if (needsBank && (!input.bankNotifiedAt || !input.bankReference?.trim())) {
       throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: --bank-notified-at ISO --bank-reference TEXT`, 1);
     }
-    const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: input.bankReference.trim() } : null;
+    const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: singleLine(input.bankReference) } : null;
     incident.status = 'resolved';
     incident.resolvedAt = now;
     incident.resolvedBy = input.actor;
