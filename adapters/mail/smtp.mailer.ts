@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { createTransport } from 'nodemailer';
 import type { ConnectorConfig } from '../../config/config.schema';
+import { singleLine } from '../../connector/shared/text';
 
 /** `lockdown.notify.smtp` (config/config.schema.ts). */
 export type SmtpConfig = NonNullable<ConnectorConfig['lockdown']['notify']['smtp']>;
@@ -110,10 +111,9 @@ export class SmtpMailer {
   }
 }
 
-/** One line of at most `max` characters (CR, LF and other controls become spaces). */
+/** One line (connector/shared/text.ts) of at most `max` characters. */
 function oneLine(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  const flat = singleLine(text);
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
 

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { epochDayOfIso } from '../calendar/kz-calendar-data';
 import { ConnectorError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
 import { isoDateOf } from '../statements/statement.store';
@@ -46,10 +47,6 @@ export function penaltyTiyn(amountTiyn: number, delayDays: number): number {
   return Number((raw + 5_000n) / 10_000n);
 }
 
-function daysBetween(from: string, to: string): number {
-  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
-}
-
 export async function penaltyClaim(em: EntityManager, orderId: string, calendar: KzBusinessCalendar, now: Date): Promise<PenaltyClaim> {
   if (!/^[0-9a-f-]{36}$/i.test(orderId)) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   const [order] = await em.execute<Array<{ id: string; number: string; doc_date: string | Date; payer_iban: string; amount_tiyn: string; bank_reference: string | null; state: string; beneficiary_name: string }>>(
@@ -70,7 +67,7 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   const notes: string[] = [];
   if (!executedDay && order.state !== 'submitted') notes.push(`the order is ${order.state} but no booked debit of it is in a stored statement: the delay is counted to today; fetch the statements first`);
   const until = executedDay ?? kzToday(now);
-  const delayDays = Math.max(0, daysBetween(receivedDay, until));
+  const delayDays = Math.max(0, epochDayOfIso(until) - epochDayOfIso(receivedDay));
   const amountTiyn = Number(order.amount_tiyn);
   const [statement] = await em.execute<Array<{ opening_balance: string }>>(
     "select opening_balance from statement where account = ? and kind = 'booked' and period_from = ? order by fetched_at desc limit 1",

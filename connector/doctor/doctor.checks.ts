@@ -9,6 +9,8 @@ import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
 import { clockFromConfig } from '../shared/clock';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { epochDayOfIso } from '../calendar/kz-calendar-data';
+import { kzToday } from '../statements/statement.schedule';
 import { defaultTrustPaths, loadTrustStore } from '../../signer-agent/certificates/trust.store';
 import type { CredentialVault } from '../persistence/entities';
 import { credentialStatusOf } from '../vault/credential.vault';
@@ -191,8 +193,8 @@ async function checkComponent(name: string, url: string, path: string, strict: b
 export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
   const calendar = kzCalendarFromConfig(config);
   const { lastDate } = calendar.coverage();
-  const today = new Date(now.getTime() + 5 * 3_600_000).toISOString().slice(0, 10); // Kazakhstan, UTC+5
-  const daysLeft = Math.floor((Date.parse(`${lastDate}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
+  const today = kzToday(now);
+  const daysLeft = epochDayOfIso(lastDate) - epochDayOfIso(today);
   const update = 'update the connector (its calendar data holds the official holidays and carry-overs of each year)';
   // Deadlines look a few business days ahead (R-27: 3 operational days): fail as soon as they cannot be computed.
   let aheadOk = daysLeft >= 0;

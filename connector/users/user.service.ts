@@ -5,7 +5,8 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import { openIncident } from '../incidents/incident.service';
-import { AppUser, UserAccountRight, type UserRole } from '../persistence/entities';
+import { AppUser, type Incident, UserAccountRight, type UserRole } from '../persistence/entities';
+import { BANK_PHONES } from '../lockdown/bank-checklist';
 import type { Clock } from '../shared/clock';
 import { ConnectorError } from '../shared/errors';
 import type { SecretBox } from '../vault/secret-box';
@@ -201,19 +202,9 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
   let bankDeadline: string | null = null;
   const authority = (await deps.em.count(UserAccountRight, { userId: user.id, rights: 'manage' })) > 0 || user.role === 'signer';
   if (authority) {
-    const deadline = bankNoticeDeadline(deps.config, now);
-    const { incident } = await openIncident(deps.em, {
-      kind: 'authority_revoked',
-      severity: 'high',
-      title: `User ${user.login} lost authority: tell the bank within 1 business day (terms 6.1.13, 7.2.4) and have their EDS revoked`,
-      evidence: { login: user.login, iin: user.iin ?? null, blockedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
-      dedupeKey: `authority_revoked:${user.id}`,
-      deadlineAt: deadline,
-      actor: input.actor,
-      now,
-    });
+    const incident = await remindBankOfLostAuthority(deps.em, deps, user, { blocked: true }, input.actor, now);
     incidentId = incident.id;
-    bankDeadline = deadline.toISOString();
+    bankDeadline = (incident.deadlineAt as Date).toISOString();
   }
   log(deps, 'warn', 'user.blocked', { login: user.login, actor: input.actor, sessionsEnded, incidentId });
   return { sessionsEnded, incidentId, bankDeadline, warnings };
@@ -260,7 +251,7 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'user.right_granted', subject: user.login, details: { account, rights: values.rights, limitTiyn: values.signLimitTiyn, level: values.signLevel }, at: now });
     // Manage -> info: the user may no longer sign for the account (R-17), as with a revoke.
-    if (couldSign && input.rights === 'info') await remindBankOfLostAuthority(tx, deps, user, account, input.actor, now);
+    if (couldSign && input.rights === 'info') await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
     return right;
   });
 }
@@ -280,23 +271,43 @@ export async function revokeRight(deps: UserDeps, input: { login: string; accoun
     await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
     await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
     // In the same transaction: the right is never gone without its reminder.
-    if (right.rights === 'manage') await remindBankOfLostAuthority(tx, deps, user, account, input.actor, now);
+    if (right.rights === 'manage') await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
     return true;
   });
 }
 
-/** R-17 (terms 6.1.13, 7.2.4): a user who may no longer sign for an account: the bank must hear of it within 1 business day. */
-async function remindBankOfLostAuthority(em: EntityManager, deps: UserDeps, user: AppUser, account: string, actor: string, now: Date): Promise<void> {
-  await openIncident(em, {
+/**
+ * R-17 (terms 6.1.13, 7.2.4): a user who lost authority, blocked altogether or no longer allowed to
+ * sign for an account: the bank must hear of it within 1 business day. One incident per user (or
+ * user and account), with that deadline; shown in GET /api/v1/me and mailed by the incident digest.
+ */
+async function remindBankOfLostAuthority(
+  em: EntityManager,
+  deps: UserDeps,
+  user: AppUser,
+  lost: { blocked: true } | { account: string },
+  actor: string,
+  now: Date,
+): Promise<Incident> {
+  const { incident } = await openIncident(em, {
     kind: 'authority_revoked',
     severity: 'high',
-    title: `User ${user.login} lost the authority to sign for ${account === '*' ? 'every account' : account}: tell the bank within 1 business day (terms 6.1.13, 7.2.4)`,
-    evidence: { login: user.login, iin: user.iin ?? null, account, revokedAt: now.toISOString(), bankPhones: ['+7 7172 770 622', '+7 800 080 0711', '7711'] },
-    dedupeKey: `authority_revoked:${user.id}:${account}`,
+    ...('blocked' in lost
+      ? {
+          title: `User ${user.login} lost authority: tell the bank within 1 business day (terms 6.1.13, 7.2.4) and have their EDS revoked`,
+          evidence: { login: user.login, iin: user.iin ?? null, blockedAt: now.toISOString(), bankPhones: [...BANK_PHONES] },
+          dedupeKey: `authority_revoked:${user.id}`,
+        }
+      : {
+          title: `User ${user.login} lost the authority to sign for ${lost.account === '*' ? 'every account' : lost.account}: tell the bank within 1 business day (terms 6.1.13, 7.2.4)`,
+          evidence: { login: user.login, iin: user.iin ?? null, account: lost.account, revokedAt: now.toISOString(), bankPhones: [...BANK_PHONES] },
+          dedupeKey: `authority_revoked:${user.id}:${lost.account}`,
+        }),
     deadlineAt: bankNoticeDeadline(deps.config, now),
     actor,
     now,
   });
+  return incident;
 }
 
 /** R-14: a new TOTP seed for a user; returned once (for the authenticator app), stored sealed. */
