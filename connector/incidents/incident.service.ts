@@ -107,7 +107,7 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
   return em.transactional(async (tx) => {
     const incident = /^[0-9a-f-]{36}$/i.test(input.id) ? await tx.findOne(Incident, { id: input.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
     if (!incident) throw new ConnectorError('NOT_FOUND', `no incident ${input.id}`, 1);
-    if (incident.kind === 'lockdown') throw new ConnectorError('LOCKDOWN_INCIDENT', 'a lockdown is resolved with connector lockdown resolve (it checks the steps the terms require)', 2);
+    if (incident.kind === 'lockdown') throw new ConnectorError('LOCKDOWN_INCIDENT', 'a lockdown is resolved with connector lockdown resolve (it checks the steps the terms require)', 1);
     if (incident.status === 'resolved') return { incident, resolved: false };
     const needsBank = (BANK_NOTICE_KINDS as readonly string[]).includes(incident.kind);
     if (needsBank && (!input.bankNotifiedAt || !input.bankReference?.trim())) {

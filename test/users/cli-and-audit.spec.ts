@@ -240,7 +240,7 @@ describe('connector incidents resolve', () => {
     expect(audit.details).toMatchObject({ kind: 'unexplained_debit', bank: { notifiedAt: '2026-03-02T05:30:00.000Z', reference: 'ACB 4711' } });
 
     const refused = await cli(['incidents', 'resolve', lock.incident.id, '--note', 'x']);
-    expect(refused.code).toBe(2);
+    expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^LOCKDOWN_INCIDENT: .*connector lockdown resolve/m);
     expect((await cli(['incidents', 'resolve', '00000000-0000-0000-0000-000000000000', '--note', 'x'])).stderr).toMatch(/^NOT_FOUND: /m);
     await em().execute("update incident set status = 'resolved' where id = ?", [lock.incident.id]);
@@ -266,6 +266,13 @@ describe('connector orders claim', () => {
     const never = await cli(['orders', 'claim', kept.orderId]);
     expect(never.code).toBe(1);
     expect(never.stderr).toMatch(/^NOT_CLAIMABLE: /m);
+    // Received today and not late yet: nothing to claim, the reason named with the code.
+    const [today] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-3' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(em(), today.orderId, to, { actor: 't', now: new Date() });
+    const notYet = await cli(['orders', 'claim', today.orderId, '--json']);
+    expect(notYet.code).toBe(1);
+    expect(JSON.parse(notYet.stdout)).toMatchObject({ delayDays: 0, claimable: false });
+    expect(notYet.stderr).toMatch(/^NOT_CLAIMABLE: .*no delay/m);
   });
 });
 

@@ -163,10 +163,13 @@ export function registerFoundationCommands(program: Command): void {
           if (opts.json) printJson(claim);
           else {
             say(`order ${claim.number}: received ${claim.receivedDay}, ${claim.executedDay ? `executed ${claim.executedDay}` : 'not executed yet'}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} KZT${claim.claimable ? '' : ' (not claimable)'}`);
-            for (const note of claim.notes) say(`note: ${note}`);
+            if (claim.claimable) for (const note of claim.notes) say(`note: ${note}`);
             if (claim.claimable) process.stdout.write(`\n${claim.draft}\n`);
           }
-          return claim.claimable ? 0 : 1;
+          if (claim.claimable) return 0;
+          // A refusal names its code on stderr (INTERFACES.md, CLI conventions).
+          say(`NOT_CLAIMABLE: ${claim.notes.join('; ')}`);
+          return 1;
         });
       }),
     );
