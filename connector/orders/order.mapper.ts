@@ -48,3 +48,27 @@ export function orderView(order: PaymentOrder) {
     version: order.version,
   };
 }
+
+/** The fields an order's refusal is explained from. */
+export type RefusalFields = Pick<PaymentOrder, 'state' | 'errors' | 'bankStatus' | 'bankReasonCode' | 'bankReasonText'>;
+
+/**
+ * Why an order did not go through, in words the ERP's user reads (R-23): the bank's reason for a
+ * rejection, the field errors of an invalid order, what a technical failure means for them.
+ * Nothing for an order still on its way or executed. The 1C status report (the write-back job and
+ * `connector onec statuses`) says exactly this.
+ */
+export function refusalReason(order: RefusalFields): { reason?: string; reasonCode?: string } {
+  if (order.state === 'rejected') {
+    const reason = order.bankReasonText ?? order.bankStatus ?? 'Отклонён банком без объяснения причины';
+    return order.bankReasonCode ? { reason, reasonCode: order.bankReasonCode } : { reason };
+  }
+  if (order.state === 'invalid') {
+    const errors = order.errors ?? [];
+    const reason = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'Ошибки в реквизитах';
+    const codes = [...new Set(errors.map((e) => e.code))].join(',');
+    return codes ? { reason, reasonCode: codes } : { reason };
+  }
+  if (order.state === 'failed') return { reason: 'Техническая ошибка при отправке; администратор коннектора повторит отправку' };
+  return {};
+}

@@ -6,8 +6,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import * as iconv from 'iconv-lite';
 import { z } from 'zod';
 import { renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
-import { writeOnecStatusReport, type ReportedState, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import { encodeOnecStatusReport, renderOnecStatusBody, renderOnecStatusHeader, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import type { FieldError } from '../../connector/orders/payment-order';
+import type { OrderState } from '../../connector/orders/order-state';
+import { refusalReason, type RefusalFields } from '../../connector/orders/order.mapper';
+import type { PaymentOrder } from '../../connector/persistence/entities';
 import { ConnectorError } from '../../connector/shared/errors';
 import { formatAmount } from '../../connector/shared/money';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
@@ -84,10 +87,11 @@ export async function writeOnce(
   target: string,
   path: string,
   render: (createdAt: Date) => Buffer,
-  options: { now: Date; onlyIfChanged: boolean },
+  options: { now: Date; onlyIfChanged: boolean; contentHash?: string },
 ): Promise<{ path: string; written: boolean; hash: string }> {
-  // The creation time is part of the file, not of the change: hash a rendering at a fixed time.
-  const hash = createHash('sha256').update(render(new Date(0))).digest('hex');
+  // The creation time is part of the file, not of the change: hash a rendering at a fixed time,
+  // unless the caller hashed what the file is made of itself (then it renders only to write).
+  const hash = options.contentHash ?? createHash('sha256').update(render(new Date(0))).digest('hex');
   return em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
     const mark = await tx.execute<Array<{ content_hash: string; path: string | null }>>('select content_hash, path from writeback_mark where target = ?', [target]);
@@ -183,68 +187,101 @@ export async function writeStatementFile(
   return path;
 }
 
-interface StatusRow {
-  number: string;
-  doc_date: string | Date;
-  amount_tiyn: string | number;
-  currency: string;
-  beneficiary_name: string;
-  state: ReportedState;
-  errors: FieldError[] | string | null;
-  bank_reason_code: string | null;
-  bank_reason_text: string | null;
-  bank_reference: string | null;
-  erp_document_id: string | null;
-  state_changed_at: Date;
+/** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */
+export type StatusFields = RefusalFields &
+  Pick<PaymentOrder, 'number' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
+    docDate: string | Date;
+    amountTiyn: number | string;
+  };
+
+/** One order's entry in the 1C status report (this job and `connector onec statuses` both make them here). */
+export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
+  return {
+    number: o.number,
+    date: isoDateOf(o.docDate),
+    amount: formatAmount(Number(o.amountTiyn)),
+    currency: o.currency,
+    beneficiaryName: o.beneficiaryName,
+    state: o.state,
+    at: new Date(o.stateChangedAt),
+    ...(o.bankReference ? { bankReference: o.bankReference } : {}),
+    ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
+    ...refusalReason(o),
+  };
 }
 
-function reasonOf(row: StatusRow): string | undefined {
-  if (row.state === 'rejected') return row.bank_reason_text ?? row.bank_reason_code ?? undefined;
-  if (row.state === 'invalid' && row.errors) {
-    const errors = typeof row.errors === 'string' ? (JSON.parse(row.errors) as FieldError[]) : row.errors;
-    return errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-  }
-  return undefined;
-}
+/**
+ * The most documents one status report holds. 1C re-reads the whole file on every import; past
+ * this, the oldest are left out (the newest are what a user is waiting for) and the job warns,
+ * naming `pipeline.statusReportDays` as the knob.
+ */
+export const STATUS_REPORT_MAX = 20_000;
 
-/** The status report entries: every order whose document date is within `pipeline.statusReportDays`. */
-export async function statusReportEntries(em: EntityManager, since: string): Promise<StatusReportEntry[]> {
-  const rows = await em.execute<StatusRow[]>(
-    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
-       from payment_order where doc_date >= ? order by doc_date, number, id limit 20000`,
-    [since],
+/**
+ * The status report entries: the orders whose document date is on or after `since` (the last
+ * `pipeline.statusReportDays`), oldest first; when there are more than `max`, the newest `max`,
+ * and how many older ones were left out.
+ */
+export async function statusReportEntries(em: EntityManager, since: string, max = STATUS_REPORT_MAX): Promise<{ entries: StatusReportEntry[]; leftOut: number }> {
+  const rows = await em.execute<Array<Record<string, unknown>>>(
+    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_status, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
+       from payment_order where doc_date >= ? order by doc_date desc, number desc, id desc limit ?`,
+    [since, max],
   );
-  return rows.map((r) => {
-    const entry: StatusReportEntry = {
-      number: r.number,
-      date: isoDateOf(r.doc_date),
-      amount: formatAmount(Number(r.amount_tiyn)),
-      currency: r.currency,
-      beneficiaryName: r.beneficiary_name,
-      state: r.state,
-      at: new Date(r.state_changed_at),
-    };
-    const reason = reasonOf(r);
-    if (reason !== undefined) entry.reason = reason;
-    if (r.state === 'rejected' && r.bank_reason_code) entry.reasonCode = r.bank_reason_code;
-    if (r.bank_reference) entry.bankReference = r.bank_reference;
-    if (r.erp_document_id) entry.erpDocumentId = r.erp_document_id;
-    return entry;
-  });
+  rows.reverse();
+  const leftOut = rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>('select count(*) as n from payment_order where doc_date >= ?', [since]))[0].n) - rows.length;
+  const entries = rows.map((r) =>
+    toStatusReportEntry({
+      number: r.number as string,
+      docDate: r.doc_date as string | Date,
+      amountTiyn: r.amount_tiyn as string,
+      currency: r.currency as string,
+      beneficiaryName: r.beneficiary_name as string,
+      state: r.state as OrderState,
+      errors: typeof r.errors === 'string' ? (JSON.parse(r.errors) as FieldError[]) : (r.errors as FieldError[] | null),
+      bankStatus: r.bank_status as string | null,
+      bankReasonCode: r.bank_reason_code as string | null,
+      bankReasonText: r.bank_reason_text as string | null,
+      bankReference: r.bank_reference as string | null,
+      erpDocumentId: r.erp_document_id as string | null,
+      stateChangedAt: r.state_changed_at as Date,
+    }),
+  );
+  return { entries, leftOut };
 }
 
 /** Writes `kl_to_1c_status.txt` when the statuses changed since the last write. */
-export async function writeStatusReport(context: Pick<JobContext, 'config' | 'orm' | 'clock'>, options: { onlyIfChanged?: boolean } = {}): Promise<{ path: string; written: boolean }> {
+export async function writeStatusReport(
+  context: Pick<JobContext, 'config' | 'orm' | 'clock' | 'logger'>,
+  options: { onlyIfChanged?: boolean } = {},
+): Promise<{ path: string; written: boolean }> {
   const em = context.orm.em.fork();
   const now = context.clock.now();
   const since = new Date(now.getTime() - context.config.pipeline.statusReportDays * 86_400_000).toISOString().slice(0, 10);
-  const entries = await statusReportEntries(em, since);
+  const { entries, leftOut } = await statusReportEntries(em, since);
+  if (leftOut > 0) {
+    context.logger.warn({
+      event: 'erp.writeback.status_report_full',
+      kept: entries.length,
+      leftOut,
+      oldestKept: entries[0]?.date,
+      hint: `the status report holds at most ${STATUS_REPORT_MAX} documents, the newest; lower pipeline.statusReportDays (now ${context.config.pipeline.statusReportDays}) so that it covers them all`,
+    });
+  }
   const encoding = context.config.onec.encoding;
+  const utcOffsetMinutes = context.config.requisites.utcOffsetMinutes;
+  // The documents are rendered once: the change check hashes them (with what shapes their bytes),
+  // and the file is the header of its creation time followed by them.
+  const body = renderOnecStatusBody(entries, utcOffsetMinutes);
+  const contentHash = createHash('sha256').update(`${encoding}\n${utcOffsetMinutes}\n`).update(body).digest('hex');
   const path = inboxPath(context, STATUS_FILE);
-  const { written } = await writeOnce(em, STATUS_TARGET, path, (createdAt) => writeOnecStatusReport(entries, { encoding, createdAt }), {
-    now,
-    onlyIfChanged: options.onlyIfChanged ?? true,
-  });
+  const { written } = await writeOnce(
+    em,
+    STATUS_TARGET,
+    path,
+    (createdAt) => encodeOnecStatusReport(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
+    { now, onlyIfChanged: options.onlyIfChanged ?? true, contentHash },
+  );
   return { path, written };
 }
 

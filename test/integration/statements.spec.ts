@@ -14,7 +14,7 @@ import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import type { StatementSource } from '../../connector/statements/statement.service';
 import type { StatementData } from '../../connector/statements/statement.model';
 import { accountRefOf, fetchAndReconcile, fetchStatementJob, handleFetchStatement, handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
-import { STATEMENT_FILE, STATUS_FILE, writeBackJob, writeStatementFile } from '../../queue/jobs/write-back.job';
+import { STATEMENT_FILE, STATUS_FILE, statusReportEntries, writeBackJob, writeStatementFile, writeStatusReport } from '../../queue/jobs/write-back.job';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 
@@ -299,6 +299,36 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
       await workers.close(5_000);
       workers = undefined;
     }
+  });
+
+  it('the 1C status report says why each refused order did not go, and keeps the newest documents when it is full', async () => {
+    const rejected = await order({ number: 'SR-1', date: '2026-11-20', amount: '2.00' }, 'submitting');
+    await transitionOrder(db(), rejected.id, 'rejected', { actor: 't', patch: { bankReasonCode: 'ACCOUNT_BLOCKED' } });
+    const invalid = await order({ number: 'SR-2', date: '2026-11-21', amount: '3.00' }, 'received');
+    const errors = [{ field: 'beneficiary.iinBin', code: 'IIN_CHECKSUM', message: 'ИИН/БИН: неверная контрольная цифра' }];
+    await transitionOrder(db(), invalid.id, 'invalid', { actor: 't', patch: { errors } });
+    const failed = await order({ number: 'SR-3', date: '2026-11-22', amount: '4.00' }, 'signed');
+    await transitionOrder(db(), failed.id, 'failed', { actor: 't', patch: { lastError: 'erp.submit: socket hang up' } });
+
+    const { path, written } = await writeStatusReport(app, { onlyIfChanged: true });
+    expect(written).toBe(true);
+    const docs = new Map(parseOnecExchange(readFileSync(path)).documents.map((d) => [d.order.number, d.order.raw]));
+    expect(docs.get('SR-1')).toMatchObject({ КодСтатуса: 'rejected', ПричинаОтказа: 'Отклонён банком без объяснения причины', КодПричиныОтказа: 'ACCOUNT_BLOCKED' });
+    expect(docs.get('SR-2')).toMatchObject({ КодСтатуса: 'invalid', ПричинаОтказа: 'beneficiary.iinBin: ИИН/БИН: неверная контрольная цифра', КодПричиныОтказа: 'IIN_CHECKSUM' });
+    expect(docs.get('SR-3')?.['КодСтатуса']).toBe('failed');
+    expect(docs.get('SR-3')?.['ПричинаОтказа']).toMatch(/^Техническая ошибка/);
+    expect(JSON.stringify([...docs.values()])).not.toContain('socket hang up');
+    // Unchanged statuses: not written again.
+    expect((await writeStatusReport(app, { onlyIfChanged: true })).written).toBe(false);
+
+    // Full: the newest documents stay, oldest first as always, and the report says how many older ones it left out.
+    const all = await statusReportEntries(db(), '2026-11-20');
+    const capped = await statusReportEntries(db(), '2026-11-20', 2);
+    expect(all.leftOut).toBe(0);
+    expect(capped.entries).toEqual(all.entries.slice(-2));
+    expect(capped.leftOut).toBe(all.entries.length - 2);
+    expect(all.entries.map((e) => e.number)).toContain('SR-1');
+    expect(capped.entries.map((e) => e.number)).not.toContain('SR-1');
   });
 
   it('a gap between statements is re-fetched once: missed lines repair it, otherwise an incident', async () => {

@@ -69,22 +69,33 @@ function local(at: Date, offset: number): { date: string; time: string } {
 
 const clean = (v: string | undefined): string => (v ?? '').replace(/[\r\n]+/g, ' ');
 
-export function renderOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): string {
-  const offset = options.utcOffsetMinutes ?? 300;
-  const created = local(options.createdAt, offset);
-  const out: string[] = ['1CClientBankExchange'];
+/** The header of a status report: everything that depends on when it was made, not on its documents. */
+export function renderOnecStatusHeader(options: StatusReportOptions): string {
+  const created = local(options.createdAt, options.utcOffsetMinutes ?? 300);
+  return [
+    '1CClientBankExchange',
+    'ВерсияФормата=1.03',
+    `Кодировка=${options.encoding === 'windows' ? 'Windows' : 'UTF8'}`,
+    'Отправитель=Bank connector',
+    'Получатель=1С:Предприятие',
+    `ДатаСоздания=${created.date}`,
+    `ВремяСоздания=${created.time}`,
+    'Документ=Статус документа',
+    '',
+  ].join('\r\n');
+}
+
+/**
+ * The documents' sections and the end of the file. Kept apart from the header so that a caller
+ * that must know whether the report changed (the write-back job) renders the documents once.
+ */
+export function renderOnecStatusBody(entries: readonly StatusReportEntry[], utcOffsetMinutes = 300): string {
+  const out: string[] = [];
   const kv = (k: string, v: string | undefined): void => {
     out.push(`${k}=${clean(v)}`);
   };
-  kv('ВерсияФормата', '1.03');
-  kv('Кодировка', options.encoding === 'windows' ? 'Windows' : 'UTF8');
-  kv('Отправитель', 'Bank connector');
-  kv('Получатель', '1С:Предприятие');
-  kv('ДатаСоздания', created.date);
-  kv('ВремяСоздания', created.time);
-  kv('Документ', 'Статус документа');
   for (const e of entries) {
-    const at = local(e.at, offset);
+    const at = local(e.at, utcOffsetMinutes);
     out.push('СекцияДокумент=Статус документа');
     kv('НомерДокумента', e.number);
     kv('ДатаДокумента', isoToOnecDate(e.date));
@@ -105,7 +116,15 @@ export function renderOnecStatusReport(entries: readonly StatusReportEntry[], op
   return `${out.join('\r\n')}\r\n`;
 }
 
+export function renderOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): string {
+  return renderOnecStatusHeader(options) + renderOnecStatusBody(entries, options.utcOffsetMinutes);
+}
+
+/** The report's text in the file's encoding: cp1251 for `windows`, UTF-8 with a BOM otherwise. */
+export function encodeOnecStatusReport(text: string, encoding: StatusReportOptions['encoding']): Buffer {
+  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+}
+
 export function writeOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): Buffer {
-  const text = renderOnecStatusReport(entries, options);
-  return options.encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+  return encodeOnecStatusReport(renderOnecStatusReport(entries, options), options.encoding);
 }

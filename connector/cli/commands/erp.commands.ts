@@ -8,7 +8,8 @@ import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-e
 import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
 import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
-import { writeOnecStatusReport, type StatusReportEntry } from '../../../adapters/erp/onec-exchange/onec-status.writer';
+import { writeOnecStatusReport } from '../../../adapters/erp/onec-exchange/onec-status.writer';
+import { toStatusReportEntry } from '../../../queue/jobs/write-back.job';
 import { PaymentOrder } from '../../persistence/entities';
 import { withOrm } from '../../app/app-context';
 import { loadStoredStatement } from '../../statements/statement.repository';
@@ -200,17 +201,6 @@ function writeAtomically(path: string, bytes: Buffer): string {
   return out;
 }
 
-/** The reason a 1C user reads: the bank's words, or the field errors of an invalid order (R-23). */
-function reasonOf(order: PaymentOrder): { reason?: string; reasonCode?: string } {
-  if (order.state === 'rejected') return { reason: order.bankReasonText ?? order.bankStatus ?? 'Отклонён банком без объяснения причины', reasonCode: order.bankReasonCode ?? undefined };
-  if (order.state === 'invalid') {
-    const errors = order.errors ?? [];
-    return { reason: errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'Ошибки в реквизитах', reasonCode: [...new Set(errors.map((e) => e.code))].join(',') || undefined };
-  }
-  if (order.state === 'failed') return { reason: 'Техническая ошибка при отправке; администратор коннектора повторит отправку' };
-  return {};
-}
-
 async function statusesCommand(opts: StatusesOptions): Promise<number> {
   let since: Date | undefined;
   if (opts.since !== undefined) {
@@ -222,18 +212,7 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
   const orders = await withOrm(config, (orm) =>
     orm.em.fork().find(PaymentOrder, since ? { source: opts.source, stateChangedAt: { $gte: since } } : { source: opts.source }, { orderBy: { docDate: 'asc', number: 'asc' } }),
   );
-  const entries: StatusReportEntry[] = orders.map((o) => ({
-    number: o.number,
-    date: String(o.docDate).slice(0, 10),
-    amount: formatAmount(Number(o.amountTiyn)),
-    currency: o.currency,
-    beneficiaryName: o.beneficiaryName,
-    state: o.state,
-    at: o.stateChangedAt,
-    ...(o.bankReference ? { bankReference: o.bankReference } : {}),
-    ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
-    ...reasonOf(o),
-  }));
+  const entries = orders.map(toStatusReportEntry);
   const encoding = opts.encoding ?? config.onec.encoding;
   const out = writeAtomically(opts.out, writeOnecStatusReport(entries, { encoding, createdAt: now, utcOffsetMinutes: config.requisites.utcOffsetMinutes }));
   process.stderr.write(`${out}: ${entries.length} documents\n`);
