@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
@@ -27,24 +28,71 @@ export interface ArchiveManifest {
   files: Array<{ file: string; table: string; rows: number; sha256: string }>;
 }
 
-export async function exportArchive(em: EntityManager, outDir: string, now: Date): Promise<ArchiveManifest> {
+/** Rows fetched from the database at a time: the export holds one batch in memory, not a table. */
+const FETCH_ROWS = 2_000;
+/** A table's progress is told every this many batches. */
+const PROGRESS_EVERY_BATCHES = 25;
+
+export interface ArchiveProgress {
+  table: string;
+  rows: number;
+  done: boolean;
+}
+
+/**
+ * Writes the archive into `outDir` (new or empty). Every table is read from one snapshot (a
+ * read-only REPEATABLE READ transaction), so the files agree with each other however busy the
+ * worker is meanwhile: no event of an order missing from the orders' file, no statement line
+ * without its statement. The rows are streamed through a cursor, a batch at a time, so years of
+ * documents export in constant memory; each file is fsynced before the manifest names it.
+ * `onProgress` hears of each table every 25 batches and when it is done; the export waits for it.
+ */
+export async function exportArchive(
+  em: EntityManager,
+  outDir: string,
+  now: Date,
+  options: { onProgress?: (p: ArchiveProgress) => void | Promise<void>; fetchRows?: number } = {},
+): Promise<ArchiveManifest> {
+  const fetchRows = options.fetchRows ?? FETCH_ROWS;
+  if (!Number.isInteger(fetchRows) || fetchRows < 1) throw new Error(`fetchRows must be a whole number >= 1, got ${fetchRows}`);
   if (existsSync(outDir) && readdirSync(outDir).length) {
     throw new ConnectorError('ARCHIVE_DIR_NOT_EMPTY', `${outDir} is not empty; export into a new directory so an earlier archive is never overwritten`);
   }
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  const present = new Set(
-    (await em.execute<Array<{ table_name: string }>>("select table_name from information_schema.tables where table_schema = current_schema()")).map((r) => r.table_name),
-  );
   const manifest: ArchiveManifest = { format: 'connector-archive/1', exportedAt: now.toISOString(), files: [] };
-  for (const { table, orderBy } of ARCHIVE_TABLES) {
-    if (!present.has(table)) continue;
-    // row_to_json keeps bytea as hex and timestamps as ISO text: the exact stored values.
-    const rows = await em.execute<Array<{ row: unknown }>>(`select row_to_json(t) as row from ${table} t order by ${orderBy}`);
-    const text = rows.map((r) => JSON.stringify(r.row)).join('\n') + (rows.length ? '\n' : '');
-    const file = `${table}.jsonl`;
-    writeFileSync(join(outDir, file), text, { mode: 0o600 });
-    manifest.files.push({ file, table, rows: rows.length, sha256: createHash('sha256').update(text).digest('hex') });
-  }
+  await em.transactional(async (tx) => {
+    await tx.execute('set transaction isolation level repeatable read, read only');
+    const present = new Set(
+      (await tx.execute<Array<{ table_name: string }>>('select table_name from information_schema.tables where table_schema = current_schema()')).map((r) => r.table_name),
+    );
+    for (const { table, orderBy } of ARCHIVE_TABLES) {
+      if (!present.has(table)) continue;
+      const file = `${table}.jsonl`;
+      const hash = createHash('sha256');
+      const handle = await open(join(outDir, file), 'wx', 0o600);
+      let rows = 0;
+      try {
+        // row_to_json keeps bytea as hex and timestamps as ISO text: the exact stored values, as
+        // PostgreSQL writes them (large numbers too: the text never passes through a JS number).
+        await tx.execute(`declare archive_rows no scroll cursor for select row_to_json(t)::text as row from ${table} t order by ${orderBy}`);
+        for (;;) {
+          const batch = await tx.execute<Array<{ row: string }>>(`fetch forward ${fetchRows} from archive_rows`);
+          if (!batch.length) break;
+          const text = batch.map((r) => r.row).join('\n') + '\n';
+          hash.update(text);
+          await handle.write(text);
+          rows += batch.length;
+          if (rows % (fetchRows * PROGRESS_EVERY_BATCHES) === 0) await options.onProgress?.({ table, rows, done: false });
+        }
+        await tx.execute('close archive_rows');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      manifest.files.push({ file, table, rows, sha256: hash.digest('hex') });
+      await options.onProgress?.({ table, rows, done: true });
+    }
+  });
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
 }
@@ -66,16 +114,31 @@ export async function checkAuditAnchor(em: EntityManager, archiveDir: string): P
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ArchiveManifest;
   const entry = manifest.files.find((f) => f.table === 'audit_event');
   if (!entry) throw new ConnectorError('ARCHIVE_INVALID', `${archiveDir} holds no audit_event export`, 2);
-  const text = readFileSync(join(archiveDir, entry.file), 'utf8');
-  if (createHash('sha256').update(text).digest('hex') !== entry.sha256) {
+  const { sha256, lastLine } = await digestWithLastLine(join(archiveDir, entry.file));
+  if (sha256 !== entry.sha256) {
     return { ok: false, anchorSeq: null, message: `the archive's ${entry.file} does not match its manifest: the archive itself was altered` };
   }
-  const lines = text.split('\n').filter(Boolean);
-  if (!lines.length) return { ok: true, anchorSeq: null, message: 'the archive holds no audit record to anchor on' };
-  const last = JSON.parse(lines[lines.length - 1]) as { seq: number | string; hash: string };
+  if (lastLine === undefined) return { ok: true, anchorSeq: null, message: 'the archive holds no audit record to anchor on' };
+  const last = JSON.parse(lastLine) as { seq: number | string; hash: string };
   const seq = Number(last.seq);
   const rows = await em.execute<Array<{ hash: string }>>('select hash from audit_event where seq = ?', [seq]);
   if (!rows.length) return { ok: false, anchorSeq: seq, message: `record ${seq}, exported on ${manifest.exportedAt}, is missing from the audit log (records were deleted)` };
   if (rows[0].hash !== last.hash) return { ok: false, anchorSeq: seq, message: `record ${seq} differs from the one exported on ${manifest.exportedAt} (the log was rewritten)` };
   return { ok: true, anchorSeq: seq, message: `record ${seq} matches the archive exported on ${manifest.exportedAt}` };
+}
+
+/** The SHA-256 of a file and its last non-empty line, read as a stream (an audit export can be larger than memory). */
+async function digestWithLastLine(path: string): Promise<{ sha256: string; lastLine?: string }> {
+  const hash = createHash('sha256');
+  let tail = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path)) {
+    const bytes = chunk as Buffer;
+    hash.update(bytes);
+    tail = Buffer.concat([tail, bytes]);
+    // Keep from the last line break that still has a non-empty line after it: one line at most.
+    const cut = tail.lastIndexOf(0x0a, tail.length - 2);
+    if (cut >= 0) tail = tail.subarray(cut + 1);
+  }
+  const lastLine = tail.toString('utf8').trim();
+  return { sha256: hash.digest('hex'), ...(lastLine ? { lastLine } : {}) };
 }

@@ -325,12 +325,16 @@ export function registerUsersCommands(program: Command): void {
     .command('archive')
     .description('the archive of payment documents and statements (R-26)')
     .command('export')
-    .description('write orders, signatures, statements and the audit log as JSON lines with a SHA-256 manifest')
+    .description('write orders, signatures, statements and the audit log as JSON lines with a SHA-256 manifest, all from one snapshot of the database, in constant memory')
     .requiredOption('--out <dir>', 'a new or empty directory')
     .action(
       runAction(async (opts: { out: string }) =>
         withOrm(loadConfig(), async (orm) => {
-          const manifest = await exportArchive(orm.em.fork(), opts.out, systemClock.now());
+          const manifest = await exportArchive(orm.em.fork(), opts.out, systemClock.now(), {
+            onProgress: (p) => {
+              if (!p.done) say(`${p.table}: ${p.rows} row(s) so far...`);
+            },
+          });
           for (const f of manifest.files) say(`${f.file}: ${f.rows} row(s), sha256 ${f.sha256}`);
           say(`archive written to ${opts.out} (manifest.json)`);
           return 0;
