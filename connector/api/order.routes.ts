@@ -5,6 +5,7 @@ import { paymentOrderSchema } from '../orders/payment-order';
 import { PaymentOrder } from '../persistence/entities';
 import { intakeOrders } from '../intake/order-intake';
 import { orderView } from '../orders/order.mapper';
+import { orderIdsPage } from '../orders/order-list';
 import { isOrderState } from '../orders/order-state';
 import { canonicalJson } from '../audit/audit.log';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
@@ -112,33 +113,16 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     const { state, erpDocumentId, limit, cursor } = query.data;
     if (state && !isOrderState(state)) throw new ApiError(400, 'INVALID_REQUEST', `unknown state "${state}"`);
     if (principal.accounts !== 'all' && principal.accounts.length === 0) return { orders: [], nextCursor: null };
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (principal.accounts !== 'all') {
-      where.push(`payer_iban in (${principal.accounts.map(() => '?').join(', ')})`);
-      params.push(...principal.accounts);
-    }
-    if (state) {
-      where.push('state = ?');
-      params.push(state);
-    }
-    if (erpDocumentId) {
-      where.push('erp_document_id = ?');
-      params.push(erpDocumentId);
-    }
+    let before: { createdAt: Date; id: string } | undefined;
     if (cursor) {
       const decoded = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-      if (decoded.length !== 2 || Number.isNaN(Date.parse(decoded[0]))) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
-      where.push('(created_at, id) < (?, ?)');
-      params.push(new Date(decoded[0]), decoded[1]);
+      if (decoded.length !== 2 || Number.isNaN(Date.parse(decoded[0])) || !/^[0-9a-f-]{36}$/i.test(decoded[1])) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
+      before = { createdAt: new Date(decoded[0]), id: decoded[1] };
     }
     const em = context.orm.em.fork();
-    const rows = await em.execute<Array<{ id: string }>>(
-      `select id from payment_order ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ?`,
-      [...params, limit + 1],
-    );
+    const rows = await orderIdsPage(em, { accounts: principal.accounts, state, erpDocumentId, before, limit: limit + 1 });
     const page = rows.slice(0, limit);
-    const orders = await em.find(PaymentOrder, { id: { $in: page.map((r) => r.id) } }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+    const orders = await em.find(PaymentOrder, { id: { $in: page } }, { orderBy: { createdAt: 'desc', id: 'desc' } });
     const last = orders[orders.length - 1];
     const nextCursor = rows.length > limit && last ? Buffer.from(`${last.createdAt.toISOString()}|${last.id}`).toString('base64url') : null;
     return { orders: orders.map(orderView), nextCursor };

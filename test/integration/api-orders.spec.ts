@@ -114,6 +114,11 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     const page2 = (await app.inject({ method: 'GET', url: `/api/v1/orders?limit=2&cursor=${page1.nextCursor}`, headers: { authorization: `Bearer ${key}` } })).json();
     const ids1 = page1.orders.map((o: { id: string }) => o.id);
     for (const o of page2.orders) expect(ids1).not.toContain(o.id);
+    // A cursor that is not one of ours is a 400 naming it, not a database error.
+    const forged = Buffer.from(`${new Date().toISOString()}|1 or 1=1`).toString('base64url');
+    const bad = await app.inject({ method: 'GET', url: `/api/v1/orders?cursor=${forged}`, headers: { authorization: `Bearer ${key}` } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'INVALID_REQUEST', message: 'bad cursor' });
     const byDoc = (await app.inject({ method: 'GET', url: '/api/v1/orders?erpDocumentId=doc-1', headers: { authorization: `Bearer ${key}` } })).json();
     expect(byDoc.orders).toHaveLength(1);
     const one = await app.inject({ method: 'GET', url: `/api/v1/orders/${byDoc.orders[0].id}`, headers: { authorization: `Bearer ${key}` } });

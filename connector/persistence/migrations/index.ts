@@ -10,6 +10,7 @@ import { Migration20261126000000_audit_append } from './Migration20261126000000_
 import { Migration20261126010000_send_lease_owner } from './Migration20261126010000_send_lease_owner';
 import { Migration20261126020000_signature_chain } from './Migration20261126020000_signature_chain';
 import { Migration20261126030000_incident_alerts } from './Migration20261126030000_incident_alerts';
+import { Migration20261126040000_history_indexes } from './Migration20261126040000_history_indexes';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -27,4 +28,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126010000_send_lease_owner', class: Migration20261126010000_send_lease_owner },
   { name: 'Migration20261126020000_signature_chain', class: Migration20261126020000_signature_chain },
   { name: 'Migration20261126030000_incident_alerts', class: Migration20261126030000_incident_alerts },
+  { name: 'Migration20261126040000_history_indexes', class: Migration20261126040000_history_indexes },
 ];
