@@ -10,11 +10,11 @@ import { orderIdsPage } from '../connector/orders/order-list';
 import { statusReportEntries } from '../queue/jobs/write-back.job';
 
 /**
- * `npm run bench:history [-- --orders N]`: the queries that run all day (every write-back, every
+ * `npm run bench:history [-- --orders N] [--keep]`: the queries that run all day (every write-back, every
  * statements job, every ERP polling the API) over N orders of history (default 1,000,000: two
  * years at about 1,400 a day on 5 accounts), in a private database dropped afterwards. Each is
  * timed (median of 5 runs after a warm-up) without the indexes of migration 20261126040000 and
- * with them, side by side in one run; building them is timed too.
+ * with them, side by side in one run; building them is timed too. --keep leaves the database for a look.
  * A benchmark that prints figures, never a timed test.
  */
 const INDEXES = ['payment_order_created_idx', 'payment_order_doc_date_idx', 'payment_order_bank_reference_idx', 'payment_order_number_idx'];
@@ -123,7 +123,8 @@ async function main(): Promise<void> {
     process.stdout.write(`building the ${INDEXES.length} indexes on ${orders.toLocaleString('en')} orders: ${(buildMs / 1000).toFixed(1)} s\n`);
   } finally {
     await db.end().catch(() => undefined);
-    await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => undefined);
+    if (process.argv.includes('--keep')) process.stderr.write(`history: kept database ${dbName} (--keep)\n`);
+    else await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => undefined);
     await admin.end();
   }
 }
