@@ -99,28 +99,48 @@ export interface AuditVerifyResult {
   problem?: { seq: number; kind: 'modified' | 'missing' | 'reordered'; message: string };
 }
 
-/** Walks the whole chain in seq order; names the first modified, missing or reordered record. */
-export async function verifyAudit(em: EntityManager): Promise<AuditVerifyResult> {
-  const rows = await em.execute<Array<{ seq: string; at: Date; actor: string; action: string; subject: string | null; details: unknown; prev_hash: string; hash: string }>>(
-    'select seq, at, actor, action, subject, details, prev_hash, hash from audit_event order by seq',
-  );
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
-  for (const row of rows) {
-    const seq = Number(row.seq);
-    if (seq !== expectedSeq) {
-      return { ok: false, records: rows.length, problem: { seq: expectedSeq, kind: 'missing', message: `record ${expectedSeq} is missing (next present is ${seq})` } };
+type AuditRow = { seq: string; at: Date; actor: string; action: string; subject: string | null; details: unknown; prev_hash: string; hash: string };
+
+/** Records read at a time: the walk holds one batch in memory, however long the log. */
+const VERIFY_BATCH = 5_000;
+
+/**
+ * Walks the whole chain in seq order; names the first modified, missing or reordered record. The
+ * chain is read from one snapshot (a read-only REPEATABLE READ transaction) through a cursor, a
+ * batch at a time, so years of records verify in constant memory while the worker keeps
+ * appending.
+ */
+export async function verifyAudit(em: EntityManager, options: { batch?: number } = {}): Promise<AuditVerifyResult> {
+  const batchSize = options.batch ?? VERIFY_BATCH;
+  return em.transactional(async (tx) => {
+    await tx.execute('set transaction isolation level repeatable read, read only');
+    const [{ n }] = await tx.execute<Array<{ n: string }>>('select count(*) as n from audit_event');
+    const records = Number(n);
+    await tx.execute('declare audit_walk no scroll cursor for select seq, at, actor, action, subject, details, prev_hash, hash from audit_event order by seq');
+    let prevHash = GENESIS_HASH;
+    let expectedSeq = 1;
+    for (;;) {
+      const rows = await tx.execute<AuditRow[]>(`fetch forward ${batchSize} from audit_walk`);
+      if (!rows.length) break;
+      for (const row of rows) {
+        const seq = Number(row.seq);
+        if (seq !== expectedSeq) {
+          return { ok: false, records, problem: { seq: expectedSeq, kind: 'missing', message: `record ${expectedSeq} is missing (next present is ${seq})` } };
+        }
+        if (row.prev_hash !== prevHash) {
+          // Reordered when the hash it claims to follow is another record's; missing otherwise.
+          const elsewhere = await tx.execute('select 1 from audit_event where hash = ? limit 1', [row.prev_hash]);
+          const kind = elsewhere.length ? 'reordered' : 'missing';
+          return { ok: false, records, problem: { seq, kind, message: `record ${seq} does not follow record ${seq - 1} (${kind})` } };
+        }
+        const recomputed = auditHash(prevHash, { seq, at: new Date(row.at), actor: row.actor, action: row.action, subject: row.subject, details: row.details });
+        if (recomputed !== row.hash) {
+          return { ok: false, records, problem: { seq, kind: 'modified', message: `record ${seq} (${row.action}) was modified after it was written` } };
+        }
+        prevHash = row.hash;
+        expectedSeq += 1;
+      }
     }
-    if (row.prev_hash !== prevHash) {
-      const kind = rows.some((r) => r.hash === row.prev_hash) ? 'reordered' : 'missing';
-      return { ok: false, records: rows.length, problem: { seq, kind, message: `record ${seq} does not follow record ${seq - 1} (${kind})` } };
-    }
-    const recomputed = auditHash(prevHash, { seq, at: new Date(row.at), actor: row.actor, action: row.action, subject: row.subject, details: row.details });
-    if (recomputed !== row.hash) {
-      return { ok: false, records: rows.length, problem: { seq, kind: 'modified', message: `record ${seq} (${row.action}) was modified after it was written` } };
-    }
-    prevHash = row.hash;
-    expectedSeq += 1;
-  }
-  return { ok: true, records: rows.length };
+    return { ok: true, records };
+  });
 }
