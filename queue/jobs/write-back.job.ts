@@ -22,6 +22,7 @@ import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
+import { perContext } from '../stage-batcher';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -253,19 +254,23 @@ export async function statusReportEntries(em: EntityManager, since: string, max 
 /** Writes `kl_to_1c_status.txt` when the statuses changed since the last write. */
 export async function writeStatusReport(
   context: Pick<JobContext, 'config' | 'orm' | 'clock' | 'logger'>,
-  options: { onlyIfChanged?: boolean } = {},
+  options: { onlyIfChanged?: boolean; max?: number } = {},
 ): Promise<{ path: string; written: boolean }> {
   const em = context.orm.em.fork();
   const now = context.clock.now();
   const since = new Date(now.getTime() - context.config.pipeline.statusReportDays * 86_400_000).toISOString().slice(0, 10);
-  const { entries, leftOut } = await statusReportEntries(em, since);
-  if (leftOut > 0) {
+  const max = options.max ?? STATUS_REPORT_MAX;
+  const { entries, leftOut } = await statusReportEntries(em, since, max);
+  const warned = perContext(context, 'writeback.statusReportFull', () => ({ at: 0 }));
+  // Once an hour per process, not at every write-back (every 2 s while statuses change).
+  if (leftOut > 0 && now.getTime() - warned.at >= 3_600_000) {
+    warned.at = now.getTime();
     context.logger.warn({
       event: 'erp.writeback.status_report_full',
       kept: entries.length,
       leftOut,
       oldestKept: entries[0]?.date,
-      hint: `the status report holds at most ${STATUS_REPORT_MAX} documents, the newest; lower pipeline.statusReportDays (now ${context.config.pipeline.statusReportDays}) so that it covers them all`,
+      hint: `the status report holds at most ${max} documents, the newest; lower pipeline.statusReportDays (now ${context.config.pipeline.statusReportDays}) so that it covers them all`,
     });
   }
   const encoding = context.config.onec.encoding;

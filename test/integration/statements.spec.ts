@@ -329,6 +329,20 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect(capped.leftOut).toBe(all.entries.length - 2);
     expect(all.entries.map((e) => e.number)).toContain('SR-1');
     expect(capped.entries.map((e) => e.number)).not.toContain('SR-1');
+
+    // The worker's file when full: the newest documents, and one warning an hour naming the knob.
+    const logged: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const full = { ...app, logger };
+    const since = new Date(app.clock.now().getTime() - env.config.pipeline.statusReportDays * 86_400_000).toISOString().slice(0, 10);
+    const window = await statusReportEntries(db(), since);
+    const { path: fullPath } = await writeStatusReport(full, { onlyIfChanged: false, max: 2 });
+    expect(parseOnecExchange(readFileSync(fullPath)).documents.map((d) => d.order.number)).toEqual(window.entries.slice(-2).map((e) => e.number));
+    await writeStatusReport(full, { onlyIfChanged: false, max: 2 });
+    const warnings = logged.filter((l) => l.event === 'erp.writeback.status_report_full');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ kept: 2, leftOut: window.entries.length - 2, oldestKept: window.entries[window.entries.length - 2].date });
+    expect(String(warnings[0].hint)).toContain('pipeline.statusReportDays');
   });
 
   it('a gap between statements is re-fetched once: missed lines repair it, otherwise an incident', async () => {
