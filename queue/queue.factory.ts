@@ -55,6 +55,16 @@ export class QueueSet {
     };
   }
 
+  /**
+   * Options of the jobs a job scheduler makes (the sweep, the outbox scan, webhooks, statements,
+   * CRLs: about 60,000 a day at the defaults). Without them BullMQ keeps every completed one in
+   * Redis for good (about 1 KB each, some 20 GB a year) and, with `noeviction`, Redis would
+   * refuse writes once full. No retries: the next run comes at the next tick.
+   */
+  scheduledJobOptions(): JobsOptions {
+    return { removeOnComplete: true, removeOnFail: { age: 7 * 24 * 3600, count: 1_000 } };
+  }
+
   /** Adds one job of `definition`, validating its payload first (never an unchecked payload in Redis). */
   async add<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payload: z.input<S>, options: JobsOptions = {}): Promise<void> {
     const data = definition.payload.parse(payload);

@@ -53,10 +53,36 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
   const releaseScript = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
   async function register(): Promise<void> {
+    const opts = context.queues.scheduledJobOptions();
     for (const entry of [...schedules(context), ...(options.extra ?? [])]) {
-      await context.queues.get(entry.definition.queue).upsertJobScheduler(entry.id, { every: entry.everyMs }, { name: entry.definition.name, data: entry.data });
+      await context.queues.get(entry.definition.queue).upsertJobScheduler(entry.id, { every: entry.everyMs }, { name: entry.definition.name, data: entry.data, opts });
     }
+    purging ??= purgeCompleted().finally(() => (purging = undefined));
     context.logger.info({ event: 'scheduler.registered', leader: me });
+  }
+
+  /**
+   * Completed scheduled jobs left in Redis by releases that kept them (every other job is removed
+   * on completion): removed in the background, 10,000 at a time, so that months of them neither
+   * hold up the lease renewal nor load every id into memory at once.
+   */
+  let purging: Promise<void> | undefined;
+  async function purgeCompleted(): Promise<void> {
+    let removed = 0;
+    try {
+      for (const queue of context.queues.all()) {
+        for (;;) {
+          if (stopped) return;
+          const ids = await queue.clean(0, 10_000, 'completed');
+          removed += ids.length;
+          if (ids.length < 10_000) break;
+        }
+      }
+    } catch (err) {
+      context.logger.warn({ event: 'scheduler.purge_completed.error', err: (err as Error).message });
+    } finally {
+      if (removed) context.logger.info({ event: 'scheduler.purge_completed', removed });
+    }
   }
 
   async function tick(): Promise<void> {
@@ -137,6 +163,7 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       clearInterval(alertTimer);
       // A digest on its way finishes (bounded by smtp.timeoutMs, below PM2's kill_timeout) before the lease goes.
       await alerting;
+      await purging;
       if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
       leader = false;
     },
