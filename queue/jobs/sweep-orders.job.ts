@@ -59,12 +59,17 @@ export async function sweepOrders(context: { orm: import('../../connector/persis
   const states = Object.keys(STAGE_JOBS) as OrderState[];
   if (states.length === 0) return 0;
   const cutoff = new Date(now.getTime() - context.config.sweeper.staleAfterMs);
-  const rows = await context.orm.em.fork().execute<Array<{ id: string; state: OrderState }>>(
-    `select id, state from payment_order where state in (${states.map(() => '?').join(', ')}) and state_changed_at < ? order by state_changed_at limit ?`,
-    [...states, cutoff, limit],
-  );
+  const em = context.orm.em.fork();
   let requeued = 0;
-  for (const row of rows) if (await requeueOrder(context.queues, row.state, row.id)) requeued += 1;
+  // Each state on its own, oldest first, `limit` each: thousands of orders nobody signs (waiting
+  // for people in `awaiting_signatures`) never crowd out one stuck in `submitting`.
+  for (const state of states) {
+    const rows = await em.execute<Array<{ id: string }>>(
+      'select id from payment_order where state = ? and state_changed_at < ? order by state_changed_at limit ?',
+      [state, cutoff, limit],
+    );
+    for (const row of rows) if (await requeueOrder(context.queues, state, row.id)) requeued += 1;
+  }
   return requeued;
 }
 

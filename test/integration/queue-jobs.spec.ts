@@ -6,6 +6,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { sweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { buildJobRegistry, JobRegistryError } from '../../queue/job.registry';
 import { REGISTERED_JOBS } from '../../queue/jobs';
 import { registerJob } from '../../queue/job-definition';
@@ -85,6 +86,36 @@ describe('queue topology on real Redis and PostgreSQL', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await eventCount(result.orderId, 'validated')).toBe(1);
     expect(await eventCount(result.orderId, 'awaiting_signatures')).toBe(1);
+  });
+
+  it('orders waiting for people keep one delayed look that sweeps leave alone, and never crowd out a stuck send', async () => {
+    const db = () => context.orm.em.fork();
+    const old = new Date(Date.now() - 3_600_000);
+    const waiting: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const [r] = await intakeOrders(db(), 'q', [{ order: sampleOrder({ number: `WAIT-${n}` }) }], { enqueueValidate: async () => undefined }, { actor: 't', now: old });
+      for (const to of ['validated', 'awaiting_signatures'] as const) await transitionOrder(db(), r.orderId, to, { actor: 't', now: new Date(old.getTime() + n) });
+      waiting.push(r.orderId);
+    }
+    const [stuck] = await intakeOrders(db(), 'q', [{ order: sampleOrder({ number: 'STUCK-1' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting'] as const) await transitionOrder(db(), stuck.orderId, to, { actor: 't' });
+    const sweep = (limit: number) => sweepOrders({ ...context, config: { ...context.config, sweeper: { ...context.config.sweeper, staleAfterMs: 0 } } }, new Date(Date.now() + 1000), limit);
+
+    // Two per state: the older waiting orders do not take the stuck send's place.
+    expect(await sweep(2)).toBe(3);
+    const send = await context.queues.get('submit').getJob(`submit-${stuck.orderId}`);
+    expect(send).toBeDefined();
+    await send!.remove();
+    await transitionOrder(db(), stuck.orderId, 'rejected', { actor: 't' });
+
+    // Without a mandate the sign stage leaves each waiting order's job delayed (a look every 10 min)...
+    workers = startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.name === 'order.sign'));
+    const signJobState = async (id: string) => (await (await context.queues.get('sign').getJob(`sign-${id}`))?.getState()) ?? 'gone';
+    await eventually(async () => ((await signJobState(waiting[0])) === 'delayed' && (await signJobState(waiting[1])) === 'delayed' ? true : null), { what: 'sign jobs delayed' });
+    // ...so the next sweep only picks up the one without a job, and none of them moved.
+    expect(await sweep(5)).toBe(1);
+    expect(await signJobState(waiting[0])).toBe('delayed');
+    for (const id of waiting) expect(await stateOf(id)).toBe('awaiting_signatures');
   });
 
   it('fails at boot when a job has two handlers or none', () => {
