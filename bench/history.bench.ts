@@ -17,7 +17,7 @@ import { statusReportEntries } from '../queue/jobs/write-back.job';
  * with them, side by side in one run; building them is timed too. --keep leaves the database for a look.
  * A benchmark that prints figures, never a timed test.
  */
-const INDEXES = ['payment_order_created_idx', 'payment_order_doc_date_idx', 'payment_order_bank_reference_idx', 'payment_order_number_idx'];
+const INDEXES = ['payment_order_created_idx', 'payment_order_doc_date_idx', 'payment_order_bank_reference_idx', 'payment_order_number_idx', 'payment_order_payer_state_idx'];
 const ACCOUNTS = 5;
 const DAYS = 730;
 const NOW = new Date('2026-11-26T06:00:00Z');
@@ -99,6 +99,8 @@ async function main(): Promise<void> {
         out.push(['API orders list, first page', await timeIt(() => orderIdsPage(em(), { accounts: 'all', limit: 51 }))]);
         out.push(['API orders list, state=executed', await timeIt(() => orderIdsPage(em(), { accounts: 'all', state: 'executed', limit: 51 }))]);
         out.push(['API orders list, one account', await timeIt(() => orderIdsPage(em(), { accounts: [accountOf(2)], limit: 51 }))]);
+        out.push(['API orders list, one account, state=failed', await timeIt(() => orderIdsPage(em(), { accounts: [accountOf(2)], state: 'failed', limit: 51 }))]);
+        out.push(['API orders list, two accounts, state=rejected', await timeIt(() => orderIdsPage(em(), { accounts: [accountOf(2), accountOf(3)], state: 'rejected', limit: 51 }))]);
         return out;
       });
 
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
       create index payment_order_doc_date_idx on payment_order (doc_date);
       create index payment_order_bank_reference_idx on payment_order (bank_reference) where bank_reference is not null;
       create index payment_order_number_idx on payment_order (number);
+      create index payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);
       analyze payment_order;`);
     const buildMs = Date.now() - started;
     const withIndexes = await measure();

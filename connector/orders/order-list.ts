@@ -12,17 +12,15 @@ export interface OrderListFilter {
 
 /**
  * The ids of a page of orders, newest first (`created_at, id` descending), for `GET
- * /api/v1/orders`. Keyset paging on the `payment_order_created_idx` index: a page costs the same on
- * the first day and after years of history.
+ * /api/v1/orders`. Keyset paging: a page costs the same on the first day and after years of
+ * history. For a key limited to some accounts each account is read on its own (its newest orders
+ * from `payment_order_payer_idx`, or `payment_order_payer_state_idx` with a state) and the pages
+ * merged: one walk over every order, newest first, until enough of a rare state on those accounts
+ * turn up, took most of a second on a million orders.
  */
 export async function orderIdsPage(em: EntityManager, filter: OrderListFilter): Promise<string[]> {
   const where: string[] = [];
   const params: unknown[] = [];
-  if (filter.accounts !== 'all') {
-    if (filter.accounts.length === 0) return [];
-    where.push(`payer_iban in (${filter.accounts.map(() => '?').join(', ')})`);
-    params.push(...filter.accounts);
-  }
   if (filter.state) {
     where.push('state = ?');
     params.push(filter.state);
@@ -35,9 +33,23 @@ export async function orderIdsPage(em: EntityManager, filter: OrderListFilter): 
     where.push('(created_at, id) < (?, ?)');
     params.push(filter.before.createdAt, filter.before.id);
   }
+  if (filter.accounts === 'all') {
+    const rows = await em.execute<Array<{ id: string }>>(
+      `select id from payment_order ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ?`,
+      [...params, filter.limit],
+    );
+    return rows.map((r) => r.id);
+  }
+  if (filter.accounts.length === 0) return [];
   const rows = await em.execute<Array<{ id: string }>>(
-    `select id from payment_order ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ?`,
-    [...params, filter.limit],
+    `select p.id from unnest(array[${filter.accounts.map(() => '?').join(', ')}]::text[]) as a (iban)
+       cross join lateral (
+         select id, created_at from payment_order
+          where payer_iban = a.iban${where.map((w) => ` and ${w}`).join('')}
+          order by created_at desc, id desc limit ?
+       ) p
+      order by p.created_at desc, p.id desc limit ?`,
+    [...filter.accounts, ...params, filter.limit, filter.limit],
   );
   return rows.map((r) => r.id);
 }

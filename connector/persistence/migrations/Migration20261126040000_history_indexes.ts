@@ -8,7 +8,9 @@ import { Migration } from '@mikro-orm/migrations';
  *   accounts whose statements are followed (orders of the last 3 days);
  * - `doc_date`: the 1C status report, rewritten after every burst of status changes;
  * - `bank_reference` and `number`: matching a statement's lines to orders (with the unique
- *   `external_id`, each line's keys are index lookups instead of a scan of the account's orders).
+ *   `external_id`, each line's keys are index lookups instead of a scan of the account's orders);
+ * - `payer_iban, state, created_at, id`: the orders list of an API key limited to some accounts,
+ *   filtered by state (each account's newest orders in that state).
  * Building them on a million orders takes a few seconds, during `connector migrate`.
  */
 export class Migration20261126040000_history_indexes extends Migration {
@@ -17,9 +19,11 @@ export class Migration20261126040000_history_indexes extends Migration {
     this.addSql('create index if not exists payment_order_doc_date_idx on payment_order (doc_date);');
     this.addSql('create index if not exists payment_order_bank_reference_idx on payment_order (bank_reference) where bank_reference is not null;');
     this.addSql('create index if not exists payment_order_number_idx on payment_order (number);');
+    this.addSql('create index if not exists payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);');
   }
 
   override async down(): Promise<void> {
+    this.addSql('drop index if exists payment_order_payer_state_idx;');
     this.addSql('drop index if exists payment_order_number_idx;');
     this.addSql('drop index if exists payment_order_bank_reference_idx;');
     this.addSql('drop index if exists payment_order_doc_date_idx;');
