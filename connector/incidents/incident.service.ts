@@ -24,6 +24,9 @@ export interface OpenIncidentInput {
   now?: Date;
 }
 
+/** Entries an incident's timeline keeps at most (the opening one and the latest). */
+export const TIMELINE_MAX = 100;
+
 export async function openIncident(em: EntityManager, input: OpenIncidentInput): Promise<{ incident: Incident; created: boolean }> {
   const now = input.now ?? new Date();
   const entry: TimelineEntry = { at: now.toISOString(), actor: input.actor, text: input.title };
@@ -32,7 +35,10 @@ export async function openIncident(em: EntityManager, input: OpenIncidentInput):
       const existing = await tx.findOne(Incident, { dedupeKey: input.dedupeKey, status: 'open' });
       if (existing) {
         if (input.onRepeat === 'ignore') return { incident: existing, created: false };
-        existing.timeline = [...existing.timeline, { ...entry, text: `again: ${input.title}` }];
+        // The opening entry and the latest repeats: a trigger that fires all day (an attacker's
+        // logins) must not grow one row without bound; `occurrences` keeps the full count.
+        const kept = existing.timeline.length >= TIMELINE_MAX ? [existing.timeline[0], ...existing.timeline.slice(existing.timeline.length - TIMELINE_MAX + 2)] : existing.timeline;
+        existing.timeline = [...kept, { ...entry, text: `again: ${input.title}` }];
         existing.evidence = { ...existing.evidence, occurrences: Number(existing.evidence.occurrences ?? 1) + 1 };
         await tx.flush();
         return { incident: existing, created: false };

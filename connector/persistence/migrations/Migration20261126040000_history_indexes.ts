@@ -10,7 +10,10 @@ import { Migration } from '@mikro-orm/migrations';
  * - `bank_reference` and `number`: matching a statement's lines to orders (with the unique
  *   `external_id`, each line's keys are index lookups instead of a scan of the account's orders);
  * - `payer_iban, state, created_at, id`: the orders list of an API key limited to some accounts,
- *   filtered by state (each account's newest orders in that state).
+ *   filtered by state (each account's newest orders in that state);
+ * - `incident (dedupe_key)` and the open incidents by `opened_at`: each reconciliation finding
+ *   looks its incident up by key, open or resolved, and the sweep (every 30 s) and the admins'
+ *   notices read the open ones.
  * Building them on a million orders takes a few seconds, during `connector migrate`.
  */
 export class Migration20261126040000_history_indexes extends Migration {
@@ -20,9 +23,13 @@ export class Migration20261126040000_history_indexes extends Migration {
     this.addSql('create index if not exists payment_order_bank_reference_idx on payment_order (bank_reference) where bank_reference is not null;');
     this.addSql('create index if not exists payment_order_number_idx on payment_order (number);');
     this.addSql('create index if not exists payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);');
+    this.addSql('create index if not exists incident_dedupe_key_idx on incident (dedupe_key) where dedupe_key is not null;');
+    this.addSql("create index if not exists incident_open_idx on incident (opened_at) where status = 'open';");
   }
 
   override async down(): Promise<void> {
+    this.addSql('drop index if exists incident_open_idx;');
+    this.addSql('drop index if exists incident_dedupe_key_idx;');
     this.addSql('drop index if exists payment_order_payer_state_idx;');
     this.addSql('drop index if exists payment_order_number_idx;');
     this.addSql('drop index if exists payment_order_bank_reference_idx;');

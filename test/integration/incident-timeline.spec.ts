@@ -1,0 +1,41 @@
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { openIncident, TIMELINE_MAX } from '../../connector/incidents/incident.service';
+
+/** A trigger that fires all day (say, an attacker's logins) adds to one open incident, on real PostgreSQL. */
+describe('incident repeats', () => {
+  let env: TestEnv;
+  let context: AppContext;
+
+  beforeAll(async () => {
+    env = await createTestEnv('incident-timeline');
+    context = await createAppContext({ config: env.config, role: 'worker' });
+  });
+  afterAll(async () => {
+    await context.close();
+    await env.cleanup();
+  });
+
+  it('count every repeat, and keep the opening entry with the latest repeats only', async () => {
+    const repeats = TIMELINE_MAX + 30;
+    let id = '';
+    for (let i = 0; i < repeats; i += 1) {
+      const { incident, created } = await openIncident(context.orm.em.fork(), {
+        kind: 'security_alert',
+        severity: 'high',
+        title: `failed logins from 203.0.113.${i % 250}`,
+        dedupeKey: 'security_alert:brute-force:admin',
+        actor: 'test',
+        now: new Date(Date.UTC(2026, 10, 26, 6, 0, i)),
+      });
+      expect(created).toBe(i === 0);
+      id = incident.id;
+    }
+    const [row] = await context.orm.em.fork().execute<Array<{ timeline: Array<{ text: string }>; evidence: { occurrences: number } }>>('select timeline, evidence from incident where id = ?', [id]);
+    expect(row.evidence.occurrences).toBe(repeats);
+    expect(row.timeline).toHaveLength(TIMELINE_MAX);
+    expect(row.timeline[0].text).toBe('failed logins from 203.0.113.0');
+    expect(row.timeline[TIMELINE_MAX - 1].text).toBe(`again: failed logins from 203.0.113.${(repeats - 1) % 250}`);
+    expect(row.timeline[1].text).toBe(`again: failed logins from 203.0.113.${repeats - TIMELINE_MAX + 1}`);
+  });
+});
