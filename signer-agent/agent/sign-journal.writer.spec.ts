@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJournal } from './sign-journal.writer';
@@ -23,6 +23,41 @@ describe('SignJournal', () => {
     const lines = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.userId ?? l.event)).toEqual([...Array.from({ length: 50 }, (_, i) => `u${i}`), 'lockdown']);
     expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('reopens at its path after a rotation, refusing and losing no record written meanwhile', async () => {
+    const path = join(dir, 'journal.jsonl');
+    const rotated = join(dir, 'journal.jsonl.1');
+    const journal = new SignJournal(path);
+    await journal.open();
+    const record = (i: number) => ({ event: 'unenrolled' as const, at: new Date(0).toISOString(), userId: `u${i}` });
+    const first = Array.from({ length: 20 }, (_, i) => journal.append(record(i)));
+    await Promise.all(first);
+    // logrotate (create mode) moves the file away; records keep coming while the agent reopens.
+    renameSync(path, rotated);
+    const during = Array.from({ length: 30 }, (_, i) => journal.append(record(20 + i)));
+    await journal.reopen();
+    const after = Array.from({ length: 10 }, (_, i) => journal.append(record(50 + i)));
+    await Promise.all([...during, ...after]);
+    await journal.close();
+    const users = (file: string) => readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l).userId as string);
+    const old = users(rotated);
+    const fresh = users(path);
+    // Every record once, in order across the two files; the later ones in the new file.
+    expect([...old, ...fresh]).toEqual(Array.from({ length: 60 }, (_, i) => `u${i}`));
+    expect(fresh.slice(-10)).toEqual(Array.from({ length: 10 }, (_, i) => `u${50 + i}`));
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps writing the old file when the path cannot be opened again', async () => {
+    const path = join(dir, 'sub', 'journal.jsonl');
+    const journal = new SignJournal(path);
+    await journal.open();
+    renameSync(join(dir, 'sub'), join(dir, 'gone'));
+    await expect(journal.reopen()).rejects.toMatchObject({ code: 'JOURNAL_UNAVAILABLE' });
+    await journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: 'still' });
+    await journal.close();
+    expect(readFileSync(join(dir, 'gone', 'journal.jsonl'), 'utf8')).toContain('"still"');
   });
 
   it('refuses to write once closed (fail closed, coded)', async () => {

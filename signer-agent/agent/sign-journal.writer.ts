@@ -64,6 +64,26 @@ export class SignJournal {
     });
   }
 
+  /**
+   * Opens the journal's path again: after `logrotate` (without copytruncate) moved the file away,
+   * later records go to a new file there. No record is refused meanwhile: the new file is opened
+   * first, and the swap waits for the flush in progress, so each record lands, synced, in the old
+   * file or in the new one. A path that cannot be opened keeps the old file in use (and throws).
+   */
+  async reopen(): Promise<void> {
+    if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+    let next: FileHandle;
+    try {
+      next = await open(this.path, 'a', 0o600);
+    } catch (err) {
+      throw new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be opened again: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    while (this.flushing) await this.flushing;
+    const previous = this.handle;
+    this.handle = next;
+    await previous.close();
+  }
+
   async close(): Promise<void> {
     while (this.flushing) await this.flushing;
     await this.handle?.close();
@@ -73,10 +93,12 @@ export class SignJournal {
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.queue.length);
+      // One handle for the write and its sync, whatever reopen() does meanwhile.
+      const handle = this.handle;
       try {
-        if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
-        await this.handle.write(batch.map((b) => b.line).join(''));
-        await this.handle.datasync();
+        if (!handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+        await handle.write(batch.map((b) => b.line).join(''));
+        await handle.datasync();
         for (const b of batch) b.resolve();
       } catch (err) {
         const coded =

@@ -37,6 +37,8 @@ export interface RunningSignerAgent {
   service: SignerAgentService;
   /** Wipes every key, stops the workers and the server. Safe to call twice. */
   stop(): Promise<void>;
+  /** After the journal file was rotated away: later records go to a new file at its path (SIGHUP). Logs, never throws. */
+  reopenJournal(): Promise<void>;
 }
 
 /** Idle timeout in ms: R-13's 30 minutes at most; seconds only in test mode. */
@@ -148,7 +150,16 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
       if (address.kind === 'unix' && existsSync(address.path)) unlinkSync(address.path);
       logger.info({ event: 'signer-agent.stopped' }, 'signer agent stopped; every key wiped');
     })());
-  return { url, address, app, service, stop };
+  /** SIGHUP: the journal file was rotated; write to a new one at the same path. */
+  const reopenJournal = async (): Promise<void> => {
+    try {
+      await journal.reopen();
+      logger.info({ event: 'signer-agent.journal.reopened', path: journal.path }, 'journal reopened');
+    } catch (err) {
+      logger.error({ event: 'signer-agent.journal.reopen_failed', err: { message: (err as Error).message } }, 'journal not reopened; still writing the old file');
+    }
+  };
+  return { url, address, app, service, stop, reopenJournal };
 }
 
 async function listen(app: FastifyInstance, address: ListenAddress): Promise<string> {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -373,6 +373,20 @@ describe('signer agent process (test mode)', () => {
       const res = await raw(agent.url, 'POST', '/v1/lockdown', headers, body);
       expect([res.status, JSON.parse(res.body).workers]).toEqual([200, 2]);
     }
+  });
+
+  it('SIGHUP after logrotate moved the journal: a new journal at the same path, the old records kept in the moved file', async () => {
+    const path = join(agent.dir, '.connector', 'signer-journal.jsonl');
+    const before = journalOf(agent.dir).length;
+    renameSync(path, `${path}.1`);
+    agent.child.kill('SIGHUP');
+    await expectEventually(() => expect(existsSync(path)).toBe(true));
+    await agent.client.unlock('alice', RSA_PASSWORD);
+    await agent.client.sign('alice', { orderId: 'after-rotation', document: DOC, signingTime: RSA_MOMENT });
+    expect(journalOf(agent.dir).find((r) => r.event === 'signed' && r.orderId === 'after-rotation')).toMatchObject({ userId: 'alice' });
+    expect(readFileSync(`${path}.1`, 'utf8').trimEnd().split('\n')).toHaveLength(before);
+    expect(agent.output()).toContain('signer-agent.journal.reopened');
+    expect(agent.child.exitCode).toBeNull();
   });
 
   it('exits 0 on SIGTERM after wiping, and no password ever reached its output, journal or registry', async () => {

@@ -43,6 +43,8 @@ export function registerSignerAgentCommands(program: Command): void {
           };
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
+          // logrotate's postrotate (README "Running under PM2"): pm2 sendSignal SIGHUP connector-signer-agent.
+          process.on('SIGHUP', () => void agent.reopenJournal());
         });
         destination.flushSync();
         return 0;
