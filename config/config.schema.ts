@@ -72,6 +72,13 @@ export const configSchema = z
         /** Origins of a console allowed to call the API with a session cookie (CSRF check). */
         consoleOrigins: z.array(z.string().url()).default([]),
         maxBatchSize: z.number().int().min(1).max(10000).default(500),
+        /**
+         * How long an `Idempotency-Key` and the answer it got are kept: a retry within this many days
+         * gets the first answer (or 409 for another body). Older records are deleted by the sweeper
+         * (a batch answer can weigh hundreds of KB); the natural key still makes the same document
+         * one order afterwards.
+         */
+        idempotencyKeepDays: z.number().int().min(1).max(3650).default(30),
       })
       .default({}),
     bank: z

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { escalateReconciliationIncidents } from '../lockdown.trigger';
 import { raiseCredentialClockIncidents } from '../../connector/vault/credential.vault';
+import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
 import type { OrderState } from '../../connector/orders/order-state';
 import { validateOrderJob } from './validate-order.job';
@@ -81,5 +82,7 @@ export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = asyn
   // the Client ID / Secret's clocks as incidents (mailed to the admins by the incident digest).
   const credentials = await raiseCredentialClockIncidents({ em: context.orm.em, clock: context.clock });
   if (credentials.opened > 0) context.logger.warn({ event: 'credentials.clock.incident', opened: credentials.opened });
-  return { requeued, escalated, credentials };
+  // The API's Idempotency-Key records past api.idempotencyKeepDays (they would grow for ever).
+  const idempotencyPurged = await purgeIdempotencyRecords(context.orm.em.fork(), context.clock.now(), context.config.api.idempotencyKeepDays);
+  return { requeued, escalated, credentials, idempotencyPurged };
 };

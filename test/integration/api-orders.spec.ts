@@ -4,6 +4,7 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { buildApi } from '../../connector/api/api.server';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
+import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
 
 describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
   let env: TestEnv;
@@ -65,6 +66,25 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(conflict.statusCode).toBe(409);
     expect(conflict.json()).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
     expect(await countOrders('IDEM-2')).toBe(1);
+  });
+
+  it('keeps Idempotency-Key records api.idempotencyKeepDays; the sweeper deletes older ones, in bounded batches, and the document stays one order', async () => {
+    const em = () => context.orm.em.fork();
+    for (const n of [1, 2, 3]) expect((await post(sampleOrder({ number: `KEEP-${n}` }), { 'idempotency-key': `keep-${n}` })).statusCode).toBe(201);
+    const now = new Date();
+    const ageOf = (key: string, days: number) => em().execute("update idempotency_record set created_at = ? where idempotency_key = ?", [new Date(now.getTime() - days * 86_400_000), key]);
+    await ageOf('keep-1', 31);
+    await ageOf('keep-2', 45);
+    await ageOf('keep-3', 29);
+    const keys = async () => (await em().execute<Array<{ idempotency_key: string }>>("select idempotency_key from idempotency_record where idempotency_key like 'keep-%' order by 1")).map((r) => r.idempotency_key);
+    expect(await purgeIdempotencyRecords(em(), now, env.config.api.idempotencyKeepDays, 1)).toBe(1);
+    expect(await purgeIdempotencyRecords(em(), now, env.config.api.idempotencyKeepDays, 1)).toBe(1);
+    expect(await purgeIdempotencyRecords(em(), now, env.config.api.idempotencyKeepDays, 1)).toBe(0);
+    expect(await keys()).toEqual(['keep-3']);
+    // The key is forgotten, the document is not: posted again, it is still one order.
+    const again = await post(sampleOrder({ number: 'KEEP-1' }), { 'idempotency-key': 'keep-1' });
+    expect(again.statusCode).toBe(200);
+    expect(await countOrders('KEEP-1')).toBe(1);
   });
 
   it('makes no second order for the same document without a key either (natural key)', async () => {

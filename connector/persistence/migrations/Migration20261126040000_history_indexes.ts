@@ -13,7 +13,9 @@ import { Migration } from '@mikro-orm/migrations';
  *   filtered by state (each account's newest orders in that state);
  * - `incident (dedupe_key)` and the open incidents by `opened_at`: each reconciliation finding
  *   looks its incident up by key, open or resolved, and the sweep (every 30 s) and the admins'
- *   notices read the open ones.
+ *   notices read the open ones;
+ * - `idempotency_record (created_at)`: the sweeper deletes the records past
+ *   `api.idempotencyKeepDays`.
  * Building them on a million orders takes a few seconds, during `connector migrate`.
  */
 export class Migration20261126040000_history_indexes extends Migration {
@@ -25,9 +27,11 @@ export class Migration20261126040000_history_indexes extends Migration {
     this.addSql('create index if not exists payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);');
     this.addSql('create index if not exists incident_dedupe_key_idx on incident (dedupe_key) where dedupe_key is not null;');
     this.addSql("create index if not exists incident_open_idx on incident (opened_at) where status = 'open';");
+    this.addSql('create index if not exists idempotency_record_created_idx on idempotency_record (created_at);');
   }
 
   override async down(): Promise<void> {
+    this.addSql('drop index if exists idempotency_record_created_idx;');
     this.addSql('drop index if exists incident_open_idx;');
     this.addSql('drop index if exists incident_dedupe_key_idx;');
     this.addSql('drop index if exists payment_order_payer_state_idx;');
