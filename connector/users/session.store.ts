@@ -51,6 +51,7 @@ export class SessionStore {
     const sessionId = randomBytes(32).toString('base64url');
     const hash = sessionHash(sessionId);
     const record: SessionRecord = { userId: user.id, login: user.login, createdAt: now.getTime(), lastSeenAt: now.getTime(), expiresAt: now.getTime() + this.timeouts.absoluteMs };
+    await this.forgetExpired(user.id);
     await this.redis
       .multi()
       .set(this.key(hash), JSON.stringify(record), 'PX', this.ttlMs)
@@ -58,6 +59,21 @@ export class SessionStore {
       .pexpire(this.userKey(user.id), this.ttlMs)
       .exec();
     return { sessionId, record };
+  }
+
+  /**
+   * A session that simply expired (nobody logged out) leaves its hash in the user's set, whose
+   * lifetime each login renews: each login drops those, so the set of a user who logs in every
+   * day does not grow for years. Only hashes whose session key is gone are removed.
+   */
+  private async forgetExpired(userId: string): Promise<void> {
+    const hashes = await this.redis.smembers(this.userKey(userId));
+    if (!hashes.length) return;
+    const pipeline = this.redis.pipeline();
+    for (const h of hashes) pipeline.exists(this.key(h));
+    const found = (await pipeline.exec()) ?? [];
+    const gone = hashes.filter((_, i) => Number(found[i]?.[1]) === 0);
+    if (gone.length) await this.redis.srem(this.userKey(userId), ...gone);
   }
 
   /** Looks a session up and, when active, records the activity (sliding idle timeout). */

@@ -97,6 +97,24 @@ describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhe
     expect(await env.context.redis.keys(`${env.prefix}:session:*`)).toEqual([]);
   });
 
+  test('a login forgets the sessions of that user that expired on their own, and only those', async () => {
+    const login = uniq('expiry');
+    const first = await activeUser(env, login, 'viewer', 'Expiry-Pass1');
+    const [{ id: userId }] = await env.context.orm.em.fork().execute<Array<{ id: string }>>('select id from app_user where login = ?', [login]);
+    const members = () => env.context.redis.smembers(`${env.prefix}:user-sessions:${userId}`);
+    const [expired] = await members();
+    expect(expired).toMatch(/^[0-9a-f]{64}$/);
+    // Its TTL ran out (nobody logged out): the session key is gone, its hash stays in the set.
+    await env.context.redis.del(`${env.prefix}:session:${expired}`);
+    const browsers = [new Browser(env), new Browser(env)];
+    for (const b of browsers) expect((await b.login(login, 'Expiry-Pass1')).statusCode).toBe(200);
+    const left = await members();
+    expect(left).toHaveLength(2);
+    expect(left).not.toContain(expired);
+    for (const b of browsers) expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(200);
+    expect((await first.request('GET', '/api/v1/me')).statusCode).toBe(401);
+  });
+
   test('Redis keeps only a hash of the session id under <prefix>:session:', async () => {
     const a = await activeUser(env, uniq('hash'), 'viewer', 'Hashed-Pass1');
     const keys = await env.context.redis.keys(`${env.prefix}:session:*`);
