@@ -18,6 +18,11 @@ export const signOrderJob = defineJob({
 /** Agent answers that mean "this signer cannot sign right now": wait, do not fail the order. */
 const NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS', 'SIGNER_UNAVAILABLE', 'SIGNER_UNREACHABLE', 'SIGNER_TIMEOUT', 'SHUTTING_DOWN']);
 
+/** The id of the job that looks again now and then at an order waiting for people (see handleSignOrder). */
+export function idleLookJobId(orderId: string): string {
+  return `sign-${orderId}-idle`;
+}
+
 /** How often an order that waits for people (no mandate covers it) is looked at again: 5 sweeper bounds, 10 min by default. */
 export function unattendedLookMs(context: Pick<JobContext, 'config'>): number {
   return Math.max(context.config.signing.pollEveryMs, 5 * context.config.sweeper.staleAfterMs);
@@ -50,9 +55,14 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
   const outcome = await batcher.run(payload.orderId);
   if (outcome.state !== 'awaiting_signatures') return outcome;
   // No standing mandate covers it: the order waits for people (POST /api/v1/orders/:id/sign), whose
-  // last signature moves it on. This job looks again only now and then (a mandate may be configured
-  // meanwhile): it stays delayed, so the sweeper finds it there and leaves the order alone instead
-  // of running the stage again every sweep for as long as nobody signs.
-  if (!outcome.mandated) return waitAndRetry(job, unattendedLookMs(context), { missing: outcome.missing });
+  // last signature moves it on. A job of its own looks again now and then (a mandate may be
+  // configured meanwhile); the sweeper finds it delayed and leaves the order alone instead of
+  // running the stage every sweep for as long as nobody signs. Its own id keeps the stage's
+  // `sign-<id>` free: an order sent back to this stage (R-17, a lockdown resolved) is looked at at once.
+  if (!outcome.mandated) {
+    if (job.id === idleLookJobId(payload.orderId)) return waitAndRetry(job, unattendedLookMs(context), { missing: outcome.missing });
+    await context.queues.add(signOrderJob, payload, { jobId: idleLookJobId(payload.orderId), delay: unattendedLookMs(context) });
+    return { state: 'awaiting_signatures', missing: outcome.missing };
+  }
   return waitAndRetry(job, context.config.signing.pollEveryMs, { missing: outcome.missing });
 };

@@ -5,7 +5,7 @@ import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.rete
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
 import type { OrderState } from '../../connector/orders/order-state';
 import { validateOrderJob } from './validate-order.job';
-import { signOrderJob } from './sign-order.job';
+import { idleLookJobId, signOrderJob } from './sign-order.job';
 import { submitOrderJob } from './submit-order.job';
 import { trackOrderJob } from './track-order.job';
 import type { QueueSet } from '../queue.factory';
@@ -39,15 +39,23 @@ export async function requeueOrder(queues: QueueSet, state: OrderState, orderId:
   const definition = STAGE_JOBS[state];
   if (!definition) return false;
   const queue = queues.get(definition.queue);
+  // An order waiting for people has its own job that looks again now and then (sign-order.job.ts).
+  if (state === 'awaiting_signatures' && PENDING.has(await jobState(queue, idleLookJobId(orderId)))) return false;
   const jobId = definition.jobId({ orderId });
   const existing = await queue.getJob(jobId);
   if (existing) {
-    const jobState = await existing.getState();
-    if (jobState === 'waiting' || jobState === 'active' || jobState === 'delayed' || jobState === 'prioritized' || jobState === 'waiting-children') return false;
+    if (PENDING.has(await existing.getState())) return false;
     await existing.remove().catch(() => undefined);
   }
   await queues.add(definition, { orderId });
   return true;
+}
+
+const PENDING = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+async function jobState(queue: ReturnType<QueueSet['get']>, jobId: string): Promise<string> {
+  const job = await queue.getJob(jobId);
+  return job ? await job.getState() : 'none';
 }
 
 /**

@@ -5,6 +5,7 @@ import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { sweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { idleLookJobId, signOrderJob } from '../../queue/jobs/sign-order.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { buildJobRegistry, JobRegistryError } from '../../queue/job.registry';
@@ -108,14 +109,21 @@ describe('queue topology on real Redis and PostgreSQL', () => {
     await send!.remove();
     await transitionOrder(db(), stuck.orderId, 'rejected', { actor: 't' });
 
-    // Without a mandate the sign stage leaves each waiting order's job delayed (a look every 10 min)...
+    // Without a mandate the sign stage leaves each waiting order a delayed look of its own (every 10 min)...
     workers = startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.name === 'order.sign'));
-    const signJobState = async (id: string) => (await (await context.queues.get('sign').getJob(`sign-${id}`))?.getState()) ?? 'gone';
-    await eventually(async () => ((await signJobState(waiting[0])) === 'delayed' && (await signJobState(waiting[1])) === 'delayed' ? true : null), { what: 'sign jobs delayed' });
-    // ...so the next sweep only picks up the one without a job, and none of them moved.
+    const jobState = async (jobId: string) => (await (await context.queues.get('sign').getJob(jobId))?.getState()) ?? 'gone';
+    await eventually(async () => ((await jobState(idleLookJobId(waiting[0]))) === 'delayed' && (await jobState(idleLookJobId(waiting[1]))) === 'delayed' ? true : null), {
+      what: 'delayed looks',
+    });
+    // ...so the next sweep only picks up the one without any job, and none of them moved.
     expect(await sweep(5)).toBe(1);
-    expect(await signJobState(waiting[0])).toBe('delayed');
+    expect(await jobState(idleLookJobId(waiting[0]))).toBe('delayed');
     for (const id of waiting) expect(await stateOf(id)).toBe('awaiting_signatures');
+    // The stage's own job id stays free: an order sent back to this stage is looked at at once.
+    expect(await jobState(`sign-${waiting[0]}`)).toBe('gone');
+    await context.queues.add(signOrderJob, { orderId: waiting[0] });
+    await eventually(async () => ((await jobState(`sign-${waiting[0]}`)) === 'gone' ? true : null), { what: 'the stage job ran at once' });
+    expect(await jobState(idleLookJobId(waiting[0]))).toBe('delayed');
   });
 
   it('fails at boot when a job has two handlers or none', () => {
