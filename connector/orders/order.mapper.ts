@@ -50,25 +50,28 @@ export function orderView(order: PaymentOrder) {
 }
 
 /** The fields an order's refusal is explained from. */
-export type RefusalFields = Pick<PaymentOrder, 'state' | 'errors' | 'bankStatus' | 'bankReasonCode' | 'bankReasonText'>;
+export type RefusalFields = Pick<PaymentOrder, 'state' | 'errors' | 'bankReasonCode' | 'bankReasonText'>;
+
+/** Whose requisite a rule is about, in the words of the payment order (the messages name the requisite, not always the party). */
+const PARTY_RU: Record<string, string> = { payer: 'Плательщик: ', beneficiary: 'Получатель: ' };
 
 /**
- * Why an order did not go through, in words the ERP's user reads (R-23): the bank's reason for a
- * rejection, the field errors of an invalid order, what a technical failure means for them.
- * Nothing for an order still on its way or executed. The 1C status report (the write-back job and
- * `connector onec statuses`) says exactly this.
+ * Why an order was refused, in words the ERP's user reads (R-23): the bank's own text for a
+ * rejection, each broken rule of an invalid order. Nothing for any other state: an order that
+ * `failed` is not refused (it may even be at the bank already, when it failed while being sent),
+ * and a reason there would invite a second payment; its status says to ask the administrator.
+ * The 1C status report (the write-back job and `connector onec statuses`) says exactly this.
  */
 export function refusalReason(order: RefusalFields): { reason?: string; reasonCode?: string } {
   if (order.state === 'rejected') {
-    const reason = order.bankReasonText ?? order.bankStatus ?? 'Отклонён банком без объяснения причины';
+    const reason = order.bankReasonText ?? 'Отклонён банком без объяснения причины';
     return order.bankReasonCode ? { reason, reasonCode: order.bankReasonCode } : { reason };
   }
   if (order.state === 'invalid') {
     const errors = order.errors ?? [];
-    const reason = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'Ошибки в реквизитах';
+    const reason = errors.map((e) => `${PARTY_RU[e.field.split('.')[0]] ?? ''}${e.message}`).join('; ') || 'Ошибки в реквизитах';
     const codes = [...new Set(errors.map((e) => e.code))].join(',');
     return codes ? { reason, reasonCode: codes } : { reason };
   }
-  if (order.state === 'failed') return { reason: 'Техническая ошибка при отправке; администратор коннектора повторит отправку' };
   return {};
 }

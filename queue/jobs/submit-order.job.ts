@@ -173,7 +173,8 @@ async function markRejected(context: JobContext, orderId: string, err: BankError
     actor: 'bank',
     from: 'submitting',
     reason: `${err.reasonCode ?? err.details.bankCode ?? 'REJECTED'}: ${err.details.reasonText ?? err.message}`,
-    patch: { bankStatus: 'rejected', bankReasonCode: err.reasonCode ?? err.details.bankCode ?? 'REJECTED', bankReasonText: err.details.reasonText ?? err.message },
+    // Only the bank's own words are its reason (R-23, shown to the ERP's users); our message stays in the event.
+    patch: { bankStatus: 'rejected', bankReasonCode: err.reasonCode ?? err.details.bankCode ?? 'REJECTED', bankReasonText: err.details.reasonText ?? null },
     now: context.clock.now(),
   });
 }

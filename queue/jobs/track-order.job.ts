@@ -102,7 +102,8 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       actor: 'bank',
       from: 'submitted',
       reason: `${status.reasonCode ?? 'REJECTED'}: ${text}`,
-      patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: text },
+      // Only the bank's own words are its reason (R-23, shown to the ERP's users); none: null.
+      patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonText ?? null },
       now,
     });
     if (status.reasonCode && context.config.lockdown.bankRefusalCodes.includes(status.reasonCode)) {

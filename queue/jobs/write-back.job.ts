@@ -220,13 +220,13 @@ export const STATUS_REPORT_MAX = 20_000;
 
 /**
  * The status report entries: the orders whose document date is on or after `since` (the last
- * `pipeline.statusReportDays`), oldest first; when there are more than `max`, the newest `max`,
- * and how many older ones were left out.
+ * `pipeline.statusReportDays`), oldest first (by document date, then as taken in); when there are
+ * more than `max`, the newest `max`, and how many older ones were left out.
  */
 export async function statusReportEntries(em: EntityManager, since: string, max = STATUS_REPORT_MAX): Promise<{ entries: StatusReportEntry[]; leftOut: number }> {
   const rows = await em.execute<Array<Record<string, unknown>>>(
-    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_status, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
-       from payment_order where doc_date >= ? order by doc_date desc, number desc, id desc limit ?`,
+    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
+       from payment_order where doc_date >= ? order by doc_date desc, created_at desc, id desc limit ?`,
     [since, max],
   );
   rows.reverse();
@@ -240,7 +240,6 @@ export async function statusReportEntries(em: EntityManager, since: string, max 
       beneficiaryName: r.beneficiary_name as string,
       state: r.state as OrderState,
       errors: typeof r.errors === 'string' ? (JSON.parse(r.errors) as FieldError[]) : (r.errors as FieldError[] | null),
-      bankStatus: r.bank_status as string | null,
       bankReasonCode: r.bank_reason_code as string | null,
       bankReasonText: r.bank_reason_text as string | null,
       bankReference: r.bank_reference as string | null,

@@ -110,7 +110,7 @@ describe('connector onec statement', () => {
     expect(parsed.file).toMatchObject({ exchange: true, complete: true, encoding: 'cp1251' });
     expect(parsed.documents.map((d) => [d.order.number, d.order.raw['Статус'], d.order.raw['КодСтатуса'], d.order.raw['ПричинаОтказа']])).toEqual([
       ['S-1', 'Проверен, готовится к подписи', 'validated', undefined],
-      ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'amount: Сумма должна быть больше нуля'],
+      ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'Сумма должна быть больше нуля'],
     ]);
     expect(parsed.documents[1].order.raw['КодПричиныОтказа']).toBe('AMOUNT_NOT_POSITIVE');
   });
