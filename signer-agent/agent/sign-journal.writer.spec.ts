@@ -49,6 +49,38 @@ describe('SignJournal', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
+  it('follows a rotation by itself: the next batch after the file was moved goes to a new file at the path', async () => {
+    const path = join(dir, 'journal.jsonl');
+    const journal = new SignJournal(path);
+    await journal.open();
+    const record = (i: number) => ({ event: 'unenrolled' as const, at: new Date(0).toISOString(), userId: `u${i}` });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => journal.append(record(i))));
+    renameSync(path, `${path}.1`);
+    await Promise.all(Array.from({ length: 5 }, (_, i) => journal.append(record(5 + i))));
+    await journal.close();
+    const users = (file: string) => readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).userId as string);
+    expect(users(`${path}.1`)).toEqual(['u0', 'u1', 'u2', 'u3', 'u4']);
+    expect(users(path)).toEqual(['u5', 'u6', 'u7', 'u8', 'u9']);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('a reopen takes its turn between batches under a steady stream of records', async () => {
+    const path = join(dir, 'journal.jsonl');
+    const journal = new SignJournal(path);
+    await journal.open();
+    let i = 0;
+    let streaming = true;
+    const stream = (async () => {
+      while (streaming) await journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: `s${i++}` });
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    await journal.reopen(); // returns while records keep coming
+    streaming = false;
+    await stream;
+    await journal.close();
+    expect(readFileSync(path, 'utf8').trimEnd().split('\n')).toHaveLength(i);
+  });
+
   it('keeps writing the old file when the path cannot be opened again', async () => {
     const path = join(dir, 'sub', 'journal.jsonl');
     const journal = new SignJournal(path);

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConnectorError } from '../../connector/shared/errors';
 
@@ -38,11 +38,18 @@ export type JournalRecord =
  * (datasync) before its caller gets an answer: a signature handed out is always on record.
  * Group commit: records that arrive while a flush is running are written and synced together,
  * in arrival order, so a burst of signatures costs a few fsyncs, not one each.
+ *
+ * Rotation: before each batch the journal checks that its path still names the file it has open
+ * (device and inode); when logrotate moved it away, the batch goes to a new file at the path. The
+ * batches and `reopen()` (SIGHUP) take turns, so every record lands, synced, in the old file or
+ * in the new one, and a reopen never waits for a steady stream of signatures to pause.
  */
 export class SignJournal {
   private handle: FileHandle | undefined;
   private queue: Array<{ line: string; resolve: () => void; reject: (err: Error) => void }> = [];
   private flushing: Promise<void> | undefined;
+  /** Batches and reopens run one at a time, in the order asked. */
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(readonly path: string) {}
 
@@ -65,48 +72,71 @@ export class SignJournal {
   }
 
   /**
-   * Opens the journal's path again: after `logrotate` (without copytruncate) moved the file away,
-   * later records go to a new file there. No record is refused meanwhile: the new file is opened
-   * first, and the swap waits for the flush in progress, so each record lands, synced, in the old
-   * file or in the new one. A path that cannot be opened keeps the old file in use (and throws).
+   * Opens the journal's path again now (SIGHUP), whether or not the file was moved: later records
+   * go to the file at the path. A path that cannot be opened keeps the old file in use (and throws).
    */
   async reopen(): Promise<void> {
-    if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+    await this.inTurn(async () => {
+      if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+      await this.swap();
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.inTurn(async () => {
+      await this.handle?.close();
+      this.handle = undefined;
+    });
+  }
+
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(work, work);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swap(): Promise<void> {
     let next: FileHandle;
     try {
       next = await open(this.path, 'a', 0o600);
     } catch (err) {
       throw new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be opened again: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
-    while (this.flushing) await this.flushing;
     const previous = this.handle;
     this.handle = next;
-    await previous.close();
+    await previous?.close();
   }
 
-  async close(): Promise<void> {
-    while (this.flushing) await this.flushing;
-    await this.handle?.close();
-    this.handle = undefined;
+  /** True when the path no longer names the open file (moved or deleted by a rotation). */
+  private async rotated(handle: FileHandle): Promise<boolean> {
+    const [atPath, open] = await Promise.all([stat(this.path).catch(() => null), handle.stat()]);
+    return !atPath || atPath.ino !== open.ino || atPath.dev !== open.dev;
   }
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.queue.length);
-      // One handle for the write and its sync, whatever reopen() does meanwhile.
+      await this.inTurn(() => this.writeBatch());
+    }
+  }
+
+  private async writeBatch(): Promise<void> {
+    const batch = this.queue.splice(0, this.queue.length);
+    if (!batch.length) return;
+    try {
+      if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
+      // A rotated file is followed; if the new one cannot be opened, the old one keeps the records.
+      if (await this.rotated(this.handle)) await this.swap().catch(() => undefined);
       const handle = this.handle;
-      try {
-        if (!handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
-        await handle.write(batch.map((b) => b.line).join(''));
-        await handle.datasync();
-        for (const b of batch) b.resolve();
-      } catch (err) {
-        const coded =
-          err instanceof ConnectorError
-            ? err
-            : new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
-        for (const b of batch) b.reject(coded);
-      }
+      await handle.write(batch.map((b) => b.line).join(''));
+      await handle.datasync();
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      const coded =
+        err instanceof ConnectorError
+          ? err
+          : new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      for (const b of batch) b.reject(coded);
     }
   }
 }
