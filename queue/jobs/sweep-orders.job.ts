@@ -9,6 +9,7 @@ import { idleLookJobId, signOrderJob } from './sign-order.job';
 import { submitOrderJob } from './submit-order.job';
 import { trackOrderJob } from './track-order.job';
 import type { QueueSet } from '../queue.factory';
+import { perContext } from '../stage-batcher';
 
 export const sweepOrdersJob = defineJob({
   name: 'maintenance.sweep',
@@ -64,19 +65,29 @@ async function jobState(queue: ReturnType<QueueSet['get']>, jobId: string): Prom
  * takes, including a bank call at its timeout, so a live job is never doubled needlessly) is
  * re-queued. This also rebuilds every queue after Redis lost its data.
  */
-export async function sweepOrders(context: { orm: import('../../connector/persistence/database').Orm; queues: QueueSet; config: { sweeper: { staleAfterMs: number } } }, now: Date, limit = 5000): Promise<number> {
+export async function sweepOrders(context: { orm: import('../../connector/persistence/database').Orm; queues: QueueSet; config: { sweeper: { staleAfterMs: number } } }, now: Date, limit = 1000): Promise<number> {
   const states = Object.keys(STAGE_JOBS) as OrderState[];
   if (states.length === 0) return 0;
   const cutoff = new Date(now.getTime() - context.config.sweeper.staleAfterMs);
   const em = context.orm.em.fork();
+  // Where the last sweep of each state stopped, in this process. Orders that wait long without
+  // changing (submitted at the bank, awaiting people) keep their state_changed_at, so "the oldest
+  // `limit`" would be the same orders every time; walking on from there and starting over at the
+  // end reaches every order, also the ten thousandth after Redis lost its data.
+  const resumeAt = perContext(context, 'sweep.resume', () => new Map<OrderState, { at: Date; id: string }>());
   let requeued = 0;
-  // Each state on its own, oldest first, `limit` each: thousands of orders nobody signs (waiting
-  // for people in `awaiting_signatures`) never crowd out one stuck in `submitting`.
+  // Each state on its own, `limit` each: thousands of orders nobody signs (waiting for people in
+  // `awaiting_signatures`) never crowd out one stuck in `submitting`.
   for (const state of states) {
-    const rows = await em.execute<Array<{ id: string }>>(
-      'select id from payment_order where state = ? and state_changed_at < ? order by state_changed_at limit ?',
-      [state, cutoff, limit],
+    const after = resumeAt.get(state);
+    const rows = await em.execute<Array<{ id: string; state_changed_at: Date }>>(
+      `select id, state_changed_at from payment_order where state = ? and state_changed_at < ?${after ? ' and (state_changed_at, id) > (?, ?)' : ''}
+        order by state_changed_at, id limit ?`,
+      [state, cutoff, ...(after ? [after.at, after.id] : []), limit],
     );
+    const last = rows[rows.length - 1];
+    if (rows.length < limit || !last) resumeAt.delete(state);
+    else resumeAt.set(state, { at: new Date(last.state_changed_at), id: last.id });
     for (const row of rows) if (await requeueOrder(context.queues, state, row.id)) requeued += 1;
   }
   return requeued;

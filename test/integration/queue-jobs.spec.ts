@@ -126,6 +126,30 @@ describe('queue topology on real Redis and PostgreSQL', () => {
     expect(await jobState(idleLookJobId(waiting[0]))).toBe('delayed');
   });
 
+  it('reaches every stuck order over successive sweeps, not the same oldest few each time', async () => {
+    const db = () => context.orm.em.fork();
+    const old = new Date(Date.now() - 3_600_000);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3, 4, 5]) {
+      const [r] = await intakeOrders(db(), 'q', [{ order: sampleOrder({ number: `STALE-${n}` }) }], { enqueueValidate: async () => undefined }, { actor: 't', now: new Date(old.getTime() + n) });
+      ids.push(r.orderId);
+    }
+    const validate = context.queues.get('validate');
+    const queued = async () => (await Promise.all(ids.map((id) => validate.getJob(`validate-${id}`)))).filter(Boolean).length;
+    // One context, as the worker's sweep job has: it remembers where each state's walk stopped.
+    const sweepContext = { ...context, config: { ...context.config, sweeper: { ...context.config.sweeper, staleAfterMs: 0 } } };
+    const sweep = () => sweepOrders(sweepContext, new Date(Date.now() + 1000), 2);
+    // No worker runs: each sweep re-queues at most 2 of the 5 lost ones, and goes on where it stopped.
+    await sweep();
+    expect(await queued()).toBe(2);
+    await sweep();
+    expect(await queued()).toBe(4);
+    await sweep();
+    expect(await queued()).toBe(5);
+    for (const id of ids) await (await validate.getJob(`validate-${id}`))?.remove();
+    for (const id of ids) await transitionOrder(db(), id, 'invalid', { actor: 't' });
+  });
+
   it('fails at boot when a job has two handlers or none', () => {
     expect(() => buildJobRegistry(REGISTERED_JOBS)).not.toThrow();
     const dup = [...REGISTERED_JOBS, registerJob(validateOrderJob, async () => undefined)];
