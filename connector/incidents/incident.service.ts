@@ -24,8 +24,28 @@ export interface OpenIncidentInput {
   now?: Date;
 }
 
-/** Entries an incident's timeline keeps at most (the opening one and the latest). */
+/** Entries an incident's timeline keeps at most: the first ones, a note of how many went, the latest. */
 export const TIMELINE_MAX = 100;
+const TIMELINE_HEAD = 20;
+
+/**
+ * Appends to an incident's timeline, keeping it at most TIMELINE_MAX entries: the first 20 (the
+ * opening and what was done about it first), one entry saying how many were left out, and the
+ * latest. A trigger that fires all day (an attacker's logins, a lockdown asked for again and
+ * again) must not grow one row without bound; `occurrences` keeps the full count.
+ */
+export function appendToTimeline(timeline: readonly TimelineEntry[], entries: readonly TimelineEntry[], now: Date): TimelineEntry[] {
+  const all = [...timeline, ...entries];
+  if (all.length <= TIMELINE_MAX) return all;
+  const isGap = (e: TimelineEntry) => e.actor === 'connector' && /^\d+ entries left out/.test(e.text);
+  const head = all.slice(0, TIMELINE_HEAD);
+  const rest = all.slice(TIMELINE_HEAD);
+  const earlierGap = rest.find(isGap);
+  const before = earlierGap ? Number(/^(\d+)/.exec(earlierGap.text)![1]) : 0;
+  const tail = rest.filter((e) => !isGap(e)).slice(-(TIMELINE_MAX - TIMELINE_HEAD - 1));
+  const leftOut = before + rest.filter((e) => !isGap(e)).length - tail.length;
+  return [...head, { at: now.toISOString(), actor: 'connector', text: `${leftOut} entries left out here (the timeline keeps the first ${TIMELINE_HEAD} and the latest)` }, ...tail];
+}
 
 export async function openIncident(em: EntityManager, input: OpenIncidentInput): Promise<{ incident: Incident; created: boolean }> {
   const now = input.now ?? new Date();
@@ -35,10 +55,7 @@ export async function openIncident(em: EntityManager, input: OpenIncidentInput):
       const existing = await tx.findOne(Incident, { dedupeKey: input.dedupeKey, status: 'open' });
       if (existing) {
         if (input.onRepeat === 'ignore') return { incident: existing, created: false };
-        // The opening entry and the latest repeats: a trigger that fires all day (an attacker's
-        // logins) must not grow one row without bound; `occurrences` keeps the full count.
-        const kept = existing.timeline.length >= TIMELINE_MAX ? [existing.timeline[0], ...existing.timeline.slice(existing.timeline.length - TIMELINE_MAX + 2)] : existing.timeline;
-        existing.timeline = [...kept, { ...entry, text: `again: ${input.title}` }];
+        existing.timeline = appendToTimeline(existing.timeline, [{ ...entry, text: `again: ${input.title}` }], now);
         existing.evidence = { ...existing.evidence, occurrences: Number(existing.evidence.occurrences ?? 1) + 1 };
         await tx.flush();
         return { incident: existing, created: false };

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
-import { openIncident } from '../incidents/incident.service';
+import { appendToTimeline, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
 import type { Clock } from '../shared/clock';
 import { ConnectorError, UsageError } from '../shared/errors';
@@ -183,7 +183,7 @@ async function appendTimeline(em: EntityManager, incidentId: string, entries: Ti
   const fork = em.fork();
   const incident = await fork.findOne(Incident, { id: incidentId });
   if (!incident) return;
-  incident.timeline = [...incident.timeline, ...entries];
+  incident.timeline = appendToTimeline(incident.timeline, entries, new Date());
   incident.evidence = { ...incident.evidence, ...evidencePatch };
   await fork.flush();
 }

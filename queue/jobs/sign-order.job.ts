@@ -60,8 +60,12 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
   // running the stage every sweep for as long as nobody signs. Its own id keeps the stage's
   // `sign-<id>` free: an order sent back to this stage (R-17, a lockdown resolved) is looked at at once.
   if (!outcome.mandated) {
-    if (job.id === idleLookJobId(payload.orderId)) return waitAndRetry(job, unattendedLookMs(context), { missing: outcome.missing });
-    await context.queues.add(signOrderJob, payload, { jobId: idleLookJobId(payload.orderId), delay: unattendedLookMs(context) });
+    const idleId = idleLookJobId(payload.orderId);
+    if (job.id === idleId) return waitAndRetry(job, unattendedLookMs(context), { missing: outcome.missing });
+    // A look that failed is kept a week for inspection, and its id would make this add a no-op.
+    const previous = await context.queues.get('sign').getJob(idleId);
+    if (previous && ['completed', 'failed'].includes(await previous.getState())) await previous.remove().catch(() => undefined);
+    await context.queues.add(signOrderJob, payload, { jobId: idleId, delay: unattendedLookMs(context) });
     return { state: 'awaiting_signatures', missing: outcome.missing };
   }
   return waitAndRetry(job, context.config.signing.pollEveryMs, { missing: outcome.missing });
