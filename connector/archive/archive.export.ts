@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IsolationLevel } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
 
@@ -27,6 +28,9 @@ export interface ArchiveManifest {
   exportedAt: string;
   files: Array<{ file: string; table: string; rows: number; sha256: string }>;
 }
+
+/** One consistent, read-only view of the whole database for the export. */
+const SNAPSHOT = { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true };
 
 /** Rows fetched from the database at a time: the export holds one batch in memory, not a table. */
 const FETCH_ROWS = 2_000;
@@ -61,7 +65,6 @@ export async function exportArchive(
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
   const manifest: ArchiveManifest = { format: 'connector-archive/1', exportedAt: now.toISOString(), files: [] };
   await em.transactional(async (tx) => {
-    await tx.execute('set transaction isolation level repeatable read, read only');
     const present = new Set(
       (await tx.execute<Array<{ table_name: string }>>('select table_name from information_schema.tables where table_schema = current_schema()')).map((r) => r.table_name),
     );
@@ -92,7 +95,7 @@ export async function exportArchive(
       manifest.files.push({ file, table, rows, sha256: hash.digest('hex') });
       await options.onProgress?.({ table, rows, done: true });
     }
-  });
+  }, SNAPSHOT);
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { IsolationLevel } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 
 /**
@@ -113,7 +114,6 @@ const VERIFY_BATCH = 5_000;
 export async function verifyAudit(em: EntityManager, options: { batch?: number } = {}): Promise<AuditVerifyResult> {
   const batchSize = options.batch ?? VERIFY_BATCH;
   return em.transactional(async (tx) => {
-    await tx.execute('set transaction isolation level repeatable read, read only');
     const [{ n }] = await tx.execute<Array<{ n: string }>>('select count(*) as n from audit_event');
     const records = Number(n);
     await tx.execute('declare audit_walk no scroll cursor for select seq, at, actor, action, subject, details, prev_hash, hash from audit_event order by seq');
@@ -142,5 +142,5 @@ export async function verifyAudit(em: EntityManager, options: { batch?: number }
       }
     }
     return { ok: true, records };
-  });
+  }, { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true });
 }
