@@ -3,20 +3,15 @@ import { mkdirSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import * as iconv from 'iconv-lite';
 import { z } from 'zod';
-import { renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
-import { encodeOnecStatusReport, renderOnecStatusBody, renderOnecStatusHeader, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import { encodeOnecText, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
+import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import type { FieldError } from '../../connector/orders/payment-order';
 import type { OrderState } from '../../connector/orders/order-state';
-import { refusalReason, type RefusalFields } from '../../connector/orders/order.mapper';
-import type { PaymentOrder } from '../../connector/persistence/entities';
 import { ConnectorError } from '../../connector/shared/errors';
-import { formatAmount } from '../../connector/shared/money';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
 import { loadStoredStatement } from '../../connector/statements/statement.repository';
-import { isoDateOf } from '../../connector/statements/statement.store';
 import type { StatementData } from '../../connector/statements/statement.model';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -122,10 +117,6 @@ export function mergeStatementTexts(texts: readonly string[], accounts: readonly
   return `${[...header, ...bodies, 'КонецФайла'].join('\r\n')}\r\n`;
 }
 
-function encode(text: string, encoding: Encoding): Buffer {
-  // windows = cp1251 with CRLF (what 1C expects); utf8 with a BOM (onec-statement.writer.ts).
-  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
-}
 
 /** The stored statements of `accounts` for [from, to] with their holders (accounts with nothing stored are left out). */
 export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {
@@ -154,7 +145,7 @@ export async function renderStatementFile(
     throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
   }
   const render = (createdAt: Date): Buffer =>
-    encode(
+    encodeOnecText(
       mergeStatementTexts(
         stored.map((s) => renderOnecStatement(s.statement, { encoding, owner: s.owner, createdAt })),
         stored.map((s) => s.statement.account),
@@ -186,29 +177,6 @@ export async function writeStatementFile(
   const path = inboxPath(context, STATEMENT_FILE);
   await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false });
   return path;
-}
-
-/** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */
-export type StatusFields = RefusalFields &
-  Pick<PaymentOrder, 'number' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
-    docDate: string | Date;
-    amountTiyn: number | string;
-  };
-
-/** One order's entry in the 1C status report (this job and `connector onec statuses` both make them here). */
-export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
-  return {
-    number: o.number,
-    date: isoDateOf(o.docDate),
-    amount: formatAmount(Number(o.amountTiyn)),
-    currency: o.currency,
-    beneficiaryName: o.beneficiaryName,
-    state: o.state,
-    at: new Date(o.stateChangedAt),
-    ...(o.bankReference ? { bankReference: o.bankReference } : {}),
-    ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
-    ...refusalReason(o),
-  };
 }
 
 /**
@@ -283,7 +251,7 @@ export async function writeStatusReport(
     em,
     STATUS_TARGET,
     path,
-    (createdAt) => encodeOnecStatusReport(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
+    (createdAt) => encodeOnecText(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
     { now, onlyIfChanged: options.onlyIfChanged ?? true, contentHash },
   );
   return { path, written };

@@ -149,13 +149,16 @@ function writeLine(
   out.push('КонецДокумента');
 }
 
+/** A 1C exchange text as bytes: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
+export function encodeOnecText(text: string, encoding: 'windows' | 'utf8'): Buffer {
+  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+}
+
 /** The statement file in the configured encoding: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
 export function writeOnecStatement(statement: StatementData, options: OnecStatementWriteOptions): WrittenStatement {
   const text = renderOnecStatement(statement, options);
-  if (options.encoding === 'utf8') {
-    return { bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]), text, warnings: [] };
-  }
-  const bytes = iconv.encode(text, 'cp1251');
+  const bytes = encodeOnecText(text, options.encoding);
+  if (options.encoding === 'utf8') return { bytes, text, warnings: [] };
   const warnings: string[] = [];
   const back = iconv.decode(bytes, 'cp1251');
   if (back !== text) {

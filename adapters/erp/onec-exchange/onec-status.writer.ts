@@ -1,5 +1,8 @@
-import * as iconv from 'iconv-lite';
-import { isoToOnecDate } from './onec-statement.writer';
+import { encodeOnecText, isoToOnecDate } from './onec-statement.writer';
+import { refusalReason, type RefusalFields } from '../../../connector/orders/order.mapper';
+import type { PaymentOrder } from '../../../connector/persistence/entities';
+import { formatAmount } from '../../../connector/shared/money';
+import { isoDateOf } from '../../../connector/statements/statement.store';
 
 /**
  * The status report for documents 1C exported (R-21: the status of each document reaches the
@@ -120,11 +123,30 @@ export function renderOnecStatusReport(entries: readonly StatusReportEntry[], op
   return renderOnecStatusHeader(options) + renderOnecStatusBody(entries, options.utcOffsetMinutes);
 }
 
-/** The report's text in the file's encoding: cp1251 for `windows`, UTF-8 with a BOM otherwise. */
-export function encodeOnecStatusReport(text: string, encoding: StatusReportOptions['encoding']): Buffer {
-  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
-}
 
 export function writeOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): Buffer {
-  return encodeOnecStatusReport(renderOnecStatusReport(entries, options), options.encoding);
+  return encodeOnecText(renderOnecStatusReport(entries, options), options.encoding);
+}
+
+/** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */
+export type StatusFields = RefusalFields &
+  Pick<PaymentOrder, 'number' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
+    docDate: string | Date;
+    amountTiyn: number | string;
+  };
+
+/** One order's entry in the report (the write-back job and `connector onec statuses` both make them here). */
+export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
+  return {
+    number: o.number,
+    date: isoDateOf(o.docDate),
+    amount: formatAmount(Number(o.amountTiyn)),
+    currency: o.currency,
+    beneficiaryName: o.beneficiaryName,
+    state: o.state,
+    at: new Date(o.stateChangedAt),
+    ...(o.bankReference ? { bankReference: o.bankReference } : {}),
+    ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
+    ...refusalReason(o),
+  };
 }

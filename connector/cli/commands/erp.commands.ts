@@ -8,8 +8,7 @@ import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-e
 import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
 import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
-import { writeOnecStatusReport } from '../../../adapters/erp/onec-exchange/onec-status.writer';
-import { toStatusReportEntry } from '../../../queue/jobs/write-back.job';
+import { toStatusReportEntry, writeOnecStatusReport } from '../../../adapters/erp/onec-exchange/onec-status.writer';
 import { PaymentOrder } from '../../persistence/entities';
 import { withOrm } from '../../app/app-context';
 import { loadStoredStatement } from '../../statements/statement.repository';
