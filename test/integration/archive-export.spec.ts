@@ -1,8 +1,7 @@
+import { appWorld } from '../support/app-world';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { appendAudit } from '../../connector/audit/audit.log';
@@ -11,19 +10,9 @@ import { sampleOrder } from '../support/orders.fixture';
 
 /** R-26: the archive for safekeeping, on real PostgreSQL: exact rows, one snapshot, batch by batch. */
 describe('archive export (R-26)', () => {
-  let env: TestEnv;
-  let context: AppContext;
+  const world = appWorld('archive');
 
-  beforeAll(async () => {
-    env = await createTestEnv('archive');
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
-  });
-
-  const db = () => context.orm.em.fork();
+  const db = () => world.db();
   let seq = 0;
   async function order(): Promise<string> {
     seq += 1;
@@ -42,7 +31,7 @@ describe('archive export (R-26)', () => {
   it('writes every row exactly as stored, a batch at a time, with counts and digests that check', async () => {
     for (let i = 0; i < 7; i += 1) await order();
     for (let i = 0; i < 5; i += 1) await appendAudit(db(), { actor: 't', action: 'test.archive', subject: `s-${i}`, details: { big: '12345678901234567890', i } });
-    const dir = join(env.workDir, 'exact');
+    const dir = join(world.env.workDir, 'exact');
     const progress: ArchiveProgress[] = [];
     // Batches of 3 rows, progress every 25 batches: several batches per table, the done line of each.
     const manifest = await exportArchive(db(), dir, new Date('2026-11-26T10:00:00Z'), { fetchRows: 3, onProgress: (p) => void progress.push(p) });
@@ -69,7 +58,7 @@ describe('archive export (R-26)', () => {
   it('reads all tables from one snapshot: an order taken in while the export runs is in none of its files', async () => {
     await order();
     let late: string | undefined;
-    const dir = join(env.workDir, 'snapshot');
+    const dir = join(world.env.workDir, 'snapshot');
     const manifest = await exportArchive(db(), dir, new Date(), {
       onProgress: async (p) => {
         // After the orders' file, and before the events' file is read, another connection commits an order and its events.

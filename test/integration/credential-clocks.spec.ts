@@ -1,5 +1,4 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { appWorld } from '../support/app-world';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { raiseCredentialClockIncidents, rotateSecret, setCredentials } from '../../connector/vault/credential.vault';
 import { ManualClock } from '../../connector/shared/clock';
@@ -10,24 +9,14 @@ import { ManualClock } from '../../connector/shared/clock';
  * resolved once the clock no longer warns. Real PostgreSQL.
  */
 describe('credential clocks as incidents (R-1, R-2)', () => {
-  let env: TestEnv;
-  let context: AppContext;
+  const world = appWorld('credential-clocks');
   const start = new Date('2026-01-10T06:00:00Z');
   const clock = new ManualClock(start);
   const day = (n: number) => new Date(start.getTime() + n * 86_400_000);
 
-  beforeAll(async () => {
-    env = await createTestEnv('credential-clocks');
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
-  });
-
-  const deps = () => ({ em: context.orm.em.fork(), clock, box: SecretBox.fromConfig(env.config) });
+  const deps = () => ({ em: world.db(), clock, box: SecretBox.fromConfig(world.env.config) });
   const openClockIncidents = async () =>
-    context.orm.em
+    world.context.orm.em
       .fork()
       .execute<Array<{ kind: string; severity: string; deadline_at: Date; title: string }>>(
         "select kind, severity, deadline_at, title from incident where status = 'open' and dedupe_key like 'credentials-clock:%' order by opened_at, kind",
@@ -43,7 +32,7 @@ describe('credential clocks as incidents (R-1, R-2)', () => {
     expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 2, resolved: 0 });
     // The sweeper looks every 30 s: each look after the first changes nothing (no growing timeline).
     for (let i = 0; i < 3; i++) expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 0 });
-    const entries = await context.orm.em.fork().execute<Array<{ n: number }>>("select jsonb_array_length(timeline) as n from incident where dedupe_key like 'credentials-clock:%' and status = 'open'");
+    const entries = await world.db().execute<Array<{ n: number }>>("select jsonb_array_length(timeline) as n from incident where dedupe_key like 'credentials-clock:%' and status = 'open'");
     expect(entries.map((e) => Number(e.n))).toEqual([1, 1]);
     const warned = await openClockIncidents();
     expect(warned.map((i) => [i.kind, i.severity])).toEqual([['credentials_aging', 'medium'], ['credentials_idle', 'medium']]);
@@ -59,7 +48,7 @@ describe('credential clocks as incidents (R-1, R-2)', () => {
   it('a successful use stops the idle clock, a rotation both; their incidents are resolved', async () => {
     clock.set(day(86));
     // What the bank client records after a successful call (VaultCredentialsProvider.recordSuccessfulUse).
-    await context.orm.em.fork().execute('update credential_vault set last_used_at = ? where id = 1', [clock.now()]);
+    await world.db().execute('update credential_vault set last_used_at = ? where id = 1', [clock.now()]);
     expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 1 });
     expect((await openClockIncidents()).map((i) => i.kind)).toEqual(['credentials_aging']);
 

@@ -1,26 +1,15 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { appWorld } from '../support/app-world';
 import { openIncident, TIMELINE_MAX } from '../../connector/incidents/incident.service';
 
 /** A trigger that fires all day (say, an attacker's logins) adds to one open incident, on real PostgreSQL. */
 describe('incident repeats', () => {
-  let env: TestEnv;
-  let context: AppContext;
-
-  beforeAll(async () => {
-    env = await createTestEnv('incident-timeline');
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
-  });
+  const world = appWorld('incident-timeline');
 
   it('count every repeat, and keep the first entries, a note of how many went and the latest', async () => {
     const repeats = TIMELINE_MAX + 30;
     let id = '';
     for (let i = 0; i < repeats; i += 1) {
-      const { incident, created } = await openIncident(context.orm.em.fork(), {
+      const { incident, created } = await openIncident(world.db(), {
         kind: 'security_alert',
         severity: 'high',
         title: `failed logins from 203.0.113.${i % 250}`,
@@ -31,7 +20,7 @@ describe('incident repeats', () => {
       expect(created).toBe(i === 0);
       id = incident.id;
     }
-    const [row] = await context.orm.em.fork().execute<Array<{ timeline: Array<{ text: string }>; evidence: { occurrences: number } }>>('select timeline, evidence from incident where id = ?', [id]);
+    const [row] = await world.db().execute<Array<{ timeline: Array<{ text: string }>; evidence: { occurrences: number } }>>('select timeline, evidence from incident where id = ?', [id]);
     expect(row.evidence.occurrences).toBe(repeats);
     expect(row.timeline).toHaveLength(TIMELINE_MAX);
     // The first 20 entries, one saying how many went, the latest 79.

@@ -1,5 +1,4 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { orderIdsPage, type OrderListFilter } from '../../connector/orders/order-list';
@@ -7,29 +6,22 @@ import { sampleOrder } from '../support/orders.fixture';
 
 /** The API's order pages (GET /api/v1/orders): newest first, keyset cursors, per-account keys, on real PostgreSQL. */
 describe('orderIdsPage', () => {
-  let env: TestEnv;
-  let context: AppContext;
+  const world = appWorld('order-list');
   const ACCOUNTS = ['KZ-LIST-A', 'KZ-LIST-B', 'KZ-LIST-C'];
   const orders: Array<{ id: string; account: string; state: string; createdAt: Date }> = [];
 
   beforeAll(async () => {
-    env = await createTestEnv('order-list');
-    context = await createAppContext({ config: env.config, role: 'worker' });
     const start = Date.parse('2026-11-20T04:00:00Z');
     for (let i = 0; i < 24; i += 1) {
       const account = ACCOUNTS[(i * 7) % 3];
       // Two orders share each creation time: the id breaks the tie, on every page.
       const createdAt = new Date(start + Math.floor(i / 2) * 60_000);
       const order = sampleOrder({ number: `L-${i}`, payer: { ...sampleOrder().payer, iban: account } });
-      const [r] = await intakeOrders(context.orm.em.fork(), 'list', [{ order }], { enqueueValidate: async () => undefined }, { actor: 't', now: createdAt });
+      const [r] = await intakeOrders(world.db(), 'list', [{ order }], { enqueueValidate: async () => undefined }, { actor: 't', now: createdAt });
       const state = i % 4 === 0 ? 'invalid' : 'received';
-      if (state === 'invalid') await transitionOrder(context.orm.em.fork(), r.orderId, 'invalid', { actor: 't', now: createdAt });
+      if (state === 'invalid') await transitionOrder(world.db(), r.orderId, 'invalid', { actor: 't', now: createdAt });
       orders.push({ id: r.orderId, account, state, createdAt });
     }
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
   });
 
   /** What a page must be: the matching orders, newest first, ties by id descending. */
@@ -46,7 +38,7 @@ describe('orderIdsPage', () => {
     const seen: string[] = [];
     let before: OrderListFilter['before'];
     for (;;) {
-      const page = await orderIdsPage(context.orm.em.fork(), { ...filter, before });
+      const page = await orderIdsPage(world.db(), { ...filter, before });
       expect(page).toEqual(expected({ ...filter, before }));
       seen.push(...page);
       if (page.length < filter.limit) return seen;
@@ -69,6 +61,6 @@ describe('orderIdsPage', () => {
   });
 
   it('a key with no accounts sees nothing', async () => {
-    expect(await orderIdsPage(context.orm.em.fork(), { accounts: [], limit: 10 })).toEqual([]);
+    expect(await orderIdsPage(world.db(), { accounts: [], limit: 10 })).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
+import { appWorld } from '../support/app-world';
 import { randomUUID } from 'node:crypto';
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import type { OrderState } from '../../connector/orders/order-state';
@@ -10,23 +9,13 @@ import { sampleOrder } from '../support/orders.fixture';
 
 /** the penalty for an order the bank did not execute in time, from what PostgreSQL holds. */
 describe('penalty claim (R-28)', () => {
-  let env: TestEnv;
-  let context: AppContext;
+  const world = appWorld('penalty-claim');
   // Tuesday 2026-11-24, 11:00 in Kazakhstan: before the cut-off, so that is the operational day.
   const receivedAt = new Date('2026-11-24T06:00:00Z');
   const now = new Date('2026-11-30T06:00:00Z');
 
-  beforeAll(async () => {
-    env = await createTestEnv('penalty-claim');
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
-  });
-
-  const db = () => context.orm.em.fork();
-  const calendar = () => kzCalendarFromConfig(env.config);
+  const db = () => world.db();
+  const calendar = () => kzCalendarFromConfig(world.env.config);
 
   async function orderAtBank(number: string, amount: string, until: OrderState): Promise<{ id: string; iban: string }> {
     const [r] = await intakeOrders(db(), 'claims', [{ order: sampleOrder({ number, amount }) }], { enqueueValidate: async () => undefined }, { actor: 't' });

@@ -1,5 +1,4 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import type { OrderState } from '../../connector/orders/order-state';
@@ -12,22 +11,12 @@ import { sampleOrder } from '../support/orders.fixture';
  * an order that failed validation. Read by two index lookups (migration 20261126040000).
  */
 describe('statementAccounts', () => {
-  let env: TestEnv;
-  let context: AppContext;
+  const world = appWorld('stmt-accounts');
   const now = new Date('2026-11-26T06:00:00Z');
   const old = new Date('2026-11-16T06:00:00Z');
   const recent = new Date('2026-11-25T06:00:00Z');
 
-  beforeAll(async () => {
-    env = await createTestEnv('stmt-accounts');
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
-  afterAll(async () => {
-    await context.close();
-    await env.cleanup();
-  });
-
-  const db = () => context.orm.em.fork();
+  const db = () => world.db();
   let n = 0;
   async function orderOf(iban: string, path: OrderState[], at: Date): Promise<void> {
     n += 1;
