@@ -8,6 +8,7 @@ import { statementAccounts } from '../connector/statements/statement.schedule';
 import { reconcileAccount } from '../connector/statements/reconciliation';
 import { orderIdsPage } from '../connector/orders/order-list';
 import { statusReportEntries } from '../queue/jobs/write-back.job';
+import { PAYMENT_ORDER_HISTORY_INDEXES } from '../connector/persistence/migrations/Migration20261126040000_history_indexes';
 
 /**
  * `npm run bench:history [-- --orders N] [--keep]`: the queries that run all day (every write-back, every
@@ -17,7 +18,7 @@ import { statusReportEntries } from '../queue/jobs/write-back.job';
  * with them, side by side in one run; building them is timed too. --keep leaves the database for a look.
  * A benchmark that prints figures, never a timed test.
  */
-const INDEXES = ['payment_order_created_idx', 'payment_order_doc_date_idx', 'payment_order_bank_reference_idx', 'payment_order_number_idx', 'payment_order_payer_state_idx'];
+const INDEXES = PAYMENT_ORDER_HISTORY_INDEXES;
 const ACCOUNTS = 5;
 const DAYS = 730;
 const NOW = new Date('2026-11-26T06:00:00Z');
@@ -104,15 +105,11 @@ async function main(): Promise<void> {
         return out;
       });
 
-    await db.query(`drop index ${INDEXES.join(', ')}`);
+    await db.query(`drop index ${INDEXES.map((i) => i.name).join(', ')}`);
     const without = await measure();
     started = Date.now();
-    await db.query(`create index payment_order_created_idx on payment_order (created_at, id);
-      create index payment_order_doc_date_idx on payment_order (doc_date);
-      create index payment_order_bank_reference_idx on payment_order (bank_reference) where bank_reference is not null;
-      create index payment_order_number_idx on payment_order (number);
-      create index payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);
-      analyze payment_order;`);
+    for (const index of INDEXES) await db.query(`create index ${index.name} on ${index.on}`);
+    await db.query('analyze payment_order');
     const buildMs = Date.now() - started;
     const withIndexes = await measure();
 

@@ -18,26 +18,27 @@ import { Migration } from '@mikro-orm/migrations';
  *   `api.idempotencyKeepDays`.
  * Building them on a million orders takes a few seconds, during `connector migrate`.
  */
+/** The indexes on `payment_order` (name and definition); `npm run bench:history` times the queries without and with these. */
+export const PAYMENT_ORDER_HISTORY_INDEXES: ReadonlyArray<{ name: string; on: string }> = [
+  { name: 'payment_order_created_idx', on: 'payment_order (created_at, id)' },
+  { name: 'payment_order_doc_date_idx', on: 'payment_order (doc_date)' },
+  { name: 'payment_order_bank_reference_idx', on: 'payment_order (bank_reference) where bank_reference is not null' },
+  { name: 'payment_order_number_idx', on: 'payment_order (number)' },
+  { name: 'payment_order_payer_state_idx', on: 'payment_order (payer_iban, state, created_at, id)' },
+];
+
+const OTHER_INDEXES: ReadonlyArray<{ name: string; on: string }> = [
+  { name: 'incident_dedupe_key_idx', on: 'incident (dedupe_key) where dedupe_key is not null' },
+  { name: 'incident_open_idx', on: "incident (opened_at) where status = 'open'" },
+  { name: 'idempotency_record_created_idx', on: 'idempotency_record (created_at)' },
+];
+
 export class Migration20261126040000_history_indexes extends Migration {
   override async up(): Promise<void> {
-    this.addSql('create index if not exists payment_order_created_idx on payment_order (created_at, id);');
-    this.addSql('create index if not exists payment_order_doc_date_idx on payment_order (doc_date);');
-    this.addSql('create index if not exists payment_order_bank_reference_idx on payment_order (bank_reference) where bank_reference is not null;');
-    this.addSql('create index if not exists payment_order_number_idx on payment_order (number);');
-    this.addSql('create index if not exists payment_order_payer_state_idx on payment_order (payer_iban, state, created_at, id);');
-    this.addSql('create index if not exists incident_dedupe_key_idx on incident (dedupe_key) where dedupe_key is not null;');
-    this.addSql("create index if not exists incident_open_idx on incident (opened_at) where status = 'open';");
-    this.addSql('create index if not exists idempotency_record_created_idx on idempotency_record (created_at);');
+    for (const index of [...PAYMENT_ORDER_HISTORY_INDEXES, ...OTHER_INDEXES]) this.addSql(`create index if not exists ${index.name} on ${index.on};`);
   }
 
   override async down(): Promise<void> {
-    this.addSql('drop index if exists idempotency_record_created_idx;');
-    this.addSql('drop index if exists incident_open_idx;');
-    this.addSql('drop index if exists incident_dedupe_key_idx;');
-    this.addSql('drop index if exists payment_order_payer_state_idx;');
-    this.addSql('drop index if exists payment_order_number_idx;');
-    this.addSql('drop index if exists payment_order_bank_reference_idx;');
-    this.addSql('drop index if exists payment_order_doc_date_idx;');
-    this.addSql('drop index if exists payment_order_created_idx;');
+    for (const index of [...PAYMENT_ORDER_HISTORY_INDEXES, ...OTHER_INDEXES].reverse()) this.addSql(`drop index if exists ${index.name};`);
   }
 }
