@@ -72,6 +72,29 @@ export class QueueSet {
     await this.get(definition.queue).add(definition.name, data, { ...this.defaultJobOptions(), jobId, ...options });
   }
 
+  /**
+   * Adds the job unless one with its id is still to run (waiting, delayed, active...): a finished
+   * one with that id (completed, or failed and kept for inspection) would make `add` a silent
+   * no-op (LESSONS.md 11), so it is removed first. True when added.
+   */
+  async addUnlessPending<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payload: z.input<S>, options: JobsOptions = {}): Promise<boolean> {
+    const data = definition.payload.parse(payload);
+    const jobId = options.jobId ?? definition.jobId(data);
+    const existing = await this.get(definition.queue).getJob(jobId);
+    if (existing) {
+      if (PENDING_STATES.has(await existing.getState())) return false;
+      await existing.remove().catch(() => undefined);
+    }
+    await this.add(definition, payload, { ...options, jobId });
+    return true;
+  }
+
+  /** Whether a job with this id is still to run. */
+  async isPending(queue: QueueName, jobId: string): Promise<boolean> {
+    const job = await this.get(queue).getJob(jobId);
+    return job ? PENDING_STATES.has(await job.getState()) : false;
+  }
+
   async addBulk<S extends z.ZodTypeAny>(definition: JobDefinition<S>, payloads: z.input<S>[], options: JobsOptions = {}): Promise<void> {
     if (payloads.length === 0) return;
     const jobs = payloads.map((payload) => {
@@ -85,3 +108,6 @@ export class QueueSet {
     await Promise.all(this.all().map((q) => q.close()));
   }
 }
+
+/** BullMQ states of a job that is still to run. */
+const PENDING_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);

@@ -62,10 +62,7 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
   if (!outcome.mandated) {
     const idleId = idleLookJobId(payload.orderId);
     if (job.id === idleId) return waitAndRetry(job, unattendedLookMs(context), { missing: outcome.missing });
-    // A look that failed is kept a week for inspection, and its id would make this add a no-op.
-    const previous = await context.queues.get('sign').getJob(idleId);
-    if (previous && ['completed', 'failed'].includes(await previous.getState())) await previous.remove().catch(() => undefined);
-    await context.queues.add(signOrderJob, payload, { jobId: idleId, delay: unattendedLookMs(context) });
+    await context.queues.addUnlessPending(signOrderJob, payload, { jobId: idleId, delay: unattendedLookMs(context) });
     return { state: 'awaiting_signatures', missing: outcome.missing };
   }
   return waitAndRetry(job, context.config.signing.pollEveryMs, { missing: outcome.missing });

@@ -39,24 +39,9 @@ export const STAGE_JOBS: Partial<Record<OrderState, AnyJobDefinition>> = {
 export async function requeueOrder(queues: QueueSet, state: OrderState, orderId: string): Promise<boolean> {
   const definition = STAGE_JOBS[state];
   if (!definition) return false;
-  const queue = queues.get(definition.queue);
   // An order waiting for people has its own job that looks again now and then (sign-order.job.ts).
-  if (state === 'awaiting_signatures' && PENDING.has(await jobState(queue, idleLookJobId(orderId)))) return false;
-  const jobId = definition.jobId({ orderId });
-  const existing = await queue.getJob(jobId);
-  if (existing) {
-    if (PENDING.has(await existing.getState())) return false;
-    await existing.remove().catch(() => undefined);
-  }
-  await queues.add(definition, { orderId });
-  return true;
-}
-
-const PENDING = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
-
-async function jobState(queue: ReturnType<QueueSet['get']>, jobId: string): Promise<string> {
-  const job = await queue.getJob(jobId);
-  return job ? await job.getState() : 'none';
+  if (state === 'awaiting_signatures' && (await queues.isPending(definition.queue, idleLookJobId(orderId)))) return false;
+  return queues.addUnlessPending(definition, { orderId });
 }
 
 /**
