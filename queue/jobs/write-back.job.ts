@@ -12,6 +12,7 @@ import { ConnectorError } from '../../connector/shared/errors';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
 import { loadStoredStatement } from '../../connector/statements/statement.repository';
+import { isoDateOf } from '../../connector/statements/statement.store';
 import type { StatementData } from '../../connector/statements/statement.model';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -54,19 +55,25 @@ const WRITEBACK_WINDOW_MS = 2_000;
 
 export type Encoding = 'windows' | 'utf8';
 
-/** Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename (POSIX rename is atomic within a folder). */
-export async function writeFileAtomic(path: string, bytes: Buffer): Promise<void> {
+/**
+ * Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename (POSIX rename is atomic
+ * within a folder). `bytes` may come in parts (a report written a page at a time); should any part
+ * fail, the temp file is removed and the file at `path` is untouched.
+ */
+export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterable<Buffer>): Promise<void> {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await open(temp, 'w', 0o640);
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      if (Buffer.isBuffer(bytes)) await handle.writeFile(bytes);
+      // writeFile writes all of a part, from where the previous part ended.
+      else for await (const part of bytes) await handle.writeFile(part);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => undefined);
@@ -192,30 +199,57 @@ export const STATUS_REPORT_MAX = 20_000;
  * more than `max`, the newest `max`, and how many older ones were left out.
  */
 export async function statusReportEntries(em: EntityManager, since: string, max = STATUS_REPORT_MAX): Promise<{ entries: StatusReportEntry[]; leftOut: number }> {
-  const rows = await em.execute<Array<Record<string, unknown>>>(
-    `select number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at
-       from payment_order where doc_date >= ? order by doc_date desc, created_at desc, id desc limit ?`,
+  const rows = await em.execute<StatusRow[]>(
+    `select ${STATUS_REPORT_COLUMNS} from payment_order where doc_date >= ? order by doc_date desc, created_at desc, id desc limit ?`,
     [since, max],
   );
   rows.reverse();
   const leftOut = rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>('select count(*) as n from payment_order where doc_date >= ?', [since]))[0].n) - rows.length;
-  const entries = rows.map((r) =>
-    toStatusReportEntry({
-      number: r.number as string,
-      docDate: r.doc_date as string | Date,
-      amountTiyn: r.amount_tiyn as string,
-      currency: r.currency as string,
-      beneficiaryName: r.beneficiary_name as string,
-      state: r.state as OrderState,
-      errors: typeof r.errors === 'string' ? (JSON.parse(r.errors) as FieldError[]) : (r.errors as FieldError[] | null),
-      bankReasonCode: r.bank_reason_code as string | null,
-      bankReasonText: r.bank_reason_text as string | null,
-      bankReference: r.bank_reference as string | null,
-      erpDocumentId: r.erp_document_id as string | null,
-      stateChangedAt: r.state_changed_at as Date,
-    }),
-  );
-  return { entries, leftOut };
+  return { entries: rows.map(statusEntryOfRow), leftOut };
+}
+
+/** What a status report entry is read from (`StatusFields`), and the order's id for paging. */
+const STATUS_REPORT_COLUMNS =
+  'id, number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
+type StatusRow = Record<string, unknown> & { id: string; number: string; doc_date: string | Date };
+
+function statusEntryOfRow(r: StatusRow): StatusReportEntry {
+  return toStatusReportEntry({
+    number: r.number,
+    docDate: r.doc_date,
+    amountTiyn: r.amount_tiyn as string,
+    currency: r.currency as string,
+    beneficiaryName: r.beneficiary_name as string,
+    state: r.state as OrderState,
+    errors: typeof r.errors === 'string' ? (JSON.parse(r.errors) as FieldError[]) : (r.errors as FieldError[] | null),
+    bankReasonCode: r.bank_reason_code as string | null,
+    bankReasonText: r.bank_reason_text as string | null,
+    bankReference: r.bank_reference as string | null,
+    erpDocumentId: r.erp_document_id as string | null,
+    stateChangedAt: r.state_changed_at as Date,
+  });
+}
+
+/**
+ * Every order of one intake source (whose state changed at or after `since`, when given), oldest
+ * document first (by document date, number, id), `pageSize` at a time: `connector onec statuses`
+ * over years of history in constant memory. The keys never change, so no order comes twice.
+ */
+export async function* statusReportPages(em: EntityManager, filter: { source: string; since?: Date }, pageSize = 5_000): AsyncGenerator<StatusReportEntry[]> {
+  let after: [string, string, string] | undefined;
+  for (;;) {
+    const where = ['source = ?', ...(filter.since ? ['state_changed_at >= ?'] : []), ...(after ? ['(doc_date, number, id) > (?::date, ?, ?::uuid)'] : [])];
+    const rows = await em.execute<StatusRow[]>(`select ${STATUS_REPORT_COLUMNS} from payment_order where ${where.join(' and ')} order by doc_date, number, id limit ?`, [
+      filter.source,
+      ...(filter.since ? [filter.since] : []),
+      ...(after ?? []),
+      pageSize,
+    ]);
+    if (rows.length > 0) yield rows.map(statusEntryOfRow);
+    if (rows.length < pageSize) return;
+    const last = rows[rows.length - 1];
+    after = [isoDateOf(last.doc_date), last.number, last.id];
+  }
 }
 
 /** Writes `kl_to_1c_status.txt` when the statuses changed since the last write. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
@@ -8,6 +8,7 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { Statement, StatementLine } from '../../connector/persistence/entities';
+import { statusReportPages } from '../../queue/jobs/write-back.job';
 import { runCli } from '../support/cli';
 import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
@@ -113,6 +114,68 @@ describe('connector onec statement', () => {
       ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'Сумма должна быть больше нуля'],
     ]);
     expect(parsed.documents[1].order.raw['КодПричиныОтказа']).toBe('AMOUNT_NOT_POSITIVE');
+  });
+
+  it('pages of the status report: every order of the source once, by document date, number and id, whatever the page size', async () => {
+    const em = orm.em.fork();
+    const payer = (iban: string) => ({ ...sampleOrder().payer, iban });
+    // Ties on (date, number) across payers, and a second source that must not show up.
+    const taken = await intakeOrders(
+      em,
+      'paging',
+      [
+        { order: sampleOrder({ number: 'Q-2', date: '2026-11-20' }) },
+        { order: sampleOrder({ number: 'Q-1', date: '2026-11-21', erpDocumentId: 'a' }) },
+        { order: sampleOrder({ number: 'Q-1', date: '2026-11-21', erpDocumentId: 'b', payer: payer('KZ34998CTB0000000003') }) },
+        { order: sampleOrder({ number: 'Q-1', date: '2026-11-21', erpDocumentId: 'c', payer: payer('KZ88998CTB0000000001') }) },
+        { order: sampleOrder({ number: 'Q-0', date: '2026-11-22' }) },
+      ],
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
+    await intakeOrders(em, 'elsewhere', [{ order: sampleOrder({ number: 'Q-9', date: '2026-11-20' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const read = async (pageSize: number, since?: Date) => {
+      const pages: string[][] = [];
+      for await (const page of statusReportPages(orm.em.fork(), { source: 'paging', since }, pageSize)) pages.push(page.map((e) => `${e.date} ${e.number}`));
+      return pages;
+    };
+    const whole = (await read(100)).flat();
+    expect(whole).toEqual(['2026-11-20 Q-2', '2026-11-21 Q-1', '2026-11-21 Q-1', '2026-11-21 Q-1', '2026-11-22 Q-0']);
+    for (const size of [1, 2, 3]) {
+      const pages = await read(size);
+      expect(pages.flat()).toEqual(whole);
+      expect(pages.every((p) => p.length <= size)).toBe(true);
+    }
+    // The three tied Q-1 are three different orders, each once, however the pages cut them.
+    const tied = [];
+    for await (const page of statusReportPages(orm.em.fork(), { source: 'paging' }, 1)) tied.push(...page.filter((e) => e.number === 'Q-1').map((e) => e.erpDocumentId));
+    expect(tied.sort()).toEqual(['a', 'b', 'c']);
+    // --since: only orders whose state changed at or after the moment.
+    const moment = new Date();
+    await transitionOrder(orm.em.fork(), taken[4].orderId as string, 'validated', { actor: 'test', now: new Date(moment.getTime() + 1_000) });
+    expect((await read(2, new Date(moment.getTime() + 500))).flat()).toEqual(['2026-11-22 Q-0']);
+  });
+
+  it('connector onec statuses --encoding utf8 --since: one BOM, the changed orders only; the previous report stays when the database is unreachable', async () => {
+    const em = orm.em.fork();
+    const [order] = await intakeOrders(em, 'since', [{ order: sampleOrder({ number: 'U-1' }) }, { order: sampleOrder({ number: 'U-2' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const moment = new Date(Date.now() + 60_000);
+    await transitionOrder(orm.em.fork(), order.orderId as string, 'validated', { actor: 'test', now: new Date(moment.getTime() + 1_000) });
+    const out = join(env.workDir, 'inbox', 'statuses-utf8.txt');
+    const r = await runCli(['onec', 'statuses', '--out', out, '--source', 'since', '--since', moment.toISOString(), '--encoding', 'utf8'], { env: env.env, cwd: env.workDir });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(': 1 documents');
+    const bytes = readFileSync(out);
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    expect(bytes.indexOf(Buffer.from([0xef, 0xbb, 0xbf]), 3)).toBe(-1);
+    const parsed = parseOnecExchange(bytes);
+    expect(parsed.file).toMatchObject({ complete: true, encoding: 'utf8' });
+    expect(parsed.documents.map((d) => [d.order.number, d.order.raw['КодСтатуса']])).toEqual([['U-1', 'validated']]);
+
+    const down = await runCli(['onec', 'statuses', '--out', out, '--source', 'since'], { env: { ...env.env, CONNECTOR_DATABASE_URL: 'postgres://root@127.0.0.1:1/nowhere' }, cwd: env.workDir });
+    expect(down.code).not.toBe(0);
+    expect(readFileSync(out)).toEqual(bytes);
+    expect(readdirSync(join(env.workDir, 'inbox')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('refuses a period no stored statement covers (exit 1), and bad dates (exit 2)', async () => {

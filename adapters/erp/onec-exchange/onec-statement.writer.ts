@@ -150,8 +150,10 @@ function writeLine(
 }
 
 /** A 1C exchange text as bytes: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
-export function encodeOnecText(text: string, encoding: 'windows' | 'utf8'): Buffer {
-  return encoding === 'windows' ? iconv.encode(text, 'cp1251') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+export function encodeOnecText(text: string, encoding: 'windows' | 'utf8', options: { continued?: boolean } = {}): Buffer {
+  if (encoding === 'windows') return iconv.encode(text, 'cp1251');
+  // The BOM opens the file only: a file written in parts encodes the later parts `continued`.
+  return options.continued ? Buffer.from(text, 'utf8') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
 
 /** The statement file in the configured encoding: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */

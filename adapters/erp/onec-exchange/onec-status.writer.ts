@@ -88,11 +88,20 @@ export function renderOnecStatusHeader(options: StatusReportOptions): string {
   ].join('\r\n');
 }
 
+/** The end of a status report, after the last document's section. */
+export const ONEC_STATUS_END = 'КонецФайла\r\n';
+
 /**
  * The documents' sections and the end of the file. Kept apart from the header so that a caller
  * that must know whether the report changed (the write-back job) renders the documents once.
  */
 export function renderOnecStatusBody(entries: readonly StatusReportEntry[], utcOffsetMinutes = 300): string {
+  return renderOnecStatusSections(entries, utcOffsetMinutes) + ONEC_STATUS_END;
+}
+
+/** The documents' sections alone: a report written a page at a time is header, sections..., `ONEC_STATUS_END`. */
+export function renderOnecStatusSections(entries: readonly StatusReportEntry[], utcOffsetMinutes = 300): string {
+  if (entries.length === 0) return '';
   const out: string[] = [];
   const kv = (k: string, v: string | undefined): void => {
     out.push(`${k}=${clean(v)}`);
@@ -115,7 +124,6 @@ export function renderOnecStatusBody(entries: readonly StatusReportEntry[], utcO
     if (e.erpDocumentId !== undefined) kv('ИдентификаторДокумента', e.erpDocumentId);
     out.push('КонецДокумента');
   }
-  out.push('КонецФайла');
   return `${out.join('\r\n')}\r\n`;
 }
 

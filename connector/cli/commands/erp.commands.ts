@@ -7,9 +7,9 @@ import { judgeOnecDocument } from '../../../adapters/erp/onec-exchange/onec-docu
 import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-exchange.reader';
 import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
-import { writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
-import { toStatusReportEntry, writeOnecStatusReport } from '../../../adapters/erp/onec-exchange/onec-status.writer';
-import { PaymentOrder } from '../../persistence/entities';
+import { encodeOnecText, writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
+import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } from '../../../adapters/erp/onec-exchange/onec-status.writer';
+import { statusReportPages, writeFileAtomic } from '../../../queue/jobs/write-back.job';
 import { withOrm } from '../../app/app-context';
 import { loadStoredStatement } from '../../statements/statement.repository';
 import { formatAmount } from '../../shared/money';
@@ -208,13 +208,27 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
   }
   const config = loadConfig();
   const now = clockFromConfig(config).now();
-  const orders = await withOrm(config, (orm) =>
-    orm.em.fork().find(PaymentOrder, since ? { source: opts.source, stateChangedAt: { $gte: since } } : { source: opts.source }, { orderBy: { docDate: 'asc', number: 'asc' } }),
-  );
-  const entries = orders.map(toStatusReportEntry);
   const encoding = opts.encoding ?? config.onec.encoding;
-  const out = writeAtomically(opts.out, writeOnecStatusReport(entries, { encoding, createdAt: now, utcOffsetMinutes: config.requisites.utcOffsetMinutes }));
-  process.stderr.write(`${out}: ${entries.length} documents\n`);
+  const utcOffsetMinutes = config.requisites.utcOffsetMinutes;
+  const out = resolve(opts.out);
+  let written = 0;
+  // A page at a time (years of orders in constant memory), into a temp file renamed at the end:
+  // 1C never reads a half-written report, and a failure leaves the previous one in place.
+  await withOrm(config, (orm) =>
+    writeFileAtomic(
+      out,
+      (async function* report() {
+        yield encodeOnecText(renderOnecStatusHeader({ encoding, createdAt: now, utcOffsetMinutes }), encoding);
+        for await (const page of statusReportPages(orm.em.fork(), { source: opts.source, since })) {
+          yield encodeOnecText(renderOnecStatusSections(page, utcOffsetMinutes), encoding, { continued: true });
+          written += page.length;
+          if (written % 100_000 < page.length) process.stderr.write(`${out}: ${written} documents so far\n`);
+        }
+        yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
+      })(),
+    ),
+  );
+  process.stderr.write(`${out}: ${written} documents\n`);
   process.stdout.write(`${out}\n`);
   return 0;
 }
