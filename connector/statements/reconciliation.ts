@@ -294,18 +294,20 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
   );
   const lines = lineRows.map(lineOf);
   const refs = [...new Set(lines.flatMap((l) => [l.externalId, l.bankReference]).filter((v): v is string => Boolean(v)))];
-  const numbers = [...new Set(lines.map((l) => l.documentNumber).filter((v): v is string => Boolean(v)))];
+  // A line names its order by requisites with its document's number and date together (byRequisites):
+  // only those pairs are looked up, not every order of any year that shares a number.
+  const pairs = [...new Map(lines.filter((l) => l.documentNumber && l.documentDate).map((l) => [`${l.documentNumber}\n${l.documentDate}`, [l.documentNumber, l.documentDate]])).values()];
   let orders: OrderForMatch[] = [];
-  if (refs.length || numbers.length) {
+  if (refs.length || pairs.length) {
     const clauses: string[] = [];
     const params: unknown[] = [account, ...MATCHABLE_STATES];
     if (refs.length) {
       clauses.push(`external_id in (${refs.map(() => '?').join(', ')})`, `bank_reference in (${refs.map(() => '?').join(', ')})`);
       params.push(...refs, ...refs);
     }
-    if (numbers.length) {
-      clauses.push(`number in (${numbers.map(() => '?').join(', ')})`);
-      params.push(...numbers);
+    if (pairs.length) {
+      clauses.push(`(number, doc_date) in (${pairs.map(() => '(?, ?::date)').join(', ')})`);
+      params.push(...pairs.flat());
     }
     const rows = await em.execute<OrderRow[]>(
       `select id, state, number, doc_date, amount_tiyn, beneficiary_iban, beneficiary_name, external_id, bank_reference

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { openOrm, type Orm } from '../../connector/persistence/database';
+import { StatementLine } from '../../connector/persistence/entities';
+import { reconcileAccount } from '../../connector/statements/reconciliation';
+import { sampleOrder } from '../support/orders.fixture';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/**
+ * Reconciliation on a real PostgreSQL database (its own, dropped after) when the bank names an
+ * order by its requisites only: the order is found by its number and date together, so last
+ * year's document with the same number is neither taken nor mistaken for this one.
+ */
+describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
+  let env: TestEnv;
+  let orm: Orm;
+  const ACCOUNT = 'KZ69998CTA0000000101';
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    env = await createTestEnv('recreq');
+    orm = await openOrm(env.config);
+    const em = orm.em.fork();
+    // The same number on two dates, a year apart, with the same amount and beneficiary.
+    const taken = await intakeOrders(
+      em,
+      'onec',
+      [{ order: sampleOrder({ number: '5', date: '2025-11-24' }) }, { order: sampleOrder({ number: '5', date: '2026-11-24' }) }, { order: sampleOrder({ number: '6', date: '2026-11-24' }) }],
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
+    [ids.lastYear, ids.thisYear, ids.six] = taken.map((t) => t.orderId as string);
+    // At the bank (how they got there is the pipeline's business, tested elsewhere).
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?)`, [ids.lastYear, ids.thisYear, ids.six]);
+    const line = (bankLineId: string, documentNumber: string, documentDate: string) =>
+      em.create(StatementLine, {
+        id: randomUUID(),
+        account: ACCOUNT,
+        bankLineId,
+        bookingDate: '2026-11-24',
+        valueDate: '2026-11-24',
+        direction: 'debit',
+        amountTiyn: 15_000_000,
+        currency: 'KZT',
+        status: 'booked',
+        kind: 'payment',
+        isFee: false,
+        counterpartyName: 'ТОО "Пример Получатель"',
+        counterpartyIinBin: '190840000015',
+        counterpartyIban: 'KZ78722S000000067890',
+        counterpartyBic: 'CASPKZKA',
+        purpose: 'Оплата по счету №12 за товары',
+        knp: '710',
+        documentNumber,
+        documentDate,
+        createdAt: new Date(),
+      });
+    line('BL-5', '5', '2026-11-24');
+    line('BL-6', '6', '2025-11-24'); // number 6 exists, but not of that date
+    await em.flush();
+  });
+  afterAll(async () => {
+    await orm.close(true);
+    await env.cleanup();
+  });
+
+  it("matches this year's order by number and date, leaves last year's alone, and a number of another date explains nothing", async () => {
+    const result = await reconcileAccount(orm.em.fork(), ACCOUNT, '2026-11-24', '2026-11-24', { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
+    expect(result.executed).toBe(1);
+    const lines = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string; order_id: string | null }>>(
+      'select bank_line_id, match_kind, order_id from statement_line order by bank_line_id',
+    );
+    expect(lines).toEqual([
+      { bank_line_id: 'BL-5', match_kind: 'order', order_id: ids.thisYear },
+      { bank_line_id: 'BL-6', match_kind: 'unexplained', order_id: null },
+    ]);
+    const states = await orm.em.fork().execute<Array<{ id: string; state: string }>>('select id, state from payment_order');
+    expect(Object.fromEntries(states.map((s) => [s.id, s.state]))).toEqual({ [ids.lastYear]: 'submitted', [ids.thisYear]: 'executed', [ids.six]: 'submitted' });
+    expect(result.incidents).toHaveLength(1);
+  });
+});
