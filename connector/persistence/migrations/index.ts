@@ -11,6 +11,7 @@ import { Migration20261126010000_send_lease_owner } from './Migration20261126010
 import { Migration20261126020000_signature_chain } from './Migration20261126020000_signature_chain';
 import { Migration20261126030000_incident_alerts } from './Migration20261126030000_incident_alerts';
 import { Migration20261126040000_history_indexes } from './Migration20261126040000_history_indexes';
+import { Migration20261126050000_audit_enrolment_index } from './Migration20261126050000_audit_enrolment_index';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -29,4 +30,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126020000_signature_chain', class: Migration20261126020000_signature_chain },
   { name: 'Migration20261126030000_incident_alerts', class: Migration20261126030000_incident_alerts },
   { name: 'Migration20261126040000_history_indexes', class: Migration20261126040000_history_indexes },
+  { name: 'Migration20261126050000_audit_enrolment_index', class: Migration20261126050000_audit_enrolment_index },
 ];
