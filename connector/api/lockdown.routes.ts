@@ -7,6 +7,7 @@ import { sessionOf, type SessionContext } from '../users/session.authenticator';
 import { getIncident, incidentView, listIncidents, resolveIncident } from '../incidents/incident.service';
 import { parseScope } from '../lockdown/lockdown.service';
 import { ConnectorError } from '../shared/errors';
+import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
 import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
 
 /**
@@ -14,6 +15,13 @@ import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queu
  * a suspected compromise (R-29: "detected or suspected"); only an admin resolves; any authenticated
  * caller (a console, an ERP) may read the lockdown state.
  */
+/** `GET /api/v1/incidents`: newest first, 100 a page unless `limit` says otherwise; `nextCursor` leads on. */
+const incidentsQuery = z.object({
+  status: z.enum(['open', 'resolved']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(200).optional(),
+});
+
 const reportBody = z
   .object({
     /** What may have leaked: the reporter's password or EDS, the Client Secret, or something else. */
@@ -96,10 +104,15 @@ export function lockdownRoutes() {
 
     app.get('/api/v1/incidents', async (request) => {
       requirePerson(request);
-      const query = request.query as { status?: string };
-      if (query.status !== undefined && query.status !== 'open' && query.status !== 'resolved') throw new ApiError(400, 'INVALID_REQUEST', 'status is open or resolved');
-      const rows = await listIncidents(context.orm.em.fork(), { status: query.status as 'open' | 'resolved' | undefined });
-      return { incidents: rows.map(incidentView) };
+      const query = incidentsQuery.safeParse(request.query);
+      if (!query.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad query: status is open or resolved, limit 1-500, cursor as given', query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+      const { status, limit, cursor } = query.data;
+      const before = cursor === undefined ? undefined : decodePageCursor(cursor);
+      if (before === null) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
+      const rows = await listIncidents(context.orm.em.fork(), { status, before, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { incidents: page.map(incidentView), nextCursor: rows.length > limit && last ? encodePageCursor({ at: last.openedAt, id: last.id }) : null };
     });
 
     app.post('/api/v1/incidents/:id/resolve', async (request) => {

@@ -6,6 +6,7 @@ import { PaymentOrder } from '../persistence/entities';
 import { intakeOrders } from '../intake/order-intake';
 import { orderView } from '../orders/order.mapper';
 import { orderIdsPage } from '../orders/order-list';
+import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
 import { isOrderState } from '../orders/order-state';
 import { canonicalJson } from '../audit/audit.log';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
@@ -115,16 +116,16 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     if (principal.accounts !== 'all' && principal.accounts.length === 0) return { orders: [], nextCursor: null };
     let before: { createdAt: Date; id: string } | undefined;
     if (cursor) {
-      const decoded = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-      if (decoded.length !== 2 || Number.isNaN(Date.parse(decoded[0])) || !/^[0-9a-f-]{36}$/i.test(decoded[1])) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
-      before = { createdAt: new Date(decoded[0]), id: decoded[1] };
+      const decoded = decodePageCursor(cursor);
+      if (!decoded) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
+      before = { createdAt: decoded.at, id: decoded.id };
     }
     const em = context.orm.em.fork();
     const rows = await orderIdsPage(em, { accounts: principal.accounts, state, erpDocumentId, before, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const orders = await em.find(PaymentOrder, { id: { $in: page } }, { orderBy: { createdAt: 'desc', id: 'desc' } });
     const last = orders[orders.length - 1];
-    const nextCursor = rows.length > limit && last ? Buffer.from(`${last.createdAt.toISOString()}|${last.id}`).toString('base64url') : null;
+    const nextCursor = rows.length > limit && last ? encodePageCursor({ at: last.createdAt, id: last.id }) : null;
     return { orders: orders.map(orderView), nextCursor };
   });
 

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
+import type { FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { PageCursor } from '../shared/page-cursor';
 import { ConnectorError } from '../shared/errors';
 import { singleLine } from '../shared/text';
 import { Incident, type IncidentSeverity, type TimelineEntry } from '../persistence/entities';
@@ -79,8 +81,16 @@ export async function openIncident(em: EntityManager, input: OpenIncidentInput):
   });
 }
 
-export async function listIncidents(em: EntityManager, filter: { status?: 'open' | 'resolved' } = {}): Promise<Incident[]> {
-  return em.find(Incident, filter.status ? { status: filter.status } : {}, { orderBy: { openedAt: 'desc' } });
+/**
+ * Incidents newest first (by when they were opened, then id); with `limit`, a page of them, and
+ * with `before` (the last of the previous page), the page after it.
+ */
+export async function listIncidents(em: EntityManager, filter: { status?: 'open' | 'resolved'; limit?: number; before?: PageCursor } = {}): Promise<Incident[]> {
+  const where: FilterQuery<Incident> = {
+    ...(filter.status ? { status: filter.status } : {}),
+    ...(filter.before ? { $or: [{ openedAt: { $lt: filter.before.at } }, { openedAt: filter.before.at, id: { $lt: filter.before.id } }] } : {}),
+  };
+  return em.find(Incident, where, { orderBy: { openedAt: 'desc', id: 'desc' }, ...(filter.limit ? { limit: filter.limit } : {}) });
 }
 
 export async function getIncident(em: EntityManager, id: string): Promise<Incident | null> {

@@ -4,7 +4,7 @@ import type { Job } from 'bullmq';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
-import { getIncident, openIncident } from '../../connector/incidents/incident.service';
+import { getIncident, listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { createUser, grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
@@ -293,4 +293,32 @@ describe('lockdown triggers', () => {
     expect(missing.statusCode).toBe(422);
     expect((missing.json() as { details: { missing: string[] } }).details.missing).toEqual([expect.stringMatching(/bank-notified-at/), expect.stringMatching(/Client Secret rotation/)]);
   }, 60_000);
+
+  it('GET /api/v1/incidents pages newest first: every incident once through nextCursor, ties on the moment included; bad cursors and limits are 400', async () => {
+    const at = new Date('2026-01-15T10:00:00Z');
+    for (const [k, moment] of [at, at, at, new Date(at.getTime() - 60_000), new Date(at.getTime() + 60_000)].entries()) {
+      await openIncident(world.context.orm.em.fork(), { kind: 'statement_gap', severity: 'medium', title: `paging ${k}`, actor: 'test', now: moment });
+    }
+    const res = await login('dave', 'Correct-Horse-9');
+    const cookie = String(res.headers['set-cookie']).split(';')[0];
+    const all = (await listIncidents(world.context.orm.em.fork())).map((i) => i.id);
+    expect(all.length).toBeGreaterThanOrEqual(5);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await api.inject({ method: 'GET', url: `/api/v1/incidents?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: { cookie } });
+      expect(page.statusCode).toBe(200);
+      const body = page.json() as { incidents: Array<{ id: string }>; nextCursor: string | null };
+      expect(body.incidents.length).toBeLessThanOrEqual(2);
+      seen.push(...body.incidents.map((i) => i.id));
+      cursor = body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(all);
+    const open = (await api.inject({ method: 'GET', url: '/api/v1/incidents?status=open', headers: { cookie } })).json() as { incidents: Array<{ status: string }>; nextCursor: string | null };
+    expect(open.incidents.every((i) => i.status === 'open')).toBe(true);
+    for (const bad of ['cursor=bm90LWEtY3Vyc29y', 'limit=0', 'limit=501', 'status=closed']) {
+      const refused = await api.inject({ method: 'GET', url: `/api/v1/incidents?${bad}`, headers: { cookie } });
+      expect([bad, refused.statusCode, refused.json().code]).toEqual([bad, 400, 'INVALID_REQUEST']);
+    }
+  });
 });

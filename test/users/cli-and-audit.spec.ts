@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { verifyAudit } from '../../connector/audit/audit.log';
 import { buildProgram } from '../../connector/cli/main';
 import { findUser } from '../../connector/users/user.service';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { sampleOrder } from '../support/orders.fixture';
@@ -218,6 +218,24 @@ describe('audit log tamper evidence', () => {
     const res = await cli(['audit', 'verify', '--anchor', dir]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(new RegExp(`^AUDIT_ANCHOR_MISMATCH: record ${last}, exported on .* is missing`, 'm'));
+  });
+});
+
+describe('connector incidents list', () => {
+  test('the newest 100 unless --limit says otherwise, newest first, saying when older ones were left out', async () => {
+    const em = () => env.context.orm.em.fork();
+    for (let k = 0; k < 3; k += 1) await openIncident(em(), { kind: 'statement_gap', severity: 'low', title: `list ${k}`, actor: 'test' });
+    const all = (await listIncidents(em())).map((i) => i.id);
+    const two = await cli(['incidents', 'list', '--limit', '2', '--json']);
+    expect(two.code).toBe(0);
+    expect(JSON.parse(two.stdout)).toMatchObject({ more: true });
+    expect(JSON.parse(two.stdout).incidents.map((i: { id: string }) => i.id)).toEqual(all.slice(0, 2));
+    const table = await cli(['incidents', 'list', '--limit', '2']);
+    expect(table.stdout.trim().split('\n')).toHaveLength(3);
+    expect(table.stderr).toContain('the newest 2 shown');
+    const every = JSON.parse((await cli(['incidents', 'list', '--json'])).stdout);
+    expect([every.incidents.map((i: { id: string }) => i.id), every.more]).toEqual([all, false]);
+    expect((await cli(['incidents', 'list', '--limit', 'many'])).code).toBe(2);
   });
 });
 
