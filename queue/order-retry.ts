@@ -17,6 +17,7 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   if (order.state !== 'failed') throw new ConnectorError('NOT_FAILED', `order ${orderId} is ${order.state}; only failed orders can be retried`);
   const target = (order.failedFrom ?? 'received') as OrderState;
   await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
-  await requeueOrder(queues, target, orderId);
+  // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
+  await requeueOrder(queues, target, orderId, { now: true });
   return target;
 }

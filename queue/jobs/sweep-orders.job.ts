@@ -36,11 +36,12 @@ export const STAGE_JOBS: Partial<Record<OrderState, AnyJobDefinition>> = {
  * A completed or failed job with the same id would make `add` a silent no-op (LESSONS.md 11),
  * so it is removed first; the database state decides whether the work is still needed.
  */
-export async function requeueOrder(queues: QueueSet, state: OrderState, orderId: string): Promise<boolean> {
+export async function requeueOrder(queues: QueueSet, state: OrderState, orderId: string, options: { now?: boolean } = {}): Promise<boolean> {
   const definition = STAGE_JOBS[state];
   if (!definition) return false;
-  // An order waiting for people has its own job that looks again now and then (sign-order.job.ts).
-  if (state === 'awaiting_signatures' && (await queues.isPending(definition.queue, idleLookJobId(orderId)))) return false;
+  // An order waiting for people has its own job that looks again now and then (sign-order.job.ts);
+  // the sweeper leaves it to that look, an operator's retry (`now`) looks at once.
+  if (!options.now && state === 'awaiting_signatures' && (await queues.isPending(definition.queue, idleLookJobId(orderId)))) return false;
   return queues.addUnlessPending(definition, { orderId });
 }
 

@@ -4,10 +4,11 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { validateOrderJob } from '../../queue/jobs/validate-order.job';
-import { sweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { requeueOrder, sweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { retryFailedOrder } from '../../queue/order-retry';
 import { idleLookJobId, signOrderJob } from '../../queue/jobs/sign-order.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
-import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { markOrderFailed, transitionOrder } from '../../connector/orders/order-state.machine';
 import { buildJobRegistry, JobRegistryError } from '../../queue/job.registry';
 import { REGISTERED_JOBS } from '../../queue/jobs';
 import { registerJob } from '../../queue/job-definition';
@@ -124,6 +125,23 @@ describe('queue topology on real Redis and PostgreSQL', () => {
     await context.queues.add(signOrderJob, { orderId: waiting[0] });
     await eventually(async () => ((await jobState(`sign-${waiting[0]}`)) === 'gone' ? true : null), { what: 'the stage job ran at once' });
     expect(await jobState(idleLookJobId(waiting[0]))).toBe('delayed');
+  });
+
+  it("an operator's retry of an order that failed waiting for signatures looks at it at once, whatever delayed look is pending", async () => {
+    const db = () => context.orm.em.fork();
+    const [r] = await intakeOrders(db(), 'q', [{ order: sampleOrder({ number: 'RETRY-WAIT-1' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures'] as const) await transitionOrder(db(), r.orderId, to, { actor: 't' });
+    await context.queues.add(signOrderJob, { orderId: r.orderId }, { jobId: idleLookJobId(r.orderId), delay: 600_000 });
+    expect(await markOrderFailed(db(), r.orderId, 'signer agent unreachable after 5 attempts', 'worker', 'order.sign')).toBe(true);
+    expect(await retryFailedOrder(db(), context.queues, r.orderId, 'cli:op')).toBe('awaiting_signatures');
+    const sign = context.queues.get('sign');
+    expect(await (await sign.getJob(`sign-${r.orderId}`))?.getState()).toBe('waiting');
+    expect(await (await sign.getJob(idleLookJobId(r.orderId)))?.getState()).toBe('delayed');
+    // The sweeper, unlike the operator, leaves an order waiting for people to its delayed look.
+    await (await sign.getJob(`sign-${r.orderId}`))?.remove();
+    expect(await requeueOrder(context.queues, 'awaiting_signatures', r.orderId)).toBe(false);
+    for (const id of [`sign-${r.orderId}`, idleLookJobId(r.orderId)]) await (await sign.getJob(id))?.remove();
+    await transitionOrder(db(), r.orderId, 'failed', { actor: 't' });
   });
 
   it('reaches every stuck order over successive sweeps, not the same oldest few each time', async () => {
