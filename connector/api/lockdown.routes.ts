@@ -15,10 +15,10 @@ import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queu
  * a suspected compromise (R-29: "detected or suspected"); only an admin resolves; any authenticated
  * caller (a console, an ERP) may read the lockdown state.
  */
-/** `GET /api/v1/incidents`: newest first, 100 a page unless `limit` says otherwise; `nextCursor` leads on. */
+/** `GET /api/v1/incidents`: newest first; all of them, or pages of `limit` (at most 500) led on by `nextCursor`. */
 const incidentsQuery = z.object({
   status: z.enum(['open', 'resolved']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
   cursor: z.string().max(200).optional(),
 });
 
@@ -106,9 +106,12 @@ export function lockdownRoutes() {
       requirePerson(request);
       const query = incidentsQuery.safeParse(request.query);
       if (!query.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad query: status is open or resolved, limit 1-500, cursor as given', query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
-      const { status, limit, cursor } = query.data;
+      const { status, cursor } = query.data;
       const before = cursor === undefined ? undefined : decodePageCursor(cursor);
       if (before === null) throw new ApiError(400, 'INVALID_REQUEST', 'bad cursor');
+      // Without a limit (nor a cursor), every incident, as the list always answered.
+      const limit = query.data.limit ?? (cursor === undefined ? undefined : 100);
+      if (limit === undefined) return { incidents: (await listIncidents(context.orm.em.fork(), { status })).map(incidentView), nextCursor: null };
       const rows = await listIncidents(context.orm.em.fork(), { status, before, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IsolationLevel } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
+import { READ_ONLY_SNAPSHOT } from '../persistence/database';
 
 /**
  * Export of the archive for safekeeping (R-26, terms 6.1.9): payment documents with their exact
@@ -29,8 +29,6 @@ export interface ArchiveManifest {
   files: Array<{ file: string; table: string; rows: number; sha256: string }>;
 }
 
-/** One consistent, read-only view of the whole database for the export. */
-const SNAPSHOT = { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true };
 
 /** Rows fetched from the database at a time: the export holds one batch in memory, not a table. */
 const FETCH_ROWS = 2_000;
@@ -95,7 +93,7 @@ export async function exportArchive(
       manifest.files.push({ file, table, rows, sha256: hash.digest('hex') });
       await options.onProgress?.({ table, rows, done: true });
     }
-  }, SNAPSHOT);
+  }, READ_ONLY_SNAPSHOT); // one consistent view of the whole database for the export
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
 }

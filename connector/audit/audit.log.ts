@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { IsolationLevel } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { READ_ONLY_SNAPSHOT } from '../persistence/database';
 
 /**
  * Tamper-evident audit log (R-18, R-26): each record carries the hash of the previous one, so a
@@ -142,5 +142,5 @@ export async function verifyAudit(em: EntityManager, options: { batch?: number }
       }
     }
     return { ok: true, records };
-  }, { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true });
+  }, READ_ONLY_SNAPSHOT);
 }

@@ -1,3 +1,4 @@
+import { IsolationLevel } from '@mikro-orm/core';
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
@@ -10,6 +11,13 @@ import { MIGRATIONS } from './migrations';
 const MIGRATION_LOCK_ID = 0x636f6e6e; // "conn"
 
 export type Orm = MikroORM;
+
+/**
+ * Options of a transaction that reads one consistent, read-only view of the database however long
+ * it takes (an archive export, an audit walk, a report over years of orders), e.g.
+ * `em.transactional(work, READ_ONLY_SNAPSHOT)`.
+ */
+export const READ_ONLY_SNAPSHOT = { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true } as const;
 
 export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
   return {

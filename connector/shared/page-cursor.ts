@@ -8,6 +8,8 @@ export interface PageCursor {
   id: string;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export function encodePageCursor(cursor: PageCursor): string {
   return Buffer.from(`${cursor.at.toISOString()}|${cursor.id}`).toString('base64url');
 }
@@ -15,6 +17,6 @@ export function encodePageCursor(cursor: PageCursor): string {
 /** The cursor a client sent back, or null when it is not one of ours (a 400 for the caller). */
 export function decodePageCursor(text: string): PageCursor | null {
   const parts = Buffer.from(text, 'base64url').toString('utf8').split('|');
-  if (parts.length !== 2 || Number.isNaN(Date.parse(parts[0])) || !/^[0-9a-f-]{36}$/i.test(parts[1])) return null;
+  if (parts.length !== 2 || Number.isNaN(Date.parse(parts[0])) || !UUID.test(parts[1])) return null;
   return { at: new Date(parts[0]), id: parts[1] };
 }

@@ -11,6 +11,7 @@ import { Statement, StatementLine } from '../../connector/persistence/entities';
 import { statusReportPages } from '../../queue/jobs/write-back.job';
 import { runCli } from '../support/cli';
 import { sampleOrder } from '../support/orders.fixture';
+import { sampleStatementLine } from '../support/statement-line.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
 /** `connector onec statement` on rows stored in a real PostgreSQL database (its own, dropped after). */
@@ -29,29 +30,7 @@ describe('connector onec statement', () => {
     statement('2026-11-23', '2026-11-23', 100_000_000, 85_000_000);
     statement('2026-11-24', '2026-11-24', 85_000_000, 106_950_000);
     const line = (bankLineId: string, bookingDate: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
-      em.create(StatementLine, {
-        id: randomUUID(),
-        account: ACCOUNT,
-        bankLineId,
-        bookingDate,
-        valueDate: bookingDate,
-        direction,
-        amountTiyn,
-        currency: 'KZT',
-        status: 'booked',
-        kind: 'payment',
-        isFee: false,
-        counterpartyName: 'ТОО "Пример Получатель"',
-        counterpartyIinBin: '190840000015',
-        counterpartyIban: 'KZ78722S000000067890',
-        counterpartyBic: 'CASPKZKA',
-        purpose: `Оплата ${bankLineId}`,
-        knp: '710',
-        documentNumber: bankLineId.replace('BL-', ''),
-        documentDate: bookingDate,
-        createdAt: new Date(),
-        ...extra,
-      });
+      sampleStatementLine(em, { account: ACCOUNT, bankLineId, bookingDate, direction, amountTiyn, ...extra });
     line('BL-1', '2026-11-23', 'debit', 15_000_000, { externalId: 'ext1', bankReference: 'ACB-1' });
     line('BL-2', '2026-11-24', 'debit', 50_000, { kind: 'fee', isFee: true, purpose: 'Комиссия за платёж', knp: null, counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '920140000084', counterpartyIban: 'KZ24070105KSN0000000', counterpartyBic: 'TSESKZKA' });
     line('BL-3', '2026-11-24', 'credit', 22_000_000, { counterpartyName: 'Иванов Иван Иванович', counterpartyIinBin: '850315300019', counterpartyIban: 'KZ288562203000011111', counterpartyBic: 'KCJBKZKX' });

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { openOrm, type Orm } from '../../connector/persistence/database';
-import { StatementLine } from '../../connector/persistence/entities';
 import { reconcileAccount } from '../../connector/statements/reconciliation';
 import { sampleOrder } from '../support/orders.fixture';
+import { sampleStatementLine } from '../support/statement-line.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
 /**
@@ -34,28 +33,7 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     // At the bank (how they got there is the pipeline's business, tested elsewhere).
     await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?)`, [ids.lastYear, ids.thisYear, ids.six]);
     const line = (bankLineId: string, documentNumber: string, documentDate: string) =>
-      em.create(StatementLine, {
-        id: randomUUID(),
-        account: ACCOUNT,
-        bankLineId,
-        bookingDate: '2026-11-24',
-        valueDate: '2026-11-24',
-        direction: 'debit',
-        amountTiyn: 15_000_000,
-        currency: 'KZT',
-        status: 'booked',
-        kind: 'payment',
-        isFee: false,
-        counterpartyName: 'ТОО "Пример Получатель"',
-        counterpartyIinBin: '190840000015',
-        counterpartyIban: 'KZ78722S000000067890',
-        counterpartyBic: 'CASPKZKA',
-        purpose: 'Оплата по счету №12 за товары',
-        knp: '710',
-        documentNumber,
-        documentDate,
-        createdAt: new Date(),
-      });
+      sampleStatementLine(em, { account: ACCOUNT, bankLineId, bookingDate: '2026-11-24', direction: 'debit', amountTiyn: 15_000_000, purpose: 'Оплата по счету №12 за товары', documentNumber, documentDate });
     line('BL-5', '5', '2026-11-24');
     line('BL-6', '6', '2025-11-24'); // number 6 exists, but not of that date
     await em.flush();

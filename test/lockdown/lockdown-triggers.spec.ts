@@ -294,7 +294,7 @@ describe('lockdown triggers', () => {
     expect((missing.json() as { details: { missing: string[] } }).details.missing).toEqual([expect.stringMatching(/bank-notified-at/), expect.stringMatching(/Client Secret rotation/)]);
   }, 60_000);
 
-  it('GET /api/v1/incidents pages newest first: every incident once through nextCursor, ties on the moment included; bad cursors and limits are 400', async () => {
+  it('GET /api/v1/incidents: all newest first, or pages with every incident once through nextCursor, ties on the moment included; bad cursors and limits are 400', async () => {
     const at = new Date('2026-01-15T10:00:00Z');
     for (const [k, moment] of [at, at, at, new Date(at.getTime() - 60_000), new Date(at.getTime() + 60_000)].entries()) {
       await openIncident(world.context.orm.em.fork(), { kind: 'statement_gap', severity: 'medium', title: `paging ${k}`, actor: 'test', now: moment });
@@ -314,9 +314,12 @@ describe('lockdown triggers', () => {
       cursor = body.nextCursor;
     } while (cursor);
     expect(seen).toEqual(all);
+    const whole = (await api.inject({ method: 'GET', url: '/api/v1/incidents', headers: { cookie } })).json() as { incidents: Array<{ id: string }>; nextCursor: string | null };
+    expect([whole.incidents.map((i) => i.id), whole.nextCursor]).toEqual([all, null]);
     const open = (await api.inject({ method: 'GET', url: '/api/v1/incidents?status=open', headers: { cookie } })).json() as { incidents: Array<{ status: string }>; nextCursor: string | null };
     expect(open.incidents.every((i) => i.status === 'open')).toBe(true);
-    for (const bad of ['cursor=bm90LWEtY3Vyc29y', 'limit=0', 'limit=501', 'status=closed']) {
+    const hyphens = Buffer.from(`${at.toISOString()}|${'-'.repeat(36)}`).toString('base64url');
+    for (const bad of ['cursor=bm90LWEtY3Vyc29y', `cursor=${hyphens}`, 'limit=0', 'limit=501', 'status=closed']) {
       const refused = await api.inject({ method: 'GET', url: `/api/v1/incidents?${bad}`, headers: { cookie } });
       expect([bad, refused.statusCode, refused.json().code]).toEqual([bad, 400, 'INVALID_REQUEST']);
     }

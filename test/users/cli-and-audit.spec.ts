@@ -222,7 +222,7 @@ describe('audit log tamper evidence', () => {
 });
 
 describe('connector incidents list', () => {
-  test('the newest 100 unless --limit says otherwise, newest first, saying when older ones were left out', async () => {
+  test('all incidents newest first, or with --limit the newest N, saying when older ones were left out', async () => {
     const em = () => env.context.orm.em.fork();
     for (let k = 0; k < 3; k += 1) await openIncident(em(), { kind: 'statement_gap', severity: 'low', title: `list ${k}`, actor: 'test' });
     const all = (await listIncidents(em())).map((i) => i.id);

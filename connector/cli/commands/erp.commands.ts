@@ -11,6 +11,7 @@ import { encodeOnecText, writeOnecStatement } from '../../../adapters/erp/onec-e
 import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } from '../../../adapters/erp/onec-exchange/onec-status.writer';
 import { statusReportPages, writeFileAtomic } from '../../../queue/jobs/write-back.job';
 import { withOrm } from '../../app/app-context';
+import { READ_ONLY_SNAPSHOT } from '../../persistence/database';
 import { loadStoredStatement } from '../../statements/statement.repository';
 import { formatAmount } from '../../shared/money';
 import { defaultBankDirectory } from '../../requisites/bank-directory';
@@ -212,20 +213,25 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
   const utcOffsetMinutes = config.requisites.utcOffsetMinutes;
   const out = resolve(opts.out);
   let written = 0;
-  // A page at a time (years of orders in constant memory), into a temp file renamed at the end:
-  // 1C never reads a half-written report, and a failure leaves the previous one in place.
+  // A page at a time (years of orders in constant memory), all of one snapshot of the database,
+  // into a temp file renamed at the end: 1C never reads a half-written report, and a failure
+  // leaves the previous one in place.
   await withOrm(config, (orm) =>
-    writeFileAtomic(
-      out,
-      (async function* report() {
-        yield encodeOnecText(renderOnecStatusHeader({ encoding, createdAt: now, utcOffsetMinutes }), encoding);
-        for await (const page of statusReportPages(orm.em.fork(), { source: opts.source, since })) {
-          yield encodeOnecText(renderOnecStatusSections(page, utcOffsetMinutes), encoding, { continued: true });
-          written += page.length;
-          if (written % 100_000 < page.length) process.stderr.write(`${out}: ${written} documents so far\n`);
-        }
-        yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
-      })(),
+    orm.em.fork().transactional(
+      (tx) =>
+        writeFileAtomic(
+          out,
+          (async function* report() {
+            yield encodeOnecText(renderOnecStatusHeader({ encoding, createdAt: now, utcOffsetMinutes }), encoding);
+            for await (const page of statusReportPages(tx as EntityManager, { source: opts.source, since })) {
+              yield encodeOnecText(renderOnecStatusSections(page, utcOffsetMinutes), encoding, { continued: true });
+              written += page.length;
+              if (written % 100_000 < page.length) process.stderr.write(`${out}: ${written} documents so far\n`);
+            }
+            yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
+          })(),
+        ),
+      READ_ONLY_SNAPSHOT,
     ),
   );
   process.stderr.write(`${out}: ${written} documents\n`);

@@ -194,20 +194,20 @@ export function registerFoundationCommands(program: Command): void {
     .command('list')
     .option('--json', 'one JSON document: {"incidents":[...],"more":bool}')
     .option('--status <status>', 'open or resolved')
-    .option('--limit <n>', 'the newest N (default 100); "more" says whether older ones were left out')
+    .option('--limit <n>', 'only the newest N (default: all); "more" says whether older ones were left out')
     .action(
       runAction(async (opts: { json?: boolean; status?: string; limit?: string }) => {
         if (opts.status && opts.status !== 'open' && opts.status !== 'resolved') throw new UsageError('--status is open or resolved');
-        const limit = opts.limit === undefined ? 100 : Number(opts.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit ${opts.limit}: expected a whole number >= 1`);
+        const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+        if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new UsageError(`--limit ${opts.limit}: expected a whole number >= 1`);
         return withOrm(loadConfig(), async (orm) => {
-          const found = await listIncidents(orm.em.fork(), { status: opts.status as 'open' | 'resolved' | undefined, limit: limit + 1 });
-          const rows = found.slice(0, limit);
-          const more = found.length > limit;
+          const found = await listIncidents(orm.em.fork(), { status: opts.status as 'open' | 'resolved' | undefined, ...(limit ? { limit: limit + 1 } : {}) });
+          const rows = limit ? found.slice(0, limit) : found;
+          const more = found.length > rows.length;
           if (opts.json) printJson({ incidents: rows.map(incidentView), more });
           else {
             process.stdout.write(`${table(rows.map((i) => [i.id, i.status, i.severity, i.kind, i.openedAt.toISOString(), i.title]), ['ID', 'STATUS', 'SEVERITY', 'KIND', 'OPENED', 'TITLE'])}\n`);
-            if (more) process.stderr.write(`the newest ${limit} shown; older ones: --limit N (or --status open)\n`);
+            if (more) process.stderr.write(`the newest ${limit} shown; all of them without --limit\n`);
           }
           return 0;
         });

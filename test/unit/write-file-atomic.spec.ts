@@ -1,0 +1,36 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../queue/jobs/write-back.job';
+
+/** The 1C files are replaced whole or not at all: 1C never reads half a report, a failure keeps the last one. */
+describe('writeFileAtomic', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'atomic-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function* parts(texts: string[], failAfter?: number): AsyncGenerator<Buffer> {
+    for (const [k, text] of texts.entries()) {
+      if (k === failAfter) throw new Error('the database went away mid-report');
+      yield Buffer.from(text);
+    }
+  }
+
+  it('writes a file given in parts, in order, readable by its group only', async () => {
+    const path = join(dir, 'report.txt');
+    await writeFileAtomic(path, parts(['header\r\n', 'one\r\n', 'two\r\n', 'КонецФайла\r\n']));
+    expect(readFileSync(path, 'utf8')).toBe('header\r\none\r\ntwo\r\nКонецФайла\r\n');
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).toEqual(['report.txt']);
+  });
+
+  it('a part that fails leaves the previous file as it was and no temp file behind', async () => {
+    const path = join(dir, 'report.txt');
+    writeFileSync(path, 'the previous report');
+    await expect(writeFileAtomic(path, parts(['header\r\n', 'one\r\n', 'two\r\n'], 2))).rejects.toThrow('the database went away mid-report');
+    expect(readFileSync(path, 'utf8')).toBe('the previous report');
+    expect(readdirSync(dir)).toEqual(['report.txt']);
+  });
+});
