@@ -12,13 +12,19 @@ import { READ_ONLY_SNAPSHOT } from '../persistence/database';
  * lines, one file per table, with a manifest of row counts and SHA-256 digests so a copy can be
  * checked later. Tables added by later capabilities (signatures) are included when present.
  */
+/**
+ * Each table in the order of an index (a deterministic file, read from the first row on): the
+ * cursor walks the index instead of sorting the table first. Sorting `order_document` by its
+ * creation time wrote 1.2 GB of temp files for 300,000 documents and took 12 s before the first
+ * row; by its key, 0.1 s and nothing on disk (years of documents would need gigabytes free).
+ */
 const ARCHIVE_TABLES: ReadonlyArray<{ table: string; orderBy: string }> = [
   { table: 'payment_order', orderBy: 'created_at, id' },
   { table: 'order_event', orderBy: 'id' },
-  { table: 'order_document', orderBy: 'created_at, order_id' },
+  { table: 'order_document', orderBy: 'order_id' },
   { table: 'order_signature', orderBy: 'id' },
   { table: 'statement', orderBy: 'fetched_at, id' },
-  { table: 'statement_line', orderBy: 'created_at, id' },
+  { table: 'statement_line', orderBy: 'id' },
   { table: 'audit_event', orderBy: 'seq' },
   { table: 'incident', orderBy: 'opened_at, id' },
 ];
