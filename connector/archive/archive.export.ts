@@ -11,8 +11,7 @@ import { READ_ONLY_SNAPSHOT } from '../persistence/database';
  * submitted/signed bytes and history, statements and their lines, and the audit log, as JSON
  * lines, one file per table, with a manifest of row counts and SHA-256 digests so a copy can be
  * checked later. Tables added by later capabilities (signatures) are included when present.
- */
-/**
+ *
  * Each table in the order of an index (a deterministic file, read from the first row on): the
  * cursor walks the index instead of sorting the table first. Sorting `order_document` by its
  * creation time wrote 1.2 GB of temp files for 300,000 documents and took 12 s before the first
@@ -34,7 +33,6 @@ export interface ArchiveManifest {
   exportedAt: string;
   files: Array<{ file: string; table: string; rows: number; sha256: string }>;
 }
-
 
 /** Rows fetched from the database at a time: the export holds one batch in memory, not a table. */
 const FETCH_ROWS = 2_000;
