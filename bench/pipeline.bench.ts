@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import IORedis from 'ioredis';
@@ -71,6 +71,58 @@ function cpuSeconds(pid: number): number | undefined {
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * CPU time used by the processes of some programs on this machine (PostgreSQL's server and its
+ * backends, Redis) since `start`, read from /proc: what the bench's own processes do not show.
+ * A process first seen after the start counts from zero; one that comes and goes between two
+ * samples (every 500 ms) is missed. Zero when the services run elsewhere.
+ */
+class ServiceCpu {
+  private readonly base = new Map<number, number>();
+  private readonly last = new Map<number, { comm: string; seconds: number }>();
+  private started = false;
+
+  constructor(private readonly comms: ReadonlySet<string>) {}
+
+  start(): void {
+    this.base.clear();
+    this.last.clear();
+    this.started = false;
+    this.sample();
+    for (const [pid, seen] of this.last) this.base.set(pid, seen.seconds);
+    this.started = true;
+  }
+
+  sample(): void {
+    let pids: string[];
+    try {
+      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      let comm: string;
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (!this.comms.has(comm)) continue;
+      const seconds = cpuSeconds(Number(pid));
+      if (seconds === undefined) continue;
+      if (this.started && !this.base.has(Number(pid))) this.base.set(Number(pid), 0);
+      this.last.set(Number(pid), { comm, seconds });
+    }
+  }
+
+  /** Seconds of CPU per program since `start`. */
+  totals(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [pid, { comm, seconds }] of this.last) out.set(comm, (out.get(comm) ?? 0) + seconds - (this.base.get(pid) ?? 0));
+    return out;
   }
 }
 
@@ -164,7 +216,9 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const peaks = new Map<number, number>();
   const cpu = new Map<number, number>();
+  const services = new ServiceCpu(new Set(['postgres', 'redis-server']));
   const sample = setInterval(() => {
+    services.sample();
     for (const c of children) {
       if (!c.pid) continue;
       peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
@@ -197,6 +251,7 @@ async function main(): Promise<void> {
     const started = Date.now();
     const cpuAtStart = process.cpuUsage();
     const childCpuAtStart = new Map(children.map((c) => [c.pid ?? 0, cpuSeconds(c.pid ?? 0) ?? 0]));
+    services.start();
     const chunk = rate ? Math.max(1, Math.round(rate / 10)) : 500;
     for (let i = 0; i < all.length; i += chunk) {
       const slice = all.slice(i, i + chunk).map((order) => ({ order }));
@@ -228,6 +283,11 @@ async function main(): Promise<void> {
     const ownCpu = process.cpuUsage(cpuAtStart);
     const benchCpuS = (ownCpu.user + ownCpu.system) / 1e6;
     const workerCpuS = children.map((c) => (cpuSeconds(c.pid ?? 0) ?? 0) - (childCpuAtStart.get(c.pid ?? 0) ?? 0));
+    services.sample();
+    const serviceCpuS = services.totals();
+    const postgresCpuS = serviceCpuS.get('postgres') ?? 0;
+    const redisCpuS = serviceCpuS.get('redis-server') ?? 0;
+    const ownProcessesCpuS = benchCpuS + workerCpuS.reduce((a, b) => a + b, 0);
     await inProcess?.close(5_000);
 
     // Latencies from the order events (PostgreSQL's own timestamps of each transition).
@@ -292,7 +352,10 @@ async function main(): Promise<void> {
       `intake->executed  p50 ${fmt(n('exe50'))}  p95 ${fmt(n('exe95'))}  p99 ${fmt(n('exe99'))}`,
       `per stage (avg / p50): validate ${fmt(n('v_avg'))} / ${fmt(n('v50'))} | sign ${fmt(n('g_avg'))} / ${fmt(n('g50'))} | claim ${fmt(n('c_avg'))} / ${fmt(n('c50'))} | submit ${fmt(n('u_avg'))} / ${fmt(n('u50'))} | track to executed ${fmt(n('k_avg'))} / ${fmt(n('k50'))}`,
       `peak RSS: bench process (sandbox + signer agent + intake) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; worker processes ${workerPeaks.map((p) => `${p.toFixed(0)} MiB`).join(', ') || '-'}`,
-      `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${(((benchCpuS + workerCpuS.reduce((a, b) => a + b, 0)) * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
+      `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${((ownProcessesCpuS * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
+      `CPU of the services on this machine (from /proc; 0 when they run elsewhere): PostgreSQL ${postgresCpuS.toFixed(1)} s, Redis ${redisCpuS.toFixed(1)} s; all together ${(((ownProcessesCpuS + postgresCpuS + redisCpuS) * 1000) / orders).toFixed(1)} ms per order, at most ${(
+        (cpus().length * orders) / (ownProcessesCpuS + postgresCpuS + redisCpuS)
+      ).toFixed(0)} orders/s on ${cpus().length} cores`,
       `bare BullMQ chain (4 no-op stages, ${orders} chains, 1 process, concurrency ${config.worker.concurrency * Math.max(1, workerCount)} per queue, same Redis): ${bare.perSecond.toFixed(1)} chains/s`,
       `ratio pipeline / bare chain: ${(e2e / bare.perSecond).toFixed(3)}`,
     ];
