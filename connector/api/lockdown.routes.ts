@@ -15,13 +15,6 @@ import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queu
  * a suspected compromise (R-29: "detected or suspected"); only an admin resolves; any authenticated
  * caller (a console, an ERP) may read the lockdown state.
  */
-/** `GET /api/v1/incidents`: newest first; all of them, or pages of `limit` (at most 500) led on by `nextCursor`. */
-const incidentsQuery = z.object({
-  status: z.enum(['open', 'resolved']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-  cursor: z.string().max(200).optional(),
-});
-
 const reportBody = z
   .object({
     /** What may have leaked: the reporter's password or EDS, the Client Secret, or something else. */
@@ -38,6 +31,13 @@ const resolveBody = z
     notifiedBy: z.string().max(200).optional(),
   })
   .strict();
+
+/** `GET /api/v1/incidents`: newest first; all of them, or pages of `limit` (at most 500) led on by `nextCursor`. */
+const incidentsQuery = z.object({
+  status: z.enum(['open', 'resolved']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  cursor: z.string().max(200).optional(),
+});
 
 const incidentResolveBody = z
   .object({

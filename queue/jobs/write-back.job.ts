@@ -1,7 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { encodeOnecText, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
@@ -19,6 +17,7 @@ import type { JobContext } from '../job-context';
 import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
+import { writeFileAtomic } from '../../connector/shared/atomic-file';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -54,32 +53,6 @@ export async function enqueueWriteBack(queues: QueueSet, trigger: { from?: strin
 const WRITEBACK_WINDOW_MS = 2_000;
 
 export type Encoding = 'windows' | 'utf8';
-
-/**
- * Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename (POSIX rename is atomic
- * within a folder). `bytes` may come in parts (a report written a page at a time); should any part
- * fail, the temp file is removed and the file at `path` is untouched.
- */
-export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterable<Buffer>): Promise<void> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'w', 0o640);
-  try {
-    try {
-      if (Buffer.isBuffer(bytes)) await handle.writeFile(bytes);
-      // writeFile writes all of a part, from where the previous part ended.
-      else for await (const part of bytes) await handle.writeFile(part);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-}
 
 /**
  * Writes a file unless the same content was already written to the same path (the mark's hash).
@@ -123,7 +96,6 @@ export function mergeStatementTexts(texts: readonly string[], accounts: readonly
   const bodies = split.flatMap((lines) => lines.slice(lines.indexOf('СекцияРасчСчет'), lines.lastIndexOf('КонецФайла')));
   return `${[...header, ...bodies, 'КонецФайла'].join('\r\n')}\r\n`;
 }
-
 
 /** The stored statements of `accounts` for [from, to] with their holders (accounts with nothing stored are left out). */
 export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {

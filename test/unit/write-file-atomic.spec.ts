@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../queue/jobs/write-back.job';
+import { writeFileAtomic } from '../../connector/shared/atomic-file';
 
 /** The 1C files are replaced whole or not at all: 1C never reads half a report, a failure keeps the last one. */
 describe('writeFileAtomic', () => {

@@ -3,8 +3,8 @@ import type { StatementData } from '../../../connector/statements/statement.mode
 import { checkStatementBalance } from '../../../connector/statements/statement.model';
 import { parseOnecExchange } from './onec-exchange.reader';
 import { onecToStatement } from './onec-statement.mapper';
-import { writeOnecStatement, type OnecStatementWriteOptions } from './onec-statement.writer';
-import { writeOnecStatusReport } from './onec-status.writer';
+import { encodeOnecText, writeOnecStatement, type OnecStatementWriteOptions } from './onec-statement.writer';
+import { renderOnecStatusBody, renderOnecStatusHeader, type StatusReportEntry } from './onec-status.writer';
 
 const statement = (): StatementData => ({
   account: 'KZ35601A000000012345',
@@ -116,14 +116,13 @@ describe('1C statement writer', () => {
 
 describe('status report for exported documents', () => {
   it('a 1C user reads each state in Russian, with the refusal reason; our reader reads it back', () => {
-    const bytes = writeOnecStatusReport(
-      [
+    const entries: StatusReportEntry[] = [
         { number: '17', date: '2025-03-05', amount: '150000.00', beneficiaryName: 'ТОО "Получатель"', state: 'executed', at: new Date('2025-03-05T06:00:00Z'), bankReference: 'ACB-1' },
         { number: '18', date: '2025-03-05', amount: '10.00', state: 'rejected', reason: 'Недостаточно средств на счёте для платежа и комиссии', reasonCode: 'INSUFFICIENT_FUNDS', at: new Date('2025-03-05T07:30:00Z') },
         { number: '19', date: '2025-03-05', amount: '5.00', state: 'invalid', reason: 'ИИК получателя: неверные контрольные цифры', at: new Date('2025-03-05T05:00:00Z') },
-      ],
-      { encoding: 'windows', createdAt: new Date('2025-03-05T08:00:00Z') },
-    );
+    ];
+    // As the write-back job and `connector onec statuses` put it together.
+    const bytes = encodeOnecText(renderOnecStatusHeader({ encoding: 'windows', createdAt: new Date('2025-03-05T08:00:00Z') }) + renderOnecStatusBody(entries), 'windows');
     const parsed = parseOnecExchange(bytes);
     expect(parsed.file).toMatchObject({ exchange: true, complete: true, encoding: 'cp1251' });
     expect(parsed.documents.map((d) => [d.order.number, d.order.raw['Статус'], d.order.raw['ПричинаОтказа'], d.order.raw['ВремяСтатуса']])).toEqual([

@@ -1,4 +1,4 @@
-import { encodeOnecText, isoToOnecDate } from './onec-statement.writer';
+import { isoToOnecDate } from './onec-statement.writer';
 import { refusalReason, type RefusalFields } from '../../../connector/orders/order.mapper';
 import type { PaymentOrder } from '../../../connector/persistence/entities';
 import { formatAmount } from '../../../connector/shared/money';
@@ -125,15 +125,6 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
     out.push('КонецДокумента');
   }
   return `${out.join('\r\n')}\r\n`;
-}
-
-export function renderOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): string {
-  return renderOnecStatusHeader(options) + renderOnecStatusBody(entries, options.utcOffsetMinutes);
-}
-
-
-export function writeOnecStatusReport(entries: readonly StatusReportEntry[], options: StatusReportOptions): Buffer {
-  return encodeOnecText(renderOnecStatusReport(entries, options), options.encoding);
 }
 
 /** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */

@@ -1,5 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -9,7 +8,8 @@ import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exch
 import { loadConfig } from '../../../config/load-config';
 import { encodeOnecText, writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
 import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } from '../../../adapters/erp/onec-exchange/onec-status.writer';
-import { statusReportPages, writeFileAtomic } from '../../../queue/jobs/write-back.job';
+import { statusReportPages } from '../../../queue/jobs/write-back.job';
+import { writeFileAtomic } from '../../shared/atomic-file';
 import { withOrm } from '../../app/app-context';
 import { READ_ONLY_SNAPSHOT } from '../../persistence/database';
 import { loadStoredStatement } from '../../statements/statement.repository';
@@ -176,7 +176,8 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
     createdAt: now,
     utcOffsetMinutes: config.requisites.utcOffsetMinutes,
   });
-  const out = writeAtomically(opts.out, written.bytes);
+  const out = resolve(opts.out);
+  await writeFileAtomic(out, written.bytes);
   for (const w of [...stored.warnings, ...written.warnings]) process.stderr.write(`warning: ${w}\n`);
   const s = stored.statement;
   process.stderr.write(`${out}: ${s.lines.length} lines, ${s.periodFrom}..${s.periodTo}, opening ${formatAmount(s.openingBalance)}, closing ${formatAmount(s.closingBalance)} ${s.currency}, ${encoding === 'windows' ? 'cp1251' : 'utf8'}\n`);
@@ -191,15 +192,6 @@ interface StatusesOptions {
   encoding?: 'windows' | 'utf8';
 }
 
-/** Writes bytes beside the target, then renames: 1C never reads a half-written file. */
-function writeAtomically(path: string, bytes: Buffer): string {
-  const out = resolve(path);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, out);
-  return out;
-}
 
 async function statusesCommand(opts: StatusesOptions): Promise<number> {
   let since: Date | undefined;

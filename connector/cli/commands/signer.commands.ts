@@ -1,9 +1,10 @@
 import { crlPathsFromConfig } from '../../../signer-agent/certificates/crl.refresher';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../../config/load-config';
 import { clockFromConfig } from '../../shared/clock';
 import { UsageError } from '../../shared/errors';
+import { writeFileAtomic } from '../../shared/atomic-file';
 import { readSecretFromStdin, runAction } from '../run-action';
 import { defaultTrustPaths, loadCrls, loadTrustStore, type CrlSet, type TrustStore } from '../../../signer-agent/certificates/trust.store';
 import { signDocument } from '../../../signer-agent/cms/cms.signer';
@@ -61,11 +62,6 @@ function warn(lines: readonly string[]): void {
   for (const line of lines) process.stderr.write(`WARNING: ${line}\n`);
 }
 
-function writeAtomically(path: string, bytes: Buffer): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes, { mode: 0o644 });
-  renameSync(tmp, path);
-}
 
 export function registerSignerCommands(program: Command): void {
   program
@@ -98,7 +94,7 @@ export function registerSignerCommands(program: Command): void {
             crls: ctx.crls,
             requireRevocation: ctx.requireRevocation,
           });
-          writeAtomically(opts.out, result.cms);
+          await writeFileAtomic(opts.out, result.cms, { mode: 0o644 });
           warn(result.check.warnings);
           process.stderr.write(
             `signed ${opts.in} -> ${opts.out}: ${result.check.info.subject} (${key.algorithm}, serial ${result.check.info.serial}), ` +

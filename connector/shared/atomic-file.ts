@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename (POSIX rename is atomic
+ * within a folder), so a reader (1C, a script) never sees half a file. `bytes` may come in parts
+ * (a report written a page at a time); should any part fail, the temp file is removed and the file
+ * at `path` is untouched. Mode 0640 unless `mode` says otherwise (a signature is public: 0644).
+ */
+export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterable<Buffer>, options: { mode?: number } = {}): Promise<void> {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await open(temp, 'w', options.mode ?? 0o640);
+  try {
+    try {
+      if (Buffer.isBuffer(bytes)) await handle.writeFile(bytes);
+      // writeFile writes all of a part, from where the previous part ended.
+      else for await (const part of bytes) await handle.writeFile(part);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
