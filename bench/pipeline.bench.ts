@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   }, 500);
   try {
     await ensureBankCredentials(context);
-    await ensureSigners(context, pki, world.agent, SIGNERS, [DEMO.payerIban]);
+    await ensureSigners(context, pki, SIGNERS, [DEMO.payerIban]);
     for (let i = 0; i < workerCount; i++) {
       // BENCH_WORKER_PROFILE_DIR=<dir>: a V8 CPU profile of each worker process, written when it stops.
       const profile = process.env.BENCH_WORKER_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_WORKER_PROFILE_DIR}`] : [];

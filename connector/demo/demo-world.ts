@@ -78,7 +78,7 @@ export async function startDemoWorld(
     world = await startWorld({ config, pki, logger, dir, sandbox: options.sandbox, signerWorkerScript: options.signerWorkerScript });
     await fundDemoAccount(world.admin);
     await ensureBankCredentials(context);
-    await ensureSigners(context, pki, world.agent);
+    await ensureSigners(context, pki);
     return { config, context, pki, sandbox: world.sandbox, agent: world.agent, close };
   } catch (err) {
     await close();

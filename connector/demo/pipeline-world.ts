@@ -9,7 +9,7 @@ import { defaultTestUsers, makeTestPki, type TestPkiResult } from '../../scripts
 import { startSandbox, type Sandbox } from '../../adapters/bank/sandbox/sandbox.server';
 import { DEMO, loadSandboxConfig, type SandboxConfigInput } from '../../adapters/bank/sandbox/sandbox.config';
 import { startSignerAgent, type RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
-import { createUser, findUser, grantRight } from '../users/user.service';
+import { createUser, enrollKey, findUser, grantRight } from '../users/user.service';
 import { userDeps } from '../users/user-context';
 import { credentialStatus, setCredentials } from '../vault/credential.vault';
 import { SecretBox } from '../vault/secret-box';
@@ -72,7 +72,7 @@ export function worldConfig(base: ConnectorConfig, dir: string, pki: TestPkiResu
 }
 
 /** The signers: personal accounts (R-5) with rights on the accounts and a signature level (R-16), keys enrolled and unlocked. */
-export async function ensureSigners(context: AppContext, pki: TestPkiResult, agent: RunningSignerAgent, signers: WorldSigner[] = DEMO_SIGNERS, accounts: string[] = DEMO_SIGNER_ACCOUNTS): Promise<void> {
+export async function ensureSigners(context: AppContext, pki: TestPkiResult, signers: WorldSigner[] = DEMO_SIGNERS, accounts: string[] = DEMO_SIGNER_ACCOUNTS): Promise<void> {
   const deps = userDeps(context);
   for (const signer of signers) {
     const keystore = pki.keystores.find((k) => k.name === signer.keystore);
@@ -85,8 +85,10 @@ export async function ensureSigners(context: AppContext, pki: TestPkiResult, age
       await grantRight(userDeps(context), { login: signer.login, account, rights: 'manage', level: signer.level, limitTiyn: null, actor: 'demo' });
     }
     // The owner enrolls the key and unlocks it for a bounded session (R-13): keys stay in the agent's memory.
-    await agent.service.enroll(user.id, keystore.path, keystore.iin);
-    await agent.service.unlock(user.id, keystore.password);
+    // Through the same port and HTTP calls as `connector users enroll-key` and `POST /api/v1/me/key/unlock`.
+    await enrollKey(deps, { login: signer.login, keystorePath: keystore.path, actor: 'demo' });
+    const unlocked = await deps.signerAgent!.unlockKey(user.id, keystore.password);
+    if (!unlocked.ok) throw new Error(`demo: the signer agent did not unlock ${signer.login}'s key (${unlocked.code}: ${unlocked.message})`);
   }
 }
 

@@ -3,7 +3,9 @@ import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/si
 
 /**
  * What the users capability asks of the signer agent (signer-agent/agent/README.md). The agent
- * identifies users by login. Disabling a user wipes their unlocked key at once (R-17, R-30:
+ * knows each user's key by the connector's user id (the `:userId` of its API): the id the
+ * pipeline signs with, so a key enrolled and unlocked here is the key that signs, and the one a
+ * block wipes. Disabling a user wipes their unlocked key at once (R-17, R-30:
  * "their EDS no longer accepted"); unlocking goes through the connector so that wrong keystore
  * passwords count toward the user's lock-out (R-12: "the agent only counts").
  */
@@ -11,10 +13,10 @@ export type KeyUnlockResult = { ok: true; status: unknown } | { ok: false; code:
 
 export interface SignerAgentPort {
   /** Resolves with a warning text when the agent could not be reached (the block still holds in the connector). */
-  lockUser(login: string): Promise<{ locked: boolean; warning?: string }>;
-  unlockKey(login: string, password: string): Promise<KeyUnlockResult>;
+  lockUser(userId: string): Promise<{ locked: boolean; warning?: string }>;
+  unlockKey(userId: string, password: string): Promise<KeyUnlockResult>;
   /** Enrolls a keystore with the user's IIN as the expected certificate IIN. */
-  enrollKey(login: string, keystorePath: string, expectedIin: string | null): Promise<unknown>;
+  enrollKey(userId: string, keystorePath: string, expectedIin: string | null): Promise<unknown>;
 }
 
 function refusal(err: unknown): KeyUnlockResult {
@@ -28,9 +30,9 @@ export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'
   let client: SignerAgentClient | undefined;
   const agent = () => (client ??= SignerAgentClient.fromConfig(config, cwd));
   return {
-    async lockUser(login) {
+    async lockUser(userId) {
       try {
-        await agent().lock(login);
+        await agent().lock(userId);
         return { locked: true };
       } catch (err) {
         // A user with no enrolled key has nothing to lock.
@@ -39,15 +41,15 @@ export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'
         return { locked: false, warning: `signer agent did not confirm the key lock (${code}); the connector refuses this user's signatures regardless; check connector-signer-agent` };
       }
     },
-    async unlockKey(login, password) {
+    async unlockKey(userId, password) {
       try {
-        return { ok: true, status: await agent().unlock(login, password) };
+        return { ok: true, status: await agent().unlock(userId, password) };
       } catch (err) {
         return refusal(err);
       }
     },
-    async enrollKey(login, keystorePath, expectedIin) {
-      return agent().enroll(login, { keystorePath, expectedIin });
+    async enrollKey(userId, keystorePath, expectedIin) {
+      return agent().enroll(userId, { keystorePath, expectedIin });
     },
   };
 }

@@ -262,7 +262,7 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       if (await isLockedDown({ em: context.orm.em.fork(), redis: context.redis, prefix: context.config.redis.prefix })) {
         throw new ApiError(423, 'LOCKED_DOWN', 'the connector is locked down after a suspected compromise (R-29); keys stay locked until an admin resolves it (connector lockdown status)');
       }
-      const result = await wiring.signerAgent.unlockKey(session.user.login, body.password);
+      const result = await wiring.signerAgent.unlockKey(session.user.id, body.password);
       const deps = userDeps(context, wiring);
       if (result.ok) {
         await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });

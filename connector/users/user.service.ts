@@ -194,7 +194,7 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
   if (deps.sessions) sessionsEnded = await deps.sessions.destroyAllForUser(user.id);
   else warnings.push('sessions were not ended here (no Redis); they end at their next request because the user is blocked');
   if (deps.signerAgent) {
-    const locked = await deps.signerAgent.lockUser(user.login);
+    const locked = await deps.signerAgent.lockUser(user.id);
     if (!locked.locked && locked.warning) warnings.push(locked.warning);
     await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_locked', subject: user.login, details: { confirmed: locked.locked }, at: now });
   }
@@ -332,7 +332,7 @@ export async function enrollKey(deps: UserDeps, input: { login: string; keystore
   const user = await requireUser(deps.em, input.login);
   if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
   if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it (add the user with --iin)`);
-  const status = await deps.signerAgent.enrollKey(user.login, input.keystorePath, user.iin);
+  const status = await deps.signerAgent.enrollKey(user.id, input.keystorePath, user.iin);
   await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin }, at: deps.clock.now() });
   return status;
 }

@@ -95,7 +95,7 @@ describe('the pipeline survives SIGKILLed workers and Redis restarts (real child
       sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 } },
     });
     await ensureBankCredentials(context);
-    await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+    await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
   }, 120_000);
 
   afterAll(async () => {

@@ -158,7 +158,11 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   it('R-17: a signature by a user disabled before submission stops counting; the order waits for signatures again and goes on once a valid signer signs', async () => {
     await withSignedLargeOrder('erp-r17', async ({ result, stateOf, resume }) => {
       const before = await validSignatures(db(), result.orderId);
+      const accountant = (await new SignerDirectory(db()).signerByLogin('demo.accountant'))!.user;
+      expect(world.agent.service.status(accountant.id).unlocked).toBe(true);
       await blockUser(userDeps(world.context), { login: 'demo.accountant', actor: 'admin:test' });
+      // R-30: blocking wiped the key the pipeline signs with (the agent knows it by the user id).
+      expect(world.agent.service.status(accountant.id).unlocked).toBe(false);
       try {
         await resume();
         await eventually(async () => (await stateOf()) === 'awaiting_signatures', { what: 'back to awaiting signatures', timeoutMs: 45_000 });
@@ -173,6 +177,9 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
         expect((await ledger()).submissions.find((x) => x.externalId === result.externalId)).toBeUndefined();
       } finally {
         await unblockUser(userDeps(world.context), { login: 'demo.accountant', actor: 'admin:test' });
+        // Unblocked, the accountant unlocks the key again, as a person does after logging in.
+        const keystore = world.pki.keystores.find((k) => k.name === 'gost-accountant')!;
+        expect(await userDeps(world.context).signerAgent!.unlockKey(accountant.id, keystore.password)).toMatchObject({ ok: true });
       }
       // Final at the bank (the demo payer's funds run out over this file's large orders: executed or refused for funds).
       await eventually(async () => ['executed', 'rejected'].includes(await stateOf()), { what: 'final at the bank after signing afresh', timeoutMs: 45_000 });

@@ -135,6 +135,6 @@ export async function startProofWorld(
   const context = await createAppContext({ config, logger, role: 'worker' });
   const world = await startWorld({ config, pki, logger, dir: env.workDir, env: {}, signerWorkerScript: SIGNING_WORKER_SCRIPT, sandbox: options.sandbox ?? { accounts: FUNDED_ACCOUNTS } });
   await ensureBankCredentials(context);
-  await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+  await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
   return { env, context, world };
 }

@@ -408,7 +408,8 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(blocked.json().sessionsEnded).toBe(1);
     expect((await clerk.request('GET', '/api/v1/me')).statusCode).toBe(401);
     expect((await new Browser(env).login(login, 'Clerk-Own-4')).json().code).toBe('BLOCKED_BY_ADMIN');
-    expect(env.lockedAgentUsers).toContain(login);
+    // The agent knows the key by the user id, the id the pipeline signs with.
+    expect(env.lockedAgentUsers).toContain(id);
     expect(await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).toMatchObject({ allowed: false, reason: 'USER_DISABLED' });
     const incidents = await listIncidents(env.context.orm.em.fork(), { status: 'open' });
     const reminder = incidents.find((i) => i.kind === 'authority_revoked' && i.evidence.login === login);

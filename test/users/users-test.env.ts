@@ -71,15 +71,15 @@ export async function startUsersTestEnv(options: { start?: string; overrides?: R
   const lockedAgentUsers: string[] = [];
   // A stand-in agent: every key's password is "Key-Pass-1".
   const signerAgent: SignerAgentPort = {
-    lockUser: async (login) => {
-      lockedAgentUsers.push(login);
+    lockUser: async (userId) => {
+      lockedAgentUsers.push(userId);
       return { locked: true };
     },
-    unlockKey: async (login, password) =>
+    unlockKey: async (userId, password) =>
       password === 'Key-Pass-1'
-        ? { ok: true, status: { userId: login, unlocked: true } }
+        ? { ok: true, status: { userId, unlocked: true } }
         : { ok: false, code: 'WRONG_PASSWORD', message: 'wrong keystore password', wrongPassword: true, httpStatus: 403 },
-    enrollKey: async (login) => ({ userId: login }),
+    enrollKey: async (userId) => ({ userId }),
   };
   usersWiring(context, { signerAgent });
   const app = buildApiWithExtensions(context, { users: { signerAgent } });
