@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { paymentOrderSchema } from '../orders/payment-order';
+import { paymentOrderSchema, type NormalisedOrder } from '../orders/payment-order';
 import { PaymentOrder } from '../persistence/entities';
-import { intakeOrders } from '../intake/order-intake';
+import { intakeOrders, type IntakeConflict } from '../intake/order-intake';
 import { orderView } from '../orders/order.mapper';
 import { orderIdsPage } from '../orders/order-list';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
@@ -15,6 +15,11 @@ import { ApiError } from './api-errors';
 import { principalOf, type Principal } from './auth.hooks';
 
 const bodySchema = z.union([z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict(), paymentOrderSchema]);
+
+function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict): string {
+  const changed = conflict.differences.map((d) => `${d.field}: stored ${d.stored ?? 'none'}, received ${d.received ?? 'none'}`).join('; ');
+  return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${changed}); nothing was changed: send a changed document under a new number`;
+}
 
 function canSee(principal: Principal, account: string): boolean {
   return principal.accounts === 'all' || principal.accounts.includes(account);
@@ -73,10 +78,15 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       intakePort,
       { actor: principal.actor, now: context.clock.now(), validateInline: context.validator },
     );
+    if (!batch && results[0].conflict) {
+      // LESSONS.md 2: another body under a taken document key is a conflict, never a silent success.
+      const { conflict } = results[0];
+      throw new ApiError(409, 'DOCUMENT_CONFLICT', conflictMessage(orders[0], conflict), { id: results[0].orderId, state: conflict.state, differences: conflict.differences });
+    }
     const em = context.orm.em.fork();
     const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
     const byId = new Map(stored.map((o) => [o.id, o]));
-    const items = results.map((r) => {
+    const items = results.map((r, index) => {
       const order = byId.get(r.orderId);
       return {
         id: r.orderId,
@@ -86,6 +96,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
         erpDocumentId: order?.erpDocumentId ?? null,
         errors: order?.errors ?? [],
         warnings: order?.warnings ?? [],
+        ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict), state: r.conflict.state, differences: r.conflict.differences } } : {}),
       };
     });
     const status = items.some((i) => i.created) ? 201 : 200;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { parseAmount, MoneyError } from '../shared/money';
+import { formatAmount, parseAmount, MoneyError } from '../shared/money';
 import type { FieldError, NormalisedOrder } from '../orders/payment-order';
 import type { OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
@@ -25,6 +25,27 @@ export interface IntakeResult {
   externalId: string;
   created: boolean;
   state: OrderState;
+  /** An `invalid` order replaced by the same document sent again corrected; it is validated again. */
+  corrected?: boolean;
+  /**
+   * The document's key (payer account, number, date) is taken by an order with other requisites:
+   * nothing was stored or changed (LESSONS.md 2: a different body under the same key is a conflict,
+   * not a silent success). The ERP must give a changed document a new number.
+   */
+  conflict?: IntakeConflict;
+}
+
+export interface IntakeConflict {
+  /** The stored order's state. */
+  state: OrderState;
+  differences: IntakeDifference[];
+}
+
+export interface IntakeDifference {
+  /** The field in the normalised order shape (INTERFACES.md), e.g. `amount`, `beneficiary.iban`. */
+  field: string;
+  stored: string | null;
+  received: string | null;
 }
 
 /** Orders per insert statement at intake (a 1C file can hold thousands). */
@@ -32,15 +53,91 @@ const INTAKE_CHUNK = 1000;
 
 const naturalKey = (o: { number: string; doc_date: string; payer_iban: string }) => `${o.number}\u0000${o.doc_date}\u0000${o.payer_iban}`;
 
+type IntakeRow = Record<string, unknown> & { id: string; number: string; doc_date: string; payer_iban: string; external_id: string };
+
+interface StoredTwin {
+  id: string;
+  external_id: string;
+  state: OrderState;
+  number: string;
+  doc_date: string;
+  payer_iban: string;
+  [column: string]: unknown;
+}
+
+/** The stored requisites a document sent again must match (column, field of the normalised shape). */
+const COMPARED: ReadonlyArray<readonly [string, string]> = [
+  ['amount_tiyn', 'amount'],
+  ['currency', 'currency'],
+  ['value_date', 'valueDate'],
+  ['payer_name', 'payer.name'],
+  ['payer_iin_bin', 'payer.iinBin'],
+  ['payer_bic', 'payer.bic'],
+  ['payer_kod', 'payer.kod'],
+  ['beneficiary_name', 'beneficiary.name'],
+  ['beneficiary_iin_bin', 'beneficiary.iinBin'],
+  ['beneficiary_iban', 'beneficiary.iban'],
+  ['beneficiary_bic', 'beneficiary.bic'],
+  ['beneficiary_kbe', 'beneficiary.kbe'],
+  ['knp', 'knp'],
+  ['kbk', 'kbk'],
+  ['purpose', 'purpose'],
+];
+
+function comparable(column: string, value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  return column === 'amount_tiyn' ? formatAmount(Number(value)) : String(value);
+}
+
+function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
+  const differences: IntakeDifference[] = [];
+  for (const [column, field] of COMPARED) {
+    const was = comparable(column, stored[column]);
+    const now = comparable(column, row[column]);
+    if (was !== now) differences.push({ field, stored: was, received: now });
+  }
+  // An amount or date that could not be read is stored as 0 / the document date with the reason:
+  // such a document never equals a stored one.
+  if (differences.length === 0 && row.errors) differences.push({ field: 'amount', stored: comparable('amount_tiyn', stored.amount_tiyn), received: null });
+  return differences;
+}
+
+/**
+ * `invalid -> received` with the corrected requisites, and its event naming what changed. Only an
+ * order still `invalid` is replaced (a concurrent delivery may have done it first: then false).
+ */
+async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: IntakeRow, differences: IntakeDifference[], actor: string, now: Date): Promise<boolean> {
+  const replaced = await tx.execute<Array<{ id: string }>>(
+    `with upd as (
+       update payment_order set source = ?, erp_document_id = ?, ${COMPARED.map(([column]) => `${column} = ?`).join(', ')},
+              raw_document = ?, errors = ?::jsonb, warnings = null, last_error = null, state = 'received', version = version + 1,
+              updated_at = ?, state_changed_at = ?
+        where id = ? and state = 'invalid'
+        returning id)
+     insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
+     select id, 'invalid', 'received', ?, 'corrected document sent again', ?::jsonb, ? from upd
+     returning order_id as id`,
+    [
+      row.source, row.erp_document_id, ...COMPARED.map(([column]) => row[column] ?? null),
+      row.raw_document, row.errors === null ? null : JSON.stringify(row.errors), now, now, stored.id,
+      actor, JSON.stringify({ changed: differences }), now,
+    ],
+  );
+  return replaced.length > 0;
+}
+
 function isRealDate(iso: string): boolean {
   const d = new Date(`${iso}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === iso;
 }
 
 /**
- * Persists orders idempotently on the natural key (source + number + date + payer account):
- * the same document delivered twice is one order (the database decides, not a job id,
- * LESSONS.md 11). New orders start `received` and are handed to the validate stage.
+ * Persists orders idempotently on the natural key (payer account + number + date, whatever the
+ * source: the key the bank tells documents apart by): the same document delivered twice, through
+ * any channel or API key, is one order (the database decides, not a job id, LESSONS.md 11). New
+ * orders start `received` and are handed to the validate stage. The same key with other
+ * requisites is a conflict and changes nothing, except that an `invalid` order is replaced by its
+ * corrected version and validated again.
  * An amount or date that cannot even be stored is recorded as a pre-validation error, so the
  * order is still visible and ends `invalid` with the reason, never silently dropped.
  */
@@ -59,7 +156,7 @@ export async function intakeOrders(
   const now = options.now ?? new Date();
   const results: IntakeResult[] = [];
   const toEnqueue: string[] = [];
-  const rows = items.map(({ order, rawDocument }) => {
+  const rows: IntakeRow[] = items.map(({ order, rawDocument }) => {
     const errors: FieldError[] = [];
     let amountTiyn = 0;
     try {
@@ -122,13 +219,14 @@ export async function intakeOrders(
         );
       }
       const repeated = chunk.filter((row) => !created.has(row.id));
-      const existing = new Map<string, { id: string; external_id: string; state: OrderState }>();
+      const existing = new Map<string, StoredTwin>();
       if (repeated.length > 0) {
-        const found = await tx.execute<Array<{ id: string; external_id: string; state: OrderState; number: string; doc_date: string; payer_iban: string }>>(
-          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban
+        const found = await tx.execute<StoredTwin[]>(
+          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban,
+                  ${COMPARED.map(([column]) => (column === 'value_date' ? "to_char(o.value_date, 'YYYY-MM-DD') as value_date" : column === 'amount_tiyn' ? 'o.amount_tiyn::text as amount_tiyn' : `o.${column}`)).join(', ')}
              from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
-               on o.source = ? and o.number = k.number and o.doc_date = k.doc_date and o.payer_iban = k.payer_iban`,
-          [JSON.stringify(repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban }))), source],
+               on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
+          [JSON.stringify(repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban })))],
         );
         for (const row of found) existing.set(naturalKey(row), row);
       }
@@ -136,10 +234,21 @@ export async function intakeOrders(
         if (created.has(row.id)) {
           results.push({ orderId: row.id, externalId: row.external_id, created: true, state: 'received' });
           toEnqueue.push(row.id);
-        } else {
-          const known = existing.get(naturalKey(row));
-          if (!known) throw new Error(`intake: order ${row.number} of ${row.doc_date} (${row.payer_iban}) was neither inserted nor found`);
+          continue;
+        }
+        const known = existing.get(naturalKey(row));
+        if (!known) throw new Error(`intake: order ${row.number} of ${row.doc_date} (${row.payer_iban}) was neither inserted nor found`);
+        const differences = differencesOf(known, row);
+        if (differences.length === 0) {
           results.push({ orderId: known.id, externalId: known.external_id, created: false, state: known.state });
+        } else if (known.state === 'invalid' && (await replaceInvalid(tx, known, row, differences, options.actor, now))) {
+          // Corrected and sent again, as the error report asked: validated again under the same id.
+          known.state = 'received';
+          for (const [column] of COMPARED) (known as unknown as Record<string, unknown>)[column] = comparable(column, row[column]);
+          results.push({ orderId: known.id, externalId: known.external_id, created: false, corrected: true, state: 'received' });
+          toEnqueue.push(known.id);
+        } else {
+          results.push({ orderId: known.id, externalId: known.external_id, created: false, state: known.state, conflict: { state: known.state, differences } });
         }
       }
     }

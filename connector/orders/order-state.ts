@@ -34,11 +34,14 @@ export function isOrderState(value: string): value is OrderState {
  *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
  * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as
  *   failedFrom); from `submitting` that means lookup-before-resend, never a second submission.
+ * - `invalid -> received`: only intake takes it, when the ERP sends the same document (payer
+ *   account, number, date) again corrected, as the error report asks; an invalid order was never
+ *   signed nor sent, so it is validated again with the new requisites (order-intake.ts).
  */
 export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = {
   received: ['validated', 'invalid', 'held', 'failed'],
   validated: ['awaiting_signatures', 'held', 'failed'],
-  invalid: [],
+  invalid: ['received'],
   awaiting_signatures: ['signed', 'held', 'failed'],
   signed: ['submitting', 'awaiting_signatures', 'held', 'failed'],
   submitting: ['submitted', 'rejected', 'failed'],

@@ -13,7 +13,7 @@ import {
   sha256File,
   type OutboxFile,
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
-import { intakeOrders, type IntakeItem } from '../../connector/intake/order-intake';
+import { intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -25,7 +25,7 @@ export const scanOnecOutboxJob = defineJob({
   jobId: () => 'onec-outbox-scan',
 });
 
-/** The intake source of 1C files: part of the natural key, so a document dropped twice (in any file) is one order. */
+/** The intake source of 1C files (the natural key is payer account, number and date, whatever the source: a document dropped twice, in any file, is one order). */
 export const ONEC_SOURCE = 'onec';
 const BATCH = 500;
 
@@ -91,12 +91,22 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
   let fileIssues: OnecIssue[] = [];
   let exchange = true;
   let batch: IntakeItem[] = [];
+  /** documents[] index of each batch item. */
+  let batchDocs: number[] = [];
   let created = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now() });
-    created += results.filter((r) => r.created).length;
+    created += results.filter((r) => r.created || r.corrected).length;
+    results.forEach((result, i) => {
+      if (!result.conflict) return;
+      // The document's number and date are taken by an order with other requisites: nothing changed.
+      const doc = documents[batchDocs[i]];
+      doc.taken = false;
+      doc.issues.push(conflictIssue(doc.line, doc.number, result.conflict));
+    });
     batch = [];
+    batchDocs = [];
   };
   for await (const event of readOnecExchangeFile(file.path)) {
     if (event.type === 'document') {
@@ -110,6 +120,7 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
       if (taken) {
         // Requisite rules are judged by the validate stage; intake keeps the original text (R-26).
         batch.push({ order: { ...doc.order, raw: undefined }, rawDocument: doc.text });
+        batchDocs.push(documents.length - 1);
         if (batch.length >= BATCH) await flush();
       }
     } else if (event.type === 'end') {
@@ -130,6 +141,18 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
   const movedTo = await moveToError(dir, file, renderOutboxReport({ file: file.name, sha256, at: now, reason, fileIssues, documents }));
   log.warn({ event: 'onec.outbox.error', movedTo, documents: documents.length, taken, created });
   return { ...result, outcome: 'error', movedTo };
+}
+
+function conflictIssue(line: number, number: string, conflict: IntakeConflict): OnecIssue {
+  const ru = conflict.differences.map((d) => `${d.field}: было ${d.stored ?? '—'}, стало ${d.received ?? '—'}`).join('; ');
+  const en = conflict.differences.map((d) => `${d.field}: stored ${d.stored ?? 'none'}, received ${d.received ?? 'none'}`).join('; ');
+  return {
+    line,
+    field: conflict.differences.map((d) => d.field).join(', '),
+    code: 'DOCUMENT_CONFLICT',
+    message: `Строка ${line}: документ №${number} с этой датой и счётом уже принят (${conflict.state}) с другими реквизитами (${ru}); ничего не изменено: изменённый документ выгрузите под новым номером`,
+    messageEn: `line ${line}: document ${number} of this date and account is already taken (${conflict.state}) with other requisites (${en}); nothing was changed: export a changed document under a new number`,
+  };
 }
 
 /** File-level issues that make a file broken (a missing `КонецФайла` was already waited for). */

@@ -156,6 +156,40 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${temp}` } })).statusCode).toBe(401);
   });
 
+  it('a document sent again through a rotated key is the first order; a changed one under the same number is 409 DOCUMENT_CONFLICT', async () => {
+    const order = sampleOrder({ number: 'ROT-1', amount: '10.00' });
+    const first = await post(order, { 'idempotency-key': 'k-rot-1' });
+    expect(first.statusCode).toBe(201);
+    // The leaked key is revoked; a revoked name cannot be taken again, so the ERP gets a new one.
+    await revokeApiKey(context.orm.em.fork(), 'erp-main', 'test');
+    const { key: rotated } = await createApiKey(context.orm.em.fork(), 'erp-main-2026', [account], 'test');
+    const viaRotated = (body: unknown, headers: Record<string, string> = {}) =>
+      app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${rotated}`, 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) });
+    try {
+      const again = await viaRotated(order, { 'idempotency-key': 'k-rot-1' });
+      expect([again.statusCode, again.json().id, again.json().created]).toEqual([200, first.json().id, false]);
+      expect(await countOrders('ROT-1')).toBe(1);
+
+      const changed = await viaRotated({ ...order, amount: '20.00' });
+      expect(changed.statusCode).toBe(409);
+      expect(changed.json()).toMatchObject({
+        code: 'DOCUMENT_CONFLICT',
+        details: { id: first.json().id, differences: [{ field: 'amount', stored: '10.00', received: '20.00' }] },
+      });
+      expect(changed.json().message).toMatch(/ROT-1 .*new number/);
+      // In a batch, the conflicting order is answered as such and the good one beside it is taken.
+      const batch = await viaRotated({ orders: [{ ...order, amount: '20.00' }, sampleOrder({ number: 'ROT-2' })] });
+      expect(batch.statusCode).toBe(201);
+      expect(batch.json().results.map((r: { created: boolean; conflict?: { code: string } }) => [r.created, r.conflict?.code ?? null])).toEqual([
+        [false, 'DOCUMENT_CONFLICT'],
+        [true, null],
+      ]);
+      expect(await countOrders('ROT-1')).toBe(1);
+    } finally {
+      key = rotated; // the tests after this one use the key in force
+    }
+  });
+
   it('stores only a hash of API keys', async () => {
     const rows = await context.orm.em.fork().execute<Array<Record<string, unknown>>>('select * from api_key');
     expect(JSON.stringify(rows)).not.toContain(key);

@@ -5,6 +5,7 @@ import * as iconv from 'iconv-lite';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { scanOnecOutbox, type OutboxFileResult } from '../../queue/jobs/scan-onec-outbox.job';
 import { createTestEnv, type TestEnv } from '../support/test-env';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
 
 /** The 1C outbox scan on a real folder, PostgreSQL and Redis (its own database and key prefix). */
 describe('1C outbox folder scan', () => {
@@ -114,6 +115,27 @@ describe('1C outbox folder scan', () => {
     expect(report).toMatch(/строка 37, поле Сумма: DUPLICATE_KEY/);
     expect(report).toMatch(/№B-1 \(строка 4\)/);
     expect(await orders()).toEqual(['A-1', 'A-2', 'A-3', 'B-1', 'W-2']);
+  });
+
+  it('a changed version of a taken document is refused by line in the report; an invalid one sent again corrected is taken again', async () => {
+    const amount = (lines: string[], value: string) => lines.map((l) => (l.startsWith('Сумма=') ? `Сумма=${value}` : l));
+    drop('first.txt', file([doc('C-1'), doc('C-2')]));
+    await scan();
+    const idOf = async (number: string) => (await context.orm.em.fork().execute<Array<{ id: string; state: string }>>('select id, state from payment_order where number = ?', [number]))[0];
+    const c2 = await idOf('C-2');
+    await transitionOrder(context.orm.em.fork(), c2.id, 'invalid', { actor: 'test', from: 'received' });
+
+    drop('second.txt', file([amount(doc('C-1'), '2500.00'), amount(doc('C-2'), '1600.00'), doc('C-3')]));
+    const [result] = await scan();
+    expect(result).toMatchObject({ outcome: 'error', documents: 3, taken: 2, created: 2, refused: 1 });
+    const report = readFileSync(`${result.movedTo}.report.txt`, 'utf8');
+    expect(report).toMatch(/Документ №C-1 \(строка 4\) НЕ ПРИНЯТ:/);
+    expect(report).toMatch(/DOCUMENT_CONFLICT/);
+    expect(report).toMatch(/amount: было 1500\.00, стало 2500\.00/);
+    expect(await idOf('C-2')).toEqual({ id: c2.id, state: 'received' });
+    const [c1] = await context.orm.em.fork().execute<Array<{ amount_tiyn: string }>>("select amount_tiyn from payment_order where number = 'C-1'");
+    expect(Number(c1.amount_tiyn)).toBe(150_000);
+    expect((await orders()).filter((n) => n.startsWith('C-'))).toEqual(['C-1', 'C-2', 'C-3']);
   });
 
   it('a file that is not a 1C exchange file goes to error/ untouched', async () => {

@@ -3,6 +3,7 @@ import { canTransition, FINAL_STATES, ORDER_STATES, TRANSITIONS, type OrderState
 /** The full table, written out independently of TRANSITIONS so a slip in either is caught. */
 const ALLOWED: Array<[OrderState, OrderState]> = [
   ['received', 'validated'], ['received', 'invalid'], ['received', 'held'], ['received', 'failed'],
+  ['invalid', 'received'],
   ['validated', 'awaiting_signatures'], ['validated', 'held'], ['validated', 'failed'],
   ['awaiting_signatures', 'signed'], ['awaiting_signatures', 'held'], ['awaiting_signatures', 'failed'],
   ['signed', 'submitting'], ['signed', 'awaiting_signatures'], ['signed', 'held'], ['signed', 'failed'],
@@ -31,7 +32,9 @@ describe('order state machine (pure table)', () => {
   });
 
   it('moves statuses only forward from final states', () => {
-    for (const state of FINAL_STATES.filter((s) => s !== 'deemed_executed')) expect(TRANSITIONS[state]).toEqual([]);
+    // invalid -> received: a corrected document taken again at intake (it never reached the bank).
+    for (const state of FINAL_STATES.filter((s) => s !== 'deemed_executed' && s !== 'invalid')) expect(TRANSITIONS[state]).toEqual([]);
+    expect(TRANSITIONS.invalid).toEqual(['received']);
     expect(canTransition('executed', 'submitted')).toBe(false);
     expect(canTransition('rejected', 'executed')).toBe(false);
   });

@@ -1,0 +1,100 @@
+import { appWorld } from '../support/app-world';
+import { intakeOrders, type IntakeQueuePort } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { sampleOrder } from '../support/orders.fixture';
+
+/**
+ * One order per document (payer account, number, date), whichever way it arrives, on real
+ * PostgreSQL: an ERP key rotated, or the same document through a 1C file and over HTTP, must not
+ * reach the bank twice; a changed document under a taken key is a conflict; a document refused as
+ * invalid and sent again corrected is validated again.
+ */
+describe('intake: the natural key across sources', () => {
+  const world = appWorld('intake-key');
+  const enqueued: string[] = [];
+  const queue: IntakeQueuePort = { enqueueValidate: async (ids) => void enqueued.push(...ids) };
+  const state = async (id: string) => (await world.db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [id]))[0].state;
+  const count = async (number: string) => Number((await world.db().execute<Array<{ n: string }>>('select count(*) as n from payment_order where number = ?', [number]))[0].n);
+
+  it('the same document from another source (a rotated API key, a 1C file) is the first order, not a second', async () => {
+    const order = sampleOrder({ number: 'NK-1' });
+    const [first] = await intakeOrders(world.db(), 'api:erp-main', [{ order }], queue, { actor: 't' });
+    const [again] = await intakeOrders(world.db(), 'api:erp-main-2026', [{ order }], queue, { actor: 't' });
+    const [viaFile] = await intakeOrders(world.db(), 'onec', [{ order: { ...order } }], queue, { actor: 't' });
+    expect(first.created).toBe(true);
+    expect([again, viaFile].map((r) => [r.orderId, r.created, r.conflict])).toEqual([
+      [first.orderId, false, undefined],
+      [first.orderId, false, undefined],
+    ]);
+    expect(await count('NK-1')).toBe(1);
+    // Another payer account or another date is another document.
+    const [otherAccount] = await intakeOrders(world.db(), 'onec', [{ order: { ...order, payer: { ...order.payer, iban: 'KZ86125KZT5004100100' } } }], queue, { actor: 't' });
+    expect(otherAccount.created).toBe(true);
+  });
+
+  it('a changed document under a taken key is a conflict naming each field, and changes nothing', async () => {
+    const order = sampleOrder({ number: 'NK-2', amount: '10.00' });
+    const [first] = await intakeOrders(world.db(), 'onec', [{ order }], queue, { actor: 't' });
+    await transitionOrder(world.db(), first.orderId, 'validated', { actor: 't', from: 'received' });
+    const changed = { ...order, amount: '20.00', beneficiary: { ...order.beneficiary, iban: 'KZ86125KZT5004100100' } };
+    const [conflict] = await intakeOrders(world.db(), 'api:erp', [{ order: changed }], queue, { actor: 't' });
+    expect(conflict).toMatchObject({ orderId: first.orderId, created: false, state: 'validated' });
+    expect(conflict.conflict).toEqual({
+      state: 'validated',
+      differences: [
+        { field: 'amount', stored: '10.00', received: '20.00' },
+        { field: 'beneficiary.iban', stored: order.beneficiary.iban, received: 'KZ86125KZT5004100100' },
+      ],
+    });
+    const [row] = await world.db().execute<Array<{ amount_tiyn: string; source: string; version: number }>>('select amount_tiyn, source, version from payment_order where id = ?', [first.orderId]);
+    expect([Number(row.amount_tiyn), row.source]).toEqual([1000, 'onec']);
+    expect(await count('NK-2')).toBe(1);
+  });
+
+  it('two versions of one document in one delivery: the first is taken, the second is a conflict, the good one beside them goes through', async () => {
+    const a = sampleOrder({ number: 'NK-3', amount: '10.00' });
+    const b = sampleOrder({ number: 'NK-3', amount: '20.00' });
+    const good = sampleOrder({ number: 'NK-4' });
+    const results = await intakeOrders(world.db(), 'onec', [{ order: a }, { order: b }, { order: good }], queue, { actor: 't' });
+    expect(results.map((r) => [r.created, r.conflict?.differences.map((d) => d.field)])).toEqual([
+      [true, undefined],
+      [false, ['amount']],
+      [true, undefined],
+    ]);
+    expect(results[1].orderId).toBe(results[0].orderId);
+  });
+
+  it('an invalid order sent again corrected is replaced under the same id and validated again, its change on record', async () => {
+    const broken = sampleOrder({ number: 'NK-5', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
+    const [first] = await intakeOrders(world.db(), 'onec', [{ order: broken, rawDocument: 'first' }], queue, { actor: 't' });
+    await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
+    enqueued.length = 0;
+    // The same broken document again: nothing changes, nothing is queued.
+    const [same] = await intakeOrders(world.db(), 'onec', [{ order: broken }], queue, { actor: 't' });
+    expect([same.created, same.corrected, same.state, enqueued]).toEqual([false, undefined, 'invalid', []]);
+
+    const fixed = sampleOrder({ number: 'NK-5' });
+    const [corrected] = await intakeOrders(world.db(), 'onec', [{ order: fixed, rawDocument: 'second' }], queue, { actor: 'onec-outbox' });
+    expect(corrected).toMatchObject({ orderId: first.orderId, externalId: first.externalId, created: false, corrected: true, state: 'received' });
+    expect(enqueued).toEqual([first.orderId]);
+    const [row] = await world.db().execute<Array<{ beneficiary_iban: string; raw_document: string; errors: unknown }>>('select beneficiary_iban, raw_document, errors from payment_order where id = ?', [first.orderId]);
+    expect(row).toEqual({ beneficiary_iban: fixed.beneficiary.iban, raw_document: 'second', errors: null });
+    const [event] = await world.db().execute<Array<{ from_state: string; to_state: string; actor: string; details: unknown }>>(
+      "select from_state, to_state, actor, details from order_event where order_id = ? and from_state = 'invalid'",
+      [first.orderId],
+    );
+    expect(event).toEqual({
+      from_state: 'invalid',
+      to_state: 'received',
+      actor: 'onec-outbox',
+      details: { changed: [{ field: 'beneficiary.iban', stored: 'KZ00722S000000067890', received: fixed.beneficiary.iban }] },
+    });
+    expect(await count('NK-5')).toBe(1);
+
+    // Once it moved on, a third version is a conflict again.
+    await transitionOrder(world.db(), first.orderId, 'validated', { actor: 't', from: 'received' });
+    const [late] = await intakeOrders(world.db(), 'onec', [{ order: { ...fixed, amount: '1.00' } }], queue, { actor: 't' });
+    expect(late.conflict?.state).toBe('validated');
+    expect(await state(first.orderId)).toBe('validated');
+  });
+});
