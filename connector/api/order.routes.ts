@@ -14,7 +14,33 @@ import type { AppContext } from '../app/app-context';
 import { ApiError } from './api-errors';
 import { principalOf, type Principal } from './auth.hooks';
 
-const bodySchema = z.union([z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict(), paymentOrderSchema]);
+/**
+ * The two bodies POST /api/v1/orders takes (INTERFACES.md "HTTP API"): one order, or {"orders":[...]}.
+ * The body's shape picks the schema and the body is judged against that one alone: a union of the two
+ * reports only "Invalid input" at the root, where an ERP needs the order and the field
+ * (`orders.3.amount`) and the rule broken.
+ */
+const batchSchema = z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict();
+
+interface BodyIssue {
+  path: string;
+  message: string;
+}
+
+function parseBody(body: unknown): { ok: true; batch: boolean; orders: NormalisedOrder[] } | { ok: false; issues: BodyIssue[] } {
+  if (Array.isArray(body)) return { ok: false, issues: [{ path: '', message: 'expected one order or {"orders":[...]}, not a bare array' }] };
+  const batch = typeof body === 'object' && body !== null && Object.hasOwn(body, 'orders');
+  const parsed = batch ? batchSchema.safeParse(body) : paymentOrderSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+  return { ok: true, batch, orders: 'orders' in parsed.data ? parsed.data.orders : [parsed.data] };
+}
+
+/** The error's message names the first problems too, for the ERP's log that keeps only the message. */
+function invalidBody(issues: BodyIssue[]): ApiError {
+  const shown = issues.slice(0, 3).map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ');
+  const more = issues.length > 3 ? ` (and ${issues.length - 3} more in details)` : '';
+  return new ApiError(400, 'INVALID_REQUEST', `the body is not a payment order (nor {"orders":[...]}): ${shown}${more}; nothing was stored`, issues);
+}
 
 function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict): string {
   const changed = conflict.differences.map((d) => `${d.field}: stored ${d.stored ?? 'none'}, received ${d.received ?? 'none'}`).join('; ');
@@ -58,12 +84,9 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
         return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
       }
     }
-    const parsed = bodySchema.safeParse(request.body);
-    if (!parsed.success) {
-      throw new ApiError(400, 'INVALID_REQUEST', 'the body is not a payment order (nor {"orders":[...]}); nothing was stored', parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
-    }
-    const batch = 'orders' in parsed.data;
-    const orders = 'orders' in parsed.data ? parsed.data.orders : [parsed.data];
+    const parsed = parseBody(request.body);
+    if (!parsed.ok) throw invalidBody(parsed.issues);
+    const { batch, orders } = parsed;
     if (orders.length > context.config.api.maxBatchSize) {
       throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
     }

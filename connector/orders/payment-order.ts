@@ -16,7 +16,11 @@ export const partySchema = z.object({
 export const paymentOrderSchema = z.object({
   number: z.string().min(1).max(64),
   date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected an ISO date YYYY-MM-DD'),
-  amount: z.string().max(32),
+  // Money is never a float: a JSON number may already be a binary approximation of the amount
+  // (the ERP's encoder parsed and printed it), so it is refused naming the rule, never converted.
+  amount: z
+    .string({ errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_type' && issue.received === 'number' ? 'expected a decimal string like "12.50", not a number: money is never a float' : ctx.defaultError }) })
+    .max(32),
   currency: z.string().max(8).default('KZT'),
   payer: partySchema.extend({ kod: z.string().max(8) }),
   beneficiary: partySchema.extend({ kbe: z.string().max(8) }),

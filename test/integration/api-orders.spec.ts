@@ -110,6 +110,43 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(notJson.json()).toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  type Detail = { path: string; message: string };
+  const detailsOf = (res: { json(): { details?: Detail[] } }) => res.json().details ?? [];
+
+  it('answers a numeric amount with 400 naming the field and the rule (money is a decimal string, never a float), and stores nothing', async () => {
+    const res = await post({ ...sampleOrder({ number: 'NUM-1' }), amount: 12.5 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('amount') });
+    expect(detailsOf(res)).toEqual([{ path: 'amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }]);
+    expect(await countOrders('NUM-1')).toBe(0);
+  });
+
+  it('names the order by its index in a batch (orders.1.amount) and stores none of the batch', async () => {
+    const res = await post({ orders: [sampleOrder({ number: 'NUMB-1' }), { ...sampleOrder({ number: 'NUMB-2' }), amount: 7745.7 }, sampleOrder({ number: 'NUMB-3' })] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(detailsOf(res)).toEqual([{ path: 'orders.1.amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }]);
+    for (const n of ['NUMB-1', 'NUMB-2', 'NUMB-3']) expect(await countOrders(n)).toBe(0);
+  });
+
+  it('names a missing field (purpose), alone or in a batch', async () => {
+    const { purpose: _purpose, ...withoutPurpose } = sampleOrder({ number: 'NOPURP-1' });
+    const single = await post(withoutPurpose);
+    expect(single.statusCode).toBe(400);
+    expect(detailsOf(single)).toEqual([{ path: 'purpose', message: 'Required' }]);
+    const batch = await post({ orders: [sampleOrder({ number: 'NOPURP-2' }), sampleOrder({ number: 'NOPURP-3' }), withoutPurpose] });
+    expect(batch.statusCode).toBe(400);
+    expect(detailsOf(batch)).toEqual([{ path: 'orders.2.purpose', message: 'Required' }]);
+    for (const n of ['NOPURP-1', 'NOPURP-2', 'NOPURP-3']) expect(await countOrders(n)).toBe(0);
+  });
+
+  it('refuses a bare array with 400 saying how a batch is sent', async () => {
+    const res = await post([sampleOrder({ number: 'ARR-1' })]);
+    expect(res.statusCode).toBe(400);
+    expect(detailsOf(res)).toEqual([{ path: '', message: expect.stringContaining('{"orders":[...]}') }]);
+    expect(await countOrders('ARR-1')).toBe(0);
+  });
+
   it('refuses an order for an account outside the key with 403 ACCOUNT_NOT_ALLOWED', async () => {
     const res = await post(sampleOrder({ number: 'SCOPE-1', payer: { ...sampleOrder().payer, iban: 'KZ58998CTA0000000202' } }));
     expect(res.statusCode).toBe(403);
