@@ -31,8 +31,30 @@ function parseBody(body: unknown): { ok: true; batch: boolean; orders: Normalise
   if (Array.isArray(body)) return { ok: false, issues: [{ path: '', message: 'expected one order or {"orders":[...]}, not a bare array' }] };
   const batch = typeof body === 'object' && body !== null && Object.hasOwn(body, 'orders');
   const parsed = batch ? batchSchema.safeParse(body) : paymentOrderSchema.safeParse(body);
-  if (!parsed.success) return { ok: false, issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(batch ? batchSchema : paymentOrderSchema, i)) };
   return { ok: true, batch, orders: 'orders' in parsed.data ? parsed.data.orders : [parsed.data] };
+}
+
+/** One issue per unknown field, at its own path, with the field it was probably meant to be. */
+function bodyIssues(schema: z.ZodTypeAny, issue: z.ZodIssue): BodyIssue[] {
+  if (issue.code !== 'unrecognized_keys') return [{ path: issue.path.join('.'), message: issue.message }];
+  const known = fieldsAt(schema, issue.path);
+  return issue.keys.map((key) => {
+    const meant = known.find((k) => k.toLowerCase() === key.toLowerCase());
+    return { path: [...issue.path, key].join('.'), message: meant ? `unknown field; did you mean "${meant}"?` : `unknown field; allowed here: ${known.join(', ')}` };
+  });
+}
+
+/** The fields the object at `path` of `schema` may have. */
+function fieldsAt(schema: z.ZodTypeAny, path: Array<string | number>): string[] {
+  let at: z.ZodTypeAny | undefined = schema;
+  for (const step of path) {
+    if (at instanceof z.ZodArray) at = at.element;
+    else if (at instanceof z.ZodObject) at = (at.shape as Record<string, z.ZodTypeAny>)[String(step)];
+    else return [];
+    while (at instanceof z.ZodOptional || at instanceof z.ZodDefault) at = at._def.innerType;
+  }
+  return at instanceof z.ZodObject ? Object.keys(at.shape) : [];
 }
 
 /** The error's message names the first problems too, for the ERP's log that keeps only the message. */

@@ -4,14 +4,16 @@ import { z } from 'zod';
  * The normalised payment order: one shape for every ERP (INTERFACES.md, "1C files").
  * Amount is a decimal string at this edge ("7745.70"); inside the domain it becomes tiyn.
  * Requisite rules (IIN/BIN checksum, IBAN, KNP, ...) are judged by the validator, not here:
- * this schema only says "this is an order at all".
+ * this schema only says "this is an order at all". Unknown fields are refused (strict), at every
+ * level: a misspelt optional field (`valuedate`, `erpDocumentID`) would otherwise vanish and the
+ * order be made with the default in its place.
  */
 export const partySchema = z.object({
   name: z.string().max(500),
   iinBin: z.string().max(32),
   iban: z.string().max(64),
   bic: z.string().max(32),
-});
+}).strict();
 
 export const paymentOrderSchema = z.object({
   number: z.string().min(1).max(64),
@@ -22,8 +24,8 @@ export const paymentOrderSchema = z.object({
     .string({ errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_type' && issue.received === 'number' ? 'expected a decimal string like "12.50", not a number: money is never a float' : ctx.defaultError }) })
     .max(32),
   currency: z.string().max(8).default('KZT'),
-  payer: partySchema.extend({ kod: z.string().max(8) }),
-  beneficiary: partySchema.extend({ kbe: z.string().max(8) }),
+  payer: partySchema.extend({ kod: z.string().max(8) }).strict(),
+  beneficiary: partySchema.extend({ kbe: z.string().max(8) }).strict(),
   knp: z.string().max(8),
   purpose: z.string().max(2000),
   kbk: z.string().max(16).optional(),
@@ -31,7 +33,7 @@ export const paymentOrderSchema = z.object({
   erpDocumentId: z.string().max(128).optional(),
   direction: z.enum(['out', 'in']).optional(),
   raw: z.record(z.string()).optional(),
-});
+}).strict();
 
 export type PaymentOrderInput = z.input<typeof paymentOrderSchema>;
 export type NormalisedOrder = z.output<typeof paymentOrderSchema>;

@@ -140,6 +140,34 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     for (const n of ['NOPURP-1', 'NOPURP-2', 'NOPURP-3']) expect(await countOrders(n)).toBe(0);
   });
 
+  it('refuses unknown fields with 400 naming each one (a misspelt valueDate is not replaced by its default), and stores nothing', async () => {
+    const today = sampleOrder().date;
+    const { valueDate: _valueDate, ...order } = sampleOrder({ number: 'UNK-1' });
+    const single = await post({ ...order, valuedate: today });
+    expect(single.statusCode).toBe(400);
+    expect(single.json()).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('valuedate') });
+    expect(detailsOf(single)).toEqual([{ path: 'valuedate', message: 'unknown field; did you mean "valueDate"?' }]);
+    const batch = await post({
+      orders: [
+        sampleOrder({ number: 'UNK-2' }),
+        { ...sampleOrder({ number: 'UNK-3' }), erpDocumentID: 'doc-unk-3' },
+        { ...sampleOrder({ number: 'UNK-4' }), payer: { ...sampleOrder().payer, account: 'KZ69998CTA0000000101' } },
+      ],
+    });
+    expect(batch.statusCode).toBe(400);
+    expect(detailsOf(batch)).toEqual([
+      { path: 'orders.1.erpDocumentID', message: 'unknown field; did you mean "erpDocumentId"?' },
+      { path: 'orders.2.payer.account', message: 'unknown field; allowed here: name, iinBin, iban, bic, kod' },
+    ]);
+    const wrapper = await post({ orders: [sampleOrder({ number: 'UNK-5' })], source: 'erp' });
+    expect(wrapper.statusCode).toBe(400);
+    expect(detailsOf(wrapper)).toEqual([{ path: 'source', message: 'unknown field; allowed here: orders' }]);
+    for (const n of ['UNK-1', 'UNK-2', 'UNK-3', 'UNK-4', 'UNK-5']) expect(await countOrders(n)).toBe(0);
+    // Every field INTERFACES.md lists is still taken, `raw` (what `onec parse --json` prints) included.
+    const full = await post(sampleOrder({ number: 'UNK-6', kbk: '105102', erpDocumentId: 'doc-unk-6', raw: { Номер: 'UNK-6' } }));
+    expect(full.statusCode).toBe(201);
+  });
+
   it('refuses a bare array with 400 saying how a batch is sent', async () => {
     const res = await post([sampleOrder({ number: 'ARR-1' })]);
     expect(res.statusCode).toBe(400);
