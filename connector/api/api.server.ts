@@ -13,17 +13,25 @@ export interface ApiOptions {
 }
 
 
+/** The largest request body taken: far above api.maxBatchSize orders (500 of a few KiB each). */
+const BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
 /** The HTTP API (`connector api`): Fastify, JSON only, errors in the INTERFACES.md shape. */
 export function buildApi(context: AppContext, options: ApiOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: false,
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
     // Behind PM2 on loopback; a reverse proxy in front sets X-Forwarded-For.
     trustProxy: ['127.0.0.1', '::1'],
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
     if (error instanceof ApiError) return sendError(reply, error);
+    // HTTP's 413, in our error shape; INTERFACES.md fixes no code for it, BODY_TOO_LARGE sits beside
+    // BATCH_TOO_LARGE (also 413) so an ERP can tell "split the batch" from "this body is not an order".
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendError(reply, new ApiError(413, 'BODY_TOO_LARGE', `the request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MiB; nothing was stored`, { limitBytes: BODY_LIMIT_BYTES }));
+    }
     const status = error.statusCode;
     if (status === 415) return sendError(reply, new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json'));
     if (status && status >= 400 && status < 500) {

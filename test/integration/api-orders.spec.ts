@@ -175,6 +175,14 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('ARR-1')).toBe(0);
   });
 
+  it('answers a body over the limit with 413 BODY_TOO_LARGE in the error shape, and stores nothing', async () => {
+    const huge = JSON.stringify(sampleOrder({ number: 'HUGE-1', purpose: 'x'.repeat(20 * 1024 * 1024) }));
+    const res = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, payload: huge });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ code: 'BODY_TOO_LARGE', message: expect.stringContaining('16 MiB'), details: { limitBytes: 16 * 1024 * 1024 } });
+    expect(await countOrders('HUGE-1')).toBe(0);
+  });
+
   it('refuses an order for an account outside the key with 403 ACCOUNT_NOT_ALLOWED', async () => {
     const res = await post(sampleOrder({ number: 'SCOPE-1', payer: { ...sampleOrder().payer, iban: 'KZ58998CTA0000000202' } }));
     expect(res.statusCode).toBe(403);
