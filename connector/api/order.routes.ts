@@ -121,7 +121,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       principal.source,
       orders.map((order) => ({ order, rawDocument: JSON.stringify(order) })),
       intakePort,
-      { actor: principal.actor, now: context.clock.now(), validateInline: context.validator },
+      { actor: principal.actor, now: context.clock.now(), validateInline: context.validator, logger: context.logger },
     );
     if (!batch && results[0].conflict) {
       // LESSONS.md 2: another body under a taken document key is a conflict, never a silent success.

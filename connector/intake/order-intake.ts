@@ -6,6 +6,7 @@ import type { OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
 import { isLockdownRecorded } from '../lockdown/lockdown.flag';
 import { holdPendingOrders } from '../lockdown/lockdown.service';
+import type { Logger } from '../logging/logger';
 
 /** Where intake hands orders on; queue/ implements it (DESIGN.md dependency rules: a port). */
 export interface IntakeQueuePort {
@@ -126,6 +127,19 @@ async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: Intake
   return replaced.length > 0;
 }
 
+/**
+ * The orders are committed: a queue that cannot take them (Redis down) must not turn into an
+ * error for the ERP, which would send the payment again under a new number. The sweeper finds
+ * them in `received`/`validated` and queues them once Redis answers.
+ */
+async function handOff(orderIds: string[], enqueue: (ids: string[]) => Promise<void>, logger?: Pick<Logger, 'warn'>): Promise<void> {
+  try {
+    await enqueue(orderIds);
+  } catch (err) {
+    logger?.warn({ event: 'intake.handoff_failed', orders: orderIds.length, error: err instanceof Error ? err.message : String(err) }, 'orders stored but not queued; the sweeper queues them once Redis answers');
+  }
+}
+
 function isRealDate(iso: string): boolean {
   const d = new Date(`${iso}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === iso;
@@ -151,6 +165,8 @@ export async function intakeOrders(
     now?: Date;
     /** Judge requisites at once (the HTTP API answers with the verdict); the validate job then finds nothing to do. */
     validateInline?: OrderValidator;
+    /** Where a failed hand-off to the queue is told (the orders are stored; the sweeper queues them). */
+    logger?: Pick<Logger, 'warn'>;
   },
 ): Promise<IntakeResult[]> {
   const now = options.now ?? new Date();
@@ -278,8 +294,8 @@ export async function intakeOrders(
       }
     }
     toEnqueue.splice(0, toEnqueue.length, ...pending);
-    if (validated.length && queue.enqueueValidated) await queue.enqueueValidated(validated);
+    if (validated.length && queue.enqueueValidated) await handOff(validated, queue.enqueueValidated.bind(queue), options.logger);
   }
-  if (toEnqueue.length) await queue.enqueueValidate(toEnqueue);
+  if (toEnqueue.length) await handOff(toEnqueue, queue.enqueueValidate.bind(queue), options.logger);
   return results;
 }

@@ -96,7 +96,7 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
   let created = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now() });
+    const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now(), logger: log });
     created += results.filter((r) => r.created || r.corrected).length;
     results.forEach((result, i) => {
       if (!result.conflict) return;

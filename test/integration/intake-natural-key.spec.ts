@@ -64,6 +64,18 @@ describe('intake: the natural key across sources', () => {
     expect(results[1].orderId).toBe(results[0].orderId);
   });
 
+  it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
+    const warned: unknown[] = [];
+    const down: IntakeQueuePort = {
+      enqueueValidate: async () => {
+        throw new Error('Connection is closed.');
+      },
+    };
+    const [stored] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-6' }) }], down, { actor: 't', logger: { warn: (o: unknown) => void warned.push(o) } as never });
+    expect([stored.created, await state(stored.orderId)]).toEqual([true, 'received']);
+    expect(warned).toEqual([expect.objectContaining({ event: 'intake.handoff_failed', orders: 1, error: 'Connection is closed.' })]);
+  });
+
   it('an invalid order sent again corrected is replaced under the same id and validated again, its change on record', async () => {
     const broken = sampleOrder({ number: 'NK-5', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
     const [first] = await intakeOrders(world.db(), 'onec', [{ order: broken, rawDocument: 'first' }], queue, { actor: 't' });
