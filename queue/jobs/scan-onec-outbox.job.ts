@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type IORedis from 'ioredis';
 import { z } from 'zod';
-import { readOnecExchangeFile } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import type { OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import {
   archiveOutboxFile,
+  claimOutboxFile,
+  listClaimed,
   listOutbox,
   moveToError,
+  OutboxReading,
   readiness,
   renderOutboxReport,
-  sha256File,
   type OutboxFile,
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
 import { intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
@@ -40,17 +42,22 @@ export interface OutboxFileResult {
   refused: number;
 }
 
+/** Test seam: runs once per file after its first bytes are read (to change the file mid-read deterministically). */
+export type WhileReading = (file: { outboxPath: string; claimedPath: string }) => Promise<void> | void;
+
 /**
  * One scan of the 1C outbox (`onec.outboxDir`): each ready file (stable size, ends with
- * `КонецФайла`) is read with the streaming reader; its readable payment orders go to the
- * domain's intake in batches (natural key: the same file or document dropped twice makes no
- * second order); the file moves to `archive/` with its sha256, or, when anything in it could not
- * be read, to `error/` with a report beside (the good documents still went through).
+ * `КонецФайла`) is claimed into `processing/` and read from there with the streaming reader; its
+ * readable payment orders go to the domain's intake in batches (natural key: the same file or
+ * document dropped twice makes no second order); the file moves to `archive/` with its sha256,
+ * or, when anything in it could not be read, to `error/` with a report beside (the good
+ * documents still went through). A file that changed while it was read stays in `processing/`
+ * and is taken again, first, by the next scan, as is one a killed scan left there.
  *
  * Single watcher: a Redis lock (`<prefix>:onec:outbox:lock`, SET NX PX, renewed while the scan
  * runs, released by compare-and-delete) keeps two connectors sharing Redis off the same folder.
  */
-export async function scanOnecOutbox(context: JobContext, redis: IORedis, options: { lockMs?: number } = {}): Promise<OutboxFileResult[] | 'locked'> {
+export async function scanOnecOutbox(context: JobContext, redis: IORedis, options: { lockMs?: number; whileReading?: WhileReading } = {}): Promise<OutboxFileResult[] | 'locked'> {
   const lockMs = options.lockMs ?? 60_000;
   const key = `${context.config.redis.prefix}:onec:outbox:lock`;
   const me = `${process.pid}-${randomUUID()}`;
@@ -61,7 +68,9 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
   try {
     const dir = resolve(context.config.onec.outboxDir);
     const results: OutboxFileResult[] = [];
-    for (const file of await listOutbox(dir)) results.push(await processFile(context, dir, file));
+    // Left by an earlier scan (killed, or the file changed while read): older than anything new in the outbox.
+    for (const file of await listClaimed(dir)) results.push(await processFile(context, dir, file, true, options.whileReading));
+    for (const file of await listOutbox(dir)) results.push(await processFile(context, dir, file, false, options.whileReading));
     return results;
   } finally {
     clearInterval(timer);
@@ -69,8 +78,7 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
   }
 }
 
-async function processFile(context: JobContext, dir: string, file: OutboxFile): Promise<OutboxFileResult> {
-  const log = context.logger.child({ file: file.name });
+async function processFile(context: JobContext, dir: string, file: OutboxFile, claimed: boolean, whileReading?: WhileReading): Promise<OutboxFileResult> {
   const now = context.clock.now();
   const stableMs = context.config.onec.stableMs;
   // A file without КонецФайла that has not changed for this long will never be finished.
@@ -78,10 +86,34 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
   const ready = await readiness(file, now.getTime(), stableMs, incompleteAfterMs);
   const base: OutboxFileResult = { file: file.name, outcome: 'waiting', documents: 0, taken: 0, created: 0, refused: 0 };
   if (ready === 'writing') return base;
-  const sha256 = await sha256File(file.path);
-  if (ready === 'incomplete') {
+  // Claimed before reading: 1C's next export to the same name is then a new file (the next scan's).
+  const own = claimed ? file : await claimOutboxFile(dir, file);
+  if (own === undefined) return base;
+  const reading = await OutboxReading.open(own, file);
+  try {
+    return await readClaimed(context, dir, reading, ready === 'incomplete' ? incompleteAfterMs : undefined, base, whileReading);
+  } finally {
+    await reading.close();
+  }
+}
+
+/** Reads a claimed file, takes its documents in and moves it; `incompleteAfterMs` set: it never got its КонецФайла. */
+async function readClaimed(context: JobContext, dir: string, reading: OutboxReading, incompleteAfterMs: number | undefined, base: OutboxFileResult, whileReading?: WhileReading): Promise<OutboxFileResult> {
+  const file = reading.file;
+  const log = context.logger.child({ file: file.name, claimedPath: file.path });
+  const now = context.clock.now();
+  // Never archived, never reported: it waits in processing/ until it is stable again (the next scan judges it afresh).
+  const changed = (result: OutboxFileResult = base): OutboxFileResult => {
+    log.warn({ event: 'onec.outbox.changed', documents: result.documents, created: result.created });
+    return { ...result, outcome: 'waiting' };
+  };
+  // Written to between the readiness check and the claim: not the file that was judged ready.
+  if (!reading.asJudged) return changed();
+  if (incompleteAfterMs !== undefined) {
+    const sha256 = await reading.sha256();
     const report = renderOutboxReport({ file: file.name, sha256, at: now, reason: `файл не завершён строкой КонецФайла и не менялся ${Math.round(incompleteAfterMs / 60000)} мин (the file never got its КонецФайла)`, fileIssues: [], documents: [] });
-    const movedTo = await moveToError(dir, file, report);
+    const movedTo = await moveToError(dir, reading, report);
+    if (movedTo === undefined) return changed();
     log.warn({ event: 'onec.outbox.incomplete', movedTo });
     return { ...base, outcome: 'error', movedTo, sha256 };
   }
@@ -94,8 +126,12 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
   /** documents[] index of each batch item. */
   let batchDocs: number[] = [];
   let created = 0;
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
+  let hooked = whileReading === undefined;
+  // A batch goes in only while the file is as it was opened: its documents are then bytes of the
+  // file that is hashed and archived, never a mix of an old and a new export.
+  const flush = async (): Promise<boolean> => {
+    if (batch.length === 0) return true;
+    if (!(await reading.unchanged())) return false;
     const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now(), logger: log });
     created += results.filter((r) => r.created || r.corrected).length;
     results.forEach((result, i) => {
@@ -107,8 +143,14 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
     });
     batch = [];
     batchDocs = [];
+    return true;
   };
-  for await (const event of readOnecExchangeFile(file.path)) {
+  const progress = (): OutboxFileResult => ({ ...base, documents: documents.length, taken: documents.filter((d) => d.taken).length, created });
+  for await (const event of readOnecExchange(reading.chunks(), { fileName: file.path })) {
+    if (!hooked) {
+      hooked = true;
+      await whileReading?.({ outboxPath: join(dir, file.name), claimedPath: file.path });
+    }
     if (event.type === 'document') {
       const doc = event.document;
       const issues = [...doc.errors];
@@ -121,24 +163,27 @@ async function processFile(context: JobContext, dir: string, file: OutboxFile): 
         // Requisite rules are judged by the validate stage; intake keeps the original text (R-26).
         batch.push({ order: { ...doc.order, raw: undefined }, rawDocument: doc.text });
         batchDocs.push(documents.length - 1);
-        if (batch.length >= BATCH) await flush();
+        if (batch.length >= BATCH && !(await flush())) return changed(progress());
       }
     } else if (event.type === 'end') {
       exchange = event.file.exchange;
       fileIssues = [...event.file.errors, ...event.file.warnings.filter((w) => w.code !== 'ENCODING_MISMATCH' && w.code !== 'LINE_ENCODING')];
     }
   }
-  await flush();
+  if (!(await flush())) return changed(progress());
+  const sha256 = await reading.sha256();
   const taken = documents.filter((d) => d.taken).length;
   const result = { ...base, sha256, documents: documents.length, taken, created, refused: documents.length - taken };
   const broken = !exchange || taken < documents.length || fileIssues.some((i) => isFileError(i));
   if (!broken) {
-    const movedTo = await archiveOutboxFile(dir, file, sha256);
+    const movedTo = await archiveOutboxFile(dir, reading);
+    if (movedTo === undefined) return changed(result);
     log.info({ event: 'onec.outbox.archived', movedTo, documents: documents.length, created });
     return { ...result, outcome: 'archived', movedTo };
   }
   const reason = !exchange ? 'это не файл обмена 1С (1CClientBankExchange) / not a 1C exchange file' : `не все документы прочитаны / ${documents.length - taken} document(s) could not be read`;
-  const movedTo = await moveToError(dir, file, renderOutboxReport({ file: file.name, sha256, at: now, reason, fileIssues, documents }));
+  const movedTo = await moveToError(dir, reading, renderOutboxReport({ file: file.name, sha256, at: now, reason, fileIssues, documents }));
+  if (movedTo === undefined) return changed(result);
   log.warn({ event: 'onec.outbox.error', movedTo, documents: documents.length, taken, created });
   return { ...result, outcome: 'error', movedTo };
 }

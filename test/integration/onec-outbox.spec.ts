@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
-import { scanOnecOutbox, type OutboxFileResult } from '../../queue/jobs/scan-onec-outbox.job';
+import { scanOnecOutbox, type OutboxFileResult, type WhileReading } from '../../queue/jobs/scan-onec-outbox.job';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 
@@ -35,17 +35,21 @@ describe('1C outbox folder scan', () => {
   ];
   const file = (docs: string[][], end = true): Buffer =>
     iconv.encode([...['1CClientBankExchange', 'ВерсияФормата=1.03', 'Кодировка=Windows'], ...docs.flat(), ...(end ? ['КонецФайла'] : [])].join('\r\n') + '\r\n', 'cp1251');
-  const drop = (name: string, bytes: Buffer, ageMs = 60_000): string => {
-    const path = join(outbox, name);
-    writeFileSync(path, bytes);
+  const age = (path: string, ageMs = 60_000): string => {
     const t = new Date(Date.now() - ageMs);
     utimesSync(path, t, t);
     return path;
   };
+  const drop = (name: string, bytes: Buffer, ageMs = 60_000): string => {
+    const path = join(outbox, name);
+    writeFileSync(path, bytes);
+    return age(path, ageMs);
+  };
+  const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
   const orders = async (): Promise<string[]> =>
     (await context.orm.em.fork().execute<Array<{ number: string }>>("select number from payment_order where source = 'onec' order by number")).map((r) => r.number);
-  const scan = async (): Promise<OutboxFileResult[]> => {
-    const r = await scanOnecOutbox(context, context.redis);
+  const scan = async (whileReading?: WhileReading): Promise<OutboxFileResult[]> => {
+    const r = await scanOnecOutbox(context, context.redis, { whileReading });
     if (r === 'locked') throw new Error('locked');
     return r;
   };
@@ -70,7 +74,8 @@ describe('1C outbox folder scan', () => {
     expect(result.sha256).toBe(sha);
     expect(readFileSync(result.movedTo as string)).toEqual(bytes);
     expect(readFileSync(`${result.movedTo}.sha256`, 'utf8')).toBe(`${sha}  ${sha}-1c_to_kl.txt\n`);
-    expect(readdirSync(outbox).sort()).toEqual(['archive']);
+    expect(readdirSync(outbox).sort()).toEqual(['archive', 'processing']);
+    expect(readdirSync(join(outbox, 'processing'))).toEqual([]);
     expect(await orders()).toEqual(['A-1', 'A-2']);
   });
 
@@ -155,5 +160,92 @@ describe('1C outbox folder scan', () => {
     const [result] = await scan();
     expect(result.outcome).toBe('archived');
     expect(await context.redis.get(key)).toBeNull();
+  });
+
+  describe('a file that changes while it is read', () => {
+    const numbers = (prefix: string, n: number): string[][] => Array.from({ length: n }, (_, i) => doc(`${prefix}-${i + 1}`));
+    const clear = async (): Promise<void> => {
+      await context.orm.em.fork().execute("delete from payment_order where source = 'onec'");
+    };
+    beforeEach(clear);
+
+    it("1C's next export to the same name while the scan reads is a new file: the file read is archived with its own sha256, the new one becomes an order on the next scan", async () => {
+      // 600 documents: more than one 256 KiB read and more than one intake batch.
+      const old = file(numbers('OLD', 600));
+      const new1 = file([doc('NEW1')]);
+      expect(old.length).toBeGreaterThan(256 * 1024);
+      drop('1c_to_kl.txt', old);
+      // What the audit did while the worker read: `cat new1.txt > outbox/1c_to_kl.txt`.
+      const [result] = await scan(({ outboxPath }) => writeFileSync(outboxPath, new1));
+      expect(result).toMatchObject({ file: '1c_to_kl.txt', outcome: 'archived', documents: 600, taken: 600, created: 600, sha256: sha(old) });
+      expect(readFileSync(result.movedTo as string)).toEqual(old);
+      expect(readFileSync(join(outbox, '1c_to_kl.txt'))).toEqual(new1);
+      expect(existsSync(join(outbox, 'error', '1c_to_kl.txt'))).toBe(false);
+
+      age(join(outbox, '1c_to_kl.txt'));
+      const [next] = await scan();
+      expect(next).toMatchObject({ file: '1c_to_kl.txt', outcome: 'archived', documents: 1, created: 1, sha256: sha(new1) });
+      expect(readFileSync(next.movedTo as string)).toEqual(new1);
+      expect(await orders()).toContain('NEW1');
+      expect(await orders()).toHaveLength(601);
+      expect(readdirSync(join(outbox, 'processing'))).toEqual([]);
+    });
+
+    it('1C writing on into the file it had open: nothing of the changed read is archived, reported or taken in; the file waits in processing/ and the next scan takes what it finally holds', async () => {
+      const first = file([doc('C-1')]);
+      const rewritten = file([doc('C-2'), doc('C-3')]);
+      const path = drop('1c_to_kl.txt', first);
+      // 1C's own handle, opened before the scan claims the file: a rename does not stop it.
+      const fd = openSync(path, 'r+');
+      try {
+        const [result] = await scan(() => {
+          ftruncateSync(fd, 0);
+          writeSync(fd, rewritten, 0, rewritten.length, 0);
+        });
+        expect(result).toMatchObject({ file: '1c_to_kl.txt', outcome: 'waiting', created: 0 });
+        expect(result.movedTo).toBeUndefined();
+      } finally {
+        closeSync(fd);
+      }
+      expect(readdirSync(join(outbox, 'processing'))).toEqual(['1c_to_kl.txt']);
+      expect(existsSync(join(outbox, 'error', '1c_to_kl.txt'))).toBe(false);
+      expect(readdirSync(join(outbox, 'archive')).filter((n) => n.includes(sha(first)) || n.includes(sha(rewritten)))).toEqual([]);
+      expect(await orders()).toEqual([]);
+
+      // Just written: it waits until stable, like any file 1C is writing.
+      expect((await scan()).map((r) => [r.file, r.outcome])).toEqual([['1c_to_kl.txt', 'waiting']]);
+      age(join(outbox, 'processing', '1c_to_kl.txt'));
+      const [next] = await scan();
+      expect(next).toMatchObject({ file: '1c_to_kl.txt', outcome: 'archived', documents: 2, created: 2, sha256: sha(rewritten) });
+      expect(readFileSync(next.movedTo as string)).toEqual(rewritten);
+      expect(await orders()).toEqual(['C-2', 'C-3']);
+      expect(readdirSync(join(outbox, 'processing'))).toEqual([]);
+    });
+
+    it('a scan that dies between the claim and the move strands nothing: the next scan takes the claimed file first, then a new export of the same name', async () => {
+      const claimedBytes = file([doc('K-1'), doc('K-2')]);
+      const newer = file([doc('K-3')]);
+      drop('1c_to_kl.txt', claimedBytes);
+      await expect(
+        scan(() => {
+          throw new Error('worker killed');
+        }),
+      ).rejects.toThrow('worker killed');
+      expect(readdirSync(join(outbox, 'processing'))).toEqual(['1c_to_kl.txt']);
+      expect(await context.redis.get(`${env.config.redis.prefix}:onec:outbox:lock`)).toBeNull();
+      // 1C exports again meanwhile, to the same name.
+      drop('1c_to_kl.txt', newer);
+
+      const results = await scan();
+      expect(results.map((r) => [r.file, r.outcome, r.sha256, r.created])).toEqual([
+        ['1c_to_kl.txt', 'archived', sha(claimedBytes), 2],
+        ['1c_to_kl.txt', 'archived', sha(newer), 1],
+      ]);
+      expect(readFileSync(results[0].movedTo as string)).toEqual(claimedBytes);
+      expect(readFileSync(results[1].movedTo as string)).toEqual(newer);
+      expect(await orders()).toEqual(['K-1', 'K-2', 'K-3']);
+      expect(readdirSync(join(outbox, 'processing'))).toEqual([]);
+      expect(existsSync(join(outbox, '1c_to_kl.txt'))).toBe(false);
+    });
   });
 });

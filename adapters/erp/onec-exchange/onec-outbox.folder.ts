@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import type { OnecIssue } from './onec-exchange.types';
@@ -8,7 +8,9 @@ import type { OnecIssue } from './onec-exchange.types';
 /**
  * The outbox folder 1C writes `1c_to_kl.txt` into (INTERFACES.md "1C folder exchange"): which
  * files are ready, and where they go after: `archive/` with their sha256, or `error/` with a
- * report beside. Only files and folders; the queue job wires the reader and the intake.
+ * report beside. A ready file is first claimed into `processing/` and read from there, so 1C's
+ * next export to the same name is a new file (see `claimOutboxFile`). Only files and folders;
+ * the queue job wires the reader and the intake.
  */
 export interface OutboxFile {
   path: string;
@@ -69,10 +71,131 @@ export async function readiness(file: OutboxFile, now: number, stableMs: number,
   return now - st.mtimeMs >= incompleteAfterMs ? 'incomplete' : 'writing';
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+/** The folder (inside the outbox) a claimed file is read from. */
+export const PROCESSING_DIR = 'processing';
+
+/**
+ * Claims a ready file by renaming it into `processing/` (same folder, same filesystem: atomic).
+ * From then on the outbox name is free: 1C's next export to `1c_to_kl.txt` makes a new file that
+ * the next scan takes, instead of overwriting the one being read. The claimed file keeps its
+ * outbox `name` (for the archive and error names); its `path` is in `processing/`. Undefined
+ * when the file is gone since it was listed.
+ */
+export async function claimOutboxFile(dir: string, file: OutboxFile): Promise<OutboxFile | undefined> {
+  const processing = join(dir, PROCESSING_DIR);
+  await mkdir(processing, { recursive: true });
+  const path = join(processing, await freeName(processing, file.name));
+  try {
+    await rename(file.path, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return { ...file, path };
+}
+
+/**
+ * Files left in `processing/` by an earlier scan: one that died between the claim and the move,
+ * or one that changed while it was read (1C still had it open). The scan takes them first; the
+ * Redis folder lock means no live scan is reading them.
+ */
+export async function listClaimed(dir: string): Promise<OutboxFile[]> {
+  return listOutbox(join(dir, PROCESSING_DIR));
+}
+
+const READ_BYTES = 256 * 1024;
+
+/**
+ * One read of a claimed file, through one open handle. The sha256 is of the bytes actually handed
+ * to the reader, and `unchanged()` proves they are still the file's bytes: size, mtime and ctime
+ * (nanoseconds) of the open inode as when it was opened, and the path still that inode. Any write
+ * (1C writing on through a handle it opened before the claim, a truncate and rewrite) moves
+ * mtime/ctime forward, so what was read, hashed and taken in is what gets archived.
+ */
+export class OutboxReading {
+  private readonly hash: Hash = createHash('sha256');
+  private position = 0;
+  private digest: string | undefined;
+
+  private constructor(
+    readonly file: OutboxFile,
+    private readonly handle: FileHandle,
+    private readonly baseline: BigIntStats,
+    /** Size and time as when `readiness()` judged the file: false when it changed since. */
+    readonly asJudged: boolean,
+  ) {}
+
+  /** `judged` is the file as listed and judged ready (its size and time). */
+  static async open(file: OutboxFile, judged: OutboxFile): Promise<OutboxReading> {
+    const handle = await open(file.path, 'r');
+    try {
+      const baseline = await handle.stat({ bigint: true });
+      const plain = await handle.stat();
+      return new OutboxReading(file, handle, baseline, plain.size === judged.size && plain.mtimeMs === judged.mtimeMs);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /** The bytes from where the last read stopped to the end of the file, 256 KiB at a time, hashed as they go. */
+  async *chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      const { bytesRead } = await this.handle.read(buffer, 0, READ_BYTES, this.position);
+      if (bytesRead === 0) return;
+      this.position += bytesRead;
+      const chunk = buffer.subarray(0, bytesRead);
+      this.hash.update(chunk);
+      yield chunk;
+    }
+  }
+
+  /** Reads what the reader left (it stops early on a file that is not an exchange file) and returns the sha256 of all bytes read. */
+  async sha256(): Promise<string> {
+    if (this.digest === undefined) {
+      for await (const chunk of this.chunks()) void chunk;
+      this.digest = this.hash.digest('hex');
+    }
+    return this.digest;
+  }
+
+  /** Nothing wrote to the file since it was opened, and `path` (default: where it was opened) is still it. */
+  async unchanged(path = this.file.path, options: { moved?: boolean } = {}): Promise<boolean> {
+    const now = await this.handle.stat({ bigint: true });
+    const there = await stat(path, { bigint: true }).catch(() => undefined);
+    const b = this.baseline;
+    // Our own rename moves ctime, so after the move only size and mtime can tell.
+    const same = now.size === b.size && now.mtimeNs === b.mtimeNs && (options.moved === true || now.ctimeNs === b.ctimeNs);
+    return same && there !== undefined && there.ino === b.ino && there.dev === b.dev;
+  }
+
+  /**
+   * Moves the file, read to its end and still unchanged, to `<dir>/<folder>/<name>` (a free
+   * variant of it) with a sidecar beside it, and returns where it went; undefined when it changed,
+   * then it stays in (or goes back to) `processing/` for the next scan. The sidecar is written
+   * first: a worker killed in between leaves the file in `processing/`, and the next scan writes
+   * the same sidecar again.
+   */
+  async moveTo(dir: string, folder: string, name: string, sidecar: { suffix: string; text: (name: string) => string }): Promise<string | undefined> {
+    await this.sha256();
+    const targetDir = join(dir, folder);
+    await mkdir(targetDir, { recursive: true });
+    const target = join(targetDir, await freeName(targetDir, name));
+    if (BigInt(this.position) !== this.baseline.size || !(await this.unchanged())) return undefined;
+    await writeFile(`${target}${sidecar.suffix}`, sidecar.text(basename(target)));
+    await rename(this.file.path, target);
+    if (await this.unchanged(target, { moved: true })) return target;
+    // Written to between the last check and the rename: a changed file never stays in archive/ or error/.
+    const processing = join(dir, PROCESSING_DIR);
+    await rename(target, join(processing, await freeName(processing, basename(this.file.path))));
+    await unlink(`${target}${sidecar.suffix}`).catch(() => undefined);
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
 }
 
 async function freeName(dir: string, name: string): Promise<string> {
@@ -87,25 +210,22 @@ async function freeName(dir: string, name: string): Promise<string> {
   }
 }
 
-/** Moves a processed file to `archive/<sha256>-<name>` with a `sha256sum`-style file beside it. */
-export async function archiveOutboxFile(dir: string, file: OutboxFile, sha256: string): Promise<string> {
-  const archive = join(dir, 'archive');
-  await mkdir(archive, { recursive: true });
-  const target = join(archive, await freeName(archive, `${sha256}-${file.name}`));
-  await rename(file.path, target);
-  await writeFile(`${target}.sha256`, `${sha256}  ${basename(target)}\n`);
-  return target;
+/**
+ * Moves a processed file to `archive/<sha256>-<name>` with a `sha256sum`-style file beside it;
+ * undefined when it changed since it was read (it waits in `processing/`).
+ */
+export async function archiveOutboxFile(dir: string, reading: OutboxReading): Promise<string | undefined> {
+  const sha256 = await reading.sha256();
+  return reading.moveTo(dir, 'archive', `${sha256}-${reading.file.name}`, { suffix: '.sha256', text: (name) => `${sha256}  ${name}\n` });
 }
 
-/** Moves a broken file to `error/<name>` and writes `<name>.report.txt` beside it. */
-export async function moveToError(dir: string, file: OutboxFile, report: string): Promise<string> {
-  const errorDir = join(dir, 'error');
-  await mkdir(errorDir, { recursive: true });
-  const target = join(errorDir, await freeName(errorDir, file.name));
-  await rename(file.path, target);
+/**
+ * Moves a broken file to `error/<name>` with `<name>.report.txt` beside it; undefined when it
+ * changed since it was read (it waits in `processing/`).
+ */
+export async function moveToError(dir: string, reading: OutboxReading, report: string): Promise<string | undefined> {
   // The report is UTF-8 with a BOM: Windows Notepad shows the Russian text correctly.
-  await writeFile(`${target}.report.txt`, `\uFEFF${report}`);
-  return target;
+  return reading.moveTo(dir, 'error', reading.file.name, { suffix: '.report.txt', text: () => `\uFEFF${report}` });
 }
 
 export interface OutboxReportInput {
