@@ -181,7 +181,7 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
     log.info({ event: 'onec.outbox.archived', movedTo, documents: documents.length, created });
     return { ...result, outcome: 'archived', movedTo };
   }
-  const reason = !exchange ? 'это не файл обмена 1С (1CClientBankExchange) / not a 1C exchange file' : `не все документы прочитаны / ${documents.length - taken} document(s) could not be read`;
+  const reason = !exchange ? 'это не файл обмена 1С (1CClientBankExchange) / not a 1C exchange file' : brokenReason(documents.length - taken, fileIssues);
   const movedTo = await moveToError(dir, reading, renderOutboxReport({ file: file.name, sha256, at: now, reason, fileIssues, documents }));
   if (movedTo === undefined) return changed(result);
   log.warn({ event: 'onec.outbox.error', movedTo, documents: documents.length, taken, created });
@@ -200,9 +200,31 @@ function conflictIssue(line: number, number: string, conflict: IntakeConflict): 
   };
 }
 
-/** File-level issues that make a file broken (a missing `КонецФайла` was already waited for). */
+/**
+ * File-level issues that make a file broken (a missing `КонецФайла` was already waited for).
+ * CONTENT_AFTER_END: lines after `КонецФайла` (not blank lines or padding, the reader skips those)
+ * are never read; typically a second export appended to the first, whose documents would
+ * otherwise be dropped without a word.
+ */
 function isFileError(issue: OnecIssue): boolean {
-  return issue.code === 'NOT_EXCHANGE_FILE' || issue.code === 'LINE_TOO_LONG' || issue.code === 'MALFORMED_LINE';
+  return issue.code === 'NOT_EXCHANGE_FILE' || issue.code === 'LINE_TOO_LONG' || issue.code === 'MALFORMED_LINE' || issue.code === 'CONTENT_AFTER_END';
+}
+
+/** The report's `Причина`: what was not read and, for content after the end, what to do. */
+function brokenReason(refused: number, fileIssues: OnecIssue[]): string {
+  const reasons: string[] = [];
+  if (refused > 0) reasons.push(`не все документы прочитаны / ${refused} document(s) could not be read`);
+  const afterEnd = fileIssues.find((i) => i.code === 'CONTENT_AFTER_END');
+  if (afterEnd !== undefined) {
+    reasons.push(
+      `после строки КонецФайла, со строки ${afterEnd.line}, файл продолжается (например, в него дописана вторая выгрузка): эти строки не прочитаны, их документы не приняты; ` +
+        `выгрузите эти документы из 1С снова отдельным файлом (или удалите из файла всё до строки ${afterEnd.line} и положите его снова) / ` +
+        `the file goes on after КонецФайла from line ${afterEnd.line} (e.g. a second export appended): those lines were not read and their documents not taken; ` +
+        `export them from 1C again as a file of their own (or delete everything before line ${afterEnd.line} and drop the file again)`,
+    );
+  }
+  if (reasons.length === 0) reasons.push('файл прочитан не полностью / the file could not be read in full');
+  return reasons.join('; ');
 }
 
 export const handleScanOnecOutbox: JobHandler<typeof scanOnecOutboxJob.payload> = async (_payload, context, job) => {

@@ -143,6 +143,29 @@ describe('1C outbox folder scan', () => {
     expect((await orders()).filter((n) => n.startsWith('C-'))).toEqual(['C-1', 'C-2', 'C-3']);
   });
 
+  it('two exports glued into one file: the first one\'s documents go through, the file goes to error/ with a report naming the line where the second starts and what to do', async () => {
+    const first = file([doc('CAT1')]);
+    const second = file([doc('CAT2')]);
+    const secondLine = first.toString('latin1').split('\r\n').length; // the line after the first export's last
+    drop('glued.txt', Buffer.concat([first, second]));
+    const [result] = await scan();
+    expect(result).toMatchObject({ file: 'glued.txt', outcome: 'error', documents: 1, taken: 1, created: 1, refused: 0 });
+    const report = readFileSync(`${result.movedTo}.report.txt`, 'utf8');
+    expect(report).toMatch(new RegExp(`Причина: после строки КонецФайла, со строки ${secondLine}, файл продолжается.*выгрузите эти документы из 1С снова`));
+    expect(report).toMatch(new RegExp(`строка ${secondLine}, поле КонецФайла: CONTENT_AFTER_END`));
+    expect(report).toMatch(/№CAT1 \(строка 4\)/);
+    expect(await orders()).toContain('CAT1');
+    expect(await orders()).not.toContain('CAT2');
+  });
+
+  it('blank lines and padding after КонецФайла are harmless: the file is archived', async () => {
+    const bytes = Buffer.concat([file([doc('PAD-1')]), Buffer.from('\r\n  \r\n\t\r\n'), Buffer.from([0x00, 0x00, 0x1a])]);
+    drop('padded.txt', bytes);
+    const [result] = await scan();
+    expect(result).toMatchObject({ file: 'padded.txt', outcome: 'archived', documents: 1, created: 1, sha256: sha(bytes) });
+    expect(await orders()).toContain('PAD-1');
+  });
+
   it('a file that is not a 1C exchange file goes to error/ untouched', async () => {
     drop('notes.txt', Buffer.from('hello КонецФайла'));
     const [result] = await scan();

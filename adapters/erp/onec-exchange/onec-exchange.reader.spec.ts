@@ -218,6 +218,15 @@ describe('bad input: clear errors, good documents still come through', () => {
     expect(parsed.documents[1].errors).toEqual([]);
   });
 
+  it('after КонецФайла: blank lines and padding are nothing, a second export appended is reported on its first line', () => {
+    const padded = read(Buffer.concat([cp1251(`${twoDocs((d) => d)}\r\n\r\n   \r\n\t\r\n`), Buffer.from([0x00, 0x00, 0x1a])]));
+    expect(padded.file.warnings).toEqual([]);
+    expect(padded.documents.map((d) => d.order.number)).toEqual(['17', '18']);
+    const glued = read(`${ORDER_TEXT.join('\r\n')}\r\n\r\n${ORDER_TEXT.join('\r\n').replace('НомерДокумента=17', 'НомерДокумента=99')}\r\n`);
+    expect(glued.documents.map((d) => d.order.number)).toEqual(['17']);
+    expect(glued.file.warnings).toEqual([expect.objectContaining({ code: 'CONTENT_AFTER_END', field: 'КонецФайла', line: ORDER_TEXT.length + 2, file: 'x.txt' })]);
+  });
+
   it('a truncated file: the cut document fails, the file is flagged incomplete', () => {
     const text = twoDocs((d) => d);
     const cut = text.slice(0, text.lastIndexOf('ПолучательИИК'));

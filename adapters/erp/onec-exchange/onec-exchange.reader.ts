@@ -178,6 +178,10 @@ interface Entry {
   line: number;
 }
 
+/** A line after КонецФайла that is more than whitespace and padding. */
+// eslint-disable-next-line no-control-regex
+const AFTER_END_CONTENT = /[^\s\0\x1a]/;
+
 type State = 'start' | 'header' | 'between' | 'balance' | 'document' | 'ended' | 'rejected';
 
 export class OnecExchangeParser {
@@ -360,7 +364,9 @@ export class OnecExchangeParser {
       return;
     }
     if (state === 'ended') {
-      if (text.trim() !== '' && !this.afterEndWarned) {
+      // Blank lines and padding (NUL, DOS end-of-file Ctrl-Z) after the end are nothing; any other
+      // line is content the file does not read, e.g. a second export appended to the first.
+      if (!this.afterEndWarned && AFTER_END_CONTENT.test(text)) {
         this.afterEndWarned = true;
         this.fileWarnings.push(this.issue(lineNo, 'КонецФайла', 'CONTENT_AFTER_END', `После КонецФайла есть строки (с ${lineNo}); они не прочитаны`, `lines after КонецФайла (from ${lineNo}) are ignored`));
       }

@@ -42,7 +42,9 @@ export async function listOutbox(dir: string): Promise<OutboxFile[]> {
   return files;
 }
 
-const END_OF_FILE = /конецфайла\s*$/i;
+// Whitespace and padding (NUL, DOS end-of-file Ctrl-Z) may follow it, as the reader allows.
+// eslint-disable-next-line no-control-regex
+const END_OF_FILE = /конецфайла[\s\0\x1a]*$/i;
 
 /** The file's last bytes end with `КонецФайла` (in any of the code pages 1C writes). */
 export async function endsWithEndOfFile(path: string, size: number): Promise<boolean> {
