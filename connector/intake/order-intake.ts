@@ -97,9 +97,12 @@ function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
     const now = comparable(column, row[column]);
     if (was !== now) differences.push({ field, stored: was, received: now });
   }
-  // An amount or date that could not be read is stored as 0 / the document date with the reason:
-  // such a document never equals a stored one.
-  if (differences.length === 0 && row.errors) differences.push({ field: 'amount', stored: comparable('amount_tiyn', stored.amount_tiyn), received: null });
+  // An amount or date that could not be read is stored as 0 / the document date with the reason
+  // (which quotes the text as written): the same unreadable text is the same document.
+  const storedErrors = (stored.errors as FieldError[] | null) ?? [];
+  for (const error of (row.errors as FieldError[] | null) ?? []) {
+    if (!storedErrors.some((e) => e.code === error.code && e.message === error.message)) differences.push({ field: error.field, stored: null, received: error.message });
+  }
   return differences;
 }
 
@@ -238,7 +241,7 @@ export async function intakeOrders(
       const existing = new Map<string, StoredTwin>();
       if (repeated.length > 0) {
         const found = await tx.execute<StoredTwin[]>(
-          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban,
+          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.errors,
                   ${COMPARED.map(([column]) => (column === 'value_date' ? "to_char(o.value_date, 'YYYY-MM-DD') as value_date" : column === 'amount_tiyn' ? 'o.amount_tiyn::text as amount_tiyn' : `o.${column}`)).join(', ')}
              from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
                on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
@@ -282,7 +285,7 @@ export async function intakeOrders(
     const pending: string[] = [];
     const validated: string[] = [];
     for (const result of results) {
-      if (!result.created) continue;
+      if (!result.created && !result.corrected) continue;
       try {
         const verdict = await validateStoredOrder(em, result.orderId, options.validateInline, { actor: options.actor, now });
         result.state = verdict.state as OrderState;

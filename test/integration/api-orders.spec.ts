@@ -263,6 +263,15 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     }
   });
 
+  it('an order answered invalid, sent again corrected, is validated again under its id and answered with the new verdict', async () => {
+    const broken = sampleOrder({ number: 'FIX-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
+    const first = await post(broken);
+    expect([first.statusCode, first.json().state]).toEqual([201, 'invalid']);
+    const corrected = await post(sampleOrder({ number: 'FIX-1' }));
+    expect([corrected.statusCode, corrected.json().id, corrected.json().state, corrected.json().errors]).toEqual([200, first.json().id, 'validated', []]);
+    expect(await countOrders('FIX-1')).toBe(1);
+  });
+
   it('stores only a hash of API keys', async () => {
     const rows = await context.orm.em.fork().execute<Array<Record<string, unknown>>>('select * from api_key');
     expect(JSON.stringify(rows)).not.toContain(key);

@@ -64,6 +64,18 @@ describe('intake: the natural key across sources', () => {
     expect(results[1].orderId).toBe(results[0].orderId);
   });
 
+  it('an amount that cannot be read, sent twice as written, is one invalid order; written otherwise, it is a correction', async () => {
+    const unreadable = sampleOrder({ number: 'NK-7', amount: '1 000,5O' });
+    const [first] = await intakeOrders(world.db(), 'onec', [{ order: unreadable }], queue, { actor: 't' });
+    await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
+    const [same] = await intakeOrders(world.db(), 'onec', [{ order: unreadable }], queue, { actor: 't' });
+    expect([same.orderId, same.corrected, same.conflict, same.state]).toEqual([first.orderId, undefined, undefined, 'invalid']);
+    const [fixed] = await intakeOrders(world.db(), 'onec', [{ order: { ...unreadable, amount: '1000.50' } }], queue, { actor: 't' });
+    expect([fixed.orderId, fixed.corrected, fixed.state]).toEqual([first.orderId, true, 'received']);
+    const [row] = await world.db().execute<Array<{ amount_tiyn: string; errors: unknown }>>('select amount_tiyn, errors from payment_order where id = ?', [first.orderId]);
+    expect([Number(row.amount_tiyn), row.errors]).toEqual([100_050, null]);
+  });
+
   it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
     const warned: unknown[] = [];
     const down: IntakeQueuePort = {
