@@ -43,6 +43,15 @@ export type ValidatableOrder = Pick<PaymentOrderInput, 'number' | 'date' | 'amou
   Partial<Pick<PaymentOrderInput, 'kbk' | 'valueDate'>>;
 
 const GCVP_BIC = 'GCVPKZ2A';
+
+/**
+ * Limits the bank's contract puts on the requisites of a submitted document
+ * (adapters/bank/business-api/openapi.yaml, `PaymentRequisites` and `Party`). An order over one of
+ * them would be signed and sent, then refused by the bank as a malformed request (400
+ * INVALID_REQUEST) on every attempt: it is invalid here, where the 1C user can still fix it.
+ * Lengths are counted in UTF-16 units (`String.length`), never fewer than the contract's characters.
+ */
+export const CONTRACT_LIMITS = Object.freeze({ numberMaxLength: 64, nameMaxLength: 500, purposeMaxLength: 2000 });
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 function isCalendarDate(iso: string): boolean {
@@ -86,7 +95,12 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     return false;
   };
 
-  required('number', order.number, 'Номер документа');
+  if (required('number', order.number, 'Номер документа') && order.number.length > CONTRACT_LIMITS.numberMaxLength) {
+    error(
+      'number',
+      f('NUMBER_TOO_LONG', `Номер документа длиннее ${CONTRACT_LIMITS.numberMaxLength} знаков (${order.number.length}); сократите номер`, `number is ${order.number.length} characters, limit ${CONTRACT_LIMITS.numberMaxLength}`),
+    );
+  }
 
   // Dates: the document date may not run ahead of today beyond a tolerance; the value date
   // (default: the document date) may not lie in the past: the bank cannot execute yesterday.
@@ -133,7 +147,12 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     { key: 'beneficiary', ru: 'Получатель', party: order.beneficiary, code: order.beneficiary?.kbe, codeField: 'beneficiary.kbe', codeLabel: 'КБе' as const },
   ];
   for (const { key, ru, party, code, codeField, codeLabel } of parties) {
-    required(`${key}.name`, party?.name, `${ru}: наименование`);
+    if (required(`${key}.name`, party?.name, `${ru}: наименование`) && party.name.length > CONTRACT_LIMITS.nameMaxLength) {
+      error(
+        `${key}.name`,
+        f('NAME_TOO_LONG', `${ru}: наименование длиннее ${CONTRACT_LIMITS.nameMaxLength} знаков (${party.name.length}); сократите текст`, `${key}.name is ${party.name.length} characters, limit ${CONTRACT_LIMITS.nameMaxLength}`),
+      );
+    }
     if (required(`${key}.iinBin`, party?.iinBin, `${ru}: ИИН/БИН`)) {
       const r = checkIinBin(party.iinBin);
       if (!r.ok) error(`${key}.iinBin`, r);
@@ -210,10 +229,12 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     );
   }
 
-  if (required('purpose', order.purpose, 'Назначение платежа') && order.purpose.length > rules.purposeMaxLength) {
+  // The configured limit (config caps it at the contract's), and never beyond the contract's.
+  const purposeMax = Math.min(rules.purposeMaxLength, CONTRACT_LIMITS.purposeMaxLength);
+  if (required('purpose', order.purpose, 'Назначение платежа') && order.purpose.length > purposeMax) {
     error(
       'purpose',
-      f('PURPOSE_TOO_LONG', `Назначение платежа длиннее ${rules.purposeMaxLength} знаков (${order.purpose.length}); сократите текст`, `purpose is ${order.purpose.length} characters, limit ${rules.purposeMaxLength}`),
+      f('PURPOSE_TOO_LONG', `Назначение платежа длиннее ${purposeMax} знаков (${order.purpose.length}); сократите текст`, `purpose is ${order.purpose.length} characters, limit ${purposeMax}`),
     );
   }
   if (order.payer?.iban && order.payer.iban === order.beneficiary?.iban) {

@@ -4,7 +4,7 @@ import { checkIban, checkIbanMatchesBic, ibanMod97 } from './iban.validator';
 import { checkBin, checkIin, checkIinBin, iinBinCheckDigit } from './iin-bin.validator';
 import { checkKbe } from './kbe.validator';
 import { checkKnp, isBudgetKnp } from './knp.validator';
-import { validatePaymentOrder, type ValidatableOrder } from './payment-order.validator';
+import { CONTRACT_LIMITS, validatePaymentOrder, type ValidatableOrder } from './payment-order.validator';
 
 describe('IIN/BIN check digit (two passes)', () => {
   // Real numbers: Halyk Bank and Kaspi Bank BINs, IINs/BINs from a Kaspi statement, and the KZ samples.
@@ -160,6 +160,9 @@ describe('validatePaymentOrder', () => {
     ['foreign currency', (o) => (o.currency = 'USD'), 'currency:CURRENCY_NOT_ALLOWED'],
     ['no purpose', (o) => (o.purpose = '  '), 'purpose:REQUIRED'],
     ['purpose too long', (o) => (o.purpose = 'x'.repeat(421)), 'purpose:PURPOSE_TOO_LONG'],
+    ['number longer than the bank takes (64)', (o) => (o.number = '1'.repeat(65)), 'number:NUMBER_TOO_LONG'],
+    ['payer name longer than the bank takes (500)', (o) => (o.payer.name = 'Т'.repeat(501)), 'payer.name:NAME_TOO_LONG'],
+    ['beneficiary name longer than the bank takes (500)', (o) => (o.beneficiary.name = 'Т'.repeat(501)), 'beneficiary.name:NAME_TOO_LONG'],
     ['date in the future', (o) => (o.date = '2025-03-08'), 'date:DATE_IN_FUTURE'],
     ['value date in the past', (o) => (o.valueDate = '2025-03-04'), 'valueDate:VALUE_DATE_PAST'],
     ['document date yesterday, no value date', (o) => (o.date = '2025-03-04'), 'date:VALUE_DATE_PAST'],
@@ -170,6 +173,24 @@ describe('validatePaymentOrder', () => {
     const o = good();
     mutate(o);
     expect(codes(o).errors).toContain(expected);
+  });
+
+  it("takes a number, names and purpose right at the bank contract's limits, and never a purpose over the contract's 2000", () => {
+    const o = { ...good(), number: `П-${'1'.repeat(62)}`, payer: { ...good().payer, name: 'Ә'.repeat(500) }, beneficiary: { ...good().beneficiary, name: 'Ж'.repeat(500) } };
+    expect(o.number).toHaveLength(CONTRACT_LIMITS.numberMaxLength);
+    expect(codes(o).errors).toEqual([]);
+    expect(codes({ ...good(), purpose: 'x'.repeat(2000) }, { rules: { purposeMaxLength: 5000 } }).errors).toEqual([]);
+    expect(codes({ ...good(), purpose: 'x'.repeat(2001) }, { rules: { purposeMaxLength: 5000 } }).errors).toEqual(['purpose:PURPOSE_TOO_LONG']);
+  });
+
+  it('names the 64-character rule of the number the way it names the purpose limit', () => {
+    const [error] = validatePaymentOrder({ ...good(), number: '0123456789'.repeat(7) }, { now }).errors;
+    expect(error).toEqual({
+      field: 'number',
+      code: 'NUMBER_TOO_LONG',
+      message: 'Номер документа длиннее 64 знаков (70); сократите номер',
+      messageEn: 'number is 70 characters, limit 64',
+    });
   });
 
   it('accepts a budget payment with a KBK', () => {

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as iconv from 'iconv-lite';
 
 /** `connector onec parse` and `connector validate` as an operator runs them: real child processes. */
 const ROOT = resolve(__dirname, '../..');
@@ -67,6 +68,19 @@ describe('connector onec parse', () => {
     ]);
     expect(docs[2].warnings).toEqual([expect.objectContaining({ field: 'knp', code: 'KNP_UNKNOWN', line: 86 })]);
     expect(JSON.parse(r.lines[3]).summary).toMatchObject({ documents: 3, ok: 3, invalid: 0, warnings: 1, encoding: 'cp1251' });
+  });
+
+  it("a document number longer than the bank's 64 characters is invalid here, naming the line, the key and the rule", () => {
+    const text = iconv.decode(readFileSync(join(FIXTURES, 'SYNTHETIC_kz_payment_order_1c_to_kl.cp1251.crlf.txt')), 'cp1251');
+    const file = join(cwd, 'long-number.txt');
+    writeFileSync(file, iconv.encode(text.replace('НомерДокумента=17', `НомерДокумента=${'1234567890'.repeat(7)}`), 'cp1251'));
+    const r = run(['onec', 'parse', file, '--json'], ON_DATE);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.lines[0]);
+    expect(doc.ok).toBe(false);
+    expect(doc.errors).toEqual([
+      { line: 13, key: 'НомерДокумента', field: 'number', code: 'NUMBER_TOO_LONG', message: 'Номер документа длиннее 64 знаков (70); сократите номер', messageEn: 'number is 70 characters, limit 64' },
+    ]);
   });
 
   it('a broken exchange file: exit 0, the broken document invalid with line and field, the others through', () => {

@@ -52,8 +52,9 @@ const requisitesSchema = z.object({
   valueDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
   amount: z.string().max(32),
   currency: z.string().max(8),
-  payer: z.object({ name: z.string(), iinBin: z.string(), iban: z.string().max(64), bic: z.string(), kod: z.string() }),
-  beneficiary: z.object({ name: z.string(), iinBin: z.string(), iban: z.string(), bic: z.string(), kbe: z.string() }),
+  // openapi.yaml Party: name at most 500 characters.
+  payer: z.object({ name: z.string().max(500), iinBin: z.string(), iban: z.string().max(64), bic: z.string(), kod: z.string() }),
+  beneficiary: z.object({ name: z.string().max(500), iinBin: z.string(), iban: z.string(), bic: z.string(), kbe: z.string() }),
   knp: z.string(),
   kbk: z.string().optional(),
   purpose: z.string().max(2000),

@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { parse } from 'yaml';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../../connector/logging/logger';
+import type { NormalisedOrder } from '../../../connector/orders/payment-order';
+import { validatePaymentOrder } from '../../../connector/requisites/payment-order.validator';
 import { checkStatementBalance } from '../../../connector/statements/statement.model';
 import { BusinessApiClient, isFinalStatus } from '../business-api/business-api.client';
 import { BankError } from '../business-api/business-api.errors';
@@ -322,6 +327,74 @@ describe('refusals (R-23), each with its own code and Russian text', () => {
       expect(credited.lines.slice(creditedBefore)).toEqual([expect.objectContaining({ direction: 'credit', amount: 4000, documentNumber: third.document.number })]);
     } finally {
       await h.admin('PUT', `/accounts/${DEMO.poorIban}`, { balance: '100.00' });
+    }
+  });
+});
+
+describe('requisite limits: what the validator passes, the bank takes (no 400 after signing)', () => {
+  type Schema = { $ref?: string; allOf?: Schema[]; properties?: Record<string, Schema>; [k: string]: unknown };
+  const spec = parse(readFileSync(join(__dirname, '../business-api/openapi.yaml'), 'utf8')) as { components: { schemas: Record<string, Schema> } };
+  const resolve = (s: Schema): Schema => (s.$ref ? resolve(spec.components.schemas[s.$ref.split('/').pop() as string]) : s);
+  /** Every constraint the contract puts on a requisite: path -> its keywords (maxLength, pattern, ...). */
+  function contractLimits(schema: Schema, prefix = ''): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    const parts = [resolve(schema), ...(resolve(schema).allOf ?? []).map(resolve)];
+    for (const part of parts) {
+      for (const [name, raw] of Object.entries(part.properties ?? {})) {
+        const prop = resolve(raw);
+        if (prop.properties || prop.allOf) Object.assign(out, contractLimits(prop, `${prefix}${name}.`));
+        const keywords = Object.keys(prop).filter((k) => ['maxLength', 'minLength', 'pattern', 'format', 'maximum', 'minimum', 'enum', 'const'].includes(k));
+        if (keywords.length > 0) out[`${prefix}${name}`] = keywords.sort();
+      }
+    }
+    return out;
+  }
+  // For each limit of the contract (and of the sandbox's request schema), a value just past it.
+  const pastLimit: Record<string, (o: NormalisedOrder) => void> = {
+    number: (o) => (o.number = '7'.repeat(65)),
+    date: (o) => (o.date = '25.11.2026'),
+    valueDate: (o) => (o.valueDate = '2026-11-5'),
+    amount: (o) => (o.amount = '12345678901234567.00'),
+    'payer.name': (o) => (o.payer.name = 'Ә'.repeat(501)),
+    'beneficiary.name': (o) => (o.beneficiary.name = 'Ә'.repeat(501)),
+    purpose: (o) => (o.purpose = 'я'.repeat(2001)),
+    // The sandbox's own bounds (beyond openapi.yaml): currency at most 8, the payer's IIK at most 64.
+    currency: (o) => (o.currency = 'KAZTENGE1'),
+    'payer.iban': (o) => (o.payer.iban = `KZ${'0'.repeat(63)}`),
+  };
+  const validatorErrors = (o: NormalisedOrder) => validatePaymentOrder(o, { now: new Date('2026-11-25T04:00:00Z') }).errors.map((e) => e.field);
+
+  it('knows every limit openapi.yaml puts on PaymentRequisites (a new one must be added to the validator)', () => {
+    expect(contractLimits(spec.components.schemas.PaymentRequisites)).toEqual({
+      number: ['maxLength', 'minLength'],
+      date: ['format', 'pattern'],
+      valueDate: ['format', 'pattern'],
+      amount: ['pattern'],
+      'payer.name': ['maxLength'],
+      'beneficiary.name': ['maxLength'],
+      purpose: ['maxLength'],
+    });
+  });
+
+  it.each(Object.keys(pastLimit))('%s: a value past the limit is the validator\'s error, so it is never signed', (field) => {
+    const order = sampleOrder({ number: nextNumber() });
+    pastLimit[field](order);
+    expect(validatorErrors(order)).toContain(field);
+  });
+
+  it('an order right at the limits passes the validator and the bank accepts it; one character more is refused as malformed', async () => {
+    const client = h.client();
+    const number = `${nextNumber()}-${'9'.repeat(59)}`;
+    const order = sampleOrder({ number, payer: { ...sampleOrder().payer, name: 'Ә'.repeat(500) }, beneficiary: { ...sampleOrder().beneficiary, name: 'Ғ'.repeat(500) } });
+    expect(order.number).toHaveLength(64);
+    expect(validatorErrors(order)).toEqual([]);
+    expect(await client.submit(h.signed(order, `lim-${n}`))).toMatchObject({ created: true, document: { number } });
+    // What the validator now refuses is what the bank refuses (400 INVALID_REQUEST, never retried as is).
+    for (const longer of [{ number: `${number}0` }, { payer: { ...order.payer, name: `${order.payer.name}Ә` } }]) {
+      const over = { ...order, ...longer, number: longer.number ?? `${nextNumber()}-over` };
+      expect(validatorErrors(over).length).toBeGreaterThan(0);
+      const err = await caught(client.submit(h.signed(over, `lim-over-${n}`)));
+      expect({ code: err.code, status: err.details.httpStatus, bankCode: err.details.bankCode }).toEqual({ code: 'CONTRACT_VIOLATION', status: 400, bankCode: 'INVALID_REQUEST' });
     }
   });
 });
