@@ -187,7 +187,8 @@ async function markRejected(context: JobContext, orderId: string, err: BankError
  * 3. send the frozen bytes and signatures under the stable external id, counting the attempt in
  *    PostgreSQL first, so a crash between sending and recording is always followed by a lookup.
  * RATE_LIMITED / MAINTENANCE / TRANSIENT / OUTCOME_UNKNOWN are retried with backoff (each retry
- * starts with the lookup); REJECTED ends the order with the bank's reason (R-23);
+ * starts with the lookup); a 400 to the first send (our request broke the contract) fails the
+ * order at once; REJECTED ends the order with the bank's reason (R-23);
  * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31).
  */
 type SubmitJob = Parameters<typeof handleSubmitOrder>[2];
@@ -403,12 +404,21 @@ async function sendOrder(
         return { state: 'submitting', deferred: err.code };
       default: {
         // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
-        const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        // Except a 400 to the order's first send: the contract's BadRequest (INVALID_REQUEST, "the
+        // request does not follow this contract") was not processed, so nothing was registered, and
+        // no earlier request of this document can be at the bank (attempts are counted before each
+        // send, and this order had none). Its frozen bytes and requisites would be refused the same
+        // way on every retry: the order fails now, with the bank's words, for an operator to see.
+        // After an earlier send (whose outcome a lookup just could not find) the retries stand.
+        const malformed = err.code === 'CONTRACT_VIOLATION' && err.details.httpStatus === 400 && lease.attempts === 0;
+        const last = malformed || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (last) {
           await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
             actor: 'worker',
             from: 'submitting',
-            reason: `submission gave up after ${job.attemptsMade + 1} attempts`,
+            reason: malformed
+              ? `the bank refused the request as not following its contract (HTTP 400 ${err.details.bankCode ?? 'without a code'}); resending the same document cannot succeed`
+              : `submission gave up after ${job.attemptsMade + 1} attempts`,
             patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
           });
           return { state: 'failed' };

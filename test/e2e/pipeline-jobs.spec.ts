@@ -322,6 +322,29 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
+  it('a first send the bank refuses as malformed (400) fails the order at once with the bank\'s reason, not after every retry', async () => {
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const doc = demoDocuments(String(Date.now()).slice(-7))[0];
+      const [result] = await intakeOrders(db(), 'erp-malformed', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const row = async () =>
+        (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null; submit_attempts: number }>>('select state, last_error, failed_from, submit_attempts from payment_order where id = ?', [result.orderId]))[0];
+      await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      // Stands for any request the bank finds malformed that validation let through: the requisites
+      // sent with the frozen document now carry a number past the contract's 64 characters.
+      await db().execute('update payment_order set number = ? where id = ?', ['9'.repeat(65), result.orderId]);
+      await submitQueue.resume();
+      await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 45_000 });
+      expect(await row()).toMatchObject({ failed_from: 'submitting', submit_attempts: 1, last_error: expect.stringMatching(/^CONTRACT_VIOLATION: .*INVALID_REQUEST.*requisites\.number/) });
+      const [event] = await db().execute<Array<{ reason: string }>>("select reason from order_event where order_id = ? and to_state = 'failed'", [result.orderId]);
+      expect(event.reason).toMatch(/refused the request as not following its contract \(HTTP 400 INVALID_REQUEST\)/);
+    } finally {
+      await submitQueue.resume();
+    }
+  });
+
   it('an order whose stage exhausts its retries becomes failed with its last error; retry sends it on without a second submission', async () => {
     const admin = `${world.config.bank.url}/_sandbox`;
     const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
