@@ -182,7 +182,7 @@ export async function intakeOrders(
       amountTiyn = parseAmount(order.amount);
     } catch (err) {
       if (!(err instanceof MoneyError)) throw err;
-      errors.push({ field: 'amount', code: 'AMOUNT_FORMAT', message: `Сумма "${order.amount}" записана неверно: нужны цифры и не более 2 знаков после точки`, messageEn: err.message });
+      errors.push({ field: 'amount', code: 'AMOUNT_FORMAT', message: err.messageRu, messageEn: err.message });
     }
     let docDate = order.date;
     if (!isRealDate(docDate)) {

@@ -68,12 +68,16 @@ export async function validateStoredOrders(
         outcomes.set(id, err as Error);
         continue;
       }
-      const errors = [...(order.errors ?? []), ...outcome.errors];
+      // A field intake could not store (an amount, a date) already has its error naming the rule it
+      // broke; the rules would only judge the placeholder stored instead (0.00, 1970-01-01) and name
+      // one it did not break ("must be positive").
+      const unreadable = new Set((order.errors ?? []).map((e) => e.field));
+      const errors = [...(order.errors ?? []), ...outcome.errors.filter((e) => !unreadable.has(e.field))];
       const to: OrderState = errors.length > 0 ? 'invalid' : 'validated';
       const reason = to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined;
       const key = `${to}\u0000${reason ?? ''}`;
       if (!groups.has(key)) groups.set(key, { to, reason, perOrder: new Map() });
-      groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings] });
+      groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings.filter((w) => !unreadable.has(w.field))] });
     }
   }
   for (const { to, reason, perOrder } of groups.values()) {

@@ -262,7 +262,12 @@ function checkAmount(amount: string | undefined, rules: RequisitesConfig, error:
     tiyn = parseAmount(text);
   } catch (err) {
     if (!(err instanceof MoneyError)) throw err;
-    error('amount', { code: 'AMOUNT_FORMAT', message: `Сумма «${text}» записана неверно: нужны цифры и не более 2 знаков после точки, например 7745.70`, messageEn: `amount "${text}" is not a decimal with at most 2 places` });
+    if (err.rule === 'too_large') {
+      // The size limit, not the form (a 20-digit or a 9999999999999999.99 amount is well written).
+      error('amount', { code: 'AMOUNT_TOO_LARGE', message: err.messageRu, messageEn: err.message });
+    } else {
+      error('amount', { code: 'AMOUNT_FORMAT', message: `Сумма «${text}» записана неверно: нужны цифры и не более 2 знаков после точки, например 7745.70`, messageEn: `amount "${text}" is not a decimal with at most 2 places` });
+    }
     return;
   }
   if (tiyn <= 0) {

@@ -204,6 +204,16 @@ describe('validatePaymentOrder', () => {
     expect(codes(o, { rules: { unknownKnp: 'error' } }).errors).toEqual(['knp:KNP_UNKNOWN']);
   });
 
+  it.each(['12345678901234567890', '9999999999999999.99'])('amount %s breaks the size limit, not the form: the message names the largest amount', (amount) => {
+    const [error] = validatePaymentOrder({ ...good(), amount }, { now }).errors;
+    expect(error).toEqual({
+      field: 'amount',
+      code: 'AMOUNT_TOO_LARGE',
+      message: `Сумма «${amount}» больше наибольшей допустимой (90071992547409.91)`,
+      messageEn: `amount "${amount}" exceeds the largest amount 90071992547409.91`,
+    });
+  });
+
   it('applies the configured amount limits', () => {
     expect(codes({ ...good(), amount: '150000.00' }, { rules: { maxAmount: '100000.00' } }).errors).toEqual(['amount:AMOUNT_TOO_LARGE']);
     expect(codes({ ...good(), amount: '0.50' }, { rules: { minAmount: '1.00' } }).errors).toEqual(['amount:AMOUNT_TOO_SMALL']);

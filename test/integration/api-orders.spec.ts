@@ -197,6 +197,15 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(results.map((r) => r.state)).toEqual(['validated', 'invalid', 'validated']);
   });
 
+  it.each(['12345678901234567890', '9999999999999999.99'])('an amount of %s is recorded invalid for its size, with the largest amount, and for nothing else', async (amount) => {
+    const res = await post(sampleOrder({ number: `BIG-${amount.length}`, amount }));
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ state: 'invalid' });
+    expect(res.json().errors).toEqual([
+      { field: 'amount', code: 'AMOUNT_FORMAT', message: `Сумма «${amount}» больше наибольшей допустимой (90071992547409.91)`, messageEn: `amount "${amount}" exceeds the largest amount 90071992547409.91` },
+    ]);
+  });
+
   it('lists with filters and a cursor, and shows one order; never another key\'s account', async () => {
     const other = (await createApiKey(context.orm.em.fork(), 'erp-other', ['KZ58998CTA0000000202'], 'test')).key;
     const list = await app.inject({ method: 'GET', url: '/api/v1/orders?limit=2', headers: { authorization: `Bearer ${key}` } });

@@ -1,4 +1,4 @@
-import { formatAmount, parseAmount, sumTiyn, MoneyError } from '../../connector/shared/money';
+import { formatAmount, parseAmount, sumTiyn, MAX_AMOUNT, MAX_TIYN, MoneyError } from '../../connector/shared/money';
 
 describe('money is exact tiyn', () => {
   it.each([
@@ -16,6 +16,34 @@ describe('money is exact tiyn', () => {
 
   it.each(['', '1.234', '-5', '1e3', 'abc', '1.2.3', '12 345', '0x10', '90071992547409.92'])('refuses %p', (text) => {
     expect(() => parseAmount(text)).toThrow(MoneyError);
+  });
+
+  const refusal = (text: string): MoneyError => {
+    try {
+      parseAmount(text);
+    } catch (err) {
+      if (err instanceof MoneyError) return err;
+      throw err;
+    }
+    throw new Error(`${text} was taken`);
+  };
+
+  it.each(['12345678901234567890', '9999999999999999.99', '90071992547409.92', '100000000000000000,5'])('%p is refused for its size, naming the largest amount', (text) => {
+    const err = refusal(text);
+    expect(err.rule).toBe('too_large');
+    expect(err.message).toBe(`amount "${text}" exceeds the largest amount 90071992547409.91`);
+    expect(err.messageRu).toBe(`Сумма «${text}» больше наибольшей допустимой (90071992547409.91)`);
+  });
+
+  it.each(['1.234', '1e3', '12 345', '-5', '00000000000000001.00'])('%p is refused for its form', (text) => {
+    const err = refusal(text);
+    expect(err.rule).toBe('format');
+    expect(err.messageRu).toMatch(/записана неверно: нужны цифры и не более 2 знаков после точки/);
+  });
+
+  it('MAX_AMOUNT is MAX_TIYN written out', () => {
+    expect(formatAmount(MAX_TIYN)).toBe(MAX_AMOUNT);
+    expect(parseAmount(MAX_AMOUNT)).toBe(MAX_TIYN);
   });
 
   it('never rounds like floats do (0.1 + 0.2)', () => {

@@ -265,6 +265,21 @@ describe('bad input: clear errors, good documents still come through', () => {
     expect(parsed.documents[1].errors).toEqual([]);
   });
 
+  it.each(['12345678901234567890', '9999999999999999.99'])('an amount of %s breaks the size limit: the message says so, with the largest amount', (amount) => {
+    const parsed = read(twoDocs((d) => d.map((l) => (l.startsWith('Сумма=') ? `Сумма=${amount}` : l))));
+    expect(parsed.documents[0].errors).toEqual([
+      expect.objectContaining({
+        code: 'BAD_AMOUNT',
+        field: 'amount',
+        line: 7,
+        key: 'Сумма',
+        message: `Строка 7: сумма «${amount}» больше наибольшей допустимой (90071992547409.91)`,
+        messageEn: `line 7: amount "${amount}" exceeds the largest amount 90071992547409.91`,
+      }),
+    ]);
+    expect(parsed.documents[1].errors).toEqual([]);
+  });
+
   it('streams chunk boundaries anywhere, even inside a UTF-8 character', async () => {
     const bytes = Buffer.from(twoDocs((d) => d), 'utf8');
     const whole = parseOnecExchange(bytes);

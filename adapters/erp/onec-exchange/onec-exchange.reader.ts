@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { MoneyError, formatAmount, parseAmount } from '../../../connector/shared/money';
+import { MAX_AMOUNT, MoneyError, formatAmount, parseAmount } from '../../../connector/shared/money';
 import { OnecLineDecoder, type LineIssue } from './onec-line.decoder';
 import type { OnecBalance, OnecDocument, OnecEvent, OnecFileSummary, OnecHeader, OnecIssue, OnecOrder } from './onec-exchange.types';
 
@@ -743,7 +743,12 @@ function buildDocument(input: BuildInput): OnecDocument {
       amount = formatAmount(parseAmount(amountText));
     } catch (err) {
       if (!(err instanceof MoneyError)) throw err;
-      errors.push(makeIssue(sources.amount.line, 'amount', 'BAD_AMOUNT', `Строка ${sources.amount.line}: сумма «${amountText}» записана неверно (нужны цифры, точка и не более 2 знаков, например 7745.70)`, `line ${sources.amount.line}: amount "${amountText}" is not a decimal with at most 2 places`, sources.amount.key));
+      const at = sources.amount.line;
+      if (err.rule === 'too_large') {
+        errors.push(makeIssue(at, 'amount', 'BAD_AMOUNT', `Строка ${at}: сумма «${amountText}» больше наибольшей допустимой (${MAX_AMOUNT})`, `line ${at}: amount "${amountText}" exceeds the largest amount ${MAX_AMOUNT}`, sources.amount.key));
+      } else {
+        errors.push(makeIssue(at, 'amount', 'BAD_AMOUNT', `Строка ${at}: сумма «${amountText}» записана неверно (нужны цифры, точка и не более 2 знаков, например 7745.70)`, `line ${at}: amount "${amountText}" is not a decimal with at most 2 places`, sources.amount.key));
+      }
     }
   }
   // A statement line may carry Сумма and СуммаРасход/СуммаПриход (BCC writes both): they must agree.
