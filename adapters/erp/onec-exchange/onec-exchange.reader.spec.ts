@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as iconv from 'iconv-lite';
 import { judgeOnecDocument } from './onec-document.judge';
+import { utf8ValueOf } from './onec-line.decoder';
 import { parseOnecExchange, readOnecExchange } from './onec-exchange.reader';
 import type { OnecEvent } from './onec-exchange.types';
 
@@ -123,6 +124,84 @@ describe('encodings: the bytes decide', () => {
     expect(parsed.documents).toHaveLength(1);
     expect(parsed.documents[0].order.payer.name).toBe('ТОО "Пример"');
     expect(parsed.documents[0].errors).toEqual([]);
+  });
+});
+
+describe('a line whose key is in the file\'s code page and whose value is UTF-8', () => {
+  /** ORDER_TEXT in `encoding`, with the value of `key` written as `value` (raw bytes). */
+  const fileWith = (encoding: 'cp1251' | 'cp866', key: string, value: Buffer): Buffer =>
+    Buffer.concat(
+      ORDER_TEXT.flatMap((line) => [
+        line.startsWith(`${key}=`) ? Buffer.concat([iconv.encode(`${key}=`, encoding), value]) : iconv.encode(encoding === 'cp866' ? line.replace('Кодировка=Windows', 'Кодировка=DOS') : line, encoding),
+        Buffer.from('\r\n'),
+      ]),
+    );
+  const PURPOSE_LINE = ORDER_TEXT.findIndex((l) => l.startsWith('НазначениеПлатежа=')) + 1;
+  const NAME_LINE = ORDER_TEXT.findIndex((l) => l.startsWith('ПлательщикНаименование=')) + 1;
+
+  it.each<[string, 'cp1251' | 'cp866', string, string, number]>([
+    ['a Russian purpose in a cp1251 file', 'cp1251', 'НазначениеПлатежа', 'Оплата по счёту №5 от 20.11.2026, в т.ч. НДС 12% — 16 071,43 ₸', PURPOSE_LINE],
+    ['a Kazakh purpose in a cp1251 file', 'cp1251', 'НазначениеПлатежа', 'Қызмет көрсеткені үшін төлем, ҚҚС-сыз', PURPOSE_LINE],
+    ['a Kazakh name in a cp1251 file', 'cp1251', 'ПлательщикНаименование', 'ЖШС «Әлем-Құрылыс»', NAME_LINE],
+    ['a Russian purpose in a cp866 file', 'cp866', 'НазначениеПлатежа', 'Оплата по счёту №5', PURPOSE_LINE],
+  ])('%s is read as UTF-8 and reported on its line, like a wholly UTF-8 line', (_name, encoding, key, value, line) => {
+    const parsed = parseOnecExchange(fileWith(encoding, key, Buffer.from(value, 'utf8')), { fileName: 'mixed.txt' });
+    expect(parsed.file.encoding).toBe(encoding);
+    const order = parsed.documents[0].order;
+    expect(key === 'НазначениеПлатежа' ? order.purpose : order.payer.name).toBe(value);
+    expect(parsed.file.warnings).toEqual([
+      expect.objectContaining({ code: 'LINE_ENCODING', line, file: 'mixed.txt', messageEn: `line ${line}: the value after "=" is utf8, unlike the file (${encoding}); decoded as utf8` }),
+    ]);
+    expect(parsed.documents[0].errors).toEqual([]);
+  });
+
+  // Real text as Kazakh 1C files hold it: cp1251 (only І/і of the Kazakh letters exist there) and
+  // KZ-1048, the Kazakh cp1251 whose Ә Ғ Қ Ң Ө Ұ Ү Һ sit on bytes 0x80-0xBF, the continuation bytes of UTF-8.
+  const REAL_TEXT = [
+    'Оплата по счёту №12 от 01.03.2025 за товары, в т.ч. НДС 12% — 16 071,43 тг.',
+    'Возврат ошибочно перечисленных средств',
+    'ЗАРАБОТНАЯ ПЛАТА ЗА ФЕВРАЛЬ 2025 Г.',
+    'АО "Народный Банк Казахстана"',
+    'ТОО «РОМАШКА»',
+    'ИП «ЁЛКИН Ё.Ё.»',
+    'СЧЁТ',
+    'Қазақстан Республикасының Ұлттық Банкі',
+    'ҚАЗАҚСТАН РЕСПУБЛИКАСЫНЫҢ ҰЛТТЫҚ БАНКІ',
+    'Жалақы аудару, ақпан 2025 ж.',
+    'ЖШС «Әлем-Құрылыс»',
+    'ӨСКЕМЕН ҚАЛАСЫ',
+    'Салық төлеу, ҚҚС',
+    'Білім беру қызметі үшін төлем',
+    'ҚР ҰБ',
+    'ТІСІ',
+    'КІСІ',
+    'ТІЛІ',
+    'ІІ',
+    'ҮЙ',
+  ];
+  it.each(['cp1251', 'rk1048'])('genuine %s text is never taken for UTF-8', (encoding) => {
+    for (const text of REAL_TEXT) {
+      const bytes = iconv.encode(text, encoding);
+      for (const key of ['НазначениеПлатежа', 'ПлательщикНаименование']) {
+        const parsed = parseOnecExchange(fileWith('cp1251', key, bytes));
+        const order = parsed.documents[0].order;
+        expect({ text, value: key === 'НазначениеПлатежа' ? order.purpose : order.payer.name }).toEqual({ text, value: new TextDecoder('windows-1251').decode(bytes) });
+        expect(parsed.file.warnings).toEqual([]);
+      }
+    }
+  });
+
+  it('no run of up to three letters and punctuation of cp1251 or KZ-1048 reads as a UTF-8 value', () => {
+    const upper = 'АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯӘҒҚҢӨҰҮҺІ';
+    const alphabet = [...`${upper}${upper.toLowerCase()} «»№—-".,`];
+    const key = iconv.encode('НазначениеПлатежа=', 'cp1251');
+    const taken: string[] = [];
+    for (const encoding of ['cp1251', 'rk1048']) {
+      for (const a of alphabet) for (const b of alphabet) for (const c of ['', ...alphabet]) {
+        if (utf8ValueOf(Buffer.concat([key, iconv.encode(a + b + c, encoding)]))) taken.push(`${encoding}:${a + b + c}`);
+      }
+    }
+    expect(taken).toEqual([]);
   });
 });
 

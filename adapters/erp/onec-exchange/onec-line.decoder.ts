@@ -8,7 +8,8 @@ import * as iconv from 'iconv-lite';
  * labelled `Windows`, or one UTF-8 line appended to a cp1251 file. So the bytes decide: a BOM,
  * else valid UTF-8 in the first 64 KiB, else the declared legacy code page (DOS = cp866, anything
  * else cp1251). Every later line is still checked: a line that does not fit the file's encoding
- * is decoded the other way and reported as a warning with its line number.
+ * is decoded the other way and reported as a warning with its line number; so is a line of a
+ * legacy file whose key is in the file's code page and whose value alone is UTF-8.
  *
  * Memory stays flat: a block of lines is decoded at once (fast path) and only the partial last
  * line is carried over; a line longer than `maxLineBytes` is cut (its head kept, the rest
@@ -75,6 +76,31 @@ const MOJIBAKE: Record<'cp1251' | 'cp866', RegExp> = {
   // in cp866 the lead bytes 0xD0/0xD1 are box-drawing characters, followed by a Cyrillic letter
   cp866: /[╨╤][\u0410-\u044F\u0401\u0451]/,
 };
+
+const EQUALS = 0x3d;
+/** What a payment document's UTF-8 text is made of: ASCII, Latin-1, Cyrillic (Kazakh letters too), punctuation, currency signs, №. */
+// eslint-disable-next-line no-control-regex
+const DOCUMENT_TEXT = /^[\u0000-\u007F\u00A0-\u00FF\u0400-\u052F\u2010-\u205E\u20A0-\u20CF\u2116]*$/u;
+const PLAIN_CYRILLIC = /[\u0401\u0410-\u044F\u0451]/g;
+
+/**
+ * The value of a `Key=Value` line of a legacy-code-page file when that value alone is UTF-8 (the
+ * key written by 1C in the file's code page, the text pasted from elsewhere): where it starts and
+ * its text; undefined when it is not convincingly UTF-8. Genuine cp1251 (or KZ-1048) text is
+ * practically never valid UTF-8: a lower-case letter (0xE0-0xFF) opens a three- or four-byte
+ * sequence, two capitals in a row break a two-byte one. What short runs of capitals and
+ * punctuation do form valid UTF-8 decode to letters outside plain Cyrillic, or to one plain letter
+ * at most ("РЁ" -> "Ш"): the value must decode to document text with two plain Cyrillic letters.
+ */
+export function utf8ValueOf(bytes: Buffer): { start: number; text: string } | undefined {
+  const eq = bytes.indexOf(EQUALS);
+  if (eq < 0) return undefined;
+  const value = bytes.subarray(eq + 1);
+  if (!isUtf8(value)) return undefined;
+  const text = value.toString('utf8');
+  if (!DOCUMENT_TEXT.test(text) || (text.match(PLAIN_CYRILLIC)?.length ?? 0) < 2) return undefined;
+  return { start: eq + 1, text };
+}
 
 export function declaredToEncoding(declared: string | undefined): OnecEncoding | undefined {
   if (declared === undefined) return undefined;
@@ -271,16 +297,26 @@ export class OnecLineDecoder {
     return hint === 'cp866' ? 'cp866' : 'cp1251';
   }
 
-  private legacyLine(line: number, actual: OnecEncoding): void {
+  /** `part`: the whole line, or only its value (after the first `=`) is in the other encoding. */
+  private legacyLine(line: number, actual: OnecEncoding, part: 'line' | 'value' = 'line'): void {
     // One warning per line, but a file of a million such lines must not grow a million warnings.
     this.legacyWarned += 1;
     if (this.legacyWarned > 100) return;
-    this.issues.push({
-      line,
-      code: 'LINE_ENCODING',
-      message: `Строка ${line} записана в другой кодировке (${actual}), чем файл (${this.encoding}); прочитана как ${actual}`,
-      messageEn: `line ${line} is ${actual}, unlike the file (${this.encoding}); decoded as ${actual}`,
-    });
+    this.issues.push(
+      part === 'line'
+        ? {
+            line,
+            code: 'LINE_ENCODING',
+            message: `Строка ${line} записана в другой кодировке (${actual}), чем файл (${this.encoding}); прочитана как ${actual}`,
+            messageEn: `line ${line} is ${actual}, unlike the file (${this.encoding}); decoded as ${actual}`,
+          }
+        : {
+            line,
+            code: 'LINE_ENCODING',
+            message: `Строка ${line}: значение после «=» записано в другой кодировке (${actual}), чем файл (${this.encoding}); прочитано как ${actual}`,
+            messageEn: `line ${line}: the value after "=" is ${actual}, unlike the file (${this.encoding}); decoded as ${actual}`,
+          },
+    );
   }
 
   /** Decodes a block of whole lines (ending with LF when `terminated`) and splits it. */
@@ -355,9 +391,18 @@ export class OnecLineDecoder {
         text = this.decodeOne(bytes, lineNo);
       } else {
         text = LEGACY[enc](bytes);
-        if (MOJIBAKE[enc].test(text) && isUtf8(bytes)) {
-          text = bytes.toString('utf8');
-          this.legacyLine(lineNo, 'utf8');
+        if (MOJIBAKE[enc].test(text)) {
+          if (isUtf8(bytes)) {
+            text = bytes.toString('utf8');
+            this.legacyLine(lineNo, 'utf8');
+          } else {
+            // The key in the file's code page, the value in UTF-8: the value is read as UTF-8.
+            const value = utf8ValueOf(bytes);
+            if (value) {
+              text = LEGACY[enc](bytes.subarray(0, value.start)) + value.text;
+              this.legacyLine(lineNo, 'utf8', 'value');
+            }
+          }
         }
       }
       parts.push(text, terminator);
