@@ -66,6 +66,10 @@ export function localDate(now: Date, utcOffsetMinutes: number, days = 0): string
   return new Date(now.getTime() + utcOffsetMinutes * 60_000 + days * 86_400_000).toISOString().slice(0, 10);
 }
 
+/** Control characters other than tab and line feed (a carriage return included), and non-characters and lone surrogates: none has a place in the signed XML. */
+// eslint-disable-next-line no-control-regex
+const UNSIGNABLE_CHAR = /[\u0000-\u0008\u000B-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function ruDate(iso: string): string {
   const m = ISO_DATE.exec(iso);
   return m ? `${m[3]}.${m[2]}.${m[1]}` : iso;
@@ -235,6 +239,24 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     error(
       'purpose',
       f('PURPOSE_TOO_LONG', `Назначение платежа длиннее ${purposeMax} знаков (${order.purpose.length}); сократите текст`, `purpose is ${order.purpose.length} characters, limit ${purposeMax}`),
+    );
+  }
+  // The signed document is XML: it cannot carry control characters, and a carriage return would
+  // read back as \n (adapters/bank/business-api/payment-order.document.ts refuses both). Judged
+  // here, such an order ends invalid naming the field instead of failing at signing.
+  const texts: ReadonlyArray<readonly [string, string | undefined, string]> = [
+    ['number', order.number, 'Номер документа'],
+    ['payer.name', order.payer?.name, 'Наименование плательщика'],
+    ['beneficiary.name', order.beneficiary?.name, 'Наименование получателя'],
+    ['purpose', order.purpose, 'Назначение платежа'],
+  ];
+  for (const [field, value, ru] of texts) {
+    const at = value === undefined ? -1 : value.search(UNSIGNABLE_CHAR);
+    if (at < 0) continue;
+    const code = `U+${value!.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    error(
+      field,
+      f('TEXT_CONTROL_CHAR', `${ru}: недопустимый символ ${code} в позиции ${at + 1}; уберите его (перенос строки допускается только как \\n)`, `${field} holds the character ${code} at position ${at + 1}, which the signed document cannot carry; remove it (line breaks as \\n only)`),
     );
   }
   if (order.payer?.iban && order.payer.iban === order.beneficiary?.iban) {

@@ -163,6 +163,9 @@ describe('validatePaymentOrder', () => {
     ['number longer than the bank takes (64)', (o) => (o.number = '1'.repeat(65)), 'number:NUMBER_TOO_LONG'],
     ['payer name longer than the bank takes (500)', (o) => (o.payer.name = 'Т'.repeat(501)), 'payer.name:NAME_TOO_LONG'],
     ['beneficiary name longer than the bank takes (500)', (o) => (o.beneficiary.name = 'Т'.repeat(501)), 'beneficiary.name:NAME_TOO_LONG'],
+    ['a Windows line break in the purpose (the signed XML would read it back as \\n)', (o) => (o.purpose = 'Оплата\r\nпо счёту'), 'purpose:TEXT_CONTROL_CHAR'],
+    ['a control character in a name', (o) => (o.beneficiary.name = 'ТОО \u0007Бип'), 'beneficiary.name:TEXT_CONTROL_CHAR'],
+    ['a tab in the number', (o) => (o.number = '17\u000b'), 'number:TEXT_CONTROL_CHAR'],
     ['date in the future', (o) => (o.date = '2025-03-08'), 'date:DATE_IN_FUTURE'],
     ['value date in the past', (o) => (o.valueDate = '2025-03-04'), 'valueDate:VALUE_DATE_PAST'],
     ['document date yesterday, no value date', (o) => (o.date = '2025-03-04'), 'date:VALUE_DATE_PAST'],
@@ -181,6 +184,12 @@ describe('validatePaymentOrder', () => {
     expect(codes(o).errors).toEqual([]);
     expect(codes({ ...good(), purpose: 'x'.repeat(2000) }, { rules: { purposeMaxLength: 5000 } }).errors).toEqual([]);
     expect(codes({ ...good(), purpose: 'x'.repeat(2001) }, { rules: { purposeMaxLength: 5000 } }).errors).toEqual(['purpose:PURPOSE_TOO_LONG']);
+  });
+
+  it('takes line feeds and tabs in the purpose, and names the position and code of a character the signed document cannot carry', () => {
+    expect(codes({ ...good(), purpose: 'Оплата по счёту\nза ноябрь\tНДС 12%' }).errors).toEqual([]);
+    const [failure] = validatePaymentOrder({ ...good(), purpose: 'Оплата\r\n' }, { now }).errors;
+    expect(failure).toMatchObject({ field: 'purpose', code: 'TEXT_CONTROL_CHAR', messageEn: expect.stringContaining('U+000D at position 7') });
   });
 
   it('names the 64-character rule of the number the way it names the purpose limit', () => {
