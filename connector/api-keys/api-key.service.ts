@@ -3,6 +3,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ApiKey } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import { appendAudit } from '../audit/audit.log';
+import { checkIban } from '../requisites/iban.validator';
+import { requisiteRefusal } from '../requisites/requisite-rule';
 
 /** API keys for ERPs: shown once at creation, only their SHA-256 stored, scoped to payer accounts. */
 const KEY_PREFIX = 'ck_';
@@ -17,12 +19,13 @@ export interface CreatedApiKey {
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-const IBAN = /^KZ[0-9]{2}[0-9A-Z]{16}$/;
 
 export async function createApiKey(em: EntityManager, name: string, accounts: string[], actor: string): Promise<CreatedApiKey> {
   if (!NAME.test(name)) throw new ConnectorError('INVALID_NAME', `API key name "${name}" must be 1-64 letters, digits, "_", "-" or "."`, 2);
+  // The same rules as `connector validate --iban`: a mistyped account would scope the key to no account.
   for (const account of accounts) {
-    if (!IBAN.test(account)) throw new ConnectorError('INVALID_ACCOUNT', `"${account}" is not a Kazakhstan IBAN (KZ + 18 characters)`, 2);
+    const iban = checkIban(account);
+    if (!iban.ok) throw requisiteRefusal('INVALID_ACCOUNT', 'accounts', account, iban);
   }
   const existing = await em.findOne(ApiKey, { name });
   if (existing) throw new ConnectorError('NAME_TAKEN', `an API key named "${name}" already exists; revoke it or choose another name`);

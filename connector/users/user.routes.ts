@@ -95,7 +95,7 @@ export function toApiError(err: unknown, context: AppContext): unknown {
   }
   if (err instanceof ConnectorError) {
     const status = err.code === 'USER_NOT_FOUND' || err.code === 'NO_SUCH_RIGHT' ? 404 : err.code === 'LOGIN_TAKEN' ? 409 : err.exitCode === 2 ? 400 : 422;
-    return new ApiError(status, err.code, err.message);
+    return new ApiError(status, err.code, err.message, err.details);
   }
   return err;
 }
@@ -171,8 +171,9 @@ const MAX_INCIDENT_NOTICES = 20;
 
 const loginBody = z.object({ login: z.string().min(1).max(200), password: z.string().min(1).max(1024), totp: z.string().max(16).optional() }).strict();
 const changeBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }).strict();
+// The IIN's rules (12 digits, check digit, birth date) are the service's, the same as the CLI's: 422 naming the rule.
 const createBody = z
-  .object({ login: z.string().min(1).max(64), role: z.enum(['admin', 'signer', 'operator', 'viewer']), iin: z.string().regex(/^\d{12}$/).nullish(), password: z.string().min(1).max(1024) })
+  .object({ login: z.string().min(1).max(64), role: z.enum(['admin', 'signer', 'operator', 'viewer']), iin: z.string().max(32).nullish(), password: z.string().min(1).max(1024) })
   .strict();
 const resetBody = z.object({ password: z.string().min(1).max(1024) }).strict();
 const blockBody = z.object({ reason: z.string().max(500).optional() }).strict();

@@ -7,6 +7,9 @@ import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import { openIncident } from '../incidents/incident.service';
 import { AppUser, type Incident, UserAccountRight, type UserRole } from '../persistence/entities';
 import { BANK_PHONES } from '../lockdown/bank-checklist';
+import { checkIban } from '../requisites/iban.validator';
+import { checkIin } from '../requisites/iin-bin.validator';
+import { requisiteRefusal } from '../requisites/requisite-rule';
 import type { Clock } from '../shared/clock';
 import { ConnectorError } from '../shared/errors';
 import type { SecretBox } from '../vault/secret-box';
@@ -37,8 +40,6 @@ import { UserError, userError } from './user.errors';
  */
 export const ROLES: readonly UserRole[] = ['admin', 'signer', 'operator', 'viewer'];
 const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
-const IIN = /^\d{12}$/;
-const IBAN = /^KZ[0-9]{2}[0-9A-Z]{16}$/;
 export const TOTP_PURPOSE = (userId: string) => `user.totp:${userId}`;
 /** Activity is written at most this often per user (each request would otherwise write). */
 const ACTIVITY_WRITE_EVERY_MS = 60_000;
@@ -106,7 +107,11 @@ function log(deps: UserDeps, level: 'info' | 'warn', event: string, fields: Reco
 export async function createUser(deps: UserDeps, input: { login: string; role: string; iin?: string | null; password: string; actor: string }): Promise<AppUser> {
   const login = assertLogin(input.login);
   const role = assertRole(input.role);
-  if (input.iin != null && !IIN.test(input.iin)) throw new ConnectorError('INVALID_IIN', `IIN "${input.iin}" must be 12 digits`, 2);
+  // The IIN is matched against the signer's certificate: the same rules as `connector validate --iin`.
+  if (input.iin != null) {
+    const iin = checkIin(input.iin);
+    if (!iin.ok) throw requisiteRefusal('INVALID_IIN', 'iin', input.iin, iin);
+  }
   const weak = checkPasswordStrength(input.password);
   if (weak) throw policyError(weak);
   const now = deps.clock.now();
@@ -234,7 +239,11 @@ export interface RightInput {
 
 export async function grantRight(deps: UserDeps, input: RightInput): Promise<UserAccountRight> {
   const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
-  if (account !== '*' && !IBAN.test(account)) throw new ConnectorError('INVALID_ACCOUNT', `"${input.account}" is not a Kazakhstan IBAN (KZ + 18 characters) or "all"`, 2);
+  // The same rules as `connector validate --iban`: a mistyped account would grant a right on no account.
+  if (account !== '*') {
+    const iban = checkIban(account);
+    if (!iban.ok) throw requisiteRefusal('INVALID_ACCOUNT', 'account', input.account, iban);
+  }
   if (input.rights !== 'info' && input.rights !== 'manage') throw new ConnectorError('INVALID_RIGHTS', '--rights is info or manage', 2);
   if (input.rights === 'info' && (input.limitTiyn != null || input.level != null)) {
     throw new ConnectorError('INVALID_RIGHTS', 'information-only rights carry no signing limit or level; grant --rights manage to sign', 2);

@@ -80,12 +80,43 @@ describe('connector users / credentials', () => {
     expect((await cli(['users', 'add', 'x', '--role', 'boss', '--password-stdin'], 'Ivanov-Start-2\n')).code).toBe(2);
   });
 
+  test('an IIN or an account that `connector validate` refuses is refused the same way by users add, users grant and api-keys create', async () => {
+    const em = () => env.context.orm.em.fork();
+    // 12 digits, but the 12th is not the check digit: `validate --iin` exits 1 on it.
+    const validate = await cli(['validate', '--iin', '860101300011']);
+    expect([validate.code, validate.stderr]).toEqual([1, expect.stringMatching(/^IIN_BIN_CHECKSUM: /m)]);
+    const add = await cli(['users', 'add', 'badiin', '--role', 'signer', '--iin', '860101300011', '--password-stdin'], 'Badiin-Start-1\n');
+    expect([add.code, add.stderr]).toEqual([1, expect.stringMatching(/^INVALID_IIN: iin "860101300011" breaks IIN_BIN_CHECKSUM: IIN\/BIN 860101300011: check digit \(12th\) does not match \(ИИН\/БИН/m)]);
+    expect(await findUser(em(), 'badiin')).toBeNull();
+    // Check digit right, but no birth date in it (month 13): not an IIN either.
+    const structure = await cli(['users', 'add', 'badiin', '--role', 'signer', '--iin', '851315300011', '--password-stdin'], 'Badiin-Start-1\n');
+    expect([structure.code, structure.stderr]).toEqual([1, expect.stringMatching(/^INVALID_IIN: iin "851315300011" breaks IIN_STRUCTURE: /m)]);
+    expect(await findUser(em(), 'badiin')).toBeNull();
+    expect((await cli(['users', 'add', 'goodiin', '--role', 'signer', '--iin', '850315300019', '--password-stdin'], 'Goodiin-Start-1\n')).code).toBe(0);
+
+    // KZ + 18 characters, but mod-97 fails (a typo in the account number).
+    expect((await cli(['validate', '--iban', 'KZ00998CTB0000000001'])).code).toBe(1);
+    const grant = await cli(['users', 'grant', 'goodiin', '--account', 'KZ00998CTB0000000001', '--rights', 'info']);
+    expect([grant.code, grant.stderr]).toEqual([1, expect.stringMatching(/^INVALID_ACCOUNT: account "KZ00998CTB0000000001" breaks IBAN_CHECKSUM: /m)]);
+    expect((await cli(['users', 'grant', 'goodiin', '--account', 'KZ88998CTB0000000001', '--rights', 'info'])).code).toBe(0);
+    expect((await cli(['users', 'grant', 'goodiin', '--account', 'all', '--rights', 'info'])).code).toBe(0);
+    expect(JSON.parse((await cli(['users', 'show', 'goodiin', '--json'])).stdout).rights.map((r: { account: string }) => r.account).sort()).toEqual(['KZ88998CTB0000000001', 'all']);
+
+    const key = await cli(['api-keys', 'create', 'erp-typo', '--accounts', 'KZ88998CTB0000000001,KZ00998CTB0000000001']);
+    expect([key.code, key.stdout, key.stderr]).toEqual([1, '', expect.stringMatching(/^INVALID_ACCOUNT: accounts "KZ00998CTB0000000001" breaks IBAN_CHECKSUM: /m)]);
+    expect(await em().execute("select 1 from api_key where name = 'erp-typo'")).toEqual([]);
+    const good = await cli(['api-keys', 'create', 'erp-typo', '--accounts', 'KZ88998CTB0000000001']);
+    expect([good.code, good.stdout]).toEqual([0, expect.stringMatching(/^ck_/)]);
+  });
+
   test('grant / revoke / show / list / block / unblock / reset-password', async () => {
     await cli(['users', 'add', 'signer1', '--role', 'signer', '--password-stdin'], 'Signer-Start-1\n');
     const grant = await cli(['users', 'grant', 'signer1', '--account', 'KZ69998CTA0000000101', '--rights', 'manage', '--limit', '1000000.00', '--level', 'second']);
     expect(grant.code).toBe(0);
     expect((await cli(['users', 'grant', 'signer1', '--account', 'all', '--rights', 'info'])).code).toBe(0);
-    expect((await cli(['users', 'grant', 'signer1', '--account', 'KZ1', '--rights', 'info'])).code).toBe(2);
+    // A value that is not an IBAN is invalid input (exit 1, INTERFACES.md), named with its rule.
+    const notIban = await cli(['users', 'grant', 'signer1', '--account', 'KZ1', '--rights', 'info']);
+    expect([notIban.code, notIban.stderr]).toEqual([1, expect.stringMatching(/^INVALID_ACCOUNT: account "KZ1" breaks IBAN_FORMAT: /m)]);
     const shown = JSON.parse((await cli(['users', 'show', 'signer1', '--json'])).stdout);
     expect(shown.rights).toHaveLength(2);
     expect(shown.rights).toEqual(

@@ -380,6 +380,25 @@ describe('admin endpoints and R-17 disabling', () => {
     expect(after).toEqual([]);
   });
 
+  test('POST /api/v1/users and grant refuse an IIN or an account that breaks a requisite rule: 422 naming the field and the rule, nothing stored', async () => {
+    const boss = await admin();
+    const login = uniq('typo');
+    const badIin = await boss.request('POST', '/api/v1/users', { login, role: 'signer', iin: '860101300011', password: 'Typo-Start1' });
+    expect([badIin.statusCode, badIin.json()]).toEqual([
+      422,
+      { code: 'INVALID_IIN', message: expect.stringMatching(/^iin "860101300011" breaks IIN_BIN_CHECKSUM: /), details: expect.objectContaining({ field: 'iin', rule: 'IIN_BIN_CHECKSUM', message: expect.stringMatching(/контрольное число/) }) },
+    ]);
+    const short = await boss.request('POST', '/api/v1/users', { login, role: 'signer', iin: '86010130001', password: 'Typo-Start1' });
+    expect([short.statusCode, short.json().details]).toEqual([422, expect.objectContaining({ field: 'iin', rule: 'IIN_BIN_FORMAT' })]);
+    expect(await findUser(env.context.orm.em.fork(), login)).toBeNull();
+    expect((await boss.request('POST', '/api/v1/users', { login, role: 'signer', iin: '850315300019', password: 'Typo-Start1' })).statusCode).toBe(201);
+
+    const badAccount = await boss.request('POST', `/api/v1/users/${login}/grant`, { account: 'KZ00998CTB0000000001', rights: 'manage', level: 'first' });
+    expect([badAccount.statusCode, badAccount.json().code, badAccount.json().details]).toEqual([422, 'INVALID_ACCOUNT', expect.objectContaining({ field: 'account', rule: 'IBAN_CHECKSUM' })]);
+    expect((await boss.request('GET', `/api/v1/users/${login}`)).json().rights).toEqual([]);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: 'all', rights: 'info' })).statusCode).toBe(200);
+  });
+
   test('create, reset, block (sessions end at once, key locked, bank reminder within 1 business day), unblock', async () => {
     const boss = await admin();
     const login = uniq('clerk');
