@@ -24,14 +24,6 @@ const reportBody = z
     scope: z.string().max(80).optional(),
   })
   .strict();
-const resolveBody = z
-  .object({
-    bankNotifiedAt: z.string().max(64).optional(),
-    bankReference: z.string().max(500).optional(),
-    notifiedBy: z.string().max(200).optional(),
-  })
-  .strict();
-
 /** `GET /api/v1/incidents`: newest first; all of them, or pages of `limit` (at most 500) led on by `nextCursor`. */
 const incidentsQuery = z.object({
   status: z.enum(['open', 'resolved']).optional(),
@@ -39,11 +31,17 @@ const incidentsQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
-const incidentResolveBody = z
+/**
+ * `POST /api/v1/incidents/:id/resolve`: one body for every incident (README, docs/lockdown.md).
+ * Any incident but a lockdown needs `note`; those the bank must hear of, and a lockdown, need
+ * `bankNotifiedAt` and `bankReference`; `notifiedBy` (who told the bank) is a lockdown's only.
+ */
+const resolveBody = z
   .object({
-    note: z.string().trim().min(1).max(1000),
-    bankNotifiedAt: z.string().datetime({ offset: true }).optional(),
-    bankReference: z.string().trim().min(1).max(500).optional(),
+    note: z.string().trim().min(1).max(1000).optional(),
+    bankNotifiedAt: z.string().max(64).optional(),
+    bankReference: z.string().max(500).optional(),
+    notifiedBy: z.string().max(200).optional(),
   })
   .strict();
 
@@ -126,7 +124,13 @@ export function lockdownRoutes() {
       if (found.kind !== 'lockdown') {
         // Any other incident: an admin closes it once dealt with (incident.service.ts resolveIncident).
         if (session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin resolves an incident');
-        const body = parse(incidentResolveBody, request.body);
+        const body = parse(resolveBody, request.body);
+        const refuse = (path: string, message: string) => new ApiError(400, 'INVALID_REQUEST', 'bad request body', [{ path, message }]);
+        if (!body.note) throw refuse('note', `a ${found.kind} incident is resolved with a note saying what was done about it`);
+        if (body.bankNotifiedAt !== undefined && !z.string().datetime({ offset: true }).safeParse(body.bankNotifiedAt).success) {
+          throw refuse('bankNotifiedAt', 'an ISO time with its offset, e.g. 2026-11-25T10:30:00+05:00');
+        }
+        if (body.notifiedBy !== undefined) throw refuse('notifiedBy', `recorded for a lockdown only; say who told the bank in note`);
         try {
           const { incident, resolved } = await resolveIncident(context.orm.em.fork(), {
             id,
@@ -135,6 +139,7 @@ export function lockdownRoutes() {
             bankNotifiedAt: body.bankNotifiedAt ? new Date(body.bankNotifiedAt) : undefined,
             bankReference: body.bankReference,
             now: context.clock.now(),
+            caller: 'api',
           });
           return { resolved, incident: incidentView(incident) };
         } catch (err) {
@@ -148,8 +153,10 @@ export function lockdownRoutes() {
           bankNotifiedAt: body.bankNotifiedAt,
           bankReference: body.bankReference,
           notifiedBy: body.notifiedBy,
+          note: body.note,
           actor: `user:${session.user.login}`,
           isAdmin: session.user.role === 'admin',
+          caller: 'api',
         });
         return { ...result, lockdown: await lockdownStatusOf(context) };
       } catch (err) {

@@ -125,6 +125,8 @@ export interface ResolveIncidentInput {
   bankNotifiedAt?: Date;
   bankReference?: string;
   now?: Date;
+  /** Who asks: a refusal names the CLI's flags or the API's JSON fields (default: the CLI). */
+  caller?: 'cli' | 'api';
 }
 
 /**
@@ -144,7 +146,9 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
     if (incident.status === 'resolved') return { incident, resolved: false };
     const needsBank = (BANK_NOTICE_KINDS as readonly string[]).includes(incident.kind);
     if (needsBank && (!input.bankNotifiedAt || !input.bankReference?.trim())) {
-      throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: --bank-notified-at ISO --bank-reference TEXT`, 1);
+      const how = input.caller === 'api' ? 'give bankNotifiedAt (an ISO time) and bankReference' : '--bank-notified-at ISO --bank-reference TEXT';
+      const missing = [...(input.bankNotifiedAt ? [] : ['bankNotifiedAt']), ...(input.bankReference?.trim() ? [] : ['bankReference'])];
+      throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: ${how}`, 1, { missing });
     }
     const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: singleLine(input.bankReference) } : null;
     incident.status = 'resolved';

@@ -372,10 +372,20 @@ export interface ResolveInput {
   bankNotifiedAt?: string;
   bankReference?: string;
   notifiedBy?: string;
+  /** What was done, in a person's words: on the incident's timeline and in the audit log. */
+  note?: string;
   actor: string;
   /** The CLI has local operator authority; the API passes the session user's role. */
   isAdmin: boolean;
+  /** Who asks: missing steps name the CLI's flags or the API's JSON fields (default: the CLI). */
+  caller?: 'cli' | 'api';
 }
+
+/** How a missing bank-notice value is named to the one who must give it. */
+export const RESOLVE_FIELD_NAMES = {
+  cli: { notifiedAt: '--bank-notified-at', reference: '--bank-reference' },
+  api: { notifiedAt: 'bankNotifiedAt', reference: 'bankReference' },
+} as const;
 
 export interface ResolveResult {
   incidentId: string;
@@ -386,17 +396,23 @@ export interface ResolveResult {
 }
 
 /** Every step the terms require before the connector may run again; empty when all are done. */
-export async function missingResolutionSteps(deps: Pick<LockdownDeps, 'em' | 'clock'>, row: { since: Date | null; scope: string | null }, input: Pick<ResolveInput, 'bankNotifiedAt' | 'bankReference'>): Promise<string[]> {
+export async function missingResolutionSteps(
+  deps: Pick<LockdownDeps, 'em' | 'clock'>,
+  row: { since: Date | null; scope: string | null },
+  input: Pick<ResolveInput, 'bankNotifiedAt' | 'bankReference' | 'caller'>,
+): Promise<string[]> {
   const missing: string[] = [];
   const now = deps.clock.now();
+  const api = input.caller === 'api';
+  const name = RESOLVE_FIELD_NAMES[api ? 'api' : 'cli'];
   if (!input.bankNotifiedAt) {
-    missing.push('bank notification: give --bank-notified-at ISO, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)');
+    missing.push(`bank notification: give ${name.notifiedAt}${api ? ' (an ISO time)' : ' ISO'}, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)`);
   } else {
     const at = new Date(input.bankNotifiedAt);
-    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: --bank-notified-at "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
-    else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: --bank-notified-at ${input.bankNotifiedAt} is in the future`);
+    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
+    else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future`);
   }
-  if (!input.bankReference || !input.bankReference.trim()) missing.push("bank notification: give --bank-reference TEXT, the bank's reference (or the name of the person) for this notice");
+  if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
   const since = row.since ?? now;
   const scope = row.scope ?? 'all';
   if (scope === 'all' || scope === 'credentials') {
@@ -471,6 +487,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     );
     await tx.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]', updated_at = ?, updated_by = ? where id = 1", [now, input.actor]);
     const bankNotification = { notifiedAt: new Date(input.bankNotifiedAt!).toISOString(), reference: input.bankReference!.trim(), notifiedBy: input.notifiedBy?.trim() || input.actor, recordedBy: input.actor };
+    const note = input.note ? singleLine(input.note) || null : null;
     const incident = await tx.findOne(Incident, { id: input.incidentId });
     if (incident) {
       incident.status = 'resolved';
@@ -480,11 +497,11 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       incident.timeline = [
         ...incident.timeline,
         { at: now.toISOString(), actor: input.actor, text: `bank notified at ${bankNotification.notifiedAt} by ${bankNotification.notifiedBy}, reference ${bankNotification.reference}` },
-        { at: now.toISOString(), actor: input.actor, text: `resolved: ${released.length} held orders back to validation, ${invalidated.length} signatures to be given again` },
+        { at: now.toISOString(), actor: input.actor, text: `resolved${note ? `: ${note};` : ':'} ${released.length} held orders back to validation, ${invalidated.length} signatures to be given again` },
       ];
       await tx.flush();
     }
-    await appendAudit(tx, { actor: input.actor, action: 'lockdown.resolved', subject: input.incidentId, details: { bankReference: bankNotification.reference, notifiedAt: bankNotification.notifiedAt, released: released.length, signaturesInvalidated: invalidated.length }, at: now });
+    await appendAudit(tx, { actor: input.actor, action: 'lockdown.resolved', subject: input.incidentId, details: { bankReference: bankNotification.reference, notifiedAt: bankNotification.notifiedAt, note, released: released.length, signaturesInvalidated: invalidated.length }, at: now });
     return { released: released.map((r) => r.order_id), invalidated: invalidated.length };
   });
 

@@ -62,9 +62,12 @@ describe('connector lockdown (CLI)', () => {
 
     // A new pair generated after the lockdown satisfies the rotation step.
     expect((await cli(['credentials', 'set', '--client-id', 'new-client', '--secret-stdin'], 'a-brand-new-secret-123\n')).code).toBe(0);
-    const resolved = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', new Date().toISOString(), '--bank-reference', 'ACB-2026-77', '--notified-by', 'Chief Accountant']);
+    const resolved = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', new Date().toISOString(), '--bank-reference', 'ACB-2026-77', '--notified-by', 'Chief Accountant', '--note', 'new pair generated in Internet-banking']);
     expect(resolved.stderr).toMatch(/lockdown resolved/);
     expect(resolved.code).toBe(0);
     expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout).state).toBe('normal');
+    // The note (as the API's `note`) is on the incident's timeline.
+    const shown = JSON.parse((await cli(['incidents', 'show', incidentId, '--json'])).stdout) as { timeline: Array<{ text: string }> };
+    expect(shown.timeline.map((t) => t.text)).toContainEqual(expect.stringMatching(/^resolved: new pair generated in Internet-banking; 0 held orders back to validation/));
   }, 120_000);
 });

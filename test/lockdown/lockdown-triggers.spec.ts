@@ -291,7 +291,37 @@ describe('lockdown triggers', () => {
     expect(refused.statusCode).toBe(403);
     const missing = await api.inject({ method: 'POST', url: `/api/v1/incidents/${body.incident.id}/resolve`, headers: { 'content-type': 'application/json', cookie }, payload: { bankReference: 'ACB-1' } });
     expect(missing.statusCode).toBe(422);
-    expect((missing.json() as { details: { missing: string[] } }).details.missing).toEqual([expect.stringMatching(/bank-notified-at/), expect.stringMatching(/Client Secret rotation/)]);
+    // An HTTP client is told the JSON field it must send, not a CLI flag.
+    expect((missing.json() as { details: { missing: string[] } }).details.missing).toEqual([expect.stringMatching(/give bankNotifiedAt \(an ISO time\)/), expect.stringMatching(/Client Secret rotation/)]);
+    expect(missing.json().message).not.toMatch(/--bank/);
+  }, 60_000);
+
+  it("resolves a lockdown over HTTP with the README's body {note, bankNotifiedAt, bankReference}; what is missing is named by its JSON field", async () => {
+    // A viewer's password leaked: scope user:bob (no signing rights, so no EDS step), bob blocked.
+    const bob = await login('bob', 'Correct-Horse-9');
+    const report = await api.inject({ method: 'POST', url: '/api/v1/incidents', headers: { 'content-type': 'application/json', cookie: String(bob.headers['set-cookie']).split(';')[0] }, payload: { what: 'password', description: 'typed it into a phishing page' } });
+    expect(report.statusCode).toBe(201);
+    const id = (report.json() as { incident: { id: string } }).incident.id;
+    expect((await lockdownStatusOf(world.context)).scope).toBe('user:bob');
+    const cookie = String((await login('dave', 'Correct-Horse-9')).headers['set-cookie']).split(';')[0];
+    const resolve = (payload: Record<string, string>) => api.inject({ method: 'POST', url: `/api/v1/incidents/${id}/resolve`, headers: { 'content-type': 'application/json', cookie }, payload });
+
+    const noteOnly = await resolve({ note: 'password reset, bank not called yet' });
+    expect([noteOnly.statusCode, noteOnly.json().code]).toEqual([422, 'LOCKDOWN_STEPS_MISSING']);
+    expect(noteOnly.json().details.missing).toEqual([expect.stringMatching(/^bank notification: give bankNotifiedAt \(an ISO time\), when the bank was told/), expect.stringMatching(/^bank notification: give bankReference, the bank's reference/)]);
+    expect(noteOnly.json().message).not.toMatch(/--bank/);
+    const notIso = await resolve({ note: 'x', bankNotifiedAt: 'yesterday', bankReference: 'ACB-7' });
+    expect(notIso.json().details.missing).toEqual([expect.stringMatching(/^bank notification: bankNotifiedAt "yesterday" is not an ISO time/)]);
+    expect((await lockdownStatusOf(world.context)).state).toBe('locked');
+
+    const done = await resolve({ note: 'bob changed his password; the bank blocked his access meanwhile', bankNotifiedAt: new Date(Date.now() - 60_000).toISOString(), bankReference: 'ACB-7' });
+    expect(done.statusCode).toBe(200);
+    expect(done.json()).toMatchObject({ incidentId: id, lockdown: { state: 'normal' } });
+    const incident = await getIncident(world.context.orm.em.fork(), id);
+    expect(incident?.status).toBe('resolved');
+    expect(incident?.timeline.map((t) => t.text)).toContainEqual(expect.stringMatching(/^resolved: bob changed his password; the bank blocked his access meanwhile; /));
+    const [audit] = await world.context.orm.em.fork().execute<Array<{ details: { note: string; bankReference: string } }>>("select details from audit_event where action = 'lockdown.resolved' and subject = ?", [id]);
+    expect(audit.details).toMatchObject({ note: 'bob changed his password; the bank blocked his access meanwhile', bankReference: 'ACB-7' });
   }, 60_000);
 
   it('GET /api/v1/incidents: all newest first, or pages with every incident once through nextCursor, ties on the moment included; bad cursors and limits are 400', async () => {

@@ -369,7 +369,14 @@ describe('admin endpoints and R-17 disabling', () => {
     const viewer = await activeUser(env, uniq('eye'), 'viewer', 'Eye-Pass-123');
     expect((await resolve(sooner.incident.id, { note: 'called the bank' }, viewer)).statusCode).toBe(403);
     const missing = await resolve(sooner.incident.id, { note: 'called the bank' });
-    expect([missing.statusCode, missing.json().code]).toEqual([422, 'BANK_NOTICE_MISSING']);
+    expect([missing.statusCode, missing.json().code, missing.json().details]).toEqual([422, 'BANK_NOTICE_MISSING', { missing: ['bankNotifiedAt', 'bankReference'] }]);
+    // An HTTP client is told the JSON fields to send, not the CLI's flags.
+    expect(missing.json().message).toMatch(/give bankNotifiedAt \(an ISO time\) and bankReference$/);
+    expect(missing.json().message).not.toMatch(/--bank/);
+    const noNote = await resolve(sooner.incident.id, { bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711' });
+    expect([noNote.statusCode, noNote.json().details]).toEqual([400, [{ path: 'note', message: expect.stringMatching(/note saying what was done/) }]]);
+    const lockdownOnly = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711', notifiedBy: 'A. Admin' });
+    expect([lockdownOnly.statusCode, lockdownOnly.json().details]).toEqual([400, [{ path: 'notifiedBy', message: expect.stringMatching(/lockdown only/) }]]);
     const told = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711' });
     expect(told.statusCode).toBe(200);
     expect(told.json()).toMatchObject({ resolved: true, incident: { status: 'resolved', resolvedBy: expect.stringMatching(/^user:/) } });

@@ -78,8 +78,9 @@ export function registerLockdownCommands(program: Command): void {
     .option('--bank-notified-at <iso>', 'when the bank was told')
     .option('--bank-reference <text>', "the bank's reference for the notice")
     .option('--notified-by <text>', 'who told the bank (default: you)')
+    .option('--note <text>', 'what was done about it (on the incident timeline and in the audit log)')
     .action(
-      runAction(async (opts: { incident?: string; bankNotifiedAt?: string; bankReference?: string; notifiedBy?: string }) => {
+      runAction(async (opts: { incident?: string; bankNotifiedAt?: string; bankReference?: string; notifiedBy?: string; note?: string }) => {
         if (!opts.incident) throw new UsageError('--incident ID is required (connector lockdown status shows it)');
         const ctx = await context();
         try {
@@ -88,6 +89,7 @@ export function registerLockdownCommands(program: Command): void {
             bankNotifiedAt: opts.bankNotifiedAt,
             bankReference: opts.bankReference,
             notifiedBy: opts.notifiedBy,
+            note: opts.note,
             actor: cliActor(),
             isAdmin: true,
           });
