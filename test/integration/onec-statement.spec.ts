@@ -93,6 +93,16 @@ describe('connector onec statement', () => {
       ['S-2', 'Не принят: ошибки в реквизитах', 'invalid', 'Сумма должна быть больше нуля'],
     ]);
     expect(parsed.documents[1].order.raw['КодПричиныОтказа']).toBe('AMOUNT_NOT_POSITIVE');
+
+    // A source no order has (a typo, or the ERP's own name instead of api:<key>): an empty report, and a warning naming the real ones.
+    const typo = await runCli(['onec', 'statuses', '--out', join(env.workDir, 'inbox', 'statuses-erp.txt'), '--source', 'erp'], { env: env.env, cwd: env.workDir });
+    expect(typo.code).toBe(0);
+    expect(parseOnecExchange(readFileSync(join(env.workDir, 'inbox', 'statuses-erp.txt'))).documents).toEqual([]);
+    expect(typo.stderr).toMatch(/^warning: no orders of source "erp" exist; sources with orders: (.+, )?onec(, .+)?$/m);
+    // A source that has orders but none changed since the moment given: empty, and nothing to warn of.
+    const quiet = await runCli(['onec', 'statuses', '--out', join(env.workDir, 'inbox', 'statuses-quiet.txt'), '--since', new Date(Date.now() + 3_600_000).toISOString()], { env: env.env, cwd: env.workDir });
+    expect([quiet.code, quiet.stderr]).toEqual([0, expect.stringContaining(': 0 documents')]);
+    expect(quiet.stderr).not.toMatch(/warning/);
   });
 
   it('pages of the status report: every order of the source once, by document date, number and id, whatever the page size', async () => {

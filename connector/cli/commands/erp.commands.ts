@@ -208,8 +208,8 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
   // A page at a time (years of orders in constant memory), all of one snapshot of the database,
   // into a temp file renamed at the end: 1C never reads a half-written report, and a failure
   // leaves the previous one in place.
-  await withOrm(config, (orm) =>
-    orm.em.fork().transactional(
+  const known = await withOrm(config, async (orm) => {
+    await orm.em.fork().transactional(
       (tx) =>
         writeFileAtomic(
           out,
@@ -224,11 +224,41 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
           })(),
         ),
       READ_ONLY_SNAPSHOT,
-    ),
-  );
+    );
+    return written === 0 ? knownSources(orm.em.fork(), opts.source) : null;
+  });
   process.stderr.write(`${out}: ${written} documents\n`);
+  // An empty report is also what a mistyped --source gives: say so, and which sources there are.
+  if (known && !known.exists) {
+    process.stderr.write(
+      `warning: no orders of source "${opts.source}" exist; ` +
+        `${known.sources.length ? `sources with orders: ${known.sources.join(', ')}${known.more ? ', ...' : ''}` : 'no orders have been received yet'}\n`,
+    );
+  }
   process.stdout.write(`${out}\n`);
   return 0;
+}
+
+const LISTED_SOURCES = 50;
+
+/**
+ * Whether any order of `source` exists, and the sources that have orders (`onec`, `console`,
+ * `api:<key name>`, ...). Both walk the index the natural key leads with `source`: the distinct
+ * values by a skip scan (one index probe per source, not a read of years of orders).
+ */
+async function knownSources(em: EntityManager, source: string): Promise<{ exists: boolean; sources: string[]; more: boolean }> {
+  const [hit] = await em.execute<Array<{ exists: boolean }>>('select exists(select 1 from payment_order where source = ?) as exists', [source]);
+  if (hit?.exists) return { exists: true, sources: [], more: false };
+  const rows = await em.execute<Array<{ source: string }>>(
+    `with recursive s(source) as (
+       (select source from payment_order order by source limit 1)
+       union all
+       select (select p.source from payment_order p where p.source > s.source order by p.source limit 1) from s where s.source is not null
+     )
+     select source from s where source is not null limit ?`,
+    [LISTED_SOURCES + 1],
+  );
+  return { exists: false, sources: rows.slice(0, LISTED_SOURCES).map((r) => r.source), more: rows.length > LISTED_SOURCES };
 }
 
 const KINDS = ['iin', 'bin', 'iban', 'bic', 'knp'] as const;
