@@ -74,7 +74,14 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     [order.payer_iban, receivedDay],
   );
   const fundsAtReceipt = statement ? { openingBalance: formatAmount(Number(statement.opening_balance)), sufficient: Number(statement.opening_balance) >= amountTiyn } : null;
-  if (delayDays === 0) notes.push(`executed on the day the bank received it (${receivedDay}): no delay`);
+  if (delayDays === 0) {
+    // Until today counts as no delay too: still on the day it was received, or executed by then.
+    notes.push(
+      executedDay || order.state !== 'submitted'
+        ? `executed on the day the bank received it (${receivedDay}): no delay, nothing to claim`
+        : `not executed yet, but still within the operational day the bank received it (${receivedDay}): no delay so far`,
+    );
+  }
   if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${receivedDay} (${fundsAtReceipt.openingBalance}) did not cover the amount: terms 7.4 owe a penalty only while the funds were sufficient`);
   if (!fundsAtReceipt) notes.push(`no booked statement of ${order.payer_iban} for ${receivedDay} is stored: check that the funds were sufficient before sending the claim`);
   const penalty = penaltyTiyn(amountTiyn, delayDays);

@@ -324,7 +324,22 @@ describe('connector orders claim', () => {
     const notYet = await cli(['orders', 'claim', today.orderId, '--json']);
     expect(notYet.code).toBe(1);
     expect(JSON.parse(notYet.stdout)).toMatchObject({ delayDays: 0, claimable: false });
-    expect(notYet.stderr).toMatch(/^NOT_CLAIMABLE: .*no delay/m);
+    expect(notYet.stderr).toMatch(/^NOT_CLAIMABLE: .*not executed yet, but still within the operational day the bank received it \(\d{4}-\d{2}-\d{2}\): no delay so far/m);
+    expect(notYet.stderr).not.toMatch(/executed on the day/);
+
+    // Executed per the bank, its debit not yet in a stored statement: never "not executed yet".
+    const [late, onTime] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-4', amount: '2000.00' }) }, { order: sampleOrder({ number: 'CL-5' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const [order, when] of [[late, at], [onTime, new Date()]] as const) {
+      for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(em(), order.orderId, to, { actor: 't', now: when });
+      await transitionOrder(em(), order.orderId, 'executed', { actor: 't', now: new Date() });
+    }
+    const executedLate = await cli(['orders', 'claim', late.orderId]);
+    expect(executedLate.stderr).toMatch(/^order CL-4: received \d{4}-\d{2}-\d{2}, executed, day unknown \(no booked debit in the stored statements; delay counted to today\); delay [1-9]\d* day\(s\); penalty \d+\.\d{2} KZT/m);
+    expect(executedLate.stderr).not.toMatch(/not executed yet/);
+    const executedOnTime = await cli(['orders', 'claim', onTime.orderId]);
+    expect(executedOnTime.code).toBe(1);
+    expect(executedOnTime.stderr).not.toMatch(/not executed yet/);
+    expect(executedOnTime.stderr).toMatch(/^NOT_CLAIMABLE: .*executed on the day the bank received it \(\d{4}-\d{2}-\d{2}\): no delay, nothing to claim/m);
   });
 });
 

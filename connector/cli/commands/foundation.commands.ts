@@ -162,7 +162,13 @@ export function registerFoundationCommands(program: Command): void {
           const claim = await penaltyClaim(orm.em.fork(), id, kzCalendarFromConfig(config), clockFromConfig(config).now());
           if (opts.json) printJson(claim);
           else {
-            say(`order ${claim.number}: received ${claim.receivedDay}, ${claim.executedDay ? `executed ${claim.executedDay}` : 'not executed yet'}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} KZT${claim.claimable ? '' : ' (not claimable)'}`);
+            // Without a booked debit in a stored statement the day is unknown: an executed order is not "not executed".
+            const execution = claim.executedDay
+              ? `executed ${claim.executedDay}`
+              : claim.state === 'submitted'
+                ? 'not executed yet'
+                : `${claim.state.replace('_', ' ')}, day unknown (no booked debit in the stored statements; delay counted to today)`;
+            say(`order ${claim.number}: received ${claim.receivedDay}, ${execution}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} KZT${claim.claimable ? '' : ' (not claimable)'}`);
             if (claim.claimable) for (const note of claim.notes) say(`note: ${note}`);
             if (claim.claimable) process.stdout.write(`\n${claim.draft}\n`);
           }
