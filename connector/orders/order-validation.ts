@@ -26,6 +26,24 @@ export const basicOrderValidator: OrderValidator = (order) => {
 };
 
 /**
+ * Pre-validation codes intake records when a value cannot even be stored (order-intake.ts): the
+ * column then holds a placeholder (amount 0, document date 1970-01-01, value date = document date).
+ */
+const PLACEHOLDER_CODES = new Set(['AMOUNT_FORMAT', 'DATE_INVALID']);
+
+/**
+ * The fields of `order` that hold such a placeholder. The validator's findings on them judge the
+ * placeholder, not what the ERP wrote ("-5.00" would also read "amount 0.00 must be positive"): the
+ * intake error is the one true reason. The value date defaults to the document date, so a
+ * placeholder document date is the value date's placeholder too when the two are equal.
+ */
+function placeholderFields(order: PaymentOrder): Set<string> {
+  const fields = new Set((order.errors ?? []).filter((e) => PLACEHOLDER_CODES.has(e.code)).map((e) => e.field));
+  if (fields.has('date') && String(order.valueDate) === String(order.docDate)) fields.add('valueDate');
+  return fields;
+}
+
+/**
  * The validate stage: an order in `received` becomes `validated` or `invalid` (with field-level
  * reasons). Safe to run twice: the second run finds the order past `received` and does nothing.
  */
@@ -68,16 +86,14 @@ export async function validateStoredOrders(
         outcomes.set(id, err as Error);
         continue;
       }
-      // A field intake could not store (an amount, a date) already has its error naming the rule it
-      // broke; the rules would only judge the placeholder stored instead (0.00, 1970-01-01) and name
-      // one it did not break ("must be positive").
-      const unreadable = new Set((order.errors ?? []).map((e) => e.field));
-      const errors = [...(order.errors ?? []), ...outcome.errors.filter((e) => !unreadable.has(e.field))];
+      const placeholders = placeholderFields(order);
+      const judged = (found: FieldError[]) => found.filter((e) => !placeholders.has(e.field));
+      const errors = [...(order.errors ?? []), ...judged(outcome.errors)];
       const to: OrderState = errors.length > 0 ? 'invalid' : 'validated';
       const reason = to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined;
       const key = `${to}\u0000${reason ?? ''}`;
       if (!groups.has(key)) groups.set(key, { to, reason, perOrder: new Map() });
-      groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...outcome.warnings.filter((w) => !unreadable.has(w.field))] });
+      groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...judged(outcome.warnings)] });
     }
   }
   for (const { to, reason, perOrder } of groups.values()) {

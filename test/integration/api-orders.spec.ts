@@ -101,6 +101,28 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(res.json()).toMatchObject({ state: 'invalid', errors: [expect.objectContaining({ field: 'currency', code: 'CURRENCY_NOT_ALLOWED', message: expect.stringContaining('KZT') })] });
   });
 
+  it('an amount or a date that cannot be stored carries that one reason, not a second one about the placeholder stored in its place', async () => {
+    const codes = (body: { errors: Array<{ field: string; code: string }> }) => body.errors.map((e) => [e.field, e.code]);
+    const negative = await post(sampleOrder({ number: 'NEG-1', amount: '-5.00' }));
+    expect([negative.statusCode, negative.json().state, codes(negative.json())]).toEqual([201, 'invalid', [['amount', 'AMOUNT_FORMAT']]]);
+    expect(negative.json().errors[0].message).toContain('-5.00');
+    expect(JSON.stringify(negative.json().errors)).not.toMatch(/0\.00|больше нуля/);
+    // Stored as written (the reason, the state, the event), not only answered so.
+    const [row] = await context.orm.em.fork().execute<Array<{ errors: Array<{ code: string }>; reason: string }>>(
+      "select o.errors, e.reason from payment_order o join order_event e on e.order_id = o.id and e.to_state = 'invalid' where o.number = 'NEG-1'",
+    );
+    expect([row.errors.map((e) => e.code), row.reason]).toEqual([['AMOUNT_FORMAT'], expect.not.stringMatching(/positive/)]);
+    // A date that does not exist: no "value date 01.01.1970 has passed" or stale-date finding on top.
+    const noDay = await post(sampleOrder({ number: 'NODAY-1', date: '2026-02-30' }));
+    expect([noDay.json().state, codes(noDay.json()), noDay.json().warnings]).toEqual(['invalid', [['date', 'DATE_INVALID']], []]);
+    // ... also when no value date was sent, so it defaults to the (unreadable) document date.
+    const noDayNoValue = await post(sampleOrder({ number: 'NODAY-2', date: '2026-02-30', valueDate: undefined }));
+    expect([noDayNoValue.json().state, codes(noDayNoValue.json()), noDayNoValue.json().warnings]).toEqual(['invalid', [['date', 'DATE_INVALID']], []]);
+    // A real amount of zero is still judged by the rule (nothing masked when the amount was read).
+    const zero = await post(sampleOrder({ number: 'ZERO-1', amount: '0.00' }));
+    expect(codes(zero.json())).toContainEqual(['amount', 'AMOUNT_NOT_POSITIVE']);
+  });
+
   it('answers 400 INVALID_REQUEST for a body that is not an order and stores nothing', async () => {
     const res = await post({ hello: 'world' });
     expect(res.statusCode).toBe(400);
