@@ -163,9 +163,22 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       clearInterval(alertTimer);
       // A digest on its way finishes (bounded by smtp.timeoutMs, below PM2's kill_timeout) before the lease goes.
       await alerting;
-      await purging;
-      if (leader) await redis.eval(releaseScript, 1, key, me).catch(() => undefined);
+      // Redis commands wait for Redis (maxRetriesPerRequest: null): with Redis unreachable the purge and
+      // the lease release would hold the shutdown for good. Both are best effort: the purge resumes at
+      // the next leader's start and the lease lapses by itself within leaseMs.
+      await within(purging ?? Promise.resolve(), REDIS_CLOSE_MS);
+      if (leader) await within(redis.eval(releaseScript, 1, key, me), REDIS_CLOSE_MS);
       leader = false;
     },
   };
+}
+
+/** How long close() waits for Redis before letting go (the lease lapses by itself). */
+const REDIS_CLOSE_MS = 3_000;
+
+/** Waits for `work` (its failure included) at most `ms`; the timer never outlives the wait. */
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -23,6 +23,8 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
   const registry = buildJobRegistry(jobs);
   const queuesWithJobs = new Set(jobs.map((j) => j.definition.queue));
   const workers: Worker[] = [];
+  /** Handlers running now, whatever BullMQ knows of them: close() waits for these before the process lets go of PostgreSQL. */
+  const running = new Set<Promise<unknown>>();
   for (const queueName of QUEUE_NAMES) {
     if (!queuesWithJobs.has(queueName)) continue;
     const worker = new Worker(
@@ -32,7 +34,13 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
         if (!entry) throw new UnrecoverableError(`no handler for job ${job.name}`);
         const parsed = entry.definition.payload.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`job ${job.name} ${job.id}: payload rejected: ${parsed.error.issues.map((i: { path: (string | number)[]; message: string }) => i.path.join('.') + ' ' + i.message).join('; ')}`);
-        return entry.handler(parsed.data, context, job);
+        const handled = entry.handler(parsed.data, context, job);
+        running.add(handled);
+        try {
+          return await handled;
+        } finally {
+          running.delete(handled);
+        }
       },
       {
         connection: connection as unknown as ConnectionOptions,
@@ -70,10 +78,44 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
     workers,
     async close(timeoutMs = 20_000) {
       // Bounded below PM2's kill_timeout (ecosystem.config.js) so PM2 never SIGKILLs a clean shutdown.
-      await Promise.race([
-        Promise.all(workers.map((w) => w.close())),
-        new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
-      ]);
+      const closed = new Set<string>();
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+      const all = Promise.all(workers.map((w) => closeWorker(w, running).then(() => closed.add(w.name))));
+      const outcome = await Promise.race([all.then(() => 'closed' as const), bound]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        context.logger.warn({ event: 'worker.close.timeout', timeoutMs, runningJobs: running.size, queues: workers.map((w) => w.name).filter((name) => !closed.has(name)) });
+      }
     },
   };
+}
+
+/**
+ * Closes one worker. With Redis reachable, BullMQ's graceful close: no new job is taken, the
+ * running ones finish and are recorded in Redis. With Redis unreachable, that close never returns:
+ * it disconnects the worker's blocking connection and waits for its `end` event, which ioredis
+ * never emits for a connection that is between two reconnection attempts (no socket: the
+ * disconnect only cancels the next attempt; bullmq#4656, ioredis#1247), and BullMQ's lock-renewal
+ * timer then keeps the process alive for good, even after Redis is back. So then the worker is
+ * closed with `force` (nothing is interrupted: BullMQ stops renewing locks and fetching, and does
+ * not record the outcome) and the handlers still running are awaited here. Their effects are in
+ * PostgreSQL; the jobs, left active in Redis with lapsing locks, run again on the next worker and
+ * return early because the order has moved on (STYLE.md 4, 5).
+ */
+async function closeWorker(worker: Worker, running: Set<Promise<unknown>>): Promise<void> {
+  if (await blockingConnectionLive(worker)) {
+    await worker.close();
+  } else {
+    await worker.close(true);
+    await Promise.allSettled([...running]);
+  }
+}
+
+/** Whether the worker's blocking connection has a socket to Redis now (without waiting for one). */
+async function blockingConnectionLive(worker: Worker): Promise<boolean> {
+  const client = worker.getBackend().blockingClient;
+  if (!client) return true;
+  const now = await Promise.race([client, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
+  return now !== undefined && now.status === 'ready';
 }
