@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { startCli, waitForExit } from '../support/cli';
@@ -52,9 +53,38 @@ describe('long-running processes stop on SIGTERM while Redis is down (real child
       });
       expect(code).toBe(0);
       expect(child.output()).toContain(`"event":"${command}.shutdown.done"`);
+      // It ended because its event loop was empty, not by the last-resort exit of a lingering process.
+      expect(child.output()).not.toContain('shutdown.lingering');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }, 120_000);
 });
 
+/**
+ * The last resort: a shutdown that is done ends the process even when some library left a handle
+ * on the event loop, without cutting short what close() awaits.
+ */
+describe('a finished graceful shutdown ends the process (real child process)', () => {
+  it('exits 0 after the close, naming what was left', async () => {
+    const lifecycle = join(__dirname, '..', '..', 'dist', 'connector', 'cli', 'lifecycle.js');
+    const logger = join(__dirname, '..', '..', 'dist', 'connector', 'logging', 'logger.js');
+    const script = `
+      const { untilSignal } = require(${JSON.stringify(lifecycle)});
+      const { createLogger } = require(${JSON.stringify(logger)});
+      setInterval(() => undefined, 1000); // a handle nobody clears
+      untilSignal(createLogger({ name: 't' }), 't', () => new Promise((r) => setTimeout(() => { console.error('CLOSED'); r(); }, 1500)))
+        .then((code) => { process.exitCode = code; });
+      console.error('READY');
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let output = '';
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    await eventually(async () => output.includes('READY'), { what: 'the script to start' });
+    child.kill('SIGTERM');
+    expect(await waitForExit(child, 30_000)).toBe(0);
+    expect(output).toContain('CLOSED');
+    expect(output.indexOf('"event":"t.shutdown.done"')).toBeGreaterThan(output.indexOf('CLOSED'));
+    expect(output).toMatch(/"event":"t\.shutdown\.lingering","exitCode":0,"resources":\[[^\]]*"Timeout"/);
+  });
+});
