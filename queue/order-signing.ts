@@ -281,6 +281,21 @@ export async function signWithMandates(context: JobContext, orderIds: readonly s
   return outcomes;
 }
 
+/**
+ * Sets the last error of orders still in `awaiting_signatures` (null clears it), in one statement
+ * and only where it changes: it says why an order waits, for the operator. State, version and
+ * state_changed_at stay as they are (nothing moved; the sweeper's bounds count from the state change).
+ */
+export async function recordAwaitingReasons(context: JobContext, reasons: ReadonlyMap<string, string | null>): Promise<void> {
+  if (reasons.size === 0) return;
+  await context.orm.em.fork().execute(
+    `update payment_order p set last_error = v.last_error
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, last_error text)
+      where p.id = v.id and p.state = 'awaiting_signatures' and p.last_error is distinct from v.last_error`,
+    [JSON.stringify([...reasons].map(([id, lastError]) => ({ id, last_error: lastError === null ? null : lastError.slice(0, 2000) })))],
+  );
+}
+
 function mandatedLoginsFor(context: JobContext, state: SigningState): string[] {
   return mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
 }
@@ -299,7 +314,8 @@ async function completeSignings(context: JobContext, complete: readonly SigningS
   const next: string[] = [];
   for (const levels of new Set(complete.map((s) => s.levels.join(' + ')))) {
     const ids = complete.filter((s) => s.levels.join(' + ') === levels).map((s) => s.order.id);
-    for (const outcome of await transitionOrders(context.orm.em.fork(), ids, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${levels}` })) {
+    // The order moves on: why it waited (recordAwaitingReasons) is no longer true.
+    for (const outcome of await transitionOrders(context.orm.em.fork(), ids, 'signed', { actor: 'worker', from: 'awaiting_signatures', reason: `signed: ${levels}`, patch: { lastError: null } })) {
       if ('error' in outcome) outcomes.set(outcome.orderId, outcome.error);
       else {
         outcomes.set(outcome.orderId, true);

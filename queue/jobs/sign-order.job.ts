@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
-import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
+import { ConnectorError } from '../../connector/shared/errors';
 import { waitAndRetry } from './pipeline.helpers';
-import { signWithMandates, type MandateOutcome } from '../order-signing';
+import { recordAwaitingReasons, signWithMandates, type MandateOutcome } from '../order-signing';
 import { isLockedDown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
-import { pipelineStageBatcher } from '../stage-batcher';
+import { perContext, pipelineStageBatcher } from '../stage-batcher';
 
 export const signOrderJob = defineJob({
   name: 'order.sign',
@@ -15,8 +15,35 @@ export const signOrderJob = defineJob({
   jobId: (p) => `sign-${p.orderId}`,
 });
 
-/** Agent answers that mean "this signer cannot sign right now": wait, do not fail the order. */
-const NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS', 'SIGNER_UNAVAILABLE', 'SIGNER_UNREACHABLE', 'SIGNER_TIMEOUT', 'SHUTTING_DOWN']);
+/** The signer agent itself cannot sign now (not running, not answering, stopping, no signing worker, no token to reach it with). */
+const AGENT_NOT_READY = new Set(['SIGNER_UNAVAILABLE', 'SIGNER_UNREACHABLE', 'SIGNER_TIMEOUT', 'SHUTTING_DOWN', 'SIGNER_TOKEN_MISSING', 'SIGNER_TOKEN_UNREADABLE']);
+/** This signer's key cannot sign now. */
+const KEY_NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS']);
+
+/** Answers (or failures to reach the agent) that mean "this signer cannot sign right now": wait, do not fail the order. */
+function notReadyCode(err: Error): string | undefined {
+  const code = err instanceof ConnectorError ? err.code : undefined;
+  return code && (AGENT_NOT_READY.has(code) || KEY_NOT_READY.has(code)) ? code : undefined;
+}
+
+/**
+ * Why a mandated order waits, in its `last error` (`connector orders list/show`, the API's
+ * `lastError`): what failed, where, and what the operator does about it. Cleared when the order
+ * is signed, or when it waits for nothing the agent could do.
+ */
+export function agentWaitReason(context: Pick<JobContext, 'config'>, code: string, login: string, err: Error): string {
+  const url = context.config.signer.url;
+  const waits = 'the order waits in awaiting_signatures and is signed as soon as the agent can sign';
+  if (KEY_NOT_READY.has(code)) {
+    const todo = code === 'NOT_ENROLLED' ? `enroll it (connector users enroll-key ${login} --keystore PATH), then have ${login} unlock it` : `${login} unlocks it (POST /api/v1/me/key/unlock)`;
+    return `${code}: the signer agent at ${url} cannot sign with the key of ${login} (${err.message}); ${todo}; ${waits}`;
+  }
+  const what = code === 'SIGNER_UNREACHABLE' || code === 'SIGNER_TIMEOUT' ? 'could not be reached' : 'cannot sign';
+  return `${code}: the signer agent at ${url} ${what} (${err.message}); start it (connector signer-agent; under PM2 connector-signer-agent) and have the signers unlock their keys (POST /api/v1/me/key/unlock); ${waits}`;
+}
+
+/** How often a worker process repeats its warning that the agent cannot sign (the orders' last error says it all along). */
+export const AGENT_WARN_EVERY_MS = 60_000;
 
 /** The id of the job that looks again now and then at an order waiting for people (see handleSignOrder). */
 export function idleLookJobId(orderId: string): string {
@@ -35,12 +62,62 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
     const held = new Set(await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds));
     return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'past-signing', lockdown: true }));
   }
+  const notReady = new Map<string, { code: string; login: string; err: Error }>();
   const outcomes = await signWithMandates(context, orderIds, (orderId, login, err) => {
-    if (err instanceof SignerAgentError && NOT_READY.has(err.code)) return;
+    const code = notReadyCode(err);
+    if (code) {
+      notReady.set(orderId, { code, login, err });
+      return;
+    }
     // A certificate that is expired, revoked or not the payer's: another candidate may still sign.
     context.logger.warn({ event: 'order.sign.refused', orderId, login, code: (err as { code?: string }).code, err: err.message });
   });
+  // Every order of the batch still waiting gets the agent's reason, or none when it waits for
+  // people only (or a mandate signed meanwhile): the last error says why it waits now.
+  const reasons = new Map<string, string | null>();
+  for (const id of orderIds) {
+    if ((outcomes.get(id) as { state?: string } | undefined)?.state !== 'awaiting_signatures') continue;
+    const why = notReady.get(id);
+    reasons.set(id, why ? agentWaitReason(context, why.code, why.login, why.err) : null);
+  }
+  await recordAwaitingReasons(context, reasons);
+  warnAgentNotReady(context, [...notReady.entries()].filter(([id]) => reasons.has(id)).map(([orderId, why]) => ({ orderId, ...why })));
   return orderIds.map((id) => outcomes.get(id) as MandateOutcome | Error);
+}
+
+/**
+ * One warning line per reason at most every AGENT_WARN_EVERY_MS per process, however many orders
+ * and polls hit it (a poll every `signing.pollEveryMs` per order would flood the log); `orders`
+ * counts the orders that waited for it since the last line.
+ */
+function warnAgentNotReady(context: JobContext, waits: Array<{ orderId: string; code: string; login: string; err: Error }>): void {
+  if (waits.length === 0) return;
+  const warned = perContext(context, 'sign.agentNotReady', () => new Map<string, { at: number; orders: Set<string> }>());
+  const now = context.clock.now().getTime();
+  // The agent's own trouble is one reason; a locked key is one reason per signer.
+  const byReason = new Map<string, typeof waits>();
+  for (const wait of waits) {
+    const reason = KEY_NOT_READY.has(wait.code) ? `${wait.code}:${wait.login}` : wait.code;
+    byReason.set(reason, [...(byReason.get(reason) ?? []), wait]);
+  }
+  for (const [reason, group] of byReason) {
+    const seen = warned.get(reason) ?? { at: -Infinity, orders: new Set<string>() };
+    for (const wait of group) seen.orders.add(wait.orderId);
+    warned.set(reason, seen);
+    if (now - seen.at < AGENT_WARN_EVERY_MS) continue;
+    const [first] = group;
+    context.logger.warn({
+      event: 'order.sign.agent_not_ready',
+      code: first.code,
+      login: KEY_NOT_READY.has(first.code) ? first.login : undefined,
+      signerUrl: context.config.signer.url,
+      orders: seen.orders.size,
+      exampleOrderId: first.orderId,
+      err: first.err.message,
+      hint: agentWaitReason(context, first.code, first.login, first.err).replace(/^[A-Z_]+: /, ''),
+    });
+    warned.set(reason, { at: now, orders: new Set() });
+  }
 }
 
 /**

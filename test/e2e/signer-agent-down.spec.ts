@@ -1,0 +1,153 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
+import { runCli, startCli, waitForExit } from '../support/cli';
+import { loadConfig } from '../../config/load-config';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import { createLogger } from '../../connector/logging/logger';
+import { findUser } from '../../connector/users/user.service';
+import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
+import { startSignerAgent, type RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
+import type { TestPkiResult } from '../../scripts/make-test-pki';
+import type { ConnectorConfig } from '../../config/config.schema';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, SIGNING_WORKER_SCRIPT } from '../support/pipeline-world';
+
+/**
+ * The audit's finding: with the signer agent down, mandated orders sat in `awaiting_signatures`
+ * with an empty LAST ERROR and no worker log line (only `connector doctor` warned). Now the
+ * operator reads why in the order (where the agent is, what to do) and in one rate-limited
+ * warning of the worker; once the agent answers and the key is unlocked the orders move on and
+ * the reason goes away. The worker is a real `connector worker` child; the agent is the real one,
+ * stopped (nothing listens on its port) and started again on the same port.
+ */
+const SOURCE = 'signer-down';
+const ORDERS = 3;
+
+describe('orders waiting for a signer agent that is down say why (real worker process, real agent)', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let world: World;
+  let pki: TestPkiResult;
+  let config: ConnectorConfig;
+  let agent: RunningSignerAgent | undefined;
+  let worker: (ChildProcess & { output: () => string }) | undefined;
+  const logger = createLogger({ level: 'silent', name: 'signer-down' });
+
+  beforeAll(async () => {
+    env = await createTestEnv('signerdown', {
+      CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`,
+      CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}`,
+    });
+    pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
+    const configFile = join(env.workDir, 'connector.config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: PROOF_SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
+        tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
+      }),
+    );
+    env.env.CONNECTOR_CONFIG = configFile;
+    config = worldConfig(loadConfig({ env: env.env, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS);
+    context = await createAppContext({ config, logger, role: 'producer' });
+    world = await startWorld({
+      config,
+      pki,
+      logger,
+      dir: env.workDir,
+      env: {},
+      signerWorkerScript: SIGNING_WORKER_SCRIPT,
+      sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 } },
+    });
+    await ensureBankCredentials(context);
+    // The signer is enrolled (and the token file made) while the agent runs; then it goes down.
+    await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+    await world.agent.stop();
+  }, 120_000);
+
+  afterAll(async () => {
+    if (worker && worker.exitCode === null && worker.signalCode === null) {
+      worker.kill('SIGTERM');
+      await waitForExit(worker, 60_000).catch(() => worker?.kill('SIGKILL'));
+    }
+    await agent?.stop();
+    await world?.close();
+    await context?.close();
+    await env?.cleanup();
+  });
+
+  const ordersOf = async () =>
+    context.orm.em.fork().execute<Array<{ id: string; state: string; last_error: string | null }>>('select id, state, last_error from payment_order where source = ? order by number', [SOURCE]);
+  const warnings = (code: string) =>
+    (worker?.output() ?? '')
+      .split('\n')
+      .filter((line) => line.includes('"event":"order.sign.agent_not_ready"') && line.includes(`"code":"${code}"`))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('records the reason in the orders, warns once, and clears it when the orders are signed', async () => {
+    worker = startCli(['worker'], { env: env.env, cwd: env.workDir });
+    await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`S${Date.now().toString(36)}`, ORDERS).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 't' });
+
+    // 1. The agent is down: every order says where it is and what to do.
+    const unreachable = await eventually(
+      async () => {
+        const rows = await ordersOf();
+        return rows.length === ORDERS && rows.every((r) => r.state === 'awaiting_signatures' && r.last_error?.startsWith('SIGNER_UNREACHABLE')) ? rows : undefined;
+      },
+      { timeoutMs: 60_000, what: 'the orders to wait for the unreachable agent' },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await ordersOf())}\n${worker?.output()}`);
+    });
+    for (const row of unreachable) {
+      expect(row.last_error).toContain(`the signer agent at ${config.signer.url} could not be reached`);
+      expect(row.last_error).toContain('start it (connector signer-agent');
+      expect(row.last_error).toContain('unlock their keys');
+    }
+    // What the operator runs: `orders list` shows it in LAST ERROR, `orders show --json` in lastError.
+    const list = await runCli(['orders', 'list'], { env: env.env, cwd: env.workDir });
+    expect(list.code).toBe(0);
+    expect(list.stdout.split('\n').filter((line) => line.includes('SIGNER_UNREACHABLE: the signer agent at'))).toHaveLength(ORDERS);
+    const show = await runCli(['orders', 'show', unreachable[0].id, '--json'], { env: env.env, cwd: env.workDir });
+    expect(JSON.parse(show.stdout)).toMatchObject({ state: 'awaiting_signatures', lastError: unreachable[0].last_error });
+
+    // The orders are looked at again every 300 ms; a few seconds of that make a single warning line.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const down = warnings('SIGNER_UNREACHABLE');
+    expect(down).toHaveLength(1);
+    expect(down[0]).toMatchObject({ level: 40, signerUrl: config.signer.url, orders: expect.any(Number), hint: expect.stringContaining('connector signer-agent') });
+    expect(worker.output()).not.toContain('order.sign.refused');
+
+    // 2. The agent is back, its keys locked (they live in its memory only): the reason changes.
+    agent = await startSignerAgent({ config, logger, cwd: env.workDir, workerScript: SIGNING_WORKER_SCRIPT });
+    const [signer] = PROOF_SIGNERS;
+    await eventually(async () => (await ordersOf()).every((r) => r.state === 'awaiting_signatures' && r.last_error?.startsWith(`KEY_LOCKED: the signer agent at ${config.signer.url} cannot sign with the key of ${signer.login}`)), {
+      timeoutMs: 30_000,
+      what: 'the orders to wait for the locked key',
+    });
+    expect((await ordersOf())[0].last_error).toContain(`${signer.login} unlocks it (POST /api/v1/me/key/unlock)`);
+    await eventually(async () => warnings('KEY_LOCKED').length === 1, { timeoutMs: 10_000, what: 'one warning about the locked key' });
+    expect(warnings('KEY_LOCKED')[0]).toMatchObject({ login: signer.login, signerUrl: config.signer.url });
+
+    // 3. The key is unlocked: the orders are signed, go through, and no longer carry the reason.
+    const user = await findUser(context.orm.em.fork(), signer.login);
+    const keystore = pki.keystores.find((k) => k.name === signer.keystore);
+    await agent.service.unlock(user?.id as string, keystore?.password as string);
+    const done = await eventually(
+      async () => {
+        const rows = await ordersOf();
+        return rows.every((r) => r.state === 'executed') ? rows : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 300, what: 'the orders to be executed' },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await ordersOf())}\n${worker?.output()}`);
+    });
+    expect(done.map((r) => r.last_error)).toEqual(Array(ORDERS).fill(null));
+    // Still the one warning per reason.
+    expect(warnings('SIGNER_UNREACHABLE')).toHaveLength(1);
+    expect(warnings('KEY_LOCKED')).toHaveLength(1);
+  }, 240_000);
+});
