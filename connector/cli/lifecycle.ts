@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
  * How long a process may linger once its graceful shutdown is done. Everything the process started
  * has been closed and awaited by then; what can still hold the event loop is a handle some library
  * left behind (a timer, a socket), which would keep the process alive for good: systemd, docker
- * and `pm2 stop` would wait for their kill timeout. Short: nothing of ours runs any more.
+ * and `pm2 stop` would wait for their kill timeout. Short: nothing of ours runs any more. (After a
+ * worker closed while Redis was down, BullMQ's watchdog of an interrupted blocking read stays armed
+ * for up to 11 s: harmless, and not worth the wait.)
  */
 export const EXIT_GRACE_MS = 3_000;
 
