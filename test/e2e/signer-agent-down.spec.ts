@@ -65,7 +65,7 @@ describe('orders waiting for a signer agent that is down say why (real worker pr
     });
     await ensureBankCredentials(context);
     // The signer is enrolled (and the token file made) while the agent runs; then it goes down.
-    await ensureSigners(context, pki, world.agent, PROOF_SIGNERS, [DEMO.payerIban]);
+    await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
     await world.agent.stop();
   }, 120_000);
 
