@@ -98,6 +98,15 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     error(field, f('REQUIRED', `Не заполнено поле «${ru}»`, `${field} is required`));
     return false;
   };
+  // A code a statement document lacks (КБе/КОд, КНП, КБК) is not a breach of the document: the bank
+  // executed the operation and did not give the code (its statement need not carry a stranger's
+  // КОд). Told as that, once per code, never as a field to fill in; an order must have them all.
+  const coded = (field: string, value: string | undefined, ru: string, label: string, en: string): boolean => {
+    if (!statement) return required(field, value, label);
+    if (value !== undefined && value.trim() !== '') return true;
+    warning(field, f('NOT_IN_STATEMENT', `В выписке не указан ${ru} (банк его не сообщил); операция уже исполнена, документ принят без него`, `${en} is not in the statement (the bank did not give it); the operation is executed, the document is read without it`));
+    return false;
+  };
 
   if (required('number', order.number, 'Номер документа') && order.number.length > CONTRACT_LIMITS.numberMaxLength) {
     error(
@@ -179,7 +188,7 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
         if (!m.ok) error(`${key}.iban`, m);
       }
     }
-    if (required(codeField, code, `${ru}: ${codeLabel}`)) {
+    if (coded(codeField, code, `${codeLabel} ${key === 'payer' ? 'плательщика' : 'получателя'}`, `${ru}: ${codeLabel}`, `the ${key}'s ${codeLabel === 'КОд' ? 'KOd' : 'KBe'}`)) {
       const r = checkKbe(code as string, codeLabel);
       if (!r.ok) error(codeField, r);
       else if (party?.iinBin && checkIinBin(party.iinBin).ok) {
@@ -200,7 +209,7 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
 
   // КНП and the budget rules: a payment to the Treasury or with a 9xx КНП needs a КБК.
   let knpOk = false;
-  if (required('knp', order.knp, 'КНП')) {
+  if (coded('knp', order.knp, 'КНП', 'КНП', 'the KNP')) {
     const r = checkKnpFormat(order.knp);
     if (!r.ok) error('knp', r);
     else {
@@ -218,7 +227,8 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   const budget = toTreasury || (knpOk && isBudgetKnp(order.knp));
   if (budget) {
     if (!order.kbk || order.kbk.trim() === '') {
-      error('kbk', f('KBK_REQUIRED', 'Платёж в бюджет: укажите КБК (код бюджетной классификации, 6 цифр)', 'budget payment without a KBK'));
+      if (statement) coded('kbk', order.kbk, 'КБК платежа в бюджет', 'КБК', 'the KBK of this budget payment');
+      else error('kbk', f('KBK_REQUIRED', 'Платёж в бюджет: укажите КБК (код бюджетной классификации, 6 цифр)', 'budget payment without a KBK'));
     } else if (!/^\d{6}$/.test(order.kbk)) {
       error('kbk', f('KBK_FORMAT', `КБК «${order.kbk}» должен состоять из 6 цифр`, `KBK "${order.kbk}" must be 6 digits`));
     }

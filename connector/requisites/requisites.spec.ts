@@ -239,6 +239,22 @@ describe('validatePaymentOrder', () => {
     expect(r.warnings).toEqual(['payer.iinBin:IIN_BIN_CHECKSUM']);
   });
 
+  it('a code a statement document lacks is a statement of fact, not a field to fill in; an order must still have it', () => {
+    const budget = { ...good(), knp: '911', beneficiary: { name: 'УГД', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '' }, payer: { ...good().payer, kod: '' } };
+    expect(codes(budget, { mode: 'statement' })).toEqual({ errors: [], warnings: ['payer.kod:NOT_IN_STATEMENT', 'beneficiary.kbe:NOT_IN_STATEMENT', 'kbk:NOT_IN_STATEMENT'] });
+    expect(codes({ ...good(), knp: ' ' }, { mode: 'statement' }).warnings).toEqual(['knp:NOT_IN_STATEMENT']);
+    const r = validatePaymentOrder(budget, { now, mode: 'statement' });
+    expect(r.warnings.map((w) => w.message)).toEqual([
+      'В выписке не указан КОд плательщика (банк его не сообщил); операция уже исполнена, документ принят без него',
+      'В выписке не указан КБе получателя (банк его не сообщил); операция уже исполнена, документ принят без него',
+      'В выписке не указан КБК платежа в бюджет (банк его не сообщил); операция уже исполнена, документ принят без него',
+    ]);
+    expect(r.warnings[2].messageEn).toBe('the KBK of this budget payment is not in the statement (the bank did not give it); the operation is executed, the document is read without it');
+    // A code that is there but wrong is still judged (a warning in a statement).
+    expect(codes({ ...good(), beneficiary: { ...good().beneficiary, kbe: '1' } }, { mode: 'statement' }).warnings).toEqual(['beneficiary.kbe:KBE_FORMAT']);
+    expect(codes(budget).errors).toEqual(['payer.kod:REQUIRED', 'beneficiary.kbe:REQUIRED', 'kbk:KBK_REQUIRED']);
+  });
+
   it('speaks Russian to the 1C user and English to the logs', () => {
     const r = validatePaymentOrder({ ...good(), payer: { ...good().payer, iinBin: '200540000018' } }, { now });
     expect(r.errors[0].message).toMatch(/ИИН\/БИН 200540000018: неверное контрольное число/);
