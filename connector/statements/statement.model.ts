@@ -14,6 +14,12 @@ export interface Counterparty {
   iinBin: string;
   iban: string;
   bic: string;
+  /**
+   * Its КБе (as beneficiary of a debit) or КОд (as payer of a credit), when known: a 1C statement
+   * file may carry it; the bank's JSON and camt.053 do not, so for our own payments it comes from
+   * the order the line executed (statement.repository.ts).
+   */
+  code?: string;
 }
 
 export interface StatementLineData {
@@ -29,6 +35,8 @@ export interface StatementLineData {
   counterparty: Counterparty;
   purpose: string;
   knp?: string;
+  /** КБК of a budget payment, when known (a 1C statement file, or the order the line executed). */
+  kbk?: string;
   documentNumber?: string;
   documentDate?: string;
   /** The bank's reference of our document, when the line is one of our orders. */

@@ -68,6 +68,7 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
     if (row.externalId) line.externalId = row.externalId;
     lines.push(line);
   }
+  await addOrderCodes(em, account, lines, from, to);
   let closingBalance = openingBalance;
   for (const l of lines) closingBalance += l.direction === 'credit' ? l.amount : -l.amount;
   const closing = statements.find((s) => s.periodTo === to && s.kind === 'booked');
@@ -89,6 +90,31 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
     source: 'onec',
   };
   return { statement, holder: await accountHolder(em, account, warnings), warnings };
+}
+
+/**
+ * The codes the bank's statement does not carry (its contract has no КБе/КОд or КБК on a line), taken
+ * from the order a payment line executed (`order_id`, set by reconciliation): the beneficiary's КБе,
+ * the КБК, and the КНП when the bank gave none. Only when the line's counterparty is that order's
+ * beneficiary: a fee line names the payment it was charged for, but its counterparty is the bank,
+ * and a line executed to another account (a mismatch, R-27) is not that beneficiary either.
+ */
+async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string): Promise<void> {
+  const rows = await em.execute<Array<{ bank_line_id: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null }>>(
+    `select l.bank_line_id, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk
+       from statement_line l join payment_order o on o.id = l.order_id and o.payer_iban = l.account
+      where l.account = ? and l.status = 'booked' and l.booking_date between ? and ? and l.direction = 'debit' and l.kind <> 'fee'`,
+    [account, from, to],
+  );
+  if (rows.length === 0) return;
+  const byLineId = new Map(lines.map((l) => [l.bankLineId, l]));
+  for (const order of rows) {
+    const line = byLineId.get(order.bank_line_id);
+    if (!line || order.beneficiary_iban !== line.counterparty.iban) continue;
+    if (order.beneficiary_kbe) line.counterparty.code = order.beneficiary_kbe;
+    if (order.kbk) line.kbk = order.kbk;
+    if (!line.knp && order.knp) line.knp = order.knp;
+  }
 }
 
 /** Name and BIN from the latest order paid from the account; BIC from the IIK's bank code. */

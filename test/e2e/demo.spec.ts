@@ -34,8 +34,14 @@ describe('connector demo (child process, real services, bank sandbox, signer age
     // The statement is a 1C exchange file our reader accepts.
     const parsed = await runCli(['onec', 'parse', summary.statement, '--json'], { env: env.env, cwd: env.workDir });
     expect(parsed.code).toBe(0);
-    const last = JSON.parse(parsed.stdout.trim().split('\n').pop() as string);
+    const lines = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const last = lines.pop();
     expect(last.summary.documents).toBeGreaterThanOrEqual(4);
+    // Our payments carry the codes of the orders they executed: 1C books them without a hand fix.
+    const payments = lines.filter((d) => d.kind === 'Платежное поручение' && d.order.direction === 'out');
+    expect(payments.length).toBeGreaterThanOrEqual(4);
+    for (const d of payments) expect(d.warnings.filter((w: { field: string; code: string }) => ['payer.kod', 'beneficiary.kbe', 'kbk', 'knp'].includes(w.field) && w.code !== 'KNP_UNKNOWN')).toEqual([]);
+    expect(payments.filter((d) => d.order.knp === '911').map((d) => d.order.kbk)).toEqual(['101202']);
 
     const orm = await openOrm(env.config);
     try {

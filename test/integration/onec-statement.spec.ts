@@ -8,7 +8,9 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { Statement, StatementLine } from '../../connector/persistence/entities';
-import { statusReportPages } from '../../queue/jobs/write-back.job';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
+import { reconcileAccount } from '../../connector/statements/reconciliation';
+import { renderStatementFile, statusReportPages } from '../../queue/jobs/write-back.job';
 import { runCli } from '../support/cli';
 import { sampleOrder } from '../support/orders.fixture';
 import { sampleStatementLine } from '../support/statement-line.fixture';
@@ -67,6 +69,76 @@ describe('connector onec statement', () => {
     expect(parsed.documents[2].order.beneficiary).toMatchObject({ iban: ACCOUNT, iinBin: '200540000019' });
     expect(parsed.documents[0].debitedDate).toBe('2026-11-23');
     expect(parsed.documents[2].creditedDate).toBe('2026-11-24');
+  });
+
+  it("each document carries the codes of the order it executed (КБе, КБК, КНП), never another party's, and `onec parse` says only what the bank did not give", async () => {
+    const OURS = 'KZ88998CTB0000000001';
+    const em = orm.em.fork();
+    const day = sampleOrder().date;
+    const payer = { ...sampleOrder().payer, iban: OURS };
+    const treasury = { name: 'РГУ "УГД по Есильскому району"', iinBin: '120940000006', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11' };
+    const taken = await intakeOrders(
+      em,
+      'codes',
+      [
+        { order: sampleOrder({ number: 'P-1', payer }) },
+        { order: sampleOrder({ number: 'B-1', payer, knp: '911', kbk: '101202', beneficiary: treasury, purpose: 'КПН, авансовый платёж' }) },
+        { order: sampleOrder({ number: 'M-1', payer, amount: '10000.00' }) },
+      ],
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
+    const ids = taken.map((t) => t.orderId as string);
+    // At the bank (how they got there is the pipeline's business, tested elsewhere).
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?)`, ids);
+    const ext = Object.fromEntries((await em.execute<Array<{ number: string; external_id: string }>>('select number, external_id from payment_order where source = ?', ['codes'])).map((r) => [r.number, r.external_id]));
+    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 90_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
+    const line = (bankLineId: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
+      sampleStatementLine(em, { account: OURS, bankLineId, bookingDate: day, direction, amountTiyn, ...extra });
+    const bank = { counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '990740000019', counterpartyIban: 'KZ48998FEE0000000001', counterpartyBic: 'TSESKZKA' };
+    line('C-1', 'debit', 15_000_000, { externalId: ext['P-1'], documentNumber: 'P-1' });
+    line('C-2', 'debit', 30_000, { kind: 'fee', isFee: true, externalId: ext['P-1'], knp: '710', documentNumber: 'F-2', purpose: 'Комиссия за платёж P-1', ...bank });
+    // The bank's line of the budget payment gives no КНП: the order's is written.
+    line('C-3', 'debit', 15_000_000, { externalId: ext['B-1'], knp: null, documentNumber: 'B-1', counterpartyName: treasury.name, counterpartyIinBin: treasury.iinBin, counterpartyIban: treasury.iban, counterpartyBic: treasury.bic });
+    // An incoming payment from a stranger: nobody here knows its КОд.
+    line('C-4', 'credit', 22_000_000, { documentNumber: 'NT-4', counterpartyName: 'Иванов Иван Иванович', counterpartyIinBin: '850315300019', counterpartyIban: 'KZ288562203000011111', counterpartyBic: 'KCJBKZKX' });
+    // M-1 executed to another account (R-27): that party is not the order's beneficiary.
+    line('C-5', 'debit', 1_000_000, { externalId: ext['M-1'], documentNumber: 'M-1', counterpartyName: 'ТОО "Внутренний"', counterpartyIinBin: '120340000004', counterpartyIban: 'KZ34998CTB0000000100', counterpartyBic: 'TSESKZKA' });
+    await em.flush();
+    await reconcileAccount(orm.em.fork(), OURS, day, day, { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
+    const matched = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string }>>('select bank_line_id, match_kind from statement_line where account = ? order by bank_line_id', [OURS]);
+    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch']);
+
+    const out = join(env.workDir, 'codes.txt');
+    const r = await runCli(['onec', 'statement', '--account', OURS, '--from', day, '--to', day, '--out', out], { env: env.env, cwd: env.workDir });
+    expect(r.stderr).not.toMatch(/warning/);
+    expect(r.code).toBe(0);
+    const bytes = readFileSync(out);
+    // The write-back renders the same file from the same rows.
+    const rendered = (await renderStatementFile(orm.em.fork(), [OURS], day, day, 'windows')).render(new Date(0));
+    for (const text of [iconv.decode(bytes, 'cp1251'), iconv.decode(rendered, 'cp1251')]) {
+      const docs = Object.fromEntries(text.split('СекцияДокумент=').slice(1).map((d) => [/ИдентификаторОперацииБанка=(.*)\r\n/.exec(d)![1], d.split('\r\n')]));
+      expect(docs['C-1']).toEqual(expect.arrayContaining(['ПлательщикКБЕ=17', 'ПолучательКБЕ=17']));
+      expect(docs['C-3']).toEqual(expect.arrayContaining(['ПолучательКБЕ=11', 'КодНазначенияПлатежа=911', 'КБК=101202']));
+      // The fee names P-1, but its counterparty is the bank; C-5 went to another party; C-4's payer is unknown.
+      for (const id of ['C-2', 'C-5']) expect(docs[id].filter((l) => /^ПолучательКБЕ=|^КБК=/.test(l))).toEqual([]);
+      expect(docs['C-4'].filter((l) => l.startsWith('ПлательщикКБЕ='))).toEqual([]);
+      expect(docs['C-4']).toContain('ПолучательКБЕ=17');
+    }
+
+    const parsed = await runCli(['onec', 'parse', out, '--json'], { env: env.env, cwd: env.workDir });
+    expect(parsed.code).toBe(0);
+    const [summary, ...documents] = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l)).reverse();
+    documents.reverse();
+    const warnings = documents.map((d: { ok: boolean; order: { raw: Record<string, string> }; warnings: Array<{ field: string; code: string }> }) => [d.ok, d.order.raw['ИдентификаторОперацииБанка'], d.warnings.map((w) => `${w.field}:${w.code}`)]);
+    expect(warnings).toEqual([
+      [true, 'C-1', []],
+      [true, 'C-2', ['beneficiary.kbe:NOT_IN_STATEMENT']],
+      [true, 'C-3', []],
+      [true, 'C-4', ['payer.kod:NOT_IN_STATEMENT']],
+      [true, 'C-5', ['beneficiary.kbe:NOT_IN_STATEMENT']],
+    ]);
+    expect(summary.summary).toMatchObject({ documents: 5, ok: 5, invalid: 0, warnings: 3 });
   });
 
   it('one day: opening from the stored statement of that day; utf8 on request', async () => {

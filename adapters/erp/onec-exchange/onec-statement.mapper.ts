@@ -46,6 +46,10 @@ function lineOf(doc: OnecDocument): StatementLineData | string {
     purpose: o.purpose,
   };
   if (o.knp) line.knp = o.knp;
+  // The counterparty's own code: КБе of the beneficiary of a debit, КОд of the payer of a credit.
+  const code = debit ? o.beneficiary.kbe : o.payer.kod;
+  if (code) line.counterparty.code = code;
+  if (o.kbk) line.kbk = o.kbk;
   if (o.number) line.documentNumber = o.number;
   if (o.date) line.documentDate = o.date;
   if (raw[EXT.bankReference]) line.bankReference = raw[EXT.bankReference];

@@ -1,6 +1,7 @@
 import * as iconv from 'iconv-lite';
 import type { StatementData } from '../../../connector/statements/statement.model';
 import { checkStatementBalance } from '../../../connector/statements/statement.model';
+import { judgeOnecDocument } from './onec-document.judge';
 import { parseOnecExchange } from './onec-exchange.reader';
 import { onecToStatement } from './onec-statement.mapper';
 import { encodeOnecText, writeOnecStatement, type OnecStatementWriteOptions } from './onec-statement.writer';
@@ -25,7 +26,7 @@ const statement = (): StatementData => ({
       currency: 'KZT',
       status: 'booked',
       kind: 'payment',
-      counterparty: { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA' },
+      counterparty: { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA', code: '17' },
       purpose: 'Оплата по счету №12 от 01.03.2025 за товары, в т.ч. НДС',
       knp: '710',
       documentNumber: '15',
@@ -56,7 +57,7 @@ const statement = (): StatementData => ({
       currency: 'KZT',
       status: 'booked',
       kind: 'payment',
-      counterparty: { name: 'Иванов Иван Иванович', iinBin: '850315300019', iban: 'KZ288562203000011111', bic: 'KCJBKZKX' },
+      counterparty: { name: 'Иванов Иван Иванович', iinBin: '850315300019', iban: 'KZ288562203000011111', bic: 'KCJBKZKX', code: '19' },
       purpose: 'Оплата по договору №5 "ЖК "Юнис" (кавычки не парные)',
       knp: '859',
       documentNumber: 'NT-000777',
@@ -100,6 +101,59 @@ describe('1C statement writer', () => {
       ['Платежное поручение', 'in', undefined, '2025-03-04', '850315300019', '200540000019'],
     ]);
     expect(lines[lines.length - 2]).toBe('КонецФайла');
+  });
+
+  it('writes the codes it knows under the keys of the KZ samples, only adding lines to each document', () => {
+    const s = statement();
+    // A budget payment: the Treasury's КБе and the КБК, as the order it executed holds them.
+    Object.assign(s.lines[0], { knp: '911', kbk: '101202', counterparty: { name: 'РГУ "УГД"', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', code: '11' } });
+    const { text } = writeOnecStatement(s, options('windows'));
+    const docs = text.split('СекцияДокумент=').slice(1).map((d) => d.split('\r\n').slice(1, -1).map((l) => l.split('=')[0]));
+    expect(docs[0]).toEqual([
+      'ВидДокумента', 'НомерДокумента', 'ДатаДокумента', 'Сумма', 'СуммаРасход', 'Валюта', 'ДатаОперации', 'ДатаВалютирования', 'ДатаСписано', 'ДатаПоступило',
+      'ПлательщикНаименование', 'ПлательщикБИН_ИИН', 'ПлательщикИИК', 'ПлательщикБанкБИК', 'ПлательщикКБЕ',
+      'ПолучательНаименование', 'ПолучательБИН_ИИН', 'ПолучательИИК', 'ПолучательБанкБИК', 'ПолучательКБЕ',
+      'НазначениеПлатежа', 'КодНазначенияПлатежа', 'КБК',
+      'ИдентификаторОперацииБанка', 'СсылкаБанка', 'ВнешнийИдентификатор', 'ВидОперации', 'СтатусОперации', 'КонецДокумента',
+    ]);
+    expect(text).toContain('\r\nПолучательБанкБИК=KKMFKZ2A\r\nПолучательКБЕ=11\r\n');
+    expect(text).toContain('\r\nКодНазначенияПлатежа=911\r\nКБК=101202\r\n');
+    // The payer of the credit is a stranger whose КОд is known here: written on its side.
+    expect(text).toContain('\r\nПлательщикБанкБИК=KCJBKZKX\r\nПлательщикКБЕ=19\r\n');
+    // The fee's counterparty code is unknown: the key is left out, never written empty or guessed.
+    expect(docs[1]).not.toContain('ПолучательКБЕ');
+    expect(docs[1]).not.toContain('КБК');
+    // Without codes, the same file minus exactly those lines: nothing else moved.
+    const bare = statement();
+    Object.assign(bare.lines[0], { knp: '911', counterparty: { ...s.lines[0].counterparty, code: undefined } });
+    delete bare.lines[2].counterparty.code;
+    const added = ['ПолучательКБЕ=11', 'КБК=101202', 'ПлательщикКБЕ=19'];
+    expect(writeOnecStatement(bare, options('windows')).text).toBe(text.split('\r\n').filter((l) => !added.includes(l)).join('\r\n'));
+    // Our reader takes them back (КБе of the beneficiary, КОд of the payer, КБК).
+    const parsed = parseOnecExchange(writeOnecStatement(s, options('windows')).bytes);
+    expect(parsed.documents[0].order).toMatchObject({ kbk: '101202', beneficiary: { kbe: '11' }, payer: { kod: '17' } });
+    expect(parsed.documents[2].order).toMatchObject({ payer: { kod: '19' }, beneficiary: { kbe: '17' } });
+    expect(onecToStatement(parsed).statement.lines[0]).toMatchObject({ kbk: '101202', counterparty: { code: '11' } });
+  });
+
+  it('our own file passes our own parser: no warning where the codes are known, a plain statement of fact where the bank gave none', () => {
+    const s = statement();
+    Object.assign(s.lines[0], { knp: '911', kbk: '101202', counterparty: { name: 'РГУ "УГД"', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', code: '11' } });
+    // The fee as the bank books it: to its own income account.
+    Object.assign(s.lines[1], { knp: '710', counterparty: { name: 'АО "Alatau City Bank"', iinBin: '990740000019', iban: 'KZ48998FEE0000000001', bic: 'TSESKZKA' } });
+    s.lines[2].knp = '710'; // 859 is not in the connector's КНП list yet: a warning of its own
+    const parsed = parseOnecExchange(writeOnecStatement(s, options('windows')).bytes, { fileName: 'kl_to_1c.txt' });
+    const judged = parsed.documents.map((d) => judgeOnecDocument(d, { now: new Date('2025-03-05T04:00:00Z') }));
+    expect(judged.map((j) => [j.ok, j.errors, j.warnings.map((w) => `${w.line} ${w.field}:${w.code}`)])).toEqual([
+      [true, [], []],
+      [true, [], [`${parsed.documents[1].line} beneficiary.kbe:NOT_IN_STATEMENT`]],
+      [true, [], []],
+    ]);
+    expect(judged[1].warnings[0]).toMatchObject({
+      file: 'kl_to_1c.txt',
+      message: 'В выписке не указан КБе получателя (банк его не сообщил); операция уже исполнена, документ принят без него',
+      messageEn: expect.stringMatching(/KBe is not in the statement/),
+    });
   });
 
   it('leaves pending lines out unless asked, and says when cp1251 cannot hold a letter', () => {

@@ -6,10 +6,11 @@ import type { StatementData, StatementLineData } from '../../../connector/statem
  * Writes the statement file 1C imports (`kl_to_1c.txt`, ONEC-KZ.md): the header, one
  * `СекцияРасчСчет` with the opening balance, totals in and out and the closing balance, and one
  * `СекцияДокумент` per statement line with what 1C needs to match its own documents (number,
- * date, amounts, both parties, `ДатаСписано`/`ДатаПоступило`, КНП, purpose). Keys are the
- * Kazakhstan set seen in banks' statements; a few connector keys (`ИдентификаторОперацииБанка`,
- * `ВидОперации`, ...) carry what the statement model holds beyond them: 1C skips keys it does not
- * know, and our reader gets every field back (round trip).
+ * date, amounts, both parties with their КБе/КОд when known, `ДатаСписано`/`ДатаПоступило`, КНП,
+ * the КБК of a budget payment when known, purpose). Keys are the Kazakhstan set seen in banks'
+ * statements; a few connector keys (`ИдентификаторОперацииБанка`, `ВидОперации`, ...) carry what
+ * the statement model holds beyond them: 1C skips keys it does not know, and our reader gets every
+ * field back (round trip).
  */
 export interface StatementOwner {
   /** The account holder, written on our side of every document. */
@@ -113,7 +114,9 @@ function writeLine(
   const debit = line.direction === 'debit';
   const amount = formatAmount(line.amount);
   const ours = { name: owner.name, iinBin: owner.iinBin, iban: statement.account, bic: owner.bic, code: owner.code };
-  const theirs = { ...line.counterparty, code: undefined as string | undefined };
+  // The counterparty's КБе/КОд only when known (the order the line executed, or a 1C file): never
+  // guessed, since 1C books the operation with it. Unknown, the key is left out (ONEC-KZ.md).
+  const theirs = line.counterparty;
   const payer = debit ? ours : theirs;
   const beneficiary = debit ? theirs : ours;
   const kind = line.kind === 'fee' ? 'Банковский ордер' : 'Платежное поручение';
@@ -141,6 +144,8 @@ function writeLine(
   }
   kv('НазначениеПлатежа', line.purpose);
   if (line.knp !== undefined) kv('КодНазначенияПлатежа', line.knp);
+  // The key of the KZ samples (ONEC-KZ.md; our reader also takes КодБК, ПоказательКБК).
+  if (line.kbk !== undefined) kv('КБК', line.kbk);
   kv(EXT.bankLineId, line.bankLineId);
   if (line.bankReference !== undefined) kv(EXT.bankReference, line.bankReference);
   if (line.externalId !== undefined) kv(EXT.externalId, line.externalId);
