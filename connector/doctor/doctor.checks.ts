@@ -129,8 +129,8 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
 async function checkBankCredentials(client: Client, config: ConnectorConfig): Promise<CheckResult> {
   const name = 'bank-credentials';
   const res = await withTimeout(
-    client.query<{ client_id: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null }>(
-      'select client_id, generated_at, last_used_at, revoked_at, revoked_reason from credential_vault where id = 1',
+    client.query<{ client_id: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null; revoked_source: 'bank' | 'lockdown' | null; updated_by: string }>(
+      'select client_id, generated_at, last_used_at, revoked_at, revoked_reason, revoked_source, updated_by from credential_vault where id = 1',
     ),
     CHECK_TIMEOUT_MS,
     'PostgreSQL',
@@ -142,7 +142,7 @@ async function checkBankCredentials(client: Client, config: ConnectorConfig): Pr
       : { name, core: false, verdict: 'WARN', detail: 'no Client ID / Client Secret stored', hint: 'connector credentials set --client-id ID --secret-stdin' };
   }
   const status = credentialStatusOf(
-    { clientId: row.client_id, generatedAt: new Date(row.generated_at), lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null, revokedAt: row.revoked_at ? new Date(row.revoked_at) : null, revokedReason: row.revoked_reason } as CredentialVault,
+    { clientId: row.client_id, generatedAt: new Date(row.generated_at), lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null, revokedAt: row.revoked_at ? new Date(row.revoked_at) : null, revokedReason: row.revoked_reason, revokedSource: row.revoked_source, updatedBy: row.updated_by } as CredentialVault,
     new Date(),
   );
   if (status.warnings.length === 0) return { name, core: false, verdict: 'OK', detail: `Client ID ${status.clientId}, ${status.ageDays} days old, last used ${status.idleDays} days ago` };

@@ -167,8 +167,9 @@ async function signerLogins(em: EntityManager): Promise<string[]> {
 
 async function markSecretCompromised(em: EntityManager, reason: string, actor: string, now: Date): Promise<string | null> {
   const rows = await em.execute<Array<{ client_id: string }>>(
-    'update credential_vault set revoked_at = ?, revoked_reason = ?, updated_at = ?, updated_by = ? where id = 1 and revoked_at is null returning client_id',
-    [now, `compromise suspected (lockdown): ${reason}`.slice(0, 500), now, actor],
+    // `lockdown`, not `bank`: the bank said nothing; status and doctor say who marked the pair.
+    "update credential_vault set revoked_at = ?, revoked_reason = ?, revoked_source = 'lockdown', updated_at = ?, updated_by = ? where id = 1 and revoked_at is null returning client_id",
+    [now, reason.slice(0, 500), now, actor],
   );
   if (rows.length) await appendAudit(em, { actor, action: 'credentials.compromised', subject: rows[0].client_id, details: { reason: reason.slice(0, 200) }, at: now });
   return rows[0]?.client_id ?? null;

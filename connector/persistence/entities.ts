@@ -390,9 +390,13 @@ export class CredentialVault {
   lastUsedAt?: Date | null;
   revokedAt?: Date | null;
   revokedReason?: string | null;
+  /** Who made the pair unusable: the bank's answer or a lockdown. */
+  revokedSource?: CredentialsRevokedSource | null;
   updatedAt!: Date;
   updatedBy!: string;
 }
+
+export type CredentialsRevokedSource = 'bank' | 'lockdown';
 
 export const CredentialVaultSchema = new EntitySchema<CredentialVault>({
   class: CredentialVault,
@@ -405,6 +409,7 @@ export const CredentialVaultSchema = new EntitySchema<CredentialVault>({
     lastUsedAt: { type: 'datetime', nullable: true },
     revokedAt: { type: 'datetime', nullable: true },
     revokedReason: { type: 'text', nullable: true },
+    revokedSource: { type: 'string', nullable: true },
     updatedAt: { type: 'datetime' },
     updatedBy: { type: 'string' },
   },

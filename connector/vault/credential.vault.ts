@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
 import { openIncident } from '../incidents/incident.service';
-import { CredentialVault } from '../persistence/entities';
+import { CredentialVault, type CredentialsRevokedSource } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import type { Clock } from '../shared/clock';
 import type { SecretBox } from './secret-box';
@@ -40,6 +40,8 @@ export interface CredentialStatus {
   idleDays: number | null;
   revokedAt: string | null;
   revokedReason: string | null;
+  /** Who made the pair unusable: `bank` (its answer, R-2) or `lockdown` (R-29/R-31; the bank said nothing). */
+  revokedBy: CredentialsRevokedSource | null;
   usable: boolean;
   warnings: CredentialWarning[];
 }
@@ -58,6 +60,18 @@ function clockWarnings(kind: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE', n: number
   return [];
 }
 
+/**
+ * Why a revoked pair is unusable, in the words of whoever said so: the bank's answer (R-2), or a
+ * lockdown that marked it compromised (R-29/R-31), which is not the bank speaking.
+ */
+export function revokedMessage(row: Pick<CredentialVault, 'revokedAt' | 'revokedReason' | 'revokedSource' | 'updatedBy'>): string {
+  const reason = row.revokedReason ?? 'no reason given';
+  if (row.revokedSource === 'lockdown') {
+    return `a lockdown marked the Client ID / Secret compromised on ${row.revokedAt?.toISOString() ?? '?'} (by ${row.updatedBy}: ${reason}); the bank did not block them, but submission is stopped until the Client Secret is rotated: ${REGENERATE_HINT}`;
+  }
+  return `the bank answered that the Client ID / Secret are blocked or revoked (${reason}); submission is stopped: ${REGENERATE_HINT}`;
+}
+
 /** Pure: the status of a stored pair at `now`. */
 export function credentialStatusOf(row: CredentialVault | null, now: Date): CredentialStatus {
   if (!row) {
@@ -70,6 +84,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
       idleDays: null,
       revokedAt: null,
       revokedReason: null,
+      revokedBy: null,
       usable: false,
       warnings: [{ level: 'blocked', code: 'CREDENTIALS_MISSING', message: 'no Client ID / Client Secret stored: run connector credentials set --client-id ID --secret-stdin' }],
     };
@@ -81,7 +96,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
     warnings.push({
       level: 'blocked',
       code: 'CREDENTIALS_REVOKED',
-      message: `the bank answered that the Client ID / Secret are blocked or revoked (${row.revokedReason ?? 'no reason given'}); submission is stopped: ${REGENERATE_HINT}`,
+      message: revokedMessage(row),
     });
   }
   warnings.push(...clockWarnings('CREDENTIALS_AGING', ageDays, 'the Client Secret was generated'));
@@ -95,6 +110,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
     idleDays,
     revokedAt: row.revokedAt?.toISOString() ?? null,
     revokedReason: row.revokedReason ?? null,
+    revokedBy: row.revokedAt ? (row.revokedSource ?? 'bank') : null,
     usable: !row.revokedAt,
     warnings,
   };
@@ -124,9 +140,9 @@ export async function setCredentials(deps: VaultDeps, input: { clientId: string;
     const sealed = deps.box.encrypt(input.clientSecret, SECRET_PURPOSE);
     const generatedAt = input.generatedAt ?? now;
     if (existing) {
-      Object.assign(existing, { clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+      Object.assign(existing, { clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     } else {
-      tx.create(CredentialVault, { id: 1, clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+      tx.create(CredentialVault, { id: 1, clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     }
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.set', subject: input.clientId, details: { replaced: Boolean(existing), keyId: deps.box.currentKeyId }, at: now });
@@ -145,7 +161,7 @@ export async function rotateSecret(deps: VaultDeps, input: { clientSecret: strin
     const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);
     if (input.clientId) row.clientId = input.clientId;
     if (previous === input.clientSecret) throw new ConnectorError('SECRET_UNCHANGED', 'this is the Client Secret already stored; regenerate a new one in Internet-banking (2.1.1-2.1.2)');
-    Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, updatedAt: now, updatedBy: input.actor });
+    Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.rotated', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: now });
     return credentialStatusOf(row, now);
@@ -164,6 +180,7 @@ export async function markCredentialsRevoked(deps: Pick<VaultDeps, 'em' | 'clock
     if (!row || row.revokedAt) return;
     row.revokedAt = now;
     row.revokedReason = input.reason.slice(0, 500);
+    row.revokedSource = 'bank';
     row.updatedAt = now;
     row.updatedBy = input.actor;
     await tx.flush();
@@ -227,7 +244,7 @@ export class VaultCredentialsProvider implements CredentialsProvider {
     const row = await this.deps.em.fork().findOne(CredentialVault, { id: 1 });
     if (row) {
       if (row.revokedAt) {
-        throw new ConnectorError('CREDENTIALS_REVOKED', `the bank blocked or revoked the Client ID / Secret (${row.revokedReason ?? 'no reason given'}): ${REGENERATE_HINT}`);
+        throw new ConnectorError('CREDENTIALS_REVOKED', revokedMessage(row));
       }
       return { clientId: row.clientId, clientSecret: this.deps.box.decrypt(row.secretEnc, SECRET_PURPOSE) };
     }

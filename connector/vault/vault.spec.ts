@@ -106,6 +106,18 @@ describe('credential clocks (R-1, R-2): warn from day 75, urgent at day 85, of e
     expect(status.usable).toBe(false);
     expect(status.warnings[0]).toMatchObject({ level: 'blocked', code: 'CREDENTIALS_REVOKED' });
   });
+  test('who made the pair unusable is told as it was: the bank, or a lockdown (the bank said nothing)', () => {
+    const at = new Date(generated.getTime() + 2 * day);
+    const bank = credentialStatusOf({ ...row(1, true), revokedSource: 'bank' }, at);
+    expect(bank.revokedBy).toBe('bank');
+    expect(bank.warnings[0].message).toMatch(/^the bank answered that the Client ID \/ Secret are blocked or revoked \(bank said 401 invalid_client\)/);
+    const locked = credentialStatusOf({ ...row(1, true), revokedSource: 'lockdown', revokedReason: 'Client Secret pasted into a chat', updatedBy: 'cli:alice' }, at);
+    expect(locked).toMatchObject({ usable: false, revokedBy: 'lockdown' });
+    expect(locked.warnings[0]).toMatchObject({ level: 'blocked', code: 'CREDENTIALS_REVOKED' });
+    expect(locked.warnings[0].message).toMatch(/^a lockdown marked the Client ID \/ Secret compromised on 2026-01-01T00:00:00.000Z \(by cli:alice: Client Secret pasted into a chat\); the bank did not block them/);
+    expect(locked.warnings[0].message).not.toMatch(/the bank answered/);
+    expect(locked.warnings[0].message).toMatch(/connector credentials rotate --secret-stdin/);
+  });
   test('no pair stored', () => {
     expect(credentialStatusOf(null, generated)).toMatchObject({ configured: false, usable: false });
   });

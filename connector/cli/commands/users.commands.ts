@@ -45,7 +45,7 @@ function statusLines(status: CredentialStatus): string {
     `client id:      ${status.clientId}`,
     `generated:      ${status.generatedAt} (${status.ageDays} days ago)`,
     `last used:      ${status.lastUsedAt ?? 'never'} (idle ${status.idleDays} days)`,
-    `usable:         ${status.usable ? 'yes' : `NO (revoked ${status.revokedAt}: ${status.revokedReason ?? ''})`}`,
+    `usable:         ${status.usable ? 'yes' : `NO (revoked ${status.revokedAt} by ${status.revokedBy === 'lockdown' ? 'a lockdown, not the bank' : 'the bank'}: ${status.revokedReason ?? ''})`}`,
   ].join('\n');
 }
 

@@ -13,6 +13,7 @@ import { Migration20261126030000_incident_alerts } from './Migration202611260300
 import { Migration20261126040000_history_indexes } from './Migration20261126040000_history_indexes';
 import { Migration20261126050000_audit_enrolment_index } from './Migration20261126050000_audit_enrolment_index';
 import { Migration20261126060000_natural_key_across_sources } from './Migration20261126060000_natural_key_across_sources';
+import { Migration20261126070000_credentials_revoked_source } from './Migration20261126070000_credentials_revoked_source';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -33,4 +34,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126040000_history_indexes', class: Migration20261126040000_history_indexes },
   { name: 'Migration20261126050000_audit_enrolment_index', class: Migration20261126050000_audit_enrolment_index },
   { name: 'Migration20261126060000_natural_key_across_sources', class: Migration20261126060000_natural_key_across_sources },
+  { name: 'Migration20261126070000_credentials_revoked_source', class: Migration20261126070000_credentials_revoked_source },
 ];
