@@ -4,7 +4,9 @@ import { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client'
 import type { PipelineServices } from '../../queue/pipeline-services';
 import { CredentialVault } from '../persistence/entities';
 import { SecretBox } from '../vault/secret-box';
-import { credentialsUsable, markCredentialsRevoked, SECRET_PURPOSE } from '../vault/credential.vault';
+import { markCredentialsRevoked, revokedMessage, SECRET_PURPOSE } from '../vault/credential.vault';
+import { ConnectorError } from '../shared/errors';
+import type { CredentialsProblem } from '../../queue/pipeline-services';
 import type { ConnectorConfig } from '../../config/config.schema';
 import type { Orm } from '../persistence/database';
 import type { Clock } from '../shared/clock';
@@ -13,10 +15,13 @@ import type { Logger } from '../logging/logger';
 /**
  * The bank client's credentials: the vault's pair when one is stored (R-1, R-4), else the
  * config's (`bank.clientId` + `bank.clientSecretFile` or CONNECTOR_BANK_CLIENT_SECRET).
- * The secret is decrypted per token request and never kept here.
+ * The secret is decrypted per token request and never kept here. The master key file is only
+ * read, never created: a new key could open nothing (MASTER_KEY_MISSING names the file instead).
  */
 class VaultBankCredentials implements BankCredentialsProvider {
   private box?: SecretBox;
+  /** The sealed value last opened successfully: the same one opens again (the key ring only grows in memory). */
+  private opened?: string;
   private readonly fallback: ConfigCredentialsProvider;
   constructor(
     private readonly config: ConnectorConfig,
@@ -29,13 +34,38 @@ class VaultBankCredentials implements BankCredentialsProvider {
   async getCredentials(): Promise<BankCredentials> {
     const row = await this.orm.em.fork().findOne(CredentialVault, { id: 1 });
     if (!row) return this.fallback.getCredentials();
-    this.box ??= SecretBox.fromConfig(this.config);
-    const clientSecret = this.box.decrypt(row.secretEnc, SECRET_PURPOSE);
+    const clientSecret = this.openBox().decrypt(row.secretEnc, SECRET_PURPOSE);
     void this.orm.em
       .fork()
       .execute('update credential_vault set last_used_at = ? where id = 1', [this.clock.now()])
       .catch(() => undefined);
     return { clientId: row.clientId, clientSecret };
+  }
+
+  /** Loaded on first use; a missing or unreadable key file is tried again next time (an operator may restore it). */
+  private openBox(): SecretBox {
+    return (this.box ??= SecretBox.open(this.config));
+  }
+
+  /**
+   * Why no order can be sent with the stored pair now, or null: revoked (the bank's answer or a
+   * lockdown), or a vault the master key in use cannot open (MASTER_KEY_MISSING, MASTER_KEY_MISMATCH,
+   * ...: a configuration error, not the bank's). One indexed read; the secret is opened only when
+   * its sealed value changed since it last opened, and dropped at once.
+   */
+  async problem(): Promise<CredentialsProblem | null> {
+    const row = await this.orm.em.fork().findOne(CredentialVault, { id: 1 });
+    if (!row) return null;
+    if (row.revokedAt) return { code: 'CREDENTIALS_REVOKED', message: revokedMessage(row) };
+    if (row.secretEnc === this.opened) return null;
+    try {
+      this.openBox().decrypt(row.secretEnc, SECRET_PURPOSE);
+    } catch (err) {
+      if (!(err instanceof ConnectorError)) throw err;
+      return { code: err.code, message: `the stored Client Secret cannot be opened, so no order can be sent to the bank: ${err.message}` };
+    }
+    this.opened = row.secretEnc;
+    return null;
   }
 
   async onRevoked(): Promise<void> {
@@ -46,10 +76,11 @@ class VaultBankCredentials implements BankCredentialsProvider {
 export function createPipelineServices(config: ConnectorConfig, orm: Orm, clock: Clock, logger: Logger): PipelineServices {
   let bank: BusinessApiClient | undefined;
   let signer: SignerAgentClient | undefined;
+  const credentials = new VaultBankCredentials(config, orm, clock);
   return {
-    bank: () => (bank ??= BusinessApiClient.fromConfig(config.bank, { credentials: new VaultBankCredentials(config, orm, clock), logger })),
+    bank: () => (bank ??= BusinessApiClient.fromConfig(config.bank, { credentials, logger })),
     signer: () => (signer ??= SignerAgentClient.fromConfig(config)),
-    credentialsUsable: () => credentialsUsable({ em: orm.em.fork(), clock }),
+    credentialsProblem: () => credentials.problem(),
     markCredentialsRevoked: (reason) => markCredentialsRevoked({ em: orm.em.fork(), clock }, { reason, actor: 'system:pipeline' }),
     close: () => bank?.close(),
   };

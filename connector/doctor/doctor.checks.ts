@@ -13,7 +13,8 @@ import { epochDayOfIso } from '../calendar/kz-calendar-data';
 import { kzToday } from '../statements/statement.schedule';
 import { defaultTrustPaths, loadTrustStore } from '../../signer-agent/certificates/trust.store';
 import type { CredentialVault } from '../persistence/entities';
-import { credentialStatusOf } from '../vault/credential.vault';
+import { credentialStatusOf, masterKeyProblem } from '../vault/credential.vault';
+import { KEY_FILE_HINT, resolveMasterKeyPath } from '../vault/master-key.store';
 
 export type Verdict = 'OK' | 'WARN' | 'FAIL';
 export interface CheckResult {
@@ -124,13 +125,16 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
 
 /**
  * R-1/R-2: the bank's Client ID / Secret must be regenerated within 90 days and is blocked after
- * 90 idle days; warn from day 75. A component check (WARN, FAIL only with --strict).
+ * 90 idle days; warn from day 75. A component check (WARN, FAIL only with --strict), except that
+ * the stored secret is opened with the master key file in use (R-4): when it cannot be (no such
+ * file, a key file that is not the one that sealed it), nothing can be sent to the bank, so that
+ * is a core FAIL naming the file.
  */
 async function checkBankCredentials(client: Client, config: ConnectorConfig): Promise<CheckResult> {
   const name = 'bank-credentials';
   const res = await withTimeout(
-    client.query<{ client_id: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null; revoked_source: 'bank' | 'lockdown' | null; updated_by: string }>(
-      'select client_id, generated_at, last_used_at, revoked_at, revoked_reason, revoked_source, updated_by from credential_vault where id = 1',
+    client.query<{ client_id: string; secret_enc: string; generated_at: Date; last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null; revoked_source: 'bank' | 'lockdown' | null; updated_by: string }>(
+      'select client_id, secret_enc, generated_at, last_used_at, revoked_at, revoked_reason, revoked_source, updated_by from credential_vault where id = 1',
     ),
     CHECK_TIMEOUT_MS,
     'PostgreSQL',
@@ -141,11 +145,15 @@ async function checkBankCredentials(client: Client, config: ConnectorConfig): Pr
       ? { name, core: false, verdict: 'OK', detail: `Client ID ${config.bank.clientId} from config (the vault is empty)` }
       : { name, core: false, verdict: 'WARN', detail: 'no Client ID / Client Secret stored', hint: 'connector credentials set --client-id ID --secret-stdin' };
   }
+  const keyFile = resolveMasterKeyPath(config.masterKeyFile);
+  const problem = masterKeyProblem({ secretEnc: row.secret_enc }, keyFile);
   const status = credentialStatusOf(
     { clientId: row.client_id, generatedAt: new Date(row.generated_at), lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null, revokedAt: row.revoked_at ? new Date(row.revoked_at) : null, revokedReason: row.revoked_reason, revokedSource: row.revoked_source, updatedBy: row.updated_by } as CredentialVault,
     new Date(),
+    { file: keyFile, problem },
   );
-  if (status.warnings.length === 0) return { name, core: false, verdict: 'OK', detail: `Client ID ${status.clientId}, ${status.ageDays} days old, last used ${status.idleDays} days ago` };
+  if (problem) return { name, core: true, verdict: 'FAIL', detail: `${problem.code}: ${problem.message}`, hint: KEY_FILE_HINT };
+  if (status.warnings.length === 0) return { name, core: false, verdict: 'OK', detail: `Client ID ${status.clientId}, ${status.ageDays} days old, last used ${status.idleDays} days ago; opens with master key file ${keyFile}` };
   const worst = status.warnings[0];
   return { name, core: false, verdict: 'WARN', detail: `${worst.code}: ${worst.message}`, hint: 'regenerate the pair in Internet-banking (terms 2.1.1-2.1.2), then connector credentials rotate --secret-stdin' };
 }

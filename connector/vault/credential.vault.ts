@@ -6,7 +6,8 @@ import { openIncident } from '../incidents/incident.service';
 import { CredentialVault, type CredentialsRevokedSource } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import type { Clock } from '../shared/clock';
-import type { SecretBox } from './secret-box';
+import { loadMasterKey } from './master-key.store';
+import { SecretBox } from './secret-box';
 
 /**
  * The bank's Client ID / Client Secret (R-1, R-2, R-4): one pair per installation, the secret
@@ -24,9 +25,12 @@ export const BANK_LIMIT_DAYS = 90;
 export const REGENERATE_HINT =
   'log in to Internet-banking (terms 2.1.1-2.1.2: 2.1.1 sign in with your usual identification method; 2.1.2 open the API tab and generate the Client ID / Client Secret again), then run: connector credentials rotate --secret-stdin (add --client-id NEW_ID if the bank issued a new Client ID)';
 
+/** The master key in use cannot open the stored Client Secret (each message names the key file). */
+export type MasterKeyProblemCode = 'MASTER_KEY_MISSING' | 'MASTER_KEY_MISMATCH' | 'MASTER_KEY_INVALID' | 'MASTER_KEY_PERMISSIONS' | 'MASTER_KEY_UNREADABLE' | 'VAULT_CORRUPT';
+
 export interface CredentialWarning {
   level: 'warning' | 'urgent' | 'blocked';
-  code: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE' | 'CREDENTIALS_REVOKED' | 'CREDENTIALS_MISSING';
+  code: 'CREDENTIALS_AGING' | 'CREDENTIALS_IDLE' | 'CREDENTIALS_REVOKED' | 'CREDENTIALS_MISSING' | MasterKeyProblemCode;
   message: string;
 }
 
@@ -42,8 +46,28 @@ export interface CredentialStatus {
   revokedReason: string | null;
   /** Who made the pair unusable: `bank` (its answer, R-2) or `lockdown` (R-29/R-31; the bank said nothing). */
   revokedBy: CredentialsRevokedSource | null;
+  /** The master key file the stored secret was opened with (absolute); null when not tried. */
+  masterKeyFile: string | null;
   usable: boolean;
   warnings: CredentialWarning[];
+}
+
+/**
+ * Tries to open the stored Client Secret with the master key file at `path` (absolute), never
+ * creating that file, and drops the clear text at once: null when it opens, else the blocking
+ * warning that names the file. A missing key id or AES-GCM's failed authentication is the signal
+ * (R-4: the secret is never shown to tell a wrong key).
+ */
+export function masterKeyProblem(row: Pick<CredentialVault, 'secretEnc'>, path: string): CredentialWarning | null {
+  try {
+    new SecretBox(loadMasterKey(path)).decrypt(row.secretEnc, SECRET_PURPOSE);
+    return null;
+  } catch (err) {
+    const coded = err instanceof ConnectorError;
+    const code = (coded ? err.code : 'MASTER_KEY_UNREADABLE') as MasterKeyProblemCode;
+    const why = coded ? err.message : `the master key file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    return { level: 'blocked', code, message: `the stored Client Secret cannot be opened, so no order can be sent to the bank: ${why}` };
+  }
 }
 
 function days(from: Date, to: Date): number {
@@ -72,8 +96,11 @@ export function revokedMessage(row: Pick<CredentialVault, 'revokedAt' | 'revoked
   return `the bank answered that the Client ID / Secret are blocked or revoked (${reason}); submission is stopped: ${REGENERATE_HINT}`;
 }
 
-/** Pure: the status of a stored pair at `now`. */
-export function credentialStatusOf(row: CredentialVault | null, now: Date): CredentialStatus {
+/**
+ * Pure: the status of a stored pair at `now`; with `key`, what opening it with that master key
+ * file gave (masterKeyProblem): a key that cannot open it makes the pair unusable.
+ */
+export function credentialStatusOf(row: CredentialVault | null, now: Date, key?: { file: string; problem: CredentialWarning | null }): CredentialStatus {
   if (!row) {
     return {
       configured: false,
@@ -85,6 +112,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
       revokedAt: null,
       revokedReason: null,
       revokedBy: null,
+      masterKeyFile: null,
       usable: false,
       warnings: [{ level: 'blocked', code: 'CREDENTIALS_MISSING', message: 'no Client ID / Client Secret stored: run connector credentials set --client-id ID --secret-stdin' }],
     };
@@ -92,6 +120,7 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
   const ageDays = days(row.generatedAt, now);
   const idleDays = days(row.lastUsedAt ?? row.generatedAt, now);
   const warnings: CredentialWarning[] = [];
+  if (key?.problem) warnings.push(key.problem);
   if (row.revokedAt) {
     warnings.push({
       level: 'blocked',
@@ -111,7 +140,8 @@ export function credentialStatusOf(row: CredentialVault | null, now: Date): Cred
     revokedAt: row.revokedAt?.toISOString() ?? null,
     revokedReason: row.revokedReason ?? null,
     revokedBy: row.revokedAt ? (row.revokedSource ?? 'bank') : null,
-    usable: !row.revokedAt,
+    masterKeyFile: key?.file ?? null,
+    usable: !row.revokedAt && !key?.problem,
     warnings,
   };
 }
@@ -168,8 +198,11 @@ export async function rotateSecret(deps: VaultDeps, input: { clientSecret: strin
   });
 }
 
-export async function credentialStatus(deps: Pick<VaultDeps, 'em' | 'clock'>): Promise<CredentialStatus> {
-  return credentialStatusOf(await deps.em.fork().findOne(CredentialVault, { id: 1 }), deps.clock.now());
+/** With `masterKeyFile` (absolute), the stored secret is also opened with that key file (masterKeyProblem). */
+export async function credentialStatus(deps: Pick<VaultDeps, 'em' | 'clock'> & { masterKeyFile?: string }): Promise<CredentialStatus> {
+  const row = await deps.em.fork().findOne(CredentialVault, { id: 1 });
+  const key = row && deps.masterKeyFile ? { file: deps.masterKeyFile, problem: masterKeyProblem(row, deps.masterKeyFile) } : undefined;
+  return credentialStatusOf(row, deps.clock.now(), key);
 }
 
 /** The bank answered "blocked/revoked" (R-2): the pair is unusable until rotated; submission stops. */

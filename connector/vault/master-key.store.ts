@@ -25,6 +25,14 @@ export interface MasterKeyRing {
 
 const LINE = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/;
 
+/**
+ * What to do when the key file in use is not the one that sealed the secrets. Its default path is
+ * relative to the working directory, so a command run from another directory reads (or would
+ * create) another file.
+ */
+export const KEY_FILE_HINT =
+  'run the connector from its installation directory, or set CONNECTOR_MASTER_KEY_FILE to the key file that sealed the secrets (restore that file from backup if it was lost)';
+
 export function resolveMasterKeyPath(file: string, cwd: string = process.cwd()): string {
   return resolve(cwd, file);
 }
@@ -75,6 +83,18 @@ function writePrivate(path: string, text: string): void {
   }
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+}
+
+/**
+ * Loads the key ring without ever creating the file: for every process that only opens secrets
+ * (worker, status, doctor). A new key there could open nothing already sealed.
+ */
+export function loadMasterKey(path: string): MasterKeyRing {
+  if (!existsSync(path)) {
+    throw new ConnectorError('MASTER_KEY_MISSING', `the master key file ${path} does not exist (CONNECTOR_MASTER_KEY_FILE; default .connector/master.key under the working directory): ${KEY_FILE_HINT}`);
+  }
+  assertPrivate(path);
+  return parse(path, readFileSync(path, 'utf8'));
 }
 
 /** Loads the key ring, creating the file (0600) with one fresh key when it does not exist. */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ConnectorError } from '../shared/errors';
-import { loadOrCreateMasterKey, resolveMasterKeyPath, type MasterKeyRing } from './master-key.store';
+import { KEY_FILE_HINT, loadMasterKey, loadOrCreateMasterKey, resolveMasterKeyPath, type MasterKeyRing } from './master-key.store';
 
 /**
  * AES-256-GCM under the master key (R-4). A ciphertext is `v1:<keyId>:<iv>:<tag>:<data>`
@@ -14,8 +14,24 @@ export class SecretBox {
     return new SecretBox(loadOrCreateMasterKey(resolveMasterKeyPath(config.masterKeyFile, cwd)));
   }
 
+  /** A box on the existing key file only (MASTER_KEY_MISSING naming the path when there is none): for opening secrets. */
+  static open(config: { masterKeyFile: string }, cwd?: string): SecretBox {
+    return new SecretBox(loadMasterKey(resolveMasterKeyPath(config.masterKeyFile, cwd)));
+  }
+
+  /** The id of the master key a sealed value was written under (null when not in the v1 format). */
+  static keyIdOf(sealed: string): string | null {
+    const parts = sealed.split(':');
+    return parts.length === 5 && parts[0] === 'v1' ? parts[1] : null;
+  }
+
   get currentKeyId(): string {
     return this.ring.current.id;
+  }
+
+  /** The absolute path of the key file in use. */
+  get keyFile(): string {
+    return this.ring.path;
   }
 
   encrypt(plaintext: string, purpose: string): string {
@@ -37,7 +53,7 @@ export class SecretBox {
       key = this.ring.byId.get(parts[1]);
     }
     if (!key) {
-      throw new ConnectorError('MASTER_KEY_MISSING', `a secret is sealed under master key ${parts[1]}, which ${this.ring.path} no longer holds; restore that file from backup`);
+      throw new ConnectorError('MASTER_KEY_MISSING', `a secret (${purpose}) is sealed under master key ${parts[1]}, which the master key file in use, ${this.ring.path}, does not hold: ${KEY_FILE_HINT}`);
     }
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(parts[2], 'base64url'));
@@ -45,7 +61,11 @@ export class SecretBox {
       decipher.setAuthTag(Buffer.from(parts[3], 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(parts[4], 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new ConnectorError('VAULT_CORRUPT', `a sealed secret (${purpose}) failed authentication: it was altered or sealed under another key`);
+      // AES-GCM's authentication is the only signal of a wrong key: the secret is never shown to tell.
+      throw new ConnectorError(
+        'MASTER_KEY_MISMATCH',
+        `a sealed secret (${purpose}) failed authentication under master key ${parts[1]} of ${this.ring.path}: that file holds a different key under the same id (it is not the file that sealed the secret), or the secret was altered: ${KEY_FILE_HINT}`,
+      );
     }
   }
 

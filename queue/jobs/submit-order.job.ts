@@ -19,6 +19,7 @@ import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } from '../stage-batcher';
+import type { CredentialsProblem } from '../pipeline-services';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -29,6 +30,40 @@ export const submitOrderJob = defineJob({
 
 /** While the bank refuses our credentials we do not keep hammering it (R-31). */
 const CREDENTIALS_WAIT_MS = 60_000;
+/**
+ * The stored credentials cannot be used: revoked (the bank's answer or a lockdown), or a vault the
+ * master key in use cannot open (MASTER_KEY_MISSING, MASTER_KEY_MISMATCH: run from another
+ * directory, a key file not restored, ...). Nothing is sent and no attempt is spent: like
+ * CREDENTIALS_REVOKED, the orders wait (CREDENTIALS_WAIT_MS at a time) until an operator fixes it,
+ * with the reason as each order's last error. A vault that cannot be opened is a configuration
+ * error of this installation, not a bank outage: logged as such and told to the admins by an
+ * incident, never retried into `failed` as TRANSIENT.
+ */
+async function waitForCredentials(context: JobContext, orderIds: string[], problem: CredentialsProblem): Promise<void> {
+  if (orderIds.length === 0) return;
+  const em = context.orm.em.fork();
+  const lastError = `${problem.code}: ${problem.message}`.slice(0, 2000);
+  await em.execute(
+    `update payment_order set last_error = ? where id in (${orderIds.map(() => '?').join(', ')}) and state in ('signed', 'submitting') and last_error is distinct from ?`,
+    [lastError, ...orderIds, lastError],
+  );
+  if (problem.code === 'CREDENTIALS_REVOKED') {
+    context.logger.warn({ event: 'order.submit.credentials_revoked', orders: orderIds.length, err: problem.message });
+    return;
+  }
+  context.logger.error({ event: 'order.submit.credentials_unavailable', code: problem.code, orders: orderIds.length, waitMs: CREDENTIALS_WAIT_MS, err: problem.message });
+  await openIncident(em, {
+    kind: 'credentials_unavailable',
+    severity: 'critical',
+    title: `The connector cannot open its bank Client Secret (${problem.code}); orders wait and none is sent: ${problem.message}`,
+    evidence: { code: problem.code },
+    dedupeKey: `credentials_unavailable:${problem.code}`,
+    // Found again at every batch while it lasts: one incident, not one timeline entry per look.
+    onRepeat: 'ignore',
+    actor: 'worker',
+  });
+}
+
 /** A claimed order found under lockdown waits in the (paused) queue; it runs again after resolution. */
 const LOCKDOWN_WAIT_MS = 1_000;
 
@@ -149,7 +184,8 @@ async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<
       actor: 'worker',
       from: 'submitting',
       reason: how,
-      patch: { sendLeaseUntil: null },
+      // A wait for credentials (waitForCredentials) is over once the bank took the order.
+      patch: { sendLeaseUntil: null, lastError: null },
       perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
       audit: { action: 'order.submitted', details: (orderId) => ({ documentId: documentOf.get(orderId), how }) },
       now,
@@ -189,7 +225,8 @@ async function markRejected(context: JobContext, orderId: string, err: BankError
  * RATE_LIMITED / MAINTENANCE / TRANSIENT / OUTCOME_UNKNOWN are retried with backoff (each retry
  * starts with the lookup); a 400 to the first send (our request broke the contract) fails the
  * order at once; REJECTED ends the order with the bank's reason (R-23);
- * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31).
+ * CREDENTIALS_REVOKED stops submission and opens an incident (R-2, R-31); so does a vault the
+ * master key cannot open (CREDENTIALS_UNAVAILABLE, waitForCredentials).
  */
 type SubmitJob = Parameters<typeof handleSubmitOrder>[2];
 type SubmitResult = Record<string, unknown> & { state: string };
@@ -234,7 +271,7 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     for (const order of list) results.set(order.id, await settle(() => waitAndRetry(jobOf.get(order.id) as SubmitJob, ms, why)));
   };
   // The lockdown flag and the credentials are read at once (each decides alone, lockdown first).
-  const [lockedDown, credentialsUsable] = open.length > 0 ? await Promise.all([isLockedDown(context), context.services.credentialsUsable()]) : [false, true];
+  const [lockedDown, credentialsProblem] = open.length > 0 ? await Promise.all([isLockedDown(context), context.services.credentialsProblem()]) : [false, null];
   if (lockedDown) {
     context.logger.warn({ event: 'order.submit.lockdown', orders: open.map((o) => o.id), where: 'before the claim' });
     const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id)));
@@ -242,8 +279,9 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
     return answer(items, firstOf, results);
   }
-  if (!credentialsUsable) {
-    await waitAll(open, CREDENTIALS_WAIT_MS, 'credentials revoked');
+  if (credentialsProblem) {
+    await waitForCredentials(context, open.map((o) => o.id), credentialsProblem);
+    await waitAll(open, CREDENTIALS_WAIT_MS, credentialsProblem.code);
     return answer(items, firstOf, results);
   }
 
@@ -395,6 +433,11 @@ async function sendOrder(
             actor: 'worker',
           });
         }
+        defer = { ms: CREDENTIALS_WAIT_MS, why: err.code };
+        return { state: 'submitting', deferred: err.code };
+      case 'CREDENTIALS_UNAVAILABLE':
+        // Ours, not the bank's, and nothing was sent: the order waits like the batch check above.
+        await waitForCredentials(context, [order.id], { code: err.details.providerCode ?? err.code, message: err.message });
         defer = { ms: CREDENTIALS_WAIT_MS, why: err.code };
         return { state: 'submitting', deferred: err.code };
       case 'RATE_LIMITED':

@@ -1,3 +1,6 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { runCli, type CliResult } from '../support/cli';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { openOrm, type Orm } from '../../connector/persistence/database';
@@ -20,13 +23,138 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-/** The CLI in the test's work directory, its master key file given by CONNECTOR_MASTER_KEY_FILE. */
-const cli = (args: string[], input?: string): Promise<CliResult> => runCli(args, { env: { ...env.env, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9' }, cwd: env.workDir, input });
+/** The installation's directory: its master key is the default `.connector/master.key` under it. */
+const installDir = () => join(env.workDir, 'install');
+/** The CLI as an operator runs it in the installation (no CONNECTOR_MASTER_KEY_FILE). */
+const cli = (args: string[], input?: string): Promise<CliResult> =>
+  runCli(args, { env: { ...env.env, CONNECTOR_MASTER_KEY_FILE: undefined, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9' }, cwd: installDir(), input });
 
 async function doctorCheck(name: string): Promise<{ verdict: string; detail: string; hint?: string; core: boolean }> {
   const res = await cli(['doctor', '--json']);
   return (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string; hint?: string; core: boolean }> }).checks.find((c) => c.name === name)!;
 }
+
+describe('the master key file: its default depends on the working directory (INTERFACES.md), a wrong one is said, never hidden', () => {
+  const SECRET_1 = `Canary-Vault-Secret-${randomBytes(4).toString('hex')}`;
+  const SECRET_2 = `Canary-Vault-Secret-${randomBytes(4).toString('hex')}`;
+  const SECRET_3 = `Canary-Vault-Secret-${randomBytes(4).toString('hex')}`;
+  const outputs: string[] = [];
+  let install: string;
+  let elsewhere: string;
+  /** As an operator runs it: no CONNECTOR_MASTER_KEY_FILE, the default `.connector/master.key` under `cwd`. */
+  const at = async (cwd: string, args: string[], input?: string, extra: NodeJS.ProcessEnv = {}): Promise<CliResult> => {
+    const res = await runCli(args, { env: { ...env.env, CONNECTOR_MASTER_KEY_FILE: undefined, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9', ...extra }, cwd, input });
+    outputs.push(res.stdout, res.stderr);
+    return res;
+  };
+  const keyOf = (dir: string) => join(dir, '.connector', 'master.key');
+  const doctorAt = async (cwd: string, extra: NodeJS.ProcessEnv = {}) => {
+    const res = await at(cwd, ['doctor', '--json'], undefined, extra);
+    return { code: res.code, check: (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string; hint?: string; core: boolean }> }).checks.find((c) => c.name === 'bank-credentials')! };
+  };
+
+  beforeAll(() => {
+    install = installDir();
+    elsewhere = join(env.workDir, 'elsewhere');
+    mkdirSync(install);
+    mkdirSync(elsewhere);
+  });
+  afterAll(() => {
+    // R-4: no secret in any output, whatever went wrong.
+    for (const secret of [SECRET_1, SECRET_2, SECRET_3]) expect(outputs.join('\n')).not.toContain(secret);
+  });
+
+  it('credentials set says which key file it used; run from another directory it refuses to create a second key', async () => {
+    const first = await at(install, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin'], `${SECRET_1}\n`);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain(`sealed with master key k`);
+    expect(first.stderr).toContain(`of ${keyOf(install)} (a new key file, created now: back it up with the database)`);
+
+    // The audit's repro: the same command from /tmp/x silently made /tmp/x/.connector/master.key.
+    const refused = await at(elsewhere, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin'], `${SECRET_2}\n`);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^MASTER_KEY_MISSING: the master key file \S+ does not exist, but the database holds the bank Client Secret sealed under master key k[0-9a-f]+/m);
+    expect(refused.stderr).toContain(keyOf(elsewhere));
+    expect(refused.stderr).toContain('CONNECTOR_MASTER_KEY_FILE');
+    expect(refused.stderr).toContain('Nothing was stored and no key file created');
+    expect(existsSync(keyOf(elsewhere))).toBe(false);
+    // Nor does rotate create one.
+    const rotate = await at(elsewhere, ['credentials', 'rotate', '--secret-stdin'], `${SECRET_2}\n`);
+    expect(rotate.code).toBe(1);
+    expect(rotate.stderr).toMatch(/^MASTER_KEY_MISSING: the master key file \S+ does not exist/m);
+    expect(existsSync(keyOf(elsewhere))).toBe(false);
+    // The installation is as it was.
+    const status = await at(install, ['credentials', 'status', '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ clientId: 'client-key', usable: true, masterKeyFile: keyOf(install) });
+  });
+
+  it('a secret sealed under another key: status and doctor open it and say MASTER_KEY_MISSING naming the file; set from the installation replaces it', async () => {
+    // The state the old CLI left behind (here on purpose: the operator declares the key lost).
+    const lost = await at(elsewhere, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin', '--master-key-lost'], `${SECRET_2}\n`);
+    expect(lost.code).toBe(0);
+    expect(lost.stderr).toContain(`of ${keyOf(elsewhere)} (a new key file, created now`);
+    const audit = await orm.em.fork().execute<Array<{ subject: string }>>("select subject from audit_event where action = 'vault.master_key_declared_lost'");
+    expect(audit.map((a) => a.subject)).toEqual([keyOf(elsewhere)]);
+
+    const human = await at(install, ['credentials', 'status']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(/usable: +NO \(MASTER_KEY_MISSING: see below\)/);
+    expect(human.stdout).toContain(`master key:     ${keyOf(install)}`);
+    expect(human.stderr).toMatch(/BLOCKED MASTER_KEY_MISSING: the stored Client Secret cannot be opened, so no order can be sent to the bank: a secret \(bank.clientSecret\) is sealed under master key k[0-9a-f]+, which the master key file in use, \S+, does not hold: run the connector from its installation directory, or set CONNECTOR_MASTER_KEY_FILE/);
+    expect(human.stderr).toContain(keyOf(install));
+    const json = JSON.parse((await at(install, ['credentials', 'status', '--json'])).stdout);
+    expect(json).toMatchObject({ usable: false, masterKeyFile: keyOf(install), warnings: [expect.objectContaining({ level: 'blocked', code: 'MASTER_KEY_MISSING' })] });
+
+    const doctor = await doctorAt(install);
+    expect(doctor.code).toBe(1);
+    expect(doctor.check).toMatchObject({ verdict: 'FAIL', core: true, hint: expect.stringContaining('CONNECTOR_MASTER_KEY_FILE') });
+    expect(doctor.check.detail).toMatch(/^MASTER_KEY_MISSING: /);
+    expect(doctor.check.detail).toContain(keyOf(install));
+    // Pointed at the key that sealed it, both are satisfied.
+    expect((await at(install, ['credentials', 'status'], undefined, { CONNECTOR_MASTER_KEY_FILE: keyOf(elsewhere) })).code).toBe(0);
+    expect((await doctorAt(install, { CONNECTOR_MASTER_KEY_FILE: keyOf(elsewhere) })).check).toMatchObject({ verdict: 'OK', detail: expect.stringContaining(keyOf(elsewhere)) });
+
+    // The fix: set again from the installation; the unreadable secret is what gets replaced.
+    const fixed = await at(install, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin'], `${SECRET_3}\n`);
+    expect(fixed.code).toBe(0);
+    expect(fixed.stderr).toMatch(/note: the Client Secret stored before was sealed under master key k[0-9a-f]+, which \S+ does not hold \(MASTER_KEY_MISSING\); it is replaced/);
+    expect((await at(install, ['credentials', 'status'])).code).toBe(0);
+    expect((await doctorAt(install)).check.verdict).toBe('OK');
+  });
+
+  it('a key file with the same key id but another key: AES-GCM authentication says MASTER_KEY_MISMATCH', async () => {
+    const [id] = readFileSync(keyOf(install), 'utf8').trim().split(':');
+    const impostor = join(env.workDir, 'impostor.key');
+    writeFileSync(impostor, `${id}:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const status = await at(install, ['credentials', 'status', '--json'], undefined, { CONNECTOR_MASTER_KEY_FILE: impostor });
+    expect(status.code).toBe(1);
+    const warning = JSON.parse(status.stdout).warnings[0];
+    expect(warning).toMatchObject({ level: 'blocked', code: 'MASTER_KEY_MISMATCH' });
+    expect(warning.message).toContain(`failed authentication under master key ${id} of ${impostor}`);
+    const doctor = await doctorAt(install, { CONNECTOR_MASTER_KEY_FILE: impostor });
+    expect(doctor.code).toBe(1);
+    expect(doctor.check).toMatchObject({ verdict: 'FAIL', core: true, detail: expect.stringMatching(/^MASTER_KEY_MISMATCH: .*failed authentication/) });
+  });
+
+  it("users' TOTP seeds sealed under the installation's key: set refuses both a missing and a different key file", async () => {
+    expect((await at(install, ['users', 'add', 'alice', '--role', 'admin', '--password-stdin'], 'Alice-Start-Pass-1\n')).code).toBe(0);
+    expect((await at(install, ['users', 'totp-enroll', 'alice'])).code).toBe(0);
+    // `elsewhere` holds a key file now (the previous test), one that cannot open alice's seed.
+    const different = await at(elsewhere, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin'], `${SECRET_2}\n`);
+    expect(different.code).toBe(1);
+    expect(different.stderr).toMatch(/^MASTER_KEY_MISMATCH: the master key file in use, \S+, cannot open the TOTP seed of alice \(sealed under master key k[0-9a-f]+\)/m);
+    expect(different.stderr).toContain(keyOf(elsewhere));
+    const nowhere = join(env.workDir, 'nowhere');
+    mkdirSync(nowhere);
+    const missing = await at(nowhere, ['credentials', 'set', '--client-id', 'client-key', '--secret-stdin'], `${SECRET_2}\n`);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^MASTER_KEY_MISSING: the master key file \S+ does not exist, but the database holds the bank Client Secret, the TOTP seed of alice sealed under master key/m);
+    expect(existsSync(keyOf(nowhere))).toBe(false);
+    // Nothing changed: the installation still opens everything.
+    expect((await at(install, ['credentials', 'status'])).code).toBe(0);
+  });
+});
 
 describe('who made the Client ID / Secret unusable is told as it was', () => {
   it('the bank answering CREDENTIALS_REVOKED: "the bank answered"', async () => {

@@ -17,7 +17,7 @@ import {
   type BankPaymentDocument,
   type BankPaymentStatus,
 } from './business-api.schemas';
-import { ConfigCredentialsProvider, type CredentialsProvider } from './credentials.provider';
+import { ConfigCredentialsProvider, type BankCredentials, type CredentialsProvider } from './credentials.provider';
 import { PAYMENT_ORDER_FORMAT, type PaymentRequisites } from './payment-order.document';
 import { mapBankStatement } from './statement.mapper';
 
@@ -205,9 +205,26 @@ export class BusinessApiClient {
     return (await this.tokenInFlight).value;
   }
 
+  /**
+   * The Client ID / Secret from the provider. Its failures are ours, not the bank's (nothing was
+   * sent): CREDENTIALS_UNAVAILABLE with the provider's message, never mapped as a transport error
+   * (a vault whose master key cannot open the secret used to read "TRANSIENT: the bank could not
+   * be reached (MASTER_KEY_MISSING)" and was retried into `failed`).
+   */
+  private async credentials(): Promise<BankCredentials> {
+    try {
+      return await this.options.credentials.getCredentials();
+    } catch (err) {
+      if (err instanceof BankError) throw err;
+      const code = (err as { code?: unknown }).code;
+      const providerCode = typeof code === 'string' ? code : 'ERROR';
+      throw new BankError('CREDENTIALS_UNAVAILABLE', `the connector cannot read its own Client ID / Client Secret, nothing was sent to the bank: ${providerCode}: ${(err as Error).message}`, { providerCode });
+    }
+  }
+
   private async fetchToken(signal?: AbortSignal): Promise<CachedToken> {
+    const { clientId, clientSecret } = await this.credentials();
     const token = await this.safeCall('token', signal, async () => {
-      const { clientId, clientSecret } = await this.options.credentials.getCredentials();
       this.tokenRequests += 1;
       const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`, 'utf8').toString('base64');
       return this.http.post('/oauth/token', 'grant_type=client_credentials', {

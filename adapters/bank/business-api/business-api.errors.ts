@@ -5,6 +5,9 @@ import { errorBodySchema } from './business-api.schemas';
  * `code` only: TRANSIENT / RATE_LIMITED / MAINTENANCE are retried later (R-24), AUTH and
  * CREDENTIALS_REVOKED stop work (R-2, R-31), REJECTED is final with the bank's reason (R-23),
  * OUTCOME_UNKNOWN is resolved by a lookup by external id, never by a resend.
+ * CREDENTIALS_UNAVAILABLE is ours, not the bank's: the credentials provider could not give the
+ * Client ID / Secret (e.g. the vault's master key cannot open the secret), nothing was sent, and
+ * nothing changes until an operator fixes the configuration.
  */
 export type BankErrorCode =
   | 'TRANSIENT'
@@ -12,6 +15,7 @@ export type BankErrorCode =
   | 'MAINTENANCE'
   | 'AUTH'
   | 'CREDENTIALS_REVOKED'
+  | 'CREDENTIALS_UNAVAILABLE'
   | 'REJECTED'
   | 'NOT_FOUND'
   | 'OUTCOME_UNKNOWN'
@@ -32,6 +36,8 @@ export class BankError extends Error {
       /** RATE_LIMITED / MAINTENANCE: how long to wait, from Retry-After (R-24). */
       retryAfterMs?: number;
       field?: string;
+      /** CREDENTIALS_UNAVAILABLE: the credentials provider's own code (e.g. MASTER_KEY_MISSING). */
+      providerCode?: string;
     } = {},
   ) {
     super(message);

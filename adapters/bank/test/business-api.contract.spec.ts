@@ -10,6 +10,7 @@ import { validatePaymentOrder } from '../../../connector/requisites/payment-orde
 import { checkStatementBalance } from '../../../connector/statements/statement.model';
 import { BusinessApiClient, isFinalStatus } from '../business-api/business-api.client';
 import { BankError } from '../business-api/business-api.errors';
+import { ConnectorError } from '../../../connector/shared/errors';
 import { StaticCredentialsProvider } from '../business-api/credentials.provider';
 import { DEMO } from '../sandbox/sandbox.config';
 import { createTestCa, issueSigner, signDetached } from '../sandbox/test-ca';
@@ -74,6 +75,28 @@ describe('token (OAuth2 client credentials)', () => {
     } finally {
       await h.admin('PUT', '/credentials', { revoked: false });
     }
+  });
+
+  it('a provider that cannot give the pair (the vault\'s master key cannot open it) is CREDENTIALS_UNAVAILABLE, not TRANSIENT; nothing is sent', async () => {
+    const vault = {
+      calls: 0,
+      async getCredentials(): Promise<never> {
+        vault.calls += 1;
+        throw new ConnectorError('MASTER_KEY_MISSING', 'a secret (bank.clientSecret) is sealed under master key k1, which the master key file in use, /srv/x/.connector/master.key, does not hold');
+      },
+    };
+    const client = h.client({ credentials: vault });
+    const before = { ...h.sandbox.stats };
+    for (const call of [() => client.listAccounts(), () => client.submit(h.signed(sampleOrder({ number: nextNumber() }), 'ext-no-vault'))]) {
+      const err = await caught(call());
+      expect(err.code).toBe('CREDENTIALS_UNAVAILABLE');
+      expect(err.retryable).toBe(false);
+      expect(err.details.providerCode).toBe('MASTER_KEY_MISSING');
+      expect(err.message).toMatch(/^the connector cannot read its own Client ID \/ Client Secret, nothing was sent to the bank: MASTER_KEY_MISSING: .*\/srv\/x\/.connector\/master.key/);
+    }
+    // Asked once per call (not retried as a bank outage), and the bank heard nothing.
+    expect(vault.calls).toBe(2);
+    expect(h.sandbox.stats).toEqual(before);
   });
 
   it('concurrent calls when the cached token is due make exactly one token request', async () => {

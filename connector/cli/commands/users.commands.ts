@@ -9,8 +9,10 @@ import { ConnectorError, UsageError } from '../../shared/errors';
 import { userDeps } from '../../users/user-context';
 import { UserError } from '../../users/user.errors';
 import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
-import { credentialStatus, rotateSecret, setCredentials, type CredentialStatus } from '../../vault/credential.vault';
+import { credentialStatus, rotateSecret, SECRET_PURPOSE, setCredentials, type CredentialStatus } from '../../vault/credential.vault';
 import { rotateMasterKey } from '../../vault/master-key.rotation';
+import { resolveMasterKeyPath } from '../../vault/master-key.store';
+import { sealingKeyFor } from '../../vault/sealing-key';
 import { SecretBox } from '../../vault/secret-box';
 import { printJson, say, table } from '../output';
 import { readSecretFromStdin, runAction } from '../run-action';
@@ -41,11 +43,17 @@ async function withContext<T>(fn: (context: AppContext) => Promise<T>): Promise<
 
 function statusLines(status: CredentialStatus): string {
   if (!status.configured) return 'no Client ID / Client Secret stored';
+  const blocked = status.warnings.find((w) => w.level === 'blocked');
+  const why =
+    blocked?.code === 'CREDENTIALS_REVOKED'
+      ? `revoked ${status.revokedAt} by ${status.revokedBy === 'lockdown' ? 'a lockdown, not the bank' : 'the bank'}: ${status.revokedReason ?? ''}`
+      : `${blocked?.code}: see below`;
   return [
     `client id:      ${status.clientId}`,
     `generated:      ${status.generatedAt} (${status.ageDays} days ago)`,
     `last used:      ${status.lastUsedAt ?? 'never'} (idle ${status.idleDays} days)`,
-    `usable:         ${status.usable ? 'yes' : `NO (revoked ${status.revokedAt} by ${status.revokedBy === 'lockdown' ? 'a lockdown, not the bank' : 'the bank'}: ${status.revokedReason ?? ''})`}`,
+    `master key:     ${status.masterKeyFile}`,
+    `usable:         ${status.usable ? 'yes' : `NO (${why})`}`,
   ].join('\n');
 }
 
@@ -235,15 +243,23 @@ export function registerUsersCommands(program: Command): void {
     .description('store the Client ID and Client Secret (stdin); replaces any earlier pair (one pair per installation)')
     .requiredOption('--client-id <id>', 'the Client ID from Internet-banking')
     .option('--secret-stdin', 'read the Client Secret from standard input (required)')
+    .option('--master-key-lost', 'the master key that sealed the stored secrets is lost for good: seal with the key file in use (created if missing); what the lost key sealed stays unreadable')
     .action(
-      runAction(async (opts: { clientId: string; secretStdin?: boolean }) => {
+      runAction(async (opts: { clientId: string; secretStdin?: boolean; masterKeyLost?: boolean }) => {
         if (!opts.secretStdin) throw new UsageError('give the Client Secret on standard input with --secret-stdin (never on the command line)');
         const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
-        const box = SecretBox.fromConfig(config);
+        const clock = clockFromConfig(config);
+        // Relative to the working directory by default: always said, as an absolute path.
+        const keyFile = resolveMasterKeyPath(config.masterKeyFile);
         return withOrm(config, async (orm) => {
-          const status = await setCredentials({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientId: opts.clientId, clientSecret: secret, actor: cliActor() });
-          say(`Client ID ${status.clientId} and its secret stored (encrypted with master key ${box.currentKeyId})`);
+          const sealing = await sealingKeyFor(orm.em.fork(), keyFile, { masterKeyLost: opts.masterKeyLost, actor: cliActor(), now: clock.now() });
+          const status = await setCredentials({ em: orm.em.fork(), box: sealing.box, clock }, { clientId: opts.clientId, clientSecret: secret, actor: cliActor() });
+          say(`Client ID ${status.clientId} and its secret stored, sealed with master key ${sealing.box.currentKeyId} of ${keyFile}${sealing.created ? ' (a new key file, created now: back it up with the database)' : ''}`);
+          for (const s of sealing.unreadable) {
+            if (s.purpose === SECRET_PURPOSE) say(`note: the Client Secret stored before was sealed under master key ${SecretBox.keyIdOf(s.sealed) ?? '?'}, which ${keyFile} does not hold (${s.code}); it is replaced`);
+            else say(`warning: ${s.what} cannot be opened with this key (${s.code}): connector users totp-disable LOGIN, then users totp-enroll LOGIN`);
+          }
           return 0;
         });
       }),
@@ -258,10 +274,11 @@ export function registerUsersCommands(program: Command): void {
         if (!opts.secretStdin) throw new UsageError('give the new Client Secret on standard input with --secret-stdin (never on the command line)');
         const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
-        const box = SecretBox.fromConfig(config);
+        // The key that opens the stored secret, never a new one (MASTER_KEY_MISSING names the file).
+        const box = SecretBox.open(config);
         return withOrm(config, async (orm) => {
           const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor() });
-          say(`Client Secret of ${status.clientId} rotated; both clocks restart today`);
+          say(`Client Secret of ${status.clientId} rotated, sealed with master key ${box.currentKeyId} of ${box.keyFile}; both clocks restart today`);
           return 0;
         });
       }),
@@ -274,7 +291,7 @@ export function registerUsersCommands(program: Command): void {
       runAction(async (opts: { json?: boolean }) => {
         const config = loadConfig();
         return withOrm(config, async (orm) => {
-          const status = await credentialStatus({ em: orm.em.fork(), clock: clockFromConfig(config) });
+          const status = await credentialStatus({ em: orm.em.fork(), clock: clockFromConfig(config), masterKeyFile: resolveMasterKeyPath(config.masterKeyFile) });
           if (opts.json) printJson(status);
           else process.stdout.write(`${statusLines(status)}\n`);
           for (const w of status.warnings) say(`${w.level.toUpperCase()} ${w.code}: ${w.message}`);
