@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { BusinessApiClient } from '../../adapters/bank/business-api/business-api.client';
 import { ConfigCredentialsProvider, type BankCredentials, type CredentialsProvider as BankCredentialsProvider } from '../../adapters/bank/business-api/credentials.provider';
 import { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
@@ -11,6 +12,17 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import type { Orm } from '../persistence/database';
 import type { Clock } from '../shared/clock';
 import type { Logger } from '../logging/logger';
+
+/** The version of the config's pair (no vault row): the vault's first pair is a change too. */
+const CONFIG_VERSION = 'config';
+
+/**
+ * Changes with every `credentials set` / `rotate` (a new sealed value each time; also a master key
+ * rotation's re-seal: one token fetched too many, harmless). A hash of ciphertext, never of the secret.
+ */
+function versionOf(clientId: string, secretEnc: string): string {
+  return createHash('sha256').update(clientId).update('\n').update(secretEnc).digest('base64url');
+}
 
 /**
  * The bank client's credentials: the vault's pair when one is stored (R-1, R-4), else the
@@ -33,13 +45,19 @@ class VaultBankCredentials implements BankCredentialsProvider {
 
   async getCredentials(): Promise<BankCredentials> {
     const row = await this.orm.em.fork().findOne(CredentialVault, { id: 1 });
-    if (!row) return this.fallback.getCredentials();
+    if (!row) return { ...(await this.fallback.getCredentials()), version: CONFIG_VERSION };
     const clientSecret = this.openBox().decrypt(row.secretEnc, SECRET_PURPOSE);
     void this.orm.em
       .fork()
       .execute('update credential_vault set last_used_at = ? where id = 1', [this.clock.now()])
       .catch(() => undefined);
-    return { clientId: row.clientId, clientSecret };
+    return { clientId: row.clientId, clientSecret, version: versionOf(row.clientId, row.secretEnc) };
+  }
+
+  /** Asked before every bank call: one read by primary key; the client drops its token when this changes. */
+  async version(): Promise<string> {
+    const rows = await this.orm.em.fork().execute<Array<{ client_id: string; secret_enc: string }>>('select client_id, secret_enc from credential_vault where id = 1');
+    return rows[0] ? versionOf(rows[0].client_id, rows[0].secret_enc) : CONFIG_VERSION;
   }
 
   /** Loaded on first use; a missing or unreadable key file is tried again next time (an operator may restore it). */

@@ -18,10 +18,14 @@ import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, sandboxAdmin, ty
 /**
  * The bank credentials vault as the worker (a real `connector worker` child process) meets it,
  * against the real sandbox: a Client Secret its master key cannot open is a configuration error
- * the orders wait out (never TRANSIENT retried into `failed`).
+ * the orders wait out (never TRANSIENT retried into `failed`); a rotated Client Secret is used at
+ * the worker's next bank call, its token from the old secret dropped.
  */
 const SOURCE = 'vault-e2e';
 const SECRET_A = `Canary-Worker-Secret-A-${randomBytes(4).toString('hex')}`;
+/** The pair the bank issues at the rotation (a second client of the sandbox). */
+const SECRET_B = `Canary-Worker-Secret-B-${randomBytes(4).toString('hex')}`;
+const MISTYPED = `Canary-Worker-Mistyped-${randomBytes(4).toString('hex')}`;
 
 type Child = ReturnType<typeof startCli>;
 
@@ -74,7 +78,10 @@ describe('the worker and the credentials vault (real worker process, real sandbo
       env: {},
       sandbox: {
         accounts: FUNDED_ACCOUNTS,
-        clients: [{ clientId: 'vault-client', clientSecret: SECRET_A }],
+        clients: [
+          { clientId: 'vault-client', clientSecret: SECRET_A },
+          { clientId: 'vault-client-2', clientSecret: SECRET_B },
+        ],
         clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 },
       },
     });
@@ -131,5 +138,33 @@ describe('the worker and the credentials vault (real worker process, real sandbo
     expect(done.last_error).toBeNull();
     expect((await sandboxAdmin<Ledger>(world.admin, '/submissions')).total).toBe(1);
     for (const text of [worker!.output(), ...cliOutputs]) expect(text).not.toContain(SECRET_A);
+  }, 120_000);
+
+  it('credentials rotate reaches the running worker at its next bank call: a mistyped secret stops the next order at once (not at token expiry); the new pair is used with a new token', async () => {
+    const tokensOf = async (clientId: string) =>
+      Number((await context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from "sandbox".tokens where client_id = ?', [clientId]))[0].n);
+    // The worker holds a token got with SECRET_A (the test above); the sandbox's last 600 s.
+    expect(await tokensOf('vault-client')).toBeGreaterThan(0);
+    const submitted = (await sandboxAdmin<Ledger>(world.admin, '/submissions')).total;
+
+    // The audit's case: rotated to a mistyped secret; the order used to be executed with the old token.
+    expect((await cli(['credentials', 'rotate', '--secret-stdin'], `${MISTYPED}\n`)).code).toBe(0);
+    const id = await intake('R');
+    await eventually(async () => /"event":"order.submit.error"[^\n]*"code":"AUTH"/.test(worker!.output()), { timeoutMs: 60_000, what: 'the bank to refuse the mistyped secret' });
+    expect(worker!.output()).toMatch(/"event":"bank.token.dropped"/);
+    expect((await order(id)).state).toBe('submitting');
+    expect((await sandboxAdmin<Ledger>(world.admin, '/submissions')).total).toBe(submitted);
+
+    // The pair the bank issued: the order goes, under a token of the new Client ID.
+    const rotated = await cli(['credentials', 'rotate', '--client-id', 'vault-client-2', '--secret-stdin'], `${SECRET_B}\n`);
+    expect(rotated.code).toBe(0);
+    await promoteSubmits();
+    await eventually(async () => {
+      const row = await order(id);
+      return row && ['submitted', 'executed'].includes(row.state);
+    }, { timeoutMs: 60_000, what: 'the order to reach the bank with the new pair' });
+    expect(await tokensOf('vault-client-2')).toBeGreaterThan(0);
+    expect((await sandboxAdmin<Ledger>(world.admin, '/submissions')).total).toBe(submitted + 1);
+    for (const text of [worker!.output(), ...cliOutputs]) for (const secret of [SECRET_A, SECRET_B, MISTYPED]) expect(text).not.toContain(secret);
   }, 120_000);
 });

@@ -91,6 +91,8 @@ interface CachedToken {
   value: string;
   refreshAt: number;
   expiresAt: number;
+  /** The credentials provider's version of the pair it was fetched with. */
+  version?: string;
 }
 
 /**
@@ -184,7 +186,7 @@ export class BusinessApiClient {
     for (const agent of this.agents) agent.destroy();
   }
 
-  /** Drops the cached token (e.g. after the credentials were rotated). */
+  /** Drops the cached token (a provider with `version()` has it dropped by itself after a rotation). */
   invalidateToken(): void {
     this.token = undefined;
   }
@@ -192,17 +194,34 @@ export class BusinessApiClient {
   // ---- token ----------------------------------------------------------------------------
 
   private async getToken(): Promise<string> {
+    // R-29: a token fetched with a pair that was rotated or replaced since is not used again.
+    const version = await this.options.credentials.version?.();
     const cached = this.token;
-    if (cached && this.now() < cached.refreshAt) return cached.value;
-    if (!this.tokenInFlight) {
-      // One refresh in flight: concurrent callers share it (contract: /oauth/token). It is not
-      // bound to the first caller's AbortSignal (that caller leaving must not fail the others);
-      // the per-call timeout bounds it.
-      this.tokenInFlight = this.fetchToken().finally(() => {
-        this.tokenInFlight = undefined;
-      });
+    if (cached && cached.version !== version) {
+      if (this.token === cached) this.token = undefined;
+      this.options.logger?.info({ event: 'bank.token.dropped', reason: 'credentials changed' }, 'the Client ID / Secret changed: the cached bank token is dropped');
+    } else if (cached && this.now() < cached.refreshAt) {
+      return cached.value;
     }
-    return (await this.tokenInFlight).value;
+    let fresh = await this.sharedTokenFetch();
+    if (version !== undefined && fresh.version !== version) {
+      // A fetch already in flight when the pair changed used the old one: once more, with the new.
+      if (this.token === fresh) this.token = undefined;
+      fresh = await this.sharedTokenFetch();
+    }
+    return fresh.value;
+  }
+
+  /**
+   * One refresh in flight: concurrent callers share it (contract: /oauth/token). It is not bound to
+   * the first caller's AbortSignal (that caller leaving must not fail the others); the per-call
+   * timeout bounds it.
+   */
+  private sharedTokenFetch(): Promise<CachedToken> {
+    this.tokenInFlight ??= this.fetchToken().finally(() => {
+      this.tokenInFlight = undefined;
+    });
+    return this.tokenInFlight;
   }
 
   /**
@@ -223,7 +242,7 @@ export class BusinessApiClient {
   }
 
   private async fetchToken(signal?: AbortSignal): Promise<CachedToken> {
-    const { clientId, clientSecret } = await this.credentials();
+    const { clientId, clientSecret, version } = await this.credentials();
     const token = await this.safeCall('token', signal, async () => {
       this.tokenRequests += 1;
       const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`, 'utf8').toString('base64');
@@ -236,7 +255,7 @@ export class BusinessApiClient {
     const issuedAt = this.now();
     const lifetimeMs = token.expires_in * 1000;
     const margin = Math.min(this.refreshMarginMs, Math.floor(lifetimeMs / 5));
-    const cached = { value: token.access_token, refreshAt: issuedAt + lifetimeMs - margin, expiresAt: issuedAt + lifetimeMs };
+    const cached = { value: token.access_token, refreshAt: issuedAt + lifetimeMs - margin, expiresAt: issuedAt + lifetimeMs, version };
     this.token = cached;
     return cached;
   }

@@ -5,15 +5,25 @@ import { BankError } from './business-api.errors';
 export interface BankCredentials {
   clientId: string;
   clientSecret: string;
+  /** What `version()` says of this pair (providers that have one). */
+  version?: string;
 }
 
 /**
- * Where the client gets its credentials. Today: config (a secret file) or the environment; the
- * users issue's credential vault implements the same port later. `invalidate()` is called when the
+ * Where the client gets its credentials: config (a secret file) or the environment, or the
+ * credential vault (connector/app/pipeline-services.factory.ts). `onRevoked()` is called when the
  * bank answered CREDENTIALS_REVOKED, so a vault can mark the pair compromised (R-2, R-31).
  */
 export interface CredentialsProvider {
   getCredentials(): Promise<BankCredentials>;
+  /**
+   * A value that changes whenever the stored pair changes (rotated, replaced), never derived from
+   * the secret in clear; asked before every bank call, so it must be cheap (one indexed read). When
+   * it differs from the one the cached token was fetched with, the client drops that token at once:
+   * after `credentials rotate` (after a compromise, R-29) the old secret's token is not used again
+   * from our side, and a mistyped new secret shows at the next call, not when the token expires.
+   */
+  version?(): Promise<string>;
   onRevoked?(): void | Promise<void>;
 }
 

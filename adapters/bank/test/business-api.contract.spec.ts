@@ -99,6 +99,33 @@ describe('token (OAuth2 client credentials)', () => {
     expect(h.sandbox.stats).toEqual(before);
   });
 
+  it('a rotated pair (the provider\'s version changed) is used at the next call: the cached token is dropped, never used again', async () => {
+    const vault = { version: 1, secret: h.secret };
+    const provider = {
+      async getCredentials() {
+        return { clientId: 'test-client', clientSecret: vault.secret, version: String(vault.version) };
+      },
+      async version() {
+        return String(vault.version);
+      },
+    };
+    const client = h.client({ credentials: provider });
+    await client.listAccounts();
+    await client.listAccounts();
+    expect(client.tokenRequests).toBe(1);
+    // Rotated to a mistyped secret: the next call asks for a token with it, and the bank refuses.
+    Object.assign(vault, { version: 2, secret: 'Mistyped-Rotated-Secret' });
+    const before = h.sandbox.stats.tokenRequests;
+    expect((await caught(client.listAccounts())).code).toBe('AUTH');
+    expect(h.sandbox.stats.tokenRequests - before).toBe(1);
+    // Rotated again, to the right one: a new token, then reused while the pair stays.
+    Object.assign(vault, { version: 3, secret: h.secret });
+    await client.listAccounts();
+    await client.listAccounts();
+    expect(h.sandbox.stats.tokenRequests - before).toBe(2);
+    expect(client.tokenRequests).toBe(3);
+  });
+
   it('concurrent calls when the cached token is due make exactly one token request', async () => {
     let fakeNow = Date.now();
     const client = h.client({ now: () => fakeNow });
