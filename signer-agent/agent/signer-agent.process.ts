@@ -1,13 +1,14 @@
 import { availableParallelism } from 'node:os';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { crlPathsFromConfig } from '../certificates/crl.refresher';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { clockFromConfig } from '../../connector/shared/clock';
 import { ConnectorError } from '../../connector/shared/errors';
+import { listenFailure } from '../../connector/shared/listen-error';
 import { AgentMetrics } from './agent.metrics';
 import { ensureToken, resolveTokenFile, tokenFileTooOpen } from './agent-token.store';
 import { KeyRegistry } from './key-registry.store';
@@ -135,7 +136,7 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
     url = await listen(app, address);
   } catch (err) {
     await service.shutdown();
-    throw err instanceof ConnectorError ? err : new ConnectorError('SIGNER_LISTEN_FAILED', `signer agent cannot listen on ${address.url}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw err instanceof ConnectorError ? err : listenFailure('SIGNER_LISTEN_FAILED', 'the signer agent', address.url, err, '--url or CONNECTOR_SIGNER_URL (config signer.url)');
   }
   metrics.resetLoopDelay();
   logger.info({ event: 'signer-agent.listening', url, workers: pool.size, idleTimeoutSeconds: idleMs / 1000, testMode: config.testMode }, 'signer agent listening');
@@ -173,6 +174,17 @@ async function listen(app: FastifyInstance, address: ListenAddress): Promise<str
     if (!lstatSync(address.path).isSocket()) {
       throw new ConnectorError('SIGNER_LISTEN_FAILED', `${address.path} exists and is not a socket; remove it or choose another unix: path`);
     }
+    // A live agent's socket is not taken over: unlinked, that agent would run on unreachable, its
+    // unlocked keys out of reach of a lockdown's wipe, while PM2 still shows it online.
+    const answered = await socketAnswers(address.path);
+    if (answered !== 'ECONNREFUSED') {
+      throw new ConnectorError(
+        'SIGNER_LISTEN_FAILED',
+        answered === 'connected'
+          ? `the signer agent cannot listen on ${address.url}: another process (a signer agent already running?) accepts connections on it; stop that process (pm2 stop connector-signer-agent), or choose another path with --url or CONNECTOR_SIGNER_URL (config signer.url)`
+          : `the signer agent cannot listen on ${address.url}: the socket there cannot be checked (${answered}); remove it once no agent uses it, or choose another path with --url or CONNECTOR_SIGNER_URL (config signer.url)`,
+      );
+    }
     unlinkSync(address.path);
   }
   // The socket is created 0600 (no window where others could connect), then made sure of.
@@ -184,6 +196,18 @@ async function listen(app: FastifyInstance, address: ListenAddress): Promise<str
   }
   chmodSync(address.path, 0o600);
   return address.url;
+}
+
+/** 'connected' when a process accepts connections on the Unix socket, else the error code ('ECONNREFUSED': nobody listens, left by a crashed agent). */
+function socketAnswers(path: string): Promise<string> {
+  return new Promise((resolveAnswer) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolveAnswer('connected');
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => resolveAnswer(err.code ?? err.message));
+  });
 }
 
 function agentVersion(): string {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ConnectorError, UsageError } from '../../shared/errors';
+import { listenFailure } from '../../shared/listen-error';
 import { runAction } from '../run-action';
 import { loadConfig } from '../../../config/load-config';
 import { loadSandboxConfig, SandboxConfigError } from '../../../adapters/bank/sandbox/sandbox.config';
@@ -40,7 +41,8 @@ export function registerBankCommands(program: Command): void {
           if (err instanceof SandboxConfigError) throw new ConnectorError(err.code, err.message);
           throw err;
         }
-        const sandbox = await startSandbox({ config, admin: opts.admin, host: opts.host, port: Number(opts.port) }).catch((err: Error & { code?: string }) => {
+        const sandbox = await startSandbox({ config, admin: opts.admin, host: opts.host, port: Number(opts.port) }).catch((err: Error & { code?: string; syscall?: string }) => {
+          if (err.syscall === 'listen') throw listenFailure('SANDBOX_START_FAILED', 'the sandbox', `${opts.host}:${opts.port}`, err, '--host / --port');
           throw new ConnectorError('SANDBOX_START_FAILED', `the sandbox could not start: ${err.code ?? ''} ${err.message}`.trim());
         });
         process.stderr.write(

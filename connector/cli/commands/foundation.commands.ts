@@ -3,7 +3,7 @@ import { buildApiWithExtensions } from '../../api/api.extensions';
 import { userInfo } from 'node:os';
 import { loadConfig } from '../../../config/load-config';
 import { migrate } from '../../persistence/database';
-import { createAppContext, withOrm } from '../../app/app-context';
+import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
 
 import { startWorkers } from '../../../queue/worker.runner';
 import { startScheduler } from '../../../queue/scheduler.runner';
@@ -18,6 +18,7 @@ import { clockFromConfig } from '../../shared/clock';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
 import { ConnectorError, UsageError } from '../../shared/errors';
+import { listenFailure } from '../../shared/listen-error';
 
 import { runAction } from '../run-action';
 import { untilSignal } from '../lifecycle';
@@ -32,6 +33,20 @@ export function cliActor(): string {
     name = process.env.USER ?? 'unknown';
   }
   return `cli:${name}`;
+}
+
+/**
+ * Starts what a long-running command serves; should that fail (the port taken, a job without a
+ * handler), the connections opened for it (PostgreSQL, Redis, queues) are closed before the error
+ * goes on: left open they keep the process alive, and PM2 shows `online` what serves nothing.
+ */
+async function startedOrClosed<T>(context: AppContext, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    await context.close();
+    throw err;
+  }
 }
 
 export function registerFoundationCommands(program: Command): void {
@@ -54,10 +69,18 @@ export function registerFoundationCommands(program: Command): void {
     .action(
       runAction(async () => {
         const context = await createAppContext({ name: 'connector-api', role: 'producer' });
-
-        const app = buildApiWithExtensions(context);
-        await app.listen({ host: context.config.api.host, port: context.config.api.port });
-        context.logger.info({ event: 'api.listening', host: context.config.api.host, port: context.config.api.port });
+        const { host, port } = context.config.api;
+        const app = await startedOrClosed(context, async () => {
+          const built = buildApiWithExtensions(context);
+          try {
+            await built.listen({ host, port });
+          } catch (err) {
+            await built.close().catch(() => undefined);
+            throw listenFailure('API_LISTEN_FAILED', 'the API', `${host}:${port}`, err, 'CONNECTOR_API_HOST / CONNECTOR_API_PORT (config api.host / api.port; README "Configuration")');
+          }
+          return built;
+        });
+        context.logger.info({ event: 'api.listening', host, port });
         return untilSignal(context.logger, 'api', async () => {
           await app.close();
           await context.close();
@@ -71,7 +94,7 @@ export function registerFoundationCommands(program: Command): void {
     .action(
       runAction(async () => {
         const context = await createAppContext({ name: 'connector-worker', role: 'worker' });
-        const running = startWorkers(context, context.redis);
+        const running = await startedOrClosed(context, async () => startWorkers(context, context.redis));
         context.logger.info({ event: 'worker.started', queues: running.workers.map((w) => w.name), concurrency: context.config.worker.concurrency });
         return untilSignal(context.logger, 'worker', async () => {
           await running.close();
@@ -86,7 +109,7 @@ export function registerFoundationCommands(program: Command): void {
     .action(
       runAction(async () => {
         const context = await createAppContext({ name: 'connector-scheduler', role: 'worker' });
-        const scheduler = await startScheduler(context, context.redis);
+        const scheduler = await startedOrClosed(context, () => startScheduler(context, context.redis));
         context.logger.info({ event: 'scheduler.started', leader: scheduler.isLeader() });
         return untilSignal(context.logger, 'scheduler', async () => {
           await scheduler.close();

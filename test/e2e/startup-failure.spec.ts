@@ -1,0 +1,76 @@
+import net from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../support/cli';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/**
+ * A long-running command that cannot serve must end (exit 1) and say why: left running with its
+ * PostgreSQL and Redis connections open, PM2 shows it `online` while nothing is served. The bound
+ * below is generous (a loaded machine); a command that hangs is killed at it and fails the test.
+ */
+const BOUND_MS = 45_000;
+
+describe('long-running commands on an address that is taken', () => {
+  let env: TestEnv;
+  let holder: net.Server;
+  let port = 0;
+  let socketDir: string;
+  let socketHolder: net.Server;
+  let socketPath: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv('startup_failure');
+    holder = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    port = (holder.address() as net.AddressInfo).port;
+    // Another process already serving on the agent's Unix socket (e.g. the agent PM2 runs).
+    socketDir = mkdtempSync(join(tmpdir(), 'startup-failure-'));
+    socketPath = join(socketDir, 'agent.sock');
+    socketHolder = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => socketHolder.listen(socketPath, resolve));
+  }, 60_000);
+  afterAll(async () => {
+    await new Promise((resolve) => holder?.close(resolve));
+    await new Promise((resolve) => socketHolder?.close(resolve));
+    rmSync(socketDir, { recursive: true, force: true });
+    await env?.cleanup();
+  });
+
+  const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...env.env, ...extra }, cwd: env.workDir, timeoutMs: BOUND_MS });
+
+  it('connector api exits 1 naming the address and the variable that moves it', async () => {
+    const run = await cli(['api'], { CONNECTOR_API_HOST: '127.0.0.1', CONNECTOR_API_PORT: String(port) });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`API_LISTEN_FAILED: the API cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use \\(EADDRINUSE\\): another process holds it`));
+    expect(run.stderr).toMatch(/CONNECTOR_API_PORT/);
+  }, BOUND_MS + 10_000);
+
+  it('connector sandbox exits 1 naming the address and its flags', async () => {
+    const run = await cli(['sandbox', '--port', String(port)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`SANDBOX_START_FAILED: the sandbox cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use \\(EADDRINUSE\\).*--port`));
+  }, BOUND_MS + 10_000);
+
+  it('connector signer-agent exits 1 on a taken port, naming the address and CONNECTOR_SIGNER_URL', async () => {
+    const run = await cli(['signer-agent', '--workers', '1', '--url', `http://127.0.0.1:${port}`]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`SIGNER_LISTEN_FAILED: the signer agent cannot listen on http://127\\.0\\.0\\.1:${port}: the address is already in use \\(EADDRINUSE\\).*CONNECTOR_SIGNER_URL`));
+  }, BOUND_MS + 10_000);
+
+  it('connector signer-agent does not take over a Unix socket another process serves on', async () => {
+    const run = await cli(['signer-agent', '--workers', '1', '--url', `unix:${socketPath}`]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/SIGNER_LISTEN_FAILED: .*another process \(a signer agent already running\?\) accepts connections on it/);
+    // The running one is still reachable where its callers look for it.
+    expect(existsSync(socketPath)).toBe(true);
+    await new Promise<void>((resolve, reject) => {
+      const probe = net.connect({ path: socketPath }, () => {
+        probe.destroy();
+        resolve();
+      });
+      probe.once('error', reject);
+    });
+  }, BOUND_MS + 10_000);
+});
