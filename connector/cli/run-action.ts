@@ -1,10 +1,12 @@
 import { ConnectorError } from '../shared/errors';
-import { ConfigError } from '../../config/load-config';
+import { ConfigError, loadConfig } from '../../config/load-config';
+import { describeServiceError } from './service-error.mapper';
 
 /**
  * Wraps a command action with the CLI conventions of INTERFACES.md: a coded refusal prints
  * "CODE: message" on stderr and exits 1 (or 2 for usage/unreadable input); anything unexpected
- * exits 1 with its message (never a stack trace with secrets in it).
+ * exits 1 with its message (never a stack trace with secrets in it); PostgreSQL or Redis out of
+ * reach is named as such (POSTGRESQL_UNREACHABLE, REDIS_UNREACHABLE) with where and what to check.
  */
 export function runAction<A extends unknown[]>(action: (...args: A) => Promise<number | void>) {
   return async (...args: A): Promise<void> => {
@@ -26,10 +28,26 @@ export function reportError(err: unknown): number {
     process.stderr.write(`${err.code}: ${err.message}\n`);
     return 1;
   }
+  // PostgreSQL or Redis down: the driver's "connect ECONNREFUSED 127.0.0.1:5432" named as the service, where and what to check.
+  const unreachable = serviceErrorOf(err);
+  if (unreachable) {
+    process.stderr.write(`${unreachable.code}: ${unreachable.message}\n`);
+    if (process.env.CONNECTOR_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return unreachable.exitCode;
+  }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`ERROR: ${message}\n`);
   if (process.env.CONNECTOR_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   return 1;
+}
+
+/** The command's own configuration (it loaded the same one) says where PostgreSQL and Redis are. */
+function serviceErrorOf(err: unknown) {
+  try {
+    return describeServiceError(err, loadConfig());
+  } catch {
+    return null;
+  }
 }
 
 /** Reads all of stdin (secrets come from here, never argv). */

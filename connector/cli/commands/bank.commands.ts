@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { listenFailure } from '../../shared/listen-error';
 import { runAction } from '../run-action';
+import { describeServiceError } from '../service-error.mapper';
 import { loadConfig } from '../../../config/load-config';
 import { loadSandboxConfig, SandboxConfigError } from '../../../adapters/bank/sandbox/sandbox.config';
 import { isLoopbackHost, startSandbox } from '../../../adapters/bank/sandbox/sandbox.server';
@@ -43,7 +44,8 @@ export function registerBankCommands(program: Command): void {
         }
         const sandbox = await startSandbox({ config, admin: opts.admin, host: opts.host, port: Number(opts.port) }).catch((err: Error & { code?: string; syscall?: string }) => {
           if (err.syscall === 'listen') throw listenFailure('SANDBOX_START_FAILED', 'the sandbox', `${opts.host}:${opts.port}`, err, '--host / --port');
-          throw new ConnectorError('SANDBOX_START_FAILED', `the sandbox could not start: ${err.code ?? ''} ${err.message}`.trim());
+          const why = describeServiceError(err, connector)?.message ?? `${err.code ?? ''} ${err.message}`.trim();
+          throw new ConnectorError('SANDBOX_START_FAILED', `the sandbox could not start: ${why}`);
         });
         process.stderr.write(
           `sandbox: listening on ${sandbox.url} (API ${config.apiVersions.map((v) => `/api/${v}`).join(', ')}, state in schema "${config.schema}"` +
