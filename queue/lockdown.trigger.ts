@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { ConnectorConfig } from '../config/config.schema';
+import { clockFromConfig, type Clock } from '../connector/shared/clock';
 import type { JobContext } from './job-context';
+import { QueueSet, redisConnection } from './queue.factory';
 import { validateOrderJob } from './jobs/validate-order.job';
 import { submitOrderJob } from './jobs/submit-order.job';
 import { SignerAgentClient } from '../signer-agent/agent/signer-agent.client';
@@ -8,9 +12,22 @@ import { WebhookClient } from '../adapters/erp/http/webhook.client';
 import { SmtpMailer } from '../adapters/mail/smtp.mailer';
 import { lockdownNoticeText } from '../connector/lockdown/lockdown.notice';
 import { markIncidentsAlerted } from '../connector/incidents/incident.alerts';
-import { engageLockdown, resolveLockdown, lockdownStatus, RECONCILIATION_KINDS, type EngageResult, type LockdownDeps, type LockdownTrigger, type ResolveInput, type ResolveResult, type LockdownStatusView } from '../connector/lockdown/lockdown.service';
+import {
+  engageLockdown,
+  engageLockdownWithoutRecord,
+  resolveLockdown,
+  lockdownStatus,
+  RECONCILIATION_KINDS,
+  type EngageResult,
+  type LockdownDeps,
+  type LockdownTrigger,
+  type ResolveInput,
+  type ResolveResult,
+  type LockdownStatusView,
+  type UnrecordedLockdown,
+} from '../connector/lockdown/lockdown.service';
 import { isLockedDown as flagCheck, isLockdownMirrored } from '../connector/lockdown/lockdown.flag';
-import type { LockdownNotice, LockdownPorts } from '../connector/lockdown/lockdown.ports';
+import type { LockdownAgentPort, LockdownNotice, LockdownPorts, LockdownQueuePort } from '../connector/lockdown/lockdown.ports';
 import { recordSecurityEvent, type SecurityEvent } from '../connector/lockdown/brute-force.detector';
 import { sessionStoreFor } from '../connector/users/session.store';
 import { signerAgentPortFromConfig } from '../connector/users/signer-agent.port';
@@ -31,44 +48,54 @@ async function clearFinished(queue: Queue, jobId: string): Promise<void> {
   if (state === 'failed' || state === 'completed') await job.remove().catch(() => undefined);
 }
 
+/** The queues' part of the lockdown: BullMQ's own pause and resume of every queue, and the re-queues after resolution. */
+function queuePortFor(queues: QueueSet): LockdownQueuePort {
+  return {
+    async pauseAll() {
+      const all = queues.all();
+      await Promise.all(all.map((q) => q.pause()));
+      return all.map((q) => q.name);
+    },
+    async resumeAll() {
+      const all = queues.all();
+      await Promise.all(all.map((q) => q.resume()));
+      return all.map((q) => q.name);
+    },
+    async requeueValidate(orderIds) {
+      const queue = queues.get(validateOrderJob.queue);
+      for (const orderId of orderIds) await clearFinished(queue, validateOrderJob.jobId({ orderId }));
+      for (let i = 0; i < orderIds.length; i += 500) await queues.addBulk(validateOrderJob, orderIds.slice(i, i + 500).map((orderId) => ({ orderId })));
+    },
+    async requeueSubmit(orderIds) {
+      const queue = queues.get(submitOrderJob.queue);
+      for (const orderId of orderIds) await clearFinished(queue, submitOrderJob.jobId({ orderId }));
+      await queues.addBulk(submitOrderJob, orderIds.map((orderId) => ({ orderId })));
+    },
+  };
+}
+
+/** The signer agent's part: wipe every unlocked key. */
+function agentPortFor(config: ConnectorConfig): LockdownAgentPort {
+  let agent: SignerAgentClient | undefined;
+  // Its own client with a short timeout: the lock never waits 30 s for a hung agent.
+  const agentClient = () => (agent ??= new SignerAgentClient({ url: config.signer.url, tokenFile: config.signer.tokenFile, timeoutMs: config.lockdown.agentTimeoutMs }));
+  return {
+    async wipeAll(reason) {
+      const answer = await agentClient().lockdown(reason.slice(0, 200));
+      return { wipedUsers: answer.wipedUsers };
+    },
+  };
+}
+
 export function lockdownPortsFor(context: JobContext): LockdownPorts {
   const cached = portsCache.get(context);
   if (cached) return cached;
   const config = context.config;
   const redis = context.queues.connection;
-  let agent: SignerAgentClient | undefined;
-  // Its own client with a short timeout: the lock never waits 30 s for a hung agent.
-  const agentClient = () => (agent ??= new SignerAgentClient({ url: config.signer.url, tokenFile: config.signer.tokenFile, timeoutMs: config.lockdown.agentTimeoutMs }));
   const sessions = sessionStoreFor({ redis, config });
   const ports: LockdownPorts = {
-    queues: {
-      async pauseAll() {
-        const queues = context.queues.all();
-        await Promise.all(queues.map((q) => q.pause()));
-        return queues.map((q) => q.name);
-      },
-      async resumeAll() {
-        const queues = context.queues.all();
-        await Promise.all(queues.map((q) => q.resume()));
-        return queues.map((q) => q.name);
-      },
-      async requeueValidate(orderIds) {
-        const queue = context.queues.get(validateOrderJob.queue);
-        for (const orderId of orderIds) await clearFinished(queue, validateOrderJob.jobId({ orderId }));
-        for (let i = 0; i < orderIds.length; i += 500) await context.queues.addBulk(validateOrderJob, orderIds.slice(i, i + 500).map((orderId) => ({ orderId })));
-      },
-      async requeueSubmit(orderIds) {
-        const queue = context.queues.get(submitOrderJob.queue);
-        for (const orderId of orderIds) await clearFinished(queue, submitOrderJob.jobId({ orderId }));
-        await context.queues.addBulk(submitOrderJob, orderIds.map((orderId) => ({ orderId })));
-      },
-    },
-    agent: {
-      async wipeAll(reason) {
-        const answer = await agentClient().lockdown(reason.slice(0, 200));
-        return { wipedUsers: answer.wipedUsers };
-      },
-    },
+    queues: queuePortFor(context.queues),
+    agent: agentPortFor(config),
     sessions: {
       endAll: () => sessions.destroyAll(),
       async blockUser(login, reason) {
@@ -147,6 +174,34 @@ export async function triggerLockdown(
   input: { trigger: LockdownTrigger; reason: string; scope?: string; evidence?: Record<string, unknown>; actor?: string },
 ): Promise<EngageResult> {
   return engageLockdown(lockdownDepsFor(context), { ...input, actor: input.actor ?? `system:${input.trigger}` });
+}
+
+/**
+ * `connector lockdown on` when PostgreSQL cannot be opened (`cause`): the flag, the queues paused and
+ * the keys wiped (and every session ended, scopes all/credentials) on connections of its own, then
+ * the account of what held and what `lockdown on` must still do once PostgreSQL answers.
+ */
+export async function lockdownWithoutDatabase(
+  options: { config: ConnectorConfig; logger: Logger; clock?: Clock },
+  input: { trigger: LockdownTrigger; reason: string; scope?: string; actor: string },
+  cause: unknown,
+): Promise<UnrecordedLockdown> {
+  const { config, logger } = options;
+  // A producer's connection: a command gives up after a few tries instead of waiting for Redis for good.
+  const redis = redisConnection(config, 'producer');
+  redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));
+  const queues = new QueueSet(config, redis, (queue, err) => logger.warn({ event: 'queue.error', queue, err: err.message }));
+  const sessions = sessionStoreFor({ redis, config });
+  try {
+    return await engageLockdownWithoutRecord(
+      { redis, config, clock: options.clock ?? clockFromConfig(config), logger, ports: { queues: queuePortFor(queues), agent: agentPortFor(config), sessions: { endAll: () => sessions.destroyAll() } } },
+      input,
+      cause,
+    );
+  } finally {
+    await queues.close().catch(() => undefined);
+    redis.disconnect();
+  }
 }
 
 /** The check every worker makes before a side effect (Redis flag, then PostgreSQL). */

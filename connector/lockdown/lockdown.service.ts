@@ -95,6 +95,8 @@ export interface LockdownStatusView {
 }
 
 function errorText(err: unknown): string {
+  // ioredis' words for a command given up while Redis is out of reach name neither Redis nor the cause.
+  if (err instanceof Error && err.name === 'MaxRetriesPerRequestError') return 'Redis did not answer: not running or not reachable';
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -209,42 +211,139 @@ async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope
 }
 
 /**
- * Engages the lockdown; idempotent (a second trigger adds to the same incident and re-applies every
- * action). Order of urgency: the Redis flag, then queues paused and keys wiped (together), then the
- * PostgreSQL record, sessions, credentials, held orders, incident + checklist, audit, alert. A part that
- * cannot be reached is a warning: the lock holds once the flag is set and the queues are paused.
+ * How long the Redis steps may take. Redis answers in milliseconds; a Redis that is down or out of
+ * reach never answers BullMQ (its pause waits for a connection for good), and the lockdown must go
+ * on to PostgreSQL, the record that counts, rather than wait for it.
  */
-export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownInput): Promise<EngageResult> {
+const REDIS_STEP_TIMEOUT_MS = 5_000;
+
+/** What steps 1-3 achieved: each part, or why not. */
+export interface ImmediateLock {
+  /** The Redis flag every worker checks before a side effect. */
+  flagSet: boolean;
+  flagError?: string;
+  pausedQueues: string[] | null;
+  pauseError?: string;
+  wipedUsers: string[] | null;
+  wipeError?: string;
+  /** ms from the call to "flag set, every queue paused and the agent's keys wiped". */
+  pausedAndWipedMs: number;
+}
+
+/**
+ * Steps 1-3, which need Redis and the signer agent only: the flag, then every queue paused and every
+ * unlocked key wiped at once (neither waits for the other). Each bounded in time; never throws.
+ */
+async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports: Pick<LockdownPorts, 'queues' | 'agent'> }, input: TriggerLockdownInput, now: Date, started: number): Promise<ImmediateLock> {
+  const result: ImmediateLock = { flagSet: false, pausedQueues: null, wipedUsers: null, pausedAndWipedMs: 0 };
+  try {
+    await withTimeout(deps.redis.set(lockdownKey(deps.config.redis.prefix), JSON.stringify({ since: now.toISOString(), trigger: input.trigger })), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    result.flagSet = true;
+  } catch (err) {
+    result.flagError = errorText(err);
+  }
+  const [paused, wiped] = await Promise.allSettled([
+    withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis'),
+    withTimeout(deps.ports.agent.wipeAll(input.reason), deps.config.lockdown.agentTimeoutMs, 'the signer agent'),
+  ]);
+  result.pausedAndWipedMs = performance.now() - started;
+  if (paused.status === 'fulfilled') result.pausedQueues = paused.value;
+  else result.pauseError = errorText(paused.reason);
+  if (wiped.status === 'fulfilled') result.wipedUsers = wiped.value.wipedUsers;
+  else result.wipeError = errorText(wiped.reason);
+  return result;
+}
+
+function agentNotReached(why: string | undefined): string {
+  return `signer agent not reached (${why}): keys unlocked in it were NOT wiped; stop connector-signer-agent or run connector lockdown on again once it answers`;
+}
+
+/**
+ * A lockdown PostgreSQL did not record (it could not be reached, or refused the write): what holds
+ * anyway and what is still to do. It holds for submission when the Redis flag is set: every stage
+ * checks it before a side effect and the submit stage's last look before the bank call reads it
+ * first (`isLockedDown`, `isLockedDownInRedis`), so nothing is validated, signed or sent. It is not
+ * the lockdown INTERFACES.md promises: no incident (no id to print), no record that survives a Redis
+ * restart, no held orders, no checklist, nobody alerted; `lockdown on` must run again.
+ */
+export interface UnrecordedLockdown {
+  scope: LockdownScope;
+  /** Why PostgreSQL did not record it (the database's error). */
+  cause: unknown;
+  /** The Redis flag is set: no worker validates, signs or submits. */
+  holdsForSubmission: boolean;
+  /** What holds, one line each. */
+  held: string[];
+  /** What needs PostgreSQL and was not done, one line each. */
+  notDone: string[];
+  warnings: string[];
+  /** R-29: the bank is to be told by then, counted from now. */
+  bankDeadline: string;
+}
+
+export class LockdownNotRecordedError extends Error {
+  constructor(readonly lockdown: UnrecordedLockdown) {
+    super(`the lockdown could not be recorded in PostgreSQL (${errorText(lockdown.cause)}); held: ${lockdown.held.join('; ') || 'nothing'}`);
+    this.name = 'LockdownNotRecordedError';
+  }
+}
+
+/** After steps 1-3 without PostgreSQL: the sessions (Redis only) when the scope ends them all, and the account of it. */
+async function withoutRecord(
+  deps: Pick<LockdownDeps, 'config' | 'clock' | 'logger'> & { ports: { sessions: Pick<LockdownPorts['sessions'], 'endAll'> } },
+  input: TriggerLockdownInput,
+  scope: LockdownScope,
+  first: ImmediateLock,
+  cause: unknown,
+): Promise<UnrecordedLockdown> {
+  const held: string[] = [];
+  const warnings: string[] = [];
+  if (first.flagSet) held.push('the Redis lockdown flag is set: no worker validates, signs or submits while it is (they check it before every side effect)');
+  else warnings.push(`the Redis lockdown flag could not be set (${first.flagError}) and PostgreSQL has none: workers are NOT stopped; stop them now (pm2 stop connector-worker)`);
+  if (first.pausedQueues) held.push(`queues paused: ${first.pausedQueues.join(', ')}`);
+  else warnings.push(`queues could not be paused (${first.pauseError})`);
+  if (first.wipedUsers) held.push(`signer agent wiped every unlocked key (${first.wipedUsers.length} users)`);
+  else warnings.push(agentNotReached(first.wipeError));
+  const notDone = ['the lockdown record in PostgreSQL (the flag that outlives a Redis restart, read by lockdown status and resolve) and its incident with the bank checklist: there is no incident id yet'];
+  if (scope.startsWith('user:')) {
+    notDone.push(`user ${scope.slice(5)} blocked and their sessions ended`);
+  } else {
+    try {
+      held.push(`${await withTimeout(deps.ports.sessions.endAll(), REDIS_STEP_TIMEOUT_MS, 'Redis')} sessions ended`);
+    } catch (err) {
+      warnings.push(`sessions not ended (${errorText(err)})`);
+    }
+  }
+  if (scope === 'all' || scope === 'credentials') notDone.push('the Client Secret marked compromised');
+  notDone.push('orders not yet at the bank moved to held', 'the admins alerted (webhook, e-mail) and the audit record');
+  const deadline = bankDeadline(deps.config, deps.clock.now()).toISOString();
+  deps.logger?.error({ event: 'lockdown.not_recorded', trigger: input.trigger, scope, flagSet: first.flagSet, err: errorText(cause), held, notDone, warnings });
+  return { scope, cause, holdsForSubmission: first.flagSet, held, notDone, warnings, bankDeadline: deadline };
+}
+
+/** What a lockdown without PostgreSQL uses: Redis, the queues, the signer agent, the session store. */
+export type UnrecordedLockdownDeps = Omit<LockdownDeps, 'em' | 'ports'> & { ports: Pick<LockdownPorts, 'queues' | 'agent'> & { sessions: Pick<LockdownPorts['sessions'], 'endAll'> } };
+
+/**
+ * `lockdown on` when PostgreSQL cannot even be opened: the steps that need only Redis and the signer
+ * agent (flag, queues paused, keys wiped, every session ended for scopes `all`/`credentials`), then the
+ * account of what held and what is left for `lockdown on` to do once PostgreSQL answers.
+ */
+export async function engageLockdownWithoutRecord(
+  deps: UnrecordedLockdownDeps,
+  given: TriggerLockdownInput,
+  cause: unknown,
+): Promise<UnrecordedLockdown> {
   const started = performance.now();
-  // The reason may be a person's words (a report): one line wherever it is shown (checklist, e-mail, status).
   const input = { ...given, reason: singleLine(given.reason) };
   const scope = parseScope(input.scope);
-  const mode = input.trigger === 'manual' ? 'lockdown' : deps.config.lockdown.triggers[input.trigger];
-  if (mode === 'alert') return raiseAlert(deps, input, scope, started);
+  const first = await lockAtOnce(deps, input, deps.clock.now(), started);
+  return withoutRecord(deps, input, scope, first, cause);
+}
 
-  const now = deps.clock.now();
-  const warnings: string[] = [];
-  const timeline: TimelineEntry[] = [];
-  const done = (text: string) => timeline.push({ at: deps.clock.now().toISOString(), actor: input.actor, text });
-  const prefix = deps.config.redis.prefix;
-
-  // 1. The flag every worker checks before a side effect.
-  try {
-    await deps.redis.set(lockdownKey(prefix), JSON.stringify({ since: now.toISOString(), trigger: input.trigger }));
-  } catch (err) {
-    warnings.push(`the Redis lockdown flag could not be set (${errorText(err)}); workers still see the PostgreSQL flag`);
-  }
-  // 2 + 3. Pause every queue and wipe every key, at once: neither waits for the other.
-  const agentMs = deps.config.lockdown.agentTimeoutMs;
-  const [paused, wiped] = await Promise.allSettled([deps.ports.queues.pauseAll(), withTimeout(deps.ports.agent.wipeAll(input.reason), agentMs, 'the signer agent')]);
-  const pausedAndWipedMs = performance.now() - started;
-  if (paused.status === 'fulfilled') done(`queues paused: ${paused.value.join(', ')}`);
-  else warnings.push(`queues could not be paused (${errorText(paused.reason)}); workers refuse every side effect while the flag is set`);
-  if (wiped.status === 'fulfilled') done(`signer agent wiped every unlocked key (${wiped.value.wipedUsers.length} users)`);
-  else warnings.push(`signer agent not reached (${errorText(wiped.reason)}): keys unlocked in it were NOT wiped; stop connector-signer-agent or run connector lockdown on again once it answers`);
-
-  // 4. The record (serialised: one lockdown, one incident).
-  const record = await deps.em.transactional(async (tx) => {
+/** Step 4: `lockdown_state` and the one lockdown incident, serialised across processes (one lockdown, one incident). */
+async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, now: Date): Promise<{ alreadyLocked: boolean; incidentId: string; since: Date; scope: LockdownScope }> {
+  return deps.em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state === 'locked' && row.incidentId) {
@@ -267,6 +366,42 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
       [now, input.reason.slice(0, 2000), scope, input.trigger, incident.id, now, input.actor],
     );
     return { alreadyLocked: false, incidentId: incident.id, since: now, scope };
+  });
+}
+
+/**
+ * Engages the lockdown; idempotent (a second trigger adds to the same incident and re-applies every
+ * action). Order of urgency: the Redis flag, then queues paused and keys wiped (together), then the
+ * PostgreSQL record, sessions, credentials, held orders, incident + checklist, audit, alert. A part that
+ * cannot be reached is a warning: the lock holds once the flag is set and the queues are paused.
+ * Should PostgreSQL not record it, `LockdownNotRecordedError` says what held and what is left to do.
+ */
+export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownInput): Promise<EngageResult> {
+  const started = performance.now();
+  // The reason may be a person's words (a report): one line wherever it is shown (checklist, e-mail, status).
+  const input = { ...given, reason: singleLine(given.reason) };
+  const scope = parseScope(input.scope);
+  const mode = input.trigger === 'manual' ? 'lockdown' : deps.config.lockdown.triggers[input.trigger];
+  if (mode === 'alert') return raiseAlert(deps, input, scope, started);
+
+  const now = deps.clock.now();
+  const warnings: string[] = [];
+  const timeline: TimelineEntry[] = [];
+  const done = (text: string) => timeline.push({ at: deps.clock.now().toISOString(), actor: input.actor, text });
+
+  // 1-3. The Redis flag, then every queue paused and every key wiped.
+  const first = await lockAtOnce(deps, input, now, started);
+  const { pausedAndWipedMs } = first;
+  if (first.flagError) warnings.push(`the Redis lockdown flag could not be set (${first.flagError}); workers still see the PostgreSQL flag`);
+  if (first.pausedQueues) done(`queues paused: ${first.pausedQueues.join(', ')}`);
+  else warnings.push(`queues could not be paused (${first.pauseError}); workers refuse every side effect while the flag is set`);
+  if (first.wipedUsers) done(`signer agent wiped every unlocked key (${first.wipedUsers.length} users)`);
+  else warnings.push(agentNotReached(first.wipeError));
+
+  // 4. The record (serialised: one lockdown, one incident). Without it the steps above still hold
+  // (a worker refuses on the Redis flag alone); the caller is told what held and what did not.
+  const record = await recordLockdown(deps, input, scope, now).catch(async (err: unknown) => {
+    throw new LockdownNotRecordedError(await withoutRecord(deps, input, scope, first, err));
   });
   done(record.alreadyLocked ? `again (${input.trigger}): ${input.reason}` : `lockdown recorded (scope ${record.scope})`);
 

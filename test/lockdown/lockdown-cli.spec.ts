@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
 import { QUEUE_NAMES } from '../../queue/queue-names';
 import { runCli } from '../support/cli';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
 
 /** The CLI contract of INTERFACES.md, on the built CLI, with no signer agent running. */
 describe('connector lockdown (CLI)', () => {
@@ -69,5 +69,18 @@ describe('connector lockdown (CLI)', () => {
     // The note (as the API's `note`) is on the incident's timeline.
     const shown = JSON.parse((await cli(['incidents', 'show', incidentId, '--json'])).stdout) as { timeline: Array<{ text: string }> };
     expect(shown.timeline.map((t) => t.text)).toContainEqual(expect.stringMatching(/^resolved: new pair generated in Internet-banking; 0 held orders back to validation/));
+  }, 120_000);
+
+  it('with Redis out of reach, records the lock in PostgreSQL and exits 0 with the parts not reached as warnings (no endless wait on Redis)', async () => {
+    const redisDown = { ...cliEnv, CONNECTOR_REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
+    // The bound is generous (a loaded machine): BullMQ's pause used to wait for Redis for good.
+    const on = await runCli(['lockdown', 'on', '--reason', 'Redis down and a token lost', '--scope', 'credentials'], { env: redisDown, cwd: env.workDir, timeoutMs: 60_000 });
+    expect(on.code).toBe(0);
+    const incidentId = on.stdout.trim();
+    expect(incidentId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(on.stderr).toMatch(/warning: the Redis lockdown flag could not be set \(Redis did not answer: not running or not reachable\); workers still see the PostgreSQL flag/);
+    expect(on.stderr).toMatch(/warning: queues could not be paused \(Redis did not answer within 5000 ms\)/);
+    expect(on.stderr).toMatch(/\+7 7172 770 622/);
+    expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout)).toMatchObject({ state: 'locked', incidentId, scope: 'credentials' });
   }, 120_000);
 });

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load-config';
-import { createAppContext } from '../../app/app-context';
-import { parseScope } from '../../lockdown/lockdown.service';
-import { formatBankChecklist } from '../../lockdown/bank-checklist';
-import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../../queue/lockdown.trigger';
+import type { ConnectorConfig } from '../../../config/config.schema';
+import { createAppContext, type AppContext } from '../../app/app-context';
+import { LockdownNotRecordedError, parseScope, type UnrecordedLockdown } from '../../lockdown/lockdown.service';
+import { BANK_PHONES, formatBankChecklist } from '../../lockdown/bank-checklist';
+import { lockdownStatusOf, lockdownWithoutDatabase, resolveLockdownIn, triggerLockdown } from '../../../queue/lockdown.trigger';
+import { describeServiceError } from '../service-error.mapper';
 import { UsageError } from '../../shared/errors';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
@@ -14,10 +16,33 @@ import { cliActor } from './foundation.commands';
  * `connector lockdown on|status|resolve` (INTERFACES.md, issue 16). The CLI acts with the local
  * operator's authority, recorded as `cli:<os user>`.
  */
-async function context() {
-  const config = loadConfig();
+async function context(config = loadConfig()) {
   // Quiet logger: the command's own output is the checklist and the warnings.
-  return createAppContext({ config, logger: createLogger({ level: 'silent', name: 'connector-lockdown' }), name: 'connector-lockdown', role: 'producer' });
+  return createAppContext({ config, logger: quietLogger(), name: 'connector-lockdown', role: 'producer' });
+}
+
+function quietLogger() {
+  return createLogger({ level: 'silent', name: 'connector-lockdown' });
+}
+
+/**
+ * PostgreSQL did not record the lockdown: exit 1 (no incident, so no id on stdout, and `lockdown on`
+ * has to run again), saying what holds, what does not and what to do now. INTERFACES.md's exit 0
+ * means a lockdown that holds AND is recorded: a script reading 0 takes stdout for the incident id.
+ */
+function reportUnrecorded(unrecorded: UnrecordedLockdown, config: ConnectorConfig): number {
+  const cause = describeServiceError(unrecorded.cause, config)?.message ?? (unrecorded.cause instanceof Error ? unrecorded.cause.message : String(unrecorded.cause));
+  say(
+    unrecorded.holdsForSubmission
+      ? `LOCKDOWN_NOT_RECORDED: the lockdown holds for submission (Redis flag set) but PostgreSQL did not record it: ${cause}`
+      : `LOCKDOWN_NOT_RECORDED: the lockdown does NOT hold and PostgreSQL did not record it: ${cause}`,
+  );
+  for (const line of unrecorded.held) say(`  held: ${line}`);
+  for (const line of unrecorded.notDone) say(`  not done (needs PostgreSQL): ${line}`);
+  for (const warning of unrecorded.warnings) say(`warning: ${warning}`);
+  say(`Run connector lockdown on again (same --reason and --scope ${unrecorded.scope}) as soon as PostgreSQL answers (connector doctor): it records the lockdown, prints the incident id and does the rest.`);
+  say(`BANK NOTIFICATION (R-29): call the bank now: ${BANK_PHONES.join(', ')}; deadline ${unrecorded.bankDeadline}`);
+  return 1;
 }
 
 export function registerLockdownCommands(program: Command): void {
@@ -25,16 +50,28 @@ export function registerLockdownCommands(program: Command): void {
 
   lockdown
     .command('on')
-    .description('lock the connector down now: queues paused, keys wiped, sessions ended, orders held; prints the incident id')
+    .description('lock the connector down now: queues paused, keys wiped, sessions ended, orders held; prints the incident id (PostgreSQL down: the Redis flag, queues and keys only, exit 1 LOCKDOWN_NOT_RECORDED; run it again once PostgreSQL answers)')
     .requiredOption('--reason <text>', 'what happened (recorded in the incident and the bank checklist)')
     .option('--scope <scope>', 'all | user:LOGIN | credentials', 'all')
     .action(
       runAction(async (opts: { reason: string; scope: string }) => {
         if (!opts.reason.trim()) throw new UsageError('--reason must say what happened');
         const scope = parseScope(opts.scope);
-        const ctx = await context();
+        const config = loadConfig();
+        const input = { trigger: 'manual' as const, reason: opts.reason.trim(), scope, actor: cliActor() };
+        let ctx: AppContext;
         try {
-          const result = await triggerLockdown(ctx, { trigger: 'manual', reason: opts.reason.trim(), scope, actor: cliActor() });
+          ctx = await context(config);
+        } catch (err) {
+          // PostgreSQL cannot be opened: what needs only Redis and the signer agent is done all the same.
+          return reportUnrecorded(await lockdownWithoutDatabase({ config, logger: quietLogger() }, input, err), config);
+        }
+        try {
+          const result = await triggerLockdown(ctx, input).catch((err: unknown) => {
+            if (err instanceof LockdownNotRecordedError) return err.lockdown;
+            throw err;
+          });
+          if (!('incidentId' in result)) return reportUnrecorded(result, config);
           process.stdout.write(`${result.incidentId}\n`);
           say(`lockdown ${result.alreadyLocked ? 'already in force (this report was added to it)' : 'in force'} since ${result.since}, scope ${result.scope}: queues paused and keys wiped in ${Math.round(result.pausedAndWipedMs)} ms; ${result.heldOrders} orders held`);
           for (const warning of result.warnings) say(`warning: ${warning}`);
@@ -58,9 +95,11 @@ export function registerLockdownCommands(program: Command): void {
           if (opts.json) printJson(status);
           else {
             process.stdout.write(
-              status.state === 'locked'
+              status.state === 'locked' && status.incidentId
                 ? `LOCKED since ${status.since} (scope ${status.scope}): ${status.reason}\nincident: ${status.incidentId}\nheld orders: ${status.heldOrders}\n`
-                : `normal\nheld orders: ${status.heldOrders}\n`,
+                : status.state === 'locked'
+                  ? `LOCKED by the Redis flag only (not recorded in PostgreSQL, no incident)\nheld orders: ${status.heldOrders}\n`
+                  : `normal\nheld orders: ${status.heldOrders}\n`,
             );
             for (const warning of status.warnings) say(`warning: ${warning}`);
           }
