@@ -1,19 +1,18 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { runCli, startCli, waitForExit, type CliResult } from '../support/cli';
-import { loadConfig } from '../../config/load-config';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
-import { ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
+import { ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { loadOrCreateMasterKey } from '../../connector/vault/master-key.store';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, sandboxAdmin, type Ledger } from '../support/pipeline-world';
+import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, type Ledger } from '../support/pipeline-world';
 
 /**
  * The bank credentials vault as the worker (a real `connector worker` child process) meets it,
@@ -55,19 +54,9 @@ describe('the worker and the credentials vault (real worker process, real sandbo
     env = await createTestEnv('credworker', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
     const pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
     // Few, fast attempts: an error retried as TRANSIENT would turn the order `failed` within seconds.
-    const configFile = join(env.workDir, 'connector.config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        queue: { attempts: 3, backoffMs: 200 },
-        signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: PROOF_SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
-        tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
-        bank: { timeoutMs: 5_000 },
-        log: { level: 'info' },
-      }),
-    );
-    childEnv = { ...env.env, CONNECTOR_CONFIG: configFile, CONNECTOR_LOG_LEVEL: 'info' };
-    const config = worldConfig(loadConfig({ env: childEnv, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS);
+    const proof = proofChildConfig(env, pki, { queue: { attempts: 3, backoffMs: 200 }, bank: { timeoutMs: 5_000 }, log: { level: 'info' } }, { CONNECTOR_LOG_LEVEL: 'info' });
+    childEnv = proof.childEnv;
+    const config = proof.config;
     const logger = createLogger({ level: 'silent', name: 'credentials-e2e' });
     context = await createAppContext({ config, logger, role: 'producer' });
     world = await startWorld({

@@ -1,16 +1,15 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { startCli, waitForExit } from '../support/cli';
-import { loadConfig } from '../../config/load-config';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
+import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { finalCount, freePort, FUNDED_ACCOUNTS, PrivateRedis, PROOF_SIGNERS, proofOrders, sandboxAdmin, SIGNING_WORKER_SCRIPT, statesOf, type Ledger } from '../support/pipeline-world';
+import { finalCount, freePort, FUNDED_ACCOUNTS, PrivateRedis, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, SIGNING_WORKER_SCRIPT, statesOf, type Ledger } from '../support/pipeline-world';
 
 /**
  * Issue 15 "Proof / Crash safety": worker processes are real children (`connector worker`), killed
@@ -63,21 +62,20 @@ describe('the pipeline survives SIGKILLed workers and Redis restarts (real child
     // twenty SIGKILLs at 2 s locks on a busy shared machine can stall one job more than the default
     // 5 times (a CI run once failed an order's tracking that way): what this test proves is that
     // every order ends final and accepted once, so the stall limit is set out of its way.
-    const configFile = join(env.workDir, 'connector.config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
+    const proof = proofChildConfig(
+      env,
+      pki,
+      {
         queue: { lockDurationMs: 2_000, stalledIntervalMs: 1_000, maxStalledCount: 50, attempts: 30, backoffMs: 200 },
-        signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: PROOF_SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
-        tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
         sweeper: { everyMs: 1_000, staleAfterMs: 3_000 },
         bank: { timeoutMs: 5_000 },
         worker: { concurrency: 16 },
         log: { level: 'warn' },
-      }),
+      },
+      { CONNECTOR_LOG_LEVEL: 'warn' },
     );
-    childEnv = { ...env.env, CONNECTOR_CONFIG: configFile, CONNECTOR_LOG_LEVEL: 'warn' };
-    const config = worldConfig(loadConfig({ env: childEnv, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS);
+    childEnv = proof.childEnv;
+    const config = proof.config;
     const logger = createLogger({ level: 'silent', name: 'proof-crash' });
     context = await createAppContext({ config, logger, role: 'producer' });
     // Redis goes away on purpose below: the queues' connection errors are expected, not news.

@@ -1,20 +1,18 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { runCli, startCli, waitForExit } from '../support/cli';
-import { loadConfig } from '../../config/load-config';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
 import { findUser } from '../../connector/users/user.service';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig, type World } from '../../connector/demo/pipeline-world';
+import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
 import { startSignerAgent, type RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
 import type { TestPkiResult } from '../../scripts/make-test-pki';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofOrders, SIGNING_WORKER_SCRIPT } from '../support/pipeline-world';
+import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofChildConfig, proofOrders, SIGNING_WORKER_SCRIPT } from '../support/pipeline-world';
 
 /**
  * The audit's finding: with the signer agent down, mandated orders sat in `awaiting_signatures`
@@ -43,16 +41,9 @@ describe('orders waiting for a signer agent that is down say why (real worker pr
       CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}`,
     });
     pki = makeWorldPki(join(env.workDir, 'pki'), PROOF_SIGNERS);
-    const configFile = join(env.workDir, 'connector.config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: PROOF_SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
-        tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
-      }),
-    );
-    env.env.CONNECTOR_CONFIG = configFile;
-    config = worldConfig(loadConfig({ env: env.env, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS);
+    const proof = proofChildConfig(env, pki);
+    env.env.CONNECTOR_CONFIG = proof.childEnv.CONNECTOR_CONFIG;
+    config = proof.config;
     context = await createAppContext({ config, logger, role: 'producer' });
     world = await startWorld({
       config,

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import IORedis from 'ioredis';
@@ -10,6 +10,8 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { createLogger } from '../../connector/logging/logger';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { createTestEnv, type TestEnv } from './test-env';
+import { loadConfig } from '../../config/load-config';
+import type { TestPkiResult } from '../../scripts/make-test-pki';
 
 /**
  * What the pipeline proofs share beyond the demo's world (connector/demo/pipeline-world.ts):
@@ -137,4 +139,24 @@ export async function startProofWorld(
   await ensureBankCredentials(context);
   await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
   return { env, context, world };
+}
+
+/**
+ * The configuration of a proof world's worker processes (children of the test): one signature by
+ * the proof signer's standing mandate, quick signing and status polls, and `overrides` per
+ * section. Written where the children read it (CONNECTOR_CONFIG in `childEnv`) and loaded for the
+ * test process too, so both run on the same settings.
+ */
+export function proofChildConfig(env: TestEnv, pki: TestPkiResult, overrides: Record<string, unknown> = {}, extraEnv: NodeJS.ProcessEnv = {}): { childEnv: NodeJS.ProcessEnv; config: ConnectorConfig } {
+  const configFile = join(env.workDir, 'connector.config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: PROOF_SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
+      tracking: { pollEveryMs: 300, maxPollEveryMs: 1_000 },
+      ...overrides,
+    }),
+  );
+  const childEnv = { ...env.env, CONNECTOR_CONFIG: configFile, ...extraEnv };
+  return { childEnv, config: worldConfig(loadConfig({ env: childEnv, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS) };
 }
