@@ -13,6 +13,9 @@ import type { Orm } from '../persistence/database';
 import type { Clock } from '../shared/clock';
 import type { Logger } from '../logging/logger';
 
+/** How long a read of the vault's version serves the bank calls after it. */
+const VERSION_READ_MS = 1_000;
+
 /** The version of the config's pair (no vault row): the vault's first pair is a change too. */
 const CONFIG_VERSION = 'config';
 
@@ -32,6 +35,7 @@ function versionOf(clientId: string, secretEnc: string): string {
  */
 class VaultBankCredentials implements BankCredentialsProvider {
   private box?: SecretBox;
+  private versionRead?: { at: number; value: Promise<string> };
   /** The sealed value last opened successfully: the same one opens again (the key ring only grows in memory). */
   private opened?: string;
   private readonly fallback: ConfigCredentialsProvider;
@@ -54,10 +58,26 @@ class VaultBankCredentials implements BankCredentialsProvider {
     return { clientId: row.clientId, clientSecret, version: versionOf(row.clientId, row.secretEnc) };
   }
 
-  /** Asked before every bank call: one read by primary key; the client drops its token when this changes. */
-  async version(): Promise<string> {
-    const rows = await this.orm.em.fork().execute<Array<{ client_id: string; secret_enc: string }>>('select client_id, secret_enc from credential_vault where id = 1');
-    return rows[0] ? versionOf(rows[0].client_id, rows[0].secret_enc) : CONFIG_VERSION;
+  /**
+   * Asked before every bank call; the client drops its token when this changes. Read by primary key
+   * at most once per VERSION_READ_MS (calls in between share the last read): a rotation reaches
+   * the next call within that second, and a busy worker does not pay one more round trip to
+   * PostgreSQL, before every submission and status poll, to learn that nothing changed.
+   */
+  version(): Promise<string> {
+    const now = Date.now();
+    if (this.versionRead && now - this.versionRead.at < VERSION_READ_MS) return this.versionRead.value;
+    const value = this.orm.em
+      .fork()
+      .execute<Array<{ client_id: string; secret_enc: string }>>('select client_id, secret_enc from credential_vault where id = 1')
+      .then((rows) => (rows[0] ? versionOf(rows[0].client_id, rows[0].secret_enc) : CONFIG_VERSION));
+    const read = { at: now, value };
+    this.versionRead = read;
+    // A failed read is not remembered: the next call reads again.
+    value.catch(() => {
+      if (this.versionRead === read) this.versionRead = undefined;
+    });
+    return value;
   }
 
   /** Loaded on first use; a missing or unreadable key file is tried again next time (an operator may restore it). */

@@ -129,7 +129,7 @@ describe('the worker and the credentials vault (real worker process, real sandbo
     for (const text of [worker!.output(), ...cliOutputs]) expect(text).not.toContain(SECRET_A);
   }, 120_000);
 
-  it('credentials rotate reaches the running worker at its next bank call: a mistyped secret stops the next order at once (not at token expiry); the new pair is used with a new token', async () => {
+  it('credentials rotate reaches the running worker within a second: a mistyped secret stops the next order at once (not at token expiry); the new pair is used with a new token', async () => {
     const tokensOf = async (clientId: string) =>
       Number((await context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from "sandbox".tokens where client_id = ?', [clientId]))[0].n);
     // The worker holds a token got with SECRET_A (the test above); the sandbox's last 600 s.
@@ -138,6 +138,8 @@ describe('the worker and the credentials vault (real worker process, real sandbo
 
     // The audit's case: rotated to a mistyped secret; the order used to be executed with the old token.
     expect((await cli(['credentials', 'rotate', '--secret-stdin'], `${MISTYPED}\n`)).code).toBe(0);
+    // The worker reads the vault's version at most once a second (VERSION_READ_MS).
+    await new Promise((r) => setTimeout(r, 1_100));
     const id = await intake('R');
     await eventually(async () => /"event":"order.submit.error"[^\n]*"code":"AUTH"/.test(worker!.output()), { timeoutMs: 60_000, what: 'the bank to refuse the mistyped secret' });
     expect(worker!.output()).toMatch(/"event":"bank.token.dropped"/);
