@@ -90,6 +90,17 @@ function comparable(column: string, value: unknown): string | null {
   return column === 'amount_tiyn' ? formatAmount(Number(value)) : String(value);
 }
 
+/** The stored orders holding these document keys (the first of any older twins, natural_key_seq 0). */
+function readTwins(tx: EntityManager, keys: Array<{ number: string; doc_date: string; payer_iban: string }>): Promise<StoredTwin[]> {
+  return tx.execute<StoredTwin[]>(
+    `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.errors,
+            ${COMPARED.map(([column]) => (column === 'value_date' ? "to_char(o.value_date, 'YYYY-MM-DD') as value_date" : column === 'amount_tiyn' ? 'o.amount_tiyn::text as amount_tiyn' : `o.${column}`)).join(', ')}
+       from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
+         on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
+    [JSON.stringify(keys)],
+  );
+}
+
 function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
   const differences: IntakeDifference[] = [];
   for (const [column, field] of COMPARED) {
@@ -108,7 +119,10 @@ function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
 
 /**
  * `invalid -> received` with the corrected requisites, and its event naming what changed. Only an
- * order still `invalid` is replaced (a concurrent delivery may have done it first: then false).
+ * order still `invalid` is replaced (a concurrent delivery may have done it first: then false),
+ * and only one that was never signed: an order signed before a lockdown held it, and found
+ * invalid after (e.g. its value date passed), keeps its frozen document and signatures, which a
+ * correction must not be sent with (then false too: a conflict, a new number needed).
  */
 async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: IntakeRow, differences: IntakeDifference[], actor: string, now: Date): Promise<boolean> {
   const replaced = await tx.execute<Array<{ id: string }>>(
@@ -117,6 +131,8 @@ async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: Intake
               raw_document = ?, errors = ?::jsonb, warnings = null, last_error = null, state = 'received', version = version + 1,
               updated_at = ?, state_changed_at = ?
         where id = ? and state = 'invalid'
+          and not exists (select 1 from order_document d where d.order_id = payment_order.id)
+          and not exists (select 1 from order_signature s where s.order_id = payment_order.id)
         returning id)
      insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
      select id, 'invalid', 'received', ?, 'corrected document sent again', ?::jsonb, ? from upd
@@ -240,13 +256,7 @@ export async function intakeOrders(
       const repeated = chunk.filter((row) => !created.has(row.id));
       const existing = new Map<string, StoredTwin>();
       if (repeated.length > 0) {
-        const found = await tx.execute<StoredTwin[]>(
-          `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.errors,
-                  ${COMPARED.map(([column]) => (column === 'value_date' ? "to_char(o.value_date, 'YYYY-MM-DD') as value_date" : column === 'amount_tiyn' ? 'o.amount_tiyn::text as amount_tiyn' : `o.${column}`)).join(', ')}
-             from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
-               on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
-          [JSON.stringify(repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban })))],
-        );
+        const found = await readTwins(tx, repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban })));
         for (const row of found) existing.set(naturalKey(row), row);
       }
       for (const row of chunk) {
@@ -255,17 +265,27 @@ export async function intakeOrders(
           toEnqueue.push(row.id);
           continue;
         }
-        const known = existing.get(naturalKey(row));
+        let known = existing.get(naturalKey(row));
         if (!known) throw new Error(`intake: order ${row.number} of ${row.doc_date} (${row.payer_iban}) was neither inserted nor found`);
-        const differences = differencesOf(known, row);
+        let differences = differencesOf(known, row);
+        if (differences.length > 0 && known.state === 'invalid') {
+          if (await replaceInvalid(tx, known, row, differences, options.actor, now)) {
+            // Corrected and sent again, as the error report asked: validated again under the same id.
+            // What is stored now, for a later row of this delivery with the same key.
+            known = { ...known, ...Object.fromEntries(COMPARED.map(([column]) => [column, row[column] ?? null])), errors: row.errors, state: 'received' };
+            existing.set(naturalKey(row), known);
+            results.push({ orderId: known.id, externalId: known.external_id, created: false, corrected: true, state: 'received' });
+            toEnqueue.push(known.id);
+            continue;
+          }
+          // Not replaced: another delivery corrected it first (its UPDATE waited for that one to
+          // commit), or it was signed once. Judged against what is stored now, not the stale read.
+          known = (await readTwins(tx, [{ number: row.number, doc_date: row.doc_date, payer_iban: row.payer_iban }]))[0] ?? known;
+          existing.set(naturalKey(row), known);
+          differences = differencesOf(known, row);
+        }
         if (differences.length === 0) {
           results.push({ orderId: known.id, externalId: known.external_id, created: false, state: known.state });
-        } else if (known.state === 'invalid' && (await replaceInvalid(tx, known, row, differences, options.actor, now))) {
-          // Corrected and sent again, as the error report asked: validated again under the same id.
-          known.state = 'received';
-          for (const [column] of COMPARED) (known as unknown as Record<string, unknown>)[column] = comparable(column, row[column]);
-          results.push({ orderId: known.id, externalId: known.external_id, created: false, corrected: true, state: 'received' });
-          toEnqueue.push(known.id);
         } else {
           results.push({ orderId: known.id, externalId: known.external_id, created: false, state: known.state, conflict: { state: known.state, differences } });
         }

@@ -447,13 +447,13 @@ async function sendOrder(
         return { state: 'submitting', deferred: err.code };
       default: {
         // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
-        // Except a 400 to the order's first send: the contract's BadRequest (INVALID_REQUEST, "the
+        // Except a 400 the submit itself got (not the token's) at the order's first send: the contract's BadRequest (INVALID_REQUEST, "the
         // request does not follow this contract") was not processed, so nothing was registered, and
         // no earlier request of this document can be at the bank (attempts are counted before each
         // send, and this order had none). Its frozen bytes and requisites would be refused the same
         // way on every retry: the order fails now, with the bank's words, for an operator to see.
         // After an earlier send (whose outcome a lookup just could not find) the retries stand.
-        const malformed = err.code === 'CONTRACT_VIOLATION' && err.details.httpStatus === 400 && lease.attempts === 0;
+        const malformed = err.code === 'CONTRACT_VIOLATION' && err.details.operation === 'submit' && err.details.httpStatus === 400 && lease.attempts === 0;
         const last = malformed || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (last) {
           await transitionOrder(context.orm.em.fork(), order.id, 'failed', {

@@ -76,6 +76,26 @@ describe('intake: the natural key across sources', () => {
     expect([Number(row.amount_tiyn), row.errors]).toEqual([100_050, null]);
   });
 
+  it('the same correction twice in one delivery: the first replaces the invalid order, the second is the same document', async () => {
+    const [first] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-8', amount: '5.00' }) }], queue, { actor: 't' });
+    await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
+    const fixed = sampleOrder({ number: 'NK-8', amount: '12.34' });
+    const results = await intakeOrders(world.db(), 'onec', [{ order: fixed }, { order: fixed }, { order: { ...fixed, amount: '1.00' } }], queue, { actor: 't' });
+    expect(results.map((r) => [r.orderId, r.corrected ?? false, r.conflict?.differences ?? null])).toEqual([
+      [first.orderId, true, null],
+      [first.orderId, false, null],
+      [first.orderId, false, [{ field: 'amount', stored: '12.34', received: '1.00' }]],
+    ]);
+  });
+
+  it('an invalid order that was signed once (held by a lockdown, then found invalid) is not replaced: its signed document must not go with new requisites', async () => {
+    const [first] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-9' }) }], queue, { actor: 't' });
+    await world.db().execute("insert into order_document (order_id, format, bytes, sha256, created_at) values (?, 'kz-payment-order-xml/1', '\\x3c3e', 'x', now())", [first.orderId]);
+    await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
+    const [again] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-9', amount: '1.00' }) }], queue, { actor: 't' });
+    expect([again.orderId, again.corrected, again.conflict?.state, await state(first.orderId)]).toEqual([first.orderId, undefined, 'invalid', 'invalid']);
+  });
+
   it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
     const warned: unknown[] = [];
     const down: IntakeQueuePort = {

@@ -195,7 +195,12 @@ export class BusinessApiClient {
 
   private async getToken(): Promise<string> {
     // R-29: a token fetched with a pair that was rotated or replaced since is not used again.
-    const version = await this.options.credentials.version?.();
+    let version: string | undefined;
+    try {
+      version = await this.options.credentials.version?.();
+    } catch (err) {
+      throw new BankError('TRANSIENT', `the connector could not read its credentials' version, nothing was sent to the bank: ${(err as Error).message}`);
+    }
     const cached = this.token;
     if (cached && cached.version !== version) {
       if (this.token === cached) this.token = undefined;
@@ -237,6 +242,11 @@ export class BusinessApiClient {
       if (err instanceof BankError) throw err;
       const code = (err as { code?: unknown }).code;
       const providerCode = typeof code === 'string' ? code : 'ERROR';
+      // A store that did not answer (the vault's database: ECONNREFUSED, a SQLSTATE, a pool
+      // timeout) is passing, not a configuration the operator must fix: retried as TRANSIENT.
+      if (!/^(MASTER_KEY|VAULT)_/.test(providerCode)) {
+        throw new BankError('TRANSIENT', `the connector could not read its Client ID / Client Secret, nothing was sent to the bank (${providerCode}): ${(err as Error).message}`);
+      }
       throw new BankError('CREDENTIALS_UNAVAILABLE', `the connector cannot read its own Client ID / Client Secret, nothing was sent to the bank: ${providerCode}: ${(err as Error).message}`, { providerCode });
     }
   }

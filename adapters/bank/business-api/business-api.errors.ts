@@ -38,6 +38,8 @@ export class BankError extends Error {
       field?: string;
       /** CREDENTIALS_UNAVAILABLE: the credentials provider's own code (e.g. MASTER_KEY_MISSING). */
       providerCode?: string;
+      /** The call the bank answered (an HTTP status belongs to it: a 400 to /oauth/token is not the submit's). */
+      operation?: BankOperation;
     } = {},
   ) {
     super(message);
@@ -143,7 +145,7 @@ export function parseBankError(failure: BankFailure): BankError {
   const bankCode = parsed.success ? parsed.data.code : undefined;
   const bankMessage = parsed.success ? parsed.data.message.slice(0, 500) : undefined;
   const field = parsed.success ? parsed.data.field : undefined;
-  const base = { httpStatus: status, bankCode, field };
+  const base = { httpStatus: status, bankCode, field, operation };
   const retryAfterMs = parseRetryAfter(header(failure.headers, 'retry-after'), failure.now);
   const says = bankMessage ? `: ${bankMessage}` : '';
 

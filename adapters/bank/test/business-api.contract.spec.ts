@@ -99,6 +99,20 @@ describe('token (OAuth2 client credentials)', () => {
     expect(h.sandbox.stats).toEqual(before);
   });
 
+  it("a vault whose database does not answer is TRANSIENT (retried), not CREDENTIALS_UNAVAILABLE (an operator's incident); nothing is sent", async () => {
+    const vault = {
+      async getCredentials(): Promise<never> {
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      },
+    };
+    const client = h.client({ credentials: vault });
+    const before = { ...h.sandbox.stats };
+    const err = await caught(client.submit(h.signed(sampleOrder({ number: nextNumber() }), 'ext-no-db')));
+    expect([err.code, err.retryable]).toEqual(['TRANSIENT', true]);
+    expect(err.message).toMatch(/could not read its Client ID \/ Client Secret, nothing was sent to the bank \(ECONNREFUSED\)/);
+    expect(h.sandbox.stats).toEqual(before);
+  });
+
   it('a rotated pair (the provider\'s version changed) is used at the next call: the cached token is dropped, never used again', async () => {
     const vault = { version: 1, secret: h.secret };
     const provider = {

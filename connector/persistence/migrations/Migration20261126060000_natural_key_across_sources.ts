@@ -9,15 +9,17 @@ import { Migration } from '@mikro-orm/migrations';
  * that key); the connector's key is now the same, across sources.
  *
  * Existing databases may already hold such twins. They stay, visible as they are, with
- * `natural_key_seq` 1, 2, ... in the order they arrived; every new document takes seq 0, so it
- * meets the first of them in the unique key.
+ * `natural_key_seq` 1, 2, ...; every new document takes seq 0, so it meets that twin in the unique
+ * key. Seq 0 goes to the first twin that is not `invalid` (one that went on, perhaps was paid):
+ * were it an invalid twin, the next delivery of the document would count as its correction and
+ * be sent again.
  */
 export class Migration20261126060000_natural_key_across_sources extends Migration {
   override async up(): Promise<void> {
     this.addSql('alter table payment_order add column if not exists natural_key_seq smallint not null default 0;');
     this.addSql(`
       update payment_order p set natural_key_seq = t.seq
-        from (select id, row_number() over (partition by payer_iban, number, doc_date order by created_at, id) - 1 as seq from payment_order) t
+        from (select id, row_number() over (partition by payer_iban, number, doc_date order by (state = 'invalid'), created_at, id) - 1 as seq from payment_order) t
        where p.id = t.id and t.seq > 0;`);
     this.addSql('alter table payment_order drop constraint if exists payment_order_natural_key;');
     this.addSql('alter table payment_order add constraint payment_order_natural_key unique (payer_iban, number, doc_date, natural_key_seq);');
