@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { paymentOrderSchema, type NormalisedOrder } from '../orders/payment-order';
 import { PaymentOrder } from '../persistence/entities';
-import { intakeOrders, type IntakeConflict } from '../intake/order-intake';
+import { describeDifferences, intakeOrders, type IntakeConflict } from '../intake/order-intake';
 import { orderView } from '../orders/order.mapper';
 import { orderIdsPage } from '../orders/order-list';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
@@ -65,8 +65,7 @@ function invalidBody(issues: BodyIssue[]): ApiError {
 }
 
 function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict): string {
-  const changed = conflict.differences.map((d) => `${d.field}: stored ${d.stored ?? 'none'}, received ${d.received ?? 'none'}`).join('; ');
-  return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${changed}); nothing was changed: send a changed document under a new number`;
+  return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${describeDifferences(conflict, 'en')}); nothing was changed: send a changed document under a new number`;
 }
 
 function canSee(principal: Principal, account: string): boolean {

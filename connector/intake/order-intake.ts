@@ -49,6 +49,12 @@ export interface IntakeDifference {
   received: string | null;
 }
 
+/** The differences of a conflict in words, for the ERP's answer (`en`) and the 1C user's report (`ru`). */
+export function describeDifferences(conflict: IntakeConflict, lang: 'ru' | 'en'): string {
+  const [was, now, none] = lang === 'ru' ? ['было', 'стало', '—'] : ['stored', 'received', 'none'];
+  return conflict.differences.map((d) => `${d.field}: ${was} ${d.stored ?? none}, ${now} ${d.received ?? none}`).join('; ');
+}
+
 /** Orders per insert statement at intake (a 1C file can hold thousands). */
 const INTAKE_CHUNK = 1000;
 

@@ -15,7 +15,7 @@ import {
   renderOutboxReport,
   type OutboxFile,
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
-import { intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
+import { describeDifferences, intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -189,8 +189,8 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
 }
 
 function conflictIssue(line: number, number: string, conflict: IntakeConflict): OnecIssue {
-  const ru = conflict.differences.map((d) => `${d.field}: было ${d.stored ?? '—'}, стало ${d.received ?? '—'}`).join('; ');
-  const en = conflict.differences.map((d) => `${d.field}: stored ${d.stored ?? 'none'}, received ${d.received ?? 'none'}`).join('; ');
+  const ru = describeDifferences(conflict, 'ru');
+  const en = describeDifferences(conflict, 'en');
   return {
     line,
     field: conflict.differences.map((d) => d.field).join(', '),
