@@ -7,12 +7,12 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
-import { ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
+import { ensureSigners, makeWorldPki, type World } from '../../connector/demo/pipeline-world';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { loadOrCreateMasterKey } from '../../connector/vault/master-key.store';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, type Ledger } from '../support/pipeline-world';
+import { freePort, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, startFastWorld, type Ledger } from '../support/pipeline-world';
 
 /**
  * The bank credentials vault as the worker (a real `connector worker` child process) meets it,
@@ -59,20 +59,11 @@ describe('the worker and the credentials vault (real worker process, real sandbo
     const config = proof.config;
     const logger = createLogger({ level: 'silent', name: 'credentials-e2e' });
     context = await createAppContext({ config, logger, role: 'producer' });
-    world = await startWorld({
-      config,
-      pki,
-      logger,
-      dir: env.workDir,
-      env: {},
-      sandbox: {
-        accounts: FUNDED_ACCOUNTS,
-        clients: [
-          { clientId: 'vault-client', clientSecret: SECRET_A },
-          { clientId: 'vault-client-2', clientSecret: SECRET_B },
-        ],
-        clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 },
-      },
+    world = await startFastWorld(env, pki, config, logger, {
+      clients: [
+        { clientId: 'vault-client', clientSecret: SECRET_A },
+        { clientId: 'vault-client-2', clientSecret: SECRET_B },
+      ],
     });
     await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
     // The installation's key file exists (CONNECTOR_MASTER_KEY_FILE of every process here).

@@ -7,9 +7,9 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
+import { ensureBankCredentials, ensureSigners, makeWorldPki, type World } from '../../connector/demo/pipeline-world';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { finalCount, freePort, FUNDED_ACCOUNTS, PrivateRedis, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, SIGNING_WORKER_SCRIPT, statesOf, type Ledger } from '../support/pipeline-world';
+import { finalCount, freePort, PrivateRedis, PROOF_SIGNERS, proofChildConfig, proofOrders, sandboxAdmin, startFastWorld, statesOf, type Ledger } from '../support/pipeline-world';
 
 /**
  * Issue 15 "Proof / Crash safety": worker processes are real children (`connector worker`), killed
@@ -80,18 +80,7 @@ describe('the pipeline survives SIGKILLed workers and Redis restarts (real child
     context = await createAppContext({ config, logger, role: 'producer' });
     // Redis goes away on purpose below: the queues' connection errors are expected, not news.
     for (const queue of context.queues.all()) queue.on('error', () => undefined);
-    world = await startWorld({
-      config,
-      pki,
-      logger,
-      dir: env.workDir,
-      env: {},
-      signerWorkerScript: SIGNING_WORKER_SCRIPT,
-      // A fast day: a document goes accepted -> in_processing -> executed in about 0.2 s. The clock
-      // itself runs at real speed: a faster one would carry documents dated today past midnight
-      // (Kazakhstan time) and the bank would refuse their value date.
-      sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 } },
-    });
+    world = await startFastWorld(env, pki, config, logger);
     await ensureBankCredentials(context);
     await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);
   }, 120_000);

@@ -7,12 +7,12 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { createLogger } from '../../connector/logging/logger';
 import { findUser } from '../../connector/users/user.service';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, type World } from '../../connector/demo/pipeline-world';
+import { ensureBankCredentials, ensureSigners, makeWorldPki, type World } from '../../connector/demo/pipeline-world';
 import { startSignerAgent, type RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
 import type { TestPkiResult } from '../../scripts/make-test-pki';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { freePort, FUNDED_ACCOUNTS, PROOF_SIGNERS, proofChildConfig, proofOrders, SIGNING_WORKER_SCRIPT } from '../support/pipeline-world';
+import { freePort, PROOF_SIGNERS, proofChildConfig, proofOrders, SIGNING_WORKER_SCRIPT, startFastWorld } from '../support/pipeline-world';
 
 /**
  * The audit's finding: with the signer agent down, mandated orders sat in `awaiting_signatures`
@@ -45,15 +45,7 @@ describe('orders waiting for a signer agent that is down say why (real worker pr
     env.env.CONNECTOR_CONFIG = proof.childEnv.CONNECTOR_CONFIG;
     config = proof.config;
     context = await createAppContext({ config, logger, role: 'producer' });
-    world = await startWorld({
-      config,
-      pki,
-      logger,
-      dir: env.workDir,
-      env: {},
-      signerWorkerScript: SIGNING_WORKER_SCRIPT,
-      sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 } },
-    });
+    world = await startFastWorld(env, pki, config, logger);
     await ensureBankCredentials(context);
     // The signer is enrolled (and the token file made) while the agent runs; then it goes down.
     await ensureSigners(context, pki, PROOF_SIGNERS, [DEMO.payerIban]);

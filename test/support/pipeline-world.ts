@@ -7,7 +7,7 @@ import type { Orm } from '../../connector/persistence/database';
 import { ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type World, type WorldSigner } from '../../connector/demo/pipeline-world';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
-import { createLogger } from '../../connector/logging/logger';
+import { createLogger, type Logger } from '../../connector/logging/logger';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { createTestEnv, type TestEnv } from './test-env';
 import { loadConfig } from '../../config/load-config';
@@ -159,4 +159,22 @@ export function proofChildConfig(env: TestEnv, pki: TestPkiResult, overrides: Re
   );
   const childEnv = { ...env.env, CONNECTOR_CONFIG: configFile, ...extraEnv };
   return { childEnv, config: worldConfig(loadConfig({ env: childEnv, cwd: env.workDir }), env.workDir, pki, PROOF_SIGNERS) };
+}
+
+/**
+ * The bank sandbox and the signer agent of a proof world whose workers are child processes, on a
+ * fast day: a document goes accepted -> in_processing -> executed in about 0.2 s. The clock itself
+ * runs at real speed: a faster one would carry documents dated today past midnight (Kazakhstan
+ * time) and the bank would refuse their value date. `sandbox` adds to those settings.
+ */
+export function startFastWorld(env: TestEnv, pki: TestPkiResult, config: ConnectorConfig, logger: Logger, sandbox: Parameters<typeof startWorld>[0]['sandbox'] = {}): Promise<World> {
+  return startWorld({
+    config,
+    pki,
+    logger,
+    dir: env.workDir,
+    env: {},
+    signerWorkerScript: SIGNING_WORKER_SCRIPT,
+    sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 }, ...sandbox },
+  });
 }
