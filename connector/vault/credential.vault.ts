@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
 import { openIncident } from '../incidents/incident.service';
@@ -245,67 +243,6 @@ export async function resealCredentials(deps: VaultDeps, actor: string): Promise
     await appendAudit(tx, { actor, action: 'credentials.resealed', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: deps.clock.now() });
     return true;
   });
-}
-
-/** What the bank client asks for its credentials. */
-export interface CredentialsProvider {
-  /** Throws CREDENTIALS_MISSING / CREDENTIALS_REVOKED when there is no usable pair. */
-  getClientCredentials(): Promise<{ clientId: string; clientSecret: string }>;
-  /** After a call the bank accepted: restarts the idle clock (R-1, R-2). */
-  recordSuccessfulUse(): Promise<void>;
-  /** The bank answered "credentials blocked/revoked" (R-2). */
-  markCredentialsRevoked(reason: string): Promise<void>;
-  credentialsUsable(): Promise<boolean>;
-}
-
-/**
- * The vault as the bank client sees it. Until a pair is stored in the vault, a Client ID and a
- * Client Secret file from config (`bank.clientId`, `bank.clientSecretFile`) are used, so a
- * development setup needs no vault; the vault wins once it holds a pair.
- */
-export class VaultCredentialsProvider implements CredentialsProvider {
-  /** recordSuccessfulUse writes at most this often (every bank call succeeds; one write a minute is plenty). */
-  private static readonly USE_WRITE_EVERY_MS = 60_000;
-  private lastUseWrite = 0;
-
-  constructor(
-    private readonly deps: VaultDeps & { config?: { bank: { clientId?: string; clientSecretFile?: string } }; cwd?: string },
-    private readonly actor = 'system:bank-client',
-  ) {}
-
-  async getClientCredentials(): Promise<{ clientId: string; clientSecret: string }> {
-    const row = await this.deps.em.fork().findOne(CredentialVault, { id: 1 });
-    if (row) {
-      if (row.revokedAt) {
-        throw new ConnectorError('CREDENTIALS_REVOKED', revokedMessage(row));
-      }
-      return { clientId: row.clientId, clientSecret: this.deps.box.decrypt(row.secretEnc, SECRET_PURPOSE) };
-    }
-    const bank = this.deps.config?.bank;
-    if (bank?.clientId && bank.clientSecretFile) {
-      const secret = readFileSync(resolve(this.deps.cwd ?? process.cwd(), bank.clientSecretFile), 'utf8').replace(/\r?\n$/, '');
-      return { clientId: bank.clientId, clientSecret: secret };
-    }
-    throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID / Client Secret: run connector credentials set --client-id ID --secret-stdin');
-  }
-
-  async recordSuccessfulUse(): Promise<void> {
-    const now = this.deps.clock.now();
-    if (now.getTime() - this.lastUseWrite < VaultCredentialsProvider.USE_WRITE_EVERY_MS && this.lastUseWrite <= now.getTime()) return;
-    this.lastUseWrite = now.getTime();
-    await this.deps.em.fork().execute('update credential_vault set last_used_at = ? where id = 1 and (last_used_at is null or last_used_at < ?)', [now, now]);
-  }
-
-  markCredentialsRevoked(reason: string): Promise<void> {
-    return markCredentialsRevoked(this.deps, { reason, actor: this.actor });
-  }
-
-  async credentialsUsable(): Promise<boolean> {
-    const status = await credentialStatus(this.deps);
-    if (status.configured) return status.usable;
-    // No pair in the vault yet: the development fallback from config, when complete.
-    return Boolean(this.deps.config?.bank.clientId && this.deps.config.bank.clientSecretFile);
-  }
 }
 
 const CLOCK_INCIDENT_PREFIX = 'credentials-clock:';

@@ -66,6 +66,9 @@ export async function dropSignaturesThatNoLongerCount(
   return why;
 }
 
+/** While our bank credentials cannot be used (refused, revoked, unopenable) we do not keep hammering the bank. */
+export const CREDENTIALS_WAIT_MS = 60_000;
+
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */
 export async function waitAndRetry(job: Job, delayMs: number, _why: unknown): Promise<never> {
   await job.moveToDelayed(Date.now() + delayMs, job.token);

@@ -14,7 +14,7 @@ import type { BankPaymentDocument } from '../../adapters/bank/business-api/busin
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -28,8 +28,6 @@ export const submitOrderJob = defineJob({
   jobId: (p) => `submit-${p.orderId}`,
 });
 
-/** While the bank refuses our credentials we do not keep hammering it (R-31). */
-const CREDENTIALS_WAIT_MS = 60_000;
 /**
  * The stored credentials cannot be used: revoked (the bank's answer or a lockdown), or a vault the
  * master key in use cannot open (MASTER_KEY_MISSING, MASTER_KEY_MISMATCH: run from another

@@ -22,6 +22,9 @@ import { loadDocuments, validSignatures } from '../../connector/signing/order-si
 import { parseCms } from '../../signer-agent/cms/cms.parser';
 import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
 import type { AppContext } from '../../connector/app/app-context';
+import { ensureBankCredentials } from '../../connector/demo/pipeline-world';
+import { markCredentialsRevoked } from '../../connector/vault/credential.vault';
+import { SecretBox } from '../../connector/vault/secret-box';
 
 /** Every pipeline job delivered again after it finished (same job id) has no second effect. */
 describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Redis, PostgreSQL)', () => {
@@ -367,6 +370,38 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     } finally {
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
       await put('/clock', { speed: 1 });
+    }
+  });
+
+  it('R-31: with the pair marked revoked a poll sends nothing to the bank (not even with its token got before) and waits, spending no attempt; set again, it goes on', async () => {
+    const admin = `${world.config.bank.url}/_sandbox`;
+    const stats = async () => (await (await fetch(`${admin}/stats`)).json()) as Record<string, number>;
+    const trackQueue = world.context.queues.get('track');
+    await trackQueue.pause();
+    const vault = { em: db(), clock: world.context.clock, box: SecretBox.fromConfig(world.context.config) };
+    try {
+      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+      const doc = demoDocuments(String(Date.now()).slice(-7))[0];
+      const [taken] = await intakeOrders(db(), 'erp-revoked', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const state = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [taken.orderId]))[0].state;
+      await eventually(async () => (await state()) === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
+
+      // As the pipeline does when the bank answers CREDENTIALS_REVOKED, or a lockdown of the credentials.
+      await markCredentialsRevoked(vault, { reason: 'the bank answered CREDENTIALS_REVOKED', actor: 'test' });
+      await new Promise((resolve) => setTimeout(resolve, 1_100)); // the vault's version is read at most once a second
+      const before = await stats();
+      await expect(trackBatch(world.context, [taken.orderId])).resolves.toEqual([{ waitMs: 60_000, why: 'CREDENTIALS_UNAVAILABLE (CREDENTIALS_REVOKED)' }]);
+      expect(await stats()).toEqual(before);
+      expect(await state()).toBe('submitted');
+
+      await ensureBankCredentials(world.context);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const outcome = await trackBatch(world.context, [taken.orderId]);
+      expect(outcome).not.toEqual([expect.objectContaining({ why: expect.anything() })]);
+      expect((await stats()).statusRequests).toBeGreaterThan(before.statusRequests);
+    } finally {
+      await ensureBankCredentials(world.context);
+      await trackQueue.resume();
     }
   });
 });

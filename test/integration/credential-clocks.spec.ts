@@ -47,7 +47,7 @@ describe('credential clocks as incidents (R-1, R-2)', () => {
 
   it('a successful use stops the idle clock, a rotation both; their incidents are resolved', async () => {
     clock.set(day(86));
-    // What the bank client records after a successful call (VaultCredentialsProvider.recordSuccessfulUse).
+    // What the bank client records after a successful call (VaultBankCredentials.onTokenIssued, once the bank issued a token).
     await world.db().execute('update credential_vault set last_used_at = ? where id = 1', [clock.now()]);
     expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 1 });
     expect((await openClockIncidents()).map((i) => i.kind)).toEqual(['credentials_aging']);

@@ -4,7 +4,8 @@ import { base32Decode, totp } from '../../connector/users/totp';
 import { createUser, enrollTotp } from '../../connector/users/user.service';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { listIncidents } from '../../connector/incidents/incident.service';
-import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials, VaultCredentialsProvider } from '../../connector/vault/credential.vault';
+import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials } from '../../connector/vault/credential.vault';
+import { VaultBankCredentials } from '../../connector/app/vault-bank-credentials';
 import { Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /**
@@ -83,12 +84,13 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   const box = SecretBox.fromConfig(env.context.config);
   const vault = { em: env.context.orm.em.fork(), box, clock: env.context.clock };
   await setCredentials(vault, { clientId: 'client-canary', clientSecret: CLIENT_SECRET, actor: 'test' });
-  const provider = new VaultCredentialsProvider(vault);
-  expect(await provider.getClientCredentials()).toEqual({ clientId: 'client-canary', clientSecret: CLIENT_SECRET });
-  await provider.recordSuccessfulUse();
+  const provider = new VaultBankCredentials(env.context.config, env.context.orm, env.context.clock);
+  const first = await provider.getCredentials();
+  expect(first).toMatchObject({ clientId: 'client-canary', clientSecret: CLIENT_SECRET });
+  await provider.onTokenIssued(first.version);
   expect((await credentialStatus(vault)).lastUsedAt).not.toBeNull();
   await rotateSecret(vault, { clientSecret: ROTATED_SECRET, actor: 'test' });
-  expect((await provider.getClientCredentials()).clientSecret).toBe(ROTATED_SECRET);
+  expect((await provider.getCredentials()).clientSecret).toBe(ROTATED_SECRET);
   // A log line that carries a secret by mistake is redacted by the logger.
   env.context.logger.info({ event: 'test.redaction', password: PASSWORD, clientSecret: CLIENT_SECRET, totpSecret: seedBase32 });
 
@@ -112,30 +114,41 @@ test('before the vault holds a pair, the provider uses bank.clientId + bank.clie
   const file = join(env.dir, 'client.secret');
   writeFileSync(file, 'File-Secret-123\n', { mode: 0o600 });
   const deps = { em: env.context.orm.em.fork(), box: SecretBox.fromConfig(env.context.config), clock: env.context.clock };
-  const bare = new VaultCredentialsProvider(deps);
-  expect(await bare.credentialsUsable()).toBe(false);
-  await expect(bare.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_MISSING' });
-  const withConfig = new VaultCredentialsProvider({ ...deps, config: { bank: { clientId: 'dev-client', clientSecretFile: file } } });
-  expect(await withConfig.credentialsUsable()).toBe(true);
-  expect(await withConfig.getClientCredentials()).toEqual({ clientId: 'dev-client', clientSecret: 'File-Secret-123' });
+  const { config, orm, clock } = env.context;
+  const bare = new VaultBankCredentials({ ...config, bank: { ...config.bank, clientId: undefined, clientSecretFile: undefined } }, orm, clock);
+  await expect(bare.getCredentials()).rejects.toMatchObject({ code: 'AUTH', message: expect.stringMatching(/no bank Client ID configured/) });
+  const withConfig = new VaultBankCredentials({ ...config, bank: { ...config.bank, clientId: 'dev-client', clientSecretFile: file } }, orm, clock);
+  expect(await withConfig.problem()).toBeNull();
+  const fromFile = await withConfig.getCredentials();
+  expect(fromFile).toMatchObject({ clientId: 'dev-client', clientSecret: 'File-Secret-123' });
+  // The config's pair has no clock of its own to restart.
+  await withConfig.onTokenIssued(fromFile.version);
   await setCredentials(deps, { clientId: 'vault-client', clientSecret: 'Vault-Secret-123', actor: 'test' });
-  expect((await withConfig.getClientCredentials()).clientId).toBe('vault-client');
+  const fromVault = await withConfig.getCredentials();
+  expect(fromVault.clientId).toBe('vault-client');
+  // The vault's first pair is a change of version: a token got with the config's pair is dropped.
+  expect(fromVault.version).not.toBe(fromFile.version);
+  expect(await withConfig.version()).toBe(fromVault.version);
 });
 
-test('a revoked pair stops the provider and says what to do (R-2)', async () => {
+test('a revoked pair stops the provider and says what to do (R-2); nothing is handed out for the bank', async () => {
   const box = SecretBox.fromConfig(env.context.config);
   const vault = { em: env.context.orm.em.fork(), box, clock: env.context.clock };
-  const provider = new VaultCredentialsProvider(vault);
-  expect(await provider.credentialsUsable()).toBe(true);
+  const provider = new VaultBankCredentials(env.context.config, env.context.orm, env.context.clock);
+  expect(await provider.problem()).toBeNull();
+  const before = (await provider.getCredentials()).version;
   await markCredentialsRevoked(vault, { reason: 'bank answered 401 invalid_client', actor: 'test' });
-  expect(await provider.credentialsUsable()).toBe(false);
-  await expect(provider.getClientCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
+  expect(await provider.problem()).toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
+  await expect(provider.getCredentials()).rejects.toMatchObject({ code: 'CREDENTIALS_REVOKED', message: expect.stringMatching(/credentials rotate --secret-stdin/) });
   // Reported twice by the bank: one incident.
-  await provider.markCredentialsRevoked('again');
+  await provider.onRevoked();
   const incidents = (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'credentials_revoked');
   expect(incidents).toHaveLength(1);
   expect(incidents[0].title).toMatch(/2\.1\.1-2\.1\.2/);
-  // Rotation makes the pair usable again.
+  // Rotation makes the pair usable again, under a new version (a new token).
   await rotateSecret(vault, { clientSecret: 'After-Revoke-Secret', actor: 'test' });
-  expect(await provider.credentialsUsable()).toBe(true);
+  expect(await provider.problem()).toBeNull();
+  const after = await provider.getCredentials();
+  expect(after.clientSecret).toBe('After-Revoke-Secret');
+  expect(after.version).not.toBe(before);
 });

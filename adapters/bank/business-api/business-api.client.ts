@@ -244,6 +244,10 @@ export class BusinessApiClient {
       const providerCode = typeof code === 'string' ? code : 'ERROR';
       // A store that did not answer (the vault's database: ECONNREFUSED, a SQLSTATE, a pool
       // timeout) is passing, not a configuration the operator must fix: retried as TRANSIENT.
+      if (providerCode === 'CREDENTIALS_REVOKED') {
+        // The pair is marked revoked (the bank said so, or a lockdown): it is not sent again (R-31).
+        throw new BankError('CREDENTIALS_UNAVAILABLE', `the stored Client ID / Client Secret are marked revoked, nothing was sent to the bank: ${(err as Error).message}`, { providerCode });
+      }
       if (!/^(MASTER_KEY|VAULT)_/.test(providerCode)) {
         throw new BankError('TRANSIENT', `the connector could not read its Client ID / Client Secret, nothing was sent to the bank (${providerCode}): ${(err as Error).message}`);
       }
@@ -267,6 +271,10 @@ export class BusinessApiClient {
     const margin = Math.min(this.refreshMarginMs, Math.floor(lifetimeMs / 5));
     const cached = { value: token.access_token, refreshAt: issuedAt + lifetimeMs - margin, expiresAt: issuedAt + lifetimeMs, version };
     this.token = cached;
+    // Best effort (the provider's own store may be down): the token is good either way.
+    void Promise.resolve()
+      .then(() => this.options.credentials.onTokenIssued?.(version))
+      .catch((err: unknown) => this.options.logger?.warn({ event: 'bank.credentials.use_not_recorded', err: (err as Error).message }, 'the successful use of the Client ID / Secret could not be recorded'));
     return cached;
   }
 

@@ -25,6 +25,8 @@ export interface CredentialsProvider {
    */
   version?(): Promise<string>;
   onRevoked?(): void | Promise<void>;
+  /** The bank issued a token for the pair of this `version` (the one `getCredentials` gave): a successful use (R-1, R-2). */
+  onTokenIssued?(version?: string): void | Promise<void>;
 }
 
 export interface ConfigCredentialsOptions {
