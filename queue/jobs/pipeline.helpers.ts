@@ -5,6 +5,9 @@ import type { PaymentOrder } from '../../connector/persistence/entities';
 import { cmsHoldsEverySigner, invalidateSignatures, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
+import { openIncident } from '../../connector/incidents/incident.service';
+import { triggerLockdown } from '../lockdown.trigger';
+import type { BankError } from '../../adapters/bank/business-api/business-api.errors';
 
 /**
  * The users a stage asks about, each loaded once per batch (or per order outside a batch): a
@@ -68,6 +71,33 @@ export async function dropSignaturesThatNoLongerCount(
 
 /** While our bank credentials cannot be used (refused, revoked, unopenable) we do not keep hammering the bank. */
 export const CREDENTIALS_WAIT_MS = 60_000;
+
+/**
+ * The bank refused our Client ID / Secret (AUTH, 401) or said they are blocked or revoked, at a
+ * submit or a poll: one critical incident while it lasts; a revocation also marks the pair
+ * revoked (nothing more is sent with it, R-31) and engages the lockdown (issue 16; or only
+ * alerts, per config).
+ */
+export async function credentialsRefused(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<void> {
+  if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
+  await openIncident(context.orm.em.fork(), {
+    kind: 'credentials_revoked',
+    severity: 'critical',
+    title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
+    evidence: { code: err.code, httpStatus: err.details.httpStatus },
+    dedupeKey: 'credentials_revoked',
+    actor: 'worker',
+  });
+  if (err.code === 'CREDENTIALS_REVOKED') {
+    await triggerLockdown(context, {
+      trigger: 'bank_credentials_revoked',
+      reason: 'the bank answered that the Client ID / Secret is blocked or revoked',
+      scope: 'credentials',
+      evidence: { ...evidence, code: err.code, httpStatus: err.details.httpStatus },
+      actor: 'worker',
+    });
+  }
+}
 
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */
 export async function waitAndRetry(job: Job, delayMs: number, _why: unknown): Promise<never> {

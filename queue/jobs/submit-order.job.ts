@@ -14,7 +14,7 @@ import type { BankPaymentDocument } from '../../adapters/bank/business-api/busin
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { CREDENTIALS_WAIT_MS, dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, dropSignaturesThatNoLongerCount, credentialsRefused, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -412,25 +412,7 @@ async function sendOrder(
         return { state: 'rejected', reason: err.reasonCode };
       case 'CREDENTIALS_REVOKED':
       case 'AUTH':
-        if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
-        await openIncident(context.orm.em.fork(), {
-          kind: 'credentials_revoked',
-          severity: 'critical',
-          title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
-          evidence: { code: err.code, httpStatus: err.details.httpStatus },
-          dedupeKey: 'credentials_revoked',
-          actor: 'worker',
-        });
-        if (err.code === 'CREDENTIALS_REVOKED') {
-          // Issue 16: the bank says our credentials are blocked: lock down (or alert, per config).
-          await triggerLockdown(context, {
-            trigger: 'bank_credentials_revoked',
-            reason: 'the bank answered that the Client ID / Secret is blocked or revoked',
-            scope: 'credentials',
-            evidence: { orderId: order.id, code: err.code, httpStatus: err.details.httpStatus },
-            actor: 'worker',
-          });
-        }
+        await credentialsRefused(context, err, { orderId: order.id });
         defer = { ms: CREDENTIALS_WAIT_MS, why: err.code };
         return { state: 'submitting', deferred: err.code };
       case 'CREDENTIALS_UNAVAILABLE':

@@ -8,7 +8,7 @@ import { openIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
-import { CREDENTIALS_WAIT_MS, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 import { triggerLockdown } from '../lockdown.trigger';
 
@@ -93,9 +93,14 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     })();
     if (overdue) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' }, now);
     if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return { waitMs: err.retryAfterMs ?? context.config.tracking.pollEveryMs, why: err.code };
-    // Our own credentials cannot be used (marked revoked, or the vault cannot be opened): nothing
-    // was sent, and retrying at once would only spend attempts; the poll waits for an operator.
+    // Our own credentials cannot be used (marked revoked, the vault cannot be opened, or the bank
+    // refuses them): retrying at once would spend the attempts and turn an order that is at the
+    // bank into `failed` (an ERP user might pay it again); the poll waits for an operator.
     if (err instanceof BankError && err.code === 'CREDENTIALS_UNAVAILABLE') return { waitMs: Math.max(context.config.tracking.pollEveryMs, CREDENTIALS_WAIT_MS), why: `${err.code} (${err.details.providerCode ?? 'credentials'})` };
+    if (err instanceof BankError && (err.code === 'AUTH' || err.code === 'CREDENTIALS_REVOKED')) {
+      await credentialsRefused(context, err, { orderId: order.id, stage: 'track' });
+      return { waitMs: Math.max(context.config.tracking.pollEveryMs, CREDENTIALS_WAIT_MS), why: err.code };
+    }
     throw err;
   }
   if (status.status === 'executed') return 'executed';

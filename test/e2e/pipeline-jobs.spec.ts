@@ -22,8 +22,8 @@ import { loadDocuments, validSignatures } from '../../connector/signing/order-si
 import { parseCms } from '../../signer-agent/cms/cms.parser';
 import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
 import type { AppContext } from '../../connector/app/app-context';
-import { ensureBankCredentials } from '../../connector/demo/pipeline-world';
-import { markCredentialsRevoked } from '../../connector/vault/credential.vault';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { markCredentialsRevoked, setCredentials } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 
 /** Every pipeline job delivered again after it finished (same job id) has no second effect. */
@@ -394,13 +394,21 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       expect(await stats()).toEqual(before);
       expect(await state()).toBe('submitted');
 
-      await ensureBankCredentials(world.context);
+      // A pair the bank refuses (a mistyped secret stored): the order at the bank is not failed
+      // through its poll's attempts (its ERP user might pay it again); an incident says why it waits.
+      await setCredentials(vault, { clientId: DEMO.clientId, clientSecret: 'not-the-bank-secret', actor: 'test' });
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await expect(trackBatch(world.context, [taken.orderId])).resolves.toEqual([{ waitMs: 60_000, why: 'AUTH' }]);
+      expect(await state()).toBe('submitted');
+      expect(await count("select count(*) as n from incident where kind = 'credentials_revoked' and status = 'open' and title like '%(401)%'", [])).toBe(1);
+
+      await setCredentials(vault, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'test' });
       await new Promise((resolve) => setTimeout(resolve, 1_100));
       const outcome = await trackBatch(world.context, [taken.orderId]);
       expect(outcome).not.toEqual([expect.objectContaining({ why: expect.anything() })]);
       expect((await stats()).statusRequests).toBeGreaterThan(before.statusRequests);
     } finally {
-      await ensureBankCredentials(world.context);
+      await setCredentials(vault, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'test' });
       await trackQueue.resume();
     }
   });
