@@ -161,5 +161,28 @@ export function describeServiceError(err: unknown, config: Pick<ConnectorConfig,
     if (/^(NOAUTH|WRONGPASS)\b/.test(err.message)) return build('redis', config, `refused our login (${err.message.split(' ')[0]})`, `check the password in ${SERVICES.redis.setting}`);
     return build('redis', config, 'did not answer (not running, not reachable, or the connection was lost)');
   }
-  return null;
+  return describeMissingTable(err, config);
+}
+
+/** What an operator reads when the database lacks this release's schema: which database, which migrations, what to run. */
+export function migrationsPendingError(url: string, pending: readonly string[]): ConnectorError {
+  const shown = pending.length > 3 ? `${pending.slice(0, 3).join(', ')}, ... (${pending.length} in all)` : pending.join(', ');
+  return new ConnectorError(
+    'MIGRATIONS_PENDING',
+    `the database ${redactedUrl(url)} lacks ${pending.length} migration(s) of this release (${shown}): run \`connector migrate\` (to upgrade: stop the processes, update, \`npm ci && npm run build && npx connector migrate\`, start them again)`,
+  );
+}
+
+/**
+ * A statement that found no table of ours (SQLSTATE 42P01): the database was never migrated, or
+ * is older than this release. Named as MIGRATIONS_PENDING instead of the driver's SQL text.
+ */
+export function describeMissingTable(err: unknown, config: Pick<ConnectorConfig, 'database'>): ConnectorError | null {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  if (e?.code !== '42P01' && e?.name !== 'TableNotFoundException') return null;
+  const table = typeof e.message === 'string' ? /relation "([^"]+)" does not exist/.exec(e.message)?.[1] : undefined;
+  return new ConnectorError(
+    'MIGRATIONS_PENDING',
+    `the database ${redactedUrl(config.database.url)} has no table ${table ? `"${table}" ` : ''}that this release needs: it was never migrated, or is older than this release; run \`connector migrate\``,
+  );
 }

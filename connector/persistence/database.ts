@@ -33,6 +33,9 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
       snapshot: false,
       tableName: 'mikro_orm_migrations',
     },
+    // Only `connector migrate` creates the database (INTERFACES.md). MikroORM would otherwise create
+    // an empty one at any command's start, and every command after would fail on missing tables.
+    ensureDatabase: false,
     discovery: { warnWhenNoEntities: false },
     allowGlobalContext: false,
     debug: false,
@@ -113,3 +116,4 @@ export async function pendingMigrations(orm: Orm): Promise<string[]> {
   const pending = await orm.getMigrator().getPendingMigrations();
   return pending.map((m) => m.name);
 }
+

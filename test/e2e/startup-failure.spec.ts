@@ -3,7 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../support/cli';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { Client } from 'pg';
+import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
+import { ensureDatabase } from '../../connector/persistence/database';
+import { MIGRATIONS } from '../../connector/persistence/migrations';
 
 /**
  * A long-running command that cannot serve must end (exit 1) and say why: left running with its
@@ -73,4 +76,50 @@ describe('long-running commands on an address that is taken', () => {
       probe.once('error', reject);
     });
   }, BOUND_MS + 10_000);
+});
+
+describe('commands on a database this release has not migrated', () => {
+  let env: TestEnv;
+  beforeAll(async () => {
+    env = await createTestEnv('unmigrated', {}, { migrate: false });
+  }, 60_000);
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...env.env, ...extra }, cwd: env.workDir, timeoutMs: BOUND_MS });
+  const exists = async () => {
+    const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    try {
+      return (await admin.query('select 1 from pg_database where datname = $1', [env.name])).rowCount === 1;
+    } finally {
+      await admin.end();
+    }
+  };
+
+  it('a missing database is named with what to run, and only `connector migrate` creates it', async () => {
+    const run = await cli(['orders', 'list']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`POSTGRESQL_UNREACHABLE: PostgreSQL at .* has no such database .*${env.name}.*connector migrate`));
+    expect(await exists()).toBe(false);
+  }, BOUND_MS + 10_000);
+
+  it('on an empty database the worker, the scheduler and the API refuse to start (MIGRATIONS_PENDING, exit 1), and a command names the missing table; migrated, they run', async () => {
+    await ensureDatabase(env.config.database.url);
+    for (const command of [['worker'], ['scheduler'], ['api']]) {
+      const run = await cli(command, { CONNECTOR_API_PORT: String(await freePort()) });
+      expect({ command, code: run.code }).toEqual({ command, code: 1 });
+      expect(run.stderr).toMatch(new RegExp(`MIGRATIONS_PENDING: the database postgresql://postgres@127\\.0\\.0\\.1:5432/${env.name} lacks ${MIGRATIONS.length} migration\\(s\\) of this release \\(Migration.*\\(${MIGRATIONS.length} in all\\)\\): run \`connector migrate\``));
+    }
+    const listed = await cli(['orders', 'list']);
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toMatch(/^MIGRATIONS_PENDING: the database postgresql:\/\/.* has no table "payment_order" that this release needs: .*run `connector migrate`\n$/);
+    expect(listed.stderr).not.toMatch(/select/i);
+
+    expect((await cli(['migrate'])).code).toBe(0);
+    const after = await cli(['orders', 'list', '--json']);
+    expect(after.code).toBe(0);
+    expect(JSON.parse(after.stdout)).toEqual({ orders: [] });
+  }, 4 * BOUND_MS);
 });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { buildApiWithExtensions } from '../../api/api.extensions';
 import { userInfo } from 'node:os';
 import { loadConfig } from '../../../config/load-config';
-import { migrate } from '../../persistence/database';
+import { migrate, pendingMigrations } from '../../persistence/database';
 import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
 
 import { startWorkers } from '../../../queue/worker.runner';
@@ -21,6 +21,7 @@ import { ConnectorError, UsageError } from '../../shared/errors';
 import { listenFailure } from '../../shared/listen-error';
 
 import { runAction } from '../run-action';
+import { migrationsPendingError } from '../service-error.mapper';
 import { untilSignal } from '../lifecycle';
 import { printJson, say, table } from '../output';
 
@@ -36,17 +37,29 @@ export function cliActor(): string {
 }
 
 /**
- * Starts what a long-running command serves; should that fail (the port taken, a job without a
- * handler), the connections opened for it (PostgreSQL, Redis, queues) are closed before the error
+ * Starts what a long-running command serves, on a migrated database only; should that fail (the
+ * schema behind this release, the port taken, a job without a handler), the connections opened for it (PostgreSQL, Redis, queues) are closed before the error
  * goes on: left open they keep the process alive, and PM2 shows `online` what serves nothing.
  */
 async function startedOrClosed<T>(context: AppContext, start: () => Promise<T>): Promise<T> {
   try {
+    await requireMigrated(context);
     return await start();
   } catch (err) {
     await context.close();
     throw err;
   }
+}
+
+/**
+ * A long-running command on a database without this release's schema (never migrated, or an
+ * upgrade that skipped `connector migrate`) would fail every job and request it takes: an order's
+ * retries spent on "relation does not exist" end it `failed`. It refuses to start instead
+ * (MIGRATIONS_PENDING, exit 1), naming the migrations and the command.
+ */
+async function requireMigrated(context: AppContext): Promise<void> {
+  const pending = await pendingMigrations(context.orm);
+  if (pending.length > 0) throw migrationsPendingError(context.config.database.url, pending);
 }
 
 export function registerFoundationCommands(program: Command): void {
