@@ -186,3 +186,8 @@ export function describeMissingTable(err: unknown, config: Pick<ConnectorConfig,
     `the database ${redactedUrl(config.database.url)} has no table ${table ? `"${table}" ` : ''}that this release needs: it was never migrated, or is older than this release; run \`connector migrate\``,
   );
 }
+
+/** Redis named as out of reach for what a one-shot command needs it for, when no driver error says more. */
+export function redisUnreachable(config: Pick<ConnectorConfig, 'database' | 'redis'>, what: string): ConnectorError {
+  return build('redis', config, what);
+}

@@ -1,5 +1,6 @@
 import { runCli } from '../support/cli';
 import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
+import { openOrm } from '../../connector/persistence/database';
 
 /**
  * PostgreSQL or Redis down, on the built CLI: the operator reads which service, where (the URL
@@ -38,5 +39,35 @@ describe('CLI with PostgreSQL or Redis out of reach', () => {
     expect(run.stderr).toMatch(/CONNECTOR_REDIS_URL/);
     expect(run.stderr).toMatch(/connector doctor/);
     expect(run.stderr + run.stdout).not.toContain('redis-pass-5521');
+  }, 90_000);
+
+  it('orders retry and lockdown resolve with Redis down say REDIS_UNREACHABLE at once and change nothing (BullMQ waited for ever)', async () => {
+    const orm = await openOrm(env.config);
+    try {
+      const [{ id }] = await orm.em.fork().execute<Array<{ id: string }>>(
+        `insert into payment_order (id, source, number, doc_date, value_date, amount_tiyn, currency, payer_name, payer_iin_bin, payer_iban, payer_bic, payer_kod,
+           beneficiary_name, beneficiary_iin_bin, beneficiary_iban, beneficiary_bic, beneficiary_kbe, knp, purpose, state, failed_from, last_error, external_id, created_at, updated_at, state_changed_at)
+         values (gen_random_uuid(), 'erp', '77', '2026-11-26', '2026-11-26', 100, 'KZT', 'A', '123456789012', 'KZ000000000000000000', 'AAAAKZKA', '17',
+           'B', '123456789012', 'KZ000000000000000001', 'AAAAKZKA', '17', '119', 'p', 'failed', 'received', 'TRANSIENT: test', 'ext-77', now(), now(), now())
+         returning id`,
+      );
+      const down = { CONNECTOR_REDIS_URL: `redis://127.0.0.1:${closedPort}` };
+      const retried = await cli(['orders', 'retry', id], down);
+      expect(retried.code).toBe(1);
+      expect(retried.stderr).toMatch(new RegExp(`^REDIS_UNREACHABLE: Redis at 127\\.0\\.0\\.1:${closedPort} .*refused the connection`, 'm'));
+      const [row] = await orm.em.fork().execute<Array<{ state: string; last_error: string }>>('select state, last_error from payment_order where id = ?', [id]);
+      expect(row).toEqual({ state: 'failed', last_error: 'TRANSIENT: test' });
+
+      const resolved = await cli(['lockdown', 'resolve', '--incident', id, '--bank-notified-at', '2026-11-26T10:00:00Z', '--bank-reference', 'REF-1'], down);
+      expect(resolved.code).toBe(1);
+      expect(resolved.stderr).toMatch(/^REDIS_UNREACHABLE: Redis at /m);
+
+      // With Redis up the same retry goes through.
+      const ok = await cli(['orders', 'retry', id]);
+      expect(ok.code).toBe(0);
+      expect(ok.stderr + ok.stdout).toMatch(/failed -> received, queued/);
+    } finally {
+      await orm.close(true);
+    }
   }, 90_000);
 });

@@ -22,6 +22,7 @@ import { listenFailure } from '../../shared/listen-error';
 
 import { runAction } from '../run-action';
 import { migrationsPendingError } from '../service-error.mapper';
+import { requireRedis } from '../require-redis';
 import { untilSignal } from '../lifecycle';
 import { printJson, say, table } from '../output';
 
@@ -222,6 +223,7 @@ export function registerFoundationCommands(program: Command): void {
       runAction(async (id: string) => {
         const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
         try {
+          await requireRedis(context);
           const target = await retryFailedOrder(context.orm.em.fork(), context.queues, id, cliActor());
           say(`order ${id}: failed -> ${target}, queued`);
           return 0;

@@ -6,6 +6,7 @@ import { LockdownNotRecordedError, parseScope, type UnrecordedLockdown } from '.
 import { BANK_PHONES, formatBankChecklist } from '../../lockdown/bank-checklist';
 import { lockdownStatusOf, lockdownWithoutDatabase, resolveLockdownIn, triggerLockdown } from '../../../queue/lockdown.trigger';
 import { describeServiceError } from '../service-error.mapper';
+import { requireRedis } from '../require-redis';
 import { UsageError } from '../../shared/errors';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
@@ -123,6 +124,8 @@ export function registerLockdownCommands(program: Command): void {
         if (!opts.incident) throw new UsageError('--incident ID is required (connector lockdown status shows it)');
         const ctx = await context();
         try {
+          // Lifting the lockdown resumes the queues: with Redis out of reach it stays, unchanged.
+          await requireRedis(ctx);
           const result = await resolveLockdownIn(ctx, {
             incidentId: opts.incident,
             bankNotifiedAt: opts.bankNotifiedAt,
