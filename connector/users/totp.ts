@@ -58,13 +58,23 @@ export function totp(secret: Buffer, at: Date, options: { step?: number; digits?
 
 /** Accepts the code of the current step or one step either side; compares in constant time. */
 export function verifyTotp(secret: Buffer, code: string, at: Date): boolean {
-  if (!/^\d{6}$/.test(code)) return false;
-  let ok = false;
+  return matchTotpStep(secret, code, at) !== null;
+}
+
+/**
+ * The time step (counter) whose code `code` is, among the current step and one either side; null
+ * when none. The caller keeps the last step used so that a code is good for one login only
+ * (RFC 6238 section 5.2: "the verifier MUST NOT accept the second attempt of the same OTP").
+ */
+export function matchTotpStep(secret: Buffer, code: string, at: Date): number | null {
+  if (!/^\d{6}$/.test(code)) return null;
+  const now = Math.floor(at.getTime() / 1000 / 30);
+  let matched: number | null = null;
   for (const drift of [-1, 0, 1]) {
-    const expected = totp(secret, new Date(at.getTime() + drift * 30_000));
-    ok = timingSafeEqual(Buffer.from(expected), Buffer.from(code)) || ok;
+    const expected = hotp(secret, now + drift);
+    if (timingSafeEqual(Buffer.from(expected), Buffer.from(code))) matched ??= now + drift;
   }
-  return ok;
+  return matched;
 }
 
 /** A new 160-bit seed (RFC 4226 recommends 160 bits for SHA-1), base32 for authenticator apps. */

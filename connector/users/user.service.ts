@@ -31,7 +31,7 @@ import {
 } from './password.policy';
 import type { SessionStore } from './session.store';
 import type { SignerAgentPort } from './signer-agent.port';
-import { base32Decode, newTotpSecret, otpauthUri, verifyTotp } from './totp';
+import { base32Decode, matchTotpStep, newTotpSecret, otpauthUri } from './totp';
 import { UserError, userError } from './user.errors';
 
 /**
@@ -329,6 +329,8 @@ export async function enrollTotp(deps: UserDeps, input: { login: string; actor: 
     user.totpSecretEnc = deps.box!().encrypt(secret, TOTP_PURPOSE(user.id));
     user.updatedAt = now;
     await tx.flush();
+    // The steps used belong to the old seed: the new one's first code must log in.
+    await tx.execute('update app_user set totp_last_step = null where id = ?', [user.id]);
     await appendAudit(tx, { actor: input.actor, action: 'user.totp_enrolled', subject: user.login, at: now });
     return user.login;
   });
@@ -353,6 +355,7 @@ export async function disableTotp(deps: UserDeps, input: { login: string; actor:
     user.totpSecretEnc = null;
     user.updatedAt = now;
     await tx.flush();
+    await tx.execute('update app_user set totp_last_step = null where id = ?', [user.id]);
     await appendAudit(tx, { actor: input.actor, action: 'user.totp_disabled', subject: user.login, at: now });
   });
 }
@@ -525,9 +528,16 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     }
     if (!deps.box) throw new ConnectorError('VAULT_UNAVAILABLE', 'the master key is needed to check a TOTP code');
     const seed = base32Decode(deps.box().decrypt(user.totpSecretEnc, TOTP_PURPOSE(user.id)));
-    if (!verifyTotp(seed, input.totp, now)) {
-      const result = await recordFailedAttempt(deps, user.id, 'totp');
-      await auditLogin(deps, user.login, result.locked ? 'LOCKED_TEMPORARILY' : 'TOTP_REQUIRED', input.ip);
+    const step = matchTotpStep(seed, input.totp, now);
+    // R-14, RFC 6238 section 5.2: a code logs in once. The step used is kept, and a code of that
+    // step or an earlier one is a replay (someone who saw the password and the code), refused
+    // and counted like a wrong code; the conditional update decides between two at once.
+    const fresh =
+      step !== null &&
+      (await deps.em.execute<Array<{ id: string }>>('update app_user set totp_last_step = ? where id = ? and (totp_last_step is null or totp_last_step < ?) returning id', [step, user.id, step])).length > 0;
+    if (!fresh) {
+      const result = await recordFailedAttempt(deps, user.id, step === null ? 'totp' : 'totp replayed');
+      await auditLogin(deps, user.login, result.locked ? 'LOCKED_TEMPORARILY' : step === null ? 'TOTP_REQUIRED' : 'TOTP_REPLAYED', input.ip);
       if (result.locked) throw lockedError(result.lockedUntil!, now);
       throw userError('TOTP_REQUIRED', 401, { wrongCode: true });
     }

@@ -14,6 +14,7 @@ import { Migration20261126040000_history_indexes } from './Migration202611260400
 import { Migration20261126050000_audit_enrolment_index } from './Migration20261126050000_audit_enrolment_index';
 import { Migration20261126060000_natural_key_across_sources } from './Migration20261126060000_natural_key_across_sources';
 import { Migration20261126070000_credentials_revoked_source } from './Migration20261126070000_credentials_revoked_source';
+import { Migration20261126163000_totp_last_step } from './Migration20261126163000_totp_last_step';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -35,4 +36,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126050000_audit_enrolment_index', class: Migration20261126050000_audit_enrolment_index },
   { name: 'Migration20261126060000_natural_key_across_sources', class: Migration20261126060000_natural_key_across_sources },
   { name: 'Migration20261126070000_credentials_revoked_source', class: Migration20261126070000_credentials_revoked_source },
+  { name: 'Migration20261126163000_totp_last_step', class: Migration20261126163000_totp_last_step },
 ];
