@@ -106,7 +106,9 @@ export type SignAttempt = { signed: SignLevel } | { refused: string };
 async function produceSignature(context: JobContext, state: SigningState, signer: SignerRecord, options: { mandate: boolean }): Promise<NewSignature | { refused: string }> {
   const { order, document } = state;
   const { user } = signer;
-  if (state.signatures.some((s) => s.userId === user.id)) return { refused: 'ALREADY_SIGNED' }; // one person, one signature
+  // One person, one signature (R-16: a first and a second signature are two people). A person is
+  // their EDS, not a login: the same IIN under another login has signed too.
+  if (state.signatures.some((s) => s.userId === user.id || (user.iin != null && s.iin === user.iin))) return { refused: 'ALREADY_SIGNED' };
   const decision = decideSign(signer, order.payerIban, order.amountTiyn, context.clock);
   if (!decision.allowed || !decision.level) return { refused: decision.reason ?? 'NOT_ALLOWED' };
   if (!state.missing.includes(decision.level)) return { refused: 'LEVEL_ALREADY_SIGNED' };
@@ -140,6 +142,9 @@ async function produceSignature(context: JobContext, state: SigningState, signer
     });
     throw Object.assign(new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document'), { lockdown: true });
   }
+  // The certificate the agent used decides, whatever IIN the login was given: the same key or the
+  // same person's IIN as an earlier signature is that person signing again. Not recorded.
+  if (state.signatures.some((s) => s.serial === signed.serial || (signed.iin != null && s.iin === signed.iin))) return { refused: 'ALREADY_SIGNED' };
   return {
     orderId: order.id,
     userId: user.id,
@@ -170,7 +175,7 @@ async function recordProduced(context: JobContext, produced: Array<{ state: Sign
   const kept = produced.flatMap((p, i) => (ids[i] === null ? [] : [{ ...p, id: ids[i] as number }]));
   for (const { state, signature: s, id } of kept) {
     state.missing = state.missing.filter((l) => l !== s.level);
-    state.signatures.push({ id, userId: s.userId, login: s.login, level: s.level, serial: s.serial, signingTime: s.signingTime, cms: s.cms });
+    state.signatures.push({ id, userId: s.userId, login: s.login, level: s.level, serial: s.serial, iin: s.iin, signingTime: s.signingTime, cms: s.cms });
   }
   return ids.map((id) => id !== null);
 }

@@ -44,6 +44,8 @@ export interface StoredSignature {
   login: string;
   level: SignLevel;
   serial: string;
+  /** The signer's IIN in the certificate (null when it has none): who the person is (R-16). */
+  iin: string | null;
   signingTime: Date;
   cms: Buffer;
 }
@@ -56,12 +58,12 @@ export async function validSignatures(em: EntityManager, orderId: string): Promi
 export async function validSignaturesOf(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, StoredSignature[]>> {
   const out = new Map<string, StoredSignature[]>(orderIds.map((id) => [id, []]));
   if (orderIds.length === 0) return out;
-  const rows = await em.execute<Array<{ id: string; order_id: string; user_id: string; login: string; level: SignLevel; serial: string; signing_time: Date; cms: Buffer }>>(
-    `select id, order_id, user_id, login, level, serial, signing_time, cms from order_signature where order_id in (${orderIds.map(() => '?').join(', ')}) and valid order by id`,
+  const rows = await em.execute<Array<{ id: string; order_id: string; user_id: string; login: string; level: SignLevel; serial: string; iin: string | null; signing_time: Date; cms: Buffer }>>(
+    `select id, order_id, user_id, login, level, serial, iin, signing_time, cms from order_signature where order_id in (${orderIds.map(() => '?').join(', ')}) and valid order by id`,
     [...orderIds],
   );
   for (const r of rows) {
-    out.get(r.order_id)?.push({ id: Number(r.id), userId: r.user_id, login: r.login, level: r.level, serial: r.serial, signingTime: new Date(r.signing_time), cms: Buffer.from(r.cms) });
+    out.get(r.order_id)?.push({ id: Number(r.id), userId: r.user_id, login: r.login, level: r.level, serial: r.serial, iin: r.iin ?? null, signingTime: new Date(r.signing_time), cms: Buffer.from(r.cms) });
   }
   return out;
 }
