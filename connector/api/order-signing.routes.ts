@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app/app-context';
 import { sessionOf } from '../users/session.authenticator';
 import { accountsVisibleTo } from '../users/authority';
+import { PaymentOrder } from '../persistence/entities';
 import { completeSigning, prepareSigning, signAs } from '../../queue/order-signing';
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { ApiError } from './api-errors';
@@ -17,9 +18,13 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
     if (!session) throw new ApiError(403, 'SESSION_REQUIRED', 'a person signs with their own session, not with an API key');
     const { id } = request.params as { id: string };
     if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
-    const state = await prepareSigning(context, id);
+    // An order of an account the person has no right on does not exist for them: asked before
+    // anything is loaded for signing, which moves a validated order on and freezes its document, and
+    // before its state is told.
+    const order = await context.orm.em.fork().findOne(PaymentOrder, { id }, { fields: ['payerIban'] });
     const visible = accountsVisibleTo(session.user, session.rights);
-    if (state && visible !== 'all' && !visible.includes(state.order.payerIban)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    if (!order || (visible !== 'all' && !visible.includes(order.payerIban))) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    const state = await prepareSigning(context, id);
     if (!state) throw new ApiError(409, 'NOT_AWAITING_SIGNATURES', 'the order is not waiting for signatures');
     let attempt;
     try {

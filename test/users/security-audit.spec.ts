@@ -1,5 +1,7 @@
+import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
+import { intakeOrders } from '../../connector/intake/order-intake';
 import { base32Decode, totp } from '../../connector/users/totp';
-import { enrollTotp } from '../../connector/users/user.service';
+import { enrollTotp, grantRight } from '../../connector/users/user.service';
 import { activeUser, Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /** Findings of the security audit (R-14, R-16), each over the real API, PostgreSQL and Redis. */
@@ -40,5 +42,36 @@ describe('R-14 second factor: a TOTP code is good for one login only (RFC 6238 s
     expect((await new Browser(env).login(login, 'Reenroll-Pass-1', totp(first, env.clock.now()))).statusCode).toBe(200);
     const second = base32Decode((await enrollTotp(env.deps(), { login, actor: 'test' })).secret);
     expect((await new Browser(env).login(login, 'Reenroll-Pass-1', totp(second, env.clock.now()))).statusCode).toBe(200);
+  });
+});
+
+describe('R-16 over the HTTP API: nothing of an account a person has no right on', () => {
+  /** Orders taken in without a queue (nothing moves them on), one per demo account. */
+  async function storedOrders(): Promise<Map<string, string>> {
+    const orders = demoOrders(String(Date.now()).slice(-7), '2026-03-02').filter((o, i, all) => all.findIndex((p) => p.payer.iban === o.payer.iban) === i);
+    const results = await intakeOrders(env.context.orm.em.fork(), 'erp', orders.map((order) => ({ order })), { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
+    return new Map(results.map((r, i) => [orders[i].payer.iban, r.orderId]));
+  }
+
+  test('signing an order of another account is 404 whatever its state, and moves nothing', async () => {
+    const [mine, theirs] = DEMO_ACCOUNTS;
+    const login = uniq('othersigner');
+    const signer = await activeUser(env, login, 'signer', 'Other-Signer-1');
+    await grantRight(env.deps(), { login, account: mine, rights: 'manage', level: 'first', actor: 'test' });
+    const ids = await storedOrders();
+    const id = ids.get(theirs) as string;
+    const stateOf = async () => (await env.context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [id]))[0].state;
+    // Received, not yet waiting for signatures: the answer said so (409) to someone who may not know the order exists.
+    const received = await signer.request('POST', `/api/v1/orders/${id}/sign`, {});
+    expect([received.statusCode, received.json().code]).toEqual([404, 'NOT_FOUND']);
+    // Validated: the outsider's request moved it to awaiting_signatures and froze its document before it was refused.
+    await env.context.orm.em.fork().execute("update payment_order set state = 'validated' where id = ?", [id]);
+    const validated = await signer.request('POST', `/api/v1/orders/${id}/sign`, {});
+    expect([validated.statusCode, validated.json().code]).toEqual([404, 'NOT_FOUND']);
+    expect(await stateOf()).toBe('validated');
+    expect(Number((await env.context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from order_document where order_id = ?', [id]))[0].n)).toBe(0);
+    // The same person on their own account's order is answered as before.
+    const own = await signer.request('POST', `/api/v1/orders/${ids.get(mine)}/sign`, {});
+    expect([own.statusCode, own.json().code]).toEqual([409, 'NOT_AWAITING_SIGNATURES']);
   });
 });
