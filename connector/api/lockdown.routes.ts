@@ -12,8 +12,8 @@ import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queu
 
 /**
  * Incidents and the lockdown over HTTP (INTERFACES.md "Incidents"): any logged-in person may report
- * a suspected compromise (R-29: "detected or suspected"); only an admin resolves; any authenticated
- * caller (a console, an ERP) may read the lockdown state.
+ * a suspected compromise (R-29: "detected or suspected"); only an admin reads and resolves incidents;
+ * any authenticated caller (a console, an ERP) may read the lockdown state.
  */
 const reportBody = z
   .object({
@@ -101,7 +101,10 @@ export function lockdownRoutes() {
     });
 
     app.get('/api/v1/incidents', async (request) => {
-      requirePerson(request);
+      // Incidents tell every account's balances, debits and counterparties and people's IINs: an
+      // admin's to read (R-16: others see only the accounts they have a right on). Anyone still
+      // reports one (POST) and reads the lockdown state (GET /api/v1/lockdown).
+      if (requirePerson(request).user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin reads incidents; GET /api/v1/lockdown tells everyone whether the connector is locked down');
       const query = incidentsQuery.safeParse(request.query);
       if (!query.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad query: status is open or resolved, limit 1-500, cursor as given', query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
       const { status, cursor } = query.data;

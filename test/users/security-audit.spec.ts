@@ -1,4 +1,5 @@
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
+import { openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { enrollTotp, grantRight } from '../../connector/users/user.service';
@@ -73,5 +74,31 @@ describe('R-16 over the HTTP API: nothing of an account a person has no right on
     // The same person on their own account's order is answered as before.
     const own = await signer.request('POST', `/api/v1/orders/${ids.get(mine)}/sign`, {});
     expect([own.statusCode, own.json().code]).toEqual([409, 'NOT_AWAITING_SIGNATURES']);
+  });
+
+  test("incidents (balances, counterparties, people's IINs of every account) are read by admins only", async () => {
+    const [mine, theirs] = DEMO_ACCOUNTS;
+    const { incident } = await openIncident(env.context.orm.em.fork(), {
+      kind: 'unexplained_debit',
+      severity: 'critical',
+      title: `Debit of 9000000.00 from ${theirs} on 2026-03-01 matches no order: possible unauthorised payment`,
+      evidence: { account: theirs, amount: '9000000.00', counterparty: { name: 'ТОО "Поставщик"', iban: 'KZ86125KZT5004100100' } },
+      actor: 'test',
+    });
+    const viewerLogin = uniq('incviewer');
+    const viewer = await activeUser(env, viewerLogin, 'viewer', 'Inc-Viewer-1');
+    await grantRight(env.deps(), { login: viewerLogin, account: mine, rights: 'info', actor: 'test' });
+    const operator = await activeUser(env, uniq('incoperator'), 'operator', 'Inc-Operator-1');
+    for (const person of [viewer, operator]) {
+      const res = await person.request('GET', '/api/v1/incidents');
+      expect([res.statusCode, res.json().code]).toEqual([403, 'FORBIDDEN']);
+      expect(res.body).not.toContain(theirs);
+    }
+    const admin = await activeUser(env, uniq('incadmin'), 'admin', 'Inc-Admin-1');
+    const list = await admin.request('GET', '/api/v1/incidents');
+    expect(list.statusCode).toBe(200);
+    expect((list.json().incidents as Array<{ id: string }>).map((i) => i.id)).toContain(incident.id);
+    // Anyone may still report a suspected compromise (R-29) and read the lockdown state.
+    expect((await viewer.request('GET', '/api/v1/lockdown')).statusCode).toBe(200);
   });
 });
