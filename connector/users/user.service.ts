@@ -494,7 +494,9 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
   const ok = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash(deps.config.users.scryptLogN)));
   if (!user || !ok) {
     if (!user) {
-      await auditLogin(deps, LOGIN.test(login) ? login : '(invalid)', 'INVALID_CREDENTIALS', input.ip);
+      // A login nobody has is often a password typed into the login field: the text is not
+      // kept, in an audit log that can never drop it least of all; the attempt and its address are.
+      await auditLogin(deps, '(unknown)', 'INVALID_CREDENTIALS', input.ip);
       throw userError('INVALID_CREDENTIALS', 401);
     }
     const result = await recordFailedAttempt(deps, user.id, 'password');

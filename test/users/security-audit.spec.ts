@@ -102,3 +102,24 @@ describe('R-16 over the HTTP API: nothing of an account a person has no right on
     expect((await viewer.request('GET', '/api/v1/lockdown')).statusCode).toBe(200);
   });
 });
+
+describe('R-4: a password typed into the login field is not kept', () => {
+  test('a failed login under a login nobody has leaves the typed text in neither the audit log nor the log', async () => {
+    const login = uniq('typo');
+    await activeUser(env, login, 'viewer', 'Typo-Pass-1');
+    // The classic slip: the password goes into the login field (and the login into the password field).
+    const typed = 'wh1te-rabbit.42';
+    const res = await new Browser(env).login(typed, login);
+    expect([res.statusCode, res.json().code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    const rows = await env.context.orm.em.fork().execute<Array<{ n: string }>>(
+      "select count(*) as n from audit_event where action = 'auth.login.failed' and (actor || ' ' || subject || ' ' || coalesce(details::text, '')) ilike ?",
+      [`%${typed}%`],
+    );
+    expect(Number(rows[0].n)).toBe(0);
+    expect(env.logLines.join('\n')).not.toContain(typed);
+    // The attempt is still on the audit log, with its address.
+    const [last] = await env.context.orm.em.fork().execute<Array<{ subject: string; details: { code: string; ip: string } }>>("select subject, details from audit_event where action = 'auth.login.failed' order by seq desc limit 1");
+    expect(last.details.code).toBe('INVALID_CREDENTIALS');
+    expect(last.details.ip).toMatch(/^10\./);
+  });
+});
