@@ -544,7 +544,18 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
       throw userError('TOTP_REQUIRED', 401, { wrongCode: true });
     }
   }
-  await deps.em.execute('update app_user set failed_attempts = 0, locked_until = null, last_activity_at = ?, updated_at = ? where id = ?', [now, now, user.id]);
+  // the lock-out read at the start may be stale: guesses sent in parallel all read the login
+  // unlocked, and one right among them logged in and lifted the lock the others had set. The
+  // success counts only while the login is still not locked.
+  const cleared = await deps.em.execute<Array<{ id: string }>>(
+    'update app_user set failed_attempts = 0, locked_until = null, last_activity_at = ?, updated_at = ? where id = ? and (locked_until is null or locked_until <= ?) returning id',
+    [now, now, user.id, now],
+  );
+  if (cleared.length === 0) {
+    const [row] = await deps.em.execute<Array<{ locked_until: Date }>>('select locked_until from app_user where id = ?', [user.id]);
+    await auditLogin(deps, user.login, 'LOCKED_TEMPORARILY', input.ip);
+    throw lockedError(new Date(row.locked_until), now);
+  }
   user.lastActivityAt = now;
   const expired = !user.mustChangePassword && isPasswordExpired(user.passwordChangedAt, now);
   const days = passwordExpiresInDays(user.passwordChangedAt, now);

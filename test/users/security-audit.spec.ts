@@ -2,7 +2,7 @@ import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { base32Decode, totp } from '../../connector/users/totp';
-import { enrollTotp, grantRight } from '../../connector/users/user.service';
+import { checkLogin, enrollTotp, grantRight } from '../../connector/users/user.service';
 import { activeUser, Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
 
 /** Findings of the security audit (R-14, R-16), each over the real API, PostgreSQL and Redis. */
@@ -121,5 +121,34 @@ describe('R-4: a password typed into the login field is not kept', () => {
     const [last] = await env.context.orm.em.fork().execute<Array<{ subject: string; details: { code: string; ip: string } }>>("select subject, details from audit_event where action = 'auth.login.failed' order by seq desc limit 1");
     expect(last.details.code).toBe('INVALID_CREDENTIALS');
     expect(last.details.ip).toMatch(/^10\./);
+  });
+});
+
+describe('R-12: five wrong passwords lock the login, also against attempts already under way', () => {
+  test('an attempt that read the login before five others locked it does not log in with the right password, nor lift the lock', async () => {
+    const login = uniq('burst');
+    await activeUser(env, login, 'viewer', 'Burst-Pass-1');
+    // A burst of guesses in parallel (several addresses, the per-IP limit is 30 a minute): each
+    // reads the login unlocked, then checks its password. The right one is checked last.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const atPasswordCheck = new Promise<void>((resolve) => (reached = resolve));
+    const lastGuess = checkLogin(env.deps(), { login, password: 'Burst-Pass-1', ip: '10.9.9.9' }, async () => {
+      reached();
+      await held;
+    }).then(
+      () => 'logged in',
+      (err: { code?: string }) => err.code,
+    );
+    await atPasswordCheck;
+    const wrong = [];
+    for (let i = 0; i < 5; i += 1) wrong.push((await new Browser(env).login(login, `Wrong-Guess-${i}`)).statusCode);
+    expect(wrong).toEqual([401, 401, 401, 401, 423]);
+    release();
+    expect(await lastGuess).toBe('LOCKED_TEMPORARILY');
+    // The lock holds for the right password too.
+    const after = await new Browser(env).login(login, 'Burst-Pass-1');
+    expect([after.statusCode, after.json().code]).toEqual([423, 'LOCKED_TEMPORARILY']);
   });
 });
