@@ -5,6 +5,7 @@ import { accountsVisibleTo } from '../users/authority';
 import { PaymentOrder } from '../persistence/entities';
 import { completeSigning, prepareSigning, signAs } from '../../queue/order-signing';
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
+import { ConnectorError } from '../shared/errors';
 import { ApiError } from './api-errors';
 
 /**
@@ -31,6 +32,8 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
       attempt = await signAs(context, state, session.user, { mandate: false });
     } catch (err) {
       if (err instanceof SignerAgentError) throw new ApiError(err.code === 'KEY_LOCKED' || err.code === 'NOT_ENROLLED' ? 409 : 422, err.code, err.message);
+      // Issue 16, R-29: no signature under lockdown; told like the key unlock's 423, not as an internal error.
+      if (err instanceof ConnectorError && err.code === 'LOCKED_DOWN') throw new ApiError(423, 'LOCKED_DOWN', `${err.message} (connector lockdown status)`);
       throw err;
     }
     // SIGNATURES_CHANGED: other signatures kept landing first; the person may simply sign again.

@@ -152,3 +152,24 @@ describe('R-12: five wrong passwords lock the login, also against attempts alrea
     expect([after.statusCode, after.json().code]).toEqual([423, 'LOCKED_TEMPORARILY']);
   });
 });
+
+describe('R-29: under lockdown a person signing is told so', () => {
+  test('POST /api/v1/orders/:id/sign while locked down answers 423 LOCKED_DOWN, records no signature', async () => {
+    const [account] = DEMO_ACCOUNTS;
+    const login = uniq('locksigner');
+    const signer = await activeUser(env, login, 'signer', 'Lock-Signer-1');
+    await grantRight(env.deps(), { login, account, rights: 'manage', level: 'first', actor: 'test' });
+    const order = demoOrders(String(Date.now()).slice(-7), '2026-03-02').find((o) => o.payer.iban === account)!;
+    const [stored] = await intakeOrders(env.context.orm.em.fork(), 'erp', [{ order }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
+    await env.context.orm.em.fork().execute("update payment_order set state = 'validated' where id = ?", [stored.orderId]);
+    await env.context.redis.set(`${env.prefix}:lockdown`, '1');
+    try {
+      const res = await signer.request('POST', `/api/v1/orders/${stored.orderId}/sign`, {});
+      expect([res.statusCode, res.json().code]).toEqual([423, 'LOCKED_DOWN']);
+      expect(env.logLines.join('\n')).not.toContain('"api.error"');
+    } finally {
+      await env.context.redis.del(`${env.prefix}:lockdown`);
+    }
+    expect(Number((await env.context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from order_signature where order_id = ?', [stored.orderId]))[0].n)).toBe(0);
+  });
+});
