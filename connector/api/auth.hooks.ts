@@ -17,6 +17,8 @@ export interface Principal {
   /** Recorded in order events and the audit log. */
   actor: string;
   accounts: string[] | 'all';
+  /** With `accounts` 'all': accounts taken out of it (a person's narrower right on them, R-16). */
+  exceptAccounts?: string[];
 }
 
 export type Authenticator = (request: FastifyRequest, context: AppContext) => Promise<Principal | null>;

@@ -69,7 +69,7 @@ function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict): stri
 }
 
 function canSee(principal: Principal, account: string): boolean {
-  return principal.accounts === 'all' || principal.accounts.includes(account);
+  return principal.accounts === 'all' ? !principal.exceptAccounts?.includes(account) : principal.accounts.includes(account);
 }
 
 interface StoredResponse {

@@ -43,6 +43,15 @@ export function accountsManageableBy(user: Pick<AppUser, 'blockedReason' | 'role
   return [...new Set(manage.map((r) => r.account))].sort();
 }
 
+/**
+ * With 'manage' on all accounts, the accounts an explicit narrower right ('info') takes out: the
+ * explicit right wins over "all accounts" (`rightFor`), for submitting as for signing (R-16).
+ */
+export function accountsNarrowedFrom(rights: Array<Pick<UserAccountRight, 'account' | 'rights'>>): string[] {
+  if (!rights.some((r) => r.account === '*' && r.rights === 'manage')) return [];
+  return [...new Set(rights.filter((r) => r.account !== '*' && r.rights !== 'manage').map((r) => r.account))].sort();
+}
+
 export async function loadRights(em: EntityManager, userId: string): Promise<UserAccountRight[]> {
   return em.find(UserAccountRight, { userId }, { orderBy: { account: 'asc' } });
 }

@@ -3,7 +3,7 @@ import type { AppContext } from '../app/app-context';
 import { ApiError } from '../api/api-errors';
 import type { Authenticator, Principal } from '../api/auth.hooks';
 import { AppUser, type UserAccountRight } from '../persistence/entities';
-import { accountsManageableBy, accountsVisibleTo, loadRights } from './authority';
+import { accountsManageableBy, accountsNarrowedFrom, accountsVisibleTo, loadRights } from './authority';
 import { isPasswordExpired } from './password.policy';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
 import { touchActivity } from './user.service';
@@ -87,7 +87,10 @@ export function sessionAuthenticator(overrides: Partial<UsersWiring> = {}): Auth
       throw new ApiError(403, 'MUST_CHANGE_PASSWORD', MESSAGES.MUST_CHANGE_PASSWORD[0]);
     }
     // Reading needs any right on the account; changing anything (submitting orders) needs 'manage'.
-    const accounts = request.method === 'GET' || request.method === 'HEAD' ? accountsVisibleTo(user, rights) : accountsManageableBy(user, rights);
-    return { kind: 'session', scope: `user:${user.id}`, source: 'console', actor: `user:${user.login}`, accounts };
+    const reading = request.method === 'GET' || request.method === 'HEAD';
+    const accounts = reading ? accountsVisibleTo(user, rights) : accountsManageableBy(user, rights);
+    // Managing all accounts but one with information only: that one is taken out (R-16).
+    const exceptAccounts = !reading && accounts === 'all' ? accountsNarrowedFrom(rights) : [];
+    return { kind: 'session', scope: `user:${user.id}`, source: 'console', actor: `user:${user.login}`, accounts, ...(exceptAccounts.length ? { exceptAccounts } : {}) };
   };
 }

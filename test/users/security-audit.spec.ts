@@ -173,3 +173,25 @@ describe('R-29: under lockdown a person signing is told so', () => {
     expect(Number((await env.context.orm.em.fork().execute<Array<{ n: string }>>('select count(*) as n from order_signature where order_id = ?', [stored.orderId]))[0].n)).toBe(0);
   });
 });
+
+describe('R-16: a right on one account narrows a right on all accounts, for submitting as for signing', () => {
+  test('an operator who manages all accounts but was given information-only rights on one cannot submit orders for that one', async () => {
+    const [open, narrowed] = DEMO_ACCOUNTS;
+    const login = uniq('narrowed');
+    const operator = await activeUser(env, login, 'operator', 'Narrow-Pass-1');
+    await grantRight(env.deps(), { login, account: 'all', rights: 'manage', actor: 'test' });
+    // The payroll account: look, do not send.
+    await grantRight(env.deps(), { login, account: narrowed, rights: 'info', actor: 'test' });
+    const orders = demoOrders(uniq('n'), '2026-03-02');
+    const refused = await operator.request('POST', '/api/v1/orders', orders.find((o) => o.payer.iban === narrowed));
+    expect([refused.statusCode, refused.json().code]).toEqual([403, 'ACCOUNT_NOT_ALLOWED']);
+    const mixed = orders.filter((o) => o.payer.iban === open).slice(1, 2).concat(orders.filter((o) => o.payer.iban === narrowed).slice(0, 1));
+    expect(mixed.map((o) => o.payer.iban)).toEqual([open, narrowed]);
+    const batch = await operator.request('POST', '/api/v1/orders', { orders: mixed });
+    expect([batch.statusCode, batch.json().code]).toEqual([403, 'ACCOUNT_NOT_ALLOWED']);
+    const allowed = await operator.request('POST', '/api/v1/orders', orders.find((o) => o.payer.iban === open));
+    expect(allowed.statusCode).toBe(201);
+    // Reading the narrowed account stays allowed.
+    expect((await operator.request('GET', '/api/v1/orders')).statusCode).toBe(200);
+  });
+});
