@@ -144,10 +144,24 @@ export async function createUser(deps: UserDeps, input: { login: string; role: s
   });
 }
 
-/** Admin sets/resets a password (R-10: the next login must change it; ends the user's sessions). */
+/** the current password and the ones before it, 7 in all. */
+async function isRecentPassword(em: EntityManager, user: AppUser, password: string): Promise<boolean> {
+  const history = await em.execute<Array<{ password_hash: string }>>('select password_hash from password_history where user_id = ? order by id desc limit ?', [user.id, HISTORY_SIZE]);
+  for (const hash of new Set([user.passwordHash, ...history.map((h) => h.password_hash)])) {
+    if (await verifyPassword(password, hash)) return true;
+  }
+  return false;
+}
+
+/**
+ * Admin sets/resets a password (R-10: the next login must change it; ends the user's sessions).
+ * R-8 holds here too: an old password may be the one that leaked, and whoever knows it would log
+ * in first and make the forced change.
+ */
 export async function resetPassword(deps: UserDeps, input: { login: string; password: string; actor: string }): Promise<void> {
   const weak = checkPasswordStrength(input.password);
   if (weak) throw policyError(weak);
+  if (await isRecentPassword(deps.em, await requireUser(deps.em, input.login), input.password)) throw policyError(violation('REUSED'));
   const now = deps.clock.now();
   const hash = await hashPassword(input.password, deps.config.users.scryptLogN);
   const user = await deps.em.transactional(async (tx) => {
@@ -596,12 +610,7 @@ export async function changePassword(
   };
   const weak = checkPasswordStrength(input.newPassword);
   if (weak) await refuse(weak);
-  // the current password and the ones before it, 7 in all.
-  const history = await deps.em.execute<Array<{ password_hash: string }>>('select password_hash from password_history where user_id = ? order by id desc limit ?', [user.id, HISTORY_SIZE]);
-  const previous = new Set([user.passwordHash, ...history.map((h) => h.password_hash)]);
-  for (const hash of previous) {
-    if (await verifyPassword(input.newPassword, hash)) await refuse(violation('REUSED'));
-  }
+  if (await isRecentPassword(deps.em, user, input.newPassword)) await refuse(violation('REUSED'));
   const forced = user.mustChangePassword || isPasswordExpired(user.passwordChangedAt, now);
   if (!forced) {
     const earliest = earliestNextChange(user.passwordChangedAt);

@@ -195,3 +195,20 @@ describe('R-16: a right on one account narrows a right on all accounts, for subm
     expect((await operator.request('GET', '/api/v1/orders')).statusCode).toBe(200);
   });
 });
+
+describe('R-8: an admin reset does not bring back one of the last 7 passwords either', () => {
+  test('resetting a password to the current or an earlier one is 422 REUSED; a new one is set', async () => {
+    const admin = await activeUser(env, uniq('resetadmin'), 'admin', 'Reset-Admin-1');
+    const login = uniq('resetme');
+    // activeUser sets Tmp-Resetme-Pass-1, then the user changes it to Resetme-Pass-1.
+    await activeUser(env, login, 'viewer', 'Resetme-Pass-1');
+    // An old password may be the one that leaked: whoever knows it would log in first and make the forced change.
+    for (const old of ['Tmp-Resetme-Pass-1', 'Resetme-Pass-1']) {
+      const res = await admin.request('POST', `/api/v1/users/${login}/reset-password`, { password: old });
+      expect([old, res.statusCode, res.json().code]).toEqual([old, 422, 'REUSED']);
+    }
+    expect((await new Browser(env).login(login, 'Tmp-Resetme-Pass-1')).statusCode).toBe(401);
+    expect((await admin.request('POST', `/api/v1/users/${login}/reset-password`, { password: 'Fresh-Reset-9' })).statusCode).toBe(204);
+    expect((await new Browser(env).login(login, 'Fresh-Reset-9')).json().mustChangePassword).toBe(true);
+  });
+});
