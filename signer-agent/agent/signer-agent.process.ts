@@ -67,7 +67,11 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
 
   const tokenFile = resolveTokenFile(config.signer.tokenFile, cwd);
   const token = ensureToken(tokenFile);
-  if (tokenFileTooOpen(tokenFile)) logger.warn({ event: 'signer.token.too_open', tokenFile }, 'the token file is readable by group or others; chmod 600 it');
+  // The token is all a caller needs to have an unlocked key sign any bytes: a file others may read
+  // hands that to every local account. Refused, as the vault refuses a master key file that is not private.
+  if (tokenFileTooOpen(tokenFile)) {
+    throw new ConnectorError('SIGNER_TOKEN_PERMISSIONS', `signer token file ${tokenFile} may be read by group or others: any local account could have unlocked keys sign; it must be readable by its owner only: chmod 600 ${tokenFile}`);
+  }
 
   const clock = clockFromConfig(config);
   const registry = new KeyRegistry(at(config.signer.keysFile)).load();
