@@ -109,5 +109,18 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
   if (config.fakeNow && !config.testMode) {
     throw new ConfigError('config: fakeNow (CONNECTOR_FAKE_NOW) is honoured only in test mode; set CONNECTOR_TEST_MODE=1 or unset it');
   }
+  if (!config.testMode && !bankUrlIsPrivate(config.bank.url)) {
+    // R-4: the token request carries the Client ID / Secret, every submit a signed payment order.
+    throw new ConfigError(
+      `config bank.url (CONNECTOR_BANK_URL): ${config.bank.url} is plain http beyond this machine: the Client Secret and the signed payment orders would cross the network in clear text (R-4); use https:// (plain http only for the sandbox on loopback, or in test mode)`,
+    );
+  }
   return config;
+}
+
+/** https anywhere; plain http only to loopback (the sandbox on this machine). */
+function bankUrlIsPrivate(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'https:') return true;
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }

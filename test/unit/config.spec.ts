@@ -37,6 +37,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(/database\.url: expected a postgresql:\/\/ URL/);
   });
 
+  it('R-4: refuses a bank reached over plain http beyond loopback (the Client Secret and the signed orders would cross the network in clear text), except in test mode', () => {
+    for (const url of ['http://api.bank.kz', 'http://10.0.0.5:8900', 'http://bank.example:443/']) {
+      expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: url }, cwd })).toThrow(ConfigError);
+      expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: url }, cwd })).toThrow(/bank\.url \(CONNECTOR_BANK_URL\): .* is plain http .* use https:\/\//);
+    }
+    for (const url of ['https://api.bank.kz', 'http://127.0.0.1:8900', 'http://127.0.0.2:9000', 'http://localhost:8900', 'http://[::1]:8900']) {
+      expect(loadConfig({ env: { CONNECTOR_BANK_URL: url }, cwd }).bank.url).toBe(url);
+    }
+    // A sandbox on another machine of a test bench.
+    expect(loadConfig({ env: { CONNECTOR_BANK_URL: 'http://sandbox.test:8900', CONNECTOR_TEST_MODE: '1' }, cwd }).bank.url).toBe('http://sandbox.test:8900');
+  });
+
   it('takes an SMTP server for the admins\' e-mail only with the login over TLS and the password in a file', () => {
     const withSmtp = (smtp: Record<string, unknown>) => {
       const file = join(cwd, 'smtp.json');
