@@ -57,9 +57,16 @@ export async function dropSignaturesThatNoLongerCount(
   if (signatures.length === 0) return null;
   const directory = known?.directory ?? new SignerDirectory(em);
   const reasons: string[] = [];
+  // R-16: one person, one signature; a person is their certificate and its IIN, not a login
+  // (signatures recorded before signing refused the same person under a second login).
+  const people = new Map<string, string>();
   for (const s of signatures) {
     const decision = decideSign(await directory.signer(s.userId), order.payerIban, order.amountTiyn, context.clock);
     if (!decision.allowed) reasons.push(`${s.login}: ${decision.reason}`);
+    const earlier = people.get(`serial:${s.serial}`) ?? (s.iin ? people.get(`iin:${s.iin}`) : undefined);
+    if (earlier !== undefined) reasons.push(`${s.login}: SAME_PERSON as ${earlier}`);
+    people.set(`serial:${s.serial}`, s.login);
+    if (s.iin) people.set(`iin:${s.iin}`, s.login);
   }
   const why = reasons.length > 0 ? `signer lost authority (${reasons.join('; ')})` : cmsHoldsEverySigner(signatures) ? null : CMS_INCOMPLETE;
   if (why === null) return null;

@@ -7,7 +7,7 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import { createLogger } from '../../connector/logging/logger';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validSignatures } from '../../connector/signing/order-signatures';
-import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
+import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { prepareSigning, signAs } from '../../queue/order-signing';
 
 /**
@@ -54,5 +54,20 @@ describe('R-16: one person gives one signature on an order, whatever login they 
     const signatures = await validSignatures(db(), result.orderId);
     expect(signatures.map((s) => [s.login, s.level])).toEqual([['demo.ceo', 'first']]);
     expect((await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state).toBe('awaiting_signatures');
+
+    // An order the same person signed twice before this check existed (its second signature is
+    // written here as the spare login would have recorded it): before the claim, the round stops
+    // counting, as for a signer who lost authority, and the order waits for two people again.
+    const [first] = signatures;
+    const twice = await context.services.signer().sign(spare.id, { orderId: result.orderId, document: state.document.bytes, cosign: first.cms, expectedBin: state.order.payerIinBin });
+    await db().execute(
+      `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+       values (?, ?, 'demo.ceo.spare', 'second', ?, ?, ?, ?, ?, ?, ?, false, ?, now())`,
+      [result.orderId, spare.id, twice.algorithm, twice.serial, twice.subject, twice.iin, new Date(twice.signingTime), twice.documentSha256, twice.cmsDer, first.id],
+    );
+    expect((await validSignatures(db(), result.orderId)).map((s) => s.login)).toEqual(['demo.ceo', 'demo.ceo.spare']);
+    const why = await dropSignaturesThatNoLongerCount(context, state.order);
+    expect(why).toMatch(/demo\.ceo\.spare: SAME_PERSON/);
+    expect(await validSignatures(db(), result.orderId)).toEqual([]);
   });
 });
