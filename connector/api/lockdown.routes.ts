@@ -121,6 +121,9 @@ export function lockdownRoutes() {
 
     app.post('/api/v1/incidents/:id/resolve', async (request) => {
       const session = requirePerson(request);
+      // Every incident, a lockdown too, is resolved by an admin: asked first, so that nobody else
+      // learns which incident ids exist (404 against 403).
+      if (session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only an admin resolves an incident');
       const { id } = request.params as { id: string };
       const found = await getIncident(context.orm.em.fork(), id);
       if (!found) throw new ApiError(404, 'NOT_FOUND', `no incident ${id}`);

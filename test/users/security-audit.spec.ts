@@ -100,6 +100,11 @@ describe('R-16 over the HTTP API: nothing of an account a person has no right on
     expect((list.json().incidents as Array<{ id: string }>).map((i) => i.id)).toContain(incident.id);
     // Anyone may still report a suspected compromise (R-29) and read the lockdown state.
     expect((await viewer.request('GET', '/api/v1/lockdown')).statusCode).toBe(200);
+    // Resolving is an admin's too, and a non-admin learns nothing of which incident ids exist.
+    for (const id of [incident.id, '00000000-0000-4000-8000-000000000000']) {
+      const res = await operator.request('POST', `/api/v1/incidents/${id}/resolve`, { note: 'seen' });
+      expect([res.statusCode, res.json().code]).toEqual([403, 'FORBIDDEN']);
+    }
   });
 });
 
