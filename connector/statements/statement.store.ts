@@ -76,6 +76,12 @@ const LINE_COLUMNS = [
   'counterparty_name', 'counterparty_iin_bin', 'counterparty_iban', 'counterparty_bic', 'purpose', 'knp', 'document_number', 'document_date',
   'bank_reference', 'external_id', 'created_at',
 ];
+/**
+ * What a pending line's booking takes from the booked line: all of it (the amount too: a pending
+ * amount is the bank's estimate, e.g. before conversion at the day's rate); only the link to the
+ * statement it came with and when we first saw it stay.
+ */
+const PROMOTED_COLUMNS = LINE_COLUMNS.filter((c) => !['id', 'account', 'bank_line_id', 'statement_id', 'created_at'].includes(c));
 /** Rows per INSERT: 23 parameters each stays far below PostgreSQL's 65535. */
 const BATCH = 500;
 
@@ -128,7 +134,7 @@ async function insertLines(
     const rows = await em.execute<Array<{ inserted: boolean }>>(
       `insert into statement_line (${LINE_COLUMNS.join(', ')}) values ${values}
        on conflict (account, bank_line_id) do update
-         set status = 'booked', booking_date = excluded.booking_date, value_date = excluded.value_date, match_kind = null, reconciled_at = null
+         set ${PROMOTED_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, match_kind = null, reconciled_at = null
          where statement_line.status = 'pending' and excluded.status = 'booked'
        returning (xmax = 0) as inserted`,
       params,
