@@ -112,10 +112,14 @@ function matchDecision(line: LineForMatch, order: OrderForMatch, how: 'reference
     : { kind: 'order', lineId: line.id, orderId: order.id, how, execute: CONFIRMABLE.includes(order.state) };
 }
 
-/** Decides what each booked line is. Pending lines are not decided (they have not moved money). */
-export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[]): LineDecision[] {
+/**
+ * Decides what each booked line is. Pending lines are not decided (they have not moved money).
+ * `paidElsewhere`: orders a line outside `lines` (an earlier day's statement) was already matched
+ * to; a second debit naming one of them is not that payment again.
+ */
+export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[], paidElsewhere: ReadonlySet<string> = new Set()): LineDecision[] {
   const decisions: LineDecision[] = [];
-  const taken = new Set<string>();
+  const taken = new Set<string>(paidElsewhere);
   const booked = lines.filter((l) => l.status === 'booked');
   // Reference matches first, over all lines, so a requisites match never takes an order a later line names.
   const paymentLines = booked.filter((l) => l.direction === 'debit' && l.kind !== 'fee');
@@ -317,12 +321,23 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
     );
     orders = rows.map(orderOf);
   }
+  // One payment is one debit: orders a booked line of another period already took stay taken.
+  const paidElsewhere = new Set<string>();
+  if (orders.length) {
+    const taken = await em.execute<Array<{ order_id: string }>>(
+      `select distinct order_id from statement_line
+        where account = ? and order_id in (${orders.map(() => '?').join(', ')}) and status = 'booked' and match_kind in ('order', 'mismatch')
+          and not (booking_date between ? and ?)`,
+      [account, ...orders.map((o) => o.id), from, to],
+    );
+    for (const r of taken) paidElsewhere.add(r.order_id);
+  }
   const ordersById = new Map(orders.map((o) => [o.id, o]));
   const linesById = new Map(lines.map((l) => [l.id, l]));
   const rowsById = new Map(lineRows.map((r) => [r.id, r]));
   const result: ReconcileResult = { matched: 0, executed: 0, fees: 0, incidents: [] };
 
-  for (const decision of decideLines(lines, orders)) {
+  for (const decision of decideLines(lines, orders, paidElsewhere)) {
     const line = linesById.get(decision.lineId)!;
     const row = rowsById.get(decision.lineId)!;
     const orderId = 'orderId' in decision ? decision.orderId : null;

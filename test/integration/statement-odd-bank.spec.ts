@@ -1,14 +1,18 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/calendar/kz-business-calendar';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
+import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
 /**
  * A bank whose statements are odd (on real PostgreSQL): each test scripts the answers of the
  * bank's statement endpoint and runs the real fetch-check-store-reconcile service on them.
  */
+const PAYER = 'KZ69998CTA0000000101';
 const BENEFICIARY = { name: 'ТОО "Пример Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA' };
 
 /** Answers with the next scripted statement for the range asked. */
@@ -66,6 +70,15 @@ describe('statements from an odd bank, on PostgreSQL', () => {
   const run = (bank: StatementSource, account: string, from: string, to: string, now = new Date('2026-11-25T04:00:00Z')) =>
     fetchAndReconcileStatement({ em: db(), source: bank, calendar, now }, account, from, to);
 
+  /** An order of ours at the bank (`submitted`), its state set directly. */
+  async function submittedOrder(overrides: Partial<NormalisedOrder>): Promise<{ id: string; externalId: string }> {
+    const [r] = await intakeOrders(db(), 'test', [{ order: sampleOrder(overrides) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await q(`update payment_order set state = 'submitted', state_changed_at = ? where id = ?`, [new Date('2026-11-24T05:00:00Z'), r.orderId]);
+    return { id: r.orderId as string, externalId: r.externalId as string };
+  }
+  const stateOf = async (id: string) => (await q<{ state: string }>('select state from payment_order where id = ?', [id]))[0].state;
+  const incidents = (kind: string) => q<{ id: string; evidence: Record<string, unknown> }>('select id, evidence from incident where kind = ? order by opened_at', [kind]);
+
   it('a pending line the bank books with another amount is stored with the booked amount', async () => {
     const account = 'KZ000000000000000A01';
     const bank = new ScriptedBank();
@@ -82,5 +95,24 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     const closing = (await q<{ closing_balance: string }>('select closing_balance from statement where account = ?', [account]))[0].closing_balance;
     const sum = (await q<{ s: string }>(`select sum(amount_tiyn) as s from statement_line where account = ? and status = 'booked'`, [account]))[0].s;
     expect(100_000 - Number(sum)).toBe(Number(closing));
+  });
+  it("a second debit naming an order already paid by an earlier day's line is not taken as that payment", async () => {
+    const o = await submittedOrder({ number: 'D-1', date: '2026-11-24' });
+    const bank = new ScriptedBank();
+    const paid = statement(PAYER, '2026-11-24', '2026-11-24', 100_000_000, [line({ bankLineId: 'D1-A', amount: 15_000_000, externalId: o.externalId })]);
+    bank.answer(paid);
+    expect(await run(bank, PAYER, '2026-11-24', '2026-11-24')).toMatchObject({ executed: 1, incidents: [] });
+    expect(await stateOf(o.id)).toBe('executed');
+    // The next day the bank debits the same document again.
+    bank.answer(statement(PAYER, '2026-11-25', '2026-11-25', paid.closingBalance, [line({ bankLineId: 'D1-B', bookingDate: '2026-11-25', valueDate: '2026-11-25', amount: 15_000_000, externalId: o.externalId })]));
+    const again = await run(bank, PAYER, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'));
+    const rows = await q<{ bank_line_id: string; match_kind: string; order_id: string | null }>('select bank_line_id, match_kind, order_id from statement_line where account = ? order by bank_line_id', [PAYER]);
+    expect(rows).toEqual([
+      { bank_line_id: 'D1-A', match_kind: 'order', order_id: o.id },
+      { bank_line_id: 'D1-B', match_kind: 'unexplained', order_id: null },
+    ]);
+    const [incident] = (await incidents('unexplained_debit')).filter((i) => i.evidence.account === PAYER);
+    expect(incident.evidence).toMatchObject({ bankLineId: 'D1-B' });
+    expect(again.incidents).toEqual([incident.id]);
   });
 });
