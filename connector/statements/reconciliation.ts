@@ -12,7 +12,8 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  *
  * Matching order: the bank's reference of our document or our external id echoed on the line
  * first; otherwise document number + date + amount + counterparty account (the requisites 1C's
- * own statement import matches by). Then:
+ * own statement import matches by); otherwise number + date alone when they name one order only
+ * (executed with another amount or beneficiary). Then:
  * - a debit that is one of our orders confirms it: `submitted`/`deemed_executed` -> `executed`
  *   (LESSONS.md 4: confirmed by a line naming our document, amount included);
  * - a line naming our document with another amount or beneficiary is an erroneous execution
@@ -93,6 +94,17 @@ function byRequisites(line: LineForMatch, orders: readonly OrderForMatch[], take
   );
 }
 
+/**
+ * The one order a line names by number and date when amount or beneficiary differ: the bank
+ * executed our document otherwise than it was signed (R-27). Twins of one number and date that
+ * the line cannot tell apart are not guessed between.
+ */
+function byDocument(line: LineForMatch, orders: readonly OrderForMatch[], taken: ReadonlySet<string>): OrderForMatch | undefined {
+  if (!line.documentNumber || !line.documentDate) return undefined;
+  const named = orders.filter((o) => o.number === line.documentNumber && o.docDate === line.documentDate);
+  return named.length === 1 && !taken.has(named[0].id) ? named[0] : undefined;
+}
+
 function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   const out: Difference[] = [];
   if (line.amount !== order.amountTiyn) out.push({ field: 'amount', signed: formatAmount(order.amountTiyn), executed: formatAmount(line.amount) });
@@ -146,7 +158,7 @@ export function decideLines(lines: readonly LineForMatch[], orders: readonly Ord
       decisions.push(matchDecision(line, ref, 'reference'));
       continue;
     }
-    const req = byRequisites(line, orders, taken);
+    const req = byRequisites(line, orders, taken) ?? byDocument(line, orders, taken);
     if (req) {
       taken.add(req.id);
       decisions.push(matchDecision(line, req, 'requisites'));

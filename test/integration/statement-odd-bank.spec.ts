@@ -115,4 +115,30 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(incident.evidence).toMatchObject({ bankLineId: 'D1-B' });
     expect(again.incidents).toEqual([incident.id]);
   });
+  it('a debit with the number and date of our order but another amount or beneficiary is an erroneous execution of it (R-27), not an unknown debit', async () => {
+    const amount = await submittedOrder({ number: 'M-1', date: '2026-11-23' });
+    const beneficiary = await submittedOrder({ number: 'M-2', date: '2026-11-23' });
+    const account = PAYER;
+    const opening = Number((await q<{ closing_balance: string }>('select closing_balance from statement where account = ? order by period_to desc limit 1', [account]))[0].closing_balance);
+    const bank = new ScriptedBank();
+    bank.answer(statement(account, '2026-11-26', '2026-11-26', opening, [
+      // No reference: the bank names the documents by number and date only.
+      line({ bankLineId: 'M1', bookingDate: '2026-11-26', amount: 15_000_100, documentNumber: 'M-1', documentDate: '2026-11-23' }),
+      line({ bankLineId: 'M2', bookingDate: '2026-11-26', amount: 15_000_000, documentNumber: 'M-2', documentDate: '2026-11-23', counterparty: { ...BENEFICIARY, iban: 'KZ000000000000009999' } }),
+    ]));
+    const r = await run(bank, account, '2026-11-26', '2026-11-26', new Date('2026-11-26T10:00:00Z'));
+    const rows = await q<{ bank_line_id: string; match_kind: string; order_id: string | null }>(`select bank_line_id, match_kind, order_id from statement_line where bank_line_id in ('M1', 'M2') order by bank_line_id`);
+    expect(rows).toEqual([
+      { bank_line_id: 'M1', match_kind: 'mismatch', order_id: amount.id },
+      { bank_line_id: 'M2', match_kind: 'mismatch', order_id: beneficiary.id },
+    ]);
+    const mismatches = (await incidents('execution_mismatch')).filter((i) => [amount.id, beneficiary.id].includes(i.evidence.orderId as string));
+    expect(mismatches.map((i) => [i.evidence.orderId, i.evidence.differences])).toEqual([
+      [amount.id, [{ field: 'amount', signed: '150000.00', executed: '150001.00' }]],
+      [beneficiary.id, [{ field: 'beneficiaryIban', signed: BENEFICIARY.iban, executed: 'KZ000000000000009999' }]],
+    ]);
+    expect(r.incidents.sort()).toEqual(mismatches.map((i) => i.id).sort());
+    expect((await incidents('unexplained_debit')).filter((i) => ['M1', 'M2'].includes(i.evidence.bankLineId as string))).toEqual([]);
+    expect([await stateOf(amount.id), await stateOf(beneficiary.id)]).toEqual(['submitted', 'submitted']);
+  });
 });
