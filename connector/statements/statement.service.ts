@@ -4,7 +4,7 @@ import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { formatAmount } from '../shared/money';
 import { checkBalance, checkContinuity, checkRestatement, type StatementBalances } from './statement.checks';
 import type { StatementData } from './statement.model';
-import { previousStatement, storeLines, storeStatement, storedStatement } from './statement.store';
+import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
 
 /**
@@ -56,6 +56,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   const incidents: string[] = [];
   let stored = 0;
   let duplicates = 0;
+  const changed: ChangedLine[] = [];
 
   // 1. Fetch; an unbalanced answer is fetched once more before it is called broken (LESSONS.md 6).
   let statement = await deps.source.getStatement(account, from, to);
@@ -83,6 +84,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   const continuity = await ensureContinuity(deps, statement, incidents, 0, (r) => {
     stored += r.stored;
     duplicates += r.duplicates;
+    changed.push(...r.changed);
   });
 
   // 3. Store (after the chain check, which reads the previous state of this period too).
@@ -104,6 +106,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   const result = await storeStatement(deps.em, statement, { now: deps.now });
   stored += result.stored;
   duplicates += result.duplicates;
+  changed.push(...result.changed);
+  for (const line of changed) await reportChangedLine(deps, incidents, account, line);
 
   // 4. Reconcile what is stored for the period (also lines stored by earlier fetches).
   const rec = await reconcileAccount(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
@@ -144,7 +148,7 @@ async function ensureContinuity(
   next: StatementData,
   incidents: string[],
   depth: number,
-  count: (r: { stored: number; duplicates: number }) => void,
+  count: (r: { stored: number; duplicates: number; changed: ChangedLine[] }) => void,
 ): Promise<FetchReconcileResult['continuity']> {
   const account = next.account;
   const previous = await previousStatement(deps.em, account, next.periodFrom);
@@ -174,6 +178,27 @@ async function ensureContinuity(
     return 'repaired';
   }
   return reportGap(deps, incidents, prev, next, again);
+}
+
+/**
+ * A booked line the bank sent again under its id with another amount, direction or currency: the
+ * bank rewrote a booking we already reconciled and passed to the ERP (as a restated closed period).
+ */
+async function reportChangedLine(deps: StatementServiceDeps, incidents: string[], account: string, line: ChangedLine): Promise<void> {
+  const money = (m: ChangedLine['stored']) => ({ direction: m.direction, amount: formatAmount(m.amount), currency: m.currency });
+  const stored = money(line.stored);
+  const fetched = money(line.fetched);
+  const raised = await raiseOnce(deps.em, {
+    kind: 'statement_gap',
+    severity: 'high',
+    title: `The bank changed booked line ${line.bankLineId} of ${account} (${line.bookingDate}): stored ${stored.direction} ${stored.amount} ${stored.currency}, now ${fetched.direction} ${fetched.amount} ${fetched.currency}`,
+    dedupeKey: `statement_line_changed:${account}:${line.bankLineId}:${line.fetched.direction}:${line.fetched.amount}:${line.fetched.currency}`,
+    actor: deps.actor ?? 'statements',
+    now: deps.now,
+    evidence: { account, bankLineId: line.bankLineId, bookingDate: line.bookingDate, stored, fetched, hint: 'the stored line is kept; ask the bank which booking is true' },
+  });
+  if (raised.created) incidents.push(raised.id);
+  alert(deps.logger, 'statement.line_changed', { account, bankLineId: line.bankLineId, incidentId: raised.id });
 }
 
 async function reportGap(

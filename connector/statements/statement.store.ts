@@ -22,9 +22,19 @@ export interface StoreResult {
   promoted: number;
   /** Pending lines of an earlier fetch that this fetch no longer shows (booked under another id, or withdrawn). */
   pendingDropped: number;
+  /** Booked lines stored before that this fetch shows booked with another amount, direction or currency (kept as stored). */
+  changed: ChangedLine[];
   balanced: boolean;
   /** What was stored for this period before this fetch (null: the period is new). */
   before: StatementBalances | null;
+}
+
+/** A booked line the bank sent again under its id with other money facts. */
+export interface ChangedLine {
+  bankLineId: string;
+  bookingDate: string;
+  stored: { direction: string; amount: number; currency: string };
+  fetched: { direction: string; amount: number; currency: string };
 }
 
 interface StatementRow {
@@ -120,6 +130,7 @@ async function insertLines(
   let duplicates = duplicatesInAnswer;
   let stored = 0;
   let promoted = 0;
+  const changed: ChangedLine[] = [];
   for (let i = 0; i < lines.length; i += BATCH) {
     const batch = lines.slice(i, i + BATCH);
     const params: unknown[] = [];
@@ -144,6 +155,23 @@ async function insertLines(
       else promoted += 1;
     }
     duplicates += batch.length - rows.length;
+    // A booked line is a fact we passed on: the bank sending it again with other money facts is
+    // restating history. Kept as first stored (the evidence); the caller raises it.
+    const booked = new Map(batch.filter((l) => l.status === 'booked').map((l) => [l.bankLineId, l]));
+    if (booked.size) {
+      const storedRows = await em.execute<Array<{ bank_line_id: string; direction: string; amount_tiyn: string | number; currency: string; booking_date: string | Date }>>(
+        `select bank_line_id, direction, amount_tiyn, currency, booking_date from statement_line
+          where account = ? and status = 'booked' and bank_line_id in (${[...booked.keys()].map(() => '?').join(', ')})`,
+        [statement.account, ...booked.keys()],
+      );
+      for (const row of storedRows) {
+        const l = booked.get(row.bank_line_id) as StatementLineData;
+        const stored = { direction: row.direction, amount: Number(row.amount_tiyn), currency: row.currency };
+        if (stored.direction !== l.direction || stored.amount !== l.amount || stored.currency !== l.currency) {
+          changed.push({ bankLineId: l.bankLineId, bookingDate: isoDateOf(row.booking_date), stored, fetched: { direction: l.direction, amount: l.amount, currency: l.currency } });
+        }
+      }
+    }
   }
   // The pending snapshot of this period is replaced by this fetch's (LESSONS.md 6: kept apart).
   const pendingIds = lines.filter((l) => l.status === 'pending').map((l) => l.bankLineId);
@@ -152,7 +180,7 @@ async function insertLines(
     `delete from statement_line where account = ? and status = 'pending' and booking_date between ? and ?${keep} returning id`,
     [statement.account, statement.periodFrom, statement.periodTo, ...pendingIds],
   );
-  return { stored, duplicates, promoted, pendingDropped: dropped.length };
+  return { stored, duplicates, promoted, pendingDropped: dropped.length, changed };
 }
 
 /**

@@ -141,4 +141,27 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect((await incidents('unexplained_debit')).filter((i) => ['M1', 'M2'].includes(i.evidence.bankLineId as string))).toEqual([]);
     expect([await stateOf(amount.id), await stateOf(beneficiary.id)]).toEqual(['submitted', 'submitted']);
   });
+  it('a booked line the bank sends again with another amount or direction is an incident, and what was stored stays', async () => {
+    const account = 'KZ000000000000000A02';
+    const bank = new ScriptedBank();
+    // Intraday: two payments booked. The closed day then shows the first at 120.00 and the second as a credit.
+    bank.answer(statement(account, '2026-11-24', '2026-11-24', 100_000, [line({ bankLineId: 'C-1', amount: 10_000 }), line({ bankLineId: 'C-2', amount: 5_000 })], 'intraday'));
+    await run(bank, account, '2026-11-24', '2026-11-24');
+    const closed = new ScriptedBank();
+    closed.answer(statement(account, '2026-11-24', '2026-11-24', 100_000, [line({ bankLineId: 'C-1', amount: 12_000 }), line({ bankLineId: 'C-2', amount: 5_000, direction: 'credit' })]));
+    const r = await run(closed, account, '2026-11-24', '2026-11-24');
+    const changed = (await incidents('statement_gap')).filter((i) => i.evidence.account === account);
+    expect(changed.map((i) => [i.evidence.bankLineId, i.evidence.stored, i.evidence.fetched])).toEqual([
+      ['C-1', { direction: 'debit', amount: '100.00', currency: 'KZT' }, { direction: 'debit', amount: '120.00', currency: 'KZT' }],
+      ['C-2', { direction: 'debit', amount: '50.00', currency: 'KZT' }, { direction: 'credit', amount: '50.00', currency: 'KZT' }],
+    ]);
+    expect(r.incidents).toEqual(changed.map((i) => i.id));
+    // Booked lines are facts we passed on: the first version stays as the evidence, nothing is stored twice.
+    expect(await q('select bank_line_id, direction, amount_tiyn from statement_line where account = ? order by bank_line_id', [account])).toEqual([
+      { bank_line_id: 'C-1', direction: 'debit', amount_tiyn: '10000' },
+      { bank_line_id: 'C-2', direction: 'debit', amount_tiyn: '5000' },
+    ]);
+    // Fetched again: no second incident.
+    expect((await run(closed, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
+  });
 });
