@@ -126,7 +126,10 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     }
     return { state: 'rejected' };
   }
-  const newStatus = !isFinalStatus(status.status) && status.status !== order.bankStatus;
+  // Statuses only move forward (LESSONS.md 3): a stale `accepted` after any later status is not
+  // recorded (it would also make the order look as if it never had a processing status, R-21).
+  const stale = status.status === 'accepted' && Boolean(order.bankStatus) && order.bankStatus !== 'accepted';
+  const newStatus = !isFinalStatus(status.status) && !stale && status.status !== order.bankStatus;
   // R-21 before R-22: the two windows close together, and an order the bank never confirmed as
   // processing is one a person should look at, even as it is deemed executed.
   if (status.status === 'accepted' && statusOverdueAt(calendar, order, now)) await statusOverdue(context, order, { bankStatus: status.status }, now);

@@ -1,0 +1,65 @@
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
+import type { BankPaymentStatus } from '../../adapters/bank/business-api/business-api.schemas';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { createLogger } from '../../connector/logging/logger';
+import type { JobContext } from '../../queue/job-context';
+import { trackBatch } from '../../queue/jobs/track-order.job';
+import { sampleOrder } from '../support/orders.fixture';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/**
+ * Status polls (stage 5) against a bank whose status answers are odd, on real PostgreSQL: each test
+ * scripts what the bank's status endpoint says, one answer per poll, and runs the real trackBatch.
+ */
+type Answer = Partial<BankPaymentStatus> | Error;
+
+describe('status polls from an odd bank, on PostgreSQL', () => {
+  let env: TestEnv;
+  let app: AppContext;
+
+  beforeAll(async () => {
+    env = await createTestEnv('trackodd');
+    app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await env?.cleanup();
+  });
+
+  const db = () => app.orm.em.fork();
+  const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => db().execute<T[]>(sql, params);
+
+  /** An order the bank accepted as `documentId` on Tuesday 2026-11-24 10:00 Kazakhstan time. */
+  async function submitted(number: string, documentId: string): Promise<{ id: string; externalId: string }> {
+    const [r] = await intakeOrders(db(), 'test', [{ order: sampleOrder({ number }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await q(`update payment_order set state = 'submitted', bank_reference = ?, bank_status = 'accepted', state_changed_at = ? where id = ?`, [documentId, new Date('2026-11-24T05:00:00Z'), r.orderId]);
+    return { id: r.orderId as string, externalId: r.externalId as string };
+  }
+
+  /** trackBatch at `at` with a bank that gives `answer` for every document. */
+  function poll(orderIds: string[], at: string, answer: (documentId: string) => Answer) {
+    const bank = {
+      async getStatus(documentId: string): Promise<BankPaymentStatus> {
+        const a = answer(documentId);
+        if (a instanceof Error) throw a;
+        return { documentId, externalId: '', status: 'accepted', updatedAt: at, ...a };
+      },
+    };
+    const context: JobContext = { ...app, clock: { now: () => new Date(at) }, services: { ...app.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+    return trackBatch(context, orderIds);
+  }
+
+  it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {
+    const o = await submitted('S-1', 'DOC-S1');
+    const as = (status: string) => () => ({ externalId: o.externalId, status });
+    await expect(poll([o.id], '2026-11-24T06:00:00Z', as('in_processing'))).resolves.toEqual([{ poll: 'in_processing' }]);
+    // The bank's answers go backwards (LESSONS.md 3): statuses only move forward.
+    await expect(poll([o.id], '2026-11-24T07:00:00Z', as('accepted'))).resolves.toEqual([{ poll: 'accepted' }]);
+    expect((await q<{ bank_status: string }>('select bank_status from payment_order where id = ?', [o.id]))[0].bank_status).toBe('in_processing');
+    // Past the R-21 deadline (Wednesday 17:00) the bank does not answer: this order had its processing status.
+    const outcome = await poll([o.id], '2026-11-25T12:30:00Z', () => new BankError('TRANSIENT', 'the bank could not be reached'));
+    expect(outcome[0]).toBeInstanceOf(BankError);
+    expect(await q(`select id from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [o.id])).toEqual([]);
+  });
+});
