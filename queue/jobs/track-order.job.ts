@@ -103,6 +103,14 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     }
     throw err;
   }
+  // An answer about another document (the bank mixed answers up) says nothing about this order:
+  // applying it could refuse or execute the wrong one. Nothing moves; the poll is retried.
+  if (status.externalId !== order.externalId || status.documentId !== order.bankReference) {
+    throw new BankError(
+      'CONTRACT_VIOLATION',
+      `the bank's status answer for document ${order.bankReference} is about document ${status.documentId} (external id ${status.externalId}), not order ${order.number} (external id ${order.externalId})`,
+    );
+  }
   if (status.status === 'executed') return 'executed';
   if (status.status === 'rejected') {
     const text = status.reasonText ?? status.reasonCode ?? 'rejected by the bank';

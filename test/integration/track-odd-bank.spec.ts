@@ -62,4 +62,15 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(outcome[0]).toBeInstanceOf(BankError);
     expect(await q(`select id from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [o.id])).toEqual([]);
   });
+  it("a status answer about another document (another external id or document id) moves nothing", async () => {
+    const o = await submitted('S-2', 'DOC-S2');
+    // The bank answers for DOC-S2 with some other client's refused document.
+    const [outcome] = await poll([o.id], '2026-11-24T06:00:00Z', () => ({ documentId: 'DOC-OTHER', externalId: 'someone-else', status: 'rejected', reasonCode: 'INSUFFICIENT_FUNDS' }));
+    expect(outcome).toBeInstanceOf(BankError);
+    expect(outcome).toMatchObject({ code: 'CONTRACT_VIOLATION' });
+    // Our external id, another document id: not ours either.
+    const [executed] = await poll([o.id], '2026-11-24T06:00:00Z', () => ({ documentId: 'DOC-OTHER', externalId: o.externalId, status: 'executed' }));
+    expect(executed).toMatchObject({ code: 'CONTRACT_VIOLATION' });
+    expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'accepted' }]);
+  });
 });
