@@ -141,8 +141,11 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   // R-21 before R-22: the two windows close together, and an order the bank never confirmed as
   // processing is one a person should look at, even as it is deemed executed.
   if (status.status === 'accepted' && statusOverdueAt(calendar, order, now)) await statusOverdue(context, order, { bankStatus: status.status }, now);
-  // the day the bank received it, then one more operational day without a notice.
-  const receivedDay = status.operationalDay ?? calendar.operationalDayOf(order.stateChangedAt);
+  // the day the bank received it, then one more operational day without a notice. Never a day
+  // before the one we recorded it accepted on: a stale or wrong day from the bank would deem the
+  // order executed at once, before any notice of non-execution could come.
+  const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
+  const receivedDay = status.operationalDay && status.operationalDay > acceptedDay ? status.operationalDay : acceptedDay;
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
   if (now >= deemedAt) {
     await transitionOrder(em, order.id, 'deemed_executed', {

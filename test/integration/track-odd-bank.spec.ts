@@ -73,4 +73,14 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(executed).toMatchObject({ code: 'CONTRACT_VIOLATION' });
     expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'accepted' }]);
   });
+  it('an operational day the bank gives from before the order reached it does not make the order deemed executed at once (R-22)', async () => {
+    const o = await submitted('S-3', 'DOC-S3');
+    // Sent Tuesday 10:00; the bank says it was received on the Friday before.
+    const answer = () => ({ documentId: 'DOC-S3', externalId: o.externalId, status: 'in_processing', operationalDay: '2026-11-20' });
+    await expect(poll([o.id], '2026-11-24T06:00:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
+    expect((await q<{ state: string }>('select state from payment_order where id = ?', [o.id]))[0].state).toBe('submitted');
+    // The window still closes: the end of the operational day after the one we sent it on (Wednesday 17:00).
+    await expect(poll([o.id], '2026-11-25T11:59:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
+    await expect(poll([o.id], '2026-11-25T12:00:00Z', answer)).resolves.toEqual([{ state: 'deemed_executed' }]);
+  });
 });
