@@ -4,7 +4,7 @@ import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { formatAmount } from '../shared/money';
 import { checkBalance, checkContinuity, checkRestatement, type StatementBalances } from './statement.checks';
 import type { StatementData } from './statement.model';
-import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine } from './statement.store';
+import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type WithdrawnLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
 
 /**
@@ -57,6 +57,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   let stored = 0;
   let duplicates = 0;
   const changed: ChangedLine[] = [];
+  const withdrawn: WithdrawnLine[] = [];
 
   // 1. Fetch; an unbalanced answer is fetched once more before it is called broken (LESSONS.md 6).
   let statement = await deps.source.getStatement(account, from, to);
@@ -85,6 +86,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
     stored += r.stored;
     duplicates += r.duplicates;
     changed.push(...r.changed);
+    withdrawn.push(...r.withdrawn);
   });
 
   // 3. Store (after the chain check, which reads the previous state of this period too).
@@ -107,7 +109,9 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   stored += result.stored;
   duplicates += result.duplicates;
   changed.push(...result.changed);
+  withdrawn.push(...result.withdrawn);
   for (const line of changed) await reportChangedLine(deps, incidents, account, line);
+  for (const line of withdrawn) await reportWithdrawnLine(deps, incidents, account, line);
 
   // 4. Reconcile what is stored for the period (also lines stored by earlier fetches).
   const rec = await reconcileAccount(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
@@ -148,7 +152,7 @@ async function ensureContinuity(
   next: StatementData,
   incidents: string[],
   depth: number,
-  count: (r: { stored: number; duplicates: number; changed: ChangedLine[] }) => void,
+  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[] }) => void,
 ): Promise<FetchReconcileResult['continuity']> {
   const account = next.account;
   const previous = await previousStatement(deps.em, account, next.periodFrom);
@@ -199,6 +203,22 @@ async function reportChangedLine(deps: StatementServiceDeps, incidents: string[]
   });
   if (raised.created) incidents.push(raised.id);
   alert(deps.logger, 'statement.line_changed', { account, bankLineId: line.bankLineId, incidentId: raised.id });
+}
+
+/** A booked line we stored that the bank's statement of its day no longer shows (a corrected day: maybe booked again under another id). */
+async function reportWithdrawnLine(deps: StatementServiceDeps, incidents: string[], account: string, line: WithdrawnLine): Promise<void> {
+  const stored = { direction: line.direction, amount: formatAmount(line.amount), currency: line.currency, bookingDate: line.bookingDate };
+  const raised = await raiseOnce(deps.em, {
+    kind: 'statement_gap',
+    severity: 'high',
+    title: `The bank's statement of ${account} for ${line.bookingDate} no longer shows booked line ${line.bankLineId} (${stored.direction} ${stored.amount} ${stored.currency})`,
+    dedupeKey: `statement_line_withdrawn:${account}:${line.bankLineId}`,
+    actor: deps.actor ?? 'statements',
+    now: deps.now,
+    evidence: { account, bankLineId: line.bankLineId, stored, hint: 'the stored line is kept (1C has it); ask the bank whether the operation was reversed or booked again under another id' },
+  });
+  if (raised.created) incidents.push(raised.id);
+  alert(deps.logger, 'statement.line_withdrawn', { account, bankLineId: line.bankLineId, incidentId: raised.id });
 }
 
 async function reportGap(

@@ -24,6 +24,8 @@ export interface StoreResult {
   pendingDropped: number;
   /** Booked lines stored before that this fetch shows booked with another amount, direction or currency (kept as stored). */
   changed: ChangedLine[];
+  /** Booked lines stored before, booked within this period, that this fetch no longer shows (kept as stored). */
+  withdrawn: WithdrawnLine[];
   balanced: boolean;
   /** What was stored for this period before this fetch (null: the period is new). */
   before: StatementBalances | null;
@@ -35,6 +37,15 @@ export interface ChangedLine {
   bookingDate: string;
   stored: { direction: string; amount: number; currency: string };
   fetched: { direction: string; amount: number; currency: string };
+}
+
+/** A booked line of a period that the bank's statement of that period no longer shows. */
+export interface WithdrawnLine {
+  bankLineId: string;
+  bookingDate: string;
+  direction: string;
+  amount: number;
+  currency: string;
 }
 
 interface StatementRow {
@@ -180,7 +191,17 @@ async function insertLines(
     `delete from statement_line where account = ? and status = 'pending' and booking_date between ? and ?${keep} returning id`,
     [statement.account, statement.periodFrom, statement.periodTo, ...pendingIds],
   );
-  return { stored, duplicates, promoted, pendingDropped: dropped.length, changed };
+  // A booked line is a fact of its day: a statement of that day without it rewrites history (as a
+  // changed one does). Kept as stored; the caller raises it.
+  const fetchedIds = new Set(lines.map((l) => l.bankLineId));
+  const bookedRows = await em.execute<Array<{ bank_line_id: string; booking_date: string | Date; direction: string; amount_tiyn: string | number; currency: string }>>(
+    `select bank_line_id, booking_date, direction, amount_tiyn, currency from statement_line where account = ? and status = 'booked' and booking_date between ? and ? order by booking_date, bank_line_id`,
+    [statement.account, statement.periodFrom, statement.periodTo],
+  );
+  const withdrawn = bookedRows
+    .filter((r) => !fetchedIds.has(r.bank_line_id))
+    .map((r) => ({ bankLineId: r.bank_line_id, bookingDate: isoDateOf(r.booking_date), direction: r.direction, amount: Number(r.amount_tiyn), currency: r.currency }));
+  return { stored, duplicates, promoted, pendingDropped: dropped.length, changed, withdrawn };
 }
 
 /**

@@ -164,4 +164,21 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     // Fetched again: no second incident.
     expect((await run(closed, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
+  it('a closed day fetched again without a booked line we stored is an incident, and the stored line stays', async () => {
+    const account = 'KZ000000000000000A04';
+    const bank = new ScriptedBank();
+    const first = statement(account, '2026-11-24', '2026-11-24', 100_000, [line({ bankLineId: 'W-1', amount: 10_000 }), line({ bankLineId: 'W-2', amount: 2_000, direction: 'credit' })]);
+    bank.answer(first);
+    expect((await run(bank, account, '2026-11-24', '2026-11-24')).incidents).toHaveLength(1); // W-1: no order of ours explains it
+    // The bank corrects the day: W-1 is now booked as W-1B, same amount, so the balances do not move.
+    const corrected = new ScriptedBank();
+    corrected.answer(statement(account, '2026-11-24', '2026-11-24', 100_000, [line({ bankLineId: 'W-1B', amount: 10_000 }), line({ bankLineId: 'W-2', amount: 2_000, direction: 'credit' })]));
+    const r = await run(corrected, account, '2026-11-24', '2026-11-24');
+    const withdrawn = (await incidents('statement_gap')).filter((i) => i.evidence.account === account);
+    expect(withdrawn.map((i) => [i.evidence.bankLineId, i.evidence.stored])).toEqual([['W-1', { direction: 'debit', amount: '100.00', currency: 'KZT', bookingDate: '2026-11-24' }]]);
+    expect(r.incidents).toContain(withdrawn[0].id);
+    expect((await q<{ bank_line_id: string }>('select bank_line_id from statement_line where account = ? order by bank_line_id', [account])).map((l) => l.bank_line_id)).toEqual(['W-1', 'W-1B', 'W-2']);
+    // Fetched again: no second incident.
+    expect((await run(corrected, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
+  });
 });
