@@ -36,6 +36,13 @@ describe('camt.053 reader', () => {
     expect((await readCamt053(overdrawn))[0].openingBalance).toBe(-1_000_000_000);
   });
 
+  it('takes the booked opening (OPBD) whatever the order of the balances, not the opening available one (OPAV)', async () => {
+    const opav = '<Bal><Tp><CdOrPrtry><Cd>OPAV</Cd></CdOrPrtry></Tp><Amt Ccy="KZT">9990000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-25</Dt></Dt></Bal>';
+    const [st] = await readCamt053(sample.replace('<Bal>', `${opav}\n      <Bal>`));
+    expect(st.openingBalance).toBe(1_000_000_000);
+    expect(checkStatementBalance(st).ok).toBe(true);
+  });
+
   it('refuses what is not a statement, naming where', async () => {
     await expect(readCamt053('<Document/>')).rejects.toThrow(Camt053Error);
     await expect(readCamt053('<<<')).rejects.toThrow(/well-formed/);

@@ -11,8 +11,8 @@ import type { LineKind, StatementData, StatementLineData } from '../../../connec
  * booked/pending; BkTxCd sub-family CHRG/COMM/FEES -> fee line (R-25), TAXE -> tax; the
  * counterparty is the creditor of a debit and the debtor of a credit; TxDtls/Refs/EndToEndId ->
  * externalId, InstrId -> documentNumber, TxDtls/Refs/AcctSvcrRef -> bankReference;
- * Purp/Prtry (or Cd) of three digits -> KNP; RmtInf/Ustrd -> purpose. Balances OPBD/PRCD ->
- * opening, CLBD -> closing (DBIT means negative).
+ * Purp/Prtry (or Cd) of three digits -> KNP; RmtInf/Ustrd -> purpose. Balances OPBD, else PRCD,
+ * else OPAV -> opening, CLBD -> closing (DBIT means negative).
  */
 export class Camt053Error extends Error {
   readonly code = 'CAMT053_INVALID';
@@ -88,11 +88,12 @@ function kindOf(entry: Node): LineKind {
   return 'payment';
 }
 
+/** The first of `codes` (in that order of preference, not the file's) that the statement has. */
 function balance(stmt: Node, codes: string[]): { amount: number; date?: string } | undefined {
-  for (const bal of kids(stmt, 'Bal')) {
-    const code = text(bal, 'Tp', 'CdOrPrtry', 'Cd');
-    if (code && codes.includes(code)) {
-      const amount = amountOf(at(bal, 'Amt'), `balance ${code}`);
+  for (const wanted of codes) {
+    const bal = kids(stmt, 'Bal').find((b) => text(b, 'Tp', 'CdOrPrtry', 'Cd') === wanted);
+    if (bal) {
+      const amount = amountOf(at(bal, 'Amt'), `balance ${wanted}`);
       return { amount: text(bal, 'CdtDbtInd') === 'DBIT' ? -amount : amount, date: dateOf(bal, 'Dt') };
     }
   }
