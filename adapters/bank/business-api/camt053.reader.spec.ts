@@ -43,6 +43,20 @@ describe('camt.053 reader', () => {
     expect(checkStatementBalance(st).ok).toBe(true);
   });
 
+  it('dates given as instants in another zone are Kazakhstan dates (the statement day is Almaty\'s)', async () => {
+    const utc = sample
+      .replace('<FrDtTm>2026-11-25T00:00:00+05:00</FrDtTm>', '<FrDtTm>2026-11-24T19:00:00Z</FrDtTm>')
+      .replace('<ToDtTm>2026-11-25T23:59:59+05:00</ToDtTm>', '<ToDtTm>2026-11-25T18:59:59Z</ToDtTm>')
+      .replace('<BookgDt><Dt>2026-11-25</Dt></BookgDt>', '<BookgDt><DtTm>2026-11-24T20:15:00Z</DtTm></BookgDt>')
+      .replace('<ValDt><Dt>2026-11-25</Dt></ValDt>', '<ValDt><DtTm>2026-11-25T00:30:00+06:00</DtTm></ValDt>');
+    const [st] = await readCamt053(utc);
+    expect(st).toMatchObject({ periodFrom: '2026-11-25', periodTo: '2026-11-25' });
+    expect(st.lines[0]).toMatchObject({ bookingDate: '2026-11-25', valueDate: '2026-11-24' });
+    // A wall-clock time without a zone is the bank's own (Kazakhstan) time.
+    const [local] = await readCamt053(sample.replace('<BookgDt><Dt>2026-11-25</Dt></BookgDt>', '<BookgDt><DtTm>2026-11-25T00:10:00</DtTm></BookgDt>'));
+    expect(local.lines[0].bookingDate).toBe('2026-11-25');
+  });
+
   it('refuses what is not a statement, naming where', async () => {
     await expect(readCamt053('<Document/>')).rejects.toThrow(Camt053Error);
     await expect(readCamt053('<<<')).rejects.toThrow(/well-formed/);

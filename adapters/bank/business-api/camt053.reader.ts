@@ -1,4 +1,6 @@
 import { parseStringPromise, processors } from 'xml2js';
+import { isoOfEpochDay } from '../../../connector/calendar/kz-calendar-data';
+import { kzLocalDayOf } from '../../../connector/calendar/kz-time';
 import { parseAmount } from '../../../connector/shared/money';
 import type { LineKind, StatementData, StatementLineData } from '../../../connector/statements/statement.model';
 
@@ -58,10 +60,21 @@ function amountOf(node: Node | undefined, where: string): number {
   }
 }
 
+/**
+ * The Kazakhstan date of an ISODate or ISODateTime: statement days are the bank's (Almaty) days, so
+ * an instant with a zone (`Z`, `+06:00`) is read on Kazakhstan time; a wall-clock time without one
+ * is the bank's own.
+ */
+function kzDate(value: string): string {
+  if (!/(?:Z|[+-]\d{2}:?\d{2})$/i.test(value) || value.length <= 10) return value.slice(0, 10);
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? value.slice(0, 10) : isoOfEpochDay(kzLocalDayOf(ms).epochDay);
+}
+
 function dateOf(node: unknown, ...path: string[]): string | undefined {
   const base = at(node, ...path);
   const d = text(base, 'Dt') ?? text(base, 'DtTm');
-  return d ? d.slice(0, 10) : undefined;
+  return d ? kzDate(d) : undefined;
 }
 
 function party(tx: Node | undefined, role: 'Dbtr' | 'Cdtr'): { name: string; iinBin: string; iban: string; bic: string } {
@@ -164,8 +177,10 @@ export async function readCamt053(xml: string | Buffer): Promise<StatementData[]
       if (ref) line.bankReference = ref;
       return line;
     });
-    const periodFrom = dateOf(stmt, 'FrToDt', 'FrDtTm') ?? text(stmt, 'FrToDt', 'FrDtTm')?.slice(0, 10) ?? opening.date;
-    const periodTo = text(stmt, 'FrToDt', 'ToDtTm')?.slice(0, 10) ?? closing.date;
+    const from = text(stmt, 'FrToDt', 'FrDtTm');
+    const to = text(stmt, 'FrToDt', 'ToDtTm');
+    const periodFrom = (from ? kzDate(from) : undefined) ?? opening.date;
+    const periodTo = (to ? kzDate(to) : undefined) ?? closing.date;
     if (!periodFrom || !periodTo) throw new Camt053Error(`${where}: no period (FrToDt or balance dates)`);
     return {
       account,
