@@ -33,6 +33,8 @@ export interface LineForMatch {
   bankLineId: string;
   direction: LineDirection;
   amount: number;
+  /** Of the amount; compared with the order's when both are known. */
+  currency?: string;
   status: LineStatus;
   kind: LineKind;
   bookingDate: string;
@@ -51,6 +53,7 @@ export interface OrderForMatch {
   number: string;
   docDate: string;
   amountTiyn: number;
+  currency?: string;
   beneficiaryIban: string;
   beneficiaryName: string;
   externalId: string;
@@ -58,7 +61,7 @@ export interface OrderForMatch {
 }
 
 export interface Difference {
-  field: 'amount' | 'beneficiaryIban' | 'state';
+  field: 'amount' | 'currency' | 'beneficiaryIban' | 'state';
   signed: string;
   executed: string;
 }
@@ -108,6 +111,8 @@ function byDocument(line: LineForMatch, orders: readonly OrderForMatch[], taken:
 function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   const out: Difference[] = [];
   if (line.amount !== order.amountTiyn) out.push({ field: 'amount', signed: formatAmount(order.amountTiyn), executed: formatAmount(line.amount) });
+  // The same figure in another currency is another amount.
+  if (line.currency && order.currency && line.currency !== order.currency) out.push({ field: 'currency', signed: order.currency, executed: line.currency });
   if (line.counterpartyIban && line.counterpartyIban !== order.beneficiaryIban) {
     out.push({ field: 'beneficiaryIban', signed: order.beneficiaryIban, executed: line.counterpartyIban });
   }
@@ -242,6 +247,7 @@ interface LineRow {
   bank_line_id: string;
   direction: LineDirection;
   amount_tiyn: string | number;
+  currency: string;
   status: LineStatus;
   kind: LineKind;
   booking_date: string | Date;
@@ -262,6 +268,7 @@ interface OrderRow {
   number: string;
   doc_date: string | Date;
   amount_tiyn: string | number;
+  currency: string;
   beneficiary_iban: string;
   beneficiary_name: string;
   external_id: string;
@@ -275,6 +282,7 @@ function orderOf(r: OrderRow): OrderForMatch {
     number: r.number,
     docDate: isoDateOf(r.doc_date),
     amountTiyn: Number(r.amount_tiyn),
+    currency: r.currency,
     beneficiaryIban: r.beneficiary_iban,
     beneficiaryName: r.beneficiary_name,
     externalId: r.external_id,
@@ -288,6 +296,7 @@ function lineOf(r: LineRow): LineForMatch {
     bankLineId: r.bank_line_id,
     direction: r.direction,
     amount: Number(r.amount_tiyn),
+    currency: r.currency,
     status: r.status,
     kind: r.kind,
     bookingDate: isoDateOf(r.booking_date),
@@ -326,7 +335,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       params.push(...pairs.flat());
     }
     const rows = await em.execute<OrderRow[]>(
-      `select id, state, number, doc_date, amount_tiyn, beneficiary_iban, beneficiary_name, external_id, bank_reference
+      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference
          from payment_order where payer_iban = ? and state in (${MATCHABLE_STATES.map(() => '?').join(', ')}) and (${clauses.join(' or ')})
         order by created_at`,
       params,
@@ -436,7 +445,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
   const start = new Date(`${from}T00:00:00+05:00`);
   const end = new Date(Date.parse(`${to}T00:00:00+05:00`) + 86_400_000);
   const missing = await em.execute<OrderRow[]>(
-    `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.beneficiary_iban, o.beneficiary_name, o.external_id, o.bank_reference
+    `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.currency, o.beneficiary_iban, o.beneficiary_name, o.external_id, o.bank_reference
        from payment_order o
       where o.payer_iban = ? and o.state in ('executed', 'deemed_executed') and o.state_changed_at >= ? and o.state_changed_at < ?
         and not exists (select 1 from statement_line l where l.order_id = o.id and l.status = 'booked' and l.match_kind in ('order', 'mismatch'))

@@ -181,4 +181,15 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     // Fetched again: no second incident.
     expect((await run(corrected, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
+  it('a line naming our tenge order in another currency is an erroneous execution, not a confirmation', async () => {
+    const o = await submittedOrder({ number: 'FX-1', date: '2026-11-23' });
+    const opening = Number((await q<{ closing_balance: string }>('select closing_balance from statement where account = ? order by period_to desc limit 1', [PAYER]))[0].closing_balance);
+    const bank = new ScriptedBank();
+    bank.answer(statement(PAYER, '2026-11-27', '2026-11-27', opening, [line({ bankLineId: 'FX1', bookingDate: '2026-11-27', amount: 15_000_000, currency: 'USD', externalId: o.externalId })]));
+    const r = await run(bank, PAYER, '2026-11-27', '2026-11-27', new Date('2026-11-27T10:00:00Z'));
+    expect(r.executed).toBe(0);
+    expect(await stateOf(o.id)).toBe('submitted');
+    const [incident] = (await incidents('execution_mismatch')).filter((i) => i.evidence.orderId === o.id);
+    expect(incident.evidence.differences).toEqual([{ field: 'currency', signed: 'KZT', executed: 'USD' }]);
+  });
 });
