@@ -58,6 +58,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   let duplicates = 0;
   const changed: ChangedLine[] = [];
   const withdrawn: WithdrawnLine[] = [];
+  /** Earlier periods stored on the way (a hole fetched, a gap's previous period fetched again): their lines are reconciled too. */
+  const earlier: Array<Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'>> = [];
 
   // 1. Fetch; an unbalanced answer is fetched once more before it is called broken (LESSONS.md 6).
   let statement = await deps.source.getStatement(account, from, to);
@@ -87,6 +89,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
     duplicates += r.duplicates;
     changed.push(...r.changed);
     withdrawn.push(...r.withdrawn);
+    earlier.push(r.period);
   });
 
   // 3. Store (after the chain check, which reads the previous state of this period too).
@@ -113,11 +116,23 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   for (const line of changed) await reportChangedLine(deps, incidents, account, line);
   for (const line of withdrawn) await reportWithdrawnLine(deps, incidents, account, line);
 
-  // 4. Reconcile what is stored for the period (also lines stored by earlier fetches).
-  const rec = await reconcileAccount(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+  // 4. Reconcile what is stored for the period (also lines stored by earlier fetches), after the
+  // earlier periods this fetch stored lines of (else a debit found only in a hole would never be judged).
+  const rec = { matched: 0, executed: 0, incidents: [] as string[] };
+  for (const period of [...earlier.sort((a, b) => (a.periodFrom < b.periodFrom ? -1 : 1)), statement]) {
+    const r = await reconcileAccount(deps.em, account, period.periodFrom, period.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+    rec.matched += r.matched;
+    rec.executed += r.executed;
+    rec.incidents.push(...r.incidents);
+  }
   incidents.push(...rec.incidents);
   if (rec.incidents.length) alert(deps.logger, 'statement.reconciliation.incident', { account, from, to, incidentIds: rec.incidents });
   // 5. A closed period: every order executed in it must be in it.
+  for (const period of earlier.filter((p) => p.kind === 'booked')) {
+    const missing = await checkExecutedInStatement(deps.em, account, period.periodFrom, period.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+    incidents.push(...missing);
+    if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from: period.periodFrom, to: period.periodTo, incidentIds: missing });
+  }
   if (statement.kind === 'booked') {
     const missing = await checkExecutedInStatement(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
     incidents.push(...missing);
@@ -152,7 +167,7 @@ async function ensureContinuity(
   next: StatementData,
   incidents: string[],
   depth: number,
-  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[] }) => void,
+  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[]; period: Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'> }) => void,
 ): Promise<FetchReconcileResult['continuity']> {
   const account = next.account;
   const previous = await previousStatement(deps.em, account, next.periodFrom);
@@ -164,7 +179,7 @@ async function ensureContinuity(
     const hole = await deps.source.getStatement(account, verdict.missingFrom, verdict.missingTo);
     const status = await ensureContinuity(deps, hole, incidents, depth + 1, count);
     const r = await storeStatement(deps.em, hole, { now: deps.now });
-    count(r);
+    count({ ...r, period: hole });
     if (status === 'gap') return 'gap';
     const after = checkContinuity(await previousStatement(deps.em, account, next.periodFrom), next);
     if (after.status === 'continuous') return status === 'repaired' ? 'repaired' : 'continuous';
@@ -175,7 +190,7 @@ async function ensureContinuity(
   deps.logger?.warn({ event: 'statement.gap.refetch', account, previous: prev, nextOpening: next.openingBalance });
   const again = await deps.source.getStatement(account, prev.periodFrom, prev.periodTo);
   // Whatever it says, its lines are facts: store them (idempotent), keep the stored balances as evidence.
-  count(await storeLines(deps.em, again, { statementId: null, now: deps.now }));
+  count({ ...(await storeLines(deps.em, again, { statementId: null, now: deps.now })), period: again });
   if (checkBalance(again).ok && again.openingBalance === prev.openingBalance && again.closingBalance === next.openingBalance) {
     await storeStatement(deps.em, again, { now: deps.now });
     deps.logger?.warn({ event: 'statement.gap.repaired', account, from: prev.periodFrom, to: prev.periodTo });

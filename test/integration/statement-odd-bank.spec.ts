@@ -192,4 +192,31 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     const [incident] = (await incidents('execution_mismatch')).filter((i) => i.evidence.orderId === o.id);
     expect(incident.evidence.differences).toEqual([{ field: 'currency', signed: 'KZT', executed: 'USD' }]);
   });
+  it('lines of days fetched to fill a hole or repair a gap are reconciled too', async () => {
+    const account = 'KZ000000000000000A05';
+    const bank = new ScriptedBank();
+    const first = statement(account, '2026-11-16', '2026-11-16', 1_000_000, []);
+    bank.answer(first);
+    await run(bank, account, '2026-11-16', '2026-11-16', new Date('2026-11-17T04:00:00Z'));
+    // Nothing was fetched for three days; the hole holds a debit nobody ordered.
+    const hole = statement(account, '2026-11-17', '2026-11-19', first.closingBalance, [line({ bankLineId: 'HOLE-1', bookingDate: '2026-11-18', valueDate: '2026-11-18', amount: 77_700, counterparty: { ...BENEFICIARY, iban: 'KZ000000000000000666' } })]);
+    bank.answer(hole);
+    const day = statement(account, '2026-11-20', '2026-11-20', hole.closingBalance, []);
+    bank.answer(day);
+    const r = await run(bank, account, '2026-11-20', '2026-11-20', new Date('2026-11-20T10:00:00Z'));
+    expect(r.continuity).toBe('continuous');
+    const [unexplained] = (await incidents('unexplained_debit')).filter((i) => i.evidence.bankLineId === 'HOLE-1');
+    expect(unexplained).toBeDefined();
+    expect(r.incidents).toContain(unexplained.id);
+    expect(await q('select match_kind from statement_line where bank_line_id = ?', ['HOLE-1'])).toEqual([{ match_kind: 'unexplained' }]);
+
+    // A gap: the stored 2026-11-20 missed a debit; the next day's fetch re-fetches it and stores the line.
+    const corrected = statement(account, '2026-11-20', '2026-11-20', hole.closingBalance, [line({ bankLineId: 'GAP-1', bookingDate: '2026-11-20', valueDate: '2026-11-20', amount: 5_500, counterparty: { ...BENEFICIARY, iban: 'KZ000000000000000666' } })]);
+    const gapBank = new ScriptedBank();
+    gapBank.answer(corrected);
+    gapBank.answer(statement(account, '2026-11-21', '2026-11-21', corrected.closingBalance, []));
+    const repaired = await run(gapBank, account, '2026-11-21', '2026-11-21', new Date('2026-11-21T10:00:00Z'));
+    expect(repaired.continuity).toBe('repaired');
+    expect(await q('select match_kind from statement_line where bank_line_id = ?', ['GAP-1'])).toEqual([{ match_kind: 'unexplained' }]);
+  });
 });
