@@ -6,6 +6,7 @@ import { checkBalance, checkContinuity, checkRestatement, type StatementBalances
 import type { StatementData } from './statement.model';
 import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type WithdrawnLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
+import { kzToday } from './statement.schedule';
 
 /**
  * Stage 5 + 6 for one account and date range: fetch (by range, never a "new only" cursor,
@@ -69,6 +70,10 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
     statement = await deps.source.getStatement(account, from, to);
     balance = checkBalance(statement);
   }
+  // A range that reaches today (Kazakhstan) is still open whatever the answer says: the contract's
+  // `kind` is optional and read as `booked` when left out, which made every later line of today a
+  // restatement of a "closed" day (statement_gap) and checked today for executed orders.
+  if (statement.kind === 'booked' && statement.periodTo >= kzToday(deps.now)) statement = { ...statement, kind: 'intraday' };
   if (!balance.ok) {
     const raised = await raiseOnce(deps.em, {
       kind: 'statement_unbalanced',

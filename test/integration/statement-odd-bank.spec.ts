@@ -3,6 +3,7 @@ import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/c
 import { intakeOrders } from '../../connector/intake/order-intake';
 import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import { openOrm, type Orm } from '../../connector/persistence/database';
+import { mapBankStatement } from '../../adapters/bank/business-api/statement.mapper';
 import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
 import { sampleOrder } from '../support/orders.fixture';
@@ -218,5 +219,25 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     const repaired = await run(gapBank, account, '2026-11-21', '2026-11-21', new Date('2026-11-21T10:00:00Z'));
     expect(repaired.continuity).toBe('repaired');
     expect(await q('select match_kind from statement_line where bank_line_id = ?', ['GAP-1'])).toEqual([{ match_kind: 'unexplained' }]);
+  });
+  it("today's statement from a bank that does not say its kind is not taken as a closed day", async () => {
+    const account = 'KZ000000000000000A06';
+    const json = (lines: Array<{ lineId: string; amount: string }>, closing: string) =>
+      // The contract's `kind` is optional: this bank leaves it out.
+      mapBankStatement({
+        account, currency: 'KZT', from: '2026-11-25', to: '2026-11-25', openingBalance: '1000.00', closingBalance: closing,
+        lines: lines.map((l) => ({ ...l, bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'credit' as const, currency: 'KZT', status: 'booked' as const, kind: 'payment' as const, counterparty: { ...BENEFICIARY }, purpose: 'Поступление' })),
+      });
+    const morning = new ScriptedBank();
+    morning.answer(json([{ lineId: 'T-1', amount: '10.00' }], '1010.00'));
+    await run(morning, account, '2026-11-25', '2026-11-25', new Date('2026-11-25T04:00:00Z'));
+    // Later the same day one more payment came in: the day is still open, its closing moves.
+    const noon = new ScriptedBank();
+    noon.answer(json([{ lineId: 'T-1', amount: '10.00' }, { lineId: 'T-2', amount: '5.00' }], '1015.00'));
+    const r = await run(noon, account, '2026-11-25', '2026-11-25', new Date('2026-11-25T07:00:00Z'));
+    expect(r.kind).toBe('intraday');
+    expect(r.incidents).toEqual([]);
+    expect((await incidents('statement_gap')).filter((i) => (i.evidence as { account?: string }).account === account)).toEqual([]);
+    expect(await q('select kind, closing_balance from statement where account = ?', [account])).toEqual([{ kind: 'intraday', closing_balance: '101500' }]);
   });
 });
