@@ -8,6 +8,7 @@ import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSo
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { testPausePoint } from '../test-hooks';
+import { waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 
 /**
@@ -104,6 +105,12 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
   try {
     summary = await fetchAndReconcile(context, account, payload.from, payload.to, { logger: log });
   } catch (err) {
+    // R-24: maintenance or "slow down": come back when the bank says, without spending an attempt. A
+    // maintenance longer than the backoffs would fail the job, and a failed job keeps its id for days,
+    // so the schedule's next add of the same range would be ignored (today's statement not fetched again).
+    if (err instanceof BankError && (err.code === 'MAINTENANCE' || err.code === 'RATE_LIMITED')) {
+      return waitAndRetry(job, err.retryAfterMs ?? context.config.pipeline.statementsEveryMs, err.code);
+    }
     // Transient bank trouble: BullMQ backs off and retries (R-24). Anything else will not get better by repeating.
     if (err instanceof BankError && !err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
     throw err;

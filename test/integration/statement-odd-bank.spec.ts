@@ -3,7 +3,12 @@ import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/c
 import { intakeOrders } from '../../connector/intake/order-intake';
 import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import { openOrm, type Orm } from '../../connector/persistence/database';
+import { DelayedError, type Job } from 'bullmq';
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { mapBankStatement } from '../../adapters/bank/business-api/statement.mapper';
+import { createAppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
+import { accountRefOf, handleFetchStatement } from '../../queue/jobs/fetch-statement.job';
 import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
 import { sampleOrder } from '../support/orders.fixture';
@@ -239,5 +244,22 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(r.incidents).toEqual([]);
     expect((await incidents('statement_gap')).filter((i) => (i.evidence as { account?: string }).account === account)).toEqual([]);
     expect(await q('select kind, closing_balance from statement where account = ?', [account])).toEqual([{ kind: 'intraday', closing_balance: '101500' }]);
+  });
+  it('a bank in maintenance (R-24) makes the statement fetch wait for it without spending an attempt', async () => {
+    const account = 'KZ000000000000000A07';
+    const app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    try {
+      const maintenance = { getStatement: async () => { throw new BankError('MAINTENANCE', 'planned maintenance of the Business API', { httpStatus: 503, retryAfterMs: 3_600_000 }); } };
+      const context = { ...app, config: { ...app.config, pipeline: { ...app.config.pipeline, accounts: [account] } }, statementSource: maintenance };
+      const delayedUntil: number[] = [];
+      const job = { id: 'statement-m', attemptsMade: 0, token: 't', moveToDelayed: async (at: number) => void delayedUntil.push(at) } as unknown as Job;
+      const before = Date.now();
+      // A failed job would stay under its id for days, and the schedule's next add of that id is ignored.
+      await expect(handleFetchStatement({ accountRef: accountRefOf(account), from: '2026-11-25', to: '2026-11-25', kind: 'intraday' }, context, job)).rejects.toBeInstanceOf(DelayedError);
+      expect(delayedUntil).toHaveLength(1);
+      expect(delayedUntil[0]).toBeGreaterThanOrEqual(before + 3_600_000);
+    } finally {
+      await app.close();
+    }
   });
 });
