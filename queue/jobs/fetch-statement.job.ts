@@ -125,7 +125,11 @@ export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.p
   const accounts = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now);
   const ranges = scheduledRanges(calendarOf(context), now);
   const payloads = accounts.flatMap((account) => ranges.map((r) => ({ accountRef: accountRefOf(account), ...r })));
-  await context.queues.addBulk(fetchStatementJob, payloads);
+  // A fetch that failed for good leaves no job behind: a failed job keeps its id (queue.factory.ts,
+  // 7 days) and BullMQ ignores an add of an id it has, so an outage longer than the attempts would
+  // stop this range for good (today's statement, and a closed day never fetched as closed). The
+  // failure is logged (job.failed); the next tick asks again.
+  await context.queues.addBulk(fetchStatementJob, payloads, { removeOnFail: true });
   // Each fetch asks for a write-back; this one also carries status changes to the ERP when no account has statements yet.
   await enqueueWriteBack(context.queues);
   context.logger.info({ event: 'statements.scheduled', accounts: accounts.length, jobs: payloads.length });

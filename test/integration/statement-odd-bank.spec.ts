@@ -8,11 +8,13 @@ import { BankError } from '../../adapters/bank/business-api/business-api.errors'
 import { mapBankStatement } from '../../adapters/bank/business-api/statement.mapper';
 import { createAppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
-import { accountRefOf, handleFetchStatement } from '../../queue/jobs/fetch-statement.job';
+import { accountRefOf, handleFetchStatement, handleScheduleStatements } from '../../queue/jobs/fetch-statement.job';
+import { REGISTERED_JOBS } from '../../queue/jobs';
+import { startWorkers } from '../../queue/worker.runner';
 import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
 import { sampleOrder } from '../support/orders.fixture';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 
 /**
  * A bank whose statements are odd (on real PostgreSQL): each test scripts the answers of the
@@ -259,6 +261,28 @@ describe('statements from an odd bank, on PostgreSQL', () => {
       expect(delayedUntil).toHaveLength(1);
       expect(delayedUntil[0]).toBeGreaterThanOrEqual(before + 3_600_000);
     } finally {
+      await app.close();
+    }
+  });
+  it('a statement fetch that failed for good is fetched again by the next scheduled run', async () => {
+    const account = 'KZ000000000000000A08';
+    // One attempt per job, so the outage outlasts them at once.
+    const app = await createAppContext({ config: { ...env.config, queue: { ...env.config.queue, attempts: 1 } }, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    let calls = 0;
+    const down = { getStatement: async () => { calls += 1; throw new BankError('TRANSIENT', 'the bank could not be reached'); } };
+    const context = { ...app, config: { ...app.config, pipeline: { ...app.config.pipeline, accounts: [account] } }, statementSource: down };
+    const workers = startWorkers(context, app.redis, REGISTERED_JOBS.filter((j) => j.definition.name === 'statements.fetch'));
+    try {
+      const fakeJob = { id: 'statements-schedule', attemptsMade: 0 } as unknown as Job;
+      await handleScheduleStatements({}, context, fakeJob);
+      // Both ranges (the closed days and today) asked for and failed.
+      await eventually(async () => calls >= 2 && (await app.queues.get('statements').getJobCounts('active', 'wait', 'delayed')).active === 0, { what: 'both fetches failed' });
+      const failedOnce = calls;
+      // The outage is over at the next tick: both ranges are asked for again.
+      await handleScheduleStatements({}, context, fakeJob);
+      await eventually(async () => calls >= failedOnce + 2, { what: 'fetched again after a failure', timeoutMs: 10_000 });
+    } finally {
+      await workers.close(5_000);
       await app.close();
     }
   });
