@@ -104,12 +104,22 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     throw err;
   }
   // An answer about another document (the bank mixed answers up) says nothing about this order:
-  // applying it could refuse or execute the wrong one. Nothing moves; the poll is retried.
+  // applying it could refuse or execute the wrong one. Nothing moves; one incident, and the poll
+  // waits and asks again (spending the attempts would turn an order at the bank into `failed`).
   if (status.externalId !== order.externalId || status.documentId !== order.bankReference) {
-    throw new BankError(
-      'CONTRACT_VIOLATION',
-      `the bank's status answer for document ${order.bankReference} is about document ${status.documentId} (external id ${status.externalId}), not order ${order.number} (external id ${order.externalId})`,
-    );
+    const why = `the bank's status answer for document ${order.bankReference} is about document ${status.documentId} (external id ${status.externalId})`;
+    context.logger.error({ event: 'order.track.foreign_status', alert: true, orderId: order.id, documentId: status.documentId, externalId: status.externalId }, why);
+    await openIncident(context.orm.em.fork(), {
+      kind: 'bank_status_mismatch',
+      severity: 'high',
+      title: `The bank answers the status of order ${order.number} with another document's (CONTRACT_VIOLATION): its status is not known`,
+      evidence: { orderId: order.id, externalId: order.externalId, bankReference: order.bankReference, answered: { documentId: status.documentId, externalId: status.externalId, status: status.status } },
+      dedupeKey: `bank_status_mismatch:${order.id}`,
+      actor: 'worker',
+      now,
+      onRepeat: 'ignore',
+    });
+    return { waitMs: context.config.tracking.maxPollEveryMs, why: `CONTRACT_VIOLATION: ${why}` };
   }
   if (status.status === 'executed') return 'executed';
   if (status.status === 'rejected') {

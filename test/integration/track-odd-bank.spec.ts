@@ -62,17 +62,18 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(outcome[0]).toBeInstanceOf(BankError);
     expect(await q(`select id from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [o.id])).toEqual([]);
   });
-  it("a status answer about another document (another external id or document id) moves nothing", async () => {
+  it("a status answer about another document (another external id or document id) moves nothing: one incident, and the poll waits", async () => {
     const o = await submitted('S-2', 'DOC-S2');
     // The bank answers for DOC-S2 with some other client's refused document.
     const [outcome] = await poll([o.id], '2026-11-24T06:00:00Z', () => ({ documentId: 'DOC-OTHER', externalId: 'someone-else', status: 'rejected', reasonCode: 'INSUFFICIENT_FUNDS' }));
-    expect(outcome).toBeInstanceOf(BankError);
-    expect(outcome).toMatchObject({ code: 'CONTRACT_VIOLATION' });
+    expect(outcome).toMatchObject({ waitMs: expect.any(Number), why: expect.stringMatching(/^CONTRACT_VIOLATION/) });
     // Our external id, another document id: not ours either.
     const [executed] = await poll([o.id], '2026-11-24T06:00:00Z', () => ({ documentId: 'DOC-OTHER', externalId: o.externalId, status: 'executed' }));
-    expect(executed).toMatchObject({ code: 'CONTRACT_VIOLATION' });
+    expect(executed).toMatchObject({ why: expect.stringMatching(/^CONTRACT_VIOLATION/) });
     expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'accepted' }]);
+    expect(await q(`select kind from incident where evidence->>'orderId' = ?`, [o.id])).toEqual([{ kind: 'bank_status_mismatch' }]);
   });
+
   it('an operational day the bank gives from before the order reached it does not make the order deemed executed at once (R-22)', async () => {
     const o = await submitted('S-3', 'DOC-S3');
     // Sent Tuesday 10:00; the bank says it was received on the Friday before.
