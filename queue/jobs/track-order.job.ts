@@ -8,6 +8,7 @@ import { openIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
+import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
 import { CREDENTIALS_WAIT_MS, credentialsRefused, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 import { triggerLockdown } from '../lockdown.trigger';
@@ -157,6 +158,13 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
   const receivedDay = status.operationalDay && status.operationalDay > acceptedDay ? status.operationalDay : acceptedDay;
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
+  if (now >= deemedAt && !(KNOWN_STATUSES as readonly string[]).includes(status.status)) {
+    // A status the connector does not know is not "no notice of non-execution": it may be one
+    // (`returned`, a refusal spelled another way). It moves nothing (LESSONS.md 3); a person asks
+    // the bank, and the order is polled on until a known status, or the statement, says.
+    await statusUnknown(context, order, status.status, deemedAt, now);
+    return { poll: status.status, newStatus };
+  }
   if (now >= deemedAt) {
     await transitionOrder(em, order.id, 'deemed_executed', {
       actor: 'worker',
@@ -168,6 +176,21 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     return { state: 'deemed_executed' };
   }
   return { poll: status.status, newStatus };
+}
+
+/** An order past the R-22 deadline under a status the connector does not know: one incident per order and status. */
+async function statusUnknown(context: JobContext, order: PaymentOrder, bankStatus: string, deemedAt: Date, now: Date): Promise<void> {
+  const shown = JSON.stringify(bankStatus.slice(0, 60));
+  await openIncident(context.orm.em.fork(), {
+    kind: 'status_unknown',
+    severity: 'high',
+    title: `Order ${order.number}: the bank reports the status ${shown}, which the connector does not know; it is not deemed executed at the R-22 deadline (${deemedAt.toISOString()}): ask the bank what it means`,
+    evidence: { orderId: order.id, externalId: order.externalId, bankReference: order.bankReference, bankStatus: bankStatus.slice(0, 200), deemedAt: deemedAt.toISOString() },
+    dedupeKey: `status_unknown:${order.id}:${bankStatus.slice(0, 60)}`,
+    actor: 'worker',
+    now,
+    onRepeat: 'ignore',
+  });
 }
 
 /**

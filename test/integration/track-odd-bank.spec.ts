@@ -84,4 +84,18 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     await expect(poll([o.id], '2026-11-25T11:59:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
     await expect(poll([o.id], '2026-11-25T12:00:00Z', answer)).resolves.toEqual([{ state: 'deemed_executed' }]);
   });
+
+  it('a status the connector does not know is not "no notice": past the R-22 deadline the order is not deemed executed, one incident asks a person, and a known status later settles it', async () => {
+    const o = await submitted('S-4', 'DOC-S4');
+    const as = (status: string) => () => ({ documentId: 'DOC-S4', externalId: o.externalId, status });
+    // Within the window an unknown status is kept verbatim and moves nothing.
+    await expect(poll([o.id], '2026-11-24T06:00:00Z', as('returned'))).resolves.toEqual([{ poll: 'returned' }]);
+    // Past it (Wednesday 17:00): still submitted, polled on; one incident however many polls.
+    for (const at of ['2026-11-25T12:00:00Z', '2026-11-26T06:00:00Z']) await expect(poll([o.id], at, as('returned'))).resolves.toEqual([{ poll: 'returned' }]);
+    expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'returned' }]);
+    const incidents = await q<{ kind: string; title: string; n: number }>(`select kind, title, jsonb_array_length(timeline) as n from incident where evidence->>'orderId' = ?`, [o.id]);
+    expect(incidents).toEqual([{ kind: 'status_unknown', title: expect.stringMatching(/^Order S-4: the bank reports the status "returned", which the connector does not know; it is not deemed executed/), n: 1 }]);
+    // A known status past the deadline: R-22 applies again.
+    await expect(poll([o.id], '2026-11-26T07:00:00Z', as('in_processing'))).resolves.toEqual([{ state: 'deemed_executed' }]);
+  });
 });
