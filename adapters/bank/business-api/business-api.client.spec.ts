@@ -1,12 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, issueTlsCertificate } from '../sandbox/test-ca';
 import { BusinessApiClient } from './business-api.client';
 import { BankError } from './business-api.errors';
-import { ConfigCredentialsProvider } from './credentials.provider';
+import { ConfigCredentialsProvider, StaticCredentialsProvider } from './credentials.provider';
 
 async function caught(p: Promise<unknown>): Promise<BankError> {
   try {
@@ -84,6 +85,64 @@ describe('mutual TLS and a private CA bundle (bank.caFile, clientCertFile, clien
     } finally {
       noCa.close();
       noCert.close();
+    }
+  });
+});
+
+describe('an answer about another document (a bank-side mix-up) is never taken for ours', () => {
+  let server: HttpServer;
+  let url = '';
+  /** What the scripted bank answers for the submit and the lookup: a document of someone else's. */
+  const theirs = {
+    documentId: 'DOC-THEIRS',
+    externalId: 'someone-else',
+    status: 'accepted',
+    updatedAt: '2026-11-25T05:00:00Z',
+    receivedAt: '2026-11-25T05:00:00Z',
+    document: { payerAccount: 'KZ000000000000000001', number: '9', date: '2026-11-25', amount: '5.00', currency: 'KZT' },
+  };
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url?.includes('/oauth/token')) return res.end(JSON.stringify({ access_token: 'a-scripted-token-0123456789', token_type: 'Bearer', expires_in: 3600 }));
+        res.statusCode = req.method === 'POST' ? 201 : 200;
+        // Asked about ours-2 (submit or lookup), it answers under our external id with someone else's document.
+        const askedOurs2 = req.url?.includes('by-external-id/ours-2') || (req.method === 'POST' && (JSON.parse(body) as { externalId?: string }).externalId === 'ours-2');
+        res.end(JSON.stringify(askedOurs2 ? { ...theirs, externalId: 'ours-2' } : theirs));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const requisites = {
+    number: '17', date: '2026-11-25', amount: '100.00', currency: 'KZT',
+    payer: { name: 'A', iinBin: '123456789012', iban: 'KZ000000000000000000', bic: 'AAAAKZKA', kod: '17' },
+    beneficiary: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA', kbe: '17' },
+    knp: '119', purpose: 'p',
+  };
+
+  it('a submit answered with another document is an unknown outcome (look ours up), its id never our reference; a lookup answered so is a contract violation, never "not found"', async () => {
+    const client = new BusinessApiClient({ baseUrl: url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 5_000, retry: { maxAttempts: 1 } });
+    try {
+      const submitted = await caught(client.submit({ externalId: 'ours', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites }));
+      expect(submitted.code).toBe('OUTCOME_UNKNOWN');
+      expect(submitted.message).toMatch(/about another document \(external id "someone-else"\); look ours up by its external id/);
+      const looked = await caught(client.lookup('ours'));
+      expect(looked.code).toBe('CONTRACT_VIOLATION');
+      expect(looked.message).toMatch(/lookup of ours with another document \(external id "someone-else"\)/);
+      // Our external id on someone else's requisites: still not ours.
+      const relabelled = await caught(client.submit({ externalId: 'ours-2', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites }));
+      expect(relabelled.code).toBe('OUTCOME_UNKNOWN');
+      expect(relabelled.message).toMatch(/payer account "KZ000000000000000001", number "9", amount "5.00"/);
+      // The lookup checks the external id only (the bank's own record of ours).
+      expect((await client.lookup('ours-2')).documentId).toBe('DOC-THEIRS');
+    } finally {
+      client.close();
     }
   });
 });

@@ -68,6 +68,25 @@ export interface BusinessApiClientOptions {
 
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5_000, maxRetryAfterMs: 30_000 };
 
+/**
+ * What makes a document the bank returned not the one asked about (its external id, and for a
+ * submit the payer account, number, date, amount and currency sent), or null when it is ours.
+ */
+function documentMismatch(doc: BankPaymentDocument, externalId: string, sent?: PaymentRequisites): string | null {
+  if (doc.externalId !== externalId) return `external id ${JSON.stringify(doc.externalId.slice(0, 80))}`;
+  if (!sent) return null;
+  const differs = (
+    [
+      ['payer account', doc.document.payerAccount, sent.payer.iban],
+      ['number', doc.document.number, sent.number],
+      ['date', doc.document.date, sent.date],
+      ['amount', doc.document.amount, sent.amount],
+      ['currency', doc.document.currency, sent.currency],
+    ] as const
+  ).filter(([, got, ours]) => got !== ours);
+  return differs.length ? differs.map(([what, got]) => `${what} ${JSON.stringify(String(got).slice(0, 80))}`).join(', ') : null;
+}
+
 export function isFinalStatus(status: string): boolean {
   return FINAL_STATUSES.has(status);
 }
@@ -303,6 +322,12 @@ export class BusinessApiClient {
       if (!parsed.success) {
         throw new BankError('OUTCOME_UNKNOWN', `the bank answered the submit with HTTP ${res.status} but the body does not follow the contract; look the document up by its external id`, { httpStatus: res.status });
       }
+      // An answer about another document is not an answer about ours (a bank-side mix-up): its
+      // document id must never become our order's reference. What happened to ours is unknown.
+      const other = documentMismatch(parsed.data, input.externalId, input.requisites);
+      if (other) {
+        throw new BankError('OUTCOME_UNKNOWN', `the bank answered the submit with HTTP ${res.status} about another document (${other}); look ours up by its external id`, { httpStatus: res.status });
+      }
       return { ...parsed.data, created: res.status === 201 };
     }
     const doc = this.check('submit', res, [200, 201], paymentDocumentSchema);
@@ -311,9 +336,14 @@ export class BusinessApiClient {
 
   /** GET /payments/by-external-id/{externalId}: NOT_FOUND when the bank never registered it. Safe to repeat. */
   async lookup(externalId: string, opts: CallOptions = {}): Promise<BankPaymentDocument> {
-    return this.safeAuthorised('lookup', opts, paymentDocumentSchema, (headers, signal) =>
+    const found = await this.safeAuthorised('lookup', opts, paymentDocumentSchema, (headers, signal) =>
       this.http.get(`/payments/by-external-id/${encodeURIComponent(externalId)}`, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
     );
+    // Another document is neither ours (its id must not become our reference) nor "not found"
+    // (that would invite a resend of a document the bank may hold): a contract violation.
+    const other = documentMismatch(found, externalId);
+    if (other) throw new BankError('CONTRACT_VIOLATION', `the bank answered the lookup of ${externalId} with another document (${other})`, { operation: 'lookup' });
+    return found;
   }
 
   /** GET /payments/{documentId}/status. Unknown statuses come back verbatim (isFinalStatus() says false). */
