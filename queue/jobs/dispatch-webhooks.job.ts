@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type IORedis from 'ioredis';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { WebhookClient } from '../../adapters/erp/http/webhook.client';
 import { ConnectorError } from '../../connector/shared/errors';
@@ -50,8 +51,14 @@ function isoDay(value: string | Date): string {
  * At-least-once: a crash between delivery and the cursor update resends one event; the ERP
  * deduplicates on `eventId`. The cursor starts at the events that exist when webhooks are first
  * run, so enabling them does not replay history. One dispatcher at a time (Redis lock).
+ * Only events below a settled horizon are sent (`settledEventHorizon`): an event id is taken when
+ * the transition runs, not when it commits, so a later id can be visible before an earlier one.
  */
-export async function dispatchWebhooks(context: JobContext, redis: IORedis, options: { client?: WebhookClient; lockMs?: number } = {}): Promise<DispatchResult> {
+export async function dispatchWebhooks(
+  context: JobContext,
+  redis: IORedis,
+  options: { client?: WebhookClient; lockMs?: number; settleMs?: number } = {},
+): Promise<DispatchResult> {
   const cfg = context.config.webhooks;
   if (!cfg.url) return { status: 'disabled' };
   let client = options.client;
@@ -77,12 +84,14 @@ export async function dispatchWebhooks(context: JobContext, redis: IORedis, opti
       [CURSOR],
     );
     if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
+    const horizon = await settledEventHorizon(em, options.settleMs ?? SETTLE_MS);
+    if (horizon === null) return { status: 'done', delivered: 0 };
     const events = await em.execute<EventRow[]>(
       `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
               p.amount_tiyn, p.external_id, p.source, p.errors
          from order_event e join payment_order p on p.id = e.order_id
-        where e.id > ? order by e.id limit ?`,
-      [cursor.last_event_id, cfg.batchSize],
+        where e.id > ? and e.id <= ? order by e.id limit ?`,
+      [cursor.last_event_id, horizon, cfg.batchSize],
     );
     let delivered = 0;
     let attempts = cursor.attempts;
@@ -126,6 +135,34 @@ export async function dispatchWebhooks(context: JobContext, redis: IORedis, opti
   } finally {
     const release = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
     await redis.eval(release, 1, key, me).catch(() => undefined);
+  }
+}
+
+/** How long a dispatch waits for the transitions in flight when it looks (they take milliseconds). */
+const SETTLE_MS = 2_000;
+
+/**
+ * The highest event id at or below which every event is committed or rolled back for good, or
+ * null when transactions that may still commit such an event did not end within `settleMs` (the
+ * next dispatch tries again). Two transitions take ids 10 and 11; 11 commits first: a cursor moved
+ * to 11 would skip 10 forever. Every writer of `order_event` has its transaction id before it
+ * takes an event id (it locks or writes the order first), so any event at or below the largest
+ * visible id that is not visible yet belongs to a transaction in progress in that snapshot: once
+ * those have ended, nothing below it can appear any more.
+ */
+async function settledEventHorizon(em: EntityManager, settleMs: number): Promise<string | null> {
+  const [{ snapshot, top }] = await em.execute<Array<{ snapshot: string; top: string }>>(
+    'select pg_current_snapshot()::text as snapshot, coalesce((select max(id) from order_event), 0) as top',
+  );
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const [{ running }] = await em.execute<Array<{ running: number }>>(
+      `select count(*)::int as running from pg_snapshot_xip(?::pg_snapshot) as x where pg_xact_status(x) = 'in progress'`,
+      [snapshot],
+    );
+    if (running === 0) return String(top);
+    if (Date.now() >= deadline) return null;
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -94,6 +94,44 @@ describe('status webhooks', () => {
     expect(received.map((r) => JSON.parse(r.body).state)).toEqual(['received', 'validated']);
   });
 
+  it('never skips an event whose transaction commits after a later event was delivered', async () => {
+    received.length = 0;
+    const [a, b] = await intakeOrders(
+      context.orm.em.fork(),
+      'erp',
+      [{ order: sampleOrder({ number: 'WH-3', erpDocumentId: 'erp-wh-3' }) }, { order: sampleOrder({ number: 'WH-4', erpDocumentId: 'erp-wh-4' }) }],
+      noQueue,
+      { actor: 't' },
+    );
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 2 });
+    received.length = 0;
+    // A's transition takes the lower event id but commits last: B's event is visible first.
+    let moved!: () => void;
+    let commit!: () => void;
+    const aMoved = new Promise<void>((r) => (moved = r));
+    const aCommits = new Promise<void>((r) => (commit = r));
+    const slow = context.orm.em.fork().transactional(async (tx) => {
+      await transitionOrder(tx, a.orderId, 'validated', { actor: 't' });
+      moved();
+      await aCommits;
+    });
+    await aMoved;
+    await transitionOrder(context.orm.em.fork(), b.orderId, 'validated', { actor: 't' });
+    const during = await dispatchWebhooks(context, context.redis, { settleMs: 200 });
+    commit();
+    await slow;
+    const after = await dispatchWebhooks(context, context.redis);
+    expect([during, after]).toEqual([
+      { status: 'done', delivered: expect.any(Number) },
+      { status: 'done', delivered: expect.any(Number) },
+    ]);
+    const bodies = received.map((r) => JSON.parse(r.body));
+    expect(bodies.map((x) => [x.erpDocumentId, x.state])).toEqual([
+      ['erp-wh-3', 'validated'],
+      ['erp-wh-4', 'validated'],
+    ]);
+  });
+
   it('one dispatcher at a time', async () => {
     await context.redis.set(`${env.config.redis.prefix}:webhooks:lock`, 'other', 'PX', 5_000);
     expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'locked' });
