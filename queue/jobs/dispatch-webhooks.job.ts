@@ -50,7 +50,8 @@ function isoDay(value: string | Date): string {
  * `webhooks.maxBackoffMs`) until acknowledged; later events wait, so the ERP sees them in order.
  * At-least-once: a crash between delivery and the cursor update resends one event; the ERP
  * deduplicates on `eventId`. The cursor starts at the events that exist when webhooks are first
- * run, so enabling them does not replay history. One dispatcher at a time (Redis lock).
+ * run, so enabling them does not replay history. One dispatcher at a time (Redis lock, extended
+ * before each delivery to outlast it).
  * Only events below a settled horizon are sent (`settledEventHorizon`): an event id is taken when
  * the transition runs, not when it commits, so a later id can be visible before an earlier one.
  */
@@ -112,6 +113,9 @@ export async function dispatchWebhooks(
         ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
         at: new Date(e.at).toISOString(),
       });
+      // The lock must outlast this delivery (a slow 2xx included) and the cursor update after it:
+      // lapsed, another dispatcher would send the same events meanwhile, and out of order.
+      if ((await redis.eval(EXTEND, 1, key, me, String(cfg.timeoutMs + lockMs))) !== 1) return { status: 'done', delivered };
       const result = await client.post(body, context.clock.now());
       if (!result.ok) {
         attempts += 1;
@@ -137,6 +141,9 @@ export async function dispatchWebhooks(
     await redis.eval(release, 1, key, me).catch(() => undefined);
   }
 }
+
+/** Extends the lock only while it is still ours. */
+const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 /** How long a dispatch waits for the transitions in flight when it looks (they take milliseconds). */
 const SETTLE_MS = 2_000;

@@ -17,6 +17,7 @@ describe('status webhooks', () => {
   let server: Server;
   const received: { headers: IncomingMessage['headers']; body: string }[] = [];
   let failNext = 0;
+  let answerAfterMs = 0;
   const SECRET = 'test-webhook-secret';
   const clock = new ManualClock(new Date('2026-11-25T06:00:00Z'));
   const noQueue = { enqueueValidate: async () => undefined };
@@ -32,7 +33,7 @@ describe('status webhooks', () => {
           return;
         }
         received.push({ headers: req.headers, body });
-        res.writeHead(204).end();
+        setTimeout(() => res.writeHead(204).end(), answerAfterMs);
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -130,6 +131,31 @@ describe('status webhooks', () => {
       ['erp-wh-3', 'validated'],
       ['erp-wh-4', 'validated'],
     ]);
+  });
+
+  it('a dispatcher whose ERP acknowledges slowly keeps its lock: no second dispatcher sends the same events meanwhile', async () => {
+    received.length = 0;
+    const orders = await intakeOrders(
+      context.orm.em.fork(),
+      'erp',
+      [1, 2, 3].map((n) => ({ order: sampleOrder({ number: `WH-SLOW-${n}`, erpDocumentId: `erp-wh-slow-${n}` }) })),
+      noQueue,
+      { actor: 't' },
+    );
+    answerAfterMs = 300;
+    try {
+      // The lock is taken for 200 ms; each delivery takes 300 ms.
+      const first = dispatchWebhooks(context, context.redis, { lockMs: 200 });
+      await new Promise((r) => setTimeout(r, 450));
+      const second = await dispatchWebhooks(context, context.redis, { lockMs: 200 });
+      expect(await first).toEqual({ status: 'done', delivered: orders.length });
+      expect(second).toEqual({ status: 'locked' });
+    } finally {
+      answerAfterMs = 0;
+    }
+    const ids = received.map((r) => JSON.parse(r.body).eventId);
+    expect(ids).toHaveLength(orders.length);
+    expect(new Set(ids).size).toBe(orders.length);
   });
 
   it('one dispatcher at a time', async () => {
