@@ -87,55 +87,63 @@ export async function dispatchWebhooks(
     if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
     const horizon = await settledEventHorizon(em, options.settleMs ?? SETTLE_MS);
     if (horizon === null) return { status: 'done', delivered: 0 };
-    const events = await em.execute<EventRow[]>(
-      `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
-              p.amount_tiyn, p.external_id, p.source, p.errors
-         from order_event e join payment_order p on p.id = e.order_id
-        where e.id > ? and e.id <= ? order by e.id limit ?`,
-      [cursor.last_event_id, horizon, cfg.batchSize],
-    );
     let delivered = 0;
     let attempts = cursor.attempts;
-    for (const e of events) {
-      const body = JSON.stringify({
-        event: 'order.status',
-        eventId: String(e.id),
-        orderId: e.order_id,
-        erpDocumentId: e.erp_document_id,
-        source: e.source,
-        number: e.number,
-        date: isoDay(e.doc_date),
-        amount: formatAmount(Number(e.amount_tiyn)),
-        externalId: e.external_id,
-        state: e.to_state,
-        previousState: e.from_state,
-        reason: e.reason,
-        ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
-        at: new Date(e.at).toISOString(),
-      });
-      // The lock must outlast this delivery (a slow 2xx included) and the cursor update after it:
-      // lapsed, another dispatcher would send the same events meanwhile, and out of order.
-      if ((await redis.eval(EXTEND, 1, key, me, String(cfg.timeoutMs + lockMs))) !== 1) return { status: 'done', delivered };
-      const result = await client.post(body, context.clock.now());
-      if (!result.ok) {
-        attempts += 1;
-        const backoffMs = Math.min(cfg.maxBackoffMs, 1000 * 2 ** Math.min(attempts - 1, 30));
-        const error = result.error ?? 'error';
-        await em.execute('update webhook_cursor set attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? where name = ?', [
-          attempts,
-          new Date(context.clock.now().getTime() + backoffMs),
-          error,
-          context.clock.now(),
-          CURSOR,
-        ]);
-        context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
-        return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
+    let after = cursor.last_event_id;
+    // `batchSize` events in memory at a time, batch after batch until caught up (or the run's time
+    // is up): one batch per run (every `webhooks.everyMs`) would cap delivery far below the
+    // events a busy day makes, and it would fall behind for good.
+    const started = Date.now();
+    for (;;) {
+      const events = await em.execute<EventRow[]>(
+        `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
+                p.amount_tiyn, p.external_id, p.source, p.errors
+           from order_event e join payment_order p on p.id = e.order_id
+          where e.id > ? and e.id <= ? order by e.id limit ?`,
+        [after, horizon, cfg.batchSize],
+      );
+      for (const e of events) {
+        const body = JSON.stringify({
+          event: 'order.status',
+          eventId: String(e.id),
+          orderId: e.order_id,
+          erpDocumentId: e.erp_document_id,
+          source: e.source,
+          number: e.number,
+          date: isoDay(e.doc_date),
+          amount: formatAmount(Number(e.amount_tiyn)),
+          externalId: e.external_id,
+          state: e.to_state,
+          previousState: e.from_state,
+          reason: e.reason,
+          ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
+          at: new Date(e.at).toISOString(),
+        });
+        // The lock must outlast this delivery (a slow 2xx included) and the cursor update after it:
+        // lapsed, another dispatcher would send the same events meanwhile, and out of order.
+        if ((await redis.eval(EXTEND, 1, key, me, String(cfg.timeoutMs + lockMs))) !== 1) return { status: 'done', delivered };
+        const result = await client.post(body, context.clock.now());
+        if (!result.ok) {
+          attempts += 1;
+          const backoffMs = Math.min(cfg.maxBackoffMs, 1000 * 2 ** Math.min(attempts - 1, 30));
+          const error = result.error ?? 'error';
+          await em.execute('update webhook_cursor set attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? where name = ?', [
+            attempts,
+            new Date(context.clock.now().getTime() + backoffMs),
+            error,
+            context.clock.now(),
+            CURSOR,
+          ]);
+          context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
+          return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
+        }
+        attempts = 0;
+        delivered += 1;
+        await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
+        after = e.id;
       }
-      attempts = 0;
-      delivered += 1;
-      await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
+      if (events.length < cfg.batchSize || Date.now() - started >= RUN_MS) return { status: 'done', delivered };
     }
-    return { status: 'done', delivered };
   } finally {
     const release = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
     await redis.eval(release, 1, key, me).catch(() => undefined);
@@ -144,6 +152,9 @@ export async function dispatchWebhooks(
 
 /** Extends the lock only while it is still ours. */
 const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+
+/** After this long a run starts no further batch (the next run goes on from the cursor). */
+const RUN_MS = 30_000;
 
 /** How long a dispatch waits for the transitions in flight when it looks (they take milliseconds). */
 const SETTLE_MS = 2_000;

@@ -158,6 +158,25 @@ describe('status webhooks', () => {
     expect(new Set(ids).size).toBe(orders.length);
   });
 
+  it('one run delivers everything pending, a batch at a time: delivery keeps up with more events than one batch per run', async () => {
+    received.length = 0;
+    const orders = await intakeOrders(
+      context.orm.em.fork(),
+      'erp',
+      [1, 2, 3, 4, 5].map((n) => ({ order: sampleOrder({ number: `WH-MANY-${n}`, erpDocumentId: `erp-wh-many-${n}` }) })),
+      noQueue,
+      { actor: 't' },
+    );
+    const batchSize = context.config.webhooks.batchSize;
+    context.config.webhooks.batchSize = 2;
+    try {
+      expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: orders.length });
+    } finally {
+      context.config.webhooks.batchSize = batchSize;
+    }
+    expect(received.map((r) => JSON.parse(r.body).number)).toEqual(orders.map((_, i) => `WH-MANY-${i + 1}`));
+  });
+
   it('one dispatcher at a time', async () => {
     await context.redis.set(`${env.config.redis.prefix}:webhooks:lock`, 'other', 'PX', 5_000);
     expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'locked' });
