@@ -83,6 +83,20 @@ export async function writeOnce(
 }
 
 /**
+ * Runs `work` in a transaction holding the target's lock (the one `writeOnce` takes; it is taken
+ * again there, which PostgreSQL allows). What a file is made of is read in `work`, under the lock:
+ * two write-backs that overlap (each 2-second window has its own job, and the queue runs several
+ * at once) then write in the order they read, and older statuses or statement lines read by the
+ * first are never written over newer ones the second wrote meanwhile.
+ */
+export async function underTargetLock<T>(em: EntityManager, target: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  return em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    return work(tx);
+  });
+}
+
+/**
  * Several accounts in one exchange file: 1C's format allows several `РасчСчет` header keys and
  * `СекцияРасчСчет` blocks (each followed here by that account's documents). The header of the
  * first rendering is kept, its `РасчСчет` line repeated for every account.
@@ -150,11 +164,12 @@ export async function writeStatementFile(
   to: string,
   options: { onlyIfChanged?: boolean; encoding?: Encoding } = {},
 ): Promise<string> {
-  const em = context.orm.em.fork();
   const accounts = typeof account === 'string' ? [account] : account;
-  const { render } = await renderStatementFile(em, accounts, from, to, options.encoding ?? context.config.onec.encoding);
   const path = inboxPath(context, STATEMENT_FILE);
-  await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false });
+  await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
+    const { render } = await renderStatementFile(em, accounts, from, to, options.encoding ?? context.config.onec.encoding);
+    await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false });
+  });
   return path;
 }
 
@@ -229,38 +244,39 @@ export async function writeStatusReport(
   context: Pick<JobContext, 'config' | 'orm' | 'clock' | 'logger'>,
   options: { onlyIfChanged?: boolean; max?: number } = {},
 ): Promise<{ path: string; written: boolean }> {
-  const em = context.orm.em.fork();
   const now = context.clock.now();
   const since = new Date(now.getTime() - context.config.pipeline.statusReportDays * 86_400_000).toISOString().slice(0, 10);
   const max = options.max ?? STATUS_REPORT_MAX;
-  const { entries, leftOut } = await statusReportEntries(em, since, max);
-  const warned = perContext(context, 'writeback.statusReportFull', () => ({ at: 0 }));
-  // Once an hour per process, not at every write-back (every 2 s while statuses change).
-  if (leftOut > 0 && now.getTime() - warned.at >= 3_600_000) {
-    warned.at = now.getTime();
-    context.logger.warn({
-      event: 'erp.writeback.status_report_full',
-      kept: entries.length,
-      leftOut,
-      oldestKept: entries[0]?.date,
-      hint: `the status report holds at most ${max} documents, the newest; lower pipeline.statusReportDays (now ${context.config.pipeline.statusReportDays}) so that it covers them all`,
-    });
-  }
-  const encoding = context.config.onec.encoding;
-  const utcOffsetMinutes = context.config.requisites.utcOffsetMinutes;
-  // The documents are rendered once: the change check hashes them (with what shapes their bytes),
-  // and the file is the header of its creation time followed by them.
-  const body = renderOnecStatusBody(entries, utcOffsetMinutes);
-  const contentHash = createHash('sha256').update(`${encoding}\n${utcOffsetMinutes}\n`).update(body).digest('hex');
-  const path = inboxPath(context, STATUS_FILE);
-  const { written } = await writeOnce(
-    em,
-    STATUS_TARGET,
-    path,
-    (createdAt) => encodeOnecText(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
-    { now, onlyIfChanged: options.onlyIfChanged ?? true, contentHash },
-  );
-  return { path, written };
+  return underTargetLock(context.orm.em.fork(), STATUS_TARGET, async (em) => {
+    const { entries, leftOut } = await statusReportEntries(em, since, max);
+    const warned = perContext(context, 'writeback.statusReportFull', () => ({ at: 0 }));
+    // Once an hour per process, not at every write-back (every 2 s while statuses change).
+    if (leftOut > 0 && now.getTime() - warned.at >= 3_600_000) {
+      warned.at = now.getTime();
+      context.logger.warn({
+        event: 'erp.writeback.status_report_full',
+        kept: entries.length,
+        leftOut,
+        oldestKept: entries[0]?.date,
+        hint: `the status report holds at most ${max} documents, the newest; lower pipeline.statusReportDays (now ${context.config.pipeline.statusReportDays}) so that it covers them all`,
+      });
+    }
+    const encoding = context.config.onec.encoding;
+    const utcOffsetMinutes = context.config.requisites.utcOffsetMinutes;
+    // The documents are rendered once: the change check hashes them (with what shapes their bytes),
+    // and the file is the header of its creation time followed by them.
+    const body = renderOnecStatusBody(entries, utcOffsetMinutes);
+    const contentHash = createHash('sha256').update(`${encoding}\n${utcOffsetMinutes}\n`).update(body).digest('hex');
+    const path = inboxPath(context, STATUS_FILE);
+    const { written } = await writeOnce(
+      em,
+      STATUS_TARGET,
+      path,
+      (createdAt) => encodeOnecText(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
+      { now, onlyIfChanged: options.onlyIfChanged ?? true, contentHash },
+    );
+    return { path, written };
+  });
 }
 
 async function defaults(context: JobContext): Promise<{ accounts: string[]; from: string; to: string }> {
@@ -277,13 +293,12 @@ async function defaults(context: JobContext): Promise<{ accounts: string[]; from
 export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_payload, context, job) => {
   await testPausePoint(context, 'erp.writeback');
   const { accounts, from, to } = await defaults(context);
-  let statement: { path: string; written: boolean } | null = null;
-  const em = context.orm.em.fork();
-  const stored = await storedStatements(em, accounts, from, to);
-  if (stored.length) {
+  const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
+    const stored = await storedStatements(em, accounts, from, to);
+    if (!stored.length) return null;
     const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding);
-    statement = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
-  }
+    return writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
+  });
   const status = await writeStatusReport(context, { onlyIfChanged: true });
   context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written });
   return { statement: statement?.written ?? false, status: status.written };

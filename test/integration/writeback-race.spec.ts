@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { writeStatusReport } from '../../queue/jobs/write-back.job';
+import { sampleOrder } from '../support/orders.fixture';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+
+/**
+ * Two write-backs that overlap (the writeback queue runs several jobs at once; each 2-second
+ * window has its own job): the one that read the statuses first must not write them last over the
+ * newer ones. Real PostgreSQL; the first write-back is held where it would start writing.
+ */
+describe('1C write-back under overlapping jobs', () => {
+  let env: TestEnv;
+  let app: AppContext;
+
+  beforeAll(async () => {
+    env = await createTestEnv('wbrace');
+    env.config.onec.inboxDir = join(env.workDir, 'inbox');
+    app = await createAppContext({ config: env.config, role: 'worker' });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await env?.cleanup();
+  });
+
+  it('the status report written last holds the newest statuses', async () => {
+    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'RACE-1', erpDocumentId: 'race-1' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(app.orm.em.fork(), o.orderId, to, { actor: 't' });
+
+    // The first write-back is held when it opens its transaction (its writing step).
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => (held = r));
+    const gatedOrm = {
+      em: {
+        fork: () => {
+          const em = app.orm.em.fork();
+          const transactional = em.transactional.bind(em);
+          em.transactional = (async (...args: Parameters<typeof transactional>) => {
+            held();
+            await gate;
+            return transactional(...args);
+          }) as typeof em.transactional;
+          return em;
+        },
+      },
+    } as unknown as MikroORM;
+    const first = writeStatusReport({ ...app, orm: gatedOrm }, { onlyIfChanged: true });
+    await isHeld;
+
+    // Meanwhile the bank executes the order and a second write-back writes that.
+    await transitionOrder(app.orm.em.fork(), o.orderId, 'executed', { actor: 't' });
+    expect((await writeStatusReport(app, { onlyIfChanged: true })).written).toBe(true);
+
+    open();
+    const { path } = await first;
+    const report = parseOnecExchange(readFileSync(path));
+    expect(report.documents.find((d) => d.order.number === 'RACE-1')?.order.raw['КодСтатуса']).toBe('executed');
+  });
+});
