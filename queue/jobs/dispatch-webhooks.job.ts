@@ -165,8 +165,9 @@ const SETTLE_MS = 2_000;
  * next dispatch tries again). Two transitions take ids 10 and 11; 11 commits first: a cursor moved
  * to 11 would skip 10 forever. Every writer of `order_event` has its transaction id before it
  * takes an event id (it locks or writes the order first), so any event at or below the largest
- * visible id that is not visible yet belongs to a transaction in progress in that snapshot: once
- * those have ended, nothing below it can appear any more.
+ * visible id that is not visible yet belongs to a transaction in progress in that snapshot, one
+ * that holds a lock on `order_event` (taken before the id): once those have ended, nothing below
+ * it can appear any more.
  */
 async function settledEventHorizon(em: EntityManager, settleMs: number): Promise<string | null> {
   const [{ snapshot, top }] = await em.execute<Array<{ snapshot: string; top: string }>>(
@@ -174,8 +175,15 @@ async function settledEventHorizon(em: EntityManager, settleMs: number): Promise
   );
   const deadline = Date.now() + settleMs;
   for (;;) {
+    // Of those, only the ones still holding `order_event` (each inserting transaction does until it
+    // ends) may commit an event: a long transaction elsewhere (another table, another database on
+    // the same server, a session left open) does not hold deliveries back.
     const [{ running }] = await em.execute<Array<{ running: number }>>(
-      `select count(*)::int as running from pg_snapshot_xip(?::pg_snapshot) as x where pg_xact_status(x) = 'in progress'`,
+      `select count(*)::int as running
+         from pg_snapshot_xip(?::pg_snapshot) as x
+         join pg_locks t on t.locktype = 'transactionid' and t.transactionid::text::bigint = x::text::bigint % 4294967296
+         join pg_locks r on r.pid = t.pid and r.locktype = 'relation' and r.database = (select oid from pg_database where datname = current_database())
+                        and r.relation = 'order_event'::regclass`,
       [snapshot],
     );
     if (running === 0) return String(top);

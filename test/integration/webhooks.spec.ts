@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -131,6 +132,21 @@ describe('status webhooks', () => {
       ['erp-wh-3', 'validated'],
       ['erp-wh-4', 'validated'],
     ]);
+  });
+
+  it('a long transaction that writes no status change (here in another database) does not hold deliveries back', async () => {
+    received.length = 0;
+    const other = new Client({ connectionString: `${process.env.CONNECTOR_TEST_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432'}/postgres` });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query('select pg_current_xact_id()');
+      await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-LONG-1', erpDocumentId: 'erp-wh-long-1' }) }], noQueue, { actor: 't' });
+      expect(await dispatchWebhooks(context, context.redis, { settleMs: 200 })).toEqual({ status: 'done', delivered: 1 });
+      await other.query('rollback');
+    } finally {
+      await other.end();
+    }
   });
 
   it('a dispatcher whose ERP acknowledges slowly keeps its lock: no second dispatcher sends the same events meanwhile', async () => {
