@@ -162,9 +162,10 @@ describe('lockdown triggers', () => {
       const rows = await eventually(
         async () => {
           const found = await world.context.orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where source = ? and number like ?', [ONEC_SOURCE, `${run}%`]);
-          return found.length === docs.length ? found : null;
+          // Stored, then held by the same intake a moment later: wait for the second step too.
+          return found.length === docs.length && found.every((r) => r.state !== 'received') ? found : null;
         },
-        { timeoutMs: 20_000, what: 'the 1C orders stored' },
+        { timeoutMs: 20_000, what: 'the 1C orders stored and held' },
       );
       expect(rows.map((r) => r.state)).toEqual(docs.map(() => 'held'));
     } finally {
