@@ -5,6 +5,7 @@ import { sweepOrdersJob } from './jobs/sweep-orders.job';
 import { refreshCrlsJob } from './jobs/refresh-crls.job';
 import { scanOnecOutbox, scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
 import { isLockedDown } from './lockdown.trigger';
+import { writeStatusReport } from './jobs/write-back.job';
 import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 import { mailIncidentAlerts } from './incident-alerts';
@@ -110,14 +111,19 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
   /**
    * Issue 16: under lockdown every queue is paused, the intake queue too, yet intake must stay open
    * so that no ERP order is lost: the leader scans the 1C outbox itself (orders are stored and wait
-   * as `held`; nothing goes further until an admin resolves the lockdown).
+   * as `held`; nothing goes further until an admin resolves the lockdown). It writes the 1C status
+   * report too (a local file, nothing to the bank): the write-back queue is paused, and without it
+   * 1C would not learn that its documents are held (a user waiting for days might pay another way).
    */
   let scanning = false;
   async function scanWhileLocked(): Promise<void> {
     if (stopped || !leader || scanning) return;
     scanning = true;
     try {
-      if (await isLockedDown(context)) await scanOnecOutbox(context, redis);
+      if (await isLockedDown(context)) {
+        await scanOnecOutbox(context, redis);
+        await writeStatusReport(context, { onlyIfChanged: true });
+      }
     } catch (err) {
       context.logger.warn({ event: 'scheduler.lockdown_scan.error', err: (err as Error).message });
     } finally {

@@ -12,7 +12,9 @@ import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';
 import { bodyOf, headerValue, startMailServer } from '../support/mail-server';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { STATUS_FILE } from '../../queue/jobs/write-back.job';
 import { join } from 'node:path';
 import { demoDocuments, demoOnecExport } from '../../connector/demo/demo-orders';
 import { startScheduler } from '../../queue/scheduler.runner';
@@ -168,6 +170,17 @@ describe('lockdown triggers', () => {
         { timeoutMs: 20_000, what: 'the 1C orders stored and held' },
       );
       expect(rows.map((r) => r.state)).toEqual(docs.map(() => 'held'));
+      // 1C learns that they are held (its only way back is the status report; the write-back queue is paused).
+      const held = await eventually(
+        async () => {
+          const path = join(world.config.onec.inboxDir, STATUS_FILE);
+          if (!existsSync(path)) return null;
+          const states = parseOnecExchange(readFileSync(path)).documents.filter((d) => d.order.number.startsWith(run)).map((d) => d.order.raw['КодСтатуса']);
+          return states.length === docs.length ? states : null;
+        },
+        { timeoutMs: 20_000, what: 'the held orders in the 1C status report' },
+      );
+      expect(held).toEqual(docs.map(() => 'held'));
     } finally {
       await scheduler.close();
     }
