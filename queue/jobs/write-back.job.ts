@@ -18,6 +18,7 @@ import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
+import { ONEC_SOURCE } from './scan-onec-outbox.job';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -181,17 +182,20 @@ export async function writeStatementFile(
 export const STATUS_REPORT_MAX = 20_000;
 
 /**
- * The status report entries: the orders whose document date is on or after `since` (the last
- * `pipeline.statusReportDays`), oldest first (by document date, then as taken in); when there are
- * more than `max`, the newest `max`, and how many older ones were left out.
+ * The status report entries: the orders 1C exported (source `onec`, as `connector onec statuses`)
+ * whose document date is on or after `since` (the last `pipeline.statusReportDays`), oldest first
+ * (by document date, then as taken in); when there are more than `max`, the newest `max`, and how
+ * many older ones were left out. Orders another ERP or a person sent are not 1C's documents: 1C
+ * finds its own by number and date, and would read their status as that of its document.
  */
 export async function statusReportEntries(em: EntityManager, since: string, max = STATUS_REPORT_MAX): Promise<{ entries: StatusReportEntry[]; leftOut: number }> {
   const rows = await em.execute<StatusRow[]>(
-    `select ${STATUS_REPORT_COLUMNS} from payment_order where doc_date >= ? order by doc_date desc, created_at desc, id desc limit ?`,
-    [since, max],
+    `select ${STATUS_REPORT_COLUMNS} from payment_order where doc_date >= ? and source = ? order by doc_date desc, created_at desc, id desc limit ?`,
+    [since, ONEC_SOURCE, max],
   );
   rows.reverse();
-  const leftOut = rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>('select count(*) as n from payment_order where doc_date >= ?', [since]))[0].n) - rows.length;
+  const leftOut =
+    rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>('select count(*) as n from payment_order where doc_date >= ? and source = ?', [since, ONEC_SOURCE]))[0].n) - rows.length;
   return { entries: rows.map(statusEntryOfRow), leftOut };
 }
 

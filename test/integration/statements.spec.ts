@@ -71,7 +71,7 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
   /** An order of ours, moved through the pipeline states up to `until` (the lead's stages do this for real). */
   async function order(overrides: Partial<NormalisedOrder>, until: OrderState, at?: Date): Promise<{ id: string; externalId: string; order: NormalisedOrder }> {
     const o = sampleOrder(overrides);
-    const [r] = await intakeOrders(db(), 'test', [{ order: o }], { enqueueValidate: async () => undefined }, { actor: 't', now: at });
+    const [r] = await intakeOrders(db(), 'onec', [{ order: o }], { enqueueValidate: async () => undefined }, { actor: 't', now: at });
     const path: OrderState[] = ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'];
     for (const to of path.slice(0, path.indexOf(until) + 1)) await transitionOrder(db(), r.orderId, to, { actor: 't', now: at });
     return { id: r.orderId, externalId: r.externalId, order: o };

@@ -10,11 +10,12 @@ import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
 /**
- * Two write-backs that overlap (the writeback queue runs several jobs at once; each 2-second
- * window has its own job): the one that read the statuses first must not write them last over the
- * newer ones. Real PostgreSQL; the first write-back is held where it would start writing.
+ * The status report 1C reads (`kl_to_1c_status.txt`), on real PostgreSQL. Two write-backs that
+ * overlap (the writeback queue runs several jobs at once; each 2-second window has its own job):
+ * the one that read the statuses first must not write them last over the newer ones (the first
+ * write-back is held where it would start writing).
  */
-describe('1C write-back under overlapping jobs', () => {
+describe('1C write-back', () => {
   let env: TestEnv;
   let app: AppContext;
 
@@ -62,5 +63,17 @@ describe('1C write-back under overlapping jobs', () => {
     const { path } = await first;
     const report = parseOnecExchange(readFileSync(path));
     expect(report.documents.find((d) => d.order.number === 'RACE-1')?.order.raw['КодСтатуса']).toBe('executed');
+  });
+
+  it('holds the documents 1C exported, not the orders another ERP or a person sent under the same number and date', async () => {
+    const intake = async (source: string, payerIban?: string) =>
+      (await intakeOrders(app.orm.em.fork(), source, [{ order: sampleOrder({ number: 'SAME-7', ...(payerIban ? { payer: { ...sampleOrder().payer, iban: payerIban } } : {}) }) }], { enqueueValidate: async () => undefined }, { actor: 't' }))[0];
+    const ours = await intake('onec');
+    const theirs = await intake('api:other-erp', 'KZ86125KZT5004100100');
+    expect(theirs.orderId).not.toBe(ours.orderId);
+    await transitionOrder(app.orm.em.fork(), theirs.orderId, 'invalid', { actor: 't', patch: { errors: [{ field: 'amount', code: 'AMOUNT_NOT_POSITIVE', message: 'Сумма должна быть больше нуля' }] } });
+    const { path } = await writeStatusReport(app, { onlyIfChanged: false });
+    const same = parseOnecExchange(readFileSync(path)).documents.filter((d) => d.order.number === 'SAME-7');
+    expect(same.map((d) => d.order.raw['КодСтатуса'])).toEqual(['received']);
   });
 });
