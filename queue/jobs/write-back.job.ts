@@ -201,13 +201,14 @@ export async function statusReportEntries(em: EntityManager, since: string, max 
 
 /** What a status report entry is read from (`StatusFields`), and the order's id for paging. */
 const STATUS_REPORT_COLUMNS =
-  'id, number, doc_date, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
+  'id, number, doc_date, payer_iban, amount_tiyn, currency, beneficiary_name, state, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
 type StatusRow = Record<string, unknown> & { id: string; number: string; doc_date: string | Date };
 
 function statusEntryOfRow(r: StatusRow): StatusReportEntry {
   return toStatusReportEntry({
     number: r.number,
     docDate: r.doc_date,
+    payerIban: r.payer_iban as string,
     amountTiyn: r.amount_tiyn as string,
     currency: r.currency as string,
     beneficiaryName: r.beneficiary_name as string,

@@ -76,4 +76,20 @@ describe('1C write-back', () => {
     const same = parseOnecExchange(readFileSync(path)).documents.filter((d) => d.order.number === 'SAME-7');
     expect(same.map((d) => d.order.raw['КодСтатуса'])).toEqual(['received']);
   });
+
+  it('names the paying account of each document: two accounts may each have a document of the same number and date', async () => {
+    const other = 'KZ86125KZT5004100100';
+    const intake = async (payerIban?: string) =>
+      (await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'TWO-1', ...(payerIban ? { payer: { ...sampleOrder().payer, iban: payerIban } } : {}) }) }], { enqueueValidate: async () => undefined }, { actor: 't' }))[0];
+    const first = await intake();
+    const second = await intake(other);
+    await transitionOrder(app.orm.em.fork(), second.orderId, 'invalid', { actor: 't', patch: { errors: [{ field: 'amount', code: 'AMOUNT_NOT_POSITIVE', message: 'Сумма должна быть больше нуля' }] } });
+    expect(second.orderId).not.toBe(first.orderId);
+    const { path } = await writeStatusReport(app, { onlyIfChanged: false });
+    const two = parseOnecExchange(readFileSync(path)).documents.filter((d) => d.order.number === 'TWO-1');
+    expect(two.map((d) => [d.order.raw['ПлательщикИИК'], d.order.raw['КодСтатуса']])).toEqual([
+      [sampleOrder().payer.iban, 'received'],
+      [other, 'invalid'],
+    ]);
+  });
 });

@@ -45,6 +45,8 @@ export interface StatusReportEntry {
   number: string;
   /** ISO date of the document. */
   date: string;
+  /** The account it pays from: with number and date, what tells 1C's documents apart. */
+  payerIban?: string;
   amount: string;
   currency?: string;
   beneficiaryName?: string;
@@ -111,6 +113,7 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
     out.push('СекцияДокумент=Статус документа');
     kv('НомерДокумента', e.number);
     kv('ДатаДокумента', isoToOnecDate(e.date));
+    if (e.payerIban !== undefined) kv('ПлательщикИИК', e.payerIban);
     kv('Сумма', e.amount);
     kv('Валюта', e.currency ?? 'KZT');
     if (e.beneficiaryName !== undefined) kv('ПолучательНаименование', e.beneficiaryName);
@@ -129,7 +132,7 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
 
 /** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */
 export type StatusFields = RefusalFields &
-  Pick<PaymentOrder, 'number' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
+  Pick<PaymentOrder, 'number' | 'payerIban' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
     docDate: string | Date;
     amountTiyn: number | string;
   };
@@ -139,6 +142,7 @@ export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
   return {
     number: o.number,
     date: isoDateOf(o.docDate),
+    payerIban: o.payerIban,
     amount: formatAmount(Number(o.amountTiyn)),
     currency: o.currency,
     beneficiaryName: o.beneficiaryName,
