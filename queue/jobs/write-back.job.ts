@@ -112,18 +112,48 @@ export function mergeStatementTexts(texts: readonly string[], accounts: readonly
   return `${[...header, ...bodies, 'КонецФайла'].join('\r\n')}\r\n`;
 }
 
-/** The stored statements of `accounts` for [from, to] with their holders (accounts with nothing stored are left out). */
-export async function storedStatements(em: EntityManager, accounts: readonly string[], from: string, to: string): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {
+/**
+ * The stored statements of `accounts` for [from, to] with their holders (accounts with nothing
+ * stored are left out); an account in `fromOf` starts on its own day instead, earliest first.
+ */
+export async function storedStatements(
+  em: EntityManager,
+  accounts: readonly string[],
+  from: string,
+  to: string,
+  fromOf: ReadonlyMap<string, string> = new Map(),
+): Promise<Array<{ statement: StatementData; owner: StatementOwner }>> {
   const out: Array<{ statement: StatementData; owner: StatementOwner }> = [];
   for (const account of accounts) {
     try {
-      const stored = await loadStoredStatement(em, account, from, to);
+      const stored = await loadStoredStatement(em, account, fromOf.get(account) ?? from, to);
       out.push({ statement: stored.statement, owner: stored.holder });
     } catch (err) {
       if (!(err instanceof ConnectorError && err.code === 'NO_STATEMENT')) throw err;
     }
   }
-  return out;
+  // The file's header names the period of its first account: the one that starts first.
+  return out.sort((a, b) => a.statement.periodFrom.localeCompare(b.statement.periodFrom));
+}
+
+/**
+ * Per account, the first day of the closed statements fetched late (on or after the second day
+ * after their period: a hole filled after an outage, a period fetched again) since the start of
+ * `from`, the previous business day, when they begin before it. The write-back's canonical range
+ * starts at `from`: without this, the days of such a statement would never reach 1C. They stay in
+ * the file as long as a day fetched on time does: the day of the fetch and the next business day.
+ */
+export async function lateStatementStarts(em: EntityManager, accounts: readonly string[], from: string, utcOffsetMinutes: number): Promise<Map<string, string>> {
+  if (accounts.length === 0) return new Map();
+  const rows = await em.execute<Array<{ account: string; day: string }>>(
+    `select account, min(period_from)::text as day from statement
+      where account in (${accounts.map(() => '?').join(', ')}) and kind = 'booked' and period_from < ?::date
+        and fetched_at >= ((?::date)::timestamp - make_interval(mins => ?)) at time zone 'UTC'
+        and fetched_at >= ((period_to + 2)::timestamp - make_interval(mins => ?)) at time zone 'UTC'
+      group by account`,
+    [...accounts, from, from, utcOffsetMinutes, utcOffsetMinutes],
+  );
+  return new Map(rows.map((r) => [r.account, r.day]));
 }
 
 /** Renders the 1C statement file of the stored statements of `accounts` for [from, to]. */
@@ -133,8 +163,9 @@ export async function renderStatementFile(
   from: string,
   to: string,
   encoding: Encoding,
+  fromOf?: ReadonlyMap<string, string>,
 ): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[] }> {
-  const stored = await storedStatements(em, accounts, from, to);
+  const stored = await storedStatements(em, accounts, from, to, fromOf);
   if (stored.length === 0) {
     throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
   }
@@ -293,15 +324,17 @@ async function defaults(context: JobContext): Promise<{ accounts: string[]; from
 /**
  * The write-back: the statement file always covers one canonical range (the closed days since
  * the previous business day, through today), whatever fetch triggered it, so the file changes
- * only when the statements do. Then the status report.
+ * only when the statements do; an account whose closed statement was fetched late starts on that
+ * statement's first day (`lateStatementStarts`). Then the status report.
  */
 export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_payload, context, job) => {
   await testPausePoint(context, 'erp.writeback');
   const { accounts, from, to } = await defaults(context);
   const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
-    const stored = await storedStatements(em, accounts, from, to);
+    const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
+    const stored = await storedStatements(em, accounts, from, to, late);
     if (!stored.length) return null;
-    const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding);
+    const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
     return writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
   });
   const status = await writeStatusReport(context, { onlyIfChanged: true });

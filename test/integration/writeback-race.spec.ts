@@ -5,7 +5,12 @@ import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchang
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
-import { writeStatusReport } from '../../queue/jobs/write-back.job';
+import type { Job } from 'bullmq';
+import { handleWriteBack, STATEMENT_FILE, writeStatusReport } from '../../queue/jobs/write-back.job';
+import type { JobContext } from '../../queue/job-context';
+import { ManualClock } from '../../connector/shared/clock';
+import { storeStatement } from '../../connector/statements/statement.store';
+import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
@@ -91,5 +96,42 @@ describe('1C write-back', () => {
       [sampleOrder().payer.iban, 'received'],
       [other, 'invalid'],
     ]);
+  });
+
+  it('a closed day fetched late (a hole filled after an outage) reaches kl_to_1c.txt, though it is before the previous business day', async () => {
+    const account = 'KZ20998CTA0000000777';
+    const wednesday = new ManualClock(new Date('2026-11-25T05:00:00Z')); // 10:00 in Kazakhstan
+    const context = { ...app, clock: wednesday, config: { ...app.config, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
+    const statement = (periodFrom: string, periodTo: string, opening: number, lines: StatementLineData[] = [], kind: 'booked' | 'intraday' = 'booked'): StatementData => ({
+      account, currency: 'KZT', periodFrom, periodTo, kind, openingBalance: opening,
+      closingBalance: lines.reduce((b, l) => b + (l.direction === 'credit' ? l.amount : -l.amount), opening), lines, source: 'bank-json',
+    });
+    const late: StatementLineData = {
+      bankLineId: 'LATE-1', bookingDate: '2026-11-20', valueDate: '2026-11-20', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
+      counterparty: { name: 'ТОО "Получатель"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA' }, purpose: 'Оплата по счёту 5', documentNumber: '5', documentDate: '2026-11-20',
+    };
+    const em = app.orm.em.fork();
+    // Tuesday 18th was fetched on the 19th as usual; then the bank was down until today.
+    await storeStatement(em, statement('2026-11-18', '2026-11-18', 100_000), { now: new Date('2026-11-19T03:00:00Z') });
+    // Today: the hole (19th-23rd, a payment booked on Friday the 20th), then the usual ranges.
+    await storeStatement(em, statement('2026-11-19', '2026-11-23', 100_000, [late]), { now: wednesday.now() });
+    await storeStatement(em, statement('2026-11-24', '2026-11-24', 90_000), { now: wednesday.now() });
+    await storeStatement(em, statement('2026-11-25', '2026-11-25', 90_000, [], 'intraday'), { now: wednesday.now() });
+
+    const written = async () => {
+      await handleWriteBack({}, context, { id: 'late' } as Job);
+      const file = parseOnecExchange(readFileSync(join(env.config.onec.inboxDir, STATEMENT_FILE)));
+      return [file.header.raw['ДатаНачала'], file.documents.map((d) => d.order.raw['ИдентификаторОперацииБанка'])];
+    };
+    expect(await written()).toEqual(['19.11.2026', ['LATE-1']]);
+    // As long as a day fetched on time: still there on the next business day, gone the day after.
+    wednesday.advance(86_400_000);
+    await storeStatement(em, statement('2026-11-25', '2026-11-25', 90_000), { now: wednesday.now() });
+    await storeStatement(em, statement('2026-11-26', '2026-11-26', 90_000, [], 'intraday'), { now: wednesday.now() });
+    expect(await written()).toEqual(['19.11.2026', ['LATE-1']]);
+    wednesday.advance(86_400_000);
+    await storeStatement(em, statement('2026-11-26', '2026-11-26', 90_000), { now: wednesday.now() });
+    await storeStatement(em, statement('2026-11-27', '2026-11-27', 90_000, [], 'intraday'), { now: wednesday.now() });
+    expect(await written()).toEqual(['26.11.2026', []]);
   });
 });
