@@ -175,15 +175,16 @@ async function settledEventHorizon(em: EntityManager, settleMs: number): Promise
   );
   const deadline = Date.now() + settleMs;
   for (;;) {
-    // Of those, only the ones still holding `order_event` (each inserting transaction does until it
-    // ends) may commit an event: a long transaction elsewhere (another table, another database on
-    // the same server, a session left open) does not hold deliveries back.
+    // Of those, only the ones still holding `order_event` for writing (each inserting transaction
+    // does until it ends) may commit an event: a long transaction elsewhere (another table, another
+    // database on the same server, a session left open, one that only reads events) does not hold
+    // deliveries back.
     const [{ running }] = await em.execute<Array<{ running: number }>>(
       `select count(*)::int as running
          from pg_snapshot_xip(?::pg_snapshot) as x
          join pg_locks t on t.locktype = 'transactionid' and t.transactionid::text::bigint = x::text::bigint % 4294967296
          join pg_locks r on r.pid = t.pid and r.locktype = 'relation' and r.database = (select oid from pg_database where datname = current_database())
-                        and r.relation = 'order_event'::regclass`,
+                        and r.relation = 'order_event'::regclass and r.mode = 'RowExclusiveLock'`,
       [snapshot],
     );
     if (running === 0) return String(top);

@@ -134,7 +134,7 @@ describe('status webhooks', () => {
     ]);
   });
 
-  it('a long transaction that writes no status change (here in another database) does not hold deliveries back', async () => {
+  it('a long transaction that writes no status change (in another database, or reading the events here) does not hold deliveries back', async () => {
     received.length = 0;
     const other = new Client({ connectionString: `${process.env.CONNECTOR_TEST_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432'}/postgres` });
     await other.connect();
@@ -146,6 +146,19 @@ describe('status webhooks', () => {
       await other.query('rollback');
     } finally {
       await other.end();
+    }
+    // Nor one in this database that writes elsewhere and only reads the events.
+    const reader = new Client({ connectionString: env.env.CONNECTOR_DATABASE_URL });
+    await reader.connect();
+    try {
+      await reader.query('begin');
+      await reader.query('create temp table scratch (n int)');
+      await reader.query('select count(*) from order_event');
+      await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-LONG-2', erpDocumentId: 'erp-wh-long-2' }) }], noQueue, { actor: 't' });
+      expect(await dispatchWebhooks(context, context.redis, { settleMs: 200 })).toEqual({ status: 'done', delivered: 1 });
+      await reader.query('rollback');
+    } finally {
+      await reader.end();
     }
   });
 
