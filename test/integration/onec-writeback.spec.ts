@@ -25,7 +25,7 @@ describe('1C write-back', () => {
   let app: AppContext;
 
   beforeAll(async () => {
-    env = await createTestEnv('wbrace');
+    env = await createTestEnv('onecwb');
     env.config.onec.inboxDir = join(env.workDir, 'inbox');
     app = await createAppContext({ config: env.config, role: 'worker' });
   });
