@@ -6,7 +6,7 @@ import { refreshCrlsJob } from './jobs/refresh-crls.job';
 import { scanOnecOutbox, scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
 import { isLockedDown } from './lockdown.trigger';
 import { writeStatusReport } from './jobs/write-back.job';
-import { dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
+import { dispatchWebhooks, dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
 import { mailIncidentAlerts } from './incident-alerts';
 
@@ -111,9 +111,10 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
   /**
    * Issue 16: under lockdown every queue is paused, the intake queue too, yet intake must stay open
    * so that no ERP order is lost: the leader scans the 1C outbox itself (orders are stored and wait
-   * as `held`; nothing goes further until an admin resolves the lockdown). It writes the 1C status
-   * report too (a local file, nothing to the bank): the write-back queue is paused, and without it
-   * 1C would not learn that its documents are held (a user waiting for days might pay another way).
+   * as `held`; nothing goes further until an admin resolves the lockdown). It sends the statuses
+   * back too (the 1C status report, the ERP's webhooks; nothing to the bank): the writeback queue
+   * is paused, and without them the ERP would not learn that its documents are held (a user
+   * waiting for days might pay another way).
    */
   let scanning = false;
   async function scanWhileLocked(): Promise<void> {
@@ -123,6 +124,7 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       if (await isLockedDown(context)) {
         await scanOnecOutbox(context, redis);
         await writeStatusReport(context, { onlyIfChanged: true });
+        await dispatchWebhooks(context, redis);
       }
     } catch (err) {
       context.logger.warn({ event: 'scheduler.lockdown_scan.error', err: (err as Error).message });

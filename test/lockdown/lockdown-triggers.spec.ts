@@ -18,6 +18,10 @@ import { STATUS_FILE } from '../../queue/jobs/write-back.job';
 import { join } from 'node:path';
 import { demoDocuments, demoOnecExport } from '../../connector/demo/demo-orders';
 import { startScheduler } from '../../queue/scheduler.runner';
+import { dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { sampleOrder } from '../support/orders.fixture';
 import { ONEC_SOURCE } from '../../queue/jobs/scan-onec-outbox.job';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
@@ -183,6 +187,40 @@ describe('lockdown triggers', () => {
       expect(held).toEqual(docs.map(() => 'held'));
     } finally {
       await scheduler.close();
+    }
+  }, 60_000);
+
+  it('an HTTP ERP learns by its status webhook that its orders are held, while the lockdown lasts', async () => {
+    const received: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const secretFile = join(world.env.workDir, 'erp-webhook.secret');
+    writeFileSync(secretFile, 'erp-hook-secret\n');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/erp`;
+    const context = { ...world.context, config: { ...world.config, webhooks: { ...world.config.webhooks, url, secretFile } } };
+    let scheduler: Awaited<ReturnType<typeof startScheduler>> | undefined;
+    try {
+      const run = String(Date.now()).slice(-7);
+      const [order] = await intakeOrders(world.context.orm.em.fork(), 'api:erp', [{ order: sampleOrder({ number: `WH-${run}` }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+      await transitionOrder(world.context.orm.em.fork(), order.orderId, 'validated', { actor: 't' });
+      await dispatchWebhooks(context, world.context.redis);
+      await triggerLockdown(world.context, { trigger: 'manual', reason: 'test: webhooks while locked', scope: 'all' });
+      scheduler = await startScheduler(context, world.context.redis, { leaseMs: 3_000 });
+      const held = await eventually(async () => received.map((b) => JSON.parse(b) as { orderId: string; state: string }).find((b) => b.orderId === order.orderId && b.state === 'held') ?? null, {
+        timeoutMs: 20_000,
+        what: 'the held status webhook',
+      });
+      expect(held).toMatchObject({ previousState: 'validated' });
+    } finally {
+      await scheduler?.close();
+      server.close();
     }
   }, 60_000);
 
