@@ -159,35 +159,32 @@ const RUN_MS = 30_000;
 /** How long a dispatch waits for the transitions in flight when it looks (they take milliseconds). */
 const SETTLE_MS = 2_000;
 
+/** Transactions holding `order_event` for writing (an INSERT holds it from before its ids are taken until its end), by virtual transaction id. */
+const EVENT_WRITERS = `select virtualtransaction from pg_locks
+  where locktype = 'relation' and database = (select oid from pg_database where datname = current_database())
+    and relation = 'order_event'::regclass and mode = 'RowExclusiveLock'`;
+
 /**
  * The highest event id at or below which every event is committed or rolled back for good, or
  * null when transactions that may still commit such an event did not end within `settleMs` (the
  * next dispatch tries again). Two transitions take ids 10 and 11; 11 commits first: a cursor moved
- * to 11 would skip 10 forever. Every writer of `order_event` has its transaction id before it
- * takes an event id (it locks or writes the order first), so any event at or below the largest
- * visible id that is not visible yet belongs to a transaction in progress in that snapshot, one
- * that holds a lock on `order_event` (taken before the id): once those have ended, nothing below
- * it can appear any more.
+ * to 11 would skip 10 forever. An event at or below the largest visible id that is not visible yet
+ * was inserted by a transaction that took its id before that snapshot and still holds
+ * `order_event` for writing when the lock table is read just after: once those transactions have
+ * ended, nothing at or below it can appear any more. Only those are waited for: a long transaction
+ * elsewhere (another table, another database on the same server, a session left open, one that
+ * only reads events) does not hold deliveries back.
  */
 async function settledEventHorizon(em: EntityManager, settleMs: number): Promise<string | null> {
-  const [{ snapshot, top }] = await em.execute<Array<{ snapshot: string; top: string }>>(
-    'select pg_current_snapshot()::text as snapshot, coalesce((select max(id) from order_event), 0) as top',
+  // One statement: its snapshot (for max) is taken before the lock table is read.
+  const [{ top, writers }] = await em.execute<Array<{ top: string; writers: string[] | null }>>(
+    `select coalesce((select max(id) from order_event), 0)::text as top, (select array_agg(virtualtransaction) from (${EVENT_WRITERS}) w) as writers`,
   );
+  if (!writers?.length) return top;
   const deadline = Date.now() + settleMs;
   for (;;) {
-    // Of those, only the ones still holding `order_event` for writing (each inserting transaction
-    // does until it ends) may commit an event: a long transaction elsewhere (another table, another
-    // database on the same server, a session left open, one that only reads events) does not hold
-    // deliveries back.
-    const [{ running }] = await em.execute<Array<{ running: number }>>(
-      `select count(*)::int as running
-         from pg_snapshot_xip(?::pg_snapshot) as x
-         join pg_locks t on t.locktype = 'transactionid' and t.transactionid::text::bigint = x::text::bigint % 4294967296
-         join pg_locks r on r.pid = t.pid and r.locktype = 'relation' and r.database = (select oid from pg_database where datname = current_database())
-                        and r.relation = 'order_event'::regclass and r.mode = 'RowExclusiveLock'`,
-      [snapshot],
-    );
-    if (running === 0) return String(top);
+    const [{ running }] = await em.execute<Array<{ running: number }>>(`select count(*)::int as running from (${EVENT_WRITERS}) w where virtualtransaction = any(string_to_array(?, ','))`, [writers.join(',')]);
+    if (running === 0) return top;
     if (Date.now() >= deadline) return null;
     await new Promise((r) => setTimeout(r, 20));
   }
