@@ -14,7 +14,7 @@ export class WebhookClient {
   constructor(
     private readonly url: string,
     private readonly secret: string,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
   ) {
     // No redirects (a signed body must not be replayed elsewhere), every status handled here.
     this.http = axios.create({ timeout: timeoutMs, maxRedirects: 0, validateStatus: () => true });
@@ -26,11 +26,14 @@ export class WebhookClient {
       const res = await this.http.post(this.url, body, {
         headers: { 'Content-Type': 'application/json', [TIMESTAMP_HEADER]: String(timestamp), [SIGNATURE_HEADER]: signWebhook(this.secret, timestamp, body) },
         transformRequest: [(data: string) => data],
+        // axios's `timeout` only bounds a silent socket: an answer that trickles in a byte at a time
+        // would hold the dispatcher (and, its lock lapsed, let a second one send the same events).
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
       return res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
       // The URL may carry a token: never echo it; the error code says enough.
-      const code = (err as { code?: string }).code ?? 'ERROR';
+      const code = axios.isCancel(err) ? 'ETIMEDOUT' : ((err as { code?: string }).code ?? 'ERROR');
       return { ok: false, error: code };
     }
   }
