@@ -18,7 +18,6 @@ import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
-import { ONEC_SOURCE } from './scan-onec-outbox.job';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -211,6 +210,12 @@ export async function writeStatementFile(
  * naming `pipeline.statusReportDays` as the knob.
  */
 export const STATUS_REPORT_MAX = 20_000;
+
+/**
+ * The intake source of the 1C outbox (`ONEC_SOURCE` of scan-onec-outbox.job.ts, the same value):
+ * not imported from there, whose imports (intake, the stages) lead back to this file.
+ */
+const ONEC_SOURCE = 'onec';
 
 /**
  * The status report entries: the orders 1C exported (source `onec`, as `connector onec statuses`)
