@@ -6,6 +6,7 @@ import { REGISTERED_JOBS } from './jobs';
 import type { JobContext } from './job-context';
 import type { RegisteredJob } from './job-definition';
 import { markOrderFailed } from '../connector/orders/order-state.machine';
+import { enqueueWriteBack } from './jobs/write-back.job';
 
 /** Stages whose jobs are coalesced into batches (queue/stage-batcher.ts): they take many jobs at once. */
 const BATCHED_QUEUES = new Set<string>(['validate', 'sign', 'submit', 'track']);
@@ -57,9 +58,10 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
       const exhausted = job !== undefined && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError' || /stalled more than allowable limit/i.test(err.message));
       const orderId = (job?.data as { orderId?: unknown } | undefined)?.orderId;
       if (exhausted && typeof orderId === 'string') {
-        void markOrderFailed(context.orm.em.fork(), orderId, `${job?.name}: ${err.message}`, 'worker', job?.name).catch((e: Error) =>
-          context.logger.error({ event: 'order.failed.record_error', orderId, err: e.message }),
-        );
+        void markOrderFailed(context.orm.em.fork(), orderId, `${job?.name}: ${err.message}`, 'worker', job?.name)
+          // The ERP hears of it now (1C's status report), not at the next statement fetch.
+          .then((changed) => (changed ? enqueueWriteBack(context.queues) : undefined))
+          .catch((e: Error) => context.logger.error({ event: 'order.failed.record_error', orderId, err: e.message }));
       }
       // LESSONS.md 13: when stall retries run out there is no `stalled` event, only this.
       const stalled = /stalled more than allowable limit/i.test(err.message);

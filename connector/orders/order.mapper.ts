@@ -37,6 +37,8 @@ export function orderView(order: PaymentOrder) {
     errors: order.errors ?? [],
     warnings: order.warnings ?? [],
     lastError: order.lastError ?? null,
+    /** The stage a `failed` order failed in (`submitting` / `submitted`: the bank may hold it; never pay it again another way). */
+    failedFrom: order.state === 'failed' ? (order.failedFrom ?? null) : null,
     bank: {
       reference: order.bankReference ?? null,
       status: order.bankStatus ?? null,

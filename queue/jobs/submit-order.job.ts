@@ -20,6 +20,7 @@ import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } from '../stage-batcher';
 import type { CredentialsProblem } from '../pipeline-services';
+import { enqueueWriteBack } from './write-back.job';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -444,6 +445,7 @@ async function sendOrder(
               : `submission gave up after ${job.attemptsMade + 1} attempts`,
             patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
           });
+          await enqueueWriteBack(context.queues);
           return { state: 'failed' };
         }
         throw err;

@@ -7,6 +7,7 @@ import { signOrderJob } from './sign-order.job';
 import { isLockedDown } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { pipelineStageBatcher } from '../stage-batcher';
+import { enqueueWriteBack } from './write-back.job';
 
 export const validateOrderJob = defineJob({
   name: 'order.validate',
@@ -33,6 +34,8 @@ export async function validateBatch(context: JobContext, orderIds: string[]): Pr
   // Also when a re-run finds an order validated: the next stage must be queued.
   const next = orderIds.filter((_, i) => !(results[i] instanceof Error) && (results[i] as ValidateResult).state === 'validated');
   await context.queues.addBulk(signOrderJob, next.map((orderId) => ({ orderId })));
+  // An invalid order's reasons go back to the ERP now (1C's status report), not at the next statement fetch.
+  if (results.some((r) => !(r instanceof Error) && r.state === 'invalid' && r.changed)) await enqueueWriteBack(context.queues);
   context.logger.info({ event: 'order.validate.batch', orders: orderIds.length, validated: next.length });
   return results;
 }

@@ -22,6 +22,8 @@ import { loadDocuments, validSignatures } from '../../connector/signing/order-si
 import { parseCms } from '../../signer-agent/cms/cms.parser';
 import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
 import type { AppContext } from '../../connector/app/app-context';
+import { PaymentOrder } from '../../connector/persistence/entities';
+import { orderView } from '../../connector/orders/order.mapper';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { markCredentialsRevoked, setCredentials } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
@@ -358,9 +360,22 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       const [result] = await intakeOrders(db(), 'erp-dead', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
       const row = async () => (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null }>>('select state, last_error, failed_from from payment_order where id = ?', [result.orderId]))[0];
       await eventually(async () => (await row()).state === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
+      // Write-back jobs are removed once done: count them as they are added.
+      const connection = world.context.redis.duplicate();
+      connections.push(connection);
+      const writebackEvents = new QueueEvents('writeback', { connection, prefix: env.config.redis.prefix });
+      await writebackEvents.waitUntilReady();
+      let writebacks = 0;
+      writebackEvents.on('added', () => (writebacks += 1));
       await put('/faults', { errorRate: 1 }); // every status call now fails
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
       expect(await row()).toMatchObject({ failed_from: 'submitted', last_error: expect.stringMatching(/order\.track/) });
+      // The ERP hears of it now (a write-back asked for), not at the next statement fetch.
+      await eventually(async () => writebacks > 0, { what: 'a write-back asked for the failed order' });
+      await writebackEvents.close();
+      // An order that failed after it was sent may be at the bank: its view says where it failed.
+      expect((await db().findOneOrFail(PaymentOrder, { id: result.orderId })).failedFrom).toBe('submitted');
+      expect(orderView(await db().findOneOrFail(PaymentOrder, { id: result.orderId }))).toMatchObject({ state: 'failed', failedFrom: 'submitted' });
 
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
       await put('/clock', { speed: 1 });

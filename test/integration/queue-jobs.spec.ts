@@ -3,7 +3,7 @@ import { createTestEnv, eventually, deleteRedisPrefix, type TestEnv } from '../s
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
-import { validateOrderJob } from '../../queue/jobs/validate-order.job';
+import { validateBatch, validateOrderJob } from '../../queue/jobs/validate-order.job';
 import { requeueOrder, sweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { idleLookJobId, signOrderJob } from '../../queue/jobs/sign-order.job';
@@ -166,6 +166,19 @@ describe('queue topology on real Redis and PostgreSQL', () => {
     expect(await queued()).toBe(5);
     for (const id of ids) await (await validate.getJob(`validate-${id}`))?.remove();
     for (const id of ids) await transitionOrder(db(), id, 'invalid', { actor: 't' });
+  });
+
+  it('an order found invalid asks for a write-back at once (the ERP hears of it now, not at the next statement fetch)', async () => {
+    const writebacks = async () => (await context.queues.get('writeback').getJobs(['delayed', 'waiting'])).filter((j) => j.name === 'erp.writeback').length;
+    await context.queues.get('writeback').obliterate({ force: true });
+    const bad = sampleOrder({ number: 'WB-1' });
+    bad.beneficiary.iinBin = '123456789010';
+    const [taken] = await intakeOrders(context.orm.em.fork(), 'q', [{ order: bad }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    expect(await writebacks()).toBe(0);
+    await validateBatch(context, [taken.orderId as string]);
+    expect(await stateOf(taken.orderId as string)).toBe('invalid');
+    expect(await writebacks()).toBe(1);
+
   });
 
   it('fails at boot when a job has two handlers or none', () => {

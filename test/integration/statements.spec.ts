@@ -5,6 +5,7 @@ import { startHarness, type Harness } from '../../adapters/bank/test/sandbox.har
 import { PAYER_IBAN, sampleOrder } from '../../adapters/bank/test/fixtures';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { FAILED_AFTER_SENDING_RU } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -309,6 +310,8 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     await transitionOrder(db(), invalid.id, 'invalid', { actor: 't', patch: { errors } });
     const failed = await order({ number: 'SR-3', date: '2026-11-22', amount: '4.00' }, 'signed');
     await transitionOrder(db(), failed.id, 'failed', { actor: 't', patch: { lastError: 'erp.submit: socket hang up' } });
+    const failedSending = await order({ number: 'SR-4', date: '2026-11-22', amount: '5.00' }, 'submitting');
+    await transitionOrder(db(), failedSending.id, 'failed', { actor: 't', patch: { failedFrom: 'submitting', lastError: 'OUTCOME_UNKNOWN: timeout' } });
 
     const { path, written } = await writeStatusReport(app, { onlyIfChanged: true });
     expect(written).toBe(true);
@@ -318,6 +321,10 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     // A failed order is not refused (it may be at the bank already): no reason that would invite a second payment.
     expect(docs.get('SR-3')).toMatchObject({ КодСтатуса: 'failed', Статус: 'Техническая ошибка: обратитесь к администратору' });
     expect(docs.get('SR-3')).not.toHaveProperty('ПричинаОтказа');
+    // One that failed while being sent may be at the bank, even paid: the 1C user is told not to pay it again.
+    expect(docs.get('SR-4')).toMatchObject({ КодСтатуса: 'failed', Статус: FAILED_AFTER_SENDING_RU });
+    expect(FAILED_AFTER_SENDING_RU).toMatch(/не создавайте его повторно/);
+    expect(docs.get('SR-4')).not.toHaveProperty('ПричинаОтказа');
     expect(JSON.stringify([...docs.values()])).not.toContain('socket hang up');
     // Unchanged statuses: not written again.
     expect((await writeStatusReport(app, { onlyIfChanged: true })).written).toBe(false);

@@ -41,6 +41,16 @@ export const STATE_RU: Record<ReportedState, string> = {
   failed: 'Техническая ошибка: обратитесь к администратору',
 };
 
+/**
+ * What a 1C user reads for an order that failed while being sent or tracked: the bank may hold it,
+ * even have paid it, so it must not be paid again another way (the administrator finds out with
+ * `connector orders show` and `orders retry`, which looks it up before any resend).
+ */
+export const FAILED_AFTER_SENDING_RU = 'Техническая ошибка после отправки в банк: платёж мог быть принят или исполнен банком, не создавайте его повторно; обратитесь к администратору';
+
+/** The stages an order may have reached the bank from: `failed` from one of them may be at the bank. */
+const SENT_STAGES: ReadonlySet<string> = new Set(['submitting', 'submitted']);
+
 export interface StatusReportEntry {
   number: string;
   /** ISO date of the document. */
@@ -57,6 +67,8 @@ export interface StatusReportEntry {
   reasonCode?: string;
   /** When the state was reached. */
   at: Date;
+  /** `failed` while being sent or tracked (`failed_from` submitting or submitted): the bank may hold it. */
+  failedAfterSending?: boolean;
   bankReference?: string;
   erpDocumentId?: string;
 }
@@ -117,7 +129,7 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
     kv('Сумма', e.amount);
     kv('Валюта', e.currency ?? 'KZT');
     if (e.beneficiaryName !== undefined) kv('ПолучательНаименование', e.beneficiaryName);
-    kv('Статус', STATE_RU[e.state]);
+    kv('Статус', e.state === 'failed' && e.failedAfterSending ? FAILED_AFTER_SENDING_RU : STATE_RU[e.state]);
     kv('КодСтатуса', e.state);
     kv('ДатаСтатуса', at.date);
     kv('ВремяСтатуса', at.time);
@@ -132,7 +144,7 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
 
 /** What a status report entry is made of: a stored order's own fields (the entity, or a row read for the report). */
 export type StatusFields = RefusalFields &
-  Pick<PaymentOrder, 'number' | 'payerIban' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId'> & {
+  Pick<PaymentOrder, 'number' | 'payerIban' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId' | 'failedFrom'> & {
     docDate: string | Date;
     amountTiyn: number | string;
   };
@@ -148,6 +160,7 @@ export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
     beneficiaryName: o.beneficiaryName,
     state: o.state,
     at: new Date(o.stateChangedAt),
+    ...(o.state === 'failed' && o.failedFrom && SENT_STAGES.has(o.failedFrom) ? { failedAfterSending: true } : {}),
     ...(o.bankReference ? { bankReference: o.bankReference } : {}),
     ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
     ...refusalReason(o),
