@@ -158,11 +158,14 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
   const receivedDay = status.operationalDay && status.operationalDay > acceptedDay ? status.operationalDay : acceptedDay;
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
-  if (now >= deemedAt && !(KNOWN_STATUSES as readonly string[]).includes(status.status)) {
+  // What the bank says of the order now: a stale `accepted` is not recorded, so the status it
+  // last reported stands (an unknown one included: a stale answer must not undo it).
+  const current = stale ? (order.bankStatus as string) : status.status;
+  if (now >= deemedAt && !(KNOWN_STATUSES as readonly string[]).includes(current)) {
     // A status the connector does not know is not "no notice of non-execution": it may be one
     // (`returned`, a refusal spelled another way). It moves nothing (LESSONS.md 3); a person asks
     // the bank, and the order is polled on until a known status, or the statement, says.
-    await statusUnknown(context, order, status.status, deemedAt, now);
+    await statusUnknown(context, order, current, deemedAt, now);
     return { poll: status.status, newStatus };
   }
   if (now >= deemedAt) {

@@ -95,6 +95,9 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'returned' }]);
     const incidents = await q<{ kind: string; title: string; n: number }>(`select kind, title, jsonb_array_length(timeline) as n from incident where evidence->>'orderId' = ?`, [o.id]);
     expect(incidents).toEqual([{ kind: 'status_unknown', title: expect.stringMatching(/^Order S-4: the bank reports the status "returned", which the connector does not know; it is not deemed executed/), n: 1 }]);
+    // A stale "accepted" after it does not undo it (statuses only move forward): still not deemed executed.
+    await expect(poll([o.id], '2026-11-26T06:30:00Z', as('accepted'))).resolves.toEqual([{ poll: 'accepted' }]);
+    expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'returned' }]);
     // A known status past the deadline: R-22 applies again.
     await expect(poll([o.id], '2026-11-26T07:00:00Z', as('in_processing'))).resolves.toEqual([{ state: 'deemed_executed' }]);
   });
