@@ -364,7 +364,8 @@ async function sendOrder(
       await stopIfLockedDown(context, job, order.id, 'before the lookup');
       // The outcome of an earlier send is unknown: ask the bank first.
       try {
-        const found = await bank.lookup(order.externalId);
+        // Checked against what we send: a document the bank holds under our id on other requisites is not ours.
+        const found = await bank.lookup(order.externalId, { expected: requisitesFromOrder(toNormalisedOrder(order)) });
         await markSubmitted(context, order.id, found, 'found by external id after an earlier attempt');
         leaseReleased = true;
         return { state: 'submitted', via: 'lookup' };

@@ -139,8 +139,10 @@ describe('an answer about another document (a bank-side mix-up) is never taken f
       const relabelled = await caught(client.submit({ externalId: 'ours-2', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites }));
       expect(relabelled.code).toBe('OUTCOME_UNKNOWN');
       expect(relabelled.message).toMatch(/payer account "KZ000000000000000001", number "9", amount "5.00"/);
-      // The lookup checks the external id only (the bank's own record of ours).
-      expect((await client.lookup('ours-2')).documentId).toBe('DOC-THEIRS');
+      // The submit job's lookup checks the requisites too: the retry after that unknown outcome does not take it for ours either.
+      const looked2 = await caught(client.lookup('ours-2', { expected: requisites }));
+      expect(looked2.code).toBe('CONTRACT_VIOLATION');
+      expect(looked2.message).toMatch(/lookup of ours-2 with another document \(payer account "KZ000000000000000001", number "9", amount "5.00"\)/);
     } finally {
       client.close();
     }

@@ -335,13 +335,14 @@ export class BusinessApiClient {
   }
 
   /** GET /payments/by-external-id/{externalId}: NOT_FOUND when the bank never registered it. Safe to repeat. */
-  async lookup(externalId: string, opts: CallOptions = {}): Promise<BankPaymentDocument> {
+  async lookup(externalId: string, opts: CallOptions & { expected?: PaymentRequisites } = {}): Promise<BankPaymentDocument> {
     const found = await this.safeAuthorised('lookup', opts, paymentDocumentSchema, (headers, signal) =>
       this.http.get(`/payments/by-external-id/${encodeURIComponent(externalId)}`, { headers, timeout: opts.timeoutMs ?? this.timeoutMs, signal }),
     );
-    // Another document is neither ours (its id must not become our reference) nor "not found"
+    // Another document (another external id, or, with `expected`, ours on other requisites: the
+    // submit's own check) is neither ours (its id must not become our reference) nor "not found"
     // (that would invite a resend of a document the bank may hold): a contract violation.
-    const other = documentMismatch(found, externalId);
+    const other = documentMismatch(found, externalId, opts.expected);
     if (other) throw new BankError('CONTRACT_VIOLATION', `the bank answered the lookup of ${externalId} with another document (${other})`, { operation: 'lookup' });
     return found;
   }
