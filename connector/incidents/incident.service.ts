@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
-import type { FilterQuery } from '@mikro-orm/core';
+import { UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { PageCursor } from '../shared/page-cursor';
 import { ConnectorError } from '../shared/errors';
@@ -21,6 +21,12 @@ export interface OpenIncidentInput {
    * and again while it lasts: one entry per look would grow the incident without end).
    */
   onRepeat?: 'note' | 'ignore';
+  /**
+   * At most one incident per key, ever: once a person resolved it, the same key opens none again
+   * (a per-order condition that each poll finds again, such as a status that stays unknown: a new
+   * incident at every poll after the resolution would bury the others).
+   */
+  once?: boolean;
   deadlineAt?: Date;
   actor: string;
   now?: Date;
@@ -50,9 +56,24 @@ export function appendToTimeline(timeline: readonly TimelineEntry[], entries: re
 }
 
 export async function openIncident(em: EntityManager, input: OpenIncidentInput): Promise<{ incident: Incident; created: boolean }> {
+  try {
+    return await openIncidentOnce(em, input);
+  } catch (err) {
+    // Two callers opened the same key at once (a batch of polls finding one condition): the other
+    // one's incident is there now, and this is a repeat of it.
+    if (!input.dedupeKey || !(err instanceof UniqueConstraintViolationException)) throw err;
+    return openIncidentOnce(em, input);
+  }
+}
+
+async function openIncidentOnce(em: EntityManager, input: OpenIncidentInput): Promise<{ incident: Incident; created: boolean }> {
   const now = input.now ?? new Date();
   const entry: TimelineEntry = { at: now.toISOString(), actor: input.actor, text: input.title };
   return em.transactional(async (tx) => {
+    if (input.dedupeKey && input.once) {
+      const any = await tx.findOne(Incident, { dedupeKey: input.dedupeKey }, { orderBy: { openedAt: 'desc' } });
+      if (any && any.status !== 'open') return { incident: any, created: false };
+    }
     if (input.dedupeKey) {
       const existing = await tx.findOne(Incident, { dedupeKey: input.dedupeKey, status: 'open' });
       if (existing) {

@@ -80,6 +80,25 @@ export async function dropSignaturesThatNoLongerCount(
 export const CREDENTIALS_WAIT_MS = 60_000;
 
 /**
+ * The connector cannot use its own Client ID / Secret (the master key cannot open the vault, ...):
+ * nothing is sent, orders wait, and one critical incident says so while it lasts. A pair marked
+ * revoked has its own incident already (credentialsRefused, or the lockdown's).
+ */
+export async function credentialsUnavailableIncident(context: JobContext, problem: { code: string; message: string }): Promise<void> {
+  if (problem.code === 'CREDENTIALS_REVOKED') return;
+  await openIncident(context.orm.em.fork(), {
+    kind: 'credentials_unavailable',
+    severity: 'critical',
+    title: `The connector cannot open its bank Client Secret (${problem.code}); orders wait and none is sent: ${problem.message}`,
+    evidence: { code: problem.code },
+    dedupeKey: `credentials_unavailable:${problem.code}`,
+    // Found again at every batch while it lasts: one incident, not one timeline entry per look.
+    onRepeat: 'ignore',
+    actor: 'worker',
+  });
+}
+
+/**
  * The bank refused our Client ID / Secret (AUTH, 401) or said they are blocked or revoked, at a
  * submit or a poll: one critical incident while it lasts; a revocation also marks the pair
  * revoked (nothing more is sent with it, R-31) and engages the lockdown (issue 16; or only
@@ -90,10 +109,17 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
   await openIncident(context.orm.em.fork(), {
     kind: 'credentials_revoked',
     severity: 'critical',
-    title: err.code === 'CREDENTIALS_REVOKED' ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)' : 'The bank refused our Client ID / Secret (401)',
+    title:
+      err.code === 'CREDENTIALS_REVOKED'
+        ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)'
+        : err.details.httpStatus === undefined
+          ? `The connector has no usable Client ID / Secret, nothing was sent: ${err.message}`
+          : 'The bank refused our Client ID / Secret (401)',
     evidence: { code: err.code, httpStatus: err.details.httpStatus },
     dedupeKey: 'credentials_revoked',
     actor: 'worker',
+    // Every submit and poll finds it again while it lasts: one incident, not one timeline entry each.
+    onRepeat: 'ignore',
   });
   if (err.code === 'CREDENTIALS_REVOKED') {
     await triggerLockdown(context, {

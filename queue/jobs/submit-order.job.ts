@@ -7,14 +7,13 @@ import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
 import { loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
-import { openIncident } from '../../connector/incidents/incident.service';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
 import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { CREDENTIALS_WAIT_MS, dropSignaturesThatNoLongerCount, credentialsRefused, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -51,16 +50,7 @@ async function waitForCredentials(context: JobContext, orderIds: string[], probl
     return;
   }
   context.logger.error({ event: 'order.submit.credentials_unavailable', code: problem.code, orders: orderIds.length, waitMs: CREDENTIALS_WAIT_MS, err: problem.message });
-  await openIncident(em, {
-    kind: 'credentials_unavailable',
-    severity: 'critical',
-    title: `The connector cannot open its bank Client Secret (${problem.code}); orders wait and none is sent: ${problem.message}`,
-    evidence: { code: problem.code },
-    dedupeKey: `credentials_unavailable:${problem.code}`,
-    // Found again at every batch while it lasts: one incident, not one timeline entry per look.
-    onRepeat: 'ignore',
-    actor: 'worker',
-  });
+  await credentialsUnavailableIncident(context, problem);
 }
 
 /** A claimed order found under lockdown waits in the (paused) queue; it runs again after resolution. */

@@ -9,7 +9,7 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 import { triggerLockdown } from '../lockdown.trigger';
 
@@ -97,7 +97,11 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     // Our own credentials cannot be used (marked revoked, the vault cannot be opened, or the bank
     // refuses them): retrying at once would spend the attempts and turn an order that is at the
     // bank into `failed` (an ERP user might pay it again); the poll waits for an operator.
-    if (err instanceof BankError && err.code === 'CREDENTIALS_UNAVAILABLE') return { waitMs: Math.max(context.config.tracking.pollEveryMs, CREDENTIALS_WAIT_MS), why: `${err.code} (${err.details.providerCode ?? 'credentials'})` };
+    if (err instanceof BankError && err.code === 'CREDENTIALS_UNAVAILABLE') {
+      // Said even when nothing is being submitted (only orders under tracking).
+      await credentialsUnavailableIncident(context, { code: err.details.providerCode ?? err.code, message: err.message });
+      return { waitMs: Math.max(context.config.tracking.pollEveryMs, CREDENTIALS_WAIT_MS), why: `${err.code} (${err.details.providerCode ?? 'credentials'})` };
+    }
     if (err instanceof BankError && (err.code === 'AUTH' || err.code === 'CREDENTIALS_REVOKED')) {
       await credentialsRefused(context, err, { orderId: order.id, stage: 'track' });
       return { waitMs: Math.max(context.config.tracking.pollEveryMs, CREDENTIALS_WAIT_MS), why: err.code };
@@ -119,6 +123,8 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       actor: 'worker',
       now,
       onRepeat: 'ignore',
+      // Resolved by a person (they asked the bank), it is not opened again at the next poll.
+      once: true,
     });
     return { waitMs: context.config.tracking.maxPollEveryMs, why: `CONTRACT_VIOLATION: ${why}` };
   }
@@ -193,6 +199,7 @@ async function statusUnknown(context: JobContext, order: PaymentOrder, bankStatu
     actor: 'worker',
     now,
     onRepeat: 'ignore',
+    once: true,
   });
 }
 
@@ -216,8 +223,10 @@ async function statusOverdue(context: JobContext, order: PaymentOrder, evidence:
     dedupeKey: `status_overdue:${order.id}`,
     actor: 'worker',
     now,
-    // Every poll past the deadline finds it again: one incident, not one timeline entry per poll.
+    // Every poll past the deadline finds it again: one incident, not one timeline entry per poll,
+    // and none again once a person resolved it.
     onRepeat: 'ignore',
+    once: true,
   });
 }
 

@@ -30,4 +30,23 @@ describe('incident repeats', () => {
     expect(row.timeline[21].text).toBe(`again: failed logins from 203.0.113.${repeats - 79}`);
     expect(row.timeline[TIMELINE_MAX - 1].text).toBe(`again: failed logins from 203.0.113.${(repeats - 1) % 250}`);
   });
+
+  it('the same key opened at once by several callers (a batch of polls) makes one incident, none of them an error', async () => {
+    const input = { kind: 'credentials_revoked', severity: 'critical' as const, title: 'The bank refused our Client ID / Secret (401)', dedupeKey: 'race:credentials', actor: 'test', onRepeat: 'ignore' as const };
+    const results = await Promise.all(Array.from({ length: 8 }, () => openIncident(world.db(), input)));
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.incident.id)).size).toBe(1);
+  });
+
+  it('a key opened `once` opens nothing again after a person resolved it; without `once` it opens a new one', async () => {
+    const base = { kind: 'status_unknown', severity: 'high' as const, title: 'Order 7: unknown status', actor: 'test', onRepeat: 'ignore' as const };
+    const first = await openIncident(world.db(), { ...base, dedupeKey: 'once:7', once: true });
+    await world.db().execute("update incident set status = 'resolved', resolved_at = now() where id = ?", [first.incident.id]);
+    const again = await openIncident(world.db(), { ...base, dedupeKey: 'once:7', once: true });
+    expect(again).toMatchObject({ created: false, incident: { id: first.incident.id, status: 'resolved' } });
+
+    const other = await openIncident(world.db(), { ...base, dedupeKey: 'many:7' });
+    await world.db().execute("update incident set status = 'resolved', resolved_at = now() where id = ?", [other.incident.id]);
+    expect((await openIncident(world.db(), { ...base, dedupeKey: 'many:7' })).created).toBe(true);
+  });
 });

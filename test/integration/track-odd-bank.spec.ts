@@ -101,4 +101,15 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // A known status past the deadline: R-22 applies again.
     await expect(poll([o.id], '2026-11-26T07:00:00Z', as('in_processing'))).resolves.toEqual([{ state: 'deemed_executed' }]);
   });
+
+  it('a poll that cannot use our own credentials (the master key cannot open the vault) waits, and says so in one incident even when nothing is being submitted', async () => {
+    const o = await submitted('S-5', 'DOC-S5');
+    const unusable = () => new BankError('CREDENTIALS_UNAVAILABLE', 'the connector cannot read its own Client ID / Client Secret, nothing was sent to the bank: MASTER_KEY_MISMATCH: ...', { providerCode: 'MASTER_KEY_MISMATCH' });
+    for (let i = 0; i < 2; i++) {
+      const [outcome] = await poll([o.id], '2026-11-24T06:00:00Z', unusable);
+      expect(outcome).toMatchObject({ waitMs: expect.any(Number), why: 'CREDENTIALS_UNAVAILABLE (MASTER_KEY_MISMATCH)' });
+    }
+    expect(await q(`select kind, jsonb_array_length(timeline) as n from incident where dedupe_key = 'credentials_unavailable:MASTER_KEY_MISMATCH'`)).toEqual([{ kind: 'credentials_unavailable', n: 1 }]);
+    expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
+  });
 });
