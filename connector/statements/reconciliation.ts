@@ -342,12 +342,15 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
     );
     orders = rows.map(orderOf);
   }
-  // One payment is one debit: orders a booked line of another period already took stay taken.
+  // One payment is one debit: orders a booked line of another period already paid stay taken. Only
+  // a line matched as the order itself: a mismatch (another amount or beneficiary under our number
+  // and date) may be someone else's debit, and our own payment booked later is then still ours,
+  // not an unexplained debit (the mismatch has its incident already).
   const paidElsewhere = new Set<string>();
   if (orders.length) {
     const taken = await em.execute<Array<{ order_id: string }>>(
       `select distinct order_id from statement_line
-        where account = ? and order_id in (${orders.map(() => '?').join(', ')}) and status = 'booked' and match_kind in ('order', 'mismatch')
+        where account = ? and order_id in (${orders.map(() => '?').join(', ')}) and status = 'booked' and match_kind = 'order'
           and not (booking_date between ? and ?)`,
       [account, ...orders.map((o) => o.id), from, to],
     );

@@ -286,4 +286,26 @@ describe('statements from an odd bank, on PostgreSQL', () => {
       await app.close();
     }
   });
+
+  it("someone else's debit under our order's number and date is a mismatch, and our own payment booked the next day is still ours, not an unexplained debit", async () => {
+    // An account of its own: no other test's statements on it.
+    const account = 'KZ78722S000000067890';
+    const payer = { name: 'ТОО "Второй счёт"', iinBin: '190840000015', iban: account, bic: 'CASPKZKA', kod: '17' };
+    const o = await submittedOrder({ number: 'X-1', date: '2026-11-24', payer });
+    const bank = new ScriptedBank();
+    // Day 1: a debit that is not ours (the bank's own UI, say) under our number and date, another amount.
+    const day1 = statement(account, '2026-11-24', '2026-11-24', 500_000_000, [line({ bankLineId: 'X1-FOREIGN', amount: 7_000_000, documentNumber: 'X-1', documentDate: '2026-11-24' })]);
+    bank.answer(day1);
+    await run(bank, account, '2026-11-24', '2026-11-24');
+    // Day 2: our payment, naming our external id, for the amount signed.
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', day1.closingBalance, [line({ bankLineId: 'X1-OURS', bookingDate: '2026-11-25', valueDate: '2026-11-25', amount: 15_000_000, externalId: o.externalId })]));
+    await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'));
+    const rows = await q<{ bank_line_id: string; match_kind: string; order_id: string | null }>('select bank_line_id, match_kind, order_id from statement_line where account = ? order by booking_date', [account]);
+    expect(rows).toEqual([
+      { bank_line_id: 'X1-FOREIGN', match_kind: 'mismatch', order_id: o.id },
+      { bank_line_id: 'X1-OURS', match_kind: 'order', order_id: o.id },
+    ]);
+    expect((await incidents('unexplained_debit')).filter((i) => i.evidence.account === account)).toEqual([]);
+    expect((await incidents('execution_mismatch')).filter((i) => i.evidence.orderId === o.id)).toHaveLength(1);
+  });
 });
