@@ -8,6 +8,7 @@ import { ConnectorError } from '../../connector/shared/errors';
 import { formatAmount } from '../../connector/shared/money';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
+import { perContext } from '../stage-batcher';
 
 export const dispatchWebhooksJob = defineJob({
   name: 'webhook.dispatch',
@@ -20,7 +21,12 @@ const CURSOR = 'default';
 
 export type DispatchResult =
   | { status: 'disabled' | 'locked' | 'backoff' }
+  /** Status changes still being written when it looked (the next run tries again): by whom, open how long. */
+  | { status: 'unsettled'; waitingFor: Array<{ pid: number; openSeconds: number; application: string }> }
   | { status: 'done'; delivered: number; failed?: { eventId: string; error: string; attempts: number } };
+
+/** A transaction holding status changes back from the ERP longer than this is named in a warning (once a minute). */
+const STUCK_WRITER_WARN_S = 60;
 
 interface EventRow {
   id: string;
@@ -86,7 +92,7 @@ export async function dispatchWebhooks(
     );
     if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
     const horizon = await settledEventHorizon(em, options.settleMs ?? SETTLE_MS);
-    if (horizon === null) return { status: 'done', delivered: 0 };
+    if (horizon === null) return { status: 'unsettled', waitingFor: await eventWriters(em) };
     let delivered = 0;
     let attempts = cursor.attempts;
     let after = cursor.last_event_id;
@@ -190,8 +196,31 @@ async function settledEventHorizon(em: EntityManager, settleMs: number): Promise
   }
 }
 
+/** The sessions whose open transactions hold `order_event` for writing: what an operator looks for in pg_stat_activity. */
+async function eventWriters(em: EntityManager): Promise<Array<{ pid: number; openSeconds: number; application: string }>> {
+  const rows = await em.execute<Array<{ pid: number; open_seconds: number | null; application: string | null }>>(
+    `select l.pid, extract(epoch from now() - a.xact_start)::int as open_seconds, a.application_name as application
+       from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'relation' and l.database = (select oid from pg_database where datname = current_database())
+        and l.relation = 'order_event'::regclass and l.mode = 'RowExclusiveLock' and l.pid <> pg_backend_pid()
+      order by a.xact_start limit 5`,
+  );
+  return rows.map((r) => ({ pid: Number(r.pid), openSeconds: Number(r.open_seconds ?? 0), application: r.application ?? '' }));
+}
+
 export const handleDispatchWebhooks: JobHandler<typeof dispatchWebhooksJob.payload> = async (_payload, context, job) => {
   const result = await dispatchWebhooks(context, context.queues.connection);
+  if (result.status === 'unsettled' && result.waitingFor.some((w) => w.openSeconds >= STUCK_WRITER_WARN_S)) {
+    // One transaction left open after writing a status change holds every webhook back: say whose.
+    const warned = perContext(context, 'webhooks.stuckWriterWarned', () => ({ at: 0 }));
+    if (Date.now() - warned.at >= 60_000) {
+      warned.at = Date.now();
+      context.logger.warn(
+        { event: 'webhook.held_back', alert: true, waitingFor: result.waitingFor },
+        `status webhooks are held back by a PostgreSQL transaction open for ${result.waitingFor[0].openSeconds} s that wrote a status change (pid ${result.waitingFor[0].pid}); end it (pg_terminate_backend) if it is stuck`,
+      );
+    }
+  }
   if (result.status === 'done' && (result.delivered > 0 || result.failed)) context.logger.child({ jobId: job.id }).info({ event: 'webhook.dispatched', ...result });
   return result;
 };

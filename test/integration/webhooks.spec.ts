@@ -123,10 +123,9 @@ describe('status webhooks', () => {
     commit();
     await slow;
     const after = await dispatchWebhooks(context, context.redis);
-    expect([during, after]).toEqual([
-      { status: 'done', delivered: expect.any(Number) },
-      { status: 'done', delivered: expect.any(Number) },
-    ]);
+    // While A is being written, the run says whose transaction it waits for (an operator's clue when one is stuck).
+    expect(during).toEqual({ status: 'unsettled', waitingFor: [{ pid: expect.any(Number), openSeconds: expect.any(Number), application: expect.any(String) }] });
+    expect(after).toEqual({ status: 'done', delivered: 2 });
     const bodies = received.map((r) => JSON.parse(r.body));
     expect(bodies.map((x) => [x.erpDocumentId, x.state])).toEqual([
       ['erp-wh-3', 'validated'],
