@@ -122,9 +122,19 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     scanning = true;
     try {
       if (await isLockedDown(context)) {
-        await scanOnecOutbox(context, redis);
-        await writeStatusReport(context, { onlyIfChanged: true });
-        await dispatchWebhooks(context, redis);
+        // Each on its own: a failing status report must not keep 1C's orders out, nor the webhooks.
+        const steps: Array<[string, () => Promise<unknown>]> = [
+          ['onec-outbox', () => scanOnecOutbox(context, redis)],
+          ['status-report', () => writeStatusReport(context, { onlyIfChanged: true })],
+          ['webhooks', () => dispatchWebhooks(context, redis)],
+        ];
+        for (const [step, run] of steps) {
+          try {
+            await run();
+          } catch (err) {
+            context.logger.warn({ event: 'scheduler.lockdown_scan.error', step, err: (err as Error).message });
+          }
+        }
       }
     } catch (err) {
       context.logger.warn({ event: 'scheduler.lockdown_scan.error', err: (err as Error).message });
