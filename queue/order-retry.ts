@@ -5,6 +5,7 @@ import type { OrderState } from '../connector/orders/order-state';
 import { ConnectorError } from '../connector/shared/errors';
 import type { QueueSet } from './queue.factory';
 import { requeueOrder } from './jobs/sweep-orders.job';
+import { enqueueWriteBack } from './jobs/write-back.job';
 
 /**
  * `connector orders retry ID`: a failed order goes back to the stage it failed in and is queued
@@ -20,4 +21,36 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
   await requeueOrder(queues, target, orderId, { now: true });
   return target;
+}
+
+/** What an operator may settle an order as, once the bank told them (its final status never came through the API). */
+export const SETTLE_TARGETS = ['executed', 'rejected'] as const;
+export type SettleTarget = (typeof SETTLE_TARGETS)[number];
+
+/**
+ * `connector orders settle ID --as executed|rejected --reason TEXT`: an order the bank never gave a
+ * final status the connector knows (a status it does not know, answers about another document,
+ * a refusal after it was deemed executed) is settled by a person who asked the bank. From
+ * `submitted`, or `deemed_executed` to `rejected` (a late notice of non-execution). The reason is
+ * the order's event and, for a refusal, what the ERP's user reads (R-23); the change is audited
+ * (its event names the operator) and written back to the ERP like any other.
+ */
+export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: string, as: SettleTarget, reason: string, actor: string): Promise<{ from: OrderState; to: SettleTarget }> {
+  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
+  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  const from = order.state;
+  const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected');
+  if (!settleable) {
+    throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} is ${from}; only a submitted order (or a deemed executed one, as rejected) is settled by hand`);
+  }
+  const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
+  if (!text) throw new ConnectorError('REASON_REQUIRED', 'say what the bank said, and who confirmed it (--reason)', 2);
+  await transitionOrder(em, orderId, as, {
+    actor,
+    from,
+    reason: `settled by an operator: ${text}`,
+    patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed' },
+  });
+  await enqueueWriteBack(queues);
+  return { from, to: as };
 }

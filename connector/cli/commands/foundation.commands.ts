@@ -7,7 +7,7 @@ import { createAppContext, withOrm, type AppContext } from '../../app/app-contex
 
 import { startWorkers } from '../../../queue/worker.runner';
 import { startScheduler } from '../../../queue/scheduler.runner';
-import { retryFailedOrder } from '../../../queue/order-retry';
+import { retryFailedOrder, settleOrder, SETTLE_TARGETS, type SettleTarget } from '../../../queue/order-retry';
 import { PaymentOrder } from '../../persistence/entities';
 import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
 import { orderView } from '../../orders/order.mapper';
@@ -226,6 +226,26 @@ export function registerFoundationCommands(program: Command): void {
           await requireRedis(context);
           const target = await retryFailedOrder(context.orm.em.fork(), context.queues, id, cliActor());
           say(`order ${id}: failed -> ${target}, queued`);
+          return 0;
+        } finally {
+          await context.close();
+        }
+      }),
+    );
+
+  orders
+    .command('settle <id>')
+    .description('settle by hand an order whose final status the bank never gave in a form the connector knows (ask the bank first): submitted -> executed|rejected, or deemed_executed -> rejected (a late refusal); audited, written back to the ERP')
+    .requiredOption('--as <state>', `${SETTLE_TARGETS.join(' or ')}`)
+    .requiredOption('--reason <text>', 'what the bank said and who confirmed it (a refusal: what the ERP user reads)')
+    .action(
+      runAction(async (id: string, opts: { as: string; reason: string }) => {
+        if (!(SETTLE_TARGETS as readonly string[]).includes(opts.as)) throw new UsageError(`--as is ${SETTLE_TARGETS.join(' or ')}`);
+        const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
+        try {
+          await requireRedis(context);
+          const result = await settleOrder(context.orm.em.fork(), context.queues, id, opts.as as SettleTarget, opts.reason, cliActor());
+          say(`order ${id}: ${result.from} -> ${result.to}, settled by hand; written back to the ERP`);
           return 0;
         } finally {
           await context.close();

@@ -1,0 +1,63 @@
+import { runCli } from '../support/cli';
+import { createTestEnv, type TestEnv } from '../support/test-env';
+import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { sampleOrder } from '../support/orders.fixture';
+
+/**
+ * `connector orders settle`: an order the bank never gave a final status the connector knows is
+ * settled by a person who asked the bank, on the built CLI, real PostgreSQL and Redis.
+ */
+describe('connector orders settle', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  beforeAll(async () => {
+    env = await createTestEnv('orders_settle');
+    context = await createAppContext({ config: env.config, role: 'producer', logger: createLogger({ level: 'silent' }) });
+  }, 60_000);
+  afterAll(async () => {
+    await context?.close();
+    await env?.cleanup();
+  });
+
+  const cli = (args: string[]) => runCli(args, { env: env.env, cwd: env.workDir, timeoutMs: 60_000 });
+  const q = <T>(sql: string, params: unknown[] = []) => context.orm.em.fork().execute<T[]>(sql, params);
+  async function atBank(number: string, state: 'submitted' | 'deemed_executed', bankStatus: string): Promise<string> {
+    const [r] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await q(`update payment_order set state = ?, bank_status = ?, bank_reference = ? where id = ?`, [state, bankStatus, `DOC-${number}`, r.orderId]);
+    return r.orderId as string;
+  }
+
+  it('settles a submitted order under an unknown status as rejected with the words its ERP user reads, audited and written back', async () => {
+    const id = await atBank('ST-1', 'submitted', 'returned');
+    const run = await cli(['orders', 'settle', id, '--as', 'rejected', '--reason', 'returned by the bank: beneficiary account closed (call with A. Seitkali, 26.11)']);
+    expect(run.code).toBe(0);
+    expect(run.stderr + run.stdout).toMatch(/submitted -> rejected, settled by hand/);
+    expect(await q('select state, bank_status, bank_reason_code, bank_reason_text from payment_order where id = ?', [id])).toEqual([
+      { state: 'rejected', bank_status: 'rejected', bank_reason_code: 'SETTLED_BY_OPERATOR', bank_reason_text: 'returned by the bank: beneficiary account closed (call with A. Seitkali, 26.11)' },
+    ]);
+    const [event] = await q<{ actor: string; reason: string }>(`select actor, reason from order_event where order_id = ? and to_state = 'rejected'`, [id]);
+    expect(event.actor).toMatch(/^cli:/);
+    expect(event.reason).toMatch(/^settled by an operator: returned by the bank/);
+    // Written back like any other change.
+    const jobs = await context.queues.get('writeback').getJobs(['delayed', 'waiting']);
+    expect(jobs.filter((j) => j.name === 'erp.writeback').length).toBeGreaterThan(0);
+
+    // Settled once: a second settle is refused, nothing changes.
+    const again = await cli(['orders', 'settle', id, '--as', 'executed', '--reason', 'x']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^NOT_SETTLEABLE: order .* is rejected/m);
+  });
+
+  it('a deemed executed order may be settled only as rejected (a late refusal); a reason is required; --as is executed or rejected', async () => {
+    const id = await atBank('ST-2', 'deemed_executed', 'in_processing');
+    expect((await cli(['orders', 'settle', id, '--as', 'executed', '--reason', 'the bank says paid'])).stderr).toMatch(/^NOT_SETTLEABLE: /m);
+    expect((await cli(['orders', 'settle', id, '--as', 'paid', '--reason', 'x'])).code).toBe(2);
+    const blank = await cli(['orders', 'settle', id, '--as', 'rejected', '--reason', '  ']);
+    expect([blank.code, blank.stderr]).toEqual([2, expect.stringMatching(/^REASON_REQUIRED: /m)]);
+    const late = await cli(['orders', 'settle', id, '--as', 'rejected', '--reason', 'refused on 27.11: insufficient funds (bank letter 4411)']);
+    expect(late.code).toBe(0);
+    expect((await q<{ state: string }>('select state from payment_order where id = ?', [id]))[0].state).toBe('rejected');
+  });
+});
