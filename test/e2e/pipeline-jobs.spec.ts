@@ -366,7 +366,9 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       const writebackEvents = new QueueEvents('writeback', { connection, prefix: env.config.redis.prefix });
       await writebackEvents.waitUntilReady();
       let writebacks = 0;
-      writebackEvents.on('added', () => (writebacks += 1));
+      writebackEvents.on('added', ({ name }) => {
+        if (name === 'erp.writeback') writebacks += 1;
+      });
       await put('/faults', { errorRate: 1 }); // every status call now fails
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
       expect(await row()).toMatchObject({ failed_from: 'submitted', last_error: expect.stringMatching(/order\.track/) });
