@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { PaymentOrder } from '../connector/persistence/entities';
-import { transitionOrder } from '../connector/orders/order-state.machine';
+import { IllegalTransitionError, transitionOrder } from '../connector/orders/order-state.machine';
 import type { OrderState } from '../connector/orders/order-state';
 import { ConnectorError } from '../connector/shared/errors';
 import type { QueueSet } from './queue.factory';
@@ -45,12 +45,18 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
   }
   const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
   if (!text) throw new ConnectorError('REASON_REQUIRED', 'say what the bank said, and who confirmed it (--reason)', 2);
-  await transitionOrder(em, orderId, as, {
-    actor,
-    from,
-    reason: `settled by an operator: ${text}`,
-    patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed' },
-  });
+  try {
+    await transitionOrder(em, orderId, as, {
+      actor,
+      from,
+      reason: `settled by an operator: ${text}`,
+      patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed' },
+    });
+  } catch (err) {
+    // The bank's own answer settled it meanwhile (a poll, a statement): that one stands.
+    if (err instanceof IllegalTransitionError) throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} moved on from ${from} meanwhile; look at it again (connector orders show)`);
+    throw err;
+  }
   await enqueueWriteBack(queues);
   return { from, to: as };
 }
