@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +27,25 @@ describe('ConfigCredentialsProvider (until the vault: bank.clientId + secret fil
     writeFileSync(file, 'from-file-secret\n', { mode: 0o600 });
     expect(await new ConfigCredentialsProvider({ clientId: 'id', clientSecretFile: file, env: { CONNECTOR_BANK_CLIENT_SECRET: 'env' } }).getCredentials()).toEqual({ clientId: 'id', clientSecret: 'from-file-secret' });
     expect(await new ConfigCredentialsProvider({ clientId: 'id', env: { CONNECTOR_BANK_CLIENT_SECRET: 'from-env' } }).getCredentials()).toEqual({ clientId: 'id', clientSecret: 'from-env' });
+  });
+
+  it('R-4: refuses a secret file group or others may read (the bank client makes it CREDENTIALS_UNAVAILABLE: nothing sent)', async () => {
+    const file = join(dir, 'loose-secret');
+    writeFileSync(file, 'loose-canary-secret\n', { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const provider = new ConfigCredentialsProvider({ clientId: 'id', clientSecretFile: file, env: {} });
+    const refused = await provider.getCredentials().catch((err: unknown) => err as Error & { code?: string });
+    expect(refused).toMatchObject({ code: 'SECRET_FILE_PERMISSIONS', message: expect.stringMatching(/may be read by group or others \(mode 0644\).*chmod 600/) });
+    expect((refused as Error).message).not.toContain('loose-canary-secret');
+    const client = new BusinessApiClient({ baseUrl: 'http://127.0.0.1:9', apiVersion: 'v1', credentials: provider, timeoutMs: 1_000, retry: { maxAttempts: 1 } });
+    try {
+      const err = await caught(client.listAccounts());
+      expect(err).toMatchObject({ code: 'CREDENTIALS_UNAVAILABLE', details: { providerCode: 'SECRET_FILE_PERMISSIONS' } });
+    } finally {
+      client.close();
+    }
+    chmodSync(file, 0o600);
+    expect((await provider.getCredentials()).clientSecret).toBe('loose-canary-secret');
   });
 
   it('says what is missing without echoing a secret', async () => {

@@ -267,7 +267,7 @@ export class BusinessApiClient {
         // The pair is marked revoked (the bank said so, or a lockdown): it is not sent again (R-31).
         throw new BankError('CREDENTIALS_UNAVAILABLE', `the stored Client ID / Client Secret are marked revoked, nothing was sent to the bank: ${(err as Error).message}`, { providerCode });
       }
-      if (!/^(MASTER_KEY|VAULT)_/.test(providerCode)) {
+      if (!/^(MASTER_KEY|VAULT|SECRET_FILE)_/.test(providerCode)) {
         throw new BankError('TRANSIENT', `the connector could not read its Client ID / Client Secret, nothing was sent to the bank (${providerCode}): ${(err as Error).message}`);
       }
       throw new BankError('CREDENTIALS_UNAVAILABLE', `the connector cannot read its own Client ID / Client Secret, nothing was sent to the bank: ${providerCode}: ${(err as Error).message}`, { providerCode });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { BankError } from './business-api.errors';
 
 /** The bank's Client ID / Client Secret pair (R-1). The secret never leaves this object except into the token request's Authorization header. */
@@ -49,6 +49,7 @@ export class ConfigCredentialsProvider implements CredentialsProvider {
     if (!clientId) throw new BankError('AUTH', 'no bank Client ID configured: set bank.clientId (or CONNECTOR_BANK_CLIENT_ID)');
     let clientSecret: string | undefined;
     if (this.options.clientSecretFile) {
+      await refuseLooseSecretFile(this.options.clientSecretFile);
       try {
         clientSecret = (await readFile(this.options.clientSecretFile, 'utf8')).replace(/\r?\n$/, '');
       } catch (err) {
@@ -60,6 +61,26 @@ export class ConfigCredentialsProvider implements CredentialsProvider {
     }
     if (!clientSecret) throw new BankError('AUTH', 'no bank Client Secret configured: set bank.clientSecretFile or CONNECTOR_BANK_CLIENT_SECRET');
     return { clientId, clientSecret };
+  }
+}
+
+/**
+ * R-4: a Client Secret file that group or others may read is not used, as the vault's master key
+ * file is not (SECRET_FILE_PERMISSIONS; the bank client makes it CREDENTIALS_UNAVAILABLE: orders
+ * wait, an incident says so). A file that cannot be stat'ed is left to the read that follows.
+ */
+async function refuseLooseSecretFile(path: string): Promise<void> {
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode;
+  } catch {
+    return;
+  }
+  if ((mode & 0o077) !== 0) {
+    throw Object.assign(
+      new Error(`the Client Secret file ${path} may be read by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): anyone on this machine could read the bank's Client Secret (R-4); run chmod 600 ${path}, or store the pair in the vault (connector credentials set --secret-stdin)`),
+      { code: 'SECRET_FILE_PERMISSIONS' },
+    );
   }
 }
 
