@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type IORedis from 'ioredis';
 import { z } from 'zod';
+import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import { readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import type { OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import {
@@ -27,8 +28,7 @@ export const scanOnecOutboxJob = defineJob({
   jobId: () => 'onec-outbox-scan',
 });
 
-/** The intake source of 1C files (the natural key is payer account, number and date, whatever the source: a document dropped twice, in any file, is one order). */
-export const ONEC_SOURCE = 'onec';
+export { ONEC_SOURCE };
 const BATCH = 500;
 
 export interface OutboxFileResult {

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { encodeOnecText, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
 import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import type { FieldError } from '../../connector/orders/payment-order';
 import type { OrderState } from '../../connector/orders/order-state';
 import { ConnectorError } from '../../connector/shared/errors';
@@ -210,12 +211,6 @@ export async function writeStatementFile(
  * naming `pipeline.statusReportDays` as the knob.
  */
 export const STATUS_REPORT_MAX = 20_000;
-
-/**
- * The intake source of the 1C outbox (`ONEC_SOURCE` of scan-onec-outbox.job.ts, the same value):
- * not imported from there, whose imports (intake, the stages) lead back to this file.
- */
-const ONEC_SOURCE = 'onec';
 
 /**
  * The status report entries: the orders 1C exported (source `onec`, as `connector onec statuses`)

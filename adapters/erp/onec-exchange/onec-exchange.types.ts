@@ -106,3 +106,6 @@ export type OnecEvent =
   | { type: 'balance'; balance: OnecBalance }
   | { type: 'document'; document: OnecDocument }
   | { type: 'end'; file: OnecFileSummary; header: OnecHeader };
+
+/** The intake source of orders 1C exported through the outbox: its status report holds only these (the natural key is payer account, number and date, whatever the source: a document dropped twice, in any file, is one order). */
+export const ONEC_SOURCE = 'onec';

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { judgeOnecDocument } from '../../../adapters/erp/onec-exchange/onec-document.judge';
 import { readOnecExchangeFile } from '../../../adapters/erp/onec-exchange/onec-exchange.reader';
-import type { OnecFileSummary, OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
+import { ONEC_SOURCE, type OnecFileSummary, type OnecIssue } from '../../../adapters/erp/onec-exchange/onec-exchange.types';
 import { loadConfig } from '../../../config/load-config';
 import { encodeOnecText, writeOnecStatement } from '../../../adapters/erp/onec-exchange/onec-statement.writer';
 import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } from '../../../adapters/erp/onec-exchange/onec-status.writer';
@@ -50,7 +50,7 @@ export function registerErpCommands(program: Command): void {
     .description('write the status report of exported documents for 1C users (accepted, executed, rejected with reason)')
     .requiredOption('--out <file>', 'where to write the report')
     .option('--since <iso>', 'only orders whose state changed at or after this moment')
-    .option('--source <source>', 'intake source of the orders', 'onec')
+    .option('--source <source>', 'intake source of the orders', ONEC_SOURCE)
     .addOption(new Option('--encoding <encoding>', 'windows (cp1251) or utf8').choices(['windows', 'utf8']))
     .action(runAction(async (opts: StatusesOptions) => statusesCommand(opts)));
 
