@@ -112,19 +112,22 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
   if (!config.testMode && !bankUrlIsPrivate(config.bank.url)) {
     // R-4: the token request carries the Client ID / Secret, every submit a signed payment order.
     throw new ConfigError(
-      `config bank.url (CONNECTOR_BANK_URL): ${withoutUserInfo(config.bank.url)} is plain http beyond this machine: the Client Secret and the signed payment orders would cross the network in clear text (R-4); use https:// (plain http only for the sandbox on loopback, or in test mode)`,
+      `config bank.url (CONNECTOR_BANK_URL): ${redactedUrl(config.bank.url)} is plain http beyond this machine: the Client Secret and the signed payment orders would cross the network in clear text (R-4); use https:// (plain http only for the sandbox on loopback, or in test mode)`,
     );
   }
   return config;
 }
 
-/** A URL as a message may show it: any user:password in it replaced by ***. */
-function withoutUserInfo(url: string): string {
-  const parsed = new URL(url);
-  if (!parsed.username && !parsed.password) return url;
-  parsed.username = '***';
-  parsed.password = '';
-  return parsed.toString();
+/** The URL as an operator may see it: the password (in the authority or `?password=`) replaced by ***. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@').replace(/password=[^&]*/gi, 'password=***');
+  }
 }
 
 /** https anywhere; plain http only to loopback (the sandbox on this machine). */

@@ -1,4 +1,5 @@
-import { describeServiceError, redactedUrl } from './service-error.mapper';
+import { describeServiceError } from './service-error.mapper';
+import { redactedUrl } from '../../config/load-config';
 
 /** The errors the drivers really throw (shapes recorded from pg, knex, ioredis and Node 20), table-style. */
 describe('describeServiceError', () => {

@@ -1,5 +1,6 @@
 import type { ConnectorConfig } from '../../config/config.schema';
 import { ConnectorError } from '../shared/errors';
+import { redactedUrl } from '../../config/load-config';
 
 /**
  * PostgreSQL or Redis that cannot be reached (or refuses our login), as an operator reads it: which
@@ -46,18 +47,6 @@ const POSTGRES_WORDS = [/^Connection terminated/i, /^timeout expired$/i, /Timeou
 interface Endpoint {
   host: string;
   port: number;
-}
-
-/** The URL as an operator may see it: the password (in the authority or `?password=`) replaced by ***. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@').replace(/password=[^&]*/gi, 'password=***');
-  }
 }
 
 function endpointOf(url: string, defaultPort: number): Endpoint | null {

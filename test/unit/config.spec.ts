@@ -46,7 +46,7 @@ describe('configuration', () => {
       expect(loadConfig({ env: { CONNECTOR_BANK_URL: url }, cwd }).bank.url).toBe(url);
     }
     // A URL carrying a login never shows it in the message.
-    expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: 'http://client:url-secret-91@api.bank.kz/' }, cwd })).toThrow(/: http:\/\/\*\*\*@api\.bank\.kz\/ is plain http/);
+    expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: 'http://client:url-secret-91@api.bank.kz/' }, cwd })).toThrow(/: http:\/\/client:\*\*\*@api\.bank\.kz\/ is plain http/);
     expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: 'http://client:url-secret-91@api.bank.kz/' }, cwd })).not.toThrow(/url-secret-91/);
     // A sandbox on another machine of a test bench.
     expect(loadConfig({ env: { CONNECTOR_BANK_URL: 'http://sandbox.test:8900', CONNECTOR_TEST_MODE: '1' }, cwd }).bank.url).toBe('http://sandbox.test:8900');
