@@ -166,7 +166,7 @@ const RUN_MS = 30_000;
 const SETTLE_MS = 2_000;
 
 /** Transactions holding `order_event` for writing (an INSERT holds it from before its ids are taken until its end), by virtual transaction id. */
-const EVENT_WRITERS = `select virtualtransaction from pg_locks
+const EVENT_WRITERS = `select virtualtransaction, pid from pg_locks
   where locktype = 'relation' and database = (select oid from pg_database where datname = current_database())
     and relation = 'order_event'::regclass and mode = 'RowExclusiveLock'`;
 
@@ -199,10 +199,9 @@ async function settledEventHorizon(em: EntityManager, settleMs: number): Promise
 /** The sessions whose open transactions hold `order_event` for writing: what an operator looks for in pg_stat_activity. */
 async function eventWriters(em: EntityManager): Promise<Array<{ pid: number; openSeconds: number; application: string }>> {
   const rows = await em.execute<Array<{ pid: number; open_seconds: number | null; application: string | null }>>(
-    `select l.pid, extract(epoch from now() - a.xact_start)::int as open_seconds, a.application_name as application
-       from pg_locks l join pg_stat_activity a on a.pid = l.pid
-      where l.locktype = 'relation' and l.database = (select oid from pg_database where datname = current_database())
-        and l.relation = 'order_event'::regclass and l.mode = 'RowExclusiveLock' and l.pid <> pg_backend_pid()
+    `select w.pid, extract(epoch from now() - a.xact_start)::int as open_seconds, a.application_name as application
+       from (${EVENT_WRITERS}) w join pg_stat_activity a on a.pid = w.pid
+      where w.pid <> pg_backend_pid()
       order by a.xact_start limit 5`,
   );
   return rows.map((r) => ({ pid: Number(r.pid), openSeconds: Number(r.open_seconds ?? 0), application: r.application ?? '' }));
