@@ -118,8 +118,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   duplicates += result.duplicates;
   changed.push(...result.changed);
   withdrawn.push(...result.withdrawn);
-  for (const line of changed) await reportChangedLine(deps, incidents, account, line);
-  for (const line of withdrawn) await reportWithdrawnLine(deps, incidents, account, line);
+  for (const line of changed) await reportRestatedLine(deps, incidents, account, { changed: line });
+  for (const line of withdrawn) await reportRestatedLine(deps, incidents, account, { withdrawn: line });
 
   // 4. Reconcile what is stored for the period (also lines stored by earlier fetches), after the
   // earlier periods this fetch stored lines of (else a debit found only in a hole would never be judged).
@@ -205,40 +205,40 @@ async function ensureContinuity(
 }
 
 /**
- * A booked line the bank sent again under its id with another amount, direction or currency: the
- * bank rewrote a booking we already reconciled and passed to the ERP (as a restated closed period).
+ * A booked line we stored and passed to the ERP that the bank restated: sent again under its id
+ * with another amount, direction or currency (`changed`), or left out of a statement of its day
+ * (`withdrawn`: reversed, or booked again under another id). The stored line is kept as the
+ * evidence; one high incident per restatement and an alert.
  */
-async function reportChangedLine(deps: StatementServiceDeps, incidents: string[], account: string, line: ChangedLine): Promise<void> {
-  const money = (m: ChangedLine['stored']) => ({ direction: m.direction, amount: formatAmount(m.amount), currency: m.currency });
-  const stored = money(line.stored);
-  const fetched = money(line.fetched);
+async function reportRestatedLine(deps: StatementServiceDeps, incidents: string[], account: string, restated: { changed: ChangedLine } | { withdrawn: WithdrawnLine }): Promise<void> {
+  const money = (m: { direction: string; amount: number; currency: string }) => ({ direction: m.direction, amount: formatAmount(m.amount), currency: m.currency });
+  const shown = (m: ReturnType<typeof money>) => `${m.direction} ${m.amount} ${m.currency}`;
+  const line = 'changed' in restated ? restated.changed : restated.withdrawn;
+  const incident =
+    'changed' in restated
+      ? {
+          event: 'statement.line_changed',
+          title: `The bank changed booked line ${line.bankLineId} of ${account} (${line.bookingDate}): stored ${shown(money(restated.changed.stored))}, now ${shown(money(restated.changed.fetched))}`,
+          dedupeKey: `statement_line_changed:${account}:${line.bankLineId}:${restated.changed.fetched.direction}:${restated.changed.fetched.amount}:${restated.changed.fetched.currency}`,
+          evidence: { bookingDate: line.bookingDate, stored: money(restated.changed.stored), fetched: money(restated.changed.fetched), hint: 'the stored line is kept; ask the bank which booking is true' },
+        }
+      : {
+          event: 'statement.line_withdrawn',
+          title: `The bank's statement of ${account} for ${line.bookingDate} no longer shows booked line ${line.bankLineId} (${shown(money(restated.withdrawn))})`,
+          dedupeKey: `statement_line_withdrawn:${account}:${line.bankLineId}`,
+          evidence: { stored: { ...money(restated.withdrawn), bookingDate: line.bookingDate }, hint: 'the stored line is kept (1C has it); ask the bank whether the operation was reversed or booked again under another id' },
+        };
   const raised = await raiseOnce(deps.em, {
     kind: 'statement_gap',
     severity: 'high',
-    title: `The bank changed booked line ${line.bankLineId} of ${account} (${line.bookingDate}): stored ${stored.direction} ${stored.amount} ${stored.currency}, now ${fetched.direction} ${fetched.amount} ${fetched.currency}`,
-    dedupeKey: `statement_line_changed:${account}:${line.bankLineId}:${line.fetched.direction}:${line.fetched.amount}:${line.fetched.currency}`,
+    title: incident.title,
+    dedupeKey: incident.dedupeKey,
     actor: deps.actor ?? 'statements',
     now: deps.now,
-    evidence: { account, bankLineId: line.bankLineId, bookingDate: line.bookingDate, stored, fetched, hint: 'the stored line is kept; ask the bank which booking is true' },
+    evidence: { account, bankLineId: line.bankLineId, ...incident.evidence },
   });
   if (raised.created) incidents.push(raised.id);
-  alert(deps.logger, 'statement.line_changed', { account, bankLineId: line.bankLineId, incidentId: raised.id });
-}
-
-/** A booked line we stored that the bank's statement of its day no longer shows (a corrected day: maybe booked again under another id). */
-async function reportWithdrawnLine(deps: StatementServiceDeps, incidents: string[], account: string, line: WithdrawnLine): Promise<void> {
-  const stored = { direction: line.direction, amount: formatAmount(line.amount), currency: line.currency, bookingDate: line.bookingDate };
-  const raised = await raiseOnce(deps.em, {
-    kind: 'statement_gap',
-    severity: 'high',
-    title: `The bank's statement of ${account} for ${line.bookingDate} no longer shows booked line ${line.bankLineId} (${stored.direction} ${stored.amount} ${stored.currency})`,
-    dedupeKey: `statement_line_withdrawn:${account}:${line.bankLineId}`,
-    actor: deps.actor ?? 'statements',
-    now: deps.now,
-    evidence: { account, bankLineId: line.bankLineId, stored, hint: 'the stored line is kept (1C has it); ask the bank whether the operation was reversed or booked again under another id' },
-  });
-  if (raised.created) incidents.push(raised.id);
-  alert(deps.logger, 'statement.line_withdrawn', { account, bankLineId: line.bankLineId, incidentId: raised.id });
+  alert(deps.logger, incident.event, { account, bankLineId: line.bankLineId, incidentId: raised.id });
 }
 
 async function reportGap(
