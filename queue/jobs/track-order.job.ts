@@ -114,17 +114,12 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   if (status.externalId !== order.externalId || status.documentId !== order.bankReference) {
     const why = `the bank's status answer for document ${order.bankReference} is about document ${status.documentId} (external id ${status.externalId})`;
     context.logger.error({ event: 'order.track.foreign_status', alert: true, orderId: order.id, documentId: status.documentId, externalId: status.externalId }, why);
-    await openIncident(context.orm.em.fork(), {
+    await orderPollIncident(context, order, now, {
       kind: 'bank_status_mismatch',
       severity: 'high',
       title: `The bank answers the status of order ${order.number} with another document's (CONTRACT_VIOLATION): its status is not known`,
-      evidence: { orderId: order.id, externalId: order.externalId, bankReference: order.bankReference, answered: { documentId: status.documentId, externalId: status.externalId, status: status.status } },
-      dedupeKey: `bank_status_mismatch:${order.id}`,
-      actor: 'worker',
-      now,
-      onRepeat: 'ignore',
-      // Resolved by a person (they asked the bank), it is not opened again at the next poll.
-      once: true,
+      evidence: { bankReference: order.bankReference, answered: { documentId: status.documentId, externalId: status.externalId, status: status.status } },
+      key: '',
     });
     return { waitMs: context.config.tracking.maxPollEveryMs, why: `CONTRACT_VIOLATION: ${why}` };
   }
@@ -190,16 +185,12 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
 /** An order past the R-22 deadline under a status the connector does not know: one incident per order and status. */
 async function statusUnknown(context: JobContext, order: PaymentOrder, bankStatus: string, deemedAt: Date, now: Date): Promise<void> {
   const shown = JSON.stringify(bankStatus.slice(0, 60));
-  await openIncident(context.orm.em.fork(), {
+  await orderPollIncident(context, order, now, {
     kind: 'status_unknown',
     severity: 'high',
     title: `Order ${order.number}: the bank reports the status ${shown}, which the connector does not know; it is not deemed executed at the R-22 deadline (${deemedAt.toISOString()}): ask the bank what it means`,
-    evidence: { orderId: order.id, externalId: order.externalId, bankReference: order.bankReference, bankStatus: bankStatus.slice(0, 200), deemedAt: deemedAt.toISOString() },
-    dedupeKey: `status_unknown:${order.id}:${bankStatus.slice(0, 60)}`,
-    actor: 'worker',
-    now,
-    onRepeat: 'ignore',
-    once: true,
+    evidence: { bankReference: order.bankReference, bankStatus: bankStatus.slice(0, 200), deemedAt: deemedAt.toISOString() },
+    key: `:${bankStatus.slice(0, 60)}`,
   });
 }
 
@@ -215,16 +206,34 @@ function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, orde
 
 /** R-21: one incident per order whose processing status is overdue (the bank says only `accepted`, or does not answer). */
 async function statusOverdue(context: JobContext, order: PaymentOrder, evidence: Record<string, unknown>, now: Date): Promise<void> {
-  await openIncident(context.orm.em.fork(), {
+  await orderPollIncident(context, order, now, {
     kind: 'status_overdue',
     severity: 'medium',
     title: `Order ${order.number} has no processing status one business day after submission (R-21)`,
-    evidence: { orderId: order.id, externalId: order.externalId, ...evidence },
-    dedupeKey: `status_overdue:${order.id}`,
+    evidence,
+    key: '',
+  });
+}
+
+/**
+ * An incident about one order that every poll finds again while it lasts (keyed `<kind>:<order id><key>`):
+ * one incident, not one timeline entry per poll, and none again once a person resolved it (they
+ * asked the bank; `connector orders settle` ends it).
+ */
+async function orderPollIncident(
+  context: JobContext,
+  order: PaymentOrder,
+  now: Date,
+  incident: { kind: string; severity: 'medium' | 'high'; title: string; evidence: Record<string, unknown>; key: string },
+): Promise<void> {
+  await openIncident(context.orm.em.fork(), {
+    kind: incident.kind,
+    severity: incident.severity,
+    title: incident.title,
+    evidence: { orderId: order.id, externalId: order.externalId, ...incident.evidence },
+    dedupeKey: `${incident.kind}:${order.id}${incident.key}`,
     actor: 'worker',
     now,
-    // Every poll past the deadline finds it again: one incident, not one timeline entry per poll,
-    // and none again once a person resolved it.
     onRepeat: 'ignore',
     once: true,
   });
