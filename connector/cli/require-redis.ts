@@ -3,7 +3,7 @@ import { withTimeout } from '../shared/timeout';
 import { describeServiceError, redisUnreachable } from './service-error.mapper';
 
 /** How long a one-shot command waits for Redis before it says so (a loaded machine answers well within it). */
-export const REDIS_WAIT_MS = 5_000;
+const REDIS_WAIT_MS = 5_000;
 
 /**
  * A one-shot command that queues work (or resumes queues) first makes sure Redis answers: BullMQ

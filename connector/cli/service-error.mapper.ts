@@ -166,7 +166,7 @@ export function migrationsPendingError(url: string, pending: readonly string[]):
  * A statement that found no table of ours (SQLSTATE 42P01): the database was never migrated, or
  * is older than this release. Named as MIGRATIONS_PENDING instead of the driver's SQL text.
  */
-export function describeMissingTable(err: unknown, config: Pick<ConnectorConfig, 'database'>): ConnectorError | null {
+function describeMissingTable(err: unknown, config: Pick<ConnectorConfig, 'database'>): ConnectorError | null {
   const e = err as { code?: unknown; name?: unknown; message?: unknown };
   if (e?.code !== '42P01' && e?.name !== 'TableNotFoundException') return null;
   const table = typeof e.message === 'string' ? /relation "([^"]+)" does not exist/.exec(e.message)?.[1] : undefined;

@@ -90,7 +90,7 @@ export async function writeOnce(
  * at once) then write in the order they read, and older statuses or statement lines read by the
  * first are never written over newer ones the second wrote meanwhile.
  */
-export async function underTargetLock<T>(em: EntityManager, target: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+async function underTargetLock<T>(em: EntityManager, target: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
   return em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
     return work(tx);
@@ -143,7 +143,7 @@ export async function storedStatements(
  * starts at `from`: without this, the days of such a statement would never reach 1C. They stay in
  * the file as long as a day fetched on time does: the day of the fetch and the next business day.
  */
-export async function lateStatementStarts(em: EntityManager, accounts: readonly string[], from: string, utcOffsetMinutes: number): Promise<Map<string, string>> {
+async function lateStatementStarts(em: EntityManager, accounts: readonly string[], from: string, utcOffsetMinutes: number): Promise<Map<string, string>> {
   if (accounts.length === 0) return new Map();
   const rows = await em.execute<Array<{ account: string; day: string }>>(
     `select account, min(period_from)::text as day from statement
