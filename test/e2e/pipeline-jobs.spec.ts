@@ -59,6 +59,12 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   });
 
   const db = () => world.context.orm.em.fork();
+  /** Demo documents (by index in demoDocuments: 2 is above the second-signature threshold) dated today, taken in under `source` with fresh numbers, handed to the queues. */
+  const intakeDemo = (source: string, indexes: number[]) => {
+    const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+    const docs = demoDocuments(String(Date.now()).slice(-7));
+    return intakeOrders(db(), source, indexes.map((i) => ({ order: demoOrder(docs[i], today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
+  };
   const count = async (sql: string, params: unknown[]) => Number((await db().execute<Array<{ n: string }>>(sql, params))[0].n);
   const ledger = async () => (await (await fetch(`${world.config.bank.url}/_sandbox/submissions`)).json()) as { total: number; duplicates: number; submissions: Array<{ externalId: string; requests: number }> };
 
@@ -91,9 +97,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   }
 
   it('validate, sign (two signatures), submit and track again change nothing once the order is executed', async () => {
-    const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-    const doc = demoDocuments(String(Date.now()).slice(-7))[2]; // 2,500,000 KZT: first + second signature
-    const [result] = await intakeOrders(db(), 'erp-twice', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+    const [result] = await intakeDemo('erp-twice', [2]); // 2,500,000 KZT: first + second signature
     const id = result.orderId;
     const stateOf = async () => (await db().execute<Array<{ state: string; external_id: string }>>('select state, external_id from payment_order where id = ?', [id]))[0];
     await eventually(async () => (await stateOf()).state === 'executed', { what: 'executed', timeoutMs: 45_000 });
@@ -222,9 +226,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const trackQueue = world.context.queues.get('track');
     await trackQueue.pause();
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const docs = demoDocuments(String(Date.now()).slice(-7)).slice(0, 2);
-      const taken = await intakeOrders(db(), 'erp-statuses', docs.map((d) => ({ order: demoOrder(d, today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const taken = await intakeDemo('erp-statuses', [0, 1]);
       const ids = taken.map((t) => t.orderId);
       const rows = async () => db().execute<Array<{ id: string; state: string; bank_status: string; bank_reference: string }>>(`select id, state, bank_status, bank_reference from payment_order where id in (?, ?) order by number`, [...ids]);
       await eventually(async () => (await rows()).every((r) => r.state === 'submitted'), { what: 'both submitted', timeoutMs: 45_000 });
@@ -260,9 +262,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     // The bank's own day stands still: the statuses are the ones this test sets.
     await put('/clock', { speed: 0 });
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const docs = demoDocuments(String(Date.now()).slice(-7)).slice(0, 3);
-      const taken = await intakeOrders(db(), 'erp-overdue', docs.map((d) => ({ order: demoOrder(d, today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const taken = await intakeDemo('erp-overdue', [0, 1, 2]);
       const ids = taken.map((t) => t.orderId);
       const rows = async () => db().execute<Array<{ id: string; state: string; bank_reference: string }>>(`select id, state, bank_reference from payment_order where id in (?, ?, ?) order by number`, [...ids]);
       await eventually(async () => (await rows()).every((r) => r.state === 'submitted'), { what: 'all submitted', timeoutMs: 45_000 });
@@ -308,9 +308,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[0];
-      const [result] = await intakeOrders(db(), 'erp-race', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const [result] = await intakeDemo('erp-race', [0]);
       const stateOf = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
       await eventually(async () => (await stateOf()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
       // A lapsed lock hands the same work to a second worker: two jobs for one order, at once.
@@ -331,9 +329,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[0];
-      const [result] = await intakeOrders(db(), 'erp-malformed', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const [result] = await intakeDemo('erp-malformed', [0]);
       const row = async () =>
         (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null; submit_attempts: number }>>('select state, last_error, failed_from, submit_attempts from payment_order where id = ?', [result.orderId]))[0];
       await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
@@ -355,9 +351,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     await put('/clock', { speed: 0 }); // the bank keeps the document "accepted"
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[1];
-      const [result] = await intakeOrders(db(), 'erp-dead', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const [result] = await intakeDemo('erp-dead', [1]);
       const row = async () => (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null }>>('select state, last_error, failed_from from payment_order where id = ?', [result.orderId]))[0];
       await eventually(async () => (await row()).state === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
       // Write-back jobs are removed once done: count them as they are added.
@@ -397,9 +391,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     await trackQueue.pause();
     const vault = { em: db(), clock: world.context.clock, box: SecretBox.fromConfig(world.context.config) };
     try {
-      const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-      const doc = demoDocuments(String(Date.now()).slice(-7))[0];
-      const [taken] = await intakeOrders(db(), 'erp-revoked', [{ order: demoOrder(doc, today) }], bullmqIntakePort(world.context.queues), { actor: 'test' });
+      const [taken] = await intakeDemo('erp-revoked', [0]);
       const state = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [taken.orderId]))[0].state;
       await eventually(async () => (await state()) === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
 
