@@ -27,7 +27,7 @@ import { Session } from 'node:inspector/promises';
  * ratio. W connector worker processes (default 1, as PM2's ecosystem runs) run as children (`connector worker`); the
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
  * BENCH_DUMP=<file> writes each order's transition times, BENCH_WORKER_PROFILE_DIR and BENCH_CPU_PROFILE CPU profiles.
- * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each).
+ * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each); --batch-wait MS worker.batchWaitMs (default 25).
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
@@ -170,6 +170,8 @@ async function main(): Promise<void> {
   const rate = arg('rate', 0);
   // --batch N: worker.batchSize and worker.batchConcurrency (jobs a process takes at once per batched stage).
   const batch = arg('batch', 0);
+  // --batch-wait MS: worker.batchWaitMs (how long a batch's first order waits for others).
+  const batchWait = process.argv.includes('--batch-wait') ? arg('batch-wait', 0) : undefined;
   const suffix = randomBytes(4).toString('hex');
   const server = process.env.CONNECTOR_BENCH_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432';
   const redisUrl = process.env.CONNECTOR_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
       signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }], mandates: SIGNERS.map((s) => ({ login: s.login, account: '*', upTo: '100000000' })), pollEveryMs: 300 },
       tracking: { pollEveryMs: 200, maxPollEveryMs: 1_000 },
       queue: { backoffMs: 200 },
-      ...(batch ? { worker: { batchSize: batch, batchConcurrency: batch } } : {}),
+      worker: { ...(batch ? { batchSize: batch, batchConcurrency: batch } : {}), ...(batchWait !== undefined ? { batchWaitMs: batchWait } : {}) },
       log: { level: 'warn' },
     }),
   );
@@ -343,7 +345,7 @@ async function main(): Promise<void> {
     const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount));
     const out = [
       `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total} duplicates ${ledger.duplicates}`,
-      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize}; RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
+      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize} (a batch waits up to ${config.worker.batchWaitMs} ms to fill); RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
       `intake: ${fmt(intakeMs)} for ${orders} orders (${rate ? `${rate}/s offered` : 'all at once, 500 per batch'})`,
       `orders/s end to end (first received -> last executed): ${e2e.toFixed(1)}  (wall ${fmt(wallMs)})`,
       `intake->submitted p50 ${fmt(n('sub50'))}  p95 ${fmt(n('sub95'))}  p99 ${fmt(n('sub99'))}${
