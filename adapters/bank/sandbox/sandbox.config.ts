@@ -46,7 +46,14 @@ export const sandboxConfigSchema = z
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('sandbox'),
     /** API versions served under /api/{version} (R-3). */
     apiVersions: z.array(z.string().min(1)).default(['v1']),
-    clients: z.array(z.object({ clientId: z.string().min(1), clientSecret: z.string().min(8) })).min(1).default([{ clientId: DEMO.clientId, clientSecret: DEMO.clientSecret }]),
+    /**
+     * The Client ID / Secret pairs the bank issued. `iinBin`: the company a pair belongs to; `GET
+     * /accounts` lists only that company's accounts, as a bank does (absent: every account here).
+     */
+    clients: z
+      .array(z.object({ clientId: z.string().min(1), clientSecret: z.string().min(8), iinBin: z.string().regex(/^\d{12}$/).optional() }))
+      .min(1)
+      .default([{ clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, iinBin: DEMO.payerBin }]),
     tokenTtlSeconds: z.number().int().min(1).max(86_400).default(600),
     bank: z
       .object({
@@ -128,7 +135,8 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, override
     if (!env.CONNECTOR_SANDBOX_CLIENT_ID || !env.CONNECTOR_SANDBOX_CLIENT_SECRET) {
       throw new SandboxConfigError('set both CONNECTOR_SANDBOX_CLIENT_ID and CONNECTOR_SANDBOX_CLIENT_SECRET, or neither');
     }
-    raw.clients = [{ clientId: env.CONNECTOR_SANDBOX_CLIENT_ID, clientSecret: env.CONNECTOR_SANDBOX_CLIENT_SECRET }];
+    // The pair replaces the demo's: the demo company's accounts stay its accounts.
+    raw.clients = [{ clientId: env.CONNECTOR_SANDBOX_CLIENT_ID, clientSecret: env.CONNECTOR_SANDBOX_CLIENT_SECRET, iinBin: DEMO.payerBin }];
   }
   Object.assign(raw, overrides);
   const parsed = sandboxConfigSchema.safeParse(raw);

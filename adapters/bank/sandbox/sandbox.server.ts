@@ -340,6 +340,13 @@ export class Sandbox {
     return reply.code(200).send({ access_token: token, token_type: 'Bearer', expires_in: ttl });
   }
 
+  /** The client whose bearer token a request that passed `authenticate` carries. */
+  private clientOf(req: FastifyRequest): SandboxConfig['clients'][number] | undefined {
+    const match = /^Bearer ([A-Za-z0-9_-]{16,})$/.exec(req.headers.authorization ?? '');
+    const entry = match ? this.tokens.get(sha256(match[1])) : undefined;
+    return entry ? this.options.config.clients.find((c) => c.clientId === entry.clientId) : undefined;
+  }
+
   /** undefined when the bearer token is good; else the answer to send. */
   private async authenticate(req: FastifyRequest): Promise<{ status: number; code: string; message: string } | undefined> {
     if (this.revoked) return { status: 403, code: 'CREDENTIALS_REVOKED', message: 'the Client ID / Client Secret pair is blocked; regenerate it in the business cabinet' };
@@ -593,9 +600,12 @@ export class Sandbox {
         guarded(req, reply, async () => {
           this.stats.accountRequests += 1;
           const t = this.store.t;
+          // The accounts of the company the Client ID belongs to, not the bank's other customers (a beneficiary held here).
+          const owner = this.clientOf(req)?.iinBin ?? null;
           const r = await this.store.pool.query(
             `SELECT a.*, COALESCE((SELECT SUM(d.amount) FROM ${t}.documents d WHERE d.payer_iban = a.iban AND d.status IN ('accepted','in_processing')), 0) AS held
-               FROM ${t}.accounts a ORDER BY a.iban`,
+               FROM ${t}.accounts a WHERE ($1::text IS NULL OR a.iin_bin = $1) ORDER BY a.iban`,
+            [owner],
           );
           return reply.send({
             accounts: r.rows.map((a) => ({

@@ -31,7 +31,8 @@ export interface Harness {
   drop(): Promise<void>;
 }
 
-export async function startHarness(overrides: Partial<SandboxConfigInput> = {}): Promise<Harness> {
+/** `clientIinBin`: the company the test client's pair belongs to (`GET /accounts` lists only its accounts); absent: every account. */
+export async function startHarness(overrides: Partial<SandboxConfigInput> = {}, options: { clientIinBin?: string } = {}): Promise<Harness> {
   const schema = `sandbox_test_${randomBytes(4).toString('hex')}`;
   // The day clock is frozen at 2026-11-25 (KZ); the certificates cover it whatever the real date.
   const ca = createTestCa('Sandbox Test CA', new Date('2020-01-01T00:00:00Z'), 30);
@@ -41,7 +42,7 @@ export async function startHarness(overrides: Partial<SandboxConfigInput> = {}):
     databaseUrl: TEST_DATABASE_URL,
     schema,
     port: 0,
-    clients: [{ clientId: 'test-client', clientSecret: secret }],
+    clients: [{ clientId: 'test-client', clientSecret: secret, iinBin: options.clientIinBin }],
     trustPem: [ca.certPem],
     clock: { speed: 0, startAt: '2026-11-25T04:00:00Z' },
     hangMs: 5_000,
