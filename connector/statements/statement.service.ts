@@ -7,6 +7,7 @@ import type { StatementData } from './statement.model';
 import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type WithdrawnLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
 import { kzToday } from './statement.schedule';
+import type { ListedAccount } from './unfollowed-accounts';
 
 /**
  * Stage 5 + 6 for one account and date range: fetch (by range, never a "new only" cursor,
@@ -15,6 +16,8 @@ import { kzToday } from './statement.schedule';
  */
 export interface StatementSource {
   getStatement(account: string, from: string, to: string): Promise<StatementData>;
+  /** The accounts the bank lists for the Client ID (the Business API client has it; a test's source may not). */
+  listAccounts?(): Promise<ListedAccount[]>;
 }
 
 export interface StatementServiceDeps {

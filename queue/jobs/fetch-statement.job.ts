@@ -3,7 +3,8 @@ import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { kzCalendarFromConfig, type KzBusinessCalendar } from '../../connector/calendar/kz-business-calendar';
-import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
+import { kzToday, scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
+import { reportUnfollowedAccounts } from '../../connector/statements/unfollowed-accounts';
 import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSource } from '../../connector/statements/statement.service';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -120,9 +121,33 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
   return { stored: summary.stored, duplicates: summary.duplicates, matched: summary.matched, executed: summary.executed, incidents: summary.incidents.length };
 };
 
+/** The Kazakhstan day each context last compared the bank's accounts with the followed ones. */
+const accountsCheckedOn = new WeakMap<object, string>();
+
+/**
+ * Once a day per process: the accounts the bank lists that no statement is fetched for, each an
+ * incident (connector/statements/unfollowed-accounts.ts). The bank not answering costs only this
+ * look (the next day's, or the next process's, asks again); it never holds up the statements.
+ */
+async function checkUnfollowedAccounts(context: StatementsContext, followed: readonly string[], now: Date): Promise<void> {
+  const today = kzToday(now);
+  const source = statementSourceOf(context);
+  const listAccounts = source.listAccounts?.bind(source);
+  if (!listAccounts || accountsCheckedOn.get(context) === today) return;
+  accountsCheckedOn.set(context, today);
+  try {
+    const result = await reportUnfollowedAccounts(context.orm.em.fork(), { listAccounts }, followed, { configured: context.config.pipeline.accounts.length > 0, now });
+    if (result.unfollowed.length) context.logger.warn({ event: 'statements.accounts_not_followed', accounts: result.unfollowed, incidents: result.opened });
+  } catch (err) {
+    accountsCheckedOn.delete(context);
+    context.logger.warn({ event: 'statements.accounts_check_failed', err: err instanceof BankError ? `${err.code}: ${err.message}` : (err as Error).message });
+  }
+}
+
 export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.payload> = async (_payload, context) => {
   const now = context.clock.now();
   const accounts = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now);
+  await checkUnfollowedAccounts(context, accounts, now);
   const ranges = scheduledRanges(calendarOf(context), now);
   const payloads = accounts.flatMap((account) => ranges.map((r) => ({ accountRef: accountRefOf(account), ...r })));
   // A fetch that failed for good leaves no job behind: a failed job keeps its id (queue.factory.ts,
