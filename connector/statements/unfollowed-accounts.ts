@@ -35,7 +35,7 @@ export async function reportUnfollowedAccounts(
 ): Promise<{ listed: number; unfollowed: string[]; opened: string[] }> {
   const listed = await bank.listAccounts();
   const watched = new Set(followed);
-  const unfollowed = listed.filter((a) => !watched.has(a.iban) && a.status !== 'closed');
+  const unfollowed = listed.filter((a) => !watched.has(a.iban) && a.status.toLowerCase() !== 'closed');
   const opened: string[] = [];
   for (const account of unfollowed) {
     const how = options.configured

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { resolveIncident } from '../../connector/incidents/incident.service';
-import { ACCOUNT_NOT_FOLLOWED } from '../../connector/statements/unfollowed-accounts';
+import { ACCOUNT_NOT_FOLLOWED, reportUnfollowedAccounts } from '../../connector/statements/unfollowed-accounts';
 import { handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { startHarness, type Harness } from '../../adapters/bank/test/sandbox.harness';
@@ -82,6 +82,14 @@ describe('accounts the bank lists but the connector does not watch', () => {
     expect(after).toHaveLength(2);
     expect(after.find((i) => i.id === poor.id)?.status).toBe('resolved');
     expect(after.filter((i) => i.status === 'open').map((i) => i.evidence.account)).toEqual([DEMO.arrestedIban]);
+  });
+
+  it('a closed account cannot be debited: it opens nothing (a bank that spells the status its own way too)', async () => {
+    const closed = 'KZ12998CTB0000000099';
+    const bank = { listAccounts: async () => [{ iban: closed, currency: 'KZT', status: 'CLOSED' }, { iban: DEMO.payerIban, currency: 'KZT', status: 'active' }] };
+    const result = await reportUnfollowedAccounts(db(), bank, [DEMO.payerIban], { configured: true, now: new Date() });
+    expect(result).toEqual({ listed: 2, unfollowed: [], opened: [] });
+    expect((await incidents()).map((i) => i.evidence.account)).not.toContain(closed);
   });
 
   it('a bank that does not answer the list holds up no statement and opens nothing; the next look asks again', async () => {
