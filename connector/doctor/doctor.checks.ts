@@ -269,6 +269,23 @@ export interface DoctorReport {
 /** A check the entry point adds (one that needs an adapter, e.g. the admins' mail server); null when it does not apply. */
 export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: number) => Promise<CheckResult | null>;
 
+/**
+ * R-4: a Client Secret in the environment (`CONNECTOR_BANK_CLIENT_SECRET`, the fallback when no
+ * `bank.clientSecretFile` is given and the vault is empty) is readable in /proc/<pid>/environ by
+ * anyone running as the connector's user, and PM2 writes every process's environment in clear text
+ * to ~/.pm2/dump.pm2 at `pm2 save`. A warning with the way out; the value is never shown.
+ */
+export function checkSecretInEnvironment(env: NodeJS.ProcessEnv): CheckResult | null {
+  if (!env.CONNECTOR_BANK_CLIENT_SECRET) return null;
+  return {
+    name: 'bank-secret-env',
+    core: false,
+    verdict: 'WARN',
+    detail: 'the Client Secret is in the environment (CONNECTOR_BANK_CLIENT_SECRET): /proc/<pid>/environ shows it, and `pm2 save` writes it in clear text to ~/.pm2/dump.pm2',
+    hint: "seal it in the vault (printf '%s\\n' \"$SECRET\" | connector credentials set --client-id ID --secret-stdin), unset CONNECTOR_BANK_CLIENT_SECRET, restart with pm2 and run pm2 save again",
+  };
+}
+
 export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv; extra?: ExtraCheck[] } = {}): Promise<DoctorReport> {
   let config: ConnectorConfig;
   try {
@@ -279,6 +296,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
   const strict = options.strict ?? false;
   const groups = await Promise.all([
     Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid' }]),
+    Promise.resolve([checkSecretInEnvironment(options.env ?? process.env)].filter((c): c is CheckResult => c !== null)),
     checkRedis(config),
     checkPostgres(config),
     checkDisk().then((r) => [r]),

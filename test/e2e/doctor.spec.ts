@@ -72,6 +72,20 @@ describe('connector doctor', () => {
     }
   });
 
+  it('warns of a Client Secret in the environment without showing it, and names the way to the vault', async () => {
+    const secret = 'Canary-Env-Client-Secret-7f3a';
+    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_CLIENT_SECRET: secret, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    expect(res.code).toBe(0);
+    const check = (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string; hint?: string; core: boolean }> }).checks.find((c) => c.name === 'bank-secret-env');
+    expect(check).toMatchObject({ verdict: 'WARN', core: false });
+    expect(check?.detail).toContain('pm2 save');
+    expect(check?.hint).toContain('connector credentials set');
+    expect(res.stdout + res.stderr).not.toContain(secret);
+    // Without it, no such line.
+    const clean = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    expect((JSON.parse(clean.stdout) as { checks: Array<{ name: string }> }).checks.map((c) => c.name)).not.toContain('bank-secret-env');
+  });
+
   it('fails an unreachable bank under --strict', async () => {
     const res = await runCli(['doctor', '--json', '--strict'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
     expect(res.code).toBe(1);
