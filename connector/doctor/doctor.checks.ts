@@ -275,12 +275,12 @@ export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: n
  * anyone running as the connector's user, and PM2 writes every process's environment in clear text
  * to ~/.pm2/dump.pm2 at `pm2 save`. A warning with the way out; the value is never shown.
  */
-export function checkSecretInEnvironment(env: NodeJS.ProcessEnv): CheckResult | null {
+export function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean): CheckResult | null {
   if (!env.CONNECTOR_BANK_CLIENT_SECRET) return null;
   return {
     name: 'bank-secret-env',
-    core: false,
-    verdict: 'WARN',
+    core: strict,
+    verdict: strict ? 'FAIL' : 'WARN',
     detail: 'the Client Secret is in the environment (CONNECTOR_BANK_CLIENT_SECRET): /proc/<pid>/environ shows it, and `pm2 save` writes it in clear text to ~/.pm2/dump.pm2',
     hint: "seal it in the vault (printf '%s\\n' \"$SECRET\" | connector credentials set --client-id ID --secret-stdin), unset CONNECTOR_BANK_CLIENT_SECRET, restart with pm2 and run pm2 save again",
   };
@@ -296,7 +296,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
   const strict = options.strict ?? false;
   const groups = await Promise.all([
     Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid' }]),
-    Promise.resolve([checkSecretInEnvironment(options.env ?? process.env)].filter((c): c is CheckResult => c !== null)),
+    Promise.resolve([checkSecretInEnvironment(options.env ?? process.env, strict)].filter((c): c is CheckResult => c !== null)),
     checkRedis(config),
     checkPostgres(config),
     checkDisk().then((r) => [r]),

@@ -81,6 +81,11 @@ describe('connector doctor', () => {
     expect(check?.detail).toContain('pm2 save');
     expect(check?.hint).toContain('connector credentials set');
     expect(res.stdout + res.stderr).not.toContain(secret);
+    // --strict: a failure, like the other warnings.
+    const strict = await runCli(['doctor', '--json', '--strict'], { env: { ...env.env, CONNECTOR_BANK_CLIENT_SECRET: secret }, cwd: env.workDir });
+    expect((JSON.parse(strict.stdout) as { checks: Array<{ name: string; verdict: string }> }).checks.find((c) => c.name === 'bank-secret-env')?.verdict).toBe('FAIL');
+    expect(strict.code).toBe(1);
+    expect(strict.stdout + strict.stderr).not.toContain(secret);
     // Without it, no such line.
     const clean = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
     expect((JSON.parse(clean.stdout) as { checks: Array<{ name: string }> }).checks.map((c) => c.name)).not.toContain('bank-secret-env');
