@@ -71,6 +71,13 @@ export const configSchema = z
         port: hostPort.default(8080),
         /** Origins of a console allowed to call the API with a session cookie (CSRF check). */
         consoleOrigins: z.array(z.string().url()).default([]),
+        /**
+         * Names the API is reached by (the Host header), beyond IP addresses, `localhost`, `api.host`
+         * and the console origins' hosts: a page whose own name is made to resolve to this machine (DNS
+         * rebinding) is refused. Empty while the API listens beyond loopback: any name (list the
+         * names the ERPs and browsers use here to close that).
+         */
+        allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name without scheme or port')).default([]),
         maxBatchSize: z.number().int().min(1).max(10000).default(500),
         /**
          * How long an `Idempotency-Key` and the answer it got are kept: a retry within this many days

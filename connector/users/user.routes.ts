@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../app/app-context';
@@ -39,6 +41,32 @@ function ownOrigins(request: FastifyRequest, context: AppContext): Set<string> {
   return origins;
 }
 
+const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|\[::1\]|localhost)$/i;
+
+/**
+ * DNS rebinding: a page whose own name (evil.example) is made to resolve to this machine reaches
+ * the API with `Host: evil.example`, and its Origin is that same name, so the Origin check alone
+ * lets it in. No session cookie of ours goes with it, but it could guess logins and lock users out
+ * from the victim's own address. So the Host must be a name the API is known by: an IP address,
+ * `localhost`, `api.host`, this machine's own name, a console origin's host, or one of `api.allowedHosts`. An API listening
+ * beyond loopback with no `api.allowedHosts` takes any name: which names the LAN uses is not known.
+ */
+export function hostAllowed(host: string | undefined, context: Pick<AppContext, 'config'>): boolean {
+  if (!host) return true;
+  let name: string;
+  try {
+    name = new URL(`http://${host}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  const bare = name.replace(/^\[(.*)\]$/, '$1');
+  const { api } = context.config;
+  if (isIP(bare) || name === 'localhost') return true;
+  const known = new Set([api.host.toLowerCase(), hostname().toLowerCase(), ...api.allowedHosts.map((h) => h.toLowerCase()), ...api.consoleOrigins.map((o) => new URL(o).hostname.toLowerCase())]);
+  if (known.has(name)) return true;
+  return api.allowedHosts.length === 0 && !LOOPBACK_HOST.test(api.host);
+}
+
 function registerGuards(app: FastifyInstance, context: AppContext): void {
   // A state-changing request without a body (logout) still says application/json (the CSRF rule);
   // Fastify's default parser refuses an empty JSON body, so this one reads it as {}.
@@ -58,6 +86,10 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
   });
 
   app.addHook('onRequest', async (request) => {
+    if (!hostAllowed(request.headers.host, context)) {
+      context.logger.warn({ event: 'api.host.refused', host: request.headers.host, url: request.url.split('?')[0] });
+      throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${request.headers.host}; if it is yours, add it to api.allowedHosts`);
+    }
     if (!STATE_CHANGING.has(request.method) || !request.url.startsWith('/api/')) return;
     // ERPs with an API key are not browsers: a cross-site page cannot set an Authorization header.
     if (request.headers.authorization?.startsWith('Bearer ')) return;

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { hostname } from 'node:os';
 import { createApiKey } from '../../connector/api-keys/api-key.service';
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
 import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
@@ -184,6 +186,46 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
   test('the API reached at its own origin accepts that Origin', async () => {
     const b = await activeUser(env, uniq('own'), 'viewer', 'Origin-Pass1');
     expect((await b.request('POST', '/api/v1/auth/logout', undefined, { origin: env.baseUrl })).statusCode).toBe(204);
+  });
+});
+
+describe('DNS rebinding: the API answers only to the names it is known by', () => {
+  /** A request with a Host header of our choosing (fetch would not send one), over real HTTP. */
+  const withHost = (host: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+    new Promise<{ status: number; json: { code?: string; message?: string } }>((resolve, reject) => {
+      const url = new URL(env.baseUrl);
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, method, path, headers: { host, ...(payload ? { 'content-type': 'application/json', origin: `http://${host}` } : {}) } },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as { code?: string }) : {} }));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+
+  test('a page of another name that resolves here can neither guess a login nor read anything', async () => {
+    const login = uniq('rebind');
+    await activeUser(env, login, 'viewer', 'Rebind-Pass1');
+    // Its own Origin matches its Host, so the CSRF check alone would let the login through.
+    for (let i = 0; i < 6; i += 1) {
+      const res = await withHost('evil.example:8080', 'POST', '/api/v1/auth/login', { login, password: `guess-${i}` });
+      expect(res.status).toBe(403);
+      expect(res.json.code).toBe('HOST_NOT_ALLOWED');
+      expect(res.json.message).toContain('api.allowedHosts');
+    }
+    expect((await withHost('evil.example', 'GET', '/api/v1/me')).json.code).toBe('HOST_NOT_ALLOWED');
+    // None of those guesses counted against the user: the right password still logs in at once.
+    expect((await new Browser(env).login(login, 'Rebind-Pass1')).statusCode).toBe(200);
+  });
+
+  test.each([['127.0.0.1:1234'], ['localhost:8080'], ['[::1]:8080'], ['console.example.kz'], [hostname()]])('Host %s is one of its own names', async (host) => {
+    const res = await withHost(host, 'GET', '/api/v1/me');
+    expect(res.json.code).not.toBe('HOST_NOT_ALLOWED');
+    expect(res.status).toBe(401);
   });
 });
 
