@@ -164,6 +164,12 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
   return { perSecond: (n * 1000) / ms, ms };
 }
 
+/** The sandbox's request counts per order: what the pipeline asked of the bank (the status polls above all). */
+function bankCalls(stats: Record<string, number>, orders: number): string {
+  const per = (n: number) => (n / orders).toFixed(2);
+  return `submit ${per(stats.submitRequests)}, status ${per(stats.statusRequests)}, lookup ${per(stats.lookupRequests)}; tokens ${stats.tokenRequests} in all`;
+}
+
 async function main(): Promise<void> {
   const orders = arg('orders', 5000);
   const workerCount = arg('workers', 1);
@@ -353,6 +359,7 @@ async function main(): Promise<void> {
       }`,
       `intake->executed  p50 ${fmt(n('exe50'))}  p95 ${fmt(n('exe95'))}  p99 ${fmt(n('exe99'))}`,
       `per stage (avg / p50): validate ${fmt(n('v_avg'))} / ${fmt(n('v50'))} | sign ${fmt(n('g_avg'))} / ${fmt(n('g50'))} | claim ${fmt(n('c_avg'))} / ${fmt(n('c50'))} | submit ${fmt(n('u_avg'))} / ${fmt(n('u50'))} | track to executed ${fmt(n('k_avg'))} / ${fmt(n('k50'))}`,
+      `bank calls per order (the sandbox's count): ${bankCalls(world.sandbox.stats, orders)}`,
       `peak RSS: bench process (sandbox + signer agent + intake) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; worker processes ${workerPeaks.map((p) => `${p.toFixed(0)} MiB`).join(', ') || '-'}`,
       `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${((ownProcessesCpuS * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
       `CPU of the services on this machine (from /proc; 0 when they run elsewhere): PostgreSQL ${postgresCpuS.toFixed(1)} s, Redis ${redisCpuS.toFixed(1)} s; all together ${(((ownProcessesCpuS + postgresCpuS + redisCpuS) * 1000) / orders).toFixed(1)} ms per order, at most ${(
