@@ -42,29 +42,35 @@ function ownOrigins(request: FastifyRequest, context: AppContext): Set<string> {
 }
 
 const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|\[::1\]|localhost)$/i;
+/** A Host header: a name or an IPv4 address, or an IPv6 address in brackets, then an optional port. */
+const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9-]+(?:\.[a-z0-9-]+)*\.?))(?::\d{1,5})?$/i;
+/** Monitors' probes: they carry nothing a rebinding page could use. */
+const UNGUARDED_PATHS = new Set(['/health', '/ready']);
+
+/** One name the API is reached by (a Host or X-Forwarded-Host value) is known to it. */
+function knownHost(host: string, context: Pick<AppContext, 'config'>): boolean {
+  const m = HOST_HEADER.exec(host.trim());
+  if (!m) return false;
+  const name = (m[1] ?? m[2]).toLowerCase().replace(/\.$/, '');
+  if (isIP(name) || name === 'localhost') return true;
+  const { api } = context.config;
+  const known = new Set([api.host.toLowerCase(), hostname().toLowerCase(), ...api.allowedHosts.map((h) => h.toLowerCase()), ...api.consoleOrigins.map((o) => new URL(o).hostname.toLowerCase())]);
+  if (known.has(name)) return true;
+  return api.allowedHosts.length === 0 && !LOOPBACK_HOST.test(api.host);
+}
 
 /**
  * DNS rebinding: a page whose own name (evil.example) is made to resolve to this machine reaches
  * the API with `Host: evil.example`, and its Origin is that same name, so the Origin check alone
  * lets it in. No session cookie of ours goes with it, but it could guess logins and lock users out
- * from the victim's own address. So the Host must be a name the API is known by: an IP address,
- * `localhost`, `api.host`, this machine's own name, a console origin's host, or one of `api.allowedHosts`. An API listening
- * beyond loopback with no `api.allowedHosts` takes any name: which names the LAN uses is not known.
+ * from the victim's own address. So the Host, and an X-Forwarded-Host a proxy added, must be names
+ * the API is known by: an IP address, `localhost`, `api.host`, this machine's own name, a console
+ * origin's host, or one of `api.allowedHosts`. An API listening beyond loopback with no
+ * `api.allowedHosts` takes any name: which names the LAN uses is not known.
  */
-export function hostAllowed(host: string | undefined, context: Pick<AppContext, 'config'>): boolean {
-  if (!host) return true;
-  let name: string;
-  try {
-    name = new URL(`http://${host}`).hostname.toLowerCase();
-  } catch {
-    return false;
-  }
-  const bare = name.replace(/^\[(.*)\]$/, '$1');
-  const { api } = context.config;
-  if (isIP(bare) || name === 'localhost') return true;
-  const known = new Set([api.host.toLowerCase(), hostname().toLowerCase(), ...api.allowedHosts.map((h) => h.toLowerCase()), ...api.consoleOrigins.map((o) => new URL(o).hostname.toLowerCase())]);
-  if (known.has(name)) return true;
-  return api.allowedHosts.length === 0 && !LOOPBACK_HOST.test(api.host);
+export function hostAllowed(headers: { host?: string; 'x-forwarded-host'?: string | string[] }, context: Pick<AppContext, 'config'>): boolean {
+  const forwarded = ([] as string[]).concat(headers['x-forwarded-host'] ?? []).flatMap((v) => v.split(','));
+  return [...(headers.host === undefined ? [] : [headers.host]), ...forwarded].every((h) => knownHost(h, context));
 }
 
 function registerGuards(app: FastifyInstance, context: AppContext): void {
@@ -86,9 +92,12 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
   });
 
   app.addHook('onRequest', async (request) => {
-    if (!hostAllowed(request.headers.host, context)) {
-      context.logger.warn({ event: 'api.host.refused', host: request.headers.host, url: request.url.split('?')[0] });
-      throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${request.headers.host}; if it is yours, add it to api.allowedHosts`);
+    // An ERP's API key, or a monitor's probe: nothing a page of another name could use or has.
+    const unguarded = request.headers.authorization?.startsWith('Bearer ') || UNGUARDED_PATHS.has(request.url.split('?')[0]);
+    if (!unguarded && !hostAllowed(request.headers, context)) {
+      context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.url.split('?')[0] });
+      const names = [request.headers.host, request.headers['x-forwarded-host']].flat().filter(Boolean).join(', ');
+      throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${names}; if it is yours (a reverse proxy passes it on), add it to api.allowedHosts`);
     }
     if (!STATE_CHANGING.has(request.method) || !request.url.startsWith('/api/')) return;
     // ERPs with an API key are not browsers: a cross-site page cannot set an Authorization header.

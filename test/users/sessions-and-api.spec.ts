@@ -191,12 +191,12 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
 
 describe('DNS rebinding: the API answers only to the names it is known by', () => {
   /** A request with a Host header of our choosing (fetch would not send one), over real HTTP. */
-  const withHost = (host: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+  const withHost = (host: string, method: 'GET' | 'POST', path: string, body?: unknown, extra: Record<string, string> = {}) =>
     new Promise<{ status: number; json: { code?: string; message?: string } }>((resolve, reject) => {
       const url = new URL(env.baseUrl);
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = httpRequest(
-        { host: url.hostname, port: url.port, method, path, headers: { host, ...(payload ? { 'content-type': 'application/json', origin: `http://${host}` } : {}) } },
+        { host: url.hostname, port: url.port, method, path, headers: { host, ...(payload ? { 'content-type': 'application/json', origin: `http://${host}` } : {}), ...extra } },
         (res) => {
           let text = '';
           res.on('data', (d: Buffer) => (text += d.toString('utf8')));
@@ -220,6 +220,15 @@ describe('DNS rebinding: the API answers only to the names it is known by', () =
     expect((await withHost('evil.example', 'GET', '/api/v1/me')).json.code).toBe('HOST_NOT_ALLOWED');
     // None of those guesses counted against the user: the right password still logs in at once.
     expect((await new Browser(env).login(login, 'Rebind-Pass1')).statusCode).toBe(200);
+  });
+
+  test('an ERP\'s API key and a monitor\'s probe are not asked for a known name (nothing a rebinding page has or could use)', async () => {
+    expect((await withHost('connector.corp.example', 'GET', '/health')).status).toBe(200);
+    const keyed = await withHost('connector.corp.example', 'GET', '/api/v1/orders', undefined, { authorization: 'Bearer not-a-key-of-ours' });
+    expect(keyed.status).toBe(401);
+    expect(keyed.json.code).not.toBe('HOST_NOT_ALLOWED');
+    // Through a proxy that rewrites Host but passes the name it was reached by.
+    expect((await withHost('127.0.0.1:8080', 'GET', '/api/v1/me', undefined, { 'x-forwarded-host': 'evil.example' })).json.code).toBe('HOST_NOT_ALLOWED');
   });
 
   test.each([['127.0.0.1:1234'], ['localhost:8080'], ['[::1]:8080'], ['console.example.kz'], [hostname()]])('Host %s is one of its own names', async (host) => {
