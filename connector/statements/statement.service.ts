@@ -17,7 +17,7 @@ import type { ListedAccount } from './unfollowed-accounts';
 export interface StatementSource {
   getStatement(account: string, from: string, to: string): Promise<StatementData>;
   /** The accounts the bank lists for the Client ID (the Business API client has it; a test's source may not). */
-  listAccounts?(): Promise<ListedAccount[]>;
+  listAccounts?(opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ListedAccount[]>;
 }
 
 export interface StatementServiceDeps {

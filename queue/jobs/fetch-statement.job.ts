@@ -124,20 +124,26 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
 /** The Kazakhstan day each context last compared the bank's accounts with the followed ones. */
 const accountsCheckedOn = new WeakMap<object, string>();
 
+/** The most the look at the bank's accounts may take, retries included: the schedule's job waits for it. */
+const ACCOUNTS_CHECK_MS = 10_000;
+
 /**
- * Once a day per process: the accounts the bank lists that no statement is fetched for, each an
- * incident (connector/statements/unfollowed-accounts.ts). The bank not answering costs only this
- * look (the next day's, or the next process's, asks again); it never holds up the statements.
+ * Once a day per process, after the day's statements are queued: the accounts the bank lists that
+ * no statement is fetched for (connector/statements/unfollowed-accounts.ts). A bank that does not
+ * answer within ACCOUNTS_CHECK_MS costs only this look, and the next tick (15 minutes later by
+ * default) asks again.
  */
 async function checkUnfollowedAccounts(context: StatementsContext, followed: readonly string[], now: Date): Promise<void> {
   const today = kzToday(now);
   const source = statementSourceOf(context);
-  const listAccounts = source.listAccounts?.bind(source);
-  if (!listAccounts || accountsCheckedOn.get(context) === today) return;
+  if (!source.listAccounts || accountsCheckedOn.get(context) === today) return;
   accountsCheckedOn.set(context, today);
+  const listAccounts = () => source.listAccounts!({ signal: AbortSignal.timeout(ACCOUNTS_CHECK_MS), timeoutMs: ACCOUNTS_CHECK_MS });
   try {
     const result = await reportUnfollowedAccounts(context.orm.em.fork(), { listAccounts }, followed, { configured: context.config.pipeline.accounts.length > 0, now });
-    if (result.unfollowed.length) context.logger.warn({ event: 'statements.accounts_not_followed', accounts: result.unfollowed, incidents: result.opened });
+    if (result.unfollowed.length || result.resolved.length) {
+      context.logger.warn({ event: 'statements.accounts_not_followed', accounts: result.unfollowed, opened: result.opened, resolved: result.resolved });
+    }
   } catch (err) {
     accountsCheckedOn.delete(context);
     context.logger.warn({ event: 'statements.accounts_check_failed', err: err instanceof BankError ? `${err.code}: ${err.message}` : (err as Error).message });
@@ -147,7 +153,6 @@ async function checkUnfollowedAccounts(context: StatementsContext, followed: rea
 export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.payload> = async (_payload, context) => {
   const now = context.clock.now();
   const accounts = await statementAccounts(context.orm.em.fork(), context.config.pipeline.accounts, now);
-  await checkUnfollowedAccounts(context, accounts, now);
   const ranges = scheduledRanges(calendarOf(context), now);
   const payloads = accounts.flatMap((account) => ranges.map((r) => ({ accountRef: accountRefOf(account), ...r })));
   // A fetch that failed for good leaves no job behind: a failed job keeps its id (queue.factory.ts,
@@ -158,5 +163,6 @@ export const handleScheduleStatements: JobHandler<typeof scheduleStatementsJob.p
   // Each fetch asks for a write-back; this one also carries status changes to the ERP when no account has statements yet.
   await enqueueWriteBack(context.queues);
   context.logger.info({ event: 'statements.scheduled', accounts: accounts.length, jobs: payloads.length });
+  await checkUnfollowedAccounts(context, accounts, now);
   return { accounts: accounts.length, jobs: payloads.length };
 };

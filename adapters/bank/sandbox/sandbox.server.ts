@@ -600,8 +600,11 @@ export class Sandbox {
         guarded(req, reply, async () => {
           this.stats.accountRequests += 1;
           const t = this.store.t;
-          // The accounts of the company the Client ID belongs to, not the bank's other customers (a beneficiary held here).
-          const owner = this.clientOf(req)?.iinBin ?? null;
+          // The accounts of the company the Client ID belongs to, not the bank's other customers (a beneficiary
+          // held here); a pair no longer in the config (its token still good) is nobody's: none.
+          const client = this.clientOf(req);
+          if (!client) return reply.send({ accounts: [] });
+          const owner = client.iinBin ?? null;
           const r = await this.store.pool.query(
             `SELECT a.*, COALESCE((SELECT SUM(d.amount) FROM ${t}.documents d WHERE d.payer_iban = a.iban AND d.status IN ('accepted','in_processing')), 0) AS held
                FROM ${t}.accounts a WHERE ($1::text IS NULL OR a.iin_bin = $1) ORDER BY a.iban`,
