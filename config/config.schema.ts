@@ -222,8 +222,8 @@ export const configSchema = z
         /**
          * How long the first order of a batch waits for others to join it. Under a steady trickle the
          * wait is what fills a batch: at 100 orders/s offered (`npm run bench -- --rate 100`), 25 ms
-         * against 5 ms cut the machine's CPU per order by about a fifth (13.3-13.9 ms against
-         * 16.7-16.9 ms) and with it the queueing: p99 intake->submitted 0.5-1.05 s against 1.1-1.9 s.
+         * against 5 ms cut the machine's CPU per order by a sixth to a fifth and with it the
+         * queueing (README, Figures: alternated runs).
          * When orders come all at once the batches fill before the wait ends, so it costs nothing there;
          * a lone order pays it once per stage (about 0.1 s in all).
          */

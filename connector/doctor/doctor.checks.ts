@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import IORedis from 'ioredis';
@@ -269,20 +272,61 @@ export interface DoctorReport {
 /** A check the entry point adds (one that needs an adapter, e.g. the admins' mail server); null when it does not apply. */
 export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: number) => Promise<CheckResult | null>;
 
+const SECRET_VARIABLE = 'CONNECTOR_BANK_CLIENT_SECRET';
+
 /**
- * R-4: a Client Secret in the environment (`CONNECTOR_BANK_CLIENT_SECRET`, the fallback when no
- * `bank.clientSecretFile` is given and the vault is empty) is readable in /proc/<pid>/environ by
- * anyone running as the connector's user, and PM2 writes every process's environment in clear text
- * to ~/.pm2/dump.pm2 at `pm2 save`. A warning with the way out; the value is never shown.
+ * Where a Client Secret sits in an environment, by the variable's name only (its value is never
+ * read out): this shell, PM2's saved process lists (`pm2 save` writes each process's environment
+ * in clear text to dump.pm2, and keeps the one before as dump.pm2.bak), and the running connector
+ * processes and PM2 daemon of this user (/proc/<pid>/environ).
  */
-export function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean): CheckResult | null {
-  if (!env.CONNECTOR_BANK_CLIENT_SECRET) return null;
+export function secretEnvironmentPlaces(env: NodeJS.ProcessEnv, procDir = '/proc'): string[] {
+  const places: string[] = [];
+  if (env[SECRET_VARIABLE]) places.push('this shell');
+  const pm2Home = env.PM2_HOME ?? join(env.HOME ?? homedir(), '.pm2');
+  for (const file of ['dump.pm2', 'dump.pm2.bak']) {
+    try {
+      if (readFileSync(join(pm2Home, file), 'utf8').includes(`"${SECRET_VARIABLE}"`)) places.push(join(pm2Home, file));
+    } catch {
+      // No such file, or not ours to read.
+    }
+  }
+  let pids: string[] = [];
+  try {
+    pids = readdirSync(procDir).filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid);
+  } catch {
+    // Not Linux: nothing more to look at.
+  }
+  for (const pid of pids) {
+    try {
+      const cmdline = readFileSync(join(procDir, pid, 'cmdline'), 'utf8').split('\0');
+      const connector = cmdline.findIndex((a) => /connector[\\/]cli[\\/]main\.js$/.test(a));
+      const what = connector >= 0 ? `connector ${cmdline[connector + 1] ?? ''}`.trim() : cmdline.some((a) => /^PM2 .*God Daemon/.test(a)) ? 'the PM2 daemon' : undefined;
+      if (!what) continue;
+      const environ = readFileSync(join(procDir, pid, 'environ'));
+      if (environ.subarray(0, SECRET_VARIABLE.length + 1).toString() === `${SECRET_VARIABLE}=` || environ.includes(`\0${SECRET_VARIABLE}=`)) places.push(`process ${pid} (${what})`);
+    } catch {
+      // Gone meanwhile, or another user's.
+    }
+  }
+  return places;
+}
+
+/**
+ * R-4: a Client Secret in an environment (`CONNECTOR_BANK_CLIENT_SECRET`, the fallback when no
+ * `bank.clientSecretFile` is given and the vault is empty) is readable in /proc/<pid>/environ by
+ * anyone running as the connector's user, and PM2 keeps it in clear text in its dump files. A
+ * warning naming each place and the way out; the value is never shown.
+ */
+export function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean, procDir?: string): CheckResult | null {
+  const places = secretEnvironmentPlaces(env, procDir);
+  if (places.length === 0) return null;
   return {
     name: 'bank-secret-env',
     core: strict,
     verdict: strict ? 'FAIL' : 'WARN',
-    detail: 'the Client Secret is in the environment (CONNECTOR_BANK_CLIENT_SECRET): /proc/<pid>/environ shows it, and `pm2 save` writes it in clear text to ~/.pm2/dump.pm2',
-    hint: "seal it in the vault (printf '%s\\n' \"$SECRET\" | connector credentials set --client-id ID --secret-stdin), unset CONNECTOR_BANK_CLIENT_SECRET, restart with pm2 and run pm2 save again",
+    detail: `the Client Secret is in an environment (${SECRET_VARIABLE}), where the connector's user can read it: ${places.join('; ')}`,
+    hint: "seal it in the vault (printf '%s\\n' \"$SECRET\" | connector credentials set --client-id ID --secret-stdin); unset the variable; restart PM2 from a clean shell (pm2 kill, then pm2 start ecosystem.config.js, pm2 save) and delete ~/.pm2/dump.pm2.bak; the secret has been readable: regenerate the pair in Internet-banking and connector credentials rotate",
   };
 }
 

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMailServer } from '../support/mail-server';
 
@@ -74,21 +75,48 @@ describe('connector doctor', () => {
 
   it('warns of a Client Secret in the environment without showing it, and names the way to the vault', async () => {
     const secret = 'Canary-Env-Client-Secret-7f3a';
-    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_CLIENT_SECRET: secret, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    // A PM2 home of its own: the machine's ~/.pm2 is not this test's.
+    const pm2Home = join(env.workDir, 'pm2-empty');
+    mkdirSync(pm2Home, { recursive: true });
+    const res = await runCli(['doctor', '--json'], { env: { ...env.env, PM2_HOME: pm2Home, CONNECTOR_BANK_CLIENT_SECRET: secret, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
     expect(res.code).toBe(0);
     const check = (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string; hint?: string; core: boolean }> }).checks.find((c) => c.name === 'bank-secret-env');
     expect(check).toMatchObject({ verdict: 'WARN', core: false });
-    expect(check?.detail).toContain('pm2 save');
+    expect(check?.detail).toContain('this shell');
     expect(check?.hint).toContain('connector credentials set');
+    expect(check?.hint).toContain('dump.pm2.bak');
     expect(res.stdout + res.stderr).not.toContain(secret);
     // --strict: a failure, like the other warnings.
-    const strict = await runCli(['doctor', '--json', '--strict'], { env: { ...env.env, CONNECTOR_BANK_CLIENT_SECRET: secret }, cwd: env.workDir });
+    const strict = await runCli(['doctor', '--json', '--strict'], { env: { ...env.env, PM2_HOME: pm2Home, CONNECTOR_BANK_CLIENT_SECRET: secret }, cwd: env.workDir });
     expect((JSON.parse(strict.stdout) as { checks: Array<{ name: string; verdict: string }> }).checks.find((c) => c.name === 'bank-secret-env')?.verdict).toBe('FAIL');
     expect(strict.code).toBe(1);
     expect(strict.stdout + strict.stderr).not.toContain(secret);
-    // Without it, no such line.
-    const clean = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+    // Without it anywhere, no such line.
+    const clean = await runCli(['doctor', '--json'], { env: { ...env.env, PM2_HOME: pm2Home, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
     expect((JSON.parse(clean.stdout) as { checks: Array<{ name: string }> }).checks.map((c) => c.name)).not.toContain('bank-secret-env');
+  });
+
+  it('finds the Client Secret where PM2 keeps it: its saved process lists and a running connector process, by name only', async () => {
+    const secret = 'Canary-Pm2-Client-Secret-91c2';
+    const pm2Home = join(env.workDir, 'pm2-saved');
+    mkdirSync(pm2Home, { recursive: true });
+    const saved = JSON.stringify([{ name: 'connector-worker', env: { NODE_ENV: 'production', CONNECTOR_BANK_CLIENT_SECRET: secret } }]);
+    writeFileSync(join(pm2Home, 'dump.pm2'), saved);
+    writeFileSync(join(pm2Home, 'dump.pm2.bak'), saved);
+    // A process whose command line is a connector worker's, started with the secret in its environment.
+    const worker = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1000)', '/opt/connector/dist/connector/cli/main.js', 'worker'], { env: { ...process.env, CONNECTOR_BANK_CLIENT_SECRET: secret }, stdio: 'ignore' });
+    try {
+      const res = await runCli(['doctor', '--json'], { env: { ...env.env, PM2_HOME: pm2Home, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      const check = (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> }).checks.find((c) => c.name === 'bank-secret-env');
+      expect(check?.verdict).toBe('WARN');
+      expect(check?.detail).toContain(join(pm2Home, 'dump.pm2'));
+      expect(check?.detail).toContain(join(pm2Home, 'dump.pm2.bak'));
+      expect(check?.detail).toContain(`process ${worker.pid} (connector worker)`);
+      expect(check?.detail).not.toContain('this shell');
+      expect(res.stdout + res.stderr).not.toContain(secret);
+    } finally {
+      worker.kill('SIGKILL');
+    }
   });
 
   it('fails an unreachable bank under --strict', async () => {
