@@ -85,8 +85,9 @@ export async function reportUnfollowedAccounts(
   }
   // What no longer holds is closed by the connector: an account on the list now (or closed, or no
   // longer the client's), and the unconfigured notice once the list is given.
+  // An empty list tells nothing (a bank that answers so for a moment would close every one).
   const stillUnfollowed = new Set(unfollowed.map((a) => accountKey(a.iban)));
-  const stale = (await em.find(Incident, { kind: ACCOUNT_NOT_FOLLOWED, status: 'open' })).filter((i) =>
+  const stale = (listed.length === 0 ? [] : await em.find(Incident, { kind: ACCOUNT_NOT_FOLLOWED, status: 'open' })).filter((i) =>
     i.dedupeKey === UNCONFIGURED_KEY ? configured : configured && !stillUnfollowed.has(i.dedupeKey ?? ''),
   );
   const resolved: string[] = [];

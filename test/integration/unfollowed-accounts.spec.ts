@@ -135,6 +135,14 @@ describe('accounts the bank lists but the connector does not watch', () => {
     expect(await incidents()).toEqual([]);
   });
 
+  it('an empty list from the bank tells nothing: no incident is closed on it', async () => {
+    await schedule(scheduler().context);
+    expect((await incidents()).filter((i) => i.status === 'open')).toHaveLength(2);
+    const result = await reportUnfollowedAccounts(db(), { listAccounts: async () => [] }, [DEMO.payerIban], { configured: true, now: DAY1 });
+    expect(result).toEqual({ listed: 0, unfollowed: [], opened: [], resolved: [] });
+    expect((await incidents()).filter((i) => i.status === 'open')).toHaveLength(2);
+  });
+
   it('a bank that does not answer the list holds up no statement and opens nothing; the next look asks again', async () => {
     await h.admin('PUT', '/faults', { fail5xxNext: 100 });
     const context: StatementsContext = { ...app, statementSource: h.client({ retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } }) };
