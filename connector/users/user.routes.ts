@@ -92,8 +92,11 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
   });
 
   app.addHook('onRequest', async (request) => {
-    // An ERP's API key, or a monitor's probe: nothing a page of another name could use or has.
-    const unguarded = request.headers.authorization?.startsWith('Bearer ') || UNGUARDED_PATHS.has(request.url.split('?')[0]);
+    // A monitor's probe, or a call with an ERP's API key: a page of another name has no key, and
+    // with a wrong one gets 401. Not on the people's own endpoints (login above all), which take no
+    // key: a page may add any header to its own requests, a Bearer one included.
+    const path = request.url.split('?')[0];
+    const unguarded = UNGUARDED_PATHS.has(path) || (request.headers.authorization?.startsWith('Bearer ') && !path.startsWith('/api/v1/auth/'));
     if (!unguarded && !hostAllowed(request.headers, context)) {
       context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.url.split('?')[0] });
       const names = [request.headers.host, request.headers['x-forwarded-host']].flat().filter(Boolean).join(', ');

@@ -227,6 +227,9 @@ describe('DNS rebinding: the API answers only to the names it is known by', () =
     const keyed = await withHost('connector.corp.example', 'GET', '/api/v1/orders', undefined, { authorization: 'Bearer not-a-key-of-ours' });
     expect(keyed.status).toBe(401);
     expect(keyed.json.code).not.toBe('HOST_NOT_ALLOWED');
+    // A page may add a Bearer header of its own: on the login it buys nothing.
+    const guess = await withHost('evil.example', 'POST', '/api/v1/auth/login', { login: 'nobody', password: 'guess' }, { authorization: 'Bearer anything-at-all' });
+    expect(guess.json.code).toBe('HOST_NOT_ALLOWED');
     // Through a proxy that rewrites Host but passes the name it was reached by.
     expect((await withHost('127.0.0.1:8080', 'GET', '/api/v1/me', undefined, { 'x-forwarded-host': 'evil.example' })).json.code).toBe('HOST_NOT_ALLOWED');
   });
