@@ -211,16 +211,25 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: 'warn', name: 'bench' });
   const pki = makeWorldPki(join(dir, 'pki'), SIGNERS);
   const config = worldConfig(loadConfig({ env, cwd: dir }), dir, pki, SIGNERS);
-  await migrate(config);
-  const context = await createAppContext({ config, logger, role: workerCount === 0 ? 'worker' : 'producer' });
-  const world = await startWorld({
-    config,
-    pki,
-    logger,
-    dir,
-    env: {},
-    sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 50 } },
-  });
+  let context: Awaited<ReturnType<typeof createAppContext>> | undefined;
+  let world: Awaited<ReturnType<typeof startWorld>>;
+  try {
+    await migrate(config);
+    context = await createAppContext({ config, logger, role: workerCount === 0 ? 'worker' : 'producer' });
+    world = await startWorld({
+      config,
+      pki,
+      logger,
+      dir,
+      env: {},
+      sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 50 } },
+    });
+  } catch (err) {
+    // A bench that could not start leaves no database behind (each run makes its own).
+    await context?.close().catch(() => undefined);
+    await dropBenchState({ server, dbName, redisUrl, prefix, dir });
+    throw err;
+  }
   const children: ChildProcess[] = [];
   const peaks = new Map<number, number>();
   const cpu = new Map<number, number>();
@@ -375,22 +384,27 @@ async function main(): Promise<void> {
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
     await world.close();
     await context.close();
-    const admin = new Client({ connectionString: `${server}/postgres` });
-    await admin.connect();
-    await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => undefined);
-    await admin.end();
-    const redis = new IORedis(redisUrl);
-    for (const pattern of [`${prefix}:*`, `${prefix}-bare:*`]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-    }
-    redis.disconnect();
-    rmSync(dir, { recursive: true, force: true });
+    await dropBenchState({ server, dbName, redisUrl, prefix, dir });
   }
+}
+
+/** The bench's own database, Redis keys and directory: gone after a run, and after a run that failed to start. */
+async function dropBenchState(state: { server: string; dbName: string; redisUrl: string; prefix: string; dir: string }): Promise<void> {
+  const admin = new Client({ connectionString: `${state.server}/postgres` });
+  await admin.connect();
+  await admin.query(`drop database if exists "${state.dbName}" with (force)`).catch(() => undefined);
+  await admin.end();
+  const redis = new IORedis(state.redisUrl);
+  for (const pattern of [`${state.prefix}:*`, `${state.prefix}-bare:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  }
+  redis.disconnect();
+  rmSync(state.dir, { recursive: true, force: true });
 }
 
 main().catch((err: unknown) => {
