@@ -33,6 +33,7 @@ import type { SessionStore } from './session.store';
 import type { SignerAgentPort } from './signer-agent.port';
 import { base32Decode, matchTotpStep, newTotpSecret, otpauthUri } from './totp';
 import { UserError, userError } from './user.errors';
+import { PhantomLogins } from './phantom-logins';
 
 /**
  * Users, passwords and the login flow (R-5..R-12, R-14, R-16, R-17). Every security event goes to
@@ -488,6 +489,9 @@ async function auditLogin(deps: UserDeps, login: string, outcome: string, ip: st
   await appendAudit(deps.em, { actor: `login:${login}`, action: outcome === 'OK' ? 'auth.login.succeeded' : 'auth.login.failed', subject: login, details: { code: outcome, ip }, at: deps.clock.now() });
 }
 
+/** This process's count of wrong passwords for logins nobody has (phantom-logins.ts). */
+const PHANTOMS = new PhantomLogins();
+
 /**
  * Checks a login attempt in the order the terms need: lock-out first (R-12, before any per-IP
  * limit, which the caller applies through `beforePasswordCheck`), then the password (constant
@@ -502,6 +506,11 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     await auditLogin(deps, user.login, 'LOCKED_TEMPORARILY', input.ip);
     throw lockedError(user.lockedUntil, now);
   }
+  const phantomUntil = user ? null : PHANTOMS.lockedUntil(login, now);
+  if (phantomUntil) {
+    await auditLogin(deps, '(unknown)', 'LOCKED_TEMPORARILY', input.ip);
+    throw lockedError(phantomUntil, now);
+  }
   await beforePasswordCheck();
   // A login attempt on an account an admin disabled (lost authority, R-17) is counted for brute force.
   if (user?.blockedReason === 'admin') await deps.onSecurityEvent?.({ kind: 'disabled_login', login: user.login, ip: input.ip, at: now });
@@ -510,7 +519,10 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     if (!user) {
       // A login nobody has is often a password typed into the login field (R-4): the text is not
       // kept, in an audit log that can never drop it least of all; the attempt and its address are.
-      await auditLogin(deps, '(unknown)', 'INVALID_CREDENTIALS', input.ip);
+      // Counted as a real login's would be: a login that never locks would be known not to exist.
+      const phantom = PHANTOMS.fail(login, now, deps.config.users.lockoutMinutes);
+      await auditLogin(deps, '(unknown)', phantom.locked ? 'LOCKED_TEMPORARILY' : 'INVALID_CREDENTIALS', input.ip);
+      if (phantom.locked) throw lockedError(phantom.lockedUntil!, now);
       throw userError('INVALID_CREDENTIALS', 401);
     }
     const result = await recordFailedAttempt(deps, user.id, 'password');

@@ -252,6 +252,23 @@ describe('brute force: lock-out before the per-IP rate limit', () => {
     expect(codes.slice(4)).toEqual(Array(8).fill(423));
   });
 
+  test('a login nobody has answers exactly as a real one: 423 from the 5th attempt, with Retry-After; its text is kept nowhere', async () => {
+    const ghost = uniq('ghost');
+    const attacker = new Browser(env);
+    const answers: Array<{ status: number; retryAfter: string | null }> = [];
+    for (let i = 0; i < 7; i += 1) {
+      const r = await attacker.login(ghost, `Guess-${i}-Pw`);
+      answers.push({ status: r.statusCode, retryAfter: r.headers.get('retry-after') });
+    }
+    expect(answers.map((a) => a.status)).toEqual([401, 401, 401, 401, 423, 423, 423]);
+    expect(Number(answers[4].retryAfter)).toBeGreaterThan(60);
+    const audit = await env.context.orm.em.fork().execute<Array<{ n: number }>>("select count(*)::int as n from audit_event where actor like ? or subject = ? or details::text like ?", [`%${ghost}%`, ghost, `%${ghost}%`]);
+    expect(audit[0].n).toBe(0);
+    // The attempts are audited, without the login.
+    const unknown = await env.context.orm.em.fork().execute<Array<{ code: string }>>("select details->>'code' as code from audit_event where actor = 'login:(unknown)' order by seq desc limit 3");
+    expect(unknown.map((r) => r.code)).toEqual(['LOCKED_TEMPORARILY', 'LOCKED_TEMPORARILY', 'LOCKED_TEMPORARILY']);
+  });
+
   test('many logins from one address: more than 30 a minute answer 429 RATE_LIMITED with Retry-After', async () => {
     const attacker = new Browser(env);
     const results: Array<{ status: number; retryAfter: string | null }> = [];
