@@ -6,20 +6,14 @@ import { SecretBox } from '../../connector/vault/secret-box';
 import { listIncidents } from '../../connector/incidents/incident.service';
 import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials } from '../../connector/vault/credential.vault';
 import { VaultBankCredentials } from '../../connector/app/vault-bank-credentials';
-import { Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+import { Browser, usersTestEnvOfFile } from './users-test.env';
 
 /**
  * R-4: a canary password, Client Secret and TOTP seed go through every path that handles them
  * (API, service, vault, logs at debug level), then the logs, every Redis key and value under the
  * prefix, and every row of every PostgreSQL table (as text) are searched for them in clear.
  */
-let env: UsersTestEnv;
-beforeAll(async () => {
-  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z' });
-});
-afterAll(async () => {
-  await env?.close();
-});
+const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z' });
 
 const PASSWORD = 'Canary-Pw-7f3a9e';
 const NEW_PASSWORD = 'Canary-Pw2-c41d0b';

@@ -1,22 +1,13 @@
 import { earliestNextChange } from '../../connector/users/password.policy';
 import { createUser, resetPassword, unblockUser } from '../../connector/users/user.service';
-import { activeUser, Browser, DAY, grantAll, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+import { activeUser, Browser, DAY, grantAll, uniq, usersTestEnvOfFile } from './users-test.env';
 
 /**
  * R-5..R-12 over the real HTTP API (real PostgreSQL and Redis), moving the connector's clock
  * where a rule needs time. One table per rule.
  */
-let env: UsersTestEnv;
-let seq = 0;
-const uniq = (base: string) => `${base}${++seq}`;
-
-beforeAll(async () => {
-  // Monday 2026-03-02 09:00 Kazakhstan time (UTC+5).
-  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z' });
-});
-afterAll(async () => {
-  await env?.close();
-});
+// Monday 2026-03-02 09:00 Kazakhstan time (UTC+5).
+const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z' });
 beforeEach(() => {
   env.clock.set(new Date('2026-03-02T04:00:00Z'));
 });

@@ -3,19 +3,10 @@ import { openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { base32Decode, totp } from '../../connector/users/totp';
 import { checkLogin, enrollTotp, grantRight } from '../../connector/users/user.service';
-import { activeUser, Browser, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+import { activeUser, Browser, uniq, usersTestEnvOfFile } from './users-test.env';
 
 /** Findings of the security audit (R-14, R-16), each over the real API, PostgreSQL and Redis. */
-let env: UsersTestEnv;
-let seq = 0;
-const uniq = (base: string) => `${base}${++seq}`;
-
-beforeAll(async () => {
-  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z' });
-});
-afterAll(async () => {
-  await env?.close();
-});
+const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z' });
 
 describe('R-14 second factor: a TOTP code is good for one login only (RFC 6238 section 5.2)', () => {
   test('the code that just logged in is refused a second time, also from another address; the next step logs in', async () => {

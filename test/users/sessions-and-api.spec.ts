@@ -9,19 +9,10 @@ import { listIncidents, openIncident } from '../../connector/incidents/incident.
 import { SecretBox } from '../../connector/vault/secret-box';
 import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
-import { activeUser, Browser, DAY, startUsersTestEnv, type UsersTestEnv } from './users-test.env';
+import { activeUser, Browser, DAY, uniq, usersTestEnvOfFile } from './users-test.env';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
-let env: UsersTestEnv;
-let seq = 0;
-const uniq = (base: string) => `${base}${++seq}`;
-
-beforeAll(async () => {
-  env = await startUsersTestEnv({ start: '2026-03-02T04:00:00Z', overrides: { 'users.totpRequiredRoles': ['admin'], 'api.consoleOrigins': ['https://console.example.kz'] } });
-});
-afterAll(async () => {
-  await env?.close();
-});
+const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z', overrides: { 'users.totpRequiredRoles': ['admin'], 'api.consoleOrigins': ['https://console.example.kz'] } });
 
 describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhere', () => {
   test.each([

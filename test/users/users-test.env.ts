@@ -118,6 +118,41 @@ export async function startUsersTestEnv(options: { start?: string; overrides?: R
   };
 }
 
+/**
+ * A test file's own users world (startUsersTestEnv), made before its tests and closed and dropped
+ * after. Call it at the top of the file; the object it returns stands for the world once made.
+ */
+export function usersTestEnvOfFile(options: Parameters<typeof startUsersTestEnv>[0] = {}): UsersTestEnv {
+  let env: UsersTestEnv | undefined;
+  beforeAll(async () => {
+    env = await startUsersTestEnv(options);
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+  const made = (): UsersTestEnv => {
+    if (!env) throw new Error('usersTestEnvOfFile: the world is made in beforeAll; use it inside a test or hook');
+    return env;
+  };
+  return {
+    get context() { return made().context; },
+    get app() { return made().app; },
+    get baseUrl() { return made().baseUrl; },
+    get clock() { return made().clock; },
+    get logLines() { return made().logLines; },
+    get prefix() { return made().prefix; },
+    get dbUrl() { return made().dbUrl; },
+    get dir() { return made().dir; },
+    get lockedAgentUsers() { return made().lockedAgentUsers; },
+    deps: () => made().deps(),
+    close: () => made().close(),
+  };
+}
+
+let uniqSeq = 0;
+/** A login no other test of the file uses (each test file has its own module registry, so its own count). */
+export const uniq = (base: string): string => `${base}${++uniqSeq}`;
+
 export interface HttpResponse {
   statusCode: number;
   headers: Headers;
