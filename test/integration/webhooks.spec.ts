@@ -135,30 +135,23 @@ describe('status webhooks', () => {
 
   it('a long transaction that writes no status change (in another database, or reading the events here) does not hold deliveries back', async () => {
     received.length = 0;
-    const other = new Client({ connectionString: `${process.env.CONNECTOR_TEST_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432'}/postgres` });
-    await other.connect();
-    try {
-      await other.query('begin');
-      await other.query('select pg_current_xact_id()');
-      await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-LONG-1', erpDocumentId: 'erp-wh-long-1' }) }], noQueue, { actor: 't' });
-      expect(await dispatchWebhooks(context, context.redis, { settleMs: 200 })).toEqual({ status: 'done', delivered: 1 });
-      await other.query('rollback');
-    } finally {
-      await other.end();
-    }
+    /** While another session holds a transaction open (its statements run first), one order is taken in and delivered. */
+    const deliveredWhileOpen = async (url: string, statements: string[], number: string) => {
+      const other = new Client({ connectionString: url });
+      await other.connect();
+      try {
+        await other.query('begin');
+        for (const sql of statements) await other.query(sql);
+        await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number, erpDocumentId: `erp-${number.toLowerCase()}` }) }], noQueue, { actor: 't' });
+        expect(await dispatchWebhooks(context, context.redis, { settleMs: 200 })).toEqual({ status: 'done', delivered: 1 });
+        await other.query('rollback');
+      } finally {
+        await other.end();
+      }
+    };
+    await deliveredWhileOpen(`${process.env.CONNECTOR_TEST_DATABASE_SERVER ?? 'postgresql://postgres@127.0.0.1:5432'}/postgres`, ['select pg_current_xact_id()'], 'WH-LONG-1');
     // Nor one in this database that writes elsewhere and only reads the events.
-    const reader = new Client({ connectionString: env.env.CONNECTOR_DATABASE_URL });
-    await reader.connect();
-    try {
-      await reader.query('begin');
-      await reader.query('create temp table scratch (n int)');
-      await reader.query('select count(*) from order_event');
-      await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-LONG-2', erpDocumentId: 'erp-wh-long-2' }) }], noQueue, { actor: 't' });
-      expect(await dispatchWebhooks(context, context.redis, { settleMs: 200 })).toEqual({ status: 'done', delivered: 1 });
-      await reader.query('rollback');
-    } finally {
-      await reader.end();
-    }
+    await deliveredWhileOpen(env.env.CONNECTOR_DATABASE_URL as string, ['create temp table scratch (n int)', 'select count(*) from order_event'], 'WH-LONG-2');
   });
 
   it('a dispatcher whose ERP acknowledges slowly keeps its lock: no second dispatcher sends the same events meanwhile', async () => {
