@@ -1,7 +1,5 @@
 import { runCli } from '../support/cli';
-import { createTestEnv, type TestEnv } from '../support/test-env';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
-import { createLogger } from '../../connector/logging/logger';
+import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { sampleOrder } from '../support/orders.fixture';
 
@@ -10,21 +8,12 @@ import { sampleOrder } from '../support/orders.fixture';
  * settled by a person who asked the bank, on the built CLI, real PostgreSQL and Redis.
  */
 describe('connector orders settle', () => {
-  let env: TestEnv;
-  let context: AppContext;
-  beforeAll(async () => {
-    env = await createTestEnv('orders_settle');
-    context = await createAppContext({ config: env.config, role: 'producer', logger: createLogger({ level: 'silent' }) });
-  }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    await env?.cleanup();
-  });
+  const world = appWorld('orders_settle', {}, { role: 'producer', quiet: true });
 
-  const cli = (args: string[]) => runCli(args, { env: env.env, cwd: env.workDir, timeoutMs: 60_000 });
-  const q = <T>(sql: string, params: unknown[] = []) => context.orm.em.fork().execute<T[]>(sql, params);
+  const cli = (args: string[]) => runCli(args, { env: world.env.env, cwd: world.env.workDir, timeoutMs: 60_000 });
+  const q = <T>(sql: string, params: unknown[] = []) => world.context.orm.em.fork().execute<T[]>(sql, params);
   async function atBank(number: string, state: 'submitted' | 'deemed_executed', bankStatus: string): Promise<string> {
-    const [r] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const [r] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
     await q(`update payment_order set state = ?, bank_status = ?, bank_reference = ? where id = ?`, [state, bankStatus, `DOC-${number}`, r.orderId]);
     return r.orderId as string;
   }
@@ -41,7 +30,7 @@ describe('connector orders settle', () => {
     expect(event.actor).toMatch(/^cli:/);
     expect(event.reason).toMatch(/^settled by an operator: returned by the bank/);
     // Written back like any other change.
-    const jobs = await context.queues.get('writeback').getJobs(['delayed', 'waiting']);
+    const jobs = await world.context.queues.get('writeback').getJobs(['delayed', 'waiting']);
     expect(jobs.filter((j) => j.name === 'erp.writeback').length).toBeGreaterThan(0);
 
     // Settled once: a second settle is refused, nothing changes.

@@ -1,12 +1,10 @@
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import type { BankPaymentStatus } from '../../adapters/bank/business-api/business-api.schemas';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
-import { createLogger } from '../../connector/logging/logger';
 import type { JobContext } from '../../queue/job-context';
 import { trackBatch } from '../../queue/jobs/track-order.job';
 import { sampleOrder } from '../support/orders.fixture';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { appWorld } from '../support/app-world';
 
 /**
  * Status polls (stage 5) against a bank whose status answers are odd, on real PostgreSQL: each test
@@ -15,19 +13,8 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
 type Answer = Partial<BankPaymentStatus> | Error;
 
 describe('status polls from an odd bank, on PostgreSQL', () => {
-  let env: TestEnv;
-  let app: AppContext;
-
-  beforeAll(async () => {
-    env = await createTestEnv('trackodd');
-    app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
-  });
-  afterAll(async () => {
-    await app?.close();
-    await env?.cleanup();
-  });
-
-  const db = () => app.orm.em.fork();
+  const world = appWorld('trackodd', {}, { quiet: true });
+  const db = () => world.db();
   const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => db().execute<T[]>(sql, params);
 
   /** An order the bank accepted as `documentId` on Tuesday 2026-11-24 10:00 Kazakhstan time. */
@@ -46,7 +33,7 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
         return { documentId, externalId: '', status: 'accepted', updatedAt: at, ...a };
       },
     };
-    const context: JobContext = { ...app, clock: { now: () => new Date(at) }, services: { ...app.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+    const context: JobContext = { ...world.context, clock: { now: () => new Date(at) }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
     return trackBatch(context, orderIds);
   }
 

@@ -1,12 +1,10 @@
 import type { Job } from 'bullmq';
-import { createAppContext, type AppContext } from '../../connector/app/app-context';
-import { createLogger } from '../../connector/logging/logger';
 import { resolveIncident } from '../../connector/incidents/incident.service';
 import { ACCOUNT_NOT_FOLLOWED, reportUnfollowedAccounts } from '../../connector/statements/unfollowed-accounts';
 import { handleScheduleStatements, type StatementsContext } from '../../queue/jobs/fetch-statement.job';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { startHarness, type Harness } from '../../adapters/bank/test/sandbox.harness';
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { appWorld } from '../support/app-world';
 
 /**
  * R-27/R-29: a debit nobody ordered is seen only on accounts whose statements are fetched. The
@@ -15,44 +13,39 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
  * not: on real PostgreSQL and Redis.
  */
 describe('accounts the bank lists but the connector does not watch', () => {
-  let env: TestEnv;
-  let app: AppContext;
+  const world = appWorld('unfollowed', { CONNECTOR_FAKE_NOW: '2026-11-25T04:00:00Z' }, { quiet: true });
   let h: Harness;
   const job = { id: 'statements-schedule', attemptsMade: 0 } as unknown as Job;
   const DAY1 = new Date('2026-11-25T04:00:00Z');
   const DAY2 = new Date('2026-11-26T04:00:00Z');
 
   beforeAll(async () => {
-    env = await createTestEnv('unfollowed', { CONNECTOR_FAKE_NOW: DAY1.toISOString() });
-    app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
     // The test client's pair belongs to the demo company: the bank lists its three accounts, not its other customers'.
     h = await startHarness({}, { clientIinBin: DEMO.payerBin });
   });
   beforeEach(async () => {
     // The admin watches the main account only.
-    env.config.pipeline.accounts = [DEMO.payerIban];
-    await app.orm.em.fork().execute('delete from incident where kind = ?', [ACCOUNT_NOT_FOLLOWED]);
+    world.env.config.pipeline.accounts = [DEMO.payerIban];
+    await world.context.orm.em.fork().execute('delete from incident where kind = ?', [ACCOUNT_NOT_FOLLOWED]);
     await h.admin('POST', '/faults/reset');
   });
   afterEach(async () => {
-    await app.queues.get('statements').obliterate({ force: true });
-    await app.queues.get('writeback').obliterate({ force: true });
+    await world.context.queues.get('statements').obliterate({ force: true });
+    await world.context.queues.get('writeback').obliterate({ force: true });
   });
   afterAll(async () => {
-    await app?.close();
     await h?.stop();
     await h?.drop();
-    await env?.cleanup();
   });
 
-  const db = () => app.orm.em.fork();
+  const db = () => world.db();
   type Row = { id: string; status: string; severity: string; title: string; evidence: Record<string, unknown>; resolved_by: string | null; dedupe_key: string };
   const incidents = () => db().execute<Row[]>('select id, status, severity, title, evidence, resolved_by, dedupe_key from incident where kind = ? order by dedupe_key', [ACCOUNT_NOT_FOLLOWED]);
   const accountRequests = async () => (await h.admin<{ accountRequests: number }>('GET', '/stats')).accountRequests;
   /** A scheduler process of its own (its once-a-day look not yet taken), whose clock the test moves. */
   const scheduler = (at = DAY1) => {
     const clock = { at };
-    const context: StatementsContext = { ...app, clock: { now: () => clock.at }, statementSource: h.client() };
+    const context: StatementsContext = { ...world.context, clock: { now: () => clock.at }, statementSource: h.client() };
     return { context, clock };
   };
   const schedule = (context: StatementsContext) => handleScheduleStatements({}, context, job) as Promise<{ accounts: number; jobs: number }>;
@@ -97,7 +90,7 @@ describe('accounts the bank lists but the connector does not watch', () => {
   it('closes an account\'s incident itself once the admin puts the account on pipeline.accounts', async () => {
     await schedule(scheduler().context);
     expect((await incidents()).filter((i) => i.status === 'open')).toHaveLength(2);
-    env.config.pipeline.accounts = [DEMO.payerIban, DEMO.arrestedIban];
+    world.env.config.pipeline.accounts = [DEMO.payerIban, DEMO.arrestedIban];
     await schedule(scheduler().context);
     const after = await incidents();
     expect(after.find((i) => i.evidence.account === DEMO.arrestedIban)).toMatchObject({ status: 'resolved', resolved_by: 'worker' });
@@ -105,7 +98,7 @@ describe('accounts the bank lists but the connector does not watch', () => {
   });
 
   it('without pipeline.accounts: one incident says statements follow the orders and names the accounts not watched now; closed once the list is given', async () => {
-    env.config.pipeline.accounts = [];
+    world.env.config.pipeline.accounts = [];
     // No order in this database: nothing is followed yet.
     const result = await schedule(scheduler().context);
     expect(result).toEqual({ accounts: 0, jobs: 0 });
@@ -116,7 +109,7 @@ describe('accounts the bank lists but the connector does not watch', () => {
     expect((notice.evidence.accounts as Array<{ account: string }>).map((a) => a.account).sort()).toEqual([DEMO.payerIban, DEMO.arrestedIban, DEMO.poorIban].sort());
     expect(notice.title).toContain('Name every account to watch in pipeline.accounts');
 
-    env.config.pipeline.accounts = [DEMO.payerIban, DEMO.arrestedIban, DEMO.poorIban];
+    world.env.config.pipeline.accounts = [DEMO.payerIban, DEMO.arrestedIban, DEMO.poorIban];
     await schedule(scheduler().context);
     expect(await incidents()).toEqual([expect.objectContaining({ id: notice.id, status: 'resolved', resolved_by: 'worker' })]);
   });
@@ -145,10 +138,10 @@ describe('accounts the bank lists but the connector does not watch', () => {
 
   it('a bank that does not answer the list holds up no statement and opens nothing; the next look asks again', async () => {
     await h.admin('PUT', '/faults', { fail5xxNext: 100 });
-    const context: StatementsContext = { ...app, statementSource: h.client({ retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    const context: StatementsContext = { ...world.context, statementSource: h.client({ retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } }) };
     const result = await schedule(context);
     expect(result).toEqual({ accounts: 1, jobs: 2 });
-    expect(await app.queues.get('statements').getJobCounts('waiting')).toMatchObject({ waiting: 2 });
+    expect(await world.context.queues.get('statements').getJobCounts('waiting')).toMatchObject({ waiting: 2 });
     expect(await incidents()).toHaveLength(0);
 
     await h.admin('POST', '/faults/reset');

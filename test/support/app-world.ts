@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
 import { createTestEnv, type TestEnv } from './test-env';
 
 export interface AppWorld {
@@ -14,13 +15,18 @@ export interface AppWorld {
  * a worker-role AppContext over them, made before the file's tests and closed and dropped after.
  * Call it at the top of a describe block.
  */
-export function appWorld(label: string, extraEnv: NodeJS.ProcessEnv = {}): AppWorld {
+export function appWorld(
+  label: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+  options: { role?: 'worker' | 'producer'; quiet?: boolean } = {},
+): AppWorld {
   let env: TestEnv | undefined;
   let context: AppContext | undefined;
   beforeAll(async () => {
     env = await createTestEnv(label, extraEnv);
-    context = await createAppContext({ config: env.config, role: 'worker' });
-  });
+    // quiet: alerts are logged at error level by design; such a test reads the incidents instead.
+    context = await createAppContext({ config: env.config, role: options.role ?? 'worker', ...(options.quiet ? { logger: createLogger({ level: 'silent' }) } : {}) });
+  }, 60_000);
   afterAll(async () => {
     await context?.close();
     await env?.cleanup();
