@@ -1,9 +1,9 @@
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
-import { base32Decode, totp } from '../../connector/users/totp';
-import { checkLogin, enrollTotp, grantRight } from '../../connector/users/user.service';
-import { activeUser, Browser, uniq, usersTestEnvOfFile } from './users-test.env';
+import { totp } from '../../connector/users/totp';
+import { checkLogin, grantRight } from '../../connector/users/user.service';
+import { activeUser, Browser, enrollTotpSeed, uniq, usersTestEnvOfFile } from './users-test.env';
 
 /** Findings of the security audit (R-14, R-16), each over the real API, PostgreSQL and Redis. */
 const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z' });
@@ -12,8 +12,7 @@ describe('R-14 second factor: a TOTP code is good for one login only (RFC 6238 s
   test('the code that just logged in is refused a second time, also from another address; the next step logs in', async () => {
     const login = uniq('replay');
     await activeUser(env, login, 'viewer', 'Replay-Pass-1');
-    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
-    const seed = base32Decode(secret);
+    const seed = await enrollTotpSeed(env, login);
     const code = totp(seed, env.clock.now());
     expect((await new Browser(env).login(login, 'Replay-Pass-1', code)).statusCode).toBe(200);
     // Whoever saw the password and the code (a shoulder, a phishing proxy) replays them within the window.
@@ -30,9 +29,9 @@ describe('R-14 second factor: a TOTP code is good for one login only (RFC 6238 s
   test('a new seed (totp-enroll again) starts afresh', async () => {
     const login = uniq('reenroll');
     await activeUser(env, login, 'viewer', 'Reenroll-Pass-1');
-    const first = base32Decode((await enrollTotp(env.deps(), { login, actor: 'test' })).secret);
+    const first = await enrollTotpSeed(env, login);
     expect((await new Browser(env).login(login, 'Reenroll-Pass-1', totp(first, env.clock.now()))).statusCode).toBe(200);
-    const second = base32Decode((await enrollTotp(env.deps(), { login, actor: 'test' })).secret);
+    const second = await enrollTotpSeed(env, login);
     expect((await new Browser(env).login(login, 'Reenroll-Pass-1', totp(second, env.clock.now()))).statusCode).toBe(200);
   });
 });

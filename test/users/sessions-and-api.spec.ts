@@ -3,13 +3,13 @@ import { hostname } from 'node:os';
 import { createApiKey } from '../../connector/api-keys/api-key.service';
 import { demoOrders, DEMO_ACCOUNTS } from '../../connector/demo/demo-orders';
 import { accountsVisibleToUser, mayUserSign } from '../../connector/users/authority';
-import { base32Decode, totp } from '../../connector/users/totp';
+import { totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
-import { activeUser, Browser, DAY, uniq, usersTestEnvOfFile } from './users-test.env';
+import { activeUser, Browser, DAY, enrollTotpSeed, uniq, usersTestEnvOfFile } from './users-test.env';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
 const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z', overrides: { 'users.totpRequiredRoles': ['admin'], 'api.consoleOrigins': ['https://console.example.kz'] } });
@@ -121,8 +121,7 @@ describe('R-14 second factor (TOTP, RFC 6238): per user, or required by role', (
   test('a user with TOTP: no code -> 401 TOTP_REQUIRED, wrong -> 401, right -> 200', async () => {
     const login = uniq('totp');
     await activeUser(env, login, 'viewer', 'Totp-Pass-1');
-    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
-    const seed = base32Decode(secret);
+    const seed = await enrollTotpSeed(env, login);
     const none = await new Browser(env).login(login, 'Totp-Pass-1');
     expect([none.statusCode, none.json().code]).toEqual([401, 'TOTP_REQUIRED']);
     const good = totp(seed, env.clock.now());
@@ -149,8 +148,8 @@ describe('R-14 second factor (TOTP, RFC 6238): per user, or required by role', (
     await createUser(env.deps(), { login, role: 'admin', password: 'Admin-Totp-1', actor: 'test' });
     const res = await new Browser(env).login(login, 'Admin-Totp-1');
     expect(res.json().code).toBe('TOTP_REQUIRED');
-    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
-    expect((await new Browser(env).login(login, 'Admin-Totp-1', totp(base32Decode(secret), env.clock.now()))).statusCode).toBe(200);
+    const seed = await enrollTotpSeed(env, login);
+    expect((await new Browser(env).login(login, 'Admin-Totp-1', totp(seed, env.clock.now()))).statusCode).toBe(200);
   });
 });
 
@@ -363,9 +362,9 @@ describe('admin endpoints and R-17 disabling', () => {
   async function admin(): Promise<Browser> {
     const login = uniq('boss');
     await createUser(env.deps(), { login, role: 'admin', password: 'Boss-Pass-1', actor: 'test' });
-    const { secret } = await enrollTotp(env.deps(), { login, actor: 'test' });
+    const seed = await enrollTotpSeed(env, login);
     const b = new Browser(env);
-    expect((await b.login(login, 'Boss-Pass-1', totp(base32Decode(secret), env.clock.now()))).statusCode).toBe(200);
+    expect((await b.login(login, 'Boss-Pass-1', totp(seed, env.clock.now()))).statusCode).toBe(200);
     expect((await b.changePassword('Boss-Pass-1', 'Boss-Pass-2')).statusCode).toBe(204);
     return b;
   }

@@ -13,7 +13,8 @@ import { migrate } from '../../connector/persistence/database';
 import { OffsetClock } from '../../connector/shared/clock';
 import type { SignerAgentPort } from '../../connector/users/signer-agent.port';
 import { userDeps, usersWiring } from '../../connector/users/user-context';
-import { createUser, grantRight, type UserDeps } from '../../connector/users/user.service';
+import { base32Decode } from '../../connector/users/totp';
+import { createUser, enrollTotp, grantRight, type UserDeps } from '../../connector/users/user.service';
 
 /**
  * An isolated connector for one test file: its own database `connector_test_<random>` (dropped
@@ -147,6 +148,11 @@ export function usersTestEnvOfFile(options: Parameters<typeof startUsersTestEnv>
     deps: () => made().deps(),
     close: () => made().close(),
   };
+}
+
+/** Enrolls a second factor for `login` (as its admin would) and gives the seed its authenticator app holds. */
+export async function enrollTotpSeed(env: UsersTestEnv, login: string): Promise<Buffer> {
+  return base32Decode((await enrollTotp(env.deps(), { login, actor: 'test' })).secret);
 }
 
 let uniqSeq = 0;
