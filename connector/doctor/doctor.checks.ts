@@ -280,7 +280,8 @@ const SECRET_VARIABLE = 'CONNECTOR_BANK_CLIENT_SECRET';
  * in clear text to dump.pm2, and keeps the one before as dump.pm2.bak), and the running connector
  * processes and PM2 daemon of this user (/proc/<pid>/environ).
  */
-export function secretEnvironmentPlaces(env: NodeJS.ProcessEnv, procDir = '/proc'): string[] {
+function secretEnvironmentPlaces(env: NodeJS.ProcessEnv): string[] {
+  const procDir = '/proc';
   const places: string[] = [];
   if (env[SECRET_VARIABLE]) places.push('this shell');
   const pm2Home = env.PM2_HOME ?? join(env.HOME ?? homedir(), '.pm2');
@@ -318,8 +319,8 @@ export function secretEnvironmentPlaces(env: NodeJS.ProcessEnv, procDir = '/proc
  * anyone running as the connector's user, and PM2 keeps it in clear text in its dump files. A
  * warning naming each place and the way out; the value is never shown.
  */
-export function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean, procDir?: string): CheckResult | null {
-  const places = secretEnvironmentPlaces(env, procDir);
+function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean): CheckResult | null {
+  const places = secretEnvironmentPlaces(env);
   if (places.length === 0) return null;
   return {
     name: 'bank-secret-env',

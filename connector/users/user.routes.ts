@@ -47,16 +47,27 @@ const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9-]+(?:\.[a-z0-9-]+)*\.?))(?::
 /** Monitors' probes: they carry nothing a rebinding page could use. */
 const UNGUARDED_PATHS = new Set(['/health', '/ready']);
 
+/** The names an API configuration is known by, and whether it takes any name: worked out once per configuration. */
+const namesOfConfig = new WeakMap<object, { known: Set<string>; anyName: boolean }>();
+
+function namesOf(api: AppContext['config']['api']): { known: Set<string>; anyName: boolean } {
+  let names = namesOfConfig.get(api);
+  if (!names) {
+    const known = new Set([api.host, hostname(), ...api.allowedHosts, ...api.consoleOrigins.map((o) => new URL(o).hostname)].map((h) => h.toLowerCase()));
+    names = { known, anyName: api.allowedHosts.length === 0 && !LOOPBACK_HOST.test(api.host) };
+    namesOfConfig.set(api, names);
+  }
+  return names;
+}
+
 /** One name the API is reached by (a Host or X-Forwarded-Host value) is known to it. */
 function knownHost(host: string, context: Pick<AppContext, 'config'>): boolean {
   const m = HOST_HEADER.exec(host.trim());
   if (!m) return false;
   const name = (m[1] ?? m[2]).toLowerCase().replace(/\.$/, '');
   if (isIP(name) || name === 'localhost') return true;
-  const { api } = context.config;
-  const known = new Set([api.host.toLowerCase(), hostname().toLowerCase(), ...api.allowedHosts.map((h) => h.toLowerCase()), ...api.consoleOrigins.map((o) => new URL(o).hostname.toLowerCase())]);
-  if (known.has(name)) return true;
-  return api.allowedHosts.length === 0 && !LOOPBACK_HOST.test(api.host);
+  const { known, anyName } = namesOf(context.config.api);
+  return anyName || known.has(name);
 }
 
 /**

@@ -136,9 +136,10 @@ const ACCOUNTS_CHECK_MS = 10_000;
 async function checkUnfollowedAccounts(context: StatementsContext, followed: readonly string[], now: Date): Promise<void> {
   const today = kzToday(now);
   const source = statementSourceOf(context);
-  if (!source.listAccounts || accountsCheckedOn.get(context) === today) return;
+  const list = source.listAccounts?.bind(source);
+  if (!list || accountsCheckedOn.get(context) === today) return;
   accountsCheckedOn.set(context, today);
-  const listAccounts = () => source.listAccounts!({ signal: AbortSignal.timeout(ACCOUNTS_CHECK_MS), timeoutMs: ACCOUNTS_CHECK_MS });
+  const listAccounts = () => list({ signal: AbortSignal.timeout(ACCOUNTS_CHECK_MS), timeoutMs: ACCOUNTS_CHECK_MS });
   try {
     const result = await reportUnfollowedAccounts(context.orm.em.fork(), { listAccounts }, followed, { configured: context.config.pipeline.accounts.length > 0, now });
     if (result.unfollowed.length || result.resolved.length) {
