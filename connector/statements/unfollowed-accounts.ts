@@ -17,10 +17,9 @@ export interface AccountLister {
 export const ACCOUNT_NOT_FOLLOWED = 'account_not_followed';
 /** The one incident of an installation without `pipeline.accounts` (accounts followed only while they have orders). */
 const UNCONFIGURED_KEY = 'account-not-followed:unconfigured';
-const accountKey = (iban: string) => `account-not-followed:${iban}`;
-
 /** IBANs as compared: a bank may print them in lower case or in groups of four. */
 const normalIban = (iban: string) => iban.replace(/\s+/g, '').toUpperCase();
+const accountKey = (iban: string) => `account-not-followed:${normalIban(iban)}`;
 
 export interface UnfollowedReport {
   listed: number;
