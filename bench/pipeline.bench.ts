@@ -12,6 +12,7 @@ import { migrate } from '../connector/persistence/database';
 import { createAppContext } from '../connector/app/app-context';
 import { intakeOrders } from '../connector/intake/order-intake';
 import { bullmqIntakePort } from '../queue/bullmq-intake.port';
+import type { QueueSet } from '../queue/queue.factory';
 import { createLogger } from '../connector/logging/logger';
 import { bulkOrders, ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type WorldSigner } from '../connector/demo/pipeline-world';
 import { DEMO } from '../adapters/bank/sandbox/sandbox.config';
@@ -164,6 +165,26 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
   return { perSecond: (n * 1000) / ms, ms };
 }
 
+const STAGES = ['validate', 'sign', 'submit', 'track'] as const;
+
+/**
+ * Milliseconds until `count` worker processes serve each pipeline stage's queue (BullMQ's list of
+ * the workers connected to a queue); fails when one of them exits first or the time runs out.
+ */
+async function workersServing(queues: QueueSet, count: number, children: ChildProcess[], timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const exited = children.find((c) => c.exitCode !== null || c.signalCode !== null);
+    if (exited) throw new Error(`worker process ${exited.pid} exited (${exited.exitCode ?? exited.signalCode}) before it served the pipeline`);
+    const serving = await Promise.all(STAGES.map((stage) => queues.get(stage).getWorkersCount()));
+    if (serving.every((n) => n >= count)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`the worker processes did not serve every stage within ${timeoutMs / 1000} s (workers per queue: ${STAGES.map((s, i) => `${s} ${serving[i]}`).join(', ')})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** The sandbox's request counts per order: what the pipeline asked of the bank (the status polls above all). */
 function bankCalls(stats: Record<string, number>, orders: number): string {
   const per = (n: number) => (n / orders).toFixed(2);
@@ -252,8 +273,9 @@ async function main(): Promise<void> {
       children.push(child);
     }
     const inProcess = workerCount === 0 ? (await import('../queue/worker.runner')).startWorkers(context, context.redis) : undefined;
-    // Let the workers connect before the clock starts.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The clock starts once every worker process serves every stage: a process start (seconds on
+    // a busy machine) is not pipeline time. In-process workers serve as soon as they exist.
+    const readyMs = workerCount === 0 ? 0 : await workersServing(context.queues, workerCount, children, 60_000);
 
     const all = bulkOrders(`B${Date.now().toString(36)}`, orders);
     process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${rate ? `${rate} orders/s offered` : 'all offered at once'}\n`);
@@ -360,7 +382,7 @@ async function main(): Promise<void> {
     const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount));
     const out = [
       `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total} duplicates ${ledger.duplicates}`,
-      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize} (a batch waits up to ${config.worker.batchWaitMs} ms to fill); RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback`,
+      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize} (a batch waits up to ${config.worker.batchWaitMs} ms to fill); RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback${workerCount ? `; the clock started once the worker process(es) served every stage, ${fmt(readyMs)} after their start` : ''}`,
       `intake: ${fmt(intakeMs)} for ${orders} orders (${rate ? `${rate}/s offered` : 'all at once, 500 per batch'})`,
       `orders/s end to end (first received -> last executed): ${e2e.toFixed(1)}  (wall ${fmt(wallMs)})`,
       `intake->submitted p50 ${fmt(n('sub50'))}  p95 ${fmt(n('sub95'))}  p99 ${fmt(n('sub99'))}${
