@@ -29,10 +29,12 @@ import { Session } from 'node:inspector/promises';
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
  * BENCH_DUMP=<file> writes each order's transition times, BENCH_WORKER_PROFILE_DIR and BENCH_CPU_PROFILE CPU profiles.
  * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each); --batch-wait MS worker.batchWaitMs (default 25).
+ * --warmup N (default 1000, 0 for none) runs N orders first, not counted, and N chains before the bare chain's.
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
 const SOURCE = 'bench';
+const WARMUP_SOURCE = 'bench-warmup';
 const CLI = join(__dirname, '..', 'connector', 'cli', 'main.js');
 
 function arg(name: string, fallback: number): number {
@@ -129,14 +131,17 @@ class ServiceCpu {
 
 const fmt = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
-/** The bare chain: N chains of 4 no-op jobs on 4 queues, each job adding the next; chains/s. */
-async function bareChain(redisUrl: string, prefix: string, n: number, concurrency: number): Promise<{ perSecond: number; ms: number }> {
+/**
+ * The bare chain: N chains of 4 no-op jobs on 4 queues, each job adding the next; chains/s. `warmup`
+ * chains run first on the same queues and workers, not counted (as the pipeline's warm-up orders).
+ */
+async function bareChain(redisUrl: string, prefix: string, n: number, concurrency: number, warmup: number): Promise<{ perSecond: number; ms: number }> {
   const names = ['bare-a', 'bare-b', 'bare-c', 'bare-d'];
   const connection = new IORedis(redisUrl, { maxRetriesPerRequest: null });
   const queues = names.map((name) => new Queue(name, { connection: connection as unknown as ConnectionOptions, prefix }));
   let done = 0;
+  let target = 0;
   let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
   const opts = { removeOnComplete: true, removeOnFail: true };
   const workerConnections = names.map(() => new IORedis(redisUrl, { maxRetriesPerRequest: null }));
   const workers = names.map(
@@ -145,17 +150,25 @@ async function bareChain(redisUrl: string, prefix: string, n: number, concurrenc
         name,
         async (job) => {
           if (i < names.length - 1) await queues[i + 1].add('step', job.data, { ...opts, jobId: `${names[i + 1]}-${(job.data as { i: number }).i}` });
-          else if (++done === n) finish();
+          else if (++done === target) finish();
         },
         { connection: workerConnections[i] as unknown as ConnectionOptions, prefix, concurrency },
       ),
   );
-  const started = Date.now();
-  for (let i = 0; i < n; i += 1000) {
-    await queues[0].addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'step', data: { i: i + k }, opts: { ...opts, jobId: `${names[0]}-${i + k}` } })));
-  }
-  await finished;
-  const ms = Date.now() - started;
+  /** Runs chains [from, from + count) to their end; milliseconds. */
+  const chains = async (from: number, count: number): Promise<number> => {
+    done = 0;
+    target = count;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const started = Date.now();
+    for (let i = 0; i < count; i += 1000) {
+      await queues[0].addBulk(Array.from({ length: Math.min(1000, count - i) }, (_, k) => ({ name: 'step', data: { i: from + i + k }, opts: { ...opts, jobId: `${names[0]}-${from + i + k}` } })));
+    }
+    await finished;
+    return Date.now() - started;
+  };
+  if (warmup > 0) await chains(0, warmup);
+  const ms = await chains(warmup, n);
   await Promise.all(workers.map((w) => w.close()));
   for (const q of queues) await q.obliterate({ force: true }).catch(() => undefined);
   await Promise.all(queues.map((q) => q.close()));
@@ -185,6 +198,11 @@ async function workersServing(queues: QueueSet, count: number, children: ChildPr
   }
 }
 
+/** The sandbox's request counts since `before` (the warm-up's calls left out). */
+function sinceWarmup(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(now).map(([key, value]) => [key, value - (before[key] ?? 0)]));
+}
+
 /** The sandbox's request counts per order: what the pipeline asked of the bank (the status polls above all). */
 function bankCalls(stats: Record<string, number>, orders: number): string {
   const per = (n: number) => (n / orders).toFixed(2);
@@ -195,6 +213,7 @@ async function main(): Promise<void> {
   const orders = arg('orders', 5000);
   const workerCount = arg('workers', 1);
   const rate = arg('rate', 0);
+  const warmup = arg('warmup', 1000);
   // --batch N: worker.batchSize and worker.batchConcurrency (jobs a process takes at once per batched stage).
   const batch = arg('batch', 0);
   // --batch-wait MS: worker.batchWaitMs (how long a batch's first order waits for others).
@@ -277,8 +296,46 @@ async function main(): Promise<void> {
     // a busy machine) is not pipeline time. In-process workers serve as soon as they exist.
     const readyMs = workerCount === 0 ? 0 : await workersServing(context.queues, workerCount, children, 60_000);
 
+    const em = () => context.orm.em.fork();
+    /** Offers `list` under `source` (all at once, or at --rate) and waits until every one of them is final. */
+    const offerAndFollow = async (source: string, list: ReturnType<typeof bulkOrders>, label: string) => {
+      const started = Date.now();
+      const chunk = rate ? Math.max(1, Math.round(rate / 10)) : 500;
+      for (let i = 0; i < list.length; i += chunk) {
+        const slice = list.slice(i, i + chunk).map((order) => ({ order }));
+        await intakeOrders(em(), source, slice, bullmqIntakePort(context.queues), { actor: 'bench' });
+        if (rate) {
+          const due = started + ((i + chunk) / rate) * 1000;
+          const wait = due - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+      const intakeMs = Date.now() - started;
+      for (let lastLine = '';;) {
+        const rows = await em().execute<Array<{ state: string; n: string }>>('select state, count(*) as n from payment_order where source = ? group by state', [source]);
+        const byState = Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+        const final = (byState.executed ?? 0) + (byState.rejected ?? 0) + (byState.invalid ?? 0) + (byState.failed ?? 0) + (byState.deemed_executed ?? 0);
+        const line = `  ${label}${((Date.now() - started) / 1000).toFixed(0)} s ${JSON.stringify(byState)}`;
+        if (line !== lastLine) process.stderr.write(`${line}\n`);
+        lastLine = line;
+        if (final === list.length) break;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      return { started, intakeMs };
+    };
+
+    const offered = rate ? `${rate} orders/s offered` : 'all offered at once';
+    // --warmup N (default 1000; 0: none): N orders through the same pipeline first, not counted. A
+    // worker under PM2 runs for days; the first thousand orders of a fresh process also pay V8's
+    // compilation of the code they run (a quarter of the worker's CPU in a cold 3,000-order run).
+    if (warmup > 0) {
+      process.stderr.write(`bench: warm-up, ${warmup} orders (${offered}), not counted\n`);
+      await offerAndFollow(WARMUP_SOURCE, bulkOrders(`W${Date.now().toString(36)}`, warmup), 'warm-up ');
+    }
+    const callsBefore = { ...world.sandbox.stats };
+
     const all = bulkOrders(`B${Date.now().toString(36)}`, orders);
-    process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${rate ? `${rate} orders/s offered` : 'all offered at once'}\n`);
+    process.stderr.write(`bench: ${orders} orders, ${workerCount || 'in-process'} worker process(es) x concurrency ${config.worker.concurrency}, RSA-2048 keys, 1 signature per order, ${offered}\n`);
     // BENCH_CPU_PROFILE=<file>: a V8 CPU profile of this process over the run (node --cpu-prof does not
     // cover the main thread of a process that exits through its own handles).
     const profiler = process.env.BENCH_CPU_PROFILE ? new Session() : undefined;
@@ -287,32 +344,10 @@ async function main(): Promise<void> {
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.start');
     }
-    const started = Date.now();
     const cpuAtStart = process.cpuUsage();
     const childCpuAtStart = new Map(children.map((c) => [c.pid ?? 0, cpuSeconds(c.pid ?? 0) ?? 0]));
     services.start();
-    const chunk = rate ? Math.max(1, Math.round(rate / 10)) : 500;
-    for (let i = 0; i < all.length; i += chunk) {
-      const slice = all.slice(i, i + chunk).map((order) => ({ order }));
-      await intakeOrders(context.orm.em.fork(), SOURCE, slice, bullmqIntakePort(context.queues), { actor: 'bench' });
-      if (rate) {
-        const due = started + ((i + chunk) / rate) * 1000;
-        const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
-    }
-    const intakeMs = Date.now() - started;
-    const em = () => context.orm.em.fork();
-    for (let lastLine = '';;) {
-      const rows = await em().execute<Array<{ state: string; n: string }>>('select state, count(*) as n from payment_order where source = ? group by state', [SOURCE]);
-      const byState = Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
-      const final = (byState.executed ?? 0) + (byState.rejected ?? 0) + (byState.invalid ?? 0) + (byState.failed ?? 0) + (byState.deemed_executed ?? 0);
-      const line = `  ${((Date.now() - started) / 1000).toFixed(0)} s ${JSON.stringify(byState)}`;
-      if (line !== lastLine) process.stderr.write(`${line}\n`);
-      lastLine = line;
-      if (final === orders) break;
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
+    const { started, intakeMs } = await offerAndFollow(SOURCE, all, '');
     const wallMs = Date.now() - started;
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
@@ -379,24 +414,24 @@ async function main(): Promise<void> {
     for (const c of children) if (c.pid) peaks.set(c.pid, Math.max(peaks.get(c.pid) ?? 0, peakRssMiB(c.pid) ?? 0));
     const workerPeaks = [...peaks.values()];
 
-    const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount));
+    const bare = await bareChain(redisUrl, `${prefix}-bare`, orders, config.worker.concurrency * Math.max(1, workerCount), warmup);
     const out = [
-      `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total} duplicates ${ledger.duplicates}`,
-      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize} (a batch waits up to ${config.worker.batchWaitMs} ms to fill); RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback${workerCount ? `; the clock started once the worker process(es) served every stage, ${fmt(readyMs)} after their start` : ''}`,
+      `pipeline: ${orders} orders, ${Number(lat.executed)} executed, ledger total ${ledger.total}${warmup ? ` (the warm-up's ${warmup} included)` : ''} duplicates ${ledger.duplicates}`,
+      `setup: ${workerCount ? `${workerCount} worker process(es)` : '1 process (workers in-process)'} x concurrency ${config.worker.concurrency}, batched stages ${config.worker.batchConcurrency} jobs in batches of ${config.worker.batchSize} (a batch waits up to ${config.worker.batchWaitMs} ms to fill); RSA-2048 test keys, 1 signature per order (standing mandate); sandbox + signer agent (${config.signer.workers ?? 'one thread per core'}) in the bench process; Redis + PostgreSQL on loopback; ${warmup ? `measured after a warm-up of ${warmup} orders through the same worker(s), not counted` : 'no warm-up (a cold worker)'}${workerCount ? `; the clock started once the worker process(es) served every stage, ${fmt(readyMs)} after their start` : ''}`,
       `intake: ${fmt(intakeMs)} for ${orders} orders (${rate ? `${rate}/s offered` : 'all at once, 500 per batch'})`,
       `orders/s end to end (first received -> last executed): ${e2e.toFixed(1)}  (wall ${fmt(wallMs)})`,
       `intake->submitted p50 ${fmt(n('sub50'))}  p95 ${fmt(n('sub95'))}  p99 ${fmt(n('sub99'))}${
-        rate ? `  (leaving out the ${Number(lat.cold)} orders offered in the run's first 5 s, while the worker warms up: p50 ${fmt(n('warm50'))}  p99 ${fmt(n('warm99'))})` : ''
+        rate && !warmup ? `  (leaving out the ${Number(lat.cold)} orders offered in the run's first 5 s, while the worker warms up: p50 ${fmt(n('warm50'))}  p99 ${fmt(n('warm99'))})` : ''
       }`,
       `intake->executed  p50 ${fmt(n('exe50'))}  p95 ${fmt(n('exe95'))}  p99 ${fmt(n('exe99'))}`,
       `per stage (avg / p50): validate ${fmt(n('v_avg'))} / ${fmt(n('v50'))} | sign ${fmt(n('g_avg'))} / ${fmt(n('g50'))} | claim ${fmt(n('c_avg'))} / ${fmt(n('c50'))} | submit ${fmt(n('u_avg'))} / ${fmt(n('u50'))} | track to executed ${fmt(n('k_avg'))} / ${fmt(n('k50'))}`,
-      `bank calls per order (the sandbox's count): ${bankCalls(world.sandbox.stats, orders)}`,
+      `bank calls per order (the sandbox's count): ${bankCalls(sinceWarmup(world.sandbox.stats, callsBefore), orders)}`,
       `peak RSS: bench process (sandbox + signer agent + intake) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; worker processes ${workerPeaks.map((p) => `${p.toFixed(0)} MiB`).join(', ') || '-'}`,
       `CPU during the run: bench process (sandbox + signer agent with its signing threads + intake) ${benchCpuS.toFixed(1)} s; worker processes ${workerCpuS.map((c) => `${c.toFixed(1)} s`).join(', ') || '-'}; per order ${((ownProcessesCpuS * 1000) / orders).toFixed(1)} ms (PostgreSQL and Redis not counted)`,
       `CPU of the services on this machine (from /proc; 0 when they run elsewhere): PostgreSQL ${postgresCpuS.toFixed(1)} s, Redis ${redisCpuS.toFixed(1)} s; all together ${(((ownProcessesCpuS + postgresCpuS + redisCpuS) * 1000) / orders).toFixed(1)} ms per order, at most ${(
         (cpus().length * orders) / (ownProcessesCpuS + postgresCpuS + redisCpuS)
       ).toFixed(0)} orders/s on ${cpus().length} cores`,
-      `bare BullMQ chain (4 no-op stages, ${orders} chains, 1 process, concurrency ${config.worker.concurrency * Math.max(1, workerCount)} per queue, same Redis): ${bare.perSecond.toFixed(1)} chains/s`,
+      `bare BullMQ chain (4 no-op stages, ${orders} chains, 1 process, concurrency ${config.worker.concurrency * Math.max(1, workerCount)} per queue, same Redis${warmup ? `, after ${warmup} chains of warm-up` : ''}): ${bare.perSecond.toFixed(1)} chains/s`,
       `ratio pipeline / bare chain: ${(e2e / bare.perSecond).toFixed(3)}`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
