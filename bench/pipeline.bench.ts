@@ -29,7 +29,7 @@ import { Session } from 'node:inspector/promises';
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
  * BENCH_DUMP=<file> writes each order's transition times, BENCH_WORKER_PROFILE_DIR and BENCH_CPU_PROFILE CPU profiles.
  * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each); --batch-wait MS worker.batchWaitMs (default 25).
- * --warmup N (default 1000, 0 for none) runs N orders first, not counted, and N chains before the bare chain's.
+ * --warmup N (default 1000, or N orders when fewer; 0 for none) runs N orders first, not counted, and N chains before the bare chain's.
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
@@ -213,7 +213,8 @@ async function main(): Promise<void> {
   const orders = arg('orders', 5000);
   const workerCount = arg('workers', 1);
   const rate = arg('rate', 0);
-  const warmup = arg('warmup', 1000);
+  // Never more warm-up than the run itself (a quick run of 100 stays quick).
+  const warmup = arg('warmup', Math.min(1000, orders));
   // --batch N: worker.batchSize and worker.batchConcurrency (jobs a process takes at once per batched stage).
   const batch = arg('batch', 0);
   // --batch-wait MS: worker.batchWaitMs (how long a batch's first order waits for others).
