@@ -326,7 +326,7 @@ async function main(): Promise<void> {
     };
 
     const offered = rate ? `${rate} orders/s offered` : 'all offered at once';
-    // --warmup N (default 1000; 0: none): N orders through the same pipeline first, not counted. A
+    // --warmup N (default 1000, or the run's count when fewer; 0: none): N orders through the same pipeline first, not counted. A
     // worker under PM2 runs for days; the first thousand orders of a fresh process also pay V8's
     // compilation of the code they run (a quarter of the worker's CPU in a cold 3,000-order run).
     if (warmup > 0) {
