@@ -29,7 +29,7 @@ import { Session } from 'node:inspector/promises';
  * sandbox and the signer agent run in this process. --rate R offers R orders/s instead of all at once;
  * BENCH_DUMP=<file> writes each order's transition times, BENCH_WORKER_PROFILE_DIR and BENCH_CPU_PROFILE CPU profiles.
  * --batch B sets worker.batchSize and worker.batchConcurrency (default 16 each); --batch-wait MS worker.batchWaitMs (default 25).
- * --warmup N (default 1000, or N orders when fewer; 0 for none) runs N orders first, not counted, and N chains before the bare chain's.
+ * --warmup K (default 1000, or the run's order count when fewer; 0 for none) runs K orders first, not counted, and K chains before the bare chain's.
  * Issue 15 "Figures": a benchmark that prints figures, never a timed test.
  */
 const SIGNERS: WorldSigner[] = [{ login: 'bench.ceo', keystore: 'rsa-ceo', level: 'first' }];
@@ -326,7 +326,7 @@ async function main(): Promise<void> {
     };
 
     const offered = rate ? `${rate} orders/s offered` : 'all offered at once';
-    // --warmup N (default 1000, or the run's count when fewer; 0: none): N orders through the same pipeline first, not counted. A
+    // --warmup K (default 1000, or the run's count when fewer; 0: none): K orders through the same pipeline first, not counted. A
     // worker under PM2 runs for days; the first thousand orders of a fresh process also pay V8's
     // compilation of the code they run (a quarter of the worker's CPU in a cold 3,000-order run).
     if (warmup > 0) {
