@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type IORedis from 'ioredis';
 import { z } from 'zod';
-import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import { readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
-import type { OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
+import { ONEC_SOURCE, type OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import {
   archiveOutboxFile,
   claimOutboxFile,
@@ -28,7 +27,6 @@ export const scanOnecOutboxJob = defineJob({
   jobId: () => 'onec-outbox-scan',
 });
 
-export { ONEC_SOURCE };
 const BATCH = 500;
 
 export interface OutboxFileResult {

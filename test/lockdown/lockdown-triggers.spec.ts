@@ -22,7 +22,7 @@ import { dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { sampleOrder } from '../support/orders.fixture';
-import { ONEC_SOURCE } from '../../queue/jobs/scan-onec-outbox.job';
+import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
 /** Issue 16 "Proof": each trigger fires for real, and the lock it causes is the full lockdown. */

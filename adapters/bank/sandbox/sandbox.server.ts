@@ -119,6 +119,8 @@ export class Sandbox {
   readonly stats = { tokenRequests: 0, submitRequests: 0, statusRequests: 0, lookupRequests: 0, statementRequests: 0, accountRequests: 0 };
   private readonly verifier: SignatureVerifier;
   private readonly tokens = new Map<string, { clientId: string; expiresAt: number }>();
+  /** The Client ID each request that passed `authenticate` was made with. */
+  private readonly authenticatedClient = new WeakMap<FastifyRequest, string>();
   private revoked = false;
   private ticker?: NodeJS.Timeout;
   private processing?: Promise<void>;
@@ -342,9 +344,8 @@ export class Sandbox {
 
   /** The client whose bearer token a request that passed `authenticate` carries. */
   private clientOf(req: FastifyRequest): SandboxConfig['clients'][number] | undefined {
-    const match = /^Bearer ([A-Za-z0-9_-]{16,})$/.exec(req.headers.authorization ?? '');
-    const entry = match ? this.tokens.get(sha256(match[1])) : undefined;
-    return entry ? this.options.config.clients.find((c) => c.clientId === entry.clientId) : undefined;
+    const clientId = this.authenticatedClient.get(req);
+    return clientId === undefined ? undefined : this.options.config.clients.find((c) => c.clientId === clientId);
   }
 
   /** undefined when the bearer token is good; else the answer to send. */
@@ -362,6 +363,7 @@ export class Sandbox {
       }
     }
     if (!entry || entry.expiresAt <= Date.now()) return { status: 401, code: 'UNAUTHORIZED', message: 'the access token is invalid or expired' };
+    this.authenticatedClient.set(req, entry.clientId);
     return undefined;
   }
 
