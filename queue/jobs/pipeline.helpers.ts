@@ -99,10 +99,11 @@ export async function credentialsUnavailableIncident(context: JobContext, proble
 }
 
 /**
- * The bank refused our Client ID / Secret (AUTH, 401) or said they are blocked or revoked, at a
- * submit or a poll: one critical incident while it lasts; a revocation also marks the pair
- * revoked (nothing more is sent with it, R-31) and engages the lockdown (issue 16; or only
- * alerts, per config).
+ * The bank refused our Client ID / Secret (AUTH: a 401, or a 403 / an identification,
+ * authentication or compromise code on the token, a lookup or a poll) or said they are blocked or
+ * revoked, at a submit or a poll: one critical incident while it lasts; a revocation also marks
+ * the pair revoked (nothing more is sent with it, R-31) and engages the lockdown, as does a code of
+ * `lockdown.bankRefusalCodes` (issue 16; or only alerts, per config).
  */
 export async function credentialsRefused(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<void> {
   if (err.code === 'CREDENTIALS_REVOKED') await context.services.markCredentialsRevoked(err.message);
@@ -114,13 +115,23 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
         ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)'
         : err.details.httpStatus === undefined
           ? `The connector has no usable Client ID / Secret, nothing was sent: ${err.message}`
-          : 'The bank refused our Client ID / Secret (401)',
-    evidence: { code: err.code, httpStatus: err.details.httpStatus },
+          : `The bank refused our Client ID / Secret (${err.details.bankCode ?? `HTTP ${err.details.httpStatus}`})`,
+    evidence: { code: err.code, httpStatus: err.details.httpStatus, bankCode: err.details.bankCode },
     dedupeKey: 'credentials_revoked',
     actor: 'worker',
     // Every submit and poll finds it again while it lasts: one incident, not one timeline entry each.
     onRepeat: 'ignore',
   });
+  if (err.reasonCode && context.config.lockdown.bankRefusalCodes.includes(err.reasonCode)) {
+    // R-31: refused for identification / authentication / compromise reasons, on whatever call.
+    await triggerLockdown(context, {
+      trigger: 'bank_refused_compromise',
+      reason: `the bank refused the ${err.details.operation ?? 'bank'} call with ${err.reasonCode} (identification / authentication / compromise)`,
+      scope: 'credentials',
+      evidence: { ...evidence, reasonCode: err.reasonCode, httpStatus: err.details.httpStatus, operation: err.details.operation },
+      actor: 'worker',
+    });
+  }
   if (err.code === 'CREDENTIALS_REVOKED') {
     await triggerLockdown(context, {
       trigger: 'bank_credentials_revoked',

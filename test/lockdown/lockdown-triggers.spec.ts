@@ -93,6 +93,26 @@ describe('lockdown triggers', () => {
     }
   }, 60_000);
 
+  it('the bank refusing our token for a compromise reason locks down, and the order it was sending is not rejected', async () => {
+    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'token' } });
+    // The connector's cached token no longer works: the send gets a 401 and asks for a new one.
+    await world.admin('POST', '/tokens/expire');
+    try {
+      await world.unlock('ceo');
+      world.startWorkers();
+      const [id] = await world.intake(['TR-TOKEN-REFUSED']);
+      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('bank_refused_compromise');
+      expect(evidence.evidence).toMatchObject({ orderId: id, reasonCode: 'CREDENTIALS_COMPROMISED', operation: 'token' });
+      // The bank refused us, not the document: the order is not finished as refused (the ERP would pay it again).
+      expect((await world.states([id]))[id]).toBe('submitting');
+      const [{ external_id: externalId }] = await world.context.orm.em.fork().execute<Array<{ external_id: string }>>('select external_id from payment_order where id = ?', [id]);
+      expect((await world.ledger()).submissions.find((s) => s.externalId === externalId)?.accepted ?? false).toBe(false);
+    } finally {
+      await world.admin('POST', '/faults/reset');
+    }
+  }, 60_000);
+
   it('a revoked signer certificate (the test CRL) at signing locks down with that user in scope', async () => {
     await grantRight(userDeps(world.context), { login: 'revoked', account: DEMO.payerIban, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
     try {

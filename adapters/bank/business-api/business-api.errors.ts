@@ -83,8 +83,11 @@ export function reasonTextRu(code: string, bankMessage?: string): string {
   return REASON_TEXT_RU[code] ?? (bankMessage ? `Банк отказал: ${bankMessage}` : `Банк отказал (код ${code})`);
 }
 
-/** Bank codes that are a definite refusal of this document (final). */
+/** Bank codes that are a definite refusal of this document (final), when the submit gets them. */
 const REFUSAL_CODES = new Set(Object.keys(REASON_TEXT_RU));
+
+/** Refusals of the client itself (R-31: identification, authentication, compromise), whatever call gets them. */
+const ACCESS_REFUSALS = new Set(['AUTHENTICATION_IMPOSSIBLE', 'CREDENTIALS_COMPROMISED']);
 
 export type BankOperation = 'token' | 'submit' | 'lookup' | 'status' | 'accounts' | 'statement';
 
@@ -172,7 +175,13 @@ export function parseBankError(failure: BankFailure): BankError {
   if (status === 404) return new BankError('NOT_FOUND', `not found at the bank (${bankCode ?? 'HTTP 404'})${says}`, base);
   if (bankCode && REFUSAL_CODES.has(bankCode) && (status === 409 || status === 422 || status === 403 || status === 400)) {
     const reasonText = reasonTextRu(bankCode, bankMessage);
-    return new BankError('REJECTED', `the bank refused the document: ${bankCode}${says}`, { ...base, reasonCode: bankCode, reasonText });
+    // Only the submit's answer refuses a document. The same code on the token, a lookup or a poll
+    // refuses our access, not an order: read as REJECTED it finished as `rejected` an order the bank
+    // may hold (a lookup after an unknown outcome), and the ERP would have it paid again.
+    if (submit) return new BankError('REJECTED', `the bank refused the document: ${bankCode}${says}`, { ...base, reasonCode: bankCode, reasonText });
+    if (status === 403 || ACCESS_REFUSALS.has(bankCode)) {
+      return new BankError('AUTH', `the bank refused the ${operation} call: ${bankCode}${says}`, { ...base, reasonCode: bankCode, reasonText });
+    }
   }
   if (status === 403) return new BankError('AUTH', `the bank forbids this call (${bankCode ?? 'HTTP 403'})${says}`, base);
   if (status >= 500) {

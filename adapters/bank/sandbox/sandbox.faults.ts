@@ -20,9 +20,9 @@ export const faultsSchema = z
     timeoutAfterAcceptNext: z.number().int().min(0).default(0),
     /** Every contract response is delayed this long. */
     slowMs: z.number().int().min(0).max(600_000).default(0),
-    /** The next `count` submits (at: submit) or executions (at: execution) are refused with `code` (e.g. AML_REFUSAL). */
+    /** The next `count` submits (at: submit), executions (at: execution) or token requests (at: token, HTTP 403) are refused with `code` (e.g. AML_REFUSAL). */
     refuse: z
-      .object({ code: z.string().regex(/^[A-Z_]+$/), count: z.number().int().min(0), at: z.enum(['submit', 'execution']).default('submit') })
+      .object({ code: z.string().regex(/^[A-Z_]+$/), count: z.number().int().min(0), at: z.enum(['submit', 'execution', 'token']).default('submit') })
       .nullable()
       .default(null),
   })
@@ -74,7 +74,7 @@ export class FaultSwitches {
     return false;
   }
 
-  takeRefusal(at: 'submit' | 'execution'): string | undefined {
+  takeRefusal(at: 'submit' | 'execution' | 'token'): string | undefined {
     const r = this.state.refuse;
     if (r && r.at === at && r.count > 0) {
       r.count -= 1;

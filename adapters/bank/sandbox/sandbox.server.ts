@@ -333,6 +333,9 @@ export class Sandbox {
     if (!client || !this.secretMatches(secret, client.clientSecret)) return send(reply, 401, 'INVALID_CLIENT', 'unknown Client ID or wrong Client Secret');
     // a blocked pair is told apart from a wrong one.
     if (this.revoked) return send(reply, 403, 'CREDENTIALS_REVOKED', 'the Client ID / Client Secret pair is blocked; regenerate it in the business cabinet');
+    // An injected refusal of the client itself (e.g. CREDENTIALS_COMPROMISED, R-31): no token.
+    const refused = this.faults.takeRefusal('token');
+    if (refused) return send(reply, 403, refused, reasonTextRu(refused));
     const token = randomBytes(32).toString('base64url');
     const ttl = this.options.config.tokenTtlSeconds;
     const expiresAt = Date.now() + ttl * 1000;
