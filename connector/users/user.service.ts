@@ -154,12 +154,20 @@ async function isRecentPassword(em: EntityManager, user: AppUser, password: stri
   return false;
 }
 
+export interface ResetResult {
+  sessionsEnded: number;
+  warnings: string[];
+}
+
 /**
- * Admin sets/resets a password (R-10: the next login must change it; ends the user's sessions).
- * R-8 holds here too: an old password may be the one that leaked, and whoever knows it would log
- * in first and make the forced change.
+ * Admin sets/resets a password (R-10: the next login must change it; ends the user's sessions and
+ * locks their key in the signer agent). R-8 holds here too: an old password may be the one that
+ * leaked, and whoever knows it would log in first and make the forced change. The key is locked
+ * because the agent holds an unlocked key by user id, not by session: whoever sets the new
+ * password could otherwise log in as the user and sign with the key the user unlocked, without
+ * its keystore password. The user unlocks it again after their own login.
  */
-export async function resetPassword(deps: UserDeps, input: { login: string; password: string; actor: string }): Promise<void> {
+export async function resetPassword(deps: UserDeps, input: { login: string; password: string; actor: string }): Promise<ResetResult> {
   const weak = checkPasswordStrength(input.password);
   if (weak) throw policyError(weak);
   if (await isRecentPassword(deps.em, await requireUser(deps.em, input.login), input.password)) throw policyError(violation('REUSED'));
@@ -174,7 +182,16 @@ export async function resetPassword(deps: UserDeps, input: { login: string; pass
     return u;
   });
   const ended = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
-  log(deps, 'info', 'user.password_reset', { login: user.login, actor: input.actor, sessionsEnded: ended });
+  const warnings = deps.signerAgent ? await lockKeyOf(deps, user, input.actor, 'password_reset', now) : [];
+  log(deps, warnings.length ? 'warn' : 'info', 'user.password_reset', { login: user.login, actor: input.actor, sessionsEnded: ended, warnings });
+  return { sessionsEnded: ended, warnings };
+}
+
+/** Locks the user's key in the signer agent and audits it; the agent's warning when it did not confirm. */
+async function lockKeyOf(deps: UserDeps, user: AppUser, actor: string, reason: string, now: Date): Promise<string[]> {
+  const locked = await (deps.signerAgent as NonNullable<UserDeps['signerAgent']>).lockUser(user.id);
+  await appendAudit(deps.em, { actor, action: 'signer.key_locked', subject: user.login, details: { confirmed: locked.locked, reason }, at: now });
+  return !locked.locked && locked.warning ? [locked.warning] : [];
 }
 
 export interface BlockResult {
@@ -213,11 +230,7 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
   let sessionsEnded = 0;
   if (deps.sessions) sessionsEnded = await deps.sessions.destroyAllForUser(user.id);
   else warnings.push('sessions were not ended here (no Redis); they end at their next request because the user is blocked');
-  if (deps.signerAgent) {
-    const locked = await deps.signerAgent.lockUser(user.id);
-    if (!locked.locked && locked.warning) warnings.push(locked.warning);
-    await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_locked', subject: user.login, details: { confirmed: locked.locked }, at: now });
-  }
+  if (deps.signerAgent) warnings.push(...(await lockKeyOf(deps, user, input.actor, 'blocked', now)));
   let incidentId: string | null = null;
   let bankDeadline: string | null = null;
   const authority = (await deps.em.count(UserAccountRight, { userId: user.id, rights: 'manage' })) > 0 || user.role === 'signer';

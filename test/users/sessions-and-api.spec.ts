@@ -484,9 +484,13 @@ describe('admin endpoints and R-17 disabling', () => {
     const id = (await findUser(env.context.orm.em.fork(), login))!.id;
     expect((await mayUserSign(env.context.orm.em.fork(), id, DEMO_ACCOUNTS[0], 100)).allowed).toBe(true);
 
+    const lockedBefore = env.lockedAgentUsers.length;
     const reset = await boss.request('POST', `/api/v1/users/${login}/reset-password`, { password: 'Clerk-Reset3' });
     expect(reset.statusCode).toBe(204);
     expect((await clerk.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    // The agent holds an unlocked key by user id: whoever set this password must not sign with the
+    // key the user unlocked. Locked at the reset, unlocked again by the user after their own login.
+    expect(env.lockedAgentUsers.slice(lockedBefore)).toEqual([id]);
     expect((await clerk.login(login, 'Clerk-Reset3')).json().mustChangePassword).toBe(true);
     expect((await clerk.changePassword('Clerk-Reset3', 'Clerk-Own-4')).statusCode).toBe(204);
 

@@ -79,14 +79,16 @@ export function registerUsersCommands(program: Command): void {
 
   users
     .command('reset-password <login>')
-    .description('set a new password (stdin); the user must change it at next login; their sessions end')
+    .description('set a new password (stdin); the user must change it at next login; their sessions end and their key is locked in the signer agent')
     .option('--password-stdin', 'read the new password from standard input (otherwise a hidden prompt)')
     .action(
       runAction(async (login: string, opts: { passwordStdin?: boolean }) => {
         const password = await readNewPassword(opts.passwordStdin, () => readSecretFromStdin('password'));
         return withContext(async (context) => {
-          await resetPassword(userDeps(context), { login, password, actor: cliActor() });
-          say(`password of ${login} reset; it must be changed at next login`);
+          const result = await resetPassword(userDeps(context), { login, password, actor: cliActor() });
+          say(`password of ${login} reset; it must be changed at next login; ${result.sessionsEnded} session(s) ended`);
+          if (result.warnings.length === 0) say(`the key of ${login} is locked in the signer agent; they unlock it again after their own login`);
+          for (const warning of result.warnings) say(`WARNING: ${warning}`);
           return 0;
         });
       }),
