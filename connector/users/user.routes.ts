@@ -96,7 +96,12 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
       if (/"(__proto__|prototype)"\s*:/.test(text)) throw new Error('forbidden key');
       done(null, JSON.parse(text));
     } catch (err) {
-      const error = new Error(`the body is not valid JSON: ${(err as Error).message}`) as Error & { statusCode: number };
+      // Not JSON.parse's own words: Node quotes the input around the fault, and these bodies carry
+      // passwords (a password sent unquoted came back in the 400). Only where it broke.
+      const message = (err as Error).message;
+      const position = /at position (\d+)/.exec(message)?.[1];
+      const why = message === 'forbidden key' ? 'a key named __proto__ or prototype is not accepted' : position === undefined ? 'it does not parse' : `it breaks at character ${Number(position) + 1}`;
+      const error = new Error(`the body is not valid JSON: ${why}`) as Error & { statusCode: number };
       error.statusCode = 400;
       done(error, undefined);
     }

@@ -67,6 +67,11 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   expect((await user.changePassword(NEW_PASSWORD, PASSWORD)).statusCode).toBe(422);
   // A malformed login body carrying the secret.
   expect((await user.request('POST', '/api/v1/auth/login', { login: 'canary', password: PASSWORD, extra: PASSWORD })).statusCode).toBe(400);
+  // A body that is not JSON at all, the password unquoted: the 400 says where, never what (JSON.parse's message quotes it).
+  const unquoted = await user.request('POST', '/api/v1/auth/login', `{"login":"canary","password":${PASSWORD}}`);
+  expect([unquoted.statusCode, unquoted.json().code]).toEqual([400, 'INVALID_REQUEST']);
+  expect(unquoted.json().message).toMatch(/^the body is not valid JSON/);
+  expect(unquoted.body).not.toContain(PASSWORD.slice(0, 6));
 
   // TOTP seed.
   const { secret: seedBase32, uri } = await enrollTotp(env.deps(), { login: 'canary', actor: 'test' });
