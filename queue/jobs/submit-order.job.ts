@@ -84,7 +84,8 @@ interface SendLease {
  * The last step before the bank call, for every order about to be sent in this process at that
  * moment: one look at the lockdown flag, then one UPDATE counting the attempt of each order still
  * `submitting` and still under the caller's own send lease (counted before the send: a crash
- * between sending and recording is always followed by a lookup). An order whose lease lapsed while
+ * between sending and recording is always followed by a lookup), and renewing that lease for the
+ * send (SEND_LEASE_MARGIN_MS). An order whose lease lapsed while
  * it waited for a send slot is `moved-on`: it is not sent, whether the lease is free (the sweeper
  * queues the order again) or another sender took it (that sender sends). Orders sent together
  * share both round trips; each still passes on its own.
@@ -99,11 +100,12 @@ function sendGate(context: JobContext): StageBatcher<SendLease, GateOutcome> {
         const [gate] = await context.orm.em.fork().execute<Array<{ locked: boolean; leases: string[] | null }>>(
           `with flag as (select ${LOCKDOWN_RECORDED_SQL} as locked),
            counted as (
-             update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?
+             update payment_order set submit_attempts = submit_attempts + 1, updated_at = ?,
+               send_lease_until = now() + make_interval(secs => ?)
              where id in (${ids.map(() => '?').join(', ')}) and (id, send_lease_owner) in (${leases.map(() => '(?::uuid, ?::uuid)').join(', ')})
                and state = 'submitting' and send_lease_until > now() and not (select locked from flag) returning id, send_lease_owner)
            select (select locked from flag) as locked, (select array_agg(id || '/' || send_lease_owner) from counted) as leases`,
-          [context.clock.now(), ...ids, ...leases.flatMap((l) => [l.orderId, l.owner])],
+          [context.clock.now(), leaseSecondsOf(context), ...ids, ...leases.flatMap((l) => [l.orderId, l.owner])],
         );
         if (gate.locked) return leases.map(() => 'locked' as const);
         // One counted attempt, one send, by the holder of the current lease: a stale holder of the
@@ -120,6 +122,17 @@ function sendGate(context: JobContext): StageBatcher<SendLease, GateOutcome> {
 function leaseSecondsOf(context: JobContext): number {
   return Math.ceil((context.config.bank.timeoutMs + 5_000) / 1000);
 }
+
+/**
+ * How long before its lease ends a send must be over. The last look renews the lease, and the
+ * bank call gets an AbortSignal that fires this much before the renewed lease can end (counted
+ * from before the look, so never later than PostgreSQL's end of the lease): a call held up past it
+ * (a token fetched slowly, a 401's new token, Retry-After waits inside the client) sends nothing,
+ * and one still in flight is cut off as an unknown outcome. Without it a sender could be past its
+ * look while its lease lapsed, and the next holder would look the order up, not find it yet, and
+ * send it a second time.
+ */
+const SEND_LEASE_MARGIN_MS = 2_000;
 
 /**
  * Takes the send lease of every order given that has none (or an expired one), in one UPDATE, under
@@ -371,11 +384,12 @@ async function sendOrder(
     // process are on their way when a lockdown lands, however many jobs the stage takes at once.
     const sent = await perContext(context, 'submit.slots', () => new Slots(context.config.worker.concurrency)).hold(async () => {
       // The last look before the bank call (a lock that landed while this job held the order stops
-      // it here), and the attempt counted before the send.
+      // it here), the attempt counted before the send and the lease renewed; the send ends before it.
+      const signal = AbortSignal.timeout(leaseSecondsOf(context) * 1000 - SEND_LEASE_MARGIN_MS);
       const gate = await sendGate(context).run({ orderId: order.id, owner: lease.owner });
       if (gate !== 'go') return gate;
       await testPausePoint(context, 'order.submit.before-send');
-      return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) });
+      return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) }, { signal });
     });
     if (sent === 'locked') return await stopForLockdown(context, job, order.id, 'before the bank call');
     if (sent === 'moved-on') return { state: 'moved-on' };

@@ -55,14 +55,19 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
       [orderId],
     ))[0];
 
-  /** One signed order whose first send got a 500: its outcome is unknown, it stays `submitting`. */
-  async function orderAfterAnUnknownOutcome(): Promise<string> {
-    // Every stage but submission runs; the submit job is driven by hand.
+  /** One signed order, its submit job not yet run (every stage but submission runs; the submit job is driven by hand). */
+  async function signedOrder(): Promise<string> {
     workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
     const signedBefore = (await statesOf(context.orm, SOURCE)).signed ?? 0;
     const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`T${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
     await eventually(async () => ((await statesOf(context.orm, SOURCE)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
     await context.services.bank().lookup('warm-up-the-token').catch(() => undefined);
+    return result.orderId;
+  }
+
+  /** One signed order whose first send got a 500: its outcome is unknown, it stays `submitting`. */
+  async function orderAfterAnUnknownOutcome(): Promise<string> {
+    const result = { orderId: await signedOrder() };
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { fail5xxNext: 1 } });
     await expect(handleSubmitOrder({ orderId: result.orderId }, context, fakeJob(result.orderId, 0))).rejects.toThrow();
     expect(await row(result.orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: false });
@@ -130,6 +135,28 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // The 500 and B's send; nothing from A.
     expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
     expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
+  }, 120_000);
+
+  it('a run held up after its last look for longer than its send lease (a new token fetched slowly) sends nothing', async () => {
+    const orderId = await signedOrder();
+    // A bank timeout of 1 s: a send lease of 6 s, renewed at the last look; the send must be over 2 s before it ends.
+    const short = { ...context, config: { ...context.config, bank: { ...context.config.bank, timeoutMs: 1_000 } } };
+    // The bank forgot our token and answers slowly: the send gets a 401 after 3 s, the new token
+    // comes 3 s later, past the time the lease left for the send. Another holder could have the
+    // order by then, look it up, not find it, and send it too: this run must not send it again.
+    await sandboxAdmin(world.admin, '/tokens/expire', { method: 'POST' });
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 3_000 } });
+    try {
+      await expect(handleSubmitOrder({ orderId }, short, fakeJob(orderId, 0))).rejects.toMatchObject({ code: 'TRANSIENT', message: expect.stringMatching(/not sent/) });
+    } finally {
+      await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
+    }
+    // The bank saw the request its 401 refused, and nothing after the new token.
+    expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted])).toEqual([[1, false]]);
+    // Counted as an attempt (the next run looks the order up first) and the lease given back.
+    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: false });
+    await expect(handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1))).resolves.toEqual({ state: 'submitted' });
+    expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted])).toEqual([[2, true]]);
   }, 120_000);
 
   it('two runs in one process, the stale lease holder and the current one, reaching the last look together: only the current one sends', async () => {

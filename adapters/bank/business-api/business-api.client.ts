@@ -22,7 +22,12 @@ import { PAYMENT_ORDER_FORMAT, type PaymentRequisites } from './payment-order.do
 import { mapBankStatement } from './statement.mapper';
 
 export interface CallOptions {
-  /** Cancels the call (and any wait between retries). */
+  /**
+   * Cancels the call (and any wait between retries). Once it has fired no request leaves: a call
+   * held up before its request (a token being fetched, a 401's new token) ends TRANSIENT with
+   * nothing sent, one cancelled in flight ends as the operation's lost answer (OUTCOME_UNKNOWN for
+   * a submit). The submit stage bounds its send by its send lease this way.
+   */
   signal?: AbortSignal;
   /** Overrides the per-call timeout. */
   timeoutMs?: number;
@@ -399,6 +404,7 @@ export class BusinessApiClient {
   ): Promise<AxiosResponse> {
     for (let attempt = 0; ; attempt += 1) {
       const token = await this.getToken();
+      if (opts.signal?.aborted) throw new BankError('TRANSIENT', `the ${operation} request was not sent: the caller's time for it ran out before it could leave (nothing reached the bank)`);
       const started = this.now();
       let res: AxiosResponse;
       try {
