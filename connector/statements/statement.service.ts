@@ -65,31 +65,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   /** Earlier periods stored on the way (a hole fetched, a gap's previous period fetched again): their lines are reconciled too. */
   const earlier: Array<Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'>> = [];
 
-  // 1. Fetch; an unbalanced answer is fetched once more before it is called broken (LESSONS.md 6).
-  let statement = await deps.source.getStatement(account, from, to);
-  let balance = checkBalance(statement);
-  if (!balance.ok) {
-    deps.logger?.warn({ event: 'statement.unbalanced.refetch', account, from, to, difference: balance.difference });
-    statement = await deps.source.getStatement(account, from, to);
-    balance = checkBalance(statement);
-  }
-  // A range that reaches today (Kazakhstan) is still open whatever the answer says: the contract's
-  // `kind` is optional and read as `booked` when left out, which made every later line of today a
-  // restatement of a "closed" day (statement_gap) and checked today for executed orders.
-  if (statement.kind === 'booked' && statement.periodTo >= kzToday(deps.now)) statement = { ...statement, kind: 'intraday' };
-  if (!balance.ok) {
-    const raised = await raiseOnce(deps.em, {
-      kind: 'statement_unbalanced',
-      severity: 'high',
-      title: `Statement of ${account} for ${from}..${to} does not balance: opening + booked lines = ${formatAmount(balance.expectedClosing)}, closing ${formatAmount(statement.closingBalance)}`,
-      dedupeKey: `statement_unbalanced:${account}:${from}:${to}`,
-      actor,
-      now: deps.now,
-      evidence: { account, from, to, opening: statement.openingBalance, closing: statement.closingBalance, expectedClosing: balance.expectedClosing, difference: balance.difference },
-    });
-    if (raised.created) incidents.push(raised.id);
-    alert(deps.logger, 'statement.unbalanced', { account, from, to, difference: balance.difference, incidentId: raised.id });
-  }
+  // 1. Fetch, checked: opening + booked lines = closing, or an incident (LESSONS.md 6).
+  const { statement, balance } = await fetchChecked(deps, account, from, to, incidents);
 
   // 2. Chain to what is stored before it; fetch a hole first (no gaps).
   const continuity = await ensureContinuity(deps, statement, incidents, 0, (r) => {
@@ -163,6 +140,40 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
 }
 
 /**
+ * One period from the bank, checked: an unbalanced answer is fetched once more before it is called
+ * broken (LESSONS.md 6), then a `statement_unbalanced` incident and an alert. Every statement the
+ * service stores comes through here: the period asked for, and a hole fetched to close the chain.
+ */
+async function fetchChecked(deps: StatementServiceDeps, account: string, from: string, to: string, incidents: string[]): Promise<{ statement: StatementData; balance: ReturnType<typeof checkBalance> }> {
+  const actor = deps.actor ?? 'statements';
+  let statement = await deps.source.getStatement(account, from, to);
+  let balance = checkBalance(statement);
+  if (!balance.ok) {
+    deps.logger?.warn({ event: 'statement.unbalanced.refetch', account, from, to, difference: balance.difference });
+    statement = await deps.source.getStatement(account, from, to);
+    balance = checkBalance(statement);
+  }
+  // A range that reaches today (Kazakhstan) is still open whatever the answer says: the contract's
+  // `kind` is optional and read as `booked` when left out, which made every later line of today a
+  // restatement of a "closed" day (statement_gap) and checked today for executed orders.
+  if (statement.kind === 'booked' && statement.periodTo >= kzToday(deps.now)) statement = { ...statement, kind: 'intraday' };
+  if (!balance.ok) {
+    const raised = await raiseOnce(deps.em, {
+      kind: 'statement_unbalanced',
+      severity: 'high',
+      title: `Statement of ${account} for ${from}..${to} does not balance: opening + booked lines = ${formatAmount(balance.expectedClosing)}, closing ${formatAmount(statement.closingBalance)}`,
+      dedupeKey: `statement_unbalanced:${account}:${from}:${to}`,
+      actor,
+      now: deps.now,
+      evidence: { account, from, to, opening: statement.openingBalance, closing: statement.closingBalance, expectedClosing: balance.expectedClosing, difference: balance.difference },
+    });
+    if (raised.created) incidents.push(raised.id);
+    alert(deps.logger, 'statement.unbalanced', { account, from, to, difference: balance.difference, incidentId: raised.id });
+  }
+  return { statement, balance };
+}
+
+/**
  * The closing of the previous stored statement must be this statement's opening.
  * - Days never fetched in between (a hole): fetch them as their own statement, store it, and chain
  *   through it.
@@ -182,9 +193,11 @@ async function ensureContinuity(
   const verdict = checkContinuity(previous, next);
   if (verdict.status === 'first' || verdict.status === 'continuous') return verdict.status;
   if (verdict.status === 'hole') {
-    if (depth >= MAX_HOLE_DEPTH) return 'gap';
+    // Holes in holes: the bank keeps answering for later days than asked. Said, not left silent.
+    if (depth >= MAX_HOLE_DEPTH) return reportGap(deps, incidents, previous, next, null);
     deps.logger?.info({ event: 'statement.hole.fetch', account, from: verdict.missingFrom, to: verdict.missingTo });
-    const hole = await deps.source.getStatement(account, verdict.missingFrom, verdict.missingTo);
+    // Checked like any statement: a hole that does not balance is missing lines too.
+    const { statement: hole } = await fetchChecked(deps, account, verdict.missingFrom, verdict.missingTo, incidents);
     const status = await ensureContinuity(deps, hole, incidents, depth + 1, count);
     const r = await storeStatement(deps.em, hole, { now: deps.now });
     count({ ...r, period: hole });

@@ -227,6 +227,26 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(repaired.continuity).toBe('repaired');
     expect(await q('select match_kind from statement_line where bank_line_id = ?', ['GAP-1'])).toEqual([{ match_kind: 'unexplained' }]);
   });
+  it('a hole fetched to close the chain that does not balance is fetched again, then an incident, like any statement', async () => {
+    const account = 'KZ000000000000000A15';
+    const bank = new ScriptedBank();
+    const first = statement(account, '2026-11-16', '2026-11-16', 1_000_000, []);
+    bank.answer(first);
+    await run(bank, account, '2026-11-16', '2026-11-16', new Date('2026-11-17T04:00:00Z'));
+    // The 17th was never fetched; the bank's 17th leaves out a 100.00 debit: 10,000.00 - 0 is not 9,900.00.
+    const hole = { ...statement(account, '2026-11-17', '2026-11-17', first.closingBalance, []), closingBalance: first.closingBalance - 10_000 };
+    bank.answer(hole);
+    let asked = 0;
+    const counting: StatementSource = { getStatement: async (...args) => ((asked += args[1] === '2026-11-17' ? 1 : 0), bank.getStatement(...args)) };
+    // The next day opens where the bank's closing of the 17th says: the chain alone would hold.
+    bank.answer(statement(account, '2026-11-18', '2026-11-18', hole.closingBalance, []));
+    const r = await run(counting, account, '2026-11-18', '2026-11-18', new Date('2026-11-18T10:00:00Z'));
+    expect(asked).toBe(2);
+    const [unbalanced] = (await incidents('statement_unbalanced')).filter((i) => i.evidence.account === account);
+    expect(unbalanced.evidence).toMatchObject({ from: '2026-11-17', to: '2026-11-17', difference: -10_000 });
+    expect(r.incidents).toContain(unbalanced.id);
+  });
+
   it("today's statement from a bank that does not say its kind is not taken as a closed day", async () => {
     const account = 'KZ000000000000000A06';
     const json = (lines: Array<{ lineId: string; amount: string }>, closing: string) =>
