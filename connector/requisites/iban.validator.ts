@@ -7,6 +7,11 @@ import { fail, PASS, type RuleResult } from './requisite-rule';
  */
 const KZ_IBAN = /^KZ\d{2}\d{3}[A-Z0-9]{13}$/;
 
+/** An IBAN as compared: a bank or a person may print it in lower case or in groups of four. */
+export function compactIban(iban: string): string {
+  return iban.replace(/\s+/g, '').toUpperCase();
+}
+
 /** ISO 13616: move the first 4 characters to the end, letters to 10..35, the number mod 97 must be 1. */
 export function ibanMod97(iban: string): number {
   const rearranged = iban.slice(4) + iban.slice(0, 4);

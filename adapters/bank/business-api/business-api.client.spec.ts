@@ -167,3 +167,47 @@ describe('an answer about another document (a bank-side mix-up) is never taken f
     }
   });
 });
+
+describe('a statement answer about another account or period is never stored as the one asked for', () => {
+  let server: HttpServer;
+  let url = '';
+  /** The scripted bank answers with the account spelled as `?account=` says and the period `?answerFrom..answerTo`. */
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url?.includes('/oauth/token')) return res.end(JSON.stringify({ access_token: 'a-scripted-token-0123456789', token_type: 'Bearer', expires_in: 3600 }));
+      const asked = new URL(req.url ?? '/', 'http://bank');
+      const iban = decodeURIComponent(/\/accounts\/([^/]+)\/statement$/.exec(asked.pathname)?.[1] ?? '');
+      const script: Record<string, { account: string; from?: string }> = {
+        KZ86125KZT5004100100: { account: 'kz86 125k zt50 0410 0100' },
+        KZ96125KZT2001004330: { account: 'KZ86125KZT5004100100' },
+        KZ40125KZT1001300335: { account: 'KZ40125KZT1001300335', from: '2026-11-24' },
+      };
+      const answer = script[iban];
+      if (!answer) return res.writeHead(404).end(JSON.stringify({ code: 'ACCOUNT_NOT_FOUND', message: 'no such account' }));
+      res.end(JSON.stringify({
+        account: answer.account, currency: 'KZT', from: answer.from ?? asked.searchParams.get('from'), to: asked.searchParams.get('to'), kind: 'booked',
+        openingBalance: '100.00', closingBalance: '90.00',
+        lines: [{ lineId: 'L1', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '10.00', currency: 'KZT', status: 'booked', kind: 'payment', counterparty: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA' }, purpose: 'p' }],
+      }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('takes the asked account printed another way under the asked spelling; refuses another account or another period as a contract violation', async () => {
+    const client = new BusinessApiClient({ baseUrl: url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 5_000, retry: { maxAttempts: 1 } });
+    try {
+      // Lower case and in groups of four: the same account, stored and reconciled under the asked IBAN.
+      const same = await client.getStatement('KZ86125KZT5004100100', '2026-11-25', '2026-11-25');
+      expect([same.account, same.periodFrom, same.periodTo, same.lines.length]).toEqual(['KZ86125KZT5004100100', '2026-11-25', '2026-11-25', 1]);
+      const other = await caught(client.getStatement('KZ96125KZT2001004330', '2026-11-25', '2026-11-25'));
+      expect([other.code, other.message]).toEqual(['CONTRACT_VIOLATION', expect.stringMatching(/about account "KZ86125KZT5004100100", where KZ96125KZT2001004330 for 2026-11-25\.\.2026-11-25 was asked; nothing of it is stored/)]);
+      const later = await caught(client.getStatement('KZ40125KZT1001300335', '2026-11-23', '2026-11-25'));
+      expect([later.code, later.message]).toEqual(['CONTRACT_VIOLATION', expect.stringMatching(/about period 2026-11-24\.\.2026-11-25, where/)]);
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -20,6 +20,7 @@ import {
 import { ConfigCredentialsProvider, type BankCredentials, type CredentialsProvider } from './credentials.provider';
 import { PAYMENT_ORDER_FORMAT, type PaymentRequisites } from './payment-order.document';
 import { mapBankStatement } from './statement.mapper';
+import { compactIban } from '../../../connector/requisites/iban.validator';
 
 export interface CallOptions {
   /**
@@ -367,7 +368,13 @@ export class BusinessApiClient {
     return res.accounts;
   }
 
-  /** GET /accounts/{iban}/statement?from&to, mapped to the domain's statement model. Longer timeout (LESSONS.md 9). */
+  /**
+   * GET /accounts/{iban}/statement?from&to, mapped to the domain's statement model. Longer timeout
+   * (LESSONS.md 9). The answer must be the statement asked for: another account (an IBAN printed
+   * another way is the same account) or another period is a CONTRACT_VIOLATION, nothing of it
+   * stored. Stored under another spelling, its lines would escape reconciliation; for other days,
+   * the chain of balances would be judged on periods nobody asked for.
+   */
   async getStatement(iban: string, from: string, to: string, opts: CallOptions = {}): Promise<StatementData> {
     const res = await this.safeAuthorised('statement', opts, statementSchema, (headers, signal) =>
       this.http.get(`/accounts/${encodeURIComponent(iban)}/statement`, {
@@ -377,7 +384,14 @@ export class BusinessApiClient {
         signal,
       }),
     );
-    return mapBankStatement(res);
+    const other = [
+      compactIban(res.account) !== compactIban(iban) ? `account ${JSON.stringify(res.account.slice(0, 40))}` : null,
+      res.from !== from || res.to !== to ? `period ${res.from}..${res.to}` : null,
+    ].filter((d) => d !== null);
+    if (other.length) {
+      throw new BankError('CONTRACT_VIOLATION', `the bank's statement answer is about ${other.join(' and ')}, where ${iban} for ${from}..${to} was asked; nothing of it is stored`, { operation: 'statement' });
+    }
+    return mapBankStatement({ ...res, account: iban });
   }
 
   // ---- machinery ------------------------------------------------------------------------
