@@ -340,7 +340,7 @@ export const configSchema = z
       .object({
         /**
          * Accounts whose statements are fetched. Empty: the distinct payer accounts of orders not
-         * yet final or created in the last 3 days.
+         * yet final or final for less than 3 days.
          */
         accounts: z.array(z.string().regex(/^KZ\d{2}[0-9A-Z]{16}$/, 'expected a Kazakhstan IBAN (KZ + 18)')).default([]),
         /** How often each account's statement is fetched: today's (intraday) and the closed previous business day(s). */

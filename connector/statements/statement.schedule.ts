@@ -33,21 +33,25 @@ export function scheduledRanges(calendar: KzBusinessCalendar, now: Date): Schedu
 
 /**
  * Accounts whose statements are fetched: `configured` (config `pipeline.accounts`) when given,
- * else the distinct payer accounts of orders not yet final, or created in the last 3 days (their
- * lines are still arriving), that passed validation.
+ * else the distinct payer accounts of orders not yet final, or that became final in the last 3
+ * days (their lines are still arriving: the day's closed statement is fetched the next morning, a
+ * weekend later on a Monday), that passed validation. Counted from the order's last state change,
+ * not its intake: an order deemed executed or executed days after it was taken in (R-22) must
+ * still see its closed day fetched and checked.
  */
 export async function statementAccounts(em: EntityManager, configured: readonly string[], now: Date): Promise<string[]> {
   if (configured.length) return [...configured];
   const since = new Date(now.getTime() - 3 * 86_400_000);
-  // Two index lookups (state; created_at), not one condition with "not in" and "or": that would
-  // read every order ever taken in, on every write-back and statements job.
+  // Two lookups of the (state, state_changed_at) index, not one condition with "not in" and "or":
+  // that would read every order ever taken in, on every write-back and statements job.
   const open = ORDER_STATES.filter((s) => !FINAL_STATES.includes(s));
+  const settled = FINAL_STATES.filter((s) => s !== 'invalid');
   const rows = await em.execute<Array<{ payer_iban: string }>>(
     `select payer_iban from payment_order where state in (${open.map(() => '?').join(', ')})
      union
-     select payer_iban from payment_order where created_at >= ? and state <> 'invalid'
+     select payer_iban from payment_order where state in (${settled.map(() => '?').join(', ')}) and state_changed_at >= ?
      order by payer_iban`,
-    [...open, since],
+    [...open, ...settled, since],
   );
   return rows.map((r) => r.payer_iban);
 }

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Incident } from '../persistence/entities';
 import { openIncident, resolveIncident } from '../incidents/incident.service';
+import { compactIban } from '../requisites/iban.validator';
 
 /** An account as the bank lists it for the Client ID (`GET /accounts`). */
 export interface ListedAccount {
@@ -17,9 +18,7 @@ export interface AccountLister {
 export const ACCOUNT_NOT_FOLLOWED = 'account_not_followed';
 /** The one incident of an installation without `pipeline.accounts` (accounts followed only while they have orders). */
 const UNCONFIGURED_KEY = 'account-not-followed:unconfigured';
-/** IBANs as compared: a bank may print them in lower case or in groups of four. */
-const normalIban = (iban: string) => iban.replace(/\s+/g, '').toUpperCase();
-const accountKey = (iban: string) => `account-not-followed:${normalIban(iban)}`;
+const accountKey = (iban: string) => `account-not-followed:${compactIban(iban)}`;
 
 export interface UnfollowedReport {
   listed: number;
@@ -56,9 +55,9 @@ export async function reportUnfollowedAccounts(
 ): Promise<UnfollowedReport> {
   const { configured, now } = options;
   const listed = await bank.listAccounts();
-  const watched = new Set(followed.map(normalIban));
+  const watched = new Set(followed.map(compactIban));
   const open = listed.filter((a) => a.status.toLowerCase() !== 'closed');
-  const unfollowed = open.filter((a) => !watched.has(normalIban(a.iban)));
+  const unfollowed = open.filter((a) => !watched.has(compactIban(a.iban)));
   const opened: string[] = [];
   const note = async (input: Parameters<typeof openIncident>[1]) => {
     const { incident, created } = await openIncident(em, input);
@@ -77,7 +76,7 @@ export async function reportUnfollowedAccounts(
   } else if (unfollowed.length > 0) {
     await note({
       ...common,
-      title: `pipeline.accounts names no account, so statements are fetched only for accounts with orders on their way or taken in during the last 3 days; of the ${open.length} account(s) the bank lists for this Client ID, ${unfollowed.length} are not watched now (${unfollowed.map((a) => a.iban).join(', ')}): a debit nobody ordered from them would go unseen (R-29). Name every account to watch in pipeline.accounts; if they are watched some other way, resolve this incident.`,
+      title: `pipeline.accounts names no account, so statements are fetched only for accounts with orders on their way or final for less than 3 days; of the ${open.length} account(s) the bank lists for this Client ID, ${unfollowed.length} are not watched now (${unfollowed.map((a) => a.iban).join(', ')}): a debit nobody ordered from them would go unseen (R-29). Name every account to watch in pipeline.accounts; if they are watched some other way, resolve this incident.`,
       evidence: { accounts: unfollowed.map((a) => ({ account: a.iban, currency: a.currency, status: a.status })), followed: [...followed], followedFrom: 'accounts with recent orders' },
       dedupeKey: UNCONFIGURED_KEY,
     });
