@@ -9,7 +9,10 @@ import { SignerAgentClient, SignerAgentError } from '../../signer-agent/agent/si
  * "their EDS no longer accepted"); unlocking goes through the connector so that wrong keystore
  * passwords count toward the user's lock-out (R-12: "the agent only counts").
  */
-export type KeyUnlockResult = { ok: true; status: unknown } | { ok: false; code: string; message: string; wrongPassword: boolean; httpStatus: number };
+export type KeyUnlockResult =
+  | { ok: true; status: unknown }
+  /** `wrongInARow`: the agent's count of wrong keystore passwords in a row for this user (WRONG_PASSWORD). */
+  | { ok: false; code: string; message: string; wrongPassword: boolean; httpStatus: number; wrongInARow?: number };
 
 export interface SignerAgentPort {
   /** Resolves with a warning text when the agent could not be reached (the block still holds in the connector). */
@@ -19,9 +22,18 @@ export interface SignerAgentPort {
   enrollKey(userId: string, keystorePath: string, expectedIin: string | null): Promise<unknown>;
 }
 
-function refusal(err: unknown): KeyUnlockResult {
+/** The agent's refusal of an unlock, as the users module reads it (exported for its test). */
+export function unlockRefusal(err: unknown): KeyUnlockResult {
   if (err instanceof SignerAgentError) {
-    return { ok: false, code: err.code, message: err.message, wrongPassword: err.code === 'WRONG_PASSWORD', httpStatus: err.status >= 400 && err.status < 500 ? err.status : 502 };
+    const inARow = (err.details as { wrongPasswordCount?: unknown } | undefined)?.wrongPasswordCount;
+    return {
+      ok: false,
+      code: err.code,
+      message: err.message,
+      wrongPassword: err.code === 'WRONG_PASSWORD',
+      httpStatus: err.status >= 400 && err.status < 500 ? err.status : 502,
+      ...(typeof inARow === 'number' && Number.isInteger(inARow) ? { wrongInARow: inARow } : {}),
+    };
   }
   return { ok: false, code: 'SIGNER_UNREACHABLE', message: 'the signer agent is not reachable; check connector-signer-agent', wrongPassword: false, httpStatus: 502 };
 }
@@ -45,7 +57,7 @@ export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'
       try {
         return { ok: true, status: await agent().unlock(userId, password) };
       } catch (err) {
-        return refusal(err);
+        return unlockRefusal(err);
       }
     },
     async enrollKey(userId, keystorePath, expectedIin) {

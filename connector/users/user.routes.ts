@@ -331,7 +331,7 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       }
       if (result.wrongPassword) {
         // the agent counts, the users module decides: wrong keystore passwords lock the user too.
-        const { locked } = await mapped(context, () => recordKeystoreFailure(deps, session.user.login));
+        const { locked } = await mapped(context, () => recordKeystoreFailure(deps, session.user.login, result.wrongInARow));
         if (locked) throw new ApiError(423, 'LOCKED_TEMPORARILY', MESSAGES.LOCKED_TEMPORARILY[0]);
         throw new ApiError(403, 'WRONG_PASSWORD', 'Неверный пароль ключа ЭЦП.');
       }

@@ -440,26 +440,34 @@ export async function showUser(deps: UserDeps, login: string) {
  * reported) atomically; the 5th consecutive one locks the login (R-12). An expired lock restarts
  * the count. Returns whether the login is now locked.
  */
-export async function recordFailedAttempt(deps: UserDeps, userId: string, why: string): Promise<{ locked: boolean; failedAttempts: number; lockedUntil: Date | null }> {
+export async function recordFailedAttempt(
+  deps: UserDeps,
+  userId: string,
+  why: string,
+  options: { lockNow?: boolean } = {},
+): Promise<{ locked: boolean; failedAttempts: number; lockedUntil: Date | null }> {
   const now = deps.clock.now();
   const until = new Date(now.getTime() + deps.config.users.lockoutMinutes * 60_000);
-  const rows = await deps.em.execute<Array<{ login: string; failed_attempts: number; locked_until: Date | null; was_locked: boolean }>>(
-    `update app_user set
-       failed_attempts = case when locked_until is not null and locked_until <= ? then 1 else failed_attempts + 1 end,
+  const lockNow = options.lockNow === true;
+  // `lockNow`: the attempt locks whatever this counter says (another counter reached the limit).
+  const rows = await deps.em.execute<Array<{ login: string; failed_attempts: number; locked_until: Date | null; locked_before: boolean }>>(
+    `with old as (select id, locked_until is not null and locked_until > ? as locked_before from app_user where id = ? for update)
+     update app_user u set
+       failed_attempts = case when u.locked_until is not null and u.locked_until <= ? then 1 else u.failed_attempts + 1 end,
        locked_until = case
-         when locked_until is not null and locked_until <= ? then null
-         when locked_until is null and failed_attempts + 1 >= ? then ?
-         else locked_until end,
+         when u.locked_until is not null and u.locked_until <= ? then case when ? then ?::timestamptz end
+         when u.locked_until is null and (u.failed_attempts + 1 >= ? or ?) then ?
+         else u.locked_until end,
        updated_at = ?
-     where id = ?
-     returning login, failed_attempts, locked_until, (locked_until is not null) as was_locked`,
-    [now, now, MAX_FAILED_ATTEMPTS, until, now, userId],
+     from old where u.id = old.id
+     returning u.login, u.failed_attempts, u.locked_until, old.locked_before`,
+    [now, userId, now, now, lockNow, until, MAX_FAILED_ATTEMPTS, lockNow, until, now],
   );
   const row = rows[0];
   if (!row) return { locked: false, failedAttempts: 0, lockedUntil: null };
   const lockedUntil = row.locked_until ? new Date(row.locked_until) : null;
   const locked = Boolean(lockedUntil && lockedUntil > now);
-  if (locked && row.failed_attempts === MAX_FAILED_ATTEMPTS) {
+  if (locked && !row.locked_before) {
     await appendAudit(deps.em, { actor: 'system:auth', action: 'user.locked', subject: row.login, details: { why, failedAttempts: row.failed_attempts, lockedUntil: lockedUntil!.toISOString() }, at: now });
     log(deps, 'warn', 'user.locked', { login: row.login, why, lockedUntil: lockedUntil!.toISOString() });
     await deps.onSecurityEvent?.({ kind: 'lockout', login: row.login, at: now });
@@ -467,11 +475,17 @@ export async function recordFailedAttempt(deps: UserDeps, userId: string, why: s
   return { locked, failedAttempts: row.failed_attempts, lockedUntil };
 }
 
-/** A wrong keystore password reported by the signer agent counts toward the user's lock-out (R-12). */
-export async function recordKeystoreFailure(deps: UserDeps, login: string): Promise<{ locked: boolean }> {
+/**
+ * A wrong keystore password reported by the signer agent counts toward the user's lock-out (R-12).
+ * The agent's own count of wrong passwords in a row (`inARow`, reset only by a right one) locks too
+ * at every 5th: the user's counter alone starts again at each successful login, so logging in
+ * between tries would let the EDS key's password be guessed without end.
+ */
+export async function recordKeystoreFailure(deps: UserDeps, login: string, inARow?: number): Promise<{ locked: boolean }> {
   const user = await requireUser(deps.em, login);
-  await appendAudit(deps.em, { actor: 'system:signer-agent', action: 'signer.wrong_keystore_password', subject: user.login, at: deps.clock.now() });
-  const result = await recordFailedAttempt(deps, user.id, 'keystore password');
+  await appendAudit(deps.em, { actor: 'system:signer-agent', action: 'signer.wrong_keystore_password', subject: user.login, details: inARow === undefined ? undefined : { inARow }, at: deps.clock.now() });
+  const lockNow = inARow !== undefined && inARow > 0 && inARow % MAX_FAILED_ATTEMPTS === 0;
+  const result = await recordFailedAttempt(deps, user.id, lockNow ? `keystore password (${inARow} wrong in a row at the signer agent)` : 'keystore password', { lockNow });
   if (result.locked) await deps.sessions?.destroyAllForUser(user.id);
   return { locked: result.locked };
 }

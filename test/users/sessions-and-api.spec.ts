@@ -10,6 +10,9 @@ import { SecretBox } from '../../connector/vault/secret-box';
 import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, enrollTotpSeed, uniq, usersTestEnvOfFile } from './users-test.env';
+import { unlockRefusal } from '../../connector/users/signer-agent.port';
+import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
 const env = usersTestEnvOfFile({ start: '2026-03-02T04:00:00Z', overrides: { 'users.totpRequiredRoles': ['admin'], 'api.consoleOrigins': ['https://console.example.kz'] } });
@@ -350,6 +353,29 @@ describe('the EDS key in the signer agent: wrong keystore passwords count toward
     expect(codes).toEqual(['WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'LOCKED_TEMPORARILY']);
     expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
     expect((await new Browser(env).login(login, 'Holder-Pass1')).statusCode).toBe(423);
+  });
+
+  test('logging in again between wrong keystore passwords does not start the count again: the 5th in a row at the agent locks', async () => {
+    // The lock-outs of the tests before may have tripped the brute-force lockdown (issue 16), which refuses any unlock.
+    await env.context.orm.em.fork().execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null where id = 1");
+    await env.context.redis.del(lockdownKey(env.context.config.redis.prefix));
+    const login = uniq('keyguess');
+    await activeUser(env, login, 'signer', 'Guess-Pass1');
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      // A fresh login each time: it puts the login counter back to 0.
+      const b = new Browser(env);
+      expect((await b.login(login, 'Guess-Pass1')).statusCode).toBe(200);
+      codes.push((await b.request('POST', '/api/v1/me/key/unlock', { password: `guess-${i}` })).json().code);
+    }
+    expect(codes).toEqual(['WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'WRONG_PASSWORD', 'LOCKED_TEMPORARILY']);
+    expect((await new Browser(env).login(login, 'Guess-Pass1')).statusCode).toBe(423);
+  });
+
+  test("the agent's count of wrong passwords in a row reaches the users module", () => {
+    const refused = unlockRefusal(new SignerAgentError('WRONG_PASSWORD', 'wrong keystore password', 403, { wrongPasswordCount: 5, wrongPasswordTotal: 9 }));
+    expect(refused).toEqual({ ok: false, code: 'WRONG_PASSWORD', message: 'wrong keystore password', wrongPassword: true, httpStatus: 403, wrongInARow: 5 });
+    expect(unlockRefusal(new SignerAgentError('KEY_LOCKED', 'locked', 409))).not.toHaveProperty('wrongInARow');
   });
 
   test('a viewer has no key to unlock', async () => {

@@ -70,16 +70,22 @@ export async function startUsersTestEnv(options: { start?: string; overrides?: R
   const clock = new OffsetClock(new Date(options.start ?? '2026-03-02T04:00:00Z'));
   const context: AppContext = { ...base, clock };
   const lockedAgentUsers: string[] = [];
-  // A stand-in agent: every key's password is "Key-Pass-1".
+  // A stand-in agent: every key's password is "Key-Pass-1"; like the real one it counts wrong
+  // passwords in a row per user, until a right one.
+  const wrongInARow = new Map<string, number>();
   const signerAgent: SignerAgentPort = {
     lockUser: async (userId) => {
       lockedAgentUsers.push(userId);
       return { locked: true };
     },
-    unlockKey: async (userId, password) =>
-      password === 'Key-Pass-1'
-        ? { ok: true, status: { userId, unlocked: true } }
-        : { ok: false, code: 'WRONG_PASSWORD', message: 'wrong keystore password', wrongPassword: true, httpStatus: 403 },
+    unlockKey: async (userId, password) => {
+      if (password === 'Key-Pass-1') {
+        wrongInARow.set(userId, 0);
+        return { ok: true, status: { userId, unlocked: true } };
+      }
+      wrongInARow.set(userId, (wrongInARow.get(userId) ?? 0) + 1);
+      return { ok: false, code: 'WRONG_PASSWORD', message: 'wrong keystore password', wrongPassword: true, httpStatus: 403, wrongInARow: wrongInARow.get(userId) };
+    },
     enrollKey: async (userId) => ({ userId }),
   };
   usersWiring(context, { signerAgent });
