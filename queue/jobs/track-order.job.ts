@@ -1,3 +1,4 @@
+import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import { PaymentOrder } from '../../connector/persistence/entities';
@@ -239,14 +240,31 @@ async function orderPollIncident(
   });
 }
 
+/**
+ * The bank's errors on polls count only in a row. An order is tracked for days (R-22 waits out a
+ * weekend), and BullMQ never gives back an attempt: scattered hiccups over those days, each
+ * counted, used to spend the job's attempts and turn an order the bank holds into `failed`, with
+ * nobody polling it any more. A poll the bank failed waits as BullMQ's backoff would, without
+ * spending an attempt; `attempts` failures in a row still fail the order (a dead letter for an
+ * operator, issue 15 stage 8), and one answered poll starts the count again.
+ */
+async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], err: unknown): Promise<never> {
+  if (!(err instanceof BankError)) throw err;
+  const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
+  const attempts = job.opts.attempts ?? 1;
+  if (failures >= attempts) throw new UnrecoverableError(`${err.code}: ${err.message} (the bank failed ${failures} polls in a row)`);
+  await job.updateData({ ...job.data, failures });
+  return waitAndRetry(job, context.config.queue.backoffMs * 2 ** (failures - 1), err.code);
+}
+
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
   const batcher = pipelineStageBatcher<string, TrackOutcome>(context, 'track', (ids) => trackBatch(context, ids));
-  const outcome = await batcher.run(payload.orderId);
+  const outcome = await batcher.run(payload.orderId).catch((err: unknown) => pollFailed(context, job, err));
   if ('state' in outcome) return outcome;
   if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);
   // Backoff: the first polls are quick, later ones stretch up to maxPollEveryMs.
   const polls = Number((job.data as { polls?: number }).polls ?? 0) + 1;
-  await job.updateData({ ...job.data, polls });
+  await job.updateData({ ...job.data, polls, failures: 0 });
   const delay = Math.min(context.config.tracking.maxPollEveryMs, context.config.tracking.pollEveryMs * 2 ** Math.min(polls, 10) / 2);
   return waitAndRetry(job, delay, outcome.poll);
 };

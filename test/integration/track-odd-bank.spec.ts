@@ -2,7 +2,8 @@ import { BankError } from '../../adapters/bank/business-api/business-api.errors'
 import type { BankPaymentStatus } from '../../adapters/bank/business-api/business-api.schemas';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import type { JobContext } from '../../queue/job-context';
-import { trackBatch } from '../../queue/jobs/track-order.job';
+import { handleTrackOrder, trackBatch } from '../../queue/jobs/track-order.job';
+import { DelayedError, type Job } from 'bullmq';
 import { sampleOrder } from '../support/orders.fixture';
 import { appWorld } from '../support/app-world';
 
@@ -36,6 +37,41 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     const context: JobContext = { ...world.context, clock: { now: () => new Date(at) }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
     return trackBatch(context, orderIds);
   }
+
+  it('poll errors spread over the days an order is tracked never fail it; only `attempts` in a row do', async () => {
+    const o = await submitted('S-9', 'DOC-S9');
+    // The job as BullMQ hands it over: its data kept between runs, delays asked for recorded.
+    const data: Record<string, unknown> = { orderId: o.id };
+    const delays: number[] = [];
+    const job = {
+      id: `track-${o.id}`, name: 'order.track', data, attemptsMade: 0, opts: { attempts: 3 }, token: 't',
+      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
+    } as unknown as Job;
+    const run = (answer: Answer) => {
+      const bank = { getStatus: async (documentId: string) => (answer instanceof Error ? Promise.reject(answer) : { documentId, externalId: o.externalId, status: 'accepted', updatedAt: '2026-11-24T06:00:00Z', ...answer }) };
+      // Within the day the bank received it: nothing is deemed executed meanwhile (R-22).
+      const context: JobContext = { ...world.context, clock: { now: () => new Date('2026-11-24T06:00:00Z') }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+      return handleTrackOrder({ orderId: o.id }, context, job);
+    };
+    const down = new BankError('TRANSIENT', 'the bank failed (HTTP 500, no code)');
+    // Days of polls, the bank failing two in a row now and then: 12 errors, 4 times the job's attempts.
+    for (let day = 0; day < 6; day += 1) {
+      await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
+      await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
+      expect(data.failures).toBe(2);
+      await expect(run({ status: 'in_processing' })).rejects.toBeInstanceOf(DelayedError);
+      expect(data.failures).toBe(0);
+    }
+    expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
+    // A failed poll waits as BullMQ's own backoff would (backoffMs, doubling), without spending an attempt.
+    const { backoffMs } = world.context.config.queue;
+    expect(delays.slice(0, 2).map((d) => Math.round(d / backoffMs))).toEqual([1, 2]);
+    // Three in a row: given up on, for the worker to record the order `failed` with the bank's error.
+    await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
+    await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
+    await expect(run(down)).rejects.toMatchObject({ name: 'UnrecoverableError', message: expect.stringMatching(/^TRANSIENT: .*\(the bank failed 3 polls in a row\)$/) });
+  });
 
   it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {
     const o = await submitted('S-1', 'DOC-S1');
