@@ -56,7 +56,6 @@ function alert(logger: Logger | undefined, event: string, details: Record<string
 }
 
 export async function fetchAndReconcileStatement(deps: StatementServiceDeps, account: string, from: string, to: string): Promise<FetchReconcileResult> {
-  const actor = deps.actor ?? 'statements';
   const incidents: string[] = [];
   let stored = 0;
   let duplicates = 0;
@@ -78,21 +77,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   });
 
   // 3. Store (after the chain check, which reads the previous state of this period too).
-  const before = await storedStatement(deps.em, account, statement.periodFrom, statement.periodTo);
-  const restatement = checkRestatement(before, statement);
-  if (restatement.status === 'restated') {
-    const raised = await raiseOnce(deps.em, {
-      kind: 'statement_gap',
-      severity: 'high',
-      title: `The bank's statement of ${account} for ${from}..${to} changed after it was closed (opening ${restatement.openingDifference}, closing ${restatement.closingDifference} tiyn)`,
-      dedupeKey: `statement_restated:${account}:${from}:${to}:${statement.openingBalance}:${statement.closingBalance}`,
-      actor,
-      now: deps.now,
-      evidence: { account, from, to, stored: before, fetched: { opening: statement.openingBalance, closing: statement.closingBalance } },
-    });
-    if (raised.created) incidents.push(raised.id);
-    alert(deps.logger, 'statement.restated', { account, from, to, incidentId: raised.id });
-  }
+  await reportRestatement(deps, incidents, await storedStatement(deps.em, account, statement.periodFrom, statement.periodTo), statement);
   const result = await storeStatement(deps.em, statement, { now: deps.now });
   stored += result.stored;
   duplicates += result.duplicates;
@@ -213,11 +198,35 @@ async function ensureContinuity(
   // Whatever it says, its lines are facts: store them (idempotent), keep the stored balances as evidence.
   count({ ...(await storeLines(deps.em, again, { statementId: null, now: deps.now })), period: again });
   if (checkBalance(again).ok && again.openingBalance === prev.openingBalance && again.closingBalance === next.openingBalance) {
+    // The chain holds again, but a closed day that closes elsewhere now was rewritten after we
+    // passed it to the ERP: said as when that day itself is fetched again (whichever runs first).
+    await reportRestatement(deps, incidents, prev, again);
     await storeStatement(deps.em, again, { now: deps.now });
     deps.logger?.warn({ event: 'statement.gap.repaired', account, from: prev.periodFrom, to: prev.periodTo });
     return 'repaired';
   }
   return reportGap(deps, incidents, prev, next, again);
+}
+
+/**
+ * A period fetched again that the bank changed after it was closed (checkRestatement): one
+ * `statement_gap` incident per new version of it, and an alert.
+ */
+async function reportRestatement(deps: StatementServiceDeps, incidents: string[], before: StatementBalances | null, fetched: StatementData): Promise<void> {
+  const restatement = checkRestatement(before, fetched);
+  if (restatement.status !== 'restated') return;
+  const { account, periodFrom: from, periodTo: to } = fetched;
+  const raised = await raiseOnce(deps.em, {
+    kind: 'statement_gap',
+    severity: 'high',
+    title: `The bank's statement of ${account} for ${from}..${to} changed after it was closed (opening ${restatement.openingDifference}, closing ${restatement.closingDifference} tiyn)`,
+    dedupeKey: `statement_restated:${account}:${from}:${to}:${fetched.openingBalance}:${fetched.closingBalance}`,
+    actor: deps.actor ?? 'statements',
+    now: deps.now,
+    evidence: { account, from, to, stored: before, fetched: { opening: fetched.openingBalance, closing: fetched.closingBalance } },
+  });
+  if (raised.created) incidents.push(raised.id);
+  alert(deps.logger, 'statement.restated', { account, from, to, incidentId: raised.id });
 }
 
 /**

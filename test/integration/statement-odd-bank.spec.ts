@@ -247,6 +247,32 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(r.incidents).toContain(unbalanced.id);
   });
 
+  it('a closed day the bank rewrites (a back-dated debit) opens the same incident whichever job meets it first: that day fetched again, or the next day finding the gap', async () => {
+    // A restatement's evidence holds the day as stored and as fetched (a plain gap's, the two periods).
+    const restated = async (account: string) => (await incidents('statement_gap')).filter((i) => i.evidence.account === account && i.evidence.fetched !== undefined);
+    const backDated = (account: string) => line({ bankLineId: `${account}-LATE`, bookingDate: '2026-11-23', valueDate: '2026-11-23', amount: 10_000, counterparty: { ...BENEFICIARY, iban: 'KZ000000000000000666' } });
+    for (const [account, firstJob] of [['KZ000000000000000A16', 'closed'], ['KZ000000000000000A17', 'intraday']] as const) {
+      const closed = statement(account, '2026-11-23', '2026-11-23', 1_000_000, []);
+      const bank = new ScriptedBank();
+      bank.answer(closed);
+      await run(bank, account, '2026-11-23', '2026-11-23', new Date('2026-11-24T04:00:00Z'));
+      // Then the bank books a debit on the 23rd, after that day was closed and passed to 1C.
+      const rewritten = statement(account, '2026-11-23', '2026-11-23', 1_000_000, [backDated(account)]);
+      const later = new ScriptedBank();
+      later.answer(rewritten);
+      later.answer(statement(account, '2026-11-24', '2026-11-24', rewritten.closingBalance, [], 'intraday'));
+      const at = new Date('2026-11-24T10:00:00Z');
+      const r = firstJob === 'closed' ? await run(later, account, '2026-11-23', '2026-11-23', at) : await run(later, account, '2026-11-24', '2026-11-24', at);
+      const [incident] = await restated(account);
+      expect({ firstJob, evidence: incident?.evidence }).toMatchObject({ firstJob, evidence: { from: '2026-11-23', to: '2026-11-23', fetched: { opening: 1_000_000, closing: 990_000 } } });
+      expect(r.incidents).toContain(incident.id);
+      // The other job, run next, finds the day as now stored: nothing more to say.
+      const second = firstJob === 'closed' ? await run(later, account, '2026-11-24', '2026-11-24', at) : await run(later, account, '2026-11-23', '2026-11-23', at);
+      expect(second.incidents.filter((id) => id === incident.id)).toEqual([]);
+      expect(await restated(account)).toHaveLength(1);
+    }
+  });
+
   it("today's statement from a bank that does not say its kind is not taken as a closed day", async () => {
     const account = 'KZ000000000000000A06';
     const json = (lines: Array<{ lineId: string; amount: string }>, closing: string) =>
