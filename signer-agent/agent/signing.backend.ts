@@ -1,4 +1,4 @@
-import { defaultTrustPaths, loadCrls, loadTrustStore, type CrlSet, type TrustStore } from '../certificates/trust.store';
+import { defaultTrustPaths, followedCrls, loadTrustStore, type TrustStore } from '../certificates/trust.store';
 import { signDocument } from '../cms/cms.signer';
 import { openPkcs12, type LoadedKey } from '../keystore/pkcs12.reader';
 import { SignerError } from '../signer.errors';
@@ -20,12 +20,13 @@ export interface SigningBackend {
 
 /**
  * The signer library (signer-agent/keystore, certificates, cms) as the worker uses it. The trust
- * store and CRLs are loaded once per worker: the configured store, plus NCA's test CAs only in
- * test mode (defaultTrustPaths).
+ * store is loaded once per worker: the configured store, plus NCA's test CAs only in test mode
+ * (defaultTrustPaths). The CRLs follow their files (followedCrls): the connector's refresh job
+ * replaces them while the agent runs.
  */
 export function createSigningBackend(setup: Pick<WorkerSetup, 'testMode' | 'trust' | 'crl' | 'requireRevocation'>): SigningBackend {
   const trust: TrustStore = loadTrustStore(defaultTrustPaths({ testMode: setup.testMode, signer: { trust: setup.trust } }));
-  const crls: CrlSet = loadCrls(setup.crl);
+  const crls = followedCrls(setup.crl);
   return {
     open(p12, password, expectedIin) {
       const loaded = openPkcs12(Buffer.from(p12.buffer, p12.byteOffset, p12.byteLength), password);
@@ -57,7 +58,7 @@ export function createSigningBackend(setup: Pick<WorkerSetup, 'testMode' | 'trus
         signingTime,
         cosign: cosign ? Buffer.from(cosign.buffer, cosign.byteOffset, cosign.byteLength) : undefined,
         trust,
-        crls,
+        crls: crls(),
         requireRevocation: setup.requireRevocation,
         expectedIin: expected.iin ?? undefined,
         expectedBin: expected.bin ?? undefined,

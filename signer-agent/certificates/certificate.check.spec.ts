@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import forge from 'node-forge';
 import { at, CA, CRL, crls, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
 import { openPkcs12 } from '../keystore/pkcs12.reader';
 import { checkCertificate } from './certificate.check';
 import { parseCrl } from './crl.parser';
 import { verifyIssuedSignature } from './signature.verify';
-import { loadCrls, loadTrustStore } from './trust.store';
+import { followedCrls, loadCrls, loadTrustStore } from './trust.store';
 
 const cert = (p: { path: string; password: string }) => openPkcs12(readP12(p), p.password).certificate;
 const trust = testTrust();
@@ -168,5 +170,34 @@ describe('the real NCA CA certificates and CRLs', () => {
     expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, flipped, gostCa)).toBe('invalid');
     // GOST 34.310-2004 signatures are not verified at all (unsupported), so that CRL can never say "not revoked".
     expect(verifyIssuedSignature(g2004.tbs, g2004.signatureAlgorithm, g2004.signature, gostCa)).toBe('unsupported');
+  });
+});
+
+describe('followedCrls: the CRLs of a long-running signer follow their files', () => {
+  it('a CRL replaced as the refresh job does it (write, rename) is read at the next look: a certificate revoked since is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crl-follow-'));
+    try {
+      const file = join(dir, 'nca_rsa.crl');
+      let clock = 0;
+      // No download yet: the cache file is missing, and read once it arrives.
+      const crlsNow = followedCrls([file], { checkEveryMs: 1_000, now: () => clock });
+      expect(crlsNow().unreadable).toHaveLength(1);
+      // First the GOST CA's CRL (it says nothing of RSA certificates): the revoked RSA key still signs.
+      writeFileSync(`${file}.tmp`, readFileSync(CRL.gost2022));
+      renameSync(`${file}.tmp`, file);
+      clock += 1_000;
+      const revokedCert = cert(P12.rsaSignRevoked);
+      const judged = () => checkCertificate(revokedCert, { trust, at: at('2022-06-01T00:00:00Z'), crls: crlsNow() });
+      expect(judged()).toMatchObject({ ok: true, revocation: 'unchecked' });
+      // The RSA CA's CRL lists it; within the look interval the files are not looked at again.
+      writeFileSync(`${file}.tmp`, readFileSync(CRL.rsa));
+      renameSync(`${file}.tmp`, file);
+      clock += 500;
+      expect(judged().ok).toBe(true);
+      clock += 500;
+      expect(judged()).toMatchObject({ ok: false, code: 'CERT_REVOKED' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

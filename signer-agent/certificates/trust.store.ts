@@ -107,6 +107,55 @@ export function loadCrls(paths: readonly string[]): CrlSet {
 
 export const emptyCrlSet = (): CrlSet => ({ crls: [], unreadable: [] });
 
+/** What decides whether CRL files changed: each file's size and modification time (a missing one too). */
+function crlFilesStamp(paths: readonly string[]): string {
+  const stampOf = (file: string) => {
+    try {
+      const st = statSync(file);
+      return `${file}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return `${file}:none`;
+    }
+  };
+  const parts: string[] = [];
+  for (const path of paths) {
+    let names: string[] | null = null;
+    try {
+      if (statSync(path).isDirectory()) names = readdirSync(path).sort().filter((name) => CRL_EXTENSIONS.has(extname(name).toLowerCase()));
+    } catch {
+      names = null;
+    }
+    if (names) for (const name of names) parts.push(stampOf(join(path, name)));
+    else parts.push(stampOf(path));
+  }
+  return parts.join('|');
+}
+
+/**
+ * CRLs that follow their files: read again when one changes, looked at every `checkEveryMs` at
+ * most. The connector's `crl.refresh` job replaces the cached files (write, then rename) while a
+ * long-running signer judges certificates with them: a certificate revoked since the start must be
+ * refused from the next CRL on, not at the next restart, and a cache file missing at the start (no
+ * download yet) is read once it arrives.
+ */
+export function followedCrls(paths: readonly string[], options: { checkEveryMs?: number; now?: () => number } = {}): () => CrlSet {
+  const every = options.checkEveryMs ?? 1_000;
+  const now = options.now ?? Date.now;
+  let stamp = crlFilesStamp(paths);
+  let set = loadCrls(paths);
+  let checkedAt = now();
+  return () => {
+    if (now() - checkedAt < every) return set;
+    checkedAt = now();
+    const next = crlFilesStamp(paths);
+    if (next !== stamp) {
+      stamp = next;
+      set = loadCrls(paths);
+    }
+    return set;
+  };
+}
+
 /** Finds a folder of this package both from the sources (ts-jest) and from dist/ (the built CLI). */
 function packageDir(...segments: string[]): string {
   const candidates = [resolve(__dirname, '..', ...segments), resolve(__dirname, '..', '..', '..', 'signer-agent', ...segments)];

@@ -497,6 +497,28 @@ describe('signer agent process: sessions, addresses, modes', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
+  it('reads a CRL the refresh job replaced while it runs: a certificate revoked since its start is refused from then on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signer-crl-'));
+    // The cache file as `crl.refresh` keeps it; at the start it holds a CRL that says nothing of the RSA key.
+    const cached = tmpFile(dir, 'nca_rsa.crl', readFileSync(CRL.gost2022));
+    const agent = await startAgent({ dir, config: { testMode: true, signer: { workers: 2, crl: [cached] } } });
+    try {
+      await agent.client.enroll('farid', { keystorePath: P12.rsaSignRevoked.path });
+      await agent.client.unlock('farid', P12.rsaSignRevoked.password);
+      const before = await agent.client.sign('farid', { orderId: 'crl-1', document: DOC, signingTime: '2022-06-01T00:00:00Z' });
+      expect(before.cmsDer.length).toBeGreaterThan(0);
+      // The next download lists it, written the way the refresh job writes (a temporary file, renamed).
+      writeFileSync(`${cached}.tmp`, readFileSync(CRL.rsa));
+      renameSync(`${cached}.tmp`, cached);
+      // Every worker reads it within a second or so; from then on no worker signs with the key.
+      await expectEventually(async () => {
+        for (let i = 0; i < 4; i += 1) expect((await refusal(agent.client.sign('farid', { orderId: `crl-2-${i}`, document: DOC, signingTime: '2022-06-01T00:00:00Z' }))).code).toBe('CERT_REVOKED');
+      });
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
   it('reports an unreachable agent with a code', async () => {
     const client = new SignerAgentClient({ url: 'http://127.0.0.1:1', token: 'x'.repeat(43), timeoutMs: 2000 });
     expect(await client.health()).toBe(false);
