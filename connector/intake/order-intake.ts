@@ -165,9 +165,33 @@ async function handOff(orderIds: string[], enqueue: (ids: string[]) => Promise<v
   }
 }
 
+/** A calendar date PostgreSQL can store: JavaScript's year 0 (1 BC) is not one. */
 function isRealDate(iso: string): boolean {
   const d = new Date(`${iso}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === iso;
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === iso && d.getUTCFullYear() >= 1;
+}
+
+/** Characters PostgreSQL's text and jsonb cannot hold: NUL, and UTF-16 surrogates without their pair. */
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * The order with every unstorable character replaced by U+FFFD, and the fields that held one. One
+ * such character used to fail the insert of the whole batch (every order of it refused with a 500,
+ * again on every retry): now its order alone is stored, `invalid` with the field named.
+ */
+function storable<T>(value: T, path: string, found: string[]): T {
+  if (typeof value === 'string') {
+    UNSTORABLE.lastIndex = 0;
+    if (!UNSTORABLE.test(value)) return value;
+    found.push(path);
+    return value.replace(UNSTORABLE, '\uFFFD') as T;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => storable(v, `${path}[${i}]`, found)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, storable(v, path ? `${path}.${k}` : k, found)])) as T;
+  }
+  return value;
 }
 
 /**
@@ -197,8 +221,19 @@ export async function intakeOrders(
   const now = options.now ?? new Date();
   const results: IntakeResult[] = [];
   const toEnqueue: string[] = [];
-  const rows: IntakeRow[] = items.map(({ order, rawDocument }) => {
+  const rows: IntakeRow[] = items.map((item) => {
     const errors: FieldError[] = [];
+    const unstorable: string[] = [];
+    const order = storable(item.order, '', unstorable);
+    const rawDocument = storable(item.rawDocument, 'rawDocument', unstorable);
+    for (const field of new Set(unstorable)) {
+      errors.push({
+        field,
+        code: 'TEXT_CONTROL_CHAR',
+        message: `${field}: недопустимый символ (NUL или непарный суррогат UTF-16), заменён на U+FFFD; документ нельзя подписать, исправьте его в учётной системе`,
+        messageEn: `${field} holds a character that cannot be stored or signed (NUL or a lone UTF-16 surrogate), replaced by U+FFFD; correct the document in the ERP`,
+      });
+    }
     let amountTiyn = 0;
     try {
       amountTiyn = parseAmount(order.amount);

@@ -95,6 +95,27 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('NAT-1')).toBe(1);
   });
 
+  it('an order with a character PostgreSQL cannot store (NUL, a lone surrogate) or a date in year 0 is stored invalid naming the field; the rest of its batch goes through', async () => {
+    const res = await post({
+      orders: [
+        sampleOrder({ number: 'NUL-1', purpose: 'Оплата\u0000 по счету 5' }),
+        sampleOrder({ number: 'NUL-2' }),
+        { ...sampleOrder({ number: 'NUL-3' }), beneficiary: { ...sampleOrder().beneficiary, name: 'ТОО \ud800Пример' } },
+        sampleOrder({ number: 'NUL-4', date: '0000-01-01', valueDate: undefined }),
+      ],
+    });
+    expect(res.statusCode).toBe(201);
+    const results = res.json().results as Array<{ state: string; errors: Array<{ field: string; code: string }> }>;
+    expect(results.map((r) => [r.state, r.errors.map((e) => [e.field, e.code])])).toEqual([
+      ['invalid', [['purpose', 'TEXT_CONTROL_CHAR']]],
+      ['validated', []],
+      ['invalid', [['beneficiary.name', 'TEXT_CONTROL_CHAR']]],
+      ['invalid', [['date', 'DATE_INVALID']]],
+    ]);
+    const [stored] = await context.orm.em.fork().execute<Array<{ purpose: string }>>("select purpose from payment_order where number = 'NUL-1'");
+    expect(stored.purpose).toBe('Оплата\uFFFD по счету 5');
+  });
+
   it('records an order that breaks a rule as invalid (201 with state and errors)', async () => {
     const res = await post(sampleOrder({ number: 'INV-1', currency: 'USD' }));
     expect(res.statusCode).toBe(201);

@@ -334,6 +334,12 @@ describe('bad input: clear errors, good documents still come through', () => {
     expect(doc?.type === 'document' && doc.document.text.length).toBeLessThan(10_000);
   });
 
+  it('a date in year 0 is a bad date (there is none; PostgreSQL refused it for the whole batch)', () => {
+    const parsed = read(twoDocs((d) => d.map((l) => (l.startsWith('ДатаДокумента') ? 'ДатаДокумента=01.01.0000' : l))));
+    expect(parsed.documents[0].errors.map((e) => [e.code, e.field])).toEqual([['BAD_DATE', 'date']]);
+    expect(parsed.documents[1].errors).toEqual([]);
+  });
+
   it('missing number, bad date and bad amount name their fields', () => {
     const parsed = read(twoDocs((d) => d.filter((l) => !l.startsWith('НомерДокумента')).map((l) => (l.startsWith('ДатаДокумента') ? 'ДатаДокумента=31.02.2025' : l.startsWith('Сумма') ? 'Сумма=1 000,00' : l))));
     expect(parsed.documents[0].errors.map((e) => [e.code, e.field])).toEqual([

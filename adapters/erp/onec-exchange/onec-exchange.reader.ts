@@ -105,7 +105,8 @@ export function onecDateToIso(text: string): string | undefined {
       d = Number(match[3]);
     }
   }
-  if (y < 0 || m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m)) return undefined;
+  // There is no year 0 (PostgreSQL refuses it): read as a date, it failed the whole batch's insert.
+  if (y < 1 || m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m)) return undefined;
   return `${String(y).padStart(4, '0')}-${m < 10 ? '0' : ''}${m}-${d < 10 ? '0' : ''}${d}`;
 }
 
