@@ -66,9 +66,24 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
   try {
     const dir = resolve(context.config.onec.outboxDir);
     const results: OutboxFileResult[] = [];
+    // One file that cannot be taken in (PostgreSQL refusing what it holds, say) stays where it is
+    // for the next scan, named in the log and in the job's error: it must not keep every later
+    // export of 1C from being read, as it did when its error ended the scan at the first file.
+    const failed: string[] = [];
+    const each = async (file: OutboxFile, claimed: boolean) => {
+      try {
+        results.push(await processFile(context, dir, file, claimed, options.whileReading));
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        context.logger.error({ event: 'onec.outbox.file_failed', file: file.name, claimed, err: message }, 'a 1C outbox file could not be taken in; it waits for the next scan');
+        failed.push(`${file.name}: ${message}`);
+        results.push({ file: file.name, outcome: 'waiting', documents: 0, taken: 0, created: 0, refused: 0 });
+      }
+    };
     // Left by an earlier scan (killed, or the file changed while read): older than anything new in the outbox.
-    for (const file of await listClaimed(dir)) results.push(await processFile(context, dir, file, true, options.whileReading));
-    for (const file of await listOutbox(dir)) results.push(await processFile(context, dir, file, false, options.whileReading));
+    for (const file of await listClaimed(dir)) await each(file, true);
+    for (const file of await listOutbox(dir)) await each(file, false);
+    if (failed.length) throw new Error(`${failed.length} 1C outbox file(s) could not be taken in and wait for the next scan (the others were): ${failed.join('; ')}`);
     return results;
   } finally {
     clearInterval(timer);

@@ -271,4 +271,21 @@ describe('1C outbox folder scan', () => {
       expect(existsSync(join(outbox, '1c_to_kl.txt'))).toBe(false);
     });
   });
+
+  it('a file that cannot be taken in waits for the next scan without keeping later exports out; the scan names it', async () => {
+    drop('1c_to_kl_poison.txt', file([doc('P-1')]), 120_000);
+    drop('1c_to_kl_after.txt', file([doc('P-2')]));
+    // Stands for anything the database refuses in one file: its reading fails.
+    const poison: WhileReading = ({ outboxPath }) => {
+      if (outboxPath.endsWith('1c_to_kl_poison.txt')) throw new Error('the database refused this file');
+    };
+    await expect(scanOnecOutbox(context, context.redis, { whileReading: poison })).rejects.toThrow(/1 1C outbox file\(s\) could not be taken in .*1c_to_kl_poison\.txt: the database refused this file/);
+    // The later export went in all the same.
+    expect(await orders()).toContain('P-2');
+    expect(await orders()).not.toContain('P-1');
+    // The next scan, the cause gone, takes the waiting file.
+    const again = await scan();
+    expect(again.find((r) => r.file === '1c_to_kl_poison.txt')).toMatchObject({ outcome: 'archived', created: 1 });
+    expect(await orders()).toContain('P-1');
+  });
 });
