@@ -214,13 +214,23 @@ function conflictIssue(line: number, number: string, conflict: IntakeConflict): 
 }
 
 /**
- * File-level issues that make a file broken (a missing `КонецФайла` was already waited for).
+ * File-level issues that make a file broken (a missing `КонецФайла` was already waited for): it
+ * goes to error/ with its report, its good documents taken in.
  * CONTENT_AFTER_END: lines after `КонецФайла` (not blank lines or padding, the reader skips those)
  * are never read; typically a second export appended to the first, whose documents would
  * otherwise be dropped without a word.
  */
 function isFileError(issue: OnecIssue): boolean {
-  return issue.code === 'NOT_EXCHANGE_FILE' || issue.code === 'LINE_TOO_LONG' || issue.code === 'MALFORMED_LINE' || issue.code === 'CONTENT_AFTER_END';
+  return issue.code === 'NOT_EXCHANGE_FILE' || issue.code === 'LINE_TOO_LONG' || issue.code === 'MALFORMED_LINE' || issue.code === 'CONTENT_AFTER_END' || isOutsideDocument(issue);
+}
+
+/**
+ * Document lines outside any document, or a КонецДокумента without its start: the mark of a
+ * СекцияДокумент line that lost a byte. That document was not read at all; archived as good, the
+ * file dropped the order without a word.
+ */
+function isOutsideDocument(issue: OnecIssue): boolean {
+  return issue.code === 'STRAY_END' || issue.code === 'LINE_OUTSIDE_SECTION';
 }
 
 /** The report's `Причина`: what was not read and, for content after the end, what to do. */
@@ -234,6 +244,13 @@ function brokenReason(refused: number, fileIssues: OnecIssue[]): string {
         `выгрузите эти документы из 1С снова отдельным файлом (или удалите из файла всё до строки ${afterEnd.line} и положите его снова) / ` +
         `the file goes on after КонецФайла from line ${afterEnd.line} (e.g. a second export appended): those lines were not read and their documents not taken; ` +
         `export them from 1C again as a file of their own (or delete everything before line ${afterEnd.line} and drop the file again)`,
+    );
+  }
+  const outside = fileIssues.find(isOutsideDocument);
+  if (outside !== undefined) {
+    reasons.push(
+      `со строки ${outside.line} строки документа стоят вне раздела СекцияДокумент (вероятно, повреждена строка начала документа): этот документ не прочитан и не принят; выгрузите его из 1С снова / ` +
+        `from line ${outside.line} document lines stand outside any СекцияДокумент (its first line is probably damaged): that document was not read nor taken; export it from 1C again`,
     );
   }
   if (reasons.length === 0) reasons.push('файл прочитан не полностью / the file could not be read in full');

@@ -272,6 +272,22 @@ describe('1C outbox folder scan', () => {
     });
   });
 
+  it('a document whose СекцияДокумент line lost a byte is not dropped in silence: the others go in, the file goes to error/ saying which line', async () => {
+    const damaged = (d: string[]) => d.map((l) => (l.startsWith('СекцияДокумент') ? 'Сек\u0098ияДокумент=Платежное поручение' : l));
+    for (const [name, docs, line] of [
+      ['damaged-middle.txt', [doc('D-1'), damaged(doc('D-2')), doc('D-3')], 21],
+      ['damaged-first.txt', [damaged(doc('D-4')), doc('D-5')], 20],
+    ] as const) {
+      drop(name, file([...docs]));
+      const [result] = await scan();
+      expect({ name, outcome: result.outcome }).toEqual({ name, outcome: 'error' });
+      const report = readFileSync(`${result.movedTo as string}.report.txt`, 'utf8');
+      expect(report).toMatch(new RegExp(`со строки ${line} строки документа стоят вне раздела СекцияДокумент`));
+    }
+    expect(await orders()).toEqual(expect.arrayContaining(['D-1', 'D-3', 'D-5']));
+    expect(await orders()).not.toEqual(expect.arrayContaining(['D-2']));
+  });
+
   it('a file that cannot be taken in waits for the next scan without keeping later exports out; the scan names it', async () => {
     drop('1c_to_kl_poison.txt', file([doc('P-1')]), 120_000);
     drop('1c_to_kl_after.txt', file([doc('P-2')]));
