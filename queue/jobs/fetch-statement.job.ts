@@ -9,7 +9,8 @@ import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSo
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { testPausePoint } from '../test-hooks';
-import { waitAndRetry } from './pipeline.helpers';
+import { credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
+import { openIncident } from '../../connector/incidents/incident.service';
 import { enqueueWriteBack } from './write-back.job';
 
 /**
@@ -112,14 +113,37 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
     if (err instanceof BankError && (err.code === 'MAINTENANCE' || err.code === 'RATE_LIMITED')) {
       return waitAndRetry(job, err.retryAfterMs ?? context.config.pipeline.statementsEveryMs, err.code);
     }
-    // Transient bank trouble: BullMQ backs off and retries (R-24). Anything else will not get better by repeating.
-    if (err instanceof BankError && !err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    // Transient bank trouble: BullMQ backs off and retries (R-24). Anything else will not get better
+    // by repeating, and is said: the bank refusing our access (an incident, the lockdown for a
+    // compromise code, R-31), or an answer we cannot take (statement_unavailable: those days are
+    // neither stored nor reconciled until a person looks).
+    if (err instanceof BankError && !err.retryable) {
+      await statementRefused(context, err, { account, from: payload.from, to: payload.to });
+      throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    }
     throw err;
   }
   // Stage 7: the statement (and any status it changed) goes back to the ERP; the hash guard makes this free when nothing changed.
   await enqueueWriteBack(context.queues, { from: payload.from, to: payload.to });
   return { stored: summary.stored, duplicates: summary.duplicates, matched: summary.matched, executed: summary.executed, incidents: summary.incidents.length };
 };
+
+/** A statement fetch the bank refused for good (see handleFetchStatement): one incident per account and period, an alert, the lockdown for a compromise code. */
+async function statementRefused(context: JobContext, err: BankError, evidence: { account: string; from: string; to: string }): Promise<void> {
+  if (err.code === 'AUTH' || err.code === 'CREDENTIALS_REVOKED') return credentialsRefused(context, err, { ...evidence, stage: 'statements' });
+  if (err.code === 'CREDENTIALS_UNAVAILABLE') return credentialsUnavailableIncident(context, { code: err.details.providerCode ?? err.code, message: err.message });
+  await lockdownOnRefusalCode(context, err, { ...evidence, stage: 'statements' });
+  const incident = await openIncident(context.orm.em.fork(), {
+    kind: 'statement_unavailable',
+    severity: 'high',
+    title: `The bank's statement of ${evidence.account} for ${evidence.from}..${evidence.to} could not be taken (${err.code}): ${err.message.slice(0, 300)}; those days are not stored nor reconciled until it can be`,
+    evidence: { ...evidence, code: err.code, bankCode: err.details.bankCode, httpStatus: err.details.httpStatus },
+    dedupeKey: `statement_unavailable:${evidence.account}:${evidence.from}:${evidence.to}`,
+    actor: 'statements',
+    onRepeat: 'ignore',
+  });
+  context.logger.error({ event: 'statement.unavailable', alert: true, ...evidence, code: err.code, incidentId: incident.incident.id }, 'statement.unavailable');
+}
 
 /** The Kazakhstan day each context last compared the bank's accounts with the followed ones. */
 const accountsCheckedOn = new WeakMap<object, string>();

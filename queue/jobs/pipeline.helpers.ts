@@ -122,16 +122,7 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
     // Every submit and poll finds it again while it lasts: one incident, not one timeline entry each.
     onRepeat: 'ignore',
   });
-  if (err.reasonCode && context.config.lockdown.bankRefusalCodes.includes(err.reasonCode)) {
-    // R-31: refused for identification / authentication / compromise reasons, on whatever call.
-    await triggerLockdown(context, {
-      trigger: 'bank_refused_compromise',
-      reason: `the bank refused the ${err.details.operation ?? 'bank'} call with ${err.reasonCode} (identification / authentication / compromise)`,
-      scope: 'credentials',
-      evidence: { ...evidence, reasonCode: err.reasonCode, httpStatus: err.details.httpStatus, operation: err.details.operation },
-      actor: 'worker',
-    });
-  }
+  await lockdownOnRefusalCode(context, err, evidence);
   if (err.code === 'CREDENTIALS_REVOKED') {
     await triggerLockdown(context, {
       trigger: 'bank_credentials_revoked',
@@ -141,6 +132,24 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
       actor: 'worker',
     });
   }
+}
+
+/**
+ * R-31: the bank's answer carries a code of `lockdown.bankRefusalCodes` (identification,
+ * authentication, compromise; configurable), on whatever call: the token, a lookup, a poll, a
+ * statement (a document's own refusal at submit is handled with the order). Locks down; true when it did.
+ */
+export async function lockdownOnRefusalCode(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<boolean> {
+  const code = err.reasonCode ?? err.details.bankCode;
+  if (!code || !context.config.lockdown.bankRefusalCodes.includes(code)) return false;
+  await triggerLockdown(context, {
+    trigger: 'bank_refused_compromise',
+    reason: `the bank refused the ${err.details.operation ?? 'bank'} call with ${code} (identification / authentication / compromise)`,
+    scope: 'credentials',
+    evidence: { ...evidence, reasonCode: code, httpStatus: err.details.httpStatus, operation: err.details.operation },
+    actor: 'worker',
+  });
+  return true;
 }
 
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */

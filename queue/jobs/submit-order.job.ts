@@ -13,7 +13,7 @@ import type { BankPaymentDocument } from '../../adapters/bank/business-api/busin
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, lockdownOnRefusalCode, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -432,6 +432,8 @@ async function sendOrder(
         defer = { ms: err.retryAfterMs ?? context.config.queue.backoffMs, why: err.code };
         return { state: 'submitting', deferred: err.code };
       default: {
+        // A lookup's or token's answer with a configured compromise code the parser could not place (R-31).
+        await lockdownOnRefusalCode(context, err, { orderId: order.id });
         // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
         // Except a 400 the submit itself got (not the token's) at the order's first send: the contract's BadRequest (INVALID_REQUEST, "the
         // request does not follow this contract") was not processed, so nothing was registered, and

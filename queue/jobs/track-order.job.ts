@@ -10,7 +10,7 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 import { triggerLockdown } from '../lockdown.trigger';
 
@@ -250,6 +250,7 @@ async function orderPollIncident(
  */
 async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], err: unknown): Promise<never> {
   if (!(err instanceof BankError)) throw err;
+  await lockdownOnRefusalCode(context, err, { orderId: (job.data as { orderId?: string }).orderId, stage: 'track' });
   const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
   const attempts = job.opts.attempts ?? 1;
   if (failures >= attempts) throw new UnrecoverableError(`${err.code}: ${err.message} (the bank failed ${failures} polls in a row)`);

@@ -14,6 +14,8 @@ import { startWorkers } from '../../queue/worker.runner';
 import type { StatementData, StatementLineData } from '../../connector/statements/statement.model';
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
 import { sampleOrder } from '../support/orders.fixture';
+import { lockdownStatusOf } from '../../queue/lockdown.trigger';
+import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 
 /**
@@ -353,5 +355,33 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     ]);
     expect((await incidents('unexplained_debit')).filter((i) => i.evidence.account === account)).toEqual([]);
     expect((await incidents('execution_mismatch')).filter((i) => i.evidence.orderId === o.id)).toHaveLength(1);
+  });
+  it('a statement the bank refuses for good is said: an answer we cannot take opens statement_unavailable; a configured compromise code, on any call, locks down (R-31)', async () => {
+    const account = 'KZ000000000000000A18';
+    const config = { ...env.config, lockdown: { ...env.config.lockdown, bankRefusalCodes: [...env.config.lockdown.bankRefusalCodes, 'CLIENT_BLOCKED'] } };
+    const app = await createAppContext({ config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    try {
+      const refusing = (err: BankError) => ({ ...app, config: { ...app.config, pipeline: { ...app.config.pipeline, accounts: [account] } }, statementSource: { getStatement: async () => Promise.reject(err) } });
+      const job = { id: 'statement-r', attemptsMade: 0, token: 't', moveToDelayed: async () => undefined } as unknown as Job;
+      const fetch = (context: ReturnType<typeof refusing>, from: string) => handleFetchStatement({ accountRef: accountRefOf(account), from, to: from, kind: 'closed' }, context, job);
+      const other = new BankError('CONTRACT_VIOLATION', "the bank's statement answer is about account \"KZ86125KZT5004100100\", where ... was asked; nothing of it is stored", { operation: 'statement' });
+      await expect(fetch(refusing(other), '2026-11-20')).rejects.toMatchObject({ name: 'UnrecoverableError', message: expect.stringMatching(/^CONTRACT_VIOLATION: /) });
+      const [unavailable] = (await incidents('statement_unavailable')).filter((i) => i.evidence.account === account);
+      expect(unavailable.evidence).toMatchObject({ from: '2026-11-20', to: '2026-11-20', code: 'CONTRACT_VIOLATION' });
+      expect((await lockdownStatusOf(app)).state).toBe('normal');
+
+      const blocked = new BankError('CONTRACT_VIOLATION', 'the bank did not accept the request (HTTP 422, CLIENT_BLOCKED)', { httpStatus: 422, bankCode: 'CLIENT_BLOCKED', reasonCode: 'CLIENT_BLOCKED', operation: 'statement' });
+      await expect(fetch(refusing(blocked), '2026-11-21')).rejects.toMatchObject({ name: 'UnrecoverableError' });
+      const status = await lockdownStatusOf(app);
+      expect(status.state).toBe('locked');
+      const lockIncident = (await q<{ evidence: Record<string, unknown> }>('select evidence from incident where id = ?', [status.incidentId]))[0];
+      expect(lockIncident.evidence).toMatchObject({ trigger: 'bank_refused_compromise', scope: 'credentials', evidence: { account, reasonCode: 'CLIENT_BLOCKED', operation: 'statement' } });
+    } finally {
+      // Nothing after this test runs locked down.
+      await q("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null where id = 1");
+      await app.redis.del(lockdownKey(app.config.redis.prefix));
+      await Promise.all(app.queues.all().map((queue) => queue.resume()));
+      await app.close();
+    }
   });
 });
