@@ -50,7 +50,7 @@ export function signerAgentPortFromConfig(config: Pick<ConnectorConfig, 'signer'
         // A user with no enrolled key has nothing to lock.
         if (err instanceof SignerAgentError && (err.code === 'NOT_ENROLLED' || err.code === 'NOT_FOUND')) return { locked: true };
         const code = err instanceof SignerAgentError ? err.code : 'SIGNER_UNREACHABLE';
-        return { locked: false, warning: `signer agent did not confirm the key lock (${code}); the connector refuses this user's signatures regardless; check connector-signer-agent` };
+        return { locked: false, warning: `signer agent did not confirm the key lock (${code}); check connector-signer-agent` };
       }
     },
     async unlockKey(userId, password) {

@@ -230,7 +230,8 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
   let sessionsEnded = 0;
   if (deps.sessions) sessionsEnded = await deps.sessions.destroyAllForUser(user.id);
   else warnings.push('sessions were not ended here (no Redis); they end at their next request because the user is blocked');
-  if (deps.signerAgent) warnings.push(...(await lockKeyOf(deps, user, input.actor, 'blocked', now)));
+  // A blocked user's signatures are refused by the connector whatever the agent holds (mayUserSign).
+  if (deps.signerAgent) warnings.push(...(await lockKeyOf(deps, user, input.actor, 'blocked', now)).map((w) => `${w}; the connector refuses this user's signatures regardless`));
   let incidentId: string | null = null;
   let bankDeadline: string | null = null;
   const authority = (await deps.em.count(UserAccountRight, { userId: user.id, rights: 'manage' })) > 0 || user.role === 'signer';
@@ -477,14 +478,14 @@ export async function recordFailedAttempt(
 
 /**
  * A wrong keystore password reported by the signer agent counts toward the user's lock-out (R-12).
- * The agent's own count of wrong passwords in a row (`inARow`, reset only by a right one) locks too
- * at every 5th: the user's counter alone starts again at each successful login, so logging in
+ * The agent's own count of wrong passwords in a row (`inARow`, reset only by a right one) locks too,
+ * from the 5th on (a lock-out over, the next wrong one locks again; a missed report cannot skip it): the user's counter alone starts again at each successful login, so logging in
  * between tries would let the EDS key's password be guessed without end.
  */
 export async function recordKeystoreFailure(deps: UserDeps, login: string, inARow?: number): Promise<{ locked: boolean }> {
   const user = await requireUser(deps.em, login);
   await appendAudit(deps.em, { actor: 'system:signer-agent', action: 'signer.wrong_keystore_password', subject: user.login, details: inARow === undefined ? undefined : { inARow }, at: deps.clock.now() });
-  const lockNow = inARow !== undefined && inARow > 0 && inARow % MAX_FAILED_ATTEMPTS === 0;
+  const lockNow = inARow !== undefined && inARow >= MAX_FAILED_ATTEMPTS;
   const result = await recordFailedAttempt(deps, user.id, lockNow ? `keystore password (${inARow} wrong in a row at the signer agent)` : 'keystore password', { lockNow });
   if (result.locked) await deps.sessions?.destroyAllForUser(user.id);
   return { locked: result.locked };

@@ -139,7 +139,8 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
 
   it('a run held up after its last look for longer than its send lease (a new token fetched slowly) sends nothing', async () => {
     const orderId = await signedOrder();
-    // A bank timeout of 1 s: a send lease of 6 s, renewed at the last look; the send must be over 2 s before it ends.
+    // The lease of a bank timeout of 1 s (the client keeps its own timeout): 6 s, renewed at the last
+    // look; the send must be over 2 s before it ends.
     const short = { ...context, config: { ...context.config, bank: { ...context.config.bank, timeoutMs: 1_000 } } };
     // The bank forgot our token and answers slowly: the send gets a 401 after 3 s, the new token
     // comes 3 s later, past the time the lease left for the send. Another holder could have the

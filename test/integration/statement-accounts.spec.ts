@@ -8,7 +8,7 @@ import { sampleOrder } from '../support/orders.fixture';
 /**
  * Which accounts' statements are fetched when `pipeline.accounts` names none: those with an order
  * still on its way, or that became final during the last 3 days (its lines are still arriving);
- * never for an order that failed validation. Read by two index lookups (migration 20261126040000).
+ * never for an order that failed validation. Read by two lookups of the (state, state_changed_at) index.
  */
 describe('statementAccounts', () => {
   const world = appWorld('stmt-accounts');

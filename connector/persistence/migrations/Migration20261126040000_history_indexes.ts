@@ -4,8 +4,9 @@ import { Migration } from '@mikro-orm/migrations';
  * Indexes for the queries that run all day over a growing history (years of orders). Measured on
  * 1,000,000 orders (`npm run bench:history`), each of these was a full scan of `payment_order`
  * taking 0.2-0.5 s of PostgreSQL on every run:
- * - `created_at, id`: the orders list of the API and the CLI (newest first, keyset pages), and the
- *   accounts whose statements are followed (orders of the last 3 days);
+ * - `created_at, id`: the orders list of the API and the CLI (newest first, keyset pages) (the
+ *   accounts whose statements are followed were read through it too, until 2026-11-26: now through
+ *   `(state, state_changed_at)`, orders final for less than 3 days);
  * - `doc_date`: the 1C status report, rewritten after every burst of status changes;
  * - `bank_reference` and `number`: matching a statement's lines to orders (with the unique
  *   `external_id`, each line's keys are index lookups instead of a scan of the account's orders);
