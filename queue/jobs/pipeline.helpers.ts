@@ -115,7 +115,9 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
         ? 'The bank answered that the Client ID / Secret is blocked or revoked (R-2)'
         : err.details.httpStatus === undefined
           ? `The connector has no usable Client ID / Secret, nothing was sent: ${err.message}`
-          : `The bank refused our Client ID / Secret (${err.details.bankCode ?? `HTTP ${err.details.httpStatus}`})`,
+          : err.details.httpStatus === 401
+            ? 'The bank refused our Client ID / Secret (401)'
+            : `The bank refused our access (HTTP ${err.details.httpStatus}${err.details.bankCode ? ` ${err.details.bankCode}` : ''})`,
     evidence: { code: err.code, httpStatus: err.details.httpStatus, bankCode: err.details.bankCode },
     dedupeKey: 'credentials_revoked',
     actor: 'worker',
