@@ -78,7 +78,9 @@ export class SignerAgentService {
       throw new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
     if (!info.isFile()) throw new ConnectorError('KEYSTORE_UNREADABLE', `keystore ${path} is not a file`);
-    // A new enrolment replaces the old one: the old key must not stay unlocked under it.
+    // A new enrolment replaces the old one: the old key must not stay unlocked under it, nor
+    // become unlocked by an unlock of the old keystore still under way.
+    this.cancelUnlock(userId);
     if (this.deps.sessions.end(userId, 'unenrolled', false)) this.deps.pool.lock(userId);
     this.deps.registry.enroll(userId, path, expectedIin, this.now());
     this.deps.logger.info({ event: 'signer.enrolled', userId, keystorePath: path, expectedIin }, 'keystore enrolled');
@@ -88,6 +90,7 @@ export class SignerAgentService {
 
   async unenroll(userId: string): Promise<void> {
     this.requireEnrolment(userId);
+    this.cancelUnlock(userId);
     if (this.deps.sessions.end(userId, 'unenrolled', false)) this.deps.pool.lock(userId);
     this.deps.registry.remove(userId);
     await this.deps.journal.append({ event: 'unenrolled', at: this.now().toISOString(), userId });
@@ -104,6 +107,10 @@ export class SignerAgentService {
     if (this.unlocking.has(userId)) throw new ConnectorError('UNLOCK_IN_PROGRESS', `an unlock of user ${userId}'s key is already in progress`);
     const ticket = { cancelled: false };
     this.unlocking.set(userId, ticket);
+    // Once the keystore went to the workers, the key may sit in them (a worker that answered late,
+    // after a timeout, still opens it): any way out but a started session wipes it there again.
+    let sentToWorkers = false;
+    let started = false;
     try {
       if (this.deps.sessions.end(userId, 'request', false)) this.deps.pool.lock(userId);
       let p12: Buffer;
@@ -115,6 +122,7 @@ export class SignerAgentService {
       const epoch = this.deps.pool.currentEpoch();
       let facts: KeyFacts;
       try {
+        sentToWorkers = true;
         facts = await this.deps.pool.unlock(userId, p12, password, enrolment.expectedIin);
       } finally {
         p12.fill(0);
@@ -125,11 +133,13 @@ export class SignerAgentService {
       }
       this.deps.registry.recordUnlock(userId);
       this.deps.sessions.start(userId, facts, this.now());
+      started = true;
       this.deps.metrics.unlockOutcome('ok');
       this.deps.logger.info({ event: 'signer.unlocked', userId, algorithm: facts.algorithm, serial: facts.serial }, 'key unlocked');
       this.journal({ event: 'unlocked', at: this.now().toISOString(), userId, algorithm: facts.algorithm, serial: facts.serial, iin: facts.iin, bin: facts.bin });
       return this.status(userId);
     } catch (err) {
+      if (sentToWorkers && !started) this.deps.pool.lock(userId);
       const coded = err instanceof ConnectorError ? err : new ConnectorError('INTERNAL', 'unlock failed');
       if (coded.code === 'WRONG_PASSWORD') {
         const updated = this.deps.registry.recordWrongPassword(userId, this.now());
@@ -150,10 +160,15 @@ export class SignerAgentService {
     }
   }
 
-  lock(userId: string): { wiped: boolean } {
-    this.requireEnrolment(userId);
+  /** An unlock under way for the user ends in KEY_LOCKED, its key wiped in the workers. */
+  private cancelUnlock(userId: string): void {
     const ticket = this.unlocking.get(userId);
     if (ticket) ticket.cancelled = true;
+  }
+
+  lock(userId: string): { wiped: boolean } {
+    this.requireEnrolment(userId);
+    this.cancelUnlock(userId);
     const wiped = this.deps.sessions.end(userId, 'request');
     // Broadcast even without a session: an unlock may be half-way through a worker.
     if (!wiped) this.deps.pool.lock(userId);
