@@ -77,6 +77,34 @@ interface StoredResponse {
   body: unknown;
 }
 
+/** How long a reservation of an Idempotency-Key may wait for its response before another request may take the key (a process that died mid-request). */
+const IDEMPOTENCY_RESERVATION_MS = 120_000;
+
+/**
+ * Reserves the key for this body before any order is taken in (a row with status 0 until the
+ * response is stored): two requests with one key and different bodies at the same moment used to
+ * both find the key free, both take their orders in and both answer 201. `reserved`: this request
+ * stores the response; `replay`: the first result; `sameInFlight`: the same body is being taken in
+ * right now (intake is idempotent on the natural key, so it runs again and stores nothing twice).
+ */
+async function reserveIdempotent(context: AppContext, scope: string, key: string, hash: string): Promise<'reserved' | 'sameInFlight' | { replay: StoredResponse }> {
+  const now = context.clock.now();
+  const taken = await context.orm.em.fork().execute<Array<{ taken: number }>>(
+    `insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at)
+     values (?, ?, ?, 0, 'null'::jsonb, ?)
+     on conflict (scope, idempotency_key) do update set request_hash = excluded.request_hash, created_at = excluded.created_at
+       where idempotency_record.response_status = 0 and idempotency_record.created_at < ?
+     returning 1 as taken`,
+    [scope, key, hash, now, new Date(now.getTime() - IDEMPOTENCY_RESERVATION_MS)],
+  );
+  if (taken.length) return 'reserved';
+  const previous = await findIdempotent(context, scope, key);
+  // Gone between the two statements (the request that held it failed): try once more.
+  if (!previous) return reserveIdempotent(context, scope, key, hash);
+  if (previous.hash !== hash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
+  return previous.response.status === 0 ? 'sameInFlight' : { replay: previous.response };
+}
+
 async function findIdempotent(context: AppContext, scope: string, key: string): Promise<{ hash: string; response: StoredResponse } | null> {
   const rows = await context.orm.em.fork().execute<Array<{ request_hash: string; response_status: number; response_body: unknown }>>(
     'select request_hash, response_status, response_body from idempotency_record where scope = ? and idempotency_key = ?',
@@ -96,63 +124,73 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     }
     const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
     const scope = principal.scope;
+    let reservation: 'reserved' | 'sameInFlight' | undefined;
     if (idempotencyKey) {
-      const previous = await findIdempotent(context, scope, idempotencyKey);
-      if (previous) {
-        if (previous.hash !== requestHash) {
-          throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
-        }
-        return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
+      const found = await reserveIdempotent(context, scope, idempotencyKey, requestHash);
+      if (typeof found === 'object') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
+      reservation = found;
+    }
+    try {
+      return await takeOrdersIn();
+    } catch (err) {
+      // Nothing to replay: the key is free again for this request's retry.
+      if (idempotencyKey && reservation === 'reserved') {
+        await context.orm.em.fork().execute('delete from idempotency_record where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [scope, idempotencyKey, requestHash]).catch(() => undefined);
       }
+      throw err;
     }
-    const parsed = parseBody(request.body);
-    if (!parsed.ok) throw invalidBody(parsed.issues);
-    const { batch, orders } = parsed;
-    if (orders.length > context.config.api.maxBatchSize) {
-      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
-    }
-    const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
-    if (outside.length) {
-      throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
-    }
-    const results = await intakeOrders(
-      context.orm.em.fork(),
-      principal.source,
-      orders.map((order) => ({ order, rawDocument: JSON.stringify(order) })),
-      intakePort,
-      { actor: principal.actor, now: context.clock.now(), validateInline: context.validator, logger: context.logger },
-    );
-    if (!batch && results[0].conflict) {
-      // LESSONS.md 2: another body under a taken document key is a conflict, never a silent success.
-      const { conflict } = results[0];
-      throw new ApiError(409, 'DOCUMENT_CONFLICT', conflictMessage(orders[0], conflict), { id: results[0].orderId, state: conflict.state, differences: conflict.differences });
-    }
-    const em = context.orm.em.fork();
-    const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
-    const byId = new Map(stored.map((o) => [o.id, o]));
-    const items = results.map((r, index) => {
-      const order = byId.get(r.orderId);
-      return {
-        id: r.orderId,
-        externalId: r.externalId,
-        state: order?.state ?? r.state,
-        created: r.created,
-        erpDocumentId: order?.erpDocumentId ?? null,
-        errors: order?.errors ?? [],
-        warnings: order?.warnings ?? [],
-        ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict), state: r.conflict.state, differences: r.conflict.differences } } : {}),
-      };
-    });
-    const status = items.some((i) => i.created) ? 201 : 200;
-    const body = batch ? { results: items } : items[0];
-    if (idempotencyKey) {
-      await context.orm.em.fork().execute(
-        `insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at)
-         values (?, ?, ?, ?, ?, ?) on conflict do nothing`,
-        [scope, idempotencyKey, requestHash, status, JSON.stringify(body), context.clock.now()],
+
+    /** The request itself: the orders taken in, the answer (stored for the key when this request reserved it). */
+    async function takeOrdersIn() {
+      const parsed = parseBody(request.body);
+      if (!parsed.ok) throw invalidBody(parsed.issues);
+      const { batch, orders } = parsed;
+      if (orders.length > context.config.api.maxBatchSize) {
+        throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
+      }
+      const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
+      if (outside.length) {
+        throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
+      }
+      const results = await intakeOrders(
+        context.orm.em.fork(),
+        principal.source,
+        orders.map((order) => ({ order, rawDocument: JSON.stringify(order) })),
+        intakePort,
+        { actor: principal.actor, now: context.clock.now(), validateInline: context.validator, logger: context.logger },
       );
+      if (!batch && results[0].conflict) {
+        // LESSONS.md 2: another body under a taken document key is a conflict, never a silent success.
+        const { conflict } = results[0];
+        throw new ApiError(409, 'DOCUMENT_CONFLICT', conflictMessage(orders[0], conflict), { id: results[0].orderId, state: conflict.state, differences: conflict.differences });
+      }
+      const em = context.orm.em.fork();
+      const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
+      const byId = new Map(stored.map((o) => [o.id, o]));
+      const items = results.map((r, index) => {
+        const order = byId.get(r.orderId);
+        return {
+          id: r.orderId,
+          externalId: r.externalId,
+          state: order?.state ?? r.state,
+          created: r.created,
+          erpDocumentId: order?.erpDocumentId ?? null,
+          errors: order?.errors ?? [],
+          warnings: order?.warnings ?? [],
+          ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict), state: r.conflict.state, differences: r.conflict.differences } } : {}),
+        };
+      });
+      const status = items.some((i) => i.created) ? 201 : 200;
+      const body = batch ? { results: items } : items[0];
+      if (idempotencyKey && reservation === 'reserved') {
+        await context.orm.em.fork().execute(
+          `update idempotency_record set response_status = ?, response_body = ?::jsonb
+            where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0`,
+          [status, JSON.stringify(body), scope, idempotencyKey, requestHash],
+        );
+      }
+      return reply.status(status).send(body);
     }
-    return reply.status(status).send(body);
   });
 
   const listQuery = z.object({

@@ -49,6 +49,25 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(wrong.statusCode).toBe(401);
   });
 
+  it('one Idempotency-Key, two different bodies at the same moment: one is taken in, the other is 409 IDEMPOTENCY_CONFLICT', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const [a, b] = await Promise.all([
+        post(sampleOrder({ number: `RACE-${round}-A` }), { 'idempotency-key': `race-${round}` }),
+        post(sampleOrder({ number: `RACE-${round}-B` }), { 'idempotency-key': `race-${round}` }),
+      ]);
+      expect([a.statusCode, b.statusCode].sort()).toEqual([201, 409]);
+      expect([a, b].find((r) => r.statusCode === 409)?.json().code).toBe('IDEMPOTENCY_CONFLICT');
+      expect((await countOrders(`RACE-${round}-A`)) + (await countOrders(`RACE-${round}-B`))).toBe(1);
+    }
+    // A request refused as a whole leaves the key free: its corrected retry is taken in, and replayed after.
+    const refused = await post({ ...sampleOrder({ number: 'RACE-FIX' }), amount: 12.5 }, { 'idempotency-key': 'race-fix' });
+    expect(refused.statusCode).toBe(400);
+    const fixed = await post(sampleOrder({ number: 'RACE-FIX' }), { 'idempotency-key': 'race-fix' });
+    expect(fixed.statusCode).toBe(201);
+    const again = await post(sampleOrder({ number: 'RACE-FIX' }), { 'idempotency-key': 'race-fix' });
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', fixed.json()]);
+  });
+
   it('makes one order from the same Idempotency-Key and body posted twice, and returns the first result', async () => {
     const body = sampleOrder({ number: 'IDEM-1', erpDocumentId: 'doc-1' });
     const first = await post(body, { 'idempotency-key': 'k-1' });
