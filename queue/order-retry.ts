@@ -3,6 +3,7 @@ import { PaymentOrder } from '../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder } from '../connector/orders/order-state.machine';
 import type { OrderState } from '../connector/orders/order-state';
 import { ConnectorError } from '../connector/shared/errors';
+import { isLockdownRecorded } from '../connector/lockdown/lockdown.flag';
 import type { QueueSet } from './queue.factory';
 import { requeueOrder } from './jobs/sweep-orders.job';
 import { enqueueWriteBack } from './jobs/write-back.job';
@@ -16,6 +17,11 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
   if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   if (order.state !== 'failed') throw new ConnectorError('NOT_FAILED', `order ${orderId} is ${order.state}; only failed orders can be retried`);
+  // Under lockdown nothing goes on to be signed or sent (issue 16): the resolve decides first which
+  // of its signatures still count (those made before it by a key in scope do not).
+  if (await isLockdownRecorded(em)) {
+    throw new ConnectorError('LOCKED_DOWN', `order ${orderId} is not retried: the connector is locked down after a suspected compromise (R-29); resolve it first (connector lockdown status)`);
+  }
   const target = (order.failedFrom ?? 'received') as OrderState;
   await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
   // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).

@@ -41,6 +41,8 @@ export const RECONCILIATION_KINDS = ['unexplained_debit', 'execution_mismatch'] 
 /** States where nothing has gone to the bank yet (order-state.ts: only these may become `held`). */
 export const HOLDABLE_STATES = ['received', 'validated', 'awaiting_signatures', 'signed'] as const;
 
+/** Where a failed order failed before anything of it was sent to the bank (an SQL list). */
+const UNSENT_FAILED_FROM = "('received', 'validated', 'awaiting_signatures', 'signed')";
 const LOCKDOWN_LOCK_ID = 0x6c6b646e; // "lkdn": one engage/resolve at a time across processes
 const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 
@@ -594,16 +596,25 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     const current = await readLockdownRow(tx);
     if (current.state !== 'locked' || current.incidentId !== input.incidentId) throw new ConnectorError('NOT_LOCKED', 'the lockdown was resolved meanwhile', 1);
     // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier
-    // signers, so the whole round of such an order is invalidated (as for R-17).
-    let invalidated: Array<{ id: string }> = [];
+    // signers, so the whole round of such an order is invalidated (as for R-17). The held ones, and
+    // the failed ones never sent (a failed order cannot be held): retried later, they would have
+    // sent a signature made before the lockdown. Those go back to validation when retried.
+    let invalidated: Array<{ id: string; order_id: string }> = [];
     if (scope === 'all' || scope.startsWith('user:')) {
       const userClause = scope === 'all' ? '' : ' and exists (select 1 from order_signature x join app_user u on u.id = x.user_id where x.order_id = s.order_id and x.valid and u.login = ?)';
-      invalidated = await tx.execute<Array<{ id: string }>>(
+      invalidated = await tx.execute<Array<{ id: string; order_id: string }>>(
         `update order_signature s set valid = false, invalidated_reason = ?
-         where s.valid and s.order_id in (select id from payment_order where state = 'held')${userClause}
-         returning s.id`,
+         where s.valid and s.order_id in (select id from payment_order where state = 'held' or (state = 'failed' and failed_from in ${UNSENT_FAILED_FROM}))${userClause}
+         returning s.id, s.order_id`,
         [`signed before the lockdown of ${current.since?.toISOString()} (scope ${scope}): a fresh signature is needed`, ...(scope === 'all' ? [] : [scope.slice(5)])],
       );
+      const failedIds = [...new Set(invalidated.map((s) => s.order_id))];
+      if (failedIds.length) {
+        await tx.execute(
+          `update payment_order set failed_from = 'received', updated_at = ? where state = 'failed' and failed_from in ${UNSENT_FAILED_FROM} and id in (${failedIds.map(() => '?').join(', ')})`,
+          [now, ...failedIds],
+        );
+      }
     }
     const released = await tx.execute<Array<{ order_id: string }>>(
       `with locked as (select id from payment_order where state = 'held' order by id for update),

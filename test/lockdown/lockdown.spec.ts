@@ -1,4 +1,7 @@
 import { ConnectorError } from '../../connector/shared/errors';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { retryFailedOrder } from '../../queue/order-retry';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { rotateSecret } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { sessionStoreFor } from '../../connector/users/session.store';
@@ -159,4 +162,40 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(ledger.duplicates).toBe(0);
     await world.stopWorkers();
   }, 90_000);
+  it('a failed order is not retried under lockdown; resolved, it is validated and signed again, never sent with a signature from before the lock', async () => {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    const submit = context.queues.get('submit');
+    await submit.pause();
+    world.startWorkers();
+    const [id] = await world.intake(['LD-FAILED']);
+    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
+    await world.stopWorkers();
+    const em = () => context.orm.em.fork();
+    await transitionOrder(em(), id, 'failed', { actor: 'test', from: 'signed', reason: 'test: the stage gave up', patch: { failedFrom: 'signed', lastError: 'test' } });
+    const signedBefore = await em().execute<Array<{ id: string }>>('select id from order_signature where order_id = ? and valid', [id]);
+    expect(signedBefore).toHaveLength(1);
+
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a key may have leaked', scope: 'all', actor: 'cli:tester' });
+    await expect(retryFailedOrder(em(), context.queues, id, 'cli:tester')).rejects.toMatchObject({ code: 'LOCKED_DOWN' });
+    expect((await world.states([id]))[id]).toBe('failed');
+
+    // The pair is rotated (back to the first one) and the bank told: resolved.
+    await rotateSecret({ em: em(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'cli:tester' });
+    const resolved = await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-44', actor: 'cli:tester', isAdmin: true });
+    expect(resolved.signaturesInvalidated).toBeGreaterThanOrEqual(1);
+    expect(await em().execute('select id from order_signature where order_id = ? and valid', [id])).toEqual([]);
+
+    // Retried now, it starts again at validation and gets a fresh signature before it is sent.
+    expect(await retryFailedOrder(em(), context.queues, id, 'cli:tester')).toBe('received');
+    await world.unlock('ceo');
+    world.startWorkers();
+    await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { timeoutMs: 60_000, what: 'submitted after the retry' });
+    const valid = await em().execute<Array<{ id: string }>>('select id from order_signature where order_id = ? and valid', [id]);
+    expect(valid).toHaveLength(1);
+    expect(valid[0].id).not.toBe(signedBefore[0].id);
+    expect((await world.ledger()).duplicates).toBe(0);
+    await world.stopWorkers();
+  }, 120_000);
 });
