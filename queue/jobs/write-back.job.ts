@@ -6,7 +6,7 @@ import { encodeOnecText, renderOnecStatement, type StatementOwner } from '../../
 import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import type { FieldError } from '../../connector/orders/payment-order';
-import type { OrderState } from '../../connector/orders/order-state';
+import { ORDER_STATES, type OrderState } from '../../connector/orders/order-state';
 import { ConnectorError } from '../../connector/shared/errors';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { scheduledRanges, statementAccounts } from '../../connector/statements/statement.schedule';
@@ -214,19 +214,27 @@ export const STATUS_REPORT_MAX = 20_000;
 
 /**
  * The status report entries: the orders 1C exported (source `onec`, as `connector onec statuses`)
- * whose document date is on or after `since` (the last `pipeline.statusReportDays`), oldest first
- * (by document date, then as taken in); when there are more than `max`, the newest `max`, and how
- * many older ones were left out. Orders another ERP or a person sent are not 1C's documents: 1C
- * finds its own by number and date, and would read their status as that of its document.
+ * whose document date, or whose last status change, is on or after `since` (the last
+ * `pipeline.statusReportDays`), oldest first (by document date, then as taken in); when there are
+ * more than `max`, the newest `max`, and how many older ones were left out. A document dated
+ * earlier whose status changed lately is in it too: refused at intake for its old date, or
+ * executed after days of waiting for signatures, its news used never to reach 1C. Orders another
+ * ERP or a person sent are not 1C's documents: 1C finds its own by number and date, and would read
+ * their status as that of its document.
  */
 export async function statusReportEntries(em: EntityManager, since: string, max = STATUS_REPORT_MAX): Promise<{ entries: StatusReportEntry[]; leftOut: number }> {
+  // Two index lookups (doc_date; state, state_changed_at), not one condition with "or" over years of orders.
+  const inWindow = `select id from payment_order where doc_date >= ? and source = ?
+     union
+     select id from payment_order where state in (${ORDER_STATES.map(() => '?').join(', ')}) and state_changed_at >= ? and source = ?`;
+  const changedSince = new Date(`${since}T00:00:00Z`);
+  const params = [since, ONEC_SOURCE, ...ORDER_STATES, changedSince, ONEC_SOURCE];
   const rows = await em.execute<StatusRow[]>(
-    `select ${STATUS_REPORT_COLUMNS} from payment_order where doc_date >= ? and source = ? order by doc_date desc, created_at desc, id desc limit ?`,
-    [since, ONEC_SOURCE, max],
+    `select ${STATUS_REPORT_COLUMNS} from payment_order where id in (${inWindow}) order by doc_date desc, created_at desc, id desc limit ?`,
+    [...params, max],
   );
   rows.reverse();
-  const leftOut =
-    rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>('select count(*) as n from payment_order where doc_date >= ? and source = ?', [since, ONEC_SOURCE]))[0].n) - rows.length;
+  const leftOut = rows.length < max ? 0 : Number((await em.execute<Array<{ n: string }>>(`select count(*) as n from (${inWindow}) w`, params))[0].n) - rows.length;
   return { entries: rows.map(statusEntryOfRow), leftOut };
 }
 

@@ -302,6 +302,18 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     }
   });
 
+  it('the 1C status report holds a document dated before its window whose status changed within it', async () => {
+    // Dated 2026-11-01, taken in and left waiting; it changes state on 2026-11-24 (an invalid one
+    // refused for its old date, an executed one after days of waiting for signatures).
+    const waited = await order({ number: 'SR-OLD-1', date: '2026-11-01', amount: '5.00' }, 'submitted', new Date('2026-11-02T04:00:00Z'));
+    await transitionOrder(db(), waited.id, 'executed', { actor: 't', now: new Date('2026-11-24T04:00:00Z') });
+    await order({ number: 'SR-OLD-2', date: '2026-11-01', amount: '6.00' }, 'submitted', new Date('2026-11-02T04:00:00Z'));
+    const numbers = (await statusReportEntries(db(), '2026-11-20')).entries.map((e) => e.number);
+    expect(numbers).toContain('SR-OLD-1');
+    // Old and unchanged since: not in it.
+    expect(numbers).not.toContain('SR-OLD-2');
+  });
+
   it('the 1C status report says why each refused order did not go, and keeps the newest documents when it is full', async () => {
     const rejected = await order({ number: 'SR-1', date: '2026-11-20', amount: '2.00' }, 'submitting');
     await transitionOrder(db(), rejected.id, 'rejected', { actor: 't', patch: { bankReasonCode: 'ACCOUNT_BLOCKED' } });
