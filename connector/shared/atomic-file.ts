@@ -28,4 +28,8 @@ export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterabl
     await unlink(temp).catch(() => undefined);
     throw err;
   }
+  // The rename itself survives a power loss only once the folder is on disk: callers record "written"
+  // (the write-back's mark, say) right after this returns. Best effort where folders cannot be opened.
+  const folder = await open(dir, 'r').catch(() => undefined);
+  if (folder) await folder.sync().catch(() => undefined).finally(() => folder.close());
 }
