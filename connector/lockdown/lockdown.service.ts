@@ -463,7 +463,9 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     actor: input.actor,
     action: record.alreadyLocked ? 'lockdown.retriggered' : 'lockdown.engaged',
     subject: record.incidentId,
-    details: { trigger: input.trigger, scope: record.scope, heldOrders: held.length, warnings: warnings.length },
+    // `triggerScope`: this trigger's own (a user's EDS), kept apart from the merged `scope`: two
+    // scopes merge into `all`, and the resolve still asks for each user's EDS step.
+    details: { trigger: input.trigger, scope: record.scope, triggerScope: scope, heldOrders: held.length, warnings: warnings.length },
     at: now,
   });
   deps.logger?.error({ event: 'lockdown.engaged', trigger: input.trigger, scope: record.scope, incidentId: record.incidentId, pausedAndWipedMs: Math.round(pausedAndWipedMs), warnings });
@@ -536,7 +538,7 @@ export interface ResolveResult {
 /** Every step the terms require before the connector may run again; empty when all are done. */
 export async function missingResolutionSteps(
   deps: Pick<LockdownDeps, 'em' | 'clock'>,
-  row: { since: Date | null; scope: string | null },
+  row: { since: Date | null; scope: string | null; incidentId?: string | null },
   input: Pick<ResolveInput, 'bankNotifiedAt' | 'bankReference' | 'caller'>,
 ): Promise<string[]> {
   const missing: string[] = [];
@@ -559,8 +561,17 @@ export async function missingResolutionSteps(
       missing.push(`Client Secret rotation: generate a new Client Secret in Internet-banking (terms 2.1.1-2.1.2) and run connector credentials rotate --secret-stdin (the stored one dates from before the lockdown of ${since.toISOString()})`);
     }
   }
-  if (scope.startsWith('user:')) {
-    const login = scope.slice(5);
+  // Every user whose EDS a trigger of this lockdown named, whatever the scopes merged into.
+  const named = row.incidentId
+    ? await deps.em.execute<Array<{ scope: string }>>(
+        `select distinct coalesce(details->>'triggerScope', details->>'scope') as scope from audit_event
+          where action in ('lockdown.engaged', 'lockdown.retriggered') and subject = ? and coalesce(details->>'triggerScope', details->>'scope') like 'user:%'`,
+        [row.incidentId],
+      )
+    : [];
+  const users = [...new Set([...(scope.startsWith('user:') ? [scope] : []), ...named.map((n) => n.scope)])].sort();
+  for (const userScope of users) {
+    const login = userScope.slice(5);
     const enrolled = await deps.em.execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'signer.key_enrolled' and subject = ? and at > ?", [login, since]);
     const authority = await deps.em.execute<Array<{ n: string }>>(
       "select count(*) as n from user_account_right r join app_user u on u.id = r.user_id where u.login = ? and r.rights = 'manage' and r.sign_level is not null",

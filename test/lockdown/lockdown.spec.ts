@@ -2,6 +2,8 @@ import { ConnectorError } from '../../connector/shared/errors';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { revokeRight } from '../../connector/users/user.service';
+import { userDeps } from '../../connector/users/user-context';
 import { rotateSecret } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { sessionStoreFor } from '../../connector/users/session.store';
@@ -198,4 +200,17 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect((await world.ledger()).duplicates).toBe(0);
     await world.stopWorkers();
   }, 120_000);
+  it("a user's EDS step is still asked when a second trigger widens the lockdown to all", async () => {
+    const { context } = world;
+    await world.reset();
+    const first = await triggerLockdown(context, { trigger: 'manual', reason: "test: ceo's key may have leaked", scope: 'user:ceo', actor: 'cli:tester' });
+    const second = await triggerLockdown(context, { trigger: 'manual', reason: 'test: the Client Secret too', scope: 'credentials', actor: 'cli:tester' });
+    expect([second.incidentId, second.scope]).toEqual([first.incidentId, 'all']);
+    await rotateSecret({ em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: ROTATED.clientId, clientSecret: ROTATED.clientSecret, actor: 'cli:tester' });
+    const resolve = () => resolveLockdownIn(context, { incidentId: first.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-45', actor: 'cli:tester', isAdmin: true });
+    await expect(resolve()).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: [expect.stringMatching(/^EDS of ceo: /)] } });
+    // The step done (here: ceo's signing rights revoked), it resolves.
+    await revokeRight(userDeps(context), { login: 'ceo', account: DEMO.payerIban, actor: 'cli:tester' });
+    await expect(resolve()).resolves.toMatchObject({ incidentId: first.incidentId });
+  }, 60_000);
 });
