@@ -13,7 +13,7 @@ import { ConnectorError, UsageError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
 import { singleLine } from '../shared/text';
 import { buildBankChecklist, formatBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
-import { lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
+import { isLockdownRecorded, lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
 import type { LockdownPorts } from './lockdown.ports';
 
 /**
@@ -123,9 +123,28 @@ async function countHeld(em: EntityManager): Promise<number> {
 }
 
 /** Moves every order not yet at the bank to `held` in one statement, with its OrderEvent (heldFrom remembers the stage). */
-export async function holdPendingOrders(em: EntityManager, actor: string, reason: string, now: Date, onlyIds?: string[]): Promise<string[]> {
+export async function holdPendingOrders(
+  em: EntityManager,
+  actor: string,
+  reason: string,
+  now: Date,
+  onlyIds?: string[],
+  options: { lockedInRedis?: () => Promise<boolean> } = {},
+): Promise<string[]> {
   const idFilter = onlyIds ? ` and id in (${onlyIds.map(() => '?').join(', ')})` : '';
   if (onlyIds && onlyIds.length === 0) return [];
+  // One at a time with an engage or a resolve, and only while the lockdown holds (recorded, or,
+  // for a stage, flagged in Redis: a lockdown engaged with PostgreSQL out of reach): a stage or the
+  // intake that saw the lock a moment before a resolve committed used to hold its orders after it,
+  // `held` for good with no lockdown left to release them. The resolve clears Redis before it commits.
+  return em.transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    if (!(await isLockdownRecorded(tx)) && !(await options.lockedInRedis?.())) return [];
+    return holdPendingIn(tx, actor, reason, now, idFilter, onlyIds);
+  });
+}
+
+async function holdPendingIn(em: EntityManager, actor: string, reason: string, now: Date, idFilter: string, onlyIds: string[] | undefined): Promise<string[]> {
   const rows = await em.execute<Array<{ order_id: string }>>(
     // Rows locked in id order, as every batch transition locks them (transitionOrders): never a deadlock.
     `with locked as (
@@ -660,19 +679,26 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       await tx.flush();
     }
     await appendAudit(tx, { actor: input.actor, action: 'lockdown.resolved', subject: input.incidentId, details: { bankReference: bankNotification.reference, notifiedAt: bankNotification.notifiedAt, note, released: released.length, signaturesInvalidated: invalidated.length }, at: now });
+    // Redis before the commit: the resolve holds only if both steps do. Done after it, a Redis that
+    // failed left its flag (workers held the released orders again, with no lockdown left to
+    // resolve) or every queue paused ("resolve again" then answered NOT_LOCKED). Failing here rolls
+    // the resolve back: still locked down, the flag and the pause put back, and it can run again.
+    try {
+      await withTimeout(deps.redis.del(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis');
+      await withTimeout(deps.ports.queues.resumeAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    } catch (err) {
+      await withTimeout(deps.redis.set(lockdownKey(deps.config.redis.prefix), JSON.stringify({ since: current.since?.toISOString(), trigger: current.trigger })), REDIS_STEP_TIMEOUT_MS, 'Redis').catch(() => undefined);
+      await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis').catch(() => undefined);
+      throw new ConnectorError('REDIS_UNAVAILABLE', `the lockdown is not resolved: Redis did not clear its flag or resume the queues (${errorText(err)}); it still holds, nothing changed: run the resolve again once Redis answers`, 1);
+    }
     return { released: released.map((r) => r.order_id), invalidated: invalidated.length };
   });
 
   const warnings: string[] = [];
-  await deps.redis.del(lockdownKey(deps.config.redis.prefix)).catch((err) => warnings.push(`the Redis flag could not be cleared (${errorText(err)})`));
-  try {
-    await deps.ports.queues.resumeAll();
-  } catch (err) {
-    warnings.push(`queues could not be resumed (${errorText(err)}); run connector lockdown resolve again or resume them`);
-  }
-  await deps.ports.queues.requeueValidate(outcome.released);
+  // The sweeper re-queues what this could not, within sweeper.staleAfterMs.
+  await deps.ports.queues.requeueValidate(outcome.released).catch((err) => warnings.push(`released orders not queued (${errorText(err)}); the sweeper queues them`));
   const submitting = await deps.em.execute<Array<{ id: string }>>("select id from payment_order where state = 'submitting'");
-  await deps.ports.queues.requeueSubmit(submitting.map((r) => r.id));
+  await deps.ports.queues.requeueSubmit(submitting.map((r) => r.id)).catch((err) => warnings.push(`claimed orders not queued (${errorText(err)}); the sweeper queues them`));
   const sent = await deps.ports.notifier
     .notify({ event: 'lockdown.resolved', incidentId: input.incidentId, trigger: row.trigger ?? 'manual', scope, reason: row.reason ?? '', at: now.toISOString() })
     .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));

@@ -4,7 +4,7 @@ import type { JobContext } from '../job-context';
 import { ConnectorError } from '../../connector/shared/errors';
 import { waitAndRetry } from './pipeline.helpers';
 import { recordAwaitingReasons, signWithMandates, type MandateOutcome } from '../order-signing';
-import { isLockedDown } from '../lockdown.trigger';
+import { isLockedDown, isLockedDownInRedis } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { perContext, pipelineStageBatcher } from '../stage-batcher';
 
@@ -59,7 +59,7 @@ export function unattendedLookMs(context: Pick<JobContext, 'config'>): number {
 export async function signBatch(context: JobContext, orderIds: string[]): Promise<Array<MandateOutcome | Error>> {
   // Issue 16: no signature is applied under lockdown; the orders wait as `held`.
   if (await isLockedDown(context)) {
-    const held = new Set(await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds));
+    const held = new Set(await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
     return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'past-signing', lockdown: true }));
   }
   const notReady = new Map<string, { code: string; login: string; err: Error }>();

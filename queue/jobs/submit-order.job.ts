@@ -276,7 +276,7 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const [lockedDown, credentialsProblem] = open.length > 0 ? await Promise.all([isLockedDown(context), context.services.credentialsProblem()]) : [false, null];
   if (lockedDown) {
     context.logger.warn({ event: 'order.submit.lockdown', orders: open.map((o) => o.id), where: 'before the claim' });
-    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id)));
+    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id), { lockedInRedis: () => isLockedDownInRedis(context) }));
     for (const order of open) if (held.has(order.id)) results.set(order.id, { state: 'held', lockdown: true });
     await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
     return answer(items, firstOf, results);

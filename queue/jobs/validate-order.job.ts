@@ -4,7 +4,7 @@ import type { JobContext } from '../job-context';
 import { validateStoredOrders } from '../../connector/orders/order-validation';
 import { testPausePoint } from '../test-hooks';
 import { signOrderJob } from './sign-order.job';
-import { isLockedDown } from '../lockdown.trigger';
+import { isLockedDown, isLockedDownInRedis } from '../lockdown.trigger';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { pipelineStageBatcher } from '../stage-batcher';
 import { enqueueWriteBack } from './write-back.job';
@@ -27,7 +27,7 @@ export async function validateBatch(context: JobContext, orderIds: string[]): Pr
   const now = context.clock.now();
   // Issue 16: intake stays open under lockdown; the orders wait as `held` and are validated on resolution.
   if (await isLockedDown(context)) {
-    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds));
+    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
     return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'unchanged', changed: held.has(id) }));
   }
   const results = await validateStoredOrders(em, orderIds, context.validator, { actor: 'worker', now });

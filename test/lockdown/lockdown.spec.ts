@@ -3,12 +3,13 @@ import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { revokeRight } from '../../connector/users/user.service';
+import { holdPendingOrders, resolveLockdown } from '../../connector/lockdown/lockdown.service';
 import { userDeps } from '../../connector/users/user-context';
 import { rotateSecret } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { sessionStoreFor } from '../../connector/users/session.store';
 import { getIncident } from '../../connector/incidents/incident.service';
-import { isLockedDown, lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
+import { isLockedDown, lockdownDepsFor, lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';
 import { ROTATED, startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
@@ -213,4 +214,38 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await revokeRight(userDeps(context), { login: 'ceo', account: DEMO.payerIban, actor: 'cli:tester' });
     await expect(resolve()).resolves.toMatchObject({ incidentId: first.incidentId });
   }, 60_000);
+  it('a resolve Redis fails in the middle of changes nothing: still locked, queues paused, orders held; run again, it resolves', async () => {
+    const { context } = world;
+    await world.reset();
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: Redis fails at the resolve', scope: 'user:revoked', actor: 'cli:tester' });
+    const [id] = await world.intake(['LD-REDIS']);
+    expect((await world.states([id]))[id]).toBe('held');
+    // Redis answers everything but the flag's delete.
+    const failing = new Proxy(context.queues.connection, {
+      get(target, prop, receiver) {
+        if (prop === 'del') return async () => Promise.reject(new Error('Connection is closed.'));
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-46', actor: 'cli:tester', isAdmin: true };
+    await expect(resolveLockdown({ ...lockdownDepsFor(context), redis: failing }, input)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE', message: expect.stringMatching(/still holds, nothing changed: run the resolve again/) });
+    expect((await lockdownStatusOf(context)).state).toBe('locked');
+    expect(await isLockedDown(context)).toBe(true);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+    expect((await world.states([id]))[id]).toBe('held');
+    // Run again with Redis well: resolved, the order released.
+    await expect(resolveLockdownIn(context, input)).resolves.toMatchObject({ incidentId });
+    expect((await world.states([id]))[id]).toBe('received');
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(false);
+  }, 60_000);
+
+  it('an order seen under the lock a moment before the resolve committed is not held after it', async () => {
+    const { context } = world;
+    await world.reset();
+    const [id] = await world.intake(['LD-AFTER']);
+    // As the intake or a stage does once it saw the lock: the resolve committed in between.
+    expect(await holdPendingOrders(context.orm.em.fork(), 'onec-outbox', 'lockdown in force: held on arrival', new Date(), [id])).toEqual([]);
+    expect((await world.states([id]))[id]).not.toBe('held');
+  });
 });
