@@ -26,9 +26,14 @@ export interface BruteForceVerdict {
   logins: string[];
 }
 
+/** The Redis key of each kind's window. */
+export function bruteForceKey(prefix: string, kind: SecurityEventKind): string {
+  return `${prefix}:lockdown:bf:${kind === 'lockout' ? 'lockout' : 'disabled'}`;
+}
+
 export async function recordSecurityEvent(redis: IORedis, config: Pick<ConnectorConfig, 'redis' | 'lockdown'>, event: SecurityEvent): Promise<BruteForceVerdict> {
   const { windowMinutes, lockoutsAcrossAccounts, disabledUserAttempts } = config.lockdown.bruteForce;
-  const key = `${config.redis.prefix}:lockdown:bf:${event.kind === 'lockout' ? 'lockout' : 'disabled'}`;
+  const key = bruteForceKey(config.redis.prefix, event.kind);
   const now = event.at.getTime();
   const from = now - windowMinutes * 60_000;
   const member = event.kind === 'lockout' ? event.login : `${event.login}|${now}|${randomUUID()}`;

@@ -15,6 +15,7 @@ import { singleLine } from '../shared/text';
 import { buildBankChecklist, formatBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
 import { isLockdownRecorded, lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
 import type { LockdownPorts } from './lockdown.ports';
+import { bruteForceKey } from './brute-force.detector';
 
 /**
  * Compromise lockdown (R-29..R-31, issue 16). At the first sign of compromise the connector stops
@@ -695,6 +696,11 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   });
 
   const warnings: string[] = [];
+  // The lock-outs counted before were seen by the admin who resolves: they do not add up with the
+  // next one into a new lockdown (a window may be up to a day long).
+  await withTimeout(deps.redis.del(bruteForceKey(deps.config.redis.prefix, 'lockout'), bruteForceKey(deps.config.redis.prefix, 'disabled_login')), REDIS_STEP_TIMEOUT_MS, 'Redis').catch((err) =>
+    warnings.push(`the brute-force counters were not cleared (${errorText(err)}); they expire with their window`),
+  );
   // The sweeper re-queues what this could not, within sweeper.staleAfterMs.
   await deps.ports.queues.requeueValidate(outcome.released).catch((err) => warnings.push(`released orders not queued (${errorText(err)}); the sweeper queues them`));
   const submitting = await deps.em.execute<Array<{ id: string }>>("select id from payment_order where state = 'submitting'");

@@ -4,6 +4,7 @@ import { retryFailedOrder } from '../../queue/order-retry';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { revokeRight } from '../../connector/users/user.service';
 import { holdPendingOrders, resolveLockdown } from '../../connector/lockdown/lockdown.service';
+import { bruteForceKey } from '../../connector/lockdown/brute-force.detector';
 import { userDeps } from '../../connector/users/user-context';
 import { rotateSecret } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
@@ -234,8 +235,12 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(await isLockedDown(context)).toBe(true);
     for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
     expect((await world.states([id]))[id]).toBe('held');
-    // Run again with Redis well: resolved, the order released.
+    // Run again with Redis well: resolved, the order released, and the lock-outs counted before
+    // (seen by the admin) no longer add up with the next one into a new lockdown.
+    const lockouts = bruteForceKey(world.config.redis.prefix, 'lockout');
+    await context.queues.connection.zadd(lockouts, Date.now(), 'someone');
     await expect(resolveLockdownIn(context, input)).resolves.toMatchObject({ incidentId });
+    expect(await context.queues.connection.exists(lockouts)).toBe(0);
     expect((await world.states([id]))[id]).toBe('received');
     for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(false);
   }, 60_000);
