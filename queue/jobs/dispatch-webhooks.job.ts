@@ -9,6 +9,7 @@ import { formatAmount } from '../../connector/shared/money';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
+import { openIncident } from '../../connector/incidents/incident.service';
 
 export const dispatchWebhooksJob = defineJob({
   name: 'webhook.dispatch',
@@ -141,6 +142,7 @@ export async function dispatchWebhooks(
             CURSOR,
           ]);
           context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
+          if (attempts === UNDELIVERED_AFTER_ATTEMPTS) await undeliveredIncident(context, { eventId: String(e.id), orderId: e.order_id, attempts, error });
           return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
         }
         attempts = 0;
@@ -154,6 +156,27 @@ export async function dispatchWebhooks(
     const release = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
     await redis.eval(release, 1, key, me).catch(() => undefined);
   }
+}
+
+/**
+ * Failed deliveries of one event after which a person is told (about 30 s of backoff): every later
+ * status change waits behind it, and an endpoint that answers 3xx, 401 or 410 will not heal by
+ * itself. One incident per event, with no URL in it (it may carry a token).
+ */
+export const UNDELIVERED_AFTER_ATTEMPTS = 5;
+
+async function undeliveredIncident(context: JobContext, failed: { eventId: string; orderId: string; attempts: number; error: string }): Promise<void> {
+  const { incident } = await openIncident(context.orm.em.fork(), {
+    kind: 'webhook_undelivered',
+    severity: 'high',
+    title: `The ERP's webhook endpoint refused status event ${failed.eventId} ${failed.attempts} times (${failed.error.slice(0, 100)}); every later status change waits behind it: check webhooks.url and the ERP`,
+    evidence: failed,
+    dedupeKey: `webhook_undelivered:${failed.eventId}`,
+    actor: 'worker',
+    now: context.clock.now(),
+    onRepeat: 'ignore',
+  });
+  context.logger.error({ event: 'webhook.undelivered', alert: true, ...failed, incidentId: incident.id }, 'webhook.undelivered');
 }
 
 /** Extends the lock only while it is still ours. */

@@ -7,7 +7,7 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { ManualClock } from '../../connector/shared/clock';
-import { dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
+import { UNDELIVERED_AFTER_ATTEMPTS, dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
 import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
@@ -94,6 +94,22 @@ describe('status webhooks', () => {
     clock.advance(1_000);
     expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 2 });
     expect(received.map((r) => JSON.parse(r.body).state)).toEqual(['received', 'validated']);
+  });
+
+  it('an event the endpoint keeps refusing opens one incident after a few attempts (later events wait behind it)', async () => {
+    received.length = 0;
+    const [a] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-GONE', erpDocumentId: 'erp-wh-gone' }) }], noQueue, { actor: 't' });
+    const incidents = async () => context.orm.em.fork().execute<Array<{ evidence: { orderId: string; attempts: number; error: string } }>>("select evidence from incident where kind = 'webhook_undelivered' and evidence->>'orderId' = ?", [a.orderId]);
+    failNext = UNDELIVERED_AFTER_ATTEMPTS + 1;
+    for (let attempt = 1; attempt <= UNDELIVERED_AFTER_ATTEMPTS + 1; attempt += 1) {
+      expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ failed: { attempts: attempt } });
+      expect(await incidents()).toHaveLength(attempt >= UNDELIVERED_AFTER_ATTEMPTS ? 1 : 0);
+      clock.advance(10 * 60_000);
+    }
+    expect((await incidents())[0].evidence).toMatchObject({ attempts: UNDELIVERED_AFTER_ATTEMPTS, error: 'HTTP 503' });
+    expect(JSON.stringify(await incidents())).not.toContain('127.0.0.1');
+    // Delivered at last: it goes, in order.
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
   });
 
   it('never skips an event whose transaction commits after a later event was delivered', async () => {
