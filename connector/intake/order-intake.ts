@@ -338,7 +338,8 @@ export async function intakeOrders(
   if (toEnqueue.length && (await isLockdownRecorded(em))) {
     const held = new Set(await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue));
     for (const result of results) if (held.has(result.orderId)) result.state = 'held';
-    return results;
+    // Resolved while this waited for the resolve: nothing held, they are queued as usual.
+    if (held.size > 0 || (await isLockdownRecorded(em))) return results;
   }
   // After commit: a job must never point at a row that a rolled-back transaction never wrote.
   // If this enqueue is lost (crash, Redis down), the sweeper finds the order in `received`.

@@ -60,7 +60,8 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
   // Issue 16: no signature is applied under lockdown; the orders wait as `held`.
   if (await isLockedDown(context)) {
     const held = new Set(await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
-    return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'past-signing', lockdown: true }));
+    // Held, or still locked: they wait. Resolved while this waited for the resolve: they go on now.
+    if (held.size > 0 || (await isLockedDown(context))) return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'past-signing', lockdown: true }));
   }
   const notReady = new Map<string, { code: string; login: string; err: Error }>();
   const outcomes = await signWithMandates(context, orderIds, (orderId, login, err) => {

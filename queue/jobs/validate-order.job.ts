@@ -28,7 +28,8 @@ export async function validateBatch(context: JobContext, orderIds: string[]): Pr
   // Issue 16: intake stays open under lockdown; the orders wait as `held` and are validated on resolution.
   if (await isLockedDown(context)) {
     const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
-    return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'unchanged', changed: held.has(id) }));
+    // Held, or still locked: they wait. Resolved while this waited for the resolve: they go on now.
+    if (held.size > 0 || (await isLockedDown(context))) return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'unchanged', changed: held.has(id) }));
   }
   const results = await validateStoredOrders(em, orderIds, context.validator, { actor: 'worker', now });
   // Also when a re-run finds an order validated: the next stage must be queued.
