@@ -77,8 +77,12 @@ interface StoredResponse {
   body: unknown;
 }
 
-/** How long a reservation of an Idempotency-Key may wait for its response before another request may take the key (a process that died mid-request). */
-const IDEMPOTENCY_RESERVATION_MS = 120_000;
+/**
+ * How long a reservation of an Idempotency-Key may wait for its response before another request
+ * may take the key: far longer than any request runs (a batch is bounded by api.maxBatchSize), so
+ * only a process that died mid-request loses it.
+ */
+const IDEMPOTENCY_RESERVATION_MS = 15 * 60_000;
 
 /**
  * Reserves the key for this body before any order is taken in (a row with status 0 until the
@@ -87,7 +91,7 @@ const IDEMPOTENCY_RESERVATION_MS = 120_000;
  * stores the response; `replay`: the first result; `sameInFlight`: the same body is being taken in
  * right now (intake is idempotent on the natural key, so it runs again and stores nothing twice).
  */
-async function reserveIdempotent(context: AppContext, scope: string, key: string, hash: string): Promise<'reserved' | 'sameInFlight' | { replay: StoredResponse }> {
+async function reserveIdempotent(context: AppContext, scope: string, key: string, hash: string, tries = 2): Promise<'reserved' | 'sameInFlight' | { replay: StoredResponse }> {
   const now = context.clock.now();
   const taken = await context.orm.em.fork().execute<Array<{ taken: number }>>(
     `insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at)
@@ -100,7 +104,10 @@ async function reserveIdempotent(context: AppContext, scope: string, key: string
   if (taken.length) return 'reserved';
   const previous = await findIdempotent(context, scope, key);
   // Gone between the two statements (the request that held it failed): try once more.
-  if (!previous) return reserveIdempotent(context, scope, key, hash);
+  if (!previous) {
+    if (tries <= 1) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key is being taken and given back by other requests right now; retry');
+    return reserveIdempotent(context, scope, key, hash, tries - 1);
+  }
   if (previous.hash !== hash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
   return previous.response.status === 0 ? 'sameInFlight' : { replay: previous.response };
 }
@@ -124,6 +131,17 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     }
     const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
     const scope = principal.scope;
+    // A body refused as a whole never takes the key.
+    const parsed = parseBody(request.body);
+    if (!parsed.ok) throw invalidBody(parsed.issues);
+    const { batch, orders } = parsed;
+    if (orders.length > context.config.api.maxBatchSize) {
+      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
+    }
+    const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
+    if (outside.length) {
+      throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
+    }
     let reservation: 'reserved' | 'sameInFlight' | undefined;
     if (idempotencyKey) {
       const found = await reserveIdempotent(context, scope, idempotencyKey, requestHash);
@@ -142,16 +160,6 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
 
     /** The request itself: the orders taken in, the answer (stored for the key when this request reserved it). */
     async function takeOrdersIn() {
-      const parsed = parseBody(request.body);
-      if (!parsed.ok) throw invalidBody(parsed.issues);
-      const { batch, orders } = parsed;
-      if (orders.length > context.config.api.maxBatchSize) {
-        throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
-      }
-      const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
-      if (outside.length) {
-        throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
-      }
       const results = await intakeOrders(
         context.orm.em.fork(),
         principal.source,
