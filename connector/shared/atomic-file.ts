@@ -29,7 +29,18 @@ export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterabl
     throw err;
   }
   // The rename itself survives a power loss only once the folder is on disk: callers record "written"
-  // (the write-back's mark, say) right after this returns. Best effort where folders cannot be opened.
+  // (the write-back's mark, say) right after this returns. Skipped where a folder cannot be opened
+  // or synced at all; a failing disk (EIO) is an error like the file's own sync.
   const folder = await open(dir, 'r').catch(() => undefined);
-  if (folder) await folder.sync().catch(() => undefined).finally(() => folder.close());
+  if (!folder) return;
+  try {
+    await folder.sync();
+  } catch (err) {
+    if (!DIR_SYNC_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  } finally {
+    await folder.close();
+  }
 }
+
+/** What a folder's fsync answers where the platform or file system does not do it. */
+const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM', 'EACCES', 'EBADF']);
