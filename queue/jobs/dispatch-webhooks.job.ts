@@ -142,7 +142,8 @@ export async function dispatchWebhooks(
             CURSOR,
           ]);
           context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
-          if (attempts === UNDELIVERED_AFTER_ATTEMPTS) await undeliveredIncident(context, { eventId: String(e.id), orderId: e.order_id, attempts, error });
+          // From the 5th on (one incident per event): a crash or a failed incident at the 5th is made up for.
+          if (attempts >= UNDELIVERED_AFTER_ATTEMPTS) await undeliveredIncident(context, { eventId: String(e.id), orderId: e.order_id, attempts, error });
           return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
         }
         attempts = 0;
