@@ -64,7 +64,7 @@ describe('an unlock that does not end in a session leaves no key in the workers'
       await untilTold(w.told, 'unlock u1');
       await w.service.unenroll('u1');
       w.answer(FACTS);
-      await expect(unlocking).rejects.toBeInstanceOf(ConnectorError);
+      await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
       expect(w.told.slice(w.told.indexOf('unlock u1'))).toContain('lock u1');
       expect(w.sessions.get('u1')).toBeUndefined();
     } finally {
@@ -83,6 +83,21 @@ describe('an unlock that does not end in a session leaves no key in the workers'
       await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
       expect(w.told.slice(w.told.indexOf('unlock u2'))).toContain('lock u2');
       expect(w.service.status('u2').unlocked).toBe(false);
+    } finally {
+      w.close();
+    }
+  });
+
+  it("overtaken by a new enrolment, the old keystore's wrong password does not count against the new one", async () => {
+    const w = world();
+    try {
+      await w.service.enroll('u4', w.keystore, null);
+      const unlocking = w.service.unlock('u4', 'wrong');
+      await untilTold(w.told, 'unlock u4');
+      await w.service.enroll('u4', w.keystore, '123456789011');
+      w.answer(new ConnectorError('WRONG_PASSWORD', 'wrong keystore password'));
+      await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
+      expect(w.service.status('u4').wrongPasswordCount).toBe(0);
     } finally {
       w.close();
     }

@@ -141,6 +141,9 @@ export class SignerAgentService {
     } catch (err) {
       if (sentToWorkers && !started) this.deps.pool.lock(userId);
       const coded = err instanceof ConnectorError ? err : new ConnectorError('INTERNAL', 'unlock failed');
+      // Overtaken by a lock, an unenroll or a new enrolment: its answer belongs to none of them (a
+      // wrong password of the old keystore must not count against the new one).
+      if (ticket.cancelled && coded.code !== 'KEY_LOCKED') throw new ConnectorError('KEY_LOCKED', `user ${userId}'s key was locked while it was being unlocked`);
       if (coded.code === 'WRONG_PASSWORD') {
         const updated = this.deps.registry.recordWrongPassword(userId, this.now());
         this.deps.metrics.unlockOutcome('wrong_password');
