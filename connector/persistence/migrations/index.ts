@@ -15,6 +15,7 @@ import { Migration20261126050000_audit_enrolment_index } from './Migration202611
 import { Migration20261126060000_natural_key_across_sources } from './Migration20261126060000_natural_key_across_sources';
 import { Migration20261126070000_credentials_revoked_source } from './Migration20261126070000_credentials_revoked_source';
 import { Migration20261126163000_totp_last_step } from './Migration20261126163000_totp_last_step';
+import { Migration20261127000000_audit_lockdown_index } from './Migration20261127000000_audit_lockdown_index';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -37,4 +38,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126060000_natural_key_across_sources', class: Migration20261126060000_natural_key_across_sources },
   { name: 'Migration20261126070000_credentials_revoked_source', class: Migration20261126070000_credentials_revoked_source },
   { name: 'Migration20261126163000_totp_last_step', class: Migration20261126163000_totp_last_step },
+  { name: 'Migration20261127000000_audit_lockdown_index', class: Migration20261127000000_audit_lockdown_index },
 ];
