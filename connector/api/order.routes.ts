@@ -131,7 +131,11 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     }
     const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
     const scope = principal.scope;
-    // A body refused as a whole never takes the key.
+    // A key already used answers first, whatever this body is (INTERFACES.md: another body is 409).
+    const previous = idempotencyKey ? await findIdempotent(context, scope, idempotencyKey) : null;
+    if (previous && previous.hash !== requestHash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
+    if (previous && previous.response.status !== 0) return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
+    // A body refused as a whole never takes a free key.
     const parsed = parseBody(request.body);
     if (!parsed.ok) throw invalidBody(parsed.issues);
     const { batch, orders } = parsed;

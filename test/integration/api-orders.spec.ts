@@ -66,6 +66,9 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(fixed.statusCode).toBe(201);
     const again = await post(sampleOrder({ number: 'RACE-FIX' }), { 'idempotency-key': 'race-fix' });
     expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', fixed.json()]);
+    // The key used, another body is 409 even when that body is not an order at all (INTERFACES.md).
+    const otherBroken = await post({ ...sampleOrder({ number: 'RACE-FIX' }), amount: 12.5 }, { 'idempotency-key': 'race-fix' });
+    expect([otherBroken.statusCode, otherBroken.json().code]).toEqual([409, 'IDEMPOTENCY_CONFLICT']);
   });
 
   it('makes one order from the same Idempotency-Key and body posted twice, and returns the first result', async () => {
