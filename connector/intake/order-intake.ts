@@ -174,6 +174,7 @@ function isRealDate(iso: string): boolean {
 /** Characters PostgreSQL's text and jsonb cannot hold: NUL, and UTF-16 surrogates without their pair. */
 // eslint-disable-next-line no-control-regex
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const UNSTORABLE_ONE = new RegExp(UNSTORABLE.source);
 
 /**
  * The order with every unstorable character replaced by U+FFFD, and the fields that held one. One
@@ -182,16 +183,16 @@ const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF
  */
 function storable<T>(value: T, path: string, found: string[]): T {
   if (typeof value === 'string') {
-    UNSTORABLE.lastIndex = 0;
-    if (!UNSTORABLE.test(value)) return value;
+    if (!UNSTORABLE_ONE.test(value)) return value;
     found.push(path);
     return value.replace(UNSTORABLE, '\uFFFD') as T;
   }
-  if (Array.isArray(value)) return value.map((v, i) => storable(v, `${path}[${i}]`, found)) as T;
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, storable(v, path ? `${path}.${k}` : k, found)])) as T;
-  }
-  return value;
+  if (!value || typeof value !== 'object') return value;
+  // Copied only where something was replaced: every order of every batch comes through here.
+  const before = found.length;
+  const entries = Object.entries(value).map(([k, v]) => [k, storable(v, Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k, found)] as const);
+  if (found.length === before) return value;
+  return (Array.isArray(value) ? entries.map(([, v]) => v) : Object.fromEntries(entries)) as T;
 }
 
 /**
@@ -336,10 +337,12 @@ export async function intakeOrders(
   // Issue 16: under lockdown intake stays open (nothing an ERP sends is lost) but new orders wait
   // as `held`; they are validated when an admin resolves the lockdown.
   if (toEnqueue.length && (await isLockdownRecorded(em))) {
-    const held = new Set(await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue));
-    for (const result of results) if (held.has(result.orderId)) result.state = 'held';
-    // Resolved while this waited for the resolve: nothing held, they are queued as usual.
-    if (held.size > 0 || (await isLockdownRecorded(em))) return results;
+    const held = await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue);
+    // null: resolved while this waited for the resolve; they are queued as usual.
+    if (held) {
+      for (const result of results) if (held.includes(result.orderId)) result.state = 'held';
+      return results;
+    }
   }
   // After commit: a job must never point at a row that a rolled-back transaction never wrote.
   // If this enqueue is lost (crash, Redis down), the sweeper finds the order in `received`.

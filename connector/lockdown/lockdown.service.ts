@@ -43,7 +43,7 @@ export const RECONCILIATION_KINDS = ['unexplained_debit', 'execution_mismatch'] 
 export const HOLDABLE_STATES = ['received', 'validated', 'awaiting_signatures', 'signed'] as const;
 
 /** Where a failed order failed before anything of it was sent to the bank (an SQL list). */
-const UNSENT_FAILED_FROM = "('received', 'validated', 'awaiting_signatures', 'signed')";
+const UNSENT_FAILED_FROM = `(${HOLDABLE_STATES.map((s) => `'${s}'`).join(', ')})`;
 const LOCKDOWN_LOCK_ID = 0x6c6b646e; // "lkdn": one engage/resolve at a time across processes
 const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 
@@ -123,7 +123,10 @@ async function countHeld(em: EntityManager): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Moves every order not yet at the bank to `held` in one statement, with its OrderEvent (heldFrom remembers the stage). */
+/**
+ * Moves every order not yet at the bank to `held` in one statement, with its OrderEvent (heldFrom
+ * remembers the stage); the ids held, or null when no lockdown holds (any more): the caller goes on.
+ */
 export async function holdPendingOrders(
   em: EntityManager,
   actor: string,
@@ -131,7 +134,7 @@ export async function holdPendingOrders(
   now: Date,
   onlyIds?: string[],
   options: { lockedInRedis?: () => Promise<boolean> } = {},
-): Promise<string[]> {
+): Promise<string[] | null> {
   const idFilter = onlyIds ? ` and id in (${onlyIds.map(() => '?').join(', ')})` : '';
   if (onlyIds && onlyIds.length === 0) return [];
   // One at a time with an engage or a resolve, and only while the lockdown holds (recorded, or,
@@ -140,7 +143,7 @@ export async function holdPendingOrders(
   // `held` for good with no lockdown left to release them. The resolve clears Redis before it commits.
   return em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
-    if (!(await isLockdownRecorded(tx)) && !(await options.lockedInRedis?.())) return [];
+    if (!(await isLockdownRecorded(tx)) && !(await options.lockedInRedis?.())) return null;
     return holdPendingIn(tx, actor, reason, now, idFilter, onlyIds);
   });
 }
@@ -448,7 +451,8 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
   }
 
   // 7. Orders not yet at the bank wait as `held` (intake stays open: new ones are held on arrival).
-  const held = await holdPendingOrders(deps.em, input.actor, `lockdown: ${input.reason}`.slice(0, 500), deps.clock.now());
+  // Recorded in step 4: not null.
+  const held = (await holdPendingOrders(deps.em, input.actor, `lockdown: ${input.reason}`.slice(0, 500), deps.clock.now())) ?? [];
   done(`${held.length} orders held`);
 
   // 8. Checklist, incident, audit, alert.

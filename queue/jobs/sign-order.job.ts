@@ -59,9 +59,9 @@ export function unattendedLookMs(context: Pick<JobContext, 'config'>): number {
 export async function signBatch(context: JobContext, orderIds: string[]): Promise<Array<MandateOutcome | Error>> {
   // Issue 16: no signature is applied under lockdown; the orders wait as `held`.
   if (await isLockedDown(context)) {
-    const held = new Set(await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
-    // Held, or still locked: they wait. Resolved while this waited for the resolve: they go on now.
-    if (held.size > 0 || (await isLockedDown(context))) return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'past-signing', lockdown: true }));
+    const held = await holdPendingOrders(context.orm.em.fork(), 'worker', 'lockdown in force', context.clock.now(), orderIds, { lockedInRedis: () => isLockedDownInRedis(context) });
+    // null: resolved while this waited for the resolve; they go on now.
+    if (held) return orderIds.map((id) => ({ state: held.includes(id) ? 'held' : 'past-signing', lockdown: true }));
   }
   const notReady = new Map<string, { code: string; login: string; err: Error }>();
   const outcomes = await signWithMandates(context, orderIds, (orderId, login, err) => {

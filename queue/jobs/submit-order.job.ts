@@ -274,12 +274,12 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   };
   // The lockdown flag and the credentials are read at once (each decides alone, lockdown first).
   const [lockedDown, credentialsProblem] = open.length > 0 ? await Promise.all([isLockedDown(context), context.services.credentialsProblem()]) : [false, null];
-  const held = lockedDown ? new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id), { lockedInRedis: () => isLockedDownInRedis(context) })) : new Set<string>();
-  // Held, or still locked: they wait. Resolved while this waited for the resolve: they go on now.
-  if (lockedDown && (held.size > 0 || (await isLockedDown(context)))) {
+  // null: resolved while this waited for the resolve; they go on now.
+  const held = lockedDown ? await holdPendingOrders(em, 'worker', 'lockdown in force', context.clock.now(), open.map((o) => o.id), { lockedInRedis: () => isLockedDownInRedis(context) }) : null;
+  if (held) {
     context.logger.warn({ event: 'order.submit.lockdown', orders: open.map((o) => o.id), where: 'before the claim' });
-    for (const order of open) if (held.has(order.id)) results.set(order.id, { state: 'held', lockdown: true });
-    await waitAll(open.filter((o) => !held.has(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
+    for (const order of open) if (held.includes(order.id)) results.set(order.id, { state: 'held', lockdown: true });
+    await waitAll(open.filter((o) => !held.includes(o.id)), LOCKDOWN_WAIT_MS, 'lockdown');
     return answer(items, firstOf, results);
   }
   if (credentialsProblem) {

@@ -27,9 +27,9 @@ export async function validateBatch(context: JobContext, orderIds: string[]): Pr
   const now = context.clock.now();
   // Issue 16: intake stays open under lockdown; the orders wait as `held` and are validated on resolution.
   if (await isLockedDown(context)) {
-    const held = new Set(await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds, { lockedInRedis: () => isLockedDownInRedis(context) }));
-    // Held, or still locked: they wait. Resolved while this waited for the resolve: they go on now.
-    if (held.size > 0 || (await isLockedDown(context))) return orderIds.map((id) => ({ state: held.has(id) ? 'held' : 'unchanged', changed: held.has(id) }));
+    const held = await holdPendingOrders(em, 'worker', 'lockdown in force', now, orderIds, { lockedInRedis: () => isLockedDownInRedis(context) });
+    // null: resolved while this waited for the resolve; they go on now.
+    if (held) return orderIds.map((id) => ({ state: held.includes(id) ? 'held' : 'unchanged', changed: held.includes(id) }));
   }
   const results = await validateStoredOrders(em, orderIds, context.validator, { actor: 'worker', now });
   // Also when a re-run finds an order validated: the next stage must be queued.
