@@ -154,7 +154,7 @@ async function isRecentPassword(em: EntityManager, user: AppUser, password: stri
   return false;
 }
 
-export interface ResetResult {
+interface ResetResult {
   sessionsEnded: number;
   warnings: string[];
 }

@@ -6,7 +6,7 @@ import { cmsHoldsEverySigner, invalidateSignatures, validSignatures, type Stored
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { triggerLockdown } from '../lockdown.trigger';
+import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
 import type { BankError } from '../../adapters/bank/business-api/business-api.errors';
 
 /**
@@ -139,11 +139,12 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
 /**
  * R-31: the bank's answer carries a code of `lockdown.bankRefusalCodes` (identification,
  * authentication, compromise; configurable), on whatever call: the token, a lookup, a poll, a
- * statement (a document's own refusal at submit is handled with the order). Locks down; true when it did.
+ * statement (a document's own refusal at submit is handled with the order). Locks down, once: every
+ * order of a batch meets the same refusal, and each engage would alert the admins again.
  */
-export async function lockdownOnRefusalCode(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<boolean> {
+export async function lockdownOnRefusalCode(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<void> {
   const code = err.reasonCode ?? err.details.bankCode;
-  if (!code || !context.config.lockdown.bankRefusalCodes.includes(code)) return false;
+  if (!code || !context.config.lockdown.bankRefusalCodes.includes(code) || (await isLockedDown(context))) return;
   await triggerLockdown(context, {
     trigger: 'bank_refused_compromise',
     reason: `the bank refused the ${err.details.operation ?? 'bank'} call with ${code} (identification / authentication / compromise)`,
@@ -151,7 +152,6 @@ export async function lockdownOnRefusalCode(context: JobContext, err: BankError,
     evidence: { ...evidence, reasonCode: code, httpStatus: err.details.httpStatus, operation: err.details.operation },
     actor: 'worker',
   });
-  return true;
 }
 
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */

@@ -248,9 +248,9 @@ async function orderPollIncident(
  * spending an attempt; `attempts` failures in a row still fail the order (a dead letter for an
  * operator, issue 15 stage 8), and one answered poll starts the count again.
  */
-async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], err: unknown): Promise<never> {
+async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], orderId: string, err: unknown): Promise<never> {
   if (!(err instanceof BankError)) throw err;
-  await lockdownOnRefusalCode(context, err, { orderId: (job.data as { orderId?: string }).orderId, stage: 'track' });
+  await lockdownOnRefusalCode(context, err, { orderId, stage: 'track' });
   const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
   const attempts = job.opts.attempts ?? 1;
   if (failures >= attempts) throw new UnrecoverableError(`${err.code}: ${err.message} (the bank failed ${failures} polls in a row)`);
@@ -260,7 +260,7 @@ async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
   const batcher = pipelineStageBatcher<string, TrackOutcome>(context, 'track', (ids) => trackBatch(context, ids));
-  const outcome = await batcher.run(payload.orderId).catch((err: unknown) => pollFailed(context, job, err));
+  const outcome = await batcher.run(payload.orderId).catch((err: unknown) => pollFailed(context, job, payload.orderId, err));
   if ('state' in outcome) return outcome;
   if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);
   // Backoff: the first polls are quick, later ones stretch up to maxPollEveryMs.
