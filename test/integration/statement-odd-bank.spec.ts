@@ -15,7 +15,7 @@ import type { StatementData, StatementLineData } from '../../connector/statement
 import { fetchAndReconcileStatement, type StatementSource } from '../../connector/statements/statement.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { lockdownStatusOf } from '../../queue/lockdown.trigger';
-import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { resetLockdown } from '../support/lockdown-reset';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 
 /**
@@ -378,9 +378,7 @@ describe('statements from an odd bank, on PostgreSQL', () => {
       expect(lockIncident.evidence).toMatchObject({ trigger: 'bank_refused_compromise', scope: 'credentials', evidence: { account, reasonCode: 'CLIENT_BLOCKED', operation: 'statement' } });
     } finally {
       // Nothing after this test runs locked down.
-      await q("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null where id = 1");
-      await app.redis.del(lockdownKey(app.config.redis.prefix));
-      await Promise.all(app.queues.all().map((queue) => queue.resume()));
+      await resetLockdown(app);
       await app.close();
     }
   });

@@ -8,7 +8,7 @@ import { createUser, grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
-import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { resetLockdown } from '../support/lockdown-reset';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { DEMO, loadSandboxConfig } from '../../adapters/bank/sandbox/sandbox.config';
@@ -155,12 +155,10 @@ export async function startLockdownWorld(label: string, patch: (c: ConnectorConf
     },
     async reset() {
       const em = context.orm.em.fork();
-      await em.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]' where id = 1");
+      await resetLockdown(context);
       await em.execute("update incident set status = 'resolved', resolved_at = now(), resolved_by = 'test' where status = 'open'");
       await em.execute('update credential_vault set revoked_at = null, revoked_reason = null');
       await em.execute("update app_user set blocked_reason = null, blocked_at = null, locked_until = null, failed_attempts = 0");
-      await context.redis.del(lockdownKey(config.redis.prefix));
-      await Promise.all(context.queues.all().map((q) => q.resume()));
     },
     async close() {
       await world.stopWorkers();

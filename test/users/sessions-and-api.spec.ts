@@ -11,7 +11,7 @@ import { usersWiring } from '../../connector/users/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, enrollTotpSeed, uniq, usersTestEnvOfFile } from './users-test.env';
 import { unlockRefusal } from '../../connector/users/signer-agent.port';
-import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { resetLockdown } from '../support/lockdown-reset';
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 
 /** R-13 sessions, R-14 second factor, CSRF, brute force and rate limit, R-16/R-17 authority over the HTTP API. */
@@ -357,8 +357,7 @@ describe('the EDS key in the signer agent: wrong keystore passwords count toward
 
   test('logging in again between wrong keystore passwords does not start the count again: the 5th in a row at the agent locks', async () => {
     // The lock-outs of the tests before may have tripped the brute-force lockdown (issue 16), which refuses any unlock.
-    await env.context.orm.em.fork().execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null where id = 1");
-    await env.context.redis.del(lockdownKey(env.context.config.redis.prefix));
+    await resetLockdown(env.context);
     const login = uniq('keyguess');
     await activeUser(env, login, 'signer', 'Guess-Pass1');
     const codes: string[] = [];
