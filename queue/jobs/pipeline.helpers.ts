@@ -6,7 +6,9 @@ import { cmsHoldsEverySigner, invalidateSignatures, validSignatures, type Stored
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
 import { appendAudit } from '../../connector/audit/audit.log';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { isLockedDown, triggerLockdown } from '../lockdown.trigger';
+import { triggerLockdown } from '../lockdown.trigger';
+import { readLockdownRow } from '../../connector/lockdown/lockdown.flag';
+import { perContext } from '../stage-batcher';
 import type { BankError } from '../../adapters/bank/business-api/business-api.errors';
 
 /**
@@ -139,19 +141,43 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
 /**
  * R-31: the bank's answer carries a code of `lockdown.bankRefusalCodes` (identification,
  * authentication, compromise; configurable), on whatever call: the token, a lookup, a poll, a
- * statement (a document's own refusal at submit is handled with the order). Locks down, once: every
- * order of a batch meets the same refusal, and each engage would alert the admins again.
+ * statement (a document's own refusal at submit is handled with the order, through
+ * `lockdownOnCompromiseCode`).
  */
 export async function lockdownOnRefusalCode(context: JobContext, err: BankError, evidence: Record<string, unknown>): Promise<void> {
   const code = err.reasonCode ?? err.details.bankCode;
-  if (!code || !context.config.lockdown.bankRefusalCodes.includes(code) || (await isLockedDown(context))) return;
-  await triggerLockdown(context, {
-    trigger: 'bank_refused_compromise',
-    reason: `the bank refused the ${err.details.operation ?? 'bank'} call with ${code} (identification / authentication / compromise)`,
-    scope: 'credentials',
-    evidence: { ...evidence, reasonCode: code, httpStatus: err.details.httpStatus, operation: err.details.operation },
-    actor: 'worker',
+  await lockdownOnCompromiseCode(context, code, `the bank refused the ${err.details.operation ?? 'bank'} call with ${code} (identification / authentication / compromise)`, {
+    ...evidence,
+    reasonCode: code,
+    httpStatus: err.details.httpStatus,
+    operation: err.details.operation,
   });
+}
+
+/**
+ * A refusal code of `lockdown.bankRefusalCodes` (R-31), wherever the bank gave it (a call refused,
+ * a document refused at submit or at execution), locks down with scope `credentials`. Once: every
+ * order of a batch meets the same refusal, and each engage would alert the admins again. A lockdown
+ * that holds one user only is widened (the Client Secret is marked compromised and must be rotated
+ * before the resolve); one that covers the credentials already is left as it is.
+ */
+export async function lockdownOnCompromiseCode(context: JobContext, code: string | null | undefined, reason: string, evidence: Record<string, unknown>): Promise<void> {
+  if (!code || !context.config.lockdown.bankRefusalCodes.includes(code)) return;
+  // The orders of one batch meet the refusal at the same moment: they wait for the first one's engage.
+  const engaging = perContext(context, 'lockdown.compromise', () => ({ current: null as Promise<void> | null }));
+  if (!engaging.current) {
+    engaging.current = (async () => {
+      if (await credentialsLockedDown(context)) return;
+      await triggerLockdown(context, { trigger: 'bank_refused_compromise', reason, scope: 'credentials', evidence, actor: 'worker' });
+    })().finally(() => (engaging.current = null));
+  }
+  await engaging.current;
+}
+
+/** A lockdown is recorded and its scope covers the bank credentials (`credentials` or `all`). */
+async function credentialsLockedDown(context: JobContext): Promise<boolean> {
+  const row = await readLockdownRow(context.orm.em.fork());
+  return row.state === 'locked' && (row.scope === 'credentials' || row.scope === 'all');
 }
 
 /** Re-runs this same job later without spending an attempt (BullMQ's moveToDelayed + DelayedError). */

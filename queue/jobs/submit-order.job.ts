@@ -13,8 +13,8 @@ import type { BankPaymentDocument } from '../../adapters/bank/business-api/busin
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, lockdownOnRefusalCode, SignerDirectory, waitAndRetry } from './pipeline.helpers';
-import { isLockedDown, isLockedDownInRedis, triggerLockdown } from '../lockdown.trigger';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, lockdownOnCompromiseCode, lockdownOnRefusalCode, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { isLockedDown, isLockedDownInRedis } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } from '../stage-batcher';
@@ -406,16 +406,12 @@ async function sendOrder(
     switch (err.code) {
       case 'REJECTED':
         await markRejected(context, order.id, err);
-        if (err.reasonCode && context.config.lockdown.bankRefusalCodes.includes(err.reasonCode)) {
-          // R-31: a refusal for identification / authentication / compromise reasons stops everything.
-          await triggerLockdown(context, {
-            trigger: 'bank_refused_compromise',
-            reason: `the bank refused order ${order.number} with ${err.reasonCode} (identification / authentication / compromise)`,
-            scope: 'credentials',
-            evidence: { orderId: order.id, reasonCode: err.reasonCode, httpStatus: err.details.httpStatus },
-            actor: 'worker',
-          });
-        }
+        // R-31: a refusal for identification / authentication / compromise reasons stops everything.
+        await lockdownOnCompromiseCode(context, err.reasonCode, `the bank refused order ${order.number} with ${err.reasonCode} (identification / authentication / compromise)`, {
+          orderId: order.id,
+          reasonCode: err.reasonCode,
+          httpStatus: err.details.httpStatus,
+        });
         return { state: 'rejected', reason: err.reasonCode };
       case 'CREDENTIALS_REVOKED':
       case 'AUTH':

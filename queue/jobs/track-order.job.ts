@@ -10,9 +10,8 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
+import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
-import { triggerLockdown } from '../lockdown.trigger';
 
 export const trackOrderJob = defineJob({
   name: 'order.track',
@@ -135,16 +134,12 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonText ?? null },
       now,
     });
-    if (status.reasonCode && context.config.lockdown.bankRefusalCodes.includes(status.reasonCode)) {
-      // R-31 (terms 5.2.2, 5.2.8d): refused at execution for identification / authentication / compromise reasons.
-      await triggerLockdown(context, {
-        trigger: 'bank_refused_compromise',
-        reason: `the bank refused order ${order.number} at execution with ${status.reasonCode}`,
-        scope: 'credentials',
-        evidence: { orderId: order.id, reasonCode: status.reasonCode, bankReference: order.bankReference },
-        actor: 'worker',
-      });
-    }
+    // R-31 (terms 5.2.2, 5.2.8d): refused at execution for identification / authentication / compromise reasons.
+    await lockdownOnCompromiseCode(context, status.reasonCode, `the bank refused order ${order.number} at execution with ${status.reasonCode}`, {
+      orderId: order.id,
+      reasonCode: status.reasonCode,
+      bankReference: order.bankReference,
+    });
     return { state: 'rejected' };
   }
   // Statuses only move forward (LESSONS.md 3): a stale `accepted` after any later status is not

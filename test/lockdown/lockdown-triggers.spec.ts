@@ -24,6 +24,8 @@ import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { sampleOrder } from '../support/orders.fixture';
 import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
+import { lockdownOnCompromiseCode, lockdownOnRefusalCode } from '../../queue/jobs/pipeline.helpers';
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 
 /** Issue 16 "Proof": each trigger fires for real, and the lock it causes is the full lockdown. */
 describe('lockdown triggers', () => {
@@ -93,6 +95,22 @@ describe('lockdown triggers', () => {
     }
   }, 60_000);
 
+  it('the bank refusing a document at execution for a compromise reason locks down, and the order ends rejected', async () => {
+    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'execution' } });
+    try {
+      await world.unlock('ceo');
+      world.startWorkers();
+      const [id] = await world.intake(['TR-REFUSED-EXEC']);
+      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
+      expect(evidence.trigger).toBe('bank_refused_compromise');
+      expect(evidence.scope).toBe('credentials');
+      expect(evidence.evidence).toMatchObject({ orderId: id, reasonCode: 'CREDENTIALS_COMPROMISED' });
+      expect((await world.states([id]))[id]).toBe('rejected');
+    } finally {
+      await world.admin('POST', '/faults/reset');
+    }
+  }, 60_000);
+
   it('the bank refusing our token for a compromise reason locks down, and the order it was sending is not rejected', async () => {
     await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'token' } });
     // The connector's cached token no longer works: the send gets a 401 and asks for a new one.
@@ -113,6 +131,35 @@ describe('lockdown triggers', () => {
     }
   }, 60_000);
 
+
+  it('a compromise code widens a lockdown that held one user to the credentials, and a batch of such refusals engages it once', async () => {
+    const em = world.context.orm.em.fork();
+    const engaged = await triggerLockdown(world.context, { trigger: 'manual', reason: 'test: one signer reported a lost token', scope: 'user:alice', actor: 'cli:tester' });
+    expect(engaged.scope).toBe('user:alice');
+    const compromised = async () => (await em.execute<Array<{ revoked_source: string | null }>>('select revoked_source from credential_vault where id = 1'))[0]?.revoked_source ?? null;
+    expect(await compromised()).toBeNull();
+
+    // Orders in flight when the lock landed: the bank refuses each for a compromise reason, a poll too.
+    const refusals = Array.from({ length: 4 }, (_, i) => ({ orderId: `order-${i}`, reasonCode: 'CREDENTIALS_COMPROMISED' }));
+    await Promise.all(refusals.map((evidence) => lockdownOnCompromiseCode(world.context, 'CREDENTIALS_COMPROMISED', `the bank refused ${evidence.orderId}`, evidence)));
+    await lockdownOnRefusalCode(world.context, new BankError('AUTH', 'refused', { operation: 'status', httpStatus: 403, bankCode: 'CREDENTIALS_COMPROMISED' }), { orderId: 'order-poll' });
+    // A code the configuration does not name locks nothing more.
+    await lockdownOnCompromiseCode(world.context, 'INSUFFICIENT_FUNDS', 'the bank refused an order', {});
+
+    const status = await lockdownStatusOf(world.context);
+    expect(status).toMatchObject({ state: 'locked', incidentId: engaged.incidentId, scope: 'all' });
+    // The Client Secret is now to be rotated before the resolve, as for any credentials lockdown.
+    expect(await compromised()).toBe('lockdown');
+    const audit = await em.execute<Array<{ action: string; trigger: string }>>(
+      "select action, details->>'trigger' as trigger from audit_event where subject = ? and action in ('lockdown.engaged', 'lockdown.retriggered') order by seq",
+      [engaged.incidentId],
+    );
+    // The manual engage, then the bank's code once (whichever refusal came first), not once per order.
+    expect(audit).toEqual([
+      { action: 'lockdown.engaged', trigger: 'manual' },
+      { action: 'lockdown.retriggered', trigger: 'bank_refused_compromise' },
+    ]);
+  }, 60_000);
   it('a revoked signer certificate (the test CRL) at signing locks down with that user in scope', async () => {
     await grantRight(userDeps(world.context), { login: 'revoked', account: DEMO.payerIban, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
     try {

@@ -157,7 +157,7 @@ export async function startLockdownWorld(label: string, patch: (c: ConnectorConf
       const em = context.orm.em.fork();
       await resetLockdown(context);
       await em.execute("update incident set status = 'resolved', resolved_at = now(), resolved_by = 'test' where status = 'open'");
-      await em.execute('update credential_vault set revoked_at = null, revoked_reason = null');
+      await em.execute('update credential_vault set revoked_at = null, revoked_reason = null, revoked_source = null');
       await em.execute("update app_user set blocked_reason = null, blocked_at = null, locked_until = null, failed_attempts = 0");
     },
     async close() {
