@@ -245,6 +245,30 @@ describe('grammar details', () => {
     expect(doc.order.payer.name).toBe('ОСИ  "ЖК "Юнис=Сити"');
   });
 
+  it("an order with the bank's keys written empty (ДатаСписано=, ДатаПоступило=) is still an order, not a statement line", () => {
+    const lines = [...ORDER_TEXT];
+    lines.splice(7, 0, 'ДатаСписано=', 'ДатаПоступило=', 'ДатаОперации= ');
+    const doc = parseOnecExchange(cp1251(lines.join('\r\n'))).documents[0];
+    expect(doc.statement).toBe(false);
+    expect(doc.errors).toEqual([]);
+    expect(doc.order.amount).toBe('150000.00');
+  });
+
+  it('a statement line with both СуммаРасход and СуммаПриход: the side that moved money decides the amount and the direction', () => {
+    const line = (sides: string[]) => {
+      const lines = ORDER_TEXT.filter((l) => !l.startsWith('Сумма=')).map((l) => (l.startsWith('СекцияДокумент') ? 'СекцияДокумент=Выписка' : l));
+      lines.splice(5, 0, ...sides);
+      return parseOnecExchange(cp1251(lines.join('\r\n'))).documents[0];
+    };
+    const credit = line(['СуммаРасход=0.00', 'СуммаПриход=5000.00']);
+    expect([credit.order.direction, credit.order.amount, credit.errors]).toEqual(['in', '5000.00', []]);
+    const debit = line(['СуммаПриход=0.00', 'СуммаРасход=5000.00']);
+    expect([debit.order.direction, debit.order.amount, debit.errors]).toEqual(['out', '5000.00', []]);
+    // Only one side, written 0.00: a line of 0.00 on that side, as written.
+    const zero = line(['СуммаПриход=0.00']);
+    expect([zero.order.direction, zero.order.amount]).toEqual(['in', '0.00']);
+  });
+
   it('reads upper-case balance markers of a real bank', () => {
     const text = ['1CClientBankExchange', 'ВерсияФормата=2.0', 'СЕКЦИЯРАСЧСЧЕТ', 'РасчСчет=KZ35601A000000012345', 'НачальныйОстаток=10.00', 'КонечныйОстаток=5.00', 'КОНЕЦРАСЧСЧЕТ'].join('\n');
     const parsed = parseOnecExchange(Buffer.from(text));

@@ -636,6 +636,12 @@ function parseSignedAmount(text: string): string | undefined {
   }
 }
 
+/** `0`, `0.00`, `-0.00`: an amount that moves nothing (a malformed one is not zero: its own rule reports it). */
+function isZeroAmount(text: string): boolean {
+  const parsed = parseSignedAmount(text);
+  return parsed === '0.00' || parsed === '-0.00';
+}
+
 type FieldName = keyof typeof FIELD_KEYS;
 
 /** `trim()` only when there is something to trim (most 1C values have no surrounding spaces). */
@@ -710,19 +716,23 @@ function buildDocument(input: BuildInput): OnecDocument {
   }
 
   const sources: Record<string, { key: string; line: number }> = {};
-  const pick = (field: FieldName): string => {
+  // The first non-empty value; with `unless`, the first that is not `unless`, else the first non-empty.
+  const pick = (field: FieldName, unless?: (value: string) => boolean): string => {
     const candidates = known.fields[field];
+    let first: { e: Entry; v: string } | undefined;
     for (let i = 0; i < candidates.length; i += 1) {
       const e = get(candidates[i]);
       if (e !== undefined && e.value !== undefined) {
         const v = trimmed(e.value);
-        if (v !== '') {
-          sources[field] = e; // an Entry is a {key, line}
-          return v;
-        }
+        if (v === '') continue;
+        first ??= { e, v };
+        if (unless?.(v)) continue;
+        sources[field] = e; // an Entry is a {key, line}
+        return v;
       }
     }
-    return '';
+    if (first) sources[field] = first.e;
+    return first?.v ?? '';
   };
   let variant: 'kz' | 'ru' = 'kz';
   if (!known.kz.some((k) => get(k)) && known.ru.some((k) => get(k))) variant = 'ru';
@@ -736,7 +746,9 @@ function buildDocument(input: BuildInput): OnecDocument {
     date = onecDateToIso(dateText) ?? '';
     if (!date) errors.push(makeIssue(sources.date.line, 'date', 'BAD_DATE', `Строка ${sources.date.line}: дата «${dateText}» не вида ДД.ММ.ГГГГ`, `line ${sources.date.line}: date "${dateText}" is not dd.mm.yyyy`, sources.date.key));
   }
-  const amountText = pick('amount');
+  // Without Сумма, a statement line's amount is the side that moved: `СуммаРасход=0.00` beside
+  // `СуммаПриход=5000.00` is a credit of 5000.00, not of 0.00.
+  const amountText = pick('amount', isZeroAmount);
   let amount = '';
   if (!amountText) errors.push(makeIssue(input.line, 'amount', 'MISSING_FIELD', 'Нет суммы документа (Сумма)', 'no amount (Сумма)', 'Сумма'));
   else {
@@ -782,7 +794,8 @@ function buildDocument(input: BuildInput): OnecDocument {
   }
   // A statement is told by its kind, by the file's balance block, or by keys only a bank writes
   // (the debit/credit dates and amounts): the last makes each line self-describing.
-  const statement = isStatementKind(input.kind) || input.statementFile || known.statement.some((k) => get(k) !== undefined);
+  // An empty `ДатаСписано=` (some configurations write the bank's keys empty into an order) tells nothing.
+  const statement = isStatementKind(input.kind) || input.statementFile || known.statement.some((k) => !!get(k)?.value?.trim());
   const order: OnecOrder = new ReadOrder(entries, {
     number,
     date,
@@ -822,8 +835,12 @@ function buildDocument(input: BuildInput): OnecDocument {
   doc.creditedDate = dateOf(known.credited);
   if (statement) {
     // Which way the money went for the statement's own account.
-    if (inE?.value?.trim()) order.direction = 'in';
-    else if (outE?.value?.trim()) order.direction = 'out';
+    // Which side moved money decides; a side written as 0.00 only when neither did.
+    const written = (e: Entry | undefined): e is Entry & { value: string } => !!e?.value?.trim();
+    if (written(inE) && !isZeroAmount(inE.value)) order.direction = 'in';
+    else if (written(outE) && !isZeroAmount(outE.value)) order.direction = 'out';
+    else if (written(inE)) order.direction = 'in';
+    else if (written(outE)) order.direction = 'out';
     else if (doc.creditedDate && !doc.debitedDate) order.direction = 'in';
     else if (doc.debitedDate && !doc.creditedDate) order.direction = 'out';
     else if (input.accounts.has(order.payer.iban)) order.direction = 'out';
