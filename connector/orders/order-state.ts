@@ -34,6 +34,8 @@ export function isOrderState(value: string): value is OrderState {
  *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
  * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as
  *   failedFrom); from `submitting` that means lookup-before-resend, never a second submission.
+ * - `failed -> executed`: a statement line shows the debit of an order that failed after it was
+ *   sent (reconciliation.ts); the ERP must not go on showing it as failed.
  * - `invalid -> received`: only intake takes it, when the ERP sends the same document (payer
  *   account, number, date) again corrected, as the error report asks; an invalid order was never
  *   signed nor sent, so it is validated again with the new requisites (order-intake.ts).
@@ -50,7 +52,7 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
   rejected: [],
   deemed_executed: ['executed', 'rejected'],
   held: ['received'],
-  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'],
+  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'],
 };
 
 export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];

@@ -15,7 +15,9 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  * own statement import matches by); otherwise number + date alone when they name one order only
  * (executed with another amount or beneficiary). Then:
  * - a debit that is one of our orders confirms it: `submitted`/`deemed_executed` -> `executed`
- *   (LESSONS.md 4: confirmed by a line naming our document, amount included);
+ *   (LESSONS.md 4: confirmed by a line naming our document, amount included), and so does one of an
+ *   order that failed after it was sent (`failed` from `submitting`/`submitted`): the money left, and
+ *   an order the ERP shows as failed invites paying it again;
  * - a line naming our document with another amount or beneficiary is an erroneous execution
  *   (R-27): incident with a draft notice and the 3-operational-day deadline; the order is not
  *   marked executed;
@@ -58,6 +60,8 @@ export interface OrderForMatch {
   beneficiaryName: string;
   externalId: string;
   bankReference?: string | null;
+  /** `failed`: the state it failed in. */
+  failedFrom?: OrderState | null;
 }
 
 export interface Difference {
@@ -76,8 +80,15 @@ export type LineDecision =
 
 /** Orders the bank may have executed: everything from the first send on. */
 export const MATCHABLE_STATES: readonly OrderState[] = ['submitting', 'submitted', 'deemed_executed', 'executed', 'rejected', 'failed'];
-/** A statement line confirms execution of orders in these states (order-state.ts). */
-const CONFIRMABLE: readonly OrderState[] = ['submitted', 'deemed_executed'];
+/** A statement line confirms execution of orders in these states (order-state.ts)... */
+const CONFIRMABLE: readonly OrderState[] = ['submitted', 'deemed_executed', 'failed'];
+/** ...a failed one only when it failed after it may have been sent. */
+const SENT_BEFORE_FAILING: readonly OrderState[] = ['submitting', 'submitted'];
+
+function confirmable(order: OrderForMatch): boolean {
+  if (order.state === 'failed') return !!order.failedFrom && SENT_BEFORE_FAILING.includes(order.failedFrom);
+  return CONFIRMABLE.includes(order.state);
+}
 
 function byReference(line: LineForMatch, orders: readonly OrderForMatch[]): OrderForMatch | undefined {
   return orders.find(
@@ -126,7 +137,7 @@ function matchDecision(line: LineForMatch, order: OrderForMatch, how: 'reference
   const differences = differencesOf(line, order);
   return differences.length
     ? { kind: 'mismatch', lineId: line.id, orderId: order.id, differences }
-    : { kind: 'order', lineId: line.id, orderId: order.id, how, execute: CONFIRMABLE.includes(order.state) };
+    : { kind: 'order', lineId: line.id, orderId: order.id, how, execute: confirmable(order) };
 }
 
 /**
@@ -273,6 +284,7 @@ interface OrderRow {
   beneficiary_name: string;
   external_id: string;
   bank_reference: string | null;
+  failed_from: OrderState | null;
 }
 
 function orderOf(r: OrderRow): OrderForMatch {
@@ -287,6 +299,7 @@ function orderOf(r: OrderRow): OrderForMatch {
     beneficiaryName: r.beneficiary_name,
     externalId: r.external_id,
     bankReference: r.bank_reference,
+    failedFrom: r.failed_from,
   };
 }
 
@@ -335,7 +348,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       params.push(...pairs.flat());
     }
     const rows = await em.execute<OrderRow[]>(
-      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference
+      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference, failed_from
          from payment_order where payer_iban = ? and state in (${MATCHABLE_STATES.map(() => '?').join(', ')}) and (${clauses.join(' or ')})
         order by created_at`,
       params,
@@ -378,7 +391,10 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
           from: CONFIRMABLE,
           reason: `statement line ${line.bankLineId} of ${line.bookingDate} confirms the debit`,
           details: { bankLineId: line.bankLineId, bookingDate: line.bookingDate, amount: formatAmount(line.amount), how: decision.how },
-          patch: line.bankReference && !ordersById.get(decision.orderId)?.bankReference ? { bankReference: line.bankReference } : undefined,
+          patch: {
+            ...(line.bankReference && !ordersById.get(decision.orderId)?.bankReference ? { bankReference: line.bankReference } : {}),
+            ...(ordersById.get(decision.orderId)?.state === 'failed' ? { failedFrom: null } : {}),
+          },
           now: options.now,
         });
         if (t.changed) result.executed += 1;

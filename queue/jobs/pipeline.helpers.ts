@@ -78,6 +78,9 @@ export async function dropSignaturesThatNoLongerCount(
   return why;
 }
 
+/** The longest a job waits for a bank that failed or is down without saying for how long: it still comes back within a minute once the bank does. */
+export const BANK_WAIT_MAX_MS = 60_000;
+
 /** While our bank credentials cannot be used (refused, revoked, unopenable) we do not keep hammering the bank. */
 export const CREDENTIALS_WAIT_MS = 60_000;
 

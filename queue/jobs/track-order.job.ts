@@ -1,4 +1,3 @@
-import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import { PaymentOrder } from '../../connector/persistence/entities';
@@ -93,7 +92,8 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       }
     })();
     if (overdue) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' }, now);
-    if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE')) return { waitMs: err.retryAfterMs ?? context.config.tracking.pollEveryMs, why: err.code };
+    // The bank says when to come back (R-24); without a Retry-After it is a failed poll, backed off below.
+    if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE') && err.retryAfterMs !== undefined) return { waitMs: err.retryAfterMs, why: err.code };
     // Our own credentials cannot be used (marked revoked, the vault cannot be opened, or the bank
     // refuses them): retrying at once would spend the attempts and turn an order that is at the
     // bank into `failed` (an ERP user might pay it again); the poll waits for an operator.
@@ -236,21 +236,38 @@ async function orderPollIncident(
 }
 
 /**
- * The bank's errors on polls count only in a row. An order is tracked for days (R-22 waits out a
- * weekend), and BullMQ never gives back an attempt: scattered hiccups over those days, each
- * counted, used to spend the job's attempts and turn an order the bank holds into `failed`, with
- * nobody polling it any more. A poll the bank failed waits as BullMQ's backoff would, without
- * spending an attempt; `attempts` failures in a row still fail the order (a dead letter for an
- * operator, issue 15 stage 8), and one answered poll starts the count again.
+ * A poll the bank failed (5xx, a timeout, no connection, maintenance without a Retry-After, an
+ * answer off the contract) never gives the order up: it is at the bank, and an order shown
+ * `failed` to the ERP's users while the bank executes it may be paid again (R-24: when the bank's
+ * service resumes, so does the work, with nobody retrying by hand). It waits as BullMQ's backoff
+ * would, doubling from `queue.backoffMs` up to `tracking.maxPollEveryMs`, without spending an
+ * attempt; `queue.attempts` failures in a row open one incident while the bank's status calls
+ * fail (R-21 says, per order, when a status is overdue). One answered poll starts the count again.
+ * Errors of our own (PostgreSQL down, a bug) still spend BullMQ's attempts and end in a dead letter.
  */
 async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], orderId: string, err: unknown): Promise<never> {
   if (!(err instanceof BankError)) throw err;
   await lockdownOnRefusalCode(context, err, { orderId, stage: 'track' });
   const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
-  const attempts = job.opts.attempts ?? 1;
-  if (failures >= attempts) throw new UnrecoverableError(`${err.code}: ${err.message} (the bank failed ${failures} polls in a row)`);
   await job.updateData({ ...job.data, failures });
-  return waitAndRetry(job, context.config.queue.backoffMs * 2 ** (failures - 1), err.code);
+  if (failures >= (job.opts.attempts ?? 1)) await statusPollsFailing(context, err, failures, orderId);
+  const { backoffMs } = context.config.queue;
+  const delay = Math.min(Math.max(backoffMs, context.config.tracking.maxPollEveryMs), backoffMs * 2 ** Math.min(failures - 1, 20));
+  return waitAndRetry(job, delay, err.code);
+}
+
+/** One incident while the bank's status calls keep failing, whichever order found it first. */
+async function statusPollsFailing(context: JobContext, err: BankError, failures: number, orderId: string): Promise<void> {
+  await openIncident(context.orm.em.fork(), {
+    kind: 'status_polls_failing',
+    severity: 'high',
+    title: `The bank's status calls fail (${err.code}${err.details.httpStatus ? `, HTTP ${err.details.httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; resolve this once the bank answers again`,
+    evidence: { code: err.code, httpStatus: err.details.httpStatus, bankCode: err.details.bankCode, orderId, failures },
+    dedupeKey: 'status_polls_failing',
+    // Every order polled meanwhile finds it again: one incident, not one timeline entry per poll.
+    onRepeat: 'ignore',
+    actor: 'worker',
+  });
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {

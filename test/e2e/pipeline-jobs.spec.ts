@@ -66,7 +66,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     return intakeOrders(db(), source, indexes.map((i) => ({ order: demoOrder(docs[i], today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
   };
   const count = async (sql: string, params: unknown[]) => Number((await db().execute<Array<{ n: string }>>(sql, params))[0].n);
-  const ledger = async () => (await (await fetch(`${world.config.bank.url}/_sandbox/submissions`)).json()) as { total: number; duplicates: number; submissions: Array<{ externalId: string; requests: number }> };
+  const ledger = async () => (await (await fetch(`${world.config.bank.url}/_sandbox/submissions`)).json()) as { total: number; duplicates: number; submissions: Array<{ externalId: string; requests: number; accepted: boolean; afterAccepted: number }> };
 
   async function runAgain(definition: AnyJobDefinition, orderId: string): Promise<unknown> {
     const job = await world.context.queues.get(definition.queue).add(definition.name, { orderId }, { jobId: definition.jobId({ orderId }) });
@@ -346,14 +346,42 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
+  it('R-24: an order at the bank is never given up while the bank fails its status calls; once it answers, the order goes on with nobody retrying it', async () => {
+    const admin = `${world.config.bank.url}/_sandbox`;
+    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const incidents = async () => db().execute<Array<{ status: string; evidence: { code: string } }>>("select status, evidence from incident where kind = 'status_polls_failing'");
+    await db().execute("delete from incident where kind = 'status_polls_failing'");
+    await put('/clock', { speed: 0 }); // the bank keeps the document "accepted"
+    try {
+      const [result] = await intakeDemo('erp-outage', [1]);
+      const row = async () => (await db().execute<Array<{ state: string; failed_from: string | null }>>('select state, failed_from from payment_order where id = ?', [result.orderId]))[0];
+      await eventually(async () => (await row()).state === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
+      await put('/faults', { errorRate: 1 }); // every status call now fails
+      // Far more failed polls than the job's 2 attempts: one incident says so, the order stays at the bank's.
+      await eventually(async () => (await incidents()).length === 1, { what: 'the status_polls_failing incident', timeoutMs: 30_000 });
+      expect(await incidents()).toMatchObject([{ status: 'open', evidence: { code: 'TRANSIENT' } }]);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(await row()).toEqual({ state: 'submitted', failed_from: null });
+
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await put('/clock', { speed: 1 });
+      await eventually(async () => (await row()).state === 'executed', { what: 'executed once the bank answers', timeoutMs: 45_000 });
+      expect((await ledger()).submissions.find((s) => s.externalId === result.externalId)?.requests).toBe(1);
+    } finally {
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await put('/clock', { speed: 1 });
+    }
+  });
+
   it('an order whose stage exhausts its retries becomes failed with its last error; retry sends it on without a second submission', async () => {
     const admin = `${world.config.bank.url}/_sandbox`;
     const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    await put('/clock', { speed: 0 }); // the bank keeps the document "accepted"
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
     try {
       const [result] = await intakeDemo('erp-dead', [1]);
       const row = async () => (await db().execute<Array<{ state: string; last_error: string | null; failed_from: string | null }>>('select state, last_error, failed_from from payment_order where id = ?', [result.orderId]))[0];
-      await eventually(async () => (await row()).state === 'submitted', { what: 'submitted', timeoutMs: 45_000 });
+      await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
       // Write-back jobs are removed once done: count them as they are added.
       const connection = world.context.redis.duplicate();
       connections.push(connection);
@@ -363,24 +391,26 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       writebackEvents.on('added', ({ name }) => {
         if (name === 'erp.writeback') writebacks += 1;
       });
-      await put('/faults', { errorRate: 1 }); // every status call now fails
+      await put('/faults', { errorRate: 1 }); // every submit now fails
+      await submitQueue.resume();
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
-      expect(await row()).toMatchObject({ failed_from: 'submitted', last_error: expect.stringMatching(/order\.track/) });
+      expect(await row()).toMatchObject({ failed_from: 'submitting', last_error: expect.stringMatching(/^TRANSIENT: /) });
       // The ERP hears of it now (a write-back asked for), not at the next statement fetch.
-      await eventually(async () => writebacks > 0, { what: 'a write-back asked for the failed order' });
+      // (Changes within 2 s share one write-back: one still waiting to run, asked for before, tells the ERP too.)
+      const waitingWriteBacks = async () => Object.values(await world.context.queues.get('writeback').getJobCounts('delayed', 'waiting')).reduce((a, b) => a + b, 0);
+      await eventually(async () => writebacks > 0 || (await waitingWriteBacks()) > 0, { what: 'a write-back asked for the failed order' });
       await writebackEvents.close();
-      // An order that failed after it was sent may be at the bank: its view says where it failed.
-      expect((await db().findOneOrFail(PaymentOrder, { id: result.orderId })).failedFrom).toBe('submitted');
-      expect(orderView(await db().findOneOrFail(PaymentOrder, { id: result.orderId }))).toMatchObject({ state: 'failed', failedFrom: 'submitted' });
+      // An order that failed while it was being sent may be at the bank: its view says where it failed.
+      expect(orderView(await db().findOneOrFail(PaymentOrder, { id: result.orderId }))).toMatchObject({ state: 'failed', failedFrom: 'submitting' });
 
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
-      await put('/clock', { speed: 1 });
-      expect(await retryFailedOrder(db(), world.context.queues, result.orderId, 'test')).toBe('submitted');
+      expect(await retryFailedOrder(db(), world.context.queues, result.orderId, 'test')).toBe('submitting');
       await eventually(async () => (await row()).state === 'executed', { what: 'executed after retry', timeoutMs: 45_000 });
-      expect((await ledger()).submissions.find((s) => s.externalId === result.externalId)?.requests).toBe(1);
+      // The bank refused the failed sends with its 500s; the retry's is the one it took, and nothing came after it.
+      expect((await ledger()).submissions.find((s) => s.externalId === result.externalId)).toMatchObject({ accepted: true, afterAccepted: 0 });
     } finally {
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
-      await put('/clock', { speed: 1 });
+      await submitQueue.resume();
     }
   });
 

@@ -1,4 +1,5 @@
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
+import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { eventually, type TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -181,5 +182,34 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     await expect(runB).resolves.toEqual({ state: 'submitted' });
     expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
     expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
+  }, 120_000);
+
+  it('R-24: a bank answering 503 without a Retry-After is asked again later each time, up to a minute, not every 2 s, and no attempt is spent', async () => {
+    const orderId = await signedOrder();
+    const data: Record<string, unknown> = { orderId };
+    const delays: number[] = [];
+    const job = {
+      ...fakeJob(orderId, 0),
+      data,
+      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
+    } as unknown as Job;
+    let sends = 0;
+    const bank = context.services.bank();
+    const down = Object.create(bank) as typeof bank;
+    down.submit = async () => {
+      sends += 1;
+      throw new BankError('MAINTENANCE', 'the bank is not serving requests (HTTP 503); the request was not processed', { httpStatus: 503, operation: 'submit' });
+    };
+    const downContext = { ...context, services: { ...context.services, bank: () => down } };
+    for (let i = 0; i < 8; i += 1) await expect(handleSubmitOrder({ orderId }, downContext, job)).rejects.toBeInstanceOf(DelayedError);
+    expect(sends).toBe(8);
+    const { backoffMs } = context.config.queue;
+    expect(delays.slice(0, 4).map((d) => Math.round(d / backoffMs))).toEqual([1, 2, 4, 8]);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(60_000 + 50);
+    expect(delays[7]).toBeGreaterThan(59_000);
+    // Still the bank's to take, once it serves again.
+    expect((await row(orderId)).state).toBe('submitting');
+    await expect(handleSubmitOrder({ orderId }, context, job)).resolves.toEqual({ state: 'submitted' });
   }, 120_000);
 });

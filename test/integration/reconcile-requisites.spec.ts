@@ -57,4 +57,30 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     expect(Object.fromEntries(states.map((s) => [s.id, s.state]))).toEqual({ [ids.lastYear]: 'submitted', [ids.thisYear]: 'executed', [ids.six]: 'submitted' });
     expect(result.incidents).toHaveLength(1);
   });
+
+  it('a debit of an order that failed after it was sent confirms it executed; one that failed before any send is only linked', async () => {
+    const em = orm.em.fork();
+    const taken = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: '7', date: '2026-11-24' }) }, { order: sampleOrder({ number: '8', date: '2026-11-24' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const [sent, unsent] = taken.map((t) => t.orderId as string);
+    await em.execute(`update payment_order set state = 'failed', failed_from = 'submitting', last_error = 'TRANSIENT: HTTP 502' where id = ?`, [sent]);
+    await em.execute(`update payment_order set state = 'failed', failed_from = 'signed', last_error = 'order.submit: stalled' where id = ?`, [unsent]);
+    const line = (bankLineId: string, documentNumber: string) =>
+      sampleStatementLine(em, { account: ACCOUNT, bankLineId, bookingDate: '2026-11-25', direction: 'debit', amountTiyn: 15_000_000, purpose: 'Оплата по счету №12 за товары', documentNumber, documentDate: '2026-11-24' });
+    line('BL-7', '7');
+    line('BL-8', '8');
+    await em.flush();
+
+    const result = await reconcileAccount(orm.em.fork(), ACCOUNT, '2026-11-25', '2026-11-25', { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
+    expect(result.executed).toBe(1);
+    const rows = await orm.em.fork().execute<Array<{ id: string; state: string; failed_from: string | null }>>('select id, state, failed_from from payment_order where id in (?, ?)', [sent, unsent]);
+    expect(Object.fromEntries(rows.map((r) => [r.id, [r.state, r.failed_from]]))).toEqual({ [sent]: ['executed', null], [unsent]: ['failed', 'signed'] });
+    const lines = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string; order_id: string }>>("select bank_line_id, match_kind, order_id from statement_line where bank_line_id in ('BL-7', 'BL-8') order by bank_line_id");
+    expect(lines).toEqual([
+      { bank_line_id: 'BL-7', match_kind: 'order', order_id: sent },
+      { bank_line_id: 'BL-8', match_kind: 'order', order_id: unsent },
+    ]);
+    // The ERP reads the order as executed (order_event says why).
+    const [event] = await orm.em.fork().execute<Array<{ from_state: string; reason: string }>>("select from_state, reason from order_event where order_id = ? and to_state = 'executed'", [sent]);
+    expect(event).toMatchObject({ from_state: 'failed', reason: expect.stringMatching(/statement line BL-7 .* confirms the debit/) });
+  });
 });

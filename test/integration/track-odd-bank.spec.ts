@@ -38,7 +38,7 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     return trackBatch(context, orderIds);
   }
 
-  it('poll errors spread over the days an order is tracked never fail it; only `attempts` in a row do', async () => {
+  it('poll errors never fail an order at the bank: spread over days or many in a row, it waits longer each time and one incident says so (R-24)', async () => {
     const o = await submitted('S-9', 'DOC-S9');
     // The job as BullMQ hands it over: its data kept between runs, delays asked for recorded.
     const data: Record<string, unknown> = { orderId: o.id };
@@ -67,10 +67,24 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // A failed poll waits as BullMQ's own backoff would (backoffMs, doubling), without spending an attempt.
     const { backoffMs } = world.context.config.queue;
     expect(delays.slice(0, 2).map((d) => Math.round(d / backoffMs))).toEqual([1, 2]);
-    // Three in a row: given up on, for the worker to record the order `failed` with the bank's error.
-    await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
-    await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
-    await expect(run(down)).rejects.toMatchObject({ name: 'UnrecoverableError', message: expect.stringMatching(/^TRANSIENT: .*\(the bank failed 3 polls in a row\)$/) });
+    const incidents = () => q("select status, evidence->>'code' as code from incident where kind = 'status_polls_failing'");
+    expect(await incidents()).toEqual([]);
+    // The bank down for good: 12 in a row, 4 times the job's attempts. The order waits, at most
+    // tracking.maxPollEveryMs apart, and is never given up; from the 3rd in a row one incident says so.
+    delays.length = 0;
+    for (let i = 0; i < 12; i += 1) await expect(run(down)).rejects.toBeInstanceOf(DelayedError);
+    expect(data.failures).toBe(12);
+    const { maxPollEveryMs } = world.context.config.tracking;
+    expect(delays.slice(0, 3).map((d) => Math.round(d / backoffMs))).toEqual([1, 2, 4]);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(maxPollEveryMs + 50);
+    expect(delays[11]).toBeGreaterThan(maxPollEveryMs - 1_000);
+    expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
+    expect(await incidents()).toEqual([{ status: 'open', code: 'TRANSIENT' }]);
+    // A maintenance answer without a Retry-After is a failed poll too: it waits as long, not the next poll's 2 s.
+    await expect(run(new BankError('MAINTENANCE', 'the bank is down for maintenance'))).rejects.toBeInstanceOf(DelayedError);
+    expect(delays[12]).toBeGreaterThan(maxPollEveryMs - 1_000);
+    // The bank answers again: the order is polled on as before.
+    await expect(run({ status: 'executed' })).resolves.toMatchObject({ state: 'executed' });
   });
 
   it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {
