@@ -95,13 +95,13 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
 /**
  * The codes the bank's statement does not carry (its contract has no КБе/КОд or КБК on a line), taken
  * from the order a payment line executed (`order_id`, set by reconciliation): the beneficiary's КБе,
- * the КБК, and the КНП when the bank gave none. Only when the line's counterparty is that order's
+ * the КБК, the КНП when the bank gave none, and the document's number and date when the line lacks them. Only when the line's counterparty is that order's
  * beneficiary: a fee line names the payment it was charged for, but its counterparty is the bank,
  * and a line executed to another account (a mismatch, R-27) is not that beneficiary either.
  */
 async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string): Promise<void> {
-  const rows = await em.execute<Array<{ bank_line_id: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null }>>(
-    `select l.bank_line_id, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk
+  const rows = await em.execute<Array<{ bank_line_id: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>>(
+    `select l.bank_line_id, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date
        from statement_line l join payment_order o on o.id = l.order_id and o.payer_iban = l.account
       where l.account = ? and l.status = 'booked' and l.booking_date between ? and ? and l.direction = 'debit' and l.kind <> 'fee'`,
     [account, from, to],
@@ -114,6 +114,11 @@ async function addOrderCodes(em: EntityManager, account: string, lines: Statemen
     if (order.beneficiary_kbe) line.counterparty.code = order.beneficiary_kbe;
     if (order.kbk) line.kbk = order.kbk;
     if (!line.knp && order.knp) line.knp = order.knp;
+    // 1C finds its own payment order by number and date: a line that lacks them (both are optional
+    // in the bank's answer; camt.053 has no document date) gets the order's, not the bank's line id
+    // and booking date, under which 1C would create a second outgoing payment.
+    line.documentNumber ??= order.number;
+    line.documentDate ??= order.doc_date;
   }
 }
 

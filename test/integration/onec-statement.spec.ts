@@ -17,6 +17,9 @@ import { sampleStatementLine } from '../support/statement-line.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
 /** `connector onec statement` on rows stored in a real PostgreSQL database (its own, dropped after). */
+const previousDay = (iso: string): string => new Date(Date.parse(`${iso}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+const onecDate = (iso: string): string => iso.split('-').reverse().join('.');
+
 describe('connector onec statement', () => {
   let env: TestEnv;
   let orm: Orm;
@@ -84,15 +87,17 @@ describe('connector onec statement', () => {
         { order: sampleOrder({ number: 'P-1', payer }) },
         { order: sampleOrder({ number: 'B-1', payer, knp: '911', kbk: '101202', beneficiary: treasury, purpose: 'КПН, авансовый платёж' }) },
         { order: sampleOrder({ number: 'M-1', payer, amount: '10000.00' }) },
+        // Executed on a later day, its line naming neither its number nor its date.
+        { order: sampleOrder({ number: 'N-1', payer, date: previousDay(day) }) },
       ],
       { enqueueValidate: async () => undefined },
       { actor: 'test' },
     );
     const ids = taken.map((t) => t.orderId as string);
     // At the bank (how they got there is the pipeline's business, tested elsewhere).
-    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?)`, ids);
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?)`, ids);
     const ext = Object.fromEntries((await em.execute<Array<{ number: string; external_id: string }>>('select number, external_id from payment_order where source = ?', ['codes'])).map((r) => [r.number, r.external_id]));
-    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 90_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
+    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 75_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
     const line = (bankLineId: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
       sampleStatementLine(em, { account: OURS, bankLineId, bookingDate: day, direction, amountTiyn, ...extra });
     const bank = { counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '990740000019', counterpartyIban: 'KZ48998FEE0000000001', counterpartyBic: 'TSESKZKA' };
@@ -104,10 +109,11 @@ describe('connector onec statement', () => {
     line('C-4', 'credit', 22_000_000, { documentNumber: 'NT-4', counterpartyName: 'Иванов Иван Иванович', counterpartyIinBin: '850315300019', counterpartyIban: 'KZ288562203000011111', counterpartyBic: 'KCJBKZKX' });
     // M-1 executed to another account (R-27): that party is not the order's beneficiary.
     line('C-5', 'debit', 1_000_000, { externalId: ext['M-1'], documentNumber: 'M-1', counterpartyName: 'ТОО "Внутренний"', counterpartyIinBin: '120340000004', counterpartyIban: 'KZ34998CTB0000000100', counterpartyBic: 'TSESKZKA' });
+    line('C-6', 'debit', 15_000_000, { externalId: ext['N-1'], documentNumber: null, documentDate: null });
     await em.flush();
     await reconcileAccount(orm.em.fork(), OURS, day, day, { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
     const matched = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string }>>('select bank_line_id, match_kind from statement_line where account = ? order by bank_line_id', [OURS]);
-    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch']);
+    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch', 'C-6 order']);
 
     const out = join(env.workDir, 'codes.txt');
     const r = await runCli(['onec', 'statement', '--account', OURS, '--from', day, '--to', day, '--out', out], { env: env.env, cwd: env.workDir });
@@ -124,6 +130,8 @@ describe('connector onec statement', () => {
       for (const id of ['C-2', 'C-5']) expect(docs[id].filter((l) => /^ПолучательКБЕ=|^КБК=/.test(l))).toEqual([]);
       expect(docs['C-4'].filter((l) => l.startsWith('ПлательщикКБЕ='))).toEqual([]);
       expect(docs['C-4']).toContain('ПолучательКБЕ=17');
+      // 1C finds its order N-1 by number and date: the order's, not the bank's line id and booking date.
+      expect(docs['C-6']).toEqual(expect.arrayContaining(['НомерДокумента=N-1', `ДатаДокумента=${onecDate(previousDay(day))}`, `ДатаСписано=${onecDate(day)}`]));
     }
 
     const parsed = await runCli(['onec', 'parse', out, '--json'], { env: env.env, cwd: env.workDir });
@@ -137,8 +145,9 @@ describe('connector onec statement', () => {
       [true, 'C-3', []],
       [true, 'C-4', ['payer.kod:NOT_IN_STATEMENT']],
       [true, 'C-5', ['beneficiary.kbe:NOT_IN_STATEMENT']],
+      [true, 'C-6', []],
     ]);
-    expect(summary.summary).toMatchObject({ documents: 5, ok: 5, invalid: 0, warnings: 3 });
+    expect(summary.summary).toMatchObject({ documents: 6, ok: 6, invalid: 0, warnings: 3 });
   });
 
   it('one day: opening from the stored statement of that day; utf8 on request', async () => {
