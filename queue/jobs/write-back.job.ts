@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { encodeOnecText, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
+import { encodeOnecText, lostInCp1251, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
 import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import type { FieldError } from '../../connector/orders/payment-order';
@@ -19,6 +19,7 @@ import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
+import { openIncident } from '../../connector/incidents/incident.service';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -164,20 +165,50 @@ export async function renderStatementFile(
   to: string,
   encoding: Encoding,
   fromOf?: ReadonlyMap<string, string>,
-): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[] }> {
+): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[]; contentHash: string; lost: string[] }> {
   const stored = await storedStatements(em, accounts, from, to, fromOf);
   if (stored.length === 0) {
     throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
   }
-  const render = (createdAt: Date): Buffer =>
-    encodeOnecText(
-      mergeStatementTexts(
-        stored.map((s) => renderOnecStatement(s.statement, { encoding, owner: s.owner, createdAt })),
-        stored.map((s) => s.statement.account),
-      ),
-      encoding,
+  const text = (createdAt: Date): string =>
+    mergeStatementTexts(
+      stored.map((s) => renderOnecStatement(s.statement, { encoding, owner: s.owner, createdAt })),
+      stored.map((s) => s.statement.account),
     );
-  return { render, statements: stored.map((s) => s.statement) };
+  // The creation time is part of the file, not of the change (writeOnce): the hash is of a rendering at a fixed time.
+  const fixed = text(new Date(0));
+  return {
+    render: (createdAt) => encodeOnecText(text(createdAt), encoding),
+    statements: stored.map((s) => s.statement),
+    contentHash: createHash('sha256').update(encodeOnecText(fixed, encoding)).digest('hex'),
+    lost: encoding === 'windows' ? lostInCp1251(fixed) : [],
+  };
+}
+
+/**
+ * The 1C files of the job are cp1251 (`onec.encoding: windows`, what 1C reads by default), which has
+ * no Kazakh letters: a counterparty's name or a purpose written with them reaches 1C with "?"
+ * instead. Said once per process and hour in the log, and by one incident while it lasts, with the
+ * knob that keeps them (`onec.encoding: utf8`, `Кодировка=UTF8`, which 1C reads as well).
+ */
+async function textLost(context: Pick<JobContext, 'config' | 'orm' | 'clock' | 'logger'>, file: string, lost: readonly string[]): Promise<void> {
+  if (lost.length === 0) return;
+  const now = context.clock.now();
+  const warned = perContext(context, `writeback.textLost:${file}`, () => ({ at: 0 }));
+  if (now.getTime() - warned.at < 3_600_000) return;
+  warned.at = now.getTime();
+  const hint = 'set onec.encoding: utf8 in the config (the file then says Кодировка=UTF8) to keep them';
+  context.logger.warn({ event: 'erp.writeback.text_lost', file, characters: lost.join(' '), hint });
+  await openIncident(context.orm.em.fork(), {
+    kind: 'onec_text_lost',
+    severity: 'medium',
+    title: `${file} is written in cp1251, which cannot hold ${lost.join(' ')}: 1C reads "?" in their place; ${hint}`,
+    evidence: { file, characters: lost },
+    dedupeKey: `onec_text_lost:${file}`,
+    onRepeat: 'ignore',
+    actor: 'worker',
+    now,
+  });
 }
 
 function inboxPath(context: Pick<JobContext, 'config'>, file: string): string {
@@ -199,8 +230,8 @@ export async function writeStatementFile(
   const accounts = typeof account === 'string' ? [account] : account;
   const path = inboxPath(context, STATEMENT_FILE);
   await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
-    const { render } = await renderStatementFile(em, accounts, from, to, options.encoding ?? context.config.onec.encoding);
-    await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false });
+    const { render, contentHash } = await renderStatementFile(em, accounts, from, to, options.encoding ?? context.config.onec.encoding);
+    await writeOnce(em, STATEMENT_TARGET, path, render, { now: context.clock.now(), onlyIfChanged: options.onlyIfChanged ?? false, contentHash });
   });
   return path;
 }
@@ -320,6 +351,7 @@ export async function writeStatusReport(
       (createdAt) => encodeOnecText(renderOnecStatusHeader({ encoding, createdAt, utcOffsetMinutes }) + body, encoding),
       { now, onlyIfChanged: options.onlyIfChanged ?? true, contentHash },
     );
+    if (written && encoding === 'windows') await textLost(context, STATUS_FILE, lostInCp1251(body));
     return { path, written };
   });
 }
@@ -343,9 +375,11 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
     const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
     const stored = await storedStatements(em, accounts, from, to, late);
     if (!stored.length) return null;
-    const { render } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
-    return writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true });
+    const { render, contentHash, lost } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
+    const written = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true, contentHash });
+    return { ...written, lost };
   });
+  if (statement?.written) await textLost(context, STATEMENT_FILE, statement.lost);
   const status = await writeStatusReport(context, { onlyIfChanged: true });
   context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written });
   return { statement: statement?.written ?? false, status: status.written };

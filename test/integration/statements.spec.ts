@@ -365,6 +365,27 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect(String(warnings[0].hint)).toContain('pipeline.statusReportDays');
   });
 
+  it('Kazakh letters that cp1251 cannot hold in a 1C file of the worker: one warning and one incident naming them and the knob; none in utf8', async () => {
+    await db().execute("delete from incident where kind = 'onec_text_lost'");
+    await order({ number: 'KZ-TXT-1', date: '2026-11-24', amount: '7.00', beneficiary: { ...sampleOrder().beneficiary, name: 'ТОО «Қазақстан Әлемі»' } }, 'submitted');
+    const logged: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const inUtf8 = { ...app, logger, config: { ...app.config, onec: { ...app.config.onec, encoding: 'utf8' as const } } };
+    await writeStatusReport(inUtf8, { onlyIfChanged: false });
+    expect(logged.filter((l) => l.event === 'erp.writeback.text_lost')).toEqual([]);
+
+    const inWindows = { ...app, logger };
+    const { path } = await writeStatusReport(inWindows, { onlyIfChanged: false });
+    await writeStatusReport(inWindows, { onlyIfChanged: false });
+    expect(parseOnecExchange(readFileSync(path)).documents.find((d) => d.order.number === 'KZ-TXT-1')?.order.raw['ПолучательНаименование']).toBe('ТОО «?аза?стан ?лемі»');
+    const warnings = logged.filter((l) => l.event === 'erp.writeback.text_lost');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ file: STATUS_FILE, characters: 'Қ қ Ә' });
+    expect(String(warnings[0].hint)).toContain('onec.encoding: utf8');
+    const incidents = await db().execute<Array<{ status: string; title: string }>>("select status, title from incident where kind = 'onec_text_lost'");
+    expect(incidents).toEqual([{ status: 'open', title: expect.stringMatching(/kl_to_1c_status\.txt is written in cp1251, which cannot hold Қ қ Ә: .*onec\.encoding: utf8/) }]);
+  });
+
   it('a gap between statements is re-fetched once: missed lines repair it, otherwise an incident', async () => {
     // Day 1 for two accounts: the internal one receives 10.00, the reserve one 50.00.
     const internal = DEMO.internalBeneficiaryIban;

@@ -166,12 +166,23 @@ export function writeOnecStatement(statement: StatementData, options: OnecStatem
   const text = renderOnecStatement(statement, options);
   const bytes = encodeOnecText(text, options.encoding);
   if (options.encoding === 'utf8') return { bytes, text, warnings: [] };
-  const warnings: string[] = [];
-  const back = iconv.decode(bytes, 'cp1251');
-  if (back !== text) {
-    const lost = new Set<string>();
-    for (const ch of text) if (iconv.decode(iconv.encode(ch, 'cp1251'), 'cp1251') !== ch) lost.add(ch);
-    warnings.push(`cp1251 cannot hold ${[...lost].join(' ')}: written as "?"; use --encoding utf8 to keep them`);
-  }
+  const lost = lostInCp1251(text);
+  const warnings = lost.length ? [`cp1251 cannot hold ${lost.join(' ')}: written as "?"; use --encoding utf8 to keep them`] : [];
   return { bytes, text, warnings };
+}
+
+/**
+ * The characters of `text` that cp1251 cannot hold (written as "?"): the Kazakh letters ә ғ қ ң ө ұ
+ * ү һ і among them. Each distinct one once, in order of appearance; ASCII and Russian letters are
+ * not looked at one by one.
+ */
+export function lostInCp1251(text: string): string[] {
+  const lost = new Set<string>();
+  const checked = new Set<string>();
+  for (const [ch] of text.matchAll(/[^\t\n\r -~А-яЁё]/gu)) {
+    if (checked.has(ch)) continue;
+    checked.add(ch);
+    if (iconv.decode(iconv.encode(ch, 'cp1251'), 'cp1251') !== ch) lost.add(ch);
+  }
+  return [...lost];
 }
