@@ -262,6 +262,28 @@ describe('operational day and cut-off (Kazakhstan time)', () => {
     expect(cal.operationalDeadline(new Date('2025-03-20T10:00:00+05:00'), 0).toISOString()).toBe('2025-03-20T12:00:00.000Z');
   });
 
+  it('noticeDeadline: "tell the bank within n business days" counts from the day of discovery, whatever the hour (R-17, R-27, R-29)', () => {
+    const at = (local: string, n = 1) => cal.noticeDeadline(new Date(local), n).toISOString();
+    // Friday 20 November 2026 after the cut-off, Saturday, Sunday: the end of Monday 23rd, not Tuesday.
+    expect(at('2026-11-20T18:00:00+05:00')).toBe('2026-11-23T12:00:00.000Z');
+    expect(at('2026-11-21T11:00:00+05:00')).toBe('2026-11-23T12:00:00.000Z');
+    expect(at('2026-11-22T23:59:00+05:00')).toBe('2026-11-23T12:00:00.000Z');
+    // Friday morning: Monday too; Monday evening and morning: Tuesday.
+    expect(at('2026-11-20T09:00:00+05:00')).toBe('2026-11-23T12:00:00.000Z');
+    expect(at('2026-11-23T18:30:00+05:00')).toBe('2026-11-24T12:00:00.000Z');
+    expect(at('2026-11-23T09:00:00+05:00')).toBe('2026-11-24T12:00:00.000Z');
+    // Thursday 20 March 2025 at 18:00, before the Nauryz holidays (21-25 March): 3 business days end on Friday 28th.
+    expect(at('2025-03-20T18:00:00+05:00', 3)).toBe('2025-03-28T12:00:00.000Z');
+    expect(codeOf(() => cal.noticeDeadline(new Date('2026-11-20T09:00:00+05:00'), 0))).toBe('CALENDAR_INVALID_DATE');
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(2024, 0, 1), max: Date.UTC(2027, 11, 1) }), fc.integer({ min: 1, max: 3 }), (ms, n) => {
+        const instant = new Date(ms);
+        const deadline = cal.noticeDeadline(instant, n).getTime();
+        return deadline > ms && deadline <= cal.operationalDeadline(instant, n).getTime();
+      }),
+    );
+  });
+
   it('every instant before the end of its operational day, and the mapping never goes back in time', () => {
     for (const cutoff of ['17:00', '00:00', '23:30']) {
       const c = KzBusinessCalendar.shipped({ cutoff });

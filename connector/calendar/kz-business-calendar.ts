@@ -224,6 +224,21 @@ export class KzBusinessCalendar {
     return this.endOfOperationalDay(this.addBusinessDays(this.operationalDayOf(instant), n));
   }
 
+  /**
+   * The deadline of a duty to tell the bank "within n business days" of a discovery (R-17 and R-29:
+   * 1; R-27: 3): the end of the n-th business day after the Kazakhstan date of `instant` (n >= 1),
+   * whatever the hour. Counted from the day it happened, not from the operational day an
+   * instruction received then would belong to: found on Friday at 18:00, on Saturday or on Sunday,
+   * the bank is to be told by the end of Monday, not of Tuesday. Never later than
+   * operationalDeadline(instant, n).
+   */
+  noticeDeadline(instant: Date, n: number): Date {
+    if (!Number.isSafeInteger(n) || n < 1) throw new CalendarError('CALENDAR_INVALID_DATE', `business-day count ${n} must be a whole number >= 1`, 2);
+    const ms = instant.getTime();
+    if (Number.isNaN(ms)) throw new CalendarError('CALENDAR_INVALID_DATE', 'invalid instant', 2);
+    return this.endOfOperationalDay(this.addBusinessDays(isoOfEpochDay(kzLocalDayOf(ms).epochDay), n));
+  }
+
   /** What a date is, for logs, reports and the console. */
   dayInfo(date: IsoDate): DayInfo {
     const i = this.indexOf(date);

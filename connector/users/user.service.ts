@@ -201,10 +201,10 @@ export interface BlockResult {
   warnings: string[];
 }
 
-/** One business day to tell the bank: the end of the next operational day; fail closed to 24 h. */
+/** One business day to tell the bank: the end of the next business day after the day of the change; fail closed to 24 h. */
 function bankNoticeDeadline(config: ConnectorConfig, now: Date): Date {
   try {
-    return kzCalendarFromConfig(config).operationalDeadline(now, 1);
+    return kzCalendarFromConfig(config).noticeDeadline(now, 1);
   } catch {
     return new Date(now.getTime() + 86_400_000);
   }
