@@ -6,7 +6,7 @@ import type { JobContext } from '../job-context';
 import { pipelineStageBatcher } from '../stage-batcher';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
-import { BankError } from '../../adapters/bank/business-api/business-api.errors';
+import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
 import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
@@ -130,8 +130,9 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
       actor: 'bank',
       from: 'submitted',
       reason: `${status.reasonCode ?? 'REJECTED'}: ${text}`,
-      // Only the bank's own words are its reason (R-23, shown to the ERP's users); none: null.
-      patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonText ?? null },
+      // The reason in words the ERP's users read (R-23), as at submit: a code the connector knows in
+      // its Russian words, another one with the bank's own text; neither code nor text: null.
+      patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonCode ? reasonTextRu(status.reasonCode, status.reasonText) : status.reasonText ?? null },
       now,
     });
     // R-31 (terms 5.2.2, 5.2.8d): refused at execution for identification / authentication / compromise reasons.

@@ -1,4 +1,4 @@
-import { BankError } from '../../adapters/bank/business-api/business-api.errors';
+import { BankError, REASON_TEXT_RU } from '../../adapters/bank/business-api/business-api.errors';
 import type { BankPaymentStatus } from '../../adapters/bank/business-api/business-api.schemas';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import type { JobContext } from '../../queue/job-context';
@@ -109,6 +109,28 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(executed).toMatchObject({ why: expect.stringMatching(/^CONTRACT_VIOLATION/) });
     expect(await q('select state, bank_status from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted', bank_status: 'accepted' }]);
     expect(await q(`select kind from incident where evidence->>'orderId' = ?`, [o.id])).toEqual([{ kind: 'bank_status_mismatch' }]);
+  });
+
+  it('a refusal at execution reaches the ERP in words (R-23) even when the bank gives only its code', async () => {
+    const known = await submitted('S-R1', 'DOC-R1');
+    const unknown = await submitted('S-R2', 'DOC-R2');
+    const bare = await submitted('S-R3', 'DOC-R3');
+    const answers: Record<string, Partial<BankPaymentStatus>> = {
+      'DOC-R1': { externalId: known.externalId, status: 'rejected', reasonCode: 'ACCOUNT_ARRESTED' },
+      'DOC-R2': { externalId: unknown.externalId, status: 'rejected', reasonCode: 'LIMIT_EXCEEDED', reasonText: 'превышен дневной лимит' },
+      'DOC-R3': { externalId: bare.externalId, status: 'rejected' },
+    };
+    await poll([known.id, unknown.id, bare.id], '2026-11-24T06:00:00Z', (documentId) => answers[documentId]);
+    const rows = await q<{ number: string; state: string; bank_reason_code: string; bank_reason_text: string | null }>(
+      'select number, state, bank_reason_code, bank_reason_text from payment_order where id in (?, ?, ?) order by number',
+      [known.id, unknown.id, bare.id],
+    );
+    expect(rows).toEqual([
+      { number: 'S-R1', state: 'rejected', bank_reason_code: 'ACCOUNT_ARRESTED', bank_reason_text: REASON_TEXT_RU.ACCOUNT_ARRESTED },
+      { number: 'S-R2', state: 'rejected', bank_reason_code: 'LIMIT_EXCEEDED', bank_reason_text: 'Банк отказал: превышен дневной лимит' },
+      // Nothing said at all: the ERP's status says the bank gave no reason.
+      { number: 'S-R3', state: 'rejected', bank_reason_code: 'REJECTED', bank_reason_text: null },
+    ]);
   });
 
   it('an operational day the bank gives from before the order reached it does not make the order deemed executed at once (R-22)', async () => {
