@@ -2,7 +2,7 @@ import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { ZodType } from 'zod';
+import type { ZodType, ZodTypeDef } from 'zod';
 import type { Logger } from '../../../connector/logging/logger';
 import type { StatementData } from '../../../connector/statements/statement.model';
 import { BankError, failureFromAxios, parseBankError, type BankOperation } from './business-api.errors';
@@ -396,7 +396,7 @@ export class BusinessApiClient {
 
   // ---- machinery ------------------------------------------------------------------------
 
-  private check<T>(operation: BankOperation, res: AxiosResponse, ok: number[], schema: ZodType<T>): T {
+  private check<T>(operation: BankOperation, res: AxiosResponse, ok: number[], schema: ZodType<T, ZodTypeDef, unknown>): T {
     if (!ok.includes(res.status)) {
       const err = parseBankError({ operation, status: res.status, headers: res.headers as Record<string, unknown>, body: res.data });
       if (err.code === 'CREDENTIALS_REVOKED') void this.options.credentials.onRevoked?.();
@@ -440,7 +440,7 @@ export class BusinessApiClient {
   private safeAuthorised<T>(
     operation: BankOperation,
     opts: CallOptions,
-    schema: ZodType<T>,
+    schema: ZodType<T, ZodTypeDef, unknown>,
     send: (headers: Record<string, string>, signal?: AbortSignal) => Promise<AxiosResponse>,
   ): Promise<T> {
     return this.withRetry(operation, opts.signal, async () => {
@@ -454,7 +454,7 @@ export class BusinessApiClient {
     signal: AbortSignal | undefined,
     send: () => Promise<AxiosResponse>,
     ok: number[],
-    schema: ZodType<T>,
+    schema: ZodType<T, ZodTypeDef, unknown>,
   ): Promise<T> {
     return this.withRetry(operation, signal, async () => {
       let res: AxiosResponse;

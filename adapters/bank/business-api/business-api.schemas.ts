@@ -50,6 +50,8 @@ export const accountSchema = z.object({
 });
 export const accountsSchema = z.object({ accounts: z.array(accountSchema) });
 
+const LINE_KINDS = ['payment', 'fee', 'tax', 'other'] as const;
+
 export const counterpartySchema = z.object({ name: z.string(), iinBin: z.string(), iban: z.string(), bic: z.string() });
 export const statementLineSchema = z.object({
   lineId: z.string().min(1),
@@ -59,7 +61,10 @@ export const statementLineSchema = z.object({
   amount,
   currency: z.string(),
   status: z.enum(['booked', 'pending']),
-  kind: z.enum(['payment', 'fee', 'tax', 'other']),
+  // A kind this contract does not name yet (a conversion, say) is `other`, not a broken statement:
+  // refusing the whole statement would leave the account's debits unseen (R-29), while an `other`
+  // debit no order explains is an unexplained debit, which a person looks at.
+  kind: z.string().transform((kind): (typeof LINE_KINDS)[number] => ((LINE_KINDS as readonly string[]).includes(kind) ? (kind as (typeof LINE_KINDS)[number]) : 'other')),
   counterparty: counterpartySchema,
   purpose: z.string(),
   knp: z.string().optional(),
