@@ -16,7 +16,7 @@ import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
 import { MESSAGES, UserError, userError } from './user.errors';
-import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
+import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, logoutEverywhere, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
 
 /**
  * People's HTTP API (INTERFACES.md "HTTP API"): login, change-password, logout, logout-all, me,
@@ -285,9 +285,8 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
 
     app.post('/api/v1/auth/logout-all', async (request, reply) => {
       const session = requireSession(request);
-      const ended = await wiring.sessions.destroyAllForUser(session.user.id);
-      const deps = userDeps(context, wiring);
-      await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'auth.logout_all', subject: session.user.login, details: { sessionsEnded: ended }, at: context.clock.now() });
+      // Every session, and the unlock of the user's key in the signer agent (R-13).
+      await logoutEverywhere(userDeps(context, wiring), session.user);
       clearSessionCookie(reply, request, context);
       return reply.status(204).send();
     });

@@ -187,6 +187,21 @@ export async function resetPassword(deps: UserDeps, input: { login: string; pass
   return { sessionsEnded: ended, warnings };
 }
 
+/**
+ * `POST /api/v1/auth/logout-all`, "after work all sessions can be closed" (R-13, terms 6.1.10a):
+ * every session of the user ends, and so does their key's unlock in the signer agent, the session
+ * of their EDS (a standing mandate would otherwise go on signing with it until its idle timeout).
+ */
+export async function logoutEverywhere(deps: UserDeps, user: AppUser): Promise<{ sessionsEnded: number; warnings: string[] }> {
+  const now = deps.clock.now();
+  const actor = `user:${user.login}`;
+  const sessionsEnded = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
+  await appendAudit(deps.em, { actor, action: 'auth.logout_all', subject: user.login, details: { sessionsEnded }, at: now });
+  const warnings = deps.signerAgent ? await lockKeyOf(deps, user, actor, 'logout_all', now) : [];
+  log(deps, warnings.length ? 'warn' : 'info', 'user.logout_all', { login: user.login, sessionsEnded, warnings });
+  return { sessionsEnded, warnings };
+}
+
 /** Locks the user's key in the signer agent and audits it; the agent's warning when it did not confirm. */
 async function lockKeyOf(deps: UserDeps, user: AppUser, actor: string, reason: string, now: Date): Promise<string[]> {
   const locked = await (deps.signerAgent as NonNullable<UserDeps['signerAgent']>).lockUser(user.id);

@@ -54,11 +54,25 @@ describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhe
     const c = new Browser(env);
     await b.login(login, 'Logout-Pass1');
     await c.login(login, 'Logout-Pass1');
+    const [{ id }] = await env.context.orm.em.fork().execute<Array<{ id: string }>>('select id from app_user where login = ?', [login]);
+    const lockedBefore = env.lockedAgentUsers.length;
     expect((await b.request('POST', '/api/v1/auth/logout')).statusCode).toBe(204);
     expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
     expect((await a.request('GET', '/api/v1/me')).statusCode).toBe(200);
+    // One session ended: the key stays unlocked for the others (and a standing mandate).
+    expect(env.lockedAgentUsers.slice(lockedBefore)).toEqual([]);
     expect((await a.request('POST', '/api/v1/auth/logout-all')).statusCode).toBe(204);
     for (const s of [a, c]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    // "After work all sessions can be closed" (R-13): the key's unlock in the signer agent ends too, audited.
+    expect(env.lockedAgentUsers.slice(lockedBefore)).toEqual([id]);
+    const audit = await env.context.orm.em.fork().execute<Array<{ action: string; details: { reason?: string; sessionsEnded?: number } }>>(
+      "select action, details from audit_event where subject = ? and action in ('auth.logout_all', 'signer.key_locked') order by seq",
+      [login],
+    );
+    expect(audit).toEqual([
+      { action: 'auth.logout_all', details: { sessionsEnded: 2 } },
+      { action: 'signer.key_locked', details: { confirmed: true, reason: 'logout_all' } },
+    ]);
   });
 
   test('a stolen cookie stops working after logout (the server forgets the session)', async () => {
