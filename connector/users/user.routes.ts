@@ -119,8 +119,8 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
       throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${names}; if it is yours (a reverse proxy passes it on), add it to api.allowedHosts`);
     }
     if (!STATE_CHANGING.has(request.method) || !request.url.startsWith('/api/')) return;
-    // ERPs with an API key are not browsers: a cross-site page cannot set an Authorization header.
-    if (request.headers.authorization?.startsWith('Bearer ')) return;
+    // For every caller, an ERP's API key included (INTERFACES.md names no exception): an ERP's
+    // server sends JSON and no Origin; a page that holds a key is held to the console's origins.
     if (!isJson(request.headers['content-type'])) {
       throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'state-changing requests must be sent with Content-Type: application/json');
     }

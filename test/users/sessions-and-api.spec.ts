@@ -190,6 +190,19 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
     }
   });
 
+  test.each([
+    ['text/plain body', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['foreign Origin', { 'content-type': 'application/json', origin: 'https://evil.example' }, 403, 'ORIGIN_NOT_ALLOWED'],
+    ['a configured console origin', { 'content-type': 'application/json', origin: 'https://console.example.kz' }, 201, null],
+    ['JSON and no Origin (an ERP server)', { 'content-type': 'application/json' }, 201, null],
+  ])('the same rules for an ERP with an API key: %s -> %s', async (_what, headers, status, code) => {
+    const { key } = await createApiKey(env.context.orm.em.fork(), uniq('erpcsrf'), DEMO_ACCOUNTS, 'test');
+    const [order] = demoOrders(String(Date.now()).slice(-7), '2026-03-02');
+    const res = await fetch(`${env.baseUrl}/api/v1/orders`, { method: 'POST', headers: { authorization: `Bearer ${key}`, ...(headers as Record<string, string>) }, body: JSON.stringify(order) });
+    expect(res.status).toBe(status);
+    if (code) expect(((await res.json()) as { code: string }).code).toBe(code);
+  });
+
   test('the API reached at its own origin accepts that Origin', async () => {
     const b = await activeUser(env, uniq('own'), 'viewer', 'Origin-Pass1');
     expect((await b.request('POST', '/api/v1/auth/logout', undefined, { origin: env.baseUrl })).statusCode).toBe(204);
