@@ -15,5 +15,6 @@ export class ApiError extends Error {
 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
-  return reply.status(error.statusCode).send({ code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) });
+  // `details` always there (null when an error has none): a client may read it without asking first.
+  return reply.status(error.statusCode).send({ code: error.code, message: error.message, details: error.details ?? null });
 }

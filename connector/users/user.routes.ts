@@ -264,7 +264,7 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       reply.header('cache-control', 'no-store');
       if (result.expired) {
         const error = userError('PASSWORD_EXPIRED', 403);
-        return reply.status(403).send({ code: error.code, message: error.message, mustChangePassword: true, passwordExpiresInDays: 0 });
+        return reply.status(403).send({ code: error.code, message: error.message, details: null, mustChangePassword: true, passwordExpiresInDays: 0 });
       }
       return { mustChangePassword: result.mustChangePassword, passwordExpiresInDays: result.passwordExpiresInDays, ...(result.warning ? { warning: result.warning } : {}) };
     });
