@@ -1,6 +1,7 @@
 import { ConnectorError } from '../shared/errors';
 import { ConfigError, loadConfig } from '../../config/load-config';
 import { describeServiceError } from './service-error.mapper';
+import { promptHidden } from './secret.prompt';
 
 /**
  * Wraps a command action with the CLI conventions of INTERFACES.md: a coded refusal prints
@@ -57,9 +58,14 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A secret read from stdin: one line, the trailing newline removed. Empty is a usage error. */
+/**
+ * A secret read from stdin: one line, the trailing newline removed. Empty is a usage error. Typed
+ * at a terminal (`--secret-stdin` with nothing piped in), it is asked for without echo, as the
+ * password prompt does (R-4): neither on the screen nor, as `printf "$SECRET" |` would have it, in a
+ * shell variable.
+ */
 export async function readSecretFromStdin(what: string): Promise<string> {
-  const text = await readStdin();
+  const text = process.stdin.isTTY ? await promptHidden(`${what[0].toUpperCase()}${what.slice(1)}: `) : await readStdin();
   const secret = text.replace(/\r?\n$/, '');
   if (!secret) throw new ConnectorError('USAGE', `no ${what} on standard input`, 2);
   return secret;

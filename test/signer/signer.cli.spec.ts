@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -80,6 +80,25 @@ describe('connector sign / verify with the real NCA keys', () => {
     expect(JSON.parse(late.stdout).signers[0].code).toBe('CERT_EXPIRED');
     expect(late.stderr).toMatch(/^CERT_EXPIRED: /m);
   });
+
+  it('--password-stdin typed at a terminal: asked for without echo (R-4), and the signature is made', async () => {
+    // A real terminal (a pty from util-linux `script`): the password is typed once the prompt shows.
+    const command = [process.execPath, MAIN, 'sign', '--p12', P12.rsaSign2021.path, '--password-stdin', '--in', doc(), '--out', out('tty.p7s'), '--at', '2021-06-01T08:00:00Z', '--trust', CA.rsa]
+      .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
+      .join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: dir, env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'dumb' } });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const deadline = Date.now() + 30_000;
+    while (!screen.includes('Keystore password: ') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(screen).toContain('Keystore password: ');
+    child.stdin.write(`${P12.rsaSign2021.password}\r`);
+    expect(await exited).toBe(0);
+    expect(screen).toContain('signing-time 2021-06-01T08:00:00.000Z');
+    expect(screen).not.toContain(P12.rsaSign2021.password);
+    expect(opensslVerify('tty.p7s', '2021-07-01T00:00:00Z')).toBe(0);
+  }, 60_000);
 
   it('refusals with their codes: expired, revoked per CRL, AUTH key, untrusted, revocation required', () => {
     const expect1 = (r: ReturnType<typeof cli>, code: string) => expect([r.status, r.stderr.split('\n').find((l) => /^[A-Z_]+: /.test(l))]).toEqual([1, expect.stringMatching(new RegExp(`^${code}: `))]);
