@@ -121,7 +121,7 @@ export async function credentialsRefused(context: JobContext, err: BankError, ev
         : err.details.httpStatus === undefined
           ? `The connector has no usable Client ID / Secret, nothing was sent: ${err.message}`
           : err.details.httpStatus === 401
-            ? 'The bank refused our Client ID / Secret (401)'
+            ? 'The bank refused our Client ID / Secret (401): check bank.clientId and the secret; if both are right, the bank may have blocked the pair (R-2): regenerate it in Internet-banking and store it with connector credentials rotate --secret-stdin'
             : `The bank refused our access (HTTP ${err.details.httpStatus}${err.details.bankCode ? ` ${err.details.bankCode}` : ''})`,
     evidence: { code: err.code, httpStatus: err.details.httpStatus, bankCode: err.details.bankCode },
     dedupeKey: 'credentials_revoked',

@@ -68,6 +68,8 @@ describe('parseBankError', () => {
 
   it('says what the admin must do on revoked credentials (R-2)', () => {
     expect(parseBankError(fromRecording('credentials revoked on call')).message).toMatch(/regenerate.*connector credentials rotate/);
+    // A pair the bank blocked may come back as a plain 401 on the token: the admin is told that too.
+    expect(parseBankError(fromRecording('token wrong secret')).message).toMatch(/check bank\.clientId .*blocked the pair .*regenerate.*connector credentials rotate/);
   });
 
   it('covers every recording', () => {

@@ -170,7 +170,12 @@ export function parseBankError(failure: BankFailure): BankError {
   }
   if (status === 401) {
     const what = operation === 'token' ? 'the bank refused the Client ID / Client Secret' : 'the bank refused the access token';
-    return new BankError('AUTH', `${what} (${bankCode ?? 'HTTP 401'}); check bank.clientId and the Client Secret`, base);
+    // R-2: a pair unused for 90 days may be blocked, and a bank may say so with a plain 401.
+    return new BankError(
+      'AUTH',
+      `${what} (${bankCode ?? 'HTTP 401'}); check bank.clientId and the Client Secret; if both are right, the bank may have blocked the pair (after 90 days without use, say): regenerate it in Internet-banking and store it with \`connector credentials rotate --secret-stdin\``,
+      base,
+    );
   }
   if (status === 404) return new BankError('NOT_FOUND', `not found at the bank (${bankCode ?? 'HTTP 404'})${says}`, base);
   if (bankCode && REFUSAL_CODES.has(bankCode) && (status === 409 || status === 422 || status === 403 || status === 400)) {
