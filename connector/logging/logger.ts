@@ -21,6 +21,9 @@ export const REDACT_PATHS = [
   'totpSecret',
   'authorization',
   'cookie',
+  // logins are confidential as well; a log names a user by id.
+  'login',
+  '*.login',
   '*.password',
   '*.newPassword',
   '*.currentPassword',

@@ -99,8 +99,19 @@ async function addHistory(em: EntityManager, userId: string, hash: string, at: D
   );
 }
 
-function log(deps: UserDeps, level: 'info' | 'warn', event: string, fields: Record<string, unknown>): void {
-  deps.logger?.[level]({ event, ...fields });
+/**
+ * A line in the process log about a user. R-4: logins are confidential, never logged: the user is
+ * named by id (`connector users show LOGIN --json` gives it; the audit log, in PostgreSQL, keeps the
+ * login), and an actor `user:LOGIN` / `admin:LOGIN` keeps only its kind.
+ */
+function log(deps: UserDeps, level: 'info' | 'warn', event: string, userId: string, fields: Record<string, unknown> & { actor?: string }): void {
+  const { actor, ...rest } = fields;
+  deps.logger?.[level]({ event, userId, ...rest, ...(actor === undefined ? {} : { actor: actorForLog(actor) }) });
+}
+
+/** `user:alice` -> `user`; `cli:root`, `system:auth`, `worker` as they are (no login of ours in them). */
+export function actorForLog(actor: string): string {
+  return /^(user|admin|login):/.test(actor) ? actor.slice(0, actor.indexOf(':')) : actor;
 }
 
 // ---- administration ---------------------------------------------------------------------------
@@ -140,7 +151,7 @@ export async function createUser(deps: UserDeps, input: { login: string; role: s
     await tx.flush();
     await addHistory(tx, user.id, hash, now);
     await appendAudit(tx, { actor: input.actor, action: 'user.created', subject: login, details: { role, iin: input.iin ?? null }, at: now });
-    log(deps, 'info', 'user.created', { login, role, actor: input.actor });
+    log(deps, 'info', 'user.created', user.id, { role, actor: input.actor });
     return user;
   });
 }
@@ -183,7 +194,7 @@ export async function resetPassword(deps: UserDeps, input: { login: string; pass
   });
   const ended = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
   const warnings = deps.signerAgent ? await lockKeyOf(deps, user, input.actor, 'password_reset', now) : [];
-  log(deps, warnings.length ? 'warn' : 'info', 'user.password_reset', { login: user.login, actor: input.actor, sessionsEnded: ended, warnings });
+  log(deps, warnings.length ? 'warn' : 'info', 'user.password_reset', user.id, { actor: input.actor, sessionsEnded: ended, warnings });
   return { sessionsEnded: ended, warnings };
 }
 
@@ -198,7 +209,7 @@ export async function logoutEverywhere(deps: UserDeps, user: AppUser): Promise<{
   const sessionsEnded = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
   await appendAudit(deps.em, { actor, action: 'auth.logout_all', subject: user.login, details: { sessionsEnded }, at: now });
   const warnings = deps.signerAgent ? await lockKeyOf(deps, user, actor, 'logout_all', now) : [];
-  log(deps, warnings.length ? 'warn' : 'info', 'user.logout_all', { login: user.login, sessionsEnded, warnings });
+  log(deps, warnings.length ? 'warn' : 'info', 'user.logout_all', user.id, { sessionsEnded, warnings });
   return { sessionsEnded, warnings };
 }
 
@@ -255,7 +266,7 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
     incidentId = incident.id;
     bankDeadline = (incident.deadlineAt as Date).toISOString();
   }
-  log(deps, 'warn', 'user.blocked', { login: user.login, actor: input.actor, sessionsEnded, incidentId });
+  log(deps, 'warn', 'user.blocked', user.id, { actor: input.actor, sessionsEnded, incidentId });
   return { sessionsEnded, incidentId, bankDeadline, warnings };
 }
 
@@ -433,6 +444,8 @@ export function userView(user: AppUser, rights: UserAccountRight[], now: Date) {
     lastActivityAt: user.lastActivityAt.toISOString(),
     totpEnabled: Boolean(user.totpSecretEnc),
     rights: rights.map(rightView),
+    // How the process logs name this user (they never hold a login, R-4).
+    id: user.id,
   };
 }
 
@@ -485,7 +498,7 @@ export async function recordFailedAttempt(
   const locked = Boolean(lockedUntil && lockedUntil > now);
   if (locked && !row.locked_before) {
     await appendAudit(deps.em, { actor: 'system:auth', action: 'user.locked', subject: row.login, details: { why, failedAttempts: row.failed_attempts, lockedUntil: lockedUntil!.toISOString() }, at: now });
-    log(deps, 'warn', 'user.locked', { login: row.login, why, lockedUntil: lockedUntil!.toISOString() });
+    log(deps, 'warn', 'user.locked', userId, { why, lockedUntil: lockedUntil!.toISOString() });
     await deps.onSecurityEvent?.({ kind: 'lockout', login: row.login, at: now });
   }
   return { locked, failedAttempts: row.failed_attempts, lockedUntil };
@@ -570,7 +583,7 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     }
     const result = await recordFailedAttempt(deps, user.id, 'password');
     await auditLogin(deps, user.login, result.locked ? 'LOCKED_TEMPORARILY' : 'INVALID_CREDENTIALS', input.ip);
-    log(deps, 'info', 'auth.login.failed', { login: user.login, ip: input.ip, failedAttempts: result.failedAttempts });
+    log(deps, 'info', 'auth.login.failed', user.id, { ip: input.ip, failedAttempts: result.failedAttempts });
     if (result.locked) throw lockedError(result.lockedUntil!, now);
     throw userError('INVALID_CREDENTIALS', 401);
   }
@@ -629,7 +642,7 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
   const expired = !user.mustChangePassword && isPasswordExpired(user.passwordChangedAt, now);
   const days = passwordExpiresInDays(user.passwordChangedAt, now);
   await auditLogin(deps, user.login, expired ? 'PASSWORD_EXPIRED' : 'OK', input.ip);
-  log(deps, 'info', 'auth.login.succeeded', { login: user.login, ip: input.ip, mustChangePassword: user.mustChangePassword, expired });
+  log(deps, 'info', 'auth.login.succeeded', user.id, { ip: input.ip, mustChangePassword: user.mustChangePassword, expired });
   const warning =
     !user.mustChangePassword && !expired && days <= WARN_DAYS
       ? `Срок действия пароля истекает через ${days} дн. Смените пароль заранее.`
@@ -660,7 +673,7 @@ export async function changePassword(
   }
   const refuse = async (v: PasswordViolation, details?: Record<string, unknown>): Promise<never> => {
     await appendAudit(deps.em, { actor: `user:${user.login}`, action: 'user.password_change_refused', subject: user.login, details: { code: v.code }, at: now });
-    log(deps, 'info', 'user.password_change_refused', { login: user.login, code: v.code, reason: v.logMessage });
+    log(deps, 'info', 'user.password_change_refused', user.id, { code: v.code, reason: v.logMessage });
     throw policyError(v, details);
   };
   const weak = checkPasswordStrength(input.newPassword);
@@ -678,7 +691,7 @@ export async function changePassword(
     await appendAudit(tx, { actor: `user:${user.login}`, action: 'user.password_changed', subject: user.login, details: { forced }, at: now });
   });
   const sessionsEnded = (await deps.sessions?.destroyAllForUser(user.id, input.keepSessionId)) ?? 0;
-  log(deps, 'info', 'user.password_changed', { login: user.login, forced, sessionsEnded });
+  log(deps, 'info', 'user.password_changed', user.id, { forced, sessionsEnded });
   return { sessionsEnded };
 }
 

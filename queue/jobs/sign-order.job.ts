@@ -71,7 +71,8 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
       return;
     }
     // A certificate that is expired, revoked or not the payer's: another candidate may still sign.
-    context.logger.warn({ event: 'order.sign.refused', orderId, login, code: (err as { code?: string }).code, err: err.message });
+    // Not the login: the audit log and the order's signatures say who.
+    context.logger.warn({ event: 'order.sign.refused', orderId, code: (err as { code?: string }).code, err: err.message });
   });
   // Every order of the batch still waiting gets the agent's reason, or none when it waits for
   // people only (or a mandate signed meanwhile): the last error says why it waits now.

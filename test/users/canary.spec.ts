@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { base32Decode, totp } from '../../connector/users/totp';
-import { createUser, enrollTotp } from '../../connector/users/user.service';
+import { createUser, enrollTotp, showUser } from '../../connector/users/user.service';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { listIncidents } from '../../connector/incidents/incident.service';
 import { credentialStatus, markCredentialsRevoked, rotateSecret, setCredentials } from '../../connector/vault/credential.vault';
@@ -20,6 +20,8 @@ const NEW_PASSWORD = 'Canary-Pw2-c41d0b';
 const WRONG = 'Canary-Wrong-55e1';
 const CLIENT_SECRET = 'Canary-Client-Secret-91b2d7';
 const ROTATED_SECRET = 'Canary-Client-Secret-2-aa80';
+/** Logins are confidential too (R-4): never in the logs (the audit log in PostgreSQL keeps them). */
+const LOGIN = 'kanareyka.b7';
 
 async function redisDump(): Promise<string> {
   const redis = env.context.redis;
@@ -59,14 +61,14 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   const boss = new Browser(env);
   await boss.login('boss', 'Boss-Start-1');
   expect((await boss.changePassword('Boss-Start-1', 'Boss-Own-22')).statusCode).toBe(204);
-  expect((await boss.request('POST', '/api/v1/users', { login: 'canary', role: 'signer', password: PASSWORD })).statusCode).toBe(201);
+  expect((await boss.request('POST', '/api/v1/users', { login: LOGIN, role: 'signer', password: PASSWORD })).statusCode).toBe(201);
   const user = new Browser(env);
-  expect((await user.login('canary', WRONG)).statusCode).toBe(401);
-  expect((await user.login('canary', PASSWORD)).statusCode).toBe(200);
+  expect((await user.login(LOGIN, WRONG)).statusCode).toBe(401);
+  expect((await user.login(LOGIN, PASSWORD)).statusCode).toBe(200);
   expect((await user.changePassword(PASSWORD, NEW_PASSWORD)).statusCode).toBe(204);
   expect((await user.changePassword(NEW_PASSWORD, PASSWORD)).statusCode).toBe(422);
   // A malformed login body carrying the secret.
-  expect((await user.request('POST', '/api/v1/auth/login', { login: 'canary', password: PASSWORD, extra: PASSWORD })).statusCode).toBe(400);
+  expect((await user.request('POST', '/api/v1/auth/login', { login: LOGIN, password: PASSWORD, extra: PASSWORD })).statusCode).toBe(400);
   // A body that is not JSON at all, the password unquoted: the 400 says where, never what (JSON.parse's message quotes it).
   const unquoted = await user.request('POST', '/api/v1/auth/login', `{"login":"canary","password":${PASSWORD}}`);
   expect([unquoted.statusCode, unquoted.json().code]).toEqual([400, 'INVALID_REQUEST']);
@@ -74,10 +76,10 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   expect(unquoted.body).not.toContain(PASSWORD.slice(0, 6));
 
   // TOTP seed.
-  const { secret: seedBase32, uri } = await enrollTotp(env.deps(), { login: 'canary', actor: 'test' });
+  const { secret: seedBase32, uri } = await enrollTotp(env.deps(), { login: LOGIN, actor: 'test' });
   const seed = base32Decode(seedBase32);
-  expect((await new Browser(env).login('canary', NEW_PASSWORD, totp(seed, env.clock.now()))).statusCode).toBe(200);
-  expect((await new Browser(env).login('canary', NEW_PASSWORD, '123456')).statusCode).toBe(401);
+  expect((await new Browser(env).login(LOGIN, NEW_PASSWORD, totp(seed, env.clock.now()))).statusCode).toBe(200);
+  expect((await new Browser(env).login(LOGIN, NEW_PASSWORD, '123456')).statusCode).toBe(401);
 
   // Client Secret through the vault and the provider the bank client uses.
   const box = SecretBox.fromConfig(env.context.config);
@@ -101,6 +103,14 @@ test('canary secrets never appear in clear in logs, Redis or PostgreSQL', async 
   expect(logs).toContain('[REDACTED]');
   expect(redis).toMatch(/:session:/);
   expect(pg).toMatch(/scrypt\$/);
+  expect(logs).toContain('auth.login.succeeded');
+  expect({ where: 'logs', found: logs.includes(LOGIN) || logs.includes('"boss"'), canary: LOGIN }).toEqual({ where: 'logs', found: false, canary: LOGIN });
+  // The logs name the user by the id `users show --json` gives.
+  const { id } = await showUser(env.deps(), LOGIN);
+  expect(logs).toContain(`"event":"auth.login.succeeded","userId":"${id}"`);
+  // Logged by mistake: redacted too.
+  env.context.logger.info({ event: 'test.redaction.login', login: LOGIN, user: { login: LOGIN } });
+  expect(env.logLines.join('').includes(LOGIN)).toBe(false);
   for (const canary of canaries) {
     expect({ where: 'logs', found: logs.includes(canary), canary }).toEqual({ where: 'logs', found: false, canary });
     expect({ where: 'redis', found: redis.includes(canary), canary }).toEqual({ where: 'redis', found: false, canary });
