@@ -145,6 +145,9 @@ describe('connector doctor', () => {
     const report = JSON.parse(res.stdout);
     const failed = report.checks.filter((c: { verdict: string }) => c.verdict === 'FAIL').map((c: { name: string; hint: string }) => [c.name, Boolean(c.hint)]);
     expect(failed).toEqual(expect.arrayContaining([['redis', true], ['postgresql', true]]));
+    // Every core check of INTERFACES.md is listed, those the services' silence kept from running included.
+    expect(failed).toEqual(expect.arrayContaining([['migrations', true], ['clock-skew-postgresql', true], ['clock-skew-redis', true]]));
+    expect(report.checks.find((c: { name: string }) => c.name === 'migrations').detail).toBe('not checked: PostgreSQL did not answer');
   });
 
   it('fails on a bad config value and names the key', async () => {
