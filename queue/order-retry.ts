@@ -22,6 +22,19 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   if (await isLockdownRecorded(em)) {
     throw new ConnectorError('LOCKED_DOWN', `order ${orderId} is not retried: the connector is locked down after a suspected compromise (R-29); resolve it first (connector lockdown status)`);
   }
+  // Never a second payment: a booked debit already linked to this order (reconciliation found it by
+  // its reference or its requisites) means the money left, through this connector or by hand.
+  const [debit] = await em.execute<Array<{ bank_line_id: string; booking_date: string }>>(
+    `select bank_line_id, booking_date::text as booking_date from statement_line
+      where order_id = ? and direction = 'debit' and status = 'booked' and match_kind in ('order', 'mismatch') order by booking_date limit 1`,
+    [orderId],
+  );
+  if (debit) {
+    throw new ConnectorError(
+      'ALREADY_DEBITED',
+      `order ${orderId} is not retried: statement line ${debit.bank_line_id} of ${debit.booking_date} shows its debit, so it was paid; once you have checked that, record it with connector orders settle ${orderId} --as executed --reason TEXT`,
+    );
+  }
   const target = (order.failedFrom ?? 'received') as OrderState;
   await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
   // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
@@ -37,7 +50,8 @@ export type SettleTarget = (typeof SETTLE_TARGETS)[number];
  * `connector orders settle ID --as executed|rejected --reason TEXT`: an order the bank never gave a
  * final status the connector knows (a status it does not know, answers about another document,
  * a refusal after it was deemed executed) is settled by a person who asked the bank. From
- * `submitted`, or `deemed_executed` to `rejected` (a late notice of non-execution). The reason is
+ * `submitted`, `deemed_executed` to `rejected` (a late notice of non-execution), or `failed` to
+ * `executed` (paid by hand, or its debit is in a statement: `orders retry` refuses it). The reason is
  * the order's event and, for a refusal, what the ERP's user reads (R-23); the change is audited
  * (its event names the operator) and written back to the ERP like any other.
  */
@@ -45,9 +59,10 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
   const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
   if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   const from = order.state;
-  const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected');
+  // A failed order as executed: paid by hand, or at the bank after all (its statement line says so).
+  const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected') || (from === 'failed' && as === 'executed');
   if (!settleable) {
-    throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} is ${from}; only a submitted order (or a deemed executed one, as rejected) is settled by hand`);
+    throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} is ${from}; only a submitted order, a deemed executed one as rejected, or a failed one as executed is settled by hand`);
   }
   const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
   if (!text) throw new ConnectorError('REASON_REQUIRED', 'say what the bank said, and who confirmed it (--reason)', 2);
@@ -56,7 +71,7 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
       actor,
       from,
       reason: `settled by an operator: ${text}`,
-      patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed' },
+      patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed', failedFrom: null },
     });
   } catch (err) {
     // The bank's own answer settled it meanwhile (a poll, a statement): that one stands.

@@ -2,6 +2,7 @@ import { runCli } from '../support/cli';
 import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { sampleOrder } from '../support/orders.fixture';
+import { sampleStatementLine } from '../support/statement-line.fixture';
 
 /**
  * `connector orders settle`: an order the bank never gave a final status the connector knows is
@@ -48,5 +49,28 @@ describe('connector orders settle', () => {
     const late = await cli(['orders', 'settle', id, '--as', 'rejected', '--reason', 'refused on 27.11: insufficient funds (bank letter 4411)']);
     expect(late.code).toBe(0);
     expect((await q<{ state: string }>('select state from payment_order where id = ?', [id]))[0].state).toBe('rejected');
+  });
+
+  it('a failed order whose debit a statement shows is never retried (it was paid); it is settled as executed', async () => {
+    const [r] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'ST-3' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const id = r.orderId as string;
+    // It failed before it was sent; someone paid it by hand in Internet-banking, and reconciliation linked the debit.
+    await q(`update payment_order set state = 'failed', failed_from = 'signed', last_error = 'order.submit: stalled' where id = ?`, [id]);
+    const em = world.context.orm.em.fork();
+    sampleStatementLine(em, { account: sampleOrder().payer.iban, bankLineId: 'BL-ST-3', bookingDate: '2026-11-24', direction: 'debit', amountTiyn: 15_000_000, orderId: id });
+    await em.flush();
+    await q(`update statement_line set match_kind = 'order' where bank_line_id = 'BL-ST-3'`);
+
+    const retry = await cli(['orders', 'retry', id]);
+    expect([retry.code, retry.stderr]).toEqual([1, expect.stringMatching(/^ALREADY_DEBITED: .*statement line BL-ST-3 of 2026-11-24 shows its debit.*orders settle/m)]);
+    expect((await q<{ state: string }>('select state from payment_order where id = ?', [id]))[0].state).toBe('failed');
+
+    const settled = await cli(['orders', 'settle', id, '--as', 'executed', '--reason', 'paid by hand in Internet-banking on 24.11 (A. Seitkali)']);
+    expect(settled.code).toBe(0);
+    expect(await q('select state, failed_from, bank_status from payment_order where id = ?', [id])).toEqual([{ state: 'executed', failed_from: null, bank_status: 'executed' }]);
+    // A failed order is settled only as executed.
+    const [other] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'ST-4' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await q(`update payment_order set state = 'failed', failed_from = 'signed' where id = ?`, [other.orderId]);
+    expect((await cli(['orders', 'settle', other.orderId as string, '--as', 'rejected', '--reason', 'x'])).stderr).toMatch(/^NOT_SETTLEABLE: /m);
   });
 });
