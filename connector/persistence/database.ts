@@ -26,6 +26,11 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
     entities: ENTITIES,
     extensions: [Migrator],
     pool: { min: 0, max: config.database.poolMax },
+    // A PostgreSQL that takes the connection but never answers (a hung server, a wrong port behind a
+    // proxy) fails a connect within 5 s, and a wait for a pooled connection within 15 s, instead
+    // of hanging a command, or a worker under PM2, for good. Queries themselves are not bounded:
+    // an archive export may rightly run for minutes.
+    driverOptions: { connection: { connectionTimeoutMillis: 5_000 }, acquireConnectionTimeout: 15_000 },
     migrations: {
       migrationsList: MIGRATIONS,
       transactional: true,

@@ -150,6 +150,13 @@ describe('connector doctor', () => {
     expect(report.checks.find((c: { name: string }) => c.name === 'migrations').detail).toBe('not checked: PostgreSQL did not answer');
   });
 
+  it.each([['orders', 'list'], ['worker']])('`%s` against a PostgreSQL that takes the connection and never answers ends, exit 1, naming it', async (...args) => {
+    const res = await runCli(args, { env: { ...env.env, CONNECTOR_DATABASE_URL: `postgresql://postgres@127.0.0.1:${silentPort}/x` }, cwd: env.workDir, timeoutMs: 60_000 });
+    // (It used to hang for good: a worker under PM2 showed online and did nothing.)
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(new RegExp(`^POSTGRESQL_UNREACHABLE: PostgreSQL at 127\\.0\\.0\\.1:${silentPort} `, 'm'));
+  }, 90_000);
+
   it('fails on a bad config value and names the key', async () => {
     const res = await runCli(['doctor'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
     expect(res.code).toBe(1);
