@@ -106,6 +106,13 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeConfigIssues(result.error, explicit || existsSync(file) ? file : '(defaults + environment)'));
   const config = result.data;
+  // zod drops a key a section does not know: a misspelt one (`onec.outboxdir`) would silently be
+  // its default, and 1C's files never read. Every key given must be one the schema kept.
+  const unknown = unknownKeys(raw, config, []);
+  if (unknown.length) {
+    const source = explicit || existsSync(file) ? file : '(defaults + environment)';
+    throw new ConfigError(unknown.map(({ path, known }) => `config ${source}: ${path.join('.')}: unknown key; ${suggestion(path[path.length - 1], known)}`).join('\n'));
+  }
   if (config.fakeNow && !config.testMode) {
     throw new ConfigError('config: fakeNow (CONNECTOR_FAKE_NOW) is honoured only in test mode; set CONNECTOR_TEST_MODE=1 or unset it');
   }
@@ -116,6 +123,40 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
     );
   }
   return config;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The keys of `input` (at any depth) that the parsed `output` does not have, with the keys it has there. */
+function unknownKeys(input: unknown, output: unknown, path: string[]): Array<{ path: string[]; known: string[] }> {
+  if (Array.isArray(input) && Array.isArray(output)) {
+    return input.flatMap((item, i) => (i < output.length ? unknownKeys(item, output[i], [...path, String(i)]) : []));
+  }
+  if (!isPlainObject(input) || !isPlainObject(output)) return [];
+  return Object.entries(input).flatMap(([key, value]) => {
+    if (value === undefined) return [];
+    if (!Object.hasOwn(output, key)) return [{ path: [...path, key], known: Object.keys(output) }];
+    return unknownKeys(value, output[key], [...path, key]);
+  });
+}
+
+/** "did you mean" the nearest key (a case slip, or up to 2 letters off), else the keys allowed there. */
+function suggestion(key: string, known: string[]): string {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i += 1) {
+      let prev = row[0];
+      row[0] = i;
+      for (let j = 1; j <= b.length; j += 1) {
+        const next = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = row[j];
+        row[j] = next;
+      }
+    }
+    return row[b.length];
+  };
+  const ranked = known.map((k) => ({ k, d: k.toLowerCase() === key.toLowerCase() ? 0 : distance(key.toLowerCase(), k.toLowerCase()) })).sort((a, b) => a.d - b.d);
+  return ranked[0] && ranked[0].d <= 2 ? `did you mean "${ranked[0].k}"?` : `allowed here: ${known.join(', ')}`;
 }
 
 /** The URL as an operator may see it: the password (in the authority or `?password=`) replaced by ***. */

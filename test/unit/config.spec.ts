@@ -77,6 +77,26 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/reddis/);
   });
 
+  it('refuses unknown keys inside a section too, each named with the key it was probably meant to be', () => {
+    const file = join(cwd, 'nested-typo.json');
+    writeFileSync(file, JSON.stringify({ worker: { concurency: 4 }, onec: { outboxdir: '/srv/1c/out' }, lockdown: { notify: { emials: ['a@b.kz'] } }, signing: { mandates: [{ login: 'x', account: '*', upTo: '1.00', acount: 'y' }] }, api: { zzz: 1 } }));
+    let message = '';
+    try {
+      loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    // (A misspelt outbox key used to leave the default folder in force: 1C's files were never read.)
+    expect(message.split('\n')).toEqual([
+      `config ${file}: worker.concurency: unknown key; did you mean "concurrency"?`,
+      `config ${file}: onec.outboxdir: unknown key; did you mean "outboxDir"?`,
+      `config ${file}: lockdown.notify.emials: unknown key; did you mean "emails"?`,
+      `config ${file}: signing.mandates.0.acount: unknown key; did you mean "account"?`,
+      expect.stringMatching(new RegExp(`^config ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: api\\.zzz: unknown key; allowed here: .*host.*port`)),
+    ]);
+  });
+
   it('honours CONNECTOR_FAKE_NOW only in test mode', () => {
     expect(() => loadConfig({ env: { CONNECTOR_FAKE_NOW: '2026-01-05T09:00:00Z' }, cwd })).toThrow(/only in test mode/);
     const config = loadConfig({ env: { CONNECTOR_FAKE_NOW: '2026-01-05T09:00:00Z', CONNECTOR_TEST_MODE: '1' }, cwd });
