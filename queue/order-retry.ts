@@ -22,11 +22,12 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   if (await isLockdownRecorded(em)) {
     throw new ConnectorError('LOCKED_DOWN', `order ${orderId} is not retried: the connector is locked down after a suspected compromise (R-29); resolve it first (connector lockdown status)`);
   }
-  // Never a second payment: a booked debit already linked to this order (reconciliation found it by
-  // its reference or its requisites) means the money left, through this connector or by hand.
+  // Never a second payment: a booked debit reconciliation matched to this order (by its reference,
+  // or by all its requisites) means the money left, through this connector or by hand. Not a
+  // `mismatch`: a line sharing only its number and date may be another payment altogether.
   const [debit] = await em.execute<Array<{ bank_line_id: string; booking_date: string }>>(
     `select bank_line_id, booking_date::text as booking_date from statement_line
-      where order_id = ? and direction = 'debit' and status = 'booked' and match_kind in ('order', 'mismatch') order by booking_date limit 1`,
+      where order_id = ? and direction = 'debit' and status = 'booked' and match_kind = 'order' order by booking_date limit 1`,
     [orderId],
   );
   if (debit) {

@@ -1,3 +1,4 @@
+import { actorForLog } from '../logging/log-names';
 import { performance } from 'node:perf_hooks';
 import { withTimeout } from '../shared/timeout';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -342,7 +343,7 @@ async function withoutRecord(
   if (scope === 'all' || scope === 'credentials') notDone.push('the Client Secret marked compromised');
   notDone.push('orders not yet at the bank moved to held', 'the admins alerted (webhook, e-mail) and the audit record');
   const deadline = bankDeadline(deps.config, deps.clock.now()).toISOString();
-  deps.logger?.error({ event: 'lockdown.not_recorded', trigger: input.trigger, scope, flagSet: first.flagSet, err: errorText(cause), held, notDone, warnings });
+  deps.logger?.error({ event: 'lockdown.not_recorded', trigger: input.trigger, scope: actorForLog(scope), flagSet: first.flagSet, err: errorText(cause), held, notDone, warnings });
   return { scope, cause, holdsForSubmission: first.flagSet, held, notDone, warnings, bankDeadline: deadline };
 }
 
@@ -492,7 +493,7 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     details: { trigger: input.trigger, scope: record.scope, triggerScope: scope, heldOrders: held.length, warnings: warnings.length },
     at: now,
   });
-  deps.logger?.error({ event: 'lockdown.engaged', trigger: input.trigger, scope: record.scope, incidentId: record.incidentId, pausedAndWipedMs: Math.round(pausedAndWipedMs), warnings });
+  deps.logger?.error({ event: 'lockdown.engaged', trigger: input.trigger, scope: actorForLog(record.scope), incidentId: record.incidentId, pausedAndWipedMs: Math.round(pausedAndWipedMs), warnings: warnings.length });
   return {
     engaged: true,
     alreadyLocked: record.alreadyLocked,
@@ -713,6 +714,6 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     .notify({ event: 'lockdown.resolved', incidentId: input.incidentId, trigger: row.trigger ?? 'manual', scope, reason: row.reason ?? '', at: now.toISOString() })
     .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
   warnings.push(...sent.warnings);
-  deps.logger?.warn({ event: 'lockdown.resolved', incidentId: input.incidentId, released: outcome.released.length, actor: input.actor });
+  deps.logger?.warn({ event: 'lockdown.resolved', incidentId: input.incidentId, released: outcome.released.length, actor: actorForLog(input.actor) });
   return { incidentId: input.incidentId, released: outcome.released.length, signaturesInvalidated: outcome.invalidated, requeuedSubmissions: submitting.length, warnings };
 }

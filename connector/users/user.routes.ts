@@ -114,7 +114,7 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     const path = request.url.split('?')[0];
     const unguarded = UNGUARDED_PATHS.has(path) || (request.headers.authorization?.startsWith('Bearer ') && !path.startsWith('/api/v1/auth/'));
     if (!unguarded && !hostAllowed(request.headers, context)) {
-      context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.url.split('?')[0] });
+      context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.routeOptions.url ?? '(no route)' });
       const names = [request.headers.host, request.headers['x-forwarded-host']].flat().filter(Boolean).join(', ');
       throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${names}; if it is yours (a reverse proxy passes it on), add it to api.allowedHosts`);
     }
@@ -126,7 +126,7 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     }
     const origin = request.headers.origin;
     if (origin !== undefined && !ownOrigins(request, context).has(origin)) {
-      context.logger.warn({ event: 'api.csrf.refused', origin, url: request.url.split('?')[0] });
+      context.logger.warn({ event: 'api.csrf.refused', origin, url: request.routeOptions.url ?? '(no route)' });
       throw new ApiError(403, 'ORIGIN_NOT_ALLOWED', `requests from origin ${origin} are not allowed; add it to api.consoleOrigins if it is your console`);
     }
     if (origin === undefined && request.headers['sec-fetch-site'] === 'cross-site') {

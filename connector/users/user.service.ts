@@ -1,3 +1,4 @@
+import { actorForLog } from '../logging/log-names';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
@@ -109,10 +110,7 @@ function log(deps: UserDeps, level: 'info' | 'warn', event: string, userId: stri
   deps.logger?.[level]({ event, userId, ...rest, ...(actor === undefined ? {} : { actor: actorForLog(actor) }) });
 }
 
-/** `user:alice` -> `user`; `cli:root`, `system:auth`, `worker` as they are (no login of ours in them). */
-export function actorForLog(actor: string): string {
-  return /^(user|admin|login):/.test(actor) ? actor.slice(0, actor.indexOf(':')) : actor;
-}
+
 
 // ---- administration ---------------------------------------------------------------------------
 

@@ -111,12 +111,12 @@ function warnAgentNotReady(context: JobContext, waits: Array<{ orderId: string; 
     context.logger.warn({
       event: 'order.sign.agent_not_ready',
       code: first.code,
-      login: KEY_NOT_READY.has(first.code) ? first.login : undefined,
       signerUrl: context.config.signer.url,
       orders: seen.orders.size,
       exampleOrderId: first.orderId,
       err: first.err.message,
-      hint: agentWaitReason(context, first.code, first.login, first.err).replace(/^[A-Z_]+: /, ''),
+      // Not the login (R-4: never logged): the order's last error, which `orders show` prints, names the signer.
+      hint: `${agentWaitReason(context, first.code, 'its signer', first.err).replace(/^[A-Z_]+: /, '')}${KEY_NOT_READY.has(first.code) ? `; connector orders show ${first.orderId} names the signer` : ''}`,
     });
     warned.set(reason, { at: now, orders: new Set() });
   }

@@ -237,37 +237,48 @@ async function orderPollIncident(
 }
 
 /**
- * A poll the bank failed (5xx, a timeout, no connection, maintenance without a Retry-After, an
- * answer off the contract) never gives the order up: it is at the bank, and an order shown
- * `failed` to the ERP's users while the bank executes it may be paid again (R-24: when the bank's
- * service resumes, so does the work, with nobody retrying by hand). It waits as BullMQ's backoff
- * would, doubling from `queue.backoffMs` up to `tracking.maxPollEveryMs`, without spending an
- * attempt; `queue.attempts` failures in a row open one incident while the bank's status calls
- * fail (R-21 says, per order, when a status is overdue). One answered poll starts the count again.
- * Errors of our own (PostgreSQL down, a bug) still spend BullMQ's attempts and end in a dead letter.
+ * A poll that failed (the bank: 5xx, a timeout, no connection, maintenance without a Retry-After,
+ * an answer off the contract; or our own side: PostgreSQL for a moment, a lost job lock) never
+ * gives the order up: it is at the bank, and an order shown `failed` to the ERP's users while the
+ * bank executes it may be paid again (R-24: when the service resumes, so does the work, with nobody
+ * retrying by hand). It waits as BullMQ's backoff would, doubling from `queue.backoffMs` up to
+ * `tracking.maxPollEveryMs`, without spending an attempt (BullMQ never gives one back over the days
+ * an order is tracked). From `queue.attempts` failures in a row an incident says so: one for the
+ * bank's outage (5xx, timeouts, maintenance, rate limits: every order meets it), one per order for
+ * what only this order meets (the bank does not know its document, answers it off the contract,
+ * or our own error). One answered poll starts the count again.
  */
 async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof trackOrderJob.payload>>[2], orderId: string, err: unknown): Promise<never> {
-  if (!(err instanceof BankError)) throw err;
-  await lockdownOnRefusalCode(context, err, { orderId, stage: 'track' });
+  if (err instanceof BankError) await lockdownOnRefusalCode(context, err, { orderId, stage: 'track' });
   const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
   await job.updateData({ ...job.data, failures });
   if (failures >= (job.opts.attempts ?? 1)) await statusPollsFailing(context, err, failures, orderId);
   const { backoffMs } = context.config.queue;
   const delay = Math.min(Math.max(backoffMs, context.config.tracking.maxPollEveryMs), backoffMs * 2 ** Math.min(failures - 1, 20));
-  return waitAndRetry(job, delay, err.code);
+  return waitAndRetry(job, delay, err instanceof BankError ? err.code : 'ERROR');
 }
 
-/** One incident while the bank's status calls keep failing, whichever order found it first. */
-async function statusPollsFailing(context: JobContext, err: BankError, failures: number, orderId: string): Promise<void> {
+/** Errors every order meets while the bank's service is down (R-24). */
+const OUTAGE_CODES: ReadonlySet<string> = new Set(['TRANSIENT', 'OUTCOME_UNKNOWN', 'MAINTENANCE', 'RATE_LIMITED']);
+
+/** One incident while the bank's status calls fail for everyone; one per order for a failure of its own. */
+async function statusPollsFailing(context: JobContext, err: unknown, failures: number, orderId: string): Promise<void> {
+  const code = err instanceof BankError ? err.code : 'ERROR';
+  const message = err instanceof Error ? err.message.slice(0, 300) : String(err).slice(0, 300);
+  const outage = err instanceof BankError && OUTAGE_CODES.has(err.code);
+  const httpStatus = err instanceof BankError ? err.details.httpStatus : undefined;
   await openIncident(context.orm.em.fork(), {
     kind: 'status_polls_failing',
     severity: 'high',
-    title: `The bank's status calls fail (${err.code}${err.details.httpStatus ? `, HTTP ${err.details.httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; resolve this once the bank answers again`,
-    evidence: { code: err.code, httpStatus: err.details.httpStatus, bankCode: err.details.bankCode, orderId, failures },
-    dedupeKey: 'status_polls_failing',
-    // Every order polled meanwhile finds it again: one incident, not one timeline entry per poll.
+    title: outage
+      ? `The bank's status calls fail (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; resolve this once the bank answers again`
+      : `The status of order ${orderId} cannot be read (${code}: ${message}; ${failures} polls in a row): it is polled on and never given up; ask the bank about it, then connector orders settle if it will not answer`,
+    evidence: { code, httpStatus, bankCode: err instanceof BankError ? err.details.bankCode : undefined, orderId, failures, ...(outage ? {} : { error: message }) },
+    dedupeKey: outage ? 'status_polls_failing' : `status_polls_failing:${orderId}`,
+    // Every poll meanwhile finds it again: one incident, not one timeline entry per poll.
     onRepeat: 'ignore',
     actor: 'worker',
+    now: context.clock.now(),
   });
 }
 

@@ -113,7 +113,9 @@ describe('orders waiting for a signer agent that is down say why (real worker pr
     });
     expect((await ordersOf())[0].last_error).toContain(`${signer.login} unlocks it (POST /api/v1/me/key/unlock)`);
     await eventually(async () => warnings('KEY_LOCKED').length === 1, { timeoutMs: 10_000, what: 'one warning about the locked key' });
-    expect(warnings('KEY_LOCKED')[0]).toMatchObject({ login: signer.login, signerUrl: config.signer.url });
+    // The log says what to do without the login (R-4); the order's last error, on `orders show`, names the signer.
+    expect(warnings('KEY_LOCKED')[0]).toMatchObject({ signerUrl: config.signer.url, hint: expect.stringMatching(/its signer unlocks it .*connector orders show \S+ names the signer/) });
+    expect(JSON.stringify(warnings('KEY_LOCKED')[0])).not.toContain(signer.login);
 
     // 3. The key is unlocked: the orders are signed, go through, and no longer carry the reason.
     const user = await findUser(context.orm.em.fork(), signer.login);

@@ -87,6 +87,29 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     await expect(run({ status: 'executed' })).resolves.toMatchObject({ state: 'executed' });
   });
 
+  it('what only one order meets (the bank does not know its document, or our own error) is never a dead letter either, and opens an incident for that order', async () => {
+    const o = await submitted('S-10', 'DOC-S10');
+    const data: Record<string, unknown> = { orderId: o.id };
+    const job = {
+      id: `track-${o.id}`, name: 'order.track', data, attemptsMade: 0, opts: { attempts: 3 }, token: 't',
+      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+      moveToDelayed: async () => undefined,
+    } as unknown as Job;
+    const run = (answer: Error) => {
+      const bank = { getStatus: async () => Promise.reject(answer) };
+      const context: JobContext = { ...world.context, clock: { now: () => new Date('2026-11-24T06:00:00Z') }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+      return handleTrackOrder({ orderId: o.id }, context, job);
+    };
+    for (let i = 0; i < 2; i += 1) await expect(run(new BankError('NOT_FOUND', 'not found at the bank (DOCUMENT_NOT_FOUND)'))).rejects.toBeInstanceOf(DelayedError);
+    // A failure of our own (PostgreSQL for a moment, say) is counted the same way: no BullMQ attempt is spent.
+    await expect(run(new Error('Connection terminated unexpectedly'))).rejects.toBeInstanceOf(DelayedError);
+    expect(data.failures).toBe(3);
+    expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
+    expect(await q(`select dedupe_key, evidence->>'code' as code from incident where kind = 'status_polls_failing' and evidence->>'orderId' = ?`, [o.id])).toEqual([
+      { dedupe_key: `status_polls_failing:${o.id}`, code: 'ERROR' },
+    ]);
+  });
+
   it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {
     const o = await submitted('S-1', 'DOC-S1');
     const as = (status: string) => () => ({ externalId: o.externalId, status });
