@@ -368,14 +368,14 @@ export async function engageLockdownWithoutRecord(
 }
 
 /** Step 4: `lockdown_state` and the one lockdown incident, serialised across processes (one lockdown, one incident). */
-async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, now: Date): Promise<{ alreadyLocked: boolean; incidentId: string; since: Date; scope: LockdownScope }> {
+async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, now: Date): Promise<{ alreadyLocked: boolean; widened: boolean; incidentId: string; since: Date; scope: LockdownScope }> {
   return deps.em.transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state === 'locked' && row.incidentId) {
       const merged = mergeScope(row.scope, scope);
       await tx.execute('update lockdown_state set scope = ?, updated_at = ?, updated_by = ? where id = 1', [merged, now, input.actor]);
-      return { alreadyLocked: true, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
+      return { alreadyLocked: true, widened: merged !== row.scope, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
     }
     const { incident } = await openIncident(tx, {
       kind: 'lockdown',
@@ -391,7 +391,7 @@ async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, s
       "update lockdown_state set state = 'locked', since = ?, reason = ?, scope = ?, trigger = ?, incident_id = ?, warnings = '[]', updated_at = ?, updated_by = ? where id = 1",
       [now, input.reason.slice(0, 2000), scope, input.trigger, incident.id, now, input.actor],
     );
-    return { alreadyLocked: false, incidentId: incident.id, since: now, scope };
+    return { alreadyLocked: false, widened: false, incidentId: incident.id, since: now, scope };
   });
 }
 
@@ -470,9 +470,14 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     clientId: await clientIdOf(deps.em, deps.config),
     users,
   });
-  const sent = await deps.ports.notifier
-    .notify({ event: 'lockdown.engaged', incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline, checklist: formatBankChecklist(checklist) })
-    .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
+  // The admins hear of a lockdown once, and again when its scope widens: the same trigger found again
+  // (every worker process that meets the bank's refusal, a second report) is in the timeline and the
+  // audit log, not another alert.
+  const alert = !record.alreadyLocked || record.widened;
+  const notice = { event: 'lockdown.engaged' as const, incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline, checklist: formatBankChecklist(checklist) };
+  const sent = alert
+    ? await deps.ports.notifier.notify(notice).catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }))
+    : { delivered: [] as string[], warnings: [] as string[] };
   warnings.push(...sent.warnings);
   if (sent.delivered.length) done(`admins alerted: ${sent.delivered.join(', ')}`);
 

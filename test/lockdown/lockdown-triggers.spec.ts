@@ -307,11 +307,19 @@ describe('lockdown triggers', () => {
       writeFileSync(secretFile, 'admin-hook-secret\n');
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
       const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify: { ...world.config.lockdown.notify, webhookUrl: url, webhookSecretFile: secretFile } } } };
-      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook', scope: 'all' });
+      const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook', scope: 'user:alice' });
       expect(result.warnings).toEqual([]);
       expect(received).toHaveLength(1);
       expect(verifyWebhook('admin-hook-secret', received[0].ts, received[0].body, received[0].sig, new Date())).toBe(true);
-      expect(JSON.parse(received[0].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, trigger: 'manual', scope: 'all' });
+      expect(JSON.parse(received[0].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, trigger: 'manual', scope: 'user:alice' });
+      // The same lockdown found again (another worker process meeting the same refusal, a second
+      // report): in the timeline and the audit log, not another alert.
+      await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook again', scope: 'user:alice' });
+      expect(received).toHaveLength(1);
+      // Its scope widened: the admins hear of it.
+      await triggerLockdown(context, { trigger: 'manual', reason: 'test: the Client Secret too', scope: 'credentials' });
+      expect(received).toHaveLength(2);
+      expect(JSON.parse(received[1].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, scope: 'all' });
     } finally {
       server.close();
     }
