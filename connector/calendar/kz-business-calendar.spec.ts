@@ -275,11 +275,19 @@ describe('operational day and cut-off (Kazakhstan time)', () => {
     // Thursday 20 March 2025 at 18:00, before the Nauryz holidays (21-25 March): 3 business days end on Friday 28th.
     expect(at('2025-03-20T18:00:00+05:00', 3)).toBe('2025-03-28T12:00:00.000Z');
     expect(codeOf(() => cal.noticeDeadline(new Date('2026-11-20T09:00:00+05:00'), 0))).toBe('CALENDAR_INVALID_DATE');
+    // A cut-off of 00:00: the deadline day still counts to its end (midnight after it), not to its start.
+    const midnight = KzBusinessCalendar.shipped({ cutoff: '00:00' });
+    expect(midnight.noticeDeadline(new Date('2026-11-20T23:00:00+05:00'), 1).toISOString()).toBe('2026-11-23T19:00:00.000Z');
+    expect(midnight.noticeDeadline(new Date('2026-11-23T10:00:00+05:00'), 1).toISOString()).toBe('2026-11-24T19:00:00.000Z');
     fc.assert(
-      fc.property(fc.integer({ min: Date.UTC(2024, 0, 1), max: Date.UTC(2027, 11, 1) }), fc.integer({ min: 1, max: 3 }), (ms, n) => {
+      fc.property(fc.integer({ min: Date.UTC(2024, 0, 1), max: Date.UTC(2027, 11, 1) }), fc.integer({ min: 1, max: 3 }), fc.constantFrom('17:00', '00:00', '23:30'), (ms, n, cutoff) => {
+        const c = KzBusinessCalendar.shipped({ cutoff });
         const instant = new Date(ms);
-        const deadline = cal.noticeDeadline(instant, n).getTime();
-        return deadline > ms && deadline <= cal.operationalDeadline(instant, n).getTime();
+        const deadline = c.noticeDeadline(instant, n).getTime();
+        // After the discovery, and never later than the operational-day count (with a cut-off of 00:00,
+        // which ends each operational day at its date's start, than the day that count ends on).
+        const operational = c.operationalDeadline(instant, n).getTime() + (cutoff === '00:00' ? 86_400_000 : 0);
+        return deadline > ms && deadline <= operational;
       }),
     );
   });

@@ -216,8 +216,9 @@ export class KzBusinessCalendar {
 
   /**
    * The end of the n-th operational day after the one `instant` belongs to (n >= 0); n = 0 is
-   * the end of that operational day itself. E.g. R-27: notify the bank "within 3 operational
-   * days of discovery" -> operationalDeadline(discoveredAt, 3).
+   * the end of that operational day itself: when an instruction received at `instant` is due
+   * (R-21, R-22). The duties to tell the bank within days of a discovery count from its date:
+   * noticeDeadline.
    */
   operationalDeadline(instant: Date, n: number): Date {
     if (!Number.isSafeInteger(n) || n < 0) throw new CalendarError('CALENDAR_INVALID_DATE', `operational-day count ${n} must be a whole number >= 0`, 2);
@@ -236,7 +237,10 @@ export class KzBusinessCalendar {
     if (!Number.isSafeInteger(n) || n < 1) throw new CalendarError('CALENDAR_INVALID_DATE', `business-day count ${n} must be a whole number >= 1`, 2);
     const ms = instant.getTime();
     if (Number.isNaN(ms)) throw new CalendarError('CALENDAR_INVALID_DATE', 'invalid instant', 2);
-    return this.endOfOperationalDay(this.addBusinessDays(isoOfEpochDay(kzLocalDayOf(ms).epochDay), n));
+    const day = this.addBusinessDays(isoOfEpochDay(kzLocalDayOf(ms).epochDay), n);
+    const end = this.endOfOperationalDay(day);
+    // A cut-off of 00:00 is the start of that day's date: the day itself still counts, to its end.
+    return this.cutoffMinutes === 0 ? new Date(end.getTime() + 86_400_000) : end;
   }
 
   /** What a date is, for logs, reports and the console. */
