@@ -86,8 +86,11 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     }
   }
 
+  // One tick at a time: while Redis does not answer, ticks would pile up behind the first.
+  let ticking = false;
   async function tick(): Promise<void> {
-    if (stopped) return;
+    if (stopped || ticking) return;
+    ticking = true;
     try {
       if (leader) {
         const renewed = await redis.eval(renewScript, 1, key, me, String(leaseMs));
@@ -105,6 +108,8 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       }
     } catch (err) {
       context.logger.warn({ event: 'scheduler.tick.error', err: (err as Error).message });
+    } finally {
+      ticking = false;
     }
   }
 
@@ -168,7 +173,10 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     })();
   }
 
-  await tick();
+  // The first look at the lease before the process says it started; bounded: with Redis out of reach
+  // it would wait for good, and SIGTERM/SIGINT (handled once this returns) would kill the process
+  // instead of stopping it (exit 0, INTERFACES.md). The next ticks take it from there.
+  await within(tick(), FIRST_TICK_MS);
   const timer = setInterval(() => void tick(), Math.max(500, Math.floor(leaseMs / 3)));
   const scanTimer = setInterval(() => void scanWhileLocked(), context.config.onec.scanEveryMs);
   const alertTimer = setInterval(alertIncidents, context.config.lockdown.notify.incidentsEveryMs);
@@ -190,6 +198,9 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     },
   };
 }
+
+/** How long the start waits for the first tick (Redis answers in milliseconds when it is there). */
+const FIRST_TICK_MS = 2_000;
 
 /** How long close() waits for Redis before letting go (the lease lapses by itself). */
 const REDIS_CLOSE_MS = 3_000;

@@ -64,6 +64,20 @@ describe('long-running processes stop on SIGTERM while Redis is down (real child
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('connector scheduler started while Redis is already down still stops on SIGTERM with exit 0', async () => {
+    await redis.stop('SIGKILL');
+    const child = startCli(['scheduler'], { env: env.env, cwd: env.workDir });
+    try {
+      // (Its start used to wait for Redis for good, before the signals were handled: SIGTERM killed it, exit 143.)
+      await eventually(async () => child.output().includes('"event":"scheduler.started"'), { timeoutMs: 30_000, what: 'the scheduler to start without Redis' });
+      child.kill('SIGTERM');
+      expect(await waitForExit(child, 60_000)).toBe(0);
+      expect(child.output()).toContain('"event":"scheduler.shutdown.done"');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 120_000);
 });
 
 /**
