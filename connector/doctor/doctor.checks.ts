@@ -1,3 +1,4 @@
+import { lockdownKey } from '../lockdown/lockdown.flag';
 import { readdirSync, readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -73,6 +74,12 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
     if (evict) results.push({ name: 'redis-eviction', core: false, verdict: 'WARN', detail: `maxmemory-policy ${policy[1]}`, hint: 'set maxmemory-policy noeviction: an evicting Redis drops queued jobs (LESSONS.md 13)' });
     const serverMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
     results.push(skewVerdict('clock-skew-redis', Math.round(skew(serverMs, local))));
+    // Issue 16: the flag every stage checks before a side effect; set, nothing goes to the bank,
+    // whatever PostgreSQL records (a lockdown engaged while PostgreSQL was down is in Redis only).
+    const flag = await withTimeout(redis.get(lockdownKey(config.redis.prefix)), CHECK_TIMEOUT_MS, 'Redis').catch(() => null);
+    if (flag !== null) {
+      results.push({ name: 'lockdown-redis', core: false, verdict: 'WARN', detail: `the Redis lockdown flag is set (${flag.slice(0, 120)}): no order is validated, signed or sent`, hint: 'connector lockdown status says whether PostgreSQL records it; if not, run connector lockdown on --reason TEXT to record it, then resolve it' });
+    }
     return results;
   } catch (err) {
     return [{ name: 'redis', core: true, verdict: 'FAIL', detail: (err as Error).message, hint }, notChecked('clock-skew-redis', 'Redis', hint)];

@@ -86,6 +86,12 @@ export interface EngageResult {
   /** ms from the call to "flag set, every queue paused and the agent's keys wiped". */
   pausedAndWipedMs: number;
   totalMs: number;
+  /**
+   * Redis took the flag and paused every queue (INTERFACES.md: `lockdown on` exits 0 only then).
+   * false: only the PostgreSQL record holds (every stage still refuses its side effects on it);
+   * the maintenance sweep sets the flag and pauses the queues once Redis answers.
+   */
+  redisHeld: boolean;
 }
 
 export interface LockdownStatusView {
@@ -233,7 +239,7 @@ async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope
   await appendAudit(deps.em, { actor: input.actor, action: 'lockdown.alert', subject: incident.id, details: { trigger: input.trigger, scope }, at: now });
   const sent = await deps.ports.notifier.notify({ event: 'lockdown.alert', incidentId: incident.id, trigger: input.trigger, scope, reason: input.reason, at: now.toISOString() }).catch((err) => ({ delivered: [], warnings: [errorText(err)] }));
   deps.logger?.warn({ event: 'lockdown.alert', trigger: input.trigger, incidentId: incident.id });
-  return { engaged: false, alreadyLocked: false, incidentId: incident.id, since: null, scope, heldOrders: await countHeld(deps.em), warnings: sent.warnings, checklist: null, pausedAndWipedMs: 0, totalMs: performance.now() - started };
+  return { engaged: false, alreadyLocked: false, incidentId: incident.id, since: null, scope, heldOrders: await countHeld(deps.em), warnings: sent.warnings, checklist: null, pausedAndWipedMs: 0, totalMs: performance.now() - started, redisHeld: false };
 }
 
 /**
@@ -278,6 +284,28 @@ async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports
   if (wiped.status === 'fulfilled') result.wipedUsers = wiped.value.wipedUsers;
   else result.wipeError = errorText(wiped.reason);
   return result;
+}
+
+/**
+ * A lockdown PostgreSQL records whose Redis side did not hold (Redis was down at the engage: no flag,
+ * queues not paused; every stage still refuses its side effects on the record): once Redis answers,
+ * the maintenance sweep sets the flag and pauses the queues, as `lockdown on` would have. Under the
+ * engage/resolve lock, reading the committed record: a resolve in progress is never undone. Returns
+ * whether it re-applied anything (nothing when no lockdown is recorded).
+ */
+export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' | 'config' | 'logger'> & { ports: Pick<LockdownPorts, 'queues'> }): Promise<boolean> {
+  return deps.em.fork().transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    const row = await readLockdownRow(tx);
+    if (row.state !== 'locked') return false;
+    const key = lockdownKey(deps.config.redis.prefix);
+    const flagged = (await withTimeout(deps.redis.exists(key), REDIS_STEP_TIMEOUT_MS, 'Redis')) === 1;
+    if (!flagged) await withTimeout(deps.redis.set(key, JSON.stringify({ since: (row.since ?? new Date()).toISOString(), trigger: row.trigger ?? 'manual' })), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
+    const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    deps.logger?.warn({ event: 'lockdown.redis_reapplied', incidentId: row.incidentId, flagSet: !flagged, paused });
+    return true;
+  });
 }
 
 function agentNotReached(why: string | undefined): string {
@@ -510,6 +538,7 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     checklist,
     pausedAndWipedMs,
     totalMs: performance.now() - started,
+    redisHeld: first.flagSet && first.pausedQueues !== null,
   };
 }
 
@@ -520,7 +549,10 @@ export async function lockdownStatus(deps: { em: EntityManager; redis?: IORedis;
   const warnings = [...row.warnings];
   let state = row.state;
   if (deps.redis && state === 'normal') {
-    const flagged = await deps.redis.exists(lockdownKey(deps.prefix)).catch(() => 0);
+    const flagged = await withTimeout(deps.redis.exists(lockdownKey(deps.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis').catch((err: unknown) => {
+      warnings.push(`Redis did not answer (${errorText(err)}): a lockdown held by its Redis flag alone (engaged while PostgreSQL was down) cannot be seen; check again once Redis answers (connector doctor)`);
+      return 0;
+    });
     if (flagged === 1) {
       state = 'locked';
       warnings.push('the Redis lockdown flag is set but PostgreSQL has no lockdown recorded (a lockdown was interrupted); run connector lockdown on --reason TEXT to record it');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { escalateReconciliationIncidents } from '../lockdown.trigger';
+import { escalateReconciliationIncidents, lockdownDepsFor } from '../lockdown.trigger';
+import { reapplyRedisLock } from '../../connector/lockdown/lockdown.service';
 import { raiseCredentialClockIncidents } from '../../connector/vault/credential.vault';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
 import { defineJob, type AnyJobDefinition, type JobHandler } from '../job-definition';
@@ -80,6 +81,8 @@ export async function sweepOrders(context: { orm: import('../../connector/persis
 }
 
 export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = async (_payload, context) => {
+  // A lockdown recorded while Redis was down holds in Redis too once it answers (flag, queues paused).
+  const lockdownReapplied = await reapplyRedisLock(lockdownDepsFor(context));
   const requeued = await sweepOrders(context, context.clock.now());
   if (requeued > 0) context.logger.warn({ event: 'maintenance.sweep.requeued', requeued });
   // Issue 16: reconciliation incidents (unexplained debit, execution mismatch) are lockdown triggers.
@@ -89,5 +92,5 @@ export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = asyn
   if (credentials.opened > 0) context.logger.warn({ event: 'credentials.clock.incident', opened: credentials.opened });
   // The API's Idempotency-Key records past api.idempotencyKeepDays (they would grow for ever).
   const idempotencyPurged = await purgeIdempotencyRecords(context.orm.em.fork(), context.clock.now(), context.config.api.idempotencyKeepDays);
-  return { requeued, escalated, credentials, idempotencyPurged };
+  return { requeued, escalated, credentials, idempotencyPurged, lockdownReapplied };
 };

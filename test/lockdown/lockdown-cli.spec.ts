@@ -1,4 +1,8 @@
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
+import { createAppContext } from '../../connector/app/app-context';
+import { createLogger } from '../../connector/logging/logger';
+import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import IORedis from 'ioredis';
 import { QUEUE_NAMES } from '../../queue/queue-names';
 import { runCli } from '../support/cli';
@@ -24,6 +28,9 @@ describe('connector lockdown (CLI)', () => {
     const normal = await cli(['lockdown', 'status', '--json']);
     expect(normal.code).toBe(0);
     expect(JSON.parse(normal.stdout)).toEqual({ state: 'normal', since: null, reason: null, scope: null, incidentId: null, heldOrders: 0, warnings: [] });
+    // With Redis silent, "normal" says what it could not see (a lockdown held by the Redis flag alone).
+    const blind = await runCli(['lockdown', 'status', '--json'], { env: { ...cliEnv, CONNECTOR_REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, cwd: env.workDir, timeoutMs: 60_000 });
+    expect(JSON.parse(blind.stdout)).toMatchObject({ state: 'normal', warnings: [expect.stringMatching(/^Redis did not answer .*cannot be seen/)] });
 
     expect((await cli(['lockdown', 'on', '--reason', 'x', '--scope', 'everything'])).code).toBe(2);
 
@@ -71,16 +78,32 @@ describe('connector lockdown (CLI)', () => {
     expect(shown.timeline.map((t) => t.text)).toContainEqual(expect.stringMatching(/^resolved: new pair generated in Internet-banking; 0 held orders back to validation/));
   }, 120_000);
 
-  it('with Redis out of reach, records the lock in PostgreSQL and exits 0 with the parts not reached as warnings (no endless wait on Redis)', async () => {
+  it('with Redis out of reach, records the lock in PostgreSQL, says truly what did not hold (exit 1, not "queues paused"); the maintenance sweep re-applies it once Redis answers', async () => {
     const redisDown = { ...cliEnv, CONNECTOR_REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
     // The bound is generous (a loaded machine): BullMQ's pause used to wait for Redis for good.
     const on = await runCli(['lockdown', 'on', '--reason', 'Redis down and a token lost', '--scope', 'credentials'], { env: redisDown, cwd: env.workDir, timeoutMs: 60_000 });
-    expect(on.code).toBe(0);
+    // INTERFACES.md: exit 0 once the lock holds, flag set and queues paused; neither did here.
+    expect(on.code).toBe(1);
     const incidentId = on.stdout.trim();
     expect(incidentId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(on.stderr).toMatch(/recorded in PostgreSQL, which every stage checks before a side effect/);
+    expect(on.stderr).not.toMatch(/queues paused and keys wiped/);
     expect(on.stderr).toMatch(/warning: the Redis lockdown flag could not be set \(Redis did not answer: not running or not reachable\); workers still see the PostgreSQL flag/);
     expect(on.stderr).toMatch(/warning: queues could not be paused \(Redis did not answer within 5000 ms\)/);
+    expect(on.stderr).toMatch(/^LOCKDOWN_INCOMPLETE: Redis did not take the lockdown flag/m);
     expect(on.stderr).toMatch(/\+7 7172 770 622/);
     expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout)).toMatchObject({ state: 'locked', incidentId, scope: 'credentials' });
+
+    // Redis answers again (here: the machine's own, which never had the flag): the worker's maintenance sweep re-applies it.
+    const context = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    try {
+      expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(0);
+      const swept = await handleSweepOrders({}, context, { id: 'sweep' } as unknown as Job);
+      expect(swept).toMatchObject({ lockdownReapplied: true });
+      expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(1);
+      for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+    } finally {
+      await context.close();
+    }
   }, 120_000);
 });

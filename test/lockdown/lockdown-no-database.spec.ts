@@ -62,6 +62,9 @@ describe('lockdown on with PostgreSQL out of reach', () => {
     // Status says the lock is Redis' only, and what to do.
     const status = await cli(['lockdown', 'status', '--json'], world.env.env.CONNECTOR_DATABASE_URL!);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'locked', incidentId: null, warnings: [expect.stringMatching(/PostgreSQL has no lockdown recorded .* run connector lockdown on/)] });
+    // So does doctor (it used to read PostgreSQL only and say `lockdown normal`).
+    const doctor = JSON.parse((await cli(['doctor', '--json'], world.env.env.CONNECTOR_DATABASE_URL!)).stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> };
+    expect(doctor.checks.find((c) => c.name === 'lockdown-redis')).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/the Redis lockdown flag is set/) });
 
     // PostgreSQL answers again: the same command records it and prints the incident id.
     const again = await cli(['lockdown', 'on', '--reason', 'CEO EDS token lost'], world.env.env.CONNECTOR_DATABASE_URL!);

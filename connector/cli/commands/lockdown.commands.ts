@@ -7,7 +7,7 @@ import { BANK_PHONES, formatBankChecklist } from '../../lockdown/bank-checklist'
 import { lockdownStatusOf, lockdownWithoutDatabase, resolveLockdownIn, triggerLockdown } from '../../../queue/lockdown.trigger';
 import { describeServiceError } from '../service-error.mapper';
 import { requireRedis } from '../require-redis';
-import { UsageError } from '../../shared/errors';
+import { ConnectorError, UsageError } from '../../shared/errors';
 import { createLogger } from '../../logging/logger';
 import { runAction } from '../run-action';
 import { printJson, say } from '../output';
@@ -74,9 +74,18 @@ export function registerLockdownCommands(program: Command): void {
           });
           if (!('incidentId' in result)) return reportUnrecorded(result, config);
           process.stdout.write(`${result.incidentId}\n`);
-          say(`lockdown ${result.alreadyLocked ? 'already in force (this report was added to it)' : 'in force'} since ${result.since}, scope ${result.scope}: queues paused and keys wiped in ${Math.round(result.pausedAndWipedMs)} ms; ${result.heldOrders} orders held`);
+          const held = result.redisHeld ? `queues paused and keys wiped in ${Math.round(result.pausedAndWipedMs)} ms` : 'recorded in PostgreSQL, which every stage checks before a side effect';
+          say(`lockdown ${result.alreadyLocked ? 'already in force (this report was added to it)' : 'in force'} since ${result.since}, scope ${result.scope}: ${held}; ${result.heldOrders} orders held`);
           for (const warning of result.warnings) say(`warning: ${warning}`);
           if (result.checklist) say(formatBankChecklist(result.checklist));
+          if (!result.redisHeld) {
+            // INTERFACES.md: exit 0 once the lock holds, flag set and queues paused. The record holds,
+            // and the maintenance sweep sets the flag and pauses the queues once Redis answers.
+            throw new ConnectorError(
+              'LOCKDOWN_INCOMPLETE',
+              'Redis did not take the lockdown flag or did not pause the queues (see the warnings): the lockdown is recorded and every stage refuses its side effects on it; run connector lockdown on again once Redis answers (connector doctor), or let the worker do it',
+            );
+          }
           return 0;
         } finally {
           await ctx.close();
