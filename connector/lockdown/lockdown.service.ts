@@ -613,13 +613,19 @@ export async function missingResolutionSteps(
     const at = new Date(input.bankNotifiedAt);
     if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
     else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future`);
+    // The bank may have been told first (by phone) and the connector locked after; not days before.
+    else if (row.since && at.getTime() < row.since.getTime() - 86_400_000) {
+      missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is more than a day before this lockdown (${row.since.toISOString()}); give when the bank was told of this compromise`);
+    }
   }
   if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
   const since = row.since ?? now;
   const scope = row.scope ?? 'all';
   if (scope === 'all' || scope === 'credentials') {
     const vault = await deps.em.execute<Array<{ generated_at: Date; revoked_at: Date | null }>>('select generated_at, revoked_at from credential_vault where id = 1');
-    if (!vault.length || new Date(vault[0].generated_at).getTime() <= since.getTime() || vault[0].revoked_at) {
+    if (!vault.length) {
+      missing.push(`Client Secret rotation: generate a new Client ID / Client Secret pair in Internet-banking (terms 2.1.1-2.1.2) and store it with connector credentials set --client-id ID --secret-stdin (none is stored in the connector yet)`);
+    } else if (new Date(vault[0].generated_at).getTime() <= since.getTime() || vault[0].revoked_at) {
       missing.push(`Client Secret rotation: generate a new Client Secret in Internet-banking (terms 2.1.1-2.1.2) and run connector credentials rotate --secret-stdin (the stored one dates from before the lockdown of ${since.toISOString()})`);
     }
   }

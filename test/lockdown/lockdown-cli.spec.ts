@@ -65,7 +65,11 @@ describe('connector lockdown (CLI)', () => {
     expect(refused.stderr).toMatch(/^LOCKDOWN_STEPS_MISSING: /);
     expect(refused.stderr).toMatch(/--bank-notified-at/);
     expect(refused.stderr).toMatch(/--bank-reference/);
-    expect(refused.stderr).toMatch(/Client Secret rotation/);
+    // No pair stored in this installation: the step says to store one (`set`), not to rotate one.
+    expect(refused.stderr).toMatch(/Client Secret rotation: generate a new Client ID \/ Client Secret pair .* connector credentials set --client-id ID --secret-stdin \(none is stored/);
+    // A notice dated years before the lockdown is not this compromise's.
+    const stale = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', '2020-01-01T00:00:00Z', '--bank-reference', 'old']);
+    expect(stale.stderr).toMatch(/--bank-notified-at 2020-01-01T00:00:00Z is more than a day before this lockdown/);
 
     // A new pair generated after the lockdown satisfies the rotation step.
     expect((await cli(['credentials', 'set', '--client-id', 'new-client', '--secret-stdin'], 'a-brand-new-secret-123\n')).code).toBe(0);

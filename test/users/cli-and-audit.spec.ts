@@ -157,6 +157,9 @@ describe('connector users / credentials', () => {
 
   test('credentials set / status / rotate; the secret only from stdin', async () => {
     expect((await cli(['credentials', 'status', '--json'])).code).toBe(1);
+    // Nothing stored yet: rotate says so, and what to run (not that a master key file is missing).
+    const early = await cli(['credentials', 'rotate', '--secret-stdin'], 'Early-Client-Secret\n');
+    expect([early.code, early.stderr]).toEqual([1, expect.stringMatching(/^CREDENTIALS_MISSING: .*connector credentials set --client-id ID --secret-stdin/m)]);
     expect((await cli(['credentials', 'set', '--client-id', 'client-7'])).code).toBe(2);
     expect((await cli(['credentials', 'set', '--client-id', 'client-7', '--secret-stdin'], 'First-Client-Secret\n')).code).toBe(0);
     const status = await cli(['credentials', 'status', '--json']);
