@@ -73,4 +73,13 @@ describe('connector orders settle', () => {
     await q(`update payment_order set state = 'failed', failed_from = 'signed' where id = ?`, [other.orderId]);
     expect((await cli(['orders', 'settle', other.orderId as string, '--as', 'rejected', '--reason', 'x'])).stderr).toMatch(/^NOT_SETTLEABLE: /m);
   });
+
+  it('orders list says when --limit cut the list (an operator looking for failed orders must know there are more)', async () => {
+    const cut = await cli(['orders', 'list', '--limit', '1', '--json']);
+    expect(cut.code).toBe(0);
+    expect(JSON.parse(cut.stdout).orders).toHaveLength(1);
+    expect(cut.stderr).toMatch(/^note: more than 1 orders; these are the newest 1: raise --limit to see more$/m);
+    const all = await cli(['orders', 'list', '--limit', '1000']);
+    expect(all.stderr).not.toMatch(/more than/);
+  });
 });

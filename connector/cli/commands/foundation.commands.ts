@@ -146,7 +146,10 @@ export function registerFoundationCommands(program: Command): void {
         if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
         const config = loadConfig();
         return withOrm(config, async (orm) => {
-          const rows = await orm.em.fork().find(PaymentOrder, opts.state ? { state: opts.state as OrderState } : {}, { orderBy: { createdAt: 'desc', id: 'desc' }, limit });
+          const found = await orm.em.fork().find(PaymentOrder, opts.state ? { state: opts.state as OrderState } : {}, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: limit + 1 });
+          const rows = found.slice(0, limit);
+          // Never a silent cut: an operator looking for failed orders must know when there are more.
+          if (found.length > limit) process.stderr.write(`note: more than ${limit} orders${opts.state ? ` in state ${opts.state}` : ''}; these are the newest ${limit}: raise --limit to see more\n`);
           if (opts.json) {
             printJson({ orders: rows.map(orderView) });
           } else {
