@@ -5,7 +5,7 @@ import { ApiError } from './api-errors';
 import { principalOf } from './auth.hooks';
 import { sessionOf, type SessionContext } from '../users/session.authenticator';
 import { getIncident, incidentView, listIncidents, resolveIncident } from '../incidents/incident.service';
-import { parseScope } from '../lockdown/lockdown.service';
+import { assertScopeUser, parseScope } from '../lockdown/lockdown.service';
 import { ConnectorError } from '../shared/errors';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
 import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
@@ -78,7 +78,7 @@ export function lockdownRoutes() {
         scope = body.what === 'password' || body.what === 'eds' ? `user:${login}` : body.what === 'client_secret' ? 'credentials' : 'all';
       }
       try {
-        parseScope(scope);
+        await assertScopeUser(context.orm.em.fork(), parseScope(scope));
       } catch (err) {
         throw asApiError(err);
       }

@@ -55,6 +55,20 @@ export function parseScope(text: string | undefined): LockdownScope {
   throw new UsageError(`--scope is all, credentials or user:LOGIN (got "${value}")`, 'INVALID_SCOPE');
 }
 
+/**
+ * A `user:LOGIN` scope names a user of this connector: a mistyped login would lock down nobody's
+ * EDS, leave the real one active and send the bank a checklist naming someone else. Refused with the
+ * users there are (USER_NOT_FOUND), before anything is engaged.
+ */
+export async function assertScopeUser(em: EntityManager, scope: LockdownScope): Promise<void> {
+  if (!scope.startsWith('user:')) return;
+  const login = scope.slice(5);
+  const [found] = await em.execute<Array<{ n: string }>>('select count(*) as n from app_user where login = ?', [login]);
+  if (Number(found?.n ?? 0) > 0) return;
+  const logins = (await em.execute<Array<{ login: string }>>('select login from app_user order by login limit 20')).map((r) => r.login);
+  throw new ConnectorError('USER_NOT_FOUND', `no user "${login}" in this connector, so scope ${scope} would lock nobody's EDS; users: ${logins.join(', ') || 'none'} (or --scope all)`);
+}
+
 export interface LockdownDeps {
   em: EntityManager;
   redis: IORedis;

@@ -33,6 +33,11 @@ describe('connector lockdown (CLI)', () => {
     expect(JSON.parse(blind.stdout)).toMatchObject({ state: 'normal', warnings: [expect.stringMatching(/^Redis did not answer .*cannot be seen/)] });
 
     expect((await cli(['lockdown', 'on', '--reason', 'x', '--scope', 'everything'])).code).toBe(2);
+    // A mistyped login locks nobody's EDS: refused before anything is engaged.
+    const typo = await cli(['lockdown', 'on', '--reason', 'EDS token lost', '--scope', 'user:nobody']);
+    expect([typo.code, typo.stdout]).toEqual([1, '']);
+    expect(typo.stderr).toMatch(/^USER_NOT_FOUND: no user "nobody" in this connector, so scope user:nobody would lock nobody's EDS/m);
+    expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout).state).toBe('normal');
 
     const on = await cli(['lockdown', 'on', '--reason', 'Client Secret left on a shared drive', '--scope', 'credentials']);
     expect(on.code).toBe(0);

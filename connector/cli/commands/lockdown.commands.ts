@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load-config';
 import type { ConnectorConfig } from '../../../config/config.schema';
 import { createAppContext, type AppContext } from '../../app/app-context';
-import { LockdownNotRecordedError, parseScope, type UnrecordedLockdown } from '../../lockdown/lockdown.service';
+import { assertScopeUser, LockdownNotRecordedError, parseScope, type UnrecordedLockdown } from '../../lockdown/lockdown.service';
 import { BANK_PHONES, formatBankChecklist } from '../../lockdown/bank-checklist';
 import { lockdownStatusOf, lockdownWithoutDatabase, resolveLockdownIn, triggerLockdown } from '../../../queue/lockdown.trigger';
 import { describeServiceError } from '../service-error.mapper';
@@ -68,6 +68,7 @@ export function registerLockdownCommands(program: Command): void {
           return reportUnrecorded(await lockdownWithoutDatabase({ config, logger: quietLogger() }, input, err), config);
         }
         try {
+          await assertScopeUser(ctx.orm.em.fork(), scope);
           const result = await triggerLockdown(ctx, input).catch((err: unknown) => {
             if (err instanceof LockdownNotRecordedError) return err.lockdown;
             throw err;
