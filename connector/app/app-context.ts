@@ -55,6 +55,18 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
   };
 }
 
+/**
+ * The context of a one-shot CLI command: its own output says what happened, and its log lines
+ * (a Redis reconnect warning every few hundred ms while Redis is down, `user.created`, ...) would
+ * bury the one line an operator needs. They are logged at `error` and above (everything with
+ * CONNECTOR_DEBUG=1, which also prints a failure's stack). The long-running processes log as configured.
+ */
+export function createCliContext(): Promise<AppContext> {
+  const config = loadConfig();
+  const level = process.env.CONNECTOR_DEBUG === '1' ? 'debug' : 'error';
+  return createAppContext({ config, logger: createLogger({ level, name: 'connector-cli' }), name: 'connector-cli', role: 'producer' });
+}
+
 /** Open orm only (commands that need no Redis). */
 export async function withOrm<T>(config: ConnectorConfig, fn: (orm: Orm) => Promise<T>): Promise<T> {
   const orm = await openOrm(config);

@@ -3,7 +3,7 @@ import { buildApiWithExtensions } from '../../api/api.extensions';
 import { userInfo } from 'node:os';
 import { loadConfig } from '../../../config/load-config';
 import { migrate, pendingMigrations } from '../../persistence/database';
-import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
+import { createAppContext, createCliContext, withOrm, type AppContext } from '../../app/app-context';
 
 import { startWorkers } from '../../../queue/worker.runner';
 import { startScheduler } from '../../../queue/scheduler.runner';
@@ -224,7 +224,7 @@ export function registerFoundationCommands(program: Command): void {
     .description('send a failed order on from the stage it failed in (never a second submission: a submit resumes with a lookup)')
     .action(
       runAction(async (id: string) => {
-        const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
+        const context = await createCliContext();
         try {
           await requireRedis(context);
           const target = await retryFailedOrder(context.orm.em.fork(), context.queues, id, cliActor());
@@ -244,7 +244,7 @@ export function registerFoundationCommands(program: Command): void {
     .action(
       runAction(async (id: string, opts: { as: string; reason: string }) => {
         if (!(SETTLE_TARGETS as readonly string[]).includes(opts.as)) throw new UsageError(`--as is ${SETTLE_TARGETS.join(' or ')}`);
-        const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
+        const context = await createCliContext();
         try {
           await requireRedis(context);
           const result = await settleOrder(context.orm.em.fork(), context.queues, id, opts.as as SettleTarget, opts.reason, cliActor());

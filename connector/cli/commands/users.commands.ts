@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load-config';
-import { createAppContext, withOrm, type AppContext } from '../../app/app-context';
+import { createCliContext, withOrm, type AppContext } from '../../app/app-context';
 import { verifyAudit } from '../../audit/audit.log';
 import { checkAuditAnchor, exportArchive } from '../../archive/archive.export';
 import { parseAmount, formatAmount } from '../../shared/money';
@@ -31,7 +31,7 @@ function cliError(err: unknown): unknown {
 }
 
 async function withContext<T>(fn: (context: AppContext) => Promise<T>): Promise<T> {
-  const context = await createAppContext({ name: 'connector-cli', role: 'producer' });
+  const context = await createCliContext();
   try {
     return await fn(context);
   } catch (err) {
