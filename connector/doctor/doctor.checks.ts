@@ -8,7 +8,7 @@ import https from 'node:https';
 import IORedis from 'ioredis';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
-import { loadConfig } from '../../config/load-config';
+import { loadConfig, redactedUrl } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
 import { clockFromConfig } from '../shared/clock';
@@ -82,7 +82,7 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
     }
     return results;
   } catch (err) {
-    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: (err as Error).message, hint }, notChecked('clock-skew-redis', 'Redis', hint)];
+    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.redis.url)}: ${(err as Error).message}`, hint }, notChecked('clock-skew-redis', 'Redis', hint)];
   } finally {
     redis.disconnect();
   }
@@ -90,7 +90,7 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
 
 /** A core check that needs a service which did not answer: listed, and not OK (INTERFACES.md names it among the core checks). */
 function notChecked(name: string, service: string, hint: string): CheckResult {
-  return { name, core: true, verdict: 'FAIL', detail: `not checked: ${service} did not answer`, hint };
+  return { name, core: true, verdict: 'FAIL', detail: `not checked: ${service} could not be used`, hint };
 }
 
 async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
@@ -132,10 +132,17 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
     }
     return results;
   } catch (err) {
+    const message = (err as Error).message;
+    // The hint for what the server said: a login refused is not a server that is down.
+    const said = /password authentication failed|role ".*" does not exist|no pg_hba\.conf entry/i.test(message)
+      ? 'PostgreSQL refused the login: check the user and password in CONNECTOR_DATABASE_URL (config database.url) and pg_hba.conf'
+      : /database ".*" does not exist/i.test(message)
+        ? 'run `connector migrate`: it creates the database'
+        : hint;
     return [
-      { name: 'postgresql', core: true, verdict: 'FAIL', detail: (err as Error).message, hint },
-      notChecked('clock-skew-postgresql', 'PostgreSQL', hint),
-      notChecked('migrations', 'PostgreSQL', hint),
+      { name: 'postgresql', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.database.url)}: ${message}`, hint: said },
+      notChecked('clock-skew-postgresql', 'PostgreSQL', said),
+      notChecked('migrations', 'PostgreSQL', said),
     ];
   } finally {
     void client.end().catch(() => undefined);

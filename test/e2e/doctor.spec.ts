@@ -147,7 +147,7 @@ describe('connector doctor', () => {
     expect(failed).toEqual(expect.arrayContaining([['redis', true], ['postgresql', true]]));
     // Every core check of INTERFACES.md is listed, those the services' silence kept from running included.
     expect(failed).toEqual(expect.arrayContaining([['migrations', true], ['clock-skew-postgresql', true], ['clock-skew-redis', true]]));
-    expect(report.checks.find((c: { name: string }) => c.name === 'migrations').detail).toBe('not checked: PostgreSQL did not answer');
+    expect(report.checks.find((c: { name: string }) => c.name === 'migrations').detail).toBe('not checked: PostgreSQL could not be used');
   });
 
   it.each([['orders', 'list'], ['worker']])('`%s` against a PostgreSQL that takes the connection and never answers ends, exit 1, naming it', async (...args) => {
@@ -156,6 +156,16 @@ describe('connector doctor', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(new RegExp(`^POSTGRESQL_UNREACHABLE: PostgreSQL at 127\\.0\\.0\\.1:${silentPort} `, 'm'));
   }, 90_000);
+
+  it('a login PostgreSQL refuses is told apart from a server that is down; the failing address is named without its password', async () => {
+    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_DATABASE_URL: 'postgresql://nosuchuser:pw-4471@127.0.0.1:5432/test', CONNECTOR_REDIS_URL: `redis://:rpw-9913@127.0.0.1:1` }, cwd: env.workDir, timeoutMs: 30_000 });
+    const checks = JSON.parse(res.stdout).checks as Array<{ name: string; detail: string; hint: string }>;
+    const pg = checks.find((c) => c.name === 'postgresql')!;
+    expect(pg.detail).toMatch(/^postgresql:\/\/nosuchuser:\*\*\*@127\.0\.0\.1:5432\/test: /);
+    expect(pg.hint).toMatch(/refused the login: check the user and password/);
+    expect(checks.find((c) => c.name === 'redis')!.detail).toMatch(/^redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: /);
+    expect(res.stdout).not.toMatch(/pw-4471|rpw-9913/);
+  });
 
   it('fails on a bad config value and names the key', async () => {
     const res = await runCli(['doctor'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
