@@ -20,13 +20,17 @@ export interface CreatedApiKey {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-export async function createApiKey(em: EntityManager, name: string, accounts: string[], actor: string): Promise<CreatedApiKey> {
-  if (!NAME.test(name)) throw new ConnectorError('INVALID_NAME', `API key name "${name}" must be 1-64 letters, digits, "_", "-" or "."`, 2);
-  // The same rules as `connector validate --iban`: a mistyped account would scope the key to no account.
+/** The same rules as `connector validate --iban`: a mistyped account would scope the key to no account. */
+function checkAccounts(accounts: readonly string[]): void {
   for (const account of accounts) {
     const iban = checkIban(account);
     if (!iban.ok) throw requisiteRefusal('INVALID_ACCOUNT', 'accounts', account, iban);
   }
+}
+
+export async function createApiKey(em: EntityManager, name: string, accounts: string[], actor: string): Promise<CreatedApiKey> {
+  if (!NAME.test(name)) throw new ConnectorError('INVALID_NAME', `API key name "${name}" must be 1-64 letters, digits, "_", "-" or "."`, 2);
+  checkAccounts(accounts);
   const existing = await em.findOne(ApiKey, { name });
   if (existing) throw new ConnectorError('NAME_TAKEN', `an API key named "${name}" already exists; revoke it or choose another name`);
   const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -54,6 +58,24 @@ export async function revokeApiKey(em: EntityManager, name: string, actor: strin
   record.revokedAt = new Date();
   await em.flush();
   await appendAudit(em, { actor, action: 'api_key.revoked', subject: name });
+}
+
+/**
+ * `api-keys grant NAME --accounts IBAN,...` / `api-keys revoke-accounts`: the payer accounts a key
+ * may submit for, changed without a new key (INTERFACES.md: a key created without accounts may
+ * submit for none "until one is granted"). Audited; returns the key's accounts after.
+ */
+export async function changeApiKeyAccounts(em: EntityManager, name: string, change: { grant?: string[]; revoke?: string[] }, actor: string): Promise<string[]> {
+  checkAccounts(change.grant ?? []);
+  const record = await em.findOne(ApiKey, { name });
+  if (!record) throw new ConnectorError('NOT_FOUND', `no API key named "${name}"`);
+  if (record.revokedAt) throw new ConnectorError('KEY_REVOKED', `the API key "${name}" is revoked; create a new one`);
+  const revoke = new Set(change.revoke ?? []);
+  const accounts = [...new Set([...record.accounts.filter((a) => !revoke.has(a)), ...(change.grant ?? [])])];
+  record.accounts = accounts;
+  await em.flush();
+  await appendAudit(em, { actor, action: 'api_key.accounts_changed', subject: name, details: { granted: change.grant ?? [], revoked: change.revoke ?? [], accounts } });
+  return accounts;
 }
 
 /** The key's record when it is known and not revoked; null otherwise (the caller answers 401). */

@@ -109,6 +109,25 @@ describe('connector users / credentials', () => {
     expect([good.code, good.stdout]).toEqual([0, expect.stringMatching(/^ck_/)]);
   });
 
+  test('api-keys grant / revoke-accounts: a key created without accounts is given some later (INTERFACES.md: "until one is granted"), audited', async () => {
+    const accountsOf = async (name: string) => (JSON.parse((await cli(['api-keys', 'list', '--json'])).stdout) as { apiKeys: Array<{ name: string; accounts: string[] }> }).apiKeys.find((k) => k.name === name)?.accounts;
+    expect((await cli(['api-keys', 'create', 'erp-later'])).code).toBe(0);
+    expect(await accountsOf('erp-later')).toEqual([]);
+    const bad = await cli(['api-keys', 'grant', 'erp-later', '--accounts', 'KZ00998CTB0000000001']);
+    expect([bad.code, bad.stderr]).toEqual([1, expect.stringMatching(/^INVALID_ACCOUNT: /m)]);
+    const granted = await cli(['api-keys', 'grant', 'erp-later', '--accounts', 'KZ88998CTB0000000001,KZ69998CTA0000000101']);
+    expect([granted.code, granted.stderr]).toEqual([0, expect.stringContaining('may now submit for: KZ88998CTB0000000001, KZ69998CTA0000000101')]);
+    expect(await accountsOf('erp-later')).toEqual(['KZ88998CTB0000000001', 'KZ69998CTA0000000101']);
+    expect((await cli(['api-keys', 'revoke-accounts', 'erp-later', '--accounts', 'KZ88998CTB0000000001'])).code).toBe(0);
+    expect(await accountsOf('erp-later')).toEqual(['KZ69998CTA0000000101']);
+    expect((await cli(['api-keys', 'grant', 'nokey', '--accounts', 'KZ88998CTB0000000001'])).stderr).toMatch(/^NOT_FOUND: /m);
+    expect(await env.context.orm.em.fork().execute("select action from audit_event where subject = 'erp-later' order by seq")).toEqual([
+      { action: 'api_key.created' },
+      { action: 'api_key.accounts_changed' },
+      { action: 'api_key.accounts_changed' },
+    ]);
+  });
+
   test('grant / revoke / show / list / block / unblock / reset-password', async () => {
     await cli(['users', 'add', 'signer1', '--role', 'signer', '--password-stdin'], 'Signer-Start-1\n');
     const grant = await cli(['users', 'grant', 'signer1', '--account', 'KZ69998CTA0000000101', '--rights', 'manage', '--limit', '1000000.00', '--level', 'second']);

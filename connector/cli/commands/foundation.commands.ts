@@ -15,7 +15,7 @@ import { getIncident, incidentView, listIncidents, resolveIncident } from '../..
 import { penaltyClaim } from '../../claims/penalty.claim';
 import { kzCalendarFromConfig } from '../../calendar/kz-business-calendar';
 import { clockFromConfig } from '../../shared/clock';
-import { createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
+import { changeApiKeyAccounts, createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { listenFailure } from '../../shared/listen-error';
@@ -344,6 +344,26 @@ export function registerFoundationCommands(program: Command): void {
         }),
       ),
     );
+  for (const [command, description, field] of [
+    ['grant <name>', 'let a key submit for more payer accounts (a key created without --accounts may submit for none until then)', 'grant'],
+    ['revoke-accounts <name>', 'take payer accounts from a key', 'revoke'],
+  ] as const) {
+    keys
+      .command(command)
+      .description(description)
+      .requiredOption('--accounts <ibans>', 'comma-separated payer accounts')
+      .action(
+        runAction(async (name: string, opts: { accounts: string }) => {
+          const accounts = opts.accounts.split(',').map((a) => a.trim()).filter(Boolean);
+          if (!accounts.length) throw new UsageError('--accounts names no account');
+          return withOrm(loadConfig(), async (orm) => {
+            const now = await changeApiKeyAccounts(orm.em.fork(), name, { [field]: accounts }, cliActor());
+            say(`API key "${name}" may now submit for: ${now.length ? now.join(', ') : 'no account'}`);
+            return 0;
+          });
+        }),
+      );
+  }
   keys
     .command('revoke <name>')
     .action(
