@@ -390,12 +390,35 @@ export async function enrollTotp(deps: UserDeps, input: { login: string; actor: 
   return { secret, uri: otpauthUri(secret, login) };
 }
 
+/**
+ * `users set-iin LOGIN IIN`: the IIN a signer's certificate must carry, for a user added without one
+ * (enroll-key refuses IIN_MISSING) or with a mistyped one. Not once the user has signatures that
+ * count: they were given as the person of the old IIN (R-16, R-18); such a signer is a new user.
+ * The key unlocked in the signer agent is locked (it was enrolled for the old IIN): enroll it again.
+ */
+export async function setUserIin(deps: UserDeps, input: { login: string; iin: string; actor: string }): Promise<{ changed: boolean; warnings: string[] }> {
+  const checked = checkIin(input.iin);
+  if (!checked.ok) throw requisiteRefusal('INVALID_IIN', 'iin', input.iin, checked);
+  const user = await requireUser(deps.em, input.login);
+  if (user.iin === input.iin) return { changed: false, warnings: [] };
+  const [signed] = await deps.em.execute<Array<{ n: string }>>('select count(*) as n from order_signature where user_id = ? and valid', [user.id]);
+  if (Number(signed?.n ?? 0) > 0) {
+    throw new ConnectorError('IIN_IN_USE', `${user.login} has ${signed.n} signature(s) that count, given as the person of IIN ${user.iin ?? '(none)'}; a signer with another IIN is another user: add them with users add --iin`);
+  }
+  const now = deps.clock.now();
+  const previous = user.iin ?? null;
+  await deps.em.execute('update app_user set iin = ?, updated_at = ? where id = ?', [input.iin, now, user.id]);
+  await appendAudit(deps.em, { actor: input.actor, action: 'user.iin_set', subject: user.login, details: { previous, iin: input.iin }, at: now });
+  const warnings = deps.signerAgent && previous ? await lockKeyOf(deps, user, input.actor, 'iin_changed', now) : [];
+  return { changed: true, warnings };
+}
+
 /** Enrolls the user's EDS keystore in the signer agent, with the user's IIN as the certificate IIN it must carry. */
 export async function enrollKey(deps: UserDeps, input: { login: string; keystorePath: string; actor: string }): Promise<unknown> {
   if (!deps.signerAgent) throw new ConnectorError('SIGNER_UNAVAILABLE', 'no signer agent configured');
   const user = await requireUser(deps.em, input.login);
   if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
-  if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it (add the user with --iin)`);
+  if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it: connector users set-iin ${user.login} IIN`);
   const status = await deps.signerAgent.enrollKey(user.id, input.keystorePath, user.iin);
   await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin }, at: deps.clock.now() });
   return status;

@@ -109,6 +109,30 @@ describe('connector users / credentials', () => {
     expect([good.code, good.stdout]).toEqual([0, expect.stringMatching(/^ck_/)]);
   });
 
+  test('users set-iin: a user added without an IIN can enroll a key after all; not once they have signatures that count', async () => {
+    const em = () => env.context.orm.em.fork();
+    expect((await cli(['users', 'add', 'noiin', '--role', 'signer', '--password-stdin'], 'Noiin-Start-1\n')).code).toBe(0);
+    expect((await cli(['users', 'enroll-key', 'noiin', '--keystore', '/nonexistent.p12'])).stderr).toMatch(/^IIN_MISSING: .*connector users set-iin noiin IIN/m);
+    expect((await cli(['users', 'set-iin', 'noiin', '860101300011'])).stderr).toMatch(/^INVALID_IIN: /m);
+    const set = await cli(['users', 'set-iin', 'noiin', '850315300019']);
+    expect([set.code, set.stderr]).toEqual([0, expect.stringContaining('IIN of noiin set to 850315300019')]);
+    expect(JSON.parse((await cli(['users', 'show', 'noiin', '--json'])).stdout).iin).toBe('850315300019');
+    // Once it has signed, the person is that IIN's: another IIN is another user.
+    const user = (await findUser(em(), 'noiin'))!;
+    const [order] = await intakeOrders(em(), 'iin-test', [{ order: sampleOrder({ number: 'IIN-1' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    {
+      await em().execute(
+        `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, created_at)
+         values (?, ?, 'noiin', 'first', 'RSA-SHA256', '01', 'CN=x', '850315300019', now(), 'x', '\\x00', now())`,
+        [order.orderId, user.id],
+      );
+      const refused = await cli(['users', 'set-iin', 'noiin', '880712300141']);
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^IIN_IN_USE: noiin has 1 signature\(s\) that count/m)]);
+      await em().execute('delete from order_signature where user_id = ?', [user.id]);
+    }
+    expect(await em().execute("select action from audit_event where subject = 'noiin' and action = 'user.iin_set'")).toHaveLength(1);
+  });
+
   test('api-keys grant / revoke-accounts: a key created without accounts is given some later (INTERFACES.md: "until one is granted"), audited', async () => {
     const accountsOf = async (name: string) => (JSON.parse((await cli(['api-keys', 'list', '--json'])).stdout) as { apiKeys: Array<{ name: string; accounts: string[] }> }).apiKeys.find((k) => k.name === name)?.accounts;
     expect((await cli(['api-keys', 'create', 'erp-later'])).code).toBe(0);

@@ -8,7 +8,7 @@ import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { userDeps } from '../../users/user-context';
 import { UserError } from '../../users/user.errors';
-import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, showUser, unblockUser } from '../../users/user.service';
+import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, setUserIin, showUser, unblockUser } from '../../users/user.service';
 import { credentialStatus, rotateSecret, SECRET_PURPOSE, setCredentials, type CredentialStatus } from '../../vault/credential.vault';
 import { rotateMasterKey } from '../../vault/master-key.rotation';
 import { resolveMasterKeyPath } from '../../vault/master-key.store';
@@ -208,6 +208,20 @@ export function registerUsersCommands(program: Command): void {
           const { uri } = await enrollTotp(userDeps(context), { login, actor: cliActor() });
           process.stdout.write(`${uri}\n`);
           say(`TOTP enrolled for ${login}: add the URI to an authenticator app now; it is not shown again`);
+          return 0;
+        }),
+      ),
+    );
+
+  users
+    .command('set-iin <login> <iin>')
+    .description("the IIN the user's EDS certificate must carry (a user added without --iin cannot enroll a key); not once the user has signatures that count")
+    .action(
+      runAction(async (login: string, iin: string) =>
+        withContext(async (context) => {
+          const { changed, warnings } = await setUserIin(userDeps(context), { login, iin, actor: cliActor() });
+          say(changed ? `IIN of ${login} set to ${iin}; enroll the user's key (connector users enroll-key ${login} --keystore PATH)` : `IIN of ${login} is ${iin} already`);
+          for (const w of warnings) say(`warning: ${w}`);
           return 0;
         }),
       ),
