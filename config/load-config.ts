@@ -5,7 +5,11 @@ import { configSchema, type ConnectorConfig } from './config.schema';
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
-  constructor(message: string) {
+  /** INTERFACES.md: 2 for input that cannot be read (a config file missing, unreadable, not JSON), 1 for a bad value. */
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+  ) {
     super(message);
     this.name = 'ConfigError';
   }
@@ -85,17 +89,18 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(`config file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ConfigError(code === 'ENOENT' ? `config file ${file} not found (CONNECTOR_CONFIG names it)` : `config file ${file} cannot be read: ${code ?? err}`, 2);
     }
     try {
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        throw new ConfigError(`config file ${file}: expected a JSON object at the top level`);
+        throw new ConfigError(`config file ${file}: expected a JSON object at the top level`, 2);
       }
       raw = parsed as Record<string, unknown>;
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`, 2);
     }
   }
   for (const [name, path, kind] of ENV_MAP) {

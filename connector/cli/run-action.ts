@@ -27,7 +27,7 @@ export function reportError(err: unknown): number {
   }
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.code}: ${err.message}\n`);
-    return 1;
+    return err.exitCode;
   }
   // PostgreSQL or Redis down: the driver's "connect ECONNREFUSED 127.0.0.1:5432" named as the service, where and what to check.
   const unreachable = serviceErrorOf(err);

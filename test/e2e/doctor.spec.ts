@@ -167,6 +167,13 @@ describe('connector doctor', () => {
     expect(res.stdout).not.toMatch(/pw-4471|rpw-9913/);
   });
 
+  it('a config file that cannot be read is exit 2 (input that cannot be read), a bad value in it exit 1', async () => {
+    const missing = await runCli(['orders', 'list'], { env: { ...env.env, CONNECTOR_CONFIG: 'nowhere.json' }, cwd: env.workDir });
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/^CONFIG_INVALID: config file .*nowhere\.json not found/m)]);
+    const bad = await runCli(['orders', 'list'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
+    expect(bad.code).toBe(1);
+  });
+
   it('fails on a bad config value and names the key', async () => {
     const res = await runCli(['doctor'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
     expect(res.code).toBe(1);

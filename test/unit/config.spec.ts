@@ -107,6 +107,6 @@ describe('configuration', () => {
     const file = join(cwd, 'broken.json');
     writeFileSync(file, '{ not json');
     expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(new RegExp(`${file} is not valid JSON`));
-    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: join(cwd, 'missing.json') }, cwd })).toThrow(/cannot be read: ENOENT/);
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: join(cwd, 'missing.json') }, cwd })).toThrow(/config file .*missing.json not found/);
   });
 });
