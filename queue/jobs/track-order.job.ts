@@ -4,7 +4,7 @@ import { PaymentOrder } from '../../connector/persistence/entities';
 import { transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import type { JobContext } from '../job-context';
 import { pipelineStageBatcher } from '../stage-batcher';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
@@ -271,7 +271,7 @@ async function statusPollsFailing(context: JobContext, err: unknown, failures: n
     kind: 'status_polls_failing',
     severity: 'high',
     title: outage
-      ? `The bank's status calls fail (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; resolve this once the bank answers again`
+      ? `The bank's status calls fail (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; this closes by itself once the bank answers again`
       : `The status of order ${orderId} cannot be read (${code}: ${message}; ${failures} polls in a row): it is polled on and never given up; ask the bank about it, then connector orders settle if it will not answer`,
     evidence: { code, httpStatus, bankCode: err instanceof BankError ? err.details.bankCode : undefined, orderId, failures, ...(outage ? {} : { error: message }) },
     dedupeKey: outage ? 'status_polls_failing' : `status_polls_failing:${orderId}`,
@@ -282,9 +282,20 @@ async function statusPollsFailing(context: JobContext, err: unknown, failures: n
   });
 }
 
+/** Closes the open `status_polls_failing` incidents (the bank's, this order's) once a poll is answered. */
+async function statusPollsRecovered(context: JobContext, orderId: string): Promise<void> {
+  const em = context.orm.em.fork();
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where kind = 'status_polls_failing' and status = 'open' and dedupe_key in ('status_polls_failing', ?)", [`status_polls_failing:${orderId}`]);
+  for (const { id } of open) {
+    await resolveIncident(em, { id, actor: 'worker', note: `the bank answered a status poll again (order ${orderId})`, now: context.clock.now() });
+  }
+}
+
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
   const batcher = pipelineStageBatcher<string, TrackOutcome>(context, 'track', (ids) => trackBatch(context, ids));
   const outcome = await batcher.run(payload.orderId).catch((err: unknown) => pollFailed(context, job, payload.orderId, err));
+  // The bank answers again after an incident said it did not: the incidents that say so close.
+  if (!('waitMs' in outcome) && Number((job.data as { failures?: number }).failures ?? 0) >= (job.opts.attempts ?? 1)) await statusPollsRecovered(context, payload.orderId);
   if ('state' in outcome) return outcome;
   if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);
   // Backoff: the first polls are quick, later ones stretch up to maxPollEveryMs.

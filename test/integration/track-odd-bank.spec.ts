@@ -83,8 +83,9 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // A maintenance answer without a Retry-After is a failed poll too: it waits as long, not the next poll's 2 s.
     await expect(run(new BankError('MAINTENANCE', 'the bank is down for maintenance'))).rejects.toBeInstanceOf(DelayedError);
     expect(delays[12]).toBeGreaterThan(maxPollEveryMs - 1_000);
-    // The bank answers again: the order is polled on as before.
+    // The bank answers again: the order is polled on as before, and the incident closes by itself.
     await expect(run({ status: 'executed' })).resolves.toMatchObject({ state: 'executed' });
+    expect(await incidents()).toEqual([{ status: 'resolved', code: 'TRANSIENT' }]);
   });
 
   it('what only one order meets (the bank does not know its document, or our own error) is never a dead letter either, and opens an incident for that order', async () => {
