@@ -58,12 +58,13 @@ export async function createAppContext(options: { config?: ConnectorConfig; logg
 /**
  * The context of a one-shot CLI command: its own output says what happened, and its log lines
  * (a Redis reconnect warning every few hundred ms while Redis is down, `user.created`, ...) would
- * bury the one line an operator needs. They are logged at `error` and above (everything with
+ * bury the one line an operator needs. They are logged at `error` and above unless
+ * CONNECTOR_LOG_LEVEL is set (then at that level, as INTERFACES.md has it; everything with
  * CONNECTOR_DEBUG=1, which also prints a failure's stack). The long-running processes log as configured.
  */
 export function createCliContext(): Promise<AppContext> {
   const config = loadConfig();
-  const level = process.env.CONNECTOR_DEBUG === '1' ? 'debug' : 'error';
+  const level = process.env.CONNECTOR_DEBUG === '1' ? 'debug' : process.env.CONNECTOR_LOG_LEVEL ? config.log.level : 'error';
   return createAppContext({ config, logger: createLogger({ level, name: 'connector-cli' }), name: 'connector-cli', role: 'producer' });
 }
 

@@ -2,7 +2,7 @@ import { actorForLog } from '../logging/log-names';
 import { performance } from 'node:perf_hooks';
 import { withTimeout } from '../shared/timeout';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type IORedis from 'ioredis';
+import IORedis from 'ioredis';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
@@ -308,6 +308,10 @@ async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports
  * whether it re-applied anything (nothing when no lockdown is recorded).
  */
 export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' | 'config' | 'logger'> & { ports: Pick<LockdownPorts, 'queues'> }): Promise<boolean> {
+  if (!(await isLockdownRecorded(deps.em.fork()))) return false;
+  // Only with Redis answering now: the worker's own connection queues a command while Redis is away
+  // and would run it later, perhaps after a resolve had cleared the flag and resumed the queues.
+  if (!(await redisAnswers(deps.config))) return false;
   return deps.em.fork().transactional(async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
@@ -317,9 +321,27 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
     if (!flagged) await withTimeout(deps.redis.set(key, JSON.stringify({ since: (row.since ?? new Date()).toISOString(), trigger: row.trigger ?? 'manual' })), REDIS_STEP_TIMEOUT_MS, 'Redis');
     // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
     const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    // What `status` and `doctor` say: the Redis parts hold now.
+    const warnings = row.warnings.filter((w) => !/^the Redis lockdown flag could not be set|^queues could not be paused/.test(w));
+    await tx.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(warnings)]);
+    if (row.incidentId) await appendAudit(tx, { actor: 'worker', action: 'lockdown.redis_reapplied', subject: row.incidentId, details: { flagSet: !flagged, paused: paused.length } });
     deps.logger?.warn({ event: 'lockdown.redis_reapplied', incidentId: row.incidentId, flagSet: !flagged, paused });
     return true;
   });
+}
+
+/** A PING on a connection of its own that never queues nor retries a command: does Redis answer now? */
+async function redisAnswers(config: ConnectorConfig): Promise<boolean> {
+  const probe = new IORedis(config.redis.url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await withTimeout(probe.connect().then(() => probe.ping()), 3_000, 'Redis');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
 }
 
 function agentNotReached(why: string | undefined): string {
@@ -407,6 +429,12 @@ export async function engageLockdownWithoutRecord(
   const scope = parseScope(input.scope);
   const first = await lockAtOnce(deps, input, deps.clock.now(), started);
   return withoutRecord(deps, input, scope, first, cause);
+}
+
+/** Whether an alert for `trigger` reached a channel already, per the lockdown incident's timeline. */
+async function alertedBefore(em: EntityManager, incidentId: string, trigger: string): Promise<boolean> {
+  const incident = await em.fork().findOne(Incident, { id: incidentId });
+  return (incident?.timeline ?? []).some((entry) => entry.text.startsWith(`admins alerted (${trigger}): `));
 }
 
 /** Step 4: `lockdown_state` and the one lockdown incident, serialised across processes (one lockdown, one incident). */
@@ -512,16 +540,17 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     clientId: await clientIdOf(deps.em, deps.config),
     users,
   });
-  // The admins hear of a lockdown once, and again when its scope widens: the same trigger found again
-  // (every worker process that meets the bank's refusal, a second report) is in the timeline and the
-  // audit log, not another alert.
-  const alert = !record.alreadyLocked || record.widened;
+  // The admins hear of each trigger of a lockdown once, and again when its scope widens: the same
+  // trigger found again (every worker process that meets the bank's refusal) is in the timeline and
+  // the audit log, not another alert. Once means delivered: an alert that reached no channel (a
+  // webhook down, a crash before it) is sent again by the next engage.
+  const alert = !record.alreadyLocked || record.widened || !(await alertedBefore(deps.em, record.incidentId, input.trigger));
   const notice = { event: 'lockdown.engaged' as const, incidentId: record.incidentId, trigger: input.trigger, scope: record.scope, reason: input.reason, at: now.toISOString(), bankDeadline: checklist.deadline, checklist: formatBankChecklist(checklist) };
   const sent = alert
     ? await deps.ports.notifier.notify(notice).catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }))
     : { delivered: [] as string[], warnings: [] as string[] };
   warnings.push(...sent.warnings);
-  if (sent.delivered.length) done(`admins alerted: ${sent.delivered.join(', ')}`);
+  if (sent.delivered.length) done(`admins alerted (${input.trigger}): ${sent.delivered.join(', ')}`);
 
   await appendTimeline(deps.em, record.incidentId, timeline, {
     checklist,
@@ -627,10 +656,6 @@ export async function missingResolutionSteps(
     const at = new Date(input.bankNotifiedAt);
     if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
     else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future`);
-    // The bank may have been told first (by phone) and the connector locked after; not days before.
-    else if (row.since && at.getTime() < row.since.getTime() - 86_400_000) {
-      missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is more than a day before this lockdown (${row.since.toISOString()}); give when the bank was told of this compromise`);
-    }
   }
   if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
   const since = row.since ?? now;

@@ -82,7 +82,11 @@ export async function sweepOrders(context: { orm: import('../../connector/persis
 
 export const handleSweepOrders: JobHandler<typeof sweepOrdersJob.payload> = async (_payload, context) => {
   // A lockdown recorded while Redis was down holds in Redis too once it answers (flag, queues paused).
-  const lockdownReapplied = await reapplyRedisLock(lockdownDepsFor(context));
+  // Best effort: the rest of the sweep does not wait on it.
+  const lockdownReapplied = await reapplyRedisLock(lockdownDepsFor(context)).catch((err: Error) => {
+    context.logger.warn({ event: 'lockdown.redis_reapply_failed', err: err.message });
+    return false;
+  });
   const requeued = await sweepOrders(context, context.clock.now());
   if (requeued > 0) context.logger.warn({ event: 'maintenance.sweep.requeued', requeued });
   // Issue 16: reconciliation incidents (unexplained debit, execution mismatch) are lockdown triggers.

@@ -271,8 +271,8 @@ async function statusPollsFailing(context: JobContext, err: unknown, failures: n
     kind: 'status_polls_failing',
     severity: 'high',
     title: outage
-      ? `The bank's status calls fail (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; this closes by itself once the bank answers again`
-      : `The status of order ${orderId} cannot be read (${code}: ${message}; ${failures} polls in a row): it is polled on and never given up; ask the bank about it, then connector orders settle if it will not answer`,
+      ? `The bank's status calls fail (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${failures} in a row for one order): orders at the bank are polled on, none is given up; resolve this once the bank answers again`
+      : `The status of order ${orderId} cannot be read (${code}: ${message}; ${failures} polls in a row): it is polled on and never given up; ask the bank about it, then connector orders settle if it will not answer; this closes by itself once its status is read`,
     evidence: { code, httpStatus, bankCode: err instanceof BankError ? err.details.bankCode : undefined, orderId, failures, ...(outage ? {} : { error: message }) },
     dedupeKey: outage ? 'status_polls_failing' : `status_polls_failing:${orderId}`,
     // Every poll meanwhile finds it again: one incident, not one timeline entry per poll.
@@ -282,10 +282,13 @@ async function statusPollsFailing(context: JobContext, err: unknown, failures: n
   });
 }
 
-/** Closes the open `status_polls_failing` incidents (the bank's, this order's) once a poll is answered. */
+/**
+ * Closes this order's own `status_polls_failing` incident once its poll is answered. The bank-wide one
+ * stays for a person: a bank that answers now and then would otherwise open and close it over and over.
+ */
 async function statusPollsRecovered(context: JobContext, orderId: string): Promise<void> {
   const em = context.orm.em.fork();
-  const open = await em.execute<Array<{ id: string }>>("select id from incident where kind = 'status_polls_failing' and status = 'open' and dedupe_key in ('status_polls_failing', ?)", [`status_polls_failing:${orderId}`]);
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where kind = 'status_polls_failing' and status = 'open' and dedupe_key = ?", [`status_polls_failing:${orderId}`]);
   for (const { id } of open) {
     await resolveIncident(em, { id, actor: 'worker', note: `the bank answered a status poll again (order ${orderId})`, now: context.clock.now() });
   }
@@ -294,8 +297,12 @@ async function statusPollsRecovered(context: JobContext, orderId: string): Promi
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {
   const batcher = pipelineStageBatcher<string, TrackOutcome>(context, 'track', (ids) => trackBatch(context, ids));
   const outcome = await batcher.run(payload.orderId).catch((err: unknown) => pollFailed(context, job, payload.orderId, err));
-  // The bank answers again after an incident said it did not: the incidents that say so close.
-  if (!('waitMs' in outcome) && Number((job.data as { failures?: number }).failures ?? 0) >= (job.opts.attempts ?? 1)) await statusPollsRecovered(context, payload.orderId);
+  // This order's poll is answered again after its own incident said it was not: that incident closes.
+  // Best effort: a failure here must not spend the job's attempts on a poll that succeeded.
+  if (!('waitMs' in outcome) && Number((job.data as { failures?: number }).failures ?? 0) >= (job.opts.attempts ?? 1)) {
+    await job.updateData({ ...job.data, failures: 0 });
+    await statusPollsRecovered(context, payload.orderId).catch((err: Error) => context.logger.warn({ event: 'order.track.incident_close_failed', orderId: payload.orderId, err: err.message }));
+  }
   if ('state' in outcome) return outcome;
   if ('waitMs' in outcome) return waitAndRetry(job, outcome.waitMs, outcome.why);
   // Backoff: the first polls are quick, later ones stretch up to maxPollEveryMs.

@@ -19,6 +19,11 @@ describe('CLI with PostgreSQL or Redis out of reach', () => {
   });
 
   const cli = (args: string[], extra: NodeJS.ProcessEnv = {}, input?: string) => runCli(args, { env: { ...env.env, ...extra }, cwd: env.workDir, input, timeoutMs: 60_000 });
+  /** As an operator runs it: no CONNECTOR_LOG_LEVEL of the test environment's. */
+  const operatorCli = (args: string[], extra: NodeJS.ProcessEnv = {}, input?: string) => {
+    const { CONNECTOR_LOG_LEVEL: _level, ...rest } = { ...process.env, ...env.env, ...extra };
+    return runCli(args, { env: rest, cwd: env.workDir, input, timeoutMs: 60_000, replaceEnv: true });
+  };
 
   it('names PostgreSQL, its address and `connector doctor`, never the password', async () => {
     const run = await cli(['orders', 'list'], { CONNECTOR_DATABASE_URL: `postgresql://postgres:pg-pass-7731@127.0.0.1:${closedPort}/connector` });
@@ -31,11 +36,11 @@ describe('CLI with PostgreSQL or Redis out of reach', () => {
 
   it('names Redis, its address and `connector doctor`, never the password', async () => {
     // A user to block: blocking ends their sessions, which live in Redis.
-    const added = await cli(['users', 'add', 'blockme', '--role', 'viewer', '--password-stdin'], {}, 'Correct-Horse-9\n');
+    const added = await operatorCli(['users', 'add', 'blockme', '--role', 'viewer', '--password-stdin'], {}, 'Correct-Horse-9\n');
     expect(added.code).toBe(0);
     // A one-shot command's own words only: no log lines (pino JSON) around them.
     expect(added.stderr.split('\n').filter((line) => line.startsWith('{'))).toEqual([]);
-    const run = await cli(['users', 'block', 'blockme'], { CONNECTOR_REDIS_URL: `redis://:redis-pass-5521@127.0.0.1:${closedPort}` });
+    const run = await operatorCli(['users', 'block', 'blockme'], { CONNECTOR_REDIS_URL: `redis://:redis-pass-5521@127.0.0.1:${closedPort}` });
     expect(run.code).toBe(1);
     // The Redis reconnect warnings no longer bury the one line the operator needs (36 of them before).
     expect(run.stderr.split('\n').filter((line) => line.includes('"event":"redis.error"') || line.includes('"event":"queue.error"'))).toEqual([]);

@@ -83,9 +83,10 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // A maintenance answer without a Retry-After is a failed poll too: it waits as long, not the next poll's 2 s.
     await expect(run(new BankError('MAINTENANCE', 'the bank is down for maintenance'))).rejects.toBeInstanceOf(DelayedError);
     expect(delays[12]).toBeGreaterThan(maxPollEveryMs - 1_000);
-    // The bank answers again: the order is polled on as before, and the incident closes by itself.
+    // The bank answers again: the order is polled on as before; the bank-wide incident waits for a
+    // person (a bank answering now and then would open and close it over and over).
     await expect(run({ status: 'executed' })).resolves.toMatchObject({ state: 'executed' });
-    expect(await incidents()).toEqual([{ status: 'resolved', code: 'TRANSIENT' }]);
+    expect(await incidents()).toEqual([{ status: 'open', code: 'TRANSIENT' }]);
   });
 
   it('what only one order meets (the bank does not know its document, or our own error) is never a dead letter either, and opens an incident for that order', async () => {
@@ -106,9 +107,18 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     await expect(run(new Error('Connection terminated unexpectedly'))).rejects.toBeInstanceOf(DelayedError);
     expect(data.failures).toBe(3);
     expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
-    expect(await q(`select dedupe_key, evidence->>'code' as code from incident where kind = 'status_polls_failing' and evidence->>'orderId' = ?`, [o.id])).toEqual([
-      { dedupe_key: `status_polls_failing:${o.id}`, code: 'ERROR' },
+    expect(await q(`select dedupe_key, evidence->>'code' as code, status from incident where kind = 'status_polls_failing' and evidence->>'orderId' = ?`, [o.id])).toEqual([
+      { dedupe_key: `status_polls_failing:${o.id}`, code: 'ERROR', status: 'open' },
     ]);
+    // Its status read at last: the order's own incident closes by itself.
+    const answered = async () => {
+      const bank = { getStatus: async () => ({ documentId: 'DOC-S10', externalId: o.externalId, status: 'in_processing', updatedAt: '2026-11-24T06:00:00Z' }) };
+      const context: JobContext = { ...world.context, clock: { now: () => new Date('2026-11-24T06:00:00Z') }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+      return handleTrackOrder({ orderId: o.id }, context, job);
+    };
+    await expect(answered()).rejects.toBeInstanceOf(DelayedError);
+    expect(data.failures).toBe(0);
+    expect(await q(`select status from incident where dedupe_key = ?`, [`status_polls_failing:${o.id}`])).toEqual([{ status: 'resolved' }]);
   });
 
   it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {

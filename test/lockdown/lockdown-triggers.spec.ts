@@ -293,10 +293,12 @@ describe('lockdown triggers', () => {
 
   it('alerts admins by a signed webhook when one is configured', async () => {
     const received: Array<{ body: string; ts: string; sig: string }> = [];
+    let down = false;
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString('utf8')));
       req.on('end', () => {
+        if (down) return void res.writeHead(503).end();
         received.push({ body, ts: String(req.headers['x-connector-timestamp']), sig: String(req.headers['x-connector-signature']) });
         res.writeHead(204).end();
       });
@@ -320,6 +322,16 @@ describe('lockdown triggers', () => {
       await triggerLockdown(context, { trigger: 'manual', reason: 'test: the Client Secret too', scope: 'credentials' });
       expect(received).toHaveLength(2);
       expect(JSON.parse(received[1].body)).toMatchObject({ event: 'lockdown.engaged', incidentId: result.incidentId, scope: 'all' });
+      // A new trigger whose alert reached nobody (the webhook down) is alerted again by the next engage.
+      down = true;
+      const lost = await triggerLockdown(context, { trigger: 'unexplained_debit', reason: 'test: a debit nobody ordered', scope: 'all' });
+      expect(lost.warnings.join(' ')).toMatch(/webhook/);
+      down = false;
+      await triggerLockdown(context, { trigger: 'unexplained_debit', reason: 'test: the same debit seen again', scope: 'all' });
+      expect(received).toHaveLength(3);
+      expect(JSON.parse(received[2].body)).toMatchObject({ trigger: 'unexplained_debit' });
+      await triggerLockdown(context, { trigger: 'unexplained_debit', reason: 'test: and again', scope: 'all' });
+      expect(received).toHaveLength(3);
     } finally {
       server.close();
     }
@@ -351,7 +363,7 @@ describe('lockdown triggers', () => {
       expect(body).toContain('connector credentials rotate');
       // The incident's timeline says who was alerted; the SMTP password is nowhere in it.
       const incident = await getIncident(world.context.orm.em.fork(), result.incidentId);
-      expect(JSON.stringify(incident)).toContain('admins alerted: e-mail to ops@example.kz, cfo@example.kz');
+      expect(JSON.stringify(incident)).toContain('admins alerted (manual): e-mail to ops@example.kz, cfo@example.kz');
       // Told: the incident digest does not mail it again.
       const [told] = await world.context.orm.em.fork().execute<Array<{ alerted_at: Date | null }>>('select alerted_at from incident where id = ?', [result.incidentId]);
       expect(told.alerted_at).not.toBeNull();
