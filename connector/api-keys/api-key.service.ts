@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ApiKey } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
@@ -67,15 +68,20 @@ export async function revokeApiKey(em: EntityManager, name: string, actor: strin
  */
 export async function changeApiKeyAccounts(em: EntityManager, name: string, change: { grant?: string[]; revoke?: string[] }, actor: string): Promise<string[]> {
   checkAccounts(change.grant ?? []);
-  const record = await em.findOne(ApiKey, { name });
-  if (!record) throw new ConnectorError('NOT_FOUND', `no API key named "${name}"`);
-  if (record.revokedAt) throw new ConnectorError('KEY_REVOKED', `the API key "${name}" is revoked; create a new one`);
-  const revoke = new Set(change.revoke ?? []);
-  const accounts = [...new Set([...record.accounts.filter((a) => !revoke.has(a)), ...(change.grant ?? [])])];
-  record.accounts = accounts;
-  await em.flush();
-  await appendAudit(em, { actor, action: 'api_key.accounts_changed', subject: name, details: { granted: change.grant ?? [], revoked: change.revoke ?? [], accounts } });
-  return accounts;
+  // One transaction, the key's row locked: two changes at once both hold.
+  return em.transactional(async (tx) => {
+    const record = await tx.findOne(ApiKey, { name }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!record) throw new ConnectorError('NOT_FOUND', `no API key named "${name}"`);
+    if (record.revokedAt) throw new ConnectorError('KEY_REVOKED', `the API key "${name}" is revoked; create a new one`);
+    const notGranted = (change.revoke ?? []).filter((a) => !record.accounts.includes(a));
+    if (notGranted.length) throw new ConnectorError('ACCOUNT_NOT_GRANTED', `the API key "${name}" has no account ${notGranted.join(', ')}; it has: ${record.accounts.join(', ') || 'none'}`);
+    const revoke = new Set(change.revoke ?? []);
+    const accounts = [...new Set([...record.accounts.filter((a) => !revoke.has(a)), ...(change.grant ?? [])])];
+    record.accounts = accounts;
+    await tx.flush();
+    await appendAudit(tx, { actor, action: 'api_key.accounts_changed', subject: name, details: { granted: change.grant ?? [], revoked: change.revoke ?? [], accounts } });
+    return accounts;
+  });
 }
 
 /** The key's record when it is known and not revoked; null otherwise (the caller answers 401). */

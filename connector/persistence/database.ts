@@ -27,10 +27,10 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
     extensions: [Migrator],
     pool: { min: 0, max: config.database.poolMax },
     // A PostgreSQL that takes the connection but never answers (a hung server, a wrong port behind a
-    // proxy) fails a connect within 5 s, and a wait for a pooled connection within 15 s, instead
-    // of hanging a command, or a worker under PM2, for good. Queries themselves are not bounded:
-    // an archive export may rightly run for minutes.
-    driverOptions: { connection: { connectionTimeoutMillis: 5_000 }, acquireConnectionTimeout: 15_000 },
+    // proxy) fails a connect within 5 s instead of hanging a command, or a worker under PM2, for
+    // good. A wait for a pooled connection keeps knex's 60 s (a busy worker's jobs wait their turn),
+    // and queries are not bounded: an archive export may rightly run for minutes.
+    driverOptions: { connection: { connectionTimeoutMillis: 5_000 }, acquireConnectionTimeout: 60_000 },
     migrations: {
       migrationsList: MIGRATIONS,
       transactional: true,

@@ -401,14 +401,18 @@ export async function setUserIin(deps: UserDeps, input: { login: string; iin: st
   if (!checked.ok) throw requisiteRefusal('INVALID_IIN', 'iin', input.iin, checked);
   const user = await requireUser(deps.em, input.login);
   if (user.iin === input.iin) return { changed: false, warnings: [] };
-  const [signed] = await deps.em.execute<Array<{ n: string }>>('select count(*) as n from order_signature where user_id = ? and valid', [user.id]);
-  if (Number(signed?.n ?? 0) > 0) {
-    throw new ConnectorError('IIN_IN_USE', `${user.login} has ${signed.n} signature(s) that count, given as the person of IIN ${user.iin ?? '(none)'}; a signer with another IIN is another user: add them with users add --iin`);
-  }
   const now = deps.clock.now();
   const previous = user.iin ?? null;
-  await deps.em.execute('update app_user set iin = ?, updated_at = ? where id = ?', [input.iin, now, user.id]);
-  await appendAudit(deps.em, { actor: input.actor, action: 'user.iin_set', subject: user.login, details: { previous, iin: input.iin }, at: now });
+  // One transaction, the user's row locked: the check, the change and its audit record hold together.
+  await deps.em.transactional(async (tx) => {
+    await tx.execute('select id from app_user where id = ? for update', [user.id]);
+    const [signed] = await tx.execute<Array<{ n: string }>>('select count(*) as n from order_signature where user_id = ? and valid', [user.id]);
+    if (Number(signed?.n ?? 0) > 0) {
+      throw new ConnectorError('IIN_IN_USE', `${user.login} has ${signed.n} signature(s) that count, given as the person of IIN ${user.iin ?? '(none)'}; a signer with another IIN is another user: add them with users add --iin`);
+    }
+    await tx.execute('update app_user set iin = ?, updated_at = ? where id = ?', [input.iin, now, user.id]);
+    await appendAudit(tx, { actor: input.actor, action: 'user.iin_set', subject: user.login, details: { previous, iin: input.iin }, at: now });
+  });
   const warnings = deps.signerAgent && previous ? await lockKeyOf(deps, user, input.actor, 'iin_changed', now) : [];
   return { changed: true, warnings };
 }

@@ -145,6 +145,8 @@ describe('connector users / credentials', () => {
     expect((await cli(['api-keys', 'revoke-accounts', 'erp-later', '--accounts', 'KZ88998CTB0000000001'])).code).toBe(0);
     expect(await accountsOf('erp-later')).toEqual(['KZ69998CTA0000000101']);
     expect((await cli(['api-keys', 'grant', 'nokey', '--accounts', 'KZ88998CTB0000000001'])).stderr).toMatch(/^NOT_FOUND: /m);
+    // Taking an account the key does not have is a mistake said as one, not a silent success.
+    expect((await cli(['api-keys', 'revoke-accounts', 'erp-later', '--accounts', 'KZ88998CTB0000000001'])).stderr).toMatch(/^ACCOUNT_NOT_GRANTED: .*has: KZ69998CTA0000000101/m);
     expect(await env.context.orm.em.fork().execute("select action from audit_event where subject = 'erp-later' order by seq")).toEqual([
       { action: 'api_key.created' },
       { action: 'api_key.accounts_changed' },
@@ -202,7 +204,7 @@ describe('connector users / credentials', () => {
     expect((await cli(['credentials', 'status', '--json'])).code).toBe(1);
     // Nothing stored yet: rotate says so, and what to run (not that a master key file is missing).
     const early = await cli(['credentials', 'rotate', '--secret-stdin'], 'Early-Client-Secret\n');
-    expect([early.code, early.stderr]).toEqual([1, expect.stringMatching(/^CREDENTIALS_MISSING: .*connector credentials set --client-id ID --secret-stdin/m)]);
+    expect([early.code, early.stderr]).toEqual([1, expect.stringMatching(/^CREDENTIALS_MISSING: no Client ID \/ Client Secret stored yet: store the pair with connector credentials set --client-id ID --secret-stdin$/m)]);
     expect((await cli(['credentials', 'set', '--client-id', 'client-7'])).code).toBe(2);
     expect((await cli(['credentials', 'set', '--client-id', 'client-7', '--secret-stdin'], 'First-Client-Secret\n')).code).toBe(0);
     const status = await cli(['credentials', 'status', '--json']);
