@@ -1,11 +1,11 @@
 import { lockdownKey } from '../lockdown/lockdown.flag';
+import { probeRedis } from '../shared/redis-probe';
 import { readdirSync, readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
-import IORedis from 'ioredis';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig, redactedUrl } from '../../config/load-config';
@@ -53,8 +53,7 @@ function skewVerdict(name: string, ms: number): CheckResult {
 }
 
 async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
-  const redis = new IORedis(config.redis.url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  redis.on('error', () => undefined);
+  const redis = probeRedis(config.redis.url, 3_000);
   const hint = 'start Redis (redis-server --daemonize yes) or fix CONNECTOR_REDIS_URL';
   try {
     await withTimeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');

@@ -2,7 +2,8 @@ import { actorForLog } from '../logging/log-names';
 import { performance } from 'node:perf_hooks';
 import { withTimeout } from '../shared/timeout';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import IORedis from 'ioredis';
+import type IORedis from 'ioredis';
+import { probeRedis } from '../shared/redis-probe';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
@@ -263,6 +264,12 @@ async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope
  */
 const REDIS_STEP_TIMEOUT_MS = 5_000;
 
+/** The Redis lockdown flag every stage checks before a side effect: when and by what it was engaged. */
+function setRedisFlag(deps: Pick<LockdownDeps, 'redis' | 'config'>, since: Date | null, trigger: string | null): Promise<unknown> {
+  const value = JSON.stringify({ since: (since ?? new Date()).toISOString(), trigger: trigger ?? 'manual' });
+  return withTimeout(deps.redis.set(lockdownKey(deps.config.redis.prefix), value), REDIS_STEP_TIMEOUT_MS, 'Redis');
+}
+
 /** What steps 1-3 achieved: each part, or why not. */
 export interface ImmediateLock {
   /** The Redis flag every worker checks before a side effect. */
@@ -283,7 +290,7 @@ export interface ImmediateLock {
 async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports: Pick<LockdownPorts, 'queues' | 'agent'> }, input: TriggerLockdownInput, now: Date, started: number): Promise<ImmediateLock> {
   const result: ImmediateLock = { flagSet: false, pausedQueues: null, wipedUsers: null, pausedAndWipedMs: 0 };
   try {
-    await withTimeout(deps.redis.set(lockdownKey(deps.config.redis.prefix), JSON.stringify({ since: now.toISOString(), trigger: input.trigger })), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    await setRedisFlag(deps, now, input.trigger);
     result.flagSet = true;
   } catch (err) {
     result.flagError = errorText(err);
@@ -316,9 +323,8 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
     await tx.execute('select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state !== 'locked') return false;
-    const key = lockdownKey(deps.config.redis.prefix);
-    const flagged = (await withTimeout(deps.redis.exists(key), REDIS_STEP_TIMEOUT_MS, 'Redis')) === 1;
-    if (!flagged) await withTimeout(deps.redis.set(key, JSON.stringify({ since: (row.since ?? new Date()).toISOString(), trigger: row.trigger ?? 'manual' })), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    const flagged = (await withTimeout(deps.redis.exists(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis')) === 1;
+    if (!flagged) await setRedisFlag(deps, row.since, row.trigger);
     // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
     const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
     // What `status` and `doctor` say: the Redis parts hold now.
@@ -332,8 +338,7 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
 
 /** A PING on a connection of its own that never queues nor retries a command: does Redis answer now? */
 async function redisAnswers(config: ConnectorConfig): Promise<boolean> {
-  const probe = new IORedis(config.redis.url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  probe.on('error', () => undefined);
+  const probe = probeRedis(config.redis.url, 2_000);
   try {
     await withTimeout(probe.connect().then(() => probe.ping()), 3_000, 'Redis');
     return true;
@@ -775,7 +780,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       await withTimeout(deps.redis.del(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis');
       await withTimeout(deps.ports.queues.resumeAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
     } catch (err) {
-      await withTimeout(deps.redis.set(lockdownKey(deps.config.redis.prefix), JSON.stringify({ since: current.since?.toISOString(), trigger: current.trigger })), REDIS_STEP_TIMEOUT_MS, 'Redis').catch(() => undefined);
+      await setRedisFlag(deps, current.since, current.trigger).catch(() => undefined);
       await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis').catch(() => undefined);
       throw new ConnectorError('REDIS_UNAVAILABLE', `the lockdown is not resolved: Redis did not clear its flag or resume the queues (${errorText(err)}); it still holds, nothing changed: run the resolve again once Redis answers`, 1);
     }

@@ -81,6 +81,16 @@ export async function dropSignaturesThatNoLongerCount(
 /** The longest a job waits for a bank that failed or is down without saying for how long (R-24): it still comes back within a minute once the bank does. */
 export const BANK_WAIT_MAX_MS = 60_000;
 
+/**
+ * The wait after the `inARow`-th failure in a row (from 1), as BullMQ's exponential backoff would
+ * have it but without spending an attempt: `queue.backoffMs`, doubling, at most `capMs` (never below
+ * `queue.backoffMs`).
+ */
+export function backoffAfter(context: Pick<JobContext, 'config'>, inARow: number, capMs: number): number {
+  const { backoffMs } = context.config.queue;
+  return Math.min(Math.max(backoffMs, capMs), backoffMs * 2 ** Math.min(inARow - 1, 20));
+}
+
 /** While our bank credentials cannot be used (refused, revoked, unopenable) we do not keep hammering the bank (R-31). */
 export const CREDENTIALS_WAIT_MS = 60_000;
 

@@ -9,7 +9,7 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
-import { CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
+import { backoffAfter, CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 
 export const trackOrderJob = defineJob({
@@ -253,9 +253,7 @@ async function pollFailed(context: JobContext, job: Parameters<JobHandler<typeof
   const failures = Number((job.data as { failures?: number }).failures ?? 0) + 1;
   await job.updateData({ ...job.data, failures });
   if (failures >= (job.opts.attempts ?? 1)) await statusPollsFailing(context, err, failures, orderId);
-  const { backoffMs } = context.config.queue;
-  const delay = Math.min(Math.max(backoffMs, context.config.tracking.maxPollEveryMs), backoffMs * 2 ** Math.min(failures - 1, 20));
-  return waitAndRetry(job, delay, err instanceof BankError ? err.code : 'ERROR');
+  return waitAndRetry(job, backoffAfter(context, failures, context.config.tracking.maxPollEveryMs), err instanceof BankError ? err.code : 'ERROR');
 }
 
 /** Errors every order meets while the bank's service is down (R-24). */

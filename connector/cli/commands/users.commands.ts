@@ -292,8 +292,7 @@ export function registerUsersCommands(program: Command): void {
         const config = loadConfig();
         return withOrm(config, async (orm) => {
           // Nothing stored: say so first (`set` stores a first pair), not that a key file is missing.
-          const stored = await orm.em.fork().execute<Array<{ id: number }>>('select id from credential_vault where id = 1');
-          if (!stored.length) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID / Client Secret stored yet: store the pair with connector credentials set --client-id ID --secret-stdin');
+          if (!(await credentialStatus({ em: orm.em, clock: clockFromConfig(config) })).configured) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID / Client Secret stored yet: store the pair with connector credentials set --client-id ID --secret-stdin');
           // The key that opens the stored secret, never a new one (MASTER_KEY_MISSING names the file).
           const box = SecretBox.open(config);
           const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor() });
