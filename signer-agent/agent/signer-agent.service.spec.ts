@@ -53,6 +53,14 @@ function world() {
 
 const untilTold = async (told: string[], what: string) => {
   for (let i = 0; i < 200 && !told.includes(what); i += 1) await new Promise((r) => setTimeout(r, 5));
+  if (!told.includes(what)) throw new Error(`the workers were never told "${what}" (told: ${told.join(', ')})`);
+};
+
+/** The worker answers; what the workers are told from then on (the wipe must come after the answer). */
+const answerThenTold = (w: ReturnType<typeof world>, outcome: KeyFacts | Error) => {
+  const before = w.told.length;
+  w.answer(outcome);
+  return () => w.told.slice(before);
 };
 
 describe('an unlock that does not end in a session leaves no key in the workers', () => {
@@ -63,41 +71,30 @@ describe('an unlock that does not end in a session leaves no key in the workers'
       const unlocking = w.service.unlock('u1', 'pw');
       await untilTold(w.told, 'unlock u1');
       await w.service.unenroll('u1');
-      w.answer(FACTS);
+      const toldAfter = answerThenTold(w, FACTS);
       await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
-      expect(w.told.slice(w.told.indexOf('unlock u1'))).toContain('lock u1');
+      expect(toldAfter()).toContain('lock u1');
       expect(w.sessions.get('u1')).toBeUndefined();
     } finally {
       w.close();
     }
   });
 
-  it('overtaken by a new enrolment: refused (the old keystore does not become the new one), the key wiped', async () => {
+  it.each([
+    ['its key opened', FACTS],
+    ["the old keystore's password wrong", new ConnectorError('WRONG_PASSWORD', 'wrong keystore password')],
+  ] as const)('overtaken by a new enrolment (the worker answers: %s): refused, the key wiped, no wrong password counted against the new keystore', async (_what, outcome) => {
     const w = world();
     try {
       await w.service.enroll('u2', w.keystore, null);
       const unlocking = w.service.unlock('u2', 'pw');
       await untilTold(w.told, 'unlock u2');
       await w.service.enroll('u2', w.keystore, '123456789011');
-      w.answer(FACTS);
+      const toldAfter = answerThenTold(w, outcome);
+      // The old keystore does not become the new one.
       await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
-      expect(w.told.slice(w.told.indexOf('unlock u2'))).toContain('lock u2');
-      expect(w.service.status('u2').unlocked).toBe(false);
-    } finally {
-      w.close();
-    }
-  });
-
-  it("overtaken by a new enrolment, the old keystore's wrong password does not count against the new one", async () => {
-    const w = world();
-    try {
-      await w.service.enroll('u4', w.keystore, null);
-      const unlocking = w.service.unlock('u4', 'wrong');
-      await untilTold(w.told, 'unlock u4');
-      await w.service.enroll('u4', w.keystore, '123456789011');
-      w.answer(new ConnectorError('WRONG_PASSWORD', 'wrong keystore password'));
-      await expect(unlocking).rejects.toMatchObject({ code: 'KEY_LOCKED' });
-      expect(w.service.status('u4').wrongPasswordCount).toBe(0);
+      expect(toldAfter()).toContain('lock u2');
+      expect(w.service.status('u2')).toMatchObject({ unlocked: false, wrongPasswordCount: 0 });
     } finally {
       w.close();
     }
@@ -109,9 +106,9 @@ describe('an unlock that does not end in a session leaves no key in the workers'
       await w.service.enroll('u3', w.keystore, null);
       const unlocking = w.service.unlock('u3', 'pw');
       await untilTold(w.told, 'unlock u3');
-      w.answer(new ConnectorError('SIGNER_TIMEOUT', 'the signing worker did not answer in time'));
+      const toldAfter = answerThenTold(w, new ConnectorError('SIGNER_TIMEOUT', 'the signing worker did not answer in time'));
       await expect(unlocking).rejects.toMatchObject({ code: 'SIGNER_TIMEOUT' });
-      expect(w.told.slice(w.told.indexOf('unlock u3'))).toContain('lock u3');
+      expect(toldAfter()).toContain('lock u3');
     } finally {
       w.close();
     }

@@ -75,6 +75,7 @@ describe('connector orders settle', () => {
   });
 
   it('orders list says when --limit cut the list (an operator looking for failed orders must know there are more)', async () => {
+    await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'LIM-1' }) }, { order: sampleOrder({ number: 'LIM-2' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
     const cut = await cli(['orders', 'list', '--limit', '1', '--json']);
     expect(cut.code).toBe(0);
     expect(JSON.parse(cut.stdout).orders).toHaveLength(1);

@@ -158,20 +158,25 @@ describe('connector doctor', () => {
   }, 90_000);
 
   it('a login PostgreSQL refuses is told apart from a server that is down; the failing address is named without its password', async () => {
-    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_DATABASE_URL: 'postgresql://nosuchuser:pw-4471@127.0.0.1:5432/test', CONNECTOR_REDIS_URL: `redis://:rpw-9913@127.0.0.1:1` }, cwd: env.workDir, timeoutMs: 30_000 });
+    // The test's own PostgreSQL server, a user it does not know.
+    const server = new URL(env.config.database.url);
+    server.username = 'nosuchuser';
+    server.password = 'pw-4471';
+    const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_DATABASE_URL: server.toString(), CONNECTOR_REDIS_URL: `redis://:rpw-9913@127.0.0.1:1` }, cwd: env.workDir, timeoutMs: 30_000 });
     const checks = JSON.parse(res.stdout).checks as Array<{ name: string; detail: string; hint: string }>;
     const pg = checks.find((c) => c.name === 'postgresql')!;
-    expect(pg.detail).toMatch(/^postgresql:\/\/nosuchuser:\*\*\*@127\.0\.0\.1:5432\/test: /);
+    expect(pg.detail.startsWith(`postgresql://nosuchuser:***@${server.host}${server.pathname}: `)).toBe(true);
     expect(pg.hint).toMatch(/refused the login: check the user and password/);
     expect(checks.find((c) => c.name === 'redis')!.detail).toMatch(/^redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: /);
     expect(res.stdout).not.toMatch(/pw-4471|rpw-9913/);
   });
 
-  it('a config file that cannot be read is exit 2 (input that cannot be read), a bad value in it exit 1', async () => {
+  it('a config file that cannot be read is exit 2 (input that cannot be read), a bad value in it exit 1 naming the key', async () => {
     const missing = await runCli(['orders', 'list'], { env: { ...env.env, CONNECTOR_CONFIG: 'nowhere.json' }, cwd: env.workDir });
     expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/^CONFIG_INVALID: config file .*nowhere\.json not found/m)]);
-    const bad = await runCli(['orders', 'list'], { env: { ...env.env, CONNECTOR_API_PORT: 'x' }, cwd: env.workDir });
-    expect(bad.code).toBe(1);
+    writeFileSync(join(env.workDir, 'bad-value.json'), JSON.stringify({ worker: { concurrency: 'eight' } }));
+    const bad = await runCli(['orders', 'list'], { env: { ...env.env, CONNECTOR_CONFIG: 'bad-value.json' }, cwd: env.workDir });
+    expect([bad.code, bad.stderr]).toEqual([1, expect.stringMatching(/^CONFIG_INVALID: config .*bad-value\.json: worker\.concurrency: /m)]);
   });
 
   it('fails on a bad config value and names the key', async () => {

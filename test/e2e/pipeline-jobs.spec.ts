@@ -387,18 +387,23 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       connections.push(connection);
       const writebackEvents = new QueueEvents('writeback', { connection, prefix: env.config.redis.prefix });
       await writebackEvents.waitUntilReady();
-      let writebacks = 0;
+      const addedAt: number[] = [];
       writebackEvents.on('added', ({ name }) => {
-        if (name === 'erp.writeback') writebacks += 1;
+        if (name === 'erp.writeback') addedAt.push(Date.now());
       });
       await put('/faults', { errorRate: 1 }); // every submit now fails
       await submitQueue.resume();
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
       expect(await row()).toMatchObject({ failed_from: 'submitting', last_error: expect.stringMatching(/^TRANSIENT: /) });
-      // The ERP hears of it now (a write-back asked for), not at the next statement fetch.
-      // (Changes within 2 s share one write-back: one still waiting to run, asked for before, tells the ERP too.)
-      const waitingWriteBacks = async () => Object.values(await world.context.queues.get('writeback').getJobCounts('delayed', 'waiting')).reduce((a, b) => a + b, 0);
-      await eventually(async () => writebacks > 0 || (await waitingWriteBacks()) > 0, { what: 'a write-back asked for the failed order' });
+      // The ERP hears of it now (a write-back that runs after the failure), not at the next statement
+      // fetch: one asked for then, or one asked for a moment before that runs after it (changes
+      // within 2 s share one write-back, run at the end of their window, `at`).
+      const [{ at }] = await db().execute<Array<{ at: Date | string }>>("select at from order_event where order_id = ? and to_state = 'failed'", [result.orderId]);
+      const failedAt = new Date(at).getTime();
+      const runsAfterFailure = async () =>
+        addedAt.some((t) => t >= failedAt - 50) ||
+        (await world.context.queues.get('writeback').getJobs(['delayed', 'waiting'])).some((j) => Number((j.data as { at?: number }).at) >= failedAt);
+      await eventually(runsAfterFailure, { what: 'a write-back that runs after the order failed' });
       await writebackEvents.close();
       // An order that failed while it was being sent may be at the bank: its view says where it failed.
       expect(orderView(await db().findOneOrFail(PaymentOrder, { id: result.orderId }))).toMatchObject({ state: 'failed', failedFrom: 'submitting' });

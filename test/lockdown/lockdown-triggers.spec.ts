@@ -80,27 +80,15 @@ describe('lockdown triggers', () => {
     }
   }, 60_000);
 
-  it('the bank refusing a document for a compromise reason (sandbox refusal) locks down', async () => {
-    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'submit' } });
+  it.each([
+    ['at submit', 'submit', 'TR-REFUSED'],
+    ['at execution', 'execution', 'TR-REFUSED-EXEC'],
+  ] as const)('the bank refusing a document %s for a compromise reason (sandbox refusal) locks down the credentials, and the order ends rejected', async (_when, at, number) => {
+    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at } });
     try {
       await world.unlock('ceo');
       world.startWorkers();
-      const [id] = await world.intake(['TR-REFUSED']);
-      const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
-      expect(evidence.trigger).toBe('bank_refused_compromise');
-      expect(evidence.evidence).toMatchObject({ orderId: id, reasonCode: 'CREDENTIALS_COMPROMISED' });
-      expect((await world.states([id]))[id]).toBe('rejected');
-    } finally {
-      await world.admin('POST', '/faults/reset');
-    }
-  }, 60_000);
-
-  it('the bank refusing a document at execution for a compromise reason locks down, and the order ends rejected', async () => {
-    await world.admin('PUT', '/faults', { refuse: { code: 'CREDENTIALS_COMPROMISED', count: 1, at: 'execution' } });
-    try {
-      await world.unlock('ceo');
-      world.startWorkers();
-      const [id] = await world.intake(['TR-REFUSED-EXEC']);
+      const [id] = await world.intake([number]);
       const { evidence } = await eventually(async () => ((await lockdownStatusOf(world.context)).state === 'locked' ? incidentOf() : null), { timeoutMs: 30_000, what: 'lockdown' });
       expect(evidence.trigger).toBe('bank_refused_compromise');
       expect(evidence.scope).toBe('credentials');
@@ -130,7 +118,6 @@ describe('lockdown triggers', () => {
       await world.admin('POST', '/faults/reset');
     }
   }, 60_000);
-
 
   it('a compromise code widens a lockdown that held one user to the credentials, and a batch of such refusals engages it once', async () => {
     const em = world.context.orm.em.fork();

@@ -166,6 +166,7 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(ledger.duplicates).toBe(0);
     await world.stopWorkers();
   }, 90_000);
+
   it('a failed order is not retried under lockdown; resolved, it is validated and signed again, never sent with a signature from before the lock', async () => {
     const { context } = world;
     await world.reset();
@@ -202,6 +203,7 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect((await world.ledger()).duplicates).toBe(0);
     await world.stopWorkers();
   }, 120_000);
+
   it("a user's EDS step is still asked when a second trigger widens the lockdown to all", async () => {
     const { context } = world;
     await world.reset();
@@ -215,6 +217,7 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await revokeRight(userDeps(context), { login: 'ceo', account: DEMO.payerIban, actor: 'cli:tester' });
     await expect(resolve()).resolves.toMatchObject({ incidentId: first.incidentId });
   }, 60_000);
+
   it('a resolve Redis fails in the middle of changes nothing: still locked, queues paused, orders held; run again, it resolves', async () => {
     const { context } = world;
     await world.reset();

@@ -63,7 +63,7 @@ describe('R-13 sessions: 30 min idle, absolute lifetime, logout, logout everywhe
     expect(env.lockedAgentUsers.slice(lockedBefore)).toEqual([]);
     expect((await a.request('POST', '/api/v1/auth/logout-all')).statusCode).toBe(204);
     for (const s of [a, c]) expect((await s.request('GET', '/api/v1/me')).statusCode).toBe(401);
-    // "After work all sessions can be closed" (R-13): the key's unlock in the signer agent ends too, audited.
+    // "After work all sessions can be closed" (R-13): the signer agent (a stand-in here) is asked to lock the key, audited.
     expect(env.lockedAgentUsers.slice(lockedBefore)).toEqual([id]);
     const audit = await env.context.orm.em.fork().execute<Array<{ action: string; details: { reason?: string; sessionsEnded?: number } }>>(
       "select action, details from audit_event where subject = ? and action in ('auth.logout_all', 'signer.key_locked') order by seq",
@@ -179,7 +179,7 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
     ['the configured API address', { origin: 'http://127.0.0.1:8080' }, 204, null],
     ['a look-alike of the console origin', { origin: 'https://console.example.kz.evil.example' }, 403, 'ORIGIN_NOT_ALLOWED'],
     ['no Origin (same-site tools)', {}, 204, null],
-  ])('logout-all with %s -> %s', async (_what, headers, status, code) => {
+  ])('logout-all with %s %o -> %d %s', async (_what, headers, status, code) => {
     const b = await activeUser(env, uniq('csrf'), 'viewer', 'Csrf-Pass-1');
     const h = headers as Record<string, string>;
     const res = await b.request('POST', '/api/v1/auth/logout-all', h['content-type'] ? 'x=1' : undefined, h);
@@ -196,7 +196,7 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
     // Past the CSRF rules, a body that is no order: 400, and nothing stored.
     ['a configured console origin', { 'content-type': 'application/json', origin: 'https://console.example.kz' }, 400, 'INVALID_REQUEST'],
     ['JSON and no Origin (an ERP server)', { 'content-type': 'application/json' }, 400, 'INVALID_REQUEST'],
-  ])('the same rules for an ERP with an API key: %s -> %s', async (_what, headers, status, code) => {
+  ])('the same rules for an ERP with an API key: %s %o -> %d %s', async (_what, headers, status, code) => {
     const { key } = await createApiKey(env.context.orm.em.fork(), uniq('erpcsrf'), DEMO_ACCOUNTS, 'test');
     const res = await fetch(`${env.baseUrl}/api/v1/orders`, { method: 'POST', headers: { authorization: `Bearer ${key}`, ...(headers as Record<string, string>) }, body: JSON.stringify({ not: 'an order' }) });
     expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([status, code]);
