@@ -111,14 +111,16 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     // A monitor's probe, or a call with an ERP's API key: a page of another name has no key, and
     // with a wrong one gets 401. Not on the people's own endpoints (login above all), which take no
     // key: a page may add any header to its own requests, a Bearer one included.
-    const path = request.url.split('?')[0];
+    // The route the router matched, not the raw URL: the router decodes %XX first, so `/%61pi/v1/...`
+    // reaches the `/api/v1/...` handlers and a test of the raw URL would wave it through.
+    const path = guardedPath(request);
     const unguarded = UNGUARDED_PATHS.has(path) || (request.headers.authorization?.startsWith('Bearer ') && !path.startsWith('/api/v1/auth/'));
     if (!unguarded && !hostAllowed(request.headers, context)) {
       context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.routeOptions.url ?? '(no route)' });
       const names = [request.headers.host, request.headers['x-forwarded-host']].flat().filter(Boolean).join(', ');
       throw new ApiError(403, 'HOST_NOT_ALLOWED', `this API is not known by the name ${names}; if it is yours (a reverse proxy passes it on), add it to api.allowedHosts`);
     }
-    if (!STATE_CHANGING.has(request.method) || !request.url.startsWith('/api/')) return;
+    if (!STATE_CHANGING.has(request.method) || !path.startsWith('/api/')) return;
     // For every caller, an ERP's API key included (INTERFACES.md names no exception): an ERP's
     // server sends JSON and no Origin; a page that holds a key is held to the console's origins.
     if (!isJson(request.headers['content-type'])) {
@@ -133,6 +135,17 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
       throw new ApiError(403, 'ORIGIN_NOT_ALLOWED', 'cross-site requests are not allowed');
     }
   });
+}
+
+/** The path the guards judge: the matched route's pattern, or for no route the decoded path (a 404 either way). */
+function guardedPath(request: FastifyRequest): string {
+  if (request.routeOptions.url !== undefined) return request.routeOptions.url;
+  const raw = request.url.split('?')[0];
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 /** Per-IP fixed one-minute window in Redis: `<prefix>:ratelimit:login:<ip>`. */

@@ -202,6 +202,23 @@ describe('CSRF (INTERFACES.md): JSON content type and Origin check, no token', (
     expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([status, code]);
   });
 
+  // The router decodes %XX before it matches a route: a spelling of the path the guards did not
+  // know as /api/ once reached the handler with neither rule applied.
+  test.each([['/%61pi/v1/auth/logout-all'], ['/api/v1/%61uth/logout-all'], ['/api/v1/auth/logout%2Dall']])(
+    'the same rules however the path is spelt: %s with a text/plain body or a foreign Origin is refused',
+    async (path) => {
+      const b = await activeUser(env, uniq('spelt'), 'viewer', 'Spelt-Pass-1');
+      const plain = await b.request('POST', path, 'x=1', { 'content-type': 'text/plain' });
+      expect([plain.statusCode, plain.json().code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+      const foreign = await b.request('POST', path, undefined, { origin: 'https://evil.example' });
+      expect([foreign.statusCode, foreign.json().code]).toEqual([403, 'ORIGIN_NOT_ALLOWED']);
+      expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(200);
+      // The spelling itself is no fault: sent by the rules, it is the route it names.
+      expect((await b.request('POST', path)).statusCode).toBe(204);
+      expect((await b.request('GET', '/api/v1/me')).statusCode).toBe(401);
+    },
+  );
+
   test('the API reached at its own origin accepts that Origin', async () => {
     const b = await activeUser(env, uniq('own'), 'viewer', 'Origin-Pass1');
     expect((await b.request('POST', '/api/v1/auth/logout', undefined, { origin: env.baseUrl })).statusCode).toBe(204);
@@ -249,6 +266,9 @@ describe('DNS rebinding: the API answers only to the names it is known by', () =
     // A page may add a Bearer header of its own: on the login it buys nothing.
     const guess = await withHost('evil.example', 'POST', '/api/v1/auth/login', { login: 'nobody', password: 'guess' }, { authorization: 'Bearer anything-at-all' });
     expect(guess.json.code).toBe('HOST_NOT_ALLOWED');
+    // Nor on a login spelt another way (the router decodes it to the login).
+    const spelt = await withHost('evil.example', 'POST', '/api/v1/%61uth/login', { login: 'nobody', password: 'guess' }, { authorization: 'Bearer anything-at-all' });
+    expect(spelt.json.code).toBe('HOST_NOT_ALLOWED');
     // Through a proxy that rewrites Host but passes the name it was reached by.
     expect((await withHost('127.0.0.1:8080', 'GET', '/api/v1/me', undefined, { 'x-forwarded-host': 'evil.example' })).json.code).toBe('HOST_NOT_ALLOWED');
   });
