@@ -234,7 +234,8 @@ export async function reportSecurityEvent(context: JobContext, event: SecurityEv
     return await triggerLockdown(context, {
       trigger: 'brute_force',
       reason: `brute force suspected: ${what} within ${verdict.windowMinutes} minutes`,
-      scope: 'all',
+      // Every user's sessions and keys; not the Client Secret (lockdown.service.ts, LockdownScope).
+      scope: 'users',
       evidence: { kind: event.kind, logins: verdict.logins, count: verdict.count, threshold: verdict.threshold, windowMinutes: verdict.windowMinutes, lastIp: event.ip ?? null },
       actor: 'system:auth',
     });

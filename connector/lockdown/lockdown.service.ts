@@ -36,7 +36,14 @@ export const LOCKDOWN_TRIGGERS = [
   'brute_force',
 ] as const;
 export type LockdownTrigger = (typeof LOCKDOWN_TRIGGERS)[number];
-export type LockdownScope = 'all' | 'credentials' | `user:${string}`;
+/**
+ * What a lockdown suspects: `all` (every user's EDS and sessions, and the Client Secret),
+ * `credentials` (the Client Secret), `user:LOGIN` (one user's EDS and sessions), `users` (every
+ * user's sessions and unlocked keys, not the Client Secret: an attack on the console's logins
+ * says nothing of a secret that never passes through it, and revoking it would stop every payment
+ * until the bank issues a new pair; brute force engages this one).
+ */
+export type LockdownScope = 'all' | 'credentials' | 'users' | `user:${string}`;
 
 /** Incident kinds reconciliation opens that are lockdown triggers of their own (escalated by the sweep). */
 export const RECONCILIATION_KINDS = ['unexplained_debit', 'execution_mismatch'] as const;
@@ -51,9 +58,9 @@ const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 
 export function parseScope(text: string | undefined): LockdownScope {
   const value = (text ?? 'all').trim();
-  if (value === 'all' || value === 'credentials') return value;
+  if (value === 'all' || value === 'credentials' || value === 'users') return value;
   if (value.startsWith('user:') && LOGIN.test(value.slice(5).toLowerCase())) return `user:${value.slice(5).toLowerCase()}`;
-  throw new UsageError(`--scope is all, credentials or user:LOGIN (got "${value}")`, 'INVALID_SCOPE');
+  throw new UsageError(`--scope is all, credentials, users or user:LOGIN (got "${value}")`, 'INVALID_SCOPE');
 }
 
 /**
@@ -137,6 +144,8 @@ export function bankDeadline(config: ConnectorConfig, now: Date): Date {
 
 function mergeScope(a: string | null, b: LockdownScope): LockdownScope {
   if (!a || a === b) return b;
+  // Every user's already, and one user's more: still every user's, the Client Secret not named.
+  if ((a === 'users' && b.startsWith('user:')) || (b === 'users' && a.startsWith('user:'))) return 'users';
   return 'all';
 }
 
@@ -533,7 +542,7 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
 
   // 8. Checklist, incident, audit, alert.
   const heldOrders = await countHeld(deps.em);
-  const users = record.scope.startsWith('user:') ? [record.scope.slice(5)] : record.scope === 'all' ? await signerLogins(deps.em) : [];
+  const users = record.scope.startsWith('user:') ? [record.scope.slice(5)] : record.scope === 'all' || record.scope === 'users' ? await signerLogins(deps.em) : [];
   const checklist = buildBankChecklist({
     reason: input.reason,
     trigger: input.trigger,
@@ -721,15 +730,19 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier
     // signers, so the whole round of such an order is invalidated (as for R-17). The held ones, and
     // the failed ones never sent (a failed order cannot be held): retried later, they would have
-    // sent a signature made before the lockdown. Those go back to validation when retried.
+    // sent a signature made before the lockdown. Those go back to validation when retried. And the
+    // claimed ones never sent (no attempt counted: a `submitting` order, or a failed one that failed
+    // there): the submit stage finds them without a valid signature and sends them back to be signed.
     let invalidated: Array<{ id: string; order_id: string }> = [];
-    if (scope === 'all' || scope.startsWith('user:')) {
-      const userClause = scope === 'all' ? '' : ' and exists (select 1 from order_signature x join app_user u on u.id = x.user_id where x.order_id = s.order_id and x.valid and u.login = ?)';
+    if (scope === 'all' || scope === 'users' || scope.startsWith('user:')) {
+      const everyone = !scope.startsWith('user:');
+      const userClause = everyone ? '' : ' and exists (select 1 from order_signature x join app_user u on u.id = x.user_id where x.order_id = s.order_id and x.valid and u.login = ?)';
       invalidated = await tx.execute<Array<{ id: string; order_id: string }>>(
         `update order_signature s set valid = false, invalidated_reason = ?
-         where s.valid and s.order_id in (select id from payment_order where state = 'held' or (state = 'failed' and failed_from in ${UNSENT_FAILED_FROM}))${userClause}
+         where s.valid and s.order_id in (select id from payment_order where state = 'held' or (state = 'failed' and failed_from in ${UNSENT_FAILED_FROM})
+                                              or (submit_attempts = 0 and (state = 'submitting' or (state = 'failed' and failed_from = 'submitting'))))${userClause}
          returning s.id, s.order_id`,
-        [`signed before the lockdown of ${current.since?.toISOString()} (scope ${scope}): a fresh signature is needed`, ...(scope === 'all' ? [] : [scope.slice(5)])],
+        [`signed before the lockdown of ${current.since?.toISOString()} (scope ${scope}): a fresh signature is needed`, ...(everyone ? [] : [scope.slice(5)])],
       );
       const failedIds = [...new Set(invalidated.map((s) => s.order_id))];
       if (failedIds.length) {

@@ -30,6 +30,8 @@ export function isOrderState(value: string): value is OrderState {
  *   an order in `submitting` may already be at the bank, so it is never held: it is resolved
  *   by lookup first.
  * - `signed -> awaiting_signatures`: a signer lost authority before submission (R-17), or the newest CMS does not name exactly the valid signers.
+ * - `submitting -> awaiting_signatures`: the same, found at the send of an order claimed earlier
+ *   that is not at the bank (never sent, or its lookup found nothing); a sent one is never unsent.
  * - `deemed_executed -> executed|rejected`: the statement or a late notice confirms or
  *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
  * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as
@@ -46,7 +48,7 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
   invalid: ['received'],
   awaiting_signatures: ['signed', 'held', 'failed'],
   signed: ['submitting', 'awaiting_signatures', 'held', 'failed'],
-  submitting: ['submitted', 'rejected', 'failed'],
+  submitting: ['submitted', 'rejected', 'failed', 'awaiting_signatures'],
   submitted: ['executed', 'rejected', 'deemed_executed', 'failed'],
   executed: [],
   rejected: [],

@@ -305,7 +305,10 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
     if (!(outcome instanceof Error) && outcome.state === 'signed') toClaim.push(order);
     else results.set(order.id, outcome);
   }
+  // Claimed before this batch (an unknown outcome, a wait for the bank or for credentials, a
+  // resolve's requeue): their signers were judged then. Each is judged again before it is sent.
   const ready = open.filter((o) => o.state === 'submitting');
+  const claimedEarlier = new Set(ready.map((o) => o.id));
   for (const claim of await transitionOrders(em, toClaim.map((o) => o.id), 'submitting', { actor: 'worker', from: 'signed', reason: 'claimed for submission' })) {
     // IllegalTransition: the order moved on meanwhile (a lockdown held it): nothing to claim.
     if ('error' in claim) results.set(claim.orderId, claim.error instanceof IllegalTransitionError ? { state: 'moved-on', claimed: false } : claim.error);
@@ -323,7 +326,12 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   await Promise.all(
     ready.map(async (order) => {
       const attempts = leases.attempts.get(order.id);
-      const prepared = { lease: attempts === undefined ? undefined : { owner: leases.owner, attempts }, document: documents.get(order.id), signatures: claimed.get(order.id) ?? [] };
+      const prepared = {
+        lease: attempts === undefined ? undefined : { owner: leases.owner, attempts },
+        document: documents.get(order.id),
+        signatures: claimed.get(order.id) ?? [],
+        judgeSigners: claimedEarlier.has(order.id) ? directory : undefined,
+      };
       results.set(order.id, await settle(() => sendOrder(context, jobOf.get(order.id) as SubmitJob, order, prepared)));
     }),
   );
@@ -344,7 +352,13 @@ async function sendOrder(
   context: JobContext,
   job: SubmitJob,
   order: PaymentOrder,
-  prepared: { lease: { owner: string; attempts: number } | undefined; document: FrozenDocument | undefined; signatures: StoredSignature[] },
+  prepared: {
+    lease: { owner: string; attempts: number } | undefined;
+    document: FrozenDocument | undefined;
+    signatures: StoredSignature[];
+    /** Set for an order claimed before this batch: its signers are judged again before the send. */
+    judgeSigners?: SignerDirectory;
+  },
 ): Promise<SubmitResult> {
   const log = context.logger.child({ orderId: order.id, jobId: job.id, attempt: job.attemptsMade + 1 });
   const em = context.orm.em.fork();
@@ -375,6 +389,18 @@ async function sendOrder(
         return { state: 'submitted', via: 'lookup' };
       } catch (err) {
         if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
+      }
+    }
+    // Not at the bank (never sent, or the lookup found nothing): R-17 holds until the send. A signer
+    // blocked or stripped of authority while the order waited in `submitting` (the bank down, a
+    // lockdown that named them, whose resolve invalidated their signatures) no longer signs it.
+    if (prepared.judgeSigners) {
+      const why = prepared.signatures.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures: prepared.signatures, directory: prepared.judgeSigners });
+      if (why !== null) {
+        await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'submitting', reason: `not sent: ${why}` });
+        await context.queues.add(signOrderJob, { orderId: order.id });
+        log.warn({ event: 'order.submit.signers_judged_again', why });
+        return { state: 'awaiting_signatures' };
       }
     }
     // Both read for the batch after the claim (a missing document stays missing on a re-read).

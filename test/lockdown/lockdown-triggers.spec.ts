@@ -171,8 +171,9 @@ describe('lockdown triggers', () => {
     }
     expect((await lockdownStatusOf(world.context)).state).toBe('normal'); // two lock-outs: people forget passwords
     for (let i = 0; i < 5; i += 1) await login('carol', 'wrong-password-1');
-    const { evidence } = await incidentOf();
+    const { status, evidence } = await incidentOf();
     expect(evidence.trigger).toBe('brute_force');
+    expect(status.scope).toBe('users');
     expect((evidence.evidence as { logins: string[] }).logins.sort()).toEqual(['alice', 'bob', 'carol']);
   }, 60_000);
 
@@ -181,9 +182,14 @@ describe('lockdown triggers', () => {
     for (let i = 0; i < 2; i += 1) expect((await login('bob', 'Correct-Horse-9')).statusCode).toBe(403);
     expect((await lockdownStatusOf(world.context)).state).toBe('normal');
     await login('bob', 'guess-3');
-    const { evidence } = await incidentOf();
+    const { status, evidence } = await incidentOf();
     expect(evidence.trigger).toBe('brute_force');
     expect(evidence.evidence).toMatchObject({ kind: 'disabled_login', logins: ['bob'], count: 3 });
+    // Every user's sessions and keys, not the Client Secret: three requests of a stranger who knows
+    // a blocked login must not stop every payment until the bank issues a new pair.
+    expect(status.scope).toBe('users');
+    const [vault] = await world.context.orm.em.fork().execute<Array<{ revoked_at: Date | null }>>('select revoked_at from credential_vault where id = 1');
+    expect(vault.revoked_at).toBeNull();
   }, 60_000);
 
   it('an unexplained debit (sandbox injection, reported through triggerLockdown) locks down', async () => {

@@ -1,6 +1,7 @@
 import { ConnectorError } from '../../connector/shared/errors';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { retryFailedOrder } from '../../queue/order-retry';
+import { submitOrderJob } from '../../queue/jobs/submit-order.job';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { revokeRight } from '../../connector/users/user.service';
 import { holdPendingOrders, resolveLockdown } from '../../connector/lockdown/lockdown.service';
@@ -29,6 +30,14 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
   });
 
   const SUBMITTED = new Set(['submitted', 'executed']);
+
+  /** A resolve of a lockdown naming the Client Secret needs a new one: the sandbox knows two pairs. */
+  async function rotateToTheOtherPair(): Promise<void> {
+    const em = world.context.orm.em.fork();
+    const [{ client_id: current }] = await em.execute<Array<{ client_id: string }>>('select client_id from credential_vault where id = 1');
+    const next = current === ROTATED.clientId ? { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret } : ROTATED;
+    await rotateSecret({ em, clock: world.context.clock, box: SecretBox.fromConfig(world.config) }, { ...next, actor: 'cli:tester' });
+  }
 
   it('pauses every queue, wipes the keys, ends sessions, holds orders; status JSON is exact; resolve names every missing step, then orders complete once', async () => {
     const { context } = world;
@@ -204,13 +213,81 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await world.stopWorkers();
   }, 120_000);
 
+  it('an order claimed but never sent when the lock of every key lands is signed again before it is sent (R-17, R-30)', async () => {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    const submit = context.queues.get('submit');
+    await submit.pause();
+    world.startWorkers();
+    const [id] = await world.intake(['LD-CLAIMED']);
+    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
+    await world.stopWorkers();
+    const em = () => context.orm.em.fork();
+    // Claimed, and stopped by the lock at the last look before the bank call: no attempt counted.
+    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed when the lock landed' });
+    const signedBefore = await em().execute<Array<{ id: string }>>('select id from order_signature where order_id = ? and valid', [id]);
+    expect(signedBefore).toHaveLength(1);
+    const before = (await world.ledger()).total;
+
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: every key may have leaked', scope: 'all', actor: 'cli:tester' });
+    await rotateToTheOtherPair();
+    const resolved = await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-46', actor: 'cli:tester', isAdmin: true });
+    expect(resolved.requeuedSubmissions).toBe(1);
+    expect(resolved.signaturesInvalidated).toBeGreaterThanOrEqual(1);
+    expect(await em().execute('select id from order_signature where order_id = ? and valid', [id])).toEqual([]);
+
+    await world.unlock('ceo');
+    world.startWorkers();
+    await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { timeoutMs: 60_000, what: 'submitted after the resolve' });
+    const events = await em().execute<Array<{ from_state: string; to_state: string }>>('select from_state, to_state from order_event where order_id = ? order by id', [id]);
+    expect(events.map((e) => `${e.from_state}->${e.to_state}`)).toContain('submitting->awaiting_signatures');
+    const valid = await em().execute<Array<{ id: string }>>('select id from order_signature where order_id = ? and valid', [id]);
+    expect(valid).toHaveLength(1);
+    expect(valid[0].id).not.toBe(signedBefore[0].id);
+    const ledger = await world.ledger();
+    expect([ledger.total, ledger.duplicates]).toEqual([before + 1, 0]);
+    await world.stopWorkers();
+  }, 120_000);
+
+  it('an order waiting in submitting, never sent, is not sent once its signer lost the right to sign (R-17)', async () => {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    const submit = context.queues.get('submit');
+    await submit.pause();
+    world.startWorkers();
+    const [id] = await world.intake(['LD-R17']);
+    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
+    await world.stopWorkers();
+    const em = () => context.orm.em.fork();
+    // Claimed, then waiting (the bank answered 503 with Retry-After, say): nothing sent yet.
+    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed, waiting for the bank' });
+    const before = (await world.ledger()).total;
+    await em().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'ceo'");
+    try {
+      await submit.resume();
+      await context.queues.add(submitOrderJob, { orderId: id });
+      world.startWorkers();
+      await eventually(async () => (await world.states([id]))[id] === 'awaiting_signatures', { timeoutMs: 30_000, what: 'back to awaiting signatures' });
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await world.ledger()).total).toBe(before);
+      expect(await em().execute('select id from order_signature where order_id = ? and valid', [id])).toEqual([]);
+      const [event] = await em().execute<Array<{ reason: string }>>("select reason from order_event where order_id = ? and from_state = 'submitting' and to_state = 'awaiting_signatures'", [id]);
+      expect(event.reason).toMatch(/^not sent: signer lost authority \(ceo: /);
+    } finally {
+      await world.stopWorkers();
+      await em().execute("update app_user set blocked_reason = null, blocked_at = null where login = 'ceo'");
+    }
+  }, 90_000);
+
   it("a user's EDS step is still asked when a second trigger widens the lockdown to all", async () => {
     const { context } = world;
     await world.reset();
     const first = await triggerLockdown(context, { trigger: 'manual', reason: "test: ceo's key may have leaked", scope: 'user:ceo', actor: 'cli:tester' });
     const second = await triggerLockdown(context, { trigger: 'manual', reason: 'test: the Client Secret too', scope: 'credentials', actor: 'cli:tester' });
     expect([second.incidentId, second.scope]).toEqual([first.incidentId, 'all']);
-    await rotateSecret({ em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: ROTATED.clientId, clientSecret: ROTATED.clientSecret, actor: 'cli:tester' });
+    await rotateToTheOtherPair();
     const resolve = () => resolveLockdownIn(context, { incidentId: first.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-45', actor: 'cli:tester', isAdmin: true });
     await expect(resolve()).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: [expect.stringMatching(/^EDS of ceo: /)] } });
     // The step done (here: ceo's signing rights revoked), it resolves.

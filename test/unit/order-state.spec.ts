@@ -7,7 +7,7 @@ const ALLOWED: Array<[OrderState, OrderState]> = [
   ['validated', 'awaiting_signatures'], ['validated', 'held'], ['validated', 'failed'],
   ['awaiting_signatures', 'signed'], ['awaiting_signatures', 'held'], ['awaiting_signatures', 'failed'],
   ['signed', 'submitting'], ['signed', 'awaiting_signatures'], ['signed', 'held'], ['signed', 'failed'],
-  ['submitting', 'submitted'], ['submitting', 'rejected'], ['submitting', 'failed'],
+  ['submitting', 'submitted'], ['submitting', 'rejected'], ['submitting', 'failed'], ['submitting', 'awaiting_signatures'],
   ['submitted', 'executed'], ['submitted', 'rejected'], ['submitted', 'deemed_executed'], ['submitted', 'failed'],
   ['deemed_executed', 'executed'], ['deemed_executed', 'rejected'],
   ['held', 'received'],

@@ -53,7 +53,7 @@ export function registerLockdownCommands(program: Command): void {
     .command('on')
     .description('lock the connector down now: queues paused, keys wiped, sessions ended, orders held; prints the incident id (PostgreSQL down: the Redis flag, queues and keys only, exit 1 LOCKDOWN_NOT_RECORDED; run it again once PostgreSQL answers)')
     .requiredOption('--reason <text>', 'what happened (recorded in the incident and the bank checklist)')
-    .option('--scope <scope>', 'all | user:LOGIN | credentials', 'all')
+    .option('--scope <scope>', 'all | user:LOGIN | credentials | users', 'all')
     .action(
       runAction(async (opts: { reason: string; scope: string }) => {
         if (!opts.reason.trim()) throw new UsageError('--reason must say what happened');
