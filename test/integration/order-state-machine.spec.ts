@@ -157,6 +157,16 @@ describe('order transitions on PostgreSQL', () => {
     expect(row).toEqual({ state: 'failed', failed_from: 'signed', last_error: 'order.submit: job stalled more than allowable limit' });
   });
 
+  it('does not fail an order whose send is in flight (its send lease held) when the submit job gives up; after the lease lapses it does', async () => {
+    const id = await newOrder('D2');
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting'] as const) await transitionOrder(orm.em.fork(), id, to, { actor: 't' });
+    await orm.em.fork().execute("update payment_order set send_lease_until = now() + interval '20 seconds', send_lease_owner = gen_random_uuid() where id = ?", [id]);
+    expect(await markOrderFailed(orm.em.fork(), id, 'order.submit: job stalled more than allowable limit', 'worker', 'order.submit')).toBe(false);
+    expect((await orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [id]))[0].state).toBe('submitting');
+    await orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [id]);
+    expect(await markOrderFailed(orm.em.fork(), id, 'order.submit: job stalled more than allowable limit', 'worker', 'order.submit')).toBe(true);
+  });
+
   it('appends the audit record of each order that moves in the transition\'s own statement, none for one that does not', async () => {
     const [a, b, c] = [await newOrder('AUD1'), await newOrder('AUD2'), await newOrder('AUD3')];
     await transitionOrder(orm.em.fork(), b, 'validated', { actor: 'tester' }); // b has moved on already
