@@ -20,6 +20,7 @@ import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
 import { openIncident } from '../../connector/incidents/incident.service';
+import { waitAndRetry } from './pipeline.helpers';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -371,7 +372,10 @@ async function defaults(context: JobContext): Promise<{ accounts: string[]; from
 export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_payload, context, job) => {
   await testPausePoint(context, 'erp.writeback');
   const { accounts, from, to } = await defaults(context);
+  let awaiting = 0;
   const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
+    awaiting = await linesAwaitingReconciliation(em, accounts, from, context.clock.now());
+    if (awaiting > 0) return null;
     const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
     const stored = await storedStatements(em, accounts, from, to, late);
     if (!stored.length) return null;
@@ -381,6 +385,32 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
   });
   if (statement?.written) await textLost(context, STATEMENT_FILE, statement.lost);
   const status = await writeStatusReport(context, { onlyIfChanged: true });
-  context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written });
+  context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written, awaitingReconciliation: awaiting });
+  // The statement once reconciliation has been through those lines (it runs right after the store).
+  if (awaiting > 0) await waitAndRetry(job, RECONCILIATION_RECHECK_MS, 'statement lines not yet reconciled');
   return { statement: statement?.written ?? false, status: status.written };
 };
+
+/**
+ * A debit of one of our orders that the bank booked without a document number or date reaches 1C
+ * under the order's number and date (statement.repository.ts `addOrderCodes`), found through the
+ * order reconciliation links to it. Stored and not yet reconciled (the fetch stores, commits, then
+ * reconciles), it would go to 1C under the bank's line id and booking date, and 1C would make a
+ * second outgoing payment of it, kept when the next file names the order. So the statement file
+ * waits for such lines, up to AWAIT_RECONCILIATION_MS after they were stored: a reconciliation that
+ * failed for good must not keep the statement from 1C, which then gets the line as the bank gave it.
+ */
+const AWAIT_RECONCILIATION_MS = 5 * 60_000;
+const RECONCILIATION_RECHECK_MS = 2_000;
+
+async function linesAwaitingReconciliation(em: EntityManager, accounts: readonly string[], from: string, now: Date): Promise<number> {
+  if (accounts.length === 0) return 0;
+  const [row] = await em.execute<Array<{ n: string }>>(
+    `select count(*) as n from statement_line
+      where account in (${accounts.map(() => '?').join(', ')}) and status = 'booked' and direction = 'debit' and kind <> 'fee'
+        and reconciled_at is null and (document_number is null or document_date is null)
+        and booking_date >= ?::date and created_at > ?`,
+    [...accounts, from, new Date(now.getTime() - AWAIT_RECONCILIATION_MS)],
+  );
+  return Number(row?.n ?? 0);
+}

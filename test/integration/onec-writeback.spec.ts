@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
+import { reconcileAccount } from '../../connector/statements/reconciliation';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { handleWriteBack, STATEMENT_FILE, writeStatusReport } from '../../queue/jobs/write-back.job';
 import type { JobContext } from '../../queue/job-context';
 import { ManualClock } from '../../connector/shared/clock';
@@ -133,5 +135,49 @@ describe('1C write-back', () => {
     await storeStatement(em, statement('2026-11-26', '2026-11-26', 90_000), { now: wednesday.now() });
     await storeStatement(em, statement('2026-11-27', '2026-11-27', 90_000, [], 'intraday'), { now: wednesday.now() });
     expect(await written()).toEqual(['26.11.2026', []]);
+  });
+
+  it('waits for reconciliation before it writes a debit of ours the bank booked without number or date: 1C gets it once, under the order\'s number and date', async () => {
+    const account = 'KZ30998CTA0000000888';
+    const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
+    const inboxDir = join(env.workDir, 'inbox-unreconciled');
+    const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
+    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'NONUM-1', date: '2026-11-23', amount: '100.00', payer: { ...sampleOrder().payer, iban: account } }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(app.orm.em.fork(), o.orderId, to, { actor: 't' });
+    const [order] = await app.orm.em.fork().execute<Array<{ external_id: string; beneficiary_iban: string }>>('select external_id, beneficiary_iban from payment_order where id = ?', [o.orderId]);
+    const line: StatementLineData = {
+      bankLineId: 'NONUM-LINE', bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
+      counterparty: { name: 'ТОО "Получатель"', iinBin: '190840000015', iban: order.beneficiary_iban, bic: 'CASPKZKA' }, purpose: 'Оплата', externalId: order.external_id,
+    };
+    await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
+
+    const delays: number[] = [];
+    const job = { id: 'wb', token: 't', moveToDelayed: async (at: number) => void delays.push(at) } as unknown as Job;
+    const file = join(inboxDir, STATEMENT_FILE);
+    const documents = () => parseOnecExchange(readFileSync(file)).documents.map((d) => [d.order.raw['ИдентификаторОперацииБанка'], d.order.raw['НомерДокумента']]);
+    // Stored, not yet reconciled (the fetch reconciles right after it commits): no file yet, the job comes back.
+    await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
+    expect(delays).toHaveLength(1);
+    expect(existsSync(file)).toBe(false);
+    await reconcileAccount(app.orm.em.fork(), account, '2026-11-24', '2026-11-24', { calendar: kzCalendarFromConfig(app.config), now: clock.now(), actor: 'test' });
+    await handleWriteBack({}, context, job);
+    expect(documents()).toEqual([['NONUM-LINE', 'NONUM-1']]);
+  });
+
+  it('a reconciliation that never comes does not keep the statement from 1C for more than 5 minutes', async () => {
+    const account = 'KZ03998CTA0000000889';
+    const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
+    const inboxDir = join(env.workDir, 'inbox-never-reconciled');
+    const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
+    const line: StatementLineData = {
+      bankLineId: 'STRAY-LINE', bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
+      counterparty: { name: 'ТОО "Кто-то"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA' }, purpose: 'Оплата',
+    };
+    await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
+    const job = { id: 'wb', token: 't', moveToDelayed: async () => undefined } as unknown as Job;
+    await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
+    clock.advance(5 * 60_000 + 1_000);
+    await handleWriteBack({}, context, job);
+    expect(parseOnecExchange(readFileSync(join(inboxDir, STATEMENT_FILE))).documents.map((d) => d.order.raw['ИдентификаторОперацииБанка'])).toEqual(['STRAY-LINE']);
   });
 });
