@@ -82,3 +82,45 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
   await enqueueWriteBack(queues);
   return { from, to: as };
 }
+
+/** States an operator may withdraw an order from: nothing of it is at the bank, nor on its way. */
+const WITHDRAWABLE: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'held', 'failed'];
+
+/**
+ * `connector orders withdraw ID --reason TEXT`: the ERP's user changed their mind about a document
+ * the connector took in (a wrong amount, a payment made another way) before anything of it reached
+ * the bank. There is no other way to stop such an order: intake refuses a changed body under the
+ * same number (LESSONS.md 2), and a corrected one under a new number is a second payment unless the
+ * first is withdrawn. It ends `invalid` with the reason (code WITHDRAWN), which the ERP reads; one
+ * never signed may then be sent again corrected under the same number, as any invalid one.
+ * Refused for an order claimed for submission or beyond (the bank may have it), and for a failed one
+ * an attempt of which was sent. Audited (its event names the operator), written back to the ERP.
+ */
+export async function withdrawOrder(em: EntityManager, queues: QueueSet, orderId: string, reason: string, actor: string): Promise<{ from: OrderState }> {
+  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
+  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
+  if (!text) throw new ConnectorError('REASON_REQUIRED', 'say why the order is withdrawn and who asked (--reason); the ERP\'s user reads it', 2);
+  const from = order.state;
+  const sentOnce = from === 'failed' && (order.submitAttempts > 0 || !['received', 'validated', 'awaiting_signatures', 'signed', 'submitting'].includes(order.failedFrom ?? ''));
+  if (!WITHDRAWABLE.includes(from) || sentOnce) {
+    throw new ConnectorError(
+      'NOT_WITHDRAWABLE',
+      `order ${orderId} is ${from}${sentOnce ? ` after ${order.submitAttempts} attempt(s) to send it` : ''}: the bank may have it, so it is not withdrawn here; ask the bank to recall the document, then settle it (connector orders settle)`,
+    );
+  }
+  try {
+    await transitionOrder(em, orderId, 'invalid', {
+      actor,
+      from,
+      reason: `withdrawn by an operator: ${text}`,
+      patch: { errors: [{ field: 'order', code: 'WITHDRAWN', message: `Документ отозван: ${text}`, messageEn: `withdrawn: ${text}` }], lastError: null },
+    });
+  } catch (err) {
+    // Claimed for submission meanwhile (or signed, validated...): looked at again by a person.
+    if (err instanceof IllegalTransitionError) throw new ConnectorError('NOT_WITHDRAWABLE', `order ${orderId} moved on from ${from} meanwhile; look at it again (connector orders show)`);
+    throw err;
+  }
+  await enqueueWriteBack(queues);
+  return { from };
+}

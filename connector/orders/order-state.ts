@@ -38,23 +38,26 @@ export function isOrderState(value: string): value is OrderState {
  *   failedFrom); from `submitting` that means lookup-before-resend, never a second submission.
  * - `failed -> executed`: a statement line shows the debit of an order that failed after it was
  *   sent (reconciliation.ts); the ERP must not go on showing it as failed.
+ * - `validated | awaiting_signatures | signed | held | failed -> invalid`: withdrawn by an operator
+ *   before anything of it reached the bank (`connector orders withdraw`; a failed one only when no
+ *   attempt to send it was made).
  * - `invalid -> received`: only intake takes it, when the ERP sends the same document (payer
  *   account, number, date) again corrected, as the error report asks; an invalid order was never
  *   signed nor sent, so it is validated again with the new requisites (order-intake.ts).
  */
 export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = {
   received: ['validated', 'invalid', 'held', 'failed'],
-  validated: ['awaiting_signatures', 'held', 'failed'],
+  validated: ['awaiting_signatures', 'held', 'failed', 'invalid'],
   invalid: ['received'],
-  awaiting_signatures: ['signed', 'held', 'failed'],
-  signed: ['submitting', 'awaiting_signatures', 'held', 'failed'],
+  awaiting_signatures: ['signed', 'held', 'failed', 'invalid'],
+  signed: ['submitting', 'awaiting_signatures', 'held', 'failed', 'invalid'],
   submitting: ['submitted', 'rejected', 'failed', 'awaiting_signatures'],
   submitted: ['executed', 'rejected', 'deemed_executed', 'failed'],
   executed: [],
   rejected: [],
   deemed_executed: ['executed', 'rejected'],
-  held: ['received'],
-  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'],
+  held: ['received', 'invalid'],
+  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed', 'invalid'],
 };
 
 export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];

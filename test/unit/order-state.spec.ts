@@ -4,14 +4,14 @@ import { canTransition, FINAL_STATES, ORDER_STATES, TRANSITIONS, type OrderState
 const ALLOWED: Array<[OrderState, OrderState]> = [
   ['received', 'validated'], ['received', 'invalid'], ['received', 'held'], ['received', 'failed'],
   ['invalid', 'received'],
-  ['validated', 'awaiting_signatures'], ['validated', 'held'], ['validated', 'failed'],
-  ['awaiting_signatures', 'signed'], ['awaiting_signatures', 'held'], ['awaiting_signatures', 'failed'],
-  ['signed', 'submitting'], ['signed', 'awaiting_signatures'], ['signed', 'held'], ['signed', 'failed'],
+  ['validated', 'awaiting_signatures'], ['validated', 'held'], ['validated', 'failed'], ['validated', 'invalid'],
+  ['awaiting_signatures', 'signed'], ['awaiting_signatures', 'held'], ['awaiting_signatures', 'failed'], ['awaiting_signatures', 'invalid'],
+  ['signed', 'submitting'], ['signed', 'awaiting_signatures'], ['signed', 'held'], ['signed', 'failed'], ['signed', 'invalid'],
   ['submitting', 'submitted'], ['submitting', 'rejected'], ['submitting', 'failed'], ['submitting', 'awaiting_signatures'],
   ['submitted', 'executed'], ['submitted', 'rejected'], ['submitted', 'deemed_executed'], ['submitted', 'failed'],
   ['deemed_executed', 'executed'], ['deemed_executed', 'rejected'],
-  ['held', 'received'],
-  ['failed', 'received'], ['failed', 'validated'], ['failed', 'awaiting_signatures'], ['failed', 'signed'], ['failed', 'submitting'], ['failed', 'submitted'], ['failed', 'executed'],
+  ['held', 'received'], ['held', 'invalid'],
+  ['failed', 'received'], ['failed', 'validated'], ['failed', 'awaiting_signatures'], ['failed', 'signed'], ['failed', 'submitting'], ['failed', 'submitted'], ['failed', 'executed'], ['failed', 'invalid'],
 ];
 
 describe('order state machine (pure table)', () => {

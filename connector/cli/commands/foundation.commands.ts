@@ -7,7 +7,7 @@ import { createAppContext, createCliContext, withOrm, type AppContext } from '..
 
 import { startWorkers } from '../../../queue/worker.runner';
 import { startScheduler } from '../../../queue/scheduler.runner';
-import { retryFailedOrder, settleOrder, SETTLE_TARGETS, type SettleTarget } from '../../../queue/order-retry';
+import { retryFailedOrder, settleOrder, SETTLE_TARGETS, withdrawOrder, type SettleTarget } from '../../../queue/order-retry';
 import { PaymentOrder } from '../../persistence/entities';
 import { isOrderState, ORDER_STATES, type OrderState } from '../../orders/order-state';
 import { orderView } from '../../orders/order.mapper';
@@ -249,6 +249,24 @@ export function registerFoundationCommands(program: Command): void {
           await requireRedis(context);
           const result = await settleOrder(context.orm.em.fork(), context.queues, id, opts.as as SettleTarget, opts.reason, cliActor());
           say(`order ${id}: ${result.from} -> ${result.to}, settled by hand; written back to the ERP`);
+          return 0;
+        } finally {
+          await context.close();
+        }
+      }),
+    );
+
+  orders
+    .command('withdraw <id>')
+    .description('withdraw an order nothing of which reached the bank (received, validated, awaiting signatures, signed, held, or failed before any send): it ends invalid with the reason (WITHDRAWN), which the ERP reads; audited')
+    .requiredOption('--reason <text>', 'why, and who asked (the ERP user reads it)')
+    .action(
+      runAction(async (id: string, opts: { reason: string }) => {
+        const context = await createCliContext();
+        try {
+          await requireRedis(context);
+          const result = await withdrawOrder(context.orm.em.fork(), context.queues, id, opts.reason, cliActor());
+          say(`order ${id}: ${result.from} -> invalid, withdrawn; written back to the ERP`);
           return 0;
         } finally {
           await context.close();
