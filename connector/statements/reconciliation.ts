@@ -27,7 +27,8 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  *   the bank to be told within 1 business day.
  * The decision is a pure function (decideLines); applying it is idempotent: each line records
  * what it was matched as, a transition that already happened changes nothing, and an incident is
- * raised once per line or order (by its dedupe key, open or resolved).
+ * raised once per line (an erroneous execution and an unexplained debit) or per order (one missing
+ * from a closed statement), by its dedupe key, open or resolved.
  */
 
 export interface LineForMatch {
@@ -409,7 +410,10 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         kind: 'execution_mismatch',
         severity: 'high',
         title: `Order ${order.number} of ${order.docDate} was executed differently from what was signed (${decision.differences.map((d) => d.field).join(', ')})`,
-        dedupeKey: `execution_mismatch:${order.id}`,
+        // Per line, not per order: a second wrong debit under the same number and date (days later,
+        // to another account) is money gone again and must be raised, even after the first one's
+        // incident was dealt with. The same line judged again by a re-fetch still finds its own.
+        dedupeKey: `execution_mismatch:${order.id}:${line.bankLineId}`,
         deadlineAt: deadline,
         actor,
         now: options.now,

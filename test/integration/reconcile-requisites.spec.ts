@@ -83,4 +83,36 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     const [event] = await orm.em.fork().execute<Array<{ from_state: string; reason: string }>>("select from_state, reason from order_event where order_id = ? and to_state = 'executed'", [sent]);
     expect(event).toMatchObject({ from_state: 'failed', reason: expect.stringMatching(/statement line BL-7 .* confirms the debit/) });
   });
+
+  it('every wrong debit naming an order is an erroneous execution of its own: a second one days after the first was dealt with is raised, a re-run raises neither again', async () => {
+    const em = orm.em.fork();
+    const [taken] = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: '17', date: '2026-12-01' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const orderId = taken.orderId as string;
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id = ?`, [orderId]);
+    const reconcile = (day: string) => reconcileAccount(orm.em.fork(), ACCOUNT, day, day, { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
+    // Day D: our number and date with another amount.
+    sampleStatementLine(em, { account: ACCOUNT, bankLineId: 'BL-M1', bookingDate: '2026-12-01', direction: 'debit', amountTiyn: 14_000_000, documentNumber: '17', documentDate: '2026-12-01' });
+    await em.flush();
+    const first = await reconcile('2026-12-01');
+    expect(first.incidents).toHaveLength(1);
+    await orm.em.fork().execute(`update incident set status = 'resolved', resolved_at = now(), resolved_by = 'test' where id = ?`, [first.incidents[0]]);
+    // Day D+2: 50 000.00 to another account under the same number and date.
+    sampleStatementLine(em, { account: ACCOUNT, bankLineId: 'BL-M2', bookingDate: '2026-12-03', direction: 'debit', amountTiyn: 5_000_000, counterpartyIban: 'KZ86125KZT5004100100', documentNumber: '17', documentDate: '2026-12-01' });
+    await em.flush();
+    const second = await reconcile('2026-12-03');
+    expect(second.incidents).toHaveLength(1);
+    const incidents = await orm.em.fork().execute<Array<{ dedupe_key: string; evidence: { bankLineId: string } }>>(
+      "select dedupe_key, evidence from incident where kind = 'execution_mismatch' and evidence->>'orderId' = ? order by opened_at",
+      [orderId],
+    );
+    expect(incidents.map((i) => [i.dedupe_key, i.evidence.bankLineId])).toEqual([
+      [`execution_mismatch:${orderId}:BL-M1`, 'BL-M1'],
+      [`execution_mismatch:${orderId}:BL-M2`, 'BL-M2'],
+    ]);
+    // Fetched again: each line still finds its own incident.
+    expect((await reconcile('2026-12-01')).incidents).toEqual([]);
+    expect((await reconcile('2026-12-03')).incidents).toEqual([]);
+    const [{ state }] = await orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [orderId]);
+    expect(state).toBe('submitted');
+  });
 });
