@@ -73,6 +73,20 @@ describe('decideLines', () => {
       { kind: 'order', lineId: 'b', orderId: 'o1', how: 'reference', execute: true },
     ]);
   });
+
+  it("an exact payment takes its order before an earlier stranger's debit that only shares its number and date", () => {
+    // Neither echoes a reference; the stranger's 50 000.00 to another account sorts first.
+    const decisions = decideLines([line({ id: 'a', amount: 5_000_000, counterpartyIban: 'KZ86125KZT5004100100' }), line({ id: 'b', bankLineId: 'B2' })], [order()]);
+    expect(decisions).toEqual([
+      { kind: 'unexplained', lineId: 'a' },
+      { kind: 'order', lineId: 'b', orderId: 'o1', how: 'requisites', execute: true },
+    ]);
+  });
+
+  it('number + date alone still explains a wrong debit when no line of the run pays the order exactly', () => {
+    const decisions = decideLines([line({ id: 'a', amount: 5_000_000 }), line({ id: 'b', bankLineId: 'B2', documentNumber: '102' })], [order()]);
+    expect(decisions.map((d) => d.kind)).toEqual(['mismatch', 'unexplained']);
+  });
 });
 
 describe('draft notices', () => {

@@ -10,10 +10,11 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
 /**
  * Reconciliation (issue 15 stage 6): statement lines against our orders.
  *
- * Matching order: the bank's reference of our document or our external id echoed on the line
- * first; otherwise document number + date + amount + counterparty account (the requisites 1C's
- * own statement import matches by); otherwise number + date alone when they name one order only
- * (executed with another amount or beneficiary). Then:
+ * Matching order, each a pass over all lines of the run before the next: the bank's reference of
+ * our document or our external id echoed on the line first; otherwise document number + date +
+ * amount + counterparty account (the requisites 1C's own statement import matches by); otherwise
+ * number + date alone when they name one order only (executed with another amount or
+ * beneficiary). Then:
  * - a debit that is one of our orders confirms it: `submitted`/`deemed_executed` -> `executed`
  *   (LESSONS.md 4: confirmed by a line naming our document, amount included), and so does one of an
  *   order that failed after it was sent (`failed` from `submitting`/`submitted`): the money left, and
@@ -147,44 +148,41 @@ function matchDecision(line: LineForMatch, order: OrderForMatch, how: 'reference
  * to; a second debit naming one of them is not that payment again.
  */
 export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[], paidElsewhere: ReadonlySet<string> = new Set()): LineDecision[] {
-  const decisions: LineDecision[] = [];
   const taken = new Set<string>(paidElsewhere);
   const booked = lines.filter((l) => l.status === 'booked');
-  // Reference matches first, over all lines, so a requisites match never takes an order a later line names.
   const paymentLines = booked.filter((l) => l.direction === 'debit' && l.kind !== 'fee');
-  const referenced = new Map<string, OrderForMatch>();
-  for (const line of paymentLines) {
-    const order = byReference(line, orders);
-    if (order && !taken.has(order.id)) {
-      referenced.set(line.id, order);
-      taken.add(order.id);
+  // Three passes over all lines of the run, strongest evidence first, so a weaker match on an
+  // earlier line never takes the order a later line names more exactly: a stranger's debit that
+  // only shares our number and date would otherwise become "our order executed otherwise" and
+  // leave our own exact payment unexplained, the order never confirmed.
+  // 1. The bank's reference of our document or our external id echoed on the line.
+  // 2. Number + date + amount + counterparty account (what 1C's own statement import matches by).
+  // 3. Number + date alone, for what is left: our document executed otherwise (R-27).
+  const matched = new Map<string, { order: OrderForMatch; how: 'reference' | 'requisites' }>();
+  const passes: Array<[(line: LineForMatch) => OrderForMatch | undefined, 'reference' | 'requisites']> = [
+    [(line) => byReference(line, orders), 'reference'],
+    [(line) => byRequisites(line, orders, taken), 'requisites'],
+    [(line) => byDocument(line, orders, taken), 'requisites'],
+  ];
+  for (const [find, how] of passes) {
+    for (const line of paymentLines) {
+      if (matched.has(line.id)) continue;
+      const order = find(line);
+      if (order && !taken.has(order.id)) {
+        matched.set(line.id, { order, how });
+        taken.add(order.id);
+      }
     }
   }
-  for (const line of booked) {
-    if (line.kind === 'fee') {
-      // R-25: expected. Linked to the payment it was charged for when the bank names it.
-      decisions.push({ kind: 'fee', lineId: line.id, orderId: byReference(line, orders)?.id ?? null });
-      continue;
-    }
-    if (line.direction === 'credit') {
-      decisions.push({ kind: 'credit', lineId: line.id });
-      continue;
-    }
-    const ref = referenced.get(line.id);
-    if (ref) {
-      decisions.push(matchDecision(line, ref, 'reference'));
-      continue;
-    }
-    const req = byRequisites(line, orders, taken) ?? byDocument(line, orders, taken);
-    if (req) {
-      taken.add(req.id);
-      decisions.push(matchDecision(line, req, 'requisites'));
-      continue;
-    }
+  return booked.map((line): LineDecision => {
+    // R-25: expected. Linked to the payment it was charged for when the bank names it.
+    if (line.kind === 'fee') return { kind: 'fee', lineId: line.id, orderId: byReference(line, orders)?.id ?? null };
+    if (line.direction === 'credit') return { kind: 'credit', lineId: line.id };
+    const match = matched.get(line.id);
+    if (match) return matchDecision(line, match.order, match.how);
     // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
-    decisions.push(line.kind === 'tax' ? { kind: 'tax', lineId: line.id } : { kind: 'unexplained', lineId: line.id });
-  }
-  return decisions;
+    return line.kind === 'tax' ? { kind: 'tax', lineId: line.id } : { kind: 'unexplained', lineId: line.id };
+  });
 }
 
 // ---- drafts of notices to the bank (the operator sends them; we never send on our own) --------
