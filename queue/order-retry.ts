@@ -24,10 +24,12 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   }
   // Never a second payment: a booked debit reconciliation matched to this order (by its reference,
   // or by all its requisites) means the money left, through this connector or by hand. Not a
-  // `mismatch`: a line sharing only its number and date may be another payment altogether.
+  // `mismatch`: a line sharing only its number and date may be another payment altogether. An
+  // `unexplained` line linked to the order is the debit of one that failed before it was sent
+  // (reconciliation.ts): paid nonetheless, whoever paid it.
   const [debit] = await em.execute<Array<{ bank_line_id: string; booking_date: string }>>(
     `select bank_line_id, booking_date::text as booking_date from statement_line
-      where order_id = ? and direction = 'debit' and status = 'booked' and match_kind = 'order' order by booking_date limit 1`,
+      where order_id = ? and direction = 'debit' and status = 'booked' and match_kind in ('order', 'unexplained') order by booking_date limit 1`,
     [orderId],
   );
   if (debit) {

@@ -10,6 +10,7 @@ const order = (over: Partial<OrderForMatch> = {}): OrderForMatch => ({
   beneficiaryName: 'ТОО Поставщик',
   externalId: 'ext-1',
   bankReference: null,
+  submitAttempts: 1,
   ...over,
 });
 
@@ -41,7 +42,8 @@ describe('decideLines', () => {
     ['still submitting (answer not recorded yet): linked, not moved', [line({ externalId: 'ext-1' })], [order({ state: 'submitting' })], [{ kind: 'order', execute: false }]],
     ['failed after it was sent: the debit confirms it (the ERP must not show it failed)', [line({ externalId: 'ext-1' })], [order({ state: 'failed', failedFrom: 'submitted' })], [{ kind: 'order', execute: true }]],
     ['failed while sending: the debit confirms it', [line()], [order({ state: 'failed', failedFrom: 'submitting' })], [{ kind: 'order', execute: true }]],
-    ['failed before it was sent: linked, not moved', [line()], [order({ state: 'failed', failedFrom: 'signed' })], [{ kind: 'order', execute: false }]],
+    ['failed before it was sent: the debit is unexplained (R-29), linked to the order it names', [line()], [order({ state: 'failed', failedFrom: 'signed', submitAttempts: 0 })], [{ kind: 'unexplained', unsentOrderId: 'o1' }]],
+    ['claimed for sending but failed before any send was counted: unexplained too', [line({ externalId: 'ext-1' })], [order({ state: 'failed', failedFrom: 'submitting', submitAttempts: 0 })], [{ kind: 'unexplained', unsentOrderId: 'o1' }]],
     ['another amount under our reference is an erroneous execution', [line({ externalId: 'ext-1', amount: 874570 })], [order()], [{ kind: 'mismatch', differences: [{ field: 'amount', signed: '7745.70', executed: '8745.70' }] }]],
     ['another beneficiary under our reference too', [line({ externalId: 'ext-1', counterpartyIban: 'KZ99' })], [order()], [{ kind: 'mismatch', differences: [{ field: 'beneficiaryIban' }] }]],
     ['a debit for an order the bank refused', [line({ externalId: 'ext-1' })], [order({ state: 'rejected' })], [{ kind: 'mismatch', differences: [{ field: 'state' }] }]],
@@ -59,6 +61,10 @@ describe('decideLines', () => {
     const decisions = decideLines(lines, orders);
     expect(decisions).toHaveLength(expected.length);
     expected.forEach((e, i) => expect(decisions[i]).toMatchObject(e as object));
+  });
+
+  it('failed before it was sent, named by number + date only (another amount): unexplained as for a signed order, not linked', () => {
+    expect(decideLines([line({ amount: 1 })], [order({ state: 'failed', failedFrom: 'signed', submitAttempts: 0 })])).toEqual([{ kind: 'unexplained', lineId: 'l1' }]);
   });
 
   it('one order explains one debit: the bank paying it twice leaves the second unexplained', () => {

@@ -17,8 +17,13 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  * beneficiary). Then:
  * - a debit that is one of our orders confirms it: `submitted`/`deemed_executed` -> `executed`
  *   (LESSONS.md 4: confirmed by a line naming our document, amount included), and so does one of an
- *   order that failed after it was sent (`failed` from `submitting`/`submitted`): the money left, and
- *   an order the ERP shows as failed invites paying it again;
+ *   order that failed after it was sent (`failed` from `submitted`, or from `submitting` after a
+ *   counted send attempt): the money left, and an order the ERP shows as failed invites paying it
+ *   again;
+ * - a failed order that never reached the bank explains no debit, as a `signed` one does not: a
+ *   debit under its reference or its requisites is unexplained (R-29: paid by hand, or sent by
+ *   someone else with our credentials), linked to the order so that `orders retry` refuses to pay it
+ *   a second time;
  * - a line naming our document with another amount or beneficiary is an erroneous execution
  *   (R-27): incident with a draft notice and the 3-operational-day deadline; the order is not
  *   marked executed;
@@ -64,6 +69,8 @@ export interface OrderForMatch {
   bankReference?: string | null;
   /** `failed`: the state it failed in. */
   failedFrom?: OrderState | null;
+  /** Sends to the bank begun (counted before each send, submit-order.job.ts): 0 means none ever left. */
+  submitAttempts: number;
 }
 
 export interface Difference {
@@ -78,18 +85,27 @@ export type LineDecision =
   | { kind: 'fee'; lineId: string; orderId: string | null }
   | { kind: 'tax'; lineId: string }
   | { kind: 'credit'; lineId: string }
-  | { kind: 'unexplained'; lineId: string };
+  /** `unsentOrderId`: the failed order, never sent, whose reference or requisites the debit carries. */
+  | { kind: 'unexplained'; lineId: string; unsentOrderId?: string };
 
 /** Orders the bank may have executed: everything from the first send on. */
 export const MATCHABLE_STATES: readonly OrderState[] = ['submitting', 'submitted', 'deemed_executed', 'executed', 'rejected', 'failed'];
 /** A statement line confirms execution of orders in these states (order-state.ts)... */
 const CONFIRMABLE: readonly OrderState[] = ['submitted', 'deemed_executed', 'failed'];
-/** ...a failed one only when it failed after it may have been sent. */
-const SENT_BEFORE_FAILING: readonly OrderState[] = ['submitting', 'submitted'];
+
+/**
+ * ...a failed one only when it may have reached the bank: it failed once the bank had accepted it
+ * (`submitted`), or while sending (`submitting`) after an attempt was counted. The attempt is counted
+ * before each send, so 0 attempts means nothing left (the claim's lease lapsed, a lockdown shut the
+ * gate); failed in an earlier stage (lockdown.service.ts HOLDABLE_STATES), it was never sent.
+ */
+function mayHaveReachedBank(order: OrderForMatch): boolean {
+  if (order.state !== 'failed') return true;
+  return order.failedFrom === 'submitted' || (order.failedFrom === 'submitting' && order.submitAttempts > 0);
+}
 
 function confirmable(order: OrderForMatch): boolean {
-  if (order.state === 'failed') return !!order.failedFrom && SENT_BEFORE_FAILING.includes(order.failedFrom);
-  return CONFIRMABLE.includes(order.state);
+  return CONFIRMABLE.includes(order.state) && mayHaveReachedBank(order);
 }
 
 function byReference(line: LineForMatch, orders: readonly OrderForMatch[]): OrderForMatch | undefined {
@@ -147,8 +163,13 @@ function matchDecision(line: LineForMatch, order: OrderForMatch, how: 'reference
  * `paidElsewhere`: orders a line outside `lines` (an earlier day's statement) was already matched
  * to; a second debit naming one of them is not that payment again.
  */
-export function decideLines(lines: readonly LineForMatch[], orders: readonly OrderForMatch[], paidElsewhere: ReadonlySet<string> = new Set()): LineDecision[] {
+export function decideLines(lines: readonly LineForMatch[], allOrders: readonly OrderForMatch[], paidElsewhere: ReadonlySet<string> = new Set()): LineDecision[] {
   const taken = new Set<string>(paidElsewhere);
+  // A failed order that never reached the bank is no candidate, as a `signed` one is none: a debit
+  // of it did not come from us. Linked, though, when the line carries its reference or all its
+  // requisites (what `orders retry` reads as "already paid": someone paid it by hand).
+  const orders = allOrders.filter(mayHaveReachedBank);
+  const unsent = allOrders.filter((o) => !mayHaveReachedBank(o));
   const booked = lines.filter((l) => l.status === 'booked');
   const paymentLines = booked.filter((l) => l.direction === 'debit' && l.kind !== 'fee');
   // Three passes over all lines of the run, strongest evidence first, so a weaker match on an
@@ -176,12 +197,14 @@ export function decideLines(lines: readonly LineForMatch[], orders: readonly Ord
   }
   return booked.map((line): LineDecision => {
     // R-25: expected. Linked to the payment it was charged for when the bank names it.
-    if (line.kind === 'fee') return { kind: 'fee', lineId: line.id, orderId: byReference(line, orders)?.id ?? null };
+    if (line.kind === 'fee') return { kind: 'fee', lineId: line.id, orderId: byReference(line, allOrders)?.id ?? null };
     if (line.direction === 'credit') return { kind: 'credit', lineId: line.id };
     const match = matched.get(line.id);
     if (match) return matchDecision(line, match.order, match.how);
     // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
-    return line.kind === 'tax' ? { kind: 'tax', lineId: line.id } : { kind: 'unexplained', lineId: line.id };
+    if (line.kind === 'tax') return { kind: 'tax', lineId: line.id };
+    const named = byReference(line, unsent) ?? byRequisites(line, unsent, new Set());
+    return named ? { kind: 'unexplained', lineId: line.id, unsentOrderId: named.id } : { kind: 'unexplained', lineId: line.id };
   });
 }
 
@@ -284,6 +307,7 @@ interface OrderRow {
   external_id: string;
   bank_reference: string | null;
   failed_from: OrderState | null;
+  submit_attempts: number;
 }
 
 function orderOf(r: OrderRow): OrderForMatch {
@@ -299,6 +323,7 @@ function orderOf(r: OrderRow): OrderForMatch {
     externalId: r.external_id,
     bankReference: r.bank_reference,
     failedFrom: r.failed_from,
+    submitAttempts: Number(r.submit_attempts ?? 0),
   };
 }
 
@@ -347,7 +372,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       params.push(...pairs.flat());
     }
     const rows = await em.execute<OrderRow[]>(
-      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference, failed_from
+      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference, failed_from, submit_attempts
          from payment_order where payer_iban = ? and state in (${MATCHABLE_STATES.map(() => '?').join(', ')}) and (${clauses.join(' or ')})
         order by created_at`,
       params,
@@ -376,7 +401,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
   for (const decision of decideLines(lines, orders, paidElsewhere)) {
     const line = linesById.get(decision.lineId)!;
     const row = rowsById.get(decision.lineId)!;
-    const orderId = 'orderId' in decision ? decision.orderId : null;
+    const orderId = 'orderId' in decision ? decision.orderId : decision.kind === 'unexplained' ? (decision.unsentOrderId ?? null) : null;
     const matchKind = decision.kind;
     if (row.match_kind !== matchKind || row.order_id !== orderId) {
       await em.execute('update statement_line set match_kind = ?, order_id = ?, reconciled_at = ? where id = ?', [matchKind, orderId, options.now, line.id]);
@@ -431,10 +456,13 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
     } else if (decision.kind === 'unexplained') {
       // R-29: a debit nobody ordered is a possible unauthorised payment; the bank must be told at once, within 1 business day.
       const deadline = options.calendar.noticeDeadline(options.now, 1);
+      const unsent = decision.unsentOrderId ? ordersById.get(decision.unsentOrderId) : undefined;
       const raised = await raiseOnce(em, {
         kind: 'unexplained_debit',
         severity: 'critical',
-        title: `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
+        title: unsent
+          ? `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} names order ${unsent.number} of ${unsent.docDate}, which failed before it was ever sent: paid by hand, or a possible unauthorised payment`
+          : `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
         dedupeKey: `unexplained_debit:${account}:${line.bankLineId}`,
         deadlineAt: deadline,
         actor,
@@ -446,6 +474,12 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
           bookingDate: line.bookingDate,
           counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
           purpose: line.purpose,
+          ...(unsent
+            ? {
+                unsentOrder: { orderId: unsent.id, number: unsent.number, date: unsent.docDate, failedFrom: unsent.failedFrom ?? null, submitAttempts: unsent.submitAttempts },
+                hint: `we never sent this order; if a person paid it by hand, record that with connector orders settle ${unsent.id} --as executed --reason TEXT (orders retry refuses it: it is paid)`,
+              }
+            : {}),
           draftNotice: draftUnauthorisedDebitNotice({ account, line, deadline }),
         },
       });

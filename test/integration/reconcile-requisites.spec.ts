@@ -2,6 +2,8 @@ import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calen
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { reconcileAccount } from '../../connector/statements/reconciliation';
+import { retryFailedOrder } from '../../queue/order-retry';
+import type { QueueSet } from '../../queue/queue.factory';
 import { sampleOrder } from '../support/orders.fixture';
 import { sampleStatementLine } from '../support/statement-line.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
@@ -58,11 +60,12 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     expect(result.incidents).toHaveLength(1);
   });
 
-  it('a debit of an order that failed after it was sent confirms it executed; one that failed before any send is only linked', async () => {
+  it('a debit of an order that failed after it was sent confirms it executed; one of an order never sent is an unexplained debit, linked so that a retry is refused', async () => {
     const em = orm.em.fork();
     const taken = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: '7', date: '2026-11-24' }) }, { order: sampleOrder({ number: '8', date: '2026-11-24' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
     const [sent, unsent] = taken.map((t) => t.orderId as string);
-    await em.execute(`update payment_order set state = 'failed', failed_from = 'submitting', last_error = 'TRANSIENT: HTTP 502' where id = ?`, [sent]);
+    // Attempts are counted before each send (submit-order.job.ts): one was made.
+    await em.execute(`update payment_order set state = 'failed', failed_from = 'submitting', submit_attempts = 1, last_error = 'TRANSIENT: HTTP 502' where id = ?`, [sent]);
     await em.execute(`update payment_order set state = 'failed', failed_from = 'signed', last_error = 'order.submit: stalled' where id = ?`, [unsent]);
     const line = (bankLineId: string, documentNumber: string) =>
       sampleStatementLine(em, { account: ACCOUNT, bankLineId, bookingDate: '2026-11-25', direction: 'debit', amountTiyn: 15_000_000, purpose: 'Оплата по счету №12 за товары', documentNumber, documentDate: '2026-11-24' });
@@ -77,8 +80,19 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     const lines = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string; order_id: string }>>("select bank_line_id, match_kind, order_id from statement_line where bank_line_id in ('BL-7', 'BL-8') order by bank_line_id");
     expect(lines).toEqual([
       { bank_line_id: 'BL-7', match_kind: 'order', order_id: sent },
-      { bank_line_id: 'BL-8', match_kind: 'order', order_id: unsent },
+      { bank_line_id: 'BL-8', match_kind: 'unexplained', order_id: unsent },
     ]);
+    // We never sent order 8, yet its debit is there: paid by hand, or by someone with our credentials (R-29).
+    expect(result.incidents).toHaveLength(1);
+    const [incident] = await orm.em.fork().execute<Array<{ kind: string; severity: string; title: string; evidence: { bankLineId: string; unsentOrder: { orderId: string } } }>>(
+      'select kind, severity, title, evidence from incident where id = ?',
+      [result.incidents[0]],
+    );
+    expect(incident).toMatchObject({ kind: 'unexplained_debit', severity: 'critical', title: expect.stringMatching(/names order 8 of 2026-11-24, which failed before it was ever sent/), evidence: { bankLineId: 'BL-8', unsentOrder: { orderId: unsent } } });
+    // Paid all the same: a retry would pay it twice.
+    await expect(retryFailedOrder(orm.em.fork(), {} as QueueSet, unsent, 'test')).rejects.toMatchObject({ code: 'ALREADY_DEBITED' });
+    // Judged again by a later fetch: nothing new.
+    expect((await reconcileAccount(orm.em.fork(), ACCOUNT, '2026-11-25', '2026-11-25', { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' })).incidents).toEqual([]);
     // The ERP reads the order as executed (order_event says why).
     const [event] = await orm.em.fork().execute<Array<{ from_state: string; reason: string }>>("select from_state, reason from order_event where order_id = ? and to_state = 'executed'", [sent]);
     expect(event).toMatchObject({ from_state: 'failed', reason: expect.stringMatching(/statement line BL-7 .* confirms the debit/) });
