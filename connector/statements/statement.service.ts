@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { formatAmount } from '../shared/money';
 import { checkBalance, checkContinuity, checkRestatement, type StatementBalances } from './statement.checks';
 import type { StatementData } from './statement.model';
-import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type WithdrawnLine } from './statement.store';
+import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type ConflictingLine, type LineFacts, type WithdrawnLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
 import { kzToday } from './statement.schedule';
 import type { ListedAccount } from './unfollowed-accounts';
@@ -61,6 +62,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   let duplicates = 0;
   const changed: ChangedLine[] = [];
   const withdrawn: WithdrawnLine[] = [];
+  const conflicts: Array<{ conflict: ConflictingLine; period: Pick<StatementData, 'periodFrom' | 'periodTo'> }> = [];
   /** Earlier periods stored on the way (a hole fetched, a gap's previous period fetched again): their lines are reconciled too. */
   const earlier: Array<Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'>> = [];
 
@@ -73,6 +75,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
     duplicates += r.duplicates;
     changed.push(...r.changed);
     withdrawn.push(...r.withdrawn);
+    conflicts.push(...r.conflicts.map((conflict) => ({ conflict, period: r.period })));
     earlier.push(r.period);
   });
 
@@ -83,6 +86,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   duplicates += result.duplicates;
   changed.push(...result.changed);
   withdrawn.push(...result.withdrawn);
+  conflicts.push(...result.conflicts.map((conflict) => ({ conflict, period: statement })));
+  for (const { conflict, period } of conflicts) await reportConflictingLine(deps, incidents, account, period, conflict);
   for (const line of changed) await reportRestatedLine(deps, incidents, account, { changed: line });
   for (const line of withdrawn) await reportRestatedLine(deps, incidents, account, { withdrawn: line });
 
@@ -171,7 +176,7 @@ async function ensureContinuity(
   next: StatementData,
   incidents: string[],
   depth: number,
-  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[]; period: Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'> }) => void,
+  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[]; conflicts: ConflictingLine[]; period: Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'> }) => void,
 ): Promise<FetchReconcileResult['continuity']> {
   const account = next.account;
   const previous = await previousStatement(deps.em, account, next.periodFrom);
@@ -229,29 +234,53 @@ async function reportRestatement(deps: StatementServiceDeps, incidents: string[]
   alert(deps.logger, 'statement.restated', { account, from, to, incidentId: raised.id });
 }
 
+const money = (m: { direction: string; amount: number; currency: string }) => ({ direction: m.direction, amount: formatAmount(m.amount), currency: m.currency });
+const shown = (m: ReturnType<typeof money>) => `${m.direction} ${m.amount} ${m.currency}`;
+
+/** The facts other than money that differ between a stored line and its new version, in words. */
+function otherDifferences(stored: LineFacts, fetched: LineFacts): string[] {
+  const out: string[] = [];
+  if (stored.status !== fetched.status) out.push(`${fetched.status} again`);
+  if (stored.counterpartyIban !== fetched.counterpartyIban) out.push(`counterparty account ${stored.counterpartyIban || 'none'} -> ${fetched.counterpartyIban || 'none'}`);
+  if (stored.externalId !== fetched.externalId) out.push(`external id ${stored.externalId ?? 'none'} -> ${fetched.externalId ?? 'none'}`);
+  if (stored.bankReference !== fetched.bankReference) out.push(`bank reference ${stored.bankReference ?? 'none'} -> ${fetched.bankReference ?? 'none'}`);
+  return out;
+}
+
 /**
  * A booked line we stored and passed to the ERP that the bank restated: sent again under its id
- * with another amount, direction or currency (`changed`), or left out of a statement of its day
- * (`withdrawn`: reversed, or booked again under another id). The stored line is kept as the
- * evidence; one high incident per restatement and an alert.
+ * as another payment (`changed`: another amount, direction, currency, counterparty account, external
+ * id or bank reference, or pending again), or left out of a statement of its day (`withdrawn`:
+ * reversed, or booked again under another id). The stored line is kept as the evidence; one high
+ * incident per restatement and an alert.
  */
 async function reportRestatedLine(deps: StatementServiceDeps, incidents: string[], account: string, restated: { changed: ChangedLine } | { withdrawn: WithdrawnLine }): Promise<void> {
-  const money = (m: { direction: string; amount: number; currency: string }) => ({ direction: m.direction, amount: formatAmount(m.amount), currency: m.currency });
-  const shown = (m: ReturnType<typeof money>) => `${m.direction} ${m.amount} ${m.currency}`;
   const line = 'changed' in restated ? restated.changed : restated.withdrawn;
-  const incident =
-    'changed' in restated
-      ? {
+  const changed = 'changed' in restated ? restated.changed : null;
+  const withdrawn = 'withdrawn' in restated ? restated.withdrawn : null;
+  const others = changed ? otherDifferences(changed.stored, changed.fetched) : [];
+  const incident = changed
+    ? {
           event: 'statement.line_changed',
-          title: `The bank changed booked line ${line.bankLineId} of ${account} (${line.bookingDate}): stored ${shown(money(restated.changed.stored))}, now ${shown(money(restated.changed.fetched))}`,
-          dedupeKey: `statement_line_changed:${account}:${line.bankLineId}:${restated.changed.fetched.direction}:${restated.changed.fetched.amount}:${restated.changed.fetched.currency}`,
-          evidence: { bookingDate: line.bookingDate, stored: money(restated.changed.stored), fetched: money(restated.changed.fetched), hint: 'the stored line is kept; ask the bank which booking is true' },
+          title: `The bank changed booked line ${line.bankLineId} of ${account} (${line.bookingDate}): stored ${shown(money(changed.stored))}, now ${shown(money(changed.fetched))}${others.length ? `; ${others.join('; ')}` : ''}`,
+          // The money of the new version, as before; what else differs only when it does, so a
+          // restatement of money alone raised before keeps its key.
+          dedupeKey:
+            `statement_line_changed:${account}:${line.bankLineId}:${changed.fetched.direction}:${changed.fetched.amount}:${changed.fetched.currency}` +
+            (others.length ? `:${changed.fetched.status}:${changed.fetched.counterpartyIban}:${changed.fetched.externalId ?? ''}:${changed.fetched.bankReference ?? ''}` : ''),
+          evidence: {
+            bookingDate: line.bookingDate,
+            stored: money(changed.stored),
+            fetched: money(changed.fetched),
+            ...(others.length ? { otherDifferences: others, storedFacts: changed.stored, fetchedFacts: changed.fetched } : {}),
+            hint: 'the stored line is kept; ask the bank which booking is true',
+          },
         }
       : {
           event: 'statement.line_withdrawn',
-          title: `The bank's statement of ${account} for ${line.bookingDate} no longer shows booked line ${line.bankLineId} (${shown(money(restated.withdrawn))})`,
+          title: `The bank's statement of ${account} for ${line.bookingDate} no longer shows booked line ${line.bankLineId} (${shown(money(withdrawn as WithdrawnLine))})`,
           dedupeKey: `statement_line_withdrawn:${account}:${line.bankLineId}`,
-          evidence: { stored: { ...money(restated.withdrawn), bookingDate: line.bookingDate }, hint: 'the stored line is kept (1C has it); ask the bank whether the operation was reversed or booked again under another id' },
+          evidence: { stored: { ...money(withdrawn as WithdrawnLine), bookingDate: line.bookingDate }, hint: 'the stored line is kept (1C has it); ask the bank whether the operation was reversed or booked again under another id' },
         };
   const raised = await raiseOnce(deps.em, {
     kind: 'statement_gap',
@@ -264,6 +293,50 @@ async function reportRestatedLine(deps: StatementServiceDeps, incidents: string[
   });
   if (raised.created) incidents.push(raised.id);
   alert(deps.logger, incident.event, { account, bankLineId: line.bankLineId, incidentId: raised.id });
+}
+
+/**
+ * One answer holding one bank line id several times with different facts: only the first version
+ * can be stored (lines are unique per account and bank line id), so the others would never be
+ * stored, reconciled nor passed to 1C, although the balance check counted them. One high
+ * `statement_gap` incident per set of versions, and an alert. Identical repeats are not reported.
+ */
+async function reportConflictingLine(deps: StatementServiceDeps, incidents: string[], account: string, period: Pick<StatementData, 'periodFrom' | 'periodTo'>, conflict: ConflictingLine): Promise<void> {
+  const { bankLineId, variants } = conflict;
+  const versions = variants.map((v) => ({
+    ...money(v),
+    status: v.status,
+    bookingDate: v.bookingDate,
+    valueDate: v.valueDate,
+    kind: v.kind,
+    counterparty: { name: v.counterparty.name, iinBin: v.counterparty.iinBin, iban: v.counterparty.iban, bic: v.counterparty.bic },
+    purpose: v.purpose,
+    knp: v.knp ?? null,
+    documentNumber: v.documentNumber ?? null,
+    documentDate: v.documentDate ?? null,
+    externalId: v.externalId ?? null,
+    bankReference: v.bankReference ?? null,
+  }));
+  const digest = createHash('sha256').update(JSON.stringify(versions)).digest('hex').slice(0, 16);
+  const raised = await raiseOnce(deps.em, {
+    kind: 'statement_gap',
+    severity: 'high',
+    title: `The bank's statement of ${account} for ${period.periodFrom}..${period.periodTo} holds line ${bankLineId} ${variants.length} times with different facts (${versions.map(shown).join(', ')}): only the first is stored`,
+    dedupeKey: `statement_line_conflict:${account}:${bankLineId}:${digest}`,
+    actor: deps.actor ?? 'statements',
+    now: deps.now,
+    evidence: {
+      account,
+      bankLineId,
+      from: period.periodFrom,
+      to: period.periodTo,
+      versions,
+      stored: 0,
+      hint: 'only the first version is stored, reconciled and passed to 1C; ask the bank for the operations behind the others and reconcile them by hand',
+    },
+  });
+  if (raised.created) incidents.push(raised.id);
+  alert(deps.logger, 'statement.line_conflict', { account, bankLineId, versions: variants.length, incidentId: raised.id });
 }
 
 async function reportGap(

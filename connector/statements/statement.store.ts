@@ -22,8 +22,14 @@ export interface StoreResult {
   promoted: number;
   /** Pending lines of an earlier fetch that this fetch no longer shows (booked under another id, or withdrawn). */
   pendingDropped: number;
-  /** Booked lines stored before that this fetch shows booked with another amount, direction or currency (kept as stored). */
+  /**
+   * Booked lines stored before that this fetch shows under the same id with other facts: another
+   * amount, direction, currency, counterparty account, external id or bank reference, or pending
+   * again (kept as stored).
+   */
   changed: ChangedLine[];
+  /** Bank line ids this answer holds more than once with different facts (only the first is stored). */
+  conflicts: ConflictingLine[];
   /** Booked lines stored before, booked within this period, that this fetch no longer shows (kept as stored). */
   withdrawn: WithdrawnLine[];
   balanced: boolean;
@@ -31,12 +37,53 @@ export interface StoreResult {
   before: StatementBalances | null;
 }
 
-/** A booked line the bank sent again under its id with other money facts. */
+/** What identifies a booked line as a payment: compared when the bank sends the same id again. */
+export interface LineFacts {
+  direction: string;
+  amount: number;
+  currency: string;
+  status: string;
+  counterpartyIban: string;
+  externalId: string | null;
+  bankReference: string | null;
+}
+
+/** A booked line the bank sent again under its id with other facts. */
 export interface ChangedLine {
   bankLineId: string;
   bookingDate: string;
-  stored: { direction: string; amount: number; currency: string };
-  fetched: { direction: string; amount: number; currency: string };
+  stored: LineFacts;
+  fetched: LineFacts;
+}
+
+/** One bank line id that one answer holds several times, differing in any field. */
+export interface ConflictingLine {
+  bankLineId: string;
+  /** Every distinct version in the answer's order; the first is the one stored. */
+  variants: StatementLineData[];
+}
+
+function factsOf(l: StatementLineData): LineFacts {
+  return {
+    direction: l.direction,
+    amount: l.amount,
+    currency: l.currency,
+    status: l.status,
+    counterpartyIban: l.counterparty.iban,
+    externalId: l.externalId ?? null,
+    bankReference: l.bankReference ?? null,
+  };
+}
+
+function sameFacts(a: LineFacts, b: LineFacts): boolean {
+  return (Object.keys(a) as Array<keyof LineFacts>).every((k) => a[k] === b[k]);
+}
+
+/** A line as comparable text: every field, nested ones too, in a fixed order; an absent optional field is left out. */
+function canonicalLine(l: StatementLineData): string {
+  const sorted = (v: unknown): unknown =>
+    v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(sorted(l));
 }
 
 /** A booked line of a period that the bank's statement of that period no longer shows. */
@@ -116,18 +163,32 @@ export async function storeLines(
   options: { statementId: string | null; now: Date },
 ): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
   // The same id twice inside one answer would make ON CONFLICT touch a row twice: keep the first.
+  // A repeat that is the same line is harmless; one that differs is another operation under the
+  // same id (e.g. 10.00 and 70 000.00 to another account), which the balance check counts but the
+  // store cannot keep: said (`conflicts`), never dropped silently.
   const unique = new Map<string, StatementLineData>();
+  const variants = new Map<string, Map<string, StatementLineData>>();
   let duplicates = 0;
   for (const line of statement.lines) {
-    if (unique.has(line.bankLineId)) duplicates += 1;
-    else unique.set(line.bankLineId, line);
+    const first = unique.get(line.bankLineId);
+    if (!first) {
+      unique.set(line.bankLineId, line);
+      continue;
+    }
+    duplicates += 1;
+    const seen = variants.get(line.bankLineId) ?? new Map([[canonicalLine(first), first]]);
+    seen.set(canonicalLine(line), seen.get(canonicalLine(line)) ?? line);
+    variants.set(line.bankLineId, seen);
   }
+  const conflicts = [...variants]
+    .filter(([, seen]) => seen.size > 1)
+    .map(([bankLineId, seen]) => ({ bankLineId, variants: [...seen.values()] }));
   const lines = [...unique.values()];
   return em.transactional(async (tx) => {
     // One writer per account at a time (the closed-day and intraday fetches may run together):
     // no lock-order deadlocks between their inserts, and the pending snapshot is replaced whole.
     await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
-    return insertLines(tx, statement, lines, duplicates, options);
+    return { ...(await insertLines(tx, statement, lines, duplicates, options)), conflicts };
   });
 }
 
@@ -137,7 +198,7 @@ async function insertLines(
   lines: StatementLineData[],
   duplicatesInAnswer: number,
   options: { statementId: string | null; now: Date },
-): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before'>> {
+): Promise<Omit<StoreResult, 'statementId' | 'balanced' | 'before' | 'conflicts'>> {
   let duplicates = duplicatesInAnswer;
   let stored = 0;
   let promoted = 0;
@@ -166,22 +227,31 @@ async function insertLines(
       else promoted += 1;
     }
     duplicates += batch.length - rows.length;
-    // A booked line is a fact we passed on: the bank sending it again with other money facts is
-    // restating history. Kept as first stored (the evidence); the caller raises it.
-    const booked = new Map(batch.filter((l) => l.status === 'booked').map((l) => [l.bankLineId, l]));
-    if (booked.size) {
-      const storedRows = await em.execute<Array<{ bank_line_id: string; direction: string; amount_tiyn: string | number; currency: string; booking_date: string | Date }>>(
-        `select bank_line_id, direction, amount_tiyn, currency, booking_date from statement_line
-          where account = ? and status = 'booked' and bank_line_id in (${[...booked.keys()].map(() => '?').join(', ')})`,
-        [statement.account, ...booked.keys()],
-      );
-      for (const row of storedRows) {
-        const l = booked.get(row.bank_line_id) as StatementLineData;
-        const stored = { direction: row.direction, amount: Number(row.amount_tiyn), currency: row.currency };
-        if (stored.direction !== l.direction || stored.amount !== l.amount || stored.currency !== l.currency) {
-          changed.push({ bankLineId: l.bankLineId, bookingDate: isoDateOf(row.booking_date), stored, fetched: { direction: l.direction, amount: l.amount, currency: l.currency } });
-        }
-      }
+    // A booked line is a fact we passed on: the bank sending it again under its id as another
+    // payment (other money, another beneficiary's account, another document's reference or
+    // external id, which reconciliation matches by) or as pending again is restating history. Kept
+    // as first stored (the evidence); the caller raises it. A line stored in this very batch
+    // compares with itself.
+    const fetched = new Map(batch.map((l) => [l.bankLineId, l]));
+    const storedRows = await em.execute<
+      Array<{ bank_line_id: string; direction: string; amount_tiyn: string | number; currency: string; status: string; counterparty_iban: string; external_id: string | null; bank_reference: string | null; booking_date: string | Date }>
+    >(
+      `select bank_line_id, direction, amount_tiyn, currency, status, counterparty_iban, external_id, bank_reference, booking_date from statement_line
+        where account = ? and status = 'booked' and bank_line_id in (${[...fetched.keys()].map(() => '?').join(', ')})`,
+      [statement.account, ...fetched.keys()],
+    );
+    for (const row of storedRows) {
+      const l = fetched.get(row.bank_line_id) as StatementLineData;
+      const stored: LineFacts = {
+        direction: row.direction,
+        amount: Number(row.amount_tiyn),
+        currency: row.currency,
+        status: row.status,
+        counterpartyIban: row.counterparty_iban,
+        externalId: row.external_id,
+        bankReference: row.bank_reference,
+      };
+      if (!sameFacts(stored, factsOf(l))) changed.push({ bankLineId: l.bankLineId, bookingDate: isoDateOf(row.booking_date), stored, fetched: factsOf(l) });
     }
   }
   // The pending snapshot of this period is replaced by this fetch's (LESSONS.md 6: kept apart).

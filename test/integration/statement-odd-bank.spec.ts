@@ -174,6 +174,71 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     // Fetched again: no second incident.
     expect((await run(closed, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
+  it('a booked line sent again under its id as another payment (another account, reference, external id) or as pending again is an incident too', async () => {
+    const account = 'KZ000000000000000A21';
+    const bank = new ScriptedBank();
+    const lines = [line({ bankLineId: 'R-1', amount: 10_000 }), line({ bankLineId: 'R-2', amount: 20_000 }), line({ bankLineId: 'R-3', amount: 30_000, externalId: 'ext-r3' }), line({ bankLineId: 'R-4', amount: 40_000 })];
+    bank.answer(statement(account, '2026-11-24', '2026-11-24', 1_000_000, lines, 'intraday'));
+    await run(bank, account, '2026-11-24', '2026-11-24');
+    const closed = new ScriptedBank();
+    closed.answer(
+      statement(account, '2026-11-24', '2026-11-24', 1_000_000, [
+        line({ bankLineId: 'R-1', amount: 10_000, counterparty: { ...BENEFICIARY, iban: 'KZ86125KZT5004100100' } }),
+        line({ bankLineId: 'R-2', amount: 20_000, status: 'pending' }),
+        line({ bankLineId: 'R-3', amount: 30_000, externalId: 'ext-other' }),
+        line({ bankLineId: 'R-4', amount: 40_000, bankReference: 'ACB-9' }),
+      ]),
+    );
+    const r = await run(closed, account, '2026-11-24', '2026-11-24');
+    const changed = (await incidents('statement_gap')).filter((i) => i.evidence.account === account);
+    // Opened at the same moment: in line order.
+    expect(changed.map((i) => [i.evidence.bankLineId, i.evidence.otherDifferences]).sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
+      ['R-1', ['counterparty account KZ78722S000000067890 -> KZ86125KZT5004100100']],
+      ['R-2', ['pending again']],
+      ['R-3', ['external id ext-r3 -> ext-other']],
+      ['R-4', ['bank reference none -> ACB-9']],
+    ]);
+    expect(r.incidents).toEqual(expect.arrayContaining(changed.map((i) => i.id)));
+    // The first version stays as stored.
+    expect(await q('select bank_line_id, status, counterparty_iban, external_id, bank_reference from statement_line where account = ? order by bank_line_id', [account])).toEqual([
+      { bank_line_id: 'R-1', status: 'booked', counterparty_iban: BENEFICIARY.iban, external_id: null, bank_reference: null },
+      { bank_line_id: 'R-2', status: 'booked', counterparty_iban: BENEFICIARY.iban, external_id: null, bank_reference: null },
+      { bank_line_id: 'R-3', status: 'booked', counterparty_iban: BENEFICIARY.iban, external_id: 'ext-r3', bank_reference: null },
+      { bank_line_id: 'R-4', status: 'booked', counterparty_iban: BENEFICIARY.iban, external_id: null, bank_reference: null },
+    ]);
+    // Fetched again: no second incident.
+    expect((await run(closed, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
+  });
+
+  it('one answer holding a bank line id twice with different facts is an incident naming both versions; an identical repeat is harmless', async () => {
+    const account = 'KZ000000000000000A22';
+    const bank = new ScriptedBank();
+    // The balance counts both: 10.00 to our beneficiary and 70 000.00 to another account, under one id.
+    const answer = statement(account, '2026-11-24', '2026-11-24', 10_000_000, [
+      line({ bankLineId: 'DUP', amount: 1_000 }),
+      line({ bankLineId: 'DUP', amount: 7_000_000, counterparty: { ...BENEFICIARY, iban: 'KZ86125KZT5004100100' } }),
+      line({ bankLineId: 'SAME', amount: 2_000, direction: 'credit' }),
+      line({ bankLineId: 'SAME', amount: 2_000, direction: 'credit' }),
+    ]);
+    expect(answer.closingBalance).toBe(10_000_000 - 1_000 - 7_000_000 + 4_000);
+    bank.answer(answer);
+    const r = await run(bank, account, '2026-11-24', '2026-11-24');
+    const conflicts = (await incidents('statement_gap')).filter((i) => i.evidence.account === account);
+    expect(conflicts).toHaveLength(1);
+    expect(conflicts[0].evidence).toMatchObject({
+      bankLineId: 'DUP',
+      versions: [
+        { direction: 'debit', amount: '10.00', counterparty: { iban: BENEFICIARY.iban } },
+        { direction: 'debit', amount: '70000.00', counterparty: { iban: 'KZ86125KZT5004100100' } },
+      ],
+    });
+    expect(r.incidents).toContain(conflicts[0].id);
+    expect(r.duplicates).toBe(2);
+    expect((await q<{ bank_line_id: string }>('select bank_line_id from statement_line where account = ? order by bank_line_id', [account])).map((l) => l.bank_line_id)).toEqual(['DUP', 'SAME']);
+    // Fetched again: no second incident.
+    expect((await run(bank, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
+  });
+
   it('a closed day fetched again without a booked line we stored is an incident, and the stored line stays', async () => {
     const account = 'KZ000000000000000A04';
     const bank = new ScriptedBank();
