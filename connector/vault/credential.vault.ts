@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
 import { openIncident } from '../incidents/incident.service';
@@ -152,19 +153,55 @@ function checkSecret(secret: string): void {
   }
 }
 
+/** Constant time: both sides hashed first, so neither a length nor a first differing byte shows in the timing. */
+function sameSecret(a: string, b: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/**
+ * The stored Client Secret, or null when `box` cannot open it (a lost or other master key): then
+ * there is nothing to compare with, and replacing it is what `credentials set` is for (sealing-key.ts).
+ */
+function openedOrNull(box: SecretBox, row: Pick<CredentialVault, 'secretEnc'>): string | null {
+  try {
+    return box.decrypt(row.secretEnc, SECRET_PURPOSE);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The secret already stored was refused (R-29/R-31): it may be the one that leaked, and storing it
+ * again would restart its clocks and lift a revocation or a lockdown's "compromised" mark.
+ */
+function secretUnchanged(): ConnectorError {
+  return new ConnectorError(
+    'SECRET_UNCHANGED',
+    "this is the Client Secret already stored; storing it again would not replace a secret that may have leaked (R-29/R-31) nor restart its clocks (R-1). Generate a new Client ID / Client Secret pair in the bank's Internet-banking (terms 2.1.1-2.1.2: sign in, open the API tab, generate again) and store that one",
+  );
+}
+
 export interface VaultDeps {
   em: EntityManager;
   box: SecretBox;
   clock: Clock;
 }
 
-/** `credentials set`: stores the pair (replacing any earlier one: R-1, one pair per installation). */
+/**
+ * `credentials set`: stores the pair (replacing any earlier one: R-1, one pair per installation).
+ * The Client Secret already stored is refused (SECRET_UNCHANGED, as rotate): `set` restarts the
+ * clocks and lifts a revocation, so the same secret would satisfy a lockdown's rotation step
+ * while the leaked pair stayed in use.
+ */
 export async function setCredentials(deps: VaultDeps, input: { clientId: string; clientSecret: string; actor: string; generatedAt?: Date }): Promise<CredentialStatus> {
   if (!CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
   checkSecret(input.clientSecret);
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
     const existing = await tx.findOne(CredentialVault, { id: 1 });
+    const stored = existing ? openedOrNull(deps.box, existing) : null;
+    if (stored !== null && sameSecret(stored, input.clientSecret)) throw secretUnchanged();
     const sealed = deps.box.encrypt(input.clientSecret, SECRET_PURPOSE);
     const generatedAt = input.generatedAt ?? now;
     if (existing) {
@@ -188,7 +225,7 @@ export async function rotateSecret(deps: VaultDeps, input: { clientSecret: strin
     if (!row) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID stored yet: run connector credentials set --client-id ID --secret-stdin first');
     const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);
     if (input.clientId) row.clientId = input.clientId;
-    if (previous === input.clientSecret) throw new ConnectorError('SECRET_UNCHANGED', 'this is the Client Secret already stored; regenerate a new one in Internet-banking (2.1.1-2.1.2)');
+    if (sameSecret(previous, input.clientSecret)) throw secretUnchanged();
     Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.rotated', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: now });

@@ -84,6 +84,31 @@ describe('connector lockdown (CLI)', () => {
     expect(shown.timeline.map((t) => t.text)).toContainEqual(expect.stringMatching(/^resolved: new pair generated in Internet-banking; 0 held orders back to validation/));
   }, 120_000);
 
+  it('the compromised Client Secret stored again with credentials set is refused (SECRET_UNCHANGED): the rotation step stays missing, the pair stays revoked', async () => {
+    // The pair the previous test stored is the one that leaked now.
+    const LEAKED = 'a-brand-new-secret-123';
+    const on = await cli(['lockdown', 'on', '--reason', 'Client Secret pasted in a chat', '--scope', 'credentials']);
+    expect(on.code).toBe(0);
+    const incidentId = on.stdout.trim();
+
+    const same = await cli(['credentials', 'set', '--client-id', 'new-client', '--secret-stdin'], `${LEAKED}\n`);
+    expect(same.code).toBe(1);
+    expect(same.stderr).toMatch(/^SECRET_UNCHANGED: this is the Client Secret already stored; .*Generate a new Client ID \/ Client Secret pair in the bank's Internet-banking/m);
+    // Another Client ID with the leaked secret is the same leaked secret.
+    expect((await cli(['credentials', 'set', '--client-id', 'other-client', '--secret-stdin'], `${LEAKED}\n`)).stderr).toMatch(/^SECRET_UNCHANGED: /m);
+    for (const out of [same.stdout, same.stderr]) expect(out).not.toContain(LEAKED);
+    expect(JSON.parse((await cli(['credentials', 'status', '--json'])).stdout)).toMatchObject({ clientId: 'new-client', usable: false, revokedBy: 'lockdown' });
+
+    const resolve = () => cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', new Date().toISOString(), '--bank-reference', 'ACB-2026-78']);
+    const refused = await resolve();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/Client Secret rotation: generate a new Client Secret/);
+
+    expect((await cli(['credentials', 'set', '--client-id', 'new-client', '--secret-stdin'], 'another-new-secret-456\n')).code).toBe(0);
+    expect((await resolve()).code).toBe(0);
+    expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout).state).toBe('normal');
+  }, 120_000);
+
   it('with Redis out of reach, records the lock in PostgreSQL, says truly what did not hold (exit 1, not "queues paused"); the maintenance sweep re-applies it once Redis answers', async () => {
     const redisDown = { ...cliEnv, CONNECTOR_REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
     // The bound is generous (a loaded machine): BullMQ's pause used to wait for Redis for good.
