@@ -13,7 +13,8 @@ export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterabl
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'w', options.mode ?? 0o640);
+  // 'wx' (O_CREAT|O_EXCL): the temp name is never a file or symlink planted there beforehand.
+  const handle = await open(temp, 'wx', options.mode ?? 0o640);
   try {
     try {
       if (Buffer.isBuffer(bytes)) await handle.writeFile(bytes);

@@ -1,8 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as iconv from 'iconv-lite';
+import { writeFileAtomic } from '../../../connector/shared/atomic-file';
 import type { OnecIssue } from './onec-exchange.types';
 
 /**
@@ -181,11 +182,13 @@ export class OutboxReading {
    */
   async moveTo(dir: string, folder: string, name: string, sidecar: { suffix: string; text: (name: string) => string }): Promise<string | undefined> {
     await this.sha256();
-    const targetDir = join(dir, folder);
-    await mkdir(targetDir, { recursive: true });
+    const targetDir = await realFolder(dir, folder);
     const target = join(targetDir, await freeName(targetDir, name));
     if (BigInt(this.position) !== this.baseline.size || !(await this.unchanged())) return undefined;
-    await writeFile(`${target}${sidecar.suffix}`, sidecar.text(basename(target)));
+    // Whoever can write into the outbox can plant a symlink at the sidecar's name: a temp file
+    // created exclusively, then renamed over that name, replaces such a link instead of writing
+    // through it into a file elsewhere (mode as before: what the umask leaves of 0666).
+    await writeFileAtomic(`${target}${sidecar.suffix}`, Buffer.from(sidecar.text(basename(target)), 'utf8'), { mode: 0o666 });
     await rename(this.file.path, target);
     if (await this.unchanged(target, { moved: true })) return target;
     // Written to between the last check and the rename: a changed file never stays in archive/ or error/.
@@ -200,10 +203,24 @@ export class OutboxReading {
   }
 }
 
+/**
+ * `<dir>/<folder>`, created if missing, and refused when it is a symbolic link: whoever can write
+ * into the outbox could point `error/` or `archive/` at any folder the connector's user can write.
+ */
+async function realFolder(dir: string, folder: string): Promise<string> {
+  const path = join(dir, folder);
+  await mkdir(path, { recursive: true });
+  if (!(await lstat(path)).isDirectory()) {
+    throw new Error(`${path} is not a folder (a symbolic link?): the outbox's ${folder}/ must be a real folder, files and reports are never moved or written through a link`);
+  }
+  return path;
+}
+
+/** A name not taken in `dir`: a symlink counts as taken even when it points nowhere (lstat, not stat). */
 async function freeName(dir: string, name: string): Promise<string> {
   let candidate = name;
   for (let i = 1; ; i += 1) {
-    const taken = await stat(join(dir, candidate)).then(
+    const taken = await lstat(join(dir, candidate)).then(
       () => true,
       () => false,
     );
@@ -218,7 +235,7 @@ async function freeName(dir: string, name: string): Promise<string> {
  */
 export async function archiveOutboxFile(dir: string, reading: OutboxReading): Promise<string | undefined> {
   const sha256 = await reading.sha256();
-  return reading.moveTo(dir, 'archive', `${sha256}-${reading.file.name}`, { suffix: '.sha256', text: (name) => `${sha256}  ${name}\n` });
+  return reading.moveTo(dir, 'archive', `${sha256}-${reading.file.name}`, { suffix: '.sha256', text: (name) => `${sha256}  ${printableName(name)}\n` });
 }
 
 /**
@@ -239,10 +256,19 @@ export interface OutboxReportInput {
   documents: { line: number; number: string; taken: boolean; issues: OnecIssue[] }[];
 }
 
+/**
+ * A file name as quoted in a report or sidecar: without control characters. Whoever names the file
+ * chooses them, and a CR/LF in a name would add lines of their own text to the report.
+ */
+export function printableName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, '');
+}
+
 /** What a 1C user and an operator read in `error/<name>.report.txt`: Russian first, English after. */
 export function renderOutboxReport(input: OutboxReportInput): string {
   const out: string[] = [];
-  out.push(`Файл: ${input.file}`);
+  out.push(`Файл: ${printableName(input.file)}`);
   out.push(`SHA-256: ${input.sha256}`);
   out.push(`Проверен: ${input.at.toISOString()}`);
   out.push(`Причина: ${input.reason}`);
