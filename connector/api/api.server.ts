@@ -12,9 +12,17 @@ export interface ApiOptions {
   routes?: Array<(app: FastifyInstance, context: AppContext) => void>;
 }
 
+/**
+ * The largest body a route takes unless it says otherwise: a login, a grant, an incident report
+ * are a few hundred bytes. Only the orders batch intake takes more (ORDERS_BODY_LIMIT_BYTES); a
+ * body is read into memory before it is parsed, so a 16 MiB limit on every route let anyone, with
+ * no credentials, hold 16 MiB per request.
+ */
+export const BODY_LIMIT_BYTES = 64 * 1024;
 
-/** The largest request body taken: far above api.maxBatchSize orders (500 of a few KiB each). */
-const BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+function sizeText(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`;
+}
 
 /** The HTTP API (`connector api`): Fastify, JSON only, errors in the INTERFACES.md shape. */
 export function buildApi(context: AppContext, options: ApiOptions = {}): FastifyInstance {
@@ -30,7 +38,9 @@ export function buildApi(context: AppContext, options: ApiOptions = {}): Fastify
     // HTTP's 413, in our error shape; INTERFACES.md fixes no code for it, BODY_TOO_LARGE sits beside
     // BATCH_TOO_LARGE (also 413) so an ERP can tell "split the batch" from "this body is not an order".
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendError(reply, new ApiError(413, 'BODY_TOO_LARGE', `the request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MiB; nothing was stored`, { limitBytes: BODY_LIMIT_BYTES }));
+      // The limit of the route that refused it (the orders intake's is larger than the others').
+      const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT_BYTES;
+      return sendError(reply, new ApiError(413, 'BODY_TOO_LARGE', `the request body is larger than ${sizeText(limit)}, the limit of this route; nothing was stored`, { limitBytes: limit }));
     }
     const status = error.statusCode;
     if (status === 415) return sendError(reply, new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json'));

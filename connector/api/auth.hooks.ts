@@ -49,7 +49,10 @@ export const apiKeyAuthenticator: Authenticator = async (request, context) => {
 const PUBLIC = new Set(['/health', '/ready', '/api/v1/auth/login']);
 
 export function registerAuth(app: FastifyInstance, context: AppContext, authenticators: Authenticator[]): void {
-  app.addHook('preHandler', async (request) => {
+  // Before the body is read (preParsing, not preHandler): no caller without a key or a session
+  // makes the API hold a body in memory, the orders intake's 16 MiB above all. The authenticators
+  // look at headers only.
+  app.addHook('preParsing', async (request) => {
     const path = request.routeOptions.url ?? request.url.split('?')[0];
     if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
     for (const authenticate of authenticators) {

@@ -120,10 +120,16 @@ async function findIdempotent(context: AppContext, scope: string, key: string): 
   return rows.length ? { hash: rows[0].request_hash, response: { status: rows[0].response_status, body: rows[0].response_body } } : null;
 }
 
+/**
+ * The orders batch intake's body limit, the one route above the API's 64 KiB: far above
+ * api.maxBatchSize orders (500 of a few KiB each).
+ */
+export const ORDERS_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
 export function registerOrderRoutes(app: FastifyInstance, context: AppContext): void {
   const intakePort = bullmqIntakePort(context.queues);
 
-  app.post('/api/v1/orders', async (request, reply) => {
+  app.post('/api/v1/orders', { bodyLimit: ORDERS_BODY_LIMIT_BYTES }, async (request, reply) => {
     const principal = principalOf(request);
     const idempotencyKey = request.headers['idempotency-key'];
     if (Array.isArray(idempotencyKey) || (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {

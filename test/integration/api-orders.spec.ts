@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { buildApi } from '../../connector/api/api.server';
+import { buildApiWithExtensions } from '../../connector/api/api.extensions';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
@@ -247,6 +248,32 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(res.statusCode).toBe(413);
     expect(res.json()).toEqual({ code: 'BODY_TOO_LARGE', message: expect.stringContaining('16 MiB'), details: { limitBytes: 16 * 1024 * 1024 } });
     expect(await countOrders('HUGE-1')).toBe(0);
+  });
+
+  it('a batch above the other routes\' 64 KiB is taken in by the orders intake, which keeps the large limit', async () => {
+    const orders = Array.from({ length: 200 }, (_, i) => sampleOrder({ number: `BATCH64-${i}` }));
+    const body = JSON.stringify({ orders });
+    expect(Buffer.byteLength(body)).toBeGreaterThan(64 * 1024);
+    const res = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, payload: body });
+    expect(res.statusCode).toBe(201);
+    expect(await countOrders('BATCH64-199')).toBe(1);
+  });
+
+  it('without a key, the orders intake does not read the body: 401, not its JSON fault', async () => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { 'content-type': 'application/json' }, payload: `{"orders":[${'x'.repeat(1024 * 1024)}` });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('every other route takes at most 64 KiB: 413 BODY_TOO_LARGE names the limit that applied', async () => {
+    const full = buildApiWithExtensions(context);
+    try {
+      const res = await full.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ login: 'nobody', password: 'x'.repeat(100 * 1024) }) });
+      expect(res.statusCode).toBe(413);
+      expect(res.json()).toEqual({ code: 'BODY_TOO_LARGE', message: expect.stringContaining('larger than 64 KiB, the limit of this route'), details: { limitBytes: 64 * 1024 } });
+    } finally {
+      await full.close();
+    }
   });
 
   it('refuses an order for an account outside the key with 403 ACCOUNT_NOT_ALLOWED', async () => {
