@@ -84,6 +84,21 @@ export function hostAllowed(headers: { host?: string; 'x-forwarded-host'?: strin
   return [...(headers.host === undefined ? [] : [headers.host]), ...forwarded].every((h) => knownHost(h, context));
 }
 
+/** Keys that reach an object's prototype when a parsed body is merged or assigned somewhere. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+class ForbiddenKeyError extends Error {
+  constructor(readonly key: string) {
+    super('forbidden key');
+  }
+}
+
+/** JSON.parse's reviver: called for every own key of every object at any depth (array indexes too). */
+function refuseForbiddenKeys(key: string, value: unknown): unknown {
+  if (FORBIDDEN_KEYS.has(key)) throw new ForbiddenKeyError(key);
+  return value;
+}
+
 function registerGuards(app: FastifyInstance, context: AppContext): void {
   // A state-changing request without a body (logout) still says application/json (the CSRF rule);
   // Fastify's default parser refuses an empty JSON body, so this one reads it as {}.
@@ -92,15 +107,18 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, {});
     try {
-      // Prototype pollution: refuse keys that could reach Object.prototype in a later merge.
-      if (/"(__proto__|prototype)"\s*:/.test(text)) throw new Error('forbidden key');
-      done(null, JSON.parse(text));
+      // Prototype pollution: refuse keys that could reach Object.prototype in a later merge. Judged
+      // on the parsed keys, not the text: JSON escapes ("\u005f_proto__") spell the same key, and
+      // JSON.parse makes "__proto__" a real own key of the object it returns.
+      done(null, JSON.parse(text, refuseForbiddenKeys));
     } catch (err) {
       // Not JSON.parse's own words: Node quotes the input around the fault, and these bodies carry
       // passwords (a password sent unquoted came back in the 400). Only where it broke.
       const message = (err as Error).message;
       const position = /at position (\d+)/.exec(message)?.[1];
-      const why = message === 'forbidden key' ? 'a key named __proto__ or prototype is not accepted' : position === undefined ? 'it does not parse' : `it breaks at character ${Number(position) + 1}`;
+      // The words as before this guard also took constructor; that one is named on its own.
+      const forbidden = err instanceof ForbiddenKeyError ? (err.key === 'constructor' ? 'a key named constructor is not accepted' : 'a key named __proto__ or prototype is not accepted') : undefined;
+      const why = forbidden ?? (position === undefined ? 'it does not parse' : `it breaks at character ${Number(position) + 1}`);
       const error = new Error(`the body is not valid JSON: ${why}`) as Error & { statusCode: number };
       error.statusCode = 400;
       done(error, undefined);

@@ -276,6 +276,23 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     }
   });
 
+  it.each([
+    ['__proto__ spelt with a JSON escape', '{"\\u005f_proto__":{"role":"admin"},"login":"a","password":"b"}', 'a key named __proto__ or prototype is not accepted'],
+    ['__proto__ deep in an array', '{"login":"a","password":"b","x":[1,{"y":{"__proto__":{"role":"admin"}}}]}', 'a key named __proto__ or prototype is not accepted'],
+    ['prototype spelt with a JSON escape', '{"login":"a","password":"b","pro\\u0074otype":{}}', 'a key named __proto__ or prototype is not accepted'],
+    ['constructor', '{"login":"a","password":"b","c\\u006fnstructor":{"x":1}}', 'a key named constructor is not accepted'],
+  ])('a JSON body with %s is refused 400 before any route sees it', async (_what, payload, why) => {
+    const full = buildApiWithExtensions(context);
+    try {
+      const res = await full.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/json' }, payload });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST', message: `the body is not valid JSON: ${why}` });
+      expect(({} as Record<string, unknown>).role).toBeUndefined();
+    } finally {
+      await full.close();
+    }
+  });
+
   it('refuses an order for an account outside the key with 403 ACCOUNT_NOT_ALLOWED', async () => {
     const res = await post(sampleOrder({ number: 'SCOPE-1', payer: { ...sampleOrder().payer, iban: 'KZ58998CTA0000000202' } }));
     expect(res.statusCode).toBe(403);
