@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -6,6 +7,15 @@ import { z } from 'zod';
  * Secrets are never values here: only paths of files that hold them (or env variables read at use).
  */
 const hostPort = z.number().int().min(1).max(65535);
+
+/** An IPv4/IPv6 address, or one with a prefix length (CIDR), as Fastify's trustProxy takes them. */
+function isAddressOrRange(value: string): boolean {
+  const [address, bits, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 /**
  * An SMTP server for the admins' alerts. The login is only ever sent over TLS: `starttls` (the
@@ -78,6 +88,13 @@ export const configSchema = z
          * names the ERPs and browsers use here to close that).
          */
         allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name without scheme or port')).default([]),
+        /**
+         * Addresses (or CIDR ranges) of the reverse proxies in front of the API: only a request whose
+         * socket comes from one of them has its X-Forwarded-For / -Proto believed (the client's address
+         * for the per-IP login limit, https for the cookie's Secure flag). Empty: the socket's address,
+         * whatever the headers say; any client could otherwise name a new address for every attempt.
+         */
+        trustedProxies: z.array(z.string().refine(isAddressOrRange, 'expected an IP address or a CIDR range, e.g. 127.0.0.1 or 10.0.0.0/24')).default([]),
         maxBatchSize: z.number().int().min(1).max(10000).default(500),
         /**
          * How long an `Idempotency-Key` and the answer it got are kept: a retry within this many days

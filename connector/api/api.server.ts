@@ -29,8 +29,10 @@ export function buildApi(context: AppContext, options: ApiOptions = {}): Fastify
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
-    // Behind PM2 on loopback; a reverse proxy in front sets X-Forwarded-For.
-    trustProxy: ['127.0.0.1', '::1'],
+    // X-Forwarded-* only from the configured reverse proxies: trusting every loopback client (and
+    // every client is one when the API listens on loopback) let anyone name a new address in
+    // X-Forwarded-For for each login attempt and escape the per-IP limit. None: the socket's address.
+    trustProxy: context.config.api.trustedProxies.length > 0 ? context.config.api.trustedProxies : false,
   });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {

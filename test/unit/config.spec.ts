@@ -37,6 +37,15 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(/database\.url: expected a postgresql:\/\/ URL/);
   });
 
+  it('api.trustedProxies: none by default; addresses and CIDR ranges taken, anything else refused naming the key', () => {
+    expect(loadConfig({ env: {}, cwd }).api.trustedProxies).toEqual([]);
+    const good = ['127.0.0.1', '::1', '10.0.0.0/24', 'fd00::/8'];
+    expect(loadConfig({ env: {}, cwd, overrides: { 'api.trustedProxies': good } }).api.trustedProxies).toEqual(good);
+    for (const bad of ['loopback', 'proxy.corp.kz', '10.0.0.0/33', '10.0.0.1/8/1', '::1/129']) {
+      expect(() => loadConfig({ env: {}, cwd, overrides: { 'api.trustedProxies': [bad] } })).toThrow(/api\.trustedProxies\.0: expected an IP address or a CIDR range/);
+    }
+  });
+
   it('R-4: refuses a bank reached over plain http beyond loopback (the Client Secret and the signed orders would cross the network in clear text), except in test mode', () => {
     for (const url of ['http://api.bank.kz', 'http://10.0.0.5:8900', 'http://bank.example:443/']) {
       expect(() => loadConfig({ env: { CONNECTOR_BANK_URL: url }, cwd })).toThrow(ConfigError);

@@ -54,6 +54,8 @@ export async function startUsersTestEnv(options: { start?: string; overrides?: R
       masterKeyFile: join(dir, 'master.key'),
       'users.scryptLogN': 14,
       'signer.tokenFile': join(dir, 'signer.token'),
+      // The tests play a reverse proxy on loopback: Browser names each client in X-Forwarded-For.
+      'api.trustedProxies': ['127.0.0.1'],
       ...(options.overrides ?? {}),
     },
   });
@@ -174,7 +176,7 @@ export interface HttpResponse {
 
 /**
  * A tiny cookie-keeping HTTP client against the real listening API. Its address is given in
- * X-Forwarded-For (the API trusts it from loopback, as behind a reverse proxy), so tests can
+ * X-Forwarded-For (the test env lists 127.0.0.1 in api.trustedProxies, as behind a reverse proxy), so tests can
  * play several clients.
  */
 export class Browser {
