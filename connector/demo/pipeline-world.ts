@@ -97,7 +97,7 @@ export async function ensureBankCredentials(context: AppContext): Promise<void> 
   const deps = { em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(context.config) };
   const status = await credentialStatus(deps);
   if (status.configured && status.usable && status.clientId === DEMO.clientId) return;
-  await setCredentials(deps, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'demo' });
+  await setCredentials(deps, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'demo', reuseRevoked: true });
 }
 
 export interface World {

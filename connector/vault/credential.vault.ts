@@ -194,16 +194,32 @@ export interface VaultDeps {
  * clocks and lifts a revocation, so the same secret would satisfy a lockdown's rotation step
  * while the leaked pair stayed in use.
  */
-export async function setCredentials(deps: VaultDeps, input: { clientId: string; clientSecret: string; actor: string; generatedAt?: Date }): Promise<CredentialStatus> {
+export async function setCredentials(
+  deps: VaultDeps,
+  input: {
+    clientId: string;
+    clientSecret: string;
+    actor: string;
+    generatedAt?: Date;
+    /** The demo's sandbox pair only (its bank knows no other): stored again after a lockdown marked it. */
+    reuseRevoked?: boolean;
+  },
+): Promise<CredentialStatus> {
   if (!CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
   checkSecret(input.clientSecret);
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
     const existing = await tx.findOne(CredentialVault, { id: 1 });
     const stored = existing ? openedOrNull(deps.box, existing) : null;
-    if (stored !== null && sameSecret(stored, input.clientSecret)) throw secretUnchanged();
+    const same = existing !== null && stored !== null && sameSecret(stored, input.clientSecret);
+    // The secret a lockdown or the bank marked, stored again, would pass the resolve's rotation step
+    // with the leaked pair usable again: refused, whatever the Client ID.
+    if (same && existing.revokedAt && !input.reuseRevoked) throw secretUnchanged();
+    // The pair in use, stored again (a provisioning script run twice): nothing changes, and its age
+    // generated when the bank issued it) is not restarted.
+    if (same && !existing.revokedAt && existing.clientId === input.clientId) return credentialStatusOf(existing, now);
     const sealed = deps.box.encrypt(input.clientSecret, SECRET_PURPOSE);
-    const generatedAt = input.generatedAt ?? now;
+    const generatedAt = input.generatedAt ?? (same ? existing.generatedAt : now);
     if (existing) {
       Object.assign(existing, { clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     } else {

@@ -452,10 +452,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       expect(outcome).not.toEqual([expect.objectContaining({ why: expect.anything() })]);
       expect((await stats()).statusRequests).toBeGreaterThan(before.statusRequests);
     } finally {
-      // Back to the sandbox's pair if the test stopped before it did (the same secret again is refused).
-      await setCredentials(vault, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'test' }).catch((err: { code?: string }) => {
-        if (err.code !== 'SECRET_UNCHANGED') throw err;
-      });
+      await setCredentials(vault, { clientId: DEMO.clientId, clientSecret: DEMO.clientSecret, actor: 'test' });
       await trackQueue.resume();
     }
   });

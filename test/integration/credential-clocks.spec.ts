@@ -56,4 +56,18 @@ describe('credential clocks as incidents (R-1, R-2)', () => {
     expect(await raiseCredentialClockIncidents(deps())).toEqual({ opened: 0, resolved: 1 });
     expect(await openClockIncidents()).toEqual([]);
   });
+
+  it('the pair in use stored again (a provisioning script run twice) changes nothing: its age is not restarted', async () => {
+    const generated = (await world.db().execute<Array<{ generated_at: Date }>>('select generated_at from credential_vault where id = 1'))[0].generated_at;
+    const audits = async () => Number((await world.db().execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'credentials.set'"))[0].n);
+    const before = await audits();
+    clock.set(day(120));
+    const status = await setCredentials(deps(), { clientId: 'clock-client', clientSecret: 'Clock-Secret-456', actor: 'test' });
+    expect(status.usable).toBe(true);
+    expect((await world.db().execute<Array<{ generated_at: Date }>>('select generated_at from credential_vault where id = 1'))[0].generated_at).toEqual(generated);
+    expect(await audits()).toBe(before);
+    // Marked revoked (a lockdown, the bank), the same secret is refused: it would pass for a new one.
+    await world.db().execute("update credential_vault set revoked_at = now(), revoked_reason = 'test', revoked_source = 'lockdown' where id = 1");
+    await expect(setCredentials(deps(), { clientId: 'clock-client', clientSecret: 'Clock-Secret-456', actor: 'test' })).rejects.toMatchObject({ code: 'SECRET_UNCHANGED' });
+  });
 });
