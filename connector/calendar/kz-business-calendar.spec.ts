@@ -351,6 +351,15 @@ describe('outside the shipped data and bad input', () => {
     expect(cal.coverage()).toEqual({ firstDate: '2024-01-01', lastDate: '2027-12-31', years: [2024, 2025, 2026, 2027] });
   });
 
+  it('noticeDeadlineOrSooner: within the data as noticeDeadline; past its end 24 hours, so a duty to tell the bank is never lost to the calendar', () => {
+    const inside = new Date('2026-11-20T18:00:00+05:00');
+    expect(cal.noticeDeadlineOrSooner(inside, 3)).toEqual(cal.noticeDeadline(inside, 3));
+    const lateDecember = new Date('2027-12-29T10:00:00+05:00');
+    expect(codeOf(() => cal.noticeDeadline(lateDecember, 3))).toBe('CALENDAR_YEAR_NOT_COVERED');
+    expect(cal.noticeDeadlineOrSooner(lateDecember, 3).toISOString()).toBe('2027-12-30T05:00:00.000Z');
+    expect(codeOf(() => cal.noticeDeadlineOrSooner(inside, 0))).toBe('CALENDAR_INVALID_DATE');
+  });
+
   it.each(['2025-02-29', '2025-1-1', '2025-13-01', '20250101', '', '2025-01-01T00:00'])('"%s" is CALENDAR_INVALID_DATE', (date) => {
     expect(codeOf(() => cal.isBusinessDay(date))).toBe('CALENDAR_INVALID_DATE');
   });

@@ -243,6 +243,21 @@ export class KzBusinessCalendar {
     return this.cutoffMinutes === 0 ? new Date(end.getTime() + 86_400_000) : end;
   }
 
+  /**
+   * noticeDeadline, failing closed: beyond the shipped years (CALENDAR_YEAR_NOT_COVERED, which
+   * `doctor` warns of 90 days ahead) 24 hours from `instant`, sooner than any business day can end.
+   * For a duty to tell the bank, an early deadline is a nuisance; no incident at all, because its
+   * deadline could not be computed, would hide the duty.
+   */
+  noticeDeadlineOrSooner(instant: Date, n: number): Date {
+    try {
+      return this.noticeDeadline(instant, n);
+    } catch (err) {
+      if (!(err instanceof CalendarError) || err.code !== 'CALENDAR_YEAR_NOT_COVERED') throw err;
+      return new Date(instant.getTime() + 86_400_000);
+    }
+  }
+
   /** What a date is, for logs, reports and the console. */
   dayInfo(date: IsoDate): DayInfo {
     const i = this.indexOf(date);

@@ -135,11 +135,7 @@ function errorText(err: unknown): string {
 
 /** the bank must be told "at once, and no later than 1 business day": the end of the next business day after the day of detection; fail closed to 24 h. */
 export function bankDeadline(config: ConnectorConfig, now: Date): Date {
-  try {
-    return kzCalendarFromConfig(config).noticeDeadline(now, 1);
-  } catch {
-    return new Date(now.getTime() + 86_400_000);
-  }
+  return kzCalendarFromConfig(config).noticeDeadlineOrSooner(now, 1);
 }
 
 function mergeScope(a: string | null, b: LockdownScope): LockdownScope {

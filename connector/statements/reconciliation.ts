@@ -428,7 +428,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       }
     } else if (decision.kind === 'mismatch') {
       const order = ordersById.get(decision.orderId)!;
-      const deadline = options.calendar.noticeDeadline(options.now, 3);
+      const deadline = options.calendar.noticeDeadlineOrSooner(options.now, 3);
       const raised = await raiseOnce(em, {
         kind: 'execution_mismatch',
         severity: 'high',
@@ -455,7 +455,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       if (raised.created) result.incidents.push(raised.id);
     } else if (decision.kind === 'unexplained') {
       // R-29: a debit nobody ordered is a possible unauthorised payment; the bank must be told at once, within 1 business day.
-      const deadline = options.calendar.noticeDeadline(options.now, 1);
+      const deadline = options.calendar.noticeDeadlineOrSooner(options.now, 1);
       const unsent = decision.unsentOrderId ? ordersById.get(decision.unsentOrderId) : undefined;
       const raised = await raiseOnce(em, {
         kind: 'unexplained_debit',
@@ -515,7 +515,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
       severity: 'high',
       title: `Order ${order.number} of ${order.docDate} is ${row.state === 'deemed_executed' ? 'deemed executed (no notice of non-execution, R-22)' : "executed per the bank's status"} but missing from the closed statement of ${account} for ${from}..${to}`,
       dedupeKey: `executed_missing_from_statement:${order.id}`,
-      deadlineAt: options.calendar.noticeDeadline(options.now, 3),
+      deadlineAt: options.calendar.noticeDeadlineOrSooner(options.now, 3),
       actor,
       now: options.now,
       evidence: {

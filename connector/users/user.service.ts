@@ -227,11 +227,7 @@ export interface BlockResult {
 
 /** One business day to tell the bank: the end of the next business day after the day of the change; fail closed to 24 h. */
 function bankNoticeDeadline(config: ConnectorConfig, now: Date): Date {
-  try {
-    return kzCalendarFromConfig(config).noticeDeadline(now, 1);
-  } catch {
-    return new Date(now.getTime() + 86_400_000);
-  }
+  return kzCalendarFromConfig(config).noticeDeadlineOrSooner(now, 1);
 }
 
 /**
