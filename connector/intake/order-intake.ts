@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatAmount, parseAmount, MoneyError } from '../shared/money';
-import type { FieldError, NormalisedOrder } from '../orders/payment-order';
+import { normaliseDocumentNumber, type FieldError, type NormalisedOrder } from '../orders/payment-order';
 import type { OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
 import { isLockdownRecorded } from '../lockdown/lockdown.flag';
@@ -254,7 +254,8 @@ export async function intakeOrders(
     }
     const id = randomUUID();
     return {
-      id, source, erp_document_id: order.erpDocumentId ?? null, number: order.number, doc_date: docDate, value_date: valueDate, amount_tiyn: amountTiyn,
+      // Normalised before the key is looked up: whichever channel brought it, one document is one order.
+      id, source, erp_document_id: order.erpDocumentId ?? null, number: normaliseDocumentNumber(order.number), doc_date: docDate, value_date: valueDate, amount_tiyn: amountTiyn,
       currency: order.currency, payer_name: order.payer.name, payer_iin_bin: order.payer.iinBin, payer_iban: order.payer.iban, payer_bic: order.payer.bic,
       payer_kod: order.payer.kod, beneficiary_name: order.beneficiary.name, beneficiary_iin_bin: order.beneficiary.iinBin, beneficiary_iban: order.beneficiary.iban,
       beneficiary_bic: order.beneficiary.bic, beneficiary_kbe: order.beneficiary.kbe, knp: order.knp, kbk: order.kbk ?? null, purpose: order.purpose,

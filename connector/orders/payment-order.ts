@@ -35,6 +35,18 @@ export const paymentOrderSchema = z.object({
   raw: z.record(z.string()).optional(),
 }).strict();
 
+/**
+ * The document number as the natural key (payer account, number, date) holds it: surrounding
+ * whitespace removed (JavaScript's `trim`: tab, line breaks, no-break and other Unicode spaces, a
+ * BOM) and NFC. The 1C reader trims every value and an ERP's JSON may not: "17", "17 " and " 17"
+ * were three orders of one document, over HTTP or once through each channel. Characters inside
+ * the number that no one sees (zero-width, bidi controls) are not removed here but refused by the
+ * validator (NUMBER_CHAR): guessing them away could merge two documents that really differ.
+ */
+export function normaliseDocumentNumber(number: string): string {
+  return number.trim().normalize('NFC');
+}
+
 export type PaymentOrderInput = z.input<typeof paymentOrderSchema>;
 export type NormalisedOrder = z.output<typeof paymentOrderSchema>;
 

@@ -70,6 +70,22 @@ export function localDate(now: Date, utcOffsetMinutes: number, days = 0): string
 // eslint-disable-next-line no-control-regex
 const UNSIGNABLE_CHAR = /[\u0000-\u0008\u000B-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * What a document number may not hold although the signed XML could carry it: tab, line feed,
+ * C1 controls, format characters (\p{Cf}: zero-width space and joiners, BOM, soft hyphen, bidi
+ * controls) and spaces other than U+0020. None is visible to the 1C user or the signers, so "Z1"
+ * and "Z1\u200b" would be two documents that look like one: two orders, both payable.
+ */
+const NUMBER_FORBIDDEN_CHAR = /[\t\n\u0080-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\p{Cf}]/u;
+
+/** Bidi controls (embeddings, overrides, isolates): "A\u202eB" shows reversed to the signers, who sign what they did not read. */
+const BIDI_CONTROL_CHAR = /[\u202A-\u202E\u2066-\u2069]/;
+
+/** `U+XXXX` of the character at `at`. */
+function codePointName(value: string, at: number): string {
+  return `U+${value.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
 function ruDate(iso: string): string {
   const m = ISO_DATE.exec(iso);
   return m ? `${m[3]}.${m[2]}.${m[1]}` : iso;
@@ -263,10 +279,35 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   for (const [field, value, ru] of texts) {
     const at = value === undefined ? -1 : value.search(UNSIGNABLE_CHAR);
     if (at < 0) continue;
-    const code = `U+${value!.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    const code = codePointName(value!, at);
     error(
       field,
       f('TEXT_CONTROL_CHAR', `${ru}: недопустимый символ ${code} в позиции ${at + 1}; уберите его (перенос строки допускается только как \\n)`, `${field} holds the character ${code} at position ${at + 1}, which the signed document cannot carry; remove it (line breaks as \\n only)`),
+    );
+  }
+  // The number is the document's key (with payer account and date): an invisible or look-alike
+  // character in it makes a second document of the same one. Intake trims it; what is left inside
+  // is refused, naming the character (a carriage return and C0 controls are TEXT_CONTROL_CHAR above).
+  const numberAt = order.number === undefined ? -1 : order.number.search(NUMBER_FORBIDDEN_CHAR);
+  if (numberAt >= 0) {
+    const code = codePointName(order.number, numberAt);
+    error(
+      'number',
+      f(
+        'NUMBER_CHAR',
+        `Номер документа: недопустимый символ ${code} в позиции ${numberAt + 1} (табуляция, перенос строки, невидимый символ или неразрывный пробел); оставьте в номере только видимые знаки`,
+        `number holds the character ${code} at position ${numberAt + 1}: a document number may not hold tab, line breaks, format characters (\\p{Cf}) or non-ASCII spaces`,
+      ),
+    );
+  }
+  for (const [field, value, ru] of texts) {
+    if (field === 'number' || value === undefined) continue;
+    const at = value.search(BIDI_CONTROL_CHAR);
+    if (at < 0) continue;
+    const code = codePointName(value, at);
+    error(
+      field,
+      f('TEXT_BIDI_CHAR', `${ru}: символ управления направлением текста ${code} в позиции ${at + 1}; он меняет порядок знаков на экране подписанта — уберите его`, `${field} holds the bidi control ${code} at position ${at + 1}, which reorders the text the signers see; remove it`),
     );
   }
   if (order.payer?.iban && order.payer.iban === order.beneficiary?.iban) {

@@ -192,6 +192,40 @@ describe('validatePaymentOrder', () => {
     expect(failure).toMatchObject({ field: 'purpose', code: 'TEXT_CONTROL_CHAR', messageEn: expect.stringContaining('U+000D at position 7') });
   });
 
+  it.each<[string, string]>([
+    ['a tab inside', 'Z1\tA'],
+    ['a line feed', 'Z1\n'],
+    ['a zero-width space', 'Z1\u200b'],
+    ['a BOM', '\ufeffZ1'],
+    ['a word joiner', 'Z\u20601'],
+    ['a right-to-left override', 'Z\u202e1'],
+    ['a no-break space', 'Z1\u00a0'],
+    ['a narrow no-break space', 'Z\u202f1'],
+    ['an ideographic space', 'Z\u30001'],
+  ])('a document number with %s is NUMBER_CHAR naming the character: no one sees it, so it would be a second document looking like the first', (_name, number) => {
+    const [error, ...rest] = validatePaymentOrder({ ...good(), number }, { now }).errors;
+    expect(rest).toEqual([]);
+    const at = [...number].findIndex((c) => c !== 'Z' && c !== '1' && c !== 'A');
+    const code = `U+${number.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0')}`;
+    expect(error).toMatchObject({ field: 'number', code: 'NUMBER_CHAR', messageEn: expect.stringContaining(`${code} at position ${at + 1}`) });
+    expect(error.message).toContain(`недопустимый символ ${code}`);
+  });
+
+  it('a number with an ASCII space inside, dashes or slashes is still a number', () => {
+    expect(codes({ ...good(), number: 'ПП 17/2-А' }).errors).toEqual([]);
+  });
+
+  it.each<[string, (o: ValidatableOrder) => void]>([
+    ['payer.name', (o) => (o.payer.name = 'ТОО \u202eАБВ')],
+    ['beneficiary.name', (o) => (o.beneficiary.name = 'A\u202eB')],
+    ['beneficiary.name', (o) => (o.beneficiary.name = 'A\u2067B\u2069')],
+    ['purpose', (o) => (o.purpose = 'Оплата \u202d12.00\u202c')],
+  ])('a bidi control in %s is TEXT_BIDI_CHAR: it reorders what the signers read', (field, mutate) => {
+    const o = good();
+    mutate(o);
+    expect(codes(o).errors).toEqual([`${field}:TEXT_BIDI_CHAR`]);
+  });
+
   it('names the 64-character rule of the number the way it names the purpose limit', () => {
     const [error] = validatePaymentOrder({ ...good(), number: '0123456789'.repeat(7) }, { now }).errors;
     expect(error).toEqual({

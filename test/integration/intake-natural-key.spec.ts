@@ -1,5 +1,5 @@
 import { appWorld } from '../support/app-world';
-import { intakeOrders, type IntakeQueuePort } from '../../connector/intake/order-intake';
+import { intakeOrders, type IntakeQueuePort, type IntakeResult } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { sampleOrder } from '../support/orders.fixture';
 
@@ -30,6 +30,20 @@ describe('intake: the natural key across sources', () => {
     // Another payer account or another date is another document.
     const [otherAccount] = await intakeOrders(world.db(), 'onec', [{ order: { ...order, payer: { ...order.payer, iban: 'KZ86125KZT5004100100' } } }], queue, { actor: 't' });
     expect(otherAccount.created).toBe(true);
+  });
+
+  it('the number is trimmed and NFC before the key is looked up: "NK-9", " NK-9", "NK-9\\t", "\\ufeffNK-9", "NK-9\\u00a0" are one order', async () => {
+    const variants = ['NK-9', 'NK-9 ', ' NK-9', 'NK-9\t', '\ufeffNK-9', 'NK-9\u00a0', '\u2003NK-9\r\n'];
+    const results: IntakeResult[] = [];
+    for (const [index, number] of variants.entries()) {
+      results.push((await intakeOrders(world.db(), index % 2 ? 'onec' : 'api:erp', [{ order: sampleOrder({ number }) }], queue, { actor: 't' }))[0]);
+    }
+    expect(results.map((r) => [r.orderId, r.created, r.conflict])).toEqual(variants.map((_, i) => [results[0].orderId, i === 0, undefined]));
+    expect(await count('NK-9')).toBe(1);
+    // Composed and decomposed forms of one letter are one number (NFC): "Й" and "И" + U+0306.
+    const [composed] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-\u041910' }) }], queue, { actor: 't' });
+    const [decomposed] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-\u0418\u030610' }) }], queue, { actor: 't' });
+    expect([decomposed.orderId, decomposed.created]).toEqual([composed.orderId, false]);
   });
 
   it('a changed document under a taken key is a conflict naming each field, and changes nothing', async () => {
