@@ -69,6 +69,7 @@ interface StoredTwin {
   number: string;
   doc_date: string;
   payer_iban: string;
+  erp_document_id: string | null;
   [column: string]: unknown;
 }
 
@@ -99,7 +100,7 @@ function comparable(column: string, value: unknown): string | null {
 /** The stored orders holding these document keys (the first of any older twins, natural_key_seq 0). */
 function readTwins(tx: EntityManager, keys: Array<{ number: string; doc_date: string; payer_iban: string }>): Promise<StoredTwin[]> {
   return tx.execute<StoredTwin[]>(
-    `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.errors,
+    `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.errors, o.erp_document_id,
             ${COMPARED.map(([column]) => (column === 'value_date' ? "to_char(o.value_date, 'YYYY-MM-DD') as value_date" : column === 'amount_tiyn' ? 'o.amount_tiyn::text as amount_tiyn' : `o.${column}`)).join(', ')}
        from payment_order o join jsonb_to_recordset(?::jsonb) as k(number text, doc_date date, payer_iban text)
          on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
@@ -107,8 +108,17 @@ function readTwins(tx: EntityManager, keys: Array<{ number: string; doc_date: st
   );
 }
 
+/** The field of a difference that no correction may carry: the ERP's id of the document. */
+const ERP_DOCUMENT_ID = 'erpDocumentId';
+
 function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
   const differences: IntakeDifference[] = [];
+  // The same document under another ERP id: merged silently, the ERP was answered with the first
+  // id (or none), found nothing under the second and never got a status for it. Two ids for one
+  // document is a conflict; an id missing on either side says nothing (a 1C file carries none).
+  const storedId = stored.erp_document_id ?? null;
+  const receivedId = (row.erp_document_id as string | null) ?? null;
+  if (storedId !== null && receivedId !== null && storedId !== receivedId) differences.push({ field: ERP_DOCUMENT_ID, stored: storedId, received: receivedId });
   for (const [column, field] of COMPARED) {
     const was = comparable(column, stored[column]);
     const now = comparable(column, row[column]);
@@ -129,11 +139,13 @@ function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
  * and only one that was never signed: an order signed before a lockdown held it, and found
  * invalid after (e.g. its value date passed), keeps its frozen document and signatures, which a
  * correction must not be sent with (then false too: a conflict, a new number needed).
+ * A correction without an ERP id (a 1C file) keeps the stored one: the ERP that sent it still
+ * asks for the status under it.
  */
 async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: IntakeRow, differences: IntakeDifference[], actor: string, now: Date): Promise<boolean> {
   const replaced = await tx.execute<Array<{ id: string }>>(
     `with upd as (
-       update payment_order set source = ?, erp_document_id = ?, ${COMPARED.map(([column]) => `${column} = ?`).join(', ')},
+       update payment_order set source = ?, erp_document_id = coalesce(?, erp_document_id), ${COMPARED.map(([column]) => `${column} = ?`).join(', ')},
               raw_document = ?, errors = ?::jsonb, warnings = null, last_error = null, state = 'received', version = version + 1,
               updated_at = ?, state_changed_at = ?
         where id = ? and state = 'invalid'
@@ -311,11 +323,12 @@ export async function intakeOrders(
         let known = existing.get(naturalKey(row));
         if (!known) throw new Error(`intake: order ${row.number} of ${row.doc_date} (${row.payer_iban}) was neither inserted nor found`);
         let differences = differencesOf(known, row);
-        if (differences.length > 0 && known.state === 'invalid') {
+        // Another ERP id is another document of the ERP's, never a correction of this one.
+        if (differences.length > 0 && known.state === 'invalid' && !differences.some((d) => d.field === ERP_DOCUMENT_ID)) {
           if (await replaceInvalid(tx, known, row, differences, options.actor, now)) {
             // Corrected and sent again, as the error report asked: validated again under the same id.
             // What is stored now, for a later row of this delivery with the same key.
-            known = { ...known, ...Object.fromEntries(COMPARED.map(([column]) => [column, row[column] ?? null])), errors: row.errors, state: 'received' };
+            known = { ...known, ...Object.fromEntries(COMPARED.map(([column]) => [column, row[column] ?? null])), erp_document_id: (row.erp_document_id as string | null) ?? known.erp_document_id, errors: row.errors, state: 'received' };
             existing.set(naturalKey(row), known);
             results.push({ orderId: known.id, externalId: known.external_id, created: false, corrected: true, state: 'received' });
             toEnqueue.push(known.id);

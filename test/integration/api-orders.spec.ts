@@ -382,6 +382,16 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     }
   });
 
+  it('the same document under another erpDocumentId is 409 DOCUMENT_CONFLICT naming erpDocumentId; the first id still finds it', async () => {
+    const first = await post(sampleOrder({ number: 'ERPID-1', erpDocumentId: 'DOC-1' }));
+    expect(first.statusCode).toBe(201);
+    const second = await post(sampleOrder({ number: 'ERPID-1', erpDocumentId: 'DOC-2' }));
+    expect(second.statusCode).toBe(409);
+    expect(second.json()).toMatchObject({ code: 'DOCUMENT_CONFLICT', details: { id: first.json().id, differences: [{ field: 'erpDocumentId', stored: 'DOC-1', received: 'DOC-2' }] } });
+    const found = await app.inject({ method: 'GET', url: '/api/v1/orders?erpDocumentId=DOC-1', headers: { authorization: `Bearer ${key}` } });
+    expect(JSON.stringify(found.json())).toContain(first.json().id);
+  });
+
   it('an order answered invalid, sent again corrected, is validated again under its id and answered with the new verdict', async () => {
     const broken = sampleOrder({ number: 'FIX-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
     const first = await post(broken);

@@ -32,14 +32,14 @@ describe('intake: the natural key across sources', () => {
     expect(otherAccount.created).toBe(true);
   });
 
-  it('the number is trimmed and NFC before the key is looked up: "NK-9", " NK-9", "NK-9\\t", "\\ufeffNK-9", "NK-9\\u00a0" are one order', async () => {
-    const variants = ['NK-9', 'NK-9 ', ' NK-9', 'NK-9\t', '\ufeffNK-9', 'NK-9\u00a0', '\u2003NK-9\r\n'];
+  it('the number is trimmed and NFC before the key is looked up: "NK-10", " NK-10", "NK-10\\t", "\\ufeffNK-10", "NK-10\\u00a0" are one order', async () => {
+    const variants = ['NK-10', 'NK-10 ', ' NK-10', 'NK-10\t', '\ufeffNK-10', 'NK-10\u00a0', '\u2003NK-10\r\n'];
     const results: IntakeResult[] = [];
     for (const [index, number] of variants.entries()) {
       results.push((await intakeOrders(world.db(), index % 2 ? 'onec' : 'api:erp', [{ order: sampleOrder({ number }) }], queue, { actor: 't' }))[0]);
     }
     expect(results.map((r) => [r.orderId, r.created, r.conflict])).toEqual(variants.map((_, i) => [results[0].orderId, i === 0, undefined]));
-    expect(await count('NK-9')).toBe(1);
+    expect(await count('NK-10')).toBe(1);
     // Composed and decomposed forms of one letter are one number (NFC): "Й" and "И" + U+0306.
     const [composed] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-\u041910' }) }], queue, { actor: 't' });
     const [decomposed] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-\u0418\u030610' }) }], queue, { actor: 't' });
@@ -108,6 +108,29 @@ describe('intake: the natural key across sources', () => {
     await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
     const [again] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-9', amount: '1.00' }) }], queue, { actor: 't' });
     expect([again.orderId, again.corrected, again.conflict?.state, await state(first.orderId)]).toEqual([first.orderId, undefined, 'invalid', 'invalid']);
+  });
+
+  it('the same document under another ERP id is a conflict naming erpDocumentId, and the stored id stays', async () => {
+    const [first] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-20', erpDocumentId: 'DOC-1' }) }], queue, { actor: 't' });
+    const [other] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-20', erpDocumentId: 'DOC-2' }) }], queue, { actor: 't' });
+    expect([other.orderId, other.created, other.conflict?.differences]).toEqual([first.orderId, false, [{ field: 'erpDocumentId', stored: 'DOC-1', received: 'DOC-2' }]]);
+    // Without an id on either side (a 1C file carries none) it is the same document.
+    const [viaFile] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-20' }) }], queue, { actor: 't' });
+    expect([viaFile.orderId, viaFile.conflict]).toEqual([first.orderId, undefined]);
+    const [row] = await world.db().execute<Array<{ erp_document_id: string }>>('select erp_document_id from payment_order where id = ?', [first.orderId]);
+    expect(row.erp_document_id).toBe('DOC-1');
+  });
+
+  it('an invalid order is not replaced by a "correction" under another ERP id, and a correction without one keeps the stored id', async () => {
+    const broken = sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
+    const [first] = await intakeOrders(world.db(), 'api:erp', [{ order: broken }], queue, { actor: 't' });
+    await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
+    const [otherId] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-2' }) }], queue, { actor: 't' });
+    expect([otherId.corrected, otherId.conflict?.differences.map((d) => d.field), await state(first.orderId)]).toEqual([undefined, ['erpDocumentId', 'beneficiary.iban'], 'invalid']);
+    const [viaFile] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-21' }) }], queue, { actor: 't' });
+    expect([viaFile.orderId, viaFile.corrected]).toEqual([first.orderId, true]);
+    const [row] = await world.db().execute<Array<{ erp_document_id: string; beneficiary_iban: string }>>('select erp_document_id, beneficiary_iban from payment_order where id = ?', [first.orderId]);
+    expect(row).toEqual({ erp_document_id: 'DOC-1', beneficiary_iban: sampleOrder().beneficiary.iban });
   });
 
   it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
