@@ -241,16 +241,32 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
   const iban = order.beneficiary?.iban ?? '';
   const toTreasury = bic === TREASURY_BIC || (iban.length === 20 && ibanBankCode(iban) === TREASURY_IBAN_CODE);
   const budget = toTreasury || (knpOk && isBudgetKnp(order.knp));
+  // A КБК, whenever one is given, is signed into the document: judged on every payment, not only
+  // on budget ones (a malformed one failed the XML freeze at signing instead of coming back here).
+  const kbkGiven = order.kbk !== undefined && order.kbk.trim() !== '';
+  if (kbkGiven && !/^\d{6}$/.test(order.kbk as string)) {
+    error('kbk', f('KBK_FORMAT', `КБК «${order.kbk}» должен состоять из 6 цифр`, `KBK "${order.kbk}" must be 6 digits`));
+  }
   if (budget) {
-    if (!order.kbk || order.kbk.trim() === '') {
+    if (!kbkGiven) {
       if (statement) coded('kbk', order.kbk, 'КБК платежа в бюджет', 'КБК', 'the KBK of this budget payment');
       else error('kbk', f('KBK_REQUIRED', 'Платёж в бюджет: укажите КБК (код бюджетной классификации, 6 цифр)', 'budget payment without a KBK'));
-    } else if (!/^\d{6}$/.test(order.kbk)) {
-      error('kbk', f('KBK_FORMAT', `КБК «${order.kbk}» должен состоять из 6 цифр`, `KBK "${order.kbk}" must be 6 digits`));
     }
     if (knpOk && isBudgetKnp(order.knp) && !toTreasury) {
       warning('beneficiary.bic', f('BUDGET_NOT_TREASURY', `КНП ${order.knp} — платёж в бюджет, но получатель не Казначейство (БИК ${TREASURY_BIC})`, `budget KNP ${order.knp} but the beneficiary is not the Treasury`));
     }
+  } else if (kbkGiven && knpOk) {
+    // A КБК names a budget revenue: on a payment that is not to the budget (neither a 9xx КНП nor
+    // the Treasury) it is a mistake in the document, and the bank would get it signed. (With a
+    // КНП that could not be read, whether it is a budget payment is unknown: that error is told.)
+    error(
+      'kbk',
+      f(
+        'KBK_NOT_BUDGET',
+        `КБК ${order.kbk} указан в платеже не в бюджет (КНП ${order.knp || '—'}, получатель не Казначейство): КБК указывается только для платежей в бюджет; уберите КБК или исправьте КНП`,
+        `KBK ${order.kbk} on a payment that is not to the budget (KNP ${order.knp || 'none'}, beneficiary not the Treasury): a KBK is given on budget payments only`,
+      ),
+    );
   }
   if (knpOk && isContributionKnp(order.knp) && bic !== GCVP_BIC) {
     warning(

@@ -236,6 +236,19 @@ describe('validatePaymentOrder', () => {
     });
   });
 
+  it.each<[string, string, string[]]>([
+    ['a control character, on a non-budget КНП', '\u0001x', ['kbk:KBK_FORMAT', 'kbk:KBK_NOT_BUDGET']],
+    ['a well-formed КБК on a non-budget КНП', '105101', ['kbk:KBK_NOT_BUDGET']],
+    ['five digits on a non-budget КНП', '10510', ['kbk:KBK_FORMAT', 'kbk:KBK_NOT_BUDGET']],
+  ])('a КБК is judged on every payment, not only a budget one: %s', (_name, kbk, expected) => {
+    expect(codes({ ...good(), kbk }).errors).toEqual(expected);
+    const notBudget = validatePaymentOrder({ ...good(), kbk: '105101' }, { now }).errors[0];
+    expect(notBudget).toMatchObject({ field: 'kbk', message: expect.stringContaining('КБК указывается только для платежей в бюджет'), messageEn: expect.stringContaining('KNP 710') });
+    // A КБК left empty is no КБК; in a statement the same breach is a warning.
+    expect(codes({ ...good(), kbk: '  ' }).errors).toEqual([]);
+    expect(codes({ ...good(), kbk }, { mode: 'statement' })).toEqual({ errors: [], warnings: expected });
+  });
+
   it('accepts a budget payment with a KBK', () => {
     const o = { ...good(), knp: '911', kbk: '101201', beneficiary: { name: 'УГД', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11' } };
     expect(codes(o).errors).toEqual([]);
