@@ -54,6 +54,15 @@ const GCVP_BIC = 'GCVPKZ2A';
 export const CONTRACT_LIMITS = Object.freeze({ numberMaxLength: 64, nameMaxLength: 500, purposeMaxLength: 2000 });
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
+/**
+ * How many calendar days ahead of today (Kazakhstan time) a value date may lie. Neither the bank
+ * contract nor config sets a bound, and without one "2099-12-31" was valid: an order signed now
+ * and held for the bank for decades, or a typo in the year paid on a date no one meant. A month
+ * covers every planned payment we know of (rent, salaries, tax on its due date); a later one is
+ * made nearer its date.
+ */
+export const VALUE_DATE_MAX_AHEAD_DAYS = 30;
+
 function isCalendarDate(iso: string): boolean {
   const m = ISO_DATE.exec(iso);
   if (!m) return false;
@@ -131,8 +140,11 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     );
   }
 
-  // Dates: the document date may not run ahead of today beyond a tolerance; the value date
-  // (default: the document date) may not lie in the past: the bank cannot execute yesterday.
+  // Dates: the document date may not run ahead of today beyond a tolerance, nor lie more than
+  // `staleAfterDays` back (a payment order is valid that many days from its date: an older one is
+  // refused whatever its value date, which used to let any old document through with a warning);
+  // the value date (default: the document date) may not lie in the past (the bank cannot execute
+  // yesterday) nor more than VALUE_DATE_MAX_AHEAD_DAYS ahead.
   const today = localDate(options.now, rules.utcOffsetMinutes);
   if (required('date', order.date, 'Дата документа')) {
     if (!isCalendarDate(order.date)) {
@@ -145,9 +157,13 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
         f('DATE_IN_FUTURE', `Дата документа ${ruDate(order.date)} позже сегодняшней (${ruDate(today)}); исправьте дату`, `date ${order.date} is in the future (today ${today})`),
       );
     } else if (order.date < localDate(options.now, rules.utcOffsetMinutes, -rules.staleAfterDays)) {
-      warning(
+      error(
         'date',
-        f('DATE_STALE', `Документ датирован ${ruDate(order.date)}: старше ${rules.staleAfterDays} дней, банк может его не принять`, `date ${order.date} is older than ${rules.staleAfterDays} days`),
+        f(
+          'DATE_STALE',
+          `Документ датирован ${ruDate(order.date)}: платёжное поручение действительно ${rules.staleAfterDays} дней со дня выписки (сегодня ${ruDate(today)}); оформите новый документ с текущей датой`,
+          `date ${order.date} is older than ${rules.staleAfterDays} days (today ${today}): a payment order is valid ${rules.staleAfterDays} days from its date`,
+        ),
       );
     }
   }
@@ -159,6 +175,16 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     error(
       valueField,
       f('VALUE_DATE_PAST', `Дата валютирования ${ruDate(valueDate)} уже прошла (сегодня ${ruDate(today)}); укажите сегодняшнюю или более позднюю дату`, `value date ${valueDate} is in the past (today ${today})`),
+    );
+  } else if (!statement && valueDate && isCalendarDate(valueDate) && valueDate > localDate(options.now, rules.utcOffsetMinutes, VALUE_DATE_MAX_AHEAD_DAYS)) {
+    const latest = localDate(options.now, rules.utcOffsetMinutes, VALUE_DATE_MAX_AHEAD_DAYS);
+    error(
+      valueField,
+      f(
+        'VALUE_DATE_TOO_FAR',
+        `Дата валютирования ${ruDate(valueDate)} позже ${ruDate(latest)}: не более ${VALUE_DATE_MAX_AHEAD_DAYS} дней от сегодняшней (${ruDate(today)}); проверьте год или оформите платёж ближе к сроку`,
+        `value date ${valueDate} is more than ${VALUE_DATE_MAX_AHEAD_DAYS} days ahead (today ${today}, latest ${latest})`,
+      ),
     );
   }
 

@@ -4,7 +4,7 @@ import { checkIban, checkIbanMatchesBic, ibanMod97 } from './iban.validator';
 import { checkBin, checkIin, checkIinBin, iinBinCheckDigit } from './iin-bin.validator';
 import { checkKbe } from './kbe.validator';
 import { checkKnp, isBudgetKnp } from './knp.validator';
-import { CONTRACT_LIMITS, validatePaymentOrder, type ValidatableOrder } from './payment-order.validator';
+import { CONTRACT_LIMITS, VALUE_DATE_MAX_AHEAD_DAYS, validatePaymentOrder, type ValidatableOrder } from './payment-order.validator';
 
 describe('IIN/BIN check digit (two passes)', () => {
   // Real numbers: Halyk Bank and Kaspi Bank BINs, IINs/BINs from a Kaspi statement, and the KZ samples.
@@ -247,6 +247,24 @@ describe('validatePaymentOrder', () => {
     // A КБК left empty is no КБК; in a statement the same breach is a warning.
     expect(codes({ ...good(), kbk: '  ' }).errors).toEqual([]);
     expect(codes({ ...good(), kbk }, { mode: 'statement' })).toEqual({ errors: [], warnings: expected });
+  });
+
+  it(`a value date more than ${VALUE_DATE_MAX_AHEAD_DAYS} days ahead is VALUE_DATE_TOO_FAR (2099-12-31 was valid); the last day of the bound is taken`, () => {
+    expect(codes({ ...good(), valueDate: '2099-12-31' }).errors).toEqual(['valueDate:VALUE_DATE_TOO_FAR']);
+    expect(codes({ ...good(), valueDate: '2025-04-05' }).errors).toEqual(['valueDate:VALUE_DATE_TOO_FAR']);
+    expect(codes({ ...good(), valueDate: '2025-04-04' }).errors).toEqual([]);
+    const [error] = validatePaymentOrder({ ...good(), valueDate: '2099-12-31' }, { now }).errors;
+    expect(error.message).toBe('Дата валютирования 31.12.2099 позже 04.04.2025: не более 30 дней от сегодняшней (05.03.2025); проверьте год или оформите платёж ближе к сроку');
+    expect(codes({ ...good(), valueDate: '2099-12-31' }, { mode: 'statement' })).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('a document older than staleAfterDays is an error in an order, whatever its value date (it passed with a warning); the last valid day is taken', () => {
+    expect(codes({ ...good(), date: '2025-02-22', valueDate: '2025-03-05' })).toEqual({ errors: ['date:DATE_STALE'], warnings: [] });
+    expect(codes({ ...good(), date: '2020-01-01', valueDate: '2025-03-06' }).errors).toEqual(['date:DATE_STALE']);
+    expect(codes({ ...good(), date: '2025-02-23', valueDate: '2025-03-05' })).toEqual({ errors: [], warnings: [] });
+    expect(codes({ ...good(), date: '2025-03-01', valueDate: '2025-03-05' }, { rules: { staleAfterDays: 3 } }).errors).toEqual(['date:DATE_STALE']);
+    const [error] = validatePaymentOrder({ ...good(), date: '2025-02-22', valueDate: '2025-03-05' }, { now }).errors;
+    expect(error.message).toBe('Документ датирован 22.02.2025: платёжное поручение действительно 10 дней со дня выписки (сегодня 05.03.2025); оформите новый документ с текущей датой');
   });
 
   it('accepts a budget payment with a KBK', () => {

@@ -52,8 +52,12 @@ describe('connector onec parse', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.lines[0]);
     expect(doc.ok).toBe(false);
-    expect(doc.errors).toEqual([expect.objectContaining({ field: 'valueDate', code: 'VALUE_DATE_PAST', line: 31, key: 'ДатаВалютирования' })]);
-    expect(doc.errors[0].message).toMatch(/Дата валютирования 05\.03\.2025 уже прошла/);
+    // Fifteen days on, the document is past its 10 days of validity too (DATE_STALE is an error in an order).
+    expect(doc.errors).toEqual([
+      expect.objectContaining({ field: 'date', code: 'DATE_STALE', line: 14, key: 'ДатаДокумента' }),
+      expect.objectContaining({ field: 'valueDate', code: 'VALUE_DATE_PAST', line: 31, key: 'ДатаВалютирования' }),
+    ]);
+    expect(doc.errors[1].message).toMatch(/Дата валютирования 05\.03\.2025 уже прошла/);
     expect(JSON.parse(r.lines[1]).summary).toMatchObject({ documents: 1, ok: 0, invalid: 1 });
   });
 
