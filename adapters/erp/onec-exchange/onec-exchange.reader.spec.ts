@@ -310,6 +310,28 @@ describe('bad input: clear errors, good documents still come through', () => {
     expect(same.documents[0].warnings.map((w) => w.code)).toEqual(['DUPLICATE_KEY']);
   });
 
+  it.each<[string, string, string, string]>([
+    ['ПолучательИИК and ПолучательСчет', 'ПолучательИИК', 'ПолучательСчет=KZ86125KZT5004100100', 'beneficiary.iban'],
+    ['ПолучательБанкБИК and ПолучательБИК', 'ПолучательБанкБИК', 'ПолучательБИК=HSBKKZKX', 'beneficiary.bic'],
+    ['КодНазначенияПлатежа and КНП', 'КодНазначенияПлатежа', 'КНП=911', 'knp'],
+    ['НомерДокумента and Номер', 'НомерДокумента', 'Номер=71', 'number'],
+    ['ДатаДокумента and Дата', 'ДатаДокумента', 'Дата=06.03.2025', 'date'],
+  ])('two keys for one field with different values (%s) make the document invalid, naming both lines; the other document goes through', (_name, firstKey, added, field) => {
+    const parsed = read(twoDocs((d) => [...d.slice(0, -1), added, d[d.length - 1]]));
+    const firstLine = 4 + twoDocs((d) => d).split('\r\n').slice(3).findIndex((l) => l.startsWith(`${firstKey}=`));
+    expect(parsed.documents[0].errors).toEqual([expect.objectContaining({ code: 'CONFLICTING_KEYS', field, line: 20, key: added.split('=')[0] })]);
+    expect(parsed.documents[0].errors[0].message).toContain(`(строка ${firstLine})`);
+    expect(parsed.documents[0].errors[0].message).toContain(firstKey);
+    expect(parsed.documents[1].errors).toEqual([]);
+  });
+
+  it('two keys for one field that agree (after trimming; dates as dates) are no conflict, and neither are a name and the RU settlement account', () => {
+    for (const added of ['ПолучательСчет= KZ78722S000000067890 ', 'КНП=710', 'Дата=5.3.2025', 'ПолучательРасчСчет=KZ86125KZT5004100100', 'Получатель=ИНН 190840000015 ТОО "Получатель"', 'ПолучательБИК=']) {
+      const parsed = read(twoDocs((d) => [...d.slice(0, -1), added, d[d.length - 1]]));
+      expect([added, parsed.documents[0].errors]).toEqual([added, []]);
+    }
+  });
+
   it('garbage bytes are reported on their line and field', () => {
     const text = twoDocs((d) => d);
     const bytes = cp1251(text);

@@ -644,6 +644,28 @@ function isZeroAmount(text: string): boolean {
 
 type FieldName = keyof typeof FIELD_KEYS;
 
+/** The fields whose alias keys must agree when several are written (see buildDocument). */
+const ALIAS_CHECKED: readonly FieldName[] = (Object.keys(FIELD_KEYS) as FieldName[]).filter(
+  (f) => FIELD_KEYS[f].length > 1 && f !== 'amount' && f !== 'currency' && f !== 'payer.name' && f !== 'beneficiary.name',
+);
+
+/**
+ * Alias keys that may differ from the others of their field: in the Russian variant, with indirect
+ * settlements, `ПлательщикРасчСчет`/`ПолучательРасчСчет` hold the settlement account beside the
+ * party's own `...Счет` (and such documents are not KZ payments anyway).
+ */
+const ALIAS_UNCHECKED_KEYS: ReadonlySet<string> = new Set(K('ПлательщикРасчСчет', 'ПолучательРасчСчет'));
+
+/** Two values of one field agree: dates as dates (`05.03.2025` and `5.3.2025`), the rest as written. */
+function sameValue(field: FieldName, a: string, b: string): boolean {
+  if (a === b) return true;
+  if (field === 'date' || field === 'valueDate') {
+    const isoA = onecDateToIso(a);
+    return isoA !== undefined && isoA === onecDateToIso(b);
+  }
+  return false;
+}
+
 /** `trim()` only when there is something to trim (most 1C values have no surrounding spaces). */
 function trimmed(v: string): string {
   const n = v.length;
@@ -713,6 +735,36 @@ function buildDocument(input: BuildInput): OnecDocument {
   }
   if (!input.kindWritten) {
     warnings.push(makeIssue(input.line, 'СекцияДокумент', 'MISSING_KIND', `Строка ${input.line}: у СекцияДокумент не указан вид документа`, `line ${input.line}: СекцияДокумент has no kind`, 'СекцияДокумент'));
+  }
+
+  // Two keys for one field (ПолучательИИК and ПолучательСчет, ПолучательБанкБИК and ПолучательБИК,
+  // КодНазначенияПлатежа and КНП) with different values: taking the first silently could pay an
+  // account, bank or purpose code the 1C user never saw chosen. The document is refused naming
+  // both lines. Not for the amount (Сумма beside СуммаРасход/СуммаПриход has its own rule,
+  // AMOUNT_CONFLICT) nor the names (the Russian variant writes `Плательщик` as "ИНН ... name"
+  // beside `Плательщик1`, the name alone) nor the currency (`Валюта=KZT` beside `КодВалюты=398`).
+  for (const field of ALIAS_CHECKED) {
+    let first: { e: Entry; v: string } | undefined;
+    for (const li of known.fields[field]) {
+      const e = get(li);
+      if (e === undefined || e.value === undefined || ALIAS_UNCHECKED_KEYS.has(e.lk)) continue;
+      const v = trimmed(e.value);
+      if (v === '') continue;
+      if (first === undefined) first = { e, v };
+      else if (!sameValue(field, first.v, v)) {
+        errors.push(
+          makeIssue(
+            e.line,
+            field,
+            'CONFLICTING_KEYS',
+            `Строка ${e.line}: ${e.key}=«${v}» не совпадает с ${first.e.key}=«${first.v}» (строка ${first.e.line}); это одно поле документа, неясно, какое значение верно — оставьте один ключ`,
+            `line ${e.line}: ${e.key} "${v}" differs from ${first.e.key} "${first.v}" (line ${first.e.line}); both give ${field}, which one is meant is unknown`,
+            e.key,
+          ),
+        );
+        break;
+      }
+    }
   }
 
   const sources: Record<string, { key: string; line: number }> = {};
