@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { PaymentOrder } from '../persistence/entities';
 import { toNormalisedOrder } from './order.mapper';
 import type { FieldError, NormalisedOrder } from './payment-order';
-import { transitionOrders } from './order-state.machine';
+import { IllegalTransitionError, transitionOrders } from './order-state.machine';
 import type { OrderState } from './order-state';
 
 export interface ValidationOutcome {
@@ -46,6 +46,8 @@ function placeholderFields(order: PaymentOrder): Set<string> {
 /**
  * The validate stage: an order in `received` becomes `validated` or `invalid` (with field-level
  * reasons). Safe to run twice: the second run finds the order past `received` and does nothing.
+ * A verdict is applied only to the version of the order it judged: one that moved on meanwhile
+ * (judged by another run, corrected by the ERP) is answered with its current state, unchanged.
  */
 export async function validateStoredOrder(
   em: EntityManager,
@@ -73,7 +75,7 @@ export async function validateStoredOrders(
   const orders = await em.fork().find(PaymentOrder, { id: { $in: [...orderIds] } }, { disableIdentityMap: true });
   const byId = new Map(orders.map((o) => [o.id, o]));
   const outcomes = new Map<string, { state: string; changed: boolean } | Error>();
-  const groups = new Map<string, { to: OrderState; reason: string | undefined; perOrder: Map<string, { errors: FieldError[]; warnings: FieldError[] }> }>();
+  const groups = new Map<string, { to: OrderState; reason: string | undefined; version: number; perOrder: Map<string, { errors: FieldError[]; warnings: FieldError[] }> }>();
   for (const id of orderIds) {
     const order = byId.get(id);
     if (!order) outcomes.set(id, { state: 'missing', changed: false });
@@ -91,15 +93,27 @@ export async function validateStoredOrders(
       const errors = [...(order.errors ?? []), ...judged(outcome.errors)];
       const to: OrderState = errors.length > 0 ? 'invalid' : 'validated';
       const reason = to === 'invalid' ? errors.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ') : undefined;
-      const key = `${to}\u0000${reason ?? ''}`;
-      if (!groups.has(key)) groups.set(key, { to, reason, perOrder: new Map() });
+      // Grouped by the version judged too: each transition is conditional on it (below).
+      const key = `${to}\u0000${reason ?? ''}\u0000${order.version}`;
+      if (!groups.has(key)) groups.set(key, { to, reason, version: order.version, perOrder: new Map() });
       groups.get(key)?.perOrder.set(id, { errors, warnings: [...(order.warnings ?? []), ...judged(outcome.warnings)] });
     }
   }
-  for (const { to, reason, perOrder } of groups.values()) {
-    for (const r of await transitionOrders(em, [...perOrder.keys()], to, { actor: options.actor, from: 'received', reason, perOrder, now })) {
-      outcomes.set(r.orderId, 'error' in r ? r.error : { state: r.to, changed: r.changed });
+  // Only the version judged: a duplicate validate job that loaded version N, applying its verdict
+  // after the ERP's correction made the order N+1 (`received` again, another body), would have
+  // marked the corrected order with the old body's verdict. Such an order moved on: no verdict,
+  // no error; the run that loads the new version judges it.
+  const movedOn: string[] = [];
+  for (const { to, reason, version, perOrder } of groups.values()) {
+    for (const r of await transitionOrders(em, [...perOrder.keys()], to, { actor: options.actor, from: 'received', expectVersion: version, reason, perOrder, now })) {
+      if ('error' in r && r.error instanceof IllegalTransitionError) movedOn.push(r.orderId);
+      else outcomes.set(r.orderId, 'error' in r ? r.error : { state: r.to, changed: r.changed });
     }
+  }
+  if (movedOn.length > 0) {
+    const current = await em.fork().execute<Array<{ id: string; state: string }>>(`select id, state from payment_order where id in (${movedOn.map(() => '?').join(', ')})`, movedOn);
+    for (const { id, state } of current) outcomes.set(id, { state, changed: false });
+    for (const id of movedOn) if (!outcomes.has(id)) outcomes.set(id, { state: 'missing', changed: false });
   }
   return orderIds.map((id) => outcomes.get(id) as { state: string; changed: boolean } | Error);
 }
