@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { PaymentOrder } from '../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder } from '../connector/orders/order-state.machine';
-import type { OrderState } from '../connector/orders/order-state';
+import { WITHDRAWABLE_STATES, type OrderState } from '../connector/orders/order-state';
 import { ConnectorError } from '../connector/shared/errors';
 import { isLockdownRecorded } from '../connector/lockdown/lockdown.flag';
 import type { QueueSet } from './queue.factory';
@@ -85,9 +85,6 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
   return { from, to: as };
 }
 
-/** States an operator may withdraw an order from: nothing of it is at the bank, nor on its way. */
-const WITHDRAWABLE: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'held', 'failed'];
-
 /**
  * `connector orders withdraw ID --reason TEXT`: the ERP's user changed their mind about a document
  * the connector took in (a wrong amount, a payment made another way) before anything of it reached
@@ -105,7 +102,7 @@ export async function withdrawOrder(em: EntityManager, queues: QueueSet, orderId
   if (!text) throw new ConnectorError('REASON_REQUIRED', 'say why the order is withdrawn and who asked (--reason); the ERP\'s user reads it', 2);
   const from = order.state;
   const sentOnce = from === 'failed' && (order.submitAttempts > 0 || !['received', 'validated', 'awaiting_signatures', 'signed', 'submitting'].includes(order.failedFrom ?? ''));
-  if (!WITHDRAWABLE.includes(from) || sentOnce) {
+  if (!WITHDRAWABLE_STATES.includes(from) || sentOnce) {
     throw new ConnectorError(
       'NOT_WITHDRAWABLE',
       `order ${orderId} is ${from}${sentOnce ? ` after ${order.submitAttempts} attempt(s) to send it` : ''}: the bank may have it, so it is not withdrawn here; ask the bank to recall the document, then settle it (connector orders settle)`,

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { paymentOrderSchema, type NormalisedOrder } from '../orders/payment-order';
 import { PaymentOrder } from '../persistence/entities';
-import { describeDifferences, intakeOrders, type IntakeConflict } from '../intake/order-intake';
+import { conflictAdvice, describeDifferences, intakeOrders, type IntakeConflict } from '../intake/order-intake';
 import { orderView } from '../orders/order.mapper';
 import { orderIdsPage } from '../orders/order-list';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
@@ -64,8 +64,8 @@ function invalidBody(issues: BodyIssue[]): ApiError {
   return new ApiError(400, 'INVALID_REQUEST', `the body is not a payment order (nor {"orders":[...]}): ${shown}${more}; nothing was stored`, issues);
 }
 
-function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict): string {
-  return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${describeDifferences(conflict, 'en')}); nothing was changed: send a changed document under a new number`;
+function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict, orderId: string): string {
+  return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${describeDifferences(conflict, 'en')}); nothing was changed: ${conflictAdvice(conflict.state, orderId).en}`;
 }
 
 function canSee(principal: Principal, account: string): boolean {
@@ -180,7 +180,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       if (!batch && results[0].conflict) {
         // LESSONS.md 2: another body under a taken document key is a conflict, never a silent success.
         const { conflict } = results[0];
-        throw new ApiError(409, 'DOCUMENT_CONFLICT', conflictMessage(orders[0], conflict), { id: results[0].orderId, state: conflict.state, differences: conflict.differences });
+        throw new ApiError(409, 'DOCUMENT_CONFLICT', conflictMessage(orders[0], conflict, results[0].orderId), { id: results[0].orderId, state: conflict.state, differences: conflict.differences });
       }
       const em = context.orm.em.fork();
       const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
@@ -195,7 +195,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
           erpDocumentId: order?.erpDocumentId ?? null,
           errors: order?.errors ?? [],
           warnings: order?.warnings ?? [],
-          ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict), state: r.conflict.state, differences: r.conflict.differences } } : {}),
+          ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict, r.orderId), state: r.conflict.state, differences: r.conflict.differences } } : {}),
         };
       });
       const status = items.some((i) => i.created) ? 201 : 200;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatAmount, parseAmount, MoneyError } from '../shared/money';
 import { normaliseDocumentNumber, type FieldError, type NormalisedOrder } from '../orders/payment-order';
-import type { OrderState } from '../orders/order-state';
+import { WITHDRAWABLE_STATES, type OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
 import { isLockdownRecorded } from '../lockdown/lockdown.flag';
 import { holdPendingOrders } from '../lockdown/lockdown.service';
@@ -41,6 +41,28 @@ export interface IntakeConflict {
   state: OrderState;
   differences: IntakeDifference[];
 }
+
+/**
+ * What the ERP is told to do when it sent a changed document under a number already taken
+ * (DOCUMENT_CONFLICT): the first order stands and would be paid, so a corrected copy under a new
+ * number alone is a second payment. Not yet at the bank: withdrawn first. At the bank: recalled there.
+ */
+export function conflictAdvice(state: OrderState, orderId: string): { en: string; ru: string } {
+  if (state === 'invalid') {
+    return { en: 'it was signed once, so send a changed document under a new number', ru: 'он уже был подписан, изменённый документ выгрузите под новым номером' };
+  }
+  if (WITHDRAWABLE_STATES.includes(state) && state !== 'failed') {
+    return {
+      en: `the order taken stands and will be paid: to change it, have an operator withdraw it first (connector orders withdraw ${orderId} --reason TEXT), then send the corrected document again`,
+      ru: `принятый документ остаётся в силе и будет оплачен: чтобы изменить его, попросите администратора сначала отозвать его (connector orders withdraw ${orderId}), затем выгрузите исправленный документ снова`,
+    };
+  }
+  return {
+    en: `the order taken may be at the bank (${state}): ask the bank to recall it before sending a changed document under a new number`,
+    ru: `принятый документ мог уже поступить в банк (${state}): прежде чем выгрузить изменённый документ под новым номером, отзовите его через банк`,
+  };
+}
+
 
 export interface IntakeDifference {
   /** The field in the normalised order shape (INTERFACES.md), e.g. `amount`, `beneficiary.iban`. */

@@ -60,6 +60,9 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
   failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed', 'invalid'],
 };
 
+/** States an operator may withdraw an order from (`connector orders withdraw`): nothing of it is at the bank, nor on its way; a failed one only when no attempt to send it was made. */
+export const WITHDRAWABLE_STATES: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'held', 'failed'];
+
 export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];
 
 

@@ -15,7 +15,7 @@ import {
   renderOutboxReport,
   type OutboxFile,
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
-import { describeDifferences, intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
+import { conflictAdvice, describeDifferences, intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -152,7 +152,7 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
       // The document's number and date are taken by an order with other requisites: nothing changed.
       const doc = documents[batchDocs[i]];
       doc.taken = false;
-      doc.issues.push(conflictIssue(doc.line, doc.number, result.conflict));
+      doc.issues.push(conflictIssue(doc.line, doc.number, result.conflict, result.orderId));
     });
     batch = [];
     batchDocs = [];
@@ -201,15 +201,16 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
   return { ...result, outcome: 'error', movedTo };
 }
 
-function conflictIssue(line: number, number: string, conflict: IntakeConflict): OnecIssue {
+function conflictIssue(line: number, number: string, conflict: IntakeConflict, orderId: string): OnecIssue {
+  const advice = conflictAdvice(conflict.state, orderId);
   const ru = describeDifferences(conflict, 'ru');
   const en = describeDifferences(conflict, 'en');
   return {
     line,
     field: conflict.differences.map((d) => d.field).join(', '),
     code: 'DOCUMENT_CONFLICT',
-    message: `Строка ${line}: документ №${number} с этой датой и счётом уже принят (${conflict.state}) с другими реквизитами (${ru}); ничего не изменено: изменённый документ выгрузите под новым номером`,
-    messageEn: `line ${line}: document ${number} of this date and account is already taken (${conflict.state}) with other requisites (${en}); nothing was changed: export a changed document under a new number`,
+    message: `Строка ${line}: документ №${number} с этой датой и счётом уже принят (${conflict.state}) с другими реквизитами (${ru}); ничего не изменено: ${advice.ru}`,
+    messageEn: `line ${line}: document ${number} of this date and account is already taken (${conflict.state}) with other requisites (${en}); nothing was changed: ${advice.en}`,
   };
 }
 

@@ -368,7 +368,10 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
         code: 'DOCUMENT_CONFLICT',
         details: { id: first.json().id, differences: [{ field: 'amount', stored: '10.00', received: '20.00' }] },
       });
-      expect(changed.json().message).toMatch(/ROT-1 .*new number/);
+      // The first stands and would be paid: a corrected copy under a new number alone is a second
+      // payment, so the ERP is told to have it withdrawn first, by its id.
+      expect(changed.json().message).toMatch(new RegExp(`ROT-1 .*will be paid: .*connector orders withdraw ${first.json().id}`));
+      expect(changed.json().message).not.toMatch(/under a new number/);
       // In a batch, the conflicting order is answered as such and the good one beside it is taken.
       const batch = await viaRotated({ orders: [{ ...order, amount: '20.00' }, sampleOrder({ number: 'ROT-2' })] });
       expect(batch.statusCode).toBe(201);

@@ -137,6 +137,9 @@ describe('1C outbox folder scan', () => {
     expect(report).toMatch(/Документ №C-1 \(строка 4\) НЕ ПРИНЯТ:/);
     expect(report).toMatch(/DOCUMENT_CONFLICT/);
     expect(report).toMatch(/amount: было 1500\.00, стало 2500\.00/);
+    // Not "export it under a new number": the first would be paid as well. Withdrawn first, by its id.
+    const c1id = (await idOf('C-1')).id;
+    expect(report).toMatch(new RegExp(`будет оплачен: .*connector orders withdraw ${c1id}`));
     expect(await idOf('C-2')).toEqual({ id: c2.id, state: 'received' });
     const [c1] = await context.orm.em.fork().execute<Array<{ amount_tiyn: string }>>("select amount_tiyn from payment_order where number = 'C-1'");
     expect(Number(c1.amount_tiyn)).toBe(150_000);
