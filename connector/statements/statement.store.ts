@@ -147,9 +147,11 @@ const LINE_COLUMNS = [
 /**
  * What a pending line's booking takes from the booked line: all of it (the amount too: a pending
  * amount is the bank's estimate, e.g. before conversion at the day's rate); only the link to the
- * statement it came with and when we first saw it stay.
+ * statement it came with stays. `created_at` becomes the time the line was stored as booked: the 1C
+ * write-back waits for booked lines stored in the last minutes to be reconciled (write-back.job.ts,
+ * linesAwaitingReconciliation), and a line just booked is one of those.
  */
-const PROMOTED_COLUMNS = LINE_COLUMNS.filter((c) => !['id', 'account', 'bank_line_id', 'statement_id', 'created_at'].includes(c));
+const PROMOTED_COLUMNS = LINE_COLUMNS.filter((c) => !['id', 'account', 'bank_line_id', 'statement_id'].includes(c));
 /** Rows per INSERT: 23 parameters each stays far below PostgreSQL's 65535. */
 const BATCH = 500;
 

@@ -157,7 +157,12 @@ describe('1C write-back', () => {
     const documents = () => parseOnecExchange(readFileSync(file)).documents.map((d) => [d.order.raw['ИдентификаторОперацииБанка'], d.order.raw['НомерДокумента']]);
     // Stored, not yet reconciled (the fetch reconciles right after it commits): no file yet, the job comes back.
     await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
-    expect(delays).toHaveLength(1);
+    // Seen first as pending an hour ago and booked now (the usual intraday-then-closed way): the same.
+    await app.orm.em.fork().execute("update statement_line set status = 'pending', created_at = created_at - interval '1 hour' where account = ?", [account]);
+    await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
+    expect((await app.orm.em.fork().execute<Array<{ status: string }>>('select status from statement_line where account = ?', [account]))[0].status).toBe('booked');
+    await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
+    expect(delays).toHaveLength(2);
     expect(existsSync(file)).toBe(false);
     await reconcileAccount(app.orm.em.fork(), account, '2026-11-24', '2026-11-24', { calendar: kzCalendarFromConfig(app.config), now: clock.now(), actor: 'test' });
     await handleWriteBack({}, context, job);
