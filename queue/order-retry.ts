@@ -22,11 +22,23 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   if (await isLockdownRecorded(em)) {
     throw new ConnectorError('LOCKED_DOWN', `order ${orderId} is not retried: the connector is locked down after a suspected compromise (R-29); resolve it first (connector lockdown status)`);
   }
-  // Never a second payment: a booked debit reconciliation matched to this order (by its reference,
-  // or by all its requisites) means the money left, through this connector or by hand. Not a
-  // `mismatch`: a line sharing only its number and date may be another payment altogether. An
-  // `unexplained` line linked to the order is the debit of one that failed before it was sent
-  // (reconciliation.ts): paid nonetheless, whoever paid it.
+  await refuseIfDebited(em, orderId, 'retried');
+  const target = (order.failedFrom ?? 'received') as OrderState;
+  await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
+  // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
+  await requeueOrder(queues, target, orderId, { now: true });
+  return target;
+}
+
+/**
+ * Never a second payment: a booked debit reconciliation matched to this order (by its reference,
+ * or by all its requisites) means the money left, through this connector or by hand. Not a
+ * `mismatch`: a line sharing only its number and date may be another payment altogether. An
+ * `unexplained` line linked to the order is the debit of one that failed before it was sent
+ * (reconciliation.ts): paid nonetheless, whoever paid it. Neither retried nor withdrawn (the ERP
+ * would be told it was not paid).
+ */
+async function refuseIfDebited(em: EntityManager, orderId: string, what: 'retried' | 'withdrawn'): Promise<void> {
   const [debit] = await em.execute<Array<{ bank_line_id: string; booking_date: string }>>(
     `select bank_line_id, booking_date::text as booking_date from statement_line
       where order_id = ? and direction = 'debit' and status = 'booked' and match_kind in ('order', 'unexplained') order by booking_date limit 1`,
@@ -35,14 +47,9 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   if (debit) {
     throw new ConnectorError(
       'ALREADY_DEBITED',
-      `order ${orderId} is not retried: statement line ${debit.bank_line_id} of ${debit.booking_date} shows its debit, so it was paid; once you have checked that, record it with connector orders settle ${orderId} --as executed --reason TEXT`,
+      `order ${orderId} is not ${what}: statement line ${debit.bank_line_id} of ${debit.booking_date} shows its debit, so it was paid; once you have checked that, record it with connector orders settle ${orderId} --as executed --reason TEXT`,
     );
   }
-  const target = (order.failedFrom ?? 'received') as OrderState;
-  await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
-  // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
-  await requeueOrder(queues, target, orderId, { now: true });
-  return target;
 }
 
 /** What an operator may settle an order as, once the bank told them (its final status never came through the API). */
@@ -101,13 +108,16 @@ export async function withdrawOrder(em: EntityManager, queues: QueueSet, orderId
   const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
   if (!text) throw new ConnectorError('REASON_REQUIRED', 'say why the order is withdrawn and who asked (--reason); the ERP\'s user reads it', 2);
   const from = order.state;
-  const sentOnce = from === 'failed' && (order.submitAttempts > 0 || !['received', 'validated', 'awaiting_signatures', 'signed', 'submitting'].includes(order.failedFrom ?? ''));
+  // Attempts are counted before each send, and an order sent once is never unsent (it may be back in
+  // an earlier state only through a retry, its lookup first): one attempt is enough to refuse.
+  const sentOnce = order.submitAttempts > 0;
   if (!WITHDRAWABLE_STATES.includes(from) || sentOnce) {
     throw new ConnectorError(
       'NOT_WITHDRAWABLE',
       `order ${orderId} is ${from}${sentOnce ? ` after ${order.submitAttempts} attempt(s) to send it` : ''}: the bank may have it, so it is not withdrawn here; ask the bank to recall the document, then settle it (connector orders settle)`,
     );
   }
+  await refuseIfDebited(em, orderId, 'withdrawn');
   try {
     await transitionOrder(em, orderId, 'invalid', {
       actor,

@@ -31,7 +31,7 @@ export function isOrderState(value: string): value is OrderState {
  *   by lookup first.
  * - `signed -> awaiting_signatures`: a signer lost authority before submission (R-17), or the newest CMS does not name exactly the valid signers.
  * - `submitting -> awaiting_signatures`: the same, found at the send of an order claimed earlier
- *   that is not at the bank (never sent, or its lookup found nothing); a sent one is never unsent.
+ *   that was never sent (no attempt counted); one sent once is never unsent, only sent again.
  * - `deemed_executed -> executed|rejected`: the statement or a late notice confirms or
  *   overturns the R-22 presumption; statuses otherwise only move forward (LESSONS.md 3).
  * - `failed -> *`: an admin retry returns the order to the stage it failed in (recorded as

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { PaymentOrder } from '../../connector/persistence/entities';
@@ -238,6 +239,26 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
   return batcher.run({ orderId: payload.orderId, job });
 };
 
+/**
+ * R-17 before a send, or a broken chain (no valid signature, a CMS that does not name exactly the
+ * valid signers): the round is invalidated and the order goes back to `awaiting_signatures`, its
+ * sign job queued. null when its signers still count. From `submitting` only for an order never sent.
+ */
+async function backToSigningIfSignersLost(
+  context: JobContext,
+  em: EntityManager,
+  order: PaymentOrder,
+  from: 'signed' | 'submitting',
+  signatures: StoredSignature[],
+  directory: SignerDirectory,
+): Promise<SubmitResult | null> {
+  const why = signatures.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures, directory });
+  if (why === null) return null;
+  await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from, reason: from === 'submitting' ? `not sent: ${why}` : why });
+  await context.queues.add(signOrderJob, { orderId: order.id });
+  return { state: 'awaiting_signatures' };
+}
+
 /** Runs one order's step, turning anything it throws into that order's error. */
 async function settle(step: () => Promise<SubmitResult>): Promise<SubmitResult | Error> {
   try {
@@ -294,14 +315,7 @@ export async function submitBatch(context: JobContext, items: Array<{ orderId: s
   const toClaim: PaymentOrder[] = [];
   for (const order of signed) {
     // R-17, a broken chain (or no signature at all): back to awaiting signatures.
-    const outcome = await settle(async () => {
-      const held = signatures.get(order.id) ?? [];
-      const why = held.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures: held, directory });
-      if (why === null) return { state: 'signed' };
-      await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'signed', reason: why });
-      await context.queues.add(signOrderJob, { orderId: order.id });
-      return { state: 'awaiting_signatures' };
-    });
+    const outcome = await settle(async () => (await backToSigningIfSignersLost(context, em, order, 'signed', signatures.get(order.id) ?? [], directory)) ?? { state: 'signed' });
     if (!(outcome instanceof Error) && outcome.state === 'signed') toClaim.push(order);
     else results.set(order.id, outcome);
   }
@@ -391,16 +405,16 @@ async function sendOrder(
         if (!(err instanceof BankError) || err.code !== 'NOT_FOUND') throw err;
       }
     }
-    // Not at the bank (never sent, or the lookup found nothing): R-17 holds until the send. A signer
-    // blocked or stripped of authority while the order waited in `submitting` (the bank down, a
-    // lockdown that named them, whose resolve invalidated their signatures) no longer signs it.
-    if (prepared.judgeSigners) {
-      const why = prepared.signatures.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures: prepared.signatures, directory: prepared.judgeSigners });
-      if (why !== null) {
-        await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from: 'submitting', reason: `not sent: ${why}` });
-        await context.queues.add(signOrderJob, { orderId: order.id });
-        log.warn({ event: 'order.submit.signers_judged_again', why });
-        return { state: 'awaiting_signatures' };
+    // Never sent (no attempt counted: attempts are counted before each send): R-17 holds until the
+    // send. A signer blocked or stripped of authority while the order waited in `submitting` (the
+    // bank down, a lockdown that named them, whose resolve invalidated their signatures) no longer
+    // signs it. After an attempt the document may be at the bank however the lookup answered (a
+    // timed-out send still on its way): it is never unsent, only sent again under its external id.
+    if (prepared.judgeSigners && lease.attempts === 0) {
+      const back = await backToSigningIfSignersLost(context, em, order, 'submitting', prepared.signatures, prepared.judgeSigners);
+      if (back) {
+        log.warn({ event: 'order.submit.signers_judged_again' });
+        return back;
       }
     }
     // Both read for the batch after the claim (a missing document stays missing on a re-read).

@@ -2,6 +2,7 @@ import { runCli } from '../support/cli';
 import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { sampleOrder } from '../support/orders.fixture';
+import { sampleStatementLine } from '../support/statement-line.fixture';
 
 /**
  * `connector orders withdraw`: an order the ERP's user no longer wants, nothing of which reached
@@ -43,6 +44,9 @@ describe('connector orders withdraw', () => {
     ['executed', null, 1],
     ['failed', 'submitting', 1],
     ['failed', 'submitted', 1],
+    // Back before the send only through a retry (its lookup first): sent once, it may be at the bank.
+    ['awaiting_signatures', null, 1],
+    ['signed', null, 1],
   ])('refuses an order %s (failed from %s, %d attempt(s)): the bank may have it', async (state, failedFrom, attempts) => {
     const order = await intake(`WD-${state}-${failedFrom ?? 'x'}`);
     await q(`update payment_order set state = ?, failed_from = ?, submit_attempts = ? where id = ?`, [state, failedFrom, attempts, order.orderId]);
@@ -61,6 +65,18 @@ describe('connector orders withdraw', () => {
     await q(`update payment_order set state = ?, failed_from = ?, submit_attempts = ? where id = ?`, [state, failedFrom, attempts, order.orderId]);
     expect((await cli(['orders', 'withdraw', order.orderId as string, '--reason', 'paid another way'])).code).toBe(0);
     expect((await q<{ state: string }>('select state from payment_order where id = ?', [order.orderId]))[0].state).toBe('invalid');
+  });
+
+  it('refuses an order whose debit a statement shows (paid by hand after it failed): the ERP would be told it was not paid', async () => {
+    const order = await intake('WD-PAID');
+    await q(`update payment_order set state = 'failed', failed_from = 'signed' where id = ?`, [order.orderId]);
+    const em = world.context.orm.em.fork();
+    sampleStatementLine(em, { account: sampleOrder().payer.iban, bankLineId: 'BL-WD-PAID', bookingDate: '2026-11-24', direction: 'debit', amountTiyn: 15_000_000, orderId: order.orderId as string });
+    await em.flush();
+    await q(`update statement_line set match_kind = 'unexplained' where bank_line_id = 'BL-WD-PAID'`);
+    const run = await cli(['orders', 'withdraw', order.orderId as string, '--reason', 'not wanted']);
+    expect([run.code, run.stderr]).toEqual([1, expect.stringMatching(/^ALREADY_DEBITED: order .* is not withdrawn: statement line BL-WD-PAID/m)]);
+    expect((await q<{ state: string }>('select state from payment_order where id = ?', [order.orderId]))[0].state).toBe('failed');
   });
 
   it('a reason is required', async () => {

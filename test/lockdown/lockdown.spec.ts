@@ -250,6 +250,36 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await world.stopWorkers();
   }, 120_000);
 
+  it('an order sent once (its outcome unknown, the lookup finding nothing) is sent again under its external id, not unsent, though its signer lost the right since', async () => {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    const submit = context.queues.get('submit');
+    await submit.pause();
+    world.startWorkers();
+    const [id] = await world.intake(['LD-SENT-ONCE']);
+    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
+    await world.stopWorkers();
+    const em = () => context.orm.em.fork();
+    // Sent once, its answer lost: the document may be on its way to the bank.
+    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed, sent, no answer' });
+    await em().execute('update payment_order set submit_attempts = 1 where id = ?', [id]);
+    const before = (await world.ledger()).total;
+    await em().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'ceo'");
+    try {
+      await submit.resume();
+      await context.queues.add(submitOrderJob, { orderId: id });
+      world.startWorkers();
+      await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { timeoutMs: 30_000, what: 'submitted' });
+      const events = await em().execute<Array<{ to_state: string }>>("select to_state from order_event where order_id = ? and from_state = 'submitting'", [id]);
+      expect(events.map((e) => e.to_state)).toEqual(['submitted']);
+      expect((await world.ledger()).total).toBe(before + 1);
+    } finally {
+      await world.stopWorkers();
+      await em().execute("update app_user set blocked_reason = null, blocked_at = null where login = 'ceo'");
+    }
+  }, 90_000);
+
   it('an order waiting in submitting, never sent, is not sent once its signer lost the right to sign (R-17)', async () => {
     const { context } = world;
     await world.reset();
