@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { configSchema } from '../../config/config.schema';
 import { ConnectorError } from '../shared/errors';
 import {
+  noticeDeadlineFailingClosed,
   addBusinessDays,
   businessDaysBetween,
   isBusinessDay,
@@ -358,6 +359,13 @@ describe('outside the shipped data and bad input', () => {
     expect(codeOf(() => cal.noticeDeadline(lateDecember, 3))).toBe('CALENDAR_YEAR_NOT_COVERED');
     expect(cal.noticeDeadlineOrSooner(lateDecember, 3).toISOString()).toBe('2027-12-30T05:00:00.000Z');
     expect(codeOf(() => cal.noticeDeadlineOrSooner(inside, 0))).toBe('CALENDAR_INVALID_DATE');
+  });
+
+  it('noticeDeadlineFailingClosed (a lockdown, a block): 24 hours whatever the calendar cannot say, a cut-off it refuses included', () => {
+    const inside = new Date('2026-11-20T18:00:00+05:00');
+    expect(noticeDeadlineFailingClosed({ calendar: { cutoff: '17:00' } }, inside, 1)).toEqual(cal.noticeDeadline(inside, 1));
+    expect(noticeDeadlineFailingClosed({ calendar: { cutoff: '17:00' } }, new Date('2027-12-31T10:00:00+05:00'), 1).toISOString()).toBe('2028-01-01T05:00:00.000Z');
+    expect(noticeDeadlineFailingClosed({ calendar: { cutoff: 'late' } }, inside, 1).toISOString()).toBe('2026-11-21T13:00:00.000Z');
   });
 
   it.each(['2025-02-29', '2025-1-1', '2025-13-01', '20250101', '', '2025-01-01T00:00'])('"%s" is CALENDAR_INVALID_DATE', (date) => {

@@ -331,6 +331,19 @@ export class KzBusinessCalendar {
 const byCutoff = new Map<string, KzBusinessCalendar>();
 
 /** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
+/**
+ * A duty to tell the bank "within n business days" from `instant` (R-17, R-29), failing closed: 24
+ * hours from `instant` when the calendar cannot say (past its years, a configuration it refuses). A
+ * lockdown or a block must never fail for want of a deadline.
+ */
+export function noticeDeadlineFailingClosed(config: { calendar: { cutoff: string } }, instant: Date, n: number): Date {
+  try {
+    return kzCalendarFromConfig(config).noticeDeadline(instant, n);
+  } catch {
+    return new Date(instant.getTime() + 86_400_000);
+  }
+}
+
 export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
   let calendar = byCutoff.get(config.calendar.cutoff);
   if (!calendar) {

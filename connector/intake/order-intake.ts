@@ -49,7 +49,7 @@ export interface IntakeConflict {
  */
 export function conflictAdvice(state: OrderState, orderId: string): { en: string; ru: string } {
   if (state === 'invalid') {
-    return { en: 'it was signed once, so send a changed document under a new number', ru: 'он уже был подписан, изменённый документ выгрузите под новым номером' };
+    return { en: 'the order taken is invalid and is not replaced by this one: send a changed document under a new number', ru: 'принятый документ недействителен и этим не заменяется: изменённый документ выгрузите под новым номером' };
   }
   if (WITHDRAWABLE_STATES.includes(state) && state !== 'failed') {
     return {

@@ -43,9 +43,12 @@ export function buildBankChecklist(input: {
   heldOrders: number;
   clientId: string | null;
   users: string[];
+  /** Users whose EDS a trigger named (`user:LOGIN`), also when the scope is `users`. */
+  edsOf?: string[];
 }): BankChecklist {
   const ask = ['block access to the Business API for our Client ID until we confirm new credentials (terms 4.3, 6.1.12)'];
   if (input.scope === 'all' || input.scope.startsWith('user:')) ask.push(`revoke the EDS (NCA RK certificates) of: ${input.users.length ? input.users.join(', ') : 'every signer of the company'}`);
+  else if (input.scope === 'users' && input.edsOf?.length) ask.push(`revoke the EDS (NCA RK certificates) of: ${input.edsOf.join(', ')}`);
   if (input.scope === 'all' || input.scope === 'credentials') ask.push('block the Client ID / Client Secret pair; we will generate a new one in Internet-banking (2.1.1-2.1.2)');
   ask.push('tell us of any document received since the time below that we did not send; give us a reference number for this notice');
   return {
@@ -65,7 +68,9 @@ export function buildBankChecklist(input: {
     afterwards: [
       'connector lockdown resolve --incident ID --bank-notified-at ISO --bank-reference TEXT [--notified-by TEXT]',
       ...(input.scope === 'all' || input.scope === 'credentials' ? ['connector credentials rotate --secret-stdin (a new Client Secret, generated after the lockdown)'] : []),
-      ...(input.scope.startsWith('user:') ? [`re-enroll ${input.scope.slice(5)}'s new EDS key (connector users unblock, then users enroll-key) or revoke their signing rights (connector users revoke)`] : []),
+      ...(input.scope.startsWith('user:') ? [input.scope.slice(5)] : input.scope === 'users' ? (input.edsOf ?? []) : []).map(
+        (login) => `re-enroll ${login}'s new EDS key (connector users unblock, then users enroll-key) or revoke their signing rights (connector users revoke)`,
+      ),
     ],
   };
 }

@@ -7,7 +7,7 @@ import { probeRedis } from '../shared/redis-probe';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
-import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { appendToTimeline, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
 import type { Clock } from '../shared/clock';
@@ -135,7 +135,7 @@ function errorText(err: unknown): string {
 
 /** R-29: the bank must be told "at once, and no later than 1 business day": the end of the next business day after the day of detection; fail closed to 24 h. */
 export function bankDeadline(config: ConnectorConfig, now: Date): Date {
-  return kzCalendarFromConfig(config).noticeDeadlineOrSooner(now, 1);
+  return noticeDeadlineFailingClosed(config, now, 1);
 }
 
 function mergeScope(a: string | null, b: LockdownScope): LockdownScope {
@@ -540,6 +540,8 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
   const heldOrders = await countHeld(deps.em);
   const users = record.scope.startsWith('user:') ? [record.scope.slice(5)] : record.scope === 'all' || record.scope === 'users' ? await signerLogins(deps.em) : [];
   const checklist = buildBankChecklist({
+    // A `user:` trigger merged into `users` (brute force, then a reported key) still names that EDS.
+    edsOf: await usersNamedByTriggers(deps.em, record.incidentId, [scope, record.scope]),
     reason: input.reason,
     trigger: input.trigger,
     scope: record.scope,
@@ -650,6 +652,22 @@ export interface ResolveResult {
   warnings: string[];
 }
 
+/**
+ * Every user whose EDS a trigger of the lockdown `incidentId` named (`user:LOGIN`, kept as each
+ * trigger's own scope in the audit log), whatever the scopes merged into, and those of `scopes`;
+ * logins, sorted.
+ */
+async function usersNamedByTriggers(em: EntityManager, incidentId: string | null, scopes: readonly string[]): Promise<string[]> {
+  const named = incidentId
+    ? await em.execute<Array<{ scope: string }>>(
+        `select distinct coalesce(details->>'triggerScope', details->>'scope') as scope from audit_event
+          where action in ('lockdown.engaged', 'lockdown.retriggered') and subject = ? and coalesce(details->>'triggerScope', details->>'scope') like 'user:%'`,
+        [incidentId],
+      )
+    : [];
+  return [...new Set([...scopes, ...named.map((n) => n.scope)].filter((s) => s.startsWith('user:')).map((s) => s.slice(5)))].sort();
+}
+
 /** Every step the terms require before the connector may run again; empty when all are done. */
 export async function missingResolutionSteps(
   deps: Pick<LockdownDeps, 'em' | 'clock'>,
@@ -678,17 +696,7 @@ export async function missingResolutionSteps(
       missing.push(`Client Secret rotation: generate a new Client Secret in Internet-banking (terms 2.1.1-2.1.2) and run connector credentials rotate --secret-stdin (the stored one dates from before the lockdown of ${since.toISOString()})`);
     }
   }
-  // Every user whose EDS a trigger of this lockdown named, whatever the scopes merged into.
-  const named = row.incidentId
-    ? await deps.em.execute<Array<{ scope: string }>>(
-        `select distinct coalesce(details->>'triggerScope', details->>'scope') as scope from audit_event
-          where action in ('lockdown.engaged', 'lockdown.retriggered') and subject = ? and coalesce(details->>'triggerScope', details->>'scope') like 'user:%'`,
-        [row.incidentId],
-      )
-    : [];
-  const users = [...new Set([...(scope.startsWith('user:') ? [scope] : []), ...named.map((n) => n.scope)])].sort();
-  for (const userScope of users) {
-    const login = userScope.slice(5);
+  for (const login of await usersNamedByTriggers(deps.em, row.incidentId ?? null, [scope])) {
     const enrolled = await deps.em.execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'signer.key_enrolled' and subject = ? and at > ?", [login, since]);
     const authority = await deps.em.execute<Array<{ n: string }>>(
       "select count(*) as n from user_account_right r join app_user u on u.id = r.user_id where u.login = ? and r.rights = 'manage' and r.sign_level is not null",

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
-import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
+import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { openIncident } from '../incidents/incident.service';
 import { AppUser, type Incident, UserAccountRight, type UserRole } from '../persistence/entities';
 import { BANK_PHONES } from '../lockdown/bank-checklist';
@@ -225,10 +225,6 @@ export interface BlockResult {
   warnings: string[];
 }
 
-/** One business day to tell the bank (R-17): the end of the next business day after the day of the change; fail closed to 24 h. */
-function bankNoticeDeadline(config: ConnectorConfig, now: Date): Date {
-  return kzCalendarFromConfig(config).noticeDeadlineOrSooner(now, 1);
-}
 
 /**
  * Disables a user at once (R-17, R-30): blocked in the database (the pipeline stops counting
@@ -361,7 +357,8 @@ async function remindBankOfLostAuthority(
           evidence: { login: user.login, iin: user.iin ?? null, account: lost.account, revokedAt: now.toISOString(), bankPhones: [...BANK_PHONES] },
           dedupeKey: `authority_revoked:${user.id}:${lost.account}`,
         }),
-    deadlineAt: bankNoticeDeadline(deps.config, now),
+    // One business day to tell the bank (R-17): the end of the next business day after the day of the change.
+    deadlineAt: noticeDeadlineFailingClosed(deps.config, now, 1),
     actor,
     now,
   });

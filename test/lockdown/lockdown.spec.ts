@@ -325,6 +325,22 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await expect(resolve()).resolves.toMatchObject({ incidentId: first.incidentId });
   }, 60_000);
 
+  it("brute force's scope `users` and a user's reported key merge to `users`: the bank is still asked to revoke that EDS, and no Client Secret rotation is asked", async () => {
+    const { context } = world;
+    await world.reset();
+    const first = await triggerLockdown(context, { trigger: 'brute_force', reason: 'test: 3 login attempts on a blocked account', scope: 'users', actor: 'system:auth' });
+    expect(first.checklist?.ask.join('\n')).not.toMatch(/revoke the EDS|Client Secret pair/);
+    const second = await triggerLockdown(context, { trigger: 'user_report', reason: "test: ceo's key may have leaked", scope: 'user:ceo', actor: 'user:ceo' });
+    expect([second.incidentId, second.scope]).toEqual([first.incidentId, 'users']);
+    expect(second.checklist?.ask).toContain('revoke the EDS (NCA RK certificates) of: ceo');
+    expect(second.checklist?.afterwards).toContainEqual(expect.stringMatching(/^re-enroll ceo's new EDS key/));
+    expect(second.checklist?.ask.join('\n')).not.toMatch(/Client Secret pair/);
+    const [vault] = await context.orm.em.fork().execute<Array<{ usable: boolean }>>('select (revoked_at is null) as usable from credential_vault where id = 1');
+    expect(vault.usable).toBe(true);
+    // ceo's rights were revoked by the test before: the bank's reference is the only step; no rotation.
+    await expect(resolveLockdownIn(context, { incidentId: first.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-47', actor: 'cli:tester', isAdmin: true })).resolves.toMatchObject({ incidentId: first.incidentId });
+  }, 60_000);
+
   it('a resolve Redis fails in the middle of changes nothing: still locked, queues paused, orders held; run again, it resolves', async () => {
     const { context } = world;
     await world.reset();
