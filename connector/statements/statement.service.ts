@@ -320,7 +320,8 @@ async function reportConflictingLine(deps: StatementServiceDeps, incidents: stri
   const digest = createHash('sha256').update(JSON.stringify(versions)).digest('hex').slice(0, 16);
   const raised = await raiseOnce(deps.em, {
     kind: 'statement_gap',
-    severity: 'high',
+    // A debit the stored version is not: money that may have left with nobody reconciling it.
+    severity: 'critical',
     title: `The bank's statement of ${account} for ${period.periodFrom}..${period.periodTo} holds line ${bankLineId} ${variants.length} times with different facts (${versions.map(shown).join(', ')}): only the first is stored`,
     dedupeKey: `statement_line_conflict:${account}:${bankLineId}:${digest}`,
     actor: deps.actor ?? 'statements',
@@ -331,7 +332,8 @@ async function reportConflictingLine(deps: StatementServiceDeps, incidents: stri
       from: period.periodFrom,
       to: period.periodTo,
       versions,
-      stored: 0,
+      /** Which of `versions` is stored (the first the answer held). */
+      storedVersion: 0,
       hint: 'only the first version is stored, reconciled and passed to 1C; ask the bank for the operations behind the others and reconcile them by hand',
     },
   });

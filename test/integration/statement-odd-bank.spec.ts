@@ -227,12 +227,15 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(conflicts).toHaveLength(1);
     expect(conflicts[0].evidence).toMatchObject({
       bankLineId: 'DUP',
+      storedVersion: 0,
       versions: [
         { direction: 'debit', amount: '10.00', counterparty: { iban: BENEFICIARY.iban } },
         { direction: 'debit', amount: '70000.00', counterparty: { iban: 'KZ86125KZT5004100100' } },
       ],
     });
     expect(r.incidents).toContain(conflicts[0].id);
+    // A debit nobody reconciles: as urgent as an unexplained one.
+    expect((await q<{ severity: string }>('select severity from incident where id = ?', [conflicts[0].id]))[0].severity).toBe('critical');
     expect(r.duplicates).toBe(2);
     expect((await q<{ bank_line_id: string }>('select bank_line_id from statement_line where account = ? order by bank_line_id', [account])).map((l) => l.bank_line_id)).toEqual(['DUP', 'SAME']);
     // Fetched again: no second incident.
