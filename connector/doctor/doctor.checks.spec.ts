@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load-config';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
-import { checkAlertChannel, checkCalendar, checkSignerTrust } from './doctor.checks';
+import { checkAlertChannel, checkCalendar, checkProxyTrust, checkSignerTrust } from './doctor.checks';
 import { TEST_CRL_DIR } from '../../signer-agent/certificates/trust.store';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-')) });
@@ -63,5 +63,19 @@ describe('doctor: whose signatures count (R-15, R-30)', () => {
 
   it('names a trust path that cannot be read', () => {
     expect(checkSignerTrust(signer({ trust: ['/nonexistent/nca.pem'] }), false)).toMatchObject({ verdict: 'WARN', detail: expect.stringContaining('/nonexistent/nca.pem') });
+  });
+});
+
+describe('doctor: the reverse proxy in front of the API', () => {
+  const withApi = (api: Partial<typeof config.api>) => ({ ...config, api: { ...config.api, ...api } });
+
+  it.each([
+    ['an https console and no trusted proxy', { consoleOrigins: ['https://connector.corp.kz'], trustedProxies: [] }, 'WARN'],
+    ['an https console behind a named proxy', { consoleOrigins: ['https://connector.corp.kz'], trustedProxies: ['127.0.0.1'] }, 'OK'],
+    ['no https console (on the LAN, no proxy)', { consoleOrigins: ['http://10.0.0.5:8080'], trustedProxies: [] }, 'OK'],
+  ])('%s: %s', (_what, api, verdict) => {
+    const result = checkProxyTrust(withApi(api));
+    expect(result).toMatchObject({ name: 'api-proxy', core: false, verdict });
+    if (verdict === 'WARN') expect(result.hint).toMatch(/api\.trustedProxies/);
   });
 });

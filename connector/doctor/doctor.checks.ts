@@ -247,6 +247,27 @@ export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
 }
 
 /**
+ * A console reached over TLS (an https origin in api.consoleOrigins) sits behind a reverse proxy, and
+ * the API believes X-Forwarded-* only from the addresses in api.trustedProxies (none by default).
+ * Without it every browser counts as the proxy's address against the per-IP login limit (one budget
+ * for everyone: RATE_LIMITED for all under a brute force), the audit log names the proxy, and the
+ * session cookie is not marked Secure. WARN: a console on the LAN without a proxy needs none.
+ */
+export function checkProxyTrust(config: ConnectorConfig): CheckResult {
+  const tls = config.api.consoleOrigins.filter((o) => o.startsWith('https://'));
+  if (tls.length === 0 || config.api.trustedProxies.length > 0) {
+    return { name: 'api-proxy', core: false, verdict: 'OK', detail: config.api.trustedProxies.length ? `X-Forwarded-* believed from ${config.api.trustedProxies.join(', ')}` : 'no reverse proxy named (none expected: no https console origin)' };
+  }
+  return {
+    name: 'api-proxy',
+    core: false,
+    verdict: 'WARN',
+    detail: `the console is reached at ${tls[0]} (a TLS proxy in front?) but api.trustedProxies is empty: every browser counts as the proxy's address against the per-IP login limit, and the session cookie is not Secure`,
+    hint: 'list the proxy\'s address in api.trustedProxies (e.g. ["127.0.0.1"] for nginx on this machine)',
+  };
+}
+
+/**
  * Someone must hear of an incident (an unexplained debit is for the bank within 1 business day,
  * R-29; an erroneous execution within 3 operational days, R-27): every incident goes to the admins
  * by e-mail (lockdown.notify.emails + smtp); the webhook carries the lockdown's notices only.
@@ -370,6 +391,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     ...([
       ['calendar', () => checkCalendar(config, clockFromConfig(config).now())],
       ['alerts', () => checkAlertChannel(config, strict)],
+      ['api-proxy', () => checkProxyTrust(config)],
       ['signer-trust', () => checkSignerTrust(config, strict)],
     ] as const).map(([name, check]) =>
       Promise.resolve().then(check).then(
