@@ -31,6 +31,21 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
 
   const SUBMITTED = new Set(['submitted', 'executed']);
 
+  /** One order signed by ceo and claimed for submission (`submitting`, `attempts` sends counted), no worker running, the submit queue paused. */
+  async function claimedOrder(number: string, attempts: number, why: string): Promise<string> {
+    const { context } = world;
+    await world.reset();
+    await world.unlock('ceo');
+    await context.queues.get('submit').pause();
+    world.startWorkers();
+    const [id] = await world.intake([number]);
+    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
+    await world.stopWorkers();
+    await transitionOrder(context.orm.em.fork(), id, 'submitting', { actor: 'test', from: 'signed', reason: `test: ${why}` });
+    await context.orm.em.fork().execute('update payment_order set submit_attempts = ? where id = ?', [attempts, id]);
+    return id;
+  }
+
   /** A resolve of a lockdown naming the Client Secret needs a new one: the sandbox knows two pairs. */
   async function rotateToTheOtherPair(): Promise<void> {
     const em = world.context.orm.em.fork();
@@ -215,17 +230,9 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
 
   it('an order claimed but never sent when the lock of every key lands is signed again before it is sent (R-17, R-30)', async () => {
     const { context } = world;
-    await world.reset();
-    await world.unlock('ceo');
-    const submit = context.queues.get('submit');
-    await submit.pause();
-    world.startWorkers();
-    const [id] = await world.intake(['LD-CLAIMED']);
-    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
-    await world.stopWorkers();
-    const em = () => context.orm.em.fork();
     // Claimed, and stopped by the lock at the last look before the bank call: no attempt counted.
-    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed when the lock landed' });
+    const id = await claimedOrder('LD-CLAIMED', 0, 'claimed when the lock landed');
+    const em = () => context.orm.em.fork();
     const signedBefore = await em().execute<Array<{ id: string }>>('select id from order_signature where order_id = ? and valid', [id]);
     expect(signedBefore).toHaveLength(1);
     const before = (await world.ledger()).total;
@@ -250,61 +257,31 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await world.stopWorkers();
   }, 120_000);
 
-  it('an order sent once (its outcome unknown, the lookup finding nothing) is sent again under its external id, not unsent, though its signer lost the right since', async () => {
+  it.each([
+    ['never sent: it is not sent, its round goes back to be signed (R-17)', 0, 'awaiting_signatures'],
+    // A lookup that finds nothing after a timed-out send does not prove it is not at the bank.
+    ['sent once, its outcome unknown: it is sent again under its external id, never unsent', 1, 'submitted'],
+  ])('an order waiting in submitting whose signer lost the right to sign since, %s', async (_what, attempts, after) => {
     const { context } = world;
-    await world.reset();
-    await world.unlock('ceo');
-    const submit = context.queues.get('submit');
-    await submit.pause();
-    world.startWorkers();
-    const [id] = await world.intake(['LD-SENT-ONCE']);
-    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
-    await world.stopWorkers();
+    const id = await claimedOrder(`LD-R17-${attempts}`, attempts, 'claimed, waiting for the bank');
     const em = () => context.orm.em.fork();
-    // Sent once, its answer lost: the document may be on its way to the bank.
-    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed, sent, no answer' });
-    await em().execute('update payment_order set submit_attempts = 1 where id = ?', [id]);
     const before = (await world.ledger()).total;
     await em().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'ceo'");
     try {
-      await submit.resume();
+      await context.queues.get('submit').resume();
       await context.queues.add(submitOrderJob, { orderId: id });
       world.startWorkers();
-      await eventually(async () => SUBMITTED.has((await world.states([id]))[id]), { timeoutMs: 30_000, what: 'submitted' });
-      const events = await em().execute<Array<{ to_state: string }>>("select to_state from order_event where order_id = ? and from_state = 'submitting'", [id]);
-      expect(events.map((e) => e.to_state)).toEqual(['submitted']);
-      expect((await world.ledger()).total).toBe(before + 1);
-    } finally {
-      await world.stopWorkers();
-      await em().execute("update app_user set blocked_reason = null, blocked_at = null where login = 'ceo'");
-    }
-  }, 90_000);
-
-  it('an order waiting in submitting, never sent, is not sent once its signer lost the right to sign (R-17)', async () => {
-    const { context } = world;
-    await world.reset();
-    await world.unlock('ceo');
-    const submit = context.queues.get('submit');
-    await submit.pause();
-    world.startWorkers();
-    const [id] = await world.intake(['LD-R17']);
-    await eventually(async () => (await world.states([id]))[id] === 'signed', { timeoutMs: 30_000, what: 'signed' });
-    await world.stopWorkers();
-    const em = () => context.orm.em.fork();
-    // Claimed, then waiting (the bank answered 503 with Retry-After, say): nothing sent yet.
-    await transitionOrder(em(), id, 'submitting', { actor: 'test', from: 'signed', reason: 'test: claimed, waiting for the bank' });
-    const before = (await world.ledger()).total;
-    await em().execute("update app_user set blocked_reason = 'admin', blocked_at = now() where login = 'ceo'");
-    try {
-      await submit.resume();
-      await context.queues.add(submitOrderJob, { orderId: id });
-      world.startWorkers();
-      await eventually(async () => (await world.states([id]))[id] === 'awaiting_signatures', { timeoutMs: 30_000, what: 'back to awaiting signatures' });
+      await eventually(async () => [after, 'executed'].includes((await world.states([id]))[id]), { timeoutMs: 30_000, what: after });
       await new Promise((r) => setTimeout(r, 500));
-      expect((await world.ledger()).total).toBe(before);
-      expect(await em().execute('select id from order_signature where order_id = ? and valid', [id])).toEqual([]);
-      const [event] = await em().execute<Array<{ reason: string }>>("select reason from order_event where order_id = ? and from_state = 'submitting' and to_state = 'awaiting_signatures'", [id]);
-      expect(event.reason).toMatch(/^not sent: signer lost authority \(ceo: /);
+      const events = await em().execute<Array<{ to_state: string; reason: string }>>("select to_state, reason from order_event where order_id = ? and from_state = 'submitting'", [id]);
+      if (after === 'awaiting_signatures') {
+        expect((await world.ledger()).total).toBe(before);
+        expect(await em().execute('select id from order_signature where order_id = ? and valid', [id])).toEqual([]);
+        expect(events).toEqual([{ to_state: 'awaiting_signatures', reason: expect.stringMatching(/^not sent: signer lost authority \(ceo: /) }]);
+      } else {
+        expect((await world.ledger()).total).toBe(before + 1);
+        expect(events.map((e) => e.to_state)).toEqual(['submitted']);
+      }
     } finally {
       await world.stopWorkers();
       await em().execute("update app_user set blocked_reason = null, blocked_at = null where login = 'ceo'");
