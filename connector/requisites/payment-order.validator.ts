@@ -87,8 +87,8 @@ const UNSIGNABLE_CHAR = /[\u0000-\u0008\u000B-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF
  */
 const NUMBER_FORBIDDEN_CHAR = /[\t\n\u0080-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\p{Cf}]/u;
 
-/** Bidi controls (embeddings, overrides, isolates): "A\u202eB" shows reversed to the signers, who sign what they did not read. */
-const BIDI_CONTROL_CHAR = /[\u202A-\u202E\u2066-\u2069]/;
+/** Bidi controls (embeddings, overrides, isolates, and the LRM/RLM/ALM marks): "A\u202eB" shows reversed to the signers, who sign what they did not read. */
+const BIDI_CONTROL_CHAR = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/;
 
 /** `U+XXXX` of the character at `at`. */
 function codePointName(value: string, at: number): string {

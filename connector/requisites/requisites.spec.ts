@@ -220,6 +220,10 @@ describe('validatePaymentOrder', () => {
     ['beneficiary.name', (o) => (o.beneficiary.name = 'A\u202eB')],
     ['beneficiary.name', (o) => (o.beneficiary.name = 'A\u2067B\u2069')],
     ['purpose', (o) => (o.purpose = 'Оплата \u202d12.00\u202c')],
+    // The invisible direction marks too: around digits and signs they move them on screen.
+    ['purpose', (o) => (o.purpose = 'Оплата 12\u200f-00')],
+    ['payer.name', (o) => (o.payer.name = 'ТОО \u200eАльфа')],
+    ['beneficiary.name', (o) => (o.beneficiary.name = 'ТОО\u061c Бета')],
   ])('a bidi control in %s is TEXT_BIDI_CHAR: it reorders what the signers read', (field, mutate) => {
     const o = good();
     mutate(o);
