@@ -272,7 +272,7 @@ export async function statusReportEntries(em: EntityManager, since: string, max 
 
 /** What a status report entry is read from (`StatusFields`), and the order's id for paging. */
 const STATUS_REPORT_COLUMNS =
-  'id, number, doc_date, payer_iban, amount_tiyn, currency, beneficiary_name, state, failed_from, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
+  'id, number, doc_date, payer_iban, amount_tiyn, currency, beneficiary_name, state, failed_from, submit_attempts, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
 type StatusRow = Record<string, unknown> & { id: string; number: string; doc_date: string | Date };
 
 function statusEntryOfRow(r: StatusRow): StatusReportEntry {
@@ -290,6 +290,7 @@ function statusEntryOfRow(r: StatusRow): StatusReportEntry {
     bankReference: r.bank_reference as string | null,
     erpDocumentId: r.erp_document_id as string | null,
     failedFrom: r.failed_from as OrderState | null,
+    submitAttempts: r.submit_attempts as number,
     stateChangedAt: r.state_changed_at as Date,
   });
 }

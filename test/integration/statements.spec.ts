@@ -324,6 +324,10 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     await transitionOrder(db(), failed.id, 'failed', { actor: 't', patch: { lastError: 'erp.submit: socket hang up' } });
     const failedSending = await order({ number: 'SR-4', date: '2026-11-22', amount: '5.00' }, 'submitting');
     await transitionOrder(db(), failedSending.id, 'failed', { actor: 't', patch: { failedFrom: 'submitting', lastError: 'OUTCOME_UNKNOWN: timeout' } });
+    await db().execute('update payment_order set submit_attempts = 1 where id = ?', [failedSending.id]);
+    // Claimed, and failed before its first send began: nothing of it left.
+    const failedClaimed = await order({ number: 'SR-5', date: '2026-11-22', amount: '6.00' }, 'submitting');
+    await transitionOrder(db(), failedClaimed.id, 'failed', { actor: 't', patch: { failedFrom: 'submitting', lastError: 'CREDENTIALS_UNAVAILABLE' } });
 
     const { path, written } = await writeStatusReport(app, { onlyIfChanged: true });
     expect(written).toBe(true);
@@ -337,6 +341,7 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect(docs.get('SR-4')).toMatchObject({ КодСтатуса: 'failed', Статус: FAILED_AFTER_SENDING_RU });
     expect(FAILED_AFTER_SENDING_RU).toMatch(/не создавайте его повторно/);
     expect(docs.get('SR-4')).not.toHaveProperty('ПричинаОтказа');
+    expect(docs.get('SR-5')).toMatchObject({ КодСтатуса: 'failed', Статус: 'Техническая ошибка: обратитесь к администратору' });
     expect(JSON.stringify([...docs.values()])).not.toContain('socket hang up');
     // Unchanged statuses: not written again.
     expect((await writeStatusReport(app, { onlyIfChanged: true })).written).toBe(false);

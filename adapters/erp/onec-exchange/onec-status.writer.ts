@@ -147,6 +147,8 @@ export type StatusFields = RefusalFields &
   Pick<PaymentOrder, 'number' | 'payerIban' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId' | 'failedFrom'> & {
     docDate: string | Date;
     amountTiyn: number | string;
+    /** Sends begun (counted before each send): 0 means nothing of it left; unknown counts as sent. */
+    submitAttempts?: number | string;
   };
 
 /** One order's entry in the report (the write-back job and `connector onec statuses` both make them here). */
@@ -160,7 +162,8 @@ export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
     beneficiaryName: o.beneficiaryName,
     state: o.state,
     at: new Date(o.stateChangedAt),
-    ...(o.state === 'failed' && o.failedFrom && SENT_STAGES.has(o.failedFrom) ? { failedAfterSending: true } : {}),
+    // Failed while being sent, after a send began: a claim stopped before its first send never left.
+    ...(o.state === 'failed' && o.failedFrom && SENT_STAGES.has(o.failedFrom) && Number(o.submitAttempts ?? 1) > 0 ? { failedAfterSending: true } : {}),
     ...(o.bankReference ? { bankReference: o.bankReference } : {}),
     ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
     ...refusalReason(o),
