@@ -254,7 +254,7 @@ export class KzBusinessCalendar {
       return this.noticeDeadline(instant, n);
     } catch (err) {
       if (!(err instanceof CalendarError) || err.code !== 'CALENDAR_YEAR_NOT_COVERED') throw err;
-      return new Date(instant.getTime() + 86_400_000);
+      return new Date(instant.getTime() + DAY_MS);
     }
   }
 
@@ -326,23 +326,27 @@ export class KzBusinessCalendar {
   }
 }
 
+/** 24 hours: the deadline of a duty to tell the bank when the calendar cannot say (fail closed). */
+const DAY_MS = 86_400_000;
+
 // Building a calendar precomputes every day of the shipped years (a few ms); it is immutable, so
 // one per cut-off serves every caller (the track job asks for it per order).
 const byCutoff = new Map<string, KzBusinessCalendar>();
 
-/** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
 /**
- * A duty to tell the bank "within n business days" from `instant` (R-17, R-29), failing closed: 24
- * hours from `instant` when the calendar cannot say (past its years, a configuration it refuses). A
- * lockdown or a block must never fail for want of a deadline.
+ * A duty to tell the bank "within n business days" from `instant` (R-17, R-29), failing closed:
+ * noticeDeadlineOrSooner, and its 24 hours too when the calendar cannot even be built (a cut-off it
+ * refuses). A lockdown or a block must never fail for want of a deadline.
  */
 export function noticeDeadlineFailingClosed(config: { calendar: { cutoff: string } }, instant: Date, n: number): Date {
   try {
-    return kzCalendarFromConfig(config).noticeDeadline(instant, n);
+    return kzCalendarFromConfig(config).noticeDeadlineOrSooner(instant, n);
   } catch {
-    return new Date(instant.getTime() + 86_400_000);
+    return new Date(instant.getTime() + DAY_MS);
   }
 }
+
+/** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
 
 export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
   let calendar = byCutoff.get(config.calendar.cutoff);

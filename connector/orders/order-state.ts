@@ -63,6 +63,16 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
 /** States an operator may withdraw an order from (`connector orders withdraw`): nothing of it is at the bank, nor on its way; a failed one only when no attempt to send it was made. */
 export const WITHDRAWABLE_STATES: readonly OrderState[] = ['received', 'validated', 'awaiting_signatures', 'signed', 'held', 'failed'];
 
+/**
+ * Whether a `failed` order may be at the bank: it failed once the bank had accepted it
+ * (`submitted`), or while sending (`submitting`) after a send began. Attempts are counted before each
+ * send, so 0 means nothing of it left (the claim's lease lapsed, a lockdown shut the gate); failed in
+ * an earlier stage, it was never sent. Reconciliation and the ERP's status report both read it so.
+ */
+export function failedAfterSendBegan(order: { failedFrom?: OrderState | string | null; submitAttempts: number | string }): boolean {
+  return order.failedFrom === 'submitted' || (order.failedFrom === 'submitting' && Number(order.submitAttempts) > 0);
+}
+
 export const FINAL_STATES: readonly OrderState[] = ['invalid', 'executed', 'rejected', 'deemed_executed'];
 
 

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { openIncident, type OpenIncidentInput } from '../incidents/incident.service';
 import { IllegalTransitionError, transitionOrder } from '../orders/order-state.machine';
-import type { OrderState } from '../orders/order-state';
+import { failedAfterSendBegan, type OrderState } from '../orders/order-state';
 import { formatAmount } from '../shared/money';
 import { isoDateOf } from './statement.store';
 import type { LineDirection, LineKind, LineStatus } from './statement.model';
@@ -93,15 +93,9 @@ export const MATCHABLE_STATES: readonly OrderState[] = ['submitting', 'submitted
 /** A statement line confirms execution of orders in these states (order-state.ts)... */
 const CONFIRMABLE: readonly OrderState[] = ['submitted', 'deemed_executed', 'failed'];
 
-/**
- * ...a failed one only when it may have reached the bank: it failed once the bank had accepted it
- * (`submitted`), or while sending (`submitting`) after an attempt was counted. The attempt is counted
- * before each send, so 0 attempts means nothing left (the claim's lease lapsed, a lockdown shut the
- * gate); failed in an earlier stage (lockdown.service.ts HOLDABLE_STATES), it was never sent.
- */
+/** ...a failed one only when it may have reached the bank (order-state.ts, failedAfterSendBegan). */
 function mayHaveReachedBank(order: OrderForMatch): boolean {
-  if (order.state !== 'failed') return true;
-  return order.failedFrom === 'submitted' || (order.failedFrom === 'submitting' && order.submitAttempts > 0);
+  return order.state !== 'failed' || failedAfterSendBegan(order);
 }
 
 function confirmable(order: OrderForMatch): boolean {

@@ -1,6 +1,7 @@
 import { isoToOnecDate } from './onec-statement.writer';
 import { refusalReason, type RefusalFields } from '../../../connector/orders/order.mapper';
 import type { PaymentOrder } from '../../../connector/persistence/entities';
+import { failedAfterSendBegan } from '../../../connector/orders/order-state';
 import { formatAmount } from '../../../connector/shared/money';
 import { isoDateOf } from '../../../connector/statements/statement.store';
 
@@ -48,8 +49,6 @@ export const STATE_RU: Record<ReportedState, string> = {
  */
 export const FAILED_AFTER_SENDING_RU = 'Техническая ошибка после отправки в банк: платёж мог быть принят или исполнен банком, не создавайте его повторно; обратитесь к администратору';
 
-/** The stages an order may have reached the bank from: `failed` from one of them may be at the bank. */
-const SENT_STAGES: ReadonlySet<string> = new Set(['submitting', 'submitted']);
 
 export interface StatusReportEntry {
   number: string;
@@ -147,8 +146,8 @@ export type StatusFields = RefusalFields &
   Pick<PaymentOrder, 'number' | 'payerIban' | 'currency' | 'beneficiaryName' | 'stateChangedAt' | 'bankReference' | 'erpDocumentId' | 'failedFrom'> & {
     docDate: string | Date;
     amountTiyn: number | string;
-    /** Sends begun (counted before each send): 0 means nothing of it left; unknown counts as sent. */
-    submitAttempts?: number | string;
+    /** Sends begun (counted before each send): 0 means nothing of it left. */
+    submitAttempts: number | string;
   };
 
 /** One order's entry in the report (the write-back job and `connector onec statuses` both make them here). */
@@ -162,8 +161,7 @@ export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
     beneficiaryName: o.beneficiaryName,
     state: o.state,
     at: new Date(o.stateChangedAt),
-    // Failed while being sent, after a send began: a claim stopped before its first send never left.
-    ...(o.state === 'failed' && o.failedFrom && SENT_STAGES.has(o.failedFrom) && Number(o.submitAttempts ?? 1) > 0 ? { failedAfterSending: true } : {}),
+    ...(o.state === 'failed' && failedAfterSendBegan(o) ? { failedAfterSending: true } : {}),
     ...(o.bankReference ? { bankReference: o.bankReference } : {}),
     ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
     ...refusalReason(o),
