@@ -8,14 +8,27 @@ import type { QueueSet } from './queue.factory';
 import { requeueOrder } from './jobs/sweep-orders.job';
 import { enqueueWriteBack } from './jobs/write-back.job';
 
+/** The order an operator names by its id: NOT_FOUND for an id that is none (or no UUID at all). */
+async function orderNamed(em: EntityManager, orderId: string): Promise<PaymentOrder> {
+  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
+  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  return order;
+}
+
+/** An operator's reason as it is stored and the ERP's user reads it: one line, at most 500 characters; REASON_REQUIRED (exit 2) when blank. */
+function operatorReason(reason: string, ask: string): string {
+  const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
+  if (!text) throw new ConnectorError('REASON_REQUIRED', ask, 2);
+  return text;
+}
+
 /**
  * `connector orders retry ID`: a failed order goes back to the stage it failed in and is queued
  * again. From `submitting` the submit job starts with a lookup by external id, so a retry never
  * makes a second submission.
  */
 export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orderId: string, actor: string): Promise<OrderState> {
-  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
-  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  const order = await orderNamed(em, orderId);
   if (order.state !== 'failed') throw new ConnectorError('NOT_FAILED', `order ${orderId} is ${order.state}; only failed orders can be retried`);
   // Under lockdown nothing goes on to be signed or sent (issue 16): the resolve decides first which
   // of its signatures still count (those made before it by a key in scope do not).
@@ -66,16 +79,14 @@ export type SettleTarget = (typeof SETTLE_TARGETS)[number];
  * (its event names the operator) and written back to the ERP like any other.
  */
 export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: string, as: SettleTarget, reason: string, actor: string): Promise<{ from: OrderState; to: SettleTarget }> {
-  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
-  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  const order = await orderNamed(em, orderId);
   const from = order.state;
   // A failed order as executed: paid by hand, or at the bank after all (its statement line says so).
   const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected') || (from === 'failed' && as === 'executed');
   if (!settleable) {
     throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} is ${from}; only a submitted order, a deemed executed one as rejected, or a failed one as executed is settled by hand`);
   }
-  const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
-  if (!text) throw new ConnectorError('REASON_REQUIRED', 'say what the bank said, and who confirmed it (--reason)', 2);
+  const text = operatorReason(reason, 'say what the bank said, and who confirmed it (--reason)');
   try {
     await transitionOrder(em, orderId, as, {
       actor,
@@ -103,10 +114,8 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
  * an attempt of which was sent. Audited (its event names the operator), written back to the ERP.
  */
 export async function withdrawOrder(em: EntityManager, queues: QueueSet, orderId: string, reason: string, actor: string): Promise<{ from: OrderState }> {
-  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
-  if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
-  const text = reason.trim().replace(/\s+/g, ' ').slice(0, 500);
-  if (!text) throw new ConnectorError('REASON_REQUIRED', 'say why the order is withdrawn and who asked (--reason); the ERP\'s user reads it', 2);
+  const order = await orderNamed(em, orderId);
+  const text = operatorReason(reason, "say why the order is withdrawn and who asked (--reason); the ERP's user reads it");
   const from = order.state;
   // Attempts are counted before each send, and an order sent once is never unsent (it may be back in
   // an earlier state only through a retry, its lookup first): one attempt is enough to refuse.

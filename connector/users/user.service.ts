@@ -110,8 +110,6 @@ function log(deps: UserDeps, level: 'info' | 'warn', event: string, userId: stri
   deps.logger?.[level]({ event, userId, ...rest, ...(actor === undefined ? {} : { actor: actorForLog(actor) }) });
 }
 
-
-
 // ---- administration ---------------------------------------------------------------------------
 
 export async function createUser(deps: UserDeps, input: { login: string; role: string; iin?: string | null; password: string; actor: string }): Promise<AppUser> {
@@ -224,7 +222,6 @@ export interface BlockResult {
   bankDeadline: string | null;
   warnings: string[];
 }
-
 
 /**
  * Disables a user at once (R-17, R-30): blocked in the database (the pipeline stops counting
