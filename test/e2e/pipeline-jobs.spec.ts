@@ -346,6 +346,33 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
+  it('R-23: a submit the bank refuses with a code this release does not know ends rejected at once, in the bank\'s words, sent once', async () => {
+    const admin = `${world.config.bank.url}/_sandbox`;
+    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const [result] = await intakeDemo('erp-new-refusal', [0]);
+      const row = async () =>
+        (await db().execute<Array<{ state: string; bank_reason_code: string | null; bank_reason_text: string | null; submit_attempts: number }>>(
+          'select state, bank_reason_code, bank_reason_text, submit_attempts from payment_order where id = ?',
+          [result.orderId],
+        ))[0];
+      await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      expect((await put('/faults', { refuse: { code: 'KBK_CLOSED_NEW', count: 1, at: 'submit' } })).ok).toBe(true);
+      await submitQueue.resume();
+      await eventually(async () => ['rejected', 'failed'].includes((await row()).state), { what: 'final', timeoutMs: 45_000 });
+      // Before, it was sent again until its attempts ran out and ended `failed`, with 1C told the
+      // payment might have been made: a payment nobody made, and nobody told to make it.
+      expect(await row()).toMatchObject({ state: 'rejected', bank_reason_code: 'KBK_CLOSED_NEW', bank_reason_text: expect.stringContaining('KBK_CLOSED_NEW'), submit_attempts: 1 });
+      const mine = (await ledger()).submissions.filter((s) => s.externalId === result.externalId);
+      expect(mine).toEqual([expect.objectContaining({ requests: 1, accepted: false })]);
+    } finally {
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await submitQueue.resume();
+    }
+  });
+
   it('R-24: an order at the bank is never given up while the bank fails its status calls; once it answers, the order goes on with nobody retrying it', async () => {
     const admin = `${world.config.bank.url}/_sandbox`;
     const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

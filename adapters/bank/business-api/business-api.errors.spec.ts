@@ -15,7 +15,7 @@ const fromRecording = (name: string): BankFailure => {
 };
 
 describe('parseBankError', () => {
-  const table: Array<[string, BankFailure, Partial<{ code: string; reasonCode: string; retryAfterMs: number }>]> = [
+  const table: Array<[string, BankFailure, Partial<{ code: string; reasonCode: string; reasonText: string; retryAfterMs: number }>]> = [
     ['token wrong secret', fromRecording('token wrong secret'), { code: 'AUTH' }],
     ['expired or bad token', fromRecording('expired or bad token'), { code: 'AUTH' }],
     ['unknown document', fromRecording('unknown document'), { code: 'NOT_FOUND' }],
@@ -37,7 +37,9 @@ describe('parseBankError', () => {
     ['504 from a proxy on submit', { operation: 'submit', status: 504, headers: {}, body: '' }, { code: 'OUTCOME_UNKNOWN' }],
     ['AML refusal', { operation: 'submit', status: 422, body: { code: 'AML_REFUSAL', message: 'refused' } }, { code: 'REJECTED', reasonCode: 'AML_REFUSAL' }],
     ['insufficient funds', { operation: 'submit', status: 422, body: { code: 'INSUFFICIENT_FUNDS', message: 'no money' } }, { code: 'REJECTED', reasonCode: 'INSUFFICIENT_FUNDS' }],
-    ['unknown 422 code is not a silent refusal', { operation: 'submit', status: 422, body: { code: 'NEW_RULE_2027', message: 'x' } }, { code: 'CONTRACT_VIOLATION' }],
+    ['a 422 refusal with a code this release does not know is still a refusal, in the bank\'s words', { operation: 'submit', status: 422, body: { code: 'NEW_RULE_2027', message: 'KBK 105101 closed' } }, { code: 'REJECTED', reasonCode: 'NEW_RULE_2027', reasonText: 'Банк отказал: KBK 105101 closed' }],
+    ['a 422 without a code on submit breaks the contract', { operation: 'submit', status: 422, body: '' }, { code: 'CONTRACT_VIOLATION' }],
+    ['an unknown 409 code on submit is not read as a refusal', { operation: 'submit', status: 409, body: { code: 'NEW_CONFLICT', message: 'x' } }, { code: 'CONTRACT_VIOLATION' }],
     ['a compromise refusal of the token is about our access, not a document', { operation: 'token', status: 403, body: { code: 'CREDENTIALS_COMPROMISED', message: 'x' } }, { code: 'AUTH', reasonCode: 'CREDENTIALS_COMPROMISED' }],
     ['an identification refusal of a lookup is about our access: the order may be at the bank', { operation: 'lookup', status: 422, body: { code: 'AUTHENTICATION_IMPOSSIBLE', message: 'x' } }, { code: 'AUTH', reasonCode: 'AUTHENTICATION_IMPOSSIBLE' }],
     ['a document refusal code on a poll refuses no document', { operation: 'status', status: 422, body: { code: 'INSUFFICIENT_FUNDS', message: 'x' } }, { code: 'CONTRACT_VIOLATION' }],
@@ -55,7 +57,7 @@ describe('parseBankError', () => {
   it.each(table)('%s', (_name, failure, expected) => {
     const err = parseBankError(failure);
     expect(err).toBeInstanceOf(BankError);
-    expect({ code: err.code, reasonCode: err.reasonCode, retryAfterMs: err.retryAfterMs }).toMatchObject(expected);
+    expect({ code: err.code, reasonCode: err.reasonCode, reasonText: err.details.reasonText, retryAfterMs: err.retryAfterMs }).toMatchObject(expected);
   });
 
   it('gives every recorded refusal a Russian text a person understands (R-23)', () => {

@@ -188,6 +188,19 @@ export function parseBankError(failure: BankFailure): BankError {
       return new BankError('AUTH', `the bank refused the ${operation} call: ${bankCode}${says}`, { ...base, reasonCode: bankCode, reasonText });
     }
   }
+  if (submit && status === 422 && bankCode) {
+    // The contract's 422 on a submit is a refusal of the document (R-23), whatever its code: the
+    // bank answered, so nothing of this request was registered (an earlier send under the same
+    // external id would have been answered as accepted). A code this release does not know yet is
+    // still a refusal, in the bank's own words. Read as a broken contract it was sent again and
+    // again, then ended "failed" with 1C told the payment might have been made and must not be
+    // created again: a tax or salary payment nobody made.
+    return new BankError('REJECTED', `the bank refused the document with a code this release does not know: ${bankCode}${says}`, {
+      ...base,
+      reasonCode: bankCode,
+      reasonText: reasonTextRu(bankCode, bankMessage),
+    });
+  }
   if (status === 403) return new BankError('AUTH', `the bank forbids this call (${bankCode ?? 'HTTP 403'})${says}`, base);
   if (status >= 500) {
     if (submit) return new BankError('OUTCOME_UNKNOWN', `the bank failed while taking the submit (HTTP ${status}); look the document up by its external id before anything else`, base);
