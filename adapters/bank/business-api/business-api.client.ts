@@ -391,6 +391,13 @@ export class BusinessApiClient {
     if (other.length) {
       throw new BankError('CONTRACT_VIOLATION', `the bank's statement answer is about ${other.join(' and ')}, where ${iban} for ${from}..${to} was asked; nothing of it is stored`, { operation: 'statement' });
     }
+    const unknown = res.lines.filter((l) => l.status !== 'booked' && l.status !== 'pending');
+    if (unknown.length) {
+      this.options.logger?.warn(
+        { event: 'bank.statement.unknown_status', account: iban, from, to, lines: unknown.slice(0, 20).map((l) => ({ lineId: l.lineId.slice(0, 64), status: l.status.slice(0, 40) })) },
+        `${unknown.length} statement line(s) of ${iban} carry a status the contract does not name; kept as pending, out of the balance check`,
+      );
+    }
     return mapBankStatement({ ...res, account: iban });
   }
 

@@ -60,7 +60,11 @@ export const statementLineSchema = z.object({
   direction: z.enum(['debit', 'credit']),
   amount,
   currency: z.string(),
-  status: z.enum(['booked', 'pending']),
+  // `booked` or `pending`; a status this contract does not name yet ("reversed", say) is read as
+  // pending by the mapper (kept apart, out of the balance check), not as a broken statement: that
+  // stopped the account's statements and reconciliation altogether (R-27, R-29). If such a line did
+  // move money, the booked lines no longer add up and the statement's balance check says so.
+  status: z.string().min(1),
   // A kind this contract does not name yet (a conversion, say) is `other`, not a broken statement:
   // refusing the whole statement would leave the account's debits unseen (R-29), while an `other`
   // debit no order explains is an unexplained debit, which a person looks at.

@@ -10,7 +10,8 @@ export function parseSignedAmount(text: string): number {
 /**
  * The contract's statement JSON -> the domain's statement model (connector/statements). Fee lines
  * stay lines of kind `fee` (R-25, LESSONS.md 7); pending lines keep status `pending` so that the
- * balance check counts booked lines only (LESSONS.md 6).
+ * balance check counts booked lines only (LESSONS.md 6). A status the contract does not name is
+ * pending too (business-api.schemas.ts), like camt.053's statuses other than BOOK.
  */
 export function mapBankStatement(s: BankStatement): StatementData {
   const lines: StatementLineData[] = s.lines.map((l) => {
@@ -21,7 +22,7 @@ export function mapBankStatement(s: BankStatement): StatementData {
       direction: l.direction,
       amount: parseAmount(l.amount),
       currency: l.currency,
-      status: l.status,
+      status: l.status === 'booked' ? 'booked' : 'pending',
       kind: l.kind,
       counterparty: { ...l.counterparty },
       purpose: l.purpose,
