@@ -58,6 +58,13 @@ describe('doctor: whose signatures count (R-15, R-30)', () => {
 
   it('warns without a CRL (a certificate NCA revoked would be accepted), and is OK with one', () => {
     expect(checkSignerTrust(signer({}, true), false)).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/trust anchor\(s\), no CRL: a certificate NCA revoked is still accepted/) });
+    // CRLs without requireRevocation: fail open when a CRL goes stale (LESSONS.md 14).
+    expect(checkSignerTrust(signer({ crl: [TEST_CRL_DIR], requireRevocation: false }, true), false)).toMatchObject({
+      verdict: 'WARN',
+      detail: expect.stringMatching(/1 CRL source\(s\), revocation not required: a certificate whose CRL is stale or missing still signs$/),
+      hint: expect.stringContaining('signer.requireRevocation: true'),
+    });
+    expect(checkSignerTrust(signer({ crl: [TEST_CRL_DIR], requireRevocation: false }, true), true)).toMatchObject({ core: true, verdict: 'FAIL' });
     expect(checkSignerTrust(signer({ crl: [TEST_CRL_DIR], requireRevocation: true }, true), true)).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/1 CRL source\(s\), revocation required$/) });
   });
 

@@ -290,7 +290,8 @@ export function checkAlertChannel(config: ConnectorConfig, strict: boolean): Che
 /**
  * Whose signatures count (R-15, R-30): the NCA trust anchors the signer agent checks certificates
  * against, and whether a certificate NCA revoked is refused (CRLs). WARN (FAIL with --strict) with
- * no anchor (every signer refused) or no CRL (a revoked certificate accepted).
+ * no anchor (every signer refused), no CRL (a revoked certificate accepted) or CRLs without
+ * signer.requireRevocation (a certificate whose CRL went stale accepted).
  */
 export function checkSignerTrust(config: ConnectorConfig, strict: boolean): CheckResult {
   const failed = (detail: string, hint: string): CheckResult => ({ name: 'signer-trust', core: strict, verdict: strict ? 'FAIL' : 'WARN', detail, hint });
@@ -303,7 +304,16 @@ export function checkSignerTrust(config: ConnectorConfig, strict: boolean): Chec
   if (anchors === 0) return failed('no trust anchor: every signer certificate is refused', "put NCA's root and issuing CA certificates into signer-agent/trust/production (its README says which) or list them in signer.trust");
   const { crl, requireRevocation } = config.signer;
   if (crl.length === 0) return failed(`${anchors} trust anchor(s), no CRL: a certificate NCA revoked is still accepted`, "add NCA's CRL URLs (or files) to signer.crl and set signer.requireRevocation: true");
-  return { name: 'signer-trust', core: false, verdict: 'OK', detail: `${anchors} trust anchor(s), ${crl.length} CRL source(s), revocation ${requireRevocation ? 'required' : 'checked where a CRL covers the certificate'}` };
+  // LESSONS.md 14, fail closed: without requireRevocation a certificate whose CRL could not be
+  // refreshed (NCA's address down for a day, the cached copy past its nextUpdate) still signs, with
+  // a warning in the agent's log nobody reads: a departed employee's revoked key included.
+  if (!requireRevocation) {
+    return failed(
+      `${anchors} trust anchor(s), ${crl.length} CRL source(s), revocation not required: a certificate whose CRL is stale or missing still signs`,
+      'set signer.requireRevocation: true (a signer whose CRL cannot be refreshed is then refused until it is)',
+    );
+  }
+  return { name: 'signer-trust', core: false, verdict: 'OK', detail: `${anchors} trust anchor(s), ${crl.length} CRL source(s), revocation required` };
 }
 
 export interface DoctorReport {
