@@ -8,7 +8,7 @@ import { isLockedDown } from './lockdown.trigger';
 import { writeStatusReport } from './jobs/write-back.job';
 import { dispatchWebhooks, dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
-import { mailIncidentAlerts } from './incident-alerts';
+import { mailIncidentAlerts, mailIncidentReminders } from './incident-alerts';
 
 export interface ScheduleEntry {
   /** Stable scheduler id: upserting it again replaces, never duplicates (LESSONS.md 12). */
@@ -162,7 +162,9 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
     alerting = (async () => {
       try {
         const result = await mailIncidentAlerts(context);
-        alertFailures = result.status === 'failed' ? alertFailures + 1 : 0;
+        // New incidents first; then the reminders of those whose deadline nears or passed.
+        const reminders = result.status === 'failed' ? result : await mailIncidentReminders(context);
+        alertFailures = reminders.status === 'failed' ? alertFailures + 1 : 0;
       } catch (err) {
         alertFailures += 1;
         context.logger.warn({ event: 'scheduler.incident_alerts.error', err: (err as Error).message });

@@ -64,3 +64,72 @@ export function incidentDigestText(incidents: readonly AlertableIncident[], more
     ].join('\n'),
   };
 }
+
+/**
+ * R-17 (tell the bank within 1 business day that a user lost authority), R-27 (notify an erroneous
+ * execution within 3 operational days), R-29: the product "records and reminds". The first mail is
+ * easy to miss, so an open incident with a deadline is mailed again when half its time to act is
+ * gone (stage 1), and once more when the deadline has passed (stage 2). Only for a point crossed
+ * after the first mail: an incident first told when already overdue is not mailed again a minute later.
+ */
+export type ReminderStage = 1 | 2;
+export interface IncidentReminder extends AlertableIncident {
+  stage: ReminderStage;
+}
+
+/** Open incidents with a deadline whose next reminder is due, the nearest deadline first. */
+export async function incidentsToRemind(em: EntityManager, now: Date, limit = MAX_DIGEST): Promise<IncidentReminder[]> {
+  const rows = await em.execute<Array<{ id: string; kind: string; severity: string; title: string; opened_at: Date; deadline_at: Date; stage: number }>>(
+    `select id, kind, severity, title, opened_at, deadline_at, case when deadline_at <= ? then 2 else 1 end as stage from incident
+      where status = 'open' and deadline_at is not null and alerted_at is not null
+        and ((reminders < 1 and opened_at + (deadline_at - opened_at) / 2 <= ? and opened_at + (deadline_at - opened_at) / 2 > alerted_at)
+          or (reminders < 2 and deadline_at <= ? and deadline_at > alerted_at))
+      order by deadline_at, id limit ?`,
+    [now, now, now, limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    severity: r.severity,
+    title: r.title,
+    openedAt: new Date(r.opened_at),
+    deadlineAt: new Date(r.deadline_at),
+    stage: Number(r.stage) === 2 ? 2 : 1,
+  }));
+}
+
+/** Records the reminders sent (an overdue one also counts as the half-time one it stands for). */
+export async function markIncidentsReminded(em: EntityManager, reminders: readonly Pick<IncidentReminder, 'id' | 'stage'>[], at: Date): Promise<void> {
+  for (const stage of [1, 2] as const) {
+    const ids = reminders.filter((r) => r.stage === stage).map((r) => r.id);
+    if (ids.length) await em.execute(`update incident set reminders = greatest(reminders, ?), reminded_at = ? where id in (${ids.map(() => '?').join(', ')})`, [stage, at, ...ids]);
+  }
+}
+
+/** The reminder as a person reads it: the overdue first, each with its deadline and what to do. */
+export function incidentReminderText(reminders: readonly IncidentReminder[], more: boolean, now: Date): { subject: string; text: string } {
+  if (reminders.length === 0) throw new Error('an incident reminder needs at least one incident');
+  const overdue = reminders.filter((r) => r.stage === 2);
+  const first = overdue[0] ?? reminders[0];
+  const count = `${reminders.length}${more ? '+' : ''}`;
+  const subject = overdue.length
+    ? `Reminder: ${count === '1' ? 'an incident is' : `${count} incidents are`} past the deadline, the first: ${first.title}`
+    : `Reminder: ${count === '1' ? 'an incident has' : `${count} incidents have`} half the time to act left, the first: ${first.title}`;
+  const hours = (d: Date) => Math.round(Math.abs(d.getTime() - now.getTime()) / 3_600_000);
+  const lines = [...overdue, ...reminders.filter((r) => r.stage === 1)].flatMap((r) => [
+    `- [${r.severity}] ${r.title}`,
+    `  kind ${r.kind}, opened ${r.openedAt.toISOString()}, deadline ${(r.deadlineAt as Date).toISOString()} (${r.stage === 2 ? `passed ${hours(r.deadlineAt as Date)} h ago` : `in about ${hours(r.deadlineAt as Date)} h`})`,
+    `  connector incidents show ${r.id}`,
+  ]);
+  return {
+    subject,
+    text: [
+      'These incidents are still open and have a deadline (telling the bank: R-17, R-27, R-29):',
+      '',
+      ...lines,
+      ...(more ? ['', 'More are due: connector incidents list'] : []),
+      '',
+      'An incident with a deadline is mailed when found, again when half its time is gone, and once more when the deadline passes.',
+    ].join('\n'),
+  };
+}

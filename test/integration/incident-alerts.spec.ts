@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { openIncident } from '../../connector/incidents/incident.service';
-import { mailIncidentAlerts } from '../../queue/incident-alerts';
+import { mailIncidentAlerts, mailIncidentReminders } from '../../queue/incident-alerts';
 import { startScheduler } from '../../queue/scheduler.runner';
 import { bodyOf, headerValue, startMailServer, type TestMailServer } from '../support/mail-server';
 
@@ -122,6 +122,69 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
     expect(results.filter((r) => r.status === 'sent')).toHaveLength(1);
     expect(results.filter((r) => r.status !== 'sent').map((r) => r.status)).toEqual([expect.stringMatching(/^(busy|none)$/)]);
     expect(mail.received).toHaveLength(1);
+  });
+
+  describe('reminders (R-17, R-27, R-29: "records and reminds")', () => {
+    const hours = (n: number) => new Date(Date.now() + n * 3_600_000);
+    /** An incident told `toldHoursAgo` ago, opened `openedHoursAgo` ago, its deadline `deadlineInHours` from now. */
+    async function told(title: string, openedHoursAgo: number, toldHoursAgo: number, deadlineInHours: number | null) {
+      const { incident } = await open('authority_revoked', title, 'high', deadlineInHours === null ? undefined : hours(deadlineInHours));
+      await context.orm.em.fork().execute('update incident set opened_at = ?, alerted_at = ? where id = ?', [hours(-openedHoursAgo), hours(-toldHoursAgo), incident.id]);
+      return incident.id;
+    }
+    const reminders = async (id: string) => (await context.orm.em.fork().execute<Array<{ reminders: number }>>('select reminders from incident where id = ?', [id]))[0].reminders;
+
+    it('mails an open incident again when half its time is gone, once more when the deadline passed, and then no more', async () => {
+      const id = await told('Tell the bank that a.seitkali lost authority', 20, 19, 4);
+      await told('Not yet half-way', 2, 2, 20);
+      await told('No deadline', 30, 29, null);
+      const done = await told('Resolved', 20, 19, 4);
+      await context.orm.em.fork().execute("update incident set status = 'resolved' where id = ?", [done]);
+
+      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'sent', incidents: 1, more: false, rejected: [] });
+      expect(headerValue(mail.received[0].raw, 'subject')).toBe('Reminder: an incident has half the time to act left, the first: Tell the bank that a.seitkali lost authority');
+      expect(bodyOf(mail.received[0].raw)).toMatch(new RegExp(`in about 4 h\\)[\\s\\S]*connector incidents show ${id}`));
+      expect(await reminders(id)).toBe(1);
+      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+
+      await context.orm.em.fork().execute('update incident set deadline_at = ? where id = ?', [hours(-3), id]);
+      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(headerValue(mail.received[1].raw, 'subject')).toBe('Reminder: an incident is past the deadline, the first: Tell the bank that a.seitkali lost authority');
+      expect(bodyOf(mail.received[1].raw)).toContain('passed 3 h ago');
+      expect(await reminders(id)).toBe(2);
+      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+      expect(mail.received).toHaveLength(2);
+    });
+
+    it('an incident overdue before anyone was told gets the overdue reminder only, not the half-time one first; one first told when already overdue gets none', async () => {
+      const slept = await told('The scheduler was down past half-time and the deadline', 30, 29, -2);
+      await told('First told after its deadline', 30, 1, -2);
+      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(headerValue(mail.received[0].raw, 'subject')).toMatch(/^Reminder: an incident is past the deadline, the first: The scheduler was down/);
+      expect(await reminders(slept)).toBe(2);
+      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+    });
+
+    it('the migration counts the incidents that exist at the upgrade as reminded as far as they already are (no backlog of reminders)', async () => {
+      const overdue = await told('Overdue before the upgrade', 30, 29, -2);
+      const halfway = await told('Half-way before the upgrade', 20, 19, 4);
+      const early = await told('Early at the upgrade', 2, 2, 20);
+      const migrator = context.orm.getMigrator();
+      await migrator.down({ to: 'Migration20261127010000_execution_mismatch_per_line' });
+      await migrator.up();
+      expect([await reminders(overdue), await reminders(halfway), await reminders(early)]).toEqual([2, 1, 0]);
+      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+    });
+
+    it('keeps a reminder for the next run when the mail server refuses', async () => {
+      const wrongFile = join(env.workDir, 'smtp.wrong-reminder');
+      writeFileSync(wrongFile, 'Wrong-Reminder-Secret');
+      const broken = withNotify(withMail, { smtp: { ...(withMail.config.lockdown.notify.smtp as NonNullable<AppContext['config']['lockdown']['notify']['smtp']>), passwordFile: wrongFile } });
+      const id = await told('Notify the bank of an erroneous execution', 40, 39, 10);
+      expect(await mailIncidentReminders(broken)).toMatchObject({ status: 'failed', incidents: 1 });
+      expect(await reminders(id)).toBe(0);
+      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+    });
   });
 
   it('the scheduler\'s leader mails new incidents on its own, also under lockdown when every queue is paused', async () => {

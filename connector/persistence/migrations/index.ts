@@ -17,6 +17,7 @@ import { Migration20261126070000_credentials_revoked_source } from './Migration2
 import { Migration20261126163000_totp_last_step } from './Migration20261126163000_totp_last_step';
 import { Migration20261127000000_audit_lockdown_index } from './Migration20261127000000_audit_lockdown_index';
 import { Migration20261127010000_execution_mismatch_per_line } from './Migration20261127010000_execution_mismatch_per_line';
+import { Migration20261127020000_incident_reminders } from './Migration20261127020000_incident_reminders';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -41,4 +42,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261126163000_totp_last_step', class: Migration20261126163000_totp_last_step },
   { name: 'Migration20261127000000_audit_lockdown_index', class: Migration20261127000000_audit_lockdown_index },
   { name: 'Migration20261127010000_execution_mismatch_per_line', class: Migration20261127010000_execution_mismatch_per_line },
+  { name: 'Migration20261127020000_incident_reminders', class: Migration20261127020000_incident_reminders },
 ];
