@@ -129,6 +129,7 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
     } catch {
       // No lockdown table yet: the migrations check above says so.
     }
+    if (pending.length === 0) results.push(await checkOverdueIncidents(client));
     return results;
   } catch (err) {
     const message = (err as Error).message;
@@ -284,6 +285,31 @@ export function checkAlertChannel(config: ConnectorConfig, strict: boolean): Che
       ? 'incidents reach no one: only the lockdown notices go to the webhook, incidents go by e-mail and none is configured'
       : 'no admin alert channel: incidents and lockdowns are only in connector incidents list and the logs',
     hint: 'set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md)',
+  };
+}
+
+/**
+ * R-17, R-27, R-29: an incident the bank must hear of by a deadline (a user who lost authority, an
+ * unexplained debit, an erroneous execution) and still open past it. Not a fault of the
+ * installation, so WARN even with --strict, like a lockdown in force; but an admin running doctor
+ * must see it (the e-mails may have gone unread).
+ */
+async function checkOverdueIncidents(client: Client): Promise<CheckResult> {
+  const { rows } = await withTimeout(
+    client.query<{ n: string; id: string | null; title: string | null; deadline_at: Date | null }>(
+      `select count(*) over () as n, id, title, deadline_at from incident where status = 'open' and deadline_at < now() order by deadline_at, id limit 1`,
+    ),
+    CHECK_TIMEOUT_MS,
+    'PostgreSQL',
+  );
+  const [first] = rows;
+  if (!first) return { name: 'incidents', core: false, verdict: 'OK', detail: 'no open incident past its deadline' };
+  return {
+    name: 'incidents',
+    core: false,
+    verdict: 'WARN',
+    detail: `${first.n} open incident(s) past the deadline to tell the bank; the first, due ${new Date(first.deadline_at as Date).toISOString()}: ${String(first.title).slice(0, 200)}`,
+    hint: `connector incidents show ${first.id}; tell the bank (R-17, R-27, R-29: +7 7172 770 622), then connector incidents resolve ${first.id} --note TEXT --bank-notified-at ISO --bank-reference TEXT`,
   };
 }
 

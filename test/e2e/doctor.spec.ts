@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMailServer } from '../support/mail-server';
+import { Client } from 'pg';
 
 describe('connector doctor', () => {
   let env: TestEnv;
@@ -36,6 +37,30 @@ describe('connector doctor', () => {
     // R-1: no Client ID / Secret stored yet is a warning with the command to run, not a failure.
     expect(byName['bank-credentials']).toBe('WARN');
     expect(byName['clock-skew-postgresql']).toBe('OK');
+  });
+
+  it('names an open incident past its deadline to tell the bank (R-17, R-27, R-29): a warning, not a fault of the installation', async () => {
+    const db = new Client({ connectionString: env.config.database.url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ id: string }>(
+        `insert into incident (id, kind, severity, status, title, evidence, timeline, deadline_at, opened_at)
+         values (gen_random_uuid(), 'authority_revoked', 'high', 'open', 'Tell the bank that d.overdue lost authority', '{}', '[]', now() - interval '2 hours', now() - interval '30 hours') returning id`,
+      );
+      const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      const report = JSON.parse(res.stdout) as { ok: boolean; checks: Array<{ name: string; verdict: string; detail: string; hint: string }> };
+      expect(report.checks.find((c) => c.name === 'incidents')).toMatchObject({
+        verdict: 'WARN',
+        detail: expect.stringMatching(/^1 open incident\(s\) past the deadline to tell the bank; the first, due .*: Tell the bank that d\.overdue lost authority$/),
+        hint: expect.stringContaining(`connector incidents resolve ${rows[0].id}`),
+      });
+      expect([res.code, report.ok]).toEqual([0, true]);
+      await db.query("update incident set status = 'resolved' where id = $1", [rows[0].id]);
+      const after = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      expect((JSON.parse(after.stdout) as { checks: Array<{ name: string; verdict: string }> }).checks.find((c) => c.name === 'incidents')).toMatchObject({ verdict: 'OK' });
+    } finally {
+      await db.end();
+    }
   });
 
   it('checks the admins\' mail server when e-mails are configured: logs in over TLS, sends nothing, never prints the password', async () => {
