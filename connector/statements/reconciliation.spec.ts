@@ -8,6 +8,8 @@ const order = (over: Partial<OrderForMatch> = {}): OrderForMatch => ({
   amountTiyn: 774570,
   beneficiaryIban: 'KZ07826000000000042A',
   beneficiaryName: 'ТОО Поставщик',
+  beneficiaryIinBin: '190840000015',
+  knp: '710',
   externalId: 'ext-1',
   bankReference: null,
   submitAttempts: 1,
@@ -63,6 +65,42 @@ describe('decideLines', () => {
     expected.forEach((e, i) => expect(decisions[i]).toMatchObject(e as object));
   });
 
+  // Budget payments all go to the one Treasury account: the beneficiary's BIN (which tax office) and
+  // the KNP (which tax) are what tell a right payment from a wrong one.
+  describe('a budget payment to the Treasury account', () => {
+    const TREASURY = 'KZ24070105KSN0000000';
+    const tax = (over: Partial<OrderForMatch> = {}) =>
+      order({ beneficiaryIban: TREASURY, beneficiaryName: 'РГУ "УГД по Есильскому району"', beneficiaryIinBin: '120940001232', knp: '911', ...over });
+    const taxLine = (over: Partial<LineForMatch> = {}) => line({ counterpartyIban: TREASURY, counterpartyIinBin: '120940001232', knp: '911', ...over });
+
+    it.each<[string, LineForMatch, unknown]>([
+      [
+        'executed to another tax office (another BIN, same account) under our reference: erroneous execution naming the BIN',
+        taxLine({ externalId: 'ext-1', counterpartyIinBin: '091240005670' }),
+        { kind: 'mismatch', orderId: 'o1', differences: [{ field: 'beneficiaryIinBin', signed: '120940001232', executed: '091240005670' }] },
+      ],
+      [
+        'executed as another tax (another KNP) under our reference: erroneous execution naming the KNP',
+        taxLine({ externalId: 'ext-1', knp: '912' }),
+        { kind: 'mismatch', orderId: 'o1', differences: [{ field: 'knp', signed: '911', executed: '912' }] },
+      ],
+      [
+        'matched by its requisites (number + date + amount + account) with another BIN: still erroneous',
+        taxLine({ counterpartyIinBin: '091240005670' }),
+        { kind: 'mismatch', orderId: 'o1', differences: [{ field: 'beneficiaryIinBin' }] },
+      ],
+      ['the bank omits BIN and KNP: nothing to compare, executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: '', knp: null }), { kind: 'order', how: 'reference', execute: true }],
+      ['the bank omits them as blanks: executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: '   ', knp: ' ' }), { kind: 'order', how: 'reference', execute: true }],
+      ['the same BIN and KNP, padded by the bank: executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: ' 120940001232 ', knp: '911 ' }), { kind: 'order', how: 'reference', execute: true }],
+      ['all as signed: executed', taxLine({ externalId: 'ext-1' }), { kind: 'order', how: 'reference', execute: true }],
+    ])('%s', (_name, l, expected) => {
+      const decisions = decideLines([l], [tax()]);
+      expect(decisions).toHaveLength(1);
+      expect(decisions[0]).toMatchObject(expected as object);
+      if (decisions[0].kind === 'mismatch') expect(decisions[0].differences).toHaveLength(1);
+    });
+  });
+
   it('failed before it was sent, named by number + date only (another amount): unexplained as for a signed order, not linked', () => {
     expect(decideLines([line({ amount: 1 })], [order({ state: 'failed', failedFrom: 'signed', submitAttempts: 0 })])).toEqual([{ kind: 'unexplained', lineId: 'l1' }]);
   });
@@ -110,5 +148,11 @@ describe('draft notices', () => {
     expect(text).toContain('№ 101 от 2026-11-25');
     expect(text).toContain('подписано 7745.70, исполнено 8745.70');
     expect(text).toContain('3 операционных дней');
+  });
+  it('the erroneous-execution notice gives the signed BIN and KNP, and the executed ones that differ (R-27)', () => {
+    const text = draftErroneousExecutionNotice({ order: order(), line: line(), differences: [{ field: 'beneficiaryIinBin', signed: '190840000015', executed: '091240005670' }], deadline });
+    expect(text).toContain('ИИН/БИН 190840000015');
+    expect(text).toContain('КНП 710');
+    expect(text).toContain('beneficiaryIinBin: подписано 190840000015, исполнено 091240005670');
   });
 });

@@ -24,9 +24,9 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  *   debit under its reference or its requisites is unexplained (R-29: paid by hand, or sent by
  *   someone else with our credentials), linked to the order so that `orders retry` refuses to pay it
  *   a second time;
- * - a line naming our document with another amount or beneficiary is an erroneous execution
- *   (R-27): incident with a draft notice and the 3-operational-day deadline; the order is not
- *   marked executed;
+ * - a line naming our document with another amount or beneficiary (account, IIN/BIN) or KNP is an
+ *   erroneous execution (R-27): incident with a draft notice and the 3-operational-day deadline;
+ *   the order is not marked executed;
  * - fee lines are expected (R-25): linked to their payment when the bank names it, else matched
  *   as fees; tax lines are expected too; credits are incoming money, never an alarm;
  * - any other debit is unexplained: a possible unauthorised payment (R-29), critical incident,
@@ -49,7 +49,11 @@ export interface LineForMatch {
   bookingDate: string;
   counterpartyName: string;
   counterpartyIban: string;
+  /** The beneficiary's IIN/BIN as the bank executed it; empty or absent when the bank omits it. */
+  counterpartyIinBin?: string | null;
   purpose: string;
+  /** The purpose-of-payment code as executed; absent when the bank omits it. */
+  knp?: string | null;
   documentNumber?: string | null;
   documentDate?: string | null;
   bankReference?: string | null;
@@ -65,6 +69,8 @@ export interface OrderForMatch {
   currency?: string;
   beneficiaryIban: string;
   beneficiaryName: string;
+  beneficiaryIinBin: string;
+  knp: string;
   externalId: string;
   bankReference?: string | null;
   /** `failed`: the state it failed in. */
@@ -74,7 +80,7 @@ export interface OrderForMatch {
 }
 
 export interface Difference {
-  field: 'amount' | 'currency' | 'beneficiaryIban' | 'state';
+  field: 'amount' | 'currency' | 'beneficiaryIban' | 'beneficiaryIinBin' | 'knp' | 'state';
   signed: string;
   executed: string;
 }
@@ -139,6 +145,16 @@ function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   if (line.counterpartyIban && line.counterpartyIban !== order.beneficiaryIban) {
     out.push({ field: 'beneficiaryIban', signed: order.beneficiaryIban, executed: line.counterpartyIban });
   }
+  // Every budget payment goes to the one Treasury account (KZ24070105KSN0000000): the beneficiary's
+  // BIN (which tax office) and the KNP (which tax) say where the money went, so the account agreeing
+  // proves nothing. Compared only when the line carries them: banks omit them, and an omission is
+  // no evidence of a wrong payment. Text, never numbers: an IIN may start with 0.
+  const executedIinBin = line.counterpartyIinBin?.trim();
+  if (executedIinBin && executedIinBin !== order.beneficiaryIinBin.trim()) {
+    out.push({ field: 'beneficiaryIinBin', signed: order.beneficiaryIinBin.trim(), executed: executedIinBin });
+  }
+  const executedKnp = line.knp?.trim();
+  if (executedKnp && executedKnp !== order.knp.trim()) out.push({ field: 'knp', signed: order.knp.trim(), executed: executedKnp });
   // The bank refused it, yet the money left: as erroneous as a wrong amount.
   if (order.state === 'rejected') out.push({ field: 'state', signed: 'rejected by the bank', executed: 'debited' });
   return out;
@@ -224,7 +240,7 @@ export function draftErroneousExecutionNotice(input: { order: OrderForMatch; lin
   return [
     'В АО «Alatau City Bank»',
     `Уведомление об ошибочном исполнении платёжного поручения № ${o.number} от ${o.docDate} (п. 6.1.16)`,
-    `Подписанные реквизиты: сумма ${formatAmount(o.amountTiyn)}, получатель «${o.beneficiaryName}», счёт ${o.beneficiaryIban}.`,
+    `Подписанные реквизиты: сумма ${formatAmount(o.amountTiyn)}, получатель «${o.beneficiaryName}», ИИН/БИН ${o.beneficiaryIinBin}, счёт ${o.beneficiaryIban}, КНП ${o.knp}.`,
     `Исполнено (операция банка ${input.line.bankLineId}, ${input.line.bookingDate}): ` +
       input.differences.map((d) => `${d.field}: подписано ${d.signed}, исполнено ${d.executed}`).join('; ') +
       '.',
@@ -280,7 +296,9 @@ interface LineRow {
   booking_date: string | Date;
   counterparty_name: string;
   counterparty_iban: string;
+  counterparty_iin_bin: string;
   purpose: string;
+  knp: string | null;
   document_number: string | null;
   document_date: string | Date | null;
   bank_reference: string | null;
@@ -298,6 +316,8 @@ interface OrderRow {
   currency: string;
   beneficiary_iban: string;
   beneficiary_name: string;
+  beneficiary_iin_bin: string;
+  knp: string;
   external_id: string;
   bank_reference: string | null;
   failed_from: OrderState | null;
@@ -314,6 +334,8 @@ function orderOf(r: OrderRow): OrderForMatch {
     currency: r.currency,
     beneficiaryIban: r.beneficiary_iban,
     beneficiaryName: r.beneficiary_name,
+    beneficiaryIinBin: r.beneficiary_iin_bin,
+    knp: r.knp,
     externalId: r.external_id,
     bankReference: r.bank_reference,
     failedFrom: r.failed_from,
@@ -333,7 +355,9 @@ function lineOf(r: LineRow): LineForMatch {
     bookingDate: isoDateOf(r.booking_date),
     counterpartyName: r.counterparty_name,
     counterpartyIban: r.counterparty_iban,
+    counterpartyIinBin: r.counterparty_iin_bin,
     purpose: r.purpose,
+    knp: r.knp,
     documentNumber: r.document_number,
     documentDate: r.document_date === null ? null : isoDateOf(r.document_date),
     bankReference: r.bank_reference,
@@ -366,7 +390,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       params.push(...pairs.flat());
     }
     const rows = await em.execute<OrderRow[]>(
-      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, external_id, bank_reference, failed_from, submit_attempts
+      `select id, state, number, doc_date, amount_tiyn, currency, beneficiary_iban, beneficiary_name, beneficiary_iin_bin, knp, external_id, bank_reference, failed_from, submit_attempts
          from payment_order where payer_iban = ? and state in (${MATCHABLE_STATES.map(() => '?').join(', ')}) and (${clauses.join(' or ')})
         order by created_at`,
       params,
@@ -494,7 +518,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
   const start = new Date(`${from}T00:00:00+05:00`);
   const end = new Date(Date.parse(`${to}T00:00:00+05:00`) + 86_400_000);
   const missing = await em.execute<OrderRow[]>(
-    `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.currency, o.beneficiary_iban, o.beneficiary_name, o.external_id, o.bank_reference
+    `select o.id, o.state, o.number, o.doc_date, o.amount_tiyn, o.currency, o.beneficiary_iban, o.beneficiary_name, o.beneficiary_iin_bin, o.knp, o.external_id, o.bank_reference
        from payment_order o
       where o.payer_iban = ? and o.state in ('executed', 'deemed_executed') and o.state_changed_at >= ? and o.state_changed_at < ?
         and not exists (select 1 from statement_line l where l.order_id = o.id and l.status = 'booked' and l.match_kind in ('order', 'mismatch'))

@@ -129,4 +129,57 @@ describe('reconciliation by requisites (number + date), on PostgreSQL', () => {
     const [{ state }] = await orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [orderId]);
     expect(state).toBe('submitted');
   });
+
+  it('a tax paid to the Treasury account for another tax office (another BIN) or as another tax (another KNP) is an erroneous execution; a line without them, or with them as signed, confirms it', async () => {
+    const em = orm.em.fork();
+    // Every budget payment goes to this one account: only the BIN and the KNP say where it went.
+    const treasury = { name: 'РГУ "УГД по Есильскому району"', iinBin: '120940001232', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11' };
+    const taken = await intakeOrders(
+      em,
+      'onec',
+      ['21', '22', '23', '24'].map((number) => ({ order: sampleOrder({ number, date: '2026-12-05', beneficiary: treasury, knp: '911', kbk: '101202' }) })),
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
+    const [wrongBin, wrongKnp, omitted, asSigned] = taken.map((t) => t.orderId as string);
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?)`, [wrongBin, wrongKnp, omitted, asSigned]);
+    const line = (bankLineId: string, over: { counterpartyIinBin: string; knp: string | null }) =>
+      sampleStatementLine(em, {
+        account: ACCOUNT,
+        bankLineId,
+        bookingDate: '2026-12-07',
+        direction: 'debit',
+        amountTiyn: 15_000_000,
+        counterpartyName: treasury.name,
+        counterpartyIban: treasury.iban,
+        counterpartyBic: treasury.bic,
+        documentDate: '2026-12-05',
+        ...over,
+      });
+    line('BL-21', { counterpartyIinBin: '091240005670', knp: '911' });
+    line('BL-22', { counterpartyIinBin: '120940001232', knp: '912' });
+    line('BL-23', { counterpartyIinBin: '', knp: null });
+    line('BL-24', { counterpartyIinBin: '120940001232', knp: '911' });
+    await em.flush();
+
+    const reconcile = () => reconcileAccount(orm.em.fork(), ACCOUNT, '2026-12-07', '2026-12-07', { calendar: kzCalendarFromConfig(env.config), now: new Date('2026-12-07T10:00:00+05:00'), actor: 'test' });
+    const result = await reconcile();
+    expect(result.executed).toBe(2);
+    const states = await orm.em.fork().execute<Array<{ id: string; state: string }>>('select id, state from payment_order where id in (?, ?, ?, ?)', [wrongBin, wrongKnp, omitted, asSigned]);
+    expect(Object.fromEntries(states.map((r) => [r.id, r.state]))).toEqual({ [wrongBin]: 'submitted', [wrongKnp]: 'submitted', [omitted]: 'executed', [asSigned]: 'executed' });
+    const incidents = await orm.em.fork().execute<Array<{ kind: string; dedupe_key: string; title: string; deadline_at: Date; evidence: { differences: unknown[]; draftNotice: string } }>>(
+      "select kind, dedupe_key, title, deadline_at, evidence from incident where kind = 'execution_mismatch' and evidence->>'orderId' in (?, ?) order by evidence->>'number'",
+      [wrongBin, wrongKnp],
+    );
+    expect(incidents).toHaveLength(2);
+    expect(incidents.map((i) => i.dedupe_key)).toEqual([`execution_mismatch:${wrongBin}:BL-21`, `execution_mismatch:${wrongKnp}:BL-22`]);
+    expect(incidents[0].title).toMatch(/Order 21 of 2026-12-05 was executed differently from what was signed \(beneficiaryIinBin\)/);
+    expect(incidents[0].evidence.differences).toEqual([{ field: 'beneficiaryIinBin', signed: '120940001232', executed: '091240005670' }]);
+    expect(incidents[0].evidence.draftNotice).toContain('beneficiaryIinBin: подписано 120940001232, исполнено 091240005670');
+    expect(incidents[1].evidence.differences).toEqual([{ field: 'knp', signed: '911', executed: '912' }]);
+    // R-27: 3 operational days from discovery (Mon 2026-12-07 -> Thu 2026-12-10 at the latest).
+    for (const i of incidents) expect(new Date(i.deadline_at).getTime()).toBeLessThanOrEqual(Date.parse('2026-12-11T00:00:00+05:00'));
+    // Fetched again: each line finds its own incident.
+    expect((await reconcile()).incidents).toEqual([]);
+  });
 });
