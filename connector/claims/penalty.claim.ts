@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { epochDayOfIso } from '../calendar/kz-calendar-data';
+import { executionDayOf } from '../orders/execution-day';
 import { ConnectorError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
 import { isoDateOf } from '../statements/statement.store';
@@ -10,10 +11,13 @@ import { kzToday } from '../statements/statement.schedule';
  * R-28 (terms 7.4): for an instruction the bank did not execute in time while the funds were
  * sufficient, the bank owes 0.01 % of the amount per day of delay, on the client's written claim.
  * This works out the claim for one order from what the connector recorded, and drafts it; a
- * person checks and sends it. Days of delay: calendar days from the operational day the bank
- * received the order (R-20: it executes within that day) to the day the debit was booked (or
- * today, while it is still not executed). Funds: the opening balance of the receipt day's booked
- * statement, when one is stored. Money is integer tiyn throughout; the penalty rounds half up.
+ * person checks and sends it. Days of delay: calendar days from the operational day the order was
+ * due to be executed to the day the debit was booked (or today, while it is still not executed).
+ * Due: the operational day the bank received it (R-20: it executes within that day), or its value
+ * date when later (execution-day.ts): days the bank held an order dated ahead were no delay, and
+ * no penalty is owed for them. Funds: the opening balance of the due day's booked statement, when
+ * one is stored (the day the funds had to be there). Money is integer tiyn throughout; the penalty
+ * rounds half up.
  */
 export const PENALTY_PER_DAY_BASIS_POINTS = 1n; // 0.01 % = 1 / 10,000
 
@@ -25,14 +29,16 @@ export interface PenaltyClaim {
   amount: string;
   bankReference: string | null;
   state: string;
-  /** The operational day the bank received it (the day it was due to be executed). */
+  /** The operational day the bank received it. */
   receivedDay: string;
+  /** The operational day it was due to be executed: receivedDay, or its value date when later; the delay counts from it. */
+  dueDay: string;
   /** The booking date of its debit, or null while not executed. */
   executedDay: string | null;
   delayDays: number;
   penalty: string;
   penaltyTiyn: number;
-  /** Opening balance of the receipt day (booked statement), or null when none is stored. */
+  /** Opening balance of the due day (booked statement), or null when none is stored. Named for the usual case, the due day being the receipt day. */
   fundsAtReceipt: { openingBalance: string; sufficient: boolean } | null;
   claimable: boolean;
   /** Why it is not (yet) claimable, or what a person must still check. */
@@ -49,8 +55,10 @@ export function penaltyTiyn(amountTiyn: number, delayDays: number): number {
 
 export async function penaltyClaim(em: EntityManager, orderId: string, calendar: KzBusinessCalendar, now: Date): Promise<PenaltyClaim> {
   if (!/^[0-9a-f-]{36}$/i.test(orderId)) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
-  const [order] = await em.execute<Array<{ id: string; number: string; doc_date: string | Date; payer_iban: string; amount_tiyn: string; bank_reference: string | null; state: string; beneficiary_name: string }>>(
-    'select id, number, doc_date, payer_iban, amount_tiyn, bank_reference, state, beneficiary_name from payment_order where id = ?',
+  const [order] = await em.execute<
+    Array<{ id: string; number: string; doc_date: string | Date; value_date: string | Date; payer_iban: string; amount_tiyn: string; bank_reference: string | null; state: string; beneficiary_name: string }>
+  >(
+    'select id, number, doc_date, value_date, payer_iban, amount_tiyn, bank_reference, state, beneficiary_name from payment_order where id = ?',
     [orderId],
   );
   if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
@@ -59,6 +67,9 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     throw new ConnectorError('NOT_CLAIMABLE', `order ${order.number} is ${order.state}: a penalty is owed only for an order the bank received and did not execute in time`);
   }
   const receivedDay = calendar.operationalDayOf(new Date(received.at));
+  const valueDate = isoDateOf(order.value_date);
+  const dueDay = executionDayOf(calendar, receivedDay, valueDate);
+  const heldToValueDate = dueDay !== receivedDay;
   const [line] = await em.execute<Array<{ booking_date: string | Date }>>(
     "select min(booking_date) as booking_date from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind = 'payment' having min(booking_date) is not null",
     [orderId],
@@ -67,23 +78,24 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   const notes: string[] = [];
   if (!executedDay && order.state !== 'submitted') notes.push(`the order is ${order.state} but no booked debit of it is in a stored statement: the delay is counted to today; fetch the statements first`);
   const until = executedDay ?? kzToday(now);
-  const delayDays = Math.max(0, epochDayOfIso(until) - epochDayOfIso(receivedDay));
+  const delayDays = Math.max(0, epochDayOfIso(until) - epochDayOfIso(dueDay));
   const amountTiyn = Number(order.amount_tiyn);
   const [statement] = await em.execute<Array<{ opening_balance: string }>>(
     "select opening_balance from statement where account = ? and kind = 'booked' and period_from = ? order by fetched_at desc limit 1",
-    [order.payer_iban, receivedDay],
+    [order.payer_iban, dueDay],
   );
   const fundsAtReceipt = statement ? { openingBalance: formatAmount(Number(statement.opening_balance)), sufficient: Number(statement.opening_balance) >= amountTiyn } : null;
   if (delayDays === 0) {
     // Until today counts as no delay too: still on the day it was received, or executed by then.
+    const day = heldToValueDate ? `the operational day of its value date ${valueDate} (${dueDay})` : `the day the bank received it (${receivedDay})`;
     notes.push(
       executedDay || order.state !== 'submitted'
-        ? `executed on the day the bank received it (${receivedDay}): no delay, nothing to claim`
-        : `not executed yet, but still within the operational day the bank received it (${receivedDay}): no delay so far`,
+        ? `executed ${heldToValueDate ? 'by' : 'on'} ${day}: no delay, nothing to claim`
+        : `not executed yet, but ${heldToValueDate ? `not due before ${day}` : `still within the operational day the bank received it (${receivedDay})`}: no delay so far`,
     );
   }
-  if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${receivedDay} (${fundsAtReceipt.openingBalance}) did not cover the amount: terms 7.4 owe a penalty only while the funds were sufficient`);
-  if (!fundsAtReceipt) notes.push(`no booked statement of ${order.payer_iban} for ${receivedDay} is stored: check that the funds were sufficient before sending the claim`);
+  if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${dueDay} (${fundsAtReceipt.openingBalance}) did not cover the amount: terms 7.4 owe a penalty only while the funds were sufficient`);
+  if (!fundsAtReceipt) notes.push(`no booked statement of ${order.payer_iban} for ${dueDay} is stored: check that the funds were sufficient before sending the claim`);
   const penalty = penaltyTiyn(amountTiyn, delayDays);
   const claimable = delayDays > 0 && fundsAtReceipt?.sufficient !== false;
   const docDate = isoDateOf(order.doc_date);
@@ -92,8 +104,9 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     `Претензия о взыскании неустойки за неисполнение платёжного поручения в срок (п. 7.4)`,
     `Платёжное поручение № ${order.number} от ${docDate} на сумму ${formatAmount(amountTiyn)} KZT со счёта ${order.payer_iban}` +
       `${order.bank_reference ? ` (референс банка ${order.bank_reference})` : ''} в пользу «${order.beneficiary_name}» получено банком в операционный день ${receivedDay}` +
+      `${heldToValueDate ? ` с датой валютирования ${valueDate} (подлежало исполнению ${dueDay})` : ''}` +
       `${executedDay ? ` и исполнено ${executedDay}` : ' и на дату претензии не исполнено'}; просрочка ${delayDays} дн.`,
-    fundsAtReceipt ? `Остаток на счёте на начало ${receivedDay}: ${fundsAtReceipt.openingBalance} KZT.` : `Остаток на счёте на начало ${receivedDay}: (указать по выписке).`,
+    fundsAtReceipt ? `Остаток на счёте на начало ${dueDay}: ${fundsAtReceipt.openingBalance} KZT.` : `Остаток на счёте на начало ${dueDay}: (указать по выписке).`,
     `Просим уплатить неустойку 0,01 % от суммы за каждый день просрочки: ${formatAmount(amountTiyn)} × 0,01 % × ${delayDays} = ${formatAmount(penalty)} KZT.`,
   ].join('\n');
   return {
@@ -105,6 +118,7 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     bankReference: order.bank_reference,
     state: order.state,
     receivedDay,
+    dueDay,
     executedDay,
     delayDays,
     penalty: formatAmount(penalty),

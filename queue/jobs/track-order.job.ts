@@ -6,6 +6,7 @@ import type { JobContext } from '../job-context';
 import { pipelineStageBatcher } from '../stage-batcher';
 import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
+import { executionDayOf } from '../../connector/orders/execution-day';
 import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
@@ -26,8 +27,9 @@ type Polled = { poll: string; newStatus: boolean };
 /**
  * Stage 5: poll the bank's status with backoff until it is final. Statuses only move forward; an
  * unknown status is kept verbatim and moves nothing (LESSONS.md 3, R-3). R-22: with no notice of
- * non-execution by the end of the operational day after the day the bank received it, the order
- * is deemed executed. R-21: no status at all one business day after submission raises an alert.
+ * non-execution by the end of the operational day after the day the bank received it (or after its
+ * value date, when later), the order is deemed executed. R-21: no status at all one business day
+ * after submission raises an alert.
  *
  * A batch of polls at a time (queue/stage-batcher.ts): one load of the orders, the status requests
  * in parallel, one update of the statuses that changed, one transition for all the executed ones,
@@ -152,10 +154,12 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   if (status.status === 'accepted' && statusOverdueAt(calendar, order, now)) await statusOverdue(context, order, { bankStatus: status.status }, now);
   // R-22: the day the bank received it, then one more operational day without a notice. Never a day
   // before the one we recorded it accepted on: a stale or wrong day from the bank would deem the
-  // order executed at once, before any notice of non-execution could come.
+  // order executed at once, before any notice of non-execution could come. Nor before its value
+  // date: the bank does not execute an order dated ahead until then, and 1C told "executed" on the
+  // day after it was sent would show salaries paid days before any money moved.
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
   const receivedDay = status.operationalDay && status.operationalDay > acceptedDay ? status.operationalDay : acceptedDay;
-  const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(receivedDay));
+  const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(executionDayOf(calendar, receivedDay, order.valueDate)));
   // What the bank says of the order now: a stale `accepted` is not recorded, so the status it
   // last reported stands (an unknown one included: a stale answer must not undo it).
   const current = stale ? (order.bankStatus as string) : status.status;

@@ -17,8 +17,9 @@ describe('penalty claim (R-28)', () => {
   const db = () => world.db();
   const calendar = () => kzCalendarFromConfig(world.env.config);
 
-  async function orderAtBank(number: string, amount: string, until: OrderState): Promise<{ id: string; iban: string }> {
-    const [r] = await intakeOrders(db(), 'claims', [{ order: sampleOrder({ number, amount }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+  /** Dated and valued the day it was sent unless `valueDate` says later (sampleOrder's are today's). */
+  async function orderAtBank(number: string, amount: string, until: OrderState, valueDate = '2026-11-24'): Promise<{ id: string; iban: string }> {
+    const [r] = await intakeOrders(db(), 'claims', [{ order: sampleOrder({ number, amount, date: '2026-11-24', valueDate }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
     const path: OrderState[] = ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed'];
     for (const to of path.slice(0, path.indexOf(until) + 1)) await transitionOrder(db(), r.orderId, to, { actor: 't', now: receivedAt });
     const [row] = await db().execute<Array<{ payer_iban: string }>>('select payer_iban from payment_order where id = ?', [r.orderId]);
@@ -88,6 +89,51 @@ describe('penalty claim (R-28)', () => {
     expect(pending).toMatchObject({ executedDay: null, delayDays: 6, penalty: '0.60', fundsAtReceipt: null, claimable: true });
     expect(pending.notes.join(' ')).toMatch(/check that the funds were sufficient/);
     expect(pending.draft).toContain('на дату претензии не исполнено');
+  });
+
+  it('an order valued ahead counts its delay from its value date, not from the day the bank received it; one valued earlier counts as before', async () => {
+    // Received Tuesday 2026-11-24, valued 5 business days on (Tuesday 2026-12-01), debited Thursday 2026-12-03: 2 days late, not 9.
+    const ahead = await orderAtBank('C-6', '100000.00', 'executed', '2026-12-01');
+    // Funds are judged on the day they had to be there: the value date's, not the receipt day's.
+    await statement(ahead.iban, '2026-12-01', 250_000_00);
+    await bookedDebit(ahead.id, ahead.iban, '2026-12-03', 100_000_00);
+    const claim = await penaltyClaim(db(), ahead.id, calendar(), new Date('2026-12-04T06:00:00Z'));
+    expect(claim).toMatchObject({
+      receivedDay: '2026-11-24',
+      dueDay: '2026-12-01',
+      executedDay: '2026-12-03',
+      delayDays: 2,
+      penalty: '20.00',
+      fundsAtReceipt: { openingBalance: '250000.00', sufficient: true },
+      claimable: true,
+      notes: [],
+    });
+    expect(claim.draft).toContain('получено банком в операционный день 2026-11-24 с датой валютирования 2026-12-01 (подлежало исполнению 2026-12-01) и исполнено 2026-12-03; просрочка 2 дн.');
+    expect(claim.draft).toContain('100000.00 × 0,01 % × 2 = 20.00 KZT');
+    expect(claim.draft).toContain('Остаток на счёте на начало 2026-12-01: 250000.00 KZT.');
+
+    // Executed on its value date: no delay at all, though 7 days after receipt.
+    const onValueDate = await orderAtBank('C-7', '100000.00', 'executed', '2026-12-01');
+    await bookedDebit(onValueDate.id, onValueDate.iban, '2026-12-01', 100_000_00);
+    expect(await penaltyClaim(db(), onValueDate.id, calendar(), new Date('2026-12-04T06:00:00Z'))).toMatchObject({ dueDay: '2026-12-01', delayDays: 0, penalty: '0.00', claimable: false });
+
+    // Still at the bank before its value date (today 2026-11-30): not due yet, nothing to claim.
+    const waiting = await orderAtBank('C-8', '1000.00', 'submitted', '2026-12-01');
+    const notDue = await penaltyClaim(db(), waiting.id, calendar(), now);
+    expect(notDue).toMatchObject({ receivedDay: '2026-11-24', dueDay: '2026-12-01', executedDay: null, delayDays: 0, claimable: false });
+    expect(notDue.notes.join(' ')).toMatch(/not executed yet, but not due before the operational day of its value date 2026-12-01 \(2026-12-01\): no delay so far/);
+
+    // A value date on a Saturday: due the next business day (Monday 2026-11-30).
+    const weekend = await orderAtBank('C-9', '100000.00', 'executed', '2026-11-28');
+    await bookedDebit(weekend.id, weekend.iban, '2026-12-01', 100_000_00);
+    expect(await penaltyClaim(db(), weekend.id, calendar(), now)).toMatchObject({ dueDay: '2026-11-30', delayDays: 1 });
+
+    // Valued before the day it was sent: counted from the receipt day, exactly as an order valued that day.
+    const earlier = await orderAtBank('C-10', '100000.00', 'executed', '2026-11-20');
+    await bookedDebit(earlier.id, earlier.iban, '2026-11-27', 100_000_00);
+    const asBefore = await penaltyClaim(db(), earlier.id, calendar(), now);
+    expect(asBefore).toMatchObject({ receivedDay: '2026-11-24', dueDay: '2026-11-24', delayDays: 3, penalty: '30.00' });
+    expect(asBefore.draft).toContain('получено банком в операционный день 2026-11-24 и исполнено 2026-11-27');
   });
 
   it('refuses an order the bank never received', async () => {

@@ -18,9 +18,12 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
   const db = () => world.db();
   const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => db().execute<T[]>(sql, params);
 
-  /** An order the bank accepted as `documentId` on Tuesday 2026-11-24 10:00 Kazakhstan time. */
-  async function submitted(number: string, documentId: string): Promise<{ id: string; externalId: string }> {
-    const [r] = await intakeOrders(db(), 'test', [{ order: sampleOrder({ number }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+  /**
+   * An order the bank accepted as `documentId` on Tuesday 2026-11-24 10:00 Kazakhstan time, dated
+   * and valued that day (sampleOrder's are today's, which the value-date rule of R-22 would count from).
+   */
+  async function submitted(number: string, documentId: string, valueDate = '2026-11-24'): Promise<{ id: string; externalId: string }> {
+    const [r] = await intakeOrders(db(), 'test', [{ order: sampleOrder({ number, date: '2026-11-24', valueDate }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
     await q(`update payment_order set state = 'submitted', bank_reference = ?, bank_status = 'accepted', state_changed_at = ? where id = ?`, [documentId, new Date('2026-11-24T05:00:00Z'), r.orderId]);
     return { id: r.orderId as string, externalId: r.externalId as string };
   }
@@ -176,6 +179,28 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // The window still closes: the end of the operational day after the one we sent it on (Wednesday 17:00).
     await expect(poll([o.id], '2026-11-25T11:59:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
     await expect(poll([o.id], '2026-11-25T12:00:00Z', answer)).resolves.toEqual([{ state: 'deemed_executed' }]);
+  });
+
+  it('an order with a value date ahead is not deemed executed the day after the bank received it, only after the operational day following its value date (R-22); one valued earlier is as before', async () => {
+    // Sent Tuesday 2026-11-24 10:00; salaries valued 5 business days on, Tuesday 2026-12-01: the bank holds them until then.
+    const ahead = await submitted('S-6', 'DOC-S6', '2026-12-01');
+    // Valued before the day it was sent (a document prepared the day before): nothing changes.
+    const before = await submitted('S-7', 'DOC-S7', '2026-11-23');
+    const answers: Record<string, Partial<BankPaymentStatus>> = {
+      // The bank's own operational day is the day it received the order, not the value date: the latest of the three counts.
+      'DOC-S6': { externalId: ahead.externalId, status: 'in_processing', operationalDay: '2026-11-24' },
+      'DOC-S7': { externalId: before.externalId, status: 'in_processing', operationalDay: '2026-11-24' },
+    };
+    const state = async (id: string) => (await q<{ state: string }>('select state from payment_order where id = ?', [id]))[0].state;
+    // Wednesday 17:00, the end of the operational day after receipt: the earlier-valued one is deemed executed, as before; the other waits.
+    await expect(poll([ahead.id, before.id], '2026-11-25T11:59:00Z', (d) => answers[d])).resolves.toEqual([{ poll: 'in_processing' }, { poll: 'in_processing' }]);
+    await expect(poll([ahead.id, before.id], '2026-11-25T12:00:00Z', (d) => answers[d])).resolves.toEqual([{ poll: 'in_processing' }, { state: 'deemed_executed' }]);
+    // On the value date itself and up to the end of the next operational day (Wednesday 2026-12-02 17:00): still at the bank.
+    for (const at of ['2026-11-30T12:00:00Z', '2026-12-01T12:00:00Z', '2026-12-02T11:59:00Z']) await expect(poll([ahead.id], at, (d) => answers[d])).resolves.toEqual([{ poll: 'in_processing' }]);
+    expect(await state(ahead.id)).toBe('submitted');
+    await expect(poll([ahead.id], '2026-12-02T12:00:00Z', (d) => answers[d])).resolves.toEqual([{ state: 'deemed_executed' }]);
+    const [event] = await q<{ reason: string }>("select reason from order_event where order_id = ? and to_state = 'deemed_executed'", [ahead.id]);
+    expect(event.reason).toBe(`no notice of non-execution by ${new Date('2026-12-02T12:00:00Z').toISOString()} (R-22)`);
   });
 
   it('a status the connector does not know is not "no notice": past the R-22 deadline the order is not deemed executed, one incident asks a person, and a known status later settles it', async () => {

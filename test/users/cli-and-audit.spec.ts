@@ -350,8 +350,10 @@ describe('connector incidents resolve', () => {
 describe('connector orders claim', () => {
   test('prints the R-28 penalty and the draft claim for an order the bank has not executed; exit 1 for one never sent', async () => {
     const em = () => env.context.orm.em.fork();
-    const [sent, kept] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-1', amount: '2000.00' }) }, { order: sampleOrder({ number: 'CL-2' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
     const at = new Date(env.clock.now().getTime() - 3 * 86_400_000);
+    // Dated and valued the day they were sent (Kazakhstan date), not today as sampleOrder's: a value date ahead of receipt would postpone the delay.
+    const sentOn = new Date(at.getTime() + 5 * 3_600_000).toISOString().slice(0, 10);
+    const [sent, kept] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-1', amount: '2000.00', date: sentOn, valueDate: sentOn }) }, { order: sampleOrder({ number: 'CL-2' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
     for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(em(), sent.orderId, to, { actor: 't', now: at });
     const claim = await cli(['orders', 'claim', sent.orderId, '--json']);
     expect(claim.code).toBe(0);
@@ -376,7 +378,7 @@ describe('connector orders claim', () => {
     expect(notYet.stderr).not.toMatch(/executed on the day/);
 
     // Executed per the bank, its debit not yet in a stored statement: never "not executed yet".
-    const [late, onTime] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-4', amount: '2000.00' }) }, { order: sampleOrder({ number: 'CL-5' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    const [late, onTime] = await intakeOrders(em(), 'claims-cli', [{ order: sampleOrder({ number: 'CL-4', amount: '2000.00', date: sentOn, valueDate: sentOn }) }, { order: sampleOrder({ number: 'CL-5' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
     for (const [order, when] of [[late, at], [onTime, new Date()]] as const) {
       for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(em(), order.orderId, to, { actor: 't', now: when });
       await transitionOrder(em(), order.orderId, 'executed', { actor: 't', now: new Date() });
