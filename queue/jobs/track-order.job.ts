@@ -202,7 +202,12 @@ async function statusUnknown(context: JobContext, order: PaymentOrder, bankStatu
  */
 function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, order: PaymentOrder, now: Date): boolean {
   if (order.bankStatus && order.bankStatus !== 'accepted') return false;
-  return now >= calendar.operationalDeadline(order.stateChangedAt, 1);
+  // An order dated ahead (salaries sent on the 1st for the 10th) stays `accepted` at the bank until
+  // its value date: its business day for a processing status starts there, not at the submission,
+  // or every such order opened a false R-21 incident a day after it was sent.
+  const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
+  const dueDay = executionDayOf(calendar, acceptedDay, order.valueDate);
+  return now >= (dueDay === acceptedDay ? calendar.operationalDeadline(order.stateChangedAt, 1) : calendar.endOfOperationalDay(calendar.addBusinessDays(dueDay, 1)));
 }
 
 /** R-21: one incident per order whose processing status is overdue (the bank says only `accepted`, or does not answer). */

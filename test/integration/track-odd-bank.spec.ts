@@ -203,6 +203,18 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(event.reason).toBe(`no notice of non-execution by ${new Date('2026-12-02T12:00:00Z').toISOString()} (R-22)`);
   });
 
+  it('an order dated ahead that the bank keeps "accepted" until its value date opens no R-21 incident before then; past the business day after it, one', async () => {
+    const ahead = await submitted('S-8', 'DOC-S8', '2026-12-01');
+    const accepted = () => ({ externalId: ahead.externalId, status: 'accepted' });
+    const overdue = async () => q(`select id from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [ahead.id]);
+    // Sent Tuesday 2026-11-24: the day after (Wednesday 17:00) an order valued today would be overdue; this one is not.
+    for (const at of ['2026-11-25T12:30:00Z', '2026-11-30T12:00:00Z', '2026-12-02T11:59:00Z']) await poll([ahead.id], at, accepted);
+    expect(await overdue()).toEqual([]);
+    // The end of the operational day after its value date (Wednesday 2026-12-02 17:00): still only "accepted".
+    await poll([ahead.id], '2026-12-02T12:00:00Z', accepted);
+    expect(await overdue()).toHaveLength(1);
+  });
+
   it('a status the connector does not know is not "no notice": past the R-22 deadline the order is not deemed executed, one incident asks a person, and a known status later settles it', async () => {
     const o = await submitted('S-4', 'DOC-S4');
     const as = (status: string) => () => ({ documentId: 'DOC-S4', externalId: o.externalId, status });
