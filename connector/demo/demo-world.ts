@@ -7,7 +7,9 @@ import type { TestPkiResult } from '../../scripts/make-test-pki';
 import type { Sandbox } from '../../adapters/bank/sandbox/sandbox.server';
 import { DEMO, type SandboxConfigInput } from '../../adapters/bank/sandbox/sandbox.config';
 import type { RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
-import { ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig } from './pipeline-world';
+import { DEMO_SIGNERS, ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig } from './pipeline-world';
+import { ConnectorError } from '../shared/errors';
+import { redactedUrl } from '../../config/load-config';
 
 /**
  * The demo's world on top of the pipeline world (pipeline-world.ts): the demo's pipeline
@@ -64,7 +66,13 @@ export async function startDemoWorld(
   base: ConnectorConfig,
   dir: string,
   logger: Logger,
-  options: { sandbox?: Partial<SandboxConfigInput>; config?: (c: ConnectorConfig) => ConnectorConfig; signerWorkerScript?: string } = {},
+  options: {
+    sandbox?: Partial<SandboxConfigInput>;
+    config?: (c: ConnectorConfig) => ConnectorConfig;
+    signerWorkerScript?: string;
+    /** `connector demo`: refuse a database an installation uses (refuseInstallationDatabase). */
+    refuseInstallation?: boolean;
+  } = {},
 ): Promise<DemoWorld> {
   const pki = makeWorldPki(join(dir, 'pki'));
   const config = (options.config ?? ((c) => c))(demoConfig(base, dir, pki));
@@ -75,6 +83,7 @@ export async function startDemoWorld(
     await context.close();
   };
   try {
+    if (options.refuseInstallation) await refuseInstallationDatabase(context);
     world = await startWorld({ config, pki, logger, dir, sandbox: options.sandbox, signerWorkerScript: options.signerWorkerScript });
     await fundDemoAccount(world.admin);
     await ensureBankCredentials(context);
@@ -84,4 +93,28 @@ export async function startDemoWorld(
     await close();
     throw err;
   }
+}
+
+/**
+ * The demo stores the sandbox's Client ID / Secret and adds its signers. Pointed at the database of
+ * a real installation (the default URL is the installation's), it replaced the real pair, so the
+ * worker then sent nothing the bank would take, and its orders joined 1C's status report. Before
+ * it touches anything it refuses a database that holds another pair or users of its own.
+ */
+export async function refuseInstallationDatabase(context: AppContext): Promise<void> {
+  const em = context.orm.em.fork();
+  const [pair] = await em.execute<Array<{ client_id: string }>>('select client_id from credential_vault where id = 1');
+  const users = await em.execute<Array<{ login: string }>>(
+    `select login from app_user where login not in (${DEMO_SIGNERS.map(() => '?').join(', ')}) order by login limit 3`,
+    DEMO_SIGNERS.map((s) => s.login),
+  );
+  const found = [
+    ...(pair && pair.client_id !== DEMO.clientId ? ['the bank credentials of another Client ID'] : []),
+    ...(users.length ? [`users of its own (${users.map((u) => u.login).join(', ')}${users.length === 3 ? ', ...' : ''})`] : []),
+  ];
+  if (found.length === 0) return;
+  throw new ConnectorError(
+    'DEMO_INSTALLATION_DATABASE',
+    `the database ${redactedUrl(context.config.database.url)} belongs to an installation: it holds ${found.join(' and ')}. The demo would replace its Client ID / Secret and add demo signers; nothing was changed. Run the demo on a database of its own: CONNECTOR_DATABASE_URL=postgresql://.../connector_demo CONNECTOR_REDIS_PREFIX=connector-demo npm run demo`,
+  );
 }

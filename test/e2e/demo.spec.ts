@@ -69,4 +69,27 @@ describe('connector demo (child process, real services, bank sandbox, signer age
     expect(second.code).toBe(0);
     expect(summaryOf(second.stdout)).toMatchObject({ executed: '4', rejected: '1', invalid: '1', duplicates: '0' });
   });
+
+  it("refuses the database of an installation (another Client ID, or users of its own) and changes nothing there", async () => {
+    const prod = await createTestEnv('demo-prod');
+    try {
+      const set = await runCli(['credentials', 'set', '--client-id', 'REAL-CLIENT-77', '--secret-stdin'], { env: prod.env, cwd: prod.workDir, input: 'Real-Installation-Secret-1\n' });
+      expect(set.code).toBe(0);
+      const env2 = { ...prod.env, CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` };
+      const refused = await runCli(['demo', '--dir', join(prod.workDir, 'demo')], { env: env2, cwd: prod.workDir, timeoutMs: 150_000 });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/DEMO_INSTALLATION_DATABASE: the database .* belongs to an installation: it holds the bank credentials of another Client ID\. .*nothing was changed\. Run the demo on a database of its own/);
+      expect(refused.stdout + refused.stderr).not.toContain('Real-Installation-Secret-1');
+      const status = await runCli(['credentials', 'status', '--json'], { env: prod.env, cwd: prod.workDir });
+      expect(JSON.parse(status.stdout)).toMatchObject({ clientId: 'REAL-CLIENT-77' });
+      const orm = await openOrm(prod.config);
+      try {
+        expect(await orm.em.fork().execute("select login from app_user where login like 'demo.%'")).toEqual([]);
+      } finally {
+        await orm.close(true);
+      }
+    } finally {
+      await prod.cleanup();
+    }
+  });
 });

@@ -36,7 +36,7 @@ export function registerDemoCommands(program: Command): void {
         await migrate(base);
         say('demo: generating the test PKI (NCA-like CA, RSA and GOST 2015 keys of the demo company)');
         const logger = createLogger({ level: process.env.CONNECTOR_LOG_LEVEL ?? 'warn', name: 'connector-demo' });
-        const world: DemoWorld = await startDemoWorld(base, dir, logger);
+        const world: DemoWorld = await startDemoWorld(base, dir, logger, { refuseInstallation: true });
         const { config, context } = world;
         say(`demo: bank sandbox on ${config.bank.url}, signer agent on ${world.agent.url}`);
         let workers: ReturnType<typeof startWorkers> | undefined;
