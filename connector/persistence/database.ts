@@ -117,7 +117,15 @@ export async function migrate(config: Pick<ConnectorConfig, 'database'>): Promis
   }
 }
 
+/**
+ * The migrations of this release the database lacks. MikroORM's getPendingMigrations creates a
+ * missing database first (Migrator.ensureDatabase, whatever `ensureDatabase: false` says), so a
+ * plain query goes before it: on a missing database it fails as every other command's first query
+ * does (SQLSTATE 3D000, which describeServiceError names "has no such database"), and only
+ * `connector migrate` creates one (INTERFACES.md).
+ */
 export async function pendingMigrations(orm: Orm): Promise<string[]> {
+  await orm.em.getConnection().execute('select 1');
   const pending = await orm.getMigrator().getPendingMigrations();
   return pending.map((m) => m.name);
 }

@@ -105,6 +105,17 @@ describe('commands on a database this release has not migrated', () => {
     expect(await exists()).toBe(false);
   }, BOUND_MS + 10_000);
 
+  it('the worker, the scheduler and the API on a missing database say so as every other command does, and leave it missing', async () => {
+    // MikroORM's pending-migrations check used to create the database, then the command refused with MIGRATIONS_PENDING.
+    for (const command of [['worker'], ['scheduler'], ['api']]) {
+      const run = await cli(command, { CONNECTOR_API_PORT: String(await freePort()) });
+      expect({ command, code: run.code }).toEqual({ command, code: 1 });
+      expect(run.stderr).toMatch(new RegExp(`^POSTGRESQL_UNREACHABLE: PostgreSQL at .* has no such database .*${env.name}.*connector migrate`));
+      expect(run.stderr).not.toMatch(/MIGRATIONS_PENDING/);
+      expect({ command, exists: await exists() }).toEqual({ command, exists: false });
+    }
+  }, 4 * BOUND_MS);
+
   it('on an empty database the worker, the scheduler and the API refuse to start (MIGRATIONS_PENDING, exit 1), and a command names the missing table; migrated, they run', async () => {
     await ensureDatabase(env.config.database.url);
     for (const command of [['worker'], ['scheduler'], ['api']]) {
