@@ -117,6 +117,32 @@ describe('connector onec parse', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/SYNTHETIC_kz_payment_order_1c_to_kl\.cp1251\.crlf\.txt:31: valueDate: VALUE_DATE_PAST: /);
   });
+
+  it('warnings go to stderr, the verdicts and the summary to stdout (INTERFACES.md, CLI conventions)', () => {
+    // Declared Windows (cp1251), written in UTF-8: the bytes decide, the mismatch is a warning.
+    const text = iconv.decode(readFileSync(join(FIXTURES, 'SYNTHETIC_kz_payment_order_1c_to_kl.cp1251.crlf.txt')), 'cp1251');
+    expect(text).toMatch(/^Кодировка=Windows\r$/m);
+    const file = join(cwd, 'declared-windows-is-utf8.txt');
+    writeFileSync(file, text, 'utf8');
+    const r = run(['onec', 'parse', file], ON_DATE);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^warning .*declared-windows-is-utf8\.txt:\d+: Кодировка: ENCODING_MISMATCH: /m);
+    expect(r.stdout).not.toMatch(/^\s*warning |ENCODING_MISMATCH/m);
+    expect(r.lines).toEqual([
+      'line 12 ПлатежноеПоручение №17 2025-03-05 150000.00 KZT: OK',
+      `${file}: 1 documents, 1 ok, 0 invalid, 1 warnings, encoding utf8`,
+    ]);
+    // A document's own warning too (an unknown KNP in a statement line).
+    const statement = run(['onec', 'parse', join(FIXTURES, 'SYNTHETIC_kz_statement_kl_to_1c.cp1251.crlf.txt')], ON_DATE);
+    expect(statement.stderr).toMatch(/^warning .*:86: knp: KNP_UNKNOWN: /m);
+    expect(statement.stdout).not.toMatch(/^\s*warning |KNP_UNKNOWN/m);
+    // With --json, stdout is the JSON lines only, the warning inside them.
+    const json = run(['onec', 'parse', file, '--json'], ON_DATE);
+    expect(json.code).toBe(0);
+    const parsed = json.lines.map((l) => JSON.parse(l));
+    expect(parsed).toHaveLength(2);
+    expect(parsed[1].summary.fileWarnings).toEqual([expect.objectContaining({ code: 'ENCODING_MISMATCH' })]);
+  });
 });
 
 describe('connector validate', () => {

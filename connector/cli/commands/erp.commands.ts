@@ -87,6 +87,11 @@ async function parseCommand(file: string, json: boolean): Promise<number> {
   const write = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
+  // INTERFACES.md, CLI conventions: warnings go to stderr; stdout keeps what was asked for (the
+  // documents' verdicts, their errors, the summary), so `> report.txt` holds no warning.
+  const warn = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
   try {
     for await (const event of readOnecExchangeFile(file)) {
       if (event.type === 'document') {
@@ -103,7 +108,7 @@ async function parseCommand(file: string, json: boolean): Promise<number> {
           const o = judged.order;
           write(`line ${judged.line} ${judged.kind || '(no kind)'} №${o.number} ${o.date} ${o.amount} ${o.currency}${o.direction ? ` ${o.direction}` : ''}: ${judged.ok ? 'OK' : 'INVALID'}`);
           for (const e of judged.errors) write(`  error   ${human(e, file)}`);
-          for (const w of judged.warnings) write(`  warning ${human(w, file)}`);
+          for (const w of judged.warnings) warn(`warning ${human(w, file)}`);
         }
       } else if (event.type === 'end') {
         summary = event.file;
@@ -134,7 +139,7 @@ async function parseCommand(file: string, json: boolean): Promise<number> {
   if (json) write(JSON.stringify(out));
   else {
     for (const e of s.errors) write(`error   ${human(e, file)}`);
-    for (const w of s.warnings) write(`warning ${human(w, file)}`);
+    for (const w of s.warnings) warn(`warning ${human(w, file)}`);
     write(`${file}: ${documents} documents, ${ok} ok, ${documents - ok} invalid, ${warnings} warnings, encoding ${s.encoding}`);
   }
   if (!s.exchange) {
