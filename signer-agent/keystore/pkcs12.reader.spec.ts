@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { P12, readP12 } from '../../test/fixtures/nca/fixtures';
 import { SignerError } from '../signer.errors';
-import { openPkcs12 } from './pkcs12.reader';
+import { inspectPkcs12, openPkcs12 } from './pkcs12.reader';
 
 function opensslCertDer(path: string, password: string): Buffer {
   const pem = execFileSync('openssl', ['pkcs12', '-in', path, '-legacy', '-nokeys', '-clcerts', '-passin', `pass:${password}`], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -33,6 +33,24 @@ describe('openPkcs12 on the real NCA test keystores', () => {
     expect((error as SignerError).code).toBe('UNSUPPORTED_ALGORITHM');
     expect((error as SignerError).message).toMatch(/GOST 34\.310-2004/);
     expect((error as SignerError).message).toMatch(/replaced .*GOST 34\.10-2015/);
+  });
+
+  it('inspectPkcs12 shows the certificate of a GOST 34.310-2004 keystore openPkcs12 refuses, marked as unable to sign', () => {
+    const contents = inspectPkcs12(readP12(P12.gost2004), P12.gost2004.password);
+    expect(contents.canSign).toBe(false);
+    expect(contents.warnings).toEqual([expect.stringMatching(/GOST 34\.310-2004.*replaced .*GOST 34\.10-2015/)]);
+    expect(contents.info).toMatchObject({ algorithm: 'GOST34.310-2004', iin: '123456789011', bin: '123456789021', serial: '12E3E7B9966D09EB9CDA64251457E815C2A8DDED' });
+    expect(contents.certificateDer.equals(opensslCertDer(P12.gost2004.path, P12.gost2004.password))).toBe(true);
+    expect(() => inspectPkcs12(readP12(P12.gost2004), 'Qwerty13')).toThrow(expect.objectContaining({ code: 'WRONG_PASSWORD' }));
+  });
+
+  it('inspectPkcs12 of a key that signs: the certificate openPkcs12 finds', () => {
+    const contents = inspectPkcs12(readP12(P12.gostCeoRevoked), P12.gostCeoRevoked.password);
+    expect(contents).toMatchObject({ canSign: true, warnings: [] });
+    const key = openPkcs12(readP12(P12.gostCeoRevoked), P12.gostCeoRevoked.password);
+    expect(contents.certificateDer.equals(key.certificateDer)).toBe(true);
+    expect(contents.info).toEqual(key.info);
+    key.wipe();
   });
 
   it('reads the GOST 2015 certificate from bag.asn1 (IIN, algorithm, roles)', () => {

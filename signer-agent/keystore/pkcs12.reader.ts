@@ -89,13 +89,15 @@ function scrubForgeKey(key: forge.pki.rsa.PrivateKey): void {
   }
 }
 
-/**
- * Opens an NCA PKCS#12 keystore (RSA or GOST 34.10-2015 512) with node-forge and returns the
- * signer key. forge cannot interpret GOST keys or certificates, but it decrypts the bags and
- * leaves the structures in `bag.asn1` (testdata README); they are read here with our own DER reader.
- * WRONG_PASSWORD when the MAC does not verify; UNSUPPORTED_ALGORITHM for GOST 34.310-2004.
- */
-export function openPkcs12(p12Bytes: Buffer, password: string): LoadedKey {
+/** A keystore decrypted: its certificates (DER, with their localKeyId) and its first key bag, not yet read. */
+interface DecryptedKeystore {
+  certificates: { der: Buffer; keyId: string | null }[];
+  keyBag: Bag;
+  keyId: string | null;
+}
+
+/** Decrypts the bags (WRONG_PASSWORD when the MAC does not verify) and finds the key and the certificates. */
+function decryptPkcs12(p12Bytes: Buffer, password: string): DecryptedKeystore {
   let pfx: forge.pkcs12.Pkcs12Pfx;
   try {
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(p12Bytes.toString('binary')));
@@ -116,8 +118,31 @@ export function openPkcs12(p12Bytes: Buffer, password: string): LoadedKey {
   const keyBags = [...bagsOf(pfx, forge.pki.oids.pkcs8ShroudedKeyBag), ...bagsOf(pfx, forge.pki.oids.keyBag)];
   if (keyBags.length === 0) throw new SignerError('INPUT_UNREADABLE', 'the keystore holds no private key');
   if (certificates.length === 0) throw new SignerError('INPUT_UNREADABLE', 'the keystore holds no certificate');
-  const keyBag = keyBags[0];
-  const keyId = localKeyId(keyBag);
+  return { certificates, keyBag: keyBags[0], keyId: localKeyId(keyBags[0]) };
+}
+
+/** The algorithm OID of a key forge could not interpret (PrivateKeyInfo.privateKeyAlgorithm); the key itself is not read. */
+function keyAlgorithmOid(keyBag: Bag): string | null {
+  if (keyBag.key || !keyBag.asn1) return null;
+  const pkcs8 = derOf(keyBag.asn1);
+  try {
+    return parseDer(pkcs8).child(1).child(0).oid();
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/**
+ * Opens an NCA PKCS#12 keystore (RSA or GOST 34.10-2015 512) with node-forge and returns the
+ * signer key. forge cannot interpret GOST keys or certificates, but it decrypts the bags and
+ * leaves the structures in `bag.asn1` (testdata README); they are read here with our own DER reader.
+ * WRONG_PASSWORD when the MAC does not verify; UNSUPPORTED_ALGORITHM for GOST 34.310-2004.
+ */
+export function openPkcs12(p12Bytes: Buffer, password: string): LoadedKey {
+  return openDecrypted(decryptPkcs12(p12Bytes, password));
+}
+
+function openDecrypted({ certificates, keyBag, keyId }: DecryptedKeystore): LoadedKey {
 
   let material: SigningKeyMaterial;
   let publicKeyMatches: (cert: ParsedCertificate) => boolean;
@@ -172,4 +197,51 @@ export function openPkcs12(p12Bytes: Buffer, password: string): LoadedKey {
   }
   const chain = parsed.filter((c) => c !== signer).map((c) => c.der);
   return createLoadedKey(material, signer.der, chain);
+}
+
+/** What a keystore holds, for a person to see (`connector keys inspect`); nothing here can sign. */
+export interface KeystoreContents {
+  /** The key's certificate. */
+  readonly info: CertificateInfo;
+  readonly certificateDer: Buffer;
+  /** Other certificates in the keystore (CA certificates), DER. */
+  readonly chainDer: Buffer[];
+  /** False for a key this connector never signs with (GOST 34.310-2004): `sign` and enrolment refuse it. */
+  readonly canSign: boolean;
+  /** Why it cannot sign, for the person to read. */
+  readonly warnings: string[];
+}
+
+/**
+ * The certificate of a keystore, also of one `openPkcs12` refuses to open for signing: an admin
+ * handed an old GOST 34.310-2004 key must be able to see whose it is and until when (INTERFACES.md:
+ * `keys inspect` shows algorithm, subject, IIN, BIN, role OIDs, key usage, validity; only `sign`
+ * refuses GOST 2004). Such a key is never read beyond its algorithm OID, and there is no GOST 2004
+ * math here to check that the certificate matches it: the certificate is the one the keystore pairs
+ * with the key (the same localKeyId), else its only GOST 2004 end-entity certificate.
+ * Every other keystore is opened as for signing (same checks, same errors) and wiped at once.
+ */
+export function inspectPkcs12(p12Bytes: Buffer, password: string): KeystoreContents {
+  const keystore = decryptPkcs12(p12Bytes, password);
+  const parsed = keystore.certificates.map((c) => ({ ...c, cert: parseCertificate(c.der) }));
+  const byId = keystore.keyId ? parsed.filter((c) => c.keyId === keystore.keyId) : [];
+  const legacy = parsed.filter((c) => c.cert.publicKeyAlgorithm === OID.gost2004Key && !c.cert.isCa);
+  const signer = byId.length === 1 ? byId[0] : legacy.length === 1 ? legacy[0] : undefined;
+  const gost2004 = keyAlgorithmOid(keystore.keyBag) === OID.gost2004Key || signer?.cert.publicKeyAlgorithm === OID.gost2004Key;
+  if (!gost2004) {
+    const key = openDecrypted(keystore);
+    try {
+      return { info: key.info, certificateDer: key.certificateDer, chainDer: key.chainDer, canSign: true, warnings: [] };
+    } finally {
+      key.wipe();
+    }
+  }
+  if (!signer) throw new SignerError('INPUT_UNREADABLE', 'the keystore holds a GOST 34.310-2004 key, and no certificate it can be told to belong to');
+  return {
+    info: certificateInfo(signer.cert),
+    certificateDer: signer.der,
+    chainDer: parsed.filter((c) => c !== signer).map((c) => c.der),
+    canSign: false,
+    warnings: [`this key cannot sign: ${GOST_2004_MESSAGE}`],
+  };
 }

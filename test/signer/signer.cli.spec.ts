@@ -50,13 +50,35 @@ describe('connector keys inspect', () => {
     expect(r.stdout).toContain('АО \\"ТЕСТ\\"');
   });
 
-  it('WRONG_PASSWORD (exit 1), GOST 2004 UNSUPPORTED_ALGORITHM (exit 1), no --password-stdin (exit 2)', () => {
+  it('WRONG_PASSWORD (exit 1), no --password-stdin (exit 2)', () => {
     const wrong = cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path, '--password-stdin'], { stdin: 'Wr0ngSecret\n' });
     expect([wrong.status, wrong.stderr]).toEqual([1, expect.stringMatching(/^WRONG_PASSWORD: /)]);
     expect(wrong.stderr + wrong.stdout).not.toContain('Wr0ngSecret');
-    const old = cli(['keys', 'inspect', '--p12', P12.gost2004.path, '--password-stdin'], { stdin: 'Qwerty12\n' });
-    expect([old.status, old.stderr]).toEqual([1, expect.stringMatching(/^UNSUPPORTED_ALGORITHM: .*GOST 34\.310-2004.*replaced/)]);
+    expect(cli(['keys', 'inspect', '--p12', P12.gost2004.path, '--password-stdin'], { stdin: 'Qwerty13\n' }).stderr).toMatch(/^WRONG_PASSWORD: /);
     expect(cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path]).status).toBe(2);
+  });
+
+  it('shows a GOST 34.310-2004 keystore (exit 0), saying it cannot sign; sign still refuses it', () => {
+    const old = cli(['keys', 'inspect', '--p12', P12.gost2004.path, '--password-stdin', '--json'], { stdin: `${P12.gost2004.password}\n` });
+    expect(old.status).toBe(0);
+    expect(JSON.parse(old.stdout)).toMatchObject({
+      algorithm: 'GOST34.310-2004', keyAlgorithmOid: '1.2.398.3.10.1.1.1.1', iin: '123456789011', bin: '123456789021',
+      roles: ['1.2.398.3.3.4.1.2', '1.2.398.3.3.4.1.2.1'], keyUsage: ['digitalSignature', 'nonRepudiation'],
+      notBefore: expect.stringMatching(/^2022-01-18T/), notAfter: expect.stringMatching(/^2023-01-18T/),
+      canSign: false, warnings: [expect.stringMatching(/cannot sign: .*GOST 34\.310-2004.*replaced/)],
+    });
+    expect(old.stderr).toMatch(/^WARNING: this key cannot sign: .*NCA RK has replaced GOST 34\.310-2004/m);
+    const human = cli(['keys', 'inspect', '--p12', P12.gost2004.path, '--password-stdin'], { stdin: `${P12.gost2004.password}\n` });
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(/^algorithm: +GOST34\.310-2004 \(cannot sign/m);
+    expect(human.stdout).toMatch(/^IIN: +123456789011$/m);
+    expect(human.stderr).toMatch(/^WARNING: this key cannot sign: /m);
+    // A key sign can use says nothing of the kind.
+    const usable = cli(['keys', 'inspect', '--p12', P12.rsaSign2021.path, '--password-stdin', '--json'], { stdin: `${P12.rsaSign2021.password}\n` });
+    expect([usable.status, usable.stderr]).toEqual([0, '']);
+    expect(JSON.parse(usable.stdout)).toMatchObject({ algorithm: 'RSA-SHA256', canSign: true, warnings: [] });
+    const refused = sign(P12.gost2004, 'g2004.p7s', ['--at', '2022-06-01T00:00:00Z'], { CONNECTOR_TEST_MODE: '1' });
+    expect([refused.status, refused.stderr]).toEqual([1, expect.stringMatching(/^UNSUPPORTED_ALGORITHM: .*GOST 34\.310-2004.*replaced/)]);
   });
 });
 

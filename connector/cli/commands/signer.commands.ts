@@ -9,7 +9,7 @@ import { readSecretFromStdin, runAction } from '../run-action';
 import { defaultTrustPaths, loadCrls, loadTrustStore, type CrlSet, type TrustStore } from '../../../signer-agent/certificates/trust.store';
 import { signDocument } from '../../../signer-agent/cms/cms.signer';
 import { verifyCms } from '../../../signer-agent/cms/cms.verifier';
-import { openPkcs12 } from '../../../signer-agent/keystore/pkcs12.reader';
+import { inspectPkcs12, openPkcs12 } from '../../../signer-agent/keystore/pkcs12.reader';
 import { SignerError } from '../../../signer-agent/signer.errors';
 
 /**
@@ -161,31 +161,30 @@ export function registerSignerCommands(program: Command): void {
     .action(
       runAction(async (opts: { p12: string; passwordStdin?: boolean; json?: boolean }) => {
         const secret = await password(opts.passwordStdin);
-        const key = openPkcs12(readInput(opts.p12, 'keystore'), secret);
-        try {
-          const info = key.info;
-          if (opts.json) {
-            process.stdout.write(`${JSON.stringify({ ...info, chainCertificates: key.chainDer.length })}\n`);
-            return 0;
-          }
-          const lines = [
-            `algorithm:   ${info.algorithm}`,
-            `subject:     ${info.subject}`,
-            `issuer:      ${info.issuer}`,
-            `IIN:         ${info.iin ?? '-'}`,
-            `BIN:         ${info.bin ?? '-'}`,
-            `roles:       ${info.roles.map((r, i) => `${r} (${info.roleNames[i]})`).join(', ') || '-'}`,
-            `key usage:   ${info.keyUsage.join(', ') || '-'}`,
-            `ext. usage:  ${info.extendedKeyUsage.join(', ') || '-'}`,
-            `policies:    ${info.policies.join(', ') || '-'}`,
-            `valid:       ${info.notBefore} .. ${info.notAfter}`,
-            `serial:      ${info.serial}`,
-          ];
-          process.stdout.write(`${lines.join('\n')}\n`);
+        // Shows also a key `sign` refuses (GOST 34.310-2004): an admin handed one must see whose it
+        // is; that it cannot sign is said on stderr and in the JSON (canSign, warnings). Exit 0.
+        const keystore = inspectPkcs12(readInput(opts.p12, 'keystore'), secret);
+        const info = keystore.info;
+        warn(keystore.warnings);
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ ...info, chainCertificates: keystore.chainDer.length, canSign: keystore.canSign, warnings: keystore.warnings })}\n`);
           return 0;
-        } finally {
-          key.wipe();
         }
+        const lines = [
+          `algorithm:   ${info.algorithm}${keystore.canSign ? '' : ' (cannot sign: NCA replaced it, see the warning)'}`,
+          `subject:     ${info.subject}`,
+          `issuer:      ${info.issuer}`,
+          `IIN:         ${info.iin ?? '-'}`,
+          `BIN:         ${info.bin ?? '-'}`,
+          `roles:       ${info.roles.map((r, i) => `${r} (${info.roleNames[i]})`).join(', ') || '-'}`,
+          `key usage:   ${info.keyUsage.join(', ') || '-'}`,
+          `ext. usage:  ${info.extendedKeyUsage.join(', ') || '-'}`,
+          `policies:    ${info.policies.join(', ') || '-'}`,
+          `valid:       ${info.notBefore} .. ${info.notAfter}`,
+          `serial:      ${info.serial}`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+        return 0;
       }),
     );
 }
