@@ -153,6 +153,35 @@ describe('submits that race', () => {
   });
 });
 
+describe('the ledger counts malformed submit requests', () => {
+  type Ledger = { submissions: Array<{ externalId: string; document: string; requests: number; accepted: boolean; afterAccepted: number }> };
+  const post = async (t: string, body: unknown) =>
+    call('/api/v1/payments', { method: 'POST', headers: { 'content-type': 'application/json' }, token: t, body: JSON.stringify(body) });
+
+  it('a malformed resend of a known external id is counted on its document (INTERFACES.md: whatever it answered)', async () => {
+    const t = await token();
+    const input = h.signed(sampleOrder({ number: '7501' }), 'malformed-7501');
+    expect((await h.client().submit(input)).status).toBe('accepted');
+    const wire = { externalId: input.externalId, document: { format: 'kz-payment-order-xml/1', content: input.document.toString('base64') }, signatures: input.signatures.map((x) => x.toString('base64')), requisites: input.requisites };
+    // Requisites missing; then a document that is not base64: both 400 INVALID_REQUEST.
+    expect(await post(t, { externalId: input.externalId, document: wire.document, signatures: wire.signatures })).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect(await post(t, { ...wire, document: { ...wire.document, content: '%%%' } })).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    const ledger = await h.admin<Ledger>('GET', '/submissions');
+    expect(ledger.submissions.filter((x) => x.externalId === input.externalId)).toEqual([
+      expect.objectContaining({ document: `${input.requisites.payer.iban}/7501/${input.requisites.date}`, requests: 3, accepted: true, afterAccepted: 2 }),
+    ]);
+  });
+
+  it('a malformed request under an external id the sandbox never saw, and one without a readable id, add no row', async () => {
+    const t = await token();
+    const before = await h.admin<Ledger>('GET', '/submissions');
+    expect(await post(t, { externalId: 'never-seen-7502' })).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect(await post(t, { externalId: 'not an id!', requisites: 'x' })).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect(await post(t, [])).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect((await h.admin<Ledger>('GET', '/submissions')).submissions).toEqual(before.submissions);
+  });
+});
+
 describe('status polls that arrive together', () => {
   it('answer each with its own document (a repeated id and an unknown one included); reads asked for together are one query', async () => {
     const t = await token();

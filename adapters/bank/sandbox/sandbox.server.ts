@@ -401,14 +401,24 @@ export class Sandbox {
     this.stats.submitRequests += 1;
     const parsed = submitSchema.safeParse(req.body);
     if (!parsed.success) {
+      // The ledger counts every submit request for a document whatever it answered (INTERFACES.md):
+      // a malformed resend of a known external id too, before the rest of the body is judged.
+      const externalId = submitSchema.shape.externalId.safeParse((req.body as { externalId?: unknown } | null)?.externalId);
+      if (externalId.success) {
+        const known = await this.store.ledgerKeyByExternalId(this.store.pool, externalId.data);
+        if (known) await this.store.recordRequest(this.store.pool, known, externalId.data);
+      }
       const issue = parsed.error.issues[0];
       return send(reply, 400, 'INVALID_REQUEST', `${issue.path.join('.') || '(body)'}: ${issue.message}`);
     }
     const body = parsed.data;
-    if (!BASE64.test(body.document.content)) return send(reply, 400, 'INVALID_REQUEST', 'document.content is not base64');
-    const content = Buffer.from(body.document.content, 'base64');
     const r = body.requisites;
     const requestKey = `${r.payer.iban}/${r.number}/${r.date}`;
+    if (!BASE64.test(body.document.content)) {
+      await this.store.recordRequest(this.store.pool, (await this.store.ledgerKeyByExternalId(this.store.pool, body.externalId)) ?? requestKey, body.externalId);
+      return send(reply, 400, 'INVALID_REQUEST', 'document.content is not base64');
+    }
+    const content = Buffer.from(body.document.content, 'base64');
 
     const denied = (await this.authenticate(req)) ?? this.faults.take();
     if (denied) {

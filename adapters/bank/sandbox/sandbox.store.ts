@@ -249,6 +249,20 @@ export class SandboxStore {
     await db.query(this.ledgerUpsert('$1', '$2', 'false'), [docKey, externalId]);
   }
 
+  /**
+   * The ledger key (payer/number/date) a request under this external id is counted for: that of the
+   * document registered under it, else that of a ledger row first counted under it (a request the
+   * sandbox refused); undefined when the sandbox never saw the id.
+   */
+  async ledgerKeyByExternalId(db: Pick<PoolClient, 'query'>, externalId: string): Promise<string | undefined> {
+    const r = await db.query(
+      `SELECT COALESCE((SELECT doc_key FROM ${this.s}.documents WHERE external_id = $1),
+                       (SELECT doc_key FROM ${this.s}.submissions WHERE external_id = $1 ORDER BY first_at LIMIT 1)) AS doc_key`,
+      [externalId],
+    );
+    return (r.rows[0]?.doc_key as string | null) ?? undefined;
+  }
+
   /** The ledger row's upsert for one request, with the SQL parameters (or expressions) given. */
   private ledgerUpsert(docKey: string, externalId: string, accepted: string): string {
     return `INSERT INTO ${this.s}.submissions AS l (doc_key, external_id, requests, accepted, after_accepted, first_at)
