@@ -23,6 +23,7 @@ describe('describeServiceError', () => {
     ['a host name that does not resolve', Object.assign(new Error('getaddrinfo ENOTFOUND db.invalid'), { code: 'ENOTFOUND', hostname: 'db.invalid' }), null, []],
     ['PostgreSQL not answering in time', socketError('ETIMEDOUT', { address: '127.0.0.1', port: 5433 }), 'POSTGRESQL_UNREACHABLE', [/did not answer in time/]],
     ['PostgreSQL refusing the password', Object.assign(new Error('password authentication failed for user "connector"'), { code: '28P01', severity: 'FATAL' }), 'POSTGRESQL_UNREACHABLE', [/refused our login \(wrong password\)/, /check the user and password in CONNECTOR_DATABASE_URL/]],
+    ['PostgreSQL asking for a password the URL does not give', new Error('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string'), 'POSTGRESQL_UNREACHABLE', [/asks for a password and the URL gives none/, /put the password in CONNECTOR_DATABASE_URL/]],
     ['no such database', Object.assign(new Error('database "connector" does not exist'), { code: '3D000', severity: 'FATAL' }), 'POSTGRESQL_UNREACHABLE', [/connector migrate/]],
     ['pg connection timeout', new Error('Connection terminated due to connection timeout'), 'POSTGRESQL_UNREACHABLE', [/lost or never made the connection/]],
     ['ioredis giving a command up', Object.assign(new Error('Reached the max retries per request limit (which is 3). Refer to "maxRetriesPerRequest" option for details.'), { name: 'MaxRetriesPerRequestError' }), 'REDIS_UNREACHABLE', [/^Redis at localhost:6380 /, /did not answer/]],

@@ -136,6 +136,8 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
     // The hint for what the server said: a login refused is not a server that is down.
     const said = /password authentication failed|role ".*" does not exist|no pg_hba\.conf entry/i.test(message)
       ? 'PostgreSQL refused the login: check the user and password in CONNECTOR_DATABASE_URL (config database.url) and pg_hba.conf'
+      : /client password must be a string/.test(message)
+        ? 'PostgreSQL asks for a password and CONNECTOR_DATABASE_URL gives none: postgresql://user:password@host:5432/connector, or a trust or peer line in pg_hba.conf'
       : /database ".*" does not exist/i.test(message)
         ? 'run `connector migrate`: it creates the database'
         : hint;
