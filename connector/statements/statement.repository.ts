@@ -34,7 +34,7 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
   const statements = await em.find(Statement, { account, periodFrom: { $lte: to }, periodTo: { $gte: from } }, { orderBy: { periodFrom: 'asc', fetchedAt: 'desc' } });
   const opening = statements.find((s) => s.periodFrom <= from && s.periodTo >= from && s.kind === 'booked') ?? statements.find((s) => s.periodFrom <= from && s.periodTo >= from);
   if (!opening) {
-    throw new ConnectorError('NO_STATEMENT', `no stored statement of ${account} covers ${from}: fetch the bank statement for that day first`, 1);
+    throw new ConnectorError('NO_STATEMENT', `no stored statement of ${account} covers ${from}: the worker fetches statements every pipeline.statementsEveryMs (today's, and the closed previous business days each morning) for the accounts in pipeline.accounts, or else for those with orders on their way or final in the last 3 days; add ${account} to pipeline.accounts, or wait for the next run (logs: statement.fetched)`, 1);
   }
   const rows = await em.find(
     StatementLine,
