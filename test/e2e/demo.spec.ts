@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
@@ -68,6 +69,19 @@ describe('connector demo (child process, real services, bank sandbox, signer age
     const second = await runCli(['demo', '--dir', dir], { env: env.env, cwd: env.workDir, timeoutMs: 150_000 });
     expect(second.code).toBe(0);
     expect(summaryOf(second.stdout)).toMatchObject({ executed: '4', rejected: '1', invalid: '1', duplicates: '0' });
+  });
+
+  it('says which address is taken when the sandbox\'s port is in use, and what to do', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const res = await runCli(['demo', '--dir', join(env.workDir, 'demo-port')], { env: { ...env.env, CONNECTOR_BANK_URL: `http://127.0.0.1:${port}` }, cwd: env.workDir, timeoutMs: 150_000 });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(new RegExp(`DEMO_PORT_IN_USE: the bank sandbox's address http://127\\.0\\.0\\.1:${port} \\(CONNECTOR_BANK_URL\\) is taken by another process.*npx pm2 stop ecosystem\\.config\\.js`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it("refuses the database of an installation (another Client ID, or users of its own) and changes nothing there", async () => {
