@@ -697,13 +697,23 @@ export async function missingResolutionSteps(
     }
   }
   for (const login of await usersNamedByTriggers(deps.em, row.incidentId ?? null, [scope])) {
-    const enrolled = await deps.em.execute<Array<{ n: string }>>("select count(*) as n from audit_event where action = 'signer.key_enrolled' and subject = ? and at > ?", [login, since]);
+    // A keystore enrolled after the lockdown counts only when it is not a file this user had enrolled
+    // before it: the same compromised key enrolled again satisfied the step (R-30). Enrolments of
+    // releases that kept no digest cannot be compared and count, as before.
+    const enrolled = await deps.em.execute<Array<{ n: string; again: string }>>(
+      `select count(*) filter (where not coalesce(a.details->>'keystoreSha256' in (select b.details->>'keystoreSha256' from audit_event b
+                                  where b.action = 'signer.key_enrolled' and b.subject = a.subject and b.at <= ? and b.details->>'keystoreSha256' is not null), false)) as n,
+              count(*) as again
+         from audit_event a where a.action = 'signer.key_enrolled' and a.subject = ? and a.at > ?`,
+      [since, login, since],
+    );
     const authority = await deps.em.execute<Array<{ n: string }>>(
       "select count(*) as n from user_account_right r join app_user u on u.id = r.user_id where u.login = ? and r.rights = 'manage' and r.sign_level is not null",
       [login],
     );
     if (Number(enrolled[0].n) === 0 && Number(authority[0].n) > 0) {
-      missing.push(`EDS of ${login}: have the NCA certificate revoked and re-enroll the new key (connector users unblock ${login}, then connector users enroll-key ${login} ...), or revoke ${login}'s signing rights (connector users revoke ${login} --account IBAN)`);
+      const same = Number(enrolled[0].again) > 0 ? ` (the keystore enrolled since the lockdown is the very file ${login} had enrolled before it: the compromised key)` : '';
+      missing.push(`EDS of ${login}: have the NCA certificate revoked and re-enroll the new key${same} (connector users unblock ${login}, then connector users enroll-key ${login} ...), or revoke ${login}'s signing rights (connector users revoke ${login} --account IBAN)`);
     }
   }
   return missing;

@@ -1,5 +1,6 @@
 import { actorForLog } from '../logging/log-names';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
@@ -413,8 +414,12 @@ export async function enrollKey(deps: UserDeps, input: { login: string; keystore
   const user = await requireUser(deps.em, input.login);
   if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
   if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it: connector users set-iin ${user.login} IIN`);
+  // The keystore's SHA-256, so that a lockdown's resolve can tell a new key from the same file enrolled
+  // again (the agent cannot see the certificate before an unlock: the keystore is encrypted). Read
+  // before the agent takes it; a file that cannot be read is the agent's to refuse, named there.
+  const keystoreSha256 = keystoreDigest(input.keystorePath);
   const status = await deps.signerAgent.enrollKey(user.id, input.keystorePath, user.iin);
-  await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin }, at: deps.clock.now() });
+  await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin, keystoreSha256 }, at: deps.clock.now() });
   return status;
 }
 
@@ -715,4 +720,12 @@ export async function touchActivity(deps: UserDeps, user: AppUser): Promise<void
   const now = deps.clock.now();
   if (now.getTime() - user.lastActivityAt.getTime() < ACTIVITY_WRITE_EVERY_MS) return;
   await deps.em.execute('update app_user set last_activity_at = ? where id = ? and last_activity_at < ?', [now, user.id, now]);
+}
+
+function keystoreDigest(path: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return null;
+  }
 }

@@ -3,7 +3,7 @@ import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { submitOrderJob } from '../../queue/jobs/submit-order.job';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { revokeRight } from '../../connector/users/user.service';
+import { enrollKey, grantRight, revokeRight, unblockUser } from '../../connector/users/user.service';
 import { holdPendingOrders, resolveLockdown } from '../../connector/lockdown/lockdown.service';
 import { bruteForceKey } from '../../connector/lockdown/brute-force.detector';
 import { userDeps } from '../../connector/users/user-context';
@@ -356,4 +356,31 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(await holdPendingOrders(context.orm.em.fork(), 'onec-outbox', 'lockdown in force: held on arrival', new Date(), [id])).toBeNull();
     expect((await world.states([id]))[id]).not.toBe('held');
   });
+
+  it("R-30: the very keystore enrolled again after a lockdown does not pass for the user's new key; another keystore does", async () => {
+    const { context } = world;
+    await world.reset();
+    const deps = userDeps(context);
+    const keystore = (name: string) => world.pki.keystores.find((k) => k.name === name)!.path;
+    await grantRight(deps, { login: 'ceo', account: DEMO.payerIban, rights: 'manage', level: 'first', limitTiyn: null, actor: 'cli:tester' });
+    await enrollKey(deps, { login: 'ceo', keystorePath: keystore('rsa-ceo'), actor: 'cli:tester' });
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: "test: ceo's key may have leaked", scope: 'user:ceo', actor: 'cli:tester' });
+    const resolve = () => resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-48', actor: 'cli:tester', isAdmin: true });
+    try {
+      await unblockUser(deps, { login: 'ceo', actor: 'cli:tester' });
+      await enrollKey(deps, { login: 'ceo', keystorePath: keystore('rsa-ceo'), actor: 'cli:tester' });
+      await expect(resolve()).rejects.toMatchObject({
+        code: 'LOCKDOWN_STEPS_MISSING',
+        details: { missing: [expect.stringMatching(/^EDS of ceo: .*the keystore enrolled since the lockdown is the very file ceo had enrolled before it: the compromised key/)] },
+      });
+      // The new key NCA issued (here: another keystore file of this test PKI) is the step done.
+      await enrollKey(deps, { login: 'ceo', keystorePath: keystore('rsa-revoked'), actor: 'cli:tester' });
+      await expect(resolve()).resolves.toMatchObject({ incidentId });
+    } finally {
+      // Later tests sign as ceo with the RSA key, without a right of ceo's that this test gave.
+      await context.orm.em.fork().execute("update app_user set blocked_reason = null, blocked_at = null where login = 'ceo'");
+      await enrollKey(deps, { login: 'ceo', keystorePath: keystore('rsa-ceo'), actor: 'cli:tester' });
+      await revokeRight(deps, { login: 'ceo', account: DEMO.payerIban, actor: 'cli:tester' });
+    }
+  }, 60_000);
 });
