@@ -229,7 +229,7 @@ export function registerUsersCommands(program: Command): void {
 
   users
     .command('enroll-key <login>')
-    .description("enroll the user's EDS keystore in the signer agent; its certificate must carry the user's IIN")
+    .description("enroll the user's EDS keystore in the signer agent; its certificate must carry the user's IIN (checked at the first unlock: the keystore is encrypted until then, so enrolling another person's keystore succeeds and its unlock fails with IDENTITY_MISMATCH)")
     .requiredOption('--keystore <path>', 'the PKCS#12 keystore (path as the signer agent sees it)')
     .action(
       runAction(async (login: string, opts: { keystore: string }) =>
