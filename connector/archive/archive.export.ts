@@ -53,6 +53,12 @@ export interface ArchiveProgress {
  * documents export in constant memory; each file is fsynced before the manifest names it.
  * `onProgress` hears of each table every 25 batches and when it is done; the export waits for it.
  */
+/** The audit action of an archive export that completed (doctor's `archive` check reads the last one). */
+export const ARCHIVE_EXPORTED = 'archive.exported';
+
+/** An archive older than this is a WARN of doctor (FAIL with --strict): the README's crontab exports daily. */
+export const ARCHIVE_MAX_AGE_DAYS = 8;
+
 export async function exportArchive(
   em: EntityManager,
   outDir: string,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { Client } from 'pg';
+import { ARCHIVE_EXPORTED, ARCHIVE_MAX_AGE_DAYS } from '../archive/archive.export';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig, redactedUrl } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
@@ -92,7 +93,7 @@ function notChecked(name: string, service: string, hint: string): CheckResult {
   return { name, core: true, verdict: 'FAIL', detail: `not checked: ${service} could not be used`, hint };
 }
 
-async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
+async function checkPostgres(config: ConnectorConfig, strict: boolean): Promise<CheckResult[]> {
   const client = new Client({ connectionString: config.database.url, connectionTimeoutMillis: 3_000, query_timeout: 3_000, statement_timeout: 3_000 });
   client.on('error', () => undefined);
   const hint = 'start PostgreSQL (pg_ctlcluster <version> main start) or fix CONNECTOR_DATABASE_URL; run `connector migrate` to create the database';
@@ -129,7 +130,7 @@ async function checkPostgres(config: ConnectorConfig): Promise<CheckResult[]> {
     } catch {
       // No lockdown table yet: the migrations check above says so.
     }
-    if (pending.length === 0) results.push(await checkOverdueIncidents(client));
+    if (pending.length === 0) results.push(await checkOverdueIncidents(client), await checkArchiveAge(client, strict));
     return results;
   } catch (err) {
     const message = (err as Error).message;
@@ -291,6 +292,25 @@ export function checkAlertChannel(config: ConnectorConfig, strict: boolean): Che
 }
 
 /**
+ * R-26: the archive of payment documents and statements must be backed up. `connector archive
+ * export` records each export in the audit log; none, or none for ARCHIVE_MAX_AGE_DAYS, is a WARN
+ * (FAIL with --strict). The pg_dump beside it is the machine's cron's, which doctor cannot see.
+ */
+async function checkArchiveAge(client: Client, strict: boolean): Promise<CheckResult> {
+  const { rows } = await withTimeout(client.query<{ at: Date | null }>('select max(at) as at from audit_event where action = $1', [ARCHIVE_EXPORTED]), CHECK_TIMEOUT_MS, 'PostgreSQL');
+  const last = rows[0]?.at ? new Date(rows[0].at) : null;
+  const ageDays = last ? (Date.now() - last.getTime()) / 86_400_000 : Infinity;
+  if (ageDays <= ARCHIVE_MAX_AGE_DAYS) return { name: 'archive', core: false, verdict: 'OK', detail: `last archive export ${last?.toISOString()}` };
+  return {
+    name: 'archive',
+    core: strict,
+    verdict: strict ? 'FAIL' : 'WARN',
+    detail: last ? `the last archive export was ${Math.floor(ageDays)} days ago (${last.toISOString()}): the archive of documents and statements is not backed up (R-26)` : 'no archive export recorded: the archive of documents and statements is not backed up (R-26)',
+    hint: 'schedule connector archive export --out /backup/archive-<date> (and pg_dump) in the crontab, as the README\'s "Backups" says',
+  };
+}
+
+/**
  * R-17, R-27, R-29: an incident the bank must hear of by a deadline (a user who lost authority, an
  * unexplained debit, an erroneous execution) and still open past it. Not a fault of the
  * installation, so WARN even with --strict, like a lockdown in force; but an admin running doctor
@@ -424,7 +444,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid' }]),
     Promise.resolve([checkSecretInEnvironment(options.env ?? process.env, strict)].filter((c): c is CheckResult => c !== null)),
     checkRedis(config),
-    checkPostgres(config),
+    checkPostgres(config, strict),
     checkDisk().then((r) => [r]),
     ...([
       ['calendar', () => checkCalendar(config, clockFromConfig(config).now())],

@@ -63,6 +63,19 @@ describe('connector doctor', () => {
     }
   });
 
+  it('R-26: warns until an archive export is recorded, and is OK after one (FAIL with --strict)', async () => {
+    const run = async (strict = false) => {
+      const res = await runCli(['doctor', '--json', ...(strict ? ['--strict'] : [])], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      return (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string; hint?: string }> }).checks.find((c) => c.name === 'archive');
+    };
+    expect(await run()).toMatchObject({ verdict: 'WARN', detail: 'no archive export recorded: the archive of documents and statements is not backed up (R-26)', hint: expect.stringContaining('connector archive export') });
+    expect(await run(true)).toMatchObject({ verdict: 'FAIL' });
+    const out = join(env.workDir, 'archive-doctor');
+    const exported = await runCli(['archive', 'export', '--out', out], { env: env.env, cwd: env.workDir });
+    expect(exported.code).toBe(0);
+    expect(await run()).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/^last archive export \d{4}-/) });
+  });
+
   it('checks the admins\' mail server when e-mails are configured: logs in over TLS, sends nothing, never prints the password', async () => {
     const login = { user: 'connector@example.kz', password: 'Doctor-Smtp-Secret' };
     const mail = await startMailServer(login);
