@@ -43,9 +43,14 @@ export interface RunningScheduler {
  * stand by and take over when the lease lapses. Renewal is a compare-and-set in Lua so a process
  * that lost the lease never extends another's.
  */
+/** The Redis key of the scheduler's leader lease (doctor reads it to say whether a scheduler runs). */
+export function schedulerLeaderKey(prefix: string): string {
+  return `${prefix}:scheduler:leader`;
+}
+
 export async function startScheduler(context: JobContext, redis: IORedis, options: { leaseMs?: number; extra?: ScheduleEntry[] } = {}): Promise<RunningScheduler> {
   const leaseMs = options.leaseMs ?? 30_000;
-  const key = `${context.config.redis.prefix}:scheduler:leader`;
+  const key = schedulerLeaderKey(context.config.redis.prefix);
   const me = `${process.pid}-${randomUUID()}`;
   let leader = false;
   let stopped = false;

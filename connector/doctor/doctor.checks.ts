@@ -371,7 +371,7 @@ export interface DoctorReport {
 
 /** Runs every check in parallel with bounded timeouts: it answers well within 15 s even when a service hangs. */
 /** A check the entry point adds (one that needs an adapter, e.g. the admins' mail server); null when it does not apply. */
-export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: number) => Promise<CheckResult | null>;
+export type ExtraCheck = (config: ConnectorConfig, strict: boolean, timeoutMs: number) => Promise<CheckResult | CheckResult[] | null>;
 
 const SECRET_VARIABLE = 'CONNECTOR_BANK_CLIENT_SECRET';
 
@@ -461,7 +461,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
     ...(options.extra ?? []).map((check) =>
       withTimeout(check(config, strict, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS + 1_000, 'check').then(
-        (r) => (r ? [r] : []),
+        (r) => (r ? [r].flat() : []),
         (err: Error) => [{ name: 'check', core: strict, verdict: strict ? ('FAIL' as const) : ('WARN' as const), detail: err.message, hint: 'a component check did not answer in time: run connector doctor again; if it stays, check that component' }],
       ),
     ),

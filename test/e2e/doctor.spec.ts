@@ -6,6 +6,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMailServer } from '../support/mail-server';
 import { Client } from 'pg';
+import IORedis from 'ioredis';
+import { Worker } from 'bullmq';
+import { schedulerLeaderKey } from '../../queue/scheduler.runner';
 
 describe('connector doctor', () => {
   let env: TestEnv;
@@ -74,6 +77,27 @@ describe('connector doctor', () => {
     const exported = await runCli(['archive', 'export', '--out', out], { env: env.env, cwd: env.workDir });
     expect(exported.code).toBe(0);
     expect(await run()).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/^last archive export \d{4}-/) });
+  });
+
+  it('says whether a worker serves the queues and a scheduler holds its lease (PM2 stopped, or not back after a reboot)', async () => {
+    const run = async () => {
+      const res = await runCli(['doctor', '--json'], { env: { ...env.env, CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      const checks = (JSON.parse(res.stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> }).checks;
+      return Object.fromEntries(checks.filter((c) => c.name === 'workers' || c.name === 'scheduler').map((c) => [c.name, c.verdict]));
+    };
+    expect(await run()).toEqual({ workers: 'WARN', scheduler: 'WARN' });
+    // A worker of the submit queue (as `connector worker` runs one) and the scheduler's lease.
+    const connection = new IORedis(env.config.redis.url, { maxRetriesPerRequest: null });
+    const worker = new Worker('submit', async () => undefined, { connection, prefix: env.config.redis.prefix, autorun: true });
+    try {
+      await worker.waitUntilReady();
+      await connection.set(schedulerLeaderKey(env.config.redis.prefix), 'test-leader', 'PX', 30_000);
+      expect(await run()).toEqual({ workers: 'OK', scheduler: 'OK' });
+    } finally {
+      await worker.close();
+      await connection.del(schedulerLeaderKey(env.config.redis.prefix));
+      connection.disconnect();
+    }
   });
 
   it('checks the admins\' mail server when e-mails are configured: logs in over TLS, sends nothing, never prints the password', async () => {

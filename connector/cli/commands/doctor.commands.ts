@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { runDoctor, type CheckResult, type ExtraCheck } from '../../doctor/doctor.checks';
 import { SmtpMailer } from '../../../adapters/mail/smtp.mailer';
 import { runAction } from '../run-action';
+import { Queue } from 'bullmq';
+import { probeRedis } from '../../shared/redis-probe';
+import { schedulerLeaderKey } from '../../../queue/scheduler.runner';
 import { printJson, table } from '../output';
 
 /**
@@ -19,6 +22,46 @@ export const checkSmtp: ExtraCheck = async (config, strict, timeoutMs) => {
   return { name: 'smtp', core: false, verdict: 'OK', detail: `${smtp.host}:${smtp.port} (${smtp.security}${smtp.user ? `, login ${smtp.user}` : ''}) accepts us; ${emails.length} admin(s)` };
 };
 
+/**
+ * The processes PM2 runs, as Redis sees them: a worker serving the submit queue (BullMQ's named
+ * connections) and a scheduler holding its leader lease. Stopped, or not started again after a
+ * reboot, orders wait unsent and statements, sweeps and alerts stop while every service they need
+ * is up. WARN (FAIL with --strict); nothing when Redis cannot be reached (its own check says so).
+ */
+export const checkProcesses: ExtraCheck = async (config, strict, timeoutMs) => {
+  const down = (name: string, detail: string): CheckResult => ({
+    name,
+    core: strict,
+    verdict: strict ? 'FAIL' : 'WARN',
+    detail,
+    hint: 'start them: pm2 start ecosystem.config.js, then pm2 save (and pm2 startup once, so they start at boot)',
+  });
+  const redis = probeRedis(config.redis.url, Math.min(3_000, timeoutMs));
+  let queue: Queue | undefined;
+  // A Redis that takes the connection and never answers: the connect waits for its ready check
+  // forever; closing the connection ends it (null: Redis's own check says what is wrong).
+  const giveUp = setTimeout(() => redis.disconnect(), Math.min(3_000, timeoutMs));
+  try {
+    await redis.connect();
+    queue = new Queue('submit', { connection: redis, prefix: config.redis.prefix });
+    const [workers, lease] = await Promise.all([queue.getWorkersCount(), redis.pttl(schedulerLeaderKey(config.redis.prefix))]);
+    return [
+      workers > 0
+        ? { name: 'workers', core: false, verdict: 'OK', detail: `${workers} worker connection(s) serve the submit queue` }
+        : down('workers', 'no worker process serves the queues: orders are taken in but not validated, signed or sent'),
+      lease > 0
+        ? { name: 'scheduler', core: false, verdict: 'OK', detail: 'a scheduler holds the leader lease' }
+        : down('scheduler', 'no scheduler holds the leader lease: no statements, sweeps, 1C outbox scans or incident e-mails'),
+    ];
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(giveUp);
+    await queue?.close().catch(() => undefined);
+    redis.disconnect();
+  }
+};
+
 export function registerDoctorCommands(program: Command): void {
   program
     .command('doctor')
@@ -27,7 +70,7 @@ export function registerDoctorCommands(program: Command): void {
     .option('--strict', 'an unreachable bank, signer agent or mail server fails too')
     .action(
       runAction(async (opts: { json?: boolean; strict?: boolean }) => {
-        const report = await runDoctor({ strict: opts.strict, extra: [checkSmtp] });
+        const report = await runDoctor({ strict: opts.strict, extra: [checkSmtp, checkProcesses] });
         if (opts.json) {
           printJson(report);
         } else {
