@@ -440,8 +440,16 @@ async function sendOrder(
     leaseReleased = true;
     log.info({ event: 'order.submit.accepted', documentId: accepted.documentId });
     return { state: 'submitted' };
-  } catch (err) {
-    if (!(err instanceof BankError)) throw err;
+  } catch (caught) {
+    if (!(caught instanceof BankError)) throw caught;
+    // A refusal by a code this release does not know is final at the order's first send only. After
+    // an earlier send (its outcome unknown, a lookup that found nothing), a bank answering outside its
+    // contract may still hold that document: ended `rejected`, 1C would have it paid again. It goes
+    // the way of a broken contract (retried, each time with a lookup first; `failed` at the end).
+    const err =
+      caught.code === 'REJECTED' && caught.details.unknownCode && lease.attempts > 0
+        ? new BankError('CONTRACT_VIOLATION', `${caught.message}; not taken as a refusal after an earlier send whose outcome is unknown`, { ...caught.details, unknownCode: undefined })
+        : caught;
     log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
     switch (err.code) {
       case 'REJECTED':

@@ -373,6 +373,31 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
+  it('a refusal by an unknown code after an earlier send whose outcome is unknown is not taken as final: the earlier one may be at the bank; retried with a lookup first', async () => {
+    const admin = `${world.config.bank.url}/_sandbox`;
+    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const [result] = await intakeDemo('erp-unknown-after-send', [0]);
+      const state = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
+      await eventually(async () => (await state()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      // As after a send that timed out with nothing found by the lookup: one attempt counted.
+      await db().execute('update payment_order set submit_attempts = 1 where id = ?', [result.orderId]);
+      expect((await put('/faults', { refuse: { code: 'KBK_CLOSED_NEW', count: 1, at: 'submit' } })).ok).toBe(true);
+      await submitQueue.resume();
+      await eventually(async () => ['submitted', 'executed', 'rejected', 'failed'].includes(await state()), { what: 'sent on', timeoutMs: 45_000 });
+      expect(await state()).not.toBe('rejected');
+      const events = await db().execute<Array<{ to_state: string }>>('select to_state from order_event where order_id = ? order by id', [result.orderId]);
+      expect(events.map((e) => e.to_state)).not.toContain('rejected');
+      const mine = (await ledger()).submissions.filter((s) => s.externalId === result.externalId);
+      expect(mine).toEqual([expect.objectContaining({ requests: 2, accepted: true })]);
+    } finally {
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await submitQueue.resume();
+    }
+  });
+
   it('R-24: an order at the bank is never given up while the bank fails its status calls; once it answers, the order goes on with nobody retrying it', async () => {
     const admin = `${world.config.bank.url}/_sandbox`;
     const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -33,6 +33,8 @@ export class BankError extends Error {
       reasonCode?: string;
       /** REJECTED: Russian text a 1C user understands (R-23). */
       reasonText?: string;
+      /** REJECTED by a code this release does not know (a submit's 422): the caller decides whether it may be taken as a refusal. */
+      unknownCode?: boolean;
       /** RATE_LIMITED / MAINTENANCE: how long to wait, from Retry-After (R-24). */
       retryAfterMs?: number;
       field?: string;
@@ -194,11 +196,14 @@ export function parseBankError(failure: BankFailure): BankError {
     // external id would have been answered as accepted). A code this release does not know yet is
     // still a refusal, in the bank's own words. Read as a broken contract it was sent again and
     // again, then ended "failed" with 1C told the payment might have been made and must not be
-    // created again: a tax or salary payment nobody made.
+    // created again: a tax or salary payment nobody made. The submit stage takes it as a refusal
+    // only at an order's first send (`unknownCode`): after an earlier send whose outcome is unknown,
+    // a bank that answers outside its contract may still hold that one.
     return new BankError('REJECTED', `the bank refused the document with a code this release does not know: ${bankCode}${says}`, {
       ...base,
       reasonCode: bankCode,
       reasonText: reasonTextRu(bankCode, bankMessage),
+      unknownCode: true,
     });
   }
   if (status === 403) return new BankError('AUTH', `the bank forbids this call (${bankCode ?? 'HTTP 403'})${says}`, base);
