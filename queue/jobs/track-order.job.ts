@@ -88,7 +88,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
     // for the bank. Best effort: a calendar that cannot say (its data ended) must not hide the bank's error.
     const overdue = (() => {
       try {
-        return statusOverdueAt(calendar, order, now);
+        return statusOverdueAt(calendar, order, now, false);
       } catch {
         return false;
       }
@@ -151,7 +151,7 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   const newStatus = !isFinalStatus(status.status) && !stale && status.status !== order.bankStatus;
   // R-21 before R-22: the two windows close together, and an order the bank never confirmed as
   // processing is one a person should look at, even as it is deemed executed.
-  if (status.status === 'accepted' && statusOverdueAt(calendar, order, now)) await statusOverdue(context, order, { bankStatus: status.status }, now);
+  if (status.status === 'accepted' && statusOverdueAt(calendar, order, now, true)) await statusOverdue(context, order, { bankStatus: status.status }, now);
   // R-22: the day the bank received it, then one more operational day without a notice. Never a day
   // before the one we recorded it accepted on: a stale or wrong day from the bank would deem the
   // order executed at once, before any notice of non-execution could come. Nor before its value
@@ -200,11 +200,13 @@ async function statusUnknown(context: JobContext, order: PaymentOrder, bankStatu
  * that never had one: the bank reported nothing past `accepted` so far (a later stale `accepted`
  * after `in_processing`, LESSONS.md 3, is not a missing status).
  */
-function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, order: PaymentOrder, now: Date): boolean {
+function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, order: PaymentOrder, now: Date, bankAnswered: boolean): boolean {
   if (order.bankStatus && order.bankStatus !== 'accepted') return false;
+  if (!bankAnswered) return now >= calendar.operationalDeadline(order.stateChangedAt, 1);
   // An order dated ahead (salaries sent on the 1st for the 10th) stays `accepted` at the bank until
   // its value date: its business day for a processing status starts there, not at the submission,
-  // or every such order opened a false R-21 incident a day after it was sent.
+  // or every such order opened a false R-21 incident a day after it was sent. Only when the bank
+  // answers: one that does not answer at all is overdue a business day after the submission.
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
   const dueDay = executionDayOf(calendar, acceptedDay, order.valueDate);
   return now >= (dueDay === acceptedDay ? calendar.operationalDeadline(order.stateChangedAt, 1) : calendar.endOfOperationalDay(calendar.addBusinessDays(dueDay, 1)));

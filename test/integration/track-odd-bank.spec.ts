@@ -213,6 +213,11 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     // The end of the operational day after its value date (Wednesday 2026-12-02 17:00): still only "accepted".
     await poll([ahead.id], '2026-12-02T12:00:00Z', accepted);
     expect(await overdue()).toHaveLength(1);
+    // One dated ahead whose polls fail: no answer at all is overdue a business day after the submission, as for any order.
+    const silent = await submitted('S-9', 'DOC-S9', '2026-12-01');
+    const outcome = await poll([silent.id], '2026-11-25T12:30:00Z', () => new BankError('TRANSIENT', 'the bank could not be reached'));
+    expect(outcome[0]).toBeInstanceOf(BankError);
+    expect(await q(`select id from incident where kind = 'status_overdue' and evidence->>'orderId' = ?`, [silent.id])).toHaveLength(1);
   });
 
   it('a status the connector does not know is not "no notice": past the R-22 deadline the order is not deemed executed, one incident asks a person, and a known status later settles it', async () => {
