@@ -92,12 +92,19 @@ describe('decideLines', () => {
       ['the bank omits BIN and KNP: nothing to compare, executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: '', knp: null }), { kind: 'order', how: 'reference', execute: true }],
       ['the bank omits them as blanks: executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: '   ', knp: ' ' }), { kind: 'order', how: 'reference', execute: true }],
       ['the same BIN and KNP, padded by the bank: executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: ' 120940001232 ', knp: '911 ' }), { kind: 'order', how: 'reference', execute: true }],
+      ['an identifier that is no IIN/BIN (a customer number in camt.053 Othr/Id): not compared, executed', taxLine({ externalId: 'ext-1', counterpartyIinBin: 'CUST-000123' }), { kind: 'order', how: 'reference', execute: true }],
       ['all as signed: executed', taxLine({ externalId: 'ext-1' }), { kind: 'order', how: 'reference', execute: true }],
     ])('%s', (_name, l, expected) => {
       const decisions = decideLines([l], [tax()]);
       expect(decisions).toHaveLength(1);
       expect(decisions[0]).toMatchObject(expected as object);
       if (decisions[0].kind === 'mismatch') expect(decisions[0].differences).toHaveLength(1);
+    });
+
+    it('a KNP the bank writes without its leading zero ("10" for pension contributions "010") is the same code; another code is not', () => {
+      const pension = order({ knp: '010' });
+      expect(decideLines([line({ externalId: 'ext-1', knp: '10' })], [pension])[0]).toMatchObject({ kind: 'order', how: 'reference', execute: true });
+      expect(decideLines([line({ externalId: 'ext-1', knp: '11' })], [pension])[0]).toMatchObject({ kind: 'mismatch', differences: [{ field: 'knp', signed: '010', executed: '11' }] });
     });
   });
 

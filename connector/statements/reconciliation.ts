@@ -137,6 +137,14 @@ function byDocument(line: LineForMatch, orders: readonly OrderForMatch[], taken:
   return named.length === 1 && !taken.has(named[0].id) ? named[0] : undefined;
 }
 
+const IIN_BIN = /^\d{12}$/;
+
+/** A KNP as its 3-digit code ("10" and "010" are one code); other text as it is, trimmed. */
+function knpCode(knp: string | null | undefined): string {
+  const text = knp?.trim() ?? '';
+  return /^\d{1,3}$/.test(text) ? text.padStart(3, '0') : text;
+}
+
 function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   const out: Difference[] = [];
   if (line.amount !== order.amountTiyn) out.push({ field: 'amount', signed: formatAmount(order.amountTiyn), executed: formatAmount(line.amount) });
@@ -148,13 +156,16 @@ function differencesOf(line: LineForMatch, order: OrderForMatch): Difference[] {
   // Every budget payment goes to the one Treasury account (KZ24070105KSN0000000): the beneficiary's
   // BIN (which tax office) and the KNP (which tax) say where the money went, so the account agreeing
   // proves nothing. Compared only when the line carries them: banks omit them, and an omission is
-  // no evidence of a wrong payment. Text, never numbers: an IIN may start with 0.
+  // no evidence of a wrong payment. Text, never numbers: an IIN may start with 0. Only 12-digit
+  // IIN/BINs are compared (a camt.053 `Othr/Id` may carry a customer number instead), and a KNP
+  // written without its leading zeros ("10" for "010") is the same code.
   const executedIinBin = line.counterpartyIinBin?.trim();
-  if (executedIinBin && executedIinBin !== order.beneficiaryIinBin.trim()) {
-    out.push({ field: 'beneficiaryIinBin', signed: order.beneficiaryIinBin.trim(), executed: executedIinBin });
+  const signedIinBin = order.beneficiaryIinBin.trim();
+  if (executedIinBin && IIN_BIN.test(executedIinBin) && IIN_BIN.test(signedIinBin) && executedIinBin !== signedIinBin) {
+    out.push({ field: 'beneficiaryIinBin', signed: signedIinBin, executed: executedIinBin });
   }
-  const executedKnp = line.knp?.trim();
-  if (executedKnp && executedKnp !== order.knp.trim()) out.push({ field: 'knp', signed: order.knp.trim(), executed: executedKnp });
+  const executedKnp = knpCode(line.knp);
+  if (executedKnp && executedKnp !== knpCode(order.knp)) out.push({ field: 'knp', signed: order.knp.trim(), executed: line.knp?.trim() ?? '' });
   // The bank refused it, yet the money left: as erroneous as a wrong amount.
   if (order.state === 'rejected') out.push({ field: 'state', signed: 'rejected by the bank', executed: 'debited' });
   return out;
