@@ -1,8 +1,10 @@
 import type { JobContext } from './job-context';
 import { SmtpMailer } from '../adapters/mail/smtp.mailer';
+import { kzCalendarFromConfig } from '../connector/calendar/kz-business-calendar';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import {
   incidentDigestText,
+  halfTimeReminderNow,
   incidentReminderText,
   incidentsToAlert,
   incidentsToRemind,
@@ -40,7 +42,11 @@ export function mailIncidentAlerts(context: JobContext): Promise<IncidentAlertRe
  */
 export function mailIncidentReminders(context: JobContext): Promise<IncidentAlertResult> {
   return mailOnce(context, 'incident.reminder', {
-    find: (tx, now, limit) => incidentsToRemind(tx, now, limit),
+    // Half-time reminders wait for a business day's morning; overdue ones go at once.
+    find: async (tx, now, limit) => {
+      const due = await incidentsToRemind(tx, now, limit);
+      return halfTimeReminderNow(kzCalendarFromConfig(context.config), now) ? due : due.filter((r) => r.stage === 2);
+    },
     text: (found, more, now) => incidentReminderText(found, more, now),
     mark: (tx, found, at) => markIncidentsReminded(tx, found, at),
   });

@@ -318,8 +318,8 @@ async function checkArchiveAge(client: Client, strict: boolean): Promise<CheckRe
  */
 async function checkOverdueIncidents(client: Client): Promise<CheckResult> {
   const { rows } = await withTimeout(
-    client.query<{ n: string; id: string | null; title: string | null; deadline_at: Date | null }>(
-      `select count(*) over () as n, id, title, deadline_at from incident where status = 'open' and deadline_at < now() order by deadline_at, id limit 1`,
+    client.query<{ n: string; id: string | null; kind: string; title: string | null; deadline_at: Date | null }>(
+      `select count(*) over () as n, id, kind, title, deadline_at from incident where status = 'open' and deadline_at < now() order by deadline_at, id limit 1`,
     ),
     CHECK_TIMEOUT_MS,
     'PostgreSQL',
@@ -330,8 +330,13 @@ async function checkOverdueIncidents(client: Client): Promise<CheckResult> {
     name: 'incidents',
     core: false,
     verdict: 'WARN',
-    detail: `${first.n} open incident(s) past the deadline to tell the bank; the first, due ${new Date(first.deadline_at as Date).toISOString()}: ${String(first.title).slice(0, 200)}`,
-    hint: `connector incidents show ${first.id}; tell the bank (R-17, R-27, R-29: +7 7172 770 622), then connector incidents resolve ${first.id} --note TEXT --bank-notified-at ISO --bank-reference TEXT`,
+    detail: `${first.n} open incident(s) past their deadline; the first, due ${new Date(first.deadline_at as Date).toISOString()}: ${String(first.title).slice(0, 200)}`,
+    hint:
+      first.kind === 'lockdown'
+        ? `tell the bank (R-29: +7 7172 770 622), then connector lockdown resolve --incident ${first.id} --bank-notified-at ISO --bank-reference TEXT`
+        : first.kind === 'credentials_aging' || first.kind === 'credentials_idle'
+          ? 'regenerate the Client ID / Client Secret in Internet-banking and store it: connector credentials rotate --secret-stdin'
+          : `connector incidents show ${first.id}; tell the bank (R-17, R-27, R-29: +7 7172 770 622), then connector incidents resolve ${first.id} --note TEXT --bank-notified-at ISO --bank-reference TEXT`,
   };
 }
 

@@ -1,4 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { isoOfEpochDay } from '../calendar/kz-calendar-data';
+import { kzLocalDayOf } from '../calendar/kz-time';
 
 /**
  * The admins' alert for incidents (R-21 overdue statuses, statement gaps and imbalances,
@@ -60,7 +63,7 @@ export function incidentDigestText(incidents: readonly AlertableIncident[], more
       ...lines,
       ...(more ? ['', `More are open: connector incidents list`] : []),
       '',
-      'Each incident is mailed once, when it is found; connector incidents list shows those still open.',
+      'Each incident is mailed when it is found; one with a deadline is reminded of when half its time is gone and when the deadline passes. connector incidents list shows those still open.',
     ].join('\n'),
   };
 }
@@ -98,6 +101,21 @@ export async function incidentsToRemind(em: EntityManager, now: Date, limit = MA
   }));
 }
 
+/**
+ * Whether a half-time reminder goes out now: on a Kazakhstan business day from 09:00, when a person
+ * can act on it. Half of "by Monday's cut-off" found on Friday evening falls on Sunday, and a mail
+ * then is read on Monday among the weekend's, if at all; it waits for Monday 09:00 instead. An
+ * overdue reminder goes out at once. A calendar that cannot say (its data ended) does not hold it back.
+ */
+export function halfTimeReminderNow(calendar: Pick<KzBusinessCalendar, 'isBusinessDay'>, now: Date): boolean {
+  const { epochDay, msOfDay } = kzLocalDayOf(now.getTime());
+  try {
+    return calendar.isBusinessDay(isoOfEpochDay(epochDay)) && msOfDay >= 9 * 3_600_000;
+  } catch {
+    return true;
+  }
+}
+
 /** Records the reminders sent (an overdue one also counts as the half-time one it stands for). */
 export async function markIncidentsReminded(em: EntityManager, reminders: readonly Pick<IncidentReminder, 'id' | 'stage'>[], at: Date): Promise<void> {
   for (const stage of [1, 2] as const) {
@@ -124,7 +142,7 @@ export function incidentReminderText(reminders: readonly IncidentReminder[], mor
   return {
     subject,
     text: [
-      'These incidents are still open and have a deadline (telling the bank: R-17, R-27, R-29):',
+      'These incidents are still open and have a deadline (telling the bank of R-17, R-27, R-29, or renewing the Client Secret of R-1/R-2):',
       '',
       ...lines,
       ...(more ? ['', 'More are due: connector incidents list'] : []),

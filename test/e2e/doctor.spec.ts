@@ -54,7 +54,7 @@ describe('connector doctor', () => {
       const report = JSON.parse(res.stdout) as { ok: boolean; checks: Array<{ name: string; verdict: string; detail: string; hint: string }> };
       expect(report.checks.find((c) => c.name === 'incidents')).toMatchObject({
         verdict: 'WARN',
-        detail: expect.stringMatching(/^1 open incident\(s\) past the deadline to tell the bank; the first, due .*: Tell the bank that d\.overdue lost authority$/),
+        detail: expect.stringMatching(/^1 open incident\(s\) past their deadline; the first, due .*: Tell the bank that d\.overdue lost authority$/),
         hint: expect.stringContaining(`connector incidents resolve ${rows[0].id}`),
       });
       expect([res.code, report.ok]).toEqual([0, true]);

@@ -125,7 +125,13 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
   });
 
   describe('reminders (R-17, R-27, R-29: "records and reminds")', () => {
-    const hours = (n: number) => new Date(Date.now() + n * 3_600_000);
+    // The reminders' clock: a Wednesday, 11:00 in Almaty, unless a test moves it (half-time reminders wait for a business day's morning).
+    let base = Date.parse('2026-11-25T06:00:00Z');
+    const hours = (n: number) => new Date(base + n * 3_600_000);
+    const remindNow = () => mailIncidentReminders({ ...withMail, clock: { now: () => new Date(base) } } as AppContext);
+    beforeEach(() => {
+      base = Date.parse('2026-11-25T06:00:00Z');
+    });
     /** An incident told `toldHoursAgo` ago, opened `openedHoursAgo` ago, its deadline `deadlineInHours` from now. */
     async function told(title: string, openedHoursAgo: number, toldHoursAgo: number, deadlineInHours: number | null) {
       const { incident } = await open('authority_revoked', title, 'high', deadlineInHours === null ? undefined : hours(deadlineInHours));
@@ -141,31 +147,47 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
       const done = await told('Resolved', 20, 19, 4);
       await context.orm.em.fork().execute("update incident set status = 'resolved' where id = ?", [done]);
 
-      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'sent', incidents: 1, more: false, rejected: [] });
+      expect(await remindNow()).toEqual({ status: 'sent', incidents: 1, more: false, rejected: [] });
       expect(headerValue(mail.received[0].raw, 'subject')).toBe('Reminder: an incident has half the time to act left, the first: Tell the bank that a.seitkali lost authority');
       expect(bodyOf(mail.received[0].raw)).toMatch(new RegExp(`in about 4 h\\)[\\s\\S]*connector incidents show ${id}`));
       expect(await reminders(id)).toBe(1);
-      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+      expect(await remindNow()).toEqual({ status: 'none' });
 
       await context.orm.em.fork().execute('update incident set deadline_at = ? where id = ?', [hours(-3), id]);
-      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(await remindNow()).toMatchObject({ status: 'sent', incidents: 1 });
       expect(headerValue(mail.received[1].raw, 'subject')).toBe('Reminder: an incident is past the deadline, the first: Tell the bank that a.seitkali lost authority');
       expect(bodyOf(mail.received[1].raw)).toContain('passed 3 h ago');
       expect(await reminders(id)).toBe(2);
-      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+      expect(await remindNow()).toEqual({ status: 'none' });
       expect(mail.received).toHaveLength(2);
     });
 
     it('an incident overdue before anyone was told gets the overdue reminder only, not the half-time one first; one first told when already overdue gets none', async () => {
       const slept = await told('The scheduler was down past half-time and the deadline', 30, 29, -2);
       await told('First told after its deadline', 30, 1, -2);
-      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(await remindNow()).toMatchObject({ status: 'sent', incidents: 1 });
       expect(headerValue(mail.received[0].raw, 'subject')).toMatch(/^Reminder: an incident is past the deadline, the first: The scheduler was down/);
       expect(await reminders(slept)).toBe(2);
-      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+      expect(await remindNow()).toEqual({ status: 'none' });
+    });
+
+    it('a half-time reminder due at the weekend waits for Monday 09:00 in Almaty; an overdue one goes at once', async () => {
+      base = Date.parse('2026-11-29T06:00:00Z'); // Sunday, 11:00 in Almaty
+      const half = await told('Found on Friday evening, due Monday 17:00', 40, 39, 30);
+      const late = await told('Due on Saturday', 60, 59, -20);
+      expect(await remindNow()).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(await reminders(late)).toBe(2);
+      expect(await reminders(half)).toBe(0);
+      base = Date.parse('2026-11-30T03:59:00Z'); // Monday, 08:59
+      expect(await remindNow()).toEqual({ status: 'none' });
+      base = Date.parse('2026-11-30T04:00:00Z'); // Monday, 09:00
+      expect(await remindNow()).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(await reminders(half)).toBe(1);
     });
 
     it('the migration counts the incidents that exist at the upgrade as reminded as far as they already are (no backlog of reminders)', async () => {
+      // The migration reads the database's clock.
+      base = Date.now();
       const overdue = await told('Overdue before the upgrade', 30, 29, -2);
       const halfway = await told('Half-way before the upgrade', 20, 19, 4);
       const early = await told('Early at the upgrade', 2, 2, 20);
@@ -173,7 +195,7 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
       await migrator.down({ to: 'Migration20261127010000_execution_mismatch_per_line' });
       await migrator.up();
       expect([await reminders(overdue), await reminders(halfway), await reminders(early)]).toEqual([2, 1, 0]);
-      expect(await mailIncidentReminders(withMail)).toEqual({ status: 'none' });
+      expect(await remindNow()).toEqual({ status: 'none' });
     });
 
     it('keeps a reminder for the next run when the mail server refuses', async () => {
@@ -181,9 +203,9 @@ describe('incident alerts by e-mail (real PostgreSQL, Redis and SMTP server)', (
       writeFileSync(wrongFile, 'Wrong-Reminder-Secret');
       const broken = withNotify(withMail, { smtp: { ...(withMail.config.lockdown.notify.smtp as NonNullable<AppContext['config']['lockdown']['notify']['smtp']>), passwordFile: wrongFile } });
       const id = await told('Notify the bank of an erroneous execution', 40, 39, 10);
-      expect(await mailIncidentReminders(broken)).toMatchObject({ status: 'failed', incidents: 1 });
+      expect(await mailIncidentReminders({ ...broken, clock: { now: () => new Date(base) } } as AppContext)).toMatchObject({ status: 'failed', incidents: 1 });
       expect(await reminders(id)).toBe(0);
-      expect(await mailIncidentReminders(withMail)).toMatchObject({ status: 'sent', incidents: 1 });
+      expect(await remindNow()).toMatchObject({ status: 'sent', incidents: 1 });
     });
   });
 
