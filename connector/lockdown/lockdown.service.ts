@@ -698,12 +698,16 @@ export async function missingResolutionSteps(
   }
   for (const login of await usersNamedByTriggers(deps.em, row.incidentId ?? null, [scope])) {
     // A keystore enrolled after the lockdown counts only when it is not a file this user had enrolled
-    // before it: the same compromised key enrolled again satisfied the step (R-30). Enrolments of
-    // releases that kept no digest cannot be compared and count, as before.
-    const enrolled = await deps.em.execute<Array<{ n: string; again: string }>>(
-      `select count(*) filter (where not coalesce(a.details->>'keystoreSha256' in (select b.details->>'keystoreSha256' from audit_event b
+    // before it: the same compromised key enrolled again satisfied the step (R-30). One whose file the
+    // enrolling command could not read (no digest) cannot be told apart and does not count. A file
+    // comparison only: the same key exported into a new file is not caught here (NCA's revocation of
+    // its certificate, with signer.requireRevocation, is what stops that one).
+    const enrolled = await deps.em.execute<Array<{ n: string; again: string; unread: string }>>(
+      `select count(*) filter (where a.details->>'keystoreSha256' is not null
+                                 and not coalesce(a.details->>'keystoreSha256' in (select b.details->>'keystoreSha256' from audit_event b
                                   where b.action = 'signer.key_enrolled' and b.subject = a.subject and b.at <= ? and b.details->>'keystoreSha256' is not null), false)) as n,
-              count(*) as again
+              count(*) as again,
+              count(*) filter (where a.details->>'keystoreSha256' is null) as unread
          from audit_event a where a.action = 'signer.key_enrolled' and a.subject = ? and a.at > ?`,
       [since, login, since],
     );
@@ -712,7 +716,13 @@ export async function missingResolutionSteps(
       [login],
     );
     if (Number(enrolled[0].n) === 0 && Number(authority[0].n) > 0) {
-      const same = Number(enrolled[0].again) > 0 ? ` (the keystore enrolled since the lockdown is the very file ${login} had enrolled before it: the compromised key)` : '';
+      const [{ again, unread }] = enrolled;
+      const same =
+        Number(again) === 0
+          ? ''
+          : Number(unread) === Number(again)
+            ? ` (the keystore enrolled since the lockdown could not be read by the command that enrolled it, so it cannot be told from the compromised one: run users enroll-key where its file is readable)`
+            : ` (the keystore enrolled since the lockdown is the very file ${login} had enrolled before it: the compromised key)`;
       missing.push(`EDS of ${login}: have the NCA certificate revoked and re-enroll the new key${same} (connector users unblock ${login}, then connector users enroll-key ${login} ...), or revoke ${login}'s signing rights (connector users revoke ${login} --account IBAN)`);
     }
   }
