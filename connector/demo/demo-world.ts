@@ -8,6 +8,7 @@ import type { Sandbox } from '../../adapters/bank/sandbox/sandbox.server';
 import { DEMO, type SandboxConfigInput } from '../../adapters/bank/sandbox/sandbox.config';
 import type { RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
 import { DEMO_SIGNERS, ensureBankCredentials, ensureSigners, makeWorldPki, startWorld, worldConfig } from './pipeline-world';
+import { Client } from 'pg';
 import { ConnectorError } from '../shared/errors';
 import { redactedUrl } from '../../config/load-config';
 
@@ -70,8 +71,6 @@ export async function startDemoWorld(
     sandbox?: Partial<SandboxConfigInput>;
     config?: (c: ConnectorConfig) => ConnectorConfig;
     signerWorkerScript?: string;
-    /** `connector demo`: refuse a database an installation uses (refuseInstallationDatabase). */
-    refuseInstallation?: boolean;
   } = {},
 ): Promise<DemoWorld> {
   const pki = makeWorldPki(join(dir, 'pki'));
@@ -83,7 +82,6 @@ export async function startDemoWorld(
     await context.close();
   };
   try {
-    if (options.refuseInstallation) await refuseInstallationDatabase(context);
     world = await startWorld({ config, pki, logger, dir, sandbox: options.sandbox, signerWorkerScript: options.signerWorkerScript });
     await fundDemoAccount(world.admin);
     await ensureBankCredentials(context);
@@ -115,22 +113,43 @@ function portTaken(err: unknown, config: ConnectorConfig): ConnectorError | null
  * The demo stores the sandbox's Client ID / Secret and adds its signers. Pointed at the database of
  * a real installation (the default URL is the installation's), it replaced the real pair, so the
  * worker then sent nothing the bank would take, and its orders joined 1C's status report. Before
- * it touches anything it refuses a database that holds another pair or users of its own.
+ * it touches anything (before its migrations too) it refuses a database that holds another pair
+ * or users of its own, and a configuration that names another Client ID. A database that does not
+ * exist yet, or has no tables, is the demo's to make.
  */
-export async function refuseInstallationDatabase(context: AppContext): Promise<void> {
-  const em = context.orm.em.fork();
-  const [pair] = await em.execute<Array<{ client_id: string }>>('select client_id from credential_vault where id = 1');
-  const users = await em.execute<Array<{ login: string }>>(
-    `select login from app_user where login not in (${DEMO_SIGNERS.map(() => '?').join(', ')}) order by login limit 3`,
-    DEMO_SIGNERS.map((s) => s.login),
-  );
-  const found = [
-    ...(pair && pair.client_id !== DEMO.clientId ? ['the bank credentials of another Client ID'] : []),
-    ...(users.length ? [`users of its own (${users.map((u) => u.login).join(', ')}${users.length === 3 ? ', ...' : ''})`] : []),
-  ];
+export async function refuseInstallationDatabase(config: ConnectorConfig): Promise<void> {
+  const found: string[] = [];
+  if (config.bank.clientId && config.bank.clientId !== DEMO.clientId) found.push('another Client ID in its configuration (bank.clientId)');
+  const client = new Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+  try {
+    await client.connect();
+  } catch (err) {
+    // No such database yet: the demo's migrate creates it. Anything else is told as any command tells it.
+    await client.end().catch(() => undefined);
+    if ((err as { code?: string }).code !== '3D000') throw err;
+    return refuse(config, found);
+  }
+  try {
+    const [tables] = (await client.query<{ vault: string | null; users: string | null }>("select to_regclass('credential_vault')::text as vault, to_regclass('app_user')::text as users")).rows;
+    if (tables.vault) {
+      const pair = (await client.query<{ client_id: string }>('select client_id from credential_vault where id = 1')).rows[0];
+      if (pair && pair.client_id !== DEMO.clientId) found.push('the bank credentials of another Client ID');
+    }
+    if (tables.users) {
+      const logins = DEMO_SIGNERS.map((s) => s.login);
+      const users = (await client.query<{ login: string }>('select login from app_user where not (login = any($1::text[])) order by login limit 3', [logins])).rows;
+      if (users.length) found.push(`users of its own (${users.map((u) => u.login).join(', ')}${users.length === 3 ? ', ...' : ''})`);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return refuse(config, found);
+}
+
+function refuse(config: ConnectorConfig, found: readonly string[]): void {
   if (found.length === 0) return;
   throw new ConnectorError(
     'DEMO_INSTALLATION_DATABASE',
-    `the database ${redactedUrl(context.config.database.url)} belongs to an installation: it holds ${found.join(' and ')}. The demo would replace its Client ID / Secret and add demo signers; nothing was changed. Run the demo on a database of its own: CONNECTOR_DATABASE_URL=postgresql://.../connector_demo CONNECTOR_REDIS_PREFIX=connector-demo npm run demo`,
+    `the database ${redactedUrl(config.database.url)} belongs to an installation: it holds ${found.join(' and ')}. The demo would replace its Client ID / Secret and add demo signers; nothing was changed. Run the demo on a database of its own: CONNECTOR_DATABASE_URL=postgresql://.../connector_demo CONNECTOR_REDIS_PREFIX=connector-demo npm run demo`,
   );
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
+import { createTestEnv, dropDatabase, freePort, type TestEnv } from '../support/test-env';
 import { runCli } from '../support/cli';
 import { openOrm } from '../../connector/persistence/database';
 
@@ -94,6 +94,16 @@ describe('connector demo (child process, real services, bank sandbox, signer age
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/DEMO_INSTALLATION_DATABASE: the database .* belongs to an installation: it holds the bank credentials of another Client ID\. .*nothing was changed\. Run the demo on a database of its own/);
       expect(refused.stdout + refused.stderr).not.toContain('Real-Installation-Secret-1');
+      // An installation whose Client ID is in its configuration (the secret in a file or the environment), on a new database: refused too, and the database is not even created.
+      const fresh = { ...env2, CONNECTOR_DATABASE_URL: `${prod.config.database.url}_fresh`, CONNECTOR_BANK_CLIENT_ID: 'REAL-CLIENT-78' };
+      const byConfig = await runCli(['demo', '--dir', join(prod.workDir, 'demo2')], { env: fresh, cwd: prod.workDir, timeoutMs: 150_000 });
+      expect([byConfig.code, byConfig.stderr]).toEqual([1, expect.stringMatching(/DEMO_INSTALLATION_DATABASE: .*another Client ID in its configuration \(bank\.clientId\)/)]);
+      const orm0 = await openOrm(prod.config);
+      try {
+        expect(await orm0.em.fork().execute('select datname from pg_database where datname = ?', [`${prod.name}_fresh`])).toEqual([]);
+      } finally {
+        await orm0.close(true);
+      }
       const status = await runCli(['credentials', 'status', '--json'], { env: prod.env, cwd: prod.workDir });
       expect(JSON.parse(status.stdout)).toMatchObject({ clientId: 'REAL-CLIENT-77' });
       const orm = await openOrm(prod.config);
@@ -103,6 +113,7 @@ describe('connector demo (child process, real services, bank sandbox, signer age
         await orm.close(true);
       }
     } finally {
+      await dropDatabase(`${prod.name}_fresh`).catch(() => undefined);
       await prod.cleanup();
     }
   });
