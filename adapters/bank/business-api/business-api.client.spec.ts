@@ -191,7 +191,7 @@ describe('a statement answer about another account or period is never stored as 
         lines: [
           { lineId: 'L1', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '4.00', currency: 'KZT', status: 'booked', kind: 'payment', counterparty: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA' }, purpose: 'p' },
           // A kind the contract does not name (yet).
-          { lineId: 'L2', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '6.00', currency: 'KZT', status: 'booked', kind: 'conversion', counterparty: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000003', bic: 'AAAAKZKA' }, purpose: 'FX' },
+          { lineId: 'L2', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '6.00', currency: 'KZT', status: 'BOOKED', kind: 'conversion', counterparty: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000003', bic: 'AAAAKZKA' }, purpose: 'FX' },
           // A status the contract does not name (yet): kept apart as pending, not a broken statement.
           { lineId: 'L3', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'debit', amount: '7.00', currency: 'KZT', status: 'reversed', kind: 'payment', counterparty: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000004', bic: 'AAAAKZKA' }, purpose: 'p' },
         ],
@@ -209,7 +209,7 @@ describe('a statement answer about another account or period is never stored as 
       const same = await client.getStatement('KZ86125KZT5004100100', '2026-11-25', '2026-11-25');
       expect([same.account, same.periodFrom, same.periodTo, same.lines.length]).toEqual(['KZ86125KZT5004100100', '2026-11-25', '2026-11-25', 3]);
       // A line of a kind the contract does not name is kept as `other` (an unexplained debit unless an order explains it), not a broken statement;
-      // one of a status it does not name is kept apart as pending (out of the balance check, which still holds: 100 - 4 - 6 = 90).
+      // one of a status it does not name is kept apart as pending (out of the balance check, which still holds: 100 - 4 - 6 = 90); `BOOKED` is booked.
       expect(same.lines.map((l) => [l.bankLineId, l.kind, l.status])).toEqual([['L1', 'payment', 'booked'], ['L2', 'other', 'booked'], ['L3', 'payment', 'pending']]);
       const other = await caught(client.getStatement('KZ96125KZT2001004330', '2026-11-25', '2026-11-25'));
       expect([other.code, other.message]).toEqual(['CONTRACT_VIOLATION', expect.stringMatching(/about account "KZ86125KZT5004100100", where KZ96125KZT2001004330 for 2026-11-25\.\.2026-11-25 was asked; nothing of it is stored/)]);

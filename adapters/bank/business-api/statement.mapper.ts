@@ -22,7 +22,8 @@ export function mapBankStatement(s: BankStatement): StatementData {
       direction: l.direction,
       amount: parseAmount(l.amount),
       currency: l.currency,
-      status: l.status === 'booked' ? 'booked' : 'pending',
+      // `BOOKED` is `booked`: read as pending, every line of a bank that capitalises would escape reconciliation.
+      status: l.status.trim().toLowerCase() === 'booked' ? 'booked' : 'pending',
       kind: l.kind,
       counterparty: { ...l.counterparty },
       purpose: l.purpose,
