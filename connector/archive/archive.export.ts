@@ -45,6 +45,12 @@ export interface ArchiveProgress {
   done: boolean;
 }
 
+/** The audit action of an archive export that completed (doctor's `archive` check reads the last one). */
+export const ARCHIVE_EXPORTED = 'archive.exported';
+
+/** An archive older than this is a WARN of doctor (FAIL with --strict): the README's crontab exports daily. */
+export const ARCHIVE_MAX_AGE_DAYS = 8;
+
 /**
  * Writes the archive into `outDir` (new or empty). Every table is read from one snapshot (a
  * read-only REPEATABLE READ transaction), so the files agree with each other however busy the
@@ -53,12 +59,6 @@ export interface ArchiveProgress {
  * documents export in constant memory; each file is fsynced before the manifest names it.
  * `onProgress` hears of each table every 25 batches and when it is done; the export waits for it.
  */
-/** The audit action of an archive export that completed (doctor's `archive` check reads the last one). */
-export const ARCHIVE_EXPORTED = 'archive.exported';
-
-/** An archive older than this is a WARN of doctor (FAIL with --strict): the README's crontab exports daily. */
-export const ARCHIVE_MAX_AGE_DAYS = 8;
-
 export async function exportArchive(
   em: EntityManager,
   outDir: string,
