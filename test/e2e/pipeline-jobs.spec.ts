@@ -65,6 +65,9 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     const docs = demoDocuments(String(Date.now()).slice(-7));
     return intakeOrders(db(), source, indexes.map((i) => ({ order: demoOrder(docs[i], today) })), bullmqIntakePort(world.context.queues), { actor: 'test' });
   };
+  /** The sandbox's admin API (faults, clock, ledger) and a PUT to it. */
+  const sandboxAdmin = () => `${world.config.bank.url}/_sandbox`;
+  const put = (path: string, body: unknown) => fetch(`${sandboxAdmin()}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const count = async (sql: string, params: unknown[]) => Number((await db().execute<Array<{ n: string }>>(sql, params))[0].n);
   const ledger = async () => (await (await fetch(`${world.config.bank.url}/_sandbox/submissions`)).json()) as { total: number; duplicates: number; submissions: Array<{ externalId: string; requests: number; accepted: boolean; afterAccepted: number }> };
 
@@ -255,8 +258,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   });
 
   it('R-21: one business day without a processing status (the bank says only "accepted", or does not answer) opens one incident per order; an order that had one opens none', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
-    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const admin = sandboxAdmin();
     const trackQueue = world.context.queues.get('track');
     await trackQueue.pause();
     // The bank's own day stands still: the statuses are the ones this test sets.
@@ -346,61 +348,53 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
-  it('R-23: a submit the bank refuses with a code this release does not know ends rejected at once, in the bank\'s words, sent once', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
-    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  /**
+   * A demo order signed while submission is paused; `prepare` runs on it, then its next submit is
+   * refused with a code this release does not know, and submission resumes until the order is past
+   * `submitting`. The faults are reset and submission resumed whatever happens.
+   */
+  async function refusedByUnknownCode(source: string, prepare: (orderId: string) => Promise<void> = async () => undefined) {
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
     try {
-      const [result] = await intakeDemo('erp-new-refusal', [0]);
+      const [result] = await intakeDemo(source, [0]);
       const row = async () =>
         (await db().execute<Array<{ state: string; bank_reason_code: string | null; bank_reason_text: string | null; submit_attempts: number }>>(
           'select state, bank_reason_code, bank_reason_text, submit_attempts from payment_order where id = ?',
           [result.orderId],
         ))[0];
       await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      await prepare(result.orderId);
       expect((await put('/faults', { refuse: { code: 'KBK_CLOSED_NEW', count: 1, at: 'submit' } })).ok).toBe(true);
       await submitQueue.resume();
-      await eventually(async () => ['rejected', 'failed'].includes((await row()).state), { what: 'final', timeoutMs: 45_000 });
-      // Before, it was sent again until its attempts ran out and ended `failed`, with 1C told the
-      // payment might have been made: a payment nobody made, and nobody told to make it.
-      expect(await row()).toMatchObject({ state: 'rejected', bank_reason_code: 'KBK_CLOSED_NEW', bank_reason_text: expect.stringContaining('KBK_CLOSED_NEW'), submit_attempts: 1 });
-      const mine = (await ledger()).submissions.filter((s) => s.externalId === result.externalId);
-      expect(mine).toEqual([expect.objectContaining({ requests: 1, accepted: false })]);
+      await eventually(async () => ['submitted', 'executed', 'rejected', 'failed'].includes((await row()).state), { what: 'past submitting', timeoutMs: 45_000 });
+      const events = await db().execute<Array<{ to_state: string }>>('select to_state from order_event where order_id = ? order by id', [result.orderId]);
+      const sent = (await ledger()).submissions.filter((sub) => sub.externalId === result.externalId);
+      return { row: await row(), states: events.map((e) => e.to_state), sent };
     } finally {
-      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await fetch(`${sandboxAdmin()}/faults/reset`, { method: 'POST' });
       await submitQueue.resume();
     }
+  }
+
+  it('R-23: a submit the bank refuses with a code this release does not know ends rejected at once, in the bank\'s words, sent once', async () => {
+    const { row, sent } = await refusedByUnknownCode('erp-new-refusal');
+    // Before, it was sent again until its attempts ran out and ended `failed`, with 1C told the
+    // payment might have been made: a payment nobody made, and nobody told to make it.
+    expect(row).toMatchObject({ state: 'rejected', bank_reason_code: 'KBK_CLOSED_NEW', bank_reason_text: expect.stringContaining('KBK_CLOSED_NEW'), submit_attempts: 1 });
+    expect(sent).toEqual([expect.objectContaining({ requests: 1, accepted: false })]);
   });
 
   it('a refusal by an unknown code after an earlier send whose outcome is unknown is not taken as final: the earlier one may be at the bank; retried with a lookup first', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
-    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const submitQueue = world.context.queues.get('submit');
-    await submitQueue.pause();
-    try {
-      const [result] = await intakeDemo('erp-unknown-after-send', [0]);
-      const state = async () => (await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [result.orderId]))[0].state;
-      await eventually(async () => (await state()) === 'signed', { what: 'signed', timeoutMs: 45_000 });
-      // As after a send that timed out with nothing found by the lookup: one attempt counted.
-      await db().execute('update payment_order set submit_attempts = 1 where id = ?', [result.orderId]);
-      expect((await put('/faults', { refuse: { code: 'KBK_CLOSED_NEW', count: 1, at: 'submit' } })).ok).toBe(true);
-      await submitQueue.resume();
-      await eventually(async () => ['submitted', 'executed', 'rejected', 'failed'].includes(await state()), { what: 'sent on', timeoutMs: 45_000 });
-      expect(await state()).not.toBe('rejected');
-      const events = await db().execute<Array<{ to_state: string }>>('select to_state from order_event where order_id = ? order by id', [result.orderId]);
-      expect(events.map((e) => e.to_state)).not.toContain('rejected');
-      const mine = (await ledger()).submissions.filter((s) => s.externalId === result.externalId);
-      expect(mine).toEqual([expect.objectContaining({ requests: 2, accepted: true })]);
-    } finally {
-      await fetch(`${admin}/faults/reset`, { method: 'POST' });
-      await submitQueue.resume();
-    }
+    // As after a send that timed out with nothing found by the lookup: one attempt counted.
+    const { row, states, sent } = await refusedByUnknownCode('erp-unknown-after-send', (id) => db().execute('update payment_order set submit_attempts = 1 where id = ?', [id]).then(() => undefined));
+    expect(row.state).not.toBe('rejected');
+    expect(states).not.toContain('rejected');
+    expect(sent).toEqual([expect.objectContaining({ requests: 2, accepted: true })]);
   });
 
   it('R-24: an order at the bank is never given up while the bank fails its status calls; once it answers, the order goes on with nobody retrying it', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
-    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const admin = sandboxAdmin();
     const incidents = async () => db().execute<Array<{ status: string; evidence: { code: string } }>>("select status, evidence from incident where kind = 'status_polls_failing'");
     await db().execute("delete from incident where kind = 'status_polls_failing'");
     await put('/clock', { speed: 0 }); // the bank keeps the document "accepted"
@@ -426,8 +420,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   });
 
   it('an order whose stage exhausts its retries becomes failed with its last error; retry sends it on without a second submission', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
-    const put = (path: string, body: unknown) => fetch(`${admin}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const admin = sandboxAdmin();
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
     try {
@@ -472,7 +465,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
   });
 
   it('R-31: with the pair marked revoked a poll sends nothing to the bank (not even with its token got before) and waits, spending no attempt; set again, it goes on', async () => {
-    const admin = `${world.config.bank.url}/_sandbox`;
+    const admin = sandboxAdmin();
     const stats = async () => (await (await fetch(`${admin}/stats`)).json()) as Record<string, number>;
     const trackQueue = world.context.queues.get('track');
     await trackQueue.pause();
