@@ -118,6 +118,13 @@ export function loadConfig(options: LoadConfigOptions = {}): ConnectorConfig {
     const source = explicit || existsSync(file) ? file : '(defaults + environment)';
     throw new ConfigError(unknown.map(({ path, known }) => `config ${source}: ${path.join('.')}: unknown key; ${suggestion(path[path.length - 1], known)}`).join('\n'));
   }
+  // One folder for both: the outbox scan took the connector's own kl_to_1c*.txt (they end with
+  // КонецФайла like 1C's exports) away to archive/ or error/ before 1C could load them.
+  if (resolve(cwd, config.onec.outboxDir) === resolve(cwd, config.onec.inboxDir)) {
+    throw new ConfigError(
+      `config onec.outboxDir and onec.inboxDir are one folder (${resolve(cwd, config.onec.inboxDir)}): the connector would take its own statement and status files for 1C's exports before 1C loads them; give them two folders (1C's "Обмен с банком" sets the export and import files apart)`,
+    );
+  }
   if (config.fakeNow && !config.testMode) {
     throw new ConfigError('config: fakeNow (CONNECTOR_FAKE_NOW) is honoured only in test mode; set CONNECTOR_TEST_MODE=1 or unset it');
   }

@@ -20,6 +20,14 @@ describe('configuration', () => {
     expect(config.testMode).toBe(false);
   });
 
+  it("refuses one folder for onec.outboxDir and onec.inboxDir: the outbox scan would take the connector's own files for 1C", () => {
+    const file = join(cwd, 'same-folder.json');
+    writeFileSync(file, JSON.stringify({ onec: { outboxDir: 'exchange', inboxDir: './exchange/' } }));
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/onec\.outboxDir and onec\.inboxDir are one folder \(.*exchange\): the connector would take its own statement and status files/);
+    writeFileSync(file, JSON.stringify({ onec: { outboxDir: 'exchange/out', inboxDir: 'exchange/in' } }));
+    expect(loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd }).onec.inboxDir).toBe('exchange/in');
+  });
+
   it('takes CONNECTOR_* environment over the file', () => {
     const file = join(cwd, 'a.json');
     writeFileSync(file, JSON.stringify({ api: { port: 9000 }, redis: { prefix: 'fromfile' } }));

@@ -17,6 +17,18 @@ jest.mock('node:fs/promises', () => {
   };
 });
 
+describe('outbox listing', () => {
+  it("never lists the connector's own files for 1C (kl_to_1c*.txt), hidden or temporary ones; 1C's exports it does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-list-'));
+    try {
+      for (const name of ['1c_to_kl.txt', 'kl_to_1c.txt', 'kl_to_1c_status.txt', 'KL_TO_1C.TXT', '.hidden', 'x.tmp', 'платежи.txt']) writeFileSync(join(dir, name), 'КонецФайла\r\n');
+      expect((await listOutbox(dir)).map((f) => f.name).sort()).toEqual(['1c_to_kl.txt', 'платежи.txt']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** The guard around the last step: a file written to between the last check and the rename never stays in archive/. */
 describe('outbox reading: the move', () => {
   let dir: string;

@@ -22,7 +22,9 @@ export interface OutboxFile {
 
 export type Readiness = 'ready' | 'writing' | 'incomplete';
 
-const SKIP = /^\.|\.(tmp|part|partial|lock|report\.txt|sha256)$/i;
+// Hidden and temporary files, reports, and the files the connector writes for 1C (kl_to_1c*.txt),
+// should a folder ever hold both: they are never 1C's exports.
+const SKIP = /^\.|^kl_to_1c|\.(tmp|part|partial|lock|report\.txt|sha256)$/i;
 
 /** Regular files directly in the folder (not `archive/`, `error/`, hidden or temporary ones). */
 export async function listOutbox(dir: string): Promise<OutboxFile[]> {
