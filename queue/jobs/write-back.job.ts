@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { encodeOnecText, lostInCp1251, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
+import { CP1251_LOSS, encodeOnecText, lostInCp1251, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
 import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import type { FieldError } from '../../connector/orders/payment-order';
@@ -203,7 +203,7 @@ async function textLost(context: Pick<JobContext, 'config' | 'orm' | 'clock' | '
   await openIncident(context.orm.em.fork(), {
     kind: 'onec_text_lost',
     severity: 'medium',
-    title: `${file} is written in cp1251, which cannot hold ${lost.join(' ')}: 1C reads "?" in their place; ${hint}`,
+    title: `${file} is written in cp1251, which cannot hold ${lost.join(' ')}: ${CP1251_LOSS}; ${hint}`,
     evidence: { file, characters: lost },
     dedupeKey: `onec_text_lost:${file}`,
     onRepeat: 'ignore',

@@ -162,7 +162,10 @@ describe('1C statement writer', () => {
     s.lines[2].purpose = 'Төлем үшін';
     expect(parseOnecExchange(writeOnecStatement(s, options('windows')).bytes).documents).toHaveLength(2);
     const withPending = writeOnecStatement(s, { ...options('windows'), includePending: true });
-    expect(withPending.warnings[0]).toMatch(/cp1251 cannot hold .*ө/);
+    expect(withPending.warnings[0]).toMatch(/cp1251 cannot hold .*ө.*: Kazakh letters are written as the nearest Russian ones/);
+    // In cp1251 the Kazakh letters become the nearest Russian ones (і is in cp1251), not "?".
+    expect(onecToStatement(parseOnecExchange(withPending.bytes)).statement.lines[2].purpose).toBe('Толем ушін');
+    expect(iconv.decode(encodeOnecText('ӘәҒғҚқҢңӨөҰұҮүҺһІі €', 'windows'), 'cp1251')).toBe('АаГгКкНнОоУуУуХхІі €');
     const utf = writeOnecStatement(s, { ...options('utf8'), includePending: true });
     expect(onecToStatement(parseOnecExchange(utf.bytes)).statement.lines[2]).toMatchObject({ status: 'pending', purpose: 'Төлем үшін' });
   });

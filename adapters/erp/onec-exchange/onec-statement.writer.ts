@@ -154,9 +154,18 @@ function writeLine(
   out.push('КонецДокумента');
 }
 
+/**
+ * The Kazakh letters cp1251 has no place for, and the Russian letter each is written as there:
+ * `ТОО «Казакстан Алемі»` is read by a person and found by 1C's search, `ТОО «?аза?стан ?лемі»`
+ * is neither (і is in cp1251). Other characters cp1251 cannot hold are still "?".
+ */
+const KAZAKH_IN_CP1251: Readonly<Record<string, string>> = {
+  ә: 'а', Ә: 'А', ғ: 'г', Ғ: 'Г', қ: 'к', Қ: 'К', ң: 'н', Ң: 'Н', ө: 'о', Ө: 'О', ұ: 'у', Ұ: 'У', ү: 'у', Ү: 'У', һ: 'х', Һ: 'Х',
+};
+
 /** A 1C exchange text as bytes: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
 export function encodeOnecText(text: string, encoding: 'windows' | 'utf8', options: { continued?: boolean } = {}): Buffer {
-  if (encoding === 'windows') return iconv.encode(text, 'cp1251');
+  if (encoding === 'windows') return iconv.encode(text.replace(/[әӘғҒқҚңҢөӨұҰүҮһҺ]/gu, (ch) => KAZAKH_IN_CP1251[ch]), 'cp1251');
   // The BOM opens the file only: a file written in parts encodes the later parts `continued`.
   return options.continued ? Buffer.from(text, 'utf8') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
@@ -167,12 +176,15 @@ export function writeOnecStatement(statement: StatementData, options: OnecStatem
   const bytes = encodeOnecText(text, options.encoding);
   if (options.encoding === 'utf8') return { bytes, text, warnings: [] };
   const lost = lostInCp1251(text);
-  const warnings = lost.length ? [`cp1251 cannot hold ${lost.join(' ')}: written as "?"; use --encoding utf8 to keep them`] : [];
+  const warnings = lost.length ? [`cp1251 cannot hold ${lost.join(' ')}: ${CP1251_LOSS}; use --encoding utf8 to keep them`] : [];
   return { bytes, text, warnings };
 }
 
+/** What becomes of the characters cp1251 cannot hold, for warnings and incidents. */
+export const CP1251_LOSS = 'Kazakh letters are written as the nearest Russian ones (Қ as К, Ә as А), others as "?"';
+
 /**
- * The characters of `text` that cp1251 cannot hold (written as "?"): the Kazakh letters ә ғ қ ң ө ұ
+ * The characters of `text` that cp1251 cannot hold (written otherwise, KAZAKH_IN_CP1251): the Kazakh letters ә ғ қ ң ө ұ
  * ү һ і among them. Each distinct one once, in order of appearance; ASCII and Russian letters are
  * not looked at one by one.
  */
