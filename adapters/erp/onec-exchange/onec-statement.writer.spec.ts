@@ -156,6 +156,20 @@ describe('1C statement writer', () => {
     });
   });
 
+  it('a bank\'s purpose or name with control characters (vertical tab, NUL, NEL, a line separator) stays one readable line', () => {
+    const s = statement();
+    s.lines[0].purpose = 'Оплата\u000bпо\u0000счёту\u0085№ 17\u2028за ноябрь';
+    s.lines[0].counterparty = { ...s.lines[0].counterparty, name: 'ТОО\u001f"Бета"' };
+    for (const encoding of ['windows', 'utf8'] as const) {
+      const parsed = parseOnecExchange(writeOnecStatement(s, options(encoding)).bytes);
+      const judged = parsed.documents.map((d) => judgeOnecDocument(d, { now: new Date('2025-03-05T04:00:00Z') }));
+      expect(judged.flatMap((j) => [...j.errors, ...j.warnings]).filter((i) => i.code === 'BAD_CHARACTERS')).toEqual([]);
+      expect([...parsed.file.errors, ...parsed.file.warnings].filter((w) => w.code === 'BAD_CHARACTERS')).toEqual([]);
+      expect(judged.every((j) => j.ok)).toBe(true);
+      expect(onecToStatement(parsed).statement.lines[0].purpose).toBe('Оплата по счёту № 17 за ноябрь');
+    }
+  });
+
   it('leaves pending lines out unless asked, and says when cp1251 cannot hold a letter', () => {
     const s = statement();
     s.lines[2].status = 'pending';

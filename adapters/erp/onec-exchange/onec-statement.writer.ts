@@ -58,9 +58,15 @@ export function isoToOnecDate(iso: string): string {
   return m ? `${m[3]}.${m[2]}.${m[1]}` : iso;
 }
 
-/** A value goes on one line: line breaks become spaces (the grammar has no escaping). */
-function clean(value: string | undefined): string {
-  return (value ?? '').replace(/[\r\n]+/g, ' ');
+/**
+ * A value goes on one line: line breaks become spaces (the grammar has no escaping), and so do the
+ * other control characters and Unicode's line and paragraph separators a bank's text may carry (a
+ * vertical tab, NUL, NEL): 1C may split or cut the line there, and our own reader refuses the
+ * document (BAD_CHARACTERS).
+ */
+export function onecValue(value: string | undefined): string {
+  // eslint-disable-next-line no-control-regex
+  return (value ?? '').replace(/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u2028\u2029]/g, ' ').replace(/[\r\n]+/g, ' ');
 }
 
 function localParts(at: Date, offsetMinutes: number): { date: string; time: string } {
@@ -76,7 +82,7 @@ export function renderOnecStatement(statement: StatementData, options: OnecState
   const created = localParts(options.createdAt, options.utcOffsetMinutes ?? 300);
   const out: string[] = [];
   const kv = (key: string, value: string | undefined): void => {
-    out.push(`${key}=${clean(value)}`);
+    out.push(`${key}=${onecValue(value)}`);
   };
   out.push('1CClientBankExchange');
   kv('ВерсияФормата', '1.03');

@@ -1,4 +1,4 @@
-import { isoToOnecDate } from './onec-statement.writer';
+import { isoToOnecDate, onecValue } from './onec-statement.writer';
 import { refusalReason, type RefusalFields } from '../../../connector/orders/order.mapper';
 import type { PaymentOrder } from '../../../connector/persistence/entities';
 import { failedAfterSendBegan } from '../../../connector/orders/order-state';
@@ -83,7 +83,6 @@ function local(at: Date, offset: number): { date: string; time: string } {
   return { date: isoToOnecDate(iso.slice(0, 10)), time: iso.slice(11, 19) };
 }
 
-const clean = (v: string | undefined): string => (v ?? '').replace(/[\r\n]+/g, ' ');
 
 /** The header of a status report: everything that depends on when it was made, not on its documents. */
 export function renderOnecStatusHeader(options: StatusReportOptions): string {
@@ -117,7 +116,7 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
   if (entries.length === 0) return '';
   const out: string[] = [];
   const kv = (k: string, v: string | undefined): void => {
-    out.push(`${k}=${clean(v)}`);
+    out.push(`${k}=${onecValue(v)}`);
   };
   for (const e of entries) {
     const at = local(e.at, utcOffsetMinutes);
