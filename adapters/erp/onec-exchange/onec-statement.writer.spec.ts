@@ -113,21 +113,22 @@ describe('1C statement writer', () => {
       'ВидДокумента', 'НомерДокумента', 'ДатаДокумента', 'Сумма', 'СуммаРасход', 'Валюта', 'ДатаОперации', 'ДатаВалютирования', 'ДатаСписано', 'ДатаПоступило',
       'ПлательщикНаименование', 'ПлательщикБИН_ИИН', 'ПлательщикИИК', 'ПлательщикБанкБИК', 'ПлательщикКБЕ',
       'ПолучательНаименование', 'ПолучательБИН_ИИН', 'ПолучательИИК', 'ПолучательБанкБИК', 'ПолучательКБЕ',
-      'НазначениеПлатежа', 'КодНазначенияПлатежа', 'КБК',
+      'НазначениеПлатежа', 'КодНазначенияПлатежа', 'КБК', 'КодБК',
       'ИдентификаторОперацииБанка', 'СсылкаБанка', 'ВнешнийИдентификатор', 'ВидОперации', 'СтатусОперации', 'КонецДокумента',
     ]);
     expect(text).toContain('\r\nПолучательБанкБИК=KKMFKZ2A\r\nПолучательКБЕ=11\r\n');
-    expect(text).toContain('\r\nКодНазначенияПлатежа=911\r\nКБК=101202\r\n');
+    expect(text).toContain('\r\nКодНазначенияПлатежа=911\r\nКБК=101202\r\nКодБК=101202\r\n');
     // The payer of the credit is a stranger whose КОд is known here: written on its side.
     expect(text).toContain('\r\nПлательщикБанкБИК=KCJBKZKX\r\nПлательщикКБЕ=19\r\n');
     // The fee's counterparty code is unknown: the key is left out, never written empty or guessed.
     expect(docs[1]).not.toContain('ПолучательКБЕ');
     expect(docs[1]).not.toContain('КБК');
+    expect(docs[1]).not.toContain('КодБК');
     // Without codes, the same file minus exactly those lines: nothing else moved.
     const bare = statement();
     Object.assign(bare.lines[0], { knp: '911', counterparty: { ...s.lines[0].counterparty, code: undefined } });
     delete bare.lines[2].counterparty.code;
-    const added = ['ПолучательКБЕ=11', 'КБК=101202', 'ПлательщикКБЕ=19'];
+    const added = ['ПолучательКБЕ=11', 'КБК=101202', 'КодБК=101202', 'ПлательщикКБЕ=19'];
     expect(writeOnecStatement(bare, options('windows')).text).toBe(text.split('\r\n').filter((l) => !added.includes(l)).join('\r\n'));
     // Our reader takes them back (КБе of the beneficiary, КОд of the payer, КБК).
     const parsed = parseOnecExchange(writeOnecStatement(s, options('windows')).bytes);

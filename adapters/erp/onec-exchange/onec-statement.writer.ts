@@ -150,8 +150,13 @@ function writeLine(
   }
   kv('НазначениеПлатежа', line.purpose);
   if (line.knp !== undefined) kv('КодНазначенияПлатежа', line.knp);
-  // The key of the KZ samples (ONEC-KZ.md; our reader also takes КодБК, ПоказательКБК).
-  if (line.kbk !== undefined) kv('КБК', line.kbk);
+  // ONEC-KZ.md: 1C-KZ's document attribute is КодБК and its key in the file was never seen (only
+  // our own synthetic sample has КБК). Both, with one value: an import takes the key it knows and
+  // skips the other, so a tax line keeps its КБК either way (our reader takes the pair as one).
+  if (line.kbk !== undefined) {
+    kv('КБК', line.kbk);
+    kv('КодБК', line.kbk);
+  }
   kv(EXT.bankLineId, line.bankLineId);
   if (line.bankReference !== undefined) kv(EXT.bankReference, line.bankReference);
   if (line.externalId !== undefined) kv(EXT.externalId, line.externalId);
