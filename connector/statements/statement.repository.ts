@@ -100,8 +100,8 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
  * and a line executed to another account (a mismatch, R-27) is not that beneficiary either.
  */
 async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string): Promise<void> {
-  const rows = await em.execute<Array<{ bank_line_id: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>>(
-    `select l.bank_line_id, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date
+  const rows = await em.execute<Array<{ bank_line_id: string; match_kind: string | null; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>>(
+    `select l.bank_line_id, l.match_kind, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date
        from statement_line l join payment_order o on o.id = l.order_id and o.payer_iban = l.account
       where l.account = ? and l.status = 'booked' and l.booking_date between ? and ? and l.direction = 'debit' and l.kind <> 'fee'`,
     [account, from, to],
@@ -114,11 +114,19 @@ async function addOrderCodes(em: EntityManager, account: string, lines: Statemen
     if (order.beneficiary_kbe) line.counterparty.code = order.beneficiary_kbe;
     if (order.kbk) line.kbk = order.kbk;
     if (!line.knp && order.knp) line.knp = order.knp;
-    // 1C finds its own payment order by number and date: a line that lacks them (both are optional
-    // in the bank's answer; camt.053 has no document date) gets the order's, not the bank's line id
-    // and booking date, under which 1C would create a second outgoing payment.
-    line.documentNumber ??= order.number;
-    line.documentDate ??= order.doc_date;
+    // 1C finds its own payment order by number and date. A line reconciliation matched to the order
+    // carries the order's, whatever the bank wrote there (its own number, a camt.053 InstrId), and a
+    // line that lacks them (both are optional in the bank's answer; camt.053 has no document date)
+    // gets them too: under the bank's line id or booking date 1C would create a second outgoing
+    // payment and leave its own order unpaid. The write-back waits for reconciliation before it
+    // writes such a debit (write-back.job.ts), so its number does not change between two files.
+    if (order.match_kind === 'order') {
+      line.documentNumber = order.number;
+      line.documentDate = order.doc_date;
+    } else {
+      line.documentNumber ??= order.number;
+      line.documentDate ??= order.doc_date;
+    }
   }
 }
 

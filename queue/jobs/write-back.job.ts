@@ -393,11 +393,11 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
 };
 
 /**
- * A debit of one of our orders that the bank booked without a document number or date reaches 1C
- * under the order's number and date (statement.repository.ts `addOrderCodes`), found through the
- * order reconciliation links to it. Stored and not yet reconciled (the fetch stores, commits, then
- * reconciles), it would go to 1C under the bank's line id and booking date, and 1C would make a
- * second outgoing payment of it, kept when the next file names the order. So the statement file
+ * A debit of one of our orders reaches 1C under the order's number and date (statement.repository.ts
+ * `addOrderCodes`), found through the order reconciliation links to it, whatever number the bank
+ * wrote. Stored and not yet reconciled (the fetch stores, commits, then reconciles), it would go to
+ * 1C under the bank's number (or its line id and booking date, when it gave none), and 1C would make
+ * a second outgoing payment of it, kept when the next file names the order. So the statement file
  * waits for such lines, up to AWAIT_RECONCILIATION_MS after they were stored: a reconciliation that
  * failed for good must not keep the statement from 1C, which then gets the line as the bank gave it.
  */
@@ -409,7 +409,7 @@ async function linesAwaitingReconciliation(em: EntityManager, accounts: readonly
   const [row] = await em.execute<Array<{ n: string }>>(
     `select count(*) as n from statement_line
       where account in (${accounts.map(() => '?').join(', ')}) and status = 'booked' and direction = 'debit' and kind <> 'fee'
-        and reconciled_at is null and (document_number is null or document_date is null)
+        and reconciled_at is null
         and booking_date >= ?::date and created_at > ?`,
     [...accounts, from, new Date(now.getTime() - AWAIT_RECONCILIATION_MS)],
   );

@@ -89,15 +89,17 @@ describe('connector onec statement', () => {
         { order: sampleOrder({ number: 'M-1', payer, amount: '10000.00' }) },
         // Executed on a later day, its line naming neither its number nor its date.
         { order: sampleOrder({ number: 'N-1', payer, date: previousDay(day) }) },
+        // Executed under a number of the bank's own (a camt.053 InstrId, say).
+        { order: sampleOrder({ number: 'R-1', payer, amount: '10000.00' }) },
       ],
       { enqueueValidate: async () => undefined },
       { actor: 'test' },
     );
     const ids = taken.map((t) => t.orderId as string);
     // At the bank (how they got there is the pipeline's business, tested elsewhere).
-    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?)`, ids);
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?, ?)`, ids);
     const ext = Object.fromEntries((await em.execute<Array<{ number: string; external_id: string }>>('select number, external_id from payment_order where source = ?', ['codes'])).map((r) => [r.number, r.external_id]));
-    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 75_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
+    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 74_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
     const line = (bankLineId: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
       sampleStatementLine(em, { account: OURS, bankLineId, bookingDate: day, direction, amountTiyn, ...extra });
     const bank = { counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '990740000019', counterpartyIban: 'KZ48998FEE0000000001', counterpartyBic: 'TSESKZKA' };
@@ -110,10 +112,11 @@ describe('connector onec statement', () => {
     // M-1 executed to another account (R-27): that party is not the order's beneficiary.
     line('C-5', 'debit', 1_000_000, { externalId: ext['M-1'], documentNumber: 'M-1', counterpartyName: 'ТОО "Внутренний"', counterpartyIinBin: '120340000004', counterpartyIban: 'KZ34998CTB0000000100', counterpartyBic: 'TSESKZKA' });
     line('C-6', 'debit', 15_000_000, { externalId: ext['N-1'], documentNumber: null, documentDate: null });
+    line('C-7', 'debit', 1_000_000, { externalId: ext['R-1'], documentNumber: 'BANK-000777' });
     await em.flush();
     await reconcileAccount(orm.em.fork(), OURS, day, day, { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
     const matched = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string }>>('select bank_line_id, match_kind from statement_line where account = ? order by bank_line_id', [OURS]);
-    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch', 'C-6 order']);
+    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch', 'C-6 order', 'C-7 order']);
 
     const out = join(env.workDir, 'codes.txt');
     const r = await runCli(['onec', 'statement', '--account', OURS, '--from', day, '--to', day, '--out', out], { env: env.env, cwd: env.workDir });
@@ -132,6 +135,8 @@ describe('connector onec statement', () => {
       expect(docs['C-4']).toContain('ПолучательКБЕ=17');
       // 1C finds its order N-1 by number and date: the order's, not the bank's line id and booking date.
       expect(docs['C-6']).toEqual(expect.arrayContaining(['НомерДокумента=N-1', `ДатаДокумента=${onecDate(previousDay(day))}`, `ДатаСписано=${onecDate(day)}`]));
+      // And under its number when the bank wrote one of its own: 1C would not find R-1 under BANK-000777.
+      expect(docs['C-7']).toEqual(expect.arrayContaining(['НомерДокумента=R-1', `ДатаДокумента=${onecDate(day)}`]));
     }
 
     const parsed = await runCli(['onec', 'parse', out, '--json'], { env: env.env, cwd: env.workDir });
@@ -146,8 +151,9 @@ describe('connector onec statement', () => {
       [true, 'C-4', ['payer.kod:NOT_IN_STATEMENT']],
       [true, 'C-5', ['beneficiary.kbe:NOT_IN_STATEMENT']],
       [true, 'C-6', []],
+      [true, 'C-7', []],
     ]);
-    expect(summary.summary).toMatchObject({ documents: 6, ok: 6, invalid: 0, warnings: 3 });
+    expect(summary.summary).toMatchObject({ documents: 7, ok: 7, invalid: 0, warnings: 3 });
   });
 
   it('one day: opening from the stored statement of that day; utf8 on request', async () => {

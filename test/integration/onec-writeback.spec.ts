@@ -169,6 +169,30 @@ describe('1C write-back', () => {
     expect(documents()).toEqual([['NONUM-LINE', 'NONUM-1']]);
   });
 
+  it("waits for reconciliation too when the bank wrote a number of its own, and 1C gets the debit under the order's number, once", async () => {
+    const account = 'KZ57998CTA0000000887';
+    const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
+    const inboxDir = join(env.workDir, 'inbox-bank-number');
+    const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
+    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'OWN-1', date: '2026-11-24', amount: '100.00', payer: { ...sampleOrder().payer, iban: account } }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(app.orm.em.fork(), o.orderId, to, { actor: 't' });
+    const [order] = await app.orm.em.fork().execute<Array<{ external_id: string; beneficiary_iban: string }>>('select external_id, beneficiary_iban from payment_order where id = ?', [o.orderId]);
+    const line: StatementLineData = {
+      bankLineId: 'OWN-LINE', bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
+      counterparty: { name: 'ТОО "Получатель"', iinBin: '190840000015', iban: order.beneficiary_iban, bic: 'CASPKZKA' }, purpose: 'Оплата', externalId: order.external_id,
+      documentNumber: 'BANK-000777', documentDate: '2026-11-24',
+    };
+    await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
+    const job = { id: 'wb', token: 't', moveToDelayed: async () => undefined } as unknown as Job;
+    const file = join(inboxDir, STATEMENT_FILE);
+    // Written now, it would go to 1C as BANK-000777 and then, reconciled, as OWN-1: two payments in 1C.
+    await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
+    expect(existsSync(file)).toBe(false);
+    await reconcileAccount(app.orm.em.fork(), account, '2026-11-24', '2026-11-24', { calendar: kzCalendarFromConfig(app.config), now: clock.now(), actor: 'test' });
+    await handleWriteBack({}, context, job);
+    expect(parseOnecExchange(readFileSync(file)).documents.map((d) => [d.order.raw['ИдентификаторОперацииБанка'], d.order.raw['НомерДокумента']])).toEqual([['OWN-LINE', 'OWN-1']]);
+  });
+
   it('a reconciliation that never comes does not keep the statement from 1C for more than 5 minutes', async () => {
     const account = 'KZ03998CTA0000000889';
     const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
