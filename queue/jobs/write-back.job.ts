@@ -169,7 +169,7 @@ export async function renderStatementFile(
 ): Promise<{ render: (createdAt: Date) => Buffer; statements: StatementData[]; contentHash: string; lost: string[] }> {
   const stored = await storedStatements(em, accounts, from, to, fromOf);
   if (stored.length === 0) {
-    throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: fetch the bank statement first`);
+    throw new ConnectorError('NO_STATEMENT', `no stored statement covering ${from} for ${accounts.join(', ') || 'any account'}: the worker fetches statements every pipeline.statementsEveryMs for the accounts in pipeline.accounts, or else for those with orders on their way or final in the last 3 days; wait for its next run (logs: statement.fetched)`);
   }
   const text = (createdAt: Date): string =>
     mergeStatementTexts(
