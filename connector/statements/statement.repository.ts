@@ -29,7 +29,11 @@ const addDays = (iso: string, days: number): string => new Date(Date.parse(`${is
  * = opening + lines. A stored statement that ends on `to` and disagrees is reported as a warning
  * (LESSONS.md 6: opening + booked lines = closing); so is a day with no stored statement.
  */
-export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string): Promise<StoredStatement> {
+/**
+ * `erpSource`: the intake source of the ERP the statement is written for (the 1C outbox's); its
+ * orders' lines carry the orders' numbers (addOrderCodes).
+ */
+export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string, options: { erpSource?: string } = {}): Promise<StoredStatement> {
   const warnings: string[] = [];
   const statements = await em.find(Statement, { account, periodFrom: { $lte: to }, periodTo: { $gte: from } }, { orderBy: { periodFrom: 'asc', fetchedAt: 'desc' } });
   const opening = statements.find((s) => s.periodFrom <= from && s.periodTo >= from && s.kind === 'booked') ?? statements.find((s) => s.periodFrom <= from && s.periodTo >= from);
@@ -68,7 +72,7 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
     if (row.externalId) line.externalId = row.externalId;
     lines.push(line);
   }
-  await addOrderCodes(em, account, lines, from, to);
+  await addOrderCodes(em, account, lines, from, to, options.erpSource);
   let closingBalance = openingBalance;
   for (const l of lines) closingBalance += l.direction === 'credit' ? l.amount : -l.amount;
   const closing = statements.find((s) => s.periodTo === to && s.kind === 'booked');
@@ -93,15 +97,28 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
 }
 
 /**
- * The codes the bank's statement does not carry (its contract has no КБе/КОд or КБК on a line), taken
- * from the order a payment line executed (`order_id`, set by reconciliation): the beneficiary's КБе,
- * the КБК, the КНП when the bank gave none, and the document's number and date when the line lacks them. Only when the line's counterparty is that order's
- * beneficiary: a fee line names the payment it was charged for, but its counterparty is the bank,
- * and a line executed to another account (a mismatch, R-27) is not that beneficiary either.
+ * What a debit line of one of our orders takes from the order (`order_id`, set by reconciliation):
+ * - the number and date 1C finds its own payment order by. A line reconciliation matched to an
+ *   order of the ERP the file is for (`match_kind` order, `erpSource`) carries the order's, whatever the bank
+ *   wrote there (its own number, a camt.053 InstrId) and whatever account it shows (camt.053 may
+ *   give none); any other linked line only when it lacks them (both are optional in the bank's
+ *   answer; camt.053 has no document date). Under the bank's number, line id or booking date 1C
+ *   would create a second outgoing payment and leave its own order unpaid. An order of another ERP
+ *   keeps the bank's number: 1C has no such order, and another of its own may bear that number. A
+ *   mismatch (R-27) too: executed otherwise than signed, it is not that order's payment to 1C. The
+ *   write-back waits for reconciliation before it writes a debit, so its number does not change
+ *   between two files.
+ * - the codes the bank's statement does not carry (its contract has no КБе/КОд or КБК on a line):
+ *   the beneficiary's КБе, the КБК, the КНП when the bank gave none. Only when the line's
+ *   counterparty is that order's beneficiary: a fee line names the payment it was charged for, but
+ *   its counterparty is the bank, and a line executed to another account (a mismatch) is not that
+ *   beneficiary either.
  */
-async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string): Promise<void> {
-  const rows = await em.execute<Array<{ bank_line_id: string; match_kind: string | null; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>>(
-    `select l.bank_line_id, l.match_kind, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date
+async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string, erpSource: string | undefined): Promise<void> {
+  const rows = await em.execute<
+    Array<{ bank_line_id: string; match_kind: string | null; source: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>
+  >(
+    `select l.bank_line_id, l.match_kind, o.source, o.beneficiary_iban, o.beneficiary_kbe, o.knp, o.kbk, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date
        from statement_line l join payment_order o on o.id = l.order_id and o.payer_iban = l.account
       where l.account = ? and l.status = 'booked' and l.booking_date between ? and ? and l.direction = 'debit' and l.kind <> 'fee'`,
     [account, from, to],
@@ -110,23 +127,17 @@ async function addOrderCodes(em: EntityManager, account: string, lines: Statemen
   const byLineId = new Map(lines.map((l) => [l.bankLineId, l]));
   for (const order of rows) {
     const line = byLineId.get(order.bank_line_id);
-    if (!line || order.beneficiary_iban !== line.counterparty.iban) continue;
+    if (!line) continue;
+    if (order.match_kind === 'order' && erpSource !== undefined && order.source === erpSource) {
+      line.documentNumber = order.number;
+      line.documentDate = order.doc_date;
+    }
+    if (order.beneficiary_iban !== line.counterparty.iban) continue;
+    line.documentNumber ??= order.number;
+    line.documentDate ??= order.doc_date;
     if (order.beneficiary_kbe) line.counterparty.code = order.beneficiary_kbe;
     if (order.kbk) line.kbk = order.kbk;
     if (!line.knp && order.knp) line.knp = order.knp;
-    // 1C finds its own payment order by number and date. A line reconciliation matched to the order
-    // carries the order's, whatever the bank wrote there (its own number, a camt.053 InstrId), and a
-    // line that lacks them (both are optional in the bank's answer; camt.053 has no document date)
-    // gets them too: under the bank's line id or booking date 1C would create a second outgoing
-    // payment and leave its own order unpaid. The write-back waits for reconciliation before it
-    // writes such a debit (write-back.job.ts), so its number does not change between two files.
-    if (order.match_kind === 'order') {
-      line.documentNumber = order.number;
-      line.documentDate = order.doc_date;
-    } else {
-      line.documentNumber ??= order.number;
-      line.documentDate ??= order.doc_date;
-    }
   }
 }
 

@@ -128,7 +128,7 @@ export async function storedStatements(
   const out: Array<{ statement: StatementData; owner: StatementOwner }> = [];
   for (const account of accounts) {
     try {
-      const stored = await loadStoredStatement(em, account, fromOf.get(account) ?? from, to);
+      const stored = await loadStoredStatement(em, account, fromOf.get(account) ?? from, to, { erpSource: ONEC_SOURCE });
       out.push({ statement: stored.statement, owner: stored.holder });
     } catch (err) {
       if (!(err instanceof ConnectorError && err.code === 'NO_STATEMENT')) throw err;
@@ -188,8 +188,8 @@ export async function renderStatementFile(
 
 /**
  * The 1C files of the job are cp1251 (`onec.encoding: windows`, what 1C reads by default), which has
- * no Kazakh letters: a counterparty's name or a purpose written with them reaches 1C with "?"
- * instead. Said once per process and hour in the log, and by one incident while it lasts, with the
+ * no Kazakh letters: a counterparty's name or a purpose written with them reaches 1C with the
+ * nearest Russian letters (Қ as К) instead, and any other character cp1251 lacks as "?". Said once per process and hour in the log, and by one incident while it lasts, with the
  * knob that keeps them (`onec.encoding: utf8`, `Кодировка=UTF8`, which 1C reads as well).
  */
 async function textLost(context: Pick<JobContext, 'config' | 'orm' | 'clock' | 'logger'>, file: string, lost: readonly string[]): Promise<void> {

@@ -159,7 +159,7 @@ describe('1C statement writer', () => {
 
   it('a bank\'s purpose or name with control characters (vertical tab, NUL, NEL, a line separator) stays one readable line', () => {
     const s = statement();
-    s.lines[0].purpose = 'Оплата\u000bпо\u0000счёту\u0085№ 17\u2028за ноябрь';
+    s.lines[0].purpose = 'Оплата\u000bпо\u0000счёту\u0085№ 17\u2028за\uFFFDноябрь\uD800';
     s.lines[0].counterparty = { ...s.lines[0].counterparty, name: 'ТОО\u001f"Бета"' };
     for (const encoding of ['windows', 'utf8'] as const) {
       const parsed = parseOnecExchange(writeOnecStatement(s, options(encoding)).bytes);

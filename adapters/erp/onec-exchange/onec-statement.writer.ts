@@ -37,7 +37,7 @@ export interface OnecStatementWriteOptions {
 export interface WrittenStatement {
   bytes: Buffer;
   text: string;
-  /** Characters the code page cannot hold (e.g. Kazakh letters in cp1251), replaced by "?". */
+  /** Characters the code page cannot hold (Kazakh letters in cp1251: written as the nearest Russian ones; others as "?"). */
   warnings: string[];
 }
 
@@ -65,8 +65,14 @@ export function isoToOnecDate(iso: string): string {
  * document (BAD_CHARACTERS).
  */
 export function onecValue(value: string | undefined): string {
-  // eslint-disable-next-line no-control-regex
-  return (value ?? '').replace(/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u2028\u2029]/g, ' ').replace(/[\r\n]+/g, ' ');
+  return (
+    (value ?? '')
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u2028\u2029\uFFFD]/g, ' ')
+      // A lone surrogate (half of a character) is written as U+FFFD, which our reader refuses too.
+      .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, ' ')
+      .replace(/[\r\n]+/g, ' ')
+  );
 }
 
 function localParts(at: Date, offsetMinutes: number): { date: string; time: string } {

@@ -174,7 +174,7 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
   const config = loadConfig();
   const encoding = opts.encoding ?? config.onec.encoding;
   const now = clockFromConfig(config).now();
-  const stored = await withOrm(config, (orm) => loadStoredStatement(orm.em.fork() as EntityManager, account, opts.from, opts.to));
+  const stored = await withOrm(config, (orm) => loadStoredStatement(orm.em.fork() as EntityManager, account, opts.from, opts.to, { erpSource: ONEC_SOURCE }));
   const written = writeOnecStatement(stored.statement, {
     encoding,
     owner: { name: stored.holder.name, iinBin: stored.holder.iinBin, bic: stored.holder.bic, code: stored.holder.code },
