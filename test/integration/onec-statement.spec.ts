@@ -96,12 +96,18 @@ describe('connector onec statement', () => {
       { actor: 'test' },
     );
     // One 1C exported, executed under a number of the bank's own (a camt.053 InstrId, say).
-    const fromOnec = await intakeOrders(em, 'onec', [{ order: sampleOrder({ number: 'R-1', payer, amount: '10000.00' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const fromOnec = await intakeOrders(
+      em,
+      'onec',
+      [{ order: sampleOrder({ number: 'R-1', payer, amount: '10000.00' }) }, { order: sampleOrder({ number: 'R-2', payer, amount: '10000.00' }) }],
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
     const ids = [...taken, ...fromOnec].map((t) => t.orderId as string);
     // At the bank (how they got there is the pipeline's business, tested elsewhere).
-    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?, ?, ?)`, ids);
+    await em.execute(`update payment_order set state = 'submitted', state_changed_at = now() where id in (?, ?, ?, ?, ?, ?, ?)`, ids);
     const ext = Object.fromEntries((await em.execute<Array<{ number: string; external_id: string }>>('select number, external_id from payment_order where source in (?, ?)', ['codes', 'onec'])).map((r) => [r.number, r.external_id]));
-    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 73_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
+    em.create(Statement, { id: randomUUID(), account: OURS, currency: 'KZT', periodFrom: day, periodTo: day, kind: 'booked', openingBalance: 100_000_000, closingBalance: 72_970_000, balanced: true, source: 'bank-json', fetchedAt: new Date() });
     const line = (bankLineId: string, direction: 'debit' | 'credit', amountTiyn: number, extra: Partial<StatementLine> = {}) =>
       sampleStatementLine(em, { account: OURS, bankLineId, bookingDate: day, direction, amountTiyn, ...extra });
     const bank = { counterpartyName: 'АО "Alatau City Bank"', counterpartyIinBin: '990740000019', counterpartyIban: 'KZ48998FEE0000000001', counterpartyBic: 'TSESKZKA' };
@@ -116,10 +122,12 @@ describe('connector onec statement', () => {
     line('C-6', 'debit', 15_000_000, { externalId: ext['N-1'], documentNumber: null, documentDate: null });
     line('C-7', 'debit', 1_000_000, { externalId: ext['R-1'], documentNumber: 'BANK-000777' });
     line('C-8', 'debit', 1_000_000, { externalId: ext['A-1'], documentNumber: 'BANK-000888' });
+    // A camt.053 entry without the creditor's account: matched by its reference all the same.
+    line('C-9', 'debit', 1_000_000, { externalId: ext['R-2'], documentNumber: 'BANK-000999', counterpartyIban: '' });
     await em.flush();
     await reconcileAccount(orm.em.fork(), OURS, day, day, { calendar: kzCalendarFromConfig(env.config), now: new Date(), actor: 'test' });
     const matched = await orm.em.fork().execute<Array<{ bank_line_id: string; match_kind: string }>>('select bank_line_id, match_kind from statement_line where account = ? order by bank_line_id', [OURS]);
-    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch', 'C-6 order', 'C-7 order', 'C-8 order']);
+    expect(matched.map((m) => `${m.bank_line_id} ${m.match_kind}`)).toEqual(['C-1 order', 'C-2 fee', 'C-3 order', 'C-4 credit', 'C-5 mismatch', 'C-6 order', 'C-7 order', 'C-8 order', 'C-9 order']);
 
     const out = join(env.workDir, 'codes.txt');
     const r = await runCli(['onec', 'statement', '--account', OURS, '--from', day, '--to', day, '--out', out], { env: env.env, cwd: env.workDir });
@@ -142,6 +150,7 @@ describe('connector onec statement', () => {
       expect(docs['C-7']).toEqual(expect.arrayContaining(['НомерДокумента=R-1', `ДатаДокумента=${onecDate(day)}`]));
       // Another ERP's order keeps the bank's number: 1C may have an order of its own numbered A-1.
       expect(docs['C-8']).toContain('НомерДокумента=BANK-000888');
+      expect(docs['C-9']).toContain('НомерДокумента=R-2');
     }
 
     const parsed = await runCli(['onec', 'parse', out, '--json'], { env: env.env, cwd: env.workDir });
@@ -158,10 +167,12 @@ describe('connector onec statement', () => {
       [true, 'C-6', []],
       [true, 'C-7', []],
       [true, 'C-8', []],
+      // The bank gave no account: said; and no КБе, as nobody knows the party for sure.
+      [true, 'C-9', ['beneficiary.iban:REQUIRED', 'beneficiary.kbe:NOT_IN_STATEMENT']],
     ]);
-    expect(summary.summary).toMatchObject({ documents: 8, ok: 8, invalid: 0, warnings: 3 });
+    expect(summary.summary).toMatchObject({ documents: 9, ok: 9, invalid: 0, warnings: 5 });
     // R-1 leaves 1C's source: the status report's test below expects 1C's documents of its own only.
-    await orm.em.fork().execute("update payment_order set source = 'codes' where id = ?", [fromOnec[0].orderId]);
+    await orm.em.fork().execute("update payment_order set source = 'codes' where id in (?, ?)", fromOnec.map((o) => o.orderId));
   });
 
   it('one day: opening from the stored statement of that day; utf8 on request', async () => {
