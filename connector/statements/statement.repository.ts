@@ -28,8 +28,6 @@ const addDays = (iso: string, days: number): string => new Date(Date.parse(`${is
  * statement that covers `from` (plus the booked lines of that statement before `from`), closing
  * = opening + lines. A stored statement that ends on `to` and disagrees is reported as a warning
  * (LESSONS.md 6: opening + booked lines = closing); so is a day with no stored statement.
- */
-/**
  * `erpSource`: the intake source of the ERP the statement is written for (the 1C outbox's); its
  * orders' lines carry the orders' numbers (addOrderCodes).
  */
