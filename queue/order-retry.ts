@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { PaymentOrder } from '../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder } from '../connector/orders/order-state.machine';
-import { WITHDRAWABLE_STATES, type OrderState } from '../connector/orders/order-state';
+import { failedAfterSendBegan, WITHDRAWABLE_STATES, type OrderState } from '../connector/orders/order-state';
 import { ConnectorError } from '../connector/shared/errors';
 import { isLockdownRecorded } from '../connector/lockdown/lockdown.flag';
 import type { QueueSet } from './queue.factory';
@@ -51,7 +51,7 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
  * (reconciliation.ts): paid nonetheless, whoever paid it. Neither retried nor withdrawn (the ERP
  * would be told it was not paid).
  */
-async function refuseIfDebited(em: EntityManager, orderId: string, what: 'retried' | 'withdrawn'): Promise<void> {
+async function refuseIfDebited(em: EntityManager, orderId: string, what: 'retried' | 'withdrawn' | 'settled as rejected'): Promise<void> {
   const [debit] = await em.execute<Array<{ bank_line_id: string; booking_date: string }>>(
     `select bank_line_id, booking_date::text as booking_date from statement_line
       where order_id = ? and direction = 'debit' and status = 'booked' and match_kind in ('order', 'unexplained') order by booking_date limit 1`,
@@ -73,8 +73,10 @@ export type SettleTarget = (typeof SETTLE_TARGETS)[number];
  * `connector orders settle ID --as executed|rejected --reason TEXT`: an order the bank never gave a
  * final status the connector knows (a status it does not know, answers about another document,
  * a refusal after it was deemed executed) is settled by a person who asked the bank. From
- * `submitted`, `deemed_executed` to `rejected` (a late notice of non-execution), or `failed` to
- * `executed` (paid by hand, or its debit is in a statement: `orders retry` refuses it). The reason is
+ * `submitted`, `deemed_executed` to `rejected` (a late notice of non-execution), `failed` to
+ * `executed` (paid by hand, or its debit is in a statement: `orders retry` refuses it), or `failed`
+ * after a send began to `rejected` (the bank says it refused or never got it; not with its debit in a
+ * statement). The reason is
  * the order's event and, for a refusal, what the ERP's user reads (R-23); the change is audited
  * (its event names the operator) and written back to the ERP like any other.
  */
@@ -82,17 +84,28 @@ export async function settleOrder(em: EntityManager, queues: QueueSet, orderId: 
   const order = await orderNamed(em, orderId);
   const from = order.state;
   // A failed order as executed: paid by hand, or at the bank after all (its statement line says so).
-  const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected') || (from === 'failed' && as === 'executed');
+  // As rejected: one that failed after a send began, which the bank says it refused or never got (a
+  // recall, a refusal code the release did not know): no retry can end it, and `withdraw` refuses it,
+  // as the bank may have it; asked, the bank says it has not. One never sent is withdrawn instead.
+  const failedAtTheBank = from === 'failed' && failedAfterSendBegan(order);
+  const settleable = from === 'submitted' || (from === 'deemed_executed' && as === 'rejected') || (from === 'failed' && (as === 'executed' || failedAtTheBank));
   if (!settleable) {
-    throw new ConnectorError('NOT_SETTLEABLE', `order ${orderId} is ${from}; only a submitted order, a deemed executed one as rejected, or a failed one as executed is settled by hand`);
+    throw new ConnectorError(
+      'NOT_SETTLEABLE',
+      from === 'failed'
+        ? `order ${orderId} failed before anything of it was sent: it is not settled as rejected; withdraw it (connector orders withdraw ${orderId} --reason TEXT) or retry it`
+        : `order ${orderId} is ${from}; only a submitted order, a deemed executed one as rejected, or a failed one (as executed, or as rejected once a send began) is settled by hand`,
+    );
   }
+  // Its debit in a statement: it was paid, whatever anyone says.
+  if (from === 'failed' && as === 'rejected') await refuseIfDebited(em, orderId, 'settled as rejected');
   const text = operatorReason(reason, 'say what the bank said, and who confirmed it (--reason)');
   try {
     await transitionOrder(em, orderId, as, {
       actor,
       from,
       reason: `settled by an operator: ${text}`,
-      patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text } : { bankStatus: 'executed', failedFrom: null },
+      patch: as === 'rejected' ? { bankStatus: 'rejected', bankReasonCode: 'SETTLED_BY_OPERATOR', bankReasonText: text, failedFrom: null } : { bankStatus: 'executed', failedFrom: null },
     });
   } catch (err) {
     // The bank's own answer settled it meanwhile (a poll, a statement): that one stands.

@@ -38,6 +38,8 @@ export function isOrderState(value: string): value is OrderState {
  *   failedFrom); from `submitting` that means lookup-before-resend, never a second submission.
  * - `failed -> executed`: a statement line shows the debit of an order that failed after it was
  *   sent (reconciliation.ts); the ERP must not go on showing it as failed.
+ * - `failed -> rejected`: settled by an operator after the bank said it refused or never got an
+ *   order that failed after a send began (`connector orders settle --as rejected`).
  * - `validated | awaiting_signatures | signed | held | failed -> invalid`: withdrawn by an operator
  *   before anything of it reached the bank (`connector orders withdraw`; a failed one only when no
  *   attempt to send it was made).
@@ -57,7 +59,7 @@ export const TRANSITIONS: Readonly<Record<OrderState, readonly OrderState[]>> = 
   rejected: [],
   deemed_executed: ['executed', 'rejected'],
   held: ['received', 'invalid'],
-  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed', 'invalid'],
+  failed: ['received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted', 'executed', 'rejected', 'invalid'],
 };
 
 /** States an operator may withdraw an order from (`connector orders withdraw`): nothing of it is at the bank, nor on its way; a failed one only when no attempt to send it was made. */

@@ -68,10 +68,35 @@ describe('connector orders settle', () => {
     const settled = await cli(['orders', 'settle', id, '--as', 'executed', '--reason', 'paid by hand in Internet-banking on 24.11 (A. Seitkali)']);
     expect(settled.code).toBe(0);
     expect(await q('select state, failed_from, bank_status from payment_order where id = ?', [id])).toEqual([{ state: 'executed', failed_from: null, bank_status: 'executed' }]);
-    // A failed order is settled only as executed.
+    // A failed order never sent is withdrawn, not settled as rejected.
     const [other] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'ST-4' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
     await q(`update payment_order set state = 'failed', failed_from = 'signed' where id = ?`, [other.orderId]);
-    expect((await cli(['orders', 'settle', other.orderId as string, '--as', 'rejected', '--reason', 'x'])).stderr).toMatch(/^NOT_SETTLEABLE: /m);
+    expect((await cli(['orders', 'settle', other.orderId as string, '--as', 'rejected', '--reason', 'x'])).stderr).toMatch(/^NOT_SETTLEABLE: .*failed before anything of it was sent.*orders withdraw/m);
+  });
+
+  it('a failed order sent once, which the bank says it refused or never got, is settled as rejected (withdraw refuses it, a retry would send it again); never with its debit in a statement', async () => {
+    const [r] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'ST-5' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    const id = r.orderId as string;
+    // Sent, refused each time under a code the release did not know, out of attempts.
+    await q(`update payment_order set state = 'failed', failed_from = 'submitting', submit_attempts = 8, last_error = 'CONTRACT_VIOLATION: ...' where id = ?`, [id]);
+    const withdraw = await cli(['orders', 'withdraw', id, '--reason', 'x']);
+    expect([withdraw.code, withdraw.stderr]).toEqual([1, expect.stringMatching(/^NOT_WITHDRAWABLE: .*orders settle/m)]);
+    const settled = await cli(['orders', 'settle', id, '--as', 'rejected', '--reason', 'the bank refused it: KBK closed (letter 5120 of 27.11)']);
+    expect(settled.code).toBe(0);
+    expect(await q('select state, failed_from, bank_reason_code, bank_reason_text from payment_order where id = ?', [id])).toEqual([
+      { state: 'rejected', failed_from: null, bank_reason_code: 'SETTLED_BY_OPERATOR', bank_reason_text: 'the bank refused it: KBK closed (letter 5120 of 27.11)' },
+    ]);
+
+    // With its debit in a statement it was paid: not settled as rejected.
+    const [paid] = await intakeOrders(world.context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'ST-6' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    await q(`update payment_order set state = 'failed', failed_from = 'submitting', submit_attempts = 1 where id = ?`, [paid.orderId]);
+    const em = world.context.orm.em.fork();
+    sampleStatementLine(em, { account: sampleOrder().payer.iban, bankLineId: 'BL-ST-6', bookingDate: '2026-11-24', direction: 'debit', amountTiyn: 15_000_000, orderId: paid.orderId as string });
+    await em.flush();
+    await q(`update statement_line set match_kind = 'order' where bank_line_id = 'BL-ST-6'`);
+    const refused = await cli(['orders', 'settle', paid.orderId as string, '--as', 'rejected', '--reason', 'the bank says it never got it']);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^ALREADY_DEBITED: order .* is not settled as rejected: statement line BL-ST-6/m)]);
+    expect((await q<{ state: string }>('select state from payment_order where id = ?', [paid.orderId]))[0].state).toBe('failed');
   });
 
   it('orders list says when --limit cut the list (an operator looking for failed orders must know there are more)', async () => {

@@ -240,7 +240,7 @@ export function registerFoundationCommands(program: Command): void {
 
   orders
     .command('settle <id>')
-    .description('settle by hand an order whose final status the bank never gave in a form the connector knows (ask the bank first): submitted -> executed|rejected, or deemed_executed -> rejected (a late refusal); audited, written back to the ERP')
+    .description('settle by hand an order whose final status the bank never gave in a form the connector knows (ask the bank first): submitted -> executed|rejected, deemed_executed -> rejected (a late refusal), failed -> executed, or failed after a send began -> rejected (the bank refused or never got it; not with its debit in a statement); audited, written back to the ERP')
     .requiredOption('--as <state>', `${SETTLE_TARGETS.join(' or ')}`)
     .requiredOption('--reason <text>', 'what the bank said and who confirmed it (a refusal: what the ERP user reads)')
     .action(
