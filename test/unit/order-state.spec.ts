@@ -11,7 +11,7 @@ const ALLOWED: Array<[OrderState, OrderState]> = [
   ['submitted', 'executed'], ['submitted', 'rejected'], ['submitted', 'deemed_executed'], ['submitted', 'failed'],
   ['deemed_executed', 'executed'], ['deemed_executed', 'rejected'],
   ['held', 'received'], ['held', 'invalid'],
-  ['failed', 'received'], ['failed', 'validated'], ['failed', 'awaiting_signatures'], ['failed', 'signed'], ['failed', 'submitting'], ['failed', 'submitted'], ['failed', 'executed'], ['failed', 'invalid'],
+  ['failed', 'received'], ['failed', 'validated'], ['failed', 'awaiting_signatures'], ['failed', 'signed'], ['failed', 'submitting'], ['failed', 'submitted'], ['failed', 'executed'], ['failed', 'rejected'], ['failed', 'invalid'],
 ];
 
 describe('order state machine (pure table)', () => {
