@@ -137,18 +137,27 @@ describe('1C write-back', () => {
     expect(await written()).toEqual(['26.11.2026', []]);
   });
 
-  it('waits for reconciliation before it writes a debit of ours the bank booked without number or date: 1C gets it once, under the order\'s number and date', async () => {
-    const account = 'KZ30998CTA0000000888';
+  /**
+   * A 1C order of 100.00 from `account`, submitted, with the statement line of its debit on 2026-11-24
+   * (`line` overrides), and a write-back context writing into its own inbox on a manual clock.
+   */
+  async function submittedOneCOrder(account: string, inbox: string, number: string, date: string, line: Partial<StatementLineData> & { bankLineId: string }) {
     const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
-    const inboxDir = join(env.workDir, 'inbox-unreconciled');
+    const inboxDir = join(env.workDir, inbox);
     const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
-    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'NONUM-1', date: '2026-11-23', amount: '100.00', payer: { ...sampleOrder().payer, iban: account } }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number, date, amount: '100.00', payer: { ...sampleOrder().payer, iban: account } }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
     for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(app.orm.em.fork(), o.orderId, to, { actor: 't' });
     const [order] = await app.orm.em.fork().execute<Array<{ external_id: string; beneficiary_iban: string }>>('select external_id, beneficiary_iban from payment_order where id = ?', [o.orderId]);
-    const line: StatementLineData = {
-      bankLineId: 'NONUM-LINE', bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
+    const debit: StatementLineData = {
+      bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
       counterparty: { name: 'ТОО "Получатель"', iinBin: '190840000015', iban: order.beneficiary_iban, bic: 'CASPKZKA' }, purpose: 'Оплата', externalId: order.external_id,
+      ...line,
     };
+    return { account, clock, inboxDir, context, line: debit };
+  }
+
+  it('waits for reconciliation before it writes a debit of ours the bank booked without number or date: 1C gets it once, under the order\'s number and date', async () => {
+    const { account, clock, inboxDir, context, line } = await submittedOneCOrder('KZ30998CTA0000000888', 'inbox-unreconciled', 'NONUM-1', '2026-11-23', { bankLineId: 'NONUM-LINE' });
     await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
 
     const delays: number[] = [];
@@ -170,18 +179,11 @@ describe('1C write-back', () => {
   });
 
   it("waits for reconciliation too when the bank wrote a number of its own, and 1C gets the debit under the order's number, once", async () => {
-    const account = 'KZ57998CTA0000000887';
-    const clock = new ManualClock(new Date('2026-11-25T05:00:00Z'));
-    const inboxDir = join(env.workDir, 'inbox-bank-number');
-    const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
-    const [o] = await intakeOrders(app.orm.em.fork(), 'onec', [{ order: sampleOrder({ number: 'OWN-1', date: '2026-11-24', amount: '100.00', payer: { ...sampleOrder().payer, iban: account } }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
-    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting', 'submitted'] as const) await transitionOrder(app.orm.em.fork(), o.orderId, to, { actor: 't' });
-    const [order] = await app.orm.em.fork().execute<Array<{ external_id: string; beneficiary_iban: string }>>('select external_id, beneficiary_iban from payment_order where id = ?', [o.orderId]);
-    const line: StatementLineData = {
-      bankLineId: 'OWN-LINE', bookingDate: '2026-11-24', valueDate: '2026-11-24', direction: 'debit', amount: 10_000, currency: 'KZT', status: 'booked', kind: 'payment',
-      counterparty: { name: 'ТОО "Получатель"', iinBin: '190840000015', iban: order.beneficiary_iban, bic: 'CASPKZKA' }, purpose: 'Оплата', externalId: order.external_id,
-      documentNumber: 'BANK-000777', documentDate: '2026-11-24',
-    };
+    const { account, clock, context, inboxDir, line } = await submittedOneCOrder('KZ57998CTA0000000887', 'inbox-bank-number', 'OWN-1', '2026-11-24', {
+      bankLineId: 'OWN-LINE',
+      documentNumber: 'BANK-000777',
+      documentDate: '2026-11-24',
+    });
     await storeStatement(app.orm.em.fork(), { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
     const job = { id: 'wb', token: 't', moveToDelayed: async () => undefined } as unknown as Job;
     const file = join(inboxDir, STATEMENT_FILE);
