@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { appendAudit } from '../audit/audit.log';
 import { ConnectorError } from '../shared/errors';
 import { READ_ONLY_SNAPSHOT } from '../persistence/database';
 
@@ -63,7 +64,7 @@ export async function exportArchive(
   em: EntityManager,
   outDir: string,
   now: Date,
-  options: { onProgress?: (p: ArchiveProgress) => void | Promise<void>; fetchRows?: number } = {},
+  options: { onProgress?: (p: ArchiveProgress) => void | Promise<void>; fetchRows?: number; actor?: string } = {},
 ): Promise<ArchiveManifest> {
   const fetchRows = options.fetchRows ?? FETCH_ROWS;
   if (!Number.isInteger(fetchRows) || fetchRows < 1) throw new Error(`fetchRows must be a whole number >= 1, got ${fetchRows}`);
@@ -105,6 +106,14 @@ export async function exportArchive(
     }
   }, READ_ONLY_SNAPSHOT); // one consistent view of the whole database for the export
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+  // Recorded once the manifest is written, so that doctor can say when the archive was last exported (R-26).
+  await appendAudit(em.fork(), {
+    actor: options.actor ?? 'system',
+    action: ARCHIVE_EXPORTED,
+    subject: resolve(outDir),
+    details: { exportedAt: manifest.exportedAt, files: manifest.files.map((f) => ({ table: f.table, rows: f.rows, sha256: f.sha256 })) },
+    at: now,
+  });
   return manifest;
 }
 

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
 import { loadConfig } from '../../../config/load-config';
 import { createCliContext, withOrm, type AppContext } from '../../app/app-context';
-import { appendAudit, verifyAudit } from '../../audit/audit.log';
-import { ARCHIVE_EXPORTED, checkAuditAnchor, exportArchive } from '../../archive/archive.export';
+import { verifyAudit } from '../../audit/audit.log';
+import { checkAuditAnchor, exportArchive } from '../../archive/archive.export';
 import { parseAmount, formatAmount } from '../../shared/money';
 import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
@@ -367,19 +366,12 @@ export function registerUsersCommands(program: Command): void {
       runAction(async (opts: { out: string }) =>
         withOrm(loadConfig(), async (orm) => {
           const manifest = await exportArchive(orm.em.fork(), opts.out, systemClock.now(), {
+            actor: cliActor(),
             onProgress: (p) => {
               if (!p.done) say(`${p.table}: ${p.rows} row(s) so far...`);
             },
           });
           for (const f of manifest.files) say(`${f.file}: ${f.rows} row(s), sha256 ${f.sha256}`);
-          // Recorded, so that doctor can say when the archive was last exported (R-26: backed up).
-          await appendAudit(orm.em.fork(), {
-            actor: cliActor(),
-            action: ARCHIVE_EXPORTED,
-            subject: resolve(opts.out),
-            details: { exportedAt: manifest.exportedAt, files: manifest.files.map((f) => ({ table: f.table, rows: f.rows, sha256: f.sha256 })) },
-            at: systemClock.now(),
-          });
           say(`archive written to ${opts.out} (manifest.json)`);
           return 0;
         }),
