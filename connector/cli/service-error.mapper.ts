@@ -1,5 +1,6 @@
 import type { ConnectorConfig } from '../../config/config.schema';
 import { ConnectorError } from '../shared/errors';
+import { PASSWORD_NOT_GIVEN, PASSWORD_NOT_GIVEN_HINT } from '../shared/pg-errors';
 import { redactedUrl } from '../../config/load-config';
 
 /**
@@ -145,11 +146,7 @@ export function describeServiceError(err: unknown, config: Pick<ConnectorConfig,
     const [what, next] = POSTGRES_STATES[err.code](err.message);
     return build('postgresql', config, what, next);
   }
-  // pg's own words when the server asks for a SCRAM password and the URL gives none (a stock Debian
-  // PostgreSQL over TCP): not a server that is down.
-  if (err instanceof Error && /^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string$/.test(err.message)) {
-    return build('postgresql', config, 'asks for a password and the URL gives none', `put the password in ${SERVICES.postgresql.setting} (postgresql://user:password@host:5432/connector), or let this user in by a trust or peer line of pg_hba.conf`);
-  }
+  if (err instanceof Error && PASSWORD_NOT_GIVEN.test(err.message)) return build('postgresql', config, 'asks for a password and the URL gives none', PASSWORD_NOT_GIVEN_HINT);
   if (err instanceof Error && POSTGRES_WORDS.some((re) => re.test(err.message))) return build('postgresql', config, `lost or never made the connection (${err.message})`);
   if (err instanceof Error && isRedisFailure(err)) {
     if (/^(NOAUTH|WRONGPASS)\b/.test(err.message)) return build('redis', config, `refused our login (${err.message.split(' ')[0]})`, `check the password in ${SERVICES.redis.setting}`);

@@ -12,6 +12,7 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { loadConfig, redactedUrl } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
+import { PASSWORD_NOT_GIVEN, PASSWORD_NOT_GIVEN_HINT } from '../shared/pg-errors';
 import { clockFromConfig } from '../shared/clock';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import { epochDayOfIso } from '../calendar/kz-calendar-data';
@@ -137,8 +138,8 @@ async function checkPostgres(config: ConnectorConfig, strict: boolean): Promise<
     // The hint for what the server said: a login refused is not a server that is down.
     const said = /password authentication failed|role ".*" does not exist|no pg_hba\.conf entry/i.test(message)
       ? 'PostgreSQL refused the login: check the user and password in CONNECTOR_DATABASE_URL (config database.url) and pg_hba.conf'
-      : /client password must be a string/.test(message)
-        ? 'PostgreSQL asks for a password and CONNECTOR_DATABASE_URL gives none: postgresql://user:password@host:5432/connector, or a trust or peer line in pg_hba.conf'
+      : PASSWORD_NOT_GIVEN.test(message)
+        ? `PostgreSQL asks for a password and the URL gives none: ${PASSWORD_NOT_GIVEN_HINT}`
       : /database ".*" does not exist/i.test(message)
         ? 'run `connector migrate`: it creates the database'
         : hint;
