@@ -43,10 +43,7 @@ export function mailIncidentAlerts(context: JobContext): Promise<IncidentAlertRe
 export function mailIncidentReminders(context: JobContext): Promise<IncidentAlertResult> {
   return mailOnce(context, 'incident.reminder', {
     // Half-time reminders wait for a business day's morning; overdue ones go at once.
-    find: async (tx, now, limit) => {
-      const due = await incidentsToRemind(tx, now, limit);
-      return halfTimeReminderNow(kzCalendarFromConfig(context.config), now) ? due : due.filter((r) => r.stage === 2);
-    },
+    find: (tx, now, limit) => incidentsToRemind(tx, now, limit, halfTimeReminderNow(kzCalendarFromConfig(context.config), now)),
     text: (found, more, now) => incidentReminderText(found, more, now),
     mark: (tx, found, at) => markIncidentsReminded(tx, found, at),
   });

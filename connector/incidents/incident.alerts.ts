@@ -80,15 +80,18 @@ export interface IncidentReminder extends AlertableIncident {
   stage: ReminderStage;
 }
 
-/** Open incidents with a deadline whose next reminder is due, the nearest deadline first. */
-export async function incidentsToRemind(em: EntityManager, now: Date, limit = MAX_DIGEST): Promise<IncidentReminder[]> {
+/**
+ * Open incidents with a deadline whose next reminder is due, the nearest deadline first; the
+ * overdue ones only unless `halfTime` (halfTimeReminderNow: a business day's morning).
+ */
+export async function incidentsToRemind(em: EntityManager, now: Date, limit = MAX_DIGEST, halfTime = true): Promise<IncidentReminder[]> {
   const rows = await em.execute<Array<{ id: string; kind: string; severity: string; title: string; opened_at: Date; deadline_at: Date; stage: number }>>(
     `select id, kind, severity, title, opened_at, deadline_at, case when deadline_at <= ? then 2 else 1 end as stage from incident
       where status = 'open' and deadline_at is not null and alerted_at is not null
-        and ((reminders < 1 and opened_at + (deadline_at - opened_at) / 2 <= ? and opened_at + (deadline_at - opened_at) / 2 > alerted_at)
+        and ((? and reminders < 1 and opened_at + (deadline_at - opened_at) / 2 <= ? and opened_at + (deadline_at - opened_at) / 2 > alerted_at)
           or (reminders < 2 and deadline_at <= ? and deadline_at > alerted_at))
       order by deadline_at, id limit ?`,
-    [now, now, now, limit],
+    [now, halfTime, now, now, limit],
   );
   return rows.map((r) => ({
     id: r.id,
