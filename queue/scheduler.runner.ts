@@ -37,17 +37,17 @@ export interface RunningScheduler {
   close(): Promise<void>;
 }
 
+/** The Redis key of the scheduler's leader lease (doctor reads it to say whether a scheduler runs). */
+export function schedulerLeaderKey(prefix: string): string {
+  return `${prefix}:scheduler:leader`;
+}
+
 /**
  * Job schedulers are registered from one place only (LESSONS.md 12): the scheduler process that
  * holds a Redis leader lease (`<prefix>:scheduler:leader`, SET NX PX) upserts them; others
  * stand by and take over when the lease lapses. Renewal is a compare-and-set in Lua so a process
  * that lost the lease never extends another's.
  */
-/** The Redis key of the scheduler's leader lease (doctor reads it to say whether a scheduler runs). */
-export function schedulerLeaderKey(prefix: string): string {
-  return `${prefix}:scheduler:leader`;
-}
-
 export async function startScheduler(context: JobContext, redis: IORedis, options: { leaseMs?: number; extra?: ScheduleEntry[] } = {}): Promise<RunningScheduler> {
   const leaseMs = options.leaseMs ?? 30_000;
   const key = schedulerLeaderKey(context.config.redis.prefix);

@@ -347,7 +347,6 @@ export function noticeDeadlineFailingClosed(config: { calendar: { cutoff: string
 }
 
 /** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
-
 export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
   let calendar = byCutoff.get(config.calendar.cutoff);
   if (!calendar) {

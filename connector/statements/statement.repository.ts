@@ -31,7 +31,7 @@ const addDays = (iso: string, days: number): string => new Date(Date.parse(`${is
  * `erpSource`: the intake source of the ERP the statement is written for (the 1C outbox's); its
  * orders' lines carry the orders' numbers (addOrderCodes).
  */
-export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string, options: { erpSource?: string } = {}): Promise<StoredStatement> {
+export async function loadStoredStatement(em: EntityManager, account: string, from: string, to: string, options: { erpSource: string }): Promise<StoredStatement> {
   const warnings: string[] = [];
   const statements = await em.find(Statement, { account, periodFrom: { $lte: to }, periodTo: { $gte: from } }, { orderBy: { periodFrom: 'asc', fetchedAt: 'desc' } });
   const opening = statements.find((s) => s.periodFrom <= from && s.periodTo >= from && s.kind === 'booked') ?? statements.find((s) => s.periodFrom <= from && s.periodTo >= from);
@@ -112,7 +112,7 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
  *   its counterparty is the bank, and a line executed to another account (a mismatch) is not that
  *   beneficiary either.
  */
-async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string, erpSource: string | undefined): Promise<void> {
+async function addOrderCodes(em: EntityManager, account: string, lines: StatementLineData[], from: string, to: string, erpSource: string): Promise<void> {
   const rows = await em.execute<
     Array<{ bank_line_id: string; match_kind: string | null; source: string; beneficiary_iban: string; beneficiary_kbe: string; knp: string; kbk: string | null; number: string; doc_date: string }>
   >(
@@ -126,7 +126,7 @@ async function addOrderCodes(em: EntityManager, account: string, lines: Statemen
   for (const order of rows) {
     const line = byLineId.get(order.bank_line_id);
     if (!line) continue;
-    if (order.match_kind === 'order' && erpSource !== undefined && order.source === erpSource) {
+    if (order.match_kind === 'order' && order.source === erpSource) {
       line.documentNumber = order.number;
       line.documentDate = order.doc_date;
     }

@@ -19,7 +19,7 @@ import {
 } from './business-api.schemas';
 import { ConfigCredentialsProvider, type BankCredentials, type CredentialsProvider } from './credentials.provider';
 import { PAYMENT_ORDER_FORMAT, type PaymentRequisites } from './payment-order.document';
-import { mapBankStatement } from './statement.mapper';
+import { lineStatusOf, mapBankStatement } from './statement.mapper';
 import { compactIban } from '../../../connector/requisites/iban.validator';
 
 export interface CallOptions {
@@ -391,7 +391,7 @@ export class BusinessApiClient {
     if (other.length) {
       throw new BankError('CONTRACT_VIOLATION', `the bank's statement answer is about ${other.join(' and ')}, where ${iban} for ${from}..${to} was asked; nothing of it is stored`, { operation: 'statement' });
     }
-    const unknown = res.lines.filter((l) => !['booked', 'pending'].includes(l.status.trim().toLowerCase()));
+    const unknown = res.lines.filter((l) => lineStatusOf(l.status) === undefined);
     if (unknown.length) {
       this.options.logger?.warn(
         { event: 'bank.statement.unknown_status', account: iban, from, to, lines: unknown.slice(0, 20).map((l) => ({ lineId: l.lineId.slice(0, 64), status: l.status.slice(0, 40) })) },

@@ -8,6 +8,16 @@ export function parseSignedAmount(text: string): number {
 }
 
 /**
+ * A line status the contract names, in any case (`BOOKED` is `booked`: read as pending, every line
+ * of a bank that capitalises would escape reconciliation); undefined for one it does not name,
+ * which the mapper keeps apart as pending.
+ */
+export function lineStatusOf(raw: string): 'booked' | 'pending' | undefined {
+  const status = raw.trim().toLowerCase();
+  return status === 'booked' || status === 'pending' ? status : undefined;
+}
+
+/**
  * The contract's statement JSON -> the domain's statement model (connector/statements). Fee lines
  * stay lines of kind `fee` (R-25, LESSONS.md 7); pending lines keep status `pending` so that the
  * balance check counts booked lines only (LESSONS.md 6). A status the contract does not name is
@@ -22,8 +32,7 @@ export function mapBankStatement(s: BankStatement): StatementData {
       direction: l.direction,
       amount: parseAmount(l.amount),
       currency: l.currency,
-      // `BOOKED` is `booked`: read as pending, every line of a bank that capitalises would escape reconciliation.
-      status: l.status.trim().toLowerCase() === 'booked' ? 'booked' : 'pending',
+      status: lineStatusOf(l.status) ?? 'pending',
       kind: l.kind,
       counterparty: { ...l.counterparty },
       purpose: l.purpose,

@@ -180,9 +180,11 @@ const KAZAKH_IN_CP1251: Readonly<Record<string, string>> = {
   ә: 'а', Ә: 'А', ғ: 'г', Ғ: 'Г', қ: 'к', Қ: 'К', ң: 'н', Ң: 'Н', ө: 'о', Ө: 'О', ұ: 'у', Ұ: 'У', ү: 'у', Ү: 'У', һ: 'х', Һ: 'Х',
 };
 
+const KAZAKH_LETTERS = new RegExp(`[${Object.keys(KAZAKH_IN_CP1251).join('')}]`, 'gu');
+
 /** A 1C exchange text as bytes: `windows` = cp1251 (what 1C expects), `utf8` with a BOM. */
 export function encodeOnecText(text: string, encoding: 'windows' | 'utf8', options: { continued?: boolean } = {}): Buffer {
-  if (encoding === 'windows') return iconv.encode(text.replace(/[әӘғҒқҚңҢөӨұҰүҮһҺ]/gu, (ch) => KAZAKH_IN_CP1251[ch]), 'cp1251');
+  if (encoding === 'windows') return iconv.encode(text.replace(KAZAKH_LETTERS, (ch) => KAZAKH_IN_CP1251[ch]), 'cp1251');
   // The BOM opens the file only: a file written in parts encodes the later parts `continued`.
   return options.continued ? Buffer.from(text, 'utf8') : Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }

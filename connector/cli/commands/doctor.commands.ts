@@ -4,6 +4,7 @@ import { SmtpMailer } from '../../../adapters/mail/smtp.mailer';
 import { runAction } from '../run-action';
 import { Queue } from 'bullmq';
 import { probeRedis } from '../../shared/redis-probe';
+import { withTimeout } from '../../shared/timeout';
 import { schedulerLeaderKey } from '../../../queue/scheduler.runner';
 import { printJson, table } from '../output';
 
@@ -38,11 +39,9 @@ export const checkProcesses: ExtraCheck = async (config, strict, timeoutMs) => {
   });
   const redis = probeRedis(config.redis.url, Math.min(3_000, timeoutMs));
   let queue: Queue | undefined;
-  // A Redis that takes the connection and never answers: the connect waits for its ready check
-  // forever; closing the connection ends it (null: Redis's own check says what is wrong).
-  const giveUp = setTimeout(() => redis.disconnect(), Math.min(3_000, timeoutMs));
   try {
-    await redis.connect();
+    // A Redis that takes the connection and never answers: null, Redis's own check says what is wrong.
+    await withTimeout(redis.connect(), Math.min(3_000, timeoutMs), 'Redis');
     queue = new Queue('submit', { connection: redis, prefix: config.redis.prefix });
     const [workers, lease] = await Promise.all([queue.getWorkersCount(), redis.pttl(schedulerLeaderKey(config.redis.prefix))]);
     return [
@@ -56,7 +55,6 @@ export const checkProcesses: ExtraCheck = async (config, strict, timeoutMs) => {
   } catch {
     return null;
   } finally {
-    clearTimeout(giveUp);
     await queue?.close().catch(() => undefined);
     redis.disconnect();
   }
