@@ -6,10 +6,16 @@
  * jobs within 20 s (queue/worker.runner.ts) and the slowest bank call times out at bank.timeoutMs
  * (15 s default), so 30 s is above both.
  */
+const fs = require('node:fs');
 const path = require('node:path');
 
 const cli = path.join(__dirname, 'dist', 'connector', 'cli', 'main.js');
 const logs = process.env.CONNECTOR_LOG_DIR || path.join(__dirname, 'logs');
+// PM2 writes its log files world-readable (0644). They hold no secret, but they do hold payees,
+// amounts and order ids: the folder that holds them is the owner's alone. A folder the admin made
+// (CONNECTOR_LOG_DIR) keeps the mode they gave it; our own `logs/` is closed even when it exists.
+if (!fs.existsSync(logs)) fs.mkdirSync(logs, { recursive: true, mode: 0o700 });
+else if (!process.env.CONNECTOR_LOG_DIR) fs.chmodSync(logs, 0o700);
 const workerInstances = Number(process.env.CONNECTOR_WORKER_INSTANCES || 1);
 
 function app(name, command, extra = {}) {
