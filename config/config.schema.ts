@@ -223,6 +223,12 @@ export const configSchema = z
       .object({
         /** The bank's operational-day cut-off, Kazakhstan time (UTC+5). */
         cutoff: hhmm.default('17:00'),
+        /**
+         * A folder of `kz-YYYY.json` files laid over the shipped calendar data, one per year
+         * (connector/calendar/README.md): next year's official transfers without a new release.
+         * Read at each process's start.
+         */
+        dataDir: z.string().min(1).optional(),
       })
       .default({}),
     worker: z

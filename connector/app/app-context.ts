@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/load-config';
 import { openOrm, type Orm } from '../persistence/database';
 import { createLogger } from '../logging/logger';
 import { clockFromConfig, type Clock } from '../shared/clock';
+import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import { QueueSet, redisConnection } from '../../queue/queue.factory';
 import type { JobContext } from '../../queue/job-context';
 import type { OrderValidator } from '../orders/order-validation';
@@ -25,10 +26,14 @@ export function defaultValidator(config?: ConnectorConfig): OrderValidator {
   return kzOrderValidator(config?.requisites);
 }
 
-export async function createAppContext(options: { config?: ConnectorConfig; logger?: Logger; name?: string; role?: 'worker' | 'producer' } = {}): Promise<AppContext> {
+export async function createAppContext(options: { config?: ConnectorConfig; logger?: Logger; name?: string; role?: 'worker' | 'producer'; service?: boolean } = {}): Promise<AppContext> {
   const config = options.config ?? loadConfig();
   const logger = options.logger ?? createLogger({ level: config.log.level, name: options.name });
   const clock: Clock = clockFromConfig(config);
+  // A long-running process does not start on a wrong file in calendar.dataDir (named with the rule
+  // it breaks): found at the first deadline, it would fail the track and statement jobs one by one.
+  // A one-shot command does not check: a lockdown must never fail for want of a calendar.
+  if (options.service) kzCalendarFromConfig(config);
   const orm = await openOrm(config);
   const redis = redisConnection(config, options.role ?? 'worker');
   redis.on('error', (err) => logger.warn({ event: 'redis.error', err: err.message }));

@@ -4,6 +4,7 @@ import {
   epochDayOfIso,
   isoOfEpochDay,
   isWeekendEpochDay,
+  loadCalendarData,
   loadShippedCalendarData,
 } from './kz-calendar-data';
 import { kzInstantOfLocalMs, kzLocalDayOf } from './kz-time';
@@ -319,7 +320,7 @@ export class KzBusinessCalendar {
     const what = direction ? `the answer for ${date} lies ${direction} the calendar data` : `${date} is outside the calendar data`;
     return new CalendarError(
       'CALENDAR_YEAR_NOT_COVERED',
-      `${what} (${firstDate}..${lastDate}); add connector/calendar/data/kz-YYYY.json for that year`,
+      `${what} (${firstDate}..${lastDate}); put that year's kz-YYYY.json in the folder of calendar.dataDir (connector/calendar/README.md), or update the connector`,
       1,
       { date, firstDate, lastDate },
     );
@@ -329,16 +330,17 @@ export class KzBusinessCalendar {
 /** 24 hours: the deadline of a duty to tell the bank when the calendar cannot say (fail closed). */
 const DAY_MS = 86_400_000;
 
-// Building a calendar precomputes every day of the shipped years (a few ms); it is immutable, so
-// one per cut-off serves every caller (the track job asks for it per order).
-const byCutoff = new Map<string, KzBusinessCalendar>();
+// Building a calendar precomputes every day of its years (a few ms); it is immutable, so one per
+// (cut-off, data folder) serves every caller (the track job asks for it per order). An operator's
+// changed file takes effect at the process's next start.
+const byConfig = new Map<string, KzBusinessCalendar>();
 
 /**
  * A duty to tell the bank "within n business days" from `instant` (R-17, R-29), failing closed:
  * noticeDeadlineOrSooner, and its 24 hours too when the calendar cannot even be built (a cut-off it
  * refuses). A lockdown or a block must never fail for want of a deadline.
  */
-export function noticeDeadlineFailingClosed(config: { calendar: { cutoff: string } }, instant: Date, n: number): Date {
+export function noticeDeadlineFailingClosed(config: CalendarConfig, instant: Date, n: number): Date {
   try {
     return kzCalendarFromConfig(config).noticeDeadlineOrSooner(instant, n);
   } catch {
@@ -346,12 +348,23 @@ export function noticeDeadlineFailingClosed(config: { calendar: { cutoff: string
   }
 }
 
-/** The calendar for the running connector: shipped data and `calendar.cutoff` from config. */
-export function kzCalendarFromConfig(config: { calendar: { cutoff: string } }): KzBusinessCalendar {
-  let calendar = byCutoff.get(config.calendar.cutoff);
+/** What of the configuration the calendar reads. */
+export interface CalendarConfig {
+  calendar: { cutoff: string; dataDir?: string };
+}
+
+/**
+ * The calendar for the running connector: the shipped data with the operator's files of
+ * `calendar.dataDir` over it (loadCalendarData), and `calendar.cutoff`. Throws
+ * CALENDAR_DATA_INVALID naming the file and the rule when one of them is wrong.
+ */
+export function kzCalendarFromConfig(config: CalendarConfig): KzBusinessCalendar {
+  const { cutoff, dataDir } = config.calendar;
+  const key = `${cutoff}\n${dataDir ?? ''}`;
+  let calendar = byConfig.get(key);
   if (!calendar) {
-    calendar = KzBusinessCalendar.shipped({ cutoff: config.calendar.cutoff });
-    byCutoff.set(config.calendar.cutoff, calendar);
+    calendar = new KzBusinessCalendar(loadCalendarData(dataDir), { cutoff });
+    byConfig.set(key, calendar);
   }
   return calendar;
 }

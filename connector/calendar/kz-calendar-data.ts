@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ConnectorError } from '../shared/errors';
 import kz2024 from './data/kz-2024.json';
@@ -180,6 +182,42 @@ export function parseCalendarYear(raw: unknown, label: string): CalendarYearData
     }
   }
   return year;
+}
+
+const YEAR_FILE = /^kz-(\d{4})\.json$/;
+
+/**
+ * The shipped years with an operator's files laid over them (config `calendar.dataDir`): each
+ * `kz-YYYY.json` there replaces the shipped year of that number or adds a year after the last, so
+ * the ministry's order of transfers for next year (published in the autumn) is in force without
+ * waiting for a release. Every file is validated as the shipped ones are, and a file named for one
+ * year that holds another, or any other `*.json` in the folder, is refused: a calendar read wrongly
+ * gives every deadline (R-21, R-22, R-27) a wrong day.
+ */
+export function loadCalendarData(dataDir?: string): CalendarYearData[] {
+  const years = new Map(loadShippedCalendarData().map((y) => [y.year, y]));
+  if (dataDir === undefined) return [...years.values()];
+  let names: string[];
+  try {
+    names = readdirSync(dataDir).filter((n) => n.endsWith('.json')).sort();
+  } catch (err) {
+    throw invalid(`calendar.dataDir ${dataDir}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  for (const name of names) {
+    const path = join(dataDir, name);
+    const named = YEAR_FILE.exec(name);
+    if (!named) throw invalid(`${path}: a calendar file is named kz-YYYY.json (the year it holds)`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw invalid(`${path}: not readable JSON (${(err as Error).message})`);
+    }
+    const year = parseCalendarYear(raw, path);
+    if (year.year !== Number(named[1])) throw invalid(`${path}: year: holds ${year.year}, but the file is named for ${named[1]}`);
+    years.set(year.year, year);
+  }
+  return [...years.values()].sort((a, b) => a.year - b.year);
 }
 
 /** The years shipped with the connector, validated, in order. */

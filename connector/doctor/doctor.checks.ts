@@ -229,11 +229,16 @@ async function checkComponent(name: string, url: string, path: string, strict: b
  * current year's data is still provisional.
  */
 export function checkCalendar(config: ConnectorConfig, now: Date): CheckResult {
-  const calendar = kzCalendarFromConfig(config);
+  let calendar: ReturnType<typeof kzCalendarFromConfig>;
+  try {
+    calendar = kzCalendarFromConfig(config);
+  } catch (err) {
+    return { name: 'calendar', core: true, verdict: 'FAIL', detail: (err as Error).message, hint: 'mend or remove the file in calendar.dataDir (connector/calendar/README.md); the worker, the scheduler and the API do not start with it' };
+  }
   const { lastDate } = calendar.coverage();
   const today = kzToday(now);
   const daysLeft = epochDayOfIso(lastDate) - epochDayOfIso(today);
-  const update = 'update the connector (its calendar data holds the official holidays and carry-overs of each year)';
+  const update = `update the connector, or put the official kz-YYYY.json in ${config.calendar.dataDir ? `calendar.dataDir (${config.calendar.dataDir})` : 'a folder named by calendar.dataDir'} (connector/calendar/README.md)`;
   // Deadlines look a few business days ahead (R-27: 3 operational days): fail as soon as they cannot be computed.
   let aheadOk = daysLeft >= 0;
   if (aheadOk) {

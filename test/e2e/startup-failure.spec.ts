@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../support/cli';
@@ -114,6 +114,22 @@ describe('commands on a database this release has not migrated', () => {
       expect(run.stderr).not.toMatch(/MIGRATIONS_PENDING/);
       expect({ command, exists: await exists() }).toEqual({ command, exists: false });
     }
+  }, 4 * BOUND_MS);
+
+  it('the worker, the scheduler and the API refuse to start on a wrong file in calendar.dataDir, naming it and the rule, and doctor fails its calendar check with the same words', async () => {
+    const dataDir = join(env.workDir, 'calendar');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'kz-2028.json'), JSON.stringify({ year: 2027, confirmed: true, sources: [{ title: 'test' }], holidays: [{ date: '2027-01-01', name: 'Новый год', nameEn: 'New Year', kind: 'state', confirmed: true }], carryOvers: [], transfers: [], notes: [] }));
+    const configFile = join(env.workDir, 'calendar.config.json');
+    writeFileSync(configFile, JSON.stringify({ calendar: { dataDir } }));
+    for (const command of [['worker'], ['scheduler'], ['api']]) {
+      const run = await cli(command, { CONNECTOR_CONFIG: configFile, CONNECTOR_API_PORT: String(await freePort()) });
+      expect({ command, code: run.code }).toEqual({ command, code: 1 });
+      expect(run.stderr).toMatch(new RegExp(`^CALENDAR_DATA_INVALID: ${dataDir}/kz-2028\\.json: year: holds 2027, but the file is named for 2028`));
+    }
+    const doctor = await cli(['doctor', '--json'], { CONNECTOR_CONFIG: configFile });
+    const calendar = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> }).checks.find((c) => c.name === 'calendar');
+    expect(calendar).toMatchObject({ verdict: 'FAIL', detail: expect.stringContaining('kz-2028.json: year: holds 2027') });
   }, 4 * BOUND_MS);
 
   it('on an empty database the worker, the scheduler and the API refuse to start (MIGRATIONS_PENDING, exit 1), and a command names the missing table; migrated, they run', async () => {

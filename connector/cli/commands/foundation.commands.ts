@@ -82,7 +82,7 @@ export function registerFoundationCommands(program: Command): void {
     .description('run the HTTP API (long-running; SIGINT/SIGTERM stop it gracefully)')
     .action(
       runAction(async () => {
-        const context = await createAppContext({ name: 'connector-api', role: 'producer' });
+        const context = await createAppContext({ name: 'connector-api', role: 'producer', service: true });
         const { host, port } = context.config.api;
         const app = await startedOrClosed(context, async () => {
           const built = buildApiWithExtensions(context);
@@ -107,7 +107,7 @@ export function registerFoundationCommands(program: Command): void {
     .description('run the queue workers (long-running; SIGINT/SIGTERM finish current jobs and stop)')
     .action(
       runAction(async () => {
-        const context = await createAppContext({ name: 'connector-worker', role: 'worker' });
+        const context = await createAppContext({ name: 'connector-worker', role: 'worker', service: true });
         const running = await startedOrClosed(context, async () => startWorkers(context, context.redis));
         context.logger.info({ event: 'worker.started', queues: running.workers.map((w) => w.name), concurrency: context.config.worker.concurrency });
         return untilSignal(context.logger, 'worker', async () => {
@@ -122,7 +122,7 @@ export function registerFoundationCommands(program: Command): void {
     .description('register repeatable jobs once (leader lease in Redis; standby otherwise) and keep the lease')
     .action(
       runAction(async () => {
-        const context = await createAppContext({ name: 'connector-scheduler', role: 'worker' });
+        const context = await createAppContext({ name: 'connector-scheduler', role: 'worker', service: true });
         const scheduler = await startedOrClosed(context, () => startScheduler(context, context.redis));
         context.logger.info({ event: 'scheduler.started', leader: scheduler.isLeader() });
         return untilSignal(context.logger, 'scheduler', async () => {
