@@ -52,6 +52,17 @@ const smtpSchema = z
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), e.g. "17:00"');
 
+/** The signer agent's address (signer.url): loopback http or a Unix socket, as the agent listens. */
+function signerUrlIsLocal(url: string): boolean {
+  if (/^unix:./.test(url)) return true;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+  } catch {
+    return false;
+  }
+}
+
 export const configSchema = z
   .object({
     testMode: z.boolean().default(false),
@@ -121,9 +132,14 @@ export const configSchema = z
       .default({}),
     signer: z
       .object({
+        /**
+         * The agent on this machine: http on loopback or a Unix socket. Every call carries the
+         * agent's token, and an unlock carries a user's key password: on any other address they
+         * would cross the network in clear text (the agent itself listens nowhere else).
+         */
         url: z
           .string()
-          .regex(/^(https?:\/\/|unix:)/, 'expected http://host:port or unix:/path')
+          .refine(signerUrlIsLocal, 'expected http://127.0.0.1:PORT, http://[::1]:PORT, http://localhost:PORT or unix:/path: the token and the users\' key passwords go to this address in clear text, so only to this machine')
           .default('http://127.0.0.1:8901'),
         tokenFile: z.string().default('.connector/signer.token'),
         sessionIdleMinutes: z.number().int().min(1).max(30).default(30),

@@ -69,6 +69,15 @@ describe('configuration', () => {
     expect(loadConfig({ env: { CONNECTOR_BANK_URL: 'http://sandbox.test:8900', CONNECTOR_TEST_MODE: '1' }, cwd }).bank.url).toBe('http://sandbox.test:8900');
   });
 
+  it("refuses a signer agent beyond this machine: the agent's token and the users' key passwords go to signer.url in clear text", () => {
+    for (const url of ['http://192.0.2.2:8901', 'http://signer.corp.local:8901', 'https://127.0.0.1:8901', 'http://127.0.0.2:8901', 'unix:', 'ftp://127.0.0.1']) {
+      expect(() => loadConfig({ env: { CONNECTOR_SIGNER_URL: url }, cwd })).toThrow(/signer\.url: expected http:\/\/127\.0\.0\.1:PORT, .* or unix:\/path: the token and the users' key passwords go to this address in clear text/);
+    }
+    for (const url of ['http://127.0.0.1:8901', 'http://localhost:9000', 'http://[::1]:8901', 'unix:/run/connector/agent.sock', 'unix:.connector/agent.sock']) {
+      expect(loadConfig({ env: { CONNECTOR_SIGNER_URL: url }, cwd }).signer.url).toBe(url);
+    }
+  });
+
   it('takes an SMTP server for the admins\' e-mail only with the login over TLS and the password in a file', () => {
     const withSmtp = (smtp: Record<string, unknown>) => {
       const file = join(cwd, 'smtp.json');
