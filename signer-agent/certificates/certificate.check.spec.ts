@@ -94,6 +94,23 @@ describe('checkCertificate on the real NCA RSA test certificates', () => {
     expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedIin: '123456789012' }).code).toBe('IDENTITY_MISMATCH');
     expect(checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedBin: '123456789021' }).code).toBe('IDENTITY_MISMATCH');
   });
+
+  it("an individual's certificate (no BIN) acts for the payer of its own IIN: an individual entrepreneur's orders can be signed", () => {
+    const ok = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedBin: '123456789011' });
+    expect([ok.ok, ok.code]).toEqual([true, null]);
+    const other = checkCertificate(sign2021, { trust, at: at('2021-06-01T00:00:00Z'), expectedBin: '123456789012' });
+    expect([other.code, other.message]).toEqual(['IDENTITY_MISMATCH', "the certificate is an individual's (IIN 123456789011, no BIN): it signs only for a payer of that IIN, not 123456789012"]);
+  });
+
+  it("an organisation's certificate acts for its BIN only, never for its holder's IIN", () => {
+    const ceo = cert(P12.gostCeoRevoked);
+    const moment = at('2022-09-01T00:00:00Z');
+    const base = checkCertificate(ceo, { trust, at: moment, purpose: 'any' });
+    expect(base.info?.bin).toMatch(/^\d{12}$/);
+    expect(base.info?.iin).toMatch(/^\d{12}$/);
+    expect(checkCertificate(ceo, { trust, at: moment, purpose: 'any', expectedBin: base.info!.bin! }).code).toBeNull();
+    expect(checkCertificate(ceo, { trust, at: moment, purpose: 'any', expectedBin: base.info!.iin! }).code).toBe('IDENTITY_MISMATCH');
+  });
 });
 
 describe('checkCertificate: GOST 34.310-2004', () => {

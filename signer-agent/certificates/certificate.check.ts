@@ -21,8 +21,14 @@ export interface CertificateCheckOptions {
   requireRevocation?: boolean;
   /** Certificates that may complete the chain (from the CMS or the keystore); never trusted by themselves. */
   intermediates?: readonly ParsedCertificate[];
-  /** When given, the certificate's IIN / BIN must be exactly this (the user's, the payer's). */
+  /** When given, the certificate's IIN must be exactly this (the user's). */
   expectedIin?: string;
+  /**
+   * When given, the payer the certificate must act for: an organisation's certificate by its BIN;
+   * a certificate without a BIN (an individual, e.g. an individual entrepreneur paying from their own
+   * account) by its IIN, the payer's number then. IINs and BINs never coincide (a BIN's fifth digit
+   * is 4-6, an IIN's is the first of a day of the month), so one number names one party.
+   */
   expectedBin?: string;
   /**
    * 'document' (default): the key must be a signing key (digitalSignature + nonRepudiation) and
@@ -156,8 +162,13 @@ function checkIdentity(info: CertificateInfo, expectedIin?: string, expectedBin?
   if (expectedIin !== undefined && info.iin !== expectedIin) {
     throw new CheckFailure('IDENTITY_MISMATCH', `the certificate's IIN ${info.iin ?? '(none)'} is not the expected ${expectedIin}`);
   }
-  if (expectedBin !== undefined && info.bin !== expectedBin) {
-    throw new CheckFailure('IDENTITY_MISMATCH', `the certificate's BIN ${info.bin ?? '(none)'} is not the expected ${expectedBin}`);
+  if (expectedBin !== undefined && info.bin !== expectedBin && !(info.bin == null && info.iin === expectedBin)) {
+    throw new CheckFailure(
+      'IDENTITY_MISMATCH',
+      info.bin == null
+        ? `the certificate is an individual's (IIN ${info.iin ?? '(none)'}, no BIN): it signs only for a payer of that IIN, not ${expectedBin}`
+        : `the certificate's BIN ${info.bin} is not the expected ${expectedBin}`,
+    );
   }
 }
 
