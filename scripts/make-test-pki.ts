@@ -70,6 +70,14 @@ export interface TestPkiOptions {
   /** The CRL's thisUpdate (default now) and nextUpdate (default thisUpdate + 7 days). */
   crlThisUpdate?: Date;
   crlNextUpdate?: Date;
+  /**
+   * Also a delta CRL per CA (`ca-<alg>-delta.crl`, deltaCRLIndicator critical) listing the users
+   * named in `revoked` (revoked at its thisUpdate), over the base CRL numbered `baseNumber`
+   * (default the complete CRL's own number). Default times: now .. now + 1 day.
+   */
+  deltaCrl?: { revoked?: string[]; thisUpdate?: Date; nextUpdate?: Date; baseNumber?: number };
+  /** One more extension in the complete CRL (an empty SEQUENCE as its value): e.g. one no reader knows, critical. */
+  crlExtraExtension?: { oid: string; critical: boolean };
 }
 
 export interface TestPkiKeystore {
@@ -89,6 +97,8 @@ export interface TestPkiResult {
   caCertificates: Partial<Record<TestKeyAlgorithm, string>>;
   /** CRL (DER) per algorithm; give these as --crl. */
   crls: Partial<Record<TestKeyAlgorithm, string>>;
+  /** Delta CRL (DER) per algorithm, when `deltaCrl` was asked for. */
+  deltaCrls?: Partial<Record<TestKeyAlgorithm, string>>;
   keystores: TestPkiKeystore[];
 }
 
@@ -222,7 +232,17 @@ function certificate(options: {
   return { der: seq(tbs, signer.signatureAlgorithm, bitString(signer.sign(tbs))), serial };
 }
 
-function crl(issuer: Issuer, revoked: { serial: Buffer; at: Date }[], thisUpdate: Date, nextUpdate: Date): Buffer {
+/** The number of a CRL made at `thisUpdate` (seconds since 1970: a later CRL has a larger number). */
+export const testCrlNumber = (thisUpdate: Date): number => Math.floor(thisUpdate.getTime() / 1000);
+
+function crl(
+  issuer: Issuer,
+  revoked: { serial: Buffer; at: Date }[],
+  thisUpdate: Date,
+  nextUpdate: Date,
+  options: { number?: number; deltaOf?: number; extra?: { oid: string; critical: boolean } } = {},
+): Buffer {
+  const { deltaOf, extra } = options;
   const entries = revoked.map((r) => seq(unsignedInteger(r.serial), time(r.at)));
   const tbs = seq(
     unsignedInteger(1),
@@ -231,7 +251,15 @@ function crl(issuer: Issuer, revoked: { serial: Buffer; at: Date }[], thisUpdate
     time(thisUpdate),
     time(nextUpdate),
     ...(entries.length ? [seq(...entries)] : []),
-    explicit(0, seq(extension(OID.authorityKeyIdentifier, false, seq(Buffer.concat([Buffer.from([0x80, issuer.keyId.length]), issuer.keyId]))), extension(OID.crlNumber, false, unsignedInteger(Math.floor(thisUpdate.getTime() / 1000))))),
+    explicit(
+      0,
+      seq(
+        extension(OID.authorityKeyIdentifier, false, seq(Buffer.concat([Buffer.from([0x80, issuer.keyId.length]), issuer.keyId]))),
+        extension(OID.crlNumber, false, unsignedInteger(options.number ?? testCrlNumber(thisUpdate))),
+        ...(deltaOf === undefined ? [] : [extension(OID.deltaCrlIndicator, true, unsignedInteger(deltaOf))]),
+        ...(extra ? [extension(extra.oid, extra.critical, seq())] : []),
+      ),
+    ),
   );
   return seq(tbs, issuer.signatureAlgorithm, bitString(issuer.sign(tbs)));
 }
@@ -267,6 +295,7 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
   const users = options.users ?? defaultTestUsers();
   const algorithms = options.algorithms ?? ['RSA', 'GOST'];
   const result: TestPkiResult = { dir, caCertificates: {}, crls: {}, keystores: [] };
+  const deltaRevoked: Record<TestKeyAlgorithm, { serial: Buffer; at: Date }[]> = { RSA: [], GOST: [] };
   const issuers: Partial<Record<TestKeyAlgorithm, { issuer: Issuer; certificateDer: Buffer; revoked: { serial: Buffer; at: Date }[] }>> = {};
 
   for (const algorithm of algorithms) {
@@ -327,6 +356,7 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
       ],
     });
     if (user.revokedAt) ca.revoked.push({ serial: cert.serial, at: user.revokedAt });
+    if (options.deltaCrl?.revoked?.includes(user.name)) deltaRevoked[algorithm].push({ serial: cert.serial, at: options.deltaCrl.thisUpdate ?? new Date() });
     const userPassword = user.password ?? password;
     const p12 = writePkcs12({
       privateKeyInfoDer: key.privateKeyInfo,
@@ -357,8 +387,17 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
   for (const algorithm of algorithms) {
     const ca = issuers[algorithm]!;
     const path = join(dir, `ca-${algorithm.toLowerCase()}.crl`);
-    writeFileSync(path, crl(ca.issuer, ca.revoked, thisUpdate, nextUpdate));
+    writeFileSync(path, crl(ca.issuer, ca.revoked, thisUpdate, nextUpdate, { extra: options.crlExtraExtension }));
     result.crls[algorithm] = path;
+    if (options.deltaCrl) {
+      const deltaThis = options.deltaCrl.thisUpdate ?? new Date();
+      const deltaPath = join(dir, `ca-${algorithm.toLowerCase()}-delta.crl`);
+      const base = options.deltaCrl.baseNumber ?? testCrlNumber(thisUpdate);
+      // A delta is numbered after every complete CRL it follows (RFC 5280 5.2.3: one sequence for both).
+      const number = Math.max(testCrlNumber(deltaThis), testCrlNumber(thisUpdate) + 1, base + 1);
+      writeFileSync(deltaPath, crl(ca.issuer, deltaRevoked[algorithm], deltaThis, options.deltaCrl.nextUpdate ?? new Date(deltaThis.getTime() + DAY), { number, deltaOf: base }));
+      (result.deltaCrls ??= {})[algorithm] = deltaPath;
+    }
   }
   writeFileSync(join(dir, 'pki.json'), `${JSON.stringify(result, null, 2)}\n`);
   return result;

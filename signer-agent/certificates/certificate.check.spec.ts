@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { at, CA, CRL, crls, P12, readP12, testTrust } from '../../test/fixtures/nca/fixtures';
+import { makeTestPki, testCrlNumber, type TestPkiOptions } from '../../scripts/make-test-pki';
 import { openPkcs12 } from '../keystore/pkcs12.reader';
 import { checkCertificate } from './certificate.check';
 import { parseCrl } from './crl.parser';
@@ -177,6 +178,8 @@ describe('the real NCA CA certificates and CRLs', () => {
     const g2004 = read(CRL.gost2004);
     const g2022 = read(CRL.gost2022);
     expect([rsa.revoked.size, g2004.revoked.size, g2022.revoked.size]).toEqual([126, 31, 6]);
+    // Complete CRLs, numbered: NCA's base CRLs carry no delta indicator and no distribution point.
+    expect([rsa.crlNumber, rsa.deltaOf, rsa.incomplete, g2022.crlNumber]).toEqual([9n, null, [], 4n]);
     expect(g2022.thisUpdate.toISOString()).toBe('2022-07-27T11:26:06.000Z');
     expect(rsa.nextUpdate?.toISOString()).toBe('2022-09-25T04:18:29.000Z');
     const [rsaCa, , gostCa] = loadTrustStore([CA.rsa, CA.gost2004, CA.gost2022]).anchors;
@@ -187,6 +190,63 @@ describe('the real NCA CA certificates and CRLs', () => {
     expect(verifyIssuedSignature(g2022.tbs, g2022.signatureAlgorithm, flipped, gostCa)).toBe('invalid');
     // GOST 34.310-2004 signatures are not verified at all (unsupported), so that CRL can never say "not revoked".
     expect(verifyIssuedSignature(g2004.tbs, g2004.signatureAlgorithm, g2004.signature, gostCa)).toBe('unsupported');
+  });
+});
+
+describe('delta and partial CRLs never say "not revoked" by themselves (RFC 5280 5.2.4)', () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const DAY = 86_400_000;
+  /** An RSA test CA with alice (good) and bob (revoked in the delta CRL only). */
+  function world(options: TestPkiOptions) {
+    const dir = mkdtempSync(join(tmpdir(), 'delta-crl-'));
+    dirs.push(dir);
+    const pki = makeTestPki(dir, {
+      algorithms: ['RSA'],
+      users: [
+        { name: 'alice', surname: 'A', givenName: 'A' },
+        { name: 'bob', surname: 'B', givenName: 'B' },
+      ],
+      ...options,
+    });
+    const trustStore = loadTrustStore([pki.caCertificates.RSA!]);
+    const certOf = (name: string) => cert(pki.keystores.find((k) => k.name === name)!);
+    const check = (name: string, crlPaths: string[]) => checkCertificate(certOf(name), { trust: trustStore, at: new Date(), crls: loadCrls(crlPaths), requireRevocation: true });
+    return { pki, check, base: pki.crls.RSA!, delta: pki.deltaCrls?.RSA };
+  }
+
+  it("a delta CRL alone: a certificate it does not list is REVOCATION_UNKNOWN, one it lists is CERT_REVOKED", () => {
+    const { check, delta, base } = world({ deltaCrl: { revoked: ['bob'] } });
+    const parsed = parseCrl(readFileSync(delta!));
+    expect([parsed.deltaOf, parsed.crlNumber! > parsed.deltaOf!]).toEqual([BigInt(parseCrl(readFileSync(base)).crlNumber!), true]);
+    const alice = check('alice', [delta!]);
+    expect(alice.code).toBe('REVOCATION_UNKNOWN');
+    expect(alice.message).toMatch(/no current complete CRL .*delta CRL of .* lists only changes since CRL number \d+, and no complete CRL that new was given/);
+    expect(check('bob', [delta!]).code).toBe('CERT_REVOKED');
+    // With its base, the pair is complete: alice is good, bob still revoked.
+    expect([check('alice', [base, delta!]).revocation, check('bob', [base, delta!]).code]).toEqual(['good', 'CERT_REVOKED']);
+  });
+
+  it('a stale complete CRL with a current delta over it is current; a delta over a newer base than the one given is not', () => {
+    const baseAt = new Date(Date.now() - 10 * DAY);
+    const stale = { crlThisUpdate: baseAt, crlNextUpdate: new Date(Date.now() - 3 * DAY) };
+    const over = world({ ...stale, deltaCrl: {} });
+    expect(over.check('alice', [over.base]).code).toBe('REVOCATION_UNKNOWN');
+    expect(over.check('alice', [over.base, over.delta!]).revocation).toBe('good');
+    const newer = world({ ...stale, deltaCrl: { baseNumber: testCrlNumber(baseAt) + 1 } });
+    expect(newer.check('alice', [newer.base, newer.delta!]).code).toBe('REVOCATION_UNKNOWN');
+  });
+
+  it('a CRL with a critical extension the reader does not know, or an issuing distribution point, is not complete', () => {
+    for (const extra of [{ oid: '1.3.6.1.4.1.99999.1', critical: true }, { oid: '2.5.29.28', critical: true }]) {
+      const { check, base } = world({ crlExtraExtension: extra });
+      const alice = check('alice', [base]);
+      expect(alice.code).toBe('REVOCATION_UNKNOWN');
+      expect(alice.message).toMatch(extra.oid === '2.5.29.28' ? /has an issuing distribution point/ : /has a critical extension 1\.3\.6\.1\.4\.1\.99999\.1 this reader does not know/);
+    }
+    // A non-critical extension it does not know changes nothing.
+    const { check, base } = world({ crlExtraExtension: { oid: '1.3.6.1.4.1.99999.1', critical: false } });
+    expect(check('alice', [base]).revocation).toBe('good');
   });
 });
 

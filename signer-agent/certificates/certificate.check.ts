@@ -1,7 +1,7 @@
 import { OID } from '../asn1/oids';
 import { SignerError, type SignerErrorCode } from '../signer.errors';
 import { certificateInfo, keyAlgorithmOf, type CertificateInfo } from './certificate.info';
-import { describeCrl } from './crl.parser';
+import { describeCrl, REASON_REMOVE_FROM_CRL } from './crl.parser';
 import { verifyIssuedSignature } from './signature.verify';
 import { emptyCrlSet, type CrlSet, type TrustStore } from './trust.store';
 import { formatName, parseCertificate, type NameAttribute, type ParsedCertificate } from './x509.parser';
@@ -188,7 +188,7 @@ function checkRevocation(
   const issuer = chain[1];
   const latest = new Date(Math.max(...moments.map((m) => m.getTime())));
   const failures: string[] = crls.unreadable.map((u) => `CRL ${u.source} cannot be read (${u.reason})`);
-  const verified = [];
+  const verified: CrlSet['crls'] = [];
   for (const entry of crls.crls) {
     if (!sameName(entry.crl.issuerDer, entry.crl.issuer, leaf.issuerDer, leaf.issuer)) continue;
     // Same CA name, another CA key (NCA re-keys its CAs): that CRL speaks for other certificates.
@@ -200,9 +200,12 @@ function checkRevocation(
     }
     verified.push(entry);
   }
+  // A revocation any verified CRL of the issuer lists counts (a delta's or a partition's too). A
+  // delta's "removeFromCRL" entry is no revocation; a hold the complete CRL lists stays until a
+  // complete CRL drops it (fail closed).
   for (const entry of verified) {
     const revoked = entry.crl.revoked.get(leaf.serial);
-    if (revoked && revoked.revokedAt.getTime() <= latest.getTime()) {
+    if (revoked && revoked.reason !== REASON_REMOVE_FROM_CRL && revoked.revokedAt.getTime() <= latest.getTime()) {
       const hold = revoked.reason === 6 ? ' (on hold)' : '';
       decided.source = `${entry.source}: ${describeCrl(entry.crl)}`;
       throw new CheckFailure(
@@ -212,13 +215,24 @@ function checkRevocation(
     }
   }
   if (failures.length) throw new CheckFailure('REVOCATION_UNKNOWN', `revocation could not be checked: ${failures.join('; ')}`);
-  const fresh = verified.filter((e) => !e.crl.nextUpdate || e.crl.nextUpdate.getTime() >= latest.getTime());
-  if (fresh.length) {
-    decided.source = `${fresh[0].source}: ${describeCrl(fresh[0].crl)}`;
+  // "Not revoked" takes a current complete CRL (RFC 5280 5.2.4: a delta lists only what changed
+  // since its base), or a current delta over a complete CRL at least as new as the delta's base.
+  const isFresh = (e: CrlSet['crls'][number]) => !e.crl.nextUpdate || e.crl.nextUpdate.getTime() >= latest.getTime();
+  const complete = verified.filter((e) => e.crl.deltaOf === null && e.crl.incomplete.length === 0);
+  const good =
+    complete.find(isFresh) ??
+    verified.find((d) => d.crl.deltaOf !== null && d.crl.incomplete.length === 0 && isFresh(d) && complete.some((b) => b.crl.crlNumber !== null && b.crl.crlNumber >= d.crl.deltaOf!));
+  if (good) {
+    decided.source = `${good.source}: ${describeCrl(good.crl)}`;
     return 'good';
   }
-  const stale = verified.map((e) => `${describeCrl(e.crl)} is stale at ${iso(latest)}`);
-  const why = `revocation unchecked: no current CRL of "${formatName(leaf.issuer)}" was given${stale.length ? ` (${stale.join('; ')})` : ''}`;
+  const unusable = verified.map((e) => {
+    const { crl } = e;
+    if (crl.incomplete.length) return `${describeCrl(crl)} has ${crl.incomplete.join(' and ')}`;
+    if (!isFresh(e)) return `${describeCrl(crl)} is stale at ${iso(latest)}`;
+    return `${describeCrl(crl)} lists only changes since CRL number ${crl.deltaOf}, and no complete CRL that new was given`;
+  });
+  const why = `revocation unchecked: no current complete CRL of "${formatName(leaf.issuer)}" was given${unusable.length ? ` (${unusable.join('; ')})` : ''}`;
   if (requireRevocation) throw new CheckFailure('REVOCATION_UNKNOWN', `${why}; revocation is required`);
   warnings.push(why);
   return 'unchecked';

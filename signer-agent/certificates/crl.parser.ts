@@ -23,7 +23,27 @@ export interface ParsedCrl {
   revoked: Map<string, RevokedEntry>;
   /** Authority key identifier (hex) when the CRL carries one: tells CA keys of the same name apart. */
   authorityKeyId: string | null;
+  /** cRLNumber (2.5.29.20), when present. */
+  crlNumber: bigint | null;
+  /**
+   * A delta CRL's BaseCRLNumber (deltaCRLIndicator, 2.5.29.27), null for a complete CRL. A delta
+   * lists only what changed since that base: alone it never says a certificate is not revoked.
+   */
+  deltaOf: bigint | null;
+  /**
+   * What keeps this CRL from saying "not revoked" about every certificate of its issuer: an
+   * issuing distribution point (2.5.29.28: a partition of the CA's certificates), or a critical
+   * extension this reader does not know (RFC 5280 5.2: such a CRL must not be relied on).
+   */
+  incomplete: string[];
 }
+
+const AUTHORITY_KEY_ID = '2.5.29.35';
+const CRL_NUMBER = '2.5.29.20';
+const DELTA_CRL_INDICATOR = '2.5.29.27';
+const ISSUING_DISTRIBUTION_POINT = '2.5.29.28';
+/** RFC 5280 5.3.1: in a delta CRL, "removeFromCRL" lifts a hold; it is no revocation. */
+export const REASON_REMOVE_FROM_CRL = 8;
 
 export function parseCrl(der: Buffer): ParsedCrl {
   try {
@@ -52,16 +72,30 @@ export function parseCrl(der: Buffer): ParsedCrl {
       }
     }
     let authorityKeyId: string | null = null;
+    let crlNumber: bigint | null = null;
+    let deltaOf: bigint | null = null;
+    const incomplete: string[] = [];
     const extensions = parts[i]?.tag === 0xa0 ? parts[i].child(0).children() : [];
     for (const ext of extensions) {
-      if (ext.child(0).oid() !== '2.5.29.35') continue;
-      const keyId = parseDer(ext.children()[ext.children().length - 1].octets())
-        .children()
-        .find((c) => c.tag === 0x80);
-      if (keyId) authorityKeyId = keyId.content.toString('hex').toUpperCase();
+      const extParts = ext.children();
+      const oid = extParts[0].oid();
+      const critical = extParts.length === 3 && extParts[1].tag === 0x01 && extParts[1].content[0] !== 0;
+      const value = () => parseDer(extParts[extParts.length - 1].octets());
+      if (oid === AUTHORITY_KEY_ID) {
+        const keyId = value()
+          .children()
+          .find((c) => c.tag === 0x80);
+        if (keyId) authorityKeyId = keyId.content.toString('hex').toUpperCase();
+      } else if (oid === CRL_NUMBER) crlNumber = BigInt(`0x${value().integerHex()}`);
+      else if (oid === DELTA_CRL_INDICATOR) deltaOf = BigInt(`0x${value().integerHex()}`);
+      else if (oid === ISSUING_DISTRIBUTION_POINT) incomplete.push('an issuing distribution point (a partition of the CA\'s certificates)');
+      else if (critical) incomplete.push(`a critical extension ${oid} this reader does not know`);
     }
     return {
       authorityKeyId,
+      crlNumber,
+      deltaOf,
+      incomplete,
       der: root.raw,
       tbs: tbsNode.raw,
       signatureAlgorithm: sigAlg.child(0).oid(),
@@ -80,5 +114,5 @@ export function parseCrl(der: Buffer): ParsedCrl {
 
 export function describeCrl(crl: ParsedCrl): string {
   const next = crl.nextUpdate ? crl.nextUpdate.toISOString() : 'no next update';
-  return `CRL of ${formatName(crl.issuer)} (${crl.thisUpdate.toISOString()} .. ${next})`;
+  return `${crl.deltaOf !== null ? 'delta ' : ''}CRL of ${formatName(crl.issuer)} (${crl.thisUpdate.toISOString()} .. ${next})`;
 }
