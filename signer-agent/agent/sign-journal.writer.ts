@@ -24,6 +24,9 @@ export type JournalRecord =
       documentBytes: number;
       cosign: boolean;
       cmsSha256: string;
+      /** The CRL verdict at signing: `unchecked` when no current CRL of the issuer was configured (evidence for R-18, R-30). */
+      revocation: 'good' | 'unchecked';
+      revocationSource: string | null;
     }
   | { event: 'sign_refused'; at: string; userId: string; orderId: string; documentSha256: string; code: string }
   | { event: 'enrolled'; at: string; userId: string; keystorePath: string; expectedIin: string | null }

@@ -247,6 +247,8 @@ export class SignerAgentService {
         documentBytes: request.document.length,
         cosign: request.cosign !== null,
         cmsSha256: createHash('sha256').update(cms).digest('hex'),
+        revocation: result.revocation.status,
+        revocationSource: result.revocation.source,
       });
     } catch (err) {
       // Fail closed: a signature that is not on record is not handed out.
@@ -256,8 +258,17 @@ export class SignerAgentService {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.deps.metrics.signed(result.facts.algorithm, seconds);
     this.deps.logger.info(
-      { event: 'signer.signed', userId: request.userId, orderId: request.orderId, algorithm: result.facts.algorithm, serial: result.facts.serial, documentSha256, ms: Math.round(seconds * 1000) },
-      'document signed',
+      {
+        event: 'signer.signed',
+        userId: request.userId,
+        orderId: request.orderId,
+        algorithm: result.facts.algorithm,
+        serial: result.facts.serial,
+        documentSha256,
+        revocation: result.revocation.status,
+        ms: Math.round(seconds * 1000),
+      },
+      result.revocation.status === 'good' ? 'document signed' : 'document signed; revocation unchecked: no current CRL of the issuer is configured (signer.crl)',
     );
     return { cms, facts: result.facts, signingTime: result.signingTime, documentSha256 };
   }

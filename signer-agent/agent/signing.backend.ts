@@ -2,7 +2,7 @@ import { defaultTrustPaths, followedCrls, loadTrustStore, type TrustStore } from
 import { signDocument } from '../cms/cms.signer';
 import { openPkcs12, type LoadedKey } from '../keystore/pkcs12.reader';
 import { SignerError } from '../signer.errors';
-import type { ExpectedIdentity, KeyFacts, WorkerSetup } from './signing.protocol';
+import type { ExpectedIdentity, KeyFacts, SignedRevocation, WorkerSetup } from './signing.protocol';
 
 /** A key unlocked inside a worker: the library's LoadedKey plus what the agent reports about it. */
 export interface UnlockedKey {
@@ -15,7 +15,7 @@ export interface SigningBackend {
   /** Opens the keystore (WRONG_PASSWORD, UNSUPPORTED_ALGORITHM...) and matches the enrolled IIN (IDENTITY_MISMATCH). */
   open(p12: Uint8Array, password: string, expectedIin: string | null): UnlockedKey;
   /** Judges the certificate at `signingTime` with the library's one check, then builds the detached CMS (or adds a signer to `cosign`). */
-  sign(key: UnlockedKey, document: Uint8Array, signingTime: Date, cosign: Uint8Array | null, expected: ExpectedIdentity): { cms: Uint8Array; signingTime: Date };
+  sign(key: UnlockedKey, document: Uint8Array, signingTime: Date, cosign: Uint8Array | null, expected: ExpectedIdentity): { cms: Uint8Array; signingTime: Date; revocation: SignedRevocation };
 }
 
 /**
@@ -63,7 +63,9 @@ export function createSigningBackend(setup: Pick<WorkerSetup, 'testMode' | 'trus
         expectedIin: expected.iin ?? undefined,
         expectedBin: expected.bin ?? undefined,
       });
-      return { cms: new Uint8Array(result.cms.buffer, result.cms.byteOffset, result.cms.byteLength), signingTime: result.signingTime };
+      // A signature is only made on a passing check: its revocation status is good or (allowed) unchecked.
+      const revocation: SignedRevocation = { status: result.check.revocation === 'good' ? 'good' : 'unchecked', source: result.check.revocationSource };
+      return { cms: new Uint8Array(result.cms.buffer, result.cms.byteOffset, result.cms.byteLength), signingTime: result.signingTime, revocation };
     },
   };
 }

@@ -85,8 +85,8 @@ export class SigningPool {
         expected: request.expected,
       }),
     );
-    if (!reply.cms || !reply.facts || !reply.signingTime) throw new ConnectorError('INTERNAL', 'worker answered a signature without CMS');
-    return { cms: reply.cms, facts: reply.facts, signingTime: new Date(reply.signingTime) };
+    if (!reply.cms || !reply.facts || !reply.signingTime || !reply.revocation) throw new ConnectorError('INTERNAL', 'worker answered a signature without CMS');
+    return { cms: reply.cms, facts: reply.facts, signingTime: new Date(reply.signingTime), revocation: reply.revocation };
   }
 
   /** Wipes one user's key in every worker. Messages are ordered per worker, so no later sign can use it. */

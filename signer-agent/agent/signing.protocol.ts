@@ -50,8 +50,16 @@ export interface SignResult {
   facts: KeyFacts;
   /** The signing-time written into the CMS (whole seconds). */
   signingTime: Date;
+  /** What the CRLs said of the certificate at the signing moment, and which CRL said it. */
+  revocation: SignedRevocation;
+}
+
+/** `unchecked`: no current complete CRL of the issuer was configured (allowed without signer.requireRevocation). */
+export interface SignedRevocation {
+  status: 'good' | 'unchecked';
+  source: string | null;
 }
 
 export type WorkerReply =
-  | { id: number; ok: true; facts?: KeyFacts; cms?: Uint8Array; signingTime?: string; wiped?: number }
+  | { id: number; ok: true; facts?: KeyFacts; cms?: Uint8Array; signingTime?: string; revocation?: SignedRevocation; wiped?: number }
   | { id: number; ok: false; code: string; message: string };

@@ -63,7 +63,7 @@ function handle(msg: WorkerRequest): WorkerReply {
         wipeAll();
         return { id: msg.id, ok: false, code: 'KEY_LOCKED', message: 'a lockdown wiped the keys during signing' };
       }
-      return { id: msg.id, ok: true, cms: signed.cms, signingTime: signed.signingTime.toISOString(), facts: entry.key.facts };
+      return { id: msg.id, ok: true, cms: signed.cms, signingTime: signed.signingTime.toISOString(), revocation: signed.revocation, facts: entry.key.facts };
     }
     default: {
       const never: never = msg;

@@ -129,6 +129,9 @@ describe('signer agent process (test mode)', () => {
       documentSha256: signed.documentSha256,
       documentBytes: DOC.length,
       cosign: false,
+      // The agent has the RSA CA's CRL: the journal says which CRL found the certificate not revoked.
+      revocation: 'good',
+      revocationSource: expect.stringMatching(/nca_rsa_test\.crl: CRL of .*RSA TEST/),
     });
     expect(signed.documentSha256).toBe(createHash('sha256').update(DOC).digest('hex'));
   });
@@ -508,6 +511,9 @@ describe('signer agent process: sessions, addresses, modes', () => {
       await agent.client.unlock('farid', P12.rsaSignRevoked.password);
       const before = await agent.client.sign('farid', { orderId: 'crl-1', document: DOC, signingTime: '2022-06-01T00:00:00Z' });
       expect(before.cmsDer.length).toBeGreaterThan(0);
+      // No CRL of its CA yet: signed (signer.requireRevocation is off), and the journal and the log say revocation went unchecked.
+      expect(journalOf(dir).find((r) => r.event === 'signed' && r.orderId === 'crl-1')).toMatchObject({ revocation: 'unchecked', revocationSource: null });
+      await expectEventually(async () => expect(agent.output()).toMatch(/"event":"signer\.signed".*"revocation":"unchecked".*revocation unchecked: no current CRL of the issuer is configured/));
       // The next download lists it, written the way the refresh job writes (a temporary file, renamed).
       writeFileSync(`${cached}.tmp`, readFileSync(CRL.rsa));
       renameSync(`${cached}.tmp`, cached);
