@@ -65,6 +65,9 @@ function invalidBody(issues: BodyIssue[]): ApiError {
 }
 
 function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict, orderId: string): string {
+  if (conflict.erpDocumentId !== undefined) {
+    return `ERP document ${conflict.erpDocumentId} of ${order.payer.iban} is already an order (${conflict.state}) under other requisites (${describeDifferences(conflict, 'en')}); this one was not stored: ${conflictAdvice(conflict.state, orderId).en}`;
+  }
   return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${describeDifferences(conflict, 'en')}); nothing was changed: ${conflictAdvice(conflict.state, orderId).en}`;
 }
 

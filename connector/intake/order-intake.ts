@@ -40,6 +40,12 @@ export interface IntakeConflict {
   /** The stored order's state. */
   state: OrderState;
   differences: IntakeDifference[];
+  /**
+   * Set when the conflict is the ERP's document id: an order of that id on that account lives
+   * under another number or date (the differences name them). Not set: the same number and date
+   * came with other requisites.
+   */
+  erpDocumentId?: string;
 }
 
 /**
@@ -128,6 +134,58 @@ function readTwins(tx: EntityManager, keys: Array<{ number: string; doc_date: st
          on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date = k.doc_date and o.natural_key_seq = 0`,
     [JSON.stringify(keys)],
   );
+}
+
+/** States in which an order of an ERP document is not its last word: the ERP may send the document again, renumbered. */
+const ERP_DOCUMENT_REPLACEABLE: readonly OrderState[] = ['invalid', 'rejected'];
+
+interface ErpDocumentHolder {
+  orderId: string;
+  externalId: string;
+  state: OrderState;
+  number: string;
+  doc_date: string;
+}
+
+const erpDocumentKey = (payerIban: string, erpDocumentId: string) => JSON.stringify([payerIban, erpDocumentId]);
+
+/**
+ * One ERP document, one live order. The natural key alone let a document the ERP renumbered or
+ * re-dated (1C renumbers on a copy; an ERP may re-date a re-export) in as a second order beside the
+ * first, and both were paid. So an order whose `erpDocumentId` is held, on that payer account, by
+ * an order of another number or date that is not `invalid` or `rejected` is a DOCUMENT_CONFLICT,
+ * and nothing is stored. Serialised per (account, id) by a transaction lock: two deliveries at once
+ * cannot both pass. Returns the live holder of each key (the caller adds the rows it takes).
+ */
+async function liveErpDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, ErpDocumentHolder>> {
+  const keys = [...new Set(rows.filter((r) => r.erp_document_id != null).map((r) => erpDocumentKey(r.payer_iban, r.erp_document_id as string)))].sort();
+  const holders = new Map<string, ErpDocumentHolder>();
+  if (keys.length === 0) return holders;
+  await tx.execute(`select pg_advisory_xact_lock(hashtextextended('intake.erp_document:' || k, 0)) from jsonb_array_elements_text(?::jsonb) as k order by k`, [JSON.stringify(keys)]);
+  const found = await tx.execute<Array<{ id: string; external_id: string; state: OrderState; number: string; doc_date: string; payer_iban: string; erp_document_id: string }>>(
+    `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.erp_document_id
+       from payment_order o
+      where o.erp_document_id in (select jsonb_array_elements_text(?::jsonb))
+        and o.state not in (select jsonb_array_elements_text(?::jsonb))
+      order by o.created_at, o.id`,
+    [JSON.stringify([...new Set(rows.map((r) => r.erp_document_id).filter((v): v is string => v != null))]), JSON.stringify(ERP_DOCUMENT_REPLACEABLE)],
+  );
+  for (const o of found) {
+    const key = erpDocumentKey(o.payer_iban, o.erp_document_id);
+    if (keys.includes(key) && !holders.has(key)) holders.set(key, { orderId: o.id, externalId: o.external_id, state: o.state, number: o.number, doc_date: o.doc_date });
+  }
+  return holders;
+}
+
+/** The conflict of a row whose ERP document id a live order holds under another number or date; undefined when it is that order's document or no one's. */
+function erpDocumentConflict(holders: Map<string, ErpDocumentHolder>, row: IntakeRow): IntakeResult | undefined {
+  if (row.erp_document_id == null) return undefined;
+  const holder = holders.get(erpDocumentKey(row.payer_iban, row.erp_document_id as string));
+  if (!holder || (holder.number === row.number && holder.doc_date === row.doc_date)) return undefined;
+  const differences: IntakeDifference[] = [];
+  if (holder.number !== row.number) differences.push({ field: 'number', stored: holder.number, received: row.number });
+  if (holder.doc_date !== row.doc_date) differences.push({ field: 'date', stored: holder.doc_date, received: row.doc_date });
+  return { orderId: holder.orderId, externalId: holder.externalId, created: false, state: holder.state, conflict: { state: holder.state, differences, erpDocumentId: row.erp_document_id as string } };
 }
 
 /** The field of a difference that no correction may carry: the ERP's id of the document. */
@@ -297,11 +355,25 @@ export async function intakeOrders(
     };
   });
   await em.transactional(async (tx) => {
+    const holders = await liveErpDocuments(tx, rows);
+    // Each row gets exactly one answer, in order: results[i] is rows[i]'s.
+    const rowIndex = new Map(rows.map((row, i) => [row.id, i]));
+    // Rows held back for their ERP document id, each with its answer; the first row of a delivery
+    // to carry an id no live order holds takes it (a later row of it under another number conflicts).
+    const heldBack = new Map<string, IntakeResult>();
+    for (const row of rows) {
+      const conflict = erpDocumentConflict(holders, row);
+      if (conflict) heldBack.set(row.id, conflict);
+      else if (row.erp_document_id != null && !holders.has(erpDocumentKey(row.payer_iban, row.erp_document_id as string))) {
+        holders.set(erpDocumentKey(row.payer_iban, row.erp_document_id as string), { orderId: row.id, externalId: row.external_id, state: 'received', number: row.number, doc_date: row.doc_date });
+      }
+    }
     for (let start = 0; start < rows.length; start += INTAKE_CHUNK) {
-      const chunk = rows.slice(start, start + INTAKE_CHUNK);
+      const chunk = rows.slice(start, start + INTAKE_CHUNK).filter((row) => !heldBack.has(row.id));
+      const answers = rows.slice(start, start + INTAKE_CHUNK);
       // One statement per chunk, rows taken in the order given: of two with the same natural key
       // in one delivery the first is kept, as with one insert per order.
-      const inserted = await tx.execute<Array<{ id: string }>>(
+      const inserted = chunk.length === 0 ? [] : await tx.execute<Array<{ id: string }>>(
         `insert into payment_order (id, source, erp_document_id, number, doc_date, value_date, amount_tiyn, currency,
            payer_name, payer_iin_bin, payer_iban, payer_bic, payer_kod,
            beneficiary_name, beneficiary_iin_bin, beneficiary_iban, beneficiary_bic, beneficiary_kbe,
@@ -336,7 +408,15 @@ export async function intakeOrders(
         const found = await readTwins(tx, repeated.map((r) => ({ number: r.number, doc_date: r.doc_date, payer_iban: r.payer_iban })));
         for (const row of found) existing.set(naturalKey(row), row);
       }
-      for (const row of chunk) {
+      for (const row of answers) {
+        const held = heldBack.get(row.id);
+        if (held) {
+          // Held back against an earlier row of this delivery: answered with the order that row became.
+          const earlier = rowIndex.get(held.orderId);
+          const holder = earlier === undefined ? held : results[earlier];
+          results.push({ ...held, orderId: holder.orderId, externalId: holder.externalId, state: holder.state, conflict: { ...held.conflict!, state: holder.state } });
+          continue;
+        }
         if (created.has(row.id)) {
           results.push({ orderId: row.id, externalId: row.external_id, created: true, state: 'received' });
           toEnqueue.push(row.id);

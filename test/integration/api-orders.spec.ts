@@ -394,6 +394,48 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(JSON.stringify(found.json())).toContain(first.json().id);
   });
 
+  it('one ERP document, one live order: renumbered or re-dated under its erpDocumentId it is 409 DOCUMENT_CONFLICT and nothing is stored', async () => {
+    const ordersOf = async (erpDocumentId: string) =>
+      (await context.orm.em.fork().execute<Array<{ id: string; number: string }>>('select id, number from payment_order where erp_document_id = ? order by created_at, number', [erpDocumentId])).map((r) => r.number);
+    const order = sampleOrder({ number: 'IK-1', erpDocumentId: 'erp-ik1', amount: '1500.00' });
+    const first = await post(order);
+    expect(first.statusCode).toBe(201);
+    const renumbered = await post({ ...order, number: 'IK-1b' });
+    expect(renumbered.statusCode).toBe(409);
+    expect(renumbered.json()).toMatchObject({ code: 'DOCUMENT_CONFLICT', details: { id: first.json().id, differences: [{ field: 'number', stored: 'IK-1', received: 'IK-1b' }] } });
+    // It would be paid beside the first: the ERP is told to have the first withdrawn, by its id.
+    expect(renumbered.json().message).toMatch(new RegExp(`^ERP document erp-ik1 of ${order.payer.iban} is already an order \\(\\w+\\) under other requisites .*IK-1.*IK-1b.*; this one was not stored: .*connector orders withdraw ${first.json().id}`));
+    const redated = await post({ ...order, date: '2020-01-02' });
+    expect(redated.json()).toMatchObject({ code: 'DOCUMENT_CONFLICT', details: { differences: [{ field: 'date', stored: order.date, received: '2020-01-02' }] } });
+    expect(await ordersOf('erp-ik1')).toEqual(['IK-1']);
+    // The same document again is still the first order (no conflict).
+    expect([(await post(order)).statusCode, (await post(order)).json().id]).toEqual([200, first.json().id]);
+
+    // In one batch: the first row takes the id, the second (renumbered) is answered with the first's order; a good one beside them goes in.
+    const batch = await post({ orders: [sampleOrder({ number: 'IK-2', erpDocumentId: 'erp-ik2' }), sampleOrder({ number: 'IK-2b', erpDocumentId: 'erp-ik2' }), sampleOrder({ number: 'IK-3', erpDocumentId: 'erp-ik3' })] });
+    expect(batch.statusCode).toBe(201);
+    const results = batch.json().results as Array<{ id: string; created: boolean; conflict?: { code: string; differences: unknown[] } }>;
+    expect(results.map((r) => [r.created, r.conflict?.code ?? null])).toEqual([[true, null], [false, 'DOCUMENT_CONFLICT'], [true, null]]);
+    expect(results[1].id).toBe(results[0].id);
+    expect(results[1].conflict?.differences).toEqual([{ field: 'number', stored: 'IK-2', received: 'IK-2b' }]);
+    expect(await ordersOf('erp-ik2')).toEqual(['IK-2']);
+
+    // Sent at once under four numbers: one order, three conflicts.
+    const racing = await Promise.all(['R-1', 'R-2', 'R-3', 'R-4'].map((number) => post(sampleOrder({ number, erpDocumentId: 'erp-race' }))));
+    expect(racing.map((r) => r.statusCode).sort()).toEqual([201, 409, 409, 409]);
+    expect(await ordersOf('erp-race')).toHaveLength(1);
+  });
+
+  it('an ERP document whose order ended invalid may come again under a new number: that order is not its last word', async () => {
+    const broken = sampleOrder({ number: 'IV-1', erpDocumentId: 'erp-iv1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
+    expect((await post(broken)).json().state).toBe('invalid');
+    const renumbered = await post({ ...broken, number: 'IV-1a', beneficiary: sampleOrder().beneficiary });
+    expect([renumbered.statusCode, renumbered.json().created]).toEqual([201, true]);
+    // Now the new one is live: a third number conflicts with it.
+    const third = await post({ ...broken, number: 'IV-1b', beneficiary: sampleOrder().beneficiary });
+    expect([third.statusCode, third.json().details.id]).toEqual([409, renumbered.json().id]);
+  });
+
   it('an order answered invalid, sent again corrected, is validated again under its id and answered with the new verdict', async () => {
     const broken = sampleOrder({ number: 'FIX-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
     const first = await post(broken);
