@@ -168,6 +168,46 @@ describe('an answer about another document (a bank-side mix-up) is never taken f
   });
 });
 
+describe("a page in the way (a gateway's or portal's HTML with 200) is an outage, not a broken contract", () => {
+  let server: HttpServer;
+  let url = '';
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url?.includes('/oauth/token')) {
+          res.setHeader('content-type', 'application/json');
+          return res.end(JSON.stringify({ access_token: 'a-scripted-token-0123456789', token_type: 'Bearer', expires_in: 3600 }));
+        }
+        res.statusCode = 200;
+        res.setHeader('content-type', 'text/html; charset=utf-8');
+        res.end('<html><body><h1>Сервис временно недоступен</h1></body></html>');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('a status poll is TRANSIENT (retried, never a per-order incident of its own); a submit is an unknown outcome (looked up before anything else)', async () => {
+    const client = new BusinessApiClient({ baseUrl: url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 5_000, retry: { maxAttempts: 1 } });
+    const requisites = {
+      number: '17', date: '2026-11-25', amount: '100.00', currency: 'KZT',
+      payer: { name: 'A', iinBin: '123456789012', iban: 'KZ000000000000000000', bic: 'AAAAKZKA', kod: '17' },
+      beneficiary: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA', kbe: '17' },
+      knp: '119', purpose: 'p',
+    };
+    try {
+      const polled = await caught(client.lookup('ours'));
+      expect([polled.code, polled.message]).toEqual(['TRANSIENT', expect.stringMatching(/the lookup was answered by a page that is not the bank's API \(HTTP 200, text\/html; charset=utf-8\): a proxy or gateway in the way/)]);
+      const submitted = await caught(client.submit({ externalId: 'ours', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites }));
+      expect([submitted.code, submitted.message]).toEqual(['OUTCOME_UNKNOWN', expect.stringMatching(/look the document up by its external id/)]);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe('a statement answer about another account or period is never stored as the one asked for', () => {
   let server: HttpServer;
   let url = '';

@@ -409,6 +409,17 @@ export class BusinessApiClient {
       if (err.code === 'CREDENTIALS_REVOKED') void this.options.credentials.onRevoked?.();
       throw err;
     }
+    // A page instead of the API's JSON (a gateway's or a captive portal's HTML with 200): not the
+    // bank's answer but something in the way, as during an outage: a read is retried (TRANSIENT),
+    // never a broken contract (one incident per tracked order). A submit's success it cannot read
+    // never comes here: it is an unknown outcome, looked up (submit above).
+    const contentType = String((res.headers as Record<string, unknown> | undefined)?.['content-type'] ?? '');
+    if (typeof res.data === 'string' || /text\/html/i.test(contentType)) {
+      throw new BankError('TRANSIENT', `the ${operation} was answered by a page that is not the bank's API (HTTP ${res.status}, ${contentType || 'no content type'}): a proxy or gateway in the way`, {
+        httpStatus: res.status,
+        operation,
+      });
+    }
     const parsed = schema.safeParse(res.data);
     if (!parsed.success) {
       const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
