@@ -21,6 +21,7 @@ import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
 import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } from '../stage-batcher';
 import type { CredentialsProblem } from '../pipeline-services';
 import { enqueueWriteBack } from './write-back.job';
+import { openIncident } from '../../connector/incidents/incident.service';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -388,6 +389,8 @@ async function sendOrder(
     em.execute('update payment_order set send_lease_until = null, send_lease_owner = null where id = ? and send_lease_owner = ?', [order.id, lease.owner]).catch(() => undefined);
   // A deferral (Retry-After, revoked credentials) is applied after the lease is released.
   let defer: { ms: number; why: string } | undefined;
+  // Set once this run counted an attempt for its send (the last look): what fails after it is the send's.
+  let counted = false;
 
   const bank = context.services.bank();
   try {
@@ -429,6 +432,7 @@ async function sendOrder(
       const signal = AbortSignal.timeout(leaseSecondsOf(context) * 1000 - SEND_LEASE_MARGIN_MS);
       const gate = await sendGate(context).run({ orderId: order.id, owner: lease.owner });
       if (gate !== 'go') return gate;
+      counted = true;
       await testPausePoint(context, 'order.submit.before-send');
       return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) }, { signal });
     });
@@ -471,6 +475,29 @@ async function sendOrder(
         await waitForCredentials(context, [order.id], { code: err.details.providerCode ?? err.code, message: err.message });
         defer = { ms: CREDENTIALS_WAIT_MS, why: err.code };
         return { state: 'submitting', deferred: err.code };
+      case 'TRANSIENT':
+      case 'OUTCOME_UNKNOWN': {
+        // The bank out of reach: no connection, a timeout, a gateway's 5xx, its token endpoint down.
+        // Every order meets it, and it ends: the order waits as for maintenance, without spending
+        // an attempt (R-24: when the service resumes, so does the work). Given up after
+        // `queue.attempts` tries, a whole outage's orders ended `failed`, each to be retried by hand,
+        // and 1C was told they might have been paid. Each retry starts with a lookup (the attempt
+        // stays counted when something may have left). From `queue.attempts` tries in a row one
+        // incident says the bank does not take orders.
+        await lockdownOnRefusalCode(context, err, { orderId: order.id });
+        // TRANSIENT after this run's count is the token's or a submit that never left (connection
+        // refused, no such host, a TLS handshake refused: parseBankError): nothing reached the bank,
+        // so the count is given back and the order stays one never sent (withdrawable, signers
+        // judged again, 1C not told it may have been paid).
+        if (counted && err.code === 'TRANSIENT') {
+          await em.execute('update payment_order set submit_attempts = submit_attempts - 1 where id = ? and send_lease_owner = ? and submit_attempts > 0', [order.id, lease.owner]);
+        }
+        const waits = Number((job.data as { waits?: number }).waits ?? 0) + 1;
+        await job.updateData({ ...job.data, waits });
+        if (waits >= (job.opts.attempts ?? 1)) await submitsFailing(context, err, waits);
+        defer = { ms: backoffAfter(context, waits, BANK_WAIT_MAX_MS), why: err.code };
+        return { state: 'submitting', deferred: err.code };
+      }
       case 'RATE_LIMITED':
       case 'MAINTENANCE': {
         // Honour Retry-After (R-24) without spending an attempt. Without one, wait longer each time
@@ -483,7 +510,7 @@ async function sendOrder(
       default: {
         // A lookup's or token's answer with a configured compromise code the parser could not place (R-31).
         await lockdownOnRefusalCode(context, err, { orderId: order.id });
-        // TRANSIENT, OUTCOME_UNKNOWN, CONTRACT_VIOLATION: BullMQ backs off; the next run looks up first.
+        // CONTRACT_VIOLATION (the bank answering outside its contract): BullMQ backs off; the next run looks up first.
         // Except a 400 the submit itself got (not the token's) at the order's first send: the contract's BadRequest (INVALID_REQUEST, "the
         // request does not follow this contract") was not processed, so nothing was registered, and
         // no earlier request of this document can be at the bank (attempts are counted before each
@@ -511,4 +538,23 @@ async function sendOrder(
     if (!leaseReleased) await releaseLease();
     if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
+}
+
+/**
+ * One incident while the bank does not take payment orders (TRANSIENT, OUTCOME_UNKNOWN: every
+ * order meets it); the orders wait in `submitting`, none is given up (see the submit stage).
+ */
+async function submitsFailing(context: JobContext, err: BankError, tries: number): Promise<void> {
+  const httpStatus = err.details.httpStatus;
+  await openIncident(context.orm.em.fork(), {
+    kind: 'submits_failing',
+    severity: 'high',
+    title: `The bank does not take payment orders (${err.code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${tries} tries in a row for one order): orders wait in submitting and are sent, each after a lookup, once it answers; none is given up; resolve this once the bank answers again`,
+    evidence: { code: err.code, httpStatus, bankCode: err.details.bankCode, tries, error: err.message.slice(0, 300) },
+    dedupeKey: 'submits_failing',
+    // Every try meanwhile finds it again: one incident, not one timeline entry per try.
+    onRepeat: 'ignore',
+    actor: 'worker',
+    now: context.clock.now(),
+  });
 }

@@ -419,7 +419,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
     }
   });
 
-  it('an order whose stage exhausts its retries becomes failed with its last error; retry sends it on without a second submission', async () => {
+  it('an order whose stage exhausts its retries (the bank answering outside its contract) becomes failed with its last error; retry sends it on without a second submission', async () => {
     const admin = sandboxAdmin();
     const submitQueue = world.context.queues.get('submit');
     await submitQueue.pause();
@@ -436,10 +436,10 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       writebackEvents.on('added', ({ name }) => {
         if (name === 'erp.writeback') addedAt.push(Date.now());
       });
-      await put('/faults', { errorRate: 1 }); // every submit now fails
+      await put('/faults', { offContractNext: 1000 }); // every request now gets an answer outside the contract
       await submitQueue.resume();
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
-      expect(await row()).toMatchObject({ failed_from: 'submitting', last_error: expect.stringMatching(/^TRANSIENT: /) });
+      expect(await row()).toMatchObject({ failed_from: 'submitting', last_error: expect.stringMatching(/^CONTRACT_VIOLATION: .*HTTP 409, OFF_CONTRACT/) });
       // The ERP hears of it now (a write-back that runs after the failure), not at the next statement
       // fetch: one asked for then, or one asked for a moment before that runs after it (changes
       // within 2 s share one write-back, run at the end of their window, `at`).
@@ -456,8 +456,35 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
       expect(await retryFailedOrder(db(), world.context.queues, result.orderId, 'test')).toBe('submitting');
       await eventually(async () => (await row()).state === 'executed', { what: 'executed after retry', timeoutMs: 45_000 });
-      // The bank refused the failed sends with its 500s; the retry's is the one it took, and nothing came after it.
+      // The bank refused the failed sends with its 409s; the retry's is the one it took, and nothing came after it.
       expect((await ledger()).submissions.find((s) => s.externalId === result.externalId)).toMatchObject({ accepted: true, afterAccepted: 0 });
+    } finally {
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await submitQueue.resume();
+    }
+  });
+
+  it('a bank outage (every call 500) outlasting the attempts: the order waits in submitting, one incident says so, and once the bank answers it is sent once', async () => {
+    const admin = sandboxAdmin();
+    const submitQueue = world.context.queues.get('submit');
+    await submitQueue.pause();
+    try {
+      const [result] = await intakeDemo('erp-outage', [1]);
+      const row = async () => (await db().execute<Array<{ state: string; last_error: string | null }>>('select state, last_error from payment_order where id = ?', [result.orderId]))[0];
+      await eventually(async () => (await row()).state === 'signed', { what: 'signed', timeoutMs: 45_000 });
+      await put('/faults', { errorRate: 1 });
+      await submitQueue.resume();
+      const incident = async () => (await db().execute<Array<{ status: string; title: string }>>("select status, title from incident where dedupe_key = 'submits_failing'"))[0];
+      // Well past queue.attempts (2) tries: before, the order ended `failed` here, to be retried by hand.
+      await eventually(async () => (await incident())?.status === 'open', { what: 'the submits_failing incident', timeoutMs: 45_000 });
+      expect((await incident()).title).toMatch(/^The bank does not take payment orders \((TRANSIENT|OUTCOME_UNKNOWN), HTTP 500, \d+ tries in a row for one order\): orders wait in submitting/);
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await row()).state).toBe('submitting');
+      await fetch(`${admin}/faults/reset`, { method: 'POST' });
+      await eventually(async () => (await row()).state === 'executed', { what: 'executed once the bank answers', timeoutMs: 90_000 });
+      const sent = (await ledger()).submissions.filter((s) => s.externalId === result.externalId);
+      expect(sent.filter((s) => s.accepted)).toHaveLength(1);
+      expect(sent.find((s) => s.accepted)).toMatchObject({ afterAccepted: 0 });
     } finally {
       await fetch(`${admin}/faults/reset`, { method: 'POST' });
       await submitQueue.resume();

@@ -149,14 +149,16 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     await sandboxAdmin(world.admin, '/tokens/expire', { method: 'POST' });
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 3_000 } });
     try {
-      await expect(handleSubmitOrder({ orderId }, short, fakeJob(orderId, 0))).rejects.toMatchObject({ code: 'TRANSIENT', message: expect.stringMatching(/not sent/) });
+      // Not sent (TRANSIENT): the run waits for the bank like any outage, spending no attempt.
+      await expect(handleSubmitOrder({ orderId }, short, fakeJob(orderId, 0))).rejects.toThrow(/movedToDelayed/);
     } finally {
       await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
     }
-    // The bank saw the request its 401 refused, and nothing after the new token.
+    // The bank saw the request its 401 refused (not processed, by the contract), and nothing after the new token.
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted])).toEqual([[1, false]]);
-    // Counted as an attempt (the next run looks the order up first) and the lease given back.
-    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: false });
+    // Nothing of it can be at the bank: the attempt counted for it is given back (the order is one never
+    // sent: withdrawable, its signers judged again at the next send), and the lease too.
+    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 0, leased: false });
     await expect(handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1))).resolves.toEqual({ state: 'submitted' });
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted])).toEqual([[2, true]]);
   }, 120_000);

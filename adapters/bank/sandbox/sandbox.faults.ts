@@ -11,6 +11,8 @@ export const faultsSchema = z
     errorRate: z.number().min(0).max(1).default(0),
     /** The next N contract requests fail with 500 before being processed. */
     fail5xxNext: z.number().int().min(0).default(0),
+    /** The next N contract requests get 409 OFF_CONTRACT before being processed: a bank answering outside its contract (not an outage, so orders end `failed` after their attempts). */
+    offContractNext: z.number().int().min(0).default(0),
     /** The next N contract requests get 429 RATE_LIMITED with Retry-After. */
     rateLimitNext: z.number().int().min(0).default(0),
     retryAfterSeconds: z.number().int().min(0).max(3600).default(1),
@@ -61,6 +63,10 @@ export class FaultSwitches {
     if (f.fail5xxNext > 0) {
       f.fail5xxNext -= 1;
       return { status: 500, code: 'INTERNAL_ERROR', message: 'internal error (injected)' };
+    }
+    if (f.offContractNext > 0) {
+      f.offContractNext -= 1;
+      return { status: 409, code: 'OFF_CONTRACT', message: 'an answer outside the contract (injected)' };
     }
     if (f.errorRate > 0 && this.random() < f.errorRate) return { status: 500, code: 'INTERNAL_ERROR', message: 'internal error (injected)' };
     return undefined;
