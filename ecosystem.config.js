@@ -29,7 +29,12 @@ function app(name, command, extra = {}) {
     autorestart: true,
     max_restarts: 20,
     min_uptime: '10s',
-    restart_delay: 2000,
+    // A process that cannot start (PostgreSQL still in crash recovery after a power loss, a port
+    // taken) exits at once. With a fixed 2 s delay PM2 counted 20 quick exits within its window
+    // (min_uptime x max_restarts = 200 s) in about a minute and left the app `errored` for good:
+    // the connector stayed down after PostgreSQL came back. Growing delays (1 s, x1.5, up to 15 s)
+    // spread fewer than 20 restarts over that window, so PM2 never gives up; it tries every 15 s.
+    exp_backoff_restart_delay: 1000,
     kill_timeout: 30000,
     out_file: path.join(logs, `${name}.out.log`),
     error_file: path.join(logs, `${name}.err.log`),

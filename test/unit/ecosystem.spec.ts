@@ -25,6 +25,31 @@ describe('ecosystem.config.js: the PM2 logs', () => {
     for (const app of apps) expect([app.out_file, app.error_file]).toEqual([join(logs, `${app.name}.out.log`), join(logs, `${app.name}.err.log`)]);
   });
 
+  it('PM2 never gives up on a process that cannot start for minutes (PostgreSQL in crash recovery): restarts stay under max_restarts within its window', () => {
+    // PM2's rule (pm2/lib/God.js handleExit): an exit within min_uptime of the start, while the app is
+    // younger than min_uptime x max_restarts, counts as unstable; max_restarts of them make it `errored`.
+    // exp_backoff_restart_delay: 1st delay as given, then x1.5 up to 15 s (restart_delay: a fixed one).
+    // The signer agent keeps its own low bound (a key-holding process that keeps crashing stays down).
+    const apps = (loadEcosystem({ CONNECTOR_LOG_DIR: join(dir, 'logs') }) as Array<Record<string, unknown>>).filter((a) => a.name !== 'connector-signer-agent');
+    expect(apps.map((a) => a.name)).toEqual(['connector-api', 'connector-worker', 'connector-scheduler']);
+    for (const app of apps) {
+      const minUptime = parseInt(String(app.min_uptime), 10) * 1000;
+      const maxRestarts = Number(app.max_restarts);
+      const startupMs = 500; // a process that fails fast: the worst case
+      let t = 0;
+      let delay = 0;
+      let unstable = 0;
+      while (t < minUptime * maxRestarts && unstable < maxRestarts) {
+        t += startupMs;
+        unstable += 1;
+        if (app.exp_backoff_restart_delay === undefined) delay = Number(app.restart_delay ?? 0);
+        else delay = delay === 0 ? Number(app.exp_backoff_restart_delay) : Math.min(15_000, Math.floor(delay * 1.5));
+        t += delay;
+      }
+      expect({ app: app.name, unstableRestarts: unstable < maxRestarts }).toEqual({ app: app.name, unstableRestarts: true });
+    }
+  });
+
   it("leaves the mode of a folder the admin made and named in CONNECTOR_LOG_DIR", () => {
     const logs = join(dir, 'shared-logs');
     mkdirSync(logs, { mode: 0o750 });
