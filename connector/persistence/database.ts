@@ -29,8 +29,10 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
     // A PostgreSQL that takes the connection but never answers (a hung server, a wrong port behind a
     // proxy) fails a connect within 5 s instead of hanging a command, or a worker under PM2, for
     // good. A wait for a pooled connection keeps knex's 60 s (a busy worker's jobs wait their turn),
-    // and queries are not bounded: an archive export may rightly run for minutes.
-    driverOptions: { connection: { connectionTimeoutMillis: 5_000 }, acquireConnectionTimeout: 60_000 },
+    // and queries are not bounded: an archive export may rightly run for minutes. TCP keepalive
+    // finds a connection whose server vanished without a word (a host crash, a dropped NAT entry)
+    // instead of leaving a pooled connection, and the job that takes it, waiting for good.
+    driverOptions: { connection: { connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 }, acquireConnectionTimeout: 60_000 },
     migrations: {
       migrationsList: MIGRATIONS,
       transactional: true,
