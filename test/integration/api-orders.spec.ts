@@ -51,6 +51,18 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(wrong.statusCode).toBe(401);
   });
 
+  it('takes the Bearer scheme in any case (RFC 7235: the scheme is case-insensitive), the key itself exactly', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      const res = await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `${scheme} ${key}` } });
+      expect([scheme, res.statusCode]).toEqual([scheme, 200]);
+    }
+    const posted = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `bearer ${key}`, 'content-type': 'application/json' }, payload: JSON.stringify(sampleOrder({ number: 'BEARER-1' })) });
+    expect(posted.statusCode).toBe(201);
+    // The key is a secret compared exactly: only the scheme's case is free.
+    const wrongCase = await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${key.toUpperCase()}` } });
+    expect(wrongCase.statusCode).toBe(401);
+  });
+
   it('one Idempotency-Key, two different bodies at the same moment: one is taken in, the other is 409 IDEMPOTENCY_CONFLICT', async () => {
     for (let round = 0; round < 5; round += 1) {
       const [a, b] = await Promise.all([
