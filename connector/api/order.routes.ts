@@ -13,6 +13,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import type { AppContext } from '../app/app-context';
 import { ApiError } from './api-errors';
 import { principalOf, type Principal } from './auth.hooks';
+import { isUuid } from '../shared/uuid';
 
 /**
  * The two bodies POST /api/v1/orders takes (INTERFACES.md "HTTP API"): one order, or {"orders":[...]}.
@@ -243,7 +244,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
   app.get('/api/v1/orders/:id', async (request) => {
     const principal = principalOf(request);
     const { id } = request.params as { id: string };
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    if (!isUuid(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
     const order = await context.orm.em.fork().findOne(PaymentOrder, { id });
     if (!order || !canSee(principal, order.payerIban)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
     return orderView(order);

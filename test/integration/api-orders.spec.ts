@@ -352,6 +352,15 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(otherList.orders).toEqual([]);
   });
 
+  it.each([
+    ['36 dashes', '-'.repeat(36)],
+    ['hex and dashes of the right length in the wrong places', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa-'],
+    ['a UUID without its dashes, padded', `${'a'.repeat(32)}----`],
+  ])('an order id that is no UUID (%s) is 404 NOT_FOUND, not a database error', async (_what, id) => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/orders/${id}`, headers: { authorization: `Bearer ${key}` } });
+    expect([res.statusCode, res.json().code]).toEqual([404, 'NOT_FOUND']);
+  });
+
   it('stops accepting a revoked key at once', async () => {
     const { key: temp } = await createApiKey(context.orm.em.fork(), 'erp-temp', [account], 'test');
     expect((await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${temp}` } })).statusCode).toBe(200);

@@ -64,6 +64,9 @@ describe('R-16 over the HTTP API: nothing of an account a person has no right on
     // The same person on their own account's order is answered as before.
     const own = await signer.request('POST', `/api/v1/orders/${ids.get(mine)}/sign`, {});
     expect([own.statusCode, own.json().code]).toEqual([409, 'NOT_AWAITING_SIGNATURES']);
+    // An id that is no UUID at all (36 dashes passed the old check) finds nothing, not a database error.
+    const dashes = await signer.request('POST', `/api/v1/orders/${'-'.repeat(36)}/sign`, {});
+    expect([dashes.statusCode, dashes.json().code]).toEqual([404, 'NOT_FOUND']);
   });
 
   test("incidents (balances, counterparties, people's IINs of every account) are read by admins only", async () => {
@@ -95,6 +98,9 @@ describe('R-16 over the HTTP API: nothing of an account a person has no right on
       const res = await operator.request('POST', `/api/v1/incidents/${id}/resolve`, { note: 'seen' });
       expect([res.statusCode, res.json().code]).toEqual([403, 'FORBIDDEN']);
     }
+    // An admin naming an id that is no UUID (36 dashes) hears "no such incident", not a database error.
+    const dashes = await admin.request('POST', `/api/v1/incidents/${'-'.repeat(36)}/resolve`, { note: 'seen' });
+    expect([dashes.statusCode, dashes.json().code]).toEqual([404, 'NOT_FOUND']);
   });
 });
 
