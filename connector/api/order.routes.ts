@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { paymentOrderSchema, type NormalisedOrder } from '../orders/payment-order';
@@ -90,7 +91,7 @@ const IDEMPOTENCY_RESERVATION_MS = 15 * 60_000;
  * response is stored): two requests with one key and different bodies at the same moment used to
  * both find the key free, both take their orders in and both answer 201. `reserved`: this request
  * stores the response; `replay`: the first result; `sameInFlight`: the same body is being taken in
- * right now (intake is idempotent on the natural key, so it runs again and stores nothing twice).
+ * right now by another request (awaitIdempotent waits for its answer).
  */
 async function reserveIdempotent(context: AppContext, scope: string, key: string, hash: string, tries = 2): Promise<'reserved' | 'sameInFlight' | { replay: StoredResponse }> {
   const now = context.clock.now();
@@ -111,6 +112,41 @@ async function reserveIdempotent(context: AppContext, scope: string, key: string
   }
   if (previous.hash !== hash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
   return previous.response.status === 0 ? 'sameInFlight' : { replay: previous.response };
+}
+
+/**
+ * How long a request waits for the first request with its key and body to store its answer. Above
+ * the time a full batch (api.maxBatchSize orders, validated inline) takes on a busy database, below
+ * the minute an ERP's HTTP client commonly gives up after. Past it the answer is 409 with
+ * Retry-After: the first request still runs, and the retry replays its answer.
+ */
+export const IDEMPOTENCY_WAIT_MS = 30_000;
+const IDEMPOTENCY_POLL_MS = 50;
+
+/**
+ * The key for this request (`reserved`), or the first result to replay. A request that finds the
+ * same body in flight waits for that answer (INTERFACES.md: the same key and body return the
+ * first result): it used to take the orders in again and answer its own result, 200 `created:
+ * false` without `idempotent-replayed`, while the first answered 201. Should the first request
+ * fail, its reservation is given back and the next poll takes the key for this one.
+ */
+export async function awaitIdempotent(context: AppContext, scope: string, key: string, hash: string, waitMs = IDEMPOTENCY_WAIT_MS): Promise<'reserved' | { replay: StoredResponse }> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const found = await reserveIdempotent(context, scope, key, hash);
+    if (found !== 'sameInFlight') return found;
+    if (Date.now() >= until) {
+      const retryAfter = 5;
+      throw new ApiError(
+        409,
+        'IDEMPOTENCY_CONFLICT',
+        `the first request with this Idempotency-Key and this body is still being taken in (over ${Math.round(waitMs / 1000)} s); retry in ${retryAfter} s with the same key and body to get its answer`,
+        { inProgress: true },
+        { 'retry-after': String(retryAfter) },
+      );
+    }
+    await sleep(IDEMPOTENCY_POLL_MS);
+  }
 }
 
 async function findIdempotent(context: AppContext, scope: string, key: string): Promise<{ hash: string; response: StoredResponse } | null> {
@@ -153,17 +189,15 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     if (outside.length) {
       throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
     }
-    let reservation: 'reserved' | 'sameInFlight' | undefined;
     if (idempotencyKey) {
-      const found = await reserveIdempotent(context, scope, idempotencyKey, requestHash);
-      if (typeof found === 'object') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
-      reservation = found;
+      const found = await awaitIdempotent(context, scope, idempotencyKey, requestHash);
+      if (found !== 'reserved') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
     }
     try {
       return await takeOrdersIn();
     } catch (err) {
-      // Nothing to replay: the key is free again for this request's retry.
-      if (idempotencyKey && reservation === 'reserved') {
+      // Nothing to replay: the key is free again for this request's retry (or a request waiting on it).
+      if (idempotencyKey) {
         await context.orm.em.fork().execute('delete from idempotency_record where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [scope, idempotencyKey, requestHash]).catch(() => undefined);
       }
       throw err;
@@ -201,7 +235,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       });
       const status = items.some((i) => i.created) ? 201 : 200;
       const body = batch ? { results: items } : items[0];
-      if (idempotencyKey && reservation === 'reserved') {
+      if (idempotencyKey) {
         await context.orm.em.fork().execute(
           `update idempotency_record set response_status = ?, response_body = ?::jsonb
             where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0`,

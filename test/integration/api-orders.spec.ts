@@ -3,6 +3,7 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { buildApi } from '../../connector/api/api.server';
 import { buildApiWithExtensions } from '../../connector/api/api.extensions';
+import { awaitIdempotent } from '../../connector/api/order.routes';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
@@ -94,6 +95,48 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(second.json()).toEqual(first.json());
     expect(await countOrders('IDEM-1')).toBe(1);
     expect(first.json()).toMatchObject({ state: 'validated', errors: [] });
+  });
+
+  it('one Idempotency-Key and one body posted four times at once over HTTP: one request takes it in, the others wait and replay its answer', async () => {
+    // Real connections: the API's own server (closed with the app in afterAll).
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    for (let round = 0; round < 3; round += 1) {
+      // A batch, so that taking it in lasts long enough for the others to find it in flight.
+      const body = JSON.stringify({ orders: Array.from({ length: 20 }, (_, i) => sampleOrder({ number: `PAR-${round}-${i}` })) });
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const res = await fetch(`${url}/api/v1/orders`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': `par-${round}` }, body });
+          return { status: res.status, replayed: res.headers.get('idempotent-replayed'), body: (await res.json()) as { results: Array<{ created: boolean }> } };
+        }),
+      );
+      // INTERFACES.md: the same key and body return the first result, also while it is being made.
+      expect(answers.map((a) => [a.status, a.replayed]).sort()).toEqual([[201, null], [201, 'true'], [201, 'true'], [201, 'true']]);
+      const first = answers.find((a) => a.replayed === null);
+      expect(first?.body.results.map((r) => r.created)).toEqual(Array.from({ length: 20 }, () => true));
+      for (const other of answers) expect(other.body).toEqual(first?.body);
+      for (let i = 0; i < 20; i += 1) expect(await countOrders(`PAR-${round}-${i}`)).toBe(1);
+    }
+  });
+
+  it('a request waiting on the first with its key is bounded: past the wait 409 with Retry-After; the first answer replayed; the key taken when the first gave it back', async () => {
+    const em = () => context.orm.em.fork();
+    const reserve = (key: string) =>
+      em().execute("insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at) values ('wait-scope', ?, 'h', 0, 'null'::jsonb, ?)", [key, context.clock.now()]);
+    // The first request never answers within the wait (a slow database, a process that died).
+    await reserve('wait-1');
+    await expect(awaitIdempotent(context, 'wait-scope', 'wait-1', 'h', 200)).rejects.toMatchObject({ statusCode: 409, code: 'IDEMPOTENCY_CONFLICT', details: { inProgress: true }, headers: { 'retry-after': '5' } });
+    // The first request stores its answer while this one waits: replayed.
+    await reserve('wait-2');
+    const replayed = awaitIdempotent(context, 'wait-scope', 'wait-2', 'h', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await em().execute(`update idempotency_record set response_status = 201, response_body = '{"id":"first"}'::jsonb where idempotency_key = 'wait-2'`);
+    await expect(replayed).resolves.toEqual({ replay: { status: 201, body: { id: 'first' } } });
+    // The first request failed and gave the key back: this one takes it and makes the answer itself.
+    await reserve('wait-3');
+    const taken = awaitIdempotent(context, 'wait-scope', 'wait-3', 'h', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await em().execute("delete from idempotency_record where idempotency_key = 'wait-3'");
+    await expect(taken).resolves.toBe('reserved');
   });
 
   it('answers 409 IDEMPOTENCY_CONFLICT for the same key with another body, and stores nothing new', async () => {
