@@ -290,6 +290,25 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(full.statusCode).toBe(201);
   });
 
+  it('takes raw (INTERFACES.md lists it) only within bounds: a 15 MB value, a long key or too many keys is 400 naming raw and the bound, and nothing is stored', async () => {
+    const cases: Array<[string, Record<string, string>, Detail]> = [
+      ['RAW-1', { x: 'x'.repeat(15 * 1000 * 1000) }, { path: 'raw.x', message: 'a value of raw has at most 2000 characters (as many as purpose)' }],
+      ['RAW-2', { ['К'.repeat(129)]: '1' }, { path: `raw.${'К'.repeat(129)}`, message: 'a key of raw has at most 128 characters' }],
+      ['RAW-3', Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`Ключ${i}`, 'значение'])), { path: 'raw', message: 'raw has at most 200 keys' }],
+    ];
+    for (const [number, raw, detail] of cases) {
+      const res = await post(sampleOrder({ number, raw }));
+      expect([number, res.statusCode, res.json().code, detailsOf(res)]).toEqual([number, 400, 'INVALID_REQUEST', [detail]]);
+      expect(await countOrders(number)).toBe(0);
+    }
+    // At the bounds it is taken, and kept with the raw document.
+    const atBounds = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`${'К'.repeat(124)}${String(i).padStart(4, '0')}`, 'з'.repeat(2000)]));
+    const ok = await post(sampleOrder({ number: 'RAW-4', raw: atBounds }));
+    expect(ok.statusCode).toBe(201);
+    const [{ raw_document: stored }] = await context.orm.em.fork().execute<Array<{ raw_document: string }>>("select raw_document from payment_order where number = 'RAW-4'");
+    expect(JSON.parse(stored).raw).toEqual(atBounds);
+  });
+
   it('refuses a bare array with 400 saying how a batch is sent', async () => {
     const res = await post([sampleOrder({ number: 'ARR-1' })]);
     expect(res.statusCode).toBe(400);
