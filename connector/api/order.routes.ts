@@ -20,30 +20,40 @@ import { isUuid } from '../shared/uuid';
  * The two bodies POST /api/v1/orders takes (INTERFACES.md "HTTP API"): one order, or {"orders":[...]}.
  * The body's shape picks the schema and the body is judged against that one alone: a union of the two
  * reports only "Invalid input" at the root, where an ERP needs the order and the field
- * (`orders.3.amount`) and the rule broken.
+ * (`orders.3.amount`) and the rule broken. A batch's wrapper is judged here, each of its orders on
+ * its own (parseOrder): one order that is not one is refused alone, its siblings go on.
  */
-const batchSchema = z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict();
+const batchSchema = z.object({ orders: z.array(z.unknown()).min(1) }).strict();
 
 interface BodyIssue {
   path: string;
   message: string;
 }
 
-function parseBody(body: unknown): { ok: true; batch: boolean; orders: NormalisedOrder[] } | { ok: false; issues: BodyIssue[] } {
+/** The orders of the body, each still to be judged; or the issues that make the body no order at all. */
+function readBody(body: unknown): { ok: true; batch: boolean; items: unknown[] } | { ok: false; issues: BodyIssue[] } {
   if (Array.isArray(body)) return { ok: false, issues: [{ path: '', message: 'expected one order or {"orders":[...]}, not a bare array' }] };
   const batch = typeof body === 'object' && body !== null && Object.hasOwn(body, 'orders');
-  const parsed = batch ? batchSchema.safeParse(body) : paymentOrderSchema.safeParse(body);
-  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(batch ? batchSchema : paymentOrderSchema, i)) };
-  return { ok: true, batch, orders: 'orders' in parsed.data ? parsed.data.orders : [parsed.data] };
+  if (!batch) return { ok: true, batch, items: [body] };
+  const parsed = batchSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(batchSchema, i, [])) };
+  return { ok: true, batch, items: parsed.data.orders };
+}
+
+/** One order of the body against the schema; issues named by their path in the body (`orders.3.amount`). */
+function parseOrder(item: unknown, at: Array<string | number>): { ok: true; order: NormalisedOrder } | { ok: false; issues: BodyIssue[] } {
+  const parsed = paymentOrderSchema.safeParse(item);
+  if (parsed.success) return { ok: true, order: parsed.data };
+  return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(paymentOrderSchema, i, at)) };
 }
 
 /** One issue per unknown field, at its own path, with the field it was probably meant to be. */
-function bodyIssues(schema: z.ZodTypeAny, issue: z.ZodIssue): BodyIssue[] {
-  if (issue.code !== 'unrecognized_keys') return [{ path: issue.path.join('.'), message: issue.message }];
+function bodyIssues(schema: z.ZodTypeAny, issue: z.ZodIssue, at: Array<string | number>): BodyIssue[] {
+  if (issue.code !== 'unrecognized_keys') return [{ path: [...at, ...issue.path].join('.'), message: issue.message }];
   const known = fieldsAt(schema, issue.path);
   return issue.keys.map((key) => {
     const meant = known.find((k) => k.toLowerCase() === key.toLowerCase());
-    return { path: [...issue.path, key].join('.'), message: meant ? `unknown field; did you mean "${meant}"?` : `unknown field; allowed here: ${known.join(', ')}` };
+    return { path: [...at, ...issue.path, key].join('.'), message: meant ? `unknown field; did you mean "${meant}"?` : `unknown field; allowed here: ${known.join(', ')}` };
   });
 }
 
@@ -59,11 +69,37 @@ function fieldsAt(schema: z.ZodTypeAny, path: Array<string | number>): string[] 
   return at instanceof z.ZodObject ? Object.keys(at.shape) : [];
 }
 
-/** The error's message names the first problems too, for the ERP's log that keeps only the message. */
-function invalidBody(issues: BodyIssue[]): ApiError {
+function listed(issues: BodyIssue[]): string {
   const shown = issues.slice(0, 3).map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ');
-  const more = issues.length > 3 ? ` (and ${issues.length - 3} more in details)` : '';
-  return new ApiError(400, 'INVALID_REQUEST', `the body is not a payment order (nor {"orders":[...]}): ${shown}${more}; nothing was stored`, issues);
+  return `${shown}${issues.length > 3 ? ` (and ${issues.length - 3} more in details)` : ''}`;
+}
+
+/** The error's message names the first problems too, for the ERP's log that keeps only the message. */
+function invalidBody(issues: BodyIssue[], what = 'the body is not a payment order (nor {"orders":[...]})'): ApiError {
+  return new ApiError(400, 'INVALID_REQUEST', `${what}: ${listed(issues)}; nothing was stored`, issues);
+}
+
+/**
+ * Why one order of a batch was not taken in (nothing of it stored): its own answer in the batch's
+ * results, where a single order would be answered 400 INVALID_REQUEST as a whole (INTERFACES.md),
+ * as a document conflict is 409 alone and a `conflict` in a batch.
+ */
+type Refusal = { code: 'INVALID_REQUEST'; issues: BodyIssue[] };
+
+/** A refused order's result: the shape of every result of a batch, with no id (nothing was stored) and `refused`. */
+function refusedResult(item: unknown, index: number, refusal: Refusal) {
+  const erpDocumentId = paymentOrderSchema.shape.erpDocumentId.safeParse(typeof item === 'object' && item !== null ? (item as Record<string, unknown>).erpDocumentId : undefined);
+  const what = `orders.${index} is not a payment order`;
+  return {
+    id: null,
+    externalId: null,
+    state: null,
+    created: false,
+    erpDocumentId: (erpDocumentId.success ? erpDocumentId.data : undefined) ?? null,
+    errors: refusal.issues.map((i) => ({ field: i.path, code: refusal.code, message: i.message })),
+    warnings: [],
+    refused: { code: refusal.code, message: `${what}: ${listed(refusal.issues)}; it was not stored (each other order of the batch is answered at its own index)` },
+  };
 }
 
 function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict, orderId: string): string {
@@ -179,13 +215,24 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     if (previous && previous.hash !== requestHash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
     if (previous && previous.response.status !== 0) return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
     // A body refused as a whole never takes a free key.
-    const parsed = parseBody(request.body);
-    if (!parsed.ok) throw invalidBody(parsed.issues);
-    const { batch, orders } = parsed;
-    if (orders.length > context.config.api.maxBatchSize) {
-      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
+    const read = readBody(request.body);
+    if (!read.ok) throw invalidBody(read.issues);
+    const { batch, items: bodyItems } = read;
+    if (bodyItems.length > context.config.api.maxBatchSize) {
+      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${bodyItems.length}`);
     }
-    const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
+    // Each order judged alone: one that is not an order is refused alone and stores nothing; the
+    // others of its batch go on.
+    const judged = bodyItems.map((item, index): { order: NormalisedOrder } | { refusal: Refusal } => {
+      const parsed = parseOrder(item, batch ? ['orders', index] : []);
+      return parsed.ok ? { order: parsed.order } : { refusal: { code: 'INVALID_REQUEST', issues: parsed.issues } };
+    });
+    const orders = judged.flatMap((j) => ('order' in j ? [j.order] : []));
+    if (orders.length === 0) {
+      // Nothing to take in: refused as a whole, as INTERFACES.md says of one order.
+      throw invalidBody(judged.flatMap((j) => ('refusal' in j ? j.refusal.issues : [])), batch ? 'no order of the batch can be taken in' : undefined);
+    }
+    const outside = judged.flatMap((j, index) => ('order' in j && !canSee(principal, j.order.payer.iban) ? [{ index, account: j.order.payer.iban }] : []));
     if (outside.length) {
       throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
     }
@@ -220,7 +267,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       const em = context.orm.em.fork();
       const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
       const byId = new Map(stored.map((o) => [o.id, o]));
-      const items = results.map((r, index) => {
+      const taken = results.map((r, index) => {
         const order = byId.get(r.orderId);
         return {
           id: r.orderId,
@@ -233,6 +280,9 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
           ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict, r.orderId), state: r.conflict.state, differences: r.conflict.differences } } : {}),
         };
       });
+      // Every order of the body answered at its own index, the refused ones too.
+      let next = 0;
+      const items = judged.map((j, index) => ('refusal' in j ? refusedResult(bodyItems[index], index, j.refusal) : taken[next++]));
       const status = items.some((i) => i.created) ? 201 : 200;
       const body = batch ? { results: items } : items[0];
       if (idempotencyKey) {

@@ -243,26 +243,57 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('NUM-1')).toBe(0);
   });
 
-  it('names the order by its index in a batch (orders.1.amount) and stores none of the batch', async () => {
-    const res = await post({ orders: [sampleOrder({ number: 'NUMB-1' }), { ...sampleOrder({ number: 'NUMB-2' }), amount: 7745.7 }, sampleOrder({ number: 'NUMB-3' })] });
-    expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
-    expect(detailsOf(res)).toEqual([{ path: 'orders.1.amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }]);
-    for (const n of ['NUMB-1', 'NUMB-2', 'NUMB-3']) expect(await countOrders(n)).toBe(0);
+  /** The answer of a batch's order refused alone: nothing stored, so no id and no state. */
+  const refusedItem = (code: string, errors: Array<{ field: string; message: unknown }>, erpDocumentId: string | null = null) => ({
+    id: null,
+    externalId: null,
+    state: null,
+    created: false,
+    erpDocumentId,
+    errors: errors.map((e) => ({ ...e, code })),
+    warnings: [],
+    refused: { code, message: expect.stringContaining(errors[0].field) },
   });
 
-  it('names a missing field (purpose), alone or in a batch', async () => {
+  it('names the order by its index in a batch (orders.1.amount) and refuses that one alone: its siblings are taken in', async () => {
+    const res = await post({ orders: [sampleOrder({ number: 'NUMB-1' }), { ...sampleOrder({ number: 'NUMB-2', erpDocumentId: 'doc-numb-2' }), amount: 7745.7 }, sampleOrder({ number: 'NUMB-3' })] });
+    expect(res.statusCode).toBe(201);
+    const [first, second, third] = res.json().results;
+    expect([first.created, first.state, third.created, third.state]).toEqual([true, 'validated', true, 'validated']);
+    expect(second).toEqual(refusedItem('INVALID_REQUEST', [{ field: 'orders.1.amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }], 'doc-numb-2'));
+    expect(second.refused.message).toMatch(/^orders\.1 is not a payment order: orders\.1\.amount: .*it was not stored/);
+    expect([await countOrders('NUMB-1'), await countOrders('NUMB-2'), await countOrders('NUMB-3')]).toEqual([1, 0, 1]);
+    // No order of the batch is one: refused as a whole (400, every problem named), and nothing stored.
+    const { knp: _knp, ...withoutKnp } = sampleOrder({ number: 'NUMB-5' });
+    const none = await post({ orders: [{ ...sampleOrder({ number: 'NUMB-4' }), amount: 100.5 }, withoutKnp] });
+    expect([none.statusCode, none.json().code]).toEqual([400, 'INVALID_REQUEST']);
+    expect(none.json().message).toMatch(/^no order of the batch can be taken in: orders\.0\.amount: .*nothing was stored$/);
+    expect(detailsOf(none)).toEqual([
+      { path: 'orders.0.amount', message: expect.stringContaining('not a number') },
+      { path: 'orders.1.knp', message: 'Required' },
+    ]);
+    expect([await countOrders('NUMB-4'), await countOrders('NUMB-5')]).toEqual([0, 0]);
+  });
+
+  it('names a missing field (purpose, knp) or a wrong type, alone (400) or in a batch (that order refused, the others taken in)', async () => {
     const { purpose: _purpose, ...withoutPurpose } = sampleOrder({ number: 'NOPURP-1' });
     const single = await post(withoutPurpose);
     expect(single.statusCode).toBe(400);
     expect(detailsOf(single)).toEqual([{ path: 'purpose', message: 'Required' }]);
-    const batch = await post({ orders: [sampleOrder({ number: 'NOPURP-2' }), sampleOrder({ number: 'NOPURP-3' }), withoutPurpose] });
-    expect(batch.statusCode).toBe(400);
-    expect(detailsOf(batch)).toEqual([{ path: 'orders.2.purpose', message: 'Required' }]);
-    for (const n of ['NOPURP-1', 'NOPURP-2', 'NOPURP-3']) expect(await countOrders(n)).toBe(0);
+    const { knp: _knp, ...withoutKnp } = sampleOrder({ number: 'NOPURP-4' });
+    const batch = await post({ orders: [sampleOrder({ number: 'NOPURP-2' }), sampleOrder({ number: 'NOPURP-3' }), withoutPurpose, withoutKnp, { ...sampleOrder({ number: 'NOPURP-5' }), payer: 'ТОО Пример' }] });
+    expect(batch.statusCode).toBe(201);
+    const results = batch.json().results;
+    expect(results.map((r: { created: boolean }) => r.created)).toEqual([true, true, false, false, false]);
+    expect(results.slice(2)).toEqual([
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.2.purpose', message: 'Required' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.3.knp', message: 'Required' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.4.payer', message: 'Expected object, received string' }]),
+    ]);
+    expect(await Promise.all(['NOPURP-1', 'NOPURP-2', 'NOPURP-3', 'NOPURP-4', 'NOPURP-5'].map(countOrders))).toEqual([0, 1, 1, 0, 0]);
   });
 
-  it('refuses unknown fields with 400 naming each one (a misspelt valueDate is not replaced by its default), and stores nothing', async () => {
+  it('refuses unknown fields naming each one (a misspelt valueDate is not replaced by its default): 400 for one order, that order alone in a batch', async () => {
     const today = sampleOrder().date;
     const { valueDate: _valueDate, ...order } = sampleOrder({ number: 'UNK-1' });
     const single = await post({ ...order, valuedate: today });
@@ -276,15 +307,17 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
         { ...sampleOrder({ number: 'UNK-4' }), payer: { ...sampleOrder().payer, account: 'KZ69998CTA0000000101' } },
       ],
     });
-    expect(batch.statusCode).toBe(400);
-    expect(detailsOf(batch)).toEqual([
-      { path: 'orders.1.erpDocumentID', message: 'unknown field; did you mean "erpDocumentId"?' },
-      { path: 'orders.2.payer.account', message: 'unknown field; allowed here: name, iinBin, iban, bic, kod' },
+    expect(batch.statusCode).toBe(201);
+    expect(batch.json().results.slice(1)).toEqual([
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.1.erpDocumentID', message: 'unknown field; did you mean "erpDocumentId"?' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.2.payer.account', message: 'unknown field; allowed here: name, iinBin, iban, bic, kod' }]),
     ]);
+    expect(await countOrders('UNK-2')).toBe(1);
+    // Beside "orders" the body itself is judged: refused as a whole.
     const wrapper = await post({ orders: [sampleOrder({ number: 'UNK-5' })], source: 'erp' });
     expect(wrapper.statusCode).toBe(400);
     expect(detailsOf(wrapper)).toEqual([{ path: 'source', message: 'unknown field; allowed here: orders' }]);
-    for (const n of ['UNK-1', 'UNK-2', 'UNK-3', 'UNK-4', 'UNK-5']) expect(await countOrders(n)).toBe(0);
+    for (const n of ['UNK-1', 'UNK-3', 'UNK-4', 'UNK-5']) expect(await countOrders(n)).toBe(0);
     // Every field INTERFACES.md lists is still taken, `raw` (what `onec parse --json` prints) included.
     const full = await post(sampleOrder({ number: 'UNK-6', kbk: '105102', erpDocumentId: 'doc-unk-6', raw: { Номер: 'UNK-6' } }));
     expect(full.statusCode).toBe(201);
@@ -371,6 +404,23 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(res.statusCode).toBe(403);
     expect(res.json()).toMatchObject({ code: 'ACCOUNT_NOT_ALLOWED' });
     expect(await countOrders('SCOPE-1')).toBe(0);
+  });
+
+  it('a batch answered with an order refused alone is replayed for its Idempotency-Key; a batch refused as a whole leaves the key free', async () => {
+    const body = { orders: [sampleOrder({ number: 'PIDEM-1' }), { ...sampleOrder({ number: 'PIDEM-2' }), amount: 10 }] };
+    const first = await post(body, { 'idempotency-key': 'per-item-1' });
+    expect(first.statusCode).toBe(201);
+    const again = await post(body, { 'idempotency-key': 'per-item-1' });
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', first.json()]);
+    // The refused order corrected is another body: under a new key (the order taken in stays one).
+    const corrected = { orders: [sampleOrder({ number: 'PIDEM-1' }), sampleOrder({ number: 'PIDEM-2' })] };
+    expect((await post(corrected, { 'idempotency-key': 'per-item-1' })).statusCode).toBe(409);
+    const fixed = await post(corrected, { 'idempotency-key': 'per-item-2' });
+    expect([fixed.statusCode, fixed.json().results.map((r: { created: boolean }) => r.created)]).toEqual([201, [false, true]]);
+    expect([await countOrders('PIDEM-1'), await countOrders('PIDEM-2')]).toEqual([1, 1]);
+    const broken = { orders: [{ ...sampleOrder({ number: 'PIDEM-3' }), amount: 10 }] };
+    expect((await post(broken, { 'idempotency-key': 'per-item-3' })).statusCode).toBe(400);
+    expect((await post({ orders: [sampleOrder({ number: 'PIDEM-3' })] }, { 'idempotency-key': 'per-item-3' })).statusCode).toBe(201);
   });
 
   it('accepts a batch with per-order results; an invalid order does not stop its valid siblings', async () => {
