@@ -7,10 +7,11 @@ import { isLockdownRecorded } from '../connector/lockdown/lockdown.flag';
 import type { QueueSet } from './queue.factory';
 import { requeueOrder } from './jobs/sweep-orders.job';
 import { enqueueWriteBack } from './jobs/write-back.job';
+import { isUuid } from '../connector/shared/uuid';
 
 /** The order an operator names by its id: NOT_FOUND for an id that is none (or no UUID at all). */
 async function orderNamed(em: EntityManager, orderId: string): Promise<PaymentOrder> {
-  const order = /^[0-9a-f-]{36}$/i.test(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
+  const order = isUuid(orderId) ? await em.findOne(PaymentOrder, { id: orderId }) : null;
   if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   return order;
 }

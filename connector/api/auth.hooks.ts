@@ -32,10 +32,20 @@ export function principalOf(request: FastifyRequest): Principal {
   return principal;
 }
 
+/**
+ * The credentials of `Authorization: Bearer <key>`, or undefined when the header names another
+ * scheme (or none). The scheme is matched without regard to case (RFC 7235 section 2.1, RFC 6750
+ * section 2.1): `bearer <key>` from an ERP's HTTP library used to be refused 401.
+ */
+export function bearerCredentials(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Bearer[ \t]+(.*)$/i.exec(header);
+  return match ? match[1].trim() : undefined;
+}
+
 export const apiKeyAuthenticator: Authenticator = async (request, context) => {
-  const header = request.headers.authorization;
-  if (!header || !header.startsWith('Bearer ')) return null;
-  const record = await authenticateApiKey(context.orm.em.fork(), header.slice('Bearer '.length).trim());
+  const presented = bearerCredentials(request.headers.authorization);
+  if (presented === undefined) return null;
+  const record = await authenticateApiKey(context.orm.em.fork(), presented);
   if (!record) throw new ApiError(401, 'UNAUTHENTICATED', 'the API key is unknown or revoked');
   // Best effort: the last use of a key helps operators spot forgotten ones.
   void context.orm.em

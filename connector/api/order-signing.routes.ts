@@ -7,6 +7,7 @@ import { completeSigning, prepareSigning, signAs } from '../../queue/order-signi
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
 import { ConnectorError } from '../shared/errors';
 import { ApiError } from './api-errors';
+import { isUuid } from '../shared/uuid';
 
 /**
  * A person signs an order with their EDS (R-15, R-16): `POST /api/v1/orders/:id/sign` with a
@@ -18,7 +19,7 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
     const session = sessionOf(request);
     if (!session) throw new ApiError(403, 'SESSION_REQUIRED', 'a person signs with their own session, not with an API key');
     const { id } = request.params as { id: string };
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    if (!isUuid(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
     // An order of an account the person has no right on does not exist for them (R-16): asked before
     // anything is loaded for signing, which moves a validated order on and freezes its document, and
     // before its state is told.

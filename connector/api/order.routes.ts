@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { paymentOrderSchema, type NormalisedOrder } from '../orders/payment-order';
@@ -13,35 +14,46 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import type { AppContext } from '../app/app-context';
 import { ApiError } from './api-errors';
 import { principalOf, type Principal } from './auth.hooks';
+import { isUuid } from '../shared/uuid';
 
 /**
  * The two bodies POST /api/v1/orders takes (INTERFACES.md "HTTP API"): one order, or {"orders":[...]}.
  * The body's shape picks the schema and the body is judged against that one alone: a union of the two
  * reports only "Invalid input" at the root, where an ERP needs the order and the field
- * (`orders.3.amount`) and the rule broken.
+ * (`orders.3.amount`) and the rule broken. A batch's wrapper is judged here, each of its orders on
+ * its own (parseOrder): one order that is not one is refused alone, its siblings go on.
  */
-const batchSchema = z.object({ orders: z.array(paymentOrderSchema).min(1) }).strict();
+const batchSchema = z.object({ orders: z.array(z.unknown()).min(1) }).strict();
 
 interface BodyIssue {
   path: string;
   message: string;
 }
 
-function parseBody(body: unknown): { ok: true; batch: boolean; orders: NormalisedOrder[] } | { ok: false; issues: BodyIssue[] } {
+/** The orders of the body, each still to be judged; or the issues that make the body no order at all. */
+function readBody(body: unknown): { ok: true; batch: boolean; items: unknown[] } | { ok: false; issues: BodyIssue[] } {
   if (Array.isArray(body)) return { ok: false, issues: [{ path: '', message: 'expected one order or {"orders":[...]}, not a bare array' }] };
   const batch = typeof body === 'object' && body !== null && Object.hasOwn(body, 'orders');
-  const parsed = batch ? batchSchema.safeParse(body) : paymentOrderSchema.safeParse(body);
-  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(batch ? batchSchema : paymentOrderSchema, i)) };
-  return { ok: true, batch, orders: 'orders' in parsed.data ? parsed.data.orders : [parsed.data] };
+  if (!batch) return { ok: true, batch, items: [body] };
+  const parsed = batchSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(batchSchema, i, [])) };
+  return { ok: true, batch, items: parsed.data.orders };
+}
+
+/** One order of the body against the schema; issues named by their path in the body (`orders.3.amount`). */
+function parseOrder(item: unknown, at: Array<string | number>): { ok: true; order: NormalisedOrder } | { ok: false; issues: BodyIssue[] } {
+  const parsed = paymentOrderSchema.safeParse(item);
+  if (parsed.success) return { ok: true, order: parsed.data };
+  return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(paymentOrderSchema, i, at)) };
 }
 
 /** One issue per unknown field, at its own path, with the field it was probably meant to be. */
-function bodyIssues(schema: z.ZodTypeAny, issue: z.ZodIssue): BodyIssue[] {
-  if (issue.code !== 'unrecognized_keys') return [{ path: issue.path.join('.'), message: issue.message }];
+function bodyIssues(schema: z.ZodTypeAny, issue: z.ZodIssue, at: Array<string | number>): BodyIssue[] {
+  if (issue.code !== 'unrecognized_keys') return [{ path: [...at, ...issue.path].join('.'), message: issue.message }];
   const known = fieldsAt(schema, issue.path);
   return issue.keys.map((key) => {
     const meant = known.find((k) => k.toLowerCase() === key.toLowerCase());
-    return { path: [...issue.path, key].join('.'), message: meant ? `unknown field; did you mean "${meant}"?` : `unknown field; allowed here: ${known.join(', ')}` };
+    return { path: [...at, ...issue.path, key].join('.'), message: meant ? `unknown field; did you mean "${meant}"?` : `unknown field; allowed here: ${known.join(', ')}` };
   });
 }
 
@@ -57,11 +69,41 @@ function fieldsAt(schema: z.ZodTypeAny, path: Array<string | number>): string[] 
   return at instanceof z.ZodObject ? Object.keys(at.shape) : [];
 }
 
-/** The error's message names the first problems too, for the ERP's log that keeps only the message. */
-function invalidBody(issues: BodyIssue[]): ApiError {
+function listed(issues: BodyIssue[]): string {
   const shown = issues.slice(0, 3).map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ');
-  const more = issues.length > 3 ? ` (and ${issues.length - 3} more in details)` : '';
-  return new ApiError(400, 'INVALID_REQUEST', `the body is not a payment order (nor {"orders":[...]}): ${shown}${more}; nothing was stored`, issues);
+  return `${shown}${issues.length > 3 ? ` (and ${issues.length - 3} more in details)` : ''}`;
+}
+
+/** The error's message names the first problems too, for the ERP's log that keeps only the message. */
+function invalidBody(issues: BodyIssue[], what = 'the body is not a payment order (nor {"orders":[...]})'): ApiError {
+  return new ApiError(400, 'INVALID_REQUEST', `${what}: ${listed(issues)}; nothing was stored`, issues);
+}
+
+/**
+ * Why one order of a batch was not taken in (nothing of it stored): its own answer in the batch's
+ * results, where a single order would be answered 400 INVALID_REQUEST or 403 ACCOUNT_NOT_ALLOWED
+ * as a whole (INTERFACES.md), as a document conflict is 409 alone and a `conflict` in a batch.
+ */
+type Refusal = { code: 'INVALID_REQUEST'; issues: BodyIssue[] } | { code: 'ACCOUNT_NOT_ALLOWED'; index: number; account: string; issues: BodyIssue[] };
+
+function outsideIssue(at: Array<string | number>, account: string): BodyIssue {
+  return { path: [...at, 'payer', 'iban'].join('.'), message: `payer account ${account} is outside this key's accounts` };
+}
+
+/** A refused order's result: the shape of every result of a batch, with no id (nothing was stored) and `refused`. */
+function refusedResult(item: unknown, index: number, refusal: Refusal) {
+  const erpDocumentId = paymentOrderSchema.shape.erpDocumentId.safeParse(typeof item === 'object' && item !== null ? (item as Record<string, unknown>).erpDocumentId : undefined);
+  const what = refusal.code === 'INVALID_REQUEST' ? `orders.${index} is not a payment order` : `orders.${index} is refused`;
+  return {
+    id: null,
+    externalId: null,
+    state: null,
+    created: false,
+    erpDocumentId: (erpDocumentId.success ? erpDocumentId.data : undefined) ?? null,
+    errors: refusal.issues.map((i) => ({ field: i.path, code: refusal.code, message: i.message })),
+    warnings: [],
+    refused: { code: refusal.code, message: `${what}: ${listed(refusal.issues)}; it was not stored (each other order of the batch is answered at its own index)` },
+  };
 }
 
 function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict, orderId: string): string {
@@ -92,7 +134,7 @@ const IDEMPOTENCY_RESERVATION_MS = 15 * 60_000;
  * response is stored): two requests with one key and different bodies at the same moment used to
  * both find the key free, both take their orders in and both answer 201. `reserved`: this request
  * stores the response; `replay`: the first result; `sameInFlight`: the same body is being taken in
- * right now (intake is idempotent on the natural key, so it runs again and stores nothing twice).
+ * right now by another request (awaitIdempotent waits for its answer).
  */
 async function reserveIdempotent(context: AppContext, scope: string, key: string, hash: string, tries = 2): Promise<'reserved' | 'sameInFlight' | { replay: StoredResponse }> {
   const now = context.clock.now();
@@ -113,6 +155,41 @@ async function reserveIdempotent(context: AppContext, scope: string, key: string
   }
   if (previous.hash !== hash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
   return previous.response.status === 0 ? 'sameInFlight' : { replay: previous.response };
+}
+
+/**
+ * How long a request waits for the first request with its key and body to store its answer. Above
+ * the time a full batch (api.maxBatchSize orders, validated inline) takes on a busy database, below
+ * the minute an ERP's HTTP client commonly gives up after. Past it the answer is 409 with
+ * Retry-After: the first request still runs, and the retry replays its answer.
+ */
+export const IDEMPOTENCY_WAIT_MS = 30_000;
+const IDEMPOTENCY_POLL_MS = 50;
+
+/**
+ * The key for this request (`reserved`), or the first result to replay. A request that finds the
+ * same body in flight waits for that answer (INTERFACES.md: the same key and body return the
+ * first result): it used to take the orders in again and answer its own result, 200 `created:
+ * false` without `idempotent-replayed`, while the first answered 201. Should the first request
+ * fail, its reservation is given back and the next poll takes the key for this one.
+ */
+export async function awaitIdempotent(context: AppContext, scope: string, key: string, hash: string, waitMs = IDEMPOTENCY_WAIT_MS): Promise<'reserved' | { replay: StoredResponse }> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const found = await reserveIdempotent(context, scope, key, hash);
+    if (found !== 'sameInFlight') return found;
+    if (Date.now() >= until) {
+      const retryAfter = 5;
+      throw new ApiError(
+        409,
+        'IDEMPOTENCY_CONFLICT',
+        `the first request with this Idempotency-Key and this body is still being taken in (over ${Math.round(waitMs / 1000)} s); retry in ${retryAfter} s with the same key and body to get its answer`,
+        { inProgress: true },
+        { 'retry-after': String(retryAfter) },
+      );
+    }
+    await sleep(IDEMPOTENCY_POLL_MS);
+  }
 }
 
 async function findIdempotent(context: AppContext, scope: string, key: string): Promise<{ hash: string; response: StoredResponse } | null> {
@@ -145,27 +222,41 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     if (previous && previous.hash !== requestHash) throw new ApiError(409, 'IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different body');
     if (previous && previous.response.status !== 0) return reply.status(previous.response.status).header('idempotent-replayed', 'true').send(previous.response.body);
     // A body refused as a whole never takes a free key.
-    const parsed = parseBody(request.body);
-    if (!parsed.ok) throw invalidBody(parsed.issues);
-    const { batch, orders } = parsed;
-    if (orders.length > context.config.api.maxBatchSize) {
-      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${orders.length}`);
+    const read = readBody(request.body);
+    if (!read.ok) throw invalidBody(read.issues);
+    const { batch, items: bodyItems } = read;
+    if (bodyItems.length > context.config.api.maxBatchSize) {
+      throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${bodyItems.length}`);
     }
-    const outside = orders.map((o, index) => ({ index, account: o.payer.iban })).filter((o) => !canSee(principal, o.account));
-    if (outside.length) {
+    // Each order judged alone: one that is not an order, or is for an account outside the key, is
+    // refused alone and stores nothing; the others of its batch go on.
+    const judged = bodyItems.map((item, index): { order: NormalisedOrder } | { refusal: Refusal } => {
+      const at = batch ? ['orders', index] : [];
+      const parsed = parseOrder(item, at);
+      if (!parsed.ok) return { refusal: { code: 'INVALID_REQUEST', issues: parsed.issues } };
+      const account = parsed.order.payer.iban;
+      if (!canSee(principal, account)) return { refusal: { code: 'ACCOUNT_NOT_ALLOWED', index, account, issues: [outsideIssue(at, account)] } };
+      return { order: parsed.order };
+    });
+    const orders = judged.flatMap((j) => ('order' in j ? [j.order] : []));
+    if (orders.length === 0) {
+      // Nothing to take in: refused as a whole, as INTERFACES.md says of one order (400 before 403).
+      const refusals = judged.flatMap((j) => ('refusal' in j ? [j.refusal] : []));
+      if (refusals.some((r) => r.code === 'INVALID_REQUEST')) {
+        throw invalidBody(refusals.flatMap((r) => r.issues), batch ? 'no order of the batch can be taken in' : undefined);
+      }
+      const outside = refusals.flatMap((r) => (r.code === 'ACCOUNT_NOT_ALLOWED' ? [{ index: r.index, account: r.account }] : []));
       throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
     }
-    let reservation: 'reserved' | 'sameInFlight' | undefined;
     if (idempotencyKey) {
-      const found = await reserveIdempotent(context, scope, idempotencyKey, requestHash);
-      if (typeof found === 'object') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
-      reservation = found;
+      const found = await awaitIdempotent(context, scope, idempotencyKey, requestHash);
+      if (found !== 'reserved') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
     }
     try {
       return await takeOrdersIn();
     } catch (err) {
-      // Nothing to replay: the key is free again for this request's retry.
-      if (idempotencyKey && reservation === 'reserved') {
+      // Nothing to replay: the key is free again for this request's retry (or a request waiting on it).
+      if (idempotencyKey) {
         await context.orm.em.fork().execute('delete from idempotency_record where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [scope, idempotencyKey, requestHash]).catch(() => undefined);
       }
       throw err;
@@ -188,7 +279,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       const em = context.orm.em.fork();
       const stored = await em.find(PaymentOrder, { id: { $in: results.map((r) => r.orderId) } });
       const byId = new Map(stored.map((o) => [o.id, o]));
-      const items = results.map((r, index) => {
+      const taken = results.map((r, index) => {
         const order = byId.get(r.orderId);
         return {
           id: r.orderId,
@@ -201,9 +292,12 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
           ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict, r.orderId), state: r.conflict.state, differences: r.conflict.differences } } : {}),
         };
       });
+      // Every order of the body answered at its own index, the refused ones too.
+      let next = 0;
+      const items = judged.map((j, index) => ('refusal' in j ? refusedResult(bodyItems[index], index, j.refusal) : taken[next++]));
       const status = items.some((i) => i.created) ? 201 : 200;
       const body = batch ? { results: items } : items[0];
-      if (idempotencyKey && reservation === 'reserved') {
+      if (idempotencyKey) {
         await context.orm.em.fork().execute(
           `update idempotency_record set response_status = ?, response_body = ?::jsonb
             where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0`,
@@ -246,7 +340,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
   app.get('/api/v1/orders/:id', async (request) => {
     const principal = principalOf(request);
     const { id } = request.params as { id: string };
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    if (!isUuid(id)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
     const order = await context.orm.em.fork().findOne(PaymentOrder, { id });
     if (!order || !canSee(principal, order.payerIban)) throw new ApiError(404, 'NOT_FOUND', 'no such order');
     return orderView(order);

@@ -6,6 +6,7 @@ import { ConnectorError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
 import { isoDateOf } from '../statements/statement.store';
 import { kzToday } from '../statements/statement.schedule';
+import { isUuid } from '../shared/uuid';
 
 /**
  * R-28 (terms 7.4): for an instruction the bank did not execute in time while the funds were
@@ -54,7 +55,7 @@ export function penaltyTiyn(amountTiyn: number, delayDays: number): number {
 }
 
 export async function penaltyClaim(em: EntityManager, orderId: string, calendar: KzBusinessCalendar, now: Date): Promise<PenaltyClaim> {
-  if (!/^[0-9a-f-]{36}$/i.test(orderId)) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
+  if (!isUuid(orderId)) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   const [order] = await em.execute<
     Array<{ id: string; number: string; doc_date: string | Date; value_date: string | Date; payer_iban: string; amount_tiyn: string; bank_reference: string | null; state: string; beneficiary_name: string }>
   >(

@@ -7,6 +7,7 @@ import { ConnectorError } from '../shared/errors';
 import { singleLine } from '../shared/text';
 import { Incident, type IncidentSeverity, type TimelineEntry } from '../persistence/entities';
 import { appendAudit } from '../audit/audit.log';
+import { isUuid } from '../shared/uuid';
 
 export interface OpenIncidentInput {
   kind: string;
@@ -115,7 +116,7 @@ export async function listIncidents(em: EntityManager, filter: { status?: 'open'
 }
 
 export async function getIncident(em: EntityManager, id: string): Promise<Incident | null> {
-  if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
+  if (!isUuid(id)) return null;
   return em.findOne(Incident, { id });
 }
 
@@ -161,7 +162,7 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
   const note = singleLine(input.note);
   if (!note) throw new ConnectorError('INVALID_REQUEST', 'say in a note what was done about the incident', 2);
   return em.transactional(async (tx) => {
-    const incident = /^[0-9a-f-]{36}$/i.test(input.id) ? await tx.findOne(Incident, { id: input.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
+    const incident = isUuid(input.id) ? await tx.findOne(Incident, { id: input.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
     if (!incident) throw new ConnectorError('NOT_FOUND', `no incident ${input.id}`, 1);
     if (incident.kind === 'lockdown') throw new ConnectorError('LOCKDOWN_INCIDENT', 'a lockdown is resolved with connector lockdown resolve (it checks the steps the terms require)', 1);
     if (incident.status === 'resolved') return { incident, resolved: false };

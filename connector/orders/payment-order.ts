@@ -15,6 +15,24 @@ export const partySchema = z.object({
   bic: z.string().max(32),
 }).strict();
 
+/**
+ * `raw`, the document's keys as 1C wrote them (`onec parse --json` prints them; INTERFACES.md lists
+ * it in the normalised shape the HTTP API takes), is kept with the order's raw document for the
+ * archive (R-26), so it is bounded like every other field: it was an unbounded map, and one value
+ * of 15 MB was stored as the order's raw document. A 1C payment order has some 60 keys with short
+ * names; no value of one is longer than its longest field, the purpose.
+ */
+export const RAW_MAX_KEYS = 200;
+export const RAW_KEY_MAX_CHARS = 128;
+export const RAW_VALUE_MAX_CHARS = 2000;
+
+const rawSchema = z
+  .record(
+    z.string().max(RAW_KEY_MAX_CHARS, `a key of raw has at most ${RAW_KEY_MAX_CHARS} characters`),
+    z.string().max(RAW_VALUE_MAX_CHARS, `a value of raw has at most ${RAW_VALUE_MAX_CHARS} characters (as many as purpose)`),
+  )
+  .refine((raw) => Object.keys(raw).length <= RAW_MAX_KEYS, { message: `raw has at most ${RAW_MAX_KEYS} keys` });
+
 export const paymentOrderSchema = z.object({
   number: z.string().min(1).max(64),
   date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected an ISO date YYYY-MM-DD'),
@@ -32,7 +50,7 @@ export const paymentOrderSchema = z.object({
   valueDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected an ISO date YYYY-MM-DD').optional(),
   erpDocumentId: z.string().max(128).optional(),
   direction: z.enum(['out', 'in']).optional(),
-  raw: z.record(z.string()).optional(),
+  raw: rawSchema.optional(),
 }).strict();
 
 /**

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { AppUser, UserAccountRight } from '../persistence/entities';
 import type { Clock } from '../shared/clock';
 import { isInactive } from './password.policy';
+import { isUuid } from '../shared/uuid';
 
 /**
  * The one source of who may see and sign what (R-16, R-17). The pipeline's signing policy asks
@@ -78,7 +79,7 @@ export interface SignerRecord {
  */
 export async function loadSigner(em: EntityManager, key: string | { login: string }): Promise<SignerRecord | null> {
   const byLogin = typeof key !== 'string';
-  if (!byLogin && !/^[0-9a-f-]{36}$/i.test(key)) return null;
+  if (!byLogin && !isUuid(key)) return null;
   const fork = em.fork();
   const rows = await fork.execute<Array<Record<string, unknown> & { signer_rights: RightJson[] | string }>>(
     `select u.*, coalesce((select json_agg(json_build_object('id', r.id, 'account', r.account, 'rights', r.rights, 'sign_limit_tiyn', r.sign_limit_tiyn,

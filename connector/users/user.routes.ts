@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { AppContext } from '../app/app-context';
 import { ApiError } from '../api/api-errors';
 import { appendAudit } from '../audit/audit.log';
-import { principalOf } from '../api/auth.hooks';
+import { bearerCredentials, principalOf } from '../api/auth.hooks';
 import { Incident } from '../persistence/entities';
 import { ConnectorError } from '../shared/errors';
 import { parseAmount } from '../shared/money';
@@ -132,7 +132,7 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     // The route the router matched, not the raw URL: the router decodes %XX first, so `/%61pi/v1/...`
     // reaches the `/api/v1/...` handlers and a test of the raw URL would wave it through.
     const path = guardedPath(request);
-    const unguarded = UNGUARDED_PATHS.has(path) || (request.headers.authorization?.startsWith('Bearer ') && !path.startsWith('/api/v1/auth/'));
+    const unguarded = UNGUARDED_PATHS.has(path) || (bearerCredentials(request.headers.authorization) !== undefined && !path.startsWith('/api/v1/auth/'));
     if (!unguarded && !hostAllowed(request.headers, context)) {
       context.logger.warn({ event: 'api.host.refused', host: request.headers.host, forwardedHost: request.headers['x-forwarded-host'], url: request.routeOptions.url ?? '(no route)' });
       const names = [request.headers.host, request.headers['x-forwarded-host']].flat().filter(Boolean).join(', ');

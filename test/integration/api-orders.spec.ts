@@ -3,6 +3,7 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { buildApi } from '../../connector/api/api.server';
 import { buildApiWithExtensions } from '../../connector/api/api.extensions';
+import { awaitIdempotent } from '../../connector/api/order.routes';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
@@ -51,6 +52,18 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(wrong.statusCode).toBe(401);
   });
 
+  it('takes the Bearer scheme in any case (RFC 7235: the scheme is case-insensitive), the key itself exactly', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      const res = await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `${scheme} ${key}` } });
+      expect([scheme, res.statusCode]).toEqual([scheme, 200]);
+    }
+    const posted = await app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `bearer ${key}`, 'content-type': 'application/json' }, payload: JSON.stringify(sampleOrder({ number: 'BEARER-1' })) });
+    expect(posted.statusCode).toBe(201);
+    // The key is a secret compared exactly: only the scheme's case is free.
+    const wrongCase = await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${key.toUpperCase()}` } });
+    expect(wrongCase.statusCode).toBe(401);
+  });
+
   it('one Idempotency-Key, two different bodies at the same moment: one is taken in, the other is 409 IDEMPOTENCY_CONFLICT', async () => {
     for (let round = 0; round < 5; round += 1) {
       const [a, b] = await Promise.all([
@@ -82,6 +95,48 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(second.json()).toEqual(first.json());
     expect(await countOrders('IDEM-1')).toBe(1);
     expect(first.json()).toMatchObject({ state: 'validated', errors: [] });
+  });
+
+  it('one Idempotency-Key and one body posted four times at once over HTTP: one request takes it in, the others wait and replay its answer', async () => {
+    // Real connections: the API's own server (closed with the app in afterAll).
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    for (let round = 0; round < 3; round += 1) {
+      // A batch, so that taking it in lasts long enough for the others to find it in flight.
+      const body = JSON.stringify({ orders: Array.from({ length: 20 }, (_, i) => sampleOrder({ number: `PAR-${round}-${i}` })) });
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const res = await fetch(`${url}/api/v1/orders`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': `par-${round}` }, body });
+          return { status: res.status, replayed: res.headers.get('idempotent-replayed'), body: (await res.json()) as { results: Array<{ created: boolean }> } };
+        }),
+      );
+      // INTERFACES.md: the same key and body return the first result, also while it is being made.
+      expect(answers.map((a) => [a.status, a.replayed]).sort()).toEqual([[201, null], [201, 'true'], [201, 'true'], [201, 'true']]);
+      const first = answers.find((a) => a.replayed === null);
+      expect(first?.body.results.map((r) => r.created)).toEqual(Array.from({ length: 20 }, () => true));
+      for (const other of answers) expect(other.body).toEqual(first?.body);
+      for (let i = 0; i < 20; i += 1) expect(await countOrders(`PAR-${round}-${i}`)).toBe(1);
+    }
+  });
+
+  it('a request waiting on the first with its key is bounded: past the wait 409 with Retry-After; the first answer replayed; the key taken when the first gave it back', async () => {
+    const em = () => context.orm.em.fork();
+    const reserve = (key: string) =>
+      em().execute("insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at) values ('wait-scope', ?, 'h', 0, 'null'::jsonb, ?)", [key, context.clock.now()]);
+    // The first request never answers within the wait (a slow database, a process that died).
+    await reserve('wait-1');
+    await expect(awaitIdempotent(context, 'wait-scope', 'wait-1', 'h', 200)).rejects.toMatchObject({ statusCode: 409, code: 'IDEMPOTENCY_CONFLICT', details: { inProgress: true }, headers: { 'retry-after': '5' } });
+    // The first request stores its answer while this one waits: replayed.
+    await reserve('wait-2');
+    const replayed = awaitIdempotent(context, 'wait-scope', 'wait-2', 'h', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await em().execute(`update idempotency_record set response_status = 201, response_body = '{"id":"first"}'::jsonb where idempotency_key = 'wait-2'`);
+    await expect(replayed).resolves.toEqual({ replay: { status: 201, body: { id: 'first' } } });
+    // The first request failed and gave the key back: this one takes it and makes the answer itself.
+    await reserve('wait-3');
+    const taken = awaitIdempotent(context, 'wait-scope', 'wait-3', 'h', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await em().execute("delete from idempotency_record where idempotency_key = 'wait-3'");
+    await expect(taken).resolves.toBe('reserved');
   });
 
   it('answers 409 IDEMPOTENCY_CONFLICT for the same key with another body, and stores nothing new', async () => {
@@ -188,26 +243,57 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('NUM-1')).toBe(0);
   });
 
-  it('names the order by its index in a batch (orders.1.amount) and stores none of the batch', async () => {
-    const res = await post({ orders: [sampleOrder({ number: 'NUMB-1' }), { ...sampleOrder({ number: 'NUMB-2' }), amount: 7745.7 }, sampleOrder({ number: 'NUMB-3' })] });
-    expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST' });
-    expect(detailsOf(res)).toEqual([{ path: 'orders.1.amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }]);
-    for (const n of ['NUMB-1', 'NUMB-2', 'NUMB-3']) expect(await countOrders(n)).toBe(0);
+  /** The answer of a batch's order refused alone: nothing stored, so no id and no state. */
+  const refusedItem = (code: string, errors: Array<{ field: string; message: unknown }>, erpDocumentId: string | null = null) => ({
+    id: null,
+    externalId: null,
+    state: null,
+    created: false,
+    erpDocumentId,
+    errors: errors.map((e) => ({ ...e, code })),
+    warnings: [],
+    refused: { code, message: expect.stringContaining(errors[0].field) },
   });
 
-  it('names a missing field (purpose), alone or in a batch', async () => {
+  it('names the order by its index in a batch (orders.1.amount) and refuses that one alone: its siblings are taken in', async () => {
+    const res = await post({ orders: [sampleOrder({ number: 'NUMB-1' }), { ...sampleOrder({ number: 'NUMB-2', erpDocumentId: 'doc-numb-2' }), amount: 7745.7 }, sampleOrder({ number: 'NUMB-3' })] });
+    expect(res.statusCode).toBe(201);
+    const [first, second, third] = res.json().results;
+    expect([first.created, first.state, third.created, third.state]).toEqual([true, 'validated', true, 'validated']);
+    expect(second).toEqual(refusedItem('INVALID_REQUEST', [{ field: 'orders.1.amount', message: expect.stringContaining('expected a decimal string like "12.50", not a number') }], 'doc-numb-2'));
+    expect(second.refused.message).toMatch(/^orders\.1 is not a payment order: orders\.1\.amount: .*it was not stored/);
+    expect([await countOrders('NUMB-1'), await countOrders('NUMB-2'), await countOrders('NUMB-3')]).toEqual([1, 0, 1]);
+    // No order of the batch is one: refused as a whole (400, every problem named), and nothing stored.
+    const { knp: _knp, ...withoutKnp } = sampleOrder({ number: 'NUMB-5' });
+    const none = await post({ orders: [{ ...sampleOrder({ number: 'NUMB-4' }), amount: 100.5 }, withoutKnp] });
+    expect([none.statusCode, none.json().code]).toEqual([400, 'INVALID_REQUEST']);
+    expect(none.json().message).toMatch(/^no order of the batch can be taken in: orders\.0\.amount: .*nothing was stored$/);
+    expect(detailsOf(none)).toEqual([
+      { path: 'orders.0.amount', message: expect.stringContaining('not a number') },
+      { path: 'orders.1.knp', message: 'Required' },
+    ]);
+    expect([await countOrders('NUMB-4'), await countOrders('NUMB-5')]).toEqual([0, 0]);
+  });
+
+  it('names a missing field (purpose, knp) or a wrong type, alone (400) or in a batch (that order refused, the others taken in)', async () => {
     const { purpose: _purpose, ...withoutPurpose } = sampleOrder({ number: 'NOPURP-1' });
     const single = await post(withoutPurpose);
     expect(single.statusCode).toBe(400);
     expect(detailsOf(single)).toEqual([{ path: 'purpose', message: 'Required' }]);
-    const batch = await post({ orders: [sampleOrder({ number: 'NOPURP-2' }), sampleOrder({ number: 'NOPURP-3' }), withoutPurpose] });
-    expect(batch.statusCode).toBe(400);
-    expect(detailsOf(batch)).toEqual([{ path: 'orders.2.purpose', message: 'Required' }]);
-    for (const n of ['NOPURP-1', 'NOPURP-2', 'NOPURP-3']) expect(await countOrders(n)).toBe(0);
+    const { knp: _knp, ...withoutKnp } = sampleOrder({ number: 'NOPURP-4' });
+    const batch = await post({ orders: [sampleOrder({ number: 'NOPURP-2' }), sampleOrder({ number: 'NOPURP-3' }), withoutPurpose, withoutKnp, { ...sampleOrder({ number: 'NOPURP-5' }), payer: 'ТОО Пример' }] });
+    expect(batch.statusCode).toBe(201);
+    const results = batch.json().results;
+    expect(results.map((r: { created: boolean }) => r.created)).toEqual([true, true, false, false, false]);
+    expect(results.slice(2)).toEqual([
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.2.purpose', message: 'Required' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.3.knp', message: 'Required' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.4.payer', message: 'Expected object, received string' }]),
+    ]);
+    expect(await Promise.all(['NOPURP-1', 'NOPURP-2', 'NOPURP-3', 'NOPURP-4', 'NOPURP-5'].map(countOrders))).toEqual([0, 1, 1, 0, 0]);
   });
 
-  it('refuses unknown fields with 400 naming each one (a misspelt valueDate is not replaced by its default), and stores nothing', async () => {
+  it('refuses unknown fields naming each one (a misspelt valueDate is not replaced by its default): 400 for one order, that order alone in a batch', async () => {
     const today = sampleOrder().date;
     const { valueDate: _valueDate, ...order } = sampleOrder({ number: 'UNK-1' });
     const single = await post({ ...order, valuedate: today });
@@ -221,18 +307,39 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
         { ...sampleOrder({ number: 'UNK-4' }), payer: { ...sampleOrder().payer, account: 'KZ69998CTA0000000101' } },
       ],
     });
-    expect(batch.statusCode).toBe(400);
-    expect(detailsOf(batch)).toEqual([
-      { path: 'orders.1.erpDocumentID', message: 'unknown field; did you mean "erpDocumentId"?' },
-      { path: 'orders.2.payer.account', message: 'unknown field; allowed here: name, iinBin, iban, bic, kod' },
+    expect(batch.statusCode).toBe(201);
+    expect(batch.json().results.slice(1)).toEqual([
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.1.erpDocumentID', message: 'unknown field; did you mean "erpDocumentId"?' }]),
+      refusedItem('INVALID_REQUEST', [{ field: 'orders.2.payer.account', message: 'unknown field; allowed here: name, iinBin, iban, bic, kod' }]),
     ]);
+    expect(await countOrders('UNK-2')).toBe(1);
+    // Beside "orders" the body itself is judged: refused as a whole.
     const wrapper = await post({ orders: [sampleOrder({ number: 'UNK-5' })], source: 'erp' });
     expect(wrapper.statusCode).toBe(400);
     expect(detailsOf(wrapper)).toEqual([{ path: 'source', message: 'unknown field; allowed here: orders' }]);
-    for (const n of ['UNK-1', 'UNK-2', 'UNK-3', 'UNK-4', 'UNK-5']) expect(await countOrders(n)).toBe(0);
+    for (const n of ['UNK-1', 'UNK-3', 'UNK-4', 'UNK-5']) expect(await countOrders(n)).toBe(0);
     // Every field INTERFACES.md lists is still taken, `raw` (what `onec parse --json` prints) included.
     const full = await post(sampleOrder({ number: 'UNK-6', kbk: '105102', erpDocumentId: 'doc-unk-6', raw: { Номер: 'UNK-6' } }));
     expect(full.statusCode).toBe(201);
+  });
+
+  it('takes raw (INTERFACES.md lists it) only within bounds: a 15 MB value, a long key or too many keys is 400 naming raw and the bound, and nothing is stored', async () => {
+    const cases: Array<[string, Record<string, string>, Detail]> = [
+      ['RAW-1', { x: 'x'.repeat(15 * 1000 * 1000) }, { path: 'raw.x', message: 'a value of raw has at most 2000 characters (as many as purpose)' }],
+      ['RAW-2', { ['К'.repeat(129)]: '1' }, { path: `raw.${'К'.repeat(129)}`, message: 'a key of raw has at most 128 characters' }],
+      ['RAW-3', Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`Ключ${i}`, 'значение'])), { path: 'raw', message: 'raw has at most 200 keys' }],
+    ];
+    for (const [number, raw, detail] of cases) {
+      const res = await post(sampleOrder({ number, raw }));
+      expect([number, res.statusCode, res.json().code, detailsOf(res)]).toEqual([number, 400, 'INVALID_REQUEST', [detail]]);
+      expect(await countOrders(number)).toBe(0);
+    }
+    // At the bounds it is taken, and kept with the raw document.
+    const atBounds = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`${'К'.repeat(124)}${String(i).padStart(4, '0')}`, 'з'.repeat(2000)]));
+    const ok = await post(sampleOrder({ number: 'RAW-4', raw: atBounds }));
+    expect(ok.statusCode).toBe(201);
+    const [{ raw_document: stored }] = await context.orm.em.fork().execute<Array<{ raw_document: string }>>("select raw_document from payment_order where number = 'RAW-4'");
+    expect(JSON.parse(stored).raw).toEqual(atBounds);
   });
 
   it('refuses a bare array with 400 saying how a batch is sent', async () => {
@@ -299,6 +406,41 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('SCOPE-1')).toBe(0);
   });
 
+  it('in a batch, an order for an account outside the key is refused alone (ACCOUNT_NOT_ALLOWED, not stored); a batch of only such orders is 403', async () => {
+    const outside = 'KZ58998CTA0000000202';
+    const elsewhere = (number: string) => sampleOrder({ number, payer: { ...sampleOrder().payer, iban: outside } });
+    const res = await post({ orders: [sampleOrder({ number: 'SCOPE-2' }), elsewhere('SCOPE-3')] });
+    expect(res.statusCode).toBe(201);
+    const [mine, theirs] = res.json().results;
+    expect([mine.created, mine.state]).toEqual([true, 'validated']);
+    expect(theirs).toEqual(refusedItem('ACCOUNT_NOT_ALLOWED', [{ field: 'orders.1.payer.iban', message: `payer account ${outside} is outside this key's accounts` }]));
+    expect([await countOrders('SCOPE-2'), await countOrders('SCOPE-3')]).toEqual([1, 0]);
+    // Nothing to take in: refused as a whole, as one such order is.
+    const all = await post({ orders: [elsewhere('SCOPE-4'), elsewhere('SCOPE-5')] });
+    expect([all.statusCode, all.json().code, all.json().details]).toEqual([403, 'ACCOUNT_NOT_ALLOWED', [{ index: 0, account: outside }, { index: 1, account: outside }]]);
+    // ... and with an order that is none beside it, 400 naming both.
+    const mixed = await post({ orders: [elsewhere('SCOPE-6'), { ...sampleOrder({ number: 'SCOPE-7' }), amount: 1 }] });
+    expect([mixed.statusCode, mixed.json().code, detailsOf(mixed).map((d) => d.path)]).toEqual([400, 'INVALID_REQUEST', ['orders.0.payer.iban', 'orders.1.amount']]);
+    expect(await Promise.all(['SCOPE-4', 'SCOPE-5', 'SCOPE-6', 'SCOPE-7'].map(countOrders))).toEqual([0, 0, 0, 0]);
+  });
+
+  it('a batch answered with an order refused alone is replayed for its Idempotency-Key; a batch refused as a whole leaves the key free', async () => {
+    const body = { orders: [sampleOrder({ number: 'PIDEM-1' }), { ...sampleOrder({ number: 'PIDEM-2' }), amount: 10 }] };
+    const first = await post(body, { 'idempotency-key': 'per-item-1' });
+    expect(first.statusCode).toBe(201);
+    const again = await post(body, { 'idempotency-key': 'per-item-1' });
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', first.json()]);
+    // The refused order corrected is another body: under a new key (the order taken in stays one).
+    const corrected = { orders: [sampleOrder({ number: 'PIDEM-1' }), sampleOrder({ number: 'PIDEM-2' })] };
+    expect((await post(corrected, { 'idempotency-key': 'per-item-1' })).statusCode).toBe(409);
+    const fixed = await post(corrected, { 'idempotency-key': 'per-item-2' });
+    expect([fixed.statusCode, fixed.json().results.map((r: { created: boolean }) => r.created)]).toEqual([201, [false, true]]);
+    expect([await countOrders('PIDEM-1'), await countOrders('PIDEM-2')]).toEqual([1, 1]);
+    const broken = { orders: [{ ...sampleOrder({ number: 'PIDEM-3' }), amount: 10 }] };
+    expect((await post(broken, { 'idempotency-key': 'per-item-3' })).statusCode).toBe(400);
+    expect((await post({ orders: [sampleOrder({ number: 'PIDEM-3' })] }, { 'idempotency-key': 'per-item-3' })).statusCode).toBe(201);
+  });
+
   it('accepts a batch with per-order results; an invalid order does not stop its valid siblings', async () => {
     const res = await post({ orders: [sampleOrder({ number: 'B-1' }), sampleOrder({ number: 'B-2', amount: '0.00' }), sampleOrder({ number: 'B-3' })] });
     expect(res.statusCode).toBe(201);
@@ -338,6 +480,15 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(hidden.statusCode).toBe(404);
     const otherList = (await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${other}` } })).json();
     expect(otherList.orders).toEqual([]);
+  });
+
+  it.each([
+    ['36 dashes', '-'.repeat(36)],
+    ['hex and dashes of the right length in the wrong places', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa-'],
+    ['a UUID without its dashes, padded', `${'a'.repeat(32)}----`],
+  ])('an order id that is no UUID (%s) is 404 NOT_FOUND, not a database error', async (_what, id) => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/orders/${id}`, headers: { authorization: `Bearer ${key}` } });
+    expect([res.statusCode, res.json().code]).toEqual([404, 'NOT_FOUND']);
   });
 
   it('stops accepting a revoked key at once', async () => {

@@ -263,6 +263,9 @@ describe('DNS rebinding: the API answers only to the names it is known by', () =
     const keyed = await withHost('connector.corp.example', 'GET', '/api/v1/orders', undefined, { authorization: 'Bearer not-a-key-of-ours' });
     expect(keyed.status).toBe(401);
     expect(keyed.json.code).not.toBe('HOST_NOT_ALLOWED');
+    // The scheme in any case is the same API key call (RFC 7235).
+    const lower = await withHost('connector.corp.example', 'GET', '/api/v1/orders', undefined, { authorization: 'bearer not-a-key-of-ours' });
+    expect([lower.status, lower.json.code]).toEqual([401, 'UNAUTHENTICATED']);
     // A page may add a Bearer header of its own: on the login it buys nothing.
     const guess = await withHost('evil.example', 'POST', '/api/v1/auth/login', { login: 'nobody', password: 'guess' }, { authorization: 'Bearer anything-at-all' });
     expect(guess.json.code).toBe('HOST_NOT_ALLOWED');

@@ -25,6 +25,7 @@ import { migrationsPendingError } from '../service-error.mapper';
 import { requireRedis } from '../require-redis';
 import { untilSignal } from '../lifecycle';
 import { printJson, say, table } from '../output';
+import { isUuid } from '../../shared/uuid';
 
 /** The local operator acting through the CLI (INTERFACES.md: recorded as cli:<os user>). */
 export function cliActor(): string {
@@ -173,7 +174,7 @@ export function registerFoundationCommands(program: Command): void {
         const config = loadConfig();
         return withOrm(config, async (orm) => {
           const em = orm.em.fork();
-          const order = /^[0-9a-f-]{36}$/i.test(id) ? await em.findOne(PaymentOrder, { id }) : null;
+          const order = isUuid(id) ? await em.findOne(PaymentOrder, { id }) : null;
           if (!order) throw new ConnectorError('NOT_FOUND', `no order ${id}`);
           const events = await em.execute<Array<{ from_state: string | null; to_state: string; actor: string; reason: string | null; at: Date }>>(
             'select from_state, to_state, actor, reason, at from order_event where order_id = ? order by id',
