@@ -122,15 +122,16 @@ describe('intake: the natural key across sources', () => {
   });
 
   it('an invalid order is not replaced by a "correction" under another ERP id, and a correction without one keeps the stored id', async () => {
-    const broken = sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
+    // Ids of their own: one ERP id is one live order on an account (NK-20 above holds DOC-1).
+    const broken = sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-21-1', beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ00722S000000067890' } });
     const [first] = await intakeOrders(world.db(), 'api:erp', [{ order: broken }], queue, { actor: 't' });
     await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
-    const [otherId] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-2' }) }], queue, { actor: 't' });
+    const [otherId] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-21', erpDocumentId: 'DOC-21-2' }) }], queue, { actor: 't' });
     expect([otherId.corrected, otherId.conflict?.differences.map((d) => d.field), await state(first.orderId)]).toEqual([undefined, ['erpDocumentId', 'beneficiary.iban'], 'invalid']);
     const [viaFile] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-21' }) }], queue, { actor: 't' });
     expect([viaFile.orderId, viaFile.corrected]).toEqual([first.orderId, true]);
     const [row] = await world.db().execute<Array<{ erp_document_id: string; beneficiary_iban: string }>>('select erp_document_id, beneficiary_iban from payment_order where id = ?', [first.orderId]);
-    expect(row).toEqual({ erp_document_id: 'DOC-1', beneficiary_iban: sampleOrder().beneficiary.iban });
+    expect(row).toEqual({ erp_document_id: 'DOC-21-1', beneficiary_iban: sampleOrder().beneficiary.iban });
   });
 
   it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
