@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { WebhookClient } from '../../adapters/erp/http/webhook.client';
 import { ConnectorError } from '../../connector/shared/errors';
 import { formatAmount } from '../../connector/shared/money';
+import type { OrderEventSnapshot } from '../../connector/orders/order-event.snapshot';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
@@ -36,6 +37,7 @@ interface EventRow {
   to_state: string;
   reason: string | null;
   at: Date;
+  order_snapshot: OrderEventSnapshot | null;
   erp_document_id: string | null;
   number: string;
   doc_date: string | Date;
@@ -43,6 +45,23 @@ interface EventRow {
   external_id: string;
   source: string;
   errors: unknown;
+}
+
+/**
+ * The order as the event found it: its snapshot, kept with the event when it was written. Events
+ * written before snapshots were kept (migration 20261128000000) have none: their order as it is now.
+ */
+function orderAtEvent(e: EventRow): OrderEventSnapshot {
+  if (e.order_snapshot) return e.order_snapshot;
+  return {
+    amountTiyn: Number(e.amount_tiyn),
+    number: e.number,
+    date: isoDay(e.doc_date),
+    erpDocumentId: e.erp_document_id,
+    source: e.source,
+    externalId: e.external_id,
+    errors: (e.errors as OrderEventSnapshot['errors']) ?? null,
+  };
 }
 
 function isoDay(value: string | Date): string {
@@ -103,27 +122,29 @@ export async function dispatchWebhooks(
     const started = Date.now();
     for (;;) {
       const events = await em.execute<EventRow[]>(
-        `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
-                p.amount_tiyn, p.external_id, p.source, p.errors
+        `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, e.order_snapshot,
+                p.erp_document_id, p.number, p.doc_date::text as doc_date, p.amount_tiyn, p.external_id, p.source, p.errors
            from order_event e join payment_order p on p.id = e.order_id
           where e.id > ? and e.id <= ? order by e.id limit ?`,
         [after, horizon, cfg.batchSize],
       );
       for (const e of events) {
+        // The order as it was at this status change, not as it is now (corrected since, say).
+        const order = orderAtEvent(e);
         const body = JSON.stringify({
           event: 'order.status',
           eventId: String(e.id),
           orderId: e.order_id,
-          erpDocumentId: e.erp_document_id,
-          source: e.source,
-          number: e.number,
-          date: isoDay(e.doc_date),
-          amount: formatAmount(Number(e.amount_tiyn)),
-          externalId: e.external_id,
+          erpDocumentId: order.erpDocumentId,
+          source: order.source,
+          number: order.number,
+          date: order.date,
+          amount: formatAmount(order.amountTiyn),
+          externalId: order.externalId,
           state: e.to_state,
           previousState: e.from_state,
           reason: e.reason,
-          ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
+          ...(e.to_state === 'invalid' ? { errors: order.errors ?? [] } : {}),
           at: new Date(e.at).toISOString(),
         });
         // The lock must outlast this delivery (a slow 2xx included) and the cursor update after it:
