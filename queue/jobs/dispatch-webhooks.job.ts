@@ -10,7 +10,7 @@ import type { OrderEventSnapshot } from '../../connector/orders/order-event.snap
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 
 export const dispatchWebhooksJob = defineJob({
   name: 'webhook.dispatch',
@@ -167,6 +167,10 @@ export async function dispatchWebhooks(
           if (attempts >= UNDELIVERED_AFTER_ATTEMPTS) await undeliveredIncident(context, { eventId: String(e.id), orderId: e.order_id, attempts, error });
           return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
         }
+        // Delivered after failing: the incident opened for it (from the 5th failure on) is closed
+        // before the cursor moves past it. A crash in between resends the event (the ERP deduplicates
+        // it); the other way round, the incident would stay open for an event delivered long ago.
+        if (attempts > 0) await undeliveredRecovered(context, { eventId: String(e.id), orderId: e.order_id, failures: attempts });
         attempts = 0;
         delivered += 1;
         await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
@@ -199,6 +203,26 @@ async function undeliveredIncident(context: JobContext, failed: { eventId: strin
     onRepeat: 'ignore',
   });
   context.logger.error({ event: 'webhook.undelivered', alert: true, ...failed, incidentId: incident.id }, 'webhook.undelivered');
+}
+
+/**
+ * Closes the `webhook_undelivered` incident of an event the ERP has now acknowledged, with a note
+ * (as the worker closes a status-poll incident once the bank answers again): the status changes
+ * that waited behind it go on by themselves, and an open incident would send a person to fix an
+ * endpoint that works.
+ */
+async function undeliveredRecovered(context: JobContext, delivered: { eventId: string; orderId: string; failures: number }): Promise<void> {
+  const em = context.orm.em.fork();
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [`webhook_undelivered:${delivered.eventId}`]);
+  for (const { id } of open) {
+    const { resolved } = await resolveIncident(em, {
+      id,
+      actor: 'worker',
+      note: `the ERP acknowledged status event ${delivered.eventId} (order ${delivered.orderId}) after ${delivered.failures} failed attempt(s); the status changes behind it go on`,
+      now: context.clock.now(),
+    });
+    if (resolved) context.logger.info({ event: 'webhook.recovered', ...delivered, incidentId: id }, 'webhook.recovered');
+  }
 }
 
 /** Extends the lock only while it is still ours. */

@@ -99,6 +99,7 @@ describe('status webhooks', () => {
 
   it('an event the endpoint keeps refusing opens one incident after a few attempts (later events wait behind it)', async () => {
     received.length = 0;
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done' });
     const [a] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-GONE', erpDocumentId: 'erp-wh-gone' }) }], noQueue, { actor: 't' });
     const incidents = async () => context.orm.em.fork().execute<Array<{ evidence: { orderId: string; attempts: number; error: string } }>>("select evidence from incident where kind = 'webhook_undelivered' and evidence->>'orderId' = ?", [a.orderId]);
     failNext = UNDELIVERED_AFTER_ATTEMPTS + 1;
@@ -111,6 +112,16 @@ describe('status webhooks', () => {
     expect(JSON.stringify(await incidents())).not.toContain('127.0.0.1');
     // Delivered at last: it goes, in order.
     expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
+    // And its incident closes by itself, saying why (nothing is left for a person to do).
+    const [closed] = await context.orm.em.fork().execute<Array<{ id: string; status: string; resolved_by: string; resolved_at: string; timeline: Array<{ actor: string; text: string }> }>>(
+      "select id, status, resolved_by, resolved_at, timeline from incident where kind = 'webhook_undelivered' and evidence->>'orderId' = ?",
+      [a.orderId],
+    );
+    expect(closed).toMatchObject({ status: 'resolved', resolved_by: 'worker' });
+    expect(new Date(closed.resolved_at)).toEqual(clock.now());
+    expect(closed.timeline.at(-1)).toEqual({ at: clock.now().toISOString(), actor: 'worker', text: expect.stringMatching(/^resolved: the ERP acknowledged status event \d+ .* after 6 failed attempt\(s\)/) });
+    const audit = await context.orm.em.fork().execute("select 1 from audit_event where action = 'incident.resolved' and subject = ?", [closed.id]);
+    expect(audit).toHaveLength(1);
   });
 
   it('never skips an event whose transaction commits after a later event was delivered', async () => {
