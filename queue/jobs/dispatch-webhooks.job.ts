@@ -19,7 +19,8 @@ export const dispatchWebhooksJob = defineJob({
   jobId: () => 'webhook-dispatch',
 });
 
-const CURSOR = 'default';
+/** The one delivery cursor (`webhook_cursor.name`); doctor's `webhooks` check reads it. */
+export const WEBHOOK_CURSOR = 'default';
 
 export type DispatchResult =
   | { status: 'disabled' | 'locked' | 'backoff' }
@@ -104,11 +105,11 @@ export async function dispatchWebhooks(
       `insert into webhook_cursor (name, last_event_id, attempts, updated_at)
        select ?, coalesce(max(id), 0), 0, ? from order_event
        on conflict (name) do nothing`,
-      [CURSOR, now],
+      [WEBHOOK_CURSOR, now],
     );
     const [cursor] = await em.execute<Array<{ last_event_id: string; attempts: number; next_attempt_at: Date | null }>>(
       'select last_event_id, attempts, next_attempt_at from webhook_cursor where name = ?',
-      [CURSOR],
+      [WEBHOOK_CURSOR],
     );
     if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
     const horizon = await settledEventHorizon(em, options.settleMs ?? SETTLE_MS);
@@ -160,7 +161,7 @@ export async function dispatchWebhooks(
             new Date(context.clock.now().getTime() + backoffMs),
             error,
             context.clock.now(),
-            CURSOR,
+            WEBHOOK_CURSOR,
           ]);
           context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
           // From the 5th on (one incident per event): a crash or a failed incident at the 5th is made up for.
@@ -173,7 +174,7 @@ export async function dispatchWebhooks(
         if (attempts > 0) await undeliveredRecovered(context, { eventId: String(e.id), orderId: e.order_id, failures: attempts });
         attempts = 0;
         delivered += 1;
-        await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
+        await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), WEBHOOK_CURSOR]);
         after = e.id;
       }
       if (events.length < cfg.batchSize || Date.now() - started >= RUN_MS) return { status: 'done', delivered };
