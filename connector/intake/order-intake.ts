@@ -4,6 +4,7 @@ import { formatAmount, parseAmount, MoneyError } from '../shared/money';
 import { normaliseDocumentNumber, type FieldError, type NormalisedOrder } from '../orders/payment-order';
 import { WITHDRAWABLE_STATES, type OrderState } from '../orders/order-state';
 import { validateStoredOrder, type OrderValidator } from '../orders/order-validation';
+import { orderSnapshotSql } from '../orders/order-event.snapshot';
 import { isLockdownRecorded } from '../lockdown/lockdown.flag';
 import { holdPendingOrders } from '../lockdown/lockdown.service';
 import type { Logger } from '../logging/logger';
@@ -231,9 +232,9 @@ async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: Intake
         where id = ? and state = 'invalid'
           and not exists (select 1 from order_document d where d.order_id = payment_order.id)
           and not exists (select 1 from order_signature s where s.order_id = payment_order.id)
-        returning id)
-     insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
-     select id, 'invalid', 'received', ?, 'corrected document sent again', ?::jsonb, ? from upd
+        returning id, ${orderSnapshotSql('payment_order')} as order_snapshot)
+     insert into order_event (order_id, from_state, to_state, actor, reason, details, order_snapshot, at)
+     select id, 'invalid', 'received', ?, 'corrected document sent again', ?::jsonb, order_snapshot, ? from upd
      returning order_id as id`,
     [
       row.source, row.erp_document_id, ...COMPARED.map(([column]) => row[column] ?? null),
@@ -396,9 +397,12 @@ export async function intakeOrders(
       );
       const created = new Set(inserted.map((r) => r.id));
       if (created.size > 0) {
+        // In the order given (event ids follow it), each with the order as just stored.
         await tx.execute(
-          `insert into order_event (order_id, from_state, to_state, actor, reason, at)
-           select id::uuid, null, 'received', ?, ?, ? from jsonb_array_elements_text(?::jsonb) as id`,
+          `insert into order_event (order_id, from_state, to_state, actor, reason, order_snapshot, at)
+           select o.id, null, 'received', ?, ?, ${orderSnapshotSql('o')}, ?
+             from jsonb_array_elements_text(?::jsonb) with ordinality as x(id, ord) join payment_order o on o.id = x.id::uuid
+            order by x.ord`,
           [options.actor, `intake from ${source}`, now, JSON.stringify([...created])],
         );
       }

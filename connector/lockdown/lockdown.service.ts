@@ -10,6 +10,7 @@ import { appendAudit } from '../audit/audit.log';
 import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { appendToTimeline, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
+import { orderSnapshotSql } from '../orders/order-event.snapshot';
 import type { Clock } from '../shared/clock';
 import { ConnectorError, UsageError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
@@ -183,9 +184,9 @@ async function holdPendingIn(em: EntityManager, actor: string, reason: string, n
      moved as (
        update payment_order p set held_from = p.state, state = 'held', version = p.version + 1, updated_at = ?, state_changed_at = ?
        from locked where p.id = locked.id and p.state in (${HOLDABLE_STATES.map(() => '?').join(', ')})
-       returning p.id, p.held_from)
-     insert into order_event (order_id, from_state, to_state, actor, reason, at)
-     select id, held_from, 'held', ?, ?, ? from moved
+       returning p.id, p.held_from, ${orderSnapshotSql('p')} as order_snapshot)
+     insert into order_event (order_id, from_state, to_state, actor, reason, order_snapshot, at)
+     select id, held_from, 'held', ?, ?, order_snapshot, ? from moved
      returning order_id`,
     [...HOLDABLE_STATES, ...(onlyIds ?? []), now, now, ...HOLDABLE_STATES, actor, reason, now],
   );
@@ -780,9 +781,9 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       `with locked as (select id from payment_order where state = 'held' order by id for update),
        moved as (
          update payment_order p set state = 'received', held_from = null, version = p.version + 1, updated_at = ?, state_changed_at = ?
-         from locked where p.id = locked.id and p.state = 'held' returning p.id)
-       insert into order_event (order_id, from_state, to_state, actor, reason, at)
-       select id, 'held', 'received', ?, ?, ? from moved returning order_id`,
+         from locked where p.id = locked.id and p.state = 'held' returning p.id, ${orderSnapshotSql('p')} as order_snapshot)
+       insert into order_event (order_id, from_state, to_state, actor, reason, order_snapshot, at)
+       select id, 'held', 'received', ?, ?, order_snapshot, ? from moved returning order_id`,
       [now, now, input.actor, `lockdown resolved (incident ${input.incidentId}): validated again`, now],
     );
     // Reconciliation findings opened while locked were seen by the admin who resolves: they belong

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ConnectorError } from '../shared/errors';
 import { canTransition, type OrderState, sourcesOf } from './order-state';
 import { auditOfChangedOrders } from '../audit/audit.log';
+import { orderSnapshotSql } from './order-event.snapshot';
 
 export class IllegalTransitionError extends ConnectorError {
   constructor(orderId: string, from: OrderState, to: OrderState) {
@@ -161,16 +162,17 @@ export async function transitionOrders(
       auditJoin = ' left join aud on true';
       auditParams.push(audit.param);
     }
-    // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update.
+    // Data-modifying CTEs share one snapshot: `prev` is the row as locked, before the update. The
+    // event keeps the order as this update left it (RETURNING gives the new row): what its webhook tells.
     rows = await em.execute(
       `with prev as (select id, state, version from payment_order where id in (${idList}) order by id for update),
        upd as (
          update payment_order p set ${setClauses.join(', ')}
          from prev${perOrderFrom} where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}
-         returning p.id, prev.state as from_state, p.version),
+         returning p.id, prev.state as from_state, p.version, ${orderSnapshotSql('p')} as order_snapshot),
        ev as (
-         insert into order_event (order_id, from_state, to_state, actor, reason, details, at)
-         select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, ?::timestamptz from upd)${auditCte}
+         insert into order_event (order_id, from_state, to_state, actor, reason, details, order_snapshot, at)
+         select upd.id, upd.from_state, ?::text, ?::text, ?::text, ?::jsonb, upd.order_snapshot, ?::timestamptz from upd)${auditCte}
        select prev.id, prev.state as cur_state, prev.version as cur_version, upd.from_state, upd.version as new_version${auditJoin ? ', aud.appended' : ''}
        from prev left join upd on upd.id = prev.id${auditJoin}`,
       [

@@ -105,6 +105,8 @@ export class OrderEvent {
   actor!: string;
   reason?: string | null;
   details?: unknown;
+  /** The order as it was at this event (OrderEventSnapshot); null for events written before it was kept. */
+  orderSnapshot?: unknown;
   at!: Date;
 }
 
@@ -119,6 +121,7 @@ export const OrderEventSchema = new EntitySchema<OrderEvent>({
     actor: { type: 'string' },
     reason: { type: 'text', nullable: true },
     details: { type: 'json', nullable: true },
+    orderSnapshot: { type: 'json', nullable: true },
     at: { type: 'datetime' },
   },
 });

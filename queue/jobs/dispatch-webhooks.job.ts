@@ -6,10 +6,11 @@ import { z } from 'zod';
 import { WebhookClient } from '../../adapters/erp/http/webhook.client';
 import { ConnectorError } from '../../connector/shared/errors';
 import { formatAmount } from '../../connector/shared/money';
+import type { OrderEventSnapshot } from '../../connector/orders/order-event.snapshot';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 
 export const dispatchWebhooksJob = defineJob({
   name: 'webhook.dispatch',
@@ -18,7 +19,8 @@ export const dispatchWebhooksJob = defineJob({
   jobId: () => 'webhook-dispatch',
 });
 
-const CURSOR = 'default';
+/** The one delivery cursor (`webhook_cursor.name`); doctor's `webhooks` check reads it. */
+export const WEBHOOK_CURSOR = 'default';
 
 export type DispatchResult =
   | { status: 'disabled' | 'locked' | 'backoff' }
@@ -36,6 +38,7 @@ interface EventRow {
   to_state: string;
   reason: string | null;
   at: Date;
+  order_snapshot: OrderEventSnapshot | null;
   erp_document_id: string | null;
   number: string;
   doc_date: string | Date;
@@ -43,6 +46,23 @@ interface EventRow {
   external_id: string;
   source: string;
   errors: unknown;
+}
+
+/**
+ * The order as the event found it: its snapshot, kept with the event when it was written. Events
+ * written before snapshots were kept (migration 20261128000000) have none: their order as it is now.
+ */
+function orderAtEvent(e: EventRow): OrderEventSnapshot {
+  if (e.order_snapshot) return e.order_snapshot;
+  return {
+    amountTiyn: Number(e.amount_tiyn),
+    number: e.number,
+    date: isoDay(e.doc_date),
+    erpDocumentId: e.erp_document_id,
+    source: e.source,
+    externalId: e.external_id,
+    errors: (e.errors as OrderEventSnapshot['errors']) ?? null,
+  };
 }
 
 function isoDay(value: string | Date): string {
@@ -85,11 +105,11 @@ export async function dispatchWebhooks(
       `insert into webhook_cursor (name, last_event_id, attempts, updated_at)
        select ?, coalesce(max(id), 0), 0, ? from order_event
        on conflict (name) do nothing`,
-      [CURSOR, now],
+      [WEBHOOK_CURSOR, now],
     );
     const [cursor] = await em.execute<Array<{ last_event_id: string; attempts: number; next_attempt_at: Date | null }>>(
       'select last_event_id, attempts, next_attempt_at from webhook_cursor where name = ?',
-      [CURSOR],
+      [WEBHOOK_CURSOR],
     );
     if (cursor.next_attempt_at && new Date(cursor.next_attempt_at).getTime() > now.getTime()) return { status: 'backoff' };
     const horizon = await settledEventHorizon(em, options.settleMs ?? SETTLE_MS);
@@ -103,27 +123,29 @@ export async function dispatchWebhooks(
     const started = Date.now();
     for (;;) {
       const events = await em.execute<EventRow[]>(
-        `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, p.erp_document_id, p.number, p.doc_date::text as doc_date,
-                p.amount_tiyn, p.external_id, p.source, p.errors
+        `select e.id, e.order_id, e.from_state, e.to_state, e.reason, e.at, e.order_snapshot,
+                p.erp_document_id, p.number, p.doc_date::text as doc_date, p.amount_tiyn, p.external_id, p.source, p.errors
            from order_event e join payment_order p on p.id = e.order_id
           where e.id > ? and e.id <= ? order by e.id limit ?`,
         [after, horizon, cfg.batchSize],
       );
       for (const e of events) {
+        // The order as it was at this status change, not as it is now (corrected since, say).
+        const order = orderAtEvent(e);
         const body = JSON.stringify({
           event: 'order.status',
           eventId: String(e.id),
           orderId: e.order_id,
-          erpDocumentId: e.erp_document_id,
-          source: e.source,
-          number: e.number,
-          date: isoDay(e.doc_date),
-          amount: formatAmount(Number(e.amount_tiyn)),
-          externalId: e.external_id,
+          erpDocumentId: order.erpDocumentId,
+          source: order.source,
+          number: order.number,
+          date: order.date,
+          amount: formatAmount(order.amountTiyn),
+          externalId: order.externalId,
           state: e.to_state,
           previousState: e.from_state,
           reason: e.reason,
-          ...(e.to_state === 'invalid' ? { errors: e.errors ?? [] } : {}),
+          ...(e.to_state === 'invalid' ? { errors: order.errors ?? [] } : {}),
           at: new Date(e.at).toISOString(),
         });
         // The lock must outlast this delivery (a slow 2xx included) and the cursor update after it:
@@ -139,16 +161,20 @@ export async function dispatchWebhooks(
             new Date(context.clock.now().getTime() + backoffMs),
             error,
             context.clock.now(),
-            CURSOR,
+            WEBHOOK_CURSOR,
           ]);
           context.logger.warn({ event: 'webhook.failed', eventId: String(e.id), orderId: e.order_id, attempts, backoffMs, error });
           // From the 5th on (one incident per event): a crash or a failed incident at the 5th is made up for.
           if (attempts >= UNDELIVERED_AFTER_ATTEMPTS) await undeliveredIncident(context, { eventId: String(e.id), orderId: e.order_id, attempts, error });
           return { status: 'done', delivered, failed: { eventId: String(e.id), error, attempts } };
         }
+        // Delivered after failing: the incident opened for it (from the 5th failure on) is closed
+        // before the cursor moves past it. A crash in between resends the event (the ERP deduplicates
+        // it); the other way round, the incident would stay open for an event delivered long ago.
+        if (attempts > 0) await undeliveredRecovered(context, { eventId: String(e.id), orderId: e.order_id, failures: attempts });
         attempts = 0;
         delivered += 1;
-        await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), CURSOR]);
+        await em.execute('update webhook_cursor set last_event_id = ?, attempts = 0, next_attempt_at = null, last_error = null, updated_at = ? where name = ?', [e.id, context.clock.now(), WEBHOOK_CURSOR]);
         after = e.id;
       }
       if (events.length < cfg.batchSize || Date.now() - started >= RUN_MS) return { status: 'done', delivered };
@@ -178,6 +204,26 @@ async function undeliveredIncident(context: JobContext, failed: { eventId: strin
     onRepeat: 'ignore',
   });
   context.logger.error({ event: 'webhook.undelivered', alert: true, ...failed, incidentId: incident.id }, 'webhook.undelivered');
+}
+
+/**
+ * Closes the `webhook_undelivered` incident of an event the ERP has now acknowledged, with a note
+ * (as the worker closes a status-poll incident once the bank answers again): the status changes
+ * that waited behind it go on by themselves, and an open incident would send a person to fix an
+ * endpoint that works.
+ */
+async function undeliveredRecovered(context: JobContext, delivered: { eventId: string; orderId: string; failures: number }): Promise<void> {
+  const em = context.orm.em.fork();
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [`webhook_undelivered:${delivered.eventId}`]);
+  for (const { id } of open) {
+    const { resolved } = await resolveIncident(em, {
+      id,
+      actor: 'worker',
+      note: `the ERP acknowledged status event ${delivered.eventId} (order ${delivered.orderId}) after ${delivered.failures} failed attempt(s); the status changes behind it go on`,
+      now: context.clock.now(),
+    });
+    if (resolved) context.logger.info({ event: 'webhook.recovered', ...delivered, incidentId: id }, 'webhook.recovered');
+  }
 }
 
 /** Extends the lock only while it is still ours. */

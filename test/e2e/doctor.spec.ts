@@ -9,6 +9,11 @@ import { Client } from 'pg';
 import IORedis from 'ioredis';
 import { Worker } from 'bullmq';
 import { schedulerLeaderKey } from '../../queue/scheduler.runner';
+import { createServer } from 'node:http';
+import { createAppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
+import { sampleOrder } from '../support/orders.fixture';
 
 describe('connector doctor', () => {
   let env: TestEnv;
@@ -99,6 +104,59 @@ describe('connector doctor', () => {
       connection.disconnect();
     }
   });
+
+  it('says when status webhooks lag: the event, the error, the attempts and the events behind it (only when webhooks are configured)', async () => {
+    let refuse = true;
+    const erp = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(refuse ? 503 : 204).end());
+    });
+    await new Promise<void>((resolve) => erp.listen(0, '127.0.0.1', resolve));
+    const secretFile = join(env.workDir, 'doctor-webhook.secret');
+    writeFileSync(secretFile, 'doctor-hook-secret\n', { mode: 0o600 });
+    // A token in the URL, as some ERPs take it: never printed.
+    const url = `http://127.0.0.1:${(erp.address() as net.AddressInfo).port}/hooks?token=doctor-url-token`;
+    const configFile = join(env.workDir, 'doctor-webhooks.json');
+    writeFileSync(configFile, JSON.stringify({ webhooks: { url, secretFile } }));
+    const context = await createAppContext({ config: { ...env.config, webhooks: { ...env.config.webhooks, url, secretFile } }, role: 'worker' });
+    const run = async (configured = true) => {
+      const res = await runCli(['doctor', '--json'], { env: { ...env.env, ...(configured ? { CONNECTOR_CONFIG: configFile } : {}), CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' }, cwd: env.workDir });
+      expect(res.code).toBe(0);
+      expect(res.stdout + res.stderr).not.toContain('doctor-url-token');
+      return (JSON.parse(res.stdout) as { checks: Array<{ name: string; core: boolean; verdict: string; detail: string; hint?: string }> }).checks.find((c) => c.name === 'webhooks');
+    };
+    const em = () => context.orm.em.fork();
+    const intake = (numbers: string[]) => intakeOrders(em(), 'api:erp', numbers.map((number) => ({ order: sampleOrder({ number }) })), { enqueueValidate: async () => undefined }, { actor: 't' });
+    try {
+      await dispatchWebhooks(context, context.redis);
+      const orders = await intake(['DR-WH-1', 'DR-WH-2', 'DR-WH-3']);
+      expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ failed: { error: 'HTTP 503', attempts: 1 } });
+      expect(await run()).toMatchObject({
+        core: false,
+        verdict: 'WARN',
+        detail: expect.stringMatching(new RegExp(`^status event \\d+ \\(order ${orders[0].orderId}, new -> received, .+\\) undelivered for 0 min: the last attempt failed \\(HTTP 503, .+\\), 1 attempt\\(s\\) so far, next attempt .+; 2 more event\\(s\\) wait behind it$`)),
+        hint: expect.stringContaining('webhooks.url'),
+      });
+      // Without webhooks.url, no such line.
+      expect(await run(false)).toBeUndefined();
+      // The ERP answers again: every event delivered.
+      refuse = false;
+      await em().execute('update webhook_cursor set next_attempt_at = null');
+      expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 3 });
+      expect(await run()).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/^every status event delivered/) });
+      // An event nothing has sent for 10 minutes (no scheduler ran it): a warning though no attempt failed.
+      const [late] = await intake(['DR-WH-4']);
+      await em().execute("update order_event set at = at - interval '10 minutes' where order_id = ?", [late.orderId]);
+      expect(await run()).toMatchObject({
+        verdict: 'WARN',
+        detail: expect.stringMatching(/ undelivered for 10 min: no attempt failed, it was not sent; 0 more event\(s\) wait behind it$/),
+        hint: expect.stringContaining('pm2 status'),
+      });
+    } finally {
+      await context.close();
+      await new Promise((resolve) => erp.close(resolve));
+    }
+  }, 60_000);
 
   it('checks the admins\' mail server when e-mails are configured: logs in over TLS, sends nothing, never prints the password', async () => {
     const login = { user: 'connector@example.kz', password: 'Doctor-Smtp-Secret' };

@@ -6,6 +6,7 @@ import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { validateStoredOrder } from '../../connector/orders/order-validation';
 import { ManualClock } from '../../connector/shared/clock';
 import { UNDELIVERED_AFTER_ATTEMPTS, dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
 import { sampleOrder } from '../support/orders.fixture';
@@ -98,6 +99,7 @@ describe('status webhooks', () => {
 
   it('an event the endpoint keeps refusing opens one incident after a few attempts (later events wait behind it)', async () => {
     received.length = 0;
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done' });
     const [a] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-GONE', erpDocumentId: 'erp-wh-gone' }) }], noQueue, { actor: 't' });
     const incidents = async () => context.orm.em.fork().execute<Array<{ evidence: { orderId: string; attempts: number; error: string } }>>("select evidence from incident where kind = 'webhook_undelivered' and evidence->>'orderId' = ?", [a.orderId]);
     failNext = UNDELIVERED_AFTER_ATTEMPTS + 1;
@@ -110,6 +112,16 @@ describe('status webhooks', () => {
     expect(JSON.stringify(await incidents())).not.toContain('127.0.0.1');
     // Delivered at last: it goes, in order.
     expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
+    // And its incident closes by itself, saying why (nothing is left for a person to do).
+    const [closed] = await context.orm.em.fork().execute<Array<{ id: string; status: string; resolved_by: string; resolved_at: string; timeline: Array<{ actor: string; text: string }> }>>(
+      "select id, status, resolved_by, resolved_at, timeline from incident where kind = 'webhook_undelivered' and evidence->>'orderId' = ?",
+      [a.orderId],
+    );
+    expect(closed).toMatchObject({ status: 'resolved', resolved_by: 'worker' });
+    expect(new Date(closed.resolved_at)).toEqual(clock.now());
+    expect(closed.timeline.at(-1)).toEqual({ at: clock.now().toISOString(), actor: 'worker', text: expect.stringMatching(/^resolved: the ERP acknowledged status event \d+ .* after 6 failed attempt\(s\)/) });
+    const audit = await context.orm.em.fork().execute("select 1 from audit_event where action = 'incident.resolved' and subject = ?", [closed.id]);
+    expect(audit).toHaveLength(1);
   });
 
   it('never skips an event whose transaction commits after a later event was delivered', async () => {
@@ -212,6 +224,54 @@ describe('status webhooks', () => {
       context.config.webhooks.batchSize = batchSize;
     }
     expect(received.map((r) => JSON.parse(r.body).number)).toEqual(orders.map((_, i) => `WH-MANY-${i + 1}`));
+  });
+
+  it('tells each event with the order as it was then: an invalid event delivered after the correction keeps its amount and errors', async () => {
+    received.length = 0;
+    const em = () => context.orm.em.fork();
+    const post = (amount: string) => intakeOrders(em(), 'api:erp', [{ order: sampleOrder({ number: 'W-1', erpDocumentId: 'erp-w-1', amount }) }], noQueue, { actor: 't' });
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done' });
+    // The ERP's endpoint is down while the order is found invalid, corrected and validated again.
+    failNext = 1_000;
+    try {
+      const [first] = await post('0.00');
+      expect(await validateStoredOrder(em(), first.orderId, context.validator, { actor: 't' })).toEqual({ state: 'invalid', changed: true });
+      expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ failed: { attempts: 1 } });
+      const [corrected] = await post('250.00');
+      expect(corrected).toMatchObject({ orderId: first.orderId, corrected: true });
+      expect(await validateStoredOrder(em(), first.orderId, context.validator, { actor: 't' })).toEqual({ state: 'validated', changed: true });
+    } finally {
+      failNext = 0;
+    }
+    clock.advance(10 * 60_000);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 4 });
+    const bodies = received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+    expect(bodies.map((b) => [b.previousState, b.state, b.amount, b.erpDocumentId, b.number])).toEqual([
+      [null, 'received', '0.00', 'erp-w-1', 'W-1'],
+      ['received', 'invalid', '0.00', 'erp-w-1', 'W-1'],
+      ['invalid', 'received', '250.00', 'erp-w-1', 'W-1'],
+      ['received', 'validated', '250.00', 'erp-w-1', 'W-1'],
+    ]);
+    // The invalid event: the errors that made it invalid, beside the reason naming them.
+    expect(bodies[1]).toMatchObject({ reason: expect.stringContaining('amount'), errors: [expect.objectContaining({ field: 'amount' })] });
+    expect(bodies[0]).not.toHaveProperty('errors');
+    expect(bodies[2]).not.toHaveProperty('errors');
+    // Each writer kept it: intake, the validation's bulk transition, the correction.
+    const kept = await em().execute<Array<{ to_state: string; amount: string | null }>>("select to_state, order_snapshot->>'amountTiyn' as amount from order_event where order_id = ? order by id", [bodies[0].orderId]);
+    expect(kept).toEqual([
+      { to_state: 'received', amount: '0' },
+      { to_state: 'invalid', amount: '0' },
+      { to_state: 'received', amount: '25000' },
+      { to_state: 'validated', amount: '25000' },
+    ]);
+  });
+
+  it('an event written before the order was kept with it (before the upgrade) tells the order as it is now', async () => {
+    received.length = 0;
+    const [order] = await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-OLD-EVENT', erpDocumentId: 'erp-wh-old-event', amount: '12.34' }) }], noQueue, { actor: 't' });
+    await context.orm.em.fork().execute('update order_event set order_snapshot = null where order_id = ?', [order.orderId]);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 1 });
+    expect(JSON.parse(received[0].body)).toMatchObject({ state: 'received', number: 'WH-OLD-EVENT', erpDocumentId: 'erp-wh-old-event', amount: '12.34', source: 'erp', date: sampleOrder().date });
   });
 
   it('one dispatcher at a time', async () => {

@@ -116,6 +116,15 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     await rotateSecret({ em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: ROTATED.clientId, clientSecret: ROTATED.clientSecret, actor: 'cli:tester' });
     const resolved = await resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', notifiedBy: 'A. Admin', actor: 'cli:tester', isAdmin: true });
     expect(resolved.released).toBe(13);
+    // The holds (the engage's and the intake's) and the release keep the order as it was with each
+    // event, as every transition does: the status webhook tells it, not the order as it is later.
+    const events = await context.orm.em.fork().execute<Array<{ to_state: string; number: string; kept: string | null }>>(
+      `select e.to_state, o.number, e.order_snapshot->>'number' as kept from order_event e join payment_order o on o.id = e.order_id
+        where e.order_id in (${[...ids, late].map(() => '?').join(', ')}) order by e.id`,
+      [...ids, late],
+    );
+    expect(new Set(events.map((e) => e.to_state))).toEqual(new Set(['received', 'held']));
+    expect(events.filter((e) => e.kept !== e.number)).toEqual([]);
     for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(false);
     expect((await lockdownStatusOf(context)).state).toBe('normal');
     const closed = await getIncident(context.orm.em.fork(), result.incidentId);

@@ -18,6 +18,7 @@ import { Migration20261126163000_totp_last_step } from './Migration2026112616300
 import { Migration20261127000000_audit_lockdown_index } from './Migration20261127000000_audit_lockdown_index';
 import { Migration20261127010000_execution_mismatch_per_line } from './Migration20261127010000_execution_mismatch_per_line';
 import { Migration20261127020000_incident_reminders } from './Migration20261127020000_incident_reminders';
+import { Migration20261128000000_order_event_snapshot } from './Migration20261128000000_order_event_snapshot';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the compiled build, ts-jest and
@@ -43,4 +44,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127000000_audit_lockdown_index', class: Migration20261127000000_audit_lockdown_index },
   { name: 'Migration20261127010000_execution_mismatch_per_line', class: Migration20261127010000_execution_mismatch_per_line },
   { name: 'Migration20261127020000_incident_reminders', class: Migration20261127020000_incident_reminders },
+  { name: 'Migration20261128000000_order_event_snapshot', class: Migration20261128000000_order_event_snapshot },
 ];

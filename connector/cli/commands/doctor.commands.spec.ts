@@ -1,0 +1,36 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../../config/load-config';
+import { WEBHOOK_LAG_WARN_MS, webhooksVerdict, type WebhookLag } from './doctor.commands';
+
+const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-webhooks-')) });
+const now = new Date('2026-11-27T10:00:00Z');
+const ago = (ms: number) => new Date(now.getTime() - ms);
+const cursor = (over: Partial<NonNullable<WebhookLag['cursor']>> = {}) => ({ lastEventId: '41', attempts: 0, lastError: null, nextAttemptAt: null, updatedAt: ago(60_000), ...over });
+const oldest = (ageMs: number) => ({ id: '42', orderId: 'order-42', fromState: 'received', toState: 'invalid', at: ago(ageMs) });
+
+describe('doctor: status webhooks', () => {
+  it.each<[string, WebhookLag, string, RegExp]>([
+    ['no dispatch yet', { cursor: null, oldest: null, behind: 0 }, 'OK', /^configured; no dispatch has run yet/],
+    ['caught up', { cursor: cursor(), oldest: null, behind: 0 }, 'OK', /^every status event delivered \(the last acknowledged: event 41\)$/],
+    ['a fresh event on its way', { cursor: cursor(), oldest: oldest(30_000), behind: 2 }, 'OK', /^3 status event\(s\) on their way, the oldest \(event 42\) 30 s old$/],
+    ['an event not sent for longer than the bound', { cursor: cursor(), oldest: oldest(WEBHOOK_LAG_WARN_MS + 60_000), behind: 7 }, 'WARN', /^status event 42 \(order order-42, received -> invalid, .+\) undelivered for 6 min: no attempt failed, it was not sent; 7 more event\(s\) wait behind it$/],
+    [
+      'a fresh event whose last attempt failed',
+      { cursor: cursor({ attempts: 3, lastError: 'ECONNREFUSED', nextAttemptAt: new Date(now.getTime() + 4_000) }), oldest: oldest(10_000), behind: 100_000 },
+      'WARN',
+      /^status event 42 .+ undelivered for 0 min: the last attempt failed \(ECONNREFUSED, .+\), 3 attempt\(s\) so far, next attempt 2026-11-27T10:00:04\.000Z; 100000 or more events wait behind it$/,
+    ],
+  ])('%s: %s', (_what, lag, verdict, detail) => {
+    const result = webhooksVerdict(lag, config, now);
+    expect(result).toMatchObject({ name: 'webhooks', core: false, verdict, detail: expect.stringMatching(detail) });
+    if (verdict === 'WARN') expect(result.hint).toBeTruthy();
+  });
+
+  it('allows two dispatch periods when webhooks.everyMs is longer than the bound', () => {
+    const slow = { ...config, webhooks: { ...config.webhooks, everyMs: 600_000 } };
+    expect(webhooksVerdict({ cursor: cursor(), oldest: oldest(15 * 60_000), behind: 0 }, slow, now).verdict).toBe('OK');
+    expect(webhooksVerdict({ cursor: cursor(), oldest: oldest(25 * 60_000), behind: 0 }, slow, now).verdict).toBe('WARN');
+  });
+});
