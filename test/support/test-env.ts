@@ -83,6 +83,26 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
   }
 }
 
+/**
+ * Waits until `progress()` reaches `target`, failing only when it stops moving for `stallMs`: on a
+ * shared, loaded machine slow progress is not a defect, a stall is (tests assert outcomes, not speed).
+ */
+export async function untilDoneOrStalled(progress: () => Promise<number>, target: number, options: { stallMs: number; intervalMs?: number; what: string }): Promise<void> {
+  let best = -1;
+  let movedAt = Date.now();
+  for (;;) {
+    const now = await progress();
+    if (now >= target) return;
+    if (now > best) {
+      best = now;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > options.stallMs) {
+      throw new Error(`${options.what}: no progress for ${Math.round(options.stallMs / 1000)} s, stuck at ${now} of ${target}`);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
+  }
+}
+
 /** A TCP port free on loopback right now (the OS picks it), for a sandbox or agent of one test. */
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
