@@ -1,4 +1,4 @@
-import { describeServiceError } from './service-error.mapper';
+import { describeServiceError, migrationsPendingError } from './service-error.mapper';
 import { redactedUrl } from '../../config/load-config';
 
 /** The errors the drivers really throw (shapes recorded from pg, knex, ioredis and Node 20), table-style. */
@@ -28,6 +28,7 @@ describe('describeServiceError', () => {
     ['pg connection timeout', new Error('Connection terminated due to connection timeout'), 'POSTGRESQL_UNREACHABLE', [/lost or never made the connection/]],
     ['ioredis giving a command up', Object.assign(new Error('Reached the max retries per request limit (which is 3). Refer to "maxRetriesPerRequest" option for details.'), { name: 'MaxRetriesPerRequestError' }), 'REDIS_UNREACHABLE', [/^Redis at localhost:6380 /, /did not answer/]],
     ['Redis refusing the password', new Error('WRONGPASS invalid username-password pair or user is disabled.'), 'REDIS_UNREACHABLE', [/refused our login \(WRONGPASS\)/]],
+    ['a table of ours missing (never migrated)', Object.assign(new Error('relation "payment_order" does not exist'), { code: '42P01', severity: 'ERROR' }), 'MIGRATIONS_PENDING', [/^the database postgresql:\/\/connector:\*\*\*@127\.0\.0\.1:5433\/connector has no table "payment_order"/]],
     // Not a connection problem, or another peer: reported as it is.
     ['a statement error', Object.assign(new Error('duplicate key value violates unique constraint "x"'), { code: '23505', severity: 'ERROR' }), null, []],
     ['another service refusing (the bank on 8900)', socketError('ECONNREFUSED', { address: '127.0.0.1', port: 8900 }), null, []],
@@ -45,6 +46,12 @@ describe('describeServiceError', () => {
       expect(mapped.message).not.toMatch(/s3cret/);
       expect(mapped.exitCode).toBe(1);
     }
+  });
+
+  it('MIGRATIONS_PENDING names the database without its password', () => {
+    const pending = migrationsPendingError(config.database.url, ['Migration1', 'Migration2']);
+    expect(pending.message).toMatch(/^the database postgresql:\/\/connector:\*\*\*@127\.0\.0\.1:5433\/connector lacks 2 migration\(s\)/);
+    expect(pending.message).not.toMatch(/s3cret/);
   });
 
   it('names the host a name lookup failed for, when it is one of the configured ones', () => {

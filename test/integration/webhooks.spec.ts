@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,6 +74,9 @@ describe('status webhooks', () => {
       const ts = r.headers['x-connector-timestamp'] as string;
       expect(ts).toBe(String(Math.floor(clock.now().getTime() / 1000)));
       expect(r.headers['x-connector-signature']).toMatch(/^sha256=[0-9a-f]{64}$/);
+      // INTERFACES.md's format, computed here as an ERP would, not with our own signer: HMAC-SHA256 of "<timestamp>.<body>".
+      expect(r.headers['x-connector-signature']).toBe(`sha256=${createHmac('sha256', SECRET).update(`${ts}.${r.body}`).digest('hex')}`);
+      expect(r.headers['x-connector-signature']).not.toBe(`sha256=${createHmac('sha256', SECRET).update(`${Number(ts) + 1}.${r.body}`).digest('hex')}`);
       expect(verifyWebhook(SECRET, ts, r.body, r.headers['x-connector-signature'] as string, clock.now())).toBe(true);
       expect(verifyWebhook('another-secret', ts, r.body, r.headers['x-connector-signature'] as string, clock.now())).toBe(false);
     }
