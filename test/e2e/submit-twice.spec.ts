@@ -7,6 +7,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { REGISTERED_JOBS } from '../../queue/jobs';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
+import { retryFailedOrder } from '../../queue/order-retry';
 import { perContext, Slots } from '../../queue/stage-batcher';
 import type { World } from '../../connector/demo/pipeline-world';
 import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
@@ -20,13 +21,13 @@ import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } fro
  */
 const SOURCE = 'proof-twice';
 
-function fakeJob(orderId: string, attemptsMade: number): Job {
+function fakeJob(orderId: string, attemptsMade: number, attempts = 8): Job {
   return {
     id: `submit-${orderId}`,
     name: 'order.submit',
     data: { orderId },
     attemptsMade,
-    opts: { attempts: 8 },
+    opts: { attempts },
     token: 'test',
     moveToDelayed: async () => undefined,
     updateData: async () => undefined,
@@ -136,6 +137,22 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // The 500 and B's send; nothing from A.
     expect((await requestsFor(orderId)).map((s) => s.requests)).toEqual([2]);
     expect(await row(orderId)).toEqual({ state: 'submitted', submit_attempts: 2, leased: false });
+  }, 120_000);
+
+  it('accepted by the bank, its answer lost, then failed (its lookups answered outside the contract): orders retry looks it up and never sends it again', async () => {
+    const orderId = await signedOrder();
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { timeoutAfterAcceptNext: 1 } });
+    // The bank registers it and never answers: an unknown outcome, the order waits (no attempt spent).
+    await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0))).rejects.toThrow(DelayedError);
+    expect(await row(orderId)).toMatchObject({ state: 'submitting', submit_attempts: 1 });
+    // Its last try: the lookup is answered outside the contract; the order ends failed.
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { offContractNext: 1 } });
+    await handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 1));
+    expect((await row(orderId)).state).toBe('failed');
+    // The operator retries: the bank holds it, so it is found by its external id, never sent a second time.
+    expect(await retryFailedOrder(context.orm.em.fork(), context.queues, orderId, 'test')).toBe('submitting');
+    await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0))).resolves.toEqual({ state: 'submitted', via: 'lookup' });
+    expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted, s.afterAccepted])).toEqual([[1, true, 0]]);
   }, 120_000);
 
   it('a run held up after its last look for longer than its send lease (a new token fetched slowly) sends nothing', async () => {
