@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
 import { getIncident, listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { fetchAndReconcile } from '../../queue/jobs/fetch-statement.job';
 import { createUser, grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
@@ -192,16 +193,20 @@ describe('lockdown triggers', () => {
     expect(vault.revoked_at).toBeNull();
   }, 60_000);
 
-  it('an unexplained debit (sandbox injection, reported through triggerLockdown) locks down', async () => {
+  it('an unexplained debit (sandbox injection) found by the statement fetch opens its incident, and the maintenance sweep locks down on it', async () => {
     await world.admin('POST', `/accounts/${DEMO.payerIban}/debit`, { amount: '777.00', purpose: 'not ours' });
     const today = new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
-    const statement = await world.context.services.bank().getStatement(DEMO.payerIban, today, today);
-    const known = new Set((await world.context.orm.em.fork().execute<Array<{ external_id: string }>>('select external_id from payment_order')).map((r) => r.external_id));
-    const stranger = statement.lines.find((l) => l.direction === 'debit' && l.kind !== 'fee' && !(l.externalId && known.has(l.externalId)) && l.amount === 77_700);
-    expect(stranger).toBeDefined();
-    await triggerLockdown(world.context, { trigger: 'unexplained_debit', reason: `a debit of 777.00 no order explains (${stranger!.bankLineId})`, scope: 'all', evidence: { bankLineId: stranger!.bankLineId, amount: '777.00' } });
-    const { evidence } = await incidentOf();
+    // The real path: the statement fetch reconciles and opens the incident (R-29), the sweep escalates it.
+    await fetchAndReconcile(world.context, DEMO.payerIban, today, today);
+    const [opened] = await world.context.orm.em.fork().execute<Array<{ id: string; evidence: { amount?: unknown } }>>("select id, evidence from incident where kind = 'unexplained_debit' and status = 'open' and evidence::text like '%777%'");
+    expect(opened).toBeDefined();
+    expect((await lockdownStatusOf(world.context)).state).toBe('normal');
+    const job = { id: 'sweep-debit', attemptsMade: 0 } as unknown as Job;
+    expect(await handleSweepOrders({}, world.context, job)).toMatchObject({ escalated: 1 });
+    const { status, evidence } = await incidentOf();
+    expect(status.state).not.toBe('normal');
     expect(evidence.trigger).toBe('unexplained_debit');
+    expect(evidence.evidence).toEqual({ incidentId: opened.id });
   }, 60_000);
 
   it('a reconciliation incident (execution mismatch) is escalated by the maintenance sweep, once', async () => {
