@@ -14,8 +14,16 @@ const logs = process.env.CONNECTOR_LOG_DIR || path.join(__dirname, 'logs');
 // PM2 writes its log files world-readable (0644). They hold no secret, but they do hold payees,
 // amounts and order ids: the folder that holds them is the owner's alone. A folder the admin made
 // (CONNECTOR_LOG_DIR) keeps the mode they gave it; our own `logs/` is closed even when it exists.
+// A link (to a shared log folder) and a folder of another user are left as they are: PM2 must load
+// this file whatever the mode of its logs.
 if (!fs.existsSync(logs)) fs.mkdirSync(logs, { recursive: true, mode: 0o700 });
-else if (!process.env.CONNECTOR_LOG_DIR) fs.chmodSync(logs, 0o700);
+else if (!process.env.CONNECTOR_LOG_DIR && !fs.lstatSync(logs).isSymbolicLink()) {
+  try {
+    fs.chmodSync(logs, 0o700);
+  } catch {
+    // not ours to change (EPERM): PM2 still starts
+  }
+}
 const workerInstances = Number(process.env.CONNECTOR_WORKER_INSTANCES || 1);
 
 function app(name, command, extra = {}) {

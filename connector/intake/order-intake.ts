@@ -158,9 +158,9 @@ const erpDocumentKey = (payerIban: string, erpDocumentId: string) => JSON.string
  * and nothing is stored. Serialised per (account, id) by a transaction lock: two deliveries at once
  * cannot both pass. Returns the live holder of each key (the caller adds the rows it takes).
  */
-async function liveErpDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, ErpDocumentHolder>> {
+async function liveErpDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, ErpDocumentHolder[]>> {
   const keys = [...new Set(rows.filter((r) => r.erp_document_id != null).map((r) => erpDocumentKey(r.payer_iban, r.erp_document_id as string)))].sort();
-  const holders = new Map<string, ErpDocumentHolder>();
+  const holders = new Map<string, ErpDocumentHolder[]>();
   if (keys.length === 0) return holders;
   await tx.execute(`select pg_advisory_xact_lock(hashtextextended('intake.erp_document:' || k, 0)) from jsonb_array_elements_text(?::jsonb) as k order by k`, [JSON.stringify(keys)]);
   const found = await tx.execute<Array<{ id: string; external_id: string; state: OrderState; number: string; doc_date: string; payer_iban: string; erp_document_id: string }>>(
@@ -173,16 +173,18 @@ async function liveErpDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<M
   );
   for (const o of found) {
     const key = erpDocumentKey(o.payer_iban, o.erp_document_id);
-    if (keys.includes(key) && !holders.has(key)) holders.set(key, { orderId: o.id, externalId: o.external_id, state: o.state, number: o.number, doc_date: o.doc_date });
+    // Oldest first. Two live orders of one id (taken before this rule) are each their own document's.
+    if (keys.includes(key)) holders.set(key, [...(holders.get(key) ?? []), { orderId: o.id, externalId: o.external_id, state: o.state, number: o.number, doc_date: o.doc_date }]);
   }
   return holders;
 }
 
 /** The conflict of a row whose ERP document id a live order holds under another number or date; undefined when it is that order's document or no one's. */
-function erpDocumentConflict(holders: Map<string, ErpDocumentHolder>, row: IntakeRow): IntakeResult | undefined {
+function erpDocumentConflict(holders: Map<string, ErpDocumentHolder[]>, row: IntakeRow): IntakeResult | undefined {
   if (row.erp_document_id == null) return undefined;
-  const holder = holders.get(erpDocumentKey(row.payer_iban, row.erp_document_id as string));
-  if (!holder || (holder.number === row.number && holder.doc_date === row.doc_date)) return undefined;
+  const live = holders.get(erpDocumentKey(row.payer_iban, row.erp_document_id as string)) ?? [];
+  if (live.length === 0 || live.some((h) => h.number === row.number && h.doc_date === row.doc_date)) return undefined;
+  const holder = live[0];
   const differences: IntakeDifference[] = [];
   if (holder.number !== row.number) differences.push({ field: 'number', stored: holder.number, received: row.number });
   if (holder.doc_date !== row.doc_date) differences.push({ field: 'date', stored: holder.doc_date, received: row.doc_date });
@@ -366,7 +368,7 @@ export async function intakeOrders(
       const conflict = erpDocumentConflict(holders, row);
       if (conflict) heldBack.set(row.id, conflict);
       else if (row.erp_document_id != null && !holders.has(erpDocumentKey(row.payer_iban, row.erp_document_id as string))) {
-        holders.set(erpDocumentKey(row.payer_iban, row.erp_document_id as string), { orderId: row.id, externalId: row.external_id, state: 'received', number: row.number, doc_date: row.doc_date });
+        holders.set(erpDocumentKey(row.payer_iban, row.erp_document_id as string), [{ orderId: row.id, externalId: row.external_id, state: 'received', number: row.number, doc_date: row.doc_date }]);
       }
     }
     for (let start = 0; start < rows.length; start += INTAKE_CHUNK) {

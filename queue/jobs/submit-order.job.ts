@@ -492,9 +492,27 @@ async function sendOrder(
         if (counted && err.code === 'TRANSIENT') {
           await em.execute('update payment_order set submit_attempts = submit_attempts - 1 where id = ? and send_lease_owner = ? and submit_attempts > 0', [order.id, lease.owner]);
         }
-        const waits = Number((job.data as { waits?: number }).waits ?? 0) + 1;
-        await job.updateData({ ...job.data, waits });
-        if (waits >= (job.opts.attempts ?? 1)) await submitsFailing(context, err, waits);
+        const data = job.data as { waits?: number; outageTries?: number; outageSince?: number };
+        const now = context.clock.now().getTime();
+        const outageSince = data.outageSince ?? now;
+        // Bounded all the same: a document the bank fails alone (its 500 to this one, every time)
+        // would otherwise wait in `submitting` for ever, where no operator command reaches it. Past
+        // OUTAGE_GIVE_UP_MS it ends `failed` as before, with the reason, for `orders retry` (which
+        // looks it up first) or `settle`.
+        if (now - outageSince >= OUTAGE_GIVE_UP_MS) {
+          await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
+            actor: 'worker',
+            from: 'submitting',
+            reason: `the bank did not take it for ${Math.round((now - outageSince) / 3_600_000)} hours`,
+            patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
+          });
+          await enqueueWriteBack(context.queues);
+          return { state: 'failed' };
+        }
+        const waits = Number(data.waits ?? 0) + 1;
+        const outageTries = Number(data.outageTries ?? 0) + 1;
+        await job.updateData({ ...job.data, waits, outageTries, outageSince });
+        if (outageTries >= (job.opts.attempts ?? 1)) await submitsFailing(context, err, outageTries);
         defer = { ms: backoffAfter(context, waits, BANK_WAIT_MAX_MS), why: err.code };
         return { state: 'submitting', deferred: err.code };
       }
@@ -540,6 +558,9 @@ async function sendOrder(
   }
 }
 
+/** How long an order waits in `submitting` for a bank out of reach before it ends `failed` (a working day). */
+const OUTAGE_GIVE_UP_MS = 8 * 3_600_000;
+
 /**
  * One incident while the bank does not take payment orders (TRANSIENT, OUTCOME_UNKNOWN: every
  * order meets it); the orders wait in `submitting`, none is given up (see the submit stage).
@@ -549,7 +570,7 @@ async function submitsFailing(context: JobContext, err: BankError, tries: number
   await openIncident(context.orm.em.fork(), {
     kind: 'submits_failing',
     severity: 'high',
-    title: `The bank does not take payment orders (${err.code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${tries} tries in a row for one order): orders wait in submitting and are sent, each after a lookup, once it answers; none is given up; resolve this once the bank answers again`,
+    title: `The bank does not take payment orders (${err.code}${httpStatus ? `, HTTP ${httpStatus}` : ''}, ${tries} tries in a row for one order): orders wait in submitting and are sent, each after a lookup, once it answers (one still refused after 8 hours ends failed, for orders retry); if other orders go through, the bank fails these alone: see their last error; resolve this once the bank answers again`,
     evidence: { code: err.code, httpStatus, bankCode: err.details.bankCode, tries, error: err.message.slice(0, 300) },
     dedupeKey: 'submits_failing',
     // Every try meanwhile finds it again: one incident, not one timeline entry per try.

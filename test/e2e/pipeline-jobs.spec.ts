@@ -477,7 +477,7 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       const incident = async () => (await db().execute<Array<{ status: string; title: string }>>("select status, title from incident where dedupe_key = 'submits_failing'"))[0];
       // Well past queue.attempts (2) tries: before, the order ended `failed` here, to be retried by hand.
       await eventually(async () => (await incident())?.status === 'open', { what: 'the submits_failing incident', timeoutMs: 45_000 });
-      expect((await incident()).title).toMatch(/^The bank does not take payment orders \((TRANSIENT|OUTCOME_UNKNOWN), HTTP 500, \d+ tries in a row for one order\): orders wait in submitting/);
+      expect((await incident()).title).toMatch(/^The bank does not take payment orders \((TRANSIENT|OUTCOME_UNKNOWN), HTTP 500, \d+ tries in a row for one order\): orders wait in submitting and are sent/);
       await new Promise((r) => setTimeout(r, 1_500));
       expect((await row()).state).toBe('submitting');
       await fetch(`${admin}/faults/reset`, { method: 'POST' });

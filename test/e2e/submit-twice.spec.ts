@@ -21,11 +21,11 @@ import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } fro
  */
 const SOURCE = 'proof-twice';
 
-function fakeJob(orderId: string, attemptsMade: number, attempts = 8): Job {
+function fakeJob(orderId: string, attemptsMade: number, attempts = 8, data: Record<string, unknown> = {}): Job {
   return {
     id: `submit-${orderId}`,
     name: 'order.submit',
-    data: { orderId },
+    data: { orderId, ...data },
     attemptsMade,
     opts: { attempts },
     token: 'test',
@@ -153,6 +153,21 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     expect(await retryFailedOrder(context.orm.em.fork(), context.queues, orderId, 'test')).toBe('submitting');
     await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0))).resolves.toEqual({ state: 'submitted', via: 'lookup' });
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted, s.afterAccepted])).toEqual([[1, true, 0]]);
+  }, 120_000);
+
+  it('an order the bank will not take for 8 hours (its 500s, every time) ends failed with the reason, for an operator; before that it waits', async () => {
+    const orderId = await signedOrder();
+    await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { errorRate: 1 } });
+    try {
+      const now = context.clock.now().getTime();
+      await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 8, { outageSince: now - 7 * 3_600_000 }))).rejects.toThrow(DelayedError);
+      expect((await row(orderId)).state).toBe('submitting');
+      await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 8, { outageSince: now - 8 * 3_600_000 - 1_000 }))).resolves.toEqual({ state: 'failed' });
+      const [failed] = await context.orm.em.fork().execute<Array<{ state: string; failed_from: string; last_error: string }>>('select state, failed_from, last_error from payment_order where id = ?', [orderId]);
+      expect(failed).toMatchObject({ state: 'failed', failed_from: 'submitting', last_error: expect.stringMatching(/^(TRANSIENT|OUTCOME_UNKNOWN): /) });
+    } finally {
+      await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { errorRate: 0 } });
+    }
   }, 120_000);
 
   it('a run held up after its last look for longer than its send lease (a new token fetched slowly) sends nothing', async () => {

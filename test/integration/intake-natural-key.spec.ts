@@ -134,6 +134,17 @@ describe('intake: the natural key across sources', () => {
     expect(row).toEqual({ erp_document_id: 'DOC-21-1', beneficiary_iban: sampleOrder().beneficiary.iban });
   });
 
+  it('two live orders of one ERP id taken before the one-live-order rule: each sent again unchanged is its own order, a third number conflicts', async () => {
+    const [older] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-30', erpDocumentId: 'DOC-30' }) }], queue, { actor: 't' });
+    const [newer] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-31' }) }], queue, { actor: 't' });
+    // As the old release stored a renumbered copy: the same ERP id on a second live order.
+    await world.db().execute("update payment_order set erp_document_id = 'DOC-30' where id = ?", [newer.orderId]);
+    const [again] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-31', erpDocumentId: 'DOC-30' }) }], queue, { actor: 't' });
+    expect([again.orderId, again.created, again.conflict]).toEqual([newer.orderId, false, undefined]);
+    const [third] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-32', erpDocumentId: 'DOC-30' }) }], queue, { actor: 't' });
+    expect([third.orderId, third.conflict?.erpDocumentId]).toEqual([older.orderId, 'DOC-30']);
+  });
+
   it('orders stored while the queue cannot take them (Redis down) are answered as stored, not as an error, and the failure is logged', async () => {
     const warned: unknown[] = [];
     const down: IntakeQueuePort = {
