@@ -81,19 +81,15 @@ function invalidBody(issues: BodyIssue[], what = 'the body is not a payment orde
 
 /**
  * Why one order of a batch was not taken in (nothing of it stored): its own answer in the batch's
- * results, where a single order would be answered 400 INVALID_REQUEST or 403 ACCOUNT_NOT_ALLOWED
- * as a whole (INTERFACES.md), as a document conflict is 409 alone and a `conflict` in a batch.
+ * results, where a single order would be answered 400 INVALID_REQUEST as a whole (INTERFACES.md),
+ * as a document conflict is 409 alone and a `conflict` in a batch.
  */
-type Refusal = { code: 'INVALID_REQUEST'; issues: BodyIssue[] } | { code: 'ACCOUNT_NOT_ALLOWED'; index: number; account: string; issues: BodyIssue[] };
-
-function outsideIssue(at: Array<string | number>, account: string): BodyIssue {
-  return { path: [...at, 'payer', 'iban'].join('.'), message: `payer account ${account} is outside this key's accounts` };
-}
+type Refusal = { code: 'INVALID_REQUEST'; issues: BodyIssue[] };
 
 /** A refused order's result: the shape of every result of a batch, with no id (nothing was stored) and `refused`. */
 function refusedResult(item: unknown, index: number, refusal: Refusal) {
   const erpDocumentId = paymentOrderSchema.shape.erpDocumentId.safeParse(typeof item === 'object' && item !== null ? (item as Record<string, unknown>).erpDocumentId : undefined);
-  const what = refusal.code === 'INVALID_REQUEST' ? `orders.${index} is not a payment order` : `orders.${index} is refused`;
+  const what = `orders.${index} is not a payment order`;
   return {
     id: null,
     externalId: null,
@@ -228,24 +224,19 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
     if (bodyItems.length > context.config.api.maxBatchSize) {
       throw new ApiError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${context.config.api.maxBatchSize} orders; this one has ${bodyItems.length}`);
     }
-    // Each order judged alone: one that is not an order, or is for an account outside the key, is
-    // refused alone and stores nothing; the others of its batch go on.
+    // Each order judged alone: one that is not an order is refused alone and stores nothing; the
+    // others of its batch go on.
     const judged = bodyItems.map((item, index): { order: NormalisedOrder } | { refusal: Refusal } => {
-      const at = batch ? ['orders', index] : [];
-      const parsed = parseOrder(item, at);
-      if (!parsed.ok) return { refusal: { code: 'INVALID_REQUEST', issues: parsed.issues } };
-      const account = parsed.order.payer.iban;
-      if (!canSee(principal, account)) return { refusal: { code: 'ACCOUNT_NOT_ALLOWED', index, account, issues: [outsideIssue(at, account)] } };
-      return { order: parsed.order };
+      const parsed = parseOrder(item, batch ? ['orders', index] : []);
+      return parsed.ok ? { order: parsed.order } : { refusal: { code: 'INVALID_REQUEST', issues: parsed.issues } };
     });
     const orders = judged.flatMap((j) => ('order' in j ? [j.order] : []));
     if (orders.length === 0) {
-      // Nothing to take in: refused as a whole, as INTERFACES.md says of one order (400 before 403).
-      const refusals = judged.flatMap((j) => ('refusal' in j ? [j.refusal] : []));
-      if (refusals.some((r) => r.code === 'INVALID_REQUEST')) {
-        throw invalidBody(refusals.flatMap((r) => r.issues), batch ? 'no order of the batch can be taken in' : undefined);
-      }
-      const outside = refusals.flatMap((r) => (r.code === 'ACCOUNT_NOT_ALLOWED' ? [{ index: r.index, account: r.account }] : []));
+      // Nothing to take in: refused as a whole, as INTERFACES.md says of one order.
+      throw invalidBody(judged.flatMap((j) => ('refusal' in j ? j.refusal.issues : [])), batch ? 'no order of the batch can be taken in' : undefined);
+    }
+    const outside = judged.flatMap((j, index) => ('order' in j && !canSee(principal, j.order.payer.iban) ? [{ index, account: j.order.payer.iban }] : []));
+    if (outside.length) {
       throw new ApiError(403, 'ACCOUNT_NOT_ALLOWED', `payer account ${outside[0].account} is outside this key's accounts`, outside);
     }
     if (idempotencyKey) {

@@ -406,24 +406,6 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await countOrders('SCOPE-1')).toBe(0);
   });
 
-  it('in a batch, an order for an account outside the key is refused alone (ACCOUNT_NOT_ALLOWED, not stored); a batch of only such orders is 403', async () => {
-    const outside = 'KZ58998CTA0000000202';
-    const elsewhere = (number: string) => sampleOrder({ number, payer: { ...sampleOrder().payer, iban: outside } });
-    const res = await post({ orders: [sampleOrder({ number: 'SCOPE-2' }), elsewhere('SCOPE-3')] });
-    expect(res.statusCode).toBe(201);
-    const [mine, theirs] = res.json().results;
-    expect([mine.created, mine.state]).toEqual([true, 'validated']);
-    expect(theirs).toEqual(refusedItem('ACCOUNT_NOT_ALLOWED', [{ field: 'orders.1.payer.iban', message: `payer account ${outside} is outside this key's accounts` }]));
-    expect([await countOrders('SCOPE-2'), await countOrders('SCOPE-3')]).toEqual([1, 0]);
-    // Nothing to take in: refused as a whole, as one such order is.
-    const all = await post({ orders: [elsewhere('SCOPE-4'), elsewhere('SCOPE-5')] });
-    expect([all.statusCode, all.json().code, all.json().details]).toEqual([403, 'ACCOUNT_NOT_ALLOWED', [{ index: 0, account: outside }, { index: 1, account: outside }]]);
-    // ... and with an order that is none beside it, 400 naming both.
-    const mixed = await post({ orders: [elsewhere('SCOPE-6'), { ...sampleOrder({ number: 'SCOPE-7' }), amount: 1 }] });
-    expect([mixed.statusCode, mixed.json().code, detailsOf(mixed).map((d) => d.path)]).toEqual([400, 'INVALID_REQUEST', ['orders.0.payer.iban', 'orders.1.amount']]);
-    expect(await Promise.all(['SCOPE-4', 'SCOPE-5', 'SCOPE-6', 'SCOPE-7'].map(countOrders))).toEqual([0, 0, 0, 0]);
-  });
-
   it('a batch answered with an order refused alone is replayed for its Idempotency-Key; a batch refused as a whole leaves the key free', async () => {
     const body = { orders: [sampleOrder({ number: 'PIDEM-1' }), { ...sampleOrder({ number: 'PIDEM-2' }), amount: 10 }] };
     const first = await post(body, { 'idempotency-key': 'per-item-1' });
