@@ -1,3 +1,4 @@
+import { KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { characterGroups, checkPasswordStrength, earliestNextChange, hashPassword, isInactive, isPasswordExpired, passwordExpiresInDays, verifyPassword } from './password.policy';
 
 describe('R-6, R-7 strength', () => {
@@ -29,6 +30,7 @@ describe('R-6, R-7 strength', () => {
 });
 
 describe('R-9 ages', () => {
+  const shipped = KzBusinessCalendar.shipped({ cutoff: '17:00' });
   test.each([
     // Kazakhstan time is UTC+5: 04:00Z is 09:00 local.
     ['Monday', '2026-03-02T04:00:00Z', '2026-03-03T04:00:00Z'],
@@ -37,7 +39,21 @@ describe('R-9 ages', () => {
     ['Monday 23:30 local (18:30Z) is still Monday', '2026-03-02T18:30:00Z', '2026-03-03T18:30:00Z'],
     ['Monday 00:30 local (Sunday 19:30Z) is Monday', '2026-03-01T19:30:00Z', '2026-03-02T19:30:00Z'],
   ])('minimum age from %s', (_what, changed, earliest) => {
-    expect(earliestNextChange(new Date(changed)).toISOString()).toBe(new Date(earliest).toISOString());
+    expect(earliestNextChange(new Date(changed), shipped).toISOString()).toBe(new Date(earliest).toISOString());
+  });
+  test('minimum age follows the calendar it is given (the running connector\'s, with calendar.dataDir)', () => {
+    // An operator's year file that makes Tuesday 2026-03-03 a holiday: Monday's password waits until Wednesday.
+    const withHoliday = { addBusinessDays: (date: string, n: number) => (date === '2026-03-02' && n === 1 ? '2026-03-04' : shipped.addBusinessDays(date, n)) };
+    expect(earliestNextChange(new Date('2026-03-02T04:00:00Z'), withHoliday).toISOString()).toBe('2026-03-04T04:00:00.000Z');
+  });
+  test.each([
+    ['Thursday', '2028-03-02T04:00:00Z', '2028-03-03T04:00:00Z'],
+    ['Friday', '2028-03-03T04:00:00Z', '2028-03-06T04:00:00Z'],
+    ['Saturday', '2028-03-04T04:00:00Z', '2028-03-06T04:00:00Z'],
+    ['Sunday 23:30 local', '2028-03-05T18:30:00Z', '2028-03-06T18:30:00Z'],
+  ])('a year the calendar does not cover (2028 in the shipped data): %s counts Monday to Friday', (_what, changed, earliest) => {
+    expect(() => shipped.addBusinessDays('2028-03-02', 1)).toThrow(/outside the calendar data/);
+    expect(earliestNextChange(new Date(changed), shipped).toISOString()).toBe(new Date(earliest).toISOString());
   });
   test('maximum age 60 days, days left rounded up', () => {
     const changed = new Date('2026-01-01T00:00:00Z');

@@ -1,5 +1,5 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { addBusinessDays } from '../calendar/kz-business-calendar';
+import { CalendarError, type KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { kzLocalDayOf, MS_PER_DAY } from '../calendar/kz-time';
 
 /**
@@ -64,13 +64,23 @@ export function checkPasswordStrength(password: string): PasswordViolation | nul
  * R-9 minimum age of 1 business day: a password set at instant t may be changed again from the
  * same Kazakhstan local time on the first business day after t's local date (Monday 10:00 ->
  * Tuesday 10:00, Friday 10:00 -> Monday 10:00, Saturday 10:00 -> Monday 10:00, over holidays
- * by the Kazakhstan calendar). A forced change (R-10) ignores it.
+ * by the Kazakhstan calendar: the running connector's, with the operator's `calendar.dataDir`
+ * years). A date the calendar does not cover counts Monday to Friday as business days: the rule
+ * only delays a change, and a user must not be kept from changing a password for want of a year's
+ * holidays. A forced change (R-10) ignores it.
  */
-export function earliestNextChange(changedAt: Date): Date {
+export function earliestNextChange(changedAt: Date, calendar: Pick<KzBusinessCalendar, 'addBusinessDays'>): Date {
   const { epochDay } = kzLocalDayOf(changedAt.getTime());
   const date = new Date(epochDay * MS_PER_DAY).toISOString().slice(0, 10);
-  const next = addBusinessDays(date, 1);
-  const nextEpochDay = Date.parse(`${next}T00:00:00Z`) / MS_PER_DAY;
+  let nextEpochDay: number;
+  try {
+    nextEpochDay = Date.parse(`${calendar.addBusinessDays(date, 1)}T00:00:00Z`) / MS_PER_DAY;
+  } catch (err) {
+    if (!(err instanceof CalendarError) || err.code !== 'CALENDAR_YEAR_NOT_COVERED') throw err;
+    nextEpochDay = epochDay + 1;
+    // 1970-01-01 (epoch day 0) was a Thursday: day % 7 is 2 on a Saturday and 3 on a Sunday.
+    while (nextEpochDay % 7 === 2 || nextEpochDay % 7 === 3) nextEpochDay++;
+  }
   return new Date(changedAt.getTime() + (nextEpochDay - epochDay) * MS_PER_DAY);
 }
 

@@ -5,7 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
-import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
+import { kzCalendarFromConfig, noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { openIncident } from '../incidents/incident.service';
 import { AppUser, type Incident, UserAccountRight, type UserRole } from '../persistence/entities';
 import { BANK_PHONES } from '../lockdown/bank-checklist';
@@ -701,7 +701,7 @@ export async function changePassword(
   if (await isRecentPassword(deps.em, user, input.newPassword)) await refuse(violation('REUSED'));
   const forced = user.mustChangePassword || isPasswordExpired(user.passwordChangedAt, now);
   if (!forced) {
-    const earliest = earliestNextChange(user.passwordChangedAt);
+    const earliest = earliestNextChange(user.passwordChangedAt, kzCalendarFromConfig(deps.config));
     if (now < earliest) await refuse(violation('TOO_SOON', { earliest }), { earliestChangeAt: earliest.toISOString() });
   }
   const hash = await hashPassword(input.newPassword, deps.config.users.scryptLogN);

@@ -1,3 +1,4 @@
+import { KzBusinessCalendar } from '../../connector/calendar/kz-business-calendar';
 import { earliestNextChange } from '../../connector/users/password.policy';
 import { createUser, resetPassword, unblockUser } from '../../connector/users/user.service';
 import { activeUser, Browser, DAY, grantAll, uniq, usersTestEnvOfFile } from './users-test.env';
@@ -82,12 +83,12 @@ describe('R-8 history: the new password differs from the previous 7', () => {
     const b = await activeUser(env, login, 'viewer', passwords[0]);
     // Set passwords 1..7, each one business day after the previous change.
     for (let i = 1; i <= 7; i += 1) {
-      env.clock.set(new Date(earliestNextChange(env.clock.now()).getTime() + 60_000));
+      env.clock.set(new Date(earliestNextChange(env.clock.now(), KzBusinessCalendar.shipped({ cutoff: '17:00' })).getTime() + 60_000));
       // A day later the earlier session has ended: log in again.
       expect((await b.login(login, passwords[i - 1])).statusCode).toBe(200);
       expect((await b.changePassword(passwords[i - 1], passwords[i])).statusCode).toBe(204);
     }
-    env.clock.set(new Date(earliestNextChange(env.clock.now()).getTime() + 60_000));
+    env.clock.set(new Date(earliestNextChange(env.clock.now(), KzBusinessCalendar.shipped({ cutoff: '17:00' })).getTime() + 60_000));
     expect((await b.login(login, passwords[7])).statusCode).toBe(200);
     // The last 7 are passwords[1..7]; passwords[0] (and the temporary one) are 8+ back.
     const table: Array<[string, number, string | null]> = [
