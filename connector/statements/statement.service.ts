@@ -64,7 +64,7 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   const withdrawn: WithdrawnLine[] = [];
   const conflicts: Array<{ conflict: ConflictingLine; period: Pick<StatementData, 'periodFrom' | 'periodTo'> }> = [];
   /** Earlier periods stored on the way (a hole fetched, a gap's previous period fetched again): their lines are reconciled too. */
-  const earlier: Array<Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'>> = [];
+  const earlier: Array<Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind' | 'lines'>> = [];
 
   // 1. Fetch, checked: opening + booked lines = closing, or an incident (LESSONS.md 6).
   const { statement, balance } = await fetchChecked(deps, account, from, to, incidents);
@@ -95,7 +95,8 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   // earlier periods this fetch stored lines of (else a debit found only in a hole would never be judged).
   const rec = { matched: 0, executed: 0, incidents: [] as string[] };
   for (const period of [...earlier.sort((a, b) => (a.periodFrom < b.periodFrom ? -1 : 1)), statement]) {
-    const r = await reconcileAccount(deps.em, account, period.periodFrom, period.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+    const { from: since, to: until } = reconcileRange(period);
+    const r = await reconcileAccount(deps.em, account, since, until, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
     rec.matched += r.matched;
     rec.executed += r.executed;
     rec.incidents.push(...r.incidents);
@@ -127,6 +128,24 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
     balanced: balance.ok,
     continuity,
   };
+}
+
+/**
+ * The days whose lines a fetched statement brings: its period, widened to the booking dates of its
+ * booked lines. A bank may date a line outside the period it sends it in (a UTC date for a line
+ * booked just after midnight in Almaty, a back-dated correction); the statement balances with it,
+ * so it moved money in this statement, and reconciled only by its period it was never judged (an
+ * unauthorised debit without an incident, R-29; our order's debit never confirming it).
+ */
+function reconcileRange(period: Pick<StatementData, 'periodFrom' | 'periodTo'> & { lines?: StatementData['lines'] }): { from: string; to: string } {
+  let from = period.periodFrom;
+  let to = period.periodTo;
+  for (const line of period.lines ?? []) {
+    if (line.status !== 'booked') continue;
+    if (line.bookingDate < from) from = line.bookingDate;
+    if (line.bookingDate > to) to = line.bookingDate;
+  }
+  return { from, to };
 }
 
 /**
@@ -176,7 +195,7 @@ async function ensureContinuity(
   next: StatementData,
   incidents: string[],
   depth: number,
-  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[]; conflicts: ConflictingLine[]; period: Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind'> }) => void,
+  count: (r: { stored: number; duplicates: number; changed: ChangedLine[]; withdrawn: WithdrawnLine[]; conflicts: ConflictingLine[]; period: Pick<StatementData, 'periodFrom' | 'periodTo' | 'kind' | 'lines'> }) => void,
 ): Promise<FetchReconcileResult['continuity']> {
   const account = next.account;
   const previous = await previousStatement(deps.em, account, next.periodFrom);

@@ -424,6 +424,23 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect((await incidents('unexplained_debit')).filter((i) => i.evidence.account === account)).toEqual([]);
     expect((await incidents('execution_mismatch')).filter((i) => i.evidence.orderId === o.id)).toHaveLength(1);
   });
+  it('a debit the bank dates before the period it sends it in (a UTC date just after midnight in Almaty) is reconciled too: a debit no order explains is an unexplained debit (R-29)', async () => {
+    const account = 'KZ000000000000000A31';
+    const bank = new ScriptedBank();
+    const closed = statement(account, '2026-11-24', '2026-11-24', 1_000_000, []);
+    bank.answer(closed);
+    await run(bank, account, '2026-11-24', '2026-11-24', new Date('2026-11-25T04:00:00Z'));
+    // 2026-11-25 00:30 in Almaty is 2026-11-24 19:30 UTC: a bank writing UTC dates puts the line of
+    // the 25th, sent in the statement of the 25th (which balances with it), on the 24th.
+    const stranger = line({ bankLineId: 'UTC-1', bookingDate: '2026-11-24', valueDate: '2026-11-24', amount: 70_000, counterparty: { ...BENEFICIARY, iban: 'KZ000000000000000666' } });
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', closed.closingBalance, [stranger], 'intraday'));
+    const r = await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-25T10:00:00Z'));
+    expect(r.balanced).toBe(true);
+    const [unexplained] = (await incidents('unexplained_debit')).filter((i) => i.evidence.bankLineId === 'UTC-1');
+    expect(unexplained).toBeDefined();
+    expect(r.incidents).toContain(unexplained.id);
+    expect(await q('select match_kind from statement_line where account = ? and bank_line_id = ?', [account, 'UTC-1'])).toEqual([{ match_kind: 'unexplained' }]);
+  });
   it('a statement the bank refuses for good is said: an answer we cannot take opens statement_unavailable; a configured compromise code, on any call, locks down (R-31)', async () => {
     const account = 'KZ000000000000000A18';
     const config = { ...env.config, lockdown: { ...env.config.lockdown, bankRefusalCodes: [...env.config.lockdown.bankRefusalCodes, 'CLIENT_BLOCKED'] } };
