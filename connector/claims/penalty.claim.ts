@@ -71,8 +71,11 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   const valueDate = isoDateOf(order.value_date);
   const dueDay = executionDayOf(calendar, receivedDay, valueDate);
   const heldToValueDate = dueDay !== receivedDay;
+  // The order's own debit, whatever kind the bank gave it (a budget payment may come as `tax`, a
+  // conversion as `other`: reconciliation matches those to the order too); not its fee, which
+  // reconciliation links to the order as well and may be booked on another day.
   const [line] = await em.execute<Array<{ booking_date: string | Date }>>(
-    "select min(booking_date) as booking_date from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind = 'payment' having min(booking_date) is not null",
+    "select min(booking_date) as booking_date from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind <> 'fee' having min(booking_date) is not null",
     [orderId],
   );
   const executedDay = line ? isoDateOf(line.booking_date) : null;

@@ -6,6 +6,9 @@ import type { OrderState } from '../../connector/orders/order-state';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { penaltyClaim, penaltyTiyn } from '../../connector/claims/penalty.claim';
 import { sampleOrder } from '../support/orders.fixture';
+import { storeStatement } from '../../connector/statements/statement.store';
+import { reconcileAccount } from '../../connector/statements/reconciliation';
+import type { StatementLineData } from '../../connector/statements/statement.model';
 
 /** the penalty for an order the bank did not execute in time, from what PostgreSQL holds. */
 describe('penalty claim (R-28)', () => {
@@ -134,6 +137,22 @@ describe('penalty claim (R-28)', () => {
     const asBefore = await penaltyClaim(db(), earlier.id, calendar(), now);
     expect(asBefore).toMatchObject({ receivedDay: '2026-11-24', dueDay: '2026-11-24', delayDays: 3, penalty: '30.00' });
     expect(asBefore.draft).toContain('получено банком в операционный день 2026-11-24 и исполнено 2026-11-27');
+  });
+
+  it('an order whose debit the bank books as a tax line (a budget payment) counts its delay to that booking, as reconciliation matched it', async () => {
+    const o = await orderAtBank('C-11', '1000.00', 'submitted');
+    const [row] = await db().execute<Array<{ external_id: string; beneficiary_iban: string }>>('select external_id, beneficiary_iban from payment_order where id = ?', [o.id]);
+    // The real path: the statement stored, then reconciled (which confirms the order by the line).
+    const line: StatementLineData = {
+      bankLineId: 'TAX-C-11', bookingDate: '2026-11-26', valueDate: '2026-11-26', direction: 'debit', amount: 1_000_00, currency: 'KZT', status: 'booked', kind: 'tax',
+      counterparty: { name: 'РГУ УГД', iinBin: '', iban: row.beneficiary_iban, bic: '' }, purpose: 'Налог', externalId: row.external_id,
+    };
+    await storeStatement(db(), { account: o.iban, currency: 'KZT', periodFrom: '2026-11-26', periodTo: '2026-11-26', kind: 'booked', openingBalance: 5_000_00, closingBalance: 4_000_00, lines: [line], source: 'bank-json' }, { now });
+    await reconcileAccount(db(), o.iban, '2026-11-26', '2026-11-26', { calendar: calendar(), now });
+    const [{ state }] = await db().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [o.id]);
+    expect(state).toBe('executed');
+    const claim = await penaltyClaim(db(), o.id, calendar(), now);
+    expect(claim).toMatchObject({ receivedDay: '2026-11-24', executedDay: '2026-11-26', delayDays: 2, penalty: '0.20' });
   });
 
   it('refuses an order the bank never received', async () => {
