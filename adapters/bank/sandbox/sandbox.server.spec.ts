@@ -5,6 +5,7 @@ import { DEMO, loadSandboxConfig } from './sandbox.config';
 import { isLoopbackHost, Sandbox, startSandbox } from './sandbox.server';
 import { sampleOrder } from '../test/fixtures';
 import { startHarness, TEST_DATABASE_URL, type Harness } from '../test/sandbox.harness';
+import { checkStatementBalance } from '../../../connector/statements/statement.model';
 
 /** The sandbox on its own: bad input, the admin API's loopback rule, the day clock, its schema. */
 let h: Harness;
@@ -359,5 +360,38 @@ describe('its PostgreSQL schema', () => {
       await pg.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await pg.end();
     }
+  });
+});
+
+describe('a statement read while money moves', () => {
+  it('is one snapshot: a payment booked while it is read moves neither its opening nor its closing', async () => {
+    const client = h.client();
+    const day = '2026-11-25';
+    const before = await client.getStatement(DEMO.poorIban, day, day);
+    const store = h.sandbox.store;
+    const read = store.account.bind(store);
+    let raced = false;
+    // An incoming payment is booked right after the statement has read the account's balance, before it reads the lines.
+    const spy = jest.spyOn(store, 'account').mockImplementation(async (db, iban, forUpdate) => {
+      const row = await read(db, iban, forUpdate);
+      if (!raced && !forUpdate && iban === DEMO.poorIban) {
+        raced = true;
+        await h.admin('POST', `/accounts/${DEMO.poorIban}/incoming`, { amount: '50.00' });
+      }
+      return row;
+    });
+    let during;
+    try {
+      during = await client.getStatement(DEMO.poorIban, day, day);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(raced).toBe(true);
+    // The day opened where it opened, whatever was booked during it (else the connector sees a gap with the day before).
+    expect(during.openingBalance).toBe(before.openingBalance);
+    expect(checkStatementBalance(during).ok).toBe(true);
+    const after = await client.getStatement(DEMO.poorIban, day, day);
+    expect(after.openingBalance).toBe(before.openingBalance);
+    expect(after.closingBalance).toBe(before.closingBalance + 50_00);
   });
 });

@@ -516,12 +516,33 @@ export class Sandbox {
 
   // ---- statements ---------------------------------------------------------------------------
 
+  /**
+   * One snapshot (REPEATABLE READ): the balance, the sums and the lines are read in three queries,
+   * and a payment executed or booked between them (the executor and the admin API run meanwhile)
+   * made a statement that still balanced but opened where the day before did not close: a gap
+   * the connector reports for money that never went missing.
+   */
   private async statement(iban: string, from: string, to: string): Promise<Record<string, unknown> | undefined> {
+    const db = await this.store.pool.connect();
+    try {
+      await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const statement = await this.statementIn(db, iban, from, to);
+      await db.query('COMMIT');
+      return statement;
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      db.release();
+    }
+  }
+
+  private async statementIn(db: PoolClient, iban: string, from: string, to: string): Promise<Record<string, unknown> | undefined> {
     const t = this.store.t;
-    const account = await this.store.account(this.store.pool, iban);
+    const account = await this.store.account(db, iban);
     if (!account) return undefined;
     const signed = `CASE WHEN direction = 'credit' THEN amount ELSE -amount END`;
-    const sums = await this.store.pool.query(
+    const sums = await db.query(
       `SELECT COALESCE(SUM(CASE WHEN booking_date >= $2 THEN ${signed} END), 0) AS since_from,
               COALESCE(SUM(CASE WHEN booking_date > $3 THEN ${signed} END), 0) AS after_to
          FROM ${t}.lines WHERE iban = $1`,
@@ -530,7 +551,7 @@ export class Sandbox {
     const balance = Number(account.balance);
     const opening = balance - Number(sums.rows[0].since_from);
     const closing = balance - Number(sums.rows[0].after_to);
-    const rows = await this.store.pool.query(`SELECT * FROM ${t}.lines WHERE iban = $1 AND booking_date BETWEEN $2 AND $3 ORDER BY seq`, [iban, from, to]);
+    const rows = await db.query(`SELECT * FROM ${t}.lines WHERE iban = $1 AND booking_date BETWEEN $2 AND $3 ORDER BY seq`, [iban, from, to]);
     const lines: Array<Record<string, unknown>> = rows.rows.map((l) => {
       const line: Record<string, unknown> = {
         lineId: l.line_id, bookingDate: l.booking_date, valueDate: l.value_date, direction: l.direction,
@@ -545,7 +566,7 @@ export class Sandbox {
     const today = kzDate(this.clock.now());
     if (from <= today && today <= to) {
       // Pending: documents taken but not yet executed; they do not move the balance (LESSONS.md 6).
-      const pending = await this.store.pool.query(`SELECT ${DOCUMENT_COLUMNS} FROM ${t}.documents WHERE payer_iban = $1 AND status IN ('accepted', 'in_processing') ORDER BY received_at`, [iban]);
+      const pending = await db.query(`SELECT ${DOCUMENT_COLUMNS} FROM ${t}.documents WHERE payer_iban = $1 AND status IN ('accepted', 'in_processing') ORDER BY received_at`, [iban]);
       for (const d of pending.rows as DocumentRow[]) {
         const r = d.requisites;
         lines.push({
