@@ -28,7 +28,11 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  *   erroneous execution (R-27): incident with a draft notice and the 3-operational-day deadline;
  *   the order is not marked executed;
  * - fee lines are expected (R-25): linked to their payment when the bank names it, else matched
- *   as fees; tax lines are expected too; credits are incoming money, never an alarm;
+ *   as fees; tax lines are expected too; credits are incoming money, never an alarm, but a credit
+ *   naming one of our orders that reached the bank (its reference or external id) is that payment
+ *   coming back (the beneficiary's bank returned it): an incident says so, since the ERP shows the
+ *   order paid; the order keeps its state and the line is not linked to it (1C would take the
+ *   return for its own payment order, found by the order's number and date);
  * - any other debit is unexplained: a possible unauthorised payment (R-29), critical incident,
  *   the bank to be told within 1 business day.
  * The decision is a pure function (decideLines); applying it is idempotent: each line records
@@ -90,7 +94,8 @@ export type LineDecision =
   | { kind: 'mismatch'; lineId: string; orderId: string; differences: Difference[] }
   | { kind: 'fee'; lineId: string; orderId: string | null }
   | { kind: 'tax'; lineId: string }
-  | { kind: 'credit'; lineId: string }
+  /** `returnedOrderId`: the order of ours the credit names (its reference or external id): the payment came back. */
+  | { kind: 'credit'; lineId: string; returnedOrderId?: string }
   /** `unsentOrderId`: the failed order, never sent, whose reference or requisites the debit carries. */
   | { kind: 'unexplained'; lineId: string; unsentOrderId?: string };
 
@@ -219,7 +224,10 @@ export function decideLines(lines: readonly LineForMatch[], allOrders: readonly 
   return booked.map((line): LineDecision => {
     // R-25: expected. Linked to the payment it was charged for when the bank names it.
     if (line.kind === 'fee') return { kind: 'fee', lineId: line.id, orderId: byReference(line, allOrders)?.id ?? null };
-    if (line.direction === 'credit') return { kind: 'credit', lineId: line.id };
+    if (line.direction === 'credit') {
+      const returned = byReference(line, orders);
+      return returned ? { kind: 'credit', lineId: line.id, returnedOrderId: returned.id } : { kind: 'credit', lineId: line.id };
+    }
     const match = matched.get(line.id);
     if (match) return matchDecision(line, match.order, match.how);
     // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
@@ -479,6 +487,30 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
           differences: decision.differences,
           // R-27: notify the bank within 3 operational days of discovery.
           draftNotice: draftErroneousExecutionNotice({ order, line, differences: decision.differences, deadline }),
+        },
+      });
+      if (raised.created) result.incidents.push(raised.id);
+    } else if (decision.kind === 'credit' && decision.returnedOrderId) {
+      const order = ordersById.get(decision.returnedOrderId)!;
+      const raised = await raiseOnce(em, {
+        kind: 'payment_returned',
+        severity: 'high',
+        title: `Credit of ${formatAmount(line.amount)} to ${account} on ${line.bookingDate} names order ${order.number} of ${order.docDate}: the payment came back; the ERP shows the order ${order.state === 'executed' ? 'executed' : `as ${order.state}`}`,
+        dedupeKey: `payment_returned:${account}:${line.bankLineId}`,
+        actor,
+        now: options.now,
+        evidence: {
+          account,
+          orderId: order.id,
+          number: order.number,
+          date: order.docDate,
+          orderAmount: formatAmount(order.amountTiyn),
+          bankLineId: line.bankLineId,
+          amount: formatAmount(line.amount),
+          bookingDate: line.bookingDate,
+          counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
+          purpose: line.purpose,
+          hint: "the beneficiary was not paid: check the beneficiary's requisites with the bank's reason in the line's purpose, and tell the ERP's user; a new payment is a new order",
         },
       });
       if (raised.created) result.incidents.push(raised.id);

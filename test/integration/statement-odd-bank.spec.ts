@@ -441,6 +441,33 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(r.incidents).toContain(unexplained.id);
     expect(await q('select match_kind from statement_line where account = ? and bank_line_id = ?', [account, 'UTC-1'])).toEqual([{ match_kind: 'unexplained' }]);
   });
+  it('a credit naming our executed order is that payment coming back: an incident, the order stays executed, the line stays a credit; any other credit is incoming money', async () => {
+    // An account of its own: the other tests' statements of account do not chain with these.
+    const account = 'KZ000000000000000R01';
+    const o = await submittedOrder({ number: 'R-1', date: '2026-11-24', payer: { ...sampleOrder().payer, iban: account } });
+    const bank = new ScriptedBank();
+    const paid = statement(account, '2026-11-24', '2026-11-24', 100_000_000, [line({ bankLineId: 'R1-PAY', amount: 15_000_000, externalId: o.externalId })]);
+    bank.answer(paid);
+    expect(await run(bank, account, '2026-11-24', '2026-11-24')).toMatchObject({ executed: 1, incidents: [] });
+    // The next day the beneficiary's bank returns it (account closed), under our external id; and an ordinary incoming payment.
+    const returned = line({ bankLineId: 'R1-RET', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'credit', amount: 15_000_000, externalId: o.externalId, purpose: 'Возврат: счет получателя закрыт' });
+    const incoming = line({ bankLineId: 'R1-IN', bookingDate: '2026-11-25', valueDate: '2026-11-25', direction: 'credit', amount: 15_000_000, purpose: 'Оплата по договору' });
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', paid.closingBalance, [returned, incoming]));
+    const r = await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'));
+    const found = (await incidents('payment_returned')).filter((i) => i.evidence.account === account);
+    expect(found.map((i) => i.evidence)).toEqual([expect.objectContaining({ orderId: o.id, number: 'R-1', bankLineId: 'R1-RET', amount: '150000.00' })]);
+    expect(r.incidents).toEqual([found[0].id]);
+    expect(await stateOf(o.id)).toBe('executed');
+    const rows = await q<{ bank_line_id: string; match_kind: string; order_id: string | null }>(`select bank_line_id, match_kind, order_id from statement_line where account = ? and bank_line_id like 'R1-%' order by bank_line_id`, [account]);
+    expect(rows).toEqual([
+      { bank_line_id: 'R1-IN', match_kind: 'credit', order_id: null },
+      { bank_line_id: 'R1-PAY', match_kind: 'order', order_id: o.id },
+      { bank_line_id: 'R1-RET', match_kind: 'credit', order_id: null },
+    ]);
+    // Fetched again: the same line raises nothing new.
+    expect((await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T05:00:00Z'))).incidents).toEqual([]);
+    expect((await incidents('payment_returned')).filter((i) => i.evidence.account === account)).toHaveLength(1);
+  });
   it('a statement the bank refuses for good is said: an answer we cannot take opens statement_unavailable; a configured compromise code, on any call, locks down (R-31)', async () => {
     const account = 'KZ000000000000000A18';
     const config = { ...env.config, lockdown: { ...env.config.lockdown, bankRefusalCodes: [...env.config.lockdown.bankRefusalCodes, 'CLIENT_BLOCKED'] } };
