@@ -266,8 +266,9 @@ export class Sandbox {
             purpose: `Комиссия за платёж №${doc.number} от ${doc.doc_date}`, knp: '840', bankReference: doc.bank_reference, externalId: doc.external_id,
           });
         }
+        // An arrest stops what leaves an account, not what comes in: a beneficiary held here is credited whatever its status (else the money left the payer and reached nobody).
         const beneficiary = accounts.get(r.beneficiary.iban);
-        if (beneficiary && beneficiary.status !== 'arrested') {
+        if (beneficiary) {
           beneficiary.balance += amount;
           lines.push({
             iban: beneficiary.iban, bookingDate: day, valueDate: day, direction: 'credit', amount, currency: doc.currency, kind: 'payment',

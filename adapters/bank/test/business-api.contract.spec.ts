@@ -337,6 +337,23 @@ describe('refusals (R-23), each with its own code and Russian text', () => {
     await refused(h.signed(sampleOrder({ number: nextNumber(), payer: { ...sampleOrder().payer, iban: makeIban('998', 'CTB0000009999') } }), `nf-${n}`), 'ACCOUNT_NOT_FOUND');
   });
 
+  it('a payment to an arrested account held here credits it: an arrest stops what leaves an account, not what comes in', async () => {
+    const client = h.client();
+    const order = sampleOrder({
+      number: nextNumber(),
+      amount: '12.34',
+      beneficiary: { name: 'ТОО "Под арестом"', iinBin: DEMO.internalBeneficiaryBin, iban: DEMO.arrestedIban, bic: 'TSESKZKA', kbe: '17' },
+    });
+    const before = (await client.getStatement(DEMO.arrestedIban, '2026-11-25', '2026-11-25')).closingBalance;
+    const doc = await client.submit(h.signed(order, `arr-${order.number}`));
+    await h.admin('POST', '/clock/step');
+    await h.admin('POST', '/clock/step');
+    expect(await client.getStatus(doc.documentId)).toMatchObject({ status: 'executed' });
+    const st = await client.getStatement(DEMO.arrestedIban, '2026-11-25', '2026-11-25');
+    expect(st.lines).toEqual(expect.arrayContaining([expect.objectContaining({ direction: 'credit', amount: 1234, documentNumber: order.number })]));
+    expect(st.closingBalance - before).toBe(1234);
+  });
+
   it('AML_REFUSAL for a screened beneficiary; AUTHENTICATION_IMPOSSIBLE and CREDENTIALS_COMPROMISED when the bank says so', async () => {
     const aml = sampleOrder({ number: nextNumber() });
     aml.beneficiary.iinBin = AML_BIN;
