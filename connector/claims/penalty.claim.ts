@@ -88,7 +88,14 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     "select opening_balance from statement where account = ? and kind = 'booked' and period_from = ? order by fetched_at desc limit 1",
     [order.payer_iban, dueDay],
   );
-  const fundsAtReceipt = statement ? { openingBalance: formatAmount(Number(statement.opening_balance)), sufficient: Number(statement.opening_balance) >= amountTiyn } : null;
+  // R-23: the funds must cover the payment and the bank's fee for it; the fee is known once the
+  // bank has booked it (a fee line reconciliation linked to the order), else the amount alone.
+  const [fee] = await em.execute<Array<{ tiyn: string | null }>>(
+    "select sum(amount_tiyn) as tiyn from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind = 'fee'",
+    [orderId],
+  );
+  const feeTiyn = Number(fee?.tiyn ?? 0);
+  const fundsAtReceipt = statement ? { openingBalance: formatAmount(Number(statement.opening_balance)), sufficient: Number(statement.opening_balance) >= amountTiyn + feeTiyn } : null;
   if (delayDays === 0) {
     // Until today counts as no delay too: still on the day it was received, or executed by then.
     const day = heldToValueDate ? `the operational day of its value date ${valueDate} (${dueDay})` : `the day the bank received it (${receivedDay})`;
@@ -98,7 +105,7 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
         : `not executed yet, but ${heldToValueDate ? `not due before ${day}` : `still within the operational day the bank received it (${receivedDay})`}: no delay so far`,
     );
   }
-  if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${dueDay} (${fundsAtReceipt.openingBalance}) did not cover the amount: terms 7.4 owe a penalty only while the funds were sufficient`);
+  if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${dueDay} (${fundsAtReceipt.openingBalance}) did not cover the amount${feeTiyn > 0 ? ` and the bank's fee (${formatAmount(feeTiyn)})` : ''}: terms 7.4 owe a penalty only while the funds were sufficient`);
   if (!fundsAtReceipt) notes.push(`no booked statement of ${order.payer_iban} for ${dueDay} is stored: check that the funds were sufficient before sending the claim`);
   const penalty = penaltyTiyn(amountTiyn, delayDays);
   const claimable = delayDays > 0 && fundsAtReceipt?.sufficient !== false;

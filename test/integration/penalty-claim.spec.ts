@@ -94,6 +94,22 @@ describe('penalty claim (R-28)', () => {
     expect(pending.draft).toContain('на дату претензии не исполнено');
   });
 
+  it("the funds must cover the bank's fee as well (R-23): an opening of exactly the amount is short once the fee is booked", async () => {
+    const o = await orderAtBank('C-FEE', '100000.00', 'executed');
+    await db().execute("delete from statement where account = ? and period_from = '2026-11-24'", [o.iban]);
+    await statement(o.iban, '2026-11-24', 100_000_00);
+    await bookedDebit(o.id, o.iban, '2026-11-26', 100_000_00);
+    expect(await penaltyClaim(db(), o.id, calendar(), now)).toMatchObject({ delayDays: 2, fundsAtReceipt: { sufficient: true }, claimable: true });
+    await db().execute(
+      `insert into statement_line (id, account, bank_line_id, booking_date, value_date, direction, amount_tiyn, currency, status, kind, counterparty_name, counterparty_iin_bin, counterparty_iban, counterparty_bic, purpose, order_id, created_at)
+       values (?, ?, ?, '2026-11-26', '2026-11-26', 'debit', 300, 'KZT', 'booked', 'fee', 'bank', '000000000000', 'KZ000000000000000000', 'XXXXKZKA', 'fee', ?, now())`,
+      [randomUUID(), o.iban, `F-${randomUUID()}`, o.id],
+    );
+    const short = await penaltyClaim(db(), o.id, calendar(), now);
+    expect(short).toMatchObject({ delayDays: 2, fundsAtReceipt: { openingBalance: '100000.00', sufficient: false }, claimable: false });
+    expect(short.notes.join(' ')).toMatch(/did not cover the amount and the bank's fee \(3\.00\)/);
+  });
+
   it('an order valued ahead counts its delay from its value date, not from the day the bank received it; one valued earlier counts as before', async () => {
     // Received Tuesday 2026-11-24, valued 5 business days on (Tuesday 2026-12-01), debited Thursday 2026-12-03: 2 days late, not 9.
     const ahead = await orderAtBank('C-6', '100000.00', 'executed', '2026-12-01');
