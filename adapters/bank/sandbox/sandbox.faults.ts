@@ -27,6 +27,11 @@ export const faultsSchema = z
       .object({ code: z.string().regex(/^[A-Z_]+$/), count: z.number().int().min(0), at: z.enum(['submit', 'execution', 'token']).default('submit') })
       .nullable()
       .default(null),
+    /** The next `count` status answers carry this externalId and/or documentId instead of the document's own: a bank mixing its answers up. */
+    mixStatus: z
+      .object({ count: z.number().int().min(0), externalId: z.string().min(1).max(200).optional(), documentId: z.string().min(1).max(200).optional() })
+      .nullable()
+      .default(null),
   })
   .strict();
 
@@ -78,6 +83,16 @@ export class FaultSwitches {
       return true;
     }
     return false;
+  }
+
+  /** The ids the next status answer carries instead of the document's own, if any (consumes one count). */
+  takeStatusMixUp(): { externalId?: string; documentId?: string } | undefined {
+    const m = this.state.mixStatus;
+    if (m && m.count > 0) {
+      m.count -= 1;
+      return { externalId: m.externalId, documentId: m.documentId };
+    }
+    return undefined;
   }
 
   takeRefusal(at: 'submit' | 'execution' | 'token'): string | undefined {

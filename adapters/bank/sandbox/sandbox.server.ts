@@ -630,7 +630,8 @@ export class Sandbox {
           const { documentId } = req.params as { documentId: string };
           const doc = await this.store.documentById(documentId);
           if (!doc) return send(reply, 404, 'NOT_FOUND', 'no such document');
-          return reply.send(statusJson(doc));
+          const mixed = this.faults.takeStatusMixUp();
+          return reply.send({ ...statusJson(doc), ...(mixed?.externalId ? { externalId: mixed.externalId } : {}), ...(mixed?.documentId ? { documentId: mixed.documentId } : {}) });
         }),
       );
       api.get('/accounts', (req, reply) =>
