@@ -84,16 +84,8 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   try {
     status = await context.services.bank().getStatus(order.bankReference as string);
   } catch (err) {
-    // No status because the bank does not answer is no status too (R-21): the incident does not wait
-    // for the bank. Best effort: a calendar that cannot say (its data ended) must not hide the bank's error.
-    const overdue = (() => {
-      try {
-        return statusOverdueAt(calendar, order, now, false);
-      } catch {
-        return false;
-      }
-    })();
-    if (overdue) await statusOverdue(context, order, { bankError: err instanceof BankError ? err.code : 'ERROR' }, now);
+    // No status because the bank does not answer is no status too (R-21): the incident does not wait for the bank.
+    await noStatusOverdue(context, calendar, order, now, err instanceof BankError ? err.code : 'ERROR');
     // The bank says when to come back (R-24); without a Retry-After it is a failed poll, backed off below.
     if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE') && err.retryAfterMs !== undefined) return { waitMs: err.retryAfterMs, why: err.code };
     // Our own credentials cannot be used (marked revoked, the vault cannot be opened, or the bank
@@ -113,7 +105,9 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   // An answer about another document (the bank mixed answers up) says nothing about this order:
   // applying it could refuse or execute the wrong one. Nothing moves; one incident, and the poll
   // waits and asks again (spending the attempts would turn an order at the bank into `failed`).
+  // It is no status of this order either (R-21): overdue as if the bank had not answered.
   if (status.externalId !== order.externalId || status.documentId !== order.bankReference) {
+    await noStatusOverdue(context, calendar, order, now, 'CONTRACT_VIOLATION');
     const why = `the bank's status answer for document ${order.bankReference} is about document ${status.documentId} (external id ${status.externalId})`;
     context.logger.error({ event: 'order.track.foreign_status', alert: true, orderId: order.id, documentId: status.documentId, externalId: status.externalId }, why);
     await orderPollIncident(context, order, now, {
@@ -210,6 +204,21 @@ function statusOverdueAt(calendar: ReturnType<typeof kzCalendarFromConfig>, orde
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
   const dueDay = executionDayOf(calendar, acceptedDay, order.valueDate);
   return now >= (dueDay === acceptedDay ? calendar.operationalDeadline(order.stateChangedAt, 1) : calendar.endOfOperationalDay(calendar.addBusinessDays(dueDay, 1)));
+}
+
+/**
+ * R-21 for a poll that got no status of this order (the bank did not answer, or answered about
+ * another document). Best effort: a calendar that cannot say (its data ended) must not hide the
+ * bank's error.
+ */
+async function noStatusOverdue(context: JobContext, calendar: ReturnType<typeof kzCalendarFromConfig>, order: PaymentOrder, now: Date, bankError: string): Promise<void> {
+  let overdue: boolean;
+  try {
+    overdue = statusOverdueAt(calendar, order, now, false);
+  } catch {
+    return;
+  }
+  if (overdue) await statusOverdue(context, order, { bankError }, now);
 }
 
 /** R-21: one incident per order whose processing status is overdue (the bank says only `accepted`, or does not answer). */

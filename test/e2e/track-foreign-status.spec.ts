@@ -1,3 +1,5 @@
+import { trackBatch } from '../../queue/jobs/track-order.job';
+import type { JobContext } from '../../queue/job-context';
 import { eventually } from '../support/test-env';
 import { startLockdownWorld, type LockdownWorld } from '../lockdown/lockdown.harness';
 
@@ -29,7 +31,7 @@ describe('a status answer about another document moves nothing (real sandbox)', 
     await eventually(async () => (world.sandbox.stats.statusRequests >= from + n ? true : null), { timeoutMs: 20_000, what: `${n} more status polls` });
   };
 
-  it('our document id under another external id, then our external id under another document id: the order stays submitted while the bank executed it; one incident; the true answer settles it', async () => {
+  it('our document id under another external id, then our external id under another document id: the order stays submitted while the bank executed it; one incident; no status counts (R-21); the true answer settles it', async () => {
     // Our document id, someone else's external id.
     await world.admin('PUT', '/faults', { mixStatus: { count: 10_000, externalId: 'someone-elses-order' } });
     await world.unlock('ceo');
@@ -52,6 +54,16 @@ describe('a status answer about another document moves nothing (real sandbox)', 
     expect(await orderRow(id)).toMatchObject({ state: 'submitted', bank_status: 'accepted' });
     // One incident for the order, not one per poll.
     expect((await incidentsOf(id)).map((i) => i.kind)).toEqual(['bank_status_mismatch']);
+
+    // A foreign answer is no status (R-21): a business day on, the order is overdue as if the bank had not answered.
+    const later: JobContext = { ...world.context, clock: { now: () => new Date(Date.now() + 5 * 86_400_000) } };
+    const [outcome] = await trackBatch(later, [id]);
+    expect(outcome).toMatchObject({ why: expect.stringMatching(/^CONTRACT_VIOLATION/) });
+    expect(await orderRow(id)).toMatchObject({ state: 'submitted', bank_status: 'accepted' });
+    expect((await incidentsOf(id)).map((i) => [i.kind, i.evidence.bankError])).toEqual([
+      ['bank_status_mismatch', undefined],
+      ['status_overdue', 'CONTRACT_VIOLATION'],
+    ]);
 
     // The bank answers about our document again: the poll that never gave up settles it.
     await world.admin('POST', '/faults/reset');
