@@ -331,6 +331,7 @@ export const configSchema = z
             bank_credentials_revoked: z.enum(['lockdown', 'alert']).default('lockdown'),
             bank_refused_compromise: z.enum(['lockdown', 'alert']).default('lockdown'),
             certificate_check_failed: z.enum(['lockdown', 'alert']).default('lockdown'),
+            signed_bytes_mismatch: z.enum(['lockdown', 'alert']).default('lockdown'),
             unexplained_debit: z.enum(['lockdown', 'alert']).default('lockdown'),
             execution_mismatch: z.enum(['lockdown', 'alert']).default('lockdown'),
             brute_force: z.enum(['lockdown', 'alert']).default('lockdown'),

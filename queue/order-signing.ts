@@ -134,7 +134,7 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   if (signed.documentSha256 !== document.sha256) {
     // A signature over other bytes than the frozen document: a check that must never fail did (issue 16).
     await triggerLockdown(context, {
-      trigger: 'certificate_check_failed',
+      trigger: 'signed_bytes_mismatch',
       reason: `the signer agent returned a signature of ${user.login} over other bytes than order ${order.number}'s frozen document`,
       scope: `user:${user.login}`,
       evidence: { orderId: order.id, login: user.login, expectedSha256: document.sha256, signedSha256: signed.documentSha256 },

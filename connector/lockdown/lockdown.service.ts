@@ -32,6 +32,7 @@ export const LOCKDOWN_TRIGGERS = [
   'bank_credentials_revoked',
   'bank_refused_compromise',
   'certificate_check_failed',
+  'signed_bytes_mismatch',
   'unexplained_debit',
   'execution_mismatch',
   'brute_force',

@@ -63,7 +63,7 @@ describe('lockdown on a signature over other bytes than the frozen document', ()
     expect(incident).toBeTruthy();
     expect(incident!.status).toBe('open');
     expect(incident!.evidence).toMatchObject({
-      trigger: 'certificate_check_failed',
+      trigger: 'signed_bytes_mismatch',
       scope: 'user:ceo',
       evidence: { orderId: id, login: 'ceo', expectedSha256: frozen.sha256, signedSha256: createHash('sha256').update(swapped[0]).digest('hex') },
     });
