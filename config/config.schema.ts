@@ -75,7 +75,37 @@ export const configSchema = z
           .regex(/^postgres(ql)?:\/\//, 'expected a postgresql:// URL')
           .default('postgresql://postgres@127.0.0.1:5432/connector'),
         poolMax: z.number().int().min(1).max(200).default(10),
+        /**
+         * Server-side bounds set on every connection the connector opens (PostgreSQL's settings of the
+         * same names; 0 = not set, the server's own value applies). A statement stuck behind a lock a
+         * hung session holds, or a session left idle inside a transaction, would otherwise stall a
+         * worker for good. The worker's statements take milliseconds; the heaviest regular ones (a
+         * day's statement stored, a retention sweep) seconds. `connector migrate` runs without them
+         * (an index over years of rows may rightly take minutes), and the archive export's snapshot
+         * transaction without the idle bound (it writes files between its fetches).
+         */
+        statementTimeoutMs: z.number().int().min(0).max(86_400_000).default(60_000),
+        /** How long one statement waits for a row, table or advisory lock before it fails (SQLSTATE 55P03); the job is retried. */
+        lockTimeoutMs: z.number().int().min(0).max(86_400_000).default(10_000),
+        /** A session idle this long inside an open transaction is ended by the server, its locks released (SQLSTATE 25P03). */
+        idleInTransactionTimeoutMs: z.number().int().min(0).max(86_400_000).default(60_000),
+        /**
+         * The client's own bound on one query (pg's query_timeout): a server that stopped answering
+         * without closing the connection. Default: statementTimeoutMs + 5 s, so the server cancels
+         * a slow statement first; 0 = none. Must be above statementTimeoutMs when both are set.
+         */
+        queryTimeoutMs: z.number().int().min(0).max(86_400_000).optional(),
       })
+      .superRefine((db, ctx) => {
+        if (db.queryTimeoutMs && db.statementTimeoutMs && db.queryTimeoutMs <= db.statementTimeoutMs) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['queryTimeoutMs'],
+            message: `must be above database.statementTimeoutMs (${db.statementTimeoutMs}), so that the server cancels a slow statement before the client gives up on the connection; or 0 for none`,
+          });
+        }
+      })
+      .transform((db) => ({ ...db, queryTimeoutMs: db.queryTimeoutMs ?? (db.statementTimeoutMs ? db.statementTimeoutMs + 5_000 : 0) }))
       .default({}),
     redis: z
       .object({

@@ -7,6 +7,8 @@ import type { JobContext } from './job-context';
 import type { RegisteredJob } from './job-definition';
 import { markOrderFailed } from '../connector/orders/order-state.machine';
 import { enqueueWriteBack } from './jobs/write-back.job';
+import { transientDatabaseError } from '../connector/shared/pg-errors';
+import { backoffAfter, BANK_WAIT_MAX_MS, waitAndRetry } from './jobs/pipeline.helpers';
 
 /** Stages whose jobs are coalesced into batches (queue/stage-batcher.ts): they take many jobs at once. */
 const BATCHED_QUEUES = new Set<string>(['validate', 'sign', 'submit', 'track']);
@@ -39,6 +41,8 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
         running.add(handled);
         try {
           return await handled;
+        } catch (err) {
+          return await databaseTrouble(context, job, err);
         } finally {
           running.delete(handled);
         }
@@ -91,6 +95,31 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
       }
     },
   };
+}
+
+/**
+ * A statement ended by a database bound (database.lockTimeoutMs, statementTimeoutMs, ...), a
+ * deadlock or a dropped connection says nothing about the order: another session held a lock, or
+ * PostgreSQL was away. It is retried like any error (BullMQ's backoff spends an attempt), but the
+ * last attempt is never spent on it: the job waits and runs again, so a lock held for longer than
+ * all the backoffs never turns an order into a permanent `failed`. Any other error is rethrown as is.
+ */
+async function databaseTrouble(context: JobContext, job: Job, err: unknown): Promise<never> {
+  const why = transientDatabaseError(err);
+  if (why === null) throw err;
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  context.logger.warn({
+    event: 'job.database_transient',
+    job: job.name,
+    jobId: job.id,
+    attempt: job.attemptsMade + 1,
+    why,
+    err: (err as Error).message.split('\n').pop(),
+    next: lastAttempt ? 'waits and runs again without failing' : 'retried with backoff',
+  });
+  if (!lastAttempt) throw err;
+  // The backoff the attempts had come to, at most a minute: it comes back soon after the lock is free.
+  return waitAndRetry(job, backoffAfter(context, job.attemptsMade + 1, BANK_WAIT_MAX_MS), why);
 }
 
 /**

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { appendAudit } from '../audit/audit.log';
 import { ConnectorError } from '../shared/errors';
-import { READ_ONLY_SNAPSHOT } from '../persistence/database';
+import { allowWorkBetweenStatements, READ_ONLY_SNAPSHOT } from '../persistence/database';
 
 /**
  * Export of the archive for safekeeping (R-26, terms 6.1.9): payment documents with their exact
@@ -74,6 +74,9 @@ export async function exportArchive(
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
   const manifest: ArchiveManifest = { format: 'connector-archive/1', exportedAt: now.toISOString(), files: [] };
   await em.transactional(async (tx) => {
+    // Files are written and fsynced, and the progress told, between the fetches: however slow the
+    // disk, the snapshot stays open (each fetch is still bounded by database.statementTimeoutMs).
+    await allowWorkBetweenStatements(tx);
     const present = new Set(
       (await tx.execute<Array<{ table_name: string }>>('select table_name from information_schema.tables where table_schema = current_schema()')).map((r) => r.table_name),
     );

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { READ_ONLY_SNAPSHOT } from '../persistence/database';
+import { allowWorkBetweenStatements, READ_ONLY_SNAPSHOT } from '../persistence/database';
 
 /**
  * Tamper-evident audit log (R-18, R-26): each record carries the hash of the previous one, so a
@@ -114,6 +114,8 @@ const VERIFY_BATCH = 5_000;
 export async function verifyAudit(em: EntityManager, options: { batch?: number } = {}): Promise<AuditVerifyResult> {
   const batchSize = options.batch ?? VERIFY_BATCH;
   return em.transactional(async (tx) => {
+    // Each batch of records is hashed between two fetches: the walk's snapshot is not idle, it works.
+    await allowWorkBetweenStatements(tx);
     const [{ n }] = await tx.execute<Array<{ n: string }>>('select count(*) as n from audit_event');
     const records = Number(n);
     await tx.execute('declare audit_walk no scroll cursor for select seq, at, actor, action, subject, details, prev_hash, hash from audit_event order by seq');

@@ -19,7 +19,35 @@ export type Orm = MikroORM;
  */
 export const READ_ONLY_SNAPSHOT = { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true } as const;
 
-export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
+/**
+ * What a connection of the connector is bounded by (config `database.*TimeoutMs`). `bounded`: every
+ * process's pool (API, worker, scheduler, CLI). `unbounded`: `connector migrate` only, an operator's
+ * command watched as it runs, where an index or a rewrite of a table of years of rows may rightly
+ * take minutes and a timeout half-way would roll the whole run back (allOrNothing) to hit the same
+ * wall at the next try.
+ */
+export type TimeoutProfile = 'bounded' | 'unbounded';
+
+/**
+ * node-postgres' own connection settings (pg >= 8.5 sends `statement_timeout`, `lock_timeout` and
+ * `idle_in_transaction_session_timeout` as startup parameters, like `options=-c ...`; a 0 is not sent,
+ * so the server's value applies) and its client-side `query_timeout`. MikroORM hands
+ * `driverOptions.connection` to knex, which hands it to every `new pg.Client()` of its pool.
+ * A pooler in transaction mode (PgBouncer) refuses unknown startup parameters unless told to ignore
+ * them: set these to 0 there and give the role its bounds with `ALTER ROLE ... SET` instead.
+ */
+export function pgTimeouts(config: Pick<ConnectorConfig, 'database'>, profile: TimeoutProfile = 'bounded') {
+  if (profile === 'unbounded') return {};
+  const db = config.database;
+  return {
+    statement_timeout: db.statementTimeoutMs || undefined,
+    lock_timeout: db.lockTimeoutMs || undefined,
+    idle_in_transaction_session_timeout: db.idleInTransactionTimeoutMs || undefined,
+    query_timeout: db.queryTimeoutMs || undefined,
+  };
+}
+
+export function ormOptions(config: Pick<ConnectorConfig, 'database'>, profile: TimeoutProfile = 'bounded'): Options {
   return {
     driver: PostgreSqlDriver,
     clientUrl: config.database.url,
@@ -28,11 +56,16 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
     pool: { min: 0, max: config.database.poolMax },
     // A PostgreSQL that takes the connection but never answers (a hung server, a wrong port behind a
     // proxy) fails a connect within 5 s instead of hanging a command, or a worker under PM2, for
-    // good. A wait for a pooled connection keeps knex's 60 s (a busy worker's jobs wait their turn),
-    // and queries are not bounded: an archive export may rightly run for minutes. TCP keepalive
-    // finds a connection whose server vanished without a word (a host crash, a dropped NAT entry)
-    // instead of leaving a pooled connection, and the job that takes it, waiting for good.
-    driverOptions: { connection: { connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 }, acquireConnectionTimeout: 60_000 },
+    // good. A wait for a pooled connection keeps knex's 60 s (a busy worker's jobs wait their turn).
+    // TCP keepalive finds a connection whose server vanished without a word (a host crash, a dropped
+    // NAT entry) instead of leaving a pooled connection, and the job that takes it, waiting for good.
+    // The statement, lock and idle-in-transaction bounds (pgTimeouts) end a statement stuck behind
+    // a hung session's lock, or a session itself hung inside a transaction: the job's error is a
+    // transient one and it is retried (queue/worker.runner.ts).
+    driverOptions: {
+      connection: { connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000, ...pgTimeouts(config, profile) },
+      acquireConnectionTimeout: 60_000,
+    },
     migrations: {
       migrationsList: MIGRATIONS,
       transactional: true,
@@ -51,8 +84,8 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>): Options {
   };
 }
 
-export async function openOrm(config: Pick<ConnectorConfig, 'database'>): Promise<Orm> {
-  return MikroORM.init(ormOptions(config));
+export async function openOrm(config: Pick<ConnectorConfig, 'database'>, profile: TimeoutProfile = 'bounded'): Promise<Orm> {
+  return MikroORM.init(ormOptions(config, profile));
 }
 
 function databaseName(url: string): string {
@@ -102,11 +135,14 @@ export interface MigrateResult {
 /** Creates the database if missing and applies pending migrations; safe to repeat and to run concurrently. */
 export async function migrate(config: Pick<ConnectorConfig, 'database'>): Promise<MigrateResult> {
   const created = await ensureDatabase(config.database.url);
-  const lock = new Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+  // No statement or lock bound on either connection: this one waits, as long as it takes, for
+  // another process's migration to finish (pg_advisory_lock), and the migrations themselves may
+  // rightly run for minutes (TimeoutProfile 'unbounded').
+  const lock = new Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000, keepAlive: true });
   await lock.connect();
   try {
     await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    const orm = await openOrm(config);
+    const orm = await openOrm(config, 'unbounded');
     try {
       const applied = await orm.getMigrator().up();
       return { created, applied: applied.map((m) => m.name) };
@@ -132,3 +168,30 @@ export async function pendingMigrations(orm: Orm): Promise<string[]> {
   return pending.map((m) => m.name);
 }
 
+
+interface Executes {
+  execute(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/**
+ * For a transaction that does work of its own between its statements while it holds its snapshot
+ * (writing an archive file, hashing the audit chain, a report streamed to disk): the server does not
+ * end it as idle in transaction (database.idleInTransactionTimeoutMs). This transaction only (SET
+ * LOCAL); each statement in it keeps the statement and lock bounds.
+ */
+export async function allowWorkBetweenStatements(tx: Executes): Promise<void> {
+  await tx.execute('set local idle_in_transaction_session_timeout = 0');
+}
+
+/**
+ * Takes a transaction-scoped advisory lock (`sql`, e.g. `select pg_advisory_xact_lock(...)`) waiting
+ * up to `waitMs` for it, instead of database.lockTimeoutMs: for a lock whose holder legitimately keeps
+ * it for longer than a row lock is ever held (a statement of months of lines being stored, a file being
+ * written). Still bounded: a holder that hangs is ended by idle_in_transaction_session_timeout and the
+ * wait goes on. The connection's own bound applies again to the statements after it.
+ */
+export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, sql: string, params: unknown[]): Promise<void> {
+  await tx.execute(`set local lock_timeout = ${Math.max(0, Math.floor(waitMs))}`);
+  await tx.execute(sql, params);
+  await tx.execute('set local lock_timeout to default');
+}

@@ -2,6 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { addDays, checkBalance, type StatementBalances } from './statement.checks';
 import type { StatementData, StatementKind, StatementLineData } from './statement.model';
+import { takeAdvisoryLockWaiting } from '../persistence/database';
+
+/**
+ * How long a statement's writer waits for the account's lock. Its holder stores a whole statement in
+ * one transaction: months of history (a first fetch, a re-fetch after an outage) are thousands of lines
+ * in batches of 500, longer than database.lockTimeoutMs, and the fetch of the same account that waits
+ * for it has nothing better to do than wait (failing, it would be retried into the same wait).
+ */
+const ACCOUNT_LOCK_WAIT_MS = 300_000;
 
 /**
  * Statements in PostgreSQL (issue 15 stage 5). Lines are keyed by (account, bank line id), so a
@@ -189,7 +198,7 @@ export async function storeLines(
   return em.transactional(async (tx) => {
     // One writer per account at a time (the closed-day and intraday fetches may run together):
     // no lock-order deadlocks between their inserts, and the pending snapshot is replaced whole.
-    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
     return { ...(await insertLines(tx, statement, lines, duplicates, options)), conflicts };
   });
 }
@@ -283,7 +292,7 @@ async function insertLines(
 export async function storeStatement(em: EntityManager, statement: StatementData, options: { now: Date }): Promise<StoreResult> {
   const balance = checkBalance(statement);
   return em.transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
     const existing = await tx.execute<StatementRow[]>(
       'select * from statement where account = ? and period_from = ? and period_to = ? for update',
       [statement.account, statement.periodFrom, statement.periodTo],

@@ -21,6 +21,7 @@ import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { waitAndRetry } from './pipeline.helpers';
+import { takeAdvisoryLockWaiting } from '../../connector/persistence/database';
 
 /**
  * Stage 7 (issue 15): statements and statuses back to the ERP. For 1C that is two files in
@@ -34,6 +35,12 @@ export const STATEMENT_FILE = 'kl_to_1c.txt';
 export const STATUS_FILE = 'kl_to_1c_status.txt';
 const STATEMENT_TARGET = 'onec.statement';
 const STATUS_TARGET = 'onec.status';
+/**
+ * How long a write-back waits for its file's lock: the holder renders and writes the file inside its
+ * transaction (a statement of thousands of lines, an fsync on a slow share), longer than a row lock is
+ * ever held (database.lockTimeoutMs). A holder that hangs is ended by the server's idle bound.
+ */
+const TARGET_LOCK_WAIT_MS = 120_000;
 
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
 
@@ -72,7 +79,7 @@ export async function writeOnce(
   // unless the caller hashed what the file is made of itself (then it renders only to write).
   const hash = options.contentHash ?? createHash('sha256').update(render(new Date(0))).digest('hex');
   return em.transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
     const mark = await tx.execute<Array<{ content_hash: string; path: string | null }>>('select content_hash, path from writeback_mark where target = ?', [target]);
     if (options.onlyIfChanged && mark[0]?.content_hash === hash && mark[0].path === path) return { path, written: false, hash };
     await writeFileAtomic(path, render(options.now));
@@ -94,7 +101,7 @@ export async function writeOnce(
  */
 async function underTargetLock<T>(em: EntityManager, target: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
   return em.transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
     return work(tx);
   });
 }

@@ -45,6 +45,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(/database\.url: expected a postgresql:\/\/ URL/);
   });
 
+  it('database timeouts: bounded by default, each configurable, a bad value refused naming its key', () => {
+    expect(loadConfig({ env: {}, cwd }).database).toMatchObject({ statementTimeoutMs: 60_000, lockTimeoutMs: 10_000, idleInTransactionTimeoutMs: 60_000, queryTimeoutMs: 65_000 });
+    const file = join(cwd, 'db.json');
+    const withDb = (database: Record<string, unknown>) => {
+      writeFileSync(file, JSON.stringify({ database }));
+      return loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    };
+    expect(withDb({ statementTimeoutMs: 120_000 }).database.queryTimeoutMs).toBe(125_000);
+    expect(withDb({ statementTimeoutMs: 0 }).database.queryTimeoutMs).toBe(0);
+    expect(withDb({ lockTimeoutMs: 2_000, queryTimeoutMs: 90_000 }).database).toMatchObject({ lockTimeoutMs: 2_000, queryTimeoutMs: 90_000 });
+    expect(() => withDb({ lockTimeoutMs: -1 })).toThrow(ConfigError);
+    expect(() => withDb({ lockTimeoutMs: -1 })).toThrow(/database\.lockTimeoutMs: Number must be greater than or equal to 0/);
+    expect(() => withDb({ idleInTransactionTimeoutMs: '1min' })).toThrow(/database\.idleInTransactionTimeoutMs: Expected number, received string/);
+    expect(() => withDb({ statementTimeoutMs: 60_000, queryTimeoutMs: 30_000 })).toThrow(/database\.queryTimeoutMs: must be above database\.statementTimeoutMs \(60000\)/);
+    expect(() => withDb({ statementTimeoutMS: 1 })).toThrow(/database\.statementTimeoutMS: unknown key; did you mean "statementTimeoutMs"\?/);
+  });
+
   it('api.trustedProxies: none by default; addresses and CIDR ranges taken, anything else refused naming the key', () => {
     expect(loadConfig({ env: {}, cwd }).api.trustedProxies).toEqual([]);
     const good = ['127.0.0.1', '::1', '10.0.0.0/24', 'fd00::/8'];

@@ -95,6 +95,17 @@ function padded(expr: string, width: number): string {
   return `CASE WHEN length(${expr}::text) >= ${width} THEN ${expr}::text ELSE lpad(${expr}::text, ${width}, '0') END`;
 }
 
+/** node-postgres settings of the sandbox's pool (pg sends the three PostgreSQL timeouts as startup parameters). */
+const SANDBOX_PG_BOUNDS = {
+  connectionTimeoutMillis: 5_000,
+  keepAlive: true,
+  keepAliveInitialDelayMillis: 10_000,
+  statement_timeout: 60_000,
+  lock_timeout: 10_000,
+  idle_in_transaction_session_timeout: 60_000,
+  query_timeout: 65_000,
+} as const;
+
 export class SandboxStore {
   readonly pool: Pool;
   private readonly s: string;
@@ -111,7 +122,10 @@ export class SandboxStore {
   constructor(databaseUrl: string, readonly schema: string, poolMax = 10) {
     if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
     this.s = `"${schema}"`;
-    this.pool = new Pool({ connectionString: databaseUrl, max: poolMax });
+    // As the connector's own connections (connector/persistence/database.ts, at its defaults): a
+    // connect bounded, keepalive for a server gone silent, and a statement stuck behind a hung
+    // session's lock, or a session hung inside a transaction, ended instead of stalling the sandbox.
+    this.pool = new Pool({ connectionString: databaseUrl, max: poolMax, ...SANDBOX_PG_BOUNDS });
     // An idle client's error (server restart) must not crash the sandbox.
     this.pool.on('error', () => undefined);
   }
@@ -151,8 +165,11 @@ export class SandboxStore {
     await SandboxStore.ensureDatabase(config.databaseUrl);
     const client = await this.pool.connect();
     try {
-      // Two sandboxes starting at once would race on the catalog: serialise the DDL.
+      // Two sandboxes starting at once would race on the catalog: serialise the DDL. The other one's
+      // DDL and seeding may take longer than a lock wait is otherwise allowed: this one waits for it.
+      await client.query('SET lock_timeout = 0');
       await client.query('SELECT pg_advisory_lock(hashtext($1))', [`sandbox-ddl-${this.schema}`]);
+      await client.query('RESET lock_timeout');
       await client.query(`
         CREATE SCHEMA IF NOT EXISTS ${s};
         CREATE TABLE IF NOT EXISTS ${s}.state (key text PRIMARY KEY, value jsonb NOT NULL);

@@ -11,7 +11,7 @@ import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } fro
 import { statusReportPages } from '../../../queue/jobs/write-back.job';
 import { writeFileAtomic } from '../../shared/atomic-file';
 import { withOrm } from '../../app/app-context';
-import { READ_ONLY_SNAPSHOT } from '../../persistence/database';
+import { allowWorkBetweenStatements, READ_ONLY_SNAPSHOT } from '../../persistence/database';
 import { loadStoredStatement } from '../../statements/statement.repository';
 import { formatAmount } from '../../shared/money';
 import { defaultBankDirectory } from '../../requisites/bank-directory';
@@ -214,22 +214,22 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
   // into a temp file renamed at the end: 1C never reads a half-written report, and a failure
   // leaves the previous one in place.
   const known = await withOrm(config, async (orm) => {
-    await orm.em.fork().transactional(
-      (tx) =>
-        writeFileAtomic(
-          out,
-          (async function* report() {
-            yield encodeOnecText(renderOnecStatusHeader({ encoding, createdAt: now, utcOffsetMinutes }), encoding);
-            for await (const page of statusReportPages(tx as EntityManager, { source: opts.source, since })) {
-              yield encodeOnecText(renderOnecStatusSections(page, utcOffsetMinutes), encoding, { continued: true });
-              written += page.length;
-              if (written % 100_000 < page.length) process.stderr.write(`${out}: ${written} documents so far\n`);
-            }
-            yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
-          })(),
-        ),
-      READ_ONLY_SNAPSHOT,
-    );
+    await orm.em.fork().transactional(async (tx) => {
+      // Pages are encoded and written to disk between the fetches: the snapshot is not idle, it works.
+      await allowWorkBetweenStatements(tx);
+      await writeFileAtomic(
+        out,
+        (async function* report() {
+          yield encodeOnecText(renderOnecStatusHeader({ encoding, createdAt: now, utcOffsetMinutes }), encoding);
+          for await (const page of statusReportPages(tx as EntityManager, { source: opts.source, since })) {
+            yield encodeOnecText(renderOnecStatusSections(page, utcOffsetMinutes), encoding, { continued: true });
+            written += page.length;
+            if (written % 100_000 < page.length) process.stderr.write(`${out}: ${written} documents so far\n`);
+          }
+          yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
+        })(),
+      );
+    }, READ_ONLY_SNAPSHOT);
     return written === 0 ? knownSources(orm.em.fork(), opts.source) : null;
   });
   process.stderr.write(`${out}: ${written} documents\n`);
