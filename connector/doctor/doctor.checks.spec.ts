@@ -1,9 +1,9 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load-config';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
-import { checkAlertChannel, checkCalendar, checkProxyTrust, checkSignerTrust } from './doctor.checks';
+import { checkAlertChannel, checkCalendar, checkOnecFolders, checkProxyTrust, checkSignerTrust } from './doctor.checks';
 import { TEST_CRL_DIR } from '../../signer-agent/certificates/trust.store';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-')) });
@@ -84,5 +84,52 @@ describe('doctor: the reverse proxy in front of the API', () => {
     const result = checkProxyTrust(withApi(api));
     expect(result).toMatchObject({ name: 'api-proxy', core: false, verdict });
     if (verdict === 'WARN') expect(result.hint).toMatch(/api\.trustedProxies/);
+  });
+});
+
+/**
+ * The 1C folders, on real folders. Tests may run as root, whom chmod does not stop: the unwritable
+ * case is a folder whose parent is a regular file (ENOTDIR for every user, root included), and a
+ * "folder" that is a file. A 0500 folder is tried as well, but only where it can fail (not as root).
+ */
+describe('doctor: the 1C folders', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'doctor-onec-'));
+  const withFolders = (inboxDir: string, outboxDir: string) => loadConfig({ env: {}, cwd, overrides: { 'onec.inboxDir': inboxDir, 'onec.outboxDir': outboxDir } });
+  const byName = async (inboxDir: string, outboxDir: string, strict = false) =>
+    Object.fromEntries((await checkOnecFolders(withFolders(inboxDir, outboxDir), strict, cwd)).map((c) => [c.name, c]));
+
+  it('is OK for folders this user can write into, and leaves nothing behind', async () => {
+    mkdirSync(join(cwd, 'in'));
+    mkdirSync(join(cwd, 'out'));
+    const checks = await byName('in', 'out');
+    expect(checks['onec-inbox']).toMatchObject({ verdict: 'OK', detail: expect.stringMatching(/in writable by /) });
+    expect(checks['onec-outbox']).toMatchObject({ verdict: 'OK' });
+    expect(readdirSync(join(cwd, 'in'))).toEqual([]);
+  });
+
+  it('warns of a missing folder the worker would create', async () => {
+    const checks = await byName('not-yet/inbox', 'out');
+    expect(checks['onec-inbox']).toMatchObject({ verdict: 'WARN', core: false, detail: expect.stringContaining('does not exist yet'), hint: expect.stringContaining('onec.inboxDir') });
+  });
+
+  it('tells a folder that cannot be written (its parent is a file): WARN, FAIL deciding the exit code with --strict', async () => {
+    writeFileSync(join(cwd, 'blocker'), 'a file where a folder should be');
+    const checks = await byName('blocker/inbox', 'blocker');
+    expect(checks['onec-inbox']).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/blocker\/inbox a part of its path is a file, not a folder.* for /), hint: expect.stringContaining('onec.inboxDir: kl_to_1c.txt') });
+    expect(checks['onec-outbox']).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/blocker is a file, not a folder/) });
+    const strict = await byName('blocker/inbox', 'blocker', true);
+    expect(strict['onec-inbox']).toMatchObject({ verdict: 'FAIL', core: true });
+    expect(strict['onec-outbox']).toMatchObject({ verdict: 'FAIL', core: true });
+  });
+
+  const notRoot = process.getuid?.() !== 0;
+  (notRoot ? it : it.skip)('tells a folder without write permission for this user (not as root: chmod does not stop root)', async () => {
+    mkdirSync(join(cwd, 'readonly'));
+    chmodSync(join(cwd, 'readonly'), 0o500);
+    try {
+      expect((await byName('readonly', 'out'))['onec-inbox']).toMatchObject({ verdict: 'WARN', detail: expect.stringContaining('is not writable (EACCES)') });
+    } finally {
+      chmodSync(join(cwd, 'readonly'), 0o700);
+    }
   });
 });

@@ -1,9 +1,11 @@
 import { lockdownKey } from '../lockdown/lockdown.flag';
 import { probeRedis } from '../shared/redis-probe';
 import { readdirSync, readFileSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { open, stat, statfs, unlink, access } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { homedir, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { Client } from 'pg';
@@ -297,6 +299,85 @@ export function checkAlertChannel(config: ConnectorConfig, strict: boolean): Che
   };
 }
 
+/** Who runs doctor (and, under the same account, the worker): named in a folder's verdict. */
+function runningUser(): string {
+  try {
+    return `${userInfo().username} (uid ${process.getuid?.() ?? '?'})`;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+/**
+ * Whether this process can write into `dir`: a file is really created and removed there (an access()
+ * check would pass for root on a read-only mount, and say nothing of a full disk). Null when it can;
+ * otherwise why not. A missing folder is `missing`, with whether it could be created (its nearest
+ * existing ancestor is a folder this user may write into).
+ */
+async function folderProblem(dir: string): Promise<{ missing: boolean; why: string } | null> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') return { missing: true, why: 'a part of its path is a file, not a folder' };
+    if (code !== 'ENOENT') return { missing: false, why: `cannot be looked at (${code})` };
+    let ancestor = dirname(dir);
+    for (;;) {
+      try {
+        const up = await stat(ancestor);
+        if (!up.isDirectory()) return { missing: true, why: `${ancestor} is a file, not a folder: it cannot be created` };
+        await access(ancestor, fsConstants.W_OK | fsConstants.X_OK).catch((e: NodeJS.ErrnoException) => {
+          throw Object.assign(new Error(`${ancestor} is not writable (${e.code}): it cannot be created`), { code: 'ANCESTOR' });
+        });
+        return { missing: true, why: `does not exist yet (the worker creates it in ${ancestor} at its first write)` };
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ANCESTOR') return { missing: true, why: (e as Error).message };
+        if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return { missing: true, why: 'a part of its path is a file, not a folder: it cannot be created' };
+        const next = dirname(ancestor);
+        if (next === ancestor) return { missing: true, why: 'no part of its path exists' };
+        ancestor = next;
+      }
+    }
+  }
+  if (!info.isDirectory()) return { missing: false, why: 'is a file, not a folder' };
+  const probe = join(dir, `.connector-doctor-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const handle = await open(probe, 'wx', 0o600);
+    await handle.close();
+    await unlink(probe);
+    return null;
+  } catch (err) {
+    return { missing: false, why: `is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+}
+
+/**
+ * The 1C folders (INTERFACES.md "1C folder exchange"): `onec.inboxDir`, where the connector writes
+ * kl_to_1c.txt and kl_to_1c_status.txt for 1C, and `onec.outboxDir`, whose files it takes in and
+ * moves to archive/ or error/. Not writable by this user, or missing where it cannot be created:
+ * WARN, FAIL with --strict (as `archive`: an installation without 1C has no use for the folders, so
+ * they do not decide the exit code on their own). Missing but creatable: WARN (the worker creates it). Without this, an unwritable folder showed only as worker log warnings and
+ * 1C silently stopped getting statements and statuses.
+ */
+export async function checkOnecFolders(config: ConnectorConfig, strict: boolean, cwd = process.cwd()): Promise<CheckResult[]> {
+  const user = runningUser();
+  const folders = [
+    { name: 'onec-inbox', key: 'onec.inboxDir', dir: resolve(cwd, config.onec.inboxDir), role: 'kl_to_1c.txt and kl_to_1c_status.txt are written here for 1C' },
+    { name: 'onec-outbox', key: 'onec.outboxDir', dir: resolve(cwd, config.onec.outboxDir), role: "1C's 1c_to_kl.txt is taken from here and moved to archive/ or error/" },
+  ];
+  return Promise.all(
+    folders.map(async ({ name, key, dir, role }): Promise<CheckResult> => {
+      const problem = await withTimeout(folderProblem(dir), CHECK_TIMEOUT_MS, dir).catch((err: Error) => ({ missing: false, why: `did not answer (${err.message}): a hung network share?` }));
+      if (problem === null) return { name, core: false, verdict: 'OK', detail: `${dir} writable by ${user}` };
+      const fixable = problem.missing && problem.why.startsWith('does not exist yet');
+      const hint = `${key}: ${role}. Create the folder (or correct ${key}) and let ${user}, who runs the connector, write there (chown or setfacl -m u:USER:rwx); it must be the folder 1C's "Обмен с банком" uses`;
+      if (fixable) return { name, core: false, verdict: 'WARN', detail: `${dir} ${problem.why}`, hint };
+      return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${dir} ${problem.why} for ${user}`, hint };
+    }),
+  );
+}
+
 /**
  * R-26: the archive of payment documents and statements must be backed up. `connector archive
  * export` records each export in the audit log; none, or none for ARCHIVE_MAX_AGE_DAYS, is a WARN
@@ -457,6 +538,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
     checkRedis(config),
     checkPostgres(config, strict),
     checkDisk().then((r) => [r]),
+    checkOnecFolders(config, strict),
     ...([
       ['calendar', () => checkCalendar(config, clockFromConfig(config).now())],
       ['alerts', () => checkAlertChannel(config, strict)],

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { CP1251_LOSS, encodeOnecText, lostInCp1251, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
@@ -19,7 +19,7 @@ import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 import { waitAndRetry } from './pipeline.helpers';
 import { takeAdvisoryLockWaiting } from '../../connector/persistence/database';
 
@@ -82,7 +82,11 @@ export async function writeOnce(
     await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
     const mark = await tx.execute<Array<{ content_hash: string; path: string | null }>>('select content_hash, path from writeback_mark where target = ?', [target]);
     if (options.onlyIfChanged && mark[0]?.content_hash === hash && mark[0].path === path) return { path, written: false, hash };
-    await writeFileAtomic(path, render(options.now));
+    try {
+      await writeFileAtomic(path, render(options.now));
+    } catch (err) {
+      throw folderError(path, err);
+    }
     await tx.execute(
       `insert into writeback_mark (target, content_hash, path, written_at) values (?, ?, ?, ?)
        on conflict (target) do update set content_hash = excluded.content_hash, path = excluded.path, written_at = excluded.written_at, writes = writeback_mark.writes + 1`,
@@ -90,6 +94,60 @@ export async function writeOnce(
     );
     return { path, written: true, hash };
   });
+}
+
+/** The code of a file for 1C that could not be written into its folder (onec.inboxDir). */
+export const ONEC_FOLDER_UNWRITABLE = 'ONEC_FOLDER_UNWRITABLE';
+
+/** A file-system error of a write into the 1C folder, as ONEC_FOLDER_UNWRITABLE naming the folder and the errno; anything else as it is. */
+function folderError(path: string, err: unknown): unknown {
+  // Not `instanceof Error`: node's fs errors come from another realm under a VM (jest), and fail it.
+  const code = typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+  const folder = dirname(path);
+  return new ConnectorError(ONEC_FOLDER_UNWRITABLE, `cannot write ${path} for 1C (${code}): onec.inboxDir ${folder} is missing where it cannot be created, or not writable by the user running the worker`, 1, { folder, code });
+}
+
+/**
+ * Failed writes in a row into the 1C folder, in this worker process, after which a person is told by
+ * an incident (the job is retried with backoff meanwhile: 3 are about 6 s with the default
+ * queue.backoffMs). Until then a failure is a log line: a write racing an operator's move of the
+ * folder heals at the next try.
+ */
+export const ONEC_WRITE_FAILURES_BEFORE_INCIDENT = 3;
+
+const folderIncidentKey = (folder: string) => `onec_folder_unwritable:${folder}`;
+
+/** A failed write into the 1C folder: counted; from the ONEC_WRITE_FAILURES_BEFORE_INCIDENT-th in a row, one open incident for the folder. */
+async function folderWriteFailed(context: JobContext, err: ConnectorError): Promise<void> {
+  const { folder, code } = err.details as { folder: string; code: string };
+  const failures = perContext(context, 'writeback.folderFailures', () => ({ inARow: 0 }));
+  failures.inARow += 1;
+  context.logger.warn({ event: 'erp.writeback.folder_unwritable', folder, code, failuresInARow: failures.inARow });
+  if (failures.inARow < ONEC_WRITE_FAILURES_BEFORE_INCIDENT) return;
+  const { incident, created } = await openIncident(context.orm.em.fork(), {
+    kind: 'onec_folder_unwritable',
+    severity: 'high',
+    title: `The connector cannot write its files for 1C into ${folder} (${code}, ${failures.inARow} tries in a row): 1C gets no statement and no status until it can; create the folder or let the worker's user write there (connector doctor: onec-inbox)`,
+    evidence: { folder, code, failuresInARow: failures.inARow },
+    dedupeKey: folderIncidentKey(folder),
+    actor: 'worker',
+    now: context.clock.now(),
+    // Every retry finds it again while it lasts: one incident, not one timeline entry each.
+    onRepeat: 'ignore',
+  });
+  if (created) context.logger.error({ event: 'erp.writeback.folder_incident', alert: true, folder, code, incidentId: incident.id }, 'erp.writeback.folder_incident');
+}
+
+/** A file written into the 1C folder: the count starts again, and the folder's open incident (any process's) is closed with a note. */
+async function folderWriteSucceeded(context: JobContext, folder: string): Promise<void> {
+  perContext(context, 'writeback.folderFailures', () => ({ inARow: 0 })).inARow = 0;
+  const em = context.orm.em.fork();
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [folderIncidentKey(folder)]);
+  for (const { id } of open) {
+    const { resolved } = await resolveIncident(em, { id, actor: 'worker', note: `a file for 1C was written into ${folder} again`, now: context.clock.now() });
+    if (resolved) context.logger.info({ event: 'erp.writeback.folder_recovered', folder, incidentId: id }, 'erp.writeback.folder_recovered');
+  }
 }
 
 /**
@@ -381,18 +439,33 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
   await testPausePoint(context, 'erp.writeback');
   const { accounts, from, to } = await defaults(context);
   let awaiting = 0;
-  const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
-    awaiting = await linesAwaitingReconciliation(em, accounts, from, context.clock.now());
-    if (awaiting > 0) return null;
-    const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
-    const stored = await storedStatements(em, accounts, from, to, late);
-    if (!stored.length) return null;
-    const { render, contentHash, lost } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
-    const written = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true, contentHash });
-    return { ...written, lost };
-  });
-  if (statement?.written) await textLost(context, STATEMENT_FILE, statement.lost);
-  const status = await writeStatusReport(context, { onlyIfChanged: true });
+  const writes = async () => {
+    const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
+      awaiting = await linesAwaitingReconciliation(em, accounts, from, context.clock.now());
+      if (awaiting > 0) return null;
+      const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
+      const stored = await storedStatements(em, accounts, from, to, late);
+      if (!stored.length) return null;
+      const { render, contentHash, lost } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
+      const written = await writeOnce(em, STATEMENT_TARGET, inboxPath(context, STATEMENT_FILE), render, { now: context.clock.now(), onlyIfChanged: true, contentHash });
+      return { ...written, lost };
+    });
+    if (statement?.written) await textLost(context, STATEMENT_FILE, statement.lost);
+    const status = await writeStatusReport(context, { onlyIfChanged: true });
+    return { statement, status };
+  };
+  let outcome: Awaited<ReturnType<typeof writes>>;
+  try {
+    outcome = await writes();
+  } catch (err) {
+    // Retried by BullMQ as before; a folder that stays unwritable is also an incident.
+    if (err instanceof ConnectorError && err.code === ONEC_FOLDER_UNWRITABLE) {
+      await folderWriteFailed(context, err).catch((e: Error) => context.logger.error({ event: 'erp.writeback.folder_incident_error', err: e.message }));
+    }
+    throw err;
+  }
+  const { statement, status } = outcome;
+  if (statement?.written || status.written) await folderWriteSucceeded(context, dirname(inboxPath(context, STATUS_FILE)));
   context.logger.info({ event: 'erp.writeback.done', jobId: job.id, statementWritten: statement?.written ?? false, statusWritten: status.written, awaitingReconciliation: awaiting });
   // The statement once reconciliation has been through those lines (it runs right after the store).
   if (awaiting > 0) await waitAndRetry(job, RECONCILIATION_RECHECK_MS, 'statement lines not yet reconciled');
