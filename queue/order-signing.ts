@@ -12,6 +12,8 @@ import { dropSignaturesThatNoLongerCount, SignerDirectory } from './jobs/pipelin
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
 import { SignerAgentError, type SignInput, type SignOutput } from '../signer-agent/agent/signer-agent.client';
 import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
+import { verifySignerCryptography } from '../signer-agent/cms/cms.verifier';
+import { SignerError } from '../signer-agent/signer.errors';
 import { StageBatcher, stageBatcher } from './stage-batcher';
 
 /**
@@ -97,6 +99,15 @@ function missingLevels(levels: readonly SignLevel[], signatures: readonly Stored
 
 export type SignAttempt = { signed: SignLevel } | { refused: string };
 
+/** Why the CMS's signer of `serial` does not hold over `content` (an unreadable CMS included), or null. */
+function signatureBroken(cms: Buffer, content: Buffer, serial: string): { code: string; message: string } | null {
+  try {
+    return verifySignerCryptography(cms, content, serial);
+  } catch (err) {
+    return { code: err instanceof SignerError ? err.code : 'INPUT_UNREADABLE', message: (err as Error).message };
+  }
+}
+
 /**
  * One signer's signature over the frozen document at the level their right gives, if that level
  * is still missing: authority (R-16), one person one signature, the agent (cosigning the CMS that
@@ -131,13 +142,16 @@ async function produceSignature(context: JobContext, state: SigningState, signer
     }
     throw err;
   }
-  if (signed.documentSha256 !== document.sha256) {
+  // The agent's JSON says what it signed; the CMS is the evidence kept (R-18) and what the bank
+  // verifies: its new signer must hold over the frozen bytes, with the certificate it names.
+  const broken = signed.documentSha256 !== document.sha256 ? { code: 'DIGEST_MISMATCH', message: `the agent reports sha256 ${signed.documentSha256}` } : signatureBroken(signed.cmsDer, document.bytes, signed.serial);
+  if (broken) {
     // A signature over other bytes than the frozen document: a check that must never fail did (issue 16).
     await triggerLockdown(context, {
       trigger: 'signed_bytes_mismatch',
-      reason: `the signer agent returned a signature of ${user.login} over other bytes than order ${order.number}'s frozen document`,
+      reason: `the signer agent returned a signature of ${user.login} over other bytes than order ${order.number}'s frozen document (${broken.code}: ${broken.message})`,
       scope: `user:${user.login}`,
-      evidence: { orderId: order.id, login: user.login, expectedSha256: document.sha256, signedSha256: signed.documentSha256 },
+      evidence: { orderId: order.id, login: user.login, expectedSha256: document.sha256, signedSha256: signed.documentSha256, code: broken.code, check: broken.message },
       actor: 'worker',
     });
     throw Object.assign(new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document'), { lockdown: true });

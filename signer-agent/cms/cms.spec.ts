@@ -6,7 +6,7 @@ import { at, CA, CRL, crls, nca, P12, readP12, testTrust } from '../../test/fixt
 import { openPkcs12 } from '../keystore/pkcs12.reader';
 import { cmsSignerSerials, parseCms } from './cms.parser';
 import { signDocument } from './cms.signer';
-import { verifyCms } from './cms.verifier';
+import { verifyCms, verifySignerCryptography } from './cms.verifier';
 
 const trust = testTrust();
 const DOC = Buffer.from('<payment><amount>7745.70</amount><purpose>Оплата по счёту №12</purpose></payment>\n', 'utf8');
@@ -60,6 +60,17 @@ describe('RSA detached CMS', () => {
     expect('issuerDer' in si.sid && si.sid.issuerDer.equals(k.certificate.issuerDer)).toBe(true);
     const printed = execFileSync('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER'], { input: cms }).toString();
     expect(printed).toMatch(/signingTime[\s\S]*Jun {2}1 10:00:00 2021 GMT/);
+  });
+
+  it("verifySignerCryptography (the pipeline's check of what the agent returns): the named signer over these bytes, nothing else", () => {
+    const { cms } = signDocument({ key: key(P12.rsaSign2021), content: DOC, signingTime: SIGN_AT, trust });
+    const serial = '4279390A141F5353A62947B61ED65E81741467D1';
+    expect(verifySignerCryptography(cms, DOC, serial)).toBeNull();
+    expect(verifySignerCryptography(cms, Buffer.from('other'), serial)).toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect(verifySignerCryptography(cms, DOC, '01')).toMatchObject({ code: 'CHAIN_UNTRUSTED', message: expect.stringContaining('no signer with certificate serial 01') });
+    const broken = Buffer.from(cms);
+    broken[broken.length - 1] ^= 0x01;
+    expect(verifySignerCryptography(broken, DOC, serial)).toMatchObject({ code: 'BAD_SIGNATURE' });
   });
 
   it('our verifier: DIGEST_MISMATCH for other bytes, BAD_SIGNATURE for a broken signature value', () => {

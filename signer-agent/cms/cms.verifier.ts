@@ -101,6 +101,30 @@ function verifySignerCrypto(info: ParsedSignerInfo, cert: ParsedCertificate, con
   }
 }
 
+/**
+ * The cryptography of the signer(s) of a CMS named by certificate `serial` (upper-case hex), over
+ * `content`: algorithms, message digest and signature value with the certificate the CMS carries;
+ * no trust, validity or revocation check (the caller has had the certificate checked already, as the
+ * pipeline has by the signer agent). Null when it holds; else why not, with a SignerErrorCode
+ * (CHAIN_UNTRUSTED when no signer of that serial, or its certificate, is in the CMS).
+ */
+export function verifySignerCryptography(cms: Buffer, content: Buffer, serial: string): { code: SignerErrorCode; message: string } | null {
+  const parsed = parseCms(cms);
+  const infos = parsed.signerInfos.filter((info) => 'serial' in info.sid && info.sid.serial === serial);
+  if (infos.length === 0) return { code: 'CHAIN_UNTRUSTED', message: `no signer with certificate serial ${serial} in the CMS` };
+  for (const info of infos) {
+    const cert = findSignerCertificate(info.sid, parsed.certificates);
+    if (!cert) return { code: 'CHAIN_UNTRUSTED', message: `the certificate of serial ${serial} is not included in the CMS` };
+    try {
+      verifySignerCrypto(info, cert, content, parsed.contentType);
+    } catch (err) {
+      if (err instanceof Refusal) return { code: err.code, message: err.message };
+      throw err;
+    }
+  }
+  return null;
+}
+
 function signingTimeOf(info: ParsedSignerInfo): Date | null {
   const node = info.attributes.get(OID.signingTime)?.[0];
   return node ? node.time() : null;

@@ -15,11 +15,16 @@ import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
  * for real (workers, PostgreSQL, Redis, the bank sandbox): the standing mandate's signature is
  * refused, the connector locks down naming the signer, and nothing reaches the bank.
  */
-describe('lockdown on a signature over other bytes than the frozen document', () => {
+describe.each([
+  ['an agent sent other bytes, which says so (its sha256 is of them)', 'swap' as const],
+  // The agent's JSON is not the evidence: a tampered agent that reports our document's digest while
+  // its CMS covers other bytes is caught by verifying the CMS over the frozen bytes.
+  ["an agent that signs other bytes and reports the frozen document's sha256", 'lie' as const],
+])('lockdown on a signature over other bytes than the frozen document: %s', (_what, mode) => {
   let world: LockdownWorld;
 
   beforeAll(async () => {
-    world = await startLockdownWorld('lockdown_signed_bytes');
+    world = await startLockdownWorld(`lockdown_signed_bytes_${mode}`);
   }, 120_000);
   afterAll(async () => {
     await world?.close();
@@ -27,20 +32,25 @@ describe('lockdown on a signature over other bytes than the frozen document', ()
 
   it('the order is not signed nor sent to the bank; the lockdown names the signer, with both digests in its incident', async () => {
     const agent = world.context.services.signer();
+    const frozenSha: string[] = [];
     const swapped: Buffer[] = [];
     // The real agent, sent the order for 9 000.00 instead of the frozen 1 000.00.
     const swapping: SignerAgentClient = Object.assign(Object.create(agent) as SignerAgentClient, {
-      signMany: (userId: string, inputs: readonly SignInput[]) =>
-        agent.signMany(
+      signMany: async (userId: string, inputs: readonly SignInput[]) => {
+        const outputs = await agent.signMany(
           userId,
           inputs.map((input) => {
             const frozen = Buffer.from(input.document).toString('utf8');
+            frozenSha.push(createHash('sha256').update(input.document).digest('hex'));
             const other = Buffer.from(frozen.replace('<Amount>1000.00</Amount>', '<Amount>9000.00</Amount>'), 'utf8');
             if (other.toString('utf8') === frozen) throw new Error('the test could not find the amount in the document it swaps');
             swapped.push(other);
             return { ...input, document: other };
           }),
-        ),
+        );
+        // 'lie': the answer claims the frozen document's digest, the CMS still covers the other bytes.
+        return mode === 'lie' ? outputs.map((o, i) => ('documentSha256' in o ? { ...o, documentSha256: frozenSha[frozenSha.length - inputs.length + i] } : o)) : outputs;
+      },
     });
     const context: AppContext = { ...world.context, services: Object.assign(Object.create(world.context.services) as AppContext['services'], { signer: () => swapping }) };
 
@@ -65,7 +75,7 @@ describe('lockdown on a signature over other bytes than the frozen document', ()
     expect(incident!.evidence).toMatchObject({
       trigger: 'signed_bytes_mismatch',
       scope: 'user:ceo',
-      evidence: { orderId: id, login: 'ceo', expectedSha256: frozen.sha256, signedSha256: createHash('sha256').update(swapped[0]).digest('hex') },
+      evidence: { orderId: id, login: 'ceo', expectedSha256: frozen.sha256, signedSha256: mode === 'lie' ? frozen.sha256 : createHash('sha256').update(swapped[0]).digest('hex'), code: 'DIGEST_MISMATCH' },
     });
     expect(status.scope).toBe('user:ceo');
     for (const queue of world.context.queues.all()) expect(await queue.isPaused()).toBe(true);
