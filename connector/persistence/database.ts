@@ -4,6 +4,7 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
+import { withholdStatementValues } from '../shared/pg-errors';
 import { ENTITIES } from './entities';
 import { MIGRATIONS } from './migrations';
 
@@ -65,6 +66,9 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>, profile: T
     driverOptions: {
       connection: { connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000, ...pgTimeouts(config, profile) },
       acquireConnectionTimeout: 60_000,
+      // A failed statement's message is `<sql> - <pg message>`, never with knex's own inlining of the
+      // bindings; openOrm strips the SQL itself (withholdStatementValues).
+      compileSqlOnError: false,
     },
     migrations: {
       migrationsList: MIGRATIONS,
@@ -84,8 +88,16 @@ export function ormOptions(config: Pick<ConnectorConfig, 'database'>, profile: T
   };
 }
 
+/**
+ * Every process's ORM. A failed statement's error leaves with the values it bound withheld (the
+ * Client Secret's ciphertext, a password hash, a TOTP seed, a login): knex's `query-error` event
+ * runs before the error is thrown, so before MikroORM wraps it, anything logs it, BullMQ records it
+ * in Redis or an order keeps it as its last error (withholdStatementValues says what is kept).
+ */
 export async function openOrm(config: Pick<ConnectorConfig, 'database'>, profile: TimeoutProfile = 'bounded'): Promise<Orm> {
-  return MikroORM.init(ormOptions(config, profile));
+  const orm = await MikroORM.init(ormOptions(config, profile));
+  orm.em.getConnection().getKnex().on('query-error', (err: unknown, query: { sql?: string }) => withholdStatementValues(err, query?.sql));
+  return orm;
 }
 
 function databaseName(url: string): string {

@@ -47,3 +47,64 @@ export function transientDatabaseError(err: unknown): string | null {
   for (const [pattern, why] of TRANSIENT_CLIENT_MESSAGES) if (pattern.test(err.message)) return why;
   return null;
 }
+
+/**
+ * The statement's verb and table, read from the SQL before its first quoted literal (so no value
+ * MikroORM inlined can be taken for a name): `update credential_vault`, `insert into password_history`,
+ * `select from app_user`, `set`.
+ */
+export function statementSummary(sql: string): string {
+  const head = sql.replace(/^\s*(?:\/\*[\s\S]*?\*\/\s*)*/, '').split(/['$]/)[0];
+  const verb = /^\s*(\w+)/.exec(head)?.[1]?.toLowerCase() ?? 'statement';
+  const table = /\b(into|update|from)\s+"?([A-Za-z_][\w.]*)"?/i.exec(head);
+  if (!table) return verb;
+  const via = table[1].toLowerCase();
+  return via === 'update' || verb === 'delete' ? `${verb} ${table[2]}` : `${verb} ${via} ${table[2]}`;
+}
+
+/**
+ * PostgreSQL's words that quote a value: a bad input (class 22: `invalid input syntax for type uuid:
+ * "..."`, `value "..." is out of range`) and a syntax error near a token of the statement.
+ */
+function withheldValues(code: string | undefined, message: string): string {
+  if (code?.startsWith('22') || code === '42601') return message.replace(/"[^"]*"/g, '"..."');
+  return message;
+}
+
+/**
+ * A unique, foreign key or check violation's detail names the values (`Key (login)=(alice) already
+ * exists.`, `Failing row contains (...)`): the columns and the kind of conflict stay.
+ */
+function withheldDetail(detail: string): string {
+  const key = /^Key \(([^)]*)\)=\(/.exec(detail);
+  if (key) {
+    const tail = /(already exists|is not present in table "[^"]*"|is still referenced from table "[^"]*")\.$/.exec(detail)?.[1];
+    return `Key (${key[1]})=(...)${tail ? ` ${tail}.` : ''}`;
+  }
+  if (detail.startsWith('Failing row contains')) return 'Failing row contains (...).';
+  return detail;
+}
+
+/**
+ * Removes from a failed statement's error everything that carries the values it bound. knex writes
+ * `<the SQL> - <pg message>` into the message (the connector sets compileSqlOnError: false, but
+ * MikroORM inlines the values into the SQL itself, so the SQL still holds them), and MikroORM copies
+ * message and properties into its DriverException: the Client Secret's ciphertext, a password hash
+ * or a TOTP seed went to the log, to BullMQ's failedReason and stacktrace in Redis, to an order's
+ * last error and to the CLI's stderr whenever such a statement hit a lock or statement timeout.
+ * Kept: the statement's verb and table, PostgreSQL's message (which limit, which constraint), its
+ * SQLSTATE (`code`), `constraint`, `table`, `column`; `detail` keeps its columns, not their values.
+ * Called by knex's `query-error` event, before the error is thrown (connector/persistence/database.ts).
+ */
+export function withholdStatementValues(err: unknown, sql: string | undefined): void {
+  if (!(err instanceof Error)) return;
+  const e = err as Error & { code?: string; detail?: unknown; internalQuery?: unknown };
+  const prefix = `${sql ?? ''} - `;
+  const pgMessage = sql !== undefined && e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message.split(' - ').pop() ?? '';
+  const before = e.message;
+  e.message = `${sql === undefined ? 'statement' : statementSummary(sql)} - ${withheldValues(e.code, pgMessage)}`;
+  // The stack's first line is the message as it was when first read: read it now and replace.
+  if (typeof e.stack === 'string') e.stack = e.stack.split(before).join(e.message);
+  if (typeof e.detail === 'string') e.detail = withheldDetail(e.detail);
+  delete e.internalQuery;
+}

@@ -1,5 +1,5 @@
 import { DeadlockException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
-import { transientDatabaseError } from '../../connector/shared/pg-errors';
+import { statementSummary, transientDatabaseError, withholdStatementValues } from '../../connector/shared/pg-errors';
 
 /** Which database errors a job retries rather than fails an order on (queue/worker.runner.ts). */
 describe('transientDatabaseError', () => {
@@ -24,5 +24,53 @@ describe('transientDatabaseError', () => {
     const why = transientDatabaseError(err);
     if (expected === null) expect(why).toBeNull();
     else expect(why).toMatch(expected);
+  });
+});
+
+/** What is left of a failed statement's error once its values are withheld (connector/persistence/database.ts). */
+describe('withholdStatementValues', () => {
+  const failed = (sql: string, code: string, pgMessage: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(`${sql} - ${pgMessage}`), { code, ...extra });
+
+  test.each([
+    ["update credential_vault set last_used_at = '2026-01-01' where id = 1 and secret_enc = 'v1:SECRET'", 'update credential_vault'],
+    ["insert into password_history (user_id, password_hash, created_at) values ('u', 'scrypt$SECRET', now())", 'insert into password_history'],
+    ['insert into "app_user" ("id", "password_hash") values ($1, $2)', 'insert into app_user'],
+    ["delete from password_history where user_id = 'u'", 'delete password_history'],
+    ["select id from app_user where login = 'SECRET from x'", 'select from app_user'],
+    ["select current_setting('x from SECRET')", 'select'],
+    ['set local lock_timeout = 5000', 'set'],
+  ])('%s -> %s', (sql, summary) => {
+    expect(statementSummary(sql)).toBe(summary);
+  });
+
+  it('keeps the verb, the table, the limit and the SQLSTATE, and drops every bound value', () => {
+    const sql = "update app_user set password_hash = 'scrypt$14$8$1$SECRET' where id = 'u'";
+    const err = failed(sql, '55P03', 'canceling statement due to lock timeout', { internalQuery: sql });
+    void err.stack;
+    withholdStatementValues(err, sql);
+    expect(err.message).toBe('update app_user - canceling statement due to lock timeout');
+    expect(err.stack?.split('\n')[0]).toBe('Error: update app_user - canceling statement due to lock timeout');
+    expect((err as { code?: string }).code).toBe('55P03');
+    expect(transientDatabaseError(err)).toMatch(/lock_timeout/);
+    expect(`${err.stack}${JSON.stringify(err)}`).not.toContain('SECRET');
+  });
+
+  test.each([
+    ['23505', 'duplicate key value violates unique constraint "api_key_hash_key"', 'Key (key_hash)=(SECRET) already exists.', 'Key (key_hash)=(...) already exists.'],
+    ['23503', 'insert or update on table "password_history" violates foreign key constraint "x"', 'Key (user_id)=(SECRET) is not present in table "app_user".', 'Key (user_id)=(...) is not present in table "app_user".'],
+    ['23514', 'new row for relation "credential_vault" violates check constraint "credential_vault_id_check"', 'Failing row contains (2, c, SECRET, ...).', 'Failing row contains (...).'],
+  ])('%s keeps the constraint and the columns, not the values', (code, pgMessage, detail, kept) => {
+    const sql = "insert into x values ('SECRET')";
+    const err = failed(sql, code, pgMessage, { detail });
+    withholdStatementValues(err, sql);
+    expect(err.message).toBe(`insert into x - ${pgMessage}`);
+    expect((err as { detail?: string }).detail).toBe(kept);
+  });
+
+  it("withholds the value PostgreSQL quotes in a bad input's message", () => {
+    const sql = "select * from app_user where id = 'SECRET'";
+    const err = failed(sql, '22P02', 'invalid input syntax for type uuid: "SECRET"');
+    withholdStatementValues(err, sql);
+    expect(err.message).toBe('select from app_user - invalid input syntax for type uuid: "..."');
   });
 });
