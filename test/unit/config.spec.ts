@@ -152,4 +152,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(new RegExp(`${file} is not valid JSON`));
     expect(() => loadConfig({ env: { CONNECTOR_CONFIG: join(cwd, 'missing.json') }, cwd })).toThrow(/config file .*missing.json not found/);
   });
+
+  it.each([
+    ['a value left unquoted', '{\n  "database": {\n    "url": postgresql://u:S3cretPass@db/connector\n  }\n}\n', 'line 3, column 12'],
+    ['a comma missing', '{\n  "redis": { "url": "redis://:S3cretPass@127.0.0.1:6379" }\n  "database": {}\n}\n', 'line 3, column 3'],
+    ['a line break inside a string', '{ "database": { "url": "postgresql://u:S3cret\nPass@db/x" } }', 'line 1, column 46'],
+    ['a file cut short', '{ "database": { "url": "postgresql://u:S3cretPass@db/x" ', 'it ends before it is complete'],
+  ])('a broken config file (%s) is named by line and column, never quoting what it holds', (_what, text, where) => {
+    const file = join(cwd, 'secret-broken.json');
+    writeFileSync(file, text);
+    let message = '';
+    try {
+      loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain(`${file} is not valid JSON`);
+    expect(message).toContain(where);
+    expect(message).not.toMatch(/S3cret|Pass@/);
+  });
 });
