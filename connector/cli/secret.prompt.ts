@@ -7,6 +7,9 @@ import { UsageError } from '../shared/errors';
 export function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) return Promise.reject(new UsageError('no terminal to prompt on; pass the secret on standard input with --password-stdin'));
+  // Echo off before the prompt shows: a person who types as soon as it appears (or a password
+  // typed ahead) would otherwise see it echoed by the terminal, and leave it on the screen.
+  stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let value = '';
@@ -26,7 +29,6 @@ export function promptHidden(question: string): Promise<string> {
         else if (ch >= ' ') value += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });
