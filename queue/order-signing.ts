@@ -15,6 +15,8 @@ import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
 import { verifySignerCryptography } from '../signer-agent/cms/cms.verifier';
 import { SignerError } from '../signer-agent/signer.errors';
 import { StageBatcher, stageBatcher } from './stage-batcher';
+import { enqueueWriteBack } from './jobs/write-back.job';
+import type { FieldError } from '../connector/orders/payment-order';
 
 /**
  * Signing orders (DESIGN.md step 3), shared by the sign job (standing mandates, a batch of orders
@@ -48,7 +50,8 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
     const moved = await transitionOrders(em, validated.map((o) => o.id), 'awaiting_signatures', { actor: 'worker', from: 'validated', reason: 'signatures requested' });
     for (const [i, outcome] of moved.entries()) if (!('error' in outcome)) validated[i].state = 'awaiting_signatures';
   }
-  const active = orders.filter((o) => o.state === 'awaiting_signatures');
+  const expired = await expireDatedWhileWaiting(context, orders.filter((o) => o.state === 'awaiting_signatures'));
+  const active = orders.filter((o) => o.state === 'awaiting_signatures' && !expired.has(o.id));
   const states = new Map<string, SigningState>();
   if (active.length === 0) return states;
   const byId = new Map(active.map((o) => [o.id, o]));
@@ -78,6 +81,49 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
     });
   }
   return states;
+}
+
+/**
+ * The requisite rule that judges a document by today's date and may fail while it waits: a payment
+ * order is valid `requisites.staleAfterDays` (10) days from its date. (A value date that passes
+ * while it waits is left to the bank, which may execute it on its operational day.)
+ */
+const DATED_RULES = new Set(['DATE_STALE']);
+
+/**
+ * Orders that went stale while they waited for signatures (a signer away for more than the 10 days
+ * a payment order is valid): signed anyway, the bank refuses them, after people spent signatures on
+ * them. They become `invalid` before anyone signs, with the validator's reason, which goes back to
+ * the ERP ("make a new document with today's date"). The ids moved.
+ */
+async function expireDatedWhileWaiting(context: JobContext, waiting: readonly PaymentOrder[]): Promise<Set<string>> {
+  const now = context.clock.now();
+  const groups = new Map<string, { reason: string; version: number; perOrder: Map<string, { errors: FieldError[] }> }>();
+  for (const order of waiting) {
+    const dated = context.validator(toNormalisedOrder(order), { now }).errors.filter((e) => DATED_RULES.has(e.code));
+    if (dated.length === 0) continue;
+    const reason = dated.map((e) => `${e.field}: ${e.messageEn ?? e.message}`).join('; ');
+    const key = `${reason}\u0000${order.version}`;
+    if (!groups.has(key)) groups.set(key, { reason, version: order.version, perOrder: new Map() });
+    groups.get(key)?.perOrder.set(order.id, { errors: [...(order.errors ?? []), ...dated] });
+  }
+  const moved = new Set<string>();
+  for (const { reason, version, perOrder } of groups.values()) {
+    const outcomes = await transitionOrders(context.orm.em.fork(), [...perOrder.keys()], 'invalid', {
+      actor: 'worker',
+      from: 'awaiting_signatures',
+      expectVersion: version,
+      reason: `went stale while it waited for signatures: ${reason}`,
+      perOrder,
+      now,
+    });
+    for (const outcome of outcomes) if (!('error' in outcome)) moved.add(outcome.orderId);
+  }
+  if (moved.size > 0) {
+    context.logger.info({ event: 'order.sign.dated_invalid', orders: moved.size });
+    await enqueueWriteBack(context.queues);
+  }
+  return moved;
 }
 
 /**

@@ -42,7 +42,8 @@ export function isOrderState(value: string): value is OrderState {
  *   order that failed after a send began (`connector orders settle --as rejected`).
  * - `validated | awaiting_signatures | signed | held | failed -> invalid`: withdrawn by an operator
  *   before anything of it reached the bank (`connector orders withdraw`; a failed one only when no
- *   attempt to send it was made).
+ *   attempt to send it was made); `awaiting_signatures -> invalid` also when the document went stale
+ *   (older than `requisites.staleAfterDays`) while it waited for people's signatures.
  * - `invalid -> received`: only intake takes it, when the ERP sends the same document (payer
  *   account, number, date) again corrected, as the error report asks; an invalid order was never
  *   signed nor sent, so it is validated again with the new requisites (order-intake.ts).
