@@ -457,6 +457,10 @@ async function sendOrder(
     log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
     switch (err.code) {
       case 'REJECTED':
+        if (err.reasonCode === 'DUPLICATE_DOCUMENT') {
+          await duplicateDocument(context, order, err);
+          return { state: 'failed', reason: err.reasonCode };
+        }
         await markRejected(context, order.id, err);
         // R-31: a refusal for identification / authentication / compromise reasons stops everything.
         await lockdownOnCompromiseCode(context, err.reasonCode, `the bank refused order ${order.number} with ${err.reasonCode} (identification / authentication / compromise)`, {
@@ -556,6 +560,44 @@ async function sendOrder(
     if (!leaseReleased) await releaseLease();
     if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
+}
+
+/**
+ * The bank already holds a document of this payer account, number and date under another external
+ * id (409 DUPLICATE_DOCUMENT). That is no refusal of the payment: the document may well be paid. It
+ * happens when this order was sent before the connector's database was restored from a backup (the
+ * restored database no longer has the order, and the ERP sent it again: a new order, a new external
+ * id), or when the same document went to the bank by other means. Ended `rejected`, the ERP would
+ * show a paid document as refused and invite paying it again, and its debit in the statement would
+ * read as the bank executing what it refused (an erroneous execution). The connector cannot tell
+ * which document the bank holds, so it does not guess: the order ends `failed` (after a send:
+ * never sent again as something new; `orders retry` looks it up first and meets the same answer),
+ * and an incident tells a person. A debit in a statement carrying this document's requisites then
+ * confirms it `executed` (reconciliation); else a person asks the bank and settles it.
+ */
+async function duplicateDocument(context: JobContext, order: PaymentOrder, err: BankError): Promise<void> {
+  const lastError = `DUPLICATE_DOCUMENT: ${err.message}`.slice(0, 2000);
+  await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
+    actor: 'worker',
+    from: 'submitting',
+    reason: 'the bank already holds a document with this number and date from this account, under another external id: not sent again; check with the bank whether it was paid',
+    patch: { failedFrom: 'submitting', lastError },
+    now: context.clock.now(),
+  });
+  await openIncident(context.orm.em.fork(), {
+    kind: 'duplicate_document',
+    severity: 'high',
+    title:
+      `The bank already holds payment order ${order.number} of ${order.docDate} from ${order.payerIban} under another external id; order ${order.id} was not sent again and is failed. ` +
+      'Most likely it was sent before the database was restored from a backup (or paid by other means): its debit in a statement marks it executed by itself; ' +
+      `if the bank says that document was not paid, connector orders settle ${order.id} --as rejected --reason TEXT`,
+    evidence: { orderId: order.id, number: order.number, date: order.docDate, payerIban: order.payerIban, externalId: order.externalId, bankCode: err.reasonCode, error: err.message.slice(0, 300) },
+    dedupeKey: `duplicate_document:${order.id}`,
+    onRepeat: 'ignore',
+    actor: 'worker',
+    now: context.clock.now(),
+  });
+  await enqueueWriteBack(context.queues);
 }
 
 /** How long an order waits in `submitting` for a bank out of reach before it ends `failed` (a working day). */

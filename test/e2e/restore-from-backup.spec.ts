@@ -1,0 +1,125 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Job } from 'bullmq';
+import { eventually, type TestEnv } from '../support/test-env';
+import type { AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
+import { REGISTERED_JOBS } from '../../queue/jobs';
+import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
+import { fetchAndReconcile } from '../../queue/jobs/fetch-statement.job';
+import type { World } from '../../connector/demo/pipeline-world';
+import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
+import { proofOrders, sandboxAdmin, startProofWorld, type Ledger } from '../support/pipeline-world';
+
+/**
+ * Disaster recovery (README "Restoring from a backup"): the machine dies, last night's pg_dump is
+ * restored, the connector starts again. The bank (the sandbox, in its own schema, which the
+ * restore does not touch) still holds everything sent since the dump. The connector's database is
+ * dumped and restored with pg_dump / pg_restore, as the admin does.
+ */
+const SOURCE = 'onec';
+
+function fakeJob(orderId: string): Job {
+  return {
+    id: `submit-${orderId}`,
+    name: 'order.submit',
+    data: { orderId },
+    attemptsMade: 0,
+    opts: { attempts: 8 },
+    token: 'test',
+    moveToDelayed: async () => undefined,
+    updateData: async () => undefined,
+  } as unknown as Job;
+}
+
+describe('a restore from last night\'s dump', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let world: World;
+  let workers: RunningWorkers | undefined;
+
+  beforeAll(async () => {
+    ({ env, context, world } = await startProofWorld('restore'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await workers?.close(5_000);
+    await world?.close();
+    await context?.close();
+    await env?.cleanup();
+  });
+
+  const db = () => context.orm.em.fork();
+  const dumpFile = () => join(env.workDir, 'connector.dump');
+  // The connector's tables only: the bank's schema is the bank's, it survives the machine.
+  const dump = () => execFileSync('pg_dump', ['--format=custom', '--schema=public', `--file=${dumpFile()}`, env.config.database.url]);
+  const restore = () => execFileSync('pg_restore', ['--clean', '--if-exists', '--schema=public', `--dbname=${env.config.database.url}`, dumpFile()]);
+
+  const startStages = () => {
+    workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
+  };
+  const stopStages = async () => {
+    await workers?.close(5_000);
+    workers = undefined;
+  };
+
+  const orderRow = async (orderId: string) =>
+    (await db().execute<Array<{ state: string; external_id: string; bank_reference: string | null; last_error: string | null }>>(
+      'select state, external_id, bank_reference, last_error from payment_order where id = ?',
+      [orderId],
+    ))[0];
+
+  async function signed(order: ReturnType<typeof proofOrders>[number]): Promise<string> {
+    startStages();
+    const [result] = await intakeOrders(db(), SOURCE, [{ order }], bullmqIntakePort(context.queues), { actor: 'proof' });
+    await eventually(async () => (await orderRow(result.orderId))?.state === 'signed', { timeoutMs: 30_000, what: 'the order to be signed' });
+    return result.orderId;
+  }
+
+  it('(b) an order made and paid after the dump, sent again by 1C under a new external id: not paid twice, not called refused, and its debit confirms it', async () => {
+    dump();
+    const [order] = proofOrders(`R${Date.now().toString(36)}`, 1);
+    const lost = await signed(order);
+    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
+    const lostRow = await orderRow(lost);
+    // The bank executes it (its statement has the debit).
+    const statusAtBank = async () =>
+      (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
+    for (let i = 0; i < 5 && (await statusAtBank()) !== 'executed'; i++) await sandboxAdmin(world.admin, '/clock/step', { method: 'POST' });
+    expect(await statusAtBank()).toBe('executed');
+
+    // The machine dies; the dump is restored; 1C's export (kept in archive/, dropped in again) or
+    // the ERP's retried POST brings the same document back: a new order, a new external id.
+    await stopStages();
+    restore();
+    expect(await orderRow(lost)).toBeUndefined();
+    const again = await signed(order);
+    const againRow = await orderRow(again);
+    expect(againRow.external_id).not.toBe(lostRow.external_id);
+
+    const outcome = await handleSubmitOrder({ orderId: again }, context, fakeJob(again));
+    // The bank has that document (payer, number, date) already: nothing is paid twice...
+    const ledger = await sandboxAdmin<Ledger>(world.admin, '/submissions');
+    const documents = (await sandboxAdmin<{ documents: Array<{ externalId: string }> }>(world.admin, '/documents')).documents;
+    expect(documents.filter((d) => [lostRow.external_id, againRow.external_id].includes(d.externalId)).map((d) => d.externalId)).toEqual([lostRow.external_id]);
+    expect(ledger.submissions.filter((s) => s.document === `${DEMO.payerIban}/${order.number}/${order.date}`).map((s) => s.accepted)).toEqual([true]);
+    // ...and the order is not told to 1C as refused by the bank (it was paid: 1C would pay it again):
+    // it waits for a person, with an incident saying why.
+    expect(outcome).toMatchObject({ state: 'failed' });
+    const now = await orderRow(again);
+    expect(now.state).toBe('failed');
+    expect(now.last_error).toContain('DUPLICATE_DOCUMENT');
+    const incidents = await db().execute<Array<{ kind: string; status: string; title: string }>>("select kind, status, title from incident where kind = 'duplicate_document'");
+    expect(incidents).toEqual([expect.objectContaining({ status: 'open', title: expect.stringContaining(order.number) })]);
+
+    // (c) The statement's debit of the document names the lost external id, but the document's
+    // number, date, amount and beneficiary: it confirms the order, no erroneous execution, no lockdown.
+    const day = order.date;
+    await fetchAndReconcile(context, DEMO.payerIban, day, day);
+    expect((await orderRow(again)).state).toBe('executed');
+    const alarms = await db().execute<Array<{ kind: string }>>("select kind from incident where kind in ('execution_mismatch', 'unexplained_debit', 'lockdown')");
+    expect(alarms).toEqual([]);
+  }, 180_000);
+});
