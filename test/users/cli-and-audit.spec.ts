@@ -309,6 +309,8 @@ describe('connector incidents list', () => {
     const two = await cli(['incidents', 'list', '--limit', '2', '--json']);
     expect(two.code).toBe(0);
     expect(JSON.parse(two.stdout)).toMatchObject({ more: true });
+    // README: with --limit, "more" and a note on stderr when older ones were left out (--json too).
+    expect(two.stderr).toContain('the newest 2 shown');
     expect(JSON.parse(two.stdout).incidents.map((i: { id: string }) => i.id)).toEqual(all.slice(0, 2));
     const table = await cli(['incidents', 'list', '--limit', '2']);
     expect(table.stdout.trim().split('\n')).toHaveLength(3);

@@ -293,10 +293,9 @@ export function registerFoundationCommands(program: Command): void {
           const rows = limit ? found.slice(0, limit) : found;
           const more = found.length > rows.length;
           if (opts.json) printJson({ incidents: rows.map(incidentView), more });
-          else {
-            process.stdout.write(`${table(rows.map((i) => [i.id, i.status, i.severity, i.kind, i.openedAt.toISOString(), i.title]), ['ID', 'STATUS', 'SEVERITY', 'KIND', 'OPENED', 'TITLE'])}\n`);
-            if (more) process.stderr.write(`the newest ${limit} shown; all of them without --limit\n`);
-          }
+          else process.stdout.write(`${table(rows.map((i) => [i.id, i.status, i.severity, i.kind, i.openedAt.toISOString(), i.title]), ['ID', 'STATUS', 'SEVERITY', 'KIND', 'OPENED', 'TITLE'])}\n`);
+          // The note goes to stderr with --json too (README: "more" and a note on stderr), as orders list's does.
+          if (more) process.stderr.write(`the newest ${limit} shown; all of them without --limit\n`);
           return 0;
         });
       }),
