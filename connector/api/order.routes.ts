@@ -302,7 +302,9 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
   const listQuery = z.object({
     state: z.string().optional(),
     erpDocumentId: z.string().max(128).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(50),
+    // `limit=` empty is no limit given, as the other parameters are (INTERFACES.md writes the query
+    // `?state=&erpDocumentId=&limit=&cursor=`): coerced, "" was 0 and refused.
+    limit: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(1).max(500).default(50)),
     cursor: z.string().max(200).optional(),
   });
 

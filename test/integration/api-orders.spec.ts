@@ -464,6 +464,22 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(otherList.orders).toEqual([]);
   });
 
+  it('takes the query of INTERFACES.md as written, its parameters empty: an empty one is one not given', async () => {
+    // INTERFACES.md: `GET /api/v1/orders?state=&erpDocumentId=&limit=&cursor=`; an ERP that fills in only some of them sends the others empty.
+    expect((await post(sampleOrder({ number: 'EMPTY-Q-1', currency: 'USD' }))).json().state).toBe('invalid');
+    const all = (await app.inject({ method: 'GET', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}` } })).json();
+    expect(all.orders.length).toBeGreaterThan(0);
+    const empty = await app.inject({ method: 'GET', url: '/api/v1/orders?state=&erpDocumentId=&limit=&cursor=', headers: { authorization: `Bearer ${key}` } });
+    expect(empty.statusCode).toBe(200);
+    expect(empty.json()).toEqual(all);
+    const emptyLimit = await app.inject({ method: 'GET', url: '/api/v1/orders?state=invalid&limit=', headers: { authorization: `Bearer ${key}` } });
+    expect(emptyLimit.statusCode).toBe(200);
+    const states = emptyLimit.json().orders.map((o: { state: string }) => o.state);
+    expect([states.length > 0, states.every((state: string) => state === 'invalid')]).toEqual([true, true]);
+    // A limit that is given is still judged.
+    expect((await app.inject({ method: 'GET', url: '/api/v1/orders?limit=0', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(400);
+  });
+
   it.each([
     ['36 dashes', '-'.repeat(36)],
     ['hex and dashes of the right length in the wrong places', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa-'],
