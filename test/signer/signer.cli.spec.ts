@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseCms } from '../../signer-agent/cms/cms.parser';
+import { createDetachedCms } from '../../signer-agent/cms/cms.signer';
+import { createLoadedKey, inspectPkcs12, openPkcs12 } from '../../signer-agent/keystore/pkcs12.reader';
 import { CA, CRL, nca, P12 } from '../fixtures/nca/fixtures';
 
 /**
@@ -179,6 +181,23 @@ describe('connector sign / verify with the real NCA keys', () => {
         { algorithm: 'RSA-SHA256', iin: '123456789011', verdict: 'invalid', code: 'CERT_EXPIRED' },
       ],
     });
+  });
+
+  it('a GOST 34.310-2004 signer: UNSUPPORTED_ALGORITHM, and algorithm stays within the fixed values (RSA-SHA256, GOST34.10-2015-512, or null)', () => {
+    // A CMS whose signer certificate is the GOST 2004 one (its SignerInfo made with an RSA key: the
+    // verdict never gets that far, the certificate's algorithm refuses it first).
+    const legacy = inspectPkcs12(readFileSync(P12.gost2004.path), P12.gost2004.password);
+    const rsa = openPkcs12(readFileSync(P12.rsaSign2021.path), P12.rsaSign2021.password);
+    const key = createLoadedKey(rsa.material(), legacy.certificateDer);
+    writeFileSync(out('gost2004.p7s'), createDetachedCms({ key, content: readFileSync(doc()), signingTime: new Date('2022-06-01T00:00:00Z') }));
+    rsa.wipe();
+    key.wipe();
+    const v = cli(['verify', '--in', doc(), '--sig', out('gost2004.p7s'), '--trust', CA.gost2004, '--at', '2022-06-01T00:00:00Z', '--json']);
+    expect(v.status).toBe(1);
+    const [signer] = JSON.parse(v.stdout).signers;
+    expect(signer).toMatchObject({ iin: '123456789011', bin: '123456789021', verdict: 'invalid', code: 'UNSUPPORTED_ALGORITHM', message: expect.stringContaining('34.310-2004') });
+    // INTERFACES.md: `algorithm` one of `RSA-SHA256`, `GOST34.10-2015-512` (the message names the old one).
+    expect([null, 'RSA-SHA256', 'GOST34.10-2015-512']).toContain(signer.algorithm);
   });
 
   it('exit 2 when the input cannot be read; --help answers', () => {

@@ -129,7 +129,9 @@ export function registerSignerCommands(program: Command): void {
             subject: s.subject,
             iin: s.iin,
             bin: s.bin,
-            algorithm: s.algorithm,
+            // INTERFACES.md: one of RSA-SHA256, GOST34.10-2015-512; a signer on any other key (GOST
+            // 34.310-2004: UNSUPPORTED_ALGORITHM, its message naming it) is null, as one without a certificate.
+            algorithm: s.algorithm === 'RSA-SHA256' || s.algorithm === 'GOST34.10-2015-512' ? s.algorithm : null,
             signingTime: s.signingTime,
             serial: s.serial,
             verdict: s.verdict,
