@@ -42,9 +42,24 @@ function readBody(body: unknown): { ok: true; batch: boolean; items: unknown[] }
 
 /** One order of the body against the schema; issues named by their path in the body (`orders.3.amount`). */
 function parseOrder(item: unknown, at: Array<string | number>): { ok: true; order: NormalisedOrder } | { ok: false; issues: BodyIssue[] } {
-  const parsed = paymentOrderSchema.safeParse(item);
+  const parsed = paymentOrderSchema.safeParse(withoutNullOptionals(item));
   if (parsed.success) return { ok: true, order: parsed.data };
   return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(paymentOrderSchema, i, at)) };
+}
+
+/** The order's optional fields; given as JSON `null`, one is a field not given. */
+const NULLABLE_FIELDS = ['kbk', 'valueDate', 'erpDocumentId', 'direction', 'raw'] as const;
+
+/**
+ * An order with its optional fields that are `null` left out: the API's own answers carry
+ * `"erpDocumentId": null`, and many ERPs' JSON writers emit null for an empty value. A required
+ * field given as null is still refused, naming it.
+ */
+function withoutNullOptionals(item: unknown): unknown {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
+  const record = item as Record<string, unknown>;
+  if (!NULLABLE_FIELDS.some((f) => record[f] === null)) return item;
+  return Object.fromEntries(Object.entries(record).filter(([key, value]) => !(value === null && (NULLABLE_FIELDS as readonly string[]).includes(key))));
 }
 
 /** One issue per unknown field, at its own path, with the field it was probably meant to be. */

@@ -293,6 +293,19 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(await Promise.all(['NOPURP-1', 'NOPURP-2', 'NOPURP-3', 'NOPURP-4', 'NOPURP-5'].map(countOrders))).toEqual([0, 1, 1, 0, 0]);
   });
 
+  it('an optional field given as null is a field not given (the API answers erpDocumentId: null); a required one as null is refused naming it', async () => {
+    const withNulls = { ...sampleOrder({ number: 'NULLS-1' }), kbk: null, valueDate: null, erpDocumentId: null, direction: null, raw: null };
+    const taken = await post(withNulls);
+    expect(taken.statusCode).toBe(201);
+    expect(taken.json()).toMatchObject({ created: true, erpDocumentId: null });
+    const shown = await app.inject({ method: 'GET', url: `/api/v1/orders/${taken.json().id}`, headers: { authorization: `Bearer ${key}` } });
+    expect(shown.json()).toMatchObject({ erpDocumentId: null });
+    const refused = await post({ ...sampleOrder({ number: 'NULLS-2' }), purpose: null });
+    expect(refused.statusCode).toBe(400);
+    expect(detailsOf(refused)).toEqual([{ path: 'purpose', message: 'Expected string, received null' }]);
+    expect(await Promise.all(['NULLS-1', 'NULLS-2'].map(countOrders))).toEqual([1, 0]);
+  });
+
   it('refuses unknown fields naming each one (a misspelt valueDate is not replaced by its default): 400 for one order, that order alone in a batch', async () => {
     const today = sampleOrder().date;
     const { valueDate: _valueDate, ...order } = sampleOrder({ number: 'UNK-1' });
