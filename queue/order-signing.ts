@@ -48,7 +48,12 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
   const validated = orders.filter((o) => o.state === 'validated');
   if (validated.length > 0) {
     const moved = await transitionOrders(em, validated.map((o) => o.id), 'awaiting_signatures', { actor: 'worker', from: 'validated', reason: 'signatures requested' });
-    for (const [i, outcome] of moved.entries()) if (!('error' in outcome)) validated[i].state = 'awaiting_signatures';
+    for (const [i, outcome] of moved.entries()) {
+      if ('error' in outcome) continue;
+      validated[i].state = 'awaiting_signatures';
+      // The snapshot's version as the row now has it: later conditional updates expect it.
+      validated[i].version = outcome.version;
+    }
   }
   const expired = await expireDatedWhileWaiting(context, orders.filter((o) => o.state === 'awaiting_signatures'));
   const active = orders.filter((o) => o.state === 'awaiting_signatures' && !expired.has(o.id));

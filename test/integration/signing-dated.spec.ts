@@ -53,4 +53,12 @@ describe('an order whose date goes past the rules while it waits for signatures 
     expect(await prepareSigning(at(Date.now() + 12 * DAY), id)).toBeNull();
     expect((await rowOf(id)).state).toBe('invalid');
   });
+
+  it('one still validated when its signing starts (its first look at signatures already stale) goes invalid too', async () => {
+    const [r] = await intakeOrders(context.orm.em.fork(), 'dated', [{ order: sampleOrder({ number: 'DATED-2' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    await validateBatch(context, [r.orderId]);
+    expect((await rowOf(r.orderId)).state).toBe('validated');
+    expect(await prepareSigning(at(Date.now() + 11 * DAY), r.orderId)).toBeNull();
+    expect(await rowOf(r.orderId)).toMatchObject({ state: 'invalid', errors: [expect.objectContaining({ code: 'DATE_STALE' })] });
+  });
 });
