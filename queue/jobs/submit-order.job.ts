@@ -22,6 +22,9 @@ import { perContext, pipelineStageBatcher, Slots, StageBatcher, stageBatcher } f
 import type { CredentialsProblem } from '../pipeline-services';
 import { enqueueWriteBack } from './write-back.job';
 import { openIncident } from '../../connector/incidents/incident.service';
+import { reconcileAccount } from '../../connector/statements/reconciliation';
+import { kzToday } from '../../connector/statements/statement.schedule';
+import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 
 export const submitOrderJob = defineJob({
   name: 'order.submit',
@@ -577,26 +580,36 @@ async function sendOrder(
  */
 async function duplicateDocument(context: JobContext, order: PaymentOrder, err: BankError): Promise<void> {
   const lastError = `DUPLICATE_DOCUMENT: ${err.message}`.slice(0, 2000);
-  await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
-    actor: 'worker',
-    from: 'submitting',
-    reason: 'the bank already holds a document with this number and date from this account, under another external id: not sent again; check with the bank whether it was paid',
-    patch: { failedFrom: 'submitting', lastError },
-    now: context.clock.now(),
-  });
+  const now = context.clock.now();
+  // The incident first: opened once (its dedupe key), it survives a failure of what follows, and a
+  // retry of the job (the order still submitting) meets the same answer and gets here again.
   await openIncident(context.orm.em.fork(), {
     kind: 'duplicate_document',
     severity: 'high',
     title:
       `The bank already holds payment order ${order.number} of ${order.docDate} from ${order.payerIban} under another external id; order ${order.id} was not sent again and is failed. ` +
-      'Most likely it was sent before the database was restored from a backup (or paid by other means): its debit in a statement marks it executed by itself; ' +
+      'Most likely it was sent before the database was restored from a backup (or paid by other means): its debit in a stored statement marks it executed; ' +
       `if the bank says that document was not paid, connector orders settle ${order.id} --as rejected --reason TEXT`,
     evidence: { orderId: order.id, number: order.number, date: order.docDate, payerIban: order.payerIban, externalId: order.externalId, bankCode: err.reasonCode, error: err.message.slice(0, 300) },
     dedupeKey: `duplicate_document:${order.id}`,
     onRepeat: 'ignore',
     actor: 'worker',
-    now: context.clock.now(),
+    now,
   });
+  await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
+    actor: 'worker',
+    from: 'submitting',
+    reason: 'the bank already holds a document with this number and date from this account, under another external id: not sent again; check with the bank whether it was paid',
+    patch: { failedFrom: 'submitting', lastError },
+    now,
+  });
+  // Its debit may be in a statement stored already (after a restore the missed days are fetched at
+  // start, before the ERP sends the document again): judged again now, it confirms the order. A
+  // payment is never booked before its document's date; later fetches judge their own days.
+  const today = kzToday(now);
+  if (order.docDate <= today) {
+    await reconcileAccount(context.orm.em.fork(), order.payerIban, order.docDate, today, { calendar: kzCalendarFromConfig(context.config), now, actor: 'reconciliation' });
+  }
   await enqueueWriteBack(context.queues);
 }
 

@@ -143,4 +143,30 @@ describe('a restore from last night\'s dump', () => {
     const alarms = await db().execute<Array<{ kind: string }>>("select kind from incident where kind in ('execution_mismatch', 'unexplained_debit', 'lockdown')");
     expect(alarms).toEqual([]);
   }, 180_000);
+
+  it('(b) the same, with the missed day fetched before 1C sends the document again (the worker fetches at start): the debit is unexplained until then, and the duplicate order is confirmed by it at once', async () => {
+    dump();
+    const [order] = proofOrders(`S${Date.now().toString(36)}`, 1);
+    const lost = await signed(order);
+    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
+    const lostRow = await orderRow(lost);
+    const statusAtBank = async () =>
+      (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
+    for (let i = 0; i < 5 && (await statusAtBank()) !== 'executed'; i++) await sandboxAdmin(world.admin, '/clock/step', { method: 'POST' });
+    expect(await statusAtBank()).toBe('executed');
+
+    await stopStages();
+    restore();
+    // The restored connector fetches the day first: a debit no order explains (the README says so).
+    await fetchAndReconcile(context, DEMO.payerIban, order.date, order.date);
+    const debit = await db().execute<Array<{ match_kind: string }>>('select match_kind from statement_line where external_id = ?', [lostRow.external_id]);
+    expect(debit).toEqual([{ match_kind: 'unexplained' }]);
+
+    const again = await signed(order);
+    await expect(handleSubmitOrder({ orderId: again }, context, fakeJob(again))).resolves.toMatchObject({ state: 'failed' });
+    // No later fetch needed: the stored debit confirms the order it is.
+    expect((await orderRow(again)).state).toBe('executed');
+    const linked = await db().execute<Array<{ match_kind: string; order_id: string }>>('select match_kind, order_id from statement_line where external_id = ?', [lostRow.external_id]);
+    expect(linked).toEqual([{ match_kind: 'order', order_id: again }]);
+  }, 180_000);
 });
