@@ -178,7 +178,7 @@ export async function holdPendingOrders(
   // intake that saw the lock a moment before a resolve committed used to hold its orders after it,
   // `held` for good with no lockdown left to release them. The resolve clears Redis before it commits.
   return em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     if (!(await isLockdownRecorded(tx)) && !(await options.lockedInRedis?.())) return null;
     return holdPendingIn(tx, actor, reason, now, idFilter, onlyIds);
   });
@@ -334,7 +334,7 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
   // and would run it later, perhaps after a resolve had cleared the flag and resumed the queues.
   if (!(await redisAnswers(deps.config))) return false;
   return deps.em.fork().transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state !== 'locked') return false;
     const flagged = (await withTimeout(deps.redis.exists(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis')) === 1;
@@ -459,7 +459,7 @@ async function alertedBefore(em: EntityManager, incidentId: string, trigger: str
 /** Step 4: `lockdown_state` and the one lockdown incident, serialised across processes (one lockdown, one incident). */
 async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, now: Date): Promise<{ alreadyLocked: boolean; widened: boolean; incidentId: string; since: Date; scope: LockdownScope }> {
   return deps.em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state === 'locked' && row.incidentId) {
       const merged = mergeScope(row.scope, scope);
@@ -757,7 +757,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   const now = deps.clock.now();
   const scope = row.scope ?? 'all';
   const outcome = await deps.em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(?)', [LOCKDOWN_LOCK_ID]);
+    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     const current = await readLockdownRow(tx);
     if (current.state !== 'locked' || current.incidentId !== input.incidentId) throw new ConnectorError('NOT_LOCKED', 'the lockdown was resolved meanwhile', 1);
     // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier

@@ -196,14 +196,23 @@ export async function allowWorkBetweenStatements(tx: Executes): Promise<void> {
 }
 
 /**
- * Takes a transaction-scoped advisory lock (`sql`, e.g. `select pg_advisory_xact_lock(...)`) waiting
- * up to `waitMs` for it, instead of database.lockTimeoutMs: for a lock whose holder legitimately keeps
- * it for longer than a row lock is ever held (a statement of months of lines being stored, a file being
- * written). Still bounded: a holder that hangs is ended by idle_in_transaction_session_timeout and the
- * wait goes on. The connection's own bound applies again to the statements after it.
+ * Takes the transaction-scoped advisory lock of `key` (an SQL expression of `params`, e.g.
+ * `hashtext(?)`), waiting up to `waitMs` for it: for a lock whose holder legitimately keeps it longer
+ * than a row lock is ever held (a statement of months of lines being stored, a file being written).
+ * Asked again and again with pg_try_advisory_xact_lock, every 10-250 ms: one blocking wait would be
+ * ended by database.statementTimeoutMs (PostgreSQL counts a lock wait as the statement's time) and
+ * by the client's queryTimeoutMs, whatever lock_timeout says. Still bounded: a holder that hangs is
+ * ended by idle_in_transaction_session_timeout, and past `waitMs` this fails as a lock timeout
+ * (SQLSTATE 55P03, a transient error: the job is retried).
  */
-export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, sql: string, params: unknown[]): Promise<void> {
-  await tx.execute(`set local lock_timeout = ${Math.max(0, Math.floor(waitMs))}`);
-  await tx.execute(sql, params);
-  await tx.execute('set local lock_timeout to default');
+export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, key: string, params: unknown[]): Promise<void> {
+  const deadline = Date.now() + Math.max(0, waitMs);
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    const rows = (await tx.execute(`select pg_try_advisory_xact_lock(${key}) as taken`, params)) as Array<{ taken: boolean }>;
+    if (rows[0]?.taken === true) return;
+    if (Date.now() >= deadline) {
+      throw Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
+  }
 }

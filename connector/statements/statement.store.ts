@@ -198,7 +198,7 @@ export async function storeLines(
   return em.transactional(async (tx) => {
     // One writer per account at a time (the closed-day and intraday fetches may run together):
     // no lock-order deadlocks between their inserts, and the pending snapshot is replaced whole.
-    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'hashtext(?)', [`statement:${statement.account}`]);
     return { ...(await insertLines(tx, statement, lines, duplicates, options)), conflicts };
   });
 }
@@ -292,7 +292,7 @@ async function insertLines(
 export async function storeStatement(em: EntityManager, statement: StatementData, options: { now: Date }): Promise<StoreResult> {
   const balance = checkBalance(statement);
   return em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`statement:${statement.account}`]);
+    await takeAdvisoryLockWaiting(tx, ACCOUNT_LOCK_WAIT_MS, 'hashtext(?)', [`statement:${statement.account}`]);
     const existing = await tx.execute<StatementRow[]>(
       'select * from statement where account = ? and period_from = ? and period_to = ? for update',
       [statement.account, statement.periodFrom, statement.periodTo],

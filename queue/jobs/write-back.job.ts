@@ -79,7 +79,7 @@ export async function writeOnce(
   // unless the caller hashed what the file is made of itself (then it renders only to write).
   const hash = options.contentHash ?? createHash('sha256').update(render(new Date(0))).digest('hex');
   return em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'hashtext(?)', [`writeback:${target}`]);
     const mark = await tx.execute<Array<{ content_hash: string; path: string | null }>>('select content_hash, path from writeback_mark where target = ?', [target]);
     if (options.onlyIfChanged && mark[0]?.content_hash === hash && mark[0].path === path) return { path, written: false, hash };
     try {
@@ -159,7 +159,7 @@ async function folderWriteSucceeded(context: JobContext, folder: string): Promis
  */
 async function underTargetLock<T>(em: EntityManager, target: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
   return em.transactional(async (tx) => {
-    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'select pg_advisory_xact_lock(hashtext(?))', [`writeback:${target}`]);
+    await takeAdvisoryLockWaiting(tx, TARGET_LOCK_WAIT_MS, 'hashtext(?)', [`writeback:${target}`]);
     return work(tx);
   });
 }

@@ -9,7 +9,7 @@ import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { validateBatch } from '../../queue/jobs/validate-order.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transientDatabaseError } from '../../connector/shared/pg-errors';
-import { openOrm } from '../../connector/persistence/database';
+import { openOrm, takeAdvisoryLockWaiting } from '../../connector/persistence/database';
 import { sampleOrder } from '../support/orders.fixture';
 
 /**
@@ -93,6 +93,30 @@ describe('database timeouts on real PostgreSQL', () => {
     // Well within the bounded wait: the lock timeout, not the holder, decided when it ended.
     expect(elapsed).toBeLessThan(LOCK_TIMEOUT_MS + 5_000);
     expect(await stateOf(order.orderId)).toBe('received');
+  });
+
+  it('an advisory lock allowed a longer wait gets it past statementTimeoutMs and queryTimeoutMs; past its own wait it fails as a transient lock timeout', async () => {
+    // Bounds far below the holder's time: a single blocking wait would be cancelled by them.
+    const orm = await openOrm({ database: { ...context.config.database, statementTimeoutMs: 800, queryTimeoutMs: 1_200, lockTimeoutMs: 300 } });
+    holder = new Client({ connectionString: env.config.database.url });
+    await holder.connect();
+    await holder.query('begin');
+    await holder.query("select pg_advisory_xact_lock(hashtext('timeouts-spec'))");
+    try {
+      const started = Date.now();
+      const release = setTimeout(() => void holder?.query('commit'), 2_000);
+      await orm.em.fork().transactional(async (tx) => takeAdvisoryLockWaiting(tx, 10_000, 'hashtext(?)', ['timeouts-spec']));
+      clearTimeout(release);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+
+      await holder.query('begin');
+      await holder.query("select pg_advisory_xact_lock(hashtext('timeouts-spec'))");
+      const refused = await orm.em.fork().transactional(async (tx) => takeAdvisoryLockWaiting(tx, 500, 'hashtext(?)', ['timeouts-spec'])).then(() => null, (err: unknown) => err);
+      expect(refused).toBeInstanceOf(Error);
+      expect(transientDatabaseError(refused)).toMatch(/lock_timeout/);
+    } finally {
+      await orm.close(true);
+    }
   });
 
   it('retries the job while the lock is held, without failing the order, and validates it once the lock is released', async () => {

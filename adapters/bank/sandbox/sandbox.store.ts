@@ -1,4 +1,4 @@
-import { Client, Pool, type PoolClient } from 'pg';
+import { Client, Pool, type PoolClient, type QueryConfig } from 'pg';
 import type { ClockState } from './sandbox.clock';
 import type { SandboxConfig } from './sandbox.config';
 import { parseAmount } from '../../../connector/shared/money';
@@ -167,9 +167,14 @@ export class SandboxStore {
     try {
       // Two sandboxes starting at once would race on the catalog: serialise the DDL. The other one's
       // DDL and seeding may take longer than a lock wait is otherwise allowed: this one waits for it.
+      // (statement_timeout too: PostgreSQL counts a lock wait as the statement's time.)
       await client.query('SET lock_timeout = 0');
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`sandbox-ddl-${this.schema}`]);
+      await client.query('SET statement_timeout = 0');
+      // The client's own query_timeout too (a day: node-postgres takes 0 as "the pool's").
+      const ddlLock: QueryConfig & { query_timeout: number } = { text: 'SELECT pg_advisory_lock(hashtext($1))', values: [`sandbox-ddl-${this.schema}`], query_timeout: 86_400_000 };
+      await client.query(ddlLock);
       await client.query('RESET lock_timeout');
+      await client.query('RESET statement_timeout');
       await client.query(`
         CREATE SCHEMA IF NOT EXISTS ${s};
         CREATE TABLE IF NOT EXISTS ${s}.state (key text PRIMARY KEY, value jsonb NOT NULL);
