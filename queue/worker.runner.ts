@@ -8,6 +8,8 @@ import type { RegisteredJob } from './job-definition';
 import { markOrderFailed } from '../connector/orders/order-state.machine';
 import { enqueueWriteBack } from './jobs/write-back.job';
 import { transientDatabaseError } from '../connector/shared/pg-errors';
+import { openIncident } from '../connector/incidents/incident.service';
+import { perContext } from './stage-batcher';
 import { backoffAfter, BANK_WAIT_MAX_MS, waitAndRetry } from './jobs/pipeline.helpers';
 
 /** Stages whose jobs are coalesced into batches (queue/stage-batcher.ts): they take many jobs at once. */
@@ -40,7 +42,9 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
         const handled = entry.handler(parsed.data, context, job);
         running.add(handled);
         try {
-          return await handled;
+          const result = await handled;
+          databaseWaits(context).delete(waitKey(job));
+          return result;
         } catch (err) {
           return await databaseTrouble(context, job, err);
         } finally {
@@ -97,6 +101,27 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
   };
 }
 
+/** Database errors in a row, per job, in this process, after which an incident says so (about 10 minutes at the longest backoff). */
+export const DATABASE_WAITS_BEFORE_INCIDENT = 10;
+
+const waitKey = (job: Job): string => `${job.queueName}:${job.id}`;
+const databaseWaits = (context: JobContext): Map<string, number> => perContext(context, 'worker.databaseWaits', () => new Map<string, number>());
+
+async function databaseTroubleIncident(context: JobContext, job: Job, why: string, err: unknown, inARow: number): Promise<void> {
+  const message = (err as Error).message.split('\n').pop() ?? '';
+  context.logger.error({ event: 'job.database_trouble', alert: true, job: job.name, jobId: job.id, why, inARow, err: message });
+  await openIncident(context.orm.em.fork(), {
+    kind: 'database_trouble',
+    severity: 'high',
+    title: `Job ${job.name} (${job.id}) met a database error ${inARow} times in a row and keeps waiting: ${why}; its order does not move until it passes (check the statement's plan, the bounds database.*TimeoutMs, sessions holding locks in pg_stat_activity)`,
+    evidence: { job: job.name, jobId: job.id, queue: job.queueName, why, error: message.slice(0, 300), inARow },
+    dedupeKey: `database_trouble:${job.name}`,
+    onRepeat: 'ignore',
+    actor: 'worker',
+    now: context.clock.now(),
+  }).catch((e: Error) => context.logger.error({ event: 'job.database_trouble.incident_failed', err: e.message }));
+}
+
 /**
  * A statement ended by a database bound (database.lockTimeoutMs, statementTimeoutMs, ...), a
  * deadlock or a dropped connection says nothing about the order: another session held a lock, or
@@ -106,7 +131,16 @@ export function startWorkers(context: JobContext, connection: IORedis, jobs: Reg
  */
 async function databaseTrouble(context: JobContext, job: Job, err: unknown): Promise<never> {
   const why = transientDatabaseError(err);
-  if (why === null) throw err;
+  if (why === null) {
+    databaseWaits(context).delete(waitKey(job));
+    throw err;
+  }
+  const inARow = (databaseWaits(context).get(waitKey(job)) ?? 0) + 1;
+  databaseWaits(context).set(waitKey(job), inARow);
+  // Transient by its kind, but not going away (a statement that always outlasts statementTimeoutMs,
+  // a transaction that always idles past its bound): retried for ever without a word, its order would
+  // stand still unseen. Said once, by an incident, when it keeps coming; the job goes on waiting.
+  if (inARow === DATABASE_WAITS_BEFORE_INCIDENT) await databaseTroubleIncident(context, job, why, err, inARow);
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   context.logger.warn({
     event: 'job.database_transient',

@@ -4,7 +4,7 @@ import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { loadConfig } from '../../config/load-config';
-import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
+import { DATABASE_WAITS_BEFORE_INCIDENT, startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import { validateBatch } from '../../queue/jobs/validate-order.job';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -94,6 +94,23 @@ describe('database timeouts on real PostgreSQL', () => {
     expect(elapsed).toBeLessThan(LOCK_TIMEOUT_MS + 5_000);
     expect(await stateOf(order.orderId)).toBe('received');
   });
+
+  it('a database error that keeps coming is said once by a database_trouble incident; the job goes on waiting and passes once it clears', async () => {
+    const [order] = await intakeOrders(context.orm.em.fork(), 'q', [{ order: sampleOrder({ number: 'LOCKED-3' }) }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 't' });
+    holder = await lockRow(order.orderId);
+    await bullmqIntakePort(context.queues).enqueueValidate([order.orderId]);
+    workers = startWorkers(context, context.redis);
+    const troubles = () => context.orm.em.fork().execute<Array<{ status: string; evidence: { jobId: string; inARow: number; why: string } }>>("select status, evidence from incident where kind = 'database_trouble'");
+    const opened = await eventually(async () => ((await troubles()).length > 0 ? troubles() : null), { what: 'a database_trouble incident', timeoutMs: 60_000 });
+    expect(opened).toEqual([{ status: 'open', evidence: expect.objectContaining({ jobId: `validate-${order.orderId}`, inARow: DATABASE_WAITS_BEFORE_INCIDENT, why: expect.stringMatching(/lock_timeout/) }) }]);
+    expect(events.filter((e) => e.event === 'job.database_transient' && e.jobId === `validate-${order.orderId}`).length).toBeGreaterThanOrEqual(DATABASE_WAITS_BEFORE_INCIDENT);
+    expect(await stateOf(order.orderId)).toBe('received');
+    await holder.query('commit');
+    await holder.end();
+    holder = undefined;
+    await eventually(async () => ['validated', 'awaiting_signatures'].includes((await stateOf(order.orderId)) ?? ''), { what: 'the order validated', timeoutMs: 30_000 });
+    expect(await troubles()).toHaveLength(1);
+  }, 90_000);
 
   it('an advisory lock allowed a longer wait gets it past statementTimeoutMs and queryTimeoutMs; past its own wait it fails as a transient lock timeout', async () => {
     // Bounds far below the holder's time: a single blocking wait would be cancelled by them.
