@@ -12,6 +12,7 @@ import {
   previousBusinessDay,
 } from './kz-business-calendar';
 import { isoOfEpochDay, loadShippedCalendarData } from './kz-calendar-data';
+import { parseKzInstant } from './kz-time';
 
 const cal = KzBusinessCalendar.shipped({ cutoff: '17:00' });
 
@@ -393,5 +394,18 @@ describe('what is confirmed', () => {
     expect(cal.dayInfo('2027-05-16')).toMatchObject({ businessDay: false, kind: 'holiday', confirmed: false });
     expect(cal.dayInfo('2025-11-24')).toEqual({ date: '2025-11-24', businessDay: true, kind: 'workday', confirmed: true });
     expect(cal.dayInfo('2027-11-24')).toMatchObject({ kind: 'workday', confirmed: false });
+  });
+});
+
+describe('parseKzInstant: an instant a person typed', () => {
+  test('with an offset as given; without one, Kazakhstan time (UTC+6 before 2024-03-01); never the machine zone', () => {
+    expect(parseKzInstant('2026-03-02T10:30:00+05:00')?.toISOString()).toBe('2026-03-02T05:30:00.000Z');
+    expect(parseKzInstant('2026-03-02T10:30:00Z')?.toISOString()).toBe('2026-03-02T10:30:00.000Z');
+    expect(parseKzInstant('2026-03-02T10:30:00-0500')?.toISOString()).toBe('2026-03-02T15:30:00.000Z');
+    expect(parseKzInstant('2026-03-02T10:30')?.toISOString()).toBe('2026-03-02T05:30:00.000Z');
+    expect(parseKzInstant('2026-03-02T10:30:15.5')?.toISOString()).toBe('2026-03-02T05:30:15.500Z');
+    expect(parseKzInstant('2024-02-01T10:30')?.toISOString()).toBe('2024-02-01T04:30:00.000Z');
+    expect(parseKzInstant('2026-03-02', { dateOnly: true })?.toISOString()).toBe('2026-03-01T19:00:00.000Z');
+    for (const bad of ['2026-03-02', '2026-02-30T10:30', '2026-03-02T24:00', 'yesterday', '2026-03-02 10:30', '']) expect(parseKzInstant(bad)).toBeNull();
   });
 });

@@ -44,3 +44,35 @@ export function kzLocalDayOf(epochMs: number): { epochDay: number; msOfDay: numb
 export function kzInstantOfLocalMs(epochDay: number, minutesOfDay: number): number {
   return epochDay * MS_PER_DAY + minutesOfDay * MS_PER_MINUTE - kzOffsetForLocalDateMs(epochDay);
 }
+
+const INSTANT_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
+/**
+ * An instant a person typed (`--bank-notified-at`, `--since`, `--at`): an ISO 8601 date and time
+ * with its offset (`Z`, `+05:00`), or without one, then Kazakhstan wall-clock time; a date alone
+ * (only when `dateOnly`) is the start of that Kazakhstan day. Never the machine's zone, as
+ * `new Date(text)` does: a host under UTC read an operator's "10:30" as 15:30 in Almaty, one under
+ * Asia/Almaty as 10:30. null when the text is no such time or names a day that does not exist.
+ */
+export function parseKzInstant(text: string, options: { dateOnly?: boolean } = {}): Date | null {
+  const m = INSTANT_TEXT.exec(text.trim());
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, frac, zone] = m;
+  if (h === undefined && !options.dateOnly) return null;
+  const epochDay = Date.UTC(Number(y), Number(mo) - 1, Number(d)) / MS_PER_DAY;
+  if (!Number.isSafeInteger(epochDay) || new Date(epochDay * MS_PER_DAY).toISOString().slice(0, 10) !== `${y}-${mo}-${d}`) return null;
+  const hours = Number(h ?? 0);
+  const minutes = Number(mi ?? 0);
+  if (hours > 23 || minutes > 59 || Number(s ?? 0) > 59) return null;
+  const extraMs = Number(s ?? 0) * 1000 + Math.floor(Number(`0.${frac ?? '0'}`) * 1000);
+  if (zone === undefined) return new Date(kzInstantOfLocalMs(epochDay, hours * 60 + minutes) + extraMs);
+  let offsetMinutes = 0;
+  if (zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const oh = Number(digits.slice(0, 2));
+    const om = Number(digits.slice(2) || '0');
+    if (oh > 23 || om > 59) return null;
+    offsetMinutes = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  return new Date(epochDay * MS_PER_DAY + (hours * 60 + minutes - offsetMinutes) * MS_PER_MINUTE + extraMs);
+}

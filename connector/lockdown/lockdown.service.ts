@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
+import { parseKzInstant } from '../calendar/kz-time';
 import { appendToTimeline, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
 import { orderSnapshotSql } from '../orders/order-event.snapshot';
@@ -690,8 +691,9 @@ export async function missingResolutionSteps(
   if (!input.bankNotifiedAt) {
     missing.push(`bank notification: give ${name.notifiedAt}${api ? ' (an ISO time)' : ' ISO'}, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)`);
   } else {
-    const at = new Date(input.bankNotifiedAt);
-    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(input.bankNotifiedAt)) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
+    // Without an offset, Kazakhstan time: never the zone of the machine the command runs on.
+    const at = parseKzInstant(input.bankNotifiedAt);
+    if (!at) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
     else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future`);
   }
   if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
@@ -802,7 +804,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       [input.incidentId, ...RECONCILIATION_KINDS, now],
     );
     await tx.execute("update lockdown_state set state = 'normal', since = null, reason = null, scope = null, trigger = null, incident_id = null, warnings = '[]', updated_at = ?, updated_by = ? where id = 1", [now, input.actor]);
-    const bankNotification = { notifiedAt: new Date(input.bankNotifiedAt!).toISOString(), reference: input.bankReference!.trim(), notifiedBy: input.notifiedBy?.trim() || input.actor, recordedBy: input.actor };
+    const bankNotification = { notifiedAt: parseKzInstant(input.bankNotifiedAt!)!.toISOString(), reference: input.bankReference!.trim(), notifiedBy: input.notifiedBy?.trim() || input.actor, recordedBy: input.actor };
     const note = input.note ? singleLine(input.note) || null : null;
     const incident = await tx.findOne(Incident, { id: input.incidentId });
     if (incident) {

@@ -107,14 +107,21 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(refusal?.message).toMatch(/--bank-reference/);
     expect(refusal?.message).toMatch(/Client Secret rotation/);
     await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', actor: 'user:op', isAdmin: false })).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    // Still missing the rotation after the bank was told.
+    // Still missing the rotation after the bank was told. A time without an offset is Kazakhstan
+    // time (UTC+5), whatever the zone of the machine: 15 minutes ago in Almaty is not in the future.
+    const kzWall = (ms: number) => new Date(ms + 5 * 3_600_000).toISOString().slice(0, 19);
+    const toldAtMs = Math.floor((context.clock.now().getTime() - 15 * 60_000) / 1000) * 1000;
+    await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: kzWall(toldAtMs), bankReference: 'ACB-42', actor: 'cli:tester', isAdmin: true })).rejects.toMatchObject({
+      code: 'LOCKDOWN_STEPS_MISSING',
+      details: { missing: [expect.stringMatching(/Client Secret rotation/)] },
+    });
     await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', actor: 'cli:tester', isAdmin: true })).rejects.toMatchObject({
       code: 'LOCKDOWN_STEPS_MISSING',
       details: { missing: [expect.stringMatching(/Client Secret rotation/)] },
     });
 
     await rotateSecret({ em: context.orm.em.fork(), clock: context.clock, box: SecretBox.fromConfig(world.config) }, { clientId: ROTATED.clientId, clientSecret: ROTATED.clientSecret, actor: 'cli:tester' });
-    const resolved = await resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', notifiedBy: 'A. Admin', actor: 'cli:tester', isAdmin: true });
+    const resolved = await resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: kzWall(toldAtMs), bankReference: 'ACB-42', notifiedBy: 'A. Admin', actor: 'cli:tester', isAdmin: true });
     expect(resolved.released).toBe(13);
     // The holds (the engage's and the intake's) and the release keep the order as it was with each
     // event, as every transition does: the status webhook tells it, not the order as it is later.
@@ -129,7 +136,7 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect((await lockdownStatusOf(context)).state).toBe('normal');
     const closed = await getIncident(context.orm.em.fork(), result.incidentId);
     expect(closed?.status).toBe('resolved');
-    expect((closed?.evidence.bankNotification as { reference: string }).reference).toBe('ACB-42');
+    expect(closed?.evidence.bankNotification).toMatchObject({ reference: 'ACB-42', notifiedAt: new Date(toldAtMs).toISOString() });
 
     // The key was wiped: its owner unlocks it again; held orders are validated, signed and submitted once.
     await world.unlock('ceo');

@@ -348,6 +348,17 @@ describe('connector incidents resolve', () => {
     expect((await cli(['incidents', 'resolve', '00000000-0000-0000-0000-000000000000', '--note', 'x'])).stderr).toMatch(/^NOT_FOUND: /m);
     await em().execute("update incident set status = 'resolved' where id = ?", [lock.incident.id]);
   });
+
+  test('--bank-notified-at without an offset is Kazakhstan time, not the zone of the machine the command runs on', async () => {
+    const em = () => env.context.orm.em.fork();
+    const debit = await openIncident(em(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit told by phone', actor: 'test' });
+    expect((await cli(['incidents', 'resolve', debit.incident.id, '--note', 'x', '--bank-notified-at', '2026-03-02', '--bank-reference', 'R'])).code).toBe(2);
+    expect((await cli(['incidents', 'resolve', debit.incident.id, '--note', 'x', '--bank-notified-at', '2026-02-30T10:30', '--bank-reference', 'R'])).code).toBe(2);
+    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30', '--bank-reference', 'ACB 4712']);
+    expect(told.code).toBe(0);
+    const [audit] = await em().execute<Array<{ details: Record<string, unknown> }>>("select details from audit_event where action = 'incident.resolved' and subject = ?", [debit.incident.id]);
+    expect(audit.details).toMatchObject({ bank: { notifiedAt: '2026-03-02T05:30:00.000Z', reference: 'ACB 4712' } });
+  });
 });
 
 describe('connector orders claim', () => {

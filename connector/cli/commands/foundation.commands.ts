@@ -14,6 +14,7 @@ import { orderView } from '../../orders/order.mapper';
 import { getIncident, incidentView, listIncidents, resolveIncident } from '../../incidents/incident.service';
 import { penaltyClaim } from '../../claims/penalty.claim';
 import { kzCalendarFromConfig } from '../../calendar/kz-business-calendar';
+import { parseKzInstant } from '../../calendar/kz-time';
 import { clockFromConfig } from '../../shared/clock';
 import { changeApiKeyAccounts, createApiKey, listApiKeys, revokeApiKey } from '../../api-keys/api-key.service';
 import { formatAmount } from '../../shared/money';
@@ -318,13 +319,14 @@ export function registerFoundationCommands(program: Command): void {
     .command('resolve <id>')
     .description('close an incident a person has dealt with (a lockdown: connector lockdown resolve); those the bank must hear of (authority_revoked, unexplained_debit, execution_mismatch) need --bank-notified-at and --bank-reference')
     .requiredOption('--note <text>', 'what was done about it')
-    .option('--bank-notified-at <iso>', 'when the bank was told, e.g. 2026-11-26T10:30:00+05:00')
+    .option('--bank-notified-at <iso>', 'when the bank was told, e.g. 2026-11-26T10:30:00+05:00 (without an offset, Kazakhstan time)')
     .option('--bank-reference <text>', "the bank's reference of that notice")
     .option('--json', 'one JSON document')
     .action(
       runAction(async (id: string, opts: { note: string; bankNotifiedAt?: string; bankReference?: string; json?: boolean }) => {
-        const bankNotifiedAt = opts.bankNotifiedAt === undefined ? undefined : new Date(opts.bankNotifiedAt);
-        if (bankNotifiedAt && Number.isNaN(bankNotifiedAt.getTime())) throw new UsageError(`--bank-notified-at ${opts.bankNotifiedAt}: expected an ISO date and time`);
+        // Without an offset, Kazakhstan time: never the zone of the machine the command runs on.
+        const bankNotifiedAt = opts.bankNotifiedAt === undefined ? undefined : parseKzInstant(opts.bankNotifiedAt);
+        if (bankNotifiedAt === null) throw new UsageError(`--bank-notified-at ${opts.bankNotifiedAt}: expected an ISO date and time (without an offset, Kazakhstan time), e.g. 2026-11-26T10:30:00+05:00`);
         return withOrm(loadConfig(), async (orm) => {
           const { incident, resolved } = await resolveIncident(orm.em.fork(), { id, actor: cliActor(), note: opts.note, bankNotifiedAt, bankReference: opts.bankReference });
           if (opts.json) printJson({ resolved, incident: incidentView(incident) });

@@ -125,7 +125,7 @@ export function registerLockdownCommands(program: Command): void {
     .command('resolve')
     .description('lift the lockdown once the bank was told (R-29) and the compromised credentials replaced; names every missing step')
     .option('--incident <id>', 'the lockdown incident (connector lockdown status)')
-    .option('--bank-notified-at <iso>', 'when the bank was told')
+    .option('--bank-notified-at <iso>', 'when the bank was told, e.g. 2026-11-26T10:30:00+05:00 (without an offset, Kazakhstan time)')
     .option('--bank-reference <text>', "the bank's reference for the notice")
     .option('--notified-by <text>', 'who told the bank (default: you)')
     .option('--note <text>', 'what was done about it (on the incident timeline and in the audit log)')
