@@ -273,6 +273,20 @@ describe('connector onec statement', () => {
     expect(readdirSync(join(env.workDir, 'inbox')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
+  it('connector onec statuses --since without an offset, or a date alone, is Kazakhstan time whatever the zone of the machine', async () => {
+    const [early, late] = await intakeOrders(orm.em.fork(), 'sincekz', [{ order: sampleOrder({ number: 'K-1' }) }, { order: sampleOrder({ number: 'K-2' }) }], { enqueueValidate: async () => undefined }, { actor: 'test' });
+    // 23:00 on the 25th and 02:00 on the 26th in Almaty (UTC+5).
+    await transitionOrder(orm.em.fork(), early.orderId as string, 'validated', { actor: 'test', now: new Date('2026-11-25T18:00:00Z') });
+    await transitionOrder(orm.em.fork(), late.orderId as string, 'validated', { actor: 'test', now: new Date('2026-11-25T21:00:00Z') });
+    for (const since of ['2026-11-26', '2026-11-26T01:00', '2026-11-26T01:00:00+05:00']) {
+      const out = join(env.workDir, 'inbox', 'statuses-kz.txt');
+      const r = await runCli(['onec', 'statuses', '--out', out, '--source', 'sincekz', '--since', since, '--encoding', 'utf8'], { env: { ...env.env, TZ: 'America/New_York' }, cwd: env.workDir });
+      expect([since, r.code]).toEqual([since, 0]);
+      expect([since, parseOnecExchange(readFileSync(out)).documents.map((d) => d.order.number)]).toEqual([since, ['K-2']]);
+    }
+    expect((await runCli(['onec', 'statuses', '--out', join(env.workDir, 'x.txt'), '--source', 'sincekz', '--since', 'last week'], { env: env.env, cwd: env.workDir })).code).toBe(2);
+  });
+
   it('refuses a period no stored statement covers (exit 1), and bad dates (exit 2)', async () => {
     const none = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-01', '--to', '2026-11-02', '--out', join(env.workDir, 'x.txt')], { env: env.env, cwd: env.workDir });
     expect(none.code).toBe(1);

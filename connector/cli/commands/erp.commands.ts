@@ -22,6 +22,7 @@ import { checkKnp, findKnp } from '../../requisites/knp.validator';
 import type { RuleResult } from '../../requisites/requisite-rule';
 import { ConnectorError, UsageError } from '../../shared/errors';
 import { clockFromConfig } from '../../shared/clock';
+import { parseKzInstant } from '../../calendar/kz-time';
 import { runAction } from '../run-action';
 
 /**
@@ -49,7 +50,7 @@ export function registerErpCommands(program: Command): void {
     .command('statuses')
     .description('write the status report of exported documents for 1C users (accepted, executed, rejected with reason)')
     .requiredOption('--out <file>', 'where to write the report')
-    .option('--since <iso>', 'only orders whose state changed at or after this moment')
+    .option('--since <iso>', 'only orders whose state changed at or after this moment (without an offset, or a date alone, Kazakhstan time)')
     .option('--source <source>', 'intake source of the orders', ONEC_SOURCE)
     .addOption(new Option('--encoding <encoding>', 'windows (cp1251) or utf8').choices(['windows', 'utf8']))
     .action(runAction(async (opts: StatusesOptions) => statusesCommand(opts)));
@@ -201,8 +202,9 @@ interface StatusesOptions {
 async function statusesCommand(opts: StatusesOptions): Promise<number> {
   let since: Date | undefined;
   if (opts.since !== undefined) {
-    since = new Date(opts.since);
-    if (Number.isNaN(since.getTime())) throw new UsageError(`--since ${opts.since} is not a moment: expected ISO, e.g. 2026-11-25T00:00:00Z`);
+    // Without an offset (a date alone: its start), Kazakhstan time: never the zone of the machine.
+    since = parseKzInstant(opts.since, { dateOnly: true }) ?? undefined;
+    if (!since) throw new UsageError(`--since ${opts.since} is not a moment: expected ISO, e.g. 2026-11-25T00:00:00+05:00 (without an offset, Kazakhstan time)`);
   }
   const config = loadConfig();
   const now = clockFromConfig(config).now();
