@@ -89,6 +89,9 @@ describe('connector sign / verify with the real NCA keys', () => {
     const s = sign(P12.rsaSign2021, 'rsa.p7s', ['--at', '2021-06-01T08:00:00Z', '--trust', CA.rsa]);
     expect([s.status, s.stderr]).toEqual([0, expect.stringContaining('signing-time 2021-06-01T08:00:00.000Z')]);
     expect(opensslVerify('rsa.p7s', '2021-07-01T00:00:00Z')).toBe(0);
+    // --at without an offset is Kazakhstan time (UTC+6 in 2021), never the zone of the machine.
+    const wall = sign(P12.rsaSign2021, 'rsa-wall.p7s', ['--at', '2021-06-01T14:00', '--trust', CA.rsa], { TZ: 'America/New_York' });
+    expect([wall.status, wall.stderr]).toEqual([0, expect.stringContaining('signing-time 2021-06-01T08:00:00.000Z')]);
     const v = cli(['verify', '--in', doc(), '--sig', out('rsa.p7s'), '--trust', CA.rsa, '--at', '2021-07-01T00:00:00Z', '--json']);
     expect(v.status).toBe(0);
     const json = JSON.parse(v.stdout);

@@ -11,6 +11,7 @@ import { signDocument } from '../../../signer-agent/cms/cms.signer';
 import { verifyCms } from '../../../signer-agent/cms/cms.verifier';
 import { inspectPkcs12, openPkcs12 } from '../../../signer-agent/keystore/pkcs12.reader';
 import { SignerError } from '../../../signer-agent/signer.errors';
+import { parseKzInstant } from '../../calendar/kz-time';
 
 /**
  * `connector sign`, `connector verify`, `connector keys inspect` (INTERFACES.md "CLI conventions"
@@ -30,9 +31,9 @@ function readInput(path: string, what: string): Buffer {
 
 function parseAt(value: string | undefined, fallback: () => Date): Date {
   if (value === undefined) return fallback();
-  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value);
-  const date = new Date(value);
-  if (!ok || Number.isNaN(date.getTime())) throw new UsageError(`--at "${value}" is not an ISO time; expected e.g. 2022-09-01T00:00:00Z`);
+  // Without an offset (a date alone: its start), Kazakhstan time: never the zone of the machine.
+  const date = parseKzInstant(value, { dateOnly: true });
+  if (!date) throw new UsageError(`--at "${value}" is not an ISO time; expected e.g. 2022-09-01T00:00:00Z (without an offset, Kazakhstan time)`);
   return date;
 }
 
