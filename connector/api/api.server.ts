@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppContext } from '../app/app-context';
 import { pendingMigrations } from '../persistence/database';
 import { ApiError, sendError } from './api-errors';
+import { transientDatabaseError } from '../shared/pg-errors';
 import { withTimeout } from '../shared/timeout';
 import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.hooks';
 import { registerOrderRoutes } from './order.routes';
@@ -48,6 +49,14 @@ export function buildApi(context: AppContext, options: ApiOptions = {}): Fastify
     if (status === 415) return sendError(reply, new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json'));
     if (status && status >= 400 && status < 500) {
       return sendError(reply, new ApiError(400, 'INVALID_REQUEST', error.message));
+    }
+    // A lock or statement bound, a deadlock, a dropped connection: nothing was stored (the
+    // transaction rolled back), and the same request later goes through. An ERP retries a 503 with
+    // Retry-After; a 500 it would take as a fault of its request.
+    const transient = transientDatabaseError(error);
+    if (transient !== null) {
+      context.logger.warn({ event: 'api.database_transient', method: request.method, url: request.routeOptions.url, why: transient, err: error.message });
+      return sendError(reply, new ApiError(503, 'TEMPORARILY_UNAVAILABLE', `the database could not answer in time (${transient}); the request did not complete: send it again`, undefined, { 'retry-after': '5' }));
     }
     context.logger.error({ event: 'api.error', method: request.method, url: request.routeOptions.url, err: error.message });
     return sendError(reply, new ApiError(500, 'INTERNAL', 'internal error; see the connector log'));

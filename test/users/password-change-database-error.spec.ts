@@ -9,7 +9,7 @@ import { Browser, uniq, usersTestEnvOfFile } from './users-test.env';
  */
 const env = usersTestEnvOfFile({ overrides: { 'database.lockTimeoutMs': 500 } });
 
-it('a password change that fails on a lock logs which table and limit, never the new hash', async () => {
+it('a password change that fails on a lock is 503 with Retry-After, and logs which table and limit, never the new hash', async () => {
   const login = uniq('locked');
   await createUser(env.deps(), { login, role: 'viewer', password: 'Tmp-Start-Pass1', actor: 'test' });
   const browser = new Browser(env);
@@ -21,10 +21,16 @@ it('a password change that fails on a lock logs which table and limit, never the
     // Reads go on; the history insert of the change waits, then fails.
     await holder.query('lock table password_history in share mode');
     const res = await browser.changePassword('Tmp-Start-Pass1', 'Brand-New-Pass2');
-    expect(res.statusCode).toBe(500);
+    // Not a fault of the request: 503 with Retry-After, which a client retries (the change did not happen).
+    expect(res.statusCode).toBe(503);
+    expect((res.headers as unknown as Headers).get('retry-after')).toBe('5');
+    expect(res.json()).toMatchObject({ code: 'TEMPORARILY_UNAVAILABLE', message: expect.stringMatching(/lock_timeout/) });
     const log = env.logLines.join('');
     expect(`${log}${res.body}`).not.toMatch(/scrypt\$/);
     expect(log).toMatch(/insert into password_history - canceling statement due to lock timeout/);
+    // The old password still opens the session: nothing of the change was kept.
+    await holder.query('rollback');
+    expect((await new Browser(env).login(login, 'Tmp-Start-Pass1')).statusCode).toBe(200);
   } finally {
     await holder.query('rollback').catch(() => undefined);
     await holder.end();
