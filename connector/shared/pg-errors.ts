@@ -86,6 +86,21 @@ function withheldDetail(detail: string): string {
 }
 
 /**
+ * The statement with every quoted literal, and every number that is not a placeholder's index,
+ * replaced by `?`: `select id from app_user where login = ? and id in ()`. The values MikroORM
+ * inlined (a password hash, a ciphertext, an amount) are gone; the structure that a syntax error
+ * is about stays. At most 500 characters.
+ */
+export function sqlShape(sql: string): string {
+  const shape = sql
+    .replace(/[Ee]?'(?:[^']|'')*'/g, '?')
+    .replace(/(?<![$\w])-?\d+(?:\.\d+)?(?![\w])/g, '?')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return shape.length > 500 ? `${shape.slice(0, 500)}...` : shape;
+}
+
+/**
  * Removes from a failed statement's error everything that carries the values it bound. knex writes
  * `<the SQL> - <pg message>` into the message (the connector sets compileSqlOnError: false, but
  * MikroORM inlines the values into the SQL itself, so the SQL still holds them), and MikroORM copies
@@ -103,6 +118,8 @@ export function withholdStatementValues(err: unknown, sql: string | undefined): 
   const pgMessage = sql !== undefined && e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message.split(' - ').pop() ?? '';
   const before = e.message;
   e.message = `${sql === undefined ? 'statement' : statementSummary(sql)} - ${withheldValues(e.code, pgMessage)}`;
+  // A syntax error is a fault of the connector's own SQL: its shape, without a value, is what finds it.
+  if (e.code === '42601' && sql !== undefined) e.message += ` [${sqlShape(sql)}]`;
   // The stack's first line is the message as it was when first read: read it now and replace.
   if (typeof e.stack === 'string') e.stack = e.stack.split(before).join(e.message);
   if (typeof e.detail === 'string') e.detail = withheldDetail(e.detail);

@@ -1,5 +1,5 @@
 import { DeadlockException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
-import { statementSummary, transientDatabaseError, withholdStatementValues } from '../../connector/shared/pg-errors';
+import { sqlShape, statementSummary, transientDatabaseError, withholdStatementValues } from '../../connector/shared/pg-errors';
 
 /** Which database errors a job retries rather than fails an order on (queue/worker.runner.ts). */
 describe('transientDatabaseError', () => {
@@ -65,6 +65,21 @@ describe('withholdStatementValues', () => {
     withholdStatementValues(err, sql);
     expect(err.message).toBe(`insert into x - ${pgMessage}`);
     expect((err as { detail?: string }).detail).toBe(kept);
+  });
+
+  it('a syntax error keeps the shape of the statement, without its values, so the SQL fault can be found', () => {
+    const sql = "select id from payment_order where payer_iban = 'KZ86SECRET' and amount_tiyn = 150000 and id in ()";
+    const err = failed(sql, '42601', 'syntax error at or near ")"');
+    withholdStatementValues(err, sql);
+    expect(err.message).toBe('select from payment_order - syntax error at or near "..." [select id from payment_order where payer_iban = ? and amount_tiyn = ? and id in ()]');
+    expect(err.message).not.toMatch(/SECRET|150000/);
+  });
+
+  test.each([
+    ["update t set h = E'\\\\xDEADBEEF', n = 'it''s' where id = $1", 'update t set h = ?, n = ? where id = $1'],
+    ['select a1, b from t2 where x = -12.5', 'select a1, b from t2 where x = ?'],
+  ])('sqlShape(%s)', (sql, shape) => {
+    expect(sqlShape(sql)).toBe(shape);
   });
 
   it("withholds the value PostgreSQL quotes in a bad input's message", () => {
