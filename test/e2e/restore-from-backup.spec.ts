@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { Job } from 'bullmq';
 import { eventually, type TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -11,7 +10,7 @@ import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
 import { fetchAndReconcile } from '../../queue/jobs/fetch-statement.job';
 import type { World } from '../../connector/demo/pipeline-world';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { proofOrders, sandboxAdmin, startProofWorld, type Ledger } from '../support/pipeline-world';
+import { fakeSubmitJob, proofOrders, sandboxAdmin, startProofWorld, type Ledger } from '../support/pipeline-world';
 
 /**
  * Disaster recovery (README "Restoring from a backup"): the machine dies, last night's pg_dump is
@@ -21,18 +20,7 @@ import { proofOrders, sandboxAdmin, startProofWorld, type Ledger } from '../supp
  */
 const SOURCE = 'onec';
 
-function fakeJob(orderId: string): Job {
-  return {
-    id: `submit-${orderId}`,
-    name: 'order.submit',
-    data: { orderId },
-    attemptsMade: 0,
-    opts: { attempts: 8 },
-    token: 'test',
-    moveToDelayed: async () => undefined,
-    updateData: async () => undefined,
-  } as unknown as Job;
-}
+const fakeJob = (orderId: string) => fakeSubmitJob(orderId);
 
 describe('a restore from last night\'s dump', () => {
   let env: TestEnv;
@@ -78,6 +66,20 @@ describe('a restore from last night\'s dump', () => {
     return result.orderId;
   }
 
+  /** A dump is taken; then an order is taken in, sent and executed by the bank (its statement has the debit). */
+  async function paidAfterTheDump(prefix: string) {
+    dump();
+    const [order] = proofOrders(`${prefix}${Date.now().toString(36)}`, 1);
+    const lost = await signed(order);
+    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
+    const lostRow = await orderRow(lost);
+    const statusAtBank = async () =>
+      (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
+    for (let i = 0; i < 5 && (await statusAtBank()) !== 'executed'; i++) await sandboxAdmin(world.admin, '/clock/step', { method: 'POST' });
+    expect(await statusAtBank()).toBe('executed');
+    return { order, lost, lostRow };
+  }
+
   it('(a) an order signed in the dump, accepted by the bank after it: sent again under its external id and recognised: one document at the bank, its reference kept', async () => {
     const [order] = proofOrders(`A${Date.now().toString(36)}`, 1);
     const early = await signed(order);
@@ -100,16 +102,7 @@ describe('a restore from last night\'s dump', () => {
   }, 180_000);
 
   it('(b) an order made and paid after the dump, sent again by 1C under a new external id: not paid twice, not called refused, and its debit confirms it', async () => {
-    dump();
-    const [order] = proofOrders(`R${Date.now().toString(36)}`, 1);
-    const lost = await signed(order);
-    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
-    const lostRow = await orderRow(lost);
-    // The bank executes it (its statement has the debit).
-    const statusAtBank = async () =>
-      (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
-    for (let i = 0; i < 5 && (await statusAtBank()) !== 'executed'; i++) await sandboxAdmin(world.admin, '/clock/step', { method: 'POST' });
-    expect(await statusAtBank()).toBe('executed');
+    const { order, lost, lostRow } = await paidAfterTheDump('R');
 
     // The machine dies; the dump is restored; 1C's export (kept in archive/, dropped in again) or
     // the ERP's retried POST brings the same document back: a new order, a new external id.
@@ -145,15 +138,7 @@ describe('a restore from last night\'s dump', () => {
   }, 180_000);
 
   it('(b) the same, with the missed day fetched before 1C sends the document again (the worker fetches at start): the debit is unexplained until then, and the duplicate order is confirmed by it at once', async () => {
-    dump();
-    const [order] = proofOrders(`S${Date.now().toString(36)}`, 1);
-    const lost = await signed(order);
-    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
-    const lostRow = await orderRow(lost);
-    const statusAtBank = async () =>
-      (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
-    for (let i = 0; i < 5 && (await statusAtBank()) !== 'executed'; i++) await sandboxAdmin(world.admin, '/clock/step', { method: 'POST' });
-    expect(await statusAtBank()).toBe('executed');
+    const { order, lostRow } = await paidAfterTheDump('S');
 
     await stopStages();
     restore();

@@ -10,7 +10,7 @@ import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { perContext, Slots } from '../../queue/stage-batcher';
 import type { World } from '../../connector/demo/pipeline-world';
-import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
+import { fakeSubmitJob, proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
 
 /**
  * "Runs twice, one effect" for the submit job, when the two runs overlap: BullMQ is at-least-once
@@ -21,18 +21,7 @@ import { proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } fro
  */
 const SOURCE = 'proof-twice';
 
-function fakeJob(orderId: string, attemptsMade: number, attempts = 8, data: Record<string, unknown> = {}): Job {
-  return {
-    id: `submit-${orderId}`,
-    name: 'order.submit',
-    data: { orderId, ...data },
-    attemptsMade,
-    opts: { attempts },
-    token: 'test',
-    moveToDelayed: async () => undefined,
-    updateData: async () => undefined,
-  } as unknown as Job;
-}
+const fakeJob = fakeSubmitJob;
 
 describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-queue)', () => {
   let env: TestEnv;

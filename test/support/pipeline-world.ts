@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import IORedis from 'ioredis';
+import type { Job } from 'bullmq';
 import type { Orm } from '../../connector/persistence/database';
 import { ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type World, type WorldSigner } from '../../connector/demo/pipeline-world';
 import type { ConnectorConfig } from '../../config/config.schema';
@@ -177,4 +178,21 @@ export function startFastWorld(env: TestEnv, pki: TestPkiResult, config: Connect
     signerWorkerScript: SIGNING_WORKER_SCRIPT,
     sandbox: { accounts: FUNDED_ACCOUNTS, clock: { acceptedToProcessingMs: 100, processingToFinalMs: 100, tickMs: 100 }, ...sandbox },
   });
+}
+
+/**
+ * The submit job as BullMQ hands it to its handler, for a test that runs the handler itself:
+ * `attemptsMade` tries made of `attempts`, extra job `data`; moving it to delayed does nothing.
+ */
+export function fakeSubmitJob(orderId: string, attemptsMade = 0, attempts = 8, data: Record<string, unknown> = {}): Job {
+  return {
+    id: `submit-${orderId}`,
+    name: 'order.submit',
+    data: { orderId, ...data },
+    attemptsMade,
+    opts: { attempts },
+    token: 'test',
+    moveToDelayed: async () => undefined,
+    updateData: async () => undefined,
+  } as unknown as Job;
 }
