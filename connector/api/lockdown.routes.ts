@@ -7,6 +7,7 @@ import { sessionOf, type SessionContext } from '../users/session.authenticator';
 import { getIncident, incidentView, listIncidents, resolveIncident } from '../incidents/incident.service';
 import { assertScopeUser, parseScope } from '../lockdown/lockdown.service';
 import { ConnectorError } from '../shared/errors';
+import { parseKzInstant } from '../calendar/kz-time';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
 import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
 
@@ -133,16 +134,16 @@ export function lockdownRoutes() {
         const body = parse(resolveBody, request.body);
         const refuse = (path: string, message: string) => new ApiError(400, 'INVALID_REQUEST', 'bad request body', [{ path, message }]);
         if (!body.note) throw refuse('note', `a ${found.kind} incident is resolved with a note saying what was done about it`);
-        if (body.bankNotifiedAt !== undefined && !z.string().datetime({ offset: true }).safeParse(body.bankNotifiedAt).success) {
-          throw refuse('bankNotifiedAt', 'an ISO time with its offset, e.g. 2026-11-25T10:30:00+05:00');
-        }
+        // As a lockdown's (and the CLI's): an ISO time, without an offset Kazakhstan time.
+        const bankNotifiedAt = body.bankNotifiedAt === undefined ? undefined : parseKzInstant(body.bankNotifiedAt);
+        if (bankNotifiedAt === null) throw refuse('bankNotifiedAt', 'an ISO time, e.g. 2026-11-25T10:30:00+05:00 (without an offset, Kazakhstan time)');
         if (body.notifiedBy !== undefined) throw refuse('notifiedBy', `recorded for a lockdown only; say who told the bank in note`);
         try {
           const { incident, resolved } = await resolveIncident(context.orm.em.fork(), {
             id,
             actor: `user:${session.user.login}`,
             note: body.note,
-            bankNotifiedAt: body.bankNotifiedAt ? new Date(body.bankNotifiedAt) : undefined,
+            bankNotifiedAt,
             bankReference: body.bankReference,
             now: context.clock.now(),
             caller: 'api',
