@@ -368,17 +368,3 @@ export function kzCalendarFromConfig(config: CalendarConfig): KzBusinessCalendar
   }
   return calendar;
 }
-
-// Date-only helpers over the shipped data, for callers that need no operational day (the cut-off
-// does not affect them). Built once, on first use.
-let shippedDates: KzBusinessCalendar | undefined;
-function dates(): KzBusinessCalendar {
-  shippedDates ??= KzBusinessCalendar.shipped({ cutoff: '17:00' });
-  return shippedDates;
-}
-
-export const isBusinessDay = (date: IsoDate): boolean => dates().isBusinessDay(date);
-export const nextBusinessDay = (date: IsoDate): IsoDate => dates().nextBusinessDay(date);
-export const previousBusinessDay = (date: IsoDate): IsoDate => dates().previousBusinessDay(date);
-export const addBusinessDays = (date: IsoDate, n: number): IsoDate => dates().addBusinessDays(date, n);
-export const businessDaysBetween = (from: IsoDate, to: IsoDate): number => dates().businessDaysBetween(from, to);
