@@ -47,8 +47,8 @@ function parseOrder(item: unknown, at: Array<string | number>): { ok: true; orde
   return { ok: false, issues: parsed.error.issues.flatMap((i) => bodyIssues(paymentOrderSchema, i, at)) };
 }
 
-/** The order's optional fields; given as JSON `null`, one is a field not given. */
-const NULLABLE_FIELDS = ['kbk', 'valueDate', 'erpDocumentId', 'direction', 'raw'] as const;
+/** The order's optional fields (read from its schema); given as JSON `null`, one is a field not given. */
+const NULLABLE_FIELDS: ReadonlySet<string> = new Set(Object.entries(paymentOrderSchema.shape).filter(([, field]) => field instanceof z.ZodOptional).map(([name]) => name));
 
 /**
  * An order with its optional fields that are `null` left out: the API's own answers carry
@@ -58,8 +58,9 @@ const NULLABLE_FIELDS = ['kbk', 'valueDate', 'erpDocumentId', 'direction', 'raw'
 function withoutNullOptionals(item: unknown): unknown {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
   const record = item as Record<string, unknown>;
-  if (!NULLABLE_FIELDS.some((f) => record[f] === null)) return item;
-  return Object.fromEntries(Object.entries(record).filter(([key, value]) => !(value === null && (NULLABLE_FIELDS as readonly string[]).includes(key))));
+  const nulled = Object.keys(record).filter((key) => record[key] === null && NULLABLE_FIELDS.has(key));
+  if (nulled.length === 0) return item;
+  return Object.fromEntries(Object.entries(record).filter(([key]) => !nulled.includes(key)));
 }
 
 /** One issue per unknown field, at its own path, with the field it was probably meant to be. */
