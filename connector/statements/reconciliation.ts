@@ -384,6 +384,11 @@ function lineOf(r: LineRow): LineForMatch {
   };
 }
 
+/** What an incident about one of our orders and one statement line says of both. */
+function orderLineEvidence(account: string, order: OrderForMatch, line: LineForMatch) {
+  return { account, orderId: order.id, number: order.number, date: order.docDate, bankLineId: line.bankLineId, bookingDate: line.bookingDate };
+}
+
 /** Reconciles the booked lines of `account` booked in [from, to] against its orders. */
 export async function reconcileAccount(em: EntityManager, account: string, from: string, to: string, options: ReconcileOptions): Promise<ReconcileResult> {
   const actor = options.actor ?? 'reconciliation';
@@ -478,12 +483,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         actor,
         now: options.now,
         evidence: {
-          account,
-          orderId: order.id,
-          number: order.number,
-          date: order.docDate,
-          bankLineId: line.bankLineId,
-          bookingDate: line.bookingDate,
+          ...orderLineEvidence(account, order, line),
           differences: decision.differences,
           // R-27: notify the bank within 3 operational days of discovery.
           draftNotice: draftErroneousExecutionNotice({ order, line, differences: decision.differences, deadline }),
@@ -500,14 +500,9 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         actor,
         now: options.now,
         evidence: {
-          account,
-          orderId: order.id,
-          number: order.number,
-          date: order.docDate,
+          ...orderLineEvidence(account, order, line),
           orderAmount: formatAmount(order.amountTiyn),
-          bankLineId: line.bankLineId,
           amount: formatAmount(line.amount),
-          bookingDate: line.bookingDate,
           counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
           purpose: line.purpose,
           hint: "the beneficiary was not paid: check the beneficiary's requisites with the bank's reason in the line's purpose, and tell the ERP's user; a new payment is a new order",
