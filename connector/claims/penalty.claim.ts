@@ -71,14 +71,16 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   const valueDate = isoDateOf(order.value_date);
   const dueDay = executionDayOf(calendar, receivedDay, valueDate);
   const heldToValueDate = dueDay !== receivedDay;
-  // The order's own debit, whatever kind the bank gave it (a budget payment may come as `tax`, a
-  // conversion as `other`: reconciliation matches those to the order too); not its fee, which
-  // reconciliation links to the order as well and may be booked on another day.
-  const [line] = await em.execute<Array<{ booking_date: string | Date }>>(
-    "select min(booking_date) as booking_date from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind <> 'fee' having min(booking_date) is not null",
+  // The order's booked debits, read once: its own (whatever kind the bank gave it: a budget payment
+  // may come as `tax`, a conversion as `other`; reconciliation matches those to the order too) says
+  // when it was executed; its fee, which reconciliation links to the order as well and may be booked
+  // on another day, says what the funds had to cover besides the amount (R-23).
+  const [debits] = await em.execute<Array<{ booking_date: string | Date | null; fee_tiyn: string | null }>>(
+    `select min(booking_date) filter (where kind <> 'fee') as booking_date, sum(amount_tiyn) filter (where kind = 'fee') as fee_tiyn
+       from statement_line where order_id = ? and direction = 'debit' and status = 'booked'`,
     [orderId],
   );
-  const executedDay = line ? isoDateOf(line.booking_date) : null;
+  const executedDay = debits?.booking_date ? isoDateOf(debits.booking_date) : null;
   const notes: string[] = [];
   if (!executedDay && order.state !== 'submitted') notes.push(`the order is ${order.state} but no booked debit of it is in a stored statement: the delay is counted to today; fetch the statements first`);
   const until = executedDay ?? kzToday(now);
@@ -89,12 +91,8 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     [order.payer_iban, dueDay],
   );
   // R-23: the funds must cover the payment and the bank's fee for it; the fee is known once the
-  // bank has booked it (a fee line reconciliation linked to the order), else the amount alone.
-  const [fee] = await em.execute<Array<{ tiyn: string | null }>>(
-    "select sum(amount_tiyn) as tiyn from statement_line where order_id = ? and direction = 'debit' and status = 'booked' and kind = 'fee'",
-    [orderId],
-  );
-  const feeTiyn = Number(fee?.tiyn ?? 0);
+  // bank has booked it, else the amount alone.
+  const feeTiyn = Number(debits?.fee_tiyn ?? 0);
   const fundsAtReceipt = statement ? { openingBalance: formatAmount(Number(statement.opening_balance)), sufficient: Number(statement.opening_balance) >= amountTiyn + feeTiyn } : null;
   if (delayDays === 0) {
     // Until today counts as no delay too: still on the day it was received, or executed by then.
