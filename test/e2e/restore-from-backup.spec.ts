@@ -20,8 +20,6 @@ import { fakeSubmitJob, proofOrders, sandboxAdmin, startProofWorld, type Ledger 
  */
 const SOURCE = 'onec';
 
-const fakeJob = (orderId: string) => fakeSubmitJob(orderId);
-
 describe('a restore from last night\'s dump', () => {
   let env: TestEnv;
   let context: AppContext;
@@ -71,7 +69,7 @@ describe('a restore from last night\'s dump', () => {
     dump();
     const [order] = proofOrders(`${prefix}${Date.now().toString(36)}`, 1);
     const lost = await signed(order);
-    await expect(handleSubmitOrder({ orderId: lost }, context, fakeJob(lost))).resolves.toMatchObject({ state: 'submitted' });
+    await expect(handleSubmitOrder({ orderId: lost }, context, fakeSubmitJob(lost))).resolves.toMatchObject({ state: 'submitted' });
     const lostRow = await orderRow(lost);
     const statusAtBank = async () =>
       (await sandboxAdmin<{ documents: Array<{ externalId: string; status: string }> }>(world.admin, '/documents')).documents.find((d) => d.externalId === lostRow.external_id)?.status;
@@ -85,12 +83,12 @@ describe('a restore from last night\'s dump', () => {
     const early = await signed(order);
     await stopStages();
     dump();
-    await expect(handleSubmitOrder({ orderId: early }, context, fakeJob(early))).resolves.toMatchObject({ state: 'submitted' });
+    await expect(handleSubmitOrder({ orderId: early }, context, fakeSubmitJob(early))).resolves.toMatchObject({ state: 'submitted' });
     const before = await orderRow(early);
 
     restore();
     expect((await orderRow(early)).state).toBe('signed');
-    await expect(handleSubmitOrder({ orderId: early }, context, fakeJob(early))).resolves.toMatchObject({ state: 'submitted' });
+    await expect(handleSubmitOrder({ orderId: early }, context, fakeSubmitJob(early))).resolves.toMatchObject({ state: 'submitted' });
     const after = await orderRow(early);
     expect(after.bank_reference).toBe(before.bank_reference);
     const documents = (await sandboxAdmin<{ documents: Array<{ externalId: string }> }>(world.admin, '/documents')).documents;
@@ -113,7 +111,7 @@ describe('a restore from last night\'s dump', () => {
     const againRow = await orderRow(again);
     expect(againRow.external_id).not.toBe(lostRow.external_id);
 
-    const outcome = await handleSubmitOrder({ orderId: again }, context, fakeJob(again));
+    const outcome = await handleSubmitOrder({ orderId: again }, context, fakeSubmitJob(again));
     // The bank has that document (payer, number, date) already: nothing is paid twice...
     const ledger = await sandboxAdmin<Ledger>(world.admin, '/submissions');
     const documents = (await sandboxAdmin<{ documents: Array<{ externalId: string }> }>(world.admin, '/documents')).documents;
@@ -148,7 +146,7 @@ describe('a restore from last night\'s dump', () => {
     expect(debit).toEqual([{ match_kind: 'unexplained' }]);
 
     const again = await signed(order);
-    await expect(handleSubmitOrder({ orderId: again }, context, fakeJob(again))).resolves.toMatchObject({ state: 'failed' });
+    await expect(handleSubmitOrder({ orderId: again }, context, fakeSubmitJob(again))).resolves.toMatchObject({ state: 'failed' });
     // No later fetch needed: the stored debit confirms the order it is.
     expect((await orderRow(again)).state).toBe('executed');
     const linked = await db().execute<Array<{ match_kind: string; order_id: string }>>('select match_kind, order_id from statement_line where external_id = ?', [lostRow.external_id]);

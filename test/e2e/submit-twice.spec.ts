@@ -21,8 +21,6 @@ import { fakeSubmitJob, proofOrders, sandboxAdmin, startProofWorld, statesOf, ty
  */
 const SOURCE = 'proof-twice';
 
-const fakeJob = fakeSubmitJob;
-
 describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-queue)', () => {
   let env: TestEnv;
   let context: AppContext;
@@ -60,7 +58,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
   async function orderAfterAnUnknownOutcome(): Promise<string> {
     const result = { orderId: await signedOrder() };
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { fail5xxNext: 1 } });
-    await expect(handleSubmitOrder({ orderId: result.orderId }, context, fakeJob(result.orderId, 0))).rejects.toThrow();
+    await expect(handleSubmitOrder({ orderId: result.orderId }, context, fakeSubmitJob(result.orderId, 0))).rejects.toThrow();
     expect(await row(result.orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: false });
     return result.orderId;
   }
@@ -79,8 +77,8 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // and stage) cannot fold the two into one batch; the send lease alone must keep them apart.
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 300 } });
     const runs = await Promise.allSettled([
-      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeJob(result.orderId, 1)),
-      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeJob(result.orderId, 1)),
+      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeSubmitJob(result.orderId, 1)),
+      handleSubmitOrder({ orderId: result.orderId }, { ...context }, fakeSubmitJob(result.orderId, 1)),
     ]);
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
     expect(runs.some((r) => r.status === 'fulfilled' && (r.value as { state: string }).state === 'submitted')).toBe(true);
@@ -100,7 +98,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const slotsA = perContext(contextA, 'submit.slots', () => new Slots(1));
     let freeTheSlot!: () => void;
     const blocker = slotsA.hold(() => new Promise<void>((resolve) => (freeTheSlot = resolve)));
-    const runA = handleSubmitOrder({ orderId }, contextA, fakeJob(orderId, 1));
+    const runA = handleSubmitOrder({ orderId }, contextA, fakeSubmitJob(orderId, 1));
     await eventually(async () => slotsA.queued === 1, { timeoutMs: 30_000, intervalMs: 10, what: 'run A waiting for a send slot' });
     expect(await row(orderId)).toMatchObject({ submit_attempts: 1, leased: true });
 
@@ -110,7 +108,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // The bank answers B slowly (as under load): long enough for A to finish while B waits for it.
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 3_000 } });
     try {
-      const runB = handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1));
+      const runB = handleSubmitOrder({ orderId }, { ...context }, fakeSubmitJob(orderId, 1));
       await eventually(async () => (await row(orderId)).submit_attempts === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B to pass its last look' });
 
       // A gets its slot while B is still waiting for the bank: A must not send, nor free B's lease.
@@ -132,15 +130,15 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const orderId = await signedOrder();
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { timeoutAfterAcceptNext: 1 } });
     // The bank registers it and never answers: an unknown outcome, the order waits (no attempt spent).
-    await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0))).rejects.toThrow(DelayedError);
+    await expect(handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0))).rejects.toThrow(DelayedError);
     expect(await row(orderId)).toMatchObject({ state: 'submitting', submit_attempts: 1 });
     // Its last try: the lookup is answered outside the contract; the order ends failed.
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { offContractNext: 1 } });
-    await handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 1));
+    await handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0, 1));
     expect((await row(orderId)).state).toBe('failed');
     // The operator retries: the bank holds it, so it is found by its external id, never sent a second time.
     expect(await retryFailedOrder(context.orm.em.fork(), context.queues, orderId, 'test')).toBe('submitting');
-    await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0))).resolves.toEqual({ state: 'submitted', via: 'lookup' });
+    await expect(handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0))).resolves.toEqual({ state: 'submitted', via: 'lookup' });
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted, s.afterAccepted])).toEqual([[1, true, 0]]);
   }, 120_000);
 
@@ -149,9 +147,9 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { errorRate: 1 } });
     try {
       const now = context.clock.now().getTime();
-      await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 8, { outageSince: now - 7 * 3_600_000 }))).rejects.toThrow(DelayedError);
+      await expect(handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0, 8, { outageSince: now - 7 * 3_600_000 }))).rejects.toThrow(DelayedError);
       expect((await row(orderId)).state).toBe('submitting');
-      await expect(handleSubmitOrder({ orderId }, context, fakeJob(orderId, 0, 8, { outageSince: now - 8 * 3_600_000 - 1_000 }))).resolves.toEqual({ state: 'failed' });
+      await expect(handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0, 8, { outageSince: now - 8 * 3_600_000 - 1_000 }))).resolves.toEqual({ state: 'failed' });
       const [failed] = await context.orm.em.fork().execute<Array<{ state: string; failed_from: string; last_error: string }>>('select state, failed_from, last_error from payment_order where id = ?', [orderId]);
       expect(failed).toMatchObject({ state: 'failed', failed_from: 'submitting', last_error: expect.stringMatching(/^(TRANSIENT|OUTCOME_UNKNOWN): /) });
     } finally {
@@ -171,7 +169,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 3_000 } });
     try {
       // Not sent (TRANSIENT): the run waits for the bank like any outage, spending no attempt.
-      await expect(handleSubmitOrder({ orderId }, short, fakeJob(orderId, 0))).rejects.toThrow(/movedToDelayed/);
+      await expect(handleSubmitOrder({ orderId }, short, fakeSubmitJob(orderId, 0))).rejects.toThrow(/movedToDelayed/);
     } finally {
       await sandboxAdmin(world.admin, '/faults', { method: 'PUT', body: { slowMs: 0 } });
     }
@@ -180,7 +178,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     // Nothing of it can be at the bank: the attempt counted for it is given back (the order is one never
     // sent: withdrawable, its signers judged again at the next send), and the lease too.
     expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 0, leased: false });
-    await expect(handleSubmitOrder({ orderId }, { ...context }, fakeJob(orderId, 1))).resolves.toEqual({ state: 'submitted' });
+    await expect(handleSubmitOrder({ orderId }, { ...context }, fakeSubmitJob(orderId, 1))).resolves.toEqual({ state: 'submitted' });
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted])).toEqual([[2, true]]);
   }, 120_000);
 
@@ -191,11 +189,11 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const slots = perContext(process1, 'submit.slots', () => new Slots(2));
     const free: Array<() => void> = [];
     const blockers = [0, 1].map(() => slots.hold(() => new Promise<void>((resolve) => free.push(resolve))));
-    const runA = handleSubmitOrder({ orderId }, process1, fakeJob(orderId, 1));
+    const runA = handleSubmitOrder({ orderId }, process1, fakeSubmitJob(orderId, 1));
     await eventually(async () => slots.queued === 1, { timeoutMs: 30_000, intervalMs: 10, what: 'run A waiting for a send slot' });
     // A's lease lapses; run B (the same job delivered again to this process) takes a new one and waits too.
     await context.orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [orderId]);
-    const runB = handleSubmitOrder({ orderId }, process1, fakeJob(orderId, 1));
+    const runB = handleSubmitOrder({ orderId }, process1, fakeSubmitJob(orderId, 1));
     await eventually(async () => slots.queued === 2, { timeoutMs: 30_000, intervalMs: 10, what: 'run B waiting for a send slot' });
 
     // Both slots free at once: A and B pass to the last look in the same batch, A first.
@@ -212,7 +210,7 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     const data: Record<string, unknown> = { orderId };
     const delays: number[] = [];
     const job = {
-      ...fakeJob(orderId, 0),
+      ...fakeSubmitJob(orderId, 0),
       data,
       updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
       moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
