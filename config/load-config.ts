@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ZodError } from 'zod';
 import { configSchema, type ConnectorConfig } from './config.schema';
+import { jsonFault } from './json-fault';
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
@@ -188,34 +189,4 @@ function bankUrlIsPrivate(url: string): boolean {
   const { protocol, hostname } = new URL(url);
   if (protocol === 'https:') return true;
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
-
-/**
- * Where a JSON text stops being JSON, as `line L, column C`, without JSON.parse's own words: Node
- * quotes the text around the fault ('Unexpected token ..., "<the text>" is not valid JSON'), and a
- * config file holds passwords (database.url, redis.url). The smallest prefix that fails before its
- * own end is found by bisection (a prefix that is only cut short fails at its end, or parses).
- */
-function jsonFault(text: string): string {
-  const failsInside = (n: number): boolean => {
-    try {
-      JSON.parse(text.slice(0, n));
-      return false;
-    } catch (err) {
-      const message = (err as Error).message;
-      if (/Unexpected end of JSON input/.test(message)) return false;
-      const at = /at position (\d+)/.exec(message);
-      return !(at && Number(at[1]) >= n);
-    }
-  };
-  if (!failsInside(text.length)) return 'it ends before it is complete';
-  let lo = 0;
-  let hi = text.length;
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (failsInside(mid)) hi = mid;
-    else lo = mid + 1;
-  }
-  const before = text.slice(0, lo - 1).split('\n');
-  return `it breaks at line ${before.length}, column ${before[before.length - 1].length + 1}`;
 }

@@ -1,3 +1,4 @@
+import { jsonFault } from '../../config/json-fault';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -114,11 +115,9 @@ function registerGuards(app: FastifyInstance, context: AppContext): void {
     } catch (err) {
       // Not JSON.parse's own words: Node quotes the input around the fault, and these bodies carry
       // passwords (a password sent unquoted came back in the 400). Only where it broke.
-      const message = (err as Error).message;
-      const position = /at position (\d+)/.exec(message)?.[1];
       // The words as before this guard also took constructor; that one is named on its own.
       const forbidden = err instanceof ForbiddenKeyError ? (err.key === 'constructor' ? 'a key named constructor is not accepted' : 'a key named __proto__ or prototype is not accepted') : undefined;
-      const why = forbidden ?? (position === undefined ? 'it does not parse' : `it breaks at character ${Number(position) + 1}`);
+      const why = forbidden ?? jsonFault(text);
       const error = new Error(`the body is not valid JSON: ${why}`) as Error & { statusCode: number };
       error.statusCode = 400;
       done(error, undefined);
