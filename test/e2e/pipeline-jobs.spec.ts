@@ -432,11 +432,15 @@ describe('pipeline jobs: runs twice, one effect (real sandbox, signer agent, Red
       connections.push(connection);
       const writebackEvents = new QueueEvents('writeback', { connection, prefix: env.config.redis.prefix });
       await writebackEvents.waitUntilReady();
-      // When each added write-back runs: the end of its window, `at`, the last part of its id.
+      // When each write-back asked for runs: the end of its window, `at`, the last part of its id.
+      // A request whose window's job exists already (asked for earlier by another change, say a
+      // statement fetch, maybe before this listener) adds nothing: BullMQ says `duplicated`.
       const runsAt: number[] = [];
-      writebackEvents.on('added', ({ jobId, name }) => {
-        if (name === 'erp.writeback') runsAt.push(Number(jobId.split('-').pop()));
-      });
+      const asked = ({ jobId }: { jobId: string }) => {
+        if (jobId.startsWith('writeback-')) runsAt.push(Number(jobId.split('-').pop()));
+      };
+      writebackEvents.on('added', asked);
+      writebackEvents.on('duplicated', asked);
       await put('/faults', { offContractNext: 1000 }); // every request now gets an answer outside the contract
       await submitQueue.resume();
       await eventually(async () => (await row()).state === 'failed', { what: 'failed', timeoutMs: 60_000 });
