@@ -169,6 +169,18 @@ describe('1C outbox folder scan', () => {
     expect(await orders()).toContain('PAD-1');
   });
 
+  it('a document of a kind other than a payment order (a payment request, a cash cheque, no kind at all) is never sent as one: refused by line, the payment order beside it goes in', async () => {
+    const kind = (d: string[], k: string) => d.map((l) => (l.startsWith('СекцияДокумент') ? k : l));
+    drop('kinds.txt', file([doc('K-1'), kind(doc('K-2'), 'СекцияДокумент=Платежное требование'), kind(doc('K-3'), 'СекцияДокумент=Денежный чек'), kind(doc('K-4'), 'СекцияДокумент'), kind(doc('K-5'), 'СекцияДокумент=ПЛАТЕЖНОЕ ПОРУЧЕНИЕ')]));
+    const [result] = await scan();
+    expect(result).toMatchObject({ file: 'kinds.txt', outcome: 'error', documents: 5, taken: 2, created: 2, refused: 3 });
+    const report = readFileSync(`${result.movedTo}.report.txt`, 'utf8');
+    expect(report).toMatch(/Документ №K-2 \(строка 21\) НЕ ПРИНЯТ:\r\n {2}строка 21, поле СекцияДокумент: UNSUPPORTED_KIND — .*«Платежное требование»/);
+    expect(report).toMatch(/Документ №K-3 \(строка 38\) НЕ ПРИНЯТ:\r\n {2}строка 38, поле СекцияДокумент: UNSUPPORTED_KIND/);
+    expect(report).toMatch(/Документ №K-4 \(строка 55\) НЕ ПРИНЯТ:\r\n {2}строка 55, поле СекцияДокумент: UNSUPPORTED_KIND/);
+    expect((await orders()).filter((n) => n.startsWith('K-'))).toEqual(['K-1', 'K-5']);
+  });
+
   it('a file that is not a 1C exchange file goes to error/ untouched', async () => {
     drop('notes.txt', Buffer.from('hello КонецФайла'));
     const [result] = await scan();

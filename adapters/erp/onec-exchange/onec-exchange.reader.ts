@@ -138,6 +138,17 @@ export function isStatementKind(kind: string): boolean {
 }
 
 /**
+ * The kinds that are payment orders (`Платежное поручение`, `ПлатежноеПоручение`, any case). The
+ * 1C standard has others under the same grammar (`Платежное требование`, `Инкассовое поручение`,
+ * `Денежный чек`, `Объявление на взнос наличными`, ...), whose parties and meaning differ: none of
+ * them may be sent to the bank as a payment order. A bare `СекцияДокумент` (kind '') whose header
+ * does not announce one kind is not known to be one either.
+ */
+export function isPaymentOrderKind(kind: string): boolean {
+  return kind.toLowerCase().replace(/\s+/g, '') === 'платежноепоручение';
+}
+
+/**
  * One lower-cased key: `stamp`/`entry` say which line of the current document holds it, so a
  * document is indexed by writing two fields per line instead of filling a Map.
  */
