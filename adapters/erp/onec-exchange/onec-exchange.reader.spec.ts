@@ -116,6 +116,7 @@ describe('encodings: the bytes decide', () => {
     ['cp866 labelled DOS', iconv.encode(text.replace('Кодировка=Windows', 'Кодировка=DOS'), 'cp866'), 'cp866', []],
     ['cp866 labelled Windows', iconv.encode(text, 'cp866'), 'cp866', ['ENCODING_MISMATCH']],
     ['cp1251 labelled UTF8', cp1251(text.replace('Кодировка=Windows', 'Кодировка=UTF8')), 'cp1251', ['ENCODING_MISMATCH']],
+    ['cp1251 labelled DOS', cp1251(text.replace('Кодировка=Windows', 'Кодировка=DOS')), 'cp1251', ['ENCODING_MISMATCH']],
     ['LF line ends', cp1251(text.replace(/\r\n/g, '\n')), 'cp1251', []],
   ])('%s', (_name, bytes, encoding, warnings) => {
     const parsed = parseOnecExchange(bytes);

@@ -146,9 +146,11 @@ export function decideEncoding(sample: Buffer): EncodingDecision & { issues: Lin
   }
   // Legacy: the key "Кодировка" is only readable in the right code page, which itself tells us.
   const declared = declared1251 ?? declared866 ?? declaredUtf;
+  // A key readable in cp1251 only is cp1251 whatever its value says (`Кодировка=DOS` on cp1251
+  // bytes: read as cp866 every key was garbage and not one document of the file came through).
   let encoding: OnecEncoding = 'cp1251';
   if (declared866 !== undefined && declared1251 === undefined) encoding = 'cp866';
-  else if (declaredToEncoding(declared) === 'cp866') encoding = 'cp866';
+  else if (declared1251 === undefined && declaredToEncoding(declared) === 'cp866') encoding = 'cp866';
   const hint = declaredToEncoding(declared);
   if (!ascii && hint && hint !== encoding) issues.push(mismatch(declared as string, encoding));
   return { encoding, declared, bom: false, issues };
