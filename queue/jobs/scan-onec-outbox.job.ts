@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type IORedis from 'ioredis';
 import { z } from 'zod';
 import { isPaymentOrderKind, readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
-import { ONEC_SOURCE, type OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
+import { ONEC_SOURCE, type OnecDocument, type OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import {
   archiveOutboxFile,
   claimOutboxFile,
@@ -16,6 +16,7 @@ import {
   type OutboxFile,
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
 import { conflictAdvice, describeDifferences, intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
+import { CONTRACT_LIMITS } from '../../connector/requisites/payment-order.validator';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -181,6 +182,7 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
           messageEn: doc.kind ? `line ${doc.line}: a "${doc.kind}" is not a payment order; only payment orders go to the bank` : `line ${doc.line}: СекцияДокумент names no kind; it is not known to be a payment order`,
         });
       }
+      if (issues.length === 0) issues.push(...overlongKeyIssues(doc));
       const taken = issues.length === 0;
       documents.push({ line: doc.line, number: doc.order.number, taken, issues });
       if (taken) {
@@ -211,6 +213,38 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
   log.warn({ event: 'onec.outbox.error', movedTo, documents: documents.length, taken, created });
   return { ...result, outcome: 'error', movedTo };
 }
+
+/**
+ * The natural key's text fields (document number, payer IIK) longer than an order can have: the
+ * bank contract's 64 characters for a number (CONTRACT_LIMITS), the 64 of the order schema for an
+ * account (what the HTTP intake refuses). PostgreSQL cannot index a long one (about 2.7 KB), so one
+ * such document, a damaged line or text pasted into the number, failed the insert of its whole batch:
+ * no document of the file went in and the file waited in processing/ for ever, failing every scan.
+ * Refused here by line, as the validator would refuse it (NUMBER_TOO_LONG), the others go in.
+ */
+function overlongKeyIssues(doc: OnecDocument): OnecIssue[] {
+  const issues: OnecIssue[] = [];
+  const check = (field: 'number' | 'payer.iban', value: string, max: number, code: string, ru: string) => {
+    if (value.length <= max) return;
+    const source = doc.sources[field];
+    const line = source?.line ?? doc.line;
+    const issue: OnecIssue = {
+      line,
+      field,
+      code,
+      message: `Строка ${line}: ${ru} длиннее ${max} знаков (${value.length}); документ не принят`,
+      messageEn: `line ${line}: ${field} is ${value.length} characters, limit ${max}`,
+    };
+    if (source) issue.key = source.key;
+    issues.push(issue);
+  };
+  check('number', doc.order.number, CONTRACT_LIMITS.numberMaxLength, 'NUMBER_TOO_LONG', 'номер документа');
+  check('payer.iban', doc.order.payer.iban, PAYER_IBAN_MAX_LENGTH, 'IBAN_TOO_LONG', 'ИИК плательщика');
+  return issues;
+}
+
+/** As `partySchema.iban` (the HTTP intake's bound). */
+const PAYER_IBAN_MAX_LENGTH = 64;
 
 function conflictIssue(line: number, number: string, conflict: IntakeConflict, orderId: string): OnecIssue {
   const advice = conflictAdvice(conflict.state, orderId);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
@@ -179,6 +179,19 @@ describe('1C outbox folder scan', () => {
     expect(report).toMatch(/Документ №K-3 \(строка 38\) НЕ ПРИНЯТ:\r\n {2}строка 38, поле СекцияДокумент: UNSUPPORTED_KIND/);
     expect(report).toMatch(/Документ №K-4 \(строка 55\) НЕ ПРИНЯТ:\r\n {2}строка 55, поле СекцияДокумент: UNSUPPORTED_KIND/);
     expect((await orders()).filter((n) => n.startsWith('K-'))).toEqual(['K-1', 'K-5']);
+  });
+
+  it('a document number or payer IIK too long for the natural key never keeps the file, or the good documents in it, out', async () => {
+    // Random text (PostgreSQL compresses a repeated one below its index limit, about 2.7 KB).
+    const noise = (n: number) => randomBytes((n * 3) / 4).toString('base64url');
+    const iban = (d: string[], v: string) => d.map((l) => (l.startsWith('ПлательщикИИК=') ? `ПлательщикИИК=${v}` : l));
+    drop('long-key.txt', file([doc('LK-1'), doc(`LK-2${noise(6000)}`), iban(doc('LK-3'), `KZ69${noise(6000)}`), doc('LK-4')]));
+    const [result] = await scan();
+    expect(result).toMatchObject({ file: 'long-key.txt', outcome: 'error', documents: 4, taken: 2, refused: 2 });
+    const report = readFileSync(`${result.movedTo}.report.txt`, 'utf8');
+    expect(report).toMatch(/Документ №LK-2[\w-]+ \(строка 21\) НЕ ПРИНЯТ:\r\n {2}строка 22, поле number: NUMBER_TOO_LONG/);
+    expect(report).toMatch(/Документ №LK-3 \(строка 38\) НЕ ПРИНЯТ:\r\n {2}строка 45, поле payer.iban: IBAN_TOO_LONG/);
+    expect((await orders()).filter((n) => n.startsWith('LK-'))).toEqual(['LK-1', 'LK-4']);
   });
 
   it('a file that is not a 1C exchange file goes to error/ untouched', async () => {
