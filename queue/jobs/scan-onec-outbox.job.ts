@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type IORedis from 'ioredis';
 import { z } from 'zod';
-import { isPaymentOrderKind, readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
+import { unsupportedKindIssue } from '../../adapters/erp/onec-exchange/onec-document.judge';
+import { readOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import { ONEC_SOURCE, type OnecDocument, type OnecIssue } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import {
   archiveOutboxFile,
@@ -170,17 +171,10 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
       const issues = [...doc.errors];
       if (doc.statement) {
         issues.push({ line: doc.line, field: 'СекцияДокумент', code: 'NOT_A_PAYMENT_ORDER', message: `Документ «${doc.kind}» — строка выписки, а не платёжное поручение; в банк не отправляется`, messageEn: `a "${doc.kind}" is a statement line, not a payment order` });
-      } else if (!isPaymentOrderKind(doc.kind)) {
+      } else {
         // A payment request, a cash cheque, ... read as a payment order would pay what 1C never ordered paid.
-        issues.push({
-          line: doc.line,
-          field: 'СекцияДокумент',
-          code: 'UNSUPPORTED_KIND',
-          message: doc.kind
-            ? `Строка ${doc.line}: документ вида «${doc.kind}» не платёжное поручение; коннектор отправляет в банк только платёжные поручения, документ не принят`
-            : `Строка ${doc.line}: у СекцияДокумент не указан вид документа; неясно, платёжное ли это поручение, документ не принят — выгрузите его из 1С снова`,
-          messageEn: doc.kind ? `line ${doc.line}: a "${doc.kind}" is not a payment order; only payment orders go to the bank` : `line ${doc.line}: СекцияДокумент names no kind; it is not known to be a payment order`,
-        });
+        const kindIssue = unsupportedKindIssue(doc);
+        if (kindIssue) issues.push(kindIssue);
       }
       if (issues.length === 0) issues.push(...overlongKeyIssues(doc));
       const taken = issues.length === 0;

@@ -1,5 +1,6 @@
 import type { FieldError } from '../../../connector/orders/payment-order';
 import { validatePaymentOrder, type RequisitesConfig } from '../../../connector/requisites/payment-order.validator';
+import { isPaymentOrderKind } from './onec-exchange.reader';
 import type { OnecDocument, OnecIssue, OnecOrder } from './onec-exchange.types';
 
 /**
@@ -22,8 +23,31 @@ export interface JudgeOptions {
   rules?: Partial<RequisitesConfig>;
 }
 
+/**
+ * A document an ERP exported that is not a payment order (`Платежное требование`, `Денежный чек`,
+ * a bare `СекцияДокумент` whose header names no one kind): never sent as one. Undefined for a
+ * payment order and for a statement line (the bank's fact, of whatever kind).
+ */
+export function unsupportedKindIssue(doc: OnecDocument): OnecIssue | undefined {
+  if (doc.statement || isPaymentOrderKind(doc.kind)) return undefined;
+  const issue: OnecIssue = {
+    line: doc.line,
+    field: 'СекцияДокумент',
+    code: 'UNSUPPORTED_KIND',
+    message: doc.kind
+      ? `Строка ${doc.line}: документ вида «${doc.kind}» не платёжное поручение; коннектор отправляет в банк только платёжные поручения, документ не принят`
+      : `Строка ${doc.line}: у СекцияДокумент не указан вид документа; неясно, платёжное ли это поручение, документ не принят — выгрузите его из 1С снова`,
+    messageEn: doc.kind ? `line ${doc.line}: a "${doc.kind}" is not a payment order; only payment orders go to the bank` : `line ${doc.line}: СекцияДокумент names no kind; it is not known to be a payment order`,
+    key: 'СекцияДокумент',
+  };
+  if (doc.file !== undefined) issue.file = doc.file;
+  return issue;
+}
+
 export function judgeOnecDocument(doc: OnecDocument, options: JudgeOptions): JudgedOnecDocument {
   const errors = [...doc.errors];
+  const kindIssue = unsupportedKindIssue(doc);
+  if (kindIssue) errors.push(kindIssue);
   const warnings = [...doc.warnings];
   const located = (e: FieldError): OnecIssue => {
     const source = doc.sources[e.field];

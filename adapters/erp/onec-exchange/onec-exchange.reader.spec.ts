@@ -107,6 +107,18 @@ describe('1CClientBankExchange reader on the samples', () => {
   });
 });
 
+describe('document kinds', () => {
+  it('onec parse judges a document of another kind (a payment request, no kind at all) as no payment order, as the outbox refuses it', () => {
+    const text = (kind: string) => cp1251(ORDER_TEXT.map((l) => (l.startsWith('СекцияДокумент') ? kind : l)).join('\r\n'));
+    for (const kind of ['СекцияДокумент=Платежное требование', 'СекцияДокумент']) {
+      const judged = judgeOnecDocument(parseOnecExchange(text(kind)).documents[0], { now: new Date('2025-03-05T04:00:00Z') });
+      expect({ kind, ok: judged.ok, errors: judged.errors.map((e) => [e.line, e.field, e.code]) }).toEqual({ kind, ok: false, errors: [[4, 'СекцияДокумент', 'UNSUPPORTED_KIND']] });
+    }
+    const order = judgeOnecDocument(parseOnecExchange(text('СекцияДокумент="платежное поручение"')).documents[0], { now: new Date('2025-03-05T04:00:00Z') });
+    expect(order).toMatchObject({ ok: true, errors: [] });
+  });
+});
+
 describe('encodings: the bytes decide', () => {
   const text = ORDER_TEXT.join('\r\n') + '\r\n';
   it.each<[string, Buffer, string, string[]]>([
