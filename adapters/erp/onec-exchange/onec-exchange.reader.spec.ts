@@ -114,8 +114,10 @@ describe('document kinds', () => {
       const judged = judgeOnecDocument(parseOnecExchange(text(kind)).documents[0], { now: new Date('2025-03-05T04:00:00Z') });
       expect({ kind, ok: judged.ok, errors: judged.errors.map((e) => [e.line, e.field, e.code]) }).toEqual({ kind, ok: false, errors: [[4, 'СекцияДокумент', 'UNSUPPORTED_KIND']] });
     }
-    const order = judgeOnecDocument(parseOnecExchange(text('СекцияДокумент="платежное поручение"')).documents[0], { now: new Date('2025-03-05T04:00:00Z') });
-    expect(order).toMatchObject({ ok: true, errors: [] });
+    for (const kind of ['СекцияДокумент="платежное поручение"', 'СекцияДокумент=Платёжное поручение']) {
+      const order = judgeOnecDocument(parseOnecExchange(text(kind)).documents[0], { now: new Date('2025-03-05T04:00:00Z') });
+      expect({ kind, ok: order.ok, errors: order.errors }).toEqual({ kind, ok: true, errors: [] });
+    }
   });
 });
 

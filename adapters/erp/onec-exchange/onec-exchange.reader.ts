@@ -145,7 +145,8 @@ export function isStatementKind(kind: string): boolean {
  * does not announce one kind is not known to be one either.
  */
 export function isPaymentOrderKind(kind: string): boolean {
-  return kind.toLowerCase().replace(/\s+/g, '') === 'платежноепоручение';
+  // `Платёжное` (with ё) is the same word, as people and some configurations write it.
+  return kind.toLowerCase().replace(/\s+/g, '').replace(/ё/g, 'е') === 'платежноепоручение';
 }
 
 /**
