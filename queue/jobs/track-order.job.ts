@@ -7,6 +7,7 @@ import { pipelineStageBatcher } from '../stage-batcher';
 import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { executionDayOf } from '../../connector/orders/execution-day';
+import { refusalReason } from '../../connector/orders/order.mapper';
 import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
@@ -121,14 +122,16 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   }
   if (status.status === 'executed') return 'executed';
   if (status.status === 'rejected') {
-    const text = status.reasonText ?? status.reasonCode ?? 'rejected by the bank';
+    // The reason in words the ERP's users read (R-23), as at submit: a code the connector knows in
+    // its Russian words, another one with the bank's own text; neither code nor text: null.
+    const refusal = { bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonCode ? reasonTextRu(status.reasonCode, status.reasonText) : (status.reasonText ?? null) };
     await transitionOrder(em, order.id, 'rejected', {
       actor: 'bank',
       from: 'submitted',
-      reason: `${status.reasonCode ?? 'REJECTED'}: ${text}`,
-      // The reason in words the ERP's users read (R-23), as at submit: a code the connector knows in
-      // its Russian words, another one with the bank's own text; neither code nor text: null.
-      patch: { bankStatus: status.status, bankReasonCode: status.reasonCode ?? 'REJECTED', bankReasonText: status.reasonCode ? reasonTextRu(status.reasonCode, status.reasonText) : status.reasonText ?? null },
+      // The event's reason is what the status webhook tells an ERP: the same words as 1C's status
+      // report, not the bank's bare code (a code alone read "ACCOUNT_ARRESTED: ACCOUNT_ARRESTED").
+      reason: `${refusal.bankReasonCode}: ${refusalReason({ state: 'rejected', errors: null, ...refusal }).reason}`,
+      patch: { bankStatus: status.status, ...refusal },
       now,
     });
     // R-31 (terms 5.2.2, 5.2.8d): refused at execution for identification / authentication / compromise reasons.

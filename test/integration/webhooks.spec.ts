@@ -10,6 +10,10 @@ import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validateStoredOrder } from '../../connector/orders/order-validation';
 import { ManualClock } from '../../connector/shared/clock';
 import { UNDELIVERED_AFTER_ATTEMPTS, dispatchWebhooks } from '../../queue/jobs/dispatch-webhooks.job';
+import { trackBatch } from '../../queue/jobs/track-order.job';
+import type { JobContext } from '../../queue/job-context';
+import { REASON_TEXT_RU } from '../../adapters/bank/business-api/business-api.errors';
+import type { BankPaymentStatus } from '../../adapters/bank/business-api/business-api.schemas';
 import { sampleOrder } from '../support/orders.fixture';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 
@@ -276,6 +280,27 @@ describe('status webhooks', () => {
     await context.orm.em.fork().execute('update order_event set order_snapshot = null where order_id = ?', [order.orderId]);
     expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 1 });
     expect(JSON.parse(received[0].body)).toMatchObject({ state: 'received', number: 'WH-OLD-EVENT', erpDocumentId: 'erp-wh-old-event', amount: '12.34', source: 'erp', date: sampleOrder().date });
+  });
+
+  it('a refusal at execution tells the ERP why in words, as a refusal at submission does, even when the bank gives only its code (R-23)', async () => {
+    received.length = 0;
+    const em = () => context.orm.em.fork();
+    const [order] = await intakeOrders(em(), 'api:erp', [{ order: sampleOrder({ number: 'WH-REJ', erpDocumentId: 'erp-wh-rej' }) }], noQueue, { actor: 't' });
+    // At the bank: submitted and polled. The bank's status answer (the bank boundary) refuses it
+    // at execution with its code alone, as its contract allows (reasonText is optional).
+    await em().execute(`update payment_order set state = 'submitted', bank_reference = 'DOC-WH-REJ', bank_status = 'accepted', state_changed_at = ? where id = ?`, [clock.now(), order.orderId]);
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done' });
+    received.length = 0;
+    const bank = {
+      getStatus: async (documentId: string): Promise<BankPaymentStatus> => ({ documentId, externalId: order.externalId, status: 'rejected', reasonCode: 'ACCOUNT_ARRESTED', updatedAt: clock.now().toISOString() }),
+    };
+    const polled: JobContext = { ...context, services: { ...context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+    expect(await trackBatch(polled, [order.orderId])).toEqual([{ state: 'rejected' }]);
+    expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'done', delivered: 1 });
+    const body = JSON.parse(received[0].body) as Record<string, unknown>;
+    expect(body).toMatchObject({ erpDocumentId: 'erp-wh-rej', previousState: 'submitted', state: 'rejected' });
+    // What 1C's status report says of it (the same words), not the bare code twice ("ACCOUNT_ARRESTED: ACCOUNT_ARRESTED").
+    expect(body.reason).toBe(`ACCOUNT_ARRESTED: ${REASON_TEXT_RU.ACCOUNT_ARRESTED}`);
   });
 
   it('one dispatcher at a time', async () => {
