@@ -296,16 +296,25 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
   return deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
     let right = await tx.findOne(UserAccountRight, { userId: user.id, account });
-    const couldSign = right?.rights === 'manage';
+    const couldSign = signsWith(right);
     const values = { rights: input.rights, signLimitTiyn: input.limitTiyn ?? null, signLevel: input.rights === 'manage' ? (input.level ?? null) : null, grantedAt: now, grantedBy: input.actor };
     if (right) Object.assign(right, values);
     else right = tx.create(UserAccountRight, { userId: user.id, account, ...values });
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'user.right_granted', subject: user.login, details: { account, rights: values.rights, limitTiyn: values.signLimitTiyn, level: values.signLevel }, at: now });
-    // Manage -> info: the user may no longer sign for the account (R-17), as with a revoke.
-    if (couldSign && input.rights === 'info') await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
+    // Manage -> info, or manage kept without its signature level: the user may no longer sign for
+    // the account (R-17), as with a revoke.
+    if (couldSign && !signsWith(right)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
     return right;
   });
+}
+
+/**
+ * Whether a right lets its holder sign for the account: `manage` with a signature level (authority.ts
+ * decideSign refuses a right without one, NO_SIGNATURE_LEVEL). What the bank must hear of when it goes (R-17).
+ */
+function signsWith(right: Pick<UserAccountRight, 'rights' | 'signLevel'> | null | undefined): boolean {
+  return right?.rights === 'manage' && right.signLevel != null;
 }
 
 /**
@@ -323,7 +332,7 @@ export async function revokeRight(deps: UserDeps, input: { login: string; accoun
     await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
     await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
     // In the same transaction: the right is never gone without its reminder.
-    if (right.rights === 'manage') await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
+    if (signsWith(right)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
     return true;
   });
 }

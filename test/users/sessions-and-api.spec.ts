@@ -486,6 +486,28 @@ describe('admin endpoints and R-17 disabling', () => {
     expect((await reminders()).map((r) => r.evidence.account).sort()).toEqual([DEMO_ACCOUNTS[0], DEMO_ACCOUNTS[1]].sort());
   });
 
+  test('a right to manage an account kept without its signature level is a loss of the authority to sign: the bank reminder opens (R-17)', async () => {
+    const boss = await admin();
+    const login = uniq('leveled');
+    expect((await boss.request('POST', '/api/v1/users', { login, role: 'signer', password: 'Signer-Start1' })).statusCode).toBe(201);
+    const reminders = async () => (await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'authority_revoked' && i.evidence.login === login);
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage', level: 'second' })).statusCode).toBe(200);
+    const user = (await findUser(env.context.orm.em.fork(), login))!;
+    expect((await mayUserSign(env.context.orm.em.fork(), user.id, DEMO_ACCOUNTS[0], 100)).allowed).toBe(true);
+    // The accountant may still prepare payments on the account, no longer sign them.
+    expect((await boss.request('POST', `/api/v1/users/${login}/grant`, { account: DEMO_ACCOUNTS[0], rights: 'manage' })).statusCode).toBe(200);
+    expect(await mayUserSign(env.context.orm.em.fork(), user.id, DEMO_ACCOUNTS[0], 100)).toMatchObject({ allowed: false, reason: 'NO_SIGNATURE_LEVEL' });
+    const [reminder] = await reminders();
+    expect(reminder).toMatchObject({ severity: 'high', evidence: expect.objectContaining({ account: DEMO_ACCOUNTS[0] }) });
+    expect(reminder.title).toContain(`lost the authority to sign for ${DEMO_ACCOUNTS[0]}: tell the bank within 1 business day`);
+    // A right that never could sign, taken away, is no loss of the authority to sign.
+    const viewerLogin = uniq('preparer');
+    expect((await boss.request('POST', '/api/v1/users', { login: viewerLogin, role: 'operator', password: 'Operator-Start1' })).statusCode).toBe(201);
+    expect((await boss.request('POST', `/api/v1/users/${viewerLogin}/grant`, { account: DEMO_ACCOUNTS[1], rights: 'manage' })).statusCode).toBe(200);
+    expect((await boss.request('POST', `/api/v1/users/${viewerLogin}/grant`, { account: DEMO_ACCOUNTS[1], rights: 'info' })).statusCode).toBe(200);
+    expect((await listIncidents(env.context.orm.em.fork(), { status: 'open' })).filter((i) => i.kind === 'authority_revoked' && i.evidence.login === viewerLogin)).toEqual([]);
+  });
+
   test('an admin sees every open incident that has a deadline at GET /api/v1/me, soonest first', async () => {
     const boss = await admin();
     const now = env.clock.now();
