@@ -588,7 +588,15 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     subject: record.incidentId,
     // `triggerScope`: this trigger's own (a user's EDS), kept apart from the merged `scope`: two
     // scopes merge into `all`, and the resolve still asks for each user's EDS step.
-    details: { trigger: input.trigger, scope: record.scope, triggerScope: scope, heldOrders: held.length, warnings: warnings.length },
+    details: {
+      trigger: input.trigger,
+      scope: record.scope,
+      triggerScope: scope,
+      heldOrders: held.length,
+      warnings: warnings.length,
+      // What a person reported leaked (a report's `what`): a leaked password is a step of the resolve.
+      ...(input.trigger === 'user_report' && typeof input.evidence?.what === 'string' ? { leaked: input.evidence.what, reportedBy: input.evidence.reportedBy ?? null } : {}),
+    },
     at: now,
   });
   deps.logger?.error({ event: 'lockdown.engaged', trigger: input.trigger, scope: actorForLog(record.scope), incidentId: record.incidentId, pausedAndWipedMs: Math.round(pausedAndWipedMs), warnings: warnings.length });
@@ -737,7 +745,27 @@ export async function missingResolutionSteps(
       missing.push(`EDS of ${login}: have the NCA certificate revoked and re-enroll the new key${same} (connector users unblock ${login}, then connector users enroll-key ${login} ...), or revoke ${login}'s signing rights (connector users revoke ${login} --account IBAN)`);
     }
   }
+  // R-29/R-30: a login's password reported leaked. The lockdown blocked that user; unblocked with the
+  // same password, whoever read it would log in as them. An admin sets a new one first (the user
+  // changes it again at the next login, R-10).
+  for (const login of await loginsWithLeakedPassword(deps.em, row.incidentId ?? null)) {
+    const [user] = await deps.em.execute<Array<{ changed: boolean }>>('select password_changed_at > ? as changed from app_user where login = ?', [since, login]);
+    if (user && !user.changed) {
+      missing.push(`password of ${login}: it was reported leaked; set a new one before ${login} is unblocked (connector users reset-password ${login} --password-stdin; ${login} changes it at the next login)`);
+    }
+  }
   return missing;
+}
+
+/** The logins whose password a report to the lockdown `incidentId` said leaked: a report's `what` is the reporter's own (lockdown.routes.ts). */
+async function loginsWithLeakedPassword(em: EntityManager, incidentId: string | null): Promise<string[]> {
+  if (!incidentId) return [];
+  const rows = await em.execute<Array<{ login: string | null }>>(
+    `select distinct details->>'reportedBy' as login
+       from audit_event where action in ('lockdown.engaged', 'lockdown.retriggered') and subject = ? and details->>'leaked' = 'password'`,
+    [incidentId],
+  );
+  return rows.flatMap((r) => (r.login ? [r.login] : [])).sort();
 }
 
 /**

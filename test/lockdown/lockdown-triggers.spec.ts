@@ -7,7 +7,7 @@ import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
 import { getIncident, listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { fetchAndReconcile } from '../../queue/jobs/fetch-statement.job';
-import { createUser, grantRight } from '../../connector/users/user.service';
+import { createUser, grantRight, resetPassword } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
@@ -445,11 +445,21 @@ describe('lockdown triggers', () => {
 
     const noteOnly = await resolve({ note: 'password reset, bank not called yet' });
     expect([noteOnly.statusCode, noteOnly.json().code]).toEqual([422, 'LOCKDOWN_STEPS_MISSING']);
-    expect(noteOnly.json().details.missing).toEqual([expect.stringMatching(/^bank notification: give bankNotifiedAt \(an ISO time\), when the bank was told/), expect.stringMatching(/^bank notification: give bankReference, the bank's reference/)]);
+    // The leaked password is a step too: unblocked with it, whoever read it logs in as bob.
+    const passwordStep = expect.stringMatching(/^password of bob: it was reported leaked; set a new one before bob is unblocked \(connector users reset-password bob --password-stdin/);
+    expect(noteOnly.json().details.missing).toEqual([
+      expect.stringMatching(/^bank notification: give bankNotifiedAt \(an ISO time\), when the bank was told/),
+      expect.stringMatching(/^bank notification: give bankReference, the bank's reference/),
+      passwordStep,
+    ]);
     expect(noteOnly.json().message).not.toMatch(/--bank/);
     const notIso = await resolve({ note: 'x', bankNotifiedAt: 'yesterday', bankReference: 'ACB-7' });
-    expect(notIso.json().details.missing).toEqual([expect.stringMatching(/^bank notification: bankNotifiedAt "yesterday" is not an ISO time/)]);
+    expect(notIso.json().details.missing).toEqual([expect.stringMatching(/^bank notification: bankNotifiedAt "yesterday" is not an ISO time/), passwordStep]);
+    const untouched = await resolve({ note: 'the bank blocked his access', bankNotifiedAt: new Date(Date.now() - 60_000).toISOString(), bankReference: 'ACB-7' });
+    expect([untouched.statusCode, untouched.json().details.missing]).toEqual([422, [passwordStep]]);
     expect((await lockdownStatusOf(world.context)).state).toBe('locked');
+    // An admin sets bob a new password (bob changes it at his next login).
+    await resetPassword(userDeps(world.context), { login: 'bob', password: 'Fresh-Horse-17', actor: 'test' });
 
     const done = await resolve({ note: 'bob changed his password; the bank blocked his access meanwhile', bankNotifiedAt: new Date(Date.now() - 60_000).toISOString(), bankReference: 'ACB-7' });
     expect(done.statusCode).toBe(200);
