@@ -67,7 +67,19 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   if (!received?.at || !['submitted', 'executed', 'deemed_executed'].includes(order.state)) {
     throw new ConnectorError('NOT_CLAIMABLE', `order ${order.number} is ${order.state}: a penalty is owed only for an order the bank received and did not execute in time`);
   }
-  const receivedDay = calendar.operationalDayOf(new Date(received.at));
+  // The bank's own time of receipt, kept at submission: an order whose send timed out is recorded
+  // `submitted` only when a later lookup finds it, maybe after the cut-off or days on, while the bank
+  // had it before. Taken when it lies between our claim for submission and our record (a bank clock
+  // off by hours would move the day either way); else the record's own time.
+  const [bank] = await em.execute<Array<{ at: Date | null; claimed: Date | null }>>(
+    `select (select min((details->>'receivedAt')::timestamptz) from audit_event where action = 'order.submitted' and subject = ? and details->>'receivedAt' is not null) as at,
+            (select min(at) from order_event where order_id = ? and to_state = 'submitting') as claimed`,
+    [orderId, orderId],
+  );
+  const recordedAt = new Date(received.at);
+  const bankAt = bank?.at ? new Date(bank.at) : null;
+  const receivedAt = bankAt && bank.claimed && bankAt.getTime() >= new Date(bank.claimed).getTime() && bankAt.getTime() <= recordedAt.getTime() ? bankAt : recordedAt;
+  const receivedDay = calendar.operationalDayOf(receivedAt);
   const valueDate = isoDateOf(order.value_date);
   const dueDay = executionDayOf(calendar, receivedDay, valueDate);
   const heldToValueDate = dueDay !== receivedDay;

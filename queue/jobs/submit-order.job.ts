@@ -187,6 +187,7 @@ async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<
   for (const how of new Set(items.map((i) => i.how))) {
     const group = items.filter((i) => i.how === how);
     const documentOf = new Map(group.map((i) => [i.orderId, i.doc.documentId]));
+    const receivedOf = new Map(group.map((i) => [i.orderId, i.doc.receivedAt]));
     const moved = await transitionOrders(context.orm.em.fork(), group.map((i) => i.orderId), 'submitted', {
       actor: 'worker',
       from: 'submitting',
@@ -194,7 +195,9 @@ async function recordSubmitted(context: JobContext, items: Accepted[]): Promise<
       // A wait for credentials (waitForCredentials) is over once the bank took the order.
       patch: { sendLeaseUntil: null, lastError: null },
       perOrder: new Map(group.map((i) => [i.orderId, { bankReference: i.doc.documentId, bankStatus: i.doc.status }])),
-      audit: { action: 'order.submitted', details: (orderId) => ({ documentId: documentOf.get(orderId), how }) },
+      // When the bank says it received the document (R-28: the day a penalty counts from; after an
+      // unknown outcome the lookup records it later, past the cut-off maybe, than the bank got it).
+      audit: { action: 'order.submitted', details: (orderId) => ({ documentId: documentOf.get(orderId), how, receivedAt: receivedOf.get(orderId) ?? null }) },
       now,
     }).catch((err: Error) => group.map((i) => ({ orderId: i.orderId, error: err })));
     group.forEach((item, k) => {

@@ -6,6 +6,10 @@ import type { OrderState } from '../../connector/orders/order-state';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { penaltyClaim, penaltyTiyn } from '../../connector/claims/penalty.claim';
 import { sampleOrder } from '../support/orders.fixture';
+import { fakeSubmitJob } from '../support/pipeline-world';
+import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
+import type { JobContext } from '../../queue/job-context';
+import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
 import { storeStatement } from '../../connector/statements/statement.store';
 import { reconcileAccount } from '../../connector/statements/reconciliation';
 import type { StatementLineData } from '../../connector/statements/statement.model';
@@ -175,5 +179,40 @@ describe('penalty claim (R-28)', () => {
     const notSent = await orderAtBank('C-5', '10.00', 'signed');
     await expect(penaltyClaim(db(), notSent.id, calendar(), now)).rejects.toMatchObject({ code: 'NOT_CLAIMABLE' });
     await expect(penaltyClaim(db(), randomUUID(), calendar(), now)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+  it('counts from the day the bank says it received the order, not the later moment a lookup after an unknown outcome recorded it', async () => {
+    // Claimed for submission Tuesday 2026-11-24 at 16:50 in Kazakhstan; its send timed out, and the
+    // bank (its own time of receipt: 16:51, before the 17:00 cut-off) had it. The retry's lookup finds
+    // it at 17:20, after the cut-off: by that record alone it was received on Wednesday.
+    const claimedAt = new Date('2026-11-24T11:50:00Z');
+    const [r] = await intakeOrders(db(), 'claims', [{ order: sampleOrder({ number: 'C-LATE', amount: '100000.00', date: '2026-11-24', valueDate: '2026-11-24' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting'] as const) await transitionOrder(db(), r.orderId, to, { actor: 't', now: claimedAt });
+    await db().execute('update payment_order set submit_attempts = 1 where id = ?', [r.orderId]);
+    const [order] = await db().execute<Array<{ external_id: string; payer_iban: string }>>('select external_id, payer_iban from payment_order where id = ?', [r.orderId]);
+    // The bank's side (the boundary): its lookup answer for our external id.
+    const bank = {
+      lookup: async (externalId: string): Promise<BankPaymentDocument> => ({
+        documentId: 'DOC-LATE',
+        externalId,
+        status: 'accepted',
+        updatedAt: '2026-11-24T11:51:00Z',
+        receivedAt: '2026-11-24T11:51:00Z',
+        document: { payerAccount: order.payer_iban, number: 'C-LATE', date: '2026-11-24', amount: '100000.00', currency: 'KZT' },
+      }),
+    };
+    const context: JobContext = {
+      ...world.context,
+      clock: { now: () => new Date('2026-11-24T12:20:00Z') },
+      services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> },
+    };
+    await expect(handleSubmitOrder({ orderId: r.orderId }, context, fakeSubmitJob(r.orderId, 1))).resolves.toMatchObject({ state: 'submitted' });
+    await transitionOrder(db(), r.orderId, 'executed', { actor: 't', now: new Date('2026-11-26T06:00:00Z') });
+    // The funds that day (an earlier test of this file may have stored that day's statement already).
+    const [{ n }] = await db().execute<Array<{ n: string }>>("select count(*) as n from statement where account = ? and period_from = '2026-11-24' and period_to = '2026-11-24'", [order.payer_iban]);
+    if (Number(n) === 0) await statement(order.payer_iban, '2026-11-24', 900_000_00);
+    else await db().execute("update statement set opening_balance = ?, closing_balance = ? where account = ? and period_from = '2026-11-24' and period_to = '2026-11-24'", [900_000_00, 900_000_00, order.payer_iban]);
+    await bookedDebit(r.orderId, order.payer_iban, '2026-11-26', 100_000_00);
+    const claim = await penaltyClaim(db(), r.orderId, calendar(), now);
+    expect(claim).toMatchObject({ receivedDay: '2026-11-24', dueDay: '2026-11-24', executedDay: '2026-11-26', delayDays: 2, penalty: '20.00', fundsAtReceipt: { sufficient: true }, claimable: true });
   });
 });
