@@ -127,8 +127,11 @@ export async function ensureDatabase(url: string): Promise<boolean> {
       try {
         await client.query(`create database "${name}"`);
       } catch (err) {
-        // Another process created it between our check and our create.
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        // Another process created it between our check and our create: 42P04 when its create had
+        // committed before ours began; 23505 (pg_database_datname_index) when both ran at once, as
+        // two `connector migrate` started together on a new machine do.
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err;
         return false;
       }
       return true;
