@@ -349,11 +349,21 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const body = parse(z.object({ password: z.string().min(1).max(1024) }).strict(), request.body);
       if (session.user.role !== 'signer' && session.user.role !== 'admin') throw new ApiError(403, 'FORBIDDEN', 'only signers unlock a signing key');
       // Issue 16: the lockdown wiped every key; none is unlocked again until an admin resolves it.
-      if (await isLockedDown({ em: context.orm.em.fork(), redis: context.redis, prefix: context.config.redis.prefix })) {
-        throw new ApiError(423, 'LOCKED_DOWN', 'the connector is locked down after a suspected compromise (R-29); keys stay locked until an admin resolves it (connector lockdown status)');
-      }
+      const lockedDown = () => isLockedDown({ em: context.orm.em.fork(), redis: context.redis, prefix: context.config.redis.prefix });
+      const refused = () => new ApiError(423, 'LOCKED_DOWN', 'the connector is locked down after a suspected compromise (R-29); keys stay locked until an admin resolves it (connector lockdown status)');
+      if (await lockedDown()) throw refused();
       const result = await wiring.signerAgent.unlockKey(session.user.id, body.password);
       const deps = userDeps(context, wiring);
+      // Looked at again once the key is unlocked: a lockdown engaged by another process (the worker,
+      // `connector lockdown on`) after the look above wiped the agent before this unlock reached it,
+      // and the key would stay unlocked under it. Its flag is set before its wipe, so an unlock that
+      // ends before the flag is set is wiped by it, and one that ends after sees the flag here.
+      if (result.ok && (await lockedDown())) {
+        const relock = await wiring.signerAgent.lockUser(session.user.id);
+        await appendAudit(deps.em, { actor: 'system:lockdown', action: 'signer.key_locked', subject: session.user.login, details: { confirmed: relock.locked, reason: 'unlocked_during_lockdown' }, at: context.clock.now() });
+        if (!relock.locked) context.logger.error({ event: 'signer.unlock.lockdown_relock_failed', alert: true, userId: session.user.id, warning: relock.warning });
+        throw refused();
+      }
       if (result.ok) {
         await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });
         return { unlocked: true, key: result.status };
