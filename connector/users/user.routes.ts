@@ -2,6 +2,7 @@ import { jsonFault } from '../../config/json-fault';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import type { AppContext } from '../app/app-context';
 import { ApiError } from '../api/api-errors';
@@ -355,14 +356,18 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const result = await wiring.signerAgent.unlockKey(session.user.id, body.password);
       const deps = userDeps(context, wiring);
       // Looked at again once the key is unlocked: a lockdown engaged by another process (the worker,
-      // `connector lockdown on`) after the look above wiped the agent before this unlock reached it,
-      // and the key would stay unlocked under it. Its flag is set before its wipe, so an unlock that
-      // ends before the flag is set is wiped by it, and one that ends after sees the flag here.
-      if (result.ok && (await lockedDown())) {
-        const relock = await wiring.signerAgent.lockUser(session.user.id);
-        await appendAudit(deps.em, { actor: 'system:lockdown', action: 'signer.key_locked', subject: session.user.login, details: { confirmed: relock.locked, reason: 'unlocked_during_lockdown' }, at: context.clock.now() });
-        if (!relock.locked) context.logger.error({ event: 'signer.unlock.lockdown_relock_failed', alert: true, userId: session.user.id, warning: relock.warning });
-        throw refused();
+      // `connector lockdown on`), or a block of this user (`connector users block`, R-17), after the
+      // looks above locked the agent's keys before this unlock reached it, and the key would stay
+      // unlocked under them. Each records itself (the flag, the blocked row) before it locks the
+      // agent, so an unlock that ends before is locked by it, and one that ends after sees it here.
+      if (result.ok) {
+        const why = (await lockedDown()) ? 'unlocked_during_lockdown' : (await noLongerActive(deps.em, session.user.id, context.clock.now())) ? 'unlocked_while_blocked' : null;
+        if (why) {
+          const relock = await wiring.signerAgent.lockUser(session.user.id);
+          await appendAudit(deps.em, { actor: why === 'unlocked_during_lockdown' ? 'system:lockdown' : 'system:auth', action: 'signer.key_locked', subject: session.user.login, details: { confirmed: relock.locked, reason: why }, at: context.clock.now() });
+          if (!relock.locked) context.logger.error({ event: 'signer.unlock.relock_failed', alert: true, userId: session.user.id, reason: why, warning: relock.warning });
+          throw why === 'unlocked_during_lockdown' ? refused() : new ApiError(401, 'UNAUTHENTICATED', 'the session has ended: the account is blocked or locked');
+        }
       }
       if (result.ok) {
         await appendAudit(deps.em, { actor: `user:${session.user.login}`, action: 'signer.key_unlocked', subject: session.user.login, at: context.clock.now() });
@@ -450,4 +455,10 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       return reply.status(204).send();
     });
   };
+}
+
+/** The user is blocked or locked out now (the session authenticator's rule), read afresh. */
+async function noLongerActive(em: EntityManager, userId: string, now: Date): Promise<boolean> {
+  const [row] = await em.execute<Array<{ blocked_reason: string | null; locked_until: Date | null }>>('select blocked_reason, locked_until from app_user where id = ?', [userId]);
+  return !row || row.blocked_reason !== null || (row.locked_until !== null && new Date(row.locked_until) > now);
 }

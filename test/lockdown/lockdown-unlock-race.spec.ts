@@ -3,6 +3,8 @@ import { buildApiWithExtensions } from '../../connector/api/api.extensions';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { signerAgentPortFromConfig, type SignerAgentPort } from '../../connector/users/signer-agent.port';
+import { blockUser } from '../../connector/users/user.service';
+import { userDeps } from '../../connector/users/user-context';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
@@ -67,5 +69,12 @@ describe('a key unlocked over the API while another process engages the lockdown
     expect((await lockdownStatusOf(world.context)).state).toBe('locked');
     expect(await world.unlocked('ceo')).toBe(false);
     expect({ status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ status: 423, code: 'LOCKED_DOWN' });
+  }, 60_000);
+
+  it('so is one that reached it after an admin blocked the user from another process (R-17): 401, the key locked', async () => {
+    beforeAgentUnlock = () => blockUser(userDeps(other), { login: 'ceo', actor: 'cli:admin', reason: 'left the company' });
+    const res = await unlockOverApi();
+    expect(await world.unlocked('ceo')).toBe(false);
+    expect({ status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
   }, 60_000);
 });
