@@ -356,17 +356,31 @@ export function userRoutes(overrides: Partial<UsersWiring> = {}) {
       const result = await wiring.signerAgent.unlockKey(session.user.id, body.password);
       const deps = userDeps(context, wiring);
       // Looked at again once the key is unlocked: a lockdown engaged by another process (the worker,
-      // `connector lockdown on`), or a block of this user (`connector users block`, R-17), after the
-      // looks above locked the agent's keys before this unlock reached it, and the key would stay
-      // unlocked under them. Each records itself (the flag, the blocked row) before it locks the
-      // agent, so an unlock that ends before is locked by it, and one that ends after sees it here.
+      // `connector lockdown on`), a block of this user (`connector users block`, R-17), or the end of
+      // this session (logout everywhere, a password reset) after the looks above locked the agent's
+      // key before this unlock reached it, and the key would stay unlocked under them. Each records
+      // itself (the flag, the blocked row, the sessions gone) before it locks the agent, so an unlock
+      // that ends before is locked by it, and one that ends after sees it here.
       if (result.ok) {
-        const why = (await lockedDown()) ? 'unlocked_during_lockdown' : (await noLongerActive(deps.em, session.user.id, context.clock.now())) ? 'unlocked_while_blocked' : null;
+        const now = context.clock.now();
+        const look = async () =>
+          (await lockedDown())
+            ? 'unlocked_during_lockdown'
+            : (await noLongerActive(deps.em, session.user.id, now))
+              ? 'unlocked_while_blocked'
+              : (await wiring.sessions.touch(session.sessionId, now)).state !== 'active'
+                ? 'unlocked_after_session_ended'
+                : null;
+        // Fail closed: a look that cannot be made (PostgreSQL or Redis away) leaves no key unlocked.
+        const why = await look().catch(async (err: unknown) => {
+          await wiring.signerAgent.lockUser(session.user.id);
+          throw err;
+        });
         if (why) {
           const relock = await wiring.signerAgent.lockUser(session.user.id);
-          await appendAudit(deps.em, { actor: why === 'unlocked_during_lockdown' ? 'system:lockdown' : 'system:auth', action: 'signer.key_locked', subject: session.user.login, details: { confirmed: relock.locked, reason: why }, at: context.clock.now() });
+          await appendAudit(deps.em, { actor: why === 'unlocked_during_lockdown' ? 'system:lockdown' : 'system:auth', action: 'signer.key_locked', subject: session.user.login, details: { confirmed: relock.locked, reason: why }, at: now });
           if (!relock.locked) context.logger.error({ event: 'signer.unlock.relock_failed', alert: true, userId: session.user.id, reason: why, warning: relock.warning });
-          throw why === 'unlocked_during_lockdown' ? refused() : new ApiError(401, 'UNAUTHENTICATED', 'the session has ended: the account is blocked or locked');
+          throw why === 'unlocked_during_lockdown' ? refused() : new ApiError(401, 'UNAUTHENTICATED', 'the session has ended (logged out everywhere, or the account was blocked or locked); log in again');
         }
       }
       if (result.ok) {

@@ -3,7 +3,7 @@ import { buildApiWithExtensions } from '../../connector/api/api.extensions';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { signerAgentPortFromConfig, type SignerAgentPort } from '../../connector/users/signer-agent.port';
-import { blockUser } from '../../connector/users/user.service';
+import { blockUser, findUser, logoutEverywhere } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
@@ -73,6 +73,16 @@ describe('a key unlocked over the API while another process engages the lockdown
 
   it('so is one that reached it after an admin blocked the user from another process (R-17): 401, the key locked', async () => {
     beforeAgentUnlock = () => blockUser(userDeps(other), { login: 'ceo', actor: 'cli:admin', reason: 'left the company' });
+    const res = await unlockOverApi();
+    expect(await world.unlocked('ceo')).toBe(false);
+    expect({ status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+  }, 60_000);
+
+  it('and one that reached it after the user logged out everywhere (R-13, another tab or API host): 401, the key locked', async () => {
+    beforeAgentUnlock = async () => {
+      const user = await findUser(other.orm.em.fork(), 'ceo');
+      return logoutEverywhere(userDeps(other), user!);
+    };
     const res = await unlockOverApi();
     expect(await world.unlocked('ceo')).toBe(false);
     expect({ status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
