@@ -68,7 +68,7 @@ describe('1C outbox scan on damaged exports', () => {
     for (const m of mutations) {
       const i = 1 + (m.line % (bytes.length - 2));
       const b = bytes[i];
-      const at = b.length === 0 ? 0 : m.at % b.length;
+      const at = b.length === 0 || !('at' in m) ? 0 : m.at % b.length;
       if (m.kind === 'byte') bytes[i] = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at + 1)]);
       else if (m.kind === 'drop') bytes[i] = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
       else if (m.kind === 'noise') bytes[i] = Buffer.concat([b, Buffer.from(noise(m.seed, m.size))]);
