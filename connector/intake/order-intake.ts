@@ -47,6 +47,12 @@ export interface IntakeConflict {
    * came with other requisites.
    */
   erpDocumentId?: string;
+  /**
+   * Set when a document without an ERP id (a 1C file) came again under another date of the same
+   * year, with the same amount to the same account, while its first order lives: the same document
+   * re-dated (the difference names the date), see `liveRedatedDocuments`.
+   */
+  redated?: true;
 }
 
 /**
@@ -155,14 +161,13 @@ const erpDocumentKey = (payerIban: string, erpDocumentId: string) => JSON.string
  * re-dated (1C renumbers on a copy; an ERP may re-date a re-export) in as a second order beside the
  * first, and both were paid. So an order whose `erpDocumentId` is held, on that payer account, by
  * an order of another number or date that is not `invalid` or `rejected` is a DOCUMENT_CONFLICT,
- * and nothing is stored. Serialised per (account, id) by a transaction lock: two deliveries at once
- * cannot both pass. Returns the live holder of each key (the caller adds the rows it takes).
+ * and nothing is stored. Called under `lockAccounts`: two deliveries at once cannot both pass.
+ * Returns the live holder of each key (the caller adds the rows it takes).
  */
 async function liveErpDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, ErpDocumentHolder[]>> {
   const keys = [...new Set(rows.filter((r) => r.erp_document_id != null).map((r) => erpDocumentKey(r.payer_iban, r.erp_document_id as string)))].sort();
   const holders = new Map<string, ErpDocumentHolder[]>();
   if (keys.length === 0) return holders;
-  await tx.execute(`select pg_advisory_xact_lock(hashtextextended('intake.erp_document:' || k, 0)) from jsonb_array_elements_text(?::jsonb) as k order by k`, [JSON.stringify(keys)]);
   const found = await tx.execute<Array<{ id: string; external_id: string; state: OrderState; number: string; doc_date: string; payer_iban: string; erp_document_id: string }>>(
     `select o.id, o.external_id, o.state, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date, o.payer_iban, o.erp_document_id
        from payment_order o
@@ -189,6 +194,81 @@ function erpDocumentConflict(holders: Map<string, ErpDocumentHolder[]>, row: Int
   if (holder.number !== row.number) differences.push({ field: 'number', stored: holder.number, received: row.number });
   if (holder.doc_date !== row.doc_date) differences.push({ field: 'date', stored: holder.doc_date, received: row.doc_date });
   return { orderId: holder.orderId, externalId: holder.externalId, created: false, state: holder.state, conflict: { state: holder.state, differences, erpDocumentId: row.erp_document_id as string } };
+}
+
+interface RedatedHolder {
+  orderId: string;
+  externalId: string;
+  state: OrderState;
+  doc_date: string;
+  amount_tiyn: string;
+  beneficiary_iban: string;
+}
+
+/** A document's number within its year on its payer account: the identity 1C keeps (see below). */
+const documentYearKey = (row: { payer_iban: string; number: string; doc_date: string }) => JSON.stringify([row.payer_iban, row.number, row.doc_date.slice(0, 4)]);
+
+/**
+ * One 1C document, one live order, also when it comes back re-dated. A 1C file carries no id of
+ * the document, so the natural key (account, number, date) was its only identity: the same payment
+ * order exported again after someone changed its date in 1C (a re-export the next morning, a date
+ * corrected by hand) came in as a second order beside the first, and both were paid. 1C numbers a
+ * payment order uniquely within its year per organisation; so a document without an ERP id whose
+ * number a live order (not `invalid` or `rejected`, as for the ERP id) already holds on that account
+ * in the same year, under another date, with the same amount to the same beneficiary account, is a
+ * DOCUMENT_CONFLICT naming the date, and nothing is stored. A payment meant to be made again takes
+ * a new number; one whose first order ended `invalid` (withdrawn, stale) or `rejected` comes in.
+ * Called under `lockAccounts`, as the ERP id's rule. Rows that carry
+ * an ERP id are judged by it alone; rows already in error (an unreadable amount or date) by nothing.
+ */
+async function liveRedatedDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, RedatedHolder[]>> {
+  const keys = [...new Set(rows.filter(judgedByYear).map(documentYearKey))].sort();
+  const holders = new Map<string, RedatedHolder[]>();
+  if (keys.length === 0) return holders;
+  const found = await tx.execute<Array<RedatedHolder & { payer_iban: string; number: string }>>(
+    `select o.id as "orderId", o.external_id as "externalId", o.state, o.payer_iban, o.number, to_char(o.doc_date, 'YYYY-MM-DD') as doc_date,
+            o.amount_tiyn::text as amount_tiyn, o.beneficiary_iban
+       from payment_order o
+       join (select distinct k->>0 as payer_iban, k->>1 as number, (k->>2)::int as year from jsonb_array_elements(?::jsonb) as k) k
+         on o.payer_iban = k.payer_iban and o.number = k.number and o.doc_date >= make_date(k.year, 1, 1) and o.doc_date < make_date(k.year + 1, 1, 1)
+      where o.state not in (select jsonb_array_elements_text(?::jsonb))
+      order by o.created_at, o.id`,
+    [JSON.stringify(keys.map((k) => JSON.parse(k) as unknown)), JSON.stringify(ERP_DOCUMENT_REPLACEABLE)],
+  );
+  for (const { payer_iban, number, ...holder } of found) {
+    const key = documentYearKey({ payer_iban, number, doc_date: holder.doc_date });
+    holders.set(key, [...(holders.get(key) ?? []), holder]);
+  }
+  return holders;
+}
+
+/**
+ * Serialises, per payer account, the intakes whose rules read the account's live orders before
+ * storing (an ERP id, a number within its year): two deliveries at once cannot both pass them.
+ * One transaction lock per account, not per document: a delivery of many thousand documents took
+ * as many locks and failed with PostgreSQL's "out of shared memory" (its lock table holds about
+ * max_locks_per_transaction x max_connections, 6,400 at the defaults, for every session at once).
+ */
+async function lockAccounts(tx: EntityManager, rows: IntakeRow[]): Promise<void> {
+  const accounts = [...new Set(rows.filter((r) => r.erp_document_id != null || judgedByYear(r)).map((r) => r.payer_iban))].sort();
+  if (accounts.length === 0) return;
+  await tx.execute(`select pg_advisory_xact_lock(hashtextextended('intake.account:' || k, 0)) from jsonb_array_elements_text(?::jsonb) as k order by k`, [JSON.stringify(accounts)]);
+}
+
+/** Whether a row is judged by its number within the year (no ERP id, nothing unreadable). */
+function judgedByYear(row: IntakeRow): boolean {
+  return row.erp_document_id == null && row.errors == null;
+}
+
+/** The conflict of a row that re-dates a live order's document; undefined when it is none's, or that order's own date. */
+function redatedConflict(holders: Map<string, RedatedHolder[]>, row: IntakeRow): IntakeResult | undefined {
+  if (!judgedByYear(row)) return undefined;
+  const live = holders.get(documentYearKey(row)) ?? [];
+  // The same date: the natural key's own twin (the same document again, or a conflict of requisites).
+  if (live.some((h) => h.doc_date === row.doc_date)) return undefined;
+  const holder = live.find((h) => h.amount_tiyn === String(row.amount_tiyn) && h.beneficiary_iban === row.beneficiary_iban);
+  if (!holder) return undefined;
+  return { orderId: holder.orderId, externalId: holder.externalId, created: false, state: holder.state, conflict: { state: holder.state, differences: [{ field: 'date', stored: holder.doc_date, received: row.doc_date }], redated: true } };
 }
 
 /** The field of a difference that no correction may carry: the ERP's id of the document. */
@@ -358,17 +438,27 @@ export async function intakeOrders(
     };
   });
   await em.transactional(async (tx) => {
+    await lockAccounts(tx, rows);
     const holders = await liveErpDocuments(tx, rows);
+    const yearHolders = await liveRedatedDocuments(tx, rows);
     // Each row gets exactly one answer, in order: results[i] is rows[i]'s.
     const rowIndex = new Map(rows.map((row, i) => [row.id, i]));
-    // Rows held back for their ERP document id, each with its answer; the first row of a delivery
-    // to carry an id no live order holds takes it (a later row of it under another number conflicts).
+    // Rows held back for their ERP document id, or as a live document re-dated, each with its
+    // answer; the first row of a delivery to carry an id no live order holds takes it (a later row
+    // of it under another number conflicts), and so does a row's number within its year.
     const heldBack = new Map<string, IntakeResult>();
     for (const row of rows) {
-      const conflict = erpDocumentConflict(holders, row);
-      if (conflict) heldBack.set(row.id, conflict);
-      else if (row.erp_document_id != null && !holders.has(erpDocumentKey(row.payer_iban, row.erp_document_id as string))) {
+      const conflict = erpDocumentConflict(holders, row) ?? redatedConflict(yearHolders, row);
+      if (conflict) {
+        heldBack.set(row.id, conflict);
+        continue;
+      }
+      if (row.erp_document_id != null && !holders.has(erpDocumentKey(row.payer_iban, row.erp_document_id as string))) {
         holders.set(erpDocumentKey(row.payer_iban, row.erp_document_id as string), [{ orderId: row.id, externalId: row.external_id, state: 'received', number: row.number, doc_date: row.doc_date }]);
+      }
+      if (judgedByYear(row)) {
+        const key = documentYearKey(row);
+        yearHolders.set(key, [...(yearHolders.get(key) ?? []), { orderId: row.id, externalId: row.external_id, state: 'received', doc_date: row.doc_date, amount_tiyn: String(row.amount_tiyn), beneficiary_iban: row.beneficiary_iban as string }]);
       }
     }
     for (let start = 0; start < rows.length; start += INTAKE_CHUNK) {

@@ -244,6 +244,16 @@ function conflictIssue(line: number, number: string, conflict: IntakeConflict, o
   const advice = conflictAdvice(conflict.state, orderId);
   const ru = describeDifferences(conflict, 'ru');
   const en = describeDifferences(conflict, 'en');
+  if (conflict.redated) {
+    const stored = conflict.differences[0]?.stored;
+    return {
+      line,
+      field: 'date',
+      code: 'DOCUMENT_CONFLICT',
+      message: `Строка ${line}: документ №${number} этого счёта на ту же сумму тому же получателю уже принят (${conflict.state}) с датой ${stored}; копия с другой датой — тот же документ, она не принята (повторный платёж выгрузите под новым номером): ${advice.ru}`,
+      messageEn: `line ${line}: document ${number} of this account, of the same amount to the same beneficiary, is already taken (${conflict.state}) dated ${stored}; a copy under another date is the same document and was not taken (a payment made again takes a new number): ${advice.en}`,
+    };
+  }
   return {
     line,
     field: conflict.differences.map((d) => d.field).join(', '),

@@ -110,6 +110,68 @@ describe('intake: the natural key across sources', () => {
     expect([again.orderId, again.corrected, again.conflict?.state, await state(first.orderId)]).toEqual([first.orderId, undefined, 'invalid', 'invalid']);
   });
 
+  it('a delivery of 20,000 documents with ERP ids is taken in one go (it took a lock per document, past PostgreSQL\'s shared lock table: "out of shared memory")', async () => {
+    const items = Array.from({ length: 20_000 }, (_, i) => ({ order: sampleOrder({ number: `BULK-${i}`, erpDocumentId: `BULK-DOC-${i}` }) }));
+    const results = await intakeOrders(world.db(), 'api:erp', items, queue, { actor: 't' });
+    expect(results.filter((r) => r.created)).toHaveLength(20_000);
+    const [{ n }] = await world.db().execute<Array<{ n: string }>>("select count(*) as n from payment_order where number like 'BULK-%'");
+    expect(Number(n)).toBe(20_000);
+  }, 120_000);
+
+  describe('a document without an ERP id that comes back under another date of its year (1C numbers a payment order uniquely within its year)', () => {
+    const on = (number: string, date: string, extra: Partial<ReturnType<typeof sampleOrder>> = {}) => sampleOrder({ number, date, valueDate: date, ...extra });
+
+    it('re-dated with the same amount to the same account while its order lives: a conflict naming the date, nothing stored', async () => {
+      const [first] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-1', '2026-03-02') }], queue, { actor: 't' });
+      await transitionOrder(world.db(), first.orderId, 'validated', { actor: 't', from: 'received' });
+      const [redated] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-1', '2026-03-03') }], queue, { actor: 't' });
+      expect(redated).toMatchObject({ orderId: first.orderId, created: false, state: 'validated', conflict: { state: 'validated', redated: true, differences: [{ field: 'date', stored: '2026-03-02', received: '2026-03-03' }] } });
+      // Over HTTP without an ERP id, the same.
+      const [viaApi] = await intakeOrders(world.db(), 'api:erp', [{ order: on('RD-1', '2026-11-20') }], queue, { actor: 't' });
+      expect(viaApi.conflict?.redated).toBe(true);
+      expect(await count('RD-1')).toBe(1);
+    });
+
+    it('another amount, another beneficiary account, another year or another payer account is another document', async () => {
+      await intakeOrders(world.db(), 'onec', [{ order: on('RD-2', '2026-03-02') }], queue, { actor: 't' });
+      const others = await intakeOrders(world.db(), 'onec', [
+        { order: on('RD-2', '2026-03-03', { amount: '1.00' }) },
+        { order: on('RD-2', '2026-03-04', { beneficiary: { ...sampleOrder().beneficiary, iban: 'KZ86125KZT5004100100' } }) },
+        { order: on('RD-2', '2025-12-31') },
+        { order: on('RD-2', '2026-03-05', { payer: { ...sampleOrder().payer, iban: 'KZ86125KZT5004100100' } }) },
+      ], queue, { actor: 't' });
+      expect(others.map((r) => [r.created, r.conflict])).toEqual([[true, undefined], [true, undefined], [true, undefined], [true, undefined]]);
+    });
+
+    it('once its first order ended invalid (withdrawn, stale) or rejected, a re-dated copy is taken: the payment was not made', async () => {
+      const [invalid] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-3', '2026-03-02') }], queue, { actor: 't' });
+      await transitionOrder(world.db(), invalid.orderId, 'invalid', { actor: 't', from: 'received' });
+      const [afterInvalid] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-3', '2026-03-03') }], queue, { actor: 't' });
+      expect([afterInvalid.created, afterInvalid.conflict]).toEqual([true, undefined]);
+      await world.db().execute("update payment_order set state = 'rejected' where id = ?", [afterInvalid.orderId]);
+      const [afterRejected] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-3', '2026-03-04') }], queue, { actor: 't' });
+      expect([afterRejected.created, afterRejected.conflict]).toEqual([true, undefined]);
+      // The one now live holds the number: a further copy under another date is a conflict with it.
+      const [again] = await intakeOrders(world.db(), 'onec', [{ order: on('RD-3', '2026-03-05') }], queue, { actor: 't' });
+      expect([again.orderId, again.conflict?.differences]).toEqual([afterRejected.orderId, [{ field: 'date', stored: '2026-03-04', received: '2026-03-05' }]]);
+    });
+
+    it('two dates of one document in one delivery: the first is taken, the second is a conflict with it, and the document sent again on its own date is the same order', async () => {
+      const results = await intakeOrders(world.db(), 'onec', [{ order: on('RD-4', '2026-03-02') }, { order: on('RD-4', '2026-03-03') }, { order: on('RD-4', '2026-03-02') }], queue, { actor: 't' });
+      expect(results.map((r) => [r.orderId, r.created, r.conflict?.redated])).toEqual([
+        [results[0].orderId, true, undefined],
+        [results[0].orderId, false, true],
+        [results[0].orderId, false, undefined],
+      ]);
+      expect(await count('RD-4')).toBe(1);
+    });
+
+    it('documents that carry an ERP id are told apart by it, not by their number within the year', async () => {
+      const results = await intakeOrders(world.db(), 'api:erp', [{ order: on('RD-5', '2026-03-02', { erpDocumentId: 'RD-5-a' }) }, { order: on('RD-5', '2026-03-03', { erpDocumentId: 'RD-5-b' }) }], queue, { actor: 't' });
+      expect(results.map((r) => [r.created, r.conflict])).toEqual([[true, undefined], [true, undefined]]);
+    });
+  });
+
   it('the same document under another ERP id is a conflict naming erpDocumentId, and the stored id stays', async () => {
     const [first] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-20', erpDocumentId: 'DOC-1' }) }], queue, { actor: 't' });
     const [other] = await intakeOrders(world.db(), 'api:erp', [{ order: sampleOrder({ number: 'NK-20', erpDocumentId: 'DOC-2' }) }], queue, { actor: 't' });

@@ -146,6 +146,20 @@ describe('1C outbox folder scan', () => {
     expect((await orders()).filter((n) => n.startsWith('C-'))).toEqual(['C-1', 'C-2', 'C-3']);
   });
 
+  it('the same payment order exported again under another date (changed in 1C) while its order lives is refused by line, naming the date: it would be paid twice', async () => {
+    drop('dated.txt', file([doc('RD-1')]));
+    await scan();
+    const redated = doc('RD-1').map((l) => (l.startsWith('ДатаДокумента=') ? 'ДатаДокумента=24.11.2026' : l));
+    drop('redated.txt', file([redated, doc('RD-2')]));
+    const [result] = await scan();
+    expect(result).toMatchObject({ outcome: 'error', documents: 2, taken: 1, created: 1, refused: 1 });
+    const report = readFileSync(`${result.movedTo}.report.txt`, 'utf8');
+    expect(report).toMatch(/Документ №RD-1 \(строка 4\) НЕ ПРИНЯТ:/);
+    expect(report).toMatch(/поле date: DOCUMENT_CONFLICT/);
+    expect(report).toMatch(/уже принят \(received\) с датой 2026-11-25; копия с другой датой — тот же документ/);
+    expect((await orders()).filter((n) => n.startsWith('RD-'))).toEqual(['RD-1', 'RD-2']);
+  });
+
   it('two exports glued into one file: the first one\'s documents go through, the file goes to error/ with a report naming the line where the second starts and what to do', async () => {
     const first = file([doc('CAT1')]);
     const second = file([doc('CAT2')]);
