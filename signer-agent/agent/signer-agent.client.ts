@@ -234,25 +234,6 @@ export class SignerAgentClient {
 
   private async send(method: string, path: string, data?: unknown) {
     const token = this.currentToken();
-    const res = await this.request(method, path, data, token);
-    // The agent refuses a token it no longer has: its file was replaced (a token that may have
-    // leaked is deleted, and the agent started again makes a new one) while this process, a worker,
-    // the API or the scheduler, kept the one it read first. Every call, a lockdown's key wipe too,
-    // would be refused until the process restarts: the file is read again, and a new token is
-    // tried once. The same agent address either way; a token given by value is never replaced.
-    if (res.status !== 401 || !this.tokenFile) return res;
-    let fresh: string;
-    try {
-      fresh = readToken(this.tokenFile);
-    } catch {
-      return res;
-    }
-    if (fresh === token) return res;
-    this.token = fresh;
-    return this.request(method, path, data, fresh);
-  }
-
-  private async request(method: string, path: string, data: unknown, token: string) {
     try {
       return await this.http.request({
         method,
