@@ -177,7 +177,9 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   const previous = state.signatures[state.signatures.length - 1];
   let signed;
   try {
-    signed = await signGrouped(context, user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedBin: order.payerIinBin });
+    // The certificate must be of the user's IIN as it is now: the agent's enrolment keeps the IIN the
+    // key was enrolled for, which `users set-iin` does not change (the old keystore unlocks again).
+    signed = await signGrouped(context, user.id, { orderId: order.id, document: document.bytes, cosign: previous?.cms, expectedIin: user.iin ?? undefined, expectedBin: order.payerIinBin });
   } catch (err) {
     if (err instanceof SignerAgentError && err.code === 'CERT_REVOKED') {
       // The signer's certificate is revoked per the CRL: the key leaked or the person lost
