@@ -233,7 +233,18 @@ export class SignerAgentClient {
   }
 
   private async send(method: string, path: string, data?: unknown) {
-    const token = this.currentToken();
+    const res = await this.sendWith(this.currentToken(), method, path, data);
+    if (res.status !== 401 || !this.tokenFile) return res;
+    // The token file may have been replaced since it was read (a token feared leaked, R-29: deleted
+    // and the agent restarted with a new one). A long-running caller (worker, API, the lockdown's
+    // wipe) reads it again and asks once more; a 401 changed nothing in the agent, so this is safe.
+    const stale = this.token;
+    this.token = undefined;
+    const fresh = this.currentToken();
+    return fresh === stale ? res : this.sendWith(fresh, method, path, data);
+  }
+
+  private async sendWith(token: string, method: string, path: string, data?: unknown) {
     try {
       return await this.http.request({
         method,
