@@ -14,7 +14,10 @@ export interface LockdownQueuePort {
 }
 
 export interface LockdownAgentPort {
-  /** Wipes every unlocked key in the signer agent; returns the users whose keys were wiped. */
+  /**
+   * Wipes every unlocked key in the signer agent; returns the users whose keys were wiped. `reason`
+   * goes to the agent's log and journal: a code, never a login or free text (R-4).
+   */
   wipeAll(reason: string): Promise<{ wipedUsers: string[] }>;
 }
 

@@ -312,7 +312,9 @@ async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports
   }
   const [paused, wiped] = await Promise.allSettled([
     withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis'),
-    withTimeout(deps.ports.agent.wipeAll(input.reason), deps.config.lockdown.agentTimeoutMs, 'the signer agent'),
+    // The trigger, not the reason: the agent logs and journals what it is told, and a reason names
+    // people (a signer's login, an operator's words); R-4 keeps logins out of logs. The incident keeps it.
+    withTimeout(deps.ports.agent.wipeAll(`lockdown: ${input.trigger}`), deps.config.lockdown.agentTimeoutMs, 'the signer agent'),
   ]);
   result.pausedAndWipedMs = performance.now() - started;
   if (paused.status === 'fulfilled') result.pausedQueues = paused.value;

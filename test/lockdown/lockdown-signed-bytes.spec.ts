@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AppContext } from '../../connector/app/app-context';
 import { getIncident } from '../../connector/incidents/incident.service';
 import { lockdownStatusOf } from '../../queue/lockdown.trigger';
@@ -81,6 +83,17 @@ describe.each([
     for (const queue of world.context.queues.all()) expect(await queue.isPaused()).toBe(true);
     // the signer's key is wiped from the agent.
     expect(await world.unlocked('ceo')).toBe(false);
+    // the login is named in PostgreSQL (the incident above), never in the agent's log or journal.
+    const agentLockdowns = world.agent
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"event":"signer.lockdown"'));
+    expect(agentLockdowns).toHaveLength(1);
+    const journalLockdowns = readFileSync(join(world.agent.dir, 'journal.jsonl'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"event":"lockdown"'));
+    expect(journalLockdowns).toHaveLength(1);
+    for (const line of [...agentLockdowns, ...journalLockdowns]) expect(line).not.toMatch(/\bceo\b/);
 
     // Nothing of it counts: no signature recorded, the order held, and the bank never saw it.
     expect(await world.context.orm.em.fork().execute('select id from order_signature where order_id = ?', [id])).toEqual([]);
