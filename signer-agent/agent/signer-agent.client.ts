@@ -1,8 +1,8 @@
 import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
-import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
 import { readToken, resolveTokenFile } from './agent-token.store';
+import { parseListenAddress } from './listen-address.parser';
 import { MAX_SIGN_BATCH, SIGN_BATCH_BYTES, type AgentStatusResponse, type KeyStatusResponse, type LockdownResponse, type LockResponse, type SignResponse } from './signer-agent.contract';
 
 function signBody(input: SignInput): Record<string, unknown> {
@@ -121,12 +121,14 @@ export class SignerAgentClient {
       maxContentLength: 256 * 1024 * 1024,
       maxBodyLength: 256 * 1024 * 1024,
     };
-    if (options.url.startsWith('unix:')) {
-      const socket = options.url.slice('unix:'.length);
-      this.http = axios.create({ ...base, baseURL: 'http://localhost', socketPath: isAbsolute(socket) ? socket : resolve(options.cwd ?? process.cwd(), socket) });
-    } else {
-      this.http = axios.create({ ...base, baseURL: options.url.replace(/\/+$/, '') });
-    }
+    // Where the agent listens, read as the agent reads it: `localhost` is 127.0.0.1. Resolved by the
+    // system instead, it is ::1 first on many hosts (Debian's /etc/hosts), a port the agent does not
+    // hold there: whoever listens on it would get the token and the passwords of unlocks.
+    const address = parseListenAddress(options.url, options.cwd ?? process.cwd());
+    this.http =
+      address.kind === 'unix'
+        ? axios.create({ ...base, baseURL: 'http://localhost', socketPath: address.path })
+        : axios.create({ ...base, baseURL: address.url });
   }
 
   /** The client the rest of the connector uses: URL and token file from the one configuration. */
