@@ -203,7 +203,8 @@ function probeHttp(url: string, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const options: http.RequestOptions = url.startsWith('unix:')
       ? { socketPath: url.slice('unix:'.length), path, method: 'GET', timeout: 3_000 }
-      : { ...(() => { const u = new URL(path, url); return { hostname: u.hostname, port: u.port, path: u.pathname, protocol: u.protocol }; })(), method: 'GET', timeout: 3_000 };
+      : // An IPv6 literal comes bracketed out of URL (`[::1]`); http.request wants it bare or looks it up as a name.
+        { ...(() => { const u = new URL(path, url); return { hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname, protocol: u.protocol }; })(), method: 'GET', timeout: 3_000 };
     const lib = url.startsWith('https:') ? https : http;
     const req = lib.request(options, (res: http.IncomingMessage) => {
       res.resume();
