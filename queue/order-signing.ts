@@ -12,7 +12,7 @@ import { dropSignaturesThatNoLongerCount, SignerDirectory } from './jobs/pipelin
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
 import { SignerAgentError, type SignInput, type SignOutput } from '../signer-agent/agent/signer-agent.client';
 import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
-import { verifySignerCryptography } from '../signer-agent/cms/cms.verifier';
+import { signerCertificateOf, verifySignerCryptography } from '../signer-agent/cms/cms.verifier';
 import { SignerError } from '../signer-agent/signer.errors';
 import { StageBatcher, stageBatcher } from './stage-batcher';
 import { enqueueWriteBack } from './jobs/write-back.job';
@@ -159,6 +159,15 @@ function signatureBroken(cms: Buffer, content: Buffer, serial: string): { code: 
   }
 }
 
+/** The certificate the CMS carries for its signer of `serial`; null when there is none or the CMS cannot be read. */
+function signerIdentity(cms: Buffer, serial: string): { iin: string | null; bin: string | null; subject: string } | null {
+  try {
+    return signerCertificateOf(cms, serial);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * One signer's signature over the frozen document at the level their right gives, if that level
  * is still missing: authority (R-16), one person one signature, the agent (cosigning the CMS that
@@ -208,6 +217,27 @@ async function produceSignature(context: JobContext, state: SigningState, signer
       actor: 'worker',
     });
     throw Object.assign(new ConnectorError('DIGEST_MISMATCH', 'the signer agent signed other bytes than the frozen document'), { lockdown: true });
+  }
+  // Who signed is read from the certificate in the CMS, not from the agent's JSON (R-16, R-18): an
+  // agent that names another person than the key it used, or a key of another person than the user
+  // (the agent was asked for the user's IIN), is tampered with.
+  const certificate = signerIdentity(signed.cmsDer, signed.serial);
+  const impostor = !certificate
+    ? `its CMS carries no certificate of serial ${signed.serial}`
+    : certificate.iin !== signed.iin || certificate.bin !== signed.bin || certificate.subject !== signed.subject
+      ? `it reports the signer as IIN ${signed.iin ?? '(none)'}, BIN ${signed.bin ?? '(none)'}, but the certificate in its CMS is of IIN ${certificate.iin ?? '(none)'}, BIN ${certificate.bin ?? '(none)'}`
+      : user.iin != null && certificate.iin !== user.iin
+        ? `the certificate in its CMS carries IIN ${certificate.iin ?? '(none)'}, not the user's`
+        : null;
+  if (impostor) {
+    await triggerLockdown(context, {
+      trigger: 'certificate_check_failed',
+      reason: `the signer agent returned a signature of ${user.login} on order ${order.number} that is not theirs as it claims: ${impostor}`,
+      scope: `user:${user.login}`,
+      evidence: { orderId: order.id, login: user.login, serial: signed.serial, reportedIin: signed.iin, certificateIin: certificate?.iin ?? null, code: 'IDENTITY_MISMATCH' },
+      actor: 'worker',
+    });
+    throw Object.assign(new ConnectorError('IDENTITY_MISMATCH', 'the signer agent returned a signature whose certificate is not the signer it names'), { lockdown: true });
   }
   // The certificate the agent used decides, whatever IIN the login was given: the same key or the
   // same person's IIN as an earlier signature is that person signing again. Not recorded.

@@ -1,7 +1,7 @@
 import { verify as cryptoVerify } from 'node:crypto';
 import { OID } from '../asn1/oids';
 import { checkCertificate, GOST_2004_MESSAGE, type RevocationStatus } from '../certificates/certificate.check';
-import { certificateInfo, keyAlgorithmOf } from '../certificates/certificate.info';
+import { certificateInfo, keyAlgorithmOf, type CertificateInfo } from '../certificates/certificate.info';
 import { rsaPublicKey } from '../certificates/signature.verify';
 import type { CrlSet, TrustStore } from '../certificates/trust.store';
 import type { ParsedCertificate } from '../certificates/x509.parser';
@@ -123,6 +123,17 @@ export function verifySignerCryptography(cms: Buffer, content: Buffer, serial: s
     }
   }
   return null;
+}
+
+/**
+ * Who the CMS's signer of `serial` is, read from the certificate the CMS carries for it (null when
+ * there is none): the evidence of who signed, whatever a signer agent's answer says (R-18).
+ */
+export function signerCertificateOf(cms: Buffer, serial: string): CertificateInfo | null {
+  const parsed = parseCms(cms);
+  const info = parsed.signerInfos.find((i) => 'serial' in i.sid && i.sid.serial === serial);
+  const cert = info ? findSignerCertificate(info.sid, parsed.certificates) : undefined;
+  return cert ? certificateInfo(cert) : null;
 }
 
 function signingTimeOf(info: ParsedSignerInfo): Date | null {
