@@ -424,10 +424,12 @@ export async function enrollKey(deps: UserDeps, input: { login: string; keystore
   if (user.blockedReason) throw new ConnectorError('USER_BLOCKED', `${user.login} is blocked; unblock before enrolling a key`);
   if (!user.iin) throw new ConnectorError('IIN_MISSING', `${user.login} has no IIN; the key's certificate is matched against it: connector users set-iin ${user.login} IIN`);
   // The keystore's SHA-256, so that a lockdown's resolve can tell a new key from the same file enrolled
-  // again (the agent cannot see the certificate before an unlock: the keystore is encrypted). Read
-  // before the agent takes it; a file that cannot be read is the agent's to refuse, named there.
-  const keystoreSha256 = keystoreDigest(input.keystorePath);
+  // again (the agent cannot see the certificate before an unlock: the keystore is encrypted). A file
+  // that cannot be read is the agent's to refuse, named there. Read at the path the agent took: a
+  // relative path is under the agent's working directory, not this command's.
   const status = await deps.signerAgent.enrollKey(user.id, input.keystorePath, user.iin);
+  const enrolledPath = (status as { keystorePath?: unknown } | null)?.keystorePath;
+  const keystoreSha256 = keystoreDigest(typeof enrolledPath === 'string' ? enrolledPath : input.keystorePath);
   await appendAudit(deps.em, { actor: input.actor, action: 'signer.key_enrolled', subject: user.login, details: { expectedIin: user.iin, keystoreSha256 }, at: deps.clock.now() });
   return status;
 }
