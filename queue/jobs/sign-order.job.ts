@@ -16,7 +16,7 @@ export const signOrderJob = defineJob({
 });
 
 /** The signer agent itself cannot sign now (not running, not answering, stopping, no signing worker, no token to reach it with). */
-const AGENT_NOT_READY = new Set(['SIGNER_UNAVAILABLE', 'SIGNER_UNREACHABLE', 'SIGNER_TIMEOUT', 'SHUTTING_DOWN', 'SIGNER_TOKEN_MISSING', 'SIGNER_TOKEN_UNREADABLE']);
+const AGENT_NOT_READY = new Set(['SIGNER_UNAVAILABLE', 'SIGNER_UNREACHABLE', 'SIGNER_TIMEOUT', 'SHUTTING_DOWN', 'SIGNER_TOKEN_MISSING', 'SIGNER_TOKEN_UNREADABLE', 'SIGNER_NOT_AUTHENTIC']);
 /** This signer's key cannot sign now. */
 const KEY_NOT_READY = new Set(['KEY_LOCKED', 'NOT_ENROLLED', 'UNLOCK_IN_PROGRESS']);
 

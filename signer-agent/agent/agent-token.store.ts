@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConnectorError } from '../../connector/shared/errors';
@@ -73,4 +73,25 @@ export function bearerToken(header: string | string[] | undefined): string | und
   if (typeof header !== 'string') return undefined;
   const match = /^Bearer ([^\s]+)\s*$/i.exec(header);
   return match ? match[1] : undefined;
+}
+
+/** A caller's challenge to the agent (`X-Signer-Challenge` on GET /health): 16-128 base64url characters. */
+export const AGENT_CHALLENGE = /^[A-Za-z0-9_-]{16,128}$/;
+
+/**
+ * The agent's answer to a challenge (`X-Signer-Proof`): only a process that holds the token can give
+ * it. A caller checks it before it sends the token or a password: on loopback any local account may
+ * listen on the agent's port while the agent is down (a restart, a crash), and would otherwise be
+ * handed both.
+ */
+export function agentProof(token: string, challenge: string): string {
+  return createHmac('sha256', token).update(`signer-agent proof ${challenge}`, 'utf8').digest('hex');
+}
+
+/** Constant-time check of a proof the agent gave for `challenge`. */
+export function proofMatches(proof: unknown, token: string, challenge: string): boolean {
+  if (typeof proof !== 'string') return false;
+  const a = Buffer.from(proof, 'utf8');
+  const b = Buffer.from(agentProof(token, challenge), 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,7 +1,8 @@
 import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
-import { readToken, resolveTokenFile } from './agent-token.store';
+import { proofMatches, readToken, resolveTokenFile } from './agent-token.store';
 import { parseListenAddress } from './listen-address.parser';
 import { MAX_SIGN_BATCH, SIGN_BATCH_BYTES, type AgentStatusResponse, type KeyStatusResponse, type LockdownResponse, type LockResponse, type SignResponse } from './signer-agent.contract';
 
@@ -235,25 +236,42 @@ export class SignerAgentClient {
   }
 
   private async send(method: string, path: string, data?: unknown) {
-    const res = await this.sendWith(this.currentToken(), method, path, data);
-    if (res.status !== 401 || !this.tokenFile) return res;
-    // The token file may have been replaced since it was read (a token feared leaked, R-29: deleted
-    // and the agent restarted with a new one). A long-running caller (worker, API, the lockdown's
-    // wipe) reads it again and asks once more; a 401 changed nothing in the agent, so this is safe.
-    const stale = this.token;
-    this.token = undefined;
-    const fresh = this.currentToken();
-    return fresh === stale ? res : this.sendWith(fresh, method, path, data);
+    const token = await this.provenToken(method, path);
+    return this.request(method, path, { method, url: path, data, headers: { authorization: `Bearer ${token}`, ...(data !== undefined ? { 'content-type': 'application/json' } : {}) } });
   }
 
-  private async sendWith(token: string, method: string, path: string, data?: unknown) {
+  /**
+   * The token, once what answers at the agent's address has proved that it holds it (a fresh challenge
+   * each call, before the token or a password leaves). On loopback any local account may listen on the
+   * agent's port while the agent is down (a restart, a crash): it gets nothing. A proof that fails with
+   * the token read earlier is tried once with the token file read again: the file may have been
+   * replaced (a token feared leaked, R-29: deleted, the agent restarted with a new one).
+   */
+  private async provenToken(method: string, path: string): Promise<string> {
+    const token = this.currentToken();
+    if (await this.proves(token, method, path)) return token;
+    if (this.tokenFile) {
+      this.token = undefined;
+      const fresh = this.currentToken();
+      if (fresh !== token && (await this.proves(fresh, method, path))) return fresh;
+    }
+    throw new SignerAgentError(
+      'SIGNER_NOT_AUTHENTIC',
+      `what answers at the signer agent's address did not prove that it holds the signer token, so neither the token nor ${method} ${path} was sent to it: another process on the agent's address (is connector signer-agent running?), or an agent with another token file (CONNECTOR_SIGNER_TOKEN_FILE)`,
+      0,
+    );
+  }
+
+  private async proves(token: string, method: string, path: string): Promise<boolean> {
+    const challenge = randomBytes(24).toString('base64url');
+    const res = await this.request(method, path, { method: 'GET', url: '/health', headers: { 'x-signer-challenge': challenge } });
+    return res.status === 200 && proofMatches(res.headers['x-signer-proof'], token, challenge);
+  }
+
+  /** One HTTP exchange; failing to reach the agent is told for the call it was made for (`method path`). */
+  private async request(method: string, path: string, config: AxiosRequestConfig) {
     try {
-      return await this.http.request({
-        method,
-        url: path,
-        data,
-        headers: { authorization: `Bearer ${token}`, ...(data !== undefined ? { 'content-type': 'application/json' } : {}) },
-      });
+      return await this.http.request(config);
     } catch (err) {
       const e = err as AxiosError;
       if (e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT') throw new SignerAgentError('SIGNER_TIMEOUT', `signer agent did not answer ${method} ${path} in time`, 0);

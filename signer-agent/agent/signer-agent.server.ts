@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { z, type ZodType } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
 import type { AgentMetrics } from './agent.metrics';
-import { bearerToken, tokenMatches } from './agent-token.store';
+import { AGENT_CHALLENGE, agentProof, bearerToken, tokenMatches } from './agent-token.store';
 import {
   enrollBodySchema,
   lockdownBodySchema,
@@ -115,7 +115,13 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
 
   app.setNotFoundHandler((request, reply) => sendError(reply, new ConnectorError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  // A caller's challenge is answered with a proof that this process holds the token (callers check it
+  // before they send the token or a password: nothing else listening on this address can give it).
+  app.get('/health', async (request, reply) => {
+    const challenge = request.headers['x-signer-challenge'];
+    if (typeof challenge === 'string' && AGENT_CHALLENGE.test(challenge)) reply.header('x-signer-proof', agentProof(token, challenge));
+    return { status: 'ok' };
+  });
 
   app.get('/metrics', async (_request, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');

@@ -32,8 +32,8 @@ describe('signer agent client: the token file replaced while the caller runs', (
       await expect(client.status()).resolves.toMatchObject({ users: [expect.objectContaining({ userId: 'alice' })] });
       await expect(client.unlock('alice', P12.rsaSign2021.password)).resolves.toMatchObject({ unlocked: true });
       await expect(client.lockdown('test: token rotated')).resolves.toMatchObject({ wipedUsers: ['alice'] });
-      // A wrong token stays wrong: a client given the token itself (no file) is not let in.
-      await expect(new SignerAgentClient({ url: `unix:${join(dir, 'agent.sock')}`, token: first.token }).status()).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      // A wrong token stays wrong: a client given the old token itself (no file to read again) gets nowhere.
+      await expect(new SignerAgentClient({ url: `unix:${join(dir, 'agent.sock')}`, token: first.token }).status()).rejects.toMatchObject({ code: 'SIGNER_NOT_AUTHENTIC' });
     } finally {
       await first.stop();
       await second?.stop();
