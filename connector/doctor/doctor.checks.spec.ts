@@ -112,6 +112,13 @@ describe('doctor: the 1C folders', () => {
     expect(checks['onec-inbox']).toMatchObject({ verdict: 'WARN', core: false, detail: expect.stringContaining('does not exist yet'), hint: expect.stringContaining('onec.inboxDir') });
   });
 
+  it('does not promise that the worker creates a missing outbox: it only takes files from it, so 1C cannot export until someone creates it', async () => {
+    const checks = await byName('in', 'no-outbox-yet/out');
+    expect(checks['onec-outbox']).toMatchObject({ verdict: 'WARN', core: false, hint: expect.stringContaining('Create the folder') });
+    expect(checks['onec-outbox'].detail).toMatch(/no-outbox-yet\/out does not exist: 1C cannot export into it, and the worker never creates it/);
+    expect(checks['onec-outbox'].detail).not.toContain('the worker creates it');
+  });
+
   it('tells a folder that cannot be written (its parent is a file): WARN, FAIL deciding the exit code with --strict', async () => {
     writeFileSync(join(cwd, 'blocker'), 'a file where a folder should be');
     const checks = await byName('blocker/inbox', 'blocker');

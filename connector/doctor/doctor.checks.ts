@@ -358,21 +358,24 @@ async function folderProblem(dir: string): Promise<{ missing: boolean; why: stri
  * kl_to_1c.txt and kl_to_1c_status.txt for 1C, and `onec.outboxDir`, whose files it takes in and
  * moves to archive/ or error/. Not writable by this user, or missing where it cannot be created:
  * WARN, FAIL with --strict (as `archive`: an installation without 1C has no use for the folders, so
- * they do not decide the exit code on their own). Missing but creatable: WARN (the worker creates it). Without this, an unwritable folder showed only as worker log warnings and
+ * they do not decide the exit code on their own). Missing but creatable: WARN (the worker creates the inbox at its first write; the outbox, which it only reads, someone must create). Without this, an unwritable folder showed only as worker log warnings and
  * 1C silently stopped getting statements and statuses.
  */
 export async function checkOnecFolders(config: ConnectorConfig, strict: boolean, cwd = process.cwd()): Promise<CheckResult[]> {
   const user = runningUser();
   const folders = [
-    { name: 'onec-inbox', key: 'onec.inboxDir', dir: resolve(cwd, config.onec.inboxDir), role: 'kl_to_1c.txt and kl_to_1c_status.txt are written here for 1C' },
-    { name: 'onec-outbox', key: 'onec.outboxDir', dir: resolve(cwd, config.onec.outboxDir), role: "1C's 1c_to_kl.txt is taken from here and moved to archive/ or error/" },
+    { name: 'onec-inbox', key: 'onec.inboxDir', dir: resolve(cwd, config.onec.inboxDir), role: 'kl_to_1c.txt and kl_to_1c_status.txt are written here for 1C', workerCreates: true },
+    // The worker only reads the outbox (a missing one is an empty one to its scan): it never creates
+    // it, so 1C's export into it fails until a person does.
+    { name: 'onec-outbox', key: 'onec.outboxDir', dir: resolve(cwd, config.onec.outboxDir), role: "1C's 1c_to_kl.txt is taken from here and moved to archive/ or error/", workerCreates: false },
   ];
   return Promise.all(
-    folders.map(async ({ name, key, dir, role }): Promise<CheckResult> => {
+    folders.map(async ({ name, key, dir, role, workerCreates }): Promise<CheckResult> => {
       const problem = await withTimeout(folderProblem(dir), CHECK_TIMEOUT_MS, dir).catch((err: Error) => ({ missing: false, why: `did not answer (${err.message}): a hung network share?` }));
       if (problem === null) return { name, core: false, verdict: 'OK', detail: `${dir} writable by ${user}` };
       const fixable = problem.missing && problem.why.startsWith('does not exist yet');
       const hint = `${key}: ${role}. Create the folder (or correct ${key}) and let ${user}, who runs the connector, write there (chown or setfacl -m u:USER:rwx); it must be the folder 1C's "Обмен с банком" uses`;
+      if (fixable && !workerCreates) return { name, core: false, verdict: 'WARN', detail: `${dir} does not exist: 1C cannot export into it, and the worker never creates it (it only takes files from it)`, hint };
       if (fixable) return { name, core: false, verdict: 'WARN', detail: `${dir} ${problem.why}`, hint };
       return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${dir} ${problem.why} for ${user}`, hint };
     }),
