@@ -25,7 +25,22 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * A reader that left (`connector orders list --json | head`, `less` quit early) makes the next
+ * write fail with EPIPE. Unhandled, that error killed the process with a stack trace wherever the
+ * command was, even between two steps of its work: the command now finishes, its exit code its own,
+ * and what no one reads any more is dropped.
+ */
+export function ignoreClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
+}
+
 if (require.main === module) {
+  ignoreClosedReader(process.stdout);
+  ignoreClosedReader(process.stderr);
   main().catch((err: unknown) => {
     process.stderr.write(`ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -185,5 +185,24 @@ describe('connector validate', () => {
     const strict = run(['validate', '--knp', '555'], { CONNECTOR_CONFIG: config });
     expect(strict.code).toBe(1);
     expect(strict.stderr).toMatch(/^KNP_UNKNOWN: /);
+  });
+});
+
+describe('output into a reader that left (`| head`, `less` quit early)', () => {
+  it('finishes with its own exit code, without a stack trace', async () => {
+    const base = { ...process.env };
+    for (const k of Object.keys(base)) if (k.startsWith('CONNECTOR_')) delete base[k];
+    const child = spawn(process.execPath, [MAIN, 'onec', 'parse', join(FIXTURES, 'SYNTHETIC_kz_payment_order_1c_to_kl.cp1251.crlf.txt'), '--json'], {
+      cwd,
+      env: { ...base, ...ON_DATE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // The reader is gone before the command writes its first line: every write meets EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
+    expect(code).toBe(0);
   });
 });
