@@ -331,7 +331,7 @@ async function lockAtOnce(deps: Pick<LockdownDeps, 'redis' | 'config'> & { ports
  * engage/resolve lock, reading the committed record: a resolve in progress is never undone. Returns
  * whether it re-applied anything (nothing when no lockdown is recorded).
  */
-export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' | 'config' | 'logger'> & { ports: Pick<LockdownPorts, 'queues'> }): Promise<boolean> {
+export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' | 'config' | 'logger'> & { ports: Pick<LockdownPorts, 'queues' | 'sessions'> }): Promise<boolean> {
   if (!(await isLockdownRecorded(deps.em.fork()))) return false;
   // Only with Redis answering now: the worker's own connection queues a command while Redis is away
   // and would run it later, perhaps after a resolve had cleared the flag and resumed the queues.
@@ -344,14 +344,22 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
     if (!flagged) await setRedisFlag(deps, row.since, row.trigger);
     // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
     const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
+    // The sessions (in Redis) that a lockdown of every session could not end: ended now, once (the
+    // warning goes with it), or a stolen session would outlive the lockdown and its resolve (R-13, R-29).
+    // A user's scope is left to `users block` (its warning says so): that block is PostgreSQL's too.
+    const endSessions = !row.scope?.startsWith('user:') && row.warnings.some((w) => SESSIONS_NOT_ENDED.test(w));
+    const sessionsEnded = endSessions ? await withTimeout(deps.ports.sessions.endAll(), REDIS_STEP_TIMEOUT_MS, 'Redis') : null;
     // What `status` and `doctor` say: the Redis parts hold now.
-    const warnings = row.warnings.filter((w) => !/^the Redis lockdown flag could not be set|^queues could not be paused/.test(w));
+    const warnings = row.warnings.filter((w) => !/^the Redis lockdown flag could not be set|^queues could not be paused/.test(w) && !(endSessions && SESSIONS_NOT_ENDED.test(w)));
     await tx.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(warnings)]);
-    if (row.incidentId) await appendAudit(tx, { actor: 'worker', action: 'lockdown.redis_reapplied', subject: row.incidentId, details: { flagSet: !flagged, paused: paused.length } });
-    deps.logger?.warn({ event: 'lockdown.redis_reapplied', incidentId: row.incidentId, flagSet: !flagged, paused });
+    if (row.incidentId) await appendAudit(tx, { actor: 'worker', action: 'lockdown.redis_reapplied', subject: row.incidentId, details: { flagSet: !flagged, paused: paused.length, sessionsEnded } });
+    deps.logger?.warn({ event: 'lockdown.redis_reapplied', incidentId: row.incidentId, flagSet: !flagged, paused, sessionsEnded });
     return true;
   });
 }
+
+/** The warning of a lockdown whose sessions could not be ended (Redis did not answer). */
+const SESSIONS_NOT_ENDED = /^sessions not ended /;
 
 /** A PING on a connection of its own that never queues nor retries a command: does Redis answer now? */
 async function redisAnswers(config: ConnectorConfig): Promise<boolean> {

@@ -2,6 +2,7 @@ import { Queue, type Job } from 'bullmq';
 import { createAppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
+import { sessionStoreFor } from '../../connector/users/session.store';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import IORedis from 'ioredis';
 import { QUEUE_NAMES } from '../../queue/queue-names';
@@ -123,22 +124,30 @@ describe('connector lockdown (CLI)', () => {
     expect(on.stderr).toMatch(/warning: queues could not be paused \(Redis did not answer within 5000 ms\)/);
     expect(on.stderr).toMatch(/^LOCKDOWN_INCOMPLETE: Redis did not take the lockdown flag/m);
     expect(on.stderr).toMatch(/\+7 7172 770 622/);
+    expect(on.stderr).toMatch(/warning: sessions not ended/);
     expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout)).toMatchObject({ state: 'locked', incidentId, scope: 'credentials' });
 
     // Redis answers again (here: the machine's own, which never had the flag): the worker's maintenance sweep re-applies it.
     const context = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
     try {
+      // A console session the lockdown could not end (a stolen cookie, say): it must not outlive the lockdown.
+      const sessions = sessionStoreFor({ redis: context.redis, config: env.config });
+      const { sessionId } = await sessions.create({ id: '00000000-0000-0000-0000-0000000000aa', login: 'someone' }, new Date());
       expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(0);
       const swept = await handleSweepOrders({}, context, { id: 'sweep' } as unknown as Job);
       expect(swept).toMatchObject({ lockdownReapplied: true });
       expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(1);
       for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+      expect(await sessions.touch(sessionId, new Date())).toEqual({ state: 'missing' });
       // Status no longer says the Redis parts did not hold; the audit log says the worker put them back.
       const status = JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout) as { warnings: string[] };
-      expect(status.warnings.filter((w) => /Redis lockdown flag could not be set|queues could not be paused/.test(w))).toEqual([]);
+      expect(status.warnings.filter((w) => /Redis lockdown flag could not be set|queues could not be paused|sessions not ended/.test(w))).toEqual([]);
       expect(await context.orm.em.fork().execute("select action from audit_event where action = 'lockdown.redis_reapplied' and subject = ?", [incidentId])).toHaveLength(1);
-      // A later sweep while it is still locked applies it again: idempotent.
+      // A later sweep while it is still locked applies it again (idempotent), and leaves the sessions of
+      // people who logged in since (to resolve it) alone: those the lockdown missed were ended once.
+      const later = await sessions.create({ id: '00000000-0000-0000-0000-0000000000bb', login: 'admin' }, new Date());
       expect(await handleSweepOrders({}, context, { id: 'sweep' } as unknown as Job)).toMatchObject({ lockdownReapplied: true });
+      expect(await sessions.touch(later.sessionId, new Date())).toMatchObject({ state: 'active' });
     } finally {
       await context.close();
     }
