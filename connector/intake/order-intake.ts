@@ -301,7 +301,11 @@ function differencesOf(stored: StoredTwin, row: IntakeRow): IntakeDifference[] {
  * order still `invalid` is replaced (a concurrent delivery may have done it first: then false),
  * and only one that was never signed: an order signed before a lockdown held it, and found
  * invalid after (e.g. its value date passed), keeps its frozen document and signatures, which a
- * correction must not be sent with (then false too: a conflict, a new number needed).
+ * correction must not be sent with (then false too: a conflict, a new number needed). A document
+ * frozen for signatures that never came (the sign stage freezes it as the order starts to wait, so
+ * every withdrawn order has one) goes with the old requisites: no one signed those bytes (R-18), and
+ * the sign stage freezes the corrected ones; a signature still on its way over the old bytes is not
+ * recorded (`recordSignatures` checks the frozen document's hash).
  * A correction without an ERP id (a 1C file) keeps the stored one: the ERP that sent it still
  * asks for the status under it.
  */
@@ -312,9 +316,9 @@ async function replaceInvalid(tx: EntityManager, stored: StoredTwin, row: Intake
               raw_document = ?, errors = ?::jsonb, warnings = null, last_error = null, state = 'received', version = version + 1,
               updated_at = ?, state_changed_at = ?
         where id = ? and state = 'invalid'
-          and not exists (select 1 from order_document d where d.order_id = payment_order.id)
           and not exists (select 1 from order_signature s where s.order_id = payment_order.id)
-        returning id, ${orderSnapshotSql('payment_order')} as order_snapshot)
+        returning id, ${orderSnapshotSql('payment_order')} as order_snapshot),
+     unfrozen as (delete from order_document d where d.order_id in (select id from upd))
      insert into order_event (order_id, from_state, to_state, actor, reason, details, order_snapshot, at)
      select id, 'invalid', 'received', ?, 'corrected document sent again', ?::jsonb, order_snapshot, ? from upd
      returning order_id as id`,

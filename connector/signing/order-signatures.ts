@@ -111,6 +111,8 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
          as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
         where v.order_id in (select id from lk)
           and v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
+          -- Over the bytes frozen now: a withdrawn order corrected meanwhile has a new document.
+          and v.document_sha256 = (select d.sha256 from order_document d where d.order_id = v.order_id)
        on conflict do nothing returning id, order_id),
      ${audit.cte}
      select ins.id, ins.order_id, aud.appended from ins left join aud on true`,

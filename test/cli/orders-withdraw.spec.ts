@@ -3,6 +3,7 @@ import { appWorld } from '../support/app-world';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { sampleOrder } from '../support/orders.fixture';
 import { sampleStatementLine } from '../support/statement-line.fixture';
+import { freezeDocuments } from '../../connector/signing/order-signatures';
 
 /**
  * `connector orders withdraw`: an order the ERP's user no longer wants, nothing of which reached
@@ -36,6 +37,36 @@ describe('connector orders withdraw', () => {
     const corrected = await intake('WD-1', '160000.00');
     expect([corrected.orderId, corrected.conflict]).toEqual([first.orderId, undefined]);
     expect(await q('select state, amount_tiyn from payment_order where id = ?', [first.orderId])).toEqual([{ state: 'received', amount_tiyn: '16000000' }]);
+  });
+
+  it('an order withdrawn while it waited for signatures (its document frozen, never signed) is taken corrected under the same number, its old bytes dropped', async () => {
+    const first = await intake('WD-AWAIT');
+    await q(`update payment_order set state = 'awaiting_signatures' where id = ?`, [first.orderId]);
+    // As the sign stage does when the order starts to wait: the bytes to sign are frozen (R-18).
+    await freezeDocuments(world.context.orm.em.fork(), [first.orderId as string], () => ({ format: 'test', bytes: Buffer.from('bytes of 150000.00') }), new Date());
+    const stands = await intake('WD-AWAIT', '160000.00');
+    expect(stands.conflict).toBeDefined();
+
+    expect((await cli(['orders', 'withdraw', first.orderId as string, '--reason', 'wrong amount'])).code).toBe(0);
+    // What the conflict's advice promised: withdrawn, the corrected document comes again under its number.
+    const corrected = await intake('WD-AWAIT', '160000.00');
+    expect([corrected.orderId, corrected.conflict]).toEqual([first.orderId, undefined]);
+    expect(await q('select state, amount_tiyn from payment_order where id = ?', [first.orderId])).toEqual([{ state: 'received', amount_tiyn: '16000000' }]);
+    // The old amount's bytes are gone: the sign stage freezes the corrected ones.
+    expect(await q('select order_id from order_document where order_id = ?', [first.orderId])).toEqual([]);
+  });
+
+  it('an order once signed is not replaced (its signatures are over the old bytes): a new number is needed', async () => {
+    const first = await intake('WD-SIGNED');
+    await freezeDocuments(world.context.orm.em.fork(), [first.orderId as string], () => ({ format: 'test', bytes: Buffer.from('bytes') }), new Date());
+    await q(
+      `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, signing_time, document_sha256, cms, valid, created_at)
+       values (?, gen_random_uuid(), 'ceo', 'first', 'RSA', 's', 'CN', now(), 'x', '\\x00', false, now())`,
+      [first.orderId],
+    );
+    await q(`update payment_order set state = 'invalid' where id = ?`, [first.orderId]);
+    expect((await intake('WD-SIGNED', '160000.00')).conflict).toBeDefined();
+    expect(await q('select count(*)::int as n from order_document where order_id = ?', [first.orderId])).toEqual([{ n: 1 }]);
   });
 
   it.each([

@@ -105,6 +105,12 @@ describe('intake: the natural key across sources', () => {
   it('an invalid order that was signed once (held by a lockdown, then found invalid) is not replaced: its signed document must not go with new requisites', async () => {
     const [first] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-9' }) }], queue, { actor: 't' });
     await world.db().execute("insert into order_document (order_id, format, bytes, sha256, created_at) values (?, 'kz-payment-order-xml/1', '\\x3c3e', 'x', now())", [first.orderId]);
+    // Its signature no longer counts after the lockdown's resolve, but it was made over those bytes.
+    await world.db().execute(
+      `insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, signing_time, document_sha256, cms, valid, created_at)
+       values (?, gen_random_uuid(), 'ceo', 'first', 'RSA', 's', 'CN', now(), 'x', '\\x00', false, now())`,
+      [first.orderId],
+    );
     await transitionOrder(world.db(), first.orderId, 'invalid', { actor: 't', from: 'received' });
     const [again] = await intakeOrders(world.db(), 'onec', [{ order: sampleOrder({ number: 'NK-9', amount: '1.00' }) }], queue, { actor: 't' });
     expect([again.orderId, again.corrected, again.conflict?.state, await state(first.orderId)]).toEqual([first.orderId, undefined, 'invalid', 'invalid']);

@@ -283,9 +283,21 @@ describe('order transitions on PostgreSQL', () => {
       cosignedId,
     });
     const now = new Date('2026-11-26T05:00:01Z');
+    /** An order whose document is frozen (as the sign stage does before any signature), with the hash the signatures above carry. */
+    const frozenOrder = async (number: string, sha256 = 'ab'.repeat(32)) => {
+      const id = await newOrder(number);
+      await orm.em.fork().execute(`insert into order_document (order_id, format, bytes, sha256, created_at) values (?, 'test', '\\x00', ?, now())`, [id, sha256]);
+      return id;
+    };
+
+    it('records a signature only over the bytes frozen now (a withdrawn order corrected meanwhile has others)', async () => {
+      const id = await frozenOrder('SIGSTALE', 'cd'.repeat(32));
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now)).toEqual([null]);
+      expect(await validSignatures(orm.em.fork(), id)).toEqual([]);
+    });
 
     it('records a signature only over the order\'s newest valid one', async () => {
-      const id = await newOrder('SIG1');
+      const id = await frozenOrder('SIG1');
       const [first] = await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now);
       expect(first).toEqual(expect.any(Number));
       // Made before the first was recorded (it cosigned nothing): its CMS lacks the first signer.
@@ -304,7 +316,7 @@ describe('order transitions on PostgreSQL', () => {
     });
 
     it('of two signatures over the same CMS recorded at once, on other levels, exactly one counts', async () => {
-      const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => newOrder(`SIGRACE${i}`)));
+      const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => frozenOrder(`SIGRACE${i}`)));
       const outcomes = await Promise.all(
         ids.flatMap((id) => [
           recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now),
