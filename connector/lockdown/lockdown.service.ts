@@ -124,6 +124,8 @@ export interface EngageResult {
    * the maintenance sweep sets the flag and pauses the queues once Redis answers.
    */
   redisHeld: boolean;
+  /** The signer agent wiped every unlocked key (false: not reached, a warning says so). */
+  keysWiped: boolean;
 }
 
 export interface LockdownStatusView {
@@ -269,7 +271,7 @@ async function raiseAlert(deps: LockdownDeps, input: TriggerLockdownInput, scope
   await appendAudit(deps.em, { actor: input.actor, action: 'lockdown.alert', subject: incident.id, details: { trigger: input.trigger, scope }, at: now });
   const sent = await deps.ports.notifier.notify({ event: 'lockdown.alert', incidentId: incident.id, trigger: input.trigger, scope, reason: input.reason, at: now.toISOString() }).catch((err) => ({ delivered: [], warnings: [errorText(err)] }));
   deps.logger?.warn({ event: 'lockdown.alert', trigger: input.trigger, incidentId: incident.id });
-  return { engaged: false, alreadyLocked: false, incidentId: incident.id, since: null, scope, heldOrders: await countHeld(deps.em), warnings: sent.warnings, checklist: null, pausedAndWipedMs: 0, totalMs: performance.now() - started, redisHeld: false };
+  return { engaged: false, alreadyLocked: false, incidentId: incident.id, since: null, scope, heldOrders: await countHeld(deps.em), warnings: sent.warnings, checklist: null, pausedAndWipedMs: 0, totalMs: performance.now() - started, redisHeld: false, keysWiped: false };
 }
 
 /**
@@ -622,6 +624,7 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     pausedAndWipedMs,
     totalMs: performance.now() - started,
     redisHeld: first.flagSet && first.pausedQueues !== null,
+    keysWiped: first.wipedUsers !== null,
   };
 }
 

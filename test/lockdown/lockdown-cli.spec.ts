@@ -45,6 +45,9 @@ describe('connector lockdown (CLI)', () => {
     const incidentId = on.stdout.trim();
     expect(incidentId).toMatch(/^[0-9a-f-]{36}$/);
     expect(on.stderr).toMatch(/warning: signer agent not reached/);
+    // The headline does not say what did not happen.
+    expect(on.stderr).toMatch(/lockdown in force since .*: queues paused \(keys NOT wiped: see the warning\) in \d+ ms/);
+    expect(on.stderr).not.toMatch(/keys wiped in/);
     expect(on.stderr).toMatch(/\+7 7172 770 622/);
 
     const redis = new IORedis(env.config.redis.url, { maxRetriesPerRequest: 3 });

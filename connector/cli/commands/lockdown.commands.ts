@@ -75,7 +75,9 @@ export function registerLockdownCommands(program: Command): void {
           });
           if (!('incidentId' in result)) return reportUnrecorded(result, config);
           process.stdout.write(`${result.incidentId}\n`);
-          const held = result.redisHeld ? `queues paused and keys wiped in ${Math.round(result.pausedAndWipedMs)} ms` : 'recorded in PostgreSQL, which every stage checks before a side effect';
+          // The headline an admin reads first in an emergency: keys not wiped are said here, not only in a warning below.
+          const keys = result.keysWiped ? 'and keys wiped' : '(keys NOT wiped: see the warning)';
+          const held = result.redisHeld ? `queues paused ${keys} in ${Math.round(result.pausedAndWipedMs)} ms` : 'recorded in PostgreSQL, which every stage checks before a side effect';
           say(`lockdown ${result.alreadyLocked ? 'already in force (this report was added to it)' : 'in force'} since ${result.since}, scope ${result.scope}: ${held}; ${result.heldOrders} orders held`);
           for (const warning of result.warnings) say(`warning: ${warning}`);
           if (result.checklist) say(formatBankChecklist(result.checklist));
