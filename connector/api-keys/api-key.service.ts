@@ -33,6 +33,10 @@ export async function createApiKey(em: EntityManager, name: string, accounts: st
   if (!NAME.test(name)) throw new ConnectorError('INVALID_NAME', `API key name "${name}" must be 1-64 letters, digits, "_", "-" or "."`, 2);
   checkAccounts(accounts);
   const existing = await em.findOne(ApiKey, { name });
+  if (existing?.revokedAt) {
+    // The name stays the revoked key's: its orders' source (api:<name>) and audit records name it.
+    throw new ConnectorError('NAME_TAKEN', `the API key named "${name}" was revoked on ${existing.revokedAt.toISOString()}; a revoked key's name is not given again (its orders and audit records keep it): choose another name, e.g. "${name}-2"`);
+  }
   if (existing) throw new ConnectorError('NAME_TAKEN', `an API key named "${name}" already exists; revoke it or choose another name`);
   const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
   const record = em.create(ApiKey, {

@@ -154,6 +154,17 @@ describe('connector users / credentials', () => {
     ]);
   });
 
+  test('api-keys create under the name of a revoked key (rotating an ERP\'s key) says to choose another name, not to revoke it', async () => {
+    expect((await cli(['api-keys', 'create', 'erp-rotated'])).code).toBe(0);
+    const live = await cli(['api-keys', 'create', 'erp-rotated']);
+    expect([live.code, live.stderr]).toEqual([1, expect.stringMatching(/^NAME_TAKEN: an API key named "erp-rotated" already exists; revoke it or choose another name/m)]);
+    expect((await cli(['api-keys', 'revoke', 'erp-rotated'])).code).toBe(0);
+    const again = await cli(['api-keys', 'create', 'erp-rotated']);
+    expect([again.code, again.stdout]).toEqual([1, '']);
+    expect(again.stderr).toMatch(/^NAME_TAKEN: the API key named "erp-rotated" was revoked on .*: choose another name, e\.g\. "erp-rotated-2"/m);
+    expect(again.stderr).not.toMatch(/revoke it/);
+  });
+
   test('grant / revoke / show / list / block / unblock / reset-password', async () => {
     await cli(['users', 'add', 'signer1', '--role', 'signer', '--password-stdin'], 'Signer-Start-1\n');
     const grant = await cli(['users', 'grant', 'signer1', '--account', 'KZ69998CTA0000000101', '--rights', 'manage', '--limit', '1000000.00', '--level', 'second']);
