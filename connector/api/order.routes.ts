@@ -122,9 +122,6 @@ function conflictMessage(order: NormalisedOrder, conflict: IntakeConflict, order
   if (conflict.erpDocumentId !== undefined) {
     return `ERP document ${conflict.erpDocumentId} of ${order.payer.iban} is already an order (${conflict.state}) under other requisites (${describeDifferences(conflict, 'en')}); this one was not stored: ${conflictAdvice(conflict.state, orderId).en}`;
   }
-  if (conflict.redated) {
-    return `document ${order.number} from ${order.payer.iban}, of the same amount to the same account, is already an order (${conflict.state}) dated ${conflict.differences[0]?.stored} this year: a copy under another date is the same document and was not stored (a payment made again takes a new number); ${conflictAdvice(conflict.state, orderId).en}`;
-  }
   return `document ${order.number} of ${order.date} from ${order.payer.iban} is already taken (order ${conflict.state}) with other requisites (${describeDifferences(conflict, 'en')}); nothing was changed: ${conflictAdvice(conflict.state, orderId).en}`;
 }
 

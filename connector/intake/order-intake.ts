@@ -209,7 +209,8 @@ interface RedatedHolder {
 const documentYearKey = (row: { payer_iban: string; number: string; doc_date: string }) => JSON.stringify([row.payer_iban, row.number, row.doc_date.slice(0, 4)]);
 
 /**
- * One 1C document, one live order, also when it comes back re-dated. A 1C file carries no id of
+ * One 1C document, one live order, also when it comes back re-dated (for a source that numbers
+ * within the year: the 1C outbox, `numberedWithinYear`). A 1C file carries no id of
  * the document, so the natural key (account, number, date) was its only identity: the same payment
  * order exported again after someone changed its date in 1C (a re-export the next morning, a date
  * corrected by hand) came in as a second order beside the first, and both were paid. 1C numbers a
@@ -221,8 +222,8 @@ const documentYearKey = (row: { payer_iban: string; number: string; doc_date: st
  * Called under `lockAccounts`, as the ERP id's rule. Rows that carry
  * an ERP id are judged by it alone; rows already in error (an unreadable amount or date) by nothing.
  */
-async function liveRedatedDocuments(tx: EntityManager, rows: IntakeRow[]): Promise<Map<string, RedatedHolder[]>> {
-  const keys = [...new Set(rows.filter(judgedByYear).map(documentYearKey))].sort();
+async function liveRedatedDocuments(tx: EntityManager, rows: IntakeRow[], byYear: boolean): Promise<Map<string, RedatedHolder[]>> {
+  const keys = [...new Set(rows.filter((r) => judgedByYear(r, byYear)).map(documentYearKey))].sort();
   const holders = new Map<string, RedatedHolder[]>();
   if (keys.length === 0) return holders;
   const found = await tx.execute<Array<RedatedHolder & { payer_iban: string; number: string }>>(
@@ -249,20 +250,20 @@ async function liveRedatedDocuments(tx: EntityManager, rows: IntakeRow[]): Promi
  * as many locks and failed with PostgreSQL's "out of shared memory" (its lock table holds about
  * max_locks_per_transaction x max_connections, 6,400 at the defaults, for every session at once).
  */
-async function lockAccounts(tx: EntityManager, rows: IntakeRow[]): Promise<void> {
-  const accounts = [...new Set(rows.filter((r) => r.erp_document_id != null || judgedByYear(r)).map((r) => r.payer_iban))].sort();
+async function lockAccounts(tx: EntityManager, rows: IntakeRow[], byYear: boolean): Promise<void> {
+  const accounts = [...new Set(rows.filter((r) => r.erp_document_id != null || judgedByYear(r, byYear)).map((r) => r.payer_iban))].sort();
   if (accounts.length === 0) return;
   await tx.execute(`select pg_advisory_xact_lock(hashtextextended('intake.account:' || k, 0)) from jsonb_array_elements_text(?::jsonb) as k order by k`, [JSON.stringify(accounts)]);
 }
 
-/** Whether a row is judged by its number within the year (no ERP id, nothing unreadable). */
-function judgedByYear(row: IntakeRow): boolean {
-  return row.erp_document_id == null && row.errors == null;
+/** Whether a row is judged by its number within the year (a source that numbers so, no ERP id, nothing unreadable). */
+function judgedByYear(row: IntakeRow, byYear: boolean): boolean {
+  return byYear && row.erp_document_id == null && row.errors == null;
 }
 
 /** The conflict of a row that re-dates a live order's document; undefined when it is none's, or that order's own date. */
-function redatedConflict(holders: Map<string, RedatedHolder[]>, row: IntakeRow): IntakeResult | undefined {
-  if (!judgedByYear(row)) return undefined;
+function redatedConflict(holders: Map<string, RedatedHolder[]>, row: IntakeRow, byYear: boolean): IntakeResult | undefined {
+  if (!judgedByYear(row, byYear)) return undefined;
   const live = holders.get(documentYearKey(row)) ?? [];
   // The same date: the natural key's own twin (the same document again, or a conflict of requisites).
   if (live.some((h) => h.doc_date === row.doc_date)) return undefined;
@@ -394,6 +395,13 @@ export async function intakeOrders(
     now?: Date;
     /** Judge requisites at once (the HTTP API answers with the verdict); the validate job then finds nothing to do. */
     validateInline?: OrderValidator;
+    /**
+     * The source numbers its payment orders uniquely within a year per organisation (1C does): a
+     * document without an ERP id is then also known by its number within its year, and a copy under
+     * another date is the same document (`liveRedatedDocuments`). Not assumed of other ERPs, whose
+     * numbers may restart daily or monthly for recurring equal payments.
+     */
+    numberedWithinYear?: boolean;
     /** Where a failed hand-off to the queue is told (the orders are stored; the sweeper queues them). */
     logger?: Pick<Logger, 'warn'>;
   },
@@ -442,9 +450,10 @@ export async function intakeOrders(
     };
   });
   await em.transactional(async (tx) => {
-    await lockAccounts(tx, rows);
+    const byYear = options.numberedWithinYear === true;
+    await lockAccounts(tx, rows, byYear);
     const holders = await liveErpDocuments(tx, rows);
-    const yearHolders = await liveRedatedDocuments(tx, rows);
+    const yearHolders = await liveRedatedDocuments(tx, rows, byYear);
     // Each row gets exactly one answer, in order: results[i] is rows[i]'s.
     const rowIndex = new Map(rows.map((row, i) => [row.id, i]));
     // Rows held back for their ERP document id, or as a live document re-dated, each with its
@@ -452,7 +461,7 @@ export async function intakeOrders(
     // of it under another number conflicts), and so does a row's number within its year.
     const heldBack = new Map<string, IntakeResult>();
     for (const row of rows) {
-      const conflict = erpDocumentConflict(holders, row) ?? redatedConflict(yearHolders, row);
+      const conflict = erpDocumentConflict(holders, row) ?? redatedConflict(yearHolders, row, byYear);
       if (conflict) {
         heldBack.set(row.id, conflict);
         continue;
@@ -460,7 +469,7 @@ export async function intakeOrders(
       if (row.erp_document_id != null && !holders.has(erpDocumentKey(row.payer_iban, row.erp_document_id as string))) {
         holders.set(erpDocumentKey(row.payer_iban, row.erp_document_id as string), [{ orderId: row.id, externalId: row.external_id, state: 'received', number: row.number, doc_date: row.doc_date }]);
       }
-      if (judgedByYear(row)) {
+      if (judgedByYear(row, byYear)) {
         const key = documentYearKey(row);
         yearHolders.set(key, [...(yearHolders.get(key) ?? []), { orderId: row.id, externalId: row.external_id, state: 'received', doc_date: row.doc_date, amount_tiyn: String(row.amount_tiyn), beneficiary_iban: row.beneficiary_iban as string }]);
       }

@@ -147,7 +147,7 @@ async function readClaimed(context: JobContext, dir: string, reading: OutboxRead
   const flush = async (): Promise<boolean> => {
     if (batch.length === 0) return true;
     if (!(await reading.unchanged())) return false;
-    const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now(), logger: log });
+    const results = await intakeOrders(context.orm.em.fork(), ONEC_SOURCE, batch, port, { actor: 'onec-outbox', now: context.clock.now(), logger: log, numberedWithinYear: true });
     created += results.filter((r) => r.created || r.corrected).length;
     results.forEach((result, i) => {
       if (!result.conflict) return;
