@@ -67,19 +67,22 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
       active.map((o) => o.id),
       (id) => {
         const order = byId.get(id) as PaymentOrder;
-        return { format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId) };
+        return { format: PAYMENT_ORDER_FORMAT, bytes: buildPaymentOrderDocument(toNormalisedOrder(order), order.externalId), version: order.version };
       },
       context.clock.now(),
     ),
     validSignaturesOf(context.orm.em.fork(), active.map((o) => o.id)),
   ]);
   for (const order of active) {
+    const document = documents.get(order.id);
+    // Changed since it was read (withdrawn and sent again corrected): not frozen from the stale row.
+    if (!document) continue;
     let valid = signatures.get(order.id) ?? [];
     if ((await dropSignaturesThatNoLongerCount(context, order, { signatures: valid, directory })) !== null) valid = [];
     const levels = requiredLevels(context.config.signing.rules, order.payerIban, order.amountTiyn);
     states.set(order.id, {
       order,
-      document: documents.get(order.id) as FrozenDocument,
+      document,
       levels,
       missing: missingLevels(levels, valid),
       signatures: valid,

@@ -14,16 +14,30 @@ export interface FrozenDocument {
   sha256: string;
 }
 
-/** Freezes the documents of the orders that have none yet: one read, one insert of the missing ones, one read back of those. */
-export async function freezeDocuments(em: EntityManager, orderIds: readonly string[], build: (orderId: string) => { format: string; bytes: Buffer }, now: Date): Promise<Map<string, FrozenDocument>> {
+/**
+ * Freezes the documents of the orders that have none yet: one read, one insert of the missing ones,
+ * one read back of those. `version`: the order's version the bytes were built from; the document is
+ * frozen only while the order still has it. A withdrawn order sent again corrected loses its
+ * unsigned document (order-intake.ts replaceInvalid): bytes built from the row read before that
+ * must not become the corrected order's document, to be signed and sent with the old requisites.
+ * Such an order is left out of the result (it is validated again and comes back to be signed).
+ */
+export async function freezeDocuments(em: EntityManager, orderIds: readonly string[], build: (orderId: string) => { format: string; bytes: Buffer; version?: number }, now: Date): Promise<Map<string, FrozenDocument>> {
   const frozen = await loadDocuments(em, orderIds);
   const missing = orderIds.filter((id) => !frozen.has(id));
   if (missing.length === 0) return frozen;
   const rows = missing.map((orderId) => {
-    const { format, bytes } = build(orderId);
-    return [orderId, format, bytes, createHash('sha256').update(bytes).digest('hex'), now];
+    const { format, bytes, version } = build(orderId);
+    return [orderId, format, bytes, createHash('sha256').update(bytes).digest('hex'), now, version ?? null];
   });
-  await em.execute(`insert into order_document (order_id, format, bytes, sha256, created_at) values ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')} on conflict (order_id) do nothing`, rows.flat());
+  await em.execute(
+    `insert into order_document (order_id, format, bytes, sha256, created_at)
+     select v.order_id, v.format, v.bytes, v.sha256, v.created_at
+       from (values ${rows.map(() => '(?::uuid, ?, ?::bytea, ?, ?::timestamptz, ?::int)').join(', ')}) as v(order_id, format, bytes, sha256, created_at, version)
+      where v.version is null or exists (select 1 from payment_order o where o.id = v.order_id and o.version = v.version)
+     on conflict (order_id) do nothing`,
+    rows.flat(),
+  );
   // Read back: a concurrent freeze may have won, and its bytes are the frozen ones.
   for (const [id, doc] of await loadDocuments(em, missing)) frozen.set(id, doc);
   return frozen;

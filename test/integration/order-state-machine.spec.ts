@@ -5,7 +5,7 @@ import { markOrderFailed, transitionOrder, transitionOrders, IllegalTransitionEr
 import { createHash } from 'node:crypto';
 import { appendAudit, appendAudits, canonicalJson, verifyAudit } from '../../connector/audit/audit.log';
 import { sampleOrder } from '../support/orders.fixture';
-import { recordSignatures, validSignatures, type NewSignature } from '../../connector/signing/order-signatures';
+import { freezeDocuments, loadDocuments, recordSignatures, validSignatures, type NewSignature } from '../../connector/signing/order-signatures';
 
 describe('order transitions on PostgreSQL', () => {
   let env: TestEnv;
@@ -294,6 +294,17 @@ describe('order transitions on PostgreSQL', () => {
       const id = await frozenOrder('SIGSTALE', 'cd'.repeat(32));
       expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now)).toEqual([null]);
       expect(await validSignatures(orm.em.fork(), id)).toEqual([]);
+    });
+
+    it('freezes a document only from the order as it still is: bytes built from a row read before a correction are not frozen', async () => {
+      const id = await newOrder('FREEZE-STALE');
+      const [{ version }] = await orm.em.fork().execute<Array<{ version: number }>>('select version from payment_order where id = ?', [id]);
+      // Withdrawn and sent again corrected meanwhile (order-intake.ts replaceInvalid): a new version.
+      await orm.em.fork().execute('update payment_order set version = version + 1 where id = ?', [id]);
+      const stale = await freezeDocuments(orm.em.fork(), [id], () => ({ format: 'test', bytes: Buffer.from('old requisites'), version }), now);
+      expect([stale.has(id), await loadDocuments(orm.em.fork(), [id])]).toEqual([false, new Map()]);
+      const fresh = await freezeDocuments(orm.em.fork(), [id], () => ({ format: 'test', bytes: Buffer.from('corrected requisites'), version: version + 1 }), now);
+      expect(fresh.get(id)?.bytes.toString()).toBe('corrected requisites');
     });
 
     it('records a signature only over the order\'s newest valid one', async () => {
