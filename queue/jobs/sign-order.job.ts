@@ -71,8 +71,9 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
       return;
     }
     // A certificate that is expired, revoked or not the payer's: another candidate may still sign.
-    // Not the login: the audit log and the order's signatures say who.
-    context.logger.warn({ event: 'order.sign.refused', orderId, code: (err as { code?: string }).code, err: err.message });
+    // Not the login: the audit log and the order's signatures say who. Nor a person's IIN (the
+    // agent's IDENTITY_MISMATCH names the certificate's and the expected one): its last 4 digits.
+    context.logger.warn({ event: 'order.sign.refused', orderId, code: (err as { code?: string }).code, err: maskIins(err.message) });
   });
   // Every order of the batch still waiting gets the agent's reason, or none when it waits for
   // people only (or a mandate signed meanwhile): the last error says why it waits now.
@@ -146,3 +147,8 @@ export const handleSignOrder: JobHandler<typeof signOrderJob.payload> = async (p
   }
   return waitAndRetry(job, context.config.signing.pollEveryMs, { missing: outcome.missing });
 };
+
+/** A text with every IIN/BIN (12 digits) cut to its last 4: enough to tell two apart in a log, not to name a person. */
+export function maskIins(text: string): string {
+  return text.replace(/(?<!\d)\d{8}(\d{4})(?!\d)/g, '********$1');
+}
