@@ -344,13 +344,15 @@ export async function reapplyRedisLock(deps: Pick<LockdownDeps, 'em' | 'redis' |
     if (row.state !== 'locked') return false;
     const flagged = (await withTimeout(deps.redis.exists(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis')) === 1;
     if (!flagged) await setRedisFlag(deps, row.since, row.trigger);
-    // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
-    const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
     // The sessions (in Redis) that a lockdown of every session could not end: ended now, once (the
     // warning goes with it), or a stolen session would outlive the lockdown and its resolve (R-13, R-29).
     // A user's scope is left to `users block` (its warning says so): that block is PostgreSQL's too.
+    // Before the pause: the sweep runs at all only while its own queue is not paused, so a failure
+    // here (Redis flapping) after the pause would never be tried again; before it, the next sweep does.
     const endSessions = !row.scope?.startsWith('user:') && row.warnings.some((w) => SESSIONS_NOT_ENDED.test(w));
     const sessionsEnded = endSessions ? await withTimeout(deps.ports.sessions.endAll(), REDIS_STEP_TIMEOUT_MS, 'Redis') : null;
+    // Idempotent; the sweep runs at all only while its own queue is not paused, i.e. when the pause did not hold.
+    const paused = await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
     // What `status` and `doctor` say: the Redis parts hold now.
     const warnings = row.warnings.filter((w) => !/^the Redis lockdown flag could not be set|^queues could not be paused/.test(w) && !(endSessions && SESSIONS_NOT_ENDED.test(w)));
     await tx.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(warnings)]);

@@ -4,6 +4,8 @@ import { createLogger } from '../../connector/logging/logger';
 import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
 import { sessionStoreFor } from '../../connector/users/session.store';
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
+import { reapplyRedisLock } from '../../connector/lockdown/lockdown.service';
+import { lockdownDepsFor, lockdownPortsFor } from '../../queue/lockdown.trigger';
 import IORedis from 'ioredis';
 import { QUEUE_NAMES } from '../../queue/queue-names';
 import { runCli } from '../support/cli';
@@ -137,6 +139,13 @@ describe('connector lockdown (CLI)', () => {
       const sessions = sessionStoreFor({ redis: context.redis, config: env.config });
       const { sessionId } = await sessions.create({ id: '00000000-0000-0000-0000-0000000000aa', login: 'someone' }, new Date());
       expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(0);
+      // Ending the sessions fails once (Redis flapping): nothing is paused yet, so the sweep, which
+      // runs only while its queue is not paused, tries again; the warning stays until it holds.
+      const ports = lockdownPortsFor(context);
+      const flapping = { ...ports, sessions: { ...ports.sessions, endAll: () => Promise.reject(new Error('Connection is closed.')) } };
+      await expect(reapplyRedisLock(lockdownDepsFor(context, flapping))).rejects.toThrow('Connection is closed.');
+      for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(false);
+      expect((JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout) as { warnings: string[] }).warnings).toContainEqual(expect.stringMatching(/^sessions not ended/));
       const swept = await handleSweepOrders({}, context, { id: 'sweep' } as unknown as Job);
       expect(swept).toMatchObject({ lockdownReapplied: true });
       expect(await context.redis.exists(lockdownKey(env.config.redis.prefix))).toBe(1);
