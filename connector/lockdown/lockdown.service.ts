@@ -557,7 +557,9 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
 
   // 7. Orders not yet at the bank wait as `held` (intake stays open: new ones are held on arrival).
   // Recorded in step 4: not null.
-  const held = (await holdPendingOrders(deps.em, input.actor, `lockdown: ${input.reason}`.slice(0, 500), deps.clock.now())) ?? [];
+  // The order's event says why it waits, and goes to the ERP (status webhooks): the trigger and the
+  // incident, not the reason, which may name people (a user's report: the login, the words they typed).
+  const held = (await holdPendingOrders(deps.em, input.actor, `lockdown (${input.trigger}): incident ${record.incidentId}`, deps.clock.now())) ?? [];
   done(`${held.length} orders held`);
 
   // 8. Checklist, incident, audit, alert.

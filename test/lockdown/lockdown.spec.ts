@@ -73,6 +73,10 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(await sessions.countForUser(world.users.ceo)).toBe(0);
     expect(await sessions.countForUser(world.users.revoked)).toBe(0);
     expect(Object.values(await world.states(ids))).toEqual(ids.map(() => 'held'));
+    // What the ERP hears of each held order (its event's reason, sent in status webhooks): the trigger
+    // and the incident, not the lockdown's reason, which may name people (R-4).
+    const heldReasons = await context.orm.em.fork().execute<Array<{ reason: string }>>("select distinct reason from order_event where to_state = 'held' and order_id in (select jsonb_array_elements_text(?::jsonb)::uuid)", [JSON.stringify(ids)]);
+    expect(heldReasons).toEqual([{ reason: `lockdown (manual): incident ${result.incidentId}` }]);
     expect(await isLockedDown(context)).toBe(true);
 
     const status = await lockdownStatusOf(context);
