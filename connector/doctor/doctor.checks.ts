@@ -20,6 +20,8 @@ import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
 import { epochDayOfIso } from '../calendar/kz-calendar-data';
 import { kzToday } from '../statements/statement.schedule';
 import { defaultTrustPaths, loadTrustStore } from '../../signer-agent/certificates/trust.store';
+import { readToken, resolveTokenFile } from '../../signer-agent/agent/agent-token.store';
+import { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';
 import type { CredentialVault } from '../persistence/entities';
 import { credentialStatusOf, masterKeyProblem } from '../vault/credential.vault';
 import { KEY_FILE_HINT, resolveMasterKeyPath } from '../vault/master-key.store';
@@ -222,6 +224,36 @@ async function checkComponent(name: string, url: string, path: string, strict: b
     return { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${status}` };
   } catch (err) {
     return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint };
+  }
+}
+
+/**
+ * The signer agent: reachable, and, when this user can read the token file, proving that it holds
+ * that token (what every caller asks before it sends the token or a password). An agent started with
+ * another token file, or another process on the agent's address, answers /health but every unlock and
+ * signature is refused (SIGNER_NOT_AUTHENTIC): reachable alone said OK.
+ */
+async function checkSignerAgent(config: ConnectorConfig, strict: boolean): Promise<CheckResult> {
+  const reach = await checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)');
+  if (reach.verdict !== 'OK') return reach;
+  const tokenFile = resolveTokenFile(config.signer.tokenFile);
+  try {
+    readToken(tokenFile);
+  } catch (err) {
+    // Run as another user than the connector's processes (the file is theirs, mode 0600): not judged.
+    return { ...reach, detail: `${reach.detail}; whether it holds the signer token was not checked: ${(err as Error).message}` };
+  }
+  try {
+    const status = await withTimeout(new SignerAgentClient({ url: config.signer.url, tokenFile, timeoutMs: CHECK_TIMEOUT_MS }).status(), CHECK_TIMEOUT_MS + 1_000, 'the signer agent');
+    return { ...reach, detail: `${reach.detail}; it holds the token of ${tokenFile} (agent ${status.version}, ${status.users.length} keys enrolled)` };
+  } catch (err) {
+    return {
+      name: 'signer-agent',
+      core: strict,
+      verdict: strict ? 'FAIL' : 'WARN',
+      detail: `${config.signer.url}: ${(err as Error).message}`,
+      hint: `the connector's processes read the token from ${tokenFile} (CONNECTOR_SIGNER_TOKEN_FILE): start the agent in the same folder with the same token file, or stop the process that holds the agent's address`,
+    };
   }
 }
 
@@ -555,7 +587,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
       ),
     ),
     checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
-    checkComponent('signer-agent', config.signer.url, '/health', strict, 'start the signer agent (`connector signer-agent`, or pm2 start ecosystem.config.js)').then((r) => [r]),
+    checkSignerAgent(config, strict).then((r) => [r]),
     ...(options.extra ?? []).map((check) =>
       withTimeout(check(config, strict, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS + 1_000, 'check').then(
         (r) => (r ? [r].flat() : []),
