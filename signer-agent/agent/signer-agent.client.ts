@@ -265,6 +265,9 @@ export class SignerAgentClient {
   private async proves(token: string, method: string, path: string): Promise<boolean> {
     const challenge = randomBytes(24).toString('base64url');
     const res = await this.request(method, path, { method: 'GET', url: '/health', headers: { 'x-signer-challenge': challenge } });
+    // An agent that is closing answers 503 to every request (a PM2 restart): a wait, not an impostor.
+    // Nothing was sent but the challenge, so taking a 503 at its word gives nothing away.
+    if (res.status === 503) throw new SignerAgentError('SHUTTING_DOWN', `the signer agent is shutting down (HTTP 503 to GET /health before ${method} ${path}); it answers again once started`, 0);
     return res.status === 200 && proofMatches(res.headers['x-signer-proof'], token, challenge);
   }
 

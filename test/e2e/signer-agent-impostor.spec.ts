@@ -33,18 +33,25 @@ describe('signer agent client: another process on the agent\'s address', () => {
 
     // Another account's process takes the port and answers like the agent would.
     const seen: string[] = [];
+    let closing = false;
     impostor = createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString('utf8')));
       req.on('end', () => {
         seen.push(`${req.method} ${req.url} auth=${req.headers.authorization ?? '-'} body=${body}`);
-        res.writeHead(200, { 'content-type': 'application/json' }).end(req.url === '/health' ? '{"status":"ok"}' : '{}');
+        if (closing) res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"SHUTTING_DOWN"}');
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(req.url === '/health' ? '{"status":"ok"}' : '{}');
       });
     });
     await new Promise<void>((resolve, reject) => impostor!.once('error', reject).listen(port, '127.0.0.1', resolve));
 
     await expect(client.unlock('alice', P12.rsaSign2021.password)).rejects.toMatchObject({ code: 'SIGNER_NOT_AUTHENTIC' });
     await expect(client.lockdown('test')).rejects.toMatchObject({ code: 'SIGNER_NOT_AUTHENTIC' });
+    // A 503 (an agent closing, during a PM2 restart) is a wait, not an impostor: SHUTTING_DOWN, and
+    // still nothing but the challenge is sent.
+    closing = true;
+    await expect(client.unlock('alice', P12.rsaSign2021.password)).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    closing = false;
     expect(seen.length).toBeGreaterThan(0);
     for (const request of seen) expect(request).toMatch(/^GET \/health auth=- body=$/);
     await new Promise((r) => impostor!.close(r));
