@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
+import { openIncident } from '../../connector/incidents/incident.service';
 import { ConnectorError } from '../../connector/shared/errors';
 import { waitAndRetry } from './pipeline.helpers';
 import { recordAwaitingReasons, signWithMandates, type MandateOutcome } from '../order-signing';
@@ -84,8 +85,34 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
     reasons.set(id, why ? agentWaitReason(context, why.code, why.login, why.err) : null);
   }
   await recordAwaitingReasons(context, reasons);
+  const impostor = [...notReady.values()].find((wait) => wait.code === 'SIGNER_NOT_AUTHENTIC');
+  if (impostor) await signerNotAuthentic(context, impostor.err);
   warnAgentNotReady(context, [...notReady.entries()].filter(([id]) => reasons.has(id)).map(([orderId, why]) => ({ orderId, ...why })));
   return orderIds.map((id) => outcomes.get(id) as MandateOutcome | Error);
+}
+
+/**
+ * What answers at the agent's address did not prove that it holds the signer token (the client sent
+ * it nothing): another process holds the address (a local account listening while the agent was
+ * down, to collect the token and keystore passwords) or the agent runs with another token file. Not
+ * a wait like any other: one open incident says so (a person looks; `connector doctor` tells the two
+ * apart), however many orders and polls meet it.
+ */
+async function signerNotAuthentic(context: JobContext, err: Error): Promise<void> {
+  const url = context.config.signer.url;
+  const { incident, created } = await openIncident(context.orm.em.fork(), {
+    kind: 'signer_not_authentic',
+    severity: 'high',
+    title:
+      `What answers at the signer agent's address ${url} did not prove that it holds the signer token; nothing was sent to it and orders wait for signatures. ` +
+      'Another process holds the address (a local account listening while the agent was down?), or the agent runs with another token file than the connector reads (connector doctor: signer-agent)',
+    evidence: { signerUrl: url, code: 'SIGNER_NOT_AUTHENTIC', tokenFile: context.config.signer.tokenFile, error: err.message.slice(0, 300) },
+    dedupeKey: `signer_not_authentic:${url}`,
+    actor: 'worker',
+    now: context.clock.now(),
+    onRepeat: 'ignore',
+  });
+  if (created) context.logger.error({ event: 'order.sign.agent_not_authentic', alert: true, signerUrl: url, incidentId: incident.id }, 'order.sign.agent_not_authentic');
 }
 
 /**

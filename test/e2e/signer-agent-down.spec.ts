@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
@@ -103,6 +104,31 @@ describe('orders waiting for a signer agent that is down say why (real worker pr
     expect(down).toHaveLength(1);
     expect(down[0]).toMatchObject({ level: 40, signerUrl: config.signer.url, orders: expect.any(Number), hint: expect.stringContaining('connector signer-agent') });
     expect(worker.output()).not.toContain('order.sign.refused');
+
+    // 1b. Another process takes the agent's address (a local account, while the agent is down) and
+    // answers like it, without the proof: the orders say so, one incident is opened for a person,
+    // and the process is sent nothing but challenges.
+    const seen: string[] = [];
+    const impostor = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} auth=${req.headers.authorization ?? '-'}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    const { port } = new URL(config.signer.url);
+    await new Promise<void>((resolve, reject) => impostor.once('error', reject).listen(Number(port), '127.0.0.1', resolve));
+    const incidents = () => context.orm.em.fork().execute<Array<{ status: string; severity: string; title: string }>>("select status, severity, title from incident where kind = 'signer_not_authentic'");
+    try {
+      await eventually(async () => (await ordersOf()).every((r) => r.last_error?.startsWith('SIGNER_NOT_AUTHENTIC')), { timeoutMs: 30_000, what: 'the orders to wait for an agent that proves itself' });
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await incidents()).toEqual([{ status: 'open', severity: 'high', title: expect.stringContaining(`the signer agent's address ${config.signer.url} did not prove`) }]);
+      expect(worker.output().split('\n').filter((line) => line.includes('"event":"order.sign.agent_not_authentic"'))).toHaveLength(1);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const request of seen) expect(request).toMatch(/^GET \/health auth=-$/);
+    } finally {
+      await new Promise((r) => {
+        impostor.close(r);
+        impostor.closeAllConnections();
+      });
+    }
 
     // 2. The agent is back, its keys locked (they live in its memory only): the reason changes.
     agent = await startSignerAgent({ config, logger, cwd: env.workDir, workerScript: SIGNING_WORKER_SCRIPT });
