@@ -7,6 +7,7 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { parseAmount } from '../../connector/shared/money';
 import { scanOnecOutbox } from '../../queue/jobs/scan-onec-outbox.job';
 import { createTestEnv, type TestEnv } from '../support/test-env';
+import { onecOrderLines } from '../support/orders.fixture';
 
 /**
  * The 1C outbox scan (the worker's job) on randomly damaged exports, on a real folder, PostgreSQL
@@ -20,25 +21,7 @@ describe('1C outbox scan on damaged exports', () => {
   let context: AppContext;
   let outbox: string;
 
-  const doc = (number: string, amount: string): string[] => [
-    'СекцияДокумент=Платежное поручение',
-    `НомерДокумента=${number}`,
-    'ДатаДокумента=25.11.2026',
-    `Сумма=${amount}`,
-    'ПлательщикНаименование=ТОО "Пример Плательщик"',
-    'ПлательщикБИН_ИИН=200540000019',
-    'ПлательщикКБЕ=17',
-    'ПлательщикИИК=KZ69998CTA0000000101',
-    'ПлательщикБанкБИК=TSESKZKA',
-    'ПолучательНаименование=ТОО "Пример Получатель"',
-    'ПолучательБИН_ИИН=190840000015',
-    'ПолучательКБЕ=17',
-    'ПолучательИИК=KZ78722S000000067890',
-    'ПолучательБанкБИК=CASPKZKA',
-    'НазначениеПлатежа=Оплата по счету',
-    'КодНазначенияПлатежа=710',
-    'КонецДокумента',
-  ];
+  const doc = (number: string, amount: string): string[] => onecOrderLines(number, { amount });
   const lines = ['1CClientBankExchange', 'ВерсияФормата=1.03', 'Кодировка=Windows', ...doc('F-1', '1500.00'), ...doc('F-2', '7745.70'), ...doc('F-3', '12'), 'КонецФайла'];
 
   type Mutation =

@@ -5,6 +5,7 @@ import * as iconv from 'iconv-lite';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { scanOnecOutbox, type OutboxFileResult, type WhileReading } from '../../queue/jobs/scan-onec-outbox.job';
 import { createTestEnv, type TestEnv } from '../support/test-env';
+import { onecOrderLines } from '../support/orders.fixture';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 
 /** The 1C outbox scan on a real folder, PostgreSQL and Redis (its own database and key prefix). */
@@ -13,26 +14,7 @@ describe('1C outbox folder scan', () => {
   let context: AppContext;
   let outbox: string;
 
-  const doc = (number: string, extra: string[] = []): string[] => [
-    'СекцияДокумент=Платежное поручение',
-    `НомерДокумента=${number}`,
-    'ДатаДокумента=25.11.2026',
-    'Сумма=1500.00',
-    'ПлательщикНаименование=ТОО "Пример Плательщик"',
-    'ПлательщикБИН_ИИН=200540000019',
-    'ПлательщикКБЕ=17',
-    'ПлательщикИИК=KZ69998CTA0000000101',
-    'ПлательщикБанкБИК=TSESKZKA',
-    'ПолучательНаименование=ТОО "Пример Получатель"',
-    'ПолучательБИН_ИИН=190840000015',
-    'ПолучательКБЕ=17',
-    'ПолучательИИК=KZ78722S000000067890',
-    'ПолучательБанкБИК=CASPKZKA',
-    'НазначениеПлатежа=Оплата по счету',
-    'КодНазначенияПлатежа=710',
-    ...extra,
-    'КонецДокумента',
-  ];
+  const doc = (number: string, extra: string[] = []): string[] => onecOrderLines(number, { extra });
   const file = (docs: string[][], end = true): Buffer =>
     iconv.encode([...['1CClientBankExchange', 'ВерсияФормата=1.03', 'Кодировка=Windows'], ...docs.flat(), ...(end ? ['КонецФайла'] : [])].join('\r\n') + '\r\n', 'cp1251');
   const age = (path: string, ageMs = 60_000): string => {

@@ -17,3 +17,31 @@ export function sampleOrder(overrides: Partial<NormalisedOrder> = {}): Normalise
     ...overrides,
   };
 }
+
+/**
+ * One payment order as 1C writes it into an exchange file (the lines from СекцияДокумент to
+ * КонецДокумента), dated 25.11.2026 between the sample payer and beneficiary; `extra` lines go
+ * before КонецДокумента.
+ */
+export function onecOrderLines(number: string, options: { amount?: string; extra?: string[] } = {}): string[] {
+  return [
+    'СекцияДокумент=Платежное поручение',
+    `НомерДокумента=${number}`,
+    'ДатаДокумента=25.11.2026',
+    `Сумма=${options.amount ?? '1500.00'}`,
+    'ПлательщикНаименование=ТОО "Пример Плательщик"',
+    'ПлательщикБИН_ИИН=200540000019',
+    'ПлательщикКБЕ=17',
+    'ПлательщикИИК=KZ69998CTA0000000101',
+    'ПлательщикБанкБИК=TSESKZKA',
+    'ПолучательНаименование=ТОО "Пример Получатель"',
+    'ПолучательБИН_ИИН=190840000015',
+    'ПолучательКБЕ=17',
+    'ПолучательИИК=KZ78722S000000067890',
+    'ПолучательБанкБИК=CASPKZKA',
+    'НазначениеПлатежа=Оплата по счету',
+    'КодНазначенияПлатежа=710',
+    ...(options.extra ?? []),
+    'КонецДокумента',
+  ];
+}
