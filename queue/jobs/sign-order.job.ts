@@ -86,7 +86,8 @@ export async function signBatch(context: JobContext, orderIds: string[]): Promis
   }
   await recordAwaitingReasons(context, reasons);
   const impostor = [...notReady.values()].find((wait) => wait.code === 'SIGNER_NOT_AUTHENTIC');
-  if (impostor) await signerNotAuthentic(context, impostor.err);
+  // Best effort: the orders' reasons are recorded; a failure here is told, not the batch's.
+  if (impostor) await signerNotAuthentic(context, impostor.err).catch((e: Error) => context.logger.error({ event: 'order.sign.agent_not_authentic_incident_error', err: e.message }));
   warnAgentNotReady(context, [...notReady.entries()].filter(([id]) => reasons.has(id)).map(([orderId, why]) => ({ orderId, ...why })));
   return orderIds.map((id) => outcomes.get(id) as MandateOutcome | Error);
 }
