@@ -12,7 +12,8 @@ import { dropSignaturesThatNoLongerCount, SignerDirectory } from './jobs/pipelin
 import { isLockedDown, triggerLockdown } from './lockdown.trigger';
 import { SignerAgentError, type SignInput, type SignOutput } from '../signer-agent/agent/signer-agent.client';
 import { MAX_SIGN_BATCH } from '../signer-agent/agent/signer-agent.contract';
-import { signerCertificateOf, verifySignerCryptography } from '../signer-agent/cms/cms.verifier';
+import { checkSigner } from '../signer-agent/cms/cms.verifier';
+import type { CertificateInfo } from '../signer-agent/certificates/certificate.info';
 import { SignerError } from '../signer-agent/signer.errors';
 import { StageBatcher, stageBatcher } from './stage-batcher';
 import { enqueueWriteBack } from './jobs/write-back.job';
@@ -153,21 +154,12 @@ function missingLevels(levels: readonly SignLevel[], signatures: readonly Stored
 
 export type SignAttempt = { signed: SignLevel } | { refused: string };
 
-/** Why the CMS's signer of `serial` does not hold over `content` (an unreadable CMS included), or null. */
-function signatureBroken(cms: Buffer, content: Buffer, serial: string): { code: string; message: string } | null {
+/** Why the CMS's signer of `serial` does not hold over `content` (an unreadable CMS included), or its certificate. */
+function signerChecked(cms: Buffer, content: Buffer, serial: string): { code: string; message: string } | { certificate: CertificateInfo } {
   try {
-    return verifySignerCryptography(cms, content, serial);
+    return checkSigner(cms, content, serial);
   } catch (err) {
     return { code: err instanceof SignerError ? err.code : 'INPUT_UNREADABLE', message: (err as Error).message };
-  }
-}
-
-/** The certificate the CMS carries for its signer of `serial`; null when there is none or the CMS cannot be read. */
-function signerIdentity(cms: Buffer, serial: string): { iin: string | null; bin: string | null; subject: string } | null {
-  try {
-    return signerCertificateOf(cms, serial);
-  } catch {
-    return null;
   }
 }
 
@@ -209,8 +201,9 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   }
   // The agent's JSON says what it signed; the CMS is the evidence kept (R-18) and what the bank
   // verifies: its new signer must hold over the frozen bytes, with the certificate it names.
-  const broken = signed.documentSha256 !== document.sha256 ? { code: 'DIGEST_MISMATCH', message: `the agent reports sha256 ${signed.documentSha256}` } : signatureBroken(signed.cmsDer, document.bytes, signed.serial);
-  if (broken) {
+  const checked = signed.documentSha256 !== document.sha256 ? { code: 'DIGEST_MISMATCH', message: `the agent reports sha256 ${signed.documentSha256}` } : signerChecked(signed.cmsDer, document.bytes, signed.serial);
+  if ('code' in checked) {
+    const broken = checked;
     // A signature over other bytes than the frozen document: a check that must never fail did (issue 16).
     await triggerLockdown(context, {
       trigger: 'signed_bytes_mismatch',
@@ -224,10 +217,10 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   // Who signed is read from the certificate in the CMS, not from the agent's JSON (R-16, R-18): an
   // agent that names another person than the key it used, or a key of another person than the user
   // (the agent was asked for the user's IIN), is tampered with.
-  const certificate = signerIdentity(signed.cmsDer, signed.serial);
-  const impostor = !certificate
-    ? `its CMS carries no certificate of serial ${signed.serial}`
-    : certificate.iin !== signed.iin || certificate.bin !== signed.bin || certificate.subject !== signed.subject
+  // The certificate is the one the signature verified with (a CMS without it is refused above).
+  const { certificate } = checked;
+  const impostor =
+    certificate.iin !== signed.iin || certificate.bin !== signed.bin || certificate.subject !== signed.subject
       ? `it reports the signer as IIN ${signed.iin ?? '(none)'}, BIN ${signed.bin ?? '(none)'}, but the certificate in its CMS is of IIN ${certificate.iin ?? '(none)'}, BIN ${certificate.bin ?? '(none)'}`
       : user.iin != null && certificate.iin !== user.iin
         ? `the certificate in its CMS carries IIN ${certificate.iin ?? '(none)'}, not the user's`
@@ -237,7 +230,7 @@ async function produceSignature(context: JobContext, state: SigningState, signer
       trigger: 'certificate_check_failed',
       reason: `the signer agent returned a signature of ${user.login} on order ${order.number} that is not theirs as it claims: ${impostor}`,
       scope: `user:${user.login}`,
-      evidence: { orderId: order.id, login: user.login, serial: signed.serial, reportedIin: signed.iin, certificateIin: certificate?.iin ?? null, code: 'IDENTITY_MISMATCH' },
+      evidence: { orderId: order.id, login: user.login, serial: signed.serial, reportedIin: signed.iin, certificateIin: certificate.iin, code: 'IDENTITY_MISMATCH' },
       actor: 'worker',
     });
     throw Object.assign(new ConnectorError('IDENTITY_MISMATCH', 'the signer agent returned a signature whose certificate is not the signer it names'), { lockdown: true });

@@ -109,9 +109,20 @@ function verifySignerCrypto(info: ParsedSignerInfo, cert: ParsedCertificate, con
  * (CHAIN_UNTRUSTED when no signer of that serial, or its certificate, is in the CMS).
  */
 export function verifySignerCryptography(cms: Buffer, content: Buffer, serial: string): { code: SignerErrorCode; message: string } | null {
+  const checked = checkSigner(cms, content, serial);
+  return 'certificate' in checked ? null : checked;
+}
+
+/**
+ * `verifySignerCryptography` and, when it holds, who signed: the certificate the CMS carries for
+ * that serial, read in the same parse (the evidence of who signed, whatever a signer agent's answer
+ * says, R-18).
+ */
+export function checkSigner(cms: Buffer, content: Buffer, serial: string): { code: SignerErrorCode; message: string } | { certificate: CertificateInfo } {
   const parsed = parseCms(cms);
   const infos = parsed.signerInfos.filter((info) => 'serial' in info.sid && info.sid.serial === serial);
   if (infos.length === 0) return { code: 'CHAIN_UNTRUSTED', message: `no signer with certificate serial ${serial} in the CMS` };
+  let signer: ParsedCertificate | undefined;
   for (const info of infos) {
     const cert = findSignerCertificate(info.sid, parsed.certificates);
     if (!cert) return { code: 'CHAIN_UNTRUSTED', message: `the certificate of serial ${serial} is not included in the CMS` };
@@ -121,19 +132,9 @@ export function verifySignerCryptography(cms: Buffer, content: Buffer, serial: s
       if (err instanceof Refusal) return { code: err.code, message: err.message };
       throw err;
     }
+    signer ??= cert;
   }
-  return null;
-}
-
-/**
- * Who the CMS's signer of `serial` is, read from the certificate the CMS carries for it (null when
- * there is none): the evidence of who signed, whatever a signer agent's answer says (R-18).
- */
-export function signerCertificateOf(cms: Buffer, serial: string): CertificateInfo | null {
-  const parsed = parseCms(cms);
-  const info = parsed.signerInfos.find((i) => 'serial' in i.sid && i.sid.serial === serial);
-  const cert = info ? findSignerCertificate(info.sid, parsed.certificates) : undefined;
-  return cert ? certificateInfo(cert) : null;
+  return { certificate: certificateInfo(signer as ParsedCertificate) };
 }
 
 function signingTimeOf(info: ParsedSignerInfo): Date | null {
