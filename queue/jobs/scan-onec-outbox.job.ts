@@ -18,6 +18,7 @@ import {
 } from '../../adapters/erp/onec-exchange/onec-outbox.folder';
 import { conflictAdvice, describeDifferences, intakeOrders, type IntakeConflict, type IntakeItem } from '../../connector/intake/order-intake';
 import { CONTRACT_LIMITS } from '../../connector/requisites/payment-order.validator';
+import { partySchema } from '../../connector/orders/payment-order';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
@@ -237,8 +238,8 @@ function overlongKeyIssues(doc: OnecDocument): OnecIssue[] {
   return issues;
 }
 
-/** As `partySchema.iban` (the HTTP intake's bound). */
-const PAYER_IBAN_MAX_LENGTH = 64;
+/** The order schema's bound of an account (what the HTTP intake refuses beyond). */
+const PAYER_IBAN_MAX_LENGTH = partySchema.shape.iban.maxLength ?? 64;
 
 function conflictIssue(line: number, number: string, conflict: IntakeConflict, orderId: string): OnecIssue {
   const advice = conflictAdvice(conflict.state, orderId);
