@@ -1,5 +1,5 @@
 import { IsolationLevel } from '@mikro-orm/core';
-import { MikroORM, type Options } from '@mikro-orm/postgresql';
+import { MikroORM, type EntityManager, type Options } from '@mikro-orm/postgresql';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { Client } from 'pg';
@@ -208,13 +208,52 @@ export async function allowWorkBetweenStatements(tx: Executes): Promise<void> {
  * ended by idle_in_transaction_session_timeout, and past `waitMs` this fails as a lock timeout
  * (SQLSTATE 55P03, a transient error: the job is retried).
  */
+/** An advisory lock not had within `waitMs`, said as PostgreSQL says a lock timeout (SQLSTATE 55P03, transient). */
+function advisoryLockTimeout(waitMs: number): Error {
+  return Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
+}
+
 export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, key: string, params: unknown[]): Promise<void> {
   const deadline = Date.now() + Math.max(0, waitMs);
   for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
     const rows = (await tx.execute(`select pg_try_advisory_xact_lock(${key}) as taken`, params)) as Array<{ taken: boolean }>;
     if (rows[0]?.taken === true) return;
     if (Date.now() >= deadline) {
-      throw Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
+      throw advisoryLockTimeout(waitMs);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
+  }
+}
+
+/**
+ * Runs `work` while holding the transaction-scoped advisory lock of `key` (an SQL expression of
+ * `params`) on a connection of its own: a mutex across processes and hosts, let go when `work`
+ * ends, or by PostgreSQL when the process dies. `work` runs on its own connections, so its
+ * statements commit as they would without the lock. The holder is a knex transaction, not a
+ * MikroORM one: MikroORM would make it the transaction context of every EntityManager inside
+ * `work` that follows the context. A waiter holds no connection: it asks with
+ * pg_try_advisory_xact_lock every 10-250 ms, in a transaction of its own each time, so waiters
+ * never starve `work` of the pool; past `waitMs` this fails as a lock timeout (SQLSTATE 55P03, a
+ * transient error: the job is retried).
+ */
+export async function withAdvisoryMutex<T>(em: EntityManager, waitMs: number, key: string, params: unknown[], work: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + Math.max(0, waitMs);
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    const trx = await em.getKnex().transaction();
+    try {
+      const asked = (await trx.raw(`select pg_try_advisory_xact_lock(${key}) as taken`, params as never[])) as { rows: Array<{ taken: boolean }> };
+      if (asked.rows[0]?.taken === true) {
+        // The holder sits idle in its transaction while `work` runs elsewhere, for as long as that takes.
+        await trx.raw('set local idle_in_transaction_session_timeout = 0');
+        const result = await work();
+        await trx.commit();
+        return result;
+      }
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback().catch(() => undefined);
+    }
+    if (Date.now() >= deadline) {
+      throw advisoryLockTimeout(waitMs);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
   }

@@ -7,6 +7,7 @@ import { checkBalance, checkContinuity, checkRestatement, type StatementBalances
 import type { StatementData } from './statement.model';
 import { previousStatement, storeLines, storeStatement, storedStatement, type ChangedLine, type ConflictingLine, type LineFacts, type WithdrawnLine } from './statement.store';
 import { checkExecutedInStatement, raiseOnce, reconcileAccount } from './reconciliation';
+import { withAdvisoryMutex } from '../persistence/database';
 import { kzToday } from './statement.schedule';
 import type { ListedAccount } from './unfollowed-accounts';
 
@@ -50,6 +51,8 @@ export interface FetchReconcileResult {
 }
 
 const MAX_HOLE_DEPTH = 2;
+/** A reconciliation of months of lines takes a while; the fetch waiting for it has nothing better to do (as the store's lock). */
+const RECONCILE_LOCK_WAIT_MS = 300_000;
 
 /** Alerts go to the log at error level with a stable event name (the operators' alerting reads it). */
 function alert(logger: Logger | undefined, event: string, details: Record<string, unknown>): void {
@@ -91,29 +94,34 @@ export async function fetchAndReconcileStatement(deps: StatementServiceDeps, acc
   for (const line of changed) await reportRestatedLine(deps, incidents, account, { changed: line });
   for (const line of withdrawn) await reportRestatedLine(deps, incidents, account, { withdrawn: line });
 
-  // 4. Reconcile what is stored for the period (also lines stored by earlier fetches), after the
-  // earlier periods this fetch stored lines of (else a debit found only in a hole would never be judged).
+  // 4 and 5 one fetch of the account at a time, in every process and host: two fetches at once (today's
+  // and the closed day's) would each read the other's lines as not yet matched, and could both take
+  // one order's two debits as its payment (the second debit, unexplained, would open no incident).
   const rec = { matched: 0, executed: 0, incidents: [] as string[] };
-  for (const period of [...earlier.sort((a, b) => (a.periodFrom < b.periodFrom ? -1 : 1)), statement]) {
-    const { from: since, to: until } = reconcileRange(period);
-    const r = await reconcileAccount(deps.em, account, since, until, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
-    rec.matched += r.matched;
-    rec.executed += r.executed;
-    rec.incidents.push(...r.incidents);
-  }
-  incidents.push(...rec.incidents);
-  if (rec.incidents.length) alert(deps.logger, 'statement.reconciliation.incident', { account, from, to, incidentIds: rec.incidents });
-  // 5. A closed period: every order executed in it must be in it.
-  for (const period of earlier.filter((p) => p.kind === 'booked')) {
-    const missing = await checkExecutedInStatement(deps.em, account, period.periodFrom, period.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
-    incidents.push(...missing);
-    if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from: period.periodFrom, to: period.periodTo, incidentIds: missing });
-  }
-  if (statement.kind === 'booked') {
-    const missing = await checkExecutedInStatement(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
-    incidents.push(...missing);
-    if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from, to, incidentIds: missing });
-  }
+  await withAdvisoryMutex(deps.em, RECONCILE_LOCK_WAIT_MS, 'hashtext(?)', [`reconcile:${account}`], async () => {
+    // 4. Reconcile what is stored for the period (also lines stored by earlier fetches), after the
+    // earlier periods this fetch stored lines of (else a debit found only in a hole would never be judged).
+    for (const period of [...earlier.sort((a, b) => (a.periodFrom < b.periodFrom ? -1 : 1)), statement]) {
+      const { from: since, to: until } = reconcileRange(period);
+      const r = await reconcileAccount(deps.em, account, since, until, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+      rec.matched += r.matched;
+      rec.executed += r.executed;
+      rec.incidents.push(...r.incidents);
+    }
+    incidents.push(...rec.incidents);
+    if (rec.incidents.length) alert(deps.logger, 'statement.reconciliation.incident', { account, from, to, incidentIds: rec.incidents });
+    // 5. A closed period: every order executed in it must be in it.
+    for (const period of earlier.filter((p) => p.kind === 'booked')) {
+      const missing = await checkExecutedInStatement(deps.em, account, period.periodFrom, period.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+      incidents.push(...missing);
+      if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from: period.periodFrom, to: period.periodTo, incidentIds: missing });
+    }
+    if (statement.kind === 'booked') {
+      const missing = await checkExecutedInStatement(deps.em, account, statement.periodFrom, statement.periodTo, { calendar: deps.calendar, now: deps.now, actor: 'reconciliation' });
+      incidents.push(...missing);
+      if (missing.length) alert(deps.logger, 'statement.executed_missing', { account, from, to, incidentIds: missing });
+    }
+  });
   deps.logger?.info({ event: 'statement.fetched', account, from, to, kind: statement.kind, stored, duplicates, matched: rec.matched, executed: rec.executed, incidents: incidents.length });
   return {
     account,

@@ -4,6 +4,7 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import type { NormalisedOrder } from '../../connector/orders/payment-order';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { DelayedError, type Job } from 'bullmq';
+import { Client } from 'pg';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { mapBankStatement } from '../../adapters/bank/business-api/statement.mapper';
 import { createAppContext } from '../../connector/app/app-context';
@@ -124,6 +125,45 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     const [incident] = (await incidents('unexplained_debit')).filter((i) => i.evidence.account === PAYER);
     expect(incident.evidence).toMatchObject({ bankLineId: 'D1-B' });
     expect(again.incidents).toEqual([incident.id]);
+  });
+  it("two fetches of one account at once (today's and the closed day's) still take only one of an order's two debits as its payment", async () => {
+    // One order, debited once on each of two days, both days fetched at the same moment. Run
+    // together, each reconciliation could read the other's line as not yet matched and take its own
+    // as the payment: the second debit would open no incident. A gate makes that interleaving
+    // certain: a line's match waits (in a trigger) until the test opens the gate, which it does once
+    // two reconciliations wait at it, or one has waited alone for a while (one at a time, as it must be).
+    const account = 'KZ00000000000000R001';
+    const o = await submittedOrder({ number: 'R-1', date: '2026-11-24', payer: { ...sampleOrder().payer, iban: account } });
+    const bank = new ScriptedBank();
+    const first = statement(account, '2026-11-24', '2026-11-24', 100_000_000, [line({ bankLineId: 'R1-A', amount: 15_000_000, externalId: o.externalId })]);
+    bank.answer(first);
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', first.closingBalance, [line({ bankLineId: 'R1-B', bookingDate: '2026-11-25', valueDate: '2026-11-25', amount: 15_000_000, externalId: o.externalId })]));
+    const GATE = 424_242;
+    await q(`create function test_match_gate() returns trigger language plpgsql as $$ begin perform pg_advisory_xact_lock_shared(${GATE}); return new; end $$`);
+    await q('create trigger test_match_gate before update on statement_line for each row when (old.match_kind is distinct from new.match_kind) execute function test_match_gate()');
+    const gate = new Client({ connectionString: env.config.database.url });
+    await gate.connect();
+    try {
+      await gate.query('select pg_advisory_lock($1)', [GATE]);
+      const now = new Date('2026-11-25T10:00:00Z');
+      const fetches = Promise.all([run(bank, account, '2026-11-24', '2026-11-24', now), run(bank, account, '2026-11-25', '2026-11-25', now)]);
+      const waiting = async () => Number((await gate.query(`select count(*) as n from pg_locks where locktype = 'advisory' and objid = $1 and not granted`, [GATE])).rows[0].n);
+      for (let alone = 0; ; await new Promise((r) => setTimeout(r, 20))) {
+        const n = await waiting();
+        if (n >= 2 || (n === 1 && ++alone >= 50)) break;
+      }
+      await gate.query('select pg_advisory_unlock($1)', [GATE]);
+      await fetches;
+    } finally {
+      await gate.end();
+      await q('drop trigger test_match_gate on statement_line');
+      await q('drop function test_match_gate()');
+    }
+    const rows = await q<{ bank_line_id: string; match_kind: string; order_id: string | null }>('select bank_line_id, match_kind, order_id from statement_line where account = ? order by bank_line_id', [account]);
+    expect(rows.map((r) => r.match_kind).sort()).toEqual(['order', 'unexplained']);
+    expect(rows.filter((r) => r.order_id === o.id)).toHaveLength(1);
+    expect((await incidents('unexplained_debit')).filter((i) => i.evidence.account === account)).toHaveLength(1);
+    expect(await stateOf(o.id)).toBe('executed');
   });
   it('a debit with the number and date of our order but another amount or beneficiary is an erroneous execution of it (R-27), not an unknown debit', async () => {
     const amount = await submittedOrder({ number: 'M-1', date: '2026-11-23' });
