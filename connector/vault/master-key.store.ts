@@ -21,6 +21,8 @@ export interface MasterKeyRing {
   current: MasterKey;
   byId: Map<string, Buffer>;
   path: string;
+  /** The file as it was read (inode, size, modification time): `rereadIfChanged` compares it. */
+  stamp: string;
 }
 
 const LINE = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/;
@@ -37,6 +39,31 @@ export function resolveMasterKeyPath(file: string, cwd: string = process.cwd()):
   return resolve(cwd, file);
 }
 
+function stampOf(path: string): string {
+  const st = statSync(path);
+  return `${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+/** The stamp is taken before the text: a file replaced in between is read again next time, never missed. */
+function read(path: string): MasterKeyRing {
+  const stamp = stampOf(path);
+  return parse(path, readFileSync(path, 'utf8'), stamp);
+}
+
+/**
+ * The ring again when its file changed since it was read (`connector vault rotate-key` in another
+ * process replaces the file), else the same ring. A file gone keeps the ring read before.
+ */
+export function rereadIfChanged(ring: MasterKeyRing): MasterKeyRing {
+  let stamp: string;
+  try {
+    stamp = stampOf(ring.path);
+  } catch {
+    return ring;
+  }
+  return stamp === ring.stamp ? ring : loadMasterKey(ring.path);
+}
+
 function assertPrivate(path: string): void {
   if (process.platform === 'win32') return;
   const mode = statSync(path).mode & 0o777;
@@ -48,7 +75,7 @@ function assertPrivate(path: string): void {
   }
 }
 
-function parse(path: string, text: string): MasterKeyRing {
+function parse(path: string, text: string, stamp: string): MasterKeyRing {
   const byId = new Map<string, Buffer>();
   let current: MasterKey | undefined;
   for (const raw of text.split('\n')) {
@@ -62,7 +89,7 @@ function parse(path: string, text: string): MasterKeyRing {
     current = { id: m[1], key };
   }
   if (!current) throw new ConnectorError('MASTER_KEY_INVALID', `master key file ${path} holds no key`);
-  return { current, byId, path };
+  return { current, byId, path, stamp };
 }
 
 function newKeyLine(existing: Set<string>): string {
@@ -94,7 +121,7 @@ export function loadMasterKey(path: string): MasterKeyRing {
     throw new ConnectorError('MASTER_KEY_MISSING', `the master key file ${path} does not exist (CONNECTOR_MASTER_KEY_FILE; default .connector/master.key under the working directory): ${KEY_FILE_HINT}`);
   }
   assertPrivate(path);
-  return parse(path, readFileSync(path, 'utf8'));
+  return read(path);
 }
 
 /** Loads the key ring, creating the file (0600) with one fresh key when it does not exist. */
@@ -114,7 +141,7 @@ export function loadOrCreateMasterKey(path: string): MasterKeyRing {
     }
   }
   assertPrivate(path);
-  return parse(path, readFileSync(path, 'utf8'));
+  return read(path);
 }
 
 /** Appends a new current key (old keys stay readable); returns the new ring. */

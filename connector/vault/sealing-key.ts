@@ -29,7 +29,7 @@ export async function sealedSecrets(em: EntityManager): Promise<SealedSecret[]> 
 }
 
 /** The secrets `ring` cannot open (each opened and dropped at once; nothing is shown). */
-function unreadableWith(ring: MasterKeyRing, secrets: SealedSecret[]): UnreadableSecret[] {
+export function unreadableWith(ring: MasterKeyRing, secrets: SealedSecret[]): UnreadableSecret[] {
   const box = new SecretBox(ring);
   const out: UnreadableSecret[] = [];
   for (const secret of secrets) {
@@ -49,6 +49,11 @@ function listed(secrets: SealedSecret[]): string {
 
 function keyIds(secrets: SealedSecret[]): string {
   return [...new Set(secrets.map((s) => SecretBox.keyIdOf(s.sealed) ?? '?'))].join(', ');
+}
+
+/** Which secrets, and the master keys they were sealed under: for an operator, nothing secret. */
+export function describeSecrets(secrets: SealedSecret[]): string {
+  return `${listed(secrets)} (sealed under master key ${keyIds(secrets)})`;
 }
 
 const LOST_HINT = 'only if that key is lost for good, add --master-key-lost (what was sealed under it stays unreadable: users re-enrol TOTP)';
@@ -77,7 +82,7 @@ export async function sealingKeyFor(
       throw exists
         ? new ConnectorError(
             'MASTER_KEY_MISMATCH',
-            `the master key file in use, ${path}, cannot open ${listed(blocking)} (sealed under master key ${keyIds(blocking)}): it is not the key file that sealed them, and a Client Secret sealed with it would leave two master keys. Nothing was stored: ${KEY_FILE_HINT}; ${LOST_HINT}`,
+            `the master key file in use, ${path}, cannot open ${describeSecrets(blocking)}: it is not the key file that sealed them, and a Client Secret sealed with it would leave two master keys. Nothing was stored: ${KEY_FILE_HINT}; ${LOST_HINT}`,
           )
         : new ConnectorError(
             'MASTER_KEY_MISSING',

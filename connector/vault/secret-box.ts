@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ConnectorError } from '../shared/errors';
-import { KEY_FILE_HINT, loadMasterKey, loadOrCreateMasterKey, resolveMasterKeyPath, type MasterKeyRing } from './master-key.store';
+import { KEY_FILE_HINT, loadMasterKey, loadOrCreateMasterKey, rereadIfChanged, resolveMasterKeyPath, type MasterKeyRing } from './master-key.store';
 
 /**
  * AES-256-GCM under the master key (R-4). A ciphertext is `v1:<keyId>:<iv>:<tag>:<data>`
@@ -35,6 +35,9 @@ export class SecretBox {
   }
 
   encrypt(plaintext: string, purpose: string): string {
+    // A process running for weeks seals under the current key of the file, not of its start: a key
+    // `vault rotate-key` dropped since would leave what it seals unreadable (a TOTP seed enrolled in the API).
+    this.ring = rereadIfChanged(this.ring);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.ring.current.key, iv);
     cipher.setAAD(Buffer.from(purpose, 'utf8'));

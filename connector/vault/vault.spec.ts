@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentialStatusOf } from './credential.vault';
-import { addMasterKey, loadOrCreateMasterKey, pruneMasterKeys } from './master-key.store';
+import { addMasterKey, loadMasterKey, loadOrCreateMasterKey, pruneMasterKeys } from './master-key.store';
 import { SecretBox } from './secret-box';
 import type { CredentialVault } from '../persistence/entities';
 
@@ -65,6 +65,16 @@ describe('SecretBox (AES-256-GCM)', () => {
     pruneMasterKeys(path);
     expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(1);
     expect(() => new SecretBox(loadOrCreateMasterKey(path)).decrypt(old, 'p')).toThrow(/sealed under master key k[0-9a-f]+, which the master key file in use, .*m\.key, does not hold/);
+  });
+  test('a box read before another process rotated and dropped the old key seals under the new one', () => {
+    const path = join(dir, 'stale.key');
+    const longRunning = new SecretBox(loadOrCreateMasterKey(path));
+    longRunning.encrypt('warm', 'p');
+    // `connector vault rotate-key` elsewhere: a new key, then the old one dropped.
+    addMasterKey(path);
+    pruneMasterKeys(path);
+    const sealed = longRunning.encrypt('seed', 'p');
+    expect(new SecretBox(loadMasterKey(path)).decrypt(sealed, 'p')).toBe('seed');
   });
 });
 

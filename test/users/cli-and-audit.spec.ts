@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { verifyAudit } from '../../connector/audit/audit.log';
@@ -234,6 +235,34 @@ describe('connector users / credentials', () => {
     const status = await cli(['credentials', 'status', '--json']);
     expect(JSON.parse(status.stdout).usable).toBe(true);
     expect((await cli(['credentials', 'rotate', '--secret-stdin'], 'Third-Client-Secret\n')).code).toBe(0);
+  });
+
+  test('vault rotate-key with a key file that does not exist, or that did not seal the secrets, changes nothing and says which file', async () => {
+    const installed = env.context.config.masterKeyFile;
+    const before = readFileSync(installed, 'utf8');
+    try {
+      // Run from another folder, the default relative path names a file that is not there.
+      const elsewhere = join(env.dir, 'elsewhere', '.connector', 'master.key');
+      process.env.CONNECTOR_MASTER_KEY_FILE = elsewhere;
+      const missing = await cli(['vault', 'rotate-key']);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain('MASTER_KEY_MISSING');
+      expect(missing.stderr).toContain(elsewhere);
+      expect(existsSync(elsewhere)).toBe(false);
+      // Another installation's key file: it opens none of the secrets.
+      const other = join(env.dir, 'other.key');
+      writeFileSync(other, `kother:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+      process.env.CONNECTOR_MASTER_KEY_FILE = other;
+      const mismatch = await cli(['vault', 'rotate-key']);
+      expect(mismatch.code).not.toBe(0);
+      expect(mismatch.stderr).toContain('MASTER_KEY_MISMATCH');
+      expect(mismatch.stderr).toMatch(/cannot open the bank Client Secret/);
+      expect(readFileSync(other, 'utf8').trim().split('\n')).toHaveLength(1);
+    } finally {
+      process.env.CONNECTOR_MASTER_KEY_FILE = installed;
+    }
+    expect(readFileSync(installed, 'utf8')).toBe(before);
+    expect(JSON.parse((await cli(['credentials', 'status', '--json'])).stdout).usable).toBe(true);
   });
 
   test('archive export writes the tables with a manifest and refuses a non-empty directory', async () => {
