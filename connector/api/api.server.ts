@@ -4,6 +4,7 @@ import { pendingMigrations } from '../persistence/database';
 import { ApiError, sendError } from './api-errors';
 import { transientDatabaseError } from '../shared/pg-errors';
 import { withTimeout } from '../shared/timeout';
+import { requestTimeouts } from '../shared/http-timeouts';
 import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.hooks';
 import { registerOrderRoutes } from './order.routes';
 
@@ -11,7 +12,15 @@ export interface ApiOptions {
   authenticators?: Authenticator[];
   /** Extra route modules (users, incidents, lockdown...) added by later capabilities. */
   routes?: Array<(app: FastifyInstance, context: AppContext) => void>;
+  /** How long a client may take to send a request (default API_REQUEST_TIMEOUT_MS); tests shorten it. */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * A request not sent whole within 5 minutes is closed (408): Node's own default, which Fastify
+ * turns off. Long enough for the largest orders batch (16 MiB) over a slow link to an ERP.
+ */
+export const API_REQUEST_TIMEOUT_MS = 300_000;
 
 /**
  * The largest body a route takes unless it says otherwise: a login, a grant, an incident report
@@ -30,6 +39,7 @@ export function buildApi(context: AppContext, options: ApiOptions = {}): Fastify
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
+    ...requestTimeouts(options.requestTimeoutMs ?? API_REQUEST_TIMEOUT_MS),
     // X-Forwarded-* only from the configured reverse proxies: trusting every loopback client (and
     // every client is one when the API listens on loopback) let anyone name a new address in
     // X-Forwarded-For for each login attempt and escape the per-IP limit. None: the socket's address.

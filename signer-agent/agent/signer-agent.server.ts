@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import { z, type ZodType } from 'zod';
 import { ConnectorError } from '../../connector/shared/errors';
+import { requestTimeouts } from '../../connector/shared/http-timeouts';
 import type { AgentMetrics } from './agent.metrics';
 import { AGENT_CHALLENGE, agentProof, bearerToken, tokenMatches } from './agent-token.store';
 import {
@@ -59,7 +60,16 @@ export interface ServerOptions {
   /** Largest document accepted; the JSON body limit is derived from it (base64, plus a CMS to cosign). */
   maxDocumentBytes: number;
   describe: () => Omit<AgentStatusResponse, 'users'>;
+  /** How long a caller may take to send a request (default AGENT_REQUEST_TIMEOUT_MS); tests shorten it. */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * Callers are local server processes on loopback: a request not sent whole within 30 s is a stuck
+ * or hostile caller, and its socket is closed (408), so that the lockdown's wipe and the worker's
+ * calls always find the agent free.
+ */
+export const AGENT_REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * The agent's HTTP surface (README.md). Every route but GET /health needs the bearer token;
@@ -75,6 +85,7 @@ export function buildSignerAgentServer(options: ServerOptions): FastifyInstance 
     bodyLimit: Math.ceil((options.maxDocumentBytes * 4) / 3) * 2 + 64 * 1024,
     // Lockdown must answer fast even with a signing burst queued: no keep-alive starvation.
     return503OnClosing: true,
+    ...requestTimeouts(options.requestTimeoutMs ?? AGENT_REQUEST_TIMEOUT_MS),
   });
 
   app.addHook('onRequest', async (request, reply) => {

@@ -1,4 +1,6 @@
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { stalledRequest } from '../support/stalled-request';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { buildApi } from '../../connector/api/api.server';
@@ -42,6 +44,22 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toEqual({ status: 'ready' });
   });
+
+  it('closes (408) the connection of a client that never finishes sending its request, and serves others meanwhile', async () => {
+    const bounded = buildApi(context, { requestTimeoutMs: 300 });
+    await bounded.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = bounded.server.address() as AddressInfo;
+      const { answer } = await stalledRequest(port, '/api/v1/orders', {
+        headers: { authorization: `Bearer ${key}` },
+        also: async () => expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200),
+      });
+      // Without a bound the connection stays open and the test runs into its own timeout.
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      await bounded.close();
+    }
+  }, 20_000);
 
   it('refuses a call without a valid key with 401 UNAUTHENTICATED', async () => {
     const none = await app.inject({ method: 'GET', url: '/api/v1/orders' });
