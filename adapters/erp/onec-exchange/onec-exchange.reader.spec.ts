@@ -132,6 +132,9 @@ describe('encodings: the bytes decide', () => {
     ['cp1251 labelled UTF8', cp1251(text.replace('Кодировка=Windows', 'Кодировка=UTF8')), 'cp1251', ['ENCODING_MISMATCH']],
     ['cp1251 labelled DOS', cp1251(text.replace('Кодировка=Windows', 'Кодировка=DOS')), 'cp1251', ['ENCODING_MISMATCH']],
     ['LF line ends', cp1251(text.replace(/\r\n/g, '\n')), 'cp1251', []],
+    // No Кодировка line (the format asks for one): the code page in which the format's keys read.
+    ['cp866 without a Кодировка line', iconv.encode(text.replace('Кодировка=Windows\r\n', ''), 'cp866'), 'cp866', []],
+    ['cp1251 without a Кодировка line', cp1251(text.replace('Кодировка=Windows\r\n', '')), 'cp1251', []],
   ])('%s', (_name, bytes, encoding, warnings) => {
     const parsed = parseOnecExchange(bytes);
     expect(parsed.file.encoding).toBe(encoding);

@@ -111,6 +111,13 @@ export function declaredToEncoding(declared: string | undefined): OnecEncoding |
   return undefined;
 }
 
+/** Keys of the exchange format (1CClientBankExchange) that begin a line, counted: readable only in the file's code page. */
+const FORMAT_KEYS = /^\s*(ВерсияФормата|Отправитель|Получатель|ДатаСоздания|ВремяСоздания|ДатаНачала|ДатаКонца|РасчСчет|СекцияРасчСчет|КонецРасчСчет|СекцияДокумент|КонецДокумента|Документ|НомерДокумента|ДатаДокумента|Сумма)\s*=/gm;
+
+function knownKeys(text: string): number {
+  return text.match(FORMAT_KEYS)?.length ?? 0;
+}
+
 function findDeclared(text: string): string | undefined {
   const m = /^\s*кодировка\s*=([^\r\n]*)/im.exec(text);
   return m ? m[1].trim() : undefined;
@@ -151,6 +158,9 @@ export function decideEncoding(sample: Buffer): EncodingDecision & { issues: Lin
   let encoding: OnecEncoding = 'cp1251';
   if (declared866 !== undefined && declared1251 === undefined) encoding = 'cp866';
   else if (declared1251 === undefined && declaredToEncoding(declared) === 'cp866') encoding = 'cp866';
+  // No "Кодировка" line at all (the format asks for one; some programs leave it out): the code page
+  // in which the format's own keys read is the file's (read as cp1251, a cp866 file lost every document).
+  else if (declared === undefined && !ascii && knownKeys(iconv.decode(whole, 'cp866')) > knownKeys(iconv.decode(whole, 'cp1251'))) encoding = 'cp866';
   const hint = declaredToEncoding(declared);
   if (!ascii && hint && hint !== encoding) issues.push(mismatch(declared as string, encoding));
   return { encoding, declared, bom: false, issues };
