@@ -198,6 +198,11 @@ export async function allowWorkBetweenStatements(tx: Executes): Promise<void> {
   await tx.execute('set local idle_in_transaction_session_timeout = 0');
 }
 
+/** An advisory lock not had within `waitMs`, said as PostgreSQL says a lock timeout (SQLSTATE 55P03, transient). */
+function advisoryLockTimeout(waitMs: number): Error {
+  return Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
+}
+
 /**
  * Takes the transaction-scoped advisory lock of `key` (an SQL expression of `params`, e.g.
  * `hashtext(?)`), waiting up to `waitMs` for it: for a lock whose holder legitimately keeps it longer
@@ -208,11 +213,6 @@ export async function allowWorkBetweenStatements(tx: Executes): Promise<void> {
  * ended by idle_in_transaction_session_timeout, and past `waitMs` this fails as a lock timeout
  * (SQLSTATE 55P03, a transient error: the job is retried).
  */
-/** An advisory lock not had within `waitMs`, said as PostgreSQL says a lock timeout (SQLSTATE 55P03, transient). */
-function advisoryLockTimeout(waitMs: number): Error {
-  return Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
-}
-
 export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, key: string, params: unknown[]): Promise<void> {
   const deadline = Date.now() + Math.max(0, waitMs);
   for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
