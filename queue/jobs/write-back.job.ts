@@ -441,9 +441,10 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
   let awaiting = 0;
   const writes = async () => {
     const statement = await underTargetLock(context.orm.em.fork(), STATEMENT_TARGET, async (em) => {
-      awaiting = await linesAwaitingReconciliation(em, accounts, from, context.clock.now());
-      if (awaiting > 0) return null;
+      // The late starts first: a closed day fetched late is written from its first day, so its debits are waited for as well.
       const late = await lateStatementStarts(em, accounts, from, context.config.requisites.utcOffsetMinutes);
+      awaiting = await linesAwaitingReconciliation(em, accounts, from, context.clock.now(), late);
+      if (awaiting > 0) return null;
       const stored = await storedStatements(em, accounts, from, to, late);
       if (!stored.length) return null;
       const { render, contentHash, lost } = await renderStatementFile(em, stored.map((s) => s.statement.account), from, to, context.config.onec.encoding, late);
@@ -480,18 +481,20 @@ export const handleWriteBack: JobHandler<typeof writeBackJob.payload> = async (_
  * a second outgoing payment of it, kept when the next file names the order. So the statement file
  * waits for such lines, up to AWAIT_RECONCILIATION_MS after they were stored: a reconciliation that
  * failed for good must not keep the statement from 1C, which then gets the line as the bank gave it.
+ * An account in `fromOf` (a closed day fetched late, lateStatementStarts) is written, so waited for,
+ * from its own first day: the hole's lines are stored before the day asked for, and reconciled after it.
  */
 const AWAIT_RECONCILIATION_MS = 5 * 60_000;
 const RECONCILIATION_RECHECK_MS = 2_000;
 
-async function linesAwaitingReconciliation(em: EntityManager, accounts: readonly string[], from: string, now: Date): Promise<number> {
+async function linesAwaitingReconciliation(em: EntityManager, accounts: readonly string[], from: string, now: Date, fromOf: ReadonlyMap<string, string> = new Map()): Promise<number> {
   if (accounts.length === 0) return 0;
   const [row] = await em.execute<Array<{ n: string }>>(
     `select count(*) as n from statement_line
-      where account in (${accounts.map(() => '?').join(', ')}) and status = 'booked' and direction = 'debit' and kind <> 'fee'
+      where (${accounts.map(() => '(account = ? and booking_date >= ?::date)').join(' or ')}) and status = 'booked' and direction = 'debit' and kind <> 'fee'
         and reconciled_at is null
-        and booking_date >= ?::date and created_at > ?`,
-    [...accounts, from, new Date(now.getTime() - AWAIT_RECONCILIATION_MS)],
+        and created_at > ?`,
+    [...accounts.flatMap((a) => [a, fromOf.get(a) ?? from]), new Date(now.getTime() - AWAIT_RECONCILIATION_MS)],
   );
   return Number(row?.n ?? 0);
 }

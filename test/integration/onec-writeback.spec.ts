@@ -119,6 +119,8 @@ describe('1C write-back', () => {
     await storeStatement(em, statement('2026-11-19', '2026-11-23', 100_000, [late]), { now: wednesday.now() });
     await storeStatement(em, statement('2026-11-24', '2026-11-24', 90_000), { now: wednesday.now() });
     await storeStatement(em, statement('2026-11-25', '2026-11-25', 90_000, [], 'intraday'), { now: wednesday.now() });
+    // The fetch reconciles what it stored (the write-back waits for that, up to 5 minutes).
+    await reconcileAccount(app.orm.em.fork(), account, '2026-11-19', '2026-11-25', { calendar: kzCalendarFromConfig(app.config), now: wednesday.now(), actor: 'test' });
 
     const written = async () => {
       await handleWriteBack({}, context, { id: 'late' } as Job);
@@ -193,6 +195,30 @@ describe('1C write-back', () => {
     await reconcileAccount(app.orm.em.fork(), account, '2026-11-24', '2026-11-24', { calendar: kzCalendarFromConfig(app.config), now: clock.now(), actor: 'test' });
     await handleWriteBack({}, context, job);
     expect(parseOnecExchange(readFileSync(file)).documents.map((d) => [d.order.raw['ИдентификаторОперацииБанка'], d.order.raw['НомерДокумента']])).toEqual([['OWN-LINE', 'OWN-1']]);
+  });
+
+  it("waits for reconciliation of a debit of ours in a closed day fetched late too (a hole after an outage), and 1C gets it under the order's number, once", async () => {
+    // Wednesday 25th; the hole (19th-23rd) is stored by today's fetch, which reconciles it only after
+    // the day asked for is stored too: a write-back in between (another account's fetch, a status change).
+    const { account, clock, context, inboxDir, line } = await submittedOneCOrder('KZ84998CTA0000000886', 'inbox-late-unreconciled', 'LATE-OWN-1', '2026-11-20', {
+      bankLineId: 'LATE-OWN-LINE',
+      bookingDate: '2026-11-20',
+      valueDate: '2026-11-20',
+      documentNumber: 'BANK-000888',
+      documentDate: '2026-11-20',
+    });
+    const em = app.orm.em.fork();
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-18', periodTo: '2026-11-18', kind: 'booked', openingBalance: 100_000, closingBalance: 100_000, lines: [], source: 'bank-json' }, { now: new Date('2026-11-19T03:00:00Z') });
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-19', periodTo: '2026-11-23', kind: 'booked', openingBalance: 100_000, closingBalance: 90_000, lines: [line], source: 'bank-json' }, { now: clock.now() });
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 90_000, closingBalance: 90_000, lines: [], source: 'bank-json' }, { now: clock.now() });
+    const job = { id: 'wb', token: 't', moveToDelayed: async () => undefined } as unknown as Job;
+    const file = join(inboxDir, STATEMENT_FILE);
+    // Written now, the debit would reach 1C as BANK-000888 and, once reconciled, as LATE-OWN-1: two payments in 1C.
+    await expect(handleWriteBack({}, context, job)).rejects.toThrow(DelayedError);
+    expect(existsSync(file)).toBe(false);
+    await reconcileAccount(app.orm.em.fork(), account, '2026-11-19', '2026-11-23', { calendar: kzCalendarFromConfig(app.config), now: clock.now(), actor: 'test' });
+    await handleWriteBack({}, context, job);
+    expect(parseOnecExchange(readFileSync(file)).documents.map((d) => [d.order.raw['ИдентификаторОперацииБанка'], d.order.raw['НомерДокумента']])).toEqual([['LATE-OWN-LINE', 'LATE-OWN-1']]);
   });
 
   it('a reconciliation that never comes does not keep the statement from 1C for more than 5 minutes', async () => {
