@@ -26,7 +26,8 @@ const addDays = (iso: string, days: number): string => new Date(Date.parse(`${is
  * The statement of one account over [from, to] from the stored `Statement`/`StatementLine` rows
  * (the pipeline fills them from the bank): booked lines only, opening balance from the stored
  * statement that covers `from` (plus the booked lines of that statement before `from`), closing
- * = opening + lines. A stored statement that ends on `to` and disagrees is reported as a warning
+ * = opening + lines; a line dated before `from` that a statement starting in the range brought is
+ * one of its lines (statements in the range hold it in their closing, not their opening). A stored statement that ends on `to` and disagrees is reported as a warning
  * (LESSONS.md 6: opening + booked lines = closing); so is a day with no stored statement.
  * `erpSource`: the intake source of the ERP the statement is written for (the 1C outbox's); its
  * orders' lines carry the orders' numbers (addOrderCodes).
@@ -38,16 +39,27 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
   if (!opening) {
     throw new ConnectorError('NO_STATEMENT', `no stored statement of ${account} covers ${from}: the worker fetches statements every pipeline.statementsEveryMs (today's, and the closed previous business days each morning) for the accounts in pipeline.accounts, or else for those with orders on their way or final in the last 3 days; add ${account} to pipeline.accounts, or wait for the next run (logs: statement.fetched)`, 1);
   }
+  // A line the bank dates before the statement it sends it in (a back-dated correction, a UTC date
+  // for a line booked just after midnight in Almaty) moved money in that statement: it is in its
+  // closing, not in its opening. So a line first stored with a statement that starts in the range is
+  // one of the range's lines whatever its date; by its date alone it never reached 1C, and the file's
+  // closing was not the bank's.
+  const inRange = statements.filter((s) => s.periodFrom >= from).map((s) => s.id);
   const rows = await em.find(
     StatementLine,
-    { account, status: 'booked', bookingDate: { $gte: opening.periodFrom < from ? opening.periodFrom : from, $lte: to } },
+    {
+      account,
+      status: 'booked',
+      $or: [{ bookingDate: { $gte: opening.periodFrom < from ? opening.periodFrom : from, $lte: to } }, ...(inRange.length ? [{ bookingDate: { $lt: from }, statementId: { $in: inRange } }] : [])],
+    },
     { orderBy: { bookingDate: 'asc', bankLineId: 'asc' } },
   );
+  const sentInRange = new Set(inRange);
   let openingBalance = Number(opening.openingBalance);
   const lines: StatementLineData[] = [];
   for (const row of rows) {
     const amount = Number(row.amountTiyn);
-    if (row.bookingDate < from) {
+    if (row.bookingDate < from && !(row.statementId && sentInRange.has(row.statementId))) {
       openingBalance += row.direction === 'credit' ? amount : -amount;
       continue;
     }
@@ -70,7 +82,8 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
     if (row.externalId) line.externalId = row.externalId;
     lines.push(line);
   }
-  await addOrderCodes(em, account, lines, from, to, options.erpSource);
+  // From the earliest line's date: a back-dated one of our orders gets the order's number too.
+  await addOrderCodes(em, account, lines, lines.reduce((day, l) => (l.bookingDate < day ? l.bookingDate : day), from), to, options.erpSource);
   let closingBalance = openingBalance;
   for (const l of lines) closingBalance += l.direction === 'credit' ? l.amount : -l.amount;
   const closing = statements.find((s) => s.periodTo === to && s.kind === 'booked');

@@ -139,6 +139,27 @@ describe('1C write-back', () => {
     expect(await written()).toEqual(['26.11.2026', []]);
   });
 
+  it("a line the bank books into a later day's statement but dates earlier (a back-dated correction) reaches kl_to_1c.txt, whose closing is the bank's", async () => {
+    const account = 'KZ31998CTA0000000776';
+    const clock = new ManualClock(new Date('2026-11-25T05:00:00Z')); // Wednesday 10:00 in Kazakhstan
+    const inboxDir = join(env.workDir, 'inbox-backdated');
+    const context = { ...app, clock, config: { ...app.config, onec: { ...app.config.onec, inboxDir }, pipeline: { ...app.config.pipeline, accounts: [account] } } } as unknown as JobContext;
+    const credit = (bankLineId: string, day: string, amount: number): StatementLineData => ({
+      bankLineId, bookingDate: day, valueDate: day, direction: 'credit', amount, currency: 'KZT', status: 'booked', kind: 'payment',
+      counterparty: { name: 'ТОО "Плательщик"', iinBin: '190840000015', iban: 'KZ78722S000000067890', bic: 'CASPKZKA' }, purpose: 'Возврат', documentNumber: bankLineId, documentDate: day,
+    });
+    const em = app.orm.em.fork();
+    // Monday 23rd and Tuesday 24th fetched as usual; on Tuesday the bank booked a correction dated Friday the 20th.
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-23', periodTo: '2026-11-23', kind: 'booked', openingBalance: 100_000, closingBalance: 100_000, lines: [], source: 'bank-json' }, { now: new Date('2026-11-24T03:00:00Z') });
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-24', periodTo: '2026-11-24', kind: 'booked', openingBalance: 100_000, closingBalance: 107_000, lines: [credit('CORR-1', '2026-11-20', 5_000), credit('TUE-1', '2026-11-24', 2_000)], source: 'bank-json' }, { now: clock.now() });
+    await storeStatement(em, { account, currency: 'KZT', periodFrom: '2026-11-25', periodTo: '2026-11-25', kind: 'intraday', openingBalance: 107_000, closingBalance: 107_000, lines: [], source: 'bank-json' }, { now: clock.now() });
+    await handleWriteBack({}, context, { id: 'backdated' } as Job);
+    const file = parseOnecExchange(readFileSync(join(inboxDir, STATEMENT_FILE)));
+    expect(file.documents.map((d) => d.order.raw['ИдентификаторОперацииБанка'])).toEqual(['CORR-1', 'TUE-1']);
+    const balances = readFileSync(join(inboxDir, STATEMENT_FILE), 'latin1');
+    expect(new TextDecoder('windows-1251').decode(Buffer.from(balances, 'latin1'))).toMatch(/НачальныйОстаток=1000\.00\r\nВсегоПоступило=70\.00\r\nВсегоСписано=0\.00\r\nКонечныйОстаток=1070\.00\r\n/);
+  });
+
   /**
    * A 1C order of 100.00 from `account`, submitted, with the statement line of its debit on 2026-11-24
    * (`line` overrides), and a write-back context writing into its own inbox on a manual clock.
