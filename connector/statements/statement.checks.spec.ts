@@ -87,4 +87,12 @@ describe('scheduledRanges: today intraday plus the closed days since the previou
     expect(c).toEqual({ ...closed, kind: 'closed' });
     expect(i).toEqual({ from: today, to: today, kind: 'intraday' });
   });
+  it.each([
+    ['a Tuesday past the calendar data (2024..2027)', '2028-01-04T04:00:00Z', { from: '2028-01-03', to: '2028-01-03' }, '2028-01-04'],
+    ['a Monday past it still covers the weekend', '2028-01-03T04:00:00Z', { from: '2027-12-31', to: '2028-01-02' }, '2028-01-03'],
+  ])('%s: statements are still fetched, from the previous weekday (fail closed: no debit goes unseen)', (_name, now, closed, today) => {
+    const [c, i] = scheduledRanges(calendar, new Date(now));
+    expect(c).toEqual({ ...closed, kind: 'closed' });
+    expect(i).toEqual({ from: today, to: today, kind: 'intraday' });
+  });
 });

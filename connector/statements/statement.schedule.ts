@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { CalendarError, type KzBusinessCalendar } from '../calendar/kz-business-calendar';
 import { isoOfEpochDay } from '../calendar/kz-calendar-data';
 import { kzLocalDayOf } from '../calendar/kz-time';
 import { FINAL_STATES, ORDER_STATES } from '../orders/order-state';
@@ -24,11 +24,28 @@ export interface ScheduledRange {
 export function scheduledRanges(calendar: KzBusinessCalendar, now: Date): ScheduledRange[] {
   const today = kzToday(now);
   const yesterday = addDays(today, -1);
-  const previous = calendar.previousBusinessDay(today);
+  const previous = previousBusinessDayOrWeekday(calendar, today);
   return [
     { from: previous <= yesterday ? previous : yesterday, to: yesterday, kind: 'closed' },
     { from: today, to: today, kind: 'intraday' },
   ];
+}
+
+/**
+ * The previous business day; past the calendar's years (CALENDAR_YEAR_NOT_COVERED, which `doctor`
+ * warns of ahead) the previous weekday: the statements must still be fetched, checked and passed to
+ * 1C (a debit nobody ordered unseen for want of a holiday list, R-29), and the scheduler runs every
+ * day, so a holiday it does not know costs at most a closed day fetched twice.
+ */
+function previousBusinessDayOrWeekday(calendar: KzBusinessCalendar, today: string): string {
+  try {
+    return calendar.previousBusinessDay(today);
+  } catch (err) {
+    if (!(err instanceof CalendarError) || err.code !== 'CALENDAR_YEAR_NOT_COVERED') throw err;
+    let day = addDays(today, -1);
+    while ([0, 6].includes(new Date(`${day}T00:00:00Z`).getUTCDay())) day = addDays(day, -1);
+    return day;
+  }
 }
 
 /**
