@@ -101,12 +101,55 @@ function refuseForbiddenKeys(key: string, value: unknown): unknown {
   return value;
 }
 
+/** Decodes UTF-8 strictly: a byte that is not UTF-8 is an error, never U+FFFD. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The body's text, or why it is refused. JSON is UTF-8 (RFC 8259 section 8.1). The bytes used to be
+ * read as UTF-8 whatever they were: an ERP that sent windows-1251 (with or without
+ * `charset=windows-1251`) had every Cyrillic letter of the names and the purpose turned into U+FFFD,
+ * and the order was taken in as valid, to be signed and paid with those. Now another charset is 415
+ * and bytes that are not UTF-8 are 400 naming where, and nothing is stored. A leading BOM is dropped.
+ */
+function utf8Body(contentType: string | undefined, body: Buffer): string | ApiError {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `the body says charset=${charset}: JSON is sent as UTF-8 (RFC 8259); send it as UTF-8 (charset=utf-8 or none); nothing was stored`);
+  }
+  try {
+    return STRICT_UTF8.decode(body);
+  } catch {
+    const at = firstNonUtf8Byte(body);
+    return new ApiError(400, 'INVALID_REQUEST', `the body is not UTF-8: byte 0x${body[at].toString(16).padStart(2, '0')} at offset ${at} is not a UTF-8 character (a text in windows-1251?); JSON is sent as UTF-8 (RFC 8259); nothing was stored`, { offset: at });
+  }
+}
+
+/** The offset of the first byte that begins no well-formed UTF-8 sequence (Unicode Table 3-7). */
+function firstNonUtf8Byte(body: Buffer): number {
+  for (let i = 0; i < body.length; ) {
+    const c = body[i];
+    if (c < 0x80) {
+      i += 1;
+      continue;
+    }
+    // The length of the sequence and the range of its second byte; the later ones are 80..BF.
+    const [length, low, high] =
+      c >= 0xc2 && c <= 0xdf ? [2, 0x80, 0xbf] : c === 0xe0 ? [3, 0xa0, 0xbf] : c === 0xed ? [3, 0x80, 0x9f] : c >= 0xe1 && c <= 0xef ? [3, 0x80, 0xbf]
+      : c === 0xf0 ? [4, 0x90, 0xbf] : c >= 0xf1 && c <= 0xf3 ? [4, 0x80, 0xbf] : c === 0xf4 ? [4, 0x80, 0x8f] : [0, 0, 0];
+    if (length === 0 || i + length > body.length || body[i + 1] < low || body[i + 1] > high) return i;
+    for (let k = 2; k < length; k += 1) if (body[i + k] < 0x80 || body[i + k] > 0xbf) return i;
+    i += length;
+  }
+  return 0;
+}
+
 function registerGuards(app: FastifyInstance, context: AppContext): void {
   // A state-changing request without a body (logout) still says application/json (the CSRF rule);
   // Fastify's default parser refuses an empty JSON body, so this one reads it as {}.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const text = utf8Body(request.headers['content-type'], typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+    if (text instanceof ApiError) return done(text, undefined);
     if (text.trim() === '') return done(null, {});
     try {
       // Prototype pollution: refuse keys that could reach Object.prototype in a later merge. Judged

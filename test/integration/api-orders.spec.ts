@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import iconv from 'iconv-lite';
 import type { FastifyInstance } from 'fastify';
 import { stalledRequest } from '../support/stalled-request';
 import { createTestEnv, type TestEnv } from '../support/test-env';
@@ -425,6 +426,31 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
       const res = await full.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'application/json' }, payload });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ code: 'INVALID_REQUEST', message: `the body is not valid JSON: ${why}` });
+    } finally {
+      await full.close();
+    }
+  });
+
+  it('an order in windows-1251 is refused (415 with its charset named, 400 naming the byte without one), never taken in with its letters as U+FFFD; UTF-8 goes through', async () => {
+    const full = buildApiWithExtensions(context);
+    try {
+      const send = (payload: Buffer, contentType: string) =>
+        full.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': contentType }, payload });
+      const cp1251 = iconv.encode(JSON.stringify(sampleOrder({ number: 'CP1251-1' })), 'win1251');
+      const named = await send(cp1251, 'application/json; charset=windows-1251');
+      expect(named.statusCode).toBe(415);
+      expect(named.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('charset=windows-1251') });
+      const unnamed = await send(cp1251, 'application/json');
+      expect(unnamed.statusCode).toBe(400);
+      const at = cp1251.findIndex((b) => b >= 0x80);
+      expect(unnamed.json()).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining(`byte 0x${cp1251[at].toString(16)} at offset ${at} is not a UTF-8 character`), details: { offset: at } });
+      expect(await countOrders('CP1251-1')).toBe(0);
+      // The same order in UTF-8 (with a BOM, as some Windows ERPs write it, and a charset in any case) is taken in, its names as sent.
+      const utf8 = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(sampleOrder({ number: 'CP1251-1' })))]);
+      const ok = await send(utf8, 'application/json; charset=UTF-8');
+      expect([ok.statusCode, ok.json().state]).toEqual([201, 'validated']);
+      const [stored] = await context.orm.em.fork().execute<Array<{ beneficiary_name: string }>>('select beneficiary_name from payment_order where number = ?', ['CP1251-1']);
+      expect(stored.beneficiary_name).toBe(sampleOrder().beneficiary.name);
     } finally {
       await full.close();
     }
