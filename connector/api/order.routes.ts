@@ -8,7 +8,7 @@ import { conflictAdvice, describeDifferences, intakeOrders, type IntakeConflict 
 import { orderView } from '../orders/order.mapper';
 import { orderIdsPage } from '../orders/order-list';
 import { decodePageCursor, encodePageCursor } from '../shared/page-cursor';
-import { isOrderState } from '../orders/order-state';
+import { ORDER_STATES, isOrderState } from '../orders/order-state';
 import { canonicalJson } from '../audit/audit.log';
 import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
 import type { AppContext } from '../app/app-context';
@@ -327,9 +327,16 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
   app.get('/api/v1/orders', async (request: FastifyRequest) => {
     const principal = principalOf(request);
     const query = listQuery.safeParse(request.query);
-    if (!query.success) throw new ApiError(400, 'INVALID_REQUEST', 'bad query', query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+    // The message names each parameter and its rule too (invalidBody's reason): an ERP's log often keeps only the message.
+    if (!query.success) {
+      const issues = query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+      throw new ApiError(400, 'INVALID_REQUEST', `bad query: ${listed(issues)} (limit is 1-500, cursor the nextCursor of the page before)`, issues);
+    }
     const { state, erpDocumentId, limit, cursor } = query.data;
-    if (state && !isOrderState(state)) throw new ApiError(400, 'INVALID_REQUEST', `unknown state "${state}"`);
+    if (state && !isOrderState(state)) {
+      const message = `unknown state "${state}": one of ${ORDER_STATES.join(', ')}`;
+      throw new ApiError(400, 'INVALID_REQUEST', message, [{ path: 'state', message }]);
+    }
     if (principal.accounts !== 'all' && principal.accounts.length === 0) return { orders: [], nextCursor: null };
     let before: { createdAt: Date; id: string } | undefined;
     if (cursor) {

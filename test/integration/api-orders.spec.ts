@@ -537,6 +537,13 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/orders?limit=0', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(400);
   });
 
+  it('a bad query of the orders list names the parameter and the rule in its message, not only in details (an ERP\'s log keeps the message)', async () => {
+    const get = async (query: string) => (await app.inject({ method: 'GET', url: `/api/v1/orders?${query}`, headers: { authorization: `Bearer ${key}` } })).json();
+    expect(await get('limit=abc')).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringMatching(/^bad query: limit: Expected number/), details: [{ path: 'limit' }] });
+    expect(await get('limit=501')).toMatchObject({ message: expect.stringMatching(/^bad query: limit: Number must be less than or equal to 500/) });
+    expect(await get('state=submited')).toMatchObject({ message: expect.stringMatching(/^unknown state "submited": one of received, validated, .*submitted/), details: [{ path: 'state' }] });
+  });
+
   it.each([
     ['36 dashes', '-'.repeat(36)],
     ['hex and dashes of the right length in the wrong places', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa-'],
