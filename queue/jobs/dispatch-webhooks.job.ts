@@ -92,7 +92,11 @@ export async function dispatchWebhooks(
   let client = options.client;
   if (!client) {
     if (!cfg.secretFile) throw new ConnectorError('CONFIG_INVALID', 'webhooks.url is set but webhooks.secretFile is not: webhooks are signed with the secret in that file', 1);
-    client = new WebhookClient(cfg.url, readFileSync(cfg.secretFile, 'utf8').trim(), cfg.timeoutMs);
+    const secret = readFileSync(cfg.secretFile, 'utf8').trim();
+    // An empty file (a `touch`, a secret written elsewhere) signed every event with an empty key,
+    // which anyone can compute: an ERP that took the signature as proof could be sent any status.
+    if (!secret) throw new ConnectorError('CONFIG_INVALID', `webhooks.secretFile ${cfg.secretFile} is empty: no status event is sent unsigned or signed with an empty key; write the HMAC secret the ERP verifies with into it`, 1);
+    client = new WebhookClient(cfg.url, secret, cfg.timeoutMs);
   }
   const lockMs = options.lockMs ?? 60_000;
   const key = `${context.config.redis.prefix}:webhooks:lock`;

@@ -303,6 +303,24 @@ describe('status webhooks', () => {
     expect(body.reason).toBe(`ACCOUNT_ARRESTED: ${REASON_TEXT_RU.ACCOUNT_ARRESTED}`);
   });
 
+  it('an empty secret file sends nothing (an HMAC with an empty key is no signature): the run fails naming the file', async () => {
+    received.length = 0;
+    await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-NOKEY', erpDocumentId: 'erp-wh-nokey' }) }], noQueue, { actor: 't' });
+    const emptyFile = join(env.workDir, 'empty.secret');
+    writeFileSync(emptyFile, '\n', { mode: 0o600 });
+    const secretFile = context.config.webhooks.secretFile;
+    context.config.webhooks.secretFile = emptyFile;
+    try {
+      await expect(dispatchWebhooks(context, context.redis)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(`${emptyFile} is empty`) });
+      expect(received).toHaveLength(0);
+    } finally {
+      context.config.webhooks.secretFile = secretFile;
+    }
+    // With the secret back, the event waited and goes.
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
+    expect(JSON.parse(received[0].body)).toMatchObject({ number: 'WH-NOKEY' });
+  });
+
   it('one dispatcher at a time', async () => {
     await context.redis.set(`${env.config.redis.prefix}:webhooks:lock`, 'other', 'PX', 5_000);
     expect(await dispatchWebhooks(context, context.redis)).toEqual({ status: 'locked' });

@@ -1,8 +1,8 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../config/load-config';
-import { WEBHOOK_LAG_WARN_MS, webhooksVerdict, type WebhookLag } from './doctor.commands';
+import { WEBHOOK_LAG_WARN_MS, checkWebhooks, webhooksVerdict, type WebhookLag } from './doctor.commands';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-webhooks-')) });
 const now = new Date('2026-11-27T10:00:00Z');
@@ -32,5 +32,12 @@ describe('doctor: status webhooks', () => {
     const slow = { ...config, webhooks: { ...config.webhooks, everyMs: 600_000 } };
     expect(webhooksVerdict({ cursor: cursor(), oldest: oldest(15 * 60_000), behind: 0 }, slow, now).verdict).toBe('OK');
     expect(webhooksVerdict({ cursor: cursor(), oldest: oldest(25 * 60_000), behind: 0 }, slow, now).verdict).toBe('WARN');
+  });
+
+  it('an empty secret file is a WARN naming it: the worker sends no event signed with an empty key', async () => {
+    const secretFile = join(mkdtempSync(join(tmpdir(), 'doctor-webhooks-')), 'webhook.secret');
+    writeFileSync(secretFile, '\n', { mode: 0o600 });
+    const withUrl = { ...config, webhooks: { ...config.webhooks, url: 'http://127.0.0.1:9/hooks', secretFile } };
+    expect(await checkWebhooks(withUrl, false, 1_000)).toMatchObject({ name: 'webhooks', verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} is empty: no status event is sent (an HMAC with an empty key is no signature)` });
   });
 });

@@ -131,7 +131,9 @@ export const checkWebhooks: ExtraCheck = async (config, _strict, timeoutMs) => {
   const name = 'webhooks';
   if (!secretFile) return { name, core: false, verdict: 'WARN', detail: 'webhooks.url is set, webhooks.secretFile is not: no status event can be signed, none is sent', hint: 'set webhooks.secretFile to the file holding the HMAC secret the ERP verifies with' };
   try {
-    readFileSync(secretFile, 'utf8');
+    if (readFileSync(secretFile, 'utf8').trim() === '') {
+      return { name, core: false, verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} is empty: no status event is sent (an HMAC with an empty key is no signature)`, hint: 'write the HMAC secret the ERP verifies with into it (mode 0600)' };
+    }
   } catch (err) {
     return { name, core: false, verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): no status event is sent`, hint: 'create it (mode 0600, the HMAC secret the ERP verifies with) or fix webhooks.secretFile' };
   }
