@@ -35,6 +35,19 @@ describe('KeySessionManager', () => {
     expect(ended).toEqual([['alice', 'session_max']]);
   });
 
+  it('a session past its idle time or its maximum by the clock it is asked with ends then, although its timer has not fired (the host slept)', () => {
+    const { sessions, ended } = manager(30 * 60_000, 8 * 3600_000);
+    const t0 = Date.parse('2026-11-25T10:00:00Z');
+    sessions.start('alice', facts, new Date(t0));
+    expect(sessions.get('alice', new Date(t0 + 30 * 60_000 - 1))).toBeDefined();
+    expect(sessions.get('alice', new Date(t0 + 30 * 60_000))).toBeUndefined();
+    expect(ended).toEqual([['alice', 'idle_timeout']]);
+    sessions.start('bob', facts, new Date(t0));
+    sessions.touch('bob', new Date(t0 + 8 * 3600_000 - 60_000));
+    expect(sessions.get('bob', new Date(t0 + 8 * 3600_000))).toBeUndefined();
+    expect(ended).toEqual([['alice', 'idle_timeout'], ['bob', 'session_max']]);
+  });
+
   it('gives each unlock a new generation and ends everything on endAll without per-user callbacks', () => {
     const { sessions, ended } = manager(1000, 5000);
     const first = sessions.start('alice', facts).generation;

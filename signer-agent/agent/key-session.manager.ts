@@ -64,9 +64,24 @@ export class KeySessionManager {
     entry.idleTimer = this.idleTimer(userId);
   }
 
-  get(userId: string): KeySession | undefined {
+  /**
+   * The session, when there is one. With `at`, one whose idle time or maximum has passed by then is
+   * ended here (and the owner told) even though its timer has not fired: timers count the time the
+   * process ran, not the time that passed, so after the host slept or the VM was paused an unlocked
+   * key would otherwise sign on past its 30 idle minutes (R-13) or its maximum.
+   */
+  get(userId: string, at?: Date): KeySession | undefined {
     const entry = this.sessions.get(userId);
-    return entry ? this.view(entry) : undefined;
+    if (!entry) return undefined;
+    if (at && at.getTime() >= entry.expiresAt.getTime()) {
+      this.end(userId, 'session_max');
+      return undefined;
+    }
+    if (at && at.getTime() >= entry.idleExpiresAt.getTime()) {
+      this.end(userId, 'idle_timeout');
+      return undefined;
+    }
+    return this.view(entry);
   }
 
   count(): number {

@@ -19,7 +19,7 @@ import type { SignJournal } from './sign-journal.writer';
  */
 const FACTS: KeyFacts = { algorithm: 'RSA-SHA256', subject: 'CN=Test', iin: '123456789011', bin: null, serial: '01', notBefore: '2021-01-01T00:00:00Z', notAfter: '2031-01-01T00:00:00Z' };
 
-function world() {
+function world(clock: { now(): Date } = { now: () => new Date() }) {
   const dir = mkdtempSync(join(tmpdir(), 'agent-service-'));
   const keystore = join(dir, 'key.p12');
   writeFileSync(keystore, Buffer.from('not really a keystore'));
@@ -32,6 +32,10 @@ function world() {
       return new Promise<KeyFacts>((resolve, reject) => (answer = (o) => (o instanceof Error ? reject(o) : resolve(o))));
     },
     lock: (userId: string) => void told.push(`lock ${userId}`),
+    sign: async () => {
+      told.push('sign');
+      throw new Error('signed with a key that should have been wiped');
+    },
   } as unknown as SigningPool;
   const registry = new KeyRegistry(join(dir, 'registry.json')).load();
   // The manager calls back into the service (declared next) only when a session ends.
@@ -42,7 +46,7 @@ function world() {
     pool,
     journal: { append: async () => undefined } as unknown as SignJournal,
     metrics: new AgentMetrics(() => 0),
-    clock: { now: () => new Date() },
+    clock,
     logger: pino({ level: 'silent' }),
     cwd: dir,
     testMode: true,
@@ -109,6 +113,28 @@ describe('an unlock that does not end in a session leaves no key in the workers'
       const toldAfter = answerThenTold(w, new ConnectorError('SIGNER_TIMEOUT', 'the signing worker did not answer in time'));
       await expect(unlocking).rejects.toMatchObject({ code: 'SIGNER_TIMEOUT' });
       expect(toldAfter()).toContain('lock u3');
+    } finally {
+      w.close();
+    }
+  });
+});
+
+describe('R-13: an unlocked key is judged by the time that passed, not only by its timers', () => {
+  it('a key idle past its idle time while its timer did not fire (the host slept, the VM was paused) signs nothing: locked, and the workers wipe it', async () => {
+    let now = Date.parse('2026-11-25T10:00:00Z');
+    const w = world({ now: () => new Date(now) });
+    try {
+      await w.service.enroll('u4', w.keystore, null);
+      const unlocking = w.service.unlock('u4', 'pw');
+      await untilTold(w.told, 'unlock u4');
+      w.answer(FACTS);
+      await unlocking;
+      // 61 s on the wall clock (the idle time is 60 s); no timer fired: the process did not run.
+      now += 61_000;
+      const before = w.told.length;
+      await expect(w.service.sign({ userId: 'u4', orderId: 'o1', document: Buffer.from('doc'), cosign: null, expected: { iin: null, bin: null } })).rejects.toMatchObject({ code: 'KEY_LOCKED' });
+      expect(w.told.slice(before)).toEqual(['lock u4']);
+      expect(w.service.status('u4')).toMatchObject({ unlocked: false });
     } finally {
       w.close();
     }

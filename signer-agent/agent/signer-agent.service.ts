@@ -211,7 +211,7 @@ export class SignerAgentService {
     if (request.expected.iin && enrolment.expectedIin && request.expected.iin !== enrolment.expectedIin) {
       throw refuse(new ConnectorError('IDENTITY_MISMATCH', `user ${request.userId} is enrolled with IIN ${enrolment.expectedIin}, not ${request.expected.iin}`));
     }
-    const session = this.deps.sessions.get(request.userId);
+    const session = this.deps.sessions.get(request.userId, this.now());
     if (!session) throw refuse(new ConnectorError('KEY_LOCKED', `user ${request.userId}'s key is not unlocked; unlock it first`));
     const signingTime = request.signingTime ?? this.now();
     let result;
@@ -317,7 +317,7 @@ export class SignerAgentService {
   }
 
   private describe(userId: string, enrolment: Enrolment): UserStatus {
-    const session = this.deps.sessions.get(userId);
+    const session = this.deps.sessions.get(userId, this.now());
     return {
       userId,
       keystorePath: enrolment.keystorePath,
