@@ -95,11 +95,13 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
 }
 
 async function processFile(context: JobContext, dir: string, file: OutboxFile, claimed: boolean, whileReading?: WhileReading): Promise<OutboxFileResult> {
-  const now = context.clock.now();
   const stableMs = context.config.onec.stableMs;
   // A file without КонецФайла that has not changed for this long will never be finished.
   const incompleteAfterMs = Math.max(10 * 60_000, 30 * stableMs);
-  const ready = await readiness(file, now.getTime(), stableMs, incompleteAfterMs);
+  // Against the machine's time, which wrote the file's mtime, not the connector's clock: a clock
+  // started in the past (CONNECTOR_FAKE_NOW) judged every file "changed a moment ago" for good, and
+  // one started ahead judged a file 1C was writing stable at once.
+  const ready = await readiness(file, Date.now(), stableMs, incompleteAfterMs);
   const base: OutboxFileResult = { file: file.name, outcome: 'waiting', documents: 0, taken: 0, created: 0, refused: 0 };
   if (ready === 'writing') return base;
   // Claimed before reading: 1C's next export to the same name is then a new file (the next scan's).

@@ -7,6 +7,7 @@ import { scanOnecOutbox, type OutboxFileResult, type WhileReading } from '../../
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { onecOrderLines } from '../support/orders.fixture';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { OffsetClock } from '../../connector/shared/clock';
 
 /** The 1C outbox scan on a real folder, PostgreSQL and Redis (its own database and key prefix). */
 describe('1C outbox folder scan', () => {
@@ -327,5 +328,13 @@ describe('1C outbox folder scan', () => {
     const again = await scan();
     expect(again.find((r) => r.file === '1c_to_kl_poison.txt')).toMatchObject({ outcome: 'archived', created: 1 });
     expect(await orders()).toContain('P-1');
+  });
+
+  it("judges a file's stability by the machine's time, which wrote its mtime, not by the connector's clock (one started an hour back: CONNECTOR_FAKE_NOW)", async () => {
+    drop('behind.txt', file([doc('T-1')]));
+    const behind = { ...context, clock: new OffsetClock(new Date(Date.now() - 3_600_000)) };
+    const r = await scanOnecOutbox(behind, context.redis);
+    if (r === 'locked') throw new Error('locked');
+    expect(r.map((x) => [x.file, x.outcome, x.created])).toEqual([['behind.txt', 'archived', 1]]);
   });
 });
