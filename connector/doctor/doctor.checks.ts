@@ -135,7 +135,7 @@ async function checkPostgres(config: ConnectorConfig, strict: boolean): Promise<
     } catch {
       // No lockdown table yet: the migrations check above says so.
     }
-    if (pending.length === 0) results.push(await checkOverdueIncidents(client), await checkArchiveAge(client, strict));
+    if (pending.length === 0) results.push(await checkOverdueIncidents(client), await checkArchiveAge(client, strict, clockFromConfig(config).now()));
     return results;
   } catch (err) {
     const message = (err as Error).message;
@@ -183,7 +183,8 @@ async function checkBankCredentials(client: Client, config: ConnectorConfig): Pr
   const problem = masterKeyProblem({ secretEnc: row.secret_enc }, keyFile);
   const status = credentialStatusOf(
     { clientId: row.client_id, generatedAt: new Date(row.generated_at), lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null, revokedAt: row.revoked_at ? new Date(row.revoked_at) : null, revokedReason: row.revoked_reason, revokedSource: row.revoked_source, updatedBy: row.updated_by } as CredentialVault,
-    new Date(),
+    // The clock the worker and `credentials status` judge the pair's age with (a test clock too).
+    clockFromConfig(config).now(),
     { file: keyFile, problem },
   );
   if (problem) return { name, core: true, verdict: 'FAIL', detail: `${problem.code}: ${problem.message}`, hint: KEY_FILE_HINT };
@@ -419,10 +420,11 @@ export async function checkOnecFolders(config: ConnectorConfig, strict: boolean,
  * export` records each export in the audit log; none, or none for ARCHIVE_MAX_AGE_DAYS, is a WARN
  * (FAIL with --strict). The pg_dump beside it is the machine's cron's, which doctor cannot see.
  */
-async function checkArchiveAge(client: Client, strict: boolean): Promise<CheckResult> {
+async function checkArchiveAge(client: Client, strict: boolean, now: Date): Promise<CheckResult> {
   const { rows } = await withTimeout(client.query<{ at: Date | null }>('select max(at) as at from audit_event where action = $1', [ARCHIVE_EXPORTED]), CHECK_TIMEOUT_MS, 'PostgreSQL');
   const last = rows[0]?.at ? new Date(rows[0].at) : null;
-  const ageDays = last ? (Date.now() - last.getTime()) / 86_400_000 : Infinity;
+  // Against the clock the export was recorded with (the connector's, a test clock too).
+  const ageDays = last ? (now.getTime() - last.getTime()) / 86_400_000 : Infinity;
   if (ageDays <= ARCHIVE_MAX_AGE_DAYS) return { name: 'archive', core: false, verdict: 'OK', detail: `last archive export ${last?.toISOString()}` };
   return {
     name: 'archive',

@@ -182,3 +182,15 @@ describe('who made the Client ID / Secret unusable is told as it was', () => {
     for (const text of [human.stdout, human.stderr, JSON.stringify(json), doctor.detail]) expect(text).not.toMatch(/the bank answered/);
   });
 });
+
+describe("the pair's clocks (R-1) as doctor and credentials status tell them agree, on the connector's clock", () => {
+  it('80 days on (a test clock, CONNECTOR_FAKE_NOW): both say CREDENTIALS_AGING', async () => {
+    expect((await cli(['credentials', 'set', '--client-id', 'client-clock', '--secret-stdin'], 'Clock-Client-Secret-1\n')).code).toBe(0);
+    const later = { CONNECTOR_FAKE_NOW: new Date(Date.now() + 80 * 86_400_000).toISOString() };
+    const onClock = (args: string[]) => runCli(args, { env: { ...env.env, CONNECTOR_MASTER_KEY_FILE: undefined, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:9', ...later }, cwd: installDir() });
+    const status = await onClock(['credentials', 'status', '--json']);
+    expect(JSON.parse(status.stdout).warnings.map((w: { code: string }) => w.code)).toContain('CREDENTIALS_AGING');
+    const doctor = (JSON.parse((await onClock(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; verdict: string; detail: string }> }).checks.find((c) => c.name === 'bank-credentials')!;
+    expect(doctor).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/^CREDENTIALS_AGING: /) });
+  });
+});
