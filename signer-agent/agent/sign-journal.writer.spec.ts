@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SignJournal } from './sign-journal.writer';
 
@@ -90,6 +91,32 @@ describe('SignJournal', () => {
     await journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: 'still' });
     await journal.close();
     expect(readFileSync(join(dir, 'gone', 'journal.jsonl'), 'utf8')).toContain('"still"');
+  });
+
+  it('a disk that fills in the middle of a record (a short write, then ENOSPC) hands out no half-written record and leaves no half line for the next one', async () => {
+    const path = join(dir, 'journal.jsonl');
+    const journal = new SignJournal(path);
+    await journal.open();
+    await journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: 'before' });
+    // At the file-system boundary: the kernel takes part of the write (the last free block), then ENOSPC.
+    const handle = (journal as unknown as { handle: FileHandle }).handle;
+    const write = handle.write.bind(handle) as (data: string | Buffer, ...rest: unknown[]) => Promise<{ bytesWritten: number }>;
+    let full = true;
+    let calls = 0;
+    handle.write = (async (data: string | Buffer, ...rest: unknown[]) => {
+      if (!full) return write(data, ...rest);
+      calls += 1;
+      if (calls > 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const bytes = Buffer.isBuffer(data) ? data.subarray(typeof rest[0] === 'number' ? rest[0] : 0) : Buffer.from(data);
+      return write(bytes.subarray(0, 40));
+    }) as typeof handle.write;
+    await expect(journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: 'half' })).rejects.toMatchObject({ code: 'JOURNAL_UNAVAILABLE', message: expect.stringContaining('ENOSPC') });
+    // Space freed: the next record is a line of its own.
+    full = false;
+    await journal.append({ event: 'unenrolled', at: new Date(0).toISOString(), userId: 'after' });
+    await journal.close();
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { userId: string });
+    expect(lines.map((l) => l.userId)).toEqual(['before', 'after']);
   });
 
   it('refuses to write once closed (fail closed, coded)', async () => {

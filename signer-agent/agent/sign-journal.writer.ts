@@ -130,16 +130,40 @@ export class SignJournal {
       if (!this.handle) throw new ConnectorError('JOURNAL_UNAVAILABLE', 'signer journal is closed');
       // A rotated file is followed; if the new one cannot be opened, the old one keeps the records.
       if (await this.rotated(this.handle)) await this.swap().catch(() => undefined);
-      const handle = this.handle;
-      await handle.write(batch.map((b) => b.line).join(''));
-      await handle.datasync();
+      await appendWhole(this.handle, Buffer.from(batch.map((b) => b.line).join(''), 'utf8'));
       for (const b of batch) b.resolve();
     } catch (err) {
       const coded =
         err instanceof ConnectorError
           ? err
-          : new ConnectorError('JOURNAL_UNAVAILABLE', `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}`);
+          : new ConnectorError(
+              'JOURNAL_UNAVAILABLE',
+              `signer journal ${this.path} cannot be written: ${(err as NodeJS.ErrnoException).code ?? err}; no signature is handed out until it can (free space on its disk, or make it writable by the agent's user: signer.journalFile)`,
+            );
       for (const b of batch) b.reject(coded);
     }
+  }
+}
+
+/**
+ * Writes all of `bytes` at the end of the file and syncs them, or leaves the file as it was. A
+ * disk that fills up takes part of a write (the last free block) and refuses the rest: one write
+ * call returned that part as success, the record cut in the middle was answered as on record (a
+ * signature handed out without its line), and the next record, once space was freed, was glued to
+ * the half line. The part written of a batch that fails is cut off again (truncate frees, it needs
+ * no space): the journal holds whole lines only.
+ */
+async function appendWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
+  const before = (await handle.stat()).size;
+  try {
+    for (let at = 0; at < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, at, bytes.length - at);
+      if (bytesWritten <= 0) throw Object.assign(new Error('no byte of the journal record was written'), { code: 'ENOSPC' });
+      at += bytesWritten;
+    }
+    await handle.datasync();
+  } catch (err) {
+    await handle.truncate(before).catch(() => undefined);
+    throw err;
   }
 }
