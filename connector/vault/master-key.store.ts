@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConnectorError } from '../shared/errors';
 
@@ -99,17 +99,69 @@ function newKeyLine(existing: Set<string>): string {
   return `${id}:${randomBytes(32).toString('base64')}\n`;
 }
 
-function writePrivate(path: string, text: string): void {
+/**
+ * `text` in a new file beside `path` (0600), whole and on disk (fsync), or no file at all: a disk
+ * that is full or fails takes the temp file away again. Returns its path.
+ */
+function writeTemp(path: string, text: string): string {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, text);
+    try {
+      const bytes = Buffer.from(text, 'utf8');
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(tmp, 0o600);
+  } catch (err) {
+    rmTemp(tmp);
+    throw err;
+  }
+  return tmp;
+}
+
+function rmTemp(tmp: string): void {
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The folder's entry of a file just renamed or linked into it on disk too (where a folder can be synced at all). */
+function syncFolder(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dirname(path), 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM', 'EACCES', 'EBADF'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
   } finally {
     closeSync(fd);
   }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+}
+
+/**
+ * Replaces the key file, on disk before this returns: the caller then seals secrets under its new
+ * key and commits them to PostgreSQL (durable at once). A power loss after that commit must not
+ * find the key file empty or as it was before, with the secrets sealed under a key no file holds.
+ */
+function writePrivate(path: string, text: string): void {
+  const tmp = writeTemp(path, text);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmTemp(tmp);
+    throw err;
+  }
+  syncFolder(path);
 }
 
 /**
@@ -127,18 +179,22 @@ export function loadMasterKey(path: string): MasterKeyRing {
 /** Loads the key ring, creating the file (0600) with one fresh key when it does not exist. */
 export function loadOrCreateMasterKey(path: string): MasterKeyRing {
   if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Written whole and synced under a temp name, then given its name only if it has none yet: a
+    // disk full half-way used to leave an empty master.key that every later start refused ("holds
+    // no key"), and a power loss after the first secret was sealed, a key file without its key.
+    const tmp = writeTemp(path, newKeyLine(new Set()));
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      try {
-        writeSync(fd, newKeyLine(new Set()));
-      } finally {
-        closeSync(fd);
-      }
+      linkSync(tmp, path);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      // A file system without hard links (FAT, some shares): renamed instead, unless another process made it meanwhile.
+      if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(code) && !existsSync(path)) renameSync(tmp, path);
       // Another process created it first: use theirs.
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      else if (code !== 'EEXIST') throw err;
+    } finally {
+      rmTemp(tmp);
     }
+    syncFolder(path);
   }
   assertPrivate(path);
   return read(path);
