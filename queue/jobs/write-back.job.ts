@@ -105,7 +105,26 @@ function folderError(path: string, err: unknown): unknown {
   const code = typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
   if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
   const folder = dirname(path);
-  return new ConnectorError(ONEC_FOLDER_UNWRITABLE, `cannot write ${path} for 1C (${code}): onec.inboxDir ${folder} is missing where it cannot be created, or not writable by the user running the worker`, 1, { folder, code });
+  return new ConnectorError(ONEC_FOLDER_UNWRITABLE, `cannot write ${path} for 1C (${code}): ${folderTrouble(code, folder).cause}`, 1, { folder, code });
+}
+
+/**
+ * What a file-system error of a write into the 1C folder says is wrong, and what the admin does about
+ * it. A full disk or one remounted read-only (a share whose server ran out of space or failed) was
+ * told as a folder missing or without rights, and the admin sent to create a folder that was there.
+ */
+function folderTrouble(code: string, folder: string): { cause: string; remedy: string } {
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return { cause: `the disk of onec.inboxDir ${folder} is full (or the disk quota of the user running the worker is used up)`, remedy: 'free space on that disk' };
+    case 'EROFS':
+      return { cause: `onec.inboxDir ${folder} is on a file system mounted read-only`, remedy: 'mount it read-write again (a share: check its server)' };
+    case 'EIO':
+      return { cause: `the disk of onec.inboxDir ${folder} fails to write (an I/O error)`, remedy: "check that disk (the system log) or the share's server" };
+    default:
+      return { cause: `onec.inboxDir ${folder} is missing where it cannot be created, or not writable by the user running the worker`, remedy: "create the folder or let the worker's user write there" };
+  }
 }
 
 /**
@@ -128,7 +147,7 @@ async function folderWriteFailed(context: JobContext, err: ConnectorError): Prom
   const { incident, created } = await openIncident(context.orm.em.fork(), {
     kind: 'onec_folder_unwritable',
     severity: 'high',
-    title: `The connector cannot write its files for 1C into ${folder} (${code}, ${failures.inARow} tries in a row): 1C gets no statement and no status until it can; create the folder or let the worker's user write there (connector doctor: onec-inbox)`,
+    title: `The connector cannot write its files for 1C into ${folder} (${code}, ${failures.inARow} tries in a row): 1C gets no statement and no status until it can; ${folderTrouble(code, folder).cause}: ${folderTrouble(code, folder).remedy} (connector doctor: onec-inbox)`,
     evidence: { folder, code, failuresInARow: failures.inARow },
     dedupeKey: folderIncidentKey(folder),
     actor: 'worker',
