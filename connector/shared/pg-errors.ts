@@ -1,3 +1,4 @@
+import { DriverException } from '@mikro-orm/core';
 /**
  * pg's words when the server asks for a password (SCRAM, as a stock Debian PostgreSQL does over
  * TCP) and the URL gives none: not a server that is down. Told the same by every command
@@ -19,6 +20,25 @@ const TRANSIENT_SQLSTATES: Readonly<Record<string, string>> = {
   '40001': 'a serialization failure: a concurrent transaction changed the same rows',
   '40P01': 'a deadlock with another session, which PostgreSQL broke by cancelling this statement',
   '57P01': 'the server is shutting down (admin shutdown)',
+  '57P02': 'the server crashed and is restarting (crash shutdown)',
+  '57P03': 'the server is starting up, shutting down or recovering, and takes no connection yet',
+  '08001': 'PostgreSQL could not be connected to',
+  '08006': 'the connection to PostgreSQL failed',
+};
+
+/**
+ * A connection PostgreSQL did not take or dropped, as the operating system says it: the server down
+ * or restarting (a package upgrade, a reboot), or the network to it. Only as MikroORM wraps it (a
+ * DriverException of a statement): the same errno from another service (Redis, a mail server) is not
+ * the database's.
+ */
+const TRANSIENT_CONNECT_ERRNOS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'PostgreSQL refused the connection: it is down or restarting',
+  ECONNRESET: 'the connection to PostgreSQL was reset',
+  ETIMEDOUT: 'the connection to PostgreSQL timed out',
+  EHOSTUNREACH: 'the host of PostgreSQL cannot be reached',
+  ENETUNREACH: 'the network of PostgreSQL cannot be reached',
+  EPIPE: 'the connection to PostgreSQL was ended',
 };
 
 /**
@@ -43,6 +63,7 @@ export function transientDatabaseError(err: unknown): string | null {
   if (!(err instanceof Error)) return null;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && Object.hasOwn(TRANSIENT_SQLSTATES, code)) return TRANSIENT_SQLSTATES[code];
+  if (err instanceof DriverException && typeof code === 'string' && Object.hasOwn(TRANSIENT_CONNECT_ERRNOS, code)) return TRANSIENT_CONNECT_ERRNOS[code];
   // knex puts the SQL before the driver's words ("<sql> - Query read timeout").
   for (const [pattern, why] of TRANSIENT_CLIENT_MESSAGES) if (pattern.test(err.message)) return why;
   return null;

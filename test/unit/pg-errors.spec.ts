@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { DeadlockException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
 import { sqlShape, statementSummary, transientDatabaseError, withholdStatementValues } from '../../connector/shared/pg-errors';
 
@@ -15,6 +16,10 @@ describe('transientDatabaseError', () => {
     ["pg's query_timeout behind knex's SQL", new Error('select pg_sleep(10) - Query read timeout'), /query_timeout/],
     ['a dropped connection', new Error('Connection terminated unexpectedly'), /ended/],
     ['knex pool exhausted', new Error('Knex: Timeout acquiring a connection. The pool is probably full.'), /pooled/],
+    ['the server starting up or recovering (57P03), as it refuses a connection', new DriverException(pgError('57P03', 'the database system is starting up')), /starting up/],
+    ['the server restarting after a crash (57P02)', pgError('57P02', 'terminating connection because of crash of another server process'), /crash/],
+    ['a connection the server refused, as MikroORM wraps it', new DriverException(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })), /refused the connection/],
+    ["the same errno from another service (Redis's client) is not the database's", Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }), null],
     ['a unique violation is not transient', new DriverException(pgError('23505', 'duplicate key value violates unique constraint')), null],
     ['a syntax error is not transient', pgError('42601', 'syntax error at or near "selec"'), null],
     ['a message that only mentions a timeout is not transient', new Error('the bank said: Query read timeout was configured'), null],
@@ -87,5 +92,26 @@ describe('withholdStatementValues', () => {
     const err = failed(sql, '22P02', 'invalid input syntax for type uuid: "SECRET"');
     withholdStatementValues(err, sql);
     expect(err.message).toBe('select from app_user - invalid input syntax for type uuid: "..."');
+  });
+});
+
+/** A PostgreSQL that is down (restarting): what the connector's statements then meet is transient. */
+describe('a statement while PostgreSQL is away', () => {
+  it('is a transient database error, as MikroORM gives it (a port nobody listens on)', async () => {
+    const { openOrm } = await import('../../connector/persistence/database');
+    const { loadConfig } = await import('../../config/load-config');
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as AddressInfo;
+        server.close(() => resolve(free));
+      });
+    });
+    const orm = await openOrm(loadConfig({ env: { CONNECTOR_DATABASE_URL: `postgresql://postgres@127.0.0.1:${port}/test` } }));
+    try {
+      const err = await orm.em.fork().execute('select 1').then(() => null, (e: unknown) => e);
+      expect(transientDatabaseError(err)).toMatch(/refused the connection/);
+    } finally {
+      await orm.close(true);
+    }
   });
 });
