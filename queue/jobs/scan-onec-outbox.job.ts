@@ -22,6 +22,8 @@ import { partySchema } from '../../connector/orders/payment-order';
 import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
+import { perContext } from '../stage-batcher';
+import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
 
 export const scanOnecOutboxJob = defineJob({
   name: 'onec.outbox.scan',
@@ -75,12 +77,15 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
     const failed: string[] = [];
     const each = async (file: OutboxFile, claimed: boolean) => {
       try {
-        results.push(await processFile(context, dir, file, claimed, options.whileReading));
+        const result = await processFile(context, dir, file, claimed, options.whileReading);
+        results.push(result);
+        if (result.outcome !== 'waiting') await outboxFileDone(context, file.name);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         context.logger.error({ event: 'onec.outbox.file_failed', file: file.name, claimed, err: message }, 'a 1C outbox file could not be taken in; it waits for the next scan');
         failed.push(`${file.name}: ${message}`);
         results.push({ file: file.name, outcome: 'waiting', documents: 0, taken: 0, created: 0, refused: 0 });
+        await outboxFileFailed(context, dir, file.name, message).catch((e: Error) => context.logger.error({ event: 'onec.outbox.incident_error', err: e.message }));
       }
     };
     // Left by an earlier scan (killed, or the file changed while read): older than anything new in the outbox.
@@ -92,6 +97,44 @@ export async function scanOnecOutbox(context: JobContext, redis: IORedis, option
     clearInterval(timer);
     await redis.eval(release, 1, key, me).catch(() => undefined);
   }
+}
+
+/**
+ * Scans in a row a file failed in (in this worker process), after which a person is told by an
+ * incident: a file that fails at every scan (its move to archive/ or error/ refused by a full or
+ * read-only disk, a document PostgreSQL refuses) stays in processing/ and is read again each time,
+ * and a log line at each scan was all there was. Until then a failure is a log line: PostgreSQL
+ * restarting heals by the next scan.
+ */
+export const OUTBOX_FAILURES_BEFORE_INCIDENT = 3;
+
+const outboxIncidentKey = (file: string) => `onec_outbox_stuck:${file}`;
+
+async function outboxFileFailed(context: JobContext, dir: string, file: string, message: string): Promise<void> {
+  const failures = perContext(context, 'onec.outbox.failures', () => new Map<string, number>());
+  const inARow = (failures.get(file) ?? 0) + 1;
+  failures.set(file, inARow);
+  if (inARow < OUTBOX_FAILURES_BEFORE_INCIDENT) return;
+  const { incident, created } = await openIncident(context.orm.em.fork(), {
+    kind: 'onec_outbox_stuck',
+    severity: 'high',
+    title: `The 1C export ${file} in ${dir} failed ${inARow} scans in a row and is read again at each (what it held already taken in is not taken twice; the rest waits): ${message.slice(0, 300)} (log: onec.outbox.file_failed)`,
+    evidence: { file, folder: dir, inARow, error: message.slice(0, 300) },
+    dedupeKey: outboxIncidentKey(file),
+    actor: 'worker',
+    now: context.clock.now(),
+    // Every later scan finds it again while it lasts: one incident, not one timeline entry each.
+    onRepeat: 'ignore',
+  });
+  if (created) context.logger.error({ event: 'onec.outbox.file_stuck', alert: true, file, incidentId: incident.id }, 'onec.outbox.file_stuck');
+}
+
+/** A file archived or moved to error/: its count starts again, and its open incident (any process's) is closed with a note. */
+async function outboxFileDone(context: JobContext, file: string): Promise<void> {
+  perContext(context, 'onec.outbox.failures', () => new Map<string, number>()).delete(file);
+  const em = context.orm.em.fork();
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [outboxIncidentKey(file)]);
+  for (const { id } of open) await resolveIncident(em, { id, actor: 'worker', note: `the 1C export ${file} was taken in and moved on`, now: context.clock.now() });
 }
 
 async function processFile(context: JobContext, dir: string, file: OutboxFile, claimed: boolean, whileReading?: WhileReading): Promise<OutboxFileResult> {

@@ -3,7 +3,7 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync,
 import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
-import { scanOnecOutbox, type OutboxFileResult, type WhileReading } from '../../queue/jobs/scan-onec-outbox.job';
+import { OUTBOX_FAILURES_BEFORE_INCIDENT, scanOnecOutbox, type OutboxFileResult, type WhileReading } from '../../queue/jobs/scan-onec-outbox.job';
 import { createTestEnv, type TestEnv } from '../support/test-env';
 import { onecOrderLines } from '../support/orders.fixture';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
@@ -324,10 +324,18 @@ describe('1C outbox folder scan', () => {
     // The later export went in all the same.
     expect(await orders()).toContain('P-2');
     expect(await orders()).not.toContain('P-1');
-    // The next scan, the cause gone, takes the waiting file.
+    // Failing at every scan, it is said to a person by an incident (a log line at each scan was all there was).
+    const stuck = () => context.orm.em.fork().execute<Array<{ status: string; title: string }>>("select status, title from incident where kind = 'onec_outbox_stuck' and evidence->>'file' = ?", ['1c_to_kl_poison.txt']);
+    for (let scans = 2; scans <= OUTBOX_FAILURES_BEFORE_INCIDENT; scans++) {
+      expect(await stuck()).toEqual([]);
+      await expect(scanOnecOutbox(context, context.redis, { whileReading: poison })).rejects.toThrow(/1c_to_kl_poison\.txt/);
+    }
+    expect(await stuck()).toEqual([{ status: 'open', title: expect.stringMatching(/^The 1C export 1c_to_kl_poison\.txt in \S+ failed 3 scans in a row .*the database refused this file/) }]);
+    // The next scan, the cause gone, takes the waiting file, and the incident is closed.
     const again = await scan();
     expect(again.find((r) => r.file === '1c_to_kl_poison.txt')).toMatchObject({ outcome: 'archived', created: 1 });
     expect(await orders()).toContain('P-1');
+    expect((await stuck()).map((i) => i.status)).toEqual(['resolved']);
   });
 
   it("judges a file's stability by the machine's time, which wrote its mtime, not by the connector's clock (one started an hour back: CONNECTOR_FAKE_NOW)", async () => {
