@@ -44,7 +44,7 @@ export const CMS_INCOMPLETE = 'the CMS of the newest signature does not name exa
 
 /**
  * Before anything else, signatures that no longer count: R-17 (a signer who may no longer sign this
- * order), or a chain whose newest CMS, the one the bank would get, does not name exactly the valid
+ * order, or no longer at the level they signed at), or a chain whose newest CMS, the one the bank would get, does not name exactly the valid
  * signers (signed at once before the signature_chain migration, or a bug). The CMS of later
  * signatures contains the earlier ones, so the whole round is invalidated and signed afresh.
  * Returns why, or null when every signature still counts.
@@ -65,6 +65,9 @@ export async function dropSignaturesThatNoLongerCount(
   for (const s of signatures) {
     const decision = decideSign(await directory.signer(s.userId), order.payerIban, order.amountTiyn, context.clock);
     if (!decision.allowed) reasons.push(`${s.login}: ${decision.reason}`);
+    // The level is part of the authority (R-16): a second signature given by someone whose right now
+    // carries the first level only (or the other way round) was given with a right they lost (R-17).
+    else if (decision.level !== s.level) reasons.push(`${s.login}: LEVEL_CHANGED (signed as ${s.level}, may now sign ${decision.level ?? 'none'})`);
     const earlier = people.get(`serial:${s.serial}`) ?? (s.iin ? people.get(`iin:${s.iin}`) : undefined);
     if (earlier !== undefined) reasons.push(`${s.login}: SAME_PERSON as ${earlier}`);
     people.set(`serial:${s.serial}`, s.login);

@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
+import { startDemoWorld, type DemoWorld } from '../../connector/demo/demo-world';
+import { demoDocuments, demoOrder } from '../../connector/demo/demo-orders';
+import { DEMO_SIGNER_ACCOUNTS } from '../../connector/demo/pipeline-world';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { createLogger } from '../../connector/logging/logger';
+import { transitionOrder } from '../../connector/orders/order-state.machine';
+import { validSignatures } from '../../connector/signing/order-signatures';
+import { grantRight } from '../../connector/users/user.service';
+import { userDeps } from '../../connector/users/user-context';
+import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
+import { prepareSigning, signAs } from '../../queue/order-signing';
+
+/**
+ * An insider's paths around the signatures an order needs (R-16, R-17), on the demo world: a real
+ * signer agent, PostgreSQL, the demo's policy (first + second from 1,000,000 KZT) and the demo
+ * signers (demo.ceo first, demo.accountant second, both under a standing mandate).
+ */
+describe('an insider cannot make a signature count beyond the authority it was given with (real signer agent, PostgreSQL)', () => {
+  let env: TestEnv;
+  let world: DemoWorld;
+
+  beforeAll(async () => {
+    env = await createTestEnv('insider', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
+    world = await startDemoWorld(env.config, join(env.workDir, 'world'), createLogger({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    await world?.close();
+    await env?.cleanup();
+  });
+
+  const db = () => world.context.orm.em.fork();
+  const today = () => new Date(Date.now() + 5 * 3600_000).toISOString().slice(0, 10);
+  let run = 0;
+
+  /** A demo document taken in from `source` without a job and validated by hand: only what the test does signs it. */
+  async function validatedOrder(index: number, source = 'erp-insider'): Promise<string> {
+    const doc = demoDocuments(`${String(Date.now()).slice(-6)}${run++}`)[index];
+    const [result] = await intakeOrders(db(), source, [{ order: demoOrder(doc, today()) }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
+    await transitionOrder(db(), result.orderId, 'validated', { actor: 'test', from: 'received' });
+    return result.orderId;
+  }
+
+  it('a second signature stops counting once its signer holds the first level only (R-17: the right it was given with is gone)', async () => {
+    const context = world.context;
+    const orderId = await validatedOrder(2); // 2,500,000 KZT: first + second
+    const directory = new SignerDirectory(db());
+    const accountant = (await directory.signerByLogin('demo.accountant'))?.user;
+    if (!accountant) throw new Error('the world has no accountant');
+    const state = await prepareSigning(context, orderId);
+    if (!state) throw new Error('the order is not waiting for signatures');
+    await expect(signAs(context, state, accountant, { mandate: false })).resolves.toEqual({ signed: 'second' });
+
+    // The accountant no longer gives second signatures: her right on the accounts now carries the first level.
+    try {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.accountant', account, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
+      const why = await dropSignaturesThatNoLongerCount(context, state.order);
+      expect(why).toMatch(/demo\.accountant: LEVEL_CHANGED/);
+      expect(await validSignatures(db(), orderId)).toEqual([]);
+    } finally {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.accountant', account, rights: 'manage', level: 'second', limitTiyn: null, actor: 'test' });
+    }
+  }, 60_000);
+});
