@@ -17,7 +17,7 @@ import type { CertificateInfo } from '../signer-agent/certificates/certificate.i
 import { SignerError } from '../signer-agent/signer.errors';
 import { StageBatcher, stageBatcher } from './stage-batcher';
 import { enqueueWriteBack } from './jobs/write-back.job';
-import type { FieldError } from '../connector/orders/payment-order';
+import { CONSOLE_SOURCE, type FieldError } from '../connector/orders/payment-order';
 
 /**
  * Signing orders (DESIGN.md step 3), shared by the sign job (standing mandates, a batch of orders
@@ -395,6 +395,10 @@ export async function recordAwaitingReasons(context: JobContext, reasons: Readon
 }
 
 function mandatedLoginsFor(context: JobContext, state: SigningState): string[] {
+  // A standing mandate signs ERP orders without a per-order approval (config `signing.mandates`). An
+  // order a person typed into the console is no ERP's: under a mandate, anyone allowed to prepare
+  // orders (an operator, who may not sign) would have their own order paid with nobody's approval.
+  if (state.order.source === CONSOLE_SOURCE) return [];
   return mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
 }
 

@@ -65,6 +65,12 @@ export function normaliseDocumentNumber(number: string): string {
   return number.trim().normalize('NFC');
 }
 
+/**
+ * The source of orders a person enters through the console with their session (the natural key's
+ * ERP source): not an ERP's order, so no standing mandate signs it (config `signing.mandates`).
+ */
+export const CONSOLE_SOURCE = 'console';
+
 export type PaymentOrderInput = z.input<typeof paymentOrderSchema>;
 export type NormalisedOrder = z.output<typeof paymentOrderSchema>;
 

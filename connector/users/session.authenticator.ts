@@ -8,6 +8,7 @@ import { isPasswordExpired } from './password.policy';
 import { usersWiring, userDeps, type UsersWiring } from './user-context';
 import { touchActivity } from './user.service';
 import { MESSAGES } from './user.errors';
+import { CONSOLE_SOURCE } from '../orders/payment-order';
 
 /** The session cookie: HttpOnly, SameSite=Strict, Secure over TLS (R-13, INTERFACES.md CSRF). */
 export const SESSION_COOKIE = 'connector_session';
@@ -91,6 +92,6 @@ export function sessionAuthenticator(overrides: Partial<UsersWiring> = {}): Auth
     const accounts = reading ? accountsVisibleTo(user, rights) : accountsManageableBy(user, rights);
     // Managing all accounts but one with information only: that one is taken out (R-16).
     const exceptAccounts = !reading && accounts === 'all' ? accountsNarrowedFrom(rights) : [];
-    return { kind: 'session', scope: `user:${user.id}`, source: 'console', actor: `user:${user.login}`, accounts, ...(exceptAccounts.length ? { exceptAccounts } : {}) };
+    return { kind: 'session', scope: `user:${user.id}`, source: CONSOLE_SOURCE, actor: `user:${user.login}`, accounts, ...(exceptAccounts.length ? { exceptAccounts } : {}) };
   };
 }

@@ -10,7 +10,7 @@ import { validSignatures } from '../../connector/signing/order-signatures';
 import { grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
-import { prepareSigning, signAs } from '../../queue/order-signing';
+import { prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
 
 /**
  * An insider's paths around the signatures an order needs (R-16, R-17), on the demo world: a real
@@ -61,5 +61,18 @@ describe('an insider cannot make a signature count beyond the authority it was g
     } finally {
       for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.accountant', account, rights: 'manage', level: 'second', limitTiyn: null, actor: 'test' });
     }
+  }, 60_000);
+
+  it('a standing mandate signs ERP orders, not one a person typed into the console (an operator cannot have their own order paid without a signer)', async () => {
+    const context = world.context;
+    // 150,000 KZT: one signature, well under the demo mandates (demo.ceo and demo.accountant, every account, up to 100,000,000).
+    const fromErp = await validatedOrder(0);
+    const fromConsole = await validatedOrder(0, 'console');
+    const refused: string[] = [];
+    const outcomes = await signWithMandates(context, [fromErp, fromConsole], (_orderId, login, err) => refused.push(`${login}: ${err.message}`));
+    expect(refused).toEqual([]);
+    expect(outcomes.get(fromErp)).toEqual({ state: 'signed' });
+    expect(outcomes.get(fromConsole)).toEqual({ state: 'awaiting_signatures', missing: ['first'], mandated: false });
+    expect(await validSignatures(db(), fromConsole)).toEqual([]);
   }, 60_000);
 });
