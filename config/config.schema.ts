@@ -316,7 +316,8 @@ export const configSchema = z
         /**
          * How many signatures an order needs, by payer account and amount (DESIGN.md step 3).
          * The rule with the highest fromAmount not above the order's amount, for its account
-         * (or "*"), applies: 1 = a first signature, 2 = first and second.
+         * (or "*"), applies: 1 = a first signature, 2 = first and second. Amounts in tenge: an order
+         * in another currency is judged above every threshold, limit and mandate (policyAmountTiyn).
          */
         rules: z
           .array(

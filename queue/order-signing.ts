@@ -2,7 +2,7 @@ import type { JobContext } from './job-context';
 import { PaymentOrder } from '../connector/persistence/entities';
 import { toNormalisedOrder } from '../connector/orders/order.mapper';
 import { transitionOrders } from '../connector/orders/order-state.machine';
-import { mandatedLogins, requiredLevels, type SignLevel } from '../connector/signing/signing-policy';
+import { mandatedLogins, policyAmountTiyn, requiredLevels, type SignLevel } from '../connector/signing/signing-policy';
 import { freezeDocuments, recordSignatures, validSignatures, validSignaturesOf, type FrozenDocument, type NewSignature, type StoredSignature } from '../connector/signing/order-signatures';
 import { decideSign, type SignerRecord } from '../connector/users/authority';
 import { ConnectorError } from '../connector/shared/errors';
@@ -80,7 +80,7 @@ export async function prepareSigningMany(context: JobContext, orderIds: readonly
     if (!document) continue;
     let valid = signatures.get(order.id) ?? [];
     if ((await dropSignaturesThatNoLongerCount(context, order, { signatures: valid, directory })) !== null) valid = [];
-    const levels = requiredLevels(context.config.signing.rules, order.payerIban, order.amountTiyn);
+    const levels = requiredLevels(context.config.signing.rules, order.payerIban, policyAmountTiyn(order));
     states.set(order.id, {
       order,
       document,
@@ -175,7 +175,7 @@ async function produceSignature(context: JobContext, state: SigningState, signer
   // One person, one signature (R-16: a first and a second signature are two people). A person is
   // their EDS, not a login: the same IIN under another login has signed too.
   if (state.signatures.some((s) => s.userId === user.id || (user.iin != null && s.iin === user.iin))) return { refused: 'ALREADY_SIGNED' };
-  const decision = decideSign(signer, order.payerIban, order.amountTiyn, context.clock);
+  const decision = decideSign(signer, order.payerIban, policyAmountTiyn(order), context.clock);
   if (!decision.allowed || !decision.level) return { refused: decision.reason ?? 'NOT_ALLOWED' };
   if (!state.missing.includes(decision.level)) return { refused: 'LEVEL_ALREADY_SIGNED' };
   const previous = state.signatures[state.signatures.length - 1];
@@ -399,7 +399,7 @@ function mandatedLoginsFor(context: JobContext, state: SigningState): string[] {
   // order a person typed into the console is no ERP's: under a mandate, anyone allowed to prepare
   // orders (an operator, who may not sign) would have their own order paid with nobody's approval.
   if (state.order.source === CONSOLE_SOURCE) return [];
-  return mandatedLogins(context.config.signing.mandates, state.order.payerIban, state.order.amountTiyn);
+  return mandatedLogins(context.config.signing.mandates, state.order.payerIban, policyAmountTiyn(state.order));
 }
 
 /** When every level is given: `awaiting_signatures -> signed`, and on to submission. */

@@ -3,6 +3,20 @@ import type { ConnectorConfig } from '../../config/config.schema';
 
 export type SignLevel = 'first' | 'second';
 
+/** The currency every amount of the policy is in: rules, signers' limits (authority.ts) and mandates. */
+export const POLICY_CURRENCY = 'KZT';
+
+/**
+ * The amount the signing policy, the signers' limits and the mandates judge an order by, in tiyn.
+ * They are amounts in tenge; an order in another currency (`requisites.currencies`) has no tenge
+ * value here (the bank converts at its own rate, R-22), so it is judged above every threshold and
+ * limit: the account's largest-amount rule applies, a signer with a limit may not sign it and no
+ * mandate covers it. Fail closed: 999,999 dollars is not an order under a 1,000,000 tenge threshold.
+ */
+export function policyAmountTiyn(order: { amountTiyn: number; currency: string }): number {
+  return order.currency === POLICY_CURRENCY ? order.amountTiyn : Number.MAX_SAFE_INTEGER;
+}
+
 /**
  * How many signatures an order needs (config `signing.rules`): for the order's account (or "*"),
  * the rule with the highest `fromAmount` not above the amount. Who may give each is the users'

@@ -4,6 +4,7 @@ import type { JobContext } from '../job-context';
 import type { PaymentOrder } from '../../connector/persistence/entities';
 import { cmsHoldsEverySigner, invalidateSignatures, validSignatures, type StoredSignature } from '../../connector/signing/order-signatures';
 import { decideSign, loadSigner, type SignerRecord } from '../../connector/users/authority';
+import { policyAmountTiyn } from '../../connector/signing/signing-policy';
 import { appendAudit } from '../../connector/audit/audit.log';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { triggerLockdown } from '../lockdown.trigger';
@@ -51,7 +52,7 @@ export const CMS_INCOMPLETE = 'the CMS of the newest signature does not name exa
  */
 export async function dropSignaturesThatNoLongerCount(
   context: JobContext,
-  order: Pick<PaymentOrder, 'id' | 'payerIban' | 'amountTiyn'>,
+  order: Pick<PaymentOrder, 'id' | 'payerIban' | 'amountTiyn' | 'currency'>,
   known?: { signatures: StoredSignature[]; directory: SignerDirectory },
 ): Promise<string | null> {
   const em = context.orm.em.fork();
@@ -63,7 +64,7 @@ export async function dropSignaturesThatNoLongerCount(
   // (signatures recorded before signing refused the same person under a second login).
   const people = new Map<string, string>();
   for (const s of signatures) {
-    const decision = decideSign(await directory.signer(s.userId), order.payerIban, order.amountTiyn, context.clock);
+    const decision = decideSign(await directory.signer(s.userId), order.payerIban, policyAmountTiyn(order), context.clock);
     if (!decision.allowed) reasons.push(`${s.login}: ${decision.reason}`);
     // The level is part of the authority (R-16): a second signature given by someone whose right now
     // carries the first level only (or the other way round) was given with a right they lost (R-17).

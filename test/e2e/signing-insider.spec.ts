@@ -23,7 +23,11 @@ describe('an insider cannot make a signature count beyond the authority it was g
 
   beforeAll(async () => {
     env = await createTestEnv('insider', { CONNECTOR_BANK_URL: `http://127.0.0.1:${await freePort()}`, CONNECTOR_SIGNER_URL: `http://127.0.0.1:${await freePort()}` });
-    world = await startDemoWorld(env.config, join(env.workDir, 'world'), createLogger({ level: 'silent' }));
+    // An installation that pays in US dollars too (requisites.currencies); the signing rules, the
+    // signers' limits and the mandates are amounts in tenge.
+    world = await startDemoWorld(env.config, join(env.workDir, 'world'), createLogger({ level: 'silent' }), {
+      config: (c) => ({ ...c, requisites: { ...c.requisites, currencies: ['KZT', 'USD'] } }),
+    });
   });
   afterAll(async () => {
     await world?.close();
@@ -35,9 +39,9 @@ describe('an insider cannot make a signature count beyond the authority it was g
   let run = 0;
 
   /** A demo document taken in from `source` without a job and validated by hand: only what the test does signs it. */
-  async function validatedOrder(index: number, source = 'erp-insider'): Promise<string> {
+  async function validatedOrder(index: number, source = 'erp-insider', currency = 'KZT'): Promise<string> {
     const doc = demoDocuments(`${String(Date.now()).slice(-6)}${run++}`)[index];
-    const [result] = await intakeOrders(db(), source, [{ order: demoOrder(doc, today()) }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
+    const [result] = await intakeOrders(db(), source, [{ order: { ...demoOrder(doc, today()), currency } }], { enqueueValidate: async () => undefined, enqueueValidated: async () => undefined }, { actor: 'test' });
     await transitionOrder(db(), result.orderId, 'validated', { actor: 'test', from: 'received' });
     return result.orderId;
   }
@@ -74,5 +78,29 @@ describe('an insider cannot make a signature count beyond the authority it was g
     expect(outcomes.get(fromErp)).toEqual({ state: 'signed' });
     expect(outcomes.get(fromConsole)).toEqual({ state: 'awaiting_signatures', missing: ['first'], mandated: false });
     expect(await validSignatures(db(), fromConsole)).toEqual([]);
+  }, 60_000);
+
+  it('an order in another currency than tenge is judged above every tenge threshold, limit and mandate (150,000 USD is no order under 1,000,000 KZT)', async () => {
+    const context = world.context;
+    // 150,000.00: under the demo's 1,000,000 threshold and its mandates' 100,000,000 as tenge; as dollars, some 70 million tenge.
+    const usd = await validatedOrder(0, 'erp-insider', 'USD');
+    const refused: string[] = [];
+    const outcomes = await signWithMandates(context, [usd], (_orderId, login, err) => refused.push(`${login}: ${err.message}`));
+    expect(refused).toEqual([]);
+    // No mandate signs it, and it needs what the account's rules ask of the largest amounts: two people.
+    expect(outcomes.get(usd)).toEqual({ state: 'awaiting_signatures', missing: ['first', 'second'], mandated: false });
+    expect(await validSignatures(db(), usd)).toEqual([]);
+
+    // A signer whose right stops at a tenge limit cannot sign it: the limit says nothing of dollars.
+    const state = await prepareSigning(context, usd);
+    if (!state) throw new Error('the order is not waiting for signatures');
+    const ceo = (await new SignerDirectory(db()).signerByLogin('demo.ceo'))?.user;
+    if (!ceo) throw new Error('the world has no CEO');
+    try {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: 1_000_000_00, actor: 'test' });
+      await expect(signAs(context, state, ceo, { mandate: false })).resolves.toEqual({ refused: 'OVER_LIMIT' });
+    } finally {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
+    }
   }, 60_000);
 });
