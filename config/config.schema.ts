@@ -52,6 +52,17 @@ const smtpSchema = z
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24h), e.g. "17:00"');
 
+/**
+ * The account of a signing rule or a mandate: "*" or a KZ account, kept as orders carry it (no spaces,
+ * upper case; a bank prints it in groups of four). A rule is matched to an order's account by
+ * equality: one written otherwise never matched, and the "*" rule (maybe one signature) applied.
+ */
+const signingAccount = z
+  .string()
+  .transform((v) => (v.trim() === '*' ? '*' : v.replace(/\s+/g, '').toUpperCase()))
+  .refine((v) => v === '*' || /^KZ\d{5}[A-Z0-9]{13}$/.test(v), 'expected "*" or a KZ account (IIK: KZ, 2 check digits, 3-digit bank code, 13 letters or digits)')
+  .default('*');
+
 /** The signer agent's address (signer.url): loopback http or a Unix socket, as the agent listens. */
 function signerUrlIsLocal(url: string): boolean {
   if (/^unix:./.test(url)) return true;
@@ -322,7 +333,7 @@ export const configSchema = z
         rules: z
           .array(
             z.object({
-              account: z.string().default('*'),
+              account: signingAccount,
               fromAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "1000000.00"').default('0'),
               signatures: z.union([z.literal(1), z.literal(2)]),
             }),
@@ -336,7 +347,7 @@ export const configSchema = z
           .array(
             z.object({
               login: z.string().min(1),
-              account: z.string().default('*'),
+              account: signingAccount,
               upTo: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "500000.00"'),
             }),
           )

@@ -171,4 +171,16 @@ describe('configuration', () => {
     expect(message).toContain(where);
     expect(message).not.toMatch(/S3cret|Pass@/);
   });
+
+  it('an account in signing.rules or signing.mandates is matched as the orders carry it: written as a bank prints it, it still applies; one that is no account at all is refused', () => {
+    // A two-signature rule for an account written in lower case and groups of four never matched the
+    // order's KZ86125KZT5004100100: the "*" rule (one signature) paid it.
+    const file = join(cwd, 'signing-accounts.json');
+    writeFileSync(file, JSON.stringify({ signing: { rules: [{ account: '*', fromAmount: '0', signatures: 1 }, { account: 'kz86 125k zt50 0410 0100', fromAmount: '0', signatures: 2 }], mandates: [{ login: 'ceo', account: ' KZ86125KZT5004100100', upTo: '1.00' }] } }));
+    const config = loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    expect(config.signing.rules.map((r) => r.account)).toEqual(['*', 'KZ86125KZT5004100100']);
+    expect(config.signing.mandates.map((m) => m.account)).toEqual(['KZ86125KZT5004100100']);
+    writeFileSync(file, JSON.stringify({ signing: { rules: [{ account: 'KZ86125KZT500410010', fromAmount: '0', signatures: 2 }] } }));
+    expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/signing\.rules\.0\.account: .*"\*" or a KZ account/);
+  });
 });
