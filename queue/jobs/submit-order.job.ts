@@ -8,6 +8,7 @@ import { PaymentOrder } from '../../connector/persistence/entities';
 import { IllegalTransitionError, transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import { toNormalisedOrder } from '../../connector/orders/order.mapper';
 import { loadDocuments, validSignaturesOf, type FrozenDocument, type StoredSignature } from '../../connector/signing/order-signatures';
+import { policyAmountTiyn, requiredLevels } from '../../connector/signing/signing-policy';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { requisitesFromOrder } from '../../adapters/bank/business-api/payment-order.document';
 import type { BankPaymentDocument } from '../../adapters/bank/business-api/business-api.schemas';
@@ -249,7 +250,9 @@ export const handleSubmitOrder: JobHandler<typeof submitOrderJob.payload> = asyn
 /**
  * R-17 before a send, or a broken chain (no valid signature, a CMS that does not name exactly the
  * valid signers): the round is invalidated and the order goes back to `awaiting_signatures`, its
- * sign job queued. null when its signers still count. From `submitting` only for an order never sent.
+ * sign job queued. So does an order missing a level the signing rules ask now (R-16: rules made
+ * stricter while it waited signed), its signatures kept. null when its signers still count and
+ * every level is given. From `submitting` only for an order never sent.
  */
 async function backToSigningIfSignersLost(
   context: JobContext,
@@ -259,8 +262,12 @@ async function backToSigningIfSignersLost(
   signatures: StoredSignature[],
   directory: SignerDirectory,
 ): Promise<SubmitResult | null> {
-  const why = signatures.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures, directory });
-  if (why === null) return null;
+  let why = signatures.length === 0 ? 'no valid signature' : await dropSignaturesThatNoLongerCount(context, order, { signatures, directory });
+  if (why === null) {
+    const missing = requiredLevels(context.config.signing.rules, order.payerIban, policyAmountTiyn(order)).filter((level) => !signatures.some((s) => s.level === level));
+    if (missing.length === 0) return null;
+    why = `the signing rules ask a ${missing.join(' and a ')} signature too`;
+  }
   await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from, reason: from === 'submitting' ? `not sent: ${why}` : why });
   await context.queues.add(signOrderJob, { orderId: order.id });
   return { state: 'awaiting_signatures' };

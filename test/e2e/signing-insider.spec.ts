@@ -10,7 +10,8 @@ import { validSignatures } from '../../connector/signing/order-signatures';
 import { grantRight } from '../../connector/users/user.service';
 import { userDeps } from '../../connector/users/user-context';
 import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
-import { prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
+import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
+import { submitBatch } from '../../queue/jobs/submit-order.job';
 
 /**
  * An insider's paths around the signatures an order needs (R-16, R-17), on the demo world: a real
@@ -101,6 +102,32 @@ describe('an insider cannot make a signature count beyond the authority it was g
       await expect(signAs(context, state, ceo, { mandate: false })).resolves.toEqual({ refused: 'OVER_LIMIT' });
     } finally {
       for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
+    }
+  }, 60_000);
+
+  it('an order signed under a one-signature rule is not sent once the rules ask two: it goes back for the second signature', async () => {
+    const context = world.context;
+    const orderId = await validatedOrder(0); // 150,000 KZT: one signature under the demo's rules
+    const ceo = (await new SignerDirectory(db()).signerByLogin('demo.ceo'))?.user;
+    if (!ceo) throw new Error('the world has no CEO');
+    const state = await prepareSigning(context, orderId);
+    if (!state) throw new Error('the order is not waiting for signatures');
+    await expect(signAs(context, state, ceo, { mandate: false })).resolves.toEqual({ signed: 'first' });
+    await expect(completeSigning(context, state)).resolves.toBe(true);
+
+    // The company asks two signatures for every payment now (the one signer's orders still waiting must not go out alone).
+    const rules = context.config.signing.rules;
+    context.config.signing.rules = [{ account: '*', fromAmount: '0', signatures: 2 }];
+    try {
+      const job = { id: `submit-${orderId}`, data: { orderId }, attemptsMade: 0, opts: { attempts: 8 }, moveToDelayed: async () => undefined, updateData: async () => undefined };
+      const [outcome] = await submitBatch(context, [{ orderId, job: job as never }]);
+      expect(outcome).toEqual({ state: 'awaiting_signatures' });
+      const [row] = await db().execute<Array<{ state: string; submit_attempts: number }>>('select state, submit_attempts from payment_order where id = ?', [orderId]);
+      expect(row).toEqual({ state: 'awaiting_signatures', submit_attempts: 0 });
+      // The first signature still counts: only the missing level is asked for.
+      expect((await validSignatures(db(), orderId)).map((s) => [s.login, s.level])).toEqual([['demo.ceo', 'first']]);
+    } finally {
+      context.config.signing.rules = rules;
     }
   }, 60_000);
 });
