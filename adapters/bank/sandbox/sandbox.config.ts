@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { z } from 'zod';
+import { jsonFault } from '../../../config/json-fault';
 import { makeIban, makeIinBin } from './sandbox.requisites';
 
 /**
@@ -119,10 +120,18 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env, override
   const file = env.CONNECTOR_SANDBOX_CONFIG;
   if (file) {
     if (!existsSync(file)) throw new SandboxConfigError(`CONNECTOR_SANDBOX_CONFIG: ${file} does not exist`);
+    let text: string;
     try {
-      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new SandboxConfigError(`sandbox config ${file} is not valid JSON: ${(err as Error).message}`);
+      throw new SandboxConfigError(`sandbox config ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // Where it breaks, never JSON.parse's words: Node quotes the text around the fault, and this
+      // file holds the Client Secrets (and maybe a database password) (R-4).
+      throw new SandboxConfigError(`sandbox config ${file} is not valid JSON: ${jsonFault(text)}`);
     }
   }
   if (env.CONNECTOR_DATABASE_URL) raw.databaseUrl = env.CONNECTOR_DATABASE_URL;
