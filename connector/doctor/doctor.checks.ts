@@ -74,7 +74,7 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
     const [major, minor] = version.split('.').map(Number);
     const results: CheckResult[] = [];
     const tooOld = major < 6 || (major === 6 && minor < 2);
-    results.push({ name: 'redis', core: true, verdict: tooOld ? 'FAIL' : 'OK', detail: `${config.redis.url.replace(/\/\/[^@]*@/, '//***@')} version ${version}`, hint: tooOld ? 'BullMQ needs Redis >= 6.2' : undefined });
+    results.push({ name: 'redis', core: true, verdict: tooOld ? 'FAIL' : 'OK', detail: `${redactedUrl(config.redis.url)} version ${version}`, hint: tooOld ? 'BullMQ needs Redis >= 6.2' : undefined });
     const evict = Array.isArray(policy) && policy[1] && policy[1] !== 'noeviction';
     if (evict) results.push({ name: 'redis-eviction', core: false, verdict: 'WARN', detail: `maxmemory-policy ${policy[1]}`, hint: 'set maxmemory-policy noeviction: an evicting Redis drops queued jobs (LESSONS.md 13)' });
     const serverMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
