@@ -406,7 +406,13 @@ export class BusinessApiClient {
   private check<T>(operation: BankOperation, res: AxiosResponse, ok: number[], schema: ZodType<T, ZodTypeDef, unknown>): T {
     if (!ok.includes(res.status)) {
       const err = parseBankError({ operation, status: res.status, headers: res.headers as Record<string, unknown>, body: res.data });
-      if (err.code === 'CREDENTIALS_REVOKED') void this.options.credentials.onRevoked?.();
+      // Heard, never awaited: a failure to mark the pair (PostgreSQL away) is logged, not an
+      // unhandled rejection that ends the process (the pipeline marks it again from this error).
+      if (err.code === 'CREDENTIALS_REVOKED') {
+        Promise.resolve()
+          .then(() => this.options.credentials.onRevoked?.())
+          .catch((e: unknown) => this.options.logger?.error({ event: 'bank.credentials.mark_revoked_failed', err: e instanceof Error ? e.message : String(e) }, 'the bank answered CREDENTIALS_REVOKED; marking the pair revoked failed'));
+      }
       throw err;
     }
     // A page instead of the API's JSON (a gateway's or a captive portal's HTML with 200): not the

@@ -77,6 +77,32 @@ describe('token (OAuth2 client credentials)', () => {
     }
   });
 
+  it('a provider that fails to mark the pair revoked (PostgreSQL away) is logged, never an unhandled rejection that would end the worker', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+    const provider = {
+      getCredentials: async () => ({ clientId: 'test-client', clientSecret: h.secret }),
+      onRevoked: async () => {
+        throw new Error('Connection terminated unexpectedly');
+      },
+    };
+    const client = h.client({ credentials: provider, logger });
+    await client.listAccounts();
+    await h.admin('PUT', '/credentials', { revoked: true });
+    try {
+      expect((await caught(client.listAccounts())).code).toBe('CREDENTIALS_REVOKED');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+      expect(lines.join('')).toMatch(/"event":"bank.credentials.mark_revoked_failed".*Connection terminated unexpectedly/);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await h.admin('PUT', '/credentials', { revoked: false });
+    }
+  });
+
   it('a provider that cannot give the pair (the vault\'s master key cannot open it) is CREDENTIALS_UNAVAILABLE, not TRANSIENT; nothing is sent', async () => {
     const vault = {
       calls: 0,
