@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { ZodType, ZodTypeDef } from 'zod';
 import type { Logger } from '../../../connector/logging/logger';
 import type { StatementData } from '../../../connector/statements/statement.model';
-import { BankError, failureFromAxios, parseBankError, type BankOperation } from './business-api.errors';
+import { BankError, failureFromAxios, parseBankError, type BankFailure, type BankOperation } from './business-api.errors';
 import {
   accountsSchema,
   FINAL_STATUSES,
@@ -285,11 +285,18 @@ export class BusinessApiClient {
     const token = await this.safeCall('token', signal, async () => {
       this.tokenRequests += 1;
       const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`, 'utf8').toString('base64');
-      return this.http.post('/oauth/token', 'grant_type=client_credentials', {
-        headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-        timeout: this.timeoutMs,
-        signal,
-      });
+      // The wall clock bounds the whole answer (see `authorised`): a token endpoint dripping its answer
+      // would otherwise hold the one shared refresh, and with it every call, for ever.
+      const deadline = AbortSignal.timeout(this.timeoutMs);
+      try {
+        return await this.http.post('/oauth/token', 'grant_type=client_credentials', {
+          headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+          timeout: this.timeoutMs,
+          signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+        });
+      } catch (err) {
+        throw parseBankError(this.timedOut(failureFromAxios('token', err), deadline, signal));
+      }
     }, [200], tokenSchema);
     const issuedAt = this.now();
     const lifetimeMs = token.expires_in * 1000;
@@ -444,11 +451,15 @@ export class BusinessApiClient {
       const token = await this.getToken();
       if (opts.signal?.aborted) throw new BankError('TRANSIENT', `the ${operation} request was not sent: the caller's time for it ran out before it could leave (nothing reached the bank)`);
       const started = this.now();
+      // axios's `timeout` stops counting once the answer's headers arrive (then it is the socket's
+      // idle time only): a bank dripping its body a byte at a time held the call, its job and its
+      // batch for ever. The per-call timeout bounds the whole answer on the wall clock too.
+      const deadline = AbortSignal.timeout(opts.timeoutMs ?? (operation === 'statement' ? this.statementTimeoutMs : this.timeoutMs));
       let res: AxiosResponse;
       try {
-        res = await send({ Authorization: `Bearer ${token}` }, opts.signal);
+        res = await send({ Authorization: `Bearer ${token}` }, opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline);
       } catch (err) {
-        const failure = failureFromAxios(operation, err);
+        const failure = this.timedOut(failureFromAxios(operation, err), deadline, opts.signal);
         this.options.logger?.warn({ event: 'bank.call.failed', operation, transport: failure.transportCode, ms: this.now() - started }, 'bank call failed');
         throw parseBankError(failure);
       }
@@ -459,6 +470,11 @@ export class BusinessApiClient {
       }
       return res;
     }
+  }
+
+  /** A call cut off by its own deadline (not by the caller) timed out: said so, not "cancelled". */
+  private timedOut(failure: BankFailure, deadline: AbortSignal, callerSignal?: AbortSignal): BankFailure {
+    return deadline.aborted && !callerSignal?.aborted && failure.status === undefined ? { ...failure, transportCode: 'ETIMEDOUT' } : failure;
   }
 
   private safeAuthorised<T>(

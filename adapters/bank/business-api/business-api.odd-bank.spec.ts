@@ -1,0 +1,95 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BusinessApiClient } from './business-api.client';
+import { BankError } from './business-api.errors';
+import { StaticCredentialsProvider } from './credentials.provider';
+
+async function caught(p: Promise<unknown>): Promise<BankError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof BankError) return err;
+    throw err;
+  }
+  throw new Error('expected a BankError');
+}
+
+/** A scripted bank on loopback: `answer` gets each request (its body read) and answers it. */
+function scriptedBank(answer: (req: IncomingMessage, res: ServerResponse, body: string) => void) {
+  let server: HttpServer;
+  const bank = { url: '' };
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => answer(req, res, body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    bank.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return bank;
+}
+
+const token = (res: ServerResponse) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ access_token: 'a-scripted-token-0123456789', token_type: 'Bearer', expires_in: 3600 }));
+};
+
+/** Headers at once, then one byte now and then, never the end: each byte within the socket's idle timeout. */
+function drip(req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write('{');
+  const timer = setInterval(() => res.write(' '), 100);
+  res.on('close', () => clearInterval(timer));
+}
+
+describe('a bank whose answer never ends (a slow drip) does not hold the call for ever', () => {
+  const bank = scriptedBank((req, res) => {
+    if (req.url?.includes('/oauth/token')) return token(res);
+    return drip(req, res);
+  });
+  const client = (timeoutMs = 500) => new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs, statementTimeoutMs: timeoutMs, retry: { maxAttempts: 1 } });
+
+  it('a status poll, a lookup and a statement end TRANSIENT within their timeout; a submit ends OUTCOME_UNKNOWN', async () => {
+    const c = client();
+    try {
+      for (const call of [() => c.getStatus('DOC-1'), () => c.lookup('ours'), () => c.getStatement('KZ86125KZT5004100100', '2026-11-25', '2026-11-25')]) {
+        const started = Date.now();
+        const err = await caught(Promise.race([call(), new Promise((_, reject) => setTimeout(() => reject(new Error('still waiting 3 s later')), 3_000))]));
+        expect(err.code).toBe('TRANSIENT');
+        expect(Date.now() - started).toBeLessThan(2_000);
+      }
+      const requisites = {
+        number: '17', date: '2026-11-25', amount: '100.00', currency: 'KZT',
+        payer: { name: 'A', iinBin: '123456789012', iban: 'KZ000000000000000000', bic: 'AAAAKZKA', kod: '17' },
+        beneficiary: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA', kbe: '17' },
+        knp: '119', purpose: 'p',
+      };
+      const submit = c.submit({ externalId: 'ours', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites });
+      const err = await caught(Promise.race([submit, new Promise((_, reject) => setTimeout(() => reject(new Error('still waiting 3 s later')), 3_000))]));
+      expect(err.code).toBe('OUTCOME_UNKNOWN');
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('a token endpoint whose answer never ends does not hold every call for ever', () => {
+  const bank = scriptedBank((req, res) => drip(req, res));
+
+  it('the token fetch ends within the timeout, nothing sent: TRANSIENT', async () => {
+    const c = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 500, retry: { maxAttempts: 1 } });
+    try {
+      const started = Date.now();
+      const err = await caught(Promise.race([c.listAccounts(), new Promise((_, reject) => setTimeout(() => reject(new Error('still waiting 3 s later')), 3_000))]));
+      expect([err.code, err.message]).toEqual(['TRANSIENT', expect.stringMatching(/ETIMEDOUT/)]);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      c.close();
+    }
+  });
+});
