@@ -9,7 +9,7 @@ import { fetchAndReconcileStatement, type FetchReconcileResult, type StatementSo
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { testPausePoint } from '../test-hooks';
-import { credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
+import { credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, retryAfterWait, waitAndRetry } from './pipeline.helpers';
 import { openIncident } from '../../connector/incidents/incident.service';
 import { enqueueWriteBack } from './write-back.job';
 
@@ -111,7 +111,7 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
     // maintenance longer than the backoffs would fail the job, and a failed job keeps its id for days,
     // so the schedule's next add of the same range would be ignored (today's statement not fetched again).
     if (err instanceof BankError && (err.code === 'MAINTENANCE' || err.code === 'RATE_LIMITED')) {
-      return waitAndRetry(job, err.retryAfterMs ?? context.config.pipeline.statementsEveryMs, err.code);
+      return waitAndRetry(job, retryAfterWait(context, err.retryAfterMs) ?? context.config.pipeline.statementsEveryMs, err.code);
     }
     // Transient bank trouble: BullMQ backs off and retries. Anything else will not get better
     // by repeating, and is said: the bank refusing our access (an incident, the lockdown for a

@@ -95,6 +95,22 @@ export function backoffAfter(context: Pick<JobContext, 'config'>, inARow: number
   return Math.min(Math.max(backoffMs, capMs), backoffMs * 2 ** Math.min(inARow - 1, 20));
 }
 
+/** The longest a Retry-After is waited for at a time: a longer one is asked again after this (a maintenance window still passes). */
+export const RETRY_AFTER_MAX_MS = 3_600_000;
+
+/**
+ * The wait a bank's Retry-After asks for (R-24), when a job can keep it; `undefined` when it cannot,
+ * and the caller's own backoff stands. One shorter than `queue.backoffMs` (0, a date already past,
+ * "-1" read as a date) re-ran the job at once, over and over and without spending an attempt: a storm
+ * of lookups and sends at a bank that had asked us to slow down. One longer than RETRY_AFTER_MAX_MS (a
+ * year, a date far ahead: a gateway's or the bank's slip) left every order waiting that long with
+ * nothing said; the bank is asked again after RETRY_AFTER_MAX_MS.
+ */
+export function retryAfterWait(context: Pick<JobContext, 'config'>, retryAfterMs: number | undefined): number | undefined {
+  if (retryAfterMs === undefined || !Number.isFinite(retryAfterMs) || retryAfterMs < context.config.queue.backoffMs) return undefined;
+  return Math.min(retryAfterMs, RETRY_AFTER_MAX_MS);
+}
+
 /** While our bank credentials cannot be used (refused, revoked, unopenable) we do not keep hammering the bank (R-31). */
 export const CREDENTIALS_WAIT_MS = 60_000;
 

@@ -15,7 +15,7 @@ import type { BankPaymentDocument } from '../../adapters/bank/business-api/busin
 import { testPausePoint } from '../test-hooks';
 import { trackOrderJob } from './track-order.job';
 import { signOrderJob } from './sign-order.job';
-import { BANK_WAIT_MAX_MS, backoffAfter, CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, lockdownOnCompromiseCode, lockdownOnRefusalCode, SignerDirectory, waitAndRetry } from './pipeline.helpers';
+import { BANK_WAIT_MAX_MS, backoffAfter, CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, dropSignaturesThatNoLongerCount, lockdownOnCompromiseCode, lockdownOnRefusalCode, retryAfterWait, SignerDirectory, waitAndRetry } from './pipeline.helpers';
 import { isLockedDown, isLockedDownInRedis } from '../lockdown.trigger';
 import { LOCKDOWN_RECORDED_SQL } from '../../connector/lockdown/lockdown.flag';
 import { holdPendingOrders } from '../../connector/lockdown/lockdown.service';
@@ -539,7 +539,7 @@ async function sendOrder(
         // (doubling from queue.backoffMs up to a minute) rather than ask a bank that is down every 2 s.
         const waits = Number((job.data as { waits?: number }).waits ?? 0) + 1;
         await job.updateData({ ...job.data, waits });
-        defer = { ms: err.retryAfterMs ?? backoffAfter(context, waits, BANK_WAIT_MAX_MS), why: err.code };
+        defer = { ms: retryAfterWait(context, err.retryAfterMs) ?? backoffAfter(context, waits, BANK_WAIT_MAX_MS), why: err.code };
         return { state: 'submitting', deferred: err.code };
       }
       default: {

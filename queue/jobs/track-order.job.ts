@@ -11,7 +11,7 @@ import { refusalReason } from '../../connector/orders/order.mapper';
 import { BankError, reasonTextRu } from '../../adapters/bank/business-api/business-api.errors';
 import { isFinalStatus } from '../../adapters/bank/business-api/business-api.client';
 import { KNOWN_STATUSES } from '../../adapters/bank/business-api/business-api.schemas';
-import { backoffAfter, CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, waitAndRetry } from './pipeline.helpers';
+import { backoffAfter, CREDENTIALS_WAIT_MS, credentialsRefused, credentialsUnavailableIncident, lockdownOnCompromiseCode, lockdownOnRefusalCode, retryAfterWait, waitAndRetry } from './pipeline.helpers';
 import { enqueueWriteBack } from './write-back.job';
 
 export const trackOrderJob = defineJob({
@@ -87,8 +87,9 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   } catch (err) {
     // No status because the bank does not answer is no status too (R-21): the incident does not wait for the bank.
     await noStatusOverdue(context, calendar, order, now, err instanceof BankError ? err.code : 'ERROR');
-    // The bank says when to come back (R-24); without a Retry-After it is a failed poll, backed off below.
-    if (err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE') && err.retryAfterMs !== undefined) return { waitMs: err.retryAfterMs, why: err.code };
+    // The bank says when to come back (R-24); without a Retry-After a job can keep (none, 0, a year) it is a failed poll, backed off below.
+    const retryAfter = err instanceof BankError && (err.code === 'RATE_LIMITED' || err.code === 'MAINTENANCE') ? retryAfterWait(context, err.retryAfterMs) : undefined;
+    if (retryAfter !== undefined) return { waitMs: retryAfter, why: (err as BankError).code };
     // Our own credentials cannot be used (marked revoked, the vault cannot be opened, or the bank
     // refuses them): retrying at once would spend the attempts and turn an order that is at the
     // bank into `failed` (an ERP user might pay it again); the poll waits for an operator.

@@ -124,6 +124,31 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     expect(await q(`select status from incident where dedupe_key = ?`, [`status_polls_failing:${o.id}`])).toEqual([{ status: 'resolved' }]);
   });
 
+  it('a Retry-After of 0 (or a date already past) does not re-poll at once, over and over; one of a year does not park the order for a year (R-24)', async () => {
+    const o = await submitted('S-11', 'DOC-S11');
+    const data: Record<string, unknown> = { orderId: o.id };
+    const delays: number[] = [];
+    const job = {
+      id: `track-${o.id}`, name: 'order.track', data, attemptsMade: 0, opts: { attempts: 3 }, token: 't',
+      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
+    } as unknown as Job;
+    const run = (answer: Error) => {
+      const bank = { getStatus: async () => Promise.reject(answer) };
+      const context: JobContext = { ...world.context, clock: { now: () => new Date('2026-11-24T06:00:00Z') }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };
+      return handleTrackOrder({ orderId: o.id }, context, job);
+    };
+    const { backoffMs } = world.context.config.queue;
+    for (let i = 0; i < 3; i += 1) await expect(run(new BankError('RATE_LIMITED', 'the bank limits the request rate; retry after 0 s', { httpStatus: 429, retryAfterMs: 0 }))).rejects.toBeInstanceOf(DelayedError);
+    // Backed off as a failed poll: from queue.backoffMs, doubling; never 0.
+    expect(delays.map((d) => Math.round(d / backoffMs))).toEqual([1, 2, 4]);
+    delays.length = 0;
+    await expect(run(new BankError('MAINTENANCE', 'the bank is not serving requests', { httpStatus: 503, retryAfterMs: 365 * 86_400_000 }))).rejects.toBeInstanceOf(DelayedError);
+    expect(delays[0]).toBeLessThanOrEqual(3_600_000 + 50);
+    expect(delays[0]).toBeGreaterThan(3_600_000 - 1_000);
+    expect(await q('select state from payment_order where id = ?', [o.id])).toEqual([{ state: 'submitted' }]);
+  });
+
   it('a stale "accepted" after "in_processing" is not recorded, so the order never looks as if it had no processing status (R-21)', async () => {
     const o = await submitted('S-1', 'DOC-S1');
     const as = (status: string) => () => ({ externalId: o.externalId, status });

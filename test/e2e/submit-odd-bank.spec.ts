@@ -1,0 +1,94 @@
+import { DelayedError, type Job } from 'bullmq';
+import { parseBankError } from '../../adapters/bank/business-api/business-api.errors';
+import { eventually, type TestEnv } from '../support/test-env';
+import type { AppContext } from '../../connector/app/app-context';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
+import { REGISTERED_JOBS } from '../../queue/jobs';
+import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
+import type { World } from '../../connector/demo/pipeline-world';
+import { fakeSubmitJob, proofOrders, startProofWorld, statesOf } from '../support/pipeline-world';
+
+/**
+ * The submit stage against a bank that answers the way real banks do when they misbehave: each test
+ * drives the submit job by hand on real PostgreSQL, Redis and the sandbox, scripting the answers of
+ * the bank client's calls it needs odd.
+ */
+const SOURCE = 'odd-submit';
+
+describe('the submit stage against an odd bank', () => {
+  let env: TestEnv;
+  let context: AppContext;
+  let world: World;
+  let workers: RunningWorkers | undefined;
+
+  beforeAll(async () => {
+    ({ env, context, world } = await startProofWorld('oddsubmit'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await workers?.close(5_000);
+    await world?.close();
+    await context?.close();
+    await env?.cleanup();
+  });
+
+  const row = async (orderId: string) =>
+    (await context.orm.em.fork().execute<Array<{ state: string; submit_attempts: number }>>('select state, submit_attempts from payment_order where id = ?', [orderId]))[0];
+
+  /** One signed order, its submit job not yet run. */
+  async function signedOrder(): Promise<string> {
+    workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
+    const signedBefore = (await statesOf(context.orm, SOURCE)).signed ?? 0;
+    const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`O${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
+    await eventually(async () => ((await statesOf(context.orm, SOURCE)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
+    return result.orderId;
+  }
+
+  /** The job as BullMQ hands it over: data kept between runs, the delays asked for recorded. */
+  function recordingJob(orderId: string): { job: Job; delays: number[] } {
+    const data: Record<string, unknown> = { orderId };
+    const delays: number[] = [];
+    const job = {
+      ...fakeSubmitJob(orderId, 0),
+      data,
+      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
+    } as unknown as Job;
+    return { job, delays };
+  }
+
+  /** The context with the bank client's `submit` and `lookup` answered as scripted (the rest is the sandbox's). */
+  function oddBank(script: { submit?: () => Promise<never>; lookup?: () => Promise<never> }): AppContext {
+    const bank = context.services.bank();
+    const odd = Object.create(bank) as typeof bank;
+    if (script.submit) odd.submit = script.submit;
+    if (script.lookup) odd.lookup = script.lookup;
+    return { ...context, services: { ...context.services, bank: () => odd } };
+  }
+
+  it('R-24: a 429 with a Retry-After of 0 does not send again at once, over and over; one of a year does not park the order for a year', async () => {
+    const orderId = await signedOrder();
+    const { job, delays } = recordingJob(orderId);
+    let sends = 0;
+    const limited = (retryAfterMs: number) =>
+      oddBank({
+        submit: async () => {
+          sends += 1;
+          throw parseBankError({ operation: 'submit', status: 429, headers: { 'retry-after': String(retryAfterMs / 1000) }, body: { code: 'RATE_LIMITED', message: 'too many requests' } });
+        },
+      });
+    for (let i = 0; i < 3; i += 1) await expect(handleSubmitOrder({ orderId }, limited(0), job)).rejects.toBeInstanceOf(DelayedError);
+    expect(sends).toBe(3);
+    const { backoffMs } = context.config.queue;
+    // As without a Retry-After: from queue.backoffMs, doubling; never at once.
+    expect(delays.map((d) => Math.round(d / backoffMs))).toEqual([1, 2, 4]);
+    delays.length = 0;
+    await expect(handleSubmitOrder({ orderId }, limited(365 * 86_400_000), job)).rejects.toBeInstanceOf(DelayedError);
+    expect(delays[0]).toBeLessThanOrEqual(3_600_000 + 50);
+    expect(delays[0]).toBeGreaterThan(3_600_000 - 1_000);
+    expect((await row(orderId)).state).toBe('submitting');
+    await expect(handleSubmitOrder({ orderId }, context, job)).resolves.toEqual({ state: 'submitted' });
+  }, 120_000);
+});
