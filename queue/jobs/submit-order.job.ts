@@ -463,10 +463,13 @@ async function sendOrder(
     // an earlier send (its outcome unknown, a lookup that found nothing), a bank answering outside its
     // contract may still hold that document: ended `rejected`, 1C would have it paid again. It goes
     // the way of a broken contract (retried, each time with a lookup first; `failed` at the end).
-    const err =
-      caught.code === 'REJECTED' && caught.details.unknownCode && lease.attempts > 0
-        ? new BankError('CONTRACT_VIOLATION', `${caught.message}; not taken as a refusal after an earlier send whose outcome is unknown`, { ...caught.details, unknownCode: undefined })
-        : caught;
+    // So does EXTERNAL_ID_CONFLICT after an earlier send: the bank holds a document under our external
+    // id, and after a send of ours that is most likely ours (a bank whose lookup lags, or that answers
+    // a repeat 409 rather than 200): ended `rejected`, 1C would have it paid a second time.
+    const heldUnderOurId = caught.code === 'REJECTED' && (caught.details.unknownCode || caught.reasonCode === 'EXTERNAL_ID_CONFLICT') && lease.attempts > 0;
+    const err = heldUnderOurId
+      ? new BankError('CONTRACT_VIOLATION', `${caught.message}; not taken as a refusal after an earlier send whose outcome is unknown`, { ...caught.details, unknownCode: undefined })
+      : caught;
     log.warn({ event: 'order.submit.error', code: err.code, bankCode: err.details.bankCode, err: err.message });
     switch (err.code) {
       case 'REJECTED':

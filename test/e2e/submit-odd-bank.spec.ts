@@ -1,5 +1,6 @@
 import { DelayedError, type Job } from 'bullmq';
-import { parseBankError } from '../../adapters/bank/business-api/business-api.errors';
+import type { BusinessApiClient } from '../../adapters/bank/business-api/business-api.client';
+import { BankError, parseBankError } from '../../adapters/bank/business-api/business-api.errors';
 import { eventually, type TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -60,7 +61,7 @@ describe('the submit stage against an odd bank', () => {
   }
 
   /** The context with the bank client's `submit` and `lookup` answered as scripted (the rest is the sandbox's). */
-  function oddBank(script: { submit?: () => Promise<never>; lookup?: () => Promise<never> }): AppContext {
+  function oddBank(script: { submit?: BusinessApiClient['submit']; lookup?: () => Promise<never> }): AppContext {
     const bank = context.services.bank();
     const odd = Object.create(bank) as typeof bank;
     if (script.submit) odd.submit = script.submit;
@@ -90,5 +91,35 @@ describe('the submit stage against an odd bank', () => {
     expect(delays[0]).toBeGreaterThan(3_600_000 - 1_000);
     expect((await row(orderId)).state).toBe('submitting');
     await expect(handleSubmitOrder({ orderId }, context, job)).resolves.toEqual({ state: 'submitted' });
+  }, 120_000);
+
+  it('a 409 EXTERNAL_ID_CONFLICT to the resend after an unknown outcome is not a refusal: the bank holds a document under our external id, most likely ours; the next lookup finds it', async () => {
+    const orderId = await signedOrder();
+    const { job } = recordingJob(orderId);
+    const bank = context.services.bank();
+    // The first send reaches the bank, which registers it; its answer is lost.
+    const lost = oddBank({
+      submit: async (input, opts) => {
+        await bank.submit(input, opts);
+        throw new BankError('OUTCOME_UNKNOWN', 'the submit may have reached the bank but no answer came (ECONNRESET); look the document up by its external id before anything else');
+      },
+    });
+    await expect(handleSubmitOrder({ orderId }, lost, job)).rejects.toBeInstanceOf(DelayedError);
+    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 1 });
+    // The retry: the bank's lookup does not find it yet (its registry lags), and the resend of the very
+    // same document is answered 409 "another document under this external id".
+    const conflict = oddBank({
+      lookup: async () => {
+        throw parseBankError({ operation: 'lookup', status: 404, body: { code: 'NOT_FOUND', message: 'no document with this external id' } });
+      },
+      submit: async () => {
+        throw parseBankError({ operation: 'submit', status: 409, body: { code: 'EXTERNAL_ID_CONFLICT', message: 'a document with this externalId already exists' } });
+      },
+    });
+    await handleSubmitOrder({ orderId }, conflict, job).catch(() => undefined);
+    // Never `rejected`: 1C would have a document the bank holds paid a second time.
+    expect((await row(orderId)).state).toBe('submitting');
+    // The next run looks it up first and finds it.
+    await expect(handleSubmitOrder({ orderId }, context, job)).resolves.toEqual({ state: 'submitted', via: 'lookup' });
   }, 120_000);
 });
