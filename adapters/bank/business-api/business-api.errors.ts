@@ -179,7 +179,13 @@ export function parseBankError(failure: BankFailure): BankError {
       base,
     );
   }
-  if (status === 404) return new BankError('NOT_FOUND', `not found at the bank (${bankCode ?? 'HTTP 404'})${says}`, base);
+  if (status === 404) {
+    // "Not found" is the bank's word, in its own error body (the contract's NotFound). A 404 without it
+    // (a gateway's page, an empty body: a route missing during a deploy) is something in the way: read
+    // as NOT_FOUND, the lookup that must precede a resend sent an order the bank may hold again.
+    if (!parsed.success && !submit) return new BankError('TRANSIENT', `the ${operation} was answered HTTP 404 without the bank's error body: a proxy or gateway in the way, not the bank saying it does not have it`, base);
+    return new BankError('NOT_FOUND', `not found at the bank (${bankCode ?? 'HTTP 404'})${says}`, base);
+  }
   if (bankCode && REFUSAL_CODES.has(bankCode) && (status === 409 || status === 422 || status === 403 || status === 400)) {
     const reasonText = reasonTextRu(bankCode, bankMessage);
     // Only the submit's answer refuses a document. The same code on the token, a lookup or a poll

@@ -93,3 +93,24 @@ describe('a token endpoint whose answer never ends does not hold every call for 
     }
   });
 });
+
+describe("a 404 that is not the bank's answer (a gateway's page, an empty body) is not \"the bank does not have it\"", () => {
+  const bank = scriptedBank((req, res) => {
+    if (req.url?.includes('/oauth/token')) return token(res);
+    if (req.url?.includes('/by-external-id/html')) return res.writeHead(404, { 'content-type': 'text/html' }).end('<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>');
+    if (req.url?.includes('/by-external-id/empty')) return res.writeHead(404).end();
+    return res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'NOT_FOUND', message: 'no document with this externalId' }));
+  });
+
+  it('the lookup that must precede a resend is TRANSIENT (asked again), never NOT_FOUND (which sends the order again); the bank\'s own 404 stays NOT_FOUND', async () => {
+    const c = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 2_000, retry: { maxAttempts: 1 } });
+    try {
+      expect((await caught(c.lookup('html'))).code).toBe('TRANSIENT');
+      expect((await caught(c.lookup('empty'))).code).toBe('TRANSIENT');
+      expect((await caught(c.getStatus('DOC-1'))).code).toBe('NOT_FOUND');
+      expect((await caught(c.lookup('ours'))).code).toBe('NOT_FOUND');
+    } finally {
+      c.close();
+    }
+  });
+});
