@@ -72,6 +72,9 @@ export interface BusinessApiClientOptions {
   random?: () => number;
 }
 
+/** The shortest a token is kept, whatever its expires_in says. */
+const MIN_TOKEN_LIFETIME_MS = 5_000;
+
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5_000, maxRetryAfterMs: 30_000 };
 
 /**
@@ -299,7 +302,9 @@ export class BusinessApiClient {
       }
     }, [200], tokenSchema);
     const issuedAt = this.now();
-    const lifetimeMs = token.expires_in * 1000;
+    // A token said to expire at once (expires_in 0) is still used for a while: refetched for every call
+    // it would double the requests; should the bank no longer take it, its 401 brings a new one.
+    const lifetimeMs = Math.max(Math.floor(token.expires_in * 1000), MIN_TOKEN_LIFETIME_MS);
     const margin = Math.min(this.refreshMarginMs, Math.floor(lifetimeMs / 5));
     const cached = { value: token.access_token, refreshAt: issuedAt + lifetimeMs - margin, expiresAt: issuedAt + lifetimeMs, version };
     this.token = cached;

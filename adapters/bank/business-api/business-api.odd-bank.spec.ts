@@ -114,3 +114,30 @@ describe("a 404 that is not the bank's answer (a gateway's page, an empty body) 
     }
   });
 });
+
+describe('a token endpoint that gives an odd lifetime (expires_in 0, a string, a fraction) still gives a token', () => {
+  const lifetimes: unknown[] = [0, '3600', 3599.5];
+  let tokens = 0;
+  const bank = scriptedBank((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    if (req.url?.includes('/oauth/token')) {
+      const expires_in = lifetimes[Math.min(tokens, lifetimes.length - 1)];
+      tokens += 1;
+      return res.end(JSON.stringify({ access_token: `a-scripted-token-${tokens}-0123456789`, token_type: 'Bearer', expires_in }));
+    }
+    return res.end(JSON.stringify({ accounts: [] }));
+  });
+
+  it('the call goes through (a token refused for its lifetime failed every call, and a submit ended failed with nothing sent); expires_in 0 is not a token request per call', async () => {
+    for (const _ of lifetimes) {
+      const c = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 2_000, retry: { maxAttempts: 1 } });
+      try {
+        expect(await c.listAccounts()).toEqual([]);
+        expect(await c.listAccounts()).toEqual([]);
+        expect(c.tokenRequests).toBe(1);
+      } finally {
+        c.close();
+      }
+    }
+  });
+});

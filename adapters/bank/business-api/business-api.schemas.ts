@@ -15,7 +15,10 @@ export type BankErrorBody = z.infer<typeof errorBodySchema>;
 export const tokenSchema = z.object({
   access_token: z.string().min(16),
   token_type: z.string().refine((t) => t.toLowerCase() === 'bearer', 'expected a Bearer token'),
-  expires_in: z.number().int().positive(),
+  // A lifetime the contract would give as a positive integer, as some token servers do give it: 0, a
+  // fraction, a string of digits. Refused, no call went through (and a submit ended `failed` with
+  // nothing sent); the client floors a lifetime too short to use (business-api.client.ts).
+  expires_in: z.union([z.number(), z.string().regex(/^\d{1,10}(\.\d+)?$/).transform(Number)]).pipe(z.number().finite().nonnegative()),
 });
 
 /** Known statuses; any other string is kept verbatim and treated as non-final (R-3). */
