@@ -786,6 +786,26 @@ async function loginsWithLeakedPassword(em: EntityManager, incidentId: string | 
 }
 
 /**
+ * Reconciliation findings (an unexplained debit, an execution mismatch) not escalated yet widen the
+ * lockdown in force before its resolve judges the steps, as the maintenance sweep would have
+ * (escalateReconciliationIncidents). That sweep runs on a queue the lockdown paused: one found a
+ * moment before the lock, or by a statement fetch already under way, was absorbed by the resolve
+ * with the narrower scope's steps only, and submission resumed with a Client Secret that may have
+ * made that debit (R-29). True when any widened it.
+ */
+async function escalatePendingReconciliation(deps: LockdownDeps): Promise<boolean> {
+  const rows = await deps.em.execute<Array<{ id: string; kind: (typeof RECONCILIATION_KINDS)[number]; title: string }>>(
+    `select id, kind, title from incident where status = 'open' and kind in (${RECONCILIATION_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null order by opened_at`,
+    [...RECONCILIATION_KINDS],
+  );
+  for (const row of rows) {
+    const result = await engageLockdown(deps, { trigger: row.kind, reason: row.title, scope: 'all', evidence: { incidentId: row.id }, actor: 'system:reconciliation' });
+    await deps.em.execute("update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text) where id = ?", [result.incidentId, row.id]);
+  }
+  return rows.length > 0;
+}
+
+/**
  * Lifts the lockdown when, and only when, every step is done (exit 1 naming EVERY missing one):
  * the bank was told (who, when, reference), the Client Secret rotated after the lockdown when in
  * scope, the affected EDS re-enrolled or its rights revoked. Then: orders signed by a compromised key
@@ -794,9 +814,11 @@ async function loginsWithLeakedPassword(em: EntityManager, incidentId: string | 
  */
 export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): Promise<ResolveResult> {
   if (!input.isAdmin) throw new ConnectorError('FORBIDDEN', 'only an admin may resolve a lockdown', 1);
-  const row = await readLockdownRow(deps.em);
+  let row = await readLockdownRow(deps.em);
   if (row.state !== 'locked') throw new ConnectorError('NOT_LOCKED', 'no lockdown is in force (connector lockdown status)', 1);
   if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
+  // Its steps are those of every finding, the ones no sweep could escalate included.
+  if (await escalatePendingReconciliation(deps)) row = await readLockdownRow(deps.em);
   const missing = await missingResolutionSteps(deps, row, input);
   if (missing.length) {
     throw new ConnectorError('LOCKDOWN_STEPS_MISSING', `the lockdown cannot be resolved yet; ${missing.length} step(s) missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`, 1, { missing });

@@ -1,0 +1,42 @@
+import { openIncident } from '../../connector/incidents/incident.service';
+import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
+import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
+
+/**
+ * The resolve as a responder meets it: what it must still ask for when something else happened
+ * around the lockdown (on real PostgreSQL, Redis, the sandbox and the signer agent).
+ */
+describe('lockdown resolve: nothing found around the lockdown is swallowed', () => {
+  let world: LockdownWorld;
+
+  beforeAll(async () => {
+    world = await startLockdownWorld('lockdown-resolve-review');
+  }, 120_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('an unexplained debit found just before a narrower lockdown (not yet escalated by the paused sweep) widens it: the resolve asks for the Client Secret rotation', async () => {
+    const { context } = world;
+    await world.reset();
+    // The statement fetch found it a moment ago; the maintenance sweep that escalates it had not run yet.
+    const { incident: debit } = await openIncident(context.orm.em.fork(), {
+      kind: 'unexplained_debit',
+      severity: 'critical',
+      title: 'Debit of 9 999 999.00 from the payer account matches no order: possible unauthorised payment',
+      dedupeKey: `unexplained_debit:review:${Date.now()}`,
+      evidence: { bankLineId: 'REVIEW-1' },
+      actor: 'reconciliation',
+    });
+    // The responder locks down one user's EDS (a password reported stolen): every queue paused, the sweep too.
+    const { incidentId, scope } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
+    expect(scope).toBe('user:revoked');
+    const resolve = () => resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R1', actor: 'cli:tester', isAdmin: true });
+    // Not lifted with a Client Secret that may have made that debit: the step is asked, the lock holds.
+    await expect(resolve()).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: expect.arrayContaining([expect.stringMatching(/^Client Secret rotation/)]) } });
+    const status = await lockdownStatusOf(context);
+    expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
+    const [row] = await context.orm.em.fork().execute<Array<{ linked: string | null }>>("select evidence->>'lockdownIncidentId' as linked from incident where id = ?", [debit.id]);
+    expect(row.linked).toBe(incidentId);
+  }, 60_000);
+});
