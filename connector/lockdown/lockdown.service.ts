@@ -819,16 +819,21 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
   // Its steps are those of every finding, the ones no sweep could escalate included.
   if (await escalatePendingReconciliation(deps)) row = await readLockdownRow(deps.em);
+  const stepsMissing = (missing: string[]) =>
+    new ConnectorError('LOCKDOWN_STEPS_MISSING', `the lockdown cannot be resolved yet; ${missing.length} step(s) missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`, 1, { missing });
   const missing = await missingResolutionSteps(deps, row, input);
-  if (missing.length) {
-    throw new ConnectorError('LOCKDOWN_STEPS_MISSING', `the lockdown cannot be resolved yet; ${missing.length} step(s) missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`, 1, { missing });
-  }
+  if (missing.length) throw stepsMissing(missing);
   const now = deps.clock.now();
-  const scope = row.scope ?? 'all';
   const outcome = await deps.em.transactional(async (tx) => {
     await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     const current = await readLockdownRow(tx);
     if (current.state !== 'locked' || current.incidentId !== input.incidentId) throw new ConnectorError('NOT_LOCKED', 'the lockdown was resolved meanwhile', 1);
+    // Judged again under the lock no engage passes: a trigger recorded since the look above (a scope
+    // widened to the Client Secret, another user's EDS) was lifted with the steps of the lockdown
+    // before it. Its steps are asked now; nothing changes.
+    const stillMissing = await missingResolutionSteps({ em: tx, clock: deps.clock }, current, input);
+    if (stillMissing.length) throw stepsMissing(stillMissing);
+    const scope = current.scope ?? 'all';
     // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier
     // signers, so the whole round of such an order is invalidated (as for R-17). The held ones, and
     // the failed ones never sent (a failed order cannot be held): retried later, they would have
@@ -899,7 +904,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
       await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis').catch(() => undefined);
       throw new ConnectorError('REDIS_UNAVAILABLE', `the lockdown is not resolved: Redis did not clear its flag or resume the queues (${errorText(err)}); it still holds, nothing changed: run the resolve again once Redis answers`, 1);
     }
-    return { released: released.map((r) => r.order_id), invalidated: invalidated.length };
+    return { released: released.map((r) => r.order_id), invalidated: invalidated.length, scope };
   });
 
   const warnings: string[] = [];
@@ -913,7 +918,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   const submitting = await deps.em.execute<Array<{ id: string }>>("select id from payment_order where state = 'submitting'");
   await deps.ports.queues.requeueSubmit(submitting.map((r) => r.id)).catch((err) => warnings.push(`claimed orders not queued (${errorText(err)}); the sweeper queues them`));
   const sent = await deps.ports.notifier
-    .notify({ event: 'lockdown.resolved', incidentId: input.incidentId, trigger: row.trigger ?? 'manual', scope, reason: row.reason ?? '', at: now.toISOString() })
+    .notify({ event: 'lockdown.resolved', incidentId: input.incidentId, trigger: row.trigger ?? 'manual', scope: outcome.scope, reason: row.reason ?? '', at: now.toISOString() })
     .catch((err) => ({ delivered: [] as string[], warnings: [errorText(err)] }));
   warnings.push(...sent.warnings);
   deps.logger?.warn({ event: 'lockdown.resolved', incidentId: input.incidentId, released: outcome.released.length, actor: actorForLog(input.actor) });

@@ -1,5 +1,6 @@
 import { openIncident } from '../../connector/incidents/incident.service';
-import { lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
+import { resolveLockdown } from '../../connector/lockdown/lockdown.service';
+import { lockdownDepsFor, lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
 /**
@@ -38,5 +39,35 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
     expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
     const [row] = await context.orm.em.fork().execute<Array<{ linked: string | null }>>("select evidence->>'lockdownIncidentId' as linked from incident where id = ?", [debit.id]);
     expect(row.linked).toBe(incidentId);
+  }, 60_000);
+
+  it('a trigger that widens the lockdown while the resolve is under way (after its steps were judged) is judged too: not lifted without the Client Secret rotation', async () => {
+    const { context } = world;
+    await world.reset();
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
+    const deps = lockdownDepsFor(context);
+    // The bank refuses a call for a compromise (another worker) right as the admin resolves: its
+    // record lands between the resolve's look at the steps and the resolve's own transaction.
+    let raced = false;
+    const em = new Proxy(deps.em, {
+      get(target, prop, receiver) {
+        if (prop === 'transactional' && !raced) {
+          return async (work: Parameters<typeof target.transactional>[0]) => {
+            raced = true;
+            const widened = await triggerLockdown(context, { trigger: 'bank_refused_compromise', reason: 'test: the bank refused the token with CREDENTIALS_COMPROMISED', scope: 'credentials', actor: 'worker' });
+            expect([widened.incidentId, widened.scope]).toEqual([incidentId, 'all']);
+            return target.transactional(work);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R2', actor: 'cli:tester', isAdmin: true };
+    await expect(resolveLockdown({ ...deps, em }, input)).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: expect.arrayContaining([expect.stringMatching(/^Client Secret rotation/)]) } });
+    expect(raced).toBe(true);
+    const status = await lockdownStatusOf(context);
+    expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
   }, 60_000);
 });
