@@ -90,6 +90,14 @@ const NUMBER_FORBIDDEN_CHAR = /[\t\n\u0080-\u009F\u00A0\u1680\u2000-\u200A\u2028
 /** Bidi controls (embeddings, overrides, isolates, and the LRM/RLM/ALM marks): "A\u202eB" shows reversed to the signers, who sign what they did not read. */
 const BIDI_CONTROL_CHAR = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/;
 
+/**
+ * A "?" touching a Cyrillic letter: where a code page without the Kazakh letters put one. cp1251
+ * (1C's `Кодировка=Windows`) and cp866 (`DOS`) hold І/і only: 1C writes ә ғ қ ң ө ұ ү һ as "?", so
+ * «Әлем-Құрылыс» arrives as «?лем-??рылыс» and was signed and paid to that name. No name or
+ * purpose has a question mark inside or at the edge of a Cyrillic word.
+ */
+const LOST_LETTER = /[\u0400-\u04FF]\?|\?[\u0400-\u04FF]/;
+
 /** `U+XXXX` of the character at `at`. */
 function codePointName(value: string, at: number): string {
   return `U+${value.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -325,6 +333,22 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     error(
       field,
       f('TEXT_CONTROL_CHAR', `${ru}: недопустимый символ ${code} в позиции ${at + 1}; уберите его (перенос строки допускается только как \\n)`, `${field} holds the character ${code} at position ${at + 1}, which the signed document cannot carry; remove it (line breaks as \\n only)`),
+    );
+  }
+  // Letters lost to a code page: the bank would get "?" for them in a signed document. A statement
+  // line is the bank's own text, read as it is.
+  for (const [field, value, ru] of texts) {
+    if (statement || field === 'number' || value === undefined) continue;
+    const m = LOST_LETTER.exec(value);
+    if (!m) continue;
+    const at = m.index + m[0].indexOf('?');
+    error(
+      field,
+      f(
+        'TEXT_LOST_LETTERS',
+        `${ru}: знак «?» в позиции ${at + 1} на месте буквы — казахские буквы (ә, ғ, қ, ң, ө, ұ, ү, һ) потеряны при перекодировке (в кодировках Windows/cp1251 и DOS/cp866 их нет); выгрузите документ из 1С в кодировке UTF-8 или исправьте текст`,
+        `${field} holds "?" beside a letter at position ${at + 1}: Kazakh letters (ә ғ қ ң ө ұ ү һ) were lost to a code page that cannot hold them (cp1251, cp866); export the document in UTF-8 or correct the text`,
+      ),
     );
   }
   // The number is the document's key (with payer account and date): an invisible or look-alike

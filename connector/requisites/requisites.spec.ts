@@ -230,6 +230,21 @@ describe('validatePaymentOrder', () => {
     expect(codes(o).errors).toEqual([`${field}:TEXT_BIDI_CHAR`]);
   });
 
+  it.each<[string, (o: ValidatableOrder) => void, number]>([
+    ['beneficiary.name', (o) => (o.beneficiary.name = 'ЖШС «?лем-??рылыс»'), 6],
+    ['payer.name', (o) => (o.payer.name = 'ТОО "?аза?стан"'), 6],
+    ['purpose', (o) => (o.purpose = 'Салы? т?леу, ??С'), 5],
+  ])('a Kazakh letter lost to cp1251 as "?" in %s is TEXT_LOST_LETTERS: the bank would get the "?" signed', (field, mutate, position) => {
+    const o = good();
+    mutate(o);
+    const r = validatePaymentOrder(o, { now });
+    expect(r.errors.map((e) => `${e.field}:${e.code}`)).toEqual([`${field}:TEXT_LOST_LETTERS`]);
+    expect(r.errors[0].message).toContain(`знак «?» в позиции ${position}`);
+    // A question mark that touches no letter is text; a statement line is the bank's own text.
+    expect(codes({ ...good(), purpose: 'Оплата по счёту № ? от 01.03.2025' }).errors).toEqual([]);
+    expect(codes(o, { mode: 'statement' })).toEqual({ errors: [], warnings: [] });
+  });
+
   it('names the 64-character rule of the number the way it names the purpose limit', () => {
     const [error] = validatePaymentOrder({ ...good(), number: '0123456789'.repeat(7) }, { now }).errors;
     expect(error).toEqual({

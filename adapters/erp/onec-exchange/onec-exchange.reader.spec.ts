@@ -65,6 +65,17 @@ describe('1CClientBankExchange reader on the samples', () => {
     expect(judgeOnecDocument(doc, { now: new Date('2025-03-05T04:00:00Z') })).toMatchObject({ ok: true, errors: [], warnings: [] });
   });
 
+  it('a Kazakh name in a cp1251 export (1C writes the letters cp1251 lacks as "?") is not ok: it would be paid to «?лем-??рылыс»', () => {
+    const text = ORDER_TEXT.map((l) => (l.startsWith('ПолучательНаименование=') ? 'ПолучательНаименование=ЖШС «Әлем-Құрылыс»' : l)).join('\r\n');
+    const [doc] = parseOnecExchange(cp1251(text)).documents;
+    expect(doc.order.beneficiary.name).toBe('ЖШС «?лем-??рылыс»');
+    const judged = judgeOnecDocument(doc, { now: new Date('2025-03-05T04:00:00Z') });
+    expect(judged.ok).toBe(false);
+    expect(judged.errors).toEqual([expect.objectContaining({ field: 'beneficiary.name', code: 'TEXT_LOST_LETTERS', key: 'ПолучательНаименование', line: 13 })]);
+    // The same document in UTF-8 keeps its letters and is ok.
+    expect(judgeOnecDocument(parseOnecExchange(Buffer.from(text.replace('Кодировка=Windows', 'Кодировка=UTF8'), 'utf8')).documents[0], { now: new Date('2025-03-05T04:00:00Z') })).toMatchObject({ ok: true, errors: [] });
+  });
+
   it('reads the KZ statement: balance block, directions, budget fields', () => {
     const parsed = parseOnecExchange(fixture(KZ_STATEMENT));
     expect(parsed.balances).toEqual([
