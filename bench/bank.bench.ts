@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const sandbox = await startSandbox({ config, port: 0 });
   const client = new BusinessApiClient({ baseUrl: sandbox.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'bench', clientSecret: secret }) });
   try {
-    const beneficiary = { name: 'ТОО Поставщик', iinBin: makeIinBin('95044000000'), iban: makeIban('826', '0000000000042'), bic: 'ALMNKZKA', kbe: '17' };
+    const beneficiary = { name: 'ТОО Поставщик', iinBin: makeIinBin('95044000000'), iban: makeIban('856', '0000000000042'), bic: 'KCJBKZKX', kbe: '17' };
     // Documents dated today (KZ time): the bank's requisite rules refuse stale or future dates.
     const today = kzDate(new Date());
     const inputs: SubmitPaymentInput[] = Array.from({ length: submits }, (_, i) => {

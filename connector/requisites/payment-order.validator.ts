@@ -228,14 +228,29 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
     }
     if (required(`${key}.bic`, party?.bic, `${ru}: БИК банка`)) {
       const r = checkBicFormat(party.bic);
+      const bank = r.ok ? directory.findByBic(party.bic) : undefined;
       if (!r.ok) error(`${key}.bic`, r);
-      else if (!directory.findByBic(party.bic)) {
+      else if (!bank) {
         const unknown = f('BIC_UNKNOWN', `БИК ${party.bic} не найден в справочнике банков Казахстана; проверьте БИК`, `BIC ${party.bic} is not in the bank directory`);
         if (rules.unknownBic === 'error') error(`${key}.bic`, unknown);
         else warning(`${key}.bic`, unknown);
-      } else if (ibanOk) {
-        const m = checkIbanMatchesBic(party.iban, party.bic, directory);
-        if (!m.ok) error(`${key}.iban`, m);
+      } else {
+        // A bank closed or merged into another (its licence revoked, its accounts moved) stays in
+        // the directory so old statements read; an order to it would go out signed and come back
+        // refused by the interbank system. Judged like an unknown BIC; a statement line is history.
+        if (bank.active === false && !statement) {
+          const closed = f(
+            'BIC_INACTIVE',
+            `БИК ${party.bic} (${bank.name}): банк закрыт или присоединён к другому банку, платежи на его счета не проходят; уточните у получателя действующие ИИК и БИК`,
+            `BIC ${party.bic} (${bank.name}) is a bank closed or merged into another: payments to its accounts do not go through`,
+          );
+          if (rules.unknownBic === 'error') error(`${key}.bic`, closed);
+          else warning(`${key}.bic`, closed);
+        }
+        if (ibanOk) {
+          const m = checkIbanMatchesBic(party.iban, party.bic, directory);
+          if (!m.ok) error(`${key}.iban`, m);
+        }
       }
     }
     if (coded(codeField, code, `${codeLabel} ${key === 'payer' ? 'плательщика' : 'получателя'}`, `${ru}: ${codeLabel}`, `the ${key}'s ${codeLabel === 'КОд' ? 'KOd' : 'KBe'}`)) {

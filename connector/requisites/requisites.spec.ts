@@ -291,6 +291,17 @@ describe('validatePaymentOrder', () => {
     expect(codes(o).errors).toEqual([]);
   });
 
+  it.each<[string, string]>([
+    ['KZKOKZKX', 'KZ27926S000000067890'],
+    ['ALMNKZKA', 'KZ52826S000000067890'],
+  ])('a beneficiary at a bank closed or merged away (%s) is BIC_INACTIVE: the payment would be signed and refused', (bic, iban) => {
+    const o = { ...good(), beneficiary: { ...good().beneficiary, bic, iban } };
+    expect(codes(o)).toEqual({ errors: ['beneficiary.bic:BIC_INACTIVE'], warnings: [] });
+    expect(codes(o, { rules: { unknownBic: 'warning' } })).toEqual({ errors: [], warnings: ['beneficiary.bic:BIC_INACTIVE'] });
+    // An old statement line from that bank is history, read without a word.
+    expect(codes({ ...o, date: '2017-05-02' }, { mode: 'statement' })).toEqual({ errors: [], warnings: [] });
+  });
+
   it('an unknown KNP is a warning unless configured as an error', () => {
     const o = { ...good(), knp: '555' };
     expect(codes(o)).toEqual({ errors: [], warnings: ['knp:KNP_UNKNOWN'] });
