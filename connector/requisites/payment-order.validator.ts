@@ -301,6 +301,19 @@ export function validatePaymentOrder(order: ValidatableOrder, options: ValidateP
       if (statement) coded('kbk', order.kbk, 'КБК платежа в бюджет', 'КБК', 'the KBK of this budget payment');
       else error('kbk', f('KBK_REQUIRED', 'Платёж в бюджет: укажите КБК (код бюджетной классификации, 6 цифр)', 'budget payment without a KBK'));
     }
+    // The Treasury's accounts are the budget's, credited to a state revenue body or institution,
+    // which has a BIN: a budget payment to the Treasury under a person's IIN cannot be credited.
+    const beneficiaryId = order.beneficiary?.iinBin ?? '';
+    if (toTreasury && checkIinBin(beneficiaryId).ok && beneficiaryId.charCodeAt(4) < 52) {
+      error(
+        'beneficiary.iinBin',
+        f(
+          'BUDGET_BENEFICIARY_NOT_BIN',
+          `Платёж в бюджет через Казначейство: получатель — орган государственных доходов (или иное госучреждение), указывается его БИН, а ${beneficiaryId} — ИИН физического лица; укажите БИН получателя`,
+          `a budget payment to the Treasury must name the state body's BIN as the beneficiary; ${beneficiaryId} is an individual's IIN`,
+        ),
+      );
+    }
     if (knpOk && isBudgetKnp(order.knp) && !toTreasury) {
       warning('beneficiary.bic', f('BUDGET_NOT_TREASURY', `КНП ${order.knp} — платёж в бюджет, но получатель не Казначейство (БИК ${TREASURY_BIC})`, `budget KNP ${order.knp} but the beneficiary is not the Treasury`));
     }

@@ -302,6 +302,15 @@ describe('validatePaymentOrder', () => {
     expect(codes({ ...o, date: '2017-05-02' }, { mode: 'statement' })).toEqual({ errors: [], warnings: [] });
   });
 
+  it("a budget payment to the Treasury names the state revenue body's BIN: a person's IIN there is BUDGET_BENEFICIARY_NOT_BIN", () => {
+    const treasury = { name: 'УГД', iinBin: '081240000013', iban: 'KZ24070105KSN0000000', bic: 'KKMFKZ2A', kbe: '11' };
+    const o = { ...good(), knp: '911', kbk: '101201', beneficiary: { ...treasury, iinBin: '850315300019', kbe: '19' } };
+    expect(codes(o)).toEqual({ errors: ['beneficiary.iinBin:BUDGET_BENEFICIARY_NOT_BIN'], warnings: [] });
+    expect(codes({ ...o, beneficiary: treasury }).errors).toEqual([]);
+    // Outside the budget a person's IIN is an ordinary beneficiary.
+    expect(codes({ ...good(), beneficiary: { ...good().beneficiary, iinBin: '850315300019', kbe: '19' } }).errors).toEqual([]);
+  });
+
   it('an unknown KNP is a warning unless configured as an error', () => {
     const o = { ...good(), knp: '555' };
     expect(codes(o)).toEqual({ errors: [], warnings: ['knp:KNP_UNKNOWN'] });
