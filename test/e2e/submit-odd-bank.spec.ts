@@ -1,15 +1,11 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { BusinessApiClient } from '../../adapters/bank/business-api/business-api.client';
 import { BankError, parseBankError } from '../../adapters/bank/business-api/business-api.errors';
-import { eventually, type TestEnv } from '../support/test-env';
+import type { TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
-import { intakeOrders } from '../../connector/intake/order-intake';
-import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
-import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
-import { REGISTERED_JOBS } from '../../queue/jobs';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
 import type { World } from '../../connector/demo/pipeline-world';
-import { fakeSubmitJob, proofOrders, startProofWorld, statesOf } from '../support/pipeline-world';
+import { AllButSubmit, fakeSubmitJob, startProofWorld } from '../support/pipeline-world';
 
 /**
  * The submit stage against a bank that answers the way real banks do when they misbehave: each test
@@ -22,14 +18,14 @@ describe('the submit stage against an odd bank', () => {
   let env: TestEnv;
   let context: AppContext;
   let world: World;
-  let workers: RunningWorkers | undefined;
+  let stages: AllButSubmit | undefined;
 
   beforeAll(async () => {
     ({ env, context, world } = await startProofWorld('oddsubmit'));
   }, 120_000);
 
   afterAll(async () => {
-    await workers?.close(5_000);
+    await stages?.close();
     await world?.close();
     await context?.close();
     await env?.cleanup();
@@ -40,11 +36,9 @@ describe('the submit stage against an odd bank', () => {
 
   /** One signed order, its submit job not yet run. */
   async function signedOrder(): Promise<string> {
-    workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
-    const signedBefore = (await statesOf(context.orm, SOURCE)).signed ?? 0;
-    const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`O${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
-    await eventually(async () => ((await statesOf(context.orm, SOURCE)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
-    return result.orderId;
+    stages ??= new AllButSubmit(context);
+    const orderId = await stages.signedOrder(SOURCE, 'O');
+    return orderId;
   }
 
   /** The job as BullMQ hands it over: data kept between runs, the delays asked for recorded. */

@@ -2,15 +2,11 @@ import { DelayedError, type Job } from 'bullmq';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { eventually, type TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
-import { intakeOrders } from '../../connector/intake/order-intake';
-import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
-import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
-import { REGISTERED_JOBS } from '../../queue/jobs';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
 import { retryFailedOrder } from '../../queue/order-retry';
 import { perContext, Slots } from '../../queue/stage-batcher';
 import type { World } from '../../connector/demo/pipeline-world';
-import { fakeSubmitJob, proofOrders, sandboxAdmin, startProofWorld, statesOf, type Ledger } from '../support/pipeline-world';
+import { AllButSubmit, fakeSubmitJob, sandboxAdmin, startProofWorld, type Ledger } from '../support/pipeline-world';
 
 /**
  * "Runs twice, one effect" for the submit job, when the two runs overlap: BullMQ is at-least-once
@@ -25,14 +21,14 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
   let env: TestEnv;
   let context: AppContext;
   let world: World;
-  let workers: RunningWorkers | undefined;
+  let stages: AllButSubmit | undefined;
 
   beforeAll(async () => {
     ({ env, context, world } = await startProofWorld('twice'));
   }, 120_000);
 
   afterAll(async () => {
-    await workers?.close(5_000);
+    await stages?.close();
     await world?.close();
     await context?.close();
     await env?.cleanup();
@@ -46,12 +42,10 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
 
   /** One signed order, its submit job not yet run (every stage but submission runs; the submit job is driven by hand). */
   async function signedOrder(): Promise<string> {
-    workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
-    const signedBefore = (await statesOf(context.orm, SOURCE)).signed ?? 0;
-    const [result] = await intakeOrders(context.orm.em.fork(), SOURCE, proofOrders(`T${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
-    await eventually(async () => ((await statesOf(context.orm, SOURCE)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
+    stages ??= new AllButSubmit(context);
+    const orderId = await stages.signedOrder(SOURCE, 'T');
     await context.services.bank().lookup('warm-up-the-token').catch(() => undefined);
-    return result.orderId;
+    return orderId;
   }
 
   /** One signed order whose first send got a 500: its outcome is unknown, it stays `submitting`. */

@@ -5,12 +5,16 @@ import { createServer } from 'node:net';
 import IORedis from 'ioredis';
 import type { Job } from 'bullmq';
 import type { Orm } from '../../connector/persistence/database';
-import { ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type World, type WorldSigner } from '../../connector/demo/pipeline-world';
+import { bulkOrders, ensureBankCredentials, ensureSigners, FUNDED_ACCOUNTS, makeWorldPki, startWorld, worldConfig, type World, type WorldSigner } from '../../connector/demo/pipeline-world';
+import { intakeOrders } from '../../connector/intake/order-intake';
+import { bullmqIntakePort } from '../../queue/bullmq-intake.port';
+import { REGISTERED_JOBS } from '../../queue/jobs';
+import { startWorkers, type RunningWorkers } from '../../queue/worker.runner';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger, type Logger } from '../../connector/logging/logger';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
-import { createTestEnv, type TestEnv } from './test-env';
+import { createTestEnv, eventually, type TestEnv } from './test-env';
 import { loadConfig } from '../../config/load-config';
 import type { TestPkiResult } from '../../scripts/make-test-pki';
 
@@ -195,4 +199,28 @@ export function fakeSubmitJob(orderId: string, attemptsMade = 0, attempts = 8, d
     moveToDelayed: async () => undefined,
     updateData: async () => undefined,
   } as unknown as Job;
+}
+
+/**
+ * A world's workers for every stage but submit, started on first use: a test takes orders in, lets
+ * them be validated and signed, and runs the submit job itself (fakeSubmitJob).
+ */
+export class AllButSubmit {
+  workers: RunningWorkers | undefined;
+
+  constructor(private readonly context: AppContext) {}
+
+  /** One order of `source` (numbers starting with `prefix`) taken in and signed, its submit job not run. */
+  async signedOrder(source: string, prefix: string): Promise<string> {
+    const { context } = this;
+    this.workers ??= startWorkers(context, context.redis, REGISTERED_JOBS.filter((j) => j.definition.queue !== 'submit'));
+    const signedBefore = (await statesOf(context.orm, source)).signed ?? 0;
+    const [result] = await intakeOrders(context.orm.em.fork(), source, bulkOrders(`${prefix}${Date.now().toString(36)}`, 1).map((order) => ({ order })), bullmqIntakePort(context.queues), { actor: 'proof' });
+    await eventually(async () => ((await statesOf(context.orm, source)).signed ?? 0) > signedBefore, { timeoutMs: 30_000, what: 'the order to be signed' });
+    return result.orderId as string;
+  }
+
+  async close(): Promise<void> {
+    await this.workers?.close(5_000);
+  }
 }
