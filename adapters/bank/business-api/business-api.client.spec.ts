@@ -6,18 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, issueTlsCertificate } from '../sandbox/test-ca';
 import { BusinessApiClient } from './business-api.client';
-import { BankError } from './business-api.errors';
 import { ConfigCredentialsProvider, StaticCredentialsProvider } from './credentials.provider';
-
-async function caught(p: Promise<unknown>): Promise<BankError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof BankError) return err;
-    throw err;
-  }
-  throw new Error('expected a BankError');
-}
+import { caught } from '../test/fixtures';
 
 describe('ConfigCredentialsProvider (until the vault: bank.clientId + secret file or env)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bank-cred-'));

@@ -1,18 +1,8 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BusinessApiClient } from './business-api.client';
-import { BankError } from './business-api.errors';
 import { StaticCredentialsProvider } from './credentials.provider';
-
-async function caught(p: Promise<unknown>): Promise<BankError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof BankError) return err;
-    throw err;
-  }
-  throw new Error('expected a BankError');
-}
+import { caught } from '../test/fixtures';
 
 /** A scripted bank on loopback: `answer` gets each request (its body read) and answers it. */
 function scriptedBank(answer: (req: IncomingMessage, res: ServerResponse, body: string) => void) {

@@ -9,12 +9,12 @@ import type { NormalisedOrder } from '../../../connector/orders/payment-order';
 import { validatePaymentOrder } from '../../../connector/requisites/payment-order.validator';
 import { checkStatementBalance } from '../../../connector/statements/statement.model';
 import { BusinessApiClient, isFinalStatus } from '../business-api/business-api.client';
-import { BankError } from '../business-api/business-api.errors';
+import type { BankError } from '../business-api/business-api.errors';
 import { ConnectorError } from '../../../connector/shared/errors';
 import { StaticCredentialsProvider } from '../business-api/credentials.provider';
 import { DEMO } from '../sandbox/sandbox.config';
 import { createTestCa, issueSigner, signDetached } from '../sandbox/test-ca';
-import { BENEFICIARY_BIN, makeIban, makeIinBin, sampleOrder } from './fixtures';
+import { BENEFICIARY_BIN, makeIban, makeIinBin, sampleOrder, caught } from './fixtures';
 import { startHarness, type Harness } from './sandbox.harness';
 
 /**
@@ -22,16 +22,6 @@ import { startHarness, type Harness } from './sandbox.harness';
  * what a caller relies on. The sandbox's day clock is frozen (speed 0) and stepped by the admin API.
  */
 type Ledger = { total: number; duplicates: number; submissions: Array<{ externalId: string; document: string; requests: number; accepted: boolean; afterAccepted: number; firstAt: string }> };
-
-async function caught(p: Promise<unknown>): Promise<BankError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof BankError) return err;
-    throw err;
-  }
-  throw new Error('expected a BankError');
-}
 
 /** A beneficiary the bank's AML screening refuses (valid BIN, listed in the sandbox config). */
 const AML_BIN = makeIinBin('99034000001');

@@ -1,6 +1,7 @@
 import type { NormalisedOrder } from '../../../connector/orders/payment-order';
 import { makeIban, makeIinBin } from '../sandbox/sandbox.requisites';
 import { DEMO } from '../sandbox/sandbox.config';
+import { BankError } from '../business-api/business-api.errors';
 
 export { makeIban, makeIinBin };
 
@@ -22,4 +23,15 @@ export function sampleOrder(overrides: Partial<NormalisedOrder> = {}): Normalise
     purpose: 'Оплата по счёту №5 от 20.11.2026, в т.ч. НДС 12%',
     ...overrides,
   };
+}
+
+/** The BankError a call fails with; a call that succeeds, or fails otherwise, fails the test. */
+export async function caught(p: Promise<unknown>): Promise<BankError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof BankError) return err;
+    throw err;
+  }
+  throw new Error('expected a BankError');
 }
