@@ -1,11 +1,11 @@
-import { DelayedError, type Job } from 'bullmq';
+import { DelayedError } from 'bullmq';
 import type { BusinessApiClient } from '../../adapters/bank/business-api/business-api.client';
 import { BankError, parseBankError } from '../../adapters/bank/business-api/business-api.errors';
 import type { TestEnv } from '../support/test-env';
 import type { AppContext } from '../../connector/app/app-context';
 import { handleSubmitOrder } from '../../queue/jobs/submit-order.job';
 import type { World } from '../../connector/demo/pipeline-world';
-import { AllButSubmit, fakeSubmitJob, startProofWorld } from '../support/pipeline-world';
+import { AllButSubmit, fakeSubmitJob, recordingJob, startProofWorld } from '../support/pipeline-world';
 
 /**
  * The submit stage against a bank that answers the way real banks do when they misbehave: each test
@@ -41,19 +41,6 @@ describe('the submit stage against an odd bank', () => {
     return orderId;
   }
 
-  /** The job as BullMQ hands it over: data kept between runs, the delays asked for recorded. */
-  function recordingJob(orderId: string): { job: Job; delays: number[] } {
-    const data: Record<string, unknown> = { orderId };
-    const delays: number[] = [];
-    const job = {
-      ...fakeSubmitJob(orderId, 0),
-      data,
-      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
-      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
-    } as unknown as Job;
-    return { job, delays };
-  }
-
   /** The context with the bank client's `submit` and `lookup` answered as scripted (the rest is the sandbox's). */
   function oddBank(script: { submit?: BusinessApiClient['submit']; lookup?: () => Promise<never> }): AppContext {
     const bank = context.services.bank();
@@ -65,7 +52,7 @@ describe('the submit stage against an odd bank', () => {
 
   it('R-24: a 429 with a Retry-After of 0 does not send again at once, over and over; one of a year does not park the order for a year', async () => {
     const orderId = await signedOrder();
-    const { job, delays } = recordingJob(orderId);
+    const { job, delays } = recordingJob(fakeSubmitJob(orderId));
     let sends = 0;
     const limited = (retryAfterMs: number) =>
       oddBank({
@@ -89,7 +76,7 @@ describe('the submit stage against an odd bank', () => {
 
   it('a 409 EXTERNAL_ID_CONFLICT to the resend after an unknown outcome is not a refusal: the bank holds a document under our external id, most likely ours; the next lookup finds it', async () => {
     const orderId = await signedOrder();
-    const { job } = recordingJob(orderId);
+    const { job } = recordingJob(fakeSubmitJob(orderId));
     const bank = context.services.bank();
     // The first send reaches the bank, which registers it; its answer is lost.
     const lost = oddBank({

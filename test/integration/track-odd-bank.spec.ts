@@ -6,6 +6,10 @@ import { handleTrackOrder, trackBatch } from '../../queue/jobs/track-order.job';
 import { DelayedError, type Job } from 'bullmq';
 import { sampleOrder } from '../support/orders.fixture';
 import { appWorld } from '../support/app-world';
+import { recordingJob } from '../support/pipeline-world';
+
+/** An order's track job as BullMQ hands it over (3 attempts). */
+const trackJob = (orderId: string) => ({ id: `track-${orderId}`, name: 'order.track', data: { orderId }, attemptsMade: 0, opts: { attempts: 3 }, token: 't' }) as unknown as Job;
 
 /**
  * Status polls (stage 5) against a bank whose status answers are odd, on real PostgreSQL: each test
@@ -43,14 +47,7 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
 
   it('poll errors never fail an order at the bank: spread over days or many in a row, it waits longer each time and one incident says so (R-24)', async () => {
     const o = await submitted('S-9', 'DOC-S9');
-    // The job as BullMQ hands it over: its data kept between runs, delays asked for recorded.
-    const data: Record<string, unknown> = { orderId: o.id };
-    const delays: number[] = [];
-    const job = {
-      id: `track-${o.id}`, name: 'order.track', data, attemptsMade: 0, opts: { attempts: 3 }, token: 't',
-      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
-      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
-    } as unknown as Job;
+    const { job, data, delays } = recordingJob(trackJob(o.id));
     const run = (answer: Answer) => {
       const bank = { getStatus: async (documentId: string) => (answer instanceof Error ? Promise.reject(answer) : { documentId, externalId: o.externalId, status: 'accepted', updatedAt: '2026-11-24T06:00:00Z', ...answer }) };
       // Within the day the bank received it: nothing is deemed executed meanwhile (R-22).
@@ -126,13 +123,7 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
 
   it('a Retry-After of 0 (or a date already past) does not re-poll at once, over and over; one of a year does not park the order for a year (R-24)', async () => {
     const o = await submitted('S-11', 'DOC-S11');
-    const data: Record<string, unknown> = { orderId: o.id };
-    const delays: number[] = [];
-    const job = {
-      id: `track-${o.id}`, name: 'order.track', data, attemptsMade: 0, opts: { attempts: 3 }, token: 't',
-      updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
-      moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
-    } as unknown as Job;
+    const { job, delays } = recordingJob(trackJob(o.id));
     const run = (answer: Error) => {
       const bank = { getStatus: async () => Promise.reject(answer) };
       const context: JobContext = { ...world.context, clock: { now: () => new Date('2026-11-24T06:00:00Z') }, services: { ...world.context.services, bank: () => bank as unknown as ReturnType<JobContext['services']['bank']> } };

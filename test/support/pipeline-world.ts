@@ -202,6 +202,22 @@ export function fakeSubmitJob(orderId: string, attemptsMade = 0, attempts = 8, d
 }
 
 /**
+ * `base` as BullMQ hands a job over to a handler a test runs by hand, again and again: its data kept
+ * between runs (updateData), the delays it asks for (moveToDelayed) recorded, in ms from then.
+ */
+export function recordingJob(base: Job): { job: Job; data: Record<string, unknown>; delays: number[] } {
+  const data: Record<string, unknown> = { ...(base.data as Record<string, unknown>) };
+  const delays: number[] = [];
+  const job = {
+    ...base,
+    data,
+    updateData: async (next: Record<string, unknown>) => void Object.assign(data, next),
+    moveToDelayed: async (at: number) => void delays.push(at - Date.now()),
+  } as unknown as Job;
+  return { job, data, delays };
+}
+
+/**
  * A world's workers for every stage but submit, started on first use: a test takes orders in, lets
  * them be validated and signed, and runs the submit job itself (fakeSubmitJob).
  */
