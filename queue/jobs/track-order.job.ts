@@ -156,7 +156,11 @@ async function trackOne(context: JobContext, order: PaymentOrder, now: Date): Pr
   // date: the bank does not execute an order dated ahead until then, and 1C told "executed" on the
   // day after it was sent would show salaries paid days before any money moved.
   const acceptedDay = calendar.operationalDayOf(order.stateChangedAt);
-  const receivedDay = status.operationalDay && status.operationalDay > acceptedDay ? status.operationalDay : acceptedDay;
+  // The bank's day as an operational day: one it gives on a weekend or holiday is the business day
+  // after it (as an instruction then is, R-20); taken as it was, the order was deemed executed a
+  // business day early.
+  const bankDay = status.operationalDay && !calendar.isBusinessDay(status.operationalDay) ? calendar.nextBusinessDay(status.operationalDay) : status.operationalDay;
+  const receivedDay = bankDay && bankDay > acceptedDay ? bankDay : acceptedDay;
   const deemedAt = calendar.endOfOperationalDay(calendar.nextBusinessDay(executionDayOf(calendar, receivedDay, order.valueDate)));
   // What the bank says of the order now: a stale `accepted` is not recorded, so the status it
   // last reported stands (an unknown one included: a stale answer must not undo it).

@@ -197,6 +197,17 @@ describe('status polls from an odd bank, on PostgreSQL', () => {
     await expect(poll([o.id], '2026-11-25T12:00:00Z', answer)).resolves.toEqual([{ state: 'deemed_executed' }]);
   });
 
+  it('an operational day the bank gives on a weekend or holiday counts as the business day after it: the order is not deemed executed a business day early (R-22)', async () => {
+    const o = await submitted('S-12', 'DOC-S12');
+    // Sent Friday 2026-11-27 10:00; the bank dates its receipt Saturday the 28th.
+    await q('update payment_order set state_changed_at = ? where id = ?', [new Date('2026-11-27T05:00:00Z'), o.id]);
+    const answer = () => ({ documentId: 'DOC-S12', externalId: o.externalId, status: 'in_processing', operationalDay: '2026-11-28' });
+    // Received on Monday the 30th, the first operational day after it: the window closes at the end of Tuesday, not of Monday.
+    await expect(poll([o.id], '2026-11-30T12:00:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
+    await expect(poll([o.id], '2026-12-01T11:59:00Z', answer)).resolves.toEqual([{ poll: 'in_processing' }]);
+    await expect(poll([o.id], '2026-12-01T12:00:00Z', answer)).resolves.toEqual([{ state: 'deemed_executed' }]);
+  });
+
   it('an order with a value date ahead is not deemed executed the day after the bank received it, only after the operational day following its value date (R-22); one valued earlier is as before', async () => {
     // Sent Tuesday 2026-11-24 10:00; salaries valued 5 business days on, Tuesday 2026-12-01: the bank holds them until then.
     const ahead = await submitted('S-6', 'DOC-S6', '2026-12-01');
