@@ -17,7 +17,7 @@ import {
   engageLockdownWithoutRecord,
   resolveLockdown,
   lockdownStatus,
-  RECONCILIATION_KINDS,
+  escalateReconciliationFindings,
   type EngageResult,
   type LockdownDeps,
   type LockdownTrigger,
@@ -245,24 +245,7 @@ export async function reportSecurityEvent(context: JobContext, event: SecurityEv
   }
 }
 
-/** Incident kinds reconciliation opens (branch `statements`) that are triggers of their own. */
-export const RECONCILIATION_TRIGGER_KINDS = RECONCILIATION_KINDS;
-
-/**
- * Escalates open reconciliation incidents (an unexplained debit, an executed document that differs
- * from what was signed) to the lockdown trigger of the same name, once each: the incident is marked
- * with the lockdown incident's id. Called by the maintenance sweep, so a reconciliation that only
- * opens an incident still stops the connector (or alerts, per `lockdown.triggers`).
- */
+/** The maintenance sweep's escalation of reconciliation findings (escalateReconciliationFindings). */
 export async function escalateReconciliationIncidents(context: JobContext): Promise<number> {
-  const em = context.orm.em.fork();
-  const rows = await em.execute<Array<{ id: string; kind: (typeof RECONCILIATION_TRIGGER_KINDS)[number]; title: string }>>(
-    `select id, kind, title from incident where status = 'open' and kind in (${RECONCILIATION_TRIGGER_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null order by opened_at`,
-    [...RECONCILIATION_TRIGGER_KINDS],
-  );
-  for (const row of rows) {
-    const result = await triggerLockdown(context, { trigger: row.kind, reason: row.title, scope: 'all', evidence: { incidentId: row.id }, actor: 'system:reconciliation' });
-    await em.execute("update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text) where id = ?", [result.incidentId, row.id]);
-  }
-  return rows.length;
+  return escalateReconciliationFindings(lockdownDepsFor(context));
 }

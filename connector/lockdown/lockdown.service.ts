@@ -786,14 +786,16 @@ async function loginsWithLeakedPassword(em: EntityManager, incidentId: string | 
 }
 
 /**
- * Reconciliation findings (an unexplained debit, an execution mismatch) not escalated yet widen the
- * lockdown in force before its resolve judges the steps, as the maintenance sweep would have
- * (escalateReconciliationIncidents). That sweep runs on a queue the lockdown paused: one found a
- * moment before the lock, or by a statement fetch already under way, was absorbed by the resolve
- * with the narrower scope's steps only, and submission resumed with a Client Secret that may have
- * made that debit (R-29). True when any widened it.
+ * Escalates open reconciliation incidents (an unexplained debit, an executed document that differs
+ * from what was signed) to the lockdown trigger of the same name, once each: the incident is marked
+ * with the lockdown incident's id. The maintenance sweep calls it, so a reconciliation that only
+ * opens an incident still stops the connector (or alerts, per `lockdown.triggers`); so does a
+ * resolve, before it judges its steps: the sweep runs on a queue the lockdown paused, and a finding
+ * made a moment before the lock, or by a statement fetch already under way, was absorbed by the
+ * resolve with the narrower scope's steps only, submission resuming with a Client Secret that may
+ * have made that debit (R-29). Returns how many it escalated.
  */
-async function escalatePendingReconciliation(deps: LockdownDeps): Promise<boolean> {
+export async function escalateReconciliationFindings(deps: LockdownDeps): Promise<number> {
   const rows = await deps.em.execute<Array<{ id: string; kind: (typeof RECONCILIATION_KINDS)[number]; title: string }>>(
     `select id, kind, title from incident where status = 'open' and kind in (${RECONCILIATION_KINDS.map(() => '?').join(', ')}) and evidence->>'lockdownIncidentId' is null order by opened_at`,
     [...RECONCILIATION_KINDS],
@@ -802,7 +804,7 @@ async function escalatePendingReconciliation(deps: LockdownDeps): Promise<boolea
     const result = await engageLockdown(deps, { trigger: row.kind, reason: row.title, scope: 'all', evidence: { incidentId: row.id }, actor: 'system:reconciliation' });
     await deps.em.execute("update incident set evidence = evidence || jsonb_build_object('lockdownIncidentId', ?::text) where id = ?", [result.incidentId, row.id]);
   }
-  return rows.length > 0;
+  return rows.length;
 }
 
 /**
@@ -818,7 +820,7 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   if (row.state !== 'locked') throw new ConnectorError('NOT_LOCKED', 'no lockdown is in force (connector lockdown status)', 1);
   if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
   // Its steps are those of every finding, the ones no sweep could escalate included.
-  if (await escalatePendingReconciliation(deps)) row = await readLockdownRow(deps.em);
+  if ((await escalateReconciliationFindings(deps)) > 0) row = await readLockdownRow(deps.em);
   const stepsMissing = (missing: string[]) =>
     new ConnectorError('LOCKDOWN_STEPS_MISSING', `the lockdown cannot be resolved yet; ${missing.length} step(s) missing:\n${missing.map((m) => `  - ${m}`).join('\n')}`, 1, { missing });
   const missing = await missingResolutionSteps(deps, row, input);
