@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -45,3 +45,24 @@ export async function writeFileAtomic(path: string, bytes: Buffer | AsyncIterabl
 
 /** What a folder's fsync answers where the platform or file system does not do it. */
 const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM', 'EACCES', 'EBADF']);
+
+/**
+ * The folder of `path` on disk (a file just renamed or linked into it), for callers that must stay
+ * synchronous (the master key store); as writeFileAtomic does, skipped where a folder cannot be
+ * opened or synced at all.
+ */
+export function syncFolderSync(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dirname(path), 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    if (!DIR_SYNC_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConnectorError } from '../shared/errors';
+import { syncFolderSync } from '../shared/atomic-file';
 
 /**
  * The master key file (CONNECTOR_MASTER_KEY_FILE, default `.connector/master.key`) that encrypts
@@ -131,23 +132,6 @@ function rmTemp(tmp: string): void {
   }
 }
 
-/** The folder's entry of a file just renamed or linked into it on disk too (where a folder can be synced at all). */
-function syncFolder(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(dirname(path), 'r');
-  } catch {
-    return;
-  }
-  try {
-    fsyncSync(fd);
-  } catch (err) {
-    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM', 'EACCES', 'EBADF'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Replaces the key file, on disk before this returns: the caller then seals secrets under its new
  * key and commits them to PostgreSQL (durable at once). A power loss after that commit must not
@@ -161,7 +145,7 @@ function writePrivate(path: string, text: string): void {
     rmTemp(tmp);
     throw err;
   }
-  syncFolder(path);
+  syncFolderSync(path);
 }
 
 /**
@@ -194,7 +178,7 @@ export function loadOrCreateMasterKey(path: string): MasterKeyRing {
     } finally {
       rmTemp(tmp);
     }
-    syncFolder(path);
+    syncFolderSync(path);
   }
   assertPrivate(path);
   return read(path);
