@@ -203,6 +203,26 @@ function advisoryLockTimeout(waitMs: number): Error {
   return Object.assign(new Error(`canceling statement due to lock timeout (advisory lock waited ${waitMs} ms)`), { code: '55P03' });
 }
 
+/** An advisory lock not taken this time: asked again (askForLock). */
+const NOT_TAKEN = Symbol('not taken');
+
+/** pg_try_advisory_xact_lock of `key` (an SQL expression of `params`): whether it was taken. */
+async function tryLock(tx: Executes, key: string, params: unknown[]): Promise<boolean> {
+  const rows = (await tx.execute(`select pg_try_advisory_xact_lock(${key}) as taken`, params)) as Array<{ taken: boolean }>;
+  return rows[0]?.taken === true;
+}
+
+/** Calls `ask` every 10-250 ms until it gives anything but NOT_TAKEN; past `waitMs` a lock timeout. */
+async function askForLock<T>(waitMs: number, ask: () => Promise<T | typeof NOT_TAKEN>): Promise<T> {
+  const deadline = Date.now() + Math.max(0, waitMs);
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    const got = await ask();
+    if (got !== NOT_TAKEN) return got;
+    if (Date.now() >= deadline) throw advisoryLockTimeout(waitMs);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
+  }
+}
+
 /**
  * Takes the transaction-scoped advisory lock of `key` (an SQL expression of `params`, e.g.
  * `hashtext(?)`), waiting up to `waitMs` for it: for a lock whose holder legitimately keeps it longer
@@ -214,15 +234,7 @@ function advisoryLockTimeout(waitMs: number): Error {
  * (SQLSTATE 55P03, a transient error: the job is retried).
  */
 export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, key: string, params: unknown[]): Promise<void> {
-  const deadline = Date.now() + Math.max(0, waitMs);
-  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
-    const rows = (await tx.execute(`select pg_try_advisory_xact_lock(${key}) as taken`, params)) as Array<{ taken: boolean }>;
-    if (rows[0]?.taken === true) return;
-    if (Date.now() >= deadline) {
-      throw advisoryLockTimeout(waitMs);
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
-  }
+  await askForLock(waitMs, async () => ((await tryLock(tx, key, params)) ? undefined : NOT_TAKEN));
 }
 
 /**
@@ -237,24 +249,18 @@ export async function takeAdvisoryLockWaiting(tx: Executes, waitMs: number, key:
  * transient error: the job is retried).
  */
 export async function withAdvisoryMutex<T>(em: EntityManager, waitMs: number, key: string, params: unknown[], work: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + Math.max(0, waitMs);
-  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+  return askForLock(waitMs, async () => {
     const trx = await em.getKnex().transaction();
+    const holder: Executes = { execute: async (sql, values) => ((await trx.raw(sql, (values ?? []) as never[])) as { rows: unknown[] }).rows };
     try {
-      const asked = (await trx.raw(`select pg_try_advisory_xact_lock(${key}) as taken`, params as never[])) as { rows: Array<{ taken: boolean }> };
-      if (asked.rows[0]?.taken === true) {
-        // The holder sits idle in its transaction while `work` runs elsewhere, for as long as that takes.
-        await trx.raw('set local idle_in_transaction_session_timeout = 0');
-        const result = await work();
-        await trx.commit();
-        return result;
-      }
+      if (!(await tryLock(holder, key, params))) return NOT_TAKEN;
+      // The holder sits idle in its transaction while `work` runs elsewhere, for as long as that takes.
+      await allowWorkBetweenStatements(holder);
+      const result = await work();
+      await trx.commit();
+      return result;
     } finally {
       if (!trx.isCompleted()) await trx.rollback().catch(() => undefined);
     }
-    if (Date.now() >= deadline) {
-      throw advisoryLockTimeout(waitMs);
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, deadline - Date.now()))));
-  }
+  });
 }
