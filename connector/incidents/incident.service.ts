@@ -182,3 +182,14 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
     return { incident, resolved: true };
   });
 }
+
+/**
+ * Closes the open incidents of `dedupeKey` (any process's) once what opened them has healed: a
+ * worker that writes the 1C folder again, an ERP that acknowledges its webhook. The ids it resolved.
+ */
+export async function resolveIncidentsByKey(em: EntityManager, dedupeKey: string, input: Omit<ResolveIncidentInput, 'id'>): Promise<string[]> {
+  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [dedupeKey]);
+  const resolved: string[] = [];
+  for (const { id } of open) if ((await resolveIncident(em, { ...input, id })).resolved) resolved.push(id);
+  return resolved;
+}

@@ -10,7 +10,7 @@ import type { OrderEventSnapshot } from '../../connector/orders/order-event.snap
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
-import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncidentsByKey } from '../../connector/incidents/incident.service';
 
 export const dispatchWebhooksJob = defineJob({
   name: 'webhook.dispatch',
@@ -217,17 +217,12 @@ async function undeliveredIncident(context: JobContext, failed: { eventId: strin
  * endpoint that works.
  */
 async function undeliveredRecovered(context: JobContext, delivered: { eventId: string; orderId: string; failures: number }): Promise<void> {
-  const em = context.orm.em.fork();
-  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [`webhook_undelivered:${delivered.eventId}`]);
-  for (const { id } of open) {
-    const { resolved } = await resolveIncident(em, {
-      id,
-      actor: 'worker',
-      note: `the ERP acknowledged status event ${delivered.eventId} (order ${delivered.orderId}) after ${delivered.failures} failed attempt(s); the status changes behind it go on`,
-      now: context.clock.now(),
-    });
-    if (resolved) context.logger.info({ event: 'webhook.recovered', ...delivered, incidentId: id }, 'webhook.recovered');
-  }
+  const resolved = await resolveIncidentsByKey(context.orm.em.fork(), `webhook_undelivered:${delivered.eventId}`, {
+    actor: 'worker',
+    note: `the ERP acknowledged status event ${delivered.eventId} (order ${delivered.orderId}) after ${delivered.failures} failed attempt(s); the status changes behind it go on`,
+    now: context.clock.now(),
+  });
+  for (const id of resolved) context.logger.info({ event: 'webhook.recovered', ...delivered, incidentId: id }, 'webhook.recovered');
 }
 
 /** Extends the lock only while it is still ours. */

@@ -23,7 +23,7 @@ import { bullmqIntakePort } from '../bullmq-intake.port';
 import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { perContext } from '../stage-batcher';
-import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncidentsByKey } from '../../connector/incidents/incident.service';
 
 export const scanOnecOutboxJob = defineJob({
   name: 'onec.outbox.scan',
@@ -132,9 +132,7 @@ async function outboxFileFailed(context: JobContext, dir: string, file: string, 
 /** A file archived or moved to error/: its count starts again, and its open incident (any process's) is closed with a note. */
 async function outboxFileDone(context: JobContext, file: string): Promise<void> {
   perContext(context, 'onec.outbox.failures', () => new Map<string, number>()).delete(file);
-  const em = context.orm.em.fork();
-  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [outboxIncidentKey(file)]);
-  for (const { id } of open) await resolveIncident(em, { id, actor: 'worker', note: `the 1C export ${file} was taken in and moved on`, now: context.clock.now() });
+  await resolveIncidentsByKey(context.orm.em.fork(), outboxIncidentKey(file), { actor: 'worker', note: `the 1C export ${file} was taken in and moved on`, now: context.clock.now() });
 }
 
 async function processFile(context: JobContext, dir: string, file: OutboxFile, claimed: boolean, whileReading?: WhileReading): Promise<OutboxFileResult> {

@@ -4,7 +4,7 @@ import { PaymentOrder } from '../../connector/persistence/entities';
 import { transitionOrder, transitionOrders } from '../../connector/orders/order-state.machine';
 import type { JobContext } from '../job-context';
 import { pipelineStageBatcher } from '../stage-batcher';
-import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncidentsByKey } from '../../connector/incidents/incident.service';
 import { kzCalendarFromConfig } from '../../connector/calendar/kz-business-calendar';
 import { executionDayOf } from '../../connector/orders/execution-day';
 import { refusalReason } from '../../connector/orders/order.mapper';
@@ -313,11 +313,7 @@ async function statusPollsFailing(context: JobContext, err: unknown, failures: n
  * stays for a person: a bank that answers now and then would otherwise open and close it over and over.
  */
 async function statusPollsRecovered(context: JobContext, orderId: string): Promise<void> {
-  const em = context.orm.em.fork();
-  const open = await em.execute<Array<{ id: string }>>("select id from incident where kind = 'status_polls_failing' and status = 'open' and dedupe_key = ?", [`status_polls_failing:${orderId}`]);
-  for (const { id } of open) {
-    await resolveIncident(em, { id, actor: 'worker', note: `the bank answered a status poll again (order ${orderId})`, now: context.clock.now() });
-  }
+  await resolveIncidentsByKey(context.orm.em.fork(), `status_polls_failing:${orderId}`, { actor: 'worker', note: `the bank answered a status poll again (order ${orderId})`, now: context.clock.now() });
 }
 
 export const handleTrackOrder: JobHandler<typeof trackOrderJob.payload> = async (payload, context, job) => {

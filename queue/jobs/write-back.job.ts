@@ -19,7 +19,7 @@ import type { QueueSet } from '../queue.factory';
 import { testPausePoint } from '../test-hooks';
 import { perContext } from '../stage-batcher';
 import { writeFileAtomic } from '../../connector/shared/atomic-file';
-import { openIncident, resolveIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncidentsByKey } from '../../connector/incidents/incident.service';
 import { waitAndRetry } from './pipeline.helpers';
 import { takeAdvisoryLockWaiting } from '../../connector/persistence/database';
 
@@ -161,12 +161,8 @@ async function folderWriteFailed(context: JobContext, err: ConnectorError): Prom
 /** A file written into the 1C folder: the count starts again, and the folder's open incident (any process's) is closed with a note. */
 async function folderWriteSucceeded(context: JobContext, folder: string): Promise<void> {
   perContext(context, 'writeback.folderFailures', () => ({ inARow: 0 })).inARow = 0;
-  const em = context.orm.em.fork();
-  const open = await em.execute<Array<{ id: string }>>("select id from incident where status = 'open' and dedupe_key = ?", [folderIncidentKey(folder)]);
-  for (const { id } of open) {
-    const { resolved } = await resolveIncident(em, { id, actor: 'worker', note: `a file for 1C was written into ${folder} again`, now: context.clock.now() });
-    if (resolved) context.logger.info({ event: 'erp.writeback.folder_recovered', folder, incidentId: id }, 'erp.writeback.folder_recovered');
-  }
+  const resolved = await resolveIncidentsByKey(context.orm.em.fork(), folderIncidentKey(folder), { actor: 'worker', note: `a file for 1C was written into ${folder} again`, now: context.clock.now() });
+  for (const id of resolved) context.logger.info({ event: 'erp.writeback.folder_recovered', folder, incidentId: id }, 'erp.writeback.folder_recovered');
 }
 
 /**
