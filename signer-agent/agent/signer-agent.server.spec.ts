@@ -34,6 +34,8 @@ describe('signer agent server: a stalled caller', () => {
       });
       // Without a bound the connection stays open and the test runs into its own timeout.
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      // In the error shape of every other answer (INTERFACES.md), not Fastify's own.
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ code: 'REQUEST_TIMEOUT', message: expect.stringMatching(/not sent whole/), details: null });
     } finally {
       await app.close();
     }

@@ -245,7 +245,7 @@ describe('connector users / credentials', () => {
       const elsewhere = join(env.dir, 'elsewhere', '.connector', 'master.key');
       process.env.CONNECTOR_MASTER_KEY_FILE = elsewhere;
       const missing = await cli(['vault', 'rotate-key']);
-      expect(missing.code).not.toBe(0);
+      expect(missing.code).toBe(1);
       expect(missing.stderr).toContain('MASTER_KEY_MISSING');
       expect(missing.stderr).toContain(elsewhere);
       expect(existsSync(elsewhere)).toBe(false);
@@ -254,7 +254,7 @@ describe('connector users / credentials', () => {
       writeFileSync(other, `kother:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
       process.env.CONNECTOR_MASTER_KEY_FILE = other;
       const mismatch = await cli(['vault', 'rotate-key']);
-      expect(mismatch.code).not.toBe(0);
+      expect(mismatch.code).toBe(1);
       expect(mismatch.stderr).toContain('MASTER_KEY_MISMATCH');
       expect(mismatch.stderr).toMatch(/cannot open the bank Client Secret/);
       expect(readFileSync(other, 'utf8').trim().split('\n')).toHaveLength(1);
