@@ -10,7 +10,7 @@ import { defineJob, type JobHandler } from '../job-definition';
 import type { JobContext } from '../job-context';
 import { testPausePoint } from '../test-hooks';
 import { credentialsRefused, credentialsUnavailableIncident, lockdownOnRefusalCode, retryAfterWait, waitAndRetry } from './pipeline.helpers';
-import { openIncident } from '../../connector/incidents/incident.service';
+import { openIncident, resolveIncidentsByKey } from '../../connector/incidents/incident.service';
 import { enqueueWriteBack } from './write-back.job';
 
 /**
@@ -121,8 +121,22 @@ export const handleFetchStatement: JobHandler<typeof fetchStatementJob.payload> 
       await statementRefused(context, err, { account, from: payload.from, to: payload.to });
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
+    // The job's last attempt failed too: the next tick asks again (R-24), but until a fetch succeeds
+    // nothing of these days is stored, reconciled or passed to 1C, and that is said (statementsFailing).
+    if (job.attemptsMade + 1 >= (job.opts?.attempts ?? 1)) {
+      await statementsFailing(context, err, { account, from: payload.from, to: payload.to, kind: payload.kind }).catch((e: Error) =>
+        log.warn({ event: 'statements.failing.incident_error', err: e.message }),
+      );
+    }
     throw err;
   }
+  // Fetched: the incident of this account's failing fetches of this kind (if any) closes. Best
+  // effort: the statement is stored either way.
+  await resolveIncidentsByKey(context.orm.em.fork(), statementsFailingKey(account, payload.kind), {
+    actor: 'statements',
+    note: `the ${payload.kind} statement of ${account} for ${payload.from}..${payload.to} was fetched again`,
+    now: context.clock.now(),
+  }).catch((e: Error) => log.warn({ event: 'statements.failing.resolve_error', err: e.message }));
   // Stage 7: the statement (and any status it changed) goes back to the ERP; the hash guard makes this free when nothing changed.
   await enqueueWriteBack(context.queues, { from: payload.from, to: payload.to });
   return { stored: summary.stored, duplicates: summary.duplicates, matched: summary.matched, executed: summary.executed, incidents: summary.incidents.length };
@@ -143,6 +157,37 @@ async function statementRefused(context: JobContext, err: BankError, evidence: {
     onRepeat: 'ignore',
   });
   context.logger.error({ event: 'statement.unavailable', alert: true, ...evidence, code: err.code, incidentId: incident.incident.id }, 'statement.unavailable');
+}
+
+const statementsFailingKey = (account: string, kind: 'intraday' | 'closed') => `statements_failing:${account}:${kind}`;
+
+/**
+ * Every attempt of a statement fetch failed for a reason that may pass (the bank's 5xx, a timeout,
+ * no connection, our own database): the schedule asks again at its next tick, and a bank that stays
+ * so, or a closed day too large to arrive within `bank.statementTimeoutMs` (LESSONS.md 9), kept the
+ * account's statements away for good with nothing but a warning in the worker's log. Those days are
+ * not stored, reconciled nor written back: an executed order stays unconfirmed, a debit nobody
+ * ordered unseen (R-27, R-29), and 1C gets no statement. One incident per account and kind (closed
+ * days, today's), closed by the connector once a fetch of that kind succeeds (a later closed range
+ * fetches the days missed before it: statement.service.ts, ensureContinuity).
+ */
+async function statementsFailing(context: JobContext, err: unknown, evidence: { account: string; from: string; to: string; kind: 'intraday' | 'closed' }): Promise<void> {
+  const code = err instanceof BankError ? err.code : 'ERROR';
+  const message = (err instanceof Error ? err.message : String(err)).slice(0, 300);
+  const httpStatus = err instanceof BankError ? err.details.httpStatus : undefined;
+  const what = evidence.kind === 'closed' ? `closed statement for ${evidence.from}..${evidence.to}` : `statement of today (${evidence.from})`;
+  const incident = await openIncident(context.orm.em.fork(), {
+    kind: 'statements_failing',
+    severity: 'high',
+    title: `The ${what} of ${evidence.account} cannot be fetched (${code}${httpStatus ? `, HTTP ${httpStatus}` : ''}: ${message}); it is asked for again at every scheduled run, but until then those days are not stored, reconciled nor passed to 1C, so a debit nobody ordered would go unseen (R-29). A timeout on a large statement: raise bank.statementTimeoutMs. This closes by itself once a fetch succeeds`,
+    evidence: { ...evidence, code, httpStatus, bankCode: err instanceof BankError ? err.details.bankCode : undefined },
+    dedupeKey: statementsFailingKey(evidence.account, evidence.kind),
+    actor: 'statements',
+    now: context.clock.now(),
+    // Every scheduled run meanwhile fails again: one incident, not one timeline entry per run.
+    onRepeat: 'ignore',
+  });
+  if (incident.created) context.logger.error({ event: 'statements.failing', alert: true, ...evidence, code, incidentId: incident.incident.id }, 'statements.failing');
 }
 
 /** The Kazakhstan day each context last compared the bank's accounts with the followed ones. */

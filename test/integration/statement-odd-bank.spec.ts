@@ -443,6 +443,40 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     }
   });
 
+  it('a statement no attempt can fetch (the bank down, a closed day that always times out) is an incident, not only a log line; it closes once a fetch succeeds', async () => {
+    const account = 'KZ000000000000000A09';
+    const app = await createAppContext({ config: env.config, role: 'worker', logger: createLogger({ level: 'silent' }) });
+    try {
+      let down = true;
+      const bank = new ScriptedBank();
+      bank.answer(statement(account, '2026-11-24', '2026-11-24', 500_000, []));
+      const source: StatementSource = {
+        getStatement: async (a, from, to) => {
+          if (down) throw new BankError('TRANSIENT', 'the bank did not answer within 120000 ms', { operation: 'statement' });
+          return bank.getStatement(a, from, to);
+        },
+      };
+      const context = { ...app, config: { ...app.config, pipeline: { ...app.config.pipeline, accounts: [account] } }, statementSource: source };
+      const fetch = (attemptsMade: number) =>
+        handleFetchStatement({ accountRef: accountRefOf(account), from: '2026-11-24', to: '2026-11-24', kind: 'closed' }, context, { id: 'statement-f', attemptsMade, opts: { attempts: 3 } } as unknown as Job);
+      const failing = async () => (await incidents('statements_failing')).filter((i) => i.evidence.account === account);
+      // Attempts left: BullMQ backs off and tries again; nothing to tell yet.
+      await expect(fetch(0)).rejects.toMatchObject({ code: 'TRANSIENT' });
+      expect(await failing()).toEqual([]);
+      // The last attempt fails too, at this run and at the next: one incident saying which days are not fetched.
+      await expect(fetch(2)).rejects.toMatchObject({ code: 'TRANSIENT' });
+      await expect(fetch(2)).rejects.toMatchObject({ code: 'TRANSIENT' });
+      const [incident, ...more] = await failing();
+      expect(more).toEqual([]);
+      expect(incident.evidence).toMatchObject({ account, from: '2026-11-24', to: '2026-11-24', kind: 'closed', code: 'TRANSIENT' });
+      // The bank answers again: the statement is stored and the incident closes by itself.
+      down = false;
+      await fetch(0);
+      expect(await q('select status from incident where id = ?', [incident.id])).toEqual([{ status: 'resolved' }]);
+    } finally {
+      await app.close();
+    }
+  });
   it("someone else's debit under our order's number and date is a mismatch, and our own payment booked the next day is still ours, not an unexplained debit", async () => {
     // An account of its own: no other test's statements on it.
     const account = 'KZ78722S000000067890';
