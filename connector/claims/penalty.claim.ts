@@ -28,6 +28,8 @@ export interface PenaltyClaim {
   docDate: string;
   account: string;
   amount: string;
+  /** Of the amount, the penalty and the balance (the account's currency: a payment in dollars is owed its penalty in dollars). */
+  currency: string;
   bankReference: string | null;
   state: string;
   /** The operational day the bank received it. */
@@ -57,9 +59,9 @@ export function penaltyTiyn(amountTiyn: number, delayDays: number): number {
 export async function penaltyClaim(em: EntityManager, orderId: string, calendar: KzBusinessCalendar, now: Date): Promise<PenaltyClaim> {
   if (!isUuid(orderId)) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
   const [order] = await em.execute<
-    Array<{ id: string; number: string; doc_date: string | Date; value_date: string | Date; payer_iban: string; amount_tiyn: string; bank_reference: string | null; state: string; beneficiary_name: string }>
+    Array<{ id: string; number: string; doc_date: string | Date; value_date: string | Date; payer_iban: string; amount_tiyn: string; currency: string; bank_reference: string | null; state: string; beneficiary_name: string }>
   >(
-    'select id, number, doc_date, value_date, payer_iban, amount_tiyn, bank_reference, state, beneficiary_name from payment_order where id = ?',
+    'select id, number, doc_date, value_date, payer_iban, amount_tiyn, currency, bank_reference, state, beneficiary_name from payment_order where id = ?',
     [orderId],
   );
   if (!order) throw new ConnectorError('NOT_FOUND', `no order ${orderId}`);
@@ -120,15 +122,16 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
   const penalty = penaltyTiyn(amountTiyn, delayDays);
   const claimable = delayDays > 0 && fundsAtReceipt?.sufficient !== false;
   const docDate = isoDateOf(order.doc_date);
+  const currency = order.currency;
   const draft = [
     'В АО «Alatau City Bank»',
     `Претензия о взыскании неустойки за неисполнение платёжного поручения в срок (п. 7.4)`,
-    `Платёжное поручение № ${order.number} от ${docDate} на сумму ${formatAmount(amountTiyn)} KZT со счёта ${order.payer_iban}` +
+    `Платёжное поручение № ${order.number} от ${docDate} на сумму ${formatAmount(amountTiyn)} ${currency} со счёта ${order.payer_iban}` +
       `${order.bank_reference ? ` (референс банка ${order.bank_reference})` : ''} в пользу «${order.beneficiary_name}» получено банком в операционный день ${receivedDay}` +
       `${heldToValueDate ? ` с датой валютирования ${valueDate} (подлежало исполнению ${dueDay})` : ''}` +
       `${executedDay ? ` и исполнено ${executedDay}` : ' и на дату претензии не исполнено'}; просрочка ${delayDays} дн.`,
-    fundsAtReceipt ? `Остаток на счёте на начало ${dueDay}: ${fundsAtReceipt.openingBalance} KZT.` : `Остаток на счёте на начало ${dueDay}: (указать по выписке).`,
-    `Просим уплатить неустойку 0,01 % от суммы за каждый день просрочки: ${formatAmount(amountTiyn)} × 0,01 % × ${delayDays} = ${formatAmount(penalty)} KZT.`,
+    fundsAtReceipt ? `Остаток на счёте на начало ${dueDay}: ${fundsAtReceipt.openingBalance} ${currency}.` : `Остаток на счёте на начало ${dueDay}: (указать по выписке).`,
+    `Просим уплатить неустойку 0,01 % от суммы за каждый день просрочки: ${formatAmount(amountTiyn)} × 0,01 % × ${delayDays} = ${formatAmount(penalty)} ${currency}.`,
   ].join('\n');
   return {
     orderId,
@@ -136,6 +139,7 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
     docDate,
     account: order.payer_iban,
     amount: formatAmount(amountTiyn),
+    currency,
     bankReference: order.bank_reference,
     state: order.state,
     receivedDay,

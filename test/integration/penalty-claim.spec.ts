@@ -175,6 +175,22 @@ describe('penalty claim (R-28)', () => {
     expect(claim).toMatchObject({ receivedDay: '2026-11-24', executedDay: '2026-11-26', delayDays: 2, penalty: '0.20' });
   });
 
+  it("a payment in another currency (requisites.currencies allows it) is claimed in that currency, not in tenge", async () => {
+    const { id } = await orderAtBank('C-USD', '5000.00', 'executed');
+    // A dollar account of the company, with its own statement.
+    const iban = 'KZ000000000000000USD';
+    await db().execute("update payment_order set currency = 'USD', payer_iban = ? where id = ?", [iban, id]);
+    await statement(iban, '2026-11-24', 9_000_00);
+    await bookedDebit(id, iban, '2026-11-26', 5_000_00);
+    const o = { id };
+    const claim = await penaltyClaim(db(), o.id, calendar(), now);
+    expect(claim).toMatchObject({ currency: 'USD', delayDays: 2, penalty: '1.00', claimable: true });
+    expect(claim.draft).toContain('на сумму 5000.00 USD со счёта');
+    expect(claim.draft).toContain('Остаток на счёте на начало 2026-11-24: 9000.00 USD.');
+    expect(claim.draft).toContain('5000.00 × 0,01 % × 2 = 1.00 USD.');
+    expect(claim.draft).not.toContain('KZT');
+  });
+
   it('refuses an order the bank never received', async () => {
     const notSent = await orderAtBank('C-5', '10.00', 'signed');
     await expect(penaltyClaim(db(), notSent.id, calendar(), now)).rejects.toMatchObject({ code: 'NOT_CLAIMABLE' });

@@ -212,7 +212,7 @@ export function registerFoundationCommands(program: Command): void {
                 : `${claim.state.replace('_', ' ')}, day unknown (no booked debit in the stored statements; delay counted to today)`;
             // An order dated ahead: the delay counts from its value date, and says so.
             const due = claim.dueDay !== claim.receivedDay ? ` (value date: due ${claim.dueDay})` : '';
-            say(`order ${claim.number}: received ${claim.receivedDay}${due}, ${execution}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} KZT${claim.claimable ? '' : ' (not claimable)'}`);
+            say(`order ${claim.number}: received ${claim.receivedDay}${due}, ${execution}; delay ${claim.delayDays} day(s); penalty ${claim.penalty} ${claim.currency}${claim.claimable ? '' : ' (not claimable)'}`);
             if (claim.claimable) for (const note of claim.notes) say(`note: ${note}`);
             if (claim.claimable) process.stdout.write(`\n${claim.draft}\n`);
           }
