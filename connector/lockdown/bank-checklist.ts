@@ -8,6 +8,8 @@ export interface ChecklistDocument {
   number: string;
   date: string;
   amount: string;
+  /** Of the amount (absent in checklists recorded before it was kept: tenge then). */
+  currency?: string;
   payerAccount: string;
   state: string;
   externalId: string;
@@ -85,7 +87,7 @@ export function formatBankChecklist(c: BankChecklist): string {
     '  ask the bank to:',
     ...c.ask.map((a) => `    - ${a}`),
     `  data to give: detected at ${c.data.detectedAt} (trigger ${c.data.trigger}); Client ID ${c.data.clientId ?? '(not stored)'}; ${c.data.heldOrders} orders held, not sent`,
-    ...c.data.recentDocuments.slice(0, 20).map((d) => `    - document ${d.number} of ${d.date}, ${d.amount} KZT from ${d.payerAccount}, ${d.state}${d.bankReference ? ` (bank ref ${d.bankReference})` : ''} at ${d.at}`),
+    ...c.data.recentDocuments.slice(0, 20).map((d) => `    - document ${d.number} of ${d.date}, ${d.amount} ${d.currency ?? 'KZT'} from ${d.payerAccount}, ${d.state}${d.bankReference ? ` (bank ref ${d.bankReference})` : ''} at ${d.at}`),
     ...(c.data.recentDocuments.length > 20 ? [`    ... ${c.data.recentDocuments.length - 20} more in the incident (connector incidents show ID --json)`] : []),
     '  afterwards:',
     ...c.afterwards.map((a) => `    - ${a}`),

@@ -206,8 +206,8 @@ async function holdPendingIn(em: EntityManager, actor: string, reason: string, n
 
 async function recentDocuments(em: EntityManager, now: Date): Promise<ChecklistDocument[]> {
   // What the bank may have received in the last 3 days: the data to give it (R-29).
-  const rows = await em.execute<Array<{ number: string; doc_date: string | Date; amount_tiyn: string; payer_iban: string; state: string; external_id: string; bank_reference: string | null; state_changed_at: Date }>>(
-    `select number, doc_date, amount_tiyn, payer_iban, state, external_id, bank_reference, state_changed_at from payment_order
+  const rows = await em.execute<Array<{ number: string; doc_date: string | Date; amount_tiyn: string; currency: string; payer_iban: string; state: string; external_id: string; bank_reference: string | null; state_changed_at: Date }>>(
+    `select number, doc_date, amount_tiyn, currency, payer_iban, state, external_id, bank_reference, state_changed_at from payment_order
      where state in ('submitting', 'submitted', 'executed', 'deemed_executed', 'rejected') and state_changed_at >= ?
      order by state_changed_at desc limit 500`,
     [new Date(now.getTime() - 3 * 86_400_000)],
@@ -216,6 +216,7 @@ async function recentDocuments(em: EntityManager, now: Date): Promise<ChecklistD
     number: r.number,
     date: r.doc_date instanceof Date ? r.doc_date.toISOString().slice(0, 10) : String(r.doc_date).slice(0, 10),
     amount: formatAmount(Number(r.amount_tiyn)),
+    currency: r.currency,
     payerAccount: r.payer_iban,
     state: r.state,
     externalId: r.external_id,
