@@ -22,7 +22,7 @@ export interface SignDecision {
 const SIGNING_ROLES = new Set(['signer', 'admin']);
 
 /** The right that applies to an account: an explicit one wins over "all accounts". */
-function rightFor(rights: UserAccountRight[], account: string): UserAccountRight | undefined {
+export function rightFor<R extends Pick<UserAccountRight, 'account'>>(rights: R[], account: string): R | undefined {
   return rights.find((r) => r.account === account) ?? rights.find((r) => r.account === '*');
 }
 

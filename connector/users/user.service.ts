@@ -7,6 +7,7 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { kzCalendarFromConfig, noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { openIncident } from '../incidents/incident.service';
+import { rightFor } from './authority';
 import { AppUser, type Incident, UserAccountRight, type UserRole } from '../persistence/entities';
 import { BANK_PHONES } from '../lockdown/bank-checklist';
 import { checkIban } from '../requisites/iban.validator';
@@ -295,8 +296,12 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
-    let right = await tx.findOne(UserAccountRight, { userId: user.id, account });
-    const couldSign = signsWith(right);
+    const before = await tx.find(UserAccountRight, { userId: user.id });
+    let right = before.find((r) => r.account === account) ?? null;
+    // What the user could sign for the account: the right that applied to it (an explicit one, else
+    // "all accounts"), as authority.ts decides. An explicit info right under "manage all" takes the
+    // account out of it: a loss of the authority to sign for it, though no signing row changed.
+    const couldSign = signsWith(rightFor(before, account));
     const values = { rights: input.rights, signLimitTiyn: input.limitTiyn ?? null, signLevel: input.rights === 'manage' ? (input.level ?? null) : null, grantedAt: now, grantedBy: input.actor };
     if (right) Object.assign(right, values);
     else right = tx.create(UserAccountRight, { userId: user.id, account, ...values });
@@ -327,12 +332,16 @@ export async function revokeRight(deps: UserDeps, input: { login: string; accoun
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
-    const right = await tx.findOne(UserAccountRight, { userId: user.id, account });
+    const before = await tx.find(UserAccountRight, { userId: user.id });
+    const right = before.find((r) => r.account === account);
     if (!right) return false;
     await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
     await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
+    // The right that applies once this one is gone: "all accounts" takes an account's place again,
+    // and when it still signs for the account no authority was lost (the bank is not told a false loss).
+    const after = rightFor(before.filter((r) => r !== right), account);
     // In the same transaction: the right is never gone without its reminder.
-    if (signsWith(right)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
+    if (signsWith(right) && !signsWith(after)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
     return true;
   });
 }
