@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app/app-context';
 import { sessionOf } from '../users/session.authenticator';
-import { accountsVisibleTo } from '../users/authority';
+import { accountsVisibleTo, decideSign } from '../users/authority';
 import { PaymentOrder } from '../persistence/entities';
 import { completeSigning, prepareSigning, signAs } from '../../queue/order-signing';
 import { SignerAgentError } from '../../signer-agent/agent/signer-agent.client';
@@ -26,6 +26,11 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
     const order = await context.orm.em.fork().findOne(PaymentOrder, { id }, { fields: ['payerIban'] });
     const visible = accountsVisibleTo(session.user, session.rights);
     if (!order || (visible !== 'all' && !visible.includes(order.payerIban))) throw new ApiError(404, 'NOT_FOUND', 'no such order');
+    // One who sees the account but may sign nothing on it (a viewer, an operator, an information-only
+    // right, a right without a signature level) is refused here too, before the order is moved on and
+    // its document frozen. The amount is judged by the signing itself (OVER_LIMIT), on the order as frozen.
+    const may = decideSign({ user: session.user, rights: session.rights }, order.payerIban, 0, context.clock);
+    if (!may.allowed) throw new ApiError(403, may.reason as string, `this signature cannot be given: ${may.reason}`);
     const state = await prepareSigning(context, id);
     if (!state) throw new ApiError(409, 'NOT_AWAITING_SIGNATURES', 'the order is not waiting for signatures');
     let attempt;
