@@ -725,11 +725,23 @@ export async function changePassword(
     if (now < earliest) await refuse(violation('TOO_SOON', { earliest }), { earliestChangeAt: earliest.toISOString() });
   }
   const hash = await hashPassword(input.newPassword, deps.config.users.scryptLogN);
-  await deps.em.transactional(async (tx) => {
-    await tx.execute('update app_user set password_hash = ?, password_changed_at = ?, must_change_password = false, last_activity_at = ?, updated_at = ? where id = ?', [hash, now, now, now, user.id]);
+  // Over the password checked above only: an admin's reset (or another change) that landed during
+  // the checks (up to 8 scrypt hashes) used to be written over, its forced change cleared.
+  const changed = await deps.em.transactional(async (tx) => {
+    const rows = await tx.execute<Array<{ id: string }>>(
+      'update app_user set password_hash = ?, password_changed_at = ?, must_change_password = false, last_activity_at = ?, updated_at = ? where id = ? and password_hash = ? returning id',
+      [hash, now, now, now, user.id, user.passwordHash],
+    );
+    if (rows.length === 0) return false;
     await addHistory(tx, user.id, hash, now);
     await appendAudit(tx, { actor: `user:${user.login}`, action: 'user.password_changed', subject: user.login, details: { forced }, at: now });
+    return true;
   });
+  if (!changed) {
+    await appendAudit(deps.em, { actor: `user:${user.login}`, action: 'user.password_change_refused', subject: user.login, details: { code: 'CHANGED_MEANWHILE' }, at: now });
+    log(deps, 'info', 'user.password_change_refused', user.id, { code: 'CHANGED_MEANWHILE', reason: 'the password was set anew (an admin reset?) while this change was checked' });
+    throw userError('WRONG_CURRENT_PASSWORD', 403, { changedMeanwhile: true }, undefined, 'INVALID_CREDENTIALS');
+  }
   const sessionsEnded = (await deps.sessions?.destroyAllForUser(user.id, input.keepSessionId)) ?? 0;
   log(deps, 'info', 'user.password_changed', user.id, { forced, sessionsEnded });
   return { sessionsEnded };
