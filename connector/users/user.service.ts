@@ -190,8 +190,9 @@ export async function resetPassword(deps: UserDeps, input: { login: string; pass
     await appendAudit(tx, { actor: input.actor, action: 'user.password_reset', subject: u.login, at: now });
     return u;
   });
-  const ended = (await deps.sessions?.destroyAllForUser(user.id)) ?? 0;
-  const warnings = deps.signerAgent ? await lockKeyOf(deps, user, input.actor, 'password_reset', now) : [];
+  const sessions = deps.sessions ? await endSessions(deps, user.id, 'they can only change the password, which they do not know') : { ended: 0 };
+  const ended = sessions.ended;
+  const warnings = [...(sessions.warning ? [sessions.warning] : []), ...(deps.signerAgent ? await lockKeyOf(deps, user, input.actor, 'password_reset', now) : [])];
   log(deps, warnings.length ? 'warn' : 'info', 'user.password_reset', user.id, { actor: input.actor, sessionsEnded: ended, warnings });
   return { sessionsEnded: ended, warnings };
 }
@@ -209,6 +210,20 @@ export async function logoutEverywhere(deps: UserDeps, user: AppUser): Promise<{
   const warnings = deps.signerAgent ? await lockKeyOf(deps, user, actor, 'logout_all', now) : [];
   log(deps, warnings.length ? 'warn' : 'info', 'user.logout_all', user.id, { sessionsEnded, warnings });
   return { sessionsEnded, warnings };
+}
+
+/**
+ * Ends the user's sessions (all but `keep`); with Redis away, the number 0 and a warning instead of
+ * a failure: the sessions live in Redis, so none is usable meanwhile, and what the caller does next
+ * (the key's lock in the signer agent, the bank reminder of R-17) must not be skipped for it.
+ */
+async function endSessions(deps: UserDeps, userId: string, why: string): Promise<{ ended: number; warning?: string }> {
+  if (!deps.sessions) return { ended: 0, warning: `sessions were not ended here (no Redis); ${why}` };
+  try {
+    return { ended: await deps.sessions.destroyAllForUser(userId) };
+  } catch (err) {
+    return { ended: 0, warning: `sessions were not ended (Redis: ${(err as Error).message}); ${why}` };
+  }
 }
 
 /** Locks the user's key in the signer agent and audits it; the agent's warning when it did not confirm. */
@@ -242,9 +257,9 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
     return u;
   });
   const warnings: string[] = [];
-  let sessionsEnded = 0;
-  if (deps.sessions) sessionsEnded = await deps.sessions.destroyAllForUser(user.id);
-  else warnings.push('sessions were not ended here (no Redis); they end at their next request because the user is blocked');
+  const sessions = await endSessions(deps, user.id, 'they end at their next request because the user is blocked');
+  const sessionsEnded = sessions.ended;
+  if (sessions.warning) warnings.push(sessions.warning);
   // A blocked user's signatures are refused by the connector whatever the agent holds (mayUserSign).
   if (deps.signerAgent) warnings.push(...(await lockKeyOf(deps, user, input.actor, 'blocked', now)).map((w) => `${w}; the connector refuses this user's signatures regardless`));
   let incidentId: string | null = null;

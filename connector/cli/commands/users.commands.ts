@@ -87,7 +87,7 @@ export function registerUsersCommands(program: Command): void {
         return withContext(async (context) => {
           const result = await resetPassword(userDeps(context), { login, password, actor: cliActor() });
           say(`password of ${login} reset; it must be changed at next login; ${result.sessionsEnded} session(s) ended`);
-          if (result.warnings.length === 0) say(`the key of ${login} is locked in the signer agent; they unlock it again after their own login`);
+          if (!result.warnings.some((w) => w.startsWith('signer agent'))) say(`the key of ${login} is locked in the signer agent; they unlock it again after their own login`);
           for (const warning of result.warnings) say(`WARNING: ${warning}`);
           return 0;
         });
