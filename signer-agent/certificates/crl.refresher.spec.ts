@@ -4,7 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crlCacheFile, crlPathsFromConfig, refreshCrl } from './crl.refresher';
-import { loadTrustStore, TEST_TRUST_DIR, TEST_CRL_DIR } from './trust.store';
+import { loadCrls, loadTrustStore, TEST_TRUST_DIR, TEST_CRL_DIR } from './trust.store';
+import { checkCertificate } from './certificate.check';
+import { openPkcs12 } from '../keystore/pkcs12.reader';
+import { P12, readP12 } from '../../test/fixtures/nca/fixtures';
 
 describe('configured CRL URLs are cached and refreshed, fail closed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'crl-'));
@@ -55,6 +58,24 @@ describe('configured CRL URLs are cached and refreshed, fail closed', () => {
     expect((await refreshCrl(url, file, loadTrustStore([join(TEST_TRUST_DIR, 'nca_rsa_test.pem')]), now)).reason).toMatch(/issuer is not in the trust store/);
     expect(readFileSync(file).equals(rsaCrl)).toBe(true);
     served = rsaCrl;
+  });
+
+  it("keeps the cached CRL when the URL serves another trusted CA's CRL: a revoked certificate of the first CA stays refused", async () => {
+    const file = join(dir, 'moved.crl');
+    writeFileSync(file, rsaCrl);
+    // The RSA test CA's CRL lists this key; the GOST 2022 CA's CRL (newer, trusted, correctly signed) knows nothing of it.
+    const revoked = openPkcs12(readP12(P12.rsaSignRevoked), P12.rsaSignRevoked.password);
+    const judged = () => checkCertificate(revoked.certificate, { trust, at: new Date('2022-06-01T00:00:00Z'), crls: loadCrls([file]) });
+    expect(judged().code).toBe('CERT_REVOKED');
+    served = gostCrl;
+    try {
+      const result = await refreshCrl(url, file, trust, now);
+      expect(result).toMatchObject({ status: 'rejected', reason: expect.stringMatching(/another CA.*delete .*moved\.crl/) });
+    } finally {
+      served = rsaCrl;
+    }
+    expect(readFileSync(file).equals(rsaCrl)).toBe(true);
+    expect(judged().code).toBe('CERT_REVOKED');
   });
 
   it('says when the copy in use is past its nextUpdate', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import axios from 'axios';
-import { parseCrl, type ParsedCrl } from './crl.parser';
+import { describeCrl, parseCrl, type ParsedCrl } from './crl.parser';
 import { verifyIssuedSignature } from './signature.verify';
 import type { TrustStore } from './trust.store';
 
@@ -11,8 +11,8 @@ import type { TrustStore } from './trust.store';
  * are cached and refreshed on a schedule). An entry of `signer.crl` that is an http(s) URL is
  * downloaded into `signer.crlCacheDir` by the scheduler's `crl.refresh` job; every consumer
  * (CLI, agent, sandbox) reads the cached file. Nothing is fetched unless configured. A download
- * replaces the cached file only when it parses, is signed by a trusted CA and is not older than
- * the cached one; until the first good download the cached file is missing, which the
+ * replaces the cached file only when it parses, is signed by a trusted CA, is of the same CA and
+ * kind (complete or delta) as the cached copy, and is not older than it; until the first good download the cached file is missing, which the
  * certificate check treats as "revocation could not be checked", never as "not revoked".
  */
 const URL_PATTERN = /^https?:\/\//i;
@@ -92,6 +92,19 @@ export async function refreshCrl(url: string, file: string, trust: TrustStore, n
   const issuer = trust.anchors.find((a) => a.subjectDer.equals(crl.issuerDer) && (!crl.authorityKeyId || !a.subjectKeyId || a.subjectKeyId === crl.authorityKeyId));
   if (!issuer) return keep('rejected', 'its issuer is not in the trust store');
   if (verifyIssuedSignature(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer) !== 'valid') return keep('rejected', 'its signature does not verify against the issuing CA');
+  // The file at this URL speaks for one CA (and is a complete CRL or a delta). Another trusted CA's
+  // CRL, or a delta in place of the complete CRL, would drop every revocation the cached copy lists:
+  // a revoked certificate of the first CA would then sign as "revocation unchecked" (LESSONS.md 14).
+  if (cached) {
+    const sameCa = cached.issuerDer.equals(crl.issuerDer) && (!cached.authorityKeyId || !crl.authorityKeyId || cached.authorityKeyId === crl.authorityKeyId);
+    if (!sameCa || (cached.deltaOf === null) !== (crl.deltaOf === null)) {
+      return keep(
+        'rejected',
+        `the download is a ${describeCrl(crl)}, the cached copy a ${describeCrl(cached)}: a CRL of another CA (or a delta in place of a complete CRL) would drop the revocations the cached copy lists; ` +
+          `if ${url} really serves another CA's CRL now, delete ${file} and add the new URL to signer.crl beside the old one`,
+      );
+    }
+  }
   if (cached && crl.thisUpdate.getTime() < cached.thisUpdate.getTime()) return keep('rejected', `older than the cached copy (${crl.thisUpdate.toISOString()} < ${cached.thisUpdate.toISOString()})`);
   if (cached && cached.der.equals(der)) return keep('unchanged', 'same CRL as cached');
   mkdirSync(resolve(file, '..'), { recursive: true });
