@@ -32,6 +32,8 @@ export class SigningPool {
   private readonly epoch = new Int32Array(this.epochBuffer);
   private nextId = 1;
   private closing = false;
+  /** The first error a worker reported (start() names it when the workers cannot start). */
+  private startFailure: string | undefined;
   private readonly timeoutMs: number;
 
   constructor(private readonly options: SigningPoolOptions) {
@@ -48,7 +50,14 @@ export class SigningPool {
 
   async start(): Promise<void> {
     for (let i = 0; i < this.options.size; i += 1) this.slots.push(this.spawn());
-    await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'ping' })));
+    try {
+      await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'ping' })));
+    } catch (err) {
+      // A worker that cannot start (a signer.trust path that cannot be read, ...) said why before it
+      // exited: that reason is what the admin must read, not "the worker stopped".
+      const cause = this.startFailure;
+      throw cause ? new ConnectorError('SIGNER_UNAVAILABLE', cause) : err;
+    }
   }
 
   /**
@@ -143,6 +152,7 @@ export class SigningPool {
       pending.resolve(reply);
     });
     worker.on('error', (err) => {
+      this.startFailure ??= err.message;
       this.options.logger.error({ event: 'signer.worker.error', err: { name: err.name, message: err.message } }, 'signing worker failed');
     });
     worker.on('exit', (code) => {

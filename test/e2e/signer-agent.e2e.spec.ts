@@ -465,6 +465,14 @@ describe('signer agent process: sessions, addresses, modes', () => {
     expect(fromEnv.output()).toMatch(/CONFIG_INVALID: .*signer\.url: expected http:\/\/127\.0\.0\.1:PORT/);
   });
 
+  it('a trust path it cannot read stops the start with exit 1, and its last line names the path (not "the worker stopped")', async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'signer-trust-')), 'nca_root.pem');
+    const run = runAgent({ config: { testMode: true, signer: { workers: 1, trust: [missing] } } });
+    expect(await run.exited).toBe(1);
+    const last = run.output().trimEnd().split('\n').pop() ?? '';
+    expect(last).toMatch(/^SIGNER_UNAVAILABLE: signing workers failed to start: trust path .*nca_root\.pem cannot be read: ENOENT/);
+  });
+
   it('refuses seconds-long idle timeouts and signingTime outside test mode', async () => {
     const run = runAgent({ config: { signer: { sessionIdleSeconds: 5 } } });
     expect(await run.exited).toBe(1);
