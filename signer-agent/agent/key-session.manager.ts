@@ -45,7 +45,7 @@ export class KeySessionManager {
       generation: this.generation,
       unlockedAt: at,
       lastUsedAt: at,
-      idleExpiresAt: new Date(at.getTime() + this.idleMs),
+      idleExpiresAt: new Date(at.getTime() + Math.min(this.idleMs, this.maxMs)),
       expiresAt: new Date(at.getTime() + this.maxMs),
       idleTimer: this.idleTimer(userId),
       maxTimer,

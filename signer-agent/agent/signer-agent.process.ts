@@ -62,7 +62,8 @@ export async function startSignerAgent(options: StartSignerAgentOptions): Promis
   const cwd = options.cwd ?? process.cwd();
   const address = parseListenAddress(options.url ?? config.signer.url, cwd);
   const idleMs = idleTimeoutMs(config);
-  const maxMs = Math.max(config.signer.sessionMaxMinutes * 60_000, idleMs);
+  // The absolute bound holds as configured, also below the idle timeout (a key is never kept longer).
+  const maxMs = config.signer.sessionMaxMinutes * 60_000;
   const at = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
 
   const tokenFile = resolveTokenFile(config.signer.tokenFile, cwd);

@@ -427,6 +427,21 @@ describe('signer agent process: sessions, addresses, modes', () => {
     }
   });
 
+  it('ends a session at signer.sessionMaxMinutes after the unlock even when that is shorter than the idle timeout', async () => {
+    // An admin bounds unlocked keys to 5 minutes whatever the activity; the idle timeout stays at its default 30.
+    const agent = await startAgent({ config: { testMode: true, signer: { workers: 1, sessionMaxMinutes: 5 } } });
+    try {
+      expect(await agent.client.status()).toMatchObject({ idleTimeoutSeconds: 1800, sessionMaxSeconds: 300 });
+      await agent.client.enroll('alice', { keystorePath: P12.rsaSign2021.path });
+      const { session } = await agent.client.unlock('alice', P12.rsaSign2021.password);
+      const unlockedAt = Date.parse(session!.unlockedAt);
+      expect(Date.parse(session!.expiresAt) - unlockedAt).toBe(300_000);
+      expect(Date.parse(session!.idleExpiresAt) - unlockedAt).toBe(300_000);
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
   it('keeps enrolments, the wrong-password count and the token across a restart, but never an unlocked key', async () => {
     const first = await startAgent({ config: { testMode: true, signer: { workers: 1 } } });
     await first.client.enroll('alice', { keystorePath: P12.rsaSign2021.path });
