@@ -119,6 +119,23 @@ describe('SignJournal', () => {
     expect(lines.map((l) => l.userId)).toEqual(['before', 'after']);
   });
 
+  it('writes a record appended just as a flush ends (a few steps after the previous record was answered)', async () => {
+    // Whatever moment a caller appends at, its record is written and answered: none waits for a later record to carry it.
+    for (let steps = 0; steps < 8; steps += 1) {
+      const path = join(dir, `late-${steps}.jsonl`);
+      const journal = new SignJournal(path);
+      await journal.open();
+      const late = journal.append({ event: 'unenrolled', at: '', userId: 'first' }).then(async () => {
+        for (let i = 0; i < steps; i += 1) await null;
+        return journal.append({ event: 'unenrolled', at: '', userId: `late-${steps}` });
+      });
+      const answered = await Promise.race([late.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000))]);
+      expect([steps, answered]).toEqual([steps, true]);
+      expect(readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).userId)).toEqual(['first', `late-${steps}`]);
+      await journal.close();
+    }
+  });
+
   it('refuses to write once closed (fail closed, coded)', async () => {
     const journal = new SignJournal(join(dir, 'x.jsonl'));
     await journal.open();

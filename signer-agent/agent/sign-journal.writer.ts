@@ -70,7 +70,7 @@ export class SignJournal {
     const line = `${JSON.stringify(record)}\n`;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ line, resolve, reject });
-      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
+      this.flushing ??= this.flush();
     });
   }
 
@@ -118,8 +118,15 @@ export class SignJournal {
   }
 
   private async flush(): Promise<void> {
-    while (this.queue.length > 0) {
-      await this.inTurn(() => this.writeBatch());
+    try {
+      while (this.queue.length > 0) {
+        await this.inTurn(() => this.writeBatch());
+      }
+    } finally {
+      // Cleared in the same step as the last look at the queue: a record appended after that look
+      // starts a flush of its own. Cleared later (a .finally() on this promise), a record appended
+      // in between found a flush still "running", started none, and waited for ever.
+      this.flushing = undefined;
     }
   }
 
