@@ -53,6 +53,8 @@ export interface TestPkiUser {
   notAfter?: Date;
   /** Listed in the CA's CRL as revoked at this moment. */
   revokedAt?: Date;
+  /** Listed in the CA's CRL as on hold (reason certificateHold) from this moment; a `laterCrl` no longer lists it. */
+  heldAt?: Date;
   password?: string;
 }
 
@@ -78,6 +80,8 @@ export interface TestPkiOptions {
   deltaCrl?: { revoked?: string[]; thisUpdate?: Date; nextUpdate?: Date; baseNumber?: number };
   /** One more extension in the complete CRL (an empty SEQUENCE as its value): e.g. one no reader knows, critical. */
   crlExtraExtension?: { oid: string; critical: boolean };
+  /** Also a later complete CRL per CA (`ca-<alg>-later.crl`): the revoked users still listed, every hold released. */
+  laterCrl?: { thisUpdate: Date; nextUpdate?: Date };
 }
 
 export interface TestPkiKeystore {
@@ -99,6 +103,8 @@ export interface TestPkiResult {
   crls: Partial<Record<TestKeyAlgorithm, string>>;
   /** Delta CRL (DER) per algorithm, when `deltaCrl` was asked for. */
   deltaCrls?: Partial<Record<TestKeyAlgorithm, string>>;
+  /** The later complete CRL (DER) per algorithm, when `laterCrl` was asked for. */
+  laterCrls?: Partial<Record<TestKeyAlgorithm, string>>;
   keystores: TestPkiKeystore[];
 }
 
@@ -237,13 +243,15 @@ export const testCrlNumber = (thisUpdate: Date): number => Math.floor(thisUpdate
 
 function crl(
   issuer: Issuer,
-  revoked: { serial: Buffer; at: Date }[],
+  revoked: { serial: Buffer; at: Date; reason?: number }[],
   thisUpdate: Date,
   nextUpdate: Date,
   options: { number?: number; deltaOf?: number; extra?: { oid: string; critical: boolean } } = {},
 ): Buffer {
   const { deltaOf, extra } = options;
-  const entries = revoked.map((r) => seq(unsignedInteger(r.serial), time(r.at)));
+  const entries = revoked.map((r) =>
+    seq(unsignedInteger(r.serial), time(r.at), ...(r.reason === undefined ? [] : [seq(extension(OID.crlReason, false, Buffer.from([0x0a, 0x01, r.reason])))])),
+  );
   const tbs = seq(
     unsignedInteger(1),
     issuer.signatureAlgorithm,
@@ -265,6 +273,8 @@ function crl(
 }
 
 const DAY = 86_400_000;
+/** RFC 5280 5.3.1 CRLReason certificateHold. */
+const CERTIFICATE_HOLD = 6;
 
 /** The demo's users: each covers one case (see the README of the generated folder). */
 export function defaultTestUsers(): TestPkiUser[] {
@@ -296,7 +306,7 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
   const algorithms = options.algorithms ?? ['RSA', 'GOST'];
   const result: TestPkiResult = { dir, caCertificates: {}, crls: {}, keystores: [] };
   const deltaRevoked: Record<TestKeyAlgorithm, { serial: Buffer; at: Date }[]> = { RSA: [], GOST: [] };
-  const issuers: Partial<Record<TestKeyAlgorithm, { issuer: Issuer; certificateDer: Buffer; revoked: { serial: Buffer; at: Date }[] }>> = {};
+  const issuers: Partial<Record<TestKeyAlgorithm, { issuer: Issuer; certificateDer: Buffer; revoked: { serial: Buffer; at: Date; reason?: number }[] }>> = {};
 
   for (const algorithm of algorithms) {
     const key = keyPair(algorithm);
@@ -356,6 +366,7 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
       ],
     });
     if (user.revokedAt) ca.revoked.push({ serial: cert.serial, at: user.revokedAt });
+    if (user.heldAt) ca.revoked.push({ serial: cert.serial, at: user.heldAt, reason: CERTIFICATE_HOLD });
     if (options.deltaCrl?.revoked?.includes(user.name)) deltaRevoked[algorithm].push({ serial: cert.serial, at: options.deltaCrl.thisUpdate ?? new Date() });
     const userPassword = user.password ?? password;
     const p12 = writePkcs12({
@@ -389,6 +400,13 @@ export function makeTestPki(dir: string, options: TestPkiOptions = {}): TestPkiR
     const path = join(dir, `ca-${algorithm.toLowerCase()}.crl`);
     writeFileSync(path, crl(ca.issuer, ca.revoked, thisUpdate, nextUpdate, { extra: options.crlExtraExtension }));
     result.crls[algorithm] = path;
+    if (options.laterCrl) {
+      const later = options.laterCrl.thisUpdate;
+      const laterPath = join(dir, `ca-${algorithm.toLowerCase()}-later.crl`);
+      const released = ca.revoked.filter((r) => r.reason !== CERTIFICATE_HOLD);
+      writeFileSync(laterPath, crl(ca.issuer, released, later, options.laterCrl.nextUpdate ?? new Date(later.getTime() + 7 * DAY)));
+      (result.laterCrls ??= {})[algorithm] = laterPath;
+    }
     if (options.deltaCrl) {
       const deltaThis = options.deltaCrl.thisUpdate ?? new Date();
       const deltaPath = join(dir, `ca-${algorithm.toLowerCase()}-delta.crl`);

@@ -237,6 +237,43 @@ describe('delta and partial CRLs never say "not revoked" by themselves (RFC 5280
     expect(newer.check('alice', [newer.base, newer.delta!]).code).toBe('REVOCATION_UNKNOWN');
   });
 
+  it('a hold ends when a later complete CRL no longer lists it (in either order of the files); a revocation stays', () => {
+    // bob's certificate was suspended (certificateHold) 5 days ago; the CA's complete CRL of 3 days ago
+    // lists it, today's complete CRL no longer does (the hold was released). carol's was revoked for good.
+    const heldAt = new Date(Date.now() - 5 * DAY);
+    const w = world({
+      users: [
+        { name: 'bob', surname: 'B', givenName: 'B', heldAt },
+        { name: 'carol', surname: 'C', givenName: 'C', revokedAt: heldAt },
+      ],
+      crlThisUpdate: new Date(Date.now() - 3 * DAY),
+      crlNextUpdate: new Date(Date.now() + 4 * DAY),
+      laterCrl: { thisUpdate: new Date(Date.now() - 60_000) },
+    });
+    const held = w.base;
+    const released = w.pki.laterCrls!.RSA!;
+    const holdEntry = parseCrl(readFileSync(held)).revoked.get(w.pki.keystores.find((k) => k.name === 'bob')!.serial);
+    expect(holdEntry?.reason).toBe(6);
+    expect(w.check('bob', [held]).code).toBe('CERT_REVOKED');
+    // Both CRLs configured (an old file beside the refreshed one), in either order: bob signs again.
+    for (const order of [[held, released], [released, held]]) {
+      const bob = w.check('bob', order);
+      expect([bob.ok, bob.code, bob.revocation]).toEqual([true, null, 'good']);
+      expect(w.check('carol', order).code).toBe('CERT_REVOKED');
+    }
+  });
+
+  it('a hold listed by the newest complete CRL holds, whatever an older complete CRL without the entry says', () => {
+    const heldAt = new Date(Date.now() - 5 * DAY);
+    // The CRL listing the hold is the newer one here; the one without it was made 3 days before.
+    const w = world({
+      users: [{ name: 'bob', surname: 'B', givenName: 'B', heldAt }],
+      crlThisUpdate: new Date(Date.now() - 60_000),
+      laterCrl: { thisUpdate: new Date(Date.now() - 3 * DAY) },
+    });
+    for (const order of [[w.base, w.pki.laterCrls!.RSA!], [w.pki.laterCrls!.RSA!, w.base]]) expect(w.check('bob', order).code).toBe('CERT_REVOKED');
+  });
+
   it('a CRL with a critical extension the reader does not know, or an issuing distribution point, is not complete', () => {
     for (const extra of [{ oid: '1.3.6.1.4.1.99999.1', critical: true }, { oid: '2.5.29.28', critical: true }]) {
       const { check, base } = world({ crlExtraExtension: extra });

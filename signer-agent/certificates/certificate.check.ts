@@ -54,6 +54,9 @@ export interface CertificateCheckResult {
 }
 
 const MAX_CHAIN = 8;
+/** RFC 5280 5.3.1 CRLReason certificateHold: a suspension, lifted when a later complete CRL drops the entry. */
+const REASON_CERTIFICATE_HOLD = 6;
+type ParsedCrlEntry = CrlSet['crls'][number];
 
 const iso = (d: Date) => d.toISOString();
 
@@ -200,13 +203,20 @@ function checkRevocation(
     }
     verified.push(entry);
   }
+  const complete = verified.filter((e) => e.crl.deltaOf === null && e.crl.incomplete.length === 0);
+  // A hold is lifted by a later complete CRL (issued by the judged moment) that no longer lists it.
+  const holdReleased = (listedIn: ParsedCrlEntry) =>
+    complete.some(
+      (c) => c.crl.thisUpdate.getTime() > listedIn.crl.thisUpdate.getTime() && c.crl.thisUpdate.getTime() <= latest.getTime() && !c.crl.revoked.has(leaf.serial),
+    );
   // A revocation any verified CRL of the issuer lists counts (a delta's or a partition's too). A
   // delta's "removeFromCRL" entry is no revocation; a hold the complete CRL lists stays until a
   // complete CRL drops it (fail closed).
   for (const entry of verified) {
     const revoked = entry.crl.revoked.get(leaf.serial);
+    if (revoked && revoked.reason === REASON_CERTIFICATE_HOLD && holdReleased(entry)) continue;
     if (revoked && revoked.reason !== REASON_REMOVE_FROM_CRL && revoked.revokedAt.getTime() <= latest.getTime()) {
-      const hold = revoked.reason === 6 ? ' (on hold)' : '';
+      const hold = revoked.reason === REASON_CERTIFICATE_HOLD ? ' (on hold)' : '';
       decided.source = `${entry.source}: ${describeCrl(entry.crl)}`;
       throw new CheckFailure(
         'CERT_REVOKED',
@@ -218,7 +228,6 @@ function checkRevocation(
   // "Not revoked" takes a current complete CRL (RFC 5280 5.2.4: a delta lists only what changed
   // since its base), or a current delta over a complete CRL at least as new as the delta's base.
   const isFresh = (e: CrlSet['crls'][number]) => !e.crl.nextUpdate || e.crl.nextUpdate.getTime() >= latest.getTime();
-  const complete = verified.filter((e) => e.crl.deltaOf === null && e.crl.incomplete.length === 0);
   const good =
     complete.find(isFresh) ??
     verified.find((d) => d.crl.deltaOf !== null && d.crl.incomplete.length === 0 && isFresh(d) && complete.some((b) => b.crl.crlNumber !== null && b.crl.crlNumber >= d.crl.deltaOf!));
