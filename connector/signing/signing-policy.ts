@@ -12,9 +12,11 @@ export const POLICY_CURRENCY = 'KZT';
  * value here (the bank converts at its own rate, R-22), so it is judged above every threshold and
  * limit: the account's largest-amount rule applies, a signer with a limit may not sign it and no
  * mandate covers it. Fail closed: 999,999 dollars is not an order under a 1,000,000 tenge threshold.
+ * Infinity, not the largest amount: a limit or a mandate written as the largest amount
+ * (90071992547409.91, MAX_AMOUNT, what "no practical limit" looks like) would cover it otherwise.
  */
 export function policyAmountTiyn(order: { amountTiyn: number; currency: string }): number {
-  return order.currency === POLICY_CURRENCY ? order.amountTiyn : Number.MAX_SAFE_INTEGER;
+  return order.currency === POLICY_CURRENCY ? order.amountTiyn : Number.POSITIVE_INFINITY;
 }
 
 /**
