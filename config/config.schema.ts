@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MoneyError, parseAmount } from '../connector/shared/money';
 
 /**
  * The one configuration of the connector. Every key has a safe default that runs the demo on a
@@ -7,6 +8,26 @@ import { z } from 'zod';
  * Secrets are never values here: only paths of files that hold them (or env variables read at use).
  */
 const hostPort = z.number().int().min(1).max(65535);
+
+/**
+ * An amount in tenge as config writes it ("1000000.00"). Its form, then its size: one the
+ * connector cannot hold as an integer of tiyn (over MAX_AMOUNT) is refused here, naming the key,
+ * not by every order it is compared with later.
+ */
+function amountSetting(example: string) {
+  return z
+    .string()
+    .regex(/^\d{1,16}(\.\d{1,2})?$/, `expected a decimal amount, e.g. "${example}"`)
+    .superRefine((text, ctx) => {
+      try {
+        parseAmount(text);
+      } catch (err) {
+        if (!(err instanceof MoneyError)) throw err;
+        // The form is the regex's to name (it runs first and its issue is kept).
+        if (err.rule === 'too_large') ctx.addIssue({ code: z.ZodIssueCode.custom, message: err.message });
+      }
+    });
+}
 
 /** An IPv4/IPv6 address, or one with a prefix length (CIDR), as Fastify's trustProxy takes them. */
 function isAddressOrRange(value: string): boolean {
@@ -249,9 +270,9 @@ export const configSchema = z
         unknownKnp: z.enum(['warning', 'error']).default('warning'),
         /** A BIC (or IIK bank code) missing from the bank directory. */
         unknownBic: z.enum(['warning', 'error']).default('error'),
-        minAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "0.01"').default('0.01'),
+        minAmount: amountSetting('0.01').default('0.01'),
         /** Largest amount of one order; unset = no limit beyond the safe-integer range. */
-        maxAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "100000000.00"').optional(),
+        maxAmount: amountSetting('100000000.00').optional(),
         currencies: z.array(z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code, e.g. "KZT"')).min(1).default(['KZT']),
         purposeMaxLength: z.number().int().min(1).max(2000).default(420),
         /** How many days ahead of today (Kazakhstan time) a document date may be. */
@@ -334,7 +355,7 @@ export const configSchema = z
           .array(
             z.object({
               account: signingAccount,
-              fromAmount: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "1000000.00"').default('0'),
+              fromAmount: amountSetting('1000000.00').default('0'),
               signatures: z.union([z.literal(1), z.literal(2)]),
             }),
           )
@@ -348,7 +369,7 @@ export const configSchema = z
             z.object({
               login: z.string().min(1),
               account: signingAccount,
-              upTo: z.string().regex(/^\d{1,16}(\.\d{1,2})?$/, 'expected a decimal amount, e.g. "500000.00"'),
+              upTo: amountSetting('500000.00'),
             }),
           )
           .default([]),

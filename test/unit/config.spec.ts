@@ -183,4 +183,22 @@ describe('configuration', () => {
     writeFileSync(file, JSON.stringify({ signing: { rules: [{ account: 'KZ86125KZT500410010', fromAmount: '0', signatures: 2 }] } }));
     expect(() => loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd })).toThrow(/signing\.rules\.0\.account: .*"\*" or a KZ account/);
   });
+  it('an amount in config above the largest amount the connector takes is refused at load naming its key, not at each order', () => {
+    // "1000000000000000.00" fits the form (16 digits) but not an integer of tiyn: loaded, every
+    // order's validation (requisites.maxAmount) or signing (signing.rules, signing.mandates) threw.
+    const file = join(cwd, 'amounts.json');
+    const withConfig = (config: Record<string, unknown>) => {
+      writeFileSync(file, JSON.stringify(config));
+      return loadConfig({ env: { CONNECTOR_CONFIG: file }, cwd });
+    };
+    const huge = '1000000000000000.00';
+    expect(() => withConfig({ requisites: { maxAmount: huge } })).toThrow(/requisites\.maxAmount: amount "1000000000000000\.00" exceeds the largest amount 90071992547409\.91/);
+    expect(() => withConfig({ requisites: { minAmount: '9999999999999999' } })).toThrow(/requisites\.minAmount: .*largest amount 90071992547409\.91/);
+    expect(() => withConfig({ signing: { rules: [{ account: '*', fromAmount: huge, signatures: 2 }] } })).toThrow(/signing\.rules\.0\.fromAmount: .*largest amount/);
+    expect(() => withConfig({ signing: { mandates: [{ login: 'ceo', account: '*', upTo: huge }] } })).toThrow(/signing\.mandates\.0\.upTo: .*largest amount/);
+    // The largest amount itself, and ordinary ones, stand.
+    const config = withConfig({ requisites: { maxAmount: '90071992547409.91' }, signing: { rules: [{ account: '*', fromAmount: '1000000.00', signatures: 2 }], mandates: [{ login: 'ceo', account: '*', upTo: '90071992547409.91' }] } });
+    expect(config.requisites.maxAmount).toBe('90071992547409.91');
+    expect(() => withConfig({ requisites: { maxAmount: '12.345' } })).toThrow(/^config \S+: requisites\.maxAmount: expected a decimal amount, e\.g\. "100000000\.00"$/);
+  });
 });
