@@ -108,4 +108,18 @@ describe('connector orders settle', () => {
     const all = await cli(['orders', 'list', '--limit', '1000']);
     expect(all.stderr).not.toMatch(/more than/);
   });
+  it('orders list gives each amount in its own currency: a dollar payment is not read as tenge among the tenge ones', async () => {
+    await intakeOrders(
+      world.context.orm.em.fork(),
+      'erp',
+      [{ order: sampleOrder({ number: 'CUR-USD', amount: '2500.00', currency: 'USD' }) }, { order: sampleOrder({ number: 'CUR-KZT', amount: '2500.00' }) }],
+      { enqueueValidate: async () => undefined },
+      { actor: 'test' },
+    );
+    const list = await cli(['orders', 'list', '--limit', '1000']);
+    expect(list.code).toBe(0);
+    const row = (number: string) => list.stdout.split('\n').find((l) => l.includes(` ${number} `)) ?? '';
+    expect(row('CUR-USD')).toMatch(/ 2500\.00 USD /);
+    expect(row('CUR-KZT')).toMatch(/ 2500\.00 KZT /);
+  });
 });

@@ -155,9 +155,10 @@ export function registerFoundationCommands(program: Command): void {
           if (opts.json) {
             printJson({ orders: rows.map(orderView) });
           } else {
+            // Each amount in its own currency: a dollar order among tenge ones is not read as tenge.
             process.stdout.write(
               `${table(
-                rows.map((o) => [o.id, o.state, o.number, o.docDate, formatAmount(o.amountTiyn), o.payerIban, o.lastError ?? (o.errors?.length ? o.errors.map((e) => e.code).join(',') : '')]),
+                rows.map((o) => [o.id, o.state, o.number, o.docDate, `${formatAmount(o.amountTiyn)} ${o.currency}`, o.payerIban, o.lastError ?? (o.errors?.length ? o.errors.map((e) => e.code).join(',') : '')]),
                 ['ID', 'STATE', 'NUMBER', 'DATE', 'AMOUNT', 'PAYER ACCOUNT', 'LAST ERROR'],
               )}\n`,
             );
