@@ -8,6 +8,7 @@ import { createLogger } from '../../connector/logging/logger';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validSignatures } from '../../connector/signing/order-signatures';
 import { grantRight } from '../../connector/users/user.service';
+import { MAX_AMOUNT, parseAmount } from '../../connector/shared/money';
 import { userDeps } from '../../connector/users/user-context';
 import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
@@ -100,6 +101,22 @@ describe('an insider cannot make a signature count beyond the authority it was g
     try {
       for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: 1_000_000_00, actor: 'test' });
       await expect(signAs(context, state, ceo, { mandate: false })).resolves.toEqual({ refused: 'OVER_LIMIT' });
+    } finally {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
+    }
+  }, 60_000);
+
+  it('a dollar order stays above a tenge limit written as the largest amount (90071992547409.91): the signer is refused OVER_LIMIT', async () => {
+    const context = world.context;
+    const usd = await validatedOrder(0, 'erp-insider', 'USD');
+    const state = await prepareSigning(context, usd);
+    if (!state) throw new Error('the order is not waiting for signatures');
+    const ceo = (await new SignerDirectory(db()).signerByLogin('demo.ceo'))?.user;
+    if (!ceo) throw new Error('the world has no CEO');
+    try {
+      for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: parseAmount(MAX_AMOUNT), actor: 'test' });
+      await expect(signAs(context, state, ceo, { mandate: false })).resolves.toEqual({ refused: 'OVER_LIMIT' });
+      expect(await validSignatures(db(), usd)).toEqual([]);
     } finally {
       for (const account of DEMO_SIGNER_ACCOUNTS) await grantRight(userDeps(context), { login: 'demo.ceo', account, rights: 'manage', level: 'first', limitTiyn: null, actor: 'test' });
     }
