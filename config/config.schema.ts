@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { MoneyError, parseAmount } from '../connector/shared/money';
 
 /**
  * The one configuration of the connector. Every key has a safe default that runs the demo on a
@@ -9,23 +8,25 @@ import { MoneyError, parseAmount } from '../connector/shared/money';
  */
 const hostPort = z.number().int().min(1).max(65535);
 
+/** The largest amount the connector holds as an integer of tiyn (Number.MAX_SAFE_INTEGER tiyn; connector/shared/money.ts MAX_AMOUNT). */
+const LARGEST_AMOUNT = '90071992547409.91';
+
 /**
  * An amount in tenge as config writes it ("1000000.00"). Its form, then its size: one the
- * connector cannot hold as an integer of tiyn (over MAX_AMOUNT) is refused here, naming the key,
- * not by every order it is compared with later.
+ * connector cannot hold as an integer of tiyn (over LARGEST_AMOUNT) is refused here, naming the
+ * key, not by every order it is compared with later. (config/ imports nothing of connector/:
+ * DESIGN.md's dependency rules; the size is compared in BigInt here.)
  */
 function amountSetting(example: string) {
   return z
     .string()
     .regex(/^\d{1,16}(\.\d{1,2})?$/, `expected a decimal amount, e.g. "${example}"`)
     .superRefine((text, ctx) => {
-      try {
-        parseAmount(text);
-      } catch (err) {
-        if (!(err instanceof MoneyError)) throw err;
-        // The form is the regex's to name (it runs first and its issue is kept).
-        if (err.rule === 'too_large') ctx.addIssue({ code: z.ZodIssueCode.custom, message: err.message });
-      }
+      // The form is the regex's to name (it runs first and its issue is kept).
+      const form = /^(\d{1,16})(?:\.(\d{1,2}))?$/.exec(text);
+      if (!form) return;
+      const tiyn = BigInt(form[1]) * 100n + BigInt((form[2] ?? '').padEnd(2, '0'));
+      if (tiyn > BigInt(Number.MAX_SAFE_INTEGER)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `amount "${text}" exceeds the largest amount ${LARGEST_AMOUNT}` });
     });
 }
 
