@@ -201,17 +201,26 @@ async function checkDisk(): Promise<CheckResult> {
   return { name: 'disk', core: true, verdict, detail: `${gib.toFixed(1)} GiB free in ${process.cwd()}`, hint: verdict === 'OK' ? undefined : 'free disk space: logs, archive and PostgreSQL need room' };
 }
 
+/** What an HTTP probe saw: the status, the server's Date header, and when the request left and the answer came (local clock). */
+interface HttpProbe {
+  status: number;
+  date: string | undefined;
+  sentAt: number;
+  answeredAt: number;
+}
+
 /** Any HTTP answer means the endpoint is reachable; only connection failures and timeouts count. */
-function probeHttp(url: string, path: string): Promise<number> {
+function probeHttp(url: string, path: string): Promise<HttpProbe> {
   return new Promise((resolve, reject) => {
     const options: http.RequestOptions = url.startsWith('unix:')
       ? { socketPath: url.slice('unix:'.length), path, method: 'GET', timeout: 3_000 }
       : // An IPv6 literal comes bracketed out of URL (`[::1]`); http.request wants it bare or looks it up as a name.
         { ...(() => { const u = new URL(path, url); return { hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname, protocol: u.protocol }; })(), method: 'GET', timeout: 3_000 };
     const lib = url.startsWith('https:') ? https : http;
+    const sentAt = Date.now();
     const req = lib.request(options, (res: http.IncomingMessage) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      resolve({ status: res.statusCode ?? 0, date: res.headers.date, sentAt, answeredAt: Date.now() });
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 3 s')));
     req.on('error', reject);
@@ -219,13 +228,54 @@ function probeHttp(url: string, path: string): Promise<number> {
   });
 }
 
-async function checkComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<CheckResult> {
+async function probeComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<{ result: CheckResult; probe?: HttpProbe }> {
   try {
-    const status = await withTimeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
-    return { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${status}` };
+    const probe = await withTimeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
+    return { result: { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${probe.status}` }, probe };
   } catch (err) {
-    return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint };
+    return { result: { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint } };
   }
+}
+
+async function checkComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<CheckResult> {
+  return (await probeComponent(name, url, path, strict, hint)).result;
+}
+
+/** A second more than the servers' bound: a Date header may come from a proxy in front of the bank, or be rounded rather than cut. */
+const BANK_SKEW_WARN_MS = SKEW_WARN_MS + 1_000;
+
+/**
+ * This host's clock against the bank's (the HTTP Date header of its answer). PostgreSQL and Redis
+ * usually run on this very host and share its clock, so their skew lines stay green however wrong
+ * it is; the bank's clock is the one that counts (the CMS signing-time it judges, the operational
+ * day of a payment order's date, the R-9/R-13 and deadline clocks). The header has whole seconds
+ * and the answer took a while: only the skew beyond both counts. Null when the bank sent no Date.
+ * WARN (FAIL with --strict), as the bank's other line.
+ */
+export function bankClockSkew(probe: Pick<HttpProbe, 'date' | 'sentAt' | 'answeredAt'>, strict: boolean): CheckResult | null {
+  const bankMs = probe.date ? Date.parse(probe.date) : NaN;
+  if (!Number.isFinite(bankMs)) return null;
+  // The bank stamped its answer at some moment in [bankMs, bankMs + 1 s), and we at some moment in [sentAt, answeredAt].
+  const ahead = probe.sentAt - (bankMs + 999);
+  const behind = bankMs - probe.answeredAt;
+  const ms = Math.max(0, ahead, behind);
+  const name = 'clock-skew-bank';
+  if (ms <= BANK_SKEW_WARN_MS) return { name, core: false, verdict: 'OK', detail: `within ${BANK_SKEW_WARN_MS} ms of the bank's Date header (whole seconds)` };
+  const seconds = Math.round(ms / 1000);
+  return {
+    name,
+    core: strict,
+    verdict: strict ? 'FAIL' : 'WARN',
+    detail: `this host's clock is ${seconds} s ${ahead > 0 ? 'ahead of' : 'behind'} the bank's (its Date header: ${new Date(bankMs).toISOString()}); PostgreSQL and Redis on this host share its clock, so their skew lines cannot show it`,
+    hint: 'synchronise this host\'s clock (timedatectl set-ntp true, or chrony/systemd-timesyncd; on a VM, the host\'s time sync): signing times, the dates of payment orders and every deadline follow it',
+  };
+}
+
+/** The bank's endpoint: reachable (a component check), and this host's clock against the bank's. */
+async function checkBank(config: ConnectorConfig, strict: boolean): Promise<CheckResult[]> {
+  const { result, probe } = await probeComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank');
+  const skewLine = probe ? bankClockSkew(probe, strict) : null;
+  return skewLine ? [result, skewLine] : [result];
 }
 
 /**
@@ -588,7 +638,7 @@ export async function runDoctor(options: { strict?: boolean; env?: NodeJS.Proces
         (err: Error) => [{ name, core: true, verdict: 'FAIL' as const, detail: err.message, hint: 'the check itself failed: reinstall the connector (npm ci && npm run build)' }],
       ),
     ),
-    checkComponent('bank', config.bank.url, '/', strict, 'start the sandbox (`connector sandbox`) or check CONNECTOR_BANK_URL and the network to the bank').then((r) => [r]),
+    checkBank(config, strict),
     checkSignerAgent(config, strict).then((r) => [r]),
     ...(options.extra ?? []).map((check) =>
       withTimeout(check(config, strict, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS + 1_000, 'check').then(

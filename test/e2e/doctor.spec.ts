@@ -244,6 +244,37 @@ describe('connector doctor', () => {
     expect(res.code).toBe(1);
   });
 
+  it("catches this host's clock off against the bank's, which PostgreSQL and Redis on the same host cannot show", async () => {
+    // A bank whose clock says 10 minutes earlier than ours: this host runs 10 minutes ahead.
+    let offsetMs = -600_000;
+    const bank = createServer((_req, res) => {
+      res.setHeader('Date', new Date(Date.now() + offsetMs).toUTCString());
+      res.statusCode = 404;
+      res.end();
+    });
+    await new Promise<void>((resolve) => bank.listen(0, '127.0.0.1', resolve));
+    const run = async (strict = false) => {
+      const res = await runCli(['doctor', '--json', ...(strict ? ['--strict'] : [])], {
+        env: { ...env.env, CONNECTOR_BANK_URL: `http://127.0.0.1:${(bank.address() as net.AddressInfo).port}`, CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' },
+        cwd: env.workDir,
+      });
+      const checks = JSON.parse(res.stdout).checks as Array<{ name: string; verdict: string; detail: string; hint?: string }>;
+      return { code: res.code, byName: Object.fromEntries(checks.map((c) => [c.name, c])) };
+    };
+    try {
+      const skewed = await run();
+      expect(skewed.byName['clock-skew-postgresql'].verdict).toBe('OK');
+      expect(skewed.byName['clock-skew-redis'].verdict).toBe('OK');
+      expect(skewed.byName['clock-skew-bank']).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/^this host's clock is (599|600) s ahead of the bank's \(its Date header: /), hint: expect.stringMatching(/synchronise this host's clock/) });
+      expect(skewed.code).toBe(0);
+      expect((await run(true)).byName['clock-skew-bank']).toMatchObject({ verdict: 'FAIL', core: true });
+      offsetMs = 0;
+      expect((await run()).byName['clock-skew-bank']).toMatchObject({ verdict: 'OK' });
+    } finally {
+      await new Promise((resolve) => bank.close(resolve));
+    }
+  });
+
   it.each([
     ['Redis refusing connections', { CONNECTOR_REDIS_URL: 'redis://127.0.0.1:1' }, 'redis'],
     ['PostgreSQL refusing connections', { CONNECTOR_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/x' }, 'postgresql'],
