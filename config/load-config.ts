@@ -75,6 +75,19 @@ export interface LoadConfigOptions {
 }
 
 /**
+ * The config file loadConfig reads with these options: CONNECTOR_CONFIG's (resolved against the
+ * working directory), else connector.config.json in the working directory when present; null when
+ * there is none (defaults and the CONNECTOR_* environment only).
+ */
+export function configFileOf(options: Pick<LoadConfigOptions, 'env' | 'cwd'> = {}): string | null {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  if (env.CONNECTOR_CONFIG) return resolve(cwd, env.CONNECTOR_CONFIG);
+  const file = resolve(cwd, 'connector.config.json');
+  return existsSync(file) ? file : null;
+}
+
+/**
  * Loads the one configuration: optional JSON file (CONNECTOR_CONFIG, else connector.config.json in the
  * working directory when present), then CONNECTOR_* environment overrides, validated once.
  * A bad value fails here naming its key, the problem and the expected form.

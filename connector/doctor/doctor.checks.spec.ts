@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load-config';
 import { kzCalendarFromConfig } from '../calendar/kz-business-calendar';
-import { checkAlertChannel, checkCalendar, checkOnecFolders, checkProxyTrust, checkSignerTrust } from './doctor.checks';
+import { checkAlertChannel, checkCalendar, checkOnecFolders, checkProxyTrust, checkSignerTrust, runDoctor } from './doctor.checks';
 import { TEST_CRL_DIR } from '../../signer-agent/certificates/trust.store';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-')) });
@@ -139,4 +139,28 @@ describe('doctor: the 1C folders', () => {
       chmodSync(join(cwd, 'readonly'), 0o700);
     }
   });
+});
+
+describe('doctor: what it judged and what went wrong', () => {
+  const offline = { CONNECTOR_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/x', CONNECTOR_BANK_URL: 'http://127.0.0.1:1', CONNECTOR_SIGNER_URL: 'http://127.0.0.1:1' };
+
+  it('names the config file it judged, or that there was none (run from another folder than the installation)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-config-'));
+    const none = await runDoctor({ env: { ...offline }, cwd: dir });
+    expect(none.checks.find((c) => c.name === 'config')).toMatchObject({
+      verdict: 'OK',
+      detail: `valid: no config file (CONNECTOR_CONFIG unset, no connector.config.json in ${dir}): defaults and the CONNECTOR_* environment only`,
+    });
+    writeFileSync(join(dir, 'connector.config.json'), '{}');
+    const found = await runDoctor({ env: { ...offline }, cwd: dir });
+    expect(found.checks.find((c) => c.name === 'config')).toMatchObject({ verdict: 'OK', detail: `valid: ${join(dir, 'connector.config.json')} and the CONNECTOR_* environment` });
+  }, 30_000);
+
+  it("says why Redis cannot be used (refused, a host name that does not resolve), not ioredis's \"Connection is closed.\"", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'doctor-redis-'));
+    const refused = await runDoctor({ env: { ...offline, CONNECTOR_REDIS_URL: 'redis://127.0.0.1:1' }, cwd });
+    expect(refused.checks.find((c) => c.name === 'redis')).toMatchObject({ verdict: 'FAIL', detail: 'redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1' });
+    const unknown = await runDoctor({ env: { ...offline, CONNECTOR_REDIS_URL: 'redis://redis.invalid:6379' }, cwd });
+    expect(unknown.checks.find((c) => c.name === 'redis')).toMatchObject({ verdict: 'FAIL', detail: expect.stringMatching(/^redis:\/\/redis\.invalid:6379: getaddrinfo (ENOTFOUND|EAI_AGAIN) redis\.invalid$/) });
+  }, 30_000);
 });

@@ -11,7 +11,7 @@ import https from 'node:https';
 import { Client } from 'pg';
 import { ARCHIVE_EXPORTED, ARCHIVE_MAX_AGE_DAYS } from '../archive/archive.export';
 import type { ConnectorConfig } from '../../config/config.schema';
-import { loadConfig, redactedUrl } from '../../config/load-config';
+import { configFileOf, loadConfig, redactedUrl } from '../../config/load-config';
 import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
 import { PASSWORD_NOT_GIVEN, PASSWORD_NOT_GIVEN_HINT } from '../shared/pg-errors';
@@ -60,6 +60,10 @@ function skewVerdict(name: string, ms: number): CheckResult {
 
 async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
   const redis = probeRedis(config.redis.url, 3_000);
+  // ioredis rejects connect() with "Connection is closed." whatever happened; the socket's own error
+  // (ECONNREFUSED, ENOTFOUND, a TLS handshake refused) says what, and is what the admin needs.
+  let socketError: Error | undefined;
+  redis.on('error', (err: Error) => (socketError ??= err));
   const hint = 'start Redis (redis-server --daemonize yes) or fix CONNECTOR_REDIS_URL';
   try {
     await withTimeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');
@@ -87,7 +91,8 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
     }
     return results;
   } catch (err) {
-    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.redis.url)}: ${(err as Error).message}`, hint }, notChecked('clock-skew-redis', 'Redis', hint)];
+    const message = (err as Error).message === 'Connection is closed.' && socketError ? socketError.message : (err as Error).message;
+    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.redis.url)}: ${message}`, hint }, notChecked('clock-skew-redis', 'Redis', hint)];
   } finally {
     redis.disconnect();
   }
@@ -612,21 +617,31 @@ function checkSecretInEnvironment(env: NodeJS.ProcessEnv, strict: boolean): Chec
   };
 }
 
-export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv; extra?: ExtraCheck[] } = {}): Promise<DoctorReport> {
+/**
+ * Which configuration doctor judged. Run from another folder than the installation's (PM2 starts
+ * the processes in it), doctor reads no connector.config.json and judges the defaults: "valid"
+ * alone let an admin believe the installation's file was checked.
+ */
+function configSourceOf(env: NodeJS.ProcessEnv | undefined, cwd = process.cwd()): string {
+  const file = configFileOf({ env, cwd });
+  return file ? `${file} and the CONNECTOR_* environment` : `no config file (CONNECTOR_CONFIG unset, no connector.config.json in ${cwd}): defaults and the CONNECTOR_* environment only`;
+}
+
+export async function runDoctor(options: { strict?: boolean; env?: NodeJS.ProcessEnv; cwd?: string; extra?: ExtraCheck[] } = {}): Promise<DoctorReport> {
   let config: ConnectorConfig;
   try {
-    config = loadConfig({ env: options.env });
+    config = loadConfig({ env: options.env, cwd: options.cwd });
   } catch (err) {
     return { ok: false, checks: [{ name: 'config', core: true, verdict: 'FAIL', detail: (err as Error).message, hint: 'fix the named key in connector.config.json or the CONNECTOR_* environment' }] };
   }
   const strict = options.strict ?? false;
   const groups = await Promise.all([
-    Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid' }]),
+    Promise.resolve<CheckResult[]>([{ name: 'config', core: true, verdict: 'OK', detail: `${config.testMode ? 'valid (TEST MODE: test CAs trusted, fake clock allowed)' : 'valid'}: ${configSourceOf(options.env, options.cwd)}` }]),
     Promise.resolve([checkSecretInEnvironment(options.env ?? process.env, strict)].filter((c): c is CheckResult => c !== null)),
     checkRedis(config),
     checkPostgres(config, strict),
     checkDisk().then((r) => [r]),
-    checkOnecFolders(config, strict),
+    checkOnecFolders(config, strict, options.cwd),
     ...([
       ['calendar', () => checkCalendar(config, clockFromConfig(config).now())],
       ['alerts', () => checkAlertChannel(config, strict)],
