@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load-config';
@@ -127,6 +127,26 @@ describe('doctor: the 1C folders', () => {
     const strict = await byName('blocker/inbox', 'blocker', true);
     expect(strict['onec-inbox']).toMatchObject({ verdict: 'FAIL', core: true });
     expect(strict['onec-outbox']).toMatchObject({ verdict: 'FAIL', core: true });
+  });
+
+  it("tells an outbox whose processing/, archive/ or error/ the worker cannot use (a file, or a link, in its place): 1C's files would never be taken in", async () => {
+    mkdirSync(join(cwd, 'sub-in'));
+    mkdirSync(join(cwd, 'sub-out'));
+    mkdirSync(join(cwd, 'sub-out', 'processing'));
+    writeFileSync(join(cwd, 'sub-out', 'archive'), 'a file where the worker puts its archive/ folder');
+    const checks = await byName('sub-in', 'sub-out');
+    expect(checks['onec-outbox']).toMatchObject({
+      verdict: 'WARN',
+      detail: expect.stringMatching(/sub-out has a file named archive where the worker's archive\/ folder goes: no file 1C exports can be moved to archive\/: each stays in processing\/ and opens an incident for /),
+      hint: expect.stringContaining('processing/, archive/ and error/'),
+    });
+    expect((await byName('sub-in', 'sub-out', true))['onec-outbox']).toMatchObject({ verdict: 'FAIL', core: true });
+    unlinkSync(join(cwd, 'sub-out', 'archive'));
+    mkdirSync(join(cwd, 'elsewhere'));
+    symlinkSync(join(cwd, 'elsewhere'), join(cwd, 'sub-out', 'error'));
+    expect((await byName('sub-in', 'sub-out'))['onec-outbox']).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/sub-out has error\/ as a symbolic link, which the worker refuses to move files through/) });
+    unlinkSync(join(cwd, 'sub-out', 'error'));
+    expect((await byName('sub-in', 'sub-out'))['onec-outbox']).toMatchObject({ verdict: 'OK' });
   });
 
   const notRoot = process.getuid?.() !== 0;

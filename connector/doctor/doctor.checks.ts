@@ -1,7 +1,7 @@
 import { lockdownKey } from '../lockdown/lockdown.flag';
 import { probeRedis } from '../shared/redis-probe';
 import { readdirSync, readFileSync } from 'node:fs';
-import { open, stat, statfs, unlink, access } from 'node:fs/promises';
+import { open, lstat, stat, statfs, unlink, access } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { homedir, userInfo } from 'node:os';
@@ -442,6 +442,32 @@ async function folderProblem(dir: string): Promise<{ missing: boolean; why: stri
 }
 
 /**
+ * The outbox's own folders (adapters/erp/onec-exchange/onec-outbox.folder.ts): a file is claimed
+ * into processing/, then moved to archive/ or error/; the worker creates them when missing. One
+ * that exists but is not a folder this user can write into (left by a worker run once as root, a
+ * file or a link in its place) fails every file 1C exports: it stays in processing/ and opens an
+ * incident at each scan, while the outbox itself is writable. Null when all are usable.
+ */
+async function outboxSubfolderProblem(dir: string): Promise<{ missing: boolean; why: string } | null> {
+  for (const sub of ['processing', 'archive', 'error']) {
+    const path = join(dir, sub);
+    let info;
+    try {
+      info = await lstat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return { missing: false, why: `has ${sub}/, which cannot be looked at (${(err as NodeJS.ErrnoException).code})` };
+    }
+    const effect = `no file 1C exports can be moved ${sub === 'processing' ? 'into it to be taken in' : `to ${sub}/: each stays in processing/ and opens an incident`}`;
+    if (info.isSymbolicLink()) return { missing: false, why: `has ${sub}/ as a symbolic link, which the worker refuses to move files through: ${effect}` };
+    if (!info.isDirectory()) return { missing: false, why: `has a file named ${sub} where the worker's ${sub}/ folder goes: ${effect}` };
+    const problem = await folderProblem(path);
+    if (problem) return { missing: false, why: `has ${sub}/, which ${problem.why}: ${effect}` };
+  }
+  return null;
+}
+
+/**
  * The 1C folders (INTERFACES.md "1C folder exchange"): `onec.inboxDir`, where the connector writes
  * kl_to_1c.txt and kl_to_1c_status.txt for 1C, and `onec.outboxDir`, whose files it takes in and
  * moves to archive/ or error/. Not writable by this user, or missing where it cannot be created:
@@ -459,10 +485,11 @@ export async function checkOnecFolders(config: ConnectorConfig, strict: boolean,
   ];
   return Promise.all(
     folders.map(async ({ name, key, dir, role, workerCreates }): Promise<CheckResult> => {
-      const problem = await withTimeout(folderProblem(dir), CHECK_TIMEOUT_MS, dir).catch((err: Error) => ({ missing: false, why: `did not answer (${err.message}): a hung network share?` }));
+      const probe = async () => (await folderProblem(dir)) ?? (workerCreates ? null : await outboxSubfolderProblem(dir));
+      const problem = await withTimeout(probe(), CHECK_TIMEOUT_MS, dir).catch((err: Error) => ({ missing: false, why: `did not answer (${err.message}): a hung network share?` }));
       if (problem === null) return { name, core: false, verdict: 'OK', detail: `${dir} writable by ${user}` };
       const fixable = problem.missing && problem.why.startsWith('does not exist yet');
-      const hint = `${key}: ${role}. Create the folder (or correct ${key}) and let ${user}, who runs the connector, write there (chown or setfacl -m u:USER:rwx); it must be the folder 1C's "Обмен с банком" uses`;
+      const hint = `${key}: ${role}. Create the folder (or correct ${key}) and let ${user}, who runs the connector, write there (chown or setfacl -m u:USER:rwx${workerCreates ? '' : '; the same for its processing/, archive/ and error/ folders: chown -R, setfacl -R'}); it must be the folder 1C's "Обмен с банком" uses`;
       if (fixable && !workerCreates) return { name, core: false, verdict: 'WARN', detail: `${dir} does not exist: 1C cannot export into it, and the worker never creates it (it only takes files from it)`, hint };
       if (fixable) return { name, core: false, verdict: 'WARN', detail: `${dir} ${problem.why}`, hint };
       return { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${dir} ${problem.why} for ${user}`, hint };
