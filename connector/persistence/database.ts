@@ -5,6 +5,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { Client } from 'pg';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { withholdStatementValues } from '../shared/pg-errors';
+import { ConnectorError } from '../shared/errors';
 import { ENTITIES } from './entities';
 import { MIGRATIONS } from './migrations';
 
@@ -131,6 +132,13 @@ export async function ensureDatabase(url: string): Promise<boolean> {
         // committed before ours began; 23505 (pg_database_datname_index) when both ran at once, as
         // two `connector migrate` started together on a new machine do.
         const code = (err as { code?: string }).code;
+        if (code === INSUFFICIENT_PRIVILEGE) {
+          const user = databaseUser(url);
+          throw new ConnectorError(
+            'MIGRATE_PERMISSION_DENIED',
+            `the database "${name}" does not exist and PostgreSQL user "${user}" may not create databases (${(err as Error).message}): create it once as a superuser, owned by that user (sudo -u postgres createdb -O ${user} ${name}), or give the user the right (ALTER ROLE "${user}" CREATEDB), then run connector migrate again`,
+          );
+        }
         if (code !== '42P04' && code !== '23505') throw err;
         return false;
       }
@@ -147,6 +155,29 @@ export interface MigrateResult {
   applied: string[];
 }
 
+/** SQLSTATE of a right PostgreSQL refuses (a database or a table the user may not create). */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+function databaseUser(url: string): string {
+  return decodeURIComponent(new URL(url).username) || 'postgres';
+}
+
+/**
+ * A migration PostgreSQL refused for want of a right, as an admin reads it. The usual cause: the
+ * database was created by postgres for a separate login, and PostgreSQL 15 and later let only the
+ * database's owner create tables in its schema public (before 15 every user could). The driver said
+ * only "create - permission denied for schema public", neither the user nor the database nor the fix.
+ */
+function migrationRefused(url: string, err: unknown): unknown {
+  if ((err as { code?: string } | null)?.code !== INSUFFICIENT_PRIVILEGE) return err;
+  const user = databaseUser(url);
+  const name = databaseName(url);
+  return new ConnectorError(
+    'MIGRATE_PERMISSION_DENIED',
+    `PostgreSQL user "${user}" may not create the connector's tables in the database "${name}" (${(err as Error).message}; PostgreSQL 15 and later let only the database's owner create in schema public): as a superuser, make the user its owner (sudo -u postgres psql -c 'ALTER DATABASE "${name}" OWNER TO "${user}"'), or grant it (GRANT CREATE ON SCHEMA public TO "${user}" in that database), then run connector migrate again`,
+  );
+}
+
 /** Creates the database if missing and applies pending migrations; safe to repeat and to run concurrently. */
 export async function migrate(config: Pick<ConnectorConfig, 'database'>): Promise<MigrateResult> {
   const created = await ensureDatabase(config.database.url);
@@ -159,7 +190,9 @@ export async function migrate(config: Pick<ConnectorConfig, 'database'>): Promis
     await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
     const orm = await openOrm(config, 'unbounded');
     try {
-      const applied = await orm.getMigrator().up();
+      const applied = await orm.getMigrator().up().catch((err: unknown) => {
+        throw migrationRefused(config.database.url, err);
+      });
       return { created, applied: applied.map((m) => m.name) };
     } finally {
       await orm.close(true);
