@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -10,6 +9,7 @@ import { encodeOnecText, writeOnecStatement } from '../../../adapters/erp/onec-e
 import { ONEC_STATUS_END, renderOnecStatusHeader, renderOnecStatusSections } from '../../../adapters/erp/onec-exchange/onec-status.writer';
 import { statusReportPages } from '../../../queue/jobs/write-back.job';
 import { writeFileAtomic } from '../../shared/atomic-file';
+import { outFileError, outFilePath } from '../out-file';
 import { withOrm } from '../../app/app-context';
 import { allowWorkBetweenStatements, READ_ONLY_SNAPSHOT } from '../../persistence/database';
 import { loadStoredStatement } from '../../statements/statement.repository';
@@ -171,6 +171,7 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
     }
   }
   if (opts.from > opts.to) throw new UsageError(`--from ${opts.from} is after --to ${opts.to}`);
+  const out = outFilePath('--out', opts.out, 'kl_to_1c.txt');
   const account = opts.account.trim().toUpperCase();
   const config = loadConfig();
   const encoding = opts.encoding ?? config.onec.encoding;
@@ -182,8 +183,9 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
     createdAt: now,
     utcOffsetMinutes: config.requisites.utcOffsetMinutes,
   });
-  const out = resolve(opts.out);
-  await writeFileAtomic(out, written.bytes);
+  await writeFileAtomic(out, written.bytes).catch((err: unknown) => {
+    throw outFileError('--out', out, err);
+  });
   for (const w of [...stored.warnings, ...written.warnings]) process.stderr.write(`warning: ${w}\n`);
   const s = stored.statement;
   process.stderr.write(`${out}: ${s.lines.length} lines, ${s.periodFrom}..${s.periodTo}, opening ${formatAmount(s.openingBalance)}, closing ${formatAmount(s.closingBalance)} ${s.currency}, ${encoding === 'windows' ? 'cp1251' : 'utf8'}\n`);
@@ -206,11 +208,11 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
     since = parseKzInstant(opts.since, { dateOnly: true }) ?? undefined;
     if (!since) throw new UsageError(`--since ${opts.since} is not a moment: expected ISO, e.g. 2026-11-25T00:00:00+05:00 (without an offset, Kazakhstan time)`);
   }
+  const out = outFilePath('--out', opts.out, 'kl_to_1c_status.txt');
   const config = loadConfig();
   const now = clockFromConfig(config).now();
   const encoding = opts.encoding ?? config.onec.encoding;
   const utcOffsetMinutes = config.requisites.utcOffsetMinutes;
-  const out = resolve(opts.out);
   let written = 0;
   // A page at a time (years of orders in constant memory), all of one snapshot of the database,
   // into a temp file renamed at the end: 1C never reads a half-written report, and a failure
@@ -230,7 +232,9 @@ async function statusesCommand(opts: StatusesOptions): Promise<number> {
           }
           yield encodeOnecText(ONEC_STATUS_END, encoding, { continued: true });
         })(),
-      );
+      ).catch((err: unknown) => {
+        throw outFileError('--out', out, err);
+      });
     }, READ_ONLY_SNAPSHOT);
     return written === 0 ? knownSources(orm.em.fork(), opts.source) : null;
   });

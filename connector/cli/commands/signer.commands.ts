@@ -5,6 +5,7 @@ import { loadConfig } from '../../../config/load-config';
 import { clockFromConfig } from '../../shared/clock';
 import { UsageError } from '../../shared/errors';
 import { writeFileAtomic } from '../../shared/atomic-file';
+import { outFileError, outFilePath } from '../out-file';
 import { readSecretFromStdin, runAction } from '../run-action';
 import { defaultTrustPaths, loadCrls, loadTrustStore, type CrlSet, type TrustStore } from '../../../signer-agent/certificates/trust.store';
 import { signDocument } from '../../../signer-agent/cms/cms.signer';
@@ -79,6 +80,7 @@ export function registerSignerCommands(program: Command): void {
     .option('--require-revocation', 'refuse (REVOCATION_UNKNOWN) when no current CRL covers the certificate')
     .action(
       runAction(async (opts: TrustOptions & { p12: string; passwordStdin?: boolean; in: string; out: string; cosign?: string }) => {
+        const out = outFilePath('--out', opts.out, 'document.p7s');
         const secret = await password(opts.passwordStdin);
         const p12 = readInput(opts.p12, 'keystore');
         const content = readInput(opts.in, 'document');
@@ -95,7 +97,9 @@ export function registerSignerCommands(program: Command): void {
             crls: ctx.crls,
             requireRevocation: ctx.requireRevocation,
           });
-          await writeFileAtomic(opts.out, result.cms, { mode: 0o644 });
+          await writeFileAtomic(out, result.cms, { mode: 0o644 }).catch((err: unknown) => {
+            throw outFileError('--out', out, err);
+          });
           warn(result.check.warnings);
           process.stderr.write(
             `signed ${opts.in} -> ${opts.out}: ${result.check.info.subject} (${key.algorithm}, serial ${result.check.info.serial}), ` +
