@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../config/load-config';
-import { WEBHOOK_LAG_WARN_MS, checkWebhooks, webhooksVerdict, type WebhookLag } from './doctor.commands';
+import { WEBHOOK_LAG_WARN_MS, checkWebhooks, renderDoctorReport, webhooksVerdict, type WebhookLag } from './doctor.commands';
 
 const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'doctor-webhooks-')) });
 const now = new Date('2026-11-27T10:00:00Z');
@@ -39,5 +39,26 @@ describe('doctor: status webhooks', () => {
     writeFileSync(secretFile, '\n', { mode: 0o600 });
     const withUrl = { ...config, webhooks: { ...config.webhooks, url: 'http://127.0.0.1:9/hooks', secretFile } };
     expect(await checkWebhooks(withUrl, false, 1_000)).toMatchObject({ name: 'webhooks', verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} is empty: no status event is sent (an HMAC with an empty key is no signature)` });
+  });
+});
+
+describe('doctor: the report on a terminal', () => {
+  it("keeps each line as long as its own check: a long detail elsewhere pads no other line, and each hint is on its own line under its check", () => {
+    const text = renderDoctorReport({
+      ok: false,
+      checks: [
+        { name: 'config', core: true, verdict: 'OK', detail: 'valid' },
+        { name: 'bank-credentials', core: true, verdict: 'FAIL', detail: `MASTER_KEY_MISSING: ${'the stored Client Secret cannot be opened '.repeat(10)}`, hint: 'restore the key file from backup' },
+        { name: 'bank', core: false, verdict: 'WARN', detail: 'http://127.0.0.1:8900: connect ECONNREFUSED', hint: 'start the sandbox' },
+      ],
+    });
+    expect(text.split('\n')).toEqual([
+      'VERDICT  CHECK             DETAIL',
+      'OK       config            valid',
+      expect.stringMatching(/^FAIL {5}bank-credentials {2}MASTER_KEY_MISSING: the stored Client Secret cannot be opened .*opened$/),
+      '         hint: restore the key file from backup',
+      'WARN     bank              http://127.0.0.1:8900: connect ECONNREFUSED',
+      '         hint: start the sandbox',
+    ]);
   });
 });

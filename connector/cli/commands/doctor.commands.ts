@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runDoctor, type CheckResult, type ExtraCheck } from '../../doctor/doctor.checks';
+import { runDoctor, type CheckResult, type DoctorReport, type ExtraCheck } from '../../doctor/doctor.checks';
 import { SmtpMailer } from '../../../adapters/mail/smtp.mailer';
 import { runAction } from '../run-action';
 import { Queue } from 'bullmq';
@@ -177,6 +177,17 @@ export const checkWebhooks: ExtraCheck = async (config, _strict, timeoutMs) => {
   }
 };
 
+/**
+ * The report for a terminal: one line per check, its hint on the line below. As a fourth column the
+ * hint began after the longest detail of all (a master key's or a folder's runs to hundreds of
+ * characters), so every line was padded to some 800 columns and wrapped into screens of blanks.
+ */
+export function renderDoctorReport(report: DoctorReport): string {
+  const lines = table(report.checks.map((c) => [c.verdict, c.name, c.detail]), ['VERDICT', 'CHECK', 'DETAIL']).split('\n');
+  const indent = ' '.repeat(Math.max('VERDICT'.length, ...report.checks.map((c) => c.verdict.length)) + 2);
+  return [lines[0], ...report.checks.flatMap((c, i) => (c.hint ? [lines[i + 1], `${indent}hint: ${c.hint}`] : [lines[i + 1]]))].join('\n');
+}
+
 export function registerDoctorCommands(program: Command): void {
   program
     .command('doctor')
@@ -189,7 +200,7 @@ export function registerDoctorCommands(program: Command): void {
         if (opts.json) {
           printJson(report);
         } else {
-          process.stdout.write(`${table(report.checks.map((c) => [c.verdict, c.name, c.detail, c.hint ?? '']), ['VERDICT', 'CHECK', 'DETAIL', 'HINT'])}\n`);
+          process.stdout.write(`${renderDoctorReport(report)}\n`);
           process.stdout.write(report.ok ? 'doctor: all core checks passed\n' : 'doctor: a core check FAILED (see hints)\n');
         }
         return report.ok ? 0 : 1;
