@@ -176,10 +176,15 @@ describe('doctor: what it judged and what went wrong', () => {
     expect(found.checks.find((c) => c.name === 'config')).toMatchObject({ verdict: 'OK', detail: `valid: ${join(dir, 'connector.config.json')} and the CONNECTOR_* environment` });
   }, 30_000);
 
-  it("says why Redis cannot be used (refused, a host name that does not resolve), not ioredis's \"Connection is closed.\"", async () => {
+  it("says why Redis cannot be used (refused, a database it does not have, a host name that does not resolve), not ioredis's \"Connection is closed.\" or OK", async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'doctor-redis-'));
     const refused = await runDoctor({ env: { ...offline, CONNECTOR_REDIS_URL: 'redis://127.0.0.1:1' }, cwd });
     expect(refused.checks.find((c) => c.name === 'redis')).toMatchObject({ verdict: 'FAIL', detail: 'redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1' });
+    const redis = process.env.CONNECTOR_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+    // A database the server does not have: ioredis goes on in database 0 after the refused SELECT, the worker does not.
+    const noSuchDatabase = await runDoctor({ env: { ...offline, CONNECTOR_REDIS_URL: `${redis}/9999` }, cwd });
+    expect(noSuchDatabase.checks.find((c) => c.name === 'redis')).toMatchObject({ verdict: 'FAIL', detail: `${redis}/9999: ERR DB index is out of range`, hint: expect.stringMatching(/^fix the database number at the end of CONNECTOR_REDIS_URL/) });
+    expect(noSuchDatabase.ok).toBe(false);
     const unknown = await runDoctor({ env: { ...offline, CONNECTOR_REDIS_URL: 'redis://redis.invalid:6379' }, cwd });
     expect(unknown.checks.find((c) => c.name === 'redis')).toMatchObject({ verdict: 'FAIL', detail: expect.stringMatching(/^redis:\/\/redis\.invalid:6379: getaddrinfo (ENOTFOUND|EAI_AGAIN) redis\.invalid$/) });
   }, 30_000);

@@ -67,6 +67,10 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
   const hint = 'start Redis (redis-server --daemonize yes) or fix CONNECTOR_REDIS_URL';
   try {
     await withTimeout(redis.connect(), CHECK_TIMEOUT_MS, 'Redis');
+    // A database number the server does not have (redis://host:6379/16 with the default 16): ioredis
+    // reports the refused SELECT as an error event and goes on in database 0, where doctor found all
+    // well while every queue of the worker failed with "ERR DB index is out of range".
+    if (socketError) throw socketError;
     const before = Date.now();
     const [info, time, policy] = await withTimeout(
       Promise.all([redis.info('server'), redis.time(), redis.config('GET', 'maxmemory-policy').catch(() => [] as string[])]),
@@ -92,7 +96,8 @@ async function checkRedis(config: ConnectorConfig): Promise<CheckResult[]> {
     return results;
   } catch (err) {
     const message = (err as Error).message === 'Connection is closed.' && socketError ? socketError.message : (err as Error).message;
-    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.redis.url)}: ${message}`, hint }, notChecked('clock-skew-redis', 'Redis', hint)];
+    const said = /DB index is out of range/.test(message) ? 'fix the database number at the end of CONNECTOR_REDIS_URL (config redis.url): this Redis has fewer databases (its `databases` setting, 16 by default: 0..15)' : hint;
+    return [{ name: 'redis', core: true, verdict: 'FAIL', detail: `${redactedUrl(config.redis.url)}: ${message}`, hint: said }, notChecked('clock-skew-redis', 'Redis', said)];
   } finally {
     redis.disconnect();
   }
