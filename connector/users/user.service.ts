@@ -222,7 +222,7 @@ async function endSessions(deps: UserDeps, userId: string, why: string): Promise
   try {
     return { ended: await deps.sessions.destroyAllForUser(userId) };
   } catch (err) {
-    return { ended: 0, warning: `sessions were not ended (Redis: ${(err as Error).message}); ${why}` };
+    return { ended: 0, warning: `sessions were not ended: Redis could not be reached (${(err as Error).message}; check Redis and CONNECTOR_REDIS_URL, connector doctor says which); ${why}` };
   }
 }
 
