@@ -60,6 +60,11 @@ export interface TransitionOptions {
   from?: OrderState | readonly OrderState[];
   /** Optimistic lock: only when the row still has this version. */
   expectVersion?: number;
+  /**
+   * Only while no sender holds the order's send lease, judged on the row as locked by this
+   * statement (a lease taken while the caller decided is seen): its send may be at the bank.
+   */
+  unlessSendLeased?: boolean;
   patch?: TransitionPatch;
   /** Values that differ per order (transitionOrders), e.g. each order's bank reference; every entry has the same keys. */
   perOrder?: ReadonlyMap<string, TransitionPatch>;
@@ -147,6 +152,7 @@ export async function transitionOrders(
     }
     const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
     const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
+    const leaseClause = options.unlessSendLeased ? ' and not coalesce(p.send_lease_until > now(), false)' : '';
     // The audit records of every order, in the order given; only those of the orders that moved are appended.
     let auditCte = '';
     let auditJoin = '';
@@ -168,7 +174,7 @@ export async function transitionOrders(
       `with prev as (select id, state, version from payment_order where id in (${idList}) order by id for update),
        upd as (
          update payment_order p set ${setClauses.join(', ')}
-         from prev${perOrderFrom} where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}
+         from prev${perOrderFrom} where p.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})${versionClause}${leaseClause}
          returning p.id, prev.state as from_state, p.version, ${orderSnapshotSql('p')} as order_snapshot),
        ev as (
          insert into order_event (order_id, from_state, to_state, actor, reason, details, order_snapshot, at)
@@ -233,9 +239,16 @@ export async function markOrderFailed(em: EntityManager, orderId: string, error:
   // busy), the send did not, and the bank's answer to it decides. Failed now, the bank's acceptance
   // would find the order failed and its reference would be lost. Once the lease lapses with no
   // answer recorded, the sweeper queues the order again (lookup first).
+  // Judged again on the row the transition locks: a sender may take the lease after the look above.
   if (from === 'submitting' && rows[0].leased) return false;
   try {
-    const result = await transitionOrder(em, orderId, 'failed', { actor, from, reason: error.slice(0, 500), patch: { failedFrom: from, lastError: error.slice(0, 2000) } });
+    const result = await transitionOrder(em, orderId, 'failed', {
+      actor,
+      from,
+      reason: error.slice(0, 500),
+      patch: { failedFrom: from, lastError: error.slice(0, 2000) },
+      unlessSendLeased: from === 'submitting',
+    });
     return result.changed;
   } catch (err) {
     if (err instanceof IllegalTransitionError) return false; // it moved on meanwhile

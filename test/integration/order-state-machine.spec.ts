@@ -1,4 +1,5 @@
-import { createTestEnv, type TestEnv } from '../support/test-env';
+import { Client } from 'pg';
+import { createTestEnv, eventually, type TestEnv } from '../support/test-env';
 import { openOrm, type Orm } from '../../connector/persistence/database';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { markOrderFailed, transitionOrder, transitionOrders, IllegalTransitionError, OrderNotFoundError } from '../../connector/orders/order-state.machine';
@@ -165,6 +166,33 @@ describe('order transitions on PostgreSQL', () => {
     expect((await orm.em.fork().execute<Array<{ state: string }>>('select state from payment_order where id = ?', [id]))[0].state).toBe('submitting');
     await orm.em.fork().execute("update payment_order set send_lease_until = now() - interval '1 second' where id = ?", [id]);
     expect(await markOrderFailed(orm.em.fork(), id, 'order.submit: job stalled more than allowable limit', 'worker', 'order.submit')).toBe(true);
+  });
+
+  it('does not fail an order whose send lease a sender takes while the dead job is being recorded (the lease is judged on the row it moves)', async () => {
+    const id = await newOrder('D3');
+    for (const to of ['validated', 'awaiting_signatures', 'signed', 'submitting'] as const) await transitionOrder(orm.em.fork(), id, to, { actor: 't' });
+    // A sender (the job delivered again, the sweeper's) takes the lease; its statement has not committed yet.
+    const sender = new Client({ connectionString: env.config.database.url });
+    await sender.connect();
+    try {
+      await sender.query('begin');
+      await sender.query("update payment_order set send_lease_until = now() + interval '20 seconds', send_lease_owner = gen_random_uuid() where id = $1", [id]);
+      // The dead job is recorded meanwhile: the lease is not visible yet, the row is locked.
+      const failing = markOrderFailed(orm.em.fork(), id, 'order.submit: job stalled more than allowable limit', 'worker', 'order.submit');
+      await eventually(
+        async () =>
+          Number((await sender.query("select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%payment_order%' and datname = current_database()")).rows[0].n) > 0,
+        { timeoutMs: 10_000, intervalMs: 20, what: 'the failing transition to wait for the row' },
+      );
+      // The lease commits: the sender passes its last look and sends.
+      await sender.query('commit');
+      expect(await failing).toBe(false);
+    } finally {
+      await sender.end();
+    }
+    const [row] = await orm.em.fork().execute<Array<{ state: string; last_error: string | null }>>('select state, last_error from payment_order where id = ?', [id]);
+    // Failed now, the bank's acceptance of that send would find it failed and its reference would be lost.
+    expect(row.state).toBe('submitting');
   });
 
   it('appends the audit record of each order that moves in the transition\'s own statement, none for one that does not', async () => {
