@@ -41,6 +41,8 @@ export async function retryFailedOrder(em: EntityManager, queues: QueueSet, orde
   await transitionOrder(em, orderId, target, { actor, from: 'failed', reason: 'operator retry', patch: { lastError: null } });
   // At once, even where a delayed look at an order waiting for people is pending (up to 10 min away).
   await requeueOrder(queues, target, orderId, { now: true });
+  // The ERP was told the order failed: it hears now that it goes on (not at the next statement fetch).
+  await enqueueWriteBack(queues);
   return target;
 }
 

@@ -181,6 +181,18 @@ describe('queue topology on real Redis and PostgreSQL', () => {
 
   });
 
+  it("an operator's retry asks for a write-back at once: the ERP stops showing a technical error for an order that goes on", async () => {
+    const writebacks = async () => (await context.queues.get('writeback').getJobs(['delayed', 'waiting'])).filter((j) => j.name === 'erp.writeback').length;
+    const db = () => context.orm.em.fork();
+    const [r] = await intakeOrders(db(), 'q', [{ order: sampleOrder({ number: 'WB-RETRY-1' }) }], { enqueueValidate: async () => undefined }, { actor: 't' });
+    expect(await markOrderFailed(db(), r.orderId, 'order.validate: the database refused the batch', 'worker', 'order.validate')).toBe(true);
+    await context.queues.get('writeback').obliterate({ force: true });
+    expect(await retryFailedOrder(db(), context.queues, r.orderId, 'cli:op')).toBe('received');
+    expect(await writebacks()).toBe(1);
+    await (await context.queues.get('validate').getJob(`validate-${r.orderId}`))?.remove();
+    await transitionOrder(db(), r.orderId, 'invalid', { actor: 't' });
+  });
+
   it('fails at boot when a job has two handlers or none', () => {
     expect(() => buildJobRegistry(REGISTERED_JOBS)).not.toThrow();
     const dup = [...REGISTERED_JOBS, registerJob(validateOrderJob, async () => undefined)];
