@@ -61,10 +61,11 @@ export interface TransitionOptions {
   /** Optimistic lock: only when the row still has this version. */
   expectVersion?: number;
   /**
-   * Only while no sender holds the order's send lease, judged on the row as locked by this
-   * statement (a lease taken while the caller decided is seen): its send may be at the bank.
+   * Not while a sender holds the order's send lease (its send may be at the bank), judged on the
+   * row as this statement locks it (a lease taken while the caller decided is seen): `true`, any
+   * sender; an owner token, any sender but that one (the caller's own lease).
    */
-  unlessSendLeased?: boolean;
+  unlessSendLeased?: true | string;
   patch?: TransitionPatch;
   /** Values that differ per order (transitionOrders), e.g. each order's bank reference; every entry has the same keys. */
   perOrder?: ReadonlyMap<string, TransitionPatch>;
@@ -152,7 +153,10 @@ export async function transitionOrders(
     }
     const versionClause = options.expectVersion === undefined ? '' : ' and prev.version = ?';
     const versionParams = options.expectVersion === undefined ? [] : [options.expectVersion];
-    const leaseClause = options.unlessSendLeased ? ' and not coalesce(p.send_lease_until > now(), false)' : '';
+    const leaseFree = 'not coalesce(p.send_lease_until > now(), false)';
+    const leaseClause =
+      options.unlessSendLeased === undefined ? '' : options.unlessSendLeased === true ? ` and ${leaseFree}` : ` and (p.send_lease_owner = ?::uuid or ${leaseFree})`;
+    const leaseParams = typeof options.unlessSendLeased === 'string' ? [options.unlessSendLeased] : [];
     // The audit records of every order, in the order given; only those of the orders that moved are appended.
     let auditCte = '';
     let auditJoin = '';
@@ -187,6 +191,7 @@ export async function transitionOrders(
         ...perOrderParams,
         ...allowed,
         ...versionParams,
+        ...leaseParams,
         to,
         options.actor,
         options.reason ?? null,
@@ -247,7 +252,7 @@ export async function markOrderFailed(em: EntityManager, orderId: string, error:
       from,
       reason: error.slice(0, 500),
       patch: { failedFrom: from, lastError: error.slice(0, 2000) },
-      unlessSendLeased: from === 'submitting',
+      ...(from === 'submitting' ? { unlessSendLeased: true as const } : {}),
     });
     return result.changed;
   } catch (err) {

@@ -520,14 +520,7 @@ async function sendOrder(
         // OUTAGE_GIVE_UP_MS it ends `failed` as before, with the reason, for `orders retry` (which
         // looks it up first) or `settle`.
         if (now - outageSince >= OUTAGE_GIVE_UP_MS) {
-          await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
-            actor: 'worker',
-            from: 'submitting',
-            reason: `the bank did not take it for ${Math.round((now - outageSince) / 3_600_000)} hours`,
-            patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
-          });
-          await enqueueWriteBack(context.queues);
-          return { state: 'failed' };
+          return await giveUp(context, order.id, lease.owner, `the bank did not take it for ${Math.round((now - outageSince) / 3_600_000)} hours`, `${err.code}: ${err.message}`);
         }
         const waits = Number(data.waits ?? 0) + 1;
         const outageTries = Number(data.outageTries ?? 0) + 1;
@@ -558,16 +551,10 @@ async function sendOrder(
         const malformed = err.code === 'CONTRACT_VIOLATION' && err.details.operation === 'submit' && err.details.httpStatus === 400 && lease.attempts === 0;
         const last = malformed || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (last) {
-          await transitionOrder(context.orm.em.fork(), order.id, 'failed', {
-            actor: 'worker',
-            from: 'submitting',
-            reason: malformed
-              ? `the bank refused the request as not following its contract (HTTP 400 ${err.details.bankCode ?? 'without a code'}); resending the same document cannot succeed`
-              : `submission gave up after ${job.attemptsMade + 1} attempts`,
-            patch: { failedFrom: 'submitting', lastError: `${err.code}: ${err.message}` },
-          });
-          await enqueueWriteBack(context.queues);
-          return { state: 'failed' };
+          const reason = malformed
+            ? `the bank refused the request as not following its contract (HTTP 400 ${err.details.bankCode ?? 'without a code'}); resending the same document cannot succeed`
+            : `submission gave up after ${job.attemptsMade + 1} attempts`;
+          return await giveUp(context, order.id, lease.owner, reason, `${err.code}: ${err.message}`);
         }
         throw err;
       }
@@ -576,6 +563,24 @@ async function sendOrder(
     if (!leaseReleased) await releaseLease();
     if (defer) await waitAndRetry(job, defer.ms, defer.why);
   }
+}
+
+/**
+ * A run gives the order up (`failed`, for `orders retry` or `settle`), unless another sender holds
+ * its send lease now: this run's lease lapsed while it waited for the bank (a lookup held up by
+ * Retry-After waits, a process that stalled) and the job delivered again took the order and may be
+ * sending it; that send's answer decides. Failed under it, the bank's acceptance would find the
+ * order failed and its reference would be lost.
+ */
+async function giveUp(context: JobContext, orderId: string, owner: string, reason: string, lastError: string): Promise<SubmitResult> {
+  try {
+    await transitionOrder(context.orm.em.fork(), orderId, 'failed', { actor: 'worker', from: 'submitting', reason, patch: { failedFrom: 'submitting', lastError }, unlessSendLeased: owner });
+  } catch (err) {
+    if (err instanceof IllegalTransitionError) return { state: 'moved-on' };
+    throw err;
+  }
+  await enqueueWriteBack(context.queues);
+  return { state: 'failed' };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import { BankError } from '../../adapters/bank/business-api/business-api.errors';
 import { eventually, type TestEnv } from '../support/test-env';
@@ -134,6 +135,22 @@ describe('two overlapping runs of the submit job (a lapsed lock, a sweeper re-qu
     expect(await retryFailedOrder(context.orm.em.fork(), context.queues, orderId, 'test')).toBe('submitting');
     await expect(handleSubmitOrder({ orderId }, context, fakeSubmitJob(orderId, 0))).resolves.toEqual({ state: 'submitted', via: 'lookup' });
     expect((await requestsFor(orderId)).map((s) => [s.requests, s.accepted, s.afterAccepted])).toEqual([[1, true, 0]]);
+  }, 120_000);
+
+  it('a run whose lookup outlasted its send lease gives up without failing the order another sender holds now (that send may be at the bank)', async () => {
+    const orderId = await orderAfterAnUnknownOutcome();
+    const bank = context.services.bank();
+    const slow = Object.create(bank) as typeof bank;
+    slow.lookup = async () => {
+      // While this run waited for the bank's answer (a 429's Retry-After, a slow bank), its lease lapsed
+      // and another sender (the job delivered again after a stall) took the order and is sending it.
+      await context.orm.em.fork().execute("update payment_order set send_lease_until = now() + interval '1 minute', send_lease_owner = ? where id = ?", [randomUUID(), orderId]);
+      throw new BankError('CONTRACT_VIOLATION', "the bank's lookup answer does not follow the contract", { operation: 'lookup', httpStatus: 200 });
+    };
+    // This run's last attempt: it gives up.
+    await expect(handleSubmitOrder({ orderId }, { ...context, services: { ...context.services, bank: () => slow } }, fakeSubmitJob(orderId, 7, 8))).resolves.toEqual({ state: 'moved-on' });
+    // Failed now, the other sender's acceptance would find it failed: its reference lost, 1C told of a technical error.
+    expect(await row(orderId)).toEqual({ state: 'submitting', submit_attempts: 1, leased: true });
   }, 120_000);
 
   it('an order the bank will not take for 8 hours (its 500s, every time) ends failed with the reason, for an operator; before that it waits', async () => {
