@@ -48,9 +48,13 @@ export async function requeueOrder(queues: QueueSet, state: OrderState, orderId:
 
 /**
  * The sweeper: PostgreSQL is the truth, Redis only carries work. An order left in a transient
- * state longer than `sweeper.staleAfterMs` (default 2 min: well above the time any one stage
- * takes, including a bank call at its timeout, so a live job is never doubled needlessly) is
- * re-queued. This also rebuilds every queue after Redis lost its data.
+ * state longer than `sweeper.staleAfterMs` is re-queued; this also rebuilds every queue after Redis
+ * lost its data. The bound, 2 min by default: well above the time a stage takes when all is well
+ * (a bank call at the default bank.timeoutMs of 15 s included), so a sweep rarely even looks at a
+ * live order; short enough that an order whose job Redis lost moves again within minutes. It is
+ * not what keeps a live order from being doubled, whatever bank.timeoutMs is (up to 10 min): a job
+ * still waiting or running is never added again (requeueOrder), and a send is guarded by its send
+ * lease (bank.timeoutMs + 5 s, submit-order.job.ts), which a second sender cannot take.
  */
 export async function sweepOrders(context: { orm: import('../../connector/persistence/database').Orm; queues: QueueSet; config: { sweeper: { staleAfterMs: number } } }, now: Date, limit = 1000): Promise<number> {
   const states = Object.keys(STAGE_JOBS) as OrderState[];
