@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -98,6 +99,31 @@ describe('a graceful shutdown that cannot finish ends before PM2 SIGKILLs it (re
       await queues.close();
       redis.disconnect();
       await holder.query('rollback').catch(() => undefined);
+    }
+  }, 90_000);
+
+  it('connector api with a request still being received exits 1 within the bound, saying why', async () => {
+    const port = await freePort();
+    const child = startCli(['api'], { env: { ...env.env, CONNECTOR_API_PORT: String(port) }, cwd: env.workDir });
+    const socket = new Socket();
+    try {
+      await eventually(async () => child.output().includes('"event":"api.listening"'), { timeoutMs: 30_000, what: 'the API to start' });
+      // An ERP on a slow line: its request has begun and is not whole yet (the API waits up to 60 s for headers, 5 min for a body).
+      await new Promise<void>((resolve, reject) => socket.once('error', reject).connect(port, '127.0.0.1', resolve));
+      socket.write(`POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+
+      const signalled = Date.now();
+      child.kill('SIGINT');
+      const code = await waitForExit(child, PM2_KILL_TIMEOUT_MS).catch((err: Error) => {
+        throw new Error(`${err.message}: PM2 would SIGKILL it now (${Math.round((Date.now() - signalled) / 1000)} s after SIGINT)\n${child.output().slice(-3000)}`);
+      });
+      expect(Date.now() - signalled).toBeLessThan(PM2_KILL_TIMEOUT_MS - 2_000);
+      expect(code).toBe(1);
+      expect(child.output()).toMatch(/"event":"api\.shutdown\.timeout".*"boundMs":25000/);
+    } finally {
+      socket.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }, 90_000);
 });
