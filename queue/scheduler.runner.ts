@@ -163,7 +163,7 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
   let alertFailures = 0;
   let nextAlertAt = 0;
   function alertIncidents(): void {
-    if (stopped || !leader || alerting || Date.now() < nextAlertAt) return;
+    if (stopped || !leader || alerting || performance.now() < nextAlertAt) return;
     alerting = (async () => {
       try {
         const result = await mailIncidentAlerts(context);
@@ -174,7 +174,9 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
         alertFailures += 1;
         context.logger.warn({ event: 'scheduler.incident_alerts.error', err: (err as Error).message });
       } finally {
-        nextAlertAt = alertFailures ? Date.now() + context.config.lockdown.notify.incidentsEveryMs * 2 ** Math.min(alertFailures, 4) : 0;
+        // On the monotonic clock: counted on the wall clock, a step back of the machine's clock (NTP
+        // correcting a clock that ran ahead) was added to the wait, and no incident was mailed for that long.
+        nextAlertAt = alertFailures ? performance.now() + context.config.lockdown.notify.incidentsEveryMs * 2 ** Math.min(alertFailures, 4) : 0;
         alerting = undefined;
       }
     })();
