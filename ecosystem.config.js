@@ -24,7 +24,21 @@ else if (!process.env.CONNECTOR_LOG_DIR && !fs.lstatSync(logs).isSymbolicLink())
     // not ours to change (EPERM): PM2 still starts
   }
 }
-const workerInstances = Number(process.env.CONNECTOR_WORKER_INSTANCES || 1);
+const workerInstances = workerInstancesOf(process.env.CONNECTOR_WORKER_INSTANCES);
+
+/**
+ * CONNECTOR_WORKER_INSTANCES: how many worker processes, a whole number from 1 (unset or empty: 1).
+ * Anything else is refused here, naming the variable: given to PM2 as it was, "two" (NaN) made the
+ * daemon's instance count fail (no worker started), and 0 or -1 meant one worker per CPU core, or
+ * one less, to PM2: not "no worker".
+ */
+function workerInstancesOf(raw) {
+  if (raw === undefined || raw.trim() === '') return 1;
+  if (!/^[1-9][0-9]*$/.test(raw.trim())) {
+    throw new Error(`CONNECTOR_WORKER_INSTANCES must be a whole number of worker processes, 1 or more (unset: 1); got "${raw}"`);
+  }
+  return Number(raw.trim());
+}
 
 function app(name, command, extra = {}) {
   return {

@@ -57,3 +57,38 @@ describe('ecosystem.config.js: the PM2 logs', () => {
     expect(statSync(logs).mode & 0o777).toBe(0o750);
   });
 });
+
+describe('ecosystem.config.js: CONNECTOR_WORKER_INSTANCES', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ecosystem-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const workers = (value: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { CONNECTOR_LOG_DIR: join(dir, 'logs'), CONNECTOR_WORKER_INSTANCES: value };
+    if (value === undefined) delete env.CONNECTOR_WORKER_INSTANCES;
+    return (loadEcosystem(env) as Array<{ name: string; instances: unknown }>).find((a) => a.name === 'connector-worker')?.instances;
+  };
+  const refusal = (value: string): string => {
+    try {
+      workers(value);
+    } catch (err) {
+      return String((err as { stderr?: Buffer }).stderr ?? err);
+    }
+    return 'accepted';
+  };
+
+  it('sets the number of worker processes; unset or empty, one', () => {
+    expect(workers(undefined)).toBe(1);
+    expect(workers('')).toBe(1);
+    expect(workers('3')).toBe(3);
+    expect(workers(' 2 ')).toBe(2);
+  });
+
+  it('refuses what PM2 would read otherwise, naming the variable and the rule: "two" (NaN: no worker started), 0 and -1 (one per CPU core, or one less)', () => {
+    for (const value of ['two', '0', '-1', '1.5', '2x']) {
+      expect({ value, refusal: refusal(value) }).toEqual({ value, refusal: expect.stringContaining(`CONNECTOR_WORKER_INSTANCES must be a whole number of worker processes, 1 or more (unset: 1); got "${value}"`) });
+    }
+  });
+});
