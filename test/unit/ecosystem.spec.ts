@@ -68,7 +68,7 @@ describe('ecosystem.config.js: CONNECTOR_WORKER_INSTANCES', () => {
   const workers = (value: string | undefined) => {
     const env: NodeJS.ProcessEnv = { CONNECTOR_LOG_DIR: join(dir, 'logs'), CONNECTOR_WORKER_INSTANCES: value };
     if (value === undefined) delete env.CONNECTOR_WORKER_INSTANCES;
-    return (loadEcosystem(env) as Array<{ name: string; instances: unknown }>).find((a) => a.name === 'connector-worker')?.instances;
+    return (loadEcosystem(env) as unknown as Array<{ name: string; instances: unknown }>).find((a) => a.name === 'connector-worker')?.instances;
   };
   const refusal = (value: string): string => {
     try {
