@@ -27,6 +27,18 @@ function pm2KillTimeoutMs(): number {
 }
 const PM2_KILL_TIMEOUT_MS = pm2KillTimeoutMs();
 
+/** SIGINT as PM2 sends it; the process must end, exit 1 naming the bound, before PM2 would SIGKILL it. */
+async function expectBoundedExit(child: ReturnType<typeof startCli>, name: 'worker' | 'api'): Promise<void> {
+  const signalled = Date.now();
+  child.kill('SIGINT');
+  const code = await waitForExit(child, PM2_KILL_TIMEOUT_MS).catch((err: Error) => {
+    throw new Error(`${err.message}: PM2 would SIGKILL it now (${Math.round((Date.now() - signalled) / 1000)} s after SIGINT)\n${child.output().slice(-3000)}`);
+  });
+  expect(Date.now() - signalled).toBeLessThan(PM2_KILL_TIMEOUT_MS - 2_000);
+  expect(code).toBe(1);
+  expect(child.output()).toMatch(new RegExp(`"event":"${name}\\.shutdown\\.timeout".*"boundMs":${SHUTDOWN_BOUND_MS}`));
+}
+
 /**
  * `pm2 stop` / `pm2 reload` send SIGINT and SIGKILL kill_timeout (30 s) later. The worker bounds its
  * wait for running jobs (20 s, queue/worker.runner.ts) below that, but a job still running then kept
@@ -86,14 +98,7 @@ describe('a graceful shutdown that cannot finish ends before PM2 SIGKILLs it (re
         { timeoutMs: 30_000, what: 'the write-back to wait for the lock' },
       );
 
-      const signalled = Date.now();
-      child.kill('SIGINT');
-      const code = await waitForExit(child, PM2_KILL_TIMEOUT_MS).catch((err: Error) => {
-        throw new Error(`${err.message}: PM2 would SIGKILL it now (${Math.round((Date.now() - signalled) / 1000)} s after SIGINT)\n${child.output().slice(-3000)}`);
-      });
-      expect(Date.now() - signalled).toBeLessThan(PM2_KILL_TIMEOUT_MS - 2_000);
-      expect(code).toBe(1);
-      expect(child.output()).toMatch(/"event":"worker\.shutdown\.timeout".*"boundMs":25000/);
+      await expectBoundedExit(child, 'worker');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await queues.close();
@@ -113,14 +118,7 @@ describe('a graceful shutdown that cannot finish ends before PM2 SIGKILLs it (re
       socket.write(`POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n`);
       await new Promise((resolve) => setTimeout(resolve, 500));
 
-      const signalled = Date.now();
-      child.kill('SIGINT');
-      const code = await waitForExit(child, PM2_KILL_TIMEOUT_MS).catch((err: Error) => {
-        throw new Error(`${err.message}: PM2 would SIGKILL it now (${Math.round((Date.now() - signalled) / 1000)} s after SIGINT)\n${child.output().slice(-3000)}`);
-      });
-      expect(Date.now() - signalled).toBeLessThan(PM2_KILL_TIMEOUT_MS - 2_000);
-      expect(code).toBe(1);
-      expect(child.output()).toMatch(/"event":"api\.shutdown\.timeout".*"boundMs":25000/);
+      await expectBoundedExit(child, 'api');
     } finally {
       socket.destroy();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
