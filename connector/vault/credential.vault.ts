@@ -217,7 +217,15 @@ export async function setCredentials(
     if (same && existing.revokedAt && !input.reuseRevoked) throw secretUnchanged();
     // The pair in use, stored again (a provisioning script run twice): nothing changes, and its age
     // (R-1, R-2: generated when the bank issued it) is not restarted.
-    if (same && !existing.revokedAt && existing.clientId === input.clientId) return credentialStatusOf(existing, now);
+    // Given again with the day it was generated (`--generated-at`, a correction): only that changes.
+    if (same && !existing.revokedAt && existing.clientId === input.clientId) {
+      if (input.generatedAt && input.generatedAt.getTime() !== existing.generatedAt.getTime()) {
+        Object.assign(existing, { generatedAt: input.generatedAt, updatedAt: now, updatedBy: input.actor });
+        await tx.flush();
+        await appendAudit(tx, { actor: input.actor, action: 'credentials.generated_at', subject: input.clientId, details: { generatedAt: input.generatedAt.toISOString() }, at: now });
+      }
+      return credentialStatusOf(existing, now);
+    }
     const sealed = deps.box.encrypt(input.clientSecret, SECRET_PURPOSE);
     const generatedAt = input.generatedAt ?? (same ? existing.generatedAt : now);
     if (existing) {
@@ -226,13 +234,13 @@ export async function setCredentials(
       tx.create(CredentialVault, { id: 1, clientId: input.clientId, secretEnc: sealed, generatedAt, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     }
     await tx.flush();
-    await appendAudit(tx, { actor: input.actor, action: 'credentials.set', subject: input.clientId, details: { replaced: Boolean(existing), keyId: deps.box.currentKeyId }, at: now });
+    await appendAudit(tx, { actor: input.actor, action: 'credentials.set', subject: input.clientId, details: { replaced: Boolean(existing), keyId: deps.box.currentKeyId, generatedAt: generatedAt.toISOString() }, at: now });
     return credentialStatusOf(await tx.findOneOrFail(CredentialVault, { id: 1 }), now);
   });
 }
 
 /** `credentials rotate`: a new Client Secret for the same Client ID, regenerated in Internet-banking (2.1.1-2.1.2). */
-export async function rotateSecret(deps: VaultDeps, input: { clientSecret: string; clientId?: string; actor: string }): Promise<CredentialStatus> {
+export async function rotateSecret(deps: VaultDeps, input: { clientSecret: string; clientId?: string; actor: string; generatedAt?: Date }): Promise<CredentialStatus> {
   checkSecret(input.clientSecret);
   if (input.clientId !== undefined && !CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
   const now = deps.clock.now();
@@ -242,7 +250,7 @@ export async function rotateSecret(deps: VaultDeps, input: { clientSecret: strin
     const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);
     if (input.clientId) row.clientId = input.clientId;
     if (sameSecret(previous, input.clientSecret)) throw secretUnchanged();
-    Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: now, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
+    Object.assign(row, { secretEnc: deps.box.encrypt(input.clientSecret, SECRET_PURPOSE), generatedAt: input.generatedAt ?? now, lastUsedAt: null, revokedAt: null, revokedReason: null, revokedSource: null, updatedAt: now, updatedBy: input.actor });
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'credentials.rotated', subject: row.clientId, details: { keyId: deps.box.currentKeyId }, at: now });
     return credentialStatusOf(row, now);

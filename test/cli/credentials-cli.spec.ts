@@ -194,3 +194,39 @@ describe("the pair's clocks (R-1) as doctor and credentials status tell them agr
     expect(doctor).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/^CREDENTIALS_AGING: /) });
   });
 });
+
+describe('--generated-at: R-1 counts from the day Internet-banking generated the pair, not from the day it was stored', () => {
+  const day = 86_400_000;
+  const kzDate = (ms: number) => new Date(ms + 5 * 3_600_000).toISOString().slice(0, 10);
+  const status = async () => JSON.parse((await cli(['credentials', 'status', '--json'])).stdout) as { clientId: string; ageDays: number; warnings: Array<{ code: string }> };
+
+  it('a pair stored 80 days after it was generated warns CREDENTIALS_AGING at once; a correction of the day alone changes only the day; a future or bad day is a usage error', async () => {
+    const generated = kzDate(Date.now() - 80 * day);
+    const set = await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', generated], 'Generated-Client-Secret-1\n');
+    expect(set.code).toBe(0);
+    let now = await status();
+    expect(now.clientId).toBe('client-generated');
+    expect(now.ageDays).toBeGreaterThanOrEqual(79);
+    expect(now.warnings.map((w) => w.code)).toContain('CREDENTIALS_AGING');
+
+    // The same pair again, with the day corrected: only the day changes (a provisioning script's rerun changes nothing).
+    expect((await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', kzDate(Date.now() - 2 * day)], 'Generated-Client-Secret-1\n')).code).toBe(0);
+    now = await status();
+    expect(now.ageDays).toBeLessThanOrEqual(3);
+    expect(now.warnings.map((w) => w.code)).not.toContain('CREDENTIALS_AGING');
+
+    // rotate takes it too.
+    expect((await cli(['credentials', 'rotate', '--secret-stdin', '--generated-at', kzDate(Date.now() - 86 * day)], 'Generated-Client-Secret-2\n')).code).toBe(0);
+    expect((await status()).warnings.map((w) => w.code)).toContain('CREDENTIALS_AGING');
+
+    const future = await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', kzDate(Date.now() + 3 * day)], 'Generated-Client-Secret-3\n');
+    expect(future.code).toBe(2);
+    expect(future.stderr).toMatch(/--generated-at \S+ is in the future/);
+    const bad = await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', '20.11.2026'], 'Generated-Client-Secret-3\n');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--generated-at 20\.11\.2026 is not a date: expected YYYY-MM-DD/);
+    // Refused before anything was stored: the rotated pair stands.
+    expect((await status()).warnings.map((w) => w.code)).toContain('CREDENTIALS_AGING');
+    for (const res of [set, future, bad]) expect(res.stdout + res.stderr).not.toMatch(/Generated-Client-Secret/);
+  });
+});

@@ -17,6 +17,7 @@ import { SecretBox } from '../../vault/secret-box';
 import { printJson, say, table } from '../output';
 import { readSecretFromStdin, runAction } from '../run-action';
 import { readNewPassword } from '../secret.prompt';
+import { parseKzInstant } from '../../calendar/kz-time';
 import { cliActor } from './foundation.commands';
 
 /**
@@ -55,6 +56,22 @@ function statusLines(status: CredentialStatus): string {
     `master key:     ${status.masterKeyFile}`,
     `usable:         ${status.usable ? 'yes' : `NO (${why})`}`,
   ].join('\n');
+}
+
+const GENERATED_AT_HELP = "when the pair (the secret) was generated in Internet-banking: a date (YYYY-MM-DD, Kazakhstan time) or an ISO time; R-1's clocks count from it (default: now)";
+
+/**
+ * `--generated-at`: the day Internet-banking generated the pair, when it is stored later (R-1: the
+ * 90 days count from the generation, not from the day an admin got round to storing it; counted
+ * from the storing, the warnings of day 75 and 85 came late, and the bank could block the pair
+ * before the connector said a word). Not in the future of the connector's clock.
+ */
+function generatedAtOf(text: string | undefined, now: Date): Date | undefined {
+  if (text === undefined) return undefined;
+  const at = parseKzInstant(text, { dateOnly: true });
+  if (!at) throw new UsageError(`--generated-at ${text} is not a date: expected YYYY-MM-DD (Kazakhstan time) or an ISO time, e.g. 2026-11-20`);
+  if (at.getTime() > now.getTime()) throw new UsageError(`--generated-at ${text} is in the future (now ${now.toISOString()}): give the day Internet-banking generated the pair`);
+  return at;
 }
 
 export function registerUsersCommands(program: Command): void {
@@ -260,17 +277,19 @@ export function registerUsersCommands(program: Command): void {
     .requiredOption('--client-id <id>', 'the Client ID from Internet-banking')
     .option('--secret-stdin', 'read the Client Secret from standard input (required)')
     .option('--master-key-lost', 'the master key that sealed the stored secrets is lost for good: seal with the key file in use (created if missing); what the lost key sealed stays unreadable')
+    .option('--generated-at <date>', GENERATED_AT_HELP)
     .action(
-      runAction(async (opts: { clientId: string; secretStdin?: boolean; masterKeyLost?: boolean }) => {
+      runAction(async (opts: { clientId: string; secretStdin?: boolean; masterKeyLost?: boolean; generatedAt?: string }) => {
         if (!opts.secretStdin) throw new UsageError('give the Client Secret on standard input with --secret-stdin (never on the command line)');
-        const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
         const clock = clockFromConfig(config);
+        const generatedAt = generatedAtOf(opts.generatedAt, clock.now());
+        const secret = await readSecretFromStdin('Client Secret');
         // Relative to the working directory by default: always said, as an absolute path.
         const keyFile = resolveMasterKeyPath(config.masterKeyFile);
         return withOrm(config, async (orm) => {
           const sealing = await sealingKeyFor(orm.em.fork(), keyFile, { masterKeyLost: opts.masterKeyLost, actor: cliActor(), now: clock.now() });
-          const status = await setCredentials({ em: orm.em.fork(), box: sealing.box, clock }, { clientId: opts.clientId, clientSecret: secret, actor: cliActor() });
+          const status = await setCredentials({ em: orm.em.fork(), box: sealing.box, clock }, { clientId: opts.clientId, clientSecret: secret, actor: cliActor(), generatedAt });
           say(`Client ID ${status.clientId} and its secret stored, sealed with master key ${sealing.box.currentKeyId} of ${keyFile}${sealing.created ? ' (a new key file, created now: back it up with the database)' : ''}`);
           for (const s of sealing.unreadable) {
             if (s.purpose === SECRET_PURPOSE) say(`note: the Client Secret stored before was sealed under master key ${SecretBox.keyIdOf(s.sealed) ?? '?'}, which ${keyFile} does not hold (${s.code}); it is replaced`);
@@ -285,18 +304,20 @@ export function registerUsersCommands(program: Command): void {
     .description('store a regenerated Client Secret (Internet-banking 2.1.1-2.1.2); both clocks restart')
     .option('--secret-stdin', 'read the new Client Secret from standard input (required)')
     .option('--client-id <id>', 'the new Client ID, when the bank issued one with the new secret')
+    .option('--generated-at <date>', GENERATED_AT_HELP)
     .action(
-      runAction(async (opts: { secretStdin?: boolean; clientId?: string }) => {
+      runAction(async (opts: { secretStdin?: boolean; clientId?: string; generatedAt?: string }) => {
         if (!opts.secretStdin) throw new UsageError('give the new Client Secret on standard input with --secret-stdin (never on the command line)');
-        const secret = await readSecretFromStdin('Client Secret');
         const config = loadConfig();
+        const generatedAt = generatedAtOf(opts.generatedAt, clockFromConfig(config).now());
+        const secret = await readSecretFromStdin('Client Secret');
         return withOrm(config, async (orm) => {
           // Nothing stored: say so first (`set` stores a first pair), not that a key file is missing.
           if (!(await credentialStatus({ em: orm.em, clock: clockFromConfig(config) })).configured) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID / Client Secret stored yet: store the pair with connector credentials set --client-id ID --secret-stdin');
           // The key that opens the stored secret, never a new one (MASTER_KEY_MISSING names the file).
           const box = SecretBox.open(config);
-          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor() });
-          say(`Client Secret of ${status.clientId} rotated, sealed with master key ${box.currentKeyId} of ${box.keyFile}; both clocks restart today`);
+          const status = await rotateSecret({ em: orm.em.fork(), box, clock: clockFromConfig(config) }, { clientSecret: secret, clientId: opts.clientId, actor: cliActor(), generatedAt });
+          say(`Client Secret of ${status.clientId} rotated, sealed with master key ${box.currentKeyId} of ${box.keyFile}; both clocks restart ${generatedAt ? `from ${status.generatedAt}` : 'today'}`);
           return 0;
         });
       }),
