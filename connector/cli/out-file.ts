@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ConnectorError, UsageError } from '../shared/errors';
+import { osUserName } from './os-user';
 
 /**
  * The file an `--out` names, checked before any work: a folder there (`--out /srv/1c/inbox`, the
@@ -22,8 +22,8 @@ export function outFilePath(flag: string, given: string, example: string): strin
 }
 
 const WHY: Record<string, (path: string) => string> = {
-  EACCES: (path) => `its folder ${dirname(path)} is not writable by ${osUser()}`,
-  EPERM: (path) => `its folder ${dirname(path)} is not writable by ${osUser()}`,
+  EACCES: (path) => `its folder ${dirname(path)} is not writable by ${osUserName() ?? 'this user'}`,
+  EPERM: (path) => `its folder ${dirname(path)} is not writable by ${osUserName() ?? 'this user'}`,
   EROFS: () => 'it is on a read-only file system',
   ENOSPC: () => 'the disk is full',
   EDQUOT: () => 'the disk quota is used up',
@@ -32,14 +32,6 @@ const WHY: Record<string, (path: string) => string> = {
   EEXIST: (path) => `its folder ${dirname(path)} is a file, not a folder`,
   EISDIR: () => 'it is a folder',
 };
-
-function osUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'this user';
-  }
-}
 
 /**
  * A write to `--out` that the file system refused, named by the flag and the path given (not the

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { buildApiWithExtensions } from '../../api/api.extensions';
-import { userInfo } from 'node:os';
 import { loadConfig } from '../../../config/load-config';
 import { migrate, pendingMigrations } from '../../persistence/database';
 import { createAppContext, createCliContext, withOrm, type AppContext } from '../../app/app-context';
@@ -27,16 +26,11 @@ import { requireRedis } from '../require-redis';
 import { untilSignal } from '../lifecycle';
 import { printJson, say, table } from '../output';
 import { isUuid } from '../../shared/uuid';
+import { osUserName } from '../os-user';
 
 /** The local operator acting through the CLI (INTERFACES.md: recorded as cli:<os user>). */
 export function cliActor(): string {
-  let name = 'unknown';
-  try {
-    name = userInfo().username;
-  } catch {
-    name = process.env.USER ?? 'unknown';
-  }
-  return `cli:${name}`;
+  return `cli:${osUserName() ?? 'unknown'}`;
 }
 
 /**
