@@ -233,19 +233,15 @@ const STAGE_STATES: Readonly<Record<string, readonly OrderState[]>> = {
  * (past the stage of `job`, when given).
  */
 export async function markOrderFailed(em: EntityManager, orderId: string, error: string, actor = 'worker', job?: string): Promise<boolean> {
-  const rows = await em.execute<Array<{ state: OrderState; leased: boolean }>>(
-    'select state, coalesce(send_lease_until > now(), false) as leased from payment_order where id = ?',
-    [orderId],
-  );
+  const rows = await em.execute<Array<{ state: OrderState }>>('select state from payment_order where id = ?', [orderId]);
   const from = rows[0]?.state;
   const failable = (job && STAGE_STATES[job]) || RETRYABLE_FROM;
   if (!from || !failable.includes(from)) return false;
   // A sender holds the order's send lease: its job gave up (stalled out while its process was
   // busy), the send did not, and the bank's answer to it decides. Failed now, the bank's acceptance
   // would find the order failed and its reference would be lost. Once the lease lapses with no
-  // answer recorded, the sweeper queues the order again (lookup first).
-  // Judged again on the row the transition locks: a sender may take the lease after the look above.
-  if (from === 'submitting' && rows[0].leased) return false;
+  // answer recorded, the sweeper queues the order again (lookup first). Judged on the row the
+  // transition locks (unlessSendLeased): a sender may take the lease after the look above.
   try {
     const result = await transitionOrder(em, orderId, 'failed', {
       actor,
