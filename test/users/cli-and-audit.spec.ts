@@ -106,6 +106,13 @@ describe('connector users / credentials', () => {
     const key = await cli(['api-keys', 'create', 'erp-typo', '--accounts', 'KZ88998CTB0000000001,KZ00998CTB0000000001']);
     expect([key.code, key.stdout, key.stderr]).toEqual([1, '', expect.stringMatching(/^INVALID_ACCOUNT: accounts "KZ00998CTB0000000001" breaks IBAN_CHECKSUM: /m)]);
     expect(await em().execute("select 1 from api_key where name = 'erp-typo'")).toEqual([]);
+    // `--accounts ""` (an empty shell variable) or only commas: the flag names no account. It used to
+    // make a key for no account, as if the flag were left out; now a usage error naming the flag.
+    for (const empty of ['', ' ', ',', ' , ']) {
+      const none = await cli(['api-keys', 'create', 'erp-empty', '--accounts', empty]);
+      expect([empty, none.code, none.stdout, none.stderr]).toEqual([empty, 2, '', expect.stringMatching(/^USAGE: --accounts ".*" names no account/m)]);
+    }
+    expect(await em().execute("select 1 from api_key where name = 'erp-empty'")).toEqual([]);
     const good = await cli(['api-keys', 'create', 'erp-typo', '--accounts', 'KZ88998CTB0000000001']);
     expect([good.code, good.stdout]).toEqual([0, expect.stringMatching(/^ck_/)]);
   });

@@ -338,7 +338,13 @@ export function registerFoundationCommands(program: Command): void {
     .option('--accounts <ibans>', 'comma-separated payer accounts the key may submit for (none without it)')
     .action(
       runAction(async (name: string, opts: { accounts?: string }) => {
-        const accounts = opts.accounts ? opts.accounts.split(',').map((a) => a.trim()).filter(Boolean) : [];
+        const accounts = opts.accounts === undefined ? [] : opts.accounts.split(',').map((a) => a.trim()).filter(Boolean);
+        // `--accounts ""` (an unset shell variable) or `--accounts ,` asked for accounts and named
+        // none: it used to make a key for no account, as if the flag had been left out. Refused, so
+        // the operator sees the mistake instead of an ERP's first order failing with 403.
+        if (opts.accounts !== undefined && accounts.length === 0) {
+          throw new UsageError(`--accounts "${opts.accounts}" names no account: give the payer IBANs separated by commas, or leave --accounts out for a key with no account yet (grant them later with api-keys grant)`);
+        }
         return withOrm(loadConfig(), async (orm) => {
           const { key, record } = await createApiKey(orm.em.fork(), name, accounts, cliActor());
           process.stdout.write(`${key}\n`);
