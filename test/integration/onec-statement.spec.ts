@@ -294,4 +294,16 @@ describe('connector onec statement', () => {
     const bad = await runCli(['onec', 'statement', '--account', ACCOUNT, '--from', '2026-11-31', '--to', '2026-11-24', '--out', join(env.workDir, 'x.txt')], { env: env.env, cwd: env.workDir });
     expect(bad.code).toBe(2);
   });
+
+  it('refuses a mistyped --account as a usage error naming the IBAN and the rule (it was NO_STATEMENT, "add it to pipeline.accounts")', async () => {
+    const out = join(env.workDir, 'typo.txt');
+    // The account above with two digits swapped: mod-97 fails.
+    const typo = await runCli(['onec', 'statement', '--account', 'KZ69998CTA0000000110', '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir });
+    expect([typo.code, typo.stderr]).toEqual([2, expect.stringMatching(/^USAGE: --account KZ69998CTA0000000110: IBAN_CHECKSUM: /m)]);
+    const short = await runCli(['onec', 'statement', '--account', 'KZ69998CTA000000010', '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir });
+    expect([short.code, short.stderr]).toEqual([2, expect.stringMatching(/^USAGE: --account KZ69998CTA000000010: IBAN_FORMAT: /m)]);
+    expect(readdirSync(env.workDir)).not.toContain('typo.txt');
+    // Lower case and spaces around it are still the account.
+    expect((await runCli(['onec', 'statement', '--account', ` ${ACCOUNT.toLowerCase()} `, '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir })).code).toBe(0);
+  });
 });

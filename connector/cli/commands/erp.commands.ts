@@ -173,6 +173,11 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
   if (opts.from > opts.to) throw new UsageError(`--from ${opts.from} is after --to ${opts.to}`);
   const out = outFilePath('--out', opts.out, 'kl_to_1c.txt');
   const account = opts.account.trim().toUpperCase();
+  // A mistyped account is the operator's input error, told as such (exit 2, the rule it breaks):
+  // it used to be looked up and answered NO_STATEMENT with advice to add it to pipeline.accounts.
+  // Format and mod-97 only: an account of a bank missing from the directory is still looked up.
+  const iban = checkIbanFormat(account);
+  if (!iban.ok) throw new UsageError(`--account ${opts.account}: ${iban.code}: ${iban.messageEn}`);
   const config = loadConfig();
   const encoding = opts.encoding ?? config.onec.encoding;
   const now = clockFromConfig(config).now();
