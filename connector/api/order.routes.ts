@@ -129,6 +129,17 @@ function canSee(principal: Principal, account: string): boolean {
   return principal.accounts === 'all' ? !principal.exceptAccounts?.includes(account) : principal.accounts.includes(account);
 }
 
+/**
+ * An order taken in (committed) whose lockdown check failed after the commit: accepted, not yet
+ * judged. Answered as taken in, with this warning, never as an error: an ERP told "error" would
+ * send the payment again (intakeOrders' `lockdownUnchecked`).
+ */
+const LOCKDOWN_UNCHECKED_WARNING = {
+  field: 'state',
+  code: 'LOCKDOWN_UNCHECKED',
+  message: 'taken in and stored; whether a lockdown is in force could not be read just now, so the order waits in state received for the validate stage (held there if a lockdown is in force): do not send it again, follow it with GET /api/v1/orders/:id',
+};
+
 interface StoredResponse {
   status: number;
   body: unknown;
@@ -295,7 +306,7 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
           created: r.created,
           erpDocumentId: order?.erpDocumentId ?? null,
           errors: order?.errors ?? [],
-          warnings: order?.warnings ?? [],
+          warnings: r.lockdownUnchecked ? [...(order?.warnings ?? []), LOCKDOWN_UNCHECKED_WARNING] : order?.warnings ?? [],
           ...(r.conflict ? { conflict: { code: 'DOCUMENT_CONFLICT', message: conflictMessage(orders[index], r.conflict, r.orderId), state: r.conflict.state, differences: r.conflict.differences } } : {}),
         };
       });

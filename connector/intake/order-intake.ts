@@ -35,6 +35,12 @@ export interface IntakeResult {
    * not a silent success). The ERP must give a changed document a new number.
    */
   conflict?: IntakeConflict;
+  /**
+   * Stored, but whether a lockdown is in force could not be read after the commit (PostgreSQL
+   * failed or timed out there): the order is left `received`, unjudged, for the validate job, which
+   * holds it under a lockdown. Its caller must not be told "error" for an order that was taken in.
+   */
+  lockdownUnchecked?: true;
 }
 
 export interface IntakeConflict {
@@ -561,17 +567,32 @@ export async function intakeOrders(
   });
   // Issue 16: under lockdown intake stays open (nothing an ERP sends is lost) but new orders wait
   // as `held`; they are validated when an admin resolves the lockdown.
-  if (toEnqueue.length && (await isLockdownRecorded(em))) {
-    const held = await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue);
-    // null: resolved while this waited for the resolve; they are queued as usual.
-    if (held) {
-      for (const result of results) if (held.includes(result.orderId)) result.state = 'held';
-      return results;
+  // The orders are committed from here on: a failure of this check must not become an error for
+  // orders that were taken in (the ERP would be told "not accepted" and might send them again
+  // under a new number). Fail closed instead: no inline verdict, the orders stay `received` and go
+  // to the validate job, which looks at the lockdown itself and holds them while it is in force.
+  let lockdownUnchecked = false;
+  try {
+    if (toEnqueue.length && (await isLockdownRecorded(em))) {
+      const held = await holdPendingOrders(em, options.actor, 'lockdown in force: held on arrival', now, toEnqueue);
+      // null: resolved while this waited for the resolve; they are queued as usual.
+      if (held) {
+        for (const result of results) if (held.includes(result.orderId)) result.state = 'held';
+        return results;
+      }
     }
+  } catch (err) {
+    lockdownUnchecked = true;
+    options.logger?.warn(
+      { event: 'intake.lockdown_check_failed', orders: toEnqueue.length, error: err instanceof Error ? err.message : String(err) },
+      'orders stored, but the lockdown flag could not be read after the commit: left received for the validate job, which holds them under a lockdown',
+    );
+    const pending = new Set(toEnqueue);
+    for (const result of results) if (pending.has(result.orderId)) result.lockdownUnchecked = true;
   }
   // After commit: a job must never point at a row that a rolled-back transaction never wrote.
   // If this enqueue is lost (crash, Redis down), the sweeper finds the order in `received`.
-  if (options.validateInline) {
+  if (options.validateInline && !lockdownUnchecked) {
     const pending: string[] = [];
     const validated: string[] = [];
     for (const result of results) {

@@ -1,4 +1,6 @@
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { Client } from 'pg';
 import iconv from 'iconv-lite';
 import type { FastifyInstance } from 'fastify';
 import { stalledRequest } from '../support/stalled-request';
@@ -10,6 +12,8 @@ import { awaitIdempotent } from '../../connector/api/order.routes';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
+import { loadConfig } from '../../config/load-config';
+import { createLogger } from '../../connector/logging/logger';
 
 describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
   let env: TestEnv;
@@ -158,6 +162,52 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     await em().execute("delete from idempotency_record where idempotency_key = 'wait-3'");
     await expect(taken).resolves.toBe('reserved');
+  });
+
+  it('orders committed before the lockdown check fails (PostgreSQL times out on it) are answered as taken in, with a warning, and the failure is logged', async () => {
+    // A connector whose statements give up on a lock after 300 ms, and whose log the test reads.
+    const events: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) events.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const config = loadConfig({ env: env.env, cwd: env.workDir, overrides: { 'database.lockTimeoutMs': 300 } });
+    const slow = await createAppContext({ config, role: 'producer', logger: createLogger({ level: 'warn' }, sink) });
+    const slowApi = buildApi(slow);
+    await slowApi.ready();
+    const body = { orders: [sampleOrder({ number: 'LDU-1' }), sampleOrder({ number: 'LDU-2' })] };
+    const send = (api: FastifyInstance) =>
+      api.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': 'ldu-1' }, payload: JSON.stringify(body) });
+    // Another session holds the lockdown flag's table (a stuck session): the orders' own
+    // transaction does not read it and commits; the look at the flag after the commit times out.
+    const holder = new Client({ connectionString: env.config.database.url });
+    await holder.connect();
+    let first;
+    try {
+      await holder.query('begin');
+      await holder.query('lock table lockdown_state in access exclusive mode');
+      first = await send(slowApi);
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await slowApi.close();
+      await slow.close();
+    }
+    // It used to be a 500 for two orders that were stored: the ERP was told they were not taken in.
+    expect(first.statusCode).toBe(201);
+    const results = (first.json() as { results: Array<{ created: boolean; state: string; warnings: Array<{ code: string; message: string }> }> }).results;
+    expect(results.map((r) => [r.created, r.state, r.warnings.map((w) => w.code)])).toEqual([
+      [true, 'received', ['LOCKDOWN_UNCHECKED']],
+      [true, 'received', ['LOCKDOWN_UNCHECKED']],
+    ]);
+    expect(results[0].warnings[0].message).toMatch(/do not send it again/);
+    expect(events).toContainEqual(expect.objectContaining({ event: 'intake.lockdown_check_failed', orders: 2, error: expect.stringMatching(/lock timeout/) }));
+    // The answer is the key's: the ERP's retry gets it again, and each document is one order.
+    const again = await send(app);
+    expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', first.json()]);
+    expect([await countOrders('LDU-1'), await countOrders('LDU-2')]).toEqual([1, 1]);
   });
 
   it('answers 409 IDEMPOTENCY_CONFLICT for the same key with another body, and stores nothing new', async () => {
