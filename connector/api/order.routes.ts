@@ -146,11 +146,31 @@ interface StoredResponse {
 }
 
 /**
- * How long a reservation of an Idempotency-Key may wait for its response before another request
- * may take the key: far longer than any request runs (a batch is bounded by api.maxBatchSize), so
- * only a process that died mid-request loses it.
+ * How long a reservation of an Idempotency-Key lasts without a sign of life before another request
+ * may take the key. The request that holds it renews it every IDEMPOTENCY_HEARTBEAT_MS while it
+ * runs (keepReservation), however long that is, so only a request whose process died (or whose
+ * database stopped answering) loses it. It was a fixed 15 minutes from the start: the ERP's retries
+ * of a request that crashed were refused that long, each told "retry in 5 s". Taking the key from
+ * a live request would still make no second order (the natural key does not let a document in
+ * twice); it would only answer `created: false` where the first answers 201.
  */
-const IDEMPOTENCY_RESERVATION_MS = 15 * 60_000;
+export const IDEMPOTENCY_RESERVATION_MS = 60_000;
+export const IDEMPOTENCY_HEARTBEAT_MS = 10_000;
+
+/**
+ * Renews this request's reservation (its `created_at`) while it runs; `stop` when it has answered.
+ * A renewal that fails is left to the next one: the reservation lapses only after several missed.
+ */
+export function keepReservation(context: AppContext, scope: string, key: string, hash: string, everyMs = IDEMPOTENCY_HEARTBEAT_MS): { stop: () => void } {
+  const timer = setInterval(() => {
+    void context.orm.em
+      .fork()
+      .execute('update idempotency_record set created_at = ? where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [context.clock.now(), scope, key, hash])
+      .catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
 
 /**
  * Reserves the key for this body before any order is taken in (a row with status 0 until the
@@ -201,18 +221,36 @@ export async function awaitIdempotent(context: AppContext, scope: string, key: s
   for (;;) {
     const found = await reserveIdempotent(context, scope, key, hash);
     if (found !== 'sameInFlight') return found;
-    if (Date.now() >= until) {
-      const retryAfter = 5;
-      throw new ApiError(
-        409,
-        'IDEMPOTENCY_CONFLICT',
-        `the first request with this Idempotency-Key and this body is still being taken in (over ${Math.round(waitMs / 1000)} s); retry in ${retryAfter} s with the same key and body to get its answer`,
-        { inProgress: true },
-        { 'retry-after': String(retryAfter) },
-      );
-    }
+    if (Date.now() >= until) throw stillInFlight(context, await findReservedAt(context, scope, key), waitMs);
     await sleep(IDEMPOTENCY_POLL_MS);
   }
+}
+
+/**
+ * The answer to a request that waited its bound for the first with its key. While the first renews
+ * its reservation it is alive: retry in 5 s for its answer. A reservation not renewed for two
+ * heartbeats belongs to a request that most likely died: the answer says when the key is free
+ * (Retry-After up to IDEMPOTENCY_RESERVATION_MS), and the retry then takes the orders in itself.
+ */
+function stillInFlight(context: AppContext, renewedAt: Date | null, waitMs: number): ApiError {
+  const now = context.clock.now().getTime();
+  const freeAt = new Date((renewedAt ?? new Date(now)).getTime() + IDEMPOTENCY_RESERVATION_MS);
+  const silentMs = renewedAt ? now - renewedAt.getTime() : 0;
+  const dead = silentMs > 2 * IDEMPOTENCY_HEARTBEAT_MS;
+  const retryAfter = dead ? Math.max(1, Math.ceil((freeAt.getTime() - now) / 1000)) : 5;
+  const message = dead
+    ? `the first request with this Idempotency-Key and this body has given no sign of life for ${Math.round(silentMs / 1000)} s (it most likely stopped before answering); the key is free from ${freeAt.toISOString()}: retry in ${retryAfter} s with the same key and body, and that request takes the orders in (none is stored twice)`
+    : `the first request with this Idempotency-Key and this body is still being taken in (over ${Math.round(waitMs / 1000)} s); retry in ${retryAfter} s with the same key and body to get its answer`;
+  return new ApiError(409, 'IDEMPOTENCY_CONFLICT', message, { inProgress: true, freeAt: freeAt.toISOString() }, { 'retry-after': String(retryAfter) });
+}
+
+/** When the reservation of the key was last taken or renewed; null when there is none any more. */
+async function findReservedAt(context: AppContext, scope: string, key: string): Promise<Date | null> {
+  const rows = await context.orm.em.fork().execute<Array<{ created_at: Date }>>(
+    'select created_at from idempotency_record where scope = ? and idempotency_key = ? and response_status = 0',
+    [scope, key],
+  );
+  return rows.length ? new Date(rows[0].created_at) : null;
 }
 
 async function findIdempotent(context: AppContext, scope: string, key: string): Promise<{ hash: string; response: StoredResponse } | null> {
@@ -270,6 +308,8 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       const found = await awaitIdempotent(context, scope, idempotencyKey, requestHash);
       if (found !== 'reserved') return reply.status(found.replay.status).header('idempotent-replayed', 'true').send(found.replay.body);
     }
+    // Renewed while this request runs: a slow batch keeps its key, a dead process loses it in a minute.
+    const reservation = idempotencyKey ? keepReservation(context, scope, idempotencyKey, requestHash) : undefined;
     try {
       return await takeOrdersIn();
     } catch (err) {
@@ -278,6 +318,8 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
         await context.orm.em.fork().execute('delete from idempotency_record where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [scope, idempotencyKey, requestHash]).catch(() => undefined);
       }
       throw err;
+    } finally {
+      reservation?.stop();
     }
 
     /** The request itself: the orders taken in, the answer (stored for the key when this request reserved it). */

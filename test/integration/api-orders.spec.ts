@@ -8,7 +8,9 @@ import { createTestEnv, type TestEnv } from '../support/test-env';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { buildApi } from '../../connector/api/api.server';
 import { buildApiWithExtensions } from '../../connector/api/api.extensions';
-import { awaitIdempotent } from '../../connector/api/order.routes';
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../connector/audit/audit.log';
+import { awaitIdempotent, IDEMPOTENCY_RESERVATION_MS, keepReservation } from '../../connector/api/order.routes';
 import { createApiKey, revokeApiKey } from '../../connector/api-keys/api-key.service';
 import { sampleOrder } from '../support/orders.fixture';
 import { purgeIdempotencyRecords } from '../../connector/intake/idempotency.retention';
@@ -209,6 +211,41 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect([again.statusCode, again.headers['idempotent-replayed'], again.json()]).toEqual([201, 'true', first.json()]);
     expect([await countOrders('LDU-1'), await countOrders('LDU-2')]).toEqual([1, 1]);
   });
+
+  it('a key whose request died mid-way is free again a minute after its last sign of life, and the 409 meanwhile says when', async () => {
+    const em = () => context.orm.em.fork();
+    const reserve = (key: string, silentMs: number, scope = 'stuck-scope', hash = 'h') =>
+      em().execute("insert into idempotency_record (scope, idempotency_key, request_hash, response_status, response_body, created_at) values (?, ?, ?, 0, 'null'::jsonb, ?)", [scope, key, hash, new Date(context.clock.now().getTime() - silentMs)]);
+    // Silent for 50 s: most likely dead. The answer says when the key is free (in about 10 s), not
+    // "retry in 5 s" for a quarter of an hour as it did.
+    await reserve('stuck-1', 50_000);
+    const refused = await awaitIdempotent(context, 'stuck-scope', 'stuck-1', 'h', 200).catch((err: unknown) => err as { statusCode: number; code: string; message: string; details: { freeAt: string }; headers: Record<string, string> });
+    expect(refused).toMatchObject({ statusCode: 409, code: 'IDEMPOTENCY_CONFLICT', details: { inProgress: true, freeAt: expect.any(String) } });
+    const retryAfter = Number((refused as { headers: Record<string, string> }).headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(8);
+    expect(retryAfter).toBeLessThanOrEqual(11);
+    expect((refused as { message: string }).message).toMatch(/no sign of life for 5\d s .* the key is free from \d{4}-\d\d-\d\dT.* retry in \d+ s/);
+    // A minute without a sign of life: the next request with the key takes it at once.
+    await reserve('stuck-2', IDEMPOTENCY_RESERVATION_MS + 1_000);
+    await expect(awaitIdempotent(context, 'stuck-scope', 'stuck-2', 'h', 200)).resolves.toBe('reserved');
+    // A live request, however slow, renews its reservation and keeps its key.
+    await reserve('stuck-3', IDEMPOTENCY_RESERVATION_MS - 500);
+    const alive = keepReservation(context, 'stuck-scope', 'stuck-3', 'h', 100);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await expect(awaitIdempotent(context, 'stuck-scope', 'stuck-3', 'h', 1_000)).rejects.toMatchObject({ statusCode: 409, headers: { 'retry-after': '5' }, message: expect.stringMatching(/still being taken in/) });
+    } finally {
+      alive.stop();
+    }
+    // Over HTTP: the ERP's retry of a request that crashed is taken in and answered 201, once.
+    const body = sampleOrder({ number: 'STUCK-HTTP-1' });
+    const [{ id }] = await em().execute<Array<{ id: string }>>("select id from api_key where name = 'erp-main'");
+    await reserve('stuck-http', IDEMPOTENCY_RESERVATION_MS + 1_000, `key:${id}`, createHash('sha256').update(canonicalJson(body)).digest('hex'));
+    const retried = await post(body, { 'idempotency-key': 'stuck-http' });
+    expect([retried.statusCode, retried.json().created]).toEqual([201, true]);
+    expect((await post(body, { 'idempotency-key': 'stuck-http' })).json()).toEqual(retried.json());
+    expect(await countOrders('STUCK-HTTP-1')).toBe(1);
+  }, 20_000);
 
   it('answers 409 IDEMPOTENCY_CONFLICT for the same key with another body, and stores nothing new', async () => {
     await post(sampleOrder({ number: 'IDEM-2' }), { 'idempotency-key': 'k-2' });
