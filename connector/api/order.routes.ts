@@ -358,11 +358,23 @@ export function registerOrderRoutes(app: FastifyInstance, context: AppContext): 
       const status = items.some((i) => i.created) ? 201 : 200;
       const body = batch ? { results: items } : items[0];
       if (idempotencyKey) {
-        await context.orm.em.fork().execute(
-          `update idempotency_record set response_status = ?, response_body = ?::jsonb
-            where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0`,
-          [status, JSON.stringify(body), scope, idempotencyKey, requestHash],
-        );
+        // The orders are committed: failing to keep the answer for the key must not turn it into an
+        // error (the ERP would think them not taken in). Answered all the same; the key is given back
+        // so that a retry takes the orders in again and is told what is stored (`created: false`).
+        await context.orm.em
+          .fork()
+          .execute(
+            `update idempotency_record set response_status = ?, response_body = ?::jsonb
+              where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0`,
+            [status, JSON.stringify(body), scope, idempotencyKey, requestHash],
+          )
+          .catch(async (err: unknown) => {
+            context.logger.warn({ event: 'api.idempotency_store_failed', orders: results.length, error: err instanceof Error ? err.message : String(err) }, 'orders taken in and answered, but their answer was not kept for the Idempotency-Key; the key is given back');
+            await context.orm.em
+              .fork()
+              .execute('delete from idempotency_record where scope = ? and idempotency_key = ? and request_hash = ? and response_status = 0', [scope, idempotencyKey, requestHash])
+              .catch(() => undefined);
+          });
       }
       return reply.status(status).send(body);
     }

@@ -212,6 +212,26 @@ describe('HTTP API: orders with API keys on real PostgreSQL and Redis', () => {
     expect([await countOrders('LDU-1'), await countOrders('LDU-2')]).toEqual([1, 1]);
   });
 
+  it('orders taken in whose answer cannot be kept for the Idempotency-Key are still answered as taken in; the retry is told they are stored', async () => {
+    // PostgreSQL refuses to store the answer (a real failure, injected as a trigger in this spec's schema).
+    const em = () => context.orm.em.fork();
+    await em().execute(`create function refuse_answer() returns trigger language plpgsql as $$ begin if new.response_status <> 0 then raise exception 'injected: answer not stored'; end if; return new; end $$`);
+    await em().execute('create trigger refuse_answer before update on idempotency_record for each row execute function refuse_answer()');
+    const body = sampleOrder({ number: 'NOSTORE-1' });
+    let first;
+    try {
+      first = await post(body, { 'idempotency-key': 'nostore-1' });
+    } finally {
+      await em().execute('drop trigger refuse_answer on idempotency_record');
+      await em().execute('drop function refuse_answer()');
+    }
+    // It used to be an error for an order that was stored.
+    expect([first.statusCode, first.json().created, first.json().state]).toEqual([201, true, 'validated']);
+    const again = await post(body, { 'idempotency-key': 'nostore-1' });
+    expect([again.statusCode, again.json().id, again.json().created]).toEqual([200, first.json().id, false]);
+    expect(await countOrders('NOSTORE-1')).toBe(1);
+  });
+
   it('a key whose request died mid-way is free again a minute after its last sign of life, and the 409 meanwhile says when', async () => {
     const em = () => context.orm.em.fork();
     const reserve = (key: string, silentMs: number, scope = 'stuck-scope', hash = 'h') =>
