@@ -65,6 +65,43 @@ describe('camt.053 reader', () => {
   });
 });
 
+describe('camt.053 batch entries (one Ntry, several TxDtls)', () => {
+  const batch = readFileSync(join(__dirname, 'testdata', 'camt053-batch.xml'), 'utf8');
+
+  it('gives one line per transaction, each with its own amount, party and references, under ids derived from the entry', async () => {
+    const [st] = await readCamt053(batch);
+    expect(st.lines.map((l) => [l.bankLineId, l.amount, l.direction, l.externalId, l.counterparty.iban])).toEqual([
+      ['20261125-00000010/1', 150000, 'debit', 'ext-1001', 'KZ608260000000000042'],
+      ['20261125-00000010/2', 200000, 'debit', 'ext-1002', 'KZ456010000000000888'],
+      ['SAL-20261125-7/1', 10000, 'debit', undefined, 'KZ456010000000000111'],
+      ['SAL-20261125-7/2', 20000, 'debit', undefined, 'KZ456010000000000222'],
+      ['SAL-20261125-7/3', 30025, 'debit', undefined, 'KZ456010000000000333'],
+      // A single transaction keeps the entry's own id (lines stored before stay the same lines).
+      ['20261125-00000012', 5000, 'debit', 'ext-1003', 'KZ608260000000000042'],
+    ]);
+    expect(st.lines[1]).toMatchObject({
+      bookingDate: '2026-11-25', currency: 'KZT', status: 'booked', kind: 'payment', knp: '859', documentNumber: '1002', bankReference: 'ACB202611250000012',
+      purpose: 'Оплата по договору 12', counterparty: { name: 'ТОО Подрядчик', iinBin: '030540000007', bic: 'HSBKKZKX' },
+    });
+    // Without a purpose of its own, a salary transfer says what the entry is.
+    expect(st.lines[2]).toMatchObject({ purpose: 'Зарплатная ведомость №7', counterparty: { name: 'Иванов И.', iinBin: '870650000005' } });
+    // Each transaction is counted once, the entry itself not again.
+    expect(checkStatementBalance(st)).toEqual({ ok: true, expectedClosing: 584975 });
+    // A re-fetch gives the same ids: storage by bank line id stays idempotent.
+    expect((await readCamt053(batch))[0].lines.map((l) => l.bankLineId)).toEqual(st.lines.map((l) => l.bankLineId));
+  });
+
+  it("refuses a batch whose transactions do not add up to the entry's amount, or lack one, naming Stmt, Ntry and the rule", async () => {
+    const short = batch.replace('<Amt Ccy="KZT">2000.00</Amt>', '<Amt Ccy="KZT">1999.99</Amt>');
+    await expect(readCamt053(short)).rejects.toThrow(/^Stmt 1 Ntry 1: its 2 TxDtls amount to -3499\.99, not the entry's -3500\.00: a batch entry's transactions must add up to its amount$/);
+    const missing = batch.replace('<Amt Ccy="KZT">200.00</Amt>', '');
+    await expect(readCamt053(missing)).rejects.toThrow(/^Stmt 1 Ntry 2 TxDtls 2: a batch entry's transaction needs its amount/);
+    const foreign = batch.replace('<Amt Ccy="KZT">200.00</Amt>', '<Amt Ccy="USD">200.00</Amt>');
+    await expect(readCamt053(foreign)).rejects.toThrow(/^Stmt 1 Ntry 2 TxDtls 2: amount in USD/);
+    await expect(readCamt053(short)).rejects.toThrow(Camt053Error);
+  });
+});
+
 describe('statement JSON mapper', () => {
   it('maps signed balances and keeps fee and pending lines', () => {
     const st = mapBankStatement({

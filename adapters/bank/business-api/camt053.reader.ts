@@ -2,7 +2,7 @@ import { parseStringPromise, processors } from 'xml2js';
 import { isoOfEpochDay } from '../../../connector/calendar/kz-calendar-data';
 import { kzLocalDayOf } from '../../../connector/calendar/kz-time';
 import { parseAmount } from '../../../connector/shared/money';
-import type { LineKind, StatementData, StatementLineData } from '../../../connector/statements/statement.model';
+import type { LineDirection, LineKind, LineStatus, StatementData, StatementLineData } from '../../../connector/statements/statement.model';
 
 /**
  * ISO 20022 camt.053 (BankToCustomerStatement) -> the domain's statement model. Banks and files
@@ -14,7 +14,8 @@ import type { LineKind, StatementData, StatementLineData } from '../../../connec
  * counterparty is the creditor of a debit and the debtor of a credit; TxDtls/Refs/EndToEndId ->
  * externalId, InstrId -> documentNumber, TxDtls/Refs/AcctSvcrRef -> bankReference;
  * Purp/Prtry (or Cd) of three digits -> KNP; RmtInf/Ustrd -> purpose. Balances OPBD, else PRCD,
- * else OPAV -> opening, CLBD -> closing (DBIT means negative).
+ * else OPAV -> opening, CLBD -> closing (DBIT means negative). An entry with several TxDtls (a
+ * batch) is one line per transaction (batchLines).
  */
 export class Camt053Error extends Error {
   readonly code = 'CAMT053_INVALID';
@@ -113,6 +114,86 @@ function balance(stmt: Node, codes: string[]): { amount: number; date?: string }
   return undefined;
 }
 
+interface EntryLine {
+  bankLineId: string;
+  bookingDate: string;
+  valueDate: string;
+  amount: number;
+  currency: string;
+  status: LineStatus;
+  direction: LineDirection;
+  kind: LineKind;
+}
+
+/** One statement line: the entry's (or the batch transaction's) facts, the party, purpose and references of `tx`. */
+function lineOf(entry: Node, tx: Node | undefined, e: EntryLine): StatementLineData {
+  const purp = text(tx, 'Purp', 'Prtry') ?? text(tx, 'Purp', 'Cd');
+  const knp = purp && /^\d{3}$/.test(purp) ? purp : undefined;
+  const line: StatementLineData = {
+    bankLineId: e.bankLineId,
+    bookingDate: e.bookingDate,
+    valueDate: e.valueDate,
+    direction: e.direction,
+    amount: e.amount,
+    currency: e.currency,
+    status: e.status,
+    kind: e.kind,
+    counterparty: party(tx, e.direction === 'debit' ? 'Cdtr' : 'Dbtr'),
+    purpose:
+      kids(at(tx, 'RmtInf'), 'Ustrd').map((u) => text(u) ?? '').join(' ').trim() || (text(tx, 'AddtlTxInf') ?? '') || (text(entry, 'AddtlNtryInf') ?? ''),
+  };
+  if (knp) line.knp = knp;
+  const refs = at(tx, 'Refs');
+  const e2e = text(refs, 'EndToEndId');
+  if (e2e && e2e !== 'NOTPROVIDED') line.externalId = e2e;
+  const instr = text(refs, 'InstrId');
+  if (instr) line.documentNumber = instr;
+  const ref = text(refs, 'AcctSvcrRef');
+  if (ref) line.bankReference = ref;
+  return line;
+}
+
+/**
+ * A batch entry: the bank books several transactions as one entry (a salary register, several of
+ * our payment orders at once), each TxDtls with its own references, party, purpose and amount. Each
+ * is a line of its own, or reconciliation could match only the first of our orders and take the
+ * others for executed orders missing from the statement (R-27), and 1C would get one document for
+ * several. Their ids are the entry's with the transaction's place in it (`<entry id>/1`, `/2`, ...):
+ * a re-fetch of the same booked entry gives the same ids, so storage stays idempotent (LESSONS.md 5).
+ * The transactions must add up to the entry exactly (each one's CdtDbtInd, else the entry's): the
+ * entry's amount is what moved the balance, and a batch that does not add up would make the
+ * balance check pass on lines that are not the bank's.
+ */
+function batchLines(entry: Node, txs: Node[], where: string, e: Omit<EntryLine, 'direction' | 'kind'> & { ind: 'CRDT' | 'DBIT' }): StatementLineData[] {
+  const signed = (ind: string, tiyn: number): bigint => (ind === 'DBIT' ? -BigInt(tiyn) : BigInt(tiyn));
+  let sum = 0n;
+  const lines = txs.map((tx, ti) => {
+    const w = `${where} TxDtls ${ti + 1}`;
+    const amtNode = at(tx, 'AmtDtls', 'TxAmt', 'Amt') ?? at(tx, 'Amt');
+    if (!amtNode) throw new Camt053Error(`${w}: a batch entry's transaction needs its amount (AmtDtls/TxAmt/Amt or Amt)`);
+    const amount = amountOf(amtNode, w);
+    const ccy = attr(amtNode, 'Ccy');
+    if (ccy && e.currency && ccy !== e.currency) throw new Camt053Error(`${w}: amount in ${ccy}, but the entry is in ${e.currency}: a batch's transactions must be in the entry's currency`);
+    const ind = text(tx, 'CdtDbtInd') ?? e.ind;
+    if (ind !== 'CRDT' && ind !== 'DBIT') throw new Camt053Error(`${w}: CdtDbtInd must be CRDT or DBIT`);
+    sum += signed(ind, amount);
+    const kind = at(tx, 'BkTxCd') ? kindOf(tx) : kindOf(entry);
+    return lineOf(entry, tx, { ...e, bankLineId: `${e.bankLineId}/${ti + 1}`, amount, direction: ind === 'DBIT' ? 'debit' : 'credit', kind });
+  });
+  if (sum !== signed(e.ind, e.amount)) {
+    throw new Camt053Error(
+      `${where}: its ${txs.length} TxDtls amount to ${formatSigned(sum)}, not the entry's ${formatSigned(signed(e.ind, e.amount))}: a batch entry's transactions must add up to its amount`,
+    );
+  }
+  return lines;
+}
+
+/** Tiyn as a signed decimal ("-1500.00"), exactly. */
+function formatSigned(tiyn: bigint): string {
+  const abs = tiyn < 0n ? -tiyn : tiyn;
+  return `${tiyn < 0n ? '-' : ''}${abs / 100n}.${String(abs % 100n).padStart(2, '0')}`;
+}
+
 export async function readCamt053(xml: string | Buffer): Promise<StatementData[]> {
   let doc: Node;
   try {
@@ -137,7 +218,7 @@ export async function readCamt053(xml: string | Buffer): Promise<StatementData[]
     const closing = balance(stmt, ['CLBD']);
     if (!opening || !closing) throw new Camt053Error(`${where}: an opening (OPBD/PRCD) and a closing (CLBD) balance are required`);
     let currency = text(stmt, 'Acct', 'Ccy');
-    const lines: StatementLineData[] = kids(stmt, 'Ntry').map((entry, ei) => {
+    const lines: StatementLineData[] = kids(stmt, 'Ntry').flatMap((entry, ei) => {
       const w = `${where} Ntry ${ei + 1}`;
       const amtNode = at(entry, 'Amt');
       const amount = amountOf(amtNode, w);
@@ -147,35 +228,18 @@ export async function readCamt053(xml: string | Buffer): Promise<StatementData[]
       if (ind !== 'CRDT' && ind !== 'DBIT') throw new Camt053Error(`${w}: CdtDbtInd must be CRDT or DBIT`);
       const sts = text(entry, 'Sts') ?? text(entry, 'Sts', 'Cd');
       const status = sts === 'BOOK' ? 'booked' : 'pending';
-      const tx = at(entry, 'NtryDtls', 'TxDtls');
       const bankLineId = text(entry, 'AcctSvcrRef') ?? text(entry, 'NtryRef');
       if (!bankLineId) throw new Camt053Error(`${w}: no AcctSvcrRef or NtryRef to identify the line`);
       const bookingDate = dateOf(entry, 'BookgDt') ?? dateOf(entry, 'ValDt');
       if (!bookingDate) throw new Camt053Error(`${w}: no booking date`);
-      const direction = ind === 'DBIT' ? 'debit' : 'credit';
-      const purp = text(tx, 'Purp', 'Prtry') ?? text(tx, 'Purp', 'Cd');
-      const knp = purp && /^\d{3}$/.test(purp) ? purp : undefined;
-      const line: StatementLineData = {
-        bankLineId,
-        bookingDate,
-        valueDate: dateOf(entry, 'ValDt') ?? bookingDate,
-        direction,
-        amount,
-        currency: lineCurrency,
-        status,
-        kind: kindOf(entry),
-        counterparty: party(tx, direction === 'debit' ? 'Cdtr' : 'Dbtr'),
-        purpose: kids(at(tx, 'RmtInf'), 'Ustrd').map((u) => text(u) ?? '').join(' ').trim() || (text(entry, 'AddtlNtryInf') ?? ''),
-      };
-      if (knp) line.knp = knp;
-      const refs = at(tx, 'Refs');
-      const e2e = text(refs, 'EndToEndId');
-      if (e2e && e2e !== 'NOTPROVIDED') line.externalId = e2e;
-      const instr = text(refs, 'InstrId');
-      if (instr) line.documentNumber = instr;
-      const ref = text(refs, 'AcctSvcrRef');
-      if (ref) line.bankReference = ref;
-      return line;
+      const entryLine = { bookingDate, valueDate: dateOf(entry, 'ValDt') ?? bookingDate, currency: lineCurrency, status } as const;
+      // NtryDtls may repeat (one per batch), each with its TxDtls.
+      const txs = kids(entry, 'NtryDtls').flatMap((d) => kids(d, 'TxDtls'));
+      if (txs.length <= 1) {
+        // One transaction (or none): the entry is the line, under the entry's own id, as always.
+        return [lineOf(entry, txs[0], { ...entryLine, bankLineId, amount, direction: ind === 'DBIT' ? 'debit' : 'credit', kind: kindOf(entry) })];
+      }
+      return batchLines(entry, txs, w, { ...entryLine, bankLineId, amount, ind });
     });
     const from = text(stmt, 'FrToDt', 'FrDtTm');
     const to = text(stmt, 'FrToDt', 'ToDtTm');
