@@ -29,6 +29,9 @@ const statement = (opening: number, closing: number, lines: StatementLineData[])
   source: 'bank-json',
 });
 
+const M = Number.MAX_SAFE_INTEGER;
+const credit = (amount: number, bankLineId: string) => line({ bankLineId, direction: 'credit', amount });
+
 describe('checkBalance: opening + booked lines = closing (LESSONS.md 6)', () => {
   it.each([
     ['no lines', statement(1000, 1000, []), true, 0],
@@ -37,6 +40,10 @@ describe('checkBalance: opening + booked lines = closing (LESSONS.md 6)', () => 
     ['pending lines do not count', statement(1000, 900, [line({ amount: 100 }), line({ bankLineId: 'P', status: 'pending', amount: 500 })]), true, 0],
     ['a missing line shows as a difference', statement(1000, 800, [line({ amount: 100 })]), false, -100],
     ['negative balances (overdraft)', statement(-500, -700, [line({ amount: 200 })]), true, 0],
+    // Past 2^53 a float sum rounds: M + 1 + 1 - 1 came out as M, a statement balanced by rounding...
+    ['a sum past 2^53 is exact: no balance by rounding', statement(M, M, [credit(1, 'C1'), credit(1, 'C2'), line({ amount: 1 })]), false, -1],
+    // ...and M + 1 + 1 - 2 as M - 1, a balanced statement called broken.
+    ['a sum past 2^53 is exact: no imbalance by rounding', statement(M, M, [credit(1, 'C1'), credit(1, 'C2'), line({ amount: 2 })]), true, 0],
   ])('%s', (_name, s, ok, difference) => {
     expect(checkBalance(s)).toMatchObject({ ok, difference });
   });

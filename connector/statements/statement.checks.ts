@@ -1,4 +1,4 @@
-import { checkStatementBalance, type StatementData } from './statement.model';
+import { checkStatementBalance, expectedClosingTiyn, type StatementData } from './statement.model';
 
 /**
  * The checks every fetched statement goes through (LESSONS.md 6, issue 15 stage 5). Pure
@@ -17,7 +17,8 @@ export interface BalanceVerdict {
 /** Opening + booked lines = closing; pending lines do not count (they have not moved money yet). */
 export function checkBalance(statement: StatementData): BalanceVerdict {
   const { ok, expectedClosing } = checkStatementBalance(statement);
-  return { ok, expectedClosing, difference: statement.closingBalance - expectedClosing };
+  // From the exact sum: expectedClosing rounds past 2^53, and closing minus a rounded figure could read 0.
+  return { ok, expectedClosing, difference: Number(BigInt(statement.closingBalance) - expectedClosingTiyn(statement)) };
 }
 
 /** What the store remembers of a statement: enough to chain balances. */

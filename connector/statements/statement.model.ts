@@ -57,12 +57,25 @@ export interface StatementData {
   source: 'bank-json' | 'camt053' | 'onec';
 }
 
-/** Opening + booked credits - booked debits must equal closing (LESSONS.md 6). Pending lines do not count. */
-export function checkStatementBalance(statement: StatementData): { ok: boolean; expectedClosing: number } {
-  let balance = statement.openingBalance;
+/**
+ * Opening + booked credits - booked debits, exactly (LESSONS.md 6). Pending lines do not count.
+ * BigInt: each amount is a safe integer of tiyn, but a running sum of them need not be, and a float
+ * sum past 2^53 rounds, so a statement could balance by rounding (or fail to).
+ */
+export function expectedClosingTiyn(statement: StatementData): bigint {
+  let balance = BigInt(statement.openingBalance);
   for (const line of statement.lines) {
     if (line.status !== 'booked') continue;
-    balance += line.direction === 'credit' ? line.amount : -line.amount;
+    balance += line.direction === 'credit' ? BigInt(line.amount) : -BigInt(line.amount);
   }
-  return { ok: balance === statement.closingBalance, expectedClosing: balance };
+  return balance;
+}
+
+/**
+ * Opening + booked lines must equal closing. `ok` is exact; `expectedClosing` is exact whenever it is
+ * a safe integer (beyond that it can equal no closing the readers accept, and `ok` is false).
+ */
+export function checkStatementBalance(statement: StatementData): { ok: boolean; expectedClosing: number } {
+  const balance = expectedClosingTiyn(statement);
+  return { ok: balance === BigInt(statement.closingBalance), expectedClosing: Number(balance) };
 }

@@ -3,7 +3,17 @@ import { PaymentOrder, Statement, StatementLine } from '../persistence/entities'
 import { defaultBankDirectory } from '../requisites/bank-directory';
 import { ibanBankCode } from '../requisites/iban.validator';
 import { ConnectorError } from '../shared/errors';
+import { MAX_AMOUNT, MoneyError } from '../shared/money';
 import type { StatementData, StatementLineData } from './statement.model';
+
+/** An exact balance as the statement model's number; one past the safe-integer range is refused, never rounded. */
+function balanceOf(tiyn: bigint, what: string): number {
+  const limit = BigInt(Number.MAX_SAFE_INTEGER);
+  if (tiyn > limit || tiyn < -limit) {
+    throw new MoneyError('range', `${what} is ${tiyn} tiyn, beyond the largest amount ${MAX_AMOUNT}: it cannot be written exactly`, `Остаток по счёту больше наибольшей допустимой суммы (${MAX_AMOUNT})`);
+  }
+  return Number(tiyn);
+}
 
 /** The holder of the statement's account: written on our side of every 1C document. */
 export interface AccountHolder {
@@ -55,12 +65,14 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
     { orderBy: { bookingDate: 'asc', bankLineId: 'asc' } },
   );
   const sentInRange = new Set(inRange);
-  let openingBalance = Number(opening.openingBalance);
+  // Sums in BigInt (money.ts: each amount is a safe integer, a sum of them need not be): a float sum
+  // past 2^53 rounds, and 1C would get a balance off by a few tiyn with no word of it.
+  let openingTiyn = BigInt(opening.openingBalance);
   const lines: StatementLineData[] = [];
   for (const row of rows) {
     const amount = Number(row.amountTiyn);
     if (row.bookingDate < from && !(row.statementId && sentInRange.has(row.statementId))) {
-      openingBalance += row.direction === 'credit' ? amount : -amount;
+      openingTiyn += row.direction === 'credit' ? BigInt(amount) : -BigInt(amount);
       continue;
     }
     const line: StatementLineData = {
@@ -84,12 +96,14 @@ export async function loadStoredStatement(em: EntityManager, account: string, fr
   }
   // From the earliest line's date: a back-dated one of our orders gets the order's number too.
   await addOrderCodes(em, account, lines, lines.reduce((day, l) => (l.bookingDate < day ? l.bookingDate : day), from), to, options.erpSource);
-  let closingBalance = openingBalance;
-  for (const l of lines) closingBalance += l.direction === 'credit' ? l.amount : -l.amount;
+  let closingTiyn = openingTiyn;
+  for (const l of lines) closingTiyn += l.direction === 'credit' ? BigInt(l.amount) : -BigInt(l.amount);
   const closing = statements.find((s) => s.periodTo === to && s.kind === 'booked');
-  if (closing && Number(closing.closingBalance) !== closingBalance) {
-    warnings.push(`the bank's statement ending ${to} closes at ${closing.closingBalance} tiyn but its lines give ${closingBalance}: the statement is not balanced`);
+  if (closing && BigInt(closing.closingBalance) !== closingTiyn) {
+    warnings.push(`the bank's statement ending ${to} closes at ${closing.closingBalance} tiyn but its lines give ${closingTiyn}: the statement is not balanced`);
   }
+  const openingBalance = balanceOf(openingTiyn, `the opening balance of ${account} on ${from}`);
+  const closingBalance = balanceOf(closingTiyn, `the closing balance of ${account} on ${to}`);
   for (let day = from; day <= to; day = addDays(day, 1)) {
     if (!statements.some((s) => s.periodFrom <= day && s.periodTo >= day)) warnings.push(`no stored statement covers ${day}: its lines may be missing`);
   }
