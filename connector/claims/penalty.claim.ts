@@ -117,7 +117,9 @@ export async function penaltyClaim(em: EntityManager, orderId: string, calendar:
         : `not executed yet, but ${heldToValueDate ? `not due before ${day}` : `still within the operational day the bank received it (${receivedDay})`}: no delay so far`,
     );
   }
-  if (fundsAtReceipt && !fundsAtReceipt.sufficient) notes.push(`the opening balance of ${dueDay} (${fundsAtReceipt.openingBalance}) did not cover the amount${feeTiyn > 0 ? ` and the bank's fee (${formatAmount(feeTiyn)})` : ''}: terms 7.4 owe a penalty only while the funds were sufficient`);
+  if (fundsAtReceipt && !fundsAtReceipt.sufficient) {
+    notes.push(`the opening balance of ${dueDay} (${fundsAtReceipt.openingBalance} ${order.currency}) did not cover the amount (${formatAmount(amountTiyn)} ${order.currency})${feeTiyn > 0 ? ` and the bank's fee (${formatAmount(feeTiyn)} ${order.currency})` : ''}: terms 7.4 owe a penalty only while the funds were sufficient`);
+  }
   if (!fundsAtReceipt) notes.push(`no booked statement of ${order.payer_iban} for ${dueDay} is stored: check that the funds were sufficient before sending the claim`);
   const penalty = penaltyTiyn(amountTiyn, delayDays);
   const claimable = delayDays > 0 && fundsAtReceipt?.sufficient !== false;

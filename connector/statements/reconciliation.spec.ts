@@ -145,7 +145,9 @@ describe('draft notices', () => {
   it('the unauthorised-debit notice names the operation, amount, counterparty and the bank phones (R-29)', () => {
     const text = draftUnauthorisedDebitNotice({ account: 'KZ11', line: line({ bankLineId: '20261125-00000009', amount: 123400, counterpartyName: 'Неизвестный' }), deadline });
     expect(text).toContain('20261125-00000009');
-    expect(text).toContain('1234.00');
+    // With its currency: the same figure in dollars is another debit (a multi-currency account).
+    expect(text).toContain('списано 1234.00 KZT');
+    expect(draftUnauthorisedDebitNotice({ account: 'KZ11', line: line({ amount: 123400, currency: 'USD' }), deadline })).toContain('списано 1234.00 USD');
     expect(text).toContain('Неизвестный');
     expect(text).toContain('+7 7172 770 622');
     expect(text).toContain(deadline.toISOString());
@@ -153,7 +155,11 @@ describe('draft notices', () => {
   it('the erroneous-execution notice gives the signed and the executed requisites (R-27)', () => {
     const text = draftErroneousExecutionNotice({ order: order(), line: line(), differences: [{ field: 'amount', signed: '7745.70', executed: '8745.70' }], deadline });
     expect(text).toContain('№ 101 от 2026-11-25');
-    expect(text).toContain('подписано 7745.70, исполнено 8745.70');
+    expect(text).toContain('сумма 7745.70 KZT');
+    expect(text).toContain('amount: подписано 7745.70 KZT, исполнено 8745.70 KZT');
+    const usd = draftErroneousExecutionNotice({ order: order({ currency: 'USD' }), line: line({ currency: 'USD' }), differences: [{ field: 'amount', signed: '7745.70', executed: '8745.70' }], deadline });
+    expect(usd).toContain('сумма 7745.70 USD');
+    expect(usd).toContain('подписано 7745.70 USD, исполнено 8745.70 USD');
     expect(text).toContain('3 операционных дней');
   });
   it('the erroneous-execution notice gives the signed BIN and KNP, and the executed ones that differ (R-27)', () => {

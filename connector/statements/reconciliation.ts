@@ -241,12 +241,21 @@ export function decideLines(lines: readonly LineForMatch[], allOrders: readonly 
 
 const BANK_PHONES = '+7 7172 770 622, +7 800 080 0711, 7711';
 
+/**
+ * An amount with its currency, as every notice and incident names it: a figure alone leaves the bank
+ * (and the operator) to guess tenge, dollars or euros on a multi-currency account. Every stored line
+ * and order has a currency; tenge only for a caller that gives none, as the bank checklist does.
+ */
+export function amountWithCurrency(tiyn: number, currency: string | null | undefined): string {
+  return `${formatAmount(tiyn)} ${currency || 'KZT'}`;
+}
+
 export function draftUnauthorisedDebitNotice(input: { account: string; line: LineForMatch; deadline: Date }): string {
   const l = input.line;
   return [
     'В АО «Alatau City Bank»',
     `Уведомление о несанкционированном списании по счёту ${input.account}`,
-    `${l.bookingDate} со счёта списано ${formatAmount(l.amount)} (операция банка ${l.bankLineId}) в пользу «${l.counterpartyName || 'не указан'}»` +
+    `${l.bookingDate} со счёта списано ${amountWithCurrency(l.amount, l.currency)} (операция банка ${l.bankLineId}) в пользу «${l.counterpartyName || 'не указан'}»` +
       `${l.counterpartyIban ? `, счёт ${l.counterpartyIban}` : ''}, назначение: «${l.purpose}».`,
     'Платёжный документ на эту сумму нами не формировался и не подписывался.',
     'Просим приостановить доступ к системе «Business API» по нашим учётным данным, провести проверку и вернуть средства.',
@@ -256,12 +265,15 @@ export function draftUnauthorisedDebitNotice(input: { account: string; line: Lin
 
 export function draftErroneousExecutionNotice(input: { order: OrderForMatch; line: LineForMatch; differences: Difference[]; deadline: Date }): string {
   const o = input.order;
+  // An amount difference is two figures (differencesOf): each in its currency, the executed one in the line's.
+  const shown = (d: Difference) =>
+    d.field === 'amount' ? `подписано ${d.signed} ${o.currency || 'KZT'}, исполнено ${d.executed} ${input.line.currency || o.currency || 'KZT'}` : `подписано ${d.signed}, исполнено ${d.executed}`;
   return [
     'В АО «Alatau City Bank»',
     `Уведомление об ошибочном исполнении платёжного поручения № ${o.number} от ${o.docDate} (п. 6.1.16)`,
-    `Подписанные реквизиты: сумма ${formatAmount(o.amountTiyn)}, получатель «${o.beneficiaryName}», ИИН/БИН ${o.beneficiaryIinBin}, счёт ${o.beneficiaryIban}, КНП ${o.knp}.`,
+    `Подписанные реквизиты: сумма ${amountWithCurrency(o.amountTiyn, o.currency)}, получатель «${o.beneficiaryName}», ИИН/БИН ${o.beneficiaryIinBin}, счёт ${o.beneficiaryIban}, КНП ${o.knp}.`,
     `Исполнено (операция банка ${input.line.bankLineId}, ${input.line.bookingDate}): ` +
-      input.differences.map((d) => `${d.field}: подписано ${d.signed}, исполнено ${d.executed}`).join('; ') +
+      input.differences.map((d) => `${d.field}: ${shown(d)}`).join('; ') +
       '.',
     'Просим исправить ошибку и запросить возврат средств у банка получателя (п. 8.2).',
     `Срок уведомления: в течение 3 операционных дней с момента обнаружения, не позднее ${input.deadline.toISOString()}.`,
@@ -495,14 +507,16 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       const raised = await raiseOnce(em, {
         kind: 'payment_returned',
         severity: 'high',
-        title: `Credit of ${formatAmount(line.amount)} to ${account} on ${line.bookingDate} names order ${order.number} of ${order.docDate}: the payment came back; the ERP shows the order ${order.state === 'executed' ? 'executed' : `as ${order.state}`}`,
+        title: `Credit of ${amountWithCurrency(line.amount, line.currency)} to ${account} on ${line.bookingDate} names order ${order.number} of ${order.docDate}: the payment came back; the ERP shows the order ${order.state === 'executed' ? 'executed' : `as ${order.state}`}`,
         dedupeKey: `payment_returned:${account}:${line.bankLineId}`,
         actor,
         now: options.now,
         evidence: {
           ...orderLineEvidence(account, order, line),
           orderAmount: formatAmount(order.amountTiyn),
+          orderCurrency: order.currency ?? null,
           amount: formatAmount(line.amount),
+          currency: line.currency ?? null,
           counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
           purpose: line.purpose,
           hint: "the beneficiary was not paid: check the beneficiary's requisites with the bank's reason in the line's purpose, and tell the ERP's user; a new payment is a new order",
@@ -517,8 +531,8 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         kind: 'unexplained_debit',
         severity: 'critical',
         title: unsent
-          ? `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} names order ${unsent.number} of ${unsent.docDate}, which failed before it was ever sent: paid by hand, or a possible unauthorised payment`
-          : `Debit of ${formatAmount(line.amount)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
+          ? `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} names order ${unsent.number} of ${unsent.docDate}, which failed before it was ever sent: paid by hand, or a possible unauthorised payment`
+          : `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
         dedupeKey: `unexplained_debit:${account}:${line.bankLineId}`,
         deadlineAt: deadline,
         actor,
@@ -527,6 +541,7 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
           account,
           bankLineId: line.bankLineId,
           amount: formatAmount(line.amount),
+          currency: line.currency ?? null,
           bookingDate: line.bookingDate,
           counterparty: { name: line.counterpartyName, iban: line.counterpartyIban },
           purpose: line.purpose,
@@ -580,6 +595,7 @@ export async function checkExecutedInStatement(em: EntityManager, account: strin
         number: order.number,
         date: order.docDate,
         amount: formatAmount(order.amountTiyn),
+        currency: order.currency ?? null,
         externalId: order.externalId,
         bankReference: order.bankReference ?? null,
         statement: { from, to },

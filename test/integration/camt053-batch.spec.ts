@@ -74,6 +74,11 @@ describe('camt.053 batch entry: stored and reconciled per transaction, on Postgr
     expect(await checkExecutedInStatement(orm.em.fork(), ACCOUNT, DAY, DAY, options())).toEqual([]);
     const kinds = await q<{ kind: string; n: number }>('select kind, count(*)::int as n from incident group by kind order by kind');
     expect(kinds).toEqual([{ kind: 'unexplained_debit', n: 3 }]);
+    // R-29: the incident (whose title a lockdown takes as what happened) and the draft notice name the currency of every amount.
+    const [first] = await q<{ title: string; evidence: { currency: string; draftNotice: string } }>("select title, evidence from incident where evidence->>'bankLineId' = 'SAL-20261125-7/1'");
+    expect(first.title).toBe(`Debit of 100.00 KZT from ${ACCOUNT} on ${DAY} matches no order: possible unauthorised payment`);
+    expect(first.evidence.currency).toBe('KZT');
+    expect(first.evidence.draftNotice).toContain(`${DAY} со счёта списано 100.00 KZT (операция банка SAL-20261125-7/1)`);
   });
 
   it('a re-fetch of the same statement stores nothing twice and withdraws nothing', async () => {

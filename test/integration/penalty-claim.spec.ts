@@ -83,7 +83,8 @@ describe('penalty claim (R-28)', () => {
     await bookedDebit(short.id, short.iban, '2026-11-26', 100_000_00);
     const refused = await penaltyClaim(db(), short.id, calendar(), now);
     expect(refused).toMatchObject({ delayDays: 2, claimable: false, fundsAtReceipt: { sufficient: false } });
-    expect(refused.notes.join(' ')).toMatch(/did not cover the amount/);
+    // Every amount with its currency, as in the draft.
+    expect(refused.notes.join(' ')).toMatch(/the opening balance of 2026-11-24 \(50000\.00 KZT\) did not cover the amount \(100000\.00 KZT\)/);
 
     const onTime = await orderAtBank('C-3', '10.00', 'executed');
     await bookedDebit(onTime.id, onTime.iban, '2026-11-24', 10_00);
@@ -111,7 +112,7 @@ describe('penalty claim (R-28)', () => {
     );
     const short = await penaltyClaim(db(), o.id, calendar(), now);
     expect(short).toMatchObject({ delayDays: 2, fundsAtReceipt: { openingBalance: '100000.00', sufficient: false }, claimable: false });
-    expect(short.notes.join(' ')).toMatch(/did not cover the amount and the bank's fee \(3\.00\)/);
+    expect(short.notes.join(' ')).toMatch(/did not cover the amount \(100000\.00 KZT\) and the bank's fee \(3\.00 KZT\)/);
   });
 
   it('an order valued ahead counts its delay from its value date, not from the day the bank received it; one valued earlier counts as before', async () => {

@@ -199,7 +199,7 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     const [incident] = await incidentsOf('execution_mismatch');
     expect(r.incidents).toEqual([incident.id]);
     expect(incident.evidence).toMatchObject({ orderId: o.id, differences: [{ field: 'amount', signed: '200.00', executed: '210.00' }] });
-    expect(String(incident.evidence.draftNotice)).toContain('подписано 200.00, исполнено 210.00');
+    expect(String(incident.evidence.draftNotice)).toContain('подписано 200.00 KZT, исполнено 210.00 KZT');
     // Wednesday + 3 operational days = Monday 2026-11-30, 17:00 Kazakhstan time.
     expect(new Date(incident.deadline_at).toISOString()).toBe('2026-11-30T12:00:00.000Z');
     // The fee of that payment is still an expected fee, and nothing else is unexplained.
