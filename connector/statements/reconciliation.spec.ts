@@ -1,4 +1,5 @@
-import { decideLines, draftErroneousExecutionNotice, draftUnauthorisedDebitNotice, type LineForMatch, type OrderForMatch } from './reconciliation';
+import { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { decideLines, draftErroneousExecutionNotice, draftUnauthorisedDebitNotice, paymentNoticeTerm, type LineForMatch, type OrderForMatch } from './reconciliation';
 
 const order = (over: Partial<OrderForMatch> = {}): OrderForMatch => ({
   id: 'o1',
@@ -167,5 +168,32 @@ describe('draft notices', () => {
     expect(text).toContain('ИИН/БИН 190840000015');
     expect(text).toContain('КНП 710');
     expect(text).toContain('beneficiaryIinBin: подписано 190840000015, исполнено 091240005670');
+  });
+});
+
+describe("R-27's deadline: 3 operational days from discovery, no later than 3 years from the execution (terms 6.1.16)", () => {
+  const calendar = KzBusinessCalendar.shipped({ cutoff: '17:00' });
+  // Wednesday 2026-11-25, 15:00 in Almaty; 3 operational days from it end Monday 2026-11-30 at 17:00.
+  const now = new Date('2026-11-25T10:00:00Z');
+  it.each([
+    ['executed the same day: 3 operational days', '2026-11-25', '2026-11-30T12:00:00.000Z', '2029-11-25T19:00:00.000Z', false],
+    ['the 3 years end before the 3 days: the end of the anniversary in Almaty', '2023-11-27', '2026-11-27T19:00:00.000Z', '2026-11-27T19:00:00.000Z', false],
+    ['the 3 years ended: the deadline is their end, passed', '2023-11-20', '2026-11-20T19:00:00.000Z', '2026-11-20T19:00:00.000Z', true],
+    ['executed on 29 February: the 3 years end on the 28th', '2024-02-29', '2026-11-30T12:00:00.000Z', '2027-02-28T19:00:00.000Z', false],
+  ])('%s', (_name, executedOn, deadline, limit, lapsed) => {
+    const term = paymentNoticeTerm(calendar, now, executedOn, 3);
+    expect({ deadline: term.deadline.toISOString(), limit: term.limit.toISOString(), lapsed: term.lapsed }).toEqual({ deadline, limit, lapsed });
+  });
+
+  it('the R-27 notice states the 3-year limit, and that it passed when it did', () => {
+    const differences = [{ field: 'amount' as const, signed: '7745.70', executed: '8745.70' }];
+    const inTime = paymentNoticeTerm(calendar, now, '2026-11-25', 3);
+    expect(draftErroneousExecutionNotice({ order: order(), line: line(), differences, deadline: inTime.deadline, term: inTime })).toContain(
+      'Не позднее 3 лет с даты исполнения (2026-11-25): до 2029-11-25T19:00:00.000Z (п. 6.1.16).',
+    );
+    const late = paymentNoticeTerm(calendar, now, '2023-11-20', 3);
+    const text = draftErroneousExecutionNotice({ order: order(), line: line({ bookingDate: '2023-11-20' }), differences, deadline: late.deadline, term: late });
+    expect(text).toContain('не позднее 2026-11-20T19:00:00.000Z');
+    expect(text).toContain('Срок 3 года с даты исполнения (2023-11-20), установленный п. 6.1.16, истёк 2026-11-20T19:00:00.000Z');
   });
 });

@@ -1,5 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KzBusinessCalendar } from '../calendar/kz-business-calendar';
+import { epochDayOfIso } from '../calendar/kz-calendar-data';
+import { kzInstantOfLocalMs } from '../calendar/kz-time';
 import { openIncident, type OpenIncidentInput } from '../incidents/incident.service';
 import { IllegalTransitionError, transitionOrder } from '../orders/order-state.machine';
 import { failedAfterSendBegan, type OrderState } from '../orders/order-state';
@@ -237,6 +239,42 @@ export function decideLines(lines: readonly LineForMatch[], allOrders: readonly 
   });
 }
 
+// ---- R-27's deadline ---------------------------------------------------------------------------
+
+/** When the client must tell the bank of an erroneous or unauthorised payment (terms 6.1.16). */
+export interface PaymentNoticeTerm {
+  /** The sooner of the notice duty's own deadline and `limit`. */
+  deadline: Date;
+  /** End of the last day of the 3 years from the day the payment was executed (Kazakhstan time). */
+  limit: Date;
+  /** `limit` has passed: a notice now is late under 6.1.16, and 8.2.2 repays the loss only on one in time. */
+  lapsed: boolean;
+}
+
+/**
+ * R-27 (terms 6.1.16): an erroneous execution, or an unauthorised payment, is notified within 3
+ * operational days of its discovery, "but no later than 3 years from the day" it was executed. A
+ * deadline counted from discovery alone ran past that limit for a payment found late (a first fetch
+ * of months of history, a period the bank restated): the incident then promised days the terms do
+ * not give. A period in years ends on the same date of its last year (the Civil Code of Kazakhstan,
+ * art. 178); 29 February, absent in that year, on the 28th (the earlier day: fail closed).
+ * `dueDays`: the duty's own term from `now` (3 operational days for R-27, 1 business day for R-29).
+ */
+export function paymentNoticeTerm(calendar: KzBusinessCalendar, now: Date, executedOn: string, dueDays: number): PaymentNoticeTerm {
+  const [y, m, d] = executedOn.split('-');
+  const anniversary = m === '02' && d === '29' ? `${Number(y) + 3}-02-28` : `${Number(y) + 3}-${m}-${d}`;
+  const limit = new Date(kzInstantOfLocalMs(epochDayOfIso(anniversary) + 1, 0));
+  const due = calendar.noticeDeadlineOrSooner(now, dueDays);
+  return { deadline: due < limit ? due : limit, limit, lapsed: now >= limit };
+}
+
+/** The notice's sentence on the 3-year limit of 6.1.16 (and that it passed, when it did). */
+function limitSentence(executedOn: string, term: PaymentNoticeTerm): string {
+  return term.lapsed
+    ? `Срок 3 года с даты исполнения (${executedOn}), установленный п. 6.1.16, истёк ${term.limit.toISOString()}: уведомление направляется по истечении срока.`
+    : `Не позднее 3 лет с даты исполнения (${executedOn}): до ${term.limit.toISOString()} (п. 6.1.16).`;
+}
+
 // ---- drafts of notices to the bank (the operator sends them; we never send on our own) --------
 
 const BANK_PHONES = '+7 7172 770 622, +7 800 080 0711, 7711';
@@ -250,7 +288,7 @@ export function amountWithCurrency(tiyn: number, currency: string | null | undef
   return `${formatAmount(tiyn)} ${currency || 'KZT'}`;
 }
 
-export function draftUnauthorisedDebitNotice(input: { account: string; line: LineForMatch; deadline: Date }): string {
+export function draftUnauthorisedDebitNotice(input: { account: string; line: LineForMatch; deadline: Date; term?: PaymentNoticeTerm }): string {
   const l = input.line;
   return [
     'В АО «Alatau City Bank»',
@@ -260,10 +298,11 @@ export function draftUnauthorisedDebitNotice(input: { account: string; line: Lin
     'Платёжный документ на эту сумму нами не формировался и не подписывался.',
     'Просим приостановить доступ к системе «Business API» по нашим учётным данным, провести проверку и вернуть средства.',
     `Срок уведомления (п. 4.3, 6.1.12): незамедлительно, не позднее ${input.deadline.toISOString()}. Телефоны банка: ${BANK_PHONES}.`,
+    ...(input.term?.lapsed ? [limitSentence(l.bookingDate, input.term)] : []),
   ].join('\n');
 }
 
-export function draftErroneousExecutionNotice(input: { order: OrderForMatch; line: LineForMatch; differences: Difference[]; deadline: Date }): string {
+export function draftErroneousExecutionNotice(input: { order: OrderForMatch; line: LineForMatch; differences: Difference[]; deadline: Date; term?: PaymentNoticeTerm }): string {
   const o = input.order;
   // An amount difference is two figures (differencesOf): each in its currency, the executed one in the line's.
   const shown = (d: Difference) =>
@@ -277,6 +316,7 @@ export function draftErroneousExecutionNotice(input: { order: OrderForMatch; lin
       '.',
     'Просим исправить ошибку и запросить возврат средств у банка получателя (п. 8.2).',
     `Срок уведомления: в течение 3 операционных дней с момента обнаружения, не позднее ${input.deadline.toISOString()}.`,
+    ...(input.term ? [limitSentence(input.line.bookingDate, input.term)] : []),
   ].join('\n');
 }
 
@@ -482,11 +522,15 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       }
     } else if (decision.kind === 'mismatch') {
       const order = ordersById.get(decision.orderId)!;
-      const deadline = options.calendar.noticeDeadlineOrSooner(options.now, 3);
+      // R-27: 3 operational days from discovery, within 3 years of the execution.
+      const term = paymentNoticeTerm(options.calendar, options.now, line.bookingDate, 3);
+      const deadline = term.deadline;
       const raised = await raiseOnce(em, {
         kind: 'execution_mismatch',
         severity: 'high',
-        title: `Order ${order.number} of ${order.docDate} was executed differently from what was signed (${decision.differences.map((d) => d.field).join(', ')})`,
+        title:
+          `Order ${order.number} of ${order.docDate} was executed differently from what was signed (${decision.differences.map((d) => d.field).join(', ')})` +
+          (term.lapsed ? `; the 3 years to notify the bank (terms 6.1.16) ended ${term.limit.toISOString()}` : ''),
         // Per line, not per order: a second wrong debit under the same number and date (days later,
         // to another account) is money gone again and must be raised, even after the first one's
         // incident was dealt with. The same line judged again by a re-fetch still finds its own.
@@ -497,8 +541,9 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         evidence: {
           ...orderLineEvidence(account, order, line),
           differences: decision.differences,
-          // R-27: notify the bank within 3 operational days of discovery.
-          draftNotice: draftErroneousExecutionNotice({ order, line, differences: decision.differences, deadline }),
+          noticeLimit: term.limit.toISOString(),
+          // R-27: notify the bank within 3 operational days of discovery, and within 3 years of the execution.
+          draftNotice: draftErroneousExecutionNotice({ order, line, differences: decision.differences, deadline, term }),
         },
       });
       if (raised.created) result.incidents.push(raised.id);
@@ -524,8 +569,10 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       });
       if (raised.created) result.incidents.push(raised.id);
     } else if (decision.kind === 'unexplained') {
-      // R-29: a debit nobody ordered is a possible unauthorised payment; the bank must be told at once, within 1 business day.
-      const deadline = options.calendar.noticeDeadlineOrSooner(options.now, 1);
+      // R-29: a debit nobody ordered is a possible unauthorised payment; the bank must be told at once, within
+      // 1 business day, and (6.1.16, an unauthorised payment) within 3 years of the debit.
+      const term = paymentNoticeTerm(options.calendar, options.now, line.bookingDate, 1);
+      const deadline = term.deadline;
       const unsent = decision.unsentOrderId ? ordersById.get(decision.unsentOrderId) : undefined;
       const raised = await raiseOnce(em, {
         kind: 'unexplained_debit',
@@ -551,7 +598,8 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
                 hint: `we never sent this order; if a person paid it by hand, record that with connector orders settle ${unsent.id} --as executed --reason TEXT (orders retry refuses it: it is paid)`,
               }
             : {}),
-          draftNotice: draftUnauthorisedDebitNotice({ account, line, deadline }),
+          noticeLimit: term.limit.toISOString(),
+          draftNotice: draftUnauthorisedDebitNotice({ account, line, deadline, term }),
         },
       });
       if (raised.created) result.incidents.push(raised.id);
