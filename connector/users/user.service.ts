@@ -66,9 +66,30 @@ export function normalizeLogin(login: string): string {
   return login.trim().toLowerCase();
 }
 
+/**
+ * What a login that is refused or not found is called in a message. Never its text: people type
+ * their password into the login field, and these messages reach stderr, API answers and logs (R-4).
+ * Its length and the rule it breaks are enough for whoever typed it to see the slip.
+ */
+function loginGiven(login: string): string {
+  const normalized = normalizeLogin(login);
+  const length = [...normalized].length;
+  const broken =
+    length === 0
+      ? 'it is empty'
+      : length > 64
+        ? 'it is longer than 64'
+        : !/^[a-z0-9]/.test(normalized)
+          ? 'it does not start with a latin letter or digit'
+          : LOGIN.test(normalized)
+            ? null
+            : 'it has a character other than latin letters, digits, ".", "_", "@", "-"';
+  return `the login given (${length} character${length === 1 ? '' : 's'}${broken ? `: ${broken}` : ''}; not repeated here, in case a password was typed into it)`;
+}
+
 export function assertLogin(login: string): string {
   const normalized = normalizeLogin(login);
-  if (!LOGIN.test(normalized)) throw new ConnectorError('INVALID_LOGIN', `login "${login}" must be 1-64 characters: latin letters, digits, ".", "_", "@", "-", starting with a letter or digit`, 2);
+  if (!LOGIN.test(normalized)) throw new ConnectorError('INVALID_LOGIN', `${loginGiven(login)} is not a login: a login is 1-64 characters, latin letters, digits, ".", "_", "@", "-", starting with a letter or digit`, 2);
   return normalized;
 }
 
@@ -89,7 +110,7 @@ export async function findUser(em: EntityManager, login: string): Promise<AppUse
 
 async function requireUser(em: EntityManager, login: string): Promise<AppUser> {
   const user = await findUser(em, login);
-  if (!user) throw new ConnectorError('USER_NOT_FOUND', `no user with login "${login}"`);
+  if (!user) throw new ConnectorError('USER_NOT_FOUND', `no user has ${loginGiven(login)}; \`connector users list\` shows the logins there are`);
   return user;
 }
 

@@ -81,6 +81,26 @@ describe('connector users / credentials', () => {
     expect((await cli(['users', 'add', 'x', '--role', 'boss', '--password-stdin'], 'Ivanov-Start-2\n')).code).toBe(2);
   });
 
+
+  test('a password typed where the login goes is refused without being shown: its length and the rule broken instead (R-4)', async () => {
+    const notALogin = 'Kz Secret!Pw-2026';
+    const add = await cli(['users', 'add', notALogin, '--role', 'viewer', '--password-stdin'], 'Viewer-Start-1\n');
+    expect(add.code).toBe(2);
+    expect(add.stderr).toMatch(/^INVALID_LOGIN: the login given \(17 characters: it has a character other than latin letters, digits, "\.", "_", "@", "-"; not repeated here/m);
+    // Lowercased, a password can look like a login: nobody has it, and it is not shown either.
+    for (const typed of [notALogin, 'Kz-Secret-Pw-2026']) {
+      for (const run of [
+        await cli(['users', 'show', typed]),
+        await cli(['users', 'block', typed]),
+        await cli(['users', 'reset-password', typed, '--password-stdin'], 'Viewer-Reset-1\n'),
+      ]) {
+        expect(run.code).toBe(1);
+        expect(run.stderr).toMatch(/^USER_NOT_FOUND: no user has the login given \(17 characters/m);
+        expect(run.stderr.toLowerCase()).not.toContain('secret');
+      }
+    }
+  });
+
   test('an IIN or an account that `connector validate` refuses is refused the same way by users add, users grant and api-keys create', async () => {
     const em = () => env.context.orm.em.fork();
     // 12 digits, but the 12th is not the check digit: `validate --iin` exits 1 on it.
