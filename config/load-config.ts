@@ -185,15 +185,33 @@ function suggestion(key: string, known: string[]): string {
   return ranked[0] && ranked[0].d <= 2 ? `did you mean "${ranked[0].k}"?` : `allowed here: ${known.join(', ')}`;
 }
 
-/** The URL as an operator may see it: the password (in the authority or `?password=`) replaced by ***. */
+/**
+ * Schemes whose user name is a database or Redis role: shown, as the hint for a refused login names
+ * it. Elsewhere (`https://TOKEN@host`, a bank or webhook URL) a lone user name is often the secret.
+ */
+const ROLE_SCHEMES = new Set(['postgresql:', 'postgres:', 'redis:', 'rediss:']);
+
+/**
+ * The URL as an operator may see it (doctor, logs, error messages): the one place config URLs are
+ * made printable. The password is replaced by ***, and the user name too outside ROLE_SCHEMES;
+ * every query value is *** (a token, a signature or a password rides there as `?password=`,
+ * `?token=`, `?sig=`; the names stay, so the operator sees what is there); the fragment is dropped.
+ */
 export function redactedUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    if (parsed.username && !ROLE_SCHEMES.has(parsed.protocol)) parsed.username = '***';
+    const names = [...parsed.searchParams.keys()];
+    if (names.length) parsed.search = names.map((name) => `${encodeURIComponent(name)}=***`).join('&');
+    parsed.hash = '';
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@').replace(/password=[^&]*/gi, 'password=***');
+    // Not a URL node can read: whatever sits between "//" and "@", and after "=" in the query, goes.
+    return url
+      .replace(/#.*$/s, '')
+      .replace(/\/\/[^@/?#]*@/, '//***@')
+      .replace(/([?&][^=&]*)=[^&]*/g, '$1=***');
   }
 }
 

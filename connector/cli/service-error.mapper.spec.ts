@@ -65,9 +65,15 @@ describe('describeServiceError', () => {
 describe('redactedUrl', () => {
   it.each([
     ['postgresql://u:p4ss@h:5432/db', 'postgresql://u:***@h:5432/db'],
-    ['postgresql://u@h/db?password=p4ss&sslmode=require', 'postgresql://u@h/db?password=***&sslmode=require'],
+    ['postgresql://u@h/db?password=p4ss&sslmode=require', 'postgresql://u@h/db?password=***&sslmode=***'],
     ['redis://:p4ss@127.0.0.1:6379', 'redis://:***@127.0.0.1:6379'],
     ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+    // A bank or webhook URL: a lone user name is often the token itself; any query value may be one.
+    ['https://bank-user:p4ss@bank.example.kz/base?token=t0k3n&x=1#frag', 'https://***:***@bank.example.kz/base?token=***&x=***'],
+    ['https://t0k3n@bank.example.kz/', 'https://***@bank.example.kz/'],
+    ['https://bank.example.kz', 'https://bank.example.kz/'],
+    ['unix:/run/connector/agent.sock', 'unix:/run/connector/agent.sock'],
+    ['not a url //u:p4ss@h?token=t0k3n', 'not a url //***@h?token=***'],
   ])('%s', (url, shown) => {
     expect(redactedUrl(url)).toBe(shown);
   });

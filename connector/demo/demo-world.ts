@@ -102,7 +102,7 @@ function portTaken(err: unknown, config: ConnectorConfig): ConnectorError | null
     { url: config.bank.url, what: 'the bank sandbox', variable: 'CONNECTOR_BANK_URL' },
     { url: config.signer.url, what: 'the signer agent', variable: 'CONNECTOR_SIGNER_URL' },
   ].find((c) => Number(new URL(c.url).port) === port);
-  const what = owner ? `${owner.what}'s address ${owner.url} (${owner.variable})` : `port ${port}`;
+  const what = owner ? `${owner.what}'s address ${redactedUrl(owner.url)} (${owner.variable})` : `port ${port}`;
   return new ConnectorError(
     'DEMO_PORT_IN_USE',
     `${what} is taken by another process (a connector started by PM2, or a sandbox left running): stop it (npx pm2 stop ecosystem.config.js), or run the demo on other ports, e.g. CONNECTOR_BANK_URL=http://127.0.0.1:18900 CONNECTOR_SIGNER_URL=http://127.0.0.1:18901 npm run demo`,

@@ -241,9 +241,9 @@ function probeHttp(url: string, path: string): Promise<HttpProbe> {
 async function probeComponent(name: string, url: string, path: string, strict: boolean, hint: string): Promise<{ result: CheckResult; probe?: HttpProbe }> {
   try {
     const probe = await withTimeout(probeHttp(url, path), CHECK_TIMEOUT_MS, name);
-    return { result: { name, core: false, verdict: 'OK', detail: `${url} answered HTTP ${probe.status}` }, probe };
+    return { result: { name, core: false, verdict: 'OK', detail: `${redactedUrl(url)} answered HTTP ${probe.status}` }, probe };
   } catch (err) {
-    return { result: { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${url}: ${(err as Error).message}`, hint } };
+    return { result: { name, core: strict, verdict: strict ? 'FAIL' : 'WARN', detail: `${redactedUrl(url)}: ${(err as Error).message}`, hint } };
   }
 }
 
@@ -312,7 +312,7 @@ async function checkSignerAgent(config: ConnectorConfig, strict: boolean): Promi
       name: 'signer-agent',
       core: strict,
       verdict: strict ? 'FAIL' : 'WARN',
-      detail: `${config.signer.url}: ${(err as Error).message}`,
+      detail: `${redactedUrl(config.signer.url)}: ${(err as Error).message}`,
       hint: `the connector's processes read the token from ${tokenFile} (CONNECTOR_SIGNER_TOKEN_FILE): start the agent in the same folder with the same token file, or stop the process that holds the agent's address`,
     };
   }

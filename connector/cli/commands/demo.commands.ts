@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadConfig } from '../../../config/load-config';
+import { loadConfig, redactedUrl } from '../../../config/load-config';
 import { migrate } from '../../persistence/database';
 import { startWorkers } from '../../../queue/worker.runner';
 import { scanOnecOutbox } from '../../../queue/jobs/scan-onec-outbox.job';
@@ -39,7 +39,7 @@ export function registerDemoCommands(program: Command): void {
         const logger = createLogger({ level: process.env.CONNECTOR_LOG_LEVEL ?? 'warn', name: 'connector-demo' });
         const world: DemoWorld = await startDemoWorld(base, dir, logger);
         const { config, context } = world;
-        say(`demo: bank sandbox on ${config.bank.url}, signer agent on ${world.agent.url}`);
+        say(`demo: bank sandbox on ${redactedUrl(config.bank.url)}, signer agent on ${redactedUrl(world.agent.url)}`);
         let workers: ReturnType<typeof startWorkers> | undefined;
         try {
           workers = startWorkers(context, context.redis);
