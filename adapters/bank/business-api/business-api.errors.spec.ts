@@ -1,5 +1,5 @@
 import recorded from './testdata/recorded-responses.json';
-import { BankError, parseBankError, parseRetryAfter, type BankFailure, type BankOperation } from './business-api.errors';
+import { BankError, parseBankError, parseRetryAfter, redirectTarget, type BankFailure, type BankOperation } from './business-api.errors';
 
 /**
  * Table test of the pure error parser against responses recorded from the sandbox
@@ -87,5 +87,18 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Wed, 25 Nov 2026 09:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
+
+describe('redirectTarget', () => {
+  it.each([
+    ['https://u:p4ss@portal.example:8443/login?session=s3cr3t#f', 'https://portal.example:8443/login'],
+    ['/api/v2/accounts?token=t0k3n', '/api/v2/accounts on the same host'],
+    ['//other.example/x?y=1', '//other.example/x'],
+    ['', undefined],
+    [undefined, undefined],
+    [['https://a.example/b?c=d'], 'https://a.example/b'],
+  ])('%j -> %j', (location, shown) => {
+    expect(redirectTarget(location)).toBe(shown);
   });
 });

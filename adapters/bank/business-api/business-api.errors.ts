@@ -221,7 +221,40 @@ export function parseBankError(failure: BankFailure): BankError {
     // Our request broke the contract (or the contract moved, R-3): never retried as is.
     return new BankError('CONTRACT_VIOLATION', `the bank did not accept the request's form (HTTP ${status}, ${bankCode ?? 'no code'})${says}`, { ...base, reasonCode: bankCode });
   }
+  if (status >= 300 && status < 400) {
+    // Not followed (maxRedirects 0: a signed order or the Client Secret is never sent on to where an
+    // answer points). Where it pointed tells the operator a moved endpoint (the bank's own host: a
+    // new bank.url) from a captive portal or proxy in the way (another host).
+    const target = redirectTarget(header(failure.headers, 'location'));
+    return new BankError(
+      'CONTRACT_VIOLATION',
+      `the ${operation} was answered HTTP ${status}, a redirect ${target ? `to ${target}` : 'without a Location'}; not followed: the bank's own host on another path is a moved endpoint (check bank.url / CONNECTOR_BANK_URL), another host is a proxy or captive portal in the way`,
+      base,
+    );
+  }
   return new BankError('CONTRACT_VIOLATION', `unexpected answer from the bank: HTTP ${status}`, base);
+}
+
+/**
+ * A redirect's Location as scheme://host/path, for a message: never its userinfo, query or
+ * fragment (a proxy's login page may carry a session token or our own request back in them).
+ * A relative one is said to be on the same host. Undefined when there is none.
+ */
+export function redirectTarget(location: unknown): string | undefined {
+  const raw = Array.isArray(location) ? location[0] : location;
+  if (typeof raw !== 'string' || raw.trim() === '') return undefined;
+  const SAME = 'same-host.invalid';
+  let url: URL;
+  try {
+    url = new URL(raw.trim(), `http://${SAME}`);
+  } catch {
+    return 'an unreadable address';
+  }
+  // Percent-encoded by URL already (no control characters); bounded, as any text from outside.
+  // A scheme-relative one (`//host/path`) keeps the bank's scheme, which is not known here.
+  const scheme = /^\s*\/\//.test(raw) ? '' : url.protocol;
+  const shown = url.host === SAME ? `${url.pathname} on the same host` : `${scheme}//${url.host}${url.pathname}`;
+  return shown.length > 200 ? `${shown.slice(0, 200)}...` : shown;
 }
 
 /** Adapts an axios error (or anything thrown by a call) to the pure parser's input. */

@@ -131,3 +131,25 @@ describe('a token endpoint that gives an odd lifetime (expires_in 0, a string, a
     }
   });
 });
+
+describe('a redirect (never followed) says where it pointed, without its query or userinfo', () => {
+  const bank = scriptedBank((req, res) => {
+    if (req.url?.includes('/oauth/token')) return token(res);
+    if (req.url?.endsWith('/accounts')) return res.writeHead(302, { location: 'https://portal-user:Portal-Pw-77@wifi.portal.example/login?session=Session-Canary-31&back=%2Fapi#frag' }).end();
+    return res.writeHead(301, { location: '/api/v2/payments/by-external-id/ours?sig=Sig-Canary-9' }).end();
+  });
+
+  it('a captive portal shows its host and path; a moved endpoint its path on the same host; neither a query nor a password', async () => {
+    const c = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials: new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' }), timeoutMs: 2_000, retry: { maxAttempts: 1 } });
+    try {
+      const portal = await caught(c.listAccounts());
+      expect(portal.code).toBe('CONTRACT_VIOLATION');
+      expect(portal.message).toMatch(/^the accounts was answered HTTP 302, a redirect to https:\/\/wifi\.portal\.example\/login; not followed/);
+      const moved = await caught(c.lookup('ours'));
+      expect(moved.message).toMatch(/^the lookup was answered HTTP 301, a redirect to \/api\/v2\/payments\/by-external-id\/ours on the same host; not followed/);
+      for (const err of [portal, moved]) expect(err.message).not.toMatch(/Canary|Portal-Pw|portal-user|frag/);
+    } finally {
+      c.close();
+    }
+  });
+});
