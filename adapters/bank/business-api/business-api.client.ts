@@ -62,6 +62,9 @@ export interface BusinessApiClientOptions {
   credentials: CredentialsProvider;
   timeoutMs?: number;
   statementTimeoutMs?: number;
+  /** Bounds of an answer's body, in bytes (defaults: MAX_ANSWER_BYTES, MAX_STATEMENT_BYTES). */
+  maxAnswerBytes?: number;
+  maxStatementBytes?: number;
   retry?: Partial<RetryPolicy>;
   /** Refresh a token this long before it expires (bounded to a fifth of its lifetime). */
   refreshMarginMs?: number;
@@ -74,6 +77,35 @@ export interface BusinessApiClientOptions {
 
 /** The shortest a token is kept, whatever its expires_in says. */
 const MIN_TOKEN_LIFETIME_MS = 5_000;
+
+/**
+ * The largest answer read from the bank, other than a statement: a payment document with its
+ * signatures, a status or the account list is kilobytes. Without a bound a broken or hostile
+ * endpoint answering without end (a misrouted download, a proxy's error loop) filled the worker's
+ * memory and took every job of the process down with it.
+ */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The largest statement answer read. Sized for a year of a busy account, the longest period the
+ * connector asks for at once (catching up after an outage, a hole in the chain of days): 500 lines
+ * a business day (a retailer's card settlements, a payroll account) is about 183,000 lines a year,
+ * and a line of this contract's JSON is about 1 KiB (a purpose and a counterparty's name in
+ * Cyrillic, 2 bytes a letter in UTF-8, with the ids and keys): some 180 MiB. 256 MiB leaves room
+ * above that while staying well inside what one worker's heap can parse.
+ */
+export const MAX_STATEMENT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * axios gives an answer cut off at `maxContentLength` no code of its own: ERR_BAD_RESPONSE with no
+ * response (a stream aborted or broken after the headers carries its response) and its own words.
+ */
+function answerTooLarge(err: unknown): boolean {
+  const e = err as { code?: unknown; response?: unknown; message?: unknown };
+  return e?.code === 'ERR_BAD_RESPONSE' && e.response === undefined && typeof e.message === 'string' && /maxContentLength/.test(e.message);
+}
+
+const mib = (bytes: number): string => `${Math.round((bytes / (1024 * 1024)) * 100) / 100} MiB`;
 
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5_000, maxRetryAfterMs: 30_000 };
 
@@ -140,6 +172,8 @@ export class BusinessApiClient {
   private readonly retry: RetryPolicy;
   private readonly timeoutMs: number;
   private readonly statementTimeoutMs: number;
+  private readonly maxAnswerBytes: number;
+  private readonly maxStatementBytes: number;
   private readonly refreshMarginMs: number;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -153,6 +187,8 @@ export class BusinessApiClient {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.statementTimeoutMs = options.statementTimeoutMs ?? 120_000;
+    this.maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
+    this.maxStatementBytes = options.maxStatementBytes ?? MAX_STATEMENT_BYTES;
     this.refreshMarginMs = options.refreshMarginMs ?? 30_000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
@@ -175,6 +211,8 @@ export class BusinessApiClient {
       // Status codes are judged here, not by axios, so every answer goes through parseBankError.
       validateStatus: () => true,
       maxRedirects: 0,
+      // Every answer is read with a bound (the statement's own, larger, is set on its call).
+      maxContentLength: this.maxAnswerBytes,
       proxy: false,
       transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: true },
       headers: { Accept: 'application/json', 'User-Agent': 'bank-connector/0.1' },
@@ -298,7 +336,7 @@ export class BusinessApiClient {
           signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
         });
       } catch (err) {
-        throw parseBankError(this.timedOut(failureFromAxios('token', err), deadline, signal));
+        throw this.tooLarge('token', err) ?? parseBankError(this.timedOut(failureFromAxios('token', err), deadline, signal));
       }
     }, [200], tokenSchema);
     const issuedAt = this.now();
@@ -393,6 +431,7 @@ export class BusinessApiClient {
         params: { from, to },
         headers,
         timeout: opts.timeoutMs ?? this.statementTimeoutMs,
+        maxContentLength: this.maxStatementBytes,
         signal,
       }),
     );
@@ -466,7 +505,7 @@ export class BusinessApiClient {
       } catch (err) {
         const failure = this.timedOut(failureFromAxios(operation, err), deadline, opts.signal);
         this.options.logger?.warn({ event: 'bank.call.failed', operation, transport: failure.transportCode, ms: this.now() - started }, 'bank call failed');
-        throw parseBankError(failure);
+        throw this.tooLarge(operation, err) ?? parseBankError(failure);
       }
       this.options.logger?.debug({ event: 'bank.call', operation, status: res.status, ms: this.now() - started }, 'bank call');
       if (res.status === 401 && attempt === 0) {
@@ -475,6 +514,21 @@ export class BusinessApiClient {
       }
       return res;
     }
+  }
+
+  /**
+   * An answer cut off at its bound, said as such: the call and the bound. For a read it is a broken
+   * answer (CONTRACT_VIOLATION: asking again brings the same flood, so it is not retried here; a
+   * statement's job opens an incident with this message). For a submit, the headers came and the
+   * bank may hold the document: an unknown outcome, looked up by external id.
+   */
+  private tooLarge(operation: BankOperation, err: unknown): BankError | undefined {
+    if (!answerTooLarge(err)) return undefined;
+    const limit = operation === 'statement' ? this.maxStatementBytes : this.maxAnswerBytes;
+    const said = `the bank's ${operation} answer exceeded ${mib(limit)}, the bank client's limit for that call, and was cut off unread`;
+    if (operation === 'submit') return new BankError('OUTCOME_UNKNOWN', `${said}; the bank may hold the document: look it up by its external id before anything else`, { operation });
+    const next = operation === 'statement' ? 'ask for a shorter period; a statement this large is not what the contract describes' : 'no answer of this call is anywhere near that size: the endpoint is broken or not the bank';
+    return new BankError('CONTRACT_VIOLATION', `${said}; ${next}`, { operation });
   }
 
   /** A call cut off by its own deadline (not by the caller) timed out: said so, not "cancelled". */

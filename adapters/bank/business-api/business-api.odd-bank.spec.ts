@@ -153,3 +153,66 @@ describe('a redirect (never followed) says where it pointed, without its query o
     }
   });
 });
+
+/** Answers 200 JSON that never ends, as fast as the client reads; counts what it wrote. */
+function flood(res: ServerResponse, sent: { bytes: number }): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  res.write('{"accounts":[');
+  const pump = () => {
+    while (!res.destroyed && res.write(chunk)) sent.bytes += chunk.length;
+    if (!res.destroyed) res.once('drain', pump);
+  };
+  res.on('close', () => res.removeAllListeners('drain'));
+  pump();
+}
+
+describe('an answer larger than the call could need is cut off at a bound, named with its call and limit', () => {
+  const sent = { bytes: 0 };
+  const bank = scriptedBank((req, res) => {
+    if (req.url?.includes('/oauth/token')) return token(res);
+    if (req.url?.includes('/statement')) {
+      // A statement of 3,000 lines: fine under its own bound, far over the other calls' one.
+      const line = { lineId: 'L', bookingDate: '2026-03-02', valueDate: '2026-03-02', direction: 'credit', amount: '1.00', currency: 'KZT', status: 'booked', kind: 'payment', counterparty: { name: 'ТОО «Покупатель»', iinBin: '000000000000', iban: 'KZ000000000000000000', bic: 'XXXXKZKA' }, purpose: 'оплата '.repeat(20) };
+      const lines = Array.from({ length: 3_000 }, (_, i) => ({ ...line, lineId: `L${i}` }));
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ account: 'KZ000000000000000000', currency: 'KZT', from: '2026-03-02', to: '2026-03-02', openingBalance: '0.00', closingBalance: '3000.00', lines }));
+    }
+    return flood(res, sent);
+  });
+  const credentials = new StaticCredentialsProvider({ clientId: 'id', clientSecret: 'secret' });
+
+  it('reads end CONTRACT_VIOLATION naming the call and the limit (the default 4 MiB), a submit OUTCOME_UNKNOWN; memory stays bounded', async () => {
+    const c = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials, timeoutMs: 20_000, retry: { maxAttempts: 1 } });
+    try {
+      sent.bytes = 0;
+      const accounts = await caught(c.listAccounts());
+      expect([accounts.code, accounts.message]).toEqual(['CONTRACT_VIOLATION', expect.stringMatching(/^the bank's accounts answer exceeded 4 MiB, the bank client's limit for that call, and was cut off unread/)]);
+      // Cut off near the bound, not read to the end (the server would have gone on for ever).
+      expect(sent.bytes).toBeLessThan(32 * 1024 * 1024);
+      const requisites = {
+        number: '17', date: '2026-11-25', amount: '100.00', currency: 'KZT',
+        payer: { name: 'A', iinBin: '123456789012', iban: 'KZ000000000000000000', bic: 'AAAAKZKA', kod: '17' },
+        beneficiary: { name: 'B', iinBin: '123456789012', iban: 'KZ000000000000000002', bic: 'AAAAKZKA', kbe: '17' },
+        knp: '119', purpose: 'p',
+      };
+      const submit = await caught(c.submit({ externalId: 'ours', document: Buffer.from('<doc/>'), signatures: [Buffer.from('cms')], requisites }));
+      expect([submit.code, submit.message]).toEqual(['OUTCOME_UNKNOWN', expect.stringMatching(/^the bank's submit answer exceeded 4 MiB.*look it up by its external id/)]);
+    } finally {
+      c.close();
+    }
+  }, 30_000);
+
+  it('a statement has a bound of its own, larger: its call is held to it, and a smaller one is said with its call and limit', async () => {
+    const roomy = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials, timeoutMs: 20_000, retry: { maxAttempts: 1 }, maxAnswerBytes: 64 * 1024 });
+    const tight = new BusinessApiClient({ baseUrl: bank.url, apiVersion: 'v1', credentials, timeoutMs: 20_000, retry: { maxAttempts: 1 }, maxAnswerBytes: 64 * 1024, maxStatementBytes: 256 * 1024 });
+    try {
+      // Over the other calls' 64 KiB, under the statement's default bound.
+      expect((await roomy.getStatement('KZ000000000000000000', '2026-03-02', '2026-03-02')).lines).toHaveLength(3_000);
+      const cut = await caught(tight.getStatement('KZ000000000000000000', '2026-03-02', '2026-03-02'));
+      expect([cut.code, cut.message]).toEqual(['CONTRACT_VIOLATION', expect.stringMatching(/^the bank's statement answer exceeded 0\.25 MiB, the bank client's limit for that call, and was cut off unread; ask for a shorter period/)]);
+    } finally {
+      roomy.close();
+      tight.close();
+    }
+  }, 30_000);
+});
