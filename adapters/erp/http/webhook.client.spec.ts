@@ -1,6 +1,18 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebhookClient } from './webhook.client';
+
+/** 200 and a body that never ends, as fast as the client reads. */
+function flood(res: ServerResponse): void {
+  res.writeHead(200, { 'Content-Type': 'text/plain' });
+  const chunk = Buffer.alloc(16 * 1024, 0x2e);
+  const pump = () => {
+    while (!res.destroyed && res.write(chunk)) flooded += chunk.length;
+    if (!res.destroyed) res.once('drain', pump);
+  };
+  pump();
+}
+let flooded = 0;
 
 /** The webhook client against a local ERP endpoint that misbehaves. */
 describe('WebhookClient', () => {
@@ -12,6 +24,7 @@ describe('WebhookClient', () => {
     server = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
+        if (req.url === '/flood') return flood(res);
         // Headers at once, then a byte every 50 ms for good: the socket is never idle.
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         timers.push(setInterval(() => res.write('.'), 50));
@@ -32,5 +45,12 @@ describe('WebhookClient', () => {
     const result = await client.post('{"event":"order.status"}', new Date());
     expect(result).toEqual({ ok: false, error: 'ETIMEDOUT' });
     expect(Date.now() - started).toBeLessThan(3_000);
+  }, 10_000);
+
+  it('gives up on an answer larger than an acknowledgement could be, saying the call and the limit', async () => {
+    const client = new WebhookClient(url.replace(/\/hooks$/, '/flood'), 'secret', 5_000);
+    const result = await client.post('{"event":"order.status"}', new Date());
+    expect(result).toEqual({ ok: false, error: 'the webhook POST\'s answer exceeded 64 KiB, the limit for it, and was cut off unread' });
+    expect(flooded).toBeLessThan(8 * 1024 * 1024);
   }, 10_000);
 });

@@ -8,6 +8,13 @@ export interface WebhookDelivery {
   error?: string;
 }
 
+/**
+ * The most of an ERP's answer that is read: only its status counts, and an acknowledgement is a few
+ * bytes (or an error page of a few KiB). Unbounded, an endpoint answering without end filled the
+ * dispatcher's memory, and with it the worker's.
+ */
+export const MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024;
+
 export class WebhookClient {
   private readonly http: AxiosInstance;
 
@@ -17,7 +24,7 @@ export class WebhookClient {
     private readonly timeoutMs: number,
   ) {
     // No redirects (a signed body must not be replayed elsewhere), every status handled here.
-    this.http = axios.create({ timeout: timeoutMs, maxRedirects: 0, validateStatus: () => true });
+    this.http = axios.create({ timeout: timeoutMs, maxRedirects: 0, validateStatus: () => true, maxContentLength: MAX_WEBHOOK_ANSWER_BYTES });
   }
 
   async post(body: string, now: Date): Promise<WebhookDelivery> {
@@ -33,7 +40,13 @@ export class WebhookClient {
       return res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
       // The URL may carry a token: never echo it; the error code says enough.
-      const code = axios.isCancel(err) ? 'ETIMEDOUT' : ((err as { code?: string }).code ?? 'ERROR');
+      const e = err as { code?: string; response?: unknown; message?: string };
+      // axios has no code of its own for an answer cut off at maxContentLength: ERR_BAD_RESPONSE,
+      // no response, its own words. Not delivered: the event is sent again, as after any failure.
+      if (e.code === 'ERR_BAD_RESPONSE' && e.response === undefined && /maxContentLength/.test(e.message ?? '')) {
+        return { ok: false, error: `the webhook POST's answer exceeded ${MAX_WEBHOOK_ANSWER_BYTES / 1024} KiB, the limit for it, and was cut off unread` };
+      }
+      const code = axios.isCancel(err) ? 'ETIMEDOUT' : (e.code ?? 'ERROR');
       return { ok: false, error: code };
     }
   }
