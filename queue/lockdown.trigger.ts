@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readSigningSecret } from '../connector/shared/secret-file';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../config/config.schema';
@@ -127,13 +127,13 @@ async function notifyByWebhook(context: JobContext, notice: LockdownNotice): Pro
   if (!cfg.webhookUrl) return { delivered: [], warnings: [] };
   const secretFile = cfg.webhookSecretFile ?? config.webhooks.secretFile;
   if (!secretFile) return { delivered: [], warnings: ['lockdown.notify.webhookUrl is set but no secret file (lockdown.notify.webhookSecretFile): admins were not alerted by webhook'] };
-  let secret: string;
-  try {
-    secret = readFileSync(secretFile, 'utf8').trim();
-  } catch {
-    return { delivered: [], warnings: [`the admins' webhook secret file ${secretFile} cannot be read: admins were not alerted by webhook`] };
-  }
-  const sent = await new WebhookClient(cfg.webhookUrl, secret, cfg.timeoutMs).post(JSON.stringify(notice), context.clock.now());
+  // An empty secret (a `touch`ed file, the default webhooks.secretFile left empty) signed the notice
+  // with a key anyone can compute, and a loose file lets anyone on the machine sign: either way a
+  // forged "lockdown resolved" would look like ours. Not sent; the operator is told which key and file.
+  const key = cfg.webhookSecretFile ? 'lockdown.notify.webhookSecretFile' : 'webhooks.secretFile (lockdown.notify.webhookSecretFile unset)';
+  const read = readSigningSecret(secretFile, key);
+  if ('problem' in read) return { delivered: [], warnings: [`admins were not alerted by webhook: ${read.problem}`] };
+  const sent = await new WebhookClient(cfg.webhookUrl, read.secret, cfg.timeoutMs).post(JSON.stringify(notice), context.clock.now());
   return sent.ok ? { delivered: ['webhook'], warnings: [] } : { delivered: [], warnings: [`admins' webhook not delivered (${sent.error ?? 'error'})`] };
 }
 

@@ -45,6 +45,26 @@ describe('doctor: an admin alert channel', () => {
     expect(checkAlertChannel(notify({ emails: ['ops@example.kz'], smtp }), true)).toEqual({ name: 'alerts', core: false, verdict: 'OK', detail: 'e-mail to 1 admin(s)' });
     expect(checkAlertChannel(notify({ webhookUrl: 'https://hooks.example.kz/x' }), false)).toMatchObject({ verdict: 'WARN', detail: expect.stringMatching(/^incidents reach no one: only the lockdown notices go to the webhook/) });
   });
+
+  it("names the admins' webhook secret that would sign nothing: none, empty (falling back to webhooks.secretFile), or readable by others", () => {
+    const smtp = { host: 'mail.example.kz', port: 587, security: 'starttls' as const, from: 'c@example.kz', timeoutMs: 10_000 };
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-alerts-'));
+    const empty = join(dir, 'empty.secret');
+    writeFileSync(empty, '', { mode: 0o600 });
+    const loose = join(dir, 'loose.secret');
+    writeFileSync(loose, 'loose-admin-secret\n');
+    chmodSync(loose, 0o644);
+    const good = join(dir, 'good.secret');
+    writeFileSync(good, 'good-admin-secret\n', { mode: 0o600 });
+    const hook = { emails: ['ops@example.kz'], smtp, webhookUrl: 'https://hooks.example.kz/x' };
+    const withErpFile = (file: string) => ({ ...notify(hook), webhooks: { ...config.webhooks, secretFile: file } });
+    expect(checkAlertChannel(notify(hook), true)).toMatchObject({ verdict: 'FAIL', detail: expect.stringMatching(/no lockdown notice is sent by webhook: lockdown\.notify\.webhookUrl is set, but neither lockdown\.notify\.webhookSecretFile nor webhooks\.secretFile/) });
+    expect(checkAlertChannel(withErpFile(empty), false)).toMatchObject({ verdict: 'WARN', detail: `e-mail to 1 admin(s); no lockdown notice is sent by webhook: webhooks.secretFile (lockdown.notify.webhookSecretFile unset) ${empty} is empty: an HMAC with an empty key is one anyone can compute; write the HMAC secret the receiver verifies with into it (mode 0600)` });
+    const looseResult = checkAlertChannel(notify({ ...hook, webhookSecretFile: loose }), false);
+    expect(looseResult).toMatchObject({ verdict: 'WARN', detail: expect.stringContaining(`lockdown.notify.webhookSecretFile ${loose} may be read by group or others (mode 0644)`) });
+    expect(JSON.stringify(looseResult)).not.toContain('loose-admin-secret');
+    expect(checkAlertChannel(notify({ ...hook, webhookSecretFile: good }), true)).toMatchObject({ verdict: 'OK', detail: 'e-mail to 1 admin(s), lockdown notices also by webhook' });
+  });
 });
 
 describe('doctor: whose signatures count (R-15, R-30)', () => {

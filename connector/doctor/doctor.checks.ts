@@ -12,6 +12,7 @@ import { Client } from 'pg';
 import { ARCHIVE_EXPORTED, ARCHIVE_MAX_AGE_DAYS } from '../archive/archive.export';
 import type { ConnectorConfig } from '../../config/config.schema';
 import { configFileOf, loadConfig, redactedUrl } from '../../config/load-config';
+import { readSigningSecret } from '../shared/secret-file';
 import { MIGRATIONS } from '../persistence/migrations';
 import { withTimeout } from '../shared/timeout';
 import { PASSWORD_NOT_GIVEN, PASSWORD_NOT_GIVEN_HINT } from '../shared/pg-errors';
@@ -381,16 +382,32 @@ export function checkProxyTrust(config: ConnectorConfig): CheckResult {
  */
 export function checkAlertChannel(config: ConnectorConfig, strict: boolean): CheckResult {
   const { emails, smtp, webhookUrl } = config.lockdown.notify;
-  if (emails.length && smtp) return { name: 'alerts', core: false, verdict: 'OK', detail: `e-mail to ${emails.length} admin(s)${webhookUrl ? ', lockdown notices also by webhook' : ''}` };
+  const webhook = webhookUrl ? adminWebhookProblem(config) : null;
+  const webhookHint = 'write the HMAC secret the admins\' receiver verifies with into lockdown.notify.webhookSecretFile (or webhooks.secretFile), mode 0600';
+  const notOk = { name: 'alerts', core: strict, verdict: strict ? ('FAIL' as const) : ('WARN' as const) };
+  if (emails.length && smtp) {
+    if (webhook) return { ...notOk, detail: `e-mail to ${emails.length} admin(s); no lockdown notice is sent by webhook: ${webhook}`, hint: webhookHint };
+    return { name: 'alerts', core: false, verdict: 'OK', detail: `e-mail to ${emails.length} admin(s)${webhookUrl ? ', lockdown notices also by webhook' : ''}` };
+  }
   return {
-    name: 'alerts',
-    core: strict,
-    verdict: strict ? 'FAIL' : 'WARN',
+    ...notOk,
     detail: webhookUrl
-      ? 'incidents reach no one: only the lockdown notices go to the webhook, incidents go by e-mail and none is configured'
+      ? `incidents reach no one: only the lockdown notices go to the webhook, incidents go by e-mail and none is configured${webhook ? `; and no lockdown notice is sent by webhook either: ${webhook}` : ''}`
       : 'no admin alert channel: incidents and lockdowns are only in connector incidents list and the logs',
-    hint: 'set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md)',
+    hint: `set lockdown.notify.emails and lockdown.notify.smtp (docs/lockdown.md)${webhook ? `; ${webhookHint}` : ''}`,
   };
+}
+
+/**
+ * Why the admins' webhook would send nothing, as queue/lockdown.trigger.ts judges it (its secret:
+ * lockdown.notify.webhookSecretFile, else webhooks.secretFile), or null when it can sign.
+ */
+function adminWebhookProblem(config: ConnectorConfig): string | null {
+  const own = config.lockdown.notify.webhookSecretFile;
+  const file = own ?? config.webhooks.secretFile;
+  if (!file) return 'lockdown.notify.webhookUrl is set, but neither lockdown.notify.webhookSecretFile nor webhooks.secretFile names its HMAC secret';
+  const read = readSigningSecret(file, own ? 'lockdown.notify.webhookSecretFile' : 'webhooks.secretFile (lockdown.notify.webhookSecretFile unset)');
+  return 'problem' in read ? read.problem : null;
 }
 
 /** Who runs doctor (and, under the same account, the worker): named in a folder's verdict. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readSigningSecret } from '../../connector/shared/secret-file';
 import type IORedis from 'ioredis';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
@@ -92,11 +92,12 @@ export async function dispatchWebhooks(
   let client = options.client;
   if (!client) {
     if (!cfg.secretFile) throw new ConnectorError('CONFIG_INVALID', 'webhooks.url is set but webhooks.secretFile is not: webhooks are signed with the secret in that file', 1);
-    const secret = readFileSync(cfg.secretFile, 'utf8').trim();
     // An empty file (a `touch`, a secret written elsewhere) signed every event with an empty key,
     // which anyone can compute: an ERP that took the signature as proof could be sent any status.
-    if (!secret) throw new ConnectorError('CONFIG_INVALID', `webhooks.secretFile ${cfg.secretFile} is empty: no status event is sent unsigned or signed with an empty key; write the HMAC secret the ERP verifies with into it`, 1);
-    client = new WebhookClient(cfg.url, secret, cfg.timeoutMs);
+    // A file others may read lets anyone on the machine do the same (R-4, as the Client Secret's).
+    const read = readSigningSecret(cfg.secretFile, 'webhooks.secretFile');
+    if ('problem' in read) throw new ConnectorError('CONFIG_INVALID', `no status event is sent unsigned or with a secret others may have: ${read.problem}`, 1);
+    client = new WebhookClient(cfg.url, read.secret, cfg.timeoutMs);
   }
   const lockMs = options.lockMs ?? 60_000;
   const key = `${context.config.redis.prefix}:webhooks:lock`;

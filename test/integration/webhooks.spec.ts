@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { verifyWebhook } from '../../adapters/erp/http/webhook.signature';
@@ -319,6 +319,26 @@ describe('status webhooks', () => {
     // With the secret back, the event waited and goes.
     expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
     expect(JSON.parse(received[0].body)).toMatchObject({ number: 'WH-NOKEY' });
+  });
+
+  it('a secret file group or others may read sends nothing either (anyone on the machine could sign): the run fails naming the file and its mode', async () => {
+    received.length = 0;
+    await intakeOrders(context.orm.em.fork(), 'erp', [{ order: sampleOrder({ number: 'WH-LOOSE', erpDocumentId: 'erp-wh-loose' }) }], noQueue, { actor: 't' });
+    const looseFile = join(env.workDir, 'loose.secret');
+    writeFileSync(looseFile, 'Loose-Canary-Secret\n');
+    chmodSync(looseFile, 0o644);
+    const secretFile = context.config.webhooks.secretFile;
+    context.config.webhooks.secretFile = looseFile;
+    try {
+      const refused = dispatchWebhooks(context, context.redis);
+      await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(`webhooks.secretFile ${looseFile} may be read by group or others (mode 0644)`) });
+      await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('Loose-Canary-Secret') });
+      expect(received).toHaveLength(0);
+    } finally {
+      context.config.webhooks.secretFile = secretFile;
+    }
+    expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
+    expect(JSON.parse(received[0].body)).toMatchObject({ number: 'WH-LOOSE' });
   });
 
   it('one dispatcher at a time', async () => {

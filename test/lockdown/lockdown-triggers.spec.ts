@@ -13,7 +13,7 @@ import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';
 import { bodyOf, headerValue, startMailServer } from '../support/mail-server';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
 import { STATUS_FILE } from '../../queue/jobs/write-back.job';
 import { join } from 'node:path';
@@ -267,7 +267,7 @@ describe('lockdown triggers', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const secretFile = join(world.env.workDir, 'erp-webhook.secret');
-    writeFileSync(secretFile, 'erp-hook-secret\n');
+    writeFileSync(secretFile, 'erp-hook-secret\n', { mode: 0o600 });
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/erp`;
     const context = { ...world.context, config: { ...world.config, webhooks: { ...world.config.webhooks, url, secretFile } } };
     let scheduler: Awaited<ReturnType<typeof startScheduler>> | undefined;
@@ -304,7 +304,7 @@ describe('lockdown triggers', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
       const secretFile = join(world.env.workDir, 'admin-webhook.secret');
-      writeFileSync(secretFile, 'admin-hook-secret\n');
+      writeFileSync(secretFile, 'admin-hook-secret\n', { mode: 0o600 });
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
       const context = { ...world.context, config: { ...world.config, lockdown: { ...world.config.lockdown, notify: { ...world.config.lockdown.notify, webhookUrl: url, webhookSecretFile: secretFile } } } };
       const result = await triggerLockdown(context, { trigger: 'manual', reason: 'test: webhook', scope: 'user:alice' });
@@ -330,6 +330,39 @@ describe('lockdown triggers', () => {
       expect(JSON.parse(received[2].body)).toMatchObject({ trigger: 'unexplained_debit' });
       await triggerLockdown(context, { trigger: 'unexplained_debit', reason: 'test: and again', scope: 'all' });
       expect(received).toHaveLength(3);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('never signs the admins\' notice with an empty secret or one others may read: nothing is sent, the warning names the key and the file', async () => {
+    const received: string[] = [];
+    const server = createServer((req, res) => {
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        received.push(String(req.headers['x-connector-signature']));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const empty = join(world.env.workDir, 'admin-webhook-empty.secret');
+      writeFileSync(empty, '\n', { mode: 0o600 });
+      const loose = join(world.env.workDir, 'admin-webhook-loose.secret');
+      writeFileSync(loose, 'admin-loose-secret\n');
+      chmodSync(loose, 0o644);
+      // The admins' own file unset: the ERP's webhooks.secretFile is the one used, and named as such.
+      const withFiles = (own: string | undefined, shared: string | undefined) => ({
+        ...world.context,
+        config: { ...world.config, webhooks: { ...world.config.webhooks, secretFile: shared }, lockdown: { ...world.config.lockdown, notify: { ...world.config.lockdown.notify, webhookUrl: url, webhookSecretFile: own } } },
+      });
+      const first = await triggerLockdown(withFiles(undefined, empty), { trigger: 'manual', reason: 'test: empty secret', scope: 'user:alice' });
+      expect(first.warnings).toContainEqual(expect.stringMatching(new RegExp(`^admins were not alerted by webhook: webhooks\\.secretFile \\(lockdown\\.notify\\.webhookSecretFile unset\\) ${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is empty`)));
+      const second = await triggerLockdown(withFiles(loose, undefined), { trigger: 'unexplained_debit', reason: 'test: loose secret', scope: 'all' });
+      expect(second.warnings).toContainEqual(expect.stringMatching(/^admins were not alerted by webhook: lockdown\.notify\.webhookSecretFile .* may be read by group or others \(mode 0644\).*chmod 600/));
+      expect(received).toEqual([]);
+      expect(JSON.stringify([first, second])).not.toContain('admin-loose-secret');
     } finally {
       server.close();
     }

@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { looseFileMode } from '../../../connector/shared/secret-file';
 import { BankError } from './business-api.errors';
 
 /** The bank's Client ID / Client Secret pair (R-1). The secret never leaves this object except into the token request's Authorization header. */
@@ -70,15 +71,10 @@ export class ConfigCredentialsProvider implements CredentialsProvider {
  * wait, an incident says so). A file that cannot be stat'ed is left to the read that follows.
  */
 async function refuseLooseSecretFile(path: string): Promise<void> {
-  let mode: number;
-  try {
-    mode = (await stat(path)).mode;
-  } catch {
-    return;
-  }
-  if ((mode & 0o077) !== 0) {
+  const mode = looseFileMode(path);
+  if (mode) {
     throw Object.assign(
-      new Error(`the Client Secret file ${path} may be read by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): anyone on this machine could read the bank's Client Secret (R-4); run chmod 600 ${path}, or store the pair in the vault (connector credentials set --secret-stdin)`),
+      new Error(`the Client Secret file ${path} may be read by group or others (mode ${mode}): anyone on this machine could read the bank's Client Secret (R-4); run chmod 600 ${path}, or store the pair in the vault (connector credentials set --secret-stdin)`),
       { code: 'SECRET_FILE_PERMISSIONS' },
     );
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../config/load-config';
@@ -38,7 +38,17 @@ describe('doctor: status webhooks', () => {
     const secretFile = join(mkdtempSync(join(tmpdir(), 'doctor-webhooks-')), 'webhook.secret');
     writeFileSync(secretFile, '\n', { mode: 0o600 });
     const withUrl = { ...config, webhooks: { ...config.webhooks, url: 'http://127.0.0.1:9/hooks', secretFile } };
-    expect(await checkWebhooks(withUrl, false, 1_000)).toMatchObject({ name: 'webhooks', verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} is empty: no status event is sent (an HMAC with an empty key is no signature)` });
+    expect(await checkWebhooks(withUrl, false, 1_000)).toMatchObject({ name: 'webhooks', verdict: 'WARN', detail: `no status event is sent: webhooks.secretFile ${secretFile} is empty: an HMAC with an empty key is one anyone can compute; write the HMAC secret the receiver verifies with into it (mode 0600)` });
+  });
+
+  it('a secret file group or others may read is a WARN naming it and its mode, as the Client Secret file is (R-4): the worker sends nothing signed with it', async () => {
+    const secretFile = join(mkdtempSync(join(tmpdir(), 'doctor-webhooks-')), 'webhook.secret');
+    writeFileSync(secretFile, 'loose-webhook-secret\n');
+    chmodSync(secretFile, 0o640);
+    const withUrl = { ...config, webhooks: { ...config.webhooks, url: 'http://127.0.0.1:9/hooks', secretFile } };
+    const result = await checkWebhooks(withUrl, false, 1_000);
+    expect(result).toMatchObject({ name: 'webhooks', verdict: 'WARN', detail: `no status event is sent: webhooks.secretFile ${secretFile} may be read by group or others (mode 0640): anyone on this machine could sign in the connector's name; run chmod 600 ${secretFile}` });
+    expect(JSON.stringify(result)).not.toContain('loose-webhook-secret');
   });
 });
 

@@ -10,7 +10,7 @@ import { UNDELIVERED_AFTER_ATTEMPTS, WEBHOOK_CURSOR } from '../../../queue/jobs/
 import { clockFromConfig } from '../../shared/clock';
 import type { ConnectorConfig } from '../../../config/config.schema';
 import { printJson, table } from '../output';
-import { readFileSync } from 'node:fs';
+import { readSigningSecret } from '../../shared/secret-file';
 import { Client } from 'pg';
 
 /**
@@ -130,13 +130,9 @@ export const checkWebhooks: ExtraCheck = async (config, _strict, timeoutMs) => {
   if (!url) return null;
   const name = 'webhooks';
   if (!secretFile) return { name, core: false, verdict: 'WARN', detail: 'webhooks.url is set, webhooks.secretFile is not: no status event can be signed, none is sent', hint: 'set webhooks.secretFile to the file holding the HMAC secret the ERP verifies with' };
-  try {
-    if (readFileSync(secretFile, 'utf8').trim() === '') {
-      return { name, core: false, verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} is empty: no status event is sent (an HMAC with an empty key is no signature)`, hint: 'write the HMAC secret the ERP verifies with into it (mode 0600)' };
-    }
-  } catch (err) {
-    return { name, core: false, verdict: 'WARN', detail: `webhooks.secretFile ${secretFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): no status event is sent`, hint: 'create it (mode 0600, the HMAC secret the ERP verifies with) or fix webhooks.secretFile' };
-  }
+  // The dispatcher's own judgement of the file (queue/jobs/dispatch-webhooks.job.ts): what stops it stops every delivery.
+  const read = readSigningSecret(secretFile, 'webhooks.secretFile');
+  if ('problem' in read) return { name, core: false, verdict: 'WARN', detail: `no status event is sent: ${read.problem}`, hint: 'fix webhooks.secretFile: the HMAC secret the ERP verifies with, mode 0600' };
   // Half the check's time each for the connection and the query: it answers within its bound.
   const ms = Math.min(3_000, Math.floor(timeoutMs / 2));
   const client = new Client({ connectionString: config.database.url, connectionTimeoutMillis: ms, query_timeout: ms, statement_timeout: ms });
