@@ -43,7 +43,11 @@ export function orderSigningRoutes(app: FastifyInstance, context: AppContext): v
       throw err;
     }
     // SIGNATURES_CHANGED: other signatures kept landing first; the person may simply sign again.
-    if ('refused' in attempt) throw new ApiError(attempt.refused === 'SIGNATURES_CHANGED' ? 409 : 403, attempt.refused, `this signature cannot be given: ${attempt.refused}`);
+    // NOT_AWAITING_SIGNATURES: the order moved on while the signature was made (nothing was recorded).
+    if ('refused' in attempt) {
+      const conflict = attempt.refused === 'SIGNATURES_CHANGED' || attempt.refused === 'NOT_AWAITING_SIGNATURES';
+      throw new ApiError(conflict ? 409 : 403, attempt.refused, `this signature cannot be given: ${attempt.refused}`);
+    }
     const complete = await completeSigning(context, state);
     return { id, signed: attempt.signed, missing: state.missing, state: complete ? 'signed' : 'awaiting_signatures' };
   });

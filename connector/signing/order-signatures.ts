@@ -115,10 +115,14 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
     'select order_id from ins',
   );
   const orders = [...new Set(list.map((s) => s.orderId))];
-  // The orders' rows are locked (key share, what the foreign key takes anyway) before the insert and
-  // so before the audit chain's lock: the order every other path takes them in (rows, then chain).
+  // The orders' rows are locked before the insert and so before the audit chain's lock: the order
+  // every other path takes them in (rows, then chain). Only an order still waiting for signatures
+  // takes one: a signature made while it moved on (submitted, withdrawn, gone stale, sent back by a
+  // signer's block) must not be stored as counting. A share lock, not the key share the foreign key
+  // takes, so that a transition of the order waits for this insert (and this one for it) and the
+  // state is judged on the row as it is when the insert goes in.
   const rows = await em.execute<Array<{ id: string; order_id: string }>>(
-    `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) order by id for key share),
+    `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) and state = 'awaiting_signatures' order by id for share),
      ins as (
        insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
        select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})

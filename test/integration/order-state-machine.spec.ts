@@ -315,6 +315,8 @@ describe('order transitions on PostgreSQL', () => {
     const frozenOrder = async (number: string, sha256 = 'ab'.repeat(32)) => {
       const id = await newOrder(number);
       await orm.em.fork().execute(`insert into order_document (order_id, format, bytes, sha256, created_at) values (?, 'test', '\\x00', ?, now())`, [id, sha256]);
+      // Signatures are recorded only on an order waiting for them.
+      await orm.em.fork().execute("update payment_order set state = 'awaiting_signatures' where id = ?", [id]);
       return id;
     };
 
@@ -322,6 +324,13 @@ describe('order transitions on PostgreSQL', () => {
       const id = await frozenOrder('SIGSTALE', 'cd'.repeat(32));
       expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now)).toEqual([null]);
       expect(await validSignatures(orm.em.fork(), id)).toEqual([]);
+    });
+
+    it.each(['signed', 'submitted', 'invalid', 'held'])('records no signature on an order that moved on to %s while it was made (nothing stored, nothing counted)', async (state) => {
+      const id = await frozenOrder(`SIGMOVED-${state}`);
+      await orm.em.fork().execute('update payment_order set state = ? where id = ?', [state, id]);
+      expect(await recordSignatures(orm.em.fork(), [signature(id, 'first', 'ceo', null)], now)).toEqual([null]);
+      expect(await orm.em.fork().execute('select id from order_signature where order_id = ?', [id])).toEqual([]);
     });
 
     it('freezes a document only from the order as it still is: bytes built from a row read before a correction are not frozen', async () => {
