@@ -294,10 +294,14 @@ export async function signAs(context: JobContext, state: SigningState, user: { i
     if ('refused' in signature) return signature;
     const [recorded] = await recordProduced(context, [{ state, signature }]);
     if (recorded) return { signed: signature.level };
-    // Not recorded because the order moved on meanwhile (submitted, withdrawn, sent back): refused
-    // at once, not signed again in vain.
-    const [now] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [state.order.id]);
+    // Not recorded because the order moved on meanwhile (submitted, withdrawn, sent back) or the
+    // signer was disabled meanwhile: refused at once, not signed again in vain.
+    const [now] = await em.execute<Array<{ state: string; blocked: boolean }>>(
+      'select o.state, exists (select 1 from app_user u where u.id = ? and u.blocked_reason is not null) as blocked from payment_order o where o.id = ?',
+      [user.id, state.order.id],
+    );
     if (now?.state !== 'awaiting_signatures') return { refused: 'NOT_AWAITING_SIGNATURES' };
+    if (now.blocked) return { refused: 'USER_DISABLED' };
     if (attempt >= SIGN_AGAIN) return { refused: 'SIGNATURES_CHANGED' };
   }
 }

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { SignLevel } from './signing-policy';
 import { cmsSignerSerials } from '../../signer-agent/cms/cms.parser';
-import { auditOfChangedOrders } from '../audit/audit.log';
+import { appendAudits, auditOfChangedOrders } from '../audit/audit.log';
+import { policyAmountTiyn } from './signing-policy';
+import { decideSign, type SignerRecord } from '../users/authority';
+import { transitionOrders } from '../orders/order-state.machine';
 
 /**
  * The exact signed bytes and the signatures over them (R-18). The document is frozen the first
@@ -121,6 +124,8 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
   // signer's block) must not be stored as counting. A share lock, not the key share the foreign key
   // takes, so that a transition of the order waits for this insert (and this one for it) and the
   // state is judged on the row as it is when the insert goes in.
+  // Nor by a signer disabled meanwhile (R-17): the block voided their signatures when it was made
+  // (voidSignaturesOfLostAuthority); one recorded after it would count again.
   const rows = await em.execute<Array<{ id: string; order_id: string }>>(
     `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) and state = 'awaiting_signatures' order by id for share),
      ins as (
@@ -128,6 +133,7 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
        select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
          as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
         where v.order_id in (select id from lk)
+          and not exists (select 1 from app_user u where u.id = v.user_id and u.blocked_reason is not null)
           and v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
           -- Over the bytes frozen now: a withdrawn order corrected meanwhile has a new document.
           and v.document_sha256 = (select d.sha256 from order_document d where d.order_id = v.order_id)
@@ -162,4 +168,54 @@ export function cmsHoldsEverySigner(signatures: readonly StoredSignature[]): boo
 export async function invalidateSignatures(em: EntityManager, signatureIds: readonly number[], reason: string): Promise<void> {
   if (signatureIds.length === 0) return;
   await em.execute(`update order_signature set valid = false, invalidated_reason = ? where id in (${signatureIds.map(() => '?').join(', ')})`, [reason, ...signatureIds]);
+}
+
+/**
+ * R-17 at the moment authority is lost (a user blocked, a right revoked or narrowed), in the
+ * caller's transaction, after the change: every signature of this user on an order never sent
+ * (no attempt counted) that the user may no longer give, as decideSign judges it now, stops
+ * counting with its whole round (the later CMS holds the earlier signers), and an order already
+ * `signed` (or claimed, `submitting`, but not yet sent) goes back to `awaiting_signatures`.
+ * Judged at the next look only, an order claimed in between was sent with the signature, and a
+ * user unblocked before that look had their old signatures count again.
+ * The orders are locked (in id order) before anything changes: a claim `signed -> submitting` or a
+ * send's count of its attempt (both conditional on the row) waits for this and then finds the order
+ * moved on, or has counted first (sent while the signature still counted) and is left alone.
+ * The send lease is cleared: a sender that held it is stopped at its last look, even if the order
+ * is signed afresh and claimed again before that look. The orders whose signatures were voided,
+ * and of them those sent back to `awaiting_signatures` (their sign stage is to be queued once this commits).
+ */
+export async function voidSignaturesOfLostAuthority(em: EntityManager, signer: SignerRecord, actor: string, now: Date): Promise<{ voided: string[]; backToSigning: string[] }> {
+  const rows = await em.execute<Array<{ id: string; state: string; payer_iban: string; amount_tiyn: string | number; currency: string; level: SignLevel }>>(
+    `select o.id, o.state, o.payer_iban, o.amount_tiyn, o.currency, s.level
+       from payment_order o join order_signature s on s.order_id = o.id and s.valid and s.user_id = ?
+      where o.submit_attempts = 0 and o.state in ('received', 'validated', 'awaiting_signatures', 'signed', 'submitting', 'held', 'failed')
+      order by o.id for update of o`,
+    [signer.user.id],
+  );
+  const reasonOf = new Map<string, string>();
+  for (const r of rows) {
+    const decision = decideSign(signer, r.payer_iban, policyAmountTiyn({ amountTiyn: Number(r.amount_tiyn), currency: r.currency }));
+    const lost = !decision.allowed ? decision.reason : decision.level !== r.level ? `LEVEL_CHANGED (signed as ${r.level}, may now sign ${decision.level ?? 'none'})` : null;
+    // The same wording as the pipeline's look (dropSignaturesThatNoLongerCount).
+    if (lost) reasonOf.set(r.id, `signer lost authority (${signer.user.login}: ${lost})`);
+  }
+  if (reasonOf.size === 0) return { voided: [], backToSigning: [] };
+  const ids = [...reasonOf.keys()];
+  await em.execute(
+    `update order_signature s set valid = false, invalidated_reason = v.reason
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, reason text)
+      where s.order_id = v.id and s.valid`,
+    [JSON.stringify(ids.map((id) => ({ id, reason: reasonOf.get(id) })))],
+  );
+  await appendAudits(em, ids.map((id) => ({ actor, action: 'order.signatures.invalidated', subject: id, details: { reasons: [reasonOf.get(id)] }, at: now })));
+  const back = [...new Set(rows.filter((r) => reasonOf.has(r.id) && (r.state === 'signed' || r.state === 'submitting')).map((r) => r.id))];
+  const backToSigning: string[] = [];
+  for (const reason of new Set(back.map((id) => reasonOf.get(id) as string))) {
+    const group = back.filter((id) => reasonOf.get(id) === reason);
+    for (const moved of await transitionOrders(em, group, 'awaiting_signatures', { actor, from: ['signed', 'submitting'], reason, patch: { sendLeaseUntil: null }, now })) {
+      if (!('error' in moved)) backToSigning.push(moved.orderId);
+    }
+  }
+  return { voided: ids, backToSigning };
 }

@@ -4,6 +4,7 @@ import { sessionStoreFor, type SessionStore } from './session.store';
 import { signerAgentPortFromConfig, type SignerAgentPort } from './signer-agent.port';
 import type { UserDeps } from './user.service';
 import { reportSecurityEvent } from '../../queue/lockdown.trigger';
+import { requeueOrder } from '../../queue/jobs/sweep-orders.job';
 
 /**
  * Wiring of the users capability for one process: one SecretBox (master key read once, lazily:
@@ -45,6 +46,20 @@ export function userDeps(context: AppContext, wiring: UsersWiring = usersWiring(
     // Issue 16: brute force across accounts locks the connector down (or alerts, per config).
     onSecurityEvent: async (event) => {
       await reportSecurityEvent(context, event);
+    },
+    // an order sent back to be signed is looked at now. Best effort: the change is committed,
+    // and the sweeper queues the order's sign stage all the same (Redis away, a CLI without it).
+    // Bounded: a Redis that does not answer must not hold up the block.
+    onOrdersBackToSigning: async (orderIds) => {
+      const warn = (err: Error) => context.logger.warn({ event: 'order.sign.enqueue_failed', orders: orderIds.length, err: err.message });
+      let timer: NodeJS.Timeout | undefined;
+      const requeued = (async () => {
+        for (const orderId of orderIds) await requeueOrder(context.queues, 'awaiting_signatures', orderId, { now: true });
+      })().catch(warn);
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => resolve(warn(new Error('Redis did not answer within 5 s'))), 5_000);
+      });
+      await Promise.race([requeued, timeout]).finally(() => clearTimeout(timer));
     },
   };
 }

@@ -37,6 +37,7 @@ import type { SignerAgentPort } from './signer-agent.port';
 import { base32Decode, matchTotpStep, newTotpSecret, otpauthUri } from './totp';
 import { UserError, userError } from './user.errors';
 import { PhantomLogins } from './phantom-logins';
+import { voidSignaturesOfLostAuthority } from '../signing/order-signatures';
 
 /**
  * Users, passwords and the login flow (R-5..R-12, R-14, R-16, R-17). Every security event goes to
@@ -60,6 +61,12 @@ export interface UserDeps {
   signerAgent?: SignerAgentPort;
   /** Lock-outs and attempts on disabled accounts, for the lockdown's brute-force trigger (issue 16). Never throws. */
   onSecurityEvent?: (event: { kind: 'lockout' | 'disabled_login'; login: string; ip?: string; at: Date }) => Promise<void>;
+  /**
+   * Orders sent back to `awaiting_signatures` because a signer lost authority (R-17), once that is
+   * committed: their sign stage looks again now (a standing mandate signs afresh) rather than at the
+   * sweeper's next pass. Never throws.
+   */
+  onOrdersBackToSigning?: (orderIds: string[]) => Promise<void>;
 }
 
 export function normalizeLogin(login: string): string {
@@ -268,6 +275,7 @@ export interface BlockResult {
  */
 export async function blockUser(deps: UserDeps, input: { login: string; actor: string; reason?: string }): Promise<BlockResult> {
   const now = deps.clock.now();
+  let backToSigning: string[] = [];
   const user = await deps.em.transactional(async (tx) => {
     const u = await requireUser(tx, input.login);
     u.blockedReason = 'admin';
@@ -275,8 +283,12 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
     u.updatedAt = now;
     await tx.flush();
     await appendAudit(tx, { actor: input.actor, action: 'user.blocked', subject: u.login, details: { reason: input.reason ?? null }, at: now });
+    // R-17: their signatures on orders not yet sent stop counting now, with the block, not at the
+    // pipeline's next look (an unblock before it would have made them count again).
+    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user: u, rights: await tx.find(UserAccountRight, { userId: u.id }) }, input.actor, now)).backToSigning;
     return u;
   });
+  if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
   const warnings: string[] = [];
   const sessions = await endSessions(deps, user.id, 'they end at their next request because the user is blocked');
   const sessionsEnded = sessions.ended;
@@ -330,7 +342,8 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
   }
   if (input.limitTiyn != null && (!Number.isSafeInteger(input.limitTiyn) || input.limitTiyn < 0)) throw new ConnectorError('INVALID_LIMIT', 'the signing limit must be a non-negative amount', 2);
   const now = deps.clock.now();
-  return deps.em.transactional(async (tx) => {
+  let backToSigning: string[] = [];
+  const granted = await deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
     const before = await tx.find(UserAccountRight, { userId: user.id });
     let right = before.find((r) => r.account === account) ?? null;
@@ -346,8 +359,13 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
     // Manage -> info, or manage kept without its signature level: the user may no longer sign for
     // the account (R-17), as with a revoke.
     if (couldSign && !signsWith(right)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
+    // R-17: a signature the changed right no longer gives (manage taken away, a lower limit, another
+    // level) stops counting now, on every order not yet sent.
+    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: await tx.find(UserAccountRight, { userId: user.id }) }, input.actor, now)).backToSigning;
     return right;
   });
+  if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
+  return granted;
 }
 
 /**
@@ -366,7 +384,8 @@ function signsWith(right: Pick<UserAccountRight, 'rights' | 'signLevel'> | null 
 export async function revokeRight(deps: UserDeps, input: { login: string; account: string; actor: string }): Promise<boolean> {
   const account = input.account === 'all' || input.account === '*' ? '*' : input.account.toUpperCase();
   const now = deps.clock.now();
-  return deps.em.transactional(async (tx) => {
+  let backToSigning: string[] = [];
+  const revoked = await deps.em.transactional(async (tx) => {
     const user = await requireUser(tx, input.login);
     const before = await tx.find(UserAccountRight, { userId: user.id });
     const right = before.find((r) => r.account === account);
@@ -378,8 +397,12 @@ export async function revokeRight(deps: UserDeps, input: { login: string; accoun
     const after = rightFor(before.filter((r) => r !== right), account);
     // In the same transaction: the right is never gone without its reminder.
     if (signsWith(right) && !signsWith(after)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
+    // R-17: signatures the user may no longer give stop counting now, on every order not yet sent.
+    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: before.filter((r) => r !== right) }, input.actor, now)).backToSigning;
     return true;
   });
+  if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
+  return revoked;
 }
 
 /**

@@ -435,7 +435,12 @@ async function sendOrder(
     }
     // Both read for the batch after the claim (a missing document stays missing on a re-read).
     const { document, signatures } = prepared;
-    if (!document || signatures.length === 0) throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
+    if (!document || signatures.length === 0) {
+      // Sent back to be signed between the claim and this read (a signer blocked: R-17): not an error.
+      const [row] = await em.execute<Array<{ state: string }>>('select state from payment_order where id = ?', [order.id]);
+      if (row?.state !== 'submitting') return { state: 'moved-on' };
+      throw new UnrecoverableError(`order ${order.id} has no frozen document or signature`);
+    }
     const cms = signatures[signatures.length - 1].cms; // holds every signer
     // Held from the last look to the bank's answer: at most `worker.concurrency` requests per
     // process are on their way when a lockdown lands, however many jobs the stage takes at once.
