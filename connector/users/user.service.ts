@@ -282,10 +282,11 @@ export async function blockUser(deps: UserDeps, input: { login: string; actor: s
     u.blockedAt = now;
     u.updatedAt = now;
     await tx.flush();
-    await appendAudit(tx, { actor: input.actor, action: 'user.blocked', subject: u.login, details: { reason: input.reason ?? null }, at: now });
     // R-17: their signatures on orders not yet sent stop counting now, with the block, not at the
-    // pipeline's next look (an unblock before it would have made them count again).
+    // pipeline's next look (an unblock before it would have made them count again). Before any
+    // audit record: the orders' rows are locked before the audit chain, as on every other path.
     backToSigning = (await voidSignaturesOfLostAuthority(tx, { user: u, rights: await tx.find(UserAccountRight, { userId: u.id }) }, input.actor, now)).backToSigning;
+    await appendAudit(tx, { actor: input.actor, action: 'user.blocked', subject: u.login, details: { reason: input.reason ?? null }, at: now });
     return u;
   });
   if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
@@ -355,13 +356,13 @@ export async function grantRight(deps: UserDeps, input: RightInput): Promise<Use
     if (right) Object.assign(right, values);
     else right = tx.create(UserAccountRight, { userId: user.id, account, ...values });
     await tx.flush();
+    // R-17: a signature the changed right no longer gives (manage taken away, a lower limit, another
+    // level) stops counting now, on every order not yet sent. Before any audit record (rows, then chain).
+    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: await tx.find(UserAccountRight, { userId: user.id }) }, input.actor, now)).backToSigning;
     await appendAudit(tx, { actor: input.actor, action: 'user.right_granted', subject: user.login, details: { account, rights: values.rights, limitTiyn: values.signLimitTiyn, level: values.signLevel }, at: now });
     // Manage -> info, or manage kept without its signature level: the user may no longer sign for
     // the account (R-17), as with a revoke.
     if (couldSign && !signsWith(right)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
-    // R-17: a signature the changed right no longer gives (manage taken away, a lower limit, another
-    // level) stops counting now, on every order not yet sent.
-    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: await tx.find(UserAccountRight, { userId: user.id }) }, input.actor, now)).backToSigning;
     return right;
   });
   if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
@@ -391,14 +392,15 @@ export async function revokeRight(deps: UserDeps, input: { login: string; accoun
     const right = before.find((r) => r.account === account);
     if (!right) return false;
     await tx.nativeDelete(UserAccountRight, { userId: user.id, account });
+    // R-17: signatures the user may no longer give stop counting now, on every order not yet sent.
+    // Before any audit record (rows, then chain).
+    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: before.filter((r) => r !== right) }, input.actor, now)).backToSigning;
     await appendAudit(tx, { actor: input.actor, action: 'user.right_revoked', subject: user.login, details: { account }, at: now });
     // The right that applies once this one is gone: "all accounts" takes an account's place again,
     // and when it still signs for the account no authority was lost (the bank is not told a false loss).
     const after = rightFor(before.filter((r) => r !== right), account);
     // In the same transaction: the right is never gone without its reminder.
     if (signsWith(right) && !signsWith(after)) await remindBankOfLostAuthority(tx, deps, user, { account }, input.actor, now);
-    // R-17: signatures the user may no longer give stop counting now, on every order not yet sent.
-    backToSigning = (await voidSignaturesOfLostAuthority(tx, { user, rights: before.filter((r) => r !== right) }, input.actor, now)).backToSigning;
     return true;
   });
   if (backToSigning.length > 0) await deps.onOrdersBackToSigning?.(backToSigning);
