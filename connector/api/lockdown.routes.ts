@@ -144,6 +144,7 @@ export function lockdownRoutes() {
             actor: `user:${session.user.login}`,
             note: body.note,
             bankNotifiedAt,
+            bankNotifiedAtText: body.bankNotifiedAt,
             bankReference: body.bankReference,
             now: context.clock.now(),
             caller: 'api',

@@ -3,7 +3,7 @@ import { LockMode } from '@mikro-orm/core';
 import { UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { PageCursor } from '../shared/page-cursor';
-import { ConnectorError } from '../shared/errors';
+import { ConnectorError, UsageError } from '../shared/errors';
 import { singleLine } from '../shared/text';
 import { Incident, type IncidentSeverity, type TimelineEntry } from '../persistence/entities';
 import { appendAudit } from '../audit/audit.log';
@@ -139,12 +139,38 @@ export function incidentView(incident: Incident) {
 /** Incidents whose resolution must say when and how the bank was told (R-17, R-27, R-29). */
 export const BANK_NOTICE_KINDS = ['authority_revoked', 'unexplained_debit', 'execution_mismatch'] as const;
 
+/**
+ * How far a bank-notice time may lie ahead of this machine's clock (a person's watch, a phone a
+ * minute fast), and how far before the start of what it notifies (a time written to the minute:
+ * 10:30 for a call made at 10:30:40 about a lockdown engaged at 10:30:20).
+ */
+const NOTICE_AHEAD_MS = 5 * 60_000;
+const NOTICE_BEFORE_START_MS = 60_000;
+
+/**
+ * R-29: when the bank was told. A notice cannot precede what it notifies (the lockdown's start, the
+ * incident's opening), nor lie in the future: either is a mistyped date or a notice about something
+ * else, and the resolution would record the bank as told when it was not. A usage error (exit 2)
+ * naming the flag (or JSON field), the time given and the start.
+ */
+export function assertBankNoticeTime(at: Date, given: string, bounds: { start: Date; startName: string; now: Date; field: string }): void {
+  const shown = `${bounds.field} ${given} (${at.toISOString()})`;
+  if (at.getTime() < bounds.start.getTime() - NOTICE_BEFORE_START_MS) {
+    throw new UsageError(`${shown} is before ${bounds.startName} started (${bounds.start.toISOString()}): a notice to the bank cannot precede what it notifies; give the time the bank was told of it`);
+  }
+  if (at.getTime() > bounds.now.getTime() + NOTICE_AHEAD_MS) {
+    throw new UsageError(`${shown} is in the future (now ${bounds.now.toISOString()}; ${bounds.startName} started ${bounds.start.toISOString()}): give the time the bank was told`);
+  }
+}
+
 export interface ResolveIncidentInput {
   id: string;
   actor: string;
   /** What was done about it, in a person's words. */
   note: string;
   bankNotifiedAt?: Date;
+  /** `bankNotifiedAt` as the person gave it (named in a refusal). */
+  bankNotifiedAtText?: string;
   bankReference?: string;
   now?: Date;
   /** Who asks: a refusal names the CLI's flags or the API's JSON fields (default: the CLI). */
@@ -171,6 +197,14 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
       const how = input.caller === 'api' ? 'give bankNotifiedAt (an ISO time) and bankReference' : '--bank-notified-at ISO --bank-reference TEXT';
       const missing = [...(input.bankNotifiedAt ? [] : ['bankNotifiedAt']), ...(input.bankReference?.trim() ? [] : ['bankReference'])];
       throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: ${how}`, 1, { missing });
+    }
+    if (input.bankNotifiedAt) {
+      assertBankNoticeTime(input.bankNotifiedAt, input.bankNotifiedAtText ?? input.bankNotifiedAt.toISOString(), {
+        start: incident.openedAt,
+        startName: `incident ${incident.id} (${incident.kind})`,
+        now,
+        field: input.caller === 'api' ? 'bankNotifiedAt' : '--bank-notified-at',
+      });
     }
     const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: singleLine(input.bankReference) } : null;
     incident.status = 'resolved';

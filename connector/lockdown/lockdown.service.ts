@@ -9,7 +9,7 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { parseKzInstant } from '../calendar/kz-time';
-import { appendToTimeline, openIncident } from '../incidents/incident.service';
+import { appendToTimeline, assertBankNoticeTime, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
 import { orderSnapshotSql } from '../orders/order-event.snapshot';
 import type { Clock } from '../shared/clock';
@@ -718,9 +718,9 @@ export async function missingResolutionSteps(
     missing.push(`bank notification: give ${name.notifiedAt}${api ? ' (an ISO time)' : ' ISO'}, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)`);
   } else {
     // Without an offset, Kazakhstan time: never the zone of the machine the command runs on.
+    // A time before the lockdown or in the future is refused before this (resolveLockdown).
     const at = parseKzInstant(input.bankNotifiedAt);
     if (!at) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
-    else if (at.getTime() > now.getTime() + 5 * 60_000) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future`);
   }
   if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
   const since = row.since ?? now;
@@ -820,6 +820,15 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   let row = await readLockdownRow(deps.em);
   if (row.state !== 'locked') throw new ConnectorError('NOT_LOCKED', 'no lockdown is in force (connector lockdown status)', 1);
   if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
+  const notifiedAt = input.bankNotifiedAt ? parseKzInstant(input.bankNotifiedAt) : null;
+  if (notifiedAt) {
+    assertBankNoticeTime(notifiedAt, input.bankNotifiedAt!, {
+      start: row.since ?? deps.clock.now(),
+      startName: `the lockdown (incident ${row.incidentId})`,
+      now: deps.clock.now(),
+      field: RESOLVE_FIELD_NAMES[input.caller === 'api' ? 'api' : 'cli'].notifiedAt,
+    });
+  }
   // Its steps are those of every finding, the ones no sweep could escalate included.
   if ((await escalateReconciliationFindings(deps)) > 0) row = await readLockdownRow(deps.em);
   const stepsMissing = (missing: string[]) =>

@@ -71,6 +71,21 @@ describe('connector lockdown (CLI)', () => {
     const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; verdict: string; hint?: string }> };
     expect(doctor.checks.find((c) => c.name === 'lockdown')).toMatchObject({ verdict: 'WARN', hint: expect.stringContaining(incidentId) });
 
+    // A notice to the bank cannot precede the lockdown it tells of, nor lie in the future: a usage
+    // error naming the flag, the time given and the lockdown's start; the lockdown holds.
+    const since = locked.since as string;
+    const early = new Date(new Date(since).getTime() - 3_600_000).toISOString();
+    const before = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', early, '--bank-reference', 'ACB-EARLY']);
+    expect(before.code).toBe(2);
+    expect(before.stderr).toContain(`--bank-notified-at ${early}`);
+    expect(before.stderr).toMatch(new RegExp(`is before the lockdown \\(incident ${incidentId}\\) started \\(${since.replace(/\./g, '\\.')}\\)`));
+    const late = new Date(Date.now() + 3_600_000).toISOString();
+    const future = await cli(['lockdown', 'resolve', '--incident', incidentId, '--bank-notified-at', late, '--bank-reference', 'ACB-LATE']);
+    expect(future.code).toBe(2);
+    expect(future.stderr).toContain(`--bank-notified-at ${late}`);
+    expect(future.stderr).toMatch(/is in the future/);
+    expect(JSON.parse((await cli(['lockdown', 'status', '--json'])).stdout)).toMatchObject({ state: 'locked', incidentId });
+
     const refused = await cli(['lockdown', 'resolve', '--incident', incidentId]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^LOCKDOWN_STEPS_MISSING: /);

@@ -112,9 +112,10 @@ describe('lockdown: engage, hold, resolve, exactly once', () => {
     expect(refusal?.message).toMatch(/Client Secret rotation/);
     await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-42', actor: 'user:op', isAdmin: false })).rejects.toMatchObject({ code: 'FORBIDDEN' });
     // Still missing the rotation after the bank was told. A time without an offset is Kazakhstan
-    // time (UTC+5), whatever the zone of the machine: 15 minutes ago in Almaty is not in the future.
+    // time (UTC+5), whatever the zone of the machine: now in Almaty is neither in the future nor
+    // before the lockdown (read in UTC it would be 5 hours ahead).
     const kzWall = (ms: number) => new Date(ms + 5 * 3_600_000).toISOString().slice(0, 19);
-    const toldAtMs = Math.floor((context.clock.now().getTime() - 15 * 60_000) / 1000) * 1000;
+    const toldAtMs = Math.floor(context.clock.now().getTime() / 1000) * 1000;
     await expect(resolveLockdownIn(context, { incidentId: result.incidentId, bankNotifiedAt: kzWall(toldAtMs), bankReference: 'ACB-42', actor: 'cli:tester', isAdmin: true })).rejects.toMatchObject({
       code: 'LOCKDOWN_STEPS_MISSING',
       details: { missing: [expect.stringMatching(/Client Secret rotation/)] },

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { verifyAudit } from '../../connector/audit/audit.log';
 import { buildProgram } from '../../connector/cli/main';
 import { findUser } from '../../connector/users/user.service';
-import { listIncidents, openIncident } from '../../connector/incidents/incident.service';
+import { getIncident, listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { sampleOrder } from '../support/orders.fixture';
@@ -404,10 +404,21 @@ describe('connector incidents resolve', () => {
     const noBank = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank']);
     expect(noBank.code).toBe(1);
     expect(noBank.stderr).toMatch(/^BANK_NOTICE_MISSING: .*--bank-notified-at ISO --bank-reference TEXT/m);
-    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30:00+05:00', '--bank-reference', 'ACB 4711']);
+    // A notice cannot precede the incident it tells of, nor lie in the future: a usage error naming
+    // the flag, the time given and when the incident opened; the incident stays open.
+    const before = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30:00+05:00', '--bank-reference', 'ACB 4711']);
+    expect(before.code).toBe(2);
+    expect(before.stderr).toContain(`--bank-notified-at 2026-03-02T10:30:00+05:00 (2026-03-02T05:30:00.000Z) is before incident ${debit.incident.id} (unexplained_debit) started (${debit.incident.openedAt.toISOString()})`);
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    const future = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', ahead, '--bank-reference', 'ACB 4711']);
+    expect(future.code).toBe(2);
+    expect(future.stderr).toContain(`--bank-notified-at ${ahead} (${ahead}) is in the future`);
+    expect((await getIncident(em(), debit.incident.id))?.status).toBe('open');
+    const toldAt = new Date().toISOString();
+    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', toldAt, '--bank-reference', 'ACB 4711']);
     expect(told.code).toBe(0);
     const [audit] = await em().execute<Array<{ details: Record<string, unknown> }>>("select details from audit_event where action = 'incident.resolved' and subject = ?", [debit.incident.id]);
-    expect(audit.details).toMatchObject({ kind: 'unexplained_debit', bank: { notifiedAt: '2026-03-02T05:30:00.000Z', reference: 'ACB 4711' } });
+    expect(audit.details).toMatchObject({ kind: 'unexplained_debit', bank: { notifiedAt: toldAt, reference: 'ACB 4711' } });
 
     const refused = await cli(['incidents', 'resolve', lock.incident.id, '--note', 'x']);
     expect(refused.code).toBe(1);
@@ -421,10 +432,12 @@ describe('connector incidents resolve', () => {
     const debit = await openIncident(em(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit told by phone', actor: 'test' });
     expect((await cli(['incidents', 'resolve', debit.incident.id, '--note', 'x', '--bank-notified-at', '2026-03-02', '--bank-reference', 'R'])).code).toBe(2);
     expect((await cli(['incidents', 'resolve', debit.incident.id, '--note', 'x', '--bank-notified-at', '2026-02-30T10:30', '--bank-reference', 'R'])).code).toBe(2);
-    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30', '--bank-reference', 'ACB 4712']);
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const kzWall = new Date(minute + 5 * 3_600_000).toISOString().slice(0, 16);
+    const told = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', kzWall, '--bank-reference', 'ACB 4712']);
     expect(told.code).toBe(0);
     const [audit] = await em().execute<Array<{ details: Record<string, unknown> }>>("select details from audit_event where action = 'incident.resolved' and subject = ?", [debit.incident.id]);
-    expect(audit.details).toMatchObject({ bank: { notifiedAt: '2026-03-02T05:30:00.000Z', reference: 'ACB 4712' } });
+    expect(audit.details).toMatchObject({ bank: { notifiedAt: new Date(minute).toISOString(), reference: 'ACB 4712' } });
   });
 });
 

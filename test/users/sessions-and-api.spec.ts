@@ -511,9 +511,9 @@ describe('admin endpoints and R-17 disabling', () => {
   test('an admin sees every open incident that has a deadline at GET /api/v1/me, soonest first', async () => {
     const boss = await admin();
     const now = env.clock.now();
-    const later = await openIncident(env.context.orm.em.fork(), { kind: 'execution_mismatch', severity: 'high', title: 'Order 9 executed with another amount (R-27)', deadlineAt: new Date(now.getTime() + 3 * DAY), actor: 'test' });
-    const sooner = await openIncident(env.context.orm.em.fork(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit no order explains (R-29)', deadlineAt: new Date(now.getTime() + DAY), actor: 'test' });
-    const noDeadline = await openIncident(env.context.orm.em.fork(), { kind: 'statement_gap', severity: 'medium', title: 'A statement gap', actor: 'test' });
+    const later = await openIncident(env.context.orm.em.fork(), { kind: 'execution_mismatch', severity: 'high', title: 'Order 9 executed with another amount (R-27)', deadlineAt: new Date(now.getTime() + 3 * DAY), actor: 'test', now });
+    const sooner = await openIncident(env.context.orm.em.fork(), { kind: 'unexplained_debit', severity: 'critical', title: 'A debit no order explains (R-29)', deadlineAt: new Date(now.getTime() + DAY), actor: 'test', now });
+    const noDeadline = await openIncident(env.context.orm.em.fork(), { kind: 'statement_gap', severity: 'medium', title: 'A statement gap', actor: 'test', now });
     const notices = ((await boss.request('GET', '/api/v1/me')).json().notices as Array<{ code: string; message: string; level: string; deadline?: string }>).filter((n) => n.code === 'INCIDENT_DEADLINE');
     const ours = notices.filter((n) => [later, sooner, noDeadline].some((i) => n.message.includes(i.incident.id)));
     expect(ours).toEqual([
@@ -530,19 +530,29 @@ describe('admin endpoints and R-17 disabling', () => {
     // An HTTP client is told the JSON fields to send, not the CLI's flags.
     expect(missing.json().message).toMatch(/give bankNotifiedAt \(an ISO time\) and bankReference$/);
     expect(missing.json().message).not.toMatch(/--bank/);
-    const noNote = await resolve(sooner.incident.id, { bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711' });
+    // When the bank was told: after the incident opened (a notice cannot precede what it notifies).
+    const toldAt = env.clock.now().toISOString();
+    const noNote = await resolve(sooner.incident.id, { bankNotifiedAt: toldAt, bankReference: 'ACB 4711' });
     expect([noNote.statusCode, noNote.json().details]).toEqual([400, [{ path: 'note', message: expect.stringMatching(/note saying what was done/) }]]);
-    const lockdownOnly = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711', notifiedBy: 'A. Admin' });
+    const lockdownOnly = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: toldAt, bankReference: 'ACB 4711', notifiedBy: 'A. Admin' });
     expect([lockdownOnly.statusCode, lockdownOnly.json().details]).toEqual([400, [{ path: 'notifiedBy', message: expect.stringMatching(/lockdown only/) }]]);
-    const told = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: '2026-03-02T10:30:00+05:00', bankReference: 'ACB 4711' });
+    const told = await resolve(sooner.incident.id, { note: 'called the bank', bankNotifiedAt: toldAt, bankReference: 'ACB 4711' });
     expect(told.statusCode).toBe(200);
     expect(told.json()).toMatchObject({ resolved: true, incident: { status: 'resolved', resolvedBy: expect.stringMatching(/^user:/) } });
     // Without an offset, Kazakhstan time (as a lockdown's and the CLI's); a time that is none is refused naming the field.
     const bad = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: '2026-03-02 lunch', bankReference: 'ACB 4712' });
     expect([bad.statusCode, bad.json().details]).toEqual([400, [{ path: 'bankNotifiedAt', message: expect.stringMatching(/an ISO time/) }]]);
-    const local = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: '2026-03-02T11:00', bankReference: 'ACB 4712' });
+    // Before the incident opened, or in the future: refused naming the field, the time and the start.
+    const early = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: '2026-03-02T11:00', bankReference: 'ACB 4712' });
+    expect([early.statusCode, early.json().code]).toEqual([400, 'USAGE']);
+    expect(early.json().message).toContain(`bankNotifiedAt 2026-03-02T11:00 (2026-03-02T06:00:00.000Z) is before incident ${later.incident.id} (execution_mismatch) started (${later.incident.openedAt.toISOString()})`);
+    const ahead = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: new Date(env.clock.now().getTime() + 3_600_000).toISOString(), bankReference: 'ACB 4712' });
+    expect([ahead.statusCode, ahead.json().message]).toEqual([400, expect.stringMatching(/^bankNotifiedAt .* is in the future/)]);
+    const minute = Math.floor(env.clock.now().getTime() / 60_000) * 60_000;
+    const kzWall = new Date(minute + 5 * 3_600_000).toISOString().slice(0, 16);
+    const local = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: kzWall, bankReference: 'ACB 4712' });
     expect(local.statusCode).toBe(200);
-    expect(local.json().incident.timeline.at(-1).text).toContain('bank told 2026-03-02T06:00:00.000Z, reference ACB 4712');
+    expect(local.json().incident.timeline.at(-1).text).toContain(`bank told ${new Date(minute).toISOString()}, reference ACB 4712`);
     expect((await resolve(noDeadline.incident.id, { note: 'lines arrived' })).json().resolved).toBe(true);
     expect((await resolve('00000000-0000-0000-0000-000000000000', { note: 'x' })).statusCode).toBe(404);
     const after = ((await boss.request('GET', '/api/v1/me')).json().notices as Array<{ message: string }>).filter((n) => [later, sooner].some((i) => n.message.includes(i.incident.id)));

@@ -323,7 +323,7 @@ export function registerFoundationCommands(program: Command): void {
         const bankNotifiedAt = opts.bankNotifiedAt === undefined ? undefined : parseKzInstant(opts.bankNotifiedAt);
         if (bankNotifiedAt === null) throw new UsageError(`--bank-notified-at ${opts.bankNotifiedAt}: expected an ISO date and time (without an offset, Kazakhstan time), e.g. 2026-11-26T10:30:00+05:00`);
         return withOrm(loadConfig(), async (orm) => {
-          const { incident, resolved } = await resolveIncident(orm.em.fork(), { id, actor: cliActor(), note: opts.note, bankNotifiedAt, bankReference: opts.bankReference });
+          const { incident, resolved } = await resolveIncident(orm.em.fork(), { id, actor: cliActor(), note: opts.note, bankNotifiedAt, bankNotifiedAtText: opts.bankNotifiedAt, bankReference: opts.bankReference });
           if (opts.json) printJson({ resolved, incident: incidentView(incident) });
           else say(resolved ? `incident ${incident.id} resolved` : `incident ${incident.id} was already resolved`);
           return 0;
