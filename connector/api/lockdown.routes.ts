@@ -61,7 +61,7 @@ function requirePerson(request: FastifyRequest): SessionContext {
 
 function asApiError(err: unknown): unknown {
   if (!(err instanceof ConnectorError)) return err;
-  const status = err.code === 'FORBIDDEN' ? 403 : err.code === 'NOT_FOUND' ? 404 : err.code === 'LOCKDOWN_STEPS_MISSING' ? 422 : err.code === 'NOT_LOCKED' || err.code === 'WRONG_INCIDENT' ? 409 : err.exitCode === 2 ? 400 : 422;
+  const status = err.code === 'FORBIDDEN' ? 403 : err.code === 'NOT_FOUND' ? 404 : err.code === 'LOCKDOWN_STEPS_MISSING' ? 422 : err.code === 'NOT_LOCKED' || err.code === 'WRONG_INCIDENT' || err.code === 'LOCKDOWN_RETRIGGERED' ? 409 : err.exitCode === 2 ? 400 : 422;
   return new ApiError(status, err.code, err.message, err.details);
 }
 

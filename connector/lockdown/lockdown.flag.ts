@@ -17,6 +17,11 @@ export interface LockdownRow {
   trigger: string | null;
   incidentId: string | null;
   warnings: string[];
+  /**
+   * When the record last changed (an engage, a trigger added to it), as PostgreSQL prints it (to the
+   * microsecond): a resolve compares it under its lock with what it judged.
+   */
+  stamp: string | null;
 }
 
 export function lockdownKey(prefix: string): string {
@@ -24,13 +29,13 @@ export function lockdownKey(prefix: string): string {
 }
 
 export async function readLockdownRow(em: EntityManager): Promise<LockdownRow> {
-  const rows = await em.execute<Array<{ state: LockdownState; since: Date | null; reason: string | null; scope: string | null; trigger: string | null; incident_id: string | null; warnings: string[] | string }>>(
-    'select state, since, reason, scope, trigger, incident_id, warnings from lockdown_state where id = 1',
+  const rows = await em.execute<Array<{ state: LockdownState; since: Date | null; reason: string | null; scope: string | null; trigger: string | null; incident_id: string | null; warnings: string[] | string; stamp: string | null }>>(
+    'select state, since, reason, scope, trigger, incident_id, warnings, updated_at::text as stamp from lockdown_state where id = 1',
   );
   const row = rows[0];
-  if (!row) return { state: 'normal', since: null, reason: null, scope: null, trigger: null, incidentId: null, warnings: [] };
+  if (!row) return { state: 'normal', since: null, reason: null, scope: null, trigger: null, incidentId: null, warnings: [], stamp: null };
   const warnings = typeof row.warnings === 'string' ? (JSON.parse(row.warnings) as string[]) : row.warnings ?? [];
-  return { state: row.state, since: row.since ? new Date(row.since) : null, reason: row.reason, scope: row.scope, trigger: row.trigger, incidentId: row.incident_id, warnings };
+  return { state: row.state, since: row.since ? new Date(row.since) : null, reason: row.reason, scope: row.scope, trigger: row.trigger, incidentId: row.incident_id, warnings, stamp: row.stamp };
 }
 
 /** The recorded flag only (domain code without Redis, e.g. intake). */

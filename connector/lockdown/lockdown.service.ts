@@ -473,13 +473,21 @@ async function alertedBefore(em: EntityManager, incidentId: string, trigger: str
 }
 
 /** Step 4: `lockdown_state` and the one lockdown incident, serialised across processes (one lockdown, one incident). */
-async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, scope: LockdownScope, now: Date): Promise<{ alreadyLocked: boolean; widened: boolean; incidentId: string; since: Date; scope: LockdownScope }> {
+async function recordLockdown(
+  deps: LockdownDeps,
+  input: TriggerLockdownInput,
+  scope: LockdownScope,
+  now: Date,
+  flagSet: boolean,
+): Promise<{ alreadyLocked: boolean; widened: boolean; incidentId: string; since: Date; scope: LockdownScope; redisLost?: string }> {
   return deps.em.transactional(async (tx) => {
     await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
     const row = await readLockdownRow(tx);
     if (row.state === 'locked' && row.incidentId) {
       const merged = mergeScope(row.scope, scope);
-      await tx.execute('update lockdown_state set scope = ?, updated_at = ?, updated_by = ? where id = 1', [merged, now, input.actor]);
+      // The stamp moves with every trigger added, even at the same clock reading: a resolve under way
+      // sees by it that a trigger landed after it judged the lockdown (resolveLockdown).
+      await tx.execute("update lockdown_state set scope = ?, updated_at = greatest(?, updated_at + interval '1 microsecond'), updated_by = ? where id = 1", [merged, now, input.actor]);
       return { alreadyLocked: true, widened: merged !== row.scope, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
     }
     const { incident } = await openIncident(tx, {
@@ -496,7 +504,21 @@ async function recordLockdown(deps: LockdownDeps, input: TriggerLockdownInput, s
       "update lockdown_state set state = 'locked', since = ?, reason = ?, scope = ?, trigger = ?, incident_id = ?, warnings = '[]', updated_at = ?, updated_by = ? where id = 1",
       [now, input.reason.slice(0, 2000), scope, input.trigger, incident.id, now, input.actor],
     );
-    return { alreadyLocked: false, widened: false, incidentId: incident.id, since: now, scope };
+    // A resolve that committed while this waited for the lock cleared the flag this engage set and
+    // resumed the queues: the new lockdown would stand in PostgreSQL alone, reported as held in Redis.
+    // Put back under the lock, before the commit (the lock a resolve of this lockdown would need).
+    let redisLost: string | undefined;
+    if (flagSet) {
+      try {
+        if ((await withTimeout(deps.redis.exists(lockdownKey(deps.config.redis.prefix)), REDIS_STEP_TIMEOUT_MS, 'Redis')) !== 1) {
+          await setRedisFlag(deps, now, input.trigger);
+          await withTimeout(deps.ports.queues.pauseAll(), REDIS_STEP_TIMEOUT_MS, 'Redis');
+        }
+      } catch (err) {
+        redisLost = errorText(err);
+      }
+    }
+    return { alreadyLocked: false, widened: false, incidentId: incident.id, since: now, scope, redisLost };
   });
 }
 
@@ -531,9 +553,15 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
 
   // 4. The record (serialised: one lockdown, one incident). Without it the steps above still hold
   // (a worker refuses on the Redis flag alone); the caller is told what held and what did not.
-  const record = await recordLockdown(deps, input, scope, now).catch(async (err: unknown) => {
+  const record = await recordLockdown(deps, input, scope, now, first.flagSet).catch(async (err: unknown) => {
     throw new LockdownNotRecordedError(await withoutRecord(deps, input, scope, first, err));
   });
+  if (record.redisLost) {
+    // A resolve in between cleared them; the maintenance sweep sets them again once Redis answers.
+    first.flagSet = false;
+    first.pausedQueues = null;
+    warnings.push(`the Redis lockdown flag could not be set again after a resolve that ran meanwhile (${record.redisLost}); workers still see the PostgreSQL flag`);
+  }
   done(record.alreadyLocked ? `again (${input.trigger}): ${input.reason}` : `lockdown recorded (scope ${record.scope})`);
 
   // 5. Sessions: everyone's, or the one user's (and that user blocked, R-30).
@@ -598,7 +626,8 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     warnings,
     heldOrders,
   });
-  await deps.em.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(warnings)]);
+  // Only while this lockdown is in force: after a resolve that ran meanwhile, no warnings on a normal record.
+  await deps.em.execute("update lockdown_state set warnings = ? where id = 1 and state = 'locked' and incident_id = ?", [JSON.stringify(warnings), record.incidentId]);
   await appendAudit(deps.em, {
     actor: input.actor,
     action: record.alreadyLocked ? 'lockdown.retriggered' : 'lockdown.engaged',
@@ -631,6 +660,12 @@ export async function engageLockdown(deps: LockdownDeps, given: TriggerLockdownI
     redisHeld: first.flagSet && first.pausedQueues !== null,
     keysWiped: first.wipedUsers !== null,
   };
+}
+
+/** Who added the last trigger to the lockdown in force (its record's `updated_by`). */
+async function lastTriggerActor(em: EntityManager): Promise<string | null> {
+  const [row] = await em.execute<Array<{ updated_by: string | null }>>('select updated_by from lockdown_state where id = 1');
+  return row?.updated_by ?? null;
 }
 
 /** `lockdown status --json` and `GET /api/v1/lockdown` (INTERFACES.md: exactly these keys). */
@@ -845,6 +880,17 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     // before it. Its steps are asked now; nothing changes.
     const stillMissing = await missingResolutionSteps({ em: tx, clock: deps.clock }, current, input);
     if (stillMissing.length) throw stepsMissing(stillMissing);
+    // A trigger recorded since this resolve read the lockdown (a worker meeting the bank's refusal, a
+    // signature check failing, a user's report) is a new sign of compromise the admin has not seen:
+    // lifted now, it would be absorbed into a resolved incident and the connector would run again.
+    // The lockdown holds (the trigger is on its incident); the admin looks at it and resolves again.
+    if (current.stamp !== row.stamp) {
+      throw new ConnectorError(
+        'LOCKDOWN_RETRIGGERED',
+        `the lockdown is not resolved: a trigger (recorded by ${(await lastTriggerActor(tx)) ?? 'unknown'}) was added to incident ${input.incidentId} while this resolve ran; read it (connector incidents show ${input.incidentId}) and run the resolve again`,
+        1,
+      );
+    }
     const scope = current.scope ?? 'all';
     // Orders signed by a compromised key need fresh signatures; a later CMS holds the earlier
     // signers, so the whole round of such an order is invalidated (as for R-17). The held ones, and

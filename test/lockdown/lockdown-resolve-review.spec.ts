@@ -1,5 +1,6 @@
 import { openIncident } from '../../connector/incidents/incident.service';
-import { resolveLockdown } from '../../connector/lockdown/lockdown.service';
+import { engageLockdown, resolveLockdown } from '../../connector/lockdown/lockdown.service';
+import { lockdownKey } from '../../connector/lockdown/lockdown.flag';
 import { lockdownDepsFor, lockdownStatusOf, resolveLockdownIn, triggerLockdown } from '../../queue/lockdown.trigger';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 
@@ -68,6 +69,66 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
     expect(raced).toBe(true);
     const status = await lockdownStatusOf(context);
     expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+  }, 60_000);
+  /** `deps.em` whose first `transactional` (the resolve's, or the engage's record) runs `first` before it. */
+  function raceAtTransaction(deps: ReturnType<typeof lockdownDepsFor>, first: () => Promise<void>): { em: typeof deps.em; raced: () => boolean } {
+    let raced = false;
+    const em = new Proxy(deps.em, {
+      get(target, prop, receiver) {
+        if (prop === 'transactional' && !raced) {
+          return async (work: Parameters<typeof target.transactional>[0]) => {
+            raced = true;
+            await first();
+            return target.transactional(work);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { em, raced: () => raced };
+  }
+
+  it('a trigger of the same scope recorded while the resolve is under way leaves the connector locked down, the trigger on the open incident', async () => {
+    const { context } = world;
+    await world.reset();
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
+    const deps = lockdownDepsFor(context);
+    // Another report of the same user lands between the resolve's judgement and its transaction: it
+    // asks for no step the resolve has not judged, yet nobody has seen it.
+    const race = raceAtTransaction(deps, async () => {
+      const again = await triggerLockdown(context, { trigger: 'user_report', reason: 'test: the same key used from an unknown host', scope: 'user:revoked', actor: 'system:user_report' });
+      expect([again.incidentId, again.alreadyLocked]).toEqual([incidentId, true]);
+    });
+    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R3', actor: 'cli:tester', isAdmin: true };
+    await expect(resolveLockdown({ ...deps, em: race.em }, input)).rejects.toMatchObject({ code: 'LOCKDOWN_RETRIGGERED', exitCode: 1, message: expect.stringContaining(`connector incidents show ${incidentId}`) });
+    expect(race.raced()).toBe(true);
+    const status = await lockdownStatusOf(context);
+    expect([status.state, status.incidentId]).toEqual(['locked', incidentId]);
+    expect(await context.queues.connection.exists(lockdownKey(world.config.redis.prefix))).toBe(1);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+    // Seen, it is resolved as usual.
+    await expect(resolveLockdownIn(context, input)).resolves.toMatchObject({ incidentId });
+  }, 60_000);
+
+  it('a trigger whose record lands after a resolve committed (the resolve cleared the flag it had set) is a new lockdown with its own incident, held in Redis too', async () => {
+    const { context } = world;
+    await world.reset();
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
+    const deps = lockdownDepsFor(context);
+    // The trigger set the Redis flag and paused the queues, then waited for the lock the resolve held.
+    const race = raceAtTransaction(deps, async () => {
+      await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R4', actor: 'cli:tester', isAdmin: true });
+    });
+    const late = await engageLockdown({ ...deps, em: race.em }, { trigger: 'manual', reason: 'test: the key used again from an unknown host', scope: 'user:revoked', actor: 'cli:tester' });
+    expect(race.raced()).toBe(true);
+    expect(late.alreadyLocked).toBe(false);
+    expect(late.incidentId).not.toBe(incidentId);
+    expect(late.redisHeld).toBe(true);
+    const status = await lockdownStatusOf(context);
+    expect([status.state, status.incidentId]).toEqual(['locked', late.incidentId]);
+    expect(await context.queues.connection.exists(lockdownKey(world.config.redis.prefix))).toBe(1);
     for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
   }, 60_000);
 });
