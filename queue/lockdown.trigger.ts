@@ -18,6 +18,7 @@ import {
   resolveLockdown,
   lockdownStatus,
   escalateReconciliationFindings,
+  retryKeyWipe,
   type EngageResult,
   type LockdownDeps,
   type LockdownTrigger,
@@ -248,4 +249,9 @@ export async function reportSecurityEvent(context: JobContext, event: SecurityEv
 /** The maintenance sweep's escalation of reconciliation findings (escalateReconciliationFindings). */
 export async function escalateReconciliationIncidents(context: JobContext): Promise<number> {
   return escalateReconciliationFindings(lockdownDepsFor(context));
+}
+
+/** The scheduler's retry of a lockdown's key wipe that did not reach the signer agent (retryKeyWipe). */
+export function retryLockdownKeyWipe(context: JobContext): Promise<'none' | 'wiped' | 'failed'> {
+  return retryKeyWipe(lockdownDepsFor(context));
 }

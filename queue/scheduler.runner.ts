@@ -4,7 +4,7 @@ import type IORedis from 'ioredis';
 import { sweepOrdersJob } from './jobs/sweep-orders.job';
 import { refreshCrlsJob } from './jobs/refresh-crls.job';
 import { scanOnecOutbox, scanOnecOutboxJob } from './jobs/scan-onec-outbox.job';
-import { isLockedDown } from './lockdown.trigger';
+import { isLockedDown, retryLockdownKeyWipe } from './lockdown.trigger';
 import { writeStatusReport } from './jobs/write-back.job';
 import { dispatchWebhooks, dispatchWebhooksJob } from './jobs/dispatch-webhooks.job';
 import { scheduleStatementsJob } from './jobs/fetch-statement.job';
@@ -124,7 +124,8 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
    * as `held`; nothing goes further until an admin resolves the lockdown). It sends the statuses
    * back too (the 1C status report, the ERP's webhooks; nothing to the bank): the writeback queue
    * is paused, and without them the ERP would not learn that its documents are held (a user
-   * waiting for days might pay another way).
+   * waiting for days might pay another way). And, before those, it asks the signer agent again to
+   * wipe the keys the lockdown could not (the agent was not reached): they stay unlocked until it does.
    */
   let scanning = false;
   async function scanWhileLocked(): Promise<void> {
@@ -134,6 +135,8 @@ export async function startScheduler(context: JobContext, redis: IORedis, option
       if (await isLockedDown(context)) {
         // Each on its own: a failing status report must not keep 1C's orders out, nor the webhooks.
         const steps: Array<[string, () => Promise<unknown>]> = [
+          // First: keys the lockdown could not wipe stay unlocked in the signer agent until it answers.
+          ['signer-agent-wipe', () => retryLockdownKeyWipe(context)],
           ['onec-outbox', () => scanOnecOutbox(context, redis)],
           ['status-report', () => writeStatusReport(context, { onlyIfChanged: true })],
           ['webhooks', () => dispatchWebhooks(context, redis)],

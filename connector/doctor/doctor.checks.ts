@@ -1,4 +1,4 @@
-import { lockdownKey } from '../lockdown/lockdown.flag';
+import { KEYS_NOT_WIPED, lockdownKey } from '../lockdown/lockdown.flag';
 import { probeRedis } from '../shared/redis-probe';
 import { readdirSync, readFileSync } from 'node:fs';
 import { open, lstat, stat, statfs, unlink, access } from 'node:fs/promises';
@@ -136,10 +136,22 @@ async function checkPostgres(config: ConnectorConfig, strict: boolean): Promise<
     );
     // Issue 16: a lockdown in force is not a fault of the installation, but an operator must see it.
     try {
-      const l = await withTimeout(client.query<{ state: string; since: Date | null; reason: string | null; incident_id: string | null }>('select state, since, reason, incident_id from lockdown_state where id = 1'), CHECK_TIMEOUT_MS, 'PostgreSQL');
+      const l = await withTimeout(
+        client.query<{ state: string; since: Date | null; reason: string | null; incident_id: string | null; warnings: string[] | null }>('select state, since, reason, incident_id, warnings from lockdown_state where id = 1'),
+        CHECK_TIMEOUT_MS,
+        'PostgreSQL',
+      );
       const row = l.rows[0];
       if (row?.state === 'locked') {
-        results.push({ name: 'lockdown', core: false, verdict: 'WARN', detail: `locked down since ${row.since ? new Date(row.since).toISOString() : '?'}: ${row.reason ?? ''}`, hint: `tell the bank (R-29), then connector lockdown resolve --incident ${row.incident_id} --bank-notified-at ISO --bank-reference TEXT` });
+        // Keys the lockdown could not wipe are still unlocked in the signer agent (the scheduler retries).
+        const keys = (row.warnings ?? []).some((w) => KEYS_NOT_WIPED.test(w)) ? '; keys unlocked in the signer agent are NOT wiped yet (the agent did not answer; the scheduler retries until it does)' : '';
+        results.push({
+          name: 'lockdown',
+          core: false,
+          verdict: 'WARN',
+          detail: `locked down since ${row.since ? new Date(row.since).toISOString() : '?'}: ${row.reason ?? ''}${keys}`,
+          hint: `${keys ? 'start the signer agent (or stop connector-signer-agent, which ends every unlocked key) and keep connector-scheduler running; ' : ''}tell the bank (R-29), then connector lockdown resolve --incident ${row.incident_id} --bank-notified-at ISO --bank-reference TEXT`,
+        });
       } else if (row) {
         results.push({ name: 'lockdown', core: false, verdict: 'OK', detail: 'normal' });
       }

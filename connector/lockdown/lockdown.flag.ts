@@ -24,6 +24,9 @@ export interface LockdownRow {
   stamp: string | null;
 }
 
+/** The warning of a lockdown whose keys the signer agent has not wiped yet (lockdown.service.ts agentNotReached). */
+export const KEYS_NOT_WIPED = /^signer agent not reached /;
+
 export function lockdownKey(prefix: string): string {
   return `${prefix}:lockdown`;
 }

@@ -17,7 +17,7 @@ import { ConnectorError, UsageError } from '../shared/errors';
 import { formatAmount } from '../shared/money';
 import { singleLine } from '../shared/text';
 import { buildBankChecklist, formatBankChecklist, type BankChecklist, type ChecklistDocument } from './bank-checklist';
-import { isLockdownRecorded, lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
+import { isLockdownRecorded, KEYS_NOT_WIPED, lockdownKey, readLockdownRow, type LockdownState } from './lockdown.flag';
 import type { LockdownPorts } from './lockdown.ports';
 import { bruteForceKey } from './brute-force.detector';
 import { takeAdvisoryLockWaiting } from '../persistence/database';
@@ -380,7 +380,43 @@ async function redisAnswers(config: ConnectorConfig): Promise<boolean> {
 }
 
 function agentNotReached(why: string | undefined): string {
-  return `signer agent not reached (${why}): keys unlocked in it were NOT wiped; stop connector-signer-agent or run connector lockdown on again once it answers`;
+  return `signer agent not reached (${why}): keys unlocked in it were NOT wiped; the scheduler tries again every few seconds until it answers (stop connector-signer-agent to end them now)`;
+}
+
+/**
+ * R-29/R-30: keys a lockdown could not wipe (the agent down, hung or restarting at that moment) stay
+ * unlocked in the agent after a compromise, usable by whoever holds a session to it, until wiped.
+ * While a recorded lockdown says so (its KEYS_NOT_WIPED warning), this asks the agent again; once it
+ * answers (it then holds no unlocked key, whether it wiped some or had none) the warning goes, and the
+ * incident's timeline and the audit log say so. The scheduler's leader calls it while locked down:
+ * the queues are paused then, the maintenance sweep too. `pending`: nothing to do or not reached.
+ */
+export async function retryKeyWipe(deps: Pick<LockdownDeps, 'em' | 'config' | 'clock' | 'logger'> & { ports: Pick<LockdownPorts, 'agent'> }): Promise<'none' | 'wiped' | 'failed'> {
+  const row = await readLockdownRow(deps.em.fork());
+  if (row.state !== 'locked' || !row.incidentId || !row.warnings.some((w) => KEYS_NOT_WIPED.test(w))) return 'none';
+  let wipedUsers: string[];
+  try {
+    ({ wipedUsers } = await withTimeout(deps.ports.agent.wipeAll(`lockdown: ${row.trigger ?? 'manual'}`), deps.config.lockdown.agentTimeoutMs, 'the signer agent'));
+  } catch (err) {
+    deps.logger?.warn({ event: 'lockdown.keys_wipe.retry_failed', incidentId: row.incidentId, err: errorText(err) });
+    return 'failed';
+  }
+  const now = deps.clock.now();
+  const incidentId = row.incidentId;
+  const warnings = await deps.em.fork().transactional(async (tx) => {
+    await takeAdvisoryLockWaiting(tx, LOCKDOWN_LOCK_WAIT_MS, '?', [LOCKDOWN_LOCK_ID]);
+    const current = await readLockdownRow(tx);
+    // Wiped whatever happened meanwhile; the record changes only for the lockdown this was asked for.
+    if (current.state !== 'locked' || current.incidentId !== incidentId) return null;
+    const left = current.warnings.filter((w) => !KEYS_NOT_WIPED.test(w));
+    await tx.execute('update lockdown_state set warnings = ? where id = 1', [JSON.stringify(left)]);
+    await appendAudit(tx, { actor: 'system:lockdown', action: 'lockdown.keys_wiped', subject: incidentId, details: { users: wipedUsers.length, retried: true }, at: now });
+    return left;
+  });
+  const entry = { at: now.toISOString(), actor: 'system:lockdown', text: `signer agent reached again: it wiped every unlocked key (${wipedUsers.length} users)` };
+  await appendTimeline(deps.em, incidentId, [entry], warnings ? { warnings } : {});
+  deps.logger?.warn({ event: 'lockdown.keys_wiped', incidentId, users: wipedUsers.length, retried: true });
+  return 'wiped';
 }
 
 /**
