@@ -452,7 +452,10 @@ async function sendOrder(
       if (gate !== 'go') return gate;
       counted = true;
       await testPausePoint(context, 'order.submit.before-send');
-      return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) }, { signal });
+      // A 401 makes the client send again with a new token, after this look: a lockdown that landed
+      // meanwhile stops that second request (TRANSIENT below, the count given back: nothing was taken).
+      const mayRepeat = async () => !(await isLockedDown(context));
+      return bank.submit({ externalId: order.externalId, document: document.bytes, signatures: [cms], requisites: requisitesFromOrder(toNormalisedOrder(order)) }, { signal, mayRepeat });
     });
     if (sent === 'locked') return await stopForLockdown(context, job, order.id, 'before the bank call');
     if (sent === 'moved-on') return { state: 'moved-on' };

@@ -32,6 +32,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides the per-call timeout. */
   timeoutMs?: number;
+  /**
+   * Asked before a request is sent again after the bank's 401 (not processed, a new token fetched
+   * for it): false sends nothing more and the call ends TRANSIENT, nothing having reached the bank.
+   * The repeat is a new request after the caller's last look (the submit stage's lockdown check).
+   */
+  mayRepeat?: () => Promise<boolean>;
 }
 
 export interface SubmitPaymentInput {
@@ -492,6 +498,9 @@ export class BusinessApiClient {
     send: (headers: Record<string, string>, signal?: AbortSignal) => Promise<AxiosResponse>,
   ): Promise<AxiosResponse> {
     for (let attempt = 0; ; attempt += 1) {
+      if (attempt > 0 && opts.mayRepeat && !(await opts.mayRepeat())) {
+        throw new BankError('TRANSIENT', `the ${operation} request was not sent again after the bank's 401: the caller withdrew it (nothing reached the bank)`, { operation });
+      }
       const token = await this.getToken();
       if (opts.signal?.aborted) throw new BankError('TRANSIENT', `the ${operation} request was not sent: the caller's time for it ran out before it could leave (nothing reached the bank)`);
       const started = this.now();
