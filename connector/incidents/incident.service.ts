@@ -141,22 +141,25 @@ export const BANK_NOTICE_KINDS = ['authority_revoked', 'unexplained_debit', 'exe
 
 /**
  * How far a bank-notice time may lie ahead of this machine's clock (a person's watch, a phone a
- * minute fast), and how far before the start of what it notifies (a time written to the minute:
- * 10:30 for a call made at 10:30:40 about a lockdown engaged at 10:30:20).
+ * minute fast), and how far before the start of what it notifies. People often tell the bank
+ * first: a debit seen in Internet-banking is phoned in before the statement opens its incident,
+ * an employee's departure is reported before the block, a compromise is called in before the
+ * lockdown is engaged. A week before the start takes those and still catches a mistyped month or
+ * year, which would record the bank as told of something long before it happened.
  */
 const NOTICE_AHEAD_MS = 5 * 60_000;
-const NOTICE_BEFORE_START_MS = 60_000;
+const NOTICE_BEFORE_START_MS = 7 * 24 * 3_600_000;
 
 /**
- * R-29: when the bank was told. A notice cannot precede what it notifies (the lockdown's start, the
- * incident's opening), nor lie in the future: either is a mistyped date or a notice about something
- * else, and the resolution would record the bank as told when it was not. A usage error (exit 2)
- * naming the flag (or JSON field), the time given and the start.
+ * R-29: when the bank was told. Not in the future, nor more than NOTICE_BEFORE_START_MS before what
+ * it notifies (the lockdown's start, the incident's opening): either is a mistyped date or a notice
+ * about something else, and the resolution would record the bank as told when it was not. A usage
+ * error (exit 2) naming the flag (or JSON field), the time given and the start.
  */
 export function assertBankNoticeTime(at: Date, given: string, bounds: { start: Date; startName: string; now: Date; field: string }): void {
   const shown = `${bounds.field} ${given} (${at.toISOString()})`;
   if (at.getTime() < bounds.start.getTime() - NOTICE_BEFORE_START_MS) {
-    throw new UsageError(`${shown} is before ${bounds.startName} started (${bounds.start.toISOString()}): a notice to the bank cannot precede what it notifies; give the time the bank was told of it`);
+    throw new UsageError(`${shown} is more than 7 days before ${bounds.startName} started (${bounds.start.toISOString()}): a mistyped date, or a notice about something else; give the time the bank was told of it`);
   }
   if (at.getTime() > bounds.now.getTime() + NOTICE_AHEAD_MS) {
     throw new UsageError(`${shown} is in the future (now ${bounds.now.toISOString()}; ${bounds.startName} started ${bounds.start.toISOString()}): give the time the bank was told`);

@@ -408,7 +408,7 @@ describe('connector incidents resolve', () => {
     // the flag, the time given and when the incident opened; the incident stays open.
     const before = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', '2026-03-02T10:30:00+05:00', '--bank-reference', 'ACB 4711']);
     expect(before.code).toBe(2);
-    expect(before.stderr).toContain(`--bank-notified-at 2026-03-02T10:30:00+05:00 (2026-03-02T05:30:00.000Z) is before incident ${debit.incident.id} (unexplained_debit) started (${debit.incident.openedAt.toISOString()})`);
+    expect(before.stderr).toContain(`--bank-notified-at 2026-03-02T10:30:00+05:00 (2026-03-02T05:30:00.000Z) is more than 7 days before incident ${debit.incident.id} (unexplained_debit) started (${debit.incident.openedAt.toISOString()})`);
     const ahead = new Date(Date.now() + 3_600_000).toISOString();
     const future = await cli(['incidents', 'resolve', debit.incident.id, '--note', 'called the bank', '--bank-notified-at', ahead, '--bank-reference', 'ACB 4711']);
     expect(future.code).toBe(2);
