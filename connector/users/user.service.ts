@@ -15,6 +15,7 @@ import { checkIin } from '../requisites/iin-bin.validator';
 import { requisiteRefusal } from '../requisites/requisite-rule';
 import type { Clock } from '../shared/clock';
 import { ConnectorError } from '../shared/errors';
+import { holdMasterKeyForSealing } from '../vault/master-key.lock';
 import type { SecretBox } from '../vault/secret-box';
 import {
   checkPasswordStrength,
@@ -448,6 +449,7 @@ export async function enrollTotp(deps: UserDeps, input: { login: string; actor: 
   const now = deps.clock.now();
   const secret = newTotpSecret();
   const login = await deps.em.transactional(async (tx) => {
+    await holdMasterKeyForSealing(tx);
     const user = await requireUser(tx, input.login);
     user.totpSecretEnc = deps.box!().encrypt(secret, TOTP_PURPOSE(user.id));
     user.updatedAt = now;

@@ -6,6 +6,7 @@ import { CredentialVault, type CredentialsRevokedSource } from '../persistence/e
 import { ConnectorError } from '../shared/errors';
 import type { Clock } from '../shared/clock';
 import { loadMasterKey } from './master-key.store';
+import { holdMasterKeyForSealing } from './master-key.lock';
 import { SecretBox } from './secret-box';
 
 /**
@@ -209,6 +210,7 @@ export async function setCredentials(
   checkSecret(input.clientSecret);
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
+    await holdMasterKeyForSealing(tx);
     const existing = await tx.findOne(CredentialVault, { id: 1 });
     const stored = existing ? openedOrNull(deps.box, existing) : null;
     const same = existing !== null && stored !== null && sameSecret(stored, input.clientSecret);
@@ -245,6 +247,7 @@ export async function rotateSecret(deps: VaultDeps, input: { clientSecret: strin
   if (input.clientId !== undefined && !CLIENT_ID.test(input.clientId)) throw new ConnectorError('INVALID_CLIENT_ID', 'the Client ID must be 1-200 visible ASCII characters', 2);
   const now = deps.clock.now();
   return deps.em.transactional(async (tx) => {
+    await holdMasterKeyForSealing(tx);
     const row = await tx.findOne(CredentialVault, { id: 1 });
     if (!row) throw new ConnectorError('CREDENTIALS_MISSING', 'no Client ID stored yet: run connector credentials set --client-id ID --secret-stdin first');
     const previous = deps.box.decrypt(row.secretEnc, SECRET_PURPOSE);

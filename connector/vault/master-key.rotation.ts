@@ -3,6 +3,7 @@ import { appendAudit } from '../audit/audit.log';
 import type { Clock } from '../shared/clock';
 import { ConnectorError } from '../shared/errors';
 import { resealCredentials } from './credential.vault';
+import { withMasterKeyChanging } from './master-key.lock';
 import { addMasterKey, KEY_FILE_HINT, loadMasterKey, pruneMasterKeys, resolveMasterKeyPath } from './master-key.store';
 import { SecretBox } from './secret-box';
 import { describeSecrets, sealedSecrets, unreadableWith } from './sealing-key';
@@ -21,6 +22,12 @@ const MAX_RESEAL_PASSES = 5;
  * of use while the real file stayed as it was).
  */
 export async function rotateMasterKey(deps: { em: EntityManager; clock: Clock; config: { masterKeyFile: string } }, actor: string, cwd?: string): Promise<{ keyId: string; resealed: number }> {
+  // No secret is sealed while the key changes (master-key.lock.ts): one sealed under the old key
+  // after the last pass would be unreadable once it is dropped.
+  return withMasterKeyChanging(deps.em, () => rotateHoldingTheKey(deps, actor, cwd));
+}
+
+async function rotateHoldingTheKey(deps: { em: EntityManager; clock: Clock; config: { masterKeyFile: string } }, actor: string, cwd?: string): Promise<{ keyId: string; resealed: number }> {
   const path = resolveMasterKeyPath(deps.config.masterKeyFile, cwd);
   const unreadable = unreadableWith(loadMasterKey(path), await sealedSecrets(deps.em));
   if (unreadable.length > 0) {
