@@ -6,7 +6,21 @@ import { ConnectorError } from '../../connector/shared/errors';
 import type { ExpectedIdentity, KeyFacts, SignResult, WorkerReply, WorkerRequest, WorkerSetup } from './signing.protocol';
 
 type Pending = { resolve: (reply: WorkerReply) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
-type Slot = { worker: Worker; pending: Map<number, Pending>; ready: boolean };
+/** `cameUp`: the worker answered a ping; `failedStarts`: workers of this slot in a row that died before that. */
+type Slot = { worker: Worker; pending: Map<number, Pending>; ready: boolean; cameUp: boolean; failedStarts: number; failure?: string };
+
+/**
+ * A worker that dies once is replaced at once (its keys are gone either way). One whose
+ * replacements die before they come up (signer.trust files removed while the agent runs) would
+ * be replaced at once forever, a core busy and the log flooded: each further replacement waits
+ * twice as long as the one before, from 1 s up to 30 s.
+ */
+const RESPAWN_FIRST_DELAY_MS = 1_000;
+const RESPAWN_MAX_DELAY_MS = 30_000;
+
+export function respawnDelayMs(failedStarts: number): number {
+  return failedStarts === 0 ? 0 : Math.min(RESPAWN_MAX_DELAY_MS, RESPAWN_FIRST_DELAY_MS * 2 ** (failedStarts - 1));
+}
 type Outgoing = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
 export interface SigningPoolOptions {
@@ -35,6 +49,9 @@ export class SigningPool {
   /** The first error a worker reported (start() names it when the workers cannot start). */
   private startFailure: string | undefined;
   private readonly timeoutMs: number;
+  private readonly respawnTimers = new Set<NodeJS.Timeout>();
+  /** Slots whose workers keep dying at start: logged when the first begins and when the last recovers. */
+  private readonly failingSlots = new Set<Slot>();
 
   constructor(private readonly options: SigningPoolOptions) {
     this.timeoutMs = options.requestTimeoutMs ?? 60_000;
@@ -51,7 +68,7 @@ export class SigningPool {
   async start(): Promise<void> {
     for (let i = 0; i < this.options.size; i += 1) this.slots.push(this.spawn());
     try {
-      await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'ping' })));
+      await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'ping' }).then(() => void (slot.cameUp = true))));
     } catch (err) {
       // A worker that cannot start (a signer.trust path that cannot be read, ...) said why before it
       // exited: that reason is what the admin must read, not "the worker stopped".
@@ -128,6 +145,8 @@ export class SigningPool {
   /** Wipes everything, then stops the workers (graceful shutdown). */
   async close(): Promise<void> {
     this.closing = true;
+    for (const timer of this.respawnTimers) clearTimeout(timer);
+    this.respawnTimers.clear();
     await this.wipeAll(2_000);
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
     this.slots.length = 0;
@@ -137,13 +156,13 @@ export class SigningPool {
     return this.slots.reduce((n, slot) => n + slot.pending.size, 0);
   }
 
-  private spawn(): Slot {
+  private spawn(failedStarts = 0): Slot {
     // Compiled: the worker sits beside this file. Under ts-jest (sources) the built copy in dist/ is used.
     const beside = join(__dirname, 'signing.worker.js');
     const script = this.options.workerScript ?? (existsSync(beside) ? beside : join(__dirname, '..', '..', 'dist', 'signer-agent', 'agent', 'signing.worker.js'));
     const setup: WorkerSetup = { ...this.options.setup, epoch: this.epochBuffer };
     const worker = new Worker(script, { workerData: setup });
-    const slot: Slot = { worker, pending: new Map(), ready: true };
+    const slot: Slot = { worker, pending: new Map(), ready: true, cameUp: false, failedStarts };
     worker.on('message', (reply: WorkerReply) => {
       const pending = slot.pending.get(reply.id);
       if (!pending) return;
@@ -153,6 +172,9 @@ export class SigningPool {
     });
     worker.on('error', (err) => {
       this.startFailure ??= err.message;
+      slot.failure = err.message;
+      // Said once when the workers begin failing to start (the backoff line names it), not at every attempt.
+      if (this.failingSlots.has(slot)) return;
       this.options.logger.error({ event: 'signer.worker.error', err: { name: err.name, message: err.message } }, 'signing worker failed');
     });
     worker.on('exit', (code) => {
@@ -163,12 +185,50 @@ export class SigningPool {
       }
       slot.pending.clear();
       if (this.closing) return;
-      this.options.logger.error({ event: 'signer.worker.lost', exitCode: code }, 'signing worker exited; every session ends');
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots[index] = this.spawn();
+      const failedStarts = slot.cameUp ? 0 : slot.failedStarts + 1;
+      const delayMs = respawnDelayMs(slot.cameUp ? 0 : slot.failedStarts);
+      if (delayMs === 0) {
+        this.options.logger.error({ event: 'signer.worker.lost', exitCode: code }, 'signing worker exited; every session ends');
+        this.replace(slot, failedStarts);
+      } else {
+        if (!this.failingSlots.has(slot)) {
+          this.options.logger.error(
+            { event: 'signer.worker.respawn_backoff', exitCode: code, reason: slot.failure ?? null, failedStarts },
+            `signing workers die as they start (${slot.failure ?? `exit code ${code}`}); started again after a growing pause, up to ${RESPAWN_MAX_DELAY_MS / 1000} s`,
+          );
+        }
+        this.failingSlots.add(slot);
+        const timer = setTimeout(() => {
+          this.respawnTimers.delete(timer);
+          if (!this.closing) this.replace(slot, failedStarts);
+        }, delayMs);
+        // A pause never keeps a stopping process alive.
+        timer.unref();
+        this.respawnTimers.add(timer);
+      }
       this.options.onWorkerLost(`worker exited with code ${code}`);
     });
     return slot;
+  }
+
+  /** A new worker in the slot of one that exited; it counts as up once it answers a ping. */
+  private replace(dead: Slot, failedStarts: number): void {
+    const index = this.slots.indexOf(dead);
+    if (index < 0) return;
+    const slot = this.spawn(failedStarts);
+    this.slots[index] = slot;
+    const wasFailing = this.failingSlots.delete(dead);
+    if (wasFailing) this.failingSlots.add(slot);
+    this.request(slot, { type: 'ping' }).then(
+      () => {
+        slot.cameUp = true;
+        slot.failedStarts = 0;
+        if (this.failingSlots.delete(slot) && this.failingSlots.size === 0) {
+          this.options.logger.info({ event: 'signer.worker.recovered' }, 'signing workers start again; unlock the keys again');
+        }
+      },
+      () => undefined,
+    );
   }
 
   private liveSlots(): Slot[] {
