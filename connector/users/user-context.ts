@@ -1,5 +1,6 @@
 import type { AppContext } from '../app/app-context';
 import { SecretBox } from '../vault/secret-box';
+import { phantomKeyFrom, RedisPhantomLogins, type PhantomLoginCounter } from './phantom-logins';
 import { sessionStoreFor, type SessionStore } from './session.store';
 import { signerAgentPortFromConfig, type SignerAgentPort } from './signer-agent.port';
 import type { UserDeps } from './user.service';
@@ -9,12 +10,13 @@ import { requeueOrder } from '../../queue/jobs/sweep-orders.job';
 /**
  * Wiring of the users capability for one process: one SecretBox (master key read once, lazily:
  * a process that never touches a TOTP seed never needs the key file), one session store, the
- * signer agent port. Tests pass their own signer agent port.
+ * signer agent port, the phantom-login counts shared in Redis. Tests pass their own signer agent port.
  */
 export interface UsersWiring {
   sessions: SessionStore;
   signerAgent: SignerAgentPort;
   box: () => SecretBox;
+  phantoms: PhantomLoginCounter;
 }
 
 const wirings = new WeakMap<AppContext, UsersWiring>();
@@ -27,6 +29,7 @@ export function usersWiring(context: AppContext, overrides: Partial<UsersWiring>
       sessions: overrides.sessions ?? sessionStoreFor(context),
       signerAgent: overrides.signerAgent ?? signerAgentPortFromConfig(context.config),
       box: overrides.box ?? (() => (box ??= SecretBox.fromConfig(context.config))),
+      phantoms: overrides.phantoms ?? new RedisPhantomLogins(context.redis, context.config.redis.prefix, phantomKeyFrom(context.config, context.logger)),
     };
     wirings.set(context, wiring);
   }
@@ -43,6 +46,7 @@ export function userDeps(context: AppContext, wiring: UsersWiring = usersWiring(
     box: wiring.box,
     sessions: wiring.sessions,
     signerAgent: wiring.signerAgent,
+    phantoms: wiring.phantoms,
     // Issue 16: brute force across accounts locks the connector down (or alerts, per config).
     onSecurityEvent: async (event) => {
       await reportSecurityEvent(context, event);

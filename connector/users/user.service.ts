@@ -37,7 +37,7 @@ import type { SessionStore } from './session.store';
 import type { SignerAgentPort } from './signer-agent.port';
 import { base32Decode, matchTotpStep, newTotpSecret, otpauthUri } from './totp';
 import { UserError, userError } from './user.errors';
-import { PhantomLogins } from './phantom-logins';
+import { PhantomLogins, type PhantomLoginCounter } from './phantom-logins';
 import { voidSignaturesOfLostAuthority } from '../signing/order-signatures';
 
 /**
@@ -68,6 +68,8 @@ export interface UserDeps {
    * sweeper's next pass. Never throws.
    */
   onOrdersBackToSigning?: (orderIds: string[]) => Promise<void>;
+  /** Wrong passwords for logins nobody has, shared by the API processes (phantom-logins.ts); else this process's own count. */
+  phantoms?: PhantomLoginCounter;
 }
 
 export function normalizeLogin(login: string): string {
@@ -648,7 +650,7 @@ async function auditLogin(deps: UserDeps, login: string, outcome: string, ip: st
   await appendAudit(deps.em, { actor: `login:${login}`, action: outcome === 'OK' ? 'auth.login.succeeded' : 'auth.login.failed', subject: login, details: { code: outcome, ip }, at: deps.clock.now() });
 }
 
-/** This process's count of wrong passwords for logins nobody has (phantom-logins.ts). */
+/** This process's count of wrong passwords for logins nobody has, for deps without a shared one (phantom-logins.ts). */
 const PHANTOMS = new PhantomLogins();
 
 /**
@@ -665,7 +667,8 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
     await auditLogin(deps, user.login, 'LOCKED_TEMPORARILY', input.ip);
     throw lockedError(user.lockedUntil, now);
   }
-  const phantomUntil = user ? null : PHANTOMS.lockedUntil(login, now);
+  const phantoms = deps.phantoms ?? PHANTOMS;
+  const phantomUntil = user ? null : await phantoms.lockedUntil(login, now);
   if (phantomUntil) {
     await auditLogin(deps, '(unknown)', 'LOCKED_TEMPORARILY', input.ip);
     throw lockedError(phantomUntil, now);
@@ -679,7 +682,7 @@ export async function checkLogin(deps: UserDeps, input: LoginInput, beforePasswo
       // A login nobody has is often a password typed into the login field (R-4): the text is not
       // kept, in an audit log that can never drop it least of all; the attempt and its address are.
       // Counted as a real login's would be: a login that never locks would be known not to exist.
-      const phantom = PHANTOMS.fail(login, now, deps.config.users.lockoutMinutes);
+      const phantom = await phantoms.fail(login, now, deps.config.users.lockoutMinutes);
       await auditLogin(deps, '(unknown)', phantom.locked ? 'LOCKED_TEMPORARILY' : 'INVALID_CREDENTIALS', input.ip);
       if (phantom.locked) throw lockedError(phantom.lockedUntil!, now);
       throw userError('INVALID_CREDENTIALS', 401);
