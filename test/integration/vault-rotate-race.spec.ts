@@ -5,6 +5,7 @@ import { loadMasterKey } from '../../connector/vault/master-key.store';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { CredentialVault } from '../../connector/persistence/entities';
 import { ManualClock } from '../../connector/shared/clock';
+import { createUser, enrollTotp, TOTP_PURPOSE } from '../../connector/users/user.service';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,10 +25,10 @@ describe('vault rotate-key and credentials set at the same time', () => {
     return { keyId: SecretBox.keyIdOf(row.secretEnc), secret: SecretBox.fromConfig(world.env.config).decrypt(row.secretEnc, SECRET_PURPOSE) };
   };
 
-  /** Runs `store` and a master key rotation while the vault's row is held locked, then lets go. */
-  async function race(store: () => Promise<unknown>): Promise<void> {
+  /** Runs `store` and a master key rotation while the row it writes is held locked, then lets go. */
+  async function race(store: () => Promise<unknown>, row = 'select id from credential_vault where id = 1 for update'): Promise<void> {
     const holder = await world.db().getKnex().transaction();
-    await holder.raw('select id from credential_vault where id = 1 for update');
+    await holder.raw(row);
     const stored = store();
     await pause(300);
     const rotated = rotateMasterKey({ em: world.db(), clock, config: world.env.config }, 'test');
@@ -50,5 +51,17 @@ describe('vault rotate-key and credentials set at the same time', () => {
     const ring = loadMasterKey(SecretBox.fromConfig(world.env.config).keyFile);
     expect(ring.byId.size).toBe(1);
     expect(await storedSecret()).toEqual({ keyId: ring.current.id, secret: 'third-secret-value-3' });
+  }, 30_000);
+
+  test('a TOTP seed enrolled during the rotation stays readable once the old key is dropped', async () => {
+    const deps = () => ({ em: world.db(), clock, config: world.env.config, box: () => SecretBox.fromConfig(world.env.config) });
+    const user = await createUser(deps(), { login: 'race.user', role: 'viewer', password: 'Race-Pass-123', actor: 'test' });
+    let seed = '';
+    await race(
+      async () => (seed = (await enrollTotp(deps(), { login: 'race.user', actor: 'test' })).secret),
+      `select id from app_user where id = '${user.id}' for update`,
+    );
+    const [row] = await world.db().execute<Array<{ totp_secret_enc: string }>>('select totp_secret_enc from app_user where id = ?', [user.id]);
+    expect(SecretBox.fromConfig(world.env.config).decrypt(row.totp_secret_enc, TOTP_PURPOSE(user.id))).toBe(seed);
   }, 30_000);
 });
