@@ -271,13 +271,14 @@ function otherDifferences(stored: LineFacts, fetched: LineFacts): string[] {
   if (stored.counterpartyIban !== fetched.counterpartyIban) out.push(`counterparty account ${stored.counterpartyIban || 'none'} -> ${fetched.counterpartyIban || 'none'}`);
   if (stored.externalId !== fetched.externalId) out.push(`external id ${stored.externalId ?? 'none'} -> ${fetched.externalId ?? 'none'}`);
   if (stored.bankReference !== fetched.bankReference) out.push(`bank reference ${stored.bankReference ?? 'none'} -> ${fetched.bankReference ?? 'none'}`);
+  if (stored.bookingDate !== fetched.bookingDate) out.push(`booked on ${stored.bookingDate} -> ${fetched.bookingDate}`);
   return out;
 }
 
 /**
  * A booked line we stored and passed to the ERP that the bank restated: sent again under its id
  * as another payment (`changed`: another amount, direction, currency, counterparty account, external
- * id or bank reference, or pending again), or left out of a statement of its day (`withdrawn`:
+ * id, bank reference or booking day, or pending again), or left out of a statement of its day (`withdrawn`:
  * reversed, or booked again under another id). The stored line is kept as the evidence; one high
  * incident per restatement and an alert.
  */
@@ -294,7 +295,9 @@ async function reportRestatedLine(deps: StatementServiceDeps, incidents: string[
           // restatement of money alone raised before keeps its key.
           dedupeKey:
             `statement_line_changed:${account}:${line.bankLineId}:${changed.fetched.direction}:${changed.fetched.amount}:${changed.fetched.currency}` +
-            (others.length ? `:${changed.fetched.status}:${changed.fetched.counterpartyIban}:${changed.fetched.externalId ?? ''}:${changed.fetched.bankReference ?? ''}` : ''),
+            (others.length ? `:${changed.fetched.status}:${changed.fetched.counterpartyIban}:${changed.fetched.externalId ?? ''}:${changed.fetched.bankReference ?? ''}` : '') +
+            // Only when the day moved, so that keys raised before booking days were compared stay as they were.
+            (changed.stored.bookingDate !== changed.fetched.bookingDate ? `:${changed.fetched.bookingDate}` : ''),
           evidence: {
             bookingDate: line.bookingDate,
             stored: money(changed.stored),

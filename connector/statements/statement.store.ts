@@ -33,8 +33,8 @@ export interface StoreResult {
   pendingDropped: number;
   /**
    * Booked lines stored before that this fetch shows under the same id with other facts: another
-   * amount, direction, currency, counterparty account, external id or bank reference, or pending
-   * again (kept as stored).
+   * amount, direction, currency, counterparty account, external id, bank reference or booking day,
+   * or pending again (kept as stored).
    */
   changed: ChangedLine[];
   /** Bank line ids this answer holds more than once with different facts (only the first is stored). */
@@ -55,6 +55,13 @@ export interface LineFacts {
   counterpartyIban: string;
   externalId: string | null;
   bankReference: string | null;
+  /**
+   * The day it was booked: a line moved to another day is a restatement too. Stored under its first
+   * day, it is in neither the new day's stored lines (so that day's lines no longer add up to the
+   * bank's balances, and 1C is given a statement short of it) nor, once the old day is fetched
+   * again, the bank's old day; without this the move passed unsaid until then, if ever.
+   */
+  bookingDate: string;
 }
 
 /** A booked line the bank sent again under its id with other facts. */
@@ -81,6 +88,7 @@ function factsOf(l: StatementLineData): LineFacts {
     counterpartyIban: l.counterparty.iban,
     externalId: l.externalId ?? null,
     bankReference: l.bankReference ?? null,
+    bookingDate: l.bookingDate,
   };
 }
 
@@ -261,6 +269,7 @@ async function insertLines(
         counterpartyIban: row.counterparty_iban,
         externalId: row.external_id,
         bankReference: row.bank_reference,
+        bookingDate: isoDateOf(row.booking_date),
       };
       if (!sameFacts(stored, factsOf(l))) changed.push({ bankLineId: l.bankLineId, bookingDate: isoDateOf(row.booking_date), stored, fetched: factsOf(l) });
     }

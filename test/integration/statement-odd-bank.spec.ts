@@ -250,6 +250,27 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect((await run(closed, account, '2026-11-24', '2026-11-24')).incidents).toEqual([]);
   });
 
+  it('a booked line the bank sends again under its id on another day is an incident naming both days, and stays on its first day', async () => {
+    const account = 'KZ000000000000000A23';
+    const bank = new ScriptedBank();
+    const day24 = statement(account, '2026-11-24', '2026-11-24', 1_000_000, [line({ bankLineId: 'M-1', amount: 10_000 })]);
+    bank.answer(day24);
+    await run(bank, account, '2026-11-24', '2026-11-24');
+    // The next day's statement holds the same operation again, now booked on the 25th, and balances
+    // with it: the money counted on both days, or the bank moved it. Either way the 25th as stored
+    // (without it: its id is taken) no longer adds up to the bank's balances.
+    const moved = line({ bankLineId: 'M-1', amount: 10_000, bookingDate: '2026-11-25', valueDate: '2026-11-25' });
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', day24.closingBalance, [moved]));
+    const r = await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'));
+    const changed = (await incidents('statement_gap')).filter((i) => i.evidence.account === account);
+    expect(changed.map((i) => [i.evidence.bankLineId, i.evidence.bookingDate, i.evidence.otherDifferences])).toEqual([['M-1', '2026-11-24', ['booked on 2026-11-24 -> 2026-11-25']]]);
+    expect(r.incidents).toEqual(changed.map((i) => i.id));
+    // Kept as first stored (the evidence); nothing stored twice.
+    expect(await q('select bank_line_id, booking_date::text as booking_date from statement_line where account = ?', [account])).toEqual([{ bank_line_id: 'M-1', booking_date: '2026-11-24' }]);
+    // Fetched again: no second incident.
+    expect((await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'))).incidents).toEqual([]);
+  });
+
   it('one answer holding a bank line id twice with different facts is an incident naming both versions; an identical repeat is harmless', async () => {
     const account = 'KZ000000000000000A22';
     const bank = new ScriptedBank();
