@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { CP1251_LOSS, encodeOnecText, lostInCp1251, renderOnecStatement, type StatementOwner } from '../../adapters/erp/onec-exchange/onec-statement.writer';
-import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import { renderOnecStatusBody, renderOnecStatusHeader, toStatusReportEntry, type MismatchedLine, type StatusReportEntry } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { ONEC_SOURCE } from '../../adapters/erp/onec-exchange/onec-exchange.types';
 import type { FieldError } from '../../connector/orders/payment-order';
 import { ORDER_STATES, type OrderState } from '../../connector/orders/order-state';
@@ -352,7 +352,13 @@ export async function statusReportEntries(em: EntityManager, since: string, max 
 
 /** What a status report entry is read from (`StatusFields`), and the order's id for paging. */
 const STATUS_REPORT_COLUMNS =
-  'id, number, doc_date, payer_iban, amount_tiyn, currency, beneficiary_name, state, failed_from, submit_attempts, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at';
+  'id, number, doc_date, payer_iban, amount_tiyn, currency, beneficiary_name, state, failed_from, submit_attempts, errors, bank_reason_code, bank_reason_text, bank_reference, erp_document_id, state_changed_at, ' +
+  // R-27: booked debits naming the order with other requisites than signed (reconciliation links
+  // them as `mismatch`, leaving the order's state as it was): without them the ERP reads
+  // "executed" or "deemed executed" of a payment the bank made otherwise.
+  `(select json_agg(json_build_object('bookingDate', to_char(l.booking_date, 'YYYY-MM-DD'), 'amountTiyn', l.amount_tiyn::text, 'currency', l.currency, 'counterpartyIban', l.counterparty_iban)
+            order by l.booking_date, l.bank_line_id)
+      from statement_line l where l.order_id = payment_order.id and l.match_kind = 'mismatch' and l.status = 'booked') as mismatched_lines`;
 type StatusRow = Record<string, unknown> & { id: string; number: string; doc_date: string | Date };
 
 function statusEntryOfRow(r: StatusRow): StatusReportEntry {
@@ -372,6 +378,7 @@ function statusEntryOfRow(r: StatusRow): StatusReportEntry {
     failedFrom: r.failed_from as OrderState | null,
     submitAttempts: r.submit_attempts as number,
     stateChangedAt: r.state_changed_at as Date,
+    mismatchedLines: (typeof r.mismatched_lines === 'string' ? JSON.parse(r.mismatched_lines) : r.mismatched_lines) as MismatchedLine[] | null,
   });
 }
 

@@ -5,7 +5,7 @@ import { startHarness, type Harness } from '../../adapters/bank/test/sandbox.har
 import { PAYER_IBAN, sampleOrder } from '../../adapters/bank/test/fixtures';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { parseOnecExchange } from '../../adapters/erp/onec-exchange/onec-exchange.reader';
-import { FAILED_AFTER_SENDING_RU } from '../../adapters/erp/onec-exchange/onec-status.writer';
+import { FAILED_AFTER_SENDING_RU, STATE_RU, renderOnecStatusBody } from '../../adapters/erp/onec-exchange/onec-status.writer';
 import { createAppContext, type AppContext } from '../../connector/app/app-context';
 import { createLogger } from '../../connector/logging/logger';
 import { intakeOrders } from '../../connector/intake/order-intake';
@@ -202,6 +202,15 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
     expect(String(incident.evidence.draftNotice)).toContain('подписано 200.00 KZT, исполнено 210.00 KZT');
     // Wednesday + 3 operational days = Monday 2026-11-30, 17:00 Kazakhstan time.
     expect(new Date(incident.deadline_at).toISOString()).toBe('2026-11-30T12:00:00.000Z');
+    // 1C is told: the status text of R-5 says the bank executed it otherwise (its state, and the
+    // status code 1C keys on, stay as they were); an order executed as signed reads as before.
+    const statuses = renderOnecStatusBody((await statusReportEntries(db(), '2026-11-20')).entries);
+    const sectionOf = (number: string) => statuses.split('СекцияДокумент=').find((sec) => sec.includes(`НомерДокумента=${number}\r\n`)) ?? '';
+    expect(sectionOf('R-5')).toContain('КодСтатуса=submitted\r\n');
+    expect(sectionOf('R-5')).toContain(
+      `Статус=${STATE_RU.submitted}. ВНИМАНИЕ: по выписке банк исполнил документ не так, как он подписан (${TODAY} списано 210.00 KZT на счёт ${o.order.beneficiary.iban}).`,
+    );
+    expect(sectionOf('R-1')).toContain(`Статус=${STATE_RU.executed}\r\n`);
     // The fee of that payment is still an expected fee, and nothing else is unexplained.
     expect(await incidentsOf('unexplained_debit')).toHaveLength(1);
     expect((await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY)).incidents).toEqual([]);

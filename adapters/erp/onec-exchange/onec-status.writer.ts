@@ -70,6 +70,30 @@ export interface StatusReportEntry {
   failedAfterSending?: boolean;
   bankReference?: string;
   erpDocumentId?: string;
+  /**
+   * R-27: what a 1C user must read beside the status when the statement shows the bank executed the
+   * document otherwise than signed (the state stays as it was: reconciliation moves nothing on a
+   * mismatch, so the status alone may read "executed" or "deemed executed").
+   */
+  executionMismatch?: string;
+}
+
+/** A booked debit naming the order with other requisites than signed (reconciliation's `mismatch`). */
+export interface MismatchedLine {
+  bookingDate: string;
+  /** Integer tiyn, as text. */
+  amountTiyn: string;
+  currency: string;
+  counterpartyIban: string;
+}
+
+/** The warning added to the status text of an order the bank executed otherwise than signed. */
+export function executionMismatchRu(lines: readonly MismatchedLine[]): string {
+  const shown = lines.map((l) => `${l.bookingDate} списано ${formatAmount(Number(l.amountTiyn))} ${l.currency || 'KZT'}${l.counterpartyIban ? ` на счёт ${l.counterpartyIban}` : ''}`);
+  return (
+    `ВНИМАНИЕ: по выписке банк исполнил документ не так, как он подписан (${shown.join('; ')}). ` +
+    'Не считайте платёж исполненным верно и не создавайте его повторно; обратитесь к администратору: банк уведомляется в течение 3 операционных дней (п. 6.1.16)'
+  );
 }
 
 export interface StatusReportOptions {
@@ -127,7 +151,8 @@ export function renderOnecStatusSections(entries: readonly StatusReportEntry[], 
     kv('Сумма', e.amount);
     kv('Валюта', e.currency ?? 'KZT');
     if (e.beneficiaryName !== undefined) kv('ПолучательНаименование', e.beneficiaryName);
-    kv('Статус', e.state === 'failed' && e.failedAfterSending ? FAILED_AFTER_SENDING_RU : STATE_RU[e.state]);
+    const status = e.state === 'failed' && e.failedAfterSending ? FAILED_AFTER_SENDING_RU : STATE_RU[e.state];
+    kv('Статус', e.executionMismatch ? `${status}. ${e.executionMismatch}` : status);
     kv('КодСтатуса', e.state);
     kv('ДатаСтатуса', at.date);
     kv('ВремяСтатуса', at.time);
@@ -147,6 +172,8 @@ export type StatusFields = RefusalFields &
     amountTiyn: number | string;
     /** Sends begun (counted before each send): 0 means nothing of it left. */
     submitAttempts: number | string;
+    /** Booked debits naming it with other requisites than signed (R-27); none when absent. */
+    mismatchedLines?: readonly MismatchedLine[] | null;
   };
 
 /** One order's entry in the report (the write-back job and `connector onec statuses` both make them here). */
@@ -163,6 +190,7 @@ export function toStatusReportEntry(o: StatusFields): StatusReportEntry {
     ...(o.state === 'failed' && failedAfterSendBegan(o) ? { failedAfterSending: true } : {}),
     ...(o.bankReference ? { bankReference: o.bankReference } : {}),
     ...(o.erpDocumentId ? { erpDocumentId: o.erpDocumentId } : {}),
+    ...(o.mismatchedLines?.length ? { executionMismatch: executionMismatchRu(o.mismatchedLines) } : {}),
     ...refusalReason(o),
   };
 }
