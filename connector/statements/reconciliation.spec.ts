@@ -55,6 +55,18 @@ describe('decideLines', () => {
     ['number + date shared by twins, amount of neither: not guessed', [line({ amount: 1 })], [order(), order({ id: 'o2', amountTiyn: 2 })], [{ kind: 'unexplained' }]],
     ['requisites must all agree: another date', [line({ documentDate: '2026-11-24' })], [order()], [{ kind: 'unexplained' }]],
     ['a debit no order explains', [line({ documentNumber: null })], [], [{ kind: 'unexplained' }]],
+    [
+      'a second debit under our reference of one order paid by the first: executed twice, not "nobody ordered it"',
+      [line({ externalId: 'ext-1' }), line({ id: 'l2', bankLineId: 'B2', externalId: 'ext-1' })],
+      [order()],
+      [{ kind: 'order', orderId: 'o1' }, { kind: 'unexplained', lineId: 'l2', repeatsOrderId: 'o1' }],
+    ],
+    [
+      'a second debit with all the requisites of one order paid by the first: executed twice too',
+      [line(), line({ id: 'l2', bankLineId: 'B2' })],
+      [order()],
+      [{ kind: 'order', orderId: 'o1' }, { kind: 'unexplained', lineId: 'l2', repeatsOrderId: 'o1' }],
+    ],
     ['a fee naming the payment is linked to it (R-25)', [line({ id: 'f', kind: 'fee', amount: 30000, externalId: 'ext-1' })], [order()], [{ kind: 'fee', orderId: 'o1' }]],
     ['a fee naming nothing is still a fee, not an alarm', [line({ id: 'f', kind: 'fee', amount: 30000, documentNumber: null })], [], [{ kind: 'fee', orderId: null }]],
     ['a tax line is expected', [line({ kind: 'tax', documentNumber: null })], [], [{ kind: 'tax' }]],
@@ -121,7 +133,8 @@ describe('decideLines', () => {
   it('a reference match is never taken by an earlier line matching on requisites', () => {
     const decisions = decideLines([line({ id: 'a' }), line({ id: 'b', bankLineId: 'B2', externalId: 'ext-1' })], [order()]);
     expect(decisions).toEqual([
-      { kind: 'unexplained', lineId: 'a' },
+      // All the order's requisites, the order paid by the other: a second execution of it.
+      { kind: 'unexplained', lineId: 'a', repeatsOrderId: 'o1' },
       { kind: 'order', lineId: 'b', orderId: 'o1', how: 'reference', execute: true },
     ]);
   });

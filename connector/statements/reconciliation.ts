@@ -36,7 +36,8 @@ import type { LineDirection, LineKind, LineStatus } from './statement.model';
  *   order paid; the order keeps its state and the line is not linked to it (1C would take the
  *   return for its own payment order, found by the order's number and date);
  * - any other debit is unexplained: a possible unauthorised payment (R-29), critical incident,
- *   the bank to be told within 1 business day.
+ *   the bank to be told within 1 business day; one naming an order another line already paid is
+ *   said to be that order executed twice, its draft notice asking for the second debit back.
  * The decision is a pure function (decideLines); applying it is idempotent: each line records
  * what it was matched as, a transition that already happened changes nothing, and an incident is
  * raised once per line (an erroneous execution and an unexplained debit) or per order (one missing
@@ -98,8 +99,12 @@ export type LineDecision =
   | { kind: 'tax'; lineId: string }
   /** `returnedOrderId`: the order of ours the credit names (its reference or external id): the payment came back. */
   | { kind: 'credit'; lineId: string; returnedOrderId?: string }
-  /** `unsentOrderId`: the failed order, never sent, whose reference or requisites the debit carries. */
-  | { kind: 'unexplained'; lineId: string; unsentOrderId?: string };
+  /**
+   * `unsentOrderId`: the failed order, never sent, whose reference or requisites the debit carries.
+   * `repeatsOrderId`: the order of ours the debit names (its reference, or all its requisites) that
+   * another line already paid: the bank executed it a second time, or someone paid it again.
+   */
+  | { kind: 'unexplained'; lineId: string; unsentOrderId?: string; repeatsOrderId?: string };
 
 /** Orders the bank may have executed: everything from the first send on. */
 export const MATCHABLE_STATES: readonly OrderState[] = ['submitting', 'submitted', 'deemed_executed', 'executed', 'rejected', 'failed'];
@@ -235,7 +240,11 @@ export function decideLines(lines: readonly LineForMatch[], allOrders: readonly 
     // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
     if (line.kind === 'tax') return { kind: 'tax', lineId: line.id };
     const named = byReference(line, unsent) ?? byRequisites(line, unsent, new Set());
-    return named ? { kind: 'unexplained', lineId: line.id, unsentOrderId: named.id } : { kind: 'unexplained', lineId: line.id };
+    if (named) return { kind: 'unexplained', lineId: line.id, unsentOrderId: named.id };
+    // Our order, signed once, already paid by another line: a second debit of it is no "debit nobody
+    // ordered" (the notice must not tell the bank we never signed it), but the same money gone twice.
+    const repeated = byReference(line, orders) ?? byRequisites(line, orders, new Set());
+    return repeated && taken.has(repeated.id) ? { kind: 'unexplained', lineId: line.id, repeatsOrderId: repeated.id } : { kind: 'unexplained', lineId: line.id };
   });
 }
 
@@ -298,6 +307,29 @@ export function draftUnauthorisedDebitNotice(input: { account: string; line: Lin
     'Платёжный документ на эту сумму нами не формировался и не подписывался.',
     'Просим приостановить доступ к системе «Business API» по нашим учётным данным, провести проверку и вернуть средства.',
     `Срок уведомления (п. 4.3, 6.1.12): незамедлительно, не позднее ${input.deadline.toISOString()}. Телефоны банка: ${BANK_PHONES}.`,
+    ...(input.term?.lapsed ? [limitSentence(l.bookingDate, input.term)] : []),
+  ].join('\n');
+}
+
+/** R-27 (6.1.16, 8.2): our order executed a second time; `first` is the debit that paid it, when known. */
+export function draftRepeatedExecutionNotice(input: {
+  account: string;
+  order: OrderForMatch;
+  line: LineForMatch;
+  first: { bankLineId: string; bookingDate: string } | null;
+  deadline: Date;
+  term?: PaymentNoticeTerm;
+}): string {
+  const { order: o, line: l } = input;
+  return [
+    'В АО «Alatau City Bank»',
+    `Уведомление о повторном исполнении платёжного поручения № ${o.number} от ${o.docDate} по счёту ${input.account} (п. 6.1.16)`,
+    `Платёжное поручение на сумму ${amountWithCurrency(o.amountTiyn, o.currency)} в пользу «${o.beneficiaryName}», счёт ${o.beneficiaryIban}, подписано и направлено нами один раз` +
+      (input.first ? ` и исполнено ${input.first.bookingDate} (операция банка ${input.first.bankLineId}).` : ' и уже исполнено.'),
+    `${l.bookingDate} со счёта повторно списано ${amountWithCurrency(l.amount, l.currency)} (операция банка ${l.bankLineId})` +
+      `${l.counterpartyIban ? ` на счёт ${l.counterpartyIban}` : ''}, назначение: «${l.purpose}».`,
+    'Просим проверить операцию и вернуть ошибочно списанные средства (п. 8.2).',
+    `Срок уведомления: незамедлительно, не позднее ${input.deadline.toISOString()}. Телефоны банка: ${BANK_PHONES}.`,
     ...(input.term?.lapsed ? [limitSentence(l.bookingDate, input.term)] : []),
   ].join('\n');
 }
@@ -441,6 +473,17 @@ function orderLineEvidence(account: string, order: OrderForMatch, line: LineForM
   return { account, orderId: order.id, number: order.number, date: order.docDate, bankLineId: line.bankLineId, bookingDate: line.bookingDate };
 }
 
+/** The booked line, other than `exceptLineId`, that paid the order (matched as it, or as it executed otherwise); the earliest. */
+async function firstPaymentOf(em: EntityManager, account: string, orderId: string, exceptLineId: string): Promise<{ bankLineId: string; bookingDate: string } | null> {
+  const rows = await em.execute<Array<{ bank_line_id: string; booking_date: string | Date }>>(
+    `select bank_line_id, booking_date from statement_line
+      where account = ? and order_id = ? and id <> ? and status = 'booked' and match_kind in ('order', 'mismatch')
+      order by booking_date, bank_line_id limit 1`,
+    [account, orderId, exceptLineId],
+  );
+  return rows[0] ? { bankLineId: rows[0].bank_line_id, bookingDate: isoDateOf(rows[0].booking_date) } : null;
+}
+
 /** Reconciles the booked lines of `account` booked in [from, to] against its orders. */
 export async function reconcileAccount(em: EntityManager, account: string, from: string, to: string, options: ReconcileOptions): Promise<ReconcileResult> {
   const actor = options.actor ?? 'reconciliation';
@@ -574,12 +617,17 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
       const term = paymentNoticeTerm(options.calendar, options.now, line.bookingDate, 1);
       const deadline = term.deadline;
       const unsent = decision.unsentOrderId ? ordersById.get(decision.unsentOrderId) : undefined;
+      const repeats = decision.repeatsOrderId ? ordersById.get(decision.repeatsOrderId) : undefined;
+      // The debit that paid it first: of this run, else of an earlier one (paidElsewhere).
+      const firstLine = repeats ? await firstPaymentOf(em, account, repeats.id, line.id) : null;
       const raised = await raiseOnce(em, {
         kind: 'unexplained_debit',
         severity: 'critical',
         title: unsent
           ? `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} names order ${unsent.number} of ${unsent.docDate}, which failed before it was ever sent: paid by hand, or a possible unauthorised payment`
-          : `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
+          : repeats
+            ? `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} names order ${repeats.number} of ${repeats.docDate}, already debited${firstLine ? ` by line ${firstLine.bankLineId} of ${firstLine.bookingDate}` : ''}: executed twice, or a possible unauthorised payment`
+            : `Debit of ${amountWithCurrency(line.amount, line.currency)} from ${account} on ${line.bookingDate} matches no order: possible unauthorised payment`,
         dedupeKey: `unexplained_debit:${account}:${line.bankLineId}`,
         deadlineAt: deadline,
         actor,
@@ -598,8 +646,16 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
                 hint: `we never sent this order; if a person paid it by hand, record that with connector orders settle ${unsent.id} --as executed --reason TEXT (orders retry refuses it: it is paid)`,
               }
             : {}),
+          ...(repeats
+            ? {
+                repeatedOrder: { orderId: repeats.id, number: repeats.number, date: repeats.docDate, firstLine },
+                hint: 'our order was signed once and is paid already: ask the bank to return the second debit (terms 8.2); do not pay the order again',
+              }
+            : {}),
           noticeLimit: term.limit.toISOString(),
-          draftNotice: draftUnauthorisedDebitNotice({ account, line, deadline, term }),
+          draftNotice: repeats
+            ? draftRepeatedExecutionNotice({ account, order: repeats, line, first: firstLine, deadline, term })
+            : draftUnauthorisedDebitNotice({ account, line, deadline, term }),
         },
       });
       if (raised.created) result.incidents.push(raised.id);

@@ -125,6 +125,16 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     const [incident] = (await incidents('unexplained_debit')).filter((i) => i.evidence.account === PAYER);
     expect(incident.evidence).toMatchObject({ bankLineId: 'D1-B' });
     expect(again.incidents).toEqual([incident.id]);
+    // Said as what it is: our order executed twice (the money gone again), not a debit we never
+    // signed, which the draft notice would otherwise have told the bank.
+    const title = (await q<{ title: string }>('select title from incident where id = ?', [incident.id]))[0].title;
+    expect(title).toContain('names order D-1 of 2026-11-24, already debited by line D1-A of 2026-11-24: executed twice');
+    expect(incident.evidence).toMatchObject({ repeatedOrder: { orderId: o.id, number: 'D-1', firstLine: { bankLineId: 'D1-A', bookingDate: '2026-11-24' } } });
+    const notice = String(incident.evidence.draftNotice);
+    expect(notice).toContain('Уведомление о повторном исполнении платёжного поручения № D-1 от 2026-11-24');
+    expect(notice).toContain('исполнено 2026-11-24 (операция банка D1-A)');
+    expect(notice).toContain('2026-11-25 со счёта повторно списано 150000.00 KZT (операция банка D1-B)');
+    expect(notice).not.toContain('нами не формировался');
   });
   it("two fetches of one account at once (today's and the closed day's) still take only one of an order's two debits as its payment", async () => {
     // One order, debited once on each of two days, both days fetched at the same moment. Run
