@@ -590,6 +590,18 @@ export async function reconcileAccount(em: EntityManager, account: string, from:
         },
       });
       if (raised.created) result.incidents.push(raised.id);
+      // The order keeps its state (it may read "deemed executed"): an ERP reading it over the API
+      // learns of the mismatch from its last error (the 1C status report says it from the lines).
+      // Added once per line, after what was there (a failure's own error stays).
+      const said =
+        `execution_mismatch: statement line ${line.bankLineId} of ${line.bookingDate} executed it otherwise than signed (` +
+        decision.differences.map((d) => `${d.field} ${d.signed} -> ${d.executed}`).join('; ') +
+        `); incident ${raised.id}`;
+      await em.execute(
+        `update payment_order set last_error = left(case when last_error is null or last_error = '' then ? else last_error || E'\n' || ? end, 2000)
+          where id = ? and position(? in coalesce(last_error, '')) = 0`,
+        [said, said, order.id, `statement line ${line.bankLineId} of`],
+      );
     } else if (decision.kind === 'credit' && decision.returnedOrderId) {
       const order = ordersById.get(decision.returnedOrderId)!;
       const raised = await raiseOnce(em, {

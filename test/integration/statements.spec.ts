@@ -211,9 +211,14 @@ describe('statements: fetch, store, check, reconcile, write back', () => {
       `Статус=${STATE_RU.submitted}. ВНИМАНИЕ: по выписке банк исполнил документ не так, как он подписан (${TODAY} списано 210.00 KZT на счёт ${o.order.beneficiary.iban}).`,
     );
     expect(sectionOf('R-1')).toContain(`Статус=${STATE_RU.executed}\r\n`);
+    // An ERP reading the order over the API (orderView's lastError) is told too, once per line.
+    const lastError = async () => (await q<{ last_error: string | null }>('select last_error from payment_order where id = ?', [o.id]))[0].last_error;
+    const bankLineId = String(incident.evidence.bankLineId);
+    expect(await lastError()).toBe(`execution_mismatch: statement line ${bankLineId} of ${TODAY} executed it otherwise than signed (amount 200.00 -> 210.00); incident ${incident.id}`);
     // The fee of that payment is still an expected fee, and nothing else is unexplained.
     expect(await incidentsOf('unexplained_debit')).toHaveLength(1);
     expect((await fetchAndReconcile(context, PAYER_IBAN, TODAY, TODAY)).incidents).toEqual([]);
+    expect(await lastError()).toBe(`execution_mismatch: statement line ${bankLineId} of ${TODAY} executed it otherwise than signed (amount 200.00 -> 210.00); incident ${incident.id}`);
   });
 
   it('writes kl_to_1c.txt from the stored statement, readable by the 1C reader', async () => {
