@@ -62,6 +62,13 @@ describe('decideLines', () => {
       [{ kind: 'order', orderId: 'o1' }, { kind: 'unexplained', lineId: 'l2', repeatsOrderId: 'o1' }],
     ],
     [
+      'a second debit of our budget payment, marked as tax by the bank, is no withholding: executed twice',
+      [line({ kind: 'tax', externalId: 'ext-1' }), line({ id: 'l2', bankLineId: 'B2', kind: 'tax', externalId: 'ext-1' })],
+      [order()],
+      [{ kind: 'order', orderId: 'o1' }, { kind: 'unexplained', lineId: 'l2', repeatsOrderId: 'o1' }],
+    ],
+    ['a tax line naming no order of ours stays an expected tax', [line({ kind: 'tax', documentNumber: '999' })], [order()], [{ kind: 'tax' }]],
+    [
       'a second debit with all the requisites of one order paid by the first: executed twice too',
       [line(), line({ id: 'l2', bankLineId: 'B2' })],
       [order()],

@@ -237,14 +237,17 @@ export function decideLines(lines: readonly LineForMatch[], allOrders: readonly 
     }
     const match = matched.get(line.id);
     if (match) return matchDecision(line, match.order, match.how);
-    // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
-    if (line.kind === 'tax') return { kind: 'tax', lineId: line.id };
-    const named = byReference(line, unsent) ?? byRequisites(line, unsent, new Set());
+    const named = line.kind === 'tax' ? undefined : (byReference(line, unsent) ?? byRequisites(line, unsent, new Set()));
     if (named) return { kind: 'unexplained', lineId: line.id, unsentOrderId: named.id };
     // Our order, signed once, already paid by another line: a second debit of it is no "debit nobody
     // ordered" (the notice must not tell the bank we never signed it), but the same money gone twice.
+    // A tax line too: our budget payment debited again under its reference or all its requisites is
+    // no withholding of the bank's.
     const repeated = byReference(line, orders) ?? byRequisites(line, orders, new Set());
-    return repeated && taken.has(repeated.id) ? { kind: 'unexplained', lineId: line.id, repeatsOrderId: repeated.id } : { kind: 'unexplained', lineId: line.id };
+    if (repeated && taken.has(repeated.id)) return { kind: 'unexplained', lineId: line.id, repeatsOrderId: repeated.id };
+    // Tax lines the bank books itself (withholdings, budget debits by collection order) are expected.
+    if (line.kind === 'tax') return { kind: 'tax', lineId: line.id };
+    return { kind: 'unexplained', lineId: line.id };
   });
 }
 

@@ -136,6 +136,23 @@ describe('statements from an odd bank, on PostgreSQL', () => {
     expect(notice).toContain('2026-11-25 со счёта повторно списано 150000.00 KZT (операция банка D1-B)');
     expect(notice).not.toContain('нами не формировался');
   });
+  it('a budget payment of ours debited a second time, booked by the bank as a tax line, is said to be executed twice, not taken for a withholding', async () => {
+    const account = 'KZ000000000000000A24';
+    const o = await submittedOrder({ number: 'T-1', date: '2026-11-24', payer: { name: 'ТОО "Пример Плательщик"', iinBin: '200540000019', iban: account, bic: 'TSESKZKA', kod: '17' } });
+    const bank = new ScriptedBank();
+    const paid = statement(account, '2026-11-24', '2026-11-24', 100_000_000, [line({ bankLineId: 'T1-A', amount: 15_000_000, kind: 'tax', externalId: o.externalId })]);
+    bank.answer(paid);
+    expect(await run(bank, account, '2026-11-24', '2026-11-24')).toMatchObject({ executed: 1, incidents: [] });
+    bank.answer(statement(account, '2026-11-25', '2026-11-25', paid.closingBalance, [line({ bankLineId: 'T1-B', bookingDate: '2026-11-25', valueDate: '2026-11-25', amount: 15_000_000, kind: 'tax', externalId: o.externalId })]));
+    const again = await run(bank, account, '2026-11-25', '2026-11-25', new Date('2026-11-26T04:00:00Z'));
+    expect(await q('select bank_line_id, match_kind from statement_line where account = ? order by bank_line_id', [account])).toEqual([
+      { bank_line_id: 'T1-A', match_kind: 'order' },
+      { bank_line_id: 'T1-B', match_kind: 'unexplained' },
+    ]);
+    const [incident] = (await incidents('unexplained_debit')).filter((i) => i.evidence.account === account);
+    expect(again.incidents).toEqual([incident.id]);
+    expect(incident.evidence).toMatchObject({ bankLineId: 'T1-B', repeatedOrder: { orderId: o.id, firstLine: { bankLineId: 'T1-A' } } });
+  });
   it("two fetches of one account at once (today's and the closed day's) still take only one of an order's two debits as its payment", async () => {
     // One order, debited once on each of two days, both days fetched at the same moment. Run
     // together, each reconciliation could read the other's line as not yet matched and take its own
