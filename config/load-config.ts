@@ -195,23 +195,32 @@ const ROLE_SCHEMES = new Set(['postgresql:', 'postgres:', 'redis:', 'rediss:']);
  * The URL as an operator may see it (doctor, logs, error messages): the one place config URLs are
  * made printable. The password is replaced by ***, and the user name too outside ROLE_SCHEMES;
  * every query value is *** (a token, a signature or a password rides there as `?password=`,
- * `?token=`, `?sig=`; the names stay, so the operator sees what is there); the fragment is dropped.
+ * `?token=`, `?sig=`; the names stay, so the operator sees what is there), and a query part with
+ * no `=` (`?TOKEN`) is *** whole; the fragment is dropped. The path is shown as given (it is what
+ * tells a moved endpoint): a secret in a URL's path (some webhook services put one there) is not
+ * hidden. A URL with nothing to hide is returned exactly as written, so that the operator finds
+ * the text they configured.
  */
 export function redactedUrl(url: string): string {
+  const hideQuery = (query: string) =>
+    query
+      .split('&')
+      .map((part) => (part === '' ? part : part.includes('=') ? `${part.slice(0, part.indexOf('='))}=***` : '***'))
+      .join('&');
   try {
     const parsed = new URL(url);
+    const hideUser = parsed.username !== '' && !ROLE_SCHEMES.has(parsed.protocol);
+    if (!parsed.password && !hideUser && !parsed.search && !parsed.hash) return url;
     if (parsed.password) parsed.password = '***';
-    if (parsed.username && !ROLE_SCHEMES.has(parsed.protocol)) parsed.username = '***';
-    const names = [...parsed.searchParams.keys()];
-    if (names.length) parsed.search = names.map((name) => `${encodeURIComponent(name)}=***`).join('&');
+    if (hideUser) parsed.username = '***';
+    if (parsed.search) parsed.search = hideQuery(parsed.search.slice(1));
     parsed.hash = '';
     return parsed.toString();
   } catch {
-    // Not a URL node can read: whatever sits between "//" and "@", and after "=" in the query, goes.
-    return url
-      .replace(/#.*$/s, '')
-      .replace(/\/\/[^@/?#]*@/, '//***@')
-      .replace(/([?&][^=&]*)=[^&]*/g, '$1=***');
+    // Not a URL node can read: whatever sits between "//" and "@", and the query's values, go.
+    const bare = url.replace(/#.*$/s, '').replace(/\/\/[^@/?#]*@/, '//***@');
+    const q = bare.indexOf('?');
+    return q < 0 ? bare : `${bare.slice(0, q)}?${hideQuery(bare.slice(q + 1))}`;
   }
 }
 

@@ -71,7 +71,13 @@ describe('redactedUrl', () => {
     // A bank or webhook URL: a lone user name is often the token itself; any query value may be one.
     ['https://bank-user:p4ss@bank.example.kz/base?token=t0k3n&x=1#frag', 'https://***:***@bank.example.kz/base?token=***&x=***'],
     ['https://t0k3n@bank.example.kz/', 'https://***@bank.example.kz/'],
-    ['https://bank.example.kz', 'https://bank.example.kz/'],
+    // Nothing to hide: exactly as configured (the operator searches for that text).
+    ['https://bank.example.kz', 'https://bank.example.kz'],
+    ['http://127.0.0.1:8900', 'http://127.0.0.1:8900'],
+    // A query part with no "=" may be the token itself.
+    ['https://gw.bank.example.kz/api?Zx9-SECRET-TOKEN', 'https://gw.bank.example.kz/api?***'],
+    ['https://gw.bank.example.kz/api?a=1&Zx9-SECRET-TOKEN&b=', 'https://gw.bank.example.kz/api?a=***&***&b=***'],
+    ['not a url?Zx9-SECRET-TOKEN', 'not a url?***'],
     ['unix:/run/connector/agent.sock', 'unix:/run/connector/agent.sock'],
     ['not a url //u:p4ss@h?token=t0k3n', 'not a url //***@h?token=***'],
   ])('%s', (url, shown) => {
