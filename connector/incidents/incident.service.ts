@@ -141,28 +141,21 @@ export const BANK_NOTICE_KINDS = ['authority_revoked', 'unexplained_debit', 'exe
 
 /**
  * How far a bank-notice time may lie ahead of this machine's clock (a person's watch, a phone a
- * minute fast), and how far before the start of what it notifies. People often tell the bank
- * first: a debit seen in Internet-banking is phoned in before the statement opens its incident,
- * an employee's departure is reported before the block, a compromise is called in before the
- * lockdown is engaged. A week before the start takes those and still catches a mistyped month or
- * year, which would record the bank as told of something long before it happened.
+ * few minutes fast). No bound before the start of what it notifies: people often tell the bank
+ * first (a debit seen in Internet-banking phoned in days before a late statement opens its
+ * incident, an employee's departure reported before the block), and a refusal would only make the
+ * operator record a false time.
  */
-const NOTICE_AHEAD_MS = 5 * 60_000;
-const NOTICE_BEFORE_START_MS = 7 * 24 * 3_600_000;
+export const BANK_NOTICE_AHEAD_MS = 5 * 60_000;
 
 /**
- * R-29: when the bank was told. Not in the future, nor more than NOTICE_BEFORE_START_MS before what
- * it notifies (the lockdown's start, the incident's opening): either is a mistyped date or a notice
- * about something else, and the resolution would record the bank as told when it was not. A usage
- * error (exit 2) naming the flag (or JSON field), the time given and the start.
+ * R-29: when the bank was told, not in the future: a mistyped date, and the resolution would record
+ * the bank as told when it was not. A usage error (exit 2) naming the flag (or JSON field), the
+ * time given and the clock's now.
  */
-export function assertBankNoticeTime(at: Date, given: string, bounds: { start: Date; startName: string; now: Date; field: string }): void {
-  const shown = `${bounds.field} ${given} (${at.toISOString()})`;
-  if (at.getTime() < bounds.start.getTime() - NOTICE_BEFORE_START_MS) {
-    throw new UsageError(`${shown} is more than 7 days before ${bounds.startName} started (${bounds.start.toISOString()}): a mistyped date, or a notice about something else; give the time the bank was told of it`);
-  }
-  if (at.getTime() > bounds.now.getTime() + NOTICE_AHEAD_MS) {
-    throw new UsageError(`${shown} is in the future (now ${bounds.now.toISOString()}; ${bounds.startName} started ${bounds.start.toISOString()}): give the time the bank was told`);
+export function assertBankNoticeTime(at: Date, given: string, bounds: { now: Date; field: string }): void {
+  if (at.getTime() > bounds.now.getTime() + BANK_NOTICE_AHEAD_MS) {
+    throw new UsageError(`${bounds.field} ${given} (${at.toISOString()}) is in the future (now ${bounds.now.toISOString()}): give the time the bank was told`);
   }
 }
 
@@ -203,8 +196,6 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
     }
     if (input.bankNotifiedAt) {
       assertBankNoticeTime(input.bankNotifiedAt, input.bankNotifiedAtText ?? input.bankNotifiedAt.toISOString(), {
-        start: incident.openedAt,
-        startName: `incident ${incident.id} (${incident.kind})`,
         now,
         field: input.caller === 'api' ? 'bankNotifiedAt' : '--bank-notified-at',
       });

@@ -9,7 +9,7 @@ import type { ConnectorConfig } from '../../config/config.schema';
 import { appendAudit } from '../audit/audit.log';
 import { noticeDeadlineFailingClosed } from '../calendar/kz-business-calendar';
 import { parseKzInstant } from '../calendar/kz-time';
-import { appendToTimeline, assertBankNoticeTime, openIncident } from '../incidents/incident.service';
+import { appendToTimeline, BANK_NOTICE_AHEAD_MS, openIncident } from '../incidents/incident.service';
 import { Incident, type TimelineEntry } from '../persistence/entities';
 import { orderSnapshotSql } from '../orders/order-event.snapshot';
 import type { Clock } from '../shared/clock';
@@ -521,10 +521,22 @@ async function recordLockdown(
     const row = await readLockdownRow(tx);
     if (row.state === 'locked' && row.incidentId) {
       const merged = mergeScope(row.scope, scope);
-      // The stamp moves with every trigger added, even at the same clock reading: a resolve under way
-      // sees by it that a trigger landed after it judged the lockdown (resolveLockdown).
-      await tx.execute("update lockdown_state set scope = ?, updated_at = greatest(?, updated_at + interval '1 microsecond'), updated_by = ? where id = 1", [merged, now, input.actor]);
-      return { alreadyLocked: true, widened: merged !== row.scope, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
+      const widened = merged !== row.scope;
+      // The stamp moves with every trigger that is news, even at the same clock reading: a resolve
+      // under way sees by it that a trigger landed after it judged the lockdown (resolveLockdown).
+      // The same trigger of the same scope seen again (every login attempt of a brute force, every
+      // worker meeting the bank's refusal) is not news: moving the stamp for it let whoever keeps
+      // triggering it refuse every resolve, and every held order stayed held.
+      const seen =
+        !widened &&
+        (
+          await tx.execute<Array<{ one: number }>>(
+            "select 1 as one from audit_event where subject = ? and action in ('lockdown.engaged', 'lockdown.retriggered') and details->>'trigger' = ? and details->>'triggerScope' = ? limit 1",
+            [row.incidentId, input.trigger, scope],
+          )
+        ).length > 0;
+      if (!seen) await tx.execute("update lockdown_state set scope = ?, updated_at = greatest(?, updated_at + interval '1 microsecond'), updated_by = ? where id = 1", [merged, now, input.actor]);
+      return { alreadyLocked: true, widened, incidentId: row.incidentId, since: row.since ?? now, scope: merged };
     }
     const { incident } = await openIncident(tx, {
       kind: 'lockdown',
@@ -789,9 +801,10 @@ export async function missingResolutionSteps(
     missing.push(`bank notification: give ${name.notifiedAt}${api ? ' (an ISO time)' : ' ISO'}, when the bank was told (R-29: phones +7 7172 770 622, +7 800 080 0711, 7711)`);
   } else {
     // Without an offset, Kazakhstan time: never the zone of the machine the command runs on.
-    // A time before the lockdown or in the future is refused before this (resolveLockdown).
+    // A time before the lockdown is taken: people often call the bank first and engage after.
     const at = parseKzInstant(input.bankNotifiedAt);
     if (!at) missing.push(`bank notification: ${name.notifiedAt} "${input.bankNotifiedAt}" is not an ISO time (e.g. 2026-11-25T10:30:00+05:00)`);
+    else if (at.getTime() > now.getTime() + BANK_NOTICE_AHEAD_MS) missing.push(`bank notification: ${name.notifiedAt} ${input.bankNotifiedAt} is in the future (now ${now.toISOString()})`);
   }
   if (!input.bankReference || !input.bankReference.trim()) missing.push(`bank notification: give ${name.reference}${api ? '' : ' TEXT'}, the bank's reference (or the name of the person) for this notice`);
   const since = row.since ?? now;
@@ -891,15 +904,6 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
   let row = await readLockdownRow(deps.em);
   if (row.state !== 'locked') throw new ConnectorError('NOT_LOCKED', 'no lockdown is in force (connector lockdown status)', 1);
   if (row.incidentId !== input.incidentId) throw new ConnectorError('WRONG_INCIDENT', `the lockdown in force is recorded under incident ${row.incidentId}, not ${input.incidentId}`, 1);
-  const notifiedAt = input.bankNotifiedAt ? parseKzInstant(input.bankNotifiedAt) : null;
-  if (notifiedAt) {
-    assertBankNoticeTime(notifiedAt, input.bankNotifiedAt!, {
-      start: row.since ?? deps.clock.now(),
-      startName: `the lockdown (incident ${row.incidentId})`,
-      now: deps.clock.now(),
-      field: RESOLVE_FIELD_NAMES[input.caller === 'api' ? 'api' : 'cli'].notifiedAt,
-    });
-  }
   // Its steps are those of every finding, the ones no sweep could escalate included.
   if ((await escalateReconciliationFindings(deps)) > 0) row = await readLockdownRow(deps.em);
   const stepsMissing = (missing: string[]) =>
@@ -936,6 +940,13 @@ export async function resolveLockdown(deps: LockdownDeps, input: ResolveInput): 
     // there): the submit stage finds them without a valid signature and sends them back to be signed.
     let invalidated: Array<{ id: string; order_id: string }> = [];
     if (scope === 'all' || scope === 'users' || scope.startsWith('user:')) {
+      // The orders first, in id order, then their signatures: the order every other path takes them
+      // in (a user's block voids their signatures under the orders' locks, voidSignaturesOfLostAuthority).
+      // The other way round, a resolve and a block over the same order waited for each other.
+      await tx.execute(
+        `select id from payment_order where state = 'held' or (state = 'failed' and failed_from in ${UNSENT_FAILED_FROM})
+            or (submit_attempts = 0 and (state = 'submitting' or (state = 'failed' and failed_from = 'submitting'))) order by id for update`,
+      );
       const everyone = !scope.startsWith('user:');
       const userClause = everyone ? '' : ' and exists (select 1 from order_signature x join app_user u on u.id = x.user_id where x.order_id = s.order_id and x.valid and u.login = ?)';
       invalidated = await tx.execute<Array<{ id: string; order_id: string }>>(

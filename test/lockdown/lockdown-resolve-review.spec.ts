@@ -112,6 +112,21 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
     await expect(resolveLockdownIn(context, input)).resolves.toMatchObject({ incidentId });
   }, 60_000);
 
+  it('the same trigger of the same scope seen again while the resolve is under way is no news: the resolve goes through (a brute force cannot keep it refused)', async () => {
+    const { context } = world;
+    await world.reset();
+    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
+    const deps = lockdownDepsFor(context);
+    const race = raceAtTransaction(deps, async () => {
+      const again = await triggerLockdown(context, { trigger: 'manual', reason: 'test: the same report, sent again', scope: 'user:revoked', actor: 'cli:tester' });
+      expect([again.incidentId, again.alreadyLocked]).toEqual([incidentId, true]);
+    });
+    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R5', actor: 'cli:tester', isAdmin: true };
+    await expect(resolveLockdown({ ...deps, em: race.em }, input)).resolves.toMatchObject({ incidentId });
+    expect(race.raced()).toBe(true);
+    expect((await lockdownStatusOf(context)).state).toBe('normal');
+  }, 60_000);
+
   it('a trigger whose record lands after a resolve committed (the resolve cleared the flag it had set) is a new lockdown with its own incident, held in Redis too', async () => {
     const { context } = world;
     await world.reset();
