@@ -125,27 +125,34 @@ export async function recordSignatures(em: EntityManager, list: readonly NewSign
   // takes, so that a transition of the order waits for this insert (and this one for it) and the
   // state is judged on the row as it is when the insert goes in.
   // Nor by a signer disabled meanwhile (R-17): the block voided their signatures when it was made
-  // (voidSignaturesOfLostAuthority); one recorded after it would count again.
-  const rows = await em.execute<Array<{ id: string; order_id: string }>>(
-    `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) and state = 'awaiting_signatures' order by id for share),
-     ins as (
-       insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
-       select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
-         as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
-        where v.order_id in (select id from lk)
-          and not exists (select 1 from app_user u where u.id = v.user_id and u.blocked_reason is not null)
-          and v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
-          -- Over the bytes frozen now: a withdrawn order corrected meanwhile has a new document.
-          and v.document_sha256 = (select d.sha256 from order_document d where d.order_id = v.order_id)
-       on conflict do nothing returning id, order_id),
-     ${audit.cte}
-     select ins.id, ins.order_id, aud.appended from ins left join aud on true`,
-    [
-      ...orders,
-      ...list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]),
-      audit.param,
-    ],
-  );
+  // (voidSignaturesOfLostAuthority); one recorded after it would count again. The signers' rows are
+  // share-locked first, in a statement of their own: a block under way (its update of the user,
+  // then its lock of the orders) is waited for, and the insert's own snapshot, taken after, sees it
+  // committed. Users, then orders, then the audit chain: the block's order, so no deadlock.
+  const users = [...new Set(list.map((s) => s.userId))];
+  const rows = await em.transactional(async (tx) => {
+    await tx.execute(`select id from app_user where id in (${users.map(() => '?').join(', ')}) order by id for share`, users);
+    return tx.execute<Array<{ id: string; order_id: string }>>(
+      `with lk as (select id from payment_order where id in (${orders.map(() => '?').join(', ')}) and state = 'awaiting_signatures' order by id for share),
+       ins as (
+         insert into order_signature (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+         select v.* from (values ${list.map(() => '(?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?::bytea, ?::boolean, ?::bigint, ?::timestamptz)').join(', ')})
+           as v (order_id, user_id, login, level, algorithm, serial, subject, iin, signing_time, document_sha256, cms, mandate, cosigned_id, created_at)
+          where v.order_id in (select id from lk)
+            and not exists (select 1 from app_user u where u.id = v.user_id and u.blocked_reason is not null)
+            and v.cosigned_id is not distinct from (select max(s.id) from order_signature s where s.order_id = v.order_id and s.valid)
+            -- Over the bytes frozen now: a withdrawn order corrected meanwhile has a new document.
+            and v.document_sha256 = (select d.sha256 from order_document d where d.order_id = v.order_id)
+         on conflict do nothing returning id, order_id),
+       ${audit.cte}
+       select ins.id, ins.order_id, aud.appended from ins left join aud on true`,
+      [
+        ...orders,
+        ...list.flatMap((s) => [s.orderId, s.userId, s.login, s.level, s.algorithm, s.serial, s.subject, s.iin, s.signingTime, s.documentSha256, s.cms, s.mandate, s.cosignedId, now]),
+        audit.param,
+      ],
+    );
+  });
   const inserted = new Map(rows.map((r) => [r.order_id, Number(r.id)]));
   return list.map((s) => inserted.get(s.orderId) ?? null);
 }

@@ -333,6 +333,24 @@ describe('order transitions on PostgreSQL', () => {
       expect(await orm.em.fork().execute('select id from order_signature where order_id = ?', [id])).toEqual([]);
     });
 
+    it('records no signature by a signer whose block commits while the signature goes in (R-17: the block is waited for, not judged on a snapshot from before it)', async () => {
+      const id = await frozenOrder('SIG-BLOCKED');
+      const sig = signature(id, 'first', 'blocked-meanwhile', null);
+      await orm.em.fork().execute(
+        "insert into app_user (id, login, role, password_hash, password_changed_at, last_activity_at, created_at, updated_at) values (?, 'blocked-meanwhile', 'signer', 'x', now(), now(), now(), now())",
+        [sig.userId],
+      );
+      // The block has updated the user and not yet committed (it voids the signatures there are, then commits).
+      const block = orm.em.fork();
+      await block.begin();
+      await block.execute("update app_user set blocked_reason = 'admin' where id = ?", [sig.userId]);
+      const recording = recordSignatures(orm.em.fork(), [sig], now);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await block.commit();
+      expect(await recording).toEqual([null]);
+      expect(await orm.em.fork().execute('select id from order_signature where order_id = ?', [id])).toEqual([]);
+    });
+
     it('freezes a document only from the order as it still is: bytes built from a row read before a correction are not frozen', async () => {
       const id = await newOrder('FREEZE-STALE');
       const [{ version }] = await orm.em.fork().execute<Array<{ version: number }>>('select version from payment_order where id = ?', [id]);
