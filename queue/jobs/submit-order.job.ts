@@ -268,7 +268,14 @@ async function backToSigningIfSignersLost(
     if (missing.length === 0) return null;
     why = `the signing rules ask a ${missing.join(' and a ')} signature too`;
   }
-  await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from, reason: from === 'submitting' ? `not sent: ${why}` : why });
+  try {
+    await transitionOrder(em, order.id, 'awaiting_signatures', { actor: 'worker', from, reason: from === 'submitting' ? `not sent: ${why}` : why });
+  } catch (err) {
+    // Moved meanwhile: a signer's block or lost right sent it back to be signed itself (and queued
+    // its sign stage), or another run got there first. Not this job's failure.
+    if (err instanceof IllegalTransitionError) return { state: 'moved-on' };
+    throw err;
+  }
   await context.queues.add(signOrderJob, { orderId: order.id });
   return { state: 'awaiting_signatures' };
 }
