@@ -82,6 +82,12 @@ function isoDay(value: string | Date): string {
  * Only events below a settled horizon are sent (`settledEventHorizon`): an event id is taken when
  * the transition runs, not when it commits, so a later id can be visible before an earlier one.
  */
+/** The incident of a webhook secret file that cannot be used (dispatchWebhooks). */
+const SECRET_INCIDENT_KEY = 'webhook_undelivered:secret-file';
+/** Per process: looked for once at the start, and again after a refusal, not on every dispatch. */
+const secretIncidentMayBeOpen = new WeakSet<object>();
+const secretIncidentLookedFor = new WeakSet<object>();
+
 export async function dispatchWebhooks(
   context: JobContext,
   redis: IORedis,
@@ -96,7 +102,19 @@ export async function dispatchWebhooks(
     // which anyone can compute: an ERP that took the signature as proof could be sent any status.
     // A file others may read lets anyone on the machine do the same (R-4, as the Client Secret's).
     const read = readSigningSecret(cfg.secretFile, 'webhooks.secretFile');
-    if ('problem' in read) throw new ConnectorError('CONFIG_INVALID', `no status event is sent unsigned or with a secret others may have: ${read.problem}`, 1);
+    if ('problem' in read) {
+      // Not a log line only: the ERP stops hearing of rejections and executions until a person acts
+      // (a 0644 file from before this check, a secret written elsewhere). One open incident says so.
+      const title = `No status event is sent to the ERP (webhooks.url): ${read.problem}; the events wait and go out once it is fixed`;
+      await openIncident(context.orm.em.fork(), { kind: 'webhook_undelivered', severity: 'high', title, evidence: { problem: read.problem }, dedupeKey: SECRET_INCIDENT_KEY, actor: 'worker', now: context.clock.now(), onRepeat: 'ignore' });
+      secretIncidentMayBeOpen.add(context);
+      throw new ConnectorError('CONFIG_INVALID', `no status event is sent unsigned or with a secret others may have: ${read.problem}`, 1);
+    }
+    if (secretIncidentMayBeOpen.has(context) || !secretIncidentLookedFor.has(context)) {
+      secretIncidentLookedFor.add(context);
+      await resolveIncidentsByKey(context.orm.em.fork(), SECRET_INCIDENT_KEY, { actor: 'worker', note: 'the webhook secret file can be used again; the status events that waited go out', now: context.clock.now() });
+      secretIncidentMayBeOpen.delete(context);
+    }
     client = new WebhookClient(cfg.url, read.secret, cfg.timeoutMs);
   }
   const lockMs = options.lockMs ?? 60_000;

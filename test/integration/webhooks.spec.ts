@@ -334,11 +334,17 @@ describe('status webhooks', () => {
       await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(`webhooks.secretFile ${looseFile} may be read by group or others (mode 0644)`) });
       await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('Loose-Canary-Secret') });
       expect(received).toHaveLength(0);
+      // Not a log line only: the ERP hears nothing until a person acts, and an open incident says so.
+      await expect(dispatchWebhooks(context, context.redis)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+      const open = await context.orm.em.fork().execute<Array<{ title: string }>>("select title from incident where kind = 'webhook_undelivered' and status = 'open' and dedupe_key = 'webhook_undelivered:secret-file'");
+      expect(open.map((i) => i.title)).toEqual([expect.stringContaining(`No status event is sent to the ERP (webhooks.url): webhooks.secretFile ${looseFile} may be read by group or others (mode 0644)`)]);
     } finally {
       context.config.webhooks.secretFile = secretFile;
     }
     expect(await dispatchWebhooks(context, context.redis)).toMatchObject({ status: 'done', delivered: 1 });
     expect(JSON.parse(received[0].body)).toMatchObject({ number: 'WH-LOOSE' });
+    // Fixed: the incident closes by itself.
+    expect(await context.orm.em.fork().execute("select id from incident where dedupe_key = 'webhook_undelivered:secret-file' and status = 'open'")).toEqual([]);
   });
 
   it('one dispatcher at a time', async () => {
