@@ -4,7 +4,7 @@ import { buildApi } from './api.server';
 import { apiKeyAuthenticator } from './auth.hooks';
 import { sessionAuthenticator } from '../users/session.authenticator';
 import { userRoutes } from '../users/user.routes';
-import type { UsersWiring } from '../users/user-context';
+import type { UsersWiring } from '../app/user-context';
 import { orderSigningRoutes } from './order-signing.routes';
 import { lockdownRoutes } from './lockdown.routes';
 

@@ -10,7 +10,7 @@ import { startSandbox, type Sandbox } from '../../adapters/bank/sandbox/sandbox.
 import { DEMO, loadSandboxConfig, type SandboxConfigInput } from '../../adapters/bank/sandbox/sandbox.config';
 import { startSignerAgent, type RunningSignerAgent } from '../../signer-agent/agent/signer-agent.process';
 import { createUser, enrollKey, findUser, grantRight } from '../users/user.service';
-import { userDeps } from '../users/user-context';
+import { userDeps } from '../app/user-context';
 import { credentialStatus, setCredentials } from '../vault/credential.vault';
 import { SecretBox } from '../vault/secret-box';
 

@@ -5,7 +5,7 @@ import type { Authenticator, Principal } from '../api/auth.hooks';
 import { AppUser, type UserAccountRight } from '../persistence/entities';
 import { accountsManageableBy, accountsNarrowedFrom, accountsVisibleTo, loadRights } from './authority';
 import { isPasswordExpired } from './password.policy';
-import { usersWiring, userDeps, type UsersWiring } from './user-context';
+import { usersWiring, userDeps, type UsersWiring } from '../app/user-context';
 import { touchActivity } from './user.service';
 import { MESSAGES } from './user.errors';
 import { CONSOLE_SOURCE } from '../orders/payment-order';

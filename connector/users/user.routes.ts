@@ -16,7 +16,7 @@ import { isLockedDown } from '../lockdown/lockdown.flag';
 import { accountsVisibleTo } from './authority';
 import { passwordExpiresInDays } from './password.policy';
 import { clearSessionCookie, sessionOf, setSessionCookie, type SessionContext } from './session.authenticator';
-import { usersWiring, userDeps, type UsersWiring } from './user-context';
+import { usersWiring, userDeps, type UsersWiring } from '../app/user-context';
 import { MESSAGES, UserError, userError } from './user.errors';
 import { blockUser, changePassword, checkLogin, createUser, grantRight, listUsers, logoutEverywhere, recordKeystoreFailure, resetPassword, revokeRight, rightView, showUser, unblockUser } from './user.service';
 

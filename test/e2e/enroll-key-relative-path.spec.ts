@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createTestEnv, freePort, type TestEnv } from '../support/test-env';
 import { startDemoWorld, type DemoWorld } from '../../connector/demo/demo-world';
 import { createLogger } from '../../connector/logging/logger';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { createUser, enrollKey } from '../../connector/users/user.service';
 
 /**

@@ -16,7 +16,7 @@ import type { AnyJobDefinition } from '../../queue/job-definition';
 import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
 import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { blockUser, unblockUser } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { loadDocuments, validSignatures } from '../../connector/signing/order-signatures';
 import { parseCms } from '../../signer-agent/cms/cms.parser';

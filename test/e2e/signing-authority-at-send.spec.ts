@@ -11,7 +11,7 @@ import { createLogger } from '../../connector/logging/logger';
 import { prepareSigning, signAs } from '../../queue/order-signing';
 import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { blockUser, grantRight, unblockUser } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validSignatures } from '../../connector/signing/order-signatures';
 import type { SignerAgentClient } from '../../signer-agent/agent/signer-agent.client';

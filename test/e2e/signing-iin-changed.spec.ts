@@ -7,7 +7,7 @@ import { intakeOrders } from '../../connector/intake/order-intake';
 import { createLogger } from '../../connector/logging/logger';
 import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validSignatures } from '../../connector/signing/order-signatures';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { setUserIin } from '../../connector/users/user.service';
 import { SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { prepareSigning, signAs } from '../../queue/order-signing';

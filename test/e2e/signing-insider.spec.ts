@@ -9,7 +9,7 @@ import { transitionOrder } from '../../connector/orders/order-state.machine';
 import { validSignatures } from '../../connector/signing/order-signatures';
 import { grantRight } from '../../connector/users/user.service';
 import { MAX_AMOUNT, parseAmount } from '../../connector/shared/money';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { dropSignaturesThatNoLongerCount, SignerDirectory } from '../../queue/jobs/pipeline.helpers';
 import { completeSigning, prepareSigning, signAs, signWithMandates } from '../../queue/order-signing';
 import { submitBatch } from '../../queue/jobs/submit-order.job';

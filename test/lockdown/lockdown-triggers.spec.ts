@@ -8,7 +8,7 @@ import { getIncident, listIncidents, openIncident } from '../../connector/incide
 import { handleSweepOrders } from '../../queue/jobs/sweep-orders.job';
 import { fetchAndReconcile } from '../../queue/jobs/fetch-statement.job';
 import { createUser, grantRight, resetPassword } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { eventually } from '../support/test-env';

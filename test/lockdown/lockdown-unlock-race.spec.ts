@@ -4,7 +4,7 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { createLogger } from '../../connector/logging/logger';
 import { signerAgentPortFromConfig, type SignerAgentPort } from '../../connector/users/signer-agent.port';
 import { blockUser, findUser, logoutEverywhere } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { lockdownStatusOf, triggerLockdown } from '../../queue/lockdown.trigger';
 import { startLockdownWorld, type LockdownWorld } from './lockdown.harness';
 

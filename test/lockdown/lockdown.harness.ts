@@ -5,7 +5,7 @@ import { createAppContext, type AppContext } from '../../connector/app/app-conte
 import { createLogger } from '../../connector/logging/logger';
 import { intakeOrders } from '../../connector/intake/order-intake';
 import { createUser, grantRight } from '../../connector/users/user.service';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { resetLockdown } from '../support/lockdown-reset';

@@ -6,7 +6,7 @@ import { DEMO } from '../../adapters/bank/sandbox/sandbox.config';
 import { enrollKey, grantRight, revokeRight, unblockUser } from '../../connector/users/user.service';
 import { holdPendingOrders, resolveLockdown } from '../../connector/lockdown/lockdown.service';
 import { bruteForceKey } from '../../connector/lockdown/brute-force.detector';
-import { userDeps } from '../../connector/users/user-context';
+import { userDeps } from '../../connector/app/user-context';
 import { rotateSecret } from '../../connector/vault/credential.vault';
 import { SecretBox } from '../../connector/vault/secret-box';
 import { sessionStoreFor } from '../../connector/users/session.store';

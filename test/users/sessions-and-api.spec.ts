@@ -7,7 +7,7 @@ import { totp } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, findUser } from '../../connector/users/user.service';
 import { listIncidents, openIncident } from '../../connector/incidents/incident.service';
 import { SecretBox } from '../../connector/vault/secret-box';
-import { usersWiring } from '../../connector/users/user-context';
+import { usersWiring } from '../../connector/app/user-context';
 import { setCredentials } from '../../connector/vault/credential.vault';
 import { activeUser, Browser, DAY, enrollTotpSeed, uniq, usersTestEnvOfFile } from './users-test.env';
 import { unlockRefusal } from '../../connector/users/signer-agent.port';

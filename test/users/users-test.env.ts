@@ -12,7 +12,7 @@ import { createLogger } from '../../connector/logging/logger';
 import { migrate } from '../../connector/persistence/database';
 import { OffsetClock } from '../../connector/shared/clock';
 import type { SignerAgentPort } from '../../connector/users/signer-agent.port';
-import { userDeps, usersWiring } from '../../connector/users/user-context';
+import { userDeps, usersWiring } from '../../connector/app/user-context';
 import { base32Decode } from '../../connector/users/totp';
 import { createUser, enrollTotp, grantRight, type UserDeps } from '../../connector/users/user.service';
 

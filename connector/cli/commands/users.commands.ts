@@ -6,7 +6,7 @@ import { checkAuditAnchor, exportArchive } from '../../archive/archive.export';
 import { parseAmount, formatAmount } from '../../shared/money';
 import { systemClock, clockFromConfig } from '../../shared/clock';
 import { ConnectorError, UsageError } from '../../shared/errors';
-import { userDeps } from '../../users/user-context';
+import { userDeps } from '../../app/user-context';
 import { UserError } from '../../users/user.errors';
 import { blockUser, createUser, disableTotp, enrollKey, enrollTotp, grantRight, listUsers, resetPassword, revokeRight, setUserIin, showUser, unblockUser } from '../../users/user.service';
 import { credentialStatus, rotateSecret, SECRET_PURPOSE, setCredentials, type CredentialStatus } from '../../vault/credential.vault';

@@ -1,9 +1,9 @@
-import type { AppContext } from '../app/app-context';
+import type { AppContext } from './app-context';
 import { SecretBox } from '../vault/secret-box';
-import { phantomKeyFrom, RedisPhantomLogins, type PhantomLoginCounter } from './phantom-logins';
-import { sessionStoreFor, type SessionStore } from './session.store';
-import { signerAgentPortFromConfig, type SignerAgentPort } from './signer-agent.port';
-import type { UserDeps } from './user.service';
+import { phantomKeyFrom, RedisPhantomLogins, type PhantomLoginCounter } from '../users/phantom-logins';
+import { sessionStoreFor, type SessionStore } from '../users/session.store';
+import { signerAgentPortFromConfig, type SignerAgentPort } from '../users/signer-agent.port';
+import type { UserDeps } from '../users/user.service';
 import { reportSecurityEvent } from '../../queue/lockdown.trigger';
 import { requeueOrder } from '../../queue/jobs/sweep-orders.job';
 
