@@ -42,35 +42,6 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
     expect(row.linked).toBe(incidentId);
   }, 60_000);
 
-  it('a trigger that widens the lockdown while the resolve is under way (after its steps were judged) is judged too: not lifted without the Client Secret rotation', async () => {
-    const { context } = world;
-    await world.reset();
-    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
-    const deps = lockdownDepsFor(context);
-    // The bank refuses a call for a compromise (another worker) right as the admin resolves: its
-    // record lands between the resolve's look at the steps and the resolve's own transaction.
-    let raced = false;
-    const em = new Proxy(deps.em, {
-      get(target, prop, receiver) {
-        if (prop === 'transactional' && !raced) {
-          return async (work: Parameters<typeof target.transactional>[0]) => {
-            raced = true;
-            const widened = await triggerLockdown(context, { trigger: 'bank_refused_compromise', reason: 'test: the bank refused the token with CREDENTIALS_COMPROMISED', scope: 'credentials', actor: 'worker' });
-            expect([widened.incidentId, widened.scope]).toEqual([incidentId, 'all']);
-            return target.transactional(work);
-          };
-        }
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R2', actor: 'cli:tester', isAdmin: true };
-    await expect(resolveLockdown({ ...deps, em }, input)).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: expect.arrayContaining([expect.stringMatching(/^Client Secret rotation/)]) } });
-    expect(raced).toBe(true);
-    const status = await lockdownStatusOf(context);
-    expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
-    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
-  }, 60_000);
   /** `deps.em` whose first `transactional` (the resolve's, or the engage's record) runs `first` before it. */
   function raceAtTransaction(deps: ReturnType<typeof lockdownDepsFor>, first: () => Promise<void>): { em: typeof deps.em; raced: () => boolean } {
     let raced = false;
@@ -90,20 +61,48 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
     return { em, raced: () => raced };
   }
 
-  it('a trigger of the same scope recorded while the resolve is under way leaves the connector locked down, the trigger on the open incident', async () => {
+  /** A fresh world locked down for one user's EDS (a password reported stolen), and a resolve's input for it. */
+  async function userLockdown() {
     const { context } = world;
     await world.reset();
     const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
-    const deps = lockdownDepsFor(context);
-    // Another report of the same user lands between the resolve's judgement and its transaction: it
-    // asks for no step the resolve has not judged, yet nobody has seen it.
+    const resolveInput = (bankReference: string) => ({ incidentId, bankNotifiedAt: new Date().toISOString(), bankReference, actor: 'cli:tester', isAdmin: true });
+    return { context, incidentId, deps: lockdownDepsFor(context), resolveInput };
+  }
+
+  /** The resolve, with `trigger` seen again (same user, already locked down) between its look at the steps and its transaction. */
+  async function resolveRetriggered(trigger: 'user_report' | 'manual', actor: string) {
+    const { context, incidentId, deps, resolveInput } = await userLockdown();
     const race = raceAtTransaction(deps, async () => {
-      const again = await triggerLockdown(context, { trigger: 'user_report', reason: 'test: the same key used from an unknown host', scope: 'user:revoked', actor: 'system:user_report' });
+      const again = await triggerLockdown(context, { trigger, reason: 'test: the same key used from an unknown host', scope: 'user:revoked', actor });
       expect([again.incidentId, again.alreadyLocked]).toEqual([incidentId, true]);
     });
-    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R3', actor: 'cli:tester', isAdmin: true };
-    await expect(resolveLockdown({ ...deps, em: race.em }, input)).rejects.toMatchObject({ code: 'LOCKDOWN_RETRIGGERED', exitCode: 1, message: expect.stringContaining(`connector incidents show ${incidentId}`) });
+    const input = resolveInput('ACB-R3');
+    const outcome = await resolveLockdown({ ...deps, em: race.em }, input).then((r) => r, (err: unknown) => err);
     expect(race.raced()).toBe(true);
+    return { context, incidentId, input, outcome };
+  }
+
+  it('a trigger that widens the lockdown while the resolve is under way (after its steps were judged) is judged too: not lifted without the Client Secret rotation', async () => {
+    const { context, incidentId, deps, resolveInput } = await userLockdown();
+    // The bank refuses a call for a compromise (another worker) right as the admin resolves: its
+    // record lands between the resolve's look at the steps and the resolve's own transaction.
+    const race = raceAtTransaction(deps, async () => {
+      const widened = await triggerLockdown(context, { trigger: 'bank_refused_compromise', reason: 'test: the bank refused the token with CREDENTIALS_COMPROMISED', scope: 'credentials', actor: 'worker' });
+      expect([widened.incidentId, widened.scope]).toEqual([incidentId, 'all']);
+    });
+    await expect(resolveLockdown({ ...deps, em: race.em }, resolveInput('ACB-R2'))).rejects.toMatchObject({ code: 'LOCKDOWN_STEPS_MISSING', details: { missing: expect.arrayContaining([expect.stringMatching(/^Client Secret rotation/)]) } });
+    expect(race.raced()).toBe(true);
+    const status = await lockdownStatusOf(context);
+    expect([status.state, status.scope, status.incidentId]).toEqual(['locked', 'all', incidentId]);
+    for (const queue of context.queues.all()) expect(await queue.isPaused()).toBe(true);
+  }, 60_000);
+
+  it('a trigger of the same scope recorded while the resolve is under way leaves the connector locked down, the trigger on the open incident', async () => {
+    // Another report of the same user lands between the resolve's judgement and its transaction: it
+    // asks for no step the resolve has not judged, yet nobody has seen it.
+    const { context, incidentId, input, outcome } = await resolveRetriggered('user_report', 'system:user_report');
+    expect(outcome).toMatchObject({ code: 'LOCKDOWN_RETRIGGERED', exitCode: 1, message: expect.stringContaining(`connector incidents show ${incidentId}`) });
     const status = await lockdownStatusOf(context);
     expect([status.state, status.incidentId]).toEqual(['locked', incidentId]);
     expect(await context.queues.connection.exists(lockdownKey(world.config.redis.prefix))).toBe(1);
@@ -113,28 +112,16 @@ describe('lockdown resolve: nothing found around the lockdown is swallowed', () 
   }, 60_000);
 
   it('the same trigger of the same scope seen again while the resolve is under way is no news: the resolve goes through (a brute force cannot keep it refused)', async () => {
-    const { context } = world;
-    await world.reset();
-    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
-    const deps = lockdownDepsFor(context);
-    const race = raceAtTransaction(deps, async () => {
-      const again = await triggerLockdown(context, { trigger: 'manual', reason: 'test: the same report, sent again', scope: 'user:revoked', actor: 'cli:tester' });
-      expect([again.incidentId, again.alreadyLocked]).toEqual([incidentId, true]);
-    });
-    const input = { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R5', actor: 'cli:tester', isAdmin: true };
-    await expect(resolveLockdown({ ...deps, em: race.em }, input)).resolves.toMatchObject({ incidentId });
-    expect(race.raced()).toBe(true);
+    const { context, incidentId, outcome } = await resolveRetriggered('manual', 'cli:tester');
+    expect(outcome).toMatchObject({ incidentId });
     expect((await lockdownStatusOf(context)).state).toBe('normal');
   }, 60_000);
 
   it('a trigger whose record lands after a resolve committed (the resolve cleared the flag it had set) is a new lockdown with its own incident, held in Redis too', async () => {
-    const { context } = world;
-    await world.reset();
-    const { incidentId } = await triggerLockdown(context, { trigger: 'manual', reason: 'test: a password reported stolen', scope: 'user:revoked', actor: 'cli:tester' });
-    const deps = lockdownDepsFor(context);
+    const { context, incidentId, deps, resolveInput } = await userLockdown();
     // The trigger set the Redis flag and paused the queues, then waited for the lock the resolve held.
     const race = raceAtTransaction(deps, async () => {
-      await resolveLockdownIn(context, { incidentId, bankNotifiedAt: new Date().toISOString(), bankReference: 'ACB-R4', actor: 'cli:tester', isAdmin: true });
+      await resolveLockdownIn(context, resolveInput('ACB-R4'));
     });
     const late = await engageLockdown({ ...deps, em: race.em }, { trigger: 'manual', reason: 'test: the key used again from an unknown host', scope: 'user:revoked', actor: 'cli:tester' });
     expect(race.raced()).toBe(true);
