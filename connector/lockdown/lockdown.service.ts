@@ -383,6 +383,10 @@ function agentNotReached(why: string | undefined): string {
   return `signer agent not reached (${why}): keys unlocked in it were NOT wiped; the scheduler tries again every few seconds until it answers (stop connector-signer-agent to end them now)`;
 }
 
+/** How often a failing retry of the key wipe is logged (it is tried every `onec.scanEveryMs`). */
+const WIPE_WARN_EVERY_MS = 60_000;
+const lastWipeWarning = new Map<string, number>();
+
 /**
  * R-29/R-30: keys a lockdown could not wipe (the agent down, hung or restarting at that moment) stay
  * unlocked in the agent after a compromise, usable by whoever holds a session to it, until wiped.
@@ -398,9 +402,15 @@ export async function retryKeyWipe(deps: Pick<LockdownDeps, 'em' | 'config' | 'c
   try {
     ({ wipedUsers } = await withTimeout(deps.ports.agent.wipeAll(`lockdown: ${row.trigger ?? 'manual'}`), deps.config.lockdown.agentTimeoutMs, 'the signer agent'));
   } catch (err) {
-    deps.logger?.warn({ event: 'lockdown.keys_wipe.retry_failed', incidentId: row.incidentId, err: errorText(err) });
+    // Tried every few seconds while the agent stays down: one line a minute says so, not twelve.
+    const at = performance.now();
+    if (at - (lastWipeWarning.get(row.incidentId) ?? -Infinity) >= WIPE_WARN_EVERY_MS) {
+      lastWipeWarning.set(row.incidentId, at);
+      deps.logger?.warn({ event: 'lockdown.keys_wipe.retry_failed', incidentId: row.incidentId, err: errorText(err) });
+    }
     return 'failed';
   }
+  lastWipeWarning.delete(row.incidentId);
   const now = deps.clock.now();
   const incidentId = row.incidentId;
   const warnings = await deps.em.fork().transactional(async (tx) => {
