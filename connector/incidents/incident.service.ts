@@ -3,7 +3,7 @@ import { LockMode } from '@mikro-orm/core';
 import { UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { PageCursor } from '../shared/page-cursor';
-import { ConnectorError, UsageError } from '../shared/errors';
+import { ConnectorError } from '../shared/errors';
 import { singleLine } from '../shared/text';
 import { Incident, type IncidentSeverity, type TimelineEntry } from '../persistence/entities';
 import { appendAudit } from '../audit/audit.log';
@@ -148,16 +148,6 @@ export const BANK_NOTICE_KINDS = ['authority_revoked', 'unexplained_debit', 'exe
  */
 export const BANK_NOTICE_AHEAD_MS = 5 * 60_000;
 
-/**
- * R-29: when the bank was told, not in the future: a mistyped date, and the resolution would record
- * the bank as told when it was not. A usage error (exit 2) naming the flag (or JSON field), the
- * time given and the clock's now.
- */
-export function assertBankNoticeTime(at: Date, given: string, bounds: { now: Date; field: string }): void {
-  if (at.getTime() > bounds.now.getTime() + BANK_NOTICE_AHEAD_MS) {
-    throw new UsageError(`${bounds.field} ${given} (${at.toISOString()}) is in the future (now ${bounds.now.toISOString()}): give the time the bank was told`);
-  }
-}
 
 export interface ResolveIncidentInput {
   id: string;
@@ -194,11 +184,12 @@ export async function resolveIncident(em: EntityManager, input: ResolveIncidentI
       const missing = [...(input.bankNotifiedAt ? [] : ['bankNotifiedAt']), ...(input.bankReference?.trim() ? [] : ['bankReference'])];
       throw new ConnectorError('BANK_NOTICE_MISSING', `incident ${incident.id} (${incident.kind}) must say when and under which reference the bank was told: ${how}`, 1, { missing });
     }
-    if (input.bankNotifiedAt) {
-      assertBankNoticeTime(input.bankNotifiedAt, input.bankNotifiedAtText ?? input.bankNotifiedAt.toISOString(), {
-        now,
-        field: input.caller === 'api' ? 'bankNotifiedAt' : '--bank-notified-at',
-      });
+    // R-29: a notice time in the future is a mistyped date, and the resolution would record the bank
+    // as told when it was not: the notice is still missing (exit 1), as `lockdown resolve` lists it.
+    if (input.bankNotifiedAt && input.bankNotifiedAt.getTime() > now.getTime() + BANK_NOTICE_AHEAD_MS) {
+      const field = input.caller === 'api' ? 'bankNotifiedAt' : '--bank-notified-at';
+      const given = input.bankNotifiedAtText ?? input.bankNotifiedAt.toISOString();
+      throw new ConnectorError('BANK_NOTICE_MISSING', `${field} ${given} (${input.bankNotifiedAt.toISOString()}) is in the future (now ${now.toISOString()}): give the time the bank was told`, 1, { missing: ['bankNotifiedAt'] });
     }
     const bank = input.bankNotifiedAt && input.bankReference ? { notifiedAt: input.bankNotifiedAt.toISOString(), reference: singleLine(input.bankReference) } : null;
     incident.status = 'resolved';

@@ -220,8 +220,8 @@ describe('--generated-at: R-1 counts from the day Internet-banking generated the
     expect((await status()).warnings.map((w) => w.code)).toContain('CREDENTIALS_AGING');
 
     const future = await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', kzDate(Date.now() + 3 * day)], 'Generated-Client-Secret-3\n');
-    expect(future.code).toBe(2);
-    expect(future.stderr).toMatch(/--generated-at \S+ is in the future/);
+    expect(future.code).toBe(1);
+    expect(future.stderr).toMatch(/^INVALID_GENERATED_AT: --generated-at \S+ is in the future/m);
     const bad = await cli(['credentials', 'set', '--client-id', 'client-generated', '--secret-stdin', '--generated-at', '20.11.2026'], 'Generated-Client-Secret-3\n');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--generated-at 20\.11\.2026 is not a date: expected YYYY-MM-DD/);

@@ -299,9 +299,9 @@ describe('connector onec statement', () => {
     const out = join(env.workDir, 'typo.txt');
     // The account above with two digits swapped: mod-97 fails.
     const typo = await runCli(['onec', 'statement', '--account', 'KZ69998CTA0000000110', '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir });
-    expect([typo.code, typo.stderr]).toEqual([2, expect.stringMatching(/^USAGE: --account KZ69998CTA0000000110: IBAN_CHECKSUM: /m)]);
+    expect([typo.code, typo.stderr]).toEqual([1, expect.stringMatching(/^INVALID_ACCOUNT: --account "KZ69998CTA0000000110" breaks IBAN_CHECKSUM: /m)]);
     const short = await runCli(['onec', 'statement', '--account', 'KZ69998CTA000000010', '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir });
-    expect([short.code, short.stderr]).toEqual([2, expect.stringMatching(/^USAGE: --account KZ69998CTA000000010: IBAN_FORMAT: /m)]);
+    expect([short.code, short.stderr]).toEqual([1, expect.stringMatching(/^INVALID_ACCOUNT: --account "KZ69998CTA000000010" breaks IBAN_FORMAT: /m)]);
     expect(readdirSync(env.workDir)).not.toContain('typo.txt');
     // Lower case and spaces around it are still the account.
     expect((await runCli(['onec', 'statement', '--account', ` ${ACCOUNT.toLowerCase()} `, '--from', '2026-11-23', '--to', '2026-11-24', '--out', out], { env: env.env, cwd: env.workDir })).code).toBe(0);

@@ -544,7 +544,8 @@ describe('admin endpoints and R-17 disabling', () => {
     expect([bad.statusCode, bad.json().details]).toEqual([400, [{ path: 'bankNotifiedAt', message: expect.stringMatching(/an ISO time/) }]]);
     // In the future: refused naming the field and the time (before the incident opened is taken: people often call first).
     const ahead = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: new Date(env.clock.now().getTime() + 3_600_000).toISOString(), bankReference: 'ACB 4712' });
-    expect([ahead.statusCode, ahead.json().message]).toEqual([400, expect.stringMatching(/^bankNotifiedAt .* is in the future/)]);
+    expect([ahead.statusCode, ahead.json().message]).toEqual([422, expect.stringMatching(/^bankNotifiedAt .* is in the future/)]);
+    expect(ahead.json()).toMatchObject({ code: 'BANK_NOTICE_MISSING', details: { missing: ['bankNotifiedAt'] } });
     const minute = Math.floor(env.clock.now().getTime() / 60_000) * 60_000;
     const kzWall = new Date(minute + 5 * 3_600_000).toISOString().slice(0, 16);
     const local = await resolve(later.incident.id, { note: 'the bank corrected the amount', bankNotifiedAt: kzWall, bankReference: 'ACB 4712' });

@@ -17,6 +17,7 @@ import { formatAmount } from '../../shared/money';
 import { defaultBankDirectory } from '../../requisites/bank-directory';
 import { checkBic } from '../../requisites/bic.validator';
 import { checkIban, checkIbanFormat, ibanBankCode } from '../../requisites/iban.validator';
+import { requisiteRefusal } from '../../requisites/requisite-rule';
 import { checkBin, checkIin } from '../../requisites/iin-bin.validator';
 import { checkKnp, findKnp } from '../../requisites/knp.validator';
 import type { RuleResult } from '../../requisites/requisite-rule';
@@ -173,11 +174,12 @@ async function statementCommand(opts: StatementOptions): Promise<number> {
   if (opts.from > opts.to) throw new UsageError(`--from ${opts.from} is after --to ${opts.to}`);
   const out = outFilePath('--out', opts.out, 'kl_to_1c.txt');
   const account = opts.account.trim().toUpperCase();
-  // A mistyped account is the operator's input error, told as such (exit 2, the rule it breaks):
-  // it used to be looked up and answered NO_STATEMENT with advice to add it to pipeline.accounts.
-  // Format and mod-97 only: an account of a bank missing from the directory is still looked up.
+  // A mistyped account is refused naming the rule it breaks (INVALID_ACCOUNT, exit 1, as `users
+  // grant` and `api-keys create` refuse one): it used to be looked up and answered NO_STATEMENT
+  // with advice to add it to pipeline.accounts. Format and mod-97 only: an account of a bank
+  // missing from the directory is still looked up.
   const iban = checkIbanFormat(account);
-  if (!iban.ok) throw new UsageError(`--account ${opts.account}: ${iban.code}: ${iban.messageEn}`);
+  if (!iban.ok) throw requisiteRefusal('INVALID_ACCOUNT', '--account', opts.account, iban);
   const config = loadConfig();
   const encoding = opts.encoding ?? config.onec.encoding;
   const now = clockFromConfig(config).now();

@@ -70,7 +70,8 @@ function generatedAtOf(text: string | undefined, now: Date): Date | undefined {
   if (text === undefined) return undefined;
   const at = parseKzInstant(text, { dateOnly: true });
   if (!at) throw new UsageError(`--generated-at ${text} is not a date: expected YYYY-MM-DD (Kazakhstan time) or an ISO time, e.g. 2026-11-20`);
-  if (at.getTime() > now.getTime()) throw new UsageError(`--generated-at ${text} is in the future (now ${now.toISOString()}): give the day Internet-banking generated the pair`);
+  // Readable but impossible: refused (exit 1, INVALID_GENERATED_AT), not a usage error.
+  if (at.getTime() > now.getTime()) throw new ConnectorError('INVALID_GENERATED_AT', `--generated-at ${text} is in the future (now ${now.toISOString()}): give the day Internet-banking generated the pair`, 1);
   return at;
 }
 
