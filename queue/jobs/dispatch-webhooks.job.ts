@@ -84,9 +84,8 @@ function isoDay(value: string | Date): string {
  */
 /** The incident of a webhook secret file that cannot be used (dispatchWebhooks). */
 const SECRET_INCIDENT_KEY = 'webhook_undelivered:secret-file';
-/** Per process: looked for once at the start, and again after a refusal, not on every dispatch. */
-const secretIncidentMayBeOpen = new WeakSet<object>();
-const secretIncidentLookedFor = new WeakSet<object>();
+/** Per process: none open, as far as this process knows (looked for once, and again after a refusal; not on every dispatch). */
+const secretIncidentNoneOpen = new WeakSet<object>();
 
 export async function dispatchWebhooks(
   context: JobContext,
@@ -107,13 +106,12 @@ export async function dispatchWebhooks(
       // (a 0644 file from before this check, a secret written elsewhere). One open incident says so.
       const title = `No status event is sent to the ERP (webhooks.url): ${read.problem}; the events wait and go out once it is fixed`;
       await openIncident(context.orm.em.fork(), { kind: 'webhook_undelivered', severity: 'high', title, evidence: { problem: read.problem }, dedupeKey: SECRET_INCIDENT_KEY, actor: 'worker', now: context.clock.now(), onRepeat: 'ignore' });
-      secretIncidentMayBeOpen.add(context);
+      secretIncidentNoneOpen.delete(context);
       throw new ConnectorError('CONFIG_INVALID', `no status event is sent unsigned or with a secret others may have: ${read.problem}`, 1);
     }
-    if (secretIncidentMayBeOpen.has(context) || !secretIncidentLookedFor.has(context)) {
-      secretIncidentLookedFor.add(context);
+    if (!secretIncidentNoneOpen.has(context)) {
       await resolveIncidentsByKey(context.orm.em.fork(), SECRET_INCIDENT_KEY, { actor: 'worker', note: 'the webhook secret file can be used again; the status events that waited go out', now: context.clock.now() });
-      secretIncidentMayBeOpen.delete(context);
+      secretIncidentNoneOpen.add(context);
     }
     client = new WebhookClient(cfg.url, read.secret, cfg.timeoutMs);
   }
